@@ -1,0 +1,879 @@
+//! Streaming a layer into a directory.
+//!
+//! One pass over the stream: a second thread reads, decompresses and
+//! hashes (the diffID is the sha256 of the uncompressed tar) while this one
+//! parses tar headers and writes files. Every path is resolved by
+//! [`Root`], inside the target, with `O_NOFOLLOW` opens: nothing the layer
+//! says can create, change or read anything outside it.
+//!
+//! Over existing content the OCI rules hold: a directory entry over a
+//! directory merges attributes; anything else replaces what was there
+//! (removing it first, never writing through it: a file over a symlink
+//! replaces the symlink, a directory over a symlink replaces the symlink
+//! rather than chmod-ing its target, RUSTSEC-2026-0067).
+//!
+//! On error the target holds whatever was written so far: callers apply
+//! into staging and remove it (the store never shows a half-applied layer).
+
+use std::collections::HashSet;
+use std::fs::File;
+use std::io::{self, Read, Seek, SeekFrom, Write};
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+use std::path::Path;
+
+use strata_sys::fs::{self, Time};
+use strata_sys::{xattr, Errno, FileType};
+use tar::EntryType;
+
+use crate::compress::{self, ChunkReader, Compression};
+use crate::digest::Digest;
+use crate::error::{Error, Result};
+use crate::path::{self, Components};
+use crate::root::{DirHandle, Root};
+use crate::whiteout::{self, Name, OverlayXattrs, Target};
+
+/// Whose ownership files get.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Ownership {
+    /// The uid and gid the layer records (needs privilege).
+    Preserve,
+    /// Whoever runs the apply (unprivileged extraction).
+    Ignore,
+}
+
+/// What to do with character and block devices.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Devices {
+    /// Create them; when the kernel says `EPERM` (no CAP_MKNOD, or inside
+    /// a user namespace) skip them and say so in the report, as rootless
+    /// Docker and Podman do.
+    Create,
+    /// Refuse the layer.
+    Refuse,
+}
+
+#[derive(Debug, Clone)]
+pub struct ApplyOptions {
+    pub target: Target,
+    pub ownership: Ownership,
+    pub devices: Devices,
+}
+
+impl Default for ApplyOptions {
+    /// A plain target; ownership preserved when running as root.
+    fn default() -> Self {
+        ApplyOptions {
+            target: Target::Plain,
+            ownership: if fs::euid() == 0 {
+                Ownership::Preserve
+            } else {
+                Ownership::Ignore
+            },
+            devices: Devices::Create,
+        }
+    }
+}
+
+/// What an apply did.
+#[derive(Debug, Clone)]
+pub struct ApplyReport {
+    /// sha256 of the uncompressed stream: the layer's diffID.
+    pub diff_id: Digest,
+    pub compression: Compression,
+    /// Length of the uncompressed stream.
+    pub tar_size: u64,
+    /// Bytes of file content written (what Docker's ApplyDiff returns).
+    pub size: u64,
+    /// Entries in the stream, whiteouts included.
+    pub entries: u64,
+    /// Entries or attributes left out, and why (devices without
+    /// privilege, xattrs the file system refused).
+    pub skipped: Vec<String>,
+}
+
+/// Applies the layer read from `input` to the directory `root`.
+pub fn apply<R: Read + Send>(input: R, root: &Path, opts: &ApplyOptions) -> Result<ApplyReport> {
+    let fd = fs::open_dir(root)
+        .map_err(|e| Error::fs("opening", root.as_os_str().as_encoded_bytes(), e))?;
+    apply_at(input, fd, opts)
+}
+
+fn apply_at<R: Read + Send>(input: R, root: OwnedFd, opts: &ApplyOptions) -> Result<ApplyReport> {
+    std::thread::scope(|s| {
+        let (tx, rx) = compress::channel();
+        let producer = s.spawn(move || compress::produce(input, tx));
+        let mut reader = ChunkReader::new(rx);
+        let mut applier = Applier::new(root, opts);
+        let parsed = applier.run(&mut reader);
+        let drained = match parsed {
+            Ok(()) => reader.drain(),
+            Err(_) => Ok(()),
+        };
+        // Hang up, so a producer blocked on a full channel returns.
+        drop(reader);
+        let summary = producer
+            .join()
+            .expect("the decompression thread does not panic");
+        // A broken stream explains the parse error it caused: report it
+        // first.
+        let summary = summary?;
+        parsed?;
+        drained.map_err(|e| Error::stream("reading past the end of the archive", Some(e)))?;
+        Ok(ApplyReport {
+            diff_id: summary.diff_id,
+            compression: summary.compression,
+            tar_size: summary.uncompressed,
+            size: applier.size,
+            entries: applier.entries,
+            skipped: applier.skipped,
+        })
+    })
+}
+
+/// Attributes every entry carries.
+struct Meta {
+    mode: u32,
+    uid: u32,
+    gid: u32,
+    mtime: Time,
+    xattrs: Vec<(Vec<u8>, Vec<u8>)>,
+}
+
+/// A directory whose mode and mtime are set after its children.
+struct DirFixup {
+    comps: Components,
+    mode: u32,
+    mtime: Time,
+}
+
+struct Applier<'o> {
+    root: Root,
+    opts: &'o ApplyOptions,
+    /// Paths this layer wrote: whiteouts and opaque markers only hide what
+    /// lies below, never the layer's own entries (OCI layer.md).
+    written: HashSet<Vec<u8>>,
+    fixups: Vec<DirFixup>,
+    /// Unprivileged, a 0555 directory would stop us writing its children:
+    /// its final mode waits for the end.
+    defer_dir_modes: bool,
+    buf: Vec<u8>,
+    size: u64,
+    entries: u64,
+    skipped: Vec<String>,
+}
+
+const MAX_SKIPPED_NOTES: usize = 100;
+
+fn errno(e: &io::Error) -> Option<Errno> {
+    e.raw_os_error().map(Errno::from_raw_os_error)
+}
+
+fn file_type(mode: u32) -> FileType {
+    FileType::from_raw_mode(mode)
+}
+
+impl<'o> Applier<'o> {
+    fn new(root: OwnedFd, opts: &'o ApplyOptions) -> Self {
+        Applier {
+            root: Root::new(root),
+            opts,
+            written: HashSet::new(),
+            fixups: Vec::new(),
+            defer_dir_modes: fs::euid() != 0,
+            buf: vec![0u8; 256 * 1024],
+            size: 0,
+            entries: 0,
+            skipped: Vec::new(),
+        }
+    }
+
+    fn skip(&mut self, note: String) {
+        tracing::warn!("{note}");
+        if self.skipped.len() < MAX_SKIPPED_NOTES {
+            self.skipped.push(note);
+        }
+    }
+
+    fn run(&mut self, reader: &mut ChunkReader) -> Result<()> {
+        let mut archive = tar::Archive::new(reader);
+        let entries = archive
+            .entries()
+            .map_err(|e| Error::stream("reading the tar archive", Some(e)))?;
+        for entry in entries {
+            let mut entry = entry.map_err(|e| Error::stream("reading a tar header", Some(e)))?;
+            self.entry(&mut entry)?;
+        }
+        drop(archive);
+        self.fix_directories()
+    }
+
+    fn entry<R: Read>(&mut self, e: &mut tar::Entry<'_, R>) -> Result<()> {
+        let raw = e.path_bytes().into_owned();
+        let mut ty = e.header().entry_type();
+        match ty {
+            EntryType::XGlobalHeader => return Ok(()),
+            // A V7 "regular file" whose name ends in `/` is a directory.
+            EntryType::Regular if raw.ends_with(b"/") => ty = EntryType::Directory,
+            _ => {}
+        }
+        if !ty.is_gnu_sparse() {
+            // RUSTSEC-2026-0068 ("TARmageddon"): a PAX `size` that
+            // disagrees with the header makes readers see different
+            // files. Refuse the ambiguity instead of picking a side.
+            let header_size = e
+                .header()
+                .entry_size()
+                .map_err(|err| Error::entry(&raw, format!("bad size field: {err}")))?;
+            if header_size != 0 && header_size != e.size() {
+                return Err(Error::entry(
+                    &raw,
+                    format!(
+                        "PAX size {} disagrees with the header size {header_size}",
+                        e.size()
+                    ),
+                ));
+            }
+        }
+        let comps = path::normalize(&raw).map_err(|r| Error::entry(&raw, r))?;
+        self.entries += 1;
+        let Some((last, parent)) = comps.split_last() else {
+            return self.root_entry(&raw, ty, e);
+        };
+        if parent.iter().any(|c| c.starts_with(whiteout::PREFIX)) {
+            return Err(Error::entry(
+                &raw,
+                "a directory name starts with the reserved whiteout prefix `.wh.`",
+            ));
+        }
+        match whiteout::classify(last).map_err(|r| Error::entry(&raw, r))? {
+            Name::Opaque => return self.opaque(&raw, parent),
+            Name::Whiteout(target) => return self.whiteout(&raw, parent, target),
+            Name::Plain => {}
+        }
+        let meta = read_meta(e, &raw)?;
+        let dir = self
+            .root
+            .dir(parent, true)
+            .map_err(|err| Error::entry_io(&raw, "resolving the parent directory", err))?
+            .expect("created when missing");
+        match ty {
+            EntryType::Regular | EntryType::Continuous | EntryType::GNUSparse => {
+                self.file(&raw, &dir, last, &meta, e, ty.is_gnu_sparse())?
+            }
+            EntryType::Directory => self.directory(&raw, &comps, &dir, last, &meta)?,
+            EntryType::Symlink => {
+                let target = e
+                    .link_name_bytes()
+                    .ok_or_else(|| Error::entry(&raw, "symlink without a target"))?
+                    .into_owned();
+                self.symlink(&raw, &dir, last, &target, &meta)?
+            }
+            EntryType::Link => {
+                let target = e
+                    .link_name_bytes()
+                    .ok_or_else(|| Error::entry(&raw, "hard link without a target"))?
+                    .into_owned();
+                if !self.hardlink(&raw, &comps, &dir, last, &target)? {
+                    return Ok(());
+                }
+            }
+            EntryType::Char | EntryType::Block | EntryType::Fifo => {
+                let dev = device(e, &raw, ty)?;
+                if !self.node(&raw, &dir, last, ty, dev, &meta)? {
+                    return Ok(());
+                }
+            }
+            other => {
+                return Err(Error::entry(
+                    &raw,
+                    format!("unsupported tar entry type {:?}", other.as_byte() as char),
+                ))
+            }
+        }
+        self.written.insert(path::join(&comps));
+        Ok(())
+    }
+
+    /// `./` or `/`: the layer root's own attributes. Anything but a
+    /// directory there would replace the root: refused (a symlink named
+    /// `.` is CVE-2021-29136).
+    fn root_entry<R: Read>(
+        &mut self,
+        raw: &[u8],
+        ty: EntryType,
+        e: &mut tar::Entry<'_, R>,
+    ) -> Result<()> {
+        if ty != EntryType::Directory {
+            return Err(Error::entry(raw, "the entry would replace the layer root"));
+        }
+        let meta = read_meta(e, raw)?;
+        let root = self.root.handle();
+        self.set_dir_attrs(raw, root.as_fd(), &meta)?;
+        self.fixups.push(DirFixup {
+            comps: Vec::new(),
+            mode: meta.mode,
+            mtime: meta.mtime,
+        });
+        Ok(())
+    }
+
+    /// Makes room for a new entry at `dir/name`. Keeps an existing
+    /// directory when `merge_dir` (returning true), removes anything else.
+    fn clear(
+        &mut self,
+        raw: &[u8],
+        dir: BorrowedFd<'_>,
+        name: &[u8],
+        merge_dir: bool,
+    ) -> Result<Option<FileType>> {
+        let st = fs::lstat_at(dir, fs::os(name))
+            .map_err(|e| Error::entry_io(raw, "looking up the entry", e))?;
+        let Some(st) = st else { return Ok(None) };
+        let kind = file_type(st.st_mode);
+        if kind == FileType::Directory && merge_dir {
+            return Ok(Some(kind));
+        }
+        remove_all(dir, name)
+            .map_err(|e| Error::entry_io(raw, "removing what the entry replaces", e))?;
+        self.root.invalidate();
+        Ok(Some(kind))
+    }
+
+    fn file<R: Read>(
+        &mut self,
+        raw: &[u8],
+        dir: &DirHandle,
+        name: &[u8],
+        meta: &Meta,
+        data: &mut tar::Entry<'_, R>,
+        sparse: bool,
+    ) -> Result<()> {
+        self.clear(raw, dir.as_fd(), name, false)?;
+        let size = data.size();
+        let mut file = fs::create_file_at(dir.as_fd(), fs::os(name), 0o600)
+            .map_err(|e| Error::entry_io(raw, "creating the file", e))?;
+        let written = copy_data(data, &mut file, &mut self.buf, sparse)
+            .map_err(|e| Error::entry_io(raw, "writing the file's content", e))?;
+        if written != size {
+            return Err(Error::entry(
+                raw,
+                format!("truncated: the stream ended after {written} of {size} bytes"),
+            ));
+        }
+        if sparse {
+            fs::ftruncate(file.as_fd(), size)
+                .map_err(|e| Error::entry_io(raw, "sizing the sparse file", e))?;
+        }
+        self.size += size;
+        self.set_attrs(raw, file.as_fd(), false, meta)?;
+        fs::futimes(file.as_fd(), meta.mtime, meta.mtime)
+            .map_err(|e| Error::entry_io(raw, "setting times", e))
+    }
+
+    fn directory(
+        &mut self,
+        raw: &[u8],
+        comps: &[Vec<u8>],
+        dir: &DirHandle,
+        name: &[u8],
+        meta: &Meta,
+    ) -> Result<()> {
+        let before = self.clear(raw, dir.as_fd(), name, true)?;
+        if before != Some(FileType::Directory) {
+            fs::mkdir_at(dir.as_fd(), fs::os(name), 0o700)
+                .map_err(|e| Error::entry_io(raw, "creating the directory", e))?;
+        }
+        let fd = fs::open_dir_at(dir.as_fd(), fs::os(name))
+            .map_err(|e| Error::entry_io(raw, "opening the directory", e))?;
+        self.set_dir_attrs(raw, fd.as_fd(), meta)?;
+        if let (Target::Overlay(x), Some(FileType::CharacterDevice)) = (self.opts.target, before) {
+            // A directory replacing this layer's whiteout of the same name
+            // replaces the lower directory: it must not show its content.
+            set_opaque(fd.as_fd(), x)
+                .map_err(|e| Error::entry_io(raw, "marking the directory opaque", e))?;
+        }
+        self.fixups.push(DirFixup {
+            comps: comps.to_vec(),
+            mode: meta.mode,
+            mtime: meta.mtime,
+        });
+        Ok(())
+    }
+
+    fn set_dir_attrs(&mut self, raw: &[u8], fd: BorrowedFd<'_>, meta: &Meta) -> Result<()> {
+        if self.defer_dir_modes {
+            let m = Meta {
+                mode: meta.mode | 0o700,
+                xattrs: Vec::new(),
+                ..*meta
+            };
+            self.set_attrs(raw, fd, false, &m)?;
+            return self.set_xattrs(raw, fd, false, &meta.xattrs);
+        }
+        self.set_attrs(raw, fd, false, meta)
+    }
+
+    fn symlink(
+        &mut self,
+        raw: &[u8],
+        dir: &DirHandle,
+        name: &[u8],
+        target: &[u8],
+        meta: &Meta,
+    ) -> Result<()> {
+        if target.is_empty() || target.contains(&0) {
+            return Err(Error::entry(raw, "symlink target is empty or contains NUL"));
+        }
+        self.clear(raw, dir.as_fd(), name, false)?;
+        fs::symlink_at(fs::os(target), dir.as_fd(), fs::os(name))
+            .map_err(|e| Error::entry_io(raw, "creating the symlink", e))?;
+        if self.opts.ownership == Ownership::Preserve {
+            fs::lchown_at(dir.as_fd(), fs::os(name), meta.uid, meta.gid)
+                .map_err(|e| Error::entry_io(raw, "setting the owner", e))?;
+        }
+        if !meta.xattrs.is_empty() {
+            let node = fs::open_path_at(dir.as_fd(), fs::os(name))
+                .map_err(|e| Error::entry_io(raw, "opening the symlink", e))?;
+            self.set_xattrs(raw, node.as_fd(), true, &meta.xattrs)?;
+        }
+        fs::lutimes_at(dir.as_fd(), fs::os(name), meta.mtime, meta.mtime)
+            .map_err(|e| Error::entry_io(raw, "setting times", e))
+    }
+
+    /// A hard link to a name earlier in the layer (or, on a plain target,
+    /// below it), resolved inside the root; the link itself is never
+    /// followed (a hard link to a symlink links the symlink). Returns false
+    /// when the entry links a name to itself.
+    fn hardlink(
+        &mut self,
+        raw: &[u8],
+        comps: &[Vec<u8>],
+        dir: &DirHandle,
+        name: &[u8],
+        target: &[u8],
+    ) -> Result<bool> {
+        let tcomps = path::normalize(target)
+            .map_err(|r| Error::entry(raw, format!("hard link target: {r}")))?;
+        if tcomps == comps {
+            return Ok(false);
+        }
+        let Some((tname, tparent)) = tcomps.split_last() else {
+            return Err(Error::entry(raw, "hard link to the layer root"));
+        };
+        let missing = || {
+            Error::entry(
+                raw,
+                format!(
+                    "hard link target {:?} does not exist in the layer",
+                    String::from_utf8_lossy(target)
+                ),
+            )
+        };
+        let tdir = self
+            .root
+            .dir(tparent, false)
+            .map_err(|e| Error::entry_io(raw, "resolving the hard link target", e))?
+            .ok_or_else(missing)?;
+        match fs::lstat_at(tdir.as_fd(), fs::os(tname))
+            .map_err(|e| Error::entry_io(raw, "looking up the hard link target", e))?
+        {
+            None => return Err(missing()),
+            Some(st) if file_type(st.st_mode) == FileType::Directory => {
+                return Err(Error::entry(raw, "hard link to a directory"))
+            }
+            Some(_) => {}
+        }
+        self.clear(raw, dir.as_fd(), name, false)?;
+        fs::link_at(tdir.as_fd(), fs::os(tname), dir.as_fd(), fs::os(name))
+            .map_err(|e| Error::entry_io(raw, "creating the hard link", e))?;
+        Ok(true)
+    }
+
+    /// Fifos and devices. Returns false when a device was skipped.
+    fn node(
+        &mut self,
+        raw: &[u8],
+        dir: &DirHandle,
+        name: &[u8],
+        ty: EntryType,
+        dev: u64,
+        meta: &Meta,
+    ) -> Result<bool> {
+        let kind = match ty {
+            EntryType::Char => FileType::CharacterDevice,
+            EntryType::Block => FileType::BlockDevice,
+            _ => FileType::Fifo,
+        };
+        if kind != FileType::Fifo && self.opts.devices == Devices::Refuse {
+            return Err(Error::entry(raw, "device nodes are not allowed here"));
+        }
+        self.clear(raw, dir.as_fd(), name, false)?;
+        match fs::mknod_at(dir.as_fd(), fs::os(name), kind, 0o600, dev) {
+            Ok(()) => {}
+            Err(e) if kind != FileType::Fifo && errno(&e) == Some(Errno::PERM) => {
+                self.skip(format!(
+                    "{}: device node skipped: no privilege to create it",
+                    String::from_utf8_lossy(raw)
+                ));
+                return Ok(false);
+            }
+            Err(e) => return Err(Error::entry_io(raw, "creating the node", e)),
+        }
+        let node = fs::open_path_at(dir.as_fd(), fs::os(name))
+            .map_err(|e| Error::entry_io(raw, "opening the node", e))?;
+        if self.opts.ownership == Ownership::Preserve {
+            fs::lchown_at(dir.as_fd(), fs::os(name), meta.uid, meta.gid)
+                .map_err(|e| Error::entry_io(raw, "setting the owner", e))?;
+        }
+        fs::chmod_node(node.as_fd(), meta.mode)
+            .map_err(|e| Error::entry_io(raw, "setting the mode", e))?;
+        self.set_xattrs(raw, node.as_fd(), true, &meta.xattrs)?;
+        fs::lutimes_at(dir.as_fd(), fs::os(name), meta.mtime, meta.mtime)
+            .map_err(|e| Error::entry_io(raw, "setting times", e))?;
+        Ok(true)
+    }
+
+    /// Owner, then mode (chown clears set-id bits), then xattrs.
+    fn set_attrs(
+        &mut self,
+        raw: &[u8],
+        fd: BorrowedFd<'_>,
+        o_path: bool,
+        meta: &Meta,
+    ) -> Result<()> {
+        if self.opts.ownership == Ownership::Preserve {
+            fs::fchown(fd, meta.uid, meta.gid)
+                .map_err(|e| Error::entry_io(raw, "setting the owner", e))?;
+        }
+        fs::fchmod(fd, meta.mode).map_err(|e| Error::entry_io(raw, "setting the mode", e))?;
+        self.set_xattrs(raw, fd, o_path, &meta.xattrs)
+    }
+
+    fn set_xattrs(
+        &mut self,
+        raw: &[u8],
+        fd: BorrowedFd<'_>,
+        o_path: bool,
+        xattrs: &[(Vec<u8>, Vec<u8>)],
+    ) -> Result<()> {
+        for (k, v) in xattrs {
+            if whiteout::is_overlay_private(k) {
+                self.skip(format!(
+                    "{}: overlay-private xattr {} dropped",
+                    String::from_utf8_lossy(raw),
+                    String::from_utf8_lossy(k)
+                ));
+                continue;
+            }
+            match xattr::set(fd, o_path, k, v) {
+                Ok(()) => {}
+                Err(e) if matches!(errno(&e), Some(Errno::PERM) | Some(Errno::OPNOTSUPP)) => self
+                    .skip(format!(
+                        "{}: xattr {} not set: {e}",
+                        String::from_utf8_lossy(raw),
+                        String::from_utf8_lossy(k)
+                    )),
+                Err(e) => return Err(Error::entry_io(raw, "setting an xattr", e)),
+            }
+        }
+        Ok(())
+    }
+
+    /// `.wh.NAME`: NAME is deleted from the layers below.
+    fn whiteout(&mut self, raw: &[u8], parent: &[Vec<u8>], target: &[u8]) -> Result<()> {
+        let target_path = path::child(&path::join(parent), target);
+        if self.written.contains(&target_path) {
+            // The layer's own entries are not hidden by its whiteouts.
+            return Ok(());
+        }
+        match self.opts.target {
+            Target::Plain => {
+                let dir = self
+                    .root
+                    .dir(parent, false)
+                    .map_err(|e| Error::entry_io(raw, "resolving the whiteout's directory", e))?;
+                if let Some(dir) = dir {
+                    self.clear(raw, dir.as_fd(), target, false)?;
+                }
+            }
+            Target::Overlay(_) => {
+                let dir = self
+                    .root
+                    .dir(parent, true)
+                    .map_err(|e| Error::entry_io(raw, "resolving the whiteout's directory", e))?
+                    .expect("created when missing");
+                self.clear(raw, dir.as_fd(), target, false)?;
+                fs::mknod_at(dir.as_fd(), fs::os(target), FileType::CharacterDevice, 0, 0)
+                    .map_err(|e| Error::entry_io(raw, "creating the overlay whiteout", e))?;
+            }
+        }
+        Ok(())
+    }
+
+    /// `.wh..wh..opq`: nothing below shows through the directory. Applied
+    /// as if it came before its siblings, wherever it is in the stream.
+    fn opaque(&mut self, raw: &[u8], dir_comps: &[Vec<u8>]) -> Result<()> {
+        match self.opts.target {
+            Target::Plain => {
+                let dir = self
+                    .root
+                    .dir(dir_comps, false)
+                    .map_err(|e| Error::entry_io(raw, "resolving the opaque directory", e))?;
+                if let Some(dir) = dir {
+                    self.remove_lower_children(raw, dir.as_fd(), &path::join(dir_comps))?;
+                    self.root.invalidate();
+                }
+            }
+            Target::Overlay(x) => {
+                let dir = self
+                    .root
+                    .dir(dir_comps, true)
+                    .map_err(|e| Error::entry_io(raw, "resolving the opaque directory", e))?
+                    .expect("created when missing");
+                set_opaque(dir.as_fd(), x)
+                    .map_err(|e| Error::entry_io(raw, "marking the directory opaque", e))?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Removes everything under `dir` that this layer did not write.
+    fn remove_lower_children(
+        &mut self,
+        raw: &[u8],
+        dir: BorrowedFd<'_>,
+        dir_path: &[u8],
+    ) -> Result<()> {
+        let children = fs::read_dir(dir)
+            .map_err(|e| Error::entry_io(raw, "listing the opaque directory", e))?;
+        for c in children {
+            let p = path::child(dir_path, &c.name);
+            if !self.written.contains(&p) {
+                remove_all(dir, &c.name)
+                    .map_err(|e| Error::entry_io(raw, "removing a hidden entry", e))?;
+                continue;
+            }
+            let st = fs::lstat_at(dir, fs::os(&c.name))
+                .map_err(|e| Error::entry_io(raw, "looking up an entry", e))?;
+            if st.is_some_and(|st| file_type(st.st_mode) == FileType::Directory) {
+                let sub = fs::open_dir_at(dir, fs::os(&c.name))
+                    .map_err(|e| Error::entry_io(raw, "opening a directory", e))?;
+                self.remove_lower_children(raw, sub.as_fd(), &p)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Directory modes (when deferred) and mtimes, children first, after
+    /// everything else was written.
+    fn fix_directories(&mut self) -> Result<()> {
+        let fixups = std::mem::take(&mut self.fixups);
+        for f in fixups.iter().rev() {
+            let raw = path::join(&f.comps);
+            let fd = match f.comps.split_last() {
+                None => Some(self.root.handle()),
+                Some((name, parent)) => {
+                    let dir = self.root.dir(parent, false).ok().flatten();
+                    // A later entry may have replaced the directory: then
+                    // its fixup no longer applies.
+                    dir.and_then(|d| {
+                        fs::open_dir_at(d.as_fd(), fs::os(name))
+                            .ok()
+                            .map(std::rc::Rc::new)
+                    })
+                }
+            };
+            let Some(fd) = fd else { continue };
+            if self.defer_dir_modes {
+                fs::fchmod(fd.as_fd(), f.mode)
+                    .map_err(|e| Error::entry_io(&raw, "setting the mode", e))?;
+            }
+            fs::futimes(fd.as_fd(), f.mtime, f.mtime)
+                .map_err(|e| Error::entry_io(&raw, "setting times", e))?;
+        }
+        Ok(())
+    }
+}
+
+fn set_opaque(dir: BorrowedFd<'_>, x: OverlayXattrs) -> io::Result<()> {
+    xattr::set(dir, false, x.opaque(), b"y")
+}
+
+/// Removes `dir/name`, recursively when it is a directory, never
+/// following a symlink.
+pub(crate) fn remove_all(dir: BorrowedFd<'_>, name: &[u8]) -> io::Result<()> {
+    let name_os = fs::os(name);
+    match fs::unlink_at(dir, name_os) {
+        Ok(()) => return Ok(()),
+        Err(e) if matches!(errno(&e), Some(Errno::ISDIR) | Some(Errno::PERM)) => {}
+        Err(e) if errno(&e) == Some(Errno::NOENT) => return Ok(()),
+        Err(e) => return Err(e),
+    }
+    let sub = fs::open_dir_at(dir, name_os)?;
+    for c in fs::read_dir(sub.as_fd())? {
+        remove_all(sub.as_fd(), &c.name)?;
+    }
+    drop(sub);
+    fs::rmdir_at(dir, name_os)
+}
+
+/// Copies an entry's content; for sparse entries, zero blocks become holes.
+fn copy_data(src: &mut impl Read, dst: &mut File, buf: &mut [u8], sparse: bool) -> io::Result<u64> {
+    let mut total = 0u64;
+    loop {
+        let n = match src.read(buf) {
+            Ok(0) => return Ok(total),
+            Ok(n) => n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e),
+        };
+        if sparse {
+            write_sparse(dst, &buf[..n])?;
+        } else {
+            dst.write_all(&buf[..n])?;
+        }
+        total += n as u64;
+    }
+}
+
+fn write_sparse(dst: &mut File, data: &[u8]) -> io::Result<()> {
+    const BLOCK: usize = 4096;
+    for block in data.chunks(BLOCK) {
+        if block.len() == BLOCK && block.iter().all(|b| *b == 0) {
+            dst.seek(SeekFrom::Current(BLOCK as i64))?;
+        } else {
+            dst.write_all(block)?;
+        }
+    }
+    Ok(())
+}
+
+fn device<R: Read>(e: &tar::Entry<'_, R>, raw: &[u8], ty: EntryType) -> Result<u64> {
+    if ty == EntryType::Fifo {
+        return Ok(0);
+    }
+    let h = e.header();
+    let bad = |what: String| Error::entry(raw, what);
+    let major = h
+        .device_major()
+        .map_err(|err| bad(format!("bad device major: {err}")))?
+        .unwrap_or(0);
+    let minor = h
+        .device_minor()
+        .map_err(|err| bad(format!("bad device minor: {err}")))?
+        .unwrap_or(0);
+    if ty == EntryType::Char && major == 0 && minor == 0 {
+        return Err(bad(
+            "character device 0/0 is an overlay whiteout, not a layer entry; layers use `.wh.` files".into(),
+        ));
+    }
+    fs::makedev(major, minor)
+        .ok_or_else(|| bad(format!("device number {major}:{minor} out of range")))
+}
+
+fn read_meta<R: Read>(e: &mut tar::Entry<'_, R>, raw: &[u8]) -> Result<Meta> {
+    let h = e.header();
+    let bad = |what: &str, err: io::Error| Error::entry(raw, format!("bad {what} field: {err}"));
+    let mode = h.mode().map_err(|err| bad("mode", err))? & 0o7777;
+    let mut uid = h.uid().map_err(|err| bad("uid", err))?;
+    let mut gid = h.gid().map_err(|err| bad("gid", err))?;
+    let mut mtime = Time {
+        sec: h
+            .mtime()
+            .map_err(|err| bad("mtime", err))?
+            .min(i64::MAX as u64) as i64,
+        nsec: 0,
+    };
+    let mut xattrs = Vec::new();
+    if let Some(pax) = e
+        .pax_extensions()
+        .map_err(|err| Error::entry(raw, format!("bad PAX header: {err}")))?
+    {
+        for rec in pax {
+            let rec = rec.map_err(|err| Error::entry(raw, format!("bad PAX record: {err}")))?;
+            let key = rec.key_bytes();
+            let value = rec.value_bytes();
+            if let Some(name) = key.strip_prefix(b"SCHILY.xattr.") {
+                if name.is_empty() || name.contains(&0) {
+                    return Err(Error::entry(raw, "xattr with an empty or NUL name"));
+                }
+                xattrs.push((name.to_vec(), value.to_vec()));
+                continue;
+            }
+            let number = || -> Result<u64> {
+                std::str::from_utf8(value)
+                    .ok()
+                    .and_then(|v| v.parse().ok())
+                    .ok_or_else(|| Error::entry(raw, "bad number in a PAX record"))
+            };
+            match key {
+                b"uid" => uid = number()?,
+                b"gid" => gid = number()?,
+                b"mtime" => {
+                    mtime = pax_time(value).ok_or_else(|| Error::entry(raw, "bad PAX mtime"))?
+                }
+                _ => {}
+            }
+        }
+    }
+    let id = |v: u64, what: &str| -> Result<u32> {
+        u32::try_from(v).map_err(|_| Error::entry(raw, format!("{what} {v} out of range")))
+    };
+    Ok(Meta {
+        mode,
+        uid: id(uid, "uid")?,
+        gid: id(gid, "gid")?,
+        mtime,
+        xattrs,
+    })
+}
+
+/// A PAX time: decimal seconds, optionally with a fraction.
+fn pax_time(v: &[u8]) -> Option<Time> {
+    let s = std::str::from_utf8(v).ok()?;
+    let (sec, frac) = match s.split_once('.') {
+        Some((a, b)) => (a, b),
+        None => (s, ""),
+    };
+    let sec: i64 = sec.parse().ok()?;
+    if !frac.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    let mut digits: String = frac.chars().take(9).collect();
+    while digits.len() < 9 {
+        digits.push('0');
+    }
+    let nsec: u32 = digits.parse().ok()?;
+    // Negative times count the fraction away from zero.
+    let (sec, nsec) = if sec < 0 && nsec > 0 && s.starts_with('-') {
+        (sec - 1, 1_000_000_000 - nsec)
+    } else {
+        (sec, nsec)
+    };
+    Some(Time { sec, nsec })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pax_time_keeps_nanoseconds() {
+        assert_eq!(
+            pax_time(b"1700000000.5"),
+            Some(Time {
+                sec: 1_700_000_000,
+                nsec: 500_000_000
+            })
+        );
+        assert_eq!(pax_time(b"12"), Some(Time { sec: 12, nsec: 0 }));
+        assert_eq!(
+            pax_time(b"1.1234567891"),
+            Some(Time {
+                sec: 1,
+                nsec: 123_456_789
+            })
+        );
+        assert_eq!(pax_time(b"x"), None);
+    }
+}

@@ -1,0 +1,282 @@
+//! Compression detection (from magic bytes, never from a file name) and
+//! the decompress-and-hash stage that runs on its own thread.
+
+use std::io::{self, Read};
+use std::sync::mpsc::{sync_channel, Receiver, SyncSender};
+
+use sha2::{Digest as _, Sha256};
+
+use crate::digest::Digest;
+use crate::error::{Error, Result};
+
+/// How a layer stream is compressed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Compression {
+    None,
+    Gzip,
+    Zstd,
+}
+
+impl Compression {
+    /// Tells the compression from the first bytes of a stream. Formats we
+    /// recognise but do not read (xz, bzip2) are refused by name.
+    pub fn detect(head: &[u8]) -> Result<Self> {
+        const GZIP: &[u8] = &[0x1f, 0x8b];
+        const ZSTD: &[u8] = &[0x28, 0xb5, 0x2f, 0xfd];
+        const XZ: &[u8] = &[0xfd, b'7', b'z', b'X', b'Z', 0x00];
+        const BZIP2: &[u8] = b"BZh";
+        if head.starts_with(GZIP) {
+            Ok(Compression::Gzip)
+        } else if head.starts_with(ZSTD) {
+            Ok(Compression::Zstd)
+        } else if head.starts_with(XZ) {
+            Err(Error::Unsupported("xz-compressed layers".into()))
+        } else if head.starts_with(BZIP2) {
+            Err(Error::Unsupported("bzip2-compressed layers".into()))
+        } else {
+            Ok(Compression::None)
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Compression::None => "none",
+            Compression::Gzip => "gzip",
+            Compression::Zstd => "zstd",
+        }
+    }
+}
+
+/// Wraps a stream in the decoder its magic bytes call for.
+pub fn decompress<'a, R: Read + 'a>(input: R) -> Result<(Compression, Box<dyn Read + 'a>)> {
+    let mut input = HeadReader::new(input);
+    let head = input
+        .peek(6)
+        .map_err(|e| Error::stream("reading the first bytes", Some(e)))?;
+    let kind = Compression::detect(&head)?;
+    let reader =
+        wrap(kind, input).map_err(|e| Error::stream("starting the zstd decoder", Some(e)))?;
+    Ok((kind, reader))
+}
+
+fn wrap<'a, R: Read + 'a>(kind: Compression, input: R) -> io::Result<Box<dyn Read + 'a>> {
+    Ok(match kind {
+        Compression::None => Box::new(input),
+        // Multi-member gzip is valid gzip (pigz and `cat a.gz b.gz` make it).
+        Compression::Gzip => Box::new(flate2::read::MultiGzDecoder::new(input)),
+        // The zstd decoder reads concatenated frames too.
+        Compression::Zstd => Box::new(zstd::stream::read::Decoder::new(input)?),
+    })
+}
+
+/// What the decompression thread hands to the tar parser.
+type Chunk = io::Result<Vec<u8>>;
+
+/// The end of the decompression thread: diffID of the uncompressed stream,
+/// its length and the compression seen.
+pub(crate) struct StreamSummary {
+    pub diff_id: Digest,
+    pub uncompressed: u64,
+    pub compression: Compression,
+}
+
+const CHUNK: usize = 256 * 1024;
+/// Chunks in flight between the threads: bounds memory at 4 MiB.
+const DEPTH: usize = 16;
+
+/// Reads, decompresses and hashes `input` on the calling thread, sending
+/// the uncompressed bytes to `tx` in chunks. Returns when the stream ends,
+/// fails, or the receiver hangs up.
+pub(crate) fn produce<R: Read>(input: R, tx: SyncSender<Chunk>) -> Result<StreamSummary> {
+    let mut input = HeadReader::new(input);
+    let head = input
+        .peek(6)
+        .map_err(|e| Error::stream("reading the first bytes", Some(e)))?;
+    if head.is_empty() {
+        let err = Error::stream("the stream is empty: not a tar archive", None);
+        let _ = tx.send(Err(io::Error::new(
+            io::ErrorKind::UnexpectedEof,
+            "empty stream",
+        )));
+        return Err(err);
+    }
+    let compression = match Compression::detect(&head) {
+        Ok(c) => c,
+        Err(e) => {
+            let _ = tx.send(Err(io::Error::other(e.to_string())));
+            return Err(e);
+        }
+    };
+    let mut reader = match wrap(compression, input) {
+        Ok(r) => r,
+        Err(e) => {
+            let _ = tx.send(Err(io::Error::new(e.kind(), e.to_string())));
+            return Err(Error::stream("starting the zstd decoder", Some(e)));
+        }
+    };
+    let mut hasher = Sha256::new();
+    let mut total = 0u64;
+    loop {
+        let mut buf = vec![0u8; CHUNK];
+        let n = match read_full(&mut reader, &mut buf) {
+            Ok(n) => n,
+            Err(e) => {
+                let what = format!("{} stream after {total} bytes", compression.as_str());
+                let _ = tx.send(Err(io::Error::new(e.kind(), e.to_string())));
+                return Err(Error::stream(what, Some(e)));
+            }
+        };
+        if n == 0 {
+            break;
+        }
+        buf.truncate(n);
+        hasher.update(&buf);
+        total += n as u64;
+        if tx.send(Ok(buf)).is_err() {
+            // The parser stopped (it failed, or the archive ended and the
+            // rest is being drained elsewhere): nothing more to do.
+            break;
+        }
+    }
+    Ok(StreamSummary {
+        diff_id: Digest::from_sha256(hasher),
+        uncompressed: total,
+        compression,
+    })
+}
+
+fn read_full(r: &mut dyn Read, buf: &mut [u8]) -> io::Result<usize> {
+    let mut n = 0;
+    while n < buf.len() {
+        match r.read(&mut buf[n..]) {
+            Ok(0) => break,
+            Ok(k) => n += k,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(n)
+}
+
+pub(crate) fn channel() -> (SyncSender<Chunk>, Receiver<Chunk>) {
+    sync_channel(DEPTH)
+}
+
+/// The tar parser's side of the channel.
+pub(crate) struct ChunkReader {
+    rx: Receiver<Chunk>,
+    cur: Vec<u8>,
+    pos: usize,
+    done: bool,
+}
+
+impl ChunkReader {
+    pub fn new(rx: Receiver<Chunk>) -> Self {
+        ChunkReader {
+            rx,
+            cur: Vec::new(),
+            pos: 0,
+            done: false,
+        }
+    }
+
+    /// Reads to the end so that the producer hashes every byte (the
+    /// padding after the end-of-archive blocks is part of the diffID).
+    pub fn drain(&mut self) -> io::Result<()> {
+        io::copy(self, &mut io::sink()).map(|_| ())
+    }
+}
+
+impl Read for ChunkReader {
+    fn read(&mut self, out: &mut [u8]) -> io::Result<usize> {
+        while self.pos == self.cur.len() {
+            if self.done {
+                return Ok(0);
+            }
+            match self.rx.recv() {
+                Ok(Ok(chunk)) => {
+                    self.cur = chunk;
+                    self.pos = 0;
+                }
+                Ok(Err(e)) => {
+                    self.done = true;
+                    return Err(e);
+                }
+                Err(_) => {
+                    self.done = true;
+                    return Ok(0);
+                }
+            }
+        }
+        let n = out.len().min(self.cur.len() - self.pos);
+        out[..n].copy_from_slice(&self.cur[self.pos..self.pos + n]);
+        self.pos += n;
+        Ok(n)
+    }
+}
+
+/// A reader that can look at its first bytes and then yield them again,
+/// whatever sizes the underlying `read` calls return.
+struct HeadReader<R> {
+    inner: R,
+    head: Vec<u8>,
+    pos: usize,
+}
+
+impl<R: Read> HeadReader<R> {
+    fn new(inner: R) -> Self {
+        HeadReader {
+            inner,
+            head: Vec::new(),
+            pos: 0,
+        }
+    }
+
+    fn peek(&mut self, n: usize) -> io::Result<Vec<u8>> {
+        let mut buf = [0u8; 64];
+        while self.head.len() < n {
+            let k = match self.inner.read(&mut buf[..n - self.head.len()]) {
+                Ok(k) => k,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => return Err(e),
+            };
+            if k == 0 {
+                break;
+            }
+            self.head.extend_from_slice(&buf[..k]);
+        }
+        Ok(self.head.clone())
+    }
+}
+
+impl<R: Read> Read for HeadReader<R> {
+    fn read(&mut self, out: &mut [u8]) -> io::Result<usize> {
+        if self.pos < self.head.len() {
+            let n = out.len().min(self.head.len() - self.pos);
+            out[..n].copy_from_slice(&self.head[self.pos..self.pos + n]);
+            self.pos += n;
+            return Ok(n);
+        }
+        self.inner.read(out)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn detects_by_magic_not_by_name() {
+        assert_eq!(
+            Compression::detect(&[0x1f, 0x8b, 8]).unwrap(),
+            Compression::Gzip
+        );
+        assert_eq!(
+            Compression::detect(&[0x28, 0xb5, 0x2f, 0xfd]).unwrap(),
+            Compression::Zstd
+        );
+        assert_eq!(Compression::detect(b"etc/\0\0").unwrap(), Compression::None);
+        assert!(Compression::detect(&[0xfd, b'7', b'z', b'X', b'Z', 0]).is_err());
+        assert!(Compression::detect(b"BZh91AY").is_err());
+    }
+}

@@ -1,0 +1,499 @@
+//! Changesets out of directories: native (from an overlay upper dir) and
+//! naive (comparing two trees), as a layer tar or as a list of changes.
+//!
+//! Both walks visit each directory's entries in byte order of their names,
+//! depth first, and within a directory put the opaque marker first, then
+//! the whiteouts, then everything else: the same tree always gives the
+//! same tar.
+
+use std::collections::BTreeSet;
+use std::fmt;
+use std::io::{self, Read, Write};
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+use std::path::Path;
+use std::rc::Rc;
+
+use strata_sys::fs;
+use strata_sys::Stat;
+use strata_sys::{xattr, FileType};
+
+use crate::error::{Error, Result};
+use crate::lower::{is_opaque, is_whiteout, Lowers};
+use crate::path::child;
+use crate::whiteout::{OverlayXattrs, OPAQUE, PREFIX};
+use crate::writer::{DiffReport, LayerWriter};
+
+/// Kinds of change, as `docker diff` prints them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum ChangeKind {
+    /// `C`
+    Modified,
+    /// `A`
+    Added,
+    /// `D`
+    Deleted,
+}
+
+/// One changed path, absolute within the container (`/etc/passwd`).
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Change {
+    pub path: Vec<u8>,
+    pub kind: ChangeKind,
+}
+
+impl fmt::Display for Change {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let k = match self.kind {
+            ChangeKind::Added => 'A',
+            ChangeKind::Modified => 'C',
+            ChangeKind::Deleted => 'D',
+        };
+        write!(f, "{k} {}", String::from_utf8_lossy(&self.path))
+    }
+}
+
+/// Where the walks send what they find.
+trait Sink {
+    /// An object to include, with whether it existed below.
+    fn entry(
+        &mut self,
+        dir: BorrowedFd<'_>,
+        name: &[u8],
+        path: &[u8],
+        st: &Stat,
+        existed: bool,
+    ) -> Result<()>;
+    /// `path` was deleted.
+    fn whiteout(&mut self, dir_path: &[u8], name: &[u8]) -> Result<()>;
+    /// Nothing from below shows through `dir_path`.
+    fn opaque(&mut self, dir_path: &[u8]) -> Result<()>;
+    /// A name below that an opaque directory hides.
+    fn hidden(&mut self, path: &[u8]);
+}
+
+struct TarSink<W: Write>(LayerWriter<W>);
+
+impl<W: Write> Sink for TarSink<W> {
+    fn entry(
+        &mut self,
+        dir: BorrowedFd<'_>,
+        name: &[u8],
+        path: &[u8],
+        st: &Stat,
+        _: bool,
+    ) -> Result<()> {
+        self.0.entry(dir, name, path, st)
+    }
+    fn whiteout(&mut self, dir_path: &[u8], name: &[u8]) -> Result<()> {
+        let mut marker = PREFIX.to_vec();
+        marker.extend_from_slice(name);
+        self.0.marker(&child(dir_path, &marker))
+    }
+    fn opaque(&mut self, dir_path: &[u8]) -> Result<()> {
+        self.0.marker(&child(dir_path, OPAQUE))
+    }
+    fn hidden(&mut self, _: &[u8]) {}
+}
+
+#[derive(Default)]
+struct ChangeSink(Vec<Change>);
+
+fn abs(path: &[u8]) -> Vec<u8> {
+    let mut p = Vec::with_capacity(path.len() + 1);
+    p.push(b'/');
+    p.extend_from_slice(path);
+    p
+}
+
+impl Sink for ChangeSink {
+    fn entry(
+        &mut self,
+        _: BorrowedFd<'_>,
+        _: &[u8],
+        path: &[u8],
+        st: &Stat,
+        existed: bool,
+    ) -> Result<()> {
+        if FileType::from_raw_mode(st.st_mode) == FileType::Socket {
+            return Ok(());
+        }
+        let kind = if existed {
+            ChangeKind::Modified
+        } else {
+            ChangeKind::Added
+        };
+        self.0.push(Change {
+            path: abs(path),
+            kind,
+        });
+        Ok(())
+    }
+    fn whiteout(&mut self, dir_path: &[u8], name: &[u8]) -> Result<()> {
+        self.0.push(Change {
+            path: abs(&child(dir_path, name)),
+            kind: ChangeKind::Deleted,
+        });
+        Ok(())
+    }
+    fn opaque(&mut self, _: &[u8]) -> Result<()> {
+        Ok(())
+    }
+    fn hidden(&mut self, path: &[u8]) {
+        self.0.push(Change {
+            path: abs(path),
+            kind: ChangeKind::Deleted,
+        });
+    }
+}
+
+fn open_root(p: &Path) -> Result<OwnedFd> {
+    fs::open_dir(p).map_err(|e| Error::fs("opening", p.as_os_str().as_encoded_bytes(), e))
+}
+
+fn sorted_children(dir: BorrowedFd<'_>, path: &[u8]) -> Result<Vec<Vec<u8>>> {
+    let mut names: Vec<Vec<u8>> = fs::read_dir(dir)
+        .map_err(|e| Error::fs("listing", abs(path), e))?
+        .into_iter()
+        .map(|e| e.name)
+        .collect();
+    names.sort();
+    Ok(names)
+}
+
+fn lstat(dir: BorrowedFd<'_>, name: &[u8], path: &[u8]) -> Result<Option<Stat>> {
+    fs::lstat_at(dir, fs::os(name)).map_err(|e| Error::fs("looking up", abs(path), e))
+}
+
+fn open_sub(dir: BorrowedFd<'_>, name: &[u8], path: &[u8]) -> Result<OwnedFd> {
+    fs::open_dir_at(dir, fs::os(name)).map_err(|e| Error::fs("opening", abs(path), e))
+}
+
+fn kind(st: &Stat) -> FileType {
+    FileType::from_raw_mode(st.st_mode)
+}
+
+// ---------------------------------------------------------------------
+// Native: the upper directory is the changeset.
+
+/// Writes the layer tar of an overlay upper directory: char 0/0 nodes
+/// become `.wh.NAME`, opaque directories get `.wh..wh..opq`, and
+/// overlay-private xattrs stay out. Refuses upper dirs that use
+/// `redirect_dir` or `metacopy`, whose changes are not all in the upper
+/// dir (callers fall back to [`diff_trees`] on the merged view).
+pub fn diff_upper<W: Write>(upper: &Path, out: W, x: OverlayXattrs) -> Result<(W, DiffReport)> {
+    let root = open_root(upper)?;
+    let mut sink = TarSink(LayerWriter::new(out));
+    walk_upper(root.as_fd(), &[], &mut Vec::new(), &mut sink, None, x)?;
+    sink.0.finish()
+}
+
+/// Lists the changes an upper directory holds over its lower layers
+/// (topmost first), like `docker diff`: `A` for names no lower layer
+/// shows, `C` for names they do (directories on the way included), `D`
+/// for whiteouts and for the lower names an opaque directory hides.
+pub fn changes_upper(upper: &Path, lowers: &[&Path], x: OverlayXattrs) -> Result<Vec<Change>> {
+    let root = open_root(upper)?;
+    let layers = lowers
+        .iter()
+        .map(|p| open_root(p))
+        .collect::<Result<Vec<_>>>()?;
+    let lowers = Lowers::new(layers, x);
+    let mut sink = ChangeSink::default();
+    walk_upper(
+        root.as_fd(),
+        &[],
+        &mut Vec::new(),
+        &mut sink,
+        Some(&lowers),
+        x,
+    )?;
+    sink.0.sort();
+    Ok(sink.0)
+}
+
+fn walk_upper(
+    dir: BorrowedFd<'_>,
+    path: &[u8],
+    comps: &mut Vec<Vec<u8>>,
+    sink: &mut dyn Sink,
+    lowers: Option<&Lowers>,
+    x: OverlayXattrs,
+) -> Result<()> {
+    let names = sorted_children(dir, path)?;
+    let mut stats = Vec::with_capacity(names.len());
+    for n in names {
+        let p = child(path, &n);
+        if let Some(st) = lstat(dir, &n, &p)? {
+            stats.push((n, p, st));
+        }
+    }
+    if !path.is_empty()
+        && is_opaque(dir, x).map_err(|e| Error::fs("reading xattrs of", abs(path), e))?
+    {
+        sink.opaque(path)?;
+        if let Some(lowers) = lowers {
+            let below = lowers
+                .children(comps)
+                .map_err(|e| Error::fs("reading the lower layers at", abs(path), e))?;
+            let here: BTreeSet<&[u8]> = stats.iter().map(|(n, _, _)| n.as_slice()).collect();
+            for n in below.iter().filter(|n| !here.contains(n.as_slice())) {
+                sink.hidden(&child(path, n));
+            }
+        }
+    }
+    for (n, _, _) in stats.iter().filter(|(_, _, st)| is_whiteout(st)) {
+        sink.whiteout(path, n)?;
+    }
+    for (n, p, st) in stats.iter().filter(|(_, _, st)| !is_whiteout(st)) {
+        refuse_redirects(dir, n, p, st, x)?;
+        comps.push(n.to_vec());
+        let existed = match lowers {
+            Some(l) => l
+                .exists(comps)
+                .map_err(|e| Error::fs("reading the lower layers at", abs(p), e))?,
+            None => false,
+        };
+        sink.entry(dir, n, p, st, existed)?;
+        if kind(st) == FileType::Directory {
+            let sub = open_sub(dir, n, p)?;
+            walk_upper(sub.as_fd(), p, comps, sink, lowers, x)?;
+        }
+        comps.pop();
+    }
+    Ok(())
+}
+
+fn refuse_redirects(
+    dir: BorrowedFd<'_>,
+    name: &[u8],
+    path: &[u8],
+    st: &Stat,
+    x: OverlayXattrs,
+) -> Result<()> {
+    let key = match kind(st) {
+        FileType::Directory => x.redirect(),
+        FileType::RegularFile => x.metacopy(),
+        _ => return Ok(()),
+    };
+    let found =
+        xattr::get_at(dir, name, key).map_err(|e| Error::fs("reading xattrs of", abs(path), e))?;
+    if found.is_some() {
+        return Err(Error::Unsupported(format!(
+            "{} carries {}: the upper directory does not hold the whole change; use the naive diff",
+            String::from_utf8_lossy(&abs(path)),
+            String::from_utf8_lossy(key)
+        )));
+    }
+    Ok(())
+}
+
+// ---------------------------------------------------------------------
+// Naive: compare two trees.
+
+/// Writes the layer tar that turns `old` (or nothing) into `new`: changed
+/// and added objects with their parent directories, `.wh.NAME` for
+/// deletions (one for a deleted directory, none for its children).
+pub fn diff_trees<W: Write>(old: Option<&Path>, new: &Path, out: W) -> Result<(W, DiffReport)> {
+    let mut sink = TarSink(LayerWriter::new(out));
+    compare_roots(old, new, &mut sink)?;
+    sink.0.finish()
+}
+
+/// Lists what changed from `old` (or nothing) to `new`, sorted by path.
+pub fn changes_trees(old: Option<&Path>, new: &Path) -> Result<Vec<Change>> {
+    let mut sink = ChangeSink::default();
+    compare_roots(old, new, &mut sink)?;
+    sink.0.sort();
+    Ok(sink.0)
+}
+
+fn compare_roots(old: Option<&Path>, new: &Path, sink: &mut dyn Sink) -> Result<()> {
+    let new = open_root(new)?;
+    let old = old.map(open_root).transpose()?;
+    let mut w = Compare {
+        sink,
+        pending: Vec::new(),
+    };
+    w.walk(old.as_ref(), &Rc::new(new), &[])
+}
+
+/// A directory on the current path not written yet: written as soon as
+/// something below it is (parents come before their children).
+struct Pending {
+    parent: Rc<OwnedFd>,
+    name: Vec<u8>,
+    path: Vec<u8>,
+    st: Stat,
+    existed: bool,
+    written: bool,
+}
+
+struct Compare<'s> {
+    sink: &'s mut dyn Sink,
+    pending: Vec<Pending>,
+}
+
+impl Compare<'_> {
+    fn flush(&mut self) -> Result<()> {
+        for p in self.pending.iter_mut().filter(|p| !p.written) {
+            self.sink
+                .entry(p.parent.as_fd(), &p.name, &p.path, &p.st, p.existed)?;
+            p.written = true;
+        }
+        Ok(())
+    }
+
+    fn walk(&mut self, old: Option<&OwnedFd>, new: &Rc<OwnedFd>, path: &[u8]) -> Result<()> {
+        let new_names = sorted_children(new.as_fd(), path)?;
+        if let Some(old) = old {
+            let old_names = sorted_children(old.as_fd(), path)?;
+            let keep: BTreeSet<&Vec<u8>> = new_names.iter().collect();
+            for n in old_names.iter().filter(|n| !keep.contains(n)) {
+                self.flush()?;
+                self.sink.whiteout(path, n)?;
+            }
+        }
+        for n in &new_names {
+            let p = child(path, n);
+            let Some(nst) = lstat(new.as_fd(), n, &p)? else {
+                continue;
+            };
+            let ost = match old {
+                Some(o) => lstat(o.as_fd(), n, &p)?,
+                None => None,
+            };
+            let is_dir = kind(&nst) == FileType::Directory;
+            match ost {
+                Some(ost) if kind(&ost) == kind(&nst) && is_dir => {
+                    let changed =
+                        !same_attrs(old.map(|o| o.as_fd()), new.as_fd(), n, &p, &ost, &nst)?;
+                    self.pending.push(Pending {
+                        parent: new.clone(),
+                        name: n.clone(),
+                        path: p.clone(),
+                        st: nst,
+                        existed: true,
+                        written: false,
+                    });
+                    if changed {
+                        self.flush()?;
+                    }
+                    let osub = open_sub(old.expect("old exists").as_fd(), n, &p)?;
+                    let nsub = Rc::new(open_sub(new.as_fd(), n, &p)?);
+                    self.walk(Some(&osub), &nsub, &p)?;
+                    self.pending.pop();
+                }
+                Some(ost) if kind(&ost) == kind(&nst) => {
+                    let old = old.expect("old exists").as_fd();
+                    if !same_attrs(Some(old), new.as_fd(), n, &p, &ost, &nst)?
+                        || !same_content(old, new.as_fd(), n, &p, &ost, &nst)?
+                    {
+                        self.flush()?;
+                        self.sink.entry(new.as_fd(), n, &p, &nst, true)?;
+                    }
+                }
+                ost => {
+                    self.flush()?;
+                    self.sink.entry(new.as_fd(), n, &p, &nst, ost.is_some())?;
+                    if is_dir {
+                        let nsub = Rc::new(open_sub(new.as_fd(), n, &p)?);
+                        self.pending.push(Pending {
+                            parent: new.clone(),
+                            name: n.clone(),
+                            path: p.clone(),
+                            st: nst,
+                            existed: false,
+                            written: true,
+                        });
+                        self.walk(None, &nsub, &p)?;
+                        self.pending.pop();
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Type, mode, owner, device number, mtime, size (not for directories:
+/// it says nothing about change), xattrs.
+fn same_attrs(
+    old: Option<BorrowedFd<'_>>,
+    new: BorrowedFd<'_>,
+    name: &[u8],
+    path: &[u8],
+    o: &Stat,
+    n: &Stat,
+) -> Result<bool> {
+    let dir = kind(n) == FileType::Directory;
+    let same = o.st_mode == n.st_mode
+        && o.st_uid == n.st_uid
+        && o.st_gid == n.st_gid
+        && o.st_rdev == n.st_rdev
+        && o.st_mtime == n.st_mtime
+        && o.st_mtime_nsec == n.st_mtime_nsec
+        && (dir || o.st_size == n.st_size);
+    if !same {
+        return Ok(false);
+    }
+    let Some(old) = old else { return Ok(false) };
+    let xo = xattr::all_at(old, name).map_err(|e| Error::fs("reading xattrs of", abs(path), e))?;
+    let xn = xattr::all_at(new, name).map_err(|e| Error::fs("reading xattrs of", abs(path), e))?;
+    Ok(xo == xn)
+}
+
+/// Content, when the attributes cannot tell: symlink targets always;
+/// regular files only when their mtimes have whole seconds (a tar
+/// extraction's, too coarse to trust), byte for byte.
+fn same_content(
+    old: BorrowedFd<'_>,
+    new: BorrowedFd<'_>,
+    name: &[u8],
+    path: &[u8],
+    o: &Stat,
+    n: &Stat,
+) -> Result<bool> {
+    match kind(n) {
+        FileType::Symlink => {
+            let a = fs::readlink_at(old, fs::os(name))
+                .map_err(|e| Error::fs("reading", abs(path), e))?;
+            let b = fs::readlink_at(new, fs::os(name))
+                .map_err(|e| Error::fs("reading", abs(path), e))?;
+            Ok(a == b)
+        }
+        FileType::RegularFile if o.st_mtime_nsec == 0 && n.st_mtime_nsec == 0 => {
+            let a = fs::open_file_at(old, fs::os(name))
+                .map_err(|e| Error::fs("opening", abs(path), e))?;
+            let b = fs::open_file_at(new, fs::os(name))
+                .map_err(|e| Error::fs("opening", abs(path), e))?;
+            equal_readers(a, b).map_err(|e| Error::fs("reading", abs(path), e))
+        }
+        _ => Ok(true),
+    }
+}
+
+fn equal_readers(mut a: impl Read, mut b: impl Read) -> io::Result<bool> {
+    let mut ba = vec![0u8; 64 * 1024];
+    let mut bb = vec![0u8; 64 * 1024];
+    loop {
+        let n = read_full(&mut a, &mut ba)?;
+        let m = read_full(&mut b, &mut bb)?;
+        if n != m || ba[..n] != bb[..m] {
+            return Ok(false);
+        }
+        if n == 0 {
+            return Ok(true);
+        }
+    }
+}
+
+fn read_full(r: &mut impl Read, buf: &mut [u8]) -> io::Result<usize> {
+    let mut n = 0;
+    while n < buf.len() {
+        match r.read(&mut buf[n..])? {
+            0 => break,
+            k => n += k,
+        }
+    }
+    Ok(n)
+}

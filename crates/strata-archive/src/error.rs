@@ -1,0 +1,93 @@
+use std::io;
+
+/// What went wrong, for callers that act on the class of failure.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum ErrorKind {
+    /// The layer stream is malformed or hostile: refused.
+    InvalidLayer,
+    /// A feature the stream or the file system needs is not supported.
+    Unsupported,
+    /// A file-system or stream operation failed.
+    Io,
+}
+
+/// Errors of this crate. Messages name the tar entry or the path and the
+/// reason; the underlying error, if any, is the `source`.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// A tar entry was refused.
+    #[error("layer entry {entry:?}: {reason}")]
+    Entry { entry: String, reason: String },
+    /// A file-system operation on a tar entry failed.
+    #[error("layer entry {entry:?}: {op}")]
+    EntryIo {
+        entry: String,
+        op: &'static str,
+        #[source]
+        source: io::Error,
+    },
+    /// The stream itself could not be read: truncated, corrupt compression,
+    /// not a tar.
+    #[error("reading the layer stream: {what}")]
+    Stream {
+        what: String,
+        #[source]
+        source: Option<io::Error>,
+    },
+    /// A file-system operation outside any tar entry failed.
+    #[error("{op} {path:?}")]
+    Fs {
+        op: &'static str,
+        path: String,
+        #[source]
+        source: io::Error,
+    },
+    /// Something this crate does not do.
+    #[error("unsupported: {0}")]
+    Unsupported(String),
+}
+
+impl Error {
+    pub fn kind(&self) -> ErrorKind {
+        match self {
+            Error::Entry { .. } => ErrorKind::InvalidLayer,
+            Error::Stream { .. } => ErrorKind::InvalidLayer,
+            Error::Unsupported(_) => ErrorKind::Unsupported,
+            Error::EntryIo { .. } | Error::Fs { .. } => ErrorKind::Io,
+        }
+    }
+
+    pub(crate) fn entry(entry: &[u8], reason: impl Into<String>) -> Self {
+        Error::Entry {
+            entry: String::from_utf8_lossy(entry).into_owned(),
+            reason: reason.into(),
+        }
+    }
+
+    pub(crate) fn entry_io(entry: &[u8], op: &'static str, source: io::Error) -> Self {
+        Error::EntryIo {
+            entry: String::from_utf8_lossy(entry).into_owned(),
+            op,
+            source,
+        }
+    }
+
+    pub(crate) fn fs(op: &'static str, path: impl AsRef<[u8]>, source: io::Error) -> Self {
+        Error::Fs {
+            op,
+            path: String::from_utf8_lossy(path.as_ref()).into_owned(),
+            source,
+        }
+    }
+
+    pub(crate) fn stream(what: impl Into<String>, source: Option<io::Error>) -> Self {
+        Error::Stream {
+            what: what.into(),
+            source,
+        }
+    }
+}
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;

@@ -1,0 +1,33 @@
+//! Layer changesets in the OCI layer format: the tar streams every strata
+//! operation moves layers with.
+//!
+//! * [`apply`] streams a layer (plain, gzip or zstd, told apart by their
+//!   magic bytes) into a directory, computing the diffID in the same pass,
+//!   with every file-system operation confined to that directory.
+//! * [`diff_upper`] and [`diff_trees`] write a layer from an overlay upper
+//!   directory (native) or from two directory trees (naive);
+//!   [`changes_upper`] and [`changes_trees`] list what changed, the way
+//!   `docker diff` does.
+//!
+//! Whiteout rules follow the OCI image spec, "Representing Changes"
+//! (<https://github.com/opencontainers/image-spec/blob/main/layer.md>).
+#![forbid(unsafe_code)]
+
+mod apply;
+mod compress;
+mod diff;
+mod digest;
+mod error;
+mod lower;
+mod path;
+mod root;
+mod whiteout;
+mod writer;
+
+pub use apply::{apply, ApplyOptions, ApplyReport, Devices, Ownership};
+pub use compress::{decompress, Compression};
+pub use diff::{changes_trees, changes_upper, diff_trees, diff_upper, Change, ChangeKind};
+pub use digest::{sha256_reader, Digest, DigestWriter};
+pub use error::{Error, ErrorKind, Result};
+pub use whiteout::{OverlayXattrs, Target};
+pub use writer::DiffReport;

@@ -1,0 +1,115 @@
+//! Read-only lookups through a stack of overlay lower directories (upper
+//! format: char 0/0 whiteouts, opaque xattrs), used to tell "added" from
+//! "modified" when listing changes from an upper directory.
+
+use std::collections::BTreeSet;
+use std::io;
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+
+use strata_sys::fs;
+use strata_sys::Stat;
+use strata_sys::{xattr, FileType};
+
+use crate::whiteout::OverlayXattrs;
+
+pub(crate) struct Lowers {
+    /// Topmost first.
+    layers: Vec<OwnedFd>,
+    xattrs: OverlayXattrs,
+}
+
+pub(crate) fn is_whiteout(st: &Stat) -> bool {
+    FileType::from_raw_mode(st.st_mode) == FileType::CharacterDevice && st.st_rdev == 0
+}
+
+pub(crate) fn is_opaque(dir: BorrowedFd<'_>, x: OverlayXattrs) -> io::Result<bool> {
+    Ok(xattr::get(dir, false, x.opaque())?.as_deref() == Some(b"y"))
+}
+
+/// Where a directory path leads in one layer.
+enum Found {
+    Dir(OwnedFd, bool),
+    /// Absent here; lower layers may have it.
+    Missing,
+    /// Whited out, or shadowed by a non-directory: nothing below shows.
+    Hidden,
+}
+
+impl Lowers {
+    pub fn new(layers: Vec<OwnedFd>, xattrs: OverlayXattrs) -> Self {
+        Lowers { layers, xattrs }
+    }
+
+    /// Walks `comps` in one layer; the bool says whether this layer has an
+    /// opaque directory on the way (which hides the layers below).
+    fn dir_in(&self, layer: BorrowedFd<'_>, comps: &[Vec<u8>]) -> io::Result<Found> {
+        let mut cur = fs::open_dir_at(layer, fs::os(b"."))?;
+        let mut opaque = false;
+        for c in comps {
+            let Some(st) = fs::lstat_at(cur.as_fd(), fs::os(c))? else {
+                return Ok(if opaque {
+                    Found::Hidden
+                } else {
+                    Found::Missing
+                });
+            };
+            if FileType::from_raw_mode(st.st_mode) != FileType::Directory {
+                return Ok(Found::Hidden);
+            }
+            cur = fs::open_dir_at(cur.as_fd(), fs::os(c))?;
+            opaque |= is_opaque(cur.as_fd(), self.xattrs)?;
+        }
+        Ok(Found::Dir(cur, opaque))
+    }
+
+    /// Whether `comps` is visible in the merged lower view.
+    pub fn exists(&self, comps: &[Vec<u8>]) -> io::Result<bool> {
+        let Some((last, parent)) = comps.split_last() else {
+            return Ok(true);
+        };
+        for layer in &self.layers {
+            match self.dir_in(layer.as_fd(), parent)? {
+                Found::Hidden => return Ok(false),
+                Found::Missing => continue,
+                Found::Dir(fd, opaque) => {
+                    if let Some(st) = fs::lstat_at(fd.as_fd(), fs::os(last))? {
+                        return Ok(!is_whiteout(&st));
+                    }
+                    if opaque {
+                        return Ok(false);
+                    }
+                }
+            }
+        }
+        Ok(false)
+    }
+
+    /// The names visible in the merged lower directory `comps`.
+    pub fn children(&self, comps: &[Vec<u8>]) -> io::Result<BTreeSet<Vec<u8>>> {
+        let mut seen = BTreeSet::new();
+        let mut hidden = BTreeSet::new();
+        for layer in &self.layers {
+            match self.dir_in(layer.as_fd(), comps)? {
+                Found::Hidden => break,
+                Found::Missing => continue,
+                Found::Dir(fd, opaque) => {
+                    for e in fs::read_dir(fd.as_fd())? {
+                        if seen.contains(&e.name) || hidden.contains(&e.name) {
+                            continue;
+                        }
+                        let st = fs::lstat_at(fd.as_fd(), fs::os(&e.name))?;
+                        if st.is_some_and(|st| is_whiteout(&st)) {
+                            hidden.insert(e.name);
+                        } else {
+                            seen.insert(e.name);
+                        }
+                    }
+                    if opaque {
+                        break;
+                    }
+                }
+            }
+        }
+        Ok(seen)
+    }
+}

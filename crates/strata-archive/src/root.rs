@@ -1,0 +1,150 @@
+//! Resolving paths inside a layer root without ever leaving it.
+//!
+//! A walk from a handle on the root, one component at a time, every open
+//! `O_NOFOLLOW`. Symlinks met on the way are read and resolved *as if the
+//! root were `/`* (the semantics of openat2's `RESOLVE_IN_ROOT`, and of
+//! containerd's and Docker's extraction): an absolute target restarts at
+//! the root and `..` at the root stays at the root. `..` is never handed to
+//! the kernel: the walk keeps its own stack of directory handles. However
+//! hostile the symlinks, the result is a handle on a directory inside the
+//! root. (Breakouts through symlinks in the parent path are the bugs behind
+//! CVE-2018-15664, CVE-2019-14271 and CVE-2021-30465.)
+//!
+//! The walk can also create missing directories (with mode 0755, as tar's
+//! implied parents), which a `RESOLVE_IN_ROOT` open cannot do: an entry
+//! `var/run/x` under a dangling `var/run -> /run` must land in `run/x`.
+
+use std::collections::HashMap;
+use std::io;
+use std::os::fd::{AsFd, OwnedFd};
+use std::rc::Rc;
+
+use strata_sys::{fs, Errno, FileType};
+
+use crate::path::join;
+
+/// Linux's own limit on symlinks followed in one lookup.
+const MAX_SYMLINKS: usize = 40;
+/// Directory handles kept between entries.
+const CACHE_MAX: usize = 64;
+
+pub(crate) struct Root {
+    fd: Rc<OwnedFd>,
+    /// Resolved directories by lexical path. Valid while nothing is
+    /// removed from the tree: every removal clears it.
+    cache: HashMap<Vec<u8>, Rc<OwnedFd>>,
+}
+
+/// A resolved directory.
+pub(crate) type DirHandle = Rc<OwnedFd>;
+
+fn errno(e: &io::Error) -> Option<Errno> {
+    e.raw_os_error().map(Errno::from_raw_os_error)
+}
+
+impl Root {
+    pub fn new(fd: OwnedFd) -> Self {
+        Root {
+            fd: Rc::new(fd),
+            cache: HashMap::new(),
+        }
+    }
+
+    pub fn handle(&self) -> DirHandle {
+        self.fd.clone()
+    }
+
+    /// Forgets cached handles: call after anything is removed or replaced.
+    pub fn invalidate(&mut self) {
+        self.cache.clear();
+    }
+
+    /// Resolves the directory `comps` inside the root. Missing
+    /// directories are created when `create` is set; otherwise a missing
+    /// component gives `Ok(None)`. A component that exists but is not a
+    /// directory (after following symlinks in the root) is `ENOTDIR`.
+    pub fn dir(&mut self, comps: &[Vec<u8>], create: bool) -> io::Result<Option<DirHandle>> {
+        if comps.is_empty() {
+            return Ok(Some(self.fd.clone()));
+        }
+        let key = join(comps);
+        if let Some(fd) = self.cache.get(&key) {
+            return Ok(Some(fd.clone()));
+        }
+        let Some(fd) = self.walk(comps, create)? else {
+            return Ok(None);
+        };
+        if self.cache.len() >= CACHE_MAX {
+            self.cache.clear();
+        }
+        self.cache.insert(key, fd.clone());
+        Ok(Some(fd))
+    }
+
+    fn walk(&self, comps: &[Vec<u8>], create: bool) -> io::Result<Option<DirHandle>> {
+        let mut stack: Vec<DirHandle> = vec![self.fd.clone()];
+        let mut todo: Vec<Vec<u8>> = comps.iter().rev().cloned().collect();
+        let mut links = 0;
+        while let Some(c) = todo.pop() {
+            match c.as_slice() {
+                b"" | b"." => continue,
+                b".." => {
+                    if stack.len() > 1 {
+                        stack.pop();
+                    }
+                    continue;
+                }
+                _ => {}
+            }
+            let cur = stack
+                .last()
+                .expect("the stack always holds the root")
+                .clone();
+            let name = fs::os(&c);
+            match fs::open_dir_at(cur.as_fd(), name) {
+                Ok(fd) => {
+                    stack.push(Rc::new(fd));
+                    continue;
+                }
+                Err(e) if matches!(errno(&e), Some(Errno::NOENT)) => {
+                    if !create {
+                        return Ok(None);
+                    }
+                    match fs::mkdir_at(cur.as_fd(), name, 0o755) {
+                        Ok(()) => {
+                            let fd = fs::open_dir_at(cur.as_fd(), name)?;
+                            // Implied parents are 0755 whatever the umask.
+                            fs::fchmod(fd.as_fd(), 0o755)?;
+                            stack.push(Rc::new(fd));
+                        }
+                        // Raced with someone: look again.
+                        Err(e) if matches!(errno(&e), Some(Errno::EXIST)) => todo.push(c),
+                        Err(e) => return Err(e),
+                    }
+                    continue;
+                }
+                Err(e) if matches!(errno(&e), Some(Errno::LOOP) | Some(Errno::NOTDIR)) => {}
+                Err(e) => return Err(e),
+            }
+            // Not a directory: a symlink to follow inside the root, or an
+            // error.
+            let st = fs::lstat_at(cur.as_fd(), name)?
+                .ok_or_else(|| io::Error::from_raw_os_error(Errno::NOENT.raw_os_error()))?;
+            if FileType::from_raw_mode(st.st_mode) != FileType::Symlink {
+                return Err(io::Error::from_raw_os_error(Errno::NOTDIR.raw_os_error()));
+            }
+            links += 1;
+            if links > MAX_SYMLINKS {
+                return Err(io::Error::from_raw_os_error(Errno::LOOP.raw_os_error()));
+            }
+            let target = fs::readlink_at(cur.as_fd(), name)?;
+            if target.first() == Some(&b'/') {
+                stack.truncate(1);
+            }
+            for part in target.split(|b| *b == b'/').rev() {
+                todo.push(part.to_vec());
+            }
+        }
+        Ok(stack.pop())
+    }
+}

@@ -1,0 +1,324 @@
+//! File-system calls relative to directory handles, never following a
+//! symlink in the final component unless the name says so.
+//!
+//! Man pages: openat(2), mkdirat(2), mknodat(2), symlinkat(2), linkat(2),
+//! unlinkat(2), fstatat(2), readlinkat(2), fchownat(2), utimensat(2).
+
+use std::ffi::OsStr;
+use std::fs::File;
+use std::io;
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
+use std::os::unix::ffi::OsStrExt;
+use std::path::Path;
+
+use rustix::fs::{AtFlags, FileType, Mode, OFlags, Stat, Timespec, Timestamps, CWD};
+use rustix::process::{Gid, Uid};
+
+/// `open(path, O_DIRECTORY)`: opens a directory the caller names by path
+/// (a store root, a layer root). Symlinks in `path` are followed: the caller
+/// chose it.
+pub fn open_dir(path: &Path) -> io::Result<OwnedFd> {
+    Ok(rustix::fs::open(
+        path,
+        OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC,
+        Mode::empty(),
+    )?)
+}
+
+/// `openat(dir, name, O_DIRECTORY|O_NOFOLLOW)`: a child directory, refusing
+/// a symlink (`ELOOP`/`ENOTDIR`).
+pub fn open_dir_at(dir: BorrowedFd<'_>, name: &OsStr) -> io::Result<OwnedFd> {
+    Ok(rustix::fs::openat(
+        dir,
+        name,
+        OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+        Mode::empty(),
+    )?)
+}
+
+/// `openat(dir, name, O_PATH|O_NOFOLLOW)`: a handle on the node itself,
+/// whatever its type, usable with [`proc_path`].
+pub fn open_path_at(dir: BorrowedFd<'_>, name: &OsStr) -> io::Result<OwnedFd> {
+    Ok(rustix::fs::openat(
+        dir,
+        name,
+        OFlags::PATH | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+        Mode::empty(),
+    )?)
+}
+
+/// `openat(dir, name, O_RDONLY|O_NOFOLLOW)`: reads a regular file.
+pub fn open_file_at(dir: BorrowedFd<'_>, name: &OsStr) -> io::Result<File> {
+    let fd = rustix::fs::openat(
+        dir,
+        name,
+        OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::CLOEXEC | OFlags::NOCTTY,
+        Mode::empty(),
+    )?;
+    Ok(File::from(fd))
+}
+
+/// `openat(dir, name, O_CREAT|O_EXCL|O_WRONLY|O_NOFOLLOW)`: a new regular
+/// file; fails if anything (even a dangling symlink) has the name.
+pub fn create_file_at(dir: BorrowedFd<'_>, name: &OsStr, mode: u32) -> io::Result<File> {
+    let fd = rustix::fs::openat(
+        dir,
+        name,
+        OFlags::WRONLY | OFlags::CREATE | OFlags::EXCL | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+        Mode::from_raw_mode(mode & 0o777),
+    )?;
+    Ok(File::from(fd))
+}
+
+/// `mkdirat(dir, name, mode)`.
+pub fn mkdir_at(dir: BorrowedFd<'_>, name: &OsStr, mode: u32) -> io::Result<()> {
+    Ok(rustix::fs::mkdirat(
+        dir,
+        name,
+        Mode::from_raw_mode(mode & 0o777),
+    )?)
+}
+
+/// `mknodat(dir, name, type|mode, dev)`: fifos, character and block devices.
+pub fn mknod_at(
+    dir: BorrowedFd<'_>,
+    name: &OsStr,
+    kind: FileType,
+    mode: u32,
+    dev: u64,
+) -> io::Result<()> {
+    Ok(rustix::fs::mknodat(
+        dir,
+        name,
+        kind,
+        Mode::from_raw_mode(mode & 0o777),
+        dev,
+    )?)
+}
+
+/// `symlinkat(target, dir, name)`: the target is stored verbatim.
+pub fn symlink_at(target: &OsStr, dir: BorrowedFd<'_>, name: &OsStr) -> io::Result<()> {
+    Ok(rustix::fs::symlinkat(target, dir, name)?)
+}
+
+/// `linkat(old_dir, old_name, new_dir, new_name, 0)`: never follows a
+/// symlink at `old_name` (a hard link to a symlink links the symlink).
+pub fn link_at(
+    old_dir: BorrowedFd<'_>,
+    old_name: &OsStr,
+    new_dir: BorrowedFd<'_>,
+    new_name: &OsStr,
+) -> io::Result<()> {
+    Ok(rustix::fs::linkat(
+        old_dir,
+        old_name,
+        new_dir,
+        new_name,
+        AtFlags::empty(),
+    )?)
+}
+
+/// `readlinkat(dir, name)`: the raw target bytes.
+pub fn readlink_at(dir: BorrowedFd<'_>, name: &OsStr) -> io::Result<Vec<u8>> {
+    Ok(rustix::fs::readlinkat(dir, name, Vec::new())?.into_bytes())
+}
+
+/// `unlinkat(dir, name, 0)`: removes a non-directory.
+pub fn unlink_at(dir: BorrowedFd<'_>, name: &OsStr) -> io::Result<()> {
+    Ok(rustix::fs::unlinkat(dir, name, AtFlags::empty())?)
+}
+
+/// `unlinkat(dir, name, AT_REMOVEDIR)`: removes an empty directory.
+pub fn rmdir_at(dir: BorrowedFd<'_>, name: &OsStr) -> io::Result<()> {
+    Ok(rustix::fs::unlinkat(dir, name, AtFlags::REMOVEDIR)?)
+}
+
+/// `renameat(old_dir, old_name, new_dir, new_name)`.
+pub fn rename_at(
+    old_dir: BorrowedFd<'_>,
+    old_name: &OsStr,
+    new_dir: BorrowedFd<'_>,
+    new_name: &OsStr,
+) -> io::Result<()> {
+    Ok(rustix::fs::renameat(old_dir, old_name, new_dir, new_name)?)
+}
+
+/// `fstatat(dir, name, AT_SYMLINK_NOFOLLOW)`, with `None` for a missing name.
+pub fn lstat_at(dir: BorrowedFd<'_>, name: &OsStr) -> io::Result<Option<Stat>> {
+    match rustix::fs::statat(dir, name, AtFlags::SYMLINK_NOFOLLOW) {
+        Ok(st) => Ok(Some(st)),
+        Err(rustix::io::Errno::NOENT) => Ok(None),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// `fstat(fd)`.
+pub fn fstat(fd: BorrowedFd<'_>) -> io::Result<Stat> {
+    Ok(rustix::fs::fstat(fd)?)
+}
+
+/// `fchownat(dir, name, uid, gid, AT_SYMLINK_NOFOLLOW)`.
+pub fn lchown_at(dir: BorrowedFd<'_>, name: &OsStr, uid: u32, gid: u32) -> io::Result<()> {
+    Ok(rustix::fs::chownat(
+        dir,
+        name,
+        Some(Uid::from_raw(uid)),
+        Some(Gid::from_raw(gid)),
+        AtFlags::SYMLINK_NOFOLLOW,
+    )?)
+}
+
+/// `fchown(fd, uid, gid)`.
+pub fn fchown(fd: BorrowedFd<'_>, uid: u32, gid: u32) -> io::Result<()> {
+    Ok(rustix::fs::fchown(
+        fd,
+        Some(Uid::from_raw(uid)),
+        Some(Gid::from_raw(gid)),
+    )?)
+}
+
+/// `fchmod(fd, mode)`, with the set-id and sticky bits.
+pub fn fchmod(fd: BorrowedFd<'_>, mode: u32) -> io::Result<()> {
+    Ok(rustix::fs::fchmod(fd, Mode::from_raw_mode(mode & 0o7777))?)
+}
+
+/// `chmod("/proc/self/fd/N")` on an `O_PATH` handle: changes the mode of a
+/// node that cannot be opened for I/O (fifo, device) without following a
+/// symlink at its name. Refuses a symlink (`ELOOP`): the kernel has no mode
+/// for those.
+pub fn chmod_node(node: BorrowedFd<'_>, mode: u32) -> io::Result<()> {
+    if FileType::from_raw_mode(fstat(node)?.st_mode) == FileType::Symlink {
+        return Err(io::Error::from_raw_os_error(
+            rustix::io::Errno::LOOP.raw_os_error(),
+        ));
+    }
+    Ok(rustix::fs::chmodat(
+        CWD,
+        proc_path(node),
+        Mode::from_raw_mode(mode & 0o7777),
+        AtFlags::empty(),
+    )?)
+}
+
+/// The `/proc/self/fd/N` magic link of a handle: the kernel resolves it to
+/// exactly the node the handle holds, never through a symlink at its name.
+pub fn proc_path(fd: BorrowedFd<'_>) -> String {
+    format!("/proc/self/fd/{}", fd.as_raw_fd())
+}
+
+/// Seconds and nanoseconds since the epoch.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Time {
+    pub sec: i64,
+    pub nsec: u32,
+}
+
+fn timestamps(atime: Time, mtime: Time) -> Timestamps {
+    let ts = |t: Time| Timespec {
+        tv_sec: t.sec,
+        tv_nsec: t.nsec.into(),
+    };
+    Timestamps {
+        last_access: ts(atime),
+        last_modification: ts(mtime),
+    }
+}
+
+/// `utimensat(dir, name, times, AT_SYMLINK_NOFOLLOW)`.
+pub fn lutimes_at(dir: BorrowedFd<'_>, name: &OsStr, atime: Time, mtime: Time) -> io::Result<()> {
+    Ok(rustix::fs::utimensat(
+        dir,
+        name,
+        &timestamps(atime, mtime),
+        AtFlags::SYMLINK_NOFOLLOW,
+    )?)
+}
+
+/// `futimens(fd, times)`.
+pub fn futimes(fd: BorrowedFd<'_>, atime: Time, mtime: Time) -> io::Result<()> {
+    Ok(rustix::fs::futimens(fd, &timestamps(atime, mtime))?)
+}
+
+/// `ftruncate(fd, len)`.
+pub fn ftruncate(fd: BorrowedFd<'_>, len: u64) -> io::Result<()> {
+    Ok(rustix::fs::ftruncate(fd, len)?)
+}
+
+/// `syncfs(fd)`: flushes the whole file system holding `fd`.
+pub fn syncfs(fd: BorrowedFd<'_>) -> io::Result<()> {
+    Ok(rustix::fs::syncfs(fd)?)
+}
+
+/// One directory entry: its name and the type `getdents64` reported
+/// (`Unknown` on file systems without d_type).
+pub struct DirEntry {
+    pub name: Vec<u8>,
+    pub kind: FileType,
+}
+
+/// `getdents64` over a directory handle, without `.` and `..`, in the
+/// order the file system returns them.
+pub fn read_dir(dir: BorrowedFd<'_>) -> io::Result<Vec<DirEntry>> {
+    // Dir::read_from duplicates the handle's open file description, so
+    // rewind it: the caller may have read it before.
+    let fd = rustix::fs::openat(
+        dir,
+        ".",
+        OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC,
+        Mode::empty(),
+    )?;
+    let mut it = rustix::fs::Dir::new(fd)?;
+    let mut out = Vec::new();
+    while let Some(ent) = it.read() {
+        let ent = ent?;
+        let name = ent.file_name().to_bytes();
+        if name == b"." || name == b".." {
+            continue;
+        }
+        out.push(DirEntry {
+            name: name.to_vec(),
+            kind: ent.file_type(),
+        });
+    }
+    Ok(out)
+}
+
+/// `statfs(fd).f_type`: the magic number of the file system holding `fd`.
+pub fn fs_magic(fd: BorrowedFd<'_>) -> io::Result<i64> {
+    Ok(rustix::fs::fstatfs(fd)?.f_type as i64)
+}
+
+/// Whether this process may create device nodes (`CAP_MKNOD` in its
+/// effective set). Inside a user namespace the kernel refuses them even
+/// with the capability; callers still handle `EPERM`.
+pub fn can_mknod() -> bool {
+    rustix::thread::capabilities(None)
+        .map(|c| c.effective.contains(rustix::thread::CapabilitySet::MKNOD))
+        .unwrap_or(false)
+}
+
+/// The effective user id of this process.
+pub fn euid() -> u32 {
+    rustix::process::geteuid().as_raw()
+}
+
+/// The kernel's `dev_t` for a device number; `None` when out of range
+/// (majors have 12 bits, minors 20, in the kernel's `MKDEV`).
+pub fn makedev(major: u32, minor: u32) -> Option<u64> {
+    (major < (1 << 12) && minor < (1 << 20)).then(|| rustix::fs::makedev(major, minor))
+}
+
+/// Major and minor of a `dev_t`.
+pub fn major_minor(dev: u64) -> (u32, u32) {
+    (rustix::fs::major(dev), rustix::fs::minor(dev))
+}
+
+/// `OsStr` from raw bytes: Linux names are bytes, not UTF-8.
+pub fn os(bytes: &[u8]) -> &OsStr {
+    OsStr::from_bytes(bytes)
+}
+
+/// Borrows any handle as a directory handle.
+pub fn borrow<F: AsFd>(f: &F) -> BorrowedFd<'_> {
+    f.as_fd()
+}
