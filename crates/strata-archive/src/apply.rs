@@ -203,7 +203,6 @@ impl<'o> Applier<'o> {
             let mut entry = entry.map_err(|e| Error::stream("reading a tar header", Some(e)))?;
             self.entry(&mut entry)?;
         }
-        drop(archive);
         self.fix_directories()
     }
 
@@ -385,6 +384,13 @@ impl<'o> Applier<'o> {
         }
         let fd = fs::open_dir_at(dir.as_fd(), fs::os(name))
             .map_err(|e| Error::entry_io(raw, "opening the directory", e))?;
+        if before == Some(FileType::Directory) {
+            // Merging takes the entry's attributes, all of them: xattrs
+            // the entry does not carry go (a directory replaced in a
+            // container must not keep the old one's).
+            drop_other_xattrs(fd.as_fd(), &meta.xattrs)
+                .map_err(|e| Error::entry_io(raw, "removing old xattrs", e))?;
+        }
         self.set_dir_attrs(raw, fd.as_fd(), meta)?;
         if let (Target::Overlay(x), Some(FileType::CharacterDevice)) = (self.opts.target, before) {
             // A directory replacing this layer's whiteout of the same name
@@ -695,6 +701,19 @@ impl<'o> Applier<'o> {
     }
 }
 
+/// Removes the xattrs of `fd` that `keep` does not list, leaving
+/// overlay-private ones (the opaque marker of an overlay target) and
+/// `security.*` ones (set by the system, not by layers).
+fn drop_other_xattrs(fd: BorrowedFd<'_>, keep: &[(Vec<u8>, Vec<u8>)]) -> io::Result<()> {
+    for name in xattr::list(fd, false)? {
+        let kept = keep.iter().any(|(k, _)| *k == name);
+        if !kept && !whiteout::is_overlay_private(&name) && !name.starts_with(b"security.") {
+            xattr::remove(fd, false, &name)?;
+        }
+    }
+    Ok(())
+}
+
 fn set_opaque(dir: BorrowedFd<'_>, x: OverlayXattrs) -> io::Result<()> {
     xattr::set(dir, false, x.opaque(), b"y")
 }
@@ -774,12 +793,13 @@ fn device<R: Read>(e: &tar::Entry<'_, R>, raw: &[u8], ty: EntryType) -> Result<u
 fn read_meta<R: Read>(e: &mut tar::Entry<'_, R>, raw: &[u8]) -> Result<Meta> {
     let h = e.header();
     let bad = |what: &str, err: io::Error| Error::entry(raw, format!("bad {what} field: {err}"));
-    let mode = h.mode().map_err(|err| bad("mode", err))? & 0o7777;
-    let mut uid = h.uid().map_err(|err| bad("uid", err))?;
-    let mut gid = h.gid().map_err(|err| bad("gid", err))?;
+    let old = h.as_old();
+    let mode = numeric(&old.mode, h.mode().map(u64::from)).map_err(|err| bad("mode", err))? as u32
+        & 0o7777;
+    let mut uid = numeric(&old.uid, h.uid()).map_err(|err| bad("uid", err))?;
+    let mut gid = numeric(&old.gid, h.gid()).map_err(|err| bad("gid", err))?;
     let mut mtime = Time {
-        sec: h
-            .mtime()
+        sec: numeric(&old.mtime, h.mtime())
             .map_err(|err| bad("mtime", err))?
             .min(i64::MAX as u64) as i64,
         nsec: 0,
@@ -826,6 +846,16 @@ fn read_meta<R: Read>(e: &mut tar::Entry<'_, R>, raw: &[u8]) -> Result<Meta> {
         mtime,
         xattrs,
     })
+}
+
+/// A numeric header field; an empty one (all NUL or spaces, as some
+/// writers leave fields they do not use) reads as 0, as Go's archive/tar
+/// and GNU tar read it.
+fn numeric(field: &[u8], parsed: io::Result<u64>) -> io::Result<u64> {
+    if field.iter().all(|b| *b == 0 || *b == b' ') {
+        return Ok(0);
+    }
+    parsed
 }
 
 /// A PAX time: decimal seconds, optionally with a fraction.

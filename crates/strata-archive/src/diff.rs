@@ -6,7 +6,7 @@
 //! the whiteouts, then everything else: the same tree always gives the
 //! same tar.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 use std::io::{self, Read, Write};
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
@@ -69,6 +69,8 @@ trait Sink {
     fn opaque(&mut self, dir_path: &[u8]) -> Result<()>;
     /// A name below that an opaque directory hides.
     fn hidden(&mut self, path: &[u8]);
+    /// An unchanged name re-linked to `target`, a changed name of its inode.
+    fn relink(&mut self, path: &[u8], target: &[u8], st: &Stat) -> Result<()>;
 }
 
 struct TarSink<W: Write>(LayerWriter<W>);
@@ -93,6 +95,9 @@ impl<W: Write> Sink for TarSink<W> {
         self.0.marker(&child(dir_path, OPAQUE))
     }
     fn hidden(&mut self, _: &[u8]) {}
+    fn relink(&mut self, path: &[u8], target: &[u8], st: &Stat) -> Result<()> {
+        self.0.link(path, target, st)
+    }
 }
 
 #[derive(Default)]
@@ -143,6 +148,9 @@ impl Sink for ChangeSink {
             path: abs(path),
             kind: ChangeKind::Deleted,
         });
+    }
+    fn relink(&mut self, _: &[u8], _: &[u8], _: &Stat) -> Result<()> {
+        Ok(())
     }
 }
 
@@ -313,12 +321,15 @@ fn compare_roots(old: Option<&Path>, new: &Path, sink: &mut dyn Sink) -> Result<
     let mut w = Compare {
         sink,
         pending: Vec::new(),
+        groups: BTreeMap::new(),
     };
-    w.walk(old.as_ref(), &Rc::new(new), &[])
+    w.walk(old.as_ref(), &Rc::new(new), &[])?;
+    w.relink_groups()
 }
 
 /// A directory on the current path not written yet: written as soon as
 /// something below it is (parents come before their children).
+#[derive(Clone)]
 struct Pending {
     parent: Rc<OwnedFd>,
     name: Vec<u8>,
@@ -331,9 +342,55 @@ struct Pending {
 struct Compare<'s> {
     sink: &'s mut dyn Sink,
     pending: Vec<Pending>,
+    /// Names of multiply-linked files in the new tree, by inode.
+    groups: BTreeMap<(u64, u64), LinkGroup>,
+}
+
+/// The names of one multiply-linked inode: those written (the first
+/// carries the data) and those left out because they did not change.
+#[derive(Default)]
+struct LinkGroup {
+    written: Vec<Vec<u8>>,
+    unchanged: Vec<(Vec<u8>, Option<Pending>, Stat)>,
 }
 
 impl Compare<'_> {
+    /// Notes a regular file of the new tree that has other names.
+    fn note_link(&mut self, path: &[u8], st: &Stat, written: bool) {
+        if kind(st) != FileType::RegularFile || st.st_nlink < 2 {
+            return;
+        }
+        let g = self.groups.entry((st.st_dev, st.st_ino)).or_default();
+        if written {
+            g.written.push(path.to_vec());
+        } else {
+            g.unchanged
+                .push((path.to_vec(), self.pending.last().cloned(), *st));
+        }
+    }
+
+    /// A link group with a changed name and unchanged ones: the changed
+    /// name got new data, so the unchanged names must be linked to it
+    /// again, or applying the diff splits the group (containerd's
+    /// HardlinkParentInclusion). They go at the end, each after its
+    /// directory, so the directory's attributes are restored after the
+    /// link changes it.
+    fn relink_groups(&mut self) -> Result<()> {
+        for g in std::mem::take(&mut self.groups).into_values() {
+            let Some(first) = g.written.first() else {
+                continue;
+            };
+            for (path, parent, st) in &g.unchanged {
+                if let Some(p) = parent {
+                    self.sink
+                        .entry(p.parent.as_fd(), &p.name, &p.path, &p.st, p.existed)?;
+                }
+                self.sink.relink(path, first, st)?;
+            }
+        }
+        Ok(())
+    }
+
     fn flush(&mut self) -> Result<()> {
         for p in self.pending.iter_mut().filter(|p| !p.written) {
             self.sink
@@ -385,16 +442,18 @@ impl Compare<'_> {
                 }
                 Some(ost) if kind(&ost) == kind(&nst) => {
                     let old = old.expect("old exists").as_fd();
-                    if !same_attrs(Some(old), new.as_fd(), n, &p, &ost, &nst)?
-                        || !same_content(old, new.as_fd(), n, &p, &ost, &nst)?
-                    {
+                    let changed = !same_attrs(Some(old), new.as_fd(), n, &p, &ost, &nst)?
+                        || !same_content(old, new.as_fd(), n, &p, &ost, &nst)?;
+                    if changed {
                         self.flush()?;
                         self.sink.entry(new.as_fd(), n, &p, &nst, true)?;
                     }
+                    self.note_link(&p, &nst, changed);
                 }
                 ost => {
                     self.flush()?;
                     self.sink.entry(new.as_fd(), n, &p, &nst, ost.is_some())?;
+                    self.note_link(&p, &nst, true);
                     if is_dir {
                         let nsub = Rc::new(open_sub(new.as_fd(), n, &p)?);
                         self.pending.push(Pending {

@@ -131,6 +131,21 @@ impl<W: Write> LayerWriter<W> {
         self.append(path, h, pax, data)
     }
 
+    /// A hard-link entry `path` -> `target`, with the attributes of `st`.
+    pub fn link(&mut self, path: &[u8], target: &[u8], st: &Stat) -> Result<()> {
+        let mut h = Header::new_ustar();
+        let mut pax = Vec::new();
+        h.set_entry_type(EntryType::Link);
+        h.set_mode(st.st_mode & 0o7777);
+        set_id(&mut h, &mut pax, "uid", st.st_uid.into());
+        set_id(&mut h, &mut pax, "gid", st.st_gid.into());
+        h.set_mtime(st.st_mtime.max(0) as u64);
+        h.set_size(0);
+        set_link(&mut h, &mut pax, target);
+        set_name(&mut h, &mut pax, path);
+        self.append(path, h, pax, None)
+    }
+
     /// A whiteout entry, `.wh.NAME` or `.wh..wh..opq`, at `path`.
     pub fn marker(&mut self, path: &[u8]) -> Result<()> {
         let mut h = Header::new_ustar();

@@ -33,9 +33,9 @@ fn split_names(buf: &[u8]) -> Vec<Vec<u8>> {
 pub fn list(fd: BorrowedFd<'_>, o_path: bool) -> io::Result<Vec<Vec<u8>>> {
     loop {
         let size = if o_path {
-            rustix::fs::listxattr(proc_path(fd), &mut [0u8; 0][..])
+            rustix::fs::listxattr_query(proc_path(fd))
         } else {
-            rustix::fs::flistxattr(fd, &mut [0u8; 0][..])
+            rustix::fs::flistxattr_query(fd)
         };
         let size = match size {
             Ok(n) => n,
@@ -66,9 +66,9 @@ pub fn get(fd: BorrowedFd<'_>, o_path: bool, name: &[u8]) -> io::Result<Option<V
     let name = crate::fs::os(name);
     loop {
         let size = if o_path {
-            rustix::fs::getxattr(proc_path(fd), name, &mut [0u8; 0][..])
+            rustix::fs::getxattr_query(proc_path(fd), name)
         } else {
-            rustix::fs::fgetxattr(fd, name, &mut [0u8; 0][..])
+            rustix::fs::fgetxattr_query(fd, name)
         };
         let size = match size {
             Ok(n) => n,
@@ -122,7 +122,7 @@ fn at_path(dir: BorrowedFd<'_>, name: &[u8]) -> std::ffi::OsString {
 pub fn list_at(dir: BorrowedFd<'_>, name: &[u8]) -> io::Result<Vec<Vec<u8>>> {
     let path = at_path(dir, name);
     loop {
-        let size = match rustix::fs::llistxattr(&path, &mut [0u8; 0][..]) {
+        let size = match rustix::fs::llistxattr_query(&path) {
             Ok(n) => n,
             Err(Errno::OPNOTSUPP) => return Ok(Vec::new()),
             Err(e) => return Err(e.into()),
@@ -144,7 +144,7 @@ pub fn get_at(dir: BorrowedFd<'_>, name: &[u8], key: &[u8]) -> io::Result<Option
     let path = at_path(dir, name);
     let key = crate::fs::os(key);
     loop {
-        let size = match rustix::fs::lgetxattr(&path, key, &mut [0u8; 0][..]) {
+        let size = match rustix::fs::lgetxattr_query(&path, key) {
             Ok(n) => n,
             Err(Errno::NODATA) | Err(Errno::OPNOTSUPP) => return Ok(None),
             Err(e) => return Err(e.into()),
@@ -173,4 +173,19 @@ pub fn all_at(dir: BorrowedFd<'_>, name: &[u8]) -> io::Result<Vec<(Vec<u8>, Vec<
         }
     }
     Ok(out)
+}
+
+/// `fremovexattr`, or `removexattr` on the magic link of an `O_PATH`
+/// handle. Removing an absent attribute is not an error.
+pub fn remove(fd: BorrowedFd<'_>, o_path: bool, name: &[u8]) -> io::Result<()> {
+    let name = crate::fs::os(name);
+    let r = if o_path {
+        rustix::fs::removexattr(proc_path(fd), name)
+    } else {
+        rustix::fs::fremovexattr(fd, name)
+    };
+    match r {
+        Ok(()) | Err(Errno::NODATA) => Ok(()),
+        Err(e) => Err(e.into()),
+    }
 }

@@ -1,0 +1,427 @@
+//! Test support: tree manifests, fixtures with every file type, real
+//! overlay mounts cleaned up on drop, and loud requirement checks.
+#![allow(dead_code)]
+
+use std::collections::BTreeMap;
+use std::ffi::OsStr;
+use std::fs;
+use std::io::Read;
+use std::os::unix::ffi::OsStrExt;
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+/// True when the test can run; otherwise prints a loud SKIPPED line, and
+/// fails under CI (where every requirement must be met).
+pub fn require(what: &str, ok: bool) -> bool {
+    if ok {
+        return true;
+    }
+    if std::env::var_os("CI").is_some() {
+        panic!("requirement not met in CI: {what}");
+    }
+    eprintln!("SKIPPED (requirement not met: {what})");
+    false
+}
+
+pub fn is_root() -> bool {
+    let status = fs::read_to_string("/proc/self/status").unwrap();
+    status
+        .lines()
+        .find(|l| l.starts_with("Uid:"))
+        .and_then(|l| l.split_whitespace().nth(2))
+        == Some("0")
+}
+
+pub fn require_root() -> bool {
+    require("root", is_root())
+}
+
+pub fn run(cmd: &mut Command) {
+    let out = cmd
+        .output()
+        .unwrap_or_else(|e| panic!("running {cmd:?}: {e}"));
+    assert!(
+        out.status.success(),
+        "{cmd:?} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// One object of a tree, as compared by the round-trip tests: type, mode,
+/// owner, size and content digest, link target, device number, xattrs
+/// (overlay-private ones excluded), mtime seconds and hard-link group.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Node {
+    pub kind: &'static str,
+    pub mode: u32,
+    pub uid: u32,
+    pub gid: u32,
+    pub content: Vec<u8>,
+    pub rdev: u64,
+    pub xattrs: Vec<(Vec<u8>, Vec<u8>)>,
+    pub mtime: Option<i64>,
+    pub link_group: Option<Vec<u8>>,
+}
+
+pub type Manifest = BTreeMap<Vec<u8>, Node>;
+
+pub struct ManifestOptions {
+    /// Compare directory mtimes too.
+    pub dir_mtimes: bool,
+    /// Compare file mtimes.
+    pub mtimes: bool,
+}
+
+pub const ALL: ManifestOptions = ManifestOptions {
+    dir_mtimes: true,
+    mtimes: true,
+};
+
+pub const NO_TIMES: ManifestOptions = ManifestOptions {
+    dir_mtimes: false,
+    mtimes: false,
+};
+
+pub fn manifest(root: &Path, opts: &ManifestOptions) -> Manifest {
+    let mut out = Manifest::new();
+    let mut inodes: BTreeMap<(u64, u64), Vec<u8>> = BTreeMap::new();
+    walk(root, b"", opts, &mut out, &mut inodes);
+    // A group of one is no group (overlay reports the lower inode's link
+    // count even when the other names are whited out).
+    let mut sizes: BTreeMap<Vec<u8>, usize> = BTreeMap::new();
+    for n in out.values() {
+        if let Some(g) = &n.link_group {
+            *sizes.entry(g.clone()).or_default() += 1;
+        }
+    }
+    for n in out.values_mut() {
+        if n.link_group.as_ref().is_some_and(|g| sizes[g] < 2) {
+            n.link_group = None;
+        }
+    }
+    out
+}
+
+fn walk(
+    dir: &Path,
+    rel: &[u8],
+    opts: &ManifestOptions,
+    out: &mut Manifest,
+    inodes: &mut BTreeMap<(u64, u64), Vec<u8>>,
+) {
+    let mut names: Vec<_> = fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    names.sort();
+    for name in names {
+        if name == "lost+found" && rel.is_empty() {
+            continue;
+        }
+        let p = dir.join(&name);
+        let mut r = rel.to_vec();
+        if !r.is_empty() {
+            r.push(b'/');
+        }
+        r.extend_from_slice(name.as_bytes());
+        let md = fs::symlink_metadata(&p).unwrap();
+        let ft = md.file_type();
+        use std::os::unix::fs::FileTypeExt;
+        let (kind, content) = if ft.is_dir() {
+            ("dir", Vec::new())
+        } else if ft.is_symlink() {
+            (
+                "symlink",
+                fs::read_link(&p).unwrap().as_os_str().as_bytes().to_vec(),
+            )
+        } else if ft.is_file() {
+            let mut data = Vec::new();
+            fs::File::open(&p).unwrap().read_to_end(&mut data).unwrap();
+            ("file", data)
+        } else if ft.is_fifo() {
+            ("fifo", Vec::new())
+        } else if ft.is_char_device() {
+            ("char", Vec::new())
+        } else if ft.is_block_device() {
+            ("block", Vec::new())
+        } else {
+            ("socket", Vec::new())
+        };
+        let link_group = if !ft.is_dir() && md.nlink() > 1 {
+            let key = (md.dev(), md.ino());
+            Some(inodes.entry(key).or_insert_with(|| r.clone()).clone())
+        } else {
+            None
+        };
+        let mtime = if (ft.is_dir() && opts.dir_mtimes) || (!ft.is_dir() && opts.mtimes) {
+            Some(md.mtime())
+        } else {
+            None
+        };
+        out.insert(
+            r.clone(),
+            Node {
+                kind,
+                mode: md.permissions().mode() & 0o7777,
+                uid: md.uid(),
+                gid: md.gid(),
+                content,
+                rdev: if ft.is_dir() || ft.is_file() || ft.is_symlink() {
+                    0
+                } else {
+                    md.rdev()
+                },
+                xattrs: xattrs(&p),
+                mtime,
+                link_group,
+            },
+        );
+        if ft.is_dir() {
+            walk(&p, &r, opts, out, inodes);
+        }
+    }
+}
+
+/// xattrs of a path (not following a final symlink), overlay-private and
+/// security.selinux excluded, read with getfattr (package `attr`).
+pub fn xattrs(p: &Path) -> Vec<(Vec<u8>, Vec<u8>)> {
+    let out = Command::new("getfattr")
+        .args(["-h", "-d", "-m", "-", "-e", "hex", "--absolute-names"])
+        .arg(p)
+        .output();
+    let Ok(out) = out else { return Vec::new() };
+    let mut v = Vec::new();
+    for line in out.stdout.split(|b| *b == b'\n') {
+        let Some(eq) = line.iter().position(|b| *b == b'=') else {
+            continue;
+        };
+        let (k, val) = (&line[..eq], &line[eq + 1..]);
+        if k.starts_with(b"trusted.overlay.")
+            || k.starts_with(b"user.overlay.")
+            || k == b"security.selinux"
+        {
+            continue;
+        }
+        v.push((k.to_vec(), val.to_vec()));
+    }
+    v.sort();
+    v
+}
+
+pub fn setxattr(p: &Path, name: &str, value: &str) {
+    run(Command::new("setfattr")
+        .args(["-h", "-n", name, "-v", value])
+        .arg(p));
+}
+
+/// Asserts two manifests are equal, printing the first differences.
+pub fn assert_same(a: &Manifest, b: &Manifest, what: &str) {
+    if a == b {
+        return;
+    }
+    let mut diffs = Vec::new();
+    for (k, v) in a {
+        match b.get(k) {
+            None => diffs.push(format!("only in left: {}", String::from_utf8_lossy(k))),
+            Some(w) if w != v => diffs.push(format!(
+                "differs: {}\n  left:  {:?}\n  right: {:?}",
+                String::from_utf8_lossy(k),
+                short(v),
+                short(w)
+            )),
+            _ => {}
+        }
+    }
+    for k in b.keys() {
+        if !a.contains_key(k) {
+            diffs.push(format!("only in right: {}", String::from_utf8_lossy(k)));
+        }
+    }
+    diffs.truncate(20);
+    panic!("{what}: trees differ:\n{}", diffs.join("\n"));
+}
+
+fn short(n: &Node) -> String {
+    format!(
+        "{} mode={:o} {}:{} len={} rdev={} x={} mtime={:?} link={:?}",
+        n.kind,
+        n.mode,
+        n.uid,
+        n.gid,
+        n.content.len(),
+        n.rdev,
+        n.xattrs.len(),
+        n.mtime,
+        n.link_group
+            .as_ref()
+            .map(|l| String::from_utf8_lossy(l).into_owned())
+    )
+}
+
+pub fn os(b: &[u8]) -> &OsStr {
+    OsStr::from_bytes(b)
+}
+
+/// Sets a path's mtime (and atime) to whole seconds, not following symlinks.
+pub fn set_mtime(p: &Path, secs: i64) {
+    run(Command::new("touch")
+        .arg("-h")
+        .arg("-d")
+        .arg(format!("@{secs}"))
+        .arg(p));
+}
+
+/// A real overlay mount, unmounted on drop.
+pub struct OverlayMount {
+    pub merged: PathBuf,
+}
+
+impl OverlayMount {
+    /// `lowers` topmost first.
+    pub fn new(
+        lowers: &[&Path],
+        upper: Option<(&Path, &Path)>,
+        merged: &Path,
+        extra: &str,
+    ) -> Self {
+        let lower = lowers
+            .iter()
+            .map(|p| p.to_str().unwrap().to_owned())
+            .collect::<Vec<_>>()
+            .join(":");
+        let mut opts = format!("lowerdir={lower}");
+        if let Some((u, w)) = upper {
+            opts.push_str(&format!(
+                ",upperdir={},workdir={}",
+                u.display(),
+                w.display()
+            ));
+        }
+        if !extra.is_empty() {
+            opts.push(',');
+            opts.push_str(extra);
+        }
+        run(Command::new("mount")
+            .args(["-t", "overlay", "overlay", "-o", &opts])
+            .arg(merged));
+        OverlayMount {
+            merged: merged.to_owned(),
+        }
+    }
+}
+
+impl Drop for OverlayMount {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg(&self.merged).status();
+    }
+}
+
+/// Deterministic pseudo-random bytes (xorshift), as moby's graphtest uses
+/// seeded content.
+pub fn random_bytes(seed: u64, len: usize) -> Vec<u8> {
+    let mut x = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+    (0..len)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x as u8
+        })
+        .collect()
+}
+
+/// A tree with every file type and the metadata a layer must keep.
+pub fn build_fixture(root: &Path) {
+    use std::os::unix::fs::{symlink, DirBuilderExt};
+    let w = |rel: &str, data: &[u8], mode: u32| {
+        let p = root.join(rel);
+        fs::write(&p, data).unwrap();
+        fs::set_permissions(&p, fs::Permissions::from_mode(mode)).unwrap();
+    };
+    fs::DirBuilder::new()
+        .mode(0o755)
+        .create(root.join("etc"))
+        .unwrap();
+    w("etc/hosts", b"127.0.0.1 localhost\n", 0o644);
+    fs::hard_link(root.join("etc/hosts"), root.join("etc/hosts.allow")).unwrap();
+    w("empty", b"", 0o600);
+    w("a-file", b"Some data", 0o4222);
+    fs::DirBuilder::new()
+        .mode(0o705)
+        .create(root.join("a subdir"))
+        .unwrap();
+    fs::set_permissions(root.join("a subdir"), fs::Permissions::from_mode(0o1705)).unwrap();
+    std::os::unix::fs::lchown(root.join("a subdir"), Some(1), Some(2)).unwrap();
+    w("a subdir/setgid", &random_bytes(3, 70_000), 0o2755);
+    std::os::unix::fs::lchown(root.join("a subdir/setgid"), Some(1000), Some(1000)).unwrap();
+    fs::create_dir_all(root.join("usr/local/lib")).unwrap();
+    w(
+        "usr/local/lib/libnothing.so",
+        &random_bytes(4, 4096 * 3 + 7),
+        0o755,
+    );
+    symlink("libnothing.so", root.join("usr/local/lib/libnothing.so.2")).unwrap();
+    symlink("/etc/hosts", root.join("abs-link")).unwrap();
+    symlink("../../nowhere/at/all", root.join("usr/dangling")).unwrap();
+    std::os::unix::fs::lchown(root.join("usr/dangling"), Some(7), Some(8)).unwrap();
+    run(Command::new("mkfifo").arg(root.join("fifo")));
+    fs::create_dir(root.join("dev")).unwrap();
+    run(Command::new("mknod")
+        .arg(root.join("dev/null"))
+        .args(["c", "1", "3"]));
+    run(Command::new("mknod")
+        .arg(root.join("dev/loop9"))
+        .args(["b", "7", "9"]));
+    fs::set_permissions(root.join("dev/null"), fs::Permissions::from_mode(0o666)).unwrap();
+    // Long names: over 100 bytes for the ustar name, over 255 in all.
+    let long_dir = root.join("d".repeat(120));
+    fs::create_dir(&long_dir).unwrap();
+    fs::write(long_dir.join("f".repeat(200)), b"long").unwrap();
+    symlink("t".repeat(150), long_dir.join("long-target")).unwrap();
+    fs::hard_link(
+        long_dir.join("f".repeat(200)),
+        root.join("hardlink-to-long"),
+    )
+    .unwrap();
+    // Not UTF-8.
+    fs::write(root.join(os(b"latin1-\xe9t\xe9")), b"bytes").unwrap();
+    // Extended attributes, on a file, a directory and a file with a
+    // binary value.
+    setxattr(&root.join("etc/hosts"), "user.comment", "hello");
+    setxattr(&root.join("a subdir"), "user.dir", "x");
+    setxattr(&root.join("empty"), "trusted.binary", "0x00ff10");
+    // A sparse file: a megabyte hole between two blocks.
+    let sparse = root.join("sparse");
+    let f = fs::File::create(&sparse).unwrap();
+    use std::os::unix::fs::FileExt;
+    f.write_all_at(b"head", 0).unwrap();
+    f.write_all_at(b"tail", 1 << 20).unwrap();
+    // Whole-second times everywhere (tars carry seconds), directories last.
+    let mut dirs = Vec::new();
+    for (i, entry) in walk_paths(root).into_iter().enumerate() {
+        if fs::symlink_metadata(&entry).unwrap().is_dir() {
+            dirs.push(entry);
+        } else {
+            set_mtime(&entry, 1_600_000_000 + i as i64);
+        }
+    }
+    for (i, d) in dirs.iter().rev().enumerate() {
+        set_mtime(d, 1_500_000_000 + i as i64);
+    }
+}
+
+pub fn walk_paths(root: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    let mut stack = vec![root.to_owned()];
+    while let Some(d) = stack.pop() {
+        for e in fs::read_dir(&d).unwrap() {
+            let p = e.unwrap().path();
+            if fs::symlink_metadata(&p).unwrap().is_dir() {
+                stack.push(p.clone());
+            }
+            out.push(p);
+        }
+    }
+    out
+}

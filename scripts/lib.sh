@@ -1,0 +1,40 @@
+# Shared helpers for the scripts under scripts/ and bench/ (sourced).
+
+# Installs Debian packages that provide the given commands, when missing.
+# Usage: need_cmds cmd:package ...
+need_cmds() {
+    local missing=()
+    for pair in "$@"; do
+        command -v "${pair%%:*}" >/dev/null 2>&1 || missing+=("${pair#*:}")
+    done
+    if [ ${#missing[@]} -gt 0 ]; then
+        if [ "$(id -u)" != 0 ]; then
+            echo "missing packages (install them as root): ${missing[*]}" >&2
+            return 1
+        fi
+        echo "installing: ${missing[*]}" >&2
+        DEBIAN_FRONTEND=noninteractive apt-get update -qq
+        DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+    fi
+}
+
+# The Debian mirror apt is configured with (deb822 or one-line format).
+debian_mirror() {
+    local m
+    m=$( (grep -hE '^URIs:' /etc/apt/sources.list.d/*.sources 2>/dev/null | awk '{print $2}';
+          grep -hE '^deb ' /etc/apt/sources.list /etc/apt/sources.list.d/*.list 2>/dev/null | awk '{print $2}') \
+        | grep -E '/debian/?$' | head -n1)
+    echo "${m:-http://deb.debian.org/debian}"
+}
+
+# Builds (once) a minbase Debian root filesystem at $1.
+debian_rootfs() {
+    local dir=$1
+    if [ -x "$dir/bin/sh" ]; then
+        return 0
+    fi
+    need_cmds debootstrap:debootstrap
+    rm -rf "$dir.partial"
+    debootstrap --variant=minbase bookworm "$dir.partial" "$(debian_mirror)" >&2
+    mv "$dir.partial" "$dir"
+}
