@@ -216,6 +216,7 @@ pub fn changes_upper(upper: &Path, lowers: &[&Path], x: OverlayXattrs) -> Result
         x,
     )?;
     sink.0.sort();
+    sink.0.dedup();
     Ok(sink.0)
 }
 
@@ -312,6 +313,7 @@ pub fn changes_trees(old: Option<&Path>, new: &Path) -> Result<Vec<Change>> {
     let mut sink = ChangeSink::default();
     compare_roots(old, new, &mut sink)?;
     sink.0.sort();
+    sink.0.dedup();
     Ok(sink.0)
 }
 
@@ -502,8 +504,7 @@ fn same_attrs(
 }
 
 /// Content, when the attributes cannot tell: symlink targets always;
-/// regular files only when their mtimes have whole seconds (a tar
-/// extraction's, too coarse to trust), byte for byte.
+/// regular files when [`in_doubt`], byte for byte.
 fn same_content(
     old: BorrowedFd<'_>,
     new: BorrowedFd<'_>,
@@ -520,7 +521,7 @@ fn same_content(
                 .map_err(|e| Error::fs("reading", abs(path), e))?;
             Ok(a == b)
         }
-        FileType::RegularFile if o.st_mtime_nsec == 0 && n.st_mtime_nsec == 0 => {
+        FileType::RegularFile if in_doubt(o, n) => {
             let a = fs::open_file_at(old, fs::os(name))
                 .map_err(|e| Error::fs("opening", abs(path), e))?;
             let b = fs::open_file_at(new, fs::os(name))
@@ -529,6 +530,18 @@ fn same_content(
         }
         _ => Ok(true),
     }
+}
+
+/// Same size and mtime, but the mtime cannot be trusted to tell: it has
+/// whole seconds (a tar extraction's), or the new file's inode changed
+/// within a second of its last data write — a rewrite in the same clock
+/// tick as the old file's write (timestamps are as coarse as a jiffy)
+/// would look unchanged. A copy made by a driver keeps the old mtime and
+/// gets a new ctime, so copies of files written long before are not read.
+fn in_doubt(o: &Stat, n: &Stat) -> bool {
+    let whole_seconds = o.st_mtime_nsec == 0 && n.st_mtime_nsec == 0;
+    let written_lately = (n.st_ctime - n.st_mtime).abs() <= 1;
+    whole_seconds || written_lately
 }
 
 fn equal_readers(mut a: impl Read, mut b: impl Read) -> io::Result<bool> {

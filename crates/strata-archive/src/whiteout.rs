@@ -43,21 +43,24 @@ pub enum OverlayXattrs {
 }
 
 impl OverlayXattrs {
-    pub(crate) fn opaque(self) -> &'static [u8] {
+    /// The xattr that marks an opaque directory.
+    pub fn opaque(self) -> &'static [u8] {
         match self {
             OverlayXattrs::Trusted => b"trusted.overlay.opaque",
             OverlayXattrs::User => b"user.overlay.opaque",
         }
     }
 
-    pub(crate) fn redirect(self) -> &'static [u8] {
+    /// The xattr of a renamed directory (`redirect_dir`).
+    pub fn redirect(self) -> &'static [u8] {
         match self {
             OverlayXattrs::Trusted => b"trusted.overlay.redirect",
             OverlayXattrs::User => b"user.overlay.redirect",
         }
     }
 
-    pub(crate) fn metacopy(self) -> &'static [u8] {
+    /// The xattr of a metadata-only copy-up (`metacopy`).
+    pub fn metacopy(self) -> &'static [u8] {
         match self {
             OverlayXattrs::Trusted => b"trusted.overlay.metacopy",
             OverlayXattrs::User => b"user.overlay.metacopy",

@@ -297,6 +297,19 @@ pub fn can_mknod() -> bool {
         .unwrap_or(false)
 }
 
+/// The effective group id of this process.
+pub fn egid() -> u32 {
+    rustix::process::getegid().as_raw()
+}
+
+/// This process's umask, read from /proc (reading it with umask(2) would
+/// mean changing it, under other threads' feet); `None` when unknown.
+pub fn umask() -> Option<u32> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("Umask:"))?;
+    u32::from_str_radix(line.split_whitespace().nth(1)?, 8).ok()
+}
+
 /// The effective user id of this process.
 pub fn euid() -> u32 {
     rustix::process::geteuid().as_raw()
@@ -321,4 +334,35 @@ pub fn os(bytes: &[u8]) -> &OsStr {
 /// Borrows any handle as a directory handle.
 pub fn borrow<F: AsFd>(f: &F) -> BorrowedFd<'_> {
     f.as_fd()
+}
+
+/// `ioctl(dst, FICLONE, src)`: shares the extents of `src` with `dst` on
+/// file systems that can (btrfs, XFS); `EOPNOTSUPP`/`EXDEV`/`EINVAL`
+/// elsewhere.
+pub fn reflink(src: BorrowedFd<'_>, dst: BorrowedFd<'_>) -> io::Result<()> {
+    Ok(rustix::fs::ioctl_ficlone(dst, src)?)
+}
+
+/// `copy_file_range(src, dst, len)` from both files' current offsets:
+/// in-kernel copy, no user-space buffer. Returns bytes copied (0 at EOF).
+pub fn copy_range(src: BorrowedFd<'_>, dst: BorrowedFd<'_>, len: u64) -> io::Result<u64> {
+    let n = rustix::fs::copy_file_range(src, None, dst, None, len.min(1 << 30) as usize)?;
+    Ok(n as u64)
+}
+
+/// `flock(fd, LOCK_EX)`: blocks until this process holds the lock alone.
+pub fn lock_exclusive(fd: BorrowedFd<'_>) -> io::Result<()> {
+    Ok(rustix::fs::flock(
+        fd,
+        rustix::fs::FlockOperation::LockExclusive,
+    )?)
+}
+
+/// `getrandom(buf, 0)`.
+pub fn random_bytes(buf: &mut [u8]) -> io::Result<()> {
+    let mut done = 0;
+    while done < buf.len() {
+        done += rustix::rand::getrandom(&mut buf[done..], rustix::rand::GetRandomFlags::empty())?;
+    }
+    Ok(())
 }

@@ -1,0 +1,180 @@
+//! One driver in a temporary directory, and the guarantee that nothing
+//! stays mounted after a behaviour ran, whether it passed or panicked.
+
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::path::{Path, PathBuf};
+
+use crate::{Driver, ErrorKind, Result};
+
+/// Makes a driver whose home is the given directory. The suite calls it
+/// once per behaviour (twice where two instances share a home).
+pub type Factory<'a> = &'a dyn Fn(&Path) -> Box<dyn Driver>;
+
+/// True when the test can run. Otherwise says so loudly and, when `CI` is
+/// set (where every requirement must be met), fails instead of skipping.
+pub fn require(what: &str, ok: bool) -> bool {
+    if ok {
+        return true;
+    }
+    if std::env::var_os("CI").is_some() {
+        panic!("requirement not met in CI: {what}");
+    }
+    eprintln!("SKIPPED (requirement not met: {what})");
+    false
+}
+
+/// The suite mounts, changes owners and makes device nodes.
+pub fn require_root() -> bool {
+    require("root", strata_sys::fs::euid() == 0)
+}
+
+/// A driver with its home in a fresh temporary directory, plus a scratch
+/// directory beside the home. Dropping it runs `cleanup` and then
+/// unmounts whatever is still mounted anywhere under the temporary
+/// directory, so a failing behaviour leaves no mounts behind.
+pub struct Harness {
+    // Declared before `tmp`: the driver goes before its directory does.
+    driver: Box<dyn Driver>,
+    home: PathBuf,
+    tmp: tempfile::TempDir,
+}
+
+impl Harness {
+    pub fn new(factory: Factory) -> Self {
+        let tmp = tempfile::Builder::new()
+            .prefix("strata-conformance-")
+            .tempdir()
+            .expect("creating a temporary directory");
+        let home = tmp.path().join("home");
+        std::fs::create_dir(&home).expect("creating the driver's home");
+        let driver = factory(&home);
+        Harness { driver, home, tmp }
+    }
+
+    pub fn driver(&self) -> &dyn Driver {
+        &*self.driver
+    }
+
+    pub fn home(&self) -> &Path {
+        &self.home
+    }
+
+    /// The temporary directory holding the home.
+    pub fn root(&self) -> &Path {
+        self.tmp.path()
+    }
+
+    /// A second driver instance on the same home (another `strata`
+    /// process, as far as the driver can tell).
+    pub fn reopen(&self, factory: Factory) -> Box<dyn Driver> {
+        factory(&self.home)
+    }
+
+    /// `get`, failing the test with the driver's error.
+    pub fn get(&self, id: &str) -> PathBuf {
+        let p = self
+            .driver
+            .get(id, None)
+            .unwrap_or_else(|e| panic!("get({id}): {}", chain(&e)));
+        assert!(
+            p.is_dir(),
+            "get({id}) returned {}, which is not a directory",
+            p.display()
+        );
+        p
+    }
+
+    pub fn put(&self, id: &str) {
+        self.driver
+            .put(id)
+            .unwrap_or_else(|e| panic!("put({id}): {}", chain(&e)));
+    }
+
+    pub fn create(&self, id: &str, parent: Option<&str>) {
+        self.driver
+            .create(id, parent)
+            .unwrap_or_else(|e| panic!("create({id}, {parent:?}): {}", chain(&e)));
+    }
+
+    pub fn create_rw(&self, id: &str, parent: Option<&str>) {
+        self.driver
+            .create_rw(id, parent)
+            .unwrap_or_else(|e| panic!("create_rw({id}, {parent:?}): {}", chain(&e)));
+    }
+
+    pub fn remove(&self, id: &str) {
+        self.driver
+            .remove(id)
+            .unwrap_or_else(|e| panic!("remove({id}): {}", chain(&e)));
+    }
+
+    /// Runs `fill` on the mounted layer, then puts it back.
+    pub fn with_layer<T>(&self, id: &str, fill: impl FnOnce(&Path) -> T) -> T {
+        let p = self.get(id);
+        let out = fill(&p);
+        self.put(id);
+        out
+    }
+
+    /// The end of a behaviour that passed: `cleanup` must succeed and
+    /// leave nothing mounted.
+    pub fn finish(self) {
+        self.driver
+            .cleanup()
+            .unwrap_or_else(|e| panic!("cleanup: {}", chain(&e)));
+        let left = mounts_under(self.root());
+        assert!(left.is_empty(), "mounts left after cleanup: {left:?}");
+    }
+}
+
+impl Drop for Harness {
+    fn drop(&mut self) {
+        // Never panic here: this runs while unwinding from a failed check.
+        let cleaned = catch_unwind(AssertUnwindSafe(|| self.driver.cleanup()));
+        match cleaned {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => eprintln!("conformance: cleanup failed: {}", chain(&e)),
+            Err(_) => eprintln!("conformance: cleanup panicked"),
+        }
+        for m in mounts_under(self.tmp.path()) {
+            eprintln!("conformance: unmounting leftover {}", m.display());
+            if let Err(e) = strata_sys::mount::unmount(&m, true) {
+                eprintln!("conformance: unmounting {}: {e}", m.display());
+            }
+        }
+    }
+}
+
+/// Mount points at or below `dir` (empty when it is gone).
+pub fn mounts_under(dir: &Path) -> Vec<PathBuf> {
+    strata_sys::mount::mounts_under(dir).unwrap_or_default()
+}
+
+pub fn is_mounted(path: &Path) -> bool {
+    strata_sys::mount::is_mountpoint(path).unwrap_or(false)
+}
+
+/// The error and its sources on one line.
+pub fn chain(e: &dyn std::error::Error) -> String {
+    let mut s = e.to_string();
+    let mut src = e.source();
+    while let Some(inner) = src {
+        s.push_str(": ");
+        s.push_str(&inner.to_string());
+        src = inner.source();
+    }
+    s
+}
+
+/// Asserts that `r` failed with `kind`.
+pub fn assert_kind<T: std::fmt::Debug>(r: Result<T>, kind: ErrorKind, what: &str) {
+    match r {
+        Ok(v) => panic!("{what}: succeeded ({v:?}), expected a {kind:?} error"),
+        Err(e) => assert_eq!(
+            e.kind(),
+            kind,
+            "{what}: wrong error kind; error: {}",
+            chain(&e)
+        ),
+    }
+}

@@ -1,0 +1,260 @@
+//! Graph drivers: one trait, several ways to realise the union view of a
+//! layer stack.
+//!
+//! [`Driver`] is Docker's graphdriver contract (Create, Remove, Get, Put,
+//! Exists, Status, Cleanup; Diff, ApplyDiff, Changes, DiffSize). The diff
+//! side has default methods that work for any driver by mounting the
+//! layers and comparing trees (moby's "naive diff"); a driver that can do
+//! better returns a [`NativeDiff`] from [`Driver::native_diff`], and the
+//! defaults use it for the layer/parent pairs it covers.
+//!
+//! Drivers: [`overlay2::Overlay2`] (kernel overlayfs) and [`vfs::Vfs`] (a
+//! full copy per layer). [`open`] picks one the way Docker does: overlay2
+//! if it mounts here, else vfs, saying why it skipped each.
+//!
+//! Mount reference counts live on disk ([`refs`]), under a lock file, so
+//! that a layer mounted by one `strata` process is known to the next.
+#![forbid(unsafe_code)]
+
+mod error;
+pub mod overlay2;
+mod refs;
+pub mod vfs;
+
+#[cfg(feature = "testing")]
+pub mod conformance;
+
+use std::io::{Read, Write};
+use std::path::{Path, PathBuf};
+
+pub use error::{Error, ErrorKind, Result};
+pub use strata_archive::{ApplyReport, Change, ChangeKind, DiffReport};
+
+/// The graph-driver contract. Ids are opaque names chosen by the caller
+/// (the store uses random hex); a parent is the id of the layer below.
+pub trait Driver: Send + Sync {
+    /// `overlay2`, `vfs`, ...
+    fn name(&self) -> &'static str;
+
+    /// The directory the driver keeps its layers in.
+    fn home(&self) -> &Path;
+
+    /// A new read-only layer on `parent` (or on nothing).
+    fn create(&self, id: &str, parent: Option<&str>) -> Result<()>;
+
+    /// A new read-write (container) layer on `parent`.
+    fn create_rw(&self, id: &str, parent: Option<&str>) -> Result<()>;
+
+    /// Deletes a layer. Refused (`InUse`) while it is mounted.
+    fn remove(&self, id: &str) -> Result<()>;
+
+    /// The path of the layer's union view, mounting it on the first call;
+    /// every call takes a reference that [`Driver::put`] gives back.
+    fn get(&self, id: &str, mount_label: Option<&str>) -> Result<PathBuf>;
+
+    /// Gives back a reference; the last one unmounts. A put without a get
+    /// is not an error.
+    fn put(&self, id: &str) -> Result<()>;
+
+    fn exists(&self, id: &str) -> bool;
+
+    /// What `strata info` shows, as ordered key/value pairs.
+    fn status(&self) -> Vec<(String, String)>;
+
+    /// Unmounts everything under the driver's home and forgets all
+    /// references.
+    fn cleanup(&self) -> Result<()>;
+
+    /// The driver's own diff, when it has one.
+    fn native_diff(&self) -> Option<&dyn NativeDiff> {
+        None
+    }
+
+    /// The layer tar of `id` over `parent`.
+    fn diff(&self, id: &str, parent: Option<&str>, out: &mut dyn Write) -> Result<DiffReport> {
+        match self.native_diff() {
+            Some(n) if n.covers(id, parent) => n.diff(id, parent, out),
+            _ => naive::diff(self, id, parent, out),
+        }
+    }
+
+    /// What changed in `id` over `parent`, sorted by path.
+    fn changes(&self, id: &str, parent: Option<&str>) -> Result<Vec<Change>> {
+        match self.native_diff() {
+            Some(n) if n.covers(id, parent) => n.changes(id, parent),
+            _ => naive::changes(self, id, parent),
+        }
+    }
+
+    /// Unpacks a layer tar into the (new, empty) layer `id`; returns what
+    /// apply reports (the diffID among it).
+    fn apply_diff(
+        &self,
+        id: &str,
+        parent: Option<&str>,
+        input: &mut (dyn Read + Send),
+    ) -> Result<ApplyReport> {
+        match self.native_diff() {
+            Some(n) if n.covers(id, parent) => n.apply_diff(id, parent, input),
+            _ => naive::apply_diff(self, id, input),
+        }
+    }
+
+    /// Bytes of file content `id` adds over `parent`.
+    fn diff_size(&self, id: &str, parent: Option<&str>) -> Result<u64> {
+        match self.native_diff() {
+            Some(n) if n.covers(id, parent) => n.diff_size(id, parent),
+            _ => naive::diff_size(self, id, parent),
+        }
+    }
+}
+
+/// A diff straight from a driver's own record of a layer's changes (the
+/// overlay upper directory), valid for a layer over its real parent.
+pub trait NativeDiff {
+    /// Whether `parent` is the layer's actual parent, so the native record
+    /// is the whole change.
+    fn covers(&self, id: &str, parent: Option<&str>) -> bool;
+    fn diff(&self, id: &str, parent: Option<&str>, out: &mut dyn Write) -> Result<DiffReport>;
+    fn changes(&self, id: &str, parent: Option<&str>) -> Result<Vec<Change>>;
+    fn apply_diff(
+        &self,
+        id: &str,
+        parent: Option<&str>,
+        input: &mut (dyn Read + Send),
+    ) -> Result<ApplyReport>;
+    fn diff_size(&self, id: &str, parent: Option<&str>) -> Result<u64>;
+}
+
+/// Names a layer may not have: the driver's own files and directories
+/// live beside the layers.
+const RESERVED: &[&str] = &["l", "dir", "refs", "lock", "probe"];
+
+/// Refuses ids that are not a single plain path component (or that would
+/// collide with the driver's own entries).
+pub fn check_id(id: &str) -> Result<()> {
+    let ok = !id.is_empty()
+        && id.len() <= 255
+        && id != "."
+        && id != ".."
+        && !id.ends_with("-removing")
+        && !RESERVED.contains(&id)
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'));
+    if ok {
+        Ok(())
+    } else {
+        Err(Error::new(
+            ErrorKind::InvalidArgument,
+            format!("invalid layer id {id:?}: use letters, digits, '-', '_' and '.'"),
+        ))
+    }
+}
+
+/// Opens the driver `name` (or, with `None`, the first of overlay2 and
+/// vfs that works here, logging why others were skipped) with its home
+/// under `root/<name>`.
+pub fn open(root: &Path, name: Option<&str>) -> Result<Box<dyn Driver>> {
+    match name {
+        Some("overlay2") | Some("overlay") => {
+            Ok(Box::new(overlay2::Overlay2::new(&root.join("overlay2"))?))
+        }
+        Some("vfs") => Ok(Box::new(vfs::Vfs::new(&root.join("vfs"))?)),
+        Some(other) => Err(Error::new(
+            ErrorKind::InvalidArgument,
+            format!("unknown storage driver {other:?} (known: overlay2, vfs)"),
+        )),
+        None => match overlay2::Overlay2::new(&root.join("overlay2")) {
+            Ok(d) => Ok(Box::new(d)),
+            Err(e) => {
+                tracing::info!("storage driver overlay2 skipped: {e}");
+                Ok(Box::new(vfs::Vfs::new(&root.join("vfs"))?))
+            }
+        },
+    }
+}
+
+/// The defaults of the diff side: mount and compare.
+mod naive {
+    use super::*;
+
+    /// Puts a layer back when dropped, so errors do not leak mounts.
+    struct Mounted<'d, D: Driver + ?Sized> {
+        driver: &'d D,
+        id: String,
+        path: PathBuf,
+    }
+
+    impl<'d, D: Driver + ?Sized> Mounted<'d, D> {
+        fn get(driver: &'d D, id: &str) -> Result<Self> {
+            let path = driver.get(id, None)?;
+            Ok(Mounted {
+                driver,
+                id: id.to_owned(),
+                path,
+            })
+        }
+    }
+
+    impl<D: Driver + ?Sized> Drop for Mounted<'_, D> {
+        fn drop(&mut self) {
+            if let Err(e) = self.driver.put(&self.id) {
+                tracing::warn!("releasing layer {}: {e}", self.id);
+            }
+        }
+    }
+
+    pub fn diff<D: Driver + ?Sized>(
+        d: &D,
+        id: &str,
+        parent: Option<&str>,
+        out: &mut dyn Write,
+    ) -> Result<DiffReport> {
+        let new = Mounted::get(d, id)?;
+        let old = parent.map(|p| Mounted::get(d, p)).transpose()?;
+        let (_, report) =
+            strata_archive::diff_trees(old.as_ref().map(|m| m.path.as_path()), &new.path, out)
+                .map_err(|e| Error::archive(format!("diff of layer {id}"), e))?;
+        Ok(report)
+    }
+
+    pub fn changes<D: Driver + ?Sized>(
+        d: &D,
+        id: &str,
+        parent: Option<&str>,
+    ) -> Result<Vec<Change>> {
+        let new = Mounted::get(d, id)?;
+        let old = parent.map(|p| Mounted::get(d, p)).transpose()?;
+        strata_archive::changes_trees(old.as_ref().map(|m| m.path.as_path()), &new.path)
+            .map_err(|e| Error::archive(format!("changes of layer {id}"), e))
+    }
+
+    pub fn apply_diff<D: Driver + ?Sized>(
+        d: &D,
+        id: &str,
+        input: &mut (dyn Read + Send),
+    ) -> Result<ApplyReport> {
+        let m = Mounted::get(d, id)?;
+        let opts = strata_archive::ApplyOptions::default();
+        strata_archive::apply(input, &m.path, &opts)
+            .map_err(|e| Error::archive(format!("applying a layer to {id}"), e))
+    }
+
+    /// Sizes of the regular files added or modified: what moby's naive
+    /// DiffSize counts.
+    pub fn diff_size<D: Driver + ?Sized>(d: &D, id: &str, parent: Option<&str>) -> Result<u64> {
+        let changes = changes(d, id, parent)?;
+        let m = Mounted::get(d, id)?;
+        let mut total = 0;
+        for c in changes.iter().filter(|c| c.kind != ChangeKind::Deleted) {
+            let path = m.path.join(strata_sys::fs::os(&c.path[1..]));
+            if let Ok(md) = std::fs::symlink_metadata(&path) {
+                if md.is_file() {
+                    total += md.len();
+                }
+            }
+        }
+        Ok(total)
+    }
+}

@@ -1,0 +1,82 @@
+//! Mount reference counts on disk, so that every `strata` process sees
+//! the same count: one small file per layer holding a decimal number,
+//! changed only under an exclusive `flock` on the driver's lock file,
+//! written atomically (temp file, rename).
+
+use std::fs::{self, File, OpenOptions};
+use std::io::{self, Write};
+use std::os::fd::AsFd;
+use std::path::{Path, PathBuf};
+
+use strata_sys::fs as sysfs;
+
+use crate::error::{IoContext, Result};
+
+pub(crate) struct Refs {
+    dir: PathBuf,
+    lock: PathBuf,
+}
+
+/// Holds the driver-wide lock until dropped.
+pub(crate) struct Locked {
+    _file: File,
+}
+
+impl Refs {
+    /// Counts under `dir`, lock file at `lock`.
+    pub fn new(dir: &Path, lock: &Path) -> Result<Self> {
+        fs::create_dir_all(dir).ctx(|| format!("creating {}", dir.display()))?;
+        Ok(Refs {
+            dir: dir.to_owned(),
+            lock: lock.to_owned(),
+        })
+    }
+
+    /// Takes the driver-wide lock (blocking).
+    pub fn lock(&self) -> Result<Locked> {
+        let file = OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&self.lock)
+            .ctx(|| format!("opening {}", self.lock.display()))?;
+        sysfs::lock_exclusive(file.as_fd()).ctx(|| format!("locking {}", self.lock.display()))?;
+        Ok(Locked { _file: file })
+    }
+
+    pub fn get(&self, _: &Locked, id: &str) -> Result<u64> {
+        match fs::read_to_string(self.dir.join(id)) {
+            Ok(s) => Ok(s.trim().parse().unwrap_or(0)),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(0),
+            Err(e) => Err(e).ctx(|| format!("reading the mount count of {id}")),
+        }
+    }
+
+    pub fn set(&self, _: &Locked, id: &str, n: u64) -> Result<()> {
+        let path = self.dir.join(id);
+        if n == 0 {
+            return match fs::remove_file(&path) {
+                Err(e) if e.kind() != io::ErrorKind::NotFound => {
+                    Err(e).ctx(|| format!("clearing the mount count of {id}"))
+                }
+                _ => Ok(()),
+            };
+        }
+        let tmp = self.dir.join(format!(".{id}.tmp"));
+        (|| -> io::Result<()> {
+            let mut f = File::create(&tmp)?;
+            writeln!(f, "{n}")?;
+            fs::rename(&tmp, &path)
+        })()
+        .ctx(|| format!("writing the mount count of {id}"))
+    }
+
+    /// Forgets every count (after everything was unmounted).
+    pub fn clear_all(&self, _: &Locked) -> Result<()> {
+        for e in fs::read_dir(&self.dir).ctx(|| format!("listing {}", self.dir.display()))? {
+            let e = e.ctx(|| format!("listing {}", self.dir.display()))?;
+            fs::remove_file(e.path()).ctx(|| format!("removing {}", e.path().display()))?;
+        }
+        Ok(())
+    }
+}

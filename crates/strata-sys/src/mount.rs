@@ -1,0 +1,218 @@
+//! Mounting and unmounting overlayfs.
+//!
+//! Two ways to make an overlay mount:
+//!
+//! * the new mount API — fsopen(2), fsconfig(2) with one `lowerdir+` per
+//!   layer (Linux ≥ 6.8), fsmount(2), move_mount(2) — which has no limit
+//!   on the length of the option string, so stacks reach the kernel's own
+//!   limit of 500 layers;
+//! * mount(2) with one option string, limited to a page. Short relative
+//!   layer names keep it small; they are resolved from a working directory,
+//!   which mount(2) gets on a thread that has unshared its file-system
+//!   context (`CLONE_FS`), so the process's working directory never moves.
+//!
+//! Kernel doc: <https://docs.kernel.org/filesystems/overlayfs.html>.
+//!
+//! # Safety
+//!
+//! `unshare(CLONE_FS)` is the one unsafe call: rustix marks `unshare`
+//! unsafe because `CLONE_FILES` would split the file-descriptor table
+//! under other threads' feet. `CLONE_FS` only detaches the calling thread's
+//! root, working directory and umask, and it runs on a thread spawned for
+//! that purpose that ends right after the mount.
+#![allow(unsafe_code)]
+
+use std::io;
+use std::os::fd::AsFd;
+use std::path::{Path, PathBuf};
+
+use rustix::mount::{
+    fsconfig_create, fsconfig_set_string, fsmount, fsopen, move_mount, FsMountFlags, FsOpenFlags,
+    MountAttrFlags, MountFlags, MoveMountFlags, UnmountFlags,
+};
+
+/// What an overlay mount is made of. `lower` is topmost first.
+#[derive(Debug, Clone, Default)]
+pub struct Overlay {
+    pub lower: Vec<PathBuf>,
+    pub upper: Option<PathBuf>,
+    pub work: Option<PathBuf>,
+    /// Further `key=value` or flag options (`index=off`, `userxattr`, ...).
+    pub options: Vec<String>,
+}
+
+impl Overlay {
+    /// The mount(2) option string, with the layer paths as given.
+    pub fn data(&self) -> String {
+        let lower: Vec<String> = self.lower.iter().map(|p| p.display().to_string()).collect();
+        let mut parts = vec![format!("lowerdir={}", lower.join(":"))];
+        if let (Some(u), Some(w)) = (&self.upper, &self.work) {
+            parts.push(format!("upperdir={}", u.display()));
+            parts.push(format!("workdir={}", w.display()));
+        }
+        parts.extend(self.options.iter().cloned());
+        parts.join(",")
+    }
+}
+
+/// Mounts `ov` at `target` through fsopen/fsconfig, one `lowerdir+` per
+/// layer. `ENOSYS` or `EINVAL` on `lowerdir+` means an older kernel: the
+/// caller falls back to [`mount_overlay_legacy`].
+pub fn mount_overlay_fsconfig(ov: &Overlay, target: &Path) -> io::Result<()> {
+    let fs = fsopen("overlay", FsOpenFlags::FSOPEN_CLOEXEC)?;
+    // "source" names the mount in /proc/self/mountinfo.
+    fsconfig_set_string(fs.as_fd(), "source", "overlay")?;
+    for l in &ov.lower {
+        fsconfig_set_string(fs.as_fd(), "lowerdir+", l.as_path())?;
+    }
+    if let (Some(u), Some(w)) = (&ov.upper, &ov.work) {
+        fsconfig_set_string(fs.as_fd(), "upperdir", u.as_path())?;
+        fsconfig_set_string(fs.as_fd(), "workdir", w.as_path())?;
+    }
+    for opt in &ov.options {
+        match opt.split_once('=') {
+            Some((k, v)) => fsconfig_set_string(fs.as_fd(), k, v)?,
+            None => rustix::mount::fsconfig_set_flag(fs.as_fd(), opt.as_str())?,
+        }
+    }
+    fsconfig_create(fs.as_fd())?;
+    let mnt = fsmount(
+        fs.as_fd(),
+        FsMountFlags::FSMOUNT_CLOEXEC,
+        MountAttrFlags::empty(),
+    )?;
+    move_mount(
+        mnt.as_fd(),
+        "",
+        rustix::fs::CWD,
+        target,
+        MoveMountFlags::MOVE_MOUNT_F_EMPTY_PATH,
+    )?;
+    Ok(())
+}
+
+/// Mounts with mount(2) and the option string `data`, whose relative
+/// paths are resolved from `cwd`. Fails with `E2BIG`-like `EINVAL` from
+/// the kernel when the string is longer than a page.
+pub fn mount_overlay_legacy(data: &str, cwd: &Path, target: &Path) -> io::Result<()> {
+    let data =
+        std::ffi::CString::new(data).map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))?;
+    let cwd = cwd.to_owned();
+    let target = target.to_owned();
+    std::thread::spawn(move || -> io::Result<()> {
+        // SAFETY: CLONE_FS only (not CLONE_FILES): this thread gets its own
+        // working directory; no file descriptor table is split. See the
+        // module's Safety section.
+        unsafe { rustix::thread::unshare_unsafe(rustix::thread::UnshareFlags::FS)? };
+        rustix::process::chdir(&cwd)?;
+        rustix::mount::mount(
+            "overlay",
+            &target,
+            "overlay",
+            MountFlags::empty(),
+            data.as_c_str(),
+        )?;
+        Ok(())
+    })
+    .join()
+    .map_err(|_| io::Error::other("the mount thread panicked"))?
+}
+
+/// `umount2(target, 0)`; with `detach`, `MNT_DETACH` (lazy) when busy.
+pub fn unmount(target: &Path, detach: bool) -> io::Result<()> {
+    match rustix::mount::unmount(target, UnmountFlags::empty()) {
+        Err(rustix::io::Errno::BUSY) if detach => {
+            Ok(rustix::mount::unmount(target, UnmountFlags::DETACH)?)
+        }
+        r => Ok(r?),
+    }
+}
+
+/// Whether `path` is a mount point: its device differs from its parent's,
+/// or it is the same directory as its parent (`/`), or /proc says so (a
+/// bind mount of the same file system).
+pub fn is_mountpoint(path: &Path) -> io::Result<bool> {
+    let want = match std::fs::canonicalize(path) {
+        Ok(p) => p,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(false),
+        Err(e) => return Err(e),
+    };
+    let info = std::fs::read_to_string("/proc/self/mountinfo")?;
+    Ok(info.lines().any(|line| {
+        line.split(' ')
+            .nth(4)
+            .is_some_and(|mp| unescape_mountinfo(mp) == want.as_os_str().as_encoded_bytes())
+    }))
+}
+
+/// Mount points at or below `dir`, deepest first (the order to unmount
+/// them in).
+pub fn mounts_under(dir: &Path) -> io::Result<Vec<PathBuf>> {
+    let dir = std::fs::canonicalize(dir)?;
+    let prefix = dir.as_os_str().as_encoded_bytes().to_vec();
+    let info = std::fs::read_to_string("/proc/self/mountinfo")?;
+    let mut out: Vec<PathBuf> = info
+        .lines()
+        .filter_map(|line| line.split(' ').nth(4))
+        .map(unescape_mountinfo)
+        .filter(|mp| {
+            mp == &prefix || (mp.starts_with(&prefix) && mp.get(prefix.len()) == Some(&b'/'))
+        })
+        .map(|mp| PathBuf::from(crate::fs::os(&mp).to_owned()))
+        .collect();
+    out.sort_by_key(|p| std::cmp::Reverse(p.as_os_str().len()));
+    out.dedup();
+    Ok(out)
+}
+
+/// mountinfo escapes space, tab, newline and backslash as `\ooo`.
+fn unescape_mountinfo(s: &str) -> Vec<u8> {
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        if b[i] == b'\\'
+            && i + 3 < b.len()
+            && b[i + 1..i + 4].iter().all(|c| (b'0'..=b'7').contains(c))
+        {
+            let v = (b[i + 1] - b'0') * 64 + (b[i + 2] - b'0') * 8 + (b[i + 3] - b'0');
+            out.push(v);
+            i += 4;
+        } else {
+            out.push(b[i]);
+            i += 1;
+        }
+    }
+    out
+}
+
+/// Whether this process runs in a user namespace other than the initial
+/// one (where overlay needs `userxattr` and `user.overlay.*` markers).
+pub fn in_user_namespace() -> bool {
+    match std::fs::read_to_string("/proc/self/uid_map") {
+        Ok(map) => !map.split_whitespace().eq(["0", "0", "4294967295"]),
+        Err(_) => false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn mountinfo_escapes_are_undone() {
+        assert_eq!(unescape_mountinfo(r"/a\040b\134c"), b"/a b\\c");
+        assert_eq!(unescape_mountinfo("/plain"), b"/plain");
+    }
+
+    #[test]
+    fn overlay_data_lists_lowers_topmost_first() {
+        let ov = Overlay {
+            lower: vec!["l/B".into(), "l/A".into()],
+            upper: Some("u".into()),
+            work: Some("w".into()),
+            options: vec!["index=off".into()],
+        };
+        assert_eq!(ov.data(), "lowerdir=l/B:l/A,upperdir=u,workdir=w,index=off");
+    }
+}
