@@ -30,6 +30,7 @@ use crate::digest::Digest;
 use crate::error::{Error, Result};
 use crate::path::{self, Components};
 use crate::root::{DirHandle, Root};
+use crate::split::{FileData, Record, Tee};
 use crate::whiteout::{self, Name, OverlayXattrs, Target};
 
 /// Whose ownership files get.
@@ -93,21 +94,46 @@ pub struct ApplyReport {
 
 /// Applies the layer read from `input` to the directory `root`.
 pub fn apply<R: Read + Send>(input: R, root: &Path, opts: &ApplyOptions) -> Result<ApplyReport> {
-    let fd = fs::open_dir(root)
-        .map_err(|e| Error::fs("opening", root.as_os_str().as_encoded_bytes(), e))?;
-    apply_at(input, fd, opts)
+    let fd = open_root(root)?;
+    apply_at(input, fd, opts, None)
 }
 
-fn apply_at<R: Read + Send>(input: R, root: OwnedFd, opts: &ApplyOptions) -> Result<ApplyReport> {
+pub(crate) fn open_root(root: &Path) -> Result<OwnedFd> {
+    fs::open_dir(root).map_err(|e| Error::fs("opening", root.as_os_str().as_encoded_bytes(), e))
+}
+
+/// Applies the layer; with `record`, every byte the tar parser reads
+/// passes through it (see [`crate::split`]).
+pub(crate) fn apply_at<R: Read + Send>(
+    input: R,
+    root: OwnedFd,
+    opts: &ApplyOptions,
+    record: Option<&dyn Record>,
+) -> Result<ApplyReport> {
     std::thread::scope(|s| {
         let (tx, rx) = compress::channel();
         let producer = s.spawn(move || compress::produce(input, tx));
         let mut reader = ChunkReader::new(rx);
-        let mut applier = Applier::new(root, opts);
-        let parsed = applier.run(&mut reader);
-        let drained = match parsed {
-            Ok(()) => reader.drain(),
-            Err(_) => Ok(()),
+        let mut applier = Applier::new(root, opts, record);
+        let (parsed, drained) = match record {
+            None => {
+                let parsed = applier.run(&mut reader);
+                let drained = match parsed {
+                    Ok(()) => reader.drain(),
+                    Err(_) => Ok(()),
+                };
+                (parsed, drained)
+            }
+            Some(record) => {
+                let mut tee = Tee::new(&mut reader, record);
+                let parsed = applier.run(&mut tee);
+                let drained = match parsed {
+                    // Through the tee: trailing bytes belong in the record.
+                    Ok(()) => io::copy(&mut tee, &mut io::sink()).map(|_| ()),
+                    Err(_) => Ok(()),
+                };
+                (parsed, drained)
+            }
         };
         // Hang up, so a producer blocked on a full channel returns.
         drop(reader);
@@ -149,6 +175,9 @@ struct DirFixup {
 struct Applier<'o> {
     root: Root,
     opts: &'o ApplyOptions,
+    /// Told where the content of each file written starts, when a
+    /// tar-split record is made.
+    record: Option<&'o dyn Record>,
     /// Paths this layer wrote: whiteouts and opaque markers only hide what
     /// lies below, never the layer's own entries (OCI layer.md).
     written: HashSet<Vec<u8>>,
@@ -177,10 +206,11 @@ fn file_type(mode: u32) -> FileType {
 }
 
 impl<'o> Applier<'o> {
-    fn new(root: OwnedFd, opts: &'o ApplyOptions) -> Self {
+    fn new(root: OwnedFd, opts: &'o ApplyOptions, record: Option<&'o dyn Record>) -> Self {
         Applier {
             root: Root::new(root),
             opts,
+            record,
             written: HashSet::new(),
             fixups: Vec::new(),
             defer_dir_modes: fs::euid() != 0,
@@ -202,7 +232,7 @@ impl<'o> Applier<'o> {
         }
     }
 
-    fn run(&mut self, reader: &mut ChunkReader) -> Result<()> {
+    fn run(&mut self, reader: impl Read) -> Result<()> {
         let mut archive = tar::Archive::new(reader);
         let entries = archive
             .entries()
@@ -265,6 +295,18 @@ impl<'o> Applier<'o> {
             .expect("created when missing");
         match ty {
             EntryType::Regular | EntryType::Continuous | EntryType::GNUSparse => {
+                if let Some(record) = self.record {
+                    // Content written to a file is referenced by the path
+                    // it can be read back from, with no symlink in it.
+                    if let Some(parent) = self.root.resolved(parent) {
+                        record.file_data(&FileData {
+                            path: path::child(&parent, last),
+                            header: e.header(),
+                            file_pos: e.raw_file_position(),
+                            size: e.size(),
+                        });
+                    }
+                }
                 self.file(&raw, &dir, last, &meta, e, ty.is_gnu_sparse())?
             }
             EntryType::Directory => self.directory(&raw, &comps, &dir, last, &meta)?,

@@ -10,6 +10,9 @@ pub enum ErrorKind {
     Unsupported,
     /// A file-system or stream operation failed.
     Io,
+    /// Stored metadata (a tar-split record) is damaged, or no longer
+    /// matches the files it describes.
+    Corrupt,
 }
 
 /// Errors of this crate. Messages name the tar entry or the path and the
@@ -47,6 +50,20 @@ pub enum Error {
     /// Something this crate does not do.
     #[error("unsupported: {0}")]
     Unsupported(String),
+    /// A tar-split record is malformed or does not match the layer's files.
+    #[error("tar-split record: {what}")]
+    Record {
+        what: String,
+        #[source]
+        source: Option<io::Error>,
+    },
+    /// Writing a tar-split record, or the tar reassembled from one, failed.
+    #[error("{op}")]
+    Write {
+        op: &'static str,
+        #[source]
+        source: io::Error,
+    },
 }
 
 impl Error {
@@ -55,7 +72,8 @@ impl Error {
             Error::Entry { .. } => ErrorKind::InvalidLayer,
             Error::Stream { .. } => ErrorKind::InvalidLayer,
             Error::Unsupported(_) => ErrorKind::Unsupported,
-            Error::EntryIo { .. } | Error::Fs { .. } => ErrorKind::Io,
+            Error::EntryIo { .. } | Error::Fs { .. } | Error::Write { .. } => ErrorKind::Io,
+            Error::Record { .. } => ErrorKind::Corrupt,
         }
     }
 
@@ -78,6 +96,13 @@ impl Error {
         Error::Fs {
             op,
             path: String::from_utf8_lossy(path.as_ref()).into_owned(),
+            source,
+        }
+    }
+
+    pub(crate) fn record(what: impl Into<String>, source: Option<io::Error>) -> Self {
+        Error::Record {
+            what: what.into(),
             source,
         }
     }

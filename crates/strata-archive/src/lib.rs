@@ -8,6 +8,9 @@
 //!   directory (native) or from two directory trees (naive);
 //!   [`changes_upper`] and [`changes_trees`] list what changed, the way
 //!   `docker diff` does.
+//! * [`apply_recording`] applies a layer and writes its tar-split record;
+//!   [`reassemble`] writes the original tar again from the record and the
+//!   applied directory, byte for byte.
 //!
 //! Whiteout rules follow the OCI image spec, "Representing Changes"
 //! (<https://github.com/opencontainers/image-spec/blob/main/layer.md>).
@@ -21,6 +24,7 @@ mod error;
 mod lower;
 mod path;
 mod root;
+mod split;
 mod whiteout;
 mod writer;
 
@@ -29,5 +33,6 @@ pub use compress::{decompress, Compression};
 pub use diff::{changes_trees, changes_upper, diff_trees, diff_upper, Change, ChangeKind};
 pub use digest::{sha256_reader, Digest, DigestWriter};
 pub use error::{Error, ErrorKind, Result};
+pub use split::{apply_recording, reassemble};
 pub use whiteout::{OverlayXattrs, Target};
 pub use writer::DiffReport;

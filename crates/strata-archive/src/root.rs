@@ -32,7 +32,13 @@ pub(crate) struct Root {
     fd: Rc<OwnedFd>,
     /// Resolved directories by lexical path. Valid while nothing is
     /// removed from the tree: every removal clears it.
-    cache: HashMap<Vec<u8>, Rc<OwnedFd>>,
+    cache: HashMap<Vec<u8>, Cached>,
+}
+
+struct Cached {
+    fd: DirHandle,
+    /// Where the walk ended, when it followed a symlink to get there.
+    resolved: Option<Vec<u8>>,
 }
 
 /// A resolved directory.
@@ -68,21 +74,43 @@ impl Root {
             return Ok(Some(self.fd.clone()));
         }
         let key = join(comps);
-        if let Some(fd) = self.cache.get(&key) {
-            return Ok(Some(fd.clone()));
+        if let Some(c) = self.cache.get(&key) {
+            return Ok(Some(c.fd.clone()));
         }
-        let Some(fd) = self.walk(comps, create)? else {
+        let Some((fd, resolved)) = self.walk(comps, create)? else {
             return Ok(None);
         };
         if self.cache.len() >= CACHE_MAX {
             self.cache.clear();
         }
-        self.cache.insert(key, fd.clone());
+        let resolved = (resolved != key).then_some(resolved);
+        self.cache.insert(
+            key,
+            Cached {
+                fd: fd.clone(),
+                resolved,
+            },
+        );
         Ok(Some(fd))
     }
 
-    fn walk(&self, comps: &[Vec<u8>], create: bool) -> io::Result<Option<DirHandle>> {
+    /// The path inside the root, with no symlink in it, of the directory
+    /// [`Root::dir`] last resolved for `comps`; `None` when it is no longer
+    /// cached.
+    pub fn resolved(&self, comps: &[Vec<u8>]) -> Option<Vec<u8>> {
+        if comps.is_empty() {
+            return Some(Vec::new());
+        }
+        let key = join(comps);
+        let c = self.cache.get(&key)?;
+        Some(c.resolved.clone().unwrap_or(key))
+    }
+
+    /// The directory and the names leading to it from the root.
+    fn walk(&self, comps: &[Vec<u8>], create: bool) -> io::Result<Option<(DirHandle, Vec<u8>)>> {
         let mut stack: Vec<DirHandle> = vec![self.fd.clone()];
+        // The name of each directory of `stack` but the root.
+        let mut names: Vec<Vec<u8>> = Vec::new();
         let mut todo: Vec<Vec<u8>> = comps.iter().rev().cloned().collect();
         let mut links = 0;
         while let Some(c) = todo.pop() {
@@ -91,6 +119,7 @@ impl Root {
                 b".." => {
                     if stack.len() > 1 {
                         stack.pop();
+                        names.pop();
                     }
                     continue;
                 }
@@ -104,6 +133,7 @@ impl Root {
             match fs::open_dir_at(cur.as_fd(), name) {
                 Ok(fd) => {
                     stack.push(Rc::new(fd));
+                    names.push(c);
                     continue;
                 }
                 Err(e) if matches!(errno(&e), Some(Errno::NOENT)) => {
@@ -116,6 +146,7 @@ impl Root {
                             // Implied parents are 0755 whatever the umask.
                             fs::fchmod(fd.as_fd(), 0o755)?;
                             stack.push(Rc::new(fd));
+                            names.push(c);
                         }
                         // Raced with someone: look again.
                         Err(e) if matches!(errno(&e), Some(Errno::EXIST)) => todo.push(c),
@@ -140,11 +171,13 @@ impl Root {
             let target = fs::readlink_at(cur.as_fd(), name)?;
             if target.first() == Some(&b'/') {
                 stack.truncate(1);
+                names.clear();
             }
             for part in target.split(|b| *b == b'/').rev() {
                 todo.push(part.to_vec());
             }
         }
-        Ok(stack.pop())
+        let fd = stack.pop().expect("the stack always holds the root");
+        Ok(Some((fd, join(&names))))
     }
 }

@@ -6,6 +6,8 @@ use clap::{Parser, Subcommand};
 
 mod commands;
 
+use commands::{container, image, system, Format, StoreArgs};
+
 #[derive(Parser)]
 #[command(
     name = "strata",
@@ -16,15 +18,107 @@ struct Cli {
     /// Log level: error, warn, info, debug or trace.
     #[arg(long, global = true, default_value = "warn")]
     log_level: String,
+    #[command(flatten)]
+    store: StoreArgs,
     #[command(subcommand)]
     command: Command,
 }
 
 #[derive(Subcommand)]
 enum Command {
+    /// Import a root file-system tarball as a one-layer image; prints its ID.
+    Import(image::Import),
+    /// List images.
+    Images(image::Images),
+    /// Image subcommands.
+    #[command(subcommand)]
+    Image(ImageCmd),
+    /// Give an image another name.
+    Tag { source: String, target: String },
+    /// Remove images (untag, then delete what nothing uses).
+    Rmi {
+        #[arg(short, long)]
+        force: bool,
+        #[arg(required = true)]
+        images: Vec<String>,
+    },
+    /// List layers.
+    Layers(image::Layers),
+    /// Create a container; prints its ID.
+    Create(container::Create),
+    /// Mount a container's root file system; prints the path.
+    Mount { container: String },
+    /// Unmount a container's root file system.
+    Umount { container: String },
+    /// List containers.
+    Ps(container::Ps),
+    /// Changes in a container: A, C or D and the path.
+    Diff { container: String },
+    /// Make an image of a container's changes; prints its ID.
+    Commit(container::Commit),
+    /// Write a container's root file system as a tar.
+    Export(container::Export),
+    /// Remove containers.
+    Rm {
+        #[arg(short, long)]
+        force: bool,
+        #[arg(required = true)]
+        containers: Vec<String>,
+    },
+    /// Containers or images as JSON.
+    Inspect {
+        #[arg(required = true)]
+        names: Vec<String>,
+    },
+    /// The store, its driver and what it holds.
+    Info {
+        #[arg(long, value_enum, default_value_t)]
+        format: Format,
+    },
     /// Layer changesets: apply a layer tar, diff a directory, list changes.
     #[command(subcommand)]
     Archive(commands::archive::Args),
+}
+
+#[derive(Subcommand)]
+enum ImageCmd {
+    /// An image as JSON.
+    Inspect { image: String },
+    /// An image's history.
+    History { image: String },
+}
+
+fn run(cli: Cli) -> anyhow::Result<()> {
+    if let Command::Archive(args) = cli.command {
+        return commands::archive::run(args);
+    }
+    let store = cli.store.open()?;
+    match cli.command {
+        Command::Import(a) => image::import(a, &store),
+        Command::Images(a) => image::images(a, &store),
+        Command::Image(ImageCmd::Inspect { image }) => {
+            println!(
+                "{}",
+                serde_json::to_string_pretty(&[image::inspect_image(&image, &store)?])?
+            );
+            Ok(())
+        }
+        Command::Image(ImageCmd::History { image }) => image::history(&image, &store),
+        Command::Tag { source, target } => image::tag(&source, &target, &store),
+        Command::Rmi { force, images } => image::rmi(&images, force, &store),
+        Command::Layers(a) => image::layers(a, &store),
+        Command::Create(a) => container::create(a, &store),
+        Command::Mount { container } => container::mount(&container, &store),
+        Command::Umount { container } => container::umount(&container, &store),
+        Command::Ps(a) => container::ps(a, &store),
+        Command::Diff { container } => container::diff(&container, &store),
+        Command::Commit(a) => container::commit(a, &store),
+        Command::Export(a) => container::export(a, &store),
+        Command::Rm { force, containers } => container::rm(&containers, force, &store),
+        Command::Inspect { names } => system::inspect(&names, &store),
+        Command::Info { format } => system::info(format, &store),
+        Command::Archive(_) => unreachable!("handled above"),
+    }
 }
 
 fn main() -> ExitCode {
@@ -34,10 +128,7 @@ fn main() -> ExitCode {
         .with_writer(std::io::stderr)
         .without_time()
         .init();
-    let result = match cli.command {
-        Command::Archive(args) => commands::archive::run(args),
-    };
-    match result {
+    match run(cli) {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => {
             eprintln!("strata: error: {err:#}");

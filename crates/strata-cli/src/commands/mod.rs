@@ -1,1 +1,85 @@
 pub mod archive;
+pub mod container;
+pub mod image;
+pub mod system;
+
+use std::path::PathBuf;
+
+use anyhow::Result;
+use strata_store::Store;
+
+/// Where the store lives and which driver a new one gets.
+#[derive(clap::Args, Clone)]
+pub struct StoreArgs {
+    /// The store's root directory (default /var/lib/strata as root,
+    /// $XDG_DATA_HOME/strata otherwise).
+    #[arg(long, global = true, env = "STRATA_ROOT")]
+    pub root: Option<PathBuf>,
+    /// Storage driver for a new store: overlay2 or vfs (default: the
+    /// first that works here).
+    #[arg(long, global = true)]
+    pub driver: Option<String>,
+}
+
+impl StoreArgs {
+    pub fn open(&self) -> Result<Store> {
+        let root = match &self.root {
+            Some(r) => r.clone(),
+            None => default_root(),
+        };
+        Ok(Store::open(&root, self.driver.as_deref())?)
+    }
+}
+
+fn default_root() -> PathBuf {
+    if rustix_free_euid_is_root() {
+        return PathBuf::from("/var/lib/strata");
+    }
+    match std::env::var_os("XDG_DATA_HOME") {
+        Some(d) => PathBuf::from(d).join("strata"),
+        None => PathBuf::from(std::env::var_os("HOME").unwrap_or_else(|| ".".into()))
+            .join(".local/share/strata"),
+    }
+}
+
+/// Whether we run as root, from /proc (the CLI makes no syscalls itself).
+fn rustix_free_euid_is_root() -> bool {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("Uid:"))
+                .and_then(|l| l.split_whitespace().nth(2).map(|u| u == "0"))
+        })
+        .unwrap_or(false)
+}
+
+/// Text or JSON output.
+#[derive(clap::ValueEnum, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Format {
+    #[default]
+    Table,
+    Json,
+}
+
+/// The first 12 hex digits of an ID, as Docker prints them.
+pub fn short(id: &str) -> &str {
+    let hex = id.strip_prefix("sha256:").unwrap_or(id);
+    &hex[..hex.len().min(12)]
+}
+
+/// Bytes in Docker's units (kB = 1000).
+pub fn human(n: u64) -> String {
+    let units = ["B", "kB", "MB", "GB", "TB"];
+    let mut v = n as f64;
+    let mut i = 0;
+    while v >= 1000.0 && i < units.len() - 1 {
+        v /= 1000.0;
+        i += 1;
+    }
+    if i == 0 {
+        format!("{n}B")
+    } else {
+        format!("{v:.3}{}", units[i]).replace(".000", "")
+    }
+}

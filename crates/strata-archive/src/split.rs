@@ -1,0 +1,664 @@
+//! Tar-split records: what extraction throws away, kept so that a layer
+//! applied to a directory can be exported again byte for byte (same
+//! diffID), as containers/storage's `tar-split` does
+//! (<https://github.com/vbatts/tar-split>).
+//!
+//! [`apply_recording`] applies a layer like [`crate::apply`] and, in the
+//! same pass, writes the record: every byte of the uncompressed tar that
+//! the parser reads (header blocks, PAX `x`/`g` and GNU `L`/`K` members,
+//! GNU sparse extension headers, padding, the end-of-archive blocks and
+//! whatever follows them) goes into the record verbatim, in stream order,
+//! except the content of the regular files the apply wrote: for those the
+//! record holds the path the file can be read back from and its size.
+//! Content that is not written to a file (a whiteout with data, the data
+//! of a link or of a skipped device) stays in the record verbatim.
+//! [`reassemble`] reads the record back, taking file content from the
+//! applied directory, and writes the original tar.
+//!
+//! # Format
+//!
+//! A gzip stream of:
+//!
+//! ```text
+//! record  = magic segment* end
+//! magic   = "strata-tar-split" 0x01                      (17 bytes)
+//! segment = 'R' len:uvarint bytes[len]                   raw tar bytes
+//!         | 'F' path size:uvarint crc:u32le              a file's content
+//!         | 'S' path size:uvarint n:uvarint (offset:uvarint length:uvarint){n} crc:u32le
+//!                                                        the stored chunks of a GNU sparse file
+//! end     = 'E' tar_size:uvarint dlen:uvarint diff_id[dlen]
+//! path    = plen:uvarint bytes[plen]
+//! ```
+//!
+//! `uvarint` is unsigned LEB128. `path` is relative to the layer root,
+//! components joined by `/`, with no symlink, `.` or `..` in it: where the
+//! content really is, even when the entry's own name went through a
+//! symlink inside the root. `size` is the file's length; `crc` is the
+//! CRC-32 (as gzip's) of the bytes the segment stands for, so that content
+//! changed since the apply is an error, not a silently different tar.
+//! `diff_id` (`sha256:<hex>`) and `tar_size` describe the uncompressed tar,
+//! whatever compression the layer came in.
+//!
+//! Memory stays flat: raw bytes are written in segments of at most about a
+//! megabyte as the parser passes them; file content never enters the
+//! record.
+//!
+//! # Limits
+//!
+//! A file whose content a later entry of the same layer replaced (the same
+//! name twice) can no longer be read back as the first entry had it:
+//! [`reassemble`] then fails naming the file (its CRC differs). A GNU
+//! sparse entry with over about 10,000 chunks keeps its content in the
+//! record verbatim.
+
+use std::cell::RefCell;
+use std::io::{self, Read, Write};
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+use std::os::unix::fs::FileExt;
+use std::path::Path;
+
+use flate2::Crc;
+use strata_sys::{fs, Errno, FileType};
+use tar::{GnuExtSparseHeader, GnuSparseHeader};
+
+use crate::apply::{apply_at, open_root, ApplyOptions, ApplyReport};
+use crate::digest::{Digest, DigestWriter};
+use crate::error::{Error, Result};
+
+const MAGIC: &[u8] = b"strata-tar-split\x01";
+const RAW: u8 = b'R';
+const FILE: u8 = b'F';
+const SPARSE: u8 = b'S';
+const END: u8 = b'E';
+/// Raw bytes held before they are written out as a segment.
+const FLUSH_AT: usize = 1 << 20;
+/// Raw bytes held back at such a flush: a GNU sparse entry's map is read
+/// from the extension headers just before its content.
+const KEEP: usize = 256 << 10;
+/// Longest path a reassembled record may name.
+const MAX_PATH: u64 = 1 << 20;
+const BLOCK: usize = 512;
+
+/// Applies the layer read from `input` to `root`, as [`crate::apply`]
+/// does, and writes its tar-split record to `record`, in the same pass.
+/// Returns the writer (the gzip stream finished) and the report. On error
+/// what was written to `record` is no record: throw it away with the
+/// half-applied root.
+pub fn apply_recording<R: Read + Send, W: Write>(
+    input: R,
+    root: &Path,
+    opts: &ApplyOptions,
+    record: W,
+) -> Result<(W, ApplyReport)> {
+    let fd = open_root(root)?;
+    let recorder = Recorder::new(record).map_err(write_err)?;
+    let recorder = RefCell::new(recorder);
+    let applied = apply_at(input, fd, opts, Some(&recorder));
+    let mut recorder = recorder.into_inner();
+    // A failed write surfaces as a read error in the parser: name the
+    // real cause.
+    if let Some(e) = recorder.failed.take() {
+        return Err(write_err(e));
+    }
+    let report = applied?;
+    let out = recorder.finish(&report)?;
+    Ok((out, report))
+}
+
+fn write_err(source: io::Error) -> Error {
+    Error::Write {
+        op: "writing the tar-split record",
+        source,
+    }
+}
+
+/// What the applier says about a file entry before reading its content.
+pub(crate) struct FileData<'a> {
+    /// Where the content is written, inside the root, no symlink in it.
+    pub path: Vec<u8>,
+    pub header: &'a tar::Header,
+    /// `Entry::raw_file_position`: where the content starts in the stream
+    /// (for a GNU sparse entry, where its extension headers start).
+    pub file_pos: u64,
+    /// The file's length.
+    pub size: u64,
+}
+
+/// The applier's side of a record.
+pub(crate) trait Record {
+    /// Bytes the tar parser read, in order.
+    fn passed(&self, bytes: &[u8]) -> io::Result<()>;
+    /// The entry whose header was just read is a file written to
+    /// `f.path`: its content can be referenced rather than stored.
+    fn file_data(&self, f: &FileData<'_>);
+}
+
+/// Reads through to the tar parser, copying every byte to the record.
+pub(crate) struct Tee<'a, R> {
+    inner: R,
+    record: &'a dyn Record,
+}
+
+impl<'a, R: Read> Tee<'a, R> {
+    pub fn new(inner: R, record: &'a dyn Record) -> Self {
+        Tee { inner, record }
+    }
+}
+
+impl<R: Read> Read for Tee<'_, R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.record.passed(&buf[..n])?;
+        Ok(n)
+    }
+}
+
+/// A file's content passing through the stream, not stored.
+struct Span {
+    end: u64,
+    crc: Crc,
+    path: Vec<u8>,
+    size: u64,
+    /// (offset, length) in the file of each stored chunk, for GNU sparse
+    /// entries.
+    chunks: Option<Vec<(u64, u64)>>,
+}
+
+struct Recorder<W: Write> {
+    out: flate2::write::GzEncoder<W>,
+    /// Stream offset of the next byte to pass.
+    pos: u64,
+    /// Raw bytes not yet written.
+    pending: Vec<u8>,
+    span: Option<Span>,
+    /// The first write error; nothing is written after it.
+    failed: Option<io::Error>,
+}
+
+impl<W: Write> Record for RefCell<Recorder<W>> {
+    fn passed(&self, bytes: &[u8]) -> io::Result<()> {
+        let mut r = self.borrow_mut();
+        if r.failed.is_none() {
+            if let Err(e) = r.pass(bytes) {
+                r.failed = Some(e);
+            }
+        }
+        match r.failed {
+            None => Ok(()),
+            Some(_) => Err(io::Error::other(
+                "the tar-split record could not be written",
+            )),
+        }
+    }
+
+    fn file_data(&self, f: &FileData<'_>) {
+        let mut r = self.borrow_mut();
+        if r.failed.is_none() {
+            if let Err(e) = r.file_data(f) {
+                r.failed = Some(e);
+            }
+        }
+    }
+}
+
+impl<W: Write> Recorder<W> {
+    fn new(out: W) -> io::Result<Self> {
+        let mut out = flate2::write::GzEncoder::new(out, flate2::Compression::default());
+        out.write_all(MAGIC)?;
+        Ok(Recorder {
+            out,
+            pos: 0,
+            pending: Vec::new(),
+            span: None,
+            failed: None,
+        })
+    }
+
+    fn pass(&mut self, mut buf: &[u8]) -> io::Result<()> {
+        while !buf.is_empty() {
+            let Some(span) = &mut self.span else {
+                self.pending.extend_from_slice(buf);
+                self.pos += buf.len() as u64;
+                if self.pending.len() >= FLUSH_AT {
+                    self.flush_raw(KEEP)?;
+                }
+                return Ok(());
+            };
+            let n = buf.len().min((span.end - self.pos) as usize);
+            span.crc.update(&buf[..n]);
+            self.pos += n as u64;
+            buf = &buf[n..];
+            if self.pos == span.end {
+                let span = self.span.take().expect("checked above");
+                self.write_file(span)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Starts a span for the file's content, when it is about to pass
+    /// and can be described; otherwise the content stays raw.
+    fn file_data(&mut self, f: &FileData<'_>) -> io::Result<()> {
+        if self.span.is_some() {
+            return Ok(());
+        }
+        let (start, stored, chunks) = if f.header.entry_type().is_gnu_sparse() {
+            match self.sparse_map(f) {
+                Some((chunks, stored)) => (self.pos, stored, Some(chunks)),
+                None => return Ok(()),
+            }
+        } else {
+            (f.file_pos, f.size, None)
+        };
+        // The parser reads nothing ahead: the content has not passed yet.
+        // Were it otherwise, the bytes already recorded raw stay so.
+        if self.pos != start {
+            return Ok(());
+        }
+        self.flush_raw(0)?;
+        let span = Span {
+            end: start + stored,
+            crc: Crc::new(),
+            path: f.path.clone(),
+            size: f.size,
+            chunks,
+        };
+        if stored == 0 {
+            return self.write_file(span);
+        }
+        self.span = Some(span);
+        Ok(())
+    }
+
+    /// The (offset, length) of each stored chunk of a GNU sparse entry,
+    /// and their total, from its header and the extension headers that
+    /// just passed (tar-rs parsed and checked them the same way).
+    fn sparse_map(&self, f: &FileData<'_>) -> Option<(Vec<(u64, u64)>, u64)> {
+        let gnu = f.header.as_gnu()?;
+        let ext_len = usize::try_from(self.pos.checked_sub(f.file_pos)?).ok()?;
+        if ext_len % BLOCK != 0 || ext_len > self.pending.len() {
+            return None;
+        }
+        let mut chunks = Vec::new();
+        let mut add = |b: &GnuSparseHeader| -> Option<()> {
+            if !b.is_empty() {
+                let (offset, len) = (b.offset().ok()?, b.length().ok()?);
+                if len > 0 {
+                    chunks.push((offset, len));
+                }
+            }
+            Some(())
+        };
+        for b in &gnu.sparse {
+            add(b)?;
+        }
+        let mut extended = gnu.is_extended();
+        for block in self.pending[self.pending.len() - ext_len..].chunks(BLOCK) {
+            if !extended {
+                return None;
+            }
+            let mut ext = GnuExtSparseHeader::new();
+            ext.as_mut_bytes().copy_from_slice(block);
+            for b in ext.sparse() {
+                add(b)?;
+            }
+            extended = ext.is_extended();
+        }
+        if extended {
+            return None;
+        }
+        let stored = f.header.entry_size().ok()?;
+        let total = chunks
+            .iter()
+            .try_fold(0u64, |acc, (_, len)| acc.checked_add(*len))?;
+        (total == stored).then_some((chunks, stored))
+    }
+
+    /// Writes all but the last `keep` raw bytes as a segment.
+    fn flush_raw(&mut self, keep: usize) -> io::Result<()> {
+        if self.pending.len() <= keep {
+            return Ok(());
+        }
+        let n = self.pending.len() - keep;
+        let mut head = vec![RAW];
+        put_uvarint(&mut head, n as u64);
+        self.out.write_all(&head)?;
+        self.out.write_all(&self.pending[..n])?;
+        self.pending.drain(..n);
+        Ok(())
+    }
+
+    fn write_file(&mut self, span: Span) -> io::Result<()> {
+        let mut seg = vec![if span.chunks.is_some() { SPARSE } else { FILE }];
+        put_uvarint(&mut seg, span.path.len() as u64);
+        seg.extend_from_slice(&span.path);
+        put_uvarint(&mut seg, span.size);
+        if let Some(chunks) = &span.chunks {
+            put_uvarint(&mut seg, chunks.len() as u64);
+            for (offset, len) in chunks {
+                put_uvarint(&mut seg, *offset);
+                put_uvarint(&mut seg, *len);
+            }
+        }
+        seg.extend_from_slice(&span.crc.sum().to_le_bytes());
+        self.out.write_all(&seg)
+    }
+
+    fn finish(mut self, report: &ApplyReport) -> Result<W> {
+        if self.span.is_some() || self.pos != report.tar_size {
+            return Err(Error::record(
+                format!(
+                    "saw {} of the {} bytes of the tar",
+                    self.pos, report.tar_size
+                ),
+                None,
+            ));
+        }
+        self.flush_raw(0).map_err(write_err)?;
+        let digest = report.diff_id.as_str().as_bytes();
+        let mut end = vec![END];
+        put_uvarint(&mut end, report.tar_size);
+        put_uvarint(&mut end, digest.len() as u64);
+        end.extend_from_slice(digest);
+        self.out.write_all(&end).map_err(write_err)?;
+        self.out.finish().map_err(write_err)
+    }
+}
+
+fn put_uvarint(out: &mut Vec<u8>, mut v: u64) {
+    while v >= 0x80 {
+        out.push(v as u8 | 0x80);
+        v >>= 7;
+    }
+    out.push(v as u8);
+}
+
+/// Writes the tar a record describes to `out`, reading file content from
+/// `root` (the directory the layer was applied to), and returns its
+/// sha256: the layer's diffID.
+///
+/// Every file is opened inside `root`, one component at a time, never
+/// following a symlink; a reference that is not a plain relative path, or
+/// names anything but a regular file of the recorded size and content, is
+/// an error naming it. The digest and length are checked against the
+/// record's end: any error means what was written to `out` is not the
+/// layer, and must be thrown away.
+pub fn reassemble(record: impl Read, root: &Path, out: impl Write) -> Result<Digest> {
+    let root = open_root(root)?;
+    let mut rec = RecordReader {
+        inner: flate2::read::GzDecoder::new(record),
+    };
+    let mut magic = [0u8; MAGIC.len()];
+    rec.exact(&mut magic)?;
+    if magic != MAGIC {
+        return Err(Error::record("not a strata tar-split record", None));
+    }
+    let mut out = DigestWriter::new(out);
+    let mut buf = vec![0u8; 256 * 1024];
+    loop {
+        match rec.byte()? {
+            RAW => {
+                let n = rec.uvarint()?;
+                copy_raw(&mut rec, &mut out, n, &mut buf)?;
+            }
+            FILE => {
+                let (path, file, size) = open_ref(&mut rec, root.as_fd())?;
+                copy_chunk(&file, &path, 0, size, &mut out, &mut buf, &mut Crc::new())
+                    .and_then(|crc| check_crc(&mut rec, &path, crc))?;
+            }
+            SPARSE => {
+                let (path, file, size) = open_ref(&mut rec, root.as_fd())?;
+                let n = rec.uvarint()?;
+                let mut crc = Crc::new();
+                for _ in 0..n {
+                    let (offset, len) = (rec.uvarint()?, rec.uvarint()?);
+                    match offset.checked_add(len) {
+                        Some(end) if end <= size => {}
+                        _ => {
+                            return Err(ref_err(
+                                &path,
+                                "a chunk lies past the end of the file",
+                                None,
+                            ))
+                        }
+                    }
+                    copy_chunk(&file, &path, offset, len, &mut out, &mut buf, &mut crc)?;
+                }
+                check_crc(&mut rec, &path, crc.sum())?;
+            }
+            END => return rec.end(out),
+            other => {
+                return Err(Error::record(
+                    format!("unknown segment type {other:#04x}"),
+                    None,
+                ))
+            }
+        }
+    }
+}
+
+fn out_err(source: io::Error) -> Error {
+    Error::Write {
+        op: "writing the reassembled tar",
+        source,
+    }
+}
+
+fn ref_err(path: &[u8], what: &str, source: Option<io::Error>) -> Error {
+    Error::record(
+        format!("file {:?}: {what}", String::from_utf8_lossy(path)),
+        source,
+    )
+}
+
+struct RecordReader<R> {
+    inner: R,
+}
+
+impl<R: Read> RecordReader<R> {
+    fn exact(&mut self, buf: &mut [u8]) -> Result<()> {
+        self.inner.read_exact(buf).map_err(|e| {
+            if e.kind() == io::ErrorKind::UnexpectedEof {
+                Error::record("truncated", None)
+            } else {
+                Error::record("reading", Some(e))
+            }
+        })
+    }
+
+    fn byte(&mut self) -> Result<u8> {
+        let mut b = [0u8];
+        self.exact(&mut b)?;
+        Ok(b[0])
+    }
+
+    fn uvarint(&mut self) -> Result<u64> {
+        let mut v = 0u64;
+        for shift in (0..64).step_by(7) {
+            let b = self.byte()?;
+            let low = u64::from(b & 0x7f);
+            if shift == 63 && low > 1 {
+                break;
+            }
+            v |= low << shift;
+            if b & 0x80 == 0 {
+                return Ok(v);
+            }
+        }
+        Err(Error::record("a number overflows 64 bits", None))
+    }
+
+    fn bytes(&mut self, max: u64, what: &str) -> Result<Vec<u8>> {
+        let n = self.uvarint()?;
+        if n > max {
+            return Err(Error::record(format!("{what} of {n} bytes"), None));
+        }
+        let mut v = vec![0u8; n as usize];
+        self.exact(&mut v)?;
+        Ok(v)
+    }
+
+    fn u32(&mut self) -> Result<u32> {
+        let mut b = [0u8; 4];
+        self.exact(&mut b)?;
+        Ok(u32::from_le_bytes(b))
+    }
+
+    /// The end segment: checks what was written against it, and that
+    /// nothing follows.
+    fn end<W: Write>(&mut self, out: DigestWriter<W>) -> Result<Digest> {
+        let tar_size = self.uvarint()?;
+        let diff_id = self.bytes(128, "a digest")?;
+        let mut rest = [0u8; 1];
+        match self.inner.read(&mut rest) {
+            Ok(0) => {}
+            Ok(_) => return Err(Error::record("data after the end segment", None)),
+            Err(e) => return Err(Error::record("reading", Some(e))),
+        }
+        let (mut out, digest, written) = out.finish();
+        out.flush().map_err(out_err)?;
+        if written != tar_size || digest.as_str().as_bytes() != diff_id {
+            return Err(Error::record(
+                format!(
+                    "reassembled {written} bytes with digest {digest}, the record says {tar_size} bytes with digest {}",
+                    String::from_utf8_lossy(&diff_id)
+                ),
+                None,
+            ));
+        }
+        Ok(digest)
+    }
+}
+
+impl<R: Read> Read for RecordReader<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        self.inner.read(buf)
+    }
+}
+
+fn copy_raw<R: Read>(
+    rec: &mut RecordReader<R>,
+    out: &mut impl Write,
+    mut n: u64,
+    buf: &mut [u8],
+) -> Result<()> {
+    while n > 0 {
+        let k = buf.len().min(usize::try_from(n).unwrap_or(usize::MAX));
+        rec.exact(&mut buf[..k])?;
+        out.write_all(&buf[..k]).map_err(out_err)?;
+        n -= k as u64;
+    }
+    Ok(())
+}
+
+/// Reads a reference's path and size, and opens the file it names.
+fn open_ref<R: Read>(
+    rec: &mut RecordReader<R>,
+    root: BorrowedFd<'_>,
+) -> Result<(Vec<u8>, std::fs::File, u64)> {
+    let path = rec.bytes(MAX_PATH, "a path")?;
+    let size = rec.uvarint()?;
+    let file = open_in_root(root, &path)?;
+    let st = fs::fstat(file.as_fd())
+        .map_err(|e| ref_err(&path, "cannot read its attributes", Some(e)))?;
+    let actual = st.st_size as u64;
+    if actual != size {
+        return Err(ref_err(
+            &path,
+            &format!("the file has {actual} bytes, the record says {size}"),
+            None,
+        ));
+    }
+    Ok((path, file, size))
+}
+
+/// Opens the regular file `path` inside `root`: every component a plain
+/// name, every directory opened `O_NOFOLLOW` from the one before, the
+/// file itself checked to be regular before it is opened (a fifo would
+/// block the open) and after.
+fn open_in_root(root: BorrowedFd<'_>, path: &[u8]) -> Result<std::fs::File> {
+    let comps: Vec<&[u8]> = path.split(|b| *b == b'/').collect();
+    if comps
+        .iter()
+        .any(|c| matches!(*c, b"" | b"." | b"..") || c.contains(&0))
+    {
+        return Err(ref_err(path, "not a plain path inside the layer", None));
+    }
+    let (last, parents) = comps.split_last().expect("split yields one item");
+    let open_err = |e: io::Error| ref_err(path, "cannot open it inside the layer", Some(e));
+    let mut dir: Option<OwnedFd> = None;
+    for c in parents {
+        let at = dir.as_ref().map_or(root, |d| d.as_fd());
+        dir = Some(fs::open_dir_at(at, fs::os(c)).map_err(open_err)?);
+    }
+    let at = dir.as_ref().map_or(root, |d| d.as_fd());
+    let not_regular = || ref_err(path, "not a regular file", None);
+    let st = fs::lstat_at(at, fs::os(last))
+        .map_err(open_err)?
+        .ok_or_else(|| open_err(io::Error::from_raw_os_error(Errno::NOENT.raw_os_error())))?;
+    if FileType::from_raw_mode(st.st_mode) != FileType::RegularFile {
+        return Err(not_regular());
+    }
+    let file = fs::open_file_at(at, fs::os(last)).map_err(open_err)?;
+    let st = fs::fstat(file.as_fd()).map_err(open_err)?;
+    if FileType::from_raw_mode(st.st_mode) != FileType::RegularFile {
+        return Err(not_regular());
+    }
+    Ok(file)
+}
+
+/// Copies `len` bytes at `offset` of `file` to `out`, adding them to
+/// `crc`; returns the sum so far.
+fn copy_chunk(
+    file: &std::fs::File,
+    path: &[u8],
+    mut offset: u64,
+    len: u64,
+    out: &mut impl Write,
+    buf: &mut [u8],
+    crc: &mut Crc,
+) -> Result<u32> {
+    let end = offset + len;
+    while offset < end {
+        let k = buf
+            .len()
+            .min(usize::try_from(end - offset).unwrap_or(usize::MAX));
+        file.read_exact_at(&mut buf[..k], offset)
+            .map_err(|e| ref_err(path, "reading the file", Some(e)))?;
+        crc.update(&buf[..k]);
+        out.write_all(&buf[..k]).map_err(out_err)?;
+        offset += k as u64;
+    }
+    Ok(crc.sum())
+}
+
+fn check_crc<R: Read>(rec: &mut RecordReader<R>, path: &[u8], crc: u32) -> Result<()> {
+    let want = rec.u32()?;
+    if crc != want {
+        return Err(ref_err(
+            path,
+            "the content differs from what the layer had (CRC mismatch)",
+            None,
+        ));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn uvarint_round_trips() {
+        for v in [0, 1, 127, 128, 300, u32::MAX as u64, u64::MAX] {
+            let mut b = Vec::new();
+            put_uvarint(&mut b, v);
+            let mut r = RecordReader { inner: &b[..] };
+            assert_eq!(r.uvarint().unwrap(), v);
+        }
+        let mut r = RecordReader {
+            inner: &[0xff; 11][..],
+        };
+        assert!(r.uvarint().is_err());
+    }
+}

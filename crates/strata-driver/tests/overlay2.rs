@@ -1,0 +1,52 @@
+//! overlay2-only behaviour: what it refuses to run on.
+
+use std::fs;
+use std::process::Command;
+
+use strata_driver::overlay2::Overlay2;
+use strata_driver::ErrorKind;
+
+fn is_root() -> bool {
+    strata_sys::fs::euid() == 0
+}
+
+/// overlayfs cannot use an overlay mount as its upper layer's file
+/// system: the driver says so up front (Docker: "backing file system is
+/// unsupported for this graph driver").
+#[test]
+fn overlay2_refuses_an_overlay_backing_filesystem() {
+    if !is_root() {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "requirement not met in CI: root"
+        );
+        eprintln!("SKIPPED (requirement not met: root)");
+        return;
+    }
+    let t = tempfile::tempdir().unwrap();
+    for d in ["lower", "upper", "work", "merged"] {
+        fs::create_dir(t.path().join(d)).unwrap();
+    }
+    let p = |d: &str| t.path().join(d).display().to_string();
+    let ok = Command::new("mount")
+        .args(["-t", "overlay", "overlay", "-o"])
+        .arg(format!(
+            "lowerdir={},upperdir={},workdir={}",
+            p("lower"),
+            p("upper"),
+            p("work")
+        ))
+        .arg(p("merged"))
+        .status()
+        .unwrap()
+        .success();
+    assert!(ok, "mounting the test overlay");
+    let result = Overlay2::new(&t.path().join("merged/home"));
+    let _ = Command::new("umount").arg(p("merged")).status();
+    let err = match result {
+        Ok(_) => panic!("overlay2 opened on overlayfs"),
+        Err(e) => e,
+    };
+    assert_eq!(err.kind(), ErrorKind::Unsupported, "{err}");
+    assert!(err.to_string().contains("overlayfs"), "{err}");
+}

@@ -1,0 +1,432 @@
+//! Containers: a read-write layer on an init layer on the image's top
+//! layer. The init layer (`<mount-id>-init`) holds what every container
+//! gets whatever its image has there: `/etc/hosts`, `/etc/resolv.conf`,
+//! `/etc/hostname`, the mount points `/proc`, `/sys`, `/dev`, `/dev/pts`,
+//! `/dev/shm`, and `/etc/mtab -> /proc/mounts`. `commit` and `diff` look
+//! at the read-write layer over the init layer, so they never include it.
+
+use std::fs;
+use std::io::Write;
+use std::path::PathBuf;
+
+use serde::{Deserialize, Serialize};
+use serde_json::{json, Value};
+use strata_archive::{Change, Digest};
+
+use crate::error::{Error, ErrorKind, IoContext, Result};
+use crate::image::{diff_ids, ImageRef};
+use crate::layer::chain_ids;
+use crate::{atomic, random_hex, time, Store};
+
+/// What `create` is asked for.
+#[derive(Debug, Clone, Default)]
+pub struct ContainerSpec {
+    pub name: Option<String>,
+    pub cmd: Vec<String>,
+}
+
+/// A container, as `containers/<id>/config.json` records it.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct Container {
+    #[serde(rename = "ID")]
+    pub id: String,
+    pub name: String,
+    #[serde(with = "digest_json")]
+    pub image: Digest,
+    pub created: String,
+    pub cmd: Vec<String>,
+    pub driver: String,
+    #[serde(rename = "MountID")]
+    pub mount_id: String,
+    /// The image's top layer (none for an image without layers).
+    #[serde(with = "digest_json::option")]
+    pub parent_layer: Option<Digest>,
+}
+
+/// Digests as their `sha256:...` strings in JSON.
+mod digest_json {
+    use serde::{Deserialize, Deserializer, Serializer};
+    use strata_archive::Digest;
+
+    pub fn serialize<S: Serializer>(d: &Digest, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(d.as_str())
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Digest, D::Error> {
+        let s = String::deserialize(d)?;
+        Digest::parse(&s).ok_or_else(|| serde::de::Error::custom(format!("bad digest {s:?}")))
+    }
+
+    pub mod option {
+        use super::*;
+
+        pub fn serialize<S: Serializer>(d: &Option<Digest>, s: S) -> Result<S::Ok, S::Error> {
+            match d {
+                Some(d) => s.serialize_some(d.as_str()),
+                None => s.serialize_none(),
+            }
+        }
+
+        pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Digest>, D::Error> {
+            match Option::<String>::deserialize(d)? {
+                None => Ok(None),
+                Some(s) => Digest::parse(&s)
+                    .map(Some)
+                    .ok_or_else(|| serde::de::Error::custom(format!("bad digest {s:?}"))),
+            }
+        }
+    }
+}
+
+impl Container {
+    pub fn init_id(&self) -> String {
+        format!("{}-init", self.mount_id)
+    }
+}
+
+/// The init layer's content, as a tar.
+fn init_layer_tar() -> Vec<u8> {
+    let mut b = tar::Builder::new(Vec::new());
+    let mut add = |path: &str, kind: tar::EntryType, mode: u32, link: Option<&str>| {
+        let mut h = tar::Header::new_ustar();
+        h.set_entry_type(kind);
+        h.set_mode(mode);
+        h.set_uid(0);
+        h.set_gid(0);
+        h.set_mtime(0);
+        h.set_size(0);
+        h.set_path(path).expect("fixed short paths");
+        if let Some(l) = link {
+            h.set_link_name(l).expect("fixed short link");
+        }
+        h.set_cksum();
+        b.append(&h, std::io::empty()).expect("writing to memory");
+    };
+    use tar::EntryType::{Directory, Regular, Symlink};
+    for d in ["dev/", "dev/pts/", "dev/shm/", "etc/", "proc/", "sys/"] {
+        add(d, Directory, 0o755, None);
+    }
+    for f in [
+        "etc/hosts",
+        "etc/hostname",
+        "etc/resolv.conf",
+        "dev/console",
+    ] {
+        add(f, Regular, 0o755, None);
+    }
+    add("etc/mtab", Symlink, 0o777, Some("/proc/mounts"));
+    b.into_inner().expect("writing to memory")
+}
+
+impl Store {
+    fn container_dir(&self, id: &str) -> PathBuf {
+        self.root.join("containers").join(id)
+    }
+
+    fn mounts_dir(&self, id: &str) -> PathBuf {
+        self.image_dir().join("layerdb/mounts").join(id)
+    }
+
+    /// Every container, oldest first.
+    pub fn containers(&self) -> Result<Vec<Container>> {
+        let dir = self.root.join("containers");
+        let mut out = Vec::new();
+        for e in fs::read_dir(&dir).ctx(|| format!("listing {}", dir.display()))? {
+            let e = e.ctx(|| format!("listing {}", dir.display()))?;
+            let name = e.file_name().to_string_lossy().into_owned();
+            if name.ends_with("-removing") {
+                continue;
+            }
+            out.push(self.container(&name)?);
+        }
+        out.sort_by(|a, b| a.created.cmp(&b.created).then(a.id.cmp(&b.id)));
+        Ok(out)
+    }
+
+    fn container(&self, id: &str) -> Result<Container> {
+        let p = self.container_dir(id).join("config.json");
+        let bytes = fs::read(&p).map_err(|e| Error::io(format!("container {id}"), e))?;
+        serde_json::from_slice(&bytes).map_err(|e| {
+            Error::with(
+                ErrorKind::Corrupt,
+                format!("container {id}: bad config.json"),
+                e,
+            )
+        })
+    }
+
+    /// Finds a container by name, full ID or unique ID prefix.
+    pub fn resolve_container(&self, s: &str) -> Result<Container> {
+        let all = self.containers()?;
+        if let Some(c) = all.iter().find(|c| c.name == s || c.id == s) {
+            return Ok(c.clone());
+        }
+        let hits: Vec<&Container> = all
+            .iter()
+            .filter(|c| !s.is_empty() && c.id.starts_with(s))
+            .collect();
+        match hits.as_slice() {
+            [one] => Ok((*one).clone()),
+            [] => Err(Error::new(
+                ErrorKind::NotFound,
+                format!("no such container: {s}"),
+            )),
+            _ => Err(Error::new(
+                ErrorKind::InvalidArgument,
+                format!("container ID prefix {s:?} is ambiguous"),
+            )),
+        }
+    }
+
+    /// `strata create`: the init and read-write layers on the image's top
+    /// layer, and the container's records. Returns the container.
+    pub fn create_container(&self, image: &str, spec: &ContainerSpec) -> Result<Container> {
+        let _lock = self.lock()?;
+        let image_id = self.resolve_image(image)?;
+        let config = self.image_json(&image_id)?;
+        let ids = diff_ids(&config)
+            .map_err(|why| Error::new(ErrorKind::Corrupt, format!("image {image}: {why}")))?;
+        let parent = chain_ids(&ids).pop().map(|c| self.layer(&c)).transpose()?;
+        let id = random_hex(32)?;
+        let name = match &spec.name {
+            Some(n) => {
+                check_name(n)?;
+                if self.containers()?.iter().any(|c| &c.name == n) {
+                    return Err(Error::new(
+                        ErrorKind::AlreadyExists,
+                        format!("the container name {n:?} is in use"),
+                    ));
+                }
+                n.clone()
+            }
+            None => format!("strata-{}", &id[..12]),
+        };
+        let cmd = if spec.cmd.is_empty() {
+            default_cmd(&config)
+        } else {
+            spec.cmd.clone()
+        };
+        let c = Container {
+            id: id.clone(),
+            name,
+            image: image_id,
+            created: time::now_rfc3339(),
+            cmd,
+            driver: self.driver.name().to_owned(),
+            mount_id: random_hex(32)?,
+            parent_layer: parent.as_ref().map(|l| l.chain_id.clone()),
+        };
+        let staging = self.staging()?;
+        atomic::write(&staging.join("mount-id"), c.mount_id.as_bytes())?;
+        atomic::write(&staging.join("init-id"), c.init_id().as_bytes())?;
+        let parent_cache = parent.as_ref().map(|l| l.cache_id.as_str());
+        let made = (|| {
+            self.driver
+                .create(&c.init_id(), parent_cache)
+                .map_err(|e| Error::driver("creating the init layer", e))?;
+            self.driver
+                .apply_diff(
+                    &c.init_id(),
+                    parent_cache,
+                    &mut std::io::Cursor::new(init_layer_tar()),
+                )
+                .map_err(|e| Error::driver("writing the init layer", e))?;
+            self.driver
+                .create_rw(&c.mount_id, Some(&c.init_id()))
+                .map_err(|e| Error::driver("creating the container layer", e))
+        })();
+        if let Err(e) = made {
+            let _ = self.driver.remove(&c.mount_id);
+            let _ = self.driver.remove(&c.init_id());
+            let _ = fs::remove_dir_all(&staging);
+            return Err(e);
+        }
+        if let Some(p) = &c.parent_layer {
+            atomic::write(&staging.join("parent"), p.as_str().as_bytes())?;
+        }
+        let cdir_staging = staging.join("container");
+        fs::create_dir(&cdir_staging).ctx(|| "staging the container".into())?;
+        let cfg = serde_json::to_vec_pretty(&c).expect("serialising a container");
+        atomic::write(&cdir_staging.join("config.json"), &cfg)?;
+        self.sync_driver()?;
+        // Publish: config first, the mounts record last (it is what makes
+        // the layers the container's; a crash before leaves only staging).
+        fs::rename(&cdir_staging, self.container_dir(&id))
+            .ctx(|| "publishing the container".into())?;
+        fs::rename(&staging, self.mounts_dir(&id)).ctx(|| "publishing the container".into())?;
+        atomic::sync_dir(&self.root.join("containers")).ctx(|| "syncing".into())?;
+        Ok(c)
+    }
+
+    /// `strata mount`: the merged view's path (mounting it).
+    pub fn mount(&self, c: &Container) -> Result<PathBuf> {
+        let _lock = self.lock()?;
+        self.driver
+            .get(&c.mount_id, None)
+            .map_err(|e| Error::driver(format!("mounting container {}", c.name), e))
+    }
+
+    /// `strata umount`.
+    pub fn unmount(&self, c: &Container) -> Result<()> {
+        let _lock = self.lock()?;
+        self.driver
+            .put(&c.mount_id)
+            .map_err(|e| Error::driver(format!("unmounting container {}", c.name), e))
+    }
+
+    /// `strata diff`: the read-write layer's changes over the init layer.
+    pub fn container_changes(&self, c: &Container) -> Result<Vec<Change>> {
+        self.driver
+            .changes(&c.mount_id, Some(&c.init_id()))
+            .map_err(|e| Error::driver(format!("changes of container {}", c.name), e))
+    }
+
+    /// `strata commit`: the container's changes become a layer on its
+    /// image's, and a new image with that layer, a history entry and the
+    /// old image as parent. Returns the new image ID.
+    pub fn commit(&self, c: &Container, reference: Option<&str>, comment: &str) -> Result<Digest> {
+        let r = reference.map(ImageRef::parse).transpose()?;
+        let _lock = self.lock()?;
+        let mut config = self.image_json(&c.image)?;
+        let parent = c.parent_layer.as_ref().map(|p| self.layer(p)).transpose()?;
+        // Stream the diff into the new layer through a pipe: the change is
+        // never held whole, on disk or in memory.
+        let (mut reader, writer) = std::io::pipe().ctx(|| "making a pipe".into())?;
+        let layer = std::thread::scope(|s| {
+            let diff = s.spawn(move || {
+                let mut w = std::io::BufWriter::with_capacity(1 << 20, writer);
+                let r = self.driver.diff(&c.mount_id, Some(&c.init_id()), &mut w);
+                let flushed = w.flush();
+                r.map_err(|e| Error::driver(format!("diff of container {}", c.name), e))
+                    .and_then(|rep| flushed.map(|()| rep).ctx(|| "writing the diff".into()))
+            });
+            let layer = self.register_layer(parent.as_ref(), &mut reader);
+            drop(reader);
+            let diffed = diff.join().expect("the diff thread does not panic");
+            diffed.and(layer)
+        })?;
+        let now = time::now_rfc3339();
+        let obj = config
+            .as_object_mut()
+            .ok_or_else(|| Error::new(ErrorKind::Corrupt, "image config is not an object"))?;
+        obj.insert("created".into(), json!(now));
+        obj.insert("container".into(), json!(c.id));
+        let rootfs = obj
+            .entry("rootfs")
+            .or_insert_with(|| json!({"type": "layers", "diff_ids": []}));
+        match rootfs.get_mut("diff_ids").and_then(Value::as_array_mut) {
+            Some(ids) => ids.push(json!(layer.diff_id.as_str())),
+            None => {
+                return Err(Error::new(
+                    ErrorKind::Corrupt,
+                    "image config has no rootfs.diff_ids",
+                ))
+            }
+        }
+        let entry = json!({ "created": now, "created_by": format!("strata commit {}", c.name), "comment": comment });
+        match obj.get_mut("history").and_then(Value::as_array_mut) {
+            Some(h) => h.push(entry),
+            None => {
+                obj.insert("history".into(), json!([entry]));
+            }
+        }
+        let bytes = serde_json::to_vec(&config).expect("serialising JSON");
+        let id = self.put_image(&bytes, Some(&c.image))?;
+        if let Some(r) = r {
+            self.tag_locked(&id, &r)?;
+        }
+        Ok(id)
+    }
+
+    /// `strata rm`: unmounts (only with `force` when mounted), removes the
+    /// layers and records, and the image layers nothing else uses.
+    pub fn remove_container(&self, c: &Container, force: bool) -> Result<()> {
+        let _lock = self.lock()?;
+        let mut busy = self.driver.remove(&c.mount_id);
+        let mut tries = 0;
+        while let Err(e) = &busy {
+            if e.kind() == strata_driver::ErrorKind::NotFound {
+                busy = Ok(());
+                break;
+            }
+            if e.kind() != strata_driver::ErrorKind::InUse || !force || tries > 1024 {
+                break;
+            }
+            tries += 1;
+            let _ = self.driver.put(&c.mount_id);
+            busy = self.driver.remove(&c.mount_id);
+        }
+        busy.map_err(|e| {
+            Error::driver(
+                format!(
+                    "removing container {}: it is mounted (umount it, or use -f)",
+                    c.name
+                ),
+                e,
+            )
+        })?;
+        match self.driver.remove(&c.init_id()) {
+            Err(e) if e.kind() != strata_driver::ErrorKind::NotFound => {
+                return Err(Error::driver(
+                    format!("removing the init layer of {}", c.name),
+                    e,
+                ))
+            }
+            _ => {}
+        }
+        for dir in [self.mounts_dir(&c.id), self.container_dir(&c.id)] {
+            let doomed = dir.with_file_name(format!("{}-removing", c.id));
+            if dir.exists() {
+                fs::rename(&dir, &doomed).ctx(|| format!("removing container {}", c.name))?;
+                fs::remove_dir_all(&doomed).ctx(|| format!("removing container {}", c.name))?;
+            }
+        }
+        self.collect_layers()?;
+        Ok(())
+    }
+
+    /// `strata export`: the container's merged view as one tar.
+    pub fn export(&self, c: &Container, out: &mut dyn Write) -> Result<strata_archive::DiffReport> {
+        let path = self.mount(c)?;
+        let result = strata_archive::diff_trees(None, &path, out)
+            .map(|(_, r)| r)
+            .map_err(|e| Error::with(ErrorKind::Io, format!("exporting container {}", c.name), e));
+        self.unmount(c)?;
+        result
+    }
+}
+
+/// Docker's container-name rule.
+fn check_name(n: &str) -> Result<()> {
+    let ok = n.len() <= 128
+        && n.starts_with(|c: char| c.is_ascii_alphanumeric())
+        && n.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b'-'));
+    if ok {
+        Ok(())
+    } else {
+        Err(Error::new(
+            ErrorKind::InvalidArgument,
+            format!("invalid container name {n:?}: [a-zA-Z0-9][a-zA-Z0-9_.-]*"),
+        ))
+    }
+}
+
+/// Entrypoint + Cmd of an image config.
+fn default_cmd(config: &Value) -> Vec<String> {
+    let list = |k: &str| -> Vec<String> {
+        config
+            .pointer(&format!("/config/{k}"))
+            .and_then(Value::as_array)
+            .map(|a| {
+                a.iter()
+                    .filter_map(|v| v.as_str().map(str::to_owned))
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+    let mut v = list("Entrypoint");
+    v.extend(list("Cmd"));
+    v
+}

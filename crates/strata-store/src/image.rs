@@ -1,0 +1,434 @@
+//! The image store: configs kept byte-exact under their sha256, tags in
+//! `repositories.json` (Docker's format), and image import.
+
+use std::collections::BTreeMap;
+use std::fs;
+use std::io::Read;
+use std::path::PathBuf;
+
+use serde_json::{json, Value};
+use strata_archive::Digest;
+
+use crate::error::{Error, ErrorKind, IoContext, Result};
+use crate::layer::chain_ids;
+use crate::{atomic, time, Store};
+
+/// A `name[:tag]` reference, `latest` when no tag is given.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub struct ImageRef {
+    pub name: String,
+    pub tag: String,
+}
+
+impl ImageRef {
+    /// Parses and checks `name[:tag]` with Docker's character rules.
+    pub fn parse(s: &str) -> Result<Self> {
+        let bad = |why: &str| {
+            Error::new(
+                ErrorKind::InvalidArgument,
+                format!("invalid reference {s:?}: {why}"),
+            )
+        };
+        let (name, tag) = match s.rfind(':') {
+            Some(i) if !s[i..].contains('/') => (&s[..i], &s[i + 1..]),
+            _ => (s, "latest"),
+        };
+        if name.is_empty() || name.len() > 255 {
+            return Err(bad("empty or too long name"));
+        }
+        let name_ok = name.split('/').all(|part| {
+            part.starts_with(|c: char| c.is_ascii_alphanumeric())
+                && part.ends_with(|c: char| c.is_ascii_alphanumeric())
+                && part.bytes().all(|b| {
+                    b.is_ascii_lowercase()
+                        || b.is_ascii_digit()
+                        || matches!(b, b'.' | b'_' | b'-' | b':')
+                })
+        });
+        if !name_ok {
+            return Err(bad(
+                "names are lowercase letters, digits and . _ - separated by /",
+            ));
+        }
+        let tag_ok = !tag.is_empty()
+            && tag.len() <= 128
+            && tag
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'))
+            && !tag.starts_with(['.', '-']);
+        if !tag_ok {
+            return Err(bad("tags are up to 128 letters, digits, . _ -"));
+        }
+        Ok(ImageRef {
+            name: name.to_owned(),
+            tag: tag.to_owned(),
+        })
+    }
+}
+
+impl std::fmt::Display for ImageRef {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}:{}", self.name, self.tag)
+    }
+}
+
+/// What the store knows of an image.
+#[derive(Debug, Clone)]
+pub struct Image {
+    pub id: Digest,
+    pub tags: Vec<ImageRef>,
+    pub created: String,
+    pub diff_ids: Vec<Digest>,
+    pub parent: Option<Digest>,
+    /// Bytes of content in all its layers.
+    pub size: u64,
+}
+
+type Repositories = BTreeMap<String, BTreeMap<String, String>>;
+
+impl Store {
+    fn content_path(&self, id: &Digest) -> PathBuf {
+        self.image_dir()
+            .join("imagedb/content/sha256")
+            .join(id.hex())
+    }
+
+    fn metadata_dir(&self, id: &Digest) -> PathBuf {
+        self.image_dir()
+            .join("imagedb/metadata/sha256")
+            .join(id.hex())
+    }
+
+    fn repositories(&self) -> Result<Repositories> {
+        let p = self.image_dir().join("repositories.json");
+        let bytes = match fs::read(&p) {
+            Ok(b) => b,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Repositories::new()),
+            Err(e) => return Err(Error::io(format!("reading {}", p.display()), e)),
+        };
+        let v: Value = serde_json::from_slice(&bytes).map_err(|e| {
+            Error::with(
+                ErrorKind::Corrupt,
+                format!("{} is not valid JSON", p.display()),
+                e,
+            )
+        })?;
+        serde_json::from_value(v.get("Repositories").cloned().unwrap_or(json!({}))).map_err(|e| {
+            Error::with(
+                ErrorKind::Corrupt,
+                format!("{}: bad Repositories", p.display()),
+                e,
+            )
+        })
+    }
+
+    fn save_repositories(&self, repos: &Repositories) -> Result<()> {
+        let v = json!({ "Repositories": repos });
+        atomic::write(
+            &self.image_dir().join("repositories.json"),
+            v.to_string().as_bytes(),
+        )
+    }
+
+    /// The config bytes of an image, verified against its ID.
+    pub fn image_config(&self, id: &Digest) -> Result<Vec<u8>> {
+        let p = self.content_path(id);
+        let bytes = fs::read(&p).map_err(|e| Error::io(format!("image {id}"), e))?;
+        let (got, _) = strata_archive::sha256_reader(&bytes[..]).ctx(|| "hashing".into())?;
+        if &got != id {
+            return Err(Error::new(
+                ErrorKind::Corrupt,
+                format!("image {id}: its config's sha256 is {got}"),
+            ));
+        }
+        Ok(bytes)
+    }
+
+    /// Parses an image config enough to use it.
+    pub(crate) fn image_json(&self, id: &Digest) -> Result<Value> {
+        let bytes = self.image_config(id)?;
+        serde_json::from_slice(&bytes)
+            .map_err(|e| Error::with(ErrorKind::Corrupt, format!("image {id}: bad config"), e))
+    }
+
+    fn image_from(&self, id: &Digest, repos: &Repositories) -> Result<Image> {
+        let v = self.image_json(id)?;
+        let diff_ids = diff_ids(&v)
+            .map_err(|why| Error::new(ErrorKind::Corrupt, format!("image {id}: {why}")))?;
+        let mut tags: Vec<ImageRef> = repos
+            .values()
+            .flat_map(|m| m.iter())
+            .filter(|(_, v)| v.as_str() == id.as_str())
+            .filter_map(|(k, _)| ImageRef::parse(k).ok())
+            .collect();
+        tags.sort();
+        let parent = atomic::read(&self.metadata_dir(id).join("parent"))
+            .ok()
+            .and_then(|p| Digest::parse(&p));
+        let size = match chain_ids(&diff_ids).last() {
+            Some(top) => {
+                let mut total = 0;
+                let mut cur = Some(top.clone());
+                while let Some(c) = cur {
+                    let l = self.layer(&c)?;
+                    total += l.size;
+                    cur = l.parent;
+                }
+                total
+            }
+            None => 0,
+        };
+        Ok(Image {
+            id: id.clone(),
+            tags,
+            created: v
+                .get("created")
+                .and_then(Value::as_str)
+                .unwrap_or_default()
+                .to_owned(),
+            diff_ids,
+            parent,
+            size,
+        })
+    }
+
+    /// Every image.
+    pub fn images(&self) -> Result<Vec<Image>> {
+        let repos = self.repositories()?;
+        let dir = self.image_dir().join("imagedb/content/sha256");
+        let mut out = Vec::new();
+        for e in fs::read_dir(&dir).ctx(|| format!("listing {}", dir.display()))? {
+            let e = e.ctx(|| format!("listing {}", dir.display()))?;
+            let Some(id) = Digest::parse(&format!("sha256:{}", e.file_name().to_string_lossy()))
+            else {
+                continue;
+            };
+            out.push(self.image_from(&id, &repos)?);
+        }
+        out.sort_by(|a, b| b.created.cmp(&a.created).then(a.id.cmp(&b.id)));
+        Ok(out)
+    }
+
+    pub fn image(&self, id: &Digest) -> Result<Image> {
+        self.image_from(id, &self.repositories()?)
+    }
+
+    /// Finds an image by `name[:tag]`, full ID (`sha256:...`) or a unique
+    /// prefix of the ID's hex.
+    pub fn resolve_image(&self, s: &str) -> Result<Digest> {
+        if let Ok(r) = ImageRef::parse(s) {
+            if let Some(id) = self
+                .repositories()?
+                .get(&r.name)
+                .and_then(|m| m.get(&r.to_string()))
+            {
+                return Digest::parse(id).ok_or_else(|| {
+                    Error::new(ErrorKind::Corrupt, format!("tag {r} names {id:?}"))
+                });
+            }
+        }
+        let hex = s.strip_prefix("sha256:").unwrap_or(s);
+        if !hex.is_empty() && hex.bytes().all(|b| b.is_ascii_hexdigit()) {
+            let dir = self.image_dir().join("imagedb/content/sha256");
+            let found: Vec<String> = fs::read_dir(&dir)
+                .ctx(|| format!("listing {}", dir.display()))?
+                .filter_map(|e| e.ok())
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .filter(|n| n.starts_with(&hex.to_ascii_lowercase()))
+                .collect();
+            match found.as_slice() {
+                [one] => {
+                    return Ok(Digest::parse(&format!("sha256:{one}")).expect("a stored hex name"))
+                }
+                [] => {}
+                _ => {
+                    return Err(Error::new(
+                        ErrorKind::InvalidArgument,
+                        format!(
+                            "image ID prefix {s:?} is ambiguous ({} images)",
+                            found.len()
+                        ),
+                    ))
+                }
+            }
+        }
+        Err(Error::new(
+            ErrorKind::NotFound,
+            format!("no such image: {s}"),
+        ))
+    }
+
+    /// Stores a config (the caller holds the lock) and returns its ID.
+    pub(crate) fn put_image(&self, config: &[u8], parent: Option<&Digest>) -> Result<Digest> {
+        let (id, _) = strata_archive::sha256_reader(config).ctx(|| "hashing".into())?;
+        let meta = self.metadata_dir(&id);
+        fs::create_dir_all(&meta).ctx(|| format!("creating {}", meta.display()))?;
+        if let Some(p) = parent {
+            atomic::write(&meta.join("parent"), p.as_str().as_bytes())?;
+        }
+        atomic::write(&meta.join("lastUpdated"), time::now_rfc3339().as_bytes())?;
+        atomic::write(&self.content_path(&id), config)?;
+        Ok(id)
+    }
+
+    /// Points `reference` at `id`, moving it from any image it named.
+    pub fn tag(&self, id: &Digest, reference: &str) -> Result<ImageRef> {
+        let r = ImageRef::parse(reference)?;
+        let _lock = self.lock()?;
+        self.tag_locked(id, &r)?;
+        Ok(r)
+    }
+
+    pub(crate) fn tag_locked(&self, id: &Digest, r: &ImageRef) -> Result<()> {
+        if !self.content_path(id).exists() {
+            return Err(Error::new(
+                ErrorKind::NotFound,
+                format!("no such image: {id}"),
+            ));
+        }
+        let mut repos = self.repositories()?;
+        repos
+            .entry(r.name.clone())
+            .or_default()
+            .insert(r.to_string(), id.as_str().to_owned());
+        self.save_repositories(&repos)
+    }
+
+    /// `strata import`: a root file-system tarball becomes a one-layer
+    /// image. Returns the image ID.
+    pub fn import(
+        &self,
+        input: &mut (dyn Read + Send),
+        reference: Option<&str>,
+        comment: &str,
+    ) -> Result<Digest> {
+        let r = reference.map(ImageRef::parse).transpose()?;
+        let _lock = self.lock()?;
+        let layer = self.register_layer(None, input)?;
+        let now = time::now_rfc3339();
+        let config = json!({
+            "architecture": oci_arch(),
+            "os": "linux",
+            "created": now,
+            "config": {},
+            "rootfs": { "type": "layers", "diff_ids": [layer.diff_id.as_str()] },
+            "history": [{ "created": now, "created_by": "strata import", "comment": comment }],
+        });
+        let id = self.put_image(config.to_string().as_bytes(), None)?;
+        if let Some(r) = r {
+            self.tag_locked(&id, &r)?;
+        }
+        Ok(id)
+    }
+
+    /// `strata rmi`: untags a tag; removes an image (and the layers only
+    /// it used) when no tag is left or it was named by ID. Refused while a
+    /// container uses the image, unless `force`. Returns what was done,
+    /// as Docker prints it (`Untagged: ...`, `Deleted: ...`).
+    pub fn remove_image(&self, s: &str, force: bool) -> Result<Vec<String>> {
+        let _lock = self.lock()?;
+        let id = self.resolve_image(s)?;
+        let mut repos = self.repositories()?;
+        let mut done = Vec::new();
+        let by_tag = ImageRef::parse(s).ok().filter(|r| {
+            repos
+                .get(&r.name)
+                .is_some_and(|m| m.contains_key(&r.to_string()))
+        });
+        let tags: Vec<ImageRef> = self.image_from(&id, &repos)?.tags;
+        if let Some(r) = &by_tag {
+            if tags.len() > 1 {
+                untag(&mut repos, r);
+                self.save_repositories(&repos)?;
+                return Ok(vec![format!("Untagged: {r}")]);
+            }
+        }
+        if let Some(c) = self.containers()?.into_iter().find(|c| c.image == id) {
+            if !force {
+                return Err(Error::new(
+                    ErrorKind::InUse,
+                    format!(
+                        "image {s} is used by container {} ({}): remove it first, or use -f",
+                        c.name,
+                        &c.id[..12]
+                    ),
+                ));
+            }
+        }
+        for t in &tags {
+            untag(&mut repos, t);
+            done.push(format!("Untagged: {t}"));
+        }
+        self.save_repositories(&repos)?;
+        let used = self.containers()?.iter().any(|c| c.image == id);
+        if !used {
+            fs::remove_file(self.content_path(&id)).ctx(|| format!("removing image {id}"))?;
+            let _ = fs::remove_dir_all(self.metadata_dir(&id));
+            done.push(format!("Deleted: {id}"));
+            for l in self.collect_layers()? {
+                done.push(format!("Deleted: {l}"));
+            }
+        }
+        Ok(done)
+    }
+}
+
+fn untag(repos: &mut Repositories, r: &ImageRef) {
+    if let Some(m) = repos.get_mut(&r.name) {
+        m.remove(&r.to_string());
+        if m.is_empty() {
+            repos.remove(&r.name);
+        }
+    }
+}
+
+/// `rootfs.diff_ids` of a config.
+pub(crate) fn diff_ids(v: &Value) -> std::result::Result<Vec<Digest>, String> {
+    let ids = v
+        .pointer("/rootfs/diff_ids")
+        .and_then(Value::as_array)
+        .ok_or("the config has no rootfs.diff_ids")?;
+    ids.iter()
+        .map(|d| {
+            d.as_str()
+                .and_then(Digest::parse)
+                .ok_or_else(|| format!("bad diff_id {d}"))
+        })
+        .collect()
+}
+
+/// The OCI name of this machine's architecture.
+pub(crate) fn oci_arch() -> &'static str {
+    match std::env::consts::ARCH {
+        "x86_64" => "amd64",
+        "aarch64" => "arm64",
+        "x86" => "386",
+        "arm" => "arm",
+        "powerpc64" => "ppc64le",
+        "s390x" => "s390x",
+        "riscv64" => "riscv64",
+        other => other,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn references_parse_like_docker() {
+        assert_eq!(
+            ImageRef::parse("busybox").unwrap().to_string(),
+            "busybox:latest"
+        );
+        assert_eq!(ImageRef::parse("a/b:1.0").unwrap().to_string(), "a/b:1.0");
+        assert_eq!(
+            ImageRef::parse("localhost:5000/app").unwrap().to_string(),
+            "localhost:5000/app:latest"
+        );
+        assert!(ImageRef::parse("Upper").is_err());
+        assert!(ImageRef::parse("x:").is_err());
+        assert!(ImageRef::parse("../x").is_err());
+        assert!(ImageRef::parse("").is_err());
+    }
+}

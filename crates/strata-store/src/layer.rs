@@ -1,0 +1,235 @@
+//! The layer store: one directory per chainID under `layerdb/sha256`,
+//! one value per small file (`diff`, `size`, `cache-id`, `parent`).
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fs;
+use std::io::Read;
+use std::path::PathBuf;
+
+use strata_archive::Digest;
+
+use crate::error::{Error, ErrorKind, IoContext, Result};
+use crate::{atomic, random_hex, Store};
+
+/// A read-only layer in the store.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Layer {
+    pub chain_id: Digest,
+    pub diff_id: Digest,
+    /// The driver's id for the layer's content.
+    pub cache_id: String,
+    /// Bytes of file content the layer adds.
+    pub size: u64,
+    pub parent: Option<Digest>,
+}
+
+/// chainID(1) = diffID(1); chainID(n) = sha256(chainID(n-1) + " " + diffID(n)).
+pub fn chain_id(parent: Option<&Digest>, diff_id: &Digest) -> Digest {
+    match parent {
+        None => diff_id.clone(),
+        Some(p) => {
+            let s = format!("{p} {diff_id}");
+            strata_archive::sha256_reader(s.as_bytes())
+                .expect("hashing memory does not fail")
+                .0
+        }
+    }
+}
+
+/// The chainIDs of a stack of diffIDs, bottom to top.
+pub fn chain_ids(diff_ids: &[Digest]) -> Vec<Digest> {
+    let mut out: Vec<Digest> = Vec::with_capacity(diff_ids.len());
+    for d in diff_ids {
+        let c = chain_id(out.last(), d);
+        out.push(c);
+    }
+    out
+}
+
+fn parse_digest(s: &str, what: &str) -> Result<Digest> {
+    Digest::parse(s).ok_or_else(|| {
+        Error::new(
+            ErrorKind::Corrupt,
+            format!("{what}: {s:?} is not a sha256 digest"),
+        )
+    })
+}
+
+impl Store {
+    fn layer_dir(&self, chain: &Digest) -> PathBuf {
+        self.image_dir().join("layerdb/sha256").join(chain.hex())
+    }
+
+    /// The layer with this chainID.
+    pub fn layer(&self, chain: &Digest) -> Result<Layer> {
+        let dir = self.layer_dir(chain);
+        if !dir.is_dir() {
+            return Err(Error::new(
+                ErrorKind::NotFound,
+                format!("layer {chain} is not in the store"),
+            ));
+        }
+        let what = format!("layer {chain}");
+        let parent = match atomic::read(&dir.join("parent")) {
+            Ok(p) => Some(parse_digest(&p, &what)?),
+            Err(e) if e.kind() == ErrorKind::NotFound => None,
+            Err(e) => return Err(e),
+        };
+        Ok(Layer {
+            chain_id: chain.clone(),
+            diff_id: parse_digest(&atomic::read(&dir.join("diff"))?, &what)?,
+            cache_id: atomic::read(&dir.join("cache-id"))?,
+            size: atomic::read(&dir.join("size"))?
+                .parse()
+                .map_err(|_| Error::new(ErrorKind::Corrupt, format!("{what}: bad size")))?,
+            parent,
+        })
+    }
+
+    /// Every layer, by chainID.
+    pub fn layers(&self) -> Result<Vec<Layer>> {
+        let dir = self.image_dir().join("layerdb/sha256");
+        let mut out = Vec::new();
+        for e in fs::read_dir(&dir).ctx(|| format!("listing {}", dir.display()))? {
+            let e = e.ctx(|| format!("listing {}", dir.display()))?;
+            let name = e.file_name().to_string_lossy().into_owned();
+            let Some(chain) = Digest::parse(&format!("sha256:{name}")) else {
+                continue;
+            };
+            out.push(self.layer(&chain)?);
+        }
+        out.sort_by(|a, b| a.chain_id.cmp(&b.chain_id));
+        Ok(out)
+    }
+
+    /// Unpacks a layer tar on `parent` and records it; the caller holds
+    /// the store lock. A layer whose chainID is already stored is not
+    /// kept twice: the new copy is dropped and the stored one returned.
+    pub(crate) fn register_layer(
+        &self,
+        parent: Option<&Layer>,
+        input: &mut (dyn Read + Send),
+    ) -> Result<Layer> {
+        let staging = self.staging()?;
+        let cache_id = random_hex(32)?;
+        // The staging dir names the driver layer first, so a crash from
+        // here on is cleaned up by the next open.
+        atomic::write(&staging.join("cache-id"), cache_id.as_bytes())?;
+        let parent_cache = parent.map(|p| p.cache_id.as_str());
+        let result = (|| {
+            self.driver
+                .create(&cache_id, parent_cache)
+                .map_err(|e| Error::driver("creating a layer", e))?;
+            self.driver
+                .apply_diff(&cache_id, parent_cache, input)
+                .map_err(|e| Error::driver("unpacking a layer", e))
+        })();
+        let report = match result {
+            Ok(r) => r,
+            Err(e) => {
+                let _ = self.driver.remove(&cache_id);
+                let _ = fs::remove_dir_all(&staging);
+                return Err(e);
+            }
+        };
+        let chain = chain_id(parent.map(|p| &p.chain_id), &report.diff_id);
+        if let Ok(existing) = self.layer(&chain) {
+            let _ = self.driver.remove(&cache_id);
+            let _ = fs::remove_dir_all(&staging);
+            return Ok(existing);
+        }
+        let layer = Layer {
+            chain_id: chain.clone(),
+            diff_id: report.diff_id,
+            cache_id,
+            size: report.size,
+            parent: parent.map(|p| p.chain_id.clone()),
+        };
+        atomic::write(&staging.join("diff"), layer.diff_id.as_str().as_bytes())?;
+        atomic::write(&staging.join("size"), layer.size.to_string().as_bytes())?;
+        if let Some(p) = &layer.parent {
+            atomic::write(&staging.join("parent"), p.as_str().as_bytes())?;
+        }
+        self.sync_driver()?;
+        let dest = self.layer_dir(&chain);
+        fs::rename(&staging, &dest).ctx(|| format!("publishing layer {chain}"))?;
+        atomic::sync_dir(dest.parent().expect("layerdb/sha256"))
+            .ctx(|| "syncing layerdb".into())?;
+        Ok(layer)
+    }
+
+    /// Makes the driver's content durable before the metadata that names
+    /// it is published (syncfs of the file system holding the store).
+    pub(crate) fn sync_driver(&self) -> Result<()> {
+        let fd = strata_sys::fs::open_dir(&self.root).ctx(|| "opening the store".into())?;
+        strata_sys::fs::syncfs(std::os::fd::AsFd::as_fd(&fd))
+            .ctx(|| "syncing the store's file system".into())
+    }
+
+    /// Removes the layers no image and no container reaches. The caller
+    /// holds the lock.
+    pub(crate) fn collect_layers(&self) -> Result<Vec<Digest>> {
+        let layers: BTreeMap<Digest, Layer> = self
+            .layers()?
+            .into_iter()
+            .map(|l| (l.chain_id.clone(), l))
+            .collect();
+        let mut live = BTreeSet::new();
+        let mut roots: Vec<Digest> = Vec::new();
+        for img in self.images()? {
+            roots.extend(chain_ids(&img.diff_ids).pop());
+        }
+        for c in self.containers()? {
+            roots.extend(c.parent_layer.clone());
+        }
+        for r in roots {
+            let mut cur = Some(r);
+            while let Some(c) = cur {
+                if !live.insert(c.clone()) {
+                    break;
+                }
+                cur = layers.get(&c).and_then(|l| l.parent.clone());
+            }
+        }
+        // Children before parents: a layer's depth orders them.
+        let depth = |l: &Layer| {
+            let mut n = 0;
+            let mut cur = l.parent.clone();
+            while let Some(p) = cur {
+                n += 1;
+                cur = layers.get(&p).and_then(|l| l.parent.clone());
+            }
+            n
+        };
+        let mut dead: Vec<&Layer> = layers
+            .values()
+            .filter(|l| !live.contains(&l.chain_id))
+            .collect();
+        dead.sort_by_key(|l| std::cmp::Reverse(depth(l)));
+        let mut removed = Vec::new();
+        for l in dead {
+            let dir = self.layer_dir(&l.chain_id);
+            let doomed = dir.with_file_name(format!("{}-removing", l.chain_id.hex()));
+            fs::rename(&dir, &doomed).ctx(|| format!("removing layer {}", l.chain_id))?;
+            match self.driver.remove(&l.cache_id) {
+                Ok(()) => {}
+                Err(e) if e.kind() == strata_driver::ErrorKind::NotFound => {}
+                Err(e) => return Err(Error::driver(format!("removing layer {}", l.chain_id), e)),
+            }
+            fs::remove_dir_all(&doomed).ctx(|| format!("removing layer {}", l.chain_id))?;
+            removed.push(l.chain_id.clone());
+        }
+        Ok(removed)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn chain_of_one_is_the_diff_id() {
+        let d = Digest::parse(&format!("sha256:{}", "a".repeat(64))).unwrap();
+        assert_eq!(chain_id(None, &d), d);
+    }
+}

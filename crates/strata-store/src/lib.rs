@@ -1,0 +1,208 @@
+//! The store: layers, images and containers over one graph driver, laid
+//! out like Docker's data root so an operator recognises it.
+//!
+//! ```text
+//! <root>/                                   0700
+//!   <driver>/                               the driver's home (overlay2/, vfs/)
+//!   image/<driver>/
+//!     imagedb/content/sha256/<hex>          image config, byte-exact; <hex> is its sha256
+//!     imagedb/metadata/sha256/<hex>/parent  the image this one was committed from
+//!     imagedb/metadata/sha256/<hex>/lastUpdated
+//!     layerdb/sha256/<chain-hex>/{diff,size,cache-id,parent}
+//!     layerdb/mounts/<container-id>/{mount-id,init-id,parent}
+//!     layerdb/tmp/                          layers and containers being made
+//!     repositories.json                     tags -> image IDs
+//!   containers/<id>/config.json
+//!   tmp/                                    staging; emptied on open
+//!   lock                                    flock taken by every change
+//! ```
+//!
+//! # Concurrency and crashes
+//!
+//! Every change runs under an exclusive `flock` on `lock`, so several
+//! `strata` processes can share a store. Metadata is written atomically
+//! (temp file, fsync, rename, fsync of the directory). A layer's or a
+//! container's metadata is assembled in `layerdb/tmp/` and renamed into
+//! place last: a crash leaves staging debris, never a half-made object
+//! under its real name. Removal renames to `*-removing` first.
+//!
+//! # Garbage collection
+//!
+//! Layers carry no reference counts that could drift: a layer lives while
+//! an image's chain or a container's parent chain reaches it, and
+//! [`Store::remove_image`] and [`Store::remove_container`] remove the
+//! layers nothing reaches any more.
+#![forbid(unsafe_code)]
+
+mod atomic;
+mod container;
+mod error;
+mod image;
+mod layer;
+mod time;
+
+use std::fs;
+use std::os::unix::fs::DirBuilderExt;
+use std::path::{Path, PathBuf};
+
+pub use container::{Container, ContainerSpec};
+pub use error::{Error, ErrorKind, Result};
+pub use image::{Image, ImageRef};
+pub use layer::{chain_id, Layer};
+pub use strata_archive::{Change, ChangeKind, Digest};
+use strata_driver::Driver;
+
+use error::IoContext;
+
+/// Drivers a store may have been made with, in the order `open` looks.
+const DRIVERS: &[&str] = &["overlay2", "vfs"];
+
+pub struct Store {
+    root: PathBuf,
+    driver: Box<dyn Driver>,
+}
+
+/// Holds the store lock until dropped.
+pub struct Lock {
+    _file: fs::File,
+}
+
+impl Store {
+    /// Opens the store at `root`, creating it with `driver` (or the best
+    /// driver that works here) when new. An existing store keeps the
+    /// driver it was made with: asking for another is an error naming it.
+    pub fn open(root: &Path, driver: Option<&str>) -> Result<Store> {
+        fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(root)
+            .ctx(|| format!("creating the store at {}", root.display()))?;
+        let root = fs::canonicalize(root).ctx(|| format!("resolving {}", root.display()))?;
+        let existing = DRIVERS
+            .iter()
+            .find(|d| root.join("image").join(d).is_dir())
+            .copied();
+        let name = match (existing, driver) {
+            (Some(have), Some(want))
+                if have != want && !(have == "overlay2" && want == "overlay") =>
+            {
+                return Err(Error::new(
+                    ErrorKind::InvalidArgument,
+                    format!(
+                        "the store at {} uses the {have} driver, not {want}",
+                        root.display()
+                    ),
+                ))
+            }
+            (Some(have), _) => Some(have),
+            (None, want) => want,
+        };
+        let driver = strata_driver::open(&root, name)
+            .map_err(|e| Error::driver("opening the storage driver", e))?;
+        let store = Store { root, driver };
+        for d in [
+            store.root.join("tmp"),
+            store.root.join("containers"),
+            store.image_dir().join("imagedb/content/sha256"),
+            store.image_dir().join("imagedb/metadata/sha256"),
+            store.image_dir().join("layerdb/sha256"),
+            store.image_dir().join("layerdb/mounts"),
+            store.image_dir().join("layerdb/tmp"),
+        ] {
+            fs::DirBuilder::new()
+                .recursive(true)
+                .mode(0o700)
+                .create(&d)
+                .ctx(|| format!("creating {}", d.display()))?;
+        }
+        {
+            let _lock = store.lock()?;
+            store.clean_staging()?;
+        }
+        Ok(store)
+    }
+
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    pub fn driver(&self) -> &dyn Driver {
+        self.driver.as_ref()
+    }
+
+    fn image_dir(&self) -> PathBuf {
+        self.root.join("image").join(self.driver.name())
+    }
+
+    /// Takes the store lock, waiting for other processes.
+    pub fn lock(&self) -> Result<Lock> {
+        let path = self.root.join("lock");
+        let file = fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&path)
+            .ctx(|| format!("opening {}", path.display()))?;
+        strata_sys::fs::lock_exclusive(std::os::fd::AsFd::as_fd(&file))
+            .ctx(|| format!("locking {}", path.display()))?;
+        Ok(Lock { _file: file })
+    }
+
+    /// Removes what crashed or interrupted work left: staging directories
+    /// and `-removing` debris, with the driver layers they had made.
+    fn clean_staging(&self) -> Result<()> {
+        for dir in [self.root.join("tmp"), self.image_dir().join("layerdb/tmp")] {
+            for e in fs::read_dir(&dir).ctx(|| format!("listing {}", dir.display()))? {
+                let e = e.ctx(|| format!("listing {}", dir.display()))?;
+                // A staged layer or container names the driver layers it
+                // made: remove them with it.
+                for f in ["cache-id", "mount-id", "init-id"] {
+                    if let Ok(id) = atomic::read(&e.path().join(f)) {
+                        let _ = self.driver.remove(&id);
+                    }
+                }
+                let _ = fs::remove_dir_all(e.path());
+            }
+        }
+        for dir in [
+            self.image_dir().join("layerdb/sha256"),
+            self.image_dir().join("layerdb/mounts"),
+            self.root.join("containers"),
+        ] {
+            for e in fs::read_dir(&dir).ctx(|| format!("listing {}", dir.display()))? {
+                let e = e.ctx(|| format!("listing {}", dir.display()))?;
+                if e.file_name().to_string_lossy().ends_with("-removing") {
+                    let _ = fs::remove_dir_all(e.path());
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// A fresh staging directory under `layerdb/tmp`.
+    fn staging(&self) -> Result<PathBuf> {
+        let p = self.image_dir().join("layerdb/tmp").join(random_hex(16)?);
+        fs::create_dir(&p).ctx(|| format!("creating {}", p.display()))?;
+        Ok(p)
+    }
+
+    /// What `strata info` shows.
+    pub fn info(&self) -> Result<Vec<(String, String)>> {
+        let mut v = vec![
+            ("Root".to_owned(), self.root.display().to_string()),
+            ("Storage Driver".to_owned(), self.driver.name().to_owned()),
+        ];
+        v.extend(self.driver.status());
+        v.push(("Images".into(), self.images()?.len().to_string()));
+        v.push(("Image Layers".into(), self.layers()?.len().to_string()));
+        v.push(("Containers".into(), self.containers()?.len().to_string()));
+        Ok(v)
+    }
+}
+
+/// `n` random bytes as hex.
+pub(crate) fn random_hex(n: usize) -> Result<String> {
+    let mut buf = vec![0u8; n];
+    strata_sys::fs::random_bytes(&mut buf).ctx(|| "reading random bytes".into())?;
+    Ok(buf.iter().map(|b| format!("{b:02x}")).collect())
+}
