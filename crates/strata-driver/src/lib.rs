@@ -58,6 +58,10 @@ pub trait Driver: Send + Sync {
 
     fn exists(&self, id: &str) -> bool;
 
+    /// The directory holding the files the layer itself wrote (overlay2's
+    /// `diff/`, a vfs layer's whole tree), for reading without a mount.
+    fn content_dir(&self, id: &str) -> Result<PathBuf>;
+
     /// What `strata info` shows, as ordered key/value pairs.
     fn status(&self) -> Vec<(String, String)>;
 
@@ -94,9 +98,22 @@ pub trait Driver: Send + Sync {
         parent: Option<&str>,
         input: &mut (dyn Read + Send),
     ) -> Result<ApplyReport> {
+        self.apply_diff_recording(id, parent, input, None)
+    }
+
+    /// [`Driver::apply_diff`], also writing to `record` the tar-split
+    /// record that [`strata_archive::reassemble`] turns back into the
+    /// exact tar.
+    fn apply_diff_recording(
+        &self,
+        id: &str,
+        parent: Option<&str>,
+        input: &mut (dyn Read + Send),
+        record: Option<&mut dyn Write>,
+    ) -> Result<ApplyReport> {
         match self.native_diff() {
-            Some(n) if n.covers(id, parent) => n.apply_diff(id, parent, input),
-            _ => naive::apply_diff(self, id, input),
+            Some(n) if n.covers(id, parent) => n.apply_diff(id, parent, input, record),
+            _ => naive::apply_diff(self, id, input, record),
         }
     }
 
@@ -117,13 +134,28 @@ pub trait NativeDiff {
     fn covers(&self, id: &str, parent: Option<&str>) -> bool;
     fn diff(&self, id: &str, parent: Option<&str>, out: &mut dyn Write) -> Result<DiffReport>;
     fn changes(&self, id: &str, parent: Option<&str>) -> Result<Vec<Change>>;
+    /// Unpacks into the layer, writing the tar-split record when asked.
     fn apply_diff(
         &self,
         id: &str,
         parent: Option<&str>,
         input: &mut (dyn Read + Send),
+        record: Option<&mut dyn Write>,
     ) -> Result<ApplyReport>;
     fn diff_size(&self, id: &str, parent: Option<&str>) -> Result<u64>;
+}
+
+/// `strata_archive::apply`, or `apply_recording` when a record is asked for.
+pub(crate) fn apply_to(
+    input: &mut (dyn Read + Send),
+    dir: &Path,
+    opts: &strata_archive::ApplyOptions,
+    record: Option<&mut dyn Write>,
+) -> strata_archive::Result<ApplyReport> {
+    match record {
+        None => strata_archive::apply(input, dir, opts),
+        Some(w) => strata_archive::apply_recording(input, dir, opts, w).map(|(_, r)| r),
+    }
 }
 
 /// Names a layer may not have: the driver's own files and directories
@@ -234,10 +266,11 @@ mod naive {
         d: &D,
         id: &str,
         input: &mut (dyn Read + Send),
+        record: Option<&mut dyn Write>,
     ) -> Result<ApplyReport> {
         let m = Mounted::get(d, id)?;
         let opts = strata_archive::ApplyOptions::default();
-        strata_archive::apply(input, &m.path, &opts)
+        super::apply_to(input, &m.path, &opts, record)
             .map_err(|e| Error::archive(format!("applying a layer to {id}"), e))
     }
 

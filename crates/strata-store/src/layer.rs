@@ -11,6 +11,10 @@ use strata_archive::Digest;
 use crate::error::{Error, ErrorKind, IoContext, Result};
 use crate::{atomic, random_hex, Store};
 
+/// The record of what extracting a layer threw away (the name Docker and
+/// containers/storage use; ours is strata_archive's binary format).
+pub const TAR_SPLIT: &str = "tar-split.json.gz";
+
 /// A read-only layer in the store.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Layer {
@@ -102,6 +106,25 @@ impl Store {
         Ok(out)
     }
 
+    /// Writes the layer's original tar, byte for byte, from its content
+    /// and its tar-split record; returns the digest of what was written
+    /// (its diffID when nothing changed).
+    pub fn layer_tar(&self, layer: &Layer, out: &mut dyn std::io::Write) -> Result<Digest> {
+        let record = fs::File::open(self.layer_dir(&layer.chain_id).join(TAR_SPLIT))
+            .ctx(|| format!("layer {} has no tar-split record", layer.chain_id))?;
+        let content = self
+            .driver
+            .content_dir(&layer.cache_id)
+            .map_err(|e| Error::driver(format!("layer {}", layer.chain_id), e))?;
+        strata_archive::reassemble(record, &content, out).map_err(|e| {
+            Error::with(
+                ErrorKind::Corrupt,
+                format!("rebuilding the tar of layer {}", layer.chain_id),
+                e,
+            )
+        })
+    }
+
     /// Unpacks a layer tar on `parent` and records it; the caller holds
     /// the store lock. A layer whose chainID is already stored is not
     /// kept twice: the new copy is dropped and the stored one returned.
@@ -116,13 +139,26 @@ impl Store {
         // here on is cleaned up by the next open.
         atomic::write(&staging.join("cache-id"), cache_id.as_bytes())?;
         let parent_cache = parent.map(|p| p.cache_id.as_str());
+        let record_path = staging.join(TAR_SPLIT);
         let result = (|| {
             self.driver
                 .create(&cache_id, parent_cache)
                 .map_err(|e| Error::driver("creating a layer", e))?;
-            self.driver
-                .apply_diff(&cache_id, parent_cache, input)
-                .map_err(|e| Error::driver("unpacking a layer", e))
+            // What extraction throws away, so `save` can give back the
+            // exact tar (strata_archive::reassemble).
+            let file =
+                fs::File::create(&record_path).ctx(|| "creating the tar-split record".into())?;
+            let mut record = std::io::BufWriter::new(file);
+            let report = self
+                .driver
+                .apply_diff_recording(&cache_id, parent_cache, input, Some(&mut record))
+                .map_err(|e| Error::driver("unpacking a layer", e))?;
+            let file = record
+                .into_inner()
+                .map_err(|e| Error::io("writing the tar-split record", e.into_error()))?;
+            file.sync_all()
+                .ctx(|| "writing the tar-split record".into())?;
+            Ok(report)
         })();
         let report = match result {
             Ok(r) => r,

@@ -8,7 +8,7 @@
 //!     imagedb/content/sha256/<hex>          image config, byte-exact; <hex> is its sha256
 //!     imagedb/metadata/sha256/<hex>/parent  the image this one was committed from
 //!     imagedb/metadata/sha256/<hex>/lastUpdated
-//!     layerdb/sha256/<chain-hex>/{diff,size,cache-id,parent}
+//!     layerdb/sha256/<chain-hex>/{diff,size,cache-id,parent,tar-split.json.gz}
 //!     layerdb/mounts/<container-id>/{mount-id,init-id,parent}
 //!     layerdb/tmp/                          layers and containers being made
 //!     repositories.json                     tags -> image IDs

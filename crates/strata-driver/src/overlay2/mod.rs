@@ -363,6 +363,11 @@ impl Driver for Overlay2 {
         self.refs.set(&lock, id, 0)
     }
 
+    fn content_dir(&self, id: &str) -> Result<PathBuf> {
+        self.require(id)?;
+        Ok(self.dir(id).join("diff"))
+    }
+
     fn exists(&self, id: &str) -> bool {
         check_id(id).is_ok() && self.dir(id).join("diff").is_dir()
     }
@@ -435,13 +440,14 @@ impl NativeDiff for Overlay2 {
         id: &str,
         _parent: Option<&str>,
         input: &mut (dyn Read + Send),
+        record: Option<&mut dyn Write>,
     ) -> Result<ApplyReport> {
         self.require(id)?;
         let opts = ApplyOptions {
             target: Target::Overlay(self.xattrs),
             ..ApplyOptions::default()
         };
-        strata_archive::apply(input, &self.dir(id).join("diff"), &opts)
+        crate::apply_to(input, &self.dir(id).join("diff"), &opts, record)
             .map_err(|e| Error::archive(format!("applying a layer to {id}"), e))
     }
 

@@ -152,6 +152,18 @@ impl Driver for Vfs {
         self.refs.set(&lock, id, n.saturating_sub(1))
     }
 
+    fn content_dir(&self, id: &str) -> Result<PathBuf> {
+        check_id(id)?;
+        let dir = self.dir(id);
+        if !dir.is_dir() {
+            return Err(Error::new(
+                ErrorKind::NotFound,
+                format!("layer {id} does not exist"),
+            ));
+        }
+        Ok(dir)
+    }
+
     fn exists(&self, id: &str) -> bool {
         check_id(id).is_ok() && self.dir(id).is_dir()
     }
