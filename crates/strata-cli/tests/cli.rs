@@ -329,7 +329,7 @@ fn bad_input_leaves_the_store_as_it_was() {
         .unwrap()
         .filter_map(|e| e.ok())
         .map(|e| e.file_name().to_string_lossy().into_owned())
-        .filter(|n| !matches!(n.as_str(), "l" | "refs" | "lock"))
+        .filter(|n| !matches!(n.as_str(), "l" | "refs" | "lock" | "probe"))
         .collect::<Vec<_>>();
     assert!(
         leftovers.is_empty(),

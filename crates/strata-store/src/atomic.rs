@@ -22,6 +22,13 @@ pub fn write(path: &Path, data: &[u8]) -> Result<()> {
     .ctx(|| format!("writing {}", path.display()))
 }
 
+/// A file in a staging directory: a plain write. Staged objects are made
+/// durable all at once, by one syncfs before the directory is renamed
+/// into place (see `Store::publish`), rather than by an fsync per file.
+pub fn write_staged(path: &Path, data: &[u8]) -> Result<()> {
+    fs::write(path, data).ctx(|| format!("writing {}", path.display()))
+}
+
 /// fsync of a directory: makes renames and creations in it durable.
 pub fn sync_dir(dir: &Path) -> io::Result<()> {
     File::open(dir)?.sync_all()

@@ -137,7 +137,7 @@ impl Store {
         let cache_id = random_hex(32)?;
         // The staging dir names the driver layer first, so a crash from
         // here on is cleaned up by the next open.
-        atomic::write(&staging.join("cache-id"), cache_id.as_bytes())?;
+        atomic::write_staged(&staging.join("cache-id"), cache_id.as_bytes())?;
         let parent_cache = parent.map(|p| p.cache_id.as_str());
         let record_path = staging.join(TAR_SPLIT);
         let result = (|| {
@@ -153,11 +153,10 @@ impl Store {
                 .driver
                 .apply_diff_recording(&cache_id, parent_cache, input, Some(&mut record))
                 .map_err(|e| Error::driver("unpacking a layer", e))?;
-            let file = record
+            // Made durable with the content by the syncfs before publishing.
+            record
                 .into_inner()
                 .map_err(|e| Error::io("writing the tar-split record", e.into_error()))?;
-            file.sync_all()
-                .ctx(|| "writing the tar-split record".into())?;
             Ok(report)
         })();
         let report = match result {
@@ -181,10 +180,10 @@ impl Store {
             size: report.size,
             parent: parent.map(|p| p.chain_id.clone()),
         };
-        atomic::write(&staging.join("diff"), layer.diff_id.as_str().as_bytes())?;
-        atomic::write(&staging.join("size"), layer.size.to_string().as_bytes())?;
+        atomic::write_staged(&staging.join("diff"), layer.diff_id.as_str().as_bytes())?;
+        atomic::write_staged(&staging.join("size"), layer.size.to_string().as_bytes())?;
         if let Some(p) = &layer.parent {
-            atomic::write(&staging.join("parent"), p.as_str().as_bytes())?;
+            atomic::write_staged(&staging.join("parent"), p.as_str().as_bytes())?;
         }
         self.sync_driver()?;
         let dest = self.layer_dir(&chain);

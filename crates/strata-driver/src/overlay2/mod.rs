@@ -10,6 +10,7 @@
 //!     work/                      overlay's work directory (layers with a parent)
 //!     merged/                    where the union view is mounted
 //!   refs/<id>                    mount reference count (see `refs`)
+//!   probe                        what the start-up probe found, for this kernel and these options
 //!   lock                         flock held while counts or layers change
 //! ```
 //!
@@ -84,7 +85,6 @@ impl Overlay2 {
                 ),
             ));
         }
-        probe::require_d_type(&home)?;
         let userns = mount::in_user_namespace();
         let xattrs = if userns {
             OverlayXattrs::User
@@ -92,7 +92,7 @@ impl Overlay2 {
             OverlayXattrs::Trusted
         };
         let options = mount_options(userns);
-        let found = probe::probe(&home, &options, xattrs)?;
+        let found = probe::cached(&home, &options, xattrs)?;
         Ok(Overlay2 {
             refs: Refs::new(&home.join("refs"), &home.join("lock"))?,
             home,

@@ -49,6 +49,36 @@ pub fn require_d_type(home: &Path) -> Result<()> {
     Ok(())
 }
 
+/// [`require_d_type`] and [`probe`], remembered in `<home>/probe` for as long as the kernel
+/// release and the mount options stay the same: every `strata` command
+/// opens the driver, and a probe is a mount and an unmount.
+pub fn cached(home: &Path, options: &[String], x: OverlayXattrs) -> Result<Probed> {
+    let kernel = fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default();
+    let key = format!("kernel={} options={}", kernel.trim(), options.join(","));
+    let path = home.join("probe");
+    if let Ok(text) = fs::read_to_string(&path) {
+        let mut lines = text.lines();
+        if lines.next() == Some(key.as_str()) {
+            let flag = |name: &str| text.lines().any(|l| l == format!("{name}=true"));
+            return Ok(Probed {
+                new_mount_api: flag("new_mount_api"),
+                native_diff: flag("native_diff"),
+            });
+        }
+    }
+    require_d_type(home)?;
+    let found = probe(home, options, x)?;
+    let text = format!(
+        "{key}\nnew_mount_api={}\nnative_diff={}\n",
+        found.new_mount_api, found.native_diff
+    );
+    let tmp = home.join(".probe.tmp");
+    fs::write(&tmp, text)
+        .and_then(|()| fs::rename(&tmp, &path))
+        .ctx(|| format!("recording the probe in {}", path.display()))?;
+    Ok(found)
+}
+
 pub struct Probed {
     pub new_mount_api: bool,
     pub native_diff: bool,
