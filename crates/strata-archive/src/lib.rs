@@ -8,6 +8,8 @@
 //!   directory (native) or from two directory trees (naive);
 //!   [`changes_upper`] and [`changes_trees`] list what changed, the way
 //!   `docker diff` does.
+//! * [`PathInRoot`] finds one path inside a root the way `cp` must,
+//!   symlinks resolved as if the root were `/`, and writes it as a tar.
 //! * [`apply_recording`] applies a layer and writes its tar-split record;
 //!   [`reassemble`] writes the original tar again from the record and the
 //!   applied directory, byte for byte.
@@ -18,6 +20,7 @@
 
 mod apply;
 mod compress;
+mod copy;
 mod diff;
 mod digest;
 mod error;
@@ -30,6 +33,7 @@ mod writer;
 
 pub use apply::{apply, ApplyOptions, ApplyReport, Devices, Ownership};
 pub use compress::{decompress, Compression};
+pub use copy::{clean_path, PathInRoot};
 pub use diff::{changes_trees, changes_upper, diff_trees, diff_upper, Change, ChangeKind};
 pub use digest::{sha256_reader, Digest, DigestWriter};
 pub use error::{Error, ErrorKind, Result};

@@ -58,6 +58,8 @@ enum Command {
     Commit(container::Commit),
     /// Write a container's root file system as a tar.
     Export(container::Export),
+    /// Copy files between a container and the host.
+    Cp(commands::cp::Cp),
     /// Remove containers.
     Rm {
         #[arg(short, long)]
@@ -75,6 +77,11 @@ enum Command {
         #[arg(long, value_enum, default_value_t)]
         format: Format,
     },
+    /// Disk usage (df) and clean-up (prune).
+    #[command(subcommand)]
+    System(system::Cmd),
+    /// Report what in the store does not add up; --repair fixes what it can.
+    Check(commands::check::Check),
     /// Layer changesets: apply a layer tar, diff a directory, list changes.
     #[command(subcommand)]
     Archive(commands::archive::Args),
@@ -114,9 +121,12 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Diff { container } => container::diff(&container, &store),
         Command::Commit(a) => container::commit(a, &store),
         Command::Export(a) => container::export(a, &store),
+        Command::Cp(a) => commands::cp::run(a, &store),
         Command::Rm { force, containers } => container::rm(&containers, force, &store),
         Command::Inspect { names } => system::inspect(&names, &store),
         Command::Info { format } => system::info(format, &store),
+        Command::System(cmd) => system::run(cmd, &store),
+        Command::Check(a) => commands::check::run(a, &store),
         Command::Archive(_) => unreachable!("handled above"),
     }
 }

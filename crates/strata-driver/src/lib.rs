@@ -280,10 +280,13 @@ mod naive {
         let changes = changes(d, id, parent)?;
         let m = Mounted::get(d, id)?;
         let mut total = 0;
+        // Each inode once: hard links share their content.
+        let mut seen = std::collections::HashSet::new();
         for c in changes.iter().filter(|c| c.kind != ChangeKind::Deleted) {
+            use std::os::unix::fs::MetadataExt;
             let path = m.path.join(strata_sys::fs::os(&c.path[1..]));
             if let Ok(md) = std::fs::symlink_metadata(&path) {
-                if md.is_file() {
+                if md.is_file() && seen.insert((md.dev(), md.ino())) {
                     total += md.len();
                 }
             }

@@ -218,6 +218,7 @@ impl Store {
             parent_layer: parent.as_ref().map(|l| l.chain_id.clone()),
         };
         let staging = self.staging()?;
+        atomic::write_staged(&staging.join("container-id"), c.id.as_bytes())?;
         atomic::write_staged(&staging.join("mount-id"), c.mount_id.as_bytes())?;
         atomic::write_staged(&staging.join("init-id"), c.init_id().as_bytes())?;
         let parent_cache = parent.as_ref().map(|l| l.cache_id.as_str());
@@ -253,8 +254,9 @@ impl Store {
         // the staged records with a single cache flush (fsync-ing each of
         // the dozen files costs a flush apiece: several times slower).
         self.sync_driver()?;
-        // Publish: config first, the mounts record last (it is what makes
-        // the layers the container's; a crash before leaves only staging).
+        // Publish: config first, the mounts record last. A crash between
+        // the two renames leaves staging that names the published
+        // container: the next open finishes the job (`clean_staging`).
         fs::rename(&cdir_staging, self.container_dir(&id))
             .ctx(|| "publishing the container".into())?;
         fs::rename(&staging, self.mounts_dir(&id)).ctx(|| "publishing the container".into())?;

@@ -84,7 +84,7 @@ pub struct Image {
     pub size: u64,
 }
 
-type Repositories = BTreeMap<String, BTreeMap<String, String>>;
+pub(crate) type Repositories = BTreeMap<String, BTreeMap<String, String>>;
 
 impl Store {
     fn content_path(&self, id: &Digest) -> PathBuf {
@@ -99,7 +99,7 @@ impl Store {
             .join(id.hex())
     }
 
-    fn repositories(&self) -> Result<Repositories> {
+    pub(crate) fn repositories(&self) -> Result<Repositories> {
         let p = self.image_dir().join("repositories.json");
         let bytes = match fs::read(&p) {
             Ok(b) => b,
@@ -122,7 +122,7 @@ impl Store {
         })
     }
 
-    fn save_repositories(&self, repos: &Repositories) -> Result<()> {
+    pub(crate) fn save_repositories(&self, repos: &Repositories) -> Result<()> {
         let v = json!({ "Repositories": repos });
         atomic::write(
             &self.image_dir().join("repositories.json"),
@@ -327,6 +327,11 @@ impl Store {
     /// as Docker prints it (`Untagged: ...`, `Deleted: ...`).
     pub fn remove_image(&self, s: &str, force: bool) -> Result<Vec<String>> {
         let _lock = self.lock()?;
+        self.remove_image_locked(s, force)
+    }
+
+    /// [`Store::remove_image`], for a caller holding the lock.
+    pub(crate) fn remove_image_locked(&self, s: &str, force: bool) -> Result<Vec<String>> {
         let id = self.resolve_image(s)?;
         let mut repos = self.repositories()?;
         let mut done = Vec::new();

@@ -35,22 +35,28 @@
 #![forbid(unsafe_code)]
 
 mod atomic;
+mod check;
 mod container;
+mod copy;
 mod error;
 mod image;
 mod layer;
+mod system;
 mod time;
 
 use std::fs;
 use std::os::unix::fs::DirBuilderExt;
 use std::path::{Path, PathBuf};
 
+pub use check::{CheckOptions, Finding, FindingKind, Report};
 pub use container::{Container, ContainerSpec};
+pub use copy::CopyReport;
 pub use error::{Error, ErrorKind, Result};
 pub use image::{Image, ImageRef};
 pub use layer::{chain_id, Layer};
 pub use strata_archive::{Change, ChangeKind, Digest};
 use strata_driver::Driver;
+pub use system::{ContainerUsage, DiskUsage, ImageUsage, Pruned, Usage};
 
 use error::IoContext;
 
@@ -154,11 +160,25 @@ impl Store {
         for dir in [self.root.join("tmp"), self.image_dir().join("layerdb/tmp")] {
             for e in fs::read_dir(&dir).ctx(|| format!("listing {}", dir.display()))? {
                 let e = e.ctx(|| format!("listing {}", dir.display()))?;
+                // A container whose config was published before the crash
+                // is complete but for its mounts record: finish publishing.
+                if let Ok(id) = atomic::read(&e.path().join("container-id")) {
+                    let published = self.root.join("containers").join(&id).join("config.json");
+                    let mounts = self.image_dir().join("layerdb/mounts").join(&id);
+                    if published.is_file()
+                        && !mounts.exists()
+                        && !e.path().join("container").exists()
+                    {
+                        fs::rename(e.path(), &mounts)
+                            .ctx(|| format!("finishing container {id}"))?;
+                        continue;
+                    }
+                }
                 // A staged layer or container names the driver layers it
                 // made: remove them with it.
                 for f in ["cache-id", "mount-id", "init-id"] {
                     if let Ok(id) = atomic::read(&e.path().join(f)) {
-                        let _ = self.driver.remove(&id);
+                        let _ = self.remove_stale_layer(&id);
                     }
                 }
                 let _ = fs::remove_dir_all(e.path());

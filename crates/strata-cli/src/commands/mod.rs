@@ -1,5 +1,7 @@
 pub mod archive;
+pub mod check;
 pub mod container;
+pub mod cp;
 pub mod image;
 pub mod system;
 

@@ -1,9 +1,34 @@
-//! `strata info` and `strata inspect`.
+//! `strata info`, `strata inspect`, `strata system df` and `strata
+//! system prune`.
 
 use anyhow::{bail, Result};
-use strata_store::Store;
+use clap::Subcommand;
+use serde_json::json;
+use strata_store::{Store, Usage};
 
-use super::Format;
+use super::{human, Format};
+
+#[derive(Subcommand)]
+pub enum Cmd {
+    /// Space used by images, containers and layers, and what prune -a frees.
+    Df {
+        #[arg(long, value_enum, default_value_t)]
+        format: Format,
+    },
+    /// Remove dangling images (-a: every image no container uses) and
+    /// layers nothing uses.
+    Prune {
+        #[arg(short, long)]
+        all: bool,
+    },
+}
+
+pub fn run(cmd: Cmd, store: &Store) -> Result<()> {
+    match cmd {
+        Cmd::Df { format } => df(format, store),
+        Cmd::Prune { all } => prune(all, store),
+    }
+}
 
 pub fn info(format: Format, store: &Store) -> Result<()> {
     let info = store.info()?;
@@ -34,5 +59,83 @@ pub fn inspect(names: &[String], store: &Store) -> Result<()> {
         }
     }
     println!("{}", serde_json::to_string_pretty(&out)?);
+    Ok(())
+}
+
+fn df(format: Format, store: &Store) -> Result<()> {
+    let du = store.disk_usage()?;
+    let rows = [
+        ("Images", &du.images),
+        ("Containers", &du.containers),
+        ("Layers", &du.layers),
+    ];
+    if format == Format::Json {
+        let images: Vec<_> = du
+            .image_details
+            .iter()
+            .map(|i| {
+                json!({
+                    "ID": i.image.id.as_str(),
+                    "Tags": i.image.tags.iter().map(|t| t.to_string()).collect::<Vec<_>>(),
+                    "Size": i.image.size,
+                    "SharedSize": i.shared_size,
+                    "UniqueSize": i.unique_size,
+                    "Containers": i.containers,
+                })
+            })
+            .collect();
+        let containers: Vec<_> = du
+            .container_details
+            .iter()
+            .map(|c| json!({ "ID": c.id, "Name": c.name, "Size": c.size }))
+            .collect();
+        let types: Vec<_> = rows
+            .iter()
+            .map(|(t, u)| {
+                json!({
+                    "Type": t,
+                    "TotalCount": u.total,
+                    "Active": u.active,
+                    "Size": u.size,
+                    "Reclaimable": u.reclaimable,
+                })
+            })
+            .collect();
+        let v = json!({ "Types": types, "Images": images, "Containers": containers });
+        println!("{}", serde_json::to_string_pretty(&v)?);
+        return Ok(());
+    }
+    println!(
+        "{:<12} {:<8} {:<8} {:<10} RECLAIMABLE",
+        "TYPE", "TOTAL", "ACTIVE", "SIZE"
+    );
+    for (t, u) in rows {
+        println!(
+            "{t:<12} {:<8} {:<8} {:<10} {}",
+            u.total,
+            u.active,
+            human(u.size),
+            reclaimable(u)
+        );
+    }
+    Ok(())
+}
+
+/// `1.2MB (40%)`, as Docker shows it.
+fn reclaimable(u: &Usage) -> String {
+    let pct = (u.reclaimable * 100).checked_div(u.size).unwrap_or(0);
+    format!("{} ({pct}%)", human(u.reclaimable))
+}
+
+fn prune(all: bool, store: &Store) -> Result<()> {
+    let pruned = store.prune(all)?;
+    if !pruned.lines.is_empty() {
+        println!("Deleted Images:");
+        for l in &pruned.lines {
+            println!("{l}");
+        }
+        println!();
+    }
+    println!("Total reclaimed space: {}", human(pruned.reclaimed));
     Ok(())
 }

@@ -1,0 +1,463 @@
+//! `strata cp`, `strata system df` and `strata system prune` through the
+//! built binary, on real overlay mounts (and vfs).
+//!
+//! The container's symlinks point out of it every way they can (`/evil ->
+//! /`, `/up -> ../../../../..`, `/data -> /etc`): every copy must read and
+//! write the container's files, never the host's (CVE-2018-15664,
+//! CVE-2019-14271).
+
+use std::fs;
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use serde_json::Value;
+
+fn require_root() -> bool {
+    let root = fs::read_to_string("/proc/self/status")
+        .unwrap()
+        .lines()
+        .find(|l| l.starts_with("Uid:"))
+        .and_then(|l| l.split_whitespace().nth(2).map(|u| u == "0"))
+        .unwrap_or(false);
+    if root {
+        return true;
+    }
+    if std::env::var_os("CI").is_some() {
+        panic!("requirement not met in CI: root");
+    }
+    eprintln!("SKIPPED (requirement not met: root)");
+    false
+}
+
+/// A store in a temp dir, driven through the binary; cleans up mounts.
+struct Strata {
+    dir: tempfile::TempDir,
+    driver: &'static str,
+}
+
+impl Strata {
+    fn new(driver: &'static str) -> Self {
+        Strata {
+            dir: tempfile::tempdir().unwrap(),
+            driver,
+        }
+    }
+
+    fn path(&self, p: &str) -> PathBuf {
+        self.dir.path().join(p)
+    }
+
+    fn root(&self) -> PathBuf {
+        self.path("root")
+    }
+
+    fn run(&self, args: &[&str]) -> Output {
+        Command::new(env!("CARGO_BIN_EXE_strata"))
+            .arg("--root")
+            .arg(self.root())
+            .args(["--driver", self.driver])
+            .args(args)
+            .output()
+            .unwrap()
+    }
+
+    fn ok(&self, args: &[&str]) -> String {
+        let out = self.run(args);
+        assert!(
+            out.status.success(),
+            "strata {args:?} failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).unwrap().trim().to_owned()
+    }
+
+    fn err(&self, args: &[&str]) -> String {
+        let out = self.run(args);
+        assert!(!out.status.success(), "strata {args:?} should fail");
+        String::from_utf8(out.stderr).unwrap()
+    }
+
+    fn json(&self, args: &[&str]) -> Value {
+        serde_json::from_str(&self.ok(args)).unwrap()
+    }
+
+    /// Imports a tarball of the tree `script` makes (run in an empty dir).
+    fn import(&self, name: &str, reference: &str, script: &str) -> String {
+        let src = self.path(name);
+        fs::create_dir(&src).unwrap();
+        sh(&format!("cd '{}' && {script}", src.display()));
+        let tar = self.path(&format!("{name}.tar"));
+        sh(&format!(
+            "tar --numeric-owner -C '{}' -cf '{}' .",
+            src.display(),
+            tar.display()
+        ));
+        self.ok(&["import", tar.to_str().unwrap(), reference])
+    }
+
+    /// Runs `f` on the container's merged view, then unmounts it.
+    fn in_container(&self, c: &str, f: impl FnOnce(&Path)) {
+        let m = PathBuf::from(self.ok(&["mount", c]));
+        f(&m);
+        self.ok(&["umount", c]);
+    }
+
+    fn is_mounted(&self, path: &Path) -> bool {
+        fs::read_to_string("/proc/self/mountinfo")
+            .unwrap()
+            .lines()
+            .filter_map(|l| l.split(' ').nth(4))
+            .any(|m| Path::new(m) == path)
+    }
+}
+
+impl Drop for Strata {
+    fn drop(&mut self) {
+        let mounts = fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
+        let root = self.root();
+        let mut mine: Vec<&str> = mounts
+            .lines()
+            .filter_map(|l| l.split(' ').nth(4))
+            .filter(|m| Path::new(m).starts_with(&root))
+            .collect();
+        mine.sort_by_key(|m| std::cmp::Reverse(m.len()));
+        for m in mine {
+            let _ = Command::new("umount").arg("-l").arg(m).status();
+        }
+    }
+}
+
+fn sh(script: &str) -> String {
+    let out = Command::new("sh").arg("-ec").arg(script).output().unwrap();
+    assert!(
+        out.status.success(),
+        "{script}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap().trim().to_owned()
+}
+
+fn read(p: impl AsRef<Path>) -> String {
+    let p = p.as_ref();
+    fs::read_to_string(p).unwrap_or_else(|e| panic!("{}: {e}", p.display()))
+}
+
+/// Mode bits, uid, gid.
+fn attrs(p: impl AsRef<Path>) -> (u32, u32, u32) {
+    let md = fs::symlink_metadata(p.as_ref()).unwrap();
+    (md.permissions().mode() & 0o7777, md.uid(), md.gid())
+}
+
+/// The container `c`: a tree with owners and modes, and symlinks that
+/// point out of the container every way they can.
+const ROOTFS: &str = "mkdir -p etc srv/tree/sub && \
+    echo container-os > etc/os-release && \
+    echo tree-file > srv/tree/file && chmod 0640 srv/tree/file && \
+    chown 1234:5678 srv/tree/file && \
+    echo nested > srv/tree/sub/n && chmod 0750 srv/tree/sub && \
+    ln -s file srv/tree/link && \
+    ln -s / evil && ln -s ../../../../../../../../../.. up && \
+    ln -s /etc data && ln -s /etc/.. etc-up";
+
+fn container(s: &Strata, victim_dir: &Path) {
+    s.import("rootfs", "base:1", ROOTFS);
+    s.ok(&["create", "--name", "c", "base:1"]);
+    s.in_container("c", |m| {
+        // The init layer leaves /etc/hostname empty: give it content the
+        // host's cannot have.
+        fs::write(m.join("etc/hostname"), "container-hostname\n").unwrap();
+        // The victim's directory exists in the container too: writes
+        // aimed at the host's land here.
+        fs::create_dir_all(m.join(victim_dir.strip_prefix("/").unwrap())).unwrap();
+    });
+}
+
+fn copies_both_ways(driver: &'static str) {
+    let s = Strata::new(driver);
+    container(&s, s.dir.path());
+    let out = s.path("out");
+    fs::create_dir(&out).unwrap();
+    let o = |p: &str| out.join(p).to_str().unwrap().to_owned();
+
+    // Container to host: a file into a directory, owner and mode kept.
+    s.ok(&["cp", "c:/srv/tree/file", &o("")]);
+    assert_eq!(read(out.join("file")), "tree-file\n");
+    assert_eq!(attrs(out.join("file")), (0o640, 1234, 5678));
+    // A file to a new name.
+    s.ok(&["cp", "c:/srv/tree/file", &o("renamed")]);
+    assert_eq!(read(out.join("renamed")), "tree-file\n");
+    // A directory to a new name, into a directory, and its contents.
+    s.ok(&["cp", "c:/srv/tree", &o("tree2")]);
+    s.ok(&["cp", "c:/srv/tree", &o("")]);
+    fs::create_dir(out.join("contents")).unwrap();
+    s.ok(&["cp", "c:/srv/tree/.", &o("contents")]);
+    for d in ["tree2", "tree", "contents"] {
+        let d = out.join(d);
+        assert_eq!(read(d.join("file")), "tree-file\n");
+        assert_eq!(attrs(d.join("file")), (0o640, 1234, 5678));
+        assert_eq!(read(d.join("sub/n")), "nested\n");
+        assert_eq!(attrs(d.join("sub")).0, 0o750);
+        assert_eq!(fs::read_link(d.join("link")).unwrap(), Path::new("file"));
+    }
+    assert!(!out.join("contents/tree").exists());
+    // A directory over a file, and a file into a missing directory, are
+    // refused.
+    s.err(&["cp", "c:/srv/tree", &o("file")]);
+    s.err(&["cp", "c:/srv/tree/file", &o("nosuch/")]);
+    s.err(&["cp", "c:/srv/nosuch", &o("")]);
+
+    // Host to container.
+    let host = s.path("host");
+    fs::create_dir_all(host.join("hd/s")).unwrap();
+    fs::write(host.join("hf"), "from-host\n").unwrap();
+    fs::write(host.join("hd/a"), "a\n").unwrap();
+    fs::write(host.join("hd/s/b"), "b\n").unwrap();
+    sh(&format!(
+        "cd '{}' && chmod 0604 hf && chown 4321:8765 hf && chmod 0751 hd",
+        host.display()
+    ));
+    let h = |p: &str| host.join(p).to_str().unwrap().to_owned();
+    s.ok(&["cp", &h("hf"), "c:/srv/"]);
+    s.ok(&["cp", &h("hf"), "c:/srv/renamed"]);
+    s.ok(&["cp", &h("hd"), "c:/opt"]);
+    s.ok(&["cp", &h("hd"), "c:/srv"]);
+    s.ok(&["cp", &format!("{}/.", h("hd")), "c:/srv/tree"]);
+    s.err(&["cp", &h("hf"), "c:/nosuch/x"]);
+    s.in_container("c", |m| {
+        for f in ["srv/hf", "srv/renamed"] {
+            assert_eq!(read(m.join(f)), "from-host\n");
+            assert_eq!(attrs(m.join(f)), (0o604, 4321, 8765));
+        }
+        for d in ["opt", "srv/hd", "srv/tree"] {
+            assert_eq!(read(m.join(d).join("a")), "a\n");
+            assert_eq!(read(m.join(d).join("s/b")), "b\n");
+        }
+        assert_eq!(attrs(m.join("opt")).0, 0o751);
+        assert_eq!(read(m.join("srv/tree/file")), "tree-file\n");
+    });
+}
+
+fn symlinks_stay_inside(driver: &'static str) {
+    let s = Strata::new(driver);
+    let victim = s.path("victim");
+    fs::write(&victim, "host-victim\n").unwrap();
+    container(&s, s.dir.path());
+    let merged = PathBuf::from(s.ok(&["mount", "c"]));
+    s.ok(&["umount", "c"]);
+    let out = s.path("out");
+    fs::create_dir(&out).unwrap();
+    let o = |p: &str| out.join(p).to_str().unwrap().to_owned();
+
+    // Reading through links that leave the container reads the
+    // container's files.
+    for (src, want) in [
+        ("c:/evil/etc/hostname", "container-hostname\n"),
+        ("c:/up/etc/hostname", "container-hostname\n"),
+        ("c:/etc-up/etc/hostname", "container-hostname\n"),
+        ("c:/data/os-release", "container-os\n"),
+        ("c:/../../../../etc/os-release", "container-os\n"),
+        ("c:/srv/../../../etc/hostname", "container-hostname\n"),
+    ] {
+        let _ = fs::remove_file(out.join("got"));
+        s.ok(&["cp", src, &o("got")]);
+        assert_eq!(read(out.join("got")), want, "{src}");
+    }
+    // The host's file is not in the container: not found, not read.
+    let v = victim.to_str().unwrap();
+    for src in [format!("c:/up{v}"), format!("c:/evil{v}"), format!("c:{v}")] {
+        s.err(&["cp", &src, &o("stolen")]);
+        assert!(!out.join("stolen").exists(), "{src}");
+    }
+    // A symlink as the source is copied as a symlink, not followed.
+    s.ok(&["cp", "c:/evil", &o("evil")]);
+    assert_eq!(fs::read_link(out.join("evil")).unwrap(), Path::new("/"));
+    // -L follows it, inside the container.
+    s.ok(&["cp", "-L", "c:/data", &o("data")]);
+    assert_eq!(read(out.join("data/os-release")), "container-os\n");
+
+    // Writing through them writes the container's files.
+    let payload = s.path("payload");
+    fs::write(&payload, "payload\n").unwrap();
+    let p = payload.to_str().unwrap();
+    let unique = format!("strata-cp-test-{}", std::process::id());
+    let host_etc = Path::new("/etc").join(&unique);
+    let wrote_host = |p: &Path| {
+        let leaked = p.exists();
+        if leaked && p.starts_with("/etc") {
+            let _ = fs::remove_file(p);
+        }
+        leaked
+    };
+    s.ok(&["cp", p, &format!("c:/data/{unique}")]);
+    assert!(!wrote_host(&host_etc), "cp wrote the host's /etc");
+    s.ok(&["cp", p, &format!("c:/evil/etc/{unique}-2")]);
+    assert!(!wrote_host(&host_etc.with_file_name(format!("{unique}-2"))));
+    for dest in [
+        format!("c:/up{v}"),
+        format!("c:/evil{v}"),
+        format!("c:/../../..{v}"),
+        format!("c:/etc-up/..{v}"),
+    ] {
+        s.ok(&["cp", p, &dest]);
+        assert_eq!(read(&victim), "host-victim\n", "{dest} reached the host");
+    }
+    s.in_container("c", |m| {
+        assert_eq!(read(m.join("etc").join(&unique)), "payload\n");
+        assert_eq!(read(m.join("etc").join(format!("{unique}-2"))), "payload\n");
+        assert_eq!(read(m.join(v.strip_prefix('/').unwrap())), "payload\n");
+        // Nothing replaced the links themselves.
+        assert_eq!(fs::read_link(m.join("data")).unwrap(), Path::new("/etc"));
+    });
+    assert_eq!(read(&victim), "host-victim\n");
+    // cp gives back the mount it took.
+    if driver == "overlay2" {
+        assert!(!s.is_mounted(&merged), "cp left the container mounted");
+    }
+}
+
+#[test]
+fn cp_copies_files_and_directories_on_overlay2() {
+    if require_root() {
+        copies_both_ways("overlay2");
+    }
+}
+
+#[test]
+fn cp_copies_files_and_directories_on_vfs() {
+    if require_root() {
+        copies_both_ways("vfs");
+    }
+}
+
+#[test]
+fn cp_symlinks_stay_inside_the_container_on_overlay2() {
+    if require_root() {
+        symlinks_stay_inside("overlay2");
+    }
+}
+
+#[test]
+fn cp_symlinks_stay_inside_the_container_on_vfs() {
+    if require_root() {
+        symlinks_stay_inside("vfs");
+    }
+}
+
+/// Sizes of the layers, by diffID.
+fn layer_sizes(s: &Strata) -> Vec<(String, u64)> {
+    s.json(&["layers", "--format", "json"])
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|l| {
+            (
+                l["DiffID"].as_str().unwrap().to_owned(),
+                l["Size"].as_u64().unwrap(),
+            )
+        })
+        .collect()
+}
+
+fn df_row(df: &Value, ty: &str) -> (u64, u64, u64, u64) {
+    let r = df["Types"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["Type"] == ty)
+        .unwrap();
+    let n = |k: &str| r[k].as_u64().unwrap();
+    (n("TotalCount"), n("Active"), n("Size"), n("Reclaimable"))
+}
+
+#[test]
+fn system_df_adds_up_and_prune_removes_only_what_it_should() {
+    if !require_root() {
+        return;
+    }
+    let s = Strata::new("overlay2");
+    let base = s.import(
+        "base",
+        "base:1",
+        "mkdir etc && head -c 3000 /dev/zero > etc/big",
+    );
+    s.import("other", "other:1", "head -c 500 /dev/zero > o");
+    s.ok(&["create", "--name", "c1", "base:1"]);
+    s.in_container("c1", |m| {
+        fs::write(m.join("etc/added"), vec![7u8; 1000]).unwrap()
+    });
+    // Committed twice: one layer, two images; one of them untagged.
+    let dangling = s.ok(&["commit", "c1"]);
+    let kept = s.ok(&["commit", "c1", "kept:1"]);
+    let sizes = layer_sizes(&s);
+    assert_eq!(sizes.len(), 3);
+    let unique_total: u64 = sizes.iter().map(|(_, n)| n).sum();
+    let base_size = sizes
+        .iter()
+        .find(|(_, n)| *n == 3000)
+        .map(|(_, n)| *n)
+        .unwrap();
+
+    let df = s.json(&["system", "df", "--format", "json"]);
+    let (total, active, size, reclaimable) = df_row(&df, "Images");
+    assert_eq!((total, active), (4, 1));
+    // A layer several images share counts once.
+    assert_eq!(size, unique_total);
+    let naive: u64 = s
+        .json(&["images", "--format", "json"])
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| i["Size"].as_u64().unwrap())
+        .sum();
+    assert!(naive > size);
+    // All but what the container stands on could go.
+    assert_eq!(reclaimable, unique_total - base_size);
+    let images = df["Images"].as_array().unwrap();
+    for i in images {
+        let (shared, unique) = (
+            i["SharedSize"].as_u64().unwrap(),
+            i["UniqueSize"].as_u64().unwrap(),
+        );
+        assert_eq!(shared + unique, i["Size"].as_u64().unwrap(), "{i}");
+    }
+    assert_eq!(df_row(&df, "Containers"), (1, 1, 1000, 0));
+    assert_eq!(
+        df_row(&df, "Layers"),
+        (3, 3, unique_total, unique_total - base_size)
+    );
+    let table = s.ok(&["system", "df"]);
+    assert!(table.starts_with("TYPE"), "{table}");
+    assert_eq!(table.lines().count(), 4, "{table}");
+
+    // prune: the dangling image only; its layer is the kept image's too.
+    let out = s.ok(&["system", "prune"]);
+    assert!(out.contains(&format!("Deleted: {dangling}")), "{out}");
+    assert!(!out.contains(&kept) && !out.contains(&base), "{out}");
+    assert!(out.ends_with("Total reclaimed space: 0B"), "{out}");
+    assert_eq!(
+        s.json(&["images", "--format", "json"])
+            .as_array()
+            .unwrap()
+            .len(),
+        3
+    );
+    // Nothing dangles any more.
+    assert_eq!(s.ok(&["system", "prune"]), "Total reclaimed space: 0B");
+
+    // prune -a: every image no container uses, and their layers.
+    let out = s.ok(&["system", "prune", "-a"]);
+    assert!(out.contains(&format!("Deleted: {kept}")), "{out}");
+    assert!(out.contains("Untagged: other:1"), "{out}");
+    assert!(!out.contains(&format!("Deleted: {base}")), "{out}");
+    // 1000 + 500 bytes of layer content.
+    assert_eq!(unique_total - base_size, 1500);
+    assert!(out.ends_with("Total reclaimed space: 1.500kB"), "{out}");
+    assert_eq!(layer_sizes(&s).len(), 1);
+    let df = s.json(&["system", "df", "--format", "json"]);
+    assert_eq!(df_row(&df, "Images"), (1, 1, base_size, 0));
+    // The container still works.
+    s.in_container("c1", |m| {
+        assert_eq!(fs::read(m.join("etc/added")).unwrap().len(), 1000)
+    });
+}

@@ -1,0 +1,459 @@
+//! Crash and concurrency tests through the built `strata` binary, on
+//! overlay2 and vfs: `strata import` and `strata commit` killed (SIGKILL)
+//! at random moments leave nothing `strata check` calls corruption, only
+//! debris that `check --repair` removes, and every image left works;
+//! several processes creating, committing and removing at once leave the
+//! store consistent.
+//!
+//! The kill moments are random: a failure prints the seed, and
+//! `STRATA_CRASH_SEED=<seed>` replays it.
+
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+fn require_root() -> bool {
+    let root = fs::read_to_string("/proc/self/status")
+        .unwrap()
+        .lines()
+        .find(|l| l.starts_with("Uid:"))
+        .and_then(|l| l.split_whitespace().nth(2).map(|u| u == "0"))
+        .unwrap_or(false);
+    if root {
+        return true;
+    }
+    if std::env::var_os("CI").is_some() {
+        panic!("requirement not met in CI: root");
+    }
+    eprintln!("SKIPPED (requirement not met: root)");
+    false
+}
+
+/// xorshift64*: reproducible from the seed printed at the start.
+struct Rng(u64);
+
+impl Rng {
+    fn seeded(what: &str) -> Self {
+        let seed = std::env::var("STRATA_CRASH_SEED")
+            .ok()
+            .and_then(|s| s.parse().ok())
+            .unwrap_or_else(|| {
+                std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .unwrap()
+                    .as_nanos() as u64
+                    | 1
+            });
+        eprintln!("{what}: STRATA_CRASH_SEED={seed}");
+        Rng(seed)
+    }
+
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
+    }
+
+    fn below(&mut self, n: u64) -> u64 {
+        self.next() % n.max(1)
+    }
+}
+
+/// `len` bytes that do not compress and differ with `seed`.
+fn data(seed: u64, len: usize) -> Vec<u8> {
+    let mut r = Rng(seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1);
+    let mut v = Vec::with_capacity(len + 8);
+    while v.len() < len {
+        v.extend_from_slice(&r.next().to_le_bytes());
+    }
+    v.truncate(len);
+    v
+}
+
+/// A store in a temp dir, driven through the binary; cleans up mounts.
+struct Strata {
+    dir: tempfile::TempDir,
+    driver: &'static str,
+}
+
+impl Strata {
+    fn new(driver: &'static str) -> Self {
+        Strata {
+            dir: tempfile::tempdir().unwrap(),
+            driver,
+        }
+    }
+
+    fn root(&self) -> PathBuf {
+        self.dir.path().join("root")
+    }
+
+    fn cmd(&self, args: &[&str]) -> Command {
+        let mut c = Command::new(env!("CARGO_BIN_EXE_strata"));
+        c.arg("--root")
+            .arg(self.root())
+            .args(["--driver", self.driver])
+            .args(args);
+        c
+    }
+
+    fn run(&self, args: &[&str]) -> Output {
+        self.cmd(args).output().unwrap()
+    }
+
+    /// Runs and returns trimmed stdout; panics with stderr on failure.
+    fn ok(&self, args: &[&str]) -> String {
+        let out = self.run(args);
+        assert!(
+            out.status.success(),
+            "strata {args:?} failed: {}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).unwrap().trim().to_owned()
+    }
+
+    fn json(&self, args: &[&str]) -> Value {
+        serde_json::from_str(&self.ok(args)).unwrap()
+    }
+
+    /// Runs `args` and SIGKILLs it after `after`; true when it had
+    /// already finished (successfully).
+    fn kill_after(&self, args: &[&str], after: Duration) -> bool {
+        let mut child = self
+            .cmd(args)
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        thread::sleep(after);
+        if let Some(status) = child.try_wait().unwrap() {
+            let out = child.wait_with_output().unwrap();
+            assert!(
+                status.success(),
+                "strata {args:?} failed: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+            return true;
+        }
+        child.kill().unwrap();
+        child.wait().unwrap();
+        false
+    }
+
+    /// `strata check` (JSON); asserts it found no corruption.
+    fn check_no_corruption(&self, when: &str) -> Value {
+        let out = self.run(&["check", "--format", "json"]);
+        let report: Value = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
+            panic!(
+                "{when}: check printed no report ({e}): {}",
+                String::from_utf8_lossy(&out.stderr)
+            )
+        });
+        let corrupt: Vec<&Value> = report["Findings"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|f| f["Corruption"] == true)
+            .collect();
+        assert!(corrupt.is_empty(), "{when}: corruption: {corrupt:#?}");
+        report
+    }
+
+    /// Repairs, then asserts a second check finds nothing at all.
+    fn repair_then_clean(&self) {
+        self.ok(&["check", "--repair"]);
+        let report = self.json(&["check", "--format", "json", "--verify-digests"]);
+        let left: Vec<&Value> = report["Findings"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|f| f["Kind"] != "note")
+            .collect();
+        assert!(
+            left.is_empty() && report["Clean"] == true,
+            "after repair: {left:#?}"
+        );
+    }
+
+    /// Every image listed works: a container made from it mounts and
+    /// shows the base's files; returns the images' tags.
+    fn images_work(&self) -> Vec<String> {
+        let images = self.json(&["images", "--format", "json"]);
+        let mut tags = Vec::new();
+        for img in images.as_array().unwrap() {
+            let id = img["ID"].as_str().unwrap();
+            let c = self.ok(&["create", id]);
+            let merged = PathBuf::from(self.ok(&["mount", &c]));
+            assert_eq!(
+                fs::read_to_string(merged.join("etc/os-release")).unwrap(),
+                "ID=strata-crash\n",
+                "image {id}"
+            );
+            tags.extend(
+                img["RepoTags"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .map(|t| t.as_str().unwrap().to_owned()),
+            );
+            self.ok(&["umount", &c]);
+            self.ok(&["rm", &c]);
+        }
+        // The layers listed are the images' layers, each whole.
+        let layers = self.json(&["layers", "--format", "json"]);
+        assert!(!layers.as_array().unwrap().is_empty());
+        tags
+    }
+
+    /// A root file system tarball of about `mb` MB: nested directories
+    /// of incompressible files, `small` small files and a symlink.
+    fn rootfs_tar(&self, mb: usize, small: u64) -> PathBuf {
+        let src = self.dir.path().join("rootfs");
+        for d in ["etc", "bin", "usr/lib", "usr/share/doc"] {
+            fs::create_dir_all(src.join(d)).unwrap();
+        }
+        fs::write(src.join("etc/os-release"), "ID=strata-crash\n").unwrap();
+        for i in 0..mb * 4 {
+            let dir = src.join(format!("usr/lib/m{}", i % 16));
+            fs::create_dir_all(&dir).unwrap();
+            fs::write(dir.join(format!("lib{i}.so")), data(i as u64, 256 << 10)).unwrap();
+        }
+        for i in 0..small {
+            fs::write(
+                src.join(format!("usr/share/doc/f{i}")),
+                data(1 << 20 | i, 300),
+            )
+            .unwrap();
+        }
+        std::os::unix::fs::symlink("../usr/lib/m0/lib0.so", src.join("bin/tool")).unwrap();
+        let tar = self.dir.path().join("rootfs.tar");
+        let ok = Command::new("tar")
+            .arg("--numeric-owner")
+            .arg("-C")
+            .arg(&src)
+            .arg("-cf")
+            .arg(&tar)
+            .arg(".")
+            .status()
+            .unwrap()
+            .success();
+        assert!(ok, "tar -c of the rootfs");
+        fs::remove_dir_all(&src).unwrap();
+        tar
+    }
+}
+
+impl Drop for Strata {
+    fn drop(&mut self) {
+        let mounts = fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
+        let root = self.root();
+        let mut mine: Vec<&str> = mounts
+            .lines()
+            .filter_map(|l| l.split(' ').nth(4))
+            .filter(|m| Path::new(m).starts_with(&root))
+            .collect();
+        mine.sort_by_key(|m| std::cmp::Reverse(m.len()));
+        for m in mine {
+            let _ = Command::new("umount").arg("-l").arg(m).status();
+        }
+    }
+}
+
+/// How long an uninterrupted run takes, in ms (at least 1).
+fn timed(f: impl FnOnce()) -> u64 {
+    let t = Instant::now();
+    f();
+    (t.elapsed().as_millis() as u64).max(1)
+}
+
+const KILLS: usize = 16;
+
+/// Bytes each container adds before its commit.
+const CHANGE: usize = 4 << 20;
+
+fn import_killed(driver: &'static str) {
+    let s = Strata::new(driver);
+    let mut rng = Rng::seeded(&format!("import_killed({driver})"));
+    let tar = s.rootfs_tar(30, 400);
+    let tar = tar.to_str().unwrap();
+    let full = timed(|| {
+        s.ok(&["import", tar, "crash:whole"]);
+    });
+    let mut finished = 0;
+    for i in 0..KILLS {
+        // Kill anywhere from start-up to a little past the usual end.
+        let at = Duration::from_millis(rng.below(full * 13 / 10));
+        let tag = format!("crash:{i}");
+        if s.kill_after(&["import", tar, &tag], at) {
+            finished += 1;
+        }
+        s.check_no_corruption(&format!("import {i} killed after {at:?}"));
+    }
+    eprintln!("import ({driver}, {full} ms whole): {finished} of {KILLS} finished before the kill");
+    s.repair_then_clean();
+    let tags = s.images_work();
+    assert!(tags
+        .iter()
+        .any(|t| t == "crash:whole:latest" || t == "crash:whole"));
+}
+
+fn commit_killed(driver: &'static str) {
+    let s = Strata::new(driver);
+    let mut rng = Rng::seeded(&format!("commit_killed({driver})"));
+    let tar = s.rootfs_tar(4, 200);
+    s.ok(&["import", tar.to_str().unwrap(), "base"]);
+    // Each container changes the base: a new file, a deleted one, a
+    // replaced one; its commit is a new layer.
+    let prepare = |i: usize| {
+        let c = s.ok(&["create", "--name", &format!("c{i}"), "base"]);
+        let merged = PathBuf::from(s.ok(&["mount", &c]));
+        fs::create_dir_all(merged.join("data")).unwrap();
+        fs::write(
+            merged.join(format!("data/c{i}.bin")),
+            data(i as u64, CHANGE),
+        )
+        .unwrap();
+        fs::remove_file(merged.join("usr/share/doc/f1")).unwrap();
+        fs::write(merged.join("usr/lib/m0/lib0.so"), format!("c{i}")).unwrap();
+        s.ok(&["umount", &c]);
+        c
+    };
+    let first = prepare(KILLS);
+    let full = timed(|| {
+        s.ok(&["commit", &first, "crash:whole"]);
+    });
+    let mut finished = 0;
+    for i in 0..KILLS {
+        let c = prepare(i);
+        let at = Duration::from_millis(rng.below(full * 13 / 10));
+        if s.kill_after(&["commit", &c, &format!("crash:{i}")], at) {
+            finished += 1;
+        }
+        s.check_no_corruption(&format!("commit {i} killed after {at:?}"));
+    }
+    eprintln!("commit ({driver}, {full} ms whole): {finished} of {KILLS} finished before the kill");
+    s.repair_then_clean();
+    // Every committed image that survived holds its container's change.
+    for tag in s.images_work() {
+        let Some(i) = tag
+            .strip_prefix("crash:")
+            .and_then(|t| t.parse::<usize>().ok())
+        else {
+            continue;
+        };
+        let c = s.ok(&["create", &tag]);
+        let merged = PathBuf::from(s.ok(&["mount", &c]));
+        assert!(
+            fs::read(merged.join(format!("data/c{i}.bin"))).unwrap() == data(i as u64, CHANGE),
+            "image {tag} lost its change"
+        );
+        assert!(!merged.join("usr/share/doc/f1").exists(), "image {tag}");
+        s.ok(&["umount", &c]);
+        s.ok(&["rm", &c]);
+    }
+}
+
+/// Four processes at a time, each looping create, mount, write, umount,
+/// commit, rm, rmi.
+fn concurrent(driver: &'static str) {
+    let s = Strata::new(driver);
+    let tar = s.rootfs_tar(1, 40);
+    s.ok(&["import", tar.to_str().unwrap(), "base"]);
+    thread::scope(|scope| {
+        for t in 0..4 {
+            let s = &s;
+            scope.spawn(move || {
+                for i in 0..10 {
+                    let name = format!("t{t}-{i}");
+                    let image = format!("img{t}:{i}");
+                    let c = s.ok(&["create", "--name", &name, "base"]);
+                    let merged = PathBuf::from(s.ok(&["mount", &c]));
+                    fs::write(merged.join(format!("etc/{name}")), data(i, 64 << 10)).unwrap();
+                    s.ok(&["umount", &c]);
+                    s.ok(&["commit", &name, &image]);
+                    s.ok(&["rm", &name]);
+                    let c2 = s.ok(&["create", &image]);
+                    s.ok(&["rm", &c2]);
+                    s.ok(&["rmi", &image]);
+                }
+            });
+        }
+    });
+    let report = s.json(&["check", "--format", "json", "--verify-digests"]);
+    let found: Vec<&Value> = report["Findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|f| f["Kind"] != "note")
+        .collect();
+    assert!(found.is_empty(), "after concurrent work: {found:#?}");
+    assert_eq!(
+        s.json(&["images", "--format", "json"])
+            .as_array()
+            .unwrap()
+            .len(),
+        1
+    );
+    assert_eq!(
+        s.json(&["layers", "--format", "json"])
+            .as_array()
+            .unwrap()
+            .len(),
+        1
+    );
+    assert_eq!(
+        s.json(&["ps", "-a", "--format", "json"])
+            .as_array()
+            .unwrap()
+            .len(),
+        0
+    );
+}
+
+#[test]
+fn import_killed_overlay2() {
+    if require_root() {
+        import_killed("overlay2");
+    }
+}
+
+#[test]
+fn import_killed_vfs() {
+    if require_root() {
+        import_killed("vfs");
+    }
+}
+
+#[test]
+fn commit_killed_overlay2() {
+    if require_root() {
+        commit_killed("overlay2");
+    }
+}
+
+#[test]
+fn commit_killed_vfs() {
+    if require_root() {
+        commit_killed("vfs");
+    }
+}
+
+#[test]
+fn concurrent_work_leaves_the_store_consistent_overlay2() {
+    if require_root() {
+        concurrent("overlay2");
+    }
+}
+
+#[test]
+fn concurrent_work_leaves_the_store_consistent_vfs() {
+    if require_root() {
+        concurrent("vfs");
+    }
+}

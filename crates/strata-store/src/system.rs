@@ -1,0 +1,211 @@
+//! `strata system df` and `strata system prune`.
+//!
+//! Sizes are bytes of file content: a layer's `size` (what its apply
+//! wrote) and a container's read-write layer over its init layer (the
+//! driver's `diff_size`). A layer several images share counts once.
+//!
+//! Reclaimable is what `system prune -a` would free: image layers no
+//! container stands on, and layers nothing reaches at all. strata runs no
+//! containers yet, so prune keeps every container and their bytes are
+//! never reclaimable.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use strata_archive::Digest;
+
+use crate::error::{Error, Result};
+use crate::image::Image;
+use crate::layer::chain_ids;
+use crate::Store;
+
+/// One row of `system df`.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Usage {
+    pub total: usize,
+    pub active: usize,
+    pub size: u64,
+    pub reclaimable: u64,
+}
+
+/// An image's share of the layers.
+#[derive(Debug, Clone)]
+pub struct ImageUsage {
+    pub image: Image,
+    /// Bytes in layers other images use too.
+    pub shared_size: u64,
+    /// Bytes in layers only this image uses.
+    pub unique_size: u64,
+    pub containers: usize,
+}
+
+/// A container's read-write layer.
+#[derive(Debug, Clone)]
+pub struct ContainerUsage {
+    pub id: String,
+    pub name: String,
+    pub size: u64,
+}
+
+/// What `system df` shows.
+#[derive(Debug, Clone)]
+pub struct DiskUsage {
+    pub images: Usage,
+    pub containers: Usage,
+    /// Every layer in the layer store, whoever uses it.
+    pub layers: Usage,
+    pub image_details: Vec<ImageUsage>,
+    pub container_details: Vec<ContainerUsage>,
+}
+
+/// What `system prune` did.
+#[derive(Debug, Clone, Default)]
+pub struct Pruned {
+    /// `Untagged: ...` and `Deleted: ...`, as `rmi` prints them.
+    pub lines: Vec<String>,
+    /// Bytes of layer content removed.
+    pub reclaimed: u64,
+}
+
+impl Store {
+    /// The chainIDs reached from `tops`, parents included.
+    fn reached(&self, tops: impl IntoIterator<Item = Digest>) -> Result<BTreeSet<Digest>> {
+        let mut live = BTreeSet::new();
+        for top in tops {
+            let mut cur = Some(top);
+            while let Some(c) = cur {
+                if !live.insert(c.clone()) {
+                    break;
+                }
+                cur = self.layer(&c)?.parent;
+            }
+        }
+        Ok(live)
+    }
+
+    /// `strata system df`.
+    pub fn disk_usage(&self) -> Result<DiskUsage> {
+        let _lock = self.lock()?;
+        let sizes: BTreeMap<Digest, u64> = self
+            .layers()?
+            .into_iter()
+            .map(|l| (l.chain_id, l.size))
+            .collect();
+        let sum = |set: &BTreeSet<Digest>| -> u64 { set.iter().filter_map(|c| sizes.get(c)).sum() };
+        let images = self.images()?;
+        let containers = self.containers()?;
+        let by_container =
+            self.reached(containers.iter().filter_map(|c| c.parent_layer.clone()))?;
+        let by_image: Vec<BTreeSet<Digest>> = images
+            .iter()
+            .map(|i| chain_ids(&i.diff_ids).into_iter().collect())
+            .collect();
+        let mut users: BTreeMap<&Digest, usize> = BTreeMap::new();
+        for set in &by_image {
+            for c in set {
+                *users.entry(c).or_default() += 1;
+            }
+        }
+        let all_image_layers: BTreeSet<Digest> = by_image.iter().flatten().cloned().collect();
+        let mut image_details = Vec::new();
+        for (image, set) in images.into_iter().zip(&by_image) {
+            let (shared, unique): (BTreeSet<Digest>, BTreeSet<Digest>) =
+                set.iter().cloned().partition(|c| users[c] > 1);
+            let n = containers.iter().filter(|c| c.image == image.id).count();
+            image_details.push(ImageUsage {
+                shared_size: sum(&shared),
+                unique_size: sum(&unique),
+                containers: n,
+                image,
+            });
+        }
+        let idle: BTreeSet<Digest> = all_image_layers
+            .difference(&by_container)
+            .cloned()
+            .collect();
+        let images = Usage {
+            total: image_details.len(),
+            active: image_details.iter().filter(|i| i.containers > 0).count(),
+            size: sum(&all_image_layers),
+            reclaimable: sum(&idle),
+        };
+        let mut container_details = Vec::new();
+        for c in &containers {
+            let size = self
+                .driver
+                .diff_size(&c.mount_id, Some(&c.init_id()))
+                .map_err(|e| Error::driver(format!("size of container {}", c.name), e))?;
+            container_details.push(ContainerUsage {
+                id: c.id.clone(),
+                name: c.name.clone(),
+                size,
+            });
+        }
+        let containers = Usage {
+            total: container_details.len(),
+            active: container_details.len(),
+            size: container_details.iter().map(|c| c.size).sum(),
+            reclaimable: 0,
+        };
+        let live: BTreeSet<Digest> = all_image_layers.union(&by_container).cloned().collect();
+        let layers = Usage {
+            total: sizes.len(),
+            active: live.len(),
+            size: sizes.values().sum(),
+            reclaimable: sizes
+                .iter()
+                .filter(|(c, _)| !by_container.contains(*c))
+                .map(|(_, s)| s)
+                .sum(),
+        };
+        Ok(DiskUsage {
+            images,
+            containers,
+            layers,
+            image_details,
+            container_details,
+        })
+    }
+
+    /// `strata system prune`: removes dangling images (no tag, no
+    /// container, no image committed from them), or with `all` every
+    /// image no container uses, then any layer nothing reaches.
+    pub fn prune(&self, all: bool) -> Result<Pruned> {
+        let _lock = self.lock()?;
+        let before: BTreeMap<Digest, u64> = self
+            .layers()?
+            .into_iter()
+            .map(|l| (l.chain_id, l.size))
+            .collect();
+        let mut out = Pruned::default();
+        // Removing an image can leave its parent dangling: go again until
+        // nothing more goes.
+        loop {
+            let images = self.images()?;
+            let used: BTreeSet<Digest> = self.containers()?.into_iter().map(|c| c.image).collect();
+            let parents: BTreeSet<&Digest> =
+                images.iter().filter_map(|i| i.parent.as_ref()).collect();
+            let doomed: Vec<&Image> = images
+                .iter()
+                .filter(|i| !used.contains(&i.id))
+                .filter(|i| all || (i.tags.is_empty() && !parents.contains(&i.id)))
+                .collect();
+            if doomed.is_empty() {
+                break;
+            }
+            for i in doomed {
+                out.lines
+                    .extend(self.remove_image_locked(i.id.as_str(), false)?);
+            }
+        }
+        for l in self.collect_layers()? {
+            out.lines.push(format!("Deleted: {l}"));
+        }
+        let after: BTreeSet<Digest> = self.layers()?.into_iter().map(|l| l.chain_id).collect();
+        out.reclaimed = before
+            .iter()
+            .filter(|(c, _)| !after.contains(*c))
+            .map(|(_, s)| s)
+            .sum();
+        Ok(out)
+    }
+}
