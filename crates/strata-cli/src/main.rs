@@ -5,6 +5,7 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 
 mod commands;
+mod progress;
 
 use commands::{container, image, system, Format, StoreArgs};
 

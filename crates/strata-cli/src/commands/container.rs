@@ -122,8 +122,10 @@ pub struct Commit {
 
 pub fn commit(a: Commit, store: &Store) -> Result<()> {
     let c = store.resolve_container(&a.container)?;
-    let id = store.commit(&c, a.reference.as_deref(), &a.message)?;
-    println!("{id}");
+    let pb = crate::progress::bar(&format!("committing {}", c.name), None);
+    let id = store.commit(&c, a.reference.as_deref(), &a.message);
+    pb.finish_and_clear();
+    println!("{}", id?);
     Ok(())
 }
 
@@ -138,10 +140,14 @@ pub fn export(a: Export, store: &Store) -> Result<()> {
     let c = store.resolve_container(&a.container)?;
     let file =
         File::create(&a.output).with_context(|| format!("creating {}", a.output.display()))?;
-    let mut out = BufWriter::with_capacity(1 << 20, file);
-    store.export(&c, &mut out)?;
-    out.flush()?;
-    Ok(())
+    let pb = crate::progress::bar(&format!("exporting {}", c.name), None);
+    let mut out = BufWriter::with_capacity(1 << 20, crate::progress::writer(&pb, file));
+    let result = store
+        .export(&c, &mut out)
+        .map_err(anyhow::Error::from)
+        .and_then(|_| out.flush().map_err(anyhow::Error::from));
+    pb.finish_and_clear();
+    result
 }
 
 pub fn rm(names: &[String], force: bool, store: &Store) -> Result<()> {

@@ -1,7 +1,7 @@
 //! Image commands: import, images, image inspect|history, tag, rmi, layers.
 
 use std::fs::File;
-use std::io::{self, Read};
+use std::io;
 use std::path::PathBuf;
 
 use anyhow::{Context, Result};
@@ -23,13 +23,19 @@ pub struct Import {
 }
 
 pub fn import(a: Import, store: &Store) -> Result<()> {
-    let mut input: Box<dyn Read + Send> = if a.file.as_os_str() == "-" {
-        Box::new(io::stdin())
+    let (pb, mut input) = if a.file.as_os_str() == "-" {
+        let pb = crate::progress::bar("importing", None);
+        let r = crate::progress::reader(&pb, io::stdin());
+        (pb, r)
     } else {
-        Box::new(File::open(&a.file).with_context(|| format!("opening {}", a.file.display()))?)
+        let f = File::open(&a.file).with_context(|| format!("opening {}", a.file.display()))?;
+        let pb = crate::progress::bar("importing", f.metadata().ok().map(|m| m.len()));
+        let r = crate::progress::reader(&pb, f);
+        (pb, r)
     };
-    let id = store.import(&mut input, a.reference.as_deref(), &a.message)?;
-    println!("{id}");
+    let id = store.import(&mut input, a.reference.as_deref(), &a.message);
+    pb.finish_and_clear();
+    println!("{}", id?);
     Ok(())
 }
 
