@@ -3,72 +3,15 @@
 //! the identities (chainIDs, image IDs) checked against values computed
 //! independently with coreutils' sha256sum.
 
+mod common;
+
 use std::fs;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::Command;
 
-fn require_root() -> bool {
-    let root = fs::read_to_string("/proc/self/status")
-        .unwrap()
-        .lines()
-        .find(|l| l.starts_with("Uid:"))
-        .and_then(|l| l.split_whitespace().nth(2).map(|u| u == "0"))
-        .unwrap_or(false);
-    if root {
-        return true;
-    }
-    if std::env::var_os("CI").is_some() {
-        panic!("requirement not met in CI: root");
-    }
-    eprintln!("SKIPPED (requirement not met: root)");
-    false
-}
-
-/// A store in a temp dir, driven through the binary; cleans up mounts.
-struct Strata {
-    dir: tempfile::TempDir,
-    driver: &'static str,
-}
+use common::{require_root, sh, sha256_of, Strata};
 
 impl Strata {
-    fn new(driver: &'static str) -> Self {
-        Strata {
-            dir: tempfile::tempdir().unwrap(),
-            driver,
-        }
-    }
-
-    fn root(&self) -> PathBuf {
-        self.dir.path().join("root")
-    }
-
-    fn run(&self, args: &[&str]) -> Output {
-        Command::new(env!("CARGO_BIN_EXE_strata"))
-            .arg("--root")
-            .arg(self.root())
-            .args(["--driver", self.driver])
-            .args(args)
-            .output()
-            .unwrap()
-    }
-
-    /// Runs and returns trimmed stdout; panics with stderr on failure.
-    fn ok(&self, args: &[&str]) -> String {
-        let out = self.run(args);
-        assert!(
-            out.status.success(),
-            "strata {args:?} failed: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8(out.stdout).unwrap().trim().to_owned()
-    }
-
-    fn err(&self, args: &[&str]) -> String {
-        let out = self.run(args);
-        assert!(!out.status.success(), "strata {args:?} should fail");
-        String::from_utf8(out.stderr).unwrap()
-    }
-
     /// A small root file system tarball: etc/, bin/, a file to delete.
     fn rootfs_tar(&self) -> PathBuf {
         let src = self.dir.path().join("rootfs");
@@ -85,39 +28,6 @@ impl Strata {
         ));
         tar
     }
-}
-
-impl Drop for Strata {
-    fn drop(&mut self) {
-        let mounts = fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
-        let root = self.root();
-        let mut mine: Vec<&str> = mounts
-            .lines()
-            .filter_map(|l| l.split(' ').nth(4))
-            .filter(|m| Path::new(m).starts_with(&root))
-            .collect();
-        mine.sort_by_key(|m| std::cmp::Reverse(m.len()));
-        for m in mine {
-            let _ = Command::new("umount").arg("-l").arg(m).status();
-        }
-    }
-}
-
-fn sh(script: &str) -> String {
-    let out = Command::new("sh").arg("-ec").arg(script).output().unwrap();
-    assert!(
-        out.status.success(),
-        "{script}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).unwrap().trim().to_owned()
-}
-
-fn sha256_of(bytes: &[u8]) -> String {
-    let tmp = tempfile::NamedTempFile::new().unwrap();
-    fs::write(tmp.path(), bytes).unwrap();
-    let s = sh(&format!("sha256sum '{}'", tmp.path().display()));
-    format!("sha256:{}", &s[..64])
 }
 
 fn flow(driver: &'static str) {

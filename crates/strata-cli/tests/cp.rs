@@ -6,82 +6,17 @@
 //! write the container's files, never the host's (CVE-2018-15664,
 //! CVE-2019-14271).
 
+mod common;
+
 use std::fs;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
 
 use serde_json::Value;
 
-fn require_root() -> bool {
-    let root = fs::read_to_string("/proc/self/status")
-        .unwrap()
-        .lines()
-        .find(|l| l.starts_with("Uid:"))
-        .and_then(|l| l.split_whitespace().nth(2).map(|u| u == "0"))
-        .unwrap_or(false);
-    if root {
-        return true;
-    }
-    if std::env::var_os("CI").is_some() {
-        panic!("requirement not met in CI: root");
-    }
-    eprintln!("SKIPPED (requirement not met: root)");
-    false
-}
-
-/// A store in a temp dir, driven through the binary; cleans up mounts.
-struct Strata {
-    dir: tempfile::TempDir,
-    driver: &'static str,
-}
+use common::{require_root, sh, Strata};
 
 impl Strata {
-    fn new(driver: &'static str) -> Self {
-        Strata {
-            dir: tempfile::tempdir().unwrap(),
-            driver,
-        }
-    }
-
-    fn path(&self, p: &str) -> PathBuf {
-        self.dir.path().join(p)
-    }
-
-    fn root(&self) -> PathBuf {
-        self.path("root")
-    }
-
-    fn run(&self, args: &[&str]) -> Output {
-        Command::new(env!("CARGO_BIN_EXE_strata"))
-            .arg("--root")
-            .arg(self.root())
-            .args(["--driver", self.driver])
-            .args(args)
-            .output()
-            .unwrap()
-    }
-
-    fn ok(&self, args: &[&str]) -> String {
-        let out = self.run(args);
-        assert!(
-            out.status.success(),
-            "strata {args:?} failed: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8(out.stdout).unwrap().trim().to_owned()
-    }
-
-    fn err(&self, args: &[&str]) -> String {
-        let out = self.run(args);
-        assert!(!out.status.success(), "strata {args:?} should fail");
-        String::from_utf8(out.stderr).unwrap()
-    }
-
-    fn json(&self, args: &[&str]) -> Value {
-        serde_json::from_str(&self.ok(args)).unwrap()
-    }
-
     /// Imports a tarball of the tree `script` makes (run in an empty dir).
     fn import(&self, name: &str, reference: &str, script: &str) -> String {
         let src = self.path(name);
@@ -110,32 +45,6 @@ impl Strata {
             .filter_map(|l| l.split(' ').nth(4))
             .any(|m| Path::new(m) == path)
     }
-}
-
-impl Drop for Strata {
-    fn drop(&mut self) {
-        let mounts = fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
-        let root = self.root();
-        let mut mine: Vec<&str> = mounts
-            .lines()
-            .filter_map(|l| l.split(' ').nth(4))
-            .filter(|m| Path::new(m).starts_with(&root))
-            .collect();
-        mine.sort_by_key(|m| std::cmp::Reverse(m.len()));
-        for m in mine {
-            let _ = Command::new("umount").arg("-l").arg(m).status();
-        }
-    }
-}
-
-fn sh(script: &str) -> String {
-    let out = Command::new("sh").arg("-ec").arg(script).output().unwrap();
-    assert!(
-        out.status.success(),
-        "{script}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).unwrap().trim().to_owned()
 }
 
 fn read(p: impl AsRef<Path>) -> String {

@@ -8,30 +8,17 @@
 //! The kill moments are random: a failure prints the seed, and
 //! `STRATA_CRASH_SEED=<seed>` replays it.
 
+mod common;
+
 use std::fs;
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+use std::path::PathBuf;
+use std::process::{Command, Stdio};
 use std::thread;
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-fn require_root() -> bool {
-    let root = fs::read_to_string("/proc/self/status")
-        .unwrap()
-        .lines()
-        .find(|l| l.starts_with("Uid:"))
-        .and_then(|l| l.split_whitespace().nth(2).map(|u| u == "0"))
-        .unwrap_or(false);
-    if root {
-        return true;
-    }
-    if std::env::var_os("CI").is_some() {
-        panic!("requirement not met in CI: root");
-    }
-    eprintln!("SKIPPED (requirement not met: root)");
-    false
-}
+use common::{require_root, Strata};
 
 /// xorshift64*: reproducible from the seed printed at the start.
 struct Rng(u64);
@@ -75,53 +62,7 @@ fn data(seed: u64, len: usize) -> Vec<u8> {
     v
 }
 
-/// A store in a temp dir, driven through the binary; cleans up mounts.
-struct Strata {
-    dir: tempfile::TempDir,
-    driver: &'static str,
-}
-
 impl Strata {
-    fn new(driver: &'static str) -> Self {
-        Strata {
-            dir: tempfile::tempdir().unwrap(),
-            driver,
-        }
-    }
-
-    fn root(&self) -> PathBuf {
-        self.dir.path().join("root")
-    }
-
-    fn cmd(&self, args: &[&str]) -> Command {
-        let mut c = Command::new(env!("CARGO_BIN_EXE_strata"));
-        c.arg("--root")
-            .arg(self.root())
-            .args(["--driver", self.driver])
-            .args(args);
-        c
-    }
-
-    fn run(&self, args: &[&str]) -> Output {
-        self.cmd(args).output().unwrap()
-    }
-
-    /// Runs and returns trimmed stdout; panics with stderr on failure.
-    fn ok(&self, args: &[&str]) -> String {
-        let out = self.run(args);
-        assert!(
-            out.status.success(),
-            "strata {args:?} failed: {}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8(out.stdout).unwrap().trim().to_owned()
-    }
-
-    fn json(&self, args: &[&str]) -> Value {
-        serde_json::from_str(&self.ok(args)).unwrap()
-    }
-
     /// Runs `args` and SIGKILLs it after `after`; true when it had
     /// already finished (successfully).
     fn kill_after(&self, args: &[&str], after: Duration) -> bool {
@@ -169,12 +110,7 @@ impl Strata {
     fn repair_then_clean(&self) {
         self.ok(&["check", "--repair"]);
         let report = self.json(&["check", "--format", "json", "--verify-digests"]);
-        let left: Vec<&Value> = report["Findings"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .filter(|f| f["Kind"] != "note")
-            .collect();
+        let left = not_notes(&report);
         assert!(
             left.is_empty() && report["Clean"] == true,
             "after repair: {left:#?}"
@@ -249,20 +185,15 @@ impl Strata {
     }
 }
 
-impl Drop for Strata {
-    fn drop(&mut self) {
-        let mounts = fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
-        let root = self.root();
-        let mut mine: Vec<&str> = mounts
-            .lines()
-            .filter_map(|l| l.split(' ').nth(4))
-            .filter(|m| Path::new(m).starts_with(&root))
-            .collect();
-        mine.sort_by_key(|m| std::cmp::Reverse(m.len()));
-        for m in mine {
-            let _ = Command::new("umount").arg("-l").arg(m).status();
-        }
-    }
+/// The findings of a `strata check --format json` report that are more
+/// than notes.
+fn not_notes(report: &Value) -> Vec<&Value> {
+    report["Findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|f| f["Kind"] != "note")
+        .collect()
 }
 
 /// How long an uninterrupted run takes, in ms (at least 1).
@@ -386,12 +317,7 @@ fn concurrent(driver: &'static str) {
         }
     });
     let report = s.json(&["check", "--format", "json", "--verify-digests"]);
-    let found: Vec<&Value> = report["Findings"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|f| f["Kind"] != "note")
-        .collect();
+    let found = not_notes(&report);
     assert!(found.is_empty(), "after concurrent work: {found:#?}");
     assert_eq!(
         s.json(&["images", "--format", "json"])

@@ -1,0 +1,134 @@
+//! Shared harness for the end-to-end tests through the built `strata`
+//! binary: the root requirement, a store in a temp dir that cleans up its
+//! mounts, and shell and sha256 helpers.
+//!
+//! Each test file does `mod common;` and keeps its own helpers in its own
+//! `impl Strata` blocks; not every file uses everything here.
+#![allow(dead_code)]
+
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use serde_json::Value;
+
+/// True when running as root; otherwise prints a loud SKIPPED line, and
+/// fails under CI (where every requirement must be met).
+pub fn require_root() -> bool {
+    let root = fs::read_to_string("/proc/self/status")
+        .unwrap()
+        .lines()
+        .find(|l| l.starts_with("Uid:"))
+        .and_then(|l| l.split_whitespace().nth(2).map(|u| u == "0"))
+        .unwrap_or(false);
+    if root {
+        return true;
+    }
+    if std::env::var_os("CI").is_some() {
+        panic!("requirement not met in CI: root");
+    }
+    eprintln!("SKIPPED (requirement not met: root)");
+    false
+}
+
+/// A store in a temp dir, driven through the binary; cleans up mounts.
+pub struct Strata {
+    pub dir: tempfile::TempDir,
+    pub driver: &'static str,
+}
+
+impl Strata {
+    pub fn new(driver: &'static str) -> Self {
+        Strata {
+            dir: tempfile::tempdir().unwrap(),
+            driver,
+        }
+    }
+
+    /// `p` inside the test's temp dir.
+    pub fn path(&self, p: &str) -> PathBuf {
+        self.dir.path().join(p)
+    }
+
+    /// The store's root (`--root`).
+    pub fn root(&self) -> PathBuf {
+        self.path("root")
+    }
+
+    /// The binary with `--root`, `--driver` and `args`, not yet run.
+    pub fn cmd(&self, args: &[&str]) -> Command {
+        let mut c = Command::new(env!("CARGO_BIN_EXE_strata"));
+        c.arg("--root")
+            .arg(self.root())
+            .args(["--driver", self.driver])
+            .args(args);
+        c
+    }
+
+    pub fn run(&self, args: &[&str]) -> Output {
+        self.cmd(args).output().unwrap()
+    }
+
+    /// Runs and returns trimmed stdout; panics with stdout and stderr on
+    /// failure.
+    pub fn ok(&self, args: &[&str]) -> String {
+        let out = self.run(args);
+        assert!(
+            out.status.success(),
+            "strata {args:?} failed: {}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).unwrap().trim().to_owned()
+    }
+
+    /// Runs, asserts it failed, and returns stderr.
+    pub fn err(&self, args: &[&str]) -> String {
+        let out = self.run(args);
+        assert!(!out.status.success(), "strata {args:?} should fail");
+        String::from_utf8(out.stderr).unwrap()
+    }
+
+    /// Runs and parses stdout as JSON.
+    pub fn json(&self, args: &[&str]) -> Value {
+        serde_json::from_str(&self.ok(args)).unwrap()
+    }
+}
+
+impl Drop for Strata {
+    /// Lazily unmounts everything under the root, deepest first.
+    fn drop(&mut self) {
+        let mounts = fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
+        let root = self.root();
+        let mut mine: Vec<&str> = mounts
+            .lines()
+            .filter_map(|l| l.split(' ').nth(4))
+            .filter(|m| Path::new(m).starts_with(&root))
+            .collect();
+        mine.sort_by_key(|m| std::cmp::Reverse(m.len()));
+        for m in mine {
+            let _ = Command::new("umount").arg("-l").arg(m).status();
+        }
+    }
+}
+
+/// Runs `script` with `sh -ec`; returns trimmed stdout, panics with
+/// stderr on failure.
+pub fn sh(script: &str) -> String {
+    let out = Command::new("sh").arg("-ec").arg(script).output().unwrap();
+    assert!(
+        out.status.success(),
+        "{script}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap().trim().to_owned()
+}
+
+/// `sha256:<hex>` of `bytes`, computed by coreutils' sha256sum (not by
+/// the code under test).
+pub fn sha256_of(bytes: &[u8]) -> String {
+    let tmp = tempfile::NamedTempFile::new().unwrap();
+    fs::write(tmp.path(), bytes).unwrap();
+    let s = sh(&format!("sha256sum '{}'", tmp.path().display()));
+    format!("sha256:{}", &s[..64])
+}
