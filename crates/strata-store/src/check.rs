@@ -185,6 +185,7 @@ impl Store {
         c.tags(&images)?;
         c.containers(&layers, &images)?;
         c.mount_records()?;
+        c.names()?;
         c.unreferenced_layers(&layers)?;
         c.driver_layers()?;
         if self.driver.name() == "overlay2" {
@@ -270,6 +271,39 @@ impl Checker<'_> {
             message,
             repaired,
         });
+    }
+
+    /// `names/<name>` entries whose container is gone (a crash between
+    /// removing a container's records and its name), and containers whose
+    /// name is missing from the index.
+    fn names(&mut self) -> Result<()> {
+        let store = self.store;
+        for (name, path) in entries(&store.root.join("names"))? {
+            let live = atomic::read(&path)
+                .ok()
+                .is_some_and(|id| store.container(&id).is_ok_and(|c| c.name == name));
+            if !live {
+                self.found(
+                    FindingKind::Debris,
+                    format!("name {name}"),
+                    "names no container",
+                    Some(&|| remove_path(&path)),
+                );
+            }
+        }
+        for c in store.containers()? {
+            let path = store.root.join("names").join(&c.name);
+            if !path.exists() {
+                let id = c.id.clone();
+                self.found(
+                    FindingKind::BrokenContainer,
+                    format!("container {}", c.name),
+                    "its name is missing from names/",
+                    Some(&move || atomic::write(&path, id.as_bytes())),
+                );
+            }
+        }
+        Ok(())
     }
 
     fn note(&mut self, object: impl Into<String>, message: impl Into<String>) {

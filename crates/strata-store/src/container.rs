@@ -144,7 +144,7 @@ impl Store {
         Ok(out)
     }
 
-    fn container(&self, id: &str) -> Result<Container> {
+    pub(crate) fn container(&self, id: &str) -> Result<Container> {
         let p = self.container_dir(id).join("config.json");
         let bytes = fs::read(&p).map_err(|e| Error::io(format!("container {id}"), e))?;
         serde_json::from_slice(&bytes).map_err(|e| {
@@ -158,16 +158,30 @@ impl Store {
 
     /// Finds a container by name, full ID or unique ID prefix.
     pub fn resolve_container(&self, s: &str) -> Result<Container> {
-        let all = self.containers()?;
-        if let Some(c) = all.iter().find(|c| c.name == s || c.id == s) {
-            return Ok(c.clone());
+        // By name: the names index, not a scan of every config.
+        if check_name(s).is_ok() {
+            if let Ok(id) = atomic::read(&self.name_path(s)) {
+                if let Ok(c) = self.container(&id) {
+                    return Ok(c);
+                }
+            }
         }
-        let hits: Vec<&Container> = all
+        let dir = self.root.join("containers");
+        let ids: Vec<String> = fs::read_dir(&dir)
+            .ctx(|| format!("listing {}", dir.display()))?
+            .filter_map(|e| e.ok())
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .filter(|n| !n.ends_with("-removing"))
+            .collect();
+        if ids.iter().any(|id| id == s) {
+            return self.container(s);
+        }
+        let hits: Vec<&String> = ids
             .iter()
-            .filter(|c| !s.is_empty() && c.id.starts_with(s))
+            .filter(|id| !s.is_empty() && id.starts_with(s))
             .collect();
         match hits.as_slice() {
-            [one] => Ok((*one).clone()),
+            [one] => self.container(one),
             [] => Err(Error::new(
                 ErrorKind::NotFound,
                 format!("no such container: {s}"),
@@ -177,6 +191,17 @@ impl Store {
                 format!("container ID prefix {s:?} is ambiguous"),
             )),
         }
+    }
+
+    /// `names/<name>`: the container ID a name stands for.
+    fn name_path(&self, name: &str) -> PathBuf {
+        self.root.join("names").join(name)
+    }
+
+    /// Whether a live container has `name`.
+    fn name_taken(&self, name: &str) -> bool {
+        atomic::read(&self.name_path(name))
+            .is_ok_and(|id| self.container_dir(&id).join("config.json").is_file())
     }
 
     /// `strata create`: the init and read-write layers on the image's top
@@ -192,7 +217,7 @@ impl Store {
         let name = match &spec.name {
             Some(n) => {
                 check_name(n)?;
-                if self.containers()?.iter().any(|c| &c.name == n) {
+                if self.name_taken(n) {
                     return Err(Error::new(
                         ErrorKind::AlreadyExists,
                         format!("the container name {n:?} is in use"),
@@ -219,6 +244,7 @@ impl Store {
         };
         let staging = self.staging()?;
         atomic::write_staged(&staging.join("container-id"), c.id.as_bytes())?;
+        atomic::write_staged(&staging.join("name"), c.id.as_bytes())?;
         atomic::write_staged(&staging.join("mount-id"), c.mount_id.as_bytes())?;
         atomic::write_staged(&staging.join("init-id"), c.init_id().as_bytes())?;
         let parent_cache = parent.as_ref().map(|l| l.cache_id.as_str());
@@ -259,8 +285,16 @@ impl Store {
         // container: the next open finishes the job (`clean_staging`).
         fs::rename(&cdir_staging, self.container_dir(&id))
             .ctx(|| "publishing the container".into())?;
+        fs::rename(staging.join("name"), self.name_path(&c.name))
+            .ctx(|| "publishing the container's name".into())?;
         fs::rename(&staging, self.mounts_dir(&id)).ctx(|| "publishing the container".into())?;
-        atomic::sync_dir(&self.root.join("containers")).ctx(|| "syncing".into())?;
+        for d in [
+            self.root.join("containers"),
+            self.root.join("names"),
+            self.image_dir().join("layerdb/mounts"),
+        ] {
+            atomic::sync_dir(&d).ctx(|| "syncing".into())?;
+        }
         Ok(c)
     }
 
@@ -379,6 +413,10 @@ impl Store {
                 ))
             }
             _ => {}
+        }
+        if atomic::read(&self.name_path(&c.name)).is_ok_and(|id| id == c.id) {
+            fs::remove_file(self.name_path(&c.name))
+                .ctx(|| format!("removing the name {}", c.name))?;
         }
         for dir in [self.mounts_dir(&c.id), self.container_dir(&c.id)] {
             let doomed = dir.with_file_name(format!("{}-removing", c.id));

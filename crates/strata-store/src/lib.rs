@@ -13,6 +13,7 @@
 //!     layerdb/tmp/                          layers and containers being made
 //!     repositories.json                     tags -> image IDs
 //!   containers/<id>/config.json
+//!   names/<name>                            the container ID a name stands for
 //!   tmp/                                    staging; emptied on open
 //!   lock                                    flock taken by every change
 //! ```
@@ -109,6 +110,7 @@ impl Store {
         for d in [
             store.root.join("tmp"),
             store.root.join("containers"),
+            store.root.join("names"),
             store.image_dir().join("imagedb/content/sha256"),
             store.image_dir().join("imagedb/metadata/sha256"),
             store.image_dir().join("layerdb/sha256"),
@@ -169,6 +171,15 @@ impl Store {
                         && !mounts.exists()
                         && !e.path().join("container").exists()
                     {
+                        if let Ok(name) = self.container(&id).map(|c| c.name) {
+                            if e.path().join("name").exists() {
+                                fs::rename(
+                                    e.path().join("name"),
+                                    self.root.join("names").join(name),
+                                )
+                                .ctx(|| format!("finishing container {id}"))?;
+                            }
+                        }
                         fs::rename(e.path(), &mounts)
                             .ctx(|| format!("finishing container {id}"))?;
                         continue;
