@@ -290,6 +290,44 @@ fn commit_killed(driver: &'static str) {
     }
 }
 
+/// `create` killed at random moments: every container that survives has
+/// its init and read-write layers and mounts; every name either names a
+/// working container or is free again.
+fn create_killed(driver: &'static str) {
+    let s = Strata::new(driver);
+    let mut rng = Rng::seeded(&format!("create_killed({driver})"));
+    let tar = s.rootfs_tar(1, 40);
+    s.ok(&["import", tar.to_str().unwrap(), "base"]);
+    let full = timed(|| {
+        s.ok(&["create", "--name", "whole", "base"]);
+    });
+    let mut finished = 0;
+    for i in 0..KILLS {
+        let at = Duration::from_millis(rng.below(full * 13 / 10 + 1));
+        if s.kill_after(&["create", "--name", &format!("k{i}"), "base"], at) {
+            finished += 1;
+        }
+        s.check_no_corruption(&format!("create {i} killed after {at:?}"));
+    }
+    eprintln!("create ({driver}, {full} ms whole): {finished} of {KILLS} finished before the kill");
+    s.repair_then_clean();
+    for i in 0..KILLS {
+        let name = format!("k{i}");
+        let out = s.run(&["mount", &name]);
+        if out.status.success() {
+            let merged = PathBuf::from(String::from_utf8(out.stdout).unwrap().trim());
+            assert!(merged.join("etc/hosts").exists(), "{name}: no init layer");
+            assert!(merged.join("usr").is_dir(), "{name}: no image content");
+            s.ok(&["umount", &name]);
+            s.ok(&["rm", &name]);
+        } else {
+            // Not published: the name is free again.
+            s.ok(&["create", "--name", &name, "base"]);
+            s.ok(&["rm", &name]);
+        }
+    }
+}
+
 /// Four processes at a time, each looping create, mount, write, umount,
 /// commit, rm, rmi.
 fn concurrent(driver: &'static str) {
@@ -367,6 +405,20 @@ fn commit_killed_overlay2() {
 fn commit_killed_vfs() {
     if require_root() {
         commit_killed("vfs");
+    }
+}
+
+#[test]
+fn create_killed_overlay2() {
+    if require_root() {
+        create_killed("overlay2");
+    }
+}
+
+#[test]
+fn create_killed_vfs() {
+    if require_root() {
+        create_killed("vfs");
     }
 }
 
