@@ -11,6 +11,7 @@ mod common;
 use std::fs;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
+use std::process::Command;
 
 use serde_json::Value;
 
@@ -335,9 +336,36 @@ fn system_df_adds_up_and_prune_removes_only_what_it_should() {
         df_row(&df, "Layers"),
         (3, 3, unique_total, unique_total - base_size)
     );
+    // Every allocated byte under the root is in exactly one bucket, and
+    // the total matches du's count of the root (one file system, each
+    // inode once).
+    let d = &df["OnDisk"];
+    let part = |k: &str| d[k].as_u64().unwrap();
+    assert_eq!(
+        part("Total"),
+        part("LayerContent") + part("Metadata") + part("Containers") + part("Other"),
+        "{d}"
+    );
+    assert!(part("LayerContent") >= unique_total, "{d}");
+    let du_out = Command::new("du")
+        .args(["-s", "-x", "-B1"])
+        .arg(s.root())
+        .output()
+        .unwrap();
+    let du: u64 = String::from_utf8_lossy(&du_out.stdout)
+        .split_whitespace()
+        .next()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert_eq!(part("Total"), du, "{d} vs du -sxB1 {du}");
     let table = s.ok(&["system", "df"]);
     assert!(table.starts_with("TYPE"), "{table}");
-    assert_eq!(table.lines().count(), 4, "{table}");
+    assert_eq!(table.lines().count(), 6, "{table}");
+    assert!(
+        table.lines().last().unwrap().starts_with("On disk under"),
+        "{table}"
+    );
 
     // prune: the dangling image only; its layer is the kept image's too.
     let out = s.ok(&["system", "prune"]);

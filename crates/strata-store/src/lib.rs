@@ -57,7 +57,7 @@ pub use image::{Image, ImageRef};
 pub use layer::{chain_id, Layer};
 pub use strata_archive::{Change, ChangeKind, Digest};
 use strata_driver::Driver;
-pub use system::{ContainerUsage, DiskUsage, ImageUsage, Pruned, Usage};
+pub use system::{ContainerUsage, DiskUsage, ImageUsage, OnDisk, Pruned, Usage};
 
 use error::IoContext;
 

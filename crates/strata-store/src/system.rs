@@ -13,7 +13,9 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use strata_archive::Digest;
 
-use crate::error::{Error, Result};
+use std::fs;
+
+use crate::error::{Error, IoContext, Result};
 use crate::image::Image;
 use crate::layer::chain_ids;
 use crate::Store;
@@ -206,6 +208,69 @@ impl Store {
             .filter(|(c, _)| !after.contains(*c))
             .map(|(_, s)| s)
             .sum();
+        Ok(out)
+    }
+}
+
+/// Bytes allocated under the store's root, by what they hold: every
+/// byte is in exactly one bucket (each inode counted once; mounted union
+/// views are not entered).
+#[derive(Debug, Clone, Default)]
+pub struct OnDisk {
+    pub total: u64,
+    /// The driver's home: layer content, container layers, init layers.
+    pub layer_content: u64,
+    /// `image/`: image configs, layer metadata, tar-split records, tags.
+    pub metadata: u64,
+    /// `containers/` and `names/`.
+    pub containers: u64,
+    /// Everything else: the lock file, staging.
+    pub other: u64,
+}
+
+impl Store {
+    /// Walks the root and sums allocated blocks per bucket.
+    pub fn on_disk(&self) -> Result<OnDisk> {
+        use std::os::unix::fs::MetadataExt;
+        let _lock = self.lock()?;
+        let root_dev = fs::symlink_metadata(&self.root)
+            .ctx(|| format!("looking up {}", self.root.display()))?
+            .dev();
+        let driver_home = self.driver.home().to_owned();
+        let mut seen = std::collections::HashSet::new();
+        let mut out = OnDisk::default();
+        let mut stack = vec![self.root.clone()];
+        while let Some(p) = stack.pop() {
+            let md = match fs::symlink_metadata(&p) {
+                Ok(md) => md,
+                // Removed while we walked: not ours to count.
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+                Err(e) => return Err(Error::io(format!("looking up {}", p.display()), e)),
+            };
+            // A mounted union view (another device) is counted where its
+            // layers live, not again through the mount.
+            if md.dev() != root_dev || !seen.insert(md.ino()) {
+                continue;
+            }
+            let bytes = md.blocks() * 512;
+            let rel = p.strip_prefix(&self.root).unwrap_or(&p);
+            let bucket = if p.starts_with(&driver_home) {
+                &mut out.layer_content
+            } else if rel.starts_with("image") {
+                &mut out.metadata
+            } else if rel.starts_with("containers") || rel.starts_with("names") {
+                &mut out.containers
+            } else {
+                &mut out.other
+            };
+            *bucket += bytes;
+            out.total += bytes;
+            if md.is_dir() {
+                for e in fs::read_dir(&p).ctx(|| format!("listing {}", p.display()))? {
+                    stack.push(e.ctx(|| format!("listing {}", p.display()))?.path());
+                }
+            }
+        }
         Ok(out)
     }
 }

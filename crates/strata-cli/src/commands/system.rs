@@ -101,7 +101,15 @@ fn df(format: Format, store: &Store) -> Result<()> {
                 })
             })
             .collect();
-        let v = json!({ "Types": types, "Images": images, "Containers": containers });
+        let d = store.on_disk()?;
+        let on_disk = json!({
+            "Total": d.total,
+            "LayerContent": d.layer_content,
+            "Metadata": d.metadata,
+            "Containers": d.containers,
+            "Other": d.other,
+        });
+        let v = json!({ "Types": types, "Images": images, "Containers": containers, "OnDisk": on_disk });
         println!("{}", serde_json::to_string_pretty(&v)?);
         return Ok(());
     }
@@ -118,6 +126,17 @@ fn df(format: Format, store: &Store) -> Result<()> {
             reclaimable(u)
         );
     }
+    // Every allocated byte under the root, in one bucket each.
+    let d = store.on_disk()?;
+    println!(
+        "\nOn disk under {}: {} (layer content {}, image and layer metadata {}, containers {}, other {})",
+        store.root().display(),
+        human(d.total),
+        human(d.layer_content),
+        human(d.metadata),
+        human(d.containers),
+        human(d.other)
+    );
     Ok(())
 }
 
