@@ -250,3 +250,30 @@ fn bad_input_leaves_the_store_as_it_was() {
         .err(&["import", bad.to_str().unwrap(), "UPPER"])
         .contains("invalid reference"));
 }
+
+/// A reference a killed process left on a container's init layer (a
+/// `diff` interrupted on vfs) must not make the container impossible to
+/// remove, nor leave it listed without its layers.
+#[test]
+fn rm_releases_stale_references() {
+    if !require_root() {
+        return;
+    }
+    let s = Strata::new("vfs");
+    let tar = s.rootfs_tar();
+    s.ok(&["import", tar.to_str().unwrap(), "base:1"]);
+    s.ok(&["create", "--name", "c", "base:1"]);
+    let info: serde_json::Value = serde_json::from_str(&s.ok(&["inspect", "c"])).unwrap();
+    let init = info[0]["GraphDriver"]["Data"]["InitID"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    fs::write(s.root().join("vfs/refs").join(&init), "1\n").unwrap();
+    s.ok(&["rm", "c"]);
+    assert_eq!(s.ok(&["ps", "-a", "--format", "json"]), "[]");
+    let left: Vec<String> = fs::read_dir(s.root().join("vfs/dir"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    assert_eq!(left.len(), 1, "only the image layer stays: {left:?}");
+}

@@ -58,6 +58,9 @@ pub trait Driver: Send + Sync {
 
     fn exists(&self, id: &str) -> bool;
 
+    /// Whether a layer holds references from `get` (or is mounted).
+    fn in_use(&self, id: &str) -> Result<bool>;
+
     /// The directory holding the files the layer itself wrote (overlay2's
     /// `diff/`, a vfs layer's whole tree), for reading without a mount.
     fn content_dir(&self, id: &str) -> Result<PathBuf>;

@@ -50,3 +50,36 @@ fn overlay2_refuses_an_overlay_backing_filesystem() {
     assert_eq!(err.kind(), ErrorKind::Unsupported, "{err}");
     assert!(err.to_string().contains("overlayfs"), "{err}");
 }
+
+/// A mount count left on disk by a mount that is gone (a reboot, a killed
+/// process) must not keep the next mount alive: after get, put unmounts.
+#[test]
+fn a_stale_mount_count_does_not_keep_the_layer_mounted() {
+    use strata_driver::Driver;
+    if !is_root() {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "requirement not met in CI: root"
+        );
+        eprintln!("SKIPPED (requirement not met: root)");
+        return;
+    }
+    let t = tempfile::tempdir().unwrap();
+    let d = Overlay2::new(t.path()).unwrap();
+    d.create("base", None).unwrap();
+    d.create_rw("c", Some("base")).unwrap();
+    let merged = d.get("c", None).unwrap();
+    // The mount goes away behind the driver's back; the count stays 1.
+    assert!(Command::new("umount")
+        .arg(&merged)
+        .status()
+        .unwrap()
+        .success());
+    let mounted = || strata_sys::mount::is_mountpoint(&merged).unwrap();
+    assert!(!mounted());
+    d.get("c", None).unwrap();
+    assert!(mounted());
+    d.put("c").unwrap();
+    assert!(!mounted(), "one get, one put: the layer must be unmounted");
+    d.remove("c").unwrap();
+}

@@ -199,7 +199,7 @@ impl Store {
     }
 
     /// Whether a live container has `name`.
-    fn name_taken(&self, name: &str) -> bool {
+    pub(crate) fn name_taken(&self, name: &str) -> bool {
         atomic::read(&self.name_path(name))
             .is_ok_and(|id| self.container_dir(&id).join("config.json").is_file())
     }
@@ -339,7 +339,13 @@ impl Store {
             let layer = self.register_layer(parent.as_ref(), &mut reader);
             drop(reader);
             let diffed = diff.join().expect("the diff thread does not panic");
-            diffed.and(layer)
+            // When the layer side fails first, the diff only sees the pipe
+            // close: report the cause, not the broken pipe.
+            match (diffed, layer) {
+                (Ok(_), layer) => layer,
+                (Err(d), Err(l)) if is_broken_pipe(&d) => Err(l),
+                (Err(d), _) => Err(d),
+            }
         })?;
         let now = time::now_rfc3339();
         let obj = config
@@ -378,48 +384,38 @@ impl Store {
     /// layers and records, and the image layers nothing else uses.
     pub fn remove_container(&self, c: &Container, force: bool) -> Result<()> {
         let _lock = self.lock()?;
-        let mut busy = self.driver.remove(&c.mount_id);
-        let mut tries = 0;
-        while let Err(e) = &busy {
-            if e.kind() == strata_driver::ErrorKind::NotFound {
-                busy = Ok(());
-                break;
-            }
-            if e.kind() != strata_driver::ErrorKind::InUse || !force || tries > 1024 {
-                break;
-            }
-            tries += 1;
-            let _ = self.driver.put(&c.mount_id);
-            busy = self.driver.remove(&c.mount_id);
-        }
-        busy.map_err(|e| {
-            Error::driver(
-                format!(
-                    "removing container {}: it is mounted (umount it, or use -f)",
-                    c.name
-                ),
-                e,
-            )
-        })?;
-        match self.driver.remove(&c.init_id()) {
-            Err(e) if e.kind() != strata_driver::ErrorKind::NotFound => {
-                return Err(Error::driver(
-                    format!("removing the init layer of {}", c.name),
-                    e,
-                ))
-            }
-            _ => {}
+        let in_use = self
+            .driver
+            .in_use(&c.mount_id)
+            .map_err(|e| Error::driver(format!("container {}", c.name), e))?;
+        if in_use && !force {
+            return Err(Error::new(
+                ErrorKind::InUse,
+                format!("container {} is mounted: umount it, or use -f", c.name),
+            ));
         }
         if atomic::read(&self.name_path(&c.name)).is_ok_and(|id| id == c.id) {
             fs::remove_file(self.name_path(&c.name))
                 .ctx(|| format!("removing the name {}", c.name))?;
         }
+        // Records first, to `-removing` names that still say which driver
+        // layers to remove: a crash or a failure from here on is finished
+        // by the next open, never left as a listed container without its
+        // layers.
+        let mut doomed = Vec::new();
         for dir in [self.mounts_dir(&c.id), self.container_dir(&c.id)] {
-            let doomed = dir.with_file_name(format!("{}-removing", c.id));
+            let d = dir.with_file_name(format!("{}-removing", c.id));
             if dir.exists() {
-                fs::rename(&dir, &doomed).ctx(|| format!("removing container {}", c.name))?;
-                fs::remove_dir_all(&doomed).ctx(|| format!("removing container {}", c.name))?;
+                fs::rename(&dir, &d).ctx(|| format!("removing container {}", c.name))?;
+                doomed.push(d);
             }
+        }
+        // Forced, or unmounted: any reference left is stale (a killed
+        // process's), so release it.
+        self.remove_stale_layer(&c.mount_id)?;
+        self.remove_stale_layer(&c.init_id())?;
+        for d in doomed {
+            fs::remove_dir_all(&d).ctx(|| format!("removing container {}", c.name))?;
         }
         self.collect_layers()?;
         Ok(())
@@ -434,6 +430,21 @@ impl Store {
         self.unmount(c)?;
         result
     }
+}
+
+/// Whether an error comes from writing to a pipe whose reader went away.
+fn is_broken_pipe(e: &Error) -> bool {
+    let mut cur: Option<&(dyn std::error::Error + 'static)> = Some(e);
+    while let Some(err) = cur {
+        if err
+            .downcast_ref::<std::io::Error>()
+            .is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
+        {
+            return true;
+        }
+        cur = err.source();
+    }
+    false
 }
 
 /// Docker's container-name rule.

@@ -348,6 +348,17 @@ impl Store {
                 return Ok(vec![format!("Untagged: {r}")]);
             }
         }
+        let repos_named: std::collections::BTreeSet<&str> =
+            tags.iter().map(|t| t.name.as_str()).collect();
+        if by_tag.is_none() && repos_named.len() > 1 && !force {
+            return Err(Error::new(
+                ErrorKind::InUse,
+                format!(
+                    "image {s} is referenced in {} repositories: remove its tags one by one, or use -f",
+                    repos_named.len()
+                ),
+            ));
+        }
         if let Some(c) = self.containers()?.into_iter().find(|c| c.image == id) {
             if !force {
                 return Err(Error::new(

@@ -249,7 +249,12 @@ impl Store {
             match self.driver.remove(&l.cache_id) {
                 Ok(()) => {}
                 Err(e) if e.kind() == strata_driver::ErrorKind::NotFound => {}
-                Err(e) => return Err(Error::driver(format!("removing layer {}", l.chain_id), e)),
+                Err(e) => {
+                    // Put the metadata back: the layer stays whole and
+                    // listed rather than leaking its content unnamed.
+                    let _ = fs::rename(&doomed, &dir);
+                    return Err(Error::driver(format!("removing layer {}", l.chain_id), e));
+                }
             }
             fs::remove_dir_all(&doomed).ctx(|| format!("removing layer {}", l.chain_id))?;
             removed.push(l.chain_id.clone());

@@ -85,6 +85,9 @@ impl Store {
             .create(root)
             .ctx(|| format!("creating the store at {}", root.display()))?;
         let root = fs::canonicalize(root).ctx(|| format!("resolving {}", root.display()))?;
+        // Held from before the driver is chosen until staging is clean: two
+        // first opens of one root must not make it with two drivers.
+        let lock = lock_at(&root)?;
         let existing = DRIVERS
             .iter()
             .find(|d| root.join("image").join(d).is_dir())
@@ -123,10 +126,8 @@ impl Store {
                 .create(&d)
                 .ctx(|| format!("creating {}", d.display()))?;
         }
-        {
-            let _lock = store.lock()?;
-            store.clean_staging()?;
-        }
+        store.clean_staging()?;
+        drop(lock);
         Ok(store)
     }
 
@@ -144,18 +145,25 @@ impl Store {
 
     /// Takes the store lock, waiting for other processes.
     pub fn lock(&self) -> Result<Lock> {
-        let path = self.root.join("lock");
-        let file = fs::OpenOptions::new()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .open(&path)
-            .ctx(|| format!("opening {}", path.display()))?;
-        strata_sys::fs::lock_exclusive(std::os::fd::AsFd::as_fd(&file))
-            .ctx(|| format!("locking {}", path.display()))?;
-        Ok(Lock { _file: file })
+        lock_at(&self.root)
     }
+}
 
+/// The store lock of the store at `root`.
+fn lock_at(root: &Path) -> Result<Lock> {
+    let path = root.join("lock");
+    let file = fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&path)
+        .ctx(|| format!("opening {}", path.display()))?;
+    strata_sys::fs::lock_exclusive(std::os::fd::AsFd::as_fd(&file))
+        .ctx(|| format!("locking {}", path.display()))?;
+    Ok(Lock { _file: file })
+}
+
+impl Store {
     /// Removes what crashed or interrupted work left: staging directories
     /// and `-removing` debris, with the driver layers they had made.
     fn clean_staging(&self) -> Result<()> {
@@ -171,8 +179,10 @@ impl Store {
                         && !mounts.exists()
                         && !e.path().join("container").exists()
                     {
+                        // Only if no container took the name meanwhile;
+                        // else this one is found by its ID.
                         if let Ok(name) = self.container(&id).map(|c| c.name) {
-                            if e.path().join("name").exists() {
+                            if e.path().join("name").exists() && !self.name_taken(&name) {
                                 fs::rename(
                                     e.path().join("name"),
                                     self.root.join("names").join(name),
@@ -203,6 +213,13 @@ impl Store {
             for e in fs::read_dir(&dir).ctx(|| format!("listing {}", dir.display()))? {
                 let e = e.ctx(|| format!("listing {}", dir.display()))?;
                 if e.file_name().to_string_lossy().ends_with("-removing") {
+                    // A layer or container being removed names its driver
+                    // layers: finish removing them first, or they leak.
+                    for f in ["cache-id", "mount-id", "init-id"] {
+                        if let Ok(id) = atomic::read(&e.path().join(f)) {
+                            self.remove_stale_layer(&id)?;
+                        }
+                    }
                     let _ = fs::remove_dir_all(e.path());
                 }
             }

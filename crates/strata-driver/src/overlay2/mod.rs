@@ -339,28 +339,41 @@ impl Driver for Overlay2 {
     }
 
     fn get(&self, id: &str, mount_label: Option<&str>) -> Result<PathBuf> {
-        self.require(id)?;
         let lock = self.refs.lock()?;
+        self.require(id)?;
         let count = self.refs.get(&lock, id)?;
-        let path = match self.lower_of(id)? {
+        let (path, count) = match self.lower_of(id)? {
             // A base layer is its diff directory: nothing to mount.
-            None => self.dir(id).join("diff"),
-            Some(_) if count > 0 && self.mounted(&lock, id) => self.dir(id).join("merged"),
-            Some(lower) => self.mount(id, &lower, mount_label)?,
+            None => (self.dir(id).join("diff"), count),
+            Some(_) if self.mounted(&lock, id) => (self.dir(id).join("merged"), count),
+            // Not mounted: whatever count is on disk is stale (a reboot, a
+            // killed process); this mount starts from zero.
+            Some(lower) => (self.mount(id, &lower, mount_label)?, 0),
         };
         self.refs.set(&lock, id, count + 1)?;
         Ok(path)
     }
 
     fn put(&self, id: &str) -> Result<()> {
-        self.require(id)?;
+        check_id(id)?;
         let lock = self.refs.lock()?;
+        if !self.dir(id).exists() {
+            // Removed meanwhile: nothing to give back.
+            return Ok(());
+        }
         let count = self.refs.get(&lock, id)?;
         if count > 1 {
             return self.refs.set(&lock, id, count - 1);
         }
         self.unmount(id)?;
         self.refs.set(&lock, id, 0)
+    }
+
+    fn in_use(&self, id: &str) -> Result<bool> {
+        check_id(id)?;
+        let lock = self.refs.lock()?;
+        Ok(self.mounted(&lock, id)
+            || (self.refs.get(&lock, id)? > 0 && self.lower_of(id)?.is_none()))
     }
 
     fn content_dir(&self, id: &str) -> Result<PathBuf> {

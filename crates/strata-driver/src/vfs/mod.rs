@@ -152,6 +152,12 @@ impl Driver for Vfs {
         self.refs.set(&lock, id, n.saturating_sub(1))
     }
 
+    fn in_use(&self, id: &str) -> Result<bool> {
+        check_id(id)?;
+        let lock = self.refs.lock()?;
+        Ok(self.refs.get(&lock, id)? > 0)
+    }
+
     fn content_dir(&self, id: &str) -> Result<PathBuf> {
         check_id(id)?;
         let dir = self.dir(id);
