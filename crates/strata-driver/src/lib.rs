@@ -148,6 +148,27 @@ pub trait NativeDiff {
     fn diff_size(&self, id: &str, parent: Option<&str>) -> Result<u64>;
 }
 
+/// statfs magic and a name for the file system holding `dir`.
+pub(crate) fn backing_fs(dir: &Path) -> Result<(i64, String)> {
+    use std::os::fd::AsFd;
+
+    use crate::error::IoContext;
+    let fd = strata_sys::fs::open_dir(dir).ctx(|| format!("opening {}", dir.display()))?;
+    let magic =
+        strata_sys::fs::fs_magic(fd.as_fd()).ctx(|| format!("statfs of {}", dir.display()))?;
+    let name = match magic {
+        0xEF53 => "extfs",
+        0x5846_5342 => "xfs",
+        0x9123_683E => "btrfs",
+        0x0102_1994 => "tmpfs",
+        0x794c_7630 => "overlayfs",
+        0x6573_5546 => "fuse",
+        0x2FC1_2FC1 => "zfs",
+        _ => "unknown",
+    };
+    Ok((magic, format!("{name} (0x{magic:x})")))
+}
+
 /// `strata_archive::apply`, or `apply_recording` when a record is asked for.
 pub(crate) fn apply_to(
     input: &mut (dyn Read + Send),

@@ -3,24 +3,16 @@
 use std::fs;
 use std::process::Command;
 
+use strata_driver::conformance::require_root;
 use strata_driver::overlay2::Overlay2;
 use strata_driver::ErrorKind;
-
-fn is_root() -> bool {
-    strata_sys::fs::euid() == 0
-}
 
 /// overlayfs cannot use an overlay mount as its upper layer's file
 /// system: the driver says so up front (Docker: "backing file system is
 /// unsupported for this graph driver").
 #[test]
 fn overlay2_refuses_an_overlay_backing_filesystem() {
-    if !is_root() {
-        assert!(
-            std::env::var_os("CI").is_none(),
-            "requirement not met in CI: root"
-        );
-        eprintln!("SKIPPED (requirement not met: root)");
+    if !require_root() {
         return;
     }
     let t = tempfile::tempdir().unwrap();
@@ -56,12 +48,7 @@ fn overlay2_refuses_an_overlay_backing_filesystem() {
 #[test]
 fn a_stale_mount_count_does_not_keep_the_layer_mounted() {
     use strata_driver::Driver;
-    if !is_root() {
-        assert!(
-            std::env::var_os("CI").is_none(),
-            "requirement not met in CI: root"
-        );
-        eprintln!("SKIPPED (requirement not met: root)");
+    if !require_root() {
         return;
     }
     let t = tempfile::tempdir().unwrap();

@@ -201,6 +201,29 @@ impl Store {
             .ctx(|| "syncing the store's file system".into())
     }
 
+    /// Removes a driver layer that no live process can be using (it is
+    /// named by nothing, or by the staging of a process that died), with
+    /// the mount references a killed process left on it: a vfs layer
+    /// keeps a count on disk that only `put` gives back. Gone already is
+    /// fine.
+    pub(crate) fn remove_stale_layer(&self, id: &str) -> Result<()> {
+        use strata_driver::ErrorKind as D;
+        let mut tries = 0;
+        loop {
+            match self.driver.remove(id) {
+                Ok(()) => return Ok(()),
+                Err(e) if e.kind() == D::NotFound => return Ok(()),
+                Err(e) if e.kind() == D::InUse && tries < 1024 => {
+                    tries += 1;
+                    self.driver
+                        .put(id)
+                        .map_err(|e| Error::driver(format!("releasing layer {id}"), e))?;
+                }
+                Err(e) => return Err(Error::driver(format!("removing layer {id}"), e)),
+            }
+        }
+    }
+
     /// Removes the layers no image and no container reaches. The caller
     /// holds the lock.
     pub(crate) fn collect_layers(&self) -> Result<Vec<Digest>> {

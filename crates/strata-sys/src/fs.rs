@@ -7,7 +7,7 @@
 use std::ffi::OsStr;
 use std::fs::File;
 use std::io;
-use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
+use std::os::fd::{AsRawFd, BorrowedFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
 
@@ -131,16 +131,6 @@ pub fn unlink_at(dir: BorrowedFd<'_>, name: &OsStr) -> io::Result<()> {
 /// `unlinkat(dir, name, AT_REMOVEDIR)`: removes an empty directory.
 pub fn rmdir_at(dir: BorrowedFd<'_>, name: &OsStr) -> io::Result<()> {
     Ok(rustix::fs::unlinkat(dir, name, AtFlags::REMOVEDIR)?)
-}
-
-/// `renameat(old_dir, old_name, new_dir, new_name)`.
-pub fn rename_at(
-    old_dir: BorrowedFd<'_>,
-    old_name: &OsStr,
-    new_dir: BorrowedFd<'_>,
-    new_name: &OsStr,
-) -> io::Result<()> {
-    Ok(rustix::fs::renameat(old_dir, old_name, new_dir, new_name)?)
 }
 
 /// `fstatat(dir, name, AT_SYMLINK_NOFOLLOW)`, with `None` for a missing name.
@@ -288,15 +278,6 @@ pub fn fs_magic(fd: BorrowedFd<'_>) -> io::Result<i64> {
     Ok(rustix::fs::fstatfs(fd)?.f_type as i64)
 }
 
-/// Whether this process may create device nodes (`CAP_MKNOD` in its
-/// effective set). Inside a user namespace the kernel refuses them even
-/// with the capability; callers still handle `EPERM`.
-pub fn can_mknod() -> bool {
-    rustix::thread::capabilities(None)
-        .map(|c| c.effective.contains(rustix::thread::CapabilitySet::MKNOD))
-        .unwrap_or(false)
-}
-
 /// The effective group id of this process.
 pub fn egid() -> u32 {
     rustix::process::getegid().as_raw()
@@ -329,11 +310,6 @@ pub fn major_minor(dev: u64) -> (u32, u32) {
 /// `OsStr` from raw bytes: Linux names are bytes, not UTF-8.
 pub fn os(bytes: &[u8]) -> &OsStr {
     OsStr::from_bytes(bytes)
-}
-
-/// Borrows any handle as a directory handle.
-pub fn borrow<F: AsFd>(f: &F) -> BorrowedFd<'_> {
-    f.as_fd()
 }
 
 /// `ioctl(dst, FICLONE, src)`: shares the extents of `src` with `dst` on

@@ -40,11 +40,6 @@ use crate::error::{Error, ErrorKind, IoContext, Result};
 use crate::refs::{Locked, Refs};
 use crate::{check_id, Driver, NativeDiff};
 
-/// A name for the file system holding `dir` (for `status`).
-pub(crate) fn backing_fs_name(dir: &Path) -> Result<String> {
-    Ok(probe::backing_fs(dir)?.1)
-}
-
 /// mount(2) copies at most a page of options.
 const PAGE_SIZE: usize = 4096;
 
@@ -75,7 +70,7 @@ impl Overlay2 {
             .create(home.join("l"))
             .ctx(|| format!("creating {}", home.display()))?;
         let home = fs::canonicalize(home).ctx(|| format!("resolving {}", home.display()))?;
-        let backing = probe::backing_fs(&home)?;
+        let backing = crate::backing_fs(&home)?;
         if backing.0 == OVERLAY_MAGIC {
             return Err(Error::new(
                 ErrorKind::Unsupported,

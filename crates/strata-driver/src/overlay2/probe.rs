@@ -11,24 +11,6 @@ use strata_sys::{xattr, FileType};
 
 use crate::error::{Error, ErrorKind, IoContext, Result};
 
-/// statfs magic and a name for the file system holding `dir`.
-pub fn backing_fs(dir: &Path) -> Result<(i64, String)> {
-    let fd = strata_sys::fs::open_dir(dir).ctx(|| format!("opening {}", dir.display()))?;
-    let magic =
-        strata_sys::fs::fs_magic(fd.as_fd()).ctx(|| format!("statfs of {}", dir.display()))?;
-    let name = match magic {
-        0xEF53 => "extfs",
-        0x5846_5342 => "xfs",
-        0x9123_683E => "btrfs",
-        0x0102_1994 => "tmpfs",
-        0x794c_7630 => "overlayfs",
-        0x6573_5546 => "fuse",
-        0x2FC1_2FC1 => "zfs",
-        _ => "unknown",
-    };
-    Ok((magic, format!("{name} (0x{magic:x})")))
-}
-
 /// overlayfs needs d_type to tell whiteouts from files quickly; Docker
 /// refuses a backing file system without it (xfs with ftype=0).
 pub fn require_d_type(home: &Path) -> Result<()> {

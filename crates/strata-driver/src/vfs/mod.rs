@@ -33,7 +33,7 @@ impl Vfs {
             .create(home.join("dir"))
             .ctx(|| format!("creating {}", home.display()))?;
         let home = fs::canonicalize(home).ctx(|| format!("resolving {}", home.display()))?;
-        let backing_fs = crate::overlay2::backing_fs_name(&home)?;
+        let backing_fs = crate::backing_fs(&home)?.1;
         Ok(Vfs {
             refs: Refs::new(&home.join("refs"), &home.join("lock"))?,
             home,

@@ -7,39 +7,14 @@ use std::fs;
 use std::path::{Path, PathBuf};
 
 use super::{entries, is_temp, remove_path, Checker, FindingKind};
+use crate::atomic;
 use crate::container::Container;
 use crate::error::{IoContext, Result};
-use crate::{atomic, Store};
 
 #[derive(Default)]
 struct DriverDirs {
     layers: Vec<(String, PathBuf)>,
     debris: Vec<PathBuf>,
-}
-
-impl Store {
-    /// Removes a driver layer that no live process can be using (it is
-    /// named by nothing, or by the staging of a process that died), with
-    /// the mount references a killed process left on it: a vfs layer
-    /// keeps a count on disk that only `put` gives back. Gone already is
-    /// fine.
-    pub(crate) fn remove_stale_layer(&self, id: &str) -> Result<()> {
-        use strata_driver::ErrorKind as D;
-        let mut tries = 0;
-        loop {
-            match self.driver.remove(id) {
-                Ok(()) => return Ok(()),
-                Err(e) if e.kind() == D::NotFound => return Ok(()),
-                Err(e) if e.kind() == D::InUse && tries < 1024 => {
-                    tries += 1;
-                    self.driver
-                        .put(id)
-                        .map_err(|e| crate::Error::driver(format!("releasing layer {id}"), e))?;
-                }
-                Err(e) => return Err(crate::Error::driver(format!("removing layer {id}"), e)),
-            }
-        }
-    }
 }
 
 impl Checker<'_> {
