@@ -4,12 +4,14 @@
 # GNU tar's extraction and diffed back out deterministically; then the
 # store: the rootfs is imported as an image, two containers are created,
 # one is changed, `diff` shows the change, `commit` makes a new image, and
-# a container of the new image sees the change while the other does not.
+# a container of the new image sees the change while the other does not;
+# the new image is saved, checked with skopeo, and loaded into a fresh
+# store with the same image ID and diffIDs.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . scripts/lib.sh
 [ "$(id -u)" = 0 ] || { echo "run as root (mounts, devices, ownership)" >&2; exit 1; }
-need_cmds tar:tar zstd:zstd
+need_cmds tar:tar zstd:zstd skopeo:skopeo
 cargo build --release -q
 strata=$PWD/target/release/strata
 work=${STRATA_DEMO_DIR:-$PWD/target/demo}
@@ -78,4 +80,20 @@ echo "   two (from the old image):   /etc/issue $( [ -e "$two/etc/issue" ] && ec
 "$strata" umount two
 "$strata" layers | sed 's/^/   /'
 "$strata" info | sed 's/^/   /'
+
+echo "== 5. save the new image, check it with skopeo, load it into a fresh store: same identity"
+rm -rf "$work/saved.tar" "$work/store2"
+"$strata" save -o "$work/saved.tar" debian:minbase-changed
+echo "   saved $(du -h "$work/saved.tar" | cut -f1): $(tar -tf "$work/saved.tar" | tr '\n' ' ')"
+skopeo inspect "docker-archive:$work/saved.tar" |
+    python3 -c 'import json,sys; m=json.load(sys.stdin); print("   skopeo: docker-archive", m["Digest"][:19], "...", len(m["Layers"]), "layers")'
+loaded=$(STRATA_ROOT=$work/store2 "$strata" load -q -i "$work/saved.tar")
+echo "   loaded into a fresh store: $loaded"
+[ "$loaded" = "$new" ] || { echo "image ID changed: $new -> $loaded" >&2; exit 1; }
+"$strata" image inspect debian:minbase-changed | python3 -c 'import json,sys; print(json.load(sys.stdin)[0]["RootFS"]["Layers"])' >"$work/ids1"
+STRATA_ROOT=$work/store2 "$strata" image inspect "$loaded" | python3 -c 'import json,sys; print(json.load(sys.stdin)[0]["RootFS"]["Layers"])' >"$work/ids2"
+cmp -s "$work/ids1" "$work/ids2" && echo "   same image ID, same diffIDs"
+STRATA_ROOT=$work/store2 "$strata" save -o "$work/saved2.tar" "$loaded"
+cmp <(tar -xOf "$work/saved.tar" --wildcards 'blobs/sha256/*') <(tar -xOf "$work/saved2.tar" --wildcards 'blobs/sha256/*') &&
+    echo "   saved again from the second store: every blob (config, layers, manifest) byte for byte the same"
 echo "== done"

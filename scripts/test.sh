@@ -1,11 +1,16 @@
 #!/usr/bin/env bash
 # Runs the whole test suite. Tests mount real overlayfs, create devices
 # and set ownership, so they want root; they use GNU tar, gzip, zstd and
-# getfattr/setfattr as reference tools, installed here when missing.
+# getfattr/setfattr as reference tools, and the load/save interop tests
+# build images with umoci from busybox-static's binary, convert them with
+# skopeo and round-trip them through a private dockerd (docker.io; those
+# tests say SKIPPED when dockerd cannot start here). All are installed
+# here when missing.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . scripts/lib.sh
-need_cmds tar:tar gzip:gzip zstd:zstd getfattr:attr setfattr:attr unshare:util-linux mount:mount
+need_cmds tar:tar gzip:gzip zstd:zstd getfattr:attr setfattr:attr unshare:util-linux mount:mount \
+    umoci:umoci skopeo:skopeo busybox:busybox-static dockerd:docker.io docker:docker.io
 if [ "$(id -u)" != 0 ]; then
     echo "warning: not root: privileged tests will say SKIPPED" >&2
 fi

@@ -12,7 +12,8 @@
 //!   symlinks resolved as if the root were `/`, and writes it as a tar.
 //! * [`apply_recording`] applies a layer and writes its tar-split record;
 //!   [`reassemble`] writes the original tar again from the record and the
-//!   applied directory, byte for byte.
+//!   applied directory, byte for byte; [`recorded_tar`] reads the tar's
+//!   diffID and length from the record alone.
 //!
 //! Whiteout rules follow the OCI image spec, "Representing Changes"
 //! (<https://github.com/opencontainers/image-spec/blob/main/layer.md>).
@@ -37,6 +38,6 @@ pub use copy::{clean_path, PathInRoot};
 pub use diff::{changes_trees, changes_upper, diff_trees, diff_upper, Change, ChangeKind};
 pub use digest::{sha256_reader, Digest, DigestWriter};
 pub use error::{Error, ErrorKind, Result};
-pub use split::{apply_recording, reassemble};
+pub use split::{apply_recording, reassemble, recorded_tar};
 pub use whiteout::{OverlayXattrs, Target};
 pub use writer::DiffReport;

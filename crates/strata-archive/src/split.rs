@@ -13,7 +13,8 @@
 //! Content that is not written to a file (a whiteout with data, the data
 //! of a link or of a skipped device) stays in the record verbatim.
 //! [`reassemble`] reads the record back, taking file content from the
-//! applied directory, and writes the original tar.
+//! applied directory, and writes the original tar. [`recorded_tar`] reads
+//! only the record, for the tar's diffID and length.
 //!
 //! # Format
 //!
@@ -437,6 +438,93 @@ pub fn reassemble(record: impl Read, root: &Path, out: impl Write) -> Result<Dig
     }
 }
 
+/// The diffID and length of the tar a record describes, as its end
+/// segment says, without reassembling it: raw bytes are skipped and file
+/// references only parsed, so no file of the layer is opened. What `save`
+/// needs to write a tar header before the layer itself.
+///
+/// The segments must add up to the length the end states, and nothing
+/// may follow the end, or the record is refused as corrupt. The digest is
+/// what the record claims: [`reassemble`] is what checks it against the
+/// bytes.
+pub fn recorded_tar(record: impl Read) -> Result<(Digest, u64)> {
+    // A reference, so that `rec.bytes` is ours and not `Read::bytes`.
+    let rec = &mut RecordReader {
+        inner: flate2::read::GzDecoder::new(record),
+    };
+    let mut magic = [0u8; MAGIC.len()];
+    rec.exact(&mut magic)?;
+    if magic != MAGIC {
+        return Err(Error::record("not a strata tar-split record", None));
+    }
+    // Bytes the segments stand for.
+    let mut total = 0u64;
+    let mut add = |n: u64| -> Result<()> {
+        total = total
+            .checked_add(n)
+            .ok_or_else(|| Error::record("segment lengths overflow 64 bits", None))?;
+        Ok(())
+    };
+    loop {
+        match rec.byte()? {
+            RAW => {
+                let n = rec.uvarint()?;
+                rec.skip(n)?;
+                add(n)?;
+            }
+            FILE => {
+                rec.bytes(MAX_PATH, "a path")?;
+                add(rec.uvarint()?)?;
+                rec.u32()?;
+            }
+            SPARSE => {
+                let path = rec.bytes(MAX_PATH, "a path")?;
+                let size = rec.uvarint()?;
+                for _ in 0..rec.uvarint()? {
+                    let (offset, len) = (rec.uvarint()?, rec.uvarint()?);
+                    if offset.checked_add(len).is_none_or(|end| end > size) {
+                        return Err(ref_err(
+                            &path,
+                            "a chunk lies past the end of the file",
+                            None,
+                        ));
+                    }
+                    add(len)?;
+                }
+                rec.u32()?;
+            }
+            END => {
+                let (tar_size, diff_id) = rec.end_segment()?;
+                let digest = std::str::from_utf8(&diff_id)
+                    .ok()
+                    .and_then(Digest::parse)
+                    .ok_or_else(|| {
+                        Error::record(
+                            format!(
+                                "the end names {:?}, not a sha256 digest",
+                                String::from_utf8_lossy(&diff_id)
+                            ),
+                            None,
+                        )
+                    })?;
+                if total != tar_size {
+                    return Err(Error::record(
+                        format!("the segments hold {total} bytes, the end says {tar_size}"),
+                        None,
+                    ));
+                }
+                return Ok((digest, tar_size));
+            }
+            other => {
+                return Err(Error::record(
+                    format!("unknown segment type {other:#04x}"),
+                    None,
+                ))
+            }
+        }
+    }
+}
+
 fn out_err(source: io::Error) -> Error {
     Error::Write {
         op: "writing the reassembled tar",
@@ -507,14 +595,7 @@ impl<R: Read> RecordReader<R> {
     /// The end segment: checks what was written against it, and that
     /// nothing follows.
     fn end<W: Write>(&mut self, out: DigestWriter<W>) -> Result<Digest> {
-        let tar_size = self.uvarint()?;
-        let diff_id = self.bytes(128, "a digest")?;
-        let mut rest = [0u8; 1];
-        match self.inner.read(&mut rest) {
-            Ok(0) => {}
-            Ok(_) => return Err(Error::record("data after the end segment", None)),
-            Err(e) => return Err(Error::record("reading", Some(e))),
-        }
+        let (tar_size, diff_id) = self.end_segment()?;
         let (mut out, digest, written) = out.finish();
         out.flush().map_err(out_err)?;
         if written != tar_size || digest.as_str().as_bytes() != diff_id {
@@ -527,6 +608,29 @@ impl<R: Read> RecordReader<R> {
             ));
         }
         Ok(digest)
+    }
+
+    /// The end segment's tar size and digest (its `E` already read);
+    /// nothing may follow it.
+    fn end_segment(&mut self) -> Result<(u64, Vec<u8>)> {
+        let tar_size = self.uvarint()?;
+        let diff_id = self.bytes(128, "a digest")?;
+        let mut rest = [0u8; 1];
+        match self.inner.read(&mut rest) {
+            Ok(0) => Ok((tar_size, diff_id)),
+            Ok(_) => Err(Error::record("data after the end segment", None)),
+            Err(e) => Err(Error::record("reading", Some(e))),
+        }
+    }
+
+    /// Reads past `n` bytes.
+    fn skip(&mut self, n: u64) -> Result<()> {
+        let skipped = io::copy(&mut (&mut self.inner).take(n), &mut io::sink())
+            .map_err(|e| Error::record("reading", Some(e)))?;
+        if skipped != n {
+            return Err(Error::record("truncated", None));
+        }
+        Ok(())
     }
 }
 
@@ -660,5 +764,129 @@ mod tests {
             inner: &[0xff; 11][..],
         };
         assert!(r.uvarint().is_err());
+    }
+
+    /// `n` bytes that do not repeat in short cycles.
+    fn pattern(seed: u64, n: usize) -> Vec<u8> {
+        let mut x = seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1;
+        (0..n)
+            .map(|_| {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                x as u8
+            })
+            .collect()
+    }
+
+    /// A layer with referenced files (one big), links, a directory, and
+    /// a whiteout whose content stays raw in the record over several
+    /// segments.
+    fn layer() -> Vec<u8> {
+        let mut b = tar::Builder::new(Vec::new());
+        let mut add = |path: &str, kind: tar::EntryType, data: &[u8], link: Option<&str>| {
+            let mut h = tar::Header::new_ustar();
+            h.set_entry_type(kind);
+            h.set_mode(if kind.is_dir() { 0o755 } else { 0o644 });
+            h.set_mtime(1_700_000_000);
+            h.set_size(data.len() as u64);
+            if let Some(l) = link {
+                h.set_link_name(l).unwrap();
+            }
+            b.append_data(&mut h, path, data).unwrap();
+        };
+        add("d/", tar::EntryType::Directory, b"", None);
+        add("d/small", tar::EntryType::Regular, b"small\n", None);
+        add("d/empty", tar::EntryType::Regular, b"", None);
+        add("big", tar::EntryType::Regular, &pattern(1, 3 << 20), None);
+        add("odd", tar::EntryType::Regular, &pattern(2, 1001), None);
+        add("d/sym", tar::EntryType::Symlink, b"", Some("small"));
+        add("d/hard", tar::EntryType::Link, b"", Some("d/small"));
+        add(
+            ".wh.gone",
+            tar::EntryType::Regular,
+            &pattern(3, 2_500_000),
+            None,
+        );
+        b.into_inner().unwrap()
+    }
+
+    /// A gzip record of the magic and `segments`.
+    fn record_of(segments: &[u8]) -> Vec<u8> {
+        let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+        gz.write_all(MAGIC).unwrap();
+        gz.write_all(segments).unwrap();
+        gz.finish().unwrap()
+    }
+
+    fn end(tar_size: u64, digest: &str) -> Vec<u8> {
+        let mut v = vec![END];
+        put_uvarint(&mut v, tar_size);
+        put_uvarint(&mut v, digest.len() as u64);
+        v.extend_from_slice(digest.as_bytes());
+        v
+    }
+
+    #[test]
+    fn recorded_tar_agrees_with_reassemble() {
+        let tar = layer();
+        let t = tempfile::tempdir().unwrap();
+        let opts = ApplyOptions::default();
+        let (record, report) = apply_recording(&tar[..], t.path(), &opts, Vec::new()).unwrap();
+        let mut out = Vec::new();
+        let digest = reassemble(&record[..], t.path(), &mut out).unwrap();
+        assert_eq!(out, tar);
+        assert_eq!(
+            recorded_tar(&record[..]).unwrap(),
+            (digest, tar.len() as u64)
+        );
+        assert_eq!(report.tar_size, tar.len() as u64);
+        // No file is read: the answer stands with the content gone.
+        std::fs::remove_file(t.path().join("big")).unwrap();
+        assert!(reassemble(&record[..], t.path(), Vec::new()).is_err());
+        assert_eq!(recorded_tar(&record[..]).unwrap().1, tar.len() as u64);
+    }
+
+    #[test]
+    fn recorded_tar_adds_up_every_segment_kind() {
+        let digest = format!("sha256:{}", "ab".repeat(32));
+        let mut segs = vec![RAW, 3];
+        segs.extend_from_slice(b"abc");
+        segs.extend_from_slice(&[FILE, 1, b'f', 10, 0, 0, 0, 0]);
+        // A sparse file of 100 bytes storing 5 + 7 of them.
+        segs.extend_from_slice(&[SPARSE, 1, b's', 100, 2, 0, 5, 50, 7, 0, 0, 0, 0]);
+        let ok = [segs.clone(), end(25, &digest)].concat();
+        let got = recorded_tar(&record_of(&ok)[..]).unwrap();
+        assert_eq!(got, (Digest::parse(&digest).unwrap(), 25));
+
+        let bad: [(&str, Vec<u8>); 6] = [
+            (
+                "short of the end",
+                [segs.clone(), end(26, &digest)].concat(),
+            ),
+            (
+                "not a digest",
+                [segs.clone(), end(25, "sha256:00")].concat(),
+            ),
+            (
+                "data after the end",
+                [segs.clone(), end(25, &digest), vec![RAW]].concat(),
+            ),
+            ("no end", segs.clone()),
+            ("raw past the end", vec![RAW, 9, b'x']),
+            (
+                "chunk past the file",
+                [
+                    vec![SPARSE, 1, b's', 10, 1, 8, 5, 0, 0, 0, 0],
+                    end(5, &digest),
+                ]
+                .concat(),
+            ),
+        ];
+        for (what, segments) in bad {
+            let e = recorded_tar(&record_of(&segments)[..]).expect_err(what);
+            assert_eq!(e.kind(), crate::ErrorKind::Corrupt, "{what}: {e}");
+        }
+        assert!(recorded_tar(&b"not gzip"[..]).is_err());
     }
 }

@@ -27,6 +27,10 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
+    /// Load images from a docker-archive or an OCI layout (dir or tar).
+    Load(commands::transfer::Load),
+    /// Save images as a docker-archive, an OCI archive or an OCI layout.
+    Save(commands::transfer::Save),
     /// Import a root file-system tarball as a one-layer image; prints its ID.
     Import(image::Import),
     /// List images.
@@ -102,6 +106,8 @@ fn run(cli: Cli) -> anyhow::Result<()> {
     }
     let store = cli.store.open()?;
     match cli.command {
+        Command::Load(a) => commands::transfer::load(a, &store),
+        Command::Save(a) => commands::transfer::save(a, &store),
         Command::Import(a) => image::import(a, &store),
         Command::Images(a) => image::images(a, &store),
         Command::Image(ImageCmd::Inspect { image }) => {

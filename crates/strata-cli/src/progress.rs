@@ -13,13 +13,7 @@ pub fn bar(what: &str, len: Option<u64>) -> ProgressBar {
         return ProgressBar::hidden();
     }
     let pb = match len {
-        Some(n) => ProgressBar::new(n).with_style(
-            ProgressStyle::with_template(
-                "{msg} [{bar:30}] {bytes}/{total_bytes} {bytes_per_sec} {eta}",
-            )
-            .expect("a valid template")
-            .progress_chars("=> "),
-        ),
+        Some(n) => ProgressBar::new(n).with_style(bytes_style()),
         None => ProgressBar::new_spinner().with_style(
             ProgressStyle::with_template("{spinner} {msg} {bytes} {bytes_per_sec} {elapsed}")
                 .expect("a valid template"),
@@ -28,6 +22,13 @@ pub fn bar(what: &str, len: Option<u64>) -> ProgressBar {
     pb.set_message(what.to_owned());
     pb.enable_steady_tick(Duration::from_millis(120));
     pb
+}
+
+/// A bar of bytes with a known total.
+pub fn bytes_style() -> ProgressStyle {
+    ProgressStyle::with_template("{msg} [{bar:30}] {bytes}/{total_bytes} {bytes_per_sec} {eta}")
+        .expect("a valid template")
+        .progress_chars("=> ")
 }
 
 /// A reader that moves `pb` as bytes are read.

@@ -72,6 +72,14 @@ pub trait Driver: Send + Sync {
     /// references.
     fn cleanup(&self) -> Result<()>;
 
+    /// Whether a layer's content can be written before its parent's is
+    /// complete: `create` does not copy the parent (overlay2 stacks
+    /// directories; vfs copies). Lets a load unpack a chain's layers at
+    /// once.
+    fn layers_independent(&self) -> bool {
+        false
+    }
+
     /// The driver's own diff, when it has one.
     fn native_diff(&self) -> Option<&dyn NativeDiff> {
         None

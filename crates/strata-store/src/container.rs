@@ -288,9 +288,12 @@ impl Store {
         fs::rename(staging.join("name"), self.name_path(&c.name))
             .ctx(|| "publishing the container's name".into())?;
         fs::rename(&staging, self.mounts_dir(&id)).ctx(|| "publishing the container".into())?;
-        // The three renames, durable with one flush rather than an fsync
-        // (a journal commit) per directory.
-        self.sync_driver()?;
+        // The renames are not flushed here: the container is whole on disk
+        // before any of them, so a crash can only lose all of it or leave
+        // staging the next open completes, never half a container. The
+        // file system's next commit (or any later strata flush) makes the
+        // creation durable; a second syncfs would cost as much as the rest
+        // of `create` (see README, "Durability").
         Ok(c)
     }
 

@@ -4,7 +4,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::fs;
 use std::io::Read;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use strata_archive::Digest;
 
@@ -64,6 +64,11 @@ impl Store {
         self.image_dir().join("layerdb/sha256").join(chain.hex())
     }
 
+    /// Where a layer's tar-split record is.
+    pub(crate) fn tar_split_path(&self, chain: &Digest) -> PathBuf {
+        self.layer_dir(chain).join(TAR_SPLIT)
+    }
+
     /// The layer with this chainID.
     pub fn layer(&self, chain: &Digest) -> Result<Layer> {
         let dir = self.layer_dir(chain);
@@ -110,7 +115,7 @@ impl Store {
     /// and its tar-split record; returns the digest of what was written
     /// (its diffID when nothing changed).
     pub fn layer_tar(&self, layer: &Layer, out: &mut dyn std::io::Write) -> Result<Digest> {
-        let record = fs::File::open(self.layer_dir(&layer.chain_id).join(TAR_SPLIT))
+        let record = fs::File::open(self.tar_split_path(&layer.chain_id))
             .ctx(|| format!("layer {} has no tar-split record", layer.chain_id))?;
         let content = self
             .driver
@@ -133,64 +138,107 @@ impl Store {
         parent: Option<&Layer>,
         input: &mut (dyn Read + Send),
     ) -> Result<Layer> {
-        let staging = self.staging()?;
-        let cache_id = random_hex(32)?;
-        // The staging dir names the driver layer first, so a crash from
-        // here on is cleaned up by the next open.
-        atomic::write_staged(&staging.join("cache-id"), cache_id.as_bytes())?;
         let parent_cache = parent.map(|p| p.cache_id.as_str());
-        let record_path = staging.join(TAR_SPLIT);
-        let result = (|| {
-            self.driver
-                .create(&cache_id, parent_cache)
-                .map_err(|e| Error::driver("creating a layer", e))?;
-            // What extraction throws away, so `save` can give back the
-            // exact tar (strata_archive::reassemble).
-            let file =
-                fs::File::create(&record_path).ctx(|| "creating the tar-split record".into())?;
-            let mut record = std::io::BufWriter::new(file);
-            let report = self
-                .driver
-                .apply_diff_recording(&cache_id, parent_cache, input, Some(&mut record))
-                .map_err(|e| Error::driver("unpacking a layer", e))?;
-            // Made durable with the content by the syncfs before publishing.
-            record
-                .into_inner()
-                .map_err(|e| Error::io("writing the tar-split record", e.into_error()))?;
-            Ok(report)
-        })();
-        let report = match result {
+        let (staging, cache_id) = self.begin_layer(parent_cache)?;
+        let report = match self.fill_layer(&staging, &cache_id, parent_cache, input) {
             Ok(r) => r,
             Err(e) => {
-                let _ = self.driver.remove(&cache_id);
-                let _ = fs::remove_dir_all(&staging);
+                self.discard_layer(&staging, &cache_id);
                 return Err(e);
             }
         };
         let chain = chain_id(parent.map(|p| &p.chain_id), &report.diff_id);
         if let Ok(existing) = self.layer(&chain) {
-            let _ = self.driver.remove(&cache_id);
-            let _ = fs::remove_dir_all(&staging);
+            self.discard_layer(&staging, &cache_id);
             return Ok(existing);
         }
         let layer = Layer {
-            chain_id: chain.clone(),
+            chain_id: chain,
             diff_id: report.diff_id,
             cache_id,
             size: report.size,
             parent: parent.map(|p| p.chain_id.clone()),
         };
+        self.stage_metadata(&staging, &layer)?;
+        self.sync_driver()?;
+        self.publish_layer(&staging, &layer.chain_id)?;
+        self.sync_layerdb()?;
+        Ok(layer)
+    }
+
+    /// A new, empty driver layer on `parent_cache`, named by a fresh
+    /// staging directory (so a crash from here on is cleaned up by the
+    /// next open). Returns the staging directory and the cache-id.
+    pub(crate) fn begin_layer(&self, parent_cache: Option<&str>) -> Result<(PathBuf, String)> {
+        let staging = self.staging()?;
+        let made = (|| {
+            let cache_id = random_hex(32)?;
+            atomic::write_staged(&staging.join("cache-id"), cache_id.as_bytes())?;
+            self.driver
+                .create(&cache_id, parent_cache)
+                .map_err(|e| Error::driver("creating a layer", e))?;
+            Ok(cache_id)
+        })();
+        match made {
+            Ok(id) => Ok((staging, id)),
+            Err(e) => {
+                let _ = fs::remove_dir_all(&staging);
+                Err(e)
+            }
+        }
+    }
+
+    /// Unpacks a layer tar into a begun layer, with its tar-split record
+    /// beside it in the staging directory. On error the caller discards
+    /// the layer.
+    pub(crate) fn fill_layer(
+        &self,
+        staging: &Path,
+        cache_id: &str,
+        parent_cache: Option<&str>,
+        input: &mut (dyn Read + Send),
+    ) -> Result<strata_driver::ApplyReport> {
+        let record_path = staging.join(TAR_SPLIT);
+        // What extraction throws away, so `save` can give back the exact
+        // tar (strata_archive::reassemble).
+        let file = fs::File::create(&record_path).ctx(|| "creating the tar-split record".into())?;
+        let mut record = std::io::BufWriter::new(file);
+        let report = self
+            .driver
+            .apply_diff_recording(cache_id, parent_cache, input, Some(&mut record))
+            .map_err(|e| Error::driver("unpacking a layer", e))?;
+        // Made durable with the content by the syncfs before publishing.
+        record
+            .into_inner()
+            .map_err(|e| Error::io("writing the tar-split record", e.into_error()))?;
+        Ok(report)
+    }
+
+    /// Throws away a layer that was begun and not published.
+    pub(crate) fn discard_layer(&self, staging: &Path, cache_id: &str) {
+        let _ = self.driver.remove(cache_id);
+        let _ = fs::remove_dir_all(staging);
+    }
+
+    /// Writes a filled layer's metadata into its staging directory.
+    pub(crate) fn stage_metadata(&self, staging: &Path, layer: &Layer) -> Result<()> {
         atomic::write_staged(&staging.join("diff"), layer.diff_id.as_str().as_bytes())?;
         atomic::write_staged(&staging.join("size"), layer.size.to_string().as_bytes())?;
         if let Some(p) = &layer.parent {
             atomic::write_staged(&staging.join("parent"), p.as_str().as_bytes())?;
         }
-        self.sync_driver()?;
-        let dest = self.layer_dir(&chain);
-        fs::rename(&staging, &dest).ctx(|| format!("publishing layer {chain}"))?;
-        atomic::sync_dir(dest.parent().expect("layerdb/sha256"))
-            .ctx(|| "syncing layerdb".into())?;
-        Ok(layer)
+        Ok(())
+    }
+
+    /// Moves a staged layer into `layerdb` under its chainID. The caller
+    /// made its content durable first ([`Store::sync_driver`]) and makes
+    /// the rename durable after ([`Store::sync_layerdb`]).
+    pub(crate) fn publish_layer(&self, staging: &Path, chain: &Digest) -> Result<()> {
+        fs::rename(staging, self.layer_dir(chain)).ctx(|| format!("publishing layer {chain}"))
+    }
+
+    pub(crate) fn sync_layerdb(&self) -> Result<()> {
+        atomic::sync_dir(&self.image_dir().join("layerdb/sha256")).ctx(|| "syncing layerdb".into())
     }
 
     /// Makes the driver's content durable before the metadata that names

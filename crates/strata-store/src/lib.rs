@@ -44,6 +44,7 @@ mod image;
 mod layer;
 mod system;
 mod time;
+mod transfer;
 
 use std::fs;
 use std::os::unix::fs::DirBuilderExt;
@@ -58,6 +59,7 @@ pub use layer::{chain_id, Layer};
 pub use strata_archive::{Change, ChangeKind, Digest};
 use strata_driver::Driver;
 pub use system::{ContainerUsage, DiskUsage, ImageUsage, OnDisk, Pruned, Usage};
+pub use transfer::{Loaded, NoProgress, Progress, SaveFormat};
 
 use error::IoContext;
 

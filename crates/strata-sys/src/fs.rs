@@ -2,7 +2,8 @@
 //! symlink in the final component unless the name says so.
 //!
 //! Man pages: openat(2), mkdirat(2), mknodat(2), symlinkat(2), linkat(2),
-//! unlinkat(2), fstatat(2), readlinkat(2), fchownat(2), utimensat(2).
+//! unlinkat(2), fstatat(2), readlinkat(2), fchownat(2), utimensat(2),
+//! openat2(2).
 
 use std::ffi::OsStr;
 use std::fs::File;
@@ -54,6 +55,20 @@ pub fn open_file_at(dir: BorrowedFd<'_>, name: &OsStr) -> io::Result<File> {
         name,
         OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::CLOEXEC | OFlags::NOCTTY,
         Mode::empty(),
+    )?;
+    Ok(File::from(fd))
+}
+
+/// `openat2(dir, path, O_RDONLY, RESOLVE_BENEATH|RESOLVE_NO_MAGICLINKS)`:
+/// reads a file named by a relative path that may cross symlinks, as long
+/// as every step stays under `dir` (`EXDEV` when one would leave it).
+pub fn open_beneath(dir: BorrowedFd<'_>, path: &Path) -> io::Result<File> {
+    let fd = rustix::fs::openat2(
+        dir,
+        path,
+        OFlags::RDONLY | OFlags::CLOEXEC | OFlags::NOCTTY,
+        Mode::empty(),
+        rustix::fs::ResolveFlags::BENEATH | rustix::fs::ResolveFlags::NO_MAGICLINKS,
     )?;
     Ok(File::from(fd))
 }

@@ -4,6 +4,7 @@ pub mod container;
 pub mod cp;
 pub mod image;
 pub mod system;
+pub mod transfer;
 
 use std::path::PathBuf;
 

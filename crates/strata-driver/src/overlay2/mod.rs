@@ -306,6 +306,12 @@ impl Driver for Overlay2 {
         self.make(id, parent)
     }
 
+    fn layers_independent(&self) -> bool {
+        // A layer is its own upper directory; `lower` only names the
+        // parents' directories.
+        true
+    }
+
     fn remove(&self, id: &str) -> Result<()> {
         check_id(id)?;
         let lock = self.refs.lock()?;

@@ -1,0 +1,535 @@
+#!/usr/bin/env bash
+# `strata load` benchmarks, each a ratio against a reference measured in the
+# same run on the same archives (a Debian bookworm minbase rootfs split into
+# five layers):
+#
+#   a. strata load of a docker-archive (layers uncompressed, as `docker save`
+#      writes them) vs GNU `tar -x` of the same five layer tars one after
+#      another (target <= 1.3x); also vs `tar -x` + `sync -f`, since load
+#      makes its layers durable before publishing them
+#   b. the same image as a gzip OCI archive vs `tar -xzf` of its layer blobs
+#   c. `docker load` and `podman load` of the same archives vs strata load
+#      (target: strata >= 2x faster), each only when the tool is installed
+#      and starts; dockerd is started by this script on its own data root
+#   d. peak RSS of strata load, an image with one ~280 MiB layer and one with
+#      a ~1 GiB layer (target < 64 MiB, and flat as the layer grows)
+#
+# Usage (as root): bash bench/load.sh
+# Env: STRATA_BENCH_WORK (default bench/work; archives are cached there),
+#      STRATA_BENCH_RUNS (runs per measurement, best kept; default 3)
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+. scripts/lib.sh
+[[ $(id -u) -eq 0 ]] || { echo "run as root" >&2; exit 1; }
+[[ ${BASH_VERSINFO[0]} -ge 5 ]] || { echo "needs bash >= 5 (EPOCHREALTIME)" >&2; exit 1; }
+REPO=$PWD
+WORK=${STRATA_BENCH_WORK:-bench/work}
+RUNS=${STRATA_BENCH_RUNS:-3}
+# Bump when the archive builders change, so cached archives are rebuilt.
+GEN=v1
+TAG=bench/debian:load
+
+die() { echo "load.sh: $*" >&2; exit 1; }
+log() { printf '\n== %s\n' "$*"; }
+skipped() { printf '\n!!!!! SKIPPED: %s\n\n' "$*" >&2; SKIPS+=("SKIPPED: $*"); }
+SKIPS=()
+
+need_cmds mkfs.ext4:e2fsprogs losetup:mount /usr/bin/time:time python3:python3 skopeo:skopeo
+# Optional: measured when present (installed here if missing), skipped otherwise.
+need_cmds dockerd:docker.io docker:docker.io || true
+need_cmds podman:podman || true
+
+mkdir -p "$WORK"
+WORK=$(cd "$WORK" && pwd)
+log "building the release binary"
+cargo build --release -q -p strata-cli
+STRATA=${CARGO_TARGET_DIR:-$REPO/target}/release/strata
+[[ -x $STRATA ]] || die "no $STRATA"
+
+# ------------------------------------------------------------ the run's fs
+
+# Everything this run writes goes to a journaled ext4 made for the run (a
+# sparse image, loop-mounted): see BENCHMARKS.md, "File system". dockerd's
+# exec root and socket live in a short directory under /tmp (unix socket
+# paths are limited to 108 bytes).
+RUN=$WORK/load-run
+IMG=$WORK/load-run.img
+LOOP=
+DOCKERD_PID=
+DOCKERD_KIDS=
+SHORT=
+# Unmounts every mount point strictly under $1 (which ends in "/"), deepest
+# first. Refuses anything shorter than "/x/", so that an empty variable can
+# never make it unmount the machine's own mounts.
+unmount_under() {
+    local d=$1
+    [[ $d == /?*/ && -r /proc/self/mountinfo ]] || return 0
+    awk -v d="$d" 'index($5, d) == 1 { print $5 }' /proc/self/mountinfo | sort -r |
+        while read -r m; do umount -l "$m" 2>/dev/null || true; done
+}
+stop_dockerd() {
+    [[ -n $DOCKERD_PID ]] || return 0
+    kill -TERM "$DOCKERD_PID" 2>/dev/null || true
+    for _ in $(seq 100); do
+        kill -0 "$DOCKERD_PID" 2>/dev/null || break
+        sleep 0.2
+    done
+    kill -KILL "$DOCKERD_PID" 2>/dev/null || true
+    wait "$DOCKERD_PID" 2>/dev/null || true
+    # dockerd's own containerd, if it outlived it.
+    for p in $DOCKERD_KIDS; do kill -TERM "$p" 2>/dev/null || true; done
+    DOCKERD_PID=
+}
+cleanup() {
+    local -
+    set +e
+    stop_dockerd
+    unmount_under "$RUN/"
+    unmount_under "$SHORT/"
+    if mountpoint -q "$RUN" 2>/dev/null; then umount "$RUN" || umount -l "$RUN"; fi
+    [[ -n $LOOP ]] && losetup -d "$LOOP" 2>/dev/null
+    # Loop devices still attached to the image (an earlier run killed hard).
+    losetup -j "$IMG" 2>/dev/null | cut -d: -f1 | while read -r l; do losetup -d "$l"; done
+    rm -rf "$RUN" "$IMG" "$WORK/load-build.tmp"
+    [[ -n $SHORT ]] && rm -rf "$SHORT"
+    return 0
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM HUP
+cleanup
+mkdir -p "$RUN"
+truncate -s 24G "$IMG"
+mkfs.ext4 -q -F -E lazy_itable_init=0,lazy_journal_init=0,nodiscard "$IMG"
+LOOP=$(losetup -f --show "$IMG")
+mount "$LOOP" "$RUN"
+SHORT=$(mktemp -d /tmp/strata-load.XXXXXX)
+
+# ---------------------------------------------------------------- helpers
+
+now_us() { echo "${EPOCHREALTIME/[.,]/}"; }
+# Runs "$@" with stdout discarded; prints the elapsed microseconds.
+# Fails (printing the command's stderr) when the command does.
+elapsed_us() {
+    local t0 t1 err=$RUN/elapsed.err
+    t0=$(now_us)
+    "$@" >/dev/null 2>"$err" || { cat "$err" >&2; return 1; }
+    t1=$(now_us)
+    echo $((t1 - t0))
+}
+best() { printf '%s\n' "$@" | sort -n | head -1; }
+ms() { awk -v us="$1" 'BEGIN { printf "%.1f", us / 1000 }'; }
+msl() { local o=() v; for v in "$@"; do o+=("$(ms "$v")"); done; echo "${o[*]}"; }
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", a / b }'; }
+le() { awk -v a="$1" -v b="$2" 'BEGIN { exit !(a <= b) }'; }
+mib() { awk -v b="$1" 'BEGIN { printf "%.0f", b / 1048576 }'; }
+warm() { cat "$@" >/dev/null; }
+N=0
+newdir() { N=$((N + 1)); DIR=$RUN/$N-$1; mkdir -p "$DIR"; }
+SUMMARY=()
+row() { SUMMARY+=("$(printf '%-46s %12s %12s %8s  %-10s %s' "$@")"); }
+verdict() { if le "$1" "$2"; then echo met; else echo MISSED; fi; } # value max
+
+# Extracts the tars "$@" one after another into $1.
+tar_layers() { local d=$1; shift; for t in "$@"; do tar -xf "$t" -C "$d"; done; }
+tar_layers_sync() { tar_layers "$@"; sync -f "$1"; }
+
+# ------------------------------------------------------ archive builders
+
+# A docker-archive as `docker save` (20.10) writes it: <v1id>/layer.tar,
+# <v1id>/json, <v1id>/VERSION per layer, <config>.json, manifest.json and
+# repositories, in name order (so the manifest comes after the layers).
+# Usage: docker_archive OUT TAG HISTORY-COMMENT LAYER.tar...
+docker_archive() {
+    python3 - "$@" <<'EOF'
+import hashlib, io, json, platform, sys, tarfile
+out, tag, what, layers = sys.argv[1], sys.argv[2], sys.argv[3], sys.argv[4:]
+arch = {"x86_64": "amd64", "aarch64": "arm64"}.get(platform.machine(), platform.machine())
+def sha(path):
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        while b := f.read(1 << 20):
+            h.update(b)
+    return h.hexdigest()
+diff_ids = [sha(l) for l in layers]
+created = "2024-01-01T00:00:00Z"
+config = json.dumps({
+    "architecture": arch, "os": "linux", "created": created,
+    "config": {"Env": ["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"],
+               "Cmd": ["/bin/bash"]},
+    "rootfs": {"type": "layers", "diff_ids": ["sha256:" + d for d in diff_ids]},
+    "history": [{"created": created, "created_by": f"{what} (layer {i + 1})"}
+                for i in range(len(layers))],
+}, separators=(",", ":")).encode()
+config_id = hashlib.sha256(config).hexdigest()
+members, v1 = {}, []
+parent = ""
+for i, (l, d) in enumerate(zip(layers, diff_ids)):
+    v1id = hashlib.sha256((parent + " " + d).encode()).hexdigest()
+    meta = {"id": v1id, "created": created, "os": "linux"}
+    if parent:
+        meta["parent"] = parent
+    members[f"{v1id}/"] = None
+    members[f"{v1id}/VERSION"] = b"1.0"
+    members[f"{v1id}/json"] = json.dumps(meta).encode()
+    members[f"{v1id}/layer.tar"] = l
+    v1.append(v1id)
+    parent = v1id
+members[f"{config_id}.json"] = config
+name, _, t = tag.rpartition(":")
+members["manifest.json"] = json.dumps([{"Config": f"{config_id}.json", "RepoTags": [tag],
+    "Layers": [f"{v}/layer.tar" for v in v1]}]).encode()
+members["repositories"] = json.dumps({name: {t: v1[-1]}}).encode()
+with tarfile.open(out, "w", format=tarfile.PAX_FORMAT) as tf:
+    for n in sorted(members):
+        v = members[n]
+        ti = tarfile.TarInfo(n.rstrip("/"))
+        ti.mtime = 1704067200
+        if v is None:
+            ti.type, ti.mode = tarfile.DIRTYPE, 0o755
+            tf.addfile(ti)
+        elif isinstance(v, bytes):
+            ti.size, ti.mode = len(v), 0o644
+            tf.addfile(ti, io.BytesIO(v))
+        else:
+            ti = tf.gettarinfo(v, n)
+            ti.uid = ti.gid = 0
+            ti.uname = ti.gname = ""
+            ti.mtime, ti.mode = 1704067200, 0o644
+            with open(v, "rb") as f:
+                tf.addfile(ti, f)
+print("sha256:" + config_id)
+EOF
+}
+
+# The top layer: /etc/motd changed, a file added, a file (/etc/issue.net)
+# and a directory (/usr/share/doc/apt) deleted (whiteouts), parents with
+# the metadata they have in the rootfs at $1.
+top_layer() { # rootfs out
+    python3 - "$1" "$2" <<'EOF'
+import io, os, sys, tarfile
+root, out = sys.argv[1], sys.argv[2]
+for p in ("etc/issue.net", "usr/share/doc/apt"):
+    assert os.path.lexists(os.path.join(root, p)), p
+with tarfile.open(out, "w", format=tarfile.GNU_FORMAT) as tf:
+    def parent(p):
+        ti = tf.gettarinfo(os.path.join(root, p), p)
+        ti.uname = ti.gname = ""
+        tf.addfile(ti)
+    def file(p, data, mode=0o644):
+        ti = tarfile.TarInfo(p)
+        ti.size, ti.mode, ti.mtime = len(data), mode, 1704067200
+        tf.addfile(ti, io.BytesIO(data))
+    parent("etc")
+    file("etc/.wh.issue.net", b"", 0)
+    file("etc/bench-release", b"strata load benchmark\n")
+    file("etc/motd", b"Loaded by bench/load.sh.\n")
+    for p in ("usr", "usr/share", "usr/share/doc"):
+        parent(p)
+    file("usr/share/doc/.wh.apt", b"", 0)
+EOF
+}
+
+# A layer of `big` files of 256 MiB each plus 5,000 small files, written as
+# a GNU tar stream directly. The same generator (and cache name) as
+# bench/archive.sh, so the two scripts share the file.
+gen_layer() { # big out
+    python3 - "$1" "$2" <<'EOF'
+import io, random, sys, tarfile
+big, out = int(sys.argv[1]), sys.argv[2]
+r = random.Random(7)
+block = r.randbytes(1 << 20)
+
+class Content(io.RawIOBase):
+    """size bytes: a random MiB, each copy stamped with its index."""
+    def __init__(self, size):
+        self.size, self.pos = size, 0
+    def readable(self):
+        return True
+    def readinto(self, b):
+        n = min(len(b), self.size - self.pos)
+        i, off = divmod(self.pos, 1 << 20)
+        n = min(n, (1 << 20) - off)
+        chunk = i.to_bytes(8, "little") + block[8:]
+        b[:n] = chunk[off:off + n]
+        self.pos += n
+        return n
+
+def info(name, size, mode=0o644, kind=tarfile.REGTYPE):
+    t = tarfile.TarInfo(name)
+    t.size, t.mode, t.type, t.mtime = size, mode, kind, 1700000000
+    return t
+
+with tarfile.open(out, "w", format=tarfile.GNU_FORMAT) as tf:
+    tf.addfile(info("small", 0, 0o755, tarfile.DIRTYPE))
+    tf.addfile(info("big", 0, 0o755, tarfile.DIRTYPE))
+    for d in range(50):
+        tf.addfile(info(f"small/{d:02}", 0, 0o755, tarfile.DIRTYPE))
+        for i in range(100):
+            n = r.randrange(0, 8192)
+            tf.addfile(info(f"small/{d:02}/{i:03}", n), io.BytesIO(r.randbytes(n)))
+    for i in range(big):
+        tf.addfile(info(f"big/{i}", 256 << 20), io.BufferedReader(Content(256 << 20)))
+EOF
+}
+
+# ---------------------------------------------------------- the archives
+
+DEB_TAR=$WORK/debian-bookworm-minbase.tar
+if [[ ! -f $DEB_TAR ]]; then
+    debian_rootfs "$WORK/debian-rootfs"
+    tar --numeric-owner --xattrs --xattrs-include='*' -C "$WORK/debian-rootfs" -cf "$DEB_TAR.tmp" .
+    mv "$DEB_TAR.tmp" "$DEB_TAR"
+fi
+A=$WORK/load-$GEN
+LAYERS=("$A/layers/1-usr-lib.tar" "$A/layers/2-usr.tar" "$A/layers/3-var-etc.tar"
+        "$A/layers/4-rest.tar" "$A/layers/5-top.tar")
+DARCH=$A/debian-docker-archive.tar
+OCIDIR=$A/debian-oci-gzip
+OARCH=$A/debian-oci-gzip.tar
+if [[ ! -f $OARCH || $DEB_TAR -nt $OARCH ]]; then
+    log "building the archives from $(basename "$DEB_TAR") (cached in $A)"
+    rm -rf "$A"
+    mkdir -p "$A/layers"
+    B=$WORK/load-build.tmp
+    rm -rf "$B"; mkdir -p "$B/rootfs"
+    tar -xf "$DEB_TAR" -C "$B/rootfs" --numeric-owner --xattrs --xattrs-include='*'
+    # Layers split by top-level directory, names without "./" as Docker's.
+    t=(tar --numeric-owner --xattrs --xattrs-include='*' --sort=name -C "$B/rootfs")
+    "${t[@]}" -cf "${LAYERS[0]}" --no-recursion usr --recursion usr/lib
+    "${t[@]}" -cf "${LAYERS[1]}" --anchored --exclude=usr/lib usr
+    "${t[@]}" -cf "${LAYERS[2]}" var etc
+    mapfile -t rest < <(ls -A "$B/rootfs" | grep -vxE 'usr|var|etc')
+    "${t[@]}" -cf "${LAYERS[3]}" "${rest[@]}"
+    top_layer "$B/rootfs" "${LAYERS[4]}"
+    rm -rf "$B"
+    docker_archive "$DARCH.tmp" "$TAG" "debian bookworm minbase" "${LAYERS[@]}" >"$A/image-id"
+    mv "$DARCH.tmp" "$DARCH"
+    # The same image as an OCI layout with gzip layers, and as an OCI archive.
+    skopeo copy -q --dest-compress-format gzip "docker-archive:$DARCH" "oci:$OCIDIR:$TAG"
+    skopeo copy -q "oci:$OCIDIR:$TAG" "oci-archive:$OARCH.tmp:$TAG"
+    mv "$OARCH.tmp" "$OARCH"
+fi
+# The gzip layer blobs in manifest order (for tar -xzf).
+mapfile -t GZ_LAYERS < <(python3 - "$OCIDIR" <<'EOF'
+import json, sys
+d = sys.argv[1]
+blob = lambda digest: f"{d}/blobs/{digest.replace(':', '/')}"
+m = json.load(open(blob(json.load(open(f"{d}/index.json"))["manifests"][0]["digest"])))
+for l in m["layers"]:
+    assert "gzip" in l["mediaType"], l["mediaType"]
+    print(blob(l["digest"]))
+EOF
+)
+((${#GZ_LAYERS[@]} == ${#LAYERS[@]})) || die "$OCIDIR: expected ${#LAYERS[@]} gzip layers"
+IMAGE_ID=$(cat "$A/image-id")
+# skopeo rewrites the config for OCI, so that image has an ID of its own.
+OCI_ID=$(python3 -c 'import json, sys; d = sys.argv[1]; i = json.load(open(d + "/index.json"))["manifests"][0]["digest"]
+print(json.load(open(d + "/blobs/" + i.replace(":", "/")))["config"]["digest"])' "$OCIDIR")
+# Validity of the archive, by an independent reader.
+skopeo inspect --raw "docker-archive:$DARCH" >/dev/null || die "skopeo cannot read $DARCH"
+echo "docker-archive: $(mib "$(stat -c %s "$DARCH")") MiB, ${#LAYERS[@]} layers" \
+    "($(for l in "${LAYERS[@]}"; do printf '%s MiB/%s entries, ' "$(mib "$(stat -c %s "$l")")" "$(tar -tf "$l" | wc -l)"; done | sed 's/, $//'))," \
+    "image $IMAGE_ID"
+echo "oci-archive (gzip): $(mib "$(stat -c %s "$OARCH")") MiB, image $OCI_ID"
+
+# Images with one big layer, for peak RSS.
+for big in 1 4; do
+    L=$WORK/layer-$big-x256m-v1.tar
+    R=$A/rss-$big.tar
+    [[ -f $R ]] && continue
+    if [[ ! -f $L ]]; then
+        log "generating a layer of $big x 256 MiB + 5,000 small files (cached in $L)"
+        gen_layer "$big" "$L.tmp"
+        mv "$L.tmp" "$L"
+    fi
+    docker_archive "$R.tmp" "bench/rss:$big" "generated" "$L" >/dev/null
+    mv "$R.tmp" "$R"
+done
+
+# --------------------------------------------- a, b. strata load vs tar -x
+
+strata_load() { "$STRATA" --root "$1" load -q -i "$2"; }
+
+log "a, b. strata load vs tar -x of the same layers (best of $RUNS)"
+warm "$DARCH" "$OARCH" "${LAYERS[@]}" "${GZ_LAYERS[@]}"
+tx=(); txs=(); sd=(); gx=(); gxs=(); so=()
+for ((i = 1; i <= RUNS; i++)); do
+    newdir tar; sync; tx+=("$(elapsed_us tar_layers "$DIR" "${LAYERS[@]}")")
+    newdir tar-sync; sync; txs+=("$(elapsed_us tar_layers_sync "$DIR" "${LAYERS[@]}")")
+    newdir strata-docker; SD_DIR=$DIR; sync; sd+=("$(elapsed_us strata_load "$DIR" "$DARCH")")
+    newdir tar-gz; sync; gx+=("$(elapsed_us tar_layers "$DIR" "${GZ_LAYERS[@]}")")
+    newdir tar-gz-sync; sync; gxs+=("$(elapsed_us tar_layers_sync "$DIR" "${GZ_LAYERS[@]}")")
+    newdir strata-oci; SO_DIR=$DIR; sync; so+=("$(elapsed_us strata_load "$DIR" "$OARCH")")
+    echo "  run $i: tar -x $(ms "${tx[-1]}") ms, + sync -f $(ms "${txs[-1]}") ms, strata load $(ms "${sd[-1]}") ms;" \
+        "gzip: tar -xzf $(ms "${gx[-1]}") ms, + sync -f $(ms "${gxs[-1]}") ms, strata load $(ms "${so[-1]}") ms"
+done
+TX=$(best "${tx[@]}"); TXS=$(best "${txs[@]}"); SD=$(best "${sd[@]}")
+GX=$(best "${gx[@]}"); GXS=$(best "${gxs[@]}"); SO=$(best "${so[@]}")
+# What the stores hold: the tag, with the ID the archive declares.
+for x in "$SD_DIR $IMAGE_ID" "$SO_DIR $OCI_ID"; do
+    read -r d id <<<"$x"
+    "$STRATA" --root "$d" images | grep -E "^bench/debian +load +${id:7:12} " >/dev/null ||
+        die "strata images in $d does not list $TAG as ${id:7:12}"
+done
+echo "  both stores list $TAG with the archive's image ID, $(( $("$STRATA" --root "$SD_DIR" layers | wc -l) - 1 )) layers"
+row "load docker-archive, 5 layers (vs tar -x)" "$(ms "$SD") ms" "$(ms "$TX") ms" "$(ratio "$SD" "$TX")x" "<= 1.3x" "$(verdict "$(ratio "$SD" "$TX")" 1.3)"
+row "  vs tar -x + sync -f" "$(ms "$SD") ms" "$(ms "$TXS") ms" "$(ratio "$SD" "$TXS")x" "" ""
+row "load oci-archive gzip (vs tar -xzf)" "$(ms "$SO") ms" "$(ms "$GX") ms" "$(ratio "$SO" "$GX")x" "<= 1.3x" "$(verdict "$(ratio "$SO" "$GX")" 1.3)"
+row "  vs tar -xzf + sync -f" "$(ms "$SO") ms" "$(ms "$GXS") ms" "$(ratio "$SO" "$GXS")x" "" ""
+
+# ------------------------------------------------ c. docker and podman load
+
+# A row of another tool's best time against strata's: "x faster" = tool/strata.
+vs_row() { # label tool-us strata-us
+    local f; f=$(ratio "$2" "$3")
+    row "$1" "$(ms "$3") ms" "$(ms "$2") ms" "${f}x" ">= 2x" "$(le 2 "$f" && echo met || echo MISSED)"
+}
+
+log "c. docker load (best of $RUNS)"
+if ! command -v dockerd >/dev/null || ! command -v docker >/dev/null; then
+    skipped "docker load (dockerd or docker not installed, and apt-get could not install docker.io)"
+else
+    mkdir -p "$RUN/docker" "$SHORT/exec"
+    SOCK=unix://$SHORT/docker.sock
+    dockerd --iptables=false --bridge=none --ip-masq=false --storage-driver overlay2 \
+        --data-root "$RUN/docker" --exec-root "$SHORT/exec" --pidfile "$SHORT/docker.pid" \
+        -H "$SOCK" >"$SHORT/dockerd.log" 2>&1 &
+    DOCKERD_PID=$!
+    up=0
+    for _ in $(seq 150); do
+        kill -0 "$DOCKERD_PID" 2>/dev/null || break
+        if docker -H "$SOCK" version >/dev/null 2>&1; then up=1; break; fi
+        sleep 0.2
+    done
+    if ((up == 0)); then
+        why=$(grep -iE 'level=(error|fatal)' "$SHORT/dockerd.log" | tail -1 | cut -c1-200)
+        stop_dockerd
+        skipped "docker load (dockerd did not start: ${why:-no answer in 30 s})"
+    else
+        DOCKERD_KIDS=$(ps -o pid= --ppid "$DOCKERD_PID" || true)
+        echo "dockerd $(docker -H "$SOCK" version -f '{{.Server.Version}}'), storage driver" \
+            "$(docker -H "$SOCK" info -f '{{.Driver}}'), data root on the run's ext4"
+        dl=()
+        for ((i = 1; i <= RUNS; i++)); do
+            sync
+            if ! t=$(elapsed_us docker -H "$SOCK" load -i "$DARCH"); then dl=(); break; fi
+            dl+=("$t")
+            did=$(docker -H "$SOCK" image inspect -f '{{.Id}}' "$TAG")
+            # Clean-up, not counted: remove the image and its layers.
+            docker -H "$SOCK" rmi -f "$TAG" >/dev/null
+            echo "  run $i: docker load $(ms "$t") ms (image $did)"
+        done
+        if ((${#dl[@]})); then
+            [[ $did == "$IMAGE_ID" ]] || echo "  WARNING: docker's image ID $did, the archive's $IMAGE_ID"
+            DL=$(best "${dl[@]}")
+            vs_row "docker load docker-archive (docker/strata)" "$DL" "$SD"
+        else
+            skipped "docker load (docker load failed: see above)"
+        fi
+        # Docker 20.10 loads no OCI archives (Docker >= 25 does): try once.
+        if docker -H "$SOCK" load -i "$OARCH" >/dev/null 2>"$SHORT/oci.err"; then
+            dlo=()
+            docker -H "$SOCK" rmi -f "$TAG" >/dev/null
+            for ((i = 1; i <= RUNS; i++)); do
+                sync
+                dlo+=("$(elapsed_us docker -H "$SOCK" load -i "$OARCH")")
+                docker -H "$SOCK" rmi -f "$TAG" >/dev/null
+            done
+            echo "  docker load oci-archive: $(msl "${dlo[@]}") ms"
+            vs_row "docker load oci-archive gzip (docker/strata)" "$(best "${dlo[@]}")" "$SO"
+        else
+            v=$(docker -H "$SOCK" version -f '{{.Server.Version}}')
+            if ((${v%%.*} < 25)); then
+                skipped "docker load of the OCI archive (dockerd $v loads no OCI archives; Docker >= 25 does)"
+            else
+                skipped "docker load of the OCI archive (failed: $(tail -1 "$SHORT/oci.err" | cut -c1-160))"
+            fi
+        fi
+        stop_dockerd
+    fi
+fi
+
+log "c. podman load (best of $RUNS)"
+if ! command -v podman >/dev/null; then
+    skipped "podman load (podman not installed, and apt-get could not install it)"
+else
+    # A fresh store per run, on the run's ext4, temporary files there too;
+    # the run root (locks, at most 50 bytes of path) in the short directory.
+    podman_() { # dir podman-args...
+        local d=$1; shift
+        mkdir -p "$d/tmp" "$SHORT/${d##*/}"
+        TMPDIR=$d/tmp podman --root "$d/root" --runroot "$SHORT/${d##*/}" --tmpdir "$d/libpod" \
+            --storage-driver overlay --events-backend file --cgroup-manager cgroupfs "$@"
+    }
+    podman_load() { podman_ "$1" load -q -i "$2"; }
+    for kind in docker-archive oci-archive; do
+        if [[ $kind == docker-archive ]]; then arch=$DARCH; ours=$SD; want=$IMAGE_ID
+        else arch=$OARCH; ours=$SO; want=$OCI_ID; fi
+        pl=()
+        for ((i = 1; i <= RUNS; i++)); do
+            newdir "podman-$kind"; sync
+            if ! t=$(elapsed_us podman_load "$DIR" "$arch"); then pl=(); break; fi
+            pl+=("$t")
+        done
+        if ((${#pl[@]})); then
+            pid=$(podman_ "$DIR" image inspect -f '{{.Id}}' "$TAG" 2>/dev/null || true)
+            echo "  podman load $kind: $(msl "${pl[@]}") ms (image sha256:${pid#sha256:})"
+            [[ sha256:${pid#sha256:} == "$want" ]] || echo "  WARNING: podman's image ID $pid, the archive's $want"
+            vs_row "podman load $kind (podman/strata)" "$(best "${pl[@]}")" "$ours"
+        else
+            skipped "podman load of the $kind (podman load failed: see above)"
+        fi
+        # podman's overlay driver may leave its home bind-mounted: not counted.
+        for d in "$RUN"/*-podman-*/; do unmount_under "$d"; done
+    done
+fi
+
+# -------------------------------------------------------------- d. peak RSS
+
+log "d. peak RSS of strata load (highest of $RUNS runs; time: best)"
+# Prints "max RSS in KiB" and "elapsed seconds" of "$@".
+peak() {
+    local v
+    v=$(/usr/bin/time -v "$@" 2>&1 >/dev/null) || { echo "$v" >&2; die "failed: $*"; }
+    echo "$(awk -F': ' '/Maximum resident set size/ { print $2 }' <<<"$v")" \
+        "$(awk -F': ' '/Elapsed \(wall clock\)/ { n = split($2, p, ":"); s = 0; for (i = 1; i <= n; i++) s = s * 60 + p[i]; print s }' <<<"$v")"
+}
+RSS=()
+maxf() { printf '%s\n' "$@" | sort -g | tail -1; }
+minf() { printf '%s\n' "$@" | sort -g | head -1; }
+for big in 1 4; do
+    R=$A/rss-$big.tar
+    L=$WORK/layer-$big-x256m-v1.tar
+    what="$(mib "$(stat -c %s "$R")") MiB layer"
+    warm "$R" "$L"
+    srss=(); st=(); trss=(); tt=()
+    for ((i = 1; i <= RUNS; i++)); do
+        newdir rss-strata; sync
+        read -r r t < <(peak "$STRATA" --root "$DIR" load -q -i "$R")
+        srss+=("$r"); st+=("$t")
+        newdir rss-tar; sync
+        read -r r t < <(peak tar -xf "$L" -C "$DIR")
+        # load syncs its layer before publishing it: add tar's sync.
+        s=$(elapsed_us sync -f "$DIR")
+        trss+=("$r"); tt+=("$(awk -v t="$t" -v s="$s" 'BEGIN { printf "%.2f", t + s / 1e6 }')")
+        echo "  $what, run $i: strata load $(mib $((srss[-1] * 1024))) MiB peak RSS in ${st[-1]} s;" \
+            "tar -x of the layer $(mib $((r * 1024))) MiB in $t s, ${tt[-1]} s with sync -f"
+    done
+    # The highest peak of the runs, the best time.
+    s_rss=$(maxf "${srss[@]}"); t_rss=$(maxf "${trss[@]}")
+    s_t=$(minf "${st[@]}"); t_ts=$(minf "${tt[@]}")
+    RSS+=("$s_rss")
+    met=met; ((s_rss < 64 * 1024)) || met=MISSED
+    row "peak RSS: $what (vs tar -x)" "$(mib $((s_rss * 1024))) MiB" "$(mib $((t_rss * 1024))) MiB" "$(ratio "$s_rss" "$t_rss")x" "< 64 MiB" "$met"
+    row "  time (vs tar -x + sync -f)" "${s_t} s" "${t_ts} s" "$(ratio "$s_t" "$t_ts")x" "" ""
+done
+growth=$(ratio "${RSS[1]}" "${RSS[0]}")
+row "peak RSS growth, 280 MiB -> 1 GiB layer" "${growth}x" "" "" "flat" "$(verdict "$growth" 1.25)"
+
+# ---------------------------------------------------------------- summary
+
+log "summary ($(nproc) cores, kernel $(uname -r), $(tar --version | head -1), strata $(git -C "$REPO" rev-parse --short HEAD 2>/dev/null || echo '?'))"
+echo "best of $RUNS; \"x faster\" rows: the other tool's time / strata's"
+printf '%-46s %12s %12s %8s  %-10s %s\n' "benchmark" "strata" "reference" "ratio" "target" ""
+for r in "${SUMMARY[@]}"; do echo "$r"; done
+for s in "${SKIPS[@]}"; do echo "$s"; done

@@ -1,0 +1,130 @@
+//! `strata load` and `strata save`.
+
+use std::io::{self, IsTerminal};
+use std::path::PathBuf;
+
+use anyhow::{bail, Result};
+use clap::{Args, ValueEnum};
+use indicatif::ProgressBar;
+use strata_store::{Progress, SaveFormat, Store};
+
+#[derive(Args)]
+pub struct Load {
+    /// A docker-archive or OCI archive (tar, possibly compressed), or an
+    /// OCI layout directory; standard input when absent or `-`.
+    #[arg(short, long)]
+    pub input: Option<PathBuf>,
+    /// Print only the loaded image IDs.
+    #[arg(short, long)]
+    pub quiet: bool,
+}
+
+#[derive(Args)]
+pub struct Save {
+    /// Where to write: a file, or a directory for oci-dir.
+    #[arg(short, long)]
+    pub output: PathBuf,
+    #[arg(long, value_enum, default_value_t = Kind::DockerArchive)]
+    pub format: Kind,
+    /// Images: name[:tag], ID or unique ID prefix.
+    #[arg(required = true)]
+    pub images: Vec<String>,
+}
+
+#[derive(Clone, Copy, Default, ValueEnum)]
+pub enum Kind {
+    #[default]
+    DockerArchive,
+    OciArchive,
+    OciDir,
+}
+
+/// Bytes and layers on a terminal's progress bar.
+struct Bar {
+    pb: ProgressBar,
+    what: &'static str,
+    layers: std::sync::atomic::AtomicUsize,
+    total: std::sync::atomic::AtomicUsize,
+}
+
+impl Bar {
+    fn new(what: &'static str) -> Bar {
+        Bar {
+            pb: crate::progress::bar(what, None),
+            what,
+            layers: 0.into(),
+            total: 0.into(),
+        }
+    }
+
+    fn message(&self) {
+        use std::sync::atomic::Ordering::Relaxed;
+        self.pb.set_message(format!(
+            "{} layer {}/{}",
+            self.what,
+            self.layers.load(Relaxed),
+            self.total.load(Relaxed)
+        ));
+    }
+}
+
+impl Progress for Bar {
+    fn start(&self, bytes: u64, layers: usize) {
+        if self.pb.is_hidden() {
+            return;
+        }
+        self.total
+            .store(layers, std::sync::atomic::Ordering::Relaxed);
+        self.pb.set_length(bytes);
+        self.pb.set_style(crate::progress::bytes_style());
+        self.message();
+    }
+
+    fn advance(&self, n: u64) {
+        self.pb.inc(n);
+    }
+
+    fn layer_done(&self) {
+        self.layers
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        self.message();
+    }
+}
+
+pub fn load(a: Load, store: &Store) -> Result<()> {
+    let bar = Bar::new("loading");
+    let loaded = match &a.input {
+        Some(p) if p.as_os_str() != "-" => store.load(p, &bar),
+        _ => {
+            if io::stdin().is_terminal() {
+                bail!("give an archive with -i, or pipe one to standard input");
+            }
+            store.load_reader(&mut io::stdin().lock(), &bar)
+        }
+    };
+    bar.pb.finish_and_clear();
+    for img in loaded? {
+        if a.quiet {
+            println!("{}", img.id);
+        } else if img.tags.is_empty() {
+            println!("Loaded image ID: {}", img.id);
+        } else {
+            for t in &img.tags {
+                println!("Loaded image: {t}");
+            }
+        }
+    }
+    Ok(())
+}
+
+pub fn save(a: Save, store: &Store) -> Result<()> {
+    let format = match a.format {
+        Kind::DockerArchive => SaveFormat::DockerArchive,
+        Kind::OciArchive => SaveFormat::OciArchive,
+        Kind::OciDir => SaveFormat::OciDir,
+    };
+    let bar = Bar::new("saving");
+    let done = store.save(&a.images, format, &a.output, &bar);
+    bar.pb.finish_and_clear();
+    Ok(done?)
+}

@@ -1,0 +1,617 @@
+//! `strata load` against what real tools write: a two-layer busybox image
+//! built with umoci (gzip layers, a whiteout of a file and of a directory,
+//! a mode change), copied by skopeo to a docker-archive, an OCI archive,
+//! an OCI layout and zstd layers; the legacy docker-archive and the
+//! Docker 25 archive built by hand from its blobs; multi-platform and
+//! nested indexes. Every load must give the image ID and diffIDs the
+//! source declares, the tags the source names, and a container whose
+//! tree is `umoci unpack`'s. When `dockerd` can run here, `docker save`
+//! and `docker load` are checked too.
+
+mod common;
+#[path = "common/fixtures.rs"]
+mod fixtures;
+
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::{json, Value};
+
+use common::{require_root, sh, Strata};
+use fixtures::{
+    assert_same_tree, have_tools, on_path, Busybox, Declared, CONTAINERD_NAME, INIT_PATHS, REF_NAME,
+};
+
+/// A store (overlay2) and the busybox image built in its temp dir, when
+/// root and the tools are there.
+fn setup(test: &str) -> Option<(Strata, Busybox)> {
+    if !require_root() || !have_tools(test, &["umoci", "skopeo", "busybox", "gzip"]) {
+        return None;
+    }
+    let s = Strata::new("overlay2");
+    let work = s.path("fixture");
+    fs::create_dir(&work).unwrap();
+    let bb = Busybox::build(&work);
+    Some((s, bb))
+}
+
+fn loaded_id(id: &str) -> String {
+    format!("Loaded image ID: {id}")
+}
+
+/// A container of `image` shows exactly what `umoci unpack` of `v2`
+/// gives, init layer aside.
+fn assert_mount_matches_umoci(s: &Strata, bb: &Busybox, image: &str) {
+    let merged = s.mount_image(image);
+    assert_same_tree(image, &merged, &bb.rootfs("v2"), INIT_PATHS);
+}
+
+#[test]
+fn loads_a_skopeo_docker_archive() {
+    let Some((s, bb)) = setup("loads_a_skopeo_docker_archive") else {
+        return;
+    };
+    let archive = bb.docker_archive("d.tar", "busybox:v2");
+    let want = Declared::by_skopeo(&format!("docker-archive:{}", archive.display()));
+    assert_eq!(want, bb.declared(), "skopeo changed the image");
+    let out = s.run(&["load", "-i", archive.to_str().unwrap()]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // skopeo writes docker.io/library/busybox:v2; Docker shows busybox:v2.
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        "Loaded image: busybox:v2\n"
+    );
+    // Not on a terminal: no progress bar, nothing on stderr.
+    assert_eq!(String::from_utf8_lossy(&out.stderr), "");
+    s.assert_image("busybox:v2", &want);
+    assert_eq!(s.tags_of(&want.id), ["busybox:v2"]);
+    assert_eq!(s.layers_json().len(), 2);
+    let img = &s.json(&["image", "inspect", "busybox:v2"])[0];
+    assert_eq!(img["Config"]["Cmd"], json!(["/bin/sh"]), "{img:#}");
+    s.assert_check_clean();
+    assert_mount_matches_umoci(&s, &bb, "busybox:v2");
+}
+
+#[test]
+fn loads_a_skopeo_oci_archive() {
+    let Some((s, bb)) = setup("loads_a_skopeo_oci_archive") else {
+        return;
+    };
+    let archive = bb.oci_archive("o.tar", "busybox:v2");
+    let want = Declared::by_skopeo(&format!("oci-archive:{}", archive.display()));
+    assert_eq!(want, bb.declared());
+    assert_eq!(s.load(&archive, &[]), ["Loaded image: busybox:v2"]);
+    s.assert_image("busybox:v2", &want);
+    assert_eq!(s.tags_of(&want.id), ["busybox:v2"]);
+    s.assert_check_clean();
+}
+
+#[test]
+fn loads_a_skopeo_oci_layout_directory() {
+    let Some((s, bb)) = setup("loads_a_skopeo_oci_layout_directory") else {
+        return;
+    };
+    let layout = bb.oci_dir("oci", "busybox:v2");
+    let want = Declared::by_skopeo(&format!("oci:{}:busybox:v2", layout.path().display()));
+    assert_eq!(want, layout.declared("busybox:v2"));
+    assert_eq!(s.load(layout.path(), &[]), ["Loaded image: busybox:v2"]);
+    s.assert_image("busybox:v2", &want);
+    s.assert_check_clean();
+    assert_mount_matches_umoci(&s, &bb, "busybox:v2");
+}
+
+#[test]
+fn loads_zstd_layers() {
+    let Some((s, bb)) = setup("loads_zstd_layers") else {
+        return;
+    };
+    let Some(layout) = bb.zstd_dir("zstd", "busybox:zstd") else {
+        eprintln!("SKIPPED: loads_zstd_layers: this skopeo cannot write zstd layers");
+        return;
+    };
+    // Other blobs, other compression: the same diffIDs and image ID.
+    let want = layout.declared("busybox:zstd");
+    assert_eq!(want, bb.declared());
+    assert_eq!(s.load(layout.path(), &[]), ["Loaded image: busybox:zstd"]);
+    s.assert_image("busybox:zstd", &want);
+    s.assert_check_clean();
+    assert_mount_matches_umoci(&s, &bb, "busybox:zstd");
+}
+
+#[test]
+fn mount_matches_umoci_unpack_on_vfs() {
+    if !require_root()
+        || !have_tools(
+            "mount_matches_umoci_unpack_on_vfs",
+            &["umoci", "skopeo", "busybox", "gzip"],
+        )
+    {
+        return;
+    }
+    let s = Strata::new("vfs");
+    let work = s.path("fixture");
+    fs::create_dir(&work).unwrap();
+    let bb = Busybox::build(&work);
+    let layout = bb.oci_dir("oci", "busybox:v2");
+    assert_eq!(s.load(layout.path(), &[]), ["Loaded image: busybox:v2"]);
+    s.assert_image("busybox:v2", &bb.declared());
+    assert_mount_matches_umoci(&s, &bb, "busybox:v2");
+}
+
+/// umoci's layout names its images `base` and `v2`: bare tags, which are
+/// no image name, so both load untagged (reported by ID); the layer they
+/// share is stored once.
+#[test]
+fn bare_ref_names_load_untagged() {
+    let Some((s, bb)) = setup("bare_ref_names_load_untagged") else {
+        return;
+    };
+    let base = bb.layout.declared("base");
+    let v2 = bb.declared();
+    let mut out = s.load(bb.layout.path(), &[]);
+    out.sort();
+    let mut want = vec![loaded_id(&base.id), loaded_id(&v2.id)];
+    want.sort();
+    assert_eq!(out, want);
+    s.assert_image(&base.id, &base);
+    s.assert_image(&v2.id, &v2);
+    assert!(s.tags_of(&base.id).is_empty());
+    assert!(s.tags_of(&v2.id).is_empty());
+    assert_eq!(s.layers_json().len(), 2, "the shared layer is stored once");
+    s.assert_check_clean();
+}
+
+/// How an OCI index's annotations name an image: a ref.name with `:` or
+/// `/` is a full reference, a bare one is only a tag (no name: untagged),
+/// and `io.containerd.image.name` wins over ref.name.
+#[test]
+fn index_annotations_give_the_tags() {
+    let Some((_s, bb)) = setup("index_annotations_give_the_tags") else {
+        return;
+    };
+    let cases: &[(Value, Option<&str>)] = &[
+        (json!({}), None),
+        (json!({ REF_NAME: "v2" }), None),
+        (json!({ REF_NAME: "busybox:v2" }), Some("busybox:v2")),
+        (
+            json!({ REF_NAME: "docker.io/library/busybox:full" }),
+            Some("busybox:full"),
+        ),
+        (
+            json!({ REF_NAME: "registry.example/team/app:1.0" }),
+            Some("registry.example/team/app:1.0"),
+        ),
+        (
+            json!({ REF_NAME: "registry.example/team/app" }),
+            Some("registry.example/team/app:latest"),
+        ),
+        (
+            json!({ REF_NAME: "v2", CONTAINERD_NAME: "docker.io/library/busybox:named" }),
+            Some("busybox:named"),
+        ),
+        (
+            json!({ REF_NAME: "busybox:ref", CONTAINERD_NAME: "docker.io/library/busybox:wins" }),
+            Some("busybox:wins"),
+        ),
+    ];
+    let want = bb.declared();
+    for (n, (annotations, tag)) in cases.iter().enumerate() {
+        let l = bb.layout.copy_to(&bb.dir.join(format!("annotated-{n}")));
+        let mut desc = l.descriptor("v2");
+        desc["annotations"] = annotations.clone();
+        l.set_index(vec![desc]);
+        let s = Strata::new("overlay2");
+        let out = s.load(l.path(), &[]);
+        match tag {
+            Some(t) => {
+                assert_eq!(out, [format!("Loaded image: {t}")], "{annotations}");
+                assert_eq!(s.tags_of(&want.id), [t.to_string()], "{annotations}");
+            }
+            None => {
+                assert_eq!(out, [loaded_id(&want.id)], "{annotations}");
+                assert!(s.tags_of(&want.id).is_empty(), "{annotations}");
+            }
+        }
+        s.assert_image(&want.id, &want);
+    }
+}
+
+#[test]
+fn quiet_prints_only_the_ids() {
+    let Some((s, bb)) = setup("quiet_prints_only_the_ids") else {
+        return;
+    };
+    let archive = bb.docker_archive("d.tar", "busybox:v2");
+    assert_eq!(s.load(&archive, &["-q"]), [bb.declared().id]);
+    assert_eq!(s.tags_of(&bb.declared().id), ["busybox:v2"]);
+}
+
+/// From standard input, and compressed as a whole (`docker save | gzip`).
+#[test]
+fn loads_from_standard_input_and_compressed() {
+    let Some((s, bb)) = setup("loads_from_standard_input_and_compressed") else {
+        return;
+    };
+    let archive = bb.docker_archive("d.tar", "busybox:v2");
+    let out = s
+        .cmd(&["load"])
+        .stdin(fs::File::open(&archive).unwrap())
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        "Loaded image: busybox:v2\n"
+    );
+    s.assert_image("busybox:v2", &bb.declared());
+
+    for (tool, ext) in [("gzip", "gz"), ("zstd", "zst")] {
+        if !have_tools("loads_from_standard_input_and_compressed", &[tool]) {
+            continue;
+        }
+        let s = Strata::new("overlay2");
+        let packed = bb.dir.join(format!("d.tar.{ext}"));
+        sh(&format!(
+            "{tool} -c '{}' > '{}'",
+            archive.display(),
+            packed.display()
+        ));
+        assert_eq!(s.load(&packed, &[]), ["Loaded image: busybox:v2"], "{tool}");
+        s.assert_image("busybox:v2", &bb.declared());
+    }
+}
+
+/// The same image again, from the same archive or another format: the
+/// same ID, and no layer unpacked again.
+#[test]
+fn loading_again_unpacks_nothing_new() {
+    let Some((s, bb)) = setup("loading_again_unpacks_nothing_new") else {
+        return;
+    };
+    let docker = bb.docker_archive("d.tar", "busybox:v2");
+    let oci = bb.oci_archive("o.tar", "busybox:oci");
+    assert_eq!(s.load(&docker, &[]), ["Loaded image: busybox:v2"]);
+    let layers = s.layers_json();
+    assert_eq!(layers.len(), 2);
+    assert_eq!(s.load(&docker, &[]), ["Loaded image: busybox:v2"]);
+    assert_eq!(
+        s.layers_json(),
+        layers,
+        "the second load changed the layers"
+    );
+    assert_eq!(s.load(&oci, &[]), ["Loaded image: busybox:oci"]);
+    assert_eq!(s.layers_json(), layers, "the OCI load changed the layers");
+    let id = bb.declared().id;
+    assert_eq!(s.tags_of(&id), ["busybox:oci", "busybox:v2"]);
+    assert_eq!(
+        s.json(&["images", "--format", "json"])
+            .as_array()
+            .unwrap()
+            .len(),
+        1
+    );
+    s.assert_check_clean();
+}
+
+/// A multi-platform index: this machine's manifest is the one loaded,
+/// though another platform's comes first.
+#[test]
+fn multi_platform_index_picks_the_host() {
+    let Some((s, bb)) = setup("multi_platform_index_picks_the_host") else {
+        return;
+    };
+    let (layout, want) = bb.platform_layout("platforms", false);
+    assert_eq!(s.load(layout.path(), &[]), [loaded_id(&want.id)]);
+    s.assert_image(&want.id, &want);
+    let images = s.json(&["images", "--format", "json"]);
+    assert_eq!(images.as_array().unwrap().len(), 1, "{images:#}");
+    let img = &s.json(&["image", "inspect", &want.id])[0];
+    assert_eq!(img["Architecture"], fixtures::host_arch());
+    s.assert_check_clean();
+}
+
+/// index.json -> index -> index -> manifests by platform: followed, the
+/// host's chosen, named by the outer descriptor's ref.name.
+#[test]
+fn nested_index_is_followed() {
+    let Some((s, bb)) = setup("nested_index_is_followed") else {
+        return;
+    };
+    let (layout, want) = bb.platform_layout("nested", true);
+    assert_eq!(s.load(layout.path(), &[]), ["Loaded image: busybox:nested"]);
+    s.assert_image("busybox:nested", &want);
+    let images = s.json(&["images", "--format", "json"]);
+    assert_eq!(images.as_array().unwrap().len(), 1, "{images:#}");
+    s.assert_check_clean();
+}
+
+/// The docker-archive of Docker before 25, with its repeated layer
+/// stored once behind a symlink inside the archive.
+#[test]
+fn loads_a_legacy_docker_archive() {
+    let Some((s, bb)) = setup("loads_a_legacy_docker_archive") else {
+        return;
+    };
+    let (archive, want) = bb.legacy_archive();
+    // The hand-made archive is one skopeo reads as we mean it.
+    assert_eq!(
+        Declared::by_skopeo(&format!("docker-archive:{}", archive.display())),
+        want
+    );
+    assert_eq!(s.load(&archive, &[]), ["Loaded image: busybox:legacy"]);
+    s.assert_image("busybox:legacy", &want);
+    assert_eq!(s.layers_json().len(), 3);
+    s.assert_check_clean();
+    // The top layer applied twice changes nothing more.
+    assert_mount_matches_umoci(&s, &bb, "busybox:legacy");
+}
+
+/// The archive Docker 25 and later write (an OCI layout and a
+/// manifest.json in one tar): one image, named once.
+#[test]
+fn loads_a_docker25_archive() {
+    let Some((s, bb)) = setup("loads_a_docker25_archive") else {
+        return;
+    };
+    let (archive, want) = bb.moby25_archive();
+    assert_eq!(
+        Declared::by_skopeo(&format!("docker-archive:{}", archive.display())),
+        want
+    );
+    assert_eq!(s.load(&archive, &[]), ["Loaded image: busybox:moby"]);
+    s.assert_image("busybox:moby", &want);
+    assert_eq!(s.tags_of(&want.id), ["busybox:moby"]);
+    s.assert_check_clean();
+    assert_mount_matches_umoci(&s, &bb, "busybox:moby");
+}
+
+/// A `dockerd` of our own: its data, exec root and socket in temp dirs,
+/// no networking; stopped (and its mounts undone) on drop.
+struct Dockerd {
+    child: Child,
+    dir: tempfile::TempDir,
+    log: PathBuf,
+}
+
+impl Dockerd {
+    /// Starts one, or says SKIPPED and why when it cannot run here.
+    fn start(test: &str) -> Option<Dockerd> {
+        if !on_path("dockerd") || !on_path("docker") {
+            // Not a failure under CI either: whether dockerd can run
+            // depends on the machine, not only on packages.
+            eprintln!("SKIPPED: {test}: dockerd or docker not installed (Debian's docker.io)");
+            return None;
+        }
+        // The exec root holds containerd's socket: keep its path short.
+        let dir = tempfile::Builder::new()
+            .prefix("dk")
+            .tempdir_in("/tmp")
+            .unwrap();
+        let d = dir.path();
+        fs::write(d.join("daemon.json"), "{}").unwrap();
+        let log = d.join("dockerd.log");
+        let child = Command::new("dockerd")
+            .arg("--config-file")
+            .arg(d.join("daemon.json"))
+            .arg("--data-root")
+            .arg(d.join("data"))
+            .arg("--exec-root")
+            .arg(d.join("x"))
+            .arg("--pidfile")
+            .arg(d.join("dockerd.pid"))
+            .arg("-H")
+            .arg(format!("unix://{}", d.join("sock").display()))
+            .args(["--iptables=false", "--ip6tables=false", "--bridge=none"])
+            .args(["--ip-forward=false", "--ip-masq=false", "--log-level=warn"])
+            .stdin(Stdio::null())
+            .stdout(fs::File::create(&log).unwrap())
+            .stderr(fs::File::create(&log).unwrap())
+            .spawn()
+            .unwrap();
+        let mut dockerd = Dockerd { child, dir, log };
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            if dockerd.docker(&["version"]).status.success() {
+                return Some(dockerd);
+            }
+            let exited = dockerd.child.try_wait().unwrap().is_some();
+            if exited || Instant::now() > deadline {
+                let log = fs::read_to_string(&dockerd.log).unwrap_or_default();
+                let tail: Vec<&str> = log.lines().rev().take(15).collect();
+                eprintln!(
+                    "SKIPPED: {test}: dockerd did not start here ({}):\n{}",
+                    if exited { "it exited" } else { "timed out" },
+                    tail.into_iter().rev().collect::<Vec<_>>().join("\n")
+                );
+                return None;
+            }
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    }
+
+    fn docker(&self, args: &[&str]) -> Output {
+        Command::new("docker")
+            .env("DOCKER_CONFIG", self.dir.path().join("client"))
+            .arg("-H")
+            .arg(format!("unix://{}", self.dir.path().join("sock").display()))
+            .args(args)
+            .output()
+            .unwrap()
+    }
+
+    /// Runs docker; returns trimmed stdout, panics with stderr on failure.
+    fn ok(&self, args: &[&str]) -> String {
+        let out = self.docker(args);
+        assert!(
+            out.status.success(),
+            "docker {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).unwrap().trim().to_owned()
+    }
+
+    /// `docker image inspect`: the image ID and its diffIDs.
+    fn declared(&self, image: &str) -> Declared {
+        let v: Value = serde_json::from_str(&self.ok(&["image", "inspect", image])).unwrap();
+        Declared {
+            id: v[0]["Id"].as_str().unwrap().to_owned(),
+            diff_ids: v[0]["RootFS"]["Layers"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|d| d.as_str().unwrap().to_owned())
+                .collect(),
+        }
+    }
+}
+
+impl Drop for Dockerd {
+    fn drop(&mut self) {
+        let pid = self.child.id().to_string();
+        let _ = Command::new("kill").args(["-TERM", &pid]).status();
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while self.child.try_wait().ok().flatten().is_none() {
+            if Instant::now() > deadline {
+                let _ = self.child.kill();
+                let _ = self.child.wait();
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        unmount_under(self.dir.path());
+    }
+}
+
+/// Lazily unmounts everything under `dir`, deepest first.
+fn unmount_under(dir: &Path) {
+    let mounts = fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
+    let mut mine: Vec<&str> = mounts
+        .lines()
+        .filter_map(|l| l.split(' ').nth(4))
+        .filter(|m| Path::new(m).starts_with(dir))
+        .collect();
+    mine.sort_by_key(|m| std::cmp::Reverse(m.len()));
+    for m in mine {
+        let _ = Command::new("umount").arg("-l").arg(m).status();
+    }
+}
+
+/// What Docker itself saves loads with the same ID and diffIDs.
+#[test]
+fn loads_what_docker_saves() {
+    let test = "loads_what_docker_saves";
+    let Some((s, bb)) = setup(test) else {
+        return;
+    };
+    let Some(docker) = Dockerd::start(test) else {
+        return;
+    };
+    let archive = bb.docker_archive("d.tar", "busybox:v2");
+    let loaded = docker.ok(&["load", "-i", archive.to_str().unwrap()]);
+    assert!(loaded.contains("busybox:v2"), "{loaded}");
+    let want = docker.declared("busybox:v2");
+    assert_eq!(want, bb.declared(), "docker changed the image");
+    let saved = s.path("docker-saved.tar");
+    docker.ok(&["save", "-o", saved.to_str().unwrap(), "busybox:v2"]);
+    assert_eq!(s.load(&saved, &[]), ["Loaded image: busybox:v2"]);
+    s.assert_image("busybox:v2", &want);
+    s.assert_check_clean();
+    assert_mount_matches_umoci(&s, &bb, "busybox:v2");
+}
+
+/// What strata saves, Docker loads with the same ID and diffIDs, and
+/// runs (when it can run containers here).
+#[test]
+fn docker_loads_what_strata_saves() {
+    let test = "docker_loads_what_strata_saves";
+    let Some((s, bb)) = setup(test) else {
+        return;
+    };
+    let Some(docker) = Dockerd::start(test) else {
+        return;
+    };
+    let archive = bb.docker_archive("d.tar", "busybox:v2");
+    s.load(&archive, &[]);
+    let saved = s.path("strata-saved.tar");
+    s.ok(&["save", "-o", saved.to_str().unwrap(), "busybox:v2"]);
+    let loaded = docker.ok(&["load", "-i", saved.to_str().unwrap()]);
+    assert!(loaded.contains("busybox:v2"), "{loaded}");
+    assert_eq!(docker.declared("busybox:v2"), bb.declared());
+    let run = docker.docker(&[
+        "run",
+        "--rm",
+        "--network",
+        "none",
+        "busybox:v2",
+        "cat",
+        "/etc/added",
+        "/etc/motd",
+    ]);
+    if run.status.success() {
+        assert_eq!(String::from_utf8_lossy(&run.stdout), "new\nhello\n");
+    } else {
+        eprintln!(
+            "note: {test}: docker cannot run containers here: {}",
+            String::from_utf8_lossy(&run.stderr)
+        );
+    }
+}
+
+/// load → save → load keeps everything: the saved layers are the
+/// source's layer tars byte for byte (gzip taken off), and a second store
+/// loading the saved archive has the same image ID and diffIDs.
+#[test]
+fn load_save_load_keeps_the_image_byte_for_byte() {
+    let Some((s, bb)) = setup("load_save_load_keeps_the_image_byte_for_byte") else {
+        return;
+    };
+    let want = bb.declared();
+    let layout = bb.oci_dir("oci", "busybox:v2");
+    assert_eq!(s.load(layout.path(), &[]), ["Loaded image: busybox:v2"]);
+    let layers = bb.layer_tars();
+    for (format, name) in [
+        ("docker-archive", "saved.tar"),
+        ("oci-archive", "saved-oci.tar"),
+        ("oci-dir", "saved-dir"),
+    ] {
+        let out = s.path(name);
+        s.ok(&[
+            "save",
+            "--format",
+            format,
+            "-o",
+            out.to_str().unwrap(),
+            "busybox:v2",
+        ]);
+        let blobs = if format == "oci-dir" {
+            out.clone()
+        } else {
+            let dir = s.path(&format!("{name}.x"));
+            fs::create_dir(&dir).unwrap();
+            sh(&format!("tar -xf {} -C {}", out.display(), dir.display()));
+            dir
+        };
+        for (tar, diff) in layers.iter().zip(&want.diff_ids) {
+            let blob = blobs.join("blobs/sha256").join(fixtures::hex(diff));
+            assert!(
+                fs::read(&blob).unwrap() == *tar,
+                "{format}: layer {diff} is not the source's tar"
+            );
+        }
+        let again = Strata::new("overlay2");
+        let lines = again.load(&out, &[]);
+        assert_eq!(lines, ["Loaded image: busybox:v2"], "{format}");
+        again.assert_image("busybox:v2", &want);
+        again.assert_check_clean();
+    }
+}

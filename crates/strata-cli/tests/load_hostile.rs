@@ -1,0 +1,1223 @@
+//! `strata load` of hostile and broken archives, each built here byte by
+//! byte: paths that escape the archive (`../`, absolute, symlinks inside
+//! the tar, digests used as paths), missing blobs, digest and size
+//! mismatches, malformed JSON, enormous declared sizes, duplicate
+//! entries, truncation, and a layer that climbs out of its root.
+//!
+//! Every one must be refused with a `strata: error:` that names the
+//! problem, without a panic, and leave the store as it was: the same
+//! images, the same layers (none of a half-loaded image's), no driver
+//! layer or metadata left behind, and `strata check` clean. The store
+//! holds an image (`keep:1`) beforehand, so "as it was" is not "empty",
+//! and some archives share its layer.
+//!
+//! The keywords asserted on are case-insensitive; `a|b` accepts either.
+
+mod common;
+#[path = "common/fixtures.rs"]
+mod fixtures;
+
+use std::collections::BTreeMap;
+use std::fs;
+use std::io::{Read, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::{json, Value};
+
+use common::{require_root, sha256_of, Strata};
+
+/// A blob that is not what its descriptor says (its digest or its size).
+const DESCRIPTOR: &str = "descriptor";
+/// A size refused: the messages say how many bytes.
+const SIZE: &str = "bytes|size";
+const DUPLICATE: &str = "two entries|duplicate";
+const TRUNCATED: &str = "truncated";
+
+/// What an archive entry holds.
+#[derive(Clone)]
+enum Body {
+    File(Vec<u8>),
+    Dir,
+    Symlink(String),
+    /// A header declaring `size` bytes, followed by only `data`, then the
+    /// end of the file.
+    Truncated {
+        size: u64,
+        data: Vec<u8>,
+    },
+}
+
+/// An archive as its entries in order, names written byte for byte (the
+/// `tar` crate's path checks would refuse the hostile ones): tests build
+/// a good one, then tamper with it.
+#[derive(Clone, Default)]
+struct Archive {
+    entries: Vec<(String, Body)>,
+}
+
+impl Archive {
+    /// Replaces the entry called `name`, or appends it.
+    fn set(&mut self, name: &str, body: Body) -> &mut Self {
+        match self.entries.iter_mut().find(|(n, _)| n == name) {
+            Some(e) => e.1 = body,
+            None => self.entries.push((name.to_owned(), body)),
+        }
+        self
+    }
+
+    /// Appends, even when an entry of that name is there.
+    fn push(&mut self, name: &str, body: Body) -> &mut Self {
+        self.entries.push((name.to_owned(), body));
+        self
+    }
+
+    fn remove(&mut self, name: &str) -> &mut Self {
+        let before = self.entries.len();
+        self.entries.retain(|(n, _)| n != name);
+        assert!(self.entries.len() < before, "no entry {name}");
+        self
+    }
+
+    fn data(&self, name: &str) -> &[u8] {
+        match self.entries.iter().find(|(n, _)| n == name) {
+            Some((_, Body::File(d))) => d,
+            _ => panic!("no file {name}"),
+        }
+    }
+
+    fn json(&self, name: &str) -> Value {
+        serde_json::from_slice(self.data(name)).unwrap()
+    }
+
+    fn set_json(&mut self, name: &str, v: &Value) -> &mut Self {
+        self.set(name, Body::File(serde_json::to_vec(v).unwrap()))
+    }
+
+    /// The tar, and the offset of each file's data in it.
+    fn tar(&self) -> (Vec<u8>, BTreeMap<String, usize>) {
+        let mut out = Vec::new();
+        let mut offsets = BTreeMap::new();
+        for (name, body) in &self.entries {
+            match body {
+                Body::File(data) => {
+                    out.extend_from_slice(&header(
+                        name,
+                        tar::EntryType::Regular,
+                        data.len() as u64,
+                        "",
+                    ));
+                    offsets.insert(name.clone(), out.len());
+                    out.extend_from_slice(data);
+                    out.resize(out.len().next_multiple_of(512), 0);
+                }
+                Body::Dir => out.extend_from_slice(&header(name, tar::EntryType::Directory, 0, "")),
+                Body::Symlink(target) => {
+                    out.extend_from_slice(&header(name, tar::EntryType::Symlink, 0, target))
+                }
+                Body::Truncated { size, data } => {
+                    out.extend_from_slice(&header(name, tar::EntryType::Regular, *size, ""));
+                    out.extend_from_slice(data);
+                    return (out, offsets);
+                }
+            }
+        }
+        out.extend_from_slice(&[0; 1024]);
+        (out, offsets)
+    }
+
+    /// Writes the tar to `s.path(name)`.
+    fn file(&self, s: &Strata, name: &str) -> PathBuf {
+        let path = s.path(name);
+        fs::write(&path, self.tar().0).unwrap();
+        path
+    }
+
+    /// Writes the entries as a directory tree at `s.path(name)`.
+    fn dir(&self, s: &Strata, name: &str) -> PathBuf {
+        let root = s.path(name);
+        fs::create_dir(&root).unwrap();
+        for (entry, body) in &self.entries {
+            let path = root.join(entry);
+            if let Some(parent) = path.parent() {
+                fs::create_dir_all(parent).unwrap();
+            }
+            match body {
+                Body::File(data) => fs::write(&path, data).unwrap(),
+                Body::Dir => fs::create_dir_all(&path).unwrap(),
+                Body::Symlink(target) => std::os::unix::fs::symlink(target, &path).unwrap(),
+                Body::Truncated { data, .. } => fs::write(&path, data).unwrap(),
+            }
+        }
+        root
+    }
+}
+
+/// A ustar header with `name` and `link` copied in as they are.
+fn header(name: &str, kind: tar::EntryType, size: u64, link: &str) -> [u8; 512] {
+    let mut h = tar::Header::new_ustar();
+    let old = h.as_old_mut();
+    assert!(
+        name.len() <= old.name.len() && link.len() <= old.linkname.len(),
+        "{name} -> {link}: longer than a ustar header holds (is TMPDIR long?)"
+    );
+    old.name[..name.len()].copy_from_slice(name.as_bytes());
+    old.linkname[..link.len()].copy_from_slice(link.as_bytes());
+    h.set_entry_type(kind);
+    h.set_size(size);
+    h.set_mode(match kind {
+        tar::EntryType::Regular => 0o644,
+        _ => 0o755,
+    });
+    h.set_uid(0);
+    h.set_gid(0);
+    h.set_mtime(1_700_000_000);
+    h.set_cksum();
+    *h.as_bytes()
+}
+
+/// `len` bytes that do not compress and differ with `seed`.
+fn noise(seed: u8, len: usize) -> Vec<u8> {
+    let mut x =
+        (0x9e37_79b9_7f4a_7c15u64 ^ u64::from(seed).wrapping_mul(0x2545_f491_4f6c_dd1d)) | 1;
+    (0..len)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x as u8
+        })
+        .collect()
+}
+
+/// A small layer: `etc/layer-<seed>` with 8 KiB of noise.
+fn layer(seed: u8) -> Vec<u8> {
+    let mut a = Archive::default();
+    a.set("etc/", Body::Dir)
+        .set(&format!("etc/layer-{seed}"), Body::File(noise(seed, 8192)));
+    a.tar().0
+}
+
+/// A layer with one entry named `name`.
+fn layer_with(name: &str) -> Vec<u8> {
+    let mut a = Archive::default();
+    a.set(name, Body::File(b"x\n".to_vec()));
+    a.tar().0
+}
+
+fn gzip(data: &[u8], level: u32) -> Vec<u8> {
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::new(level));
+    gz.write_all(data).unwrap();
+    gz.finish().unwrap()
+}
+
+fn host_arch() -> &'static str {
+    match std::env::consts::ARCH {
+        "x86_64" => "amd64",
+        "aarch64" => "arm64",
+        other => other,
+    }
+}
+
+fn config_for(diff_ids: &[String]) -> Vec<u8> {
+    serde_json::to_vec(&json!({
+        "architecture": host_arch(),
+        "os": "linux",
+        "config": {},
+        "rootfs": { "type": "layers", "diff_ids": diff_ids },
+        "history": diff_ids.iter().map(|_| json!({ "created_by": "test" })).collect::<Vec<_>>(),
+    }))
+    .unwrap()
+}
+
+/// The first 12 hex digits of a digest: enough to say an error names it.
+fn short(digest: &str) -> &str {
+    &fixtures::hex(digest)[..12]
+}
+
+fn blob(digest: &str) -> String {
+    format!("blobs/sha256/{}", fixtures::hex(digest))
+}
+
+/// An image: its layer tars, their diffIDs, its config and ID.
+struct Image {
+    layers: Vec<Vec<u8>>,
+    diff_ids: Vec<String>,
+    config: Vec<u8>,
+    id: String,
+}
+
+impl Image {
+    /// An image of the layers `layer(seed)` for each seed (seed 0 is the
+    /// layer of `keep:1`).
+    fn of(seeds: &[u8]) -> Image {
+        Image::with_layers(seeds.iter().map(|s| layer(*s)).collect())
+    }
+
+    fn with_layers(layers: Vec<Vec<u8>>) -> Image {
+        let diff_ids: Vec<String> = layers.iter().map(|l| sha256_of(l)).collect();
+        let config = config_for(&diff_ids);
+        Image {
+            id: sha256_of(&config),
+            layers,
+            diff_ids,
+            config,
+        }
+    }
+
+    fn config_name(&self) -> String {
+        format!("{}.json", fixtures::hex(&self.id))
+    }
+
+    /// As a docker-archive: `manifest.json` and the config first (as a
+    /// streaming reader likes it), then `layer<n>/layer.tar`, tagged
+    /// `hostile:1`.
+    fn docker(&self) -> Archive {
+        let mut a = Archive::default();
+        let names: Vec<String> = (0..self.layers.len())
+            .map(|n| format!("layer{n}/layer.tar"))
+            .collect();
+        a.set_json(
+            "manifest.json",
+            &json!([{ "Config": self.config_name(), "RepoTags": ["hostile:1"], "Layers": names }]),
+        );
+        a.set(&self.config_name(), Body::File(self.config.clone()));
+        for (n, l) in self.layers.iter().enumerate() {
+            a.set(&format!("layer{n}/"), Body::Dir);
+            a.set(&names[n], Body::File(l.clone()));
+        }
+        a
+    }
+
+    /// As an OCI layout (layers gzip'd when `gzip`), named `hostile:1`.
+    fn oci(&self, gzip_layers: bool) -> Oci {
+        let mut a = Archive::default();
+        a.set(
+            "oci-layout",
+            Body::File(br#"{"imageLayoutVersion":"1.0.0"}"#.to_vec()),
+        );
+        a.set("index.json", Body::File(Vec::new()));
+        a.set("blobs/", Body::Dir).set("blobs/sha256/", Body::Dir);
+        let config = descriptor(fixtures::OCI_CONFIG, &self.config);
+        let mut layers = Vec::new();
+        let mut blobs = Vec::new();
+        for l in &self.layers {
+            let (media, data) = match gzip_layers {
+                true => (format!("{}+gzip", fixtures::OCI_LAYER), gzip(l, 6)),
+                false => (fixtures::OCI_LAYER.to_owned(), l.clone()),
+            };
+            layers.push(descriptor(&media, &data));
+            blobs.push(data);
+        }
+        let manifest = json!({
+            "schemaVersion": 2,
+            "mediaType": fixtures::OCI_MANIFEST,
+            "config": config,
+            "layers": layers,
+        });
+        let mut o = Oci {
+            archive: a,
+            manifest: Value::Null,
+        };
+        o.set_manifest(manifest);
+        o.archive.set(
+            &blob(&sha256_of(&self.config)),
+            Body::File(self.config.clone()),
+        );
+        for (d, data) in layers.iter().zip(blobs) {
+            o.archive
+                .set(&blob(d["digest"].as_str().unwrap()), Body::File(data));
+        }
+        o
+    }
+}
+
+fn descriptor(media_type: &str, data: &[u8]) -> Value {
+    json!({ "mediaType": media_type, "digest": sha256_of(data), "size": data.len() })
+}
+
+/// An OCI layout being tampered with: its manifest is kept at hand, and
+/// replacing it keeps the index pointing at it.
+#[derive(Clone)]
+struct Oci {
+    archive: Archive,
+    manifest: Value,
+}
+
+impl Oci {
+    fn digest(&self, at: &str) -> String {
+        self.manifest.pointer(at).unwrap()["digest"]
+            .as_str()
+            .unwrap()
+            .to_owned()
+    }
+
+    fn layer(&self, n: usize) -> String {
+        self.digest(&format!("/layers/{n}"))
+    }
+
+    fn config(&self) -> String {
+        self.digest("/config")
+    }
+
+    fn manifest_digest(&self) -> String {
+        self.index()["manifests"][0]["digest"]
+            .as_str()
+            .unwrap()
+            .to_owned()
+    }
+
+    fn index(&self) -> Value {
+        self.archive.json("index.json")
+    }
+
+    fn set_index(&mut self, index: &Value) {
+        self.archive.set_json("index.json", index);
+    }
+
+    /// Stores `manifest` as a blob (in the old one's place) and points
+    /// the index at it.
+    fn set_manifest(&mut self, manifest: Value) {
+        let bytes = serde_json::to_vec(&manifest).unwrap();
+        let desc = descriptor(fixtures::OCI_MANIFEST, &bytes);
+        if !self.manifest.is_null() {
+            let old = blob(&self.manifest_digest());
+            let at = self
+                .archive
+                .entries
+                .iter()
+                .position(|(n, _)| *n == old)
+                .unwrap();
+            self.archive.entries[at] = (blob(desc["digest"].as_str().unwrap()), Body::File(bytes));
+        } else {
+            self.archive
+                .set(&blob(desc["digest"].as_str().unwrap()), Body::File(bytes));
+        }
+        let mut desc = desc;
+        desc["annotations"] = json!({ fixtures::REF_NAME: "hostile:1" });
+        self.set_index(&json!({ "schemaVersion": 2, "manifests": [desc] }));
+        self.manifest = manifest;
+    }
+
+    /// Stores `config` as the image's config blob and points the manifest
+    /// at it.
+    fn set_config(&mut self, config: &[u8]) {
+        self.archive.remove(&blob(&self.config()));
+        let desc = descriptor(fixtures::OCI_CONFIG, config);
+        self.archive.set(
+            &blob(desc["digest"].as_str().unwrap()),
+            Body::File(config.to_vec()),
+        );
+        let mut m = self.manifest.clone();
+        m["config"] = desc;
+        self.set_manifest(m);
+    }
+}
+
+/// A store holding `keep:1` (the layer `layer(0)`), when root.
+fn store() -> Option<Strata> {
+    if !require_root() {
+        return None;
+    }
+    let s = Strata::new("overlay2");
+    let keep = s.path("keep.tar");
+    fs::write(&keep, layer(0)).unwrap();
+    s.ok(&["import", keep.to_str().unwrap(), "keep:1"]);
+    Some(s)
+}
+
+/// What a refused load must leave alone.
+#[derive(Debug, PartialEq)]
+struct Snapshot {
+    images: Value,
+    layers: Value,
+    files: Vec<String>,
+}
+
+fn snapshot(s: &Strata) -> Snapshot {
+    let root = s.root();
+    let mut files = Vec::new();
+    for dir in [
+        "overlay2",
+        "overlay2/l",
+        "image/overlay2/imagedb/content/sha256",
+        "image/overlay2/imagedb/metadata/sha256",
+        "image/overlay2/layerdb/sha256",
+        "containers",
+    ] {
+        if let Ok(entries) = fs::read_dir(root.join(dir)) {
+            for e in entries {
+                files.push(format!(
+                    "{dir}/{}",
+                    e.unwrap().file_name().to_string_lossy()
+                ));
+            }
+        }
+    }
+    files.sort();
+    files.push(
+        fs::read_to_string(root.join("image/overlay2/repositories.json")).unwrap_or_default(),
+    );
+    Snapshot {
+        images: s.json(&["images", "--format", "json"]),
+        layers: s.json(&["layers", "--format", "json"]),
+        files,
+    }
+}
+
+/// Runs `cmd`, killing it after two minutes: a loader that hangs on a
+/// hostile archive fails the test rather than the whole run.
+fn bounded(mut cmd: Command) -> Output {
+    let mut child = cmd
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let pipe = |mut r: Box<dyn Read + Send>| {
+        std::thread::spawn(move || {
+            let mut v = Vec::new();
+            let _ = r.read_to_end(&mut v);
+            v
+        })
+    };
+    let stdout = pipe(Box::new(child.stdout.take().unwrap()));
+    let stderr = pipe(Box::new(child.stderr.take().unwrap()));
+    let deadline = Instant::now() + Duration::from_secs(120);
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("load did not finish in two minutes");
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    };
+    Output {
+        status,
+        stdout: stdout.join().unwrap(),
+        stderr: stderr.join().unwrap(),
+    }
+}
+
+/// Loads `input`, and asserts it is refused cleanly: an exit status of
+/// 1-ish (no panic, no signal), `strata: error:` with every keyword on
+/// stderr, and the store as it was.
+fn refused(s: &Strata, input: &Path, keywords: &[&str]) {
+    let before = snapshot(s);
+    let out = bounded(s.cmd(&["load", "-i", input.to_str().unwrap()]));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !out.status.success(),
+        "a hostile archive was loaded: {stdout}{stderr}"
+    );
+    assert!(
+        out.status.code().is_some() && out.status.code() != Some(101),
+        "load crashed ({}): {stderr}",
+        out.status
+    );
+    assert!(stderr.contains("strata: error:"), "no error line: {stderr}");
+    eprintln!("{}: {}", input.display(), stderr.trim());
+    let lower = stderr.to_lowercase();
+    for k in keywords {
+        assert!(
+            k.split('|').any(|alt| lower.contains(&alt.to_lowercase())),
+            "the error does not say {k:?}: {stderr}"
+        );
+    }
+    assert_eq!(
+        snapshot(s),
+        before,
+        "a refused load changed the store ({stderr})"
+    );
+    s.assert_check_clean();
+}
+
+/// `keep:1` still has its layer's content.
+fn keep_is_intact(s: &Strata) {
+    let merged = s.mount_image("keep:1");
+    assert_eq!(
+        fs::read(merged.join("etc/layer-0")).unwrap(),
+        noise(0, 8192)
+    );
+}
+
+// ---- paths that leave the archive -------------------------------------
+
+#[test]
+fn refuses_config_path_with_dotdot() {
+    let Some(s) = store() else { return };
+    let img = Image::of(&[1, 2]);
+    let mut a = img.docker();
+    let mut m = a.json("manifest.json");
+    m[0]["Config"] = json!("../evil.json");
+    a.set_json("manifest.json", &m);
+    refused(&s, &a.file(&s, "x.tar"), &["../evil.json"]);
+}
+
+#[test]
+fn refuses_layer_path_with_dotdot() {
+    let Some(s) = store() else { return };
+    let mut a = Image::of(&[1, 2]).docker();
+    let mut m = a.json("manifest.json");
+    m[0]["Layers"][1] = json!("layer1/../../layer1/layer.tar");
+    a.set_json("manifest.json", &m);
+    refused(&s, &a.file(&s, "x.tar"), &["layer1/../../layer1/layer.tar"]);
+}
+
+/// The absolute path names a good layer outside the archive: a loader
+/// that opens it would succeed.
+#[test]
+fn refuses_absolute_layer_path() {
+    let Some(s) = store() else { return };
+    let img = Image::of(&[1, 2]);
+    let outside = s.path("outside.tar");
+    fs::write(&outside, &img.layers[1]).unwrap();
+    let mut a = img.docker();
+    a.remove("layer1/layer.tar");
+    let mut m = a.json("manifest.json");
+    m[0]["Layers"][1] = json!(outside.to_str().unwrap());
+    a.set_json("manifest.json", &m);
+    refused(&s, &a.file(&s, "x.tar"), &[outside.to_str().unwrap()]);
+}
+
+/// `evil -> ../../etc` and `Layers: ["evil/passwd"]`: the class of
+/// CVE-2014-6407 and CVE-2014-9356 (`docker load` following links in the
+/// archive out of it).
+#[test]
+fn refuses_symlink_entry_escaping_the_archive() {
+    let Some(s) = store() else { return };
+    let mut a = Image::of(&[1]).docker();
+    a.push("evil", Body::Symlink("../../etc".into()));
+    let mut m = a.json("manifest.json");
+    m[0]["Layers"][0] = json!("evil/passwd");
+    a.set_json("manifest.json", &m);
+    refused(&s, &a.file(&s, "x.tar"), &["evil"]);
+}
+
+/// Symlink entries to a directory outside holding a good layer, by an
+/// absolute and by a relative target: a loader that follows either would
+/// succeed.
+#[test]
+fn refuses_symlink_entry_to_a_layer_outside() {
+    let Some(s) = store() else { return };
+    let img = Image::of(&[1, 2]);
+    let outside = s.path("outside");
+    fs::create_dir(&outside).unwrap();
+    fs::write(outside.join("layer.tar"), &img.layers[1]).unwrap();
+    let relative = format!(
+        "{}{}",
+        "../".repeat(12),
+        outside.to_str().unwrap().trim_start_matches('/')
+    );
+    for (n, target) in [outside.to_str().unwrap().to_owned(), relative]
+        .into_iter()
+        .enumerate()
+    {
+        let mut a = img.docker();
+        a.remove("layer1/layer.tar");
+        a.push("evil", Body::Symlink(target));
+        let mut m = a.json("manifest.json");
+        m[0]["Layers"][1] = json!("evil/layer.tar");
+        a.set_json("manifest.json", &m);
+        refused(&s, &a.file(&s, &format!("x{n}.tar")), &["evil"]);
+    }
+}
+
+/// The config behind a symlink entry to a file outside with the right
+/// content.
+#[test]
+fn refuses_config_symlink_to_a_file_outside() {
+    let Some(s) = store() else { return };
+    let img = Image::of(&[1]);
+    let outside = s.path("outside.json");
+    fs::write(&outside, &img.config).unwrap();
+    let mut a = img.docker();
+    a.remove(&img.config_name());
+    a.push(
+        "config.json",
+        Body::Symlink(outside.to_str().unwrap().into()),
+    );
+    let mut m = a.json("manifest.json");
+    m[0]["Config"] = json!("config.json");
+    a.set_json("manifest.json", &m);
+    refused(&s, &a.file(&s, "x.tar"), &["config.json"]);
+}
+
+#[test]
+fn refuses_symlink_loop() {
+    let Some(s) = store() else { return };
+    let mut a = Image::of(&[1]).docker();
+    a.push("loop1", Body::Symlink("loop2".into()));
+    a.push("loop2", Body::Symlink("loop1".into()));
+    let mut m = a.json("manifest.json");
+    m[0]["Layers"][0] = json!("loop1");
+    a.set_json("manifest.json", &m);
+    refused(&s, &a.file(&s, "x.tar"), &["loop"]);
+}
+
+/// Digests are not paths: `sha256:../../x`, too short, or not hex, in
+/// index.json and in the manifest, in a tar and in a directory.
+#[test]
+fn refuses_digests_that_are_not_sha256_hex() {
+    let Some(s) = store() else { return };
+    let img = Image::of(&[1]);
+    let bad = [
+        "sha256:../../../../etc/passwd".to_owned(),
+        "sha256:abc".to_owned(),
+        format!("sha256:{}", "g".repeat(64)),
+        format!("sha256:{}/x", "0".repeat(62)),
+    ];
+    for (n, digest) in bad.iter().enumerate() {
+        // The error names the bad value, or at least says it is a digest.
+        let named = format!("digest|{}", &digest["sha256:".len()..]);
+        let mut o = img.oci(false);
+        let mut index = o.index();
+        index["manifests"][0]["digest"] = json!(digest);
+        o.set_index(&index);
+        refused(&s, &o.archive.file(&s, &format!("index{n}.tar")), &[&named]);
+        refused(&s, &o.archive.dir(&s, &format!("index{n}")), &[&named]);
+
+        let mut o = img.oci(false);
+        let mut m = o.manifest.clone();
+        m["layers"][0]["digest"] = json!(digest);
+        o.set_manifest(m);
+        refused(&s, &o.archive.file(&s, &format!("layer{n}.tar")), &[&named]);
+
+        let mut o = img.oci(false);
+        let mut m = o.manifest.clone();
+        m["config"]["digest"] = json!(digest);
+        o.set_manifest(m);
+        refused(&s, &o.archive.dir(&s, &format!("config{n}")), &[&named]);
+    }
+}
+
+// ---- missing pieces, digests and sizes --------------------------------
+
+#[test]
+fn refuses_missing_docker_layer() {
+    let Some(s) = store() else { return };
+    let mut a = Image::of(&[1, 2]).docker();
+    a.remove("layer1/layer.tar");
+    refused(&s, &a.file(&s, "x.tar"), &["layer1/layer.tar"]);
+}
+
+#[test]
+fn refuses_missing_docker_config() {
+    let Some(s) = store() else { return };
+    let img = Image::of(&[1]);
+    let mut a = img.docker();
+    a.remove(&img.config_name());
+    refused(&s, &a.file(&s, "x.tar"), &[short(&img.id)]);
+}
+
+#[test]
+fn refuses_missing_oci_blobs() {
+    let Some(s) = store() else { return };
+    let o = Image::of(&[1, 2]).oci(true);
+    for (what, digest) in [
+        ("layer", o.layer(1)),
+        ("config", o.config()),
+        ("manifest", o.manifest_digest()),
+    ] {
+        let mut a = o.archive.clone();
+        a.remove(&blob(&digest));
+        refused(&s, &a.file(&s, &format!("{what}.tar")), &[short(&digest)]);
+        refused(&s, &a.dir(&s, what), &[short(&digest)]);
+    }
+}
+
+/// A layer whose content is not what the config's diff_ids say: refused,
+/// naming the layer (by its path or its declared diffID).
+#[test]
+fn refuses_docker_layer_not_matching_its_diff_id() {
+    let Some(s) = store() else { return };
+    let img = Image::of(&[1, 2]);
+    let mut a = img.docker();
+    a.set("layer1/layer.tar", Body::File(layer(9)));
+    refused(
+        &s,
+        &a.file(&s, "x.tar"),
+        &[
+            "diff",
+            &format!("layer1/layer.tar|{}", short(&img.diff_ids[1])),
+        ],
+    );
+}
+
+/// The blob is what its descriptor says; the config declares another
+/// diffID for it.
+#[test]
+fn refuses_oci_layer_not_matching_its_diff_id() {
+    let Some(s) = store() else { return };
+    let img = Image::of(&[1, 2]);
+    let mut o = img.oci(true);
+    let wrong = vec![img.diff_ids[0].clone(), sha256_of(&layer(9))];
+    o.set_config(&config_for(&wrong));
+    let names = format!("{}|{}", short(&wrong[1]), short(&o.layer(1)));
+    refused(&s, &o.archive.file(&s, "x.tar"), &["diff", &names]);
+    refused(&s, &o.archive.dir(&s, "x"), &["diff", &names]);
+}
+
+/// The same gzip stream with another mtime in its header: the same size
+/// and diffID, but not the blob the descriptor names.
+#[test]
+fn refuses_oci_blob_not_matching_its_descriptor() {
+    let Some(s) = store() else { return };
+    let img = Image::of(&[1, 2]);
+    let mut o = img.oci(true);
+    let digest = o.layer(1);
+    let mut other = gzip(&img.layers[1], 6);
+    other[4..8].copy_from_slice(&1_700_000_000u32.to_le_bytes());
+    o.archive.set(&blob(&digest), Body::File(other));
+    refused(
+        &s,
+        &o.archive.file(&s, "x.tar"),
+        &[DESCRIPTOR, short(&digest)],
+    );
+    refused(&s, &o.archive.dir(&s, "x"), &[DESCRIPTOR, short(&digest)]);
+}
+
+/// Another layer of the same size in the blob's place.
+#[test]
+fn refuses_uncompressed_oci_blob_not_matching_its_descriptor() {
+    let Some(s) = store() else { return };
+    let mut o = Image::of(&[1, 2]).oci(false);
+    let digest = o.layer(0);
+    o.archive.set(&blob(&digest), Body::File(layer(9)));
+    refused(
+        &s,
+        &o.archive.file(&s, "x.tar"),
+        &[DESCRIPTOR, short(&digest)],
+    );
+}
+
+/// The descriptor's size one more or one less than the blob's.
+#[test]
+fn refuses_descriptor_size_mismatch() {
+    let Some(s) = store() else { return };
+    let o = Image::of(&[1, 2]).oci(true);
+    for (n, delta) in [1i64, -1].into_iter().enumerate() {
+        let mut o2 = o.clone();
+        let mut m = o2.manifest.clone();
+        let size = m["layers"][1]["size"].as_i64().unwrap();
+        m["layers"][1]["size"] = json!(size + delta);
+        o2.set_manifest(m);
+        let file = o2.archive.file(&s, &format!("x{n}.tar"));
+        refused(&s, &file, &[DESCRIPTOR, SIZE]);
+        refused(
+            &s,
+            &o2.archive.dir(&s, &format!("x{n}")),
+            &[DESCRIPTOR, SIZE],
+        );
+    }
+}
+
+/// The config blob replaced by another config (same diff_ids) under the
+/// old name.
+#[test]
+fn refuses_config_not_matching_its_descriptor() {
+    let Some(s) = store() else { return };
+    let img = Image::of(&[1]);
+    let mut o = img.oci(false);
+    let mut other: Value = serde_json::from_slice(&img.config).unwrap();
+    other["os"] = json!("plan9");
+    let other = serde_json::to_vec(&other).unwrap();
+    o.archive.set(&blob(&o.config()), Body::File(other));
+    let names = format!("config|{}", short(&o.config()));
+    refused(&s, &o.archive.file(&s, "x.tar"), &[DESCRIPTOR, &names]);
+}
+
+/// The manifest blob replaced by another manifest under the old name.
+#[test]
+fn refuses_manifest_not_matching_its_descriptor() {
+    let Some(s) = store() else { return };
+    let mut o = Image::of(&[1]).oci(false);
+    let mut m = o.manifest.clone();
+    m["annotations"] = json!({ "changed": "after the index was written" });
+    let digest = o.manifest_digest();
+    o.archive
+        .set(&blob(&digest), Body::File(serde_json::to_vec(&m).unwrap()));
+    let names = format!("manifest|{}", short(&digest));
+    refused(&s, &o.archive.file(&s, "x.tar"), &[DESCRIPTOR, &names]);
+}
+
+// ---- malformed JSON -----------------------------------------------------
+
+#[test]
+fn refuses_malformed_manifest_json() {
+    let Some(s) = store() else { return };
+    for (n, bad) in [
+        &b"[{\"Config\": "[..],
+        b"{}",
+        b"[{\"Config\": 5, \"Layers\": {}}]",
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let mut a = Image::of(&[1]).docker();
+        a.set("manifest.json", Body::File(bad.to_vec()));
+        refused(&s, &a.file(&s, &format!("x{n}.tar")), &["manifest.json"]);
+    }
+}
+
+#[test]
+fn refuses_malformed_index_json() {
+    let Some(s) = store() else { return };
+    for (n, bad) in [
+        &b"{\"schemaVersion\": 2, \"manifests\": ["[..],
+        b"{\"schemaVersion\": 2, \"manifests\": {}}",
+        b"[]",
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let mut o = Image::of(&[1]).oci(false);
+        o.archive.set("index.json", Body::File(bad.to_vec()));
+        refused(
+            &s,
+            &o.archive.file(&s, &format!("x{n}.tar")),
+            &["index.json"],
+        );
+        refused(&s, &o.archive.dir(&s, &format!("x{n}")), &["index.json"]);
+    }
+}
+
+/// A manifest blob that is not JSON, under its right digest.
+#[test]
+fn refuses_malformed_oci_manifest() {
+    let Some(s) = store() else { return };
+    let mut o = Image::of(&[1]).oci(false);
+    let bad = b"{\"schemaVersion\": 2, \"config\": ".to_vec();
+    let old = blob(&o.manifest_digest());
+    o.archive.remove(&old);
+    let desc = descriptor(fixtures::OCI_MANIFEST, &bad);
+    o.archive
+        .set(&blob(desc["digest"].as_str().unwrap()), Body::File(bad));
+    o.set_index(&json!({ "schemaVersion": 2, "manifests": [desc] }));
+    refused(&s, &o.archive.file(&s, "x.tar"), &["manifest"]);
+}
+
+#[test]
+fn refuses_malformed_docker_config() {
+    let Some(s) = store() else { return };
+    let img = Image::of(&[1]);
+    let bad = b"{\"rootfs\": ".to_vec();
+    let name = format!("{}.json", fixtures::hex(&sha256_of(&bad)));
+    let mut a = img.docker();
+    a.remove(&img.config_name());
+    a.set(&name, Body::File(bad));
+    let mut m = a.json("manifest.json");
+    m[0]["Config"] = json!(name);
+    a.set_json("manifest.json", &m);
+    refused(&s, &a.file(&s, "x.tar"), &["config"]);
+}
+
+/// A config that is not JSON (or not a config), under its right digest.
+#[test]
+fn refuses_malformed_oci_config() {
+    let Some(s) = store() else { return };
+    for (n, bad) in [&b"{\"rootfs\": "[..], b"{\"rootfs\": 5}", b"[]"]
+        .into_iter()
+        .enumerate()
+    {
+        let mut o = Image::of(&[1]).oci(false);
+        o.set_config(bad);
+        refused(&s, &o.archive.file(&s, &format!("x{n}.tar")), &["config"]);
+    }
+}
+
+/// The config lists fewer (or more) diffIDs than there are layers.
+#[test]
+fn refuses_diff_id_count_mismatch() {
+    let Some(s) = store() else { return };
+    let img = Image::of(&[1, 2]);
+    // "its config lists 1 layers, manifest.json 2"
+    let words = ["config", "layers|diff"];
+
+    let mut a = img.docker();
+    let fewer = config_for(&img.diff_ids[..1]);
+    let name = format!("{}.json", fixtures::hex(&sha256_of(&fewer)));
+    a.remove(&img.config_name());
+    a.set(&name, Body::File(fewer.clone()));
+    let mut m = a.json("manifest.json");
+    m[0]["Config"] = json!(name);
+    a.set_json("manifest.json", &m);
+    refused(&s, &a.file(&s, "fewer.tar"), &words);
+
+    let mut o = img.oci(false);
+    o.set_config(&fewer);
+    refused(&s, &o.archive.file(&s, "fewer-oci.tar"), &words);
+
+    let mut o = img.oci(false);
+    let mut more = img.diff_ids.clone();
+    more.push(sha256_of(&layer(9)));
+    o.set_config(&config_for(&more));
+    refused(&s, &o.archive.file(&s, "more-oci.tar"), &words);
+}
+
+// ---- enormous sizes --------------------------------------------------
+
+/// Descriptors declaring 2^60 bytes: refused before anything that size
+/// is read or allocated.
+#[test]
+fn refuses_enormous_descriptor_sizes() {
+    let Some(s) = store() else { return };
+    let o = Image::of(&[1]).oci(false);
+    let huge = 1u64 << 60;
+    for at in ["/config", "/layers/0"] {
+        let mut o2 = o.clone();
+        let mut m = o2.manifest.clone();
+        m.pointer_mut(at).unwrap()["size"] = json!(huge);
+        o2.set_manifest(m);
+        let name = at.replace('/', "-");
+        refused(&s, &o2.archive.file(&s, &format!("x{name}.tar")), &[SIZE]);
+        refused(&s, &o2.archive.dir(&s, &format!("x{name}")), &[SIZE]);
+    }
+    let mut o2 = o.clone();
+    let mut index = o2.index();
+    index["manifests"][0]["size"] = json!(huge);
+    o2.set_index(&index);
+    refused(&s, &o2.archive.file(&s, "index.tar"), &[SIZE]);
+}
+
+/// A layer entry whose header claims a terabyte, the file ending after a
+/// few KiB.
+#[test]
+fn refuses_enormous_tar_entry_with_truncated_body() {
+    let Some(s) = store() else { return };
+    let img = Image::of(&[1, 2]);
+    let mut a = img.docker();
+    let partial = img.layers[1][..4096].to_vec();
+    a.remove("layer1/layer.tar");
+    a.push(
+        "layer1/layer.tar",
+        Body::Truncated {
+            size: 1 << 40,
+            data: partial,
+        },
+    );
+    refused(&s, &a.file(&s, "x.tar"), &[TRUNCATED]);
+}
+
+/// manifest.json's header claims a terabyte: not read into memory.
+#[test]
+fn refuses_enormous_manifest_json() {
+    let Some(s) = store() else { return };
+    let mut a = Image::of(&[1]).docker();
+    let body = a.data("manifest.json").to_vec();
+    a.remove("manifest.json");
+    a.push(
+        "manifest.json",
+        Body::Truncated {
+            size: 1 << 40,
+            data: body,
+        },
+    );
+    refused(&s, &a.file(&s, "x.tar"), &["manifest.json|truncated|bytes"]);
+}
+
+// ---- duplicate entries ---------------------------------------------------
+
+#[test]
+fn refuses_duplicate_manifest_json() {
+    let Some(s) = store() else { return };
+    let mut a = Image::of(&[1]).docker();
+    let mut other = a.json("manifest.json");
+    other[0]["RepoTags"] = json!(["hostile:other"]);
+    a.push(
+        "manifest.json",
+        Body::File(serde_json::to_vec(&other).unwrap()),
+    );
+    refused(&s, &a.file(&s, "x.tar"), &[DUPLICATE, "manifest.json"]);
+}
+
+#[test]
+fn refuses_duplicate_index_json() {
+    let Some(s) = store() else { return };
+    let mut o = Image::of(&[1]).oci(false);
+    let mut other = o.index();
+    other["manifests"][0]["annotations"][fixtures::REF_NAME] = json!("hostile:other");
+    o.archive.push(
+        "index.json",
+        Body::File(serde_json::to_vec(&other).unwrap()),
+    );
+    refused(&s, &o.archive.file(&s, "x.tar"), &[DUPLICATE, "index.json"]);
+}
+
+/// The same blob name twice, the second one different.
+#[test]
+fn refuses_duplicate_blob() {
+    let Some(s) = store() else { return };
+    let mut o = Image::of(&[1, 2]).oci(false);
+    let digest = o.layer(0);
+    o.archive.push(&blob(&digest), Body::File(layer(9)));
+    refused(
+        &s,
+        &o.archive.file(&s, "x.tar"),
+        &[DUPLICATE, short(&digest)],
+    );
+}
+
+// ---- truncation and half-loaded images ----------------------------------
+
+/// Cut in the middle of the third layer: the first two were unpacked
+/// already, and must be gone again.
+#[test]
+fn refuses_truncated_docker_archive() {
+    let Some(s) = store() else { return };
+    let a = Image::of(&[1, 2, 3]).docker();
+    let (bytes, at) = a.tar();
+    let cut = at["layer2/layer.tar"] + 4096;
+    let path = s.path("x.tar");
+    fs::write(&path, &bytes[..cut]).unwrap();
+    refused(&s, &path, &[TRUNCATED]);
+}
+
+#[test]
+fn refuses_truncated_oci_archive() {
+    let Some(s) = store() else { return };
+    let o = Image::of(&[1, 2, 3]).oci(true);
+    let (bytes, at) = o.archive.tar();
+    let third = &at[&blob(&o.layer(2))];
+    let path = s.path("x.tar");
+    fs::write(&path, &bytes[..third + 2048]).unwrap();
+    refused(&s, &path, &[TRUNCATED]);
+}
+
+/// A three-layer image whose third layer is bad (its diffID, or its
+/// blob digest): nothing of the first two stays.
+#[test]
+fn bad_third_layer_leaves_no_layer_behind() {
+    let Some(s) = store() else { return };
+    let img = Image::of(&[1, 2, 3]);
+    let mut a = img.docker();
+    a.set("layer2/layer.tar", Body::File(layer(9)));
+    refused(&s, &a.file(&s, "docker.tar"), &["diff"]);
+
+    let mut o = img.oci(true);
+    let digest = o.layer(2);
+    o.archive
+        .set(&blob(&digest), Body::File(gzip(&layer(9), 6)));
+    refused(&s, &o.archive.file(&s, "oci.tar"), &[DESCRIPTOR]);
+    refused(&s, &o.archive.dir(&s, "oci"), &[DESCRIPTOR]);
+}
+
+/// The same, when the first layer is `keep:1`'s: it stays, and works.
+#[test]
+fn bad_third_layer_keeps_a_shared_first_layer() {
+    let Some(s) = store() else { return };
+    let img = Image::of(&[0, 1, 2]);
+    let mut a = img.docker();
+    a.set("layer2/layer.tar", Body::File(layer(9)));
+    refused(&s, &a.file(&s, "docker.tar"), &["diff"]);
+    let (bytes, at) = img.docker().tar();
+    let path = s.path("cut.tar");
+    fs::write(&path, &bytes[..at["layer2/layer.tar"] + 100]).unwrap();
+    refused(&s, &path, &[TRUNCATED]);
+    keep_is_intact(&s);
+}
+
+/// A layer with an entry that climbs out of the layer root: the apply
+/// refuses it (naming the entry); load must say so and clean up the
+/// layer before it.
+#[test]
+fn refuses_layer_entry_climbing_out() {
+    let Some(s) = store() else { return };
+    let img = Image::with_layers(vec![layer(1), layer_with("../../etc/x")]);
+    refused(&s, &img.docker().file(&s, "x.tar"), &["../../etc/x"]);
+    refused(
+        &s,
+        &img.oci(true).archive.file(&s, "x-oci.tar"),
+        &["../../etc/x"],
+    );
+}
+
+// ---- not an image at all ---------------------------------------------
+
+#[test]
+fn refuses_empty_file() {
+    let Some(s) = store() else { return };
+    let path = s.path("empty.tar");
+    fs::write(&path, b"").unwrap();
+    refused(&s, &path, &["empty"]);
+}
+
+#[test]
+fn refuses_file_that_is_not_a_tar() {
+    let Some(s) = store() else { return };
+    let path = s.path("text.tar");
+    fs::write(
+        &path,
+        "this is text, and no archive of any kind at all\n".repeat(40),
+    )
+    .unwrap();
+    refused(&s, &path, &["tar"]);
+}
+
+/// A good tar of neither format.
+#[test]
+fn refuses_tar_without_manifest_or_index() {
+    let Some(s) = store() else { return };
+    let path = s.path("plain.tar");
+    fs::write(&path, layer(1)).unwrap();
+    refused(&s, &path, &["manifest.json|index.json"]);
+}
+
+#[test]
+fn refuses_oci_dir_without_index_json() {
+    let Some(s) = store() else { return };
+    let mut o = Image::of(&[1]).oci(false);
+    o.archive.remove("index.json");
+    refused(&s, &o.archive.dir(&s, "x"), &["index.json"]);
+    let empty = s.path("empty");
+    fs::create_dir(&empty).unwrap();
+    refused(&s, &empty, &["index.json"]);
+}
+
+/// A blob that is a symlink to a file outside the layout, holding the
+/// right content: a loader that follows it would succeed.
+#[test]
+fn refuses_oci_blob_symlink_outside() {
+    let Some(s) = store() else { return };
+    let img = Image::of(&[1, 2]);
+    let mut o = img.oci(false);
+    let digest = o.layer(1);
+    let outside = s.path("outside-blob");
+    fs::write(&outside, &img.layers[1]).unwrap();
+    o.archive.set(
+        &blob(&digest),
+        Body::Symlink(outside.to_str().unwrap().into()),
+    );
+    let names = format!("symlink|symbolic link|{}", short(&digest));
+    refused(&s, &o.archive.dir(&s, "x"), &[&names]);
+}
+
+/// `blobs` itself a symlink to a copy of the blobs outside the layout.
+#[test]
+fn refuses_oci_blobs_dir_symlink_outside() {
+    let Some(s) = store() else { return };
+    let o = Image::of(&[1]).oci(false);
+    let good = o.archive.dir(&s, "good");
+    let layout = s.path("x");
+    fs::create_dir(&layout).unwrap();
+    for f in ["oci-layout", "index.json"] {
+        fs::copy(good.join(f), layout.join(f)).unwrap();
+    }
+    std::os::unix::fs::symlink(good.join("blobs"), layout.join("blobs")).unwrap();
+    refused(&s, &layout, &["symlink|symbolic link|blobs"]);
+}
+
+#[test]
+fn refuses_missing_input() {
+    let Some(s) = store() else { return };
+    refused(
+        &s,
+        &s.path("no-such.tar"),
+        &["no such file|not found|does not exist"],
+    );
+}

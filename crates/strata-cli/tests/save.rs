@@ -1,0 +1,571 @@
+//! `strata save` against the tools that read its output: skopeo reads
+//! the docker-archive, the OCI archive and the OCI layout directory and
+//! reports strata's image ID and diffIDs; umoci unpacks the layout into
+//! the very tree a container of the image shows. Every blob is checked
+//! against its name with sha256sum, and the imported layer comes back
+//! byte for byte.
+
+mod common;
+#[path = "common/fixtures.rs"]
+mod fixtures;
+
+use std::collections::BTreeSet;
+use std::fs;
+use std::path::{Path, PathBuf};
+
+use common::{require_root, sh, sha256_of, Strata};
+use fixtures::{assert_same_tree, have_tools, INIT_PATHS};
+use serde_json::Value;
+
+/// A store holding `busybox:v2`, two layers: an imported busybox root
+/// file system (`busybox:base`) and a commit that adds, changes and
+/// deletes files.
+struct Fixture {
+    s: Strata,
+    /// The tar `busybox:base` was imported from: its layer, byte for byte.
+    base_tar: PathBuf,
+    v2: String,
+}
+
+fn setup(test: &str) -> Option<Fixture> {
+    if !require_root() || !have_tools(test, &["skopeo", "umoci", "busybox"]) {
+        return None;
+    }
+    let s = Strata::new("overlay2");
+    let src = s.path("rootfs");
+    sh(&format!(
+        r#"set -e
+        R='{}'
+        mkdir -p $R/bin $R/etc $R/usr/bin $R/var/old
+        cp "$(command -v busybox)" $R/bin/busybox
+        for a in sh ls cat; do ln -s busybox $R/bin/$a; done
+        ln -s /bin/busybox $R/usr/bin/env
+        ln $R/bin/busybox $R/usr/bin/busybox.hard
+        echo hello > $R/etc/motd
+        chmod 600 $R/etc/motd
+        echo gone > $R/etc/delete-me
+        echo old > $R/var/old/file
+        echo mine > $R/etc/owned
+        chown 1000:1000 $R/etc/owned
+        mkdir -m 1777 $R/tmp"#,
+        src.display()
+    ));
+    let base_tar = s.path("rootfs.tar");
+    sh(&format!(
+        "tar --numeric-owner -C '{}' -cf '{}' .",
+        src.display(),
+        base_tar.display()
+    ));
+    s.ok(&["import", base_tar.to_str().unwrap(), "busybox:base"]);
+    s.ok(&["create", "--name", "work", "busybox:base"]);
+    let m = s.ok(&["mount", "work"]);
+    sh(&format!(
+        "set -e; cd '{m}'; echo new > etc/added; rm etc/delete-me; chmod 644 etc/motd; \
+         echo changed > etc/motd; rm -r var/old; mkdir var/new; echo n > var/new/file"
+    ));
+    s.ok(&["umount", "work"]);
+    let v2 = s.ok(&["commit", "work", "busybox:v2"]);
+    Some(Fixture { s, base_tar, v2 })
+}
+
+impl Fixture {
+    /// `strata save -o <tmp>/<out> --format <format> images...`.
+    fn save(&self, out: &str, format: &str, images: &[&str]) -> PathBuf {
+        let path = self.s.path(out);
+        let mut args = vec!["save", "-o", path.to_str().unwrap(), "--format", format];
+        args.extend_from_slice(images);
+        self.s.ok(&args);
+        path
+    }
+
+    /// The image ID and diffIDs `strata image inspect` reports.
+    fn inspect(&self, image: &str) -> (String, Vec<String>) {
+        let v = &self.s.json(&["image", "inspect", image])[0];
+        (
+            v["Id"].as_str().unwrap().to_owned(),
+            strings(&v["RootFS"]["Layers"]),
+        )
+    }
+
+    /// A second image on `busybox:base`: `other:1`, sharing its layer.
+    fn other(&self) -> String {
+        self.s.ok(&["create", "--name", "other", "busybox:base"]);
+        let m = self.s.ok(&["mount", "other"]);
+        fs::write(Path::new(&m).join("etc/other"), "other\n").unwrap();
+        self.s.ok(&["umount", "other"]);
+        self.s.ok(&["commit", "other", "other:1"])
+    }
+
+    /// Mounts a new container of `image`; returns its merged path.
+    fn mount_image(&self, image: &str) -> PathBuf {
+        let c = self.s.ok(&["create", image]);
+        PathBuf::from(self.s.ok(&["mount", &c]))
+    }
+}
+
+fn strings(v: &Value) -> Vec<String> {
+    v.as_array()
+        .unwrap_or_else(|| panic!("not an array: {v}"))
+        .iter()
+        .map(|s| s.as_str().unwrap().to_owned())
+        .collect()
+}
+
+/// skopeo's view of an image: (config digest, diffIDs from the config).
+fn skopeo(source: &str) -> (String, Vec<String>) {
+    let manifest: Value =
+        serde_json::from_str(&sh(&format!("skopeo inspect --raw '{source}'"))).unwrap();
+    let config: Value =
+        serde_json::from_str(&sh(&format!("skopeo inspect --config --raw '{source}'"))).unwrap();
+    (
+        manifest["config"]["digest"].as_str().unwrap().to_owned(),
+        strings(&config["rootfs"]["diff_ids"]),
+    )
+}
+
+/// Unpacks a tar with GNU tar into a new directory `<tar>.d`.
+fn untar(tar: &Path) -> PathBuf {
+    let dir = tar.with_extension("d");
+    fs::create_dir(&dir).unwrap();
+    sh(&format!(
+        "tar -C '{}' -xf '{}'",
+        dir.display(),
+        tar.display()
+    ));
+    dir
+}
+
+/// The member names of a tar, in order.
+fn members(tar: &Path) -> Vec<String> {
+    sh(&format!("tar -tf '{}'", tar.display()))
+        .lines()
+        .map(str::to_owned)
+        .collect()
+}
+
+/// The blobs of a layout, each checked against its name with sha256sum.
+fn checked_blobs(layout: &Path) -> BTreeSet<String> {
+    let mut out = BTreeSet::new();
+    for e in fs::read_dir(layout.join("blobs/sha256")).unwrap() {
+        let name = e.unwrap().file_name().to_string_lossy().into_owned();
+        let bytes = fs::read(layout.join("blobs/sha256").join(&name)).unwrap();
+        assert_eq!(sha256_of(&bytes), format!("sha256:{name}"), "blob {name}");
+        out.insert(format!("sha256:{name}"));
+    }
+    out
+}
+
+fn read_json(p: &Path) -> Value {
+    serde_json::from_slice(&fs::read(p).unwrap()).unwrap_or_else(|e| panic!("{}: {e}", p.display()))
+}
+
+/// Checks the OCI side of a layout holding `busybox:v2` alone: index
+/// entry (Docker 25's annotations, the platform), manifest, config and
+/// layers; returns the manifest.
+fn check_oci(f: &Fixture, layout: &Path) -> Value {
+    let (id, diff_ids) = f.inspect("busybox:v2");
+    assert_eq!(
+        fs::read_to_string(layout.join("oci-layout")).unwrap(),
+        r#"{"imageLayoutVersion":"1.0.0"}"#
+    );
+    let index = read_json(&layout.join("index.json"));
+    assert_eq!(index["schemaVersion"], 2);
+    assert_eq!(
+        index["mediaType"],
+        "application/vnd.oci.image.index.v1+json"
+    );
+    let entries = index["manifests"].as_array().unwrap();
+    assert_eq!(entries.len(), 1, "{index}");
+    let entry = &entries[0];
+    assert_eq!(
+        entry["mediaType"],
+        "application/vnd.oci.image.manifest.v1+json"
+    );
+    assert_eq!(
+        entry["annotations"]["org.opencontainers.image.ref.name"],
+        "v2"
+    );
+    assert_eq!(
+        entry["annotations"]["io.containerd.image.name"],
+        "docker.io/library/busybox:v2"
+    );
+    assert_eq!(entry["platform"]["os"], "linux");
+    let config = fs::read(layout.join("blobs/sha256").join(&id[7..])).unwrap();
+    let config: Value = serde_json::from_slice(&config).unwrap();
+    assert_eq!(entry["platform"]["architecture"], config["architecture"]);
+
+    let digest = entry["digest"].as_str().unwrap();
+    let manifest_bytes = fs::read(layout.join("blobs/sha256").join(&digest[7..])).unwrap();
+    assert_eq!(entry["size"], manifest_bytes.len());
+    let manifest: Value = serde_json::from_slice(&manifest_bytes).unwrap();
+    assert_eq!(manifest["schemaVersion"], 2);
+    assert_eq!(
+        manifest["mediaType"],
+        "application/vnd.oci.image.manifest.v1+json"
+    );
+    assert_eq!(
+        manifest["config"]["mediaType"],
+        "application/vnd.oci.image.config.v1+json"
+    );
+    assert_eq!(manifest["config"]["digest"], id.as_str());
+    let layers = manifest["layers"].as_array().unwrap();
+    assert_eq!(layers.len(), 2);
+    for (l, d) in layers.iter().zip(&diff_ids) {
+        assert_eq!(l["mediaType"], "application/vnd.oci.image.layer.v1.tar");
+        assert_eq!(l["digest"], d.as_str());
+        let len = fs::metadata(layout.join("blobs/sha256").join(&d[7..]))
+            .unwrap()
+            .len();
+        assert_eq!(l["size"], len);
+    }
+    // The layer as it was imported, byte for byte; every blob matches
+    // its name; nothing else is there.
+    assert_eq!(
+        fs::read(layout.join("blobs/sha256").join(&diff_ids[0][7..])).unwrap(),
+        fs::read(&f.base_tar).unwrap()
+    );
+    let want: BTreeSet<String> = [id, digest.to_owned()]
+        .into_iter()
+        .chain(diff_ids)
+        .collect();
+    assert_eq!(checked_blobs(layout), want);
+    manifest
+}
+
+#[test]
+fn docker_archive_is_what_docker_25_writes() {
+    let Some(f) = setup("docker_archive_is_what_docker_25_writes") else {
+        return;
+    };
+    let (id, diff_ids) = f.inspect("busybox:v2");
+    assert_eq!(id, f.v2);
+    let tar = f.save("d.tar", "docker-archive", &["busybox:v2"]);
+
+    // Blobs first, then the documents that name them.
+    let names = members(&tar);
+    let tail: Vec<&str> = names[names.len() - 4..]
+        .iter()
+        .map(String::as_str)
+        .collect();
+    assert_eq!(
+        tail,
+        ["index.json", "oci-layout", "manifest.json", "repositories"]
+    );
+    assert_eq!(&names[..2], ["blobs/", "blobs/sha256/"]);
+    // Owned by root, mtime 0, 0644/0755.
+    let listing = sh(&format!(
+        "tar --numeric-owner --full-time -tvf '{}'",
+        tar.display()
+    ));
+    for line in listing.lines() {
+        let ok = (line.starts_with("-rw-r--r-- 0/0") || line.starts_with("drwxr-xr-x 0/0"))
+            && line.contains("1970-01-01 00:00:00");
+        assert!(ok, "{line}");
+    }
+
+    let dir = untar(&tar);
+    check_oci(&f, &dir);
+    let manifest = read_json(&dir.join("manifest.json"));
+    let mut layers = Vec::new();
+    for d in &diff_ids {
+        layers.push(format!("blobs/sha256/{}", &d[7..]));
+    }
+    assert_eq!(
+        manifest,
+        serde_json::json!([{
+            "Config": format!("blobs/sha256/{}", &id[7..]),
+            "RepoTags": ["busybox:v2"],
+            "Layers": layers,
+        }])
+    );
+    assert_eq!(
+        read_json(&dir.join("repositories")),
+        serde_json::json!({ "busybox": { "v2": &diff_ids[1][7..] } })
+    );
+
+    // skopeo reads it (manifest.json) and sees strata's image.
+    let source = format!("docker-archive:{}", tar.display());
+    assert_eq!(skopeo(&source), (id.clone(), diff_ids.clone()));
+    let named = format!("{source}:busybox:v2");
+    assert_eq!(skopeo(&named), (id, diff_ids));
+
+    // The same images give the same bytes.
+    let again = f.save("again.tar", "docker-archive", &["busybox:v2"]);
+    assert_eq!(fs::read(&tar).unwrap(), fs::read(&again).unwrap());
+}
+
+#[test]
+fn oci_archive_is_read_by_skopeo() {
+    let Some(f) = setup("oci_archive_is_read_by_skopeo") else {
+        return;
+    };
+    let tar = f.save("o.tar", "oci-archive", &["busybox:v2"]);
+    let names = members(&tar);
+    let tail: Vec<&str> = names[names.len() - 2..]
+        .iter()
+        .map(String::as_str)
+        .collect();
+    assert_eq!(tail, ["index.json", "oci-layout"]);
+    assert!(!names
+        .iter()
+        .any(|n| n == "manifest.json" || n == "repositories"));
+    check_oci(&f, &untar(&tar));
+    let want = f.inspect("busybox:v2");
+    assert_eq!(skopeo(&format!("oci-archive:{}", tar.display())), want);
+    assert_eq!(skopeo(&format!("oci-archive:{}:v2", tar.display())), want);
+}
+
+#[test]
+fn oci_dir_unpacks_to_the_containers_tree() {
+    let Some(f) = setup("oci_dir_unpacks_to_the_containers_tree") else {
+        return;
+    };
+    let layout = f.save("layout", "oci-dir", &["busybox:v2"]);
+    let mut top: Vec<String> = fs::read_dir(&layout)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    top.sort();
+    assert_eq!(top, ["blobs", "index.json", "oci-layout"]);
+    check_oci(&f, &layout);
+    assert_eq!(
+        skopeo(&format!("oci:{}:v2", layout.display())),
+        f.inspect("busybox:v2")
+    );
+
+    let bundle = f.s.path("bundle");
+    sh(&format!(
+        "umoci unpack --image '{}:v2' '{}'",
+        layout.display(),
+        bundle.display()
+    ));
+    let merged = f.mount_image("busybox:v2");
+    assert_same_tree("umoci unpack", &merged, &bundle.join("rootfs"), INIT_PATHS);
+
+    // An empty directory is fine too.
+    let empty = f.s.path("empty");
+    fs::create_dir(&empty).unwrap();
+    f.save("empty", "oci-dir", &["busybox:v2"]);
+    check_oci(&f, &empty);
+}
+
+#[test]
+fn shared_layers_are_written_once() {
+    let Some(f) = setup("shared_layers_are_written_once") else {
+        return;
+    };
+    let other = f.other();
+    let (_, v2_layers) = f.inspect("busybox:v2");
+    let (_, other_layers) = f.inspect("other:1");
+    assert_eq!(v2_layers[0], other_layers[0]);
+
+    let tar = f.save("two.tar", "docker-archive", &["busybox:v2", "other:1"]);
+    let names = members(&tar);
+    let blobs = names
+        .iter()
+        .filter(|n| n.starts_with("blobs/sha256/") && n.len() > "blobs/sha256/".len())
+        .count();
+    // Two configs, two manifests, three distinct layers.
+    assert_eq!(blobs, 7, "{names:?}");
+    let unique: BTreeSet<&String> = names.iter().collect();
+    assert_eq!(unique.len(), names.len(), "a member twice: {names:?}");
+    let dir = untar(&tar);
+    checked_blobs(&dir);
+    let manifest = read_json(&dir.join("manifest.json"));
+    assert_eq!(manifest.as_array().unwrap().len(), 2);
+    assert_eq!(manifest[1]["RepoTags"], serde_json::json!(["other:1"]));
+    let source = format!("docker-archive:{}", tar.display());
+    assert_eq!(
+        skopeo(&format!("{source}:busybox:v2")),
+        f.inspect("busybox:v2")
+    );
+    assert_eq!(skopeo(&format!("{source}:other:1")), f.inspect("other:1"));
+    assert_eq!(f.inspect("other:1").0, other);
+
+    let layout = f.save("two", "oci-dir", &["busybox:v2", "other:1"]);
+    assert_eq!(checked_blobs(&layout).len(), 7);
+    let index = read_json(&layout.join("index.json"));
+    let names: Vec<&str> = index["manifests"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| {
+            m["annotations"]["io.containerd.image.name"]
+                .as_str()
+                .unwrap()
+        })
+        .collect();
+    assert_eq!(
+        names,
+        ["docker.io/library/busybox:v2", "docker.io/library/other:1"]
+    );
+}
+
+#[test]
+fn tags_are_the_ones_the_images_were_named_by() {
+    let Some(f) = setup("tags_are_the_ones_the_images_were_named_by") else {
+        return;
+    };
+    f.s.ok(&["tag", "busybox:v2", "quay.io/me/box:7"]);
+    // Named by ID (a prefix): untagged, as docker save does.
+    let tar = f.save("by-id.tar", "docker-archive", &[&f.v2[7..19]]);
+    let dir = untar(&tar);
+    assert_eq!(
+        read_json(&dir.join("manifest.json"))[0]["RepoTags"],
+        Value::Null
+    );
+    assert!(!dir.join("repositories").exists());
+    let index = read_json(&dir.join("index.json"));
+    assert_eq!(index["manifests"].as_array().unwrap().len(), 1);
+    assert!(
+        index["manifests"][0].get("annotations").is_none(),
+        "{index}"
+    );
+    assert_eq!(
+        skopeo(&format!("docker-archive:{}", tar.display())),
+        f.inspect("busybox:v2")
+    );
+
+    // Named by two tags: one image, both tags, one index entry each.
+    let tar = f.save(
+        "tags.tar",
+        "docker-archive",
+        &["busybox:v2", "quay.io/me/box:7", &f.v2],
+    );
+    let dir = untar(&tar);
+    let manifest = read_json(&dir.join("manifest.json"));
+    assert_eq!(manifest.as_array().unwrap().len(), 1);
+    assert_eq!(
+        manifest[0]["RepoTags"],
+        serde_json::json!(["busybox:v2", "quay.io/me/box:7"])
+    );
+    let top = &f.inspect("busybox:v2").1[1][7..];
+    assert_eq!(
+        read_json(&dir.join("repositories")),
+        serde_json::json!({ "busybox": { "v2": top }, "quay.io/me/box": { "7": top } })
+    );
+    let index = read_json(&dir.join("index.json"));
+    let annotations: Vec<&Value> = index["manifests"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| &m["annotations"])
+        .collect();
+    assert_eq!(
+        annotations,
+        [
+            &serde_json::json!({
+                "org.opencontainers.image.ref.name": "v2",
+                "io.containerd.image.name": "docker.io/library/busybox:v2",
+            }),
+            &serde_json::json!({
+                "org.opencontainers.image.ref.name": "7",
+                "io.containerd.image.name": "quay.io/me/box:7",
+            }),
+        ]
+    );
+}
+
+/// Every path of the store with its size and mtime, the lock aside.
+fn snapshot(root: &Path) -> String {
+    sh(&format!(
+        "cd '{}' && find . ! -name lock -printf '%p %y %s %T@\\n' | sort",
+        root.display()
+    ))
+}
+
+/// The names in a directory.
+fn listing(dir: &Path) -> Vec<String> {
+    let mut v: Vec<String> = fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    v.sort();
+    v
+}
+
+#[test]
+fn a_failed_save_leaves_no_output_and_the_store_untouched() {
+    let Some(f) = setup("a_failed_save_leaves_no_output_and_the_store_untouched") else {
+        return;
+    };
+    let out = f.s.path("out");
+    fs::create_dir(&out).unwrap();
+    let before = snapshot(&f.s.root());
+    for format in ["docker-archive", "oci-archive", "oci-dir"] {
+        let target = out.join("x");
+        let err = f.s.err(&[
+            "save",
+            "-o",
+            target.to_str().unwrap(),
+            "--format",
+            format,
+            "busybox:v2",
+            "nosuch:1",
+        ]);
+        assert!(err.contains("no such image: nosuch:1"), "{format}: {err}");
+        assert!(listing(&out).is_empty(), "{format}: {:?}", listing(&out));
+    }
+    assert_eq!(snapshot(&f.s.root()), before);
+
+    // A non-empty directory is refused for oci-dir, and left alone.
+    fs::write(out.join("keep"), "keep").unwrap();
+    let err = f.s.err(&[
+        "save",
+        "-o",
+        out.to_str().unwrap(),
+        "--format",
+        "oci-dir",
+        "busybox:v2",
+    ]);
+    assert!(err.contains("is not empty"), "{err}");
+    assert_eq!(listing(&out), ["keep"]);
+    // An archive over a directory is refused.
+    let err =
+        f.s.err(&["save", "-o", out.to_str().unwrap(), "busybox:v2"]);
+    assert!(err.contains("is a directory"), "{err}");
+    assert_eq!(listing(&out), ["keep"]);
+
+    // A layer whose content changed since it was stored fails the save,
+    // naming it; the file that was there before is kept as it was.
+    let target = out.join("keep");
+    let chain =
+        f.s.json(&["layers", "--format", "json"])
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|l| l["Parent"].is_null())
+            .map(|l| {
+                (
+                    l["ChainID"].as_str().unwrap().to_owned(),
+                    l["CacheID"].as_str().unwrap().to_owned(),
+                )
+            })
+            .unwrap();
+    fs::write(
+        f.s.root()
+            .join("overlay2")
+            .join(&chain.1)
+            .join("diff/etc/owned"),
+        "MINE\n",
+    )
+    .unwrap();
+    for format in ["docker-archive", "oci-dir"] {
+        let dest = if format == "oci-dir" {
+            out.join("dir")
+        } else {
+            target.clone()
+        };
+        let err = f.s.err(&[
+            "save",
+            "-o",
+            dest.to_str().unwrap(),
+            "--format",
+            format,
+            "busybox:v2",
+        ]);
+        assert!(err.contains(&chain.0), "{format}: {err}");
+        assert_eq!(listing(&out), ["keep"], "{format}");
+        assert_eq!(fs::read_to_string(&target).unwrap(), "keep");
+    }
+}

@@ -1,0 +1,29 @@
+//! Images in and out of the store as archives. `load` reads the legacy
+//! docker-archive, the form Docker 25 and later write (an OCI layout with
+//! a `manifest.json` beside it), and OCI image layouts as a directory or a
+//! tar; `save` writes them back, every layer rebuilt byte for byte from its
+//! tar-split record so diffIDs and image IDs survive the round trip.
+
+mod format;
+mod load;
+mod save;
+mod source;
+
+pub use load::Loaded;
+pub use save::SaveFormat;
+
+/// What long transfers report as they go; the CLI draws bars from it.
+/// Every method may be called from several threads.
+pub trait Progress: Sync {
+    /// The work is known: this many bytes in this many layers.
+    fn start(&self, _bytes: u64, _layers: usize) {}
+    /// `n` more bytes read or written.
+    fn advance(&self, _n: u64) {}
+    /// One more layer finished (or found already in the store).
+    fn layer_done(&self) {}
+}
+
+/// Reports nothing.
+pub struct NoProgress;
+
+impl Progress for NoProgress {}

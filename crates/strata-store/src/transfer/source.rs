@@ -1,0 +1,432 @@
+//! Reading an image archive: a tar file, indexed once (headers only, the
+//! content skipped by seeking) and then read at offsets, several layers at
+//! a time; or a directory, every open confined beneath it. A compressed
+//! tar or a stream is spooled to a plain file first, since the manifest
+//! that says what the layers are usually comes after them.
+
+use std::collections::{HashMap, VecDeque};
+use std::fs::File;
+use std::io::{self, Read, Seek};
+use std::os::fd::{AsFd, OwnedFd};
+use std::os::unix::fs::FileExt;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use strata_archive::Compression;
+
+use super::format::MAX_JSON;
+use crate::error::{Error, ErrorKind, IoContext, Result};
+use crate::random_hex;
+
+/// Symlinks followed while resolving one name, as the kernel allows.
+const MAX_HOPS: usize = 40;
+
+/// An archive or layout being loaded.
+pub(crate) struct Source {
+    kind: Kind,
+    /// A spooled copy, removed on drop.
+    spool: Option<PathBuf>,
+}
+
+enum Kind {
+    Tar {
+        file: Arc<File>,
+        entries: HashMap<String, Entry>,
+    },
+    Dir(OwnedFd),
+}
+
+#[derive(Debug, Clone)]
+enum Entry {
+    File {
+        offset: u64,
+        size: u64,
+    },
+    Dir,
+    Symlink(String),
+    /// A hard link: the archive-relative name of its target.
+    Link(String),
+    /// Anything else (devices, fifos, sparse files): never content.
+    Other,
+}
+
+fn bad(msg: impl Into<String>) -> Error {
+    Error::new(ErrorKind::InvalidArgument, msg)
+}
+
+/// `name` with `.` and empty components dropped and `..` applied; `None`
+/// when it climbs out of the archive. A leading `/` is refused too.
+pub(crate) fn clean(name: &str) -> Option<String> {
+    if name.starts_with('/') {
+        return None;
+    }
+    let mut out: Vec<&str> = Vec::new();
+    for c in name.split('/') {
+        match c {
+            "" | "." => {}
+            ".." => {
+                out.pop()?;
+            }
+            c => out.push(c),
+        }
+    }
+    Some(out.join("/"))
+}
+
+impl Source {
+    /// Opens `path`: a directory, or a tar file (plain, gzip or zstd). A
+    /// compressed file is spooled under `spool_dir`.
+    pub(crate) fn open(path: &Path, spool_dir: &Path) -> Result<Source> {
+        let md = std::fs::metadata(path).ctx(|| format!("opening {}", path.display()))?;
+        if md.is_dir() {
+            let fd =
+                strata_sys::fs::open_dir(path).ctx(|| format!("opening {}", path.display()))?;
+            return Ok(Source {
+                kind: Kind::Dir(fd),
+                spool: None,
+            });
+        }
+        let mut file = File::open(path).ctx(|| format!("opening {}", path.display()))?;
+        let mut head = [0u8; 8];
+        let n = read_full(&mut file, &mut head).ctx(|| format!("reading {}", path.display()))?;
+        if n == 0 {
+            return Err(bad(format!("{} is empty", path.display())));
+        }
+        let compressed = !matches!(Compression::detect(&head[..n]), Ok(Compression::None));
+        file.rewind()
+            .ctx(|| format!("reading {}", path.display()))?;
+        if compressed {
+            return Source::spooled(&mut file, spool_dir);
+        }
+        Source::index(file, None)
+    }
+
+    /// Reads a whole archive from `input` (a pipe) into a file under
+    /// `spool_dir`, decompressing it, and opens that.
+    pub(crate) fn spooled(input: &mut dyn Read, spool_dir: &Path) -> Result<Source> {
+        let dir = spool_dir.join(random_hex(16)?);
+        std::fs::create_dir(&dir).ctx(|| format!("creating {}", dir.display()))?;
+        let path = dir.join("archive.tar");
+        let copied = (|| {
+            let (_, mut plain) = strata_archive::decompress(input)
+                .map_err(|e| Error::with(ErrorKind::InvalidArgument, "reading the archive", e))?;
+            let mut out = std::fs::OpenOptions::new()
+                .read(true)
+                .write(true)
+                .create_new(true)
+                .open(&path)
+                .ctx(|| format!("creating {}", path.display()))?;
+            io::copy(&mut plain, &mut out).ctx(|| "reading the archive".into())?;
+            Ok(out)
+        })();
+        let mut file = match copied {
+            Ok(f) => f,
+            Err(e) => {
+                let _ = std::fs::remove_dir_all(&dir);
+                return Err(e);
+            }
+        };
+        if let Err(e) = file.rewind() {
+            let _ = std::fs::remove_dir_all(&dir);
+            return Err(Error::io("reading the spooled archive", e));
+        }
+        Source::index(file, Some(dir))
+    }
+
+    /// Reads every header of the tar in `file`, skipping content; takes
+    /// over the spool directory, if any.
+    fn index(file: File, spool: Option<PathBuf>) -> Result<Source> {
+        match index_tar(&file) {
+            Ok(entries) => Ok(Source {
+                kind: Kind::Tar {
+                    file: Arc::new(file),
+                    entries,
+                },
+                spool,
+            }),
+            Err(e) => {
+                if let Some(dir) = spool {
+                    let _ = std::fs::remove_dir_all(dir);
+                }
+                Err(e)
+            }
+        }
+    }
+
+    /// Whether `name` names a file.
+    pub(crate) fn has(&self, name: &str) -> bool {
+        self.open_entry(name).is_ok()
+    }
+
+    /// A reader over the file at `name` and its length.
+    pub(crate) fn open_entry(&self, name: &str) -> Result<(Box<dyn Read + Send>, u64)> {
+        match &self.kind {
+            Kind::Tar { file, entries } => {
+                let (offset, size) = resolve(entries, name)?;
+                Ok((
+                    Box::new(Section {
+                        file: file.clone(),
+                        pos: offset,
+                        end: offset + size,
+                    }),
+                    size,
+                ))
+            }
+            Kind::Dir(fd) => {
+                let path = clean(name).ok_or_else(|| escapes(name))?;
+                let file =
+                    strata_sys::fs::open_beneath(fd.as_fd(), Path::new(&path)).map_err(|e| {
+                        let errno = e.raw_os_error().map(strata_sys::Errno::from_raw_os_error);
+                        if errno == Some(strata_sys::Errno::XDEV) {
+                            escapes(name)
+                        } else if e.kind() == io::ErrorKind::NotFound {
+                            missing(name)
+                        } else {
+                            Error::io(format!("opening {name:?} in the layout"), e)
+                        }
+                    })?;
+                let md = file
+                    .metadata()
+                    .ctx(|| format!("opening {name:?} in the layout"))?;
+                if !md.is_file() {
+                    return Err(bad(format!("{name:?} in the layout is not a file")));
+                }
+                Ok((Box::new(file), md.len()))
+            }
+        }
+    }
+
+    /// The bytes of a JSON document, refused above [`MAX_JSON`].
+    pub(crate) fn read_small(&self, name: &str) -> Result<Vec<u8>> {
+        let (r, size) = self.open_entry(name)?;
+        if size > MAX_JSON {
+            return Err(bad(format!(
+                "{name:?} is {size} bytes, more than any image document may be"
+            )));
+        }
+        let mut buf = Vec::with_capacity(size as usize);
+        r.take(size)
+            .read_to_end(&mut buf)
+            .ctx(|| format!("reading {name:?} from the archive"))?;
+        if buf.len() as u64 != size {
+            return Err(bad(format!("{name:?} is truncated")));
+        }
+        Ok(buf)
+    }
+}
+
+impl Drop for Source {
+    fn drop(&mut self) {
+        if let Some(dir) = &self.spool {
+            let _ = std::fs::remove_dir_all(dir);
+        }
+    }
+}
+
+/// The entries of a tar file by cleaned name.
+fn index_tar(file: &File) -> Result<HashMap<String, Entry>> {
+    let len = file.metadata().ctx(|| "reading the archive".into())?.len();
+    let mut entries: HashMap<String, Entry> = HashMap::new();
+    let mut archive = tar::Archive::new(file);
+    let not_tar = |e: io::Error| Error::with(ErrorKind::InvalidArgument, "not a tar archive", e);
+    for entry in archive.entries_with_seek().map_err(not_tar)? {
+        let entry = entry.map_err(not_tar)?;
+        let raw = entry.path_bytes();
+        // A name that is not UTF-8 can never be named by the JSON.
+        let Ok(name) = std::str::from_utf8(&raw) else {
+            continue;
+        };
+        let Some(name) = clean(name) else {
+            continue;
+        };
+        let link = || {
+            entry
+                .link_name_bytes()
+                .map(|l| String::from_utf8_lossy(&l).into_owned())
+                .unwrap_or_default()
+        };
+        let kind = entry.header().entry_type();
+        let value = if kind.is_file() || kind.is_contiguous() {
+            let (offset, size) = (entry.raw_file_position(), entry.size());
+            if offset.checked_add(size).is_none_or(|end| end > len) {
+                return Err(bad(format!(
+                    "the archive is truncated: {name:?} declares {size} bytes past its end"
+                )));
+            }
+            Entry::File { offset, size }
+        } else if kind.is_dir() {
+            Entry::Dir
+        } else if kind.is_symlink() {
+            Entry::Symlink(link())
+        } else if kind.is_hard_link() {
+            Entry::Link(link())
+        } else {
+            Entry::Other
+        };
+        match (entries.get(&name), &value) {
+            (Some(Entry::Dir), Entry::Dir) | (None, _) => {}
+            (Some(_), _) => {
+                return Err(bad(format!("the archive has two entries named {name:?}")));
+            }
+        }
+        entries.insert(name, value);
+    }
+    if entries.is_empty() {
+        return Err(bad("not a tar archive: no entries"));
+    }
+    Ok(entries)
+}
+
+fn escapes(name: &str) -> Error {
+    bad(format!("{name:?} points outside the archive"))
+}
+
+fn missing(name: &str) -> Error {
+    Error::new(
+        ErrorKind::NotFound,
+        format!("{name:?} is not in the archive"),
+    )
+}
+
+/// Finds the content of `name` in a tar's entries, following symlinks and
+/// hard links inside the archive; one that leaves it is an error.
+fn resolve(entries: &HashMap<String, Entry>, name: &str) -> Result<(u64, u64)> {
+    let mut pending: VecDeque<String> = clean(name)
+        .ok_or_else(|| escapes(name))?
+        .split('/')
+        .filter(|c| !c.is_empty())
+        .map(str::to_owned)
+        .collect();
+    let mut cur: Vec<String> = Vec::new();
+    let mut hops = 0;
+    while let Some(c) = pending.pop_front() {
+        match c.as_str() {
+            "" | "." => continue,
+            ".." => {
+                cur.pop().ok_or_else(|| escapes(name))?;
+                continue;
+            }
+            _ => cur.push(c),
+        }
+        let key = cur.join("/");
+        match entries.get(&key) {
+            Some(Entry::Symlink(target)) => {
+                hops += 1;
+                if hops > MAX_HOPS {
+                    return Err(bad(format!(
+                        "{name:?}: more than {MAX_HOPS} symlinks (a loop?) in the archive"
+                    )));
+                }
+                if target.starts_with('/') {
+                    return Err(escapes(name));
+                }
+                cur.pop();
+                for t in target.split('/').rev() {
+                    pending.push_front(t.to_owned());
+                }
+            }
+            Some(Entry::Link(target)) => {
+                hops += 1;
+                if hops > MAX_HOPS || !pending.is_empty() {
+                    return Err(missing(name));
+                }
+                let target = clean(target).ok_or_else(|| escapes(name))?;
+                cur.clear();
+                pending.extend(
+                    target
+                        .split('/')
+                        .filter(|c| !c.is_empty())
+                        .map(str::to_owned),
+                );
+            }
+            Some(Entry::File { offset, size }) if pending.is_empty() => {
+                return Ok((*offset, *size))
+            }
+            Some(Entry::File { .. } | Entry::Other) => return Err(missing(name)),
+            Some(Entry::Dir) | None => {}
+        }
+    }
+    Err(missing(name))
+}
+
+/// Part of the archive file, read with `pread` so several layers can be
+/// read at once.
+struct Section {
+    file: Arc<File>,
+    pos: u64,
+    end: u64,
+}
+
+impl Read for Section {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let want = buf.len().min((self.end - self.pos) as usize);
+        if want == 0 {
+            return Ok(0);
+        }
+        let n = self.file.read_at(&mut buf[..want], self.pos)?;
+        if n == 0 {
+            return Err(io::ErrorKind::UnexpectedEof.into());
+        }
+        self.pos += n as u64;
+        Ok(n)
+    }
+}
+
+fn read_full(r: &mut impl Read, buf: &mut [u8]) -> io::Result<usize> {
+    let mut n = 0;
+    while n < buf.len() {
+        match r.read(&mut buf[n..])? {
+            0 => break,
+            k => n += k,
+        }
+    }
+    Ok(n)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn clean_confines_names() {
+        assert_eq!(clean("./a//b/./c").as_deref(), Some("a/b/c"));
+        assert_eq!(clean("a/../b").as_deref(), Some("b"));
+        assert_eq!(clean("a/../../b"), None);
+        assert_eq!(clean("/etc/passwd"), None);
+    }
+
+    fn entries(list: &[(&str, Entry)]) -> HashMap<String, Entry> {
+        list.iter()
+            .map(|(k, v)| (k.to_string(), v.clone()))
+            .collect()
+    }
+
+    #[test]
+    fn links_resolve_inside_the_archive() {
+        let e = entries(&[
+            (
+                "a/layer.tar",
+                Entry::File {
+                    offset: 512,
+                    size: 10,
+                },
+            ),
+            ("b/layer.tar", Entry::Symlink("../a/layer.tar".into())),
+            ("c", Entry::Symlink("a".into())),
+            ("d", Entry::Link("a/layer.tar".into())),
+            ("evil", Entry::Symlink("../../etc".into())),
+            ("abs", Entry::Symlink("/etc/passwd".into())),
+            ("loop", Entry::Symlink("loop".into())),
+        ]);
+        assert_eq!(resolve(&e, "b/layer.tar").unwrap(), (512, 10));
+        assert_eq!(resolve(&e, "c/layer.tar").unwrap(), (512, 10));
+        assert_eq!(resolve(&e, "./d").unwrap(), (512, 10));
+        for name in ["evil/passwd", "abs", "../a/layer.tar", "loop"] {
+            assert!(resolve(&e, name).is_err(), "{name}");
+        }
+        assert_eq!(
+            resolve(&e, "a/nothing").unwrap_err().kind(),
+            ErrorKind::NotFound
+        );
+    }
+}
