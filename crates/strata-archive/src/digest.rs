@@ -8,7 +8,8 @@ use sha2::{Digest as _, Sha256};
 pub struct Digest(String);
 
 impl Digest {
-    pub(crate) fn from_sha256(hasher: Sha256) -> Self {
+    /// The digest a finished sha256 hasher holds.
+    pub fn from_sha256(hasher: Sha256) -> Self {
         let bytes = hasher.finalize();
         let mut s = String::with_capacity(71);
         s.push_str("sha256:");

@@ -30,9 +30,9 @@ use strata_archive::Digest;
 
 use crate::container::Container;
 use crate::error::{IoContext, Result};
-use crate::image::diff_ids;
 use crate::layer::{chain_id, chain_ids, Layer, TAR_SPLIT};
 use crate::{atomic, Store};
+use strata_image::diff_ids;
 
 mod driver;
 

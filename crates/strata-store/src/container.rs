@@ -14,9 +14,9 @@ use serde_json::{json, Value};
 use strata_archive::{Change, Digest};
 
 use crate::error::{Error, ErrorKind, IoContext, Result};
-use crate::image::{diff_ids, ImageRef};
 use crate::layer::chain_ids;
 use crate::{atomic, random_hex, time, Store};
+use strata_image::{diff_ids, ImageRef};
 
 /// What `create` is asked for.
 #[derive(Debug, Clone, Default)]

@@ -76,6 +76,20 @@ impl Error {
     }
 }
 
+impl From<strata_image::Error> for Error {
+    fn from(e: strata_image::Error) -> Self {
+        use strata_image::ErrorKind as I;
+        let kind = match e.kind() {
+            I::InvalidArgument => ErrorKind::InvalidArgument,
+            I::Corrupt => ErrorKind::Corrupt,
+            I::NotFound => ErrorKind::NotFound,
+            _ => ErrorKind::Io,
+        };
+        let (msg, source) = e.into_parts();
+        Error { kind, msg, source }
+    }
+}
+
 impl fmt::Display for Error {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(&self.msg)

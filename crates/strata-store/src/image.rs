@@ -11,66 +11,7 @@ use strata_archive::Digest;
 
 use crate::error::{Error, ErrorKind, IoContext, Result};
 use crate::layer::chain_ids;
-use crate::{atomic, time, Store};
-
-/// A `name[:tag]` reference, `latest` when no tag is given.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
-pub struct ImageRef {
-    pub name: String,
-    pub tag: String,
-}
-
-impl ImageRef {
-    /// Parses and checks `name[:tag]` with Docker's character rules.
-    pub fn parse(s: &str) -> Result<Self> {
-        let bad = |why: &str| {
-            Error::new(
-                ErrorKind::InvalidArgument,
-                format!("invalid reference {s:?}: {why}"),
-            )
-        };
-        let (name, tag) = match s.rfind(':') {
-            Some(i) if !s[i..].contains('/') => (&s[..i], &s[i + 1..]),
-            _ => (s, "latest"),
-        };
-        if name.is_empty() || name.len() > 255 {
-            return Err(bad("empty or too long name"));
-        }
-        let name_ok = name.split('/').all(|part| {
-            part.starts_with(|c: char| c.is_ascii_alphanumeric())
-                && part.ends_with(|c: char| c.is_ascii_alphanumeric())
-                && part.bytes().all(|b| {
-                    b.is_ascii_lowercase()
-                        || b.is_ascii_digit()
-                        || matches!(b, b'.' | b'_' | b'-' | b':')
-                })
-        });
-        if !name_ok {
-            return Err(bad(
-                "names are lowercase letters, digits and . _ - separated by /",
-            ));
-        }
-        let tag_ok = !tag.is_empty()
-            && tag.len() <= 128
-            && tag
-                .bytes()
-                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'))
-            && !tag.starts_with(['.', '-']);
-        if !tag_ok {
-            return Err(bad("tags are up to 128 letters, digits, . _ -"));
-        }
-        Ok(ImageRef {
-            name: name.to_owned(),
-            tag: tag.to_owned(),
-        })
-    }
-}
-
-impl std::fmt::Display for ImageRef {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{}:{}", self.name, self.tag)
-    }
-}
+use crate::{atomic, time, ImageRef, Store};
 
 /// What the store knows of an image.
 #[derive(Debug, Clone)]
@@ -153,7 +94,7 @@ impl Store {
 
     fn image_from(&self, id: &Digest, repos: &Repositories) -> Result<Image> {
         let v = self.image_json(id)?;
-        let diff_ids = diff_ids(&v)
+        let diff_ids = strata_image::diff_ids(&v)
             .map_err(|why| Error::new(ErrorKind::Corrupt, format!("image {id}: {why}")))?;
         let mut tags: Vec<ImageRef> = repos
             .values()
@@ -307,7 +248,7 @@ impl Store {
         let layer = self.register_layer(None, input)?;
         let now = time::now_rfc3339();
         let config = json!({
-            "architecture": oci_arch(),
+            "architecture": strata_image::oci_arch(),
             "os": "linux",
             "created": now,
             "config": {},
@@ -395,56 +336,5 @@ fn untag(repos: &mut Repositories, r: &ImageRef) {
         if m.is_empty() {
             repos.remove(&r.name);
         }
-    }
-}
-
-/// `rootfs.diff_ids` of a config.
-pub(crate) fn diff_ids(v: &Value) -> std::result::Result<Vec<Digest>, String> {
-    let ids = v
-        .pointer("/rootfs/diff_ids")
-        .and_then(Value::as_array)
-        .ok_or("the config has no rootfs.diff_ids")?;
-    ids.iter()
-        .map(|d| {
-            d.as_str()
-                .and_then(Digest::parse)
-                .ok_or_else(|| format!("bad diff_id {d}"))
-        })
-        .collect()
-}
-
-/// The OCI name of this machine's architecture.
-pub(crate) fn oci_arch() -> &'static str {
-    match std::env::consts::ARCH {
-        "x86_64" => "amd64",
-        "aarch64" => "arm64",
-        "x86" => "386",
-        "arm" => "arm",
-        "powerpc64" => "ppc64le",
-        "s390x" => "s390x",
-        "riscv64" => "riscv64",
-        other => other,
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn references_parse_like_docker() {
-        assert_eq!(
-            ImageRef::parse("busybox").unwrap().to_string(),
-            "busybox:latest"
-        );
-        assert_eq!(ImageRef::parse("a/b:1.0").unwrap().to_string(), "a/b:1.0");
-        assert_eq!(
-            ImageRef::parse("localhost:5000/app").unwrap().to_string(),
-            "localhost:5000/app:latest"
-        );
-        assert!(ImageRef::parse("Upper").is_err());
-        assert!(ImageRef::parse("x:").is_err());
-        assert!(ImageRef::parse("../x").is_err());
-        assert!(ImageRef::parse("").is_err());
     }
 }

@@ -14,7 +14,7 @@
 //!     repositories.json                     tags -> image IDs
 //!   containers/<id>/config.json
 //!   names/<name>                            the container ID a name stands for
-//!   tmp/                                    staging; emptied on open
+//!   tmp/                                    staging (and `load`'s spooled archives); emptied on open
 //!   lock                                    flock taken by every change
 //! ```
 //!
@@ -54,12 +54,13 @@ pub use check::{CheckOptions, Finding, FindingKind, Report};
 pub use container::{Container, ContainerSpec};
 pub use copy::CopyReport;
 pub use error::{Error, ErrorKind, Result};
-pub use image::{Image, ImageRef};
+pub use image::Image;
 pub use layer::{chain_id, Layer};
 pub use strata_archive::{Change, ChangeKind, Digest};
 use strata_driver::Driver;
+pub use strata_image::{ImageRef, SaveFormat};
 pub use system::{ContainerUsage, DiskUsage, ImageUsage, OnDisk, Pruned, Usage};
-pub use transfer::{Loaded, NoProgress, Progress, SaveFormat};
+pub use transfer::{Loaded, NoProgress, Progress};
 
 use error::IoContext;
 

@@ -44,63 +44,28 @@
 //! name, is synced and renamed into place, and `index.json` comes last.
 //! Whatever fails, no half archive or half layout is left behind.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::BTreeMap;
 use std::fs::{self, File};
 use std::io::{self, BufWriter, Write};
 use std::path::{Path, PathBuf};
 
-use oci_spec::image::{
-    Descriptor, ImageIndexBuilder, ImageManifestBuilder, MediaType, Platform, PlatformBuilder,
-    SCHEMA_VERSION,
-};
-use serde::Serialize;
 use serde_json::Value;
 use strata_archive::Digest;
+use strata_image::{layout, Content, DirSink, Entry, SaveFormat, SaveImage, Sink, TarSink};
 
-use super::format::{familiar, DockerManifest, CONTAINERD_NAME, OCI_LAYOUT, REF_NAME};
 use super::Progress;
 use crate::error::{Error, ErrorKind, IoContext, Result};
 use crate::layer::{chain_ids, Layer};
 use crate::{atomic, random_hex, ImageRef, Store};
 
-mod sink;
-
-use sink::{DirSink, Sink, TarSink};
-
-/// What `save` writes.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum SaveFormat {
-    /// A tar that `docker load` (20.10 and later) and `skopeo`'s
-    /// `docker-archive:` read.
-    DockerArchive,
-    /// An OCI image layout in a tar.
-    OciArchive,
-    /// An OCI image layout as a directory.
-    OciDir,
-}
-
 /// An image to write.
 struct Planned {
     id: Digest,
     config: Vec<u8>,
-    platform: Option<Platform>,
     /// Bottom to top.
     layers: Vec<Layer>,
     /// The tags the archive records.
     tags: Vec<ImageRef>,
-}
-
-/// A file of the layout: its path, `/`-separated, and its content.
-struct Entry<'a> {
-    path: String,
-    size: u64,
-    content: Content<'a>,
-}
-
-enum Content<'a> {
-    Bytes(Vec<u8>),
-    /// Rebuilt from the store as it is written.
-    Layer(&'a Layer),
 }
 
 impl Store {
@@ -122,15 +87,39 @@ impl Store {
             }
         };
         let sizes = self.layer_sizes(&plan)?;
-        let entries = layout(&plan, &sizes, format)?;
-        let layers = entries
+        let images: Vec<SaveImage> = plan
+            .iter()
+            .map(|p| SaveImage {
+                id: p.id.clone(),
+                config: p.config.clone(),
+                layers: p
+                    .layers
+                    .iter()
+                    .map(|l| (l.diff_id.clone(), sizes[&l.diff_id]))
+                    .collect(),
+                tags: p.tags.clone(),
+            })
+            .collect();
+        let entries = layout(&images, format)?;
+        let layers: BTreeMap<&Digest, &Layer> = plan
+            .iter()
+            .flat_map(|p| &p.layers)
+            .map(|l| (&l.diff_id, l))
+            .collect();
+        let count = entries
             .iter()
             .filter(|e| matches!(e.content, Content::Layer(_)))
             .count();
-        progress.start(entries.iter().map(|e| e.size).sum(), layers);
+        progress.start(entries.iter().map(|e| e.size).sum(), count);
+        let w = Writing {
+            store: self,
+            entries: &entries,
+            layers: &layers,
+            progress,
+        };
         match format {
-            SaveFormat::OciDir => self.write_oci_dir(out, make_dir, &entries, progress),
-            _ => self.write_archive(out, &entries, progress),
+            SaveFormat::OciDir => w.to_dir(out, make_dir),
+            _ => w.to_archive(out),
         }
     }
 
@@ -174,7 +163,7 @@ impl Store {
         let config = self.image_config(&id).map_err(ctx)?;
         let v: Value = serde_json::from_slice(&config)
             .map_err(|e| Error::with(ErrorKind::Corrupt, format!("image {name}: bad config"), e))?;
-        let diff_ids = crate::image::diff_ids(&v)
+        let diff_ids = strata_image::diff_ids(&v)
             .map_err(|why| Error::new(ErrorKind::Corrupt, format!("image {name}: {why}")))?;
         let layers = chain_ids(&diff_ids)
             .iter()
@@ -183,7 +172,6 @@ impl Store {
             .map_err(ctx)?;
         Ok(Planned {
             id,
-            platform: platform(&v),
             config,
             layers,
             tags: Vec::new(),
@@ -220,10 +208,21 @@ impl Store {
         }
         Ok(sizes)
     }
+}
 
+/// One save's files on their way out.
+struct Writing<'a> {
+    store: &'a Store,
+    entries: &'a [Entry],
+    /// The layers the entries name, by diffID.
+    layers: &'a BTreeMap<&'a Digest, &'a Layer>,
+    progress: &'a dyn Progress,
+}
+
+impl Writing<'_> {
     /// Writes the entries as a tar to a temp file beside `out`, then
     /// renames it over `out`.
-    fn write_archive(&self, out: &Path, entries: &[Entry], progress: &dyn Progress) -> Result<()> {
+    fn to_archive(&self, out: &Path) -> Result<()> {
         let dir = archive_target(out)?;
         let name = out.file_name().expect("checked by archive_target");
         let tmp = dir.join(format!(
@@ -238,12 +237,10 @@ impl Store {
             .ctx(|| format!("creating {}", tmp.display()))?;
         let writing = || format!("writing {}", out.display());
         let result = (|| {
-            let mut sink = TarSink(tar::Builder::new(BufWriter::with_capacity(1 << 20, file)));
-            self.write_entries(&mut sink, entries, progress)?;
+            let mut sink = TarSink::new(BufWriter::with_capacity(1 << 20, file));
+            self.write_entries(&mut sink)?;
             let file = sink
-                .0
-                .into_inner()
-                .ctx(writing)?
+                .finish()?
                 .into_inner()
                 .map_err(|e| Error::io(writing(), e.into_error()))?;
             file.sync_all().ctx(writing)?;
@@ -259,18 +256,12 @@ impl Store {
     /// Writes the entries into the directory `out`, making it first when
     /// `make` (else it is there and empty); on failure, takes back all it
     /// wrote.
-    fn write_oci_dir(
-        &self,
-        out: &Path,
-        make: bool,
-        entries: &[Entry],
-        progress: &dyn Progress,
-    ) -> Result<()> {
+    fn to_dir(&self, out: &Path, make: bool) -> Result<()> {
         if make {
             fs::create_dir(out).ctx(|| format!("creating {}", out.display()))?;
         }
         let result = self
-            .write_entries(&mut DirSink(out.to_path_buf()), entries, progress)
+            .write_entries(&mut DirSink::new(out.to_path_buf()))
             .and_then(|()| atomic::sync_dir(out).ctx(|| format!("syncing {}", out.display())));
         if result.is_err() {
             if make {
@@ -287,37 +278,28 @@ impl Store {
     }
 
     /// The blob directories, then every entry in order.
-    fn write_entries(
-        &self,
-        sink: &mut dyn Sink,
-        entries: &[Entry],
-        progress: &dyn Progress,
-    ) -> Result<()> {
+    fn write_entries(&self, sink: &mut dyn Sink) -> Result<()> {
         sink.dir("blobs")?;
         sink.dir("blobs/sha256")?;
-        for e in entries {
-            sink.file(&e.path, e.size, &mut |w| {
-                let mut w = Counted {
-                    inner: w,
-                    written: 0,
-                    progress,
-                };
-                match e.content {
-                    Content::Bytes(ref b) => {
-                        w.write_all(b).ctx(|| format!("writing {}", e.path))?
-                    }
-                    Content::Layer(l) => self.write_layer(l, &mut w)?,
-                }
-                if w.written != e.size {
-                    return Err(Error::new(
-                        ErrorKind::Corrupt,
-                        format!("{}: wrote {} bytes, not {}", e.path, w.written, e.size),
-                    ));
-                }
-                Ok(())
-            })?;
+        for e in self.entries {
+            let mut w = Counted {
+                inner: sink.start_file(&e.path, e.size)?,
+                written: 0,
+                progress: self.progress,
+            };
+            match &e.content {
+                Content::Bytes(b) => w.write_all(b).ctx(|| format!("writing {}", e.path))?,
+                Content::Layer(diff_id) => self.write_layer(self.layers[diff_id], &mut w)?,
+            }
+            if w.written != e.size {
+                return Err(Error::new(
+                    ErrorKind::Corrupt,
+                    format!("{}: wrote {} bytes, not {}", e.path, w.written, e.size),
+                ));
+            }
+            sink.finish_file()?;
             if let Content::Layer(_) = e.content {
-                progress.layer_done();
+                self.progress.layer_done();
             }
         }
         Ok(())
@@ -325,7 +307,7 @@ impl Store {
 
     /// Rebuilds a layer's tar into `out`, checking it is the layer.
     fn write_layer(&self, l: &Layer, out: &mut dyn Write) -> Result<()> {
-        let got = self.layer_tar(l, out)?;
+        let got = self.store.layer_tar(l, out)?;
         if got != l.diff_id {
             return Err(Error::new(
                 ErrorKind::Corrupt,
@@ -336,168 +318,6 @@ impl Store {
             ));
         }
         Ok(())
-    }
-}
-
-/// The files of the layout, in the order they are written: blobs (each
-/// image's config, layers, manifest; each digest once), then the
-/// documents that name them.
-fn layout<'a>(
-    plan: &'a [Planned],
-    sizes: &BTreeMap<Digest, u64>,
-    format: SaveFormat,
-) -> Result<Vec<Entry<'a>>> {
-    let mut entries = Vec::new();
-    let mut seen = BTreeSet::new();
-    let mut blob = |digest: &Digest, size: u64, content: Content<'a>| {
-        if seen.insert(digest.clone()) {
-            entries.push(Entry {
-                path: blob_path(digest),
-                size,
-                content,
-            });
-        }
-    };
-    let mut index = Vec::new();
-    let mut docker = Vec::new();
-    let mut repositories: BTreeMap<String, BTreeMap<String, String>> = BTreeMap::new();
-    for img in plan {
-        let config_size = img.config.len() as u64;
-        blob(&img.id, config_size, Content::Bytes(img.config.clone()));
-        let mut config = descriptor(MediaType::ImageConfig, &img.id, config_size);
-        config.set_platform(img.platform.clone());
-        let mut layers = Vec::new();
-        for l in &img.layers {
-            let size = sizes[&l.diff_id];
-            blob(&l.diff_id, size, Content::Layer(l));
-            layers.push(descriptor(MediaType::ImageLayer, &l.diff_id, size));
-        }
-        let manifest = ImageManifestBuilder::default()
-            .schema_version(SCHEMA_VERSION)
-            .media_type(MediaType::ImageManifest)
-            .config(config)
-            .layers(layers)
-            .build()
-            .expect("every required field is set");
-        let manifest = to_json(&manifest)?;
-        let (digest, size) =
-            strata_archive::sha256_reader(&manifest[..]).ctx(|| "hashing".into())?;
-        blob(&digest, size, Content::Bytes(manifest));
-
-        let mut entry = descriptor(MediaType::ImageManifest, &digest, size);
-        entry.set_platform(img.platform.clone());
-        if img.tags.is_empty() {
-            index.push(entry.clone());
-        }
-        let mut repo_tags = Vec::new();
-        for t in &img.tags {
-            let full = format!("{}:{}", full_name(&t.name), t.tag);
-            let mut tagged = entry.clone();
-            tagged.set_annotations(Some(HashMap::from([
-                (REF_NAME.to_owned(), t.tag.clone()),
-                (CONTAINERD_NAME.to_owned(), full.clone()),
-            ])));
-            index.push(tagged);
-            if let Some(top) = img.layers.last() {
-                repositories
-                    .entry(familiar(&full_name(&t.name)).to_owned())
-                    .or_default()
-                    .insert(t.tag.clone(), top.diff_id.hex().to_owned());
-            }
-            repo_tags.push(familiar(&full).to_owned());
-        }
-        docker.push(DockerManifest {
-            config: blob_path(&img.id),
-            repo_tags: (!repo_tags.is_empty()).then_some(repo_tags),
-            layers: img.layers.iter().map(|l| blob_path(&l.diff_id)).collect(),
-            layer_sources: None,
-        });
-    }
-    let index = ImageIndexBuilder::default()
-        .schema_version(SCHEMA_VERSION)
-        .media_type(MediaType::ImageIndex)
-        .manifests(index)
-        .build()
-        .expect("every required field is set");
-    let mut docs = vec![("index.json", to_json(&index)?)];
-    let oci_layout = ("oci-layout", OCI_LAYOUT.as_bytes().to_vec());
-    match format {
-        // The directory is a layout once index.json is there: last.
-        SaveFormat::OciDir => docs.insert(0, oci_layout),
-        SaveFormat::OciArchive => docs.push(oci_layout),
-        SaveFormat::DockerArchive => {
-            docs.push(oci_layout);
-            // Docker writes these two with Go's json.Encoder: a newline
-            // after the document.
-            docs.push(("manifest.json", to_json_line(&docker)?));
-            if !repositories.is_empty() {
-                docs.push(("repositories", to_json_line(&repositories)?));
-            }
-        }
-    }
-    for (path, bytes) in docs {
-        entries.push(Entry {
-            path: path.to_owned(),
-            size: bytes.len() as u64,
-            content: Content::Bytes(bytes),
-        });
-    }
-    Ok(entries)
-}
-
-/// `blobs/sha256/<hex>`.
-fn blob_path(d: &Digest) -> String {
-    format!("blobs/sha256/{}", d.hex())
-}
-
-fn descriptor(media_type: MediaType, digest: &Digest, size: u64) -> Descriptor {
-    let digest = oci_spec::image::Digest::try_from(digest.as_str())
-        .expect("a sha256 digest is an OCI digest");
-    Descriptor::new(media_type, size, digest)
-}
-
-/// The platform an image's config names, when it names one.
-fn platform(config: &Value) -> Option<Platform> {
-    let field = |k: &str| {
-        config
-            .get(k)
-            .and_then(Value::as_str)
-            .filter(|s| !s.is_empty())
-    };
-    let mut p = PlatformBuilder::default()
-        .os(field("os")?)
-        .architecture(field("architecture")?);
-    if let Some(v) = field("variant") {
-        p = p.variant(v);
-    }
-    p.build().ok()
-}
-
-/// JSON with its object keys sorted (serde_json's map without
-/// `preserve_order`), so annotations kept in a `HashMap` come out the
-/// same every time and the manifest's digest with them.
-fn to_json(v: &impl Serialize) -> Result<Vec<u8>> {
-    let err = |e| Error::with(ErrorKind::Io, "encoding JSON", e);
-    serde_json::to_vec(&serde_json::to_value(v).map_err(err)?).map_err(err)
-}
-
-/// JSON in field order, a newline after it.
-fn to_json_line(v: &impl Serialize) -> Result<Vec<u8>> {
-    let mut out =
-        serde_json::to_vec(v).map_err(|e| Error::with(ErrorKind::Io, "encoding JSON", e))?;
-    out.push(b'\n');
-    Ok(out)
-}
-
-/// A name as a full reference: `busybox` is
-/// `docker.io/library/busybox`, `me/app` is `docker.io/me/app`; a name
-/// whose first component is a registry (has a `.` or a `:`, or is
-/// `localhost`) stays as it is.
-fn full_name(name: &str) -> String {
-    match name.split_once('/') {
-        None => format!("docker.io/library/{name}"),
-        Some((first, _)) if first.contains(['.', ':']) || first == "localhost" => name.to_owned(),
-        Some(_) => format!("docker.io/{name}"),
     }
 }
 
@@ -556,20 +376,5 @@ impl Write for Counted<'_> {
 
     fn flush(&mut self) -> io::Result<()> {
         self.inner.flush()
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn names_get_docker_hub_prefixes() {
-        assert_eq!(full_name("busybox"), "docker.io/library/busybox");
-        assert_eq!(full_name("me/app"), "docker.io/me/app");
-        assert_eq!(full_name("quay.io/me/app"), "quay.io/me/app");
-        assert_eq!(full_name("localhost:5000/app"), "localhost:5000/app");
-        assert_eq!(full_name("localhost/app"), "localhost/app");
-        assert_eq!(familiar(&full_name("busybox")), "busybox");
     }
 }

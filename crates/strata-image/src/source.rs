@@ -14,15 +14,14 @@ use std::sync::Arc;
 
 use strata_archive::Compression;
 
-use super::format::MAX_JSON;
 use crate::error::{Error, ErrorKind, IoContext, Result};
-use crate::random_hex;
+use crate::format::MAX_JSON;
 
 /// Symlinks followed while resolving one name, as the kernel allows.
 const MAX_HOPS: usize = 40;
 
 /// An archive or layout being loaded.
-pub(crate) struct Source {
+pub struct Source {
     kind: Kind,
     /// A spooled copy, removed on drop.
     spool: Option<PathBuf>,
@@ -56,7 +55,7 @@ fn bad(msg: impl Into<String>) -> Error {
 
 /// `name` with `.` and empty components dropped and `..` applied; `None`
 /// when it climbs out of the archive. A leading `/` is refused too.
-pub(crate) fn clean(name: &str) -> Option<String> {
+pub fn clean(name: &str) -> Option<String> {
     if name.starts_with('/') {
         return None;
     }
@@ -76,7 +75,7 @@ pub(crate) fn clean(name: &str) -> Option<String> {
 impl Source {
     /// Opens `path`: a directory, or a tar file (plain, gzip or zstd). A
     /// compressed file is spooled under `spool_dir`.
-    pub(crate) fn open(path: &Path, spool_dir: &Path) -> Result<Source> {
+    pub fn open(path: &Path, spool_dir: &Path) -> Result<Source> {
         let md = std::fs::metadata(path).ctx(|| format!("opening {}", path.display()))?;
         if md.is_dir() {
             let fd =
@@ -87,12 +86,15 @@ impl Source {
             });
         }
         let mut file = File::open(path).ctx(|| format!("opening {}", path.display()))?;
-        let mut head = [0u8; 8];
-        let n = read_full(&mut file, &mut head).ctx(|| format!("reading {}", path.display()))?;
-        if n == 0 {
+        let mut head = Vec::with_capacity(8);
+        (&mut file)
+            .take(8)
+            .read_to_end(&mut head)
+            .ctx(|| format!("reading {}", path.display()))?;
+        if head.is_empty() {
             return Err(bad(format!("{} is empty", path.display())));
         }
-        let compressed = !matches!(Compression::detect(&head[..n]), Ok(Compression::None));
+        let compressed = !matches!(Compression::detect(&head), Ok(Compression::None));
         file.rewind()
             .ctx(|| format!("reading {}", path.display()))?;
         if compressed {
@@ -103,8 +105,11 @@ impl Source {
 
     /// Reads a whole archive from `input` (a pipe) into a file under
     /// `spool_dir`, decompressing it, and opens that.
-    pub(crate) fn spooled(input: &mut dyn Read, spool_dir: &Path) -> Result<Source> {
-        let dir = spool_dir.join(random_hex(16)?);
+    pub fn spooled(input: &mut dyn Read, spool_dir: &Path) -> Result<Source> {
+        let mut rand = [0u8; 16];
+        strata_sys::fs::random_bytes(&mut rand).ctx(|| "reading random bytes".into())?;
+        let hex: String = rand.iter().map(|b| format!("{b:02x}")).collect();
+        let dir = spool_dir.join(format!("load-{hex}"));
         std::fs::create_dir(&dir).ctx(|| format!("creating {}", dir.display()))?;
         let path = dir.join("archive.tar");
         let copied = (|| {
@@ -154,12 +159,12 @@ impl Source {
     }
 
     /// Whether `name` names a file.
-    pub(crate) fn has(&self, name: &str) -> bool {
+    pub fn has(&self, name: &str) -> bool {
         self.open_entry(name).is_ok()
     }
 
     /// A reader over the file at `name` and its length.
-    pub(crate) fn open_entry(&self, name: &str) -> Result<(Box<dyn Read + Send>, u64)> {
+    pub fn open_entry(&self, name: &str) -> Result<(Box<dyn Read + Send>, u64)> {
         match &self.kind {
             Kind::Tar { file, entries } => {
                 let (offset, size) = resolve(entries, name)?;
@@ -197,7 +202,7 @@ impl Source {
     }
 
     /// The bytes of a JSON document, refused above [`MAX_JSON`].
-    pub(crate) fn read_small(&self, name: &str) -> Result<Vec<u8>> {
+    pub fn read_small(&self, name: &str) -> Result<Vec<u8>> {
         let (r, size) = self.open_entry(name)?;
         if size > MAX_JSON {
             return Err(bad(format!(
@@ -370,17 +375,6 @@ impl Read for Section {
         self.pos += n as u64;
         Ok(n)
     }
-}
-
-fn read_full(r: &mut impl Read, buf: &mut [u8]) -> io::Result<usize> {
-    let mut n = 0;
-    while n < buf.len() {
-        match r.read(&mut buf[n..])? {
-            0 => break,
-            k => n += k,
-        }
-    }
-    Ok(n)
 }
 
 #[cfg(test)]
