@@ -45,6 +45,10 @@ log "building the release binary"
 cargo build --release -q -p strata-cli
 STRATA=${CARGO_TARGET_DIR:-$REPO/target}/release/strata
 [[ -x $STRATA ]] || die "no $STRATA"
+# One run at a time per work directory: a second would unmount the first's
+# file system.
+exec {lock}<"$WORK"
+flock -n "$lock" || die "another bench/load.sh is running on $WORK"
 
 # ------------------------------------------------------------ the run's fs
 
@@ -393,7 +397,7 @@ else
     SOCK=unix://$SHORT/docker.sock
     dockerd --iptables=false --bridge=none --ip-masq=false --storage-driver overlay2 \
         --data-root "$RUN/docker" --exec-root "$SHORT/exec" --pidfile "$SHORT/docker.pid" \
-        -H "$SOCK" >"$SHORT/dockerd.log" 2>&1 &
+        -H "$SOCK" >"$SHORT/dockerd.log" 2>&1 {lock}<&- &
     DOCKERD_PID=$!
     up=0
     for _ in $(seq 150); do

@@ -131,6 +131,21 @@ impl PathInRoot {
         FileType::from_raw_mode(self.st.st_mode) == FileType::Directory
     }
 
+    /// The object's own metadata (not followed).
+    pub fn stat(&self) -> &Stat {
+        &self.st
+    }
+
+    /// The object's target when it is a symlink (not followed).
+    pub fn link_target(&self) -> Result<Option<Vec<u8>>> {
+        if FileType::from_raw_mode(self.st.st_mode) != FileType::Symlink {
+            return Ok(None);
+        }
+        fs::readlink_at(self.parent.as_fd(), fs::os(&self.name))
+            .map(Some)
+            .map_err(|e| Error::fs("reading the symlink", &self.path, e))
+    }
+
     /// Where the object is inside the root: no symlink in it, no leading
     /// `/`, empty for the root itself.
     pub fn path(&self) -> &[u8] {

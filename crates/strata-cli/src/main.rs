@@ -69,10 +69,17 @@ enum Command {
     Rm {
         #[arg(short, long)]
         force: bool,
+        /// Also remove the containers' anonymous volumes no other
+        /// container uses.
+        #[arg(short, long)]
+        volumes: bool,
         #[arg(required = true)]
         containers: Vec<String>,
     },
-    /// Containers or images as JSON.
+    /// Volume subcommands.
+    #[command(subcommand)]
+    Volume(commands::volume::Cmd),
+    /// Containers, images or volumes as JSON.
     Inspect {
         #[arg(required = true)]
         names: Vec<String>,
@@ -129,7 +136,12 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Commit(a) => container::commit(a, &store),
         Command::Export(a) => container::export(a, &store),
         Command::Cp(a) => commands::cp::run(a, &store),
-        Command::Rm { force, containers } => container::rm(&containers, force, &store),
+        Command::Rm {
+            force,
+            volumes,
+            containers,
+        } => container::rm(&containers, force, volumes, &store),
+        Command::Volume(cmd) => commands::volume::run(cmd, &store),
         Command::Inspect { names } => system::inspect(&names, &store),
         Command::Info { format } => system::info(format, &store),
         Command::System(cmd) => system::run(cmd, &store),

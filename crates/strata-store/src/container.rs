@@ -15,6 +15,7 @@ use strata_archive::{Change, Digest};
 
 use crate::error::{Error, ErrorKind, IoContext, Result};
 use crate::layer::chain_ids;
+use crate::volume::Mount;
 use crate::{atomic, random_hex, time, Store};
 use strata_image::{diff_ids, ImageRef};
 
@@ -23,6 +24,10 @@ use strata_image::{diff_ids, ImageRef};
 pub struct ContainerSpec {
     pub name: Option<String>,
     pub cmd: Vec<String>,
+    /// `-v` specs, as given (see `strata_volume::spec`).
+    pub volumes: Vec<String>,
+    /// `--volumes-from C[:ro|:rw]`, as given.
+    pub volumes_from: Vec<String>,
 }
 
 /// A container, as `containers/<id>/config.json` records it.
@@ -42,6 +47,9 @@ pub struct Container {
     /// The image's top layer (none for an image without layers).
     #[serde(with = "digest_json::option")]
     pub parent_layer: Option<Digest>,
+    /// Volumes and host binds, for the runtime to mount.
+    #[serde(default)]
+    pub mounts: Vec<Mount>,
 }
 
 /// Digests as their `sha256:...` strings in JSON.
@@ -227,12 +235,13 @@ impl Store {
             }
             None => format!("strata-{}", &id[..12]),
         };
+        let plan = self.plan_mounts(&spec.volumes_from, &spec.volumes)?;
         let cmd = if spec.cmd.is_empty() {
             default_cmd(&config)
         } else {
             spec.cmd.clone()
         };
-        let c = Container {
+        let mut c = Container {
             id: id.clone(),
             name,
             image: image_id,
@@ -241,6 +250,7 @@ impl Store {
             driver: self.driver.name().to_owned(),
             mount_id: random_hex(32)?,
             parent_layer: parent.as_ref().map(|l| l.chain_id.clone()),
+            mounts: Vec::new(),
         };
         let staging = self.staging()?;
         atomic::write_staged(&staging.join("container-id"), c.id.as_bytes())?;
@@ -261,13 +271,17 @@ impl Store {
                 .map_err(|e| Error::driver("writing the init layer", e))?;
             self.driver
                 .create_rw(&c.mount_id, Some(&c.init_id()))
-                .map_err(|e| Error::driver("creating the container layer", e))
+                .map_err(|e| Error::driver("creating the container layer", e))?;
+            self.make_mounts(&c.mount_id, plan)
         })();
-        if let Err(e) = made {
-            let _ = self.driver.remove(&c.mount_id);
-            let _ = self.driver.remove(&c.init_id());
-            let _ = fs::remove_dir_all(&staging);
-            return Err(e);
+        match made {
+            Ok(mounts) => c.mounts = mounts,
+            Err(e) => {
+                let _ = self.driver.remove(&c.mount_id);
+                let _ = self.driver.remove(&c.init_id());
+                let _ = fs::remove_dir_all(&staging);
+                return Err(e);
+            }
         }
         if let Some(p) = &c.parent_layer {
             atomic::write_staged(&staging.join("parent"), p.as_str().as_bytes())?;
@@ -386,6 +400,12 @@ impl Store {
     /// `strata rm`: unmounts (only with `force` when mounted), removes the
     /// layers and records, and the image layers nothing else uses.
     pub fn remove_container(&self, c: &Container, force: bool) -> Result<()> {
+        self.remove_container_with(c, force, false)
+    }
+
+    /// `strata rm [-v]`: [`Store::remove_container`], and with `volumes`
+    /// the container's anonymous volumes no other container uses.
+    pub fn remove_container_with(&self, c: &Container, force: bool, volumes: bool) -> Result<()> {
         let _lock = self.lock()?;
         let in_use = self
             .driver
@@ -421,6 +441,9 @@ impl Store {
             fs::remove_dir_all(&d).ctx(|| format!("removing container {}", c.name))?;
         }
         self.collect_layers()?;
+        if volumes {
+            self.remove_anonymous_volumes(c)?;
+        }
         Ok(())
     }
 

@@ -238,7 +238,7 @@ fn split_dest(dest: &Path) -> Result<(PathBuf, Vec<u8>)> {
 
 /// Writes `src` as a tar named `name` and applies it to `dir`, through a
 /// pipe: nothing is held whole.
-fn stream(src: &PathInRoot, name: &[u8], dir: &Path, shown: &str) -> Result<CopyReport> {
+pub(crate) fn stream(src: &PathInRoot, name: &[u8], dir: &Path, shown: &str) -> Result<CopyReport> {
     let (reader, writer) = std::io::pipe().ctx(|| "making a pipe".into())?;
     std::thread::scope(|s| {
         let tar = s.spawn(move || {

@@ -50,6 +50,14 @@ impl Error {
         }
     }
 
+    pub(crate) fn from_parts(
+        kind: ErrorKind,
+        msg: String,
+        source: Option<Box<dyn std::error::Error + Send + Sync>>,
+    ) -> Self {
+        Error { kind, msg, source }
+    }
+
     pub(crate) fn io(msg: impl Into<String>, err: io::Error) -> Self {
         let kind = match err.kind() {
             io::ErrorKind::NotFound => ErrorKind::NotFound,

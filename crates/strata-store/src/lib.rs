@@ -13,6 +13,7 @@
 //!     layerdb/tmp/                          layers and containers being made
 //!     repositories.json                     tags -> image IDs
 //!   containers/<id>/config.json
+//!   volumes/<name>/{_data/,meta.json}       volumes (see strata_volume::local)
 //!   names/<name>                            the container ID a name stands for
 //!   tmp/                                    staging (and `load`'s spooled archives); emptied on open
 //!   lock                                    flock taken by every change
@@ -45,6 +46,7 @@ mod layer;
 mod system;
 mod time;
 mod transfer;
+mod volume;
 
 use std::fs;
 use std::os::unix::fs::DirBuilderExt;
@@ -61,6 +63,7 @@ use strata_driver::Driver;
 pub use strata_image::{ImageRef, SaveFormat};
 pub use system::{ContainerUsage, DiskUsage, ImageUsage, OnDisk, Pruned, Usage};
 pub use transfer::{Loaded, NoProgress, Progress};
+pub use volume::{Mount, MountKind, Volume, ANONYMOUS_LABEL};
 
 use error::IoContext;
 
@@ -70,6 +73,8 @@ const DRIVERS: &[&str] = &["overlay2", "vfs"];
 pub struct Store {
     root: PathBuf,
     driver: Box<dyn Driver>,
+    /// Where volume plugins are looked for.
+    plugin_dirs: Vec<PathBuf>,
 }
 
 /// Holds the store lock until dropped.
@@ -112,7 +117,11 @@ impl Store {
         };
         let driver = strata_driver::open(&root, name)
             .map_err(|e| Error::driver("opening the storage driver", e))?;
-        let store = Store { root, driver };
+        let store = Store {
+            root,
+            driver,
+            plugin_dirs: strata_volume::plugin::default_dirs(),
+        };
         for d in [
             store.root.join("tmp"),
             store.root.join("containers"),
@@ -136,6 +145,12 @@ impl Store {
 
     pub fn root(&self) -> &Path {
         &self.root
+    }
+
+    /// Looks for volume plugins in `dirs` instead of the default
+    /// directories (`strata_volume::plugin::default_dirs`).
+    pub fn set_plugin_dirs(&mut self, dirs: Vec<PathBuf>) {
+        self.plugin_dirs = dirs;
     }
 
     pub fn driver(&self) -> &dyn Driver {

@@ -1,4 +1,4 @@
-//! Mounting and unmounting overlayfs.
+//! Mounting and unmounting overlayfs (and, for volumes, plain mount(2)).
 //!
 //! Two ways to make an overlay mount:
 //!
@@ -28,7 +28,7 @@ use std::path::{Path, PathBuf};
 
 use rustix::mount::{
     fsconfig_create, fsconfig_set_string, fsmount, fsopen, move_mount, FsMountFlags, FsOpenFlags,
-    MountAttrFlags, MountFlags, MoveMountFlags, UnmountFlags,
+    MountAttrFlags, MoveMountFlags, UnmountFlags,
 };
 
 /// What an overlay mount is made of. `lower` is topmost first.
@@ -116,6 +116,38 @@ pub fn mount_overlay_legacy(data: &str, cwd: &Path, target: &Path) -> io::Result
     })
     .join()
     .map_err(|_| io::Error::other("the mount thread panicked"))?
+}
+
+/// Flags for [`mount_fs`] (`MS_*`), as mount(2) takes them.
+pub use rustix::mount::MountFlags;
+
+/// mount(2) of a file system: `fstype` from `source` at `target`, with
+/// `flags` and the file-system option string `data`. With
+/// [`MountFlags::BIND`], `source` is a directory and `fstype` and `data`
+/// are ignored. <https://man7.org/linux/man-pages/man2/mount.2.html>
+pub fn mount_fs(
+    source: &str,
+    target: &Path,
+    fstype: &str,
+    flags: MountFlags,
+    data: &str,
+) -> io::Result<()> {
+    let data =
+        std::ffi::CString::new(data).map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))?;
+    Ok(rustix::mount::mount(
+        source,
+        target,
+        fstype,
+        flags,
+        data.as_c_str(),
+    )?)
+}
+
+/// mount(2) with `MS_REMOUNT`: changes the flags of the mount at
+/// `target` (with [`MountFlags::BIND`], of that bind mount only, which is
+/// how a bind mount is made read-only).
+pub fn remount(target: &Path, flags: MountFlags, data: &str) -> io::Result<()> {
+    Ok(rustix::mount::mount_remount(target, flags, data)?)
 }
 
 /// `umount2(target, 0)`; with `detach`, `MNT_DETACH` (lazy) when busy.

@@ -15,6 +15,13 @@ use super::{short, Format};
 pub struct Create {
     #[arg(long)]
     pub name: Option<String>,
+    /// A volume: /CTR (anonymous), NAME:/CTR or /HOST:/CTR, with
+    /// :ro, :rw, :nocopy (comma-separated) after.
+    #[arg(short, long = "volume", value_name = "SPEC")]
+    pub volume: Vec<String>,
+    /// The volumes of another container, as they are or :ro / :rw.
+    #[arg(long, value_name = "CONTAINER[:ro|:rw]")]
+    pub volumes_from: Vec<String>,
     pub image: String,
     /// The command (default: the image's Entrypoint and Cmd).
     #[arg(trailing_var_arg = true)]
@@ -25,6 +32,8 @@ pub fn create(a: Create, store: &Store) -> Result<()> {
     let spec = ContainerSpec {
         name: a.name,
         cmd: a.cmd,
+        volumes: a.volume,
+        volumes_from: a.volumes_from,
     };
     let c = store.create_container(&a.image, &spec)?;
     println!("{}", c.id);
@@ -99,6 +108,7 @@ pub fn container_json(c: &strata_store::Container, store: &Store) -> Result<serd
             "Name": store.driver().name(),
             "Data": { "MountID": c.mount_id, "InitID": c.init_id() },
         },
+        "Mounts": c.mounts,
     }))
 }
 
@@ -150,10 +160,10 @@ pub fn export(a: Export, store: &Store) -> Result<()> {
     result
 }
 
-pub fn rm(names: &[String], force: bool, store: &Store) -> Result<()> {
+pub fn rm(names: &[String], force: bool, volumes: bool, store: &Store) -> Result<()> {
     for n in names {
         let c = store.resolve_container(n)?;
-        store.remove_container(&c, force)?;
+        store.remove_container_with(&c, force, volumes)?;
         println!("{n}");
     }
     Ok(())

@@ -5,6 +5,7 @@ pub mod cp;
 pub mod image;
 pub mod system;
 pub mod transfer;
+pub mod volume;
 
 use std::path::PathBuf;
 
@@ -19,9 +20,20 @@ pub struct StoreArgs {
     #[arg(long, global = true, env = "STRATA_ROOT")]
     pub root: Option<PathBuf>,
     /// Storage driver for a new store: overlay2 or vfs (default: the
-    /// first that works here).
-    #[arg(long, global = true)]
+    /// first that works here). Before the command only: after it,
+    /// `volume create --driver` names a volume driver.
+    #[arg(long)]
     pub driver: Option<String>,
+    /// Directories to look for volume plugins in (NAME.sock, NAME.spec,
+    /// NAME.json), instead of /run/strata/plugins, /etc/strata/plugins and
+    /// Docker's plugin directories.
+    #[arg(
+        long = "plugin-dir",
+        global = true,
+        env = "STRATA_PLUGIN_DIRS",
+        value_delimiter = ':'
+    )]
+    pub plugin_dirs: Vec<PathBuf>,
 }
 
 impl StoreArgs {
@@ -30,7 +42,11 @@ impl StoreArgs {
             Some(r) => r.clone(),
             None => default_root(),
         };
-        Ok(Store::open(&root, self.driver.as_deref())?)
+        let mut store = Store::open(&root, self.driver.as_deref())?;
+        if !self.plugin_dirs.is_empty() {
+            store.set_plugin_dirs(self.plugin_dirs.clone());
+        }
+        Ok(store)
     }
 }
 

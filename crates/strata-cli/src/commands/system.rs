@@ -46,7 +46,8 @@ pub fn info(format: Format, store: &Store) -> Result<()> {
     Ok(())
 }
 
-/// Containers first, then images, as `docker inspect` looks them up.
+/// Containers first, then images, then volumes, as `docker inspect`
+/// looks them up.
 pub fn inspect(names: &[String], store: &Store) -> Result<()> {
     let mut out = Vec::new();
     for n in names {
@@ -54,6 +55,8 @@ pub fn inspect(names: &[String], store: &Store) -> Result<()> {
             out.push(super::container::container_json(&c, store)?);
         } else if store.resolve_image(n).is_ok() {
             out.push(super::image::inspect_image(n, store)?);
+        } else if let Ok(v) = store.volume(n) {
+            out.push(serde_json::to_value(v)?);
         } else {
             bail!("no such object: {n}");
         }

@@ -60,7 +60,7 @@ impl Bar {
     fn message(&self) {
         use std::sync::atomic::Ordering::Relaxed;
         self.pb.set_message(format!(
-            "{} layer {}/{}",
+            "{} ({}/{} layers done)",
             self.what,
             self.layers.load(Relaxed),
             self.total.load(Relaxed)

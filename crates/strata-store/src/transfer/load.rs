@@ -261,26 +261,50 @@ impl Store {
                     )));
                 }
             }
+            // The blob is hashed only when its digest says something the
+            // diffID check does not: an uncompressed blob's digest is its
+            // diffID, and a legacy docker-archive declares none.
+            let hash_blob = job
+                .plan
+                .blob
+                .as_ref()
+                .is_some_and(|b| b != &job.plan.diff_id);
             let mut input = Counted {
                 inner: reader,
-                hasher: Sha256::new(),
+                hasher: hash_blob.then(Sha256::new),
                 progress,
             };
             let report =
                 self.fill_layer(&slot.staging, &slot.cache_id, parent_cache, &mut input)?;
             // Whatever follows the tar's end is part of the blob too.
             io::copy(&mut input, &mut io::sink()).map_err(|e| Error::io("reading the blob", e))?;
-            let got = Digest::from_sha256(input.hasher);
-            if let Some(blob) = &job.plan.blob {
-                if &got != blob {
+            match (&job.plan.blob, input.hasher) {
+                (Some(blob), Some(h)) => {
+                    let got = Digest::from_sha256(h);
+                    if &got != blob {
+                        return Err(mismatch(format!(
+                            "the blob's sha256 is {got}, its descriptor says {blob}"
+                        )));
+                    }
+                }
+                // The descriptor names the diffID: the blob must be the
+                // tar itself, whose digest the diffID check below covers.
+                (Some(_), None) if report.compression != strata_archive::Compression::None => {
                     return Err(mismatch(format!(
-                        "the blob's sha256 is {got}, its descriptor says {blob}"
+                        "the blob is {}-compressed, but its descriptor's digest is the uncompressed diffID",
+                        report.compression.as_str()
                     )));
                 }
+                _ => {}
             }
             if report.diff_id != job.plan.diff_id {
+                let says = if hash_blob || job.plan.blob.is_none() {
+                    "the image config says"
+                } else {
+                    "its descriptor and the image config say"
+                };
                 return Err(mismatch(format!(
-                    "its content's sha256 (diffID) is {}, the image config says {}",
+                    "its content's sha256 (diffID) is {}, {says} {}",
                     report.diff_id, job.plan.diff_id
                 )));
             }
@@ -316,14 +340,16 @@ fn within(what: &str, e: Error) -> Error {
 /// Hashes a blob as it is read and reports progress.
 struct Counted<'a> {
     inner: Box<dyn Read + Send>,
-    hasher: Sha256,
+    hasher: Option<Sha256>,
     progress: &'a dyn Progress,
 }
 
 impl Read for Counted<'_> {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         let n = self.inner.read(buf)?;
-        self.hasher.update(&buf[..n]);
+        if let Some(h) = &mut self.hasher {
+            h.update(&buf[..n]);
+        }
         self.progress.advance(n as u64);
         Ok(n)
     }

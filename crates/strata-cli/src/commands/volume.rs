@@ -1,0 +1,121 @@
+//! `strata volume create|ls|inspect|rm|prune`.
+
+use std::collections::BTreeMap;
+
+use anyhow::{bail, Result};
+use clap::Subcommand;
+use strata_store::Store;
+
+use super::Format;
+
+#[derive(Subcommand)]
+pub enum Cmd {
+    /// Create a volume; prints its name.
+    Create {
+        /// The volume driver: local, or a plugin's name.
+        #[arg(short, long, default_value = "local")]
+        driver: String,
+        /// A driver option (local: type, device, o).
+        #[arg(short, long = "opt", value_name = "K=V")]
+        opt: Vec<String>,
+        /// A label.
+        #[arg(long = "label", value_name = "K=V")]
+        label: Vec<String>,
+        /// The name (default: 64 random hex digits).
+        name: Option<String>,
+    },
+    /// List volumes.
+    Ls {
+        #[arg(long, value_enum, default_value_t)]
+        format: Format,
+    },
+    /// Volumes as JSON.
+    Inspect {
+        #[arg(required = true)]
+        names: Vec<String>,
+    },
+    /// Remove volumes; refuses a volume any container uses.
+    Rm {
+        /// No error for a missing volume.
+        #[arg(short, long)]
+        force: bool,
+        #[arg(required = true)]
+        names: Vec<String>,
+    },
+    /// Remove unused anonymous volumes (--all: every unused volume).
+    Prune {
+        #[arg(short, long)]
+        all: bool,
+        /// Accepted for Docker's sake: strata never asks.
+        #[arg(short, long)]
+        force: bool,
+    },
+}
+
+/// `K=V` pairs into a map.
+fn pairs(what: &str, kv: &[String]) -> Result<BTreeMap<String, String>> {
+    let mut out = BTreeMap::new();
+    for p in kv {
+        match p.split_once('=') {
+            Some((k, v)) if !k.is_empty() => {
+                out.insert(k.to_owned(), v.to_owned());
+            }
+            _ => bail!("invalid {what} {p:?}: expected KEY=VALUE"),
+        }
+    }
+    Ok(out)
+}
+
+pub fn run(cmd: Cmd, store: &Store) -> Result<()> {
+    match cmd {
+        Cmd::Create {
+            driver,
+            opt,
+            label,
+            name,
+        } => {
+            let v = store.create_volume(
+                name.as_deref(),
+                &driver,
+                &pairs("option", &opt)?,
+                &pairs("label", &label)?,
+            )?;
+            println!("{}", v.name);
+        }
+        Cmd::Ls { format } => {
+            let vs = store.volumes()?;
+            if format == Format::Json {
+                println!("{}", serde_json::to_string_pretty(&vs)?);
+            } else {
+                println!("{:<16} VOLUME NAME", "DRIVER");
+                for v in vs {
+                    println!("{:<16} {}", v.driver, v.name);
+                }
+            }
+        }
+        Cmd::Inspect { names } => {
+            let vs = names
+                .iter()
+                .map(|n| store.volume(n))
+                .collect::<Result<Vec<_>, _>>()?;
+            println!("{}", serde_json::to_string_pretty(&vs)?);
+        }
+        Cmd::Rm { force, names } => {
+            for n in names {
+                store.remove_volume(&n, force)?;
+                println!("{n}");
+            }
+        }
+        Cmd::Prune { all, force: _ } => {
+            let removed = store.prune_volumes(all)?;
+            if !removed.is_empty() {
+                println!("Deleted Volumes:");
+                for n in &removed {
+                    println!("{n}");
+                }
+            }
+            println!("Total volumes removed: {}", removed.len());
+        }
+    }
+    Ok(())
+}
