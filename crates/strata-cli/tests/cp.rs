@@ -299,6 +299,9 @@ fn system_df_adds_up_and_prune_removes_only_what_it_should() {
     // Committed twice: one layer, two images; one of them untagged.
     let dangling = s.ok(&["commit", "c1"]);
     let kept = s.ok(&["commit", "c1", "kept:1"]);
+    // A volume no container uses: its content is reclaimable.
+    s.ok(&["volume", "create", "vd"]);
+    fs::write(s.root().join("volumes/vd/_data/v"), vec![3u8; 2000]).unwrap();
     let sizes = layer_sizes(&s);
     assert_eq!(sizes.len(), 3);
     let unique_total: u64 = sizes.iter().map(|(_, n)| n).sum();
@@ -332,6 +335,9 @@ fn system_df_adds_up_and_prune_removes_only_what_it_should() {
         assert_eq!(shared + unique, i["Size"].as_u64().unwrap(), "{i}");
     }
     assert_eq!(df_row(&df, "Containers"), (1, 1, 1000, 0));
+    assert_eq!(df_row(&df, "Local Volumes"), (1, 0, 2000, 2000));
+    assert_eq!(df["Volumes"][0]["Name"], "vd", "{df}");
+    assert_eq!(df["Volumes"][0]["Size"], 2000, "{df}");
     assert_eq!(
         df_row(&df, "Layers"),
         (3, 3, unique_total, unique_total - base_size)
@@ -343,9 +349,14 @@ fn system_df_adds_up_and_prune_removes_only_what_it_should() {
     let part = |k: &str| d[k].as_u64().unwrap();
     assert_eq!(
         part("Total"),
-        part("LayerContent") + part("Metadata") + part("Containers") + part("Other"),
+        part("LayerContent")
+            + part("Metadata")
+            + part("Containers")
+            + part("Volumes")
+            + part("Other"),
         "{d}"
     );
+    assert!(part("Volumes") >= 2000, "{d}");
     assert!(part("LayerContent") >= unique_total, "{d}");
     let du_out = Command::new("du")
         .args(["-s", "-x", "-B1"])
@@ -361,7 +372,8 @@ fn system_df_adds_up_and_prune_removes_only_what_it_should() {
     assert_eq!(part("Total"), du, "{d} vs du -sxB1 {du}");
     let table = s.ok(&["system", "df"]);
     assert!(table.starts_with("TYPE"), "{table}");
-    assert_eq!(table.lines().count(), 6, "{table}");
+    assert_eq!(table.lines().count(), 7, "{table}");
+    assert!(table.contains("\nLocal Volumes "), "{table}");
     assert!(
         table.lines().last().unwrap().starts_with("On disk under"),
         "{table}"

@@ -407,3 +407,121 @@ fn export_and_commit_leave_volume_content_out() {
     assert!(!merged.join("data/secret").exists());
     s.ok(&["umount", "d"]);
 }
+
+#[test]
+fn system_prune_takes_volumes_only_when_asked() {
+    if !require_root() {
+        return;
+    }
+    let s = Strata::new("vfs");
+    s.volume_image();
+    s.ok(&["create", "--name", "gone", "-v", "/a1", "base:1"]);
+    let a1 = s.mounts("gone")[0]["Name"].as_str().unwrap().to_owned();
+    s.ok(&["rm", "gone"]);
+    fs::write(s.data(&a1).join("big"), vec![1u8; 4000]).unwrap();
+    s.ok(&["volume", "create", "named"]);
+    let out = s.ok(&["system", "prune"]);
+    assert!(!out.contains("Deleted Volumes"), "{out}");
+    assert!(s.volume_names().contains(&a1));
+    let out = s.ok(&["system", "prune", "--volumes"]);
+    assert!(out.contains(&format!("Deleted Volumes:\n{a1}\n")), "{out}");
+    // 4000 bytes of volume content.
+    assert!(out.ends_with("Total reclaimed space: 4kB"), "{out}");
+    assert_eq!(s.volume_names(), ["named"]);
+}
+
+#[test]
+fn open_removes_volume_staging_and_keeps_volumes() {
+    if !require_root() {
+        return;
+    }
+    let s = Strata::new("vfs");
+    s.ok(&["volume", "create", "v"]);
+    fs::write(s.data("v").join(".f.tmp"), "data").unwrap();
+    let vols = s.root().join("volumes");
+    // A create and a remove killed half-way, and a torn record write.
+    fs::create_dir_all(vols.join(".w.creating/_data")).unwrap();
+    fs::write(vols.join(".w.creating/_data/f"), "x").unwrap();
+    fs::create_dir_all(vols.join(".x.removing/_data")).unwrap();
+    fs::write(vols.join("v/.meta.json.tmp"), "{").unwrap();
+    assert_eq!(s.volume_names(), ["v"]);
+    for gone in [".w.creating", ".x.removing", "v/.meta.json.tmp"] {
+        assert!(!vols.join(gone).exists(), "{gone} is still there");
+    }
+    assert_eq!(fs::read(s.data("v").join(".f.tmp")).unwrap(), b"data");
+    assert!(vols.join(".lock").exists());
+    assert!(findings(&s, &[]).is_empty());
+}
+
+/// `check --format json` findings that are not notes, as (kind, object).
+fn findings(s: &Strata, args: &[&str]) -> Vec<(String, String, bool)> {
+    let mut a = vec!["check", "--format", "json"];
+    a.extend_from_slice(args);
+    let out = s.run(&a);
+    let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+    report["Findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|f| f["Kind"] != "note")
+        .map(|f| {
+            (
+                f["Kind"].as_str().unwrap().to_owned(),
+                f["Object"].as_str().unwrap().to_owned(),
+                f["Repaired"].as_bool().unwrap(),
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn check_reports_volume_damage_and_repairs_what_loses_nothing() {
+    if !require_root() {
+        return;
+    }
+    let s = Strata::new("vfs");
+    s.volume_image();
+    let id = s.ok(&["create", "--name", "c", "-v", "used:/data", "base:1"]);
+    s.ok(&["volume", "create", "nodata"]);
+    s.ok(&["volume", "create", "garbled"]);
+    assert!(findings(&s, &[]).is_empty());
+    let vols = s.root().join("volumes");
+    // A volume whose record is lost keeps its data.
+    fs::create_dir_all(s.data("lost")).unwrap();
+    fs::write(s.data("lost").join("f"), "precious").unwrap();
+    fs::remove_dir(s.data("nodata")).unwrap();
+    fs::write(vols.join("garbled/meta.json"), "{").unwrap();
+    fs::remove_dir_all(vols.join("used")).unwrap();
+    let c = format!("c ({id})");
+    let want = |lost_repaired: bool| {
+        vec![
+            ("bad-volume".to_owned(), "volume garbled".to_owned(), false),
+            ("bad-volume".into(), "volume lost".into(), lost_repaired),
+            ("bad-volume".into(), "volume nodata".into(), false),
+            ("missing-volume".into(), c.clone(), false),
+        ]
+    };
+    assert_eq!(findings(&s, &[]), want(false));
+    assert!(!s.run(&["check"]).status.success());
+    assert_eq!(findings(&s, &["--repair"]), want(true));
+    assert_eq!(
+        fs::read_to_string(s.data("lost").join("f")).unwrap(),
+        "precious"
+    );
+    let v = s.json(&["volume", "inspect", "lost"]);
+    assert_eq!(v[0]["Driver"], "local", "{v}");
+    // What repair cannot fix without losing something stays.
+    let left: Vec<String> = findings(&s, &["--repair"])
+        .into_iter()
+        .map(|(k, o, _)| format!("{k} {o}"))
+        .collect();
+    assert_eq!(
+        left,
+        [
+            "bad-volume volume garbled".to_owned(),
+            "bad-volume volume nodata".into(),
+            format!("missing-volume {c}"),
+        ]
+    );
+    assert!(vols.join("garbled/meta.json").exists());
+}

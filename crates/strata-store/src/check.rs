@@ -7,16 +7,21 @@
 //!   directories, `-removing` renames, temp files of atomic writes, driver
 //!   layers nothing names, layers no image or container reaches, image
 //!   metadata without its config, mount records without a container,
-//!   overlay2 `l/` links to nothing. Repair removes it.
+//!   overlay2 `l/` links to nothing, volumes half-made or half-removed
+//!   (`volumes/.<name>.creating`, `.removing`). Repair removes it.
 //! - **corruption**, which no crash of ours should leave: layer metadata
 //!   that does not add up, missing driver layers or parents, image configs
 //!   that fail their digest, images whose chain reaches a missing layer,
 //!   tags naming missing images, broken containers, wrong sizes, content
-//!   that no longer rebuilds to its diffID. Repair fixes the kinds that
+//!   that no longer rebuilds to its diffID, volume directories without a
+//!   readable `meta.json` or (local ones) without `_data`, containers
+//!   whose mounts name a volume that is gone. Repair fixes the kinds that
 //!   lose nothing: it drops dangling tags, rewrites a size, recreates a
-//!   mount record or an `l/` link from what names it, and removes the
-//!   records of a container whose read-write layer is gone. It never
-//!   removes an image, or a layer that an image or a container reaches.
+//!   mount record or an `l/` link from what names it, removes the
+//!   records of a container whose read-write layer is gone, and gives a
+//!   volume directory that has `_data` but no `meta.json` a fresh record
+//!   (the local driver, no options or labels). It never removes an image,
+//!   a layer that an image or a container reaches, or a volume's data.
 //!
 //! The walk runs under the store lock, so it sees no work in progress:
 //! whatever is half-made is debris of a process that died.
@@ -35,6 +40,7 @@ use crate::{atomic, Store};
 use strata_image::diff_ids;
 
 mod driver;
+mod volume;
 
 /// What `check` does besides looking.
 #[derive(Debug, Clone, Copy, Default)]
@@ -86,6 +92,11 @@ pub enum FindingKind {
     BrokenContainer,
     /// A layer whose content no longer rebuilds to its diffID.
     DigestMismatch,
+    /// A volume directory without a readable `meta.json`, or a local
+    /// volume without its `_data`.
+    BadVolume,
+    /// A container whose mounts name a volume the store does not have.
+    MissingVolume,
     /// Worth knowing; not a problem.
     Note,
 }
@@ -111,6 +122,8 @@ impl FindingKind {
             FindingKind::MissingLayer => "missing-layer",
             FindingKind::BrokenContainer => "broken-container",
             FindingKind::DigestMismatch => "digest-mismatch",
+            FindingKind::BadVolume => "bad-volume",
+            FindingKind::MissingVolume => "missing-volume",
             FindingKind::Note => "note",
         }
     }
@@ -191,6 +204,9 @@ impl Store {
         if self.driver.name() == "overlay2" {
             c.overlay_links()?;
         }
+        // After the layers: no volume finding keeps a layer from being
+        // collected.
+        c.volumes()?;
         if opts.verify_digests {
             c.digests(&layers)?;
         }

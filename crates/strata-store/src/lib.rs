@@ -13,7 +13,8 @@
 //!     layerdb/tmp/                          layers and containers being made
 //!     repositories.json                     tags -> image IDs
 //!   containers/<id>/config.json
-//!   volumes/<name>/{_data/,meta.json}       volumes (see strata_volume::local)
+//!   volumes/<name>/{_data/,meta.json}       volumes (see strata_volume::local); their
+//!                                           staging (`.<name>.creating`) is removed on open
 //!   names/<name>                            the container ID a name stands for
 //!   tmp/                                    staging (and `load`'s spooled archives); emptied on open
 //!   lock                                    flock taken by every change
@@ -61,7 +62,7 @@ pub use layer::{chain_id, Layer};
 pub use strata_archive::{Change, ChangeKind, Digest};
 use strata_driver::Driver;
 pub use strata_image::{ImageRef, SaveFormat};
-pub use system::{ContainerUsage, DiskUsage, ImageUsage, OnDisk, Pruned, Usage};
+pub use system::{ContainerUsage, DiskUsage, ImageUsage, OnDisk, Pruned, Usage, VolumeUsage};
 pub use transfer::{Loaded, NoProgress, Progress};
 pub use volume::{Mount, MountKind, Volume, ANONYMOUS_LABEL};
 
@@ -183,7 +184,9 @@ fn lock_at(root: &Path) -> Result<Lock> {
 
 impl Store {
     /// Removes what crashed or interrupted work left: staging directories
-    /// and `-removing` debris, with the driver layers they had made.
+    /// and `-removing` debris, with the driver layers they had made, and
+    /// the volumes' staging (`volumes/.<name>.creating`, `.removing`) and
+    /// temp files.
     fn clean_staging(&self) -> Result<()> {
         for dir in [self.root.join("tmp"), self.image_dir().join("layerdb/tmp")] {
             for e in fs::read_dir(&dir).ctx(|| format!("listing {}", dir.display()))? {
@@ -241,6 +244,11 @@ impl Store {
                     let _ = fs::remove_dir_all(e.path());
                 }
             }
+        }
+        // A volume half-made or half-removed, and temp files of its
+        // records; never anything under a published volume's `_data`.
+        if self.root.join("volumes").is_dir() {
+            self.local_volumes()?.clean_staging()?;
         }
         Ok(())
     }

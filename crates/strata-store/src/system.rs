@@ -8,12 +8,20 @@
 //! container stands on, and layers nothing reaches at all. strata runs no
 //! containers yet, so prune keeps every container and their bytes are
 //! never reclaimable.
+//!
+//! A volume's size is the bytes of file content under its `_data` that
+//! are on the root's file system (each inode once): a local volume with
+//! mount options (`type`/`device`) holds its content on another file
+//! system while mounted, which is not counted, and a plugin's volume
+//! counts 0. Its bytes are reclaimable when no container names it
+//! (`volume prune -a` would free them).
 
 use std::collections::{BTreeMap, BTreeSet};
 
 use strata_archive::Digest;
 
 use std::fs;
+use std::path::Path;
 
 use crate::error::{Error, IoContext, Result};
 use crate::image::Image;
@@ -48,6 +56,17 @@ pub struct ContainerUsage {
     pub size: u64,
 }
 
+/// A volume's share (`system df`).
+#[derive(Debug, Clone)]
+pub struct VolumeUsage {
+    pub name: String,
+    pub driver: String,
+    /// Bytes of file content under `_data` on the root's file system.
+    pub size: u64,
+    /// How many containers name it.
+    pub containers: usize,
+}
+
 /// What `system df` shows.
 #[derive(Debug, Clone)]
 pub struct DiskUsage {
@@ -55,8 +74,11 @@ pub struct DiskUsage {
     pub containers: Usage,
     /// Every layer in the layer store, whoever uses it.
     pub layers: Usage,
+    /// Every volume; active when a container names it.
+    pub volumes: Usage,
     pub image_details: Vec<ImageUsage>,
     pub container_details: Vec<ContainerUsage>,
+    pub volume_details: Vec<VolumeUsage>,
 }
 
 /// What `system prune` did.
@@ -64,7 +86,10 @@ pub struct DiskUsage {
 pub struct Pruned {
     /// `Untagged: ...` and `Deleted: ...`, as `rmi` prints them.
     pub lines: Vec<String>,
-    /// Bytes of layer content removed.
+    /// Volumes removed (`system prune --volumes`).
+    pub volumes: Vec<String>,
+    /// Bytes of layer content removed, and of the removed volumes'
+    /// content.
     pub reclaimed: u64,
 }
 
@@ -142,6 +167,35 @@ impl Store {
                 size,
             });
         }
+        let local = self.local_volumes()?;
+        let root_dev = self.root_dev()?;
+        let mut volume_details = Vec::new();
+        // From the records: asking a plugin where its volume is could
+        // hang, and its data is not under the root anyway.
+        for name in local.names()? {
+            let n = containers
+                .iter()
+                .filter(|c| c.mounts.iter().any(|m| m.name.as_deref() == Some(&name)))
+                .count();
+            let driver = local.meta(&name).map(|m| m.driver).unwrap_or_default();
+            let size = content_bytes(&local.data_path(&name), root_dev)?;
+            volume_details.push(VolumeUsage {
+                name,
+                driver,
+                size,
+                containers: n,
+            });
+        }
+        let volumes = Usage {
+            total: volume_details.len(),
+            active: volume_details.iter().filter(|v| v.containers > 0).count(),
+            size: volume_details.iter().map(|v| v.size).sum(),
+            reclaimable: volume_details
+                .iter()
+                .filter(|v| v.containers == 0)
+                .map(|v| v.size)
+                .sum(),
+        };
         let containers = Usage {
             total: container_details.len(),
             active: container_details.len(),
@@ -163,8 +217,10 @@ impl Store {
             images,
             containers,
             layers,
+            volumes,
             image_details,
             container_details,
+            volume_details,
         })
     }
 
@@ -172,13 +228,31 @@ impl Store {
     /// container, no image committed from them), or with `all` every
     /// image no container uses, then any layer nothing reaches.
     pub fn prune(&self, all: bool) -> Result<Pruned> {
+        self.prune_with(all, false)
+    }
+
+    /// [`Store::prune`], and with `volumes` first the anonymous volumes
+    /// no container uses, as `volume prune` does (`system prune
+    /// --volumes`; Docker's `system prune` keeps volumes without it).
+    pub fn prune_with(&self, all: bool, volumes: bool) -> Result<Pruned> {
         let _lock = self.lock()?;
+        let mut out = Pruned::default();
+        if volumes {
+            let local = self.local_volumes()?;
+            let root_dev = self.root_dev()?;
+            let mut sizes = BTreeMap::new();
+            for name in local.names()? {
+                let size = content_bytes(&local.data_path(&name), root_dev)?;
+                sizes.insert(name, size);
+            }
+            out.volumes = self.prune_volumes_locked(false)?;
+            out.reclaimed += out.volumes.iter().filter_map(|v| sizes.get(v)).sum::<u64>();
+        }
         let before: BTreeMap<Digest, u64> = self
             .layers()?
             .into_iter()
             .map(|l| (l.chain_id, l.size))
             .collect();
-        let mut out = Pruned::default();
         // Removing an image can leave its parent dangling: go again until
         // nothing more goes.
         loop {
@@ -203,11 +277,11 @@ impl Store {
             out.lines.push(format!("Deleted: {l}"));
         }
         let after: BTreeSet<Digest> = self.layers()?.into_iter().map(|l| l.chain_id).collect();
-        out.reclaimed = before
+        out.reclaimed += before
             .iter()
             .filter(|(c, _)| !after.contains(*c))
             .map(|(_, s)| s)
-            .sum();
+            .sum::<u64>();
         Ok(out)
     }
 }
@@ -224,18 +298,55 @@ pub struct OnDisk {
     pub metadata: u64,
     /// `containers/` and `names/`.
     pub containers: u64,
+    /// `volumes/`: volume records and the content of their `_data` that
+    /// is on the root's file system.
+    pub volumes: u64,
     /// Everything else: the lock file, staging.
     pub other: u64,
 }
 
+/// Bytes of file content under `dir` on the device `dev` (each inode
+/// once; other file systems mounted below are not entered); 0 when
+/// `dir` does not exist.
+fn content_bytes(dir: &Path, dev: u64) -> Result<u64> {
+    use std::os::unix::fs::MetadataExt;
+    let mut seen = std::collections::HashSet::new();
+    let mut total = 0;
+    let mut stack = vec![dir.to_owned()];
+    while let Some(p) = stack.pop() {
+        let md = match fs::symlink_metadata(&p) {
+            Ok(md) => md,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+            Err(e) => return Err(Error::io(format!("looking up {}", p.display()), e)),
+        };
+        if md.dev() != dev || !seen.insert(md.ino()) {
+            continue;
+        }
+        if md.is_file() {
+            total += md.len();
+        } else if md.is_dir() {
+            for e in fs::read_dir(&p).ctx(|| format!("listing {}", p.display()))? {
+                stack.push(e.ctx(|| format!("listing {}", p.display()))?.path());
+            }
+        }
+    }
+    Ok(total)
+}
+
 impl Store {
+    /// The device the root is on.
+    fn root_dev(&self) -> Result<u64> {
+        use std::os::unix::fs::MetadataExt;
+        Ok(fs::symlink_metadata(&self.root)
+            .ctx(|| format!("looking up {}", self.root.display()))?
+            .dev())
+    }
+
     /// Walks the root and sums allocated blocks per bucket.
     pub fn on_disk(&self) -> Result<OnDisk> {
         use std::os::unix::fs::MetadataExt;
         let _lock = self.lock()?;
-        let root_dev = fs::symlink_metadata(&self.root)
-            .ctx(|| format!("looking up {}", self.root.display()))?
-            .dev();
+        let root_dev = self.root_dev()?;
         let driver_home = self.driver.home().to_owned();
         let mut seen = std::collections::HashSet::new();
         let mut out = OnDisk::default();
@@ -260,6 +371,8 @@ impl Store {
                 &mut out.metadata
             } else if rel.starts_with("containers") || rel.starts_with("names") {
                 &mut out.containers
+            } else if rel.starts_with("volumes") {
+                &mut out.volumes
             } else {
                 &mut out.other
             };

@@ -277,6 +277,10 @@ impl Store {
     /// Docker.
     pub fn prune_volumes(&self, all: bool) -> Result<Vec<String>> {
         let _lock = self.lock()?;
+        self.prune_volumes_locked(all)
+    }
+
+    pub(crate) fn prune_volumes_locked(&self, all: bool) -> Result<Vec<String>> {
         let used: std::collections::BTreeSet<String> = self
             .containers()?
             .into_iter()

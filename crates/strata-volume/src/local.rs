@@ -14,7 +14,8 @@
 //! lock and the staging directories (`.<name>.creating`,
 //! `.<name>.removing`) cannot clash with a volume. A volume is made in
 //! staging and renamed into place whole, so a crash leaves only staging,
-//! which the next create or remove of that name clears.
+//! which the next create or remove of that name clears, and which
+//! [`Local::clean_staging`] (the store's open) removes.
 //!
 //! Options are Docker's local driver's: `type`, `device` and `o`, where
 //! `type` and `device` come together and `o` needs both. With them the
@@ -248,6 +249,93 @@ impl Local {
         fs::remove_dir_all(&doomed).ctx(|| format!("removing volume {name}"))
     }
 
+    /// What interrupted work left in the volumes directory: the staging
+    /// of creates and removes (`.<name>.creating`, `.<name>.removing`)
+    /// and temp files of atomic writes (`<name>/.meta.json.tmp`,
+    /// `<name>/mounts/.<caller>.tmp`), sorted. Nothing under a volume's
+    /// `_data` is ever debris.
+    pub fn debris(&self) -> Result<Vec<PathBuf>> {
+        let mut out = Vec::new();
+        for (name, path) in list(&self.dir)? {
+            if name.starts_with('.') {
+                if name.ends_with(".creating") || name.ends_with(".removing") {
+                    out.push(path);
+                }
+                continue;
+            }
+            if !fs::symlink_metadata(&path).is_ok_and(|m| m.is_dir()) {
+                continue;
+            }
+            for dir in [path.clone(), path.join("mounts")] {
+                out.extend(
+                    list(&dir)?
+                        .into_iter()
+                        .filter(|(n, _)| is_temp(n))
+                        .map(|(_, p)| p),
+                );
+            }
+        }
+        out.sort();
+        Ok(out)
+    }
+
+    /// Removes [`Local::debris`] under the volumes lock and returns what
+    /// it removed. A staged directory whose `_data` is a mount point is
+    /// left alone: removing it would delete another file system's content.
+    pub fn clean_staging(&self) -> Result<Vec<PathBuf>> {
+        let _lock = self.lock()?;
+        let mut removed = Vec::new();
+        for p in self.debris()? {
+            let md = match fs::symlink_metadata(&p) {
+                Ok(md) => md,
+                Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
+                Err(e) => return Err(Error::io(format!("looking up {}", p.display()), e)),
+            };
+            if md.is_dir() {
+                let data = p.join("_data");
+                if data.is_dir()
+                    && strata_sys::mount::is_mountpoint(&data)
+                        .ctx(|| format!("looking up {}", data.display()))?
+                {
+                    continue;
+                }
+                fs::remove_dir_all(&p)
+            } else {
+                fs::remove_file(&p)
+            }
+            .ctx(|| format!("removing {}", p.display()))?;
+            removed.push(p);
+        }
+        Ok(removed)
+    }
+
+    /// Writes a fresh `meta.json` (the local driver, no options, no
+    /// labels) for a volume directory that has its `_data` but lost its
+    /// record; the data stays as it is. Refuses when a record is there,
+    /// readable or not, or there is no `_data`.
+    pub fn recover_meta(&self, name: &str) -> Result<()> {
+        check_name(name)?;
+        let _lock = self.lock()?;
+        let path = self.volume_dir(name).join("meta.json");
+        if fs::symlink_metadata(&path).is_ok() {
+            return Err(Error::new(
+                ErrorKind::AlreadyExists,
+                format!("volume {name} has a meta.json"),
+            ));
+        }
+        if !self.data_path(name).is_dir() {
+            return Err(not_found(name));
+        }
+        let meta = Meta {
+            driver: DRIVER.to_owned(),
+            options: BTreeMap::new(),
+            created_at: atomic::now_rfc3339(),
+            labels: BTreeMap::new(),
+        };
+        let json = serde_json::to_vec_pretty(&meta).expect("serialising volume metadata");
+        atomic::write(&path, &json).ctx(|| format!("writing {}", path.display()))
+    }
+
     fn caller_path(&self, name: &str, id: &str) -> Result<PathBuf> {
         if check_name(id).is_err() {
             return Err(Error::new(
@@ -257,6 +345,26 @@ impl Local {
         }
         Ok(self.volume_dir(name).join("mounts").join(id))
     }
+}
+
+/// Entries of a directory, by name (none when it does not exist).
+fn list(dir: &Path) -> Result<Vec<(String, PathBuf)>> {
+    let rd = match fs::read_dir(dir) {
+        Ok(rd) => rd,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(e) => return Err(Error::io(format!("listing {}", dir.display()), e)),
+    };
+    let mut out = Vec::new();
+    for e in rd {
+        let e = e.ctx(|| format!("listing {}", dir.display()))?;
+        out.push((e.file_name().to_string_lossy().into_owned(), e.path()));
+    }
+    Ok(out)
+}
+
+/// Whether a name is a temp file of [`atomic::write`] (`.<name>.tmp`).
+fn is_temp(name: &str) -> bool {
+    name.starts_with('.') && name.ends_with(".tmp")
 }
 
 fn not_found(name: &str) -> Error {
@@ -537,6 +645,53 @@ mod tests {
         l.remove("v").unwrap();
         assert!(!t.path().join("volumes/v").exists());
         assert_eq!(l.meta("v").unwrap_err().kind(), ErrorKind::NotFound);
+    }
+
+    #[test]
+    fn staging_debris_goes_and_volumes_stay() {
+        let t = tempfile::tempdir().unwrap();
+        let dir = t.path().join("volumes");
+        let l = Local::open(&dir).unwrap();
+        l.create("v", &BTreeMap::new()).unwrap();
+        fs::write(l.data_path("v").join(".keep.tmp"), "data").unwrap();
+        fs::create_dir_all(dir.join(".w.creating/_data")).unwrap();
+        fs::create_dir_all(dir.join(".x.removing")).unwrap();
+        fs::write(dir.join("v/.meta.json.tmp"), "{").unwrap();
+        fs::create_dir_all(dir.join("v/mounts")).unwrap();
+        fs::write(dir.join("v/mounts/.c1.tmp"), "1").unwrap();
+        let want = vec![
+            dir.join(".w.creating"),
+            dir.join(".x.removing"),
+            dir.join("v/.meta.json.tmp"),
+            dir.join("v/mounts/.c1.tmp"),
+        ];
+        assert_eq!(l.debris().unwrap(), want);
+        assert_eq!(l.clean_staging().unwrap(), want);
+        assert!(l.debris().unwrap().is_empty());
+        assert!(dir.join(".lock").exists());
+        assert_eq!(l.names().unwrap(), ["v"]);
+        assert!(l.data_path("v").join(".keep.tmp").exists());
+    }
+
+    #[test]
+    fn a_lost_record_is_recovered_with_its_data() {
+        let t = tempfile::tempdir().unwrap();
+        let l = Local::open(&t.path().join("volumes")).unwrap();
+        l.create("v", &BTreeMap::new()).unwrap();
+        fs::write(l.data_path("v").join("f"), "x").unwrap();
+        assert_eq!(
+            l.recover_meta("v").unwrap_err().kind(),
+            ErrorKind::AlreadyExists
+        );
+        fs::remove_file(t.path().join("volumes/v/meta.json")).unwrap();
+        assert!(l.names().unwrap().is_empty());
+        l.recover_meta("v").unwrap();
+        assert_eq!(l.meta("v").unwrap().driver, DRIVER);
+        assert_eq!(fs::read(l.data_path("v").join("f")).unwrap(), b"x");
+        assert_eq!(
+            l.recover_meta("nothing").unwrap_err().kind(),
+            ErrorKind::NotFound
+        );
     }
 
     #[test]

@@ -10,7 +10,8 @@ use super::{human, Format};
 
 #[derive(Subcommand)]
 pub enum Cmd {
-    /// Space used by images, containers and layers, and what prune -a frees.
+    /// Space used by images, containers, layers and volumes, and what
+    /// prune -a (and volume prune -a) frees.
     Df {
         #[arg(long, value_enum, default_value_t)]
         format: Format,
@@ -20,13 +21,16 @@ pub enum Cmd {
     Prune {
         #[arg(short, long)]
         all: bool,
+        /// Also remove anonymous volumes no container uses.
+        #[arg(long)]
+        volumes: bool,
     },
 }
 
 pub fn run(cmd: Cmd, store: &Store) -> Result<()> {
     match cmd {
         Cmd::Df { format } => df(format, store),
-        Cmd::Prune { all } => prune(all, store),
+        Cmd::Prune { all, volumes } => prune(all, volumes, store),
     }
 }
 
@@ -71,6 +75,7 @@ fn df(format: Format, store: &Store) -> Result<()> {
         ("Images", &du.images),
         ("Containers", &du.containers),
         ("Layers", &du.layers),
+        ("Local Volumes", &du.volumes),
     ];
     if format == Format::Json {
         let images: Vec<_> = du
@@ -92,6 +97,18 @@ fn df(format: Format, store: &Store) -> Result<()> {
             .iter()
             .map(|c| json!({ "ID": c.id, "Name": c.name, "Size": c.size }))
             .collect();
+        let volumes: Vec<_> = du
+            .volume_details
+            .iter()
+            .map(|v| {
+                json!({
+                    "Name": v.name,
+                    "Driver": v.driver,
+                    "Size": v.size,
+                    "Links": v.containers,
+                })
+            })
+            .collect();
         let types: Vec<_> = rows
             .iter()
             .map(|(t, u)| {
@@ -110,19 +127,26 @@ fn df(format: Format, store: &Store) -> Result<()> {
             "LayerContent": d.layer_content,
             "Metadata": d.metadata,
             "Containers": d.containers,
+            "Volumes": d.volumes,
             "Other": d.other,
         });
-        let v = json!({ "Types": types, "Images": images, "Containers": containers, "OnDisk": on_disk });
+        let v = json!({
+            "Types": types,
+            "Images": images,
+            "Containers": containers,
+            "Volumes": volumes,
+            "OnDisk": on_disk,
+        });
         println!("{}", serde_json::to_string_pretty(&v)?);
         return Ok(());
     }
     println!(
-        "{:<12} {:<8} {:<8} {:<10} RECLAIMABLE",
+        "{:<15} {:<8} {:<8} {:<10} RECLAIMABLE",
         "TYPE", "TOTAL", "ACTIVE", "SIZE"
     );
     for (t, u) in rows {
         println!(
-            "{t:<12} {:<8} {:<8} {:<10} {}",
+            "{t:<15} {:<8} {:<8} {:<10} {}",
             u.total,
             u.active,
             human(u.size),
@@ -132,12 +156,13 @@ fn df(format: Format, store: &Store) -> Result<()> {
     // Every allocated byte under the root, in one bucket each.
     let d = store.on_disk()?;
     println!(
-        "\nOn disk under {}: {} (layer content {}, image and layer metadata {}, containers {}, other {})",
+        "\nOn disk under {}: {} (layer content {}, image and layer metadata {}, containers {}, volumes {}, other {})",
         store.root().display(),
         human(d.total),
         human(d.layer_content),
         human(d.metadata),
         human(d.containers),
+        human(d.volumes),
         human(d.other)
     );
     Ok(())
@@ -149,8 +174,15 @@ fn reclaimable(u: &Usage) -> String {
     format!("{} ({pct}%)", human(u.reclaimable))
 }
 
-fn prune(all: bool, store: &Store) -> Result<()> {
-    let pruned = store.prune(all)?;
+fn prune(all: bool, volumes: bool, store: &Store) -> Result<()> {
+    let pruned = store.prune_with(all, volumes)?;
+    if !pruned.volumes.is_empty() {
+        println!("Deleted Volumes:");
+        for v in &pruned.volumes {
+            println!("{v}");
+        }
+        println!();
+    }
     if !pruned.lines.is_empty() {
         println!("Deleted Images:");
         for l in &pruned.lines {
