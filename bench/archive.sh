@@ -21,6 +21,7 @@
 set -euo pipefail
 
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
+. bench/lib.sh
 REPO=$PWD
 WORK=${STRATA_BENCH_WORK:-bench/work}
 RUNS=${STRATA_BENCH_RUNS:-5}
@@ -174,48 +175,6 @@ for i in range(500):
     os.symlink(os.path.relpath(t, os.path.dirname(t)), os.path.join(os.path.dirname(t), f"l{i:03}"))
 for i in range(500):
     os.link(r.choice(files), os.path.join(r.choice(dirs), f"h{i:03}"))
-EOF
-}
-
-# A layer of `big` files of 256 MiB each plus 5,000 small files, written as
-# a GNU tar stream directly (nothing staged on disk).
-gen_layer() { # big out
-    python3 - "$1" "$2" <<'EOF'
-import io, random, sys, tarfile
-big, out = int(sys.argv[1]), sys.argv[2]
-r = random.Random(7)
-block = r.randbytes(1 << 20)
-
-class Content(io.RawIOBase):
-    """size bytes: a random MiB, each copy stamped with its index."""
-    def __init__(self, size):
-        self.size, self.pos = size, 0
-    def readable(self):
-        return True
-    def readinto(self, b):
-        n = min(len(b), self.size - self.pos)
-        i, off = divmod(self.pos, 1 << 20)
-        n = min(n, (1 << 20) - off)
-        chunk = i.to_bytes(8, "little") + block[8:]
-        b[:n] = chunk[off:off + n]
-        self.pos += n
-        return n
-
-def info(name, size, mode=0o644, kind=tarfile.REGTYPE):
-    t = tarfile.TarInfo(name)
-    t.size, t.mode, t.type, t.mtime = size, mode, kind, 1700000000
-    return t
-
-with tarfile.open(out, "w", format=tarfile.GNU_FORMAT) as tf:
-    tf.addfile(info("small", 0, 0o755, tarfile.DIRTYPE))
-    tf.addfile(info("big", 0, 0o755, tarfile.DIRTYPE))
-    for d in range(50):
-        tf.addfile(info(f"small/{d:02}", 0, 0o755, tarfile.DIRTYPE))
-        for i in range(100):
-            n = r.randrange(0, 8192)
-            tf.addfile(info(f"small/{d:02}/{i:03}", n), io.BytesIO(r.randbytes(n)))
-    for i in range(big):
-        tf.addfile(info(f"big/{i}", 256 << 20), io.BufferedReader(Content(256 << 20)))
 EOF
 }
 

@@ -20,6 +20,7 @@
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 . scripts/lib.sh
+. bench/lib.sh
 [[ $(id -u) -eq 0 ]] || { echo "run as root" >&2; exit 1; }
 [[ ${BASH_VERSINFO[0]} -ge 5 ]] || { echo "needs bash >= 5 (EPOCHREALTIME)" >&2; exit 1; }
 REPO=$PWD
@@ -230,49 +231,6 @@ with tarfile.open(out, "w", format=tarfile.GNU_FORMAT) as tf:
     for p in ("usr", "usr/share", "usr/share/doc"):
         parent(p)
     file("usr/share/doc/.wh.apt", b"", 0)
-EOF
-}
-
-# A layer of `big` files of 256 MiB each plus 5,000 small files, written as
-# a GNU tar stream directly. The same generator (and cache name) as
-# bench/archive.sh, so the two scripts share the file.
-gen_layer() { # big out
-    python3 - "$1" "$2" <<'EOF'
-import io, random, sys, tarfile
-big, out = int(sys.argv[1]), sys.argv[2]
-r = random.Random(7)
-block = r.randbytes(1 << 20)
-
-class Content(io.RawIOBase):
-    """size bytes: a random MiB, each copy stamped with its index."""
-    def __init__(self, size):
-        self.size, self.pos = size, 0
-    def readable(self):
-        return True
-    def readinto(self, b):
-        n = min(len(b), self.size - self.pos)
-        i, off = divmod(self.pos, 1 << 20)
-        n = min(n, (1 << 20) - off)
-        chunk = i.to_bytes(8, "little") + block[8:]
-        b[:n] = chunk[off:off + n]
-        self.pos += n
-        return n
-
-def info(name, size, mode=0o644, kind=tarfile.REGTYPE):
-    t = tarfile.TarInfo(name)
-    t.size, t.mode, t.type, t.mtime = size, mode, kind, 1700000000
-    return t
-
-with tarfile.open(out, "w", format=tarfile.GNU_FORMAT) as tf:
-    tf.addfile(info("small", 0, 0o755, tarfile.DIRTYPE))
-    tf.addfile(info("big", 0, 0o755, tarfile.DIRTYPE))
-    for d in range(50):
-        tf.addfile(info(f"small/{d:02}", 0, 0o755, tarfile.DIRTYPE))
-        for i in range(100):
-            n = r.randrange(0, 8192)
-            tf.addfile(info(f"small/{d:02}/{i:03}", n), io.BytesIO(r.randbytes(n)))
-    for i in range(big):
-        tf.addfile(info(f"big/{i}", 256 << 20), io.BufferedReader(Content(256 << 20)))
 EOF
 }
 
