@@ -42,6 +42,11 @@ impl fmt::Display for Digest {
     }
 }
 
+/// sha256 of bytes in memory.
+pub fn sha256(bytes: &[u8]) -> Digest {
+    Digest::from_sha256(Sha256::new_with_prefix(bytes))
+}
+
 /// sha256 of everything a reader yields, and how many bytes it was.
 pub fn sha256_reader(mut r: impl Read) -> io::Result<(Digest, u64)> {
     let mut hasher = Sha256::new();

@@ -23,7 +23,7 @@ mod write;
 
 pub use error::{Error, ErrorKind, Result};
 pub use format::{diff_ids, familiar, oci_arch, MAX_JSON};
-pub use read::{read_images, sha256, ImageDesc, LayerDesc};
+pub use read::{read_images, ImageDesc, LayerDesc};
 pub use reference::ImageRef;
 pub use source::Source;
 pub use write::{layout, Content, DirSink, Entry, SaveFormat, SaveImage, Sink, TarSink};

@@ -6,8 +6,7 @@
 
 use oci_spec::image::{Descriptor, ImageIndex, ImageManifest, MediaType};
 use serde_json::Value;
-use sha2::{Digest as _, Sha256};
-use strata_archive::Digest;
+use strata_archive::{sha256, Digest};
 
 use crate::error::{Error, ErrorKind, Result};
 use crate::format::{self, DockerManifest, MAX_JSON};
@@ -70,11 +69,6 @@ fn mismatch(msg: impl Into<String>) -> Error {
 
 fn within(what: &str, e: Error) -> Error {
     Error::within(what, e)
-}
-
-/// The sha256 of `bytes` as a digest.
-pub fn sha256(bytes: &[u8]) -> Digest {
-    Digest::from_sha256(Sha256::new_with_prefix(bytes))
 }
 
 fn parse_json<T: serde::de::DeserializeOwned>(bytes: &[u8], what: &str) -> Result<T> {

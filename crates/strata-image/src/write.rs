@@ -32,11 +32,10 @@ use oci_spec::image::{
 };
 use serde::Serialize;
 use serde_json::Value;
-use strata_archive::Digest;
+use strata_archive::{sha256, Digest};
 
 use crate::error::{Error, ErrorKind, IoContext, Result};
 use crate::format::{familiar, DockerManifest, CONTAINERD_NAME, OCI_LAYOUT, REF_NAME};
-use crate::read::sha256;
 use crate::ImageRef;
 
 /// Largest size a ustar header holds (11 octal digits); a larger file

@@ -75,7 +75,7 @@ impl Store {
     pub fn image_config(&self, id: &Digest) -> Result<Vec<u8>> {
         let p = self.content_path(id);
         let bytes = fs::read(&p).map_err(|e| Error::io(format!("image {id}"), e))?;
-        let (got, _) = strata_archive::sha256_reader(&bytes[..]).ctx(|| "hashing".into())?;
+        let got = strata_archive::sha256(&bytes);
         if &got != id {
             return Err(Error::new(
                 ErrorKind::Corrupt,
@@ -201,7 +201,7 @@ impl Store {
 
     /// Stores a config (the caller holds the lock) and returns its ID.
     pub(crate) fn put_image(&self, config: &[u8], parent: Option<&Digest>) -> Result<Digest> {
-        let (id, _) = strata_archive::sha256_reader(config).ctx(|| "hashing".into())?;
+        let id = strata_archive::sha256(config);
         let meta = self.metadata_dir(&id);
         fs::create_dir_all(&meta).ctx(|| format!("creating {}", meta.display()))?;
         if let Some(p) = parent {

@@ -31,12 +31,7 @@ pub struct Layer {
 pub fn chain_id(parent: Option<&Digest>, diff_id: &Digest) -> Digest {
     match parent {
         None => diff_id.clone(),
-        Some(p) => {
-            let s = format!("{p} {diff_id}");
-            strata_archive::sha256_reader(s.as_bytes())
-                .expect("hashing memory does not fail")
-                .0
-        }
+        Some(p) => strata_archive::sha256(format!("{p} {diff_id}").as_bytes()),
     }
 }
 
