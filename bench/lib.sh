@@ -43,3 +43,18 @@ with tarfile.open(out, "w", format=tarfile.GNU_FORMAT) as tf:
         tf.addfile(info(f"big/{i}", 256 << 20), io.BufferedReader(Content(256 << 20)))
 EOF
 }
+
+# Makes $WORK absolute, builds the release binary (its path in $STRATA;
+# $REPO is the repo's root) and takes the work dir's lock: one benchmark
+# at a time per work dir (a second would unmount the first's file system
+# or spoil its timings). Needs the caller's `log` and `die`.
+build_and_lock() {
+    mkdir -p "$WORK"
+    WORK=$(cd "$WORK" && pwd)
+    log "building the release binary"
+    cargo build --release -q -p strata-cli
+    STRATA=${CARGO_TARGET_DIR:-$REPO/target}/release/strata
+    [[ -x $STRATA ]] || die "no $STRATA"
+    exec {BENCH_LOCK}<"$WORK"
+    flock -n "$BENCH_LOCK" || die "another benchmark is running on $WORK"
+}

@@ -40,16 +40,7 @@ need_cmds mkfs.ext4:e2fsprogs losetup:mount /usr/bin/time:time python3:python3 s
 need_cmds dockerd:docker.io docker:docker.io || true
 need_cmds podman:podman || true
 
-mkdir -p "$WORK"
-WORK=$(cd "$WORK" && pwd)
-log "building the release binary"
-cargo build --release -q -p strata-cli
-STRATA=${CARGO_TARGET_DIR:-$REPO/target}/release/strata
-[[ -x $STRATA ]] || die "no $STRATA"
-# One run at a time per work directory: a second would unmount the first's
-# file system.
-exec {lock}<"$WORK"
-flock -n "$lock" || die "another bench/load.sh is running on $WORK"
+build_and_lock
 
 # ------------------------------------------------------------ the run's fs
 
@@ -355,7 +346,7 @@ else
     SOCK=unix://$SHORT/docker.sock
     dockerd --iptables=false --bridge=none --ip-masq=false --storage-driver overlay2 \
         --data-root "$RUN/docker" --exec-root "$SHORT/exec" --pidfile "$SHORT/docker.pid" \
-        -H "$SOCK" >"$SHORT/dockerd.log" 2>&1 {lock}<&- &
+        -H "$SOCK" >"$SHORT/dockerd.log" 2>&1 {BENCH_LOCK}<&- &
     DOCKERD_PID=$!
     up=0
     for _ in $(seq 150); do

@@ -2,16 +2,17 @@
 # strata's main job, end to end on a real root filesystem: a Debian
 # minbase rootfs (debootstrap) as a zstd layer is applied, checked against
 # GNU tar's extraction and diffed back out deterministically; then the
-# store: the rootfs is imported as an image, two containers are created,
-# one is changed, `diff` shows the change, `commit` makes a new image, and
-# a container of the new image sees the change while the other does not;
-# the new image is saved, checked with skopeo, and loaded into a fresh
-# store with the same image ID and diffIDs.
+# store: the rootfs is imported as an image, a container runs a command
+# (through crun) that changes it, `diff` shows the change, `commit` makes
+# a new image, a run of the new image sees the change while a container of
+# the old one does not, and a named volume outlives the containers that
+# wrote and read it; the new image is saved, checked with skopeo, and
+# loaded into a fresh store with the same image ID and diffIDs.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . scripts/lib.sh
 [ "$(id -u)" = 0 ] || { echo "run as root (mounts, devices, ownership)" >&2; exit 1; }
-need_cmds tar:tar zstd:zstd skopeo:skopeo
+need_cmds tar:tar zstd:zstd skopeo:skopeo crun:crun
 cargo build --release -q
 strata=$PWD/target/release/strata
 work=${STRATA_DEMO_DIR:-$PWD/target/demo}
@@ -25,7 +26,7 @@ same_tree() {
         diff -r --no-dereference -x dev "$1" "$2"
 }
 cleanup() {
-    for c in one two three; do STRATA_ROOT=$work/store "$strata" umount "$c" >/dev/null 2>&1 || true; done
+    for c in two three; do STRATA_ROOT=$work/store "$strata" umount "$c" >/dev/null 2>&1 || true; done
 }
 trap cleanup EXIT
 
@@ -54,29 +55,33 @@ rm -rf "$work/again" && mkdir "$work/again"
 same_tree "$work/applied" "$work/again"
 echo "   apply(diff(tree)) == tree"
 
-echo "== 4. the store: import, two containers, diff, commit, a container of the new image"
+echo "== 4. the store: import, run a command that changes a container, diff, commit, run the new image"
 export STRATA_ROOT=$work/store
 for c in one two three; do "$strata" umount "$c" >/dev/null 2>&1 || true; "$strata" rm -f "$c" >/dev/null 2>&1 || true; done
 "$strata" rmi -f debian:minbase-changed debian:minbase >/dev/null 2>&1 || true
+"$strata" volume rm -f demo-data >/dev/null 2>&1 || true
 image=$("$strata" import "$work/rootfs.tar.zst" debian:minbase -m "debootstrap --variant=minbase bookworm")
 echo "   imported $image"
 "$strata" images | sed 's/^/   /'
-"$strata" create --name one debian:minbase /bin/sh >/dev/null
+echo "   strata run --name one debian:minbase sh -c '...':"
+"$strata" run --name one -v demo-data:/data debian:minbase /bin/sh -c '
+    echo "hello from strata" > /etc/motd; rm -f /etc/issue; rm -rf /usr/share/doc
+    mkdir -p /srv/app && echo data > /srv/app/file
+    echo "kept on a volume" > /data/note
+    echo "Debian $(cat /etc/debian_version) as $(id -un) on $(hostname), pid $$ in its own namespace"' | sed 's/^/     /'
 "$strata" create --name two debian:minbase /bin/sh >/dev/null
-one=$("$strata" mount one)
-chroot "$one" /bin/sh -c 'echo "hello from strata" > /etc/motd; rm -f /etc/issue; rm -rf /usr/share/doc; mkdir -p /srv/app && echo data > /srv/app/file'
 echo "   strata diff one:"
 "$strata" diff one | grep -v '^D /usr/share/doc/.' | sed 's/^/     /'
-"$strata" umount one
 new=$("$strata" commit one debian:minbase-changed -m "motd, no issue, no docs, /srv/app")
 echo "   committed $new"
 "$strata" image history debian:minbase-changed | sed 's/^/   /'
-"$strata" create --name three debian:minbase-changed >/dev/null
-three=$("$strata" mount three)
+"$strata" rm one >/dev/null
+echo "   strata run --rm debian:minbase-changed (a new container of the new image):"
+"$strata" run --rm -v demo-data:/data debian:minbase-changed /bin/sh -c '
+    echo "/etc/motd: $(cat /etc/motd); /srv/app/file: $(cat /srv/app/file); /etc/issue $(test -e /etc/issue && echo present || echo gone)"
+    echo "/data/note (the volume, after its first container was removed): $(cat /data/note)"' | sed 's/^/     /'
 two=$("$strata" mount two)
-echo "   three (from the new image): $(cat "$three/etc/motd"), /srv/app/file: $(cat "$three/srv/app/file")"
 echo "   two (from the old image):   /etc/issue $( [ -e "$two/etc/issue" ] && echo present || echo missing), /srv/app $( [ -e "$two/srv/app" ] && echo present || echo absent)"
-"$strata" umount three
 "$strata" umount two
 "$strata" layers | sed 's/^/   /'
 "$strata" info | sed 's/^/   /'

@@ -38,3 +38,15 @@ debian_rootfs() {
     debootstrap --variant=minbase bookworm "$dir.partial" "$(debian_mirror)" >&2
     mv "$dir.partial" "$dir"
 }
+
+# Builds (once) a tarball at $1 of the minbase Debian root filesystem at
+# $2 (built first when missing), numeric owners and xattrs kept.
+debian_tar() {
+    local file=$1 dir=$2
+    if [ -f "$file" ]; then
+        return 0
+    fi
+    debian_rootfs "$dir"
+    tar --numeric-owner --xattrs --xattrs-include='*' -C "$dir" -cf "$file.partial" .
+    mv "$file.partial" "$file"
+}

@@ -4,14 +4,21 @@
 # getfattr/setfattr as reference tools, and the load/save interop tests
 # build images with umoci from busybox-static's binary, convert them with
 # skopeo and round-trip them through a private dockerd (docker.io; those
-# tests say SKIPPED when dockerd cannot start here). All are installed
-# here when missing.
+# tests say SKIPPED when dockerd cannot start here). The run tests start
+# containers with crun and runc (one on a terminal made by bsdutils'
+# script), in busybox and in a Debian minbase image built once with
+# debootstrap and cached under target/test-data (its tarball's path is
+# passed in STRATA_TEST_DEBIAN_TAR). All are installed here when missing.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . scripts/lib.sh
 need_cmds tar:tar gzip:gzip zstd:zstd getfattr:attr setfattr:attr unshare:util-linux mount:mount \
-    umoci:umoci skopeo:skopeo busybox:busybox-static dockerd:docker.io docker:docker.io
+    umoci:umoci skopeo:skopeo busybox:busybox-static dockerd:docker.io docker:docker.io \
+    crun:crun runc:runc script:bsdutils
 if [ "$(id -u)" != 0 ]; then
     echo "warning: not root: privileged tests will say SKIPPED" >&2
+else
+    debian_tar target/test-data/debian-bookworm-minbase.tar target/test-data/debian-rootfs
+    export STRATA_TEST_DEBIAN_TAR="$PWD/target/test-data/debian-bookworm-minbase.tar"
 fi
 cargo test --workspace --all-targets "$@"

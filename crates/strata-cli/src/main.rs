@@ -51,6 +51,10 @@ enum Command {
     Layers(image::Layers),
     /// Create a container; prints its ID.
     Create(container::Create),
+    /// Create a container and run its command (through crun or runc).
+    Run(container::Run),
+    /// Run a created container's command again, in the foreground.
+    Start(container::Start),
     /// Mount a container's root file system; prints the path.
     Mount { container: String },
     /// Unmount a container's root file system.
@@ -107,11 +111,25 @@ enum ImageCmd {
     History { image: String },
 }
 
-fn run(cli: Cli) -> anyhow::Result<()> {
+fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     if let Command::Archive(args) = cli.command {
-        return commands::archive::run(args);
+        return commands::archive::run(args).map(|()| ExitCode::SUCCESS);
     }
     let store = cli.store.open()?;
+    // `run` and `start` exit with the command's status, or 125-127 as
+    // `docker run` does.
+    let status = |r: Result<i32, strata_run::Failure>| match r {
+        Ok(code) => Ok(ExitCode::from(u8::try_from(code).unwrap_or(255))),
+        Err(f) => {
+            eprintln!("strata: error: {:#}", anyhow::Error::from(f.error));
+            Ok(ExitCode::from(u8::try_from(f.code).unwrap_or(255)))
+        }
+    };
+    match cli.command {
+        Command::Run(a) => return status(container::run(a, &store)),
+        Command::Start(a) => return status(container::start(a, &store)),
+        _ => {}
+    }
     match cli.command {
         Command::Load(a) => commands::transfer::load(a, &store),
         Command::Save(a) => commands::transfer::save(a, &store),
@@ -146,19 +164,34 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Info { format } => system::info(format, &store),
         Command::System(cmd) => system::run(cmd, &store),
         Command::Check(a) => commands::check::run(a, &store),
-        Command::Archive(_) => unreachable!("handled above"),
+        Command::Archive(_) | Command::Run(_) | Command::Start(_) => {
+            unreachable!("handled above")
+        }
     }
+    .map(|()| ExitCode::SUCCESS)
 }
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    // Usage errors exit 125, as Docker's CLI does (2 is a status commands
+    // commonly return, so `run` must not use it for its own).
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) if e.use_stderr() => {
+            let _ = e.print();
+            return ExitCode::from(125);
+        }
+        Err(e) => {
+            let _ = e.print();
+            return ExitCode::SUCCESS;
+        }
+    };
     tracing_subscriber::fmt()
         .with_env_filter(tracing_subscriber::EnvFilter::new(&cli.log_level))
         .with_writer(std::io::stderr)
         .without_time()
         .init();
     match run(cli) {
-        Ok(()) => ExitCode::SUCCESS,
+        Ok(code) => code,
         Err(err) => {
             eprintln!("strata: error: {err:#}");
             ExitCode::FAILURE

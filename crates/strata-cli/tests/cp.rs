@@ -23,13 +23,7 @@ impl Strata {
         let src = self.path(name);
         fs::create_dir(&src).unwrap();
         sh(&format!("cd '{}' && {script}", src.display()));
-        let tar = self.path(&format!("{name}.tar"));
-        sh(&format!(
-            "tar --numeric-owner -C '{}' -cf '{}' .",
-            src.display(),
-            tar.display()
-        ));
-        self.ok(&["import", tar.to_str().unwrap(), reference])
+        self.import_tree(&src, reference)
     }
 
     /// Runs `f` on the container's merged view, then unmounts it.
@@ -334,7 +328,8 @@ fn system_df_adds_up_and_prune_removes_only_what_it_should() {
         );
         assert_eq!(shared + unique, i["Size"].as_u64().unwrap(), "{i}");
     }
-    assert_eq!(df_row(&df, "Containers"), (1, 1, 1000, 0));
+    // Active means running, as in Docker; prune keeps stopped ones.
+    assert_eq!(df_row(&df, "Containers"), (1, 0, 1000, 0));
     assert_eq!(df_row(&df, "Local Volumes"), (1, 0, 2000, 2000));
     assert_eq!(df["Volumes"][0]["Name"], "vd", "{df}");
     assert_eq!(df["Volumes"][0]["Size"], 2000, "{df}");

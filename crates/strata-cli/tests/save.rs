@@ -50,13 +50,8 @@ fn setup(test: &str) -> Option<Fixture> {
         mkdir -m 1777 $R/tmp"#,
         src.display()
     ));
-    let base_tar = s.path("rootfs.tar");
-    sh(&format!(
-        "tar --numeric-owner -C '{}' -cf '{}' .",
-        src.display(),
-        base_tar.display()
-    ));
-    s.ok(&["import", base_tar.to_str().unwrap(), "busybox:base"]);
+    s.import_tree(&src, "busybox:base");
+    let base_tar = src.with_extension("tar");
     s.ok(&["create", "--name", "work", "busybox:base"]);
     let m = s.ok(&["mount", "work"]);
     sh(&format!(

@@ -26,13 +26,7 @@ impl Strata {
             "chown 1000:1000 '{0}/data' && chmod 0750 '{0}/data'",
             src.display()
         ));
-        let tar = self.path("rootfs.tar");
-        sh(&format!(
-            "tar --numeric-owner -C '{}' -cf '{}' .",
-            src.display(),
-            tar.display()
-        ));
-        self.ok(&["import", tar.to_str().unwrap(), "base:1"]);
+        self.import_tree(&src, "base:1");
     }
 
     /// `volume ls` names.

@@ -86,13 +86,7 @@ impl Fixture {
     fn tiny_image(&self) {
         let src = self.s.path("rootfs");
         fs::create_dir_all(src.join("data")).unwrap();
-        let tar = self.s.path("rootfs.tar");
-        sh(&format!(
-            "tar --numeric-owner -C '{}' -cf '{}' .",
-            src.display(),
-            tar.display()
-        ));
-        self.ok(&["import", tar.to_str().unwrap(), "tiny:1"]);
+        self.s.import_tree(&src, "tiny:1");
     }
 
     /// Asserts the volumes directory holds no record and no staging or
@@ -398,4 +392,129 @@ fn prune_goes_on_past_a_volume_its_plugin_will_not_remove() {
     assert!(!out.contains("a-stuck"), "{out}");
     assert!(out.ends_with("Total volumes removed: 2"), "{out}");
     assert_eq!(f.volume_names(), ["a-stuck"]);
+}
+
+/// Whether an OCI runtime is installed; says SKIPPED (or fails under CI)
+/// when not.
+fn have_runtime(test: &str) -> bool {
+    let found = ["crun", "runc"].iter().any(|r| {
+        std::env::split_paths(&std::env::var_os("PATH").unwrap_or_default())
+            .any(|d| d.join(r).is_file())
+    });
+    if !found {
+        if std::env::var_os("CI").is_some() {
+            panic!("requirement not met in CI: {test}: no crun or runc");
+        }
+        eprintln!("SKIPPED: {test}: no OCI runtime (crun or runc) installed");
+    }
+    found
+}
+
+impl Fixture {
+    /// Imports `bb:1`: busybox (`sh`, `cat`, `ls`) and an empty `/data`.
+    fn busybox_image(&self) {
+        let src = self.s.path("bb-rootfs");
+        fs::create_dir_all(src.join("data")).unwrap();
+        fs::create_dir_all(src.join("bin")).unwrap();
+        sh(&format!(
+            "cp \"$(command -v busybox)\" '{0}/bin/busybox' && for a in sh cat ls; do ln -s busybox '{0}/bin/'$a; done",
+            src.display()
+        ));
+        self.s.import_tree(&src, "bb:1");
+    }
+}
+
+#[test]
+fn run_mounts_a_plugin_volume_at_start_and_unmounts_it_at_exit() {
+    if !require_root() || !have_runtime("run_mounts_a_plugin_volume") {
+        return;
+    }
+    // The plugin's volume is a real directory, so the container's write
+    // can be seen on the host.
+    let data = tempfile::tempdir().unwrap();
+    let at = data.path().to_str().unwrap().to_owned();
+    let f = Fixture::new(move |r| match r.path.as_str() {
+        "/VolumeDriver.Mount" => Reply::ok(json!({"Mountpoint": at, "Err": ""})),
+        _ => fakevol(r),
+    });
+    f.busybox_image();
+    f.ok(&["volume", "create", "--driver", "fakevol", "pv"]);
+    let out = f.run(&[
+        "run",
+        "--rm",
+        "--name",
+        "c1",
+        "-v",
+        "pv:/data",
+        "bb:1",
+        "sh",
+        "-c",
+        "echo written > /data/f && ls /data",
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "f");
+    assert_eq!(
+        fs::read_to_string(data.path().join("f")).unwrap(),
+        "written\n"
+    );
+    // Mount before the command, Unmount after, with one caller ID.
+    let calls: Vec<String> = f
+        .plugin
+        .paths()
+        .into_iter()
+        .filter(|p| p.ends_with(".Mount") || p.ends_with(".Unmount"))
+        .collect();
+    assert_eq!(
+        calls,
+        ["/VolumeDriver.Mount", "/VolumeDriver.Unmount"],
+        "{:?}",
+        f.plugin.paths()
+    );
+    let mount = &f.plugin.bodies("/VolumeDriver.Mount")[0];
+    let unmount = &f.plugin.bodies("/VolumeDriver.Unmount")[0];
+    assert_eq!(mount["Name"], "pv");
+    assert_eq!(mount, unmount);
+    assert!(
+        mount["ID"].as_str().is_some_and(|id| id.len() == 64),
+        "{mount}"
+    );
+    // --rm took the container; the named plugin volume stays.
+    assert_eq!(f.volume_names(), ["pv"]);
+    assert!(f
+        .json(&["ps", "-a", "--format", "json"])
+        .as_array()
+        .unwrap()
+        .is_empty());
+}
+
+#[test]
+fn run_fails_cleanly_when_the_plugin_will_not_mount() {
+    if !require_root() || !have_runtime("run_fails_cleanly_when_the_plugin_will_not_mount") {
+        return;
+    }
+    let f = Fixture::new(|r| match r.path.as_str() {
+        "/VolumeDriver.Mount" => Reply::err("backend offline"),
+        _ => fakevol(r),
+    });
+    f.busybox_image();
+    f.ok(&["volume", "create", "--driver", "fakevol", "pv"]);
+    let out = f.run(&["run", "--rm", "-v", "pv:/data", "bb:1", "sh", "-c", "true"]);
+    assert_eq!(out.status.code(), Some(125), "{}", stderr(&out));
+    assert!(stderr(&out).contains("backend offline"), "{}", stderr(&out));
+    // Nothing was mounted, so nothing is unmounted; nothing is left.
+    assert!(f.plugin.bodies("/VolumeDriver.Unmount").is_empty());
+    assert!(f
+        .json(&["ps", "-a", "--format", "json"])
+        .as_array()
+        .unwrap()
+        .is_empty());
+    let mounts = fs::read_to_string("/proc/self/mountinfo").unwrap();
+    let root = f.s.root();
+    assert!(
+        !mounts.lines().any(|l| l
+            .split(' ')
+            .nth(4)
+            .is_some_and(|m| Path::new(m).starts_with(&root))),
+        "mounts left under the store"
+    );
 }

@@ -28,6 +28,148 @@ pub struct ContainerSpec {
     pub volumes: Vec<String>,
     /// `--volumes-from C[:ro|:rw]`, as given.
     pub volumes_from: Vec<String>,
+    /// How the command runs: `-e` (as given: `K=V`, or `K` to take the
+    /// caller's value), `-w`, `-u`, `--hostname`, `-i`, `-t`, `--network`.
+    /// Empty fields take the image's values.
+    pub config: RunConfig,
+}
+
+/// How a container's command runs (Docker's container `Config`, the part
+/// strata uses). At `create` the image's values fill what was not given,
+/// so a record says exactly what `start` will do.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase", default)]
+pub struct RunConfig {
+    /// `K=V` pairs: the image's, then `-e` (a later key wins).
+    pub env: Vec<String>,
+    /// Absolute; empty means `/`.
+    pub working_dir: String,
+    /// `USER[:GROUP]`, names or numbers; empty means root.
+    pub user: String,
+    /// Empty means the first 12 hex digits of the container's ID.
+    pub hostname: String,
+    /// `-t`: a terminal for the process.
+    pub tty: bool,
+    /// `-i`: stdin passed through.
+    pub open_stdin: bool,
+    /// `host` (the default, shared with the host) or `none` (a network
+    /// namespace with only loopback).
+    pub network_mode: String,
+}
+
+/// The network modes `run` knows.
+pub const NETWORK_MODES: &[&str] = &["host", "none"];
+
+impl RunConfig {
+    /// The image's `config` section under these settings: `-e` overrides
+    /// the image's variables of the same name, `-w` and `-u` its
+    /// `WorkingDir` and `User`. `K` alone takes `host_env(K)`, and is
+    /// dropped when that is `None` (as `docker run -e K` does).
+    fn merged(
+        &self,
+        image: &Value,
+        host_env: &dyn Fn(&str) -> Option<String>,
+        id: &str,
+    ) -> Result<RunConfig> {
+        let mut env: Vec<String> = image
+            .pointer("/config/Env")
+            .and_then(Value::as_array)
+            .map(|a| {
+                a.iter()
+                    .filter_map(|v| v.as_str().map(str::to_owned))
+                    .collect()
+            })
+            .unwrap_or_default();
+        for e in &self.env {
+            let kv = match e.split_once('=') {
+                Some(_) => e.clone(),
+                None => match host_env(e) {
+                    Some(v) => format!("{e}={v}"),
+                    None => continue,
+                },
+            };
+            let key = kv.split('=').next().unwrap_or_default();
+            if key.is_empty() || key.contains('\0') {
+                return Err(Error::new(
+                    ErrorKind::InvalidArgument,
+                    format!("invalid environment variable {e:?}"),
+                ));
+            }
+            env.retain(|old| old.split('=').next() != Some(key));
+            env.push(kv);
+        }
+        let image_str = |k: &str| {
+            image
+                .pointer(&format!("/config/{k}"))
+                .and_then(Value::as_str)
+                .unwrap_or_default()
+                .to_owned()
+        };
+        let working_dir = match self.working_dir.as_str() {
+            "" => image_str("WorkingDir"),
+            w => w.to_owned(),
+        };
+        if !working_dir.is_empty() && !working_dir.starts_with('/') {
+            return Err(Error::new(
+                ErrorKind::InvalidArgument,
+                format!("the working directory {working_dir:?} is not absolute"),
+            ));
+        }
+        let network_mode = match self.network_mode.as_str() {
+            "" => "host".to_owned(),
+            m if NETWORK_MODES.contains(&m) => m.to_owned(),
+            m => {
+                return Err(Error::new(
+                    ErrorKind::InvalidArgument,
+                    format!(
+                        "network mode {m:?}: strata knows {}",
+                        NETWORK_MODES.join(", ")
+                    ),
+                ))
+            }
+        };
+        let hostname = match self.hostname.as_str() {
+            "" => id[..12].to_owned(),
+            h => {
+                check_hostname(h)?;
+                h.to_owned()
+            }
+        };
+        Ok(RunConfig {
+            env,
+            working_dir,
+            user: match self.user.as_str() {
+                "" => image_str("User"),
+                u => u.to_owned(),
+            },
+            hostname,
+            tty: self.tty,
+            open_stdin: self.open_stdin,
+            network_mode,
+        })
+    }
+}
+
+/// RFC 1123 host names, as Docker checks `--hostname`.
+fn check_hostname(h: &str) -> Result<()> {
+    let ok = h.len() <= 253
+        && h.split('.').all(|label| {
+            !label.is_empty()
+                && label.len() <= 63
+                && !label.starts_with('-')
+                && !label.ends_with('-')
+                && label
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-')
+        });
+    if ok {
+        Ok(())
+    } else {
+        Err(Error::new(
+            ErrorKind::InvalidArgument,
+            format!("invalid hostname {h:?}"),
+        ))
+    }
 }
 
 /// A container, as `containers/<id>/config.json` records it.
@@ -50,6 +192,10 @@ pub struct Container {
     /// Volumes and host binds, for the runtime to mount.
     #[serde(default)]
     pub mounts: Vec<Mount>,
+    /// How the command runs (records made before `run` existed have none:
+    /// the defaults).
+    #[serde(default)]
+    pub config: RunConfig,
 }
 
 /// Digests as their `sha256:...` strings in JSON.
@@ -236,11 +382,10 @@ impl Store {
             None => format!("strata-{}", &id[..12]),
         };
         let plan = self.plan_mounts(&spec.volumes_from, &spec.volumes)?;
-        let cmd = if spec.cmd.is_empty() {
-            default_cmd(&config)
-        } else {
-            spec.cmd.clone()
-        };
+        let cmd = command(&config, &spec.cmd);
+        let run_config = spec
+            .config
+            .merged(&config, &|k| std::env::var(k).ok(), &id)?;
         let mut c = Container {
             id: id.clone(),
             name,
@@ -251,6 +396,7 @@ impl Store {
             mount_id: random_hex(32)?,
             parent_layer: parent.as_ref().map(|l| l.chain_id.clone()),
             mounts: Vec::new(),
+            config: run_config,
         };
         let staging = self.staging()?;
         atomic::write_staged(&staging.join("container-id"), c.id.as_bytes())?;
@@ -407,6 +553,15 @@ impl Store {
     /// the container's anonymous volumes no other container uses.
     pub fn remove_container_with(&self, c: &Container, force: bool, volumes: bool) -> Result<()> {
         let _lock = self.lock()?;
+        if self.container_state(c)?.status == crate::Status::Running {
+            return Err(Error::new(
+                ErrorKind::InUse,
+                format!(
+                    "container {} is running: stop it first, or use rm -f",
+                    c.name
+                ),
+            ));
+        }
         let in_use = self
             .driver
             .in_use(&c.mount_id)
@@ -489,8 +644,9 @@ fn check_name(n: &str) -> Result<()> {
     }
 }
 
-/// Entrypoint + Cmd of an image config.
-fn default_cmd(config: &Value) -> Vec<String> {
+/// The command a container runs, as Docker builds it: the image's
+/// Entrypoint, then `args` or, when none are given, the image's Cmd.
+fn command(config: &Value, args: &[String]) -> Vec<String> {
     let list = |k: &str| -> Vec<String> {
         config
             .pointer(&format!("/config/{k}"))
@@ -503,6 +659,10 @@ fn default_cmd(config: &Value) -> Vec<String> {
             .unwrap_or_default()
     };
     let mut v = list("Entrypoint");
-    v.extend(list("Cmd"));
+    if args.is_empty() {
+        v.extend(list("Cmd"));
+    } else {
+        v.extend(args.iter().cloned());
+    }
     v
 }

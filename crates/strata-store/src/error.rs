@@ -38,7 +38,7 @@ impl Error {
         self.kind
     }
 
-    pub(crate) fn with(
+    pub fn with(
         kind: ErrorKind,
         msg: impl Into<String>,
         source: impl std::error::Error + Send + Sync + 'static,
@@ -58,7 +58,7 @@ impl Error {
         Error { kind, msg, source }
     }
 
-    pub(crate) fn io(msg: impl Into<String>, err: io::Error) -> Self {
+    pub fn io(msg: impl Into<String>, err: io::Error) -> Self {
         let kind = match err.kind() {
             io::ErrorKind::NotFound => ErrorKind::NotFound,
             io::ErrorKind::AlreadyExists => ErrorKind::AlreadyExists,

@@ -13,6 +13,8 @@
 //!     layerdb/tmp/                          layers and containers being made
 //!     repositories.json                     tags -> image IDs
 //!   containers/<id>/config.json
+//!   containers/<id>/{state.json,bundle/,hosts,hostname,resolv.conf,runtime/}
+//!                                           a container's runs (see `start`)
 //!   volumes/<name>/{_data/,meta.json}       volumes (see strata_volume::local); their
 //!                                           staging (`.<name>.creating`) is removed on open
 //!   names/<name>                            the container ID a name stands for
@@ -44,6 +46,7 @@ mod copy;
 mod error;
 mod image;
 mod layer;
+mod start;
 mod system;
 mod time;
 mod transfer;
@@ -54,11 +57,12 @@ use std::os::unix::fs::DirBuilderExt;
 use std::path::{Path, PathBuf};
 
 pub use check::{CheckOptions, Finding, FindingKind, Report};
-pub use container::{Container, ContainerSpec};
+pub use container::{Container, ContainerSpec, RunConfig, NETWORK_MODES};
 pub use copy::CopyReport;
 pub use error::{Error, ErrorKind, Result};
 pub use image::Image;
 pub use layer::{chain_id, Layer};
+pub use start::{Started, State, Status};
 pub use strata_archive::{Change, ChangeKind, Digest};
 use strata_driver::Driver;
 pub use strata_image::{ImageRef, SaveFormat};

@@ -5,9 +5,11 @@
 //! driver's `diff_size`). A layer several images share counts once.
 //!
 //! Reclaimable is what `system prune -a` would free: image layers no
-//! container stands on, and layers nothing reaches at all. strata runs no
-//! containers yet, so prune keeps every container and their bytes are
-//! never reclaimable.
+//! container stands on, and layers nothing reaches at all. Prune keeps
+//! every container, stopped ones too (unlike Docker's: a strata container
+//! is often work in progress, mounted and committed rather than run), so
+//! their bytes are never reclaimable; a container is active while it
+//! runs.
 //!
 //! A volume's size is the bytes of file content under its `_data` that
 //! are on the root's file system (each inode once): a local volume with
@@ -196,9 +198,15 @@ impl Store {
                 .map(|v| v.size)
                 .sum(),
         };
+        let mut running = 0;
+        for c in &containers {
+            if self.container_state(c)?.status == crate::Status::Running {
+                running += 1;
+            }
+        }
         let containers = Usage {
             total: container_details.len(),
-            active: container_details.len(),
+            active: running,
             size: container_details.iter().map(|c| c.size).sum(),
             reclaimable: 0,
         };

@@ -106,7 +106,7 @@ impl Store {
     }
 
     /// A volume plugin by name. The one place plugins are looked up.
-    fn plugin_driver(&self, name: &str) -> Result<Box<dyn VolumeDriver>> {
+    pub(crate) fn plugin_driver(&self, name: &str) -> Result<Box<dyn VolumeDriver>> {
         let plugin = strata_volume::plugin::find(
             name,
             &self.plugin_dirs,

@@ -8,7 +8,7 @@
 use std::ffi::OsStr;
 use std::fs::File;
 use std::io;
-use std::os::fd::{AsRawFd, BorrowedFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
 
@@ -69,6 +69,33 @@ pub fn open_beneath(dir: BorrowedFd<'_>, path: &Path) -> io::Result<File> {
         OFlags::RDONLY | OFlags::CLOEXEC | OFlags::NOCTTY,
         Mode::empty(),
         rustix::fs::ResolveFlags::BENEATH | rustix::fs::ResolveFlags::NO_MAGICLINKS,
+    )?;
+    Ok(File::from(fd))
+}
+
+/// [`open_beneath`] for a file that must be a regular one: `openat2` with
+/// `O_PATH`, `fstat`, and only then a reopen for reading through
+/// [`proc_path`]; `InvalidInput` for anything else. Opening is what blocks
+/// on a fifo and what has effects on a device (a watchdog arms, a tape
+/// rewinds), so a node planted at `path` is never opened.
+pub fn open_regular_beneath(dir: BorrowedFd<'_>, path: &Path) -> io::Result<File> {
+    let node = rustix::fs::openat2(
+        dir,
+        path,
+        OFlags::PATH | OFlags::CLOEXEC,
+        Mode::empty(),
+        rustix::fs::ResolveFlags::BENEATH | rustix::fs::ResolveFlags::NO_MAGICLINKS,
+    )?;
+    if FileType::from_raw_mode(fstat(node.as_fd())?.st_mode) != FileType::RegularFile {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            "not a regular file",
+        ));
+    }
+    let fd = rustix::fs::open(
+        proc_path(node.as_fd()),
+        OFlags::RDONLY | OFlags::CLOEXEC | OFlags::NOCTTY,
+        Mode::empty(),
     )?;
     Ok(File::from(fd))
 }
@@ -356,4 +383,18 @@ pub fn random_bytes(buf: &mut [u8]) -> io::Result<()> {
         done += rustix::rand::getrandom(&mut buf[done..], rustix::rand::GetRandomFlags::empty())?;
     }
     Ok(())
+}
+
+/// `openat2(dir, path, O_PATH, RESOLVE_IN_ROOT|RESOLVE_NO_MAGICLINKS)` and
+/// `fstat`: what `path` is when `dir` is taken as `/` (absolute symlinks
+/// and `..` stay inside), as a process chrooted there would see it.
+pub fn stat_in_root(dir: BorrowedFd<'_>, path: &Path) -> io::Result<Stat> {
+    let fd = rustix::fs::openat2(
+        dir,
+        path,
+        OFlags::PATH | OFlags::CLOEXEC,
+        Mode::empty(),
+        rustix::fs::ResolveFlags::IN_ROOT | rustix::fs::ResolveFlags::NO_MAGICLINKS,
+    )?;
+    Ok(rustix::fs::fstat(&fd)?)
 }

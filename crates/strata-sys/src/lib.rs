@@ -12,6 +12,7 @@
 
 pub mod fs;
 pub mod mount;
+pub mod process;
 pub mod xattr;
 
 pub use rustix::fs::{Dev, FileType, Mode, Stat, Timespec};

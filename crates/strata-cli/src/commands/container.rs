@@ -1,4 +1,5 @@
-//! Container commands: create, mount, umount, ps, diff, commit, export, rm.
+//! Container commands: create, run, start, mount, umount, ps, diff,
+//! commit, export, rm.
 
 use std::fs::File;
 use std::io::{self, BufWriter, Write};
@@ -7,7 +8,7 @@ use std::path::PathBuf;
 use anyhow::{Context, Result};
 use clap::Args;
 use serde_json::json;
-use strata_store::{ContainerSpec, Store};
+use strata_store::{ContainerSpec, RunConfig, Status, Store};
 
 use super::{short, Format};
 
@@ -22,22 +23,123 @@ pub struct Create {
     /// The volumes of another container, as they are or :ro / :rw.
     #[arg(long, value_name = "CONTAINER[:ro|:rw]")]
     pub volumes_from: Vec<String>,
+    #[command(flatten)]
+    pub run: RunFlags,
     pub image: String,
     /// The command (default: the image's Entrypoint and Cmd).
-    #[arg(trailing_var_arg = true)]
+    #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
     pub cmd: Vec<String>,
 }
 
+/// How the command runs (`create` and `run`).
+#[derive(Args)]
+pub struct RunFlags {
+    /// An environment variable, K=V, or K to take this shell's value.
+    #[arg(short, long = "env", value_name = "K=V")]
+    pub env: Vec<String>,
+    /// The working directory inside the container.
+    #[arg(short, long, value_name = "DIR")]
+    pub workdir: Option<String>,
+    /// USER[:GROUP], names (from the container's /etc/passwd and
+    /// /etc/group) or numbers.
+    #[arg(short, long)]
+    pub user: Option<String>,
+    /// The container's host name (default: the first 12 digits of its ID).
+    #[arg(long)]
+    pub hostname: Option<String>,
+    /// host (the host's network) or none (loopback only).
+    #[arg(long, value_name = "MODE")]
+    pub network: Option<String>,
+    /// Keep stdin open (otherwise the command reads /dev/null).
+    #[arg(short, long)]
+    pub interactive: bool,
+    /// Give the command a terminal.
+    #[arg(short, long)]
+    pub tty: bool,
+}
+
+impl Create {
+    pub fn spec(self) -> (String, ContainerSpec) {
+        let r = self.run;
+        let spec = ContainerSpec {
+            name: self.name,
+            cmd: self.cmd,
+            volumes: self.volume,
+            volumes_from: self.volumes_from,
+            config: RunConfig {
+                env: r.env,
+                working_dir: r.workdir.unwrap_or_default(),
+                user: r.user.unwrap_or_default(),
+                hostname: r.hostname.unwrap_or_default(),
+                tty: r.tty,
+                open_stdin: r.interactive,
+                network_mode: r.network.unwrap_or_default(),
+            },
+        };
+        (self.image, spec)
+    }
+}
+
 pub fn create(a: Create, store: &Store) -> Result<()> {
-    let spec = ContainerSpec {
-        name: a.name,
-        cmd: a.cmd,
-        volumes: a.volume,
-        volumes_from: a.volumes_from,
-    };
-    let c = store.create_container(&a.image, &spec)?;
+    let (image, spec) = a.spec();
+    let c = store.create_container(&image, &spec)?;
     println!("{}", c.id);
     Ok(())
+}
+
+#[derive(Args)]
+pub struct Run {
+    /// Remove the container and its anonymous volumes when it exits.
+    #[arg(long)]
+    pub rm: bool,
+    /// The OCI runtime: a name on PATH or a path (default: crun, then runc).
+    #[arg(long)]
+    pub runtime: Option<String>,
+    #[command(flatten)]
+    pub create: Create,
+}
+
+/// `strata run`: the command's exit status, or why there is none.
+pub fn run(a: Run, store: &Store) -> Result<i32, strata_run::Failure> {
+    let opts = strata_run::Options {
+        runtime: a.runtime,
+        remove: a.rm,
+    };
+    let (image, spec) = a.create.spec();
+    strata_run::run(store, &image, &spec, &opts)
+}
+
+#[derive(Args)]
+pub struct Start {
+    /// Attach: run in the foreground, with the command's exit status.
+    /// Without it, a strata process of its own runs the container in the
+    /// background (output in containers/<id>/output.log) and the
+    /// container's name is printed once it runs.
+    #[arg(short, long)]
+    pub attach: bool,
+    /// The OCI runtime: a name on PATH or a path (default: crun, then runc).
+    #[arg(long)]
+    pub runtime: Option<String>,
+    pub container: String,
+}
+
+pub fn start(a: Start, store: &Store) -> Result<i32, strata_run::Failure> {
+    let opts = strata_run::Options {
+        runtime: a.runtime,
+        remove: false,
+    };
+    if a.attach || std::env::var_os(strata_run::DETACHED_ENV).is_some() {
+        return strata_run::start(store, &a.container, &opts);
+    }
+    // This same command again, in the background: it runs attached there.
+    let exe = std::env::current_exe().map_err(|e| {
+        strata_run::Failure::from(strata_store::Error::io("finding the strata binary", e))
+    })?;
+    let mut again = std::process::Command::new(exe);
+    again.args(std::env::args_os().skip(1));
+    let c = strata_run::start_detached(store, &a.container, again)?;
+    println!("{}", c.name);
+    Ok(0)
 }
 
 pub fn mount(name: &str, store: &Store) -> Result<()> {
@@ -54,8 +156,7 @@ pub fn umount(name: &str, store: &Store) -> Result<()> {
 
 #[derive(Args)]
 pub struct Ps {
-    /// All containers (strata runs none yet: without -a the list is
-    /// empty, as `docker ps` is with nothing running).
+    /// All containers (without -a: the running ones).
     #[arg(short, long)]
     pub all: bool,
     #[arg(long, value_enum, default_value_t)]
@@ -63,33 +164,43 @@ pub struct Ps {
 }
 
 pub fn ps(a: Ps, store: &Store) -> Result<()> {
-    let all = store.containers()?;
-    let shown: Vec<_> = if a.all { all } else { Vec::new() };
+    let mut shown = Vec::new();
+    for c in store.containers()? {
+        let state = store.container_state(&c)?;
+        if a.all || state.status == Status::Running {
+            shown.push((c, state));
+        }
+    }
     if a.format == Format::Json {
         let v: Vec<_> = shown
             .iter()
-            .map(|c| container_json(c, store))
+            .map(|(c, _)| container_json(c, store))
             .collect::<Result<_>>()?;
         println!("{}", serde_json::to_string_pretty(&v)?);
         return Ok(());
     }
     println!(
-        "{:<14} {:<14} {:<32} {:<32} NAMES",
-        "CONTAINER ID", "IMAGE", "COMMAND", "CREATED"
+        "{:<14} {:<14} {:<32} {:<20} {:<12} NAMES",
+        "CONTAINER ID", "IMAGE", "COMMAND", "CREATED", "STATUS"
     );
-    for c in &shown {
+    for (c, state) in &shown {
         let image = store
             .image(&c.image)
             .ok()
             .and_then(|i| i.tags.first().map(|t| t.to_string()))
             .unwrap_or_else(|| short(c.image.as_str()).to_owned());
         let created = c.created.get(..19).unwrap_or(&c.created).replace('T', " ");
+        let status = match state.status {
+            Status::Exited => format!("exited ({})", state.exit_code),
+            s => s.as_str().to_owned(),
+        };
         println!(
-            "{:<14} {:<14} {:<32} {:<32} {}",
+            "{:<14} {:<14} {:<32} {:<20} {:<12} {}",
             short(&c.id),
             image,
             format!("{:?}", c.cmd.join(" ")),
             created,
+            status,
             c.name
         );
     }
@@ -109,6 +220,8 @@ pub fn container_json(c: &strata_store::Container, store: &Store) -> Result<serd
             "Data": { "MountID": c.mount_id, "InitID": c.init_id() },
         },
         "Mounts": c.mounts,
+        "Config": c.config,
+        "State": store.container_state(c)?,
     }))
 }
 
@@ -163,6 +276,9 @@ pub fn export(a: Export, store: &Store) -> Result<()> {
 pub fn rm(names: &[String], force: bool, volumes: bool, store: &Store) -> Result<()> {
     for n in names {
         let c = store.resolve_container(n)?;
+        if force {
+            strata_run::kill(store, &c, std::time::Duration::from_secs(10))?;
+        }
         store.remove_container_with(&c, force, volumes)?;
         println!("{n}");
     }

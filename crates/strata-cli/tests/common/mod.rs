@@ -89,6 +89,18 @@ impl Strata {
         String::from_utf8(out.stderr).unwrap()
     }
 
+    /// Imports the tree at `dir` (tarred by GNU tar, numeric owners) as
+    /// image `reference`; returns the image ID.
+    pub fn import_tree(&self, dir: &Path, reference: &str) -> String {
+        let tar = dir.with_extension("tar");
+        sh(&format!(
+            "tar --numeric-owner -C '{}' -cf '{}' .",
+            dir.display(),
+            tar.display()
+        ));
+        self.ok(&["import", tar.to_str().unwrap(), reference])
+    }
+
     /// Runs and parses stdout as JSON.
     pub fn json(&self, args: &[&str]) -> Value {
         serde_json::from_str(&self.ok(args)).unwrap()

@@ -1,0 +1,297 @@
+//! The OCI runtime: found on `PATH` (`crun` first, then `runc`) or named
+//! with `--runtime`, and run in the foreground as `RUNTIME --root STATE run
+//! --bundle DIR ID`. Both runtimes, in the foreground, forward the signals
+//! they get to the container's process and exit with its status (128 + N
+//! when signal N killed it); strata forwards the signals it gets to the
+//! runtime (see [`Forwarder`]).
+
+use std::ffi::OsString;
+use std::io::{IsTerminal, Read, Write};
+use std::os::unix::process::{CommandExt, ExitStatusExt};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::atomic::{AtomicI32, AtomicU32, Ordering};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+
+use signal_hook::consts::{SIGHUP, SIGINT, SIGQUIT, SIGTERM, SIGUSR1, SIGUSR2};
+use signal_hook::iterator::{Handle, Signals};
+use strata_store::{Error, ErrorKind, Result};
+
+/// Looked for on `PATH`, in this order.
+pub const RUNTIMES: &[&str] = &["crun", "runc"];
+
+/// The signals strata passes on to the container.
+const FORWARDED: &[i32] = &[SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGUSR1, SIGUSR2];
+
+/// An OCI runtime binary.
+#[derive(Debug, Clone)]
+pub struct Runtime {
+    pub path: PathBuf,
+}
+
+impl Runtime {
+    /// `choice` is a name looked up on `PATH` or a path; `None` takes the
+    /// first of [`RUNTIMES`] on `PATH`.
+    pub fn find(choice: Option<&str>) -> Result<Runtime> {
+        let path = std::env::var_os("PATH").unwrap_or_default();
+        match choice {
+            Some(c) if c.contains('/') => {
+                let p = PathBuf::from(c);
+                if is_executable(&p) {
+                    Ok(Runtime { path: p })
+                } else {
+                    Err(Error::new(
+                        ErrorKind::NotFound,
+                        format!("OCI runtime {c}: no such executable"),
+                    ))
+                }
+            }
+            Some(c) => on_path(c, &path).map(|p| Runtime { path: p }).ok_or_else(|| {
+                Error::new(
+                    ErrorKind::NotFound,
+                    format!("OCI runtime {c:?} is not on PATH (Debian packages: crun, runc)"),
+                )
+            }),
+            None => RUNTIMES
+                .iter()
+                .find_map(|r| on_path(r, &path))
+                .map(|p| Runtime { path: p })
+                .ok_or_else(|| {
+                    Error::new(
+                        ErrorKind::NotFound,
+                        "no OCI runtime found: install crun or runc (apt-get install crun, or runc), \
+                         or name one with --runtime",
+                    )
+                }),
+        }
+    }
+
+    fn command(&self, state_root: &Path) -> Command {
+        let mut c = Command::new(&self.path);
+        c.arg("--root").arg(state_root);
+        c
+    }
+
+    /// Runs container `id` from `bundle` in the foreground and returns its
+    /// exit status, with `io` for its standard streams.
+    pub fn run(
+        &self,
+        state_root: &Path,
+        bundle: &Path,
+        id: &str,
+        io: Io,
+        forward: &Forwarder,
+    ) -> Result<i32> {
+        let mut cmd = self.command(state_root);
+        cmd.arg("run").arg("--bundle").arg(bundle).arg(id);
+        // Streams that are our terminal go through pipes unless the
+        // container has a terminal of its own (`-t`): handed our terminal,
+        // a container could push input into it (TIOCSTI) and would see a
+        // terminal Docker never gives it. Files and pipes pass straight
+        // through, with no copying.
+        let relay = |terminal: bool| !io.terminal && terminal;
+        let out_relay = relay(std::io::stdout().is_terminal());
+        let err_relay = relay(std::io::stderr().is_terminal());
+        let in_relay = io.stdin && relay(std::io::stdin().is_terminal());
+        cmd.stdin(match (io.stdin || io.terminal, in_relay) {
+            (false, _) => Stdio::null(),
+            (true, true) => Stdio::piped(),
+            (true, false) => Stdio::inherit(),
+        });
+        if out_relay {
+            cmd.stdout(Stdio::piped());
+        }
+        if err_relay {
+            cmd.stderr(Stdio::piped());
+        }
+        if !io.terminal {
+            // Only we read our terminal: a Ctrl-C reaches the container
+            // once, through `forward`, not twice.
+            cmd.process_group(0);
+        }
+        let mut child = cmd.spawn().map_err(|e| {
+            Error::io(
+                format!("starting the OCI runtime {}", self.path.display()),
+                e,
+            )
+        })?;
+        forward.attach(child.id());
+        if let Some(mut to) = child.stdin.take() {
+            // Not joined: it may wait on our stdin for ever; the process
+            // ends it.
+            std::thread::spawn(move || {
+                let _ = std::io::copy(&mut std::io::stdin().lock(), &mut to);
+            });
+        }
+        let out = child.stdout.take().map(|mut from| {
+            std::thread::spawn(move || relay_to(&mut from, &mut std::io::stdout()))
+        });
+        let err = child.stderr.take().map(|mut from| {
+            std::thread::spawn(move || relay_to(&mut from, &mut std::io::stderr()))
+        });
+        let status = child.wait();
+        forward.detach();
+        for t in [out, err].into_iter().flatten() {
+            let _ = t.join();
+        }
+        let status = status.map_err(|e| Error::io("waiting for the OCI runtime", e))?;
+        Ok(status
+            .code()
+            .or_else(|| status.signal().map(|s| 128 + s))
+            .unwrap_or(255))
+    }
+
+    /// Sends `signal` (a name or number) to container `id`'s process.
+    pub fn kill(&self, state_root: &Path, id: &str, signal: &str) -> Result<()> {
+        let out = self
+            .command(state_root)
+            .args(["kill", id, signal])
+            .stdin(Stdio::null())
+            .output()
+            .map_err(|e| Error::io(format!("running {}", self.path.display()), e))?;
+        if out.status.success() {
+            Ok(())
+        } else {
+            Err(Error::new(
+                ErrorKind::Io,
+                format!(
+                    "{} kill {id}: {}",
+                    self.path.display(),
+                    String::from_utf8_lossy(&out.stderr).trim()
+                ),
+            ))
+        }
+    }
+
+    /// Forgets container `id` (what a runtime killed mid-run leaves);
+    /// nothing to forget is no error. crun and runc keep a container's
+    /// state in `<root>/<id>` and remove it when a foreground run ends, so
+    /// without that directory there is nothing to do (and no process to
+    /// start).
+    pub fn delete(&self, state_root: &Path, id: &str) {
+        if !state_root.join(id).exists() {
+            return;
+        }
+        let out = self
+            .command(state_root)
+            .args(["delete", "--force", id])
+            .stdin(Stdio::null())
+            .output();
+        if let Some(o) = out.ok().filter(|o| !o.status.success()) {
+            tracing::debug!(
+                "{} delete {id}: {}",
+                self.path.display(),
+                String::from_utf8_lossy(&o.stderr).trim()
+            );
+        }
+    }
+}
+
+/// The container's standard streams.
+#[derive(Debug, Clone, Copy)]
+pub struct Io {
+    /// `-i`: our stdin is passed on (otherwise `/dev/null`).
+    pub stdin: bool,
+    /// `-t`: the process gets a terminal (the runtime's, on ours).
+    pub terminal: bool,
+}
+
+/// Copies `from` to `to` as data comes, flushing each piece (a prompt
+/// must show before its newline).
+fn relay_to(from: &mut impl Read, to: &mut impl Write) {
+    let mut buf = vec![0u8; 64 << 10];
+    loop {
+        match from.read(&mut buf) {
+            Ok(0) => return,
+            Ok(n) => {
+                if to.write_all(&buf[..n]).and_then(|()| to.flush()).is_err() {
+                    return;
+                }
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(_) => return,
+        }
+    }
+}
+
+fn is_executable(p: &Path) -> bool {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::metadata(p).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+}
+
+fn on_path(name: &str, path: &OsString) -> Option<PathBuf> {
+    std::env::split_paths(path)
+        .map(|d| d.join(name))
+        .find(|p| is_executable(p))
+}
+
+/// Catches the signals a user sends to stop a container (SIGINT, SIGTERM,
+/// SIGHUP, SIGQUIT, SIGUSR1, SIGUSR2) from the moment it is made, so that
+/// strata is never killed half-way through setting up or cleaning up, and
+/// passes each to the runtime while one runs. A signal that arrives when
+/// no runtime runs is kept: [`Forwarder::pending`] says to give up, and a
+/// runtime attached later gets it at once.
+pub struct Forwarder {
+    shared: Arc<Shared>,
+    handle: Handle,
+    thread: Option<JoinHandle<()>>,
+}
+
+#[derive(Default)]
+struct Shared {
+    /// The runtime's pid, 0 when none runs.
+    pid: AtomicU32,
+    /// The last signal caught while no runtime ran, 0 when none.
+    pending: AtomicI32,
+}
+
+impl Forwarder {
+    pub fn new() -> Result<Forwarder> {
+        let mut signals = Signals::new(FORWARDED).map_err(|e| Error::io("catching signals", e))?;
+        let handle = signals.handle();
+        let shared = Arc::new(Shared::default());
+        let s = Arc::clone(&shared);
+        let thread = std::thread::spawn(move || {
+            for sig in signals.forever() {
+                let pid = s.pid.load(Ordering::SeqCst);
+                if pid == 0 {
+                    s.pending.store(sig, Ordering::SeqCst);
+                } else if let Err(e) = strata_sys::process::kill(pid, sig) {
+                    tracing::debug!("forwarding signal {sig} to {pid}: {e}");
+                }
+            }
+        });
+        Ok(Forwarder {
+            shared,
+            handle,
+            thread: Some(thread),
+        })
+    }
+
+    /// A signal caught while no runtime ran.
+    pub fn pending(&self) -> Option<i32> {
+        Some(self.shared.pending.load(Ordering::SeqCst)).filter(|&s| s != 0)
+    }
+
+    fn attach(&self, pid: u32) {
+        self.shared.pid.store(pid, Ordering::SeqCst);
+        let sig = self.shared.pending.swap(0, Ordering::SeqCst);
+        if sig != 0 {
+            let _ = strata_sys::process::kill(pid, sig);
+        }
+    }
+
+    fn detach(&self) {
+        self.shared.pid.store(0, Ordering::SeqCst);
+    }
+}
+
+impl Drop for Forwarder {
+    fn drop(&mut self) {
+        self.handle.close();
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}

@@ -1,0 +1,355 @@
+//! The bundle's `config.json`: an OCI runtime spec built from the
+//! container's record, the way Docker and Podman build theirs.
+//!
+//! What every container gets, as Docker gives it:
+//! - root: the mounted union view, writable;
+//! - mounts: `/proc`, `/dev` (tmpfs), `/dev/pts`, `/dev/shm` (64 MiB),
+//!   `/dev/mqueue`, `/sys` (read-only), `/sys/fs/cgroup` (read-only), then
+//!   the per-container `/etc/hosts`, `/etc/hostname`, `/etc/resolv.conf`
+//!   over the init layer's placeholders, then volumes and binds
+//!   (read-only where asked), which the runtime resolves inside the root;
+//! - namespaces: mount, pid, uts, ipc and cgroup; network only with
+//!   `--network none` (the host's otherwise: port mapping is not strata's);
+//! - Docker's default capability set, its masked and read-only `/proc`
+//!   paths; `noNewPrivileges` off and the caller's rlimits, as Docker.
+//!
+//! Not done: seccomp and AppArmor profiles, resource limits.
+
+use std::path::{Path, PathBuf};
+
+use oci_spec::runtime::{
+    Capabilities, Capability, LinuxBuilder, LinuxCapabilitiesBuilder, LinuxNamespaceBuilder,
+    LinuxNamespaceType, Mount as OciMount, MountBuilder, ProcessBuilder, RootBuilder, Spec,
+    UserBuilder,
+};
+use strata_store::{Container, Error, ErrorKind, Mount, Result};
+
+use crate::user::User;
+
+/// Docker's default capabilities (moby `oci/caps/defaults.go`).
+const DEFAULT_CAPS: &[Capability] = &[
+    Capability::Chown,
+    Capability::DacOverride,
+    Capability::Fsetid,
+    Capability::Fowner,
+    Capability::Mknod,
+    Capability::NetRaw,
+    Capability::Setgid,
+    Capability::Setuid,
+    Capability::Setfcap,
+    Capability::Setpcap,
+    Capability::NetBindService,
+    Capability::SysChroot,
+    Capability::Kill,
+    Capability::AuditWrite,
+];
+
+/// The default `PATH` when the image sets none (Docker's).
+pub const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+
+/// The per-container files bind-mounted over the init layer's.
+pub const ETC_FILES: &[&str] = &["hosts", "hostname", "resolv.conf"];
+
+/// What the spec is made from.
+pub struct Inputs<'a> {
+    pub container: &'a Container,
+    pub rootfs: &'a Path,
+    /// The container's mounts, every source a host path.
+    pub mounts: &'a [Mount],
+    /// Where the per-container `hosts`, `hostname`, `resolv.conf` are.
+    pub files: &'a Path,
+    pub user: &'a User,
+    /// Whether the process gets a terminal.
+    pub terminal: bool,
+}
+
+fn oci_error(e: impl std::error::Error + Send + Sync + 'static) -> Error {
+    Error::with(ErrorKind::Io, "building the runtime spec", e)
+}
+
+/// The process's environment: the container's, then `HOSTNAME`, `PATH`,
+/// `HOME` and (on a terminal) `TERM` where it has none.
+pub fn environment(c: &Container, user: &User, terminal: bool) -> Vec<String> {
+    let mut env = c.config.env.clone();
+    let has = |env: &[String], k: &str| env.iter().any(|e| e.split('=').next() == Some(k));
+    if !has(&env, "PATH") {
+        env.insert(0, format!("PATH={DEFAULT_PATH}"));
+    }
+    if !has(&env, "HOSTNAME") {
+        env.push(format!("HOSTNAME={}", c.config.hostname));
+    }
+    if !has(&env, "HOME") {
+        env.push(format!("HOME={}", user.home));
+    }
+    if terminal && !has(&env, "TERM") {
+        env.push("TERM=xterm".to_owned());
+    }
+    env
+}
+
+/// The bundle's spec.
+pub fn build(i: &Inputs<'_>) -> Result<Spec> {
+    let c = i.container;
+    if c.cmd.is_empty() {
+        return Err(Error::new(
+            ErrorKind::InvalidArgument,
+            format!(
+                "container {}: no command specified (the image has no Entrypoint or Cmd: give one after the image)",
+                c.name
+            ),
+        ));
+    }
+    let caps: Capabilities = DEFAULT_CAPS.iter().copied().collect();
+    // Inheritable and ambient empty, as Docker since CVE-2022-24769: a
+    // non-root user gets no effective capabilities.
+    let capabilities = LinuxCapabilitiesBuilder::default()
+        .bounding(caps.clone())
+        .effective(caps.clone())
+        .permitted(caps)
+        .inheritable(Capabilities::new())
+        .ambient(Capabilities::new())
+        .build()
+        .map_err(oci_error)?;
+    let mut user = UserBuilder::default().uid(i.user.uid).gid(i.user.gid);
+    if !i.user.additional_gids.is_empty() {
+        user = user.additional_gids(i.user.additional_gids.clone());
+    }
+    let cwd = match c.config.working_dir.as_str() {
+        "" => "/",
+        w => w,
+    };
+    let process = ProcessBuilder::default()
+        .terminal(i.terminal)
+        .user(user.build().map_err(oci_error)?)
+        .args(c.cmd.clone())
+        .env(environment(c, i.user, i.terminal))
+        .cwd(cwd)
+        .capabilities(capabilities)
+        .no_new_privileges(false)
+        .build()
+        .map_err(oci_error)?;
+    let root = RootBuilder::default()
+        .path(i.rootfs)
+        .readonly(false)
+        .build()
+        .map_err(oci_error)?;
+    let mut namespaces = Vec::new();
+    for typ in [
+        LinuxNamespaceType::Pid,
+        LinuxNamespaceType::Ipc,
+        LinuxNamespaceType::Uts,
+        LinuxNamespaceType::Mount,
+        LinuxNamespaceType::Cgroup,
+    ] {
+        namespaces.push(
+            LinuxNamespaceBuilder::default()
+                .typ(typ)
+                .build()
+                .map_err(oci_error)?,
+        );
+    }
+    if c.config.network_mode == "none" {
+        namespaces.push(
+            LinuxNamespaceBuilder::default()
+                .typ(LinuxNamespaceType::Network)
+                .build()
+                .map_err(oci_error)?,
+        );
+    }
+    let linux = LinuxBuilder::default()
+        .namespaces(namespaces)
+        .masked_paths(oci_spec::runtime::get_default_maskedpaths())
+        .readonly_paths(oci_spec::runtime::get_default_readonly_paths())
+        .build()
+        .map_err(oci_error)?;
+    let mut mounts = oci_spec::runtime::get_default_mounts();
+    for f in ETC_FILES {
+        mounts.push(bind(&i.files.join(f), &format!("/etc/{f}"), true)?);
+    }
+    for m in i.mounts {
+        mounts.push(bind(&m.source, &m.destination, m.rw)?);
+    }
+    let mut spec = Spec::default();
+    spec.set_process(Some(process))
+        .set_root(Some(root))
+        .set_hostname(Some(c.config.hostname.clone()))
+        .set_mounts(Some(mounts))
+        .set_linux(Some(linux))
+        .set_annotations(None);
+    Ok(spec)
+}
+
+/// A recursive, private bind mount of `source` at `destination`.
+fn bind(source: &Path, destination: &str, rw: bool) -> Result<OciMount> {
+    let mut options = vec!["rbind".to_owned(), "rprivate".to_owned()];
+    options.push(if rw { "rw" } else { "ro" }.to_owned());
+    MountBuilder::default()
+        .destination(PathBuf::from(destination))
+        .typ("bind")
+        .source(source)
+        .options(options)
+        .build()
+        .map_err(oci_error)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use strata_store::{MountKind, RunConfig};
+
+    fn container(cmd: &[&str], config: RunConfig) -> Container {
+        let json = serde_json::json!({
+            "ID": "a".repeat(64),
+            "Name": "c",
+            "Image": format!("sha256:{}", "b".repeat(64)),
+            "Created": "2026-01-01T00:00:00Z",
+            "Cmd": cmd,
+            "Driver": "overlay2",
+            "MountID": "m",
+            "ParentLayer": null,
+        });
+        let mut c: Container = serde_json::from_value(json).unwrap();
+        c.config = config;
+        c
+    }
+
+    fn root_user() -> User {
+        User {
+            uid: 0,
+            gid: 0,
+            additional_gids: vec![0],
+            home: "/root".into(),
+        }
+    }
+
+    fn spec_of(c: &Container, mounts: &[Mount]) -> serde_json::Value {
+        let user = root_user();
+        let s = build(&Inputs {
+            container: c,
+            rootfs: Path::new("/merged"),
+            mounts,
+            files: Path::new("/ctr"),
+            user: &user,
+            terminal: false,
+        })
+        .unwrap();
+        serde_json::to_value(s).unwrap()
+    }
+
+    fn namespaces(v: &serde_json::Value) -> Vec<String> {
+        v["linux"]["namespaces"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|n| n["type"].as_str().unwrap().to_owned())
+            .collect()
+    }
+
+    #[test]
+    fn host_network_shares_the_hosts_network_namespace() {
+        let c = container(
+            &["true"],
+            RunConfig {
+                hostname: "h".into(),
+                network_mode: "host".into(),
+                ..Default::default()
+            },
+        );
+        let v = spec_of(&c, &[]);
+        assert_eq!(namespaces(&v), ["pid", "ipc", "uts", "mount", "cgroup"]);
+        assert_eq!(v["hostname"], "h");
+        assert_eq!(v["root"]["path"], "/merged");
+        assert_eq!(v["process"]["args"], serde_json::json!(["true"]));
+        assert_eq!(v["process"]["cwd"], "/");
+        assert_eq!(v["process"]["noNewPrivileges"], false);
+    }
+
+    #[test]
+    fn network_none_gets_a_network_namespace() {
+        let c = container(
+            &["true"],
+            RunConfig {
+                network_mode: "none".into(),
+                ..Default::default()
+            },
+        );
+        assert!(namespaces(&spec_of(&c, &[])).contains(&"network".to_owned()));
+    }
+
+    #[test]
+    fn etc_files_then_volumes_are_bound_read_only_where_asked() {
+        let c = container(&["true"], RunConfig::default());
+        let m = |dst: &str, rw: bool| Mount {
+            kind: MountKind::Volume,
+            name: Some("v".into()),
+            source: format!("/vol{dst}").into(),
+            destination: dst.into(),
+            driver: Some("local".into()),
+            mode: String::new(),
+            rw,
+        };
+        let v = spec_of(&c, &[m("/data", true), m("/conf", false)]);
+        let binds: Vec<(String, String, bool)> = v["mounts"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|m| m["type"] == "bind")
+            .map(|m| {
+                let opts = m["options"].as_array().unwrap();
+                (
+                    m["source"].as_str().unwrap().to_owned(),
+                    m["destination"].as_str().unwrap().to_owned(),
+                    opts.contains(&serde_json::json!("ro")),
+                )
+            })
+            .collect();
+        assert_eq!(
+            binds,
+            [
+                ("/ctr/hosts".into(), "/etc/hosts".into(), false),
+                ("/ctr/hostname".into(), "/etc/hostname".into(), false),
+                ("/ctr/resolv.conf".into(), "/etc/resolv.conf".into(), false),
+                ("/vol/data".into(), "/data".into(), false),
+                ("/vol/conf".into(), "/conf".into(), true),
+            ]
+        );
+    }
+
+    #[test]
+    fn environment_fills_path_hostname_home_and_keeps_the_containers() {
+        let c = container(
+            &["true"],
+            RunConfig {
+                env: vec!["A=1".into(), "HOME=/h".into()],
+                hostname: "box".into(),
+                ..Default::default()
+            },
+        );
+        assert_eq!(
+            environment(&c, &root_user(), true),
+            [
+                format!("PATH={DEFAULT_PATH}"),
+                "A=1".into(),
+                "HOME=/h".into(),
+                "HOSTNAME=box".into(),
+                "TERM=xterm".into(),
+            ]
+        );
+    }
+
+    #[test]
+    fn no_command_is_a_clear_error() {
+        let c = container(&[], RunConfig::default());
+        let user = root_user();
+        let e = build(&Inputs {
+            container: &c,
+            rootfs: Path::new("/merged"),
+            mounts: &[],
+            files: Path::new("/ctr"),
+            user: &user,
+            terminal: false,
+        })
+        .unwrap_err();
+        assert!(e.to_string().contains("no command specified"), "{e}");
+    }
+}

@@ -1,0 +1,271 @@
+//! What running a container needs from the store: its root file system
+//! mounted, its plugin volumes mounted (`VolumeDriver.Mount`) and released
+//! (`Unmount`), a directory for the runtime's bundle, and its state.
+//!
+//! ```text
+//! containers/<id>/
+//!   config.json      the container (see `container`)
+//!   state.json       created | running | exited, exit code, times, the pid
+//!                    of the strata process that runs it
+//!   bundle/          the OCI bundle's config.json (written by strata-run)
+//!   hosts, hostname, resolv.conf   bind-mounted over the init layer's
+//!   runtime/         the OCI runtime's state (`--root`)
+//! ```
+//!
+//! A container is running while its state says so and the strata process
+//! that runs it is alive: a strata killed with SIGKILL leaves a state that
+//! reads as exited (code 255, as Docker reports a container whose daemon
+//! lost it), and the next `start` takes the mounts it left as stale.
+
+use std::fs;
+use std::path::PathBuf;
+
+use serde::{Deserialize, Serialize};
+use strata_volume::local;
+
+use crate::container::Container;
+use crate::error::{Error, ErrorKind, Result};
+use crate::volume::{Mount, MountKind};
+use crate::{atomic, time, Store};
+
+/// A container's life, as `inspect` shows it under `State`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Status {
+    #[default]
+    Created,
+    Running,
+    Exited,
+}
+
+impl Status {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Status::Created => "created",
+            Status::Running => "running",
+            Status::Exited => "exited",
+        }
+    }
+}
+
+/// `containers/<id>/state.json`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase", default)]
+pub struct State {
+    pub status: Status,
+    /// The strata process running the container (0 when none).
+    pub pid: u32,
+    pub exit_code: i32,
+    pub started_at: String,
+    pub finished_at: String,
+    /// The OCI runtime it runs under (a path).
+    pub runtime: String,
+    /// Recorded as running, but the strata process running it is gone
+    /// (killed): what it had mounted is still taken.
+    #[serde(skip)]
+    pub lost: bool,
+}
+
+/// A started container: where its root is, and its mounts with every
+/// source a host path (plugin volumes mounted).
+#[derive(Debug)]
+pub struct Started {
+    pub rootfs: PathBuf,
+    pub mounts: Vec<Mount>,
+    /// `containers/<id>`, for the bundle and the runtime's files.
+    pub dir: PathBuf,
+}
+
+impl Store {
+    fn state_path(&self, c: &Container) -> PathBuf {
+        self.root.join("containers").join(&c.id).join("state.json")
+    }
+
+    /// The container's state; a running state whose strata process is
+    /// gone reads as exited with code 255.
+    pub fn container_state(&self, c: &Container) -> Result<State> {
+        let p = self.state_path(c);
+        let mut s: State = match fs::read(&p) {
+            Ok(b) => serde_json::from_slice(&b).map_err(|e| {
+                Error::with(
+                    ErrorKind::Corrupt,
+                    format!("container {}: bad state.json", c.name),
+                    e,
+                )
+            })?,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => State::default(),
+            Err(e) => return Err(Error::io(format!("container {}: state", c.name), e)),
+        };
+        if s.status == Status::Running && !strata_sys::process::alive(s.pid) {
+            s.status = Status::Exited;
+            s.exit_code = 255;
+            s.pid = 0;
+            s.lost = true;
+        }
+        Ok(s)
+    }
+
+    fn set_state(&self, c: &Container, s: &State) -> Result<()> {
+        let bytes = serde_json::to_vec_pretty(s).expect("serialising a state");
+        atomic::write(&self.state_path(c), &bytes)
+    }
+
+    /// Prepares `c` to run under `runtime`: mounts its root file system and
+    /// its plugin volumes, and records it as running in this process.
+    /// Refuses a container that is already running. Undone by
+    /// [`Store::finish_container`], which must be called whatever happens.
+    pub fn start_container(&self, c: &Container, runtime: &str) -> Result<Started> {
+        let _lock = self.lock()?;
+        let state = self.container_state(c)?;
+        if state.status == Status::Running {
+            return Err(Error::new(
+                ErrorKind::InUse,
+                format!(
+                    "container {} is already running (strata process {})",
+                    c.name, state.pid
+                ),
+            ));
+        }
+        if state.lost {
+            // A strata that was killed left its mounts: take them back.
+            self.release_lost(c, &state)?;
+        }
+        let rootfs = self
+            .driver
+            .get(&c.mount_id, None)
+            .map_err(|e| Error::driver(format!("mounting container {}", c.name), e))?;
+        let mut mounts = Vec::new();
+        let mut mounted = Vec::new();
+        for m in &c.mounts {
+            let source = match plugin_of(m) {
+                Some((driver, name)) => match self.plugin_mount(driver, name, &c.id) {
+                    Ok(path) => {
+                        mounted.push((driver.to_owned(), name.to_owned()));
+                        path
+                    }
+                    Err(e) => {
+                        self.release(c, &mounted);
+                        return Err(e);
+                    }
+                },
+                None if !m.source.exists() => {
+                    self.release(c, &mounted);
+                    return Err(Error::new(
+                        ErrorKind::NotFound,
+                        format!(
+                            "the source of mount {} ({}) does not exist",
+                            m.destination,
+                            m.source.display()
+                        ),
+                    ));
+                }
+                None => m.source.clone(),
+            };
+            mounts.push(Mount {
+                source,
+                ..m.clone()
+            });
+        }
+        let s = State {
+            status: Status::Running,
+            pid: std::process::id(),
+            exit_code: 0,
+            started_at: time::now_rfc3339(),
+            finished_at: String::new(),
+            runtime: runtime.to_owned(),
+            lost: false,
+        };
+        if let Err(e) = self.set_state(c, &s) {
+            self.release(c, &mounted);
+            return Err(e);
+        }
+        Ok(Started {
+            rootfs,
+            mounts,
+            dir: self.root.join("containers").join(&c.id),
+        })
+    }
+
+    /// After the container's command exits (`exit_code`) or failed to
+    /// start: releases what [`Store::start_container`] took and records
+    /// the exit.
+    pub fn finish_container(&self, c: &Container, exit_code: i32) -> Result<()> {
+        let _lock = self.lock()?;
+        self.release(c, &plugin_volumes(c));
+        let mut s = self.container_state(c)?;
+        s.lost = false;
+        s.status = Status::Exited;
+        s.pid = 0;
+        s.exit_code = exit_code;
+        s.finished_at = time::now_rfc3339();
+        self.set_state(c, &s)
+    }
+
+    /// Unmounts `plugins` (driver, volume) and the root file system; a
+    /// failure is logged, not returned: the container has exited whatever
+    /// a plugin says.
+    fn release(&self, c: &Container, plugins: &[(String, String)]) {
+        for (driver, name) in plugins {
+            let r = self
+                .plugin_driver(driver)
+                .and_then(|p| p.unmount(name, &c.id).map_err(Error::from));
+            if let Err(e) = r {
+                tracing::warn!("volume {name}: unmounting through plugin {driver}: {e}");
+            }
+        }
+        if let Err(e) = self.driver.put(&c.mount_id) {
+            tracing::warn!("unmounting container {}: {e}", c.name);
+        }
+    }
+
+    /// What a killed strata left: its root file system reference and
+    /// plugin mounts; then the state says it exited (255).
+    fn release_lost(&self, c: &Container, state: &State) -> Result<()> {
+        tracing::debug!(
+            "container {}: releasing what the run started at {} left",
+            c.name,
+            state.started_at
+        );
+        self.release(c, &plugin_volumes(c));
+        self.set_state(c, state)
+    }
+
+    fn plugin_mount(&self, driver: &str, name: &str, id: &str) -> Result<PathBuf> {
+        let plugin = self.plugin_driver(driver)?;
+        let path = plugin.mount(name, id)?;
+        if !path.is_absolute() {
+            let _ = plugin.unmount(name, id);
+            return Err(Error::new(
+                ErrorKind::Corrupt,
+                format!(
+                    "volume {name}: plugin {driver} mounted it at {:?}, not an absolute path",
+                    path.display()
+                ),
+            ));
+        }
+        Ok(path)
+    }
+
+    /// `containers/<id>`: where `start` keeps the bundle and the files it
+    /// mounts.
+    pub fn container_path(&self, c: &Container) -> PathBuf {
+        self.root.join("containers").join(&c.id)
+    }
+}
+
+/// The (plugin, volume) pairs of `c`'s plugin volumes.
+fn plugin_volumes(c: &Container) -> Vec<(String, String)> {
+    c.mounts
+        .iter()
+        .filter_map(plugin_of)
+        .map(|(d, n)| (d.to_owned(), n.to_owned()))
+        .collect()
+}
+
+/// The plugin and volume of a plugin volume mount.
+fn plugin_of(m: &Mount) -> Option<(&str, &str)> {
+    match (&m.kind, m.driver.as_deref(), m.name.as_deref()) {
+        (MountKind::Volume, Some(d), Some(n)) if d != local::DRIVER => Some((d, n)),
+        _ => None,
+    }
+}
