@@ -27,12 +27,14 @@ debian_mirror() {
     echo "${m:-http://deb.debian.org/debian}"
 }
 
-# Builds (once) a minbase Debian root filesystem at $1.
+# Builds (once) a minbase Debian root filesystem at $1 (an absolute path:
+# debootstrap changes directory).
 debian_rootfs() {
     local dir=$1
     if [ -x "$dir/bin/sh" ]; then
         return 0
     fi
+    mkdir -p "$(dirname "$dir")"
     need_cmds debootstrap:debootstrap
     rm -rf "$dir.partial"
     debootstrap --variant=minbase bookworm "$dir.partial" "$(debian_mirror)" >&2

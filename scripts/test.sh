@@ -18,7 +18,8 @@ need_cmds tar:tar gzip:gzip zstd:zstd getfattr:attr setfattr:attr unshare:util-l
 if [ "$(id -u)" != 0 ]; then
     echo "warning: not root: privileged tests will say SKIPPED" >&2
 else
-    debian_tar target/test-data/debian-bookworm-minbase.tar target/test-data/debian-rootfs
-    export STRATA_TEST_DEBIAN_TAR="$PWD/target/test-data/debian-bookworm-minbase.tar"
+    data=$PWD/target/test-data
+    debian_tar "$data/debian-bookworm-minbase.tar" "$data/debian-rootfs"
+    export STRATA_TEST_DEBIAN_TAR="$data/debian-bookworm-minbase.tar"
 fi
 cargo test --workspace --all-targets "$@"
