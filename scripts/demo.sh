@@ -3,7 +3,7 @@
 # minbase rootfs (debootstrap) as a zstd layer is applied, checked against
 # GNU tar's extraction and diffed back out deterministically; then the
 # store: the rootfs is imported as an image, a container runs a command
-# (through crun) that changes it, `diff` shows the change, `commit` makes
+# (through crun, or runc where crun cannot run) that changes it, `diff` shows the change, `commit` makes
 # a new image, a run of the new image sees the change while a container of
 # the old one does not, and a named volume outlives the containers that
 # wrote and read it; the new image is saved, checked with skopeo, and
@@ -12,7 +12,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 . scripts/lib.sh
 [ "$(id -u)" = 0 ] || { echo "run as root (mounts, devices, ownership)" >&2; exit 1; }
-need_cmds tar:tar zstd:zstd skopeo:skopeo crun:crun
+need_cmds tar:tar zstd:zstd skopeo:skopeo crun:crun runc:runc
 cargo build --release -q
 strata=$PWD/target/release/strata
 work=${STRATA_DEMO_DIR:-$PWD/target/demo}

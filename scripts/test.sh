@@ -8,16 +8,21 @@
 # containers with crun and runc (one on a terminal made by bsdutils'
 # script), in busybox and in a Debian minbase image built once with
 # debootstrap and cached under target/test-data (its tarball's path is
-# passed in STRATA_TEST_DEBIAN_TAR). All are installed here when missing.
+# passed in STRATA_TEST_DEBIAN_TAR). The FUSE union's tests mount as an
+# unprivileged user through fuse3's fusermount3 (setpriv from
+# util-linux). All are installed here when missing.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . scripts/lib.sh
 need_cmds tar:tar gzip:gzip zstd:zstd getfattr:attr setfattr:attr unshare:util-linux mount:mount \
     umoci:umoci skopeo:skopeo busybox:busybox-static dockerd:docker.io docker:docker.io \
-    crun:crun runc:runc script:bsdutils
+    crun:crun runc:runc script:bsdutils fusermount3:fuse3 setpriv:util-linux
 if [ "$(id -u)" != 0 ]; then
     echo "warning: not root: privileged tests will say SKIPPED" >&2
 else
+    # Debian's udev rules make /dev/fuse 0666 (fusermount3 opens it as
+    # the user); a container's /dev may hold it 0600.
+    [ ! -c /dev/fuse ] || chmod 0666 /dev/fuse
     data=$PWD/target/test-data
     debian_tar "$data/debian-bookworm-minbase.tar" "$data/debian-rootfs"
     export STRATA_TEST_DEBIAN_TAR="$data/debian-bookworm-minbase.tar"

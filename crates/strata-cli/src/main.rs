@@ -57,7 +57,7 @@ enum Command {
     Start(container::Start),
     /// Mount a container's root file system; prints the path.
     Mount { container: String },
-    /// Unmount a container's root file system.
+    /// Unmount a container's root file system (or a union-mount by path).
     Umount { container: String },
     /// List containers.
     Ps(container::Ps),
@@ -101,6 +101,8 @@ enum Command {
     /// Layer changesets: apply a layer tar, diff a directory, list changes.
     #[command(subcommand)]
     Archive(commands::archive::Args),
+    /// Mount a union of directories (strata's FUSE union file system).
+    UnionMount(commands::union::UnionMount),
 }
 
 #[derive(Subcommand)]
@@ -114,6 +116,16 @@ enum ImageCmd {
 fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     if let Command::Archive(args) = cli.command {
         return commands::archive::run(args).map(|()| ExitCode::SUCCESS);
+    }
+    // Unions need no store.
+    match cli.command {
+        Command::UnionMount(a) => {
+            return commands::union::union_mount(a).map(|()| ExitCode::SUCCESS)
+        }
+        Command::Umount { ref container } if commands::union::is_union_arg(container) => {
+            return commands::union::unmount(container.as_ref()).map(|()| ExitCode::SUCCESS);
+        }
+        _ => {}
     }
     let store = cli.store.open()?;
     // `run` and `start` exit with the command's status, or 125-127 as
@@ -164,7 +176,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Info { format } => system::info(format, &store),
         Command::System(cmd) => system::run(cmd, &store),
         Command::Check(a) => commands::check::run(a, &store),
-        Command::Archive(_) | Command::Run(_) | Command::Start(_) => {
+        Command::Archive(_) | Command::Run(_) | Command::Start(_) | Command::UnionMount(_) => {
             unreachable!("handled above")
         }
     }

@@ -94,3 +94,15 @@ impl<T> IoContext<T> for io::Result<T> {
         self.map_err(|e| Error::io(msg(), e))
     }
 }
+
+/// `e` and its sources, joined by `: `.
+pub fn chain(e: &dyn std::error::Error) -> String {
+    let mut s = e.to_string();
+    let mut src = e.source();
+    while let Some(inner) = src {
+        s.push_str(": ");
+        s.push_str(&inner.to_string());
+        src = inner.source();
+    }
+    s
+}

@@ -8,15 +8,18 @@
 //! better returns a [`NativeDiff`] from [`Driver::native_diff`], and the
 //! defaults use it for the layer/parent pairs it covers.
 //!
-//! Drivers: [`overlay2::Overlay2`] (kernel overlayfs) and [`vfs::Vfs`] (a
-//! full copy per layer). [`open`] picks one the way Docker does: overlay2
-//! if it mounts here, else vfs, saying why it skipped each.
+//! Drivers: [`overlay2::Overlay2`] (kernel overlayfs), `fuse` (the same
+//! layout served by strata's FUSE union: [`fuse`]) and [`vfs::Vfs`] (a
+//! full copy per layer). [`open`] picks one the way Docker and Podman do:
+//! overlay2 if it mounts here, else fuse if FUSE can be used, else vfs,
+//! saying why it skipped each.
 //!
 //! Mount reference counts live on disk ([`refs`]), under a lock file, so
 //! that a layer mounted by one `strata` process is known to the next.
 #![forbid(unsafe_code)]
 
 mod error;
+pub mod fuse;
 pub mod overlay2;
 mod refs;
 pub mod vfs;
@@ -216,26 +219,47 @@ pub fn check_id(id: &str) -> Result<()> {
     }
 }
 
-/// Opens the driver `name` (or, with `None`, the first of overlay2 and
-/// vfs that works here, logging why others were skipped) with its home
-/// under `root/<name>`.
+/// Opens the driver `name` (or, with `None`, the first of overlay2, fuse
+/// and vfs that works here, logging why others were skipped) with its
+/// home under `root/<name>`; fuse unions are served by this process's
+/// threads.
 pub fn open(root: &Path, name: Option<&str>) -> Result<Box<dyn Driver>> {
+    open_with(root, name, fuse::Server::Threads)
+}
+
+/// [`open`], with the fuse driver's unions served as `server` says.
+pub fn open_with(root: &Path, name: Option<&str>, server: fuse::Server) -> Result<Box<dyn Driver>> {
     match name {
         Some("overlay2") | Some("overlay") => {
             Ok(Box::new(overlay2::Overlay2::new(&root.join("overlay2"))?))
         }
+        Some("fuse") => Ok(Box::new(overlay2::Overlay2::fuse(
+            &root.join("fuse"),
+            server,
+        )?)),
         Some("vfs") => Ok(Box::new(vfs::Vfs::new(&root.join("vfs"))?)),
         Some(other) => Err(Error::new(
             ErrorKind::InvalidArgument,
-            format!("unknown storage driver {other:?} (known: overlay2, vfs)"),
+            format!("unknown storage driver {other:?} (known: overlay2, fuse, vfs)"),
         )),
-        None => match overlay2::Overlay2::new(&root.join("overlay2")) {
-            Ok(d) => Ok(Box::new(d)),
-            Err(e) => {
-                tracing::info!("storage driver overlay2 skipped: {e}");
-                Ok(Box::new(vfs::Vfs::new(&root.join("vfs"))?))
+        None => {
+            let e = match overlay2::Overlay2::new(&root.join("overlay2")) {
+                Ok(d) => return Ok(Box::new(d)),
+                Err(e) => e,
+            };
+            tracing::info!("storage driver overlay2 skipped: {e}");
+            if let Err(e) = fuse::usable() {
+                tracing::info!("storage driver fuse skipped: {e}");
+                return Ok(Box::new(vfs::Vfs::new(&root.join("vfs"))?));
             }
-        },
+            match overlay2::Overlay2::fuse(&root.join("fuse"), server) {
+                Ok(d) => Ok(Box::new(d)),
+                Err(e) => {
+                    tracing::info!("storage driver fuse skipped: {e}");
+                    Ok(Box::new(vfs::Vfs::new(&root.join("vfs"))?))
+                }
+            }
+        }
     }
 }
 

@@ -38,6 +38,14 @@ fn overlay2_mount_syscall(home: &Path) -> Box<dyn Driver> {
     }
 }
 
+/// The fuse driver, its unions served by this test's threads.
+fn fuse(home: &Path) -> Box<dyn Driver> {
+    match Overlay2::fuse(home, strata_driver::fuse::Server::Threads) {
+        Ok(d) => Box::new(d),
+        Err(e) => panic!("opening fuse on {}: {}", home.display(), suite::chain(&e)),
+    }
+}
+
 fn vfs(home: &Path) -> Box<dyn Driver> {
     match Vfs::new(home) {
         Ok(d) => Box::new(d),
@@ -103,6 +111,9 @@ conformance!(overlay2, deep_chain = 500);
 // One option string of 29-byte `l/` names fits about 130 layers in a page.
 conformance!(overlay2_mount_syscall, deep_chain = 120);
 conformance!(vfs, deep_chain = 50);
+// One FUSE server thread pool and one open directory per branch: the
+// union has no stack limit of its own.
+conformance!(fuse, deep_chain = 120);
 
 /// A layer stack diffed out of one driver and applied into the other.
 macro_rules! cross_driver {
@@ -120,6 +131,8 @@ macro_rules! cross_driver {
 cross_driver! {
     cross_driver_diff_overlay2_to_vfs: overlay2 -> vfs,
     cross_driver_diff_vfs_to_overlay2: vfs -> overlay2,
+    cross_driver_diff_overlay2_to_fuse: overlay2 -> fuse,
+    cross_driver_diff_fuse_to_vfs: fuse -> vfs,
 }
 
 /// overlay2 without privilege: the test binary runs itself again in a new

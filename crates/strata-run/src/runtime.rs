@@ -55,6 +55,13 @@ impl Runtime {
             }),
             None => RUNTIMES
                 .iter()
+                .filter(|r| match (**r, crun_unusable()) {
+                    ("crun", Some(why)) => {
+                        tracing::info!("not choosing crun: {why}");
+                        false
+                    }
+                    _ => true,
+                })
                 .find_map(|r| on_path(r, &path))
                 .map(|p| Runtime { path: p })
                 .ok_or_else(|| {
@@ -218,6 +225,27 @@ fn relay_to(from: &mut impl Read, to: &mut impl Write) {
 fn is_executable(p: &Path) -> bool {
     use std::os::unix::fs::PermissionsExt;
     std::fs::metadata(p).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+}
+
+/// Why crun cannot start containers on this host, when it cannot: crun
+/// refuses a hybrid cgroup layout (cgroup v1 hierarchies, and cgroup2 at
+/// `/sys/fs/cgroup/unified`) whose cgroup2 part holds controllers ("cgroups
+/// in hybrid mode not supported"), whatever its cgroup manager. runc runs
+/// there, so choosing a runtime passes crun over.
+pub fn crun_unusable() -> Option<String> {
+    let root = Path::new("/sys/fs/cgroup");
+    if root.join("cgroup.controllers").exists() {
+        // Unified (cgroup v2 only): crun's home ground.
+        return None;
+    }
+    let controllers =
+        std::fs::read_to_string(root.join("unified").join("cgroup.controllers")).ok()?;
+    let controllers = controllers.trim();
+    (!controllers.is_empty()).then(|| {
+        format!(
+            "the cgroup layout is hybrid and cgroup2 holds controllers ({controllers}), which crun refuses"
+        )
+    })
 }
 
 fn on_path(name: &str, path: &OsString) -> Option<PathBuf> {

@@ -73,7 +73,7 @@ pub use volume::{Mount, MountKind, Volume, ANONYMOUS_LABEL};
 use error::IoContext;
 
 /// Drivers a store may have been made with, in the order `open` looks.
-const DRIVERS: &[&str] = &["overlay2", "vfs"];
+const DRIVERS: &[&str] = &["overlay2", "fuse", "vfs"];
 
 pub struct Store {
     root: PathBuf,
@@ -92,6 +92,17 @@ impl Store {
     /// driver that works here) when new. An existing store keeps the
     /// driver it was made with: asking for another is an error naming it.
     pub fn open(root: &Path, driver: Option<&str>) -> Result<Store> {
+        Store::open_with(root, driver, strata_driver::fuse::Server::Threads)
+    }
+
+    /// [`Store::open`], with the `fuse` driver's unions served as `server`
+    /// says (the CLI: by `strata union-mount` processes, so that mounts
+    /// outlive the command).
+    pub fn open_with(
+        root: &Path,
+        driver: Option<&str>,
+        server: strata_driver::fuse::Server,
+    ) -> Result<Store> {
         fs::DirBuilder::new()
             .recursive(true)
             .mode(0o700)
@@ -120,7 +131,7 @@ impl Store {
             (Some(have), _) => Some(have),
             (None, want) => want,
         };
-        let driver = strata_driver::open(&root, name)
+        let driver = strata_driver::open_with(&root, name, server)
             .map_err(|e| Error::driver("opening the storage driver", e))?;
         let store = Store {
             root,

@@ -291,28 +291,13 @@ pub struct DirEntry {
 /// `getdents64` over a directory handle, without `.` and `..`, in the
 /// order the file system returns them.
 pub fn read_dir(dir: BorrowedFd<'_>) -> io::Result<Vec<DirEntry>> {
-    // Dir::read_from duplicates the handle's open file description, so
-    // rewind it: the caller may have read it before.
-    let fd = rustix::fs::openat(
-        dir,
-        ".",
-        OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC,
-        Mode::empty(),
-    )?;
-    let mut it = rustix::fs::Dir::new(fd)?;
-    let mut out = Vec::new();
-    while let Some(ent) = it.read() {
-        let ent = ent?;
-        let name = ent.file_name().to_bytes();
-        if name == b"." || name == b".." {
-            continue;
-        }
-        out.push(DirEntry {
-            name: name.to_vec(),
-            kind: ent.file_type(),
-        });
-    }
-    Ok(out)
+    Ok(read_dir_ino(dir)?
+        .into_iter()
+        .map(|e| DirEntry {
+            name: e.name,
+            kind: e.kind,
+        })
+        .collect())
 }
 
 /// `statfs(fd).f_type`: the magic number of the file system holding `fd`.
@@ -397,4 +382,213 @@ pub fn stat_in_root(dir: BorrowedFd<'_>, path: &Path) -> io::Result<Stat> {
         rustix::fs::ResolveFlags::IN_ROOT | rustix::fs::ResolveFlags::NO_MAGICLINKS,
     )?;
     Ok(rustix::fs::fstat(&fd)?)
+}
+
+/// `open("/proc/self/fd/N", flags)`: a new open file description on the
+/// node an `O_PATH` handle holds (see [`proc_path`]), with the raw
+/// `open(2)` flags given (`O_CREAT`, `O_EXCL` and `O_NOFOLLOW` are
+/// dropped: the node exists and is the one meant). A path of a few bytes,
+/// however deep the node is.
+pub fn reopen(node: BorrowedFd<'_>, flags: i32) -> io::Result<File> {
+    let flags = OFlags::from_bits_retain(flags as u32)
+        & !(OFlags::CREATE | OFlags::EXCL | OFlags::NOFOLLOW | OFlags::PATH);
+    let fd = rustix::fs::open(
+        proc_path(node),
+        flags | OFlags::CLOEXEC | OFlags::NOCTTY,
+        Mode::empty(),
+    )?;
+    Ok(File::from(fd))
+}
+
+/// `openat(dir, name, flags|O_CREAT|O_EXCL|O_NOFOLLOW, mode)`: a new
+/// regular file opened with the raw `open(2)` access flags given.
+pub fn create_open_at(
+    dir: BorrowedFd<'_>,
+    name: &OsStr,
+    flags: i32,
+    mode: u32,
+) -> io::Result<File> {
+    let flags = OFlags::from_bits_retain(flags as u32)
+        & !(OFlags::PATH | OFlags::DIRECTORY | OFlags::TRUNC);
+    let fd = rustix::fs::openat(
+        dir,
+        name,
+        flags | OFlags::CREATE | OFlags::EXCL | OFlags::NOFOLLOW | OFlags::CLOEXEC | OFlags::NOCTTY,
+        Mode::from_raw_mode(mode & 0o7777),
+    )?;
+    Ok(File::from(fd))
+}
+
+/// `renameat2(old_dir, old_name, new_dir, new_name, flags)` with the raw
+/// `RENAME_*` flags.
+pub fn rename_at(
+    old_dir: BorrowedFd<'_>,
+    old_name: &OsStr,
+    new_dir: BorrowedFd<'_>,
+    new_name: &OsStr,
+    flags: u32,
+) -> io::Result<()> {
+    Ok(rustix::fs::renameat_with(
+        old_dir,
+        old_name,
+        new_dir,
+        new_name,
+        rustix::fs::RenameFlags::from_bits_retain(flags),
+    )?)
+}
+
+/// `linkat(AT_FDCWD, "/proc/self/fd/N", new_dir, new_name,
+/// AT_SYMLINK_FOLLOW)`: a new name for the node an `O_PATH` handle holds
+/// (a symlink included: the magic link resolves to the handle's node).
+pub fn link_node(
+    node: BorrowedFd<'_>,
+    new_dir: BorrowedFd<'_>,
+    new_name: &OsStr,
+) -> io::Result<()> {
+    Ok(rustix::fs::linkat(
+        CWD,
+        proc_path(node),
+        new_dir,
+        new_name,
+        AtFlags::SYMLINK_FOLLOW,
+    )?)
+}
+
+/// `fchownat(node, "", uid, gid, AT_EMPTY_PATH)`: changes the owner of the
+/// node an `O_PATH` handle holds (a symlink included); `None` keeps one.
+pub fn chown_node(node: BorrowedFd<'_>, uid: Option<u32>, gid: Option<u32>) -> io::Result<()> {
+    Ok(rustix::fs::chownat(
+        node,
+        "",
+        uid.map(Uid::from_raw),
+        gid.map(Gid::from_raw),
+        AtFlags::EMPTY_PATH,
+    )?)
+}
+
+/// A time to set with [`set_times_at`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SetTime {
+    /// Leave it (`UTIME_OMIT`).
+    Omit,
+    /// The current time (`UTIME_NOW`).
+    Now,
+    /// This time.
+    At(Time),
+}
+
+/// `utimensat(dir, name, times, AT_SYMLINK_NOFOLLOW)` with `UTIME_OMIT`
+/// and `UTIME_NOW`.
+pub fn set_times_at(
+    dir: BorrowedFd<'_>,
+    name: &OsStr,
+    atime: SetTime,
+    mtime: SetTime,
+) -> io::Result<()> {
+    set_times_flags(dir, name, atime, mtime, AtFlags::SYMLINK_NOFOLLOW)
+}
+
+fn set_times_flags(
+    dir: BorrowedFd<'_>,
+    name: &OsStr,
+    atime: SetTime,
+    mtime: SetTime,
+    flags: AtFlags,
+) -> io::Result<()> {
+    let ts = |t: SetTime| match t {
+        SetTime::Omit => Timespec {
+            tv_sec: 0,
+            tv_nsec: rustix::fs::UTIME_OMIT,
+        },
+        SetTime::Now => Timespec {
+            tv_sec: 0,
+            tv_nsec: rustix::fs::UTIME_NOW,
+        },
+        SetTime::At(t) => Timespec {
+            tv_sec: t.sec,
+            tv_nsec: t.nsec.into(),
+        },
+    };
+    let times = Timestamps {
+        last_access: ts(atime),
+        last_modification: ts(mtime),
+    };
+    Ok(rustix::fs::utimensat(dir, name, &times, flags)?)
+}
+
+/// What [`statfs`] reports: `fstatvfs(2)`'s numbers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FsStats {
+    pub blocks: u64,
+    pub blocks_free: u64,
+    pub blocks_available: u64,
+    pub files: u64,
+    pub files_free: u64,
+    pub block_size: u64,
+    pub fragment_size: u64,
+    pub name_max: u64,
+}
+
+/// `fstatvfs(fd)`: sizes and free space of the file system holding `fd`.
+pub fn statfs(fd: BorrowedFd<'_>) -> io::Result<FsStats> {
+    let s = rustix::fs::fstatvfs(fd)?;
+    Ok(FsStats {
+        blocks: s.f_blocks,
+        blocks_free: s.f_bfree,
+        blocks_available: s.f_bavail,
+        files: s.f_files,
+        files_free: s.f_ffree,
+        block_size: s.f_bsize,
+        fragment_size: s.f_frsize,
+        name_max: s.f_namemax,
+    })
+}
+
+/// One directory entry with its inode number (`d_ino`).
+pub struct DirEntryIno {
+    pub name: Vec<u8>,
+    pub kind: FileType,
+    pub ino: u64,
+}
+
+/// [`read_dir`] with each entry's `d_ino`.
+pub fn read_dir_ino(dir: BorrowedFd<'_>) -> io::Result<Vec<DirEntryIno>> {
+    let fd = rustix::fs::openat(
+        dir,
+        ".",
+        OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC,
+        Mode::empty(),
+    )?;
+    let mut it = rustix::fs::Dir::new(fd)?;
+    let mut out = Vec::new();
+    while let Some(ent) = it.read() {
+        let ent = ent?;
+        let name = ent.file_name().to_bytes();
+        if name == b"." || name == b".." {
+            continue;
+        }
+        out.push(DirEntryIno {
+            name: name.to_vec(),
+            kind: ent.file_type(),
+            ino: ent.ino(),
+        });
+    }
+    Ok(out)
+}
+
+/// `fallocate(fd, mode, offset, len)` with the raw `FALLOC_FL_*` mode.
+pub fn fallocate(fd: BorrowedFd<'_>, mode: i32, offset: u64, len: u64) -> io::Result<()> {
+    Ok(rustix::fs::fallocate(
+        fd,
+        rustix::fs::FallocateFlags::from_bits_retain(mode as u32),
+        offset,
+        len,
+    )?)
+}
+
+/// `utimensat(node, "", times, AT_EMPTY_PATH)` with `UTIME_OMIT` and
+/// `UTIME_NOW`: the times of the node an `O_PATH` handle holds (a symlink
+/// included), whatever its names.
+pub fn set_times_node(node: BorrowedFd<'_>, atime: SetTime, mtime: SetTime) -> io::Result<()> {
+    set_times_flags(node, OsStr::new(""), atime, mtime, AtFlags::EMPTY_PATH)
 }

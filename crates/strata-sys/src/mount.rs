@@ -213,6 +213,30 @@ pub fn mounts_under(dir: &Path) -> io::Result<Vec<PathBuf>> {
     Ok(out)
 }
 
+/// The file-system type (`overlay`, `fuse.strata-union`, ...) of the
+/// mount whose mount point is `path`, the topmost when several are
+/// stacked there; `None` when `path` is not a mount point.
+pub fn mount_type(path: &Path) -> io::Result<Option<String>> {
+    let want = match std::fs::canonicalize(path) {
+        Ok(p) => p,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(e),
+    };
+    let want = want.as_os_str().as_encoded_bytes();
+    let info = std::fs::read_to_string("/proc/self/mountinfo")?;
+    // ID PARENT MAJ:MIN ROOT MOUNTPOINT OPTIONS [TAGS...] - TYPE SOURCE SUPER
+    Ok(info
+        .lines()
+        .rev()
+        .filter_map(|line| {
+            let (head, tail) = line.split_once(" - ")?;
+            let mp = head.split(' ').nth(4)?;
+            (unescape_mountinfo(mp) == want)
+                .then(|| tail.split(' ').next().unwrap_or("").to_owned())
+        })
+        .next())
+}
+
 /// mountinfo escapes space, tab, newline and backslash as `\ooo`.
 fn unescape_mountinfo(s: &str) -> Vec<u8> {
     let b = s.as_bytes();
@@ -241,6 +265,72 @@ pub fn in_user_namespace() -> bool {
         Ok(map) => !map.split_whitespace().eq(["0", "0", "4294967295"]),
         Err(_) => false,
     }
+}
+
+/// Mounts a FUSE file system the way unprivileged processes must: runs
+/// the setuid `fusermount3 -o OPTIONS -- MOUNTPOINT`, which opens
+/// `/dev/fuse`, mounts it and hands the open device back over a socket
+/// (libfuse's `_FUSE_COMMFD` protocol). Returns the device, to serve the
+/// mount on; `fusermount3 -u` unmounts it.
+pub fn fuse_mount_fusermount(mountpoint: &Path, options: &str) -> io::Result<std::os::fd::OwnedFd> {
+    use std::io::IoSliceMut;
+    use std::mem::MaybeUninit;
+    use std::os::fd::AsRawFd;
+
+    use rustix::io::FdFlags;
+    use rustix::net::{
+        recvmsg, socketpair, AddressFamily, RecvAncillaryBuffer, RecvAncillaryMessage, RecvFlags,
+        SocketFlags, SocketType,
+    };
+
+    let (ours, theirs) = socketpair(
+        AddressFamily::UNIX,
+        SocketType::STREAM,
+        SocketFlags::CLOEXEC,
+        None,
+    )?;
+    // fusermount3 inherits its end (and only that one).
+    rustix::io::fcntl_setfd(&theirs, FdFlags::empty())?;
+    let output = std::process::Command::new("fusermount3")
+        .arg("-o")
+        .arg(options)
+        .arg("--")
+        .arg(mountpoint)
+        .env("_FUSE_COMMFD", theirs.as_raw_fd().to_string())
+        .stdin(std::process::Stdio::null())
+        .output();
+    drop(theirs);
+    let output = output.map_err(|e| {
+        io::Error::new(
+            e.kind(),
+            format!("running fusermount3 (Debian package fuse3): {e}"),
+        )
+    })?;
+    if !output.status.success() {
+        return Err(io::Error::other(format!(
+            "fusermount3: {}",
+            String::from_utf8_lossy(&output.stderr).trim()
+        )));
+    }
+    let mut space = [MaybeUninit::uninit(); rustix::cmsg_space!(ScmRights(1))];
+    let mut control = RecvAncillaryBuffer::new(&mut space);
+    let mut byte = [0u8; 1];
+    recvmsg(
+        &ours,
+        &mut [IoSliceMut::new(&mut byte)],
+        &mut control,
+        RecvFlags::CMSG_CLOEXEC,
+    )?;
+    for msg in control.drain() {
+        if let RecvAncillaryMessage::ScmRights(mut fds) = msg {
+            if let Some(fd) = fds.next() {
+                return Ok(fd);
+            }
+        }
+    }
+    Err(io::Error::other(
+        "fusermount3 mounted but sent no /dev/fuse descriptor",
+    ))
 }
 
 #[cfg(test)]

@@ -189,3 +189,20 @@ pub fn remove(fd: BorrowedFd<'_>, o_path: bool, name: &[u8]) -> io::Result<()> {
         Err(e) => Err(e.into()),
     }
 }
+
+/// `setxattr` on the magic link of an `O_PATH` handle with the raw
+/// `XATTR_CREATE`/`XATTR_REPLACE` flags.
+pub fn set_node(fd: BorrowedFd<'_>, name: &[u8], value: &[u8], flags: u32) -> io::Result<()> {
+    Ok(rustix::fs::setxattr(
+        proc_path(fd),
+        crate::fs::os(name),
+        value,
+        XattrFlags::from_bits_retain(flags),
+    )?)
+}
+
+/// `removexattr` on the magic link of an `O_PATH` handle; unlike
+/// [`remove`], an absent attribute is `ENODATA`.
+pub fn remove_node(fd: BorrowedFd<'_>, name: &[u8]) -> io::Result<()> {
+    Ok(rustix::fs::removexattr(proc_path(fd), crate::fs::os(name))?)
+}

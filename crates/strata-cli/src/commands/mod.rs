@@ -5,11 +5,12 @@ pub mod cp;
 pub mod image;
 pub mod system;
 pub mod transfer;
+pub mod union;
 pub mod volume;
 
 use std::path::PathBuf;
 
-use anyhow::Result;
+use anyhow::{Context, Result};
 use strata_store::Store;
 
 /// Where the store lives and which driver a new one gets.
@@ -19,8 +20,8 @@ pub struct StoreArgs {
     /// $XDG_DATA_HOME/strata otherwise).
     #[arg(long, global = true, env = "STRATA_ROOT")]
     pub root: Option<PathBuf>,
-    /// Storage driver for a new store: overlay2 or vfs (default: the
-    /// first that works here). Before the command only: after it,
+    /// Storage driver for a new store: overlay2, fuse or vfs (default:
+    /// the first that works here). Before the command only: after it,
     /// `volume create --driver` names a volume driver.
     #[arg(long)]
     pub driver: Option<String>,
@@ -42,7 +43,15 @@ impl StoreArgs {
             Some(r) => r.clone(),
             None => default_root(),
         };
-        let mut store = Store::open(&root, self.driver.as_deref())?;
+        // fuse unions are served by `strata union-mount` processes, which
+        // outlive this command as a kernel mount would.
+        let server = strata_driver::fuse::Server::Command(vec![
+            std::env::current_exe()
+                .context("finding the strata executable")?
+                .into(),
+            "union-mount".into(),
+        ]);
+        let mut store = Store::open_with(&root, self.driver.as_deref(), server)?;
         if !self.plugin_dirs.is_empty() {
             store.set_plugin_dirs(self.plugin_dirs.clone());
         }

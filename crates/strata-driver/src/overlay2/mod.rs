@@ -54,9 +54,16 @@ pub struct Overlay2 {
     refs: Refs,
     xattrs: OverlayXattrs,
     userns: bool,
-    new_mount_api: bool,
+    backend: Backend,
     native_diff: bool,
     backing_fs: String,
+}
+
+/// What mounts the union: kernel overlayfs, or strata's FUSE union (the
+/// `fuse` driver, same layout).
+enum Backend {
+    Kernel { new_mount_api: bool },
+    Fuse(crate::fuse::Mounter),
 }
 
 impl Overlay2 {
@@ -64,13 +71,7 @@ impl Overlay2 {
     /// cannot be mounted here, when the backing file system is itself
     /// overlay, or when it lacks d_type.
     pub fn new(home: &Path) -> Result<Self> {
-        fs::DirBuilder::new()
-            .recursive(true)
-            .mode(0o710)
-            .create(home.join("l"))
-            .ctx(|| format!("creating {}", home.display()))?;
-        let home = fs::canonicalize(home).ctx(|| format!("resolving {}", home.display()))?;
-        let backing = crate::backing_fs(&home)?;
+        let (home, backing) = open_home(home)?;
         if backing.0 == OVERLAY_MAGIC {
             return Err(Error::new(
                 ErrorKind::Unsupported,
@@ -93,8 +94,34 @@ impl Overlay2 {
             home,
             xattrs,
             userns,
-            new_mount_api: found.new_mount_api,
+            backend: Backend::Kernel {
+                new_mount_api: found.new_mount_api,
+            },
             native_diff: found.native_diff,
+            backing_fs: backing.1,
+        })
+    }
+
+    /// Opens (creating if needed) a home for the `fuse` driver: this
+    /// layout, mounted by strata's FUSE union served as `server` says.
+    /// Fails when FUSE cannot be used here.
+    pub fn fuse(home: &Path, server: crate::fuse::Server) -> Result<Self> {
+        let mounter = crate::fuse::Mounter::new(server)?;
+        let (home, backing) = open_home(home)?;
+        let userns = mounter.userxattr();
+        Ok(Overlay2 {
+            refs: Refs::new(&home.join("refs"), &home.join("lock"))?,
+            home,
+            xattrs: if userns {
+                OverlayXattrs::User
+            } else {
+                OverlayXattrs::Trusted
+            },
+            userns,
+            backend: Backend::Fuse(mounter),
+            // The union never writes redirects or metacopies: a layer's
+            // upper directory is always its whole change.
+            native_diff: true,
             backing_fs: backing.1,
         })
     }
@@ -102,7 +129,9 @@ impl Overlay2 {
     /// Mounts with mount(2) and one option string even where the new
     /// mount API works: the path older kernels take, kept testable here.
     pub fn with_mount_syscall(mut self) -> Self {
-        self.new_mount_api = false;
+        if let Backend::Kernel { new_mount_api } = &mut self.backend {
+            *new_mount_api = false;
+        }
         self
     }
 
@@ -195,11 +224,19 @@ impl Overlay2 {
     fn mount(&self, id: &str, lower: &[String], label: Option<&str>) -> Result<PathBuf> {
         let dir = self.dir(id);
         let merged = dir.join("merged");
+        let new_mount_api = match &self.backend {
+            Backend::Kernel { new_mount_api } => *new_mount_api,
+            Backend::Fuse(m) => {
+                let lower = self.lower_dirs(id)?;
+                m.mount(&lower, &dir.join("diff"), &dir.join("work"), &merged)?;
+                return Ok(merged);
+            }
+        };
         let mut options = mount_options(self.userns);
         if let Some(label) = label {
             options.push(format!("context=\"{label}\""));
         }
-        let result = if self.new_mount_api {
+        let result = if new_mount_api {
             let ov = Overlay {
                 lower: lower.iter().map(|l| self.home.join(l)).collect(),
                 upper: Some(dir.join("diff")),
@@ -234,14 +271,22 @@ impl Overlay2 {
 
     fn unmount(&self, id: &str) -> Result<()> {
         let merged = self.dir(id).join("merged");
-        if mount::is_mountpoint(&merged).unwrap_or(false) {
-            mount::unmount(&merged, true).ctx(|| format!("unmounting layer {id}"))?;
+        match &self.backend {
+            Backend::Fuse(m) if m.mounted(&merged) => m.unmount(&merged),
+            Backend::Fuse(_) => Ok(()),
+            Backend::Kernel { .. } if mount::is_mountpoint(&merged).unwrap_or(false) => {
+                mount::unmount(&merged, true).ctx(|| format!("unmounting layer {id}"))
+            }
+            Backend::Kernel { .. } => Ok(()),
         }
-        Ok(())
     }
 
     fn mounted(&self, _lock: &Locked, id: &str) -> bool {
-        mount::is_mountpoint(&self.dir(id).join("merged")).unwrap_or(false)
+        let merged = self.dir(id).join("merged");
+        match &self.backend {
+            Backend::Fuse(m) => m.mounted(&merged),
+            Backend::Kernel { .. } => mount::is_mountpoint(&merged).unwrap_or(false),
+        }
     }
 
     /// The absolute diff directories of the layers below `id`.
@@ -255,6 +300,19 @@ impl Overlay2 {
             })
             .collect()
     }
+}
+
+/// Makes the home (with its `l/`) if needed; its canonical path and the
+/// file system it is on.
+fn open_home(home: &Path) -> Result<(PathBuf, (i64, String))> {
+    fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o710)
+        .create(home.join("l"))
+        .ctx(|| format!("creating {}", home.display()))?;
+    let home = fs::canonicalize(home).ctx(|| format!("resolving {}", home.display()))?;
+    let backing = crate::backing_fs(&home)?;
+    Ok((home, backing))
 }
 
 fn mount_options(userns: bool) -> Vec<String> {
@@ -291,7 +349,10 @@ fn short_id() -> Result<String> {
 
 impl Driver for Overlay2 {
     fn name(&self) -> &'static str {
-        "overlay2"
+        match self.backend {
+            Backend::Kernel { .. } => "overlay2",
+            Backend::Fuse(_) => "fuse",
+        }
     }
 
     fn home(&self) -> &Path {
@@ -397,10 +458,14 @@ impl Driver for Overlay2 {
             ("userxattr".into(), self.userns.to_string()),
             (
                 "Mount API".into(),
-                if self.new_mount_api {
-                    format!("fsconfig lowerdir+ (up to {MAX_LAYERS} layers)")
-                } else {
-                    "mount(2) option string".into()
+                match &self.backend {
+                    Backend::Kernel {
+                        new_mount_api: true,
+                    } => format!("fsconfig lowerdir+ (up to {MAX_LAYERS} layers)"),
+                    Backend::Kernel {
+                        new_mount_api: false,
+                    } => "mount(2) option string".into(),
+                    Backend::Fuse(m) => m.describe(),
                 },
             ),
             ("Layers".into(), layers.to_string()),
@@ -410,7 +475,12 @@ impl Driver for Overlay2 {
     fn cleanup(&self) -> Result<()> {
         let lock = self.refs.lock()?;
         for m in mount::mounts_under(&self.home).ctx(|| "listing mounts".into())? {
-            mount::unmount(&m, true).ctx(|| format!("unmounting {}", m.display()))?;
+            match &self.backend {
+                Backend::Fuse(f) => f.unmount(&m)?,
+                Backend::Kernel { .. } => {
+                    mount::unmount(&m, true).ctx(|| format!("unmounting {}", m.display()))?
+                }
+            }
         }
         self.refs.clear_all(&lock)
     }

@@ -1,0 +1,396 @@
+//! `strata union-mount` and the `fuse` driver through the binary: aufs
+//! branches and overlay-style options, daemonised servers that end with
+//! `strata umount`, clear errors, an unprivileged user mounting through
+//! fusermount3, a union whose server was killed, and containers run on
+//! the fuse driver.
+
+mod common;
+#[path = "common/containers.rs"]
+mod containers;
+#[path = "common/fixtures.rs"]
+mod fixtures;
+
+use std::fs;
+use std::os::unix::fs::{FileTypeExt, MetadataExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use common::{require_root, sh, Strata};
+use containers::have_runtime;
+use fixtures::have_tools;
+
+fn strata(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_strata"))
+        .args(args)
+        .output()
+        .unwrap()
+}
+
+fn ok(args: &[&str]) -> String {
+    let out = strata(args);
+    assert!(
+        out.status.success(),
+        "strata {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
+
+/// Whether `dir` is a strata union mount now.
+fn is_union(dir: &Path) -> bool {
+    let want = fs::canonicalize(dir).unwrap();
+    fs::read_to_string("/proc/self/mountinfo")
+        .unwrap()
+        .lines()
+        .any(|l| l.split(' ').nth(4) == want.to_str() && l.contains(" - fuse.strata-union "))
+}
+
+/// Servers of unions under `dir` still running.
+fn servers_under(dir: &Path) -> String {
+    sh(&format!(
+        "pgrep -f '[u]nion-mount .*{}' || true",
+        dir.display()
+    ))
+}
+
+/// Unmounts what a failed test left.
+struct Unmount(PathBuf);
+
+impl Drop for Unmount {
+    fn drop(&mut self) {
+        if is_union(&self.0) {
+            let _ = Command::new("umount").arg("-l").arg(&self.0).status();
+        }
+    }
+}
+
+fn dirs(base: &Path, names: &[&str]) {
+    for n in names {
+        fs::create_dir_all(base.join(n)).unwrap();
+    }
+}
+
+#[test]
+fn branches_mount_in_the_background_and_umount_ends_the_server() {
+    if !require_root() {
+        return;
+    }
+    let t = tempfile::tempdir().unwrap();
+    let b = t.path();
+    dirs(b, &["lo/d", "mid", "up", "mnt"]);
+    fs::write(b.join("lo/keep"), "lower").unwrap();
+    fs::write(b.join("lo/gone"), "x").unwrap();
+    fs::write(b.join("lo/d/f"), "in d").unwrap();
+    fs::write(b.join("mid/keep"), "middle").unwrap();
+    let mnt = b.join("mnt");
+    let _guard = Unmount(mnt.clone());
+    let spec = |d: &str, p: &str| format!("{}={p}", b.join(d).display());
+    ok(&[
+        "union-mount",
+        "--branch",
+        &spec("up", "rw"),
+        "--branch",
+        &spec("mid", "ro"),
+        "--branch",
+        &spec("lo", "ro"),
+        mnt.to_str().unwrap(),
+    ]);
+    assert!(is_union(&mnt), "mounted when the command returns");
+    assert_ne!(servers_under(b), "", "a server runs it");
+    assert_eq!(fs::read_to_string(mnt.join("keep")).unwrap(), "middle");
+    fs::remove_file(mnt.join("gone")).unwrap();
+    fs::write(mnt.join("d/f"), "changed").unwrap();
+    fs::write(mnt.join("new"), "new").unwrap();
+    // aufs style on disk: .wh. files, copies in the rw branch.
+    assert!(b.join("up/.wh.gone").is_file());
+    assert_eq!(fs::read_to_string(b.join("up/d/f")).unwrap(), "changed");
+    assert_eq!(fs::read_to_string(b.join("lo/d/f")).unwrap(), "in d");
+    let mut names: Vec<_> = fs::read_dir(&mnt)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .collect();
+    names.sort();
+    assert_eq!(names, ["d", "keep", "new"]);
+
+    ok(&["umount", mnt.to_str().unwrap()]);
+    assert!(!is_union(&mnt));
+    // The server exits once unmounted; its staging dir is gone.
+    for _ in 0..200 {
+        if servers_under(b).is_empty() {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    assert_eq!(servers_under(b), "", "the server ended");
+    assert!(!b.join("up/.wh..wh.orph").exists());
+}
+
+#[test]
+fn overlay_options_keep_the_upper_mountable_by_the_kernel() {
+    if !require_root() {
+        return;
+    }
+    let t = tempfile::tempdir().unwrap();
+    let b = t.path();
+    dirs(b, &["lo/etc", "up", "work", "mnt"]);
+    fs::write(b.join("lo/etc/a"), "a").unwrap();
+    fs::write(b.join("lo/etc/b"), "b").unwrap();
+    let mnt = b.join("mnt");
+    let _guard = Unmount(mnt.clone());
+    let opts = format!(
+        "lowerdir={0}/lo,upperdir={0}/up,workdir={0}/work",
+        b.display()
+    );
+    ok(&["union-mount", "-o", &opts, mnt.to_str().unwrap()]);
+    fs::remove_file(mnt.join("etc/a")).unwrap();
+    // A deleted lower file: overlayfs's whiteout, char 0/0.
+    let wh = fs::symlink_metadata(b.join("up/etc/a")).unwrap();
+    assert!(wh.file_type().is_char_device() && wh.rdev() == 0);
+    fs::remove_dir_all(mnt.join("etc")).unwrap();
+    fs::create_dir(mnt.join("etc")).unwrap();
+    fs::write(mnt.join("etc/c"), "c").unwrap();
+    ok(&["umount", mnt.to_str().unwrap()]);
+    // overlayfs's format: an opaque directory, no .wh. names.
+    let md = fs::symlink_metadata(b.join("up/etc")).unwrap();
+    assert!(md.is_dir());
+    assert_eq!(
+        sh(&format!(
+            "getfattr --only-values -n trusted.overlay.opaque '{}/up/etc'",
+            b.display()
+        )),
+        "y"
+    );
+    // The kernel mounts the same directories and sees the same tree.
+    sh(&format!(
+        "mount -t overlay overlay -o '{opts}' '{}'",
+        mnt.display()
+    ));
+    let listing = sh(&format!("ls '{}/etc'", mnt.display()));
+    sh(&format!("umount '{}'", mnt.display()));
+    assert_eq!(listing, "c");
+    // A file made and deleted in the union leaves nothing.
+    ok(&["union-mount", "-o", &opts, mnt.to_str().unwrap()]);
+    fs::write(mnt.join("top"), "t").unwrap();
+    fs::remove_file(mnt.join("top")).unwrap();
+    ok(&["umount", mnt.to_str().unwrap()]);
+    assert!(
+        !b.join("up/top").exists(),
+        "an upper-only file leaves nothing"
+    );
+}
+
+#[test]
+fn bad_arguments_are_clear_errors_and_mount_nothing() {
+    if !require_root() {
+        return;
+    }
+    let t = tempfile::tempdir().unwrap();
+    let b = t.path();
+    dirs(b, &["lo", "up", "mnt"]);
+    let mnt = b.join("mnt");
+    let m = mnt.to_str().unwrap();
+    let cases: Vec<(Vec<String>, &str)> = vec![
+        (vec![m.into()], "give the branches"),
+        (
+            vec![
+                "--branch".into(),
+                format!("{}/missing=rw", b.display()),
+                m.into(),
+            ],
+            "missing",
+        ),
+        (
+            vec![
+                "--branch".into(),
+                format!("{}/lo=xx", b.display()),
+                m.into(),
+            ],
+            "unknown permission",
+        ),
+        (
+            vec![
+                "--branch".into(),
+                format!("{}/lo=ro", b.display()),
+                "--branch".into(),
+                format!("{}/up=rw", b.display()),
+                m.into(),
+            ],
+            "topmost",
+        ),
+        (
+            vec![
+                "-o".into(),
+                format!("lowerdir={}/lo,bogus=1", b.display()),
+                m.into(),
+            ],
+            "bogus",
+        ),
+        (
+            vec![
+                "--branch".into(),
+                format!("{}/lo=ro", b.display()),
+                format!("{}/no-such-mountpoint", b.display()),
+            ],
+            "no-such-mountpoint",
+        ),
+    ];
+    for (args, needle) in cases {
+        let mut all = vec!["union-mount".to_owned()];
+        all.extend(args);
+        let all: Vec<&str> = all.iter().map(String::as_str).collect();
+        let out = strata(&all);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "{all:?} should fail");
+        assert!(err.contains(needle), "{all:?}: {err}");
+        assert!(!is_union(&mnt), "{all:?} mounted something");
+    }
+    assert_eq!(servers_under(b), "");
+    // umount of a directory that holds no union (and names no container).
+    let out = strata(&["--root", b.join("root").to_str().unwrap(), "umount", m]);
+    assert!(!out.status.success());
+}
+
+/// An unprivileged user (nobody, through setpriv) mounts a union with
+/// fusermount3, writes through it and unmounts it.
+#[test]
+fn an_unprivileged_user_mounts_and_unmounts_a_union() {
+    let test = "an_unprivileged_user_mounts_and_unmounts_a_union";
+    if !require_root() || !have_tools(test, &["setpriv", "fusermount3"]) {
+        return;
+    }
+    // Debian's udev rules make /dev/fuse 0666; a container's /dev may
+    // not (scripts/test.sh sets it so).
+    let mode = fs::metadata("/dev/fuse")
+        .map(|m| m.mode() & 0o777)
+        .unwrap_or(0);
+    if mode & 0o006 != 0o006 {
+        let why =
+            format!("/dev/fuse is {mode:o}, not usable by other users (Debian makes it 0666)");
+        if std::env::var_os("CI").is_some() {
+            panic!("requirement not met in CI: {test}: {why}");
+        }
+        eprintln!("SKIPPED: {test}: {why}");
+        return;
+    }
+    let t = tempfile::tempdir().unwrap();
+    let b = t.path();
+    fs::set_permissions(b, fs::Permissions::from_mode(0o755)).unwrap();
+    dirs(b, &["lo/sub", "up", "mnt"]);
+    fs::write(b.join("lo/sub/file"), "lower").unwrap();
+    let exe = b.join("strata");
+    fs::copy(env!("CARGO_BIN_EXE_strata"), &exe).unwrap();
+    sh(&format!(
+        "chown -R 65534:65534 '{0}/up' '{0}/mnt' '{0}/lo'",
+        b.display()
+    ));
+    let mnt = b.join("mnt");
+    let _guard = Unmount(mnt.clone());
+    let as_nobody = |script: &str| -> Output {
+        Command::new("setpriv")
+            .args([
+                "--reuid=65534",
+                "--regid=65534",
+                "--clear-groups",
+                "--inh-caps=-all",
+                "--",
+                "sh",
+                "-ec",
+                script,
+            ])
+            .env("HOME", b)
+            .output()
+            .unwrap()
+    };
+    let out = as_nobody(&format!(
+        "'{exe}' union-mount --branch '{b}/up=rw' --branch '{b}/lo=ro' '{b}/mnt'
+         echo changed > '{b}/mnt/sub/file'
+         mkdir '{b}/mnt/made'
+         cat '{b}/mnt/sub/file'
+         stat -c %u '{b}/mnt/made'
+         '{exe}' umount '{b}/mnt'",
+        exe = exe.display(),
+        b = b.display()
+    ));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "as nobody: {stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(stdout.lines().collect::<Vec<_>>(), ["changed", "65534"]);
+    assert!(!is_union(&mnt), "unmounted by the user");
+    assert_eq!(
+        fs::read_to_string(b.join("up/sub/file")).unwrap(),
+        "changed\n"
+    );
+    assert_eq!(fs::read_to_string(b.join("lo/sub/file")).unwrap(), "lower");
+    assert_eq!(fs::metadata(b.join("up/made")).unwrap().uid(), 65534);
+}
+
+/// A container's union whose server was killed is mounted afresh by the
+/// next `strata mount`, with the container's changes.
+#[test]
+fn a_union_that_lost_its_server_is_mounted_again() {
+    if !require_root() {
+        return;
+    }
+    let s = Strata::new("fuse");
+    let src = s.path("src");
+    fs::create_dir_all(src.join("etc")).unwrap();
+    fs::write(src.join("etc/motd"), "hello").unwrap();
+    s.import_tree(&src, "base");
+    s.ok(&["create", "--name", "c", "base"]);
+    let m = PathBuf::from(s.ok(&["mount", "c"]));
+    fs::write(m.join("etc/motd"), "changed").unwrap();
+    let root = s.root();
+    sh(&format!("pkill -9 -f '[u]nion-mount .*{}'", root.display()));
+    std::thread::sleep(std::time::Duration::from_millis(100));
+    let again = PathBuf::from(s.ok(&["mount", "c"]));
+    assert_eq!(again, m);
+    assert_eq!(fs::read_to_string(m.join("etc/motd")).unwrap(), "changed");
+    s.ok(&["umount", "c"]);
+    s.ok(&["umount", "c"]);
+    assert!(!is_union(&m));
+    s.ok(&["rm", "c"]);
+    assert_eq!(servers_under(&root), "");
+}
+
+/// Containers run on the fuse driver: the seeds' workflow (change,
+/// commit, run the result) and a user other than root inside.
+#[test]
+fn containers_run_on_the_fuse_driver() {
+    let test = "containers_run_on_the_fuse_driver";
+    if !require_root() || !have_runtime(test) || !have_tools(test, &["busybox"]) {
+        return;
+    }
+    let s = Strata::new("fuse");
+    s.busybox();
+    let out = s.ok(&[
+        "run",
+        "--name",
+        "w",
+        "busybox:test",
+        "sh",
+        "-c",
+        "echo built > /etc/built; rm /etc/os-release; mkdir -p /srv/data; echo ok",
+    ]);
+    assert_eq!(out, "ok");
+    s.ok(&["commit", "w", "busybox:built"]);
+    let out = s.ok(&[
+        "run",
+        "--rm",
+        "-u",
+        "1000",
+        "busybox:built",
+        "sh",
+        "-c",
+        "cat /etc/built; test ! -e /etc/os-release && echo deleted; id -u",
+    ]);
+    assert_eq!(
+        out.lines().collect::<Vec<_>>(),
+        ["built", "deleted", "1000"]
+    );
+    s.ok(&["rm", "w"]);
+    assert_eq!(servers_under(&s.root()), "");
+    assert!(!sh("cat /proc/mounts").contains(&s.root().display().to_string()));
+}
