@@ -1,0 +1,117 @@
+#!/usr/bin/env bash
+# The same data through three union file systems, in one run: kernel
+# overlayfs (the reference), Debian's fuse-overlayfs, and strata's FUSE
+# union (`strata union-mount -o`, overlay format). Each is mounted over the
+# same lower directory with a fresh upper directory per row:
+#
+#   1. sequential read of a 1 GiB lower file (dd to /dev/null, cold cache)
+#   2. find over a 20,000-file lower tree (cold cache)
+#   3. tar -c of a Debian minbase rootfs through the union (cold cache)
+#   4. untar of that rootfs into the union (new files in the upper dir)
+#   5. copy-up of a 100 MiB lower file (open for append, one byte)
+#
+# Caches are dropped before every cold row (echo 3 > drop_caches). Each row
+# runs ROUNDS times per file system, interleaved; the median is kept.
+# Ratios are the file system's time over kernel overlay's (lower is
+# better); the strata/fuse-overlayfs column is strata's time over
+# fuse-overlayfs's.
+#
+# Usage (as root): bash bench/union.sh
+# Env: STRATA_BENCH_WORK (default bench/work), ROUNDS (default 3),
+#      STRATA_BENCH_DEBIAN_TAR (a rootfs tar; built with debootstrap
+#      under the work dir otherwise)
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+. scripts/lib.sh
+. bench/lib.sh
+[[ $(id -u) -eq 0 ]] || { echo "run as root" >&2; exit 1; }
+REPO=$PWD
+WORK=${STRATA_BENCH_WORK:-bench/work}
+ROUNDS=${ROUNDS:-3}
+die() { echo "union.sh: $*" >&2; exit 1; }
+log() { printf '\n== %s\n' "$*" >&2; }
+
+need_cmds fuse-overlayfs:fuse-overlayfs fusermount3:fuse3 python3:python3 tar:tar
+build_and_lock
+U=$WORK/union
+rm -rf "$U"
+mkdir -p "$U"
+
+DEBIAN_TAR=${STRATA_BENCH_DEBIAN_TAR:-$WORK/debian-bookworm-minbase.tar}
+debian_tar "$DEBIAN_TAR" "$WORK/debian-rootfs"
+
+log "lower tree: 1 GiB file, 100 MiB file, 20,000 small files, a Debian rootfs"
+LOWER=$U/lower
+mkdir -p "$LOWER/tree" "$LOWER/rootfs"
+head -c $((1 << 30)) /dev/urandom > "$LOWER/big"
+head -c $((100 << 20)) /dev/urandom > "$LOWER/copyup"
+python3 - "$LOWER/tree" <<'PY'
+import os, sys
+root = sys.argv[1]
+for d in range(200):
+    p = os.path.join(root, f"d{d:03}")
+    os.mkdir(p)
+    for i in range(100):
+        with open(os.path.join(p, f"f{i:03}"), "wb") as f:
+            f.write(b"x" * (i * 10))
+PY
+tar -C "$LOWER/rootfs" -xf "$DEBIAN_TAR"
+sync
+
+MNT=$U/mnt
+mkdir -p "$MNT"
+mount_fs() { # fs
+    rm -rf "$U/upper" "$U/work"
+    mkdir -p "$U/upper" "$U/work"
+    local o="lowerdir=$LOWER,upperdir=$U/upper,workdir=$U/work"
+    case $1 in
+        overlay) mount -t overlay overlay -o "$o" "$MNT" ;;
+        fuse-overlayfs) fuse-overlayfs -o "$o" "$MNT" ;;
+        strata) "$STRATA" union-mount -o "$o" "$MNT" ;;
+    esac
+}
+umount_fs() {
+    umount "$MNT"
+    # fuse servers end on unmount; wait until they have.
+    while pgrep -f "[f]use-overlayfs .*$MNT|[u]nion-mount .*$MNT" >/dev/null; do sleep 0.05; done
+}
+cleanup() { mountpoint -q "$MNT" && umount -l "$MNT"; rm -rf "$U"; }
+trap cleanup EXIT
+cold() { sync; echo 3 > /proc/sys/vm/drop_caches; }
+
+row_read() { cold; dd if="$MNT/big" of=/dev/null bs=1M status=none; }
+row_find() { cold; find "$MNT/tree" | wc -l >/dev/null; }
+row_tar() { cold; tar -C "$MNT/rootfs" -cf - . | cat >/dev/null; }
+row_untar() { mkdir "$MNT/new"; tar -C "$MNT/new" -xf "$DEBIAN_TAR"; sync; }
+row_copyup() { printf x >> "$MNT/copyup"; sync; }
+
+ROWS=(read find tar untar copyup)
+FSES=(overlay fuse-overlayfs strata)
+declare -A T
+for r in "${ROWS[@]}"; do
+    for ((i = 0; i < ROUNDS; i++)); do
+        for fs in "${FSES[@]}"; do
+            mount_fs "$fs"
+            s=$EPOCHREALTIME
+            "row_$r"
+            e=$EPOCHREALTIME
+            umount_fs
+            T[$r,$fs]+="$(python3 -c "print($e - $s)") "
+        done
+    done
+    log "$r done"
+done
+
+median() { python3 -c "import statistics,sys; print(statistics.median(map(float, sys.argv[1:])))" $1; }
+printf '\n%-44s %10s %16s %10s %12s %12s\n' row "overlay s" "fuse-overlayfs s" "strata s" "strata/ovl" "strata/fovl"
+declare -A desc=([read]="sequential read, 1 GiB (cold)" [find]="find, 20,000 files (cold)" [tar]="tar -c of a Debian rootfs (cold)" [untar]="untar of a Debian rootfs into the union" [copyup]="copy-up of a 100 MiB file")
+for r in "${ROWS[@]}"; do
+    o=$(median "${T[$r,overlay]}"); f=$(median "${T[$r,fuse-overlayfs]}"); s=$(median "${T[$r,strata]}")
+    python3 - "${desc[$r]}" "$o" "$f" "$s" <<'PY'
+import sys
+d, o, f, s = sys.argv[1], *map(float, sys.argv[2:])
+print(f"{d:<44} {o:10.3f} {f:16.3f} {s:10.3f} {s / o:11.2f}x {s / f:11.2f}x")
+PY
+done
+printf '\nkernel %s, %s, strata %s, %d rounds (median)\n' "$(uname -r)" \
+    "fuse-overlayfs $(dpkg-query -W -f '${Version}' fuse-overlayfs 2>/dev/null || echo '?')" "$(git -C "$REPO" rev-parse --short HEAD)" "$ROUNDS"
