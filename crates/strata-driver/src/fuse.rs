@@ -153,7 +153,7 @@ impl Mounter {
 }
 
 /// Why FUSE unions cannot be mounted here, if they cannot.
-pub(crate) fn usable() -> Result<()> {
+fn usable() -> Result<()> {
     if !Path::new("/dev/fuse").exists() {
         return Err(Error::new(
             ErrorKind::Unsupported,

