@@ -5,6 +5,8 @@
 # same lower directory with a fresh upper directory per row:
 #
 #   1. sequential read of a 1 GiB lower file (dd to /dev/null, cold cache)
+#   1b. the same through a read-only union (no upper dir: strata passes
+#      every open through to the kernel where FUSE passthrough exists)
 #   2. find over a 20,000-file lower tree (cold cache)
 #   3. tar -c of a Debian minbase rootfs through the union (cold cache)
 #   4. untar of that rootfs into the union (new files in the upper dir)
@@ -60,10 +62,12 @@ sync
 
 MNT=$U/mnt
 mkdir -p "$MNT"
-mount_fs() { # fs
+mount_fs() { # fs [ro]
     rm -rf "$U/upper" "$U/work"
-    mkdir -p "$U/upper" "$U/work"
+    mkdir -p "$U/upper" "$U/work" "$U/empty"
     local o="lowerdir=$LOWER,upperdir=$U/upper,workdir=$U/work"
+    # Read-only: no upper dir (kernel overlay wants two lower dirs then).
+    [[ ${2:-} == ro ]] && o="lowerdir=$LOWER:$U/empty"
     case $1 in
         overlay) mount -t overlay overlay -o "$o" "$MNT" ;;
         fuse-overlayfs) fuse-overlayfs -o "$o" "$MNT" ;;
@@ -80,18 +84,19 @@ trap cleanup EXIT
 cold() { sync; echo 3 > /proc/sys/vm/drop_caches; }
 
 row_read() { cold; dd if="$MNT/big" of=/dev/null bs=1M status=none; }
+row_readro() { row_read; }
 row_find() { cold; find "$MNT/tree" | wc -l >/dev/null; }
 row_tar() { cold; tar -C "$MNT/rootfs" -cf - . | cat >/dev/null; }
 row_untar() { mkdir "$MNT/new"; tar -C "$MNT/new" -xf "$DEBIAN_TAR"; sync; }
 row_copyup() { printf x >> "$MNT/copyup"; sync; }
 
-ROWS=(read find tar untar copyup)
+ROWS=(read readro find tar untar copyup)
 FSES=(overlay fuse-overlayfs strata)
 declare -A T
 for r in "${ROWS[@]}"; do
     for ((i = 0; i < ROUNDS; i++)); do
         for fs in "${FSES[@]}"; do
-            mount_fs "$fs"
+            mount_fs "$fs" "$([[ $r == readro ]] && echo ro)"
             s=$EPOCHREALTIME
             "row_$r"
             e=$EPOCHREALTIME
@@ -104,7 +109,7 @@ done
 
 median() { python3 -c "import statistics,sys; print(statistics.median(map(float, sys.argv[1:])))" $1; }
 printf '\n%-44s %10s %16s %10s %12s %12s\n' row "overlay s" "fuse-overlayfs s" "strata s" "strata/ovl" "strata/fovl"
-declare -A desc=([read]="sequential read, 1 GiB (cold)" [find]="find, 20,000 files (cold)" [tar]="tar -c of a Debian rootfs (cold)" [untar]="untar of a Debian rootfs into the union" [copyup]="copy-up of a 100 MiB file")
+declare -A desc=([read]="sequential read, 1 GiB (cold)" [readro]="the same, read-only union (passthrough)" [find]="find, 20,000 files (cold)" [tar]="tar -c of a Debian rootfs (cold)" [untar]="untar of a Debian rootfs into the union" [copyup]="copy-up of a 100 MiB file")
 for r in "${ROWS[@]}"; do
     o=$(median "${T[$r,overlay]}"); f=$(median "${T[$r,fuse-overlayfs]}"); s=$(median "${T[$r,strata]}")
     python3 - "${desc[$r]}" "$o" "$f" "$s" <<'PY'

@@ -10,7 +10,10 @@
 # debootstrap and cached under target/test-data (its tarball's path is
 # passed in STRATA_TEST_DEBIAN_TAR). The FUSE union's tests mount as an
 # unprivileged user through fuse3's fusermount3 (setpriv from
-# util-linux). All are installed here when missing.
+# util-linux), and run pjdfstest (the Rust rewrite of the POSIX
+# file-system suite, from crates.io, built once under target/tools; its
+# cases switch to the users nobody and tests, added here when missing).
+# All are installed here when missing.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . scripts/lib.sh
@@ -26,5 +29,11 @@ else
     data=$PWD/target/test-data
     debian_tar "$data/debian-bookworm-minbase.tar" "$data/debian-rootfs"
     export STRATA_TEST_DEBIAN_TAR="$data/debian-bookworm-minbase.tar"
+    tools=$PWD/target/tools
+    [ -x "$tools/bin/pjdfstest" ] ||
+        cargo install --locked --quiet --version 0.2.2 --root "$tools" pjdfstest
+    export STRATA_TEST_PJDFSTEST=$tools/bin/pjdfstest
+    getent passwd tests >/dev/null ||
+        useradd --system --user-group --no-create-home --shell /usr/sbin/nologin tests
 fi
 cargo test --workspace --all-targets "$@"

@@ -181,6 +181,25 @@ fn flow(driver: &'static str) -> String {
     assert!(out.contains("Deleted: "), "{out}");
     // Nothing left: no layers, no driver layers.
     assert_eq!(s.ok(&["layers", "--format", "json"]), "[]");
+    // A driver layer nothing names is found by check and removed by
+    // check --repair.
+    let home = match driver {
+        "vfs" => s.root().join("vfs/dir"),
+        d => s.root().join(d),
+    };
+    let orphan = home.join("0".repeat(64));
+    fs::create_dir_all(orphan.join("diff/etc")).unwrap();
+    let object = orphan.display().to_string();
+    assert_eq!(
+        s.findings(&[]),
+        [("orphan-driver-layer".to_owned(), object.clone(), false)]
+    );
+    assert_eq!(
+        s.findings(&["--repair"]),
+        [("orphan-driver-layer".to_owned(), object, true)]
+    );
+    assert!(!orphan.exists());
+    assert_eq!(s.findings(&[]), []);
     let info: serde_json::Value =
         serde_json::from_str(&s.ok(&["info", "--format", "json"])).unwrap();
     assert_eq!(info["Layers"], "0", "{info}");

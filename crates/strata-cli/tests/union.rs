@@ -1,8 +1,8 @@
 //! `strata union-mount` and the `fuse` driver through the binary: aufs
 //! branches and overlay-style options, daemonised servers that end with
 //! `strata umount`, clear errors, an unprivileged user mounting through
-//! fusermount3, a union whose server was killed, and containers run on
-//! the fuse driver.
+//! fusermount3, a store without root on the fuse driver, a union whose
+//! server was killed, and containers run on the fuse driver.
 
 mod common;
 #[path = "common/containers.rs"]
@@ -250,26 +250,61 @@ fn bad_arguments_are_clear_errors_and_mount_nothing() {
     assert!(!out.status.success());
 }
 
-/// An unprivileged user (nobody, through setpriv) mounts a union with
-/// fusermount3, writes through it and unmounts it.
-#[test]
-fn an_unprivileged_user_mounts_and_unmounts_a_union() {
-    let test = "an_unprivileged_user_mounts_and_unmounts_a_union";
+/// Whether an unprivileged user can mount unions here (root to set the
+/// test up, setpriv, fusermount3, /dev/fuse open to all); says why not.
+fn unprivileged_fuse(test: &str) -> bool {
     if !require_root() || !have_tools(test, &["setpriv", "fusermount3"]) {
-        return;
+        return false;
     }
     // Debian's udev rules make /dev/fuse 0666; a container's /dev may
     // not (scripts/test.sh sets it so).
     let mode = fs::metadata("/dev/fuse")
         .map(|m| m.mode() & 0o777)
         .unwrap_or(0);
-    if mode & 0o006 != 0o006 {
-        let why =
-            format!("/dev/fuse is {mode:o}, not usable by other users (Debian makes it 0666)");
-        if std::env::var_os("CI").is_some() {
-            panic!("requirement not met in CI: {test}: {why}");
-        }
-        eprintln!("SKIPPED: {test}: {why}");
+    if mode & 0o006 == 0o006 {
+        return true;
+    }
+    let why = format!("/dev/fuse is {mode:o}, not usable by other users (Debian makes it 0666)");
+    if std::env::var_os("CI").is_some() {
+        panic!("requirement not met in CI: {test}: {why}");
+    }
+    eprintln!("SKIPPED: {test}: {why}");
+    false
+}
+
+/// Runs `script` with `sh -ec` as nobody (uid and gid 65534, no groups,
+/// no capabilities), HOME set to `home`; asserts it succeeded and returns
+/// its output's lines.
+fn as_nobody(home: &Path, script: &str) -> Vec<String> {
+    let out = Command::new("setpriv")
+        .args([
+            "--reuid=65534",
+            "--regid=65534",
+            "--clear-groups",
+            "--inh-caps=-all",
+            "--",
+            "sh",
+            "-ec",
+            script,
+        ])
+        .env("HOME", home)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "as nobody: {stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    stdout.lines().map(str::to_owned).collect()
+}
+
+/// An unprivileged user (nobody, through setpriv) mounts a union with
+/// fusermount3, writes through it and unmounts it.
+#[test]
+fn an_unprivileged_user_mounts_and_unmounts_a_union() {
+    let test = "an_unprivileged_user_mounts_and_unmounts_a_union";
+    if !unprivileged_fuse(test) {
         return;
     }
     let t = tempfile::tempdir().unwrap();
@@ -285,39 +320,20 @@ fn an_unprivileged_user_mounts_and_unmounts_a_union() {
     ));
     let mnt = b.join("mnt");
     let _guard = Unmount(mnt.clone());
-    let as_nobody = |script: &str| -> Output {
-        Command::new("setpriv")
-            .args([
-                "--reuid=65534",
-                "--regid=65534",
-                "--clear-groups",
-                "--inh-caps=-all",
-                "--",
-                "sh",
-                "-ec",
-                script,
-            ])
-            .env("HOME", b)
-            .output()
-            .unwrap()
-    };
-    let out = as_nobody(&format!(
-        "'{exe}' union-mount --branch '{b}/up=rw' --branch '{b}/lo=ro' '{b}/mnt'
+    let lines = as_nobody(
+        b,
+        &format!(
+            "'{exe}' union-mount --branch '{b}/up=rw' --branch '{b}/lo=ro' '{b}/mnt'
          echo changed > '{b}/mnt/sub/file'
          mkdir '{b}/mnt/made'
          cat '{b}/mnt/sub/file'
          stat -c %u '{b}/mnt/made'
          '{exe}' umount '{b}/mnt'",
-        exe = exe.display(),
-        b = b.display()
-    ));
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "as nobody: {stdout}{}",
-        String::from_utf8_lossy(&out.stderr)
+            exe = exe.display(),
+            b = b.display()
+        ),
     );
-    assert_eq!(stdout.lines().collect::<Vec<_>>(), ["changed", "65534"]);
+    assert_eq!(lines, ["changed", "65534"]);
     assert!(!is_union(&mnt), "unmounted by the user");
     assert_eq!(
         fs::read_to_string(b.join("up/sub/file")).unwrap(),
@@ -325,6 +341,82 @@ fn an_unprivileged_user_mounts_and_unmounts_a_union() {
     );
     assert_eq!(fs::read_to_string(b.join("lo/sub/file")).unwrap(), "lower");
     assert_eq!(fs::metadata(b.join("up/made")).unwrap().uid(), 65534);
+}
+
+/// Without root a store picks the fuse driver by itself (kernel overlay
+/// cannot be mounted) and the store's flow works through fusermount3:
+/// import, create, mount, change, diff, commit, a container of the
+/// result, check, rm, rmi; no server is left running.
+#[test]
+fn a_store_without_root_runs_on_the_fuse_driver() {
+    if !unprivileged_fuse("a_store_without_root_runs_on_the_fuse_driver") {
+        return;
+    }
+    // Only the root directory and the unmount-everything guard of the
+    // harness are used: every command runs as nobody, without --driver.
+    let s = Strata::new("fuse");
+    let b = s.dir.path();
+    fs::set_permissions(b, fs::Permissions::from_mode(0o755)).unwrap();
+    let src = b.join("rootfs");
+    dirs(&src, &["etc", "bin"]);
+    fs::write(src.join("etc/motd"), "hello\n").unwrap();
+    fs::write(src.join("etc/gone"), "x").unwrap();
+    fs::write(src.join("bin/tool"), "#!/bin/sh\n").unwrap();
+    sh(&format!(
+        "tar --numeric-owner -C '{0}/rootfs' -cf '{0}/rootfs.tar' . && chown 65534:65534 '{0}'",
+        b.display()
+    ));
+    let exe = b.join("strata");
+    fs::copy(env!("CARGO_BIN_EXE_strata"), &exe).unwrap();
+    let lines = as_nobody(
+        b,
+        &format!(
+            "S() {{ '{exe}' --root '{root}' \"$@\"; }}
+             S info | grep '^Storage Driver'
+             S import '{b}/rootfs.tar' base >/dev/null
+             S create --name c base >/dev/null
+             m=$(S mount c)
+             echo changed > \"$m/etc/motd\"
+             rm \"$m/etc/gone\"
+             mkdir \"$m/srv\" && echo new > \"$m/srv/f\"
+             S diff c
+             S commit c base:2 >/dev/null
+             S umount c
+             S create --name d base:2 >/dev/null
+             m=$(S mount d)
+             cat \"$m/etc/motd\" \"$m/srv/f\"
+             test ! -e \"$m/etc/gone\" && echo gone
+             stat -c %u \"$m/bin/tool\"
+             S umount d
+             S check | tail -n 1
+             S rm c d >/dev/null
+             S rmi base:2 base >/dev/null
+             S images --format json",
+            exe = exe.display(),
+            root = s.root().display(),
+            b = b.display()
+        ),
+    );
+    assert_eq!(
+        lines,
+        [
+            "Storage Driver: fuse",
+            "C /etc",
+            "D /etc/gone",
+            "C /etc/motd",
+            "A /srv",
+            "A /srv/f",
+            "changed",
+            "new",
+            "gone",
+            // Files the image gives to root belong to the store's user.
+            "65534",
+            "the store is consistent",
+            "[]",
+        ]
+    );
+    assert_eq!(servers_under(&s.root()), "");
+    assert!(!sh("cat /proc/mounts").contains(&s.root().display().to_string()));
 }
 
 /// A container's union whose server was killed is mounted afresh by the

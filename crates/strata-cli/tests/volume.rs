@@ -444,28 +444,7 @@ fn open_removes_volume_staging_and_keeps_volumes() {
     }
     assert_eq!(fs::read(s.data("v").join(".f.tmp")).unwrap(), b"data");
     assert!(vols.join(".lock").exists());
-    assert!(findings(&s, &[]).is_empty());
-}
-
-/// `check --format json` findings that are not notes, as (kind, object).
-fn findings(s: &Strata, args: &[&str]) -> Vec<(String, String, bool)> {
-    let mut a = vec!["check", "--format", "json"];
-    a.extend_from_slice(args);
-    let out = s.run(&a);
-    let report: Value = serde_json::from_slice(&out.stdout).unwrap();
-    report["Findings"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|f| f["Kind"] != "note")
-        .map(|f| {
-            (
-                f["Kind"].as_str().unwrap().to_owned(),
-                f["Object"].as_str().unwrap().to_owned(),
-                f["Repaired"].as_bool().unwrap(),
-            )
-        })
-        .collect()
+    assert!(s.findings(&[]).is_empty());
 }
 
 #[test]
@@ -478,7 +457,7 @@ fn check_reports_volume_damage_and_repairs_what_loses_nothing() {
     let id = s.ok(&["create", "--name", "c", "-v", "used:/data", "base:1"]);
     s.ok(&["volume", "create", "nodata"]);
     s.ok(&["volume", "create", "garbled"]);
-    assert!(findings(&s, &[]).is_empty());
+    assert!(s.findings(&[]).is_empty());
     let vols = s.root().join("volumes");
     // A volume whose record is lost keeps its data.
     fs::create_dir_all(s.data("lost")).unwrap();
@@ -495,9 +474,9 @@ fn check_reports_volume_damage_and_repairs_what_loses_nothing() {
             ("missing-volume".into(), c.clone(), false),
         ]
     };
-    assert_eq!(findings(&s, &[]), want(false));
+    assert_eq!(s.findings(&[]), want(false));
     assert!(!s.run(&["check"]).status.success());
-    assert_eq!(findings(&s, &["--repair"]), want(true));
+    assert_eq!(s.findings(&["--repair"]), want(true));
     assert_eq!(
         fs::read_to_string(s.data("lost").join("f")).unwrap(),
         "precious"
@@ -505,7 +484,8 @@ fn check_reports_volume_damage_and_repairs_what_loses_nothing() {
     let v = s.json(&["volume", "inspect", "lost"]);
     assert_eq!(v[0]["Driver"], "local", "{v}");
     // What repair cannot fix without losing something stays.
-    let left: Vec<String> = findings(&s, &["--repair"])
+    let left: Vec<String> = s
+        .findings(&["--repair"])
         .into_iter()
         .map(|(k, o, _)| format!("{k} {o}"))
         .collect();

@@ -201,7 +201,7 @@ impl Store {
         c.names()?;
         c.unreferenced_layers(&layers)?;
         c.driver_layers()?;
-        if self.driver.name() == "overlay2" {
+        if matches!(self.driver.name(), "overlay2" | "fuse") {
             c.overlay_links()?;
         }
         // After the layers: no volume finding keeps a layer from being

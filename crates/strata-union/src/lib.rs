@@ -67,6 +67,9 @@
 //! - New entries belong to the caller (the group of a set-group-id parent,
 //!   whose bit new directories inherit); permissions are checked by the
 //!   kernel (`default_permissions`).
+//! - In overlay format a character device 0/0 is a whiteout: `mknod` of
+//!   one is `EPERM`, as kernel overlayfs answers (in aufs format it is an
+//!   ordinary device).
 //! - A read-only union (no writable branch) is mounted read-only: writes
 //!   are `EROFS`. `statfs` reports the writable branch (the top branch of
 //!   a read-only union).
@@ -99,7 +102,12 @@
 //! Entries and attributes are cached by the kernel for one second (no
 //! invalidation notices are sent): all changes go through this process and
 //! the kernel drops what each request changes, so the branches must not be
-//! changed behind the union's back (as with overlayfs).
+//! changed behind the union's back (as with overlayfs). Symlink targets
+//! are cached by the kernel too (a symlink never changes; a new one gets a
+//! new inode number), lookups in one directory run in parallel, and
+//! closing a file costs no request (`flush` is answered `ENOSYS` once:
+//! writes go straight to the backing file, so a close has nothing to
+//! report).
 //!
 //! # FUSE passthrough
 //!

@@ -20,6 +20,7 @@ use strata_sys::{fs, FileType};
 
 use crate::fs::{attr_of, fuse_kind, io_err, name_bytes, Handle, Union, R, TTL};
 use crate::namespace::Make;
+use crate::options::WhiteoutFormat;
 
 const GEN: Generation = Generation(0);
 
@@ -72,6 +73,16 @@ impl Filesystem for Union {
                 .add_capabilities(fuser::InitFlags::FUSE_PASSTHROUGH)
                 .is_ok()
             && config.set_max_stack_depth(1).is_ok();
+        // Lookups and listings of one directory may run together (the
+        // namespace lock lets them), and symlink targets may be cached:
+        // a symlink never changes, a new one is a new inode. Either is
+        // skipped by a kernel without it.
+        for flag in [
+            fuser::InitFlags::FUSE_PARALLEL_DIROPS,
+            fuser::InitFlags::FUSE_CACHE_SYMLINKS,
+        ] {
+            let _ = config.add_capabilities(flag);
+        }
         Ok(())
     }
 
@@ -161,6 +172,13 @@ impl Filesystem for Union {
             },
             FileType::Directory | FileType::Symlink | FileType::Unknown => {
                 return reply.error(Errno::EINVAL)
+            }
+            // A character device 0/0 is a whiteout in overlay format:
+            // refused, as kernel overlayfs refuses it.
+            FileType::CharacterDevice
+                if rdev == 0 && self.markers.format == WhiteoutFormat::Overlay =>
+            {
+                return reply.error(Errno::EPERM)
             }
             kind => Make::Node {
                 kind,
@@ -292,6 +310,9 @@ impl Filesystem for Union {
         }
     }
 
+    /// Nothing to do on close (writes go straight to the backing file, and
+    /// locks are the kernel's): `ENOSYS` tells the kernel so, and it sends
+    /// no more flushes, saving a round trip on every close.
     fn flush(
         &self,
         _req: &Request,
@@ -300,7 +321,7 @@ impl Filesystem for Union {
         _lock_owner: LockOwner,
         reply: ReplyEmpty,
     ) {
-        reply.ok();
+        reply.error(Errno::ENOSYS);
     }
 
     fn release(

@@ -1825,6 +1825,66 @@ fn symlink_and_readlink() {
     );
 }
 
+/// The kernel caches symlink targets: a symlink replaced (removed and made
+/// again, renamed over, or a lower one replaced in the upper branch) shows
+/// its new target at once, even when the upper file system reuses the
+/// removed symlink's inode.
+#[test]
+fn replaced_symlinks_show_their_new_target() {
+    let Some(u) = Union::standard("replaced_symlinks_show_their_new_target", Fmt::Overlay) else {
+        return;
+    };
+    use std::os::unix::fs::symlink;
+    assert_eq!(fs::read_link(u.p("link")).unwrap(), Path::new("file"));
+    fs::remove_file(u.p("link")).unwrap();
+    symlink("dir/a", u.p("link")).unwrap();
+    assert_eq!(fs::read_link(u.p("link")).unwrap(), Path::new("dir/a"));
+    assert_eq!(read(&u.p("link")), "a\n");
+    for i in 0..50 {
+        let target = format!("target-{i}");
+        fs::remove_file(u.p("s"))
+            .or_else(|e| match e.kind() {
+                std::io::ErrorKind::NotFound => Ok(()),
+                _ => Err(e),
+            })
+            .unwrap();
+        symlink(&target, u.p("s")).unwrap();
+        assert_eq!(fs::read_link(u.p("s")).unwrap(), Path::new(&target));
+        symlink(format!("renamed-{i}"), u.p("t")).unwrap();
+        fs::rename(u.p("t"), u.p("s")).unwrap();
+        assert_eq!(
+            fs::read_link(u.p("s")).unwrap(),
+            Path::new(&format!("renamed-{i}"))
+        );
+    }
+}
+
+/// Closing does not go through the server (it answers no flush), and
+/// nothing written before a close is lost: each write is read back by a
+/// fresh open, and an error on close never shows.
+#[test]
+fn data_is_there_after_every_close() {
+    let Some(u) = Union::standard("data_is_there_after_every_close", Fmt::Aufs) else {
+        return;
+    };
+    for i in 0..200 {
+        let name = u.p(&format!("f{}", i % 7));
+        let body = format!("round {i}\n").repeat(i % 13 + 1);
+        let f = fs::File::create(&name).unwrap();
+        (&f).write_all(body.as_bytes()).unwrap();
+        drop(f);
+        assert_eq!(read(&name), body);
+    }
+    // A lower file written through one open, closed, read through another.
+    let mut f = fs::OpenOptions::new()
+        .append(true)
+        .open(u.p("file"))
+        .unwrap();
+    f.write_all(b"more\n").unwrap();
+    drop(f);
+    assert_eq!(read(&u.p("file")), "lower file\nmore\n");
+}
+
 #[test]
 fn lchown_changes_the_symlink_only() {
     let Some(u) = Union::standard("lchown_changes_the_symlink_only", Fmt::Aufs) else {
@@ -1873,25 +1933,46 @@ fn mkfifo_through_the_union_carries_data() {
     writer.join().unwrap().unwrap();
 }
 
+/// A character device 0/0 is a whiteout in overlay format: making one is
+/// EPERM there (as kernel overlayfs answers) and leaves nothing in the
+/// upper branch; in aufs format it is an ordinary device.
+#[test]
+fn mknod_of_a_whiteout_device() {
+    let make = |u: &Union| mknod(&u.p("zero"), FileType::CharacterDevice, 0);
+    let Some(u) = Union::standard("mknod_of_a_whiteout_device", Fmt::Overlay) else {
+        return;
+    };
+    assert_errno(make(&u), Errno::PERM, "mknod c 0 0, overlay format");
+    assert_gone(&u.p("zero"));
+    assert!(
+        fs::symlink_metadata(u.up("zero")).is_err(),
+        "upper untouched"
+    );
+    drop(u);
+    let Some(u) = Union::standard("mknod_of_a_whiteout_device", Fmt::Aufs) else {
+        return;
+    };
+    make(&u).unwrap();
+    for p in [u.p("zero"), u.up("zero")] {
+        let m = lstat(&p);
+        assert!(
+            m.file_type().is_char_device() && m.rdev() == 0,
+            "{}",
+            p.display()
+        );
+    }
+}
+
 #[test]
 fn mknod_device_nodes() {
     let Some(u) = Union::standard("mknod_device_nodes", Fmt::Aufs) else {
         return;
     };
     let dev = rustix::fs::makedev(1, 7);
-    rustix::fs::mknodat(
-        CWD,
-        u.p("full"),
-        FileType::CharacterDevice,
-        Mode::from_raw_mode(0o600),
-        dev,
-    )
-    .unwrap();
-    rustix::fs::mknodat(
-        CWD,
-        u.p("blk"),
+    mknod(&u.p("full"), FileType::CharacterDevice, dev).unwrap();
+    mknod(
+        &u.p("blk"),
         FileType::BlockDevice,
-        Mode::from_raw_mode(0o600),
         rustix::fs::makedev(7, 200),
     )
     .unwrap();

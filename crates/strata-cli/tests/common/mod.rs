@@ -105,6 +105,28 @@ impl Strata {
     pub fn json(&self, args: &[&str]) -> Value {
         serde_json::from_str(&self.ok(args)).unwrap()
     }
+
+    /// The findings of `check --format json ARGS` that are not notes, as
+    /// (kind, object, repaired).
+    pub fn findings(&self, args: &[&str]) -> Vec<(String, String, bool)> {
+        let mut a = vec!["check", "--format", "json"];
+        a.extend_from_slice(args);
+        let out = self.run(&a);
+        let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+        report["Findings"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|f| f["Kind"] != "note")
+            .map(|f| {
+                (
+                    f["Kind"].as_str().unwrap().to_owned(),
+                    f["Object"].as_str().unwrap().to_owned(),
+                    f["Repaired"].as_bool().unwrap(),
+                )
+            })
+            .collect()
+    }
 }
 
 impl Drop for Strata {

@@ -60,7 +60,8 @@ impl Checker<'_> {
     fn driver_dirs(&self) -> Result<Option<DriverDirs>> {
         let home = self.store.driver.home();
         let (dir, own): (PathBuf, &[&str]) = match self.store.driver.name() {
-            "overlay2" => (home.to_owned(), &["l", "refs", "lock"]),
+            // The fuse driver keeps overlay2's layout.
+            "overlay2" | "fuse" => (home.to_owned(), &["l", "refs", "lock"]),
             "vfs" => (home.join("dir"), &[]),
             _ => return Ok(None),
         };

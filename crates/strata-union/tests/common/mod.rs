@@ -12,7 +12,7 @@
 //!   kmnt/                the kernel's overlayfs, for cross-checks
 //! ```
 
-#![allow(dead_code)] // each test binary uses a different part
+#![allow(dead_code, unused_imports)] // each test binary uses a different part
 
 pub mod tree;
 
@@ -694,6 +694,11 @@ pub fn standard_tree(l: &Path) {
     )
     .expect("char device");
     set_all_times(l, ts(LOWER_MTIME, 0));
+}
+
+/// Makes a device node or fifo at `path`, mode 0600.
+pub fn mknod(path: &Path, kind: FileType, dev: rustix::fs::Dev) -> rustix::io::Result<()> {
+    rustix::fs::mknodat(CWD, path, kind, Mode::from_raw_mode(0o600), dev)
 }
 
 /// Sets atime and mtime of everything under `root` (and `root`).
