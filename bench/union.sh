@@ -20,6 +20,8 @@
 #
 # Usage (as root): bash bench/union.sh
 # Env: STRATA_BENCH_WORK (default bench/work), ROUNDS (default 3),
+#      UNION_ROWS (a space-separated subset of: read readro find tar untar
+#      copyup),
 #      STRATA_BENCH_DEBIAN_TAR (a rootfs tar; built with debootstrap
 #      under the work dir otherwise)
 set -euo pipefail
@@ -90,7 +92,8 @@ row_tar() { cold; tar -C "$MNT/rootfs" -cf - . | cat >/dev/null; }
 row_untar() { mkdir "$MNT/new"; tar -C "$MNT/new" -xf "$DEBIAN_TAR"; sync; }
 row_copyup() { printf x >> "$MNT/copyup"; sync; }
 
-ROWS=(read readro find tar untar copyup)
+# UNION_ROWS="read readro" measures only those rows.
+read -r -a ROWS <<< "${UNION_ROWS:-read readro find tar untar copyup}"
 FSES=(overlay fuse-overlayfs strata)
 declare -A T
 for r in "${ROWS[@]}"; do
@@ -101,7 +104,7 @@ for r in "${ROWS[@]}"; do
             "row_$r"
             e=$EPOCHREALTIME
             umount_fs
-            T[$r,$fs]+="$(python3 -c "print($e - $s)") "
+            T[$r,$fs]+="$(python3 -c "print(f'{$e - $s:.3f}')") "
         done
     done
     log "$r done"
@@ -117,6 +120,10 @@ import sys
 d, o, f, s = sys.argv[1], *map(float, sys.argv[2:])
 print(f"{d:<44} {o:10.3f} {f:16.3f} {s:10.3f} {s / o:11.2f}x {s / f:11.2f}x")
 PY
+done
+printf '\nevery round, in seconds (overlay | fuse-overlayfs | strata):\n'
+for r in "${ROWS[@]}"; do
+    printf '  %-7s %s| %s| %s\n' "$r" "${T[$r,overlay]}" "${T[$r,fuse-overlayfs]}" "${T[$r,strata]}"
 done
 printf '\nkernel %s, %s, strata %s, %d rounds (median)\n' "$(uname -r)" \
     "fuse-overlayfs $(dpkg-query -W -f '${Version}' fuse-overlayfs 2>/dev/null || echo '?')" "$(git -C "$REPO" rev-parse --short HEAD)" "$ROUNDS"

@@ -211,7 +211,8 @@ impl Union {
             ns: RwLock::new(()),
             handles: Mutex::new(HashMap::new()),
             next_fh: AtomicU64::new(1),
-            passthrough: false,
+            // What the options ask for; `init` keeps it if the kernel has it.
+            passthrough: opts.passthrough,
             backing_lock: Mutex::new(()),
         })
     }

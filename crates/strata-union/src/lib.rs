@@ -116,12 +116,16 @@
 //! kernel reads and writes directly. The kernel wants every open of an
 //! inode to pass through the same backing file, or none to, so only files
 //! that can never be copied up from under an open pass through: files in
-//! the writable branch, and every file of a read-only union. Lower files of
-//! a writable union, files just created, and any inode that already has
-//! opens served here are served here. Branches on a stacked file system
+//! the writable branch (new files from their `create` on), and every file
+//! of a read-only union. Lower files of a writable union, and any inode
+//! that already has opens served here, are served here. Branches on a stacked file system
 //! (an overlayfs) cannot be backing files: those opens are served here
-//! too. Setting `STRATA_UNION_NO_PASSTHROUGH` in the environment turns
-//! passthrough off (for debugging and comparisons).
+//! too. [`Options::passthrough`] (off when `STRATA_UNION_NO_PASSTHROUGH`
+//! is set in the environment) turns passthrough off, for debugging and
+//! comparisons. Without passthrough, this process drops set-ID bits and
+//! file capabilities on write and truncate itself (FUSE
+//! `HANDLE_KILLPRIV_V2`), which spares a round trip per write; with it,
+//! the kernel does, since passthrough writes never reach this process.
 #![forbid(unsafe_code)]
 
 mod copyup;

@@ -2,7 +2,7 @@
 
 use std::ffi::OsStr;
 use std::fs::File;
-use std::os::fd::AsFd;
+use std::os::fd::{AsFd, BorrowedFd};
 use std::os::unix::ffi::OsStrExt;
 use std::sync::Arc;
 use std::time::UNIX_EPOCH;
@@ -36,25 +36,66 @@ pub(crate) fn backing_flags(flags: i32) -> i32 {
     flags & (libc::O_ACCMODE | libc::O_SYNC | libc::O_DSYNC)
 }
 
+/// What a `setattr` changes, and who asks.
+pub(crate) struct Change {
+    pub mode: Option<u32>,
+    pub uid: Option<u32>,
+    pub gid: Option<u32>,
+    pub size: Option<u64>,
+    pub atime: Option<TimeOrNow>,
+    pub mtime: Option<TimeOrNow>,
+    /// The caller's uid: root stands for `CAP_FSETID`, which keeps the
+    /// set-ID bits on truncate.
+    pub caller: u32,
+}
+
+/// What the kernel leaves to the server under `FUSE_HANDLE_KILLPRIV_V2`,
+/// done as its own VFS does on a write or truncate: file capabilities
+/// always go; with `suidgid`, the set-user-ID bit goes, and the
+/// set-group-ID bit when group execute is set (without it the bit means
+/// mandatory locking, not privilege). `fd` is an open file, or an `O_PATH`
+/// handle when `o_path`. A file system without xattrs, or a caller that
+/// may not remove capabilities (no root), leaves them.
+pub(crate) fn kill_privs(fd: BorrowedFd<'_>, o_path: bool, suidgid: bool) -> R<()> {
+    match xattr::remove(fd, o_path, b"security.capability") {
+        Err(e) if !xattr::is_unsupported(&e) && e.raw_os_error() != Some(libc::EPERM) => {
+            return Err(io_err(e))
+        }
+        _ => {}
+    }
+    if suidgid {
+        let mode = fs::fstat(fd).map_err(io_err)?.st_mode & 0o7777;
+        let mut keep = mode & !0o4000;
+        if mode & 0o010 != 0 {
+            keep &= !0o2000;
+        }
+        if keep != mode {
+            fs::chmod_node(fd, keep).map_err(io_err)?;
+        }
+    }
+    Ok(())
+}
+
 impl Union {
-    #[allow(clippy::too_many_arguments)]
     pub(crate) fn do_setattr(
         &self,
         ino: u64,
-        mode: Option<u32>,
-        uid: Option<u32>,
-        gid: Option<u32>,
-        size: Option<u64>,
-        atime: Option<TimeOrNow>,
-        mtime: Option<TimeOrNow>,
+        change: Change,
         fh: Option<FileHandle>,
     ) -> R<FileAttr> {
+        let Change {
+            mode,
+            uid,
+            gid,
+            size,
+            ..
+        } = change;
         if mode.is_none()
             && uid.is_none()
             && gid.is_none()
             && size.is_none()
-            && atime.is_none()
-            && mtime.is_none()
+            && change.atime.is_none()
+            && change.mtime.is_none()
         {
             return self.attr(ino);
         }
@@ -93,6 +134,7 @@ impl Union {
             if kind == FileType::Directory {
                 return Err(Errno::EISDIR);
             }
+            kill_privs(fd, true, change.caller != 0)?;
             let handle_file = fh.and_then(|fh| match self.handles().get(&fh.0) {
                 Some(Handle::File { file, .. }) => Some(file.clone()),
                 _ => None,
@@ -108,8 +150,9 @@ impl Union {
             };
             r.map_err(io_err)?;
         }
-        if atime.is_some() || mtime.is_some() {
-            fs::set_times_node(fd, set_time(atime), set_time(mtime)).map_err(io_err)?;
+        if change.atime.is_some() || change.mtime.is_some() {
+            fs::set_times_node(fd, set_time(change.atime), set_time(change.mtime))
+                .map_err(io_err)?;
         }
         let st = fs::fstat(fd).map_err(io_err)?;
         let node = self.node(ino)?;

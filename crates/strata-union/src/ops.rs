@@ -67,7 +67,7 @@ impl Filesystem for Union {
         // of 1 (branches on a plain file system) and CAP_SYS_ADMIN to
         // register backing files; without any of them, every open is
         // served through this process.
-        self.passthrough = std::env::var_os("STRATA_UNION_NO_PASSTHROUGH").is_none()
+        self.passthrough = self.passthrough
             && strata_sys::fs::euid() == 0
             && config
                 .add_capabilities(fuser::InitFlags::FUSE_PASSTHROUGH)
@@ -77,10 +77,22 @@ impl Filesystem for Union {
         // namespace lock lets them), and symlink targets may be cached:
         // a symlink never changes, a new one is a new inode. Either is
         // skipped by a kernel without it.
-        for flag in [
+        //
+        // With HANDLE_KILLPRIV_V2 this process, not the kernel, drops the
+        // set-user-ID and set-group-ID bits and file capabilities on
+        // write and truncate (`node_ops::kill_privs`), and the kernel stops
+        // asking for `security.capability` before every write, a round
+        // trip each. Only without passthrough: passthrough writes never
+        // reach this process, and under V2 the kernel no longer drops the
+        // bits before them.
+        let mut flags = vec![
             fuser::InitFlags::FUSE_PARALLEL_DIROPS,
             fuser::InitFlags::FUSE_CACHE_SYMLINKS,
-        ] {
+        ];
+        if !self.passthrough {
+            flags.push(fuser::InitFlags::FUSE_HANDLE_KILLPRIV_V2);
+        }
+        for flag in flags {
             let _ = config.add_capabilities(flag);
         }
         Ok(())
@@ -122,7 +134,7 @@ impl Filesystem for Union {
 
     fn setattr(
         &self,
-        _req: &Request,
+        req: &Request,
         ino: INodeNo,
         mode: Option<u32>,
         uid: Option<u32>,
@@ -138,7 +150,16 @@ impl Filesystem for Union {
         _flags: Option<fuser::BsdFileFlags>,
         reply: ReplyAttr,
     ) {
-        match self.do_setattr(ino.0, mode, uid, gid, size, atime, mtime, fh) {
+        let change = crate::node_ops::Change {
+            mode,
+            uid,
+            gid,
+            size,
+            atime,
+            mtime,
+            caller: req.uid(),
+        };
+        match self.do_setattr(ino.0, change, fh) {
             Ok(a) => reply.attr(&TTL, &a),
             Err(e) => reply.error(e),
         }
@@ -269,24 +290,32 @@ impl Filesystem for Union {
         _lock_owner: Option<LockOwner>,
         reply: ReplyData,
     ) {
-        let r = self.file(fh).and_then(|f| {
-            let mut buf = vec![0u8; size as usize];
+        thread_local! {
+            // One buffer per serving thread, kept between reads: a fresh
+            // one per request (128 KiB or more) is an mmap, page faults
+            // and an munmap each time.
+            static BUF: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
+        }
+        let file = match self.file(fh) {
+            Ok(f) => f,
+            Err(e) => return reply.error(e),
+        };
+        BUF.with_borrow_mut(|buf| {
+            let size = size as usize;
+            if buf.len() < size {
+                buf.resize(size, 0);
+            }
             let mut done = 0;
-            while done < buf.len() {
-                match f.read_at(&mut buf[done..], offset + done as u64) {
+            while done < size {
+                match file.read_at(&mut buf[done..size], offset + done as u64) {
                     Ok(0) => break,
                     Ok(n) => done += n,
                     Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-                    Err(e) => return Err(io_err(e)),
+                    Err(e) => return reply.error(io_err(e)),
                 }
             }
-            buf.truncate(done);
-            Ok(buf)
+            reply.data(&buf[..done]);
         });
-        match r {
-            Ok(b) => reply.data(&b),
-            Err(e) => reply.error(e),
-        }
     }
 
     fn write(
@@ -296,14 +325,16 @@ impl Filesystem for Union {
         fh: FileHandle,
         offset: u64,
         data: &[u8],
-        _write_flags: WriteFlags,
+        write_flags: WriteFlags,
         _flags: OpenFlags,
         _lock_owner: Option<LockOwner>,
         reply: ReplyWrite,
     ) {
-        let r = self
-            .file(fh)
-            .and_then(|f| f.write_all_at(data, offset).map_err(io_err));
+        let suidgid = write_flags.contains(WriteFlags::FUSE_WRITE_KILL_SUIDGID);
+        let r = self.file(fh).and_then(|f| {
+            crate::node_ops::kill_privs(f.as_fd(), false, suidgid)?;
+            f.write_all_at(data, offset).map_err(io_err)
+        });
         match r {
             Ok(()) => reply.written(u32::try_from(data.len()).unwrap_or(u32::MAX)),
             Err(e) => reply.error(e),
@@ -506,21 +537,25 @@ impl Filesystem for Union {
             .make(req, parent.0, name, what)
             .and_then(|(attr, file)| {
                 let file = file.ok_or(Errno::EIO)?;
-                // Created files are served through this process: choosing
-                // passthrough needs the reply's backing registration, which
-                // the create reply offers too, but a file being written by
-                // its creator gains little from it.
+                // A new file is in the writable branch: its creator's
+                // writes (an untar's, say) pass through like any other
+                // open of an upper file.
+                let ino = attr.ino.0;
+                let layer = self.node(ino)?.layers[0].clone();
+                let backing = self.backing_for(ino, &layer, &file, |f| reply.open_backing(f));
                 let fh = self.add_handle(Handle::File {
                     file: Arc::new(file),
-                    passthrough: false,
+                    passthrough: backing.is_some(),
                 });
-                if let Some(n) = self.table().nodes.get_mut(&attr.ino.0) {
-                    n.open += 1;
-                }
-                Ok((attr, fh))
+                Ok((attr, fh, backing))
             });
         match r {
-            Ok((attr, fh)) => reply.created(&TTL, &attr, GEN, FileHandle(fh), FopenFlags::empty()),
+            Ok((attr, fh, Some(b))) => {
+                reply.created_passthrough(&TTL, &attr, GEN, FileHandle(fh), FopenFlags::empty(), &b)
+            }
+            Ok((attr, fh, None)) => {
+                reply.created(&TTL, &attr, GEN, FileHandle(fh), FopenFlags::empty())
+            }
             Err(e) => reply.error(e),
         }
     }

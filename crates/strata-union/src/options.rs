@@ -51,6 +51,10 @@ pub struct Options {
     pub threads: usize,
     /// Allow other users to access (FUSE `allow_other`).
     pub allow_other: bool,
+    /// Answer the opens that allow it with FUSE passthrough where the
+    /// kernel has it (6.9+, root); on by default, off when
+    /// `STRATA_UNION_NO_PASSTHROUGH` is set in the environment.
+    pub passthrough: bool,
 }
 
 fn default_threads() -> usize {
@@ -116,6 +120,7 @@ impl Options {
             userxattr: false,
             threads: default_threads(),
             allow_other: strata_sys::fs::euid() == 0,
+            passthrough: std::env::var_os("STRATA_UNION_NO_PASSTHROUGH").is_none(),
         }
     }
 

@@ -1015,6 +1015,100 @@ fn non_root_ownership_rules() {
     assert_eq!(read(&u.p("sticky/theirs")), "theirs\n");
 }
 
+/// The privileges a write or truncate drops (the server drops them: the
+/// kernel leaves it to it under HANDLE_KILLPRIV_V2), also on files whose
+/// writes go through the server (a file written through the descriptor
+/// that created it): a write or truncate by a caller without
+/// CAP_FSETID drops set-user-ID, and set-group-ID when group execute is
+/// set; root's keeps them; file capabilities go on any write.
+#[test]
+fn writes_and_truncates_drop_privileges() {
+    privileges_dropped("writes_and_truncates_drop_privileges", true);
+}
+
+/// The same without passthrough: every write reaches the server, which
+/// drops the privileges itself (HANDLE_KILLPRIV_V2).
+#[test]
+fn writes_and_truncates_drop_privileges_without_passthrough() {
+    privileges_dropped(
+        "writes_and_truncates_drop_privileges_without_passthrough",
+        false,
+    );
+    let Some(u) = Union::standard_with(
+        "writes_and_truncates_drop_privileges_without_passthrough",
+        Fmt::Aufs,
+        |u| u.passthrough = false,
+    ) else {
+        return;
+    };
+    // A lower set-user-ID file written by root keeps the bit (copied up
+    // with it); one written by nobody loses it.
+    fs::OpenOptions::new()
+        .append(true)
+        .open(u.p("suid"))
+        .unwrap()
+        .write_all(b"root\n")
+        .unwrap();
+    assert_eq!(lstat(&u.p("suid")).mode() & 0o7777, 0o4755);
+    fs::set_permissions(u.p("suid"), fs::Permissions::from_mode(0o4777)).unwrap();
+    assert!(as_nobody("echo w >> \"$1\"", &[&u.p("suid")]));
+    assert_eq!(lstat(&u.p("suid")).mode() & 0o7777, 0o777);
+}
+
+fn privileges_dropped(test: &str, passthrough: bool) {
+    let Some(u) = Union::standard_with(test, Fmt::Overlay, |u| u.passthrough = passthrough) else {
+        return;
+    };
+    let mode = |name: &str| lstat(&u.p(name)).mode() & 0o7777;
+    fs::create_dir(u.p("mine")).unwrap();
+    rustix::fs::chown(u.p("mine"), Some(uid(65534)), Some(gid(65534))).unwrap();
+    let dir = u.p("mine");
+    assert!(
+        as_nobody(
+            "cd \"$1\" && exec 3>served && chmod 6775 served && echo x >&3 &&
+             exec 4>nogx && chmod 6745 nogx && echo x >&4 &&
+             echo t > trunc && chmod 4777 trunc && truncate -s 1 trunc",
+            &[&dir]
+        ),
+        "nobody writes its own set-ID files"
+    );
+    assert_eq!(mode("mine/served"), 0o775, "write through a served open");
+    assert_eq!(mode("mine/nogx"), 0o2745, "no group execute: sgid stays");
+    assert_eq!(mode("mine/trunc"), 0o777, "truncate by non-root");
+    // Root keeps the bits (CAP_FSETID).
+    let mut f = fs::File::create(u.p("rootfile")).unwrap();
+    fs::set_permissions(u.p("rootfile"), fs::Permissions::from_mode(0o6775)).unwrap();
+    f.write_all(b"root writes\n").unwrap();
+    truncate_path(&u.p("rootfile"), 4).unwrap();
+    assert_eq!(mode("rootfile"), 0o6775, "root's write and truncate");
+    // File capabilities (cap_net_raw, v2 format) go on the next write.
+    let set_caps = || {
+        let caps: [u8; 20] = [
+            1, 0, 0, 2, 0, 0x20, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+        ];
+        rustix::fs::setxattr(
+            u.p("rootfile"),
+            "security.capability",
+            &caps,
+            XattrFlags::empty(),
+        )
+        .unwrap();
+    };
+    set_caps();
+    assert!(xattr(&u.p("rootfile"), "security.capability").is_some());
+    f.write_all(b"more\n").unwrap();
+    assert_eq!(xattr(&u.p("rootfile"), "security.capability"), None);
+    assert_eq!(xattr(&u.up("rootfile"), "security.capability"), None);
+    drop(f);
+    set_caps();
+    truncate_path(&u.p("rootfile"), 1).unwrap();
+    assert_eq!(
+        xattr(&u.p("rootfile"), "security.capability"),
+        None,
+        "truncate"
+    );
+}
+
 // ---------------------------------------------------------------- directories
 
 #[test]
@@ -2909,13 +3003,9 @@ fn union_reads_the_kernels_upper_the_same() {
 #[test]
 fn overlay_userxattr_marks_and_kernel_agrees() {
     let test = "overlay_userxattr_marks_and_kernel_agrees";
-    let Some(mut u) =
-        Union::unmounted(test, Layout::two(Fmt::Overlay), |l, _| standard_tree(&l[0]))
-    else {
+    let Some(mut u) = Union::standard_with(test, Fmt::Overlay, |u| u.userxattr = true) else {
         return;
     };
-    u.userxattr = true;
-    u.mount();
     fs::remove_dir_all(u.p("dir")).unwrap();
     fs::create_dir(u.p("dir")).unwrap();
     fs::write(u.p("dir/x"), "x").unwrap();

@@ -887,12 +887,25 @@ fn passthrough_and_served_opens_of_one_file_mix() {
     assert_eq!((s1.as_str(), s2.as_str()), ("upper+more", "upper+more"));
     assert_eq!(r1.metadata().unwrap().len(), 10);
     drop((r1, r2));
-    // A file created (served here) and opened again while still open.
+    // A file created (passed through from its create on) and opened
+    // again while still open: written, truncated and read through either.
     let mut c = fs::File::create(f.u("c")).unwrap();
     c.write_all(b"created").unwrap();
     assert_eq!(fs::read_to_string(f.u("c")).unwrap(), "created");
-    drop(c);
-    assert_eq!(fs::read_to_string(f.u("c")).unwrap(), "created");
+    let mut again = fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(f.u("c"))
+        .unwrap();
+    again.write_all(b"CREATED, again").unwrap();
+    c.set_len(7).unwrap();
+    let mut s = String::new();
+    again.seek(SeekFrom::Start(0)).unwrap();
+    again.read_to_string(&mut s).unwrap();
+    assert_eq!(s, "CREATED");
+    drop((c, again));
+    assert_eq!(fs::read_to_string(f.u("c")).unwrap(), "CREATED");
+    assert_eq!(fs::read_to_string(f.upper.join("c")).unwrap(), "CREATED");
     f.unmount();
     // A read-only union (the lower branches alone): every file can pass
     // through.

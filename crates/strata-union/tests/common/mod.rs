@@ -100,6 +100,8 @@ pub struct Union {
     pub kmnt: PathBuf,
     /// overlay format only: `userxattr` (opaque marks in `user.overlay.*`).
     pub userxattr: bool,
+    /// FUSE passthrough (on unless a test turns it off).
+    pub passthrough: bool,
     lowers_before: Vec<tree::Tree>,
     mounted: Option<Mounted>,
     // Last, so it is removed after the unmount.
@@ -111,6 +113,15 @@ impl Union {
     /// run here.
     pub fn standard(test: &str, fmt: Fmt) -> Option<Union> {
         Union::build(test, Layout::two(fmt), |lowers| standard_tree(&lowers[0]))
+    }
+
+    /// The standard lower tree under one upper, mounted after `set` has
+    /// changed the harness's settings (passthrough, userxattr).
+    pub fn standard_with(test: &str, fmt: Fmt, set: impl FnOnce(&mut Union)) -> Option<Union> {
+        let mut u = Union::unmounted(test, Layout::two(fmt), |l, _| standard_tree(&l[0]))?;
+        set(&mut u);
+        u.mount();
+        Some(u)
     }
 
     /// Branches laid out as `layout`, filled by `fill` (lowers topmost
@@ -164,6 +175,7 @@ impl Union {
             mnt,
             kmnt,
             userxattr: false,
+            passthrough: true,
             lowers_before,
             mounted: None,
             tmp,
@@ -198,6 +210,7 @@ impl Union {
         .expect("union options");
         opts.allow_other = true;
         opts.userxattr = self.userxattr;
+        opts.passthrough &= self.passthrough;
         opts
     }
 
