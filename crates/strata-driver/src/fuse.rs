@@ -160,18 +160,13 @@ fn usable() -> Result<()> {
             "the fuse driver needs /dev/fuse (the kernel's fuse module)",
         ));
     }
-    if strata_sys::fs::euid() != 0 && !on_path("fusermount3") {
+    if strata_sys::fs::euid() != 0 && strata_sys::process::on_path("fusermount3").is_none() {
         return Err(Error::new(
             ErrorKind::Unsupported,
             "the fuse driver needs fusermount3 to mount without root (Debian package fuse3)",
         ));
     }
     Ok(())
-}
-
-fn on_path(name: &str) -> bool {
-    std::env::var_os("PATH")
-        .is_some_and(|p| std::env::split_paths(&p).any(|d| d.join(name).is_file()))
 }
 
 /// overlayfs-style options with `\`, `,` and `:` escaped in the paths

@@ -5,7 +5,6 @@
 //! when signal N killed it); strata forwards the signals it gets to the
 //! runtime (see [`Forwarder`]).
 
-use std::ffi::OsString;
 use std::io::{IsTerminal, Read, Write};
 use std::os::unix::process::{CommandExt, ExitStatusExt};
 use std::path::{Path, PathBuf};
@@ -17,6 +16,7 @@ use std::thread::JoinHandle;
 use signal_hook::consts::{SIGHUP, SIGINT, SIGQUIT, SIGTERM, SIGUSR1, SIGUSR2};
 use signal_hook::iterator::{Handle, Signals};
 use strata_store::{Error, ErrorKind, Result};
+use strata_sys::process::{is_executable, on_path};
 
 /// Looked for on `PATH`, in this order.
 pub const RUNTIMES: &[&str] = &["crun", "runc"];
@@ -34,7 +34,6 @@ impl Runtime {
     /// `choice` is a name looked up on `PATH` or a path; `None` takes the
     /// first of [`RUNTIMES`] on `PATH`.
     pub fn find(choice: Option<&str>) -> Result<Runtime> {
-        let path = std::env::var_os("PATH").unwrap_or_default();
         match choice {
             Some(c) if c.contains('/') => {
                 let p = PathBuf::from(c);
@@ -47,7 +46,7 @@ impl Runtime {
                     ))
                 }
             }
-            Some(c) => on_path(c, &path).map(|p| Runtime { path: p }).ok_or_else(|| {
+            Some(c) => on_path(c).map(|p| Runtime { path: p }).ok_or_else(|| {
                 Error::new(
                     ErrorKind::NotFound,
                     format!("OCI runtime {c:?} is not on PATH (Debian packages: crun, runc)"),
@@ -62,7 +61,7 @@ impl Runtime {
                     }
                     _ => true,
                 })
-                .find_map(|r| on_path(r, &path))
+                .find_map(|r| on_path(r))
                 .map(|p| Runtime { path: p })
                 .ok_or_else(|| {
                     Error::new(
@@ -222,11 +221,6 @@ fn relay_to(from: &mut impl Read, to: &mut impl Write) {
     }
 }
 
-fn is_executable(p: &Path) -> bool {
-    use std::os::unix::fs::PermissionsExt;
-    std::fs::metadata(p).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
-}
-
 /// Why crun cannot start containers on this host, when it cannot: crun
 /// refuses a hybrid cgroup layout (cgroup v1 hierarchies, and cgroup2 at
 /// `/sys/fs/cgroup/unified`) whose cgroup2 part holds controllers ("cgroups
@@ -246,12 +240,6 @@ pub fn crun_unusable() -> Option<String> {
             "the cgroup layout is hybrid and cgroup2 holds controllers ({controllers}), which crun refuses"
         )
     })
-}
-
-fn on_path(name: &str, path: &OsString) -> Option<PathBuf> {
-    std::env::split_paths(path)
-        .map(|d| d.join(name))
-        .find(|p| is_executable(p))
 }
 
 /// Catches the signals a user sends to stop a container (SIGINT, SIGTERM,

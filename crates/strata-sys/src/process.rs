@@ -1,6 +1,8 @@
-//! Processes: liveness and signals.
+//! Processes: liveness, signals, and finding programs on `PATH`.
 
 use std::io;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
 
 use rustix::process::{Pid, Signal};
 
@@ -25,4 +27,18 @@ pub fn kill(pid: u32, sig: i32) -> io::Result<()> {
     let sig =
         Signal::from_named_raw(sig).ok_or_else(|| io::Error::from(io::ErrorKind::InvalidInput))?;
     Ok(rustix::process::kill_process(pid, sig)?)
+}
+
+/// Whether `p` is a regular file with an execute bit.
+pub fn is_executable(p: &Path) -> bool {
+    std::fs::metadata(p).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+}
+
+/// The first executable `name` in the directories of `$PATH`, as a shell
+/// finds it.
+pub fn on_path(name: &str) -> Option<PathBuf> {
+    let path = std::env::var_os("PATH")?;
+    std::env::split_paths(&path)
+        .map(|d| d.join(name))
+        .find(|p| is_executable(p))
 }
