@@ -1,7 +1,10 @@
 #!/usr/bin/env bash
 # The same data through three union file systems, in one run: kernel
 # overlayfs (the reference), Debian's fuse-overlayfs, and strata's FUSE
-# union (`strata union-mount -o`, overlay format). Each is mounted over the
+# union (`strata union-mount -o`, overlay format), the last twice: as is
+# (root: FUSE passthrough where it applies) and with passthrough off
+# ("strata-np": every open served by strata, as for a user without root
+# or on a kernel before 6.9). Each is mounted over the
 # same lower directory with a fresh upper directory per row:
 #
 #   1. sequential read of a 1 GiB lower file (dd to /dev/null, cold cache)
@@ -15,8 +18,8 @@
 # Caches are dropped before every cold row (echo 3 > drop_caches). Each row
 # runs ROUNDS times per file system, interleaved; the median is kept.
 # Ratios are the file system's time over kernel overlay's (lower is
-# better); the strata/fuse-overlayfs column is strata's time over
-# fuse-overlayfs's.
+# better); the strata/fuse-overlayfs and np/fovl columns are strata's and
+# strata-np's time over fuse-overlayfs's.
 #
 # Usage (as root): bash bench/union.sh
 # Env: STRATA_BENCH_WORK (default bench/work), ROUNDS (default 3),
@@ -74,6 +77,8 @@ mount_fs() { # fs [ro]
         overlay) mount -t overlay overlay -o "$o" "$MNT" ;;
         fuse-overlayfs) fuse-overlayfs -o "$o" "$MNT" ;;
         strata) "$STRATA" union-mount -o "$o" "$MNT" ;;
+        # As without root (or on a kernel before 6.9): every open served.
+        strata-np) STRATA_UNION_NO_PASSTHROUGH=1 "$STRATA" union-mount -o "$o" "$MNT" ;;
     esac
 }
 umount_fs() {
@@ -94,7 +99,7 @@ row_copyup() { printf x >> "$MNT/copyup"; sync; }
 
 # UNION_ROWS="read readro" measures only those rows.
 read -r -a ROWS <<< "${UNION_ROWS:-read readro find tar untar copyup}"
-FSES=(overlay fuse-overlayfs strata)
+FSES=(overlay fuse-overlayfs strata strata-np)
 declare -A T
 for r in "${ROWS[@]}"; do
     for ((i = 0; i < ROUNDS; i++)); do
@@ -111,19 +116,20 @@ for r in "${ROWS[@]}"; do
 done
 
 median() { python3 -c "import statistics,sys; print(statistics.median(map(float, sys.argv[1:])))" $1; }
-printf '\n%-44s %10s %16s %10s %12s %12s\n' row "overlay s" "fuse-overlayfs s" "strata s" "strata/ovl" "strata/fovl"
+printf '\n%-44s %9s %9s %9s %9s %11s %11s %11s\n' row "overlay" "f-ovlfs" "strata" "strata-np" "strata/ovl" "strata/fovl" "np/fovl"
 declare -A desc=([read]="sequential read, 1 GiB (cold)" [readro]="the same, read-only union (passthrough)" [find]="find, 20,000 files (cold)" [tar]="tar -c of a Debian rootfs (cold)" [untar]="untar of a Debian rootfs into the union" [copyup]="copy-up of a 100 MiB file")
 for r in "${ROWS[@]}"; do
     o=$(median "${T[$r,overlay]}"); f=$(median "${T[$r,fuse-overlayfs]}"); s=$(median "${T[$r,strata]}")
-    python3 - "${desc[$r]}" "$o" "$f" "$s" <<'PY'
+    n=$(median "${T[$r,strata-np]}")
+    python3 - "${desc[$r]}" "$o" "$f" "$s" "$n" <<'PY'
 import sys
-d, o, f, s = sys.argv[1], *map(float, sys.argv[2:])
-print(f"{d:<44} {o:10.3f} {f:16.3f} {s:10.3f} {s / o:11.2f}x {s / f:11.2f}x")
+d, o, f, s, n = sys.argv[1], *map(float, sys.argv[2:])
+print(f"{d:<44} {o:9.3f} {f:9.3f} {s:9.3f} {n:9.3f} {s / o:10.2f}x {s / f:10.2f}x {n / f:10.2f}x")
 PY
 done
-printf '\nevery round, in seconds (overlay | fuse-overlayfs | strata):\n'
+printf '\nevery round, in seconds (overlay | fuse-overlayfs | strata | strata-np):\n'
 for r in "${ROWS[@]}"; do
-    printf '  %-7s %s| %s| %s\n' "$r" "${T[$r,overlay]}" "${T[$r,fuse-overlayfs]}" "${T[$r,strata]}"
+    printf '  %-7s %s| %s| %s| %s\n' "$r" "${T[$r,overlay]}" "${T[$r,fuse-overlayfs]}" "${T[$r,strata]}" "${T[$r,strata-np]}"
 done
 printf '\nkernel %s, %s, strata %s, %d rounds (median)\n' "$(uname -r)" \
     "fuse-overlayfs $(dpkg-query -W -f '${Version}' fuse-overlayfs 2>/dev/null || echo '?')" "$(git -C "$REPO" rev-parse --short HEAD)" "$ROUNDS"
