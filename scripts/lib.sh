@@ -12,10 +12,15 @@ need_cmds() {
             echo "missing packages (install them as root): ${missing[*]}" >&2
             return 1
         fi
-        echo "installing: ${missing[*]}" >&2
-        DEBIAN_FRONTEND=noninteractive apt-get update -qq
-        DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+        need_pkgs "${missing[@]}"
     fi
+}
+
+# Installs Debian packages (as root).
+need_pkgs() {
+    echo "installing: $*" >&2
+    DEBIAN_FRONTEND=noninteractive apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "$@" >/dev/null
 }
 
 # The Debian mirror apt is configured with (deb822 or one-line format).

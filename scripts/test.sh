@@ -29,11 +29,17 @@ else
     data=$PWD/target/test-data
     debian_tar "$data/debian-bookworm-minbase.tar" "$data/debian-rootfs"
     export STRATA_TEST_DEBIAN_TAR="$data/debian-bookworm-minbase.tar"
-    tools=$PWD/target/tools
-    [ -x "$tools/bin/pjdfstest" ] ||
-        cargo install --locked --quiet --version 0.2.2 --root "$tools" pjdfstest
+    # pjdfstest links libacl (libacl1-dev has the library to link with).
+    pjd=0.2.2
+    tools=$PWD/target/tools/pjdfstest-$pjd
+    if [ ! -x "$tools/bin/pjdfstest" ]; then
+        dpkg -s libacl1-dev >/dev/null 2>&1 || need_pkgs libacl1-dev
+        cargo install --locked --quiet --version "$pjd" --root "$tools" pjdfstest
+    fi
     export STRATA_TEST_PJDFSTEST=$tools/bin/pjdfstest
-    getent passwd tests >/dev/null ||
-        useradd --system --user-group --no-create-home --shell /usr/sbin/nologin tests
+    if ! getent passwd tests >/dev/null; then
+        if getent group tests >/dev/null; then group=(--gid tests); else group=(--user-group); fi
+        useradd --system "${group[@]}" --no-create-home --shell /usr/sbin/nologin tests
+    fi
 fi
 cargo test --workspace --all-targets "$@"

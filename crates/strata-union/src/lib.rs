@@ -122,10 +122,7 @@
 //! (an overlayfs) cannot be backing files: those opens are served here
 //! too. [`Options::passthrough`] (off when `STRATA_UNION_NO_PASSTHROUGH`
 //! is set in the environment) turns passthrough off, for debugging and
-//! comparisons. Without passthrough, this process drops set-ID bits and
-//! file capabilities on write and truncate itself (FUSE
-//! `HANDLE_KILLPRIV_V2`), which spares a round trip per write; with it,
-//! the kernel does, since passthrough writes never reach this process.
+//! comparisons.
 #![forbid(unsafe_code)]
 
 mod copyup;

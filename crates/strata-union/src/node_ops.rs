@@ -2,7 +2,7 @@
 
 use std::ffi::OsStr;
 use std::fs::File;
-use std::os::fd::{AsFd, BorrowedFd};
+use std::os::fd::AsFd;
 use std::os::unix::ffi::OsStrExt;
 use std::sync::Arc;
 use std::time::UNIX_EPOCH;
@@ -36,7 +36,7 @@ pub(crate) fn backing_flags(flags: i32) -> i32 {
     flags & (libc::O_ACCMODE | libc::O_SYNC | libc::O_DSYNC)
 }
 
-/// What a `setattr` changes, and who asks.
+/// What a `setattr` changes.
 pub(crate) struct Change {
     pub mode: Option<u32>,
     pub uid: Option<u32>,
@@ -44,36 +44,6 @@ pub(crate) struct Change {
     pub size: Option<u64>,
     pub atime: Option<TimeOrNow>,
     pub mtime: Option<TimeOrNow>,
-    /// The caller's uid: root stands for `CAP_FSETID`, which keeps the
-    /// set-ID bits on truncate.
-    pub caller: u32,
-}
-
-/// What the kernel leaves to the server under `FUSE_HANDLE_KILLPRIV_V2`,
-/// done as its own VFS does on a write or truncate: file capabilities
-/// always go; with `suidgid`, the set-user-ID bit goes, and the
-/// set-group-ID bit when group execute is set (without it the bit means
-/// mandatory locking, not privilege). `fd` is an open file, or an `O_PATH`
-/// handle when `o_path`. A file system without xattrs, or a caller that
-/// may not remove capabilities (no root), leaves them.
-pub(crate) fn kill_privs(fd: BorrowedFd<'_>, o_path: bool, suidgid: bool) -> R<()> {
-    match xattr::remove(fd, o_path, b"security.capability") {
-        Err(e) if !xattr::is_unsupported(&e) && e.raw_os_error() != Some(libc::EPERM) => {
-            return Err(io_err(e))
-        }
-        _ => {}
-    }
-    if suidgid {
-        let mode = fs::fstat(fd).map_err(io_err)?.st_mode & 0o7777;
-        let mut keep = mode & !0o4000;
-        if mode & 0o010 != 0 {
-            keep &= !0o2000;
-        }
-        if keep != mode {
-            fs::chmod_node(fd, keep).map_err(io_err)?;
-        }
-    }
-    Ok(())
 }
 
 impl Union {
@@ -134,7 +104,6 @@ impl Union {
             if kind == FileType::Directory {
                 return Err(Errno::EISDIR);
             }
-            kill_privs(fd, true, change.caller != 0)?;
             let handle_file = fh.and_then(|fh| match self.handles().get(&fh.0) {
                 Some(Handle::File { file, .. }) => Some(file.clone()),
                 _ => None,

@@ -78,21 +78,16 @@ impl Filesystem for Union {
         // a symlink never changes, a new one is a new inode. Either is
         // skipped by a kernel without it.
         //
-        // With HANDLE_KILLPRIV_V2 this process, not the kernel, drops the
-        // set-user-ID and set-group-ID bits and file capabilities on
-        // write and truncate (`node_ops::kill_privs`), and the kernel stops
-        // asking for `security.capability` before every write, a round
-        // trip each. Only without passthrough: passthrough writes never
-        // reach this process, and under V2 the kernel no longer drops the
-        // bits before them.
-        let mut flags = vec![
+        // HANDLE_KILLPRIV_V2 is not asked for, although it would spare the
+        // kernel's `security.capability` question before every write: the
+        // kernel would then keep a dropped set-user-ID bit in its attribute
+        // cache until the TTL ends (a write reply carries no mode), skip
+        // fallocate's drop, and stop dropping the bits before passthrough
+        // writes. The kernel drops set-ID bits and capabilities itself.
+        for flag in [
             fuser::InitFlags::FUSE_PARALLEL_DIROPS,
             fuser::InitFlags::FUSE_CACHE_SYMLINKS,
-        ];
-        if !self.passthrough {
-            flags.push(fuser::InitFlags::FUSE_HANDLE_KILLPRIV_V2);
-        }
-        for flag in flags {
+        ] {
             let _ = config.add_capabilities(flag);
         }
         Ok(())
@@ -134,7 +129,7 @@ impl Filesystem for Union {
 
     fn setattr(
         &self,
-        req: &Request,
+        _req: &Request,
         ino: INodeNo,
         mode: Option<u32>,
         uid: Option<u32>,
@@ -157,7 +152,6 @@ impl Filesystem for Union {
             size,
             atime,
             mtime,
-            caller: req.uid(),
         };
         match self.do_setattr(ino.0, change, fh) {
             Ok(a) => reply.attr(&TTL, &a),
@@ -325,16 +319,14 @@ impl Filesystem for Union {
         fh: FileHandle,
         offset: u64,
         data: &[u8],
-        write_flags: WriteFlags,
+        _write_flags: WriteFlags,
         _flags: OpenFlags,
         _lock_owner: Option<LockOwner>,
         reply: ReplyWrite,
     ) {
-        let suidgid = write_flags.contains(WriteFlags::FUSE_WRITE_KILL_SUIDGID);
-        let r = self.file(fh).and_then(|f| {
-            crate::node_ops::kill_privs(f.as_fd(), false, suidgid)?;
-            f.write_all_at(data, offset).map_err(io_err)
-        });
+        let r = self
+            .file(fh)
+            .and_then(|f| f.write_all_at(data, offset).map_err(io_err));
         match r {
             Ok(()) => reply.written(u32::try_from(data.len()).unwrap_or(u32::MAX)),
             Err(e) => reply.error(e),

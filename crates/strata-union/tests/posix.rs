@@ -1015,19 +1015,19 @@ fn non_root_ownership_rules() {
     assert_eq!(read(&u.p("sticky/theirs")), "theirs\n");
 }
 
-/// The privileges a write or truncate drops (the server drops them: the
-/// kernel leaves it to it under HANDLE_KILLPRIV_V2), also on files whose
-/// writes go through the server (a file written through the descriptor
-/// that created it): a write or truncate by a caller without
-/// CAP_FSETID drops set-user-ID, and set-group-ID when group execute is
-/// set; root's keeps them; file capabilities go on any write.
+/// The privileges a write, truncate or fallocate drops, as the kernel
+/// drops them on any file system, whether the writes pass through to the
+/// backing file or go through the server: by a caller without
+/// CAP_FSETID, set-user-ID, and set-group-ID when group execute is set;
+/// root's keep them; file capabilities go on any write. A set-user-ID
+/// program written by another user runs without the bit at once (no
+/// cached mode outlives the change).
 #[test]
 fn writes_and_truncates_drop_privileges() {
     privileges_dropped("writes_and_truncates_drop_privileges", true);
 }
 
-/// The same without passthrough: every write reaches the server, which
-/// drops the privileges itself (HANDLE_KILLPRIV_V2).
+/// The same without passthrough: every write goes through the server.
 #[test]
 fn writes_and_truncates_drop_privileges_without_passthrough() {
     privileges_dropped(
@@ -1065,16 +1065,38 @@ fn privileges_dropped(test: &str, passthrough: bool) {
     let dir = u.p("mine");
     assert!(
         as_nobody(
-            "cd \"$1\" && exec 3>served && chmod 6775 served && echo x >&3 &&
+            "cd \"$1\" && exec 3>created && chmod 6775 created && echo x >&3 &&
              exec 4>nogx && chmod 6745 nogx && echo x >&4 &&
-             echo t > trunc && chmod 4777 trunc && truncate -s 1 trunc",
+             echo t > trunc && chmod 4777 trunc && truncate -s 1 trunc &&
+             echo t > falloc && chmod 4777 falloc && fallocate -l 65536 falloc",
             &[&dir]
         ),
         "nobody writes its own set-ID files"
     );
-    assert_eq!(mode("mine/served"), 0o775, "write through a served open");
+    assert_eq!(
+        mode("mine/created"),
+        0o775,
+        "write through the creating open"
+    );
     assert_eq!(mode("mine/nogx"), 0o2745, "no group execute: sgid stays");
     assert_eq!(mode("mine/trunc"), 0o777, "truncate by non-root");
+    assert_eq!(mode("mine/falloc"), 0o777, "fallocate by non-root");
+    // root's set-user-ID program, writable by all: runs as root until
+    // nobody writes to it, and as nobody right after.
+    fs::copy("/usr/bin/id", u.p("mine/idx")).unwrap();
+    fs::set_permissions(u.p("mine/idx"), fs::Permissions::from_mode(0o4777)).unwrap();
+    assert!(
+        as_nobody("test \"$(\"$1\" -u)\" = 0", &[&u.p("mine/idx")]),
+        "the set-user-ID bit works in the union"
+    );
+    assert!(
+        as_nobody(
+            "printf '\\177' 1<>\"$1\" && test \"$(\"$1\" -u)\" = 65534",
+            &[&u.p("mine/idx")]
+        ),
+        "a written set-user-ID program runs without the bit at once"
+    );
+    assert_eq!(mode("mine/idx"), 0o777);
     // Root keeps the bits (CAP_FSETID).
     let mut f = fs::File::create(u.p("rootfile")).unwrap();
     fs::set_permissions(u.p("rootfile"), fs::Permissions::from_mode(0o6775)).unwrap();
