@@ -5,12 +5,17 @@
 //! behind (nothing).
 
 mod common;
+#[path = "common/containers.rs"]
+mod containers;
+#[path = "common/fixtures.rs"]
+mod fixtures;
 
 use std::fs;
 use std::path::Path;
 use std::process::Output;
 
 use common::{require_root, sh, Strata};
+use containers::have_runtime;
 use serde_json::{json, Value};
 use strata_volume::testing::{FakePlugin, Reply, Request};
 
@@ -392,22 +397,6 @@ fn prune_goes_on_past_a_volume_its_plugin_will_not_remove() {
     assert!(!out.contains("a-stuck"), "{out}");
     assert!(out.ends_with("Total volumes removed: 2"), "{out}");
     assert_eq!(f.volume_names(), ["a-stuck"]);
-}
-
-/// Whether an OCI runtime is installed; says SKIPPED (or fails under CI)
-/// when not.
-fn have_runtime(test: &str) -> bool {
-    let found = ["crun", "runc"].iter().any(|r| {
-        std::env::split_paths(&std::env::var_os("PATH").unwrap_or_default())
-            .any(|d| d.join(r).is_file())
-    });
-    if !found {
-        if std::env::var_os("CI").is_some() {
-            panic!("requirement not met in CI: {test}: no crun or runc");
-        }
-        eprintln!("SKIPPED: {test}: no OCI runtime (crun or runc) installed");
-    }
-    found
 }
 
 impl Fixture {

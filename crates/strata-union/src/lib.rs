@@ -118,9 +118,9 @@
 //! that can never be copied up from under an open pass through: files in
 //! the writable branch (new files from their `create` on), and every file
 //! of a read-only union. Lower files of a writable union, and any inode
-//! that already has opens served here, are served here. Branches on a stacked file system
-//! (an overlayfs) cannot be backing files: those opens are served here
-//! too. [`Options::passthrough`] (off when `STRATA_UNION_NO_PASSTHROUGH`
+//! that already has opens served here, are served here. Branches on a
+//! stacked file system (an overlayfs) cannot be backing files: those
+//! opens are served here too. [`Options::passthrough`] (off when `STRATA_UNION_NO_PASSTHROUGH`
 //! is set in the environment) turns passthrough off, for debugging and
 //! comparisons.
 #![forbid(unsafe_code)]

@@ -36,36 +36,25 @@ pub(crate) fn backing_flags(flags: i32) -> i32 {
     flags & (libc::O_ACCMODE | libc::O_SYNC | libc::O_DSYNC)
 }
 
-/// What a `setattr` changes.
-pub(crate) struct Change {
-    pub mode: Option<u32>,
-    pub uid: Option<u32>,
-    pub gid: Option<u32>,
-    pub size: Option<u64>,
-    pub atime: Option<TimeOrNow>,
-    pub mtime: Option<TimeOrNow>,
-}
-
 impl Union {
+    #[allow(clippy::too_many_arguments)]
     pub(crate) fn do_setattr(
         &self,
         ino: u64,
-        change: Change,
+        mode: Option<u32>,
+        uid: Option<u32>,
+        gid: Option<u32>,
+        size: Option<u64>,
+        atime: Option<TimeOrNow>,
+        mtime: Option<TimeOrNow>,
         fh: Option<FileHandle>,
     ) -> R<FileAttr> {
-        let Change {
-            mode,
-            uid,
-            gid,
-            size,
-            ..
-        } = change;
         if mode.is_none()
             && uid.is_none()
             && gid.is_none()
             && size.is_none()
-            && change.atime.is_none()
-            && change.mtime.is_none()
+            && atime.is_none()
+            && mtime.is_none()
         {
             return self.attr(ino);
         }
@@ -119,9 +108,8 @@ impl Union {
             };
             r.map_err(io_err)?;
         }
-        if change.atime.is_some() || change.mtime.is_some() {
-            fs::set_times_node(fd, set_time(change.atime), set_time(change.mtime))
-                .map_err(io_err)?;
+        if atime.is_some() || mtime.is_some() {
+            fs::set_times_node(fd, set_time(atime), set_time(mtime)).map_err(io_err)?;
         }
         let st = fs::fstat(fd).map_err(io_err)?;
         let node = self.node(ino)?;

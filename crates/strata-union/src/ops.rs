@@ -145,15 +145,7 @@ impl Filesystem for Union {
         _flags: Option<fuser::BsdFileFlags>,
         reply: ReplyAttr,
     ) {
-        let change = crate::node_ops::Change {
-            mode,
-            uid,
-            gid,
-            size,
-            atime,
-            mtime,
-        };
-        match self.do_setattr(ino.0, change, fh) {
+        match self.do_setattr(ino.0, mode, uid, gid, size, atime, mtime, fh) {
             Ok(a) => reply.attr(&TTL, &a),
             Err(e) => reply.error(e),
         }

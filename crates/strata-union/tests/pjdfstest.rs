@@ -40,13 +40,7 @@ entries = [["nobody", "nogroup"], ["tests", "tests"]]
 fn suite(test: &str) -> Option<PathBuf> {
     let bin = std::env::var_os("STRATA_TEST_PJDFSTEST")
         .map(PathBuf::from)
-        .or_else(|| {
-            std::env::var_os("PATH").and_then(|p| {
-                std::env::split_paths(&p)
-                    .map(|d| d.join("pjdfstest"))
-                    .find(|b| b.is_file())
-            })
-        });
+        .or_else(|| strata_sys::process::on_path("pjdfstest"));
     let Some(bin) = bin.filter(|b| b.is_file()) else {
         skip(
             test,

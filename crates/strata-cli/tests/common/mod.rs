@@ -31,6 +31,16 @@ pub fn require_root() -> bool {
     false
 }
 
+/// A requirement of `test` not met here: a loud SKIPPED line, or a
+/// failure under CI (where every requirement must be met). Returns false.
+pub fn skip(test: &str, why: &str) -> bool {
+    if std::env::var_os("CI").is_some() {
+        panic!("requirement not met in CI: {test}: {why}");
+    }
+    eprintln!("SKIPPED: {test}: {why}");
+    false
+}
+
 /// A store in a temp dir, driven through the binary; cleans up mounts.
 pub struct Strata {
     pub dir: tempfile::TempDir,
