@@ -4,6 +4,28 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+/// `println!` for what a command prints: a reader that went away
+/// (`strata images | head -1`) ends the command quietly, as GNU tools do,
+/// instead of a panic.
+macro_rules! outln {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        if let Err(e) = writeln!(std::io::stdout().lock(), $($arg)*) {
+            crate::stdout_failed(e);
+        }
+    }};
+}
+
+/// Standard output failed: a closed pipe exits quietly (status 0, as
+/// ripgrep does); anything else is reported.
+fn stdout_failed(e: std::io::Error) -> ! {
+    if e.kind() == std::io::ErrorKind::BrokenPipe {
+        std::process::exit(0);
+    }
+    eprintln!("strata: error: writing to standard output: {e}");
+    std::process::exit(1);
+}
+
 mod commands;
 mod progress;
 
@@ -38,6 +60,8 @@ enum Command {
     /// Image subcommands.
     #[command(subcommand)]
     Image(ImageCmd),
+    /// An image's history (as `image history`).
+    History { image: String },
     /// Give an image another name.
     Tag { source: String, target: String },
     /// Remove images (untag, then delete what nothing uses).
@@ -148,13 +172,15 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Import(a) => image::import(a, &store),
         Command::Images(a) => image::images(a, &store),
         Command::Image(ImageCmd::Inspect { image }) => {
-            println!(
+            outln!(
                 "{}",
                 serde_json::to_string_pretty(&[image::inspect_image(&image, &store)?])?
             );
             Ok(())
         }
-        Command::Image(ImageCmd::History { image }) => image::history(&image, &store),
+        Command::Image(ImageCmd::History { image }) | Command::History { image } => {
+            image::history(&image, &store)
+        }
         Command::Tag { source, target } => image::tag(&source, &target, &store),
         Command::Rmi { force, images } => image::rmi(&images, force, &store),
         Command::Layers(a) => image::layers(a, &store),

@@ -2,13 +2,17 @@
 //! built with umoci (gzip layers, a whiteout of a file and of a directory,
 //! a mode change), copied by skopeo to a docker-archive, an OCI archive,
 //! an OCI layout and zstd layers; the legacy docker-archive and the
-//! Docker 25 archive built by hand from its blobs; multi-platform and
-//! nested indexes. Every load must give the image ID and diffIDs the
-//! source declares, the tags the source names, and a container whose
-//! tree is `umoci unpack`'s. When `dockerd` can run here, `docker save`
-//! and `docker load` are checked too.
+//! Docker 25 archive (plain and gzip layers) and zstd layers built by
+//! hand from its blobs; multi-platform and nested indexes. Every load
+//! must give the image ID and diffIDs the source declares, the tags the
+//! source names, and a container whose tree is `umoci unpack`'s. On a
+//! terminal load draws a progress bar; elsewhere it prints only the
+//! result. When `dockerd` can run here, `docker save` and `docker load`
+//! are checked too.
 
 mod common;
+#[path = "common/containers.rs"]
+mod containers;
 #[path = "common/fixtures.rs"]
 mod fixtures;
 
@@ -19,15 +23,22 @@ use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 
-use common::{require_root, sh, Strata};
+use common::{require_root, sh, skip, Strata};
+use containers::on_terminal;
 use fixtures::{
-    assert_same_tree, have_tools, on_path, Busybox, Declared, CONTAINERD_NAME, INIT_PATHS, REF_NAME,
+    assert_same_tree, have_tools, last_frame, on_path, shows, without_escapes, Busybox, Declared,
+    CONTAINERD_NAME, INIT_PATHS, REF_NAME,
 };
 
 /// A store (overlay2) and the busybox image built in its temp dir, when
 /// root and the tools are there.
 fn setup(test: &str) -> Option<(Strata, Busybox)> {
-    if !require_root() || !have_tools(test, &["umoci", "skopeo", "busybox", "gzip"]) {
+    setup_with(test, &["umoci", "skopeo", "busybox", "gzip"])
+}
+
+/// The same, needing `tools`.
+fn setup_with(test: &str, tools: &[&str]) -> Option<(Strata, Busybox)> {
+    if !require_root() || !have_tools(test, tools) {
         return None;
     }
     let s = Strata::new("overlay2");
@@ -112,7 +123,7 @@ fn loads_zstd_layers() {
         return;
     };
     let Some(layout) = bb.zstd_dir("zstd", "busybox:zstd") else {
-        eprintln!("SKIPPED: loads_zstd_layers: this skopeo cannot write zstd layers");
+        skip("loads_zstd_layers", "this skopeo cannot write zstd layers");
         return;
     };
     // Other blobs, other compression: the same diffIDs and image ID.
@@ -122,6 +133,33 @@ fn loads_zstd_layers() {
     s.assert_image("busybox:zstd", &want);
     s.assert_check_clean();
     assert_mount_matches_umoci(&s, &bb, "busybox:zstd");
+}
+
+/// zstd layers compressed by the `zstd` tool, whatever skopeo can do:
+/// the diffIDs and image ID the layout declares, and umoci's tree.
+#[test]
+fn loads_zstd_layers_made_without_skopeo() {
+    let test = "loads_zstd_layers_made_without_skopeo";
+    let Some((s, bb)) = setup_with(test, &["umoci", "busybox", "gzip", "zstd"]) else {
+        return;
+    };
+    let layout = bb.zstd_layout("zstd-tool", "zstd-tool");
+    let want = layout.declared("busybox:zstd-tool");
+    assert_eq!(want, bb.declared());
+    for d in layout.manifest("busybox:zstd-tool")["layers"]
+        .as_array()
+        .unwrap()
+    {
+        let blob = fs::read(layout.blob(d["digest"].as_str().unwrap())).unwrap();
+        assert_eq!(blob[..4], [0x28, 0xb5, 0x2f, 0xfd], "not a zstd frame");
+    }
+    assert_eq!(
+        s.load(layout.path(), &[]),
+        ["Loaded image: busybox:zstd-tool"]
+    );
+    s.assert_image("busybox:zstd-tool", &want);
+    s.assert_check_clean();
+    assert_mount_matches_umoci(&s, &bb, "busybox:zstd-tool");
 }
 
 #[test]
@@ -239,19 +277,9 @@ fn loads_from_standard_input_and_compressed() {
         return;
     };
     let archive = bb.docker_archive("d.tar", "busybox:v2");
-    let out = s
-        .cmd(&["load"])
-        .stdin(fs::File::open(&archive).unwrap())
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
     assert_eq!(
-        String::from_utf8_lossy(&out.stdout),
-        "Loaded image: busybox:v2\n"
+        s.ok_with_input(&["load"], &archive),
+        "Loaded image: busybox:v2"
     );
     s.assert_image("busybox:v2", &bb.declared());
 
@@ -373,6 +401,78 @@ fn loads_a_docker25_archive() {
     assert_eq!(s.tags_of(&want.id), ["busybox:moby"]);
     s.assert_check_clean();
     assert_mount_matches_umoci(&s, &bb, "busybox:moby");
+}
+
+/// The Docker 25 archive with gzip layer blobs (Docker with the
+/// containerd image store): `manifest.json`'s `Layers` name compressed
+/// blobs, whose digests are not the diffIDs.
+#[test]
+fn loads_a_docker25_archive_with_gzip_layers() {
+    let Some((s, bb)) = setup("loads_a_docker25_archive_with_gzip_layers") else {
+        return;
+    };
+    let (archive, want) = bb.moby25_gzip_archive();
+    assert_eq!(
+        Declared::by_skopeo(&format!("docker-archive:{}", archive.display())),
+        want
+    );
+    let list = sh(&format!("tar -tf '{}'", archive.display()));
+    for d in bb.layout.manifest("v2")["layers"].as_array().unwrap() {
+        let name = format!(
+            "blobs/sha256/{}",
+            fixtures::hex(d["digest"].as_str().unwrap())
+        );
+        assert!(list.lines().any(|l| l == name), "{name} not in {list}");
+    }
+    assert_eq!(s.load(&archive, &[]), ["Loaded image: busybox:moby-gzip"]);
+    s.assert_image("busybox:moby-gzip", &want);
+    assert_eq!(s.tags_of(&want.id), ["busybox:moby-gzip"]);
+    s.assert_check_clean();
+    assert_mount_matches_umoci(&s, &bb, "busybox:moby-gzip");
+}
+
+/// On a terminal, load draws a bar of bytes and layers (ending at all
+/// of both) and clears it before the result; through a pipe, stderr
+/// stays empty.
+#[test]
+fn load_shows_progress_on_a_terminal_only() {
+    let test = "load_shows_progress_on_a_terminal_only";
+    let Some((s, bb)) = setup(test) else {
+        return;
+    };
+    if !have_tools(test, &["script"]) {
+        return;
+    }
+    let archive = bb.docker_archive("d.tar", "busybox:v2");
+    let screen = on_terminal(&s, &["load", "-i", archive.to_str().unwrap()]);
+    let frame = last_frame(&screen, "loading");
+    assert_eq!((frame.layers_done, frame.layers), (2, 2), "{frame:?}");
+    // The layers skopeo wrote are the tars themselves.
+    let blobs: u64 = bb.layer_tars().iter().map(|t| t.len() as u64).sum();
+    assert_eq!(frame.bytes, frame.total, "{frame:?}");
+    assert!(
+        shows(frame.total, blobs),
+        "{frame:?}: the layers are {blobs} bytes"
+    );
+    let after = &screen[screen.rfind(&frame.text).unwrap() + frame.text.len()..];
+    let (cleared, result) = after
+        .split_once("Loaded image: busybox:v2")
+        .unwrap_or_else(|| panic!("no result after the bar: {screen:?}"));
+    assert!(
+        cleared.contains("\x1b[2K"),
+        "the bar is not cleared: {after:?}"
+    );
+    assert_eq!(without_escapes(result).trim(), "", "{screen:?}");
+    s.assert_image("busybox:v2", &bb.declared());
+
+    let s = Strata::new("overlay2");
+    let out = s.run(&["load", "-i", archive.to_str().unwrap()]);
+    assert!(out.status.success(), "{out:?}");
+    assert_eq!(String::from_utf8_lossy(&out.stderr), "");
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        "Loaded image: busybox:v2\n"
+    );
 }
 
 /// A `dockerd` of our own: its data, exec root and socket in temp dirs,

@@ -1,8 +1,9 @@
 //! `strata load` of hostile and broken archives, each built here byte by
 //! byte: paths that escape the archive (`../`, absolute, symlinks inside
 //! the tar, digests used as paths), missing blobs, digest and size
-//! mismatches, malformed JSON, enormous declared sizes, duplicate
-//! entries, truncation, and a layer that climbs out of its root.
+//! mismatches (gzip, zstd, plain; OCI and the Docker 25 form), malformed
+//! JSON, enormous declared sizes, duplicate entries, truncation, and a
+//! layer that climbs out of its root.
 //!
 //! Every one must be refused with a `strata: error:` that names the
 //! problem, without a panic, and leave the store as it was: the same
@@ -292,6 +293,15 @@ impl Image {
 
     /// As an OCI layout (layers gzip'd when `gzip`), named `hostile:1`.
     fn oci(&self, gzip_layers: bool) -> Oci {
+        match gzip_layers {
+            true => self.oci_with("+gzip", |l| gzip(l, 6)),
+            false => self.oci_with("", <[u8]>::to_vec),
+        }
+    }
+
+    /// As an OCI layout whose layer blobs are `compress(tar)`, of media
+    /// type `tar<suffix>`, named `hostile:1`.
+    fn oci_with(&self, suffix: &str, compress: impl Fn(&[u8]) -> Vec<u8>) -> Oci {
         let mut a = Archive::default();
         a.set(
             "oci-layout",
@@ -303,11 +313,11 @@ impl Image {
         let mut layers = Vec::new();
         let mut blobs = Vec::new();
         for l in &self.layers {
-            let (media, data) = match gzip_layers {
-                true => (format!("{}+gzip", fixtures::OCI_LAYER), gzip(l, 6)),
-                false => (fixtures::OCI_LAYER.to_owned(), l.clone()),
-            };
-            layers.push(descriptor(&media, &data));
+            let data = compress(l);
+            layers.push(descriptor(
+                &format!("{}{suffix}", fixtures::OCI_LAYER),
+                &data,
+            ));
             blobs.push(data);
         }
         let manifest = json!({
@@ -331,6 +341,41 @@ impl Image {
         }
         o
     }
+}
+
+impl Oci {
+    /// The Docker 25 form of the layout: a `manifest.json` beside it
+    /// naming the config and the layers by their `blobs/sha256/<hex>`
+    /// paths, tagged `hostile:1`.
+    fn docker25(&self) -> Archive {
+        let mut a = self.archive.clone();
+        let layers: Vec<String> = (0..self.manifest["layers"].as_array().unwrap().len())
+            .map(|n| blob(&self.layer(n)))
+            .collect();
+        a.set_json(
+            "manifest.json",
+            &json!([{ "Config": blob(&self.config()), "RepoTags": ["hostile:1"], "Layers": layers }]),
+        );
+        a
+    }
+}
+
+/// `data` compressed by the `zstd` tool, followed by a skippable frame
+/// (which decoders pass over, RFC 8878 section 3.1.2) holding `pad`.
+fn zstd(data: &[u8], pad: &[u8]) -> Vec<u8> {
+    let tmp = tempfile::NamedTempFile::new().unwrap();
+    fs::write(tmp.path(), data).unwrap();
+    let out = Command::new("zstd")
+        .args(["-q", "-c"])
+        .arg(tmp.path())
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "zstd failed");
+    let mut z = out.stdout;
+    z.extend_from_slice(&0x184d_2a50u32.to_le_bytes());
+    z.extend_from_slice(&(pad.len() as u32).to_le_bytes());
+    z.extend_from_slice(pad);
+    z
 }
 
 fn descriptor(media_type: &str, data: &[u8]) -> Value {
@@ -782,6 +827,33 @@ fn refuses_oci_blob_not_matching_its_descriptor() {
     refused(&s, &o.archive.dir(&s, "x"), &[DESCRIPTOR, short(&digest)]);
 }
 
+/// zstd layers: the same frame followed by a skippable frame of other
+/// bytes: the same size and diffID, but not the blob the descriptor
+/// names. The layout as built loads, in a store of its own.
+#[test]
+fn refuses_zstd_blob_not_matching_its_descriptor() {
+    let test = "refuses_zstd_blob_not_matching_its_descriptor";
+    let Some(s) = store() else { return };
+    if !fixtures::have_tools(test, &["zstd"]) {
+        return;
+    }
+    let img = Image::of(&[1, 2]);
+    let mut o = img.oci_with("+zstd", |l| zstd(l, &[0; 8]));
+    let good = Strata::new("overlay2");
+    let file = o.archive.file(&good, "good.tar");
+    assert_eq!(good.load(&file, &[]), ["Loaded image: hostile:1"]);
+    let digest = o.layer(1);
+    let other = zstd(&img.layers[1], &[0xff; 8]);
+    assert_eq!(other.len(), o.archive.data(&blob(&digest)).len());
+    o.archive.set(&blob(&digest), Body::File(other));
+    refused(
+        &s,
+        &o.archive.file(&s, "x.tar"),
+        &[DESCRIPTOR, short(&digest)],
+    );
+    refused(&s, &o.archive.dir(&s, "x"), &[DESCRIPTOR, short(&digest)]);
+}
+
 /// Another layer of the same size in the blob's place.
 #[test]
 fn refuses_uncompressed_oci_blob_not_matching_its_descriptor() {
@@ -794,6 +866,44 @@ fn refuses_uncompressed_oci_blob_not_matching_its_descriptor() {
         &o.archive.file(&s, "x.tar"),
         &[DESCRIPTOR, short(&digest)],
     );
+}
+
+/// The Docker 25 form with gzip layers (what Docker with the
+/// containerd image store saves): a layer blob whose content is not the
+/// sha256 its `blobs/sha256/<hex>` path names (the same gzip stream with
+/// another mtime: the same size and diffID). The archive as built loads,
+/// in a store of its own.
+#[test]
+fn refuses_docker25_blob_not_matching_its_path() {
+    let Some(s) = store() else { return };
+    let img = Image::of(&[1, 2]);
+    let o = img.oci(true);
+    let good = Strata::new("overlay2");
+    let file = o.docker25().file(&good, "good.tar");
+    assert_eq!(good.load(&file, &[]), ["Loaded image: hostile:1"]);
+    let digest = o.layer(1);
+    let mut other = gzip(&img.layers[1], 6);
+    other[4..8].copy_from_slice(&1_700_000_000u32.to_le_bytes());
+    let mut a = o.docker25();
+    a.set(&blob(&digest), Body::File(other));
+    refused(&s, &a.file(&s, "x.tar"), &["sha256", short(&digest)]);
+}
+
+/// The same form, its config replaced by another (the same diffIDs)
+/// under the old `blobs/sha256/<hex>` name.
+#[test]
+fn refuses_docker25_config_not_matching_its_path() {
+    let Some(s) = store() else { return };
+    let img = Image::of(&[1]);
+    let o = img.oci(true);
+    let mut other: Value = serde_json::from_slice(&img.config).unwrap();
+    other["os"] = json!("plan9");
+    let mut a = o.docker25();
+    a.set(
+        &blob(&o.config()),
+        Body::File(serde_json::to_vec(&other).unwrap()),
+    );
+    refused(&s, &a.file(&s, "x.tar"), &["config", short(&o.config())]);
 }
 
 /// The descriptor's size one more or one less than the blob's.
@@ -865,26 +975,44 @@ fn refuses_malformed_manifest_json() {
     }
 }
 
+/// An OCI layout whose document `name` is each of `bads`, as a tar and
+/// as a directory: refused, naming it.
+fn refuses_bad_document(name: &str, bads: &[&[u8]]) {
+    let Some(s) = store() else { return };
+    for (n, bad) in bads.iter().enumerate() {
+        let mut o = Image::of(&[1]).oci(false);
+        o.archive.set(name, Body::File(bad.to_vec()));
+        refused(&s, &o.archive.file(&s, &format!("x{n}.tar")), &[name]);
+        refused(&s, &o.archive.dir(&s, &format!("x{n}")), &[name]);
+    }
+}
+
+/// `oci-layout` not JSON, not an object, without imageLayoutVersion, or
+/// of another major version than 1 (umoci refuses all but 1.0.0).
+#[test]
+fn refuses_malformed_oci_layout() {
+    refuses_bad_document(
+        "oci-layout",
+        &[
+            b"{\"imageLayoutVersion\": ",
+            b"[]",
+            b"{}",
+            b"{\"imageLayoutVersion\": 1}",
+            b"{\"imageLayoutVersion\": \"2.0.0\"}",
+        ],
+    );
+}
+
 #[test]
 fn refuses_malformed_index_json() {
-    let Some(s) = store() else { return };
-    for (n, bad) in [
-        &b"{\"schemaVersion\": 2, \"manifests\": ["[..],
-        b"{\"schemaVersion\": 2, \"manifests\": {}}",
-        b"[]",
-    ]
-    .into_iter()
-    .enumerate()
-    {
-        let mut o = Image::of(&[1]).oci(false);
-        o.archive.set("index.json", Body::File(bad.to_vec()));
-        refused(
-            &s,
-            &o.archive.file(&s, &format!("x{n}.tar")),
-            &["index.json"],
-        );
-        refused(&s, &o.archive.dir(&s, &format!("x{n}")), &["index.json"]);
-    }
+    refuses_bad_document(
+        "index.json",
+        &[
+            b"{\"schemaVersion\": 2, \"manifests\": [",
+            b"{\"schemaVersion\": 2, \"manifests\": {}}",
+            b"[]",
+        ],
+    );
 }
 
 /// A manifest blob that is not JSON, under its right digest.
@@ -1195,6 +1323,47 @@ fn refuses_oci_blob_symlink_outside() {
     );
     let names = format!("symlink|symbolic link|{}", short(&digest));
     refused(&s, &o.archive.dir(&s, "x"), &[&names]);
+}
+
+/// In an OCI **tar**, blobs that are symlink entries leaving the
+/// layout: `../../etc/passwd` (the archive's own `etc/passwd`, absent),
+/// `../../../etc/passwd`, and an absolute and a climbing relative target
+/// at a file outside holding the right content (a loader that follows
+/// those would succeed). The layer and the config.
+#[test]
+fn refuses_oci_tar_blob_symlink_escaping() {
+    let Some(s) = store() else { return };
+    let img = Image::of(&[1, 2]);
+    let o = img.oci(false);
+    let outside = s.path("outside");
+    fs::create_dir(&outside).unwrap();
+    for (what, digest, content) in [
+        ("layer", o.layer(1), &img.layers[1]),
+        ("config", o.config(), &img.config),
+    ] {
+        let file = outside.join(what);
+        fs::write(&file, content).unwrap();
+        let climbing = format!(
+            "{}{}",
+            "../".repeat(12),
+            file.to_str().unwrap().trim_start_matches('/')
+        );
+        let targets = [
+            "../../etc/passwd".to_owned(),
+            "../../../etc/passwd".to_owned(),
+            file.to_str().unwrap().to_owned(),
+            climbing,
+        ];
+        for (n, target) in targets.into_iter().enumerate() {
+            let mut a = o.archive.clone();
+            a.set(&blob(&digest), Body::Symlink(target));
+            refused(
+                &s,
+                &a.file(&s, &format!("{what}{n}.tar")),
+                &[short(&digest), "outside|not in the archive"],
+            );
+        }
+    }
 }
 
 /// `blobs` itself a symlink to a copy of the blobs outside the layout.

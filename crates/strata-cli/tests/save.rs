@@ -3,9 +3,12 @@
 //! reports strata's image ID and diffIDs; umoci unpacks the layout into
 //! the very tree a container of the image shows. Every blob is checked
 //! against its name with sha256sum, and the imported layer comes back
-//! byte for byte.
+//! byte for byte. On a terminal save draws a progress bar; elsewhere it
+//! prints nothing.
 
 mod common;
+#[path = "common/containers.rs"]
+mod containers;
 #[path = "common/fixtures.rs"]
 mod fixtures;
 
@@ -14,7 +17,8 @@ use std::fs;
 use std::path::{Path, PathBuf};
 
 use common::{require_root, sh, sha256_of, Strata};
-use fixtures::{assert_same_tree, have_tools, INIT_PATHS};
+use containers::on_terminal;
+use fixtures::{assert_same_tree, have_tools, last_frame, shows, without_escapes, INIT_PATHS};
 use serde_json::Value;
 
 /// A store holding `busybox:v2`, two layers: an imported busybox root
@@ -458,6 +462,64 @@ fn tags_are_the_ones_the_images_were_named_by() {
                 "io.containerd.image.name": "quay.io/me/box:7",
             }),
         ]
+    );
+}
+
+/// The bytes of the files in a tar: what save counts as its work.
+fn content_bytes(tar: &Path) -> u64 {
+    let mut a = ::tar::Archive::new(fs::File::open(tar).unwrap());
+    a.entries()
+        .unwrap()
+        .map(|e| e.unwrap().header().size().unwrap())
+        .sum()
+}
+
+/// On a terminal, save draws a bar of bytes and layers (ending with all
+/// the layers, and the total the archive's files make) and clears it;
+/// through a pipe it prints nothing. Both write the same archive.
+#[test]
+fn save_shows_progress_on_a_terminal_only() {
+    let test = "save_shows_progress_on_a_terminal_only";
+    let Some(f) = setup(test) else {
+        return;
+    };
+    if !have_tools(test, &["script"]) {
+        return;
+    }
+    let tty = f.s.path("tty.tar");
+    let screen = on_terminal(&f.s, &["save", "-o", tty.to_str().unwrap(), "busybox:v2"]);
+    let frame = last_frame(&screen, "saving");
+    assert_eq!((frame.layers_done, frame.layers), (2, 2), "{frame:?}");
+    let total = content_bytes(&tty);
+    assert!(
+        shows(frame.total, total),
+        "{frame:?}: the files are {total} bytes"
+    );
+    // The config and manifests may come after the last layer.
+    assert!(
+        frame.bytes <= frame.total && shows(frame.bytes, total),
+        "{frame:?}"
+    );
+    let after = &screen[screen.rfind(&frame.text).unwrap() + frame.text.len()..];
+    assert!(
+        after.contains("\x1b[2K"),
+        "the bar is not cleared: {after:?}"
+    );
+    assert_eq!(
+        without_escapes(after).trim(),
+        "",
+        "save printed more than the bar: {after:?}"
+    );
+
+    let piped = f.s.path("piped.tar");
+    let out =
+        f.s.run(&["save", "-o", piped.to_str().unwrap(), "busybox:v2"]);
+    assert!(out.status.success(), "{out:?}");
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "");
+    assert_eq!(String::from_utf8_lossy(&out.stderr), "");
+    assert!(
+        fs::read(&tty).unwrap() == fs::read(&piped).unwrap(),
+        "the archives differ"
     );
 }
 

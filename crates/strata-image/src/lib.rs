@@ -16,6 +16,7 @@
 
 mod error;
 mod format;
+mod platform;
 mod read;
 mod reference;
 mod source;

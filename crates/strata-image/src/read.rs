@@ -10,6 +10,7 @@ use strata_archive::{sha256, Digest};
 
 use crate::error::{Error, ErrorKind, Result};
 use crate::format::{self, DockerManifest, MAX_JSON};
+use crate::platform;
 use crate::source::{clean, Source};
 use crate::ImageRef;
 
@@ -224,28 +225,36 @@ fn plan_oci(src: &Source) -> Result<Vec<ImageDesc>> {
             .map_err(|e| within("an OCI layout needs oci-layout", e))?,
         "oci-layout",
     )?;
-    if !layout
-        .get("imageLayoutVersion")
-        .is_some_and(Value::is_string)
-    {
-        return Err(bad("oci-layout has no imageLayoutVersion"));
+    // Every layout so far is 1.0.0; a later 1.x reads the same, while
+    // another major version is another format (umoci refuses all but
+    // 1.0.0; skopeo does not look).
+    match layout.get("imageLayoutVersion").and_then(Value::as_str) {
+        None => return Err(bad("oci-layout has no imageLayoutVersion")),
+        Some(v) if v.split('.').next() != Some("1") => {
+            return Err(bad(format!(
+                "oci-layout: imageLayoutVersion {v:?} is not supported (only 1.x is)"
+            )))
+        }
+        Some(_) => {}
     }
     let index: ImageIndex = parse_json(&src.read_small("index.json")?, "index.json")?;
     if index.manifests().is_empty() {
         return Err(bad("index.json lists no image"));
     }
-    // Entries for other platforms are left out when the host's is there
-    // (index.json used as a multi-platform index); a lone entry for
-    // another platform is loaded, as Docker does.
+    // Entries for other platforms, and for worse matches of the host's,
+    // are left out when the host's is there (index.json used as a
+    // multi-platform index); a lone entry for another platform is loaded,
+    // as Docker does.
     let entries = index.manifests();
-    let any_host = entries.iter().any(|d| host_rank(d).is_some());
+    let host = format::host_platform();
+    let top = entries.iter().filter_map(|d| platform::rank(d, host)).max();
     let chosen: Vec<(usize, &Descriptor)> = entries
         .iter()
         .enumerate()
-        .filter(|(_, d)| d.platform().is_none() || host_rank(d).is_some() || !any_host)
+        .filter(|(_, d)| d.platform().is_none() || top.is_none() || platform::rank(d, host) == top)
         .collect();
-    if !any_host && entries.len() > 1 && entries.iter().all(|d| d.platform().is_some()) {
-        return Err(no_host_manifest(entries, "index.json"));
+    if top.is_none() && entries.len() > 1 && entries.iter().all(|d| d.platform().is_some()) {
+        return Err(platform::none_for(host, entries, "index.json"));
     }
     let mut plans = Vec::new();
     for (i, d) in chosen {
@@ -301,41 +310,6 @@ fn is_manifest(m: &MediaType) -> bool {
     }
 }
 
-/// How well a descriptor's platform fits this machine: 2 with the exact
-/// variant, 1 when either names none; `None` for another platform or no
-/// platform at all.
-fn host_rank(d: &Descriptor) -> Option<u8> {
-    let (os, arch, variant) = format::host_platform();
-    let p = d.platform().as_ref()?;
-    if p.os().to_string() != os || p.architecture().to_string() != arch {
-        return None;
-    }
-    match (p.variant().as_deref(), variant) {
-        (Some(a), Some(b)) if a == b => Some(2),
-        (Some(_), Some(_)) => None,
-        _ => Some(1),
-    }
-}
-
-fn no_host_manifest(entries: &[Descriptor], what: &str) -> Error {
-    let (os, arch, _) = format::host_platform();
-    let have: Vec<String> = entries
-        .iter()
-        .filter_map(|c| c.platform().as_ref())
-        .map(|p| match p.variant() {
-            Some(v) => format!("{}/{}/{v}", p.os(), p.architecture()),
-            None => format!("{}/{}", p.os(), p.architecture()),
-        })
-        .collect();
-    Error::new(
-        ErrorKind::NotFound,
-        format!(
-            "{what}: no manifest for {os}/{arch} (there are: {})",
-            have.join(", ")
-        ),
-    )
-}
-
 /// The image manifest `d` leads to: itself, or the entry for this
 /// machine's platform in the index it names (nested indexes followed).
 fn pick(src: &Source, d: &Descriptor, depth: usize, what: &str) -> Result<Descriptor> {
@@ -355,13 +329,8 @@ fn pick(src: &Source, d: &Descriptor, depth: usize, what: &str) -> Result<Descri
     }
     let bytes = read_blob_json(src, d, &format!("the index of {what}"))?;
     let index: ImageIndex = parse_json(&bytes, &format!("the index of {what}"))?;
-    let best = index
-        .manifests()
-        .iter()
-        .filter_map(|c| host_rank(c).map(|r| (r, c)))
-        .max_by_key(|(r, _)| *r)
-        .map(|(_, c)| c);
-    let chosen = match best {
+    let host = format::host_platform();
+    let chosen = match platform::best(index.manifests(), host) {
         Some(c) => c,
         None => {
             let unplatformed: Vec<&Descriptor> = index
@@ -371,7 +340,7 @@ fn pick(src: &Source, d: &Descriptor, depth: usize, what: &str) -> Result<Descri
                 .collect();
             match unplatformed.as_slice() {
                 [one] if index.manifests().len() == 1 => *one,
-                _ => return Err(no_host_manifest(index.manifests(), what)),
+                _ => return Err(platform::none_for(host, index.manifests(), what)),
             }
         }
     };
@@ -435,4 +404,283 @@ fn plan_manifest(
         layers,
         what,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use std::fs;
+
+    use serde_json::json;
+
+    use super::*;
+
+    const OCI_INDEX: &str = "application/vnd.oci.image.index.v1+json";
+    const OCI_MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";
+    const OCI_CONFIG: &str = "application/vnd.oci.image.config.v1+json";
+    const DOCKER_CONFIG: &str = "application/vnd.docker.container.image.v1+json";
+
+    /// An OCI layout in a temp dir, its blobs written as the tests go;
+    /// counts the images made, so that no two are the same.
+    struct Layout(tempfile::TempDir, std::cell::Cell<u32>);
+
+    impl Layout {
+        fn new() -> Layout {
+            let dir = tempfile::tempdir().unwrap();
+            fs::create_dir_all(dir.path().join("blobs/sha256")).unwrap();
+            fs::write(dir.path().join("oci-layout"), format::OCI_LAYOUT).unwrap();
+            Layout(dir, 0.into())
+        }
+
+        /// Stores `v` as a blob; returns its descriptor.
+        fn put(&self, media_type: &str, v: &Value) -> Value {
+            let bytes = serde_json::to_vec(v).unwrap();
+            let digest = sha256(&bytes);
+            fs::write(
+                self.0.path().join("blobs/sha256").join(digest.hex()),
+                &bytes,
+            )
+            .unwrap();
+            json!({ "mediaType": media_type, "digest": digest.to_string(), "size": bytes.len() })
+        }
+
+        /// An image of no layers whose config names `platform`, behind a
+        /// manifest of `media_type`; returns (the manifest's descriptor
+        /// with that platform, the image ID).
+        fn image(&self, media_type: &str, platform: &str) -> (Value, Digest) {
+            let mut p = platform.split('/');
+            let (os, arch, variant) = (p.next().unwrap(), p.next().unwrap(), p.next());
+            let mut platform = json!({ "os": os, "architecture": arch });
+            if let Some(v) = variant {
+                platform["variant"] = json!(v);
+            }
+            let mut config = platform.clone();
+            config["rootfs"] = json!({ "type": "layers", "diff_ids": [] });
+            self.1.set(self.1.get() + 1);
+            config["comment"] = json!(format!("image {}", self.1.get()));
+            let config_type = match media_type {
+                DOCKER_MANIFEST => DOCKER_CONFIG,
+                _ => OCI_CONFIG,
+            };
+            let config = self.put(config_type, &config);
+            let id = Digest::parse(config["digest"].as_str().unwrap()).unwrap();
+            let manifest = json!({
+                "schemaVersion": 2,
+                "mediaType": media_type,
+                "config": config,
+                "layers": [],
+            });
+            let mut desc = self.put(media_type, &manifest);
+            desc["platform"] = platform;
+            (desc, id)
+        }
+
+        /// An index (of `media_type`) of `manifests`; returns its
+        /// descriptor.
+        fn index(&self, media_type: &str, manifests: Vec<Value>) -> Value {
+            let index =
+                json!({ "schemaVersion": 2, "mediaType": media_type, "manifests": manifests });
+            self.put(media_type, &index)
+        }
+
+        /// Writes `index.json` listing `manifests` and reads the layout.
+        fn read(&self, manifests: Vec<Value>) -> Result<Vec<ImageDesc>> {
+            let index =
+                json!({ "schemaVersion": 2, "mediaType": OCI_INDEX, "manifests": manifests });
+            fs::write(
+                self.0.path().join("index.json"),
+                serde_json::to_vec(&index).unwrap(),
+            )
+            .unwrap();
+            let src = Source::open(self.0.path(), self.0.path()).unwrap();
+            read_images(&src)
+        }
+
+        /// The ID of the one image `index.json` listing `manifests`
+        /// gives.
+        fn only(&self, manifests: Vec<Value>) -> Digest {
+            match self.read(manifests) {
+                Ok(images) if images.len() == 1 => images.into_iter().next().unwrap().id,
+                Ok(images) => panic!("{} images", images.len()),
+                Err(e) => panic!("{}", chain(&e)),
+            }
+        }
+    }
+
+    /// An error and its sources, as the CLI prints them.
+    fn chain(e: &(dyn std::error::Error + 'static)) -> String {
+        let mut out = e.to_string();
+        let mut cur = e.source();
+        while let Some(s) = cur {
+            out.push_str(": ");
+            out.push_str(&s.to_string());
+            cur = s.source();
+        }
+        out
+    }
+
+    /// This machine's platform as `os/arch[/variant]`.
+    fn host() -> String {
+        platform::describe(format::host_platform())
+    }
+
+    /// An architecture that is not this machine's.
+    fn other_arch() -> &'static str {
+        if format::oci_arch() == "s390x" {
+            "ppc64le"
+        } else {
+            "s390x"
+        }
+    }
+
+    #[test]
+    fn index_picks_the_hosts_manifest_among_several() {
+        let l = Layout::new();
+        let (a, _) = l.image(OCI_MANIFEST, &format!("linux/{}", other_arch()));
+        let (b, want) = l.image(OCI_MANIFEST, &host());
+        let (c, _) = l.image(OCI_MANIFEST, "windows/amd64");
+        let (d, _) = l.image(OCI_MANIFEST, "linux/riscv64/rva23");
+        let list = l.index(OCI_INDEX, vec![a, b, c, d]);
+        assert_eq!(l.only(vec![list]), want);
+    }
+
+    /// The base level of the host's architecture wins over a variant that
+    /// needs a newer CPU (amd64 `v3` needs AVX2), wherever it is listed.
+    #[test]
+    fn index_prefers_the_base_level_over_a_newer_cpu_variant() {
+        let (os, arch, _) = format::host_platform();
+        let newer = match arch {
+            "amd64" => "v3",
+            "arm64" => "v9.0",
+            "arm" => "v8",
+            _ => return,
+        };
+        let l = Layout::new();
+        let (base, want) = l.image(OCI_MANIFEST, &host());
+        let (variant, _) = l.image(OCI_MANIFEST, &format!("{os}/{arch}/{newer}"));
+        let first = l.index(OCI_INDEX, vec![base.clone(), variant.clone()]);
+        let last = l.index(OCI_INDEX, vec![variant, base]);
+        assert_eq!(l.only(vec![first]), want.clone());
+        assert_eq!(l.only(vec![last]), want);
+    }
+
+    /// Two manifests for the host's platform: the first one listed, as
+    /// containerd and Docker take it.
+    #[test]
+    fn index_takes_the_first_of_equal_matches() {
+        let l = Layout::new();
+        let (a, want) = l.image(OCI_MANIFEST, &host());
+        let (mut b, _) = l.image(OCI_MANIFEST, &host());
+        b["annotations"] = json!({ "second": "yes" });
+        let list = l.index(OCI_INDEX, vec![a, b]);
+        assert_eq!(l.only(vec![list]), want);
+    }
+
+    #[test]
+    fn index_without_the_hosts_platform_is_refused_naming_it() {
+        let l = Layout::new();
+        let (a, _) = l.image(OCI_MANIFEST, &format!("linux/{}", other_arch()));
+        let (b, _) = l.image(OCI_MANIFEST, "windows/amd64");
+        let list = l.index(OCI_INDEX, vec![a, b]);
+        let e = match l.read(vec![list]) {
+            Ok(_) => panic!("an index without {} was read", host()),
+            Err(e) => e,
+        };
+        assert_eq!(e.kind(), ErrorKind::NotFound);
+        let msg = chain(&e);
+        assert!(
+            msg.contains(&format!("no manifest for {}", host())),
+            "{msg}"
+        );
+        assert!(msg.contains(&format!("linux/{}", other_arch())), "{msg}");
+        assert!(msg.contains("windows/amd64"), "{msg}");
+    }
+
+    /// Docker's manifest list and image manifest (what `docker manifest
+    /// inspect` shows, and what registries serve), nested in an OCI index.
+    #[test]
+    fn docker_manifest_list_is_followed() {
+        let l = Layout::new();
+        let (a, _) = l.image(DOCKER_MANIFEST, &format!("linux/{}", other_arch()));
+        let (b, want) = l.image(DOCKER_MANIFEST, &host());
+        let list = l.index(DOCKER_LIST, vec![a, b]);
+        assert_eq!(l.only(vec![list.clone()]), want.clone());
+        let outer = l.index(OCI_INDEX, vec![list]);
+        assert_eq!(l.only(vec![outer]), want);
+    }
+
+    /// `levels` indexes, each listing the next, the last one the host's
+    /// manifest; returns the outermost's descriptor and the image ID.
+    fn nested(l: &Layout, levels: usize) -> (Value, Digest) {
+        let (mut d, id) = l.image(OCI_MANIFEST, &host());
+        for _ in 0..levels {
+            d = l.index(OCI_INDEX, vec![d]);
+        }
+        (d, id)
+    }
+
+    #[test]
+    fn indexes_nested_up_to_the_limit_are_followed() {
+        let l = Layout::new();
+        let (d, want) = nested(&l, MAX_NESTING);
+        assert_eq!(l.only(vec![d]), want);
+    }
+
+    #[test]
+    fn indexes_nested_past_the_limit_are_refused() {
+        let l = Layout::new();
+        let (d, _) = nested(&l, MAX_NESTING + 1);
+        let e = match l.read(vec![d]) {
+            Ok(_) => panic!("indexes nested {} deep were read", MAX_NESTING + 1),
+            Err(e) => e,
+        };
+        assert_eq!(e.kind(), ErrorKind::InvalidArgument);
+        let msg = chain(&e);
+        assert!(
+            msg.contains(&format!("nested more than {MAX_NESTING}")),
+            "{msg}"
+        );
+    }
+
+    /// index.json itself as the platform list (as `docker buildx` writes
+    /// it): the host's best match only.
+    #[test]
+    fn index_json_as_a_platform_list_loads_the_best_match_only() {
+        let (os, arch, _) = format::host_platform();
+        let l = Layout::new();
+        let (other, _) = l.image(OCI_MANIFEST, &format!("linux/{}", other_arch()));
+        let (base, want) = l.image(OCI_MANIFEST, &host());
+        let mut list = vec![other, base];
+        if arch == "amd64" {
+            let (v3, _) = l.image(OCI_MANIFEST, &format!("{os}/{arch}/v3"));
+            list.push(v3);
+        }
+        assert_eq!(l.only(list), want);
+    }
+
+    /// `oci-layout`: JSON with an imageLayoutVersion of major version 1.
+    #[test]
+    fn oci_layout_must_be_version_1() {
+        let l = Layout::new();
+        let (d, want) = l.image(OCI_MANIFEST, &host());
+        for (layout, ok) in [
+            (r#"{"imageLayoutVersion":"1.0.0"}"#, true),
+            (r#"{"imageLayoutVersion":"1.1.0"}"#, true),
+            (r#"{"imageLayoutVersion":"2.0.0"}"#, false),
+            (r#"{"imageLayoutVersion":"10.0.0"}"#, false),
+            (r#"{"imageLayoutVersion":1}"#, false),
+            (r#"{}"#, false),
+            (r#"{"imageLayoutVersion":"1.0.0""#, false),
+        ] {
+            fs::write(l.0.path().join("oci-layout"), layout).unwrap();
+            match l.read(vec![d.clone()]) {
+                Ok(images) if ok => assert_eq!(images[0].id, want, "{layout}"),
+                Ok(_) => panic!("{layout} was accepted"),
+                Err(e) if ok => panic!("{layout}: {}", chain(&e)),
+                Err(e) => {
+                    assert_eq!(e.kind(), ErrorKind::InvalidArgument, "{layout}");
+                    assert!(chain(&e).contains("oci-layout"), "{layout}: {}", chain(&e));
+                }
+            }
+        }
+    }
 }

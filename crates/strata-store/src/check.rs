@@ -11,17 +11,25 @@
 //!   (`volumes/.<name>.creating`, `.removing`). Repair removes it.
 //! - **corruption**, which no crash of ours should leave: layer metadata
 //!   that does not add up, missing driver layers or parents, image configs
-//!   that fail their digest, images whose chain reaches a missing layer,
-//!   tags naming missing images, broken containers, wrong sizes, content
-//!   that no longer rebuilds to its diffID, volume directories without a
-//!   readable `meta.json` or (local ones) without `_data`, containers
-//!   whose mounts name a volume that is gone. Repair fixes the kinds that
-//!   lose nothing: it drops dangling tags, rewrites a size, recreates a
-//!   mount record or an `l/` link from what names it, removes the
-//!   records of a container whose read-write layer is gone, and gives a
-//!   volume directory that has `_data` but no `meta.json` a fresh record
-//!   (the local driver, no options or labels). It never removes an image,
-//!   a layer that an image or a container reaches, or a volume's data.
+//!   that fail their digest, images whose chain reaches a missing layer
+//!   or whose recorded parent image is gone, tags naming missing images,
+//!   broken containers, wrong sizes, content that no longer rebuilds to
+//!   its diffID, volume directories without a readable `meta.json` or
+//!   (local ones) without `_data`, containers whose mounts name a volume
+//!   that is gone. Repair fixes the kinds that lose nothing: it drops
+//!   dangling tags and parent pointers to missing images, rewrites a
+//!   wrong size and measures a lost one again, recreates a mount record
+//!   or an `l/` link from what names it, rebuilds an overlay2 `lower`
+//!   from the layer's parents (when each of them and its link is
+//!   there), makes a container's lost init layer again on its image's
+//!   top layer (when the container is not mounted), removes the records
+//!   of a container whose read-write layer is gone, and gives a volume
+//!   directory that has `_data` but no `meta.json` a fresh record (the
+//!   local driver, no options or labels). It never touches a
+//!   container's read-write layer's content, never removes an image, a
+//!   layer that an image or a container reaches, or a volume's data;
+//!   nor, while corruption remains, a layer or driver layer that seems
+//!   unused, since the damaged record may be what names it.
 //!
 //! The walk runs under the store lock, so it sees no work in progress:
 //! whatever is half-made is debris of a process that died.
@@ -34,7 +42,7 @@ use std::path::{Path, PathBuf};
 use strata_archive::Digest;
 
 use crate::container::Container;
-use crate::error::{IoContext, Result};
+use crate::error::{ErrorKind, IoContext, Result};
 use crate::layer::{chain_id, chain_ids, Layer, TAR_SPLIT};
 use crate::{atomic, Store};
 use strata_image::diff_ids;
@@ -72,11 +80,13 @@ pub enum FindingKind {
     /// An overlay2 layer whose `l/` link is missing or points elsewhere:
     /// the layers above it cannot be mounted.
     MissingLink,
-    /// An overlay2 layer whose `lower` names a link that is not there.
+    /// An overlay2 layer whose `lower` names a link that is not there,
+    /// is missing, or is not what the layer's parents give.
     BrokenLower,
     /// A tag naming an image the store does not have.
     DanglingTag,
-    /// Layer metadata that cannot be read or does not add up.
+    /// Layer metadata that cannot be read or does not add up (a lost
+    /// `size` among it, which repair measures again).
     BadLayer,
     /// A layer whose driver layer (`cache-id`) is gone.
     MissingDriverLayer,
@@ -88,6 +98,8 @@ pub enum FindingKind {
     BadImage,
     /// An image whose layer chain reaches a layer the store lacks.
     MissingLayer,
+    /// An image whose recorded parent image (`imagedb/metadata`) is gone.
+    MissingParentImage,
     /// A container whose records or layers are gone or disagree.
     BrokenContainer,
     /// A layer whose content no longer rebuilds to its diffID.
@@ -120,6 +132,7 @@ impl FindingKind {
             FindingKind::WrongSize => "wrong-size",
             FindingKind::BadImage => "bad-image",
             FindingKind::MissingLayer => "missing-layer",
+            FindingKind::MissingParentImage => "missing-parent-image",
             FindingKind::BrokenContainer => "broken-container",
             FindingKind::DigestMismatch => "digest-mismatch",
             FindingKind::BadVolume => "bad-volume",
@@ -196,13 +209,17 @@ impl Store {
         let layers = c.layers()?;
         let images = c.images(&layers)?;
         c.tags(&images)?;
+        let overlay = matches!(self.driver.name(), "overlay2" | "fuse");
+        if overlay {
+            c.dangling_links()?;
+        }
         c.containers(&layers, &images)?;
         c.mount_records()?;
         c.names()?;
         c.unreferenced_layers(&layers)?;
         c.driver_layers()?;
-        if matches!(self.driver.name(), "overlay2" | "fuse") {
-            c.overlay_links()?;
+        if overlay {
+            c.overlay_links(&layers)?;
         }
         // After the layers: no volume finding keeps a layer from being
         // collected.
@@ -322,6 +339,24 @@ impl Checker<'_> {
         Ok(())
     }
 
+    /// Every container whose config reads (the broken ones are the
+    /// containers check's to report).
+    fn container_configs(&self) -> Result<Vec<Container>> {
+        let mut out = Vec::new();
+        for (name, dir) in entries(&self.store.root.join("containers"))? {
+            if name.ends_with("-removing") {
+                continue;
+            }
+            if let Ok(c) = fs::read(dir.join("config.json"))
+                .map_err(|_| ())
+                .and_then(|b| serde_json::from_slice::<Container>(&b).map_err(|_| ()))
+            {
+                out.push(c);
+            }
+        }
+        Ok(out)
+    }
+
     fn note(&mut self, object: impl Into<String>, message: impl Into<String>) {
         self.found(FindingKind::Note, object, message, None);
     }
@@ -409,6 +444,7 @@ impl Checker<'_> {
     fn layers(&mut self) -> Result<BTreeMap<Digest, Layer>> {
         let store = self.store;
         let mut layers = BTreeMap::new();
+        let mut sizeless = Vec::new();
         for (name, path) in entries(&self.image_dir().join("layerdb/sha256"))? {
             if name.ends_with("-removing") || is_temp(&name) {
                 continue;
@@ -421,9 +457,13 @@ impl Checker<'_> {
                 Ok(l) => {
                     layers.insert(chain, l);
                 }
-                Err(e) => self.found(FindingKind::BadLayer, chain.as_str(), chain_text(&e), None),
+                Err(e) => match sizeless_layer(&path, &chain) {
+                    Some(l) => sizeless.push(l),
+                    None => self.found(FindingKind::BadLayer, chain.as_str(), chain_text(&e), None),
+                },
             }
         }
+        let measured = self.lost_sizes(sizeless, &mut layers);
         for l in layers.values() {
             let object = l.chain_id.as_str();
             let want = chain_id(l.parent.as_ref(), &l.diff_id);
@@ -463,6 +503,9 @@ impl Checker<'_> {
                 );
                 continue;
             }
+            if measured.contains(&l.chain_id) {
+                continue;
+            }
             let parent_cache = parent.map(|p| p.cache_id.as_str());
             match store.driver.diff_size(&l.cache_id, parent_cache) {
                 Ok(n) if n == l.size => {}
@@ -483,6 +526,63 @@ impl Checker<'_> {
             }
         }
         Ok(layers)
+    }
+
+    /// Layers whose only fault is their `size` (see [`sizeless_layer`]):
+    /// measured as the wrong-size check measures a layer, and with repair
+    /// the size is written back. The rest of the record reads, so the
+    /// layer joins the others for the checks that follow (a lower file
+    /// that keeps it from being measured is among them: a second repair
+    /// then measures it). Returns their chainIDs: measured already.
+    fn lost_sizes(
+        &mut self,
+        sizeless: Vec<(Layer, &str)>,
+        layers: &mut BTreeMap<Digest, Layer>,
+    ) -> BTreeSet<Digest> {
+        let store = self.store;
+        let cache_ids: BTreeMap<Digest, String> = layers
+            .values()
+            .chain(sizeless.iter().map(|(l, _)| l))
+            .map(|l| (l.chain_id.clone(), l.cache_id.clone()))
+            .collect();
+        let mut chains = BTreeSet::new();
+        for (mut l, why) in sizeless {
+            let object = l.chain_id.as_str().to_owned();
+            let parent_cache = match &l.parent {
+                None => Ok(None),
+                Some(p) => cache_ids.get(p).map(|c| Some(c.as_str())).ok_or_else(|| {
+                    format!("its parent {p}, to measure it over, is not in the store")
+                }),
+            };
+            let size = parent_cache.and_then(|pc| {
+                store
+                    .driver
+                    .diff_size(&l.cache_id, pc)
+                    .map_err(|e| format!("its content cannot be measured: {}", chain_text(&e)))
+            });
+            match size {
+                Ok(n) => {
+                    let size_file = self
+                        .image_dir()
+                        .join("layerdb/sha256")
+                        .join(l.chain_id.hex())
+                        .join("size");
+                    self.found(
+                        FindingKind::BadLayer,
+                        object,
+                        format!("{why}; the content has {n} bytes"),
+                        Some(&|| atomic::write(&size_file, n.to_string().as_bytes())),
+                    );
+                    l.size = n;
+                }
+                Err(e) => {
+                    self.found(FindingKind::BadLayer, object, format!("{why}; {e}"), None);
+                }
+            }
+            chains.insert(l.chain_id.clone());
+            layers.insert(l.chain_id.clone(), l);
+        }
+        chains
     }
 
     /// Every image config, checked against its digest and its chain;
@@ -532,9 +632,30 @@ impl Checker<'_> {
                     "image metadata without the image's config",
                     Some(&|| remove_path(&path)),
                 );
+                continue;
             }
+            self.parent_image(&name, &path.join("parent"), &ids);
         }
         Ok(ids)
+    }
+
+    /// An image's recorded parent (set by `commit`) must be in the store:
+    /// `rmi` keeps a parent while it has children. The pointer is all
+    /// that names a missing parent, so repair drops it; the image's own
+    /// config and history keep everything it records.
+    fn parent_image(&mut self, name: &str, file: &Path, ids: &BTreeSet<Digest>) {
+        let Ok(parent) = atomic::read(file) else {
+            return;
+        };
+        if Digest::parse(&parent).is_some_and(|p| ids.contains(&p)) {
+            return;
+        }
+        self.found(
+            FindingKind::MissingParentImage,
+            format!("sha256:{name}"),
+            format!("its parent image {parent} is not in the store"),
+            Some(&|| remove_path(file)),
+        );
     }
 
     /// Tags that name images the store lacks.
@@ -643,7 +764,26 @@ impl Checker<'_> {
                 continue;
             }
             let object = format!("{} ({})", c.name, c.id);
-            let message = why.join("; ");
+            let mut message = why.join("; ");
+            let parent_cache = c
+                .parent_layer
+                .as_ref()
+                .and_then(|p| layers.get(p))
+                .map(|l| l.cache_id.clone());
+            // The init layer holds only what `create` writes: it can be
+            // made again on the image's top layer, but not under a view
+            // that is mounted (its lower chain would change beneath it).
+            let init_blocked = if init || !rw {
+                None
+            } else if parent_cache.as_ref().is_some_and(|p| !driver.exists(p)) {
+                Some("its image layer's content is gone")
+            } else if !parent_ok {
+                Some("its image layer is not in the store")
+            } else if driver.in_use(&c.mount_id).unwrap_or(true) {
+                Some("the container is mounted")
+            } else {
+                None
+            };
             let cdir = dir.clone();
             let drop_records = || {
                 if driver.exists(&c.init_id()) {
@@ -665,15 +805,43 @@ impl Checker<'_> {
                 fs::rename(&staging, &record)
                     .ctx(|| format!("writing the mount record of {}", c.id))
             };
+            let remake_init = || {
+                // Named by staging until it is whole and durable: a crash
+                // midway leaves debris the next open removes, and the next
+                // check makes it again.
+                let staging = store.staging()?;
+                atomic::write(&staging.join("init-id"), c.init_id().as_bytes())?;
+                // What is left of the old one (a directory without its
+                // `diff`) holds nothing but what `create` wrote.
+                store.remove_stale_layer(&c.init_id())?;
+                store.make_init_layer(&c, parent_cache.as_deref())?;
+                store.sync_driver()?;
+                remove_path(&staging)
+            };
+            let remake = || {
+                if !init {
+                    remake_init()?;
+                }
+                if !record_ok {
+                    rewrite_record()?;
+                }
+                Ok(())
+            };
             // Without its read-write layer the container has nothing left
-            // to lose; with its layers whole only the record needs making.
+            // to lose; with that layer whole, the init layer and the record
+            // are made again from what the container's config says. The
+            // read-write layer itself is never touched (a `lower` naming
+            // the old init layer is the overlay2 check's to rebuild).
             let fix: Option<&dyn Fn() -> Result<()>> = if !rw {
                 Some(&drop_records)
-            } else if init && parent_ok && images.contains(&c.image) && !record_ok {
-                Some(&rewrite_record)
+            } else if parent_ok && images.contains(&c.image) && init_blocked.is_none() {
+                Some(&remake)
             } else {
                 None
             };
+            if let (true, Some(blocked)) = (self.opts.repair, init_blocked) {
+                message.push_str(&format!("; the init layer is not made again: {blocked}"));
+            }
             self.found(FindingKind::BrokenContainer, object, message, fix);
         }
         Ok(())
@@ -718,16 +886,8 @@ impl Checker<'_> {
                 roots.extend(ids.ok().and_then(|d| chain_ids(&d).pop()));
             }
         }
-        for (name, dir) in entries(&store.root.join("containers"))? {
-            if name.ends_with("-removing") {
-                continue;
-            }
-            if let Ok(c) = fs::read(dir.join("config.json"))
-                .map_err(|_| ())
-                .and_then(|b| serde_json::from_slice::<Container>(&b).map_err(|_| ()))
-            {
-                roots.extend(c.parent_layer);
-            }
+        for c in self.container_configs()? {
+            roots.extend(c.parent_layer);
         }
         let mut live = BTreeSet::new();
         for r in roots {
@@ -816,6 +976,32 @@ impl Checker<'_> {
         }
         Ok(())
     }
+}
+
+/// The record of a layer whose only fault is its `size` file (missing,
+/// or not a number), and what is wrong with it; `None` when anything else
+/// is missing or unreadable too.
+fn sizeless_layer(dir: &Path, chain: &Digest) -> Option<(Layer, &'static str)> {
+    let why = match fs::read_to_string(dir.join("size")) {
+        Err(e) if e.kind() == io::ErrorKind::NotFound => "its size file is missing",
+        Ok(s) if s.trim().parse::<u64>().is_err() => "its size file does not hold a number",
+        _ => return None,
+    };
+    let parent = match atomic::read(&dir.join("parent")) {
+        Ok(p) => Some(Digest::parse(&p)?),
+        Err(e) if e.kind() == ErrorKind::NotFound => None,
+        Err(_) => return None,
+    };
+    let layer = Layer {
+        chain_id: chain.clone(),
+        diff_id: Digest::parse(&atomic::read(&dir.join("diff")).ok()?)?,
+        cache_id: atomic::read(&dir.join("cache-id"))
+            .ok()
+            .filter(|c| !c.is_empty())?,
+        size: 0,
+        parent,
+    };
+    Some((layer, why))
 }
 
 /// An error and its sources, `: `-joined.

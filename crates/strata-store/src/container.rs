@@ -292,7 +292,12 @@ impl Store {
             if name.ends_with("-removing") {
                 continue;
             }
-            out.push(self.container(&name)?);
+            match self.container(&name) {
+                Ok(c) => out.push(c),
+                // Removed (renamed away) by another process while listing.
+                Err(_) if !e.path().exists() => {}
+                Err(err) => return Err(err),
+            }
         }
         out.sort_by(|a, b| a.created.cmp(&b.created).then(a.id.cmp(&b.id)));
         Ok(out)
@@ -405,16 +410,7 @@ impl Store {
         atomic::write_staged(&staging.join("init-id"), c.init_id().as_bytes())?;
         let parent_cache = parent.as_ref().map(|l| l.cache_id.as_str());
         let made = (|| {
-            self.driver
-                .create(&c.init_id(), parent_cache)
-                .map_err(|e| Error::driver("creating the init layer", e))?;
-            self.driver
-                .apply_diff(
-                    &c.init_id(),
-                    parent_cache,
-                    &mut std::io::Cursor::new(init_layer_tar()),
-                )
-                .map_err(|e| Error::driver("writing the init layer", e))?;
+            self.make_init_layer(&c, parent_cache)?;
             self.driver
                 .create_rw(&c.mount_id, Some(&c.init_id()))
                 .map_err(|e| Error::driver("creating the container layer", e))?;
@@ -455,6 +451,23 @@ impl Store {
         // creation durable; a second syncfs would cost as much as the rest
         // of `create` (see README, "Durability").
         Ok(c)
+    }
+
+    /// A container's init layer on the image's top layer (`parent_cache`):
+    /// what `create` puts under the read-write layer, and what `check
+    /// --repair` makes again when it is lost.
+    pub(crate) fn make_init_layer(&self, c: &Container, parent_cache: Option<&str>) -> Result<()> {
+        self.driver
+            .create(&c.init_id(), parent_cache)
+            .map_err(|e| Error::driver("creating the init layer", e))?;
+        self.driver
+            .apply_diff(
+                &c.init_id(),
+                parent_cache,
+                &mut std::io::Cursor::new(init_layer_tar()),
+            )
+            .map_err(|e| Error::driver("writing the init layer", e))?;
+        Ok(())
     }
 
     /// `strata mount`: the merged view's path (mounting it).

@@ -133,20 +133,63 @@ impl Store {
         })
     }
 
-    /// Every image.
+    /// Every image. Fails if one does not read back whole: what decides
+    /// which layers live must see them all.
     pub fn images(&self) -> Result<Vec<Image>> {
+        let (images, mut bad) = self.readable_images()?;
+        match bad.pop() {
+            Some(e) => Err(e),
+            None => Ok(images),
+        }
+    }
+
+    /// Every image that reads back whole, and the error of each that does
+    /// not (damaged on disk: `strata check` says how), for listings that
+    /// should still show the rest.
+    pub fn readable_images(&self) -> Result<(Vec<Image>, Vec<Error>)> {
         let repos = self.repositories()?;
         let dir = self.image_dir().join("imagedb/content/sha256");
-        let mut out = Vec::new();
+        let (mut out, mut bad) = (Vec::new(), Vec::new());
         for e in fs::read_dir(&dir).ctx(|| format!("listing {}", dir.display()))? {
             let e = e.ctx(|| format!("listing {}", dir.display()))?;
             let Some(id) = Digest::parse(&format!("sha256:{}", e.file_name().to_string_lossy()))
             else {
                 continue;
             };
-            out.push(self.image_from(&id, &repos)?);
+            match self.image_from(&id, &repos) {
+                Ok(i) => out.push(i),
+                // Removed by another process while listing (its layers
+                // go after its config).
+                Err(_) if !e.path().exists() => {}
+                Err(err) => bad.push(err),
+            }
         }
         out.sort_by(|a, b| b.created.cmp(&a.created).then(a.id.cmp(&b.id)));
+        Ok((out, bad))
+    }
+
+    /// The images whose recorded parent is `id` (made by `commit` from a
+    /// container of it).
+    pub(crate) fn child_images(&self, id: &Digest) -> Result<Vec<Digest>> {
+        let dir = self.image_dir().join("imagedb/metadata/sha256");
+        let entries = match fs::read_dir(&dir) {
+            Ok(it) => it,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+            Err(e) => return Err(Error::io(format!("listing {}", dir.display()), e)),
+        };
+        let mut out = Vec::new();
+        for e in entries {
+            let e = e.ctx(|| format!("listing {}", dir.display()))?;
+            let Some(child) = Digest::parse(&format!("sha256:{}", e.file_name().to_string_lossy()))
+            else {
+                continue;
+            };
+            let parent = atomic::read(&e.path().join("parent")).ok();
+            if parent.as_deref() == Some(id.as_str()) && self.content_path(&child).exists() {
+                out.push(child);
+            }
+        }
+        out.sort();
         Ok(out)
     }
 
@@ -281,12 +324,38 @@ impl Store {
                 .get(&r.name)
                 .is_some_and(|m| m.contains_key(&r.to_string()))
         });
-        let tags: Vec<ImageRef> = self.image_from(&id, &repos)?.tags;
+        let Image { tags, parent, .. } = self.image_from(&id, &repos)?;
         if let Some(r) = &by_tag {
             if tags.len() > 1 {
                 untag(&mut repos, r);
                 self.save_repositories(&repos)?;
                 return Ok(vec![format!("Untagged: {r}")]);
+            }
+        }
+        // An image others were committed from stays while they do, as in
+        // Docker: named by its last tag it is only untagged; named by ID
+        // it is refused, even with -f.
+        let children = self.child_images(&id)?;
+        if let Some(child) = children.first() {
+            match &by_tag {
+                Some(r) => {
+                    untag(&mut repos, r);
+                    self.save_repositories(&repos)?;
+                    return Ok(vec![format!("Untagged: {r}")]);
+                }
+                None => {
+                    return Err(Error::new(
+                        ErrorKind::InUse,
+                        format!(
+                            "image {s} has dependent child images ({}{}): remove them first",
+                            &child.hex()[..12],
+                            match children.len() {
+                                1 => String::new(),
+                                n => format!(" and {} more", n - 1),
+                            }
+                        ),
+                    ))
+                }
             }
         }
         let repos_named: std::collections::BTreeSet<&str> =
@@ -317,16 +386,40 @@ impl Store {
             done.push(format!("Untagged: {t}"));
         }
         self.save_repositories(&repos)?;
-        let used = self.containers()?.iter().any(|c| c.image == id);
-        if !used {
-            fs::remove_file(self.content_path(&id)).ctx(|| format!("removing image {id}"))?;
-            let _ = fs::remove_dir_all(self.metadata_dir(&id));
-            done.push(format!("Deleted: {id}"));
-            for l in self.collect_layers()? {
-                done.push(format!("Deleted: {l}"));
+        let used =
+            |id: &Digest| -> Result<bool> { Ok(self.containers()?.iter().any(|c| &c.image == id)) };
+        if used(&id)? {
+            return Ok(done);
+        }
+        self.delete_image(&id)?;
+        done.push(format!("Deleted: {id}"));
+        // Then the untagged parents nothing else needs, as `docker rmi`
+        // does (without --no-prune).
+        let mut next = parent;
+        while let Some(p) = next.take() {
+            let Ok(img) = self.image_from(&p, &repos) else {
+                break;
+            };
+            if !img.tags.is_empty() || !self.child_images(&p)?.is_empty() || used(&p)? {
+                break;
             }
+            self.delete_image(&p)?;
+            done.push(format!("Deleted: {p}"));
+            next = img.parent;
+        }
+        for l in self.collect_layers()? {
+            done.push(format!("Deleted: {l}"));
         }
         Ok(done)
+    }
+
+    /// Removes an image's config, then its metadata. The caller holds the
+    /// lock and has checked nothing needs it; its layers go to
+    /// [`Store::collect_layers`].
+    fn delete_image(&self, id: &Digest) -> Result<()> {
+        fs::remove_file(self.content_path(id)).ctx(|| format!("removing image {id}"))?;
+        let _ = fs::remove_dir_all(self.metadata_dir(id));
+        Ok(())
     }
 }
 

@@ -100,7 +100,12 @@ impl Store {
             let Some(chain) = Digest::parse(&format!("sha256:{name}")) else {
                 continue;
             };
-            out.push(self.layer(&chain)?);
+            match self.layer(&chain) {
+                Ok(l) => out.push(l),
+                // Removed (renamed away) by another process while listing.
+                Err(_) if !e.path().exists() => {}
+                Err(err) => return Err(err),
+            }
         }
         out.sort_by(|a, b| a.chain_id.cmp(&b.chain_id));
         Ok(out)
@@ -265,6 +270,32 @@ impl Store {
                 Err(e) => return Err(Error::driver(format!("removing layer {id}"), e)),
             }
         }
+    }
+
+    /// How many things hold each layer directly, as Docker's layer store
+    /// counts them: the images whose top layer it is, the layers made on
+    /// it, and the containers made on it. A layer with none is removed by
+    /// the next `rmi` or `system prune`.
+    pub fn layer_refs(&self) -> Result<BTreeMap<Digest, usize>> {
+        let layers = self.layers()?;
+        let mut refs: BTreeMap<Digest, usize> =
+            layers.iter().map(|l| (l.chain_id.clone(), 0)).collect();
+        let held = self
+            .images()?
+            .into_iter()
+            .filter_map(|img| chain_ids(&img.diff_ids).pop())
+            .chain(layers.into_iter().filter_map(|l| l.parent))
+            .chain(
+                self.containers()?
+                    .into_iter()
+                    .filter_map(|c| c.parent_layer),
+            );
+        for chain in held {
+            if let Some(n) = refs.get_mut(&chain) {
+                *n += 1;
+            }
+        }
+        Ok(refs)
     }
 
     /// Removes the layers no image and no container reaches. The caller

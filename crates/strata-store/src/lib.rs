@@ -154,9 +154,45 @@ impl Store {
                 .create(&d)
                 .ctx(|| format!("creating {}", d.display()))?;
         }
+        store.tighten_modes()?;
         store.clean_staging()?;
         drop(lock);
         Ok(store)
+    }
+
+    /// No other user may reach into the store (CVE-2021-41091: a
+    /// container's set-user-ID programs run from its merged dir by a
+    /// local user). New directories are made that way; a store made
+    /// before, or a root an operator created with `mkdir`, is tightened
+    /// here, as dockerd does on start. What the owner has is kept; a
+    /// directory of another owner is left as it is.
+    fn tighten_modes(&self) -> Result<()> {
+        use std::os::unix::fs::PermissionsExt;
+        for (dir, max) in [
+            (self.root.clone(), 0o711),
+            (self.driver.home().to_path_buf(), 0o710),
+            (self.root.join("containers"), 0o700),
+            (self.root.join("image"), 0o700),
+        ] {
+            let mode = fs::metadata(&dir)
+                .ctx(|| format!("reading {}", dir.display()))?
+                .permissions()
+                .mode()
+                & 0o7777;
+            if mode & !max & 0o077 == 0 {
+                continue;
+            }
+            let tight = mode & !(0o077 & !max);
+            match fs::set_permissions(&dir, fs::Permissions::from_mode(tight)) {
+                Ok(()) => tracing::warn!(
+                    "{} was mode {mode:o}: now {tight:o}, so that other users cannot reach containers",
+                    dir.display()
+                ),
+                Err(e) if e.kind() == std::io::ErrorKind::PermissionDenied => {}
+                Err(e) => return Err(Error::io(format!("tightening {}", dir.display()), e)),
+            }
+        }
+        Ok(())
     }
 
     pub fn root(&self) -> &Path {

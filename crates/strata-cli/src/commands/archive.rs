@@ -100,7 +100,7 @@ pub fn run(args: Args) -> Result<()> {
             }
             let report = strata_archive::apply(input, &dir, &opts)
                 .with_context(|| format!("applying the layer to {}", dir.display()))?;
-            println!("{}", report.diff_id);
+            outln!("{}", report.diff_id);
             Ok(())
         }
         Args::Diff {
@@ -124,7 +124,7 @@ pub fn run(args: Args) -> Result<()> {
             };
             out.into_inner().map_err(|e| e.into_error())?.flush()?;
             if output.is_some() {
-                println!("{}", report.diff_id);
+                outln!("{}", report.diff_id);
             }
             Ok(())
         }

@@ -41,11 +41,11 @@ pub fn run(a: Check, store: &Store) -> Result<()> {
             })
             .collect();
         let v = json!({ "Clean": report.is_clean(), "Findings": findings });
-        println!("{}", serde_json::to_string_pretty(&v)?);
+        outln!("{}", serde_json::to_string_pretty(&v)?);
     } else {
         for f in &report.findings {
             let done = if f.repaired { " (repaired)" } else { "" };
-            println!("{}: {}: {}{done}", f.kind.as_str(), f.object, f.message);
+            outln!("{}: {}: {}{done}", f.kind.as_str(), f.object, f.message);
         }
     }
     let left = report.remaining().count();
@@ -53,7 +53,7 @@ pub fn run(a: Check, store: &Store) -> Result<()> {
         bail!("{left} problem(s) remain");
     }
     if a.format != Format::Json {
-        println!("the store is consistent");
+        outln!("the store is consistent");
     }
     Ok(())
 }

@@ -83,7 +83,7 @@ impl Create {
 pub fn create(a: Create, store: &Store) -> Result<()> {
     let (image, spec) = a.spec();
     let c = store.create_container(&image, &spec)?;
-    println!("{}", c.id);
+    outln!("{}", c.id);
     Ok(())
 }
 
@@ -138,13 +138,13 @@ pub fn start(a: Start, store: &Store) -> Result<i32, strata_run::Failure> {
     let mut again = std::process::Command::new(exe);
     again.args(std::env::args_os().skip(1));
     let c = strata_run::start_detached(store, &a.container, again)?;
-    println!("{}", c.name);
+    outln!("{}", c.name);
     Ok(0)
 }
 
 pub fn mount(name: &str, store: &Store) -> Result<()> {
     let c = store.resolve_container(name)?;
-    println!("{}", store.mount(&c)?.display());
+    outln!("{}", store.mount(&c)?.display());
     Ok(())
 }
 
@@ -176,12 +176,16 @@ pub fn ps(a: Ps, store: &Store) -> Result<()> {
             .iter()
             .map(|(c, _)| container_json(c, store))
             .collect::<Result<_>>()?;
-        println!("{}", serde_json::to_string_pretty(&v)?);
+        outln!("{}", serde_json::to_string_pretty(&v)?);
         return Ok(());
     }
-    println!(
+    outln!(
         "{:<14} {:<14} {:<32} {:<20} {:<12} NAMES",
-        "CONTAINER ID", "IMAGE", "COMMAND", "CREATED", "STATUS"
+        "CONTAINER ID",
+        "IMAGE",
+        "COMMAND",
+        "CREATED",
+        "STATUS"
     );
     for (c, state) in &shown {
         let image = store
@@ -194,7 +198,7 @@ pub fn ps(a: Ps, store: &Store) -> Result<()> {
             Status::Exited => format!("exited ({})", state.exit_code),
             s => s.as_str().to_owned(),
         };
-        println!(
+        outln!(
             "{:<14} {:<14} {:<32} {:<20} {:<12} {}",
             short(&c.id),
             image,
@@ -248,7 +252,7 @@ pub fn commit(a: Commit, store: &Store) -> Result<()> {
     let pb = crate::progress::bar(&format!("committing {}", c.name), None);
     let id = store.commit(&c, a.reference.as_deref(), &a.message);
     pb.finish_and_clear();
-    println!("{}", id?);
+    outln!("{}", id?);
     Ok(())
 }
 
@@ -280,7 +284,7 @@ pub fn rm(names: &[String], force: bool, volumes: bool, store: &Store) -> Result
             strata_run::kill(store, &c, std::time::Duration::from_secs(10))?;
         }
         store.remove_container_with(&c, force, volumes)?;
-        println!("{n}");
+        outln!("{n}");
     }
     Ok(())
 }

@@ -35,7 +35,7 @@ pub fn import(a: Import, store: &Store) -> Result<()> {
     };
     let id = store.import(&mut input, a.reference.as_deref(), &a.message);
     pb.finish_and_clear();
-    println!("{}", id?);
+    outln!("{}", id?);
     Ok(())
 }
 
@@ -46,7 +46,10 @@ pub struct Images {
 }
 
 pub fn images(a: Images, store: &Store) -> Result<()> {
-    let images = store.images()?;
+    let (images, bad) = store.readable_images()?;
+    for e in &bad {
+        eprintln!("strata: warning: {e:#} (not listed; see `strata check`)");
+    }
     if a.format == Format::Json {
         let v: Vec<_> = images
             .iter()
@@ -60,17 +63,20 @@ pub fn images(a: Images, store: &Store) -> Result<()> {
                 })
             })
             .collect();
-        println!("{}", serde_json::to_string_pretty(&v)?);
+        outln!("{}", serde_json::to_string_pretty(&v)?);
         return Ok(());
     }
-    println!(
+    outln!(
         "{:<30} {:<12} {:<14} {:<32} SIZE",
-        "REPOSITORY", "TAG", "IMAGE ID", "CREATED"
+        "REPOSITORY",
+        "TAG",
+        "IMAGE ID",
+        "CREATED"
     );
     for i in &images {
         let created = i.created.get(..19).unwrap_or(&i.created).replace('T', " ");
         if i.tags.is_empty() {
-            println!(
+            outln!(
                 "{:<30} {:<12} {:<14} {:<32} {}",
                 "<none>",
                 "<none>",
@@ -80,7 +86,7 @@ pub fn images(a: Images, store: &Store) -> Result<()> {
             );
         }
         for t in &i.tags {
-            println!(
+            outln!(
                 "{:<30} {:<12} {:<14} {:<32} {}",
                 t.name,
                 t.tag,
@@ -114,7 +120,7 @@ pub fn inspect_image(name: &str, store: &Store) -> Result<serde_json::Value> {
 pub fn history(name: &str, store: &Store) -> Result<()> {
     let id = store.resolve_image(name)?;
     let config: serde_json::Value = serde_json::from_slice(&store.image_config(&id)?)?;
-    println!("{:<32} {:<40} COMMENT", "CREATED", "CREATED BY");
+    outln!("{:<32} {:<40} COMMENT", "CREATED", "CREATED BY");
     let history = config
         .get("history")
         .and_then(|h| h.as_array())
@@ -122,7 +128,7 @@ pub fn history(name: &str, store: &Store) -> Result<()> {
         .unwrap_or_default();
     for h in history.iter().rev() {
         let s = |k: &str| h.get(k).and_then(|v| v.as_str()).unwrap_or("").to_owned();
-        println!(
+        outln!(
             "{:<32} {:<40} {}",
             s("created"),
             s("created_by"),
@@ -141,7 +147,7 @@ pub fn tag(src: &str, dst: &str, store: &Store) -> Result<()> {
 pub fn rmi(names: &[String], force: bool, store: &Store) -> Result<()> {
     for n in names {
         for line in store.remove_image(n, force)? {
-            println!("{line}");
+            outln!("{line}");
         }
     }
     Ok(())
@@ -155,6 +161,8 @@ pub struct Layers {
 
 pub fn layers(a: Layers, store: &Store) -> Result<()> {
     let layers = store.layers()?;
+    let refs = store.layer_refs()?;
+    let refs_of = |l: &strata_store::Layer| refs.get(&l.chain_id).copied().unwrap_or(0);
     if a.format == Format::Json {
         let v: Vec<_> = layers
             .iter()
@@ -165,19 +173,24 @@ pub fn layers(a: Layers, store: &Store) -> Result<()> {
                     "CacheID": l.cache_id,
                     "Size": l.size,
                     "Parent": l.parent.as_ref().map(|p| p.as_str()),
+                    "Refs": refs_of(l),
                 })
             })
             .collect();
-        println!("{}", serde_json::to_string_pretty(&v)?);
+        outln!("{}", serde_json::to_string_pretty(&v)?);
         return Ok(());
     }
-    println!(
-        "{:<14} {:<14} {:<14} {:>10} PARENT",
-        "CHAIN ID", "DIFF ID", "CACHE ID", "SIZE"
+    outln!(
+        "{:<14} {:<14} {:<14} {:>10} {:<14} REFS",
+        "CHAIN ID",
+        "DIFF ID",
+        "CACHE ID",
+        "SIZE",
+        "PARENT"
     );
     for l in &layers {
-        println!(
-            "{:<14} {:<14} {:<14} {:>10} {}",
+        outln!(
+            "{:<14} {:<14} {:<14} {:>10} {:<14} {}",
             short(l.chain_id.as_str()),
             short(l.diff_id.as_str()),
             short(&l.cache_id),
@@ -185,7 +198,8 @@ pub fn layers(a: Layers, store: &Store) -> Result<()> {
             l.parent
                 .as_ref()
                 .map(|p| short(p.as_str()).to_owned())
-                .unwrap_or_default()
+                .unwrap_or_default(),
+            refs_of(l)
         );
     }
     Ok(())

@@ -41,11 +41,11 @@ pub fn info(format: Format, store: &Store) -> Result<()> {
             .into_iter()
             .map(|(k, v)| (k, serde_json::Value::String(v)))
             .collect();
-        println!("{}", serde_json::to_string_pretty(&map)?);
+        outln!("{}", serde_json::to_string_pretty(&map)?);
         return Ok(());
     }
     for (k, v) in info {
-        println!("{k}: {v}");
+        outln!("{k}: {v}");
     }
     Ok(())
 }
@@ -65,7 +65,7 @@ pub fn inspect(names: &[String], store: &Store) -> Result<()> {
             bail!("no such object: {n}");
         }
     }
-    println!("{}", serde_json::to_string_pretty(&out)?);
+    outln!("{}", serde_json::to_string_pretty(&out)?);
     Ok(())
 }
 
@@ -137,15 +137,18 @@ fn df(format: Format, store: &Store) -> Result<()> {
             "Volumes": volumes,
             "OnDisk": on_disk,
         });
-        println!("{}", serde_json::to_string_pretty(&v)?);
+        outln!("{}", serde_json::to_string_pretty(&v)?);
         return Ok(());
     }
-    println!(
+    outln!(
         "{:<15} {:<8} {:<8} {:<10} RECLAIMABLE",
-        "TYPE", "TOTAL", "ACTIVE", "SIZE"
+        "TYPE",
+        "TOTAL",
+        "ACTIVE",
+        "SIZE"
     );
     for (t, u) in rows {
-        println!(
+        outln!(
             "{t:<15} {:<8} {:<8} {:<10} {}",
             u.total,
             u.active,
@@ -155,7 +158,7 @@ fn df(format: Format, store: &Store) -> Result<()> {
     }
     // Every allocated byte under the root, in one bucket each.
     let d = store.on_disk()?;
-    println!(
+    outln!(
         "\nOn disk under {}: {} (layer content {}, image and layer metadata {}, containers {}, volumes {}, other {})",
         store.root().display(),
         human(d.total),
@@ -177,19 +180,19 @@ fn reclaimable(u: &Usage) -> String {
 fn prune(all: bool, volumes: bool, store: &Store) -> Result<()> {
     let pruned = store.prune_with(all, volumes)?;
     if !pruned.volumes.is_empty() {
-        println!("Deleted Volumes:");
+        outln!("Deleted Volumes:");
         for v in &pruned.volumes {
-            println!("{v}");
+            outln!("{v}");
         }
-        println!();
+        outln!();
     }
     if !pruned.lines.is_empty() {
-        println!("Deleted Images:");
+        outln!("Deleted Images:");
         for l in &pruned.lines {
-            println!("{l}");
+            outln!("{l}");
         }
-        println!();
+        outln!();
     }
-    println!("Total reclaimed space: {}", human(pruned.reclaimed));
+    outln!("Total reclaimed space: {}", human(pruned.reclaimed));
     Ok(())
 }

@@ -105,12 +105,12 @@ pub fn load(a: Load, store: &Store) -> Result<()> {
     bar.pb.finish_and_clear();
     for img in loaded? {
         if a.quiet {
-            println!("{}", img.id);
+            outln!("{}", img.id);
         } else if img.tags.is_empty() {
-            println!("Loaded image ID: {}", img.id);
+            outln!("Loaded image ID: {}", img.id);
         } else {
             for t in &img.tags {
-                println!("Loaded image: {t}");
+                outln!("Loaded image: {t}");
             }
         }
     }

@@ -80,16 +80,16 @@ pub fn run(cmd: Cmd, store: &Store) -> Result<()> {
                 &pairs("option", &opt)?,
                 &pairs("label", &label)?,
             )?;
-            println!("{}", v.name);
+            outln!("{}", v.name);
         }
         Cmd::Ls { format } => {
             let vs = store.volumes()?;
             if format == Format::Json {
-                println!("{}", serde_json::to_string_pretty(&vs)?);
+                outln!("{}", serde_json::to_string_pretty(&vs)?);
             } else {
-                println!("{:<16} VOLUME NAME", "DRIVER");
+                outln!("{:<16} VOLUME NAME", "DRIVER");
                 for v in vs {
-                    println!("{:<16} {}", v.driver, v.name);
+                    outln!("{:<16} {}", v.driver, v.name);
                 }
             }
         }
@@ -98,23 +98,23 @@ pub fn run(cmd: Cmd, store: &Store) -> Result<()> {
                 .iter()
                 .map(|n| store.volume(n))
                 .collect::<Result<Vec<_>, _>>()?;
-            println!("{}", serde_json::to_string_pretty(&vs)?);
+            outln!("{}", serde_json::to_string_pretty(&vs)?);
         }
         Cmd::Rm { force, names } => {
             for n in names {
                 store.remove_volume(&n, force)?;
-                println!("{n}");
+                outln!("{n}");
             }
         }
         Cmd::Prune { all, force: _ } => {
             let removed = store.prune_volumes(all)?;
             if !removed.is_empty() {
-                println!("Deleted Volumes:");
+                outln!("Deleted Volumes:");
                 for n in &removed {
-                    println!("{n}");
+                    outln!("{n}");
                 }
             }
-            println!("Total volumes removed: {}", removed.len());
+            outln!("Total volumes removed: {}", removed.len());
         }
     }
     Ok(())

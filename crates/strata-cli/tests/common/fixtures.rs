@@ -1,8 +1,10 @@
 //! Image fixtures for the tests of `strata load` and `strata save`: a
 //! small two-layer busybox image built with umoci from busybox-static's
 //! binary, the archives skopeo makes of it, and the shapes no tool here
-//! writes (the legacy docker-archive, the Docker 25 archive,
-//! multi-platform and nested indexes), built by hand from its blobs.
+//! writes (the legacy docker-archive, the Docker 25 archive with plain or
+//! gzip layers, zstd layers without skopeo, multi-platform and nested
+//! indexes), built by hand from its blobs; and the progress bar that
+//! load and save draw on a terminal, read back.
 //!
 //! What a source declares (its config digest, which is the image ID, and
 //! its diffIDs) is read from the source itself, by skopeo or from the
@@ -450,14 +452,39 @@ impl Busybox {
     /// tar; tagged `busybox:moby` both in `RepoTags` and in the index's
     /// `io.containerd.image.name` (its ref.name is the bare tag).
     pub fn moby25_archive(&self) -> (PathBuf, Declared) {
-        let dir = self.dir.join("moby25");
+        self.moby25("moby25", "moby", false)
+    }
+
+    /// The same with umoci's gzip layer blobs, as Docker with the
+    /// containerd image store writes an image pulled from a registry:
+    /// `manifest.json`'s `Layers` name the compressed blobs. Tagged
+    /// `busybox:moby-gzip`.
+    pub fn moby25_gzip_archive(&self) -> (PathBuf, Declared) {
+        self.moby25("moby25-gzip", "moby-gzip", true)
+    }
+
+    /// The Docker 25 archive `<dir>/<name>.tar`, tagged `busybox:<tag>`.
+    fn moby25(&self, name: &str, tag: &str, gzip: bool) -> (PathBuf, Declared) {
+        let dir = self.dir.join(name);
         let l = Layout::init(&dir);
         let config = l.put(OCI_CONFIG, &self.layout.read(self.declared().id.as_str()));
-        let layers: Vec<Value> = self
-            .layer_tars()
-            .iter()
-            .map(|t| l.put(OCI_LAYER, t))
-            .collect();
+        let layers: Vec<Value> = if gzip {
+            self.layout.manifest("v2")["layers"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|d| {
+                    let media_type = d["mediaType"].as_str().unwrap();
+                    assert!(media_type.ends_with("+gzip"), "umoci wrote {media_type}");
+                    l.put(media_type, &self.layout.read(d["digest"].as_str().unwrap()))
+                })
+                .collect()
+        } else {
+            self.layer_tars()
+                .iter()
+                .map(|t| l.put(OCI_LAYER, t))
+                .collect()
+        };
         let manifest = json!({
             "schemaVersion": 2,
             "mediaType": OCI_MANIFEST,
@@ -466,14 +493,14 @@ impl Busybox {
         });
         let mut desc = l.put_json(OCI_MANIFEST, &manifest);
         desc["annotations"] = json!({
-            CONTAINERD_NAME: "docker.io/library/busybox:moby",
-            REF_NAME: "moby",
+            CONTAINERD_NAME: format!("docker.io/library/busybox:{tag}"),
+            REF_NAME: tag,
         });
         l.set_index(vec![desc]);
         let blob = |d: &Value| format!("blobs/sha256/{}", hex(d["digest"].as_str().unwrap()));
         let docker = json!([{
             "Config": blob(&config),
-            "RepoTags": ["busybox:moby"],
+            "RepoTags": [format!("busybox:{tag}")],
             "Layers": layers.iter().map(blob).collect::<Vec<_>>(),
         }]);
         fs::write(
@@ -482,19 +509,52 @@ impl Busybox {
         )
         .unwrap();
         let top = hex(layers[1]["digest"].as_str().unwrap()).to_owned();
-        let repositories = json!({ "busybox": { "moby": top } });
+        let repositories = json!({ "busybox": { tag: top } });
         fs::write(
             dir.join("repositories"),
             serde_json::to_vec(&repositories).unwrap(),
         )
         .unwrap();
-        let out = self.dir.join("moby25.tar");
+        let out = self.dir.join(format!("{name}.tar"));
         sh(&format!(
             "cd '{}' && tar --sort=name --numeric-owner -cf '{}' blobs index.json manifest.json oci-layout repositories",
             dir.display(),
             out.display()
         ));
         (out, self.declared())
+    }
+
+    /// `v2` in a layout of its own with zstd layer blobs compressed here
+    /// by the `zstd` tool (no skopeo involved), named `busybox:<tag>`.
+    pub fn zstd_layout(&self, name: &str, tag: &str) -> Layout {
+        let l = Layout::init(&self.dir.join(name));
+        let config = l.put(OCI_CONFIG, &self.layout.read(self.declared().id.as_str()));
+        let layers: Vec<Value> = self
+            .layer_tars()
+            .iter()
+            .enumerate()
+            .map(|(n, t)| {
+                let tar = self.dir.join(format!("{name}-layer{n}.tar"));
+                fs::write(&tar, t).unwrap();
+                let out = Command::new("zstd")
+                    .args(["-q", "-c"])
+                    .arg(&tar)
+                    .output()
+                    .unwrap();
+                assert!(out.status.success(), "zstd {}", tar.display());
+                l.put(&format!("{OCI_LAYER}+zstd"), &out.stdout)
+            })
+            .collect();
+        let manifest = json!({
+            "schemaVersion": 2,
+            "mediaType": OCI_MANIFEST,
+            "config": config,
+            "layers": layers,
+        });
+        let mut desc = l.put_json(OCI_MANIFEST, &manifest);
+        desc["annotations"] = json!({ REF_NAME: format!("busybox:{tag}") });
+        l.set_index(vec![desc]);
+        l
     }
 
     /// A layout whose index lists `v2` twice by platform: first for
@@ -615,6 +675,85 @@ pub fn assert_same_tree(what: &str, got: &Path, want: &Path, ignore: &[&str]) {
         diffs.join("\n")
     );
     assert!(!want.is_empty(), "{what}: the reference tree is empty");
+}
+
+/// The last frame of the progress bar `strata load` or `strata save`
+/// drew on a terminal, as `progress.rs` styles it: `{what} (D/N layers
+/// done) [=====>   ] BYTES/TOTAL RATE ETA`.
+#[derive(Debug)]
+pub struct Frame {
+    pub text: String,
+    pub layers_done: usize,
+    pub layers: usize,
+    /// The bytes done and the total, as shown (two decimals of KiB, MiB
+    /// or GiB).
+    pub bytes: u64,
+    pub total: u64,
+}
+
+/// The last frame `what` (`loading`, `saving`) drew in `screen`, the
+/// output of `containers::on_terminal`; panics when there is none.
+pub fn last_frame(screen: &str, what: &str) -> Frame {
+    let head = format!("{what} (");
+    let start = screen
+        .rfind(&head)
+        .unwrap_or_else(|| panic!("no {what} bar was drawn: {screen:?}"));
+    let text: String = screen[start..]
+        .chars()
+        .take_while(|c| !c.is_control())
+        .collect();
+    let parse = || -> Option<Frame> {
+        let (layers, rest) = text.strip_prefix(&head)?.split_once(" layers done) [")?;
+        let (done, all) = layers.split_once('/')?;
+        let (_, rest) = rest.split_once("] ")?;
+        let (bytes, rest) = rest.split_once('/')?;
+        let total: Vec<&str> = rest.split_whitespace().take(2).collect();
+        Some(Frame {
+            layers_done: done.parse().ok()?,
+            layers: all.parse().ok()?,
+            bytes: shown_bytes(bytes)?,
+            total: shown_bytes(&total.join(" "))?,
+            text: text.clone(),
+        })
+    };
+    parse().unwrap_or_else(|| panic!("not a bar of layers and bytes: {text:?}"))
+}
+
+/// `1.91 MiB` in bytes.
+fn shown_bytes(s: &str) -> Option<u64> {
+    let (n, unit) = s.trim().split_once(' ')?;
+    let unit: u64 = match unit {
+        "B" => 1,
+        "KiB" => 1 << 10,
+        "MiB" => 1 << 20,
+        "GiB" => 1 << 30,
+        _ => return None,
+    };
+    Some((n.parse::<f64>().ok()? * unit as f64).round() as u64)
+}
+
+/// `screen` without its CSI escape sequences (`ESC [ params letter`).
+pub fn without_escapes(screen: &str) -> String {
+    let mut out = String::new();
+    let mut chars = screen.chars().peekable();
+    while let Some(c) = chars.next() {
+        if c == '\x1b' && chars.peek() == Some(&'[') {
+            chars.next();
+            for c in chars.by_ref() {
+                if c.is_ascii_alphabetic() {
+                    break;
+                }
+            }
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
+/// Whether `shown` (rounded to two decimals of its unit) is `bytes`.
+pub fn shows(shown: u64, bytes: u64) -> bool {
+    shown.abs_diff(bytes) <= bytes / 100
 }
 
 impl Strata {

@@ -92,6 +92,22 @@ impl Strata {
         String::from_utf8(out.stdout).unwrap().trim().to_owned()
     }
 
+    /// [`Strata::ok`] with the file at `input` as standard input.
+    pub fn ok_with_input(&self, args: &[&str], input: &Path) -> String {
+        let out = self
+            .cmd(args)
+            .stdin(std::fs::File::open(input).unwrap())
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "strata {args:?} < {}: {}",
+            input.display(),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).unwrap().trim().to_owned()
+    }
+
     /// Runs, asserts it failed, and returns stderr.
     pub fn err(&self, args: &[&str]) -> String {
         let out = self.run(args);

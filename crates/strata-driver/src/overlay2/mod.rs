@@ -179,15 +179,9 @@ impl Overlay2 {
             None => None,
             Some(p) => {
                 self.require(p)?;
-                let mut chain = vec![format!("l/{}", self.link_of(p)?)];
+                let mut chain = vec![short_path(&self.link_of(p)?)];
                 chain.extend(self.lower_of(p)?.unwrap_or_default());
-                if chain.len() >= MAX_LAYERS {
-                    return Err(Error::new(
-                        ErrorKind::Unsupported,
-                        format!("layer {id} would stack {} layers: overlayfs mounts at most {MAX_LAYERS}", chain.len() + 1),
-                    ));
-                }
-                Some(chain.join(":"))
+                Some(lower_line(id, &chain)?)
             }
         };
         let result = self.make_dirs(id, &dir, lower.as_deref());
@@ -300,6 +294,68 @@ impl Overlay2 {
             })
             .collect()
     }
+}
+
+/// The `lower` file that `create` writes for layer `id` on `parents`
+/// (the parent first, then its parent, down to the base layer): their
+/// short names under `l/`, topmost first; none for a base layer. For
+/// `strata check`, which knows a layer's parents from the store's records
+/// and rebuilds a lost or damaged `lower` from them. Fails, naming what
+/// is missing, unless every parent has its `diff`, its `link` and the
+/// `l/` link to that `diff`.
+pub fn lower_for(home: &Path, id: &str, parents: &[&str]) -> Result<Option<String>> {
+    if parents.is_empty() {
+        return Ok(None);
+    }
+    let mut chain = Vec::with_capacity(parents.len());
+    for p in parents {
+        check_id(p)?;
+        if !home.join(p).join("diff").is_dir() {
+            return Err(Error::new(
+                ErrorKind::NotFound,
+                format!("layer {p} does not exist"),
+            ));
+        }
+        let short = fs::read_to_string(home.join(p).join("link"))
+            .ctx(|| format!("reading the short name of layer {p}"))?;
+        let short = short.trim();
+        if short.is_empty() || !short.bytes().all(|b| b.is_ascii_alphanumeric()) {
+            return Err(Error::new(
+                ErrorKind::Corrupt,
+                format!("the link of layer {p}, {short:?}, is not a short name"),
+            ));
+        }
+        let want = PathBuf::from(format!("../{p}/diff"));
+        if fs::read_link(home.join("l").join(short)).ok() != Some(want) {
+            return Err(Error::new(
+                ErrorKind::NotFound,
+                format!("l/{short} does not link to layer {p}"),
+            ));
+        }
+        chain.push(short_path(short));
+    }
+    lower_line(id, &chain).map(Some)
+}
+
+/// How `lower` names a layer: its short link, relative to the home (the
+/// directory a mount(2) option string is resolved in).
+fn short_path(short: &str) -> String {
+    format!("l/{short}")
+}
+
+/// The `lower` file of layer `id` over `chain` (short paths, topmost
+/// first); refused past overlayfs's stacking limit.
+fn lower_line(id: &str, chain: &[String]) -> Result<String> {
+    if chain.len() >= MAX_LAYERS {
+        return Err(Error::new(
+            ErrorKind::Unsupported,
+            format!(
+                "layer {id} would stack {} layers: overlayfs mounts at most {MAX_LAYERS}",
+                chain.len() + 1
+            ),
+        ));
+    }
+    Ok(chain.join(":"))
 }
 
 /// Makes the home (with its `l/`) if needed; its canonical path and the
@@ -499,7 +555,7 @@ impl NativeDiff for Overlay2 {
             (None, None) => true,
             (Some(p), Some(chain)) => self
                 .link_of(p)
-                .is_ok_and(|link| chain.first().map(String::as_str) == Some(&format!("l/{link}"))),
+                .is_ok_and(|link| chain.first() == Some(&short_path(&link))),
             _ => false,
         }
     }
@@ -562,4 +618,50 @@ fn dir_size(dir: &Path) -> Result<u64> {
         }
     }
     Ok(total)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// What `strata check` rebuilds a `lower` from is what `create` wrote.
+    #[test]
+    fn lower_for_gives_what_create_writes() {
+        if !crate::conformance::require_root() {
+            return;
+        }
+        let t = tempfile::tempdir().unwrap();
+        let d = Overlay2::new(t.path()).unwrap();
+        d.create("a", None).unwrap();
+        d.create("b", Some("a")).unwrap();
+        d.create_rw("c", Some("b")).unwrap();
+        let home = d.home();
+        let lower = |id: &str| fs::read_to_string(home.join(id).join("lower")).unwrap();
+        assert_eq!(lower_for(home, "b", &["a"]).unwrap(), Some(lower("b")));
+        assert_eq!(lower_for(home, "c", &["b", "a"]).unwrap(), Some(lower("c")));
+        assert_eq!(lower_for(home, "a", &[]).unwrap(), None);
+    }
+
+    /// Nothing is rebuilt from a parent that is gone or has lost its link.
+    #[test]
+    fn lower_for_refuses_a_parent_without_its_link() {
+        if !crate::conformance::require_root() {
+            return;
+        }
+        let t = tempfile::tempdir().unwrap();
+        let d = Overlay2::new(t.path()).unwrap();
+        d.create("a", None).unwrap();
+        d.create("b", Some("a")).unwrap();
+        let home = d.home();
+        let err = lower_for(home, "c", &["b", "gone"]).unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::NotFound, "{err}");
+        assert!(lower_for(home, "c", &["../b"]).is_err());
+        let short = d.link_of("a").unwrap();
+        fs::remove_file(home.join("l").join(&short)).unwrap();
+        let err = lower_for(home, "c", &["b", "a"]).unwrap_err();
+        assert!(err.to_string().contains(&short), "{err}");
+        fs::write(home.join("b/link"), "../../x").unwrap();
+        let err = lower_for(home, "c", &["b"]).unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::Corrupt, "{err}");
+    }
 }

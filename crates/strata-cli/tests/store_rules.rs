@@ -1,0 +1,496 @@
+//! The store's rules a Docker user relies on, through the built binary on
+//! real overlay mounts: the init layer replaces what the image has at its
+//! paths, `rmi` keeps the parents of committed images (and prunes them
+//! after, as `docker rmi` does), `layers` counts references, `history`,
+//! the store's directory modes (CVE-2021-41091), and listings that run
+//! while another process removes containers.
+
+mod common;
+#[path = "common/fixtures.rs"]
+mod fixtures;
+
+use std::fs;
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+
+use common::{require_root, Strata};
+use serde_json::Value;
+
+/// A small tree with etc/ and bin/.
+fn base_tree(s: &Strata, name: &str) -> PathBuf {
+    let src = s.path(name);
+    fs::create_dir_all(src.join("etc")).unwrap();
+    fs::create_dir_all(src.join("bin")).unwrap();
+    fs::write(src.join("etc/os-release"), "ID=strata-test\n").unwrap();
+    fs::write(src.join("bin/tool"), "#!/bin/sh\n").unwrap();
+    src
+}
+
+fn mode(p: &Path) -> u32 {
+    fs::symlink_metadata(p).unwrap().permissions().mode() & 0o7777
+}
+
+/// The chainIDs of the store's layers, with their reference counts.
+fn refs(s: &Strata) -> Vec<(String, u64)> {
+    let v = s.json(&["layers", "--format", "json"]);
+    v.as_array()
+        .unwrap()
+        .iter()
+        .map(|l| {
+            (
+                l["ChainID"].as_str().unwrap().to_owned(),
+                l["Refs"].as_u64().unwrap(),
+            )
+        })
+        .collect()
+}
+
+fn refs_of(s: &Strata, chain: &str) -> u64 {
+    refs(s)
+        .into_iter()
+        .find(|(c, _)| c == chain)
+        .unwrap_or_else(|| panic!("no layer {chain}"))
+        .1
+}
+
+#[test]
+fn init_layer_replaces_what_the_image_has() {
+    if !require_root() {
+        return;
+    }
+    let s = Strata::new("overlay2");
+    // A host file the image's symlinks point at: it must stay as it is.
+    let secret = s.path("host-secret");
+    fs::write(&secret, "host\n").unwrap();
+    let src = base_tree(&s, "hostile");
+    std::os::unix::fs::symlink(&secret, src.join("etc/hosts")).unwrap();
+    std::os::unix::fs::symlink(
+        "../../../../../../../../host-secret",
+        src.join("etc/resolv.conf"),
+    )
+    .unwrap();
+    fs::write(src.join("etc/mtab"), "not a link\n").unwrap();
+    fs::create_dir(src.join("etc/hostname")).unwrap();
+    fs::write(src.join("proc"), "a file where a mount point goes\n").unwrap();
+    fs::create_dir(src.join("dev")).unwrap();
+    std::os::unix::fs::symlink(&secret, src.join("dev/shm")).unwrap();
+    s.import_tree(&src, "hostile:1");
+    let id = s.ok(&["create", "--name", "c", "hostile:1"]);
+    let merged = PathBuf::from(s.ok(&["mount", "c"]));
+
+    for f in ["etc/hosts", "etc/hostname", "etc/resolv.conf"] {
+        let m = fs::symlink_metadata(merged.join(f)).unwrap();
+        assert!(m.is_file(), "{f} is not a regular file: {m:?}");
+        assert_eq!(m.len(), 0, "{f} is not the init layer's empty file");
+    }
+    assert_eq!(
+        fs::read_link(merged.join("etc/mtab")).unwrap(),
+        Path::new("/proc/mounts")
+    );
+    for d in ["proc", "sys", "dev", "dev/pts", "dev/shm"] {
+        let m = fs::symlink_metadata(merged.join(d)).unwrap();
+        assert!(m.is_dir(), "{d} is not a directory: {m:?}");
+    }
+    // The image's own files are still there.
+    assert_eq!(
+        fs::read_to_string(merged.join("etc/os-release")).unwrap(),
+        "ID=strata-test\n"
+    );
+    assert_eq!(fs::read_to_string(&secret).unwrap(), "host\n");
+
+    // The container's layer records, as Docker lays them out.
+    let mounts = s.root().join("image/overlay2/layerdb/mounts").join(&id);
+    let mount_id = fs::read_to_string(mounts.join("mount-id")).unwrap();
+    assert_eq!(
+        fs::read_to_string(mounts.join("init-id")).unwrap(),
+        format!("{mount_id}-init")
+    );
+    let layers = s.json(&["layers", "--format", "json"]);
+    assert_eq!(
+        fs::read_to_string(mounts.join("parent")).unwrap(),
+        layers[0]["ChainID"].as_str().unwrap()
+    );
+    assert!(s.root().join("overlay2").join(&mount_id).is_dir());
+    assert!(s
+        .root()
+        .join("overlay2")
+        .join(format!("{mount_id}-init"))
+        .is_dir());
+    assert!(s
+        .root()
+        .join("containers")
+        .join(&id)
+        .join("config.json")
+        .is_file());
+    s.ok(&["umount", "c"]);
+    s.ok(&["rm", "c"]);
+}
+
+#[test]
+fn rmi_keeps_parents_and_prunes_them_after() {
+    if !require_root() {
+        return;
+    }
+    let s = Strata::new("overlay2");
+    let base = s.import_tree(&base_tree(&s, "base"), "base:1");
+    let base_chain = s.json(&["layers", "--format", "json"])[0]["ChainID"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    s.ok(&["create", "--name", "c", "base:1"]);
+    // The image's top layer: held by the image and the container.
+    assert_eq!(refs_of(&s, &base_chain), 2);
+    let m = PathBuf::from(s.ok(&["mount", "c"]));
+    fs::write(m.join("etc/motd"), "hello\n").unwrap();
+    s.ok(&["umount", "c"]);
+    let child = s.ok(&["commit", "c", "child:1"]);
+    s.ok(&["rm", "c"]);
+    // Now held by the base image and the committed layer on it.
+    assert_eq!(refs_of(&s, &base_chain), 2);
+    let all = refs(&s);
+    assert_eq!(all.len(), 2);
+    let top = all.iter().find(|(c, _)| c != &base_chain).unwrap();
+    assert_eq!(top.1, 1, "the committed layer is held by its image only");
+
+    // history shows the commit on top of the import (and as `image history`).
+    let h = s.ok(&["history", "child:1"]);
+    let lines: Vec<&str> = h.lines().collect();
+    assert_eq!(lines.len(), 3, "{h}");
+    assert!(lines[1].contains("strata commit c"), "{h}");
+    assert!(lines[2].contains("strata import"), "{h}");
+    assert_eq!(s.ok(&["image", "history", "child:1"]), h);
+
+    // By ID, a parent of another image is refused, even with -f.
+    for args in [vec!["rmi", &base[..]], vec!["rmi", "-f", &base[..]]] {
+        let err = s.err(&args);
+        assert!(err.contains("dependent child images"), "{err}");
+    }
+    assert_eq!(
+        s.json(&["images", "--format", "json"])
+            .as_array()
+            .unwrap()
+            .len(),
+        2
+    );
+    // By its last tag, it is only untagged.
+    assert_eq!(s.ok(&["rmi", "base:1"]), "Untagged: base:1");
+    let images = s.json(&["images", "--format", "json"]);
+    assert_eq!(images.as_array().unwrap().len(), 2);
+    // Removing the child takes the untagged parent and every layer with it.
+    let out = s.ok(&["rmi", "child:1"]);
+    assert!(out.contains(&format!("Deleted: {child}")), "{out}");
+    assert!(out.contains(&format!("Deleted: {base}")), "{out}");
+    assert!(s
+        .json(&["images", "--format", "json"])
+        .as_array()
+        .unwrap()
+        .is_empty());
+    assert!(refs(&s).is_empty());
+    assert!(s.findings(&[]).is_empty());
+}
+
+#[test]
+fn a_tagged_parent_stays_when_its_child_goes() {
+    if !require_root() {
+        return;
+    }
+    let s = Strata::new("overlay2");
+    let base = s.import_tree(&base_tree(&s, "base"), "base:1");
+    s.ok(&["create", "--name", "c", "base:1"]);
+    let child = s.ok(&["commit", "c", "child:1"]);
+    s.ok(&["rm", "c"]);
+    let out = s.ok(&["rmi", "child:1"]);
+    assert!(out.contains(&format!("Deleted: {child}")), "{out}");
+    assert!(!out.contains(&base), "{out}");
+    let images = s.json(&["images", "--format", "json"]);
+    assert_eq!(images.as_array().unwrap().len(), 1);
+    assert_eq!(refs(&s).len(), 1);
+}
+
+#[test]
+fn store_directories_are_private_and_tightened_on_open() {
+    if !require_root() {
+        return;
+    }
+    let s = Strata::new("overlay2");
+    s.ok(&["images"]);
+    let root = s.root();
+    assert_eq!(mode(&root), 0o700);
+    assert_eq!(mode(&root.join("overlay2")), 0o710);
+    assert_eq!(mode(&root.join("containers")), 0o700);
+    assert_eq!(mode(&root.join("image")), 0o700);
+    // A store made looser by hand (or a root made with mkdir) is
+    // tightened by the next command, with a warning.
+    for (d, m) in [
+        ("", 0o755),
+        ("overlay2", 0o775),
+        ("containers", 0o755),
+        ("image", 0o751),
+    ] {
+        fs::set_permissions(root.join(d), fs::Permissions::from_mode(m)).unwrap();
+    }
+    let out = s.run(&["images"]);
+    assert!(out.status.success());
+    let warned = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        warned.contains("other users cannot reach containers"),
+        "{warned}"
+    );
+    assert_eq!(mode(&root), 0o711);
+    assert_eq!(mode(&root.join("overlay2")), 0o710);
+    assert_eq!(mode(&root.join("containers")), 0o700);
+    assert_eq!(mode(&root.join("image")), 0o700);
+    // And quiet once tight.
+    let out = s.run(&["images"]);
+    assert!(
+        out.stderr.is_empty(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // The owner's bits are the owner's.
+    assert_eq!(fs::metadata(&root).unwrap().uid(), 0);
+}
+
+#[test]
+fn listings_run_while_containers_are_removed() {
+    if !require_root() {
+        return;
+    }
+    let s = Strata::new("overlay2");
+    s.import_tree(&base_tree(&s, "base"), "base:1");
+    const N: usize = 24;
+    for i in 0..N {
+        s.ok(&["create", "--name", &format!("c{i}"), "base:1"]);
+    }
+    // One process per container, so removals keep coming while we list.
+    let script = (0..N)
+        .map(|i| {
+            format!(
+                "'{}' --root '{}' rm c{i}",
+                env!("CARGO_BIN_EXE_strata"),
+                s.root().display()
+            )
+        })
+        .collect::<Vec<_>>()
+        .join(" && ");
+    let mut remover = std::process::Command::new("sh")
+        .args(["-c", &script])
+        .stdout(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut listed = 0;
+    loop {
+        let done = remover.try_wait().unwrap().is_some();
+        for args in [
+            &["ps", "-a"][..],
+            &["images"][..],
+            &["layers", "--format", "json"][..],
+        ] {
+            let out = s.run(args);
+            assert!(
+                out.status.success(),
+                "strata {args:?} failed during removals: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+            listed += 1;
+        }
+        if done {
+            break;
+        }
+    }
+    assert!(remover.wait().unwrap().success());
+    assert!(listed >= 3);
+    let left: Value = s.json(&["ps", "-a", "--format", "json"]);
+    assert!(left.as_array().unwrap().is_empty(), "{left}");
+}
+
+#[test]
+fn names_prefixes_stdin_and_forced_removals() {
+    if !require_root() {
+        return;
+    }
+    let s = Strata::new("overlay2");
+    // import - reads the tarball from standard input.
+    let src = base_tree(&s, "base");
+    let tar = s.path("base.tar");
+    common::sh(&format!(
+        "tar --numeric-owner -C '{}' -cf '{}' .",
+        src.display(),
+        tar.display()
+    ));
+    let image = s.ok_with_input(&["import", "-", "base:1"], &tar);
+    assert_eq!(
+        s.ok(&["images", "--format", "json"])
+            .matches(&image)
+            .count(),
+        1
+    );
+
+    // A name is taken once.
+    s.ok(&["create", "--name", "web", "base:1"]);
+    let err = s.err(&["create", "--name", "web", "base:1"]);
+    assert!(err.contains("web"), "{err}");
+    assert_eq!(
+        s.json(&["ps", "-a", "--format", "json"])
+            .as_array()
+            .unwrap()
+            .len(),
+        1
+    );
+
+    // An ID prefix that two containers share is refused as ambiguous;
+    // with 17 containers two share their first hex digit.
+    let mut ids: Vec<String> = vec![s.json(&["ps", "-a", "--format", "json"])[0]["Id"]
+        .as_str()
+        .unwrap()
+        .to_owned()];
+    for _ in 0..16 {
+        ids.push(s.ok(&["create", "base:1"]));
+    }
+    let first = |id: &String| id.trim_start_matches("sha256:").chars().next().unwrap();
+    let shared = ids
+        .iter()
+        .map(first)
+        .find(|c| ids.iter().filter(|id| first(id) == *c).count() > 1)
+        .unwrap();
+    let err = s.err(&["rm", &shared.to_string()]);
+    assert!(err.contains("ambiguous"), "{err}");
+    // A unique prefix works.
+    let unique: String = ids[1].trim_start_matches("sha256:")[..12].to_owned();
+    s.ok(&["rm", &unique]);
+
+    // rm -f of a mounted container unmounts it and removes it.
+    let merged = s.ok(&["mount", "web"]);
+    s.ok(&["rm", "-f", "web"]);
+    let mountinfo = fs::read_to_string("/proc/self/mountinfo").unwrap();
+    assert!(!mountinfo.contains(&merged), "{merged} still mounted");
+    assert!(!Path::new(&merged).exists());
+
+    // rmi -f of an image a container uses: untagged, kept for the
+    // container (which still mounts), gone once nothing needs it.
+    let out = s.ok(&["rmi", "-f", "base:1"]);
+    assert_eq!(out, "Untagged: base:1");
+    let c = &ids[2];
+    s.ok(&["mount", c]);
+    s.ok(&["umount", c]);
+    let err = s.err(&["rmi", &image]);
+    assert!(err.contains("used by container"), "{err}");
+    let left: Vec<String> = s
+        .json(&["ps", "-a", "--format", "json"])
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["Id"].as_str().unwrap().to_owned())
+        .collect();
+    for c in &left {
+        s.ok(&["rm", c]);
+    }
+    let out = s.ok(&["rmi", &image]);
+    assert!(out.contains(&format!("Deleted: {image}")), "{out}");
+    assert!(refs(&s).is_empty());
+}
+
+#[test]
+fn a_closed_pipe_ends_output_quietly() {
+    if !require_root() {
+        return;
+    }
+    let s = Strata::new("overlay2");
+    s.import_tree(&base_tree(&s, "base"), "base:1");
+    for args in [
+        &["images"][..],
+        &["layers", "--format", "json"][..],
+        &["history", "base:1"][..],
+    ] {
+        // A reader that is gone before anything is written (as `| head`
+        // once it has its lines).
+        let (reader, writer) = std::io::pipe().unwrap();
+        drop(reader);
+        let out = s
+            .cmd(args)
+            .stdout(writer)
+            .stderr(Stdio::piped())
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            out.status.success(),
+            "strata {args:?}: {:?} {err}",
+            out.status
+        );
+        assert!(err.is_empty(), "strata {args:?}: {err}");
+    }
+}
+
+/// The store's root as `info` reports it, for a command run by `cmd`.
+fn root_of(mut cmd: std::process::Command) -> String {
+    let out = cmd.env_remove("STRATA_ROOT").output().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{cmd:?}: {stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let start = stdout
+        .find('{')
+        .unwrap_or_else(|| panic!("no JSON in {stdout}"));
+    let info: Value = serde_json::from_str(&stdout[start..]).unwrap();
+    info["Root"].as_str().unwrap().to_owned()
+}
+
+#[test]
+fn the_default_root() {
+    if !require_root() {
+        return;
+    }
+    if !fixtures::have_tools("the_default_root", &["unshare", "setpriv"]) {
+        return;
+    }
+    let exe = env!("CARGO_BIN_EXE_strata");
+    // As root: /var/lib/strata. Seen in a mount namespace of its own with
+    // a tmpfs over /var/lib, so the machine's own store is never touched.
+    let mut cmd = std::process::Command::new("unshare");
+    cmd.args(["--mount", "--propagation", "private", "sh", "-ec"])
+        .arg(format!(
+            "mount -t tmpfs strata-test /var/lib; '{exe}' --driver vfs info --format json"
+        ));
+    assert_eq!(root_of(cmd), "/var/lib/strata");
+
+    // Another user: $XDG_DATA_HOME/strata, else ~/.local/share/strata.
+    let t = tempfile::tempdir().unwrap();
+    let b = t.path();
+    fs::set_permissions(b, fs::Permissions::from_mode(0o755)).unwrap();
+    let copy = b.join("strata");
+    fs::copy(exe, &copy).unwrap();
+    for d in ["xdg", "home"] {
+        fs::create_dir(b.join(d)).unwrap();
+        std::os::unix::fs::chown(b.join(d), Some(65534), Some(65534)).unwrap();
+    }
+    let as_nobody = |env: &[(&str, PathBuf)]| {
+        let mut cmd = std::process::Command::new("setpriv");
+        cmd.args([
+            "--reuid=65534",
+            "--regid=65534",
+            "--clear-groups",
+            "--inh-caps=-all",
+        ])
+        .arg(&copy)
+        .args(["--driver", "vfs", "info", "--format", "json"])
+        .env_remove("XDG_DATA_HOME");
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        root_of(cmd)
+    };
+    let xdg = b.join("xdg");
+    assert_eq!(
+        as_nobody(&[("XDG_DATA_HOME", xdg.clone()), ("HOME", b.join("home"))]),
+        xdg.join("strata").display().to_string()
+    );
+    assert_eq!(
+        as_nobody(&[("HOME", b.join("home"))]),
+        b.join("home/.local/share/strata").display().to_string()
+    );
+    assert_eq!(mode(&b.join("home/.local/share/strata")), 0o700);
+}
