@@ -4,26 +4,38 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
-/// `println!` for what a command prints: a reader that went away
-/// (`strata images | head -1`) ends the command quietly, as GNU tools do,
-/// instead of a panic.
+/// `println!` for what a command prints. Output that cannot be written
+/// never stops the work: a reader that went away (`strata images | head
+/// -1`) gets no more and the command finishes with its own status, as
+/// if all had been read; any other write error is reported once and
+/// makes the status a failure. Neither panics.
 macro_rules! outln {
     ($($arg:tt)*) => {{
         use std::io::Write as _;
-        if let Err(e) = writeln!(std::io::stdout().lock(), $($arg)*) {
-            crate::stdout_failed(e);
+        if crate::stdout_ok() {
+            if let Err(e) = writeln!(std::io::stdout().lock(), $($arg)*) {
+                crate::stdout_failed(e);
+            }
         }
     }};
 }
 
-/// Standard output failed: a closed pipe exits quietly (status 0, as
-/// ripgrep does); anything else is reported.
-fn stdout_failed(e: std::io::Error) -> ! {
-    if e.kind() == std::io::ErrorKind::BrokenPipe {
-        std::process::exit(0);
-    }
-    eprintln!("strata: error: writing to standard output: {e}");
-    std::process::exit(1);
+/// What became of standard output: 0 fine, 1 its reader went away, 2 a
+/// write failed otherwise.
+static STDOUT: std::sync::atomic::AtomicU8 = std::sync::atomic::AtomicU8::new(0);
+
+fn stdout_ok() -> bool {
+    STDOUT.load(std::sync::atomic::Ordering::Relaxed) == 0
+}
+
+fn stdout_failed(e: std::io::Error) {
+    let state = if e.kind() == std::io::ErrorKind::BrokenPipe {
+        1
+    } else {
+        eprintln!("strata: error: writing to standard output: {e}");
+        2
+    };
+    STDOUT.store(state, std::sync::atomic::Ordering::Relaxed);
 }
 
 mod commands;
@@ -229,6 +241,7 @@ fn main() -> ExitCode {
         .without_time()
         .init();
     match run(cli) {
+        Ok(_) if STDOUT.load(std::sync::atomic::Ordering::Relaxed) == 2 => ExitCode::FAILURE,
         Ok(code) => code,
         Err(err) => {
             eprintln!("strata: error: {err:#}");

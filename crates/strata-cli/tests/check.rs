@@ -905,3 +905,47 @@ fn container_naming_a_gone_volume_is_reported() {
     );
     f.s.ok(&["inspect", "d"]);
 }
+
+/// A container whose config no longer parses is reported and kept (its
+/// layers hold its data); `ps` still lists the others and names it.
+#[test]
+fn damaged_container_config_is_reported_and_kept() {
+    let Some(f) = Fixture::new("damaged_container_config_is_reported_and_kept") else {
+        return;
+    };
+    let other = f.s.ok(&["create", "--name", "d", "busybox:test"]);
+    let config =
+        f.s.root()
+            .join("containers")
+            .join(&f.container)
+            .join("config.json");
+    fs::write(&config, "{").unwrap();
+    let out = f.s.run(&["ps", "-a", "--format", "json"]);
+    assert!(out.status.success());
+    let listed: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let ids: Vec<&str> = listed
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["Id"].as_str().unwrap())
+        .collect();
+    assert_eq!(ids, [other.as_str()]);
+    let warned = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        warned.starts_with("strata: warning: ") && warned.contains(&f.container),
+        "{warned}"
+    );
+    // layers too, with the container's hold left out of REFS.
+    let out = f.s.run(&["layers", "--format", "json"]);
+    assert!(out.status.success());
+    let layers: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(layers[0]["Refs"], 2, "{layers}");
+    assert!(String::from_utf8_lossy(&out.stderr).contains(&f.container));
+    f.assert_check(
+        &[],
+        &[("broken-container", &f.container)],
+        &[("broken-container", &f.container, false)],
+    );
+    assert_eq!(fs::read_to_string(&config).unwrap(), "{");
+    assert!(f.home.join(&f.mount).join("diff").is_dir());
+}

@@ -250,6 +250,19 @@ fn store_directories_are_private_and_tightened_on_open() {
     );
     // The owner's bits are the owner's.
     assert_eq!(fs::metadata(&root).unwrap().uid(), 0);
+
+    // A symlink planted in a root anyone could write to is not followed:
+    // the directory it points at keeps its mode.
+    let s = Strata::new("overlay2");
+    let victim = s.path("victim");
+    fs::create_dir(&victim).unwrap();
+    fs::set_permissions(&victim, fs::Permissions::from_mode(0o755)).unwrap();
+    fs::create_dir(s.root()).unwrap();
+    fs::set_permissions(s.root(), fs::Permissions::from_mode(0o777)).unwrap();
+    std::os::unix::fs::symlink(&victim, s.root().join("containers")).unwrap();
+    let _ = s.run(&["images"]);
+    assert_eq!(mode(&victim), 0o755);
+    assert_eq!(mode(&s.root()), 0o711);
 }
 
 #[test]
@@ -421,6 +434,23 @@ fn a_closed_pipe_ends_output_quietly() {
         );
         assert!(err.is_empty(), "strata {args:?}: {err}");
     }
+    // Work is not cut short by output nobody reads: every container goes.
+    for n in ["a", "b", "c"] {
+        s.ok(&["create", "--name", n, "base:1"]);
+    }
+    let (reader, writer) = std::io::pipe().unwrap();
+    drop(reader);
+    let out = s
+        .cmd(&["rm", "a", "b", "c"])
+        .stdout(writer)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(s.ok(&["ps", "-a", "--format", "json"]), "[]");
 }
 
 /// The store's root as `info` reports it, for a command run by `cmd`.
@@ -493,4 +523,36 @@ fn the_default_root() {
         b.join("home/.local/share/strata").display().to_string()
     );
     assert_eq!(mode(&b.join("home/.local/share/strata")), 0o700);
+}
+
+#[test]
+fn prune_all_takes_chains_of_commits_and_images_of_several_names() {
+    if !require_root() {
+        return;
+    }
+    let s = Strata::new("overlay2");
+    s.import_tree(&base_tree(&s, "base"), "base:1");
+    // base:1 <- P <- C, the tag app:latest moved from P to C.
+    s.ok(&["create", "--name", "p", "base:1"]);
+    s.ok(&["commit", "p", "app"]);
+    s.ok(&["create", "--name", "c", "app"]);
+    s.ok(&["commit", "c", "app"]);
+    s.ok(&["rm", "p", "c"]);
+    // One image under two repositories.
+    s.ok(&["tag", "base:1", "other:1"]);
+    // And one a container keeps.
+    let kept = s.import_tree(&base_tree(&s, "kept"), "kept:1");
+    s.ok(&["create", "--name", "k", "kept:1"]);
+    let images = s.json(&["images", "--format", "json"]);
+    assert_eq!(images.as_array().unwrap().len(), 4, "{images}");
+    s.ok(&["system", "prune", "-a"]);
+    let images = s.json(&["images", "--format", "json"]);
+    let ids: Vec<&str> = images
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| i["ID"].as_str().unwrap())
+        .collect();
+    assert_eq!(ids, [kept.as_str()]);
+    assert!(s.findings(&[]).is_empty());
 }

@@ -1,9 +1,12 @@
-//! Which entry of a multi-platform index this machine runs, as
-//! containerd's `platforms.Only` chooses it: the same OS and
-//! architecture, and a CPU variant no newer than the host's. A variant
-//! named by default counts as named (arm64 `v8`, amd64 `v1`, arm `v7`), an
-//! older variant runs too but ranks below (arm `v6` on a `v7`), and equal
-//! matches go to the first listed. See the image-spec's [platform
+//! Which entry of a multi-platform index this machine runs, by the rules
+//! of containerd's `platforms.Only` for the host's own architecture (its
+//! fallbacks to another architecture, arm64 to 32-bit arm and amd64 to
+//! 386, are not taken): the same OS and architecture, and a CPU variant
+//! no newer than the host's (`7` is read as `v7`, as containerd
+//! normalizes it). A variant named by default counts as named (arm64
+//! `v8`, amd64 `v1`, arm `v7`), an older variant runs too but ranks below
+//! (arm `v6` on a `v7`), and equal matches go to the first listed. See
+//! the image-spec's [platform
 //! variants](https://github.com/opencontainers/image-spec/blob/main/image-index.md#platform-variants).
 
 use oci_spec::image::Descriptor;
@@ -24,7 +27,7 @@ fn level(arch: &str, variant: Option<&str>) -> Option<(u32, u32)> {
             _ => (0, 0),
         });
     };
-    let n = v.strip_prefix('v')?;
+    let n = v.strip_prefix('v').unwrap_or(v);
     let (major, minor) = n.split_once('.').unwrap_or((n, "0"));
     Some((major.parse().ok()?, minor.parse().ok()?))
 }
@@ -176,6 +179,9 @@ mod tests {
         // arm with no variant is v7.
         assert_eq!(pick(ARM_V7, &["linux/arm/v6", "linux/arm"]), Some(1));
         assert_eq!(pick(("linux", "arm", Some("v6")), &["linux/arm/v7"]), None);
+        // A variant without its `v` is the same variant.
+        assert_eq!(pick(ARM_V7, &["linux/arm/8", "linux/arm/7"]), Some(1));
+        assert_eq!(pick(ARM_V7, &["linux/arm/6"]), Some(0));
     }
 
     /// The base level wins over `v2`/`v3` (which need SSE4.2, AVX2) the

@@ -314,7 +314,16 @@ impl Checker<'_> {
         for (name, path) in entries(&store.root.join("names"))? {
             let live = atomic::read(&path)
                 .ok()
-                .is_some_and(|id| store.container(&id).is_ok_and(|c| c.name == name));
+                .is_some_and(|id| match store.container(&id) {
+                    Ok(c) => c.name == name,
+                    // A container whose config is damaged is reported as
+                    // broken; its name stays with it.
+                    Err(_) => {
+                        id.len() == 64
+                            && id.bytes().all(|b| b.is_ascii_hexdigit())
+                            && store.root.join("containers").join(&id).is_dir()
+                    }
+                });
             if !live {
                 self.found(
                     FindingKind::Debris,
@@ -324,7 +333,7 @@ impl Checker<'_> {
                 );
             }
         }
-        for c in store.containers()? {
+        for c in self.container_configs()? {
             let path = store.root.join("names").join(&c.name);
             if !path.exists() {
                 let id = c.id.clone();

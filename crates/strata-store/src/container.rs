@@ -282,10 +282,22 @@ impl Store {
         self.image_dir().join("layerdb/mounts").join(id)
     }
 
-    /// Every container, oldest first.
+    /// Every container, oldest first. Fails if one does not read back:
+    /// what decides which layers live must see them all.
     pub fn containers(&self) -> Result<Vec<Container>> {
+        let (containers, mut bad) = self.readable_containers()?;
+        match bad.pop() {
+            Some(e) => Err(e),
+            None => Ok(containers),
+        }
+    }
+
+    /// Every container that reads back, oldest first, and the error of
+    /// each that does not (`strata check` says how), for listings that
+    /// should still show the rest.
+    pub fn readable_containers(&self) -> Result<(Vec<Container>, Vec<Error>)> {
         let dir = self.root.join("containers");
-        let mut out = Vec::new();
+        let (mut out, mut bad) = (Vec::new(), Vec::new());
         for e in fs::read_dir(&dir).ctx(|| format!("listing {}", dir.display()))? {
             let e = e.ctx(|| format!("listing {}", dir.display()))?;
             let name = e.file_name().to_string_lossy().into_owned();
@@ -296,11 +308,11 @@ impl Store {
                 Ok(c) => out.push(c),
                 // Removed (renamed away) by another process while listing.
                 Err(_) if !e.path().exists() => {}
-                Err(err) => return Err(err),
+                Err(err) => bad.push(err),
             }
         }
         out.sort_by(|a, b| a.created.cmp(&b.created).then(a.id.cmp(&b.id)));
-        Ok(out)
+        Ok((out, bad))
     }
 
     pub(crate) fn container(&self, id: &str) -> Result<Container> {

@@ -168,6 +168,11 @@ impl Store {
         Ok((out, bad))
     }
 
+    /// Whether the store has image `id`'s config.
+    pub(crate) fn image_exists(&self, id: &Digest) -> bool {
+        self.content_path(id).exists()
+    }
+
     /// The images whose recorded parent is `id` (made by `commit` from a
     /// container of it).
     pub(crate) fn child_images(&self, id: &Digest) -> Result<Vec<Digest>> {

@@ -164,33 +164,47 @@ impl Store {
     /// container's set-user-ID programs run from its merged dir by a
     /// local user). New directories are made that way; a store made
     /// before, or a root an operator created with `mkdir`, is tightened
-    /// here, as dockerd does on start. What the owner has is kept; a
-    /// directory of another owner is left as it is.
+    /// here, as dockerd does on start. What the owner has is kept. Each
+    /// directory is opened without following a symlink and changed
+    /// through that descriptor, and only when it is ours: a link planted
+    /// in a writable root never turns this on another directory.
     fn tighten_modes(&self) -> Result<()> {
-        use std::os::unix::fs::PermissionsExt;
-        for (dir, max) in [
-            (self.root.clone(), 0o711),
-            (self.driver.home().to_path_buf(), 0o710),
-            (self.root.join("containers"), 0o700),
-            (self.root.join("image"), 0o700),
-        ] {
-            let mode = fs::metadata(&dir)
-                .ctx(|| format!("reading {}", dir.display()))?
-                .permissions()
-                .mode()
-                & 0o7777;
-            if mode & !max & 0o077 == 0 {
+        use std::ffi::OsStr;
+        use strata_sys::fs as sys;
+        let root = sys::open_dir(&self.root).ctx(|| format!("opening {}", self.root.display()))?;
+        let home = self.driver.home().file_name().map(OsStr::to_owned);
+        let mut dirs: Vec<(Option<&OsStr>, u32)> = vec![(None, 0o711)];
+        if let Some(h) = &home {
+            dirs.push((Some(h.as_os_str()), 0o710));
+        }
+        dirs.push((Some(OsStr::new("containers")), 0o700));
+        dirs.push((Some(OsStr::new("image")), 0o700));
+        for (name, max) in dirs {
+            let shown = name.map_or(self.root.clone(), |n| self.root.join(n));
+            let fd = match name {
+                None => root
+                    .try_clone()
+                    .ctx(|| format!("opening {}", shown.display()))?,
+                Some(n) => match sys::open_dir_at(std::os::fd::AsFd::as_fd(&root), n) {
+                    Ok(fd) => fd,
+                    // A symlink (ELOOP), or not a directory: not ours to
+                    // change; opening the store says what is wrong.
+                    Err(_) => continue,
+                },
+            };
+            let st = sys::fstat(std::os::fd::AsFd::as_fd(&fd))
+                .ctx(|| format!("reading {}", shown.display()))?;
+            let mode = st.st_mode & 0o7777;
+            if st.st_uid != sys::euid() || mode & !max & 0o077 == 0 {
                 continue;
             }
             let tight = mode & !(0o077 & !max);
-            match fs::set_permissions(&dir, fs::Permissions::from_mode(tight)) {
-                Ok(()) => tracing::warn!(
-                    "{} was mode {mode:o}: now {tight:o}, so that other users cannot reach containers",
-                    dir.display()
-                ),
-                Err(e) if e.kind() == std::io::ErrorKind::PermissionDenied => {}
-                Err(e) => return Err(Error::io(format!("tightening {}", dir.display()), e)),
-            }
+            sys::fchmod(std::os::fd::AsFd::as_fd(&fd), tight)
+                .ctx(|| format!("tightening {}", shown.display()))?;
+            tracing::warn!(
+                "{} was mode {mode:o}: now {tight:o}, so that other users cannot reach containers",
+                shown.display()
+            );
         }
         Ok(())
     }

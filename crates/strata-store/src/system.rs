@@ -273,12 +273,21 @@ impl Store {
                 .filter(|i| !used.contains(&i.id))
                 .filter(|i| all || (i.tags.is_empty() && !parents.contains(&i.id)))
                 .collect();
-            if doomed.is_empty() {
-                break;
-            }
+            let mut gone = false;
             for i in doomed {
+                // Gone already, with a child as its untagged parent; or
+                // still a parent: it goes in a later pass, after them.
+                if !self.image_exists(&i.id) || !self.child_images(&i.id)?.is_empty() {
+                    continue;
+                }
+                // Forced: tags in several repositories do not keep an
+                // unused image from `prune -a` (no container uses these).
                 out.lines
-                    .extend(self.remove_image_locked(i.id.as_str(), false)?);
+                    .extend(self.remove_image_locked(i.id.as_str(), true)?);
+                gone = true;
+            }
+            if !gone {
+                break;
             }
         }
         for l in self.collect_layers()? {

@@ -165,7 +165,11 @@ pub struct Ps {
 
 pub fn ps(a: Ps, store: &Store) -> Result<()> {
     let mut shown = Vec::new();
-    for c in store.containers()? {
+    let (containers, bad) = store.readable_containers()?;
+    for e in &bad {
+        eprintln!("strata: warning: {e:#} (not listed; see `strata check`)");
+    }
+    for c in containers {
         let state = store.container_state(&c)?;
         if a.all || state.status == Status::Running {
             shown.push((c, state));

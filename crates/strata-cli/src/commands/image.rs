@@ -161,7 +161,10 @@ pub struct Layers {
 
 pub fn layers(a: Layers, store: &Store) -> Result<()> {
     let layers = store.layers()?;
-    let refs = store.layer_refs()?;
+    let (refs, bad) = store.layer_refs()?;
+    for e in &bad {
+        eprintln!("strata: warning: {e:#} (its layers' REFS leave it out; see `strata check`)");
+    }
     let refs_of = |l: &strata_store::Layer| refs.get(&l.chain_id).copied().unwrap_or(0);
     if a.format == Format::Json {
         let v: Vec<_> = layers
