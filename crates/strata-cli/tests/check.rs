@@ -260,6 +260,42 @@ fn lost_size_is_measured_again() {
     }
 }
 
+/// Damage that one repair must undo before another can: the committed
+/// layer's size cannot be measured while its `lower` is wrong. One
+/// `check --repair` fixes both.
+#[test]
+fn stacked_damage_is_repaired_in_one_run() {
+    let Some(f) = Fixture::new("stacked_damage_is_repaired_in_one_run") else {
+        return;
+    };
+    let chain = f.commit().1;
+    let cache = fs::read_to_string(f.layer_dir(&chain).join("cache-id")).unwrap();
+    let size = f.layer_dir(&chain).join("size");
+    let right_size = fs::read_to_string(&size).unwrap();
+    let lower = f.home.join(&cache).join("lower");
+    let right_lower = fs::read_to_string(&lower).unwrap();
+    fs::remove_file(&size).unwrap();
+    fs::write(&lower, "l/NOSUCHLINK").unwrap();
+    let (clean, found) = f.check(&["--repair"]);
+    assert!(clean, "{found:?}");
+    assert!(found.iter().all(|(_, _, repaired)| *repaired), "{found:?}");
+    assert!(
+        found
+            .iter()
+            .any(|(k, o, _)| k == "bad-layer" && o == &chain),
+        "{found:?}"
+    );
+    assert!(
+        found
+            .iter()
+            .any(|(k, o, _)| k == "broken-lower" && o == &cache),
+        "{found:?}"
+    );
+    assert_eq!(fs::read_to_string(&size).unwrap(), right_size);
+    assert_eq!(fs::read_to_string(&lower).unwrap(), right_lower);
+    assert_eq!(f.check(&[]), (true, vec![]));
+}
+
 /// Digests are checked only on request: it reads all the content.
 #[test]
 fn content_that_no_longer_matches_its_diff_id_is_reported_and_kept() {
@@ -337,6 +373,35 @@ fn layer_whose_driver_layer_is_gone_is_reported_and_kept() {
     let stdout = String::from_utf8_lossy(&out.stdout);
     let why = format!("not rebuilt: layer {} does not exist", f.cache);
     assert_eq!(stdout.matches(&why).count(), 2, "{stdout}");
+}
+
+/// A driver layer that lost only its `diff`: its `l/` link is removed
+/// once and not made again on the next run (repair used to remove and
+/// recreate it on every run).
+#[test]
+fn layer_whose_content_dir_is_gone_settles_after_one_repair() {
+    let Some(f) = Fixture::new("layer_whose_content_dir_is_gone_settles_after_one_repair") else {
+        return;
+    };
+    f.s.ok(&["rm", "c"]);
+    let link = display(&f.link(&f.cache));
+    fs::remove_dir_all(f.home.join(&f.cache).join("diff")).unwrap();
+    f.assert_check(
+        &[],
+        &[("missing-driver-layer", &f.chain), ("dangling-link", &link)],
+        &[
+            ("missing-driver-layer", &f.chain, false),
+            ("dangling-link", &link, true),
+        ],
+    );
+    // A second repair has nothing more to do.
+    assert_eq!(
+        f.check(&["--repair"]),
+        (
+            false,
+            owned([("missing-driver-layer", f.chain.as_str(), false)].into_iter())
+        )
+    );
 }
 
 #[test]

@@ -188,6 +188,9 @@ impl Report {
     }
 }
 
+/// How many times `check --repair` walks the store at most.
+pub const REPAIR_PASSES: usize = 3;
+
 impl Store {
     /// Checks the store (see the module docs); with `repair`, fixes what
     /// can be fixed without losing committed data.
@@ -198,8 +201,41 @@ impl Store {
         })
     }
 
+    /// [`Store::check`] with options. A repair can make another possible
+    /// (a rebuilt `lower` lets a lost size be measured), so repair goes
+    /// again, at most [`REPAIR_PASSES`] times in all, while a pass repairs
+    /// something and leaves something; the report is the first pass's
+    /// findings, marked repaired when a later pass fixed them or no longer
+    /// found them, then what later passes found anew.
     pub fn check_with(&self, opts: CheckOptions) -> Result<Report> {
         let _lock = self.lock()?;
+        let mut report = self.check_pass(opts)?;
+        let mut last = report.clone();
+        for _ in 1..REPAIR_PASSES {
+            if !opts.repair || last.is_clean() || !last.findings.iter().any(|f| f.repaired) {
+                break;
+            }
+            last = self.check_pass(opts)?;
+            let key = |f: &Finding| (f.kind, f.object.clone());
+            let now: BTreeMap<_, &Finding> = last.findings.iter().map(|f| (key(f), f)).collect();
+            for f in report.findings.iter_mut().filter(|f| !f.repaired) {
+                if now.get(&key(f)).is_none_or(|n| n.repaired) {
+                    f.repaired = f.kind != FindingKind::Note;
+                }
+            }
+            let seen: BTreeSet<_> = report.findings.iter().map(key).collect();
+            report.findings.extend(
+                last.findings
+                    .iter()
+                    .filter(|f| !seen.contains(&key(f)))
+                    .cloned(),
+            );
+        }
+        Ok(report)
+    }
+
+    /// One walk over the store, under the caller's lock.
+    fn check_pass(&self, opts: CheckOptions) -> Result<Report> {
         let mut c = Checker {
             store: self,
             opts,
