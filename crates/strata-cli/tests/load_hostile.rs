@@ -591,6 +591,64 @@ fn keep_is_intact(s: &Strata) {
     );
 }
 
+// ---- depth -------------------------------------------------------------
+
+/// An image of `depth` layers, layer `n` adding `opt/layer-<n>`.
+fn deep(depth: usize) -> Image {
+    Image::with_layers(
+        (0..depth)
+            .map(|n| layer_with(&format!("opt/layer-{n}")))
+            .collect(),
+    )
+}
+
+/// Deeper than Docker goes (125) but within overlay's 500: it loads, a
+/// container of it shows every layer, a commit on it works, and save
+/// then load into a fresh store keeps its identity.
+#[test]
+fn loads_an_image_130_layers_deep() {
+    let Some(s) = store() else { return };
+    let image = deep(130);
+    s.ok(&[
+        "load",
+        "-i",
+        image.docker().file(&s, "deep.tar").to_str().unwrap(),
+    ]);
+    let merged = s.mount_image("hostile:1");
+    let mut names: Vec<String> = fs::read_dir(merged.join("opt"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .collect();
+    names.sort();
+    let mut want: Vec<String> = (0..130).map(|n| format!("layer-{n}")).collect();
+    want.sort();
+    assert_eq!(names, want);
+    s.ok(&["create", "--name", "c", "hostile:1"]);
+    let committed = s.ok(&["commit", "c", "deeper:1"]);
+    let inspect = s.json(&["image", "inspect", "deeper:1"]);
+    assert_eq!(
+        inspect[0]["RootFS"]["Layers"].as_array().unwrap().len(),
+        131
+    );
+    let saved = s.path("deeper.tar");
+    s.ok(&["save", "-o", saved.to_str().unwrap(), "deeper:1"]);
+    let other = Strata::new("overlay2");
+    other.ok(&["load", "-i", saved.to_str().unwrap()]);
+    assert_eq!(
+        other.json(&["image", "inspect", "deeper:1"])[0]["Id"],
+        committed.as_str()
+    );
+}
+
+/// Past what one overlay mount stacks (500 layers): refused at load,
+/// naming the limit, rather than loaded and never mountable.
+#[test]
+fn refuses_an_image_deeper_than_overlay_mounts() {
+    let Some(s) = store() else { return };
+    let image = deep(501);
+    refused(&s, &image.docker().file(&s, "too-deep.tar"), &["500"]);
+}
+
 // ---- paths that leave the archive -------------------------------------
 
 #[test]
