@@ -521,6 +521,25 @@ fn container_whose_init_layer_is_gone_gets_a_new_one() {
     assert_eq!(f.s.ok(&["diff", "c"]), changes);
 }
 
+/// The init layer gone and the image layer's `l/` link with it (the new
+/// init layer's `lower` names that link): one run repairs both.
+#[test]
+fn lost_init_layer_and_image_link_are_repaired_in_one_run() {
+    let Some(f) = Fixture::new("lost_init_layer_and_image_link_are_repaired_in_one_run") else {
+        return;
+    };
+    f.write_motd();
+    let init = format!("{}-init", f.mount);
+    fs::remove_dir_all(f.home.join(&init)).unwrap();
+    fs::remove_file(f.link(&f.cache)).unwrap();
+    let (clean, found) = f.check(&["--repair"]);
+    assert!(clean, "{found:?}");
+    assert!(found.iter().all(|(_, _, repaired)| *repaired), "{found:?}");
+    assert_eq!(f.check(&[]), (true, vec![]));
+    assert!(f.home.join(&init).join("diff/etc/hosts").is_file());
+    f.assert_c_works();
+}
+
 /// A mounted view has the old init layer below it: repair waits for the
 /// unmount.
 #[test]
