@@ -387,19 +387,7 @@ impl Checker<'_> {
     /// Every container whose config reads (the broken ones are the
     /// containers check's to report).
     fn container_configs(&self) -> Result<Vec<Container>> {
-        let mut out = Vec::new();
-        for (name, dir) in entries(&self.store.root.join("containers"))? {
-            if name.ends_with("-removing") {
-                continue;
-            }
-            if let Ok(c) = fs::read(dir.join("config.json"))
-                .map_err(|_| ())
-                .and_then(|b| serde_json::from_slice::<Container>(&b).map_err(|_| ()))
-            {
-                out.push(c);
-            }
-        }
-        Ok(out)
+        Ok(self.store.readable_containers()?.0)
     }
 
     fn note(&mut self, object: impl Into<String>, message: impl Into<String>) {

@@ -190,7 +190,7 @@ impl Store {
                 continue;
             };
             let parent = atomic::read(&e.path().join("parent")).ok();
-            if parent.as_deref() == Some(id.as_str()) && self.content_path(&child).exists() {
+            if parent.as_deref() == Some(id.as_str()) && self.image_exists(&child) {
                 out.push(child);
             }
         }
@@ -374,7 +374,10 @@ impl Store {
                 ),
             ));
         }
-        if let Some(c) = self.containers()?.into_iter().find(|c| c.image == id) {
+        // Read once: nothing changes them while the lock is held.
+        let containers = self.containers()?;
+        let used = |id: &Digest| containers.iter().any(|c| &c.image == id);
+        if let Some(c) = containers.iter().find(|c| c.image == id) {
             if !force {
                 return Err(Error::new(
                     ErrorKind::InUse,
@@ -391,9 +394,7 @@ impl Store {
             done.push(format!("Untagged: {t}"));
         }
         self.save_repositories(&repos)?;
-        let used =
-            |id: &Digest| -> Result<bool> { Ok(self.containers()?.iter().any(|c| &c.image == id)) };
-        if used(&id)? {
+        if used(&id) {
             return Ok(done);
         }
         self.delete_image(&id)?;
@@ -405,7 +406,7 @@ impl Store {
             let Ok(img) = self.image_from(&p, &repos) else {
                 break;
             };
-            if !img.tags.is_empty() || !self.child_images(&p)?.is_empty() || used(&p)? {
+            if !img.tags.is_empty() || !self.child_images(&p)?.is_empty() || used(&p) {
                 break;
             }
             self.delete_image(&p)?;

@@ -272,13 +272,13 @@ impl Store {
         }
     }
 
-    /// How many things hold each layer directly, as Docker's layer store
-    /// counts them: the images whose top layer it is, the layers made on
-    /// it, and the containers made on it. A layer with none is removed by
-    /// the next `rmi` or `system prune`. With the errors of the images and
-    /// containers that did not read back (their holds are not counted).
-    pub fn layer_refs(&self) -> Result<(BTreeMap<Digest, usize>, Vec<Error>)> {
-        let layers = self.layers()?;
+    /// How many things hold each of `layers` (from [`Store::layers`])
+    /// directly, as Docker's layer store counts them: the images whose
+    /// top layer it is, the layers made on it, and the containers made on
+    /// it. A layer with none is removed by the next `rmi` or `system
+    /// prune`. With the errors of the images and containers that did not
+    /// read back (their holds are not counted).
+    pub fn layer_refs(&self, layers: &[Layer]) -> Result<(BTreeMap<Digest, usize>, Vec<Error>)> {
         let (images, mut bad) = self.readable_images()?;
         let (containers, bad_containers) = self.readable_containers()?;
         bad.extend(bad_containers);
@@ -287,7 +287,7 @@ impl Store {
         let held = images
             .into_iter()
             .filter_map(|img| chain_ids(&img.diff_ids).pop())
-            .chain(layers.into_iter().filter_map(|l| l.parent))
+            .chain(layers.iter().filter_map(|l| l.parent.clone()))
             .chain(containers.into_iter().filter_map(|c| c.parent_layer));
         for chain in held {
             if let Some(n) = refs.get_mut(&chain) {

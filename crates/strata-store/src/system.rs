@@ -276,8 +276,9 @@ impl Store {
             let mut gone = false;
             for i in doomed {
                 // Gone already, with a child as its untagged parent; or
-                // still a parent: it goes in a later pass, after them.
-                if !self.image_exists(&i.id) || !self.child_images(&i.id)?.is_empty() {
+                // a parent when this pass began: it goes in a later pass,
+                // after its children.
+                if !self.image_exists(&i.id) || parents.contains(&i.id) {
                     continue;
                 }
                 // Forced: tags in several repositories do not keep an

@@ -166,9 +166,7 @@ pub struct Ps {
 pub fn ps(a: Ps, store: &Store) -> Result<()> {
     let mut shown = Vec::new();
     let (containers, bad) = store.readable_containers()?;
-    for e in &bad {
-        eprintln!("strata: warning: {e:#} (not listed; see `strata check`)");
-    }
+    super::warn_unreadable(&bad, "not listed");
     for c in containers {
         let state = store.container_state(&c)?;
         if a.all || state.status == Status::Running {

@@ -47,9 +47,7 @@ pub struct Images {
 
 pub fn images(a: Images, store: &Store) -> Result<()> {
     let (images, bad) = store.readable_images()?;
-    for e in &bad {
-        eprintln!("strata: warning: {e:#} (not listed; see `strata check`)");
-    }
+    super::warn_unreadable(&bad, "not listed");
     if a.format == Format::Json {
         let v: Vec<_> = images
             .iter()
@@ -161,10 +159,8 @@ pub struct Layers {
 
 pub fn layers(a: Layers, store: &Store) -> Result<()> {
     let layers = store.layers()?;
-    let (refs, bad) = store.layer_refs()?;
-    for e in &bad {
-        eprintln!("strata: warning: {e:#} (its layers' REFS leave it out; see `strata check`)");
-    }
+    let (refs, bad) = store.layer_refs(&layers)?;
+    super::warn_unreadable(&bad, "its layers' REFS leave it out");
     let refs_of = |l: &strata_store::Layer| refs.get(&l.chain_id).copied().unwrap_or(0);
     if a.format == Format::Json {
         let v: Vec<_> = layers

@@ -90,6 +90,14 @@ pub enum Format {
     Json,
 }
 
+/// Warns about each record a listing could not read: `what` says what
+/// the listing does without it.
+pub fn warn_unreadable(bad: &[strata_store::Error], what: &str) {
+    for e in bad {
+        eprintln!("strata: warning: {e:#} ({what}; see `strata check`)");
+    }
+}
+
 /// The first 12 hex digits of an ID, as Docker prints them.
 pub fn short(id: &str) -> &str {
     let hex = id.strip_prefix("sha256:").unwrap_or(id);

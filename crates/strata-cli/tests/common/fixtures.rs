@@ -184,6 +184,18 @@ impl Layout {
         self.put(media_type, &serde_json::to_vec(v).unwrap())
     }
 
+    /// Stores an image manifest of `config` and `layers` (descriptors
+    /// from [`Layout::put`]); returns its descriptor.
+    pub fn put_manifest(&self, config: &Value, layers: &[Value]) -> Value {
+        let manifest = json!({
+            "schemaVersion": 2,
+            "mediaType": OCI_MANIFEST,
+            "config": config,
+            "layers": layers,
+        });
+        self.put_json(OCI_MANIFEST, &manifest)
+    }
+
     pub fn index(&self) -> Value {
         serde_json::from_slice(&fs::read(self.0.join("index.json")).unwrap()).unwrap()
     }
@@ -485,13 +497,7 @@ impl Busybox {
                 .map(|t| l.put(OCI_LAYER, t))
                 .collect()
         };
-        let manifest = json!({
-            "schemaVersion": 2,
-            "mediaType": OCI_MANIFEST,
-            "config": config,
-            "layers": layers,
-        });
-        let mut desc = l.put_json(OCI_MANIFEST, &manifest);
+        let mut desc = l.put_manifest(&config, &layers);
         desc["annotations"] = json!({
             CONTAINERD_NAME: format!("docker.io/library/busybox:{tag}"),
             REF_NAME: tag,
@@ -545,13 +551,7 @@ impl Busybox {
                 l.put(&format!("{OCI_LAYER}+zstd"), &out.stdout)
             })
             .collect();
-        let manifest = json!({
-            "schemaVersion": 2,
-            "mediaType": OCI_MANIFEST,
-            "config": config,
-            "layers": layers,
-        });
-        let mut desc = l.put_json(OCI_MANIFEST, &manifest);
+        let mut desc = l.put_manifest(&config, &layers);
         desc["annotations"] = json!({ REF_NAME: format!("busybox:{tag}") });
         l.set_index(vec![desc]);
         l

@@ -148,21 +148,11 @@ impl Overlay2 {
     }
 
     fn link_of(&self, id: &str) -> Result<String> {
-        let s = fs::read_to_string(self.dir(id).join("link"))
-            .ctx(|| format!("reading the short name of layer {id}"))?;
-        Ok(s.trim().to_owned())
+        link_in(&self.home, id)
     }
 
     fn require(&self, id: &str) -> Result<()> {
-        check_id(id)?;
-        if self.dir(id).join("diff").is_dir() {
-            Ok(())
-        } else {
-            Err(Error::new(
-                ErrorKind::NotFound,
-                format!("layer {id} does not exist"),
-            ))
-        }
+        require_in(&self.home, id)
     }
 
     fn make(&self, id: &str, parent: Option<&str>) -> Result<()> {
@@ -309,16 +299,9 @@ pub fn lower_for(home: &Path, id: &str, parents: &[&str]) -> Result<Option<Strin
     }
     let mut chain = Vec::with_capacity(parents.len());
     for p in parents {
-        check_id(p)?;
-        if !home.join(p).join("diff").is_dir() {
-            return Err(Error::new(
-                ErrorKind::NotFound,
-                format!("layer {p} does not exist"),
-            ));
-        }
-        let short = fs::read_to_string(home.join(p).join("link"))
-            .ctx(|| format!("reading the short name of layer {p}"))?;
-        let short = short.trim();
+        require_in(home, p)?;
+        let short = link_in(home, p)?;
+        let short = short.as_str();
         if short.is_empty() || !short.bytes().all(|b| b.is_ascii_alphanumeric()) {
             return Err(Error::new(
                 ErrorKind::Corrupt,
@@ -335,6 +318,26 @@ pub fn lower_for(home: &Path, id: &str, parents: &[&str]) -> Result<Option<Strin
         chain.push(short_path(short));
     }
     lower_line(id, &chain).map(Some)
+}
+
+/// Layer `id` under `home`, with its `diff`, or NotFound.
+fn require_in(home: &Path, id: &str) -> Result<()> {
+    check_id(id)?;
+    if home.join(id).join("diff").is_dir() {
+        Ok(())
+    } else {
+        Err(Error::new(
+            ErrorKind::NotFound,
+            format!("layer {id} does not exist"),
+        ))
+    }
+}
+
+/// The short name in layer `id`'s `link` file.
+fn link_in(home: &Path, id: &str) -> Result<String> {
+    let s = fs::read_to_string(home.join(id).join("link"))
+        .ctx(|| format!("reading the short name of layer {id}"))?;
+    Ok(s.trim().to_owned())
 }
 
 /// How `lower` names a layer: its short link, relative to the home (the
