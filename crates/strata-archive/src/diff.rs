@@ -522,9 +522,11 @@ fn same_content(
             Ok(a == b)
         }
         FileType::RegularFile if in_doubt(o, n) => {
-            let a = fs::open_file_at(old, fs::os(name))
+            // Either tree may be a running container's: read only the
+            // inodes compared (never a device or fifo swapped in since).
+            let (a, _) = fs::open_regular_at(old, fs::os(name), Some(o))
                 .map_err(|e| Error::fs("opening", abs(path), e))?;
-            let b = fs::open_file_at(new, fs::os(name))
+            let (b, _) = fs::open_regular_at(new, fs::os(name), Some(n))
                 .map_err(|e| Error::fs("opening", abs(path), e))?;
             equal_readers(a, b).map_err(|e| Error::fs("reading", abs(path), e))
         }

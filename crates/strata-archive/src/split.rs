@@ -59,7 +59,7 @@ use std::os::unix::fs::FileExt;
 use std::path::Path;
 
 use flate2::Crc;
-use strata_sys::{fs, Errno, FileType};
+use strata_sys::fs;
 use tar::{GnuExtSparseHeader, GnuSparseHeader};
 
 use crate::apply::{apply_at, open_root, ApplyOptions, ApplyReport};
@@ -680,8 +680,8 @@ fn open_ref<R: Read>(
 
 /// Opens the regular file `path` inside `root`: every component a plain
 /// name, every directory opened `O_NOFOLLOW` from the one before, the
-/// file itself checked to be regular before it is opened (a fifo would
-/// block the open) and after.
+/// file itself checked to be regular through an `O_PATH` handle before it
+/// is opened (a fifo would block the open).
 fn open_in_root(root: BorrowedFd<'_>, path: &[u8]) -> Result<std::fs::File> {
     let comps: Vec<&[u8]> = path.split(|b| *b == b'/').collect();
     if comps
@@ -698,19 +698,13 @@ fn open_in_root(root: BorrowedFd<'_>, path: &[u8]) -> Result<std::fs::File> {
         dir = Some(fs::open_dir_at(at, fs::os(c)).map_err(open_err)?);
     }
     let at = dir.as_ref().map_or(root, |d| d.as_fd());
-    let not_regular = || ref_err(path, "not a regular file", None);
-    let st = fs::lstat_at(at, fs::os(last))
-        .map_err(open_err)?
-        .ok_or_else(|| open_err(io::Error::from_raw_os_error(Errno::NOENT.raw_os_error())))?;
-    if FileType::from_raw_mode(st.st_mode) != FileType::RegularFile {
-        return Err(not_regular());
+    match fs::open_regular_at(at, fs::os(last), None) {
+        Ok((file, _)) => Ok(file),
+        Err(e) if e.kind() == io::ErrorKind::InvalidInput => {
+            Err(ref_err(path, "not a regular file", None))
+        }
+        Err(e) => Err(open_err(e)),
     }
-    let file = fs::open_file_at(at, fs::os(last)).map_err(open_err)?;
-    let st = fs::fstat(file.as_fd()).map_err(open_err)?;
-    if FileType::from_raw_mode(st.st_mode) != FileType::RegularFile {
-        return Err(not_regular());
-    }
-    Ok(file)
 }
 
 /// Copies `len` bytes at `offset` of `file` to `out`, adding them to

@@ -51,7 +51,9 @@ impl<W: Write> LayerWriter<W> {
     }
 
     /// Writes the object `dir/name` as `path` (relative, no leading `/`).
-    /// Sockets are skipped (they cannot be recreated from a tar).
+    /// Sockets are skipped (they cannot be recreated from a tar), and so
+    /// is a name that is gone since `st` was read (a running container
+    /// removed or renamed it), as the walks skip a name gone before.
     pub fn entry(
         &mut self,
         dir: BorrowedFd<'_>,
@@ -86,22 +88,30 @@ impl<W: Write> LayerWriter<W> {
                         set_link(&mut h, &mut pax, &first.clone());
                     }
                     _ => {
+                        // The name was `lstat`ed before: in a running
+                        // container's tree a device or fifo may have
+                        // taken it since. Read only the inode seen then,
+                        // and never open anything else (a device's bytes
+                        // are the host's disk; a fifo blocks forever).
+                        let file = match fs::open_regular_at(dir, fs::os(name), Some(st)) {
+                            Err(e) if vanished(&e) => return Ok(()),
+                            r => r.map_err(io_err("opening the file"))?.0,
+                        };
                         if st.st_nlink > 1 {
                             self.links.insert(key, path.to_vec());
                         }
                         h.set_entry_type(EntryType::Regular);
                         h.set_size(st.st_size as u64);
-                        data = Some(
-                            fs::open_file_at(dir, fs::os(name))
-                                .map_err(io_err("opening the file"))?,
-                        );
+                        data = Some(file);
                     }
                 }
             }
             FileType::Symlink => {
                 h.set_entry_type(EntryType::Symlink);
-                let target =
-                    fs::readlink_at(dir, fs::os(name)).map_err(io_err("reading the symlink"))?;
+                let target = match fs::readlink_at(dir, fs::os(name)) {
+                    Err(e) if vanished(&e) => return Ok(()),
+                    r => r.map_err(io_err("reading the symlink"))?,
+                };
                 set_link(&mut h, &mut pax, &target);
             }
             FileType::CharacterDevice | FileType::BlockDevice => {
@@ -119,7 +129,11 @@ impl<W: Write> LayerWriter<W> {
             FileType::Fifo => h.set_entry_type(EntryType::Fifo),
             _ => return Err(Error::entry(path, "unknown file type")),
         }
-        for (k, v) in xattr::all_at(dir, name).map_err(io_err("reading xattrs"))? {
+        let xattrs = match xattr::all_at(dir, name) {
+            Err(e) if vanished(&e) => return Ok(()),
+            r => r.map_err(io_err("reading xattrs"))?,
+        };
+        for (k, v) in xattrs {
             if whiteout::is_overlay_private(&k) {
                 continue;
             }
@@ -211,6 +225,11 @@ impl<W: Write> LayerWriter<W> {
     }
 }
 
+/// Whether `e` says the name is gone.
+fn vanished(e: &io::Error) -> bool {
+    e.kind() == io::ErrorKind::NotFound
+}
+
 /// Fails when a file shrinks while it is archived, instead of writing a
 /// tar whose header lies about the size.
 struct ExactReader<R> {
@@ -280,4 +299,108 @@ fn set_link(h: &mut Header, pax: &mut Vec<(String, Vec<u8>)>, target: &[u8]) {
     let n = old.linkname.len();
     old.linkname.copy_from_slice(&target[..n]);
     pax.push(("linkpath".to_owned(), target.to_vec()));
+}
+
+#[cfg(test)]
+mod tests {
+    //! A running container's tree changes while it is read: the name
+    //! `lstat` saw as a regular file may be something else when it is
+    //! opened. The probe behind these swapped a file for a block device
+    //! (its bytes, a disk the container may not read, ended up in `cp`,
+    //! `commit` and `export`) and for a fifo (`commit` blocked for ever).
+    use std::os::fd::{AsFd, OwnedFd};
+    use std::path::Path;
+    use std::sync::mpsc;
+    use std::time::Duration;
+
+    use super::*;
+
+    const CONTENT: &[u8] = b"regular-content\n";
+
+    /// Writes the entry `f` of a fresh directory whose `f` was a regular
+    /// file when `lstat`ed and is changed by `swap` before it is written.
+    /// On a thread: a fifo opened for reading would block for ever.
+    fn write_swapped(swap: impl FnOnce(&Path, BorrowedFd<'_>)) -> Result<Vec<u8>> {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("f"), CONTENT).unwrap();
+        let d: OwnedFd = fs::open_dir(dir.path()).unwrap();
+        let st = fs::lstat_at(d.as_fd(), "f".as_ref()).unwrap().unwrap();
+        swap(&dir.path().join("f"), d.as_fd());
+        let (tx, rx) = mpsc::channel();
+        std::thread::spawn(move || {
+            let mut w = LayerWriter::new(Vec::new());
+            let r = w
+                .entry(d.as_fd(), b"f", b"f", &st)
+                .and_then(|()| w.finish().map(|(out, _)| out));
+            let _ = tx.send(r);
+            drop(dir);
+        });
+        rx.recv_timeout(Duration::from_secs(30))
+            .expect("writing the entry blocked")
+    }
+
+    fn replace(f: &Path, by: impl FnOnce(&Path)) {
+        std::fs::remove_file(f).unwrap();
+        by(f);
+    }
+
+    #[test]
+    fn unchanged_file_is_written_with_its_content() {
+        let tar = write_swapped(|_, _| {}).unwrap();
+        let mut a = tar::Archive::new(tar.as_slice());
+        let mut e = a.entries().unwrap().next().unwrap().unwrap();
+        let mut got = Vec::new();
+        e.read_to_end(&mut got).unwrap();
+        assert_eq!(got, CONTENT);
+    }
+
+    #[test]
+    fn fifo_swapped_in_is_never_opened() {
+        let e = write_swapped(|f, d| {
+            replace(f, |_| {
+                fs::mknod_at(d, "f".as_ref(), FileType::Fifo, 0o644, 0).unwrap()
+            })
+        })
+        .unwrap_err();
+        assert!(e.to_string().contains("f"), "{e}");
+        assert!(format!("{e:?}").contains("not a regular file"), "{e:?}");
+    }
+
+    #[test]
+    fn symlink_to_a_device_swapped_in_is_never_followed() {
+        let e = write_swapped(|f, _| {
+            replace(f, |f| std::os::unix::fs::symlink("/dev/zero", f).unwrap())
+        })
+        .unwrap_err();
+        assert!(format!("{e:?}").contains("not a regular file"), "{e:?}");
+    }
+
+    #[test]
+    fn another_file_swapped_in_is_refused() {
+        let e = write_swapped(|f, _| {
+            let other = f.with_file_name("other");
+            std::fs::write(&other, vec![0u8; CONTENT.len()]).unwrap();
+            std::fs::rename(&other, f).unwrap();
+        })
+        .unwrap_err();
+        assert!(format!("{e:?}").contains("replaced"), "{e:?}");
+    }
+
+    #[test]
+    fn a_file_gone_since_it_was_looked_at_is_left_out() {
+        let tar = write_swapped(|f, _| std::fs::remove_file(f).unwrap()).unwrap();
+        let mut a = tar::Archive::new(tar.as_slice());
+        assert_eq!(a.entries().unwrap().count(), 0);
+    }
+
+    /// A device node is never opened for its content, whoever may read
+    /// it: only its `O_PATH` handle is looked at.
+    #[test]
+    fn a_device_is_not_a_regular_file() {
+        let dev = fs::open_dir(Path::new("/dev")).unwrap();
+        for name in ["null", "zero"] {
+            let e = fs::open_regular_at(dev.as_fd(), name.as_ref(), None).unwrap_err();
+            assert_eq!(e.kind(), io::ErrorKind::InvalidInput, "/dev/{name}: {e}");
+        }
+    }
 }

@@ -262,6 +262,66 @@ pub fn kill(store: &Store, c: &Container, timeout: Duration) -> Result<(), Error
     Ok(())
 }
 
+/// A running container frozen while its files are read, as `docker
+/// commit` pauses by default: what `commit` and `export` take is then one
+/// moment of the container, and nothing in it can swap files under the
+/// reader. Thawed when dropped. A container that is not running is not
+/// touched.
+pub struct Paused {
+    frozen: Option<(Runtime, PathBuf, String)>,
+}
+
+/// Pauses `c` through the runtime it runs under, when it runs.
+pub fn pause(store: &Store, c: &Container) -> Result<Paused, Error> {
+    let state = store.container_state(c)?;
+    if state.status != Status::Running {
+        return Ok(Paused { frozen: None });
+    }
+    let runtime = Runtime {
+        path: PathBuf::from(&state.runtime),
+    };
+    let state_root = store.container_path(c).join("runtime");
+    if let Err(e) = runtime.pause(&state_root, &c.id) {
+        // Exited meanwhile: nothing runs to pause.
+        if store.container_state(c)?.status != Status::Running {
+            return Ok(Paused { frozen: None });
+        }
+        return Err(Error::with(
+            ErrorKind::Io,
+            format!(
+                "pausing container {} (--pause=false reads it running)",
+                c.name
+            ),
+            e,
+        ));
+    }
+    Ok(Paused {
+        frozen: Some((runtime, state_root, c.id.clone())),
+    })
+}
+
+impl Paused {
+    /// Nothing paused (`--pause=false`).
+    pub fn none() -> Paused {
+        Paused { frozen: None }
+    }
+
+    /// Whether a container was frozen.
+    pub fn is_paused(&self) -> bool {
+        self.frozen.is_some()
+    }
+}
+
+impl Drop for Paused {
+    fn drop(&mut self) {
+        if let Some((runtime, state_root, id)) = &self.frozen {
+            if let Err(e) = runtime.resume(state_root, id) {
+                tracing::error!("resuming container {id}: {e}");
+            }
+        }
+    }
+}
+
 /// When the strata running `c` was killed (SIGKILL), its container may
 /// still run under the runtime: `delete --force` kills and forgets it, so
 /// that the store may release its mounts.

@@ -150,9 +150,24 @@ impl Runtime {
 
     /// Sends `signal` (a name or number) to container `id`'s process.
     pub fn kill(&self, state_root: &Path, id: &str, signal: &str) -> Result<()> {
+        self.control(state_root, &["kill", id, signal])
+    }
+
+    /// Freezes every process of container `id` (the cgroup freezer).
+    pub fn pause(&self, state_root: &Path, id: &str) -> Result<()> {
+        self.control(state_root, &["pause", id])
+    }
+
+    /// Thaws container `id` after [`Runtime::pause`].
+    pub fn resume(&self, state_root: &Path, id: &str) -> Result<()> {
+        self.control(state_root, &["resume", id])
+    }
+
+    /// Runs `RUNTIME --root STATE ARGS...`; its stderr is the error.
+    fn control(&self, state_root: &Path, args: &[&str]) -> Result<()> {
         let out = self
             .command(state_root)
-            .args(["kill", id, signal])
+            .args(args)
             .stdin(Stdio::null())
             .output()
             .map_err(|e| Error::io(format!("running {}", self.path.display()), e))?;
@@ -162,8 +177,9 @@ impl Runtime {
             Err(Error::new(
                 ErrorKind::Io,
                 format!(
-                    "{} kill {id}: {}",
+                    "{} {}: {}",
                     self.path.display(),
+                    args.join(" "),
                     String::from_utf8_lossy(&out.stderr).trim()
                 ),
             ))

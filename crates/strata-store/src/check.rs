@@ -31,8 +31,10 @@
 //!   nor, while corruption remains, a layer or driver layer that seems
 //!   unused, since the damaged record may be what names it.
 //!
-//! The walk runs under the store lock, so it sees no work in progress:
-//! whatever is half-made is debris of a process that died.
+//! The walk runs under the store lock, so it sees no work in progress
+//! but a commit's layer, which fills with no store lock held and keeps
+//! its staging directory locked meanwhile: that one is left alone, and
+//! whatever else is half-made is debris of a process that died.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fs;
@@ -412,7 +414,13 @@ impl Checker<'_> {
         let image_dir = self.image_dir();
         let mut staged = Vec::new();
         for dir in [store.root.join("tmp"), image_dir.join("layerdb/tmp")] {
-            staged.extend(entries(&dir)?.into_iter().map(|(_, p)| p));
+            // (A commit fills its staged layer with no store lock held.)
+            staged.extend(
+                entries(&dir)?
+                    .into_iter()
+                    .map(|(_, p)| p)
+                    .filter(|p| !crate::is_live(p)),
+            );
         }
         for dir in [
             image_dir.join("layerdb/sha256"),

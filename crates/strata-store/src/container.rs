@@ -14,7 +14,7 @@ use serde_json::{json, Value};
 use strata_archive::{Change, Digest};
 
 use crate::error::{Error, ErrorKind, IoContext, Result};
-use crate::layer::chain_ids;
+use crate::layer::{chain_ids, LiveStaging};
 use crate::volume::Mount;
 use crate::{atomic, random_hex, time, Store};
 use strata_image::{diff_ids, ImageRef};
@@ -508,33 +508,49 @@ impl Store {
     /// `strata commit`: the container's changes become a layer on its
     /// image's, and a new image with that layer, a history entry and the
     /// old image as parent. Returns the new image ID.
+    ///
+    /// The container's files are read with no store lock held: a running
+    /// container decides how long reading it takes, and no other command
+    /// may wait on it. What the commit builds on is read and its layer
+    /// begun under the lock; the layer's staging directory holds a lock of
+    /// its own while it fills (so opening the store meanwhile leaves it
+    /// alone); the lock is taken again to publish, after checking that
+    /// the container and its image layer are still there.
     pub fn commit(&self, c: &Container, reference: Option<&str>, comment: &str) -> Result<Digest> {
         let r = reference.map(ImageRef::parse).transpose()?;
-        let _lock = self.lock()?;
-        let mut config = self.image_json(&c.image)?;
-        let parent = c.parent_layer.as_ref().map(|p| self.layer(p)).transpose()?;
-        // Stream the diff into the new layer through a pipe: the change is
-        // never held whole, on disk or in memory.
-        let (mut reader, writer) = std::io::pipe().ctx(|| "making a pipe".into())?;
-        let layer = std::thread::scope(|s| {
-            let diff = s.spawn(move || {
-                let mut w = std::io::BufWriter::with_capacity(1 << 20, writer);
-                let r = self.driver.diff(&c.mount_id, Some(&c.init_id()), &mut w);
-                let flushed = w.flush();
-                r.map_err(|e| Error::driver(format!("diff of container {}", c.name), e))
-                    .and_then(|rep| flushed.map(|()| rep).ctx(|| "writing the diff".into()))
-            });
-            let layer = self.register_layer(parent.as_ref(), &mut reader);
-            drop(reader);
-            let diffed = diff.join().expect("the diff thread does not panic");
-            // When the layer side fails first, the diff only sees the pipe
-            // close: report the cause, not the broken pipe.
-            match (diffed, layer) {
-                (Ok(_), layer) => layer,
-                (Err(d), Err(l)) if is_broken_pipe(&d) => Err(l),
-                (Err(d), _) => Err(d),
+        let (mut config, parent, staged) = {
+            let _lock = self.lock()?;
+            let config = self.image_json(&c.image)?;
+            let parent = c.parent_layer.as_ref().map(|p| self.layer(p)).transpose()?;
+            let staged = self.begin_live_layer(parent.as_ref().map(|p| p.cache_id.as_str()))?;
+            (config, parent, staged)
+        };
+        let parent_cache = parent.as_ref().map(|p| p.cache_id.as_str());
+        let report = match self.fill_from_container(c, &staged, parent_cache) {
+            Ok(r) => r,
+            Err(e) => {
+                self.discard_layer(&staged.path, &staged.cache_id);
+                return Err(e);
             }
-        })?;
+        };
+        let _lock = self.lock()?;
+        let still_there = self
+            .container(&c.id)
+            .and_then(|_| parent.as_ref().map(|p| self.layer(&p.chain_id)).transpose());
+        if let Err(e) = still_there {
+            self.discard_layer(&staged.path, &staged.cache_id);
+            return Err(Error::with(
+                ErrorKind::NotFound,
+                format!("container {} was removed while it was committed", c.name),
+                e,
+            ));
+        }
+        let layer = self.finish_layer(
+            &staged.path,
+            staged.cache_id.clone(),
+            parent.as_ref(),
+            &report,
+        )?;
         let now = time::now_rfc3339();
         let obj = config
             .as_object_mut()
@@ -566,6 +582,36 @@ impl Store {
             self.tag_locked(&id, &r)?;
         }
         Ok(id)
+    }
+
+    /// Streams the container's diff into a begun layer through a pipe:
+    /// the change is never held whole, on disk or in memory.
+    fn fill_from_container(
+        &self,
+        c: &Container,
+        staged: &LiveStaging,
+        parent_cache: Option<&str>,
+    ) -> Result<strata_driver::ApplyReport> {
+        let (mut reader, writer) = std::io::pipe().ctx(|| "making a pipe".into())?;
+        std::thread::scope(|s| {
+            let diff = s.spawn(move || {
+                let mut w = std::io::BufWriter::with_capacity(1 << 20, writer);
+                let r = self.driver.diff(&c.mount_id, Some(&c.init_id()), &mut w);
+                let flushed = w.flush();
+                r.map_err(|e| Error::driver(format!("diff of container {}", c.name), e))
+                    .and_then(|rep| flushed.map(|()| rep).ctx(|| "writing the diff".into()))
+            });
+            let filled = self.fill_layer(&staged.path, &staged.cache_id, parent_cache, &mut reader);
+            drop(reader);
+            let diffed = diff.join().expect("the diff thread does not panic");
+            // When the layer side fails first, the diff only sees the pipe
+            // close: report the cause, not the broken pipe.
+            match (diffed, filled) {
+                (Ok(_), filled) => filled,
+                (Err(d), Err(l)) if is_broken_pipe(&d) => Err(l),
+                (Err(d), _) => Err(d),
+            }
+        })
     }
 
     /// `strata rm`: unmounts (only with `force` when mounted), removes the

@@ -147,21 +147,34 @@ impl Store {
                 return Err(e);
             }
         };
+        self.finish_layer(&staging, cache_id, parent, &report)
+    }
+
+    /// Publishes a filled layer under its chainID; the caller holds the
+    /// store lock. A layer whose chainID is already stored is dropped and
+    /// the stored one returned.
+    pub(crate) fn finish_layer(
+        &self,
+        staging: &Path,
+        cache_id: String,
+        parent: Option<&Layer>,
+        report: &strata_driver::ApplyReport,
+    ) -> Result<Layer> {
         let chain = chain_id(parent.map(|p| &p.chain_id), &report.diff_id);
         if let Ok(existing) = self.layer(&chain) {
-            self.discard_layer(&staging, &cache_id);
+            self.discard_layer(staging, &cache_id);
             return Ok(existing);
         }
         let layer = Layer {
             chain_id: chain,
-            diff_id: report.diff_id,
+            diff_id: report.diff_id.clone(),
             cache_id,
             size: report.size,
             parent: parent.map(|p| p.chain_id.clone()),
         };
-        self.stage_metadata(&staging, &layer)?;
+        self.stage_metadata(staging, &layer)?;
         self.sync_driver()?;
-        self.publish_layer(&staging, &layer.chain_id)?;
+        self.publish_layer(staging, &layer.chain_id)?;
         self.sync_layerdb()?;
         Ok(layer)
     }
@@ -183,6 +196,26 @@ impl Store {
             Ok(id) => Ok((staging, id)),
             Err(e) => {
                 let _ = fs::remove_dir_all(&staging);
+                Err(e)
+            }
+        }
+    }
+
+    /// [`Store::begin_layer`] for a layer filled with no store lock held:
+    /// its staging directory is locked until the returned value is
+    /// dropped, so that an `open` or `check --repair` meanwhile does not
+    /// take it for debris ([`crate::is_live`]). The caller holds the store
+    /// lock while it begins.
+    pub(crate) fn begin_live_layer(&self, parent_cache: Option<&str>) -> Result<LiveStaging> {
+        let (path, cache_id) = self.begin_layer(parent_cache)?;
+        match crate::hold_staging(&path) {
+            Ok(lock) => Ok(LiveStaging {
+                path,
+                cache_id,
+                _lock: lock,
+            }),
+            Err(e) => {
+                self.discard_layer(&path, &cache_id);
                 Err(e)
             }
         }
@@ -357,6 +390,14 @@ impl Store {
         }
         Ok(removed)
     }
+}
+
+/// A begun layer whose staging directory is locked (see
+/// [`Store::begin_live_layer`]).
+pub(crate) struct LiveStaging {
+    pub path: PathBuf,
+    pub cache_id: String,
+    _lock: fs::File,
 }
 
 #[cfg(test)]

@@ -233,6 +233,23 @@ impl Store {
     }
 }
 
+/// Locks the staging directory `dir` (an flock on the directory itself)
+/// for work done without the store lock; released when the file drops.
+fn hold_staging(dir: &Path) -> Result<fs::File> {
+    let file = fs::File::open(dir).ctx(|| format!("opening {}", dir.display()))?;
+    strata_sys::fs::lock_exclusive(std::os::fd::AsFd::as_fd(&file))
+        .ctx(|| format!("locking {}", dir.display()))?;
+    Ok(file)
+}
+
+/// Whether a live process holds the staging directory `dir` (see
+/// [`hold_staging`]): then it is work in progress, not debris.
+fn is_live(dir: &Path) -> bool {
+    fs::File::open(dir).is_ok_and(|f| {
+        strata_sys::fs::try_lock_exclusive(std::os::fd::AsFd::as_fd(&f)).is_ok_and(|got| !got)
+    })
+}
+
 /// The store lock of the store at `root`.
 fn lock_at(root: &Path) -> Result<Lock> {
     let path = root.join("lock");
@@ -249,13 +266,17 @@ fn lock_at(root: &Path) -> Result<Lock> {
 
 impl Store {
     /// Removes what crashed or interrupted work left: staging directories
-    /// and `-removing` debris, with the driver layers they had made, and
+    /// (but those a live process holds, see [`is_live`]) and `-removing`
+    /// debris, with the driver layers they had made, and
     /// the volumes' staging (`volumes/.<name>.creating`, `.removing`) and
     /// temp files.
     fn clean_staging(&self) -> Result<()> {
         for dir in [self.root.join("tmp"), self.image_dir().join("layerdb/tmp")] {
             for e in fs::read_dir(&dir).ctx(|| format!("listing {}", dir.display()))? {
                 let e = e.ctx(|| format!("listing {}", dir.display()))?;
+                if is_live(&e.path()) {
+                    continue;
+                }
                 // A container whose config was published before the crash
                 // is complete but for its mounts record: finish publishing.
                 if let Ok(id) = atomic::read(&e.path().join("container-id")) {
@@ -344,4 +365,45 @@ pub(crate) fn random_hex(n: usize) -> Result<String> {
     let mut buf = vec![0u8; n];
     strata_sys::fs::random_bytes(&mut buf).ctx(|| "reading random bytes".into())?;
     Ok(buf.iter().map(|b| format!("{b:02x}")).collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A commit fills its layer with no store lock held: a store opened
+    /// meanwhile (any `strata` command) must not take its staging for
+    /// debris; once the commit's process lets go, it is debris.
+    #[test]
+    fn opening_leaves_live_staging_alone() {
+        let root = tempfile::tempdir().unwrap();
+        let store = Store::open(root.path(), Some("vfs")).unwrap();
+        let staged = {
+            let _lock = store.lock().unwrap();
+            store.begin_live_layer(None).unwrap()
+        };
+        std::fs::write(staged.path.join("marker"), "filling").unwrap();
+        Store::open(root.path(), Some("vfs")).unwrap();
+        assert!(staged.path.join("marker").exists(), "live staging removed");
+        assert!(store.driver().exists(&staged.cache_id));
+        let report = store.check(true).unwrap();
+        assert!(
+            report
+                .findings
+                .iter()
+                .all(|f| f.kind != FindingKind::Debris),
+            "{:?}",
+            report.findings
+        );
+        assert!(
+            staged.path.join("marker").exists(),
+            "check --repair removed it"
+        );
+        let path = staged.path.clone();
+        let cache_id = staged.cache_id.clone();
+        drop(staged);
+        Store::open(root.path(), Some("vfs")).unwrap();
+        assert!(!path.exists(), "dead staging kept");
+        assert!(!store.driver().exists(&cache_id));
+    }
 }

@@ -74,10 +74,10 @@ pub fn open_beneath(dir: BorrowedFd<'_>, path: &Path) -> io::Result<File> {
 }
 
 /// [`open_beneath`] for a file that must be a regular one: `openat2` with
-/// `O_PATH`, `fstat`, and only then a reopen for reading through
-/// [`proc_path`]; `InvalidInput` for anything else. Opening is what blocks
-/// on a fifo and what has effects on a device (a watchdog arms, a tape
-/// rewinds), so a node planted at `path` is never opened.
+/// `O_PATH`, then [`read_regular_node`]; `InvalidInput` for anything
+/// else. Opening is what blocks on a fifo and what has effects on a device
+/// (a watchdog arms, a tape rewinds), so a node planted at `path` is never
+/// opened.
 pub fn open_regular_beneath(dir: BorrowedFd<'_>, path: &Path) -> io::Result<File> {
     let node = rustix::fs::openat2(
         dir,
@@ -86,18 +86,49 @@ pub fn open_regular_beneath(dir: BorrowedFd<'_>, path: &Path) -> io::Result<File
         Mode::empty(),
         rustix::fs::ResolveFlags::BENEATH | rustix::fs::ResolveFlags::NO_MAGICLINKS,
     )?;
-    if FileType::from_raw_mode(fstat(node.as_fd())?.st_mode) != FileType::RegularFile {
+    Ok(read_regular_node(node.as_fd(), None)?.0)
+}
+
+/// `openat(dir, name, O_PATH|O_NOFOLLOW)`, then [`read_regular_node`]:
+/// reads a file in a tree that someone else may be changing (a running
+/// container's). A device, fifo, socket or symlink swapped in at `name` is
+/// never opened — only its `O_PATH` handle is `fstat`ed — so its content
+/// is never read and a fifo cannot block the reader. With `expect`, the
+/// node must also be the inode (`st_dev`, `st_ino`) an earlier `lstat`
+/// saw. Returns the file and its `fstat`.
+pub fn open_regular_at(
+    dir: BorrowedFd<'_>,
+    name: &OsStr,
+    expect: Option<&Stat>,
+) -> io::Result<(File, Stat)> {
+    let node = open_path_at(dir, name)?;
+    read_regular_node(node.as_fd(), expect)
+}
+
+/// `fstat` of an `O_PATH` handle, and only when it is a regular file (and
+/// the inode `expect` names, if given) a reopen for reading through
+/// [`proc_path`]: the node held is the one opened, whatever happens to
+/// its name meanwhile. `InvalidInput` otherwise, saying which.
+fn read_regular_node(node: BorrowedFd<'_>, expect: Option<&Stat>) -> io::Result<(File, Stat)> {
+    let st = fstat(node)?;
+    if FileType::from_raw_mode(st.st_mode) != FileType::RegularFile {
         return Err(io::Error::new(
             io::ErrorKind::InvalidInput,
             "not a regular file",
         ));
     }
+    if expect.is_some_and(|e| (e.st_dev, e.st_ino) != (st.st_dev, st.st_ino)) {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            "replaced by another file while it was read",
+        ));
+    }
     let fd = rustix::fs::open(
-        proc_path(node.as_fd()),
+        proc_path(node),
         OFlags::RDONLY | OFlags::CLOEXEC | OFlags::NOCTTY,
         Mode::empty(),
     )?;
-    Ok(File::from(fd))
+    Ok((File::from(fd), st))
 }
 
 /// `openat(dir, name, O_CREAT|O_EXCL|O_WRONLY|O_NOFOLLOW)`: a new regular
@@ -359,6 +390,16 @@ pub fn lock_exclusive(fd: BorrowedFd<'_>) -> io::Result<()> {
         fd,
         rustix::fs::FlockOperation::LockExclusive,
     )?)
+}
+
+/// `flock(fd, LOCK_EX|LOCK_NB)`: true when this process now holds the
+/// lock, false when another holds it.
+pub fn try_lock_exclusive(fd: BorrowedFd<'_>) -> io::Result<bool> {
+    match rustix::fs::flock(fd, rustix::fs::FlockOperation::NonBlockingLockExclusive) {
+        Ok(()) => Ok(true),
+        Err(rustix::io::Errno::WOULDBLOCK) => Ok(false),
+        Err(e) => Err(e.into()),
+    }
 }
 
 /// `getrandom(buf, 0)`.

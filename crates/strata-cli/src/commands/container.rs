@@ -241,19 +241,51 @@ pub fn diff(name: &str, store: &Store) -> Result<()> {
     Ok(())
 }
 
+/// `--pause`: freeze a running container while its files are read
+/// (Docker's `commit --pause`, on by default; `--pause=false` reads it
+/// running).
+#[derive(Args)]
+pub struct PauseFlag {
+    /// Pause a running container while it is read (true or false).
+    #[arg(
+        short = 'p',
+        long = "pause",
+        default_value_t = true,
+        num_args = 0..=1,
+        require_equals = true,
+        default_missing_value = "true",
+        action = clap::ArgAction::Set
+    )]
+    pub pause: bool,
+}
+
+impl PauseFlag {
+    fn freeze(&self, store: &Store, c: &strata_store::Container) -> Result<strata_run::Paused> {
+        Ok(if self.pause {
+            strata_run::pause(store, c)?
+        } else {
+            strata_run::Paused::none()
+        })
+    }
+}
+
 #[derive(Args)]
 pub struct Commit {
     pub container: String,
     pub reference: Option<String>,
     #[arg(short, long, default_value = "")]
     pub message: String,
+    #[command(flatten)]
+    pub pause: PauseFlag,
 }
 
 pub fn commit(a: Commit, store: &Store) -> Result<()> {
     let c = store.resolve_container(&a.container)?;
+    let paused = a.pause.freeze(store, &c)?;
     let pb = crate::progress::bar(&format!("committing {}", c.name), None);
     let id = store.commit(&c, a.reference.as_deref(), &a.message);
     pb.finish_and_clear();
+    drop(paused);
     outln!("{}", id?);
     Ok(())
 }
@@ -263,12 +295,15 @@ pub struct Export {
     #[arg(short, long)]
     pub output: PathBuf,
     pub container: String,
+    #[command(flatten)]
+    pub pause: PauseFlag,
 }
 
 pub fn export(a: Export, store: &Store) -> Result<()> {
     let c = store.resolve_container(&a.container)?;
     let file =
         File::create(&a.output).with_context(|| format!("creating {}", a.output.display()))?;
+    let _paused = a.pause.freeze(store, &c)?;
     let pb = crate::progress::bar(&format!("exporting {}", c.name), None);
     let mut out = BufWriter::with_capacity(1 << 20, crate::progress::writer(&pb, file));
     let result = store

@@ -26,7 +26,7 @@ use crate::fixtures::{have_tools, on_path};
 const APPLETS: &[&str] = &[
     "sh", "cat", "echo", "ls", "id", "hostname", "sleep", "touch", "rm", "mkdir", "grep", "sed",
     "env", "pwd", "true", "false", "mount", "test", "[", "wc", "kill", "readlink", "head", "ip",
-    "tty",
+    "tty", "mknod", "mkfifo", "mv", "cp",
 ];
 
 /// How long any one `strata` command may take before the test gives up.
