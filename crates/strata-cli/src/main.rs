@@ -91,6 +91,19 @@ enum Command {
     Run(container::Run),
     /// Run a created container's command again, in the foreground.
     Start(container::Start),
+    /// Stop running containers: SIGTERM, then SIGKILL after -t seconds.
+    Stop(commands::lifecycle::Stop),
+    /// Send a signal to running containers (default KILL).
+    Kill(commands::lifecycle::Kill),
+    /// Wait for containers to stop; prints each one's exit code.
+    Wait {
+        #[arg(required = true)]
+        containers: Vec<String>,
+    },
+    /// Stop containers, then start them again in the background.
+    Restart(commands::lifecycle::Restart),
+    /// A background container's output (its json-file log).
+    Logs(commands::lifecycle::Logs),
     /// Mount a container's root file system; prints the path.
     Mount { container: String },
     /// Unmount a container's root file system (or a union-mount by path).
@@ -174,8 +187,8 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         }
     };
     match cli.command {
-        Command::Run(a) => return status(container::run(a, &store)),
-        Command::Start(a) => return status(container::start(a, &store)),
+        Command::Run(a) => return status(container::run(a, &store, &cli.store)),
+        Command::Start(a) => return status(container::start(a, &store, &cli.store)),
         _ => {}
     }
     match cli.command {
@@ -197,6 +210,11 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Rmi { force, images } => image::rmi(&images, force, &store),
         Command::Layers(a) => image::layers(a, &store),
         Command::Create(a) => container::create(a, &store),
+        Command::Stop(a) => commands::lifecycle::stop(a, &store),
+        Command::Kill(a) => commands::lifecycle::kill(a, &store),
+        Command::Wait { containers } => commands::lifecycle::wait(&containers, &store),
+        Command::Restart(a) => commands::lifecycle::restart(a, &store, &cli.store),
+        Command::Logs(a) => commands::lifecycle::logs(a, &store),
         Command::Mount { container } => container::mount(&container, &store),
         Command::Umount { container } => container::umount(&container, &store),
         Command::Ps(a) => container::ps(a, &store),

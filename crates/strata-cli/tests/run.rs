@@ -1213,8 +1213,7 @@ fn start_without_a_runs_in_the_background() {
     let st = &s.inspect("bg")["State"];
     assert_eq!(st["ExitCode"], 4, "{st}");
     let id = s.inspect("bg")["Id"].as_str().unwrap().to_owned();
-    let log = fs::read_to_string(s.root().join("containers").join(&id).join("output.log")).unwrap();
-    assert_eq!(log, "up\ndown\n");
+    assert_eq!(s.ok(&["logs", "bg"]), "up\ndown");
     // A command that is not there: the error, with Docker's status.
     s.ok(&["create", "--name", "bad", "busybox:test", "nosuch"]);
     let d = s.exec(&["start", "bad"]);

@@ -26,7 +26,9 @@
 //! it is not found.
 #![forbid(unsafe_code)]
 
+pub mod control;
 pub mod files;
+pub mod logs;
 pub mod runtime;
 pub mod spec;
 pub mod user;
@@ -87,6 +89,10 @@ pub struct Options {
     pub runtime: Option<String>,
     /// `--rm`: remove the container and its anonymous volumes afterwards.
     pub remove: bool,
+    /// Keep the container's output in its log ([`logs`]) instead of
+    /// passing it through: the run in the background that `start`
+    /// (without `-a`) and `run -d` leave.
+    pub log: bool,
 }
 
 /// `strata run`: creates a container from `image` and runs it; returns
@@ -101,7 +107,7 @@ pub fn run(
     let runtime = Runtime::find(opts.runtime.as_deref())?;
     check_terminal(spec.config.tty)?;
     let c = store.create_container(image, spec)?;
-    let result = run_container(store, &c, &runtime, &forward);
+    let result = run_container(store, &c, &runtime, &forward, opts.log);
     if opts.remove {
         // (`rm -f` of the running container may have removed it already.)
         let removed = store
@@ -127,7 +133,7 @@ pub fn start(store: &Store, name: &str, opts: &Options) -> Result<i32, Failure> 
     let c = store.resolve_container(name)?;
     let runtime = Runtime::find(opts.runtime.as_deref())?;
     check_terminal(c.config.tty)?;
-    let result = run_container(store, &c, &runtime, &forward);
+    let result = run_container(store, &c, &runtime, &forward, opts.log);
     if opts.remove {
         store.remove_container_with(&c, false, true)?;
     }
@@ -355,13 +361,17 @@ fn run_container(
     c: &Container,
     runtime: &Runtime,
     forward: &Forwarder,
+    log: bool,
 ) -> Result<i32, Failure> {
     if let Some(sig) = forward.pending() {
         return Ok(128 + sig);
     }
     forget_lost(store, c)?;
+    let log = log
+        .then(|| logs::LogWriter::open(&logs::path(store, c)))
+        .transpose()?;
     let started = store.start_container(c, &runtime.path.to_string_lossy())?;
-    let result = run_started(c, &started, runtime, forward);
+    let result = run_started(c, &started, runtime, forward, log);
     let code = match &result {
         Ok(code) => *code,
         Err(f) => f.code,
@@ -375,6 +385,7 @@ fn run_started(
     started: &strata_store::Started,
     runtime: &Runtime,
     forward: &Forwarder,
+    log: Option<std::sync::Arc<logs::LogWriter>>,
 ) -> Result<i32, Failure> {
     files::write(&started.dir, c)?;
     let user = user::resolve(&started.rootfs, &c.config.user).map_err(|why| {
@@ -410,6 +421,7 @@ fn run_started(
     let io = runtime::Io {
         stdin: c.config.open_stdin,
         terminal,
+        log,
     };
     let code = runtime.run(&state_root, &bundle, &c.id, io, forward)?;
     runtime.delete(&state_root, &c.id);

@@ -105,10 +105,10 @@ impl Runtime {
             (true, true) => Stdio::piped(),
             (true, false) => Stdio::inherit(),
         });
-        if out_relay {
+        if out_relay || io.log.is_some() {
             cmd.stdout(Stdio::piped());
         }
-        if err_relay {
+        if err_relay || io.log.is_some() {
             cmd.stderr(Stdio::piped());
         }
         if !io.terminal {
@@ -130,11 +130,14 @@ impl Runtime {
                 let _ = std::io::copy(&mut std::io::stdin().lock(), &mut to);
             });
         }
-        let out = child.stdout.take().map(|mut from| {
-            std::thread::spawn(move || relay_to(&mut from, &mut std::io::stdout()))
+        let log = io.log.clone();
+        let out = child.stdout.take().map(|mut from| match log.clone() {
+            Some(log) => std::thread::spawn(move || crate::logs::pump(from, "stdout", &log)),
+            None => std::thread::spawn(move || relay_to(&mut from, &mut std::io::stdout())),
         });
-        let err = child.stderr.take().map(|mut from| {
-            std::thread::spawn(move || relay_to(&mut from, &mut std::io::stderr()))
+        let err = child.stderr.take().map(|mut from| match log {
+            Some(log) => std::thread::spawn(move || crate::logs::pump(from, "stderr", &log)),
+            None => std::thread::spawn(move || relay_to(&mut from, &mut std::io::stderr())),
         });
         let status = child.wait();
         forward.detach();
@@ -211,12 +214,15 @@ impl Runtime {
 }
 
 /// The container's standard streams.
-#[derive(Debug, Clone, Copy)]
+#[derive(Clone)]
 pub struct Io {
     /// `-i`: our stdin is passed on (otherwise `/dev/null`).
     pub stdin: bool,
     /// `-t`: the process gets a terminal (the runtime's, on ours).
     pub terminal: bool,
+    /// stdout and stderr go to this log (a background run) instead of
+    /// ours.
+    pub log: Option<std::sync::Arc<crate::logs::LogWriter>>,
 }
 
 /// Copies `from` to `to` as data comes, flushing each piece (a prompt

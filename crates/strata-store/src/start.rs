@@ -60,6 +60,12 @@ pub struct State {
     pub finished_at: String,
     /// The OCI runtime it runs under (a path).
     pub runtime: String,
+    /// The boot the strata process ran in, and when it started (clock
+    /// ticks since that boot): a PID alone may name another process
+    /// after a reboot or once PIDs wrap. Empty and 0 in records made
+    /// before they were kept (the PID alone decides then).
+    pub boot_id: String,
+    pub pid_start: u64,
     /// Recorded as running, but the strata process running it is gone
     /// (killed): what it had mounted is still taken.
     #[serde(skip)]
@@ -82,7 +88,8 @@ impl Store {
     }
 
     /// The container's state; a running state whose strata process is
-    /// gone reads as exited with code 255.
+    /// gone (died, or the machine rebooted since) reads as exited with
+    /// code 255.
     pub fn container_state(&self, c: &Container) -> Result<State> {
         let p = self.state_path(c);
         let mut s: State = match fs::read(&p) {
@@ -96,7 +103,7 @@ impl Store {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => State::default(),
             Err(e) => return Err(Error::io(format!("container {}: state", c.name), e)),
         };
-        if s.status == Status::Running && !strata_sys::process::alive(s.pid) {
+        if s.status == Status::Running && !runs(&s) {
             s.status = Status::Exited;
             s.exit_code = 255;
             s.pid = 0;
@@ -166,13 +173,16 @@ impl Store {
                 ..m.clone()
             });
         }
+        let pid = std::process::id();
         let s = State {
             status: Status::Running,
-            pid: std::process::id(),
+            pid,
             exit_code: 0,
             started_at: time::now_rfc3339(),
             finished_at: String::new(),
             runtime: runtime.to_owned(),
+            boot_id: strata_sys::process::boot_id().unwrap_or_default(),
+            pid_start: strata_sys::process::start_time(pid).unwrap_or(0),
             lost: false,
         };
         if let Err(e) = self.set_state(c, &s) {
@@ -268,4 +278,17 @@ fn plugin_of(m: &Mount) -> Option<(&str, &str)> {
         (MountKind::Volume, Some(d), Some(n)) if d != local::DRIVER => Some((d, n)),
         _ => None,
     }
+}
+
+/// Whether the strata process a running state names still runs: the
+/// same boot, the PID alive, and the same process behind it.
+fn runs(s: &State) -> bool {
+    use strata_sys::process;
+    if !s.boot_id.is_empty() && process::boot_id().is_ok_and(|b| b != s.boot_id) {
+        return false;
+    }
+    if !process::alive(s.pid) {
+        return false;
+    }
+    s.pid_start == 0 || process::start_time(s.pid).is_ok_and(|t| t == s.pid_start)
 }

@@ -42,3 +42,44 @@ pub fn on_path(name: &str) -> Option<PathBuf> {
         .map(|d| d.join(name))
         .find(|p| is_executable(p))
 }
+
+/// The kernel's boot ID (`/proc/sys/kernel/random/boot_id`): a new one at
+/// every boot, so a process recorded under another boot is gone whatever
+/// its PID now names. See proc_sys_kernel(5).
+pub fn boot_id() -> io::Result<String> {
+    Ok(std::fs::read_to_string("/proc/sys/kernel/random/boot_id")?
+        .trim()
+        .to_owned())
+}
+
+/// When process `pid` started, in clock ticks since boot (field 22 of
+/// `/proc/PID/stat`, see proc_pid_stat(5)): with the PID, it names one
+/// process of one boot even after the PID is reused.
+pub fn start_time(pid: u32) -> io::Result<u64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"))?;
+    // The command name (field 2) is in parentheses and may hold spaces
+    // and parentheses itself: count fields after its last `)`.
+    let rest = stat
+        .rsplit_once(')')
+        .map(|(_, r)| r)
+        .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidData, "malformed stat"))?;
+    rest.split_ascii_whitespace()
+        .nth(19)
+        .and_then(|f| f.parse().ok())
+        .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidData, "malformed stat"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn this_process_has_a_start_time_and_the_boot_an_id() {
+        let me = std::process::id();
+        let t = start_time(me).unwrap();
+        assert_eq!(start_time(me).unwrap(), t);
+        assert!(start_time(1).unwrap() <= t);
+        let id = boot_id().unwrap();
+        assert_eq!(id.len(), 36, "{id}");
+    }
+}

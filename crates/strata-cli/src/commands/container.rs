@@ -10,7 +10,7 @@ use clap::Args;
 use serde_json::json;
 use strata_store::{ContainerSpec, RunConfig, Status, Store};
 
-use super::{short, Format};
+use super::{short, Format, StoreArgs};
 
 #[derive(Args)]
 pub struct Create {
@@ -92,6 +92,10 @@ pub struct Run {
     /// Remove the container and its anonymous volumes when it exits.
     #[arg(long)]
     pub rm: bool,
+    /// Run in the background (a strata process of its own keeps it,
+    /// output in its log: `strata logs`); prints the container's ID.
+    #[arg(short, long)]
+    pub detach: bool,
     /// The OCI runtime: a name on PATH or a path (default: crun, then runc).
     #[arg(long)]
     pub runtime: Option<String>,
@@ -100,12 +104,24 @@ pub struct Run {
 }
 
 /// `strata run`: the command's exit status, or why there is none.
-pub fn run(a: Run, store: &Store) -> Result<i32, strata_run::Failure> {
+pub fn run(a: Run, store: &Store, args: &StoreArgs) -> Result<i32, strata_run::Failure> {
+    let (image, spec) = a.create.spec();
+    if a.detach {
+        let c = store.create_container(&image, &spec)?;
+        let again = super::lifecycle::keeper(store, args, &c.id, a.runtime.as_deref(), a.rm)?;
+        let started = strata_run::start_detached(store, &c.id, again);
+        if started.is_err() && a.rm {
+            let _ = store.remove_container_with(&c, false, true);
+        }
+        started?;
+        outln!("{}", c.id);
+        return Ok(0);
+    }
     let opts = strata_run::Options {
         runtime: a.runtime,
         remove: a.rm,
+        log: false,
     };
-    let (image, spec) = a.create.spec();
     strata_run::run(store, &image, &spec, &opts)
 }
 
@@ -113,31 +129,35 @@ pub fn run(a: Run, store: &Store) -> Result<i32, strata_run::Failure> {
 pub struct Start {
     /// Attach: run in the foreground, with the command's exit status.
     /// Without it, a strata process of its own runs the container in the
-    /// background (output in containers/<id>/output.log) and the
-    /// container's name is printed once it runs.
+    /// background (output in its log: `strata logs`) and the container's
+    /// name is printed once it runs.
     #[arg(short, long)]
     pub attach: bool,
     /// The OCI runtime: a name on PATH or a path (default: crun, then runc).
     #[arg(long)]
     pub runtime: Option<String>,
+    /// Remove the container when it exits (what `run -d --rm` leaves to
+    /// the process that keeps the container).
+    #[arg(long, hide = true)]
+    pub rm: bool,
     pub container: String,
 }
 
-pub fn start(a: Start, store: &Store) -> Result<i32, strata_run::Failure> {
+pub fn start(a: Start, store: &Store, args: &StoreArgs) -> Result<i32, strata_run::Failure> {
+    // The strata process that keeps a background container: its output
+    // goes to the container's log.
+    let keeping = std::env::var_os(strata_run::DETACHED_ENV).is_some();
     let opts = strata_run::Options {
-        runtime: a.runtime,
-        remove: false,
+        runtime: a.runtime.clone(),
+        remove: a.rm,
+        log: keeping,
     };
-    if a.attach || std::env::var_os(strata_run::DETACHED_ENV).is_some() {
+    if a.attach || keeping {
         return strata_run::start(store, &a.container, &opts);
     }
-    // This same command again, in the background: it runs attached there.
-    let exe = std::env::current_exe().map_err(|e| {
-        strata_run::Failure::from(strata_store::Error::io("finding the strata binary", e))
-    })?;
-    let mut again = std::process::Command::new(exe);
-    again.args(std::env::args_os().skip(1));
-    let c = strata_run::start_detached(store, &a.container, again)?;
+    let c = store.resolve_container(&a.container)?;
+    let again = super::lifecycle::keeper(store, args, &c.id, a.runtime.as_deref(), a.rm)?;
+    let c = strata_run::start_detached(store, &c.id, again)?;
     outln!("{}", c.name);
     Ok(0)
 }

@@ -3,6 +3,7 @@ pub mod check;
 pub mod container;
 pub mod cp;
 pub mod image;
+pub mod lifecycle;
 pub mod system;
 pub mod transfer;
 pub mod union;

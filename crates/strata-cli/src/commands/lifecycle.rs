@@ -1,0 +1,171 @@
+//! Containers in the background: stop, kill, wait, restart, logs (and
+//! the strata process that keeps one running, shared with `run -d` and
+//! `start`).
+
+use std::io::{self, Write};
+use std::process::Command;
+use std::time::Duration;
+
+use anyhow::{Context, Result};
+use clap::Args;
+use strata_store::Store;
+
+use super::StoreArgs;
+
+/// This strata again, on the same store, running `start -a` for `id`:
+/// the process that keeps a background container running (see
+/// `strata_run::start_detached`).
+pub fn keeper(
+    store: &Store,
+    args: &StoreArgs,
+    id: &str,
+    runtime: Option<&str>,
+    remove: bool,
+) -> Result<Command, strata_run::Failure> {
+    let exe = std::env::current_exe().map_err(|e| {
+        strata_run::Failure::from(strata_store::Error::io("finding the strata binary", e))
+    })?;
+    let mut c = Command::new(exe);
+    c.arg("--root").arg(store.root());
+    for d in &args.plugin_dirs {
+        c.arg("--plugin-dir").arg(d);
+    }
+    c.args(["start", "--attach"]);
+    if let Some(r) = runtime {
+        c.args(["--runtime", r]);
+    }
+    if remove {
+        c.arg("--rm");
+    }
+    c.arg(id);
+    Ok(c)
+}
+
+#[derive(Args)]
+pub struct Stop {
+    /// Seconds to wait after SIGTERM before SIGKILL.
+    #[arg(short = 't', long = "time", default_value_t = 10)]
+    pub time: u64,
+    #[arg(required = true)]
+    pub containers: Vec<String>,
+}
+
+pub fn stop(a: Stop, store: &Store) -> Result<()> {
+    for n in &a.containers {
+        let c = store.resolve_container(n)?;
+        strata_run::control::stop(store, &c, Duration::from_secs(a.time))?;
+        outln!("{n}");
+    }
+    Ok(())
+}
+
+#[derive(Args)]
+pub struct Kill {
+    /// The signal: a name (TERM, SIGHUP) or a number.
+    #[arg(short, long, default_value = "KILL")]
+    pub signal: String,
+    #[arg(required = true)]
+    pub containers: Vec<String>,
+}
+
+pub fn kill(a: Kill, store: &Store) -> Result<()> {
+    for n in &a.containers {
+        let c = store.resolve_container(n)?;
+        strata_run::control::signal(store, &c, &a.signal)?;
+        outln!("{n}");
+    }
+    Ok(())
+}
+
+pub fn wait(names: &[String], store: &Store) -> Result<()> {
+    for n in names {
+        let c = store.resolve_container(n)?;
+        outln!("{}", strata_run::control::wait(store, &c)?);
+    }
+    Ok(())
+}
+
+#[derive(Args)]
+pub struct Restart {
+    /// Seconds to wait after SIGTERM before SIGKILL.
+    #[arg(short = 't', long = "time", default_value_t = 10)]
+    pub time: u64,
+    #[arg(required = true)]
+    pub containers: Vec<String>,
+}
+
+pub fn restart(a: Restart, store: &Store, args: &StoreArgs) -> Result<()> {
+    for n in &a.containers {
+        let c = store.resolve_container(n)?;
+        strata_run::control::stop(store, &c, Duration::from_secs(a.time))?;
+        let again = keeper(store, args, &c.id, None, false).map_err(|f| f.error)?;
+        strata_run::start_detached(store, &c.id, again).map_err(|f| f.error)?;
+        outln!("{n}");
+    }
+    Ok(())
+}
+
+#[derive(Args)]
+pub struct Logs {
+    /// Follow: print what comes while the container runs.
+    #[arg(short, long)]
+    pub follow: bool,
+    /// Only the last N lines (or `all`).
+    #[arg(short = 'n', long, default_value = "all")]
+    pub tail: String,
+    /// Each line's time before it.
+    #[arg(short, long)]
+    pub timestamps: bool,
+    pub container: String,
+}
+
+pub fn logs(a: Logs, store: &Store) -> Result<()> {
+    let c = store.resolve_container(&a.container)?;
+    let tail = match a.tail.as_str() {
+        "all" => None,
+        n => Some(
+            n.parse()
+                .with_context(|| format!("--tail {n:?}: a number, or all"))?,
+        ),
+    };
+    let opts = strata_run::logs::Options {
+        follow: a.follow,
+        tail,
+        timestamps: a.timestamps,
+    };
+    let shown = strata_run::logs::show(
+        store,
+        &c,
+        opts,
+        &mut io::stdout().lock(),
+        &mut io::stderr().lock(),
+    );
+    match shown {
+        // A reader that went away (`logs | head`) has what it wanted.
+        Err(e) if is_broken_pipe(&e) => Ok(()),
+        r => r.map_err(Into::into),
+    }
+    .and_then(|()| io::stdout().flush().or_else(ignore_broken_pipe))
+}
+
+fn is_broken_pipe(e: &(dyn std::error::Error + 'static)) -> bool {
+    let mut cur = Some(e);
+    while let Some(err) = cur {
+        if err
+            .downcast_ref::<io::Error>()
+            .is_some_and(|io| io.kind() == io::ErrorKind::BrokenPipe)
+        {
+            return true;
+        }
+        cur = err.source();
+    }
+    false
+}
+
+fn ignore_broken_pipe(e: io::Error) -> Result<()> {
+    if e.kind() == io::ErrorKind::BrokenPipe {
+        Ok(())
+    } else {
+        Err(e.into())
+    }
+}

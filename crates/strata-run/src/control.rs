@@ -1,0 +1,156 @@
+//! Controlling a container that runs in the background: `kill`, `stop`
+//! and `wait`, as Docker's commands of those names behave. A container's
+//! process is reached through the OCI runtime it runs under (its state
+//! records which); the strata process that runs it (see
+//! [`crate::start_detached`]) records the exit when the process ends.
+
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use strata_store::{Container, Error, ErrorKind, Result, Status, Store};
+
+use crate::runtime::Runtime;
+
+/// Signal names `kill -s` takes (without `SIG`), as the runtimes take
+/// them; numbers 1-64 are taken too.
+const SIGNALS: &[&str] = &[
+    "HUP", "INT", "QUIT", "ILL", "TRAP", "ABRT", "IOT", "BUS", "FPE", "KILL", "USR1", "SEGV",
+    "USR2", "PIPE", "ALRM", "TERM", "STKFLT", "CHLD", "CONT", "STOP", "TSTP", "TTIN", "TTOU",
+    "URG", "XCPU", "XFSZ", "VTALRM", "PROF", "WINCH", "IO", "POLL", "PWR", "SYS",
+];
+
+/// A signal as the user wrote it (`TERM`, `sigterm`, `SIGTERM`, `15`),
+/// in the form the runtimes take (`TERM`, `15`); an unknown one is an
+/// error naming it.
+pub fn parse_signal(s: &str) -> Result<String> {
+    let up = s.to_ascii_uppercase();
+    let name = up.strip_prefix("SIG").unwrap_or(&up);
+    let known = SIGNALS.contains(&name)
+        || name.parse::<u8>().is_ok_and(|n| (1..=64).contains(&n))
+        || realtime(name);
+    if known {
+        Ok(name.to_owned())
+    } else {
+        Err(Error::new(
+            ErrorKind::InvalidArgument,
+            format!("invalid signal {s:?}"),
+        ))
+    }
+}
+
+/// `RTMIN`, `RTMIN+N`, `RTMAX`, `RTMAX-N` (N up to 30).
+fn realtime(name: &str) -> bool {
+    let offset = |rest: &str, sign: char| {
+        rest.is_empty()
+            || rest
+                .strip_prefix(sign)
+                .and_then(|n| n.parse::<u8>().ok())
+                .is_some_and(|n| n <= 30)
+    };
+    name.strip_prefix("RTMIN").is_some_and(|r| offset(r, '+'))
+        || name.strip_prefix("RTMAX").is_some_and(|r| offset(r, '-'))
+}
+
+/// The runtime a running container runs under and its state directory;
+/// an error when it does not run.
+fn running(store: &Store, c: &Container) -> Result<(Runtime, PathBuf)> {
+    let state = store.container_state(c)?;
+    if state.status != Status::Running {
+        return Err(Error::new(
+            ErrorKind::InvalidArgument,
+            format!("container {} is not running", c.name),
+        ));
+    }
+    Ok((
+        Runtime {
+            path: PathBuf::from(&state.runtime),
+        },
+        store.container_path(c).join("runtime"),
+    ))
+}
+
+/// `strata kill -s SIGNAL`: sends `signal` (see [`parse_signal`]) to the
+/// container's process. Refused when the container does not run.
+pub fn signal(store: &Store, c: &Container, signal: &str) -> Result<()> {
+    let signal = parse_signal(signal)?;
+    let (runtime, state_root) = running(store, c)?;
+    runtime.kill(&state_root, &c.id, &signal)
+}
+
+/// `strata stop -t N`: SIGTERM, then SIGKILL when the container still
+/// runs after `timeout`; returns once it has exited. A container that
+/// does not run is no error (as with Docker).
+pub fn stop(store: &Store, c: &Container, timeout: Duration) -> Result<()> {
+    let Ok((runtime, state_root)) = running(store, c) else {
+        return Ok(());
+    };
+    if let Err(e) = runtime.kill(&state_root, &c.id, "TERM") {
+        // Gone meanwhile is what was wanted.
+        if store.container_state(c)?.status == Status::Running {
+            return Err(e);
+        }
+        return Ok(());
+    }
+    if exited_within(store, c, timeout)? {
+        return Ok(());
+    }
+    tracing::info!(
+        "container {} still runs {}s after SIGTERM: killing it",
+        c.name,
+        timeout.as_secs()
+    );
+    crate::kill(store, c, Duration::from_secs(30))
+}
+
+/// `strata wait`: blocks until the container does not run, and returns
+/// its exit code (a container that never ran: 0, as Docker's
+/// `not-running` condition returns at once).
+pub fn wait(store: &Store, c: &Container) -> Result<i32> {
+    loop {
+        let state = store.container_state(c)?;
+        if state.status != Status::Running {
+            return Ok(state.exit_code);
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// Whether the container stops running within `timeout`.
+fn exited_within(store: &Store, c: &Container, timeout: Duration) -> Result<bool> {
+    let deadline = Instant::now() + timeout;
+    loop {
+        if store.container_state(c)?.status != Status::Running {
+            return Ok(true);
+        }
+        if Instant::now() >= deadline {
+            return Ok(false);
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn signals_by_name_or_number() {
+        for (given, taken) in [
+            ("TERM", "TERM"),
+            ("sigterm", "TERM"),
+            ("SIGKILL", "KILL"),
+            ("9", "9"),
+            ("64", "64"),
+            ("RTMIN+3", "RTMIN+3"),
+            ("SIGRTMAX-2", "RTMAX-2"),
+            ("hup", "HUP"),
+        ] {
+            assert_eq!(parse_signal(given).unwrap(), taken, "{given}");
+        }
+        for bad in [
+            "", "0", "65", "TERMX", "SIG", "-9", "RTMIN+31", "RTMIN-1", "TERM;rm",
+        ] {
+            assert!(parse_signal(bad).is_err(), "{bad:?} taken");
+        }
+    }
+}
