@@ -102,6 +102,8 @@ enum Command {
     },
     /// Stop containers, then start them again in the background.
     Restart(commands::lifecycle::Restart),
+    /// Run a command in a running container; exits with its status.
+    Exec(commands::lifecycle::Exec),
     /// A background container's output (its json-file log).
     Logs(commands::lifecycle::Logs),
     /// Mount a container's root file system; prints the path.
@@ -189,6 +191,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
         Command::Run(a) => return status(container::run(a, &store, &cli.store)),
         Command::Start(a) => return status(container::start(a, &store, &cli.store)),
+        Command::Exec(a) => return status(commands::lifecycle::exec(a, &store)),
         _ => {}
     }
     match cli.command {
@@ -232,7 +235,11 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Info { format } => system::info(format, &store),
         Command::System(cmd) => system::run(cmd, &store),
         Command::Check(a) => commands::check::run(a, &store),
-        Command::Archive(_) | Command::Run(_) | Command::Start(_) | Command::UnionMount(_) => {
+        Command::Archive(_)
+        | Command::Run(_)
+        | Command::Start(_)
+        | Command::Exec(_)
+        | Command::UnionMount(_) => {
             unreachable!("handled above")
         }
     }

@@ -223,3 +223,65 @@ fn a_running_state_from_another_boot_or_process_reads_as_exited() {
     fs::remove_file(&state).unwrap();
     s.ok(&["rm", "c"]);
 }
+
+#[test]
+fn exec_runs_in_the_running_container() {
+    let Some(s) = setup("exec_runs_in_the_running_container") else {
+        return;
+    };
+    let id = s.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "box",
+        "-e",
+        "FOO=bar",
+        "busybox:test",
+        "sh",
+        "-c",
+        "echo exec-target-marker >/dev/null; while :; do sleep 0.1; done",
+    ]);
+    assert_eq!(s.ok(&["exec", "box", "echo", "hi"]), "hi");
+    s.exec(&["exec", "box", "sh", "-c", "exit 7"])
+        .expect(7, "the command's status");
+    let d = s.exec(&["exec", "box", "nosuch"]);
+    d.expect(127, "a missing command");
+    assert!(d.stderr.contains("executable file not found"), "{d:#?}");
+    // User, working directory and environment: the container's unless
+    // asked otherwise.
+    assert_eq!(s.ok(&["exec", "box", "id", "-u"]), "0");
+    assert_eq!(s.ok(&["exec", "-u", "app", "box", "id", "-u"]), "1000");
+    assert_eq!(s.ok(&["exec", "box", "pwd"]), "/");
+    assert_eq!(s.ok(&["exec", "-w", "/tmp", "box", "pwd"]), "/tmp");
+    assert_eq!(
+        s.ok(&["exec", "-e", "X=1", "box", "sh", "-c", "echo $X $FOO"]),
+        "1 bar"
+    );
+    // In the container's namespaces: its pid 1 is the container's command.
+    let init = s.ok(&["exec", "box", "cat", "/proc/1/cmdline"]);
+    assert!(init.contains("exec-target-marker"), "{init}");
+    // With the container's capabilities (Docker's 14).
+    let caps = s.ok(&["exec", "box", "grep", "CapEff", "/proc/self/status"]);
+    assert!(caps.ends_with("00000000a80425fb"), "{caps}");
+    // -i passes stdin on; without it the process reads nothing.
+    let input = s.path("input");
+    fs::write(&input, "data\n").unwrap();
+    assert_eq!(
+        s.ok_with_input(&["exec", "-i", "box", "cat"], &input),
+        "data"
+    );
+    assert_eq!(s.ok_with_input(&["exec", "box", "cat"], &input), "");
+    let left: Vec<_> = fs::read_dir(s.root().join("containers").join(&id))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.starts_with("exec-"))
+        .collect();
+    assert!(left.is_empty(), "exec specs left: {left:?}");
+
+    s.ok(&["stop", "-t", "1", "box"]);
+    let d = s.exec(&["exec", "box", "true"]);
+    d.expect(125, "exec in a stopped container");
+    assert!(d.stderr.contains("is not running"), "{d:#?}");
+    s.ok(&["rm", "box"]);
+    s.assert_clean("after exec", Some(&id));
+}

@@ -27,6 +27,7 @@
 #![forbid(unsafe_code)]
 
 pub mod control;
+pub mod exec;
 pub mod files;
 pub mod logs;
 pub mod runtime;
@@ -58,7 +59,7 @@ pub struct Failure {
 }
 
 impl Failure {
-    fn new(code: i32, error: Error) -> Self {
+    pub(crate) fn new(code: i32, error: Error) -> Self {
         Failure { code, error }
     }
 }
@@ -184,14 +185,22 @@ pub fn start_detached(
     loop {
         let state = store.container_state(&c)?;
         // Running: the runtime has made the container (its state
-        // directory is there while the container lives).
-        let made = store
-            .container_path(&c)
-            .join("runtime")
-            .join(&c.id)
-            .exists();
-        if state.status == Status::Running && state.pid == child.id() && made {
-            return Ok(c);
+        // directory is there while the container lives) and started its
+        // process, so that `exec` and `kill` find it.
+        let state_root = store.container_path(&c).join("runtime");
+        if state.status == Status::Running
+            && state.pid == child.id()
+            && state_root.join(&c.id).exists()
+        {
+            let runtime = Runtime {
+                path: PathBuf::from(&state.runtime),
+            };
+            if runtime
+                .status(&state_root, &c.id)
+                .is_ok_and(|s| s == "running")
+            {
+                return Ok(c);
+            }
         }
         if let Some(status) = child
             .try_wait()
@@ -345,7 +354,7 @@ fn forget_lost(store: &Store, c: &Container) -> Result<(), Error> {
 /// `-t` needs a terminal on stdin: the runtime makes the container's
 /// terminal on ours (Docker's daemon can make one without; strata has no
 /// daemon).
-fn check_terminal(tty: bool) -> Result<(), Failure> {
+pub(crate) fn check_terminal(tty: bool) -> Result<(), Failure> {
     if tty && !std::io::stdin().is_terminal() {
         return Err(Failure::from(Error::new(
             ErrorKind::InvalidArgument,
@@ -431,7 +440,7 @@ fn run_started(
 /// Finds the command inside the container's root as its `execve` would,
 /// for Docker's exit statuses: 127 when it is not there, 126 when it is
 /// not an executable file.
-fn check_command(rootfs: &Path, c: &Container, env: &[String]) -> Result<(), Failure> {
+pub(crate) fn check_command(rootfs: &Path, c: &Container, env: &[String]) -> Result<(), Failure> {
     let root = strata_sys::fs::open_dir(rootfs)
         .map_err(|e| Error::io(format!("opening {}", rootfs.display()), e))?;
     let arg0 = &c.cmd[0];

@@ -91,6 +91,28 @@ impl Runtime {
     ) -> Result<i32> {
         let mut cmd = self.command(state_root);
         cmd.arg("run").arg("--bundle").arg(bundle).arg(id);
+        self.attached(cmd, io, forward)
+    }
+
+    /// Runs `process` (an OCI process spec file) in running container
+    /// `id` in the foreground, as [`Runtime::run`] runs a container, and
+    /// returns its exit status.
+    pub fn exec(
+        &self,
+        state_root: &Path,
+        process: &Path,
+        id: &str,
+        io: Io,
+        forward: &Forwarder,
+    ) -> Result<i32> {
+        let mut cmd = self.command(state_root);
+        cmd.arg("exec").arg("--process").arg(process).arg(id);
+        self.attached(cmd, io, forward)
+    }
+
+    /// Runs the runtime command `cmd` with the container's standard
+    /// streams (`io`) and signals forwarded; its exit status.
+    fn attached(&self, mut cmd: Command, io: Io, forward: &Forwarder) -> Result<i32> {
         // Streams that are our terminal go through pipes unless the
         // container has a terminal of its own (`-t`): handed our terminal,
         // a container could push input into it (TIOCSTI) and would see a
@@ -154,6 +176,26 @@ impl Runtime {
     /// Sends `signal` (a name or number) to container `id`'s process.
     pub fn kill(&self, state_root: &Path, id: &str, signal: &str) -> Result<()> {
         self.control(state_root, &["kill", id, signal])
+    }
+
+    /// The status the runtime gives container `id` (`creating`,
+    /// `created`, `running`, `paused`, `stopped`), from `state`.
+    pub fn status(&self, state_root: &Path, id: &str) -> Result<String> {
+        let out = self
+            .command(state_root)
+            .args(["state", id])
+            .stdin(Stdio::null())
+            .stderr(Stdio::null())
+            .output()
+            .map_err(|e| Error::io(format!("running {}", self.path.display()), e))?;
+        let state: serde_json::Value = serde_json::from_slice(&out.stdout).map_err(|e| {
+            Error::with(
+                ErrorKind::Io,
+                format!("{} state {id}: no state", self.path.display()),
+                e,
+            )
+        })?;
+        Ok(state["status"].as_str().unwrap_or_default().to_owned())
     }
 
     /// Freezes every process of container `id` (the cgroup freezer).

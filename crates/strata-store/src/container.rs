@@ -57,6 +57,35 @@ pub struct RunConfig {
     pub network_mode: String,
 }
 
+/// Applies `-e` settings to `env` (`K=V` pairs): `K=V` replaces `K`;
+/// `K` alone takes `host_env(K)`, and is dropped when that is `None` (as
+/// `docker run -e K` does).
+pub fn override_env(
+    env: &mut Vec<String>,
+    settings: &[String],
+    host_env: &dyn Fn(&str) -> Option<String>,
+) -> Result<()> {
+    for e in settings {
+        let kv = match e.split_once('=') {
+            Some(_) => e.clone(),
+            None => match host_env(e) {
+                Some(v) => format!("{e}={v}"),
+                None => continue,
+            },
+        };
+        let key = kv.split('=').next().unwrap_or_default();
+        if key.is_empty() || key.contains('\0') {
+            return Err(Error::new(
+                ErrorKind::InvalidArgument,
+                format!("invalid environment variable {e:?}"),
+            ));
+        }
+        env.retain(|old| old.split('=').next() != Some(key));
+        env.push(kv);
+    }
+    Ok(())
+}
+
 /// The network modes `run` knows.
 pub const NETWORK_MODES: &[&str] = &["host", "none"];
 
@@ -80,24 +109,7 @@ impl RunConfig {
                     .collect()
             })
             .unwrap_or_default();
-        for e in &self.env {
-            let kv = match e.split_once('=') {
-                Some(_) => e.clone(),
-                None => match host_env(e) {
-                    Some(v) => format!("{e}={v}"),
-                    None => continue,
-                },
-            };
-            let key = kv.split('=').next().unwrap_or_default();
-            if key.is_empty() || key.contains('\0') {
-                return Err(Error::new(
-                    ErrorKind::InvalidArgument,
-                    format!("invalid environment variable {e:?}"),
-                ));
-            }
-            env.retain(|old| old.split('=').next() != Some(key));
-            env.push(kv);
-        }
+        override_env(&mut env, &self.env, host_env)?;
         let image_str = |k: &str| {
             image
                 .pointer(&format!("/config/{k}"))

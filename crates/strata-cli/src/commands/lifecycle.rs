@@ -169,3 +169,38 @@ fn ignore_broken_pipe(e: io::Error) -> Result<()> {
         Err(e.into())
     }
 }
+
+#[derive(Args)]
+pub struct Exec {
+    /// Keep stdin open: pass ours to the process.
+    #[arg(short, long)]
+    pub interactive: bool,
+    /// A terminal for the process (stdin must be one).
+    #[arg(short, long)]
+    pub tty: bool,
+    /// USER[:GROUP], names or numbers (default: the container's).
+    #[arg(short, long)]
+    pub user: Option<String>,
+    /// The working directory (default: the container's).
+    #[arg(short, long)]
+    pub workdir: Option<String>,
+    /// K=V, or K to take the host's value.
+    #[arg(short, long)]
+    pub env: Vec<String>,
+    pub container: String,
+    #[arg(required = true, trailing_var_arg = true, allow_hyphen_values = true)]
+    pub cmd: Vec<String>,
+}
+
+/// `strata exec`: the process's exit status, or why there is none.
+pub fn exec(a: Exec, store: &Store) -> Result<i32, strata_run::Failure> {
+    let opts = strata_run::exec::ExecOptions {
+        cmd: a.cmd,
+        user: a.user,
+        workdir: a.workdir,
+        env: a.env,
+        interactive: a.interactive,
+        tty: a.tty,
+    };
+    strata_run::exec::exec(store, &a.container, &opts)
+}
