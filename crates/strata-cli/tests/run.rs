@@ -1029,6 +1029,21 @@ fn entrypoint_workdir_and_user_from_the_image() {
     // `docker run IMAGE --help` passes --help to the command).
     assert_eq!(s.run_ok(&["busybox:ep", "-n", "x"]), "ep -n x");
     assert_eq!(s.run_ok(&["busybox:test", "ls", "-d", "/tmp"]), "/tmp");
+    // --entrypoint replaces the image's and drops its Cmd (as Docker).
+    assert_eq!(s.run_ok(&["--entrypoint", "echo", "busybox:ep"]), "");
+    assert_eq!(
+        s.run_ok(&["--entrypoint", "echo", "busybox:ep", "other"]),
+        "other"
+    );
+    assert_eq!(
+        s.run_ok(&["--entrypoint", "", "busybox:ep", "echo", "x"]),
+        "x"
+    );
+    assert_eq!(
+        s.run_ok(&["--entrypoint", "echo", "busybox:cmd"]),
+        "",
+        "the image's Cmd is dropped with its Entrypoint"
+    );
     s.assert_clean("after the runs", None);
 }
 

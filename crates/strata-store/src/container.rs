@@ -24,6 +24,9 @@ use strata_image::{diff_ids, ImageRef};
 pub struct ContainerSpec {
     pub name: Option<String>,
     pub cmd: Vec<String>,
+    /// `--entrypoint`: the program instead of the image's Entrypoint
+    /// (`""` for none); the image's Cmd is then not used either.
+    pub entrypoint: Option<String>,
     /// `-v` specs, as given (see `strata_volume::spec`).
     pub volumes: Vec<String>,
     /// `--volumes-from C[:ro|:rw]`, as given.
@@ -411,7 +414,7 @@ impl Store {
             None => format!("strata-{}", &id[..12]),
         };
         let plan = self.plan_mounts(&spec.volumes_from, &spec.volumes)?;
-        let cmd = command(&config, &spec.cmd);
+        let cmd = command(&config, &spec.cmd, spec.entrypoint.as_deref());
         let run_config = spec
             .config
             .merged(&config, &|k| std::env::var(k).ok(), &id)?;
@@ -728,8 +731,10 @@ fn check_name(n: &str) -> Result<()> {
 }
 
 /// The command a container runs, as Docker builds it: the image's
-/// Entrypoint, then `args` or, when none are given, the image's Cmd.
-fn command(config: &Value, args: &[String]) -> Vec<String> {
+/// Entrypoint, then `args` or, when none are given, the image's Cmd. An
+/// `entrypoint` given replaces the image's and drops its Cmd (`""`: no
+/// entrypoint at all).
+fn command(config: &Value, args: &[String], entrypoint: Option<&str>) -> Vec<String> {
     let list = |k: &str| -> Vec<String> {
         config
             .pointer(&format!("/config/{k}"))
@@ -741,8 +746,12 @@ fn command(config: &Value, args: &[String]) -> Vec<String> {
             })
             .unwrap_or_default()
     };
-    let mut v = list("Entrypoint");
-    if args.is_empty() {
+    let mut v = match entrypoint {
+        None => list("Entrypoint"),
+        Some("") => Vec::new(),
+        Some(e) => vec![e.to_owned()],
+    };
+    if args.is_empty() && entrypoint.is_none() {
         v.extend(list("Cmd"));
     } else {
         v.extend(args.iter().cloned());

@@ -23,6 +23,10 @@ pub struct Create {
     /// The volumes of another container, as they are or :ro / :rw.
     #[arg(long, value_name = "CONTAINER[:ro|:rw]")]
     pub volumes_from: Vec<String>,
+    /// The program to run instead of the image's Entrypoint ("" for
+    /// none); the image's Cmd is then not used either.
+    #[arg(long, value_name = "PROGRAM")]
+    pub entrypoint: Option<String>,
     #[command(flatten)]
     pub run: RunFlags,
     pub image: String,
@@ -64,6 +68,7 @@ impl Create {
         let spec = ContainerSpec {
             name: self.name,
             cmd: self.cmd,
+            entrypoint: self.entrypoint,
             volumes: self.volume,
             volumes_from: self.volumes_from,
             config: RunConfig {
