@@ -29,6 +29,7 @@
 pub mod control;
 pub mod exec;
 pub mod files;
+pub mod host;
 pub mod logs;
 pub mod runtime;
 pub mod spec;

@@ -176,6 +176,7 @@ pub fn build(i: &Inputs<'_>) -> Result<Spec> {
         .set_mounts(Some(mounts))
         .set_linux(Some(linux))
         .set_annotations(None);
+    crate::host::apply(&mut spec, &c.config.host_config)?;
     Ok(spec)
 }
 

@@ -58,6 +58,28 @@ pub struct RunConfig {
     /// `host` (the default, shared with the host) or `none` (a network
     /// namespace with only loopback).
     pub network_mode: String,
+    /// Read-only root, tmpfs mounts, limits, init.
+    pub host_config: HostConfig,
+}
+
+/// What Docker keeps in a container's `HostConfig` besides its mounts
+/// and network: the root read-only, tmpfs mounts, resource limits and an
+/// init process (parsed and applied by `strata-run`).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase", default)]
+pub struct HostConfig {
+    /// `--read-only`.
+    pub read_only_rootfs: bool,
+    /// `--tmpfs /path[:options]`, as given.
+    pub tmpfs: Vec<String>,
+    /// `--memory`, in bytes.
+    pub memory: Option<u64>,
+    /// `--cpus`, in billionths of a CPU.
+    pub nano_cpus: Option<u64>,
+    /// `--pids-limit`.
+    pub pids_limit: Option<i64>,
+    /// `--init`: a small init (tini) runs the command as its child.
+    pub init: bool,
 }
 
 /// Applies `-e` settings to `env` (`K=V` pairs): `K=V` replaces `K`;
@@ -161,6 +183,7 @@ impl RunConfig {
             tty: self.tty,
             open_stdin: self.open_stdin,
             network_mode,
+            host_config: self.host_config.clone(),
         })
     }
 }

@@ -8,7 +8,7 @@ use std::path::PathBuf;
 use anyhow::{Context, Result};
 use clap::Args;
 use serde_json::json;
-use strata_store::{ContainerSpec, RunConfig, Status, Store};
+use strata_store::{ContainerSpec, HostConfig, RunConfig, Status, Store};
 
 use super::{short, Format, StoreArgs};
 
@@ -60,10 +60,56 @@ pub struct RunFlags {
     /// Give the command a terminal.
     #[arg(short, long)]
     pub tty: bool,
+    /// Mount the container's root file system read-only.
+    #[arg(long)]
+    pub read_only: bool,
+    /// A tmpfs at a container path: /PATH[:OPTIONS] (nosuid,nodev,noexec
+    /// first, as Docker).
+    #[arg(long, value_name = "PATH[:OPTS]")]
+    pub tmpfs: Vec<String>,
+    /// Memory limit (b, k, m, g: 512m).
+    #[arg(short, long, value_name = "SIZE")]
+    pub memory: Option<String>,
+    /// CPUs the container may use (1.5: one and a half).
+    #[arg(long, value_name = "N")]
+    pub cpus: Option<String>,
+    /// Most processes at once (-1: no limit).
+    #[arg(long, value_name = "N", allow_hyphen_values = true)]
+    pub pids_limit: Option<String>,
+    /// Run an init (tini) that runs the command and reaps zombies.
+    #[arg(long)]
+    pub init: bool,
+}
+
+impl RunFlags {
+    /// The `HostConfig` part, parsed.
+    fn host_config(&self) -> Result<HostConfig, strata_store::Error> {
+        use strata_run::host;
+        for t in &self.tmpfs {
+            host::check_tmpfs(t)?;
+        }
+        if self.init {
+            host::init_program()?;
+        }
+        Ok(HostConfig {
+            read_only_rootfs: self.read_only,
+            tmpfs: self.tmpfs.clone(),
+            memory: self.memory.as_deref().map(host::parse_memory).transpose()?,
+            nano_cpus: self.cpus.as_deref().map(host::parse_cpus).transpose()?,
+            pids_limit: self
+                .pids_limit
+                .as_deref()
+                .map(host::parse_pids_limit)
+                .transpose()?
+                .flatten(),
+            init: self.init,
+        })
+    }
 }
 
 impl Create {
-    pub fn spec(self) -> (String, ContainerSpec) {
+    pub fn spec(self) -> Result<(String, ContainerSpec), strata_store::Error> {
+        let host_config = self.run.host_config()?;
         let r = self.run;
         let spec = ContainerSpec {
             name: self.name,
@@ -79,14 +125,15 @@ impl Create {
                 tty: r.tty,
                 open_stdin: r.interactive,
                 network_mode: r.network.unwrap_or_default(),
+                host_config,
             },
         };
-        (self.image, spec)
+        Ok((self.image, spec))
     }
 }
 
 pub fn create(a: Create, store: &Store) -> Result<()> {
-    let (image, spec) = a.spec();
+    let (image, spec) = a.spec()?;
     let c = store.create_container(&image, &spec)?;
     outln!("{}", c.id);
     Ok(())
@@ -110,7 +157,7 @@ pub struct Run {
 
 /// `strata run`: the command's exit status, or why there is none.
 pub fn run(a: Run, store: &Store, args: &StoreArgs) -> Result<i32, strata_run::Failure> {
-    let (image, spec) = a.create.spec();
+    let (image, spec) = a.create.spec()?;
     if a.detach {
         let c = store.create_container(&image, &spec)?;
         let again = super::lifecycle::keeper(store, args, &c.id, a.runtime.as_deref(), a.rm)?;
