@@ -132,6 +132,19 @@ pub fn init_program() -> Result<PathBuf> {
         })
 }
 
+/// The host's cgroup layout, as `docker info` says it: `2` (unified),
+/// `1 (hybrid)` (v1 controllers beside a cgroup2 tree) or `1`.
+pub fn cgroup_version() -> &'static str {
+    let root = Path::new("/sys/fs/cgroup");
+    if root.join("cgroup.controllers").exists() {
+        "2"
+    } else if root.join("unified").is_dir() {
+        "1 (hybrid)"
+    } else {
+        "1"
+    }
+}
+
 /// Whether the cgroup controller `name` is there to take a limit: on v2
 /// (the unified hierarchy at `/sys/fs/cgroup`) listed in
 /// `cgroup.controllers`, on v1 or a hybrid layout mounted as its own

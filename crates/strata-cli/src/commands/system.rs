@@ -35,7 +35,11 @@ pub fn run(cmd: Cmd, store: &Store) -> Result<()> {
 }
 
 pub fn info(format: Format, store: &Store) -> Result<()> {
-    let info = store.info()?;
+    let mut info = store.info()?;
+    info.push((
+        "Cgroup Version".into(),
+        strata_run::host::cgroup_version().into(),
+    ));
     if format == Format::Json {
         let map: serde_json::Map<String, serde_json::Value> = info
             .into_iter()
