@@ -31,18 +31,21 @@ cleanup() {
 trap cleanup EXIT
 
 echo "== 1. a real root filesystem (debootstrap --variant=minbase bookworm)"
-debian_rootfs "$work/rootfs"
-tar --numeric-owner --xattrs --xattrs-include='*' -C "$work/rootfs" -cf "$work/rootfs.tar" .
-zstd -q -f -T0 "$work/rootfs.tar" -o "$work/rootfs.tar.zst"
-echo "   $(find "$work/rootfs" | wc -l) entries, $(du -sh "$work/rootfs.tar" | cut -f1) tar, $(du -sh "$work/rootfs.tar.zst" | cut -f1) zstd"
+# Built once and shared with the test suite (scripts/test.sh).
+data=$PWD/target/test-data
+rootfs=$data/debian-rootfs
+rootfs_tar=$data/debian-bookworm-minbase.tar
+debian_tar "$rootfs_tar" "$rootfs"
+zstd -q -f -T0 "$rootfs_tar" -o "$work/rootfs.tar.zst"
+echo "   $(find "$rootfs" | wc -l) entries, $(du -sh "$rootfs_tar" | cut -f1) tar, $(du -sh "$work/rootfs.tar.zst" | cut -f1) zstd"
 
 echo "== 2. apply the zstd layer; its diffID is the sha256 of the uncompressed tar"
 rm -rf "$work/applied" "$work/reference" && mkdir "$work/applied" "$work/reference"
 diff_id=$("$strata" archive apply "$work/applied" "$work/rootfs.tar.zst")
-want="sha256:$(sha256sum "$work/rootfs.tar" | cut -d' ' -f1)"
+want="sha256:$(sha256sum "$rootfs_tar" | cut -d' ' -f1)"
 echo "   diffID $diff_id"
 [ "$diff_id" = "$want" ] || { echo "diffID mismatch: want $want" >&2; exit 1; }
-tar --numeric-owner --xattrs --xattrs-include='*' -C "$work/reference" -xpf "$work/rootfs.tar"
+tar --numeric-owner --xattrs --xattrs-include='*' -C "$work/reference" -xpf "$rootfs_tar"
 same_tree "$work/reference" "$work/applied"
 echo "   same tree as GNU tar's extraction"
 

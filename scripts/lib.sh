@@ -42,7 +42,25 @@ debian_rootfs() {
     mkdir -p "$(dirname "$dir")"
     need_cmds debootstrap:debootstrap
     rm -rf "$dir.partial"
-    debootstrap --variant=minbase bookworm "$dir.partial" "$(debian_mirror)" >&2
+    # debootstrap says some 450 lines: they go to a log; its latest step
+    # is shown while it works.
+    local log=$dir.log
+    echo "building a Debian minbase root filesystem with debootstrap (a few minutes; log: $log)" >&2
+    debootstrap --variant=minbase bookworm "$dir.partial" "$(debian_mirror)" >"$log" 2>&1 &
+    local pid=$! step last=
+    while kill -0 "$pid" 2>/dev/null; do
+        sleep 5
+        step=$(grep -E '^I: ' "$log" | tail -n 1 || true)
+        if [ -n "$step" ] && [ "$step" != "$last" ]; then
+            echo "   debootstrap: ${step#I: }" >&2
+            last=$step
+        fi
+    done
+    if ! wait "$pid"; then
+        echo "debootstrap failed; the end of $log:" >&2
+        tail -n 20 "$log" >&2
+        return 1
+    fi
     mv "$dir.partial" "$dir"
 }
 
