@@ -61,12 +61,7 @@ fn running(store: &Store, c: &Container) -> Result<(Runtime, PathBuf)> {
             format!("container {} is not running", c.name),
         ));
     }
-    Ok((
-        Runtime {
-            path: PathBuf::from(&state.runtime),
-        },
-        store.container_path(c).join("runtime"),
-    ))
+    Ok(crate::runtime_of(store, c, &state))
 }
 
 /// `strata kill -s SIGNAL`: sends `signal` (see [`parse_signal`]) to the

@@ -8,12 +8,10 @@
 //! the command in its root, as for `run` (127 when missing, 126 when it
 //! cannot run).
 
-use std::path::PathBuf;
-
 use oci_spec::runtime::{Spec, UserBuilder};
 use strata_store::{Container, Error, ErrorKind, Status, Store};
 
-use crate::runtime::{Forwarder, Io, Runtime};
+use crate::runtime::{Forwarder, Io};
 use crate::{check_command, check_terminal, spec, user, Failure, EXIT_FAILED};
 
 /// What `strata exec` runs, and how.
@@ -49,10 +47,7 @@ pub fn exec(store: &Store, name: &str, opts: &ExecOptions) -> Result<i32, Failur
     if state.status != Status::Running {
         return Err(invalid(format!("container {} is not running", c.name)));
     }
-    let runtime = Runtime {
-        path: PathBuf::from(&state.runtime),
-    };
-    let dir = store.container_path(&c);
+    let (runtime, state_root) = crate::runtime_of(store, &c, &state);
     let rootfs = store.mount(&c)?;
     let made = process_file(store, &c, &rootfs, opts);
     if let Err(e) = store.unmount(&c) {
@@ -64,7 +59,7 @@ pub fn exec(store: &Store, name: &str, opts: &ExecOptions) -> Result<i32, Failur
         terminal: opts.tty,
         log: None,
     };
-    let code = runtime.exec(&dir.join("runtime"), process.path(), &c.id, io, &forward);
+    let code = runtime.exec(&state_root, process.path(), &c.id, io, &forward);
     Ok(code?)
 }
 

@@ -40,7 +40,7 @@ use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use strata_store::{Container, ContainerSpec, Error, ErrorKind, Status, Store};
+use strata_store::{Container, ContainerSpec, Error, ErrorKind, State, Status, Store};
 
 pub use runtime::{Forwarder, Runtime, RUNTIMES};
 
@@ -188,20 +188,15 @@ pub fn start_detached(
         // Running: the runtime has made the container (its state
         // directory is there while the container lives) and started its
         // process, so that `exec` and `kill` find it.
-        let state_root = store.container_path(&c).join("runtime");
+        let (runtime, state_root) = runtime_of(store, &c, &state);
         if state.status == Status::Running
             && state.pid == child.id()
             && state_root.join(&c.id).exists()
-        {
-            let runtime = Runtime {
-                path: PathBuf::from(&state.runtime),
-            };
-            if runtime
+            && runtime
                 .status(&state_root, &c.id)
                 .is_ok_and(|s| s == "running")
-            {
-                return Ok(c);
-            }
+        {
+            return Ok(c);
         }
         if let Some(status) = child
             .try_wait()
@@ -238,6 +233,17 @@ pub fn start_detached(
     }
 }
 
+/// The runtime a container's state says it runs under, and the
+/// runtime's state directory for it (`containers/<id>/runtime`).
+pub(crate) fn runtime_of(store: &Store, c: &Container, state: &State) -> (Runtime, PathBuf) {
+    (
+        Runtime {
+            path: PathBuf::from(&state.runtime),
+        },
+        store.container_path(c).join("runtime"),
+    )
+}
+
 /// Set in the environment of the strata that `start` (without `-a`)
 /// leaves running the container: it runs it attached.
 pub const DETACHED_ENV: &str = "STRATA_START_DETACHED_CHILD";
@@ -251,10 +257,7 @@ pub fn kill(store: &Store, c: &Container, timeout: Duration) -> Result<(), Error
     if state.status != Status::Running {
         return Ok(());
     }
-    let runtime = Runtime {
-        path: PathBuf::from(&state.runtime),
-    };
-    let state_root = store.container_path(c).join("runtime");
+    let (runtime, state_root) = runtime_of(store, c, &state);
     if let Err(e) = runtime.kill(&state_root, &c.id, "KILL") {
         // Not started yet, or already gone: the strata running it gives up
         // on SIGTERM.
@@ -293,10 +296,7 @@ pub fn pause(store: &Store, c: &Container) -> Result<Paused, Error> {
     if state.status != Status::Running {
         return Ok(Paused { frozen: None });
     }
-    let runtime = Runtime {
-        path: PathBuf::from(&state.runtime),
-    };
-    let state_root = store.container_path(c).join("runtime");
+    let (runtime, state_root) = runtime_of(store, c, &state);
     if let Err(e) = runtime.pause(&state_root, &c.id) {
         // Exited meanwhile: nothing runs to pause.
         if store.container_state(c)?.status != Status::Running {
@@ -344,10 +344,8 @@ impl Drop for Paused {
 fn forget_lost(store: &Store, c: &Container) -> Result<(), Error> {
     let state = store.container_state(c)?;
     if state.lost {
-        let runtime = Runtime {
-            path: PathBuf::from(&state.runtime),
-        };
-        runtime.delete(&store.container_path(c).join("runtime"), &c.id);
+        let (runtime, state_root) = runtime_of(store, c, &state);
+        runtime.delete(&state_root, &c.id);
     }
     Ok(())
 }
