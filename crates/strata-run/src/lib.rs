@@ -28,6 +28,8 @@
 
 pub mod files;
 pub mod runtime;
+pub mod seccomp;
+pub mod security;
 pub mod spec;
 pub mod user;
 

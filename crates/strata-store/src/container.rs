@@ -15,6 +15,7 @@ use strata_archive::{Change, Digest};
 
 use crate::error::{Error, ErrorKind, IoContext, Result};
 use crate::layer::chain_ids;
+use crate::security::Security;
 use crate::volume::Mount;
 use crate::{atomic, random_hex, time, Store};
 use strata_image::{diff_ids, ImageRef};
@@ -55,6 +56,8 @@ pub struct RunConfig {
     /// `host` (the default, shared with the host) or `none` (a network
     /// namespace with only loopback).
     pub network_mode: String,
+    /// Capabilities, seccomp, `--privileged` (checked by `strata-run`).
+    pub security: Security,
 }
 
 /// The network modes `run` knows.
@@ -146,6 +149,7 @@ impl RunConfig {
             tty: self.tty,
             open_stdin: self.open_stdin,
             network_mode,
+            security: self.security.clone(),
         })
     }
 }

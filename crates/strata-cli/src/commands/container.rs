@@ -56,11 +56,46 @@ pub struct RunFlags {
     /// Give the command a terminal.
     #[arg(short, long)]
     pub tty: bool,
+    #[command(flatten)]
+    pub security: SecurityFlags,
+}
+
+/// Capabilities, seccomp and --privileged (`create` and `run`).
+#[derive(Args)]
+pub struct SecurityFlags {
+    /// DANGEROUS: give the container every capability and every host
+    /// device, no seccomp filter, no masked /proc paths and a writable
+    /// /sys: root in it is root on the host.
+    #[arg(long)]
+    pub privileged: bool,
+    /// Add a capability (SYS_ADMIN, CAP_NET_ADMIN, ..., or ALL).
+    #[arg(long, value_name = "CAP")]
+    pub cap_add: Vec<String>,
+    /// Drop a capability (or ALL; drops apply before --cap-add).
+    #[arg(long, value_name = "CAP")]
+    pub cap_drop: Vec<String>,
+    /// seccomp=unconfined (no filter), seccomp=FILE (a profile in
+    /// Docker's JSON format), or no-new-privileges[=true|false].
+    #[arg(long, value_name = "OPT")]
+    pub security_opt: Vec<String>,
+}
+
+impl SecurityFlags {
+    fn flags(self) -> strata_run::security::Flags {
+        strata_run::security::Flags {
+            privileged: self.privileged,
+            cap_add: self.cap_add,
+            cap_drop: self.cap_drop,
+            security_opt: self.security_opt,
+        }
+    }
 }
 
 impl Create {
-    pub fn spec(self) -> (String, ContainerSpec) {
+    /// What to create from the flags; reads a seccomp profile file.
+    pub fn spec(self) -> Result<(String, ContainerSpec), strata_store::Error> {
         let r = self.run;
+        let security = strata_run::security::from_flags(&r.security.flags())?;
         let spec = ContainerSpec {
             name: self.name,
             cmd: self.cmd,
@@ -74,14 +109,15 @@ impl Create {
                 tty: r.tty,
                 open_stdin: r.interactive,
                 network_mode: r.network.unwrap_or_default(),
+                security,
             },
         };
-        (self.image, spec)
+        Ok((self.image, spec))
     }
 }
 
 pub fn create(a: Create, store: &Store) -> Result<()> {
-    let (image, spec) = a.spec();
+    let (image, spec) = a.spec()?;
     let c = store.create_container(&image, &spec)?;
     outln!("{}", c.id);
     Ok(())
@@ -105,7 +141,7 @@ pub fn run(a: Run, store: &Store) -> Result<i32, strata_run::Failure> {
         runtime: a.runtime,
         remove: a.rm,
     };
-    let (image, spec) = a.create.spec();
+    let (image, spec) = a.create.spec()?;
     strata_run::run(store, &image, &spec, &opts)
 }
 
