@@ -204,14 +204,18 @@ pub fn capabilities(s: &Security) -> Result<Vec<String>> {
 
 fn capabilities_within(s: &Security, held: u64) -> Result<Vec<String>> {
     let has = |list: &[String], c: &str| list.iter().any(|x| x == c);
+    // moby's `TweakCapabilities`, case by case.
+    let (add, drop) = (&s.cap_add, &s.cap_drop);
     let chosen = |c: &str| -> bool {
-        if s.privileged || has(&s.cap_add, ALL) {
-            return s.privileged || !has(&s.cap_drop, c);
+        if s.privileged {
+            true
+        } else if has(add, ALL) {
+            !has(drop, c)
+        } else if has(drop, ALL) {
+            has(add, c)
+        } else {
+            (DEFAULT_CAPS.contains(&c) && !has(drop, c)) || has(add, c)
         }
-        if has(&s.cap_add, c) {
-            return true;
-        }
-        !has(&s.cap_drop, ALL) && !has(&s.cap_drop, c) && DEFAULT_CAPS.contains(&c)
     };
     let mut out = Vec::new();
     for (bit, (c, _)) in ALL_CAPS.iter().enumerate() {
