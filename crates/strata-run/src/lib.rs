@@ -14,7 +14,8 @@
 //!    container's own `/etc/passwd` ([`user`]), the command is looked up
 //!    inside the root (so a missing one is exit status 127 and one that
 //!    cannot run 126, as with Docker), and the bundle's `config.json` is
-//!    built ([`spec`]);
+//!    built ([`spec`]), with the capabilities and seccomp filter the
+//!    container's record asks for ([`security`], [`seccomp`]);
 //! 4. the runtime runs in the foreground: stdout and stderr are ours,
 //!    stdin only with `-i`; its exit status is the command's;
 //! 5. whatever happened, the mounts are released (`Unmount` for plugin
@@ -32,6 +33,8 @@ pub mod files;
 pub mod host;
 pub mod logs;
 pub mod runtime;
+pub mod seccomp;
+pub mod security;
 pub mod spec;
 pub mod user;
 

@@ -10,39 +10,23 @@
 //!   (read-only where asked), which the runtime resolves inside the root;
 //! - namespaces: mount, pid, uts, ipc and cgroup; network only with
 //!   `--network none` (the host's otherwise: port mapping is not strata's);
-//! - Docker's default capability set, its masked and read-only `/proc`
-//!   paths; `noNewPrivileges` off and the caller's rlimits, as Docker.
+//! - Docker's masked and read-only `/proc` paths, the caller's rlimits;
+//! - Docker's default capability set and a seccomp profile equal in
+//!   effect to Docker's default, `noNewPrivileges` off, all changed by
+//!   `--cap-add`, `--cap-drop`, `--security-opt` and `--privileged`
+//!   ([`crate::security`], [`crate::seccomp`]).
 //!
-//! Not done: seccomp and AppArmor profiles, resource limits.
+//! Not done: AppArmor and SELinux, resource limits.
 
 use std::path::{Path, PathBuf};
 
 use oci_spec::runtime::{
-    Capabilities, Capability, LinuxBuilder, LinuxCapabilitiesBuilder, LinuxNamespaceBuilder,
-    LinuxNamespaceType, Mount as OciMount, MountBuilder, ProcessBuilder, RootBuilder, Spec,
-    UserBuilder,
+    LinuxBuilder, LinuxNamespaceBuilder, LinuxNamespaceType, Mount as OciMount, MountBuilder,
+    ProcessBuilder, RootBuilder, Spec, UserBuilder,
 };
 use strata_store::{Container, Error, ErrorKind, Mount, Result};
 
 use crate::user::User;
-
-/// Docker's default capabilities (moby `oci/caps/defaults.go`).
-const DEFAULT_CAPS: &[Capability] = &[
-    Capability::Chown,
-    Capability::DacOverride,
-    Capability::Fsetid,
-    Capability::Fowner,
-    Capability::Mknod,
-    Capability::NetRaw,
-    Capability::Setgid,
-    Capability::Setuid,
-    Capability::Setfcap,
-    Capability::Setpcap,
-    Capability::NetBindService,
-    Capability::SysChroot,
-    Capability::Kill,
-    Capability::AuditWrite,
-];
 
 /// The default `PATH` when the image sets none (Docker's).
 pub const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
@@ -99,17 +83,6 @@ pub fn build(i: &Inputs<'_>) -> Result<Spec> {
             ),
         ));
     }
-    let caps: Capabilities = DEFAULT_CAPS.iter().copied().collect();
-    // Inheritable and ambient empty, as Docker since CVE-2022-24769: a
-    // non-root user gets no effective capabilities.
-    let capabilities = LinuxCapabilitiesBuilder::default()
-        .bounding(caps.clone())
-        .effective(caps.clone())
-        .permitted(caps)
-        .inheritable(Capabilities::new())
-        .ambient(Capabilities::new())
-        .build()
-        .map_err(oci_error)?;
     let mut user = UserBuilder::default().uid(i.user.uid).gid(i.user.gid);
     if !i.user.additional_gids.is_empty() {
         user = user.additional_gids(i.user.additional_gids.clone());
@@ -124,8 +97,6 @@ pub fn build(i: &Inputs<'_>) -> Result<Spec> {
         .args(c.cmd.clone())
         .env(environment(c, i.user, i.terminal))
         .cwd(cwd)
-        .capabilities(capabilities)
-        .no_new_privileges(false)
         .build()
         .map_err(oci_error)?;
     let root = RootBuilder::default()
@@ -177,6 +148,8 @@ pub fn build(i: &Inputs<'_>) -> Result<Spec> {
         .set_linux(Some(linux))
         .set_annotations(None);
     crate::host::apply(&mut spec, &c.config.host_config)?;
+    // Capabilities, seccomp, no_new_privileges, --privileged.
+    crate::security::apply(&mut spec, &c.config.security)?;
     Ok(spec)
 }
 

@@ -15,6 +15,7 @@ use strata_archive::{Change, Digest};
 
 use crate::error::{Error, ErrorKind, IoContext, Result};
 use crate::layer::{chain_ids, LiveStaging};
+use crate::security::Security;
 use crate::volume::Mount;
 use crate::{atomic, random_hex, time, Store};
 use strata_image::{diff_ids, ImageRef};
@@ -60,6 +61,8 @@ pub struct RunConfig {
     pub network_mode: String,
     /// Read-only root, tmpfs mounts, limits, init.
     pub host_config: HostConfig,
+    /// Capabilities, seccomp, `--privileged` (checked by `strata-run`).
+    pub security: Security,
 }
 
 /// What Docker keeps in a container's `HostConfig` besides its mounts
@@ -184,6 +187,7 @@ impl RunConfig {
             open_stdin: self.open_stdin,
             network_mode,
             host_config: self.host_config.clone(),
+            security: self.security.clone(),
         })
     }
 }

@@ -79,6 +79,8 @@ pub struct RunFlags {
     /// Run an init (tini) that runs the command and reaps zombies.
     #[arg(long)]
     pub init: bool,
+    #[command(flatten)]
+    pub security: SecurityFlags,
 }
 
 impl RunFlags {
@@ -107,10 +109,43 @@ impl RunFlags {
     }
 }
 
+/// Capabilities, seccomp and --privileged (`create` and `run`).
+#[derive(Args)]
+pub struct SecurityFlags {
+    /// DANGEROUS: give the container every capability and every host
+    /// device, no seccomp filter, no masked /proc paths and a writable
+    /// /sys: root in it is root on the host.
+    #[arg(long)]
+    pub privileged: bool,
+    /// Add a capability (SYS_ADMIN, CAP_NET_ADMIN, ..., or ALL).
+    #[arg(long, value_name = "CAP")]
+    pub cap_add: Vec<String>,
+    /// Drop a capability (or ALL; drops apply before --cap-add).
+    #[arg(long, value_name = "CAP")]
+    pub cap_drop: Vec<String>,
+    /// seccomp=unconfined (no filter), seccomp=FILE (a profile in
+    /// Docker's JSON format), or no-new-privileges[=true|false].
+    #[arg(long, value_name = "OPT")]
+    pub security_opt: Vec<String>,
+}
+
+impl SecurityFlags {
+    fn flags(self) -> strata_run::security::Flags {
+        strata_run::security::Flags {
+            privileged: self.privileged,
+            cap_add: self.cap_add,
+            cap_drop: self.cap_drop,
+            security_opt: self.security_opt,
+        }
+    }
+}
+
 impl Create {
+    /// What to create from the flags; reads a seccomp profile file.
     pub fn spec(self) -> Result<(String, ContainerSpec), strata_store::Error> {
         let host_config = self.run.host_config()?;
         let r = self.run;
+        let security = strata_run::security::from_flags(&r.security.flags())?;
         let spec = ContainerSpec {
             name: self.name,
             cmd: self.cmd,
@@ -126,6 +161,7 @@ impl Create {
                 open_stdin: r.interactive,
                 network_mode: r.network.unwrap_or_default(),
                 host_config,
+                security,
             },
         };
         Ok((self.image, spec))
