@@ -22,6 +22,21 @@
 //!   lock                                    flock taken by every change
 //! ```
 //!
+//! # Trust
+//!
+//! The store is opened only when it is the caller's: the root, the lock
+//! file and every directory above are real directories (opened without
+//! following symlinks) that the caller owns and other users cannot
+//! write to (`secure`; looser modes on the caller's own directories are
+//! tightened, with a warning). Nothing read from it is trusted as a path
+//! or an ID: every ID and name in a record is parsed into a validated
+//! type (`ids`: [`ContainerId`], [`MountId`], [`CacheId`],
+//! [`ContainerName`], and [`Digest`]) before it names a file, a
+//! container's ID must be the name of its directory, and records are
+//! read through one capped, no-follow reader (`atomic::read_capped`). A
+//! record that fails is corrupt: `strata check` reports it, and nothing
+//! in it is used.
+//!
 //! # Concurrency and crashes
 //!
 //! Every change runs under an exclusive `flock` on `lock`, so several
