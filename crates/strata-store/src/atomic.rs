@@ -14,7 +14,18 @@ pub fn write(path: &Path, data: &[u8]) -> Result<()> {
     let name = path.file_name().expect("metadata paths have a name");
     let tmp = dir.join(format!(".{}.tmp", name.to_string_lossy()));
     (|| -> io::Result<()> {
-        let mut f = File::create(&tmp)?;
+        // Made new (O_EXCL): a symlink left at the temp name, by anyone
+        // who could write here before the store was tightened, is
+        // replaced, never followed. Writes run under the store lock, so
+        // a temp file already there is a dead writer's.
+        let mut tries = 0;
+        let mut f = loop {
+            let _ = fs::remove_file(&tmp);
+            match File::options().write(true).create_new(true).open(&tmp) {
+                Err(e) if e.kind() == io::ErrorKind::AlreadyExists && tries < 3 => tries += 1,
+                r => break r?,
+            }
+        };
         f.write_all(data)?;
         f.sync_all()?;
         fs::rename(&tmp, path)?;

@@ -488,3 +488,18 @@ fn a_root_that_is_a_symlink_to_a_store_of_ours_opens() {
     assert_eq!(store.root(), fs::canonicalize(f.root()).unwrap());
     assert_eq!(store.resolve_container("c").unwrap().id, f.c.id);
 }
+
+#[test]
+fn a_symlink_at_a_temp_name_is_replaced_not_followed() {
+    let f = Fixture::new();
+    let canary = f.t.path().join("x/canary");
+    let image_dir = f.root().join("image/vfs");
+    std::os::unix::fs::symlink(&canary, image_dir.join(".repositories.json.tmp")).unwrap();
+    let img = f.store.resolve_image("img:1").unwrap();
+    f.store.tag(&img, "img:2").unwrap();
+    assert_eq!(f.store.resolve_image("img:2").unwrap(), img);
+    assert!(fs::symlink_metadata(image_dir.join("repositories.json"))
+        .unwrap()
+        .is_file());
+    f.assert_canaries();
+}
