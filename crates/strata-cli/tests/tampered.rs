@@ -302,3 +302,27 @@ fn a_repositories_json_of_40_mb_is_refused() {
         assert!(err.contains("repositories.json"), "{args:?}: {err}");
     }
 }
+
+#[test]
+fn a_lower_that_climbs_out_is_rebuilt_from_the_parents() {
+    let Some(f) = Fixture::new() else { return };
+    let mount = f.s.json(&["inspect", "c"])[0]["GraphDriver"]["Data"]["MountID"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let lower = f.root().join("overlay2").join(&mount).join("lower");
+    let good = fs::read_to_string(&lower).unwrap();
+    fs::write(&lower, "../../x").unwrap();
+    let found = f.s.findings(&[]);
+    assert!(
+        found.contains(&("broken-lower".into(), mount.clone(), false)),
+        "{found:?}"
+    );
+    let found = f.s.findings(&["--repair"]);
+    assert!(
+        found.contains(&("broken-lower".into(), mount.clone(), true)),
+        "{found:?}"
+    );
+    assert_eq!(fs::read_to_string(&lower).unwrap(), good);
+    f.assert_canaries();
+}

@@ -773,7 +773,9 @@ impl Checker<'_> {
             // Parsed and validated as everywhere else: an ID that is not
             // its directory's name, or any malformed ID or name in it,
             // makes the record broken, and nothing in it is used.
-            let c: Container = match read_config(&name, &dir) {
+            let read =
+                read_config(&name, &dir).and_then(|c| store.check_volume_sources(&c).map(|()| c));
+            let c: Container = match read {
                 Ok(c) => c,
                 Err(e) => {
                     self.found(

@@ -253,6 +253,14 @@ impl Container {
                 strata_volume::check_name(v)
                     .map_err(|e| format!("its mount at {:?}: {e}", m.destination))?;
             }
+            // Empty for a plugin's volume whose plugin could not say.
+            if !m.source.as_os_str().is_empty() && !m.source.is_absolute() {
+                return Err(format!(
+                    "its mount at {:?} has a relative source {}",
+                    m.destination,
+                    m.source.display()
+                ));
+            }
         }
         Ok(())
     }
@@ -361,7 +369,36 @@ impl Store {
             ErrorKind::Corrupt => e,
             _ => Error::with(e.kind(), format!("container {id}"), e),
         })?;
-        parse_config(&cid, &bytes).map_err(corrupt)
+        let c = parse_config(&cid, &bytes).map_err(&corrupt)?;
+        self.check_volume_sources(&c).map_err(corrupt)?;
+        Ok(c)
+    }
+
+    /// A local volume's source is its `_data` in this store, and nothing
+    /// else: the runtime bind-mounts the recorded source into the
+    /// container, so a record edited to say `/etc` would hand the host's
+    /// `/etc` to it.
+    pub(crate) fn check_volume_sources(&self, c: &Container) -> std::result::Result<(), String> {
+        use crate::volume::MountKind;
+        for m in &c.mounts {
+            let local = m
+                .driver
+                .as_deref()
+                .is_none_or(|d| d == strata_volume::local::DRIVER);
+            let (MountKind::Volume, true, Some(name)) = (m.kind, local, m.name.as_deref()) else {
+                continue;
+            };
+            let want = self.root.join("volumes").join(name).join("_data");
+            if m.source != want {
+                return Err(format!(
+                    "its mount at {:?} names local volume {name}, but its source is {}, not {}",
+                    m.destination,
+                    m.source.display(),
+                    want.display()
+                ));
+            }
+        }
+        Ok(())
     }
 
     /// Finds a container as Docker does: by full ID, then by exact name,

@@ -503,3 +503,24 @@ fn a_symlink_at_a_temp_name_is_replaced_not_followed() {
         .is_file());
     f.assert_canaries();
 }
+
+#[test]
+fn a_local_volume_whose_source_is_not_its_data_is_corrupt() {
+    let f = Fixture::new();
+    let data = f.root().join("volumes/v/_data");
+    let mount = |source: &Path| {
+        serde_json::json!([{"Type": "volume", "Name": "v", "Source": source,
+                            "Destination": "/data", "Driver": "local", "Mode": "rw", "RW": true}])
+    };
+    f.set_config("Mounts", mount(&data));
+    assert_eq!(f.store.resolve_container("c").unwrap().mounts.len(), 1);
+    for bad in [f.t.path().join("victim"), PathBuf::from("victim")] {
+        f.set_config("Mounts", mount(&bad));
+        let e = f.store.resolve_container("c").unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::Corrupt, "{e}");
+        assert_eq!(
+            corrupt_containers(&f.store.check(false).unwrap()),
+            [f.c.id.to_string()]
+        );
+    }
+}
