@@ -31,6 +31,16 @@
 //!   nor, while corruption remains, a layer or driver layer that seems
 //!   unused, since the damaged record may be what names it.
 //!
+//! Records are read as the rest of the store reads them (`crate::ids`,
+//! `atomic::read_capped`): a container whose `config.json` holds an ID
+//! that is not its directory's name, or any malformed ID, name or volume
+//! source, is a broken container whose record is kept and never used; a
+//! layer whose `cache-id` is not a cache ID is a bad layer; a
+//! `names/<name>` that holds anything but a container ID names no
+//! container (debris), and an overlay2 `lower` or `link` that holds
+//! anything but short link names is broken. No value read from a record
+//! is joined to a path before it parses.
+//!
 //! The walk runs under the store lock, so it sees no work in progress:
 //! whatever is half-made is debris of a process that died.
 
