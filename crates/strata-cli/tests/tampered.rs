@@ -326,3 +326,23 @@ fn a_lower_that_climbs_out_is_rebuilt_from_the_parents() {
     assert_eq!(fs::read_to_string(&lower).unwrap(), good);
     f.assert_canaries();
 }
+
+#[test]
+fn a_link_that_climbs_out_is_not_removed_with_its_layer() {
+    let Some(f) = Fixture::new() else { return };
+    let mount = f.s.json(&["inspect", "c"])[0]["GraphDriver"]["Data"]["MountID"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    // From `<root>/overlay2/l/`, this is `<root>/x/canary`.
+    let link = f.root().join("overlay2").join(&mount).join("link");
+    fs::write(&link, "../../x/canary").unwrap();
+    let found = f.s.findings(&[]);
+    assert!(
+        found.contains(&("missing-link".into(), mount.clone(), false)),
+        "{found:?}"
+    );
+    f.s.ok(&["rm", "c"]);
+    assert!(!f.root().join("overlay2").join(&mount).exists());
+    f.assert_canaries();
+}

@@ -311,12 +311,10 @@ impl Checker<'_> {
     }
 }
 
-/// Whether `s` is an overlay2 short link name: 26 of `[A-Z0-9]`, as
-/// the driver makes them.
+/// Whether `s` is an overlay2 short link name, by the rule the driver
+/// reads them with (it makes 26 of `[A-Z0-9]`): letters and digits.
 fn is_short_link(s: &str) -> bool {
-    s.len() == 26
-        && s.bytes()
-            .all(|b| b.is_ascii_uppercase() || b.is_ascii_digit())
+    !s.is_empty() && s.len() <= 255 && s.bytes().all(|b| b.is_ascii_alphanumeric())
 }
 
 /// A driver layer's parents (driver ids, the parent first), or why the
