@@ -315,7 +315,7 @@ pub fn pause(store: &Store, c: &Container) -> Result<Paused, Error> {
         ));
     }
     Ok(Paused {
-        frozen: Some((runtime, state_root, c.id.clone())),
+        frozen: Some((runtime, state_root, c.id.to_string())),
     })
 }
 

@@ -179,7 +179,7 @@ mod tests {
             "Created": "2026-01-01T00:00:00Z",
             "Cmd": cmd,
             "Driver": "overlay2",
-            "MountID": "m",
+            "MountID": "c".repeat(64),
             "ParentLayer": null,
         });
         let mut c: Container = serde_json::from_value(json).unwrap();

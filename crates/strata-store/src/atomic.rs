@@ -2,10 +2,11 @@
 //! directory, fsync it, rename it over the name, fsync the directory.
 
 use std::fs::{self, File};
-use std::io::{self, Write};
+use std::io::{self, Read, Write};
+use std::os::unix::fs::MetadataExt;
 use std::path::Path;
 
-use crate::error::{IoContext, Result};
+use crate::error::{Error, ErrorKind, IoContext, Result};
 
 /// Replaces `path` with `data` atomically and durably.
 pub fn write(path: &Path, data: &[u8]) -> Result<()> {
@@ -13,7 +14,18 @@ pub fn write(path: &Path, data: &[u8]) -> Result<()> {
     let name = path.file_name().expect("metadata paths have a name");
     let tmp = dir.join(format!(".{}.tmp", name.to_string_lossy()));
     (|| -> io::Result<()> {
-        let mut f = File::create(&tmp)?;
+        // Made new (O_EXCL): a symlink left at the temp name, by anyone
+        // who could write here before the store was tightened, is
+        // replaced, never followed. Writes run under the store lock, so
+        // a temp file already there is a dead writer's.
+        let mut tries = 0;
+        let mut f = loop {
+            let _ = fs::remove_file(&tmp);
+            match File::options().write(true).create_new(true).open(&tmp) {
+                Err(e) if e.kind() == io::ErrorKind::AlreadyExists && tries < 3 => tries += 1,
+                r => break r?,
+            }
+        };
         f.write_all(data)?;
         f.sync_all()?;
         fs::rename(&tmp, path)?;
@@ -34,10 +46,91 @@ pub fn sync_dir(dir: &Path) -> io::Result<()> {
     File::open(dir)?.sync_all()
 }
 
-/// Reads a small metadata file, trimmed.
+/// The most a one-value record (`cache-id`, `parent`, `mount-id`,
+/// `names/<name>`, `size`, ...) may hold.
+pub const VALUE_CAP: u64 = 4 << 10;
+
+/// The most a JSON record (`repositories.json`, an image config, a
+/// container's `config.json`) may hold: what `load` allows a JSON
+/// document.
+pub const RECORD_CAP: u64 = 16 << 20;
+
+/// Reads a one-value metadata file, trimmed (at most [`VALUE_CAP`]).
 pub fn read(path: &Path) -> Result<String> {
-    Ok(fs::read_to_string(path)
-        .ctx(|| format!("reading {}", path.display()))?
-        .trim()
-        .to_owned())
+    read_text(path, VALUE_CAP)
+}
+
+/// Reads a text record of at most `cap` bytes, trimmed.
+pub fn read_text(path: &Path, cap: u64) -> Result<String> {
+    let bytes = read_capped(path, cap)?;
+    let s = String::from_utf8(bytes).map_err(|e| {
+        Error::with(
+            ErrorKind::Corrupt,
+            format!("{} is not UTF-8", path.display()),
+            e,
+        )
+    })?;
+    Ok(s.trim().to_owned())
+}
+
+/// Reads a store record of at most `cap` bytes. The record must be a
+/// regular file, not a symlink (a link or a fifo planted in the store is
+/// never followed or waited on), the caller's, and no larger than `cap`: a hostile
+/// 40 MB `repositories.json` is refused before it is read, not parsed
+/// into ten times its size.
+pub fn read_capped(path: &Path, cap: u64) -> Result<Vec<u8>> {
+    let file = strata_sys::fs::open_nofollow(path).map_err(|e| {
+        if e.raw_os_error() == Some(40) {
+            // ELOOP: the name is a symlink.
+            Error::new(
+                ErrorKind::Corrupt,
+                format!("{} is a symlink, not a store record", path.display()),
+            )
+        } else {
+            Error::io(format!("reading {}", path.display()), e)
+        }
+    })?;
+    let md = file
+        .metadata()
+        .ctx(|| format!("reading {}", path.display()))?;
+    if !md.is_file() {
+        return Err(Error::new(
+            ErrorKind::Corrupt,
+            format!("{} is not a regular file", path.display()),
+        ));
+    }
+    // A store directory that was open to others (tightened on open, with
+    // a warning) may hold what another user put there.
+    let me = strata_sys::fs::euid();
+    if md.uid() != me {
+        return Err(Error::new(
+            ErrorKind::Corrupt,
+            format!(
+                "{} is owned by uid {}, not by uid {me} who runs strata: not a record of this store",
+                path.display(),
+                md.uid()
+            ),
+        ));
+    }
+    let too_large = |n: u64| {
+        Error::new(
+            ErrorKind::Corrupt,
+            format!(
+                "{} is too large: {n} bytes, more than the {cap} a store record may hold",
+                path.display()
+            ),
+        )
+    };
+    if md.len() > cap {
+        return Err(too_large(md.len()));
+    }
+    let mut buf = Vec::with_capacity(md.len() as usize);
+    // Bounded even if the size changes while it is read.
+    file.take(cap + 1)
+        .read_to_end(&mut buf)
+        .ctx(|| format!("reading {}", path.display()))?;
+    if buf.len() as u64 > cap {
+        return Err(too_large(buf.len() as u64));
+    }
+    Ok(buf)
 }

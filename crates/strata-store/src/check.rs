@@ -31,6 +31,16 @@
 //!   nor, while corruption remains, a layer or driver layer that seems
 //!   unused, since the damaged record may be what names it.
 //!
+//! Records are read as the rest of the store reads them (`crate::ids`,
+//! `atomic::read_capped`): a container whose `config.json` holds an ID
+//! that is not its directory's name, or any malformed ID, name or volume
+//! source, is a broken container whose record is kept and never used; a
+//! layer whose `cache-id` is not a cache ID is a bad layer; a
+//! `names/<name>` that holds anything but a container ID names no
+//! container (debris), and an overlay2 `lower` or `link` that holds
+//! anything but short link names is broken. No value read from a record
+//! is joined to a path before it parses.
+//!
 //! The walk runs under the store lock, so it sees no work in progress
 //! but a commit's layer, which fills with no store lock held and keeps
 //! its staging directory locked meanwhile: that one is left alone, and
@@ -43,8 +53,9 @@ use std::path::{Path, PathBuf};
 
 use strata_archive::Digest;
 
-use crate::container::Container;
+use crate::container::{parse_config, Container};
 use crate::error::{ErrorKind, IoContext, Result};
+use crate::ids::{CacheId, ContainerId, DriverLayer};
 use crate::layer::{chain_id, chain_ids, Layer, TAR_SPLIT};
 use crate::{atomic, Store};
 use strata_image::diff_ids;
@@ -291,6 +302,14 @@ fn entries(dir: &Path) -> Result<Vec<(String, PathBuf)>> {
     Ok(out)
 }
 
+/// A container's record, read as the store reads it: capped, not
+/// through a symlink, every ID and name validated, its ID `name`.
+pub(crate) fn read_config(name: &str, dir: &Path) -> std::result::Result<Container, String> {
+    let bytes = atomic::read_capped(&dir.join("config.json"), atomic::RECORD_CAP)
+        .map_err(|e| chain_text(&e))?;
+    parse_config(name, &bytes)
+}
+
 /// Whether a name is a temp file of [`atomic::write`].
 fn is_temp(name: &str) -> bool {
     name.starts_with('.') && name.ends_with(".tmp")
@@ -350,18 +369,35 @@ impl Checker<'_> {
     fn names(&mut self) -> Result<()> {
         let store = self.store;
         for (name, path) in entries(&store.root.join("names"))? {
-            let live = atomic::read(&path)
-                .ok()
-                .is_some_and(|id| match store.container(&id) {
-                    Ok(c) => c.name == name,
-                    // A container whose config is damaged is reported as
-                    // broken; its name stays with it.
-                    Err(_) => {
-                        id.len() == 64
-                            && id.bytes().all(|b| b.is_ascii_hexdigit())
-                            && store.root.join("containers").join(&id).is_dir()
-                    }
-                });
+            // What the file holds is a container ID, or the name names
+            // no container: never a path to follow.
+            let id = match atomic::read(&path).map(|s| ContainerId::parse(&s)) {
+                Ok(Ok(id)) => id,
+                Ok(Err(e)) => {
+                    self.found(
+                        FindingKind::Debris,
+                        format!("name {name}"),
+                        format!("names no container: {e}"),
+                        Some(&|| remove_path(&path)),
+                    );
+                    continue;
+                }
+                Err(e) => {
+                    self.found(
+                        FindingKind::Debris,
+                        format!("name {name}"),
+                        format!("names no container: {}", chain_text(&e)),
+                        Some(&|| remove_path(&path)),
+                    );
+                    continue;
+                }
+            };
+            let live = match store.container(&id) {
+                Ok(c) => c.name == name,
+                // A container whose config is damaged is reported as
+                // broken; its name stays with it.
+                Err(_) => store.root.join("containers").join(&id).is_dir(),
+            };
             if !live {
                 self.found(
                     FindingKind::Debris,
@@ -581,7 +617,7 @@ impl Checker<'_> {
         layers: &mut BTreeMap<Digest, Layer>,
     ) -> BTreeSet<Digest> {
         let store = self.store;
-        let cache_ids: BTreeMap<Digest, String> = layers
+        let cache_ids: BTreeMap<Digest, CacheId> = layers
             .values()
             .chain(sizeless.iter().map(|(l, _)| l))
             .map(|l| (l.chain_id.clone(), l.cache_id.clone()))
@@ -752,10 +788,12 @@ impl Checker<'_> {
             if name.ends_with("-removing") {
                 continue;
             }
-            let c: Container = match fs::read(dir.join("config.json"))
-                .map_err(|e| e.to_string())
-                .and_then(|b| serde_json::from_slice(&b).map_err(|e| e.to_string()))
-            {
+            // Parsed and validated as everywhere else: an ID that is not
+            // its directory's name, or any malformed ID or name in it,
+            // makes the record broken, and nothing in it is used.
+            let read =
+                read_config(&name, &dir).and_then(|c| store.check_volume_sources(&c).map(|()| c));
+            let c: Container = match read {
                 Ok(c) => c,
                 Err(e) => {
                     self.found(
@@ -770,7 +808,10 @@ impl Checker<'_> {
             let record = self.image_dir().join("layerdb/mounts").join(&c.id);
             let mut why = Vec::new();
             let mut record_ok = true;
-            for (file, want) in [("mount-id", c.mount_id.clone()), ("init-id", c.init_id())] {
+            for (file, want) in [
+                ("mount-id", c.mount_id.to_string()),
+                ("init-id", c.init_id()),
+            ] {
                 match atomic::read(&record.join(file)) {
                     Ok(got) if got == want => {}
                     Ok(got) => {
@@ -896,9 +937,15 @@ impl Checker<'_> {
                 continue;
             }
             let fix = || {
+                // Only what parses as a driver ID is removed; a malformed
+                // one names nothing (and its layer, if any, is an orphan
+                // the next walk finds).
                 for f in ["mount-id", "init-id"] {
-                    if let Ok(id) = atomic::read(&dir.join(f)) {
-                        store.remove_stale_layer(&id)?;
+                    if let Some(id) = atomic::read(&dir.join(f))
+                        .ok()
+                        .and_then(|id| DriverLayer::parse(f, &id).ok())
+                    {
+                        store.remove_stale_layer(&id.driver_id())?;
                     }
                 }
                 remove_record(&dir)
@@ -1023,9 +1070,9 @@ impl Checker<'_> {
 /// or not a number), and what is wrong with it; `None` when anything else
 /// is missing or unreadable too.
 fn sizeless_layer(dir: &Path, chain: &Digest) -> Option<(Layer, &'static str)> {
-    let why = match fs::read_to_string(dir.join("size")) {
-        Err(e) if e.kind() == io::ErrorKind::NotFound => "its size file is missing",
-        Ok(s) if s.trim().parse::<u64>().is_err() => "its size file does not hold a number",
+    let why = match atomic::read(&dir.join("size")) {
+        Err(e) if e.kind() == ErrorKind::NotFound => "its size file is missing",
+        Ok(s) if s.parse::<u64>().is_err() => "its size file does not hold a number",
         _ => return None,
     };
     let parent = match atomic::read(&dir.join("parent")) {
@@ -1036,9 +1083,7 @@ fn sizeless_layer(dir: &Path, chain: &Digest) -> Option<(Layer, &'static str)> {
     let layer = Layer {
         chain_id: chain.clone(),
         diff_id: Digest::parse(&atomic::read(&dir.join("diff")).ok()?)?,
-        cache_id: atomic::read(&dir.join("cache-id"))
-            .ok()
-            .filter(|c| !c.is_empty())?,
+        cache_id: CacheId::parse(&atomic::read(&dir.join("cache-id")).ok()?).ok()?,
         size: 0,
         parent,
     };

@@ -14,6 +14,7 @@ use serde_json::{json, Value};
 use strata_archive::{Change, Digest};
 
 use crate::error::{Error, ErrorKind, IoContext, Result};
+use crate::ids::{ContainerId, ContainerName, MountId};
 use crate::layer::{chain_ids, LiveStaging};
 use crate::security::Security;
 use crate::volume::Mount;
@@ -126,7 +127,7 @@ impl RunConfig {
         &self,
         image: &Value,
         host_env: &dyn Fn(&str) -> Option<String>,
-        id: &str,
+        id: &ContainerId,
     ) -> Result<RunConfig> {
         let mut env: Vec<String> = image
             .pointer("/config/Env")
@@ -169,7 +170,7 @@ impl RunConfig {
             }
         };
         let hostname = match self.hostname.as_str() {
-            "" => id[..12].to_owned(),
+            "" => id.short().to_owned(),
             h => {
                 check_hostname(h)?;
                 h.to_owned()
@@ -219,15 +220,15 @@ fn check_hostname(h: &str) -> Result<()> {
 #[serde(rename_all = "PascalCase")]
 pub struct Container {
     #[serde(rename = "ID")]
-    pub id: String,
-    pub name: String,
+    pub id: ContainerId,
+    pub name: ContainerName,
     #[serde(with = "digest_json")]
     pub image: Digest,
     pub created: String,
     pub cmd: Vec<String>,
     pub driver: String,
     #[serde(rename = "MountID")]
-    pub mount_id: String,
+    pub mount_id: MountId,
     /// The image's top layer (none for an image without layers).
     #[serde(with = "digest_json::option")]
     pub parent_layer: Option<Digest>,
@@ -277,8 +278,45 @@ mod digest_json {
 
 impl Container {
     pub fn init_id(&self) -> String {
-        format!("{}-init", self.mount_id)
+        self.mount_id.init_id()
     }
+
+    /// What a record must hold beyond its types' shapes: the ID of the
+    /// directory it was read from, and volume names that are names.
+    fn validate(&self, dir_name: &ContainerId) -> std::result::Result<(), String> {
+        if &self.id != dir_name {
+            return Err(format!(
+                "its ID {:?} is not the name of its directory",
+                crate::ids::short(&self.id)
+            ));
+        }
+        for m in &self.mounts {
+            if let Some(v) = &m.name {
+                strata_volume::check_name(v)
+                    .map_err(|e| format!("its mount at {:?}: {e}", m.destination))?;
+            }
+            // Empty for a plugin's volume whose plugin could not say.
+            if !m.source.as_os_str().is_empty() && !m.source.is_absolute() {
+                return Err(format!(
+                    "its mount at {:?} has a relative source {}",
+                    m.destination,
+                    m.source.display()
+                ));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Parses a container's `config.json` as read from `containers/<dir_name>/`:
+/// every ID and name in it validated ([`crate::ids`]), its ID the
+/// directory's name. The one way a container record is read.
+pub(crate) fn parse_config(dir_name: &str, bytes: &[u8]) -> std::result::Result<Container, String> {
+    let dir = ContainerId::parse(dir_name).map_err(|e| format!("its directory name: {e}"))?;
+    let c: Container =
+        serde_json::from_slice(bytes).map_err(|e| format!("bad config.json: {e}"))?;
+    c.validate(&dir)?;
+    Ok(c)
 }
 
 /// The init layer's content, as a tar.
@@ -357,39 +395,78 @@ impl Store {
         Ok((out, bad))
     }
 
+    /// The container recorded in `containers/<id>/config.json`. `id` is
+    /// parsed before it is joined to a path, and the record must say the
+    /// same ID: a record that fails is corrupt, never used.
     pub(crate) fn container(&self, id: &str) -> Result<Container> {
-        let p = self.container_dir(id).join("config.json");
-        let bytes = fs::read(&p).map_err(|e| Error::io(format!("container {id}"), e))?;
-        serde_json::from_slice(&bytes).map_err(|e| {
-            Error::with(
+        let corrupt = |why: String| {
+            Error::new(
                 ErrorKind::Corrupt,
-                format!("container {id}: bad config.json"),
-                e,
+                format!("container {id} is corrupt: {why} (see `strata check`)"),
             )
-        })
+        };
+        let cid = ContainerId::parse(id).map_err(|e| corrupt(e.to_string()))?;
+        let p = self.container_dir(&cid).join("config.json");
+        let bytes = atomic::read_capped(&p, atomic::RECORD_CAP).map_err(|e| match e.kind() {
+            ErrorKind::Corrupt => e,
+            _ => Error::with(e.kind(), format!("container {id}"), e),
+        })?;
+        let c = parse_config(&cid, &bytes).map_err(&corrupt)?;
+        self.check_volume_sources(&c).map_err(corrupt)?;
+        Ok(c)
     }
 
-    /// Finds a container by name, full ID or unique ID prefix.
+    /// A local volume's source is its `_data` in this store, and nothing
+    /// else: the runtime bind-mounts the recorded source into the
+    /// container, so a record edited to say `/etc` would hand the host's
+    /// `/etc` to it.
+    pub(crate) fn check_volume_sources(&self, c: &Container) -> std::result::Result<(), String> {
+        use crate::volume::MountKind;
+        for m in &c.mounts {
+            let local = m
+                .driver
+                .as_deref()
+                .is_none_or(|d| d == strata_volume::local::DRIVER);
+            let (MountKind::Volume, true, Some(name)) = (m.kind, local, m.name.as_deref()) else {
+                continue;
+            };
+            let want = self.root.join("volumes").join(name).join("_data");
+            if m.source != want {
+                return Err(format!(
+                    "its mount at {:?} names local volume {name}, but its source is {}, not {}",
+                    m.destination,
+                    m.source.display(),
+                    want.display()
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    /// Finds a container as Docker does: by full ID, then by exact name,
+    /// then by unique ID prefix (so a name that looks like an ID never
+    /// hides the container that has that ID).
     pub fn resolve_container(&self, s: &str) -> Result<Container> {
+        if let Ok(id) = ContainerId::parse(s) {
+            if fs::symlink_metadata(self.container_dir(&id)).is_ok() {
+                return self.container(&id);
+            }
+        }
         // By name: the names index, not a scan of every config.
-        if check_name(s).is_ok() {
-            if let Ok(id) = atomic::read(&self.name_path(s)) {
-                if let Ok(c) = self.container(&id) {
-                    return Ok(c);
+        if let Ok(name) = ContainerName::parse(s) {
+            if let Some(id) = self.name_target(&name)? {
+                if fs::symlink_metadata(self.container_dir(&id)).is_ok() {
+                    return self.container(&id);
                 }
             }
         }
         let dir = self.root.join("containers");
-        let ids: Vec<String> = fs::read_dir(&dir)
+        let ids: Vec<ContainerId> = fs::read_dir(&dir)
             .ctx(|| format!("listing {}", dir.display()))?
             .filter_map(|e| e.ok())
-            .map(|e| e.file_name().to_string_lossy().into_owned())
-            .filter(|n| !n.ends_with("-removing"))
+            .filter_map(|e| ContainerId::parse(&e.file_name().to_string_lossy()).ok())
             .collect();
-        if ids.iter().any(|id| id == s) {
-            return self.container(s);
-        }
-        let hits: Vec<&String> = ids
+        let hits: Vec<&ContainerId> = ids
             .iter()
             .filter(|id| !s.is_empty() && id.starts_with(s))
             .collect();
@@ -407,14 +484,36 @@ impl Store {
     }
 
     /// `names/<name>`: the container ID a name stands for.
-    fn name_path(&self, name: &str) -> PathBuf {
+    pub(crate) fn name_path(&self, name: &ContainerName) -> PathBuf {
         self.root.join("names").join(name)
     }
 
+    /// The container ID `names/<name>` holds (`None` when there is no
+    /// such name); a file that holds anything but an ID is corrupt.
+    pub(crate) fn name_target(&self, name: &ContainerName) -> Result<Option<ContainerId>> {
+        let p = self.name_path(name);
+        let s = match atomic::read(&p) {
+            Ok(s) => s,
+            Err(e) if e.kind() == ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(e),
+        };
+        ContainerId::parse(&s).map(Some).map_err(|e| {
+            Error::with(
+                ErrorKind::Corrupt,
+                format!(
+                    "the name {name} is corrupt: {} (see `strata check`)",
+                    p.display()
+                ),
+                e,
+            )
+        })
+    }
+
     /// Whether a live container has `name`.
-    pub(crate) fn name_taken(&self, name: &str) -> bool {
-        atomic::read(&self.name_path(name))
-            .is_ok_and(|id| self.container_dir(&id).join("config.json").is_file())
+    pub(crate) fn name_taken(&self, name: &ContainerName) -> bool {
+        self.name_target(name).is_ok_and(|id| {
+            id.is_some_and(|id| self.container_dir(&id).join("config.json").is_file())
+        })
     }
 
     /// `strata create`: the init and read-write layers on the image's top
@@ -426,19 +525,20 @@ impl Store {
         let ids = diff_ids(&config)
             .map_err(|why| Error::new(ErrorKind::Corrupt, format!("image {image}: {why}")))?;
         let parent = chain_ids(&ids).pop().map(|c| self.layer(&c)).transpose()?;
-        let id = random_hex(32)?;
+        let id = ContainerId::parse(&random_hex(32)?).expect("random_hex(32) is an ID");
         let name = match &spec.name {
             Some(n) => {
-                check_name(n)?;
-                if self.name_taken(n) {
+                let n = parse_name(n)?;
+                if self.name_taken(&n) {
                     return Err(Error::new(
                         ErrorKind::AlreadyExists,
                         format!("the container name {n:?} is in use"),
                     ));
                 }
-                n.clone()
+                n
             }
-            None => format!("strata-{}", &id[..12]),
+            None => ContainerName::parse(&format!("strata-{}", id.short()))
+                .expect("strata-<hex> is a name"),
         };
         let plan = self.plan_mounts(&spec.volumes_from, &spec.volumes)?;
         let cmd = command(&config, &spec.cmd, spec.entrypoint.as_deref());
@@ -452,7 +552,7 @@ impl Store {
             created: time::now_rfc3339(),
             cmd,
             driver: self.driver.name().to_owned(),
-            mount_id: random_hex(32)?,
+            mount_id: MountId::parse(&random_hex(32)?).expect("random_hex(32) is an ID"),
             parent_layer: parent.as_ref().map(|l| l.chain_id.clone()),
             mounts: Vec::new(),
             config: run_config,
@@ -685,7 +785,10 @@ impl Store {
                 format!("container {} is mounted: umount it, or use -f", c.name),
             ));
         }
-        if atomic::read(&self.name_path(&c.name)).is_ok_and(|id| id == c.id) {
+        if self
+            .name_target(&c.name)
+            .is_ok_and(|id| id.as_ref() == Some(&c.id))
+        {
             fs::remove_file(self.name_path(&c.name))
                 .ctx(|| format!("removing the name {}", c.name))?;
         }
@@ -741,20 +844,14 @@ fn is_broken_pipe(e: &Error) -> bool {
     false
 }
 
-/// Docker's container-name rule.
-fn check_name(n: &str) -> Result<()> {
-    let ok = n.len() <= 128
-        && n.starts_with(|c: char| c.is_ascii_alphanumeric())
-        && n.bytes()
-            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b'-'));
-    if ok {
-        Ok(())
-    } else {
-        Err(Error::new(
+/// A name given to `create`, by Docker's container-name rule.
+fn parse_name(n: &str) -> Result<ContainerName> {
+    ContainerName::parse(n).map_err(|_| {
+        Error::new(
             ErrorKind::InvalidArgument,
             format!("invalid container name {n:?}: [a-zA-Z0-9][a-zA-Z0-9_.-]*"),
-        ))
-    }
+        )
+    })
 }
 
 /// The command a container runs, as Docker builds it: the image's

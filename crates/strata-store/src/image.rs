@@ -42,10 +42,10 @@ impl Store {
 
     pub(crate) fn repositories(&self) -> Result<Repositories> {
         let p = self.image_dir().join("repositories.json");
-        let bytes = match fs::read(&p) {
+        let bytes = match atomic::read_capped(&p, atomic::RECORD_CAP) {
             Ok(b) => b,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Repositories::new()),
-            Err(e) => return Err(Error::io(format!("reading {}", p.display()), e)),
+            Err(e) if e.kind() == ErrorKind::NotFound => return Ok(Repositories::new()),
+            Err(e) => return Err(e),
         };
         let v: Value = serde_json::from_slice(&bytes).map_err(|e| {
             Error::with(
@@ -74,7 +74,10 @@ impl Store {
     /// The config bytes of an image, verified against its ID.
     pub fn image_config(&self, id: &Digest) -> Result<Vec<u8>> {
         let p = self.content_path(id);
-        let bytes = fs::read(&p).map_err(|e| Error::io(format!("image {id}"), e))?;
+        let bytes = atomic::read_capped(&p, atomic::RECORD_CAP).map_err(|e| match e.kind() {
+            ErrorKind::Corrupt => e,
+            _ => Error::with(e.kind(), format!("image {id}"), e),
+        })?;
         let got = strata_archive::sha256(&bytes);
         if &got != id {
             return Err(Error::new(
@@ -202,9 +205,14 @@ impl Store {
         self.image_from(id, &self.repositories()?)
     }
 
-    /// Finds an image by `name[:tag]`, full ID (`sha256:...`) or a unique
+    /// Finds an image as Docker does: by full ID (`sha256:<hex>`, or the
+    /// 64 hex digits alone), then by `name[:tag]`, then by a unique
     /// prefix of the ID's hex.
     pub fn resolve_image(&self, s: &str) -> Result<Digest> {
+        let full = Digest::parse(s).or_else(|| Digest::parse(&format!("sha256:{s}")));
+        if let Some(id) = full.filter(|id| self.image_exists(id)) {
+            return Ok(id);
+        }
         if let Ok(r) = ImageRef::parse(s) {
             if let Some(id) = self
                 .repositories()?
@@ -269,6 +277,17 @@ impl Store {
     }
 
     pub(crate) fn tag_locked(&self, id: &Digest, r: &ImageRef) -> Result<()> {
+        // Docker's rule: such a name could never be looked up, since a
+        // full ID matches first.
+        if Digest::parse(&format!("sha256:{}", r.name)).is_some() {
+            return Err(Error::new(
+                ErrorKind::InvalidArgument,
+                format!(
+                    "invalid repository name {:?}: it cannot be 64 hexadecimal digits",
+                    r.name
+                ),
+            ));
+        }
         if !self.content_path(id).exists() {
             return Err(Error::new(
                 ErrorKind::NotFound,
@@ -353,7 +372,7 @@ impl Store {
                         ErrorKind::InUse,
                         format!(
                             "image {s} has dependent child images ({}{}): remove them first",
-                            &child.hex()[..12],
+                            crate::ids::short(child.as_str()),
                             match children.len() {
                                 1 => String::new(),
                                 n => format!(" and {} more", n - 1),
@@ -384,7 +403,7 @@ impl Store {
                     format!(
                         "image {s} is used by container {} ({}): remove it first, or use -f",
                         c.name,
-                        &c.id[..12]
+                        c.id.short()
                     ),
                 ));
             }

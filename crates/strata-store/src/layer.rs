@@ -9,6 +9,7 @@ use std::path::{Path, PathBuf};
 use strata_archive::Digest;
 
 use crate::error::{Error, ErrorKind, IoContext, Result};
+use crate::ids::CacheId;
 use crate::{atomic, random_hex, Store};
 
 /// The record of what extracting a layer threw away (the name Docker and
@@ -21,7 +22,7 @@ pub struct Layer {
     pub chain_id: Digest,
     pub diff_id: Digest,
     /// The driver's id for the layer's content.
-    pub cache_id: String,
+    pub cache_id: CacheId,
     /// Bytes of file content the layer adds.
     pub size: u64,
     pub parent: Option<Digest>,
@@ -54,6 +55,12 @@ fn parse_digest(s: &str, what: &str) -> Result<Digest> {
     })
 }
 
+/// A layer's `cache-id`, which names a directory of the driver's.
+pub(crate) fn parse_cache_id(s: &str, what: &str) -> Result<CacheId> {
+    CacheId::parse(s)
+        .map_err(|e| Error::with(ErrorKind::Corrupt, format!("{what}: its cache-id"), e))
+}
+
 impl Store {
     fn layer_dir(&self, chain: &Digest) -> PathBuf {
         self.image_dir().join("layerdb/sha256").join(chain.hex())
@@ -82,7 +89,7 @@ impl Store {
         Ok(Layer {
             chain_id: chain.clone(),
             diff_id: parse_digest(&atomic::read(&dir.join("diff"))?, &what)?,
-            cache_id: atomic::read(&dir.join("cache-id"))?,
+            cache_id: parse_cache_id(&atomic::read(&dir.join("cache-id"))?, &what)?,
             size: atomic::read(&dir.join("size"))?
                 .parse()
                 .map_err(|_| Error::new(ErrorKind::Corrupt, format!("{what}: bad size")))?,
@@ -156,7 +163,7 @@ impl Store {
     pub(crate) fn finish_layer(
         &self,
         staging: &Path,
-        cache_id: String,
+        cache_id: CacheId,
         parent: Option<&Layer>,
         report: &strata_driver::ApplyReport,
     ) -> Result<Layer> {
@@ -182,10 +189,10 @@ impl Store {
     /// A new, empty driver layer on `parent_cache`, named by a fresh
     /// staging directory (so a crash from here on is cleaned up by the
     /// next open). Returns the staging directory and the cache-id.
-    pub(crate) fn begin_layer(&self, parent_cache: Option<&str>) -> Result<(PathBuf, String)> {
+    pub(crate) fn begin_layer(&self, parent_cache: Option<&str>) -> Result<(PathBuf, CacheId)> {
         let staging = self.staging()?;
         let made = (|| {
-            let cache_id = random_hex(32)?;
+            let cache_id = CacheId::parse(&random_hex(32)?).expect("random_hex(32) is an ID");
             atomic::write_staged(&staging.join("cache-id"), cache_id.as_bytes())?;
             self.driver
                 .create(&cache_id, parent_cache)
@@ -396,7 +403,7 @@ impl Store {
 /// [`Store::begin_live_layer`]).
 pub(crate) struct LiveStaging {
     pub path: PathBuf,
-    pub cache_id: String,
+    pub cache_id: CacheId,
     _lock: fs::File,
 }
 

@@ -22,6 +22,21 @@
 //!   lock                                    flock taken by every change
 //! ```
 //!
+//! # Trust
+//!
+//! The store is opened only when it is the caller's: the root, the lock
+//! file and every directory above are real directories (opened without
+//! following symlinks) that the caller owns and other users cannot
+//! write to (`secure`; looser modes on the caller's own directories are
+//! tightened, with a warning). Nothing read from it is trusted as a path
+//! or an ID: every ID and name in a record is parsed into a validated
+//! type (`ids`: [`ContainerId`], [`MountId`], [`CacheId`],
+//! [`ContainerName`], and [`Digest`]) before it names a file, a
+//! container's ID must be the name of its directory, and records are
+//! read through one capped, no-follow reader (`atomic::read_capped`). A
+//! record that fails is corrupt: `strata check` reports it, and nothing
+//! in it is used.
+//!
 //! # Concurrency and crashes
 //!
 //! Every change runs under an exclusive `flock` on `lock`, so several
@@ -44,8 +59,10 @@ mod check;
 mod container;
 mod copy;
 mod error;
+mod ids;
 mod image;
 mod layer;
+mod secure;
 mod security;
 mod start;
 mod system;
@@ -54,6 +71,7 @@ mod transfer;
 mod volume;
 
 use std::fs;
+use std::os::fd::AsFd;
 use std::os::unix::fs::DirBuilderExt;
 use std::path::{Path, PathBuf};
 
@@ -61,6 +79,7 @@ pub use check::{CheckOptions, Finding, FindingKind, Report};
 pub use container::{override_env, Container, ContainerSpec, HostConfig, RunConfig, NETWORK_MODES};
 pub use copy::CopyReport;
 pub use error::{Error, ErrorKind, Result};
+pub use ids::{short, CacheId, ContainerId, ContainerName, InvalidId, MountId};
 pub use image::Image;
 pub use layer::{chain_id, Layer};
 pub use security::{Seccomp, Security};
@@ -110,10 +129,32 @@ impl Store {
             .mode(0o700)
             .create(root)
             .ctx(|| format!("creating the store at {}", root.display()))?;
+        // A root that is a symlink is followed, once, here (the operator's
+        // choice, as Docker's --data-root); every directory below is
+        // checked without following any (see `secure`).
         let root = fs::canonicalize(root).ctx(|| format!("resolving {}", root.display()))?;
+        let root_fd = secure::open_root(&root)?;
         // Held from before the driver is chosen until staging is clean: two
         // first opens of one root must not make it with two drivers.
         let lock = lock_at(&root)?;
+        // Before a driver opens (or makes) its home, and before `image/`
+        // says which driver the store has.
+        for d in DRIVERS {
+            secure::store_dir(
+                root_fd.as_fd(),
+                &root,
+                Path::new(d),
+                secure::HOME_MAX,
+                false,
+            )?;
+        }
+        secure::store_dir(
+            root_fd.as_fd(),
+            &root,
+            Path::new("image"),
+            secure::DIR_MAX,
+            false,
+        )?;
         let existing = DRIVERS
             .iter()
             .find(|d| root.join("image").join(d).is_dir())
@@ -140,73 +181,44 @@ impl Store {
             driver,
             plugin_dirs: strata_volume::plugin::default_dirs(),
         };
-        for d in [
-            store.root.join("tmp"),
-            store.root.join("containers"),
-            store.root.join("names"),
-            store.image_dir().join("imagedb/content/sha256"),
-            store.image_dir().join("imagedb/metadata/sha256"),
-            store.image_dir().join("layerdb/sha256"),
-            store.image_dir().join("layerdb/mounts"),
-            store.image_dir().join("layerdb/tmp"),
-        ] {
-            fs::DirBuilder::new()
-                .recursive(true)
-                .mode(0o700)
-                .create(&d)
-                .ctx(|| format!("creating {}", d.display()))?;
-        }
-        store.tighten_modes()?;
+        store.secure_dirs(root_fd.as_fd())?;
         store.clean_staging()?;
         drop(lock);
         Ok(store)
     }
 
-    /// No other user may reach into the store (CVE-2021-41091: a
-    /// container's set-user-ID programs run from its merged dir by a
-    /// local user). New directories are made that way; a store made
-    /// before, or a root an operator created with `mkdir`, is tightened
-    /// here, as dockerd does on start. What the owner has is kept. Each
-    /// directory is opened without following a symlink and changed
-    /// through that descriptor, and only when it is ours: a link planted
-    /// in a writable root never turns this on another directory.
-    fn tighten_modes(&self) -> Result<()> {
-        use std::ffi::OsStr;
-        use strata_sys::fs as sys;
-        let root = sys::open_dir(&self.root).ctx(|| format!("opening {}", self.root.display()))?;
-        let home = self.driver.home().file_name().map(OsStr::to_owned);
-        let mut dirs: Vec<(Option<&OsStr>, u32)> = vec![(None, 0o711)];
-        if let Some(h) = &home {
-            dirs.push((Some(h.as_os_str()), 0o710));
+    /// Makes the store's directories that are missing and checks every
+    /// one (see `secure`): real directories of the caller's, closed to
+    /// other users, or the store is not opened.
+    fn secure_dirs(&self, root_fd: std::os::fd::BorrowedFd<'_>) -> Result<()> {
+        let image = Path::new("image").join(self.driver.name());
+        let home = self
+            .driver
+            .home()
+            .strip_prefix(&self.root)
+            .ok()
+            .filter(|h| h.components().count() == 1)
+            .map(Path::to_owned);
+        let mut dirs: Vec<(PathBuf, u32, bool)> = Vec::new();
+        if let Some(h) = home {
+            dirs.push((h, secure::HOME_MAX, false));
         }
-        dirs.push((Some(OsStr::new("containers")), 0o700));
-        dirs.push((Some(OsStr::new("image")), 0o700));
-        for (name, max) in dirs {
-            let shown = name.map_or(self.root.clone(), |n| self.root.join(n));
-            let fd = match name {
-                None => root
-                    .try_clone()
-                    .ctx(|| format!("opening {}", shown.display()))?,
-                Some(n) => match sys::open_dir_at(std::os::fd::AsFd::as_fd(&root), n) {
-                    Ok(fd) => fd,
-                    // A symlink (ELOOP), or not a directory: not ours to
-                    // change; opening the store says what is wrong.
-                    Err(_) => continue,
-                },
-            };
-            let st = sys::fstat(std::os::fd::AsFd::as_fd(&fd))
-                .ctx(|| format!("reading {}", shown.display()))?;
-            let mode = st.st_mode & 0o7777;
-            if st.st_uid != sys::euid() || mode & !max & 0o077 == 0 {
-                continue;
-            }
-            let tight = mode & !(0o077 & !max);
-            sys::fchmod(std::os::fd::AsFd::as_fd(&fd), tight)
-                .ctx(|| format!("tightening {}", shown.display()))?;
-            tracing::warn!(
-                "{} was mode {mode:o}: now {tight:o}, so that other users cannot reach containers",
-                shown.display()
-            );
+        for d in ["tmp", "containers", "names"] {
+            dirs.push((d.into(), secure::DIR_MAX, true));
+        }
+        for d in [
+            "imagedb/content/sha256",
+            "imagedb/metadata/sha256",
+            "layerdb/sha256",
+            "layerdb/mounts",
+            "layerdb/tmp",
+        ] {
+            dirs.push((image.join(d), secure::DIR_MAX, true));
+        }
+        // Made by the first volume: checked when there.
+        dirs.push(("volumes".into(), secure::VOLUMES_MAX, false));
+        for (rel, max, create) in dirs {
+            secure::store_dir(root_fd, &self.root, &rel, max, create)?;
         }
         Ok(())
     }
@@ -254,15 +266,9 @@ fn is_live(dir: &Path) -> bool {
 
 /// The store lock of the store at `root`.
 fn lock_at(root: &Path) -> Result<Lock> {
-    let path = root.join("lock");
-    let file = fs::OpenOptions::new()
-        .create(true)
-        .truncate(false)
-        .write(true)
-        .open(&path)
-        .ctx(|| format!("opening {}", path.display()))?;
+    let file = secure::open_lock(root)?;
     strata_sys::fs::lock_exclusive(std::os::fd::AsFd::as_fd(&file))
-        .ctx(|| format!("locking {}", path.display()))?;
+        .ctx(|| format!("locking {}", root.join("lock").display()))?;
     Ok(Lock { _file: file })
 }
 
@@ -281,7 +287,13 @@ impl Store {
                 }
                 // A container whose config was published before the crash
                 // is complete but for its mounts record: finish publishing.
-                if let Ok(id) = atomic::read(&e.path().join("container-id")) {
+                // Every ID read back is parsed before it names a path:
+                // staging that holds anything else is debris, removed
+                // without following what it says.
+                if let Some(id) = atomic::read(&e.path().join("container-id"))
+                    .ok()
+                    .and_then(|id| ContainerId::parse(&id).ok())
+                {
                     let published = self.root.join("containers").join(&id).join("config.json");
                     let mounts = self.image_dir().join("layerdb/mounts").join(&id);
                     if published.is_file()
@@ -306,10 +318,8 @@ impl Store {
                 }
                 // A staged layer or container names the driver layers it
                 // made: remove them with it.
-                for f in ["cache-id", "mount-id", "init-id"] {
-                    if let Ok(id) = atomic::read(&e.path().join(f)) {
-                        let _ = self.remove_stale_layer(&id);
-                    }
+                for id in staged_driver_layers(&e.path()) {
+                    let _ = self.remove_stale_layer(&id.driver_id());
                 }
                 let _ = fs::remove_dir_all(e.path());
             }
@@ -324,10 +334,8 @@ impl Store {
                 if e.file_name().to_string_lossy().ends_with("-removing") {
                     // A layer or container being removed names its driver
                     // layers: finish removing them first, or they leak.
-                    for f in ["cache-id", "mount-id", "init-id"] {
-                        if let Ok(id) = atomic::read(&e.path().join(f)) {
-                            self.remove_stale_layer(&id)?;
-                        }
+                    for id in staged_driver_layers(&e.path()) {
+                        self.remove_stale_layer(&id.driver_id())?;
                     }
                     let _ = fs::remove_dir_all(e.path());
                 }
@@ -360,6 +368,23 @@ impl Store {
         v.push(("Containers".into(), self.containers()?.len().to_string()));
         Ok(v)
     }
+}
+
+/// The driver layers a staging or `-removing` record names
+/// (`cache-id`, `mount-id`, `init-id`), parsed: a value that is not a
+/// driver ID names nothing, and is never passed to the driver.
+fn staged_driver_layers(dir: &Path) -> Vec<ids::DriverLayer> {
+    let mut out = Vec::new();
+    for f in ["cache-id", "mount-id", "init-id"] {
+        let Ok(s) = atomic::read(&dir.join(f)) else {
+            continue;
+        };
+        match ids::DriverLayer::parse(f, &s) {
+            Ok(id) => out.push(id),
+            Err(e) => tracing::warn!("{}: {e}: not removed", dir.join(f).display()),
+        }
+    }
+    out
 }
 
 /// `n` random bytes as hex.

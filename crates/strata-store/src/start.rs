@@ -17,7 +17,6 @@
 //! reads as exited (code 255, as Docker reports a container whose daemon
 //! lost it), and the next `start` takes the mounts it left as stale.
 
-use std::fs;
 use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
@@ -92,7 +91,7 @@ impl Store {
     /// code 255.
     pub fn container_state(&self, c: &Container) -> Result<State> {
         let p = self.state_path(c);
-        let mut s: State = match fs::read(&p) {
+        let mut s: State = match atomic::read_capped(&p, atomic::RECORD_CAP) {
             Ok(b) => serde_json::from_slice(&b).map_err(|e| {
                 Error::with(
                     ErrorKind::Corrupt,
@@ -100,8 +99,14 @@ impl Store {
                     e,
                 )
             })?,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => State::default(),
-            Err(e) => return Err(Error::io(format!("container {}: state", c.name), e)),
+            Err(e) if e.kind() == ErrorKind::NotFound => State::default(),
+            Err(e) => {
+                return Err(Error::with(
+                    e.kind(),
+                    format!("container {}: state", c.name),
+                    e,
+                ))
+            }
         };
         if s.status == Status::Running && !runs(&s) {
             s.status = Status::Exited;

@@ -164,8 +164,8 @@ impl Store {
                 .diff_size(&c.mount_id, Some(&c.init_id()))
                 .map_err(|e| Error::driver(format!("size of container {}", c.name), e))?;
             container_details.push(ContainerUsage {
-                id: c.id.clone(),
-                name: c.name.clone(),
+                id: c.id.to_string(),
+                name: c.name.to_string(),
                 size,
             });
         }

@@ -26,6 +26,18 @@ pub fn open_dir(path: &Path) -> io::Result<OwnedFd> {
     )?)
 }
 
+/// `open(path, O_RDONLY|O_NOFOLLOW|O_NONBLOCK)`: a file whose last
+/// component must not be a symlink (`ELOOP`), opened without blocking on
+/// a fifo planted in its place (the caller checks the type with `fstat`).
+pub fn open_nofollow(path: &Path) -> io::Result<File> {
+    let fd = rustix::fs::open(
+        path,
+        OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::NONBLOCK | OFlags::CLOEXEC | OFlags::NOCTTY,
+        Mode::empty(),
+    )?;
+    Ok(File::from(fd))
+}
+
 /// `openat(dir, name, O_DIRECTORY|O_NOFOLLOW)`: a child directory, refusing
 /// a symlink (`ELOOP`/`ENOTDIR`).
 pub fn open_dir_at(dir: BorrowedFd<'_>, name: &OsStr) -> io::Result<OwnedFd> {

@@ -99,10 +99,10 @@ pub fn warn_unreadable(bad: &[strata_store::Error], what: &str) {
     }
 }
 
-/// The first 12 hex digits of an ID, as Docker prints them.
+/// The first 12 hex digits of an ID, as Docker prints them (never a
+/// slice inside a character, whatever the string holds).
 pub fn short(id: &str) -> &str {
-    let hex = id.strip_prefix("sha256:").unwrap_or(id);
-    &hex[..hex.len().min(12)]
+    strata_store::short(id)
 }
 
 /// Bytes in Docker's units (kB = 1000).

@@ -139,9 +139,21 @@ impl Overlay2 {
         self.home.join(id)
     }
 
+    /// The `lower` file of layer `id`: each name `l/<short>` and nothing
+    /// else, since it becomes a mount option (a `../../etc` written there
+    /// would put the host's `/etc` under the container).
     fn lower_of(&self, id: &str) -> Result<Option<Vec<String>>> {
         match fs::read_to_string(self.dir(id).join("lower")) {
-            Ok(s) => Ok(Some(s.trim().split(':').map(str::to_owned).collect())),
+            Ok(s) => {
+                let names: Vec<String> = s.trim().split(':').map(str::to_owned).collect();
+                if let Some(bad) = names.iter().find(|n| !is_short_path(n)) {
+                    return Err(Error::new(
+                        ErrorKind::Corrupt,
+                        format!("the lower chain of layer {id} names {bad:?}, not a short link"),
+                    ));
+                }
+                Ok(Some(names))
+            }
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
             Err(e) => Err(e).ctx(|| format!("reading the lower chain of layer {id}")),
         }
@@ -337,13 +349,29 @@ fn require_in(home: &Path, id: &str) -> Result<()> {
 fn link_in(home: &Path, id: &str) -> Result<String> {
     let s = fs::read_to_string(home.join(id).join("link"))
         .ctx(|| format!("reading the short name of layer {id}"))?;
-    Ok(s.trim().to_owned())
+    let short = s.trim();
+    // Joined to `l/` to remove the link: a `../../etc/x` written there
+    // must not name a file outside the home.
+    if !is_short_path(&short_path(short)) {
+        return Err(Error::new(
+            ErrorKind::Corrupt,
+            format!("the link of layer {id} holds {short:?}, not a short name"),
+        ));
+    }
+    Ok(short.to_owned())
 }
 
 /// How `lower` names a layer: its short link, relative to the home (the
 /// directory a mount(2) option string is resolved in).
 fn short_path(short: &str) -> String {
     format!("l/{short}")
+}
+
+/// Whether `s` is what [`short_path`] makes of a short name.
+fn is_short_path(s: &str) -> bool {
+    s.strip_prefix("l/").is_some_and(|short| {
+        !short.is_empty() && short.len() <= 255 && short.bytes().all(|b| b.is_ascii_alphanumeric())
+    })
 }
 
 /// The `lower` file of layer `id` over `chain` (short paths, topmost

@@ -12,6 +12,7 @@ use strata_driver::overlay2;
 use super::{chain_text, entries, is_temp, remove_path, Checker, FindingKind};
 use crate::atomic;
 use crate::error::{IoContext, Result};
+use crate::ids::DriverLayer;
 use crate::layer::{chain_id, Layer};
 
 #[derive(Default)]
@@ -27,10 +28,15 @@ impl Checker<'_> {
         let store = self.store;
         let image_dir = self.image_dir();
         let mut named = BTreeSet::new();
+        // A value that is not an ID names no driver layer (the record
+        // it is in is reported where it is read).
         let mut read = |dir: &Path, files: &[&str]| {
             for f in files {
-                if let Ok(id) = atomic::read(&dir.join(f)) {
-                    named.insert(id);
+                if let Some(id) = atomic::read(&dir.join(f))
+                    .ok()
+                    .and_then(|id| DriverLayer::parse(f, &id).ok())
+                {
+                    named.insert(id.driver_id());
                 }
             }
         };
@@ -47,7 +53,7 @@ impl Checker<'_> {
         }
         for c in self.container_configs()? {
             named.insert(c.init_id());
-            named.insert(c.mount_id);
+            named.insert(c.mount_id.to_string());
         }
         Ok(named)
     }
@@ -151,6 +157,20 @@ impl Checker<'_> {
             let Ok(short) = atomic::read(&dir.join("link")) else {
                 continue;
             };
+            // The name of a link in `l/`: never a path, whatever the
+            // file holds.
+            if !is_short_link(&short) {
+                self.found(
+                    FindingKind::MissingLink,
+                    id.as_str(),
+                    format!(
+                        "its link file holds {:?}, not a short link name",
+                        crate::ids::short(&short)
+                    ),
+                    None,
+                );
+                continue;
+            }
             // A layer whose content is gone is reported as such; a link
             // to it would only dangle again.
             if !dir.join("diff").is_dir() {
@@ -189,10 +209,16 @@ impl Checker<'_> {
     /// `lower` only names other layers, so rewriting it loses nothing.
     fn lower(&mut self, home: &Path, id: &str, dir: &Path, below: Option<&Below>) {
         let file = dir.join("lower");
-        let got = atomic::read(&file).ok();
-        let unresolved = got
-            .as_deref()
-            .and_then(|g| g.split(':').find(|l| fs::metadata(home.join(l)).is_err()));
+        // 500 layers of `l/<26>:` fit in 16 KiB.
+        let got = atomic::read_text(&file, 64 << 10).ok();
+        // Each name is `l/<short>`: anything else (`../../etc`) is never
+        // looked up, and is as good as missing.
+        let unresolved = got.as_deref().and_then(|g| {
+            g.split(':').find(|l| {
+                !l.strip_prefix("l/").is_some_and(is_short_link)
+                    || fs::metadata(home.join(l)).is_err()
+            })
+        });
         let want = below.map(|b| match b {
             Err(why) => Err(why.clone()),
             Ok(parents) => {
@@ -259,7 +285,7 @@ impl Checker<'_> {
                 {
                     return Err(format!("the records of layer {c} do not add up"));
                 }
-                out.push(l.cache_id.clone());
+                out.push(l.cache_id.to_string());
                 cur = l.parent.as_ref();
             }
             Ok(out)
@@ -269,7 +295,7 @@ impl Checker<'_> {
             // The layer's own stack, less the layer: its own record is
             // checked with its parents'.
             let parents = stack(Some(&l.chain_id)).map(|s| s[1..].to_vec());
-            below.insert(l.cache_id.clone(), parents);
+            below.insert(l.cache_id.to_string(), parents);
         }
         for c in self.container_configs()? {
             let image = stack(c.parent_layer.as_ref());
@@ -279,10 +305,16 @@ impl Checker<'_> {
                 v
             });
             below.insert(c.init_id(), image);
-            below.insert(c.mount_id, rw);
+            below.insert(c.mount_id.to_string(), rw);
         }
         Ok(below)
     }
+}
+
+/// Whether `s` is an overlay2 short link name, by the rule the driver
+/// reads them with (it makes 26 of `[A-Z0-9]`): letters and digits.
+fn is_short_link(s: &str) -> bool {
+    !s.is_empty() && s.len() <= 255 && s.bytes().all(|b| b.is_ascii_alphanumeric())
 }
 
 /// A driver layer's parents (driver ids, the parent first), or why the

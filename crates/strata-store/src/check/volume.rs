@@ -7,7 +7,6 @@ use std::fs;
 use strata_volume::local::DRIVER;
 
 use super::{chain_text, entries, Checker, FindingKind};
-use crate::container::Container;
 use crate::error::Result;
 use crate::volume::MountKind;
 
@@ -107,10 +106,8 @@ impl Checker<'_> {
             if name.ends_with("-removing") {
                 continue;
             }
-            let Ok(c) = fs::read(dir.join("config.json"))
-                .map_err(|_| ())
-                .and_then(|b| serde_json::from_slice::<Container>(&b).map_err(|_| ()))
-            else {
+            // A broken record is reported by the containers' check.
+            let Ok(c) = super::read_config(&name, &dir) else {
                 continue;
             };
             for m in c.mounts.iter().filter(|m| m.kind == MountKind::Volume) {

@@ -48,7 +48,7 @@ enum Parent {
 /// A begun layer: its staging directory and driver id.
 struct Slot {
     staging: PathBuf,
-    cache_id: String,
+    cache_id: crate::ids::CacheId,
 }
 
 impl Store {
@@ -155,7 +155,7 @@ impl Store {
                 self.discard_layer(&s.staging, &s.cache_id);
             }
         };
-        let parent_cache = |slots: &[Slot], job: &Job<'_>| -> Option<String> {
+        let parent_cache = |slots: &[Slot], job: &Job<'_>| -> Option<crate::ids::CacheId> {
             match &job.parent {
                 Parent::None => None,
                 Parent::Stored(l) => Some(l.cache_id.clone()),

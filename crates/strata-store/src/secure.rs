@@ -1,0 +1,246 @@
+//! The store's own directories are real directories that belong to the
+//! user running strata and that no other user can write to; otherwise
+//! the store is not opened.
+//!
+//! A store directory another user controls lets that user choose where
+//! strata writes: swap `names/` for a symlink to `/etc` and `create
+//! --name passwd` writes there. So, as dockerd checks its data root:
+//!
+//! - every directory strata uses (the root, `containers/`, `names/`,
+//!   `image/`, `image/<driver>/...`, `volumes/`, the driver's home,
+//!   `tmp/`) is opened one component at a time from the root with
+//!   `O_NOFOLLOW` (a symlink is refused, never followed), and `fstat`ed
+//!   through that descriptor;
+//! - it must belong to the caller's effective uid;
+//! - group and others may not have more than the directory's cap
+//!   (0700; the root 0711, the driver's home 0710, `volumes/` 0701): a
+//!   looser directory the caller owns is tightened through the same
+//!   descriptor, with a warning (CVE-2021-41091), as dockerd does on start;
+//! - the lock file is a regular file the caller owns, opened without
+//!   following a symlink.
+//!
+//! The root itself may be a symlink, as Docker's `--data-root` may: it is
+//! the operator's choice, resolved once at open, and the directory it
+//! leads to is what is checked. The root's parents are the operator's
+//! business, as they are Docker's.
+
+use std::ffi::OsStr;
+use std::fs::File;
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+use std::path::{Component, Path};
+
+use strata_sys::fs as sys;
+
+use crate::error::{Error, ErrorKind, IoContext, Result};
+
+/// The most the root's mode may give group and others.
+pub(crate) const ROOT_MAX: u32 = 0o711;
+/// The most a driver's home may give (its group may traverse).
+pub(crate) const HOME_MAX: u32 = 0o710;
+/// `volumes/` (strata_volume's local driver makes it 0701).
+pub(crate) const VOLUMES_MAX: u32 = 0o701;
+/// Every other store directory.
+pub(crate) const DIR_MAX: u32 = 0o700;
+
+/// Opens the store's root (following a symlink at the root itself) and
+/// checks it as every store directory is checked.
+pub(crate) fn open_root(root: &Path) -> Result<OwnedFd> {
+    let fd = sys::open_dir(root).ctx(|| format!("opening the store at {}", root.display()))?;
+    vet(fd.as_fd(), root, ROOT_MAX)?;
+    Ok(fd)
+}
+
+/// The store directory `rel` under the root `root_fd` (shown as
+/// `root`): each component opened without following a symlink, made
+/// (0700) when missing and `create` says so, and checked ([`vet`]) with
+/// `max` for the last component and [`DIR_MAX`] for those before it.
+/// `None` when it is missing and not to be made.
+pub(crate) fn store_dir(
+    root_fd: BorrowedFd<'_>,
+    root: &Path,
+    rel: &Path,
+    max: u32,
+    create: bool,
+) -> Result<Option<OwnedFd>> {
+    let names: Vec<&OsStr> = rel
+        .components()
+        .map(|c| match c {
+            Component::Normal(n) => n,
+            _ => panic!("store directories are relative names: {}", rel.display()),
+        })
+        .collect();
+    let mut shown = root.to_owned();
+    let mut cur: Option<OwnedFd> = None;
+    for (i, name) in names.iter().enumerate() {
+        shown.push(name);
+        let parent = cur.as_ref().map_or(root_fd, |f| f.as_fd());
+        let fd = match open_child(parent, name, &shown)? {
+            Some(fd) => fd,
+            None if create => {
+                match sys::mkdir_at(parent, name, 0o700) {
+                    Ok(()) => {}
+                    // Made meanwhile by another strata: checked below.
+                    Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
+                    Err(e) => return Err(Error::io(format!("creating {}", shown.display()), e)),
+                }
+                open_child(parent, name, &shown)?.ok_or_else(|| {
+                    Error::new(ErrorKind::Io, format!("{} vanished", shown.display()))
+                })?
+            }
+            None => return Ok(None),
+        };
+        let last = i + 1 == names.len();
+        vet(fd.as_fd(), &shown, if last { max } else { DIR_MAX })?;
+        cur = Some(fd);
+    }
+    Ok(cur)
+}
+
+/// `name` in `dir`, a directory opened without following a symlink;
+/// `None` when nothing has the name. A symlink or anything but a
+/// directory is refused, saying what it is.
+fn open_child(dir: BorrowedFd<'_>, name: &OsStr, shown: &Path) -> Result<Option<OwnedFd>> {
+    match sys::open_dir_at(dir, name) {
+        Ok(fd) => Ok(Some(fd)),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(e) => {
+            let st = sys::lstat_at(dir, name).ok().flatten();
+            let kind = st.map(|s| strata_sys::FileType::from_raw_mode(s.st_mode));
+            match kind {
+                Some(strata_sys::FileType::Symlink) => {
+                    let target = sys::readlink_at(dir, name)
+                        .map(|t| String::from_utf8_lossy(&t).into_owned())
+                        .unwrap_or_else(|_| "?".into());
+                    Err(refused(
+                        shown,
+                        format!(
+                            "it is a symbolic link (to {target}), not a directory: strata never \
+                             follows a link inside its store, where another user may have put it; \
+                             if the store is yours, put the directory itself there"
+                        ),
+                    ))
+                }
+                Some(k) if k != strata_sys::FileType::Directory => Err(refused(
+                    shown,
+                    "it is not a directory: move it away and strata makes the directory".into(),
+                )),
+                _ => Err(Error::io(format!("opening {}", shown.display()), e)),
+            }
+        }
+    }
+}
+
+/// A store directory must belong to the caller, and group and others may
+/// have at most `max`'s bits: a looser one is tightened (with a
+/// warning) through `fd`, so a swapped name is never changed instead.
+fn vet(fd: BorrowedFd<'_>, shown: &Path, max: u32) -> Result<()> {
+    let st = sys::fstat(fd).ctx(|| format!("reading {}", shown.display()))?;
+    let me = sys::euid();
+    let mode = st.st_mode & 0o7777;
+    if st.st_uid != me {
+        return Err(refused(
+            shown,
+            format!(
+                "it is owned by uid {}, not by uid {me} who runs strata (mode {mode:o}): \
+                 its owner could choose where strata writes; if the store is yours, \
+                 `chown -R {me} {}`, or use another --root",
+                st.st_uid,
+                shown.display()
+            ),
+        ));
+    }
+    if mode & !max & 0o077 == 0 {
+        return Ok(());
+    }
+    let tight = mode & !(0o077 & !max);
+    sys::fchmod(fd, tight).map_err(|e| {
+        Error::with(
+            ErrorKind::PermissionDenied,
+            format!(
+                "refusing the store: {} is mode {mode:o}, which lets other users change it, \
+                 and it could not be made {tight:o}",
+                shown.display()
+            ),
+            e,
+        )
+    })?;
+    tracing::warn!(
+        "{} was mode {mode:o}: now {tight:o}, so that other users cannot reach containers",
+        shown.display()
+    );
+    Ok(())
+}
+
+fn refused(shown: &Path, why: String) -> Error {
+    Error::new(
+        ErrorKind::PermissionDenied,
+        format!("refusing the store: {}: {why}", shown.display()),
+    )
+}
+
+/// The store's lock file, `<root>/lock`: opened (made 0600 when
+/// missing) without following a symlink, a regular file of the caller's
+/// that others cannot write to.
+pub(crate) fn open_lock(root: &Path) -> Result<File> {
+    let shown = root.join("lock");
+    let dir = sys::open_dir(root).ctx(|| format!("opening {}", root.display()))?;
+    let name = OsStr::new("lock");
+    // Looked at before it is opened: a fifo planted there would block
+    // the open.
+    let file = loop {
+        let st = sys::lstat_at(dir.as_fd(), name).ctx(|| format!("reading {}", shown.display()))?;
+        match st.map(|s| strata_sys::FileType::from_raw_mode(s.st_mode)) {
+            None => match sys::create_open_at(dir.as_fd(), name, 0, 0o600) {
+                Ok(f) => break f,
+                // Made meanwhile by another strata: open that one.
+                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => continue,
+                Err(e) => return Err(Error::io(format!("creating {}", shown.display()), e)),
+            },
+            Some(strata_sys::FileType::Symlink) => {
+                return Err(refused(
+                    &shown,
+                    "it is a symbolic link, not the store's lock file: remove it".into(),
+                ))
+            }
+            Some(strata_sys::FileType::RegularFile) => {
+                break sys::open_file_at(dir.as_fd(), name)
+                    .ctx(|| format!("opening {}", shown.display()))?
+            }
+            Some(_) => {
+                return Err(refused(
+                    &shown,
+                    "it is not a regular file: remove it and strata makes the lock file".into(),
+                ))
+            }
+        }
+    };
+    let st = sys::fstat(file.as_fd()).ctx(|| format!("reading {}", shown.display()))?;
+    if strata_sys::FileType::from_raw_mode(st.st_mode) != strata_sys::FileType::RegularFile {
+        return Err(refused(
+            &shown,
+            "it is not a regular file: remove it and strata makes the lock file".into(),
+        ));
+    }
+    let me = sys::euid();
+    if st.st_uid != me {
+        return Err(refused(
+            &shown,
+            format!(
+                "it is owned by uid {}, not by uid {me} who runs strata: if the store is yours, \
+                 `chown {me} {}`",
+                st.st_uid,
+                shown.display()
+            ),
+        ));
+    }
+    let mode = st.st_mode & 0o7777;
+    if mode & 0o022 != 0 {
+        let tight = mode & !0o022;
+        sys::fchmod(file.as_fd(), tight).ctx(|| format!("tightening {}", shown.display()))?;
+        tracing::warn!(
+            "{} was mode {mode:o}: now {tight:o}, so that other users cannot change it",
+            shown.display()
+        );
+    }
+    Ok(file)
+}
