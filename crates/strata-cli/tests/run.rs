@@ -317,6 +317,45 @@ fn volumes_from_shares_the_volumes() {
     s.assert_clean("after the runs", None);
 }
 
+/// A read-only mount stays read-only through `--volumes-from C:rw`.
+#[test]
+fn volumes_from_rw_keeps_a_read_only_mount_read_only() {
+    let Some(s) = setup("volumes_from_rw_keeps_a_read_only_mount_read_only") else {
+        return;
+    };
+    s.ok(&[
+        "create",
+        "--name",
+        "owner",
+        "-v",
+        "x:/d:ro",
+        "-v",
+        "y:/w",
+        "busybox:test",
+    ]);
+    let d = s.exec(&[
+        "run",
+        "--rm",
+        "--volumes-from",
+        "owner:rw",
+        "busybox:test",
+        "sh",
+        "-c",
+        "echo ok > /w/f && cat /w/f && echo no > /d/f",
+    ]);
+    assert_ne!(d.code, 0, "written through --volumes-from owner:rw: {d:#?}");
+    assert_eq!(d.out(), "ok");
+    assert!(d.stderr.contains("Read-only file system"), "{d:#?}");
+    let vol = PathBuf::from(
+        s.json(&["volume", "inspect", "x"])[0]["Mountpoint"]
+            .as_str()
+            .unwrap(),
+    );
+    assert!(!vol.join("f").exists());
+    s.ok(&["rm", "owner"]);
+    s.assert_clean("after the run", None);
+}
+
 /// The container's mounts are its own: the host sees neither its
 /// volumes nor its proc, sys and dev, and after it nothing is left.
 #[test]

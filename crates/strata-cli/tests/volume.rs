@@ -104,6 +104,7 @@ fn bad_names_and_options_create_nothing() {
         return;
     }
     let s = Strata::new("vfs");
+    s.volume_image();
     for (bad, why) in [
         ("a/b", "invalid volume name"),
         ("..", "invalid volume name"),
@@ -114,8 +115,20 @@ fn bad_names_and_options_create_nothing() {
         let e = s.err(&["volume", "create", bad]);
         assert!(e.contains(why), "{bad:?}: {e}");
     }
-    let long = "x".repeat(256);
-    assert!(s.err(&["volume", "create", &long]).contains("at most 255"));
+    // Longer than its staging name (`.<name>.creating`) can be: refused
+    // by name, before the file system says ENAMETOOLONG.
+    for n in [246, 256, 300] {
+        let long = "x".repeat(n);
+        let e = s.err(&["volume", "create", &long]);
+        assert!(e.contains(&format!("{n} bytes, at most 245")), "{e}");
+        assert!(!e.contains("too long"), "{e}");
+        let spec = format!("{long}:/data");
+        let e = s.err(&["create", "-v", &spec, "base:1"]);
+        assert!(e.contains("at most 245"), "{e}");
+    }
+    let longest = "x".repeat(245);
+    s.ok(&["volume", "create", &longest]);
+    s.ok(&["volume", "rm", &longest]);
     let e = s.err(&["volume", "create", "--opt", "o=size=1m", "v"]);
     assert!(e.contains("volume v: option \"o\" needs"), "{e}");
     let e = s.err(&["volume", "create", "--opt", "bogus=1", "v"]);
@@ -247,6 +260,56 @@ fn volumes_from_and_rm_v() {
     assert!(s
         .err(&["create", "--volumes-from", "nosuch", "base:1"])
         .contains("no such container: nosuch"));
+}
+
+/// `--volumes-from C:rw` never widens a mount C has read-only, and a
+/// `:ro` on the consumer narrows a read-write one (moby: `RW = m.RW &&
+/// mode`).
+#[test]
+fn volumes_from_rw_never_widens() {
+    if !require_root() {
+        return;
+    }
+    let s = Strata::new("vfs");
+    s.volume_image();
+    let host = s.path("host");
+    fs::create_dir(&host).unwrap();
+    let bind = format!("{}:/h:ro", host.display());
+    s.ok(&[
+        "create", "--name", "a", "-v", "x:/d:ro", "-v", &bind, "-v", "y:/w", "base:1",
+    ]);
+    let rw = |c: &str| -> Vec<(String, bool)> {
+        s.mounts(c)
+            .iter()
+            .map(|m| {
+                (
+                    m["Destination"].as_str().unwrap().to_owned(),
+                    m["RW"].as_bool().unwrap(),
+                )
+            })
+            .collect()
+    };
+    let want_a = [
+        ("/d".into(), false),
+        ("/h".into(), false),
+        ("/w".into(), true),
+    ];
+    assert_eq!(rw("a"), want_a);
+    s.ok(&["create", "--name", "b", "--volumes-from", "a:rw", "base:1"]);
+    assert_eq!(rw("b"), want_a, "--volumes-from a:rw");
+    s.ok(&["create", "--name", "c", "--volumes-from", "a", "base:1"]);
+    assert_eq!(rw("c"), want_a, "--volumes-from a");
+    s.ok(&["create", "--name", "d", "--volumes-from", "a:ro", "base:1"]);
+    assert!(rw("d").iter().all(|(_, rw)| !rw), "{:?}", rw("d"));
+    // Through a second hand, too.
+    s.ok(&["create", "--name", "e", "--volumes-from", "b:rw", "base:1"]);
+    assert_eq!(rw("e"), want_a, "--volumes-from b:rw");
+    let modes: Vec<String> = s
+        .mounts("e")
+        .iter()
+        .map(|m| m["Mode"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(modes, ["ro", "ro", "rw"]);
 }
 
 #[test]

@@ -602,6 +602,21 @@ mod tests {
     }
 
     #[test]
+    fn the_longest_name_is_made_and_a_longer_one_refused() {
+        let t = tempfile::tempdir().unwrap();
+        let l = Local::open(&t.path().join("volumes")).unwrap();
+        let longest = "v".repeat(crate::NAME_MAX);
+        l.create(&longest, &BTreeMap::new()).unwrap();
+        assert!(l.data_path(&longest).is_dir());
+        l.forget(&longest).unwrap();
+        let err = l
+            .create(&format!("{longest}v"), &BTreeMap::new())
+            .unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::InvalidArgument);
+        assert!(err.to_string().contains("at most 245"), "{err}");
+    }
+
+    #[test]
     fn options_follow_the_local_driver() {
         assert!(check_options("v", &opts(&[("type", "tmpfs"), ("device", "tmpfs")])).is_ok());
         let table: &[(&[(&str, &str)], &str)] = &[
