@@ -16,14 +16,29 @@
 //! confined to that root (CVE-2018-15664, CVE-2019-14271). The host side
 //! is the user's: its paths mean what they mean to the user's shell.
 //! Ownership, modes, times and xattrs are kept both ways (`docker cp -a`).
+//!
+//! A path under one of the container's mounts (the longest destination
+//! that is a prefix of it, component by component) is the mount's, as
+//! with Docker and Podman: it is read from and written into the volume's
+//! `_data` or the bound host path, never the container's read-write layer
+//! (where a running container would not see it and `commit` would take
+//! it). The rest of the path is resolved inside that directory as if it
+//! were `/`: a symlink in a volume never leads out of it. A read-only
+//! mount refuses a copy into it. A plugin's volume is reachable only
+//! while its plugin says where it is mounted. A symlink in the container's
+//! own file system that leads into a mount is followed in the container's
+//! file system only (where the mount point is an empty directory).
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use strata_archive::{apply, clean_path, ApplyOptions, PathInRoot};
+use strata_volume::local::{self, Local};
+use strata_volume::VolumeDriver;
 
 use crate::container::Container;
 use crate::error::{Error, ErrorKind, IoContext, Result};
+use crate::volume::{Mount, MountKind};
 use crate::Store;
 
 /// What a copy wrote.
@@ -110,7 +125,139 @@ impl Drop for Mounted<'_> {
     }
 }
 
+/// The mount of `mounts` whose destination is the longest prefix of the
+/// container path `path`, component by component, and the rest of the
+/// path below it (a trailing `/` kept).
+fn mount_for<'m>(mounts: &'m [Mount], path: &[u8]) -> Option<(&'m Mount, Vec<u8>)> {
+    let comps = clean_path(path);
+    let (m, len) = mounts
+        .iter()
+        .map(|m| (m, clean_path(m.destination.as_bytes())))
+        .filter(|(_, d)| !d.is_empty() && comps.starts_with(d))
+        .max_by_key(|(_, d)| d.len())
+        .map(|(m, d)| (m, d.len()))?;
+    let mut rest = comps[len..].join(&b'/');
+    if path.ends_with(b"/") || path.ends_with(b"/.") {
+        rest.extend_from_slice(if path.ends_with(b"/") { b"/" } else { b"/." });
+    }
+    Some((m, rest))
+}
+
+/// A local volume mounted on its `_data` (`-o type=... device=...`) for
+/// the length of a copy; unmounted when dropped.
+struct VolumeMounted {
+    local: Local,
+    name: String,
+    caller: String,
+}
+
+impl Drop for VolumeMounted {
+    fn drop(&mut self) {
+        if let Err(e) = self.local.unmount(&self.name, &self.caller) {
+            tracing::warn!("unmounting volume {}: {e}", self.name);
+        }
+    }
+}
+
+/// Keeps what a copy reads or writes available until dropped.
+enum Hold<'a> {
+    Container { _merged: Mounted<'a> },
+    Volume { _mounted: VolumeMounted },
+    Nothing,
+}
+
+/// Where a container path's content is on the host: a directory taken as
+/// `/` and the path inside it.
+struct Place<'a> {
+    root: PathBuf,
+    path: Vec<u8>,
+    /// The read-only mount the path is under (`:ro`).
+    read_only: Option<String>,
+    _hold: Hold<'a>,
+}
+
 impl Store {
+    /// Finds where `path` of `c` is: in a mount of `c`'s, or in its
+    /// merged view (mounted while the place is held).
+    fn place<'a>(&'a self, c: &'a Container, path: &[u8]) -> Result<Place<'a>> {
+        let Some((m, rest)) = mount_for(&c.mounts, path) else {
+            let merged = Mounted::new(self, c)?;
+            return Ok(Place {
+                root: merged.path.clone(),
+                path: path.to_vec(),
+                read_only: None,
+                _hold: Hold::Container { _merged: merged },
+            });
+        };
+        let read_only = (!m.rw).then(|| m.destination.clone());
+        let (dir, hold) = self.mount_dir(c, m)?;
+        // A bound file: its directory is the root, and only its name is
+        // reachable.
+        if m.kind == MountKind::Bind && !dir.is_dir() {
+            let (Some(parent), Some(name)) = (dir.parent(), dir.file_name()) else {
+                return Err(invalid(format!(
+                    "host path {} names no file",
+                    dir.display()
+                )));
+            };
+            if !clean_path(&rest).is_empty() {
+                return Err(not_found(format!(
+                    "{}:{} ({} is a file)",
+                    c.name,
+                    String::from_utf8_lossy(path),
+                    m.destination
+                )));
+            }
+            return Ok(Place {
+                root: parent.to_path_buf(),
+                path: name.as_encoded_bytes().to_vec(),
+                read_only,
+                _hold: hold,
+            });
+        }
+        Ok(Place {
+            root: dir,
+            path: rest,
+            read_only,
+            _hold: hold,
+        })
+    }
+
+    /// The host directory of mount `m`: the bound path, a local volume's
+    /// `_data` (mounted for the copy when the volume has a `type`), or
+    /// where a plugin says its volume is mounted.
+    fn mount_dir(&self, c: &Container, m: &Mount) -> Result<(PathBuf, Hold<'static>)> {
+        let (MountKind::Volume, Some(name)) = (m.kind, m.name.as_deref()) else {
+            return Ok((m.source.clone(), Hold::Nothing));
+        };
+        let local = self.local_volumes()?;
+        let meta = local.meta(name)?;
+        if meta.driver == local::DRIVER {
+            if local::mount_options(&meta.options).is_none() {
+                return Ok((local.data_path(name), Hold::Nothing));
+            }
+            let dir = local.mount(name, &c.id)?;
+            let held = VolumeMounted {
+                local,
+                name: name.to_owned(),
+                caller: c.id.clone(),
+            };
+            return Ok((dir, Hold::Volume { _mounted: held }));
+        }
+        let plugin = self.plugin_driver(&meta.driver)?;
+        match plugin.path(name)? {
+            Some(p) if !p.as_os_str().is_empty() && p.is_dir() => Ok((p, Hold::Nothing)),
+            _ => Err(Error::new(
+                ErrorKind::Unsupported,
+                format!(
+                    "volume {name} at {} is not mounted by its driver {}: \
+                     its files can be copied only while the container runs",
+                    m.destination, meta.driver
+                ),
+            )),
+        }
+    }
+
     /// `strata cp CONTAINER:SRC DEST`.
     pub fn copy_from_container(
         &self,
@@ -121,8 +268,8 @@ impl Store {
     ) -> Result<CopyReport> {
         let shown = format!("{}:{}", c.name, String::from_utf8_lossy(src));
         let how = Source::parse(src, follow);
-        let merged = Mounted::new(self, c)?;
-        let found = PathInRoot::resolve(&merged.path, src, how.follow)
+        let place = self.place(c, src)?;
+        let found = PathInRoot::resolve(&place.root, &place.path, how.follow)
             .map_err(archive_err(format!("resolving {shown}")))?
             .ok_or_else(|| not_found(shown.clone()))?;
         how.check(&found, &shown)?;
@@ -153,9 +300,17 @@ impl Store {
         .map_err(archive_err(format!("resolving {shown_src}")))?
         .ok_or_else(|| not_found(shown_src.clone()))?;
         how.check(&found, &shown_src)?;
-        let merged = Mounted::new(self, c)?;
+        let place = self.place(c, dest)?;
+        if let Some(at) = &place.read_only {
+            // Docker's words.
+            return Err(Error::new(
+                ErrorKind::PermissionDenied,
+                format!("cannot copy to {shown}: mounted volume is marked read-only ({at})"),
+            ));
+        }
+        let dest = place.path.as_slice();
         let resolve = |p: &[u8]| {
-            PathInRoot::resolve(&merged.path, p, true)
+            PathInRoot::resolve(&place.root, p, true)
                 .map_err(archive_err(format!("resolving {shown}")))
         };
         let target = match resolve(dest)? {
@@ -188,7 +343,7 @@ impl Store {
                 p
             }
         };
-        stream(&found, &target, &merged.path, &shown)
+        stream(&found, &target, &place.root, &shown)
     }
 }
 
