@@ -117,6 +117,100 @@ fn exit_status_is_the_commands() {
     s.assert_clean("after the runs", None);
 }
 
+/// A command that only a bind or a volume holds is found where the
+/// runtime will mount it: run, not 127. What is missing or not
+/// executable there is still 127 or 126.
+#[test]
+fn commands_in_binds_and_volumes_are_found() {
+    let Some(s) = setup("commands_in_binds_and_volumes_are_found") else {
+        return;
+    };
+    let tools = s.path("tools");
+    fs::create_dir_all(tools.join("sub")).unwrap();
+    let script = |p: &Path, says: &str| {
+        fs::write(p, format!("#!/bin/sh\necho {says} \"$@\"\n")).unwrap();
+        fs::set_permissions(p, fs::Permissions::from_mode(0o755)).unwrap();
+    };
+    script(&tools.join("prog"), "from-the-bind");
+    fs::write(tools.join("plain"), "not a program\n").unwrap();
+    std::os::unix::fs::symlink("../prog", tools.join("sub/link")).unwrap();
+    let bind = format!("{}:/opt/tools", tools.display());
+    assert_eq!(
+        s.run_ok(&["-v", &bind, "busybox:test", "/opt/tools/prog", "a"]),
+        "from-the-bind a"
+    );
+    assert_eq!(
+        s.run_ok(&["-v", &bind, "busybox:test", "/opt/tools/sub/link"]),
+        "from-the-bind"
+    );
+    // On PATH, and through -w.
+    let path = "PATH=/opt/tools:/bin";
+    assert_eq!(
+        s.run_ok(&["-v", &bind, "-e", path, "busybox:test", "prog", "b"]),
+        "from-the-bind b"
+    );
+    assert_eq!(
+        s.run_ok(&["-v", &bind, "-w", "/opt/tools", "busybox:test", "./prog"]),
+        "from-the-bind"
+    );
+    s.exec(&[
+        "run",
+        "--rm",
+        "-v",
+        &bind,
+        "busybox:test",
+        "/opt/tools/nosuch",
+    ])
+    .expect(127, "missing in the bind");
+    s.exec(&[
+        "run",
+        "--rm",
+        "-v",
+        &bind,
+        "busybox:test",
+        "/opt/tools/plain",
+    ])
+    .expect(126, "not executable in the bind");
+    s.exec(&["run", "--rm", "-v", &bind, "busybox:test", "/opt/tools"])
+        .expect(126, "the bind itself");
+    // A bound file, and a volume; a copy of busybox runs too.
+    let file = format!("{}:/usr/local/bin/prog", tools.join("prog").display());
+    assert_eq!(
+        s.run_ok(&["-v", &file, "busybox:test", "/usr/local/bin/prog"]),
+        "from-the-bind"
+    );
+    let data = s.volume("vt");
+    fs::copy(sh("command -v busybox"), data.join("busybox")).unwrap();
+    assert_eq!(
+        s.run_ok(&[
+            "-v",
+            "vt:/opt/vt",
+            "busybox:test",
+            "/opt/vt/busybox",
+            "echo",
+            "bb"
+        ]),
+        "bb"
+    );
+    // The mount hides what the image has at its path.
+    s.exec(&[
+        "run",
+        "--rm",
+        "-v",
+        &bind,
+        "busybox:test",
+        "/opt/tools/../../bin/true",
+    ])
+    .expect(0, "`..` out of the bind");
+    let empty = s.path("empty");
+    fs::create_dir(&empty).unwrap();
+    let over_bin = format!("{}:/bin", empty.display());
+    s.exec(&["run", "--rm", "-v", &over_bin, "busybox:test", "/bin/true"])
+        .expect(127, "a command hidden by a mount");
+    s.ok(&["volume", "rm", "vt"]);
+    s.assert_clean("after the runs", None);
+}
+
 #[test]
 fn commit_after_run_on_debian() {
     let test = "commit_after_run_on_debian";
@@ -933,8 +1027,35 @@ fn errors_are_125_and_leave_nothing() {
     fs::write(&file, "x").unwrap();
     let spec = format!("{}:/etc", file.display());
     let d = s.exec(&["run", "--rm", "-v", &spec, "busybox:test", "true"]);
-    assert_ne!(d.code, 0, "a file bound over a directory: {d:#?}");
-    s.assert_clean("a failing mount", None);
+    strata_error(
+        &d,
+        "a file bound over a directory",
+        "before the container's command started",
+    );
+
+    // A runtime that fails without running anything: 125, not its 1.
+    let rt = s.path("failing-runtime");
+    fs::write(
+        &rt,
+        "#!/bin/sh
+echo 'cannot make containers' >&2
+exit 1
+",
+    )
+    .unwrap();
+    fs::set_permissions(&rt, fs::Permissions::from_mode(0o755)).unwrap();
+    let rt = rt.to_str().unwrap();
+    let d = s.exec(&["run", "--rm", "--runtime", rt, "busybox:test", "true"]);
+    strata_error(&d, "a failing runtime", "failed (exit status 1)");
+    assert!(d.stderr.contains("cannot make containers"), "{d:#?}");
+    s.ok(&["create", "--name", "made", "busybox:test", "true"]);
+    let d = s.exec(&["start", "-a", "--runtime", rt, "made"]);
+    assert_eq!(d.code, 125, "start -a with a failing runtime: {d:#?}");
+    s.ok(&["rm", "made"]);
+    // The command's own 1 stays 1.
+    s.exec(&["run", "--rm", "busybox:test", "false"])
+        .expect(1, "false");
+    s.assert_clean("a failing runtime", None);
     assert_eq!(s.volume_names(), Vec::<String>::new());
 }
 

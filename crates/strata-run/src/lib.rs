@@ -27,6 +27,7 @@
 #![forbid(unsafe_code)]
 
 pub mod files;
+mod lookup;
 pub mod runtime;
 pub mod spec;
 pub mod user;
@@ -333,7 +334,7 @@ fn run_started(
         terminal,
     })?;
     let env = spec::environment(c, &user, terminal);
-    check_command(&started.rootfs, c, &env)?;
+    check_command(&started.rootfs, &started.mounts, c, &env)?;
     let bundle = started.dir.join("bundle");
     std::fs::create_dir_all(&bundle)
         .map_err(|e| Error::io(format!("creating {}", bundle.display()), e))?;
@@ -356,16 +357,19 @@ fn run_started(
     Ok(code)
 }
 
-/// Finds the command inside the container's root as its `execve` would,
-/// for Docker's exit statuses: 127 when it is not there, 126 when it is
-/// not an executable file.
-fn check_command(rootfs: &Path, c: &Container, env: &[String]) -> Result<(), Failure> {
-    let root = strata_sys::fs::open_dir(rootfs)
-        .map_err(|e| Error::io(format!("opening {}", rootfs.display()), e))?;
+/// Finds the command in the container as its `execve` will, with the
+/// container's volumes and binds over its root ([`lookup`]): a command
+/// in `-v /host/bin:/opt/bin` is found. For Docker's exit statuses: 127
+/// when it is not there, 126 when it is not an executable file.
+fn check_command(
+    rootfs: &Path,
+    mounts: &[strata_store::Mount],
+    c: &Container,
+    env: &[String],
+) -> Result<(), Failure> {
     let arg0 = &c.cmd[0];
-    let stat = |p: &Path| strata_sys::fs::stat_in_root(std::os::fd::AsFd::as_fd(&root), p);
-    let executable =
-        |st: &strata_sys::Stat| st.st_mode & 0o170000 == 0o100000 && st.st_mode & 0o111 != 0;
+    let stat = |p: &Path| lookup::mode_in_container(rootfs, mounts, p);
+    let executable = |mode: u32| mode & 0o170000 == 0o100000 && mode & 0o111 != 0;
     if arg0.contains('/') {
         let cwd = match c.config.working_dir.as_str() {
             "" => "/",
@@ -373,15 +377,15 @@ fn check_command(rootfs: &Path, c: &Container, env: &[String]) -> Result<(), Fai
         };
         let p = Path::new(cwd).join(arg0);
         return match stat(&p) {
-            Ok(st) if executable(&st) => Ok(()),
-            Ok(_) => Err(Failure::new(
+            Ok(Some(mode)) if executable(mode) => Ok(()),
+            Ok(Some(_)) => Err(Failure::new(
                 EXIT_CANNOT_RUN,
                 Error::new(
                     ErrorKind::PermissionDenied,
                     format!("exec {arg0}: not an executable file"),
                 ),
             )),
-            Err(_) => Err(Failure::new(
+            Ok(None) | Err(_) => Err(Failure::new(
                 EXIT_NOT_FOUND,
                 Error::new(
                     ErrorKind::NotFound,
@@ -397,7 +401,7 @@ fn check_command(rootfs: &Path, c: &Container, env: &[String]) -> Result<(), Fai
     let found = path
         .split(':')
         .filter(|d| !d.is_empty())
-        .any(|d| stat(&Path::new(d).join(arg0)).is_ok_and(|st| executable(&st)));
+        .any(|d| matches!(stat(&Path::new(d).join(arg0)), Ok(Some(m)) if executable(m)));
     if found {
         Ok(())
     } else {
