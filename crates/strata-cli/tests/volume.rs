@@ -562,3 +562,103 @@ fn check_reports_volume_damage_and_repairs_what_loses_nothing() {
     );
     assert!(vols.join("garbled/meta.json").exists());
 }
+
+/// A container can leave a set-user-ID root program in a volume. Docker
+/// keeps `volumes/` 0701 and `volumes/<name>/` 0755, so a host user who
+/// knows the volume's name can run it from `_data`; strata keeps both
+/// 0700, and tightens a store whose volume directories are looser (with
+/// a warning) when it opens it.
+#[test]
+fn a_set_user_id_file_in_a_volume_is_out_of_other_users_reach() {
+    if !require_root() {
+        return;
+    }
+    let have_setpriv = std::process::Command::new("sh")
+        .args(["-c", "command -v setpriv"])
+        .output()
+        .unwrap()
+        .status
+        .success();
+    if !have_setpriv {
+        common::skip(
+            "a_set_user_id_file_in_a_volume_is_out_of_other_users_reach",
+            "setpriv (util-linux) is not installed",
+        );
+        return;
+    }
+    let s = Strata::new("vfs");
+    // Only the store's own modes may stand in nobody's way.
+    sh(&format!("chmod 0755 '{}'", s.dir.path().display()));
+    s.ok(&["volume", "create", "v"]);
+    // The store root as loose as it may be, as Docker's is.
+    sh(&format!("chmod 0711 '{}'", s.root().display()));
+    let suid = s.data("v").join("suid");
+    let control = s.path("control");
+    for p in [&suid, &control] {
+        sh(&format!(
+            "cp /bin/true '{0}' && chown 0:0 '{0}' && chmod 04755 '{0}'",
+            p.display()
+        ));
+    }
+    let as_nobody = |what: &str, p: &PathBuf| {
+        std::process::Command::new("setpriv")
+            .args(["--reuid", "65534", "--regid", "65534", "--clear-groups"])
+            // Through a shell: setpriv resolves its own command before
+            // it drops root.
+            .args(if what == "exec" {
+                vec!["sh", "-c", "exec \"$0\""]
+            } else {
+                vec!["stat"]
+            })
+            .arg(p)
+            .output()
+            .unwrap()
+            .status
+            .success()
+    };
+    // The probe works: nobody runs the same file where it may.
+    assert!(as_nobody("stat", &control) && as_nobody("exec", &control));
+    let denied = |when: &str| {
+        assert!(
+            !as_nobody("stat", &suid),
+            "{when}: nobody reaches {}",
+            suid.display()
+        );
+        assert!(
+            !as_nobody("exec", &suid),
+            "{when}: nobody runs {}",
+            suid.display()
+        );
+    };
+    denied("a new volume");
+    let mode = |p: PathBuf| fs::metadata(p).unwrap().mode() & 0o7777;
+    assert_eq!(mode(s.root().join("volumes")), 0o700);
+    assert_eq!(mode(s.root().join("volumes/v")), 0o700);
+
+    // Docker's modes: reachable, until the next strata command.
+    sh(&format!(
+        "chmod 0701 '{0}/volumes' && chmod 0755 '{0}/volumes/v'",
+        s.root().display()
+    ));
+    assert!(
+        as_nobody("exec", &suid),
+        "the probe: Docker's modes let nobody in"
+    );
+    let out = s.run(&["volume", "ls"]);
+    assert!(out.status.success());
+    let warned = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        warned.contains("other users cannot reach volumes"),
+        "{warned}"
+    );
+    assert_eq!(mode(s.root().join("volumes")), 0o700);
+    assert_eq!(mode(s.root().join("volumes/v")), 0o700);
+    assert_eq!(mode(s.data("v")), 0o755);
+    denied("a store tightened on open");
+    let out = s.run(&["volume", "ls"]);
+    assert!(
+        out.stderr.is_empty(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}

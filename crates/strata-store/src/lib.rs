@@ -206,6 +206,15 @@ impl Store {
                 shown.display()
             );
         }
+        if self.root.join("volumes").is_dir() {
+            for (dir, mode) in self.local_volumes()?.tighten_modes()? {
+                tracing::warn!(
+                    "{} was mode {mode:o}: now {:o}, so that other users cannot reach volumes",
+                    dir.display(),
+                    mode & !0o077
+                );
+            }
+        }
         Ok(())
     }
 
