@@ -155,3 +155,99 @@ fn node(rootfs: &Path, mounts: &[Mount], done: &[Vec<u8>]) -> io::Result<Node> {
         Some(st) => Ok(Node::Other(st.st_mode)),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::fs;
+    use std::os::unix::fs::{symlink, PermissionsExt};
+    use std::path::PathBuf;
+
+    use strata_store::MountKind;
+
+    use super::*;
+
+    fn bind(source: &Path, destination: &str) -> Mount {
+        Mount {
+            kind: MountKind::Bind,
+            name: None,
+            source: source.to_path_buf(),
+            destination: destination.into(),
+            driver: None,
+            mode: String::new(),
+            rw: true,
+        }
+    }
+
+    /// A root with `/bin/sh`, `/bin/link -> sh`, `/usr/local/bin/tool ->
+    /// /opt/tools/tool`, `/up -> ../../..`, `/opt` missing; a host
+    /// directory (to bind at `/opt/tools`) with `tool`, `rel -> ../../bin/sh`
+    /// and `abs -> /bin/sh`; and, beside them, a host file the walk must
+    /// never reach.
+    fn fixture() -> (tempfile::TempDir, PathBuf, PathBuf) {
+        let t = tempfile::tempdir().unwrap();
+        let (root, tools) = (t.path().join("root"), t.path().join("tools"));
+        fs::create_dir_all(root.join("bin")).unwrap();
+        fs::create_dir_all(root.join("usr/local/bin")).unwrap();
+        fs::create_dir_all(&tools).unwrap();
+        for p in [
+            root.join("bin/sh"),
+            tools.join("tool"),
+            t.path().join("host"),
+        ] {
+            fs::write(&p, "#!/bin/sh\n").unwrap();
+            fs::set_permissions(&p, fs::Permissions::from_mode(0o755)).unwrap();
+        }
+        symlink("sh", root.join("bin/link")).unwrap();
+        symlink("/opt/tools/tool", root.join("usr/local/bin/tool")).unwrap();
+        symlink("../../..", root.join("up")).unwrap();
+        symlink("../../bin/sh", tools.join("rel")).unwrap();
+        symlink("/bin/sh", tools.join("abs")).unwrap();
+        symlink(t.path().join("host"), tools.join("host")).unwrap();
+        (t, root, tools)
+    }
+
+    #[test]
+    fn paths_are_walked_through_mounts_as_the_container_sees_them() {
+        let (_t, root, tools) = fixture();
+        let mounts = [bind(&tools, "/opt/tools")];
+        let found = |p: &str| {
+            mode_in_container(&root, &mounts, Path::new(p))
+                .unwrap()
+                .map(|m| m & 0o170000)
+        };
+        let (file, dir) = (Some(0o100000), Some(0o040000));
+        let table = [
+            ("/bin/sh", file),
+            ("/bin/link", file),
+            ("/opt/tools/tool", file),
+            // Into the mount through a symlink in the root, and out of
+            // it through symlinks in the mount: both inside the container.
+            ("/usr/local/bin/tool", file),
+            ("/opt/tools/rel", file),
+            ("/opt/tools/abs", file),
+            ("/opt/tools/../../bin/sh", file),
+            ("/up/bin/sh", file),
+            // The directories the runtime makes for the mount point.
+            ("/opt", dir),
+            ("/opt/tools", dir),
+            ("/opt/tools/nosuch", None),
+            ("/opt/other", None),
+            // A symlink to a host path means the container's own path.
+            ("/opt/tools/host", None),
+            ("/bin/sh/x", None),
+        ];
+        for (p, want) in table {
+            assert_eq!(found(p), want, "{p}");
+        }
+        // Without the mount, nothing of it is there.
+        let none = mode_in_container(&root, &[], Path::new("/opt/tools/tool")).unwrap();
+        assert_eq!(none, None);
+    }
+
+    #[test]
+    fn a_symlink_loop_is_an_error() {
+        let (_t, root, _) = fixture();
+        symlink("loop", root.join("loop")).unwrap();
+        assert!(mode_in_container(&root, &[], Path::new("/loop")).is_err());
+    }
+}

@@ -415,3 +415,48 @@ pub(crate) fn stream(src: &PathInRoot, name: &[u8], dir: &Path, shown: &str) -> 
         })
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn mount(destination: &str) -> Mount {
+        Mount {
+            kind: MountKind::Volume,
+            name: Some("v".into()),
+            source: PathBuf::new(),
+            destination: destination.into(),
+            driver: Some("local".into()),
+            mode: String::new(),
+            rw: true,
+        }
+    }
+
+    #[test]
+    fn the_longest_mount_above_a_path_holds_it() {
+        let mounts = [mount("/vol"), mount("/vol/sub"), mount("/a/b")];
+        let table: &[(&str, Option<(&str, &str)>)] = &[
+            ("/vol", Some(("/vol", ""))),
+            ("/vol/", Some(("/vol", "/"))),
+            ("/vol/.", Some(("/vol", "/."))),
+            ("/vol/f", Some(("/vol", "f"))),
+            ("//vol/./x/../f", Some(("/vol", "f"))),
+            ("/vol/sub", Some(("/vol/sub", ""))),
+            ("/vol/sub/deep/f", Some(("/vol/sub", "deep/f"))),
+            ("/vol/subx/f", Some(("/vol", "subx/f"))),
+            ("/volx", None),
+            ("/vo", None),
+            ("/a", None),
+            ("/a/b/c/", Some(("/a/b", "c/"))),
+            ("/vol/../etc/passwd", None),
+            ("/", None),
+            ("", None),
+        ];
+        for (path, want) in table {
+            let got = mount_for(&mounts, path.as_bytes())
+                .map(|(m, rest)| (m.destination.clone(), String::from_utf8(rest).unwrap()));
+            let want = want.map(|(d, r)| (d.to_owned(), r.to_owned()));
+            assert_eq!(got, want, "{path:?}");
+        }
+    }
+}
