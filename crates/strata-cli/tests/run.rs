@@ -411,6 +411,67 @@ fn volumes_from_shares_the_volumes() {
     s.assert_clean("after the runs", None);
 }
 
+/// A local volume with `type`/`device` options is mounted on its
+/// `_data` while a container runs, and unmounted after it.
+#[test]
+fn local_volumes_with_options_are_mounted_for_the_run() {
+    let Some(s) = setup("local_volumes_with_options_are_mounted_for_the_run") else {
+        return;
+    };
+    let host = s.path("device");
+    fs::create_dir(&host).unwrap();
+    let device = format!("device={}", host.display());
+    s.ok(&[
+        "volume",
+        "create",
+        "-o",
+        "type=none",
+        "-o",
+        &device,
+        "-o",
+        "o=bind",
+        "bv",
+    ]);
+    s.ok(&[
+        "volume",
+        "create",
+        "-o",
+        "type=tmpfs",
+        "-o",
+        "device=tmpfs",
+        "-o",
+        "o=size=1m",
+        "tv",
+    ]);
+    let out = s.run_ok(&[
+        "-v",
+        "bv:/b",
+        "-v",
+        "tv:/t",
+        "busybox:test",
+        "sh",
+        "-c",
+        "echo through > /b/f && grep ' /t ' /proc/mounts | cut -d' ' -f3",
+    ]);
+    assert_eq!(out, "tmpfs");
+    assert_eq!(fs::read_to_string(host.join("f")).unwrap(), "through\n");
+    // Unmounted, and no mount counted, after the run.
+    for v in ["bv", "tv"] {
+        let data = s.root().join("volumes").join(v).join("_data");
+        assert!(!data.join("f").exists(), "{v}");
+        assert!(!s
+            .root()
+            .join("volumes")
+            .join(v)
+            .join("mounts")
+            .read_dir()
+            .is_ok_and(|mut d| d.next().is_some()));
+    }
+    s.ok(&["volume", "rm", "bv", "tv"]);
+    assert_eq!(fs::read_to_string(host.join("f")).unwrap(), "through\n");
+    s.assert_clean("after the run", None);
+}
+
 /// A read-only mount stays read-only through `--volumes-from C:rw`.
 #[test]
 fn volumes_from_rw_keeps_a_read_only_mount_read_only() {
