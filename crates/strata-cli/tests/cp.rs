@@ -579,3 +579,42 @@ fn cp_symlinks_in_a_volume_stay_inside_it() {
     assert_eq!(read(victim.join("secret")), "host-secret\n");
     escaped("the last copies");
 }
+
+/// A local volume with `type`/`device` options is mounted for the copy,
+/// so the copy lands on its device, and unmounted after it.
+#[test]
+fn cp_mounts_a_volume_with_options_for_the_copy() {
+    if !require_root() {
+        return;
+    }
+    let s = Strata::new("overlay2");
+    s.import("rootfs", "base:1", ROOTFS);
+    let device = s.path("device");
+    fs::create_dir(&device).unwrap();
+    fs::write(device.join("there"), "on the device\n").unwrap();
+    let opt = format!("device={}", device.display());
+    s.ok(&[
+        "volume",
+        "create",
+        "-o",
+        "type=none",
+        "-o",
+        &opt,
+        "-o",
+        "o=bind",
+        "bv",
+    ]);
+    s.ok(&["create", "--name", "c", "-v", "bv:/bv", "base:1"]);
+    let f = s.path("f");
+    fs::write(&f, "copied\n").unwrap();
+    s.ok(&["cp", f.to_str().unwrap(), "c:/bv/f"]);
+    assert_eq!(read(device.join("f")), "copied\n");
+    let out = s.path("out");
+    s.ok(&["cp", "c:/bv/there", out.to_str().unwrap()]);
+    assert_eq!(read(&out), "on the device\n");
+    let data = volume_data(&s, "bv");
+    assert!(!s.is_mounted(&data), "{} left mounted", data.display());
+    assert!(!data.join("f").exists());
+    s.ok(&["rm", "c"]);
+    s.ok(&["volume", "rm", "bv"]);
+}

@@ -472,6 +472,41 @@ fn local_volumes_with_options_are_mounted_for_the_run() {
     s.assert_clean("after the run", None);
 }
 
+/// `cp` into a volume's path reaches the running container, which sees
+/// the volume there and not its own layer; and `cp` out reads what the
+/// container wrote there.
+#[test]
+fn cp_into_a_volume_reaches_the_running_container() {
+    let Some(s) = setup("cp_into_a_volume_reaches_the_running_container") else {
+        return;
+    };
+    let mut bg = s.spawn(&[
+        "run",
+        "--rm",
+        "--name",
+        "r",
+        "-v",
+        "cv:/vol",
+        "busybox:test",
+        "sh",
+        "-c",
+        "echo from-inside > /vol/out; while [ ! -f /vol/in ]; do sleep 0.1; done; cat /vol/in",
+    ]);
+    let out = s.path("out");
+    wait_until(15, "the container to write /vol/out", || {
+        s.run(&["cp", "r:/vol/out", out.to_str().unwrap()])
+            .status
+            .success()
+    });
+    assert_eq!(fs::read_to_string(&out).unwrap(), "from-inside\n");
+    let f = s.path("in");
+    fs::write(&f, "from-cp\n").unwrap();
+    s.ok(&["cp", f.to_str().unwrap(), "r:/vol/in"]);
+    assert_eq!(bg.wait().expect(0, "the run").out(), "from-cp");
+    s.ok(&["volume", "rm", "cv"]);
+    s.assert_clean("after the run", None);
+}
+
 /// A read-only mount stays read-only through `--volumes-from C:rw`.
 #[test]
 fn volumes_from_rw_keeps_a_read_only_mount_read_only() {
