@@ -494,10 +494,31 @@ fn cp_reads_and_writes_volumes_and_binds() {
     s.ok(&["cp", "v:/ro/ro-file", &o("")]);
     assert_eq!(read(out.join("ro-file")), "ro\n");
 
+    // A symlink of the container's own leads into the volume, as it does
+    // in the running container (Docker resolves it the same way).
+    s.in_container("v", |m| {
+        std::os::unix::fs::symlink("/vol", m.join("tovol")).unwrap();
+        std::os::unix::fs::symlink("../anon", m.join("srv/toanon")).unwrap();
+    });
+    s.ok(&["cp", &f, "v:/tovol/via-link"]);
+    s.ok(&["cp", &f, "v:/srv/toanon/"]);
+    assert_eq!(read(named.join("via-link")), "to-volume\n");
+    assert_eq!(read(anon_data.join("f")), "to-volume\n");
+    s.ok(&["cp", "v:/tovol/via-link", &o("via-link")]);
+    assert_eq!(read(out.join("via-link")), "to-volume\n");
+    // Without -L the last symlink is copied as it is.
+    s.ok(&["cp", "v:/tovol", &o("the-link")]);
+    assert_eq!(
+        fs::read_link(out.join("the-link")).unwrap(),
+        Path::new("/vol")
+    );
+    s.ok(&["cp", "-L", "v:/tovol", &o("followed")]);
+    assert_eq!(read(out.join("followed/via-link")), "to-volume\n");
+
     // Neither diff nor commit sees what went into the mounts.
     let diff = s.ok(&["diff", "v"]);
     assert!(diff.lines().any(|l| l == "A /volx"), "{diff}");
-    for p in ["/vol/", "/anon/", "/bind/", "/ro/"] {
+    for p in ["/vol/", "/anon/", "/bind/", "/ro/", "via-link", "/srv/f"] {
         assert!(!diff.contains(p), "{p} in the diff: {diff}");
     }
     s.in_container("v", |m| {

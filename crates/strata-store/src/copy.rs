@@ -26,8 +26,8 @@
 //! were `/`: a symlink in a volume never leads out of it. A read-only
 //! mount refuses a copy into it. A plugin's volume is reachable only
 //! while its plugin says where it is mounted. A symlink in the container's
-//! own file system that leads into a mount is followed in the container's
-//! file system only (where the mount point is an empty directory).
+//! own file system (resolved inside it) that leads into a mount leads
+//! into the mount, as it does in the running container.
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -143,6 +143,69 @@ fn mount_for<'m>(mounts: &'m [Mount], path: &[u8]) -> Option<(&'m Mount, Vec<u8>
     Some((m, rest))
 }
 
+/// `path` with the symlinks of the container's own file system on the
+/// way resolved inside `merged` (as [`PathInRoot`] resolves them), up to
+/// the first mount it enters: the container path it means, for
+/// [`mount_for`] (`/link/f` with `/link -> /vol` is `/vol/f`). The last
+/// component is followed only with `follow`; a trailing `/` or `/.` is
+/// kept.
+fn through_links(
+    merged: &Path,
+    mounts: &[Mount],
+    path: &[u8],
+    follow: bool,
+) -> strata_archive::Result<Vec<u8>> {
+    let mut done: Vec<Vec<u8>> = Vec::new();
+    let mut todo = clean_path(path);
+    todo.reverse();
+    let mut links = 0;
+    while let Some(c) = todo.pop() {
+        match c.as_slice() {
+            b"" | b"." => continue,
+            b".." => {
+                done.pop();
+                continue;
+            }
+            _ => {}
+        }
+        done.push(c);
+        let here = done.join(&b'/');
+        if mount_for(mounts, &here).is_some() || (todo.is_empty() && !follow) {
+            break;
+        }
+        let Some(target) = PathInRoot::resolve(merged, &here, false)?
+            .map(|found| found.link_target())
+            .transpose()?
+            .flatten()
+        else {
+            // Missing, or not a symlink: nothing to substitute here.
+            continue;
+        };
+        links += 1;
+        if links > MAX_SYMLINKS {
+            // What the kernel says: ELOOP.
+            return Ok(path.to_vec());
+        }
+        done.pop();
+        if target.first() == Some(&b'/') {
+            done.clear();
+        }
+        todo.extend(target.split(|b| *b == b'/').rev().map(<[u8]>::to_vec));
+    }
+    done.extend(todo.into_iter().rev());
+    let mut out = b"/".to_vec();
+    out.extend(done.join(&b'/'));
+    if path.ends_with(b"/") {
+        out.push(b'/');
+    } else if path.ends_with(b"/.") {
+        out.extend_from_slice(b"/.");
+    }
+    Ok(out)
+}
+
+/// Linux's own limit on symlinks followed in one lookup.
+const MAX_SYMLINKS: usize = 40;
+
 /// A local volume mounted on its `_data` (`-o type=... device=...`) for
 /// the length of a copy; unmounted when dropped.
 struct VolumeMounted {
@@ -179,9 +242,18 @@ struct Place<'a> {
 impl Store {
     /// Finds where `path` of `c` is: in a mount of `c`'s, or in its
     /// merged view (mounted while the place is held).
-    fn place<'a>(&'a self, c: &'a Container, path: &[u8]) -> Result<Place<'a>> {
-        let Some((m, rest)) = mount_for(&c.mounts, path) else {
-            let merged = Mounted::new(self, c)?;
+    fn place<'a>(&'a self, c: &'a Container, path: &[u8], follow: bool) -> Result<Place<'a>> {
+        let merged = Mounted::new(self, c)?;
+        let shown = format!("{}:{}", c.name, String::from_utf8_lossy(path));
+        // A path that leads into no mount is resolved in the merged view
+        // as it is given.
+        let meant = if c.mounts.is_empty() {
+            path.to_vec()
+        } else {
+            through_links(&merged.path, &c.mounts, path, follow)
+                .map_err(archive_err(format!("resolving {shown}")))?
+        };
+        let Some((m, rest)) = mount_for(&c.mounts, &meant) else {
             return Ok(Place {
                 root: merged.path.clone(),
                 path: path.to_vec(),
@@ -189,6 +261,7 @@ impl Store {
                 _hold: Hold::Container { _merged: merged },
             });
         };
+        drop(merged);
         let read_only = (!m.rw).then(|| m.destination.clone());
         let (dir, hold) = self.mount_dir(c, m)?;
         // A bound file: its directory is the root, and only its name is
@@ -268,7 +341,7 @@ impl Store {
     ) -> Result<CopyReport> {
         let shown = format!("{}:{}", c.name, String::from_utf8_lossy(src));
         let how = Source::parse(src, follow);
-        let place = self.place(c, src)?;
+        let place = self.place(c, src, how.follow)?;
         let found = PathInRoot::resolve(&place.root, &place.path, how.follow)
             .map_err(archive_err(format!("resolving {shown}")))?
             .ok_or_else(|| not_found(shown.clone()))?;
@@ -300,7 +373,7 @@ impl Store {
         .map_err(archive_err(format!("resolving {shown_src}")))?
         .ok_or_else(|| not_found(shown_src.clone()))?;
         how.check(&found, &shown_src)?;
-        let place = self.place(c, dest)?;
+        let place = self.place(c, dest, true)?;
         if let Some(at) = &place.read_only {
             // Docker's words.
             return Err(Error::new(
