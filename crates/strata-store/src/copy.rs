@@ -300,8 +300,19 @@ impl Store {
     /// `_data` (mounted for the copy when the volume has a `type`), or
     /// where a plugin says its volume is mounted.
     fn mount_dir(&self, c: &Container, m: &Mount) -> Result<(PathBuf, Hold<'static>)> {
-        let (MountKind::Volume, Some(name)) = (m.kind, m.name.as_deref()) else {
-            return Ok((m.source.clone(), Hold::Nothing));
+        let name = match (m.kind, m.name.as_deref()) {
+            (MountKind::Bind, _) => return Ok((m.source.clone(), Hold::Nothing)),
+            (MountKind::Volume, Some(name)) => name,
+            // A volume is found by its name, never by a path on record.
+            (MountKind::Volume, None) => {
+                return Err(Error::new(
+                    ErrorKind::Corrupt,
+                    format!(
+                        "container {}: the volume at {} has no name",
+                        c.name, m.destination
+                    ),
+                ))
+            }
         };
         let local = self.local_volumes()?;
         let meta = local.meta(name)?;
