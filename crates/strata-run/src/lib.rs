@@ -7,16 +7,18 @@
 //! 1. signals that would stop strata are caught from the start and passed
 //!    on to the runtime (see [`runtime::Forwarder`]): strata always gets to
 //!    clean up;
-//! 2. the store mounts the root file system and any plugin volumes
-//!    (`VolumeDriver.Mount`) and records the container as running;
+//! 2. the store mounts the root file system and the volumes a driver
+//!    mounts (`VolumeDriver.Mount`: plugin volumes, and local ones with
+//!    `type`/`device` options) and records the container as running;
 //! 3. `hosts`, `hostname` and `resolv.conf` are written beside the
 //!    container's record ([`files`]), the user is looked up in the
 //!    container's own `/etc/passwd` ([`user`]), the command is looked up
-//!    inside the root (so a missing one is exit status 127 and one that
-//!    cannot run 126, as with Docker), and the bundle's `config.json` is
-//!    built ([`spec`]);
+//!    in the root with the container's volumes and binds over it (so a
+//!    missing one is exit status 127 and one that cannot run 126, as with
+//!    Docker), and the bundle's `config.json` is built ([`spec`]);
 //! 4. the runtime runs in the foreground: stdout and stderr are ours,
-//!    stdin only with `-i`; its exit status is the command's;
+//!    stdin only with `-i`; its exit status is the command's, unless it
+//!    failed before the command started (then 125);
 //! 5. whatever happened, the mounts are released (`Unmount` for plugin
 //!    volumes) and the exit recorded; `--rm` then removes the container
 //!    and its anonymous volumes.

@@ -10,10 +10,10 @@
 //! system), each component is looked at without following it, and a
 //! symlink's target is walked again from the container's `/` (absolute)
 //! or from its directory, `..` stopping at `/`. A directory missing from
-//! the root on the way to a mount point is one the runtime will make. Nothing is followed on
-//! the host: every open is relative to a directory handle and refuses
-//! symlinks, so a hostile image reads nothing outside its root or its
-//! mounts.
+//! the root on the way to a mount point is one the runtime will make.
+//! Nothing is followed on the host: every open is relative to a directory
+//! handle and refuses symlinks, so a hostile image reads nothing outside
+//! its root or its mounts.
 
 use std::io;
 use std::os::fd::AsFd;
