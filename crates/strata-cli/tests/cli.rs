@@ -282,6 +282,17 @@ fn bad_input_leaves_the_store_as_it_was() {
     assert!(s
         .err(&["import", bad.to_str().unwrap(), "UPPER"])
         .contains("invalid reference"));
+    // Not a reference at all: said so, not "no such image".
+    for odd in ["a:b:c", ":tag", "name@", "a//b", "x:"] {
+        for args in [
+            &["create", odd][..],
+            &["rmi", odd],
+            &["image", "inspect", odd],
+        ] {
+            let e = s.err(args);
+            assert!(e.contains("invalid reference"), "{args:?}: {e}");
+        }
+    }
 }
 
 /// A reference a killed process left on a container's init layer (a

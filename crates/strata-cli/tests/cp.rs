@@ -405,3 +405,237 @@ fn system_df_adds_up_and_prune_removes_only_what_it_should() {
         assert_eq!(fs::read(m.join("etc/added")).unwrap().len(), 1000)
     });
 }
+
+/// The container `v` of `base:1`, with a named volume at `/vol`, an
+/// anonymous one at `/anon`, a host directory at `/bind`, a read-only
+/// volume at `/ro`; returns the host directory.
+fn volume_container(s: &Strata) -> PathBuf {
+    s.import("rootfs", "base:1", ROOTFS);
+    let host = s.path("bound");
+    fs::create_dir(&host).unwrap();
+    fs::write(host.join("in-host"), "host-side\n").unwrap();
+    let bind = format!("{}:/bind", host.display());
+    s.ok(&[
+        "create",
+        "--name",
+        "v",
+        "-v",
+        "named:/vol",
+        "-v",
+        "/anon",
+        "-v",
+        &bind,
+        "-v",
+        "rov:/ro:ro",
+        "base:1",
+    ]);
+    host
+}
+
+/// The host directory of volume `name` (`volume inspect`'s Mountpoint).
+fn volume_data(s: &Strata, name: &str) -> PathBuf {
+    let v = s.json(&["volume", "inspect", name]);
+    PathBuf::from(v[0]["Mountpoint"].as_str().unwrap())
+}
+
+/// `cp` into and out of a path under a volume or a bind uses the
+/// volume's or the host's directory, as Docker and Podman do: never the
+/// container's read-write layer, so neither `diff` nor `commit` has it.
+#[test]
+fn cp_reads_and_writes_volumes_and_binds() {
+    if !require_root() {
+        return;
+    }
+    let s = Strata::new("overlay2");
+    let host = volume_container(&s);
+    let anon = s.json(&["inspect", "v"])[0]["Mounts"][1]["Name"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let (named, anon_data) = (volume_data(&s, "named"), volume_data(&s, &anon));
+    let files = s.path("files");
+    fs::create_dir(&files).unwrap();
+    fs::write(files.join("f"), "to-volume\n").unwrap();
+    let f = files.join("f").to_str().unwrap().to_owned();
+
+    s.ok(&["cp", &f, "v:/vol/"]);
+    s.ok(&["cp", &f, "v:/vol/renamed"]);
+    s.ok(&["cp", &f, "v://anon/./g"]);
+    s.ok(&["cp", &f, "v:/bind/from-cp"]);
+    // `/volx` is not under `/vol`: it is the container's own.
+    s.ok(&["cp", &f, "v:/volx"]);
+    assert_eq!(read(named.join("f")), "to-volume\n");
+    assert_eq!(read(named.join("renamed")), "to-volume\n");
+    assert_eq!(read(anon_data.join("g")), "to-volume\n");
+    assert_eq!(read(host.join("from-cp")), "to-volume\n");
+    // The mount point itself is the volume's root.
+    s.ok(&["cp", &f, "v:/vol"]);
+    assert_eq!(read(named.join("f")), "to-volume\n");
+
+    // Out again: from the volume and the bind, which the container's
+    // own file system does not have.
+    let out = s.path("out");
+    fs::create_dir(&out).unwrap();
+    let o = |p: &str| out.join(p).to_str().unwrap().to_owned();
+    s.ok(&["cp", "v:/vol/renamed", &o("r")]);
+    s.ok(&["cp", "v:/bind/in-host", &o("")]);
+    s.ok(&["cp", "v:/anon", &o("")]);
+    s.ok(&["cp", "v:/vol/.", &o("all")]);
+    assert_eq!(read(out.join("r")), "to-volume\n");
+    assert_eq!(read(out.join("in-host")), "host-side\n");
+    assert_eq!(read(out.join("anon/g")), "to-volume\n");
+    assert_eq!(read(out.join("all/renamed")), "to-volume\n");
+
+    // A read-only mount refuses; reading it is fine.
+    fs::write(volume_data(&s, "rov").join("ro-file"), "ro\n").unwrap();
+    let e = s.err(&["cp", &f, "v:/ro/x"]);
+    assert!(e.contains("mounted volume is marked read-only"), "{e}");
+    assert!(!volume_data(&s, "rov").join("x").exists());
+    s.ok(&["cp", "v:/ro/ro-file", &o("")]);
+    assert_eq!(read(out.join("ro-file")), "ro\n");
+
+    // A symlink of the container's own leads into the volume, as it does
+    // in the running container (Docker resolves it the same way).
+    s.in_container("v", |m| {
+        std::os::unix::fs::symlink("/vol", m.join("tovol")).unwrap();
+        std::os::unix::fs::symlink("../anon", m.join("srv/toanon")).unwrap();
+    });
+    s.ok(&["cp", &f, "v:/tovol/via-link"]);
+    s.ok(&["cp", &f, "v:/srv/toanon/"]);
+    assert_eq!(read(named.join("via-link")), "to-volume\n");
+    assert_eq!(read(anon_data.join("f")), "to-volume\n");
+    s.ok(&["cp", "v:/tovol/via-link", &o("via-link")]);
+    assert_eq!(read(out.join("via-link")), "to-volume\n");
+    // Without -L the last symlink is copied as it is.
+    s.ok(&["cp", "v:/tovol", &o("the-link")]);
+    assert_eq!(
+        fs::read_link(out.join("the-link")).unwrap(),
+        Path::new("/vol")
+    );
+    s.ok(&["cp", "-L", "v:/tovol", &o("followed")]);
+    assert_eq!(read(out.join("followed/via-link")), "to-volume\n");
+
+    // Neither diff nor commit sees what went into the mounts.
+    let diff = s.ok(&["diff", "v"]);
+    assert!(diff.lines().any(|l| l == "A /volx"), "{diff}");
+    for p in ["/vol/", "/anon/", "/bind/", "/ro/", "via-link", "/srv/f"] {
+        assert!(!diff.contains(p), "{p} in the diff: {diff}");
+    }
+    s.in_container("v", |m| {
+        for p in ["vol/f", "vol/renamed", "anon/g", "bind/from-cp"] {
+            assert!(!m.join(p).exists(), "{p} in the container's layer");
+        }
+    });
+    s.ok(&["commit", "v", "committed:1"]);
+    s.ok(&["create", "--name", "w", "committed:1"]);
+    s.in_container("w", |m| {
+        assert!(m.join("volx").exists());
+        for p in ["vol/f", "vol/renamed", "anon/g", "bind/from-cp"] {
+            assert!(!m.join(p).exists(), "{p} committed");
+        }
+    });
+}
+
+/// A symlink inside a volume is resolved inside the volume: one pointing
+/// at the host's `/etc`, or climbing out with `..`, never reaches it.
+#[test]
+fn cp_symlinks_in_a_volume_stay_inside_it() {
+    if !require_root() {
+        return;
+    }
+    let s = Strata::new("overlay2");
+    volume_container(&s);
+    let named = volume_data(&s, "named");
+    let victim = s.path("victim");
+    fs::create_dir(&victim).unwrap();
+    fs::write(victim.join("secret"), "host-secret\n").unwrap();
+    std::os::unix::fs::symlink("/etc", named.join("esc")).unwrap();
+    std::os::unix::fs::symlink(&victim, named.join("victim")).unwrap();
+    std::os::unix::fs::symlink("../../../../../../../..", named.join("up")).unwrap();
+    let f = s.path("f");
+    fs::write(&f, "probe\n").unwrap();
+    let f = f.to_str().unwrap();
+    let probe = "strata-cp-volume-probe";
+    let out = s.path("out");
+    fs::create_dir(&out).unwrap();
+    let o = out.to_str().unwrap();
+
+    let host_etc = Path::new("/etc").join(probe);
+    let escaped = |what: &str| {
+        let hit = host_etc.exists() || victim.join(probe).exists();
+        let _ = fs::remove_file(&host_etc);
+        assert!(!hit, "{what} wrote outside the volume");
+    };
+    // Through the symlinks: nothing there inside the volume.
+    for dest in [
+        format!("v:/vol/esc/{probe}"),
+        format!("v:/vol/victim/{probe}"),
+        format!("v:/vol/up/etc/{probe}"),
+        format!("v:/vol/up/{}/{probe}", victim.display()),
+    ] {
+        let _ = s.run(&["cp", f, &dest]);
+        escaped(&dest);
+    }
+    for src in [
+        "v:/vol/esc/hostname".to_owned(),
+        "v:/vol/victim/secret".to_owned(),
+        format!("v:/vol/up{}/secret", victim.display()),
+    ] {
+        let e = s.err(&["cp", &src, o]);
+        assert!(e.contains("no such file"), "{src}: {e}");
+    }
+    let e = s.err(&["cp", "-L", "v:/vol/esc", o]);
+    assert!(e.contains("no such file"), "{e}");
+    assert_eq!(fs::read_dir(&out).unwrap().count(), 0);
+    // What the symlinks mean inside the volume is written.
+    fs::create_dir(named.join("etc")).unwrap();
+    s.ok(&["cp", f, &format!("v:/vol/esc/{probe}")]);
+    escaped("a copy through /vol/esc");
+    assert_eq!(read(named.join("etc").join(probe)), "probe\n");
+    s.ok(&["cp", f, &format!("v:/vol/up/etc/{probe}-2")]);
+    assert_eq!(
+        read(named.join("etc").join(format!("{probe}-2"))),
+        "probe\n"
+    );
+    assert_eq!(read(victim.join("secret")), "host-secret\n");
+    escaped("the last copies");
+}
+
+/// A local volume with `type`/`device` options is mounted for the copy,
+/// so the copy lands on its device, and unmounted after it.
+#[test]
+fn cp_mounts_a_volume_with_options_for_the_copy() {
+    if !require_root() {
+        return;
+    }
+    let s = Strata::new("overlay2");
+    s.import("rootfs", "base:1", ROOTFS);
+    let device = s.path("device");
+    fs::create_dir(&device).unwrap();
+    fs::write(device.join("there"), "on the device\n").unwrap();
+    let opt = format!("device={}", device.display());
+    s.ok(&[
+        "volume",
+        "create",
+        "-o",
+        "type=none",
+        "-o",
+        &opt,
+        "-o",
+        "o=bind",
+        "bv",
+    ]);
+    s.ok(&["create", "--name", "c", "-v", "bv:/bv", "base:1"]);
+    let f = s.path("f");
+    fs::write(&f, "copied\n").unwrap();
+    s.ok(&["cp", f.to_str().unwrap(), "c:/bv/f"]);
+    assert_eq!(read(device.join("f")), "copied\n");
+    let out = s.path("out");
+    s.ok(&["cp", "c:/bv/there", out.to_str().unwrap()]);
+    assert_eq!(read(&out), "on the device\n");
+    let data = volume_data(&s, "bv");
+    assert!(!s.is_mounted(&data), "{} left mounted", data.display());
+    assert!(!data.join("f").exists());
+    s.ok(&["rm", "c"]);
+    s.ok(&["volume", "rm", "bv"]);
+}

@@ -117,6 +117,100 @@ fn exit_status_is_the_commands() {
     s.assert_clean("after the runs", None);
 }
 
+/// A command that only a bind or a volume holds is found where the
+/// runtime will mount it: run, not 127. What is missing or not
+/// executable there is still 127 or 126.
+#[test]
+fn commands_in_binds_and_volumes_are_found() {
+    let Some(s) = setup("commands_in_binds_and_volumes_are_found") else {
+        return;
+    };
+    let tools = s.path("tools");
+    fs::create_dir_all(tools.join("sub")).unwrap();
+    let script = |p: &Path, says: &str| {
+        fs::write(p, format!("#!/bin/sh\necho {says} \"$@\"\n")).unwrap();
+        fs::set_permissions(p, fs::Permissions::from_mode(0o755)).unwrap();
+    };
+    script(&tools.join("prog"), "from-the-bind");
+    fs::write(tools.join("plain"), "not a program\n").unwrap();
+    std::os::unix::fs::symlink("../prog", tools.join("sub/link")).unwrap();
+    let bind = format!("{}:/opt/tools", tools.display());
+    assert_eq!(
+        s.run_ok(&["-v", &bind, "busybox:test", "/opt/tools/prog", "a"]),
+        "from-the-bind a"
+    );
+    assert_eq!(
+        s.run_ok(&["-v", &bind, "busybox:test", "/opt/tools/sub/link"]),
+        "from-the-bind"
+    );
+    // On PATH, and through -w.
+    let path = "PATH=/opt/tools:/bin";
+    assert_eq!(
+        s.run_ok(&["-v", &bind, "-e", path, "busybox:test", "prog", "b"]),
+        "from-the-bind b"
+    );
+    assert_eq!(
+        s.run_ok(&["-v", &bind, "-w", "/opt/tools", "busybox:test", "./prog"]),
+        "from-the-bind"
+    );
+    s.exec(&[
+        "run",
+        "--rm",
+        "-v",
+        &bind,
+        "busybox:test",
+        "/opt/tools/nosuch",
+    ])
+    .expect(127, "missing in the bind");
+    s.exec(&[
+        "run",
+        "--rm",
+        "-v",
+        &bind,
+        "busybox:test",
+        "/opt/tools/plain",
+    ])
+    .expect(126, "not executable in the bind");
+    s.exec(&["run", "--rm", "-v", &bind, "busybox:test", "/opt/tools"])
+        .expect(126, "the bind itself");
+    // A bound file, and a volume; a copy of busybox runs too.
+    let file = format!("{}:/usr/local/bin/prog", tools.join("prog").display());
+    assert_eq!(
+        s.run_ok(&["-v", &file, "busybox:test", "/usr/local/bin/prog"]),
+        "from-the-bind"
+    );
+    let data = s.volume("vt");
+    fs::copy(sh("command -v busybox"), data.join("busybox")).unwrap();
+    assert_eq!(
+        s.run_ok(&[
+            "-v",
+            "vt:/opt/vt",
+            "busybox:test",
+            "/opt/vt/busybox",
+            "echo",
+            "bb"
+        ]),
+        "bb"
+    );
+    // The mount hides what the image has at its path.
+    s.exec(&[
+        "run",
+        "--rm",
+        "-v",
+        &bind,
+        "busybox:test",
+        "/opt/tools/../../bin/true",
+    ])
+    .expect(0, "`..` out of the bind");
+    let empty = s.path("empty");
+    fs::create_dir(&empty).unwrap();
+    let over_bin = format!("{}:/bin", empty.display());
+    s.exec(&["run", "--rm", "-v", &over_bin, "busybox:test", "/bin/true"])
+        .expect(127, "a command hidden by a mount");
+    s.ok(&["volume", "rm", "vt"]);
+    s.assert_clean("after the runs", None);
+}
+
 #[test]
 fn commit_after_run_on_debian() {
     let test = "commit_after_run_on_debian";
@@ -315,6 +409,141 @@ fn volumes_from_shares_the_volumes() {
     s.ok(&["rm", "-v", "owner", "made"]);
     assert_eq!(s.volume_names(), ["vol"]);
     s.assert_clean("after the runs", None);
+}
+
+/// A local volume with `type`/`device` options is mounted on its
+/// `_data` while a container runs, and unmounted after it.
+#[test]
+fn local_volumes_with_options_are_mounted_for_the_run() {
+    let Some(s) = setup("local_volumes_with_options_are_mounted_for_the_run") else {
+        return;
+    };
+    let host = s.path("device");
+    fs::create_dir(&host).unwrap();
+    let device = format!("device={}", host.display());
+    s.ok(&[
+        "volume",
+        "create",
+        "-o",
+        "type=none",
+        "-o",
+        &device,
+        "-o",
+        "o=bind",
+        "bv",
+    ]);
+    s.ok(&[
+        "volume",
+        "create",
+        "-o",
+        "type=tmpfs",
+        "-o",
+        "device=tmpfs",
+        "-o",
+        "o=size=1m",
+        "tv",
+    ]);
+    let out = s.run_ok(&[
+        "-v",
+        "bv:/b",
+        "-v",
+        "tv:/t",
+        "busybox:test",
+        "sh",
+        "-c",
+        "echo through > /b/f && grep ' /t ' /proc/mounts | cut -d' ' -f3",
+    ]);
+    assert_eq!(out, "tmpfs");
+    assert_eq!(fs::read_to_string(host.join("f")).unwrap(), "through\n");
+    // Unmounted, and no mount counted, after the run.
+    for v in ["bv", "tv"] {
+        let data = s.root().join("volumes").join(v).join("_data");
+        assert!(!data.join("f").exists(), "{v}");
+        assert!(!s
+            .root()
+            .join("volumes")
+            .join(v)
+            .join("mounts")
+            .read_dir()
+            .is_ok_and(|mut d| d.next().is_some()));
+    }
+    s.ok(&["volume", "rm", "bv", "tv"]);
+    assert_eq!(fs::read_to_string(host.join("f")).unwrap(), "through\n");
+    s.assert_clean("after the run", None);
+}
+
+/// `cp` into a volume's path reaches the running container, which sees
+/// the volume there and not its own layer; and `cp` out reads what the
+/// container wrote there.
+#[test]
+fn cp_into_a_volume_reaches_the_running_container() {
+    let Some(s) = setup("cp_into_a_volume_reaches_the_running_container") else {
+        return;
+    };
+    let mut bg = s.spawn(&[
+        "run",
+        "--rm",
+        "--name",
+        "r",
+        "-v",
+        "cv:/vol",
+        "busybox:test",
+        "sh",
+        "-c",
+        "echo from-inside > /vol/out; while [ ! -f /vol/in ]; do sleep 0.1; done; cat /vol/in",
+    ]);
+    let out = s.path("out");
+    wait_until(15, "the container to write /vol/out", || {
+        s.run(&["cp", "r:/vol/out", out.to_str().unwrap()])
+            .status
+            .success()
+    });
+    assert_eq!(fs::read_to_string(&out).unwrap(), "from-inside\n");
+    let f = s.path("in");
+    fs::write(&f, "from-cp\n").unwrap();
+    s.ok(&["cp", f.to_str().unwrap(), "r:/vol/in"]);
+    assert_eq!(bg.wait().expect(0, "the run").out(), "from-cp");
+    s.ok(&["volume", "rm", "cv"]);
+    s.assert_clean("after the run", None);
+}
+
+/// A read-only mount stays read-only through `--volumes-from C:rw`.
+#[test]
+fn volumes_from_rw_keeps_a_read_only_mount_read_only() {
+    let Some(s) = setup("volumes_from_rw_keeps_a_read_only_mount_read_only") else {
+        return;
+    };
+    s.ok(&[
+        "create",
+        "--name",
+        "owner",
+        "-v",
+        "x:/d:ro",
+        "-v",
+        "y:/w",
+        "busybox:test",
+    ]);
+    let d = s.exec(&[
+        "run",
+        "--rm",
+        "--volumes-from",
+        "owner:rw",
+        "busybox:test",
+        "sh",
+        "-c",
+        "echo ok > /w/f && cat /w/f && echo no > /d/f",
+    ]);
+    assert_ne!(d.code, 0, "written through --volumes-from owner:rw: {d:#?}");
+    assert_eq!(d.out(), "ok");
+    assert!(d.stderr.contains("Read-only file system"), "{d:#?}");
+    let vol = PathBuf::from(
+        s.json(&["volume", "inspect", "x"])[0]["Mountpoint"]
+            .as_str()
+            .unwrap(),
+    );
+    assert!(!vol.join("f").exists());
+    s.ok(&["rm", "owner"]);
+    s.assert_clean("after the run", None);
 }
 
 /// The container's mounts are its own: the host sees neither its
@@ -894,8 +1123,35 @@ fn errors_are_125_and_leave_nothing() {
     fs::write(&file, "x").unwrap();
     let spec = format!("{}:/etc", file.display());
     let d = s.exec(&["run", "--rm", "-v", &spec, "busybox:test", "true"]);
-    assert_ne!(d.code, 0, "a file bound over a directory: {d:#?}");
-    s.assert_clean("a failing mount", None);
+    strata_error(
+        &d,
+        "a file bound over a directory",
+        "before the container's command started",
+    );
+
+    // A runtime that fails without running anything: 125, not its 1.
+    let rt = s.path("failing-runtime");
+    fs::write(
+        &rt,
+        "#!/bin/sh
+echo 'cannot make containers' >&2
+exit 1
+",
+    )
+    .unwrap();
+    fs::set_permissions(&rt, fs::Permissions::from_mode(0o755)).unwrap();
+    let rt = rt.to_str().unwrap();
+    let d = s.exec(&["run", "--rm", "--runtime", rt, "busybox:test", "true"]);
+    strata_error(&d, "a failing runtime", "failed (exit status 1)");
+    assert!(d.stderr.contains("cannot make containers"), "{d:#?}");
+    s.ok(&["create", "--name", "made", "busybox:test", "true"]);
+    let d = s.exec(&["start", "-a", "--runtime", rt, "made"]);
+    assert_eq!(d.code, 125, "start -a with a failing runtime: {d:#?}");
+    s.ok(&["rm", "made"]);
+    // The command's own 1 stays 1.
+    s.exec(&["run", "--rm", "busybox:test", "false"])
+        .expect(1, "false");
+    s.assert_clean("a failing runtime", None);
     assert_eq!(s.volume_names(), Vec::<String>::new());
 }
 

@@ -104,6 +104,7 @@ fn bad_names_and_options_create_nothing() {
         return;
     }
     let s = Strata::new("vfs");
+    s.volume_image();
     for (bad, why) in [
         ("a/b", "invalid volume name"),
         ("..", "invalid volume name"),
@@ -114,8 +115,20 @@ fn bad_names_and_options_create_nothing() {
         let e = s.err(&["volume", "create", bad]);
         assert!(e.contains(why), "{bad:?}: {e}");
     }
-    let long = "x".repeat(256);
-    assert!(s.err(&["volume", "create", &long]).contains("at most 255"));
+    // Longer than its staging name (`.<name>.creating`) can be: refused
+    // by name, before the file system says ENAMETOOLONG.
+    for n in [246, 256, 300] {
+        let long = "x".repeat(n);
+        let e = s.err(&["volume", "create", &long]);
+        assert!(e.contains(&format!("{n} bytes, at most 245")), "{e}");
+        assert!(!e.contains("too long"), "{e}");
+        let spec = format!("{long}:/data");
+        let e = s.err(&["create", "-v", &spec, "base:1"]);
+        assert!(e.contains("at most 245"), "{e}");
+    }
+    let longest = "x".repeat(245);
+    s.ok(&["volume", "create", &longest]);
+    s.ok(&["volume", "rm", &longest]);
     let e = s.err(&["volume", "create", "--opt", "o=size=1m", "v"]);
     assert!(e.contains("volume v: option \"o\" needs"), "{e}");
     let e = s.err(&["volume", "create", "--opt", "bogus=1", "v"]);
@@ -247,6 +260,56 @@ fn volumes_from_and_rm_v() {
     assert!(s
         .err(&["create", "--volumes-from", "nosuch", "base:1"])
         .contains("no such container: nosuch"));
+}
+
+/// `--volumes-from C:rw` never widens a mount C has read-only, and a
+/// `:ro` on the consumer narrows a read-write one (moby: `RW = m.RW &&
+/// mode`).
+#[test]
+fn volumes_from_rw_never_widens() {
+    if !require_root() {
+        return;
+    }
+    let s = Strata::new("vfs");
+    s.volume_image();
+    let host = s.path("host");
+    fs::create_dir(&host).unwrap();
+    let bind = format!("{}:/h:ro", host.display());
+    s.ok(&[
+        "create", "--name", "a", "-v", "x:/d:ro", "-v", &bind, "-v", "y:/w", "base:1",
+    ]);
+    let rw = |c: &str| -> Vec<(String, bool)> {
+        s.mounts(c)
+            .iter()
+            .map(|m| {
+                (
+                    m["Destination"].as_str().unwrap().to_owned(),
+                    m["RW"].as_bool().unwrap(),
+                )
+            })
+            .collect()
+    };
+    let want_a = [
+        ("/d".into(), false),
+        ("/h".into(), false),
+        ("/w".into(), true),
+    ];
+    assert_eq!(rw("a"), want_a);
+    s.ok(&["create", "--name", "b", "--volumes-from", "a:rw", "base:1"]);
+    assert_eq!(rw("b"), want_a, "--volumes-from a:rw");
+    s.ok(&["create", "--name", "c", "--volumes-from", "a", "base:1"]);
+    assert_eq!(rw("c"), want_a, "--volumes-from a");
+    s.ok(&["create", "--name", "d", "--volumes-from", "a:ro", "base:1"]);
+    assert!(rw("d").iter().all(|(_, rw)| !rw), "{:?}", rw("d"));
+    // Through a second hand, too.
+    s.ok(&["create", "--name", "e", "--volumes-from", "b:rw", "base:1"]);
+    assert_eq!(rw("e"), want_a, "--volumes-from b:rw");
+    let modes: Vec<String> = s
+        .mounts("e")
+        .iter()
+        .map(|m| m["Mode"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(modes, ["ro", "ro", "rw"]);
 }
 
 #[test]
@@ -498,4 +561,104 @@ fn check_reports_volume_damage_and_repairs_what_loses_nothing() {
         ]
     );
     assert!(vols.join("garbled/meta.json").exists());
+}
+
+/// A container can leave a set-user-ID root program in a volume. Docker
+/// keeps `volumes/` 0701 and `volumes/<name>/` 0755, so a host user who
+/// knows the volume's name can run it from `_data`; strata keeps both
+/// 0700, and tightens a store whose volume directories are looser (with
+/// a warning) when it opens it.
+#[test]
+fn a_set_user_id_file_in_a_volume_is_out_of_other_users_reach() {
+    if !require_root() {
+        return;
+    }
+    let have_setpriv = std::process::Command::new("sh")
+        .args(["-c", "command -v setpriv"])
+        .output()
+        .unwrap()
+        .status
+        .success();
+    if !have_setpriv {
+        common::skip(
+            "a_set_user_id_file_in_a_volume_is_out_of_other_users_reach",
+            "setpriv (util-linux) is not installed",
+        );
+        return;
+    }
+    let s = Strata::new("vfs");
+    // Only the store's own modes may stand in nobody's way.
+    sh(&format!("chmod 0755 '{}'", s.dir.path().display()));
+    s.ok(&["volume", "create", "v"]);
+    // The store root as loose as it may be, as Docker's is.
+    sh(&format!("chmod 0711 '{}'", s.root().display()));
+    let suid = s.data("v").join("suid");
+    let control = s.path("control");
+    for p in [&suid, &control] {
+        sh(&format!(
+            "cp /bin/true '{0}' && chown 0:0 '{0}' && chmod 04755 '{0}'",
+            p.display()
+        ));
+    }
+    let as_nobody = |what: &str, p: &PathBuf| {
+        std::process::Command::new("setpriv")
+            .args(["--reuid", "65534", "--regid", "65534", "--clear-groups"])
+            // Through a shell: setpriv resolves its own command before
+            // it drops root.
+            .args(if what == "exec" {
+                vec!["sh", "-c", "exec \"$0\""]
+            } else {
+                vec!["stat"]
+            })
+            .arg(p)
+            .output()
+            .unwrap()
+            .status
+            .success()
+    };
+    // The probe works: nobody runs the same file where it may.
+    assert!(as_nobody("stat", &control) && as_nobody("exec", &control));
+    let denied = |when: &str| {
+        assert!(
+            !as_nobody("stat", &suid),
+            "{when}: nobody reaches {}",
+            suid.display()
+        );
+        assert!(
+            !as_nobody("exec", &suid),
+            "{when}: nobody runs {}",
+            suid.display()
+        );
+    };
+    denied("a new volume");
+    let mode = |p: PathBuf| fs::metadata(p).unwrap().mode() & 0o7777;
+    assert_eq!(mode(s.root().join("volumes")), 0o700);
+    assert_eq!(mode(s.root().join("volumes/v")), 0o700);
+
+    // Docker's modes: reachable, until the next strata command.
+    sh(&format!(
+        "chmod 0701 '{0}/volumes' && chmod 0755 '{0}/volumes/v'",
+        s.root().display()
+    ));
+    assert!(
+        as_nobody("exec", &suid),
+        "the probe: Docker's modes let nobody in"
+    );
+    let out = s.run(&["volume", "ls"]);
+    assert!(out.status.success());
+    let warned = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        warned.contains("other users cannot reach volumes"),
+        "{warned}"
+    );
+    assert_eq!(mode(s.root().join("volumes")), 0o700);
+    assert_eq!(mode(s.root().join("volumes/v")), 0o700);
+    assert_eq!(mode(s.data("v")), 0o755);
+    denied("a store tightened on open");
+    let out = s.run(&["volume", "ls"]);
+    assert!(
+        out.stderr.is_empty(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }

@@ -507,3 +507,57 @@ fn run_fails_cleanly_when_the_plugin_will_not_mount() {
         "mounts left under the store"
     );
 }
+
+/// `cp` into a plugin's volume writes where the plugin says it is
+/// mounted; while the plugin gives no path, the copy is refused by name
+/// (and nothing lands in the container's own layer).
+#[test]
+fn cp_uses_the_plugins_path_or_refuses() {
+    if !require_root() {
+        return;
+    }
+    let there = tempfile::tempdir().unwrap();
+    let dir = there.path().to_str().unwrap().to_owned();
+    let f = Fixture::new(move |r| {
+        let path = match r.name() {
+            Some("mounted") => dir.clone(),
+            _ => String::new(),
+        };
+        match r.path.as_str() {
+            "/VolumeDriver.Path" => Reply::ok(json!({"Mountpoint": path, "Err": ""})),
+            _ => Reply::default_for(r),
+        }
+    });
+    f.tiny_image();
+    f.ok(&["volume", "create", "--driver", "fakevol", "mounted"]);
+    f.ok(&["volume", "create", "--driver", "fakevol", "unmounted"]);
+    f.ok(&[
+        "create",
+        "--name",
+        "c",
+        "-v",
+        "mounted:/m",
+        "-v",
+        "unmounted:/u",
+        "tiny:1",
+    ]);
+    let file = f.s.path("f");
+    fs::write(&file, "to the plugin\n").unwrap();
+    let file = file.to_str().unwrap();
+    f.ok(&["cp", file, "c:/m/f"]);
+    assert_eq!(
+        fs::read_to_string(there.path().join("f")).unwrap(),
+        "to the plugin\n"
+    );
+    let out = f.s.path("out");
+    f.ok(&["cp", "c:/m/f", out.to_str().unwrap()]);
+    assert_eq!(fs::read_to_string(&out).unwrap(), "to the plugin\n");
+    let e = f.err(&["cp", file, "c:/u/f"]);
+    assert!(
+        e.contains("volume unmounted at /u is not mounted by its driver fakevol"),
+        "{e}"
+    );
+    let diff = f.ok(&["diff", "c"]);
+    assert!(!diff.contains("/m/") && !diff.contains("/u/"), "{diff}");
+    f.ok(&["rm", "c"]);
+}

@@ -98,7 +98,7 @@ fn process_file(
     if let Some(w) = &opts.workdir {
         probe.config.working_dir = w.clone();
     }
-    check_command(rootfs, &probe, &env)?;
+    check_command(rootfs, &c.mounts, &probe, &env)?;
     let cwd = match probe.config.working_dir.as_str() {
         "" => "/".to_owned(),
         w => w.to_owned(),

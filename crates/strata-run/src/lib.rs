@@ -7,17 +7,20 @@
 //! 1. signals that would stop strata are caught from the start and passed
 //!    on to the runtime (see [`runtime::Forwarder`]): strata always gets to
 //!    clean up;
-//! 2. the store mounts the root file system and any plugin volumes
-//!    (`VolumeDriver.Mount`) and records the container as running;
+//! 2. the store mounts the root file system and the volumes a driver
+//!    mounts (`VolumeDriver.Mount`: plugin volumes, and local ones with
+//!    `type`/`device` options) and records the container as running;
 //! 3. `hosts`, `hostname` and `resolv.conf` are written beside the
 //!    container's record ([`files`]), the user is looked up in the
 //!    container's own `/etc/passwd` ([`user`]), the command is looked up
-//!    inside the root (so a missing one is exit status 127 and one that
-//!    cannot run 126, as with Docker), and the bundle's `config.json` is
-//!    built ([`spec`]), with the capabilities and seccomp filter the
-//!    container's record asks for ([`security`], [`seccomp`]);
+//!    in the root with the container's volumes and binds over it (so a
+//!    missing one is exit status 127 and one that cannot run 126, as with
+//!    Docker), and the bundle's `config.json` is built ([`spec`]), with
+//!    the capabilities and seccomp filter the container's record asks for
+//!    ([`security`], [`seccomp`]);
 //! 4. the runtime runs in the foreground: stdout and stderr are ours,
-//!    stdin only with `-i`; its exit status is the command's;
+//!    stdin only with `-i`; its exit status is the command's, unless it
+//!    failed before the command started (then 125);
 //! 5. whatever happened, the mounts are released (`Unmount` for plugin
 //!    volumes) and the exit recorded; `--rm` then removes the container
 //!    and its anonymous volumes.
@@ -32,6 +35,7 @@ pub mod exec;
 pub mod files;
 pub mod host;
 pub mod logs;
+mod lookup;
 pub mod runtime;
 pub mod seccomp;
 pub mod security;
@@ -415,7 +419,7 @@ fn run_started(
         terminal,
     })?;
     let env = spec::environment(c, &user, terminal);
-    check_command(&started.rootfs, c, &env)?;
+    check_command(&started.rootfs, &started.mounts, c, &env)?;
     let bundle = started.dir.join("bundle");
     std::fs::create_dir_all(&bundle)
         .map_err(|e| Error::io(format!("creating {}", bundle.display()), e))?;
@@ -439,16 +443,19 @@ fn run_started(
     Ok(code)
 }
 
-/// Finds the command inside the container's root as its `execve` would,
-/// for Docker's exit statuses: 127 when it is not there, 126 when it is
-/// not an executable file.
-pub(crate) fn check_command(rootfs: &Path, c: &Container, env: &[String]) -> Result<(), Failure> {
-    let root = strata_sys::fs::open_dir(rootfs)
-        .map_err(|e| Error::io(format!("opening {}", rootfs.display()), e))?;
+/// Finds the command in the container as its `execve` will, with the
+/// container's volumes and binds over its root ([`lookup`]): a command
+/// in `-v /host/bin:/opt/bin` is found. For Docker's exit statuses: 127
+/// when it is not there, 126 when it is not an executable file.
+pub(crate) fn check_command(
+    rootfs: &Path,
+    mounts: &[strata_store::Mount],
+    c: &Container,
+    env: &[String],
+) -> Result<(), Failure> {
     let arg0 = &c.cmd[0];
-    let stat = |p: &Path| strata_sys::fs::stat_in_root(std::os::fd::AsFd::as_fd(&root), p);
-    let executable =
-        |st: &strata_sys::Stat| st.st_mode & 0o170000 == 0o100000 && st.st_mode & 0o111 != 0;
+    let stat = |p: &Path| lookup::mode_in_container(rootfs, mounts, p);
+    let executable = |mode: u32| mode & 0o170000 == 0o100000 && mode & 0o111 != 0;
     if arg0.contains('/') {
         let cwd = match c.config.working_dir.as_str() {
             "" => "/",
@@ -456,15 +463,15 @@ pub(crate) fn check_command(rootfs: &Path, c: &Container, env: &[String]) -> Res
         };
         let p = Path::new(cwd).join(arg0);
         return match stat(&p) {
-            Ok(st) if executable(&st) => Ok(()),
-            Ok(_) => Err(Failure::new(
+            Ok(Some(mode)) if executable(mode) => Ok(()),
+            Ok(Some(_)) => Err(Failure::new(
                 EXIT_CANNOT_RUN,
                 Error::new(
                     ErrorKind::PermissionDenied,
                     format!("exec {arg0}: not an executable file"),
                 ),
             )),
-            Err(_) => Err(Failure::new(
+            Ok(None) | Err(_) => Err(Failure::new(
                 EXIT_NOT_FOUND,
                 Error::new(
                     ErrorKind::NotFound,
@@ -480,7 +487,7 @@ pub(crate) fn check_command(rootfs: &Path, c: &Container, env: &[String]) -> Res
     let found = path
         .split(':')
         .filter(|d| !d.is_empty())
-        .any(|d| stat(&Path::new(d).join(arg0)).is_ok_and(|st| executable(&st)));
+        .any(|d| matches!(stat(&Path::new(d).join(arg0)), Ok(Some(m)) if executable(m)));
     if found {
         Ok(())
     } else {

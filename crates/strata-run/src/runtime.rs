@@ -1,6 +1,6 @@
 //! The OCI runtime: found on `PATH` (`crun` first, then `runc`) or named
 //! with `--runtime`, and run in the foreground as `RUNTIME --root STATE run
-//! --bundle DIR ID`. Both runtimes, in the foreground, forward the signals
+//! --bundle DIR --pid-file DIR/pid ID`. Both runtimes, in the foreground, forward the signals
 //! they get to the container's process and exit with its status (128 + N
 //! when signal N killed it); strata forwards the signals it gets to the
 //! runtime (see [`Forwarder`]).
@@ -81,6 +81,12 @@ impl Runtime {
 
     /// Runs container `id` from `bundle` in the foreground and returns its
     /// exit status, with `io` for its standard streams.
+    ///
+    /// crun and runc exit 1 both when the command does and when they fail
+    /// to make the container; the pid file they write once the container's
+    /// process exists tells the two apart. A runtime that exits with an
+    /// error before writing it failed: that is an error (status 125, as
+    /// with `docker run`), not the command's status.
     pub fn run(
         &self,
         state_root: &Path,
@@ -89,9 +95,21 @@ impl Runtime {
         io: Io,
         forward: &Forwarder,
     ) -> Result<i32> {
+        let pid_file = bundle.join("pid");
+        match std::fs::remove_file(&pid_file) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                return Err(Error::io(format!("removing {}", pid_file.display()), e))
+            }
+            _ => {}
+        }
         let mut cmd = self.command(state_root);
-        cmd.arg("run").arg("--bundle").arg(bundle).arg(id);
-        self.attached(cmd, io, forward)
+        cmd.arg("run")
+            .arg("--bundle")
+            .arg(bundle)
+            .arg("--pid-file")
+            .arg(&pid_file)
+            .arg(id);
+        self.attached(cmd, io, forward, &pid_file)
     }
 
     /// Runs `process` (an OCI process spec file) in running container
@@ -105,14 +123,30 @@ impl Runtime {
         io: Io,
         forward: &Forwarder,
     ) -> Result<i32> {
+        let pid_file = process.with_extension("pid");
         let mut cmd = self.command(state_root);
-        cmd.arg("exec").arg("--process").arg(process).arg(id);
-        self.attached(cmd, io, forward)
+        cmd.arg("exec")
+            .arg("--process")
+            .arg(process)
+            .arg("--pid-file")
+            .arg(&pid_file)
+            .arg(id);
+        let code = self.attached(cmd, io, forward, &pid_file);
+        let _ = std::fs::remove_file(&pid_file);
+        code
     }
 
     /// Runs the runtime command `cmd` with the container's standard
-    /// streams (`io`) and signals forwarded; its exit status.
-    fn attached(&self, mut cmd: Command, io: Io, forward: &Forwarder) -> Result<i32> {
+    /// streams (`io`) and signals forwarded; its exit status. A failure
+    /// with no `pid_file` written is the runtime's, before the command
+    /// started: an error, not the command's status.
+    fn attached(
+        &self,
+        mut cmd: Command,
+        io: Io,
+        forward: &Forwarder,
+        pid_file: &Path,
+    ) -> Result<i32> {
         // Streams that are our terminal go through pipes unless the
         // container has a terminal of its own (`-t`): handed our terminal,
         // a container could push input into it (TIOCSTI) and would see a
@@ -167,6 +201,17 @@ impl Runtime {
             let _ = t.join();
         }
         let status = status.map_err(|e| Error::io("waiting for the OCI runtime", e))?;
+        if let Some(code) = status.code().filter(|&c| c != 0) {
+            if !pid_file.exists() {
+                return Err(Error::new(
+                    ErrorKind::Io,
+                    format!(
+                        "the OCI runtime {} failed (exit status {code}) before the container's command started",
+                        self.path.display()
+                    ),
+                ));
+            }
+        }
         Ok(status
             .code()
             .or_else(|| status.signal().map(|s| 128 + s))

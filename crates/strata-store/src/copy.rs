@@ -16,14 +16,29 @@
 //! confined to that root (CVE-2018-15664, CVE-2019-14271). The host side
 //! is the user's: its paths mean what they mean to the user's shell.
 //! Ownership, modes, times and xattrs are kept both ways (`docker cp -a`).
+//!
+//! A path under one of the container's mounts (the longest destination
+//! that is a prefix of it, component by component) is the mount's, as
+//! with Docker and Podman: it is read from and written into the volume's
+//! `_data` or the bound host path, never the container's read-write layer
+//! (where a running container would not see it and `commit` would take
+//! it). The rest of the path is resolved inside that directory as if it
+//! were `/`: a symlink in a volume never leads out of it. A read-only
+//! mount refuses a copy into it. A plugin's volume is reachable only
+//! while its plugin says where it is mounted. A symlink in the container's
+//! own file system (resolved inside it) that leads into a mount leads
+//! into the mount, as it does in the running container.
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use strata_archive::{apply, clean_path, ApplyOptions, PathInRoot};
+use strata_volume::local::{self, Local};
+use strata_volume::VolumeDriver;
 
 use crate::container::Container;
 use crate::error::{Error, ErrorKind, IoContext, Result};
+use crate::volume::{Mount, MountKind};
 use crate::Store;
 
 /// What a copy wrote.
@@ -110,7 +125,223 @@ impl Drop for Mounted<'_> {
     }
 }
 
+/// The mount of `mounts` whose destination is the longest prefix of the
+/// container path `path`, component by component, and the rest of the
+/// path below it (a trailing `/` kept).
+fn mount_for<'m>(mounts: &'m [Mount], path: &[u8]) -> Option<(&'m Mount, Vec<u8>)> {
+    let comps = clean_path(path);
+    let (m, len) = mounts
+        .iter()
+        .map(|m| (m, clean_path(m.destination.as_bytes())))
+        .filter(|(_, d)| !d.is_empty() && comps.starts_with(d))
+        .max_by_key(|(_, d)| d.len())
+        .map(|(m, d)| (m, d.len()))?;
+    let mut rest = comps[len..].join(&b'/');
+    if path.ends_with(b"/") || path.ends_with(b"/.") {
+        rest.extend_from_slice(if path.ends_with(b"/") { b"/" } else { b"/." });
+    }
+    Some((m, rest))
+}
+
+/// `path` with the symlinks of the container's own file system on the
+/// way resolved inside `merged` (as [`PathInRoot`] resolves them), up to
+/// the first mount it enters: the container path it means, for
+/// [`mount_for`] (`/link/f` with `/link -> /vol` is `/vol/f`). The last
+/// component is followed only with `follow`; a trailing `/` or `/.` is
+/// kept.
+fn through_links(
+    merged: &Path,
+    mounts: &[Mount],
+    path: &[u8],
+    follow: bool,
+) -> strata_archive::Result<Vec<u8>> {
+    let mut done: Vec<Vec<u8>> = Vec::new();
+    let mut todo = clean_path(path);
+    todo.reverse();
+    let mut links = 0;
+    while let Some(c) = todo.pop() {
+        match c.as_slice() {
+            b"" | b"." => continue,
+            b".." => {
+                done.pop();
+                continue;
+            }
+            _ => {}
+        }
+        done.push(c);
+        let here = done.join(&b'/');
+        if mount_for(mounts, &here).is_some() || (todo.is_empty() && !follow) {
+            break;
+        }
+        let Some(target) = PathInRoot::resolve(merged, &here, false)?
+            .map(|found| found.link_target())
+            .transpose()?
+            .flatten()
+        else {
+            // Missing, or not a symlink: nothing to substitute here.
+            continue;
+        };
+        links += 1;
+        if links > MAX_SYMLINKS {
+            // What the kernel says: ELOOP.
+            return Ok(path.to_vec());
+        }
+        done.pop();
+        if target.first() == Some(&b'/') {
+            done.clear();
+        }
+        todo.extend(target.split(|b| *b == b'/').rev().map(<[u8]>::to_vec));
+    }
+    done.extend(todo.into_iter().rev());
+    let mut out = b"/".to_vec();
+    out.extend(done.join(&b'/'));
+    if path.ends_with(b"/") {
+        out.push(b'/');
+    } else if path.ends_with(b"/.") {
+        out.extend_from_slice(b"/.");
+    }
+    Ok(out)
+}
+
+/// Linux's own limit on symlinks followed in one lookup.
+const MAX_SYMLINKS: usize = 40;
+
+/// A local volume mounted on its `_data` (`-o type=... device=...`) for
+/// the length of a copy; unmounted when dropped.
+struct VolumeMounted {
+    local: Local,
+    name: String,
+    caller: String,
+}
+
+impl Drop for VolumeMounted {
+    fn drop(&mut self) {
+        if let Err(e) = self.local.unmount(&self.name, &self.caller) {
+            tracing::warn!("unmounting volume {}: {e}", self.name);
+        }
+    }
+}
+
+/// Keeps what a copy reads or writes available until dropped.
+enum Hold<'a> {
+    Container { _merged: Mounted<'a> },
+    Volume { _mounted: VolumeMounted },
+    Nothing,
+}
+
+/// Where a container path's content is on the host: a directory taken as
+/// `/` and the path inside it.
+struct Place<'a> {
+    root: PathBuf,
+    path: Vec<u8>,
+    /// The read-only mount the path is under (`:ro`).
+    read_only: Option<String>,
+    _hold: Hold<'a>,
+}
+
 impl Store {
+    /// Finds where `path` of `c` is: in a mount of `c`'s, or in its
+    /// merged view (mounted while the place is held).
+    fn place<'a>(&'a self, c: &'a Container, path: &[u8], follow: bool) -> Result<Place<'a>> {
+        let merged = Mounted::new(self, c)?;
+        let shown = format!("{}:{}", c.name, String::from_utf8_lossy(path));
+        // A path that leads into no mount is resolved in the merged view
+        // as it is given.
+        let meant = if c.mounts.is_empty() {
+            path.to_vec()
+        } else {
+            through_links(&merged.path, &c.mounts, path, follow)
+                .map_err(archive_err(format!("resolving {shown}")))?
+        };
+        let Some((m, rest)) = mount_for(&c.mounts, &meant) else {
+            return Ok(Place {
+                root: merged.path.clone(),
+                path: path.to_vec(),
+                read_only: None,
+                _hold: Hold::Container { _merged: merged },
+            });
+        };
+        drop(merged);
+        let read_only = (!m.rw).then(|| m.destination.clone());
+        let (dir, hold) = self.mount_dir(c, m)?;
+        // A bound file: its directory is the root, and only its name is
+        // reachable.
+        if m.kind == MountKind::Bind && !dir.is_dir() {
+            let (Some(parent), Some(name)) = (dir.parent(), dir.file_name()) else {
+                return Err(invalid(format!(
+                    "host path {} names no file",
+                    dir.display()
+                )));
+            };
+            if !clean_path(&rest).is_empty() {
+                return Err(not_found(format!(
+                    "{}:{} ({} is a file)",
+                    c.name,
+                    String::from_utf8_lossy(path),
+                    m.destination
+                )));
+            }
+            return Ok(Place {
+                root: parent.to_path_buf(),
+                path: name.as_encoded_bytes().to_vec(),
+                read_only,
+                _hold: hold,
+            });
+        }
+        Ok(Place {
+            root: dir,
+            path: rest,
+            read_only,
+            _hold: hold,
+        })
+    }
+
+    /// The host directory of mount `m`: the bound path, a local volume's
+    /// `_data` (mounted for the copy when the volume has a `type`), or
+    /// where a plugin says its volume is mounted.
+    fn mount_dir(&self, c: &Container, m: &Mount) -> Result<(PathBuf, Hold<'static>)> {
+        let name = match (m.kind, m.name.as_deref()) {
+            (MountKind::Bind, _) => return Ok((m.source.clone(), Hold::Nothing)),
+            (MountKind::Volume, Some(name)) => name,
+            // A volume is found by its name, never by a path on record.
+            (MountKind::Volume, None) => {
+                return Err(Error::new(
+                    ErrorKind::Corrupt,
+                    format!(
+                        "container {}: the volume at {} has no name",
+                        c.name, m.destination
+                    ),
+                ))
+            }
+        };
+        let local = self.local_volumes()?;
+        let meta = local.meta(name)?;
+        if meta.driver == local::DRIVER {
+            if local::mount_options(&meta.options).is_none() {
+                return Ok((local.data_path(name), Hold::Nothing));
+            }
+            let dir = local.mount(name, &c.id)?;
+            let held = VolumeMounted {
+                local,
+                name: name.to_owned(),
+                caller: c.id.to_string(),
+            };
+            return Ok((dir, Hold::Volume { _mounted: held }));
+        }
+        let plugin = self.plugin_driver(&meta.driver)?;
+        match plugin.path(name)? {
+            Some(p) if !p.as_os_str().is_empty() && p.is_dir() => Ok((p, Hold::Nothing)),
+            _ => Err(Error::new(
+                ErrorKind::Unsupported,
+                format!(
+                    "volume {name} at {} is not mounted by its driver {}: \
+                     its files can be copied only while the container runs",
+                    m.destination, meta.driver
+                ),
+            )),
+        }
+    }
+
     /// `strata cp CONTAINER:SRC DEST`.
     pub fn copy_from_container(
         &self,
@@ -121,8 +352,8 @@ impl Store {
     ) -> Result<CopyReport> {
         let shown = format!("{}:{}", c.name, String::from_utf8_lossy(src));
         let how = Source::parse(src, follow);
-        let merged = Mounted::new(self, c)?;
-        let found = PathInRoot::resolve(&merged.path, src, how.follow)
+        let place = self.place(c, src, how.follow)?;
+        let found = PathInRoot::resolve(&place.root, &place.path, how.follow)
             .map_err(archive_err(format!("resolving {shown}")))?
             .ok_or_else(|| not_found(shown.clone()))?;
         how.check(&found, &shown)?;
@@ -153,9 +384,17 @@ impl Store {
         .map_err(archive_err(format!("resolving {shown_src}")))?
         .ok_or_else(|| not_found(shown_src.clone()))?;
         how.check(&found, &shown_src)?;
-        let merged = Mounted::new(self, c)?;
+        let place = self.place(c, dest, true)?;
+        if let Some(at) = &place.read_only {
+            // Docker's words.
+            return Err(Error::new(
+                ErrorKind::PermissionDenied,
+                format!("cannot copy to {shown}: mounted volume is marked read-only ({at})"),
+            ));
+        }
+        let dest = place.path.as_slice();
         let resolve = |p: &[u8]| {
-            PathInRoot::resolve(&merged.path, p, true)
+            PathInRoot::resolve(&place.root, p, true)
                 .map_err(archive_err(format!("resolving {shown}")))
         };
         let target = match resolve(dest)? {
@@ -188,7 +427,7 @@ impl Store {
                 p
             }
         };
-        stream(&found, &target, &merged.path, &shown)
+        stream(&found, &target, &place.root, &shown)
     }
 }
 
@@ -259,4 +498,49 @@ pub(crate) fn stream(src: &PathInRoot, name: &[u8], dir: &Path, shown: &str) -> 
             size: report.size,
         })
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn mount(destination: &str) -> Mount {
+        Mount {
+            kind: MountKind::Volume,
+            name: Some("v".into()),
+            source: PathBuf::new(),
+            destination: destination.into(),
+            driver: Some("local".into()),
+            mode: String::new(),
+            rw: true,
+        }
+    }
+
+    #[test]
+    fn the_longest_mount_above_a_path_holds_it() {
+        let mounts = [mount("/vol"), mount("/vol/sub"), mount("/a/b")];
+        let table: &[(&str, Option<(&str, &str)>)] = &[
+            ("/vol", Some(("/vol", ""))),
+            ("/vol/", Some(("/vol", "/"))),
+            ("/vol/.", Some(("/vol", "/."))),
+            ("/vol/f", Some(("/vol", "f"))),
+            ("//vol/./x/../f", Some(("/vol", "f"))),
+            ("/vol/sub", Some(("/vol/sub", ""))),
+            ("/vol/sub/deep/f", Some(("/vol/sub", "deep/f"))),
+            ("/vol/subx/f", Some(("/vol", "subx/f"))),
+            ("/volx", None),
+            ("/vo", None),
+            ("/a", None),
+            ("/a/b/c/", Some(("/a/b", "c/"))),
+            ("/vol/../etc/passwd", None),
+            ("/", None),
+            ("", None),
+        ];
+        for (path, want) in table {
+            let got = mount_for(&mounts, path.as_bytes())
+                .map(|(m, rest)| (m.destination.clone(), String::from_utf8(rest).unwrap()));
+            let want = want.map(|(d, r)| (d.to_owned(), r.to_owned()));
+            assert_eq!(got, want, "{path:?}");
+        }
+    }
 }

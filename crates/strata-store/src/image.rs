@@ -249,6 +249,10 @@ impl Store {
                 }
             }
         }
+        // Neither a reference nor an ID: say what is wrong with it.
+        if hex.is_empty() || !hex.bytes().all(|b| b.is_ascii_hexdigit()) {
+            ImageRef::parse(s)?;
+        }
         Err(Error::new(
             ErrorKind::NotFound,
             format!("no such image: {s}"),

@@ -220,6 +220,15 @@ impl Store {
         for (rel, max, create) in dirs {
             secure::store_dir(root_fd, &self.root, &rel, max, create)?;
         }
+        if self.root.join("volumes").is_dir() {
+            for (dir, mode) in self.local_volumes()?.tighten_modes()? {
+                tracing::warn!(
+                    "{} was mode {mode:o}: now {:o}, so that other users cannot reach volumes",
+                    dir.display(),
+                    mode & !0o077
+                );
+            }
+        }
         Ok(())
     }
 

@@ -1,6 +1,8 @@
 //! What running a container needs from the store: its root file system
 //! mounted, its plugin volumes mounted (`VolumeDriver.Mount`) and released
-//! (`Unmount`), a directory for the runtime's bundle, and its state.
+//! (`Unmount`), and so its local volumes with `type`/`device` options
+//! (mounted on `_data` by the first user, unmounted by the last), a
+//! directory for the runtime's bundle, and its state.
 //!
 //! ```text
 //! containers/<id>/
@@ -21,6 +23,7 @@ use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
 use strata_volume::local;
+use strata_volume::VolumeDriver;
 
 use crate::container::Container;
 use crate::error::{Error, ErrorKind, Result};
@@ -149,10 +152,10 @@ impl Store {
         let mut mounts = Vec::new();
         let mut mounted = Vec::new();
         for m in &c.mounts {
-            let source = match plugin_of(m) {
-                Some((driver, name)) => match self.plugin_mount(driver, name, &c.id) {
+            let source = match self.driven_of(m) {
+                Some((driver, name)) => match self.plugin_mount(&driver, &name, &c.id) {
                     Ok(path) => {
-                        mounted.push((driver.to_owned(), name.to_owned()));
+                        mounted.push((driver, name));
                         path
                     }
                     Err(e) => {
@@ -206,7 +209,7 @@ impl Store {
     /// the exit.
     pub fn finish_container(&self, c: &Container, exit_code: i32) -> Result<()> {
         let _lock = self.lock()?;
-        self.release(c, &plugin_volumes(c));
+        self.release(c, &self.driven_volumes(c));
         let mut s = self.container_state(c)?;
         s.lost = false;
         s.status = Status::Exited;
@@ -222,10 +225,10 @@ impl Store {
     fn release(&self, c: &Container, plugins: &[(String, String)]) {
         for (driver, name) in plugins {
             let r = self
-                .plugin_driver(driver)
+                .volume_driver(driver)
                 .and_then(|p| p.unmount(name, &c.id).map_err(Error::from));
             if let Err(e) = r {
-                tracing::warn!("volume {name}: unmounting through plugin {driver}: {e}");
+                tracing::warn!("volume {name}: unmounting through driver {driver}: {e}");
             }
         }
         if let Err(e) = self.driver.put(&c.mount_id) {
@@ -241,12 +244,12 @@ impl Store {
             c.name,
             state.started_at
         );
-        self.release(c, &plugin_volumes(c));
+        self.release(c, &self.driven_volumes(c));
         self.set_state(c, state)
     }
 
     fn plugin_mount(&self, driver: &str, name: &str, id: &str) -> Result<PathBuf> {
-        let plugin = self.plugin_driver(driver)?;
+        let plugin = self.volume_driver(driver)?;
         let path = plugin.mount(name, id)?;
         if !path.is_absolute() {
             let _ = plugin.unmount(name, id);
@@ -268,20 +271,36 @@ impl Store {
     }
 }
 
-/// The (plugin, volume) pairs of `c`'s plugin volumes.
-fn plugin_volumes(c: &Container) -> Vec<(String, String)> {
-    c.mounts
-        .iter()
-        .filter_map(plugin_of)
-        .map(|(d, n)| (d.to_owned(), n.to_owned()))
-        .collect()
-}
+impl Store {
+    /// The (driver, volume) pairs of `c`'s volumes that a driver mounts
+    /// for each run.
+    fn driven_volumes(&self, c: &Container) -> Vec<(String, String)> {
+        c.mounts.iter().filter_map(|m| self.driven_of(m)).collect()
+    }
 
-/// The plugin and volume of a plugin volume mount.
-fn plugin_of(m: &Mount) -> Option<(&str, &str)> {
-    match (&m.kind, m.driver.as_deref(), m.name.as_deref()) {
-        (MountKind::Volume, Some(d), Some(n)) if d != local::DRIVER => Some((d, n)),
-        _ => None,
+    /// The driver and volume of a mount that a driver mounts for each run:
+    /// a plugin's volume, or a local one with `type`/`device` options (a
+    /// plain local volume is its `_data`, and needs nothing).
+    fn driven_of(&self, m: &Mount) -> Option<(String, String)> {
+        let (MountKind::Volume, Some(driver), Some(name)) =
+            (&m.kind, m.driver.as_deref(), m.name.as_deref())
+        else {
+            return None;
+        };
+        if driver != local::DRIVER {
+            return Some((driver.to_owned(), name.to_owned()));
+        }
+        let meta = self.local_volumes().ok()?.meta(name).ok()?;
+        (meta.driver == local::DRIVER && local::mount_options(&meta.options).is_some())
+            .then(|| (driver.to_owned(), name.to_owned()))
+    }
+
+    /// The driver named `driver`: the local one, or a plugin.
+    fn volume_driver(&self, driver: &str) -> Result<Box<dyn VolumeDriver>> {
+        if driver == local::DRIVER {
+            return Ok(Box::new(self.local_volumes()?));
+        }
+        self.plugin_driver(driver)
     }
 }
 

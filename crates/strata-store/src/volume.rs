@@ -415,7 +415,8 @@ fn mode_string(rw: bool, nocopy: bool) -> String {
 
 impl Store {
     /// Checks `--volumes-from` and `-v` and says what to mount where;
-    /// makes nothing. A `-v` replaces a `--volumes-from` mount at the
+    /// makes nothing. `--volumes-from C:ro` makes C's mounts read-only;
+    /// `:rw` keeps them as C has them. A `-v` replaces a `--volumes-from` mount at the
     /// same container path; two `-v` at one path are an error.
     pub(crate) fn plan_mounts(
         &self,
@@ -428,9 +429,11 @@ impl Store {
             let (name, rw) = spec::parse_volumes_from(vf)?;
             let from = self.resolve_container(&name)?;
             for mut m in from.mounts {
+                // `:rw` never widens: a mount read-only in `from` stays
+                // so, and `:ro` narrows (moby: `RW = m.RW && mode`).
                 if let Some(rw) = rw {
-                    m.rw = rw;
-                    m.mode = mode_string(rw, false);
+                    m.rw &= rw;
+                    m.mode = mode_string(m.rw, false);
                 }
                 out.retain(|p| p.mount.destination != m.destination);
                 out.push(Planned {

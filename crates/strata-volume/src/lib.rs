@@ -61,25 +61,42 @@ pub trait VolumeDriver: Send + Sync {
     fn scope(&self) -> Result<Scope>;
 }
 
-/// Checks a volume name as Docker does: `[a-zA-Z0-9][a-zA-Z0-9_.-]*`,
-/// at most 255 bytes (so never `/`, `..`, NUL or empty).
+/// The longest volume name: its staging directories
+/// (`.<name>.creating`, `.<name>.removing`) must fit in one file name
+/// (NAME_MAX, 255 bytes), or making the volume would fail half-way with
+/// ENAMETOOLONG.
+pub const NAME_MAX: usize = 255 - ".".len() - ".creating".len();
+
+/// Checks a volume name as Docker does, `[a-zA-Z0-9][a-zA-Z0-9_.-]*` (so
+/// never `/`, `..`, NUL or empty), and at most [`NAME_MAX`] bytes.
 pub fn check_name(name: &str) -> Result<()> {
-    let ok = !name.is_empty()
-        && name.len() <= 255
-        && name.starts_with(|c: char| c.is_ascii_alphanumeric())
+    let bad = |why: String| {
+        Err(Error::new(
+            ErrorKind::InvalidArgument,
+            format!("invalid volume name {name:?}: {why}"),
+        ))
+    };
+    let chars_ok = name.starts_with(|c: char| c.is_ascii_alphanumeric())
         && name
             .bytes()
             .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b'-'));
-    if ok {
-        Ok(())
-    } else {
-        Err(Error::new(
+    if !chars_ok {
+        return bad(
+            "names are letters, digits, _ . - (starting with a letter or digit)".to_owned(),
+        );
+    }
+    if name.len() > NAME_MAX {
+        // Shown shortened: the name itself is what is too long.
+        return Err(Error::new(
             ErrorKind::InvalidArgument,
             format!(
-                "invalid volume name {name:?}: names are letters, digits, _ . - (starting with a letter or digit), at most 255 bytes"
+                "invalid volume name {}...: {} bytes, at most {NAME_MAX}",
+                &name[..16],
+                name.len()
             ),
-        ))
+        ));
     }
+    Ok(())
 }
 
 #[cfg(test)]
@@ -94,5 +111,16 @@ mod tests {
         for bad in ["", "a/b", "..", ".x", "a\0b", &"x".repeat(256)] {
             assert!(check_name(bad).is_err(), "{bad:?}");
         }
+    }
+
+    #[test]
+    fn names_leave_room_for_their_staging() {
+        assert!(check_name(&"x".repeat(NAME_MAX)).is_ok());
+        assert_eq!(format!(".{}.creating", "x".repeat(NAME_MAX)).len(), 255);
+        let e = check_name(&"x".repeat(NAME_MAX + 1))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("246 bytes, at most 245"), "{e}");
+        assert!(!e.contains(&"x".repeat(17)), "the whole name shown: {e}");
     }
 }

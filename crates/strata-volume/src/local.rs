@@ -1,9 +1,9 @@
 //! The `local` driver: a volume is a directory of the store.
 //!
 //! ```text
-//! <root>/volumes/                 0701: containers' users may pass through
+//! <root>/volumes/                 0700
 //!   .lock                         flock held while a volume is made, counted or removed
-//!   <name>/                       0701
+//!   <name>/                       0700: no other host user reaches `_data`
 //!     _data/                      0755, owned by root: the volume's content, or where
 //!                                 its `type`/`device` is mounted while in use
 //!     meta.json                   Driver, Options, CreatedAt, Labels (atomic writes)
@@ -16,6 +16,13 @@
 //! staging and renamed into place whole, so a crash leaves only staging,
 //! which the next create or remove of that name clears, and which
 //! [`Local::clean_staging`] (the store's open) removes.
+//!
+//! A container may leave a set-user-ID program (or a device node) in a
+//! volume; a host user who could reach `_data` could run it. Docker keeps
+//! `volumes/` 0701 and `<name>/` 0755, so anyone who knows a volume's name
+//! can; here both are 0700 (the runtime, as root, is the only one that
+//! needs to pass, to bind `_data` into the container), and
+//! [`Local::tighten_modes`] narrows what an older store left looser.
 //!
 //! Options are Docker's local driver's: `type`, `device` and `o`, where
 //! `type` and `device` come together and `o` needs both. With them the
@@ -76,7 +83,7 @@ impl Local {
     pub fn open(dir: &Path) -> Result<Local> {
         fs::DirBuilder::new()
             .recursive(true)
-            .mode(0o701)
+            .mode(0o700)
             .create(dir)
             .ctx(|| format!("creating {}", dir.display()))?;
         Ok(Local {
@@ -180,7 +187,7 @@ impl Local {
         let staging = self.dir.join(format!(".{name}.creating"));
         let _ = fs::remove_dir_all(&staging);
         let made = (|| -> io::Result<()> {
-            fs::DirBuilder::new().mode(0o701).create(&staging)?;
+            fs::DirBuilder::new().mode(0o700).create(&staging)?;
             if with_data {
                 let data = staging.join("_data");
                 fs::create_dir(&data)?;
@@ -197,6 +204,44 @@ impl Local {
             return Err(Error::io(format!("creating volume {name}"), e));
         }
         Ok(())
+    }
+
+    /// Takes group and other access away from `volumes/` and each
+    /// `volumes/<name>/` (see the module docs) and returns what it
+    /// changed, with the old modes. Each directory is opened without
+    /// following a symlink and changed through that handle, and only when
+    /// it is ours; the owner's bits and `_data` stay as they are.
+    pub fn tighten_modes(&self) -> Result<Vec<(PathBuf, u32)>> {
+        use std::ffi::OsStr;
+        use strata_sys::fs as sys;
+        let top = sys::open_dir(&self.dir).ctx(|| format!("opening {}", self.dir.display()))?;
+        let mut dirs = vec![(self.dir.clone(), None)];
+        for e in sys::read_dir(top.as_fd()).ctx(|| format!("listing {}", self.dir.display()))? {
+            let name: &OsStr = sys::os(&e.name);
+            dirs.push((self.dir.join(name), Some(name.to_owned())));
+        }
+        let mut changed = Vec::new();
+        for (shown, name) in dirs {
+            let fd = match &name {
+                None => top
+                    .try_clone()
+                    .ctx(|| format!("opening {}", shown.display()))?,
+                Some(n) => match sys::open_dir_at(top.as_fd(), n) {
+                    Ok(fd) => fd,
+                    // A file (the lock), a symlink, or gone meanwhile.
+                    Err(_) => continue,
+                },
+            };
+            let st = sys::fstat(fd.as_fd()).ctx(|| format!("reading {}", shown.display()))?;
+            let mode = st.st_mode & 0o7777;
+            if st.st_uid != sys::euid() || mode & 0o077 == 0 {
+                continue;
+            }
+            sys::fchmod(fd.as_fd(), mode & !0o077)
+                .ctx(|| format!("tightening {}", shown.display()))?;
+            changed.push((shown, mode));
+        }
+        Ok(changed)
     }
 
     /// How many mounts of the volume are held, by every caller.
@@ -599,6 +644,49 @@ mod tests {
         }
         assert_eq!(fs::read_dir(&dir).unwrap().count(), 0);
         assert!(!t.path().join("x").exists());
+    }
+
+    #[test]
+    fn volume_directories_are_private_and_tightened() {
+        let mode = |p: &Path| fs::symlink_metadata(p).unwrap().permissions().mode() & 0o7777;
+        let t = tempfile::tempdir().unwrap();
+        let dir = t.path().join("volumes");
+        let l = Local::open(&dir).unwrap();
+        l.create("v", &BTreeMap::new()).unwrap();
+        assert_eq!(mode(&dir), 0o700);
+        assert_eq!(mode(&dir.join("v")), 0o700);
+        assert_eq!(mode(&l.data_path("v")), 0o755);
+        assert!(l.tighten_modes().unwrap().is_empty());
+        // Docker's modes, and a symlink to a directory that is not ours
+        // to change.
+        let victim = t.path().join("victim");
+        fs::create_dir(&victim).unwrap();
+        fs::set_permissions(&victim, fs::Permissions::from_mode(0o755)).unwrap();
+        std::os::unix::fs::symlink(&victim, dir.join("link")).unwrap();
+        fs::set_permissions(&dir, fs::Permissions::from_mode(0o701)).unwrap();
+        fs::set_permissions(dir.join("v"), fs::Permissions::from_mode(0o755)).unwrap();
+        let mut changed = l.tighten_modes().unwrap();
+        changed.sort();
+        assert_eq!(changed, [(dir.clone(), 0o701), (dir.join("v"), 0o755)]);
+        assert_eq!(mode(&dir), 0o700);
+        assert_eq!(mode(&dir.join("v")), 0o700);
+        assert_eq!(mode(&l.data_path("v")), 0o755);
+        assert_eq!(mode(&victim), 0o755);
+    }
+
+    #[test]
+    fn the_longest_name_is_made_and_a_longer_one_refused() {
+        let t = tempfile::tempdir().unwrap();
+        let l = Local::open(&t.path().join("volumes")).unwrap();
+        let longest = "v".repeat(crate::NAME_MAX);
+        l.create(&longest, &BTreeMap::new()).unwrap();
+        assert!(l.data_path(&longest).is_dir());
+        l.forget(&longest).unwrap();
+        let err = l
+            .create(&format!("{longest}v"), &BTreeMap::new())
+            .unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::InvalidArgument);
+        assert!(err.to_string().contains("at most 245"), "{err}");
     }
 
     #[test]

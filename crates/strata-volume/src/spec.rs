@@ -235,6 +235,9 @@ mod tests {
             ("a/b:/data", "invalid volume name"),
             (".v:/data", "invalid volume name"),
         ];
+        let too_long = format!("{}:/data", "v".repeat(300));
+        let e = parse(&too_long).unwrap_err().to_string();
+        assert!(e.contains("at most 245"), "{e}");
         for (spec, want) in table {
             let e = parse(spec).expect_err(spec).to_string();
             assert!(e.contains(want), "{spec:?}: {e}");
