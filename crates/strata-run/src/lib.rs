@@ -9,17 +9,22 @@
 //!    clean up;
 //! 2. the store mounts the root file system and any plugin volumes
 //!    (`VolumeDriver.Mount`) and records the container as running;
-//! 3. `hosts`, `hostname` and `resolv.conf` are written beside the
-//!    container's record ([`files`]), the user is looked up in the
-//!    container's own `/etc/passwd` ([`user`]), the command is looked up
-//!    inside the root (so a missing one is exit status 127 and one that
-//!    cannot run 126, as with Docker), and the bundle's `config.json` is
-//!    built ([`spec`]);
-//! 4. the runtime runs in the foreground: stdout and stderr are ours,
+//! 3. the network is chosen ([`network::Plan`]: a private namespace
+//!    connected by pasta or slirp4netns by default), `hosts`, `hostname`
+//!    and `resolv.conf` are written beside the container's record
+//!    ([`files`]), the user is looked up in the container's own
+//!    `/etc/passwd` ([`user`]), the command is looked up inside the root
+//!    (so a missing one is exit status 127 and one that cannot run 126,
+//!    as with Docker);
+//! 4. for a private network, strata makes the network namespace and
+//!    starts its helper, and waits until it has configured it
+//!    ([`network::Network`]); the bundle's `config.json` is built
+//!    ([`spec`]), joining that namespace;
+//! 5. the runtime runs in the foreground: stdout and stderr are ours,
 //!    stdin only with `-i`; its exit status is the command's;
-//! 5. whatever happened, the mounts are released (`Unmount` for plugin
-//!    volumes) and the exit recorded; `--rm` then removes the container
-//!    and its anonymous volumes.
+//! 6. whatever happened, the network helper is stopped, the mounts are
+//!    released (`Unmount` for plugin volumes) and the exit recorded;
+//!    `--rm` then removes the container and its anonymous volumes.
 //!
 //! Exit statuses as `docker run`'s: the command's own, or 125 when strata
 //! (or the runtime) fails, 126 when the command cannot be run, 127 when
@@ -27,6 +32,7 @@
 #![forbid(unsafe_code)]
 
 pub mod files;
+pub mod network;
 pub mod runtime;
 pub mod spec;
 pub mod user;
@@ -289,7 +295,7 @@ fn check_terminal(tty: bool) -> Result<(), Failure> {
     Ok(())
 }
 
-/// Steps 2 to 5 of the module doc.
+/// Steps 2 to 6 of the module doc.
 fn run_container(
     store: &Store,
     c: &Container,
@@ -316,7 +322,8 @@ fn run_started(
     runtime: &Runtime,
     forward: &Forwarder,
 ) -> Result<i32, Failure> {
-    files::write(&started.dir, c)?;
+    let plan = network::Plan::for_container(c)?;
+    files::write(&started.dir, c, plan.nameserver())?;
     let user = user::resolve(&started.rootfs, &c.config.user).map_err(|why| {
         Error::new(
             ErrorKind::InvalidArgument,
@@ -324,6 +331,18 @@ fn run_started(
         )
     })?;
     let terminal = c.config.tty;
+    let env = spec::environment(c, &user, terminal);
+    check_command(&started.rootfs, c, &env)?;
+    // Stopped when dropped: when the runtime is done, or on any error.
+    let net = match &plan {
+        network::Plan::Private(helper) => Some(network::Network::start(
+            helper,
+            &c.config.publish,
+            &started.dir,
+        )?),
+        _ => None,
+    };
+    let netns = net.as_ref().map(network::Network::namespace_path);
     let spec = spec::build(&spec::Inputs {
         container: c,
         rootfs: &started.rootfs,
@@ -331,9 +350,12 @@ fn run_started(
         files: &started.dir,
         user: &user,
         terminal,
+        network: match (&plan, &netns) {
+            (network::Plan::Host, _) => spec::NetNs::Host,
+            (_, Some(path)) => spec::NetNs::Join(path),
+            (_, None) => spec::NetNs::New,
+        },
     })?;
-    let env = spec::environment(c, &user, terminal);
-    check_command(&started.rootfs, c, &env)?;
     let bundle = started.dir.join("bundle");
     std::fs::create_dir_all(&bundle)
         .map_err(|e| Error::io(format!("creating {}", bundle.display()), e))?;
@@ -353,6 +375,7 @@ fn run_started(
     };
     let code = runtime.run(&state_root, &bundle, &c.id, io, forward)?;
     runtime.delete(&state_root, &c.id);
+    drop(net);
     Ok(code)
 }
 

@@ -15,6 +15,7 @@ use strata_archive::{Change, Digest};
 
 use crate::error::{Error, ErrorKind, IoContext, Result};
 use crate::layer::chain_ids;
+use crate::port::PortMapping;
 use crate::volume::Mount;
 use crate::{atomic, random_hex, time, Store};
 use strata_image::{diff_ids, ImageRef};
@@ -29,7 +30,8 @@ pub struct ContainerSpec {
     /// `--volumes-from C[:ro|:rw]`, as given.
     pub volumes_from: Vec<String>,
     /// How the command runs: `-e` (as given: `K=V`, or `K` to take the
-    /// caller's value), `-w`, `-u`, `--hostname`, `-i`, `-t`, `--network`.
+    /// caller's value), `-w`, `-u`, `--hostname`, `-i`, `-t`, `--network`,
+    /// `-p`.
     /// Empty fields take the image's values.
     pub config: RunConfig,
 }
@@ -52,13 +54,19 @@ pub struct RunConfig {
     pub tty: bool,
     /// `-i`: stdin passed through.
     pub open_stdin: bool,
-    /// `host` (the default, shared with the host) or `none` (a network
-    /// namespace with only loopback).
+    /// One of [`NETWORK_MODES`]: `private` (the default: a network
+    /// namespace of its own, connected by pasta or slirp4netns, whichever
+    /// is installed), `pasta` or `slirp4netns` (that one), `none` (only
+    /// loopback) or `host` (the host's).
     pub network_mode: String,
+    /// `-p`: host ports forwarded to the container's (private networks
+    /// only).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub publish: Vec<PortMapping>,
 }
 
-/// The network modes `run` knows.
-pub const NETWORK_MODES: &[&str] = &["host", "none"];
+/// The network modes `run` knows; the first is the default.
+pub const NETWORK_MODES: &[&str] = &["private", "pasta", "slirp4netns", "none", "host"];
 
 impl RunConfig {
     /// The image's `config` section under these settings: `-e` overrides
@@ -115,19 +123,7 @@ impl RunConfig {
                 format!("the working directory {working_dir:?} is not absolute"),
             ));
         }
-        let network_mode = match self.network_mode.as_str() {
-            "" => "host".to_owned(),
-            m if NETWORK_MODES.contains(&m) => m.to_owned(),
-            m => {
-                return Err(Error::new(
-                    ErrorKind::InvalidArgument,
-                    format!(
-                        "network mode {m:?}: strata knows {}",
-                        NETWORK_MODES.join(", ")
-                    ),
-                ))
-            }
-        };
+        let network_mode = self.network()?;
         let hostname = match self.hostname.as_str() {
             "" => id[..12].to_owned(),
             h => {
@@ -146,7 +142,47 @@ impl RunConfig {
             tty: self.tty,
             open_stdin: self.open_stdin,
             network_mode,
+            publish: self.publish.clone(),
         })
+    }
+
+    /// The network mode (empty: the default), checked with the published
+    /// ports: only a private network has ports of its own to publish, and
+    /// one host port takes one mapping.
+    fn network(&self) -> Result<String> {
+        let mode = match self.network_mode.as_str() {
+            "" => NETWORK_MODES[0],
+            m if NETWORK_MODES.contains(&m) => m,
+            m => {
+                return Err(Error::new(
+                    ErrorKind::InvalidArgument,
+                    format!(
+                        "network mode {m:?}: strata knows {}",
+                        NETWORK_MODES.join(", ")
+                    ),
+                ))
+            }
+        };
+        if let (Some(p), "host" | "none") = (self.publish.first(), mode) {
+            return Err(Error::new(
+                ErrorKind::InvalidArgument,
+                format!("-p {p}: --network {mode} has no ports to publish"),
+            ));
+        }
+        for (i, p) in self.publish.iter().enumerate() {
+            let clash = self.publish[..i].iter().find(|q| {
+                q.host_port == p.host_port
+                    && q.protocol == p.protocol
+                    && (q.host_ip.is_none() || p.host_ip.is_none() || q.host_ip == p.host_ip)
+            });
+            if let Some(q) = clash {
+                return Err(Error::new(
+                    ErrorKind::InvalidArgument,
+                    format!("-p {p}: host port already published by -p {q}"),
+                ));
+            }
+        }
+        Ok(mode.to_owned())
     }
 }
 

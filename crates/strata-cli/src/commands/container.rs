@@ -47,9 +47,15 @@ pub struct RunFlags {
     /// The container's host name (default: the first 12 digits of its ID).
     #[arg(long)]
     pub hostname: Option<String>,
-    /// host (the host's network) or none (loopback only).
+    /// private (the default: a network of its own through pasta, else
+    /// slirp4netns, else loopback only), pasta or slirp4netns (that
+    /// helper), none (loopback only) or host (the host's network).
     #[arg(long, value_name = "MODE")]
     pub network: Option<String>,
+    /// Publish a container port on the host: [IP:]HOST:CONTAINER[/tcp|/udp]
+    /// (IPv6 in brackets); private networks only.
+    #[arg(short, long, value_name = "[IP:]HOST:CONTAINER[/PROTO]")]
+    pub publish: Vec<strata_store::PortMapping>,
     /// Keep stdin open (otherwise the command reads /dev/null).
     #[arg(short, long)]
     pub interactive: bool,
@@ -74,6 +80,7 @@ impl Create {
                 tty: r.tty,
                 open_stdin: r.interactive,
                 network_mode: r.network.unwrap_or_default(),
+                publish: r.publish,
             },
         };
         (self.image, spec)
