@@ -17,7 +17,9 @@
 //! attached to it, waits until the helper says it is ready (pasta writes
 //! its pid file once the interface is configured; slirp4netns writes to
 //! its ready fd), and the bundle names the namespace by path
-//! (`/proc/<strata>/fd/<n>`), which crun and runc both join. The
+//! (`/proc/<strata>/fd/<n>`), which crun and runc both join (pasta, which
+//! drops the capabilities that path needs, gets the descriptor as its
+//! stdin and opens `/proc/self/fd/0`). The
 //! alternatives (a `createRuntime` hook, or `create` and `start` instead
 //! of a foreground `run`) would need strata re-run as a hook program, or
 //! its own reaping and terminal handling; this way the command never
@@ -198,7 +200,7 @@ impl Network {
                 cmd.stdin(ns);
                 cmd
             }
-            Helper::Slirp4netns(bin) => slirp_command(bin, &path, &dir.join("network.sock")),
+            Helper::Slirp4netns(bin) => slirp_command(bin, &path, dir),
         };
         cmd.stderr(log_file);
         strata_sys::process::kill_with_parent(&mut cmd);
@@ -219,7 +221,7 @@ impl Network {
             Helper::Pasta(_) => net.wait_for_pid_file(&dir.join("network.pid")),
             Helper::Slirp4netns(_) => net
                 .wait_for_ready_fd()
-                .and_then(|()| add_hostfwds(&dir.join("network.sock"), ports)),
+                .and_then(|()| add_hostfwds(dir, ports)),
         };
         ready.map_err(|why| {
             let said = std::fs::read_to_string(&log).unwrap_or_default();
@@ -362,11 +364,16 @@ fn pasta_port(p: &PortMapping) -> String {
     format!("{addr}{}:{}", p.host_port, p.container_port)
 }
 
+/// slirp4netns's API socket, in the container's directory.
+const SLIRP_SOCKET: &str = "network.sock";
+
 /// slirp4netns on the namespace at `netns`: configured (tap0 at
 /// 10.0.2.100, loopback up), no way to the host's loopback, its API on
-/// `socket` for `-p`; ready fd its stdout, exit fd its stdin.
-pub fn slirp_command(bin: &Path, netns: &Path, socket: &Path) -> Command {
-    let _ = std::fs::remove_file(socket);
+/// [`SLIRP_SOCKET`] in `dir` for `-p` (named from `dir` as its working
+/// directory: a socket's path is limited to 107 bytes); ready fd its
+/// stdout, exit fd its stdin.
+pub fn slirp_command(bin: &Path, netns: &Path, dir: &Path) -> Command {
+    let _ = std::fs::remove_file(dir.join(SLIRP_SOCKET));
     let mut cmd = Command::new(bin);
     cmd.args([
         "--configure",
@@ -376,16 +383,25 @@ pub fn slirp_command(bin: &Path, netns: &Path, socket: &Path) -> Command {
         "--ready-fd=1",
         "--exit-fd=0",
     ])
-    .arg(format!("--api-socket={}", socket.display()))
+    .arg(format!("--api-socket={SLIRP_SOCKET}"))
     .arg(netns)
     .arg("tap0")
+    .current_dir(dir)
     .stdin(Stdio::piped())
     .stdout(Stdio::piped());
     cmd
 }
 
-/// Publishes `ports` through slirp4netns's API socket (`add_hostfwd`).
-fn add_hostfwds(socket: &Path, ports: &[PortMapping]) -> std::result::Result<(), String> {
+/// Publishes `ports` through slirp4netns's API socket in `dir`
+/// (`add_hostfwd`).
+fn add_hostfwds(dir: &Path, ports: &[PortMapping]) -> std::result::Result<(), String> {
+    if ports.is_empty() {
+        return Ok(());
+    }
+    // Named through a descriptor of `dir`: the path fits a socket address
+    // however deep the store is.
+    let d = std::fs::File::open(dir).map_err(|e| format!("opening {}: {e}", dir.display()))?;
+    let socket = PathBuf::from(format!("/proc/self/fd/{}/{SLIRP_SOCKET}", d.as_raw_fd()));
     for p in ports {
         let request = serde_json::json!({
             "execute": "add_hostfwd",
@@ -396,8 +412,8 @@ fn add_hostfwds(socket: &Path, ports: &[PortMapping]) -> std::result::Result<(),
                 "guest_port": p.container_port,
             }
         });
-        let mut s = UnixStream::connect(socket)
-            .map_err(|e| format!("connecting to {}: {e}", socket.display()))?;
+        let mut s = UnixStream::connect(&socket)
+            .map_err(|e| format!("connecting to {}: {e}", dir.join(SLIRP_SOCKET).display()))?;
         let bounded = Some(READY_WITHIN);
         s.set_read_timeout(bounded)
             .and_then(|()| s.set_write_timeout(bounded))
@@ -537,7 +553,7 @@ mod tests {
         let cmd = slirp_command(
             Path::new("/bin/slirp4netns"),
             Path::new("/proc/1/fd/3"),
-            Path::new("/nonexistent/network.sock"),
+            Path::new("/nonexistent"),
         );
         let args: Vec<String> = cmd
             .get_args()
