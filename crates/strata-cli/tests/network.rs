@@ -221,6 +221,19 @@ fn a_published_port_is_reachable_from_the_host() {
         });
         assert_eq!(got, "hello from inside\n", "{test}");
         bg.wait().expect(0, &test);
+        // A host port that is taken: the run fails and says why.
+        let taken = TcpListener::bind("127.0.0.1:0").unwrap();
+        let publish = format!("127.0.0.1:{}:80", taken.local_addr().unwrap().port());
+        let d = run(
+            &s,
+            &["--network", helper, "-p", &publish, "busybox:test", "true"],
+        );
+        d.expect(125, &test);
+        assert!(
+            d.stderr
+                .contains(&format!("{helper} did not set up the network")),
+            "{test}: {d:#?}"
+        );
         s.assert_clean(&test, None);
     }
 }
@@ -417,11 +430,13 @@ fn no_helper_is_left_after_the_container_ends() {
         assert_eq!(helpers.len(), 1, "{test}: {helpers:?}");
         let (pid, start) = helpers[0].clone();
         bg.signal("KILL");
-        bg.wait();
         wait_until(10, &format!("{test}: {helper} to end with strata"), || {
             !still_there(pid, &start)
         });
+        // The container outlives its strata; it holds strata's output
+        // pipes until it ends.
         fs::write(v.join("go"), "").unwrap();
+        bg.wait();
         s.ok(&["rm", "-f", "k"]);
         s.ok(&["volume", "rm", "v"]);
         s.assert_clean(&test, None);

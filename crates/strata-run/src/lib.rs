@@ -383,9 +383,12 @@ fn run_started(
 /// for Docker's exit statuses: 127 when it is not there, 126 when it is
 /// not an executable file.
 fn check_command(rootfs: &Path, c: &Container, env: &[String]) -> Result<(), Failure> {
+    let Some(arg0) = c.cmd.first() else {
+        // No command: `spec::build` says so.
+        return Ok(());
+    };
     let root = strata_sys::fs::open_dir(rootfs)
         .map_err(|e| Error::io(format!("opening {}", rootfs.display()), e))?;
-    let arg0 = &c.cmd[0];
     let stat = |p: &Path| strata_sys::fs::stat_in_root(std::os::fd::AsFd::as_fd(&root), p);
     let executable =
         |st: &strata_sys::Stat| st.st_mode & 0o170000 == 0o100000 && st.st_mode & 0o111 != 0;

@@ -175,7 +175,10 @@ impl Network {
     /// Makes the namespace and starts `helper` on it with `ports`
     /// published; returns once the helper has configured it. `dir` (the
     /// container's directory) gets the helper's pid file, API socket and
-    /// log (`network.log`).
+    /// log (`network.log`). The helper dies with the calling thread
+    /// (`PR_SET_PDEATHSIG` is a thread's), so call it from one that
+    /// outlives the container, as `run` and `start` do from strata's main
+    /// thread.
     pub fn start(helper: &Helper, ports: &[PortMapping], dir: &Path) -> Result<Network> {
         let netns = strata_sys::netns::new_net_namespace()
             .map_err(|e| Error::io("making a network namespace", e))?;
