@@ -18,7 +18,7 @@ mod containers;
 mod fixtures;
 
 use std::fs;
-use std::io::Read;
+use std::io::{BufRead, BufReader};
 use std::net::{TcpListener, TcpStream};
 use std::path::Path;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -199,27 +199,13 @@ fn a_published_port_is_reachable_from_the_host() {
             "-p",
             &publish,
             "busybox:test",
-            "busybox",
-            "nc",
-            "-l",
-            "-p",
-            "8080",
-            "-e",
-            "echo",
-            "hello from inside",
+            "sh",
+            "-c",
+            SERVER,
         ]);
-        // Until the server listens inside, the helper takes the connection
-        // and closes it empty.
-        let mut got = String::new();
-        wait_until(30, &format!("{test}: the server inside"), || {
-            got.clear();
-            if let Ok(mut c) = TcpStream::connect(("127.0.0.1", port)) {
-                c.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
-                let _ = c.read_to_string(&mut got);
-            }
-            !got.is_empty()
-        });
-        assert_eq!(got, "hello from inside\n", "{test}");
+        let got = read_from(&test, port);
+        assert_eq!(got, "hello\n", "{test}");
+        bg.signal("TERM");
         bg.wait().expect(0, &test);
         // A host port that is taken: the run fails and says why.
         let taken = TcpListener::bind("127.0.0.1:0").unwrap();
@@ -236,6 +222,61 @@ fn a_published_port_is_reachable_from_the_host() {
         );
         s.assert_clean(&test, None);
     }
+}
+
+/// Connects to the host's 127.0.0.1:`port` until the server behind it
+/// answers (until it listens, the helper takes a connection and closes
+/// it empty); returns what it said.
+fn read_from(test: &str, port: u16) -> String {
+    let mut got = String::new();
+    wait_until(30, &format!("{test}: the server inside"), || {
+        got.clear();
+        if let Ok(c) = TcpStream::connect(("127.0.0.1", port)) {
+            c.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+            let _ = BufReader::new(c).read_line(&mut got);
+        }
+        !got.is_empty()
+    });
+    got
+}
+
+/// A server on the container's port 8080 that says `hello` to every
+/// connection, until SIGTERM ends the container with status 0.
+const SERVER: &str = "trap 'exit 0' TERM; busybox nc -ll -p 8080 -e echo hello & wait";
+
+#[test]
+fn create_records_the_ports_and_start_publishes_them() {
+    let test = "create_records_the_ports_and_start_publishes_them";
+    let Some(s) = setup_with(test, "pasta") else {
+        return;
+    };
+    let port = free_port();
+    let publish = format!("127.0.0.1:{port}:8080");
+    s.ok(&[
+        "create",
+        "--name",
+        "w",
+        "-p",
+        &publish,
+        "busybox:test",
+        "sh",
+        "-c",
+        SERVER,
+    ]);
+    let config = &s.inspect("w")["Config"];
+    assert_eq!(config["NetworkMode"], "private");
+    assert_eq!(
+        config["Publish"],
+        serde_json::json!([{
+            "HostIp": "127.0.0.1", "HostPort": port, "ContainerPort": 8080, "Protocol": "tcp"
+        }])
+    );
+    // In the background, run by a strata process of its own.
+    s.ok(&["start", "w"]);
+    assert_eq!(read_from(test, port), "hello\n");
+    assert_eq!(s.inspect("w")["State"]["Status"], "running");
+    s.ok(&["rm", "-f", "w"]);
+    s.assert_clean(test, None);
 }
 
 #[test]

@@ -727,3 +727,48 @@ fn command(config: &Value, args: &[String]) -> Vec<String> {
     }
     v
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn network(mode: &str, publish: &[&str]) -> Result<String> {
+        RunConfig {
+            network_mode: mode.into(),
+            publish: publish.iter().map(|p| p.parse().unwrap()).collect(),
+            ..Default::default()
+        }
+        .network()
+    }
+
+    #[test]
+    fn the_default_network_is_private_and_unknown_modes_are_refused() {
+        assert_eq!(network("", &[]).unwrap(), "private");
+        for m in NETWORK_MODES {
+            assert_eq!(network(m, &[]).unwrap(), *m);
+        }
+        let e = network("bridge", &[]).unwrap_err();
+        assert!(e.to_string().contains("strata knows private"), "{e}");
+    }
+
+    #[test]
+    fn ports_are_published_only_on_a_private_network_and_once() {
+        assert!(network("", &["8080:80", "8080:80/udp", "8081:80"]).is_ok());
+        assert!(network("pasta", &["127.0.0.1:8080:80", "127.0.0.2:8080:80"]).is_ok());
+        for mode in ["host", "none"] {
+            let e = network(mode, &["8080:80"]).unwrap_err();
+            assert!(e.to_string().contains("has no ports to publish"), "{e}");
+        }
+        for clash in [
+            &["8080:80", "8080:81"][..],
+            &["127.0.0.1:8080:80", "8080:81"],
+            &["8080:80", "127.0.0.1:8080:81"],
+        ] {
+            let e = network("", clash).unwrap_err();
+            assert!(
+                e.to_string().contains("already published"),
+                "{clash:?}: {e}"
+            );
+        }
+    }
+}
