@@ -411,6 +411,23 @@ fn children_named(pid: u32, name: &str) -> Vec<(u32, String)> {
     found
 }
 
+/// Processes whose command line or working directory names `id` (pasta's
+/// pid file and slirp4netns's directory are the container's).
+fn processes_naming(id: &str) -> Vec<u32> {
+    let mut found = Vec::new();
+    for e in fs::read_dir("/proc").unwrap().flatten() {
+        let Ok(pid) = e.file_name().to_string_lossy().parse::<u32>() else {
+            continue;
+        };
+        let cmdline = fs::read(e.path().join("cmdline")).unwrap_or_default();
+        let cwd = fs::read_link(e.path().join("cwd")).unwrap_or_default();
+        if String::from_utf8_lossy(&cmdline).contains(id) || cwd.to_string_lossy().contains(id) {
+            found.push(pid);
+        }
+    }
+    found
+}
+
 /// `/proc/<pid>/stat`'s parent pid and start time.
 fn stat(pid: u32) -> Option<(u32, String)> {
     let s = fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
@@ -478,6 +495,11 @@ fn no_helper_is_left_after_the_container_ends() {
         // pipes until it ends.
         fs::write(v.join("go"), "").unwrap();
         bg.wait();
+        // It starts again, with a helper of its own (not fooled by what
+        // the killed strata left), which ends with it.
+        s.exec(&["start", "-a", "k"]).expect(0, &test);
+        let id = s.inspect("k")["Id"].as_str().unwrap().to_owned();
+        assert_eq!(processes_naming(&id), Vec::<u32>::new(), "{test}");
         s.ok(&["rm", "-f", "k"]);
         s.ok(&["volume", "rm", "v"]);
         s.assert_clean(&test, None);

@@ -169,6 +169,8 @@ pub struct Network {
     child: Child,
     /// slirp4netns's `--exit-fd`: it exits when this closes.
     _exit: Option<ChildStdin>,
+    /// The container's directory, where the pid file and API socket are.
+    dir: PathBuf,
 }
 
 impl Network {
@@ -186,6 +188,16 @@ impl Network {
         let log = dir.join("network.log");
         let log_file = std::fs::File::create(&log)
             .map_err(|e| Error::io(format!("creating {}", log.display()), e))?;
+        // What a strata killed mid-run left: a stale pid file would read
+        // as ready at once.
+        for f in [PASTA_PID_FILE, SLIRP_SOCKET] {
+            match std::fs::remove_file(dir.join(f)) {
+                Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                    return Err(Error::io(format!("removing {}", dir.join(f).display()), e))
+                }
+                _ => {}
+            }
+        }
         let mut cmd = match helper {
             Helper::Pasta(bin) => {
                 // pasta drops the capabilities that would let it open
@@ -198,7 +210,7 @@ impl Network {
                     bin,
                     Path::new("/proc/self/fd/0"),
                     ports,
-                    &dir.join("network.pid"),
+                    &dir.join(PASTA_PID_FILE),
                 );
                 cmd.stdin(ns);
                 cmd
@@ -219,19 +231,23 @@ impl Network {
             helper: helper.clone(),
             child,
             _exit: exit,
+            dir: dir.to_owned(),
         };
         let ready = match helper {
-            Helper::Pasta(_) => net.wait_for_pid_file(&dir.join("network.pid")),
+            Helper::Pasta(_) => net.wait_for_pid_file(&dir.join(PASTA_PID_FILE)),
             Helper::Slirp4netns(_) => net
                 .wait_for_ready_fd()
                 .and_then(|()| add_hostfwds(dir, ports)),
         };
         ready.map_err(|why| {
             let said = std::fs::read_to_string(&log).unwrap_or_default();
+            // Its last words (pasta's include syslog complaints; slirp4netns
+            // logs every request).
             let said: Vec<&str> = said
                 .lines()
                 .filter(|l| !l.is_empty() && !l.starts_with("Failed to send"))
                 .collect();
+            let said = &said[said.len().saturating_sub(2)..];
             Error::new(
                 ErrorKind::Io,
                 format!(
@@ -318,6 +334,9 @@ impl Drop for Network {
             tracing::debug!("stopping {} (pid {}): {e}", self.helper.name(), self.pid());
         }
         let _ = self.child.wait();
+        for f in [PASTA_PID_FILE, SLIRP_SOCKET] {
+            let _ = std::fs::remove_file(self.dir.join(f));
+        }
     }
 }
 
@@ -367,6 +386,9 @@ fn pasta_port(p: &PortMapping) -> String {
     format!("{addr}{}:{}", p.host_port, p.container_port)
 }
 
+/// pasta's pid file, in the container's directory.
+const PASTA_PID_FILE: &str = "network.pid";
+
 /// slirp4netns's API socket, in the container's directory.
 const SLIRP_SOCKET: &str = "network.sock";
 
@@ -376,7 +398,6 @@ const SLIRP_SOCKET: &str = "network.sock";
 /// directory: a socket's path is limited to 107 bytes); ready fd its
 /// stdout, exit fd its stdin.
 pub fn slirp_command(bin: &Path, netns: &Path, dir: &Path) -> Command {
-    let _ = std::fs::remove_file(dir.join(SLIRP_SOCKET));
     let mut cmd = Command::new(bin);
     cmd.args([
         "--configure",
