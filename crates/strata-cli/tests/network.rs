@@ -20,6 +20,7 @@ mod fixtures;
 use std::fs;
 use std::io::{BufRead, BufReader};
 use std::net::{TcpListener, TcpStream};
+use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -387,6 +388,55 @@ fn without_a_helper_the_network_is_loopback_only_with_one_warning() {
     let d = s.exec_with(cmd, &["run -p", "without helpers"]);
     d.expect(125, test);
     assert!(d.stderr.contains("-p needs pasta or slirp4netns"), "{d:#?}");
+    s.assert_clean(test, None);
+}
+
+#[test]
+fn when_pasta_cannot_start_slirp4netns_takes_over() {
+    let test = "when_pasta_cannot_start_slirp4netns_takes_over";
+    let Some(s) = setup_with(test, "slirp4netns") else {
+        return;
+    };
+    // A PATH with the runtimes, slirp4netns, and a pasta that fails as
+    // pasta does on a host with no routable interface.
+    let bin = s.path("failing-pasta");
+    fs::create_dir(&bin).unwrap();
+    for tool in ["crun", "runc", "slirp4netns"]
+        .into_iter()
+        .filter(|t| on_path(t))
+    {
+        let p = common::sh(&format!("command -v {tool}"));
+        std::os::unix::fs::symlink(p, bin.join(tool)).unwrap();
+    }
+    fs::write(
+        bin.join("pasta"),
+        "#!/bin/sh\necho 'External interface not usable' >&2\nexit 1\n",
+    )
+    .unwrap();
+    fs::set_permissions(bin.join("pasta"), fs::Permissions::from_mode(0o755)).unwrap();
+    let mut cmd = s.cmd(&["run", "--rm", "busybox:test", "cat", "/proc/net/dev"]);
+    cmd.env("PATH", &bin);
+    let d = s.exec_with(cmd, &["run", "with a failing pasta"]);
+    assert_eq!(
+        interfaces(d.expect(0, test).out()),
+        ["lo", "tap0"],
+        "{d:#?}"
+    );
+    assert!(
+        d.stderr.contains("pasta did not set up the network")
+            && d.stderr.contains("External interface not usable")
+            && d.stderr.contains("trying slirp4netns"),
+        "{d:#?}"
+    );
+    // Asked for by name, pasta's failure is the run's.
+    let mut cmd = s.cmd(&["run", "--rm", "--network", "pasta", "busybox:test", "true"]);
+    cmd.env("PATH", &bin);
+    let d = s.exec_with(cmd, &["run --network pasta", "with a failing pasta"]);
+    d.expect(125, test);
+    assert!(
+        d.stderr.contains("pasta did not set up the network"),
+        "{d:#?}"
+    );
     s.assert_clean(test, None);
 }
 

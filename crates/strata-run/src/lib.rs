@@ -10,16 +10,16 @@
 //! 2. the store mounts the root file system and any plugin volumes
 //!    (`VolumeDriver.Mount`) and records the container as running;
 //! 3. the network is chosen ([`network::Plan`]: a private namespace
-//!    connected by pasta or slirp4netns by default), `hosts`, `hostname`
-//!    and `resolv.conf` are written beside the container's record
-//!    ([`files`]), the user is looked up in the container's own
-//!    `/etc/passwd` ([`user`]), the command is looked up inside the root
-//!    (so a missing one is exit status 127 and one that cannot run 126,
-//!    as with Docker);
-//! 4. for a private network, strata makes the network namespace and
-//!    starts its helper, and waits until it has configured it
-//!    ([`network::Network`]); the bundle's `config.json` is built
-//!    ([`spec`]), joining that namespace;
+//!    connected by pasta or slirp4netns by default), the user is looked
+//!    up in the container's own `/etc/passwd` ([`user`]), the command is
+//!    looked up inside the root (so a missing one is exit status 127 and
+//!    one that cannot run 126, as with Docker);
+//! 4. for a private network, strata makes the network namespace, starts
+//!    its helper and waits until it has configured it
+//!    ([`network::Network`]); `hosts`, `hostname` and `resolv.conf` (the
+//!    helper's resolver) are written beside the container's record
+//!    ([`files`]) and the bundle's `config.json` is built ([`spec`]),
+//!    joining that namespace;
 //! 5. the runtime runs in the foreground: stdout and stderr are ours,
 //!    stdin only with `-i`; its exit status is the command's;
 //! 6. whatever happened, the network helper is stopped, the mounts are
@@ -323,7 +323,6 @@ fn run_started(
     forward: &Forwarder,
 ) -> Result<i32, Failure> {
     let plan = network::Plan::for_container(c)?;
-    files::write(&started.dir, c, plan.nameserver())?;
     let user = user::resolve(&started.rootfs, &c.config.user).map_err(|why| {
         Error::new(
             ErrorKind::InvalidArgument,
@@ -335,13 +334,15 @@ fn run_started(
     check_command(&started.rootfs, c, &env)?;
     // Stopped when dropped: when the runtime is done, or on any error.
     let net = match &plan {
-        network::Plan::Private(helper) => Some(network::Network::start(
-            helper,
+        network::Plan::Private(helpers) => Some(network::Network::start_first(
+            helpers,
             &c.config.publish,
             &started.dir,
         )?),
         _ => None,
     };
+    let nameserver = net.as_ref().map(|n| n.helper().nameserver());
+    files::write(&started.dir, c, nameserver)?;
     let netns = net.as_ref().map(network::Network::namespace_path);
     let spec = spec::build(&spec::Inputs {
         container: c,

@@ -8,8 +8,11 @@
 //! | `none`             | its own          | loopback only                      |
 //! | `host`             | the host's       | the host's (opt-in)                |
 //!
-//! With neither helper installed, `private` falls back to `none` with one
-//! warning; never to the host's network. `-p` then is an error.
+//! `private` takes slirp4netns when pasta is missing, or when it cannot
+//! start (it needs a host interface with a route; slirp4netns does not),
+//! with a warning. With neither helper installed, `private` falls back to
+//! `none` with one warning; never to the host's network. `-p` then is an
+//! error.
 //!
 //! **The namespace is made before the runtime starts**, as Podman makes
 //! it: strata unshares a network namespace on a thread of its own and
@@ -99,8 +102,10 @@ pub enum Plan {
     Host,
     /// A namespace of its own with only loopback (the runtime makes it).
     Loopback,
-    /// A namespace of strata's making, connected by the helper.
-    Private(Helper),
+    /// A namespace of strata's making, connected by the first of these
+    /// helpers that can (pasta needs a host interface with a route;
+    /// slirp4netns does not).
+    Private(Vec<Helper>),
 }
 
 impl Plan {
@@ -123,14 +128,14 @@ impl Plan {
         Ok(match c.config.network_mode.as_str() {
             "host" => Plan::Host,
             "none" => Plan::Loopback,
-            "pasta" => Plan::Private(pasta().ok_or_else(|| missing("pasta", "passt"))?),
-            "slirp4netns" => {
-                Plan::Private(slirp().ok_or_else(|| missing("slirp4netns", "slirp4netns"))?)
-            }
+            "pasta" => Plan::Private(vec![pasta().ok_or_else(|| missing("pasta", "passt"))?]),
+            "slirp4netns" => Plan::Private(vec![
+                slirp().ok_or_else(|| missing("slirp4netns", "slirp4netns"))?
+            ]),
             // "private", and records made before it was the default name.
-            _ => match pasta().or_else(slirp) {
-                Some(h) => Plan::Private(h),
-                None if !c.config.publish.is_empty() => {
+            _ => match [pasta(), slirp()].into_iter().flatten().collect::<Vec<_>>() {
+                helpers if !helpers.is_empty() => Plan::Private(helpers),
+                _ if !c.config.publish.is_empty() => {
                     return Err(Error::new(
                         ErrorKind::NotFound,
                         format!(
@@ -140,7 +145,7 @@ impl Plan {
                         ),
                     ))
                 }
-                None => {
+                _ => {
                     tracing::warn!(
                         "container {}: neither pasta nor slirp4netns is on PATH (Debian packages: \
                          passt, slirp4netns): its network is loopback only, as --network none",
@@ -150,14 +155,6 @@ impl Plan {
                 }
             },
         })
-    }
-
-    /// The resolver `/etc/resolv.conf` names instead of the host's.
-    pub fn nameserver(&self) -> Option<&'static str> {
-        match self {
-            Plan::Private(h) => Some(h.nameserver()),
-            _ => None,
-        }
     }
 }
 
@@ -174,6 +171,19 @@ pub struct Network {
 }
 
 impl Network {
+    /// [`Network::start`] with the first of `helpers` that sets the
+    /// network up; a failure before the last is a warning.
+    pub fn start_first(helpers: &[Helper], ports: &[PortMapping], dir: &Path) -> Result<Network> {
+        let (last, first) = helpers.split_last().expect("a private plan has a helper");
+        for h in first {
+            match Network::start(h, ports, dir) {
+                Ok(net) => return Ok(net),
+                Err(e) => tracing::warn!("{e}; trying {}", last.name()),
+            }
+        }
+        Network::start(last, ports, dir)
+    }
+
     /// Makes the namespace and starts `helper` on it with `ports`
     /// published; returns once the helper has configured it. `dir` (the
     /// container's directory) gets the helper's pid file, API socket and
@@ -492,15 +502,26 @@ mod tests {
         let pasta = Helper::Pasta("/bin/pasta".into());
         let slirp = Helper::Slirp4netns("/bin/slirp4netns".into());
         let both = with(&["pasta", "slirp4netns"]);
-        assert_eq!(Plan::choose(&c, &both).unwrap(), Plan::Private(pasta));
+        assert_eq!(
+            Plan::choose(&c, &both).unwrap(),
+            Plan::Private(vec![pasta.clone(), slirp.clone()])
+        );
         let only_slirp = with(&["slirp4netns"]);
         assert_eq!(
             Plan::choose(&c, &only_slirp).unwrap(),
-            Plan::Private(slirp.clone())
+            Plan::Private(vec![slirp.clone()])
+        );
+        let forced = container("pasta", &[]);
+        assert_eq!(
+            Plan::choose(&forced, &both).unwrap(),
+            Plan::Private(vec![pasta])
         );
         assert_eq!(Plan::choose(&c, &with(&[])).unwrap(), Plan::Loopback);
         let forced = container("slirp4netns", &[]);
-        assert_eq!(Plan::choose(&forced, &both).unwrap(), Plan::Private(slirp));
+        assert_eq!(
+            Plan::choose(&forced, &both).unwrap(),
+            Plan::Private(vec![slirp])
+        );
     }
 
     #[test]
