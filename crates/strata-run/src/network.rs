@@ -404,7 +404,7 @@ const SLIRP_SOCKET: &str = "network.sock";
 
 /// slirp4netns on the namespace at `netns`: configured (tap0 at
 /// 10.0.2.100, loopback up), no way to the host's loopback, its API on
-/// [`SLIRP_SOCKET`] in `dir` for `-p` (named from `dir` as its working
+/// `network.sock` in `dir` for `-p` (named from `dir` as its working
 /// directory: a socket's path is limited to 107 bytes); ready fd its
 /// stdout, exit fd its stdin.
 pub fn slirp_command(bin: &Path, netns: &Path, dir: &Path) -> Command {
