@@ -12,7 +12,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 . scripts/lib.sh
 [ "$(id -u)" = 0 ] || { echo "run as root (mounts, devices, ownership)" >&2; exit 1; }
-need_cmds tar:tar zstd:zstd skopeo:skopeo crun:crun runc:runc
+need_cmds tar:tar zstd:zstd skopeo:skopeo crun:crun runc:runc pasta:passt
 cargo build --release -q
 strata=$PWD/target/release/strata
 work=${STRATA_DEMO_DIR:-$PWD/target/demo}

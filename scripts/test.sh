@@ -6,7 +6,8 @@
 # skopeo and round-trip them through a private dockerd (docker.io; those
 # tests say SKIPPED when dockerd cannot start here). The run tests start
 # containers with crun and runc (one on a terminal made by bsdutils'
-# script; `--init` with tini), in busybox and in a Debian minbase image built once with
+# script; `--init` with tini), on private networks through pasta (passt)
+# and slirp4netns, in busybox and in a Debian minbase image built once with
 # debootstrap and cached under target/test-data (its tarball's path is
 # passed in STRATA_TEST_DEBIAN_TAR). The FUSE union's tests mount as an
 # unprivileged user through fuse3's fusermount3 (setpriv from
@@ -19,7 +20,8 @@ cd "$(dirname "$0")/.."
 . scripts/lib.sh
 need_cmds tar:tar gzip:gzip zstd:zstd getfattr:attr setfattr:attr unshare:util-linux mount:mount \
     umoci:umoci skopeo:skopeo busybox:busybox-static dockerd:docker.io docker:docker.io \
-    crun:crun runc:runc tini-static:tini script:bsdutils fusermount3:fuse3 setpriv:util-linux
+    crun:crun runc:runc tini-static:tini script:bsdutils fusermount3:fuse3 setpriv:util-linux \
+    pasta:passt slirp4netns:slirp4netns
 if [ "$(id -u)" != 0 ]; then
     echo "warning: not root: privileged tests will say SKIPPED" >&2
 else

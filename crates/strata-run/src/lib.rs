@@ -10,20 +10,26 @@
 //! 2. the store mounts the root file system and the volumes a driver
 //!    mounts (`VolumeDriver.Mount`: plugin volumes, and local ones with
 //!    `type`/`device` options) and records the container as running;
-//! 3. `hosts`, `hostname` and `resolv.conf` are written beside the
-//!    container's record ([`files`]), the user is looked up in the
-//!    container's own `/etc/passwd` ([`user`]), the command is looked up
-//!    in the root with the container's volumes and binds over it (so a
-//!    missing one is exit status 127 and one that cannot run 126, as with
-//!    Docker), and the bundle's `config.json` is built ([`spec`]), with
-//!    the capabilities and seccomp filter the container's record asks for
-//!    ([`security`], [`seccomp`]);
-//! 4. the runtime runs in the foreground: stdout and stderr are ours,
-//!    stdin only with `-i`; its exit status is the command's, unless it
-//!    failed before the command started (then 125);
-//! 5. whatever happened, the mounts are released (`Unmount` for plugin
-//!    volumes) and the exit recorded; `--rm` then removes the container
-//!    and its anonymous volumes.
+//! 3. the network is chosen ([`network::Plan`]: a private namespace
+//!    connected by pasta or slirp4netns by default), the user is looked
+//!    up in the container's own `/etc/passwd` ([`user`]), the command is
+//!    looked up in the root with the container's volumes and binds over
+//!    it (so a missing one is exit status 127 and one that cannot run
+//!    126, as with Docker);
+//! 4. for a private network, strata makes the network namespace, starts
+//!    its helper and waits until it has configured it
+//!    ([`network::Network`]); `hosts`, `hostname` and `resolv.conf` (the
+//!    helper's resolver) are written beside the container's record
+//!    ([`files`]) and the bundle's `config.json` is built ([`spec`]),
+//!    joining that namespace, with the capabilities and seccomp filter
+//!    the container's record asks for ([`security`], [`seccomp`]);
+//! 5. the runtime runs in the foreground: stdout and stderr are ours (or
+//!    the container's log, in the background), stdin only with `-i`; its
+//!    exit status is the command's, unless it failed before the command
+//!    started (then 125);
+//! 6. whatever happened, the network helper is stopped, the mounts are
+//!    released (`Unmount` for plugin volumes) and the exit recorded;
+//!    `--rm` then removes the container and its anonymous volumes.
 //!
 //! Exit statuses as `docker run`'s: the command's own, or 125 when strata
 //! (or the runtime) fails, 126 when the command cannot be run, 127 when
@@ -36,6 +42,7 @@ pub mod files;
 pub mod host;
 pub mod logs;
 mod lookup;
+pub mod network;
 pub mod runtime;
 pub mod seccomp;
 pub mod security;
@@ -370,7 +377,7 @@ pub(crate) fn check_terminal(tty: bool) -> Result<(), Failure> {
     Ok(())
 }
 
-/// Steps 2 to 5 of the module doc.
+/// Steps 2 to 6 of the module doc.
 fn run_container(
     store: &Store,
     c: &Container,
@@ -402,7 +409,7 @@ fn run_started(
     forward: &Forwarder,
     log: Option<std::sync::Arc<logs::LogWriter>>,
 ) -> Result<i32, Failure> {
-    files::write(&started.dir, c)?;
+    let plan = network::Plan::for_container(c)?;
     let user = user::resolve(&started.rootfs, &c.config.user).map_err(|why| {
         Error::new(
             ErrorKind::InvalidArgument,
@@ -410,6 +417,20 @@ fn run_started(
         )
     })?;
     let terminal = c.config.tty;
+    let env = spec::environment(c, &user, terminal);
+    check_command(&started.rootfs, &started.mounts, c, &env)?;
+    // Stopped when dropped: when the runtime is done, or on any error.
+    let net = match &plan {
+        network::Plan::Private(helpers) => Some(network::Network::start_first(
+            helpers,
+            &c.config.publish,
+            &started.dir,
+        )?),
+        _ => None,
+    };
+    let nameserver = net.as_ref().map(|n| n.helper().nameserver());
+    files::write(&started.dir, c, nameserver)?;
+    let netns = net.as_ref().map(network::Network::namespace_path);
     let spec = spec::build(&spec::Inputs {
         container: c,
         rootfs: &started.rootfs,
@@ -417,9 +438,12 @@ fn run_started(
         files: &started.dir,
         user: &user,
         terminal,
+        network: match (&plan, &netns) {
+            (network::Plan::Host, _) => spec::NetNs::Host,
+            (_, Some(path)) => spec::NetNs::Join(path),
+            (_, None) => spec::NetNs::New,
+        },
     })?;
-    let env = spec::environment(c, &user, terminal);
-    check_command(&started.rootfs, &started.mounts, c, &env)?;
     let bundle = started.dir.join("bundle");
     std::fs::create_dir_all(&bundle)
         .map_err(|e| Error::io(format!("creating {}", bundle.display()), e))?;
@@ -440,6 +464,7 @@ fn run_started(
     };
     let code = runtime.run(&state_root, &bundle, &c.id, io, forward)?;
     runtime.delete(&state_root, &c.id);
+    drop(net);
     Ok(code)
 }
 
@@ -453,7 +478,10 @@ pub(crate) fn check_command(
     c: &Container,
     env: &[String],
 ) -> Result<(), Failure> {
-    let arg0 = &c.cmd[0];
+    let Some(arg0) = c.cmd.first() else {
+        // No command: `spec::build` says so.
+        return Ok(());
+    };
     let stat = |p: &Path| lookup::mode_in_container(rootfs, mounts, p);
     let executable = |mode: u32| mode & 0o170000 == 0o100000 && mode & 0o111 != 0;
     if arg0.contains('/') {
@@ -499,4 +527,22 @@ pub(crate) fn check_command(
             ),
         ))
     }
+}
+
+/// A container record for unit tests: command `cmd`, settings `config`.
+#[cfg(test)]
+pub(crate) fn test_container(cmd: &[&str], config: strata_store::RunConfig) -> Container {
+    let json = serde_json::json!({
+        "ID": "a".repeat(64),
+        "Name": "c",
+        "Image": format!("sha256:{}", "b".repeat(64)),
+        "Created": "2026-01-01T00:00:00Z",
+        "Cmd": cmd,
+        "Driver": "overlay2",
+        "MountID": "c".repeat(64),
+        "ParentLayer": null,
+    });
+    let mut c: Container = serde_json::from_value(json).expect("a valid record");
+    c.config = config;
+    c
 }

@@ -8,8 +8,10 @@
 //!   the per-container `/etc/hosts`, `/etc/hostname`, `/etc/resolv.conf`
 //!   over the init layer's placeholders, then volumes and binds
 //!   (read-only where asked), which the runtime resolves inside the root;
-//! - namespaces: mount, pid, uts, ipc and cgroup; network only with
-//!   `--network none` (the host's otherwise: port mapping is not strata's);
+//! - namespaces: mount, pid, uts, ipc and cgroup; network: the private
+//!   one strata made and connected ([`crate::network`]), joined by path,
+//!   or a new one with only loopback (`--network none`, or no helper
+//!   installed), or the host's only with `--network host`;
 //! - Docker's masked and read-only `/proc` paths, the caller's rlimits;
 //! - Docker's default capability set and a seccomp profile equal in
 //!   effect to Docker's default, `noNewPrivileges` off, all changed by
@@ -45,6 +47,19 @@ pub struct Inputs<'a> {
     pub user: &'a User,
     /// Whether the process gets a terminal.
     pub terminal: bool,
+    /// The network namespace.
+    pub network: NetNs<'a>,
+}
+
+/// The container's network namespace.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NetNs<'a> {
+    /// The host's (`--network host`).
+    Host,
+    /// A new one the runtime makes, with only loopback.
+    New,
+    /// The one at this path (a private network strata made).
+    Join(&'a Path),
 }
 
 fn oci_error(e: impl std::error::Error + Send + Sync + 'static) -> Error {
@@ -119,13 +134,12 @@ pub fn build(i: &Inputs<'_>) -> Result<Spec> {
                 .map_err(oci_error)?,
         );
     }
-    if c.config.network_mode == "none" {
-        namespaces.push(
-            LinuxNamespaceBuilder::default()
-                .typ(LinuxNamespaceType::Network)
-                .build()
-                .map_err(oci_error)?,
-        );
+    let mut net = LinuxNamespaceBuilder::default();
+    net = net.typ(LinuxNamespaceType::Network);
+    match i.network {
+        NetNs::Host => {}
+        NetNs::New => namespaces.push(net.build().map_err(oci_error)?),
+        NetNs::Join(path) => namespaces.push(net.path(path).build().map_err(oci_error)?),
     }
     let linux = LinuxBuilder::default()
         .namespaces(namespaces)
@@ -172,19 +186,7 @@ mod tests {
     use strata_store::{MountKind, RunConfig};
 
     fn container(cmd: &[&str], config: RunConfig) -> Container {
-        let json = serde_json::json!({
-            "ID": "a".repeat(64),
-            "Name": "c",
-            "Image": format!("sha256:{}", "b".repeat(64)),
-            "Created": "2026-01-01T00:00:00Z",
-            "Cmd": cmd,
-            "Driver": "overlay2",
-            "MountID": "c".repeat(64),
-            "ParentLayer": null,
-        });
-        let mut c: Container = serde_json::from_value(json).unwrap();
-        c.config = config;
-        c
+        crate::test_container(cmd, config)
     }
 
     fn root_user() -> User {
@@ -197,6 +199,10 @@ mod tests {
     }
 
     fn spec_of(c: &Container, mounts: &[Mount]) -> serde_json::Value {
+        spec_with(c, mounts, NetNs::New)
+    }
+
+    fn spec_with(c: &Container, mounts: &[Mount], network: NetNs<'_>) -> serde_json::Value {
         let user = root_user();
         let s = build(&Inputs {
             container: c,
@@ -205,6 +211,7 @@ mod tests {
             files: Path::new("/ctr"),
             user: &user,
             terminal: false,
+            network,
         })
         .unwrap();
         serde_json::to_value(s).unwrap()
@@ -229,7 +236,7 @@ mod tests {
                 ..Default::default()
             },
         );
-        let v = spec_of(&c, &[]);
+        let v = spec_with(&c, &[], NetNs::Host);
         assert_eq!(namespaces(&v), ["pid", "ipc", "uts", "mount", "cgroup"]);
         assert_eq!(v["hostname"], "h");
         assert_eq!(v["root"]["path"], "/merged");
@@ -247,7 +254,21 @@ mod tests {
                 ..Default::default()
             },
         );
-        assert!(namespaces(&spec_of(&c, &[])).contains(&"network".to_owned()));
+        let v = spec_of(&c, &[]);
+        assert!(namespaces(&v).contains(&"network".to_owned()));
+        let net = v["linux"]["namespaces"].as_array().unwrap().last().unwrap();
+        assert_eq!(net, &serde_json::json!({"type": "network"}));
+    }
+
+    #[test]
+    fn a_private_network_is_joined_by_path() {
+        let c = container(&["true"], RunConfig::default());
+        let v = spec_with(&c, &[], NetNs::Join(Path::new("/proc/7/fd/9")));
+        let net = v["linux"]["namespaces"].as_array().unwrap().last().unwrap();
+        assert_eq!(
+            net,
+            &serde_json::json!({"type": "network", "path": "/proc/7/fd/9"})
+        );
     }
 
     #[test]
@@ -322,6 +343,7 @@ mod tests {
             files: Path::new("/ctr"),
             user: &user,
             terminal: false,
+            network: NetNs::New,
         })
         .unwrap_err();
         assert!(e.to_string().contains("no command specified"), "{e}");

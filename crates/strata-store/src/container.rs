@@ -16,6 +16,7 @@ use strata_archive::{Change, Digest};
 use crate::error::{Error, ErrorKind, IoContext, Result};
 use crate::ids::{ContainerId, ContainerName, MountId};
 use crate::layer::{chain_ids, LiveStaging};
+use crate::port::PortMapping;
 use crate::security::Security;
 use crate::volume::Mount;
 use crate::{atomic, random_hex, time, Store};
@@ -34,7 +35,8 @@ pub struct ContainerSpec {
     /// `--volumes-from C[:ro|:rw]`, as given.
     pub volumes_from: Vec<String>,
     /// How the command runs: `-e` (as given: `K=V`, or `K` to take the
-    /// caller's value), `-w`, `-u`, `--hostname`, `-i`, `-t`, `--network`.
+    /// caller's value), `-w`, `-u`, `--hostname`, `-i`, `-t`, `--network`,
+    /// `-p`.
     /// Empty fields take the image's values.
     pub config: RunConfig,
 }
@@ -57,13 +59,19 @@ pub struct RunConfig {
     pub tty: bool,
     /// `-i`: stdin passed through.
     pub open_stdin: bool,
-    /// `host` (the default, shared with the host) or `none` (a network
-    /// namespace with only loopback).
+    /// One of [`NETWORK_MODES`]: `private` (the default: a network
+    /// namespace of its own, connected by pasta or slirp4netns, whichever
+    /// is installed), `pasta` or `slirp4netns` (that one), `none` (only
+    /// loopback) or `host` (the host's).
     pub network_mode: String,
     /// Read-only root, tmpfs mounts, limits, init.
     pub host_config: HostConfig,
     /// Capabilities, seccomp, `--privileged` (checked by `strata-run`).
     pub security: Security,
+    /// `-p`: host ports forwarded to the container's (private networks
+    /// only).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub publish: Vec<PortMapping>,
 }
 
 /// What Docker keeps in a container's `HostConfig` besides its mounts
@@ -115,8 +123,8 @@ pub fn override_env(
     Ok(())
 }
 
-/// The network modes `run` knows.
-pub const NETWORK_MODES: &[&str] = &["host", "none"];
+/// The network modes `run` knows; the first is the default.
+pub const NETWORK_MODES: &[&str] = &["private", "pasta", "slirp4netns", "none", "host"];
 
 impl RunConfig {
     /// The image's `config` section under these settings: `-e` overrides
@@ -156,19 +164,7 @@ impl RunConfig {
                 format!("the working directory {working_dir:?} is not absolute"),
             ));
         }
-        let network_mode = match self.network_mode.as_str() {
-            "" => "host".to_owned(),
-            m if NETWORK_MODES.contains(&m) => m.to_owned(),
-            m => {
-                return Err(Error::new(
-                    ErrorKind::InvalidArgument,
-                    format!(
-                        "network mode {m:?}: strata knows {}",
-                        NETWORK_MODES.join(", ")
-                    ),
-                ))
-            }
-        };
+        let network_mode = self.network()?;
         let hostname = match self.hostname.as_str() {
             "" => id.short().to_owned(),
             h => {
@@ -189,7 +185,47 @@ impl RunConfig {
             network_mode,
             host_config: self.host_config.clone(),
             security: self.security.clone(),
+            publish: self.publish.clone(),
         })
+    }
+
+    /// The network mode (empty: the default), checked with the published
+    /// ports: only a private network has ports of its own to publish, and
+    /// one host port takes one mapping.
+    fn network(&self) -> Result<String> {
+        let mode = match self.network_mode.as_str() {
+            "" => NETWORK_MODES[0],
+            m if NETWORK_MODES.contains(&m) => m,
+            m => {
+                return Err(Error::new(
+                    ErrorKind::InvalidArgument,
+                    format!(
+                        "network mode {m:?}: strata knows {}",
+                        NETWORK_MODES.join(", ")
+                    ),
+                ))
+            }
+        };
+        if let (Some(p), "host" | "none") = (self.publish.first(), mode) {
+            return Err(Error::new(
+                ErrorKind::InvalidArgument,
+                format!("-p {p}: --network {mode} has no ports to publish"),
+            ));
+        }
+        for (i, p) in self.publish.iter().enumerate() {
+            let clash = self.publish[..i].iter().find(|q| {
+                q.host_port == p.host_port
+                    && q.protocol == p.protocol
+                    && (q.host_ip.is_none() || p.host_ip.is_none() || q.host_ip == p.host_ip)
+            });
+            if let Some(q) = clash {
+                return Err(Error::new(
+                    ErrorKind::InvalidArgument,
+                    format!("-p {p}: host port already published by -p {q}"),
+                ));
+            }
+        }
+        Ok(mode.to_owned())
     }
 }
 
@@ -881,4 +917,49 @@ fn command(config: &Value, args: &[String], entrypoint: Option<&str>) -> Vec<Str
         v.extend(args.iter().cloned());
     }
     v
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn network(mode: &str, publish: &[&str]) -> Result<String> {
+        RunConfig {
+            network_mode: mode.into(),
+            publish: publish.iter().map(|p| p.parse().unwrap()).collect(),
+            ..Default::default()
+        }
+        .network()
+    }
+
+    #[test]
+    fn the_default_network_is_private_and_unknown_modes_are_refused() {
+        assert_eq!(network("", &[]).unwrap(), "private");
+        for m in NETWORK_MODES {
+            assert_eq!(network(m, &[]).unwrap(), *m);
+        }
+        let e = network("bridge", &[]).unwrap_err();
+        assert!(e.to_string().contains("strata knows private"), "{e}");
+    }
+
+    #[test]
+    fn ports_are_published_only_on_a_private_network_and_once() {
+        assert!(network("", &["8080:80", "8080:80/udp", "8081:80"]).is_ok());
+        assert!(network("pasta", &["127.0.0.1:8080:80", "127.0.0.2:8080:80"]).is_ok());
+        for mode in ["host", "none"] {
+            let e = network(mode, &["8080:80"]).unwrap_err();
+            assert!(e.to_string().contains("has no ports to publish"), "{e}");
+        }
+        for clash in [
+            &["8080:80", "8080:81"][..],
+            &["127.0.0.1:8080:80", "8080:81"],
+            &["8080:80", "127.0.0.1:8080:81"],
+        ] {
+            let e = network("", clash).unwrap_err();
+            assert!(
+                e.to_string().contains("already published"),
+                "{clash:?}: {e}"
+            );
+        }
+    }
 }

@@ -6,12 +6,15 @@
 //! policy live in the callers.
 //!
 //! `unsafe` is denied crate-wide; a module that needs it opts in with a
-//! `# Safety` paragraph saying why (today only [`mount`], for
-//! `unshare(CLONE_FS)` on a thread of its own).
+//! `# Safety` paragraph saying why (today [`mount`], for
+//! `unshare(CLONE_FS)` on a thread of its own, [`netns`], for
+//! `unshare(CLONE_NEWNET)` on a thread of its own, and [`process`], for
+//! `prctl(PR_SET_PDEATHSIG)` between fork and exec).
 #![deny(unsafe_code)]
 
 pub mod fs;
 pub mod mount;
+pub mod netns;
 pub mod process;
 pub mod xattr;
 

@@ -1,8 +1,19 @@
-//! Processes: liveness, signals, and finding programs on `PATH`.
+//! Processes: liveness, signals, finding programs on `PATH`, and helpers
+//! that die with the process that started them.
+//!
+//! # Safety
+//!
+//! [`kill_with_parent`] is the one unsafe call: `CommandExt::pre_exec`
+//! runs a closure between fork and exec, where only async-signal-safe
+//! calls are allowed. The closure makes two raw syscalls (`prctl`,
+//! `getppid`) and allocates nothing.
+#![allow(unsafe_code)]
 
 use std::io;
 use std::os::unix::fs::PermissionsExt;
+use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
+use std::process::Command;
 
 use rustix::process::{Pid, Signal};
 
@@ -41,6 +52,25 @@ pub fn on_path(name: &str) -> Option<PathBuf> {
     std::env::split_paths(&path)
         .map(|d| d.join(name))
         .find(|p| is_executable(p))
+}
+
+/// Makes the child `cmd` spawns get SIGKILL when the thread that spawned
+/// it ends (`prctl(PR_SET_PDEATHSIG)`, see prctl(2)), so a helper never
+/// outlives a strata killed with SIGKILL. The child ends at once if that
+/// thread ended before the call took effect.
+pub fn kill_with_parent(cmd: &mut Command) {
+    let parent = rustix::process::getpid();
+    // SAFETY: the closure makes only async-signal-safe syscalls and
+    // allocates nothing; see the module's Safety section.
+    unsafe {
+        cmd.pre_exec(move || {
+            rustix::process::set_parent_process_death_signal(Some(Signal::KILL))?;
+            if rustix::process::getppid() != Some(parent) {
+                return Err(rustix::io::Errno::SRCH.into());
+            }
+            Ok(())
+        });
+    }
 }
 
 /// The kernel's boot ID (`/proc/sys/kernel/random/boot_id`): a new one at

@@ -51,9 +51,15 @@ pub struct RunFlags {
     /// The container's host name (default: the first 12 digits of its ID).
     #[arg(long)]
     pub hostname: Option<String>,
-    /// host (the host's network) or none (loopback only).
+    /// private (the default: a network of its own through pasta, else
+    /// slirp4netns, else loopback only), pasta or slirp4netns (that
+    /// helper), none (loopback only) or host (the host's network).
     #[arg(long, value_name = "MODE")]
     pub network: Option<String>,
+    /// Publish a container port on the host: [IP:]HOST:CONTAINER[/tcp|/udp]
+    /// (IPv6 in brackets); private networks only.
+    #[arg(short, long, value_name = "[IP:]HOST:CONTAINER[/PROTO]")]
+    pub publish: Vec<strata_store::PortMapping>,
     /// Keep stdin open (otherwise the command reads /dev/null).
     #[arg(short, long)]
     pub interactive: bool,
@@ -162,6 +168,7 @@ impl Create {
                 network_mode: r.network.unwrap_or_default(),
                 host_config,
                 security,
+                publish: r.publish,
             },
         };
         Ok((self.image, spec))

@@ -190,22 +190,13 @@ fn a_tampered_record_is_refused_at_start() {
 }
 
 fn container(security: Security) -> Container {
-    let json = serde_json::json!({
-        "ID": "a".repeat(64),
-        "Name": "c",
-        "Image": format!("sha256:{}", "b".repeat(64)),
-        "Created": "2026-01-01T00:00:00Z",
-        "Cmd": ["true"],
-        "Driver": "overlay2",
-        "MountID": "c".repeat(64),
-        "ParentLayer": null,
-    });
-    let mut c: Container = serde_json::from_value(json).unwrap();
-    c.config = RunConfig {
-        security,
-        ..RunConfig::default()
-    };
-    c
+    crate::test_container(
+        &["true"],
+        RunConfig {
+            security,
+            ..RunConfig::default()
+        },
+    )
 }
 
 fn spec_for(security: Security) -> serde_json::Value {
@@ -223,6 +214,7 @@ fn spec_for(security: Security) -> serde_json::Value {
         files: Path::new("/ctr"),
         user: &user,
         terminal: false,
+        network: crate::spec::NetNs::New,
     })
     .unwrap();
     serde_json::to_value(s).unwrap()
