@@ -9,7 +9,7 @@
 
 use std::collections::HashMap;
 use std::io::{self, Read, Write};
-use std::os::fd::BorrowedFd;
+use std::os::fd::{AsFd, BorrowedFd};
 
 use strata_sys::fs;
 use strata_sys::Stat;
@@ -66,6 +66,26 @@ impl<W: Write> LayerWriter<W> {
             return Ok(());
         }
         let io_err = |op: &'static str| move |e: io::Error| Error::entry_io(path, op, e);
+        // A regular file is opened before anything is written. In a
+        // running container's tree the name `lstat` saw may name
+        // something else by now: only a regular file is ever opened
+        // (never a device, whose bytes are the host's disk, nor a fifo,
+        // which blocks for ever), and when another regular file took the
+        // name, that one is archived, with its own attributes and
+        // xattrs, read from the open file.
+        let mut data: Option<(std::fs::File, Stat)> = None;
+        if kind == FileType::RegularFile && self.first_name(st).is_none() {
+            match fs::open_regular_at(dir, fs::os(name), None) {
+                Err(e) if vanished(&e) => return Ok(()),
+                r => data = Some(r.map_err(io_err("opening the file"))?),
+            }
+        }
+        let st: Stat = data.as_ref().map_or(*st, |(_, fresh)| *fresh);
+        let st = &st;
+        if self.first_name(st).is_some() {
+            // Another name of an inode already written.
+            data = None;
+        }
         let mut h = Header::new_ustar();
         let mut pax: Vec<(String, Vec<u8>)> = Vec::new();
         h.set_mode(st.st_mode & 0o7777);
@@ -74,38 +94,21 @@ impl<W: Write> LayerWriter<W> {
         h.set_mtime(st.st_mtime.max(0) as u64);
         h.set_size(0);
         let mut name_bytes = path.to_vec();
-        let mut data: Option<std::fs::File> = None;
         match kind {
             FileType::Directory => {
                 h.set_entry_type(EntryType::Directory);
                 name_bytes.push(b'/');
             }
-            FileType::RegularFile => {
-                let key = (st.st_dev, st.st_ino);
-                match self.links.get(&key) {
-                    Some(first) if st.st_nlink > 1 => {
-                        h.set_entry_type(EntryType::Link);
-                        set_link(&mut h, &mut pax, &first.clone());
-                    }
-                    _ => {
-                        // The name was `lstat`ed before: in a running
-                        // container's tree a device or fifo may have
-                        // taken it since. Read only the inode seen then,
-                        // and never open anything else (a device's bytes
-                        // are the host's disk; a fifo blocks forever).
-                        let file = match fs::open_regular_at(dir, fs::os(name), Some(st)) {
-                            Err(e) if vanished(&e) => return Ok(()),
-                            r => r.map_err(io_err("opening the file"))?.0,
-                        };
-                        if st.st_nlink > 1 {
-                            self.links.insert(key, path.to_vec());
-                        }
-                        h.set_entry_type(EntryType::Regular);
-                        h.set_size(st.st_size as u64);
-                        data = Some(file);
-                    }
+            FileType::RegularFile => match self.first_name(st) {
+                Some(first) => {
+                    h.set_entry_type(EntryType::Link);
+                    set_link(&mut h, &mut pax, first);
                 }
-            }
+                None => {
+                    h.set_entry_type(EntryType::Regular);
+                    h.set_size(st.st_size as u64);
+                }
+            },
             FileType::Symlink => {
                 h.set_entry_type(EntryType::Symlink);
                 let target = match fs::readlink_at(dir, fs::os(name)) {
@@ -129,7 +132,11 @@ impl<W: Write> LayerWriter<W> {
             FileType::Fifo => h.set_entry_type(EntryType::Fifo),
             _ => return Err(Error::entry(path, "unknown file type")),
         }
-        let xattrs = match xattr::all_at(dir, name) {
+        let xattrs = match &data {
+            Some((file, _)) => xattr::all(file.as_fd(), false),
+            None => xattr::all_at(dir, name),
+        };
+        let xattrs = match xattrs {
             Err(e) if vanished(&e) => return Ok(()),
             r => r.map_err(io_err("reading xattrs"))?,
         };
@@ -142,7 +149,22 @@ impl<W: Write> LayerWriter<W> {
             pax.push((format!("SCHILY.xattr.{k}"), v));
         }
         set_name(&mut h, &mut pax, &name_bytes);
-        self.append(path, h, pax, data)
+        let linked = (data.is_some() && st.st_nlink > 1).then_some((st.st_dev, st.st_ino));
+        self.append(path, h, pax, data.map(|(f, _)| f))?;
+        // Only once written: a later name links to an entry that is there.
+        if let Some(key) = linked {
+            self.links.insert(key, path.to_vec());
+        }
+        Ok(())
+    }
+
+    /// The name an inode with several links was first written as.
+    fn first_name(&self, st: &Stat) -> Option<&[u8]> {
+        if st.st_nlink > 1 {
+            self.links.get(&(st.st_dev, st.st_ino)).map(Vec::as_slice)
+        } else {
+            None
+        }
     }
 
     /// A hard-link entry `path` -> `target`, with the attributes of `st`.
@@ -375,15 +397,21 @@ mod tests {
         assert!(format!("{e:?}").contains("not a regular file"), "{e:?}");
     }
 
+    /// A program that writes by rename gives the name another regular
+    /// file: that one is archived, with its own size and content.
     #[test]
-    fn another_file_swapped_in_is_refused() {
-        let e = write_swapped(|f, _| {
+    fn another_file_swapped_in_is_archived_as_it_is() {
+        let tar = write_swapped(|f, _| {
             let other = f.with_file_name("other");
-            std::fs::write(&other, vec![0u8; CONTENT.len()]).unwrap();
+            std::fs::write(&other, b"longer new content\n").unwrap();
             std::fs::rename(&other, f).unwrap();
         })
-        .unwrap_err();
-        assert!(format!("{e:?}").contains("replaced"), "{e:?}");
+        .unwrap();
+        let mut a = tar::Archive::new(tar.as_slice());
+        let mut e = a.entries().unwrap().next().unwrap().unwrap();
+        let mut got = Vec::new();
+        e.read_to_end(&mut got).unwrap();
+        assert_eq!(got, b"longer new content\n");
     }
 
     #[test]

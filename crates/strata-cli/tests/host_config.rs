@@ -46,6 +46,26 @@ fn read_only_root_and_tmpfs() {
     for o in ["nosuid", "nodev", "noexec", "size=1024k"] {
         assert!(mount.contains(o), "{o} missing: {mount}");
     }
+    // cp keeps to the same rules: no writing into a read-only root, and
+    // a tmpfs is out of its reach (the running container's alone).
+    s.ok(&[
+        "create",
+        "--name",
+        "ro",
+        "--read-only",
+        "--tmpfs",
+        "/scratch",
+        "busybox:test",
+        "true",
+    ]);
+    let file = s.path("f");
+    std::fs::write(&file, "x").unwrap();
+    let f = file.to_str().unwrap();
+    assert!(s
+        .err(&["cp", f, "ro:/f"])
+        .contains("rootfs is marked read-only"));
+    assert!(s.err(&["cp", f, "ro:/scratch/f"]).contains("tmpfs"));
+    s.ok(&["rm", "ro"]);
     for bad in ["scratch", "/", "/a/../b"] {
         let d = s.exec(&["run", "--rm", "--tmpfs", bad, "busybox:test", "true"]);
         d.expect(125, "a bad --tmpfs");

@@ -170,6 +170,11 @@ fn run_d_rm_removes_the_container_when_it_exits() {
         "30",
     ]);
     assert_eq!(s.ps(false).len(), 1);
+    let runtime = s.inspect(&id)["State"]["Runtime"].clone();
+    // A restart is not the exit that removes it; the runtime stays.
+    s.ok(&["restart", "-t", "1", &id]);
+    assert_eq!(s.ps(false).len(), 1, "removed by its restart");
+    assert_eq!(s.inspect(&id)["State"]["Runtime"], runtime);
     s.ok(&["stop", "-t", "1", &id]);
     wait_until(20, "the container to be removed", || s.ps(true).is_empty());
     assert!(s.volume_names().is_empty(), "anonymous volume left");

@@ -80,11 +80,16 @@ pub fn stop(store: &Store, c: &Container, timeout: Duration) -> Result<()> {
         return Ok(());
     };
     if let Err(e) = runtime.kill(&state_root, &c.id, "TERM") {
-        // Gone meanwhile is what was wanted.
-        if store.container_state(c)?.status == Status::Running {
-            return Err(e);
+        let state = store.container_state(c)?;
+        if state.status != Status::Running {
+            // Gone meanwhile is what was wanted.
+            return Ok(());
         }
-        return Ok(());
+        // Not made yet (its network may still be coming up): the strata
+        // keeping it gives up on SIGTERM before it starts the runtime.
+        tracing::debug!("{e}; sending SIGTERM to strata process {}", state.pid);
+        strata_sys::process::kill(state.pid, 15)
+            .map_err(|e| Error::io(format!("stopping container {}", c.name), e))?;
     }
     if exited_within(store, c, timeout)? {
         return Ok(());
@@ -95,6 +100,44 @@ pub fn stop(store: &Store, c: &Container, timeout: Duration) -> Result<()> {
         timeout.as_secs()
     );
     crate::kill(store, c, Duration::from_secs(30))
+}
+
+/// `strata restart -t N`: [`stop`], then a background start under the
+/// same runtime, with what `command` (the process that keeps a container,
+/// given the runtime and whether to remove the container when it exits)
+/// makes; a container started with `run -d --rm` is not removed by the
+/// stop (the run it ends sees the `restarting` mark) and is removed when
+/// the new run ends.
+pub fn restart(
+    store: &Store,
+    c: &Container,
+    timeout: Duration,
+    command: &dyn Fn(Option<&str>, bool) -> std::process::Command,
+) -> std::result::Result<(), crate::Failure> {
+    let state = store.container_state(c)?;
+    let runtime = (!state.runtime.is_empty()).then_some(state.runtime.as_str());
+    if state.status == Status::Running {
+        let mark = restarting_mark(store, c);
+        std::fs::write(&mark, b"")
+            .map_err(|e| Error::io(format!("writing {}", mark.display()), e))?;
+        let stopped = stop(store, c, timeout);
+        if stopped.is_err() {
+            let _ = std::fs::remove_file(&mark);
+        }
+        stopped?;
+    }
+    crate::start_detached(store, &c.id, command(runtime, state.auto_remove))?;
+    Ok(())
+}
+
+fn restarting_mark(store: &Store, c: &Container) -> PathBuf {
+    store.container_path(c).join("restarting")
+}
+
+/// Whether a restart is under way (and the mark taken): the run that ends
+/// must not remove the container.
+pub(crate) fn take_restarting(store: &Store, c: &Container) -> bool {
+    std::fs::remove_file(restarting_mark(store, c)).is_ok()
 }
 
 /// `strata wait`: blocks until the container does not run, and returns

@@ -98,7 +98,11 @@ fn process_file(
     if let Some(w) = &opts.workdir {
         probe.config.working_dir = w.clone();
     }
-    check_command(rootfs, &c.mounts, &probe, &env)?;
+    // A plugin's volume is mounted where the plugin says, which the
+    // record does not know: with one, the runtime finds the command.
+    if !c.mounts.iter().any(strata_store::Mount::is_plugin) {
+        check_command(rootfs, &c.mounts, &probe, &env)?;
+    }
     let cwd = match probe.config.working_dir.as_str() {
         "" => "/".to_owned(),
         w => w.to_owned(),

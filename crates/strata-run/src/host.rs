@@ -71,17 +71,19 @@ pub fn parse_memory(s: &str) -> Result<u64> {
     Ok(bytes)
 }
 
-/// `--cpus 1.5`: billionths of a CPU (Docker's `NanoCpus`), more than 0
-/// and at most the host's CPUs.
+/// `--cpus 1.5`: billionths of a CPU (Docker's `NanoCpus`), from 0.01 to
+/// the host's CPUs.
 pub fn parse_cpus(s: &str) -> Result<u64> {
     let n: f64 = s
         .trim()
         .parse()
         .map_err(|_| invalid(format!("invalid --cpus {s:?}: a number such as 1.5")))?;
     let host = std::thread::available_parallelism().map_or(1, |n| n.get()) as f64;
-    if !(n > 0.0 && n <= host) {
+    // At least 0.01 (Docker's floor: a quota under 1 ms of the 100 ms
+    // period is refused by the kernel).
+    if !(0.01..=host).contains(&n) {
         return Err(invalid(format!(
-            "--cpus {s}: must be more than 0 and at most the {host} CPUs here"
+            "--cpus {s}: must be at least 0.01 and at most the {host} CPUs here"
         )));
     }
     Ok((n * 1e9).round() as u64)
@@ -282,7 +284,7 @@ mod tests {
     fn cpus_and_pids() {
         assert_eq!(parse_cpus("0.5").unwrap(), 500_000_000);
         assert_eq!(parse_cpus("1").unwrap(), 1_000_000_000);
-        for bad in ["0", "-1", "x", "", "NaN", "1e9"] {
+        for bad in ["0", "0.001", "-1", "x", "", "NaN", "1e9"] {
             assert!(parse_cpus(bad).is_err(), "{bad:?} taken");
         }
         assert_eq!(parse_pids_limit("100").unwrap(), Some(100));

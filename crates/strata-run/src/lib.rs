@@ -123,7 +123,7 @@ pub fn run(
     let runtime = Runtime::find(opts.runtime.as_deref())?;
     check_terminal(spec.config.tty)?;
     let c = store.create_container(image, spec)?;
-    let result = run_container(store, &c, &runtime, &forward, opts.log);
+    let result = run_container(store, &c, &runtime, &forward, opts);
     if opts.remove {
         // (`rm -f` of the running container may have removed it already.)
         let removed = store
@@ -149,8 +149,9 @@ pub fn start(store: &Store, name: &str, opts: &Options) -> Result<i32, Failure> 
     let c = store.resolve_container(name)?;
     let runtime = Runtime::find(opts.runtime.as_deref())?;
     check_terminal(c.config.tty)?;
-    let result = run_container(store, &c, &runtime, &forward, opts.log);
-    if opts.remove {
+    let result = run_container(store, &c, &runtime, &forward, opts);
+    // A container being restarted is not removed by the run it ends.
+    if opts.remove && !control::take_restarting(store, &c) {
         store.remove_container_with(&c, false, true)?;
     }
     result
@@ -181,6 +182,16 @@ pub fn start_detached(
         )));
     }
     let log = store.container_path(&c).join("output.log");
+    // Only what this start writes counts; an old log is not kept whole.
+    let from = match std::fs::metadata(&log).map(|m| m.len()) {
+        Ok(n) if n > MAX_OUTPUT_LOG => {
+            std::fs::remove_file(&log)
+                .map_err(|e| Error::io(format!("removing {}", log.display()), e))?;
+            0
+        }
+        Ok(n) => n,
+        Err(_) => 0,
+    };
     let open = || {
         std::fs::OpenOptions::new()
             .create(true)
@@ -196,7 +207,7 @@ pub fn start_detached(
         .process_group(0)
         .spawn()
         .map_err(|e| Error::io("starting strata in the background", e))?;
-    let deadline = Instant::now() + Duration::from_secs(60);
+    let deadline = Instant::now() + START_WITHIN;
     loop {
         let state = store.container_state(&c)?;
         // Running: the runtime has made the container (its state
@@ -216,35 +227,67 @@ pub fn start_detached(
             .try_wait()
             .map_err(|e| Error::io("waiting for strata in the background", e))?
         {
-            // Done already: a command that ran (whatever its status), or
-            // strata's own error, which it wrote last to the log.
-            let tail = std::fs::read_to_string(&log).unwrap_or_default();
-            let last = tail.lines().rev().find(|l| !l.is_empty()).unwrap_or("");
-            match last.strip_prefix("strata: error: ") {
-                None if state.status == Status::Exited => return Ok(c),
-                why => {
-                    return Err(Failure::new(
-                        status.code().unwrap_or(EXIT_FAILED),
-                        Error::new(
-                            ErrorKind::Io,
-                            format!(
-                                "container {} did not start: {}",
-                                c.name,
-                                why.unwrap_or(last)
-                            ),
-                        ),
-                    ))
-                }
-            }
+            return ended(store, &c, status, &log, from);
         }
         if Instant::now() > deadline {
+            // Not left to come up after the caller was told it did not.
+            let _ = strata_sys::process::kill(child.id(), 15);
+            let _ = child.wait();
             return Err(Failure::from(Error::new(
                 ErrorKind::Io,
-                format!("container {} did not start within a minute", c.name),
+                format!(
+                    "container {} did not start within {} s; stopped",
+                    c.name,
+                    START_WITHIN.as_secs()
+                ),
             )));
         }
         std::thread::sleep(Duration::from_millis(10));
     }
+}
+
+/// How long a background start may take to report the container
+/// running (more than a network helper's two chances to get ready).
+const START_WITHIN: Duration = Duration::from_secs(120);
+
+/// `output.log` (the keeping process's own messages) past this size is
+/// started anew.
+const MAX_OUTPUT_LOG: u64 = 1 << 20;
+
+/// The keeping process ended before the container was seen running: a
+/// command that ran (whatever its status), or strata's own error, the
+/// last line it wrote to the log after `from`.
+fn ended(
+    store: &Store,
+    c: &Container,
+    status: std::process::ExitStatus,
+    log: &Path,
+    from: u64,
+) -> Result<Container, Failure> {
+    use std::io::{Read, Seek};
+    // Read again: it may have ended after the state was last read.
+    let state = store.container_state(c)?;
+    let mut written = String::new();
+    if let Ok(mut f) = std::fs::File::open(log) {
+        if f.seek(std::io::SeekFrom::Start(from)).is_ok() {
+            let _ = f.take(MAX_OUTPUT_LOG).read_to_string(&mut written);
+        }
+    }
+    let last = written.lines().rev().find(|l| !l.is_empty()).unwrap_or("");
+    let why = match last.strip_prefix("strata: error: ") {
+        None if state.status == Status::Exited => return Ok(c.clone()),
+        Some(why) => why.to_owned(),
+        None if last.is_empty() => format!("the strata running it ended ({status})"),
+        None => last.to_owned(),
+    };
+    let code = status.code().filter(|&c| c != 0).unwrap_or(EXIT_FAILED);
+    Err(Failure::new(
+        code,
+        Error::new(
+            ErrorKind::Io,
+            format!("container {} did not start: {why}", c.name),
+        ),
+    ))
 }
 
 /// The runtime a container's state says it runs under, and the
@@ -298,23 +341,54 @@ pub fn kill(store: &Store, c: &Container, timeout: Duration) -> Result<(), Error
 /// A running container frozen while its files are read, as `docker
 /// commit` pauses by default: what `commit` and `export` take is then one
 /// moment of the container, and nothing in it can swap files under the
-/// reader. Thawed when dropped. A container that is not running is not
-/// touched.
+/// reader. Thawed when dropped, and also when this process is told to
+/// stop (SIGINT, SIGTERM, SIGHUP: thawed, then the process exits 128+N),
+/// so an interrupted commit never leaves the container frozen. A
+/// container that is not running is not touched.
 pub struct Paused {
-    frozen: Option<(Runtime, PathBuf, String)>,
+    frozen: Option<Frozen>,
+}
+
+struct Frozen {
+    thaw: std::sync::Arc<Thaw>,
+    signals: signal_hook::iterator::Handle,
+    watcher: Option<std::thread::JoinHandle<()>>,
+}
+
+/// Resumes a container once, whoever asks first.
+struct Thaw {
+    runtime: Runtime,
+    state_root: PathBuf,
+    id: String,
+    done: std::sync::Once,
+}
+
+impl Thaw {
+    fn now(&self) {
+        self.done.call_once(|| {
+            if let Err(e) = self.runtime.resume(&self.state_root, &self.id) {
+                tracing::error!("resuming container {}: {e}", self.id);
+            }
+        });
+    }
 }
 
 /// Pauses `c` through the runtime it runs under, when it runs.
 pub fn pause(store: &Store, c: &Container) -> Result<Paused, Error> {
+    use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
     let state = store.container_state(c)?;
     if state.status != Status::Running {
-        return Ok(Paused { frozen: None });
+        return Ok(Paused::none());
     }
     let (runtime, state_root) = runtime_of(store, c, &state);
+    // Caught from before the freeze: a signal in between thaws it too.
+    let mut signals = signal_hook::iterator::Signals::new([SIGINT, SIGTERM, SIGHUP])
+        .map_err(|e| Error::io("catching signals", e))?;
     if let Err(e) = runtime.pause(&state_root, &c.id) {
+        signals.handle().close();
         // Exited meanwhile: nothing runs to pause.
         if store.container_state(c)?.status != Status::Running {
-            return Ok(Paused { frozen: None });
+            return Ok(Paused::none());
         }
         return Err(Error::with(
             ErrorKind::Io,
@@ -325,8 +399,28 @@ pub fn pause(store: &Store, c: &Container) -> Result<Paused, Error> {
             e,
         ));
     }
+    let thaw = std::sync::Arc::new(Thaw {
+        runtime,
+        state_root,
+        id: c.id.to_string(),
+        done: std::sync::Once::new(),
+    });
+    let handle = signals.handle();
+    let watcher = {
+        let thaw = thaw.clone();
+        std::thread::spawn(move || {
+            if let Some(sig) = signals.forever().next() {
+                thaw.now();
+                std::process::exit(128 + sig);
+            }
+        })
+    };
     Ok(Paused {
-        frozen: Some((runtime, state_root, c.id.to_string())),
+        frozen: Some(Frozen {
+            thaw,
+            signals: handle,
+            watcher: Some(watcher),
+        }),
     })
 }
 
@@ -344,9 +438,11 @@ impl Paused {
 
 impl Drop for Paused {
     fn drop(&mut self) {
-        if let Some((runtime, state_root, id)) = &self.frozen {
-            if let Err(e) = runtime.resume(state_root, id) {
-                tracing::error!("resuming container {id}: {e}");
+        if let Some(f) = &mut self.frozen {
+            f.thaw.now();
+            f.signals.close();
+            if let Some(w) = f.watcher.take() {
+                let _ = w.join();
             }
         }
     }
@@ -383,16 +479,17 @@ fn run_container(
     c: &Container,
     runtime: &Runtime,
     forward: &Forwarder,
-    log: bool,
+    opts: &Options,
 ) -> Result<i32, Failure> {
     if let Some(sig) = forward.pending() {
         return Ok(128 + sig);
     }
     forget_lost(store, c)?;
-    let log = log
+    let log = opts
+        .log
         .then(|| logs::LogWriter::open(&logs::path(store, c)))
         .transpose()?;
-    let started = store.start_container(c, &runtime.path.to_string_lossy())?;
+    let started = store.start_container(c, &runtime.path.to_string_lossy(), opts.remove)?;
     let result = run_started(c, &started, runtime, forward, log);
     let code = match &result {
         Ok(code) => *code,
@@ -462,8 +559,10 @@ fn run_started(
         terminal,
         log,
     };
-    let code = runtime.run(&state_root, &bundle, &c.id, io, forward)?;
+    // Whatever the runtime left under this ID goes, failed or not.
+    let code = runtime.run(&state_root, &bundle, &c.id, io, forward);
     runtime.delete(&state_root, &c.id);
+    let code = code?;
     drop(net);
     Ok(code)
 }

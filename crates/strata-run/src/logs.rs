@@ -226,6 +226,14 @@ fn follow(
             .container_state(c)
             .map(|s| s.status == Status::Running)
             .unwrap_or(false);
+        // Rotated (seen before the held file is read: the writer is done
+        // with the old file once it has renamed it): drain the old one,
+        // then go on with the new one from its start.
+        let now = std::fs::metadata(path).ok().map(|m| m.ino());
+        let held = file
+            .as_ref()
+            .and_then(|(f, _)| f.metadata().ok().map(|m| m.ino()));
+        let rotated = now.is_some() && now != held;
         if let Some((f, at)) = &mut file {
             f.seek(SeekFrom::Start(*at))?;
             *at += read_records(BufReader::new(&*f), &mut |r| {
@@ -237,13 +245,7 @@ fn follow(
                 return Err(e);
             }
         }
-        // Rotated: what is left of the old file was read; go on with the
-        // new one from its start.
-        let now = std::fs::metadata(path).ok().map(|m| m.ino());
-        let held = file
-            .as_ref()
-            .and_then(|(f, _)| f.metadata().ok().map(|m| m.ino()));
-        if now.is_some() && now != held {
+        if rotated {
             file = File::open(path).ok().map(|f| (f, 0));
             continue;
         }

@@ -413,6 +413,11 @@ pub fn slirp_command(bin: &Path, netns: &Path, dir: &Path) -> Command {
         "--configure",
         "--mtu=65520",
         "--disable-host-loopback",
+        // It parses what the container sends, as root: in a mount
+        // namespace of its own with only CAP_NET_BIND_SERVICE (as Podman
+        // runs it). Not `--enable-seccomp`: slirp4netns 1.2 then prints a
+        // warning on its stdout, which is the ready fd here.
+        "--enable-sandbox",
         "--netns-type=path",
         "--ready-fd=1",
         "--exit-fd=0",
@@ -596,6 +601,9 @@ mod tests {
             .map(|a| a.to_string_lossy().into_owned())
             .collect();
         assert!(args.contains(&"--disable-host-loopback".to_owned()));
+        // Root that parses the container's packets keeps no more than it
+        // needs.
+        assert!(args.contains(&"--enable-sandbox".to_owned()));
         assert_eq!(&args[args.len() - 2..], ["/proc/1/fd/3", "tap0"]);
     }
 }

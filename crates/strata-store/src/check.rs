@@ -382,6 +382,16 @@ impl Checker<'_> {
                     );
                     continue;
                 }
+                // Unreadable now (EIO, EACCES): said, never removed.
+                Err(e) if e.kind() == crate::ErrorKind::Io => {
+                    self.found(
+                        FindingKind::Note,
+                        format!("name {name}"),
+                        format!("cannot be read: {}", chain_text(&e)),
+                        None,
+                    );
+                    continue;
+                }
                 Err(e) => {
                     self.found(
                         FindingKind::Debris,

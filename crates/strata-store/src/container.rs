@@ -7,7 +7,7 @@
 
 use std::fs;
 use std::io::Write;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
@@ -15,7 +15,7 @@ use strata_archive::{Change, Digest};
 
 use crate::error::{Error, ErrorKind, IoContext, Result};
 use crate::ids::{ContainerId, ContainerName, MountId};
-use crate::layer::{chain_ids, LiveStaging};
+use crate::layer::{chain_ids, Layer, LiveStaging};
 use crate::port::PortMapping;
 use crate::security::Security;
 use crate::volume::Mount;
@@ -328,7 +328,7 @@ impl Container {
         }
         for m in &self.mounts {
             if let Some(v) = &m.name {
-                strata_volume::check_name(v)
+                strata_volume::check_recorded_name(v)
                     .map_err(|e| format!("its mount at {:?}: {e}", m.destination))?;
             }
             // Empty for a plugin's volume whose plugin could not say.
@@ -457,19 +457,16 @@ impl Store {
     /// container, so a record edited to say `/etc` would hand the host's
     /// `/etc` to it.
     pub(crate) fn check_volume_sources(&self, c: &Container) -> std::result::Result<(), String> {
-        use crate::volume::MountKind;
         for m in &c.mounts {
-            let local = m
-                .driver
-                .as_deref()
-                .is_none_or(|d| d == strata_volume::local::DRIVER);
-            let (MountKind::Volume, true, Some(name)) = (m.kind, local, m.name.as_deref()) else {
+            let Some(name) = m.local_volume() else {
                 continue;
             };
-            let want = self.root.join("volumes").join(name).join("_data");
-            if m.source != want {
+            // Any store root: a store moved or reached by another path
+            // keeps its records (the volume is found by its name).
+            let want = Path::new("volumes").join(name).join("_data");
+            if !m.source.is_absolute() || !m.source.ends_with(&want) {
                 return Err(format!(
-                    "its mount at {:?} names local volume {name}, but its source is {}, not {}",
+                    "its mount at {:?} names local volume {name}, but its source is {}, not <root>/{}",
                     m.destination,
                     m.source.display(),
                     want.display()
@@ -704,24 +701,18 @@ impl Store {
             (config, parent, staged)
         };
         let parent_cache = parent.as_ref().map(|p| p.cache_id.as_str());
-        let report = match self.fill_from_container(c, &staged, parent_cache) {
+        let filled = self.fill_from_container(c, &staged, parent_cache);
+        let _lock = self.lock()?;
+        let report = match filled {
             Ok(r) => r,
             Err(e) => {
                 self.discard_layer(&staged.path, &staged.cache_id);
                 return Err(e);
             }
         };
-        let _lock = self.lock()?;
-        let still_there = self
-            .container(&c.id)
-            .and_then(|_| parent.as_ref().map(|p| self.layer(&p.chain_id)).transpose());
-        if let Err(e) = still_there {
+        if let Err(e) = self.still_there(c, parent.as_ref()) {
             self.discard_layer(&staged.path, &staged.cache_id);
-            return Err(Error::with(
-                ErrorKind::NotFound,
-                format!("container {} was removed while it was committed", c.name),
-                e,
-            ));
+            return Err(e);
         }
         let layer = self.finish_layer(
             &staged.path,
@@ -760,6 +751,31 @@ impl Store {
             self.tag_locked(&id, &r)?;
         }
         Ok(id)
+    }
+
+    /// Whether what a commit read is still the container's, and its image
+    /// layer still there to publish on: the caller holds the store lock.
+    fn still_there(&self, c: &Container, parent: Option<&Layer>) -> Result<()> {
+        self.container(&c.id).map_err(|e| {
+            let what = match e.kind() {
+                ErrorKind::NotFound => "was removed while it was committed",
+                _ => "cannot be read back to finish the commit",
+            };
+            Error::with(e.kind(), format!("container {} {what}", c.name), e)
+        })?;
+        if let Some(p) = parent {
+            self.layer(&p.chain_id).map_err(|e| {
+                Error::with(
+                    e.kind(),
+                    format!(
+                        "the image layer of container {} went away during the commit",
+                        c.name
+                    ),
+                    e,
+                )
+            })?;
+        }
+        Ok(())
     }
 
     /// Streams the container's diff into a begun layer through a pipe:

@@ -236,6 +236,8 @@ struct Place<'a> {
     path: Vec<u8>,
     /// The read-only mount the path is under (`:ro`).
     read_only: Option<String>,
+    /// In the container's own root file system, under no mount.
+    rootfs: bool,
     _hold: Hold<'a>,
 }
 
@@ -253,11 +255,26 @@ impl Store {
             through_links(&merged.path, &c.mounts, path, follow)
                 .map_err(archive_err(format!("resolving {shown}")))?
         };
+        // A tmpfs is the running container's alone: nothing on the host
+        // shows it (Docker's cp cannot reach one either).
+        if let Some(t) = c
+            .config
+            .host_config
+            .tmpfs
+            .iter()
+            .map(|t| t.split_once(':').map_or(t.as_str(), |(p, _)| p))
+            .find(|t| is_under(&meant, t.as_bytes()))
+        {
+            return Err(invalid(format!(
+                "{shown} is on the container's tmpfs at {t}, which cp cannot reach"
+            )));
+        }
         let Some((m, rest)) = mount_for(&c.mounts, &meant) else {
             return Ok(Place {
                 root: merged.path.clone(),
                 path: path.to_vec(),
                 read_only: None,
+                rootfs: true,
                 _hold: Hold::Container { _merged: merged },
             });
         };
@@ -267,6 +284,11 @@ impl Store {
         // A bound file: its directory is the root, and only its name is
         // reachable.
         if m.kind == MountKind::Bind && !dir.is_dir() {
+            // The file the bind mounted: a symlink at the host path was
+            // followed when it was mounted, so it is followed here too
+            // (never replaced by the copy).
+            let dir = std::fs::canonicalize(&dir)
+                .ctx(|| format!("resolving the bound file {}", dir.display()))?;
             let (Some(parent), Some(name)) = (dir.parent(), dir.file_name()) else {
                 return Err(invalid(format!(
                     "host path {} names no file",
@@ -285,6 +307,7 @@ impl Store {
                 root: parent.to_path_buf(),
                 path: name.as_encoded_bytes().to_vec(),
                 read_only,
+                rootfs: false,
                 _hold: hold,
             });
         }
@@ -292,6 +315,7 @@ impl Store {
             root: dir,
             path: rest,
             read_only,
+            rootfs: false,
             _hold: hold,
         })
     }
@@ -385,6 +409,13 @@ impl Store {
         .ok_or_else(|| not_found(shown_src.clone()))?;
         how.check(&found, &shown_src)?;
         let place = self.place(c, dest, true)?;
+        if place.rootfs && c.config.host_config.read_only_rootfs {
+            // Docker's words.
+            return Err(Error::new(
+                ErrorKind::PermissionDenied,
+                format!("cannot copy to {shown}: container rootfs is marked read-only"),
+            ));
+        }
         if let Some(at) = &place.read_only {
             // Docker's words.
             return Err(Error::new(
@@ -498,6 +529,12 @@ pub(crate) fn stream(src: &PathInRoot, name: &[u8], dir: &Path, shown: &str) -> 
             size: report.size,
         })
     })
+}
+
+/// Whether the container path `path` is `dir` or below it, component by
+/// component.
+fn is_under(path: &[u8], dir: &[u8]) -> bool {
+    clean_path(path).starts_with(&clean_path(dir))
 }
 
 #[cfg(test)]

@@ -270,8 +270,9 @@ fn hold_staging(dir: &Path) -> Result<fs::File> {
 /// Whether a live process holds the staging directory `dir` (see
 /// [`hold_staging`]): then it is work in progress, not debris.
 fn is_live(dir: &Path) -> bool {
-    fs::File::open(dir).is_ok_and(|f| {
-        strata_sys::fs::try_lock_exclusive(std::os::fd::AsFd::as_fd(&f)).is_ok_and(|got| !got)
+    // O_DIRECTORY: a fifo planted there is refused, never opened.
+    strata_sys::fs::open_dir(dir).is_ok_and(|fd| {
+        strata_sys::fs::try_lock_exclusive(std::os::fd::AsFd::as_fd(&fd)).is_ok_and(|got| !got)
     })
 }
 

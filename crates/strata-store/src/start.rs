@@ -68,6 +68,8 @@ pub struct State {
     /// before they were kept (the PID alone decides then).
     pub boot_id: String,
     pub pid_start: u64,
+    /// Removed when it exits (`run -d --rm`), unless restarting.
+    pub auto_remove: bool,
     /// Recorded as running, but the strata process running it is gone
     /// (killed): what it had mounted is still taken.
     #[serde(skip)]
@@ -129,7 +131,12 @@ impl Store {
     /// its plugin volumes, and records it as running in this process.
     /// Refuses a container that is already running. Undone by
     /// [`Store::finish_container`], which must be called whatever happens.
-    pub fn start_container(&self, c: &Container, runtime: &str) -> Result<Started> {
+    pub fn start_container(
+        &self,
+        c: &Container,
+        runtime: &str,
+        auto_remove: bool,
+    ) -> Result<Started> {
         let _lock = self.lock()?;
         let state = self.container_state(c)?;
         if state.status == Status::Running {
@@ -152,8 +159,8 @@ impl Store {
         let mut mounts = Vec::new();
         let mut mounted = Vec::new();
         for m in &c.mounts {
-            let source = match self.driven_of(m) {
-                Some((driver, name)) => match self.plugin_mount(&driver, &name, &c.id) {
+            let source = match (self.driven_of(m), m.local_volume()) {
+                (Some((driver, name)), _) => match self.plugin_mount(&driver, &name, &c.id) {
                     Ok(path) => {
                         mounted.push((driver, name));
                         path
@@ -163,7 +170,11 @@ impl Store {
                         return Err(e);
                     }
                 },
-                None if !m.source.exists() => {
+                // A local volume is where this store keeps it, whatever
+                // path the record was written with (a store moved, or
+                // reached by another path).
+                (None, Some(name)) => self.root.join("volumes").join(name).join("_data"),
+                (None, None) if !m.source.exists() => {
                     self.release(c, &mounted);
                     return Err(Error::new(
                         ErrorKind::NotFound,
@@ -174,7 +185,7 @@ impl Store {
                         ),
                     ));
                 }
-                None => m.source.clone(),
+                (None, None) => m.source.clone(),
             };
             mounts.push(Mount {
                 source,
@@ -191,6 +202,7 @@ impl Store {
             runtime: runtime.to_owned(),
             boot_id: strata_sys::process::boot_id().unwrap_or_default(),
             pid_start: strata_sys::process::start_time(pid).unwrap_or(0),
+            auto_remove,
             lost: false,
         };
         if let Err(e) = self.set_state(c, &s) {

@@ -84,6 +84,25 @@ pub struct Mount {
     pub rw: bool,
 }
 
+impl Mount {
+    /// Whether a volume plugin (not the local driver) serves this mount.
+    pub fn is_plugin(&self) -> bool {
+        self.kind == MountKind::Volume
+            && self
+                .driver
+                .as_deref()
+                .is_some_and(|d| d != strata_volume::local::DRIVER)
+    }
+
+    /// The name of the local volume this mounts, if it is one.
+    pub fn local_volume(&self) -> Option<&str> {
+        match self.kind {
+            MountKind::Volume if !self.is_plugin() => self.name.as_deref(),
+            _ => None,
+        }
+    }
+}
+
 impl From<strata_volume::Error> for Error {
     fn from(e: strata_volume::Error) -> Self {
         use strata_volume::ErrorKind as V;

@@ -70,6 +70,17 @@ pub const NAME_MAX: usize = 255 - ".".len() - ".creating".len();
 /// Checks a volume name as Docker does, `[a-zA-Z0-9][a-zA-Z0-9_.-]*` (so
 /// never `/`, `..`, NUL or empty), and at most [`NAME_MAX`] bytes.
 pub fn check_name(name: &str) -> Result<()> {
+    check_name_within(name, NAME_MAX)
+}
+
+/// [`check_name`] for a name read back from a record: at most 255 bytes,
+/// the limit before [`NAME_MAX`] (a plugin volume of a longer name, which
+/// has no staging directory, was made then and still works).
+pub fn check_recorded_name(name: &str) -> Result<()> {
+    check_name_within(name, 255)
+}
+
+fn check_name_within(name: &str, max: usize) -> Result<()> {
     let bad = |why: String| {
         Err(Error::new(
             ErrorKind::InvalidArgument,
@@ -85,12 +96,12 @@ pub fn check_name(name: &str) -> Result<()> {
             "names are letters, digits, _ . - (starting with a letter or digit)".to_owned(),
         );
     }
-    if name.len() > NAME_MAX {
+    if name.len() > max {
         // Shown shortened: the name itself is what is too long.
         return Err(Error::new(
             ErrorKind::InvalidArgument,
             format!(
-                "invalid volume name {}...: {} bytes, at most {NAME_MAX}",
+                "invalid volume name {}...: {} bytes, at most {max}",
                 &name[..16],
                 name.len()
             ),

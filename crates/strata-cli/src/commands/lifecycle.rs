@@ -25,6 +25,18 @@ pub fn keeper(
     let exe = std::env::current_exe().map_err(|e| {
         strata_run::Failure::from(strata_store::Error::io("finding the strata binary", e))
     })?;
+    Ok(keeper_of(&exe, store, args, id, runtime, remove))
+}
+
+/// [`keeper`], with the strata binary at `exe`.
+fn keeper_of(
+    exe: &std::path::Path,
+    store: &Store,
+    args: &StoreArgs,
+    id: &str,
+    runtime: Option<&str>,
+    remove: bool,
+) -> Command {
     let mut c = Command::new(exe);
     c.arg("--root").arg(store.root());
     for d in &args.plugin_dirs {
@@ -38,7 +50,7 @@ pub fn keeper(
         c.arg("--rm");
     }
     c.arg(id);
-    Ok(c)
+    c
 }
 
 #[derive(Args)]
@@ -97,9 +109,12 @@ pub struct Restart {
 pub fn restart(a: Restart, store: &Store, args: &StoreArgs) -> Result<()> {
     for n in &a.containers {
         let c = store.resolve_container(n)?;
-        strata_run::control::stop(store, &c, Duration::from_secs(a.time))?;
-        let again = keeper(store, args, &c.id, None, false).map_err(|f| f.error)?;
-        strata_run::start_detached(store, &c.id, again).map_err(|f| f.error)?;
+        let exe = std::env::current_exe().context("finding the strata binary")?;
+        let command = |runtime: Option<&str>, remove: bool| {
+            keeper_of(&exe, store, args, &c.id, runtime, remove)
+        };
+        strata_run::control::restart(store, &c, Duration::from_secs(a.time), &command)
+            .map_err(|f| f.error)?;
         outln!("{n}");
     }
     Ok(())
