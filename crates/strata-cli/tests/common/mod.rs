@@ -156,8 +156,21 @@ impl Strata {
 }
 
 impl Drop for Strata {
-    /// Lazily unmounts everything under the root, deepest first.
+    /// Stops what a failed test left running (a background container's
+    /// keeping process, its runtime and command outlive the test
+    /// otherwise), then lazily unmounts everything under the root,
+    /// deepest first.
     fn drop(&mut self) {
+        if let Ok(dirs) = fs::read_dir(self.root().join("containers")) {
+            for d in dirs.flatten() {
+                let running = fs::read_to_string(d.path().join("state.json"))
+                    .is_ok_and(|s| s.contains("\"running\""));
+                if running {
+                    let id = d.file_name().to_string_lossy().into_owned();
+                    let _ = self.cmd(&["rm", "-f", &id]).output();
+                }
+            }
+        }
         let mounts = fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
         let root = self.root();
         let mut mine: Vec<&str> = mounts
