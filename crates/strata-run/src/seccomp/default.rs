@@ -120,6 +120,17 @@ const ORDINARY: &[&str] = &[
     "shmget",
 ];
 
+/// Calls that read or act on another process: allowed with
+/// CAP_SYS_PTRACE, and to everyone from kernel 4.8 (see [`default_profile`]).
+const TRACING: &[&str] = &[
+    "kcmp",
+    "pidfd_getfd",
+    "process_madvise",
+    "process_vm_readv",
+    "process_vm_writev",
+    "ptrace",
+];
+
 /// Calls allowed when the bounding set holds a capability: the kernel
 /// asks for that capability anyway, and without it the call is refused
 /// before its code, some of it attack surface, runs.
@@ -151,17 +162,7 @@ const BY_CAPABILITY: &[(&str, &[&str])] = &[
     ),
     // Process accounting is host-wide.
     ("CAP_SYS_PACCT", &["acct"]),
-    (
-        "CAP_SYS_PTRACE",
-        &[
-            "kcmp",
-            "pidfd_getfd",
-            "process_madvise",
-            "process_vm_readv",
-            "process_vm_writev",
-            "ptrace",
-        ],
-    ),
+    ("CAP_SYS_PTRACE", TRACING),
     // The clocks are the host's (no time namespace is made).
     (
         "CAP_SYS_TIME",
@@ -312,14 +313,7 @@ pub fn default_profile() -> Profile {
             min_kernel: Some("4.8".to_owned()),
             ..Filter::default()
         },
-        ..allow(&[
-            "kcmp",
-            "pidfd_getfd",
-            "process_madvise",
-            "process_vm_readv",
-            "process_vm_writev",
-            "ptrace",
-        ])
+        ..allow(TRACING)
     });
     for (cap, list) in BY_CAPABILITY {
         syscalls.push(Rule {
