@@ -4,12 +4,15 @@
 //! tar. Formats only: what an archive holds and how to lay one out; the
 //! store decides what to unpack and where.
 //!
-//! * [`Source`] reads an archive: a tar indexed once and read at offsets
-//!   (several blobs at a time), or a directory with every open confined
-//!   beneath it.
-//! * [`read_images`] checks the documents (`manifest.json`, `index.json`,
-//!   manifests, configs) against their descriptors and says what each
-//!   layer blob must be.
+//! * [`Source`] is where images are read from, blobs looked up by digest
+//!   (or, in a docker-archive, by path): [`TarSource`], a tar indexed once
+//!   and read at offsets (several blobs at a time), and [`DirSource`], a
+//!   directory with every open confined beneath it; a registry is one
+//!   more.
+//! * [`read_images`] checks an archive's documents (`manifest.json`,
+//!   `index.json`, manifests, configs) against their descriptors and says
+//!   what each layer blob must be; [`read_image`] does the same from one
+//!   manifest or index descriptor.
 //! * [`layout`] lays images out as the files of an archive, and
 //!   [`TarSink`] and [`DirSink`] write them.
 #![forbid(unsafe_code)]
@@ -24,7 +27,7 @@ mod write;
 
 pub use error::{Error, ErrorKind, Result};
 pub use format::{diff_ids, familiar, oci_arch, MAX_JSON};
-pub use read::{read_images, ImageDesc, LayerDesc};
+pub use read::{read_image, read_images, ImageDesc, LayerDesc};
 pub use reference::ImageRef;
-pub use source::Source;
+pub use source::{open_archive, Blob, BlobKey, DirSource, Source, TarSource};
 pub use write::{layout, Content, DirSink, Entry, SaveFormat, SaveImage, Sink, TarSink};

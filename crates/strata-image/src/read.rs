@@ -11,7 +11,7 @@ use strata_archive::{sha256, Digest};
 use crate::error::{Error, ErrorKind, Result};
 use crate::format::{self, DockerManifest, MAX_JSON};
 use crate::platform;
-use crate::source::{clean, Source};
+use crate::source::{clean, BlobKey, Source};
 use crate::ImageRef;
 
 /// Index levels followed (index → index → manifest) before giving up.
@@ -38,8 +38,10 @@ pub struct ImageDesc {
 }
 
 pub struct LayerDesc {
-    /// Where its blob is in the archive.
+    /// How errors name its blob: its path in the archive.
     pub name: String,
+    /// What its blob is looked up by in the source.
+    pub key: BlobKey,
     pub diff_id: Digest,
     /// The blob's digest and length, when the archive declares them.
     pub blob: Option<Digest>,
@@ -48,10 +50,10 @@ pub struct LayerDesc {
 
 /// The images of the archive or layout `src`: a docker-archive when it
 /// has `manifest.json`, else an OCI layout.
-pub fn read_images(src: &Source) -> Result<Vec<ImageDesc>> {
-    if src.has("manifest.json") {
+pub fn read_images(src: &dyn Source) -> Result<Vec<ImageDesc>> {
+    if src.has(&path("manifest.json")) {
         plan_docker(src)
-    } else if src.has("index.json") {
+    } else if src.has(&path("index.json")) {
         plan_oci(src)
     } else {
         Err(bad(
@@ -70,6 +72,15 @@ fn mismatch(msg: impl Into<String>) -> Error {
 
 fn within(what: &str, e: Error) -> Error {
     Error::within(what, e)
+}
+
+fn path(name: &str) -> BlobKey {
+    BlobKey::Path(name.to_owned())
+}
+
+/// A document of an archive by path, at most [`MAX_JSON`] bytes.
+fn read_file(src: &dyn Source, name: &str) -> Result<Vec<u8>> {
+    src.read_small(&path(name), MAX_JSON)
 }
 
 fn parse_json<T: serde::de::DeserializeOwned>(bytes: &[u8], what: &str) -> Result<T> {
@@ -105,9 +116,9 @@ fn tag(reference: &str, what: &str) -> Result<ImageRef> {
 }
 
 /// The images of a docker-archive's `manifest.json`.
-fn plan_docker(src: &Source) -> Result<Vec<ImageDesc>> {
+fn plan_docker(src: &dyn Source) -> Result<Vec<ImageDesc>> {
     let manifests: Vec<DockerManifest> =
-        parse_json(&src.read_small("manifest.json")?, "manifest.json")?;
+        parse_json(&read_file(src, "manifest.json")?, "manifest.json")?;
     if manifests.is_empty() {
         return Err(bad("manifest.json lists no image"));
     }
@@ -118,9 +129,8 @@ fn plan_docker(src: &Source) -> Result<Vec<ImageDesc>> {
             Some(t) => format!("image {t}"),
             None => format!("image {}", m.config),
         };
-        let config = src
-            .read_small(&m.config)
-            .map_err(|e| within(&format!("the config of {what}"), e))?;
+        let config =
+            read_file(src, &m.config).map_err(|e| within(&format!("the config of {what}"), e))?;
         let id = sha256(&config);
         if let Some(named) = digest_named_by(&m.config) {
             if named != id {
@@ -144,6 +154,7 @@ fn plan_docker(src: &Source) -> Result<Vec<ImageDesc>> {
             .zip(diffs)
             .map(|(name, diff_id)| LayerDesc {
                 blob: digest_named_by(name).filter(|_| name.contains("blobs/")),
+                key: BlobKey::Path(name.clone()),
                 name: name.clone(),
                 diff_id,
                 size: None,
@@ -193,15 +204,20 @@ fn blob_name(d: &Descriptor) -> Result<(String, Digest)> {
 }
 
 /// A JSON blob of an OCI layout, checked against its descriptor.
-fn read_blob_json(src: &Source, d: &Descriptor, what: &str) -> Result<Vec<u8>> {
-    let (name, digest) = blob_name(d).map_err(|e| within(what, e))?;
+fn read_blob_json(src: &dyn Source, d: &Descriptor, what: &str) -> Result<Vec<u8>> {
+    let (_, digest) = blob_name(d).map_err(|e| within(what, e))?;
     if d.size() > MAX_JSON {
         return Err(bad(format!(
             "{what}: its descriptor declares {} bytes, more than any image document may be",
             d.size()
         )));
     }
-    let bytes = src.read_small(&name).map_err(|e| within(what, e))?;
+    let bytes = if is_index(d.media_type()) || is_manifest(d.media_type()) {
+        src.read_manifest(&digest, MAX_JSON)
+    } else {
+        src.read_small(&BlobKey::Digest(digest.clone()), MAX_JSON)
+    }
+    .map_err(|e| within(what, e))?;
     if bytes.len() as u64 != d.size() {
         return Err(mismatch(format!(
             "{what}: the blob is {} bytes, its descriptor says {}",
@@ -219,10 +235,9 @@ fn read_blob_json(src: &Source, d: &Descriptor, what: &str) -> Result<Vec<u8>> {
 }
 
 /// The images of an OCI layout's `index.json`.
-fn plan_oci(src: &Source) -> Result<Vec<ImageDesc>> {
+fn plan_oci(src: &dyn Source) -> Result<Vec<ImageDesc>> {
     let layout: Value = parse_json(
-        &src.read_small("oci-layout")
-            .map_err(|e| within("an OCI layout needs oci-layout", e))?,
+        &read_file(src, "oci-layout").map_err(|e| within("an OCI layout needs oci-layout", e))?,
         "oci-layout",
     )?;
     // Every layout so far is 1.0.0; a later 1.x reads the same, while
@@ -237,7 +252,7 @@ fn plan_oci(src: &Source) -> Result<Vec<ImageDesc>> {
         }
         Some(_) => {}
     }
-    let index: ImageIndex = parse_json(&src.read_small("index.json")?, "index.json")?;
+    let index: ImageIndex = parse_json(&read_file(src, "index.json")?, "index.json")?;
     if index.manifests().is_empty() {
         return Err(bad("index.json lists no image"));
     }
@@ -271,6 +286,20 @@ fn plan_oci(src: &Source) -> Result<Vec<ImageDesc>> {
         merge(&mut merged, p);
     }
     Ok(merged)
+}
+
+/// The image the manifest or index `top` leads to (for an index, the
+/// entry for this machine's platform), every document on the way read
+/// from `src` by digest and checked against its descriptor: how a source
+/// that has no `index.json` of its own (a registry) is read.
+pub fn read_image(
+    src: &dyn Source,
+    top: &Descriptor,
+    tags: Vec<ImageRef>,
+    what: String,
+) -> Result<ImageDesc> {
+    let manifest = pick(src, top, 0, &what)?;
+    plan_manifest(src, &manifest, tags, what)
 }
 
 /// The name an index entry gives its image: containerd's full name if
@@ -312,7 +341,7 @@ fn is_manifest(m: &MediaType) -> bool {
 
 /// The image manifest `d` leads to: itself, or the entry for this
 /// machine's platform in the index it names (nested indexes followed).
-fn pick(src: &Source, d: &Descriptor, depth: usize, what: &str) -> Result<Descriptor> {
+fn pick(src: &dyn Source, d: &Descriptor, depth: usize, what: &str) -> Result<Descriptor> {
     if is_manifest(d.media_type()) {
         return Ok(d.clone());
     }
@@ -362,7 +391,7 @@ fn is_layer(m: &MediaType) -> bool {
 
 /// An image from its manifest's descriptor.
 fn plan_manifest(
-    src: &Source,
+    src: &dyn Source,
     d: &Descriptor,
     tags: Vec<ImageRef>,
     what: String,
@@ -392,6 +421,7 @@ fn plan_manifest(
             blob_name(l).map_err(|e| within(&format!("layer {} of {what}", i + 1), e))?;
         layers.push(LayerDesc {
             name,
+            key: BlobKey::Digest(blob.clone()),
             diff_id,
             blob: Some(blob),
             size: Some(l.size()),
@@ -491,7 +521,7 @@ mod tests {
                 serde_json::to_vec(&index).unwrap(),
             )
             .unwrap();
-            let src = Source::open(self.0.path(), self.0.path()).unwrap();
+            let src = crate::source::DirSource::open(self.0.path()).unwrap();
             read_images(&src)
         }
 

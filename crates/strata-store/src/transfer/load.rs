@@ -12,7 +12,7 @@ use std::sync::Mutex;
 
 use sha2::{Digest as _, Sha256};
 use strata_archive::Digest;
-use strata_image::{read_images, ImageDesc, ImageRef, LayerDesc, Source};
+use strata_image::{open_archive, read_images, ImageDesc, ImageRef, LayerDesc, Source, TarSource};
 
 use super::Progress;
 use crate::error::{Error, ErrorKind, Result};
@@ -55,8 +55,9 @@ impl Store {
     /// Loads every image of the archive or layout at `input` (a tar file,
     /// plain or compressed, or a directory).
     pub fn load(&self, input: &Path, progress: &dyn Progress) -> Result<Vec<Loaded>> {
-        let source = Source::open(input, &self.root.join("tmp"))?;
-        self.load_from(&source, progress)
+        let source = open_archive(input, &self.root.join("tmp"))?;
+        let plans = read_images(source.as_ref())?;
+        self.load_from(source.as_ref(), &plans, progress)
     }
 
     /// [`Store::load`] from a stream (standard input): spooled to a file
@@ -67,16 +68,24 @@ impl Store {
         input: &mut dyn Read,
         progress: &dyn Progress,
     ) -> Result<Vec<Loaded>> {
-        let source = Source::spooled(input, &self.root.join("tmp"))?;
-        self.load_from(&source, progress)
+        let source = TarSource::spooled(input, &self.root.join("tmp"))?;
+        let plans = read_images(&source)?;
+        self.load_from(&source, &plans, progress)
     }
 
-    fn load_from(&self, src: &Source, progress: &dyn Progress) -> Result<Vec<Loaded>> {
-        let plans: Vec<ImageDesc> = read_images(src)?;
+    /// Puts the images `plans` describes into the store, their layers
+    /// read from `src`: the pipeline every image source shares (plan,
+    /// then unpack and verify, then publish).
+    pub(crate) fn load_from(
+        &self,
+        src: &dyn Source,
+        plans: &[ImageDesc],
+        progress: &dyn Progress,
+    ) -> Result<Vec<Loaded>> {
         let _lock = self.lock()?;
         let mut jobs: Vec<Job<'_>> = Vec::new();
         let mut counts = Vec::new();
-        for plan in &plans {
+        for plan in plans {
             let diffs: Vec<Digest> = plan.layers.iter().map(|l| l.diff_id.clone()).collect();
             let chains = chain_ids(&diffs);
             let (mut new, mut present) = (0, 0);
@@ -104,7 +113,11 @@ impl Store {
         }
         let total: u64 = jobs
             .iter()
-            .map(|j| src.open_entry(&j.plan.name).map(|(_, n)| n).unwrap_or(0))
+            .map(|j| {
+                j.plan
+                    .size
+                    .unwrap_or_else(|| src.open(&j.plan.key).map_or(0, |b| b.size))
+            })
             .sum();
         progress.start(total, jobs.len());
         let layers = self.unpack(src, &jobs, progress)?;
@@ -145,7 +158,7 @@ impl Store {
     /// allows; on any error discards them all.
     fn unpack(
         &self,
-        src: &Source,
+        src: &dyn Source,
         jobs: &[Job<'_>],
         progress: &dyn Progress,
     ) -> Result<Vec<(Slot, Layer)>> {
@@ -245,7 +258,7 @@ impl Store {
     /// blob against its descriptor, the content against the diffID.
     fn fill_job(
         &self,
-        src: &Source,
+        src: &dyn Source,
         job: &Job<'_>,
         slot: &Slot,
         parent_cache: Option<&str>,
@@ -253,7 +266,7 @@ impl Store {
         progress: &dyn Progress,
     ) -> Result<Layer> {
         let checked = (|| {
-            let (reader, len) = src.open_entry(&job.plan.name)?;
+            let strata_image::Blob { reader, size: len } = src.open(&job.plan.key)?;
             if let Some(size) = job.plan.size {
                 if size != len {
                     return Err(mismatch(format!(

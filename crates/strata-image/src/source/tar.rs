@@ -1,38 +1,30 @@
-//! Reading an image archive: a tar file, indexed once (headers only, the
-//! content skipped by seeking) and then read at offsets, several layers at
-//! a time; or a directory, every open confined beneath it. A compressed
-//! tar or a stream is spooled to a plain file first, since the manifest
-//! that says what the layers are usually comes after them.
+//! A tar archive (docker-archive, or an OCI layout as a tar): indexed
+//! once (headers only, the content skipped by seeking) and then read at
+//! offsets, several layers at a time. A compressed tar or a stream is
+//! spooled to a plain file first, since the manifest that says what the
+//! layers are usually comes after them.
 
 use std::collections::{HashMap, VecDeque};
 use std::fs::File;
 use std::io::{self, Read, Seek};
-use std::os::fd::{AsFd, OwnedFd};
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use strata_archive::Compression;
 
+use super::{bad, clean, escapes, missing, Blob, BlobKey, Source};
 use crate::error::{Error, ErrorKind, IoContext, Result};
-use crate::format::MAX_JSON;
 
 /// Symlinks followed while resolving one name, as the kernel allows.
 const MAX_HOPS: usize = 40;
 
-/// An archive or layout being loaded.
-pub struct Source {
-    kind: Kind,
+/// A tar archive being loaded.
+pub struct TarSource {
+    file: Arc<File>,
+    entries: HashMap<String, Entry>,
     /// A spooled copy, removed on drop.
     spool: Option<PathBuf>,
-}
-
-enum Kind {
-    Tar {
-        file: Arc<File>,
-        entries: HashMap<String, Entry>,
-    },
-    Dir(OwnedFd),
 }
 
 #[derive(Debug, Clone)]
@@ -49,42 +41,10 @@ enum Entry {
     Other,
 }
 
-fn bad(msg: impl Into<String>) -> Error {
-    Error::new(ErrorKind::InvalidArgument, msg)
-}
-
-/// `name` with `.` and empty components dropped and `..` applied; `None`
-/// when it climbs out of the archive. A leading `/` is refused too.
-pub fn clean(name: &str) -> Option<String> {
-    if name.starts_with('/') {
-        return None;
-    }
-    let mut out: Vec<&str> = Vec::new();
-    for c in name.split('/') {
-        match c {
-            "" | "." => {}
-            ".." => {
-                out.pop()?;
-            }
-            c => out.push(c),
-        }
-    }
-    Some(out.join("/"))
-}
-
-impl Source {
-    /// Opens `path`: a directory, or a tar file (plain, gzip or zstd). A
-    /// compressed file is spooled under `spool_dir`.
-    pub fn open(path: &Path, spool_dir: &Path) -> Result<Source> {
-        let md = std::fs::metadata(path).ctx(|| format!("opening {}", path.display()))?;
-        if md.is_dir() {
-            let fd =
-                strata_sys::fs::open_dir(path).ctx(|| format!("opening {}", path.display()))?;
-            return Ok(Source {
-                kind: Kind::Dir(fd),
-                spool: None,
-            });
-        }
+impl TarSource {
+    /// Opens the tar file at `path` (plain, gzip or zstd). A compressed
+    /// file is spooled under `spool_dir`.
+    pub fn open(path: &Path, spool_dir: &Path) -> Result<TarSource> {
         let mut file = File::open(path).ctx(|| format!("opening {}", path.display()))?;
         let mut head = Vec::with_capacity(8);
         (&mut file)
@@ -98,14 +58,14 @@ impl Source {
         file.rewind()
             .ctx(|| format!("reading {}", path.display()))?;
         if compressed {
-            return Source::spooled(&mut file, spool_dir);
+            return TarSource::spooled(&mut file, spool_dir);
         }
-        Source::index(file, None)
+        TarSource::index(file, None)
     }
 
     /// Reads a whole archive from `input` (a pipe) into a file under
     /// `spool_dir`, decompressing it, and opens that.
-    pub fn spooled(input: &mut dyn Read, spool_dir: &Path) -> Result<Source> {
+    pub fn spooled(input: &mut dyn Read, spool_dir: &Path) -> Result<TarSource> {
         let mut rand = [0u8; 16];
         strata_sys::fs::random_bytes(&mut rand).ctx(|| "reading random bytes".into())?;
         let hex: String = rand.iter().map(|b| format!("{b:02x}")).collect();
@@ -135,18 +95,16 @@ impl Source {
             let _ = std::fs::remove_dir_all(&dir);
             return Err(Error::io("reading the spooled archive", e));
         }
-        Source::index(file, Some(dir))
+        TarSource::index(file, Some(dir))
     }
 
     /// Reads every header of the tar in `file`, skipping content; takes
     /// over the spool directory, if any.
-    fn index(file: File, spool: Option<PathBuf>) -> Result<Source> {
+    fn index(file: File, spool: Option<PathBuf>) -> Result<TarSource> {
         match index_tar(&file) {
-            Ok(entries) => Ok(Source {
-                kind: Kind::Tar {
-                    file: Arc::new(file),
-                    entries,
-                },
+            Ok(entries) => Ok(TarSource {
+                file: Arc::new(file),
+                entries,
                 spool,
             }),
             Err(e) => {
@@ -157,70 +115,23 @@ impl Source {
             }
         }
     }
+}
 
-    /// Whether `name` names a file.
-    pub fn has(&self, name: &str) -> bool {
-        self.open_entry(name).is_ok()
-    }
-
-    /// A reader over the file at `name` and its length.
-    pub fn open_entry(&self, name: &str) -> Result<(Box<dyn Read + Send>, u64)> {
-        match &self.kind {
-            Kind::Tar { file, entries } => {
-                let (offset, size) = resolve(entries, name)?;
-                Ok((
-                    Box::new(Section {
-                        file: file.clone(),
-                        pos: offset,
-                        end: offset + size,
-                    }),
-                    size,
-                ))
-            }
-            Kind::Dir(fd) => {
-                let path = clean(name).ok_or_else(|| escapes(name))?;
-                let file =
-                    strata_sys::fs::open_beneath(fd.as_fd(), Path::new(&path)).map_err(|e| {
-                        let errno = e.raw_os_error().map(strata_sys::Errno::from_raw_os_error);
-                        if errno == Some(strata_sys::Errno::XDEV) {
-                            escapes(name)
-                        } else if e.kind() == io::ErrorKind::NotFound {
-                            missing(name)
-                        } else {
-                            Error::io(format!("opening {name:?} in the layout"), e)
-                        }
-                    })?;
-                let md = file
-                    .metadata()
-                    .ctx(|| format!("opening {name:?} in the layout"))?;
-                if !md.is_file() {
-                    return Err(bad(format!("{name:?} in the layout is not a file")));
-                }
-                Ok((Box::new(file), md.len()))
-            }
-        }
-    }
-
-    /// The bytes of a JSON document, refused above [`MAX_JSON`].
-    pub fn read_small(&self, name: &str) -> Result<Vec<u8>> {
-        let (r, size) = self.open_entry(name)?;
-        if size > MAX_JSON {
-            return Err(bad(format!(
-                "{name:?} is {size} bytes, more than any image document may be"
-            )));
-        }
-        let mut buf = Vec::with_capacity(size as usize);
-        r.take(size)
-            .read_to_end(&mut buf)
-            .ctx(|| format!("reading {name:?} from the archive"))?;
-        if buf.len() as u64 != size {
-            return Err(bad(format!("{name:?} is truncated")));
-        }
-        Ok(buf)
+impl Source for TarSource {
+    fn open(&self, key: &BlobKey) -> Result<Blob> {
+        let (offset, size) = resolve(&self.entries, &key.archive_path())?;
+        Ok(Blob {
+            reader: Box::new(Section {
+                file: self.file.clone(),
+                pos: offset,
+                end: offset + size,
+            }),
+            size,
+        })
     }
 }
 
-impl Drop for Source {
+impl Drop for TarSource {
     fn drop(&mut self) {
         if let Some(dir) = &self.spool {
             let _ = std::fs::remove_dir_all(dir);
@@ -280,17 +191,6 @@ fn index_tar(file: &File) -> Result<HashMap<String, Entry>> {
         return Err(bad("not a tar archive: no entries"));
     }
     Ok(entries)
-}
-
-fn escapes(name: &str) -> Error {
-    bad(format!("{name:?} points outside the archive"))
-}
-
-fn missing(name: &str) -> Error {
-    Error::new(
-        ErrorKind::NotFound,
-        format!("{name:?} is not in the archive"),
-    )
 }
 
 /// Finds the content of `name` in a tar's entries, following symlinks and
@@ -380,14 +280,6 @@ impl Read for Section {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn clean_confines_names() {
-        assert_eq!(clean("./a//b/./c").as_deref(), Some("a/b/c"));
-        assert_eq!(clean("a/../b").as_deref(), Some("b"));
-        assert_eq!(clean("a/../../b"), None);
-        assert_eq!(clean("/etc/passwd"), None);
-    }
 
     fn entries(list: &[(&str, Entry)]) -> HashMap<String, Entry> {
         list.iter()
