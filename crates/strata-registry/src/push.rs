@@ -1,0 +1,200 @@
+//! The push half of the protocol
+//! (<https://github.com/opencontainers/distribution-spec/blob/main/spec.md#pushing-blobs>):
+//! a blob the registry has is found with HEAD, one another repository of
+//! the same registry has is mounted, the rest are uploaded whole
+//! (POST, then PUT `?digest=`) or in chunks (POST, PATCHes, PUT).
+
+use std::io::Read;
+
+use strata_archive::Digest;
+use ureq::http::{Method, Response};
+use ureq::Body;
+
+use crate::client::{encode, Client, Origin, Payload, Req};
+use crate::error::{Error, ErrorKind, Result};
+use crate::manifest::{check_repo, pull_scope, push_scope};
+
+/// What a cross-repository mount came to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mount {
+    /// The blob is now in the repository.
+    Mounted,
+    /// The registry would not mount it (the source lacks it, or mounting
+    /// is off): upload it.
+    NotMounted,
+}
+
+impl Client {
+    /// The size of blob `digest` when `repo` has it.
+    pub fn blob_exists(&self, repo: &str, digest: &Digest) -> Result<Option<u64>> {
+        check_repo(repo)?;
+        let req = Req::new(
+            Method::HEAD,
+            self.url(&format!("{repo}/blobs/{digest}")),
+            vec![push_scope(repo)],
+        );
+        let resp = self.send(req)?;
+        match resp.status().as_u16() {
+            200 => Ok(Some(
+                header(&resp, "content-length")
+                    .and_then(|l| l.trim().parse().ok())
+                    .unwrap_or(0),
+            )),
+            404 => Ok(None),
+            _ => Err(self.refusal(resp, &format!("checking blob {digest} in {repo}"))),
+        }
+    }
+
+    /// Asks the registry to link blob `digest` of repository `from` into
+    /// `repo` without sending it.
+    pub fn mount_blob(&self, repo: &str, digest: &Digest, from: &str) -> Result<Mount> {
+        check_repo(repo)?;
+        check_repo(from)?;
+        let url = self.url(&format!(
+            "{repo}/blobs/uploads/?mount={}&from={}",
+            encode(&digest.to_string()),
+            encode(from)
+        ));
+        let req = Req::new(Method::POST, url, vec![push_scope(repo), pull_scope(from)]);
+        let what = format!("mounting blob {digest} from {from} into {repo}");
+        let resp = self.send(req)?;
+        match resp.status().as_u16() {
+            201 => Ok(Mount::Mounted),
+            202 => {
+                // An upload was started instead: cancel it, best effort.
+                if let Ok(loc) = self.location(&resp, &what) {
+                    let _ = self.send(Req::new(Method::DELETE, loc, vec![push_scope(repo)]));
+                }
+                Ok(Mount::NotMounted)
+            }
+            _ => Err(self.refusal(resp, &what)),
+        }
+    }
+
+    /// Uploads blob `digest` of `size` bytes from `reader` in one PUT.
+    /// The stream is sent once: a failure is not retried here.
+    pub fn upload_blob(
+        &self,
+        repo: &str,
+        digest: &Digest,
+        size: u64,
+        reader: &mut dyn Read,
+    ) -> Result<()> {
+        let what = format!("uploading blob {digest} to {repo}");
+        let loc = self.start_upload(repo, &what)?;
+        let mut limited = reader.take(size);
+        let req = Req::new(
+            Method::PUT,
+            with_query(&loc, &format!("digest={}", encode(&digest.to_string()))),
+            vec![push_scope(repo)],
+        )
+        .header("content-type", "application/octet-stream")
+        .body(Payload::Stream(&mut limited, size));
+        let resp = self.send(req)?;
+        match resp.status().as_u16() {
+            201 => Ok(()),
+            _ => Err(self.refusal(resp, &what)),
+        }
+    }
+
+    /// Uploads blob `digest` from `reader` in chunks of `chunk` bytes,
+    /// each held in memory so that a failed one is sent again.
+    pub fn upload_blob_chunked(
+        &self,
+        repo: &str,
+        digest: &Digest,
+        reader: &mut dyn Read,
+        chunk: usize,
+    ) -> Result<()> {
+        let what = format!("uploading blob {digest} to {repo}");
+        let mut loc = self.start_upload(repo, &what)?;
+        let mut buf = vec![0u8; chunk.max(1)];
+        let mut offset = 0u64;
+        loop {
+            let n = read_full(reader, &mut buf)
+                .map_err(|e| Error::with(ErrorKind::Refused, format!("{what}: reading it"), e))?;
+            if n == 0 {
+                break;
+            }
+            let req = Req::new(Method::PATCH, loc.clone(), vec![push_scope(repo)])
+                .header("content-type", "application/octet-stream")
+                .header(
+                    "content-range",
+                    format!("{}-{}", offset, offset + n as u64 - 1),
+                )
+                .body(Payload::Bytes(&buf[..n]));
+            let resp = self.send(req)?;
+            match resp.status().as_u16() {
+                202 => loc = self.location(&resp, &what)?,
+                _ => return Err(self.refusal(resp, &what)),
+            }
+            offset += n as u64;
+        }
+        let req = Req::new(
+            Method::PUT,
+            with_query(&loc, &format!("digest={}", encode(&digest.to_string()))),
+            vec![push_scope(repo)],
+        );
+        let resp = self.send(req)?;
+        match resp.status().as_u16() {
+            201 => Ok(()),
+            _ => Err(self.refusal(resp, &what)),
+        }
+    }
+
+    /// POST `uploads/`: the URL to send the blob to.
+    fn start_upload(&self, repo: &str, what: &str) -> Result<String> {
+        check_repo(repo)?;
+        let req = Req::new(
+            Method::POST,
+            self.url(&format!("{repo}/blobs/uploads/")),
+            vec![push_scope(repo)],
+        );
+        let resp = self.send(req)?;
+        match resp.status().as_u16() {
+            202 => self.location(&resp, what),
+            _ => Err(self.refusal(resp, what)),
+        }
+    }
+
+    /// The `Location` of an upload answer, made absolute.
+    fn location(&self, resp: &Response<Body>, what: &str) -> Result<String> {
+        let loc = header(resp, "location").ok_or_else(|| {
+            Error::new(
+                ErrorKind::Server,
+                format!(
+                    "{}: {what}: the registry gave no upload location",
+                    self.registry()
+                ),
+            )
+        })?;
+        let base = Origin::parse(&self.url("")).expect("the registry's own URL parses");
+        Ok(base.resolve(&loc))
+    }
+}
+
+fn header(resp: &Response<Body>, name: &str) -> Option<String> {
+    resp.headers()
+        .get(name)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned)
+}
+
+fn with_query(url: &str, q: &str) -> String {
+    let sep = if url.contains('?') { '&' } else { '?' };
+    format!("{url}{sep}{q}")
+}
+
+/// Fills `buf` unless the reader ends first; how much it read.
+fn read_full(r: &mut dyn Read, buf: &mut [u8]) -> std::io::Result<usize> {
+    let mut n = 0;
+    while n < buf.len() {
+        match r.read(&mut buf[n..]) {
+            Ok(0) => break,
+            Ok(k) => n += k,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(n)
+}

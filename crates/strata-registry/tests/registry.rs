@@ -1,0 +1,647 @@
+//! The client against a real registry (Debian's `docker-registry`) on
+//! 127.0.0.1: push and pull back, TLS from a CA the test makes with
+//! htpasswd auth, the bearer-token dance, and faults injected by a proxy
+//! in front of it (cuts, corrupt bytes, stalls, redirects, 429/503).
+
+mod fixtures;
+
+use std::io::Read;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use sha2::{Digest as _, Sha256};
+use strata_archive::Digest;
+use strata_registry::{AuthFile, Client, Credentials, Error, ErrorKind, Mount, Options};
+
+use fixtures::proxy::{Action, Fault, Proxy, Request};
+use fixtures::registry::{Config, Registry, PASSWORD, USER};
+
+const OCI_MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";
+
+/// A registry, or `None` after saying SKIPPED.
+fn registry(cfg: Config) -> Option<Registry> {
+    match Registry::start(cfg) {
+        Ok(r) => Some(r),
+        Err(why) => {
+            fixtures::skip(&why);
+            None
+        }
+    }
+}
+
+/// Options for a plain-HTTP registry on this machine: short waits.
+fn local() -> Options {
+    Options {
+        insecure: true,
+        backoff: Duration::from_millis(20),
+        read_timeout: Duration::from_secs(5),
+        ..Options::default()
+    }
+}
+
+fn sha(bytes: &[u8]) -> Digest {
+    Digest::from_sha256(Sha256::new_with_prefix(bytes))
+}
+
+/// `n` bytes that do not repeat in any short pattern.
+fn noise(n: usize, seed: u64) -> Vec<u8> {
+    let mut x = seed
+        .wrapping_mul(6364136223846793005)
+        .wrapping_add(1442695040888963407);
+    (0..n)
+        .map(|_| {
+            x = x
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            (x >> 33) as u8
+        })
+        .collect()
+}
+
+/// An image pushed to `repo:tag`: a config and one layer blob.
+struct Pushed {
+    layer: Vec<u8>,
+    layer_digest: Digest,
+    manifest_digest: Digest,
+}
+
+fn push_image(c: &Client, repo: &str, tag: &str, layer_len: usize) -> Pushed {
+    let layer = noise(layer_len, layer_len as u64);
+    let layer_digest = sha(&layer);
+    let config = format!(
+        r#"{{"architecture":"amd64","os":"linux","rootfs":{{"type":"layers","diff_ids":["{layer_digest}"]}}}}"#
+    );
+    let config_digest = sha(config.as_bytes());
+    if c.blob_exists(repo, &layer_digest).unwrap().is_none() {
+        c.upload_blob(repo, &layer_digest, layer.len() as u64, &mut &layer[..])
+            .unwrap();
+    }
+    c.upload_blob_chunked(repo, &config_digest, &mut config.as_bytes(), 64)
+        .unwrap();
+    let manifest = format!(
+        r#"{{"schemaVersion":2,"mediaType":"{OCI_MANIFEST}","config":{{"mediaType":"application/vnd.oci.image.config.v1+json","digest":"{config_digest}","size":{}}},"layers":[{{"mediaType":"application/vnd.oci.image.layer.v1.tar","digest":"{layer_digest}","size":{}}}]}}"#,
+        config.len(),
+        layer.len()
+    );
+    let manifest_digest = c
+        .put_manifest(repo, tag, OCI_MANIFEST, manifest.as_bytes())
+        .unwrap();
+    assert_eq!(manifest_digest, sha(manifest.as_bytes()));
+    Pushed {
+        layer,
+        layer_digest,
+        manifest_digest,
+    }
+}
+
+fn read_all(mut r: impl Read) -> std::io::Result<Vec<u8>> {
+    let mut out = Vec::new();
+    r.read_to_end(&mut out)?;
+    Ok(out)
+}
+
+/// The registry error an I/O error carries.
+fn kind_of(e: &std::io::Error) -> ErrorKind {
+    Error::from_io(e)
+        .unwrap_or_else(|| panic!("not a registry error: {e:?}"))
+        .kind()
+}
+
+#[test]
+fn push_then_pull_back_by_tag_and_digest() {
+    let Some(reg) = registry(Config::default()) else {
+        return;
+    };
+    let c = Client::new(&reg.addr, local()).unwrap();
+    c.ping().unwrap();
+    let p = push_image(&c, "test/app", "v1", 300_000);
+    assert_eq!(
+        c.blob_exists("test/app", &p.layer_digest).unwrap(),
+        Some(p.layer.len() as u64)
+    );
+    let by_tag = c.get_manifest("test/app", "v1").unwrap();
+    assert_eq!(by_tag.digest, p.manifest_digest);
+    assert_eq!(by_tag.media_type, OCI_MANIFEST);
+    let by_digest = c
+        .get_manifest("test/app", &p.manifest_digest.to_string())
+        .unwrap();
+    assert_eq!(by_digest.bytes, by_tag.bytes);
+    let blob = c
+        .open_blob("test/app", &p.layer_digest, p.layer.len() as u64)
+        .unwrap();
+    assert_eq!(read_all(blob).unwrap(), p.layer);
+
+    let missing = c.get_manifest("test/app", "nope").unwrap_err();
+    assert_eq!(missing.kind(), ErrorKind::NotFound, "{missing}");
+}
+
+#[test]
+fn blob_from_another_repository_is_mounted_not_sent() {
+    let Some(reg) = registry(Config::default()) else {
+        return;
+    };
+    let c = Client::new(&reg.addr, local()).unwrap();
+    let p = push_image(&c, "test/base", "v1", 10_000);
+    assert_eq!(
+        c.blob_exists("test/derived", &p.layer_digest).unwrap(),
+        None
+    );
+    assert_eq!(
+        c.mount_blob("test/derived", &p.layer_digest, "test/base")
+            .unwrap(),
+        Mount::Mounted
+    );
+    assert!(c
+        .blob_exists("test/derived", &p.layer_digest)
+        .unwrap()
+        .is_some());
+    let absent = sha(b"never pushed");
+    assert_eq!(
+        c.mount_blob("test/derived", &absent, "test/base").unwrap(),
+        Mount::NotMounted
+    );
+}
+
+#[test]
+fn blob_bytes_must_match_the_digest_the_registry_is_told() {
+    let Some(reg) = registry(Config::default()) else {
+        return;
+    };
+    let c = Client::new(&reg.addr, local()).unwrap();
+    let lie = sha(b"something else");
+    let e = c
+        .upload_blob("test/app", &lie, 5, &mut &b"hello"[..])
+        .unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::Corrupt, "{e}");
+    assert!(e.to_string().contains("DIGEST_INVALID"), "{e}");
+}
+
+#[test]
+fn tls_with_a_private_ca_and_htpasswd() {
+    let Some(reg) = registry(Config {
+        tls: true,
+        htpasswd: true,
+    }) else {
+        return;
+    };
+    let certs_d = reg.certs_d.clone();
+    let opts = |creds: Option<Credentials>| Options {
+        insecure: false,
+        certs_d: certs_d.clone(),
+        credentials: creds,
+        backoff: Duration::from_millis(20),
+        ..Options::default()
+    };
+    // No CA for it: the certificate is not trusted.
+    let untrusted = Client::new(
+        &reg.addr,
+        Options {
+            certs_d: None,
+            ..opts(None)
+        },
+    )
+    .unwrap();
+    let e = untrusted.ping().unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::Network, "{e}");
+
+    let anonymous = Client::new(&reg.addr, opts(None)).unwrap();
+    let e = anonymous.ping().unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::Unauthorized, "{e}");
+    assert!(e.to_string().contains("strata login"), "{e}");
+
+    let wrong = Client::new(
+        &reg.addr,
+        opts(Some(Credentials {
+            username: USER.into(),
+            password: "not-the-password".into(),
+        })),
+    )
+    .unwrap();
+    let e = wrong.get_manifest("test/app", "v1").unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::Unauthorized, "{e}");
+    assert!(!format!("{e:?}").contains("not-the-password"), "{e:?}");
+
+    // Credentials as `strata login` will keep them.
+    let file = reg.dir.path().join("auth.json");
+    let mut auth = AuthFile::open(&file).unwrap();
+    auth.set(
+        &reg.addr,
+        &Credentials {
+            username: USER.into(),
+            password: PASSWORD.into(),
+        },
+    );
+    auth.save().unwrap();
+    let creds = AuthFile::open(&file).unwrap().get(&reg.addr).unwrap();
+    let c = Client::new(&reg.addr, opts(creds)).unwrap();
+    c.ping().unwrap();
+    let p = push_image(&c, "test/app", "v1", 50_000);
+    let m = c.get_manifest("test/app", "v1").unwrap();
+    assert_eq!(m.digest, p.manifest_digest);
+    let blob = c
+        .open_blob("test/app", &p.layer_digest, p.layer.len() as u64)
+        .unwrap();
+    assert_eq!(read_all(blob).unwrap(), p.layer);
+}
+
+/// A plain-HTTP registry is reached only when marked insecure.
+#[test]
+fn plain_http_only_when_marked_insecure() {
+    let Some(reg) = registry(Config::default()) else {
+        return;
+    };
+    let c = Client::new(
+        &reg.addr,
+        Options {
+            insecure: false,
+            retries: 0,
+            ..local()
+        },
+    )
+    .unwrap();
+    // Speaking TLS to a plain-HTTP server fails; it never falls back.
+    let e = c.ping().unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::Network, "{e}");
+}
+
+/// A gate in front of the registry that wants a bearer token from its
+/// own token endpoint (`/token`), as Docker Hub does.
+fn bearer_gate(upstream: &str, token_requests: Arc<std::sync::Mutex<Vec<Request>>>) -> Proxy {
+    let realm_port = Arc::new(std::sync::Mutex::new(String::new()));
+    let realm = realm_port.clone();
+    let proxy = Proxy::start(upstream, move |req| {
+        if req.path() == "/token" {
+            token_requests.lock().unwrap().push(req.clone());
+            let want = format!("Basic {}", base64_encode(&format!("{USER}:{PASSWORD}")));
+            return if req.header("authorization") == Some(want.as_str()) {
+                Action::Respond(200, vec![], br#"{"token":"good-token"}"#.to_vec())
+            } else {
+                Action::Respond(401, vec![], b"{}".to_vec())
+            };
+        }
+        if req.header("authorization") == Some("Bearer good-token") {
+            return Action::Forward;
+        }
+        let challenge = format!(
+            r#"Bearer realm="http://{}/token",service="test-registry""#,
+            realm.lock().unwrap()
+        );
+        Action::Respond(
+            401,
+            vec![("WWW-Authenticate".into(), challenge)],
+            b"{}".to_vec(),
+        )
+    });
+    *realm_port.lock().unwrap() = proxy.addr.clone();
+    proxy
+}
+
+fn base64_encode(s: &str) -> String {
+    use base64::Engine as _;
+    base64::engine::general_purpose::STANDARD.encode(s)
+}
+
+#[test]
+fn bearer_token_dance() {
+    let Some(reg) = registry(Config::default()) else {
+        return;
+    };
+    let direct = Client::new(&reg.addr, local()).unwrap();
+    let p = push_image(&direct, "test/app", "v1", 20_000);
+    let tokens = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let gate = bearer_gate(&reg.addr, tokens.clone());
+
+    let anonymous = Client::new(&gate.addr, local()).unwrap();
+    let e = anonymous.get_manifest("test/app", "v1").unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::Unauthorized, "{e}");
+
+    let c = Client::new(
+        &gate.addr,
+        Options {
+            credentials: Some(Credentials {
+                username: USER.into(),
+                password: PASSWORD.into(),
+            }),
+            ..local()
+        },
+    )
+    .unwrap();
+    let m = c.get_manifest("test/app", "v1").unwrap();
+    assert_eq!(m.digest, p.manifest_digest);
+    let blob = c
+        .open_blob("test/app", &p.layer_digest, p.layer.len() as u64)
+        .unwrap();
+    assert_eq!(read_all(blob).unwrap(), p.layer);
+    let seen = tokens.lock().unwrap().clone();
+    let last = seen.last().expect("a token was asked for");
+    assert!(
+        last.target.contains("service=test-registry")
+            && last.target.contains("scope=repository%3Atest%2Fapp%3Apull"),
+        "{}",
+        last.target
+    );
+    // The token is reused for the same scope: one request for the
+    // anonymous client, one for this one.
+    assert_eq!(seen.len(), 2, "{seen:?}");
+}
+
+#[test]
+fn blob_cut_midway_resumes_with_a_range_request() {
+    let Some(reg) = registry(Config::default()) else {
+        return;
+    };
+    let direct = Client::new(&reg.addr, local()).unwrap();
+    let p = push_image(&direct, "test/app", "v1", 200_000);
+    let cuts = Arc::new(AtomicUsize::new(0));
+    let n = cuts.clone();
+    let proxy = Proxy::start(&reg.addr, move |req| {
+        if req.is_blob_get() && n.fetch_add(1, Ordering::SeqCst) < 2 {
+            Action::Mangle(Fault::CutAfter(70_000))
+        } else {
+            Action::Forward
+        }
+    });
+    let c = Client::new(&proxy.addr, local()).unwrap();
+    let blob = c
+        .open_blob("test/app", &p.layer_digest, p.layer.len() as u64)
+        .unwrap();
+    assert_eq!(read_all(blob).unwrap(), p.layer);
+    let ranges: Vec<String> = proxy
+        .requests()
+        .iter()
+        .filter(|r| r.is_blob_get())
+        .map(|r| r.header("range").unwrap_or("-").to_owned())
+        .collect();
+    assert_eq!(ranges, ["-", "bytes=70000-", "bytes=140000-"]);
+}
+
+#[test]
+fn a_partly_fetched_blob_resumes_from_its_offset() {
+    let Some(reg) = registry(Config::default()) else {
+        return;
+    };
+    let c = Client::new(&reg.addr, local()).unwrap();
+    let p = push_image(&c, "test/app", "v1", 100_000);
+    let prefix = Sha256::new_with_prefix(&p.layer[..40_000]);
+    let rest = c
+        .resume_blob(
+            "test/app",
+            &p.layer_digest,
+            p.layer.len() as u64,
+            40_000,
+            prefix,
+        )
+        .unwrap();
+    assert_eq!(read_all(rest).unwrap(), &p.layer[40_000..]);
+    // A wrong prefix: the end of the stream says so.
+    let wrong = Sha256::new_with_prefix(&p.layer[1..40_001]);
+    let rest = c
+        .resume_blob(
+            "test/app",
+            &p.layer_digest,
+            p.layer.len() as u64,
+            40_000,
+            wrong,
+        )
+        .unwrap();
+    let e = read_all(rest).unwrap_err();
+    assert_eq!(kind_of(&e), ErrorKind::Corrupt, "{e}");
+}
+
+#[test]
+fn a_corrupt_byte_fails_the_blob_at_its_end() {
+    let Some(reg) = registry(Config::default()) else {
+        return;
+    };
+    let direct = Client::new(&reg.addr, local()).unwrap();
+    let p = push_image(&direct, "test/app", "v1", 50_000);
+    let proxy = Proxy::start(&reg.addr, |req| {
+        if req.is_blob_get() {
+            Action::Mangle(Fault::FlipByte(12_345))
+        } else {
+            Action::Forward
+        }
+    });
+    let c = Client::new(&proxy.addr, local()).unwrap();
+    let mut blob = c
+        .open_blob("test/app", &p.layer_digest, p.layer.len() as u64)
+        .unwrap();
+    let mut got = Vec::new();
+    let e = blob.read_to_end(&mut got).unwrap_err();
+    assert_eq!(kind_of(&e), ErrorKind::Corrupt, "{e}");
+    assert!(e.to_string().contains(&p.layer_digest.to_string()), "{e}");
+    // Every byte was handed on before the check: nothing was spooled.
+    assert_eq!(got.len(), p.layer.len());
+
+    // A descriptor that says the wrong size is refused before reading.
+    let e = c
+        .open_blob("test/app", &p.layer_digest, p.layer.len() as u64 - 1)
+        .err()
+        .expect("a wrong size was accepted");
+    assert_eq!(e.kind(), ErrorKind::Corrupt, "{e}");
+}
+
+#[test]
+fn a_stalled_server_times_out() {
+    let Some(reg) = registry(Config::default()) else {
+        return;
+    };
+    let direct = Client::new(&reg.addr, local()).unwrap();
+    let p = push_image(&direct, "test/app", "v1", 50_000);
+    let stalls = Arc::new(AtomicUsize::new(0));
+    let n = stalls.clone();
+    let proxy = Proxy::start(&reg.addr, move |req| {
+        if req.is_blob_get() {
+            n.fetch_add(1, Ordering::SeqCst);
+            Action::Mangle(Fault::StallAfter(1000, Duration::from_secs(8)))
+        } else {
+            Action::Forward
+        }
+    });
+    let c = Client::new(
+        &proxy.addr,
+        Options {
+            read_timeout: Duration::from_millis(300),
+            blob_resumes: 2,
+            ..local()
+        },
+    )
+    .unwrap();
+    let started = Instant::now();
+    let blob = c
+        .open_blob("test/app", &p.layer_digest, p.layer.len() as u64)
+        .unwrap();
+    let e = read_all(blob).unwrap_err();
+    assert_eq!(kind_of(&e), ErrorKind::Network, "{e}");
+    assert!(
+        started.elapsed() < Duration::from_secs(6),
+        "{:?}",
+        started.elapsed()
+    );
+    // The first try and two resumes, each from where the last stalled.
+    assert_eq!(stalls.load(Ordering::SeqCst), 3);
+}
+
+#[test]
+fn a_blob_redirected_to_another_host_is_fetched_without_credentials() {
+    let Some(reg) = registry(Config::default()) else {
+        return;
+    };
+    let direct = Client::new(&reg.addr, local()).unwrap();
+    let p = push_image(&direct, "test/app", "v1", 30_000);
+    // The "storage host": forwards to the registry, logs what it saw.
+    let storage = Proxy::start(&reg.addr, |_| Action::Forward);
+    let storage_addr = storage.addr.clone();
+    let tokens = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let gate = bearer_gate(&reg.addr, tokens);
+    // In front of the gate: blob GETs answered with a 307 elsewhere.
+    let front = Proxy::start(&gate.addr, move |req| {
+        if req.is_blob_get() && req.header("authorization").is_some() {
+            let loc = format!("http://{storage_addr}{}", req.target);
+            Action::Respond(307, vec![("Location".into(), loc)], Vec::new())
+        } else {
+            Action::Forward
+        }
+    });
+    let c = Client::new(
+        &front.addr,
+        Options {
+            credentials: Some(Credentials {
+                username: USER.into(),
+                password: PASSWORD.into(),
+            }),
+            ..local()
+        },
+    )
+    .unwrap();
+    let blob = c
+        .open_blob("test/app", &p.layer_digest, p.layer.len() as u64)
+        .unwrap();
+    assert_eq!(read_all(blob).unwrap(), p.layer);
+    let at_storage = storage.requests();
+    assert_eq!(at_storage.len(), 1, "{at_storage:?}");
+    assert_eq!(at_storage[0].header("authorization"), None);
+}
+
+#[test]
+fn a_redirect_loop_is_cut_short() {
+    let Some(reg) = registry(Config::default()) else {
+        return;
+    };
+    let direct = Client::new(&reg.addr, local()).unwrap();
+    let p = push_image(&direct, "test/app", "v1", 1_000);
+    let proxy = Proxy::start(&reg.addr, |req| {
+        if req.is_blob_get() {
+            Action::Respond(
+                302,
+                vec![("Location".into(), req.target.clone())],
+                Vec::new(),
+            )
+        } else {
+            Action::Forward
+        }
+    });
+    let c = Client::new(&proxy.addr, local()).unwrap();
+    let e = c
+        .open_blob("test/app", &p.layer_digest, p.layer.len() as u64)
+        .err()
+        .expect("a redirect loop was followed to the end");
+    assert_eq!(e.kind(), ErrorKind::Refused, "{e}");
+    assert!(e.to_string().contains("redirected more than"), "{e}");
+    let hops = proxy.requests().iter().filter(|r| r.is_blob_get()).count();
+    assert_eq!(hops, Options::default().max_redirects as usize + 1);
+}
+
+#[test]
+fn busy_and_failing_registries_are_retried_a_bounded_number_of_times() {
+    let Some(reg) = registry(Config::default()) else {
+        return;
+    };
+    let direct = Client::new(&reg.addr, local()).unwrap();
+    let p = push_image(&direct, "test/app", "v1", 1_000);
+    let count = Arc::new(AtomicUsize::new(0));
+    let n = count.clone();
+    // Two 503s, then the real answer.
+    let flaky = Proxy::start(&reg.addr, move |req| {
+        if req.is_manifest_get() && n.fetch_add(1, Ordering::SeqCst) < 2 {
+            Action::Respond(503, vec![], Vec::new())
+        } else {
+            Action::Forward
+        }
+    });
+    let c = Client::new(&flaky.addr, local()).unwrap();
+    assert_eq!(
+        c.get_manifest("test/app", "v1").unwrap().digest,
+        p.manifest_digest
+    );
+    assert_eq!(count.load(Ordering::SeqCst), 3);
+
+    // 429 every time: given up after the retries.
+    let busy = Proxy::start(&reg.addr, |req| {
+        if req.is_manifest_get() {
+            Action::Respond(429, vec![("Retry-After".into(), "0".into())], Vec::new())
+        } else {
+            Action::Forward
+        }
+    });
+    let c = Client::new(&busy.addr, local()).unwrap();
+    let e = c.get_manifest("test/app", "v1").unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::TooManyRequests, "{e}");
+    let tries = busy
+        .requests()
+        .iter()
+        .filter(|r| r.is_manifest_get())
+        .count();
+    assert_eq!(tries, local().retries as usize + 1);
+}
+
+#[test]
+fn manifests_are_capped_and_their_digest_checked() {
+    let Some(reg) = registry(Config::default()) else {
+        return;
+    };
+    let direct = Client::new(&reg.addr, local()).unwrap();
+    let p = push_image(&direct, "test/app", "v1", 1_000);
+    let huge = vec![b' '; (4 << 20) + 1];
+    let big = huge.clone();
+    let declared = Proxy::start(&reg.addr, move |req| {
+        if req.is_manifest_get() {
+            let h = vec![("Content-Type".into(), OCI_MANIFEST.into())];
+            Action::Respond(200, h, big.clone())
+        } else {
+            Action::Forward
+        }
+    });
+    let c = Client::new(&declared.addr, local()).unwrap();
+    let e = c.get_manifest("test/app", "v1").unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::Corrupt, "{e}");
+    assert!(e.to_string().contains("4 MiB"), "{e}");
+
+    let unframed = Proxy::start(&reg.addr, move |req| {
+        if req.is_manifest_get() {
+            let h = vec![("Content-Type".into(), OCI_MANIFEST.into())];
+            Action::RespondUnframed(200, h, huge.clone())
+        } else {
+            Action::Forward
+        }
+    });
+    let c = Client::new(&unframed.addr, local()).unwrap();
+    let e = c.get_manifest("test/app", "v1").unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::Corrupt, "{e}");
+
+    // One byte changed on the way: by digest, the pin catches it; by
+    // tag, the registry's Docker-Content-Digest does.
+    let corrupt = Proxy::start(&reg.addr, |req| {
+        if req.is_manifest_get() {
+            Action::Mangle(Fault::FlipByte(5))
+        } else {
+            Action::Forward
+        }
+    });
+    let c = Client::new(&corrupt.addr, local()).unwrap();
+    for reference in [p.manifest_digest.to_string(), "v1".to_owned()] {
+        let e = c.get_manifest("test/app", &reference).unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::Corrupt, "{reference}: {e}");
+    }
+}
