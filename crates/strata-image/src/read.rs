@@ -288,17 +288,28 @@ fn plan_oci(src: &dyn Source) -> Result<Vec<ImageDesc>> {
     Ok(merged)
 }
 
-/// The image the manifest or index `top` leads to (for an index, the
-/// entry for this machine's platform), every document on the way read
-/// from `src` by digest and checked against its descriptor: how a source
-/// that has no `index.json` of its own (a registry) is read.
+/// The image the manifest or index `digest` (of `media_type`, `size`
+/// bytes) leads to (for an index, the entry for this machine's platform),
+/// every document on the way read from `src` by digest and checked
+/// against its descriptor: how a source that has no `index.json` of its
+/// own (a registry) is read.
 pub fn read_image(
     src: &dyn Source,
-    top: &Descriptor,
+    media_type: &str,
+    digest: &Digest,
+    size: u64,
     tags: Vec<ImageRef>,
     what: String,
 ) -> Result<ImageDesc> {
-    let manifest = pick(src, top, 0, &what)?;
+    let oci_digest: oci_spec::image::Digest = digest.to_string().parse().map_err(|e| {
+        Error::with(
+            ErrorKind::InvalidArgument,
+            format!("{what}: digest {digest}"),
+            e,
+        )
+    })?;
+    let top = Descriptor::new(MediaType::from(media_type), size, oci_digest);
+    let manifest = pick(src, &top, 0, &what)?;
     plan_manifest(src, &manifest, tags, what)
 }
 

@@ -23,6 +23,8 @@ pub struct BlobReader<'c> {
     repo: String,
     digest: Digest,
     size: u64,
+    /// The size came from the registry's first answer, not a descriptor.
+    size_from_registry: bool,
     pos: u64,
     hasher: Sha256,
     body: Option<ureq::BodyReader<'static>>,
@@ -37,10 +39,34 @@ impl Client {
         self.resume_blob(repo, digest, size, 0, Sha256::new())
     }
 
+    /// Opens blob `digest` of `repo` when no descriptor gives its size:
+    /// the registry's `Content-Length` is taken for it (the digest is
+    /// still checked at the end).
+    pub fn open_blob_unsized(&self, repo: &str, digest: &Digest) -> Result<BlobReader<'_>> {
+        let mut r = self.blob_reader(repo, digest, u64::MAX, 0, Sha256::new())?;
+        r.size_from_registry = true;
+        r.connect()?;
+        Ok(r)
+    }
+
     /// Opens blob `digest` from byte `offset` on, the bytes before it
     /// already read elsewhere and hashed into `prefix` (a partly fetched
     /// blob from an earlier, interrupted pull).
     pub fn resume_blob(
+        &self,
+        repo: &str,
+        digest: &Digest,
+        size: u64,
+        offset: u64,
+        prefix: Sha256,
+    ) -> Result<BlobReader<'_>> {
+        let mut r = self.blob_reader(repo, digest, size, offset, prefix)?;
+        r.connect()?;
+        Ok(r)
+    }
+
+    /// The reader, not yet connected.
+    fn blob_reader(
         &self,
         repo: &str,
         digest: &Digest,
@@ -55,23 +81,27 @@ impl Client {
                 format!("blob {digest}: offset {offset} is past its {size} bytes"),
             ));
         }
-        let mut r = BlobReader {
+        Ok(BlobReader {
             client: self,
             repo: repo.to_owned(),
             digest: digest.clone(),
             size,
+            size_from_registry: false,
             pos: offset,
             hasher: prefix,
             body: None,
             resumes_left: self.opts.blob_resumes,
             done: false,
-        };
-        r.connect()?;
-        Ok(r)
+        })
     }
 }
 
 impl BlobReader<'_> {
+    /// The blob's length: its descriptor's, or the registry's.
+    pub fn size(&self) -> u64 {
+        self.size
+    }
+
     /// The bytes read so far, counting any `offset` it was resumed at.
     pub fn position(&self) -> u64 {
         self.pos
@@ -133,8 +163,17 @@ impl BlobReader<'_> {
             }
             _ => 0,
         };
+        let declared = header("content-length").and_then(|l| l.trim().parse::<u64>().ok());
+        if self.size == u64::MAX && self.size_from_registry {
+            self.size = declared.ok_or_else(|| {
+                Error::new(
+                    ErrorKind::Server,
+                    format!("{}: the registry gave no Content-Length", self.what()),
+                )
+            })?;
+        }
         let expect = self.size - self.pos + skip;
-        if let Some(len) = header("content-length").and_then(|l| l.trim().parse::<u64>().ok()) {
+        if let Some(len) = declared {
             if len != expect {
                 return Err(Error::new(
                     ErrorKind::Corrupt,

@@ -25,6 +25,8 @@ mod client;
 mod error;
 mod manifest;
 mod push;
+#[cfg(feature = "testing")]
+pub mod testing;
 mod tls;
 
 pub use auth_file::{AuthFile, Credentials};

@@ -15,7 +15,7 @@ use strata_archive::Digest;
 use strata_registry::{AuthFile, Client, Credentials, Error, ErrorKind, Mount, Options};
 
 use fixtures::proxy::{Action, Fault, Proxy, Request};
-use fixtures::registry::{Config, Registry, PASSWORD, USER};
+use strata_registry::testing::{self, Config, Registry, PASSWORD, USER};
 
 const OCI_MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";
 
@@ -24,7 +24,7 @@ fn registry(cfg: Config) -> Option<Registry> {
     match Registry::start(cfg) {
         Ok(r) => Some(r),
         Err(why) => {
-            fixtures::skip(&why);
+            testing::skip(&why);
             None
         }
     }
@@ -130,6 +130,11 @@ fn push_then_pull_back_by_tag_and_digest() {
     let blob = c
         .open_blob("test/app", &p.layer_digest, p.layer.len() as u64)
         .unwrap();
+    assert_eq!(read_all(blob).unwrap(), p.layer);
+    // Without a descriptor's size: the registry's length, still checked
+    // against the digest.
+    let blob = c.open_blob_unsized("test/app", &p.layer_digest).unwrap();
+    assert_eq!(blob.size(), p.layer.len() as u64);
     assert_eq!(read_all(blob).unwrap(), p.layer);
 
     let missing = c.get_manifest("test/app", "nope").unwrap_err();

@@ -22,7 +22,7 @@ impl DirSource {
 }
 
 impl Source for DirSource {
-    fn open(&self, key: &BlobKey) -> Result<Blob> {
+    fn open(&self, key: &BlobKey) -> Result<Blob<'_>> {
         let name = key.archive_path();
         let path = clean(&name).ok_or_else(|| escapes(&name))?;
         let file =

@@ -45,9 +45,9 @@ impl BlobKey {
 }
 
 /// An open blob: its bytes, not yet checked, and the length the source
-/// says it has.
-pub struct Blob {
-    pub reader: Box<dyn Read + Send>,
+/// says it has. It may borrow from its source.
+pub struct Blob<'a> {
+    pub reader: Box<dyn Read + Send + 'a>,
     pub size: u64,
 }
 
@@ -56,7 +56,7 @@ pub struct Blob {
 pub trait Source: Sync {
     /// The blob `key` names. A key the source cannot hold (a path, for a
     /// registry) is [`ErrorKind::NotFound`].
-    fn open(&self, key: &BlobKey) -> Result<Blob>;
+    fn open(&self, key: &BlobKey) -> Result<Blob<'_>>;
 
     /// Whether `key` names a blob of this source.
     fn has(&self, key: &BlobKey) -> bool {
@@ -88,7 +88,7 @@ pub fn open_archive(path: &Path, spool_dir: &Path) -> Result<Box<dyn Source>> {
 
 /// All of `blob`, which must be at most `cap` bytes; `name` says which
 /// it is in errors.
-pub(crate) fn read_capped(blob: Blob, name: &str, cap: u64) -> Result<Vec<u8>> {
+pub(crate) fn read_capped(blob: Blob<'_>, name: &str, cap: u64) -> Result<Vec<u8>> {
     let Blob { reader, size } = blob;
     if size > cap {
         return Err(bad(format!(

@@ -118,7 +118,7 @@ impl TarSource {
 }
 
 impl Source for TarSource {
-    fn open(&self, key: &BlobKey) -> Result<Blob> {
+    fn open(&self, key: &BlobKey) -> Result<Blob<'_>> {
         let (offset, size) = resolve(&self.entries, &key.archive_path())?;
         Ok(Blob {
             reader: Box::new(Section {

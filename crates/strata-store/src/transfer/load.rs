@@ -352,7 +352,7 @@ fn within(what: &str, e: Error) -> Error {
 
 /// Hashes a blob as it is read and reports progress.
 struct Counted<'a> {
-    inner: Box<dyn Read + Send>,
+    inner: Box<dyn Read + Send + 'a>,
     hasher: Option<Sha256>,
     progress: &'a dyn Progress,
 }

@@ -1,14 +1,17 @@
 //! Images in and out of the store as archives (the formats are
-//! `strata_image`'s). `load` reads the legacy
+//! `strata_image`'s) and from registries (`pull`, over the same pipeline
+//! as `load`; the protocol is `strata_registry`'s). `load` reads the legacy
 //! docker-archive, the form Docker 25 and later write (an OCI layout with
 //! a `manifest.json` beside it), and OCI image layouts as a directory or a
 //! tar; `save` writes them back, every layer rebuilt byte for byte from its
 //! tar-split record so diffIDs and image IDs survive the round trip.
 
 mod load;
+mod pull;
 mod save;
 
 pub use load::Loaded;
+pub use pull::Pulled;
 
 /// What long transfers report as they go; the CLI draws bars from it.
 /// Every method may be called from several threads.

@@ -1,0 +1,257 @@
+//! `pull` from a real registry (Debian's `docker-registry` on 127.0.0.1):
+//! images pushed with the registry client, pulled through the store's
+//! load pipeline, every layer checked against its digest and diffID.
+
+use std::fs;
+use std::io::Write;
+use std::os::unix::fs::MetadataExt;
+
+use sha2::{Digest as _, Sha256};
+use strata_registry::testing::{self, Config, Registry};
+use strata_registry::{Client, Options};
+use strata_store::{Digest, ErrorKind, ImageRef, NoProgress, Store};
+
+const OCI_MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";
+const OCI_INDEX: &str = "application/vnd.oci.image.index.v1+json";
+const OCI_CONFIG: &str = "application/vnd.oci.image.config.v1+json";
+const OCI_LAYER_GZIP: &str = "application/vnd.oci.image.layer.v1.tar+gzip";
+
+/// True as root (the store's layers keep ownership); otherwise a loud
+/// SKIPPED line, and a failure under CI.
+fn require_root() -> bool {
+    if fs::metadata("/proc/self").map(|m| m.uid()).unwrap_or(1) == 0 {
+        return true;
+    }
+    testing::skip("root");
+    false
+}
+
+fn sha(b: &[u8]) -> Digest {
+    Digest::from_sha256(Sha256::new_with_prefix(b))
+}
+
+/// A one-file layer as a tar.
+fn layer_tar(name: &str, content: &[u8]) -> Vec<u8> {
+    let mut b = tar::Builder::new(Vec::new());
+    let mut h = tar::Header::new_ustar();
+    h.set_entry_type(tar::EntryType::Regular);
+    h.set_mode(0o644);
+    h.set_size(content.len() as u64);
+    h.set_mtime(0);
+    h.set_path(name).unwrap();
+    h.set_cksum();
+    b.append(&h, content).unwrap();
+    b.into_inner().unwrap()
+}
+
+fn gzip(b: &[u8]) -> Vec<u8> {
+    let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+    e.write_all(b).unwrap();
+    e.finish().unwrap()
+}
+
+fn host_arch() -> &'static str {
+    strata_image::oci_arch()
+}
+
+fn put_blob(c: &Client, repo: &str, bytes: &[u8]) -> Digest {
+    let d = sha(bytes);
+    c.upload_blob(repo, &d, bytes.len() as u64, &mut &bytes[..])
+        .unwrap();
+    d
+}
+
+/// Pushes an image of `layers` (each gzipped) whose config says
+/// `diff_ids`, for `arch`; returns (manifest JSON, image ID).
+fn push_image(
+    c: &Client,
+    repo: &str,
+    layers: &[Vec<u8>],
+    diff_ids: &[Digest],
+    arch: &str,
+) -> (String, Digest) {
+    let diffs: Vec<String> = diff_ids.iter().map(|d| format!("\"{d}\"")).collect();
+    let config = format!(
+        r#"{{"architecture":"{arch}","os":"linux","rootfs":{{"type":"layers","diff_ids":[{}]}}}}"#,
+        diffs.join(",")
+    );
+    let config_digest = put_blob(c, repo, config.as_bytes());
+    let descs: Vec<String> = layers
+        .iter()
+        .map(|l| {
+            let gz = gzip(l);
+            let d = put_blob(c, repo, &gz);
+            format!(
+                r#"{{"mediaType":"{OCI_LAYER_GZIP}","digest":"{d}","size":{}}}"#,
+                gz.len()
+            )
+        })
+        .collect();
+    let manifest = format!(
+        r#"{{"schemaVersion":2,"mediaType":"{OCI_MANIFEST}","config":{{"mediaType":"{OCI_CONFIG}","digest":"{config_digest}","size":{}}},"layers":[{}]}}"#,
+        config.len(),
+        descs.join(",")
+    );
+    (manifest, config_digest)
+}
+
+struct Fixture {
+    _reg: Registry,
+    client: Client,
+    _t: tempfile::TempDir,
+    store: Store,
+}
+
+fn fixture() -> Option<Fixture> {
+    if !require_root() {
+        return None;
+    }
+    let reg = match Registry::start(Config::default()) {
+        Ok(r) => r,
+        Err(why) => {
+            testing::skip(&why);
+            return None;
+        }
+    };
+    let client = Client::new(
+        &reg.addr,
+        Options {
+            insecure: true,
+            ..Options::default()
+        },
+    )
+    .unwrap();
+    let t = tempfile::tempdir().unwrap();
+    let store = Store::open(&t.path().join("root"), Some("vfs")).unwrap();
+    Some(Fixture {
+        _reg: reg,
+        client,
+        _t: t,
+        store,
+    })
+}
+
+#[test]
+fn pull_by_tag_then_again_finds_every_layer_present() {
+    let Some(f) = fixture() else { return };
+    let base = layer_tar("etc/motd", b"hello\n");
+    let top = layer_tar("app/run", b"#!/bin/sh\n");
+    let (manifest, id) = push_image(
+        &f.client,
+        "test/app",
+        &[base.clone(), top.clone()],
+        &[sha(&base), sha(&top)],
+        host_arch(),
+    );
+    let digest = f
+        .client
+        .put_manifest("test/app", "v1", OCI_MANIFEST, manifest.as_bytes())
+        .unwrap();
+    let tag = ImageRef::parse("test/app:v1").unwrap();
+    let pulled = f
+        .store
+        .pull(&f.client, "test/app", "v1", Some(&tag), &NoProgress)
+        .unwrap();
+    assert_eq!(pulled.image.id, id);
+    assert_eq!(pulled.digest, digest);
+    assert_eq!(
+        (pulled.image.layers_new, pulled.image.layers_present),
+        (2, 0)
+    );
+    let image = f.store.image(&id).unwrap();
+    assert_eq!(image.diff_ids, vec![sha(&base), sha(&top)]);
+    assert_eq!(image.tags, vec![tag.clone()]);
+
+    // By digest, again: nothing left to fetch.
+    let again = f
+        .store
+        .pull(
+            &f.client,
+            "test/app",
+            &digest.to_string(),
+            None,
+            &NoProgress,
+        )
+        .unwrap();
+    assert_eq!(again.image.id, id);
+    assert_eq!((again.image.layers_new, again.image.layers_present), (0, 2));
+}
+
+#[test]
+fn pull_of_an_index_takes_this_machines_platform() {
+    let Some(f) = fixture() else { return };
+    let ours = layer_tar("which", b"ours\n");
+    let theirs = layer_tar("which", b"theirs\n");
+    let other_arch = if host_arch() == "s390x" {
+        "ppc64le"
+    } else {
+        "s390x"
+    };
+    let (m1, id_ours) = push_image(
+        &f.client,
+        "test/multi",
+        std::slice::from_ref(&ours),
+        &[sha(&ours)],
+        host_arch(),
+    );
+    let (m2, _) = push_image(
+        &f.client,
+        "test/multi",
+        std::slice::from_ref(&theirs),
+        &[sha(&theirs)],
+        other_arch,
+    );
+    let mut entries = Vec::new();
+    for (m, arch) in [(&m2, other_arch), (&m1, host_arch())] {
+        let d = f
+            .client
+            .put_manifest(
+                "test/multi",
+                &sha(m.as_bytes()).to_string(),
+                OCI_MANIFEST,
+                m.as_bytes(),
+            )
+            .unwrap();
+        entries.push(format!(
+            r#"{{"mediaType":"{OCI_MANIFEST}","digest":"{d}","size":{},"platform":{{"os":"linux","architecture":"{arch}"}}}}"#,
+            m.len()
+        ));
+    }
+    let index = format!(
+        r#"{{"schemaVersion":2,"mediaType":"{OCI_INDEX}","manifests":[{}]}}"#,
+        entries.join(",")
+    );
+    f.client
+        .put_manifest("test/multi", "latest", OCI_INDEX, index.as_bytes())
+        .unwrap();
+    let pulled = f
+        .store
+        .pull(&f.client, "test/multi", "latest", None, &NoProgress)
+        .unwrap();
+    assert_eq!(pulled.image.id, id_ours);
+    assert_eq!(pulled.digest, sha(index.as_bytes()));
+}
+
+#[test]
+fn a_layer_that_is_not_what_the_config_says_leaves_the_store_as_it_was() {
+    let Some(f) = fixture() else { return };
+    let real = layer_tar("etc/motd", b"hello\n");
+    let claimed = sha(b"some other tar");
+    let (manifest, _) = push_image(&f.client, "test/bad", &[real], &[claimed], host_arch());
+    f.client
+        .put_manifest("test/bad", "v1", OCI_MANIFEST, manifest.as_bytes())
+        .unwrap();
+    let e = f
+        .store
+        .pull(&f.client, "test/bad", "v1", None, &NoProgress)
+        .unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::Corrupt, "{e}");
+    assert!(f.store.images().unwrap().is_empty());
+    assert!(f.store.layers().unwrap().is_empty());
+
+    let e = f
+        .store
+        .pull(&f.client, "test/none", "v1", None, &NoProgress)
+        .unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::NotFound, "{e}");
+}
