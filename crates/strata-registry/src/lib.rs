@@ -14,7 +14,8 @@
 //!   transfer with a Range request.
 //! * The push half: [`Client::blob_exists`], [`Client::mount_blob`],
 //!   [`Client::upload_blob`], [`Client::upload_blob_chunked`],
-//!   [`Client::put_manifest`].
+//!   [`Client::begin_upload`] (an [`Upload`] written to as the blob is
+//!   made), [`Client::put_manifest`].
 //! * [`auth_file`] reads and writes Docker's and Podman's credential file.
 #![forbid(unsafe_code)]
 
@@ -34,7 +35,7 @@ pub use blob::BlobReader;
 pub use client::{Client, Options};
 pub use error::{Error, ErrorKind, Result};
 pub use manifest::{Manifest, MANIFEST_MEDIA_TYPES, MAX_MANIFEST};
-pub use push::Mount;
+pub use push::{Mount, Upload};
 
 #[cfg(test)]
 mod tests {

@@ -2,10 +2,13 @@
 //! (<https://github.com/opencontainers/distribution-spec/blob/main/spec.md#pushing-blobs>):
 //! a blob the registry has is found with HEAD, one another repository of
 //! the same registry has is mounted, the rest are uploaded whole
-//! (POST, then PUT `?digest=`) or in chunks (POST, PATCHes, PUT).
+//! (POST, then PUT `?digest=`) or in chunks (POST, PATCHes, PUT). An
+//! [`Upload`] is the chunked form as a `Write`, hashing as it goes, for
+//! a blob made while it is sent (a layer compressed on the fly).
 
-use std::io::Read;
+use std::io::{self, Read, Write};
 
+use sha2::{Digest as _, Sha256};
 use strata_archive::Digest;
 use ureq::http::{Method, Response};
 use ureq::Body;
@@ -116,29 +119,63 @@ impl Client {
             if n == 0 {
                 break;
             }
-            let req = Req::new(Method::PATCH, loc.clone(), vec![push_scope(repo)])
-                .header("content-type", "application/octet-stream")
-                .header(
-                    "content-range",
-                    format!("{}-{}", offset, offset + n as u64 - 1),
-                )
-                .body(Payload::Bytes(&buf[..n]));
-            let resp = self.send(req)?;
-            match resp.status().as_u16() {
-                202 => loc = self.location(&resp, &what)?,
-                _ => return Err(self.refusal(resp, &what)),
-            }
+            loc = self.send_chunk(repo, &loc, offset, &buf[..n], &what)?;
             offset += n as u64;
         }
+        self.end_upload(repo, &loc, digest, &what)
+    }
+
+    /// Starts a chunked upload to `repo` that is written to, `chunk`
+    /// bytes held in memory at a time; [`Upload::finish`] ends it.
+    pub fn begin_upload(&self, repo: &str, chunk: usize) -> Result<Upload<'_>> {
+        let what = format!("uploading a blob to {repo}");
+        let location = self.start_upload(repo, &what)?;
+        Ok(Upload {
+            client: self,
+            repo: repo.to_owned(),
+            location,
+            buf: Vec::with_capacity(chunk.max(1)),
+            chunk: chunk.max(1),
+            offset: 0,
+            hasher: Sha256::new(),
+        })
+    }
+
+    /// PATCHes `bytes` at `offset` to the upload at `loc`; the next
+    /// location.
+    fn send_chunk(
+        &self,
+        repo: &str,
+        loc: &str,
+        offset: u64,
+        bytes: &[u8],
+        what: &str,
+    ) -> Result<String> {
+        let req = Req::new(Method::PATCH, loc.to_owned(), vec![push_scope(repo)])
+            .header("content-type", "application/octet-stream")
+            .header(
+                "content-range",
+                format!("{}-{}", offset, offset + bytes.len() as u64 - 1),
+            )
+            .body(Payload::Bytes(bytes));
+        let resp = self.send(req)?;
+        match resp.status().as_u16() {
+            202 => self.location(&resp, what),
+            _ => Err(self.refusal(resp, what)),
+        }
+    }
+
+    /// PUTs the end of the upload at `loc`, naming its digest.
+    fn end_upload(&self, repo: &str, loc: &str, digest: &Digest, what: &str) -> Result<()> {
         let req = Req::new(
             Method::PUT,
-            with_query(&loc, &format!("digest={}", encode(&digest.to_string()))),
+            with_query(loc, &format!("digest={}", encode(&digest.to_string()))),
             vec![push_scope(repo)],
         );
         let resp = self.send(req)?;
         match resp.status().as_u16() {
             201 => Ok(()),
-            _ => Err(self.refusal(resp, &what)),
+            _ => Err(self.refusal(resp, what)),
         }
     }
 
@@ -170,6 +207,74 @@ impl Client {
         })?;
         let base = Origin::parse(&self.url("")).expect("the registry's own URL parses");
         Ok(base.resolve(&loc))
+    }
+}
+
+/// A blob being uploaded in chunks as it is written.
+pub struct Upload<'c> {
+    client: &'c Client,
+    repo: String,
+    location: String,
+    buf: Vec<u8>,
+    chunk: usize,
+    offset: u64,
+    hasher: Sha256,
+}
+
+impl Upload<'_> {
+    fn what(&self) -> String {
+        format!("uploading a blob to {}", self.repo)
+    }
+
+    /// Sends what is buffered.
+    fn send_buffered(&mut self) -> Result<()> {
+        if self.buf.is_empty() {
+            return Ok(());
+        }
+        let what = self.what();
+        self.location =
+            self.client
+                .send_chunk(&self.repo, &self.location, self.offset, &self.buf, &what)?;
+        self.offset += self.buf.len() as u64;
+        self.buf.clear();
+        Ok(())
+    }
+
+    /// Sends the rest and ends the upload; the blob's digest and size.
+    /// With `expected`, a blob whose digest differs is not committed.
+    pub fn finish(mut self, expected: Option<&Digest>) -> Result<(Digest, u64)> {
+        self.send_buffered()?;
+        let digest = Digest::from_sha256(std::mem::take(&mut self.hasher));
+        if let Some(want) = expected {
+            if want != &digest {
+                return Err(Error::new(
+                    ErrorKind::Corrupt,
+                    format!(
+                        "{}: the bytes written have sha256 {digest}, not {want}",
+                        self.what()
+                    ),
+                ));
+            }
+        }
+        self.client
+            .end_upload(&self.repo, &self.location, &digest, &self.what())?;
+        Ok((digest, self.offset))
+    }
+}
+
+impl Write for Upload<'_> {
+    fn write(&mut self, data: &[u8]) -> io::Result<usize> {
+        let n = data.len().min(self.chunk - self.buf.len());
+        self.buf.extend_from_slice(&data[..n]);
+        self.hasher.update(&data[..n]);
+        if self.buf.len() == self.chunk {
+            self.send_buffered().map_err(Error::into_io)?;
+        }
+        Ok(n)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
     }
 }
 

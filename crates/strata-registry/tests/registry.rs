@@ -650,3 +650,30 @@ fn manifests_are_capped_and_their_digest_checked() {
         assert_eq!(e.kind(), ErrorKind::Corrupt, "{reference}: {e}");
     }
 }
+
+#[test]
+fn a_blob_written_as_it_is_made_is_uploaded_in_chunks() {
+    use std::io::Write;
+    let Some(reg) = registry(Config::default()) else {
+        return;
+    };
+    let c = Client::new(&reg.addr, local()).unwrap();
+    let data = noise(100_000, 7);
+    let mut up = c.begin_upload("test/app", 16 << 10).unwrap();
+    for piece in data.chunks(777) {
+        up.write_all(piece).unwrap();
+    }
+    let (digest, size) = up.finish(None).unwrap();
+    assert_eq!((digest.clone(), size), (sha(&data), data.len() as u64));
+    assert_eq!(c.blob_exists("test/app", &digest).unwrap(), Some(size));
+    let blob = c.open_blob("test/app", &digest, size).unwrap();
+    assert_eq!(read_all(blob).unwrap(), data);
+
+    // Told to expect another digest: not committed.
+    let other = noise(1_000, 8);
+    let mut up = c.begin_upload("test/app", 16 << 10).unwrap();
+    up.write_all(&other).unwrap();
+    let e = up.finish(Some(&digest)).unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::Corrupt, "{e}");
+    assert_eq!(c.blob_exists("test/app", &sha(&other)).unwrap(), None);
+}

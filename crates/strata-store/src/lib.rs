@@ -90,7 +90,7 @@ pub use strata_archive::{Change, ChangeKind, Digest};
 use strata_driver::Driver;
 pub use strata_image::{ImageRef, SaveFormat};
 pub use system::{ContainerUsage, DiskUsage, ImageUsage, OnDisk, Pruned, Usage, VolumeUsage};
-pub use transfer::{Loaded, NoProgress, Progress, Pulled};
+pub use transfer::{Loaded, NoProgress, Progress, Pulled, Pushed};
 pub use volume::{Mount, MountKind, Volume, ANONYMOUS_LABEL};
 
 use error::IoContext;

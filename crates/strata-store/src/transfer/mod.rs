@@ -8,10 +8,12 @@
 
 mod load;
 mod pull;
+mod push;
 mod save;
 
 pub use load::Loaded;
 pub use pull::Pulled;
+pub use push::Pushed;
 
 /// What long transfers report as they go; the CLI draws bars from it.
 /// Every method may be called from several threads.

@@ -59,11 +59,11 @@ use crate::layer::{chain_ids, Layer};
 use crate::{atomic, random_hex, ImageRef, Store};
 
 /// An image to write.
-struct Planned {
-    id: Digest,
-    config: Vec<u8>,
+pub(super) struct Planned {
+    pub(super) id: Digest,
+    pub(super) config: Vec<u8>,
     /// Bottom to top.
-    layers: Vec<Layer>,
+    pub(super) layers: Vec<Layer>,
     /// The tags the archive records.
     tags: Vec<ImageRef>,
 }
@@ -158,7 +158,7 @@ impl Store {
     }
 
     /// An image's config and layers; `name` is what the user called it.
-    fn plan_image(&self, id: Digest, name: &str) -> Result<Planned> {
+    pub(super) fn plan_image(&self, id: Digest, name: &str) -> Result<Planned> {
         let ctx = |e: Error| Error::with(e.kind(), format!("image {name}"), e);
         let config = self.image_config(&id).map_err(ctx)?;
         let v: Value = serde_json::from_slice(&config)

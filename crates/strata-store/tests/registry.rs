@@ -1,9 +1,10 @@
-//! `pull` from a real registry (Debian's `docker-registry` on 127.0.0.1):
-//! images pushed with the registry client, pulled through the store's
-//! load pipeline, every layer checked against its digest and diffID.
+//! `pull` and `push` against a real registry (Debian's `docker-registry`
+//! on 127.0.0.1): images pushed with the registry client, pulled through
+//! the store's load pipeline, every layer checked against its digest and
+//! diffID; images of the store pushed and pulled back into another.
 
 use std::fs;
-use std::io::Write;
+use std::io::{Cursor, Write};
 use std::os::unix::fs::MetadataExt;
 
 use sha2::{Digest as _, Sha256};
@@ -254,4 +255,109 @@ fn a_layer_that_is_not_what_the_config_says_leaves_the_store_as_it_was() {
         .pull(&f.client, "test/none", "v1", None, &NoProgress)
         .unwrap_err();
     assert_eq!(e.kind(), ErrorKind::NotFound, "{e}");
+}
+
+#[test]
+fn a_pushed_image_pulls_back_with_the_same_id_and_diff_ids() {
+    let Some(f) = fixture() else { return };
+    let tar = layer_tar("etc/motd", b"committed\n");
+    f.store
+        .import(&mut Cursor::new(tar.clone()), Some("img:1"), "")
+        .unwrap();
+    let id = f.store.resolve_image("img:1").unwrap();
+    let pushed = f
+        .store
+        .push(&f.client, "img:1", "test/pushed", "1", &NoProgress)
+        .unwrap();
+    assert_eq!((pushed.layers_sent, pushed.layers_present), (1, 0));
+    let m = f.client.get_manifest("test/pushed", "1").unwrap();
+    assert_eq!(m.digest, pushed.digest);
+
+    // Into a second store: the same image.
+    let t = tempfile::tempdir().unwrap();
+    let other = Store::open(&t.path().join("root"), Some("vfs")).unwrap();
+    let pulled = other
+        .pull(&f.client, "test/pushed", "1", None, &NoProgress)
+        .unwrap();
+    assert_eq!(pulled.image.id, id);
+    assert_eq!(pulled.digest, pushed.digest);
+    assert_eq!(
+        other.image(&id).unwrap().diff_ids,
+        f.store.image(&id).unwrap().diff_ids
+    );
+    assert_eq!(other.image(&id).unwrap().diff_ids, vec![sha(&tar)]);
+
+    // Again: the registry has the layer; the manifest is the same.
+    let again = f
+        .store
+        .push(&f.client, "img:1", "test/pushed", "1", &NoProgress)
+        .unwrap();
+    assert_eq!((again.layers_sent, again.layers_present), (0, 1));
+    assert_eq!(again.digest, pushed.digest);
+}
+
+/// skopeo (containers/image, what Podman pulls and pushes with) reads
+/// what strata pushed, and strata pulls what skopeo pushed: the same
+/// image ID and diffIDs either way.
+#[test]
+fn skopeo_agrees_on_what_was_pushed() {
+    let Some(f) = fixture() else { return };
+    if !testing::have("skopeo") {
+        testing::skip("skopeo (apt-get install skopeo)");
+        return;
+    }
+    let tar = layer_tar("etc/motd", b"interop\n");
+    f.store
+        .import(&mut Cursor::new(tar.clone()), Some("img:1"), "")
+        .unwrap();
+    let id = f.store.resolve_image("img:1").unwrap();
+    let addr = f.client.registry().to_owned();
+    let skopeo = |args: &[&str]| {
+        let out = std::process::Command::new("skopeo")
+            .args(args)
+            .output()
+            .expect("running skopeo");
+        assert!(
+            out.status.success(),
+            "skopeo {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        out.stdout
+    };
+
+    // strata → skopeo.
+    let pushed = f
+        .store
+        .push(&f.client, "img:1", "test/by-strata", "1", &NoProgress)
+        .unwrap();
+    let at = format!("docker://{addr}/test/by-strata:1");
+    let config = skopeo(&["inspect", "--tls-verify=false", "--config", "--raw", &at]);
+    assert_eq!(sha(&config), id);
+    let info: serde_json::Value =
+        serde_json::from_slice(&skopeo(&["inspect", "--tls-verify=false", &at])).unwrap();
+    assert_eq!(info["Digest"], pushed.digest.to_string());
+
+    // skopeo → strata, from a docker-archive strata saved.
+    let t = tempfile::tempdir().unwrap();
+    let archive = t.path().join("img.tar");
+    f.store
+        .save(
+            &["img:1".to_owned()],
+            strata_store::SaveFormat::DockerArchive,
+            &archive,
+            &NoProgress,
+        )
+        .unwrap();
+    skopeo(&[
+        "copy",
+        "--dest-tls-verify=false",
+        &format!("docker-archive:{}", archive.display()),
+        &format!("docker://{addr}/test/by-skopeo:1"),
+    ]);
+    let other = Store::open(&t.path().join("root"), Some("vfs")).unwrap();
+    let pulled = other
+        .pull(&f.client, "test/by-skopeo", "1", None, &NoProgress)
+        .unwrap();
+    assert_eq!(pulled.image.id, id);
+    assert_eq!(other.image(&id).unwrap().diff_ids, vec![sha(&tar)]);
 }

@@ -1,0 +1,188 @@
+//! `push`: an image of the store to a registry. Each layer's tar is
+//! rebuilt from its tar-split record (so its diffID is the one the
+//! config names) and gzipped on the fly; a layer the repository already
+//! has is not sent. The compressed digest is learnt by compressing once
+//! into a hasher, asked for with HEAD, and only a missing layer is
+//! compressed again into a chunked upload that must come to the same
+//! digest. The manifest is an OCI image manifest; the image config is the
+//! stored one, byte for byte, so the image ID survives the trip.
+
+use std::io::{self, Write};
+
+use flate2::write::GzEncoder;
+use serde_json::json;
+use sha2::{Digest as _, Sha256};
+use strata_archive::Digest;
+use strata_registry::Client;
+
+use super::Progress;
+use crate::error::{Error, ErrorKind, Result};
+use crate::layer::Layer;
+use crate::Store;
+
+const OCI_MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";
+const OCI_CONFIG: &str = "application/vnd.oci.image.config.v1+json";
+const OCI_LAYER_GZIP: &str = "application/vnd.oci.image.layer.v1.tar+gzip";
+
+/// Bytes held in memory per upload chunk.
+const CHUNK: usize = 8 << 20;
+
+/// What `push` did.
+#[derive(Debug, Clone)]
+pub struct Pushed {
+    /// The digest of the manifest pushed: `repository@digest` names it.
+    pub digest: Digest,
+    /// Layers sent, and layers the repository already had.
+    pub layers_sent: usize,
+    pub layers_present: usize,
+}
+
+impl Store {
+    /// Pushes `image` (a name[:tag], an ID or a unique ID prefix) to
+    /// `repository:tag` on the registry `client` speaks to.
+    pub fn push(
+        &self,
+        client: &Client,
+        image: &str,
+        repository: &str,
+        tag: &str,
+        progress: &dyn Progress,
+    ) -> Result<Pushed> {
+        let plan = {
+            let _lock = self.lock()?;
+            let id = self.resolve_image(image)?;
+            self.plan_image(id, image)?
+        };
+        let what = format!(
+            "pushing {image} to {}/{repository}:{tag}",
+            client.registry()
+        );
+        let ctx = |e: Error| Error::with(e.kind(), what.clone(), e);
+        progress.start(0, plan.layers.len());
+        let (mut sent, mut present) = (0, 0);
+        let mut descriptors = Vec::new();
+        for layer in &plan.layers {
+            let (digest, size, was_sent) =
+                self.push_layer(client, repository, layer).map_err(ctx)?;
+            if was_sent {
+                sent += 1;
+            } else {
+                present += 1;
+            }
+            descriptors.push(json!({
+                "mediaType": OCI_LAYER_GZIP,
+                "digest": digest.to_string(),
+                "size": size,
+            }));
+            progress.layer_done();
+        }
+        let config_digest = Digest::from_sha256(Sha256::new_with_prefix(&plan.config));
+        let has_config = client
+            .blob_exists(repository, &config_digest)
+            .map_err(|e| registry(&what, e))?;
+        if has_config.is_none() {
+            client
+                .upload_blob(
+                    repository,
+                    &config_digest,
+                    plan.config.len() as u64,
+                    &mut &plan.config[..],
+                )
+                .map_err(|e| registry(&what, e))?;
+        }
+        let manifest = json!({
+            "schemaVersion": 2,
+            "mediaType": OCI_MANIFEST,
+            "config": {
+                "mediaType": OCI_CONFIG,
+                "digest": config_digest.to_string(),
+                "size": plan.config.len(),
+            },
+            "layers": descriptors,
+        });
+        let bytes = serde_json::to_vec(&manifest).expect("a JSON value serializes");
+        let digest = client
+            .put_manifest(repository, tag, OCI_MANIFEST, &bytes)
+            .map_err(|e| registry(&what, e))?;
+        Ok(Pushed {
+            digest,
+            layers_sent: sent,
+            layers_present: present,
+        })
+    }
+
+    /// Sends `layer` gzipped unless the repository has it: its digest,
+    /// compressed size, and whether it was sent.
+    fn push_layer(
+        &self,
+        client: &Client,
+        repo: &str,
+        layer: &Layer,
+    ) -> Result<(Digest, u64, bool)> {
+        let what = format!("layer {}", layer.diff_id);
+        let mut hashing = HashWriter::default();
+        self.gzip_layer(layer, &mut hashing)?;
+        let (digest, size) = hashing.finish();
+        if client
+            .blob_exists(repo, &digest)
+            .map_err(|e| registry(&what, e))?
+            .is_some()
+        {
+            return Ok((digest, size, false));
+        }
+        let mut upload = client
+            .begin_upload(repo, CHUNK)
+            .map_err(|e| registry(&what, e))?;
+        self.gzip_layer(layer, &mut upload)?;
+        upload
+            .finish(Some(&digest))
+            .map_err(|e| registry(&what, e))?;
+        Ok((digest, size, true))
+    }
+
+    /// The layer's tar, rebuilt and gzipped into `out`.
+    fn gzip_layer(&self, layer: &Layer, out: &mut dyn Write) -> Result<()> {
+        let mut gz = GzEncoder::new(out, flate2::Compression::default());
+        self.layer_tar(layer, &mut gz)?;
+        gz.finish()
+            .map_err(|e| Error::io(format!("compressing layer {}", layer.diff_id), e))?;
+        Ok(())
+    }
+}
+
+fn registry(what: &str, e: strata_registry::Error) -> Error {
+    use strata_registry::ErrorKind as R;
+    let kind = match e.kind() {
+        R::NotFound => ErrorKind::NotFound,
+        R::Corrupt => ErrorKind::Corrupt,
+        R::Unauthorized | R::Denied => ErrorKind::PermissionDenied,
+        R::Refused => ErrorKind::InvalidArgument,
+        _ => ErrorKind::Io,
+    };
+    Error::with(kind, what.to_owned(), e)
+}
+
+/// Counts and hashes what is written to it.
+#[derive(Default)]
+struct HashWriter {
+    hasher: Sha256,
+    len: u64,
+}
+
+impl HashWriter {
+    fn finish(self) -> (Digest, u64) {
+        (Digest::from_sha256(self.hasher), self.len)
+    }
+}
+
+impl Write for HashWriter {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.hasher.update(buf);
+        self.len += buf.len() as u64;
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
