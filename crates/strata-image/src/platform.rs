@@ -62,6 +62,21 @@ pub fn best<'a>(entries: &'a [Descriptor], host: Platform<'_>) -> Option<&'a Des
     best.map(|(_, d)| d)
 }
 
+/// `os/arch[/variant]` as `--platform` spells it.
+pub fn parse(s: &str) -> Result<Platform<'_>, Error> {
+    let mut parts = s.split('/');
+    let (os, arch, variant) = (parts.next(), parts.next(), parts.next());
+    match (os, arch, parts.next()) {
+        (Some(os), Some(arch), None) if !os.is_empty() && !arch.is_empty() => {
+            Ok((os, arch, variant.filter(|v| !v.is_empty())))
+        }
+        _ => Err(Error::new(
+            ErrorKind::InvalidArgument,
+            format!("platform {s:?}: expected OS/ARCH[/VARIANT], like linux/arm64/v8"),
+        )),
+    }
+}
+
 /// `os/arch[/variant]`.
 pub fn describe((os, arch, variant): Platform<'_>) -> String {
     match variant {
@@ -214,6 +229,15 @@ mod tests {
             pick(("linux", "riscv64", None), &["linux/riscv64/rva23"]),
             None
         );
+    }
+
+    #[test]
+    fn platforms_parse_as_os_arch_and_variant() {
+        assert_eq!(parse("linux/amd64").unwrap(), ("linux", "amd64", None));
+        assert_eq!(parse("linux/arm/v7").unwrap(), ("linux", "arm", Some("v7")));
+        for bad in ["", "linux", "linux/", "/amd64", "linux/arm/v7/x"] {
+            assert!(parse(bad).is_err(), "{bad}");
+        }
     }
 
     #[test]

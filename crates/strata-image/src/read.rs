@@ -10,7 +10,7 @@ use strata_archive::{sha256, Digest};
 
 use crate::error::{Error, ErrorKind, Result};
 use crate::format::{self, DockerManifest, MAX_JSON};
-use crate::platform;
+use crate::platform::{self, Platform};
 use crate::source::{clean, BlobKey, Source};
 use crate::ImageRef;
 
@@ -46,6 +46,9 @@ pub struct LayerDesc {
     /// The blob's digest and length, when the archive declares them.
     pub blob: Option<Digest>,
     pub size: Option<u64>,
+    /// A foreign (non-distributable) layer: its descriptor's media type
+    /// says a registry may not serve it.
+    pub foreign: bool,
 }
 
 /// The images of the archive or layout `src`: a docker-archive when it
@@ -158,6 +161,7 @@ fn plan_docker(src: &dyn Source) -> Result<Vec<ImageDesc>> {
                 name: name.clone(),
                 diff_id,
                 size: None,
+                foreign: false,
             })
             .collect();
         let tags = tags
@@ -278,7 +282,7 @@ fn plan_oci(src: &dyn Source) -> Result<Vec<ImageDesc>> {
             Some(t) => format!("image {t}"),
             None => format!("image {} of index.json", i + 1),
         };
-        let manifest = pick(src, d, 0, &what)?;
+        let manifest = pick(src, d, 0, &what, format::host_platform())?;
         plans.push(plan_manifest(src, &manifest, tags, what)?);
     }
     let mut merged = Vec::new();
@@ -289,7 +293,8 @@ fn plan_oci(src: &dyn Source) -> Result<Vec<ImageDesc>> {
 }
 
 /// The image the manifest or index `digest` (of `media_type`, `size`
-/// bytes) leads to (for an index, the entry for this machine's platform),
+/// bytes) leads to (for an index, the entry for `platform`, this
+/// machine's when `None`),
 /// every document on the way read from `src` by digest and checked
 /// against its descriptor: how a source that has no `index.json` of its
 /// own (a registry) is read.
@@ -298,6 +303,7 @@ pub fn read_image(
     media_type: &str,
     digest: &Digest,
     size: u64,
+    platform: Option<Platform<'_>>,
     tags: Vec<ImageRef>,
     what: String,
 ) -> Result<ImageDesc> {
@@ -309,7 +315,11 @@ pub fn read_image(
         )
     })?;
     let top = Descriptor::new(MediaType::from(media_type), size, oci_digest);
-    let manifest = pick(src, &top, 0, &what)?;
+    let platform = match platform {
+        Some(p) => p,
+        None => format::host_platform(),
+    };
+    let manifest = pick(src, &top, 0, &what, platform)?;
     plan_manifest(src, &manifest, tags, what)
 }
 
@@ -352,7 +362,13 @@ fn is_manifest(m: &MediaType) -> bool {
 
 /// The image manifest `d` leads to: itself, or the entry for this
 /// machine's platform in the index it names (nested indexes followed).
-fn pick(src: &dyn Source, d: &Descriptor, depth: usize, what: &str) -> Result<Descriptor> {
+fn pick(
+    src: &dyn Source,
+    d: &Descriptor,
+    depth: usize,
+    what: &str,
+    host: Platform<'_>,
+) -> Result<Descriptor> {
     if is_manifest(d.media_type()) {
         return Ok(d.clone());
     }
@@ -369,7 +385,6 @@ fn pick(src: &dyn Source, d: &Descriptor, depth: usize, what: &str) -> Result<De
     }
     let bytes = read_blob_json(src, d, &format!("the index of {what}"))?;
     let index: ImageIndex = parse_json(&bytes, &format!("the index of {what}"))?;
-    let host = format::host_platform();
     let chosen = match platform::best(index.manifests(), host) {
         Some(c) => c,
         None => {
@@ -384,7 +399,7 @@ fn pick(src: &dyn Source, d: &Descriptor, depth: usize, what: &str) -> Result<De
             }
         }
     };
-    pick(src, chosen, depth + 1, what)
+    pick(src, chosen, depth + 1, what, host)
 }
 
 fn is_layer(m: &MediaType) -> bool {
@@ -396,6 +411,16 @@ fn is_layer(m: &MediaType) -> bool {
         | MediaType::ImageLayerNonDistributableGzip
         | MediaType::ImageLayerNonDistributableZstd => true,
         MediaType::Other(s) => DOCKER_LAYERS.contains(&s.as_str()),
+        _ => false,
+    }
+}
+
+fn is_foreign(m: &MediaType) -> bool {
+    match m {
+        MediaType::ImageLayerNonDistributable
+        | MediaType::ImageLayerNonDistributableGzip
+        | MediaType::ImageLayerNonDistributableZstd => true,
+        MediaType::Other(s) => s.contains(".foreign."),
         _ => false,
     }
 }
@@ -436,6 +461,7 @@ fn plan_manifest(
             diff_id,
             blob: Some(blob),
             size: Some(l.size()),
+            foreign: is_foreign(l.media_type()),
         });
     }
     Ok(ImageDesc {

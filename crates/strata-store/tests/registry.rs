@@ -151,7 +151,7 @@ fn pull_by_tag_then_again_finds_every_layer_present() {
     let tag = ImageRef::parse("test/app:v1").unwrap();
     let pulled = f
         .store
-        .pull(&f.client, "test/app", "v1", Some(&tag), &NoProgress)
+        .pull(&f.client, "test/app", "v1", Some(&tag), None, &NoProgress)
         .unwrap();
     assert_eq!(pulled.image.id, id);
     assert_eq!(pulled.digest, digest);
@@ -171,6 +171,7 @@ fn pull_by_tag_then_again_finds_every_layer_present() {
             "test/app",
             &digest.to_string(),
             None,
+            None,
             &NoProgress,
         )
         .unwrap();
@@ -179,7 +180,7 @@ fn pull_by_tag_then_again_finds_every_layer_present() {
 }
 
 #[test]
-fn pull_of_an_index_takes_this_machines_platform() {
+fn pull_of_an_index_takes_this_machines_platform_or_the_one_asked_for() {
     let Some(f) = fixture() else { return };
     let ours = layer_tar("which", b"ours\n");
     let theirs = layer_tar("which", b"theirs\n");
@@ -195,7 +196,7 @@ fn pull_of_an_index_takes_this_machines_platform() {
         &[sha(&ours)],
         host_arch(),
     );
-    let (m2, _) = push_image(
+    let (m2, id_theirs) = push_image(
         &f.client,
         "test/multi",
         std::slice::from_ref(&theirs),
@@ -227,10 +228,38 @@ fn pull_of_an_index_takes_this_machines_platform() {
         .unwrap();
     let pulled = f
         .store
-        .pull(&f.client, "test/multi", "latest", None, &NoProgress)
+        .pull(&f.client, "test/multi", "latest", None, None, &NoProgress)
         .unwrap();
     assert_eq!(pulled.image.id, id_ours);
     assert_eq!(pulled.digest, sha(index.as_bytes()));
+
+    // Asked for the other platform: that one.
+    let theirs_platform = format!("linux/{other_arch}");
+    let pulled = f
+        .store
+        .pull(
+            &f.client,
+            "test/multi",
+            "latest",
+            None,
+            Some(&theirs_platform),
+            &NoProgress,
+        )
+        .unwrap();
+    assert_eq!(pulled.image.id, id_theirs);
+    let e = f
+        .store
+        .pull(
+            &f.client,
+            "test/multi",
+            "latest",
+            None,
+            Some("linux/mips64le"),
+            &NoProgress,
+        )
+        .unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::NotFound, "{e}");
+    assert!(e.to_string().contains("linux/mips64le"), "{e}");
 }
 
 #[test]
@@ -244,7 +273,7 @@ fn a_layer_that_is_not_what_the_config_says_leaves_the_store_as_it_was() {
         .unwrap();
     let e = f
         .store
-        .pull(&f.client, "test/bad", "v1", None, &NoProgress)
+        .pull(&f.client, "test/bad", "v1", None, None, &NoProgress)
         .unwrap_err();
     assert_eq!(e.kind(), ErrorKind::Corrupt, "{e}");
     assert!(f.store.images().unwrap().is_empty());
@@ -252,7 +281,7 @@ fn a_layer_that_is_not_what_the_config_says_leaves_the_store_as_it_was() {
 
     let e = f
         .store
-        .pull(&f.client, "test/none", "v1", None, &NoProgress)
+        .pull(&f.client, "test/none", "v1", None, None, &NoProgress)
         .unwrap_err();
     assert_eq!(e.kind(), ErrorKind::NotFound, "{e}");
 }
@@ -277,7 +306,7 @@ fn a_pushed_image_pulls_back_with_the_same_id_and_diff_ids() {
     let t = tempfile::tempdir().unwrap();
     let other = Store::open(&t.path().join("root"), Some("vfs")).unwrap();
     let pulled = other
-        .pull(&f.client, "test/pushed", "1", None, &NoProgress)
+        .pull(&f.client, "test/pushed", "1", None, None, &NoProgress)
         .unwrap();
     assert_eq!(pulled.image.id, id);
     assert_eq!(pulled.digest, pushed.digest);
@@ -356,8 +385,36 @@ fn skopeo_agrees_on_what_was_pushed() {
     ]);
     let other = Store::open(&t.path().join("root"), Some("vfs")).unwrap();
     let pulled = other
-        .pull(&f.client, "test/by-skopeo", "1", None, &NoProgress)
+        .pull(&f.client, "test/by-skopeo", "1", None, None, &NoProgress)
         .unwrap();
     assert_eq!(pulled.image.id, id);
     assert_eq!(other.image(&id).unwrap().diff_ids, vec![sha(&tar)]);
+}
+
+#[test]
+fn a_foreign_layer_is_refused_and_nothing_is_stored() {
+    let Some(f) = fixture() else { return };
+    let tar = layer_tar("etc/motd", b"foreign\n");
+    let (manifest, _) = push_image(
+        &f.client,
+        "test/foreign",
+        std::slice::from_ref(&tar),
+        &[sha(&tar)],
+        host_arch(),
+    );
+    let manifest = manifest.replace(
+        OCI_LAYER_GZIP,
+        "application/vnd.oci.image.layer.nondistributable.v1.tar+gzip",
+    );
+    f.client
+        .put_manifest("test/foreign", "1", OCI_MANIFEST, manifest.as_bytes())
+        .unwrap();
+    let e = f
+        .store
+        .pull(&f.client, "test/foreign", "1", None, None, &NoProgress)
+        .unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::Unsupported, "{e}");
+    assert!(e.to_string().contains("foreign"), "{e}");
+    assert!(f.store.images().unwrap().is_empty());
+    assert!(f.store.layers().unwrap().is_empty());
 }

@@ -10,7 +10,7 @@ use std::collections::HashMap;
 use std::sync::Mutex;
 
 use strata_archive::Digest;
-use strata_image::{read_image, Blob, BlobKey, ImageRef, Source};
+use strata_image::{parse_platform, read_image, Blob, BlobKey, ImageRef, Source};
 use strata_registry::Client;
 
 use super::{Loaded, Progress};
@@ -28,16 +28,19 @@ pub struct Pulled {
 
 impl Store {
     /// Pulls `reference` (a tag or a `sha256:` digest) of `repository`
-    /// from the registry `client` speaks to, for this machine's platform,
-    /// and tags it `tag` when given.
+    /// from the registry `client` speaks to, for `platform`
+    /// (`os/arch[/variant]`; this machine's when `None`), and tags it
+    /// `tag` when given.
     pub fn pull(
         &self,
         client: &Client,
         repository: &str,
         reference: &str,
         tag: Option<&ImageRef>,
+        platform: Option<&str>,
         progress: &dyn Progress,
     ) -> Result<Pulled> {
+        let platform = platform.map(parse_platform).transpose()?;
         let what = format!("{}/{repository}:{reference}", client.registry());
         let top = client
             .get_manifest(repository, reference)
@@ -52,9 +55,23 @@ impl Store {
             &top.media_type,
             &top.digest,
             top.bytes.len() as u64,
+            platform,
             tag.into_iter().cloned().collect(),
             format!("image {what}"),
         )?;
+        // Foreign layers (Windows base layers, once) live at URLs the
+        // manifest names outside the registry; strata fetches only from
+        // the registry it was pointed at.
+        if let Some((i, l)) = plan.layers.iter().enumerate().find(|(_, l)| l.foreign) {
+            return Err(Error::new(
+                ErrorKind::Unsupported,
+                format!(
+                    "pulling {what}: layer {} ({}) is a foreign (non-distributable) layer, which strata does not fetch",
+                    i + 1,
+                    l.name
+                ),
+            ));
+        }
         let mut loaded = self.load_from(&src, std::slice::from_ref(&plan), progress)?;
         let image = loaded.pop().expect("one image planned, one loaded");
         Ok(Pulled {
