@@ -16,13 +16,17 @@
 //!   [`Client::upload_blob`], [`Client::upload_blob_chunked`],
 //!   [`Client::begin_upload`] (an [`Upload`] written to as the blob is
 //!   made), [`Client::put_manifest`].
-//! * [`auth_file`] reads and writes Docker's and Podman's credential file.
+//! * [`auth_file`] reads and writes Docker's and Podman's credential file;
+//!   [`Options::for_registry`] takes a registry's credentials and CAs from
+//!   where Docker and Podman keep them; [`login`] checks credentials
+//!   before keeping them, [`logout`] forgets them.
 #![forbid(unsafe_code)]
 
 pub mod auth_file;
 mod blob;
 mod challenge;
 mod client;
+mod config;
 mod error;
 mod manifest;
 mod push;
@@ -33,6 +37,7 @@ mod tls;
 pub use auth_file::{AuthFile, Credentials};
 pub use blob::BlobReader;
 pub use client::{Client, Options};
+pub use config::{api_host, login, logout, CERTS_D};
 pub use error::{Error, ErrorKind, Result};
 pub use manifest::{Manifest, MANIFEST_MEDIA_TYPES, MAX_MANIFEST};
 pub use push::{Mount, Upload};

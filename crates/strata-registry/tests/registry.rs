@@ -677,3 +677,50 @@ fn a_blob_written_as_it_is_made_is_uploaded_in_chunks() {
     assert_eq!(e.kind(), ErrorKind::Corrupt, "{e}");
     assert_eq!(c.blob_exists("test/app", &sha(&other)).unwrap(), None);
 }
+
+#[test]
+fn login_keeps_only_credentials_the_registry_takes() {
+    use std::os::unix::fs::PermissionsExt;
+    let Some(reg) = registry(Config {
+        tls: true,
+        htpasswd: true,
+    }) else {
+        return;
+    };
+    let file = reg.dir.path().join("containers/auth.json");
+    let opts = || Options {
+        certs_d: reg.certs_d.clone(),
+        ..Options::default()
+    };
+    let wrong = Credentials {
+        username: USER.into(),
+        password: "wrong".into(),
+    };
+    let e = strata_registry::login(&reg.addr, &wrong, opts(), &file).unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::Unauthorized, "{e}");
+    assert!(!file.exists());
+
+    let right = Credentials {
+        username: USER.into(),
+        password: PASSWORD.into(),
+    };
+    strata_registry::login(&reg.addr, &right, opts(), &file).unwrap();
+    let mode = std::fs::metadata(&file).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode, 0o600);
+    let from_file = Options::for_registry(&reg.addr, Some(&file)).unwrap();
+    assert_eq!(from_file.credentials, Some(right));
+    let c = Client::new(
+        &reg.addr,
+        Options {
+            certs_d: reg.certs_d.clone(),
+            ..from_file
+        },
+    )
+    .unwrap();
+    c.ping().unwrap();
+
+    strata_registry::logout(&reg.addr, &file).unwrap();
+    assert_eq!(AuthFile::open(&file).unwrap().get(&reg.addr).unwrap(), None);
+    let e = strata_registry::logout(&reg.addr, &file).unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::NotFound, "{e}");
+}
