@@ -3,8 +3,6 @@
 //! htpasswd auth, the bearer-token dance, and faults injected by a proxy
 //! in front of it (cuts, corrupt bytes, stalls, redirects, 429/503).
 
-mod fixtures;
-
 use std::io::Read;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -14,7 +12,7 @@ use sha2::{Digest as _, Sha256};
 use strata_archive::Digest;
 use strata_registry::{AuthFile, Client, Credentials, Error, ErrorKind, Mount, Options};
 
-use fixtures::proxy::{Action, Fault, Proxy, Request};
+use strata_registry::testing::proxy::{Action, Fault, Proxy, Request};
 use strata_registry::testing::{self, Config, Registry, PASSWORD, USER};
 
 const OCI_MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";

@@ -8,6 +8,10 @@ use std::io::{Cursor, Write};
 use std::os::unix::fs::MetadataExt;
 
 use sha2::{Digest as _, Sha256};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+
+use strata_registry::testing::proxy::{Action, Fault, Proxy};
 use strata_registry::testing::{self, Config, Registry};
 use strata_registry::{Client, Options};
 use strata_store::{Digest, ErrorKind, ImageRef, NoProgress, Store};
@@ -417,4 +421,85 @@ fn a_foreign_layer_is_refused_and_nothing_is_stored() {
     assert!(e.to_string().contains("foreign"), "{e}");
     assert!(f.store.images().unwrap().is_empty());
     assert!(f.store.layers().unwrap().is_empty());
+}
+
+/// An image `test/app:v1` of two gzipped layers; (layer tars, image ID).
+fn two_layer_image(f: &Fixture) -> (Vec<Vec<u8>>, Digest) {
+    let a = layer_tar("etc/motd", &[b'a'; 50_000]);
+    let b = layer_tar("etc/issue", &[b'b'; 50_000]);
+    let (manifest, id) = push_image(
+        &f.client,
+        "test/app",
+        &[a.clone(), b.clone()],
+        &[sha(&a), sha(&b)],
+        host_arch(),
+    );
+    f.client
+        .put_manifest("test/app", "v1", OCI_MANIFEST, manifest.as_bytes())
+        .unwrap();
+    (vec![a, b], id)
+}
+
+fn through(proxy: &Proxy) -> Client {
+    Client::new(
+        &proxy.addr,
+        Options {
+            insecure: true,
+            backoff: std::time::Duration::from_millis(10),
+            ..Options::default()
+        },
+    )
+    .unwrap()
+}
+
+#[test]
+fn a_corrupt_layer_blob_leaves_the_store_as_it_was() {
+    let Some(f) = fixture() else { return };
+    two_layer_image(&f);
+    // The last blob fetched (a layer) has the mtime in its gzip header
+    // changed: still a valid gzip of the same tar, of the same length,
+    // but not the blob the manifest names.
+    let blobs = Arc::new(AtomicUsize::new(0));
+    let n = blobs.clone();
+    let proxy = Proxy::start(f.client.registry(), move |req| {
+        if req.is_blob_get() && n.fetch_add(1, Ordering::SeqCst) == 2 {
+            Action::Mangle(Fault::FlipByte(4))
+        } else {
+            Action::Forward
+        }
+    });
+    let e = f
+        .store
+        .pull(&through(&proxy), "test/app", "v1", None, None, &NoProgress)
+        .unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::Corrupt, "{e:?}");
+    assert!(format!("{e:?}").contains("sha256"), "{e:?}");
+    assert!(f.store.images().unwrap().is_empty());
+    assert!(f.store.layers().unwrap().is_empty());
+}
+
+#[test]
+fn a_layer_cut_midway_is_resumed_and_the_pull_completes() {
+    let Some(f) = fixture() else { return };
+    let (_, id) = two_layer_image(&f);
+    let cut = Arc::new(AtomicUsize::new(0));
+    let n = cut.clone();
+    let proxy = Proxy::start(f.client.registry(), move |req| {
+        // Layer blobs (not the config) are the large ones.
+        let layer = req.is_blob_get() && req.header("range").is_none();
+        if layer && n.fetch_add(1, Ordering::SeqCst) >= 1 {
+            Action::Mangle(Fault::CutAfter(60))
+        } else {
+            Action::Forward
+        }
+    });
+    let pulled = f
+        .store
+        .pull(&through(&proxy), "test/app", "v1", None, None, &NoProgress)
+        .unwrap();
+    assert_eq!(pulled.image.id, id);
+    assert!(proxy
+        .requests()
+        .iter()
+        .any(|r| r.header("range") == Some("bytes=60-")));
 }

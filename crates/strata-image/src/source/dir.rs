@@ -45,6 +45,7 @@ impl Source for DirSource {
         Ok(Blob {
             reader: Box::new(file),
             size: md.len(),
+            verified: false,
         })
     }
 }

@@ -44,11 +44,16 @@ impl BlobKey {
     }
 }
 
-/// An open blob: its bytes, not yet checked, and the length the source
-/// says it has. It may borrow from its source.
+/// An open blob: its bytes and the length the source says it has. It may
+/// borrow from its source.
 pub struct Blob<'a> {
     pub reader: Box<dyn Read + Send + 'a>,
     pub size: u64,
+    /// The reader checks the bytes against the digest they were asked
+    /// for as they pass, and fails with `InvalidData` instead of ending
+    /// when they do not match (a registry's blobs). Unless this is set,
+    /// the bytes are unchecked and the caller hashes them.
+    pub verified: bool,
 }
 
 /// A place images are read from. Every method may be called from several
@@ -89,7 +94,7 @@ pub fn open_archive(path: &Path, spool_dir: &Path) -> Result<Box<dyn Source>> {
 /// All of `blob`, which must be at most `cap` bytes; `name` says which
 /// it is in errors.
 pub(crate) fn read_capped(blob: Blob<'_>, name: &str, cap: u64) -> Result<Vec<u8>> {
-    let Blob { reader, size } = blob;
+    let Blob { reader, size, .. } = blob;
     if size > cap {
         return Err(bad(format!(
             "{name:?} is {size} bytes, more than any image document may be"

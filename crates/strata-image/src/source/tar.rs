@@ -127,6 +127,7 @@ impl Source for TarSource {
                 end: offset + size,
             }),
             size,
+            verified: false,
         })
     }
 }

@@ -266,7 +266,11 @@ impl Store {
         progress: &dyn Progress,
     ) -> Result<Layer> {
         let checked = (|| {
-            let strata_image::Blob { reader, size: len } = src.open(&job.plan.key)?;
+            let strata_image::Blob {
+                reader,
+                size: len,
+                verified,
+            } = src.open(&job.plan.key)?;
             if let Some(size) = job.plan.size {
                 if size != len {
                     return Err(mismatch(format!(
@@ -275,43 +279,54 @@ impl Store {
                 }
             }
             // The blob is hashed only when its digest says something the
-            // diffID check does not: an uncompressed blob's digest is its
-            // diffID, and a legacy docker-archive declares none.
-            let hash_blob = job
-                .plan
-                .blob
-                .as_ref()
-                .is_some_and(|b| b != &job.plan.diff_id);
+            // diffID check does not (an uncompressed blob's digest is its
+            // diffID, and a legacy docker-archive declares none), and the
+            // source does not check it itself as it streams.
+            let digest_is_diff_id = job.plan.blob.as_ref() == Some(&job.plan.diff_id);
+            let hash_blob = job.plan.blob.is_some() && !digest_is_diff_id && !verified;
             let mut input = Counted {
                 inner: reader,
                 hasher: hash_blob.then(Sha256::new),
                 progress,
+                corrupt: false,
             };
-            let report =
-                self.fill_layer(&slot.staging, &slot.cache_id, parent_cache, &mut input)?;
+            let filled = self.fill_layer(&slot.staging, &slot.cache_id, parent_cache, &mut input);
             // Whatever follows the tar's end is part of the blob too.
-            io::copy(&mut input, &mut io::sink()).map_err(|e| Error::io("reading the blob", e))?;
-            match (&job.plan.blob, input.hasher) {
-                (Some(blob), Some(h)) => {
-                    let got = Digest::from_sha256(h);
-                    if &got != blob {
-                        return Err(mismatch(format!(
-                            "the blob's sha256 is {got}, its descriptor says {blob}"
-                        )));
-                    }
+            let report = filled.and_then(|r| {
+                io::copy(&mut input, &mut io::sink())
+                    .map_err(|e| Error::io("reading the blob", e))?;
+                Ok(r)
+            });
+            // A source that found its blob corrupt says so whatever the
+            // unpacking made of the broken stream.
+            let report = match report {
+                Err(e) if input.corrupt => {
+                    return Err(Error::with(
+                        ErrorKind::Corrupt,
+                        "the blob is not the one its descriptor names",
+                        e,
+                    ))
                 }
-                // The descriptor names the diffID: the blob must be the
-                // tar itself, whose digest the diffID check below covers.
-                (Some(_), None) if report.compression != strata_archive::Compression::None => {
+                r => r?,
+            };
+            if let (Some(blob), Some(h)) = (&job.plan.blob, input.hasher) {
+                let got = Digest::from_sha256(h);
+                if &got != blob {
                     return Err(mismatch(format!(
-                        "the blob is {}-compressed, but its descriptor's digest is the uncompressed diffID",
-                        report.compression.as_str()
+                        "the blob's sha256 is {got}, its descriptor says {blob}"
                     )));
                 }
-                _ => {}
+            }
+            // The descriptor names the diffID: the blob must be the tar
+            // itself, whose digest the diffID check below covers.
+            if digest_is_diff_id && report.compression != strata_archive::Compression::None {
+                return Err(mismatch(format!(
+                    "the blob is {}-compressed, but its descriptor's digest is the uncompressed diffID",
+                    report.compression.as_str()
+                )));
             }
             if report.diff_id != job.plan.diff_id {
-                let says = if hash_blob || job.plan.blob.is_none() {
+                let says = if !digest_is_diff_id {
                     "the image config says"
                 } else {
                     "its descriptor and the image config say"
@@ -355,11 +370,20 @@ struct Counted<'a> {
     inner: Box<dyn Read + Send + 'a>,
     hasher: Option<Sha256>,
     progress: &'a dyn Progress,
+    /// The source said the blob's bytes are not the blob (an
+    /// `InvalidData` error from a source that checks its blobs).
+    corrupt: bool,
 }
 
 impl Read for Counted<'_> {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        let n = self.inner.read(buf)?;
+        let n = match self.inner.read(buf) {
+            Ok(n) => n,
+            Err(e) => {
+                self.corrupt |= e.kind() == io::ErrorKind::InvalidData;
+                return Err(e);
+            }
+        };
         if let Some(h) = &mut self.hasher {
             h.update(&buf[..n]);
         }
