@@ -65,6 +65,14 @@ enum Command {
     Load(commands::transfer::Load),
     /// Save images as a docker-archive, an OCI archive or an OCI layout.
     Save(commands::transfer::Save),
+    /// Pull an image from a registry.
+    Pull(commands::registry::Pull),
+    /// Push an image to a registry; prints its manifest digest.
+    Push(commands::registry::Push),
+    /// Check credentials for a registry and keep them.
+    Login(commands::registry::Login),
+    /// Forget a registry's credentials.
+    Logout(commands::registry::Logout),
     /// Import a root file-system tarball as a one-layer image; prints its ID.
     Import(image::Import),
     /// List images.
@@ -178,6 +186,12 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         }
         _ => {}
     }
+    // Credentials need no store either.
+    match cli.command {
+        Command::Login(a) => return commands::registry::login(a).map(|()| ExitCode::SUCCESS),
+        Command::Logout(a) => return commands::registry::logout(a).map(|()| ExitCode::SUCCESS),
+        _ => {}
+    }
     let store = cli.store.open()?;
     // `run` and `start` exit with the command's status, or 125-127 as
     // `docker run` does.
@@ -197,6 +211,8 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
         Command::Load(a) => commands::transfer::load(a, &store),
         Command::Save(a) => commands::transfer::save(a, &store),
+        Command::Pull(a) => commands::registry::pull(a, &store),
+        Command::Push(a) => commands::registry::push(a, &store),
         Command::Import(a) => image::import(a, &store),
         Command::Images(a) => image::images(a, &store),
         Command::Image(ImageCmd::Inspect { image }) => {
@@ -236,6 +252,8 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::System(cmd) => system::run(cmd, &store),
         Command::Check(a) => commands::check::run(a, &store),
         Command::Archive(_)
+        | Command::Login(_)
+        | Command::Logout(_)
         | Command::Run(_)
         | Command::Start(_)
         | Command::Exec(_)

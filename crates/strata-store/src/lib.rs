@@ -88,7 +88,9 @@ pub use security::{Seccomp, Security};
 pub use start::{Started, State, Status};
 pub use strata_archive::{Change, ChangeKind, Digest};
 use strata_driver::Driver;
-pub use strata_image::{ImageRef, SaveFormat};
+pub use strata_image::{familiar, ImageRef, SaveFormat};
+/// The registry client `pull` and `push` speak through.
+pub use strata_registry as registry;
 pub use system::{ContainerUsage, DiskUsage, ImageUsage, OnDisk, Pruned, Usage, VolumeUsage};
 pub use transfer::{Loaded, NoProgress, Progress, Pulled, Pushed};
 pub use volume::{Mount, MountKind, Volume, ANONYMOUS_LABEL};

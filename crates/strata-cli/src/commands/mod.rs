@@ -4,6 +4,7 @@ pub mod container;
 pub mod cp;
 pub mod image;
 pub mod lifecycle;
+pub mod registry;
 pub mod system;
 pub mod transfer;
 pub mod union;

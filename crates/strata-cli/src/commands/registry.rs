@@ -1,0 +1,194 @@
+//! `strata pull`, `push`, `login` and `logout`.
+
+use std::io::{self, BufRead};
+use std::path::PathBuf;
+
+use anyhow::{bail, Context, Result};
+use clap::Args;
+use strata_store::registry::{self, api_host, AuthFile, Client, Credentials, Options, Reference};
+use strata_store::{ImageRef, NoProgress, Store};
+
+/// How to reach a registry.
+#[derive(Args)]
+pub struct Transport {
+    /// `false`: speak plain HTTP to this registry (TLS without
+    /// verification is not offered).
+    #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
+    pub tls_verify: bool,
+    /// The credential file (default: $REGISTRY_AUTH_FILE, Podman's
+    /// auth.json, then Docker's config.json).
+    #[arg(long)]
+    pub authfile: Option<PathBuf>,
+}
+
+#[derive(Args)]
+pub struct Pull {
+    /// `[registry[:port]/]name[:tag][@digest]`; `debian` is
+    /// docker.io/library/debian:latest.
+    pub reference: String,
+    /// The platform to pull from a multi-platform image:
+    /// OS/ARCH[/VARIANT] (default: this machine's).
+    #[arg(long)]
+    pub platform: Option<String>,
+    /// Print only the image ID.
+    #[arg(short, long)]
+    pub quiet: bool,
+    #[command(flatten)]
+    pub transport: Transport,
+}
+
+#[derive(Args)]
+pub struct Push {
+    /// The image: name[:tag], ID or unique ID prefix.
+    pub image: String,
+    /// Where to: `[registry[:port]/]name[:tag]` (default: the image's
+    /// name).
+    pub destination: Option<String>,
+    #[command(flatten)]
+    pub transport: Transport,
+}
+
+#[derive(Args)]
+pub struct Login {
+    /// `host[:port]`.
+    pub registry: String,
+    #[arg(short, long)]
+    pub username: String,
+    /// The password (visible to other users of this machine: prefer
+    /// --password-stdin).
+    #[arg(short, long, conflicts_with = "password_stdin")]
+    pub password: Option<String>,
+    /// Read the password from standard input.
+    #[arg(long)]
+    pub password_stdin: bool,
+    #[command(flatten)]
+    pub transport: Transport,
+}
+
+#[derive(Args)]
+pub struct Logout {
+    /// `host[:port]`.
+    pub registry: String,
+    /// The credential file (default as for login).
+    #[arg(long)]
+    pub authfile: Option<PathBuf>,
+}
+
+fn parse(reference: &str) -> Result<Reference> {
+    reference
+        .parse()
+        .with_context(|| format!("invalid reference {reference:?}"))
+}
+
+fn client(registry: &str, t: &Transport) -> Result<Client> {
+    let opts = Options {
+        insecure: !t.tls_verify,
+        ..Options::for_registry(registry, t.authfile.as_deref())?
+    };
+    Ok(Client::new(api_host(registry), opts)?)
+}
+
+fn auth_file(given: Option<PathBuf>) -> Result<PathBuf> {
+    given
+        .or_else(AuthFile::default_path)
+        .context("no credential file: give one with --authfile")
+}
+
+/// `name:tag` as the store names images (`debian:latest`).
+fn local_name(r: &Reference, tag: &str) -> Result<ImageRef> {
+    let full = format!("{}/{}:{tag}", r.registry(), r.repository());
+    Ok(ImageRef::parse(strata_store::familiar(&full))?)
+}
+
+pub fn pull(a: Pull, store: &Store) -> Result<()> {
+    let r = parse(&a.reference)?;
+    let c = client(r.registry(), &a.transport)?;
+    // A digest pins the content and names no tag (as `docker pull
+    // name@digest` does).
+    let (reference, tag) = match (r.digest(), r.tag()) {
+        (Some(d), _) => (d.to_owned(), None),
+        (None, t) => {
+            let t = t.unwrap_or("latest");
+            (t.to_owned(), Some(local_name(&r, t)?))
+        }
+    };
+    let pulled = store.pull(
+        &c,
+        r.repository(),
+        &reference,
+        tag.as_ref(),
+        a.platform.as_deref(),
+        &NoProgress,
+    )?;
+    if a.quiet {
+        outln!("{}", pulled.image.id);
+        return Ok(());
+    }
+    outln!("Digest: {}", pulled.digest);
+    let name = match &tag {
+        Some(t) => t.to_string(),
+        None => format!("{}@{}", r.repository(), pulled.digest),
+    };
+    if pulled.image.layers_new == 0 {
+        outln!("Status: Image is up to date for {name}");
+    } else {
+        outln!("Status: Downloaded newer image for {name}");
+    }
+    outln!("{}", pulled.image.id);
+    Ok(())
+}
+
+pub fn push(a: Push, store: &Store) -> Result<()> {
+    let dest = a.destination.as_deref().unwrap_or(&a.image);
+    let r = parse(dest)?;
+    if r.digest().is_some() {
+        bail!("push to a tag, not a digest: {dest:?}");
+    }
+    let tag = r.tag().unwrap_or("latest");
+    let c = client(r.registry(), &a.transport)?;
+    let pushed = store.push(&c, &a.image, r.repository(), tag, &NoProgress)?;
+    outln!(
+        "{tag}: digest: {} ({} layers sent, {} already there)",
+        pushed.digest,
+        pushed.layers_sent,
+        pushed.layers_present
+    );
+    Ok(())
+}
+
+pub fn login(a: Login) -> Result<()> {
+    let password = match (a.password, a.password_stdin) {
+        (Some(p), _) => p,
+        (None, true) => {
+            let mut line = String::new();
+            io::stdin()
+                .lock()
+                .read_line(&mut line)
+                .context("reading the password from standard input")?;
+            line.trim_end_matches(['\n', '\r']).to_owned()
+        }
+        (None, false) => bail!("give the password with --password-stdin (or -p)"),
+    };
+    if password.is_empty() {
+        bail!("the password is empty");
+    }
+    let file = auth_file(a.transport.authfile.clone())?;
+    let creds = Credentials {
+        username: a.username,
+        password,
+    };
+    let opts = Options {
+        insecure: !a.transport.tls_verify,
+        ..Options::for_registry(&a.registry, Some(&file))?
+    };
+    registry::login(&a.registry, &creds, opts, &file)?;
+    outln!("Login Succeeded");
+    Ok(())
+}
+
+pub fn logout(a: Logout) -> Result<()> {
+    let file = auth_file(a.authfile)?;
+    registry::logout(&a.registry, &file)?;
+    outln!("Removed login credentials for {}", a.registry);
+    Ok(())
+}

@@ -1,0 +1,108 @@
+//! `strata push`, `pull`, `login` and `logout` against a real registry
+//! (Debian's `docker-registry` on 127.0.0.1, plain HTTP): an imported
+//! image pushed, removed and pulled back by tag and by digest keeps its
+//! ID; credentials are checked, kept 0600 and forgotten.
+
+mod common;
+
+use std::fs;
+use std::io::Write;
+use std::os::unix::fs::PermissionsExt;
+use std::process::Stdio;
+
+use common::{require_root, sh, Strata};
+use strata_registry::testing::{self, Config, Registry};
+
+fn setup() -> Option<(Strata, Registry)> {
+    if !require_root() {
+        return None;
+    }
+    let reg = match Registry::start(Config::default()) {
+        Ok(r) => r,
+        Err(why) => {
+            testing::skip(&why);
+            return None;
+        }
+    };
+    Some((Strata::new("vfs"), reg))
+}
+
+#[test]
+fn push_rmi_pull_keeps_the_image_id() {
+    let Some((s, reg)) = setup() else { return };
+    let tree = s.path("tree");
+    sh(&format!(
+        "mkdir -p '{0}/etc' && echo hello > '{0}/etc/motd'",
+        tree.display()
+    ));
+    let id = s.import_tree(&tree, "img:1");
+    let dest = format!("{}/test/app:1", reg.addr);
+    let out = s.ok(&["push", "--tls-verify=false", "img:1", &dest]);
+    assert!(out.contains("digest: sha256:"), "{out}");
+    let digest = out
+        .split_whitespace()
+        .find(|w| w.starts_with("sha256:"))
+        .unwrap()
+        .to_owned();
+
+    s.ok(&["rmi", "img:1"]);
+    let out = s.ok(&["pull", "--tls-verify=false", &dest]);
+    assert!(out.contains(&format!("Digest: {digest}")), "{out}");
+    assert!(out.contains("Downloaded newer image"), "{out}");
+    assert!(out.ends_with(&id), "{out}");
+    let images = s.ok(&["images"]);
+    assert!(
+        images.contains(&format!("{}/test/app", reg.addr)),
+        "{images}"
+    );
+
+    let again = s.ok(&["pull", "--tls-verify=false", &dest]);
+    assert!(again.contains("Image is up to date"), "{again}");
+    let pinned = format!("{}/test/app@{digest}", reg.addr);
+    assert_eq!(s.ok(&["pull", "-q", "--tls-verify=false", &pinned]), id);
+
+    // TLS is the default: a plain-HTTP registry is not spoken to.
+    let err = s.err(&["pull", &dest]);
+    assert!(err.contains(&reg.addr), "{err}");
+}
+
+#[test]
+fn login_keeps_credentials_and_logout_forgets_them() {
+    let Some((s, reg)) = setup() else { return };
+    let file = s.path("auth.json");
+    let mut child = s
+        .cmd(&[
+            "login",
+            "--tls-verify=false",
+            "--authfile",
+            file.to_str().unwrap(),
+            "-u",
+            "someone",
+            "--password-stdin",
+            &reg.addr,
+        ])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child.stdin.take().unwrap().write_all(b"s3cret\n").unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success());
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout).trim(),
+        "Login Succeeded"
+    );
+    assert_eq!(
+        fs::metadata(&file).unwrap().permissions().mode() & 0o777,
+        0o600
+    );
+    let kept: serde_json::Value = serde_json::from_slice(&fs::read(&file).unwrap()).unwrap();
+    assert!(kept["auths"][&reg.addr]["auth"].is_string(), "{kept}");
+
+    let out = s.ok(&["logout", "--authfile", file.to_str().unwrap(), &reg.addr]);
+    assert!(out.contains("Removed login credentials"), "{out}");
+    let kept: serde_json::Value = serde_json::from_slice(&fs::read(&file).unwrap()).unwrap();
+    assert!(kept["auths"].get(&reg.addr).is_none(), "{kept}");
+    let err = s.err(&["logout", "--authfile", file.to_str().unwrap(), &reg.addr]);
+    assert!(err.contains("not logged in"), "{err}");
+}
