@@ -6,7 +6,9 @@ use std::path::PathBuf;
 use anyhow::{bail, Context, Result};
 use clap::Args;
 use strata_store::registry::{self, api_host, AuthFile, Client, Credentials, Options, Reference};
-use strata_store::{ImageRef, NoProgress, Store};
+use strata_store::{ImageRef, Store};
+
+use super::transfer::Bar;
 
 /// How to reach a registry.
 #[derive(Args)]
@@ -112,14 +114,17 @@ pub fn pull(a: Pull, store: &Store) -> Result<()> {
             (t.to_owned(), Some(local_name(&r, t)?))
         }
     };
+    let bar = Bar::new("pulling");
     let pulled = store.pull(
         &c,
         r.repository(),
         &reference,
         tag.as_ref(),
         a.platform.as_deref(),
-        &NoProgress,
-    )?;
+        &bar,
+    );
+    bar.pb.finish_and_clear();
+    let pulled = pulled?;
     if a.quiet {
         outln!("{}", pulled.image.id);
         return Ok(());
@@ -146,7 +151,10 @@ pub fn push(a: Push, store: &Store) -> Result<()> {
     }
     let tag = r.tag().unwrap_or("latest");
     let c = client(r.registry(), &a.transport)?;
-    let pushed = store.push(&c, &a.image, r.repository(), tag, &NoProgress)?;
+    let bar = Bar::new("pushing");
+    let pushed = store.push(&c, &a.image, r.repository(), tag, &bar);
+    bar.pb.finish_and_clear();
+    let pushed = pushed?;
     outln!(
         "{tag}: digest: {} ({} layers sent, {} already there)",
         pushed.digest,

@@ -40,15 +40,15 @@ pub enum Kind {
 }
 
 /// Bytes and layers on a terminal's progress bar.
-struct Bar {
-    pb: ProgressBar,
+pub(crate) struct Bar {
+    pub(crate) pb: ProgressBar,
     what: &'static str,
     layers: std::sync::atomic::AtomicUsize,
     total: std::sync::atomic::AtomicUsize,
 }
 
 impl Bar {
-    fn new(what: &'static str) -> Bar {
+    pub(crate) fn new(what: &'static str) -> Bar {
         Bar {
             pb: crate::progress::bar(what, None),
             what,
