@@ -106,3 +106,78 @@ fn login_keeps_credentials_and_logout_forgets_them() {
     let err = s.err(&["logout", "--authfile", file.to_str().unwrap(), &reg.addr]);
     assert!(err.contains("not logged in"), "{err}");
 }
+
+/// A pull killed (SIGKILL) while a layer streams in publishes nothing:
+/// `check` finds no corruption, no image or layer appeared, and the next
+/// pull brings the image in whole.
+#[test]
+fn a_pull_killed_midway_leaves_nothing_half_done() {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::Arc;
+    use std::time::{Duration, Instant};
+    use strata_registry::testing::proxy::{Action, Fault, Proxy};
+
+    let Some((s, reg)) = setup() else { return };
+    let tree = s.path("tree");
+    sh(&format!(
+        "mkdir -p '{0}/data' && head -c 3000000 /dev/urandom > '{0}/data/blob'",
+        tree.display()
+    ));
+    let id = s.import_tree(&tree, "img:1");
+    let dest = format!("{}/test/app:1", reg.addr);
+    s.ok(&["push", "--tls-verify=false", "img:1", &dest]);
+    s.ok(&["rmi", "img:1"]);
+    assert_eq!(
+        s.json(&["images", "--format", "json"]),
+        serde_json::json!([])
+    );
+
+    // Blobs stall after their first megabyte: the config (smaller) comes
+    // whole, the layer a third of the way.
+    let stalled = Arc::new(AtomicUsize::new(0));
+    let n = stalled.clone();
+    let proxy = Proxy::start(&reg.addr, move |req| {
+        if req.is_blob_get() {
+            n.fetch_add(1, Ordering::SeqCst);
+            Action::Mangle(Fault::StallAfter(1_000_000, Duration::from_secs(20)))
+        } else {
+            Action::Forward
+        }
+    });
+    let via = format!("{}/test/app:1", proxy.addr);
+    let mut child = s
+        .cmd(&["pull", "--tls-verify=false", &via])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while stalled.load(Ordering::SeqCst) < 2 && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    // The config and then the layer were asked for: the layer is mid-way.
+    std::thread::sleep(Duration::from_millis(300));
+    child.kill().unwrap();
+    child.wait().unwrap();
+    assert!(
+        stalled.load(Ordering::SeqCst) >= 2,
+        "the layer was never asked for"
+    );
+
+    let report: serde_json::Value =
+        serde_json::from_str(&s.ok(&["check", "--format", "json"])).unwrap();
+    let corrupt: Vec<&serde_json::Value> = report["Findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|f| f["Corruption"] == true)
+        .collect();
+    assert!(corrupt.is_empty(), "{corrupt:#?}");
+    assert_eq!(
+        s.json(&["images", "--format", "json"]),
+        serde_json::json!([])
+    );
+
+    let out = s.ok(&["pull", "-q", "--tls-verify=false", &dest]);
+    assert_eq!(out, id);
+}
