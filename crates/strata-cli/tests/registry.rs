@@ -61,6 +61,29 @@ fn push_rmi_pull_keeps_the_image_id() {
     let pinned = format!("{}/test/app@{digest}", reg.addr);
     assert_eq!(s.ok(&["pull", "-q", "--tls-verify=false", &pinned]), id);
 
+    // Every tag at once.
+    s.ok(&[
+        "push",
+        "--tls-verify=false",
+        &id,
+        &format!("{}/test/app:2", reg.addr),
+    ]);
+    let repo = format!("{}/test/app", reg.addr);
+    let out = s.ok(&["pull", "-a", "-q", "--tls-verify=false", &repo]);
+    assert_eq!(
+        out.lines().collect::<Vec<_>>(),
+        [id.as_str(), id.as_str()],
+        "{out}"
+    );
+    let images = s.json(&["images", "--format", "json"]);
+    let tags = &images[0]["RepoTags"];
+    for t in ["1", "2"] {
+        let want = serde_json::json!(format!("{repo}:{t}"));
+        assert!(tags.as_array().unwrap().contains(&want), "{images}");
+    }
+    let err = s.err(&["pull", "-a", "--tls-verify=false", &dest]);
+    assert!(err.contains("--all-tags"), "{err}");
+
     // TLS is the default: a plain-HTTP registry is not spoken to.
     let err = s.err(&["pull", &dest]);
     assert!(err.contains(&reg.addr), "{err}");

@@ -182,6 +182,80 @@ impl Client {
     }
 }
 
+impl Client {
+    /// Every tag of `repo`, in the registry's order, following its
+    /// `Link: <...>; rel="next"` pages (a bounded number of them).
+    pub fn list_tags(&self, repo: &str) -> Result<Vec<String>> {
+        check_repo(repo)?;
+        let what = format!("the tags of {repo}");
+        let mut url = self.url(&format!("{repo}/tags/list?n=1000"));
+        let mut tags = Vec::new();
+        for _ in 0..MAX_TAG_PAGES {
+            let req = Req::new(Method::GET, url.clone(), vec![pull_scope(repo)]);
+            let mut resp = self.send(req)?;
+            if resp.status().as_u16() != 200 {
+                return Err(self.refusal(resp, &what));
+            }
+            let next = resp
+                .headers()
+                .get("link")
+                .and_then(|v| v.to_str().ok())
+                .and_then(next_link);
+            let body = resp
+                .body_mut()
+                .with_config()
+                .limit(MAX_MANIFEST)
+                .read_to_vec()
+                .map_err(|e| crate::client::network(self.registry(), &what, e))?;
+            let v: serde_json::Value = serde_json::from_slice(&body).map_err(|_| {
+                Error::new(
+                    ErrorKind::Server,
+                    format!("{}: {what}: not a tag list", self.registry()),
+                )
+            })?;
+            // A repository with no tags may say `null`.
+            if let Some(list) = v.get("tags").and_then(|t| t.as_array()) {
+                for t in list {
+                    let t = t.as_str().unwrap_or_default();
+                    if parse_reference(t).ok() == Some(None) {
+                        tags.push(t.to_owned());
+                    }
+                }
+            }
+            match next {
+                Some(n) => {
+                    url = crate::client::Origin::parse(&url)
+                        .expect("our own URL parses")
+                        .resolve(&n)
+                }
+                None => return Ok(tags),
+            }
+        }
+        Err(Error::new(
+            ErrorKind::Server,
+            format!(
+                "{}: {what}: more than {MAX_TAG_PAGES} pages",
+                self.registry()
+            ),
+        ))
+    }
+}
+
+/// Pages of a tag list followed before giving up.
+const MAX_TAG_PAGES: usize = 1000;
+
+/// The target of the `rel="next"` link in a `Link` header.
+fn next_link(header: &str) -> Option<String> {
+    header.split(',').find_map(|part| {
+        let (target, params) = part.split_once(';')?;
+        let is_next = params
+            .split(';')
+            .any(|p| p.trim().replace(' ', "") == "rel=\"next\"" || p.trim() == "rel=next");
+        let target = target.trim().strip_prefix('<')?.strip_suffix('>')?;
+        is_next.then(|| target.to_owned())
+    })
+}
+
 pub(crate) fn pull_scope(repo: &str) -> String {
     format!("repository:{repo}:pull")
 }
@@ -241,6 +315,19 @@ pub(crate) fn parse_reference(reference: &str) -> Result<Option<Digest>> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_next_page_is_the_rel_next_link() {
+        assert_eq!(
+            next_link(r#"</v2/a/tags/list?last=b&n=2>; rel="next""#).as_deref(),
+            Some("/v2/a/tags/list?last=b&n=2")
+        );
+        assert_eq!(
+            next_link(r#"<https://x/prev>; rel="prev", </next>; rel=next"#).as_deref(),
+            Some("/next")
+        );
+        assert_eq!(next_link(r#"</x>; rel="prev""#), None);
+    }
 
     #[test]
     fn repository_names_and_references_are_checked() {

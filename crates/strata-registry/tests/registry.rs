@@ -722,3 +722,19 @@ fn login_keeps_only_credentials_the_registry_takes() {
     let e = strata_registry::logout(&reg.addr, &file).unwrap_err();
     assert_eq!(e.kind(), ErrorKind::NotFound, "{e}");
 }
+
+#[test]
+fn tags_are_listed() {
+    let Some(reg) = registry(Config::default()) else {
+        return;
+    };
+    let c = Client::new(&reg.addr, local()).unwrap();
+    for tag in ["v1", "v2", "latest"] {
+        push_image(&c, "test/app", tag, 1_000);
+    }
+    let mut tags = c.list_tags("test/app").unwrap();
+    tags.sort();
+    assert_eq!(tags, ["latest", "v1", "v2"]);
+    let e = c.list_tags("test/none").unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::NotFound, "{e}");
+}

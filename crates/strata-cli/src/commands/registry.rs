@@ -35,6 +35,9 @@ pub struct Pull {
     /// Print only the image ID.
     #[arg(short, long)]
     pub quiet: bool,
+    /// Every tag of the repository (the reference names no tag).
+    #[arg(short, long)]
+    pub all_tags: bool,
     #[command(flatten)]
     pub transport: Transport,
 }
@@ -105,18 +108,45 @@ fn local_name(r: &Reference, tag: &str) -> Result<ImageRef> {
 pub fn pull(a: Pull, store: &Store) -> Result<()> {
     let r = parse(&a.reference)?;
     let c = client(r.registry(), &a.transport)?;
+    if a.all_tags {
+        // oci-spec's parser fills in `latest`: the words decide.
+        if a.reference.contains('@')
+            || a.reference
+                .rsplit('/')
+                .next()
+                .is_some_and(|l| l.contains(':'))
+        {
+            bail!("--all-tags takes a repository without a tag or digest");
+        }
+        for tag in c.list_tags(r.repository())? {
+            pull_one(&a, store, &c, &r, tag.clone(), Some(local_name(&r, &tag)?))?;
+        }
+        return Ok(());
+    }
     // A digest pins the content and names no tag (as `docker pull
     // name@digest` does).
-    let (reference, tag) = match (r.digest(), r.tag()) {
-        (Some(d), _) => (d.to_owned(), None),
+    match (r.digest(), r.tag()) {
+        (Some(d), _) => pull_one(&a, store, &c, &r, d.to_owned(), None),
         (None, t) => {
             let t = t.unwrap_or("latest");
-            (t.to_owned(), Some(local_name(&r, t)?))
+            pull_one(&a, store, &c, &r, t.to_owned(), Some(local_name(&r, t)?))
         }
-    };
+    }
+}
+
+/// Pulls `reference` (a tag or a digest) of `r`'s repository, naming it
+/// `tag`.
+fn pull_one(
+    a: &Pull,
+    store: &Store,
+    c: &Client,
+    r: &Reference,
+    reference: String,
+    tag: Option<ImageRef>,
+) -> Result<()> {
     let bar = Bar::new("pulling");
     let pulled = store.pull(
-        &c,
+        c,
         r.repository(),
         &reference,
         tag.as_ref(),
