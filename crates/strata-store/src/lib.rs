@@ -92,7 +92,7 @@ pub use strata_image::{familiar, ImageRef, SaveFormat};
 /// The registry client `pull` and `push` speak through.
 pub use strata_registry as registry;
 pub use system::{ContainerUsage, DiskUsage, ImageUsage, OnDisk, Pruned, Usage, VolumeUsage};
-pub use transfer::{Loaded, NoProgress, Progress, Pulled, Pushed};
+pub use transfer::{LayerCompression, Loaded, NoProgress, Progress, Pulled, Pushed};
 pub use volume::{Mount, MountKind, Volume, ANONYMOUS_LABEL};
 
 use error::IoContext;

@@ -14,7 +14,7 @@ use std::sync::Arc;
 use strata_registry::testing::proxy::{Action, Fault, Proxy};
 use strata_registry::testing::{self, Config, Registry};
 use strata_registry::{Client, Options};
-use strata_store::{Digest, ErrorKind, ImageRef, NoProgress, Store};
+use strata_store::{Digest, ErrorKind, ImageRef, LayerCompression, NoProgress, Store};
 
 const OCI_MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";
 const OCI_INDEX: &str = "application/vnd.oci.image.index.v1+json";
@@ -300,7 +300,14 @@ fn a_pushed_image_pulls_back_with_the_same_id_and_diff_ids() {
     let id = f.store.resolve_image("img:1").unwrap();
     let pushed = f
         .store
-        .push(&f.client, "img:1", "test/pushed", "1", &NoProgress)
+        .push(
+            &f.client,
+            "img:1",
+            "test/pushed",
+            "1",
+            LayerCompression::Gzip,
+            &NoProgress,
+        )
         .unwrap();
     assert_eq!((pushed.layers_sent, pushed.layers_present), (1, 0));
     let m = f.client.get_manifest("test/pushed", "1").unwrap();
@@ -323,7 +330,14 @@ fn a_pushed_image_pulls_back_with_the_same_id_and_diff_ids() {
     // Again: the registry has the layer; the manifest is the same.
     let again = f
         .store
-        .push(&f.client, "img:1", "test/pushed", "1", &NoProgress)
+        .push(
+            &f.client,
+            "img:1",
+            "test/pushed",
+            "1",
+            LayerCompression::Gzip,
+            &NoProgress,
+        )
         .unwrap();
     assert_eq!((again.layers_sent, again.layers_present), (0, 1));
     assert_eq!(again.digest, pushed.digest);
@@ -361,7 +375,14 @@ fn skopeo_agrees_on_what_was_pushed() {
     // strata → skopeo.
     let pushed = f
         .store
-        .push(&f.client, "img:1", "test/by-strata", "1", &NoProgress)
+        .push(
+            &f.client,
+            "img:1",
+            "test/by-strata",
+            "1",
+            LayerCompression::Gzip,
+            &NoProgress,
+        )
         .unwrap();
     let at = format!("docker://{addr}/test/by-strata:1");
     let config = skopeo(&["inspect", "--tls-verify=false", "--config", "--raw", &at]);
@@ -502,4 +523,39 @@ fn a_layer_cut_midway_is_resumed_and_the_pull_completes() {
         .requests()
         .iter()
         .any(|r| r.header("range") == Some("bytes=60-")));
+}
+
+#[test]
+fn zstd_layers_push_and_pull_back() {
+    let Some(f) = fixture() else { return };
+    let tar = layer_tar("etc/motd", &[b'z'; 100_000]);
+    f.store
+        .import(&mut Cursor::new(tar.clone()), Some("img:1"), "")
+        .unwrap();
+    let id = f.store.resolve_image("img:1").unwrap();
+    let pushed = f
+        .store
+        .push(
+            &f.client,
+            "img:1",
+            "test/zstd",
+            "1",
+            LayerCompression::Zstd,
+            &NoProgress,
+        )
+        .unwrap();
+    let m = f.client.get_manifest("test/zstd", "1").unwrap();
+    assert_eq!(m.digest, pushed.digest);
+    let v: serde_json::Value = serde_json::from_slice(&m.bytes).unwrap();
+    assert_eq!(
+        v["layers"][0]["mediaType"],
+        "application/vnd.oci.image.layer.v1.tar+zstd"
+    );
+    let t = tempfile::tempdir().unwrap();
+    let other = Store::open(&t.path().join("root"), Some("vfs")).unwrap();
+    let pulled = other
+        .pull(&f.client, "test/zstd", "1", None, None, &NoProgress)
+        .unwrap();
+    assert_eq!(pulled.image.id, id);
+    assert_eq!(other.image(&id).unwrap().diff_ids, vec![sha(&tar)]);
 }

@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use anyhow::{bail, Context, Result};
 use clap::Args;
 use strata_store::registry::{self, api_host, AuthFile, Client, Credentials, Options, Reference};
-use strata_store::{ImageRef, Store};
+use strata_store::{ImageRef, LayerCompression, Store};
 
 use super::transfer::Bar;
 
@@ -49,8 +49,17 @@ pub struct Push {
     /// Where to: `[registry[:port]/]name[:tag]` (default: the image's
     /// name).
     pub destination: Option<String>,
+    /// How layers are compressed: gzip (every client pulls it) or zstd.
+    #[arg(long, value_enum, default_value_t = Compression::Gzip)]
+    pub compression_format: Compression,
     #[command(flatten)]
     pub transport: Transport,
+}
+
+#[derive(Clone, Copy, clap::ValueEnum)]
+pub enum Compression {
+    Gzip,
+    Zstd,
 }
 
 #[derive(Args)]
@@ -182,7 +191,11 @@ pub fn push(a: Push, store: &Store) -> Result<()> {
     let tag = r.tag().unwrap_or("latest");
     let c = client(r.registry(), &a.transport)?;
     let bar = Bar::new("pushing");
-    let pushed = store.push(&c, &a.image, r.repository(), tag, &bar);
+    let compression = match a.compression_format {
+        Compression::Gzip => LayerCompression::Gzip,
+        Compression::Zstd => LayerCompression::Zstd,
+    };
+    let pushed = store.push(&c, &a.image, r.repository(), tag, compression, &bar);
     bar.pb.finish_and_clear();
     let pushed = pushed?;
     outln!(

@@ -13,7 +13,7 @@ mod save;
 
 pub use load::Loaded;
 pub use pull::Pulled;
-pub use push::Pushed;
+pub use push::{LayerCompression, Pushed};
 
 /// What long transfers report as they go; the CLI draws bars from it.
 /// Every method may be called from several threads.
