@@ -204,3 +204,62 @@ fn a_pull_killed_midway_leaves_nothing_half_done() {
     let out = s.ok(&["pull", "-q", "--tls-verify=false", &dest]);
     assert_eq!(out, id);
 }
+
+/// registries.conf as Podman reads it: a registry marked insecure is
+/// spoken to over plain HTTP without --tls-verify=false; a mirror is
+/// tried first (here the only place that answers); a blocked registry is
+/// refused.
+#[test]
+fn registries_conf_marks_insecure_registries_and_mirrors() {
+    let Some((s, reg)) = setup() else { return };
+    let tree = s.path("tree");
+    sh(&format!(
+        "mkdir -p '{0}/etc' && echo mirrored > '{0}/etc/motd'",
+        tree.display()
+    ));
+    let id = s.import_tree(&tree, "img:1");
+    let conf = s.path("registries.conf");
+    let gone = format!("127.0.0.1:{}", testing::free_port());
+    fs::write(
+        &conf,
+        format!(
+            r#"
+[[registry]]
+location = "{reg}"
+insecure = true
+
+[[registry]]
+location = "{gone}"
+insecure = true
+[[registry.mirror]]
+location = "{reg}/mirrored"
+insecure = true
+
+[[registry]]
+prefix = "blocked.example"
+blocked = true
+"#,
+            reg = reg.addr
+        ),
+    )
+    .unwrap();
+    let conf = conf.to_str().unwrap();
+    s.ok(&[
+        "push",
+        "--registries-conf",
+        conf,
+        "img:1",
+        &format!("{}/mirrored/app:1", reg.addr),
+    ]);
+    s.ok(&["rmi", "img:1"]);
+    let out = s.ok(&[
+        "pull",
+        "-q",
+        "--registries-conf",
+        conf,
+        &format!("{gone}/app:1"),
+    ]);
+    assert_eq!(out, id);
+    let err = s.err(&["pull", "--registries-conf", conf, "blocked.example/x:1"]);
+    assert!(err.contains("blocked"), "{err}");
+}

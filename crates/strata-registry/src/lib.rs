@@ -19,7 +19,8 @@
 //! * [`auth_file`] reads and writes Docker's and Podman's credential file;
 //!   [`Options::for_registry`] takes a registry's credentials and CAs from
 //!   where Docker and Podman keep them; [`login`] checks credentials
-//!   before keeping them, [`logout`] forgets them.
+//!   before keeping them, [`logout`] forgets them; [`RegistriesConf`]
+//!   reads Podman's `registries.conf` (insecure, blocked, mirrors).
 #![forbid(unsafe_code)]
 
 pub mod auth_file;
@@ -30,6 +31,7 @@ mod config;
 mod error;
 mod manifest;
 mod push;
+pub mod registries_conf;
 #[cfg(feature = "testing")]
 pub mod testing;
 mod tls;
@@ -45,6 +47,7 @@ pub use manifest::{Manifest, MANIFEST_MEDIA_TYPES, MAX_MANIFEST};
 /// `docker.io/library/debian:latest`): oci-spec's parser.
 pub use oci_spec::distribution::Reference;
 pub use push::{Mount, Upload};
+pub use registries_conf::{Endpoint, RegistriesConf};
 
 #[cfg(test)]
 mod tests {

@@ -5,7 +5,9 @@ use std::path::PathBuf;
 
 use anyhow::{bail, Context, Result};
 use clap::Args;
-use strata_store::registry::{self, api_host, AuthFile, Client, Credentials, Options, Reference};
+use strata_store::registry::{
+    self, api_host, AuthFile, Client, Credentials, Endpoint, Options, Reference, RegistriesConf,
+};
 use strata_store::{ImageRef, LayerCompression, Store};
 
 use super::transfer::Bar;
@@ -21,6 +23,11 @@ pub struct Transport {
     /// auth.json, then Docker's config.json).
     #[arg(long)]
     pub authfile: Option<PathBuf>,
+    /// Podman's registries.conf: insecure and blocked registries, and
+    /// mirrors (default: $CONTAINERS_REGISTRIES_CONF, else
+    /// /etc/containers/registries.conf when it exists).
+    #[arg(long)]
+    pub registries_conf: Option<PathBuf>,
 }
 
 #[derive(Args)]
@@ -94,12 +101,25 @@ fn parse(reference: &str) -> Result<Reference> {
         .with_context(|| format!("invalid reference {reference:?}"))
 }
 
-fn client(registry: &str, t: &Transport) -> Result<Client> {
+fn conf(t: &Transport) -> Result<RegistriesConf> {
+    let path = t
+        .registries_conf
+        .clone()
+        .unwrap_or_else(RegistriesConf::default_path);
+    Ok(RegistriesConf::load(&path)?)
+}
+
+/// Where to pull `r` from: its mirrors, then itself.
+fn endpoints(r: &Reference, t: &Transport) -> Result<Vec<Endpoint>> {
+    Ok(conf(t)?.endpoints(r.registry(), r.repository())?)
+}
+
+fn client(at: &Endpoint, t: &Transport) -> Result<Client> {
     let opts = Options {
-        insecure: !t.tls_verify,
-        ..Options::for_registry(registry, t.authfile.as_deref())?
+        insecure: !t.tls_verify || at.insecure,
+        ..Options::for_registry(&at.registry, t.authfile.as_deref())?
     };
-    Ok(Client::new(api_host(registry), opts)?)
+    Ok(Client::new(api_host(&at.registry), opts)?)
 }
 
 fn auth_file(given: Option<PathBuf>) -> Result<PathBuf> {
@@ -116,7 +136,7 @@ fn local_name(r: &Reference, tag: &str) -> Result<ImageRef> {
 
 pub fn pull(a: Pull, store: &Store) -> Result<()> {
     let r = parse(&a.reference)?;
-    let c = client(r.registry(), &a.transport)?;
+    let at = endpoints(&r, &a.transport)?;
     if a.all_tags {
         // oci-spec's parser fills in `latest`: the words decide.
         if a.reference.contains('@')
@@ -127,43 +147,63 @@ pub fn pull(a: Pull, store: &Store) -> Result<()> {
         {
             bail!("--all-tags takes a repository without a tag or digest");
         }
-        for tag in c.list_tags(r.repository())? {
-            pull_one(&a, store, &c, &r, tag.clone(), Some(local_name(&r, &tag)?))?;
+        let primary = at.last().expect("endpoints end with the registry");
+        let tags = client(primary, &a.transport)?.list_tags(&primary.repository)?;
+        for tag in tags {
+            pull_one(&a, store, &at, &r, tag.clone(), Some(local_name(&r, &tag)?))?;
         }
         return Ok(());
     }
     // A digest pins the content and names no tag (as `docker pull
     // name@digest` does).
     match (r.digest(), r.tag()) {
-        (Some(d), _) => pull_one(&a, store, &c, &r, d.to_owned(), None),
+        (Some(d), _) => pull_one(&a, store, &at, &r, d.to_owned(), None),
         (None, t) => {
             let t = t.unwrap_or("latest");
-            pull_one(&a, store, &c, &r, t.to_owned(), Some(local_name(&r, t)?))
+            pull_one(&a, store, &at, &r, t.to_owned(), Some(local_name(&r, t)?))
         }
     }
 }
 
-/// Pulls `reference` (a tag or a digest) of `r`'s repository, naming it
-/// `tag`.
+/// Pulls `reference` (a tag or a digest) of `r` from the first of
+/// `endpoints` that has it, naming it `tag`.
 fn pull_one(
     a: &Pull,
     store: &Store,
-    c: &Client,
+    endpoints: &[Endpoint],
     r: &Reference,
     reference: String,
     tag: Option<ImageRef>,
 ) -> Result<()> {
-    let bar = Bar::new("pulling");
-    let pulled = store.pull(
-        c,
-        r.repository(),
-        &reference,
-        tag.as_ref(),
-        a.platform.as_deref(),
-        &bar,
-    );
-    bar.pb.finish_and_clear();
-    let pulled = pulled?;
+    let mut pulled = None;
+    for at in endpoints {
+        let bar = Bar::new("pulling");
+        let tried = client(at, &a.transport).and_then(|c| {
+            Ok(store.pull(
+                &c,
+                &at.repository,
+                &reference,
+                tag.as_ref(),
+                a.platform.as_deref(),
+                &bar,
+            )?)
+        });
+        bar.pb.finish_and_clear();
+        match tried {
+            Ok(p) => {
+                pulled = Some(p);
+                break;
+            }
+            Err(e) if at.mirror => {
+                eprintln!(
+                    "strata: warning: mirror {}: {e:#}; trying the next place",
+                    at.registry
+                );
+            }
+            Err(e) => return Err(e),
+        }
+    }
+    let pulled = pulled.expect("the last endpoint is not a mirror");
     if a.quiet {
         outln!("{}", pulled.image.id);
         return Ok(());
@@ -189,13 +229,18 @@ pub fn push(a: Push, store: &Store) -> Result<()> {
         bail!("push to a tag, not a digest: {dest:?}");
     }
     let tag = r.tag().unwrap_or("latest");
-    let c = client(r.registry(), &a.transport)?;
+    // To the registry itself (or where registries.conf moved it), never
+    // to a mirror.
+    let at = endpoints(&r, &a.transport)?
+        .pop()
+        .expect("endpoints end with the registry");
+    let c = client(&at, &a.transport)?;
     let bar = Bar::new("pushing");
     let compression = match a.compression_format {
         Compression::Gzip => LayerCompression::Gzip,
         Compression::Zstd => LayerCompression::Zstd,
     };
-    let pushed = store.push(&c, &a.image, r.repository(), tag, compression, &bar);
+    let pushed = store.push(&c, &a.image, &at.repository, tag, compression, &bar);
     bar.pb.finish_and_clear();
     let pushed = pushed?;
     outln!(
@@ -228,8 +273,11 @@ pub fn login(a: Login) -> Result<()> {
         username: a.username,
         password,
     };
+    let marked = conf(&a.transport)?
+        .find(&a.registry, "")
+        .is_some_and(|r| r.insecure);
     let opts = Options {
-        insecure: !a.transport.tls_verify,
+        insecure: !a.transport.tls_verify || marked,
         ..Options::for_registry(&a.registry, Some(&file))?
     };
     registry::login(&a.registry, &creds, opts, &file)?;
