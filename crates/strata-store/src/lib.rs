@@ -93,6 +93,14 @@ pub use system::{ContainerUsage, DiskUsage, ImageUsage, OnDisk, Pruned, Usage, V
 pub use transfer::{Loaded, NoProgress, Progress};
 pub use volume::{Mount, MountKind, Volume, ANONYMOUS_LABEL};
 
+// The crates below the store that the `strata` command also drives on
+// their own (`strata archive`, the fuse driver's union server, `strata
+// union-mount`), so that the command depends on the store and run
+// crates alone.
+pub use strata_archive as archive;
+pub use strata_driver as driver;
+pub use strata_union as union;
+
 use error::IoContext;
 
 /// Drivers a store may have been made with, in the order `open` looks.

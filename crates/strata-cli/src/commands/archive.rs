@@ -7,7 +7,7 @@ use std::path::PathBuf;
 
 use anyhow::{Context, Result};
 use clap::{Subcommand, ValueEnum};
-use strata_archive::{ApplyOptions, Devices, OverlayXattrs, Target};
+use strata_store::archive::{ApplyOptions, Devices, OverlayXattrs, Target};
 
 #[derive(Subcommand)]
 pub enum Args {
@@ -98,7 +98,7 @@ pub fn run(args: Args) -> Result<()> {
             if no_devices {
                 opts.devices = Devices::Refuse;
             }
-            let report = strata_archive::apply(input, &dir, &opts)
+            let report = strata_store::archive::apply(input, &dir, &opts)
                 .with_context(|| format!("applying the layer to {}", dir.display()))?;
             outln!("{}", report.diff_id);
             Ok(())
@@ -118,9 +118,9 @@ pub fn run(args: Args) -> Result<()> {
             };
             let out = BufWriter::with_capacity(1 << 20, out);
             let (out, report) = if upper {
-                strata_archive::diff_upper(&dir, out, xattrs(userxattr))?
+                strata_store::archive::diff_upper(&dir, out, xattrs(userxattr))?
             } else {
-                strata_archive::diff_trees(from.as_deref(), &dir, out)?
+                strata_store::archive::diff_trees(from.as_deref(), &dir, out)?
             };
             out.into_inner().map_err(|e| e.into_error())?.flush()?;
             if output.is_some() {
@@ -138,9 +138,9 @@ pub fn run(args: Args) -> Result<()> {
                 Some(lowers) => {
                     let lowers: Vec<&std::path::Path> =
                         lowers.iter().map(PathBuf::as_path).collect();
-                    strata_archive::changes_upper(&dir, &lowers, xattrs(userxattr))?
+                    strata_store::archive::changes_upper(&dir, &lowers, xattrs(userxattr))?
                 }
-                None => strata_archive::changes_trees(from.as_deref(), &dir)?,
+                None => strata_store::archive::changes_trees(from.as_deref(), &dir)?,
             };
             let mut out = BufWriter::new(io::stdout().lock());
             for c in changes {

@@ -46,7 +46,7 @@ impl StoreArgs {
         };
         // fuse unions are served by `strata union-mount` processes, which
         // outlive this command as a kernel mount would.
-        let server = strata_driver::fuse::Server::Command(vec![
+        let server = strata_store::driver::fuse::Server::Command(vec![
             std::env::current_exe()
                 .context("finding the strata executable")?
                 .into(),
