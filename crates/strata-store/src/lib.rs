@@ -69,6 +69,7 @@ mod start;
 mod system;
 mod time;
 mod transfer;
+pub mod view;
 mod volume;
 
 use std::fs;
