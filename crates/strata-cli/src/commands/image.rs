@@ -6,10 +6,10 @@ use std::path::PathBuf;
 
 use anyhow::{Context, Result};
 use clap::Args;
-use serde_json::json;
-use strata_store::Store;
+use strata_store::{view, Store};
 
 use super::{human, short, Format};
+use crate::output::Out;
 
 #[derive(Args)]
 pub struct Import {
@@ -22,7 +22,7 @@ pub struct Import {
     pub message: String,
 }
 
-pub fn import(a: Import, store: &Store) -> Result<()> {
+pub fn import(a: Import, store: &Store, out: &mut Out) -> Result<()> {
     let (pb, mut input) = if a.file.as_os_str() == "-" {
         let pb = crate::progress::bar("importing", None);
         let r = crate::progress::reader(&pb, io::stdin());
@@ -35,7 +35,7 @@ pub fn import(a: Import, store: &Store) -> Result<()> {
     };
     let id = store.import(&mut input, a.reference.as_deref(), &a.message);
     pb.finish_and_clear();
-    outln!("{}", id?);
+    writeln!(out, "{}", id?);
     Ok(())
 }
 
@@ -45,36 +45,24 @@ pub struct Images {
     pub format: Format,
 }
 
-pub fn images(a: Images, store: &Store) -> Result<()> {
+pub fn images(a: Images, store: &Store, out: &mut Out) -> Result<()> {
     let (images, bad) = store.readable_images()?;
     super::warn_unreadable(&bad, "not listed");
     if a.format == Format::Json {
-        let v: Vec<_> = images
-            .iter()
-            .map(|i| {
-                json!({
-                    "ID": i.id.as_str(),
-                    "RepoTags": i.tags.iter().map(|t| t.to_string()).collect::<Vec<_>>(),
-                    "Created": i.created,
-                    "Size": i.size,
-                    "Layers": i.diff_ids.len(),
-                })
-            })
-            .collect();
-        outln!("{}", serde_json::to_string_pretty(&v)?);
+        let v: Vec<_> = images.iter().map(view::ImageSummary::from).collect();
+        out.json(&v)?;
         return Ok(());
     }
-    outln!(
+    writeln!(
+        out,
         "{:<30} {:<12} {:<14} {:<32} SIZE",
-        "REPOSITORY",
-        "TAG",
-        "IMAGE ID",
-        "CREATED"
+        "REPOSITORY", "TAG", "IMAGE ID", "CREATED"
     );
     for i in &images {
         let created = i.created.get(..19).unwrap_or(&i.created).replace('T', " ");
         if i.tags.is_empty() {
-            outln!(
+            writeln!(
+                out,
                 "{:<30} {:<12} {:<14} {:<32} {}",
                 "<none>",
                 "<none>",
@@ -84,7 +72,8 @@ pub fn images(a: Images, store: &Store) -> Result<()> {
             );
         }
         for t in &i.tags {
-            outln!(
+            writeln!(
+                out,
                 "{:<30} {:<12} {:<14} {:<32} {}",
                 t.name,
                 t.tag,
@@ -97,28 +86,32 @@ pub fn images(a: Images, store: &Store) -> Result<()> {
     Ok(())
 }
 
-pub fn inspect_image(name: &str, store: &Store) -> Result<serde_json::Value> {
-    let id = store.resolve_image(name)?;
-    let image = store.image(&id)?;
-    let config: serde_json::Value = serde_json::from_slice(&store.image_config(&id)?)?;
-    Ok(json!({
-        "Id": id.as_str(),
-        "RepoTags": image.tags.iter().map(|t| t.to_string()).collect::<Vec<_>>(),
-        "Parent": image.parent.as_ref().map(|p| p.as_str()),
-        "Created": image.created,
-        "Size": image.size,
-        "Driver": store.driver().name(),
-        "RootFS": { "Type": "layers", "Layers": image.diff_ids.iter().map(|d| d.as_str()).collect::<Vec<_>>() },
-        "Config": config.get("config"),
-        "Architecture": config.get("architecture"),
-        "Os": config.get("os"),
-    }))
+/// `strata image inspect`.
+pub fn inspect(name: &str, store: &Store, out: &mut Out) -> Result<()> {
+    out.json(&[view(name, store)?])?;
+    Ok(())
 }
 
-pub fn history(name: &str, store: &Store) -> Result<()> {
+/// The image `name` names, as `inspect` shows it.
+pub fn view(name: &str, store: &Store) -> Result<view::Image> {
     let id = store.resolve_image(name)?;
-    let config: serde_json::Value = serde_json::from_slice(&store.image_config(&id)?)?;
-    outln!("{:<32} {:<40} COMMENT", "CREATED", "CREATED BY");
+    let image = store.image(&id)?;
+    Ok(view::Image::new(
+        &image,
+        store.driver().name(),
+        &config(&id, store)?,
+    ))
+}
+
+/// The image config of `id`, parsed.
+fn config(id: &strata_store::Digest, store: &Store) -> Result<serde_json::Value> {
+    Ok(serde_json::from_slice(&store.image_config(id)?)?)
+}
+
+pub fn history(name: &str, store: &Store, out: &mut Out) -> Result<()> {
+    let id = store.resolve_image(name)?;
+    let config = config(&id, store)?;
+    writeln!(out, "{:<32} {:<40} COMMENT", "CREATED", "CREATED BY");
     let history = config
         .get("history")
         .and_then(|h| h.as_array())
@@ -126,7 +119,8 @@ pub fn history(name: &str, store: &Store) -> Result<()> {
         .unwrap_or_default();
     for h in history.iter().rev() {
         let s = |k: &str| h.get(k).and_then(|v| v.as_str()).unwrap_or("").to_owned();
-        outln!(
+        writeln!(
+            out,
             "{:<32} {:<40} {}",
             s("created"),
             s("created_by"),
@@ -142,10 +136,10 @@ pub fn tag(src: &str, dst: &str, store: &Store) -> Result<()> {
     Ok(())
 }
 
-pub fn rmi(names: &[String], force: bool, store: &Store) -> Result<()> {
+pub fn rmi(names: &[String], force: bool, store: &Store, out: &mut Out) -> Result<()> {
     for n in names {
         for line in store.remove_image(n, force)? {
-            outln!("{line}");
+            writeln!(out, "{line}");
         }
     }
     Ok(())
@@ -157,7 +151,7 @@ pub struct Layers {
     pub format: Format,
 }
 
-pub fn layers(a: Layers, store: &Store) -> Result<()> {
+pub fn layers(a: Layers, store: &Store, out: &mut Out) -> Result<()> {
     let layers = store.layers()?;
     let (refs, bad) = store.layer_refs(&layers)?;
     super::warn_unreadable(&bad, "its layers' REFS leave it out");
@@ -165,30 +159,19 @@ pub fn layers(a: Layers, store: &Store) -> Result<()> {
     if a.format == Format::Json {
         let v: Vec<_> = layers
             .iter()
-            .map(|l| {
-                json!({
-                    "ChainID": l.chain_id.as_str(),
-                    "DiffID": l.diff_id.as_str(),
-                    "CacheID": l.cache_id,
-                    "Size": l.size,
-                    "Parent": l.parent.as_ref().map(|p| p.as_str()),
-                    "Refs": refs_of(l),
-                })
-            })
+            .map(|l| view::Layer::new(l, refs_of(l)))
             .collect();
-        outln!("{}", serde_json::to_string_pretty(&v)?);
+        out.json(&v)?;
         return Ok(());
     }
-    outln!(
+    writeln!(
+        out,
         "{:<14} {:<14} {:<14} {:>10} {:<14} REFS",
-        "CHAIN ID",
-        "DIFF ID",
-        "CACHE ID",
-        "SIZE",
-        "PARENT"
+        "CHAIN ID", "DIFF ID", "CACHE ID", "SIZE", "PARENT"
     );
     for l in &layers {
-        outln!(
+        writeln!(
+            out,
             "{:<14} {:<14} {:<14} {:>10} {:<14} {}",
             short(l.chain_id.as_str()),
             short(l.diff_id.as_str()),
