@@ -305,17 +305,29 @@ pub fn ps(a: Ps, store: &Store, out: &mut Out) -> Result<()> {
         }
     }
     if a.format == Format::Json {
+        let driver = store.driver().name();
         let v: Vec<_> = shown
             .into_iter()
-            .map(|(c, state)| view::Container::new(&c, store.driver().name(), state))
+            .map(|(c, s)| view::Container::new(&c, driver, s))
             .collect();
-        out.json(&v)?;
-        return Ok(());
+        return Ok(out.json(&v)?);
     }
-    writeln!(
+    let row = |out: &mut Out, [id, image, command, created, status, name]: [&str; 6]| {
+        writeln!(
+            out,
+            "{id:<14} {image:<14} {command:<32} {created:<20} {status:<12} {name}"
+        );
+    };
+    row(
         out,
-        "{:<14} {:<14} {:<32} {:<20} {:<12} NAMES",
-        "CONTAINER ID", "IMAGE", "COMMAND", "CREATED", "STATUS"
+        [
+            "CONTAINER ID",
+            "IMAGE",
+            "COMMAND",
+            "CREATED",
+            "STATUS",
+            "NAMES",
+        ],
     );
     for (c, state) in &shown {
         let image = store
@@ -328,15 +340,10 @@ pub fn ps(a: Ps, store: &Store, out: &mut Out) -> Result<()> {
             Status::Exited => format!("exited ({})", state.exit_code),
             s => s.as_str().to_owned(),
         };
-        writeln!(
+        let command = format!("{:?}", c.cmd.join(" "));
+        row(
             out,
-            "{:<14} {:<14} {:<32} {:<20} {:<12} {}",
-            short(&c.id),
-            image,
-            format!("{:?}", c.cmd.join(" ")),
-            created,
-            status,
-            c.name
+            [short(&c.id), &image, &command, &created, &status, &c.name],
         );
     }
     Ok(())
@@ -438,13 +445,10 @@ pub fn rm(
     store: &Store,
     out: &mut Out,
 ) -> Result<()> {
-    for n in names {
-        let c = store.resolve_container(n)?;
+    super::each_container(names, store, out, |c| {
         if force {
-            strata_run::kill(store, &c, std::time::Duration::from_secs(10))?;
+            strata_run::kill(store, c, std::time::Duration::from_secs(10))?;
         }
-        store.remove_container_with(&c, force, volumes)?;
-        writeln!(out, "{n}");
-    }
-    Ok(())
+        Ok(store.remove_container_with(c, force, volumes)?)
+    })
 }

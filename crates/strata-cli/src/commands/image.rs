@@ -50,37 +50,20 @@ pub fn images(a: Images, store: &Store, out: &mut Out) -> Result<()> {
     super::warn_unreadable(&bad, "not listed");
     if a.format == Format::Json {
         let v: Vec<_> = images.iter().map(view::ImageSummary::from).collect();
-        out.json(&v)?;
-        return Ok(());
+        return Ok(out.json(&v)?);
     }
-    writeln!(
-        out,
-        "{:<30} {:<12} {:<14} {:<32} SIZE",
-        "REPOSITORY", "TAG", "IMAGE ID", "CREATED"
-    );
+    let row = |out: &mut Out, [repo, tag, id, created, size]: [&str; 5]| {
+        writeln!(out, "{repo:<30} {tag:<12} {id:<14} {created:<32} {size}");
+    };
+    row(out, ["REPOSITORY", "TAG", "IMAGE ID", "CREATED", "SIZE"]);
     for i in &images {
         let created = i.created.get(..19).unwrap_or(&i.created).replace('T', " ");
+        let (id, size) = (short(i.id.as_str()), human(i.size));
         if i.tags.is_empty() {
-            writeln!(
-                out,
-                "{:<30} {:<12} {:<14} {:<32} {}",
-                "<none>",
-                "<none>",
-                short(i.id.as_str()),
-                created,
-                human(i.size)
-            );
+            row(out, ["<none>", "<none>", id, &created, &size]);
         }
         for t in &i.tags {
-            writeln!(
-                out,
-                "{:<30} {:<12} {:<14} {:<32} {}",
-                t.name,
-                t.tag,
-                short(i.id.as_str()),
-                created,
-                human(i.size)
-            );
+            row(out, [&t.name, &t.tag, id, &created, &size]);
         }
     }
     Ok(())
@@ -111,21 +94,18 @@ fn config(id: &strata_store::Digest, store: &Store) -> Result<serde_json::Value>
 pub fn history(name: &str, store: &Store, out: &mut Out) -> Result<()> {
     let id = store.resolve_image(name)?;
     let config = config(&id, store)?;
-    writeln!(out, "{:<32} {:<40} COMMENT", "CREATED", "CREATED BY");
+    let row = |out: &mut Out, [created, created_by, comment]: [&str; 3]| {
+        writeln!(out, "{created:<32} {created_by:<40} {comment}");
+    };
+    row(out, ["CREATED", "CREATED BY", "COMMENT"]);
     let history = config
         .get("history")
         .and_then(|h| h.as_array())
         .cloned()
         .unwrap_or_default();
     for h in history.iter().rev() {
-        let s = |k: &str| h.get(k).and_then(|v| v.as_str()).unwrap_or("").to_owned();
-        writeln!(
-            out,
-            "{:<32} {:<40} {}",
-            s("created"),
-            s("created_by"),
-            s("comment")
-        );
+        let s = |k: &str| h.get(k).and_then(|v| v.as_str()).unwrap_or("");
+        row(out, [s("created"), s("created_by"), s("comment")]);
     }
     Ok(())
 }
@@ -161,27 +141,30 @@ pub fn layers(a: Layers, store: &Store, out: &mut Out) -> Result<()> {
             .iter()
             .map(|l| view::Layer::new(l, refs_of(l)))
             .collect();
-        out.json(&v)?;
-        return Ok(());
+        return Ok(out.json(&v)?);
     }
-    writeln!(
-        out,
-        "{:<14} {:<14} {:<14} {:>10} {:<14} REFS",
-        "CHAIN ID", "DIFF ID", "CACHE ID", "SIZE", "PARENT"
-    );
-    for l in &layers {
+    let row = |out: &mut Out, [chain, diff, cache, size, parent, refs]: [&str; 6]| {
         writeln!(
             out,
-            "{:<14} {:<14} {:<14} {:>10} {:<14} {}",
-            short(l.chain_id.as_str()),
-            short(l.diff_id.as_str()),
-            short(&l.cache_id),
-            human(l.size),
-            l.parent
-                .as_ref()
-                .map(|p| short(p.as_str()).to_owned())
-                .unwrap_or_default(),
-            refs_of(l)
+            "{chain:<14} {diff:<14} {cache:<14} {size:>10} {parent:<14} {refs}"
+        );
+    };
+    row(
+        out,
+        ["CHAIN ID", "DIFF ID", "CACHE ID", "SIZE", "PARENT", "REFS"],
+    );
+    for l in &layers {
+        let parent = l.parent.as_ref().map_or("", |p| short(p.as_str()));
+        row(
+            out,
+            [
+                short(l.chain_id.as_str()),
+                short(l.diff_id.as_str()),
+                short(&l.cache_id),
+                &human(l.size),
+                parent,
+                &refs_of(l).to_string(),
+            ],
         );
     }
     Ok(())

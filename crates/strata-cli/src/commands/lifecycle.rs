@@ -64,12 +64,13 @@ pub struct Stop {
 }
 
 pub fn stop(a: Stop, store: &Store, out: &mut Out) -> Result<()> {
-    for n in &a.containers {
-        let c = store.resolve_container(n)?;
-        strata_run::control::stop(store, &c, Duration::from_secs(a.time))?;
-        writeln!(out, "{n}");
-    }
-    Ok(())
+    super::each_container(&a.containers, store, out, |c| {
+        Ok(strata_run::control::stop(
+            store,
+            c,
+            Duration::from_secs(a.time),
+        )?)
+    })
 }
 
 #[derive(Args)]
@@ -82,12 +83,9 @@ pub struct Kill {
 }
 
 pub fn kill(a: Kill, store: &Store, out: &mut Out) -> Result<()> {
-    for n in &a.containers {
-        let c = store.resolve_container(n)?;
-        strata_run::control::signal(store, &c, &a.signal)?;
-        writeln!(out, "{n}");
-    }
-    Ok(())
+    super::each_container(&a.containers, store, out, |c| {
+        Ok(strata_run::control::signal(store, c, &a.signal)?)
+    })
 }
 
 pub fn wait(names: &[String], store: &Store, out: &mut Out) -> Result<()> {
@@ -108,17 +106,15 @@ pub struct Restart {
 }
 
 pub fn restart(a: Restart, store: &Store, args: &StoreArgs, out: &mut Out) -> Result<()> {
-    for n in &a.containers {
-        let c = store.resolve_container(n)?;
+    super::each_container(&a.containers, store, out, |c| {
         let exe = std::env::current_exe().context("finding the strata binary")?;
         let command = |runtime: Option<&str>, remove: bool| {
             keeper_of(&exe, store, args, &c.id, runtime, remove)
         };
-        strata_run::control::restart(store, &c, Duration::from_secs(a.time), &command)
+        strata_run::control::restart(store, c, Duration::from_secs(a.time), &command)
             .map_err(|f| f.error)?;
-        writeln!(out, "{n}");
-    }
-    Ok(())
+        Ok(())
+    })
 }
 
 #[derive(Args)]

@@ -14,6 +14,8 @@ use std::path::PathBuf;
 use anyhow::{Context, Result};
 use strata_store::Store;
 
+use crate::output::Out;
+
 /// Where the store lives and which driver a new one gets.
 #[derive(clap::Args, Clone)]
 pub struct StoreArgs {
@@ -89,6 +91,21 @@ pub enum Format {
     #[default]
     Table,
     Json,
+}
+
+/// Does `act` to each container named, in order, printing each name as it
+/// is done (as Docker does); stops at the first that fails.
+pub fn each_container(
+    names: &[String],
+    store: &Store,
+    out: &mut Out,
+    mut act: impl FnMut(&strata_store::Container) -> Result<()>,
+) -> Result<()> {
+    for n in names {
+        act(&store.resolve_container(n)?)?;
+        writeln!(out, "{n}");
+    }
+    Ok(())
 }
 
 /// Warns about each record a listing could not read: `what` says what

@@ -78,25 +78,24 @@ fn df(format: Format, store: &Store, out: &mut Out) -> Result<()> {
         out.json(&view::DiskUsage::new(&du, &store.on_disk()?))?;
         return Ok(());
     }
-    writeln!(
-        out,
-        "{:<15} {:<8} {:<8} {:<10} RECLAIMABLE",
-        "TYPE", "TOTAL", "ACTIVE", "SIZE"
-    );
-    for (t, u) in view::DiskUsage::rows(&du) {
+    let row = |out: &mut Out, [kind, total, active, size, reclaimable]: [&str; 5]| {
         writeln!(
             out,
-            "{t:<15} {:<8} {:<8} {:<10} {}",
-            u.total,
-            u.active,
-            human(u.size),
-            reclaimable(u)
+            "{kind:<15} {total:<8} {active:<8} {size:<10} {reclaimable}"
+        );
+    };
+    row(out, ["TYPE", "TOTAL", "ACTIVE", "SIZE", "RECLAIMABLE"]);
+    for (kind, u) in view::DiskUsage::rows(&du) {
+        let (total, active) = (u.total.to_string(), u.active.to_string());
+        row(
+            out,
+            [kind, &total, &active, &human(u.size), &reclaimable(u)],
         );
     }
     // Every allocated byte under the root, in one bucket each.
     let d = store.on_disk()?;
     writeln!(
-                out,
+        out,
         "\nOn disk under {}: {} (layer content {}, image and layer metadata {}, containers {}, volumes {}, other {})",
         store.root().display(),
         human(d.total),
