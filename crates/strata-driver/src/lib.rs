@@ -42,21 +42,24 @@ pub trait Driver: Send + Sync {
     /// The directory the driver keeps its layers in.
     fn home(&self) -> &Path;
 
-    /// A new read-only layer on `parent` (or on nothing).
-    fn create(&self, id: &str, parent: Option<&str>) -> Result<()>;
-
-    /// A new read-write (container) layer on `parent`.
-    fn create_rw(&self, id: &str, parent: Option<&str>) -> Result<()>;
+    /// A new layer of `kind` on `parent` (or on nothing).
+    fn create(&self, id: &str, parent: Option<&str>, kind: LayerKind) -> Result<()>;
 
     /// Deletes a layer. Refused (`InUse`) while it is mounted.
     fn remove(&self, id: &str) -> Result<()>;
 
-    /// The path of the layer's union view, mounting it on the first call;
-    /// every call takes a reference that [`Driver::put`] gives back.
-    fn get(&self, id: &str, mount_label: Option<&str>) -> Result<PathBuf>;
+    /// The layer's union view, mounted on the first call. Every call
+    /// takes a reference, which the returned guard gives back
+    /// ([`Driver::put`]) when dropped; [`Mount::keep`] keeps it instead,
+    /// for a mount that outlives the guard (`strata mount`, a running
+    /// container), to be given back by a later `put`. A driver's `get`
+    /// ends in [`Mount::new`].
+    fn get(&self, id: &str, mount_label: Option<&str>) -> Result<Mount<'_>>;
 
     /// Gives back a reference; the last one unmounts. A put without a get
-    /// is not an error.
+    /// is not an error. Called by a [`Mount`] guard when it drops; called
+    /// directly only for a reference that was kept ([`Mount::keep`]),
+    /// possibly by another process, or that a killed process left.
     fn put(&self, id: &str) -> Result<()>;
 
     fn exists(&self, id: &str) -> bool;
@@ -157,6 +160,103 @@ pub trait NativeDiff {
         record: Option<&mut dyn Write>,
     ) -> Result<ApplyReport>;
     fn diff_size(&self, id: &str, parent: Option<&str>) -> Result<u64>;
+}
+
+/// What a layer is for, as the driver is told when it is made.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LayerKind {
+    /// An image's layer, or a container's init layer: written once, then
+    /// only read and stacked on.
+    ReadOnly,
+    /// A container's read-write layer.
+    ReadWrite,
+}
+
+/// A reference to a layer's union view, taken by [`Driver::get`]. The
+/// view stays mounted while the guard lives; dropping the guard gives the
+/// reference back ([`Driver::put`]), so an error path never leaks a
+/// mount. Derefs to the view's path.
+#[must_use = "dropping the guard at once puts the layer back"]
+pub struct Mount<'d> {
+    driver: &'d dyn Driver,
+    id: String,
+    path: PathBuf,
+    /// Whether dropping the guard puts the layer back.
+    armed: bool,
+}
+
+impl<'d> Mount<'d> {
+    /// The guard of a reference `driver` just took on layer `id`, whose
+    /// view is at `path`: what each driver's `get` returns.
+    pub fn new(driver: &'d dyn Driver, id: &str, path: PathBuf) -> Self {
+        Mount {
+            driver,
+            id: id.to_owned(),
+            path,
+            armed: true,
+        }
+    }
+
+    /// The union view.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// The layer's id.
+    pub fn id(&self) -> &str {
+        &self.id
+    }
+
+    /// Keeps the reference past the guard: the view stays mounted until a
+    /// [`Driver::put`] of this layer, from this process or a later one,
+    /// gives it back. For `strata mount` and a running container's root
+    /// file system.
+    pub fn keep(mut self) -> PathBuf {
+        self.armed = false;
+        std::mem::take(&mut self.path)
+    }
+
+    /// Gives the reference back now, with `put`'s error (dropping the
+    /// guard only logs it).
+    pub fn release(mut self) -> Result<()> {
+        self.armed = false;
+        self.driver.put(&self.id)
+    }
+}
+
+impl std::ops::Deref for Mount<'_> {
+    type Target = Path;
+
+    fn deref(&self) -> &Path {
+        &self.path
+    }
+}
+
+impl AsRef<Path> for Mount<'_> {
+    fn as_ref(&self) -> &Path {
+        &self.path
+    }
+}
+
+impl std::fmt::Debug for Mount<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Mount")
+            .field("driver", &self.driver.name())
+            .field("id", &self.id)
+            .field("path", &self.path)
+            .finish()
+    }
+}
+
+impl Drop for Mount<'_> {
+    fn drop(&mut self) {
+        if !self.armed {
+            return;
+        }
+        if let Err(e) = self.driver.put(&self.id) {
+            tracing::warn!("releasing layer {}: {e}", self.id);
+        }
+    }
 }
 
 /// statfs magic and a name for the file system holding `dir`.
@@ -264,43 +364,16 @@ pub fn open_with(root: &Path, name: Option<&str>, server: fuse::Server) -> Resul
 mod naive {
     use super::*;
 
-    /// Puts a layer back when dropped, so errors do not leak mounts.
-    struct Mounted<'d, D: Driver + ?Sized> {
-        driver: &'d D,
-        id: String,
-        path: PathBuf,
-    }
-
-    impl<'d, D: Driver + ?Sized> Mounted<'d, D> {
-        fn get(driver: &'d D, id: &str) -> Result<Self> {
-            let path = driver.get(id, None)?;
-            Ok(Mounted {
-                driver,
-                id: id.to_owned(),
-                path,
-            })
-        }
-    }
-
-    impl<D: Driver + ?Sized> Drop for Mounted<'_, D> {
-        fn drop(&mut self) {
-            if let Err(e) = self.driver.put(&self.id) {
-                tracing::warn!("releasing layer {}: {e}", self.id);
-            }
-        }
-    }
-
     pub fn diff<D: Driver + ?Sized>(
         d: &D,
         id: &str,
         parent: Option<&str>,
         out: &mut dyn Write,
     ) -> Result<DiffReport> {
-        let new = Mounted::get(d, id)?;
-        let old = parent.map(|p| Mounted::get(d, p)).transpose()?;
-        let (_, report) =
-            strata_archive::diff_trees(old.as_ref().map(|m| m.path.as_path()), &new.path, out)
-                .map_err(|e| Error::archive(format!("diff of layer {id}"), e))?;
+        let new = d.get(id, None)?;
+        let old = parent.map(|p| d.get(p, None)).transpose()?;
+        let (_, report) = strata_archive::diff_trees(old.as_ref().map(|m| m.path()), &new, out)
+            .map_err(|e| Error::archive(format!("diff of layer {id}"), e))?;
         Ok(report)
     }
 
@@ -309,9 +382,9 @@ mod naive {
         id: &str,
         parent: Option<&str>,
     ) -> Result<Vec<Change>> {
-        let new = Mounted::get(d, id)?;
-        let old = parent.map(|p| Mounted::get(d, p)).transpose()?;
-        strata_archive::changes_trees(old.as_ref().map(|m| m.path.as_path()), &new.path)
+        let new = d.get(id, None)?;
+        let old = parent.map(|p| d.get(p, None)).transpose()?;
+        strata_archive::changes_trees(old.as_ref().map(|m| m.path()), &new)
             .map_err(|e| Error::archive(format!("changes of layer {id}"), e))
     }
 
@@ -321,9 +394,9 @@ mod naive {
         input: &mut (dyn Read + Send),
         record: Option<&mut dyn Write>,
     ) -> Result<ApplyReport> {
-        let m = Mounted::get(d, id)?;
+        let m = d.get(id, None)?;
         let opts = strata_archive::ApplyOptions::default();
-        super::apply_to(input, &m.path, &opts, record)
+        super::apply_to(input, &m, &opts, record)
             .map_err(|e| Error::archive(format!("applying a layer to {id}"), e))
     }
 
@@ -331,13 +404,13 @@ mod naive {
     /// DiffSize counts.
     pub fn diff_size<D: Driver + ?Sized>(d: &D, id: &str, parent: Option<&str>) -> Result<u64> {
         let changes = changes(d, id, parent)?;
-        let m = Mounted::get(d, id)?;
+        let m = d.get(id, None)?;
         let mut total = 0;
         // Each inode once: hard links share their content.
         let mut seen = std::collections::HashSet::new();
         for c in changes.iter().filter(|c| c.kind != ChangeKind::Deleted) {
             use std::os::unix::fs::MetadataExt;
-            let path = m.path.join(strata_sys::fs::os(&c.path[1..]));
+            let path = m.join(strata_sys::fs::os(&c.path[1..]));
             if let Ok(md) = std::fs::symlink_metadata(&path) {
                 if md.is_file() && seen.insert((md.dev(), md.ino())) {
                     total += md.len();

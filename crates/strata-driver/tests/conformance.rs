@@ -146,7 +146,7 @@ mod rootless {
 
     use strata_driver::conformance as suite;
     use strata_driver::overlay2::Overlay2;
-    use strata_driver::Driver;
+    use strata_driver::{Driver, LayerKind};
 
     /// Set in the child's environment; the child test does nothing
     /// without it.
@@ -259,16 +259,17 @@ mod rootless {
     }
 
     fn check_rootless(d: &Overlay2, home: &Path) {
-        d.create("base", None).expect("create base");
+        d.create("base", None, LayerKind::ReadOnly)
+            .expect("create base");
         let p = d.get("base", None).expect("get base");
         fs::write(p.join("keep"), b"keep").unwrap();
         fs::write(p.join("gone"), b"gone").unwrap();
         fs::create_dir_all(p.join("dir/sub")).unwrap();
         fs::write(p.join("dir/hidden"), b"hidden").unwrap();
-        d.put("base").unwrap();
+        p.release().unwrap();
 
-        d.create_rw("ctr", Some("base"))
-            .expect("create_rw ctr on base");
+        d.create("ctr", Some("base"), LayerKind::ReadWrite)
+            .expect("create ctr on base");
         let m = match d.get("ctr", None) {
             Ok(m) => m,
             Err(e) => {
@@ -286,8 +287,12 @@ mod rootless {
         fs::write(m.join("dir/new"), b"new").unwrap();
         fs::write(m.join("keep"), b"changed").unwrap();
         check_view(&m, "through the mount");
-        d.put("ctr").unwrap();
-        assert!(!suite::is_mounted(&m), "ctr is still mounted after put");
+        let merged = m.path().to_owned();
+        m.release().unwrap();
+        assert!(
+            !suite::is_mounted(&merged),
+            "ctr is still mounted after put"
+        );
 
         let upper = home.join("ctr/diff");
         let gone = fs::symlink_metadata(upper.join("gone"))
@@ -311,11 +316,12 @@ mod rootless {
 
         let m = d.get("ctr", None).expect("get ctr again");
         check_view(&m, "after put and get");
-        d.put("ctr").unwrap();
-        d.create("child", Some("ctr")).expect("create child on ctr");
+        m.release().unwrap();
+        d.create("child", Some("ctr"), LayerKind::ReadOnly)
+            .expect("create child on ctr");
         let c = d.get("child", None).expect("get child");
         check_view(&c, "in a child");
-        d.put("child").unwrap();
+        c.release().unwrap();
 
         let mut tar = Vec::new();
         d.diff("ctr", Some("base"), &mut tar).expect("diff ctr");

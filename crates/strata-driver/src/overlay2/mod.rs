@@ -38,7 +38,7 @@ use strata_sys::mount::{self, Overlay};
 
 use crate::error::{Error, ErrorKind, IoContext, Result};
 use crate::refs::{Locked, Refs};
-use crate::{check_id, Driver, NativeDiff};
+use crate::{check_id, Driver, LayerKind, Mount, NativeDiff};
 
 /// mount(2) copies at most a page of options.
 const PAGE_SIZE: usize = 4096;
@@ -446,11 +446,7 @@ impl Driver for Overlay2 {
         &self.home
     }
 
-    fn create(&self, id: &str, parent: Option<&str>) -> Result<()> {
-        self.make(id, parent)
-    }
-
-    fn create_rw(&self, id: &str, parent: Option<&str>) -> Result<()> {
+    fn create(&self, id: &str, parent: Option<&str>, _kind: LayerKind) -> Result<()> {
         self.make(id, parent)
     }
 
@@ -487,7 +483,7 @@ impl Driver for Overlay2 {
         self.refs.set(&lock, id, 0)
     }
 
-    fn get(&self, id: &str, mount_label: Option<&str>) -> Result<PathBuf> {
+    fn get(&self, id: &str, mount_label: Option<&str>) -> Result<Mount<'_>> {
         let lock = self.refs.lock()?;
         self.require(id)?;
         let count = self.refs.get(&lock, id)?;
@@ -500,7 +496,7 @@ impl Driver for Overlay2 {
             Some(lower) => (self.mount(id, &lower, mount_label)?, 0),
         };
         self.refs.set(&lock, id, count + 1)?;
-        Ok(path)
+        Ok(Mount::new(self, id, path))
     }
 
     fn put(&self, id: &str) -> Result<()> {
@@ -663,9 +659,9 @@ mod tests {
         }
         let t = tempfile::tempdir().unwrap();
         let d = Overlay2::new(t.path()).unwrap();
-        d.create("a", None).unwrap();
-        d.create("b", Some("a")).unwrap();
-        d.create_rw("c", Some("b")).unwrap();
+        d.create("a", None, LayerKind::ReadOnly).unwrap();
+        d.create("b", Some("a"), LayerKind::ReadOnly).unwrap();
+        d.create("c", Some("b"), LayerKind::ReadWrite).unwrap();
         let home = d.home();
         let lower = |id: &str| fs::read_to_string(home.join(id).join("lower")).unwrap();
         assert_eq!(lower_for(home, "b", &["a"]).unwrap(), Some(lower("b")));
@@ -681,8 +677,8 @@ mod tests {
         }
         let t = tempfile::tempdir().unwrap();
         let d = Overlay2::new(t.path()).unwrap();
-        d.create("a", None).unwrap();
-        d.create("b", Some("a")).unwrap();
+        d.create("a", None, LayerKind::ReadOnly).unwrap();
+        d.create("b", Some("a"), LayerKind::ReadOnly).unwrap();
         let home = d.home();
         let err = lower_for(home, "c", &["b", "gone"]).unwrap_err();
         assert_eq!(err.kind(), ErrorKind::NotFound, "{err}");

@@ -17,7 +17,7 @@ use std::path::{Path, PathBuf};
 
 use crate::error::{Error, ErrorKind, IoContext, Result};
 use crate::refs::Refs;
-use crate::{check_id, Driver};
+use crate::{check_id, Driver, LayerKind, Mount};
 
 pub struct Vfs {
     home: PathBuf,
@@ -101,11 +101,7 @@ impl Driver for Vfs {
         &self.home
     }
 
-    fn create(&self, id: &str, parent: Option<&str>) -> Result<()> {
-        self.make(id, parent)
-    }
-
-    fn create_rw(&self, id: &str, parent: Option<&str>) -> Result<()> {
+    fn create(&self, id: &str, parent: Option<&str>, _kind: LayerKind) -> Result<()> {
         self.make(id, parent)
     }
 
@@ -130,7 +126,7 @@ impl Driver for Vfs {
         fs::remove_dir_all(&doomed).ctx(|| format!("removing layer {id}"))
     }
 
-    fn get(&self, id: &str, _mount_label: Option<&str>) -> Result<PathBuf> {
+    fn get(&self, id: &str, _mount_label: Option<&str>) -> Result<Mount<'_>> {
         check_id(id)?;
         let lock = self.refs.lock()?;
         let dir = self.dir(id);
@@ -142,7 +138,7 @@ impl Driver for Vfs {
         }
         let n = self.refs.get(&lock, id)?;
         self.refs.set(&lock, id, n + 1)?;
-        Ok(dir)
+        Ok(Mount::new(self, id, dir))
     }
 
     fn put(&self, id: &str) -> Result<()> {
