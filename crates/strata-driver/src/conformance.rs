@@ -27,6 +27,8 @@ mod tree;
 pub use content::*;
 pub use diffs::*;
 pub use fixture::random_bytes;
-pub use harness::{chain, is_mounted, mounts_under, require, require_root, Factory, Harness};
+pub use harness::{
+    chain, is_mounted, mounts_under, open_backend, require, require_root, Factory, Harness,
+};
 pub use lifecycle::*;
 pub use tree::{all_xattrs, assert_same, manifest, Tree};

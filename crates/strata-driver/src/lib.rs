@@ -9,15 +9,17 @@
 //! defaults use it for the layer/parent pairs it covers.
 //!
 //! Drivers: [`overlay2::Overlay2`] (kernel overlayfs), `fuse` (the same
-//! layout served by strata's FUSE union: [`fuse`]) and [`vfs::Vfs`] (a
-//! full copy per layer). [`open`] picks one the way Docker and Podman do:
-//! overlay2 if it mounts here, else fuse if FUSE can be used, else vfs,
-//! saying why it skipped each.
+//! layout served by strata's FUSE union: [`fuse`], behind the `fuse`
+//! cargo feature) and [`vfs::Vfs`] (a full copy per layer), each a row
+//! of one table, [`BACKENDS`]. [`open`] picks one the way Docker and
+//! Podman do: overlay2 if it mounts here, else fuse if FUSE can be used,
+//! else vfs, saying why it skipped each.
 //!
 //! Mount reference counts live on disk ([`refs`]), under a lock file, so
 //! that a layer mounted by one `strata` process is known to the next.
 #![forbid(unsafe_code)]
 
+mod backends;
 mod error;
 pub mod fuse;
 pub mod overlay2;
@@ -30,6 +32,7 @@ pub mod conformance;
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 
+pub use backends::{backend, names, Backend, Capabilities, Options, BACKENDS};
 pub use error::{Error, ErrorKind, Result};
 pub use strata_archive::{ApplyReport, Change, ChangeKind, DiffReport};
 
@@ -319,45 +322,22 @@ pub fn check_id(id: &str) -> Result<()> {
     }
 }
 
-/// Opens the driver `name` (or, with `None`, the first of overlay2, fuse
-/// and vfs that works here, logging why others were skipped) with its
-/// home under `root/<name>`; fuse unions are served by this process's
-/// threads.
+/// Opens the driver `name` (or, with `None`, the first in [`BACKENDS`]
+/// that works here, logging why others were skipped) with its home under
+/// `root/<name>`; fuse unions are served by this process's threads.
 pub fn open(root: &Path, name: Option<&str>) -> Result<Box<dyn Driver>> {
     open_with(root, name, fuse::Server::Threads)
 }
 
 /// [`open`], with the fuse driver's unions served as `server` says.
 pub fn open_with(root: &Path, name: Option<&str>, server: fuse::Server) -> Result<Box<dyn Driver>> {
-    match name {
-        Some("overlay2") | Some("overlay") => {
-            Ok(Box::new(overlay2::Overlay2::new(&root.join("overlay2"))?))
-        }
-        Some("fuse") => Ok(Box::new(overlay2::Overlay2::fuse(
-            &root.join("fuse"),
-            server,
-        )?)),
-        Some("vfs") => Ok(Box::new(vfs::Vfs::new(&root.join("vfs"))?)),
-        Some(other) => Err(Error::new(
-            ErrorKind::InvalidArgument,
-            format!("unknown storage driver {other:?} (known: overlay2, fuse, vfs)"),
-        )),
-        None => {
-            let e = match overlay2::Overlay2::new(&root.join("overlay2")) {
-                Ok(d) => return Ok(Box::new(d)),
-                Err(e) => e,
-            };
-            tracing::info!("storage driver overlay2 skipped: {e}");
-            // Checks FUSE is usable before it makes its home.
-            match overlay2::Overlay2::fuse(&root.join("fuse"), server) {
-                Ok(d) => Ok(Box::new(d)),
-                Err(e) => {
-                    tracing::info!("storage driver fuse skipped: {e}");
-                    Ok(Box::new(vfs::Vfs::new(&root.join("vfs"))?))
-                }
-            }
-        }
-    }
+    backends::open(
+        root,
+        name,
+        &Options {
+            fuse_server: server,
+        },
+    )
 }
 
 /// The defaults of the diff side: mount and compare.

@@ -10,6 +10,15 @@ use crate::{Driver, ErrorKind, LayerKind, Result};
 /// once per behaviour (twice where two instances share a home).
 pub type Factory<'a> = &'a dyn Fn(&Path) -> Box<dyn Driver>;
 
+/// The driver `name` of the table ([`crate::BACKENDS`]) opened on
+/// `home`, its fuse unions served by this process's threads: the factory
+/// `conformance!` gives each driver. Panics, naming the driver, when it
+/// cannot be opened.
+pub fn open_backend(name: &str, home: &Path) -> Box<dyn Driver> {
+    let opened = crate::backend(name).and_then(|b| (b.open)(home, &crate::Options::default()));
+    opened.unwrap_or_else(|e| panic!("opening {name} on {}: {}", home.display(), chain(&e)))
+}
+
 /// True when the test can run. Otherwise says so loudly and, when `CI` is
 /// set (where every requirement must be met), fails instead of skipping.
 pub fn require(what: &str, ok: bool) -> bool {

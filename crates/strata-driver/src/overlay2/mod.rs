@@ -54,15 +54,18 @@ pub struct Overlay2 {
     refs: Refs,
     xattrs: OverlayXattrs,
     userns: bool,
-    backend: Backend,
+    union: Union,
     native_diff: bool,
     backing_fs: String,
 }
 
 /// What mounts the union: kernel overlayfs, or strata's FUSE union (the
 /// `fuse` driver, same layout).
-enum Backend {
-    Kernel { new_mount_api: bool },
+enum Union {
+    Kernel {
+        new_mount_api: bool,
+    },
+    #[cfg(feature = "fuse")]
     Fuse(crate::fuse::Mounter),
 }
 
@@ -94,7 +97,7 @@ impl Overlay2 {
             home,
             xattrs,
             userns,
-            backend: Backend::Kernel {
+            union: Union::Kernel {
                 new_mount_api: found.new_mount_api,
             },
             native_diff: found.native_diff,
@@ -105,6 +108,7 @@ impl Overlay2 {
     /// Opens (creating if needed) a home for the `fuse` driver: this
     /// layout, mounted by strata's FUSE union served as `server` says.
     /// Fails when FUSE cannot be used here.
+    #[cfg(feature = "fuse")]
     pub fn fuse(home: &Path, server: crate::fuse::Server) -> Result<Self> {
         let mounter = crate::fuse::Mounter::new(server)?;
         let (home, backing) = open_home(home)?;
@@ -118,7 +122,7 @@ impl Overlay2 {
                 OverlayXattrs::Trusted
             },
             userns,
-            backend: Backend::Fuse(mounter),
+            union: Union::Fuse(mounter),
             // The union never writes redirects or metacopies: a layer's
             // upper directory is always its whole change.
             native_diff: true,
@@ -128,8 +132,9 @@ impl Overlay2 {
 
     /// Mounts with mount(2) and one option string even where the new
     /// mount API works: the path older kernels take, kept testable here.
+    #[cfg_attr(not(feature = "fuse"), allow(irrefutable_let_patterns))]
     pub fn with_mount_syscall(mut self) -> Self {
-        if let Backend::Kernel { new_mount_api } = &mut self.backend {
+        if let Union::Kernel { new_mount_api } = &mut self.union {
             *new_mount_api = false;
         }
         self
@@ -220,9 +225,10 @@ impl Overlay2 {
     fn mount(&self, id: &str, lower: &[String], label: Option<&str>) -> Result<PathBuf> {
         let dir = self.dir(id);
         let merged = dir.join("merged");
-        let new_mount_api = match &self.backend {
-            Backend::Kernel { new_mount_api } => *new_mount_api,
-            Backend::Fuse(m) => {
+        let new_mount_api = match &self.union {
+            Union::Kernel { new_mount_api } => *new_mount_api,
+            #[cfg(feature = "fuse")]
+            Union::Fuse(m) => {
                 let lower = self.lower_dirs(id)?;
                 m.mount(&lower, &dir.join("diff"), &dir.join("work"), &merged)?;
                 return Ok(merged);
@@ -267,21 +273,24 @@ impl Overlay2 {
 
     fn unmount(&self, id: &str) -> Result<()> {
         let merged = self.dir(id).join("merged");
-        match &self.backend {
-            Backend::Fuse(m) if m.mounted(&merged) => m.unmount(&merged),
-            Backend::Fuse(_) => Ok(()),
-            Backend::Kernel { .. } if mount::is_mountpoint(&merged).unwrap_or(false) => {
+        match &self.union {
+            #[cfg(feature = "fuse")]
+            Union::Fuse(m) if m.mounted(&merged) => m.unmount(&merged),
+            #[cfg(feature = "fuse")]
+            Union::Fuse(_) => Ok(()),
+            Union::Kernel { .. } if mount::is_mountpoint(&merged).unwrap_or(false) => {
                 mount::unmount(&merged, true).ctx(|| format!("unmounting layer {id}"))
             }
-            Backend::Kernel { .. } => Ok(()),
+            Union::Kernel { .. } => Ok(()),
         }
     }
 
     fn mounted(&self, _lock: &Locked, id: &str) -> bool {
         let merged = self.dir(id).join("merged");
-        match &self.backend {
-            Backend::Fuse(m) => m.mounted(&merged),
-            Backend::Kernel { .. } => mount::is_mountpoint(&merged).unwrap_or(false),
+        match &self.union {
+            #[cfg(feature = "fuse")]
+            Union::Fuse(m) => m.mounted(&merged),
+            Union::Kernel { .. } => mount::is_mountpoint(&merged).unwrap_or(false),
         }
     }
 
@@ -436,9 +445,10 @@ fn short_id() -> Result<String> {
 
 impl Driver for Overlay2 {
     fn name(&self) -> &'static str {
-        match self.backend {
-            Backend::Kernel { .. } => "overlay2",
-            Backend::Fuse(_) => "fuse",
+        match self.union {
+            Union::Kernel { .. } => "overlay2",
+            #[cfg(feature = "fuse")]
+            Union::Fuse(_) => "fuse",
         }
     }
 
@@ -541,14 +551,15 @@ impl Driver for Overlay2 {
             ("userxattr".into(), self.userns.to_string()),
             (
                 "Mount API".into(),
-                match &self.backend {
-                    Backend::Kernel {
+                match &self.union {
+                    Union::Kernel {
                         new_mount_api: true,
                     } => format!("fsconfig lowerdir+ (up to {MAX_LAYERS} layers)"),
-                    Backend::Kernel {
+                    Union::Kernel {
                         new_mount_api: false,
                     } => "mount(2) option string".into(),
-                    Backend::Fuse(m) => m.describe(),
+                    #[cfg(feature = "fuse")]
+                    Union::Fuse(m) => m.describe(),
                 },
             ),
             ("Layers".into(), layers.to_string()),
@@ -558,9 +569,10 @@ impl Driver for Overlay2 {
     fn cleanup(&self) -> Result<()> {
         let lock = self.refs.lock()?;
         for m in mount::mounts_under(&self.home).ctx(|| "listing mounts".into())? {
-            match &self.backend {
-                Backend::Fuse(f) => f.unmount(&m)?,
-                Backend::Kernel { .. } => {
+            match &self.union {
+                #[cfg(feature = "fuse")]
+                Union::Fuse(f) => f.unmount(&m)?,
+                Union::Kernel { .. } => {
                     mount::unmount(&m, true).ctx(|| format!("unmounting {}", m.display()))?
                 }
             }
