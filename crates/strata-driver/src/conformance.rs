@@ -15,8 +15,10 @@
 //! |---|---|
 //! | `content` | what a layer shows: empty layers, every file type, copy-up, whiteouts, opaque directories, deep chains |
 //! | `diffs` | diff / apply_diff / changes / diff_size, within a driver and across two |
+//! | `check` | the check capability: layers listed, a healthy home clean |
 //! | `lifecycle` | get/put counts, cleanup, status, bad, duplicate and missing ids |
 
+mod check;
 mod content;
 mod diffs;
 mod fixture;
@@ -24,6 +26,7 @@ mod harness;
 mod lifecycle;
 mod tree;
 
+pub use check::*;
 pub use content::*;
 pub use diffs::*;
 pub use fixture::random_bytes;

@@ -96,7 +96,6 @@ impl<T> IoContext<T> for io::Result<T> {
 }
 
 /// `e` and its sources, joined by `: `.
-#[cfg_attr(not(any(feature = "fuse", feature = "testing")), allow(dead_code))]
 pub fn chain(e: &dyn std::error::Error) -> String {
     let mut s = e.to_string();
     let mut src = e.source();

@@ -20,6 +20,7 @@
 #![forbid(unsafe_code)]
 
 mod backends;
+pub mod check;
 mod error;
 pub mod fuse;
 pub mod overlay2;
@@ -33,6 +34,7 @@ use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 
 pub use backends::{backend, names, Backend, Capabilities, Options, BACKENDS};
+pub use check::Check;
 pub use error::{Error, ErrorKind, Result};
 pub use strata_archive::{ApplyReport, Change, ChangeKind, DiffReport};
 
@@ -91,6 +93,13 @@ pub trait Driver: Send + Sync {
 
     /// The driver's own diff, when it has one.
     fn native_diff(&self) -> Option<&dyn NativeDiff> {
+        None
+    }
+
+    /// The driver's check and repair of its own layout, for `strata
+    /// check`; `None` when it has none (the store then notes that the
+    /// driver's layers are not checked).
+    fn checker(&self) -> Option<&dyn Check> {
         None
     }
 

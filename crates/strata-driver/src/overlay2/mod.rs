@@ -26,6 +26,7 @@
 //! Docker's `doesSupportNativeDiff` does. Inside a user namespace the
 //! mount uses `userxattr` and the markers are `user.overlay.*`.
 
+mod check;
 mod probe;
 
 use std::fs;
@@ -38,7 +39,7 @@ use strata_sys::mount::{self, Overlay};
 
 use crate::error::{Error, ErrorKind, IoContext, Result};
 use crate::refs::{Locked, Refs};
-use crate::{check_id, Driver, LayerKind, Mount, NativeDiff};
+use crate::{check_id, Check, Driver, LayerKind, Mount, NativeDiff};
 
 /// mount(2) copies at most a page of options.
 const PAGE_SIZE: usize = 4096;
@@ -310,11 +311,11 @@ impl Overlay2 {
 /// The `lower` file that `create` writes for layer `id` on `parents`
 /// (the parent first, then its parent, down to the base layer): their
 /// short names under `l/`, topmost first; none for a base layer. For
-/// `strata check`, which knows a layer's parents from the store's records
-/// and rebuilds a lost or damaged `lower` from them. Fails, naming what
-/// is missing, unless every parent has its `diff`, its `link` and the
-/// `l/` link to that `diff`.
-pub fn lower_for(home: &Path, id: &str, parents: &[&str]) -> Result<Option<String>> {
+/// `strata check` ([`crate::Check`]), given a layer's parents from the
+/// store's records, rebuilds a lost or damaged `lower` from them. Fails,
+/// naming what is missing, unless every parent has its `diff`, its
+/// `link` and the `l/` link to that `diff`.
+pub(crate) fn lower_for(home: &Path, id: &str, parents: &[&str]) -> Result<Option<String>> {
     if parents.is_empty() {
         return Ok(None);
     }
@@ -378,9 +379,13 @@ fn short_path(short: &str) -> String {
 
 /// Whether `s` is what [`short_path`] makes of a short name.
 fn is_short_path(s: &str) -> bool {
-    s.strip_prefix("l/").is_some_and(|short| {
-        !short.is_empty() && short.len() <= 255 && short.bytes().all(|b| b.is_ascii_alphanumeric())
-    })
+    s.strip_prefix("l/").is_some_and(is_short_name)
+}
+
+/// Whether `s` is a short link name, by the rule links are read with
+/// (`create` makes 26 of `[A-Z0-9]`): letters and digits.
+fn is_short_name(s: &str) -> bool {
+    !s.is_empty() && s.len() <= 255 && s.bytes().all(|b| b.is_ascii_alphanumeric())
 }
 
 /// The `lower` file of layer `id` over `chain` (short paths, topmost
@@ -582,6 +587,10 @@ impl Driver for Overlay2 {
 
     fn native_diff(&self) -> Option<&dyn NativeDiff> {
         self.native_diff.then_some(self as &dyn NativeDiff)
+    }
+
+    fn checker(&self) -> Option<&dyn Check> {
+        Some(self)
     }
 }
 

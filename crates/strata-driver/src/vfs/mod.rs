@@ -15,6 +15,7 @@ use std::fs;
 use std::os::unix::fs::DirBuilderExt;
 use std::path::{Path, PathBuf};
 
+use crate::check::{self, Check, Listing};
 use crate::error::{Error, ErrorKind, IoContext, Result};
 use crate::refs::Refs;
 use crate::{check_id, Driver, LayerKind, Mount};
@@ -187,5 +188,17 @@ impl Driver for Vfs {
     fn cleanup(&self) -> Result<()> {
         let lock = self.refs.lock()?;
         self.refs.clear_all(&lock)
+    }
+
+    fn checker(&self) -> Option<&dyn Check> {
+        Some(self)
+    }
+}
+
+/// A vfs layer is one directory tree, with nothing shared between
+/// layers: the check lists them and their debris.
+impl Check for Vfs {
+    fn list(&self) -> Result<Listing> {
+        check::list_layers(&self.home.join("dir"), &[])
     }
 }
