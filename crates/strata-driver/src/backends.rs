@@ -165,3 +165,50 @@ pub(crate) fn open(root: &Path, name: Option<&str>, opts: &Options) -> Result<Bo
     Err(last
         .unwrap_or_else(|| Error::new(ErrorKind::Unsupported, "this build has no storage driver")))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_and_aliases_find_their_row() {
+        assert_eq!(backend("overlay2").unwrap().name, "overlay2");
+        assert_eq!(backend("overlay").unwrap().name, "overlay2");
+        assert_eq!(backend("vfs").unwrap().name, "vfs");
+        let err = backend("aufs").unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::InvalidArgument, "{err}");
+        assert!(err.to_string().contains("known: overlay2"), "{err}");
+    }
+
+    #[test]
+    fn names_cover_every_row_once() {
+        let all: Vec<&str> = names().collect();
+        for b in BACKENDS {
+            assert_eq!(all.iter().filter(|n| **n == b.name).count(), 1, "{all:?}");
+        }
+        assert!(
+            all.contains(&"fuse"),
+            "a store made with fuse is recognised: {all:?}"
+        );
+    }
+
+    #[cfg(feature = "fuse")]
+    #[test]
+    fn fuse_has_a_row_with_the_feature() {
+        assert_eq!(backend("fuse").unwrap().name, "fuse");
+    }
+
+    /// Without the feature a store made with fuse is refused, saying why.
+    #[cfg(not(feature = "fuse"))]
+    #[test]
+    fn fuse_without_the_feature_names_it() {
+        assert!(BACKENDS.iter().all(|b| b.name != "fuse"));
+        let t = tempfile::tempdir().unwrap();
+        let err = crate::open(t.path(), Some("fuse"))
+            .err()
+            .expect("opened fuse");
+        assert_eq!(err.kind(), ErrorKind::Unsupported, "{err}");
+        assert!(err.to_string().contains("cargo feature `fuse`"), "{err}");
+        assert!(!t.path().join("fuse").exists(), "made a home for fuse");
+    }
+}

@@ -189,6 +189,87 @@ mod tests {
         assert_eq!(abbreviate("ééééééééé"), "éééééé");
     }
 
+    /// Everything `check_shared` and `check_layers` find, repairing each
+    /// as it is found (as the store does).
+    fn check_and_repair(d: &Overlay2, parents: &BTreeMap<String, Parents>) -> Vec<Finding> {
+        let mut out = Vec::new();
+        let mut found = |f: Finding| {
+            d.repair(&f).unwrap();
+            out.push(f);
+        };
+        d.check_shared(&mut found).unwrap();
+        d.check_layers(parents, &mut found).unwrap();
+        out
+    }
+
+    /// A lost `l/` link and a `lower` that names a path are found and
+    /// repaired, the `lower` through the link repaired before it; a link
+    /// to nothing is removed; after that the check is clean.
+    #[test]
+    fn lost_links_and_a_damaged_lower_are_repaired() {
+        use crate::{Driver, LayerKind};
+        if !crate::conformance::require_root() {
+            return;
+        }
+        let t = tempfile::tempdir().unwrap();
+        let d = Overlay2::new(t.path()).unwrap();
+        d.create("a", None, LayerKind::ReadOnly).unwrap();
+        d.create("b", Some("a"), LayerKind::ReadWrite).unwrap();
+        let home = d.home().to_owned();
+        let lower = fs::read_to_string(home.join("b/lower")).unwrap();
+        fs::remove_file(home.join(&lower)).unwrap();
+        fs::write(home.join("b/lower"), "../../etc").unwrap();
+        std::os::unix::fs::symlink("../gone/diff", home.join("l/GONE")).unwrap();
+        let parents: BTreeMap<String, Parents> = [
+            ("a".to_owned(), Ok(vec![])),
+            ("b".to_owned(), Ok(vec!["a".to_owned()])),
+        ]
+        .into();
+        let found = check_and_repair(&d, &parents);
+        let kinds: Vec<(FindingKind, &str)> =
+            found.iter().map(|f| (f.kind, f.object.as_str())).collect();
+        let gone = home.join("l/GONE").display().to_string();
+        assert_eq!(
+            kinds,
+            [
+                (FindingKind::DanglingLink, gone.as_str()),
+                (FindingKind::MissingLink, "a"),
+                (FindingKind::BrokenLower, "b"),
+            ],
+            "{found:?}"
+        );
+        assert_eq!(fs::read_to_string(home.join("b/lower")).unwrap(), lower);
+        assert!(check_and_repair(&d, &parents).is_empty());
+        let m = d.get("b", None).unwrap();
+        m.release().unwrap();
+        d.cleanup().unwrap();
+    }
+
+    /// Without the parents from the store a `lower` is not rewritten.
+    #[test]
+    fn a_lower_is_not_rebuilt_without_the_parents() {
+        use crate::{Driver, LayerKind};
+        if !crate::conformance::require_root() {
+            return;
+        }
+        let t = tempfile::tempdir().unwrap();
+        let d = Overlay2::new(t.path()).unwrap();
+        d.create("a", None, LayerKind::ReadOnly).unwrap();
+        d.create("b", Some("a"), LayerKind::ReadOnly).unwrap();
+        fs::remove_file(d.home().join("b/lower")).unwrap();
+        let why = Err("the records of layer x do not add up".to_owned());
+        let parents: BTreeMap<String, Parents> = [("b".to_owned(), why)].into();
+        let found = check_and_repair(&d, &parents);
+        assert_eq!(found.len(), 1, "{found:?}");
+        assert_eq!(found[0].message, "its lower file is missing");
+        assert_eq!(
+            found[0].blocked.as_deref(),
+            Some("not rebuilt: the records of layer x do not add up")
+        );
+        assert!(found[0].repair.is_none());
+        assert!(!d.home().join("b/lower").exists());
+    }
+
     #[test]
     fn check_id_reserves_the_entries_the_check_skips() {
         for own in OWN {

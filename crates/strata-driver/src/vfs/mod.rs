@@ -202,3 +202,27 @@ impl Check for Vfs {
         check::list_layers(&self.home.join("dir"), &[])
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The check lists the layers, and a half-removed one as debris,
+    /// which its repair removes.
+    #[test]
+    fn check_lists_layers_and_removes_debris() {
+        let t = tempfile::tempdir().unwrap();
+        let d = Vfs::new(t.path()).unwrap();
+        d.create("a", None, LayerKind::ReadOnly).unwrap();
+        let doomed = d.home().join("dir/b-removing");
+        fs::create_dir_all(doomed.join("etc")).unwrap();
+        let listing = d.list().unwrap();
+        let ids: Vec<&str> = listing.layers.iter().map(|l| l.id.as_str()).collect();
+        assert_eq!(ids, ["a"]);
+        assert_eq!(listing.debris.len(), 1, "{:?}", listing.debris);
+        assert_eq!(listing.debris[0].object, doomed.display().to_string());
+        d.repair(&listing.debris[0]).unwrap();
+        assert!(!doomed.exists());
+        assert!(d.exists("a"));
+    }
+}
