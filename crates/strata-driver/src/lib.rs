@@ -17,6 +17,12 @@
 //!
 //! Mount reference counts live on disk ([`refs`]), under a lock file, so
 //! that a layer mounted by one `strata` process is known to the next.
+//! [`Driver::get`] hands out a [`Mount`] guard that gives its reference
+//! back when dropped, or keeps it for a later `put` ([`Mount::keep`]).
+//!
+//! Besides [`NativeDiff`], a driver may offer [`Check`]: it checks and
+//! repairs its own on-disk layout for `strata check`, so that nothing
+//! outside the driver knows its directories.
 #![forbid(unsafe_code)]
 
 mod backends;

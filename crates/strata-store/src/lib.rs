@@ -372,7 +372,7 @@ impl Store {
         ];
         v.extend(self.driver.status());
         let built: Vec<&str> = strata_driver::BACKENDS.iter().map(|b| b.name).collect();
-        v.push(("Storage Drivers Built".to_owned(), built.join(", ")));
+        v.push(("Drivers Built".to_owned(), built.join(", ")));
         v.push(("Images".into(), self.images()?.len().to_string()));
         v.push(("Image Layers".into(), self.layers()?.len().to_string()));
         v.push(("Containers".into(), self.containers()?.len().to_string()));
