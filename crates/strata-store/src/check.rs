@@ -258,18 +258,13 @@ impl Store {
         let layers = c.layers()?;
         let images = c.images(&layers)?;
         c.tags(&images)?;
-        let overlay = matches!(self.driver.name(), "overlay2" | "fuse");
-        if overlay {
-            c.dangling_links()?;
-        }
+        c.driver_shared()?;
         c.containers(&layers, &images)?;
         c.mount_records()?;
         c.names()?;
         c.unreferenced_layers(&layers)?;
         c.driver_layers()?;
-        if overlay {
-            c.overlay_links(&layers)?;
-        }
+        c.driver_records(&layers)?;
         // After the layers: no volume finding keeps a layer from being
         // collected.
         c.volumes()?;

@@ -12,6 +12,7 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 use strata_archive::{Change, Digest};
+use strata_driver::LayerKind;
 
 use crate::error::{Error, ErrorKind, IoContext, Result};
 use crate::ids::{ContainerId, ContainerName, MountId};
@@ -599,7 +600,7 @@ impl Store {
         let made = (|| {
             self.make_init_layer(&c, parent_cache)?;
             self.driver
-                .create_rw(&c.mount_id, Some(&c.init_id()))
+                .create(&c.mount_id, Some(&c.init_id()), LayerKind::ReadWrite)
                 .map_err(|e| Error::driver("creating the container layer", e))?;
             self.make_mounts(&c.mount_id, plan)
         })();
@@ -645,7 +646,7 @@ impl Store {
     /// --repair` makes again when it is lost.
     pub(crate) fn make_init_layer(&self, c: &Container, parent_cache: Option<&str>) -> Result<()> {
         self.driver
-            .create(&c.init_id(), parent_cache)
+            .create(&c.init_id(), parent_cache, LayerKind::ReadOnly)
             .map_err(|e| Error::driver("creating the init layer", e))?;
         self.driver
             .apply_diff(
@@ -657,11 +658,14 @@ impl Store {
         Ok(())
     }
 
-    /// `strata mount`: the merged view's path (mounting it).
+    /// `strata mount`: the merged view's path (mounting it). The mount
+    /// outlives this call; `strata umount` ([`Store::unmount`]) gives it
+    /// back.
     pub fn mount(&self, c: &Container) -> Result<PathBuf> {
         let _lock = self.lock()?;
         self.driver
             .get(&c.mount_id, None)
+            .map(strata_driver::Mount::keep)
             .map_err(|e| Error::driver(format!("mounting container {}", c.name), e))
     }
 

@@ -195,7 +195,7 @@ impl Store {
             let cache_id = CacheId::parse(&random_hex(32)?).expect("random_hex(32) is an ID");
             atomic::write_staged(&staging.join("cache-id"), cache_id.as_bytes())?;
             self.driver
-                .create(&cache_id, parent_cache)
+                .create(&cache_id, parent_cache, strata_driver::LayerKind::ReadOnly)
                 .map_err(|e| Error::driver("creating a layer", e))?;
             Ok(cache_id)
         })();

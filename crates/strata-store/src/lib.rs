@@ -104,9 +104,6 @@ pub use strata_union as union;
 
 use error::IoContext;
 
-/// Drivers a store may have been made with, in the order `open` looks.
-const DRIVERS: &[&str] = &["overlay2", "fuse", "vfs"];
-
 pub struct Store {
     root: PathBuf,
     driver: Box<dyn Driver>,
@@ -150,7 +147,8 @@ impl Store {
         let lock = lock_at(&root)?;
         // Before a driver opens (or makes) its home, and before `image/`
         // says which driver the store has.
-        for d in DRIVERS {
+        // Drivers a store may have been made with, in the order `open` looks.
+        for d in strata_driver::names() {
             secure::store_dir(
                 root_fd.as_fd(),
                 &root,
@@ -166,14 +164,12 @@ impl Store {
             secure::DIR_MAX,
             false,
         )?;
-        let existing = DRIVERS
-            .iter()
-            .find(|d| root.join("image").join(d).is_dir())
-            .copied();
+        let existing = strata_driver::names().find(|d| root.join("image").join(d).is_dir());
+        let is_have = |have: &str, want: &str| {
+            have == want || strata_driver::backend(want).is_ok_and(|b| b.name == have)
+        };
         let name = match (existing, driver) {
-            (Some(have), Some(want))
-                if have != want && !(have == "overlay2" && want == "overlay") =>
-            {
+            (Some(have), Some(want)) if !is_have(have, want) => {
                 return Err(Error::new(
                     ErrorKind::InvalidArgument,
                     format!(
@@ -384,6 +380,8 @@ impl Store {
             ("Storage Driver".to_owned(), self.driver.name().to_owned()),
         ];
         v.extend(self.driver.status());
+        let built: Vec<&str> = strata_driver::BACKENDS.iter().map(|b| b.name).collect();
+        v.push(("Drivers Built".to_owned(), built.join(", ")));
         v.push(("Images".into(), self.images()?.len().to_string()));
         v.push(("Image Layers".into(), self.layers()?.len().to_string()));
         v.push(("Containers".into(), self.containers()?.len().to_string()));

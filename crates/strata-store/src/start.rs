@@ -152,9 +152,12 @@ impl Store {
             // A strata that was killed left its mounts: take them back.
             self.release_lost(c, &state)?;
         }
+        // Kept until the container finishes (`release`, maybe in another
+        // process).
         let rootfs = self
             .driver
             .get(&c.mount_id, None)
+            .map(strata_driver::Mount::keep)
             .map_err(|e| Error::driver(format!("mounting container {}", c.name), e))?;
         let mut mounts = Vec::new();
         let mut mounted = Vec::new();

@@ -548,7 +548,7 @@ impl Store {
             .map_err(|e| Error::driver("mounting the new container", e))?;
         let mut created = Vec::new();
         let made = self.make_mounts_in(&merged, plan, &mut created);
-        if let Err(e) = self.driver.put(mount_id) {
+        if let Err(e) = merged.release() {
             tracing::warn!("unmounting the new container: {e}");
         }
         if made.is_err() {
