@@ -7,18 +7,23 @@
 
 use std::fs;
 use std::io::Write;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
+use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 use strata_archive::{Change, Digest};
+use strata_driver::Driver;
 
 use crate::error::{Error, ErrorKind, IoContext, Result};
 use crate::ids::{ContainerId, ContainerName, MountId};
-use crate::layer::{chain_ids, Layer, LiveStaging};
+use crate::layer::{chain_ids, Layer};
+use crate::layout::{self, record, Layout};
+use crate::lock::Lock;
+use crate::mount::Mount;
 use crate::port::PortMapping;
 use crate::security::Security;
-use crate::volume::Mount;
+use crate::staging::{self, LiveStaging};
 use crate::{atomic, random_hex, time, Store};
 use strata_image::{diff_ids, ImageRef};
 
@@ -389,13 +394,18 @@ fn init_layer_tar() -> Vec<u8> {
     b.into_inner().expect("writing to memory")
 }
 
-impl Store {
-    fn container_dir(&self, id: &str) -> PathBuf {
-        self.root.join("containers").join(id)
-    }
+/// The containers of a store: their records (`containers/<id>/`, the
+/// names index `names/`, the mounts records `layerdb/mounts/<id>/`) and
+/// their driver layers (read-write and init).
+#[derive(Clone)]
+pub struct ContainerStore {
+    layout: Layout,
+    driver: Arc<dyn Driver>,
+}
 
-    fn mounts_dir(&self, id: &str) -> PathBuf {
-        self.image_dir().join("layerdb/mounts").join(id)
+impl ContainerStore {
+    pub(crate) fn new(layout: Layout, driver: Arc<dyn Driver>) -> ContainerStore {
+        ContainerStore { layout, driver }
     }
 
     /// Every container, oldest first. Fails if one does not read back:
@@ -412,12 +422,12 @@ impl Store {
     /// each that does not (`strata check` says how), for listings that
     /// should still show the rest.
     pub fn readable_containers(&self) -> Result<(Vec<Container>, Vec<Error>)> {
-        let dir = self.root.join("containers");
+        let dir = self.layout.containers();
         let (mut out, mut bad) = (Vec::new(), Vec::new());
         for e in fs::read_dir(&dir).ctx(|| format!("listing {}", dir.display()))? {
             let e = e.ctx(|| format!("listing {}", dir.display()))?;
             let name = e.file_name().to_string_lossy().into_owned();
-            if name.ends_with("-removing") {
+            if layout::is_removing(&name) {
                 continue;
             }
             match self.container(&name) {
@@ -434,7 +444,7 @@ impl Store {
     /// The container recorded in `containers/<id>/config.json`. `id` is
     /// parsed before it is joined to a path, and the record must say the
     /// same ID: a record that fails is corrupt, never used.
-    pub(crate) fn container(&self, id: &str) -> Result<Container> {
+    pub fn container(&self, id: &str) -> Result<Container> {
         let corrupt = |why: String| {
             Error::new(
                 ErrorKind::Corrupt,
@@ -442,7 +452,7 @@ impl Store {
             )
         };
         let cid = ContainerId::parse(id).map_err(|e| corrupt(e.to_string()))?;
-        let p = self.container_dir(&cid).join("config.json");
+        let p = self.layout.container_config(&cid);
         let bytes = atomic::read_capped(&p, atomic::RECORD_CAP).map_err(|e| match e.kind() {
             ErrorKind::Corrupt => e,
             _ => Error::with(e.kind(), format!("container {id}"), e),
@@ -463,7 +473,7 @@ impl Store {
             };
             // Any store root: a store moved or reached by another path
             // keeps its records (the volume is found by its name).
-            let want = Path::new("volumes").join(name).join("_data");
+            let want = Layout::volume_data_rel(name);
             if !m.source.is_absolute() || !m.source.ends_with(&want) {
                 return Err(format!(
                     "its mount at {:?} names local volume {name}, but its source is {}, not <root>/{}",
@@ -481,19 +491,19 @@ impl Store {
     /// hides the container that has that ID).
     pub fn resolve_container(&self, s: &str) -> Result<Container> {
         if let Ok(id) = ContainerId::parse(s) {
-            if fs::symlink_metadata(self.container_dir(&id)).is_ok() {
+            if fs::symlink_metadata(self.layout.container(&id)).is_ok() {
                 return self.container(&id);
             }
         }
         // By name: the names index, not a scan of every config.
         if let Ok(name) = ContainerName::parse(s) {
             if let Some(id) = self.name_target(&name)? {
-                if fs::symlink_metadata(self.container_dir(&id)).is_ok() {
+                if fs::symlink_metadata(self.layout.container(&id)).is_ok() {
                     return self.container(&id);
                 }
             }
         }
-        let dir = self.root.join("containers");
+        let dir = self.layout.containers();
         let ids: Vec<ContainerId> = fs::read_dir(&dir)
             .ctx(|| format!("listing {}", dir.display()))?
             .filter_map(|e| e.ok())
@@ -516,15 +526,10 @@ impl Store {
         }
     }
 
-    /// `names/<name>`: the container ID a name stands for.
-    pub(crate) fn name_path(&self, name: &ContainerName) -> PathBuf {
-        self.root.join("names").join(name)
-    }
-
     /// The container ID `names/<name>` holds (`None` when there is no
     /// such name); a file that holds anything but an ID is corrupt.
     pub(crate) fn name_target(&self, name: &ContainerName) -> Result<Option<ContainerId>> {
-        let p = self.name_path(name);
+        let p = self.layout.name(name);
         let s = match atomic::read(&p) {
             Ok(s) => s,
             Err(e) if e.kind() == ErrorKind::NotFound => return Ok(None),
@@ -544,15 +549,61 @@ impl Store {
 
     /// Whether a live container has `name`.
     pub(crate) fn name_taken(&self, name: &ContainerName) -> bool {
-        self.name_target(name).is_ok_and(|id| {
-            id.is_some_and(|id| self.container_dir(&id).join("config.json").is_file())
-        })
+        self.name_target(name)
+            .is_ok_and(|id| id.is_some_and(|id| self.layout.container_config(&id).is_file()))
+    }
+
+    /// A container's init layer on the image's top layer (`parent_cache`):
+    /// what `create` puts under the read-write layer, and what `check
+    /// --repair` makes again when it is lost.
+    pub(crate) fn make_init_layer(&self, c: &Container, parent_cache: Option<&str>) -> Result<()> {
+        self.driver
+            .create(&c.init_id(), parent_cache)
+            .map_err(|e| Error::driver("creating the init layer", e))?;
+        self.driver
+            .apply_diff(
+                &c.init_id(),
+                parent_cache,
+                &mut std::io::Cursor::new(init_layer_tar()),
+            )
+            .map_err(|e| Error::driver("writing the init layer", e))?;
+        Ok(())
+    }
+
+    /// `strata diff`: the read-write layer's changes over the init layer.
+    pub fn changes(&self, c: &Container) -> Result<Vec<Change>> {
+        self.driver
+            .changes(&c.mount_id, Some(&c.init_id()))
+            .map_err(|e| Error::driver(format!("changes of container {}", c.name), e))
+    }
+}
+
+/// The facade's container methods: [`ContainerStore`]'s, and what spans
+/// stores.
+impl Store {
+    /// [`ContainerStore::containers`].
+    pub fn containers(&self) -> Result<Vec<Container>> {
+        self.containers.containers()
+    }
+
+    /// [`ContainerStore::readable_containers`].
+    pub fn readable_containers(&self) -> Result<(Vec<Container>, Vec<Error>)> {
+        self.containers.readable_containers()
+    }
+
+    pub(crate) fn container(&self, id: &str) -> Result<Container> {
+        self.containers.container(id)
+    }
+
+    /// [`ContainerStore::resolve_container`].
+    pub fn resolve_container(&self, s: &str) -> Result<Container> {
+        self.containers.resolve_container(s)
     }
 
     /// `strata create`: the init and read-write layers on the image's top
     /// layer, and the container's records. Returns the container.
     pub fn create_container(&self, image: &str, spec: &ContainerSpec) -> Result<Container> {
-        let _lock = self.lock()?;
+        let lock = self.lock()?;
         let image_id = self.resolve_image(image)?;
         let config = self.image_json(&image_id)?;
         let ids = diff_ids(&config)
@@ -562,7 +613,7 @@ impl Store {
         let name = match &spec.name {
             Some(n) => {
                 let n = parse_name(n)?;
-                if self.name_taken(&n) {
+                if self.containers.name_taken(&n) {
                     return Err(Error::new(
                         ErrorKind::AlreadyExists,
                         format!("the container name {n:?} is in use"),
@@ -590,18 +641,18 @@ impl Store {
             mounts: Vec::new(),
             config: run_config,
         };
-        let staging = self.staging()?;
-        atomic::write_staged(&staging.join("container-id"), c.id.as_bytes())?;
-        atomic::write_staged(&staging.join("name"), c.id.as_bytes())?;
-        atomic::write_staged(&staging.join("mount-id"), c.mount_id.as_bytes())?;
-        atomic::write_staged(&staging.join("init-id"), c.init_id().as_bytes())?;
+        let staging = staging::new_staging(&self.layout)?;
+        atomic::write_staged(&staging.join(record::CONTAINER_ID), c.id.as_bytes())?;
+        atomic::write_staged(&staging.join(record::NAME), c.id.as_bytes())?;
+        atomic::write_staged(&staging.join(record::MOUNT_ID), c.mount_id.as_bytes())?;
+        atomic::write_staged(&staging.join(record::INIT_ID), c.init_id().as_bytes())?;
         let parent_cache = parent.as_ref().map(|l| l.cache_id.as_str());
         let made = (|| {
-            self.make_init_layer(&c, parent_cache)?;
+            self.containers.make_init_layer(&c, parent_cache)?;
             self.driver
                 .create_rw(&c.mount_id, Some(&c.init_id()))
                 .map_err(|e| Error::driver("creating the container layer", e))?;
-            self.make_mounts(&c.mount_id, plan)
+            self.make_mounts(&lock, &c.mount_id, plan)
         })();
         match made {
             Ok(mounts) => c.mounts = mounts,
@@ -613,12 +664,12 @@ impl Store {
             }
         }
         if let Some(p) = &c.parent_layer {
-            atomic::write_staged(&staging.join("parent"), p.as_str().as_bytes())?;
+            atomic::write_staged(&staging.join(record::PARENT), p.as_str().as_bytes())?;
         }
-        let cdir_staging = staging.join("container");
+        let cdir_staging = staging.join(record::CONTAINER);
         fs::create_dir(&cdir_staging).ctx(|| "staging the container".into())?;
         let cfg = serde_json::to_vec_pretty(&c).expect("serialising a container");
-        atomic::write_staged(&cdir_staging.join("config.json"), &cfg)?;
+        atomic::write_staged(&cdir_staging.join(record::CONFIG), &cfg)?;
         // Durable before published: one syncfs flushes the init layer and
         // the staged records with a single cache flush (fsync-ing each of
         // the dozen files costs a flush apiece: several times slower).
@@ -626,11 +677,12 @@ impl Store {
         // Publish: config first, the mounts record last. A crash between
         // the two renames leaves staging that names the published
         // container: the next open finishes the job (`clean_staging`).
-        fs::rename(&cdir_staging, self.container_dir(&id))
+        fs::rename(&cdir_staging, self.layout.container(&id))
             .ctx(|| "publishing the container".into())?;
-        fs::rename(staging.join("name"), self.name_path(&c.name))
+        fs::rename(staging.join(record::NAME), self.layout.name(&c.name))
             .ctx(|| "publishing the container's name".into())?;
-        fs::rename(&staging, self.mounts_dir(&id)).ctx(|| "publishing the container".into())?;
+        fs::rename(&staging, self.layout.mount_record(&id))
+            .ctx(|| "publishing the container".into())?;
         // The renames are not flushed here: the container is whole on disk
         // before any of them, so a crash can only lose all of it or leave
         // staging the next open completes, never half a container. The
@@ -638,23 +690,6 @@ impl Store {
         // creation durable; a second syncfs would cost as much as the rest
         // of `create` (see README, "Durability").
         Ok(c)
-    }
-
-    /// A container's init layer on the image's top layer (`parent_cache`):
-    /// what `create` puts under the read-write layer, and what `check
-    /// --repair` makes again when it is lost.
-    pub(crate) fn make_init_layer(&self, c: &Container, parent_cache: Option<&str>) -> Result<()> {
-        self.driver
-            .create(&c.init_id(), parent_cache)
-            .map_err(|e| Error::driver("creating the init layer", e))?;
-        self.driver
-            .apply_diff(
-                &c.init_id(),
-                parent_cache,
-                &mut std::io::Cursor::new(init_layer_tar()),
-            )
-            .map_err(|e| Error::driver("writing the init layer", e))?;
-        Ok(())
     }
 
     /// `strata mount`: the merged view's path (mounting it).
@@ -675,9 +710,7 @@ impl Store {
 
     /// `strata diff`: the read-write layer's changes over the init layer.
     pub fn container_changes(&self, c: &Container) -> Result<Vec<Change>> {
-        self.driver
-            .changes(&c.mount_id, Some(&c.init_id()))
-            .map_err(|e| Error::driver(format!("changes of container {}", c.name), e))
+        self.containers.changes(c)
     }
 
     /// `strata commit`: the container's changes become a layer on its
@@ -694,27 +727,30 @@ impl Store {
     pub fn commit(&self, c: &Container, reference: Option<&str>, comment: &str) -> Result<Digest> {
         let r = reference.map(ImageRef::parse).transpose()?;
         let (mut config, parent, staged) = {
-            let _lock = self.lock()?;
+            let lock = self.lock()?;
             let config = self.image_json(&c.image)?;
             let parent = c.parent_layer.as_ref().map(|p| self.layer(p)).transpose()?;
-            let staged = self.begin_live_layer(parent.as_ref().map(|p| p.cache_id.as_str()))?;
+            let staged = self
+                .layers
+                .begin_live(&lock, parent.as_ref().map(|p| p.cache_id.as_str()))?;
             (config, parent, staged)
         };
         let parent_cache = parent.as_ref().map(|p| p.cache_id.as_str());
         let filled = self.fill_from_container(c, &staged, parent_cache);
-        let _lock = self.lock()?;
+        let lock = self.lock()?;
         let report = match filled {
             Ok(r) => r,
             Err(e) => {
-                self.discard_layer(&staged.path, &staged.cache_id);
+                self.layers.discard(&staged.path, &staged.cache_id);
                 return Err(e);
             }
         };
-        if let Err(e) = self.still_there(c, parent.as_ref()) {
-            self.discard_layer(&staged.path, &staged.cache_id);
+        if let Err(e) = self.still_there(&lock, c, parent.as_ref()) {
+            self.layers.discard(&staged.path, &staged.cache_id);
             return Err(e);
         }
-        let layer = self.finish_layer(
+        let layer = self.layers.finish(
+            &lock,
             &staged.path,
             staged.cache_id.clone(),
             parent.as_ref(),
@@ -746,16 +782,16 @@ impl Store {
             }
         }
         let bytes = serde_json::to_vec(&config).expect("serialising JSON");
-        let id = self.put_image(&bytes, Some(&c.image))?;
+        let id = self.images.put(&lock, &bytes, Some(&c.image))?;
         if let Some(r) = r {
-            self.tag_locked(&id, &r)?;
+            self.images.tag(&lock, &id, &r)?;
         }
         Ok(id)
     }
 
     /// Whether what a commit read is still the container's, and its image
-    /// layer still there to publish on: the caller holds the store lock.
-    fn still_there(&self, c: &Container, parent: Option<&Layer>) -> Result<()> {
+    /// layer still there to publish on.
+    fn still_there(&self, _: &Lock, c: &Container, parent: Option<&Layer>) -> Result<()> {
         self.container(&c.id).map_err(|e| {
             let what = match e.kind() {
                 ErrorKind::NotFound => "was removed while it was committed",
@@ -795,7 +831,9 @@ impl Store {
                 r.map_err(|e| Error::driver(format!("diff of container {}", c.name), e))
                     .and_then(|rep| flushed.map(|()| rep).ctx(|| "writing the diff".into()))
             });
-            let filled = self.fill_layer(&staged.path, &staged.cache_id, parent_cache, &mut reader);
+            let filled =
+                self.layers
+                    .fill(&staged.path, &staged.cache_id, parent_cache, &mut reader);
             drop(reader);
             let diffed = diff.join().expect("the diff thread does not panic");
             // When the layer side fails first, the diff only sees the pipe
@@ -817,7 +855,7 @@ impl Store {
     /// `strata rm [-v]`: [`Store::remove_container`], and with `volumes`
     /// the container's anonymous volumes no other container uses.
     pub fn remove_container_with(&self, c: &Container, force: bool, volumes: bool) -> Result<()> {
-        let _lock = self.lock()?;
+        let lock = self.lock()?;
         if self.container_state(c)?.status == crate::Status::Running {
             return Err(Error::new(
                 ErrorKind::InUse,
@@ -838,10 +876,11 @@ impl Store {
             ));
         }
         if self
+            .containers
             .name_target(&c.name)
             .is_ok_and(|id| id.as_ref() == Some(&c.id))
         {
-            fs::remove_file(self.name_path(&c.name))
+            fs::remove_file(self.layout.name(&c.name))
                 .ctx(|| format!("removing the name {}", c.name))?;
         }
         // Records first, to `-removing` names that still say which driver
@@ -849,8 +888,11 @@ impl Store {
         // by the next open, never left as a listed container without its
         // layers.
         let mut doomed = Vec::new();
-        for dir in [self.mounts_dir(&c.id), self.container_dir(&c.id)] {
-            let d = dir.with_file_name(format!("{}-removing", c.id));
+        for dir in [
+            self.layout.mount_record(&c.id),
+            self.layout.container(&c.id),
+        ] {
+            let d = layout::removing(&dir);
             if dir.exists() {
                 fs::rename(&dir, &d).ctx(|| format!("removing container {}", c.name))?;
                 doomed.push(d);
@@ -858,14 +900,14 @@ impl Store {
         }
         // Forced, or unmounted: any reference left is stale (a killed
         // process's), so release it.
-        self.remove_stale_layer(&c.mount_id)?;
-        self.remove_stale_layer(&c.init_id())?;
+        self.layers.remove_stale(&c.mount_id)?;
+        self.layers.remove_stale(&c.init_id())?;
         for d in doomed {
             fs::remove_dir_all(&d).ctx(|| format!("removing container {}", c.name))?;
         }
-        self.collect_layers()?;
+        self.collect_layers(&lock)?;
         if volumes {
-            self.remove_anonymous_volumes(c)?;
+            self.remove_anonymous_volumes(&lock, c)?;
         }
         Ok(())
     }

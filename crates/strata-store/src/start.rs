@@ -27,7 +27,7 @@ use strata_volume::VolumeDriver;
 
 use crate::container::Container;
 use crate::error::{Error, ErrorKind, Result};
-use crate::volume::{Mount, MountKind};
+use crate::mount::{Mount, MountKind};
 use crate::{atomic, time, Store};
 
 /// A container's life, as `inspect` shows it under `State`.
@@ -88,7 +88,7 @@ pub struct Started {
 
 impl Store {
     fn state_path(&self, c: &Container) -> PathBuf {
-        self.root.join("containers").join(&c.id).join("state.json")
+        self.layout.container_state(&c.id)
     }
 
     /// The container's state; a running state whose strata process is
@@ -173,7 +173,7 @@ impl Store {
                 // A local volume is where this store keeps it, whatever
                 // path the record was written with (a store moved, or
                 // reached by another path).
-                (None, Some(name)) => self.root.join("volumes").join(name).join("_data"),
+                (None, Some(name)) => self.layout.volume_data(name),
                 (None, None) if !m.source.exists() => {
                     self.release(c, &mounted);
                     return Err(Error::new(
@@ -212,7 +212,7 @@ impl Store {
         Ok(Started {
             rootfs,
             mounts,
-            dir: self.root.join("containers").join(&c.id),
+            dir: self.layout.container(&c.id),
         })
     }
 
@@ -279,7 +279,7 @@ impl Store {
     /// `containers/<id>`: where `start` keeps the bundle and the files it
     /// mounts.
     pub fn container_path(&self, c: &Container) -> PathBuf {
-        self.root.join("containers").join(&c.id)
+        self.layout.container(&c.id)
     }
 }
 
