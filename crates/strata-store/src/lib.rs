@@ -46,6 +46,7 @@
 
 mod atomic;
 mod check;
+mod commit;
 mod container;
 mod copy;
 mod error;
@@ -57,6 +58,7 @@ mod layout;
 mod lock;
 mod mount;
 mod port;
+mod run_config;
 mod secure;
 mod security;
 mod staging;
@@ -74,9 +76,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 pub use check::{CheckOptions, Finding, FindingKind, Report};
-pub use container::{
-    override_env, Container, ContainerSpec, ContainerStore, HostConfig, RunConfig, NETWORK_MODES,
-};
+pub use container::{Container, ContainerStore};
 pub use error::{Error, ErrorKind, Result};
 pub use ids::{short, CacheId, ContainerId, ContainerName, InvalidId, MountId};
 pub use image::{Image, ImageStore};
@@ -85,6 +85,7 @@ pub use layout::Layout;
 pub use lock::Lock;
 pub use mount::{Mount, MountKind};
 pub use port::{PortMapping, Protocol};
+pub use run_config::{override_env, ContainerSpec, HostConfig, RunConfig, NETWORK_MODES};
 pub use security::{Seccomp, Security};
 pub use start::{Started, State, Status};
 pub use strata_archive::{Change, ChangeKind, Digest};
