@@ -29,7 +29,7 @@ impl Store {
         let r = reference.map(ImageRef::parse).transpose()?;
         let (mut config, parent, staged) = {
             let lock = self.lock()?;
-            let config = self.image_json(&c.image)?;
+            let config = self.images.image_json(&c.image)?;
             let parent = c.parent_layer.as_ref().map(|p| self.layer(p)).transpose()?;
             let staged = self
                 .layers
@@ -93,7 +93,7 @@ impl Store {
     /// Whether what a commit read is still the container's, and its image
     /// layer still there to publish on.
     fn still_there(&self, _: &Lock, c: &Container, parent: Option<&Layer>) -> Result<()> {
-        self.container(&c.id).map_err(|e| {
+        self.containers.container(&c.id).map_err(|e| {
             let what = match e.kind() {
                 ErrorKind::NotFound => "was removed while it was committed",
                 _ => "cannot be read back to finish the commit",

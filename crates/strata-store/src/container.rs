@@ -167,7 +167,7 @@ fn init_layer_tar() -> Vec<u8> {
 /// their driver layers (read-write and init).
 #[derive(Clone)]
 pub struct ContainerStore {
-    layout: Layout,
+    pub(crate) layout: Layout,
     driver: Arc<dyn Driver>,
 }
 
@@ -359,10 +359,6 @@ impl Store {
         self.containers.readable_containers()
     }
 
-    pub(crate) fn container(&self, id: &str) -> Result<Container> {
-        self.containers.container(id)
-    }
-
     /// [`ContainerStore::resolve_container`].
     pub fn resolve_container(&self, s: &str) -> Result<Container> {
         self.containers.resolve_container(s)
@@ -373,7 +369,7 @@ impl Store {
     pub fn create_container(&self, image: &str, spec: &ContainerSpec) -> Result<Container> {
         let lock = self.lock()?;
         let image_id = self.resolve_image(image)?;
-        let config = self.image_json(&image_id)?;
+        let config = self.images.image_json(&image_id)?;
         let ids = diff_ids(&config)
             .map_err(|why| Error::new(ErrorKind::Corrupt, format!("image {image}: {why}")))?;
         let parent = chain_ids(&ids).pop().map(|c| self.layer(&c)).transpose()?;

@@ -319,7 +319,7 @@ impl Store {
                 ))
             }
         };
-        let local = self.local_volumes()?;
+        let local = self.volumes.local()?;
         let meta = local.meta(name)?;
         if meta.driver == local::DRIVER {
             if local::mount_options(&meta.options).is_none() {
@@ -333,7 +333,7 @@ impl Store {
             };
             return Ok((dir, Hold::Volume { _mounted: held }));
         }
-        let plugin = self.plugin_driver(&meta.driver)?;
+        let plugin = self.volumes.plugin_driver(&meta.driver)?;
         match plugin.path(name)? {
             Some(p) if !p.as_os_str().is_empty() && p.is_dir() => Ok((p, Hold::Nothing)),
             _ => Err(Error::new(

@@ -318,10 +318,6 @@ impl Store {
         self.images.image_config(id)
     }
 
-    pub(crate) fn image_json(&self, id: &Digest) -> Result<Value> {
-        self.images.image_json(id)
-    }
-
     /// [`ImageStore::images`].
     pub fn images(&self) -> Result<Vec<Image>> {
         self.images.images()
@@ -339,10 +335,6 @@ impl Store {
     /// [`ImageStore::resolve_image`].
     pub fn resolve_image(&self, s: &str) -> Result<Digest> {
         self.images.resolve_image(s)
-    }
-
-    pub(crate) fn image_exists(&self, id: &Digest) -> bool {
-        self.images.image_exists(id)
     }
 
     pub(crate) fn repositories(&self) -> Result<Repositories> {

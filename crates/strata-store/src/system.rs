@@ -169,7 +169,7 @@ impl Store {
                 size,
             });
         }
-        let local = self.local_volumes()?;
+        let local = self.volumes.local()?;
         let root_dev = self.root_dev()?;
         let mut volume_details = Vec::new();
         // From the records: asking a plugin where its volume is could
@@ -246,7 +246,7 @@ impl Store {
         let lock = self.lock()?;
         let mut out = Pruned::default();
         if volumes {
-            let local = self.local_volumes()?;
+            let local = self.volumes.local()?;
             let root_dev = self.root_dev()?;
             let mut sizes = BTreeMap::new();
             for name in local.names()? {
@@ -278,7 +278,7 @@ impl Store {
                 // Gone already, with a child as its untagged parent; or
                 // a parent when this pass began: it goes in a later pass,
                 // after its children.
-                if !self.image_exists(&i.id) || parents.contains(&i.id) {
+                if !self.images.image_exists(&i.id) || parents.contains(&i.id) {
                     continue;
                 }
                 // Forced: tags in several repositories do not keep an

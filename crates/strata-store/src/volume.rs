@@ -240,14 +240,6 @@ impl VolumeStore {
 
 /// The facade's volume methods: [`VolumeStore`]'s, and what spans stores.
 impl Store {
-    pub(crate) fn local_volumes(&self) -> Result<Local> {
-        self.volumes.local()
-    }
-
-    pub(crate) fn plugin_driver(&self, name: &str) -> Result<Box<dyn VolumeDriver>> {
-        self.volumes.plugin_driver(name)
-    }
-
     /// `strata volume create`: a volume named `name` (random when `None`).
     /// An existing volume of that name and driver is returned as it is,
     /// as Docker does, unless other options were asked for.
@@ -474,7 +466,7 @@ impl Store {
                 });
             }
         }
-        let local = self.local_volumes()?;
+        let local = self.volumes.local()?;
         for (i, raw) in volumes.iter().enumerate() {
             let s = spec::parse(raw)?;
             if volumes[..i]
@@ -568,7 +560,7 @@ impl Store {
             tracing::warn!("unmounting the new container: {e}");
         }
         if made.is_err() {
-            let local = self.local_volumes()?;
+            let local = self.volumes.local()?;
             for name in created {
                 let _ = local.forget(&name);
             }
@@ -588,7 +580,7 @@ impl Store {
         for p in &plan {
             found.push(resolve_destination(merged, &p.mount.destination)?);
         }
-        let local = self.local_volumes()?;
+        let local = self.volumes.local()?;
         let mut out = Vec::new();
         for (p, found) in plan.into_iter().zip(found) {
             let mut m = p.mount;

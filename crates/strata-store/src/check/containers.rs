@@ -239,7 +239,7 @@ impl Checker<'_> {
                     continue;
                 }
             };
-            let live = match store.container(&id) {
+            let live = match store.containers.container(&id) {
                 Ok(c) => c.name == name,
                 // A container whose config is damaged is reported as
                 // broken; its name stays with it.

@@ -23,7 +23,7 @@ impl Checker<'_> {
                 continue;
             };
             ids.insert(id.clone());
-            let config = match store.image_json(&id) {
+            let config = match store.images.image_json(&id) {
                 Ok(v) => v,
                 Err(e) => {
                     self.found(FindingKind::BadImage, id.as_str(), chain_text(&e), None);

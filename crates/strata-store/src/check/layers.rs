@@ -163,7 +163,7 @@ impl Checker<'_> {
             let Some(id) = Digest::parse(&format!("sha256:{name}")) else {
                 continue;
             };
-            if let Ok(ids) = store.image_json(&id).map(|v| diff_ids(&v)) {
+            if let Ok(ids) = store.images.image_json(&id).map(|v| diff_ids(&v)) {
                 roots.extend(ids.ok().and_then(|d| chain_ids(&d).pop()));
             }
         }

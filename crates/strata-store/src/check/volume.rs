@@ -15,7 +15,7 @@ impl Checker<'_> {
         let store = self.store;
         let dir = store.layout.volumes();
         if dir.is_dir() {
-            let local = store.local_volumes()?;
+            let local = store.volumes.local()?;
             self.volume_debris(&local)?;
             self.volume_records(&local)?;
         }
@@ -98,7 +98,7 @@ impl Checker<'_> {
         let store = self.store;
         // Looking must not make `volumes/`.
         let local = if store.layout.volumes().is_dir() {
-            Some(store.local_volumes()?)
+            Some(store.volumes.local()?)
         } else {
             None
         };
