@@ -108,6 +108,16 @@ impl Strata {
         serde_json::from_str(&self.ok(args)).unwrap()
     }
 
+    /// `volume ls` names.
+    pub fn volume_names(&self) -> Vec<String> {
+        let v = self.json(&["volume", "ls", "--format", "json"]);
+        v.as_array()
+            .unwrap()
+            .iter()
+            .map(|v| v["Name"].as_str().unwrap().to_owned())
+            .collect()
+    }
+
     /// The findings of `check --format json ARGS` that are not notes, as
     /// (kind, object, repaired).
     pub fn findings(&self, args: &[&str]) -> Vec<(String, String, bool)> {
