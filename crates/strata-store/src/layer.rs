@@ -228,11 +228,7 @@ impl LayerStore {
     pub(crate) fn begin_live(&self, _: &Lock, parent_cache: Option<&str>) -> Result<LiveStaging> {
         let (path, cache_id) = self.begin(parent_cache)?;
         match staging::hold_staging(&path) {
-            Ok(lock) => Ok(LiveStaging {
-                path,
-                cache_id,
-                _lock: lock,
-            }),
+            Ok(lock) => Ok(LiveStaging::new(path, cache_id, lock)),
             Err(e) => {
                 self.discard(&path, &cache_id);
                 Err(e)

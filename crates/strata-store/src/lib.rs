@@ -30,7 +30,8 @@
 //! # Concurrency and crashes
 //!
 //! Every change runs under an exclusive `flock` on `lock`, so several
-//! `strata` processes can share a store. Metadata is written atomically
+//! `strata` processes can share a store; a function that needs it held
+//! takes the [`Lock`] guard as proof. Metadata is written atomically
 //! (temp file, fsync, rename, fsync of the directory). A layer's or a
 //! container's metadata is assembled in `layerdb/tmp/` and renamed into
 //! place last: a crash leaves staging debris, never a half-made object

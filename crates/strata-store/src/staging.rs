@@ -140,5 +140,17 @@ impl Store {
 pub(crate) struct LiveStaging {
     pub path: PathBuf,
     pub cache_id: crate::CacheId,
-    pub(crate) _lock: fs::File,
+    _lock: fs::File,
+}
+
+impl LiveStaging {
+    /// The begun layer at `path`, its staging held by `lock` (from
+    /// [`hold_staging`]) until dropped.
+    pub(crate) fn new(path: PathBuf, cache_id: crate::CacheId, lock: fs::File) -> LiveStaging {
+        LiveStaging {
+            path,
+            cache_id,
+            _lock: lock,
+        }
+    }
 }
