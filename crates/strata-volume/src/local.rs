@@ -784,11 +784,7 @@ mod tests {
 
     #[test]
     fn tmpfs_is_mounted_while_in_use() {
-        if strata_sys::fs::euid() != 0 {
-            if std::env::var_os("CI").is_some() {
-                panic!("requirement not met in CI: root");
-            }
-            eprintln!("SKIPPED (requirement not met: root)");
+        if !strata_test_support::require_root() {
             return;
         }
         let t = tempfile::tempdir().unwrap();

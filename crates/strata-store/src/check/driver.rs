@@ -16,13 +16,13 @@ use crate::atomic;
 use crate::error::{ErrorKind, Result};
 use crate::ids::DriverLayer;
 use crate::layer::{chain_id, Layer};
+use crate::layout::record;
 
 impl Checker<'_> {
     /// Every driver id the store names: layers, containers, mount
     /// records and staged work.
     fn named_driver_ids(&self) -> Result<BTreeSet<String>> {
-        let store = self.store;
-        let image_dir = self.image_dir();
+        let layout = self.layout();
         let mut named = BTreeSet::new();
         // A value that is not an ID names no driver layer (the record
         // it is in is reported where it is read).
@@ -36,16 +36,16 @@ impl Checker<'_> {
                 }
             }
         };
-        for sub in ["layerdb/sha256", "layerdb/tmp"] {
-            for (_, p) in entries(&image_dir.join(sub))? {
-                read(&p, &["cache-id", "mount-id", "init-id"]);
+        for dir in [layout.layers(), layout.layer_staging()] {
+            for (_, p) in entries(&dir)? {
+                read(&p, &record::DRIVER_LAYERS);
             }
         }
-        for (_, p) in entries(&image_dir.join("layerdb/mounts"))? {
-            read(&p, &["mount-id", "init-id"]);
+        for (_, p) in entries(&layout.mounts())? {
+            read(&p, &[record::MOUNT_ID, record::INIT_ID]);
         }
-        for (_, p) in entries(&store.root.join("tmp"))? {
-            read(&p, &["cache-id", "mount-id", "init-id"]);
+        for (_, p) in entries(&layout.tmp())? {
+            read(&p, &record::DRIVER_LAYERS);
         }
         for c in self.container_configs()? {
             named.insert(c.init_id());
@@ -125,7 +125,7 @@ impl Checker<'_> {
             if self.opts.repair && !sound {
                 message.push_str("; left in place while the store has corruption");
             }
-            let fix = || self.store.remove_stale_layer(&layer.id);
+            let fix = || self.store.layers.remove_stale(&layer.id);
             let fix: Option<&dyn Fn() -> Result<()>> = if sound { Some(&fix) } else { None };
             self.found(
                 FindingKind::OrphanDriverLayer,

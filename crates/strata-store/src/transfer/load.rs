@@ -55,7 +55,7 @@ impl Store {
     /// Loads every image of the archive or layout at `input` (a tar file,
     /// plain or compressed, or a directory).
     pub fn load(&self, input: &Path, progress: &dyn Progress) -> Result<Vec<Loaded>> {
-        let source = Source::open(input, &self.root.join("tmp"))?;
+        let source = Source::open(input, &self.layout.tmp())?;
         self.load_from(&source, progress)
     }
 
@@ -67,13 +67,13 @@ impl Store {
         input: &mut dyn Read,
         progress: &dyn Progress,
     ) -> Result<Vec<Loaded>> {
-        let source = Source::spooled(input, &self.root.join("tmp"))?;
+        let source = Source::spooled(input, &self.layout.tmp())?;
         self.load_from(&source, progress)
     }
 
     fn load_from(&self, src: &Source, progress: &dyn Progress) -> Result<Vec<Loaded>> {
         let plans: Vec<ImageDesc> = read_images(src)?;
-        let _lock = self.lock()?;
+        let lock = self.lock()?;
         let mut jobs: Vec<Job<'_>> = Vec::new();
         let mut counts = Vec::new();
         for plan in &plans {
@@ -112,7 +112,7 @@ impl Store {
         let published = (|| {
             self.sync_driver()?;
             for (slot, layer) in &layers {
-                self.publish_layer(&slot.staging, &layer.chain_id)?;
+                self.publish_layer(&lock, &slot.staging, &layer.chain_id)?;
             }
             self.sync_layerdb()
         })();
@@ -126,10 +126,10 @@ impl Store {
         }
         let mut out = Vec::new();
         for (plan, (new, present)) in plans.iter().zip(counts) {
-            let id = self.put_image(&plan.config, None)?;
+            let id = self.put_image(&lock, &plan.config, None)?;
             debug_assert_eq!(id, plan.id);
             for t in &plan.tags {
-                self.tag_locked(&id, t)?;
+                self.tag_held(&lock, &id, t)?;
             }
             out.push(Loaded {
                 id,
