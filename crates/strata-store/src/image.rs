@@ -250,8 +250,13 @@ impl Store {
             }
         }
         // Neither a reference nor an ID: say what is wrong with it.
-        if hex.is_empty() || !hex.bytes().all(|b| b.is_ascii_hexdigit()) {
-            ImageRef::parse(s)?;
+        if (hex.is_empty() || !hex.bytes().all(|b| b.is_ascii_hexdigit()))
+            && ImageRef::parse(s)?.digest.is_some()
+        {
+            return Err(Error::new(
+                ErrorKind::NotFound,
+                format!("no such image: {s} (no image here has this repository digest)"),
+            ));
         }
         Err(Error::new(
             ErrorKind::NotFound,
@@ -281,6 +286,12 @@ impl Store {
     }
 
     pub(crate) fn tag_locked(&self, id: &Digest, r: &ImageRef) -> Result<()> {
+        if r.digest.is_some() {
+            return Err(Error::new(
+                ErrorKind::InvalidArgument,
+                format!("refusing to create a tag with a digest reference: {r}"),
+            ));
+        }
         // Docker's rule: such a name could never be looked up, since a
         // full ID matches first.
         if Digest::parse(&format!("sha256:{}", r.name)).is_some() {
