@@ -1,23 +1,10 @@
-/// The class of a driver failure, for callers that act on it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[non_exhaustive]
-pub enum ErrorKind {
-    NotFound,
-    AlreadyExists,
-    /// Mounted, or otherwise busy.
-    InUse,
-    /// On-disk state that makes no sense.
-    Corrupt,
-    /// The machine or file system cannot do it.
-    Unsupported,
-    InvalidArgument,
-    PermissionDenied,
-    Io,
-}
+/// The class of a driver failure, for callers that act on it: the kind
+/// the store's errors have too.
+pub use strata_types::ErrorKind;
 
 // A driver error: a kind, a short message naming the layer or path, and
 // the underlying error as the source.
-strata_types::error_type!(ErrorKind, io: [NotFound, AlreadyExists, PermissionDenied]);
+strata_types::error_type!(ErrorKind);
 
 impl Error {
     pub(crate) fn archive(msg: impl Into<String>, err: strata_archive::Error) -> Self {

@@ -1,36 +1,13 @@
-/// The class of a store failure.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[non_exhaustive]
-pub enum ErrorKind {
-    NotFound,
-    AlreadyExists,
-    /// Used by an image or a container, or mounted.
-    InUse,
-    /// Metadata that makes no sense, or content that fails its digest.
-    Corrupt,
-    Unsupported,
-    InvalidArgument,
-    PermissionDenied,
-    Io,
-}
+/// The class of a store failure: the driver's kind, so a driver error
+/// keeps its class when the store passes it on.
+pub use strata_types::ErrorKind;
 
 // A store error: a kind, a message naming the object, and the source.
-strata_types::error_type!(ErrorKind, io: [NotFound, AlreadyExists, PermissionDenied]);
+strata_types::error_type!(ErrorKind);
 
 impl Error {
     pub(crate) fn driver(msg: impl Into<String>, err: strata_driver::Error) -> Self {
-        use strata_driver::ErrorKind as D;
-        let kind = match err.kind() {
-            D::NotFound => ErrorKind::NotFound,
-            D::AlreadyExists => ErrorKind::AlreadyExists,
-            D::InUse => ErrorKind::InUse,
-            D::Corrupt => ErrorKind::Corrupt,
-            D::Unsupported => ErrorKind::Unsupported,
-            D::InvalidArgument => ErrorKind::InvalidArgument,
-            D::PermissionDenied => ErrorKind::PermissionDenied,
-            _ => ErrorKind::Io,
-        };
-        Error::with(kind, msg, err)
+        Error::with(err.kind(), msg, err)
     }
 }
 

@@ -54,13 +54,17 @@ impl Store {
                 e,
             )
         })?;
-        serde_json::from_value(v.get("Repositories").cloned().unwrap_or(json!({}))).map_err(|e| {
+        let repos: Repositories = serde_json::from_value(
+            v.get("Repositories").cloned().unwrap_or(json!({})),
+        )
+        .map_err(|e| {
             Error::with(
                 ErrorKind::Corrupt,
                 format!("{}: bad Repositories", p.display()),
                 e,
             )
-        })
+        })?;
+        Ok(familiar(repos))
     }
 
     pub(crate) fn save_repositories(&self, repos: &Repositories) -> Result<()> {
@@ -461,6 +465,23 @@ impl Store {
         let _ = fs::remove_dir_all(self.metadata_dir(id));
         Ok(())
     }
+}
+
+/// Tags under their familiar names, as Docker keeps them: a tag an older
+/// version recorded as `docker.io/library/NAME:TAG` reads as `NAME:TAG`.
+/// Keys that are no reference stay as they are (and name no image).
+fn familiar(repos: Repositories) -> Repositories {
+    let mut out = Repositories::new();
+    for (name, tags) in repos {
+        for (key, id) in tags {
+            let (name, key) = match ImageRef::parse(&key) {
+                Ok(r) => (r.name.clone(), r.to_string()),
+                Err(_) => (name.clone(), key),
+            };
+            out.entry(name).or_default().insert(key, id);
+        }
+    }
+    out
 }
 
 fn untag(repos: &mut Repositories, r: &ImageRef) {

@@ -94,3 +94,25 @@ fn uppercase_names_are_refused_in_dockers_words() {
         "invalid reference format: repository name (library/Foo) must be lowercase"
     );
 }
+
+#[test]
+fn tags_recorded_under_long_names_read_as_familiar_ones() {
+    let (_t, s) = store_with("foo:1");
+    let id = s.resolve_image("foo:1").unwrap();
+    let repos = s.root().join("image/vfs/repositories.json");
+    let long = serde_json::json!({ "Repositories": {
+        "docker.io/library/foo": { "docker.io/library/foo:1": id.as_str() }
+    }});
+    std::fs::write(&repos, long.to_string()).unwrap();
+    assert_eq!(s.resolve_image("foo:1").unwrap(), id);
+    assert_eq!(
+        s.remove_image("foo:1", false).unwrap()[0],
+        "Untagged: foo:1"
+    );
+    assert_eq!(
+        s.resolve_image("docker.io/library/foo:1")
+            .unwrap_err()
+            .kind(),
+        ErrorKind::NotFound
+    );
+}

@@ -9,9 +9,41 @@
 //! `io::Result`) from the crate's `ErrorKind`; the crate says how an
 //! `io::Error` maps onto its kinds by implementing [`IoKind`], and keeps
 //! only what is its own (conversions from the errors of the crates below
-//! it) beside the macro's line.
+//! it) beside the macro's line. The store and the driver share one kind,
+//! [`ErrorKind`]; crates whose failures are of other classes (a volume
+//! plugin's timeout, a refused layer entry) have their own.
 
 use std::io;
+
+/// The classes of failure of the store and the driver (STYLE: one kind,
+/// `#[non_exhaustive]`), for callers that act on the class.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum ErrorKind {
+    NotFound,
+    AlreadyExists,
+    /// Used by an image or a container, or mounted, or otherwise busy.
+    InUse,
+    /// Metadata or on-disk state that makes no sense, or content that
+    /// fails its digest.
+    Corrupt,
+    /// The machine or the file system cannot do it.
+    Unsupported,
+    InvalidArgument,
+    PermissionDenied,
+    Io,
+}
+
+impl IoKind for ErrorKind {
+    fn of_io(kind: io::ErrorKind) -> Self {
+        match kind {
+            io::ErrorKind::NotFound => ErrorKind::NotFound,
+            io::ErrorKind::AlreadyExists => ErrorKind::AlreadyExists,
+            io::ErrorKind::PermissionDenied => ErrorKind::PermissionDenied,
+            _ => ErrorKind::Io,
+        }
+    }
+}
 
 /// A boxed error, as a source.
 pub type BoxError = Box<dyn std::error::Error + Send + Sync>;

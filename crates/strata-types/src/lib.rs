@@ -21,7 +21,7 @@ mod volume;
 pub mod whiteout;
 
 pub use digest::Digest;
-pub use error::IoKind;
+pub use error::{ErrorKind, IoKind};
 pub use ids::{short, CacheId, ContainerId, ContainerName, InvalidId, MountId};
 pub use reference::{ImageRef, InvalidReference, DOCKER_HUB};
 pub use volume::{InvalidVolumeName, VolumeName};
