@@ -191,7 +191,9 @@ mod tests {
         let e = e.unwrap_err();
         assert_eq!(e.kind(), ErrorKind::NotFound);
         assert_eq!(e.to_string(), "reading x");
-        assert!(e.source().is_some());
+        // The source is the io::Error itself, not a box of it: callers
+        // walk the chain and downcast (a broken pipe is not a failure).
+        assert!(e.source().unwrap().downcast_ref::<io::Error>().is_some());
         let outer = Error::within("loading", e);
         assert_eq!(outer.kind(), ErrorKind::NotFound);
         assert_eq!(outer.source().unwrap().to_string(), "reading x");
