@@ -25,6 +25,6 @@ mod write;
 pub use error::{Error, ErrorKind, Result};
 pub use format::{diff_ids, familiar, oci_arch, MAX_JSON};
 pub use read::{read_images, ImageDesc, LayerDesc};
-pub use reference::ImageRef;
+pub use reference::{ImageRef, InvalidReference};
 pub use source::Source;
 pub use write::{layout, Content, DirSink, Entry, SaveFormat, SaveImage, Sink, TarSink};

@@ -56,13 +56,17 @@ impl ImageStore {
                 e,
             )
         })?;
-        serde_json::from_value(v.get("Repositories").cloned().unwrap_or(json!({}))).map_err(|e| {
+        let repos: Repositories = serde_json::from_value(
+            v.get("Repositories").cloned().unwrap_or(json!({})),
+        )
+        .map_err(|e| {
             Error::with(
                 ErrorKind::Corrupt,
                 format!("{}: bad Repositories", p.display()),
                 e,
             )
-        })
+        })?;
+        Ok(familiar(repos))
     }
 
     pub(crate) fn save_repositories(&self, _: &Lock, repos: &Repositories) -> Result<()> {
@@ -249,8 +253,13 @@ impl ImageStore {
             }
         }
         // Neither a reference nor an ID: say what is wrong with it.
-        if hex.is_empty() || !hex.bytes().all(|b| b.is_ascii_hexdigit()) {
-            ImageRef::parse(s)?;
+        if (hex.is_empty() || !hex.bytes().all(|b| b.is_ascii_hexdigit()))
+            && ImageRef::parse(s)?.digest.is_some()
+        {
+            return Err(Error::new(
+                ErrorKind::NotFound,
+                format!("no such image: {s} (no image here has this repository digest)"),
+            ));
         }
         Err(Error::new(
             ErrorKind::NotFound,
@@ -276,6 +285,12 @@ impl ImageStore {
 
     /// Points `r` at `id`, moving it from any image it named.
     pub fn tag(&self, lock: &Lock, id: &Digest, r: &ImageRef) -> Result<()> {
+        if r.digest.is_some() {
+            return Err(Error::new(
+                ErrorKind::InvalidArgument,
+                format!("refusing to create a tag with a digest reference: {r}"),
+            ));
+        }
         // Docker's rule: such a name could never be looked up, since a
         // full ID matches first.
         if Digest::parse(&format!("sha256:{}", r.name)).is_some() {
@@ -506,6 +521,23 @@ impl Store {
         }
         Ok(done)
     }
+}
+
+/// Tags under their familiar names, as Docker keeps them: a tag an older
+/// version recorded as `docker.io/library/NAME:TAG` reads as `NAME:TAG`.
+/// Keys that are no reference stay as they are (and name no image).
+fn familiar(repos: Repositories) -> Repositories {
+    let mut out = Repositories::new();
+    for (name, tags) in repos {
+        for (key, id) in tags {
+            let (name, key) = match ImageRef::parse(&key) {
+                Ok(r) => (r.name.clone(), r.to_string()),
+                Err(_) => (name.clone(), key),
+            };
+            out.entry(name).or_default().insert(key, id);
+        }
+    }
+    out
 }
 
 fn untag(repos: &mut Repositories, r: &ImageRef) {

@@ -197,7 +197,7 @@ impl Local {
             let json = serde_json::to_vec_pretty(meta).expect("serialising volume metadata");
             atomic::write(&staging.join("meta.json"), &json)?;
             fs::rename(&staging, self.volume_dir(name))?;
-            File::open(&self.dir)?.sync_all()
+            atomic::sync_dir(&self.dir)
         })();
         if let Err(e) = made {
             let _ = fs::remove_dir_all(&staging);
