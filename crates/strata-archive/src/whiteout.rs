@@ -18,9 +18,7 @@
 //! directory); an unprivileged mount with `userxattr` reads `user.overlay.*`
 //! instead.
 
-pub(crate) const PREFIX: &[u8] = b".wh.";
-pub(crate) const META_PREFIX: &[u8] = b".wh..wh.";
-pub(crate) const OPAQUE: &[u8] = b".wh..wh..opq";
+pub(crate) use strata_types::whiteout::{META_PREFIX, OPAQUE, PREFIX};
 
 /// Where apply writes, which decides what a whiteout becomes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

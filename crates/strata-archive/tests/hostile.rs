@@ -20,6 +20,7 @@ use strata_archive::{
     apply, sha256_reader, ApplyOptions, ApplyReport, Devices, Error, ErrorKind, OverlayXattrs,
     Target,
 };
+use strata_test_support::is_root;
 use tar::EntryType;
 
 // ---------------------------------------------------------------------------
@@ -150,14 +151,7 @@ fn cat(a: &[u8], b: &str) -> Vec<u8> {
 
 /// Fails in CI, says SKIPPED loudly elsewhere.
 fn requirement_missing(what: &str) {
-    if std::env::var("CI").is_ok_and(|v| v == "true") {
-        panic!("requirement missing in CI: {what}");
-    }
-    eprintln!("\n*** SKIPPED: {what} ***\n");
-}
-
-fn is_root() -> bool {
-    strata_sys::fs::euid() == 0
+    strata_test_support::require(what, false);
 }
 
 // ---------------------------------------------------------------------------

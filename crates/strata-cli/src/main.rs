@@ -4,44 +4,15 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
-/// `println!` for what a command prints. Output that cannot be written
-/// never stops the work: a reader that went away (`strata images | head
-/// -1`) gets no more and the command finishes with its own status, as
-/// if all had been read; any other write error is reported once and
-/// makes the status a failure. Neither panics.
-macro_rules! outln {
-    ($($arg:tt)*) => {{
-        use std::io::Write as _;
-        if crate::stdout_ok() {
-            if let Err(e) = writeln!(std::io::stdout().lock(), $($arg)*) {
-                crate::stdout_failed(e);
-            }
-        }
-    }};
-}
-
-/// What became of standard output: 0 fine, 1 its reader went away, 2 a
-/// write failed otherwise.
-static STDOUT: std::sync::atomic::AtomicU8 = std::sync::atomic::AtomicU8::new(0);
-
-fn stdout_ok() -> bool {
-    STDOUT.load(std::sync::atomic::Ordering::Relaxed) == 0
-}
-
-fn stdout_failed(e: std::io::Error) {
-    let state = if e.kind() == std::io::ErrorKind::BrokenPipe {
-        1
-    } else {
-        eprintln!("strata: error: writing to standard output: {e}");
-        2
-    };
-    STDOUT.store(state, std::sync::atomic::Ordering::Relaxed);
-}
-
 mod commands;
+mod output;
 mod progress;
 
-use commands::{container, image, system, Format, StoreArgs};
+use commands::{
+    archive, check, container, cp, image, lifecycle, registry, system, transfer, union, volume,
+};
+use commands::{Format, StoreArgs};
+use output::Out;
 
 #[derive(Parser)]
 #[command(
@@ -62,17 +33,17 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Load images from a docker-archive or an OCI layout (dir or tar).
-    Load(commands::transfer::Load),
+    Load(transfer::Load),
     /// Save images as a docker-archive, an OCI archive or an OCI layout.
-    Save(commands::transfer::Save),
+    Save(transfer::Save),
     /// Pull an image from a registry.
-    Pull(commands::registry::Pull),
+    Pull(registry::Pull),
     /// Push an image to a registry; prints its manifest digest.
-    Push(commands::registry::Push),
+    Push(registry::Push),
     /// Check credentials for a registry and keep them.
-    Login(commands::registry::Login),
+    Login(registry::Login),
     /// Forget a registry's credentials.
-    Logout(commands::registry::Logout),
+    Logout(registry::Logout),
     /// Import a root file-system tarball as a one-layer image; prints its ID.
     Import(image::Import),
     /// List images.
@@ -100,20 +71,20 @@ enum Command {
     /// Run a created container's command again, in the foreground.
     Start(container::Start),
     /// Stop running containers: SIGTERM, then SIGKILL after -t seconds.
-    Stop(commands::lifecycle::Stop),
+    Stop(lifecycle::Stop),
     /// Send a signal to running containers (default KILL).
-    Kill(commands::lifecycle::Kill),
+    Kill(lifecycle::Kill),
     /// Wait for containers to stop; prints each one's exit code.
     Wait {
         #[arg(required = true)]
         containers: Vec<String>,
     },
     /// Stop containers, then start them again in the background.
-    Restart(commands::lifecycle::Restart),
+    Restart(lifecycle::Restart),
     /// Run a command in a running container; exits with its status.
-    Exec(commands::lifecycle::Exec),
+    Exec(lifecycle::Exec),
     /// A background container's output (its json-file log).
-    Logs(commands::lifecycle::Logs),
+    Logs(lifecycle::Logs),
     /// Mount a container's root file system; prints the path.
     Mount { container: String },
     /// Unmount a container's root file system (or a union-mount by path).
@@ -127,7 +98,7 @@ enum Command {
     /// Write a container's root file system as a tar.
     Export(container::Export),
     /// Copy files between a container and the host.
-    Cp(commands::cp::Cp),
+    Cp(cp::Cp),
     /// Remove containers.
     Rm {
         #[arg(short, long)]
@@ -141,7 +112,7 @@ enum Command {
     },
     /// Volume subcommands.
     #[command(subcommand)]
-    Volume(commands::volume::Cmd),
+    Volume(volume::Cmd),
     /// Containers, images or volumes as JSON.
     Inspect {
         #[arg(required = true)]
@@ -156,12 +127,12 @@ enum Command {
     #[command(subcommand)]
     System(system::Cmd),
     /// Report what in the store does not add up; --repair fixes what it can.
-    Check(commands::check::Check),
+    Check(check::Check),
     /// Layer changesets: apply a layer tar, diff a directory, list changes.
     #[command(subcommand)]
-    Archive(commands::archive::Args),
+    Archive(archive::Args),
     /// Mount a union of directories (strata's FUSE union file system).
-    UnionMount(commands::union::UnionMount),
+    UnionMount(union::UnionMount),
 }
 
 #[derive(Subcommand)]
@@ -172,96 +143,71 @@ enum ImageCmd {
     History { image: String },
 }
 
-fn run(cli: Cli) -> anyhow::Result<ExitCode> {
-    if let Command::Archive(args) = cli.command {
-        return commands::archive::run(args).map(|()| ExitCode::SUCCESS);
-    }
-    // Unions need no store.
+/// Runs the command; `run`, `start` and `exec` exit with the status of
+/// what they ran.
+fn run(cli: Cli, out: &mut Out) -> anyhow::Result<ExitCode> {
+    let args = cli.store;
+    // Opened by the commands that use a store (`archive`, `union-mount`
+    // and the umount of a union need none).
+    let store = || args.open();
     match cli.command {
-        Command::UnionMount(a) => {
-            return commands::union::union_mount(a).map(|()| ExitCode::SUCCESS)
-        }
-        Command::Umount { ref container } if commands::union::is_union_arg(container) => {
-            return commands::union::unmount(container.as_ref()).map(|()| ExitCode::SUCCESS);
-        }
-        _ => {}
-    }
-    // Credentials need no store either.
-    match cli.command {
-        Command::Login(a) => return commands::registry::login(a).map(|()| ExitCode::SUCCESS),
-        Command::Logout(a) => return commands::registry::logout(a).map(|()| ExitCode::SUCCESS),
-        _ => {}
-    }
-    let store = cli.store.open()?;
-    // `run` and `start` exit with the command's status, or 125-127 as
-    // `docker run` does.
-    let status = |r: Result<i32, strata_run::Failure>| match r {
-        Ok(code) => Ok(ExitCode::from(u8::try_from(code).unwrap_or(255))),
-        Err(f) => {
-            eprintln!("strata: error: {:#}", anyhow::Error::from(f.error));
-            Ok(ExitCode::from(u8::try_from(f.code).unwrap_or(255)))
-        }
-    };
-    match cli.command {
-        Command::Run(a) => return status(container::run(a, &store, &cli.store)),
-        Command::Start(a) => return status(container::start(a, &store, &cli.store)),
-        Command::Exec(a) => return status(commands::lifecycle::exec(a, &store)),
-        _ => {}
-    }
-    match cli.command {
-        Command::Load(a) => commands::transfer::load(a, &store),
-        Command::Save(a) => commands::transfer::save(a, &store),
-        Command::Pull(a) => commands::registry::pull(a, &store),
-        Command::Push(a) => commands::registry::push(a, &store),
-        Command::Import(a) => image::import(a, &store),
-        Command::Images(a) => image::images(a, &store),
-        Command::Image(ImageCmd::Inspect { image }) => {
-            outln!(
-                "{}",
-                serde_json::to_string_pretty(&[image::inspect_image(&image, &store)?])?
-            );
-            Ok(())
-        }
+        Command::Load(a) => transfer::load(a, &store()?, out),
+        Command::Save(a) => transfer::save(a, &store()?),
+        Command::Pull(a) => registry::pull(a, &store()?, out),
+        Command::Push(a) => registry::push(a, &store()?, out),
+        Command::Login(a) => registry::login(a, out),
+        Command::Logout(a) => registry::logout(a, out),
+        Command::Import(a) => image::import(a, &store()?, out),
+        Command::Images(a) => image::images(a, &store()?, out),
+        Command::Image(ImageCmd::Inspect { image }) => image::inspect(&image, &store()?, out),
         Command::Image(ImageCmd::History { image }) | Command::History { image } => {
-            image::history(&image, &store)
+            image::history(&image, &store()?, out)
         }
-        Command::Tag { source, target } => image::tag(&source, &target, &store),
-        Command::Rmi { force, images } => image::rmi(&images, force, &store),
-        Command::Layers(a) => image::layers(a, &store),
-        Command::Create(a) => container::create(a, &store),
-        Command::Stop(a) => commands::lifecycle::stop(a, &store),
-        Command::Kill(a) => commands::lifecycle::kill(a, &store),
-        Command::Wait { containers } => commands::lifecycle::wait(&containers, &store),
-        Command::Restart(a) => commands::lifecycle::restart(a, &store, &cli.store),
-        Command::Logs(a) => commands::lifecycle::logs(a, &store),
-        Command::Mount { container } => container::mount(&container, &store),
-        Command::Umount { container } => container::umount(&container, &store),
-        Command::Ps(a) => container::ps(a, &store),
-        Command::Diff { container } => container::diff(&container, &store),
-        Command::Commit(a) => container::commit(a, &store),
-        Command::Export(a) => container::export(a, &store),
-        Command::Cp(a) => commands::cp::run(a, &store),
+        Command::Tag { source, target } => image::tag(&source, &target, &store()?),
+        Command::Rmi { force, images } => image::rmi(&images, force, &store()?, out),
+        Command::Layers(a) => image::layers(a, &store()?, out),
+        Command::Create(a) => container::create(a, &store()?, out),
+        Command::Run(a) => return Ok(exit_status(container::run(a, &store()?, &args, out))),
+        Command::Start(a) => return Ok(exit_status(container::start(a, &store()?, &args, out))),
+        Command::Stop(a) => lifecycle::stop(a, &store()?, out),
+        Command::Kill(a) => lifecycle::kill(a, &store()?, out),
+        Command::Wait { containers } => lifecycle::wait(&containers, &store()?, out),
+        Command::Restart(a) => lifecycle::restart(a, &store()?, &args, out),
+        Command::Exec(a) => return Ok(exit_status(lifecycle::exec(a, &store()?))),
+        Command::Logs(a) => lifecycle::logs(a, &store()?, out),
+        Command::Mount { container } => container::mount(&container, &store()?, out),
+        Command::Umount { container } => container::umount(&container, store),
+        Command::Ps(a) => container::ps(a, &store()?, out),
+        Command::Diff { container } => container::diff(&container, &store()?, out),
+        Command::Commit(a) => container::commit(a, &store()?, out),
+        Command::Export(a) => container::export(a, &store()?),
+        Command::Cp(a) => cp::run(a, &store()?),
         Command::Rm {
             force,
             volumes,
             containers,
-        } => container::rm(&containers, force, volumes, &store),
-        Command::Volume(cmd) => commands::volume::run(cmd, &store),
-        Command::Inspect { names } => system::inspect(&names, &store),
-        Command::Info { format } => system::info(format, &store),
-        Command::System(cmd) => system::run(cmd, &store),
-        Command::Check(a) => commands::check::run(a, &store),
-        Command::Archive(_)
-        | Command::Login(_)
-        | Command::Logout(_)
-        | Command::Run(_)
-        | Command::Start(_)
-        | Command::Exec(_)
-        | Command::UnionMount(_) => {
-            unreachable!("handled above")
+        } => container::rm(&containers, force, volumes, &store()?, out),
+        Command::Volume(cmd) => volume::run(cmd, &store()?, out),
+        Command::Inspect { names } => system::inspect(&names, &store()?, out),
+        Command::Info { format } => system::info(format, &store()?, out),
+        Command::System(cmd) => system::run(cmd, &store()?, out),
+        Command::Check(a) => check::run(a, &store()?, out),
+        Command::Archive(a) => archive::run(a, out),
+        Command::UnionMount(a) => union::union_mount(a),
+    }?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// The status of what `run`, `start` or `exec` ran, or 125-127 as
+/// `docker run` says why nothing ran.
+fn exit_status(r: Result<i32, strata_run::Failure>) -> ExitCode {
+    match r {
+        Ok(code) => ExitCode::from(u8::try_from(code).unwrap_or(255)),
+        Err(f) => {
+            eprintln!("strata: error: {:#}", anyhow::Error::from(f.error));
+            ExitCode::from(u8::try_from(f.code).unwrap_or(255))
         }
     }
-    .map(|()| ExitCode::SUCCESS)
 }
 
 fn main() -> ExitCode {
@@ -283,8 +229,9 @@ fn main() -> ExitCode {
         .with_writer(std::io::stderr)
         .without_time()
         .init();
-    match run(cli) {
-        Ok(_) if STDOUT.load(std::sync::atomic::Ordering::Relaxed) == 2 => ExitCode::FAILURE,
+    let mut out = Out::stdout();
+    match run(cli, &mut out) {
+        Ok(_) if out.failed() => ExitCode::FAILURE,
         Ok(code) => code,
         Err(err) => {
             eprintln!("strata: error: {err:#}");

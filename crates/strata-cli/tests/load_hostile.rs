@@ -180,16 +180,10 @@ fn header(name: &str, kind: tar::EntryType, size: u64, link: &str) -> [u8; 512] 
 
 /// `len` bytes that do not compress and differ with `seed`.
 fn noise(seed: u8, len: usize) -> Vec<u8> {
-    let mut x =
-        (0x9e37_79b9_7f4a_7c15u64 ^ u64::from(seed).wrapping_mul(0x2545_f491_4f6c_dd1d)) | 1;
-    (0..len)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            x as u8
-        })
-        .collect()
+    strata_test_support::xorshift_bytes(
+        0x9e37_79b9_7f4a_7c15u64 ^ u64::from(seed).wrapping_mul(0x2545_f491_4f6c_dd1d),
+        len,
+    )
 }
 
 /// A small layer: `etc/layer-<seed>` with 8 KiB of noise.

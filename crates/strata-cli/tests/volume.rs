@@ -29,16 +29,6 @@ impl Strata {
         self.import_tree(&src, "base:1");
     }
 
-    /// `volume ls` names.
-    fn volume_names(&self) -> Vec<String> {
-        let v = self.json(&["volume", "ls", "--format", "json"]);
-        v.as_array()
-            .unwrap()
-            .iter()
-            .map(|v| v["Name"].as_str().unwrap().to_owned())
-            .collect()
-    }
-
     /// The container's `Mounts`, from `inspect`.
     fn mounts(&self, c: &str) -> Vec<Value> {
         self.json(&["inspect", c])[0]["Mounts"]

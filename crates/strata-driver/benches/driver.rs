@@ -22,7 +22,7 @@ use std::time::{Duration, Instant};
 
 use strata_driver::overlay2::Overlay2;
 use strata_driver::vfs::Vfs;
-use strata_driver::Driver;
+use strata_driver::{Driver, LayerKind};
 use strata_sys::mount::{self, Overlay};
 
 fn repo() -> PathBuf {
@@ -83,10 +83,11 @@ fn stack(d: &dyn Driver, depth: usize, prefix: &str) -> String {
     let mut parent: Option<String> = None;
     for i in 0..depth {
         let id = format!("{prefix}-{i}");
-        d.create(&id, parent.as_deref()).unwrap();
+        d.create(&id, parent.as_deref(), LayerKind::ReadOnly)
+            .unwrap();
         let p = d.get(&id, None).unwrap();
         fs::write(p.join(format!("file-{i}")), format!("{i}")).unwrap();
-        d.put(&id).unwrap();
+        p.release().unwrap();
         parent = Some(id);
     }
     parent.unwrap()
@@ -112,8 +113,9 @@ fn create_mount(work: &Path, depth: usize, n: usize) -> (f64, f64) {
     for i in 0..n {
         let id = format!("c-{i}");
         let t = Instant::now();
-        d.create_rw(&id, Some(&top)).unwrap();
-        d.get(&id, None).unwrap();
+        d.create(&id, Some(&top), LayerKind::ReadWrite).unwrap();
+        // Put back below, after the reference's mounts are gone.
+        d.get(&id, None).unwrap().keep();
         ours.push(t.elapsed());
 
         let b = work.join(format!("bare-{depth}-{i}"));
@@ -173,10 +175,10 @@ fn main() {
     let d = Overlay2::new(&home).unwrap();
     {
         let _c = Cleanup(&d);
-        d.create("base", None).unwrap();
+        d.create("base", None, LayerKind::ReadOnly).unwrap();
         d.apply_diff("base", None, &mut fs::File::open(&tar).unwrap())
             .unwrap();
-        d.create_rw("c", Some("base")).unwrap();
+        d.create("c", Some("base"), LayerKind::ReadWrite).unwrap();
         let merged = d.get("c", None).unwrap();
         fs::write(merged.join("etc/motd"), b"changed\n").unwrap();
         let base = d.get("base", None).unwrap();
@@ -196,13 +198,13 @@ fn main() {
                 .unwrap();
         });
         let naive_diff = time(&mut || {
-            strata_archive::diff_trees(Some(&base), &merged, std::io::sink()).unwrap();
+            strata_archive::diff_trees(Some(base.path()), merged.path(), std::io::sink()).unwrap();
         });
         let native_changes = time(&mut || {
             d.native_diff().unwrap().changes("c", Some("base")).unwrap();
         });
         let naive_changes = time(&mut || {
-            strata_archive::changes_trees(Some(&base), &merged).unwrap();
+            strata_archive::changes_trees(Some(base.path()), merged.path()).unwrap();
         });
         rows.push((
             "diff of a one-file change, Debian rootfs".into(),
@@ -214,15 +216,15 @@ fn main() {
             format!("native {native_changes:.3} ms vs naive {naive_changes:.1} ms"),
             format!("{:.0}x faster", naive_changes / native_changes),
         ));
-        d.put("base").unwrap();
-        d.put("c").unwrap();
+        base.release().unwrap();
+        merged.release().unwrap();
     }
 
     // (3) vfs create vs cp -a.
     let home = work.join("vfs-debian");
     let _ = fs::remove_dir_all(&home);
     let v = Vfs::new(&home).unwrap();
-    v.create("base", None).unwrap();
+    v.create("base", None, LayerKind::ReadOnly).unwrap();
     v.apply_diff("base", None, &mut fs::File::open(&tar).unwrap())
         .unwrap();
     let src = v.get("base", None).unwrap();
@@ -231,7 +233,8 @@ fn main() {
     for i in 0..3 {
         sh("sync");
         let t = Instant::now();
-        v.create(&format!("child-{i}"), Some("base")).unwrap();
+        v.create(&format!("child-{i}"), Some("base"), LayerKind::ReadOnly)
+            .unwrap();
         ours.push(t.elapsed());
         let dst = work.join(format!("cp-{i}"));
         let _ = fs::remove_dir_all(&dst);
@@ -239,7 +242,7 @@ fn main() {
         let t = Instant::now();
         let ok = Command::new("cp")
             .arg("-a")
-            .arg(&src)
+            .arg(src.path())
             .arg(&dst)
             .status()
             .unwrap()
@@ -249,7 +252,7 @@ fn main() {
         fs::remove_dir_all(&dst).unwrap();
         v.remove(&format!("child-{i}")).unwrap();
     }
-    v.put("base").unwrap();
+    src.release().unwrap();
     let (ours, cp) = (ms(median(ours)), ms(median(cp)));
     rows.push((
         "vfs create on a Debian rootfs layer".into(),

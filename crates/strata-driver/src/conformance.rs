@@ -15,8 +15,10 @@
 //! |---|---|
 //! | `content` | what a layer shows: empty layers, every file type, copy-up, whiteouts, opaque directories, deep chains |
 //! | `diffs` | diff / apply_diff / changes / diff_size, within a driver and across two |
+//! | `check` | the check capability: layers listed, a healthy home clean |
 //! | `lifecycle` | get/put counts, cleanup, status, bad, duplicate and missing ids |
 
+mod check;
 mod content;
 mod diffs;
 mod fixture;
@@ -24,9 +26,12 @@ mod harness;
 mod lifecycle;
 mod tree;
 
+pub use check::*;
 pub use content::*;
 pub use diffs::*;
 pub use fixture::random_bytes;
-pub use harness::{chain, is_mounted, mounts_under, require, require_root, Factory, Harness};
+pub use harness::{
+    chain, is_mounted, mounts_under, open_backend, require, require_root, Factory, Harness,
+};
 pub use lifecycle::*;
 pub use tree::{all_xattrs, assert_same, manifest, Tree};

@@ -9,15 +9,24 @@
 //! defaults use it for the layer/parent pairs it covers.
 //!
 //! Drivers: [`overlay2::Overlay2`] (kernel overlayfs), `fuse` (the same
-//! layout served by strata's FUSE union: [`fuse`]) and [`vfs::Vfs`] (a
-//! full copy per layer). [`open`] picks one the way Docker and Podman do:
-//! overlay2 if it mounts here, else fuse if FUSE can be used, else vfs,
-//! saying why it skipped each.
+//! layout served by strata's FUSE union: [`fuse`], behind the `fuse`
+//! cargo feature) and [`vfs::Vfs`] (a full copy per layer), each a row
+//! of one table, [`BACKENDS`]. [`open`] picks one the way Docker and
+//! Podman do: overlay2 if it mounts here, else fuse if FUSE can be used,
+//! else vfs, saying why it skipped each.
 //!
 //! Mount reference counts live on disk ([`refs`]), under a lock file, so
 //! that a layer mounted by one `strata` process is known to the next.
+//! [`Driver::get`] hands out a [`Mount`] guard that gives its reference
+//! back when dropped, or keeps it for a later `put` ([`Mount::keep`]).
+//!
+//! Besides [`NativeDiff`], a driver may offer [`Check`]: it checks and
+//! repairs its own on-disk layout for `strata check`, so that nothing
+//! outside the driver knows its directories.
 #![forbid(unsafe_code)]
 
+mod backends;
+pub mod check;
 mod error;
 pub mod fuse;
 pub mod overlay2;
@@ -30,6 +39,8 @@ pub mod conformance;
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 
+pub use backends::{backend, names, Backend, Capabilities, Options, BACKENDS};
+pub use check::Check;
 pub use error::{Error, ErrorKind, Result};
 pub use strata_archive::{ApplyReport, Change, ChangeKind, DiffReport};
 
@@ -42,21 +53,24 @@ pub trait Driver: Send + Sync {
     /// The directory the driver keeps its layers in.
     fn home(&self) -> &Path;
 
-    /// A new read-only layer on `parent` (or on nothing).
-    fn create(&self, id: &str, parent: Option<&str>) -> Result<()>;
-
-    /// A new read-write (container) layer on `parent`.
-    fn create_rw(&self, id: &str, parent: Option<&str>) -> Result<()>;
+    /// A new layer of `kind` on `parent` (or on nothing).
+    fn create(&self, id: &str, parent: Option<&str>, kind: LayerKind) -> Result<()>;
 
     /// Deletes a layer. Refused (`InUse`) while it is mounted.
     fn remove(&self, id: &str) -> Result<()>;
 
-    /// The path of the layer's union view, mounting it on the first call;
-    /// every call takes a reference that [`Driver::put`] gives back.
-    fn get(&self, id: &str, mount_label: Option<&str>) -> Result<PathBuf>;
+    /// The layer's union view, mounted on the first call. Every call
+    /// takes a reference, which the returned guard gives back
+    /// ([`Driver::put`]) when dropped; [`Mount::keep`] keeps it instead,
+    /// for a mount that outlives the guard (`strata mount`, a running
+    /// container), to be given back by a later `put`. A driver's `get`
+    /// ends in [`Mount::new`].
+    fn get(&self, id: &str, mount_label: Option<&str>) -> Result<Mount<'_>>;
 
     /// Gives back a reference; the last one unmounts. A put without a get
-    /// is not an error.
+    /// is not an error. Called by a [`Mount`] guard when it drops; called
+    /// directly only for a reference that was kept ([`Mount::keep`]),
+    /// possibly by another process, or that a killed process left.
     fn put(&self, id: &str) -> Result<()>;
 
     fn exists(&self, id: &str) -> bool;
@@ -85,6 +99,13 @@ pub trait Driver: Send + Sync {
 
     /// The driver's own diff, when it has one.
     fn native_diff(&self) -> Option<&dyn NativeDiff> {
+        None
+    }
+
+    /// The driver's check and repair of its own layout, for `strata
+    /// check`; `None` when it has none (the store then notes that the
+    /// driver's layers are not checked).
+    fn checker(&self) -> Option<&dyn Check> {
         None
     }
 
@@ -159,6 +180,103 @@ pub trait NativeDiff {
     fn diff_size(&self, id: &str, parent: Option<&str>) -> Result<u64>;
 }
 
+/// What a layer is for, as the driver is told when it is made.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LayerKind {
+    /// An image's layer, or a container's init layer: written once, then
+    /// only read and stacked on.
+    ReadOnly,
+    /// A container's read-write layer.
+    ReadWrite,
+}
+
+/// A reference to a layer's union view, taken by [`Driver::get`]. The
+/// view stays mounted while the guard lives; dropping the guard gives the
+/// reference back ([`Driver::put`]), so an error path never leaks a
+/// mount. Derefs to the view's path.
+#[must_use = "dropping the guard at once puts the layer back"]
+pub struct Mount<'d> {
+    driver: &'d dyn Driver,
+    id: String,
+    path: PathBuf,
+    /// Whether dropping the guard puts the layer back.
+    armed: bool,
+}
+
+impl<'d> Mount<'d> {
+    /// The guard of a reference `driver` just took on layer `id`, whose
+    /// view is at `path`: what each driver's `get` returns.
+    pub fn new(driver: &'d dyn Driver, id: &str, path: PathBuf) -> Self {
+        Mount {
+            driver,
+            id: id.to_owned(),
+            path,
+            armed: true,
+        }
+    }
+
+    /// The union view.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// The layer's id.
+    pub fn id(&self) -> &str {
+        &self.id
+    }
+
+    /// Keeps the reference past the guard: the view stays mounted until a
+    /// [`Driver::put`] of this layer, from this process or a later one,
+    /// gives it back. For `strata mount` and a running container's root
+    /// file system.
+    pub fn keep(mut self) -> PathBuf {
+        self.armed = false;
+        std::mem::take(&mut self.path)
+    }
+
+    /// Gives the reference back now, with `put`'s error (dropping the
+    /// guard only logs it).
+    pub fn release(mut self) -> Result<()> {
+        self.armed = false;
+        self.driver.put(&self.id)
+    }
+}
+
+impl std::ops::Deref for Mount<'_> {
+    type Target = Path;
+
+    fn deref(&self) -> &Path {
+        &self.path
+    }
+}
+
+impl AsRef<Path> for Mount<'_> {
+    fn as_ref(&self) -> &Path {
+        &self.path
+    }
+}
+
+impl std::fmt::Debug for Mount<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Mount")
+            .field("driver", &self.driver.name())
+            .field("id", &self.id)
+            .field("path", &self.path)
+            .finish()
+    }
+}
+
+impl Drop for Mount<'_> {
+    fn drop(&mut self) {
+        if !self.armed {
+            return;
+        }
+        if let Err(e) = self.driver.put(&self.id) {
+            tracing::warn!("releasing layer {}: {e}", self.id);
+        }
+    }
+}
+
 /// statfs magic and a name for the file system holding `dir`.
 pub(crate) fn backing_fs(dir: &Path) -> Result<(i64, String)> {
     use std::os::fd::AsFd;
@@ -219,76 +337,27 @@ pub fn check_id(id: &str) -> Result<()> {
     }
 }
 
-/// Opens the driver `name` (or, with `None`, the first of overlay2, fuse
-/// and vfs that works here, logging why others were skipped) with its
-/// home under `root/<name>`; fuse unions are served by this process's
-/// threads.
+/// Opens the driver `name` (or, with `None`, the first in [`BACKENDS`]
+/// that works here, logging why others were skipped) with its home under
+/// `root/<name>`; fuse unions are served by this process's threads.
 pub fn open(root: &Path, name: Option<&str>) -> Result<Box<dyn Driver>> {
     open_with(root, name, fuse::Server::Threads)
 }
 
 /// [`open`], with the fuse driver's unions served as `server` says.
 pub fn open_with(root: &Path, name: Option<&str>, server: fuse::Server) -> Result<Box<dyn Driver>> {
-    match name {
-        Some("overlay2") | Some("overlay") => {
-            Ok(Box::new(overlay2::Overlay2::new(&root.join("overlay2"))?))
-        }
-        Some("fuse") => Ok(Box::new(overlay2::Overlay2::fuse(
-            &root.join("fuse"),
-            server,
-        )?)),
-        Some("vfs") => Ok(Box::new(vfs::Vfs::new(&root.join("vfs"))?)),
-        Some(other) => Err(Error::new(
-            ErrorKind::InvalidArgument,
-            format!("unknown storage driver {other:?} (known: overlay2, fuse, vfs)"),
-        )),
-        None => {
-            let e = match overlay2::Overlay2::new(&root.join("overlay2")) {
-                Ok(d) => return Ok(Box::new(d)),
-                Err(e) => e,
-            };
-            tracing::info!("storage driver overlay2 skipped: {e}");
-            // Checks FUSE is usable before it makes its home.
-            match overlay2::Overlay2::fuse(&root.join("fuse"), server) {
-                Ok(d) => Ok(Box::new(d)),
-                Err(e) => {
-                    tracing::info!("storage driver fuse skipped: {e}");
-                    Ok(Box::new(vfs::Vfs::new(&root.join("vfs"))?))
-                }
-            }
-        }
-    }
+    backends::open(
+        root,
+        name,
+        &Options {
+            fuse_server: server,
+        },
+    )
 }
 
 /// The defaults of the diff side: mount and compare.
 mod naive {
     use super::*;
-
-    /// Puts a layer back when dropped, so errors do not leak mounts.
-    struct Mounted<'d, D: Driver + ?Sized> {
-        driver: &'d D,
-        id: String,
-        path: PathBuf,
-    }
-
-    impl<'d, D: Driver + ?Sized> Mounted<'d, D> {
-        fn get(driver: &'d D, id: &str) -> Result<Self> {
-            let path = driver.get(id, None)?;
-            Ok(Mounted {
-                driver,
-                id: id.to_owned(),
-                path,
-            })
-        }
-    }
-
-    impl<D: Driver + ?Sized> Drop for Mounted<'_, D> {
-        fn drop(&mut self) {
-            if let Err(e) = self.driver.put(&self.id) {
-                tracing::warn!("releasing layer {}: {e}", self.id);
-            }
-        }
-    }
 
     pub fn diff<D: Driver + ?Sized>(
         d: &D,
@@ -296,11 +365,10 @@ mod naive {
         parent: Option<&str>,
         out: &mut dyn Write,
     ) -> Result<DiffReport> {
-        let new = Mounted::get(d, id)?;
-        let old = parent.map(|p| Mounted::get(d, p)).transpose()?;
-        let (_, report) =
-            strata_archive::diff_trees(old.as_ref().map(|m| m.path.as_path()), &new.path, out)
-                .map_err(|e| Error::archive(format!("diff of layer {id}"), e))?;
+        let new = d.get(id, None)?;
+        let old = parent.map(|p| d.get(p, None)).transpose()?;
+        let (_, report) = strata_archive::diff_trees(old.as_ref().map(|m| m.path()), &new, out)
+            .map_err(|e| Error::archive(format!("diff of layer {id}"), e))?;
         Ok(report)
     }
 
@@ -309,9 +377,9 @@ mod naive {
         id: &str,
         parent: Option<&str>,
     ) -> Result<Vec<Change>> {
-        let new = Mounted::get(d, id)?;
-        let old = parent.map(|p| Mounted::get(d, p)).transpose()?;
-        strata_archive::changes_trees(old.as_ref().map(|m| m.path.as_path()), &new.path)
+        let new = d.get(id, None)?;
+        let old = parent.map(|p| d.get(p, None)).transpose()?;
+        strata_archive::changes_trees(old.as_ref().map(|m| m.path()), &new)
             .map_err(|e| Error::archive(format!("changes of layer {id}"), e))
     }
 
@@ -321,9 +389,9 @@ mod naive {
         input: &mut (dyn Read + Send),
         record: Option<&mut dyn Write>,
     ) -> Result<ApplyReport> {
-        let m = Mounted::get(d, id)?;
+        let m = d.get(id, None)?;
         let opts = strata_archive::ApplyOptions::default();
-        super::apply_to(input, &m.path, &opts, record)
+        super::apply_to(input, &m, &opts, record)
             .map_err(|e| Error::archive(format!("applying a layer to {id}"), e))
     }
 
@@ -331,13 +399,13 @@ mod naive {
     /// DiffSize counts.
     pub fn diff_size<D: Driver + ?Sized>(d: &D, id: &str, parent: Option<&str>) -> Result<u64> {
         let changes = changes(d, id, parent)?;
-        let m = Mounted::get(d, id)?;
+        let m = d.get(id, None)?;
         let mut total = 0;
         // Each inode once: hard links share their content.
         let mut seen = std::collections::HashSet::new();
         for c in changes.iter().filter(|c| c.kind != ChangeKind::Deleted) {
             use std::os::unix::fs::MetadataExt;
-            let path = m.path.join(strata_sys::fs::os(&c.path[1..]));
+            let path = m.join(strata_sys::fs::os(&c.path[1..]));
             if let Ok(md) = std::fs::symlink_metadata(&path) {
                 if md.is_file() && seen.insert((md.dev(), md.ino())) {
                     total += md.len();

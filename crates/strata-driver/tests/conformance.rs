@@ -11,19 +11,7 @@ use std::path::Path;
 
 use strata_driver::conformance as suite;
 use strata_driver::overlay2::Overlay2;
-use strata_driver::vfs::Vfs;
 use strata_driver::Driver;
-
-fn overlay2(home: &Path) -> Box<dyn Driver> {
-    match Overlay2::new(home) {
-        Ok(d) => Box::new(d),
-        Err(e) => panic!(
-            "opening overlay2 on {}: {}",
-            home.display(),
-            suite::chain(&e)
-        ),
-    }
-}
 
 /// overlay2 made to mount with mount(2) and one option string of short
 /// relative `l/` names, as on kernels without `lowerdir+`.
@@ -38,44 +26,44 @@ fn overlay2_mount_syscall(home: &Path) -> Box<dyn Driver> {
     }
 }
 
-/// The fuse driver, its unions served by this test's threads.
-fn fuse(home: &Path) -> Box<dyn Driver> {
-    match Overlay2::fuse(home, strata_driver::fuse::Server::Threads) {
-        Ok(d) => Box::new(d),
-        Err(e) => panic!("opening fuse on {}: {}", home.display(), suite::chain(&e)),
-    }
-}
-
-fn vfs(home: &Path) -> Box<dyn Driver> {
-    match Vfs::new(home) {
-        Ok(d) => Box::new(d),
-        Err(e) => panic!("opening vfs on {}: {}", home.display(), suite::chain(&e)),
-    }
-}
-
 /// One test per named behaviour, each calling the suite's function of
-/// the same name with the factory `$driver` (and the extra arguments).
+/// the same name with the module's `factory` (and the extra arguments).
 macro_rules! behaviours {
-    ($driver:ident; $($name:ident $(($($arg:expr),*))?),* $(,)?) => {$(
+    ($($name:ident $(($($arg:expr),*))?),* $(,)?) => {$(
         #[test]
         fn $name() {
             if !suite::require_root() {
                 return;
             }
-            suite::$name(&super::$driver $($(, $arg)*)?);
+            suite::$name(&factory $($(, $arg)*)?);
         }
     )*};
 }
 
 /// `conformance!(driver, deep_chain = N)`: a module named for the driver
-/// with one test per behaviour of the suite.
+/// with one test per behaviour of the suite, the driver opened through
+/// its row of the table (`strata_driver::BACKENDS`).
+/// `conformance!(name = factory, deep_chain = N)` tests a variant made
+/// by `factory` instead.
 macro_rules! conformance {
     ($driver:ident, deep_chain = $depth:expr) => {
-        mod $driver {
+        conformance!(@module $driver, |home| suite::open_backend(stringify!($driver), home), $depth);
+    };
+    ($name:ident = $factory:path, deep_chain = $depth:expr) => {
+        conformance!(@module $name, $factory, $depth);
+    };
+    (@module $name:ident, $factory:expr, $depth:expr) => {
+        mod $name {
+            use std::path::Path;
+
             use super::suite;
+            use strata_driver::Driver;
+
+            pub fn factory(home: &Path) -> Box<dyn Driver> {
+                ($factory)(home)
+            }
 
             behaviours! {
-                $driver;
                 create_empty,
                 remove_leaves_nothing_behind,
                 create_base_with_every_file_type,
@@ -100,6 +88,7 @@ macro_rules! conformance {
                 remove_of_missing_layer_is_not_found,
                 get_of_missing_layer_is_not_found,
                 create_on_missing_parent_is_not_found,
+                check_lists_layers_and_finds_nothing_when_healthy,
             }
         }
     };
@@ -109,21 +98,26 @@ macro_rules! conformance {
 // chain says the same.
 conformance!(overlay2, deep_chain = 500);
 // One option string of 29-byte `l/` names fits about 130 layers in a page.
-conformance!(overlay2_mount_syscall, deep_chain = 120);
+conformance!(
+    overlay2_mount_syscall = super::overlay2_mount_syscall,
+    deep_chain = 120
+);
 conformance!(vfs, deep_chain = 50);
 // One FUSE server thread pool and one open directory per branch: the
 // union has no stack limit of its own.
+#[cfg(feature = "fuse")]
 conformance!(fuse, deep_chain = 120);
 
 /// A layer stack diffed out of one driver and applied into the other.
 macro_rules! cross_driver {
-    ($($name:ident: $from:ident -> $to:ident),* $(,)?) => {$(
+    ($($(#[$attr:meta])* $name:ident: $from:ident -> $to:ident),* $(,)?) => {$(
+        $(#[$attr])*
         #[test]
         fn $name() {
             if !suite::require_root() {
                 return;
             }
-            suite::cross_driver_diff(&$from, &$to);
+            suite::cross_driver_diff(&$from::factory, &$to::factory);
         }
     )*};
 }
@@ -131,7 +125,9 @@ macro_rules! cross_driver {
 cross_driver! {
     cross_driver_diff_overlay2_to_vfs: overlay2 -> vfs,
     cross_driver_diff_vfs_to_overlay2: vfs -> overlay2,
+    #[cfg(feature = "fuse")]
     cross_driver_diff_overlay2_to_fuse: overlay2 -> fuse,
+    #[cfg(feature = "fuse")]
     cross_driver_diff_fuse_to_vfs: fuse -> vfs,
 }
 
@@ -146,7 +142,7 @@ mod rootless {
 
     use strata_driver::conformance as suite;
     use strata_driver::overlay2::Overlay2;
-    use strata_driver::Driver;
+    use strata_driver::{Driver, LayerKind};
 
     /// Set in the child's environment; the child test does nothing
     /// without it.
@@ -259,16 +255,17 @@ mod rootless {
     }
 
     fn check_rootless(d: &Overlay2, home: &Path) {
-        d.create("base", None).expect("create base");
+        d.create("base", None, LayerKind::ReadOnly)
+            .expect("create base");
         let p = d.get("base", None).expect("get base");
         fs::write(p.join("keep"), b"keep").unwrap();
         fs::write(p.join("gone"), b"gone").unwrap();
         fs::create_dir_all(p.join("dir/sub")).unwrap();
         fs::write(p.join("dir/hidden"), b"hidden").unwrap();
-        d.put("base").unwrap();
+        p.release().unwrap();
 
-        d.create_rw("ctr", Some("base"))
-            .expect("create_rw ctr on base");
+        d.create("ctr", Some("base"), LayerKind::ReadWrite)
+            .expect("create ctr on base");
         let m = match d.get("ctr", None) {
             Ok(m) => m,
             Err(e) => {
@@ -286,8 +283,12 @@ mod rootless {
         fs::write(m.join("dir/new"), b"new").unwrap();
         fs::write(m.join("keep"), b"changed").unwrap();
         check_view(&m, "through the mount");
-        d.put("ctr").unwrap();
-        assert!(!suite::is_mounted(&m), "ctr is still mounted after put");
+        let merged = m.path().to_owned();
+        m.release().unwrap();
+        assert!(
+            !suite::is_mounted(&merged),
+            "ctr is still mounted after put"
+        );
 
         let upper = home.join("ctr/diff");
         let gone = fs::symlink_metadata(upper.join("gone"))
@@ -311,11 +312,12 @@ mod rootless {
 
         let m = d.get("ctr", None).expect("get ctr again");
         check_view(&m, "after put and get");
-        d.put("ctr").unwrap();
-        d.create("child", Some("ctr")).expect("create child on ctr");
+        m.release().unwrap();
+        d.create("child", Some("ctr"), LayerKind::ReadOnly)
+            .expect("create child on ctr");
         let c = d.get("child", None).expect("get child");
         check_view(&c, "in a child");
-        d.put("child").unwrap();
+        c.release().unwrap();
 
         let mut tar = Vec::new();
         d.diff("ctr", Some("base"), &mut tar).expect("diff ctr");

@@ -47,15 +47,17 @@ fn overlay2_refuses_an_overlay_backing_filesystem() {
 /// process) must not keep the next mount alive: after get, put unmounts.
 #[test]
 fn a_stale_mount_count_does_not_keep_the_layer_mounted() {
-    use strata_driver::Driver;
+    use strata_driver::{Driver, LayerKind};
     if !require_root() {
         return;
     }
     let t = tempfile::tempdir().unwrap();
     let d = Overlay2::new(t.path()).unwrap();
-    d.create("base", None).unwrap();
-    d.create_rw("c", Some("base")).unwrap();
-    let merged = d.get("c", None).unwrap();
+    d.create("base", None, LayerKind::ReadOnly).unwrap();
+    d.create("c", Some("base"), LayerKind::ReadWrite).unwrap();
+    // Counts are kept on disk: the references outlive the guards, as
+    // those of a killed process would.
+    let merged = d.get("c", None).unwrap().keep();
     // The mount goes away behind the driver's back; the count stays 1.
     assert!(Command::new("umount")
         .arg(&merged)
@@ -64,7 +66,7 @@ fn a_stale_mount_count_does_not_keep_the_layer_mounted() {
         .success());
     let mounted = || strata_sys::mount::is_mountpoint(&merged).unwrap();
     assert!(!mounted());
-    d.get("c", None).unwrap();
+    d.get("c", None).unwrap().keep();
     assert!(mounted());
     d.put("c").unwrap();
     assert!(!mounted(), "one get, one put: the layer must be unmounted");

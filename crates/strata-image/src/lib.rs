@@ -29,6 +29,6 @@ pub use error::{Error, ErrorKind, Result};
 pub use format::{diff_ids, familiar, oci_arch, MAX_JSON};
 pub use platform::{parse as parse_platform, Platform};
 pub use read::{read_image, read_images, ImageDesc, LayerDesc};
-pub use reference::ImageRef;
+pub use reference::{ImageRef, InvalidReference};
 pub use source::{open_archive, Blob, BlobKey, DirSource, Source, TarSource};
 pub use write::{layout, Content, DirSink, Entry, SaveFormat, SaveImage, Sink, TarSink};

@@ -115,7 +115,7 @@ fn digest_named_by(path: &str) -> Option<Digest> {
 /// A reference from an archive, as Docker would show it.
 fn tag(reference: &str, what: &str) -> Result<ImageRef> {
     ImageRef::parse(format::familiar(reference))
-        .map_err(|e| within(&format!("{what} is tagged {reference:?}"), e))
+        .map_err(|e| within(&format!("{what} is tagged {reference:?}"), e.into()))
 }
 
 /// The images of a docker-archive's `manifest.json`.

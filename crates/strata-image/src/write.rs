@@ -22,7 +22,7 @@
 //! (`docker.io/library/busybox:latest`).
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
-use std::fs::{self, File};
+use std::fs;
 use std::io::{self, BufWriter, Write};
 use std::path::PathBuf;
 
@@ -33,6 +33,7 @@ use oci_spec::image::{
 use serde::Serialize;
 use serde_json::Value;
 use strata_archive::{sha256, Digest};
+use strata_sys::atomic::AtomicFile;
 
 use crate::error::{Error, ErrorKind, IoContext, Result};
 use crate::format::{familiar, DockerManifest, CONTAINERD_NAME, OCI_LAYOUT, REF_NAME};
@@ -331,21 +332,17 @@ fn pax_record(key: &str, value: &str) -> Vec<u8> {
 }
 
 /// An OCI layout directory: every file written to a temp name, synced,
-/// renamed into place, and the directory synced.
+/// renamed into place, and the directory synced (`strata_sys::atomic`).
 pub struct DirSink {
     root: PathBuf,
-    /// The file being written: its temp path, final path and writer.
-    open: Option<(PathBuf, PathBuf, BufWriter<File>)>,
+    /// The file being written: its final path and writer.
+    open: Option<(PathBuf, BufWriter<AtomicFile>)>,
 }
 
 impl DirSink {
     pub fn new(root: PathBuf) -> Self {
         DirSink { root, open: None }
     }
-}
-
-fn sync_dir(dir: &std::path::Path) -> io::Result<()> {
-    File::open(dir)?.sync_all()
 }
 
 impl Sink for DirSink {
@@ -356,30 +353,20 @@ impl Sink for DirSink {
 
     fn start_file(&mut self, path: &str, _size: u64) -> Result<&mut dyn Write> {
         let dest = self.root.join(path);
-        let name = dest.file_name().expect("a path inside the layout");
-        let tmp = dest.with_file_name(format!(".{}.tmp", name.to_string_lossy()));
-        let file = File::create(&tmp).ctx(|| format!("writing {}", dest.display()))?;
-        let (_, _, w) = self
+        let file = AtomicFile::create(&dest).ctx(|| format!("writing {}", dest.display()))?;
+        let (_, w) = self
             .open
-            .insert((tmp, dest, BufWriter::with_capacity(1 << 20, file)));
+            .insert((dest, BufWriter::with_capacity(1 << 20, file)));
         Ok(w)
     }
 
     fn finish_file(&mut self) -> Result<()> {
-        let (tmp, dest, w) = self.open.take().expect("a file was started");
+        let (dest, w) = self.open.take().expect("a file was started");
         let ctx = || format!("writing {}", dest.display());
-        let result = (|| {
-            let file = w
-                .into_inner()
-                .map_err(|e| Error::io(ctx(), e.into_error()))?;
-            file.sync_all().ctx(ctx)?;
-            fs::rename(&tmp, &dest).ctx(ctx)?;
-            sync_dir(dest.parent().expect("a path inside the layout")).ctx(ctx)
-        })();
-        if result.is_err() {
-            let _ = fs::remove_file(&tmp);
-        }
-        result
+        let file = w
+            .into_inner()
+            .map_err(|e| Error::io(ctx(), e.into_error()))?;
+        file.commit().ctx(ctx)
     }
 }
 

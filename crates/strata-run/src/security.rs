@@ -376,12 +376,12 @@ fn walk_devices(dir: &Path, out: &mut Vec<LinuxDevice>) -> Result<()> {
         if name == "console" {
             continue;
         }
-        let rdev = md.rdev();
+        let (major, minor) = strata_sys::fs::major_minor(md.rdev());
         let dev = LinuxDeviceBuilder::default()
             .path(&path)
             .typ(typ)
-            .major(i64::from(rustix::fs::major(rdev)))
-            .minor(i64::from(rustix::fs::minor(rdev)))
+            .major(i64::from(major))
+            .minor(i64::from(minor))
             .file_mode(md.mode() & 0o7777)
             .uid(md.uid())
             .gid(md.gid())

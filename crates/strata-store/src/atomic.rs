@@ -1,37 +1,20 @@
-//! Metadata writes that a crash cannot tear: write a temp file in the same
-//! directory, fsync it, rename it over the name, fsync the directory.
+//! Store records: written so that a crash cannot tear them (temp file in
+//! the same directory, fsync, rename over the name, fsync of the
+//! directory: `strata_sys::atomic`), and read back capped and without
+//! following symlinks.
 
-use std::fs::{self, File};
-use std::io::{self, Read, Write};
+use std::fs;
+use std::io::Read;
 use std::os::unix::fs::MetadataExt;
 use std::path::Path;
 
 use crate::error::{Error, ErrorKind, IoContext, Result};
 
-/// Replaces `path` with `data` atomically and durably.
+/// Replaces `path` with `data` atomically and durably
+/// ([`strata_sys::atomic::write`]). Writes run under the store lock, so a
+/// temp file already there is a dead writer's, and is replaced.
 pub fn write(path: &Path, data: &[u8]) -> Result<()> {
-    let dir = path.parent().expect("metadata paths have a parent");
-    let name = path.file_name().expect("metadata paths have a name");
-    let tmp = dir.join(format!(".{}.tmp", name.to_string_lossy()));
-    (|| -> io::Result<()> {
-        // Made new (O_EXCL): a symlink left at the temp name, by anyone
-        // who could write here before the store was tightened, is
-        // replaced, never followed. Writes run under the store lock, so
-        // a temp file already there is a dead writer's.
-        let mut tries = 0;
-        let mut f = loop {
-            let _ = fs::remove_file(&tmp);
-            match File::options().write(true).create_new(true).open(&tmp) {
-                Err(e) if e.kind() == io::ErrorKind::AlreadyExists && tries < 3 => tries += 1,
-                r => break r?,
-            }
-        };
-        f.write_all(data)?;
-        f.sync_all()?;
-        fs::rename(&tmp, path)?;
-        sync_dir(dir)
-    })()
-    .ctx(|| format!("writing {}", path.display()))
+    strata_sys::atomic::write(path, data).ctx(|| format!("writing {}", path.display()))
 }
 
 /// A file in a staging directory: a plain write. Staged objects are made
@@ -41,10 +24,7 @@ pub fn write_staged(path: &Path, data: &[u8]) -> Result<()> {
     fs::write(path, data).ctx(|| format!("writing {}", path.display()))
 }
 
-/// fsync of a directory: makes renames and creations in it durable.
-pub fn sync_dir(dir: &Path) -> io::Result<()> {
-    File::open(dir)?.sync_all()
-}
+pub use strata_sys::atomic::sync_dir;
 
 /// The most a one-value record (`cache-id`, `parent`, `mount-id`,
 /// `names/<name>`, `size`, ...) may hold.

@@ -29,26 +29,17 @@
 //! own file system (resolved inside it) that leads into a mount leads
 //! into the mount, as it does in the running container.
 
-use std::io::Write;
 use std::path::{Path, PathBuf};
 
-use strata_archive::{apply, clean_path, ApplyOptions, PathInRoot};
+use strata_archive::{clean_path, PathInRoot};
 use strata_volume::local::{self, Local};
 use strata_volume::VolumeDriver;
 
 use crate::container::Container;
 use crate::error::{Error, ErrorKind, IoContext, Result};
-use crate::volume::{Mount, MountKind};
+use crate::mount::{Mount, MountKind};
+use crate::stream::{archive_err, stream, CopyReport};
 use crate::Store;
-
-/// What a copy wrote.
-#[derive(Debug, Clone)]
-pub struct CopyReport {
-    /// Objects written.
-    pub entries: u64,
-    /// Bytes of file content written.
-    pub size: u64,
-}
 
 /// How a copy's source path is read: `DIR/.` means the directory's
 /// contents, a trailing `/` (or `follow`) follows a last symlink.
@@ -91,16 +82,6 @@ fn not_found(what: String) -> Error {
         ErrorKind::NotFound,
         format!("{what}: no such file or directory"),
     )
-}
-
-fn archive_err(what: String) -> impl FnOnce(strata_archive::Error) -> Error {
-    move |e| {
-        let kind = match e.kind() {
-            strata_archive::ErrorKind::InvalidLayer => ErrorKind::InvalidArgument,
-            _ => ErrorKind::Io,
-        };
-        Error::with(kind, what, e)
-    }
 }
 
 /// Takes a reference on the container's mount; gives it back when dropped.
@@ -338,7 +319,7 @@ impl Store {
                 ))
             }
         };
-        let local = self.local_volumes()?;
+        let local = self.volumes.local()?;
         let meta = local.meta(name)?;
         if meta.driver == local::DRIVER {
             if local::mount_options(&meta.options).is_none() {
@@ -352,7 +333,7 @@ impl Store {
             };
             return Ok((dir, Hold::Volume { _mounted: held }));
         }
-        let plugin = self.plugin_driver(&meta.driver)?;
+        let plugin = self.volumes.plugin_driver(&meta.driver)?;
         match plugin.path(name)? {
             Some(p) if !p.as_os_str().is_empty() && p.is_dir() => Ok((p, Hold::Nothing)),
             _ => Err(Error::new(
@@ -504,31 +485,6 @@ fn split_dest(dest: &Path) -> Result<(PathBuf, Vec<u8>)> {
         return Err(not_found(format!("the parent directory of {shown}")));
     }
     Ok((parent, name.as_encoded_bytes().to_vec()))
-}
-
-/// Writes `src` as a tar named `name` and applies it to `dir`, through a
-/// pipe: nothing is held whole.
-pub(crate) fn stream(src: &PathInRoot, name: &[u8], dir: &Path, shown: &str) -> Result<CopyReport> {
-    let (reader, writer) = std::io::pipe().ctx(|| "making a pipe".into())?;
-    std::thread::scope(|s| {
-        let tar = s.spawn(move || {
-            let mut w = std::io::BufWriter::with_capacity(1 << 20, writer);
-            let r = src.write_tar(name, &mut w).map(|_| ());
-            let flushed = w.flush();
-            r.map_err(archive_err(format!("reading {shown}")))
-                .and_then(|()| flushed.ctx(|| format!("copying {shown}")))
-        });
-        let applied = apply(reader, dir, &ApplyOptions::default())
-            .map_err(archive_err(format!("writing {shown}")));
-        let written = tar.join().expect("the tar thread does not panic");
-        // A failed read explains the apply error it caused: report it first.
-        written?;
-        let report = applied?;
-        Ok(CopyReport {
-            entries: report.entries,
-            size: report.size,
-        })
-    })
 }
 
 /// Whether the container path `path` is `dir` or below it, component by

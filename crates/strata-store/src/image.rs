@@ -4,13 +4,14 @@
 use std::collections::BTreeMap;
 use std::fs;
 use std::io::Read;
-use std::path::PathBuf;
 
 use serde_json::{json, Value};
 use strata_archive::Digest;
 
 use crate::error::{Error, ErrorKind, IoContext, Result};
-use crate::layer::chain_ids;
+use crate::layer::{chain_ids, LayerStore};
+use crate::layout::{record, Layout};
+use crate::lock::Lock;
 use crate::{atomic, time, ImageRef, Store};
 
 /// What the store knows of an image.
@@ -27,21 +28,22 @@ pub struct Image {
 
 pub(crate) type Repositories = BTreeMap<String, BTreeMap<String, String>>;
 
-impl Store {
-    fn content_path(&self, id: &Digest) -> PathBuf {
-        self.image_dir()
-            .join("imagedb/content/sha256")
-            .join(id.hex())
+/// The images of a store: configs under `imagedb`, tags in
+/// `repositories.json`, over the layers their configs name.
+#[derive(Clone)]
+pub struct ImageStore {
+    layout: Layout,
+    layers: LayerStore,
+}
+
+impl ImageStore {
+    pub(crate) fn new(layout: Layout, layers: LayerStore) -> ImageStore {
+        ImageStore { layout, layers }
     }
 
-    fn metadata_dir(&self, id: &Digest) -> PathBuf {
-        self.image_dir()
-            .join("imagedb/metadata/sha256")
-            .join(id.hex())
-    }
-
+    /// The tags, as `repositories.json` holds them.
     pub(crate) fn repositories(&self) -> Result<Repositories> {
-        let p = self.image_dir().join("repositories.json");
+        let p = self.layout.repositories();
         let bytes = match atomic::read_capped(&p, atomic::RECORD_CAP) {
             Ok(b) => b,
             Err(e) if e.kind() == ErrorKind::NotFound => return Ok(Repositories::new()),
@@ -54,26 +56,27 @@ impl Store {
                 e,
             )
         })?;
-        serde_json::from_value(v.get("Repositories").cloned().unwrap_or(json!({}))).map_err(|e| {
+        let repos: Repositories = serde_json::from_value(
+            v.get("Repositories").cloned().unwrap_or(json!({})),
+        )
+        .map_err(|e| {
             Error::with(
                 ErrorKind::Corrupt,
                 format!("{}: bad Repositories", p.display()),
                 e,
             )
-        })
+        })?;
+        Ok(familiar(repos))
     }
 
-    pub(crate) fn save_repositories(&self, repos: &Repositories) -> Result<()> {
+    pub(crate) fn save_repositories(&self, _: &Lock, repos: &Repositories) -> Result<()> {
         let v = json!({ "Repositories": repos });
-        atomic::write(
-            &self.image_dir().join("repositories.json"),
-            v.to_string().as_bytes(),
-        )
+        atomic::write(&self.layout.repositories(), v.to_string().as_bytes())
     }
 
     /// The config bytes of an image, verified against its ID.
     pub fn image_config(&self, id: &Digest) -> Result<Vec<u8>> {
-        let p = self.content_path(id);
+        let p = self.layout.image_config(id);
         let bytes = atomic::read_capped(&p, atomic::RECORD_CAP).map_err(|e| match e.kind() {
             ErrorKind::Corrupt => e,
             _ => Error::with(e.kind(), format!("image {id}"), e),
@@ -106,7 +109,7 @@ impl Store {
             .filter_map(|(k, _)| ImageRef::parse(k).ok())
             .collect();
         tags.sort();
-        let parent = atomic::read(&self.metadata_dir(id).join("parent"))
+        let parent = atomic::read(&self.layout.image_metadata(id).join(record::PARENT))
             .ok()
             .and_then(|p| Digest::parse(&p));
         let size = match chain_ids(&diff_ids).last() {
@@ -114,7 +117,7 @@ impl Store {
                 let mut total = 0;
                 let mut cur = Some(top.clone());
                 while let Some(c) = cur {
-                    let l = self.layer(&c)?;
+                    let l = self.layers.layer(&c)?;
                     total += l.size;
                     cur = l.parent;
                 }
@@ -151,7 +154,7 @@ impl Store {
     /// should still show the rest.
     pub fn readable_images(&self) -> Result<(Vec<Image>, Vec<Error>)> {
         let repos = self.repositories()?;
-        let dir = self.image_dir().join("imagedb/content/sha256");
+        let dir = self.layout.image_configs();
         let (mut out, mut bad) = (Vec::new(), Vec::new());
         for e in fs::read_dir(&dir).ctx(|| format!("listing {}", dir.display()))? {
             let e = e.ctx(|| format!("listing {}", dir.display()))?;
@@ -173,13 +176,13 @@ impl Store {
 
     /// Whether the store has image `id`'s config.
     pub(crate) fn image_exists(&self, id: &Digest) -> bool {
-        self.content_path(id).exists()
+        self.layout.image_config(id).exists()
     }
 
     /// The images whose recorded parent is `id` (made by `commit` from a
     /// container of it).
     pub(crate) fn child_images(&self, id: &Digest) -> Result<Vec<Digest>> {
-        let dir = self.image_dir().join("imagedb/metadata/sha256");
+        let dir = self.layout.image_metadata_dir();
         let entries = match fs::read_dir(&dir) {
             Ok(it) => it,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
@@ -192,7 +195,7 @@ impl Store {
             else {
                 continue;
             };
-            let parent = atomic::read(&e.path().join("parent")).ok();
+            let parent = atomic::read(&e.path().join(record::PARENT)).ok();
             if parent.as_deref() == Some(id.as_str()) && self.image_exists(&child) {
                 out.push(child);
             }
@@ -226,7 +229,7 @@ impl Store {
         }
         let hex = s.strip_prefix("sha256:").unwrap_or(s);
         if !hex.is_empty() && hex.bytes().all(|b| b.is_ascii_hexdigit()) {
-            let dir = self.image_dir().join("imagedb/content/sha256");
+            let dir = self.layout.image_configs();
             let found: Vec<String> = fs::read_dir(&dir)
                 .ctx(|| format!("listing {}", dir.display()))?
                 .filter_map(|e| e.ok())
@@ -250,8 +253,13 @@ impl Store {
             }
         }
         // Neither a reference nor an ID: say what is wrong with it.
-        if hex.is_empty() || !hex.bytes().all(|b| b.is_ascii_hexdigit()) {
-            ImageRef::parse(s)?;
+        if (hex.is_empty() || !hex.bytes().all(|b| b.is_ascii_hexdigit()))
+            && ImageRef::parse(s)?.digest.is_some()
+        {
+            return Err(Error::new(
+                ErrorKind::NotFound,
+                format!("no such image: {s} (no image here has this repository digest)"),
+            ));
         }
         Err(Error::new(
             ErrorKind::NotFound,
@@ -259,28 +267,30 @@ impl Store {
         ))
     }
 
-    /// Stores a config (the caller holds the lock) and returns its ID.
-    pub(crate) fn put_image(&self, config: &[u8], parent: Option<&Digest>) -> Result<Digest> {
+    /// Stores a config and returns its ID.
+    pub fn put(&self, _: &Lock, config: &[u8], parent: Option<&Digest>) -> Result<Digest> {
         let id = strata_archive::sha256(config);
-        let meta = self.metadata_dir(&id);
+        let meta = self.layout.image_metadata(&id);
         fs::create_dir_all(&meta).ctx(|| format!("creating {}", meta.display()))?;
         if let Some(p) = parent {
-            atomic::write(&meta.join("parent"), p.as_str().as_bytes())?;
+            atomic::write(&meta.join(record::PARENT), p.as_str().as_bytes())?;
         }
-        atomic::write(&meta.join("lastUpdated"), time::now_rfc3339().as_bytes())?;
-        atomic::write(&self.content_path(&id), config)?;
+        atomic::write(
+            &meta.join(record::LAST_UPDATED),
+            time::now_rfc3339().as_bytes(),
+        )?;
+        atomic::write(&self.layout.image_config(&id), config)?;
         Ok(id)
     }
 
-    /// Points `reference` at `id`, moving it from any image it named.
-    pub fn tag(&self, id: &Digest, reference: &str) -> Result<ImageRef> {
-        let r = ImageRef::parse(reference)?;
-        let _lock = self.lock()?;
-        self.tag_locked(id, &r)?;
-        Ok(r)
-    }
-
-    pub(crate) fn tag_locked(&self, id: &Digest, r: &ImageRef) -> Result<()> {
+    /// Points `r` at `id`, moving it from any image it named.
+    pub fn tag(&self, lock: &Lock, id: &Digest, r: &ImageRef) -> Result<()> {
+        if r.digest.is_some() {
+            return Err(Error::new(
+                ErrorKind::InvalidArgument,
+                format!("refusing to create a tag with a digest reference: {r}"),
+            ));
+        }
         // Docker's rule: such a name could never be looked up, since a
         // full ID matches first.
         if Digest::parse(&format!("sha256:{}", r.name)).is_some() {
@@ -292,7 +302,7 @@ impl Store {
                 ),
             ));
         }
-        if !self.content_path(id).exists() {
+        if !self.layout.image_config(id).exists() {
             return Err(Error::new(
                 ErrorKind::NotFound,
                 format!("no such image: {id}"),
@@ -303,7 +313,69 @@ impl Store {
             .entry(r.name.clone())
             .or_default()
             .insert(r.to_string(), id.as_str().to_owned());
-        self.save_repositories(&repos)
+        self.save_repositories(lock, &repos)
+    }
+
+    /// Removes an image's config, then its metadata. The caller has
+    /// checked nothing needs it; its layers go to
+    /// [`Store::collect_layers`].
+    pub(crate) fn delete(&self, _: &Lock, id: &Digest) -> Result<()> {
+        fs::remove_file(self.layout.image_config(id)).ctx(|| format!("removing image {id}"))?;
+        let _ = fs::remove_dir_all(self.layout.image_metadata(id));
+        Ok(())
+    }
+}
+
+/// The facade's image methods: [`ImageStore`]'s, and what spans stores.
+impl Store {
+    /// [`ImageStore::image_config`].
+    pub fn image_config(&self, id: &Digest) -> Result<Vec<u8>> {
+        self.images.image_config(id)
+    }
+
+    /// [`ImageStore::images`].
+    pub fn images(&self) -> Result<Vec<Image>> {
+        self.images.images()
+    }
+
+    /// [`ImageStore::readable_images`].
+    pub fn readable_images(&self) -> Result<(Vec<Image>, Vec<Error>)> {
+        self.images.readable_images()
+    }
+
+    pub fn image(&self, id: &Digest) -> Result<Image> {
+        self.images.image(id)
+    }
+
+    /// [`ImageStore::resolve_image`].
+    pub fn resolve_image(&self, s: &str) -> Result<Digest> {
+        self.images.resolve_image(s)
+    }
+
+    pub(crate) fn repositories(&self) -> Result<Repositories> {
+        self.images.repositories()
+    }
+
+    pub(crate) fn put_image(
+        &self,
+        lock: &Lock,
+        config: &[u8],
+        parent: Option<&Digest>,
+    ) -> Result<Digest> {
+        self.images.put(lock, config, parent)
+    }
+
+    /// Points `reference` at `id`, moving it from any image it named.
+    pub fn tag(&self, id: &Digest, reference: &str) -> Result<ImageRef> {
+        let r = ImageRef::parse(reference)?;
+        let lock = self.lock()?;
+        self.images.tag(&lock, id, &r)?;
+        Ok(r)
+    }
+
+    /// [`ImageStore::tag`], for a caller holding the lock.
+    pub(crate) fn tag_held(&self, lock: &Lock, id: &Digest, r: &ImageRef) -> Result<()> {
+        self.images.tag(lock, id, r)
     }
 
     /// `strata import`: a root file-system tarball becomes a one-layer
@@ -315,8 +387,8 @@ impl Store {
         comment: &str,
     ) -> Result<Digest> {
         let r = reference.map(ImageRef::parse).transpose()?;
-        let _lock = self.lock()?;
-        let layer = self.register_layer(None, input)?;
+        let lock = self.lock()?;
+        let layer = self.layers.register(&lock, None, input)?;
         let now = time::now_rfc3339();
         let config = json!({
             "architecture": strata_image::oci_arch(),
@@ -326,9 +398,11 @@ impl Store {
             "rootfs": { "type": "layers", "diff_ids": [layer.diff_id.as_str()] },
             "history": [{ "created": now, "created_by": "strata import", "comment": comment }],
         });
-        let id = self.put_image(config.to_string().as_bytes(), None)?;
+        let id = self
+            .images
+            .put(&lock, config.to_string().as_bytes(), None)?;
         if let Some(r) = r {
-            self.tag_locked(&id, &r)?;
+            self.images.tag(&lock, &id, &r)?;
         }
         Ok(id)
     }
@@ -338,37 +412,43 @@ impl Store {
     /// container uses the image, unless `force`. Returns what was done,
     /// as Docker prints it (`Untagged: ...`, `Deleted: ...`).
     pub fn remove_image(&self, s: &str, force: bool) -> Result<Vec<String>> {
-        let _lock = self.lock()?;
-        self.remove_image_locked(s, force)
+        let lock = self.lock()?;
+        self.remove_image_held(&lock, s, force)
     }
 
     /// [`Store::remove_image`], for a caller holding the lock.
-    pub(crate) fn remove_image_locked(&self, s: &str, force: bool) -> Result<Vec<String>> {
-        let id = self.resolve_image(s)?;
-        let mut repos = self.repositories()?;
+    pub(crate) fn remove_image_held(
+        &self,
+        lock: &Lock,
+        s: &str,
+        force: bool,
+    ) -> Result<Vec<String>> {
+        let images = &self.images;
+        let id = images.resolve_image(s)?;
+        let mut repos = images.repositories()?;
         let mut done = Vec::new();
         let by_tag = ImageRef::parse(s).ok().filter(|r| {
             repos
                 .get(&r.name)
                 .is_some_and(|m| m.contains_key(&r.to_string()))
         });
-        let Image { tags, parent, .. } = self.image_from(&id, &repos)?;
+        let Image { tags, parent, .. } = images.image_from(&id, &repos)?;
         if let Some(r) = &by_tag {
             if tags.len() > 1 {
                 untag(&mut repos, r);
-                self.save_repositories(&repos)?;
+                images.save_repositories(lock, &repos)?;
                 return Ok(vec![format!("Untagged: {r}")]);
             }
         }
         // An image others were committed from stays while they do, as in
         // Docker: named by its last tag it is only untagged; named by ID
         // it is refused, even with -f.
-        let children = self.child_images(&id)?;
+        let children = images.child_images(&id)?;
         if let Some(child) = children.first() {
             match &by_tag {
                 Some(r) => {
                     untag(&mut repos, r);
-                    self.save_repositories(&repos)?;
+                    images.save_repositories(lock, &repos)?;
                     return Ok(vec![format!("Untagged: {r}")]);
                 }
                 None => {
@@ -416,40 +496,48 @@ impl Store {
             untag(&mut repos, t);
             done.push(format!("Untagged: {t}"));
         }
-        self.save_repositories(&repos)?;
+        images.save_repositories(lock, &repos)?;
         if used(&id) {
             return Ok(done);
         }
-        self.delete_image(&id)?;
+        images.delete(lock, &id)?;
         done.push(format!("Deleted: {id}"));
         // Then the untagged parents nothing else needs, as `docker rmi`
         // does (without --no-prune).
         let mut next = parent;
         while let Some(p) = next.take() {
-            let Ok(img) = self.image_from(&p, &repos) else {
+            let Ok(img) = images.image_from(&p, &repos) else {
                 break;
             };
-            if !img.tags.is_empty() || !self.child_images(&p)?.is_empty() || used(&p) {
+            if !img.tags.is_empty() || !images.child_images(&p)?.is_empty() || used(&p) {
                 break;
             }
-            self.delete_image(&p)?;
+            images.delete(lock, &p)?;
             done.push(format!("Deleted: {p}"));
             next = img.parent;
         }
-        for l in self.collect_layers()? {
+        for l in self.collect_layers(lock)? {
             done.push(format!("Deleted: {l}"));
         }
         Ok(done)
     }
+}
 
-    /// Removes an image's config, then its metadata. The caller holds the
-    /// lock and has checked nothing needs it; its layers go to
-    /// [`Store::collect_layers`].
-    fn delete_image(&self, id: &Digest) -> Result<()> {
-        fs::remove_file(self.content_path(id)).ctx(|| format!("removing image {id}"))?;
-        let _ = fs::remove_dir_all(self.metadata_dir(id));
-        Ok(())
+/// Tags under their familiar names, as Docker keeps them: a tag an older
+/// version recorded as `docker.io/library/NAME:TAG` reads as `NAME:TAG`.
+/// Keys that are no reference stay as they are (and name no image).
+fn familiar(repos: Repositories) -> Repositories {
+    let mut out = Repositories::new();
+    for (name, tags) in repos {
+        for (key, id) in tags {
+            let (name, key) = match ImageRef::parse(&key) {
+                Ok(r) => (r.name.clone(), r.to_string()),
+                Err(_) => (name.clone(), key),
+            };
+            out.entry(name).or_default().insert(key, id);
+        }
     }
+    out
 }
 
 fn untag(repos: &mut Repositories, r: &ImageRef) {

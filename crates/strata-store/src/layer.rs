@@ -1,20 +1,23 @@
 //! The layer store: one directory per chainID under `layerdb/sha256`,
-//! one value per small file (`diff`, `size`, `cache-id`, `parent`).
+//! one value per small file (`diff`, `size`, `cache-id`, `parent`), over
+//! the driver layers that hold the content.
 
-use std::collections::{BTreeMap, BTreeSet};
 use std::fs;
 use std::io::Read;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use strata_archive::Digest;
+use strata_driver::Driver;
 
 use crate::error::{Error, ErrorKind, IoContext, Result};
 use crate::ids::CacheId;
+use crate::layout::{self, record, Layout};
+use crate::lock::Lock;
+use crate::staging::{self, LiveStaging};
 use crate::{atomic, random_hex, Store};
 
-/// The record of what extracting a layer threw away (the name Docker and
-/// containers/storage use; ours is strata_archive's binary format).
-pub const TAR_SPLIT: &str = "tar-split.json.gz";
+pub(crate) use crate::layout::record::TAR_SPLIT;
 
 /// A read-only layer in the store.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -61,19 +64,27 @@ pub(crate) fn parse_cache_id(s: &str, what: &str) -> Result<CacheId> {
         .map_err(|e| Error::with(ErrorKind::Corrupt, format!("{what}: its cache-id"), e))
 }
 
-impl Store {
-    fn layer_dir(&self, chain: &Digest) -> PathBuf {
-        self.image_dir().join("layerdb/sha256").join(chain.hex())
+/// The layers of a store: `layerdb/sha256` and the driver layers its
+/// records name.
+#[derive(Clone)]
+pub struct LayerStore {
+    layout: Layout,
+    driver: Arc<dyn Driver>,
+}
+
+impl LayerStore {
+    pub(crate) fn new(layout: Layout, driver: Arc<dyn Driver>) -> LayerStore {
+        LayerStore { layout, driver }
     }
 
     /// Where a layer's tar-split record is.
-    pub(crate) fn tar_split_path(&self, chain: &Digest) -> PathBuf {
-        self.layer_dir(chain).join(TAR_SPLIT)
+    pub fn tar_split_path(&self, chain: &Digest) -> PathBuf {
+        self.layout.layer(chain).join(TAR_SPLIT)
     }
 
     /// The layer with this chainID.
     pub fn layer(&self, chain: &Digest) -> Result<Layer> {
-        let dir = self.layer_dir(chain);
+        let dir = self.layout.layer(chain);
         if !dir.is_dir() {
             return Err(Error::new(
                 ErrorKind::NotFound,
@@ -81,16 +92,16 @@ impl Store {
             ));
         }
         let what = format!("layer {chain}");
-        let parent = match atomic::read(&dir.join("parent")) {
+        let parent = match atomic::read(&dir.join(record::PARENT)) {
             Ok(p) => Some(parse_digest(&p, &what)?),
             Err(e) if e.kind() == ErrorKind::NotFound => None,
             Err(e) => return Err(e),
         };
         Ok(Layer {
             chain_id: chain.clone(),
-            diff_id: parse_digest(&atomic::read(&dir.join("diff"))?, &what)?,
-            cache_id: parse_cache_id(&atomic::read(&dir.join("cache-id"))?, &what)?,
-            size: atomic::read(&dir.join("size"))?
+            diff_id: parse_digest(&atomic::read(&dir.join(record::DIFF))?, &what)?,
+            cache_id: parse_cache_id(&atomic::read(&dir.join(record::CACHE_ID))?, &what)?,
+            size: atomic::read(&dir.join(record::SIZE))?
                 .parse()
                 .map_err(|_| Error::new(ErrorKind::Corrupt, format!("{what}: bad size")))?,
             parent,
@@ -99,7 +110,7 @@ impl Store {
 
     /// Every layer, by chainID.
     pub fn layers(&self) -> Result<Vec<Layer>> {
-        let dir = self.image_dir().join("layerdb/sha256");
+        let dir = self.layout.layers();
         let mut out = Vec::new();
         for e in fs::read_dir(&dir).ctx(|| format!("listing {}", dir.display()))? {
             let e = e.ctx(|| format!("listing {}", dir.display()))?;
@@ -137,31 +148,32 @@ impl Store {
         })
     }
 
-    /// Unpacks a layer tar on `parent` and records it; the caller holds
-    /// the store lock. A layer whose chainID is already stored is not
-    /// kept twice: the new copy is dropped and the stored one returned.
-    pub(crate) fn register_layer(
+    /// Unpacks a layer tar on `parent` and records it. A layer whose
+    /// chainID is already stored is not kept twice: the new copy is
+    /// dropped and the stored one returned.
+    pub fn register(
         &self,
+        lock: &Lock,
         parent: Option<&Layer>,
         input: &mut (dyn Read + Send),
     ) -> Result<Layer> {
         let parent_cache = parent.map(|p| p.cache_id.as_str());
-        let (staging, cache_id) = self.begin_layer(parent_cache)?;
-        let report = match self.fill_layer(&staging, &cache_id, parent_cache, input) {
+        let (staging, cache_id) = self.begin(parent_cache)?;
+        let report = match self.fill(&staging, &cache_id, parent_cache, input) {
             Ok(r) => r,
             Err(e) => {
-                self.discard_layer(&staging, &cache_id);
+                self.discard(&staging, &cache_id);
                 return Err(e);
             }
         };
-        self.finish_layer(&staging, cache_id, parent, &report)
+        self.finish(lock, &staging, cache_id, parent, &report)
     }
 
-    /// Publishes a filled layer under its chainID; the caller holds the
-    /// store lock. A layer whose chainID is already stored is dropped and
-    /// the stored one returned.
-    pub(crate) fn finish_layer(
+    /// Publishes a filled layer under its chainID. A layer whose chainID
+    /// is already stored is dropped and the stored one returned.
+    pub(crate) fn finish(
         &self,
+        lock: &Lock,
         staging: &Path,
         cache_id: CacheId,
         parent: Option<&Layer>,
@@ -169,7 +181,7 @@ impl Store {
     ) -> Result<Layer> {
         let chain = chain_id(parent.map(|p| &p.chain_id), &report.diff_id);
         if let Ok(existing) = self.layer(&chain) {
-            self.discard_layer(staging, &cache_id);
+            self.discard(staging, &cache_id);
             return Ok(existing);
         }
         let layer = Layer {
@@ -181,7 +193,7 @@ impl Store {
         };
         self.stage_metadata(staging, &layer)?;
         self.sync_driver()?;
-        self.publish_layer(staging, &layer.chain_id)?;
+        self.publish(lock, staging, &layer.chain_id)?;
         self.sync_layerdb()?;
         Ok(layer)
     }
@@ -189,13 +201,13 @@ impl Store {
     /// A new, empty driver layer on `parent_cache`, named by a fresh
     /// staging directory (so a crash from here on is cleaned up by the
     /// next open). Returns the staging directory and the cache-id.
-    pub(crate) fn begin_layer(&self, parent_cache: Option<&str>) -> Result<(PathBuf, CacheId)> {
-        let staging = self.staging()?;
+    pub(crate) fn begin(&self, parent_cache: Option<&str>) -> Result<(PathBuf, CacheId)> {
+        let staging = staging::new_staging(&self.layout)?;
         let made = (|| {
             let cache_id = CacheId::parse(&random_hex(32)?).expect("random_hex(32) is an ID");
-            atomic::write_staged(&staging.join("cache-id"), cache_id.as_bytes())?;
+            atomic::write_staged(&staging.join(record::CACHE_ID), cache_id.as_bytes())?;
             self.driver
-                .create(&cache_id, parent_cache)
+                .create(&cache_id, parent_cache, strata_driver::LayerKind::ReadOnly)
                 .map_err(|e| Error::driver("creating a layer", e))?;
             Ok(cache_id)
         })();
@@ -208,21 +220,17 @@ impl Store {
         }
     }
 
-    /// [`Store::begin_layer`] for a layer filled with no store lock held:
+    /// [`LayerStore::begin`] for a layer filled with no store lock held:
     /// its staging directory is locked until the returned value is
     /// dropped, so that an `open` or `check --repair` meanwhile does not
-    /// take it for debris ([`crate::is_live`]). The caller holds the store
-    /// lock while it begins.
-    pub(crate) fn begin_live_layer(&self, parent_cache: Option<&str>) -> Result<LiveStaging> {
-        let (path, cache_id) = self.begin_layer(parent_cache)?;
-        match crate::hold_staging(&path) {
-            Ok(lock) => Ok(LiveStaging {
-                path,
-                cache_id,
-                _lock: lock,
-            }),
+    /// take it for debris ([`staging::is_live`]). The store lock is held
+    /// while it begins.
+    pub(crate) fn begin_live(&self, _: &Lock, parent_cache: Option<&str>) -> Result<LiveStaging> {
+        let (path, cache_id) = self.begin(parent_cache)?;
+        match staging::hold_staging(&path) {
+            Ok(lock) => Ok(LiveStaging::new(path, cache_id, lock)),
             Err(e) => {
-                self.discard_layer(&path, &cache_id);
+                self.discard(&path, &cache_id);
                 Err(e)
             }
         }
@@ -231,7 +239,7 @@ impl Store {
     /// Unpacks a layer tar into a begun layer, with its tar-split record
     /// beside it in the staging directory. On error the caller discards
     /// the layer.
-    pub(crate) fn fill_layer(
+    pub(crate) fn fill(
         &self,
         staging: &Path,
         cache_id: &str,
@@ -255,36 +263,42 @@ impl Store {
     }
 
     /// Throws away a layer that was begun and not published.
-    pub(crate) fn discard_layer(&self, staging: &Path, cache_id: &str) {
+    pub(crate) fn discard(&self, staging: &Path, cache_id: &str) {
         let _ = self.driver.remove(cache_id);
         let _ = fs::remove_dir_all(staging);
     }
 
     /// Writes a filled layer's metadata into its staging directory.
     pub(crate) fn stage_metadata(&self, staging: &Path, layer: &Layer) -> Result<()> {
-        atomic::write_staged(&staging.join("diff"), layer.diff_id.as_str().as_bytes())?;
-        atomic::write_staged(&staging.join("size"), layer.size.to_string().as_bytes())?;
+        atomic::write_staged(
+            &staging.join(record::DIFF),
+            layer.diff_id.as_str().as_bytes(),
+        )?;
+        atomic::write_staged(
+            &staging.join(record::SIZE),
+            layer.size.to_string().as_bytes(),
+        )?;
         if let Some(p) = &layer.parent {
-            atomic::write_staged(&staging.join("parent"), p.as_str().as_bytes())?;
+            atomic::write_staged(&staging.join(record::PARENT), p.as_str().as_bytes())?;
         }
         Ok(())
     }
 
     /// Moves a staged layer into `layerdb` under its chainID. The caller
-    /// made its content durable first ([`Store::sync_driver`]) and makes
-    /// the rename durable after ([`Store::sync_layerdb`]).
-    pub(crate) fn publish_layer(&self, staging: &Path, chain: &Digest) -> Result<()> {
-        fs::rename(staging, self.layer_dir(chain)).ctx(|| format!("publishing layer {chain}"))
+    /// made its content durable first ([`LayerStore::sync_driver`]) and
+    /// makes the rename durable after ([`LayerStore::sync_layerdb`]).
+    pub(crate) fn publish(&self, _: &Lock, staging: &Path, chain: &Digest) -> Result<()> {
+        fs::rename(staging, self.layout.layer(chain)).ctx(|| format!("publishing layer {chain}"))
     }
 
     pub(crate) fn sync_layerdb(&self) -> Result<()> {
-        atomic::sync_dir(&self.image_dir().join("layerdb/sha256")).ctx(|| "syncing layerdb".into())
+        atomic::sync_dir(&self.layout.layers()).ctx(|| "syncing layerdb".into())
     }
 
     /// Makes the driver's content durable before the metadata that names
     /// it is published (syncfs of the file system holding the store).
     pub(crate) fn sync_driver(&self) -> Result<()> {
-        let fd = strata_sys::fs::open_dir(&self.root).ctx(|| "opening the store".into())?;
+        let fd = strata_sys::fs::open_dir(self.layout.root()).ctx(|| "opening the store".into())?;
         strata_sys::fs::syncfs(std::os::fd::AsFd::as_fd(&fd))
             .ctx(|| "syncing the store's file system".into())
     }
@@ -294,7 +308,7 @@ impl Store {
     /// the mount references a killed process left on it: a vfs layer
     /// keeps a count on disk that only `put` gives back. Gone already is
     /// fine.
-    pub(crate) fn remove_stale_layer(&self, id: &str) -> Result<()> {
+    pub(crate) fn remove_stale(&self, id: &str) -> Result<()> {
         use strata_driver::ErrorKind as D;
         let mut tries = 0;
         loop {
@@ -312,75 +326,14 @@ impl Store {
         }
     }
 
-    /// How many things hold each of `layers` (from [`Store::layers`])
-    /// directly, as Docker's layer store counts them: the images whose
-    /// top layer it is, the layers made on it, and the containers made on
-    /// it. A layer with none is removed by the next `rmi` or `system
-    /// prune`. With the errors of the images and containers that did not
-    /// read back (their holds are not counted).
-    pub fn layer_refs(&self, layers: &[Layer]) -> Result<(BTreeMap<Digest, usize>, Vec<Error>)> {
-        let (images, mut bad) = self.readable_images()?;
-        let (containers, bad_containers) = self.readable_containers()?;
-        bad.extend(bad_containers);
-        let mut refs: BTreeMap<Digest, usize> =
-            layers.iter().map(|l| (l.chain_id.clone(), 0)).collect();
-        let held = images
-            .into_iter()
-            .filter_map(|img| chain_ids(&img.diff_ids).pop())
-            .chain(layers.iter().filter_map(|l| l.parent.clone()))
-            .chain(containers.into_iter().filter_map(|c| c.parent_layer));
-        for chain in held {
-            if let Some(n) = refs.get_mut(&chain) {
-                *n += 1;
-            }
-        }
-        Ok((refs, bad))
-    }
-
-    /// Removes the layers no image and no container reaches. The caller
-    /// holds the lock.
-    pub(crate) fn collect_layers(&self) -> Result<Vec<Digest>> {
-        let layers: BTreeMap<Digest, Layer> = self
-            .layers()?
-            .into_iter()
-            .map(|l| (l.chain_id.clone(), l))
-            .collect();
-        let mut live = BTreeSet::new();
-        let mut roots: Vec<Digest> = Vec::new();
-        for img in self.images()? {
-            roots.extend(chain_ids(&img.diff_ids).pop());
-        }
-        for c in self.containers()? {
-            roots.extend(c.parent_layer.clone());
-        }
-        for r in roots {
-            let mut cur = Some(r);
-            while let Some(c) = cur {
-                if !live.insert(c.clone()) {
-                    break;
-                }
-                cur = layers.get(&c).and_then(|l| l.parent.clone());
-            }
-        }
-        // Children before parents: a layer's depth orders them.
-        let depth = |l: &Layer| {
-            let mut n = 0;
-            let mut cur = l.parent.clone();
-            while let Some(p) = cur {
-                n += 1;
-                cur = layers.get(&p).and_then(|l| l.parent.clone());
-            }
-            n
-        };
-        let mut dead: Vec<&Layer> = layers
-            .values()
-            .filter(|l| !live.contains(&l.chain_id))
-            .collect();
-        dead.sort_by_key(|l| std::cmp::Reverse(depth(l)));
+    /// Removes the layers of `dead`, children before parents: each
+    /// record is renamed `-removing` first, then its driver layer goes,
+    /// then the record.
+    pub(crate) fn remove(&self, _: &Lock, dead: &[&Layer]) -> Result<Vec<Digest>> {
         let mut removed = Vec::new();
         for l in dead {
-            let dir = self.layer_dir(&l.chain_id);
-            let doomed = dir.with_file_name(format!("{}-removing", l.chain_id.hex()));
+            let dir = self.layout.layer(&l.chain_id);
+            let doomed = layout::removing(&dir);
             fs::rename(&dir, &doomed).ctx(|| format!("removing layer {}", l.chain_id))?;
             match self.driver.remove(&l.cache_id) {
                 Ok(()) => {}
@@ -399,12 +352,60 @@ impl Store {
     }
 }
 
-/// A begun layer whose staging directory is locked (see
-/// [`Store::begin_live_layer`]).
-pub(crate) struct LiveStaging {
-    pub path: PathBuf,
-    pub cache_id: CacheId,
-    _lock: fs::File,
+/// The facade's layer methods: [`LayerStore`]'s, kept on [`Store`].
+impl Store {
+    /// The layer with this chainID.
+    pub fn layer(&self, chain: &Digest) -> Result<Layer> {
+        self.layers.layer(chain)
+    }
+
+    /// Every layer, by chainID.
+    pub fn layers(&self) -> Result<Vec<Layer>> {
+        self.layers.layers()
+    }
+
+    /// [`LayerStore::layer_tar`].
+    pub fn layer_tar(&self, layer: &Layer, out: &mut dyn std::io::Write) -> Result<Digest> {
+        self.layers.layer_tar(layer, out)
+    }
+
+    pub(crate) fn tar_split_path(&self, chain: &Digest) -> PathBuf {
+        self.layers.tar_split_path(chain)
+    }
+
+    pub(crate) fn begin_layer(&self, parent_cache: Option<&str>) -> Result<(PathBuf, CacheId)> {
+        self.layers.begin(parent_cache)
+    }
+
+    pub(crate) fn fill_layer(
+        &self,
+        staging: &Path,
+        cache_id: &str,
+        parent_cache: Option<&str>,
+        input: &mut (dyn Read + Send),
+    ) -> Result<strata_driver::ApplyReport> {
+        self.layers.fill(staging, cache_id, parent_cache, input)
+    }
+
+    pub(crate) fn discard_layer(&self, staging: &Path, cache_id: &str) {
+        self.layers.discard(staging, cache_id)
+    }
+
+    pub(crate) fn stage_metadata(&self, staging: &Path, layer: &Layer) -> Result<()> {
+        self.layers.stage_metadata(staging, layer)
+    }
+
+    pub(crate) fn publish_layer(&self, lock: &Lock, staging: &Path, chain: &Digest) -> Result<()> {
+        self.layers.publish(lock, staging, chain)
+    }
+
+    pub(crate) fn sync_layerdb(&self) -> Result<()> {
+        self.layers.sync_layerdb()
+    }
+
+    pub(crate) fn sync_driver(&self) -> Result<()> {
+        self.layers.sync_driver()
+    }
 }
 
 #[cfg(test)]

@@ -1,26 +1,16 @@
 //! The store: layers, images and containers over one graph driver, laid
 //! out like Docker's data root so an operator recognises it.
 //!
-//! ```text
-//! <root>/                                   0700
-//!   <driver>/                               the driver's home (overlay2/, vfs/)
-//!   image/<driver>/
-//!     imagedb/content/sha256/<hex>          image config, byte-exact; <hex> is its sha256
-//!     imagedb/metadata/sha256/<hex>/parent  the image this one was committed from
-//!     imagedb/metadata/sha256/<hex>/lastUpdated
-//!     layerdb/sha256/<chain-hex>/{diff,size,cache-id,parent,tar-split.json.gz}
-//!     layerdb/mounts/<container-id>/{mount-id,init-id,parent}
-//!     layerdb/tmp/                          layers and containers being made
-//!     repositories.json                     tags -> image IDs
-//!   containers/<id>/config.json
-//!   containers/<id>/{state.json,bundle/,hosts,hostname,resolv.conf,runtime/}
-//!                                           a container's runs (see `start`)
-//!   volumes/<name>/{_data/,meta.json}       volumes (see strata_volume::local); their
-//!                                           staging (`.<name>.creating`) is removed on open
-//!   names/<name>                            the container ID a name stands for
-//!   tmp/                                    staging (and `load`'s spooled archives); emptied on open
-//!   lock                                    flock taken by every change
-//! ```
+//! The on-disk tree is drawn once, on [`Layout`], which owns every path
+//! of it.
+//!
+//! The store is a thin facade over its parts, each owning its part of
+//! the tree and its logic: [`LayerStore`] (`layerdb/sha256`),
+//! [`ImageStore`] (`imagedb`, `repositories.json`), [`ContainerStore`]
+//! (`containers/`, `names/`, `layerdb/mounts`) and [`VolumeStore`]
+//! (`volumes/`, plugins). What spans parts (creating and removing
+//! containers, removing images, garbage collection, `check`) is the
+//! facade's.
 //!
 //! # Trust
 //!
@@ -40,7 +30,8 @@
 //! # Concurrency and crashes
 //!
 //! Every change runs under an exclusive `flock` on `lock`, so several
-//! `strata` processes can share a store. Metadata is written atomically
+//! `strata` processes can share a store; a function that needs it held
+//! takes the [`Lock`] guard as proof. Metadata is written atomically
 //! (temp file, fsync, rename, fsync of the directory). A layer's or a
 //! container's metadata is assembled in `layerdb/tmp/` and renamed into
 //! place last: a crash leaves staging debris, never a half-made object
@@ -56,60 +47,77 @@
 
 mod atomic;
 mod check;
+mod commit;
 mod container;
 mod copy;
 mod error;
+mod gc;
 mod ids;
 mod image;
 mod layer;
+mod layout;
+mod lock;
+mod mount;
 mod port;
+mod run_config;
 mod secure;
 mod security;
+mod staging;
 mod start;
+mod stream;
 mod system;
 mod time;
 mod transfer;
+pub mod view;
 mod volume;
 
 use std::fs;
 use std::os::fd::AsFd;
 use std::os::unix::fs::DirBuilderExt;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 pub use check::{CheckOptions, Finding, FindingKind, Report};
-pub use container::{override_env, Container, ContainerSpec, HostConfig, RunConfig, NETWORK_MODES};
-pub use copy::CopyReport;
+pub use container::{Container, ContainerStore};
 pub use error::{Error, ErrorKind, Result};
 pub use ids::{short, CacheId, ContainerId, ContainerName, InvalidId, MountId};
-pub use image::Image;
-pub use layer::{chain_id, Layer};
+pub use image::{Image, ImageStore};
+pub use layer::{chain_id, Layer, LayerStore};
+pub use layout::Layout;
+pub use lock::Lock;
+pub use mount::{Mount, MountKind};
 pub use port::{PortMapping, Protocol};
+pub use run_config::{override_env, ContainerSpec, HostConfig, RunConfig, NETWORK_MODES};
 pub use security::{Seccomp, Security};
 pub use start::{Started, State, Status};
 pub use strata_archive::{Change, ChangeKind, Digest};
 use strata_driver::Driver;
 pub use strata_image::{familiar, ImageRef, SaveFormat};
-/// The registry client `pull` and `push` speak through.
-pub use strata_registry as registry;
+pub use stream::CopyReport;
 pub use system::{ContainerUsage, DiskUsage, ImageUsage, OnDisk, Pruned, Usage, VolumeUsage};
 pub use transfer::{LayerCompression, Loaded, NoProgress, Progress, Pulled, Pushed};
-pub use volume::{Mount, MountKind, Volume, ANONYMOUS_LABEL};
+pub use volume::{Volume, VolumeStore, ANONYMOUS_LABEL};
+
+// The crates below the store that the `strata` command also drives on
+// their own (`strata archive`, the fuse driver's union server, `strata
+// union-mount`), so that the command depends on the store and run
+// crates alone.
+pub use strata_archive as archive;
+pub use strata_driver as driver;
+/// The registry client `pull` and `push` speak through.
+pub use strata_registry as registry;
+pub use strata_union as union;
 
 use error::IoContext;
 
-/// Drivers a store may have been made with, in the order `open` looks.
-const DRIVERS: &[&str] = &["overlay2", "fuse", "vfs"];
-
+/// A store: the facade over its parts (see the crate docs).
 pub struct Store {
-    root: PathBuf,
-    driver: Box<dyn Driver>,
-    /// Where volume plugins are looked for.
-    plugin_dirs: Vec<PathBuf>,
-}
-
-/// Holds the store lock until dropped.
-pub struct Lock {
-    _file: fs::File,
+    layout: Layout,
+    driver: Arc<dyn Driver>,
+    layers: LayerStore,
+    images: ImageStore,
+    containers: ContainerStore,
+    volumes: VolumeStore,
 }
 
 impl Store {
@@ -140,10 +148,11 @@ impl Store {
         let root_fd = secure::open_root(&root)?;
         // Held from before the driver is chosen until staging is clean: two
         // first opens of one root must not make it with two drivers.
-        let lock = lock_at(&root)?;
+        let lock = lock::lock_at(&root)?;
         // Before a driver opens (or makes) its home, and before `image/`
         // says which driver the store has.
-        for d in DRIVERS {
+        // Drivers a store may have been made with, in the order `open` looks.
+        for d in strata_driver::names() {
             secure::store_dir(
                 root_fd.as_fd(),
                 &root,
@@ -155,18 +164,16 @@ impl Store {
         secure::store_dir(
             root_fd.as_fd(),
             &root,
-            Path::new("image"),
+            Layout::images_rel(),
             secure::DIR_MAX,
             false,
         )?;
-        let existing = DRIVERS
-            .iter()
-            .find(|d| root.join("image").join(d).is_dir())
-            .copied();
+        let existing = strata_driver::names().find(|d| Layout::image_of(&root, d).is_dir());
+        let is_have = |have: &str, want: &str| {
+            have == want || strata_driver::backend(want).is_ok_and(|b| b.name == have)
+        };
         let name = match (existing, driver) {
-            (Some(have), Some(want))
-                if have != want && !(have == "overlay2" && want == "overlay") =>
-            {
+            (Some(have), Some(want)) if !is_have(have, want) => {
                 return Err(Error::new(
                     ErrorKind::InvalidArgument,
                     format!(
@@ -178,15 +185,21 @@ impl Store {
             (Some(have), _) => Some(have),
             (None, want) => want,
         };
-        let driver = strata_driver::open_with(&root, name, server)
-            .map_err(|e| Error::driver("opening the storage driver", e))?;
+        let driver: Arc<dyn Driver> = strata_driver::open_with(&root, name, server)
+            .map_err(|e| Error::driver("opening the storage driver", e))?
+            .into();
+        let layout = Layout::new(&root, driver.name());
+        let layers = LayerStore::new(layout.clone(), driver.clone());
         let store = Store {
-            root,
+            images: ImageStore::new(layout.clone(), layers.clone()),
+            containers: ContainerStore::new(layout.clone(), driver.clone()),
+            volumes: VolumeStore::new(layout.clone(), strata_volume::plugin::default_dirs()),
+            layers,
+            layout,
             driver,
-            plugin_dirs: strata_volume::plugin::default_dirs(),
         };
         store.secure_dirs(root_fd.as_fd())?;
-        store.clean_staging()?;
+        store.clean_staging(&lock)?;
         drop(lock);
         Ok(store)
     }
@@ -195,11 +208,11 @@ impl Store {
     /// one (see `secure`): real directories of the caller's, closed to
     /// other users, or the store is not opened.
     fn secure_dirs(&self, root_fd: std::os::fd::BorrowedFd<'_>) -> Result<()> {
-        let image = Path::new("image").join(self.driver.name());
+        let root = self.layout.root();
         let home = self
             .driver
             .home()
-            .strip_prefix(&self.root)
+            .strip_prefix(root)
             .ok()
             .filter(|h| h.components().count() == 1)
             .map(Path::to_owned);
@@ -207,25 +220,16 @@ impl Store {
         if let Some(h) = home {
             dirs.push((h, secure::HOME_MAX, false));
         }
-        for d in ["tmp", "containers", "names"] {
-            dirs.push((d.into(), secure::DIR_MAX, true));
-        }
-        for d in [
-            "imagedb/content/sha256",
-            "imagedb/metadata/sha256",
-            "layerdb/sha256",
-            "layerdb/mounts",
-            "layerdb/tmp",
-        ] {
-            dirs.push((image.join(d), secure::DIR_MAX, true));
+        for d in self.layout.made_dirs() {
+            dirs.push((d, secure::DIR_MAX, true));
         }
         // Made by the first volume: checked when there.
-        dirs.push(("volumes".into(), secure::VOLUMES_MAX, false));
+        dirs.push((Layout::volumes_rel().to_owned(), secure::VOLUMES_MAX, false));
         for (rel, max, create) in dirs {
-            secure::store_dir(root_fd, &self.root, &rel, max, create)?;
+            secure::store_dir(root_fd, root, &rel, max, create)?;
         }
-        if self.root.join("volumes").is_dir() {
-            for (dir, mode) in self.local_volumes()?.tighten_modes()? {
+        if self.layout.volumes().is_dir() {
+            for (dir, mode) in self.volumes.local()?.tighten_modes()? {
                 tracing::warn!(
                     "{} was mode {mode:o}: now {:o}, so that other users cannot reach volumes",
                     dir.display(),
@@ -237,168 +241,64 @@ impl Store {
     }
 
     pub fn root(&self) -> &Path {
-        &self.root
+        self.layout.root()
+    }
+
+    /// Every path of the store's tree.
+    pub fn layout(&self) -> &Layout {
+        &self.layout
+    }
+
+    /// The layers (`layerdb/sha256`) and their driver layers.
+    pub fn layer_store(&self) -> &LayerStore {
+        &self.layers
+    }
+
+    /// The images (`imagedb`) and their tags.
+    pub fn image_store(&self) -> &ImageStore {
+        &self.images
+    }
+
+    /// The containers' records (`containers/`, `names/`, `layerdb/mounts`).
+    pub fn container_store(&self) -> &ContainerStore {
+        &self.containers
+    }
+
+    /// The volumes (`volumes/`) and volume plugins.
+    pub fn volume_store(&self) -> &VolumeStore {
+        &self.volumes
     }
 
     /// Looks for volume plugins in `dirs` instead of the default
     /// directories (`strata_volume::plugin::default_dirs`).
     pub fn set_plugin_dirs(&mut self, dirs: Vec<PathBuf>) {
-        self.plugin_dirs = dirs;
+        self.volumes.set_plugin_dirs(dirs);
     }
 
     pub fn driver(&self) -> &dyn Driver {
         self.driver.as_ref()
     }
 
-    fn image_dir(&self) -> PathBuf {
-        self.root.join("image").join(self.driver.name())
-    }
-
-    /// Takes the store lock, waiting for other processes.
+    /// Takes the store lock, waiting for other processes. Functions that
+    /// change the store take the [`Lock`] as proof that it is held.
     pub fn lock(&self) -> Result<Lock> {
-        lock_at(&self.root)
-    }
-}
-
-/// Locks the staging directory `dir` (an flock on the directory itself)
-/// for work done without the store lock; released when the file drops.
-fn hold_staging(dir: &Path) -> Result<fs::File> {
-    let file = fs::File::open(dir).ctx(|| format!("opening {}", dir.display()))?;
-    strata_sys::fs::lock_exclusive(std::os::fd::AsFd::as_fd(&file))
-        .ctx(|| format!("locking {}", dir.display()))?;
-    Ok(file)
-}
-
-/// Whether a live process holds the staging directory `dir` (see
-/// [`hold_staging`]): then it is work in progress, not debris.
-fn is_live(dir: &Path) -> bool {
-    // O_DIRECTORY: a fifo planted there is refused, never opened.
-    strata_sys::fs::open_dir(dir).is_ok_and(|fd| {
-        strata_sys::fs::try_lock_exclusive(std::os::fd::AsFd::as_fd(&fd)).is_ok_and(|got| !got)
-    })
-}
-
-/// The store lock of the store at `root`.
-fn lock_at(root: &Path) -> Result<Lock> {
-    let file = secure::open_lock(root)?;
-    strata_sys::fs::lock_exclusive(std::os::fd::AsFd::as_fd(&file))
-        .ctx(|| format!("locking {}", root.join("lock").display()))?;
-    Ok(Lock { _file: file })
-}
-
-impl Store {
-    /// Removes what crashed or interrupted work left: staging directories
-    /// (but those a live process holds, see [`is_live`]) and `-removing`
-    /// debris, with the driver layers they had made, and
-    /// the volumes' staging (`volumes/.<name>.creating`, `.removing`) and
-    /// temp files.
-    fn clean_staging(&self) -> Result<()> {
-        for dir in [self.root.join("tmp"), self.image_dir().join("layerdb/tmp")] {
-            for e in fs::read_dir(&dir).ctx(|| format!("listing {}", dir.display()))? {
-                let e = e.ctx(|| format!("listing {}", dir.display()))?;
-                if is_live(&e.path()) {
-                    continue;
-                }
-                // A container whose config was published before the crash
-                // is complete but for its mounts record: finish publishing.
-                // Every ID read back is parsed before it names a path:
-                // staging that holds anything else is debris, removed
-                // without following what it says.
-                if let Some(id) = atomic::read(&e.path().join("container-id"))
-                    .ok()
-                    .and_then(|id| ContainerId::parse(&id).ok())
-                {
-                    let published = self.root.join("containers").join(&id).join("config.json");
-                    let mounts = self.image_dir().join("layerdb/mounts").join(&id);
-                    if published.is_file()
-                        && !mounts.exists()
-                        && !e.path().join("container").exists()
-                    {
-                        // Only if no container took the name meanwhile;
-                        // else this one is found by its ID.
-                        if let Ok(name) = self.container(&id).map(|c| c.name) {
-                            if e.path().join("name").exists() && !self.name_taken(&name) {
-                                fs::rename(
-                                    e.path().join("name"),
-                                    self.root.join("names").join(name),
-                                )
-                                .ctx(|| format!("finishing container {id}"))?;
-                            }
-                        }
-                        fs::rename(e.path(), &mounts)
-                            .ctx(|| format!("finishing container {id}"))?;
-                        continue;
-                    }
-                }
-                // A staged layer or container names the driver layers it
-                // made: remove them with it.
-                for id in staged_driver_layers(&e.path()) {
-                    let _ = self.remove_stale_layer(&id.driver_id());
-                }
-                let _ = fs::remove_dir_all(e.path());
-            }
-        }
-        for dir in [
-            self.image_dir().join("layerdb/sha256"),
-            self.image_dir().join("layerdb/mounts"),
-            self.root.join("containers"),
-        ] {
-            for e in fs::read_dir(&dir).ctx(|| format!("listing {}", dir.display()))? {
-                let e = e.ctx(|| format!("listing {}", dir.display()))?;
-                if e.file_name().to_string_lossy().ends_with("-removing") {
-                    // A layer or container being removed names its driver
-                    // layers: finish removing them first, or they leak.
-                    for id in staged_driver_layers(&e.path()) {
-                        self.remove_stale_layer(&id.driver_id())?;
-                    }
-                    let _ = fs::remove_dir_all(e.path());
-                }
-            }
-        }
-        // A volume half-made or half-removed, and temp files of its
-        // records; never anything under a published volume's `_data`.
-        if self.root.join("volumes").is_dir() {
-            self.local_volumes()?.clean_staging()?;
-        }
-        Ok(())
-    }
-
-    /// A fresh staging directory under `layerdb/tmp`.
-    fn staging(&self) -> Result<PathBuf> {
-        let p = self.image_dir().join("layerdb/tmp").join(random_hex(16)?);
-        fs::create_dir(&p).ctx(|| format!("creating {}", p.display()))?;
-        Ok(p)
+        lock::lock_at(self.layout.root())
     }
 
     /// What `strata info` shows.
     pub fn info(&self) -> Result<Vec<(String, String)>> {
         let mut v = vec![
-            ("Root".to_owned(), self.root.display().to_string()),
+            ("Root".to_owned(), self.root().display().to_string()),
             ("Storage Driver".to_owned(), self.driver.name().to_owned()),
         ];
         v.extend(self.driver.status());
+        let built: Vec<&str> = strata_driver::BACKENDS.iter().map(|b| b.name).collect();
+        v.push(("Drivers Built".to_owned(), built.join(", ")));
         v.push(("Images".into(), self.images()?.len().to_string()));
         v.push(("Image Layers".into(), self.layers()?.len().to_string()));
         v.push(("Containers".into(), self.containers()?.len().to_string()));
         Ok(v)
     }
-}
-
-/// The driver layers a staging or `-removing` record names
-/// (`cache-id`, `mount-id`, `init-id`), parsed: a value that is not a
-/// driver ID names nothing, and is never passed to the driver.
-fn staged_driver_layers(dir: &Path) -> Vec<ids::DriverLayer> {
-    let mut out = Vec::new();
-    for f in ["cache-id", "mount-id", "init-id"] {
-        let Ok(s) = atomic::read(&dir.join(f)) else {
-            continue;
-        };
-        match ids::DriverLayer::parse(f, &s) {
-            Ok(id) => out.push(id),
-            Err(e) => tracing::warn!("{}: {e}: not removed", dir.join(f).display()),
-        }
-    }
-    out
 }
 
 /// `n` random bytes as hex.
@@ -420,8 +320,8 @@ mod tests {
         let root = tempfile::tempdir().unwrap();
         let store = Store::open(root.path(), Some("vfs")).unwrap();
         let staged = {
-            let _lock = store.lock().unwrap();
-            store.begin_live_layer(None).unwrap()
+            let lock = store.lock().unwrap();
+            store.layer_store().begin_live(&lock, None).unwrap()
         };
         std::fs::write(staged.path.join("marker"), "filling").unwrap();
         Store::open(root.path(), Some("vfs")).unwrap();

@@ -32,6 +32,7 @@ use std::path::{Component, Path};
 use strata_sys::fs as sys;
 
 use crate::error::{Error, ErrorKind, IoContext, Result};
+use crate::layout::{self, Layout};
 
 /// The most the root's mode may give group and others.
 pub(crate) const ROOT_MAX: u32 = 0o711;
@@ -182,9 +183,9 @@ fn refused(shown: &Path, why: String) -> Error {
 /// missing) without following a symlink, a regular file of the caller's
 /// that others cannot write to.
 pub(crate) fn open_lock(root: &Path) -> Result<File> {
-    let shown = root.join("lock");
+    let shown = Layout::lock_of(root);
     let dir = sys::open_dir(root).ctx(|| format!("opening {}", root.display()))?;
-    let name = OsStr::new("lock");
+    let name = OsStr::new(layout::LOCK);
     // Looked at before it is opened: a fifo planted there would block
     // the open.
     let file = loop {

@@ -25,9 +25,10 @@ use serde::{Deserialize, Serialize};
 use strata_volume::local;
 use strata_volume::VolumeDriver;
 
-use crate::container::Container;
+use crate::container::{Container, ContainerStore};
 use crate::error::{Error, ErrorKind, Result};
-use crate::volume::{Mount, MountKind};
+use crate::lock::Lock;
+use crate::mount::{Mount, MountKind};
 use crate::{atomic, time, Store};
 
 /// A container's life, as `inspect` shows it under `State`.
@@ -87,44 +88,9 @@ pub struct Started {
 }
 
 impl Store {
-    fn state_path(&self, c: &Container) -> PathBuf {
-        self.root.join("containers").join(&c.id).join("state.json")
-    }
-
-    /// The container's state; a running state whose strata process is
-    /// gone (died, or the machine rebooted since) reads as exited with
-    /// code 255.
+    /// The container's state (see [`ContainerStore::state`]).
     pub fn container_state(&self, c: &Container) -> Result<State> {
-        let p = self.state_path(c);
-        let mut s: State = match atomic::read_capped(&p, atomic::RECORD_CAP) {
-            Ok(b) => serde_json::from_slice(&b).map_err(|e| {
-                Error::with(
-                    ErrorKind::Corrupt,
-                    format!("container {}: bad state.json", c.name),
-                    e,
-                )
-            })?,
-            Err(e) if e.kind() == ErrorKind::NotFound => State::default(),
-            Err(e) => {
-                return Err(Error::with(
-                    e.kind(),
-                    format!("container {}: state", c.name),
-                    e,
-                ))
-            }
-        };
-        if s.status == Status::Running && !runs(&s) {
-            s.status = Status::Exited;
-            s.exit_code = 255;
-            s.pid = 0;
-            s.lost = true;
-        }
-        Ok(s)
-    }
-
-    fn set_state(&self, c: &Container, s: &State) -> Result<()> {
-        let bytes = serde_json::to_vec_pretty(s).expect("serialising a state");
-        atomic::write(&self.state_path(c), &bytes)
+        self.containers.state(c)
     }
 
     /// Prepares `c` to run under `runtime`: mounts its root file system and
@@ -137,7 +103,7 @@ impl Store {
         runtime: &str,
         auto_remove: bool,
     ) -> Result<Started> {
-        let _lock = self.lock()?;
+        let lock = self.lock()?;
         let state = self.container_state(c)?;
         if state.status == Status::Running {
             return Err(Error::new(
@@ -150,11 +116,14 @@ impl Store {
         }
         if state.lost {
             // A strata that was killed left its mounts: take them back.
-            self.release_lost(c, &state)?;
+            self.release_lost(&lock, c, &state)?;
         }
+        // Kept until the container finishes (`release`, maybe in another
+        // process).
         let rootfs = self
             .driver
             .get(&c.mount_id, None)
+            .map(strata_driver::Mount::keep)
             .map_err(|e| Error::driver(format!("mounting container {}", c.name), e))?;
         let mut mounts = Vec::new();
         let mut mounted = Vec::new();
@@ -173,7 +142,7 @@ impl Store {
                 // A local volume is where this store keeps it, whatever
                 // path the record was written with (a store moved, or
                 // reached by another path).
-                (None, Some(name)) => self.root.join("volumes").join(name).join("_data"),
+                (None, Some(name)) => self.layout.volume_data(name),
                 (None, None) if !m.source.exists() => {
                     self.release(c, &mounted);
                     return Err(Error::new(
@@ -205,14 +174,14 @@ impl Store {
             auto_remove,
             lost: false,
         };
-        if let Err(e) = self.set_state(c, &s) {
+        if let Err(e) = self.containers.set_state(&lock, c, &s) {
             self.release(c, &mounted);
             return Err(e);
         }
         Ok(Started {
             rootfs,
             mounts,
-            dir: self.root.join("containers").join(&c.id),
+            dir: self.layout.container(&c.id),
         })
     }
 
@@ -220,7 +189,7 @@ impl Store {
     /// start: releases what [`Store::start_container`] took and records
     /// the exit.
     pub fn finish_container(&self, c: &Container, exit_code: i32) -> Result<()> {
-        let _lock = self.lock()?;
+        let lock = self.lock()?;
         self.release(c, &self.driven_volumes(c));
         let mut s = self.container_state(c)?;
         s.lost = false;
@@ -228,7 +197,7 @@ impl Store {
         s.pid = 0;
         s.exit_code = exit_code;
         s.finished_at = time::now_rfc3339();
-        self.set_state(c, &s)
+        self.containers.set_state(&lock, c, &s)
     }
 
     /// Unmounts `plugins` (driver, volume) and the root file system; a
@@ -250,14 +219,14 @@ impl Store {
 
     /// What a killed strata left: its root file system reference and
     /// plugin mounts; then the state says it exited (255).
-    fn release_lost(&self, c: &Container, state: &State) -> Result<()> {
+    fn release_lost(&self, lock: &Lock, c: &Container, state: &State) -> Result<()> {
         tracing::debug!(
             "container {}: releasing what the run started at {} left",
             c.name,
             state.started_at
         );
         self.release(c, &self.driven_volumes(c));
-        self.set_state(c, state)
+        self.containers.set_state(lock, c, state)
     }
 
     fn plugin_mount(&self, driver: &str, name: &str, id: &str) -> Result<PathBuf> {
@@ -279,7 +248,7 @@ impl Store {
     /// `containers/<id>`: where `start` keeps the bundle and the files it
     /// mounts.
     pub fn container_path(&self, c: &Container) -> PathBuf {
-        self.root.join("containers").join(&c.id)
+        self.layout.container(&c.id)
     }
 }
 
@@ -302,7 +271,7 @@ impl Store {
         if driver != local::DRIVER {
             return Some((driver.to_owned(), name.to_owned()));
         }
-        let meta = self.local_volumes().ok()?.meta(name).ok()?;
+        let meta = self.volumes.local().ok()?.meta(name).ok()?;
         (meta.driver == local::DRIVER && local::mount_options(&meta.options).is_some())
             .then(|| (driver.to_owned(), name.to_owned()))
     }
@@ -310,9 +279,49 @@ impl Store {
     /// The driver named `driver`: the local one, or a plugin.
     fn volume_driver(&self, driver: &str) -> Result<Box<dyn VolumeDriver>> {
         if driver == local::DRIVER {
-            return Ok(Box::new(self.local_volumes()?));
+            return Ok(Box::new(self.volumes.local()?));
         }
-        self.plugin_driver(driver)
+        self.volumes.plugin_driver(driver)
+    }
+}
+
+/// A container's runs, in `containers/<id>/state.json`.
+impl ContainerStore {
+    /// The container's state; a running state whose strata process is
+    /// gone (died, or the machine rebooted since) reads as exited with
+    /// code 255.
+    pub fn state(&self, c: &Container) -> Result<State> {
+        let p = self.layout.container_state(&c.id);
+        let mut s: State = match atomic::read_capped(&p, atomic::RECORD_CAP) {
+            Ok(b) => serde_json::from_slice(&b).map_err(|e| {
+                Error::with(
+                    ErrorKind::Corrupt,
+                    format!("container {}: bad state.json", c.name),
+                    e,
+                )
+            })?,
+            Err(e) if e.kind() == ErrorKind::NotFound => State::default(),
+            Err(e) => {
+                return Err(Error::with(
+                    e.kind(),
+                    format!("container {}: state", c.name),
+                    e,
+                ))
+            }
+        };
+        if s.status == Status::Running && !runs(&s) {
+            s.status = Status::Exited;
+            s.exit_code = 255;
+            s.pid = 0;
+            s.lost = true;
+        }
+        Ok(s)
+    }
+
+    /// Records the container's state.
+    pub(crate) fn set_state(&self, _: &Lock, c: &Container, s: &State) -> Result<()> {
+        let bytes = serde_json::to_vec_pretty(s).expect("serialising a state");
+        atomic::write(&self.layout.container_state(&c.id), &bytes)
     }
 }
 

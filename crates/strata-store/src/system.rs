@@ -169,7 +169,7 @@ impl Store {
                 size,
             });
         }
-        let local = self.local_volumes()?;
+        let local = self.volumes.local()?;
         let root_dev = self.root_dev()?;
         let mut volume_details = Vec::new();
         // From the records: asking a plugin where its volume is could
@@ -243,17 +243,17 @@ impl Store {
     /// no container uses, as `volume prune` does (`system prune
     /// --volumes`; Docker's `system prune` keeps volumes without it).
     pub fn prune_with(&self, all: bool, volumes: bool) -> Result<Pruned> {
-        let _lock = self.lock()?;
+        let lock = self.lock()?;
         let mut out = Pruned::default();
         if volumes {
-            let local = self.local_volumes()?;
+            let local = self.volumes.local()?;
             let root_dev = self.root_dev()?;
             let mut sizes = BTreeMap::new();
             for name in local.names()? {
                 let size = content_bytes(&local.data_path(&name), root_dev)?;
                 sizes.insert(name, size);
             }
-            out.volumes = self.prune_volumes_locked(false)?;
+            out.volumes = self.prune_volumes_held(&lock, false)?;
             out.reclaimed += out.volumes.iter().filter_map(|v| sizes.get(v)).sum::<u64>();
         }
         let before: BTreeMap<Digest, u64> = self
@@ -278,20 +278,20 @@ impl Store {
                 // Gone already, with a child as its untagged parent; or
                 // a parent when this pass began: it goes in a later pass,
                 // after its children.
-                if !self.image_exists(&i.id) || parents.contains(&i.id) {
+                if !self.images.image_exists(&i.id) || parents.contains(&i.id) {
                     continue;
                 }
                 // Forced: tags in several repositories do not keep an
                 // unused image from `prune -a` (no container uses these).
                 out.lines
-                    .extend(self.remove_image_locked(i.id.as_str(), true)?);
+                    .extend(self.remove_image_held(&lock, i.id.as_str(), true)?);
                 gone = true;
             }
             if !gone {
                 break;
             }
         }
-        for l in self.collect_layers()? {
+        for l in self.collect_layers(&lock)? {
             out.lines.push(format!("Deleted: {l}"));
         }
         let after: BTreeSet<Digest> = self.layers()?.into_iter().map(|l| l.chain_id).collect();
@@ -355,8 +355,9 @@ impl Store {
     /// The device the root is on.
     fn root_dev(&self) -> Result<u64> {
         use std::os::unix::fs::MetadataExt;
-        Ok(fs::symlink_metadata(&self.root)
-            .ctx(|| format!("looking up {}", self.root.display()))?
+        let root = self.layout.root();
+        Ok(fs::symlink_metadata(root)
+            .ctx(|| format!("looking up {}", root.display()))?
             .dev())
     }
 
@@ -368,7 +369,8 @@ impl Store {
         let driver_home = self.driver.home().to_owned();
         let mut seen = std::collections::HashSet::new();
         let mut out = OnDisk::default();
-        let mut stack = vec![self.root.clone()];
+        let layout = &self.layout;
+        let mut stack = vec![layout.root().to_owned()];
         while let Some(p) = stack.pop() {
             let md = match fs::symlink_metadata(&p) {
                 Ok(md) => md,
@@ -382,14 +384,13 @@ impl Store {
                 continue;
             }
             let bytes = md.blocks() * 512;
-            let rel = p.strip_prefix(&self.root).unwrap_or(&p);
             let bucket = if p.starts_with(&driver_home) {
                 &mut out.layer_content
-            } else if rel.starts_with("image") {
+            } else if p.starts_with(layout.images_root()) {
                 &mut out.metadata
-            } else if rel.starts_with("containers") || rel.starts_with("names") {
+            } else if p.starts_with(layout.containers()) || p.starts_with(layout.names()) {
                 &mut out.containers
-            } else if rel.starts_with("volumes") {
+            } else if p.starts_with(layout.volumes()) {
                 &mut out.volumes
             } else {
                 &mut out.other

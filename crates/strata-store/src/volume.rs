@@ -16,13 +16,16 @@ use std::collections::BTreeMap;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 use strata_archive::{clean_path, PathInRoot};
 use strata_volume::local::{self, Local, Meta};
 use strata_volume::VolumeDriver;
 
 use crate::container::Container;
 use crate::error::{Error, ErrorKind, IoContext, Result};
+use crate::layout::Layout;
+use crate::lock::Lock;
+use crate::mount::{Mount, MountKind};
 use crate::{random_hex, time, Store};
 
 /// The label Docker puts on anonymous volumes.
@@ -52,57 +55,6 @@ impl Volume {
     }
 }
 
-/// A mount's kind in a container's config.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum MountKind {
-    Volume,
-    Bind,
-}
-
-/// A mount in a container's config (`Mounts`, as `docker inspect` shows
-/// them). The run issue makes them; the store only records them.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "PascalCase")]
-pub struct Mount {
-    #[serde(rename = "Type")]
-    pub kind: MountKind,
-    /// The volume's name (volumes only).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub name: Option<String>,
-    /// The host directory: a volume's data, or the bound host path.
-    pub source: PathBuf,
-    /// Absolute, inside the container.
-    pub destination: String,
-    /// The volume's driver (volumes only).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub driver: Option<String>,
-    /// The spec's mode: `ro`, `rw`, `nocopy`, comma-separated; may be empty.
-    #[serde(default)]
-    pub mode: String,
-    #[serde(rename = "RW")]
-    pub rw: bool,
-}
-
-impl Mount {
-    /// Whether a volume plugin (not the local driver) serves this mount.
-    pub fn is_plugin(&self) -> bool {
-        self.kind == MountKind::Volume
-            && self
-                .driver
-                .as_deref()
-                .is_some_and(|d| d != strata_volume::local::DRIVER)
-    }
-
-    /// The name of the local volume this mounts, if it is one.
-    pub fn local_volume(&self) -> Option<&str> {
-        match self.kind {
-            MountKind::Volume if !self.is_plugin() => self.name.as_deref(),
-            _ => None,
-        }
-    }
-}
-
 impl From<strata_volume::Error> for Error {
     fn from(e: strata_volume::Error) -> Self {
         use strata_volume::ErrorKind as V;
@@ -118,10 +70,30 @@ impl From<strata_volume::Error> for Error {
     }
 }
 
-impl Store {
+/// The volumes of a store: `volumes/`, kept by the local driver (which
+/// also records the volumes plugins hold), and the plugins.
+#[derive(Clone)]
+pub struct VolumeStore {
+    layout: Layout,
+    /// Where volume plugins are looked for.
+    plugin_dirs: Vec<PathBuf>,
+}
+
+impl VolumeStore {
+    pub(crate) fn new(layout: Layout, plugin_dirs: Vec<PathBuf>) -> VolumeStore {
+        VolumeStore {
+            layout,
+            plugin_dirs,
+        }
+    }
+
+    pub(crate) fn set_plugin_dirs(&mut self, dirs: Vec<PathBuf>) {
+        self.plugin_dirs = dirs;
+    }
+
     /// The local driver over `<root>/volumes`.
-    pub(crate) fn local_volumes(&self) -> Result<Local> {
-        Ok(Local::open(&self.root.join("volumes"))?)
+    pub(crate) fn local(&self) -> Result<Local> {
+        Ok(Local::open(&self.layout.volumes())?)
     }
 
     /// A volume plugin by name. The one place plugins are looked up.
@@ -137,7 +109,7 @@ impl Store {
     /// Where plugin `driver` says volume `name` is (empty when it cannot
     /// say without a mount); unlike [`Store::volume`], a plugin that is
     /// missing or fails is an error.
-    fn plugin_mountpoint(&self, driver: &str, name: &str) -> Result<PathBuf> {
+    pub(crate) fn plugin_mountpoint(&self, driver: &str, name: &str) -> Result<PathBuf> {
         let plugin = self.plugin_driver(driver)?;
         Ok(plugin.path(name)?.unwrap_or_default())
     }
@@ -145,19 +117,9 @@ impl Store {
     /// `strata volume create`: a volume named `name` (random when `None`).
     /// An existing volume of that name and driver is returned as it is,
     /// as Docker does, unless other options were asked for.
-    pub fn create_volume(
+    pub fn create(
         &self,
-        name: Option<&str>,
-        driver: &str,
-        opts: &BTreeMap<String, String>,
-        labels: &BTreeMap<String, String>,
-    ) -> Result<Volume> {
-        let _lock = self.lock()?;
-        self.create_volume_locked(name, driver, opts, labels)
-    }
-
-    pub(crate) fn create_volume_locked(
-        &self,
+        _: &Lock,
         name: Option<&str>,
         driver: &str,
         opts: &BTreeMap<String, String>,
@@ -168,7 +130,7 @@ impl Store {
             None => random_hex(32)?,
         };
         strata_volume::check_name(&name)?;
-        let local = self.local_volumes()?;
+        let local = self.local()?;
         if local.exists(&name) {
             let v = self.volume(&name)?;
             if v.driver != driver || (!opts.is_empty() && &v.options != opts) {
@@ -203,7 +165,7 @@ impl Store {
 
     /// A volume by name.
     pub fn volume(&self, name: &str) -> Result<Volume> {
-        let local = self.local_volumes()?;
+        let local = self.local()?;
         let meta = local.meta(name)?;
         let mountpoint = if meta.driver == local::DRIVER {
             local.data_path(name)
@@ -229,39 +191,25 @@ impl Store {
 
     /// Every volume, by name.
     pub fn volumes(&self) -> Result<Vec<Volume>> {
-        let local = self.local_volumes()?;
+        let local = self.local()?;
         local.names()?.iter().map(|n| self.volume(n)).collect()
     }
 
-    /// The containers whose configs name the volume.
-    pub fn volume_users(&self, name: &str) -> Result<Vec<Container>> {
-        Ok(self
-            .containers()?
-            .into_iter()
-            .filter(|c| c.mounts.iter().any(|m| m.name.as_deref() == Some(name)))
-            .collect())
-    }
-
-    /// `strata volume rm`: refuses a volume any container uses or that is
-    /// mounted, `force` or not (Docker ≥ 1.13). With `force` a missing
-    /// volume is no error, and a plugin that fails to remove its volume
-    /// does not keep the record.
-    ///
-    /// Every check comes before the plugin is asked to remove its volume,
-    /// so that a refusal never leaves a record whose volume the plugin
-    /// has already removed.
-    pub fn remove_volume(&self, name: &str, force: bool) -> Result<()> {
-        let _lock = self.lock()?;
-        self.remove_volume_locked(name, force)
-    }
-
-    pub(crate) fn remove_volume_locked(&self, name: &str, force: bool) -> Result<()> {
-        let local = self.local_volumes()?;
+    /// Removes volume `name` (see [`Store::remove_volume`]), refused
+    /// while any of `users()` (the containers that name it) are there.
+    pub fn remove(
+        &self,
+        _: &Lock,
+        name: &str,
+        force: bool,
+        users: impl FnOnce() -> Result<Vec<Container>>,
+    ) -> Result<()> {
+        let local = self.local()?;
         let meta = match local.meta(name) {
             Err(e) if force && e.kind() == strata_volume::ErrorKind::NotFound => return Ok(()),
             r => r?,
         };
-        let users = self.volume_users(name)?;
+        let users = users()?;
         if !users.is_empty() {
             let names: Vec<&str> = users.iter().map(|c| c.name.as_str()).collect();
             return Err(Error::new(
@@ -288,6 +236,61 @@ impl Store {
         }
         Ok(local.forget(name)?)
     }
+}
+
+/// The facade's volume methods: [`VolumeStore`]'s, and what spans stores.
+impl Store {
+    /// `strata volume create`: a volume named `name` (random when `None`).
+    /// An existing volume of that name and driver is returned as it is,
+    /// as Docker does, unless other options were asked for.
+    pub fn create_volume(
+        &self,
+        name: Option<&str>,
+        driver: &str,
+        opts: &BTreeMap<String, String>,
+        labels: &BTreeMap<String, String>,
+    ) -> Result<Volume> {
+        let lock = self.lock()?;
+        self.volumes.create(&lock, name, driver, opts, labels)
+    }
+
+    /// A volume by name.
+    pub fn volume(&self, name: &str) -> Result<Volume> {
+        self.volumes.volume(name)
+    }
+
+    /// Every volume, by name.
+    pub fn volumes(&self) -> Result<Vec<Volume>> {
+        self.volumes.volumes()
+    }
+
+    /// The containers whose configs name the volume.
+    pub fn volume_users(&self, name: &str) -> Result<Vec<Container>> {
+        Ok(self
+            .containers()?
+            .into_iter()
+            .filter(|c| c.mounts.iter().any(|m| m.name.as_deref() == Some(name)))
+            .collect())
+    }
+
+    /// `strata volume rm`: refuses a volume any container uses or that is
+    /// mounted, `force` or not (Docker ≥ 1.13). With `force` a missing
+    /// volume is no error, and a plugin that fails to remove its volume
+    /// does not keep the record.
+    ///
+    /// Every check comes before the plugin is asked to remove its volume,
+    /// so that a refusal never leaves a record whose volume the plugin
+    /// has already removed.
+    pub fn remove_volume(&self, name: &str, force: bool) -> Result<()> {
+        let lock = self.lock()?;
+        self.remove_volume_held(&lock, name, force)
+    }
+
+    /// [`Store::remove_volume`], for a caller holding the lock.
+    pub(crate) fn remove_volume_held(&self, lock: &Lock, name: &str, force: bool) -> Result<()> {
+        self.volumes
+            .remove(lock, name, force, || self.volume_users(name))
+    }
 
     /// `strata volume prune`: removes the anonymous volumes no container
     /// uses (every unused volume with `all`). Returns their names. A
@@ -295,11 +298,12 @@ impl Store {
     /// stays, with a warning, and the others are still pruned, as in
     /// Docker.
     pub fn prune_volumes(&self, all: bool) -> Result<Vec<String>> {
-        let _lock = self.lock()?;
-        self.prune_volumes_locked(all)
+        let lock = self.lock()?;
+        self.prune_volumes_held(&lock, all)
     }
 
-    pub(crate) fn prune_volumes_locked(&self, all: bool) -> Result<Vec<String>> {
+    /// [`Store::prune_volumes`], for a caller holding the lock.
+    pub(crate) fn prune_volumes_held(&self, lock: &Lock, all: bool) -> Result<Vec<String>> {
         let used: std::collections::BTreeSet<String> = self
             .containers()?
             .into_iter()
@@ -310,7 +314,7 @@ impl Store {
             if used.contains(&v.name) || !(all || v.is_anonymous()) {
                 continue;
             }
-            match self.remove_volume_locked(&v.name, false) {
+            match self.remove_volume_held(lock, &v.name, false) {
                 Ok(()) => removed.push(v.name),
                 Err(e) => tracing::warn!("volume {}: not pruned: {e}", v.name),
             }
@@ -404,7 +408,7 @@ pub(crate) fn populate(found: &PathInRoot, data: &Path, dest: &str, volume: &str
         return Ok(());
     }
     let shown = format!("{dest} into volume {volume}");
-    crate::copy::stream(found, b"", data, &shown)?;
+    crate::stream::stream(found, b"", data, &shown)?;
     // The directory itself takes the image's owner and mode, as Docker's
     // copy does (a database's data directory belongs to its user).
     let st = found.stat();
@@ -462,7 +466,7 @@ impl Store {
                 });
             }
         }
-        let local = self.local_volumes()?;
+        let local = self.volumes.local()?;
         for (i, raw) in volumes.iter().enumerate() {
             let s = spec::parse(raw)?;
             if volumes[..i]
@@ -496,7 +500,7 @@ impl Store {
                         mount.source = if meta.driver == local::DRIVER {
                             local.data_path(&n)
                         } else {
-                            self.plugin_mountpoint(&meta.driver, &n)?
+                            self.volumes.plugin_mountpoint(&meta.driver, &n)?
                         };
                         mount.driver = Some(meta.driver);
                     } else {
@@ -536,9 +540,13 @@ impl Store {
 
     /// Makes the planned volumes and fills new or empty local ones from
     /// the image at their container paths, seen in the container layer
-    /// `mount_id`. On error, removes the volumes it made. Called under the
-    /// store lock.
-    pub(crate) fn make_mounts(&self, mount_id: &str, plan: Vec<Planned>) -> Result<Vec<Mount>> {
+    /// `mount_id`. On error, removes the volumes it made.
+    pub(crate) fn make_mounts(
+        &self,
+        lock: &Lock,
+        mount_id: &str,
+        plan: Vec<Planned>,
+    ) -> Result<Vec<Mount>> {
         if plan.is_empty() {
             return Ok(Vec::new());
         }
@@ -547,12 +555,12 @@ impl Store {
             .get(mount_id, None)
             .map_err(|e| Error::driver("mounting the new container", e))?;
         let mut created = Vec::new();
-        let made = self.make_mounts_in(&merged, plan, &mut created);
-        if let Err(e) = self.driver.put(mount_id) {
+        let made = self.make_mounts_in(lock, &merged, plan, &mut created);
+        if let Err(e) = merged.release() {
             tracing::warn!("unmounting the new container: {e}");
         }
         if made.is_err() {
-            let local = self.local_volumes()?;
+            let local = self.volumes.local()?;
             for name in created {
                 let _ = local.forget(&name);
             }
@@ -562,6 +570,7 @@ impl Store {
 
     fn make_mounts_in(
         &self,
+        lock: &Lock,
         merged: &Path,
         plan: Vec<Planned>,
         created: &mut Vec<String>,
@@ -571,7 +580,7 @@ impl Store {
         for p in &plan {
             found.push(resolve_destination(merged, &p.mount.destination)?);
         }
-        let local = self.local_volumes()?;
+        let local = self.volumes.local()?;
         let mut out = Vec::new();
         for (p, found) in plan.into_iter().zip(found) {
             let mut m = p.mount;
@@ -582,7 +591,8 @@ impl Store {
                 if p.anonymous {
                     labels.insert(ANONYMOUS_LABEL.to_owned(), String::new());
                 }
-                let v = self.create_volume_locked(
+                let v = self.volumes.create(
+                    lock,
                     m.name.as_deref(),
                     local::DRIVER,
                     &BTreeMap::new(),
@@ -603,13 +613,13 @@ impl Store {
     }
 
     /// After `rm -v`: removes the anonymous volumes of `c` that no
-    /// container uses any more. Named volumes stay. Called under the store
-    /// lock, after `c` is gone.
-    pub(crate) fn remove_anonymous_volumes(&self, c: &Container) -> Result<()> {
+    /// container uses any more. Named volumes stay. Called after `c` is
+    /// gone.
+    pub(crate) fn remove_anonymous_volumes(&self, lock: &Lock, c: &Container) -> Result<()> {
         for name in c.mounts.iter().filter_map(|m| m.name.as_deref()) {
             let Ok(v) = self.volume(name) else { continue };
             if v.is_anonymous() && self.volume_users(name)?.is_empty() {
-                self.remove_volume_locked(name, false)?;
+                self.remove_volume_held(lock, name, false)?;
             }
         }
         Ok(())

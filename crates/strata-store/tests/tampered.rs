@@ -12,22 +12,7 @@ use std::path::{Path, PathBuf};
 use serde_json::Value;
 use strata_store::{Container, ContainerSpec, ErrorKind, FindingKind, Store};
 
-fn euid() -> u32 {
-    fs::metadata("/proc/self").map(|m| m.uid()).unwrap_or(1)
-}
-
-/// True as root (chown needs it); otherwise a loud SKIPPED line, and a
-/// failure under CI.
-fn require_root() -> bool {
-    if euid() == 0 {
-        return true;
-    }
-    if std::env::var_os("CI").is_some() {
-        panic!("requirement not met in CI: root");
-    }
-    eprintln!("SKIPPED (requirement not met: root)");
-    false
-}
+use strata_test_support::require_root;
 
 /// A one-file root file system as a tar.
 fn rootfs_tar() -> Vec<u8> {

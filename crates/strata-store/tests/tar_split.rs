@@ -6,28 +6,7 @@ use std::io::Cursor;
 use std::process::Command;
 
 use strata_store::{ContainerSpec, Store};
-
-fn require_root() -> bool {
-    if strata_sys_euid() == 0 {
-        return true;
-    }
-    if std::env::var_os("CI").is_some() {
-        panic!("requirement not met in CI: root");
-    }
-    eprintln!("SKIPPED (requirement not met: root)");
-    false
-}
-
-fn strata_sys_euid() -> u32 {
-    fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("Uid:"))
-                .and_then(|l| l.split_whitespace().nth(2).and_then(|u| u.parse().ok()))
-        })
-        .unwrap_or(1)
-}
+use strata_test_support::require_root;
 
 fn sh(script: &str) {
     let ok = Command::new("sh")

@@ -12,6 +12,7 @@
 //! `prctl(PR_SET_PDEATHSIG)` between fork and exec).
 #![deny(unsafe_code)]
 
+pub mod atomic;
 pub mod fs;
 pub mod mount;
 pub mod netns;

@@ -15,13 +15,12 @@ use strata_sys::{fs, xattr, Errno, FileType, Stat};
 
 use crate::options::WhiteoutFormat;
 
-/// aufs: `.wh.NAME` hides NAME.
-pub(crate) const WH_PREFIX: &[u8] = b".wh.";
-/// aufs: this file makes its directory opaque.
-pub(crate) const WH_OPAQUE: &[u8] = b".wh..wh..opq";
-/// aufs: where strata stages copy-ups when no workdir is given (aufs's
-/// own orphan dir name; hidden as every `.wh.` name).
-pub(crate) const WH_ORPH: &[u8] = b".wh..wh.orph";
+// aufs: `.wh.NAME` hides NAME; `.wh..wh..opq` makes its directory
+// opaque; `.wh..wh.orph` is where strata stages copy-ups when no workdir
+// is given (aufs's own orphan dir name; hidden as every `.wh.` name).
+pub(crate) use strata_types::whiteout::{
+    OPAQUE as WH_OPAQUE, ORPHANS as WH_ORPH, PREFIX as WH_PREFIX,
+};
 
 /// One branch directory taking part in a union directory (or the branch
 /// holding a non-directory): the branch index (0 = topmost) and an

@@ -20,6 +20,7 @@ use std::path::PathBuf;
 use serde::{Deserialize, Serialize};
 
 pub use error::{Error, ErrorKind, Result};
+pub use strata_types::VolumeName;
 
 /// A volume as a driver reports it (`VolumeDriver.Get` / `List`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -65,48 +66,21 @@ pub trait VolumeDriver: Send + Sync {
 /// (`.<name>.creating`, `.<name>.removing`) must fit in one file name
 /// (NAME_MAX, 255 bytes), or making the volume would fail half-way with
 /// ENAMETOOLONG.
-pub const NAME_MAX: usize = 255 - ".".len() - ".creating".len();
+pub const NAME_MAX: usize = VolumeName::MAX;
 
 /// Checks a volume name as Docker does, `[a-zA-Z0-9][a-zA-Z0-9_.-]*` (so
-/// never `/`, `..`, NUL or empty), and at most [`NAME_MAX`] bytes.
+/// never `/`, `..`, NUL or empty), and at most [`NAME_MAX`] bytes
+/// ([`VolumeName::parse`]).
 pub fn check_name(name: &str) -> Result<()> {
-    check_name_within(name, NAME_MAX)
+    VolumeName::parse(name)?;
+    Ok(())
 }
 
 /// [`check_name`] for a name read back from a record: at most 255 bytes,
 /// the limit before [`NAME_MAX`] (a plugin volume of a longer name, which
 /// has no staging directory, was made then and still works).
 pub fn check_recorded_name(name: &str) -> Result<()> {
-    check_name_within(name, 255)
-}
-
-fn check_name_within(name: &str, max: usize) -> Result<()> {
-    let bad = |why: String| {
-        Err(Error::new(
-            ErrorKind::InvalidArgument,
-            format!("invalid volume name {name:?}: {why}"),
-        ))
-    };
-    let chars_ok = name.starts_with(|c: char| c.is_ascii_alphanumeric())
-        && name
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b'-'));
-    if !chars_ok {
-        return bad(
-            "names are letters, digits, _ . - (starting with a letter or digit)".to_owned(),
-        );
-    }
-    if name.len() > max {
-        // Shown shortened: the name itself is what is too long.
-        return Err(Error::new(
-            ErrorKind::InvalidArgument,
-            format!(
-                "invalid volume name {}...: {} bytes, at most {max}",
-                &name[..16],
-                name.len()
-            ),
-        ));
-    }
+    VolumeName::parse_recorded(name)?;
     Ok(())
 }
 

@@ -11,31 +11,10 @@ use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-/// True when the test can run; otherwise prints a loud SKIPPED line, and
-/// fails under CI (where every requirement must be met).
-pub fn require(what: &str, ok: bool) -> bool {
-    if ok {
-        return true;
-    }
-    if std::env::var_os("CI").is_some() {
-        panic!("requirement not met in CI: {what}");
-    }
-    eprintln!("SKIPPED (requirement not met: {what})");
-    false
-}
-
-pub fn is_root() -> bool {
-    let status = fs::read_to_string("/proc/self/status").unwrap();
-    status
-        .lines()
-        .find(|l| l.starts_with("Uid:"))
-        .and_then(|l| l.split_whitespace().nth(2))
-        == Some("0")
-}
-
-pub fn require_root() -> bool {
-    require("root", is_root())
-}
+/// The requirement checks every test crate shares: a loud SKIPPED line
+/// when one is not met here, a failure under CI.
+#[allow(unused_imports)] // Not every test file uses every check.
+pub use strata_test_support::{is_root, require, require_root};
 
 pub fn run(cmd: &mut Command) {
     let out = cmd
@@ -320,15 +299,7 @@ impl Drop for OverlayMount {
 /// Deterministic pseudo-random bytes (xorshift), as moby's graphtest uses
 /// seeded content.
 pub fn random_bytes(seed: u64, len: usize) -> Vec<u8> {
-    let mut x = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
-    (0..len)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            x as u8
-        })
-        .collect()
+    strata_test_support::xorshift_bytes(seed.wrapping_mul(0x9E37_79B9_7F4A_7C15), len)
 }
 
 /// A tree with every file type and the metadata a layer must keep.

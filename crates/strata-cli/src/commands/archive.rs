@@ -7,7 +7,9 @@ use std::path::PathBuf;
 
 use anyhow::{Context, Result};
 use clap::{Subcommand, ValueEnum};
-use strata_archive::{ApplyOptions, Devices, OverlayXattrs, Target};
+use strata_store::archive::{ApplyOptions, Devices, OverlayXattrs, Target};
+
+use crate::output::Out;
 
 #[derive(Subcommand)]
 pub enum Args {
@@ -75,7 +77,7 @@ fn xattrs(user: bool) -> OverlayXattrs {
     }
 }
 
-pub fn run(args: Args) -> Result<()> {
+pub fn run(args: Args, out: &mut Out) -> Result<()> {
     match args {
         Args::Apply {
             dir,
@@ -98,9 +100,9 @@ pub fn run(args: Args) -> Result<()> {
             if no_devices {
                 opts.devices = Devices::Refuse;
             }
-            let report = strata_archive::apply(input, &dir, &opts)
+            let report = strata_store::archive::apply(input, &dir, &opts)
                 .with_context(|| format!("applying the layer to {}", dir.display()))?;
-            outln!("{}", report.diff_id);
+            writeln!(out, "{}", report.diff_id);
             Ok(())
         }
         Args::Diff {
@@ -110,21 +112,21 @@ pub fn run(args: Args) -> Result<()> {
             userxattr,
             output,
         } => {
-            let out: Box<dyn Write> = match &output {
+            let tar: Box<dyn Write + '_> = match &output {
                 Some(p) => {
                     Box::new(File::create(p).with_context(|| format!("creating {}", p.display()))?)
                 }
-                None => Box::new(io::stdout().lock()),
+                None => Box::new(out.raw()),
             };
-            let out = BufWriter::with_capacity(1 << 20, out);
-            let (out, report) = if upper {
-                strata_archive::diff_upper(&dir, out, xattrs(userxattr))?
+            let tar = BufWriter::with_capacity(1 << 20, tar);
+            let (tar, report) = if upper {
+                strata_store::archive::diff_upper(&dir, tar, xattrs(userxattr))?
             } else {
-                strata_archive::diff_trees(from.as_deref(), &dir, out)?
+                strata_store::archive::diff_trees(from.as_deref(), &dir, tar)?
             };
-            out.into_inner().map_err(|e| e.into_error())?.flush()?;
+            tar.into_inner().map_err(|e| e.into_error())?.flush()?;
             if output.is_some() {
-                outln!("{}", report.diff_id);
+                writeln!(out, "{}", report.diff_id);
             }
             Ok(())
         }
@@ -138,15 +140,15 @@ pub fn run(args: Args) -> Result<()> {
                 Some(lowers) => {
                     let lowers: Vec<&std::path::Path> =
                         lowers.iter().map(PathBuf::as_path).collect();
-                    strata_archive::changes_upper(&dir, &lowers, xattrs(userxattr))?
+                    strata_store::archive::changes_upper(&dir, &lowers, xattrs(userxattr))?
                 }
-                None => strata_archive::changes_trees(from.as_deref(), &dir)?,
+                None => strata_store::archive::changes_trees(from.as_deref(), &dir)?,
             };
-            let mut out = BufWriter::new(io::stdout().lock());
+            let mut w = BufWriter::new(out.raw());
             for c in changes {
-                writeln!(out, "{c}")?;
+                writeln!(w, "{c}")?;
             }
-            out.flush()?;
+            w.flush()?;
             Ok(())
         }
     }

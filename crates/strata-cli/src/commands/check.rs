@@ -2,10 +2,10 @@
 
 use anyhow::{bail, Result};
 use clap::Args;
-use serde_json::json;
-use strata_store::{CheckOptions, Store};
+use strata_store::{view, CheckOptions, Store};
 
 use super::Format;
+use crate::output::Out;
 
 #[derive(Args)]
 pub struct Check {
@@ -21,31 +21,23 @@ pub struct Check {
 }
 
 /// Prints the findings; fails when problems remain.
-pub fn run(a: Check, store: &Store) -> Result<()> {
+pub fn run(a: Check, store: &Store, out: &mut Out) -> Result<()> {
     let report = store.check_with(CheckOptions {
         repair: a.repair,
         verify_digests: a.verify_digests,
     })?;
     if a.format == Format::Json {
-        let findings: Vec<_> = report
-            .findings
-            .iter()
-            .map(|f| {
-                json!({
-                    "Kind": f.kind.as_str(),
-                    "Object": f.object,
-                    "Message": f.message,
-                    "Corruption": f.kind.is_corruption(),
-                    "Repaired": f.repaired,
-                })
-            })
-            .collect();
-        let v = json!({ "Clean": report.is_clean(), "Findings": findings });
-        outln!("{}", serde_json::to_string_pretty(&v)?);
+        out.json(&view::Check::from(&report))?;
     } else {
         for f in &report.findings {
             let done = if f.repaired { " (repaired)" } else { "" };
-            outln!("{}: {}: {}{done}", f.kind.as_str(), f.object, f.message);
+            writeln!(
+                out,
+                "{}: {}: {}{done}",
+                f.kind.as_str(),
+                f.object,
+                f.message
+            );
         }
     }
     let left = report.remaining().count();
@@ -53,7 +45,7 @@ pub fn run(a: Check, store: &Store) -> Result<()> {
         bail!("{left} problem(s) remain");
     }
     if a.format != Format::Json {
-        outln!("the store is consistent");
+        writeln!(out, "the store is consistent");
     }
     Ok(())
 }

@@ -2,15 +2,15 @@
 //! commit, export, rm.
 
 use std::fs::File;
-use std::io::{self, BufWriter, Write};
+use std::io::{BufWriter, Write};
 use std::path::PathBuf;
 
 use anyhow::{Context, Result};
 use clap::Args;
-use serde_json::json;
-use strata_store::{ContainerSpec, HostConfig, RunConfig, Status, Store};
+use strata_store::{view, ContainerSpec, HostConfig, RunConfig, Status, Store};
 
 use super::{short, Format, StoreArgs};
+use crate::output::Out;
 
 #[derive(Args)]
 pub struct Create {
@@ -175,10 +175,10 @@ impl Create {
     }
 }
 
-pub fn create(a: Create, store: &Store) -> Result<()> {
+pub fn create(a: Create, store: &Store, out: &mut Out) -> Result<()> {
     let (image, spec) = a.spec()?;
     let c = store.create_container(&image, &spec)?;
-    outln!("{}", c.id);
+    writeln!(out, "{}", c.id);
     Ok(())
 }
 
@@ -199,7 +199,12 @@ pub struct Run {
 }
 
 /// `strata run`: the command's exit status, or why there is none.
-pub fn run(a: Run, store: &Store, args: &StoreArgs) -> Result<i32, strata_run::Failure> {
+pub fn run(
+    a: Run,
+    store: &Store,
+    args: &StoreArgs,
+    out: &mut Out,
+) -> Result<i32, strata_run::Failure> {
     let (image, spec) = a.create.spec()?;
     if a.detach {
         let c = store.create_container(&image, &spec)?;
@@ -209,7 +214,7 @@ pub fn run(a: Run, store: &Store, args: &StoreArgs) -> Result<i32, strata_run::F
             let _ = store.remove_container_with(&c, false, true);
         }
         started?;
-        outln!("{}", c.id);
+        writeln!(out, "{}", c.id);
         return Ok(0);
     }
     let opts = strata_run::Options {
@@ -238,7 +243,12 @@ pub struct Start {
     pub container: String,
 }
 
-pub fn start(a: Start, store: &Store, args: &StoreArgs) -> Result<i32, strata_run::Failure> {
+pub fn start(
+    a: Start,
+    store: &Store,
+    args: &StoreArgs,
+    out: &mut Out,
+) -> Result<i32, strata_run::Failure> {
     // The strata process that keeps a background container: its output
     // goes to the container's log.
     let keeping = std::env::var_os(strata_run::DETACHED_ENV).is_some();
@@ -253,18 +263,24 @@ pub fn start(a: Start, store: &Store, args: &StoreArgs) -> Result<i32, strata_ru
     let c = store.resolve_container(&a.container)?;
     let again = super::lifecycle::keeper(store, args, &c.id, a.runtime.as_deref(), a.rm)?;
     let c = strata_run::start_detached(store, &c.id, again)?;
-    outln!("{}", c.name);
+    writeln!(out, "{}", c.name);
     Ok(0)
 }
 
-pub fn mount(name: &str, store: &Store) -> Result<()> {
+pub fn mount(name: &str, store: &Store, out: &mut Out) -> Result<()> {
     let c = store.resolve_container(name)?;
-    outln!("{}", store.mount(&c)?.display());
+    writeln!(out, "{}", store.mount(&c)?.display());
     Ok(())
 }
 
-pub fn umount(name: &str, store: &Store) -> Result<()> {
-    let c = store.resolve_container(name)?;
+/// `strata umount`: a container's root file system, or a union mount by
+/// its path (which needs no store: `open` is not called then).
+pub fn umount(target: &str, open: impl FnOnce() -> Result<Store>) -> Result<()> {
+    if super::union::is_union_arg(target) {
+        return super::union::unmount(target.as_ref());
+    }
+    let store = open()?;
+    let c = store.resolve_container(target)?;
     store.unmount(&c)?;
     Ok(())
 }
@@ -278,7 +294,7 @@ pub struct Ps {
     pub format: Format,
 }
 
-pub fn ps(a: Ps, store: &Store) -> Result<()> {
+pub fn ps(a: Ps, store: &Store, out: &mut Out) -> Result<()> {
     let mut shown = Vec::new();
     let (containers, bad) = store.readable_containers()?;
     super::warn_unreadable(&bad, "not listed");
@@ -289,20 +305,29 @@ pub fn ps(a: Ps, store: &Store) -> Result<()> {
         }
     }
     if a.format == Format::Json {
+        let driver = store.driver().name();
         let v: Vec<_> = shown
-            .iter()
-            .map(|(c, _)| container_json(c, store))
-            .collect::<Result<_>>()?;
-        outln!("{}", serde_json::to_string_pretty(&v)?);
-        return Ok(());
+            .into_iter()
+            .map(|(c, s)| view::Container::new(&c, driver, s))
+            .collect();
+        return Ok(out.json(&v)?);
     }
-    outln!(
-        "{:<14} {:<14} {:<32} {:<20} {:<12} NAMES",
-        "CONTAINER ID",
-        "IMAGE",
-        "COMMAND",
-        "CREATED",
-        "STATUS"
+    let row = |out: &mut Out, [id, image, command, created, status, name]: [&str; 6]| {
+        writeln!(
+            out,
+            "{id:<14} {image:<14} {command:<32} {created:<20} {status:<12} {name}"
+        );
+    };
+    row(
+        out,
+        [
+            "CONTAINER ID",
+            "IMAGE",
+            "COMMAND",
+            "CREATED",
+            "STATUS",
+            "NAMES",
+        ],
     );
     for (c, state) in &shown {
         let image = store
@@ -315,44 +340,28 @@ pub fn ps(a: Ps, store: &Store) -> Result<()> {
             Status::Exited => format!("exited ({})", state.exit_code),
             s => s.as_str().to_owned(),
         };
-        outln!(
-            "{:<14} {:<14} {:<32} {:<20} {:<12} {}",
-            short(&c.id),
-            image,
-            format!("{:?}", c.cmd.join(" ")),
-            created,
-            status,
-            c.name
+        let command = format!("{:?}", c.cmd.join(" "));
+        row(
+            out,
+            [short(&c.id), &image, &command, &created, &status, &c.name],
         );
     }
     Ok(())
 }
 
-pub fn container_json(c: &strata_store::Container, store: &Store) -> Result<serde_json::Value> {
-    Ok(json!({
-        "Id": c.id,
-        "Name": c.name,
-        "Image": c.image.as_str(),
-        "Created": c.created,
-        "Cmd": c.cmd,
-        "Driver": c.driver,
-        "GraphDriver": {
-            "Name": store.driver().name(),
-            "Data": { "MountID": c.mount_id, "InitID": c.init_id() },
-        },
-        "Mounts": c.mounts,
-        "Config": c.config,
-        "State": store.container_state(c)?,
-    }))
+/// `c` as `inspect` shows it.
+pub fn view(c: &strata_store::Container, store: &Store) -> Result<view::Container> {
+    let state = store.container_state(c)?;
+    Ok(view::Container::new(c, store.driver().name(), state))
 }
 
-pub fn diff(name: &str, store: &Store) -> Result<()> {
+pub fn diff(name: &str, store: &Store, out: &mut Out) -> Result<()> {
     let c = store.resolve_container(name)?;
-    let mut out = BufWriter::new(io::stdout().lock());
+    let mut w = BufWriter::new(out.raw());
     for ch in store.container_changes(&c)? {
-        writeln!(out, "{ch}")?;
+        writeln!(w, "{ch}")?;
     }
-    out.flush()?;
+    w.flush()?;
     Ok(())
 }
 
@@ -394,14 +403,14 @@ pub struct Commit {
     pub pause: PauseFlag,
 }
 
-pub fn commit(a: Commit, store: &Store) -> Result<()> {
+pub fn commit(a: Commit, store: &Store, out: &mut Out) -> Result<()> {
     let c = store.resolve_container(&a.container)?;
     let paused = a.pause.freeze(store, &c)?;
     let pb = crate::progress::bar(&format!("committing {}", c.name), None);
     let id = store.commit(&c, a.reference.as_deref(), &a.message);
     pb.finish_and_clear();
     drop(paused);
-    outln!("{}", id?);
+    writeln!(out, "{}", id?);
     Ok(())
 }
 
@@ -429,14 +438,17 @@ pub fn export(a: Export, store: &Store) -> Result<()> {
     result
 }
 
-pub fn rm(names: &[String], force: bool, volumes: bool, store: &Store) -> Result<()> {
-    for n in names {
-        let c = store.resolve_container(n)?;
+pub fn rm(
+    names: &[String],
+    force: bool,
+    volumes: bool,
+    store: &Store,
+    out: &mut Out,
+) -> Result<()> {
+    super::each_container(names, store, out, |c| {
         if force {
-            strata_run::kill(store, &c, std::time::Duration::from_secs(10))?;
+            strata_run::kill(store, c, std::time::Duration::from_secs(10))?;
         }
-        store.remove_container_with(&c, force, volumes)?;
-        outln!("{n}");
-    }
-    Ok(())
+        Ok(store.remove_container_with(c, force, volumes)?)
+    })
 }

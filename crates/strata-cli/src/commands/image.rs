@@ -6,10 +6,10 @@ use std::path::PathBuf;
 
 use anyhow::{Context, Result};
 use clap::Args;
-use serde_json::json;
-use strata_store::Store;
+use strata_store::{view, Store};
 
 use super::{human, short, Format};
+use crate::output::Out;
 
 #[derive(Args)]
 pub struct Import {
@@ -22,7 +22,7 @@ pub struct Import {
     pub message: String,
 }
 
-pub fn import(a: Import, store: &Store) -> Result<()> {
+pub fn import(a: Import, store: &Store, out: &mut Out) -> Result<()> {
     let (pb, mut input) = if a.file.as_os_str() == "-" {
         let pb = crate::progress::bar("importing", None);
         let r = crate::progress::reader(&pb, io::stdin());
@@ -35,7 +35,7 @@ pub fn import(a: Import, store: &Store) -> Result<()> {
     };
     let id = store.import(&mut input, a.reference.as_deref(), &a.message);
     pb.finish_and_clear();
-    outln!("{}", id?);
+    writeln!(out, "{}", id?);
     Ok(())
 }
 
@@ -45,93 +45,67 @@ pub struct Images {
     pub format: Format,
 }
 
-pub fn images(a: Images, store: &Store) -> Result<()> {
+pub fn images(a: Images, store: &Store, out: &mut Out) -> Result<()> {
     let (images, bad) = store.readable_images()?;
     super::warn_unreadable(&bad, "not listed");
     if a.format == Format::Json {
-        let v: Vec<_> = images
-            .iter()
-            .map(|i| {
-                json!({
-                    "ID": i.id.as_str(),
-                    "RepoTags": i.tags.iter().map(|t| t.to_string()).collect::<Vec<_>>(),
-                    "Created": i.created,
-                    "Size": i.size,
-                    "Layers": i.diff_ids.len(),
-                })
-            })
-            .collect();
-        outln!("{}", serde_json::to_string_pretty(&v)?);
-        return Ok(());
+        let v: Vec<_> = images.iter().map(view::ImageSummary::from).collect();
+        return Ok(out.json(&v)?);
     }
-    outln!(
-        "{:<30} {:<12} {:<14} {:<32} SIZE",
-        "REPOSITORY",
-        "TAG",
-        "IMAGE ID",
-        "CREATED"
-    );
+    let row = |out: &mut Out, [repo, tag, id, created, size]: [&str; 5]| {
+        writeln!(out, "{repo:<30} {tag:<12} {id:<14} {created:<32} {size}");
+    };
+    row(out, ["REPOSITORY", "TAG", "IMAGE ID", "CREATED", "SIZE"]);
     for i in &images {
         let created = i.created.get(..19).unwrap_or(&i.created).replace('T', " ");
+        let (id, size) = (short(i.id.as_str()), human(i.size));
         if i.tags.is_empty() {
-            outln!(
-                "{:<30} {:<12} {:<14} {:<32} {}",
-                "<none>",
-                "<none>",
-                short(i.id.as_str()),
-                created,
-                human(i.size)
-            );
+            row(out, ["<none>", "<none>", id, &created, &size]);
         }
         for t in &i.tags {
-            outln!(
-                "{:<30} {:<12} {:<14} {:<32} {}",
-                t.name,
-                t.tag,
-                short(i.id.as_str()),
-                created,
-                human(i.size)
-            );
+            row(out, [&t.name, &t.tag, id, &created, &size]);
         }
     }
     Ok(())
 }
 
-pub fn inspect_image(name: &str, store: &Store) -> Result<serde_json::Value> {
-    let id = store.resolve_image(name)?;
-    let image = store.image(&id)?;
-    let config: serde_json::Value = serde_json::from_slice(&store.image_config(&id)?)?;
-    Ok(json!({
-        "Id": id.as_str(),
-        "RepoTags": image.tags.iter().map(|t| t.to_string()).collect::<Vec<_>>(),
-        "Parent": image.parent.as_ref().map(|p| p.as_str()),
-        "Created": image.created,
-        "Size": image.size,
-        "Driver": store.driver().name(),
-        "RootFS": { "Type": "layers", "Layers": image.diff_ids.iter().map(|d| d.as_str()).collect::<Vec<_>>() },
-        "Config": config.get("config"),
-        "Architecture": config.get("architecture"),
-        "Os": config.get("os"),
-    }))
+/// `strata image inspect`.
+pub fn inspect(name: &str, store: &Store, out: &mut Out) -> Result<()> {
+    out.json(&[view(name, store)?])?;
+    Ok(())
 }
 
-pub fn history(name: &str, store: &Store) -> Result<()> {
+/// The image `name` names, as `inspect` shows it.
+pub fn view(name: &str, store: &Store) -> Result<view::Image> {
     let id = store.resolve_image(name)?;
-    let config: serde_json::Value = serde_json::from_slice(&store.image_config(&id)?)?;
-    outln!("{:<32} {:<40} COMMENT", "CREATED", "CREATED BY");
+    let image = store.image(&id)?;
+    Ok(view::Image::new(
+        &image,
+        store.driver().name(),
+        &config(&id, store)?,
+    ))
+}
+
+/// The image config of `id`, parsed.
+fn config(id: &strata_store::Digest, store: &Store) -> Result<serde_json::Value> {
+    Ok(serde_json::from_slice(&store.image_config(id)?)?)
+}
+
+pub fn history(name: &str, store: &Store, out: &mut Out) -> Result<()> {
+    let id = store.resolve_image(name)?;
+    let config = config(&id, store)?;
+    let row = |out: &mut Out, [created, created_by, comment]: [&str; 3]| {
+        writeln!(out, "{created:<32} {created_by:<40} {comment}");
+    };
+    row(out, ["CREATED", "CREATED BY", "COMMENT"]);
     let history = config
         .get("history")
         .and_then(|h| h.as_array())
         .cloned()
         .unwrap_or_default();
     for h in history.iter().rev() {
-        let s = |k: &str| h.get(k).and_then(|v| v.as_str()).unwrap_or("").to_owned();
-        outln!(
-            "{:<32} {:<40} {}",
-            s("created"),
-            s("created_by"),
-            s("comment")
-        );
+        let s = |k: &str| h.get(k).and_then(|v| v.as_str()).unwrap_or("");
+        row(out, [s("created"), s("created_by"), s("comment")]);
     }
     Ok(())
 }
@@ -142,10 +116,10 @@ pub fn tag(src: &str, dst: &str, store: &Store) -> Result<()> {
     Ok(())
 }
 
-pub fn rmi(names: &[String], force: bool, store: &Store) -> Result<()> {
+pub fn rmi(names: &[String], force: bool, store: &Store, out: &mut Out) -> Result<()> {
     for n in names {
         for line in store.remove_image(n, force)? {
-            outln!("{line}");
+            writeln!(out, "{line}");
         }
     }
     Ok(())
@@ -157,7 +131,7 @@ pub struct Layers {
     pub format: Format,
 }
 
-pub fn layers(a: Layers, store: &Store) -> Result<()> {
+pub fn layers(a: Layers, store: &Store, out: &mut Out) -> Result<()> {
     let layers = store.layers()?;
     let (refs, bad) = store.layer_refs(&layers)?;
     super::warn_unreadable(&bad, "its layers' REFS leave it out");
@@ -165,40 +139,32 @@ pub fn layers(a: Layers, store: &Store) -> Result<()> {
     if a.format == Format::Json {
         let v: Vec<_> = layers
             .iter()
-            .map(|l| {
-                json!({
-                    "ChainID": l.chain_id.as_str(),
-                    "DiffID": l.diff_id.as_str(),
-                    "CacheID": l.cache_id,
-                    "Size": l.size,
-                    "Parent": l.parent.as_ref().map(|p| p.as_str()),
-                    "Refs": refs_of(l),
-                })
-            })
+            .map(|l| view::Layer::new(l, refs_of(l)))
             .collect();
-        outln!("{}", serde_json::to_string_pretty(&v)?);
-        return Ok(());
+        return Ok(out.json(&v)?);
     }
-    outln!(
-        "{:<14} {:<14} {:<14} {:>10} {:<14} REFS",
-        "CHAIN ID",
-        "DIFF ID",
-        "CACHE ID",
-        "SIZE",
-        "PARENT"
+    let row = |out: &mut Out, [chain, diff, cache, size, parent, refs]: [&str; 6]| {
+        writeln!(
+            out,
+            "{chain:<14} {diff:<14} {cache:<14} {size:>10} {parent:<14} {refs}"
+        );
+    };
+    row(
+        out,
+        ["CHAIN ID", "DIFF ID", "CACHE ID", "SIZE", "PARENT", "REFS"],
     );
     for l in &layers {
-        outln!(
-            "{:<14} {:<14} {:<14} {:>10} {:<14} {}",
-            short(l.chain_id.as_str()),
-            short(l.diff_id.as_str()),
-            short(&l.cache_id),
-            human(l.size),
-            l.parent
-                .as_ref()
-                .map(|p| short(p.as_str()).to_owned())
-                .unwrap_or_default(),
-            refs_of(l)
+        let parent = l.parent.as_ref().map_or("", |p| short(p.as_str()));
+        row(
+            out,
+            [
+                short(l.chain_id.as_str()),
+                short(l.diff_id.as_str()),
+                short(&l.cache_id),
+                &human(l.size),
+                parent,
+                &refs_of(l).to_string(),
+            ],
         );
     }
     Ok(())

@@ -2,7 +2,7 @@
 //! the strata process that keeps one running, shared with `run -d` and
 //! `start`).
 
-use std::io::{self, Write};
+use std::io;
 use std::process::Command;
 use std::time::Duration;
 
@@ -11,6 +11,7 @@ use clap::Args;
 use strata_store::Store;
 
 use super::StoreArgs;
+use crate::output::Out;
 
 /// This strata again, on the same store, running `start -a` for `id`:
 /// the process that keeps a background container running (see
@@ -62,13 +63,14 @@ pub struct Stop {
     pub containers: Vec<String>,
 }
 
-pub fn stop(a: Stop, store: &Store) -> Result<()> {
-    for n in &a.containers {
-        let c = store.resolve_container(n)?;
-        strata_run::control::stop(store, &c, Duration::from_secs(a.time))?;
-        outln!("{n}");
-    }
-    Ok(())
+pub fn stop(a: Stop, store: &Store, out: &mut Out) -> Result<()> {
+    super::each_container(&a.containers, store, out, |c| {
+        Ok(strata_run::control::stop(
+            store,
+            c,
+            Duration::from_secs(a.time),
+        )?)
+    })
 }
 
 #[derive(Args)]
@@ -80,19 +82,16 @@ pub struct Kill {
     pub containers: Vec<String>,
 }
 
-pub fn kill(a: Kill, store: &Store) -> Result<()> {
-    for n in &a.containers {
-        let c = store.resolve_container(n)?;
-        strata_run::control::signal(store, &c, &a.signal)?;
-        outln!("{n}");
-    }
-    Ok(())
+pub fn kill(a: Kill, store: &Store, out: &mut Out) -> Result<()> {
+    super::each_container(&a.containers, store, out, |c| {
+        Ok(strata_run::control::signal(store, c, &a.signal)?)
+    })
 }
 
-pub fn wait(names: &[String], store: &Store) -> Result<()> {
+pub fn wait(names: &[String], store: &Store, out: &mut Out) -> Result<()> {
     for n in names {
         let c = store.resolve_container(n)?;
-        outln!("{}", strata_run::control::wait(store, &c)?);
+        writeln!(out, "{}", strata_run::control::wait(store, &c)?);
     }
     Ok(())
 }
@@ -106,18 +105,16 @@ pub struct Restart {
     pub containers: Vec<String>,
 }
 
-pub fn restart(a: Restart, store: &Store, args: &StoreArgs) -> Result<()> {
-    for n in &a.containers {
-        let c = store.resolve_container(n)?;
+pub fn restart(a: Restart, store: &Store, args: &StoreArgs, out: &mut Out) -> Result<()> {
+    super::each_container(&a.containers, store, out, |c| {
         let exe = std::env::current_exe().context("finding the strata binary")?;
         let command = |runtime: Option<&str>, remove: bool| {
             keeper_of(&exe, store, args, &c.id, runtime, remove)
         };
-        strata_run::control::restart(store, &c, Duration::from_secs(a.time), &command)
+        strata_run::control::restart(store, c, Duration::from_secs(a.time), &command)
             .map_err(|f| f.error)?;
-        outln!("{n}");
-    }
-    Ok(())
+        Ok(())
+    })
 }
 
 #[derive(Args)]
@@ -134,7 +131,7 @@ pub struct Logs {
     pub container: String,
 }
 
-pub fn logs(a: Logs, store: &Store) -> Result<()> {
+pub fn logs(a: Logs, store: &Store, out: &mut Out) -> Result<()> {
     let c = store.resolve_container(&a.container)?;
     let tail = match a.tail.as_str() {
         "all" => None,
@@ -148,19 +145,13 @@ pub fn logs(a: Logs, store: &Store) -> Result<()> {
         tail,
         timestamps: a.timestamps,
     };
-    let shown = strata_run::logs::show(
-        store,
-        &c,
-        opts,
-        &mut io::stdout().lock(),
-        &mut io::stderr().lock(),
-    );
+    let shown = strata_run::logs::show(store, &c, opts, out.raw(), &mut io::stderr().lock());
     match shown {
         // A reader that went away (`logs | head`) has what it wanted.
         Err(e) if is_broken_pipe(&e) => Ok(()),
         r => r.map_err(Into::into),
     }
-    .and_then(|()| io::stdout().flush().or_else(ignore_broken_pipe))
+    .and_then(|()| out.raw().flush().or_else(ignore_broken_pipe))
 }
 
 fn is_broken_pipe(e: &(dyn std::error::Error + 'static)) -> bool {

@@ -15,6 +15,8 @@ use std::path::PathBuf;
 use anyhow::{Context, Result};
 use strata_store::Store;
 
+use crate::output::Out;
+
 /// Where the store lives and which driver a new one gets.
 #[derive(clap::Args, Clone)]
 pub struct StoreArgs {
@@ -47,7 +49,7 @@ impl StoreArgs {
         };
         // fuse unions are served by `strata union-mount` processes, which
         // outlive this command as a kernel mount would.
-        let server = strata_driver::fuse::Server::Command(vec![
+        let server = strata_store::driver::fuse::Server::Command(vec![
             std::env::current_exe()
                 .context("finding the strata executable")?
                 .into(),
@@ -90,6 +92,21 @@ pub enum Format {
     #[default]
     Table,
     Json,
+}
+
+/// Does `act` to each container named, in order, printing each name as it
+/// is done (as Docker does); stops at the first that fails.
+pub fn each_container(
+    names: &[String],
+    store: &Store,
+    out: &mut Out,
+    mut act: impl FnMut(&strata_store::Container) -> Result<()>,
+) -> Result<()> {
+    for n in names {
+        act(&store.resolve_container(n)?)?;
+        writeln!(out, "{n}");
+    }
+    Ok(())
 }
 
 /// Warns about each record a listing could not read: `what` says what

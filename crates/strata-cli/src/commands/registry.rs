@@ -11,6 +11,7 @@ use strata_store::registry::{
 use strata_store::{ImageRef, LayerCompression, Store};
 
 use super::transfer::Bar;
+use crate::output::Out;
 
 /// How to reach a registry.
 #[derive(Args)]
@@ -134,7 +135,7 @@ fn local_name(r: &Reference, tag: &str) -> Result<ImageRef> {
     Ok(ImageRef::parse(strata_store::familiar(&full))?)
 }
 
-pub fn pull(a: Pull, store: &Store) -> Result<()> {
+pub fn pull(a: Pull, store: &Store, out: &mut Out) -> Result<()> {
     let r = parse(&a.reference)?;
     let at = endpoints(&r, &a.transport)?;
     if a.all_tags {
@@ -150,17 +151,33 @@ pub fn pull(a: Pull, store: &Store) -> Result<()> {
         let primary = at.last().expect("endpoints end with the registry");
         let tags = client(primary, &a.transport)?.list_tags(&primary.repository)?;
         for tag in tags {
-            pull_one(&a, store, &at, &r, tag.clone(), Some(local_name(&r, &tag)?))?;
+            pull_one(
+                &a,
+                store,
+                &at,
+                &r,
+                tag.clone(),
+                Some(local_name(&r, &tag)?),
+                out,
+            )?;
         }
         return Ok(());
     }
     // A digest pins the content and names no tag (as `docker pull
     // name@digest` does).
     match (r.digest(), r.tag()) {
-        (Some(d), _) => pull_one(&a, store, &at, &r, d.to_owned(), None),
+        (Some(d), _) => pull_one(&a, store, &at, &r, d.to_owned(), None, out),
         (None, t) => {
             let t = t.unwrap_or("latest");
-            pull_one(&a, store, &at, &r, t.to_owned(), Some(local_name(&r, t)?))
+            pull_one(
+                &a,
+                store,
+                &at,
+                &r,
+                t.to_owned(),
+                Some(local_name(&r, t)?),
+                out,
+            )
         }
     }
 }
@@ -174,6 +191,7 @@ fn pull_one(
     r: &Reference,
     reference: String,
     tag: Option<ImageRef>,
+    out: &mut Out,
 ) -> Result<()> {
     let mut pulled = None;
     for at in endpoints {
@@ -205,24 +223,24 @@ fn pull_one(
     }
     let pulled = pulled.expect("the last endpoint is not a mirror");
     if a.quiet {
-        outln!("{}", pulled.image.id);
+        writeln!(out, "{}", pulled.image.id);
         return Ok(());
     }
-    outln!("Digest: {}", pulled.digest);
+    writeln!(out, "Digest: {}", pulled.digest);
     let name = match &tag {
         Some(t) => t.to_string(),
         None => format!("{}@{}", r.repository(), pulled.digest),
     };
     if pulled.image.layers_new == 0 {
-        outln!("Status: Image is up to date for {name}");
+        writeln!(out, "Status: Image is up to date for {name}");
     } else {
-        outln!("Status: Downloaded newer image for {name}");
+        writeln!(out, "Status: Downloaded newer image for {name}");
     }
-    outln!("{}", pulled.image.id);
+    writeln!(out, "{}", pulled.image.id);
     Ok(())
 }
 
-pub fn push(a: Push, store: &Store) -> Result<()> {
+pub fn push(a: Push, store: &Store, out: &mut Out) -> Result<()> {
     let dest = a.destination.as_deref().unwrap_or(&a.image);
     let r = parse(dest)?;
     if r.digest().is_some() {
@@ -243,16 +261,15 @@ pub fn push(a: Push, store: &Store) -> Result<()> {
     let pushed = store.push(&c, &a.image, &at.repository, tag, compression, &bar);
     bar.pb.finish_and_clear();
     let pushed = pushed?;
-    outln!(
+    writeln!(
+        out,
         "{tag}: digest: {} ({} layers sent, {} already there)",
-        pushed.digest,
-        pushed.layers_sent,
-        pushed.layers_present
+        pushed.digest, pushed.layers_sent, pushed.layers_present
     );
     Ok(())
 }
 
-pub fn login(a: Login) -> Result<()> {
+pub fn login(a: Login, out: &mut Out) -> Result<()> {
     let password = match (a.password, a.password_stdin) {
         (Some(p), _) => p,
         (None, true) => {
@@ -281,13 +298,13 @@ pub fn login(a: Login) -> Result<()> {
         ..Options::for_registry(&a.registry, Some(&file))?
     };
     registry::login(&a.registry, &creds, opts, &file)?;
-    outln!("Login Succeeded");
+    writeln!(out, "Login Succeeded");
     Ok(())
 }
 
-pub fn logout(a: Logout) -> Result<()> {
+pub fn logout(a: Logout, out: &mut Out) -> Result<()> {
     let file = auth_file(a.authfile)?;
     registry::logout(&a.registry, &file)?;
-    outln!("Removed login credentials for {}", a.registry);
+    writeln!(out, "Removed login credentials for {}", a.registry);
     Ok(())
 }

@@ -3,10 +3,11 @@
 
 use anyhow::{bail, Result};
 use clap::Subcommand;
-use serde_json::json;
+use strata_store::view::{self, Inspected};
 use strata_store::{Store, Usage};
 
 use super::{human, Format};
+use crate::output::Out;
 
 #[derive(Subcommand)]
 pub enum Cmd {
@@ -27,142 +28,74 @@ pub enum Cmd {
     },
 }
 
-pub fn run(cmd: Cmd, store: &Store) -> Result<()> {
+pub fn run(cmd: Cmd, store: &Store, out: &mut Out) -> Result<()> {
     match cmd {
-        Cmd::Df { format } => df(format, store),
-        Cmd::Prune { all, volumes } => prune(all, volumes, store),
+        Cmd::Df { format } => df(format, store, out),
+        Cmd::Prune { all, volumes } => prune(all, volumes, store, out),
     }
 }
 
-pub fn info(format: Format, store: &Store) -> Result<()> {
+pub fn info(format: Format, store: &Store, out: &mut Out) -> Result<()> {
     let mut info = store.info()?;
     info.push((
         "Cgroup Version".into(),
         strata_run::host::cgroup_version().into(),
     ));
     if format == Format::Json {
-        let map: serde_json::Map<String, serde_json::Value> = info
-            .into_iter()
-            .map(|(k, v)| (k, serde_json::Value::String(v)))
-            .collect();
-        outln!("{}", serde_json::to_string_pretty(&map)?);
+        out.json(&info.into_iter().collect::<view::Info>())?;
         return Ok(());
     }
     for (k, v) in info {
-        outln!("{k}: {v}");
+        writeln!(out, "{k}: {v}");
     }
     Ok(())
 }
 
 /// Containers first, then images, then volumes, as `docker inspect`
 /// looks them up.
-pub fn inspect(names: &[String], store: &Store) -> Result<()> {
-    let mut out = Vec::new();
+pub fn inspect(names: &[String], store: &Store, out: &mut Out) -> Result<()> {
+    let mut found = Vec::new();
     for n in names {
         if let Ok(c) = store.resolve_container(n) {
-            out.push(super::container::container_json(&c, store)?);
+            found.push(Inspected::Container(Box::new(super::container::view(
+                &c, store,
+            )?)));
         } else if store.resolve_image(n).is_ok() {
-            out.push(super::image::inspect_image(n, store)?);
+            found.push(Inspected::Image(Box::new(super::image::view(n, store)?)));
         } else if let Ok(v) = store.volume(n) {
-            out.push(serde_json::to_value(v)?);
+            found.push(Inspected::Volume(v));
         } else {
             bail!("no such object: {n}");
         }
     }
-    outln!("{}", serde_json::to_string_pretty(&out)?);
+    out.json(&found)?;
     Ok(())
 }
 
-fn df(format: Format, store: &Store) -> Result<()> {
+fn df(format: Format, store: &Store, out: &mut Out) -> Result<()> {
     let du = store.disk_usage()?;
-    let rows = [
-        ("Images", &du.images),
-        ("Containers", &du.containers),
-        ("Layers", &du.layers),
-        ("Local Volumes", &du.volumes),
-    ];
     if format == Format::Json {
-        let images: Vec<_> = du
-            .image_details
-            .iter()
-            .map(|i| {
-                json!({
-                    "ID": i.image.id.as_str(),
-                    "Tags": i.image.tags.iter().map(|t| t.to_string()).collect::<Vec<_>>(),
-                    "Size": i.image.size,
-                    "SharedSize": i.shared_size,
-                    "UniqueSize": i.unique_size,
-                    "Containers": i.containers,
-                })
-            })
-            .collect();
-        let containers: Vec<_> = du
-            .container_details
-            .iter()
-            .map(|c| json!({ "ID": c.id, "Name": c.name, "Size": c.size }))
-            .collect();
-        let volumes: Vec<_> = du
-            .volume_details
-            .iter()
-            .map(|v| {
-                json!({
-                    "Name": v.name,
-                    "Driver": v.driver,
-                    "Size": v.size,
-                    "Links": v.containers,
-                })
-            })
-            .collect();
-        let types: Vec<_> = rows
-            .iter()
-            .map(|(t, u)| {
-                json!({
-                    "Type": t,
-                    "TotalCount": u.total,
-                    "Active": u.active,
-                    "Size": u.size,
-                    "Reclaimable": u.reclaimable,
-                })
-            })
-            .collect();
-        let d = store.on_disk()?;
-        let on_disk = json!({
-            "Total": d.total,
-            "LayerContent": d.layer_content,
-            "Metadata": d.metadata,
-            "Containers": d.containers,
-            "Volumes": d.volumes,
-            "Other": d.other,
-        });
-        let v = json!({
-            "Types": types,
-            "Images": images,
-            "Containers": containers,
-            "Volumes": volumes,
-            "OnDisk": on_disk,
-        });
-        outln!("{}", serde_json::to_string_pretty(&v)?);
+        out.json(&view::DiskUsage::new(&du, &store.on_disk()?))?;
         return Ok(());
     }
-    outln!(
-        "{:<15} {:<8} {:<8} {:<10} RECLAIMABLE",
-        "TYPE",
-        "TOTAL",
-        "ACTIVE",
-        "SIZE"
-    );
-    for (t, u) in rows {
-        outln!(
-            "{t:<15} {:<8} {:<8} {:<10} {}",
-            u.total,
-            u.active,
-            human(u.size),
-            reclaimable(u)
+    let row = |out: &mut Out, [kind, total, active, size, reclaimable]: [&str; 5]| {
+        writeln!(
+            out,
+            "{kind:<15} {total:<8} {active:<8} {size:<10} {reclaimable}"
+        );
+    };
+    row(out, ["TYPE", "TOTAL", "ACTIVE", "SIZE", "RECLAIMABLE"]);
+    for (kind, u) in view::DiskUsage::rows(&du) {
+        let (total, active) = (u.total.to_string(), u.active.to_string());
+        row(
+            out,
+            [kind, &total, &active, &human(u.size), &reclaimable(u)],
         );
     }
     // Every allocated byte under the root, in one bucket each.
     let d = store.on_disk()?;
-    outln!(
+    writeln!(
+        out,
         "\nOn disk under {}: {} (layer content {}, image and layer metadata {}, containers {}, volumes {}, other {})",
         store.root().display(),
         human(d.total),
@@ -181,22 +114,22 @@ fn reclaimable(u: &Usage) -> String {
     format!("{} ({pct}%)", human(u.reclaimable))
 }
 
-fn prune(all: bool, volumes: bool, store: &Store) -> Result<()> {
+fn prune(all: bool, volumes: bool, store: &Store, out: &mut Out) -> Result<()> {
     let pruned = store.prune_with(all, volumes)?;
     if !pruned.volumes.is_empty() {
-        outln!("Deleted Volumes:");
+        writeln!(out, "Deleted Volumes:");
         for v in &pruned.volumes {
-            outln!("{v}");
+            writeln!(out, "{v}");
         }
-        outln!();
+        writeln!(out);
     }
     if !pruned.lines.is_empty() {
-        outln!("Deleted Images:");
+        writeln!(out, "Deleted Images:");
         for l in &pruned.lines {
-            outln!("{l}");
+            writeln!(out, "{l}");
         }
-        outln!();
+        writeln!(out);
     }
-    outln!("Total reclaimed space: {}", human(pruned.reclaimed));
+    writeln!(out, "Total reclaimed space: {}", human(pruned.reclaimed));
     Ok(())
 }

@@ -8,6 +8,8 @@ use clap::{Args, ValueEnum};
 use indicatif::ProgressBar;
 use strata_store::{Progress, SaveFormat, Store};
 
+use crate::output::Out;
+
 #[derive(Args)]
 pub struct Load {
     /// A docker-archive or OCI archive (tar, possibly compressed), or an
@@ -91,7 +93,7 @@ impl Progress for Bar {
     }
 }
 
-pub fn load(a: Load, store: &Store) -> Result<()> {
+pub fn load(a: Load, store: &Store, out: &mut Out) -> Result<()> {
     let bar = Bar::new("loading");
     let loaded = match &a.input {
         Some(p) if p.as_os_str() != "-" => store.load(p, &bar),
@@ -105,12 +107,12 @@ pub fn load(a: Load, store: &Store) -> Result<()> {
     bar.pb.finish_and_clear();
     for img in loaded? {
         if a.quiet {
-            outln!("{}", img.id);
+            writeln!(out, "{}", img.id);
         } else if img.tags.is_empty() {
-            outln!("Loaded image ID: {}", img.id);
+            writeln!(out, "Loaded image ID: {}", img.id);
         } else {
             for t in &img.tags {
-                outln!("Loaded image: {t}");
+                writeln!(out, "Loaded image: {t}");
             }
         }
     }

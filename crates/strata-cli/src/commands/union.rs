@@ -32,16 +32,16 @@ pub struct UnionMount {
 
 pub fn union_mount(a: UnionMount) -> Result<()> {
     let mut opts = match (&a.options, a.branches.is_empty()) {
-        (Some(o), _) => strata_union::Options::from_overlay_options(o)?,
-        (None, false) => strata_union::Options::from_branches(&a.branches)?,
+        (Some(o), _) => strata_store::union::Options::from_overlay_options(o)?,
+        (None, false) => strata_store::union::Options::from_branches(&a.branches)?,
         (None, true) => bail!("give the branches: --branch DIR=rw|ro ... or -o lowerdir=..."),
     };
     if let Some(n) = a.threads {
         opts.threads = n;
     }
     opts.allow_other |= a.allow_other;
-    if a.foreground || std::env::var_os(strata_union::FOREGROUND_ENV).is_some() {
-        return strata_union::serve(opts, &a.mountpoint)
+    if a.foreground || std::env::var_os(strata_store::union::FOREGROUND_ENV).is_some() {
+        return strata_store::union::serve(opts, &a.mountpoint)
             .with_context(|| format!("union on {}", a.mountpoint.display()));
     }
     // The options parsed: the server, this command again, will mount.
@@ -49,14 +49,14 @@ pub fn union_mount(a: UnionMount) -> Result<()> {
         std::env::current_exe().context("finding the strata executable")?,
     );
     server.args(std::env::args_os().skip(1));
-    strata_union::spawn(server, &a.mountpoint)
+    strata_store::union::spawn(server, &a.mountpoint)
         .with_context(|| format!("mounting a union on {}", a.mountpoint.display()))?;
     Ok(())
 }
 
 /// `strata umount PATH` of a union mount.
 pub fn unmount(mountpoint: &Path) -> Result<()> {
-    strata_union::unmount(mountpoint)?;
+    strata_store::union::unmount(mountpoint)?;
     Ok(())
 }
 
@@ -65,5 +65,5 @@ pub fn unmount(mountpoint: &Path) -> Result<()> {
 /// holding one.
 pub fn is_union_arg(arg: &str) -> bool {
     let p = Path::new(arg);
-    (arg.contains('/') || arg == "." || p.is_dir()) && strata_union::is_union(p)
+    (arg.contains('/') || arg == "." || p.is_dir()) && strata_store::union::is_union(p)
 }

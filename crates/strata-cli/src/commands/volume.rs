@@ -7,6 +7,7 @@ use clap::Subcommand;
 use strata_store::Store;
 
 use super::Format;
+use crate::output::Out;
 
 #[derive(Subcommand)]
 pub enum Cmd {
@@ -66,7 +67,7 @@ fn pairs(what: &str, kv: &[String]) -> Result<BTreeMap<String, String>> {
     Ok(out)
 }
 
-pub fn run(cmd: Cmd, store: &Store) -> Result<()> {
+pub fn run(cmd: Cmd, store: &Store, out: &mut Out) -> Result<()> {
     match cmd {
         Cmd::Create {
             driver,
@@ -80,16 +81,16 @@ pub fn run(cmd: Cmd, store: &Store) -> Result<()> {
                 &pairs("option", &opt)?,
                 &pairs("label", &label)?,
             )?;
-            outln!("{}", v.name);
+            writeln!(out, "{}", v.name);
         }
         Cmd::Ls { format } => {
             let vs = store.volumes()?;
             if format == Format::Json {
-                outln!("{}", serde_json::to_string_pretty(&vs)?);
+                out.json(&vs)?;
             } else {
-                outln!("{:<16} VOLUME NAME", "DRIVER");
+                writeln!(out, "{:<16} VOLUME NAME", "DRIVER");
                 for v in vs {
-                    outln!("{:<16} {}", v.driver, v.name);
+                    writeln!(out, "{:<16} {}", v.driver, v.name);
                 }
             }
         }
@@ -98,23 +99,23 @@ pub fn run(cmd: Cmd, store: &Store) -> Result<()> {
                 .iter()
                 .map(|n| store.volume(n))
                 .collect::<Result<Vec<_>, _>>()?;
-            outln!("{}", serde_json::to_string_pretty(&vs)?);
+            out.json(&vs)?;
         }
         Cmd::Rm { force, names } => {
             for n in names {
                 store.remove_volume(&n, force)?;
-                outln!("{n}");
+                writeln!(out, "{n}");
             }
         }
         Cmd::Prune { all, force: _ } => {
             let removed = store.prune_volumes(all)?;
             if !removed.is_empty() {
-                outln!("Deleted Volumes:");
+                writeln!(out, "Deleted Volumes:");
                 for n in &removed {
-                    outln!("{n}");
+                    writeln!(out, "{n}");
                 }
             }
-            outln!("Total volumes removed: {}", removed.len());
+            writeln!(out, "Total volumes removed: {}", removed.len());
         }
     }
     Ok(())

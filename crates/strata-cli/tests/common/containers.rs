@@ -374,15 +374,6 @@ rm -rf B"#,
         self.json(&["inspect", name])[0].clone()
     }
 
-    pub fn volume_names(&self) -> Vec<String> {
-        let v = self.json(&["volume", "ls", "--format", "json"]);
-        v.as_array()
-            .unwrap()
-            .iter()
-            .map(|v| v["Name"].as_str().unwrap().to_owned())
-            .collect()
-    }
-
     /// Creates the named volume; returns its directory on the host.
     pub fn volume(&self, name: &str) -> PathBuf {
         self.ok(&["volume", "create", name]);

@@ -12,34 +12,10 @@ use std::process::{Command, Output};
 
 use serde_json::Value;
 
-/// True when running as root; otherwise prints a loud SKIPPED line, and
-/// fails under CI (where every requirement must be met).
-pub fn require_root() -> bool {
-    let root = fs::read_to_string("/proc/self/status")
-        .unwrap()
-        .lines()
-        .find(|l| l.starts_with("Uid:"))
-        .and_then(|l| l.split_whitespace().nth(2).map(|u| u == "0"))
-        .unwrap_or(false);
-    if root {
-        return true;
-    }
-    if std::env::var_os("CI").is_some() {
-        panic!("requirement not met in CI: root");
-    }
-    eprintln!("SKIPPED (requirement not met: root)");
-    false
-}
-
-/// A requirement of `test` not met here: a loud SKIPPED line, or a
-/// failure under CI (where every requirement must be met). Returns false.
-pub fn skip(test: &str, why: &str) -> bool {
-    if std::env::var_os("CI").is_some() {
-        panic!("requirement not met in CI: {test}: {why}");
-    }
-    eprintln!("SKIPPED: {test}: {why}");
-    false
-}
+/// The requirement checks every test crate shares: a loud SKIPPED line
+/// when one is not met here, a failure under CI.
+#[allow(unused_imports)] // Not every test file uses every check.
+pub use strata_test_support::{require_root, skip};
 
 /// A store in a temp dir, driven through the binary; cleans up mounts.
 pub struct Strata {
@@ -130,6 +106,16 @@ impl Strata {
     /// Runs and parses stdout as JSON.
     pub fn json(&self, args: &[&str]) -> Value {
         serde_json::from_str(&self.ok(args)).unwrap()
+    }
+
+    /// `volume ls` names.
+    pub fn volume_names(&self) -> Vec<String> {
+        let v = self.json(&["volume", "ls", "--format", "json"]);
+        v.as_array()
+            .unwrap()
+            .iter()
+            .map(|v| v["Name"].as_str().unwrap().to_owned())
+            .collect()
     }
 
     /// The findings of `check --format json ARGS` that are not notes, as

@@ -4,11 +4,20 @@
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::path::{Path, PathBuf};
 
-use crate::{Driver, ErrorKind, Result};
+use crate::{Driver, ErrorKind, LayerKind, Result};
 
 /// Makes a driver whose home is the given directory. The suite calls it
 /// once per behaviour (twice where two instances share a home).
 pub type Factory<'a> = &'a dyn Fn(&Path) -> Box<dyn Driver>;
+
+/// The driver `name` of the table ([`crate::BACKENDS`]) opened on
+/// `home`, its fuse unions served by this process's threads: the factory
+/// `conformance!` gives each driver. Panics, naming the driver, when it
+/// cannot be opened.
+pub fn open_backend(name: &str, home: &Path) -> Box<dyn Driver> {
+    let opened = crate::backend(name).and_then(|b| (b.open)(home, &crate::Options::default()));
+    opened.unwrap_or_else(|e| panic!("opening {name} on {}: {}", home.display(), chain(&e)))
+}
 
 /// True when the test can run. Otherwise says so loudly and, when `CI` is
 /// set (where every requirement must be met), fails instead of skipping.
@@ -70,12 +79,14 @@ impl Harness {
         factory(&self.home)
     }
 
-    /// `get`, failing the test with the driver's error.
+    /// `get`, failing the test with the driver's error; the reference is
+    /// kept ([`crate::Mount::keep`]) until [`Harness::put`].
     pub fn get(&self, id: &str) -> PathBuf {
         let p = self
             .driver
             .get(id, None)
-            .unwrap_or_else(|e| panic!("get({id}): {}", chain(&e)));
+            .unwrap_or_else(|e| panic!("get({id}): {}", chain(&e)))
+            .keep();
         assert!(
             p.is_dir(),
             "get({id}) returned {}, which is not a directory",
@@ -92,13 +103,13 @@ impl Harness {
 
     pub fn create(&self, id: &str, parent: Option<&str>) {
         self.driver
-            .create(id, parent)
+            .create(id, parent, LayerKind::ReadOnly)
             .unwrap_or_else(|e| panic!("create({id}, {parent:?}): {}", chain(&e)));
     }
 
     pub fn create_rw(&self, id: &str, parent: Option<&str>) {
         self.driver
-            .create_rw(id, parent)
+            .create(id, parent, LayerKind::ReadWrite)
             .unwrap_or_else(|e| panic!("create_rw({id}, {parent:?}): {}", chain(&e)));
     }
 

@@ -4,6 +4,7 @@
 use super::fixture::*;
 use super::harness::{assert_kind, chain, is_mounted, mounts_under, Factory, Harness};
 use crate::ErrorKind;
+use crate::LayerKind;
 
 /// The graphdriver contract: `remove` of a mounted layer fails with
 /// `InUse` and leaves it intact; after `put` it succeeds.
@@ -225,12 +226,12 @@ pub fn create_refuses_bad_ids(f: Factory) {
     for &id in BAD {
         let what = |op: &str| format!("{op}({id:?})");
         assert_kind(
-            d.create(id, None),
+            d.create(id, None, LayerKind::ReadOnly),
             ErrorKind::InvalidArgument,
             &what("create"),
         );
         assert_kind(
-            d.create_rw(id, Some("good")),
+            d.create(id, Some("good"), LayerKind::ReadWrite),
             ErrorKind::InvalidArgument,
             &what("create_rw"),
         );
@@ -239,7 +240,7 @@ pub fn create_refuses_bad_ids(f: Factory) {
         assert_kind(d.remove(id), ErrorKind::InvalidArgument, &what("remove"));
         let _ = d.put(id);
         assert!(
-            d.create("child", Some(id)).is_err(),
+            d.create("child", Some(id), LayerKind::ReadOnly).is_err(),
             "create(child, parent {id:?}) succeeded"
         );
         assert!(
@@ -262,12 +263,12 @@ pub fn create_refuses_duplicate_id(f: Factory) {
     h.create("dup", None);
     h.with_layer("dup", |p| write(p, "file", b"first", 0o644));
     assert_kind(
-        d.create("dup", None),
+        d.create("dup", None, LayerKind::ReadOnly),
         ErrorKind::AlreadyExists,
         "create of an existing id",
     );
     assert_kind(
-        d.create_rw("dup", None),
+        d.create("dup", None, LayerKind::ReadWrite),
         ErrorKind::AlreadyExists,
         "create_rw of an existing id",
     );
@@ -318,12 +319,12 @@ pub fn create_on_missing_parent_is_not_found(f: Factory) {
     let d = h.driver();
     let before = home_listing(h.home());
     assert_kind(
-        d.create("orphan", Some("missing")),
+        d.create("orphan", Some("missing"), LayerKind::ReadOnly),
         ErrorKind::NotFound,
         "create on a missing parent",
     );
     assert_kind(
-        d.create_rw("orphan", Some("missing")),
+        d.create("orphan", Some("missing"), LayerKind::ReadWrite),
         ErrorKind::NotFound,
         "create_rw on a missing parent",
     );

@@ -26,6 +26,7 @@
 //! Docker's `doesSupportNativeDiff` does. Inside a user namespace the
 //! mount uses `userxattr` and the markers are `user.overlay.*`.
 
+mod check;
 mod probe;
 
 use std::fs;
@@ -38,7 +39,7 @@ use strata_sys::mount::{self, Overlay};
 
 use crate::error::{Error, ErrorKind, IoContext, Result};
 use crate::refs::{Locked, Refs};
-use crate::{check_id, Driver, NativeDiff};
+use crate::{check_id, Check, Driver, LayerKind, Mount, NativeDiff};
 
 /// mount(2) copies at most a page of options.
 const PAGE_SIZE: usize = 4096;
@@ -54,15 +55,18 @@ pub struct Overlay2 {
     refs: Refs,
     xattrs: OverlayXattrs,
     userns: bool,
-    backend: Backend,
+    union: Union,
     native_diff: bool,
     backing_fs: String,
 }
 
 /// What mounts the union: kernel overlayfs, or strata's FUSE union (the
 /// `fuse` driver, same layout).
-enum Backend {
-    Kernel { new_mount_api: bool },
+enum Union {
+    Kernel {
+        new_mount_api: bool,
+    },
+    #[cfg(feature = "fuse")]
     Fuse(crate::fuse::Mounter),
 }
 
@@ -94,7 +98,7 @@ impl Overlay2 {
             home,
             xattrs,
             userns,
-            backend: Backend::Kernel {
+            union: Union::Kernel {
                 new_mount_api: found.new_mount_api,
             },
             native_diff: found.native_diff,
@@ -105,6 +109,7 @@ impl Overlay2 {
     /// Opens (creating if needed) a home for the `fuse` driver: this
     /// layout, mounted by strata's FUSE union served as `server` says.
     /// Fails when FUSE cannot be used here.
+    #[cfg(feature = "fuse")]
     pub fn fuse(home: &Path, server: crate::fuse::Server) -> Result<Self> {
         let mounter = crate::fuse::Mounter::new(server)?;
         let (home, backing) = open_home(home)?;
@@ -118,7 +123,7 @@ impl Overlay2 {
                 OverlayXattrs::Trusted
             },
             userns,
-            backend: Backend::Fuse(mounter),
+            union: Union::Fuse(mounter),
             // The union never writes redirects or metacopies: a layer's
             // upper directory is always its whole change.
             native_diff: true,
@@ -128,8 +133,9 @@ impl Overlay2 {
 
     /// Mounts with mount(2) and one option string even where the new
     /// mount API works: the path older kernels take, kept testable here.
+    #[cfg_attr(not(feature = "fuse"), allow(irrefutable_let_patterns))]
     pub fn with_mount_syscall(mut self) -> Self {
-        if let Backend::Kernel { new_mount_api } = &mut self.backend {
+        if let Union::Kernel { new_mount_api } = &mut self.union {
             *new_mount_api = false;
         }
         self
@@ -220,9 +226,10 @@ impl Overlay2 {
     fn mount(&self, id: &str, lower: &[String], label: Option<&str>) -> Result<PathBuf> {
         let dir = self.dir(id);
         let merged = dir.join("merged");
-        let new_mount_api = match &self.backend {
-            Backend::Kernel { new_mount_api } => *new_mount_api,
-            Backend::Fuse(m) => {
+        let new_mount_api = match &self.union {
+            Union::Kernel { new_mount_api } => *new_mount_api,
+            #[cfg(feature = "fuse")]
+            Union::Fuse(m) => {
                 let lower = self.lower_dirs(id)?;
                 m.mount(&lower, &dir.join("diff"), &dir.join("work"), &merged)?;
                 return Ok(merged);
@@ -267,21 +274,24 @@ impl Overlay2 {
 
     fn unmount(&self, id: &str) -> Result<()> {
         let merged = self.dir(id).join("merged");
-        match &self.backend {
-            Backend::Fuse(m) if m.mounted(&merged) => m.unmount(&merged),
-            Backend::Fuse(_) => Ok(()),
-            Backend::Kernel { .. } if mount::is_mountpoint(&merged).unwrap_or(false) => {
+        match &self.union {
+            #[cfg(feature = "fuse")]
+            Union::Fuse(m) if m.mounted(&merged) => m.unmount(&merged),
+            #[cfg(feature = "fuse")]
+            Union::Fuse(_) => Ok(()),
+            Union::Kernel { .. } if mount::is_mountpoint(&merged).unwrap_or(false) => {
                 mount::unmount(&merged, true).ctx(|| format!("unmounting layer {id}"))
             }
-            Backend::Kernel { .. } => Ok(()),
+            Union::Kernel { .. } => Ok(()),
         }
     }
 
     fn mounted(&self, _lock: &Locked, id: &str) -> bool {
         let merged = self.dir(id).join("merged");
-        match &self.backend {
-            Backend::Fuse(m) => m.mounted(&merged),
-            Backend::Kernel { .. } => mount::is_mountpoint(&merged).unwrap_or(false),
+        match &self.union {
+            #[cfg(feature = "fuse")]
+            Union::Fuse(m) => m.mounted(&merged),
+            Union::Kernel { .. } => mount::is_mountpoint(&merged).unwrap_or(false),
         }
     }
 
@@ -301,11 +311,11 @@ impl Overlay2 {
 /// The `lower` file that `create` writes for layer `id` on `parents`
 /// (the parent first, then its parent, down to the base layer): their
 /// short names under `l/`, topmost first; none for a base layer. For
-/// `strata check`, which knows a layer's parents from the store's records
-/// and rebuilds a lost or damaged `lower` from them. Fails, naming what
-/// is missing, unless every parent has its `diff`, its `link` and the
-/// `l/` link to that `diff`.
-pub fn lower_for(home: &Path, id: &str, parents: &[&str]) -> Result<Option<String>> {
+/// `strata check` ([`crate::Check`]), given a layer's parents from the
+/// store's records, rebuilds a lost or damaged `lower` from them. Fails,
+/// naming what is missing, unless every parent has its `diff`, its
+/// `link` and the `l/` link to that `diff`.
+pub(crate) fn lower_for(home: &Path, id: &str, parents: &[&str]) -> Result<Option<String>> {
     if parents.is_empty() {
         return Ok(None);
     }
@@ -369,9 +379,13 @@ fn short_path(short: &str) -> String {
 
 /// Whether `s` is what [`short_path`] makes of a short name.
 fn is_short_path(s: &str) -> bool {
-    s.strip_prefix("l/").is_some_and(|short| {
-        !short.is_empty() && short.len() <= 255 && short.bytes().all(|b| b.is_ascii_alphanumeric())
-    })
+    s.strip_prefix("l/").is_some_and(is_short_name)
+}
+
+/// Whether `s` is a short link name, by the rule links are read with
+/// (`create` makes 26 of `[A-Z0-9]`): letters and digits.
+fn is_short_name(s: &str) -> bool {
+    !s.is_empty() && s.len() <= 255 && s.bytes().all(|b| b.is_ascii_alphanumeric())
 }
 
 /// The `lower` file of layer `id` over `chain` (short paths, topmost
@@ -436,9 +450,10 @@ fn short_id() -> Result<String> {
 
 impl Driver for Overlay2 {
     fn name(&self) -> &'static str {
-        match self.backend {
-            Backend::Kernel { .. } => "overlay2",
-            Backend::Fuse(_) => "fuse",
+        match self.union {
+            Union::Kernel { .. } => "overlay2",
+            #[cfg(feature = "fuse")]
+            Union::Fuse(_) => "fuse",
         }
     }
 
@@ -446,11 +461,7 @@ impl Driver for Overlay2 {
         &self.home
     }
 
-    fn create(&self, id: &str, parent: Option<&str>) -> Result<()> {
-        self.make(id, parent)
-    }
-
-    fn create_rw(&self, id: &str, parent: Option<&str>) -> Result<()> {
+    fn create(&self, id: &str, parent: Option<&str>, _kind: LayerKind) -> Result<()> {
         self.make(id, parent)
     }
 
@@ -487,7 +498,7 @@ impl Driver for Overlay2 {
         self.refs.set(&lock, id, 0)
     }
 
-    fn get(&self, id: &str, mount_label: Option<&str>) -> Result<PathBuf> {
+    fn get(&self, id: &str, mount_label: Option<&str>) -> Result<Mount<'_>> {
         let lock = self.refs.lock()?;
         self.require(id)?;
         let count = self.refs.get(&lock, id)?;
@@ -500,7 +511,7 @@ impl Driver for Overlay2 {
             Some(lower) => (self.mount(id, &lower, mount_label)?, 0),
         };
         self.refs.set(&lock, id, count + 1)?;
-        Ok(path)
+        Ok(Mount::new(self, id, path))
     }
 
     fn put(&self, id: &str) -> Result<()> {
@@ -545,14 +556,15 @@ impl Driver for Overlay2 {
             ("userxattr".into(), self.userns.to_string()),
             (
                 "Mount API".into(),
-                match &self.backend {
-                    Backend::Kernel {
+                match &self.union {
+                    Union::Kernel {
                         new_mount_api: true,
                     } => format!("fsconfig lowerdir+ (up to {MAX_LAYERS} layers)"),
-                    Backend::Kernel {
+                    Union::Kernel {
                         new_mount_api: false,
                     } => "mount(2) option string".into(),
-                    Backend::Fuse(m) => m.describe(),
+                    #[cfg(feature = "fuse")]
+                    Union::Fuse(m) => m.describe(),
                 },
             ),
             ("Layers".into(), layers.to_string()),
@@ -562,9 +574,10 @@ impl Driver for Overlay2 {
     fn cleanup(&self) -> Result<()> {
         let lock = self.refs.lock()?;
         for m in mount::mounts_under(&self.home).ctx(|| "listing mounts".into())? {
-            match &self.backend {
-                Backend::Fuse(f) => f.unmount(&m)?,
-                Backend::Kernel { .. } => {
+            match &self.union {
+                #[cfg(feature = "fuse")]
+                Union::Fuse(f) => f.unmount(&m)?,
+                Union::Kernel { .. } => {
                     mount::unmount(&m, true).ctx(|| format!("unmounting {}", m.display()))?
                 }
             }
@@ -574,6 +587,10 @@ impl Driver for Overlay2 {
 
     fn native_diff(&self) -> Option<&dyn NativeDiff> {
         self.native_diff.then_some(self as &dyn NativeDiff)
+    }
+
+    fn checker(&self) -> Option<&dyn Check> {
+        Some(self)
     }
 }
 
@@ -663,9 +680,9 @@ mod tests {
         }
         let t = tempfile::tempdir().unwrap();
         let d = Overlay2::new(t.path()).unwrap();
-        d.create("a", None).unwrap();
-        d.create("b", Some("a")).unwrap();
-        d.create_rw("c", Some("b")).unwrap();
+        d.create("a", None, LayerKind::ReadOnly).unwrap();
+        d.create("b", Some("a"), LayerKind::ReadOnly).unwrap();
+        d.create("c", Some("b"), LayerKind::ReadWrite).unwrap();
         let home = d.home();
         let lower = |id: &str| fs::read_to_string(home.join(id).join("lower")).unwrap();
         assert_eq!(lower_for(home, "b", &["a"]).unwrap(), Some(lower("b")));
@@ -681,8 +698,8 @@ mod tests {
         }
         let t = tempfile::tempdir().unwrap();
         let d = Overlay2::new(t.path()).unwrap();
-        d.create("a", None).unwrap();
-        d.create("b", Some("a")).unwrap();
+        d.create("a", None, LayerKind::ReadOnly).unwrap();
+        d.create("b", Some("a"), LayerKind::ReadOnly).unwrap();
         let home = d.home();
         let err = lower_for(home, "c", &["b", "gone"]).unwrap_err();
         assert_eq!(err.kind(), ErrorKind::NotFound, "{err}");

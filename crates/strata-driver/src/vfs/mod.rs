@@ -15,9 +15,10 @@ use std::fs;
 use std::os::unix::fs::DirBuilderExt;
 use std::path::{Path, PathBuf};
 
+use crate::check::{self, Check, Listing};
 use crate::error::{Error, ErrorKind, IoContext, Result};
 use crate::refs::Refs;
-use crate::{check_id, Driver};
+use crate::{check_id, Driver, LayerKind, Mount};
 
 pub struct Vfs {
     home: PathBuf,
@@ -101,11 +102,7 @@ impl Driver for Vfs {
         &self.home
     }
 
-    fn create(&self, id: &str, parent: Option<&str>) -> Result<()> {
-        self.make(id, parent)
-    }
-
-    fn create_rw(&self, id: &str, parent: Option<&str>) -> Result<()> {
+    fn create(&self, id: &str, parent: Option<&str>, _kind: LayerKind) -> Result<()> {
         self.make(id, parent)
     }
 
@@ -130,7 +127,7 @@ impl Driver for Vfs {
         fs::remove_dir_all(&doomed).ctx(|| format!("removing layer {id}"))
     }
 
-    fn get(&self, id: &str, _mount_label: Option<&str>) -> Result<PathBuf> {
+    fn get(&self, id: &str, _mount_label: Option<&str>) -> Result<Mount<'_>> {
         check_id(id)?;
         let lock = self.refs.lock()?;
         let dir = self.dir(id);
@@ -142,7 +139,7 @@ impl Driver for Vfs {
         }
         let n = self.refs.get(&lock, id)?;
         self.refs.set(&lock, id, n + 1)?;
-        Ok(dir)
+        Ok(Mount::new(self, id, dir))
     }
 
     fn put(&self, id: &str) -> Result<()> {
@@ -191,5 +188,41 @@ impl Driver for Vfs {
     fn cleanup(&self) -> Result<()> {
         let lock = self.refs.lock()?;
         self.refs.clear_all(&lock)
+    }
+
+    fn checker(&self) -> Option<&dyn Check> {
+        Some(self)
+    }
+}
+
+/// A vfs layer is one directory tree, with nothing shared between
+/// layers: the check lists them and their debris.
+impl Check for Vfs {
+    fn list(&self) -> Result<Listing> {
+        check::list_layers(&self.home.join("dir"), &[])
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The check lists the layers, and a half-removed one as debris,
+    /// which its repair removes.
+    #[test]
+    fn check_lists_layers_and_removes_debris() {
+        let t = tempfile::tempdir().unwrap();
+        let d = Vfs::new(t.path()).unwrap();
+        d.create("a", None, LayerKind::ReadOnly).unwrap();
+        let doomed = d.home().join("dir/b-removing");
+        fs::create_dir_all(doomed.join("etc")).unwrap();
+        let listing = d.list().unwrap();
+        let ids: Vec<&str> = listing.layers.iter().map(|l| l.id.as_str()).collect();
+        assert_eq!(ids, ["a"]);
+        assert_eq!(listing.debris.len(), 1, "{:?}", listing.debris);
+        assert_eq!(listing.debris[0].object, doomed.display().to_string());
+        d.repair(&listing.debris[0]).unwrap();
+        assert!(!doomed.exists());
+        assert!(d.exists("a"));
     }
 }

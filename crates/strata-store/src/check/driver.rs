@@ -1,32 +1,28 @@
-//! The driver side of `strata check`: the driver's layer directories
-//! against what the store names, driver debris, and overlay2's `l/`
-//! short links and `lower` files.
+//! The driver side of `strata check`: what the store knows of the
+//! driver's layers (which ones it names, each one's parents), given to
+//! the driver's own check ([`strata_driver::Check`]), whose findings are
+//! folded into the report. The store never looks inside the driver's
+//! home itself.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::fs;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use strata_archive::Digest;
-use strata_driver::overlay2;
+use strata_driver::check::{self as driver, Parents};
+use strata_driver::Check;
 
-use super::{chain_text, entries, is_temp, remove_path, Checker, FindingKind};
+use super::{chain_text, entries, Checker, FindingKind};
 use crate::atomic;
-use crate::error::{IoContext, Result};
+use crate::error::{ErrorKind, Result};
 use crate::ids::DriverLayer;
 use crate::layer::{chain_id, Layer};
-
-#[derive(Default)]
-struct DriverDirs {
-    layers: Vec<(String, PathBuf)>,
-    debris: Vec<PathBuf>,
-}
+use crate::layout::record;
 
 impl Checker<'_> {
     /// Every driver id the store names: layers, containers, mount
     /// records and staged work.
     fn named_driver_ids(&self) -> Result<BTreeSet<String>> {
-        let store = self.store;
-        let image_dir = self.image_dir();
+        let layout = self.layout();
         let mut named = BTreeSet::new();
         // A value that is not an ID names no driver layer (the record
         // it is in is reported where it is read).
@@ -40,16 +36,16 @@ impl Checker<'_> {
                 }
             }
         };
-        for sub in ["layerdb/sha256", "layerdb/tmp"] {
-            for (_, p) in entries(&image_dir.join(sub))? {
-                read(&p, &["cache-id", "mount-id", "init-id"]);
+        for dir in [layout.layers(), layout.layer_staging()] {
+            for (_, p) in entries(&dir)? {
+                read(&p, &record::DRIVER_LAYERS);
             }
         }
-        for (_, p) in entries(&image_dir.join("layerdb/mounts"))? {
-            read(&p, &["mount-id", "init-id"]);
+        for (_, p) in entries(&layout.mounts())? {
+            read(&p, &[record::MOUNT_ID, record::INIT_ID]);
         }
-        for (_, p) in entries(&store.root.join("tmp"))? {
-            read(&p, &["cache-id", "mount-id", "init-id"]);
+        for (_, p) in entries(&layout.tmp())? {
+            read(&p, &record::DRIVER_LAYERS);
         }
         for c in self.container_configs()? {
             named.insert(c.init_id());
@@ -58,36 +54,52 @@ impl Checker<'_> {
         Ok(named)
     }
 
-    /// The driver's layer directories and its debris (`-removing`,
-    /// `-creating`), each as id and path; `None` for a driver whose
-    /// layout this does not know.
-    fn driver_dirs(&self) -> Result<Option<DriverDirs>> {
-        let home = self.store.driver.home();
-        let (dir, own): (PathBuf, &[&str]) = match self.store.driver.name() {
-            // The fuse driver keeps overlay2's layout.
-            "overlay2" | "fuse" => (home.to_owned(), &["l", "refs", "lock"]),
-            "vfs" => (home.join("dir"), &[]),
-            _ => return Ok(None),
+    /// A finding of the driver's own check, folded into the report under
+    /// the store's kind for it, and repaired by the driver.
+    fn driver_finding(&mut self, check: &dyn Check, f: driver::Finding) {
+        let kind = match f.kind {
+            driver::FindingKind::Debris => FindingKind::Debris,
+            driver::FindingKind::DanglingLink => FindingKind::DanglingLink,
+            driver::FindingKind::MissingLink => FindingKind::MissingLink,
+            driver::FindingKind::BrokenLower => FindingKind::BrokenLower,
+            _ => FindingKind::Note,
         };
-        let mut out = DriverDirs::default();
-        for (name, path) in entries(&dir)? {
-            if own.contains(&name.as_str()) || name.starts_with("probe") {
-                continue;
-            }
-            if name.ends_with("-removing") || name.ends_with("-creating") {
-                out.debris.push(path);
-            } else {
-                out.layers.push((name, path));
-            }
+        let mut message = f.message.clone();
+        if let (true, Some(why)) = (self.opts.repair, &f.blocked) {
+            message.push_str(&format!("; {why}"));
         }
-        Ok(Some(out))
+        let fix = || {
+            check
+                .repair(&f)
+                .map_err(|e| crate::Error::new(ErrorKind::Io, chain_text(&e)))
+        };
+        let fix: Option<&dyn Fn() -> Result<()>> = match &f.repair {
+            Some(_) => Some(&fix),
+            None => None,
+        };
+        self.found(kind, f.object.clone(), message, fix);
+    }
+
+    /// What layers share in the driver (overlay2's `l/` links). Looked
+    /// at before the containers: an entry left by a lost init layer would
+    /// otherwise lead to the one repair makes in its place, as a second
+    /// name for it.
+    pub(super) fn driver_shared(&mut self) -> Result<()> {
+        let store = self.store;
+        let Some(check) = store.driver.checker() else {
+            return Ok(());
+        };
+        check
+            .check_shared(&mut |f| self.driver_finding(check, f))
+            .map_err(|e| crate::Error::driver("checking the driver's links", e))
     }
 
     /// Driver layers nothing names, and driver debris. An unnamed layer
     /// is removed only when the store is otherwise sound: a layer whose
     /// `cache-id` is lost still holds an image's content.
     pub(super) fn driver_layers(&mut self) -> Result<()> {
-        let Some(found) = self.driver_dirs()? else {
+        let store = self.store;
+        let Some(check) = store.driver.checker() else {
             self.note(
                 self.store.driver.home().display().to_string(),
                 format!(
@@ -97,29 +109,27 @@ impl Checker<'_> {
             );
             return Ok(());
         };
-        for path in found.debris {
-            self.found(
-                FindingKind::Debris,
-                path.display().to_string(),
-                "a driver layer left half-made or half-removed",
-                Some(&|| remove_path(&path)),
-            );
+        let found = check
+            .list()
+            .map_err(|e| crate::Error::driver("listing the driver's layers", e))?;
+        for f in found.debris {
+            self.driver_finding(check, f);
         }
         let named = self.named_driver_ids()?;
         let sound = !self.corrupt();
-        for (id, path) in found.layers {
-            if named.contains(&id) {
+        for layer in found.layers {
+            if named.contains(&layer.id) {
                 continue;
             }
             let mut message = "no layer, container or staged work names it".to_owned();
             if self.opts.repair && !sound {
                 message.push_str("; left in place while the store has corruption");
             }
-            let fix = || self.store.remove_stale_layer(&id);
+            let fix = || self.store.layers.remove_stale(&layer.id);
             let fix: Option<&dyn Fn() -> Result<()>> = if sound { Some(&fix) } else { None };
             self.found(
                 FindingKind::OrphanDriverLayer,
-                path.display().to_string(),
+                layer.path.display().to_string(),
                 message,
                 fix,
             );
@@ -127,145 +137,17 @@ impl Checker<'_> {
         Ok(())
     }
 
-    /// overlay2's `l/` short links to nothing. Looked at before the
-    /// containers: a link left by a lost init layer would otherwise link
-    /// to the one repair makes in its place, as a second name for it.
-    pub(super) fn dangling_links(&mut self) -> Result<()> {
-        let links = self.store.driver.home().join("l");
-        for (name, path) in entries(&links)? {
-            if fs::metadata(&path).is_err() {
-                self.found(
-                    FindingKind::DanglingLink,
-                    path.display().to_string(),
-                    "links to nothing",
-                    Some(&|| remove_path(&path)),
-                );
-            } else if is_temp(&name) {
-                self.note(path.display().to_string(), "not a short link");
-            }
-        }
-        Ok(())
-    }
-
-    /// Each overlay2 layer's `link` resolvable and its `lower` what its
-    /// parents give.
-    pub(super) fn overlay_links(&mut self, store_layers: &BTreeMap<Digest, Layer>) -> Result<()> {
-        let home = self.store.driver.home().to_owned();
-        let links = home.join("l");
-        let layers = self.driver_dirs()?.map(|d| d.layers).unwrap_or_default();
-        for (id, dir) in &layers {
-            let Ok(short) = atomic::read(&dir.join("link")) else {
-                continue;
-            };
-            // The name of a link in `l/`: never a path, whatever the
-            // file holds.
-            if !is_short_link(&short) {
-                self.found(
-                    FindingKind::MissingLink,
-                    id.as_str(),
-                    format!(
-                        "its link file holds {:?}, not a short link name",
-                        crate::ids::short(&short)
-                    ),
-                    None,
-                );
-                continue;
-            }
-            // A layer whose content is gone is reported as such; a link
-            // to it would only dangle again.
-            if !dir.join("diff").is_dir() {
-                continue;
-            }
-            let link = links.join(&short);
-            let want = PathBuf::from(format!("../{id}/diff"));
-            let got = fs::read_link(&link).ok();
-            if got.as_ref() != Some(&want) {
-                let message = match got {
-                    Some(g) => format!(
-                        "l/{short} points to {}, not {}",
-                        g.display(),
-                        want.display()
-                    ),
-                    None => format!("l/{short} is missing"),
-                };
-                let fix = || {
-                    remove_path(&link)?;
-                    std::os::unix::fs::symlink(&want, &link).ctx(|| format!("linking l/{short}"))
-                };
-                self.found(FindingKind::MissingLink, id.as_str(), message, Some(&fix));
-            }
-        }
-        let below = self.layers_below(store_layers)?;
-        for (id, dir) in &layers {
-            self.lower(&home, id, dir, below.get(id));
-        }
-        Ok(())
-    }
-
-    /// A layer's `lower` file: every name in it must resolve, and where
-    /// the store knows the layer's parents (`below`), it must be what
-    /// `create` writes for them. Rebuilt, atomically, when every parent
-    /// and its `l/` link are there ([`overlay2::lower_for`]); a layer's
-    /// `lower` only names other layers, so rewriting it loses nothing.
-    fn lower(&mut self, home: &Path, id: &str, dir: &Path, below: Option<&Below>) {
-        let file = dir.join("lower");
-        // 500 layers of `l/<26>:` fit in 16 KiB.
-        let got = atomic::read_text(&file, 64 << 10).ok();
-        // Each name is `l/<short>`: anything else (`../../etc`) is never
-        // looked up, and is as good as missing.
-        let unresolved = got.as_deref().and_then(|g| {
-            g.split(':').find(|l| {
-                !l.strip_prefix("l/").is_some_and(is_short_link)
-                    || fs::metadata(home.join(l)).is_err()
-            })
-        });
-        let want = below.map(|b| match b {
-            Err(why) => Err(why.clone()),
-            Ok(parents) => {
-                let parents: Vec<&str> = parents.iter().map(String::as_str).collect();
-                overlay2::lower_for(home, id, &parents).map_err(|e| chain_text(&e))
-            }
-        });
-        let needs_lower = match &want {
-            // Not the store's (staged work, an orphan): only its names
-            // are checked.
-            None => false,
-            Some(Ok(w)) => w.is_some(),
-            // A layer made on a parent has a work directory.
-            Some(Err(_)) => dir.join("work").is_dir(),
+    /// Each driver layer's own records (overlay2's `link` and `lower`)
+    /// against the parents the store knows for it.
+    pub(super) fn driver_records(&mut self, store_layers: &BTreeMap<Digest, Layer>) -> Result<()> {
+        let store = self.store;
+        let Some(check) = store.driver.checker() else {
+            return Ok(());
         };
-        let mut message = if let Some(bad) = unresolved {
-            format!("its lower {bad} is not there: it cannot be mounted")
-        } else {
-            match (&got, &want) {
-                (None, _) if needs_lower => "its lower file is missing".to_owned(),
-                (Some(g), Some(Ok(Some(w)))) if g != w => {
-                    format!("its lower is {g}; its parents' links give {w}")
-                }
-                (Some(_), Some(Ok(None))) => "it has a lower file, but no parent".to_owned(),
-                _ => return,
-            }
-        };
-        let blocked = match &want {
-            None => Some("the store does not say what lies below it".to_owned()),
-            Some(Err(why)) => Some(why.clone()),
-            Some(Ok(Some(_))) if !dir.join("work").is_dir() => {
-                Some("its work directory is gone".to_owned())
-            }
-            Some(Ok(_)) => None,
-        };
-        let rebuild = || match want.as_ref().and_then(|w| w.as_ref().ok()) {
-            Some(Some(w)) => atomic::write(&file, w.as_bytes()),
-            _ => remove_path(&file),
-        };
-        if let (true, Some(why)) = (self.opts.repair, &blocked) {
-            message.push_str(&format!("; not rebuilt: {why}"));
-        }
-        let fix: Option<&dyn Fn() -> Result<()>> = match blocked {
-            None => Some(&rebuild),
-            Some(_) => None,
-        };
-        self.found(FindingKind::BrokenLower, id, message, fix);
+        let parents = self.layers_below(store_layers)?;
+        check
+            .check_layers(&parents, &mut |f| self.driver_finding(check, f))
+            .map_err(|e| crate::Error::driver("checking the driver's layers", e))
     }
 
     /// The parents of every driver layer the store names (driver ids, the
@@ -311,12 +193,6 @@ impl Checker<'_> {
     }
 }
 
-/// Whether `s` is an overlay2 short link name, by the rule the driver
-/// reads them with (it makes 26 of `[A-Z0-9]`): letters and digits.
-fn is_short_link(s: &str) -> bool {
-    !s.is_empty() && s.len() <= 255 && s.bytes().all(|b| b.is_ascii_alphanumeric())
-}
-
 /// A driver layer's parents (driver ids, the parent first), or why the
 /// store cannot tell them.
-type Below = std::result::Result<Vec<String>, String>;
+type Below = Parents;

@@ -8,14 +8,14 @@ use strata_volume::local::DRIVER;
 
 use super::{chain_text, entries, Checker, FindingKind};
 use crate::error::Result;
-use crate::volume::MountKind;
+use crate::mount::MountKind;
 
 impl Checker<'_> {
     pub(super) fn volumes(&mut self) -> Result<()> {
         let store = self.store;
-        let dir = store.root.join("volumes");
+        let dir = store.layout.volumes();
         if dir.is_dir() {
-            let local = store.local_volumes()?;
+            let local = store.volumes.local()?;
             self.volume_debris(&local)?;
             self.volume_records(&local)?;
         }
@@ -50,7 +50,7 @@ impl Checker<'_> {
     /// Every volume directory has a readable record, and a local volume
     /// its `_data`.
     fn volume_records(&mut self, local: &strata_volume::local::Local) -> Result<()> {
-        let dir = self.store.root.join("volumes");
+        let dir = self.store.layout.volumes();
         for (name, path) in entries(&dir)? {
             if name.starts_with('.') {
                 continue;
@@ -63,7 +63,7 @@ impl Checker<'_> {
                 continue;
             }
             let data = local.data_path(&name);
-            let meta = path.join("meta.json");
+            let meta = self.store.layout.volume_meta(&name);
             if fs::symlink_metadata(&meta).is_err() {
                 let has_data = data.is_dir();
                 let message = if has_data {
@@ -97,13 +97,13 @@ impl Checker<'_> {
     fn volume_mounts(&mut self) -> Result<()> {
         let store = self.store;
         // Looking must not make `volumes/`.
-        let local = if store.root.join("volumes").is_dir() {
-            Some(store.local_volumes()?)
+        let local = if store.layout.volumes().is_dir() {
+            Some(store.volumes.local()?)
         } else {
             None
         };
-        for (name, dir) in entries(&store.root.join("containers"))? {
-            if name.ends_with("-removing") {
+        for (name, dir) in entries(&store.layout.containers())? {
+            if crate::layout::is_removing(&name) {
                 continue;
             }
             // A broken record is reported by the containers' check.

@@ -55,7 +55,7 @@ impl Store {
     /// Loads every image of the archive or layout at `input` (a tar file,
     /// plain or compressed, or a directory).
     pub fn load(&self, input: &Path, progress: &dyn Progress) -> Result<Vec<Loaded>> {
-        let source = open_archive(input, &self.root.join("tmp"))?;
+        let source = open_archive(input, &self.layout.tmp())?;
         let plans = read_images(source.as_ref())?;
         self.load_from(source.as_ref(), &plans, progress)
     }
@@ -68,7 +68,7 @@ impl Store {
         input: &mut dyn Read,
         progress: &dyn Progress,
     ) -> Result<Vec<Loaded>> {
-        let source = TarSource::spooled(input, &self.root.join("tmp"))?;
+        let source = TarSource::spooled(input, &self.layout.tmp())?;
         let plans = read_images(&source)?;
         self.load_from(&source, &plans, progress)
     }
@@ -82,7 +82,7 @@ impl Store {
         plans: &[ImageDesc],
         progress: &dyn Progress,
     ) -> Result<Vec<Loaded>> {
-        let _lock = self.lock()?;
+        let lock = self.lock()?;
         let mut jobs: Vec<Job<'_>> = Vec::new();
         let mut counts = Vec::new();
         for plan in plans {
@@ -125,7 +125,7 @@ impl Store {
         let published = (|| {
             self.sync_driver()?;
             for (slot, layer) in &layers {
-                self.publish_layer(&slot.staging, &layer.chain_id)?;
+                self.publish_layer(&lock, &slot.staging, &layer.chain_id)?;
             }
             self.sync_layerdb()
         })();
@@ -139,10 +139,10 @@ impl Store {
         }
         let mut out = Vec::new();
         for (plan, (new, present)) in plans.iter().zip(counts) {
-            let id = self.put_image(&plan.config, None)?;
+            let id = self.put_image(&lock, &plan.config, None)?;
             debug_assert_eq!(id, plan.id);
             for t in &plan.tags {
-                self.tag_locked(&id, t)?;
+                self.tag_held(&lock, &id, t)?;
             }
             out.push(Loaded {
                 id,

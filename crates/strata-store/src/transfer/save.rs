@@ -52,6 +52,7 @@ use std::path::{Path, PathBuf};
 use serde_json::Value;
 use strata_archive::Digest;
 use strata_image::{layout, Content, DirSink, Entry, SaveFormat, SaveImage, Sink, TarSink};
+use strata_sys::atomic::AtomicFile;
 
 use super::Progress;
 use crate::error::{Error, ErrorKind, IoContext, Result};
@@ -224,33 +225,16 @@ impl Writing<'_> {
     /// renames it over `out`.
     fn to_archive(&self, out: &Path) -> Result<()> {
         let dir = archive_target(out)?;
-        let name = out.file_name().expect("checked by archive_target");
-        let tmp = dir.join(format!(
-            ".{}.{}.tmp",
-            name.to_string_lossy(),
-            random_hex(6)?
-        ));
-        let file = File::options()
-            .write(true)
-            .create_new(true)
-            .open(&tmp)
-            .ctx(|| format!("creating {}", tmp.display()))?;
+        let file = AtomicFile::create_unique(out, &random_hex(6)?)
+            .ctx(|| format!("creating a temp file in {}", dir.display()))?;
         let writing = || format!("writing {}", out.display());
-        let result = (|| {
-            let mut sink = TarSink::new(BufWriter::with_capacity(1 << 20, file));
-            self.write_entries(&mut sink)?;
-            let file = sink
-                .finish()?
-                .into_inner()
-                .map_err(|e| Error::io(writing(), e.into_error()))?;
-            file.sync_all().ctx(writing)?;
-            fs::rename(&tmp, out).ctx(writing)?;
-            atomic::sync_dir(&dir).ctx(writing)
-        })();
-        if result.is_err() {
-            let _ = fs::remove_file(&tmp);
-        }
-        result
+        let mut sink = TarSink::new(BufWriter::with_capacity(1 << 20, file));
+        self.write_entries(&mut sink)?;
+        let file = sink
+            .finish()?
+            .into_inner()
+            .map_err(|e| Error::io(writing(), e.into_error()))?;
+        file.commit().ctx(writing)
     }
 
     /// Writes the entries into the directory `out`, making it first when

@@ -55,13 +55,8 @@ pub fn able(test: &str) -> bool {
 }
 
 /// Prints the loud SKIPPED line (or panics under CI); returns false.
-pub fn skip(test: &str, why: &str) -> bool {
-    if std::env::var_os("CI").is_some() {
-        panic!("{test}: requirement not met in CI: {why}");
-    }
-    eprintln!("\n*** SKIPPED: {test}: {why} ***\n");
-    false
-}
+#[allow(unused_imports)] // Not every test file uses every check.
+pub use strata_test_support::skip;
 
 /// How the branches of a union are laid out.
 #[derive(Clone, Debug)]

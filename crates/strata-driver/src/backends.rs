@@ -1,0 +1,214 @@
+//! The table of storage drivers: the one place a driver is registered.
+//!
+//! [`BACKENDS`] lists every driver this build has, in the order the
+//! automatic choice tries them (Docker's and Podman's order: the kernel
+//! union, then the FUSE union, then full copies). [`open`](crate::open),
+//! the automatic choice, the store's list of homes, `strata info` and the
+//! conformance suite's factories all read it. Adding a driver is a module
+//! with a `Driver` implementation, one row here and one `conformance!`
+//! line in `tests/conformance.rs` (see docs/ARCHITECTURE.md).
+
+use std::path::Path;
+
+use crate::error::{Error, ErrorKind, Result};
+use crate::{fuse, Driver};
+
+/// How the caller wants drivers opened.
+#[derive(Debug, Clone, Default)]
+pub struct Options {
+    /// Who serves the `fuse` driver's unions.
+    pub fuse_server: fuse::Server,
+}
+
+/// What a driver can do beyond the core trait, as the table says it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Capabilities {
+    /// It may offer a [`NativeDiff`](crate::NativeDiff) (whether it does
+    /// here is the opened driver's to say).
+    pub native_diff: bool,
+    /// It checks and repairs its own layout ([`Check`](crate::Check)).
+    pub check: bool,
+    /// `get` mounts a union (rather than handing out a directory).
+    pub mounts: bool,
+}
+
+/// One row of the table.
+#[derive(Debug)]
+pub struct Backend {
+    /// The name a store is made with and `--driver` takes; also the
+    /// name of the driver's home under the store's root.
+    pub name: &'static str,
+    /// Other names `--driver` accepts for it (Docker's `overlay`).
+    pub aliases: &'static [&'static str],
+    /// Whether the driver can work with its home under `root`, checked
+    /// before the home is made: the automatic choice skips a driver whose
+    /// probe fails (and one whose `open` then fails), saying why.
+    pub probe: fn(root: &Path) -> Result<()>,
+    /// Opens (making it if needed) the driver with its home at `home`.
+    pub open: fn(home: &Path, opts: &Options) -> Result<Box<dyn Driver>>,
+    pub capabilities: Capabilities,
+}
+
+impl Backend {
+    /// Whether `name` names this driver.
+    pub fn is(&self, name: &str) -> bool {
+        self.name == name || self.aliases.contains(&name)
+    }
+}
+
+/// Every driver of this build, in the order the automatic choice tries
+/// them.
+pub static BACKENDS: &[Backend] = &[
+    Backend {
+        name: "overlay2",
+        aliases: &["overlay"],
+        // Whether overlayfs mounts here is found by mounting in the home
+        // (`Overlay2::new` probes and caches the answer).
+        probe: |_| Ok(()),
+        open: |home, _| Ok(Box::new(crate::overlay2::Overlay2::new(home)?)),
+        capabilities: Capabilities {
+            native_diff: true,
+            check: true,
+            mounts: true,
+        },
+    },
+    #[cfg(feature = "fuse")]
+    Backend {
+        name: "fuse",
+        aliases: &[],
+        probe: |_| fuse::usable(),
+        open: |home, opts| {
+            Ok(Box::new(crate::overlay2::Overlay2::fuse(
+                home,
+                opts.fuse_server.clone(),
+            )?))
+        },
+        capabilities: Capabilities {
+            native_diff: true,
+            check: true,
+            mounts: true,
+        },
+    },
+    Backend {
+        name: "vfs",
+        aliases: &[],
+        probe: |_| Ok(()),
+        open: |home, _| Ok(Box::new(crate::vfs::Vfs::new(home)?)),
+        capabilities: Capabilities {
+            native_diff: false,
+            check: true,
+            mounts: false,
+        },
+    },
+];
+
+/// Drivers strata has that this build leaves out, with the cargo feature
+/// that brings each in: a store made with one is recognised, and opening
+/// it says what is missing.
+static NOT_BUILT: &[(&str, &str)] = &[
+    #[cfg(not(feature = "fuse"))]
+    ("fuse", "fuse"),
+];
+
+/// The row of the driver `name` (or one of its aliases).
+pub fn backend(name: &str) -> Result<&'static Backend> {
+    if let Some(b) = BACKENDS.iter().find(|b| b.is(name)) {
+        return Ok(b);
+    }
+    if let Some((_, feature)) = NOT_BUILT.iter().find(|(n, _)| *n == name) {
+        return Err(Error::new(
+            ErrorKind::Unsupported,
+            format!(
+                "the {name} storage driver is not in this build of strata: \
+                 build it with the cargo feature `{feature}`"
+            ),
+        ));
+    }
+    let known: Vec<&str> = BACKENDS.iter().map(|b| b.name).collect();
+    Err(Error::new(
+        ErrorKind::InvalidArgument,
+        format!(
+            "unknown storage driver {name:?} (known: {})",
+            known.join(", ")
+        ),
+    ))
+}
+
+/// The name of every driver a store may have been made with, built here
+/// or not, in the order of the table: each one's home and image
+/// directory are named so under the store's root.
+pub fn names() -> impl Iterator<Item = &'static str> {
+    BACKENDS
+        .iter()
+        .map(|b| b.name)
+        .chain(NOT_BUILT.iter().map(|(n, _)| *n))
+}
+
+/// Opens the driver `name` with its home under `root/<name>`, or with
+/// `None` the first in the table whose probe and open succeed here,
+/// logging why each one before it was skipped.
+pub(crate) fn open(root: &Path, name: Option<&str>, opts: &Options) -> Result<Box<dyn Driver>> {
+    if let Some(name) = name {
+        let b = backend(name)?;
+        return (b.open)(&root.join(b.name), opts);
+    }
+    let mut last = None;
+    for b in BACKENDS {
+        match (b.probe)(root).and_then(|()| (b.open)(&root.join(b.name), opts)) {
+            Ok(d) => return Ok(d),
+            Err(e) => {
+                tracing::info!("storage driver {} skipped: {e}", b.name);
+                last = Some(e);
+            }
+        }
+    }
+    Err(last
+        .unwrap_or_else(|| Error::new(ErrorKind::Unsupported, "this build has no storage driver")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_and_aliases_find_their_row() {
+        assert_eq!(backend("overlay2").unwrap().name, "overlay2");
+        assert_eq!(backend("overlay").unwrap().name, "overlay2");
+        assert_eq!(backend("vfs").unwrap().name, "vfs");
+        let err = backend("aufs").unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::InvalidArgument, "{err}");
+        assert!(err.to_string().contains("known: overlay2"), "{err}");
+    }
+
+    #[test]
+    fn names_cover_every_row_once() {
+        let all: Vec<&str> = names().collect();
+        for b in BACKENDS {
+            assert_eq!(all.iter().filter(|n| **n == b.name).count(), 1, "{all:?}");
+        }
+        assert!(
+            all.contains(&"fuse"),
+            "a store made with fuse is recognised: {all:?}"
+        );
+    }
+
+    #[cfg(feature = "fuse")]
+    #[test]
+    fn fuse_has_a_row_with_the_feature() {
+        assert_eq!(backend("fuse").unwrap().name, "fuse");
+    }
+
+    /// Without the feature a store made with fuse is refused, saying why.
+    #[cfg(not(feature = "fuse"))]
+    #[test]
+    fn fuse_without_the_feature_names_it() {
+        assert!(BACKENDS.iter().all(|b| b.name != "fuse"));
+        let t = tempfile::tempdir().unwrap();
+        let err = crate::open(t.path(), Some("fuse"))
+            .err()
+            .expect("opened fuse");
+        assert_eq!(err.kind(), ErrorKind::Unsupported, "{err}");
+        assert!(err.to_string().contains("cargo feature `fuse`"), "{err}");
+        assert!(!t.path().join("fuse").exists(), "made a home for fuse");
+    }
+}

@@ -1,0 +1,164 @@
+//! `strata commit`: a container's changes become a layer on its image's,
+//! and a new image with that layer.
+
+use std::io::Write;
+
+use serde_json::{json, Value};
+use strata_archive::Digest;
+
+use crate::container::Container;
+use crate::error::{Error, ErrorKind, IoContext, Result};
+use crate::layer::Layer;
+use crate::lock::Lock;
+use crate::staging::LiveStaging;
+use crate::{time, ImageRef, Store};
+
+impl Store {
+    /// `strata commit`: the container's changes become a layer on its
+    /// image's, and a new image with that layer, a history entry and the
+    /// old image as parent. Returns the new image ID.
+    ///
+    /// The container's files are read with no store lock held: a running
+    /// container decides how long reading it takes, and no other command
+    /// may wait on it. What the commit builds on is read and its layer
+    /// begun under the lock; the layer's staging directory holds a lock of
+    /// its own while it fills (so opening the store meanwhile leaves it
+    /// alone); the lock is taken again to publish, after checking that
+    /// the container and its image layer are still there.
+    pub fn commit(&self, c: &Container, reference: Option<&str>, comment: &str) -> Result<Digest> {
+        let r = reference.map(ImageRef::parse).transpose()?;
+        let (mut config, parent, staged) = {
+            let lock = self.lock()?;
+            let config = self.images.image_json(&c.image)?;
+            let parent = c.parent_layer.as_ref().map(|p| self.layer(p)).transpose()?;
+            let staged = self
+                .layers
+                .begin_live(&lock, parent.as_ref().map(|p| p.cache_id.as_str()))?;
+            (config, parent, staged)
+        };
+        let parent_cache = parent.as_ref().map(|p| p.cache_id.as_str());
+        let filled = self.fill_from_container(c, &staged, parent_cache);
+        let lock = self.lock()?;
+        let report = match filled {
+            Ok(r) => r,
+            Err(e) => {
+                self.layers.discard(&staged.path, &staged.cache_id);
+                return Err(e);
+            }
+        };
+        if let Err(e) = self.still_there(&lock, c, parent.as_ref()) {
+            self.layers.discard(&staged.path, &staged.cache_id);
+            return Err(e);
+        }
+        let layer = self.layers.finish(
+            &lock,
+            &staged.path,
+            staged.cache_id.clone(),
+            parent.as_ref(),
+            &report,
+        )?;
+        let now = time::now_rfc3339();
+        let obj = config
+            .as_object_mut()
+            .ok_or_else(|| Error::new(ErrorKind::Corrupt, "image config is not an object"))?;
+        obj.insert("created".into(), json!(now));
+        obj.insert("container".into(), json!(c.id));
+        let rootfs = obj
+            .entry("rootfs")
+            .or_insert_with(|| json!({"type": "layers", "diff_ids": []}));
+        match rootfs.get_mut("diff_ids").and_then(Value::as_array_mut) {
+            Some(ids) => ids.push(json!(layer.diff_id.as_str())),
+            None => {
+                return Err(Error::new(
+                    ErrorKind::Corrupt,
+                    "image config has no rootfs.diff_ids",
+                ))
+            }
+        }
+        let entry = json!({ "created": now, "created_by": format!("strata commit {}", c.name), "comment": comment });
+        match obj.get_mut("history").and_then(Value::as_array_mut) {
+            Some(h) => h.push(entry),
+            None => {
+                obj.insert("history".into(), json!([entry]));
+            }
+        }
+        let bytes = serde_json::to_vec(&config).expect("serialising JSON");
+        let id = self.images.put(&lock, &bytes, Some(&c.image))?;
+        if let Some(r) = r {
+            self.images.tag(&lock, &id, &r)?;
+        }
+        Ok(id)
+    }
+
+    /// Whether what a commit read is still the container's, and its image
+    /// layer still there to publish on.
+    fn still_there(&self, _: &Lock, c: &Container, parent: Option<&Layer>) -> Result<()> {
+        self.containers.container(&c.id).map_err(|e| {
+            let what = match e.kind() {
+                ErrorKind::NotFound => "was removed while it was committed",
+                _ => "cannot be read back to finish the commit",
+            };
+            Error::with(e.kind(), format!("container {} {what}", c.name), e)
+        })?;
+        if let Some(p) = parent {
+            self.layer(&p.chain_id).map_err(|e| {
+                Error::with(
+                    e.kind(),
+                    format!(
+                        "the image layer of container {} went away during the commit",
+                        c.name
+                    ),
+                    e,
+                )
+            })?;
+        }
+        Ok(())
+    }
+
+    /// Streams the container's diff into a begun layer through a pipe:
+    /// the change is never held whole, on disk or in memory.
+    fn fill_from_container(
+        &self,
+        c: &Container,
+        staged: &LiveStaging,
+        parent_cache: Option<&str>,
+    ) -> Result<strata_driver::ApplyReport> {
+        let (mut reader, writer) = std::io::pipe().ctx(|| "making a pipe".into())?;
+        std::thread::scope(|s| {
+            let diff = s.spawn(move || {
+                let mut w = std::io::BufWriter::with_capacity(1 << 20, writer);
+                let r = self.driver.diff(&c.mount_id, Some(&c.init_id()), &mut w);
+                let flushed = w.flush();
+                r.map_err(|e| Error::driver(format!("diff of container {}", c.name), e))
+                    .and_then(|rep| flushed.map(|()| rep).ctx(|| "writing the diff".into()))
+            });
+            let filled =
+                self.layers
+                    .fill(&staged.path, &staged.cache_id, parent_cache, &mut reader);
+            drop(reader);
+            let diffed = diff.join().expect("the diff thread does not panic");
+            // When the layer side fails first, the diff only sees the pipe
+            // close: report the cause, not the broken pipe.
+            match (diffed, filled) {
+                (Ok(_), filled) => filled,
+                (Err(d), Err(l)) if is_broken_pipe(&d) => Err(l),
+                (Err(d), _) => Err(d),
+            }
+        })
+    }
+}
+
+/// Whether an error comes from writing to a pipe whose reader went away.
+fn is_broken_pipe(e: &Error) -> bool {
+    let mut cur: Option<&(dyn std::error::Error + 'static)> = Some(e);
+    while let Some(err) = cur {
+        if err
+            .downcast_ref::<std::io::Error>()
+            .is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
+        {
+            return true;
+        }
+        cur = err.source();
+    }
+    false
+}

@@ -1,0 +1,52 @@
+//! What the store's library tests share: small layers built in the test,
+//! a store in a temp dir, and the drivers each test runs on.
+#![allow(dead_code)]
+
+use std::io::Cursor;
+
+use strata_store::{Digest, Store};
+use strata_test_support::{layer_tar, require_root, xorshift_bytes, Entry};
+
+/// A one-directory layer with a file whose content differs with `seed`.
+pub fn layer(seed: u64) -> Vec<u8> {
+    layer_tar(&[
+        ("etc/", Entry::Dir),
+        (
+            "etc/hostname",
+            Entry::File(format!("box-{seed}\n").into_bytes()),
+        ),
+        (
+            &format!("etc/data-{seed}"),
+            Entry::File(xorshift_bytes(seed, 4096)),
+        ),
+    ])
+}
+
+/// A store in a temp dir; the dir goes with it.
+pub struct Fixture {
+    pub store: Store,
+    pub dir: tempfile::TempDir,
+}
+
+impl Fixture {
+    pub fn new(driver: &str) -> Fixture {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("root"), Some(driver)).unwrap();
+        Fixture { store, dir }
+    }
+
+    /// Imports [`layer`]`(seed)` as an image tagged `reference`.
+    pub fn import(&self, seed: u64, reference: &str) -> Digest {
+        self.store
+            .import(&mut Cursor::new(layer(seed)), Some(reference), "")
+            .unwrap()
+    }
+}
+
+/// Runs `test` on vfs, then on overlay2 when root (SKIPPED otherwise).
+pub fn on_each_driver(test: impl Fn(&str)) {
+    test("vfs");
+    if require_root() {
+        test("overlay2");
+    }
+}

@@ -1,0 +1,118 @@
+//! Debris of interrupted work and the store lock, through the public
+//! API: what a crash leaves is reported by `check`, removed by `check
+//! --repair` and by the next open, and every change waits for the lock.
+
+mod common;
+
+use std::fs;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use common::{on_each_driver, Fixture};
+use strata_store::{ContainerSpec, FindingKind, Store};
+
+fn debris(report: &strata_store::Report) -> Vec<(String, bool)> {
+    report
+        .findings
+        .iter()
+        .filter(|f| f.kind == FindingKind::Debris)
+        .map(|f| (f.object.clone(), f.repaired))
+        .collect()
+}
+
+#[test]
+fn a_sound_store_checks_clean() {
+    on_each_driver(|driver| {
+        let f = Fixture::new(driver);
+        f.import(1, "one:1");
+        f.store
+            .create_container("one:1", &ContainerSpec::default())
+            .unwrap();
+        let report = f.store.check(false).unwrap();
+        assert!(report.is_clean(), "{driver}: {:?}", report.findings);
+    });
+}
+
+#[test]
+fn staging_removals_and_temp_files_are_debris_that_repair_removes() {
+    let f = Fixture::new("vfs");
+    f.import(1, "one:1");
+    let c = f
+        .store
+        .create_container("one:1", &ContainerSpec::default())
+        .unwrap();
+    let layout = f.store.layout().clone();
+    let staged = layout.layer_staging().join("0123456789abcdef");
+    fs::create_dir(&staged).unwrap();
+    fs::write(staged.join("diff"), "half").unwrap();
+    let removing = layout
+        .containers()
+        .join(format!("{}-removing", "e".repeat(64)));
+    fs::create_dir(&removing).unwrap();
+    let temp = layout.container(&c.id).join(".config.json.tmp");
+    fs::write(&temp, "{").unwrap();
+
+    let found = debris(&f.store.check(false).unwrap());
+    for p in [&staged, &removing, &temp] {
+        let shown = p.display().to_string();
+        assert!(
+            found.contains(&(shown.clone(), false)),
+            "{shown} not reported: {found:?}"
+        );
+    }
+    assert!(staged.exists() && removing.exists() && temp.exists());
+
+    let repaired = debris(&f.store.check(true).unwrap());
+    assert!(repaired.iter().all(|(_, fixed)| *fixed), "{repaired:?}");
+    for p in [&staged, &removing, &temp] {
+        assert!(!p.exists(), "{} left", p.display());
+    }
+    assert!(f.store.check(false).unwrap().is_clean());
+    // The container itself is untouched.
+    assert!(f.store.resolve_container(c.id.as_str()).is_ok());
+}
+
+#[test]
+fn opening_removes_staging_and_the_driver_layers_it_names() {
+    on_each_driver(|driver| {
+        let f = Fixture::new(driver);
+        let root = f.store.root().to_owned();
+        let staged = f.store.layout().layer_staging().join("fedcba9876543210");
+        fs::create_dir(&staged).unwrap();
+        // A layer a crashed import had begun: its driver layer exists.
+        let cache_id = "c".repeat(64);
+        f.store
+            .driver()
+            .create(&cache_id, None, strata_store::driver::LayerKind::ReadOnly)
+            .unwrap();
+        fs::write(staged.join("cache-id"), &cache_id).unwrap();
+        drop(f.store);
+        let store = Store::open(&root, Some(driver)).unwrap();
+        assert!(!staged.exists(), "{driver}");
+        assert!(!store.driver().exists(&cache_id), "{driver}");
+    });
+}
+
+#[test]
+fn a_change_waits_for_the_lock_another_store_holds() {
+    let f = Fixture::new("vfs");
+    let id = f.import(1, "one:1");
+    let other = Store::open(f.store.root(), None).unwrap();
+    let lock = f.store.lock().unwrap();
+    let tagged = AtomicBool::new(false);
+    std::thread::scope(|s| {
+        let t = s.spawn(|| {
+            other.tag(&id, "one:2").unwrap();
+            tagged.store(true, Ordering::SeqCst);
+        });
+        std::thread::sleep(Duration::from_millis(300));
+        assert!(
+            !tagged.load(Ordering::SeqCst),
+            "tagged while another held the lock"
+        );
+        drop(lock);
+        t.join().unwrap();
+    });
+    assert!(tagged.load(Ordering::SeqCst));
+    assert_eq!(f.store.resolve_image("one:2").unwrap(), id);
+}

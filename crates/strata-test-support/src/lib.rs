@@ -1,0 +1,156 @@
+//! What the workspace's tests share (a dev-dependency only): requirement
+//! checks and small fixtures.
+//!
+//! A test that needs what the machine lacks (root, a tool, a file
+//! system) says so: it prints a loud `SKIPPED` line and passes, except
+//! under CI (`CI` set in the environment), where every requirement must
+//! be met and a missing one fails the test.
+#![forbid(unsafe_code)]
+
+use std::fs;
+
+/// Whether the tests run under CI, where no requirement may be missing.
+pub fn in_ci() -> bool {
+    std::env::var_os("CI").is_some()
+}
+
+/// The effective uid of this process (from `/proc/self/status`).
+pub fn euid() -> u32 {
+    fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("Uid:"))
+                .and_then(|l| l.split_whitespace().nth(2))
+                .and_then(|u| u.parse().ok())
+        })
+        .unwrap_or(u32::MAX)
+}
+
+/// Whether the tests run as root.
+pub fn is_root() -> bool {
+    euid() == 0
+}
+
+/// True when the requirement `what` is met (`ok`); otherwise prints a
+/// loud SKIPPED line, and fails under CI.
+pub fn require(what: &str, ok: bool) -> bool {
+    if ok {
+        return true;
+    }
+    if in_ci() {
+        panic!("requirement not met in CI: {what}");
+    }
+    eprintln!("\n*** SKIPPED (requirement not met: {what}) ***\n");
+    false
+}
+
+/// True when running as root; otherwise SKIPPED (see [`require`]).
+pub fn require_root() -> bool {
+    require("root", is_root())
+}
+
+/// A requirement of `test` not met here (`why`): a loud SKIPPED line, or
+/// a failure under CI. Returns false, so a test can `return` on it.
+pub fn skip(test: &str, why: &str) -> bool {
+    if in_ci() {
+        panic!("requirement not met in CI: {test}: {why}");
+    }
+    eprintln!("\n*** SKIPPED: {test}: {why} ***\n");
+    false
+}
+
+/// `len` deterministic pseudo-random bytes from the xorshift state
+/// `state` (made odd): content that does not compress and that differs
+/// with the state, as moby's graphtest seeds its content.
+pub fn xorshift_bytes(state: u64, len: usize) -> Vec<u8> {
+    let mut x = state | 1;
+    (0..len)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x as u8
+        })
+        .collect()
+}
+
+/// What a [`layer_tar`] entry is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Entry {
+    /// A directory, mode 0755.
+    Dir,
+    /// A regular file with this content, mode 0644.
+    File(Vec<u8>),
+    /// A symlink to this target.
+    Symlink(String),
+}
+
+/// A layer (or root file system) tar of `entries`, in order, owned by
+/// root, with a fixed mtime: the same bytes every time.
+pub fn layer_tar(entries: &[(&str, Entry)]) -> Vec<u8> {
+    let mut b = tar::Builder::new(Vec::new());
+    for (path, entry) in entries {
+        let mut h = tar::Header::new_ustar();
+        h.set_uid(0);
+        h.set_gid(0);
+        h.set_mtime(1_700_000_000);
+        let data: &[u8] = match entry {
+            Entry::Dir => {
+                h.set_entry_type(tar::EntryType::Directory);
+                h.set_mode(0o755);
+                &[]
+            }
+            Entry::File(data) => {
+                h.set_entry_type(tar::EntryType::Regular);
+                h.set_mode(0o644);
+                data
+            }
+            Entry::Symlink(target) => {
+                h.set_entry_type(tar::EntryType::Symlink);
+                h.set_mode(0o777);
+                h.set_link_name(target).expect("a short link target");
+                &[]
+            }
+        };
+        h.set_size(data.len() as u64);
+        b.append_data(&mut h, path, data)
+            .expect("writing a tar to memory");
+    }
+    b.into_inner().expect("writing a tar to memory")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_layer_tar_holds_its_entries_in_order() {
+        let tar = layer_tar(&[
+            ("etc/", Entry::Dir),
+            ("etc/hostname", Entry::File(b"box\n".to_vec())),
+            ("etc/mtab", Entry::Symlink("/proc/mounts".into())),
+        ]);
+        let mut a = tar::Archive::new(tar.as_slice());
+        let names: Vec<String> = a
+            .entries()
+            .unwrap()
+            .map(|e| e.unwrap().path().unwrap().display().to_string())
+            .collect();
+        assert_eq!(names, ["etc/", "etc/hostname", "etc/mtab"]);
+        assert_eq!(
+            tar,
+            layer_tar(&[
+                ("etc/", Entry::Dir),
+                ("etc/hostname", Entry::File(b"box\n".to_vec())),
+                ("etc/mtab", Entry::Symlink("/proc/mounts".into())),
+            ])
+        );
+    }
+
+    #[test]
+    fn xorshift_bytes_differ_with_the_state() {
+        assert_eq!(xorshift_bytes(7, 64), xorshift_bytes(7, 64));
+        assert_ne!(xorshift_bytes(7, 64), xorshift_bytes(9, 64));
+    }
+}
