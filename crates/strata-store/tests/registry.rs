@@ -3,9 +3,7 @@
 //! the store's load pipeline, every layer checked against its digest and
 //! diffID; images of the store pushed and pulled back into another.
 
-use std::fs;
 use std::io::{Cursor, Write};
-use std::os::unix::fs::MetadataExt;
 
 use sha2::{Digest as _, Sha256};
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -15,21 +13,12 @@ use strata_registry::testing::proxy::{Action, Fault, Proxy};
 use strata_registry::testing::{self, Config, Registry};
 use strata_registry::{Client, Options};
 use strata_store::{Digest, ErrorKind, ImageRef, LayerCompression, NoProgress, Store};
+use strata_test_support::Entry;
 
 const OCI_MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";
 const OCI_INDEX: &str = "application/vnd.oci.image.index.v1+json";
 const OCI_CONFIG: &str = "application/vnd.oci.image.config.v1+json";
 const OCI_LAYER_GZIP: &str = "application/vnd.oci.image.layer.v1.tar+gzip";
-
-/// True as root (the store's layers keep ownership); otherwise a loud
-/// SKIPPED line, and a failure under CI.
-fn require_root() -> bool {
-    if fs::metadata("/proc/self").map(|m| m.uid()).unwrap_or(1) == 0 {
-        return true;
-    }
-    testing::skip("root");
-    false
-}
 
 fn sha(b: &[u8]) -> Digest {
     Digest::from_sha256(Sha256::new_with_prefix(b))
@@ -37,16 +26,7 @@ fn sha(b: &[u8]) -> Digest {
 
 /// A one-file layer as a tar.
 fn layer_tar(name: &str, content: &[u8]) -> Vec<u8> {
-    let mut b = tar::Builder::new(Vec::new());
-    let mut h = tar::Header::new_ustar();
-    h.set_entry_type(tar::EntryType::Regular);
-    h.set_mode(0o644);
-    h.set_size(content.len() as u64);
-    h.set_mtime(0);
-    h.set_path(name).unwrap();
-    h.set_cksum();
-    b.append(&h, content).unwrap();
-    b.into_inner().unwrap()
+    strata_test_support::layer_tar(&[(name, Entry::File(content.to_vec()))])
 }
 
 fn gzip(b: &[u8]) -> Vec<u8> {
@@ -108,13 +88,13 @@ struct Fixture {
 }
 
 fn fixture() -> Option<Fixture> {
-    if !require_root() {
+    if !strata_test_support::require_root() {
         return None;
     }
     let reg = match Registry::start(Config::default()) {
         Ok(r) => r,
         Err(why) => {
-            testing::skip(&why);
+            strata_test_support::require(&why, false);
             return None;
         }
     };
@@ -349,8 +329,7 @@ fn a_pushed_image_pulls_back_with_the_same_id_and_diff_ids() {
 #[test]
 fn skopeo_agrees_on_what_was_pushed() {
     let Some(f) = fixture() else { return };
-    if !testing::have("skopeo") {
-        testing::skip("skopeo (apt-get install skopeo)");
+    if !strata_test_support::require("skopeo (apt-get install skopeo)", testing::have("skopeo")) {
         return;
     }
     let tar = layer_tar("etc/motd", b"interop\n");
