@@ -1,8 +1,9 @@
-//! One registry, its transport and its auth: every request goes through
+//! One registry and its transport: every request goes through
 //! [`Client::send`], which adds credentials (only for the registry's own
 //! origin), follows redirects (a bounded number, only for GET and HEAD),
 //! answers a 401 challenge once, and retries 429, 5xx and broken
-//! connections a bounded number of times with backoff.
+//! connections a bounded number of times with backoff. What credentials
+//! a request carries and how a challenge is answered is `auth.rs`.
 
 use std::collections::HashMap;
 use std::io::Read;
@@ -15,8 +16,9 @@ use ureq::tls::{RootCerts, TlsConfig};
 use ureq::{Agent, Body, SendBody};
 
 use crate::auth_file::Credentials;
-use crate::challenge::{self, Challenge};
 use crate::error::{Error, ErrorKind, Result};
+use crate::url::path_of;
+pub(crate) use crate::url::{encode, Origin};
 
 /// How a [`Client`] behaves; the defaults suit a remote registry.
 #[derive(Debug, Clone)]
@@ -63,19 +65,19 @@ const MAX_RETRY_AFTER: Duration = Duration::from_secs(30);
 
 /// A client of one registry (`host[:port]`).
 pub struct Client {
-    registry: String,
-    origin: Origin,
-    agent: Agent,
+    pub(crate) registry: String,
+    pub(crate) origin: Origin,
+    pub(crate) agent: Agent,
     pub(crate) opts: Options,
-    auth: Mutex<AuthState>,
+    pub(crate) auth: Mutex<AuthState>,
 }
 
 #[derive(Default)]
-struct AuthState {
+pub(crate) struct AuthState {
     /// The registry asked for basic auth.
-    basic: bool,
+    pub(crate) basic: bool,
     /// Bearer tokens by the scopes they were asked for.
-    tokens: HashMap<String, String>,
+    pub(crate) tokens: HashMap<String, String>,
 }
 
 /// A request's body: replayable bytes, or a stream sent once.
@@ -316,159 +318,6 @@ impl Client {
         }
     }
 
-    /// The `Authorization` value for a request needing `scopes`, if the
-    /// registry has asked for one.
-    fn authorization(&self, scopes: &[String]) -> Option<String> {
-        let state = self.auth.lock().expect("no panic holds the auth lock");
-        if let Some(t) = state.tokens.get(&scopes.join(" ")) {
-            return Some(format!("Bearer {t}"));
-        }
-        if state.basic {
-            return self
-                .opts
-                .credentials
-                .as_ref()
-                .map(Credentials::basic_header);
-        }
-        None
-    }
-
-    /// Gets what a 401's challenge asks for; whether the request is worth
-    /// sending again.
-    fn answer_challenge(&self, resp: &Response<Body>, scopes: &[String]) -> Result<bool> {
-        let challenge = resp
-            .headers()
-            .get_all("www-authenticate")
-            .iter()
-            .filter_map(|v| v.to_str().ok())
-            .filter_map(challenge::parse)
-            .next();
-        match challenge {
-            Some(Challenge::Basic) => {
-                if self.opts.credentials.is_none() {
-                    return Ok(false);
-                }
-                self.auth
-                    .lock()
-                    .expect("no panic holds the auth lock")
-                    .basic = true;
-                Ok(true)
-            }
-            Some(Challenge::Bearer {
-                realm,
-                service,
-                scope,
-            }) => {
-                let token = self.fetch_token(&realm, service.as_deref(), scope, scopes)?;
-                self.auth
-                    .lock()
-                    .expect("no panic holds the auth lock")
-                    .tokens
-                    .insert(scopes.join(" "), token);
-                Ok(true)
-            }
-            None => Ok(false),
-        }
-    }
-
-    /// A bearer token from the realm the registry named
-    /// (<https://distribution.github.io/distribution/spec/auth/token/>),
-    /// asked for with the credentials, if any.
-    fn fetch_token(
-        &self,
-        realm: &str,
-        service: Option<&str>,
-        challenged: Option<String>,
-        scopes: &[String],
-    ) -> Result<String> {
-        let realm_origin = Origin::parse(realm).ok_or_else(|| {
-            Error::new(
-                ErrorKind::Server,
-                format!("{}: the token realm {realm:?} is not a URL", self.registry),
-            )
-        })?;
-        if realm_origin.scheme != "https" && !self.opts.insecure {
-            return Err(Error::new(
-                ErrorKind::Refused,
-                format!(
-                    "{}: refusing to send credentials to a plain-HTTP token realm ({})",
-                    self.registry, realm_origin.authority
-                ),
-            ));
-        }
-        let mut query = Vec::new();
-        if let Some(s) = service {
-            query.push(format!("service={}", encode(s)));
-        }
-        let mut all: Vec<String> = scopes.to_vec();
-        if let Some(c) = challenged {
-            if !all.contains(&c) {
-                all.push(c);
-            }
-        }
-        for s in &all {
-            query.push(format!("scope={}", encode(s)));
-        }
-        let sep = if realm.contains('?') { '&' } else { '?' };
-        let url = format!("{realm}{sep}{}", query.join("&"));
-        let mut b = Request::builder().method(Method::GET).uri(&url);
-        if let Some(c) = &self.opts.credentials {
-            b = b.header("authorization", c.basic_header());
-        }
-        let what = format!(
-            "{}: the token service at {}",
-            self.registry, realm_origin.authority
-        );
-        let req = b
-            .body(())
-            .map_err(|e| Error::with(ErrorKind::Server, what.clone(), e))?;
-        let mut resp = self
-            .agent
-            .run(req)
-            .map_err(|e| network(&self.registry, "the token request", e))?;
-        match resp.status().as_u16() {
-            200 => {}
-            401 | 403 if self.opts.credentials.is_some() => {
-                return Err(Error::new(
-                    ErrorKind::Unauthorized,
-                    format!(
-                        "{what} refused the credentials; run `strata login {}` again",
-                        self.registry
-                    ),
-                ))
-            }
-            401 | 403 => {
-                return Err(Error::new(
-                    ErrorKind::Unauthorized,
-                    format!(
-                        "{what} wants credentials; run `strata login {}`",
-                        self.registry
-                    ),
-                ))
-            }
-            s => {
-                return Err(Error::new(
-                    ErrorKind::Server,
-                    format!("{what} answered {s}"),
-                ))
-            }
-        }
-        let body = resp
-            .body_mut()
-            .with_config()
-            .limit(1 << 20)
-            .read_to_vec()
-            .map_err(|e| network(&self.registry, "the token request", e))?;
-        let v: serde_json::Value = serde_json::from_slice(&body)
-            .map_err(|_| Error::new(ErrorKind::Server, format!("{what} sent no JSON")))?;
-        v.get("token")
-            .or_else(|| v.get("access_token"))
-            .and_then(|t| t.as_str())
-            .filter(|t| !t.is_empty())
-            .map(str::to_owned)
-            .ok_or_else(|| Error::new(ErrorKind::Server, format!("{what} sent no token")))
-    }
-
     /// The error for an unwanted answer to `what`, with the error codes
     /// the registry gave in its body
     /// (<https://github.com/opencontainers/distribution-spec/blob/main/spec.md#error-codes>).
@@ -562,132 +411,4 @@ fn retry_after(resp: &Response<Body>) -> Option<Duration> {
         .parse()
         .ok()?;
     Some(Duration::from_secs(secs).min(MAX_RETRY_AFTER))
-}
-
-/// A URL's path and query: what messages show of it (a storage host's
-/// signed query is not shown).
-fn path_of(url: &str) -> &str {
-    let rest = url.split_once("://").map_or(url, |(_, r)| r);
-    let path = rest.find('/').map_or("/", |i| &rest[i..]);
-    path.split('?').next().unwrap_or(path)
-}
-
-/// Percent-encodes all but RFC 3986's unreserved characters.
-pub(crate) fn encode(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for b in s.bytes() {
-        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~') {
-            out.push(b as char);
-        } else {
-            out.push_str(&format!("%{b:02X}"));
-        }
-    }
-    out
-}
-
-/// A URL's scheme and authority, and what it takes to resolve a
-/// `Location` against it.
-#[derive(Debug, Clone)]
-pub(crate) struct Origin {
-    scheme: String,
-    authority: String,
-    host: String,
-    port: u16,
-    /// The URL's path up to its last `/`.
-    dir: String,
-}
-
-impl Origin {
-    pub(crate) fn parse(url: &str) -> Option<Origin> {
-        let (scheme, rest) = url.split_once("://")?;
-        let scheme = scheme.to_ascii_lowercase();
-        let default = match scheme.as_str() {
-            "https" => 443,
-            "http" => 80,
-            _ => return None,
-        };
-        let end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
-        let authority = &rest[..end];
-        if authority.is_empty() || authority.contains('@') {
-            return None;
-        }
-        let (host, port) = match authority.rsplit_once(':') {
-            Some((h, p)) if !p.contains(']') => (h, p.parse().ok()?),
-            _ => (authority, default),
-        };
-        let path = rest[end..].split(['?', '#']).next().unwrap_or("");
-        let dir = match path.rfind('/') {
-            Some(i) => path[..=i].to_owned(),
-            None => "/".to_owned(),
-        };
-        Some(Origin {
-            authority: authority.to_owned(),
-            host: host.to_ascii_lowercase(),
-            port,
-            scheme,
-            dir,
-        })
-    }
-
-    fn base(&self) -> String {
-        format!("{}://{}", self.scheme, self.authority)
-    }
-
-    fn same(&self, other: &Origin) -> bool {
-        self.scheme == other.scheme && self.host == other.host && self.port == other.port
-    }
-
-    /// `location` (absolute, scheme-relative, absolute-path or relative)
-    /// against this URL.
-    pub(crate) fn resolve(&self, location: &str) -> String {
-        if location.contains("://") {
-            location.to_owned()
-        } else if let Some(rest) = location.strip_prefix("//") {
-            format!("{}://{rest}", self.scheme)
-        } else if location.starts_with('/') {
-            format!("{}{location}", self.base())
-        } else {
-            format!("{}{}{location}", self.base(), self.dir)
-        }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn locations_resolve_against_the_request() {
-        let o = Origin::parse("https://reg.example:5000/v2/a/blobs/sha256:00?x=1").unwrap();
-        assert_eq!(o.resolve("https://cdn.example/b"), "https://cdn.example/b");
-        assert_eq!(o.resolve("//cdn.example/b"), "https://cdn.example/b");
-        assert_eq!(
-            o.resolve("/v2/a/blobs/uploads/u"),
-            "https://reg.example:5000/v2/a/blobs/uploads/u"
-        );
-        assert_eq!(o.resolve("c"), "https://reg.example:5000/v2/a/blobs/c");
-    }
-
-    #[test]
-    fn origins_compare_by_scheme_host_and_port() {
-        let a = Origin::parse("https://Reg.example/v2/").unwrap();
-        assert!(a.same(&Origin::parse("https://reg.example:443/x").unwrap()));
-        assert!(!a.same(&Origin::parse("http://reg.example/x").unwrap()));
-        assert!(!a.same(&Origin::parse("https://reg.example:5000/x").unwrap()));
-        assert!(!a.same(&Origin::parse("https://cdn.example/x").unwrap()));
-        assert!(Origin::parse("https://user:pw@reg.example/").is_none());
-        assert!(Origin::parse("file:///etc/passwd").is_none());
-    }
-
-    #[test]
-    fn messages_leave_out_queries() {
-        assert_eq!(
-            path_of("https://s3.example/bucket/blob?X-Amz-Signature=abc"),
-            "/bucket/blob"
-        );
-        assert_eq!(
-            encode("repository:a/b:pull,push"),
-            "repository%3Aa%2Fb%3Apull%2Cpush"
-        );
-    }
 }

@@ -23,6 +23,7 @@
 //!   reads Podman's `registries.conf` (insecure, blocked, mirrors).
 #![forbid(unsafe_code)]
 
+mod auth;
 pub mod auth_file;
 mod blob;
 mod challenge;
@@ -35,6 +36,7 @@ pub mod registries_conf;
 #[cfg(feature = "testing")]
 pub mod testing;
 mod tls;
+mod url;
 
 pub use auth_file::{AuthFile, Credentials};
 pub use blob::BlobReader;
