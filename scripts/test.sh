@@ -14,6 +14,8 @@
 # util-linux), and run pjdfstest (the Rust rewrite of the POSIX
 # file-system suite, from crates.io, built once under target/tools; its
 # cases switch to the users nobody and tests, added here when missing).
+# The btrfs driver's tests make a btrfs in a file with btrfs-progs'
+# mkfs.btrfs and loop-mount it (losetup: mount).
 # All are installed here when missing.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -21,7 +23,7 @@ cd "$(dirname "$0")/.."
 need_cmds tar:tar gzip:gzip zstd:zstd getfattr:attr setfattr:attr unshare:util-linux mount:mount \
     umoci:umoci skopeo:skopeo busybox:busybox-static dockerd:docker.io docker:docker.io \
     crun:crun runc:runc tini-static:tini script:bsdutils fusermount3:fuse3 setpriv:util-linux \
-    pasta:passt slirp4netns:slirp4netns
+    pasta:passt slirp4netns:slirp4netns mkfs.btrfs:btrfs-progs losetup:mount
 if [ "$(id -u)" != 0 ]; then
     echo "warning: not root: privileged tests will say SKIPPED" >&2
 else

@@ -1,8 +1,9 @@
 //! The table of storage drivers: the one place a driver is registered.
 //!
 //! [`BACKENDS`] lists every driver this build has, in the order the
-//! automatic choice tries them (Docker's and Podman's order: the kernel
-//! union, then the FUSE union, then full copies). [`open`](crate::open),
+//! automatic choice tries them (Docker's and Podman's order: the file
+//! system's own snapshots when the store is on btrfs, the kernel union,
+//! then the FUSE union, then full copies). [`open`](crate::open),
 //! the automatic choice, the store's list of homes, `strata info` and the
 //! conformance suite's factories all read it. Adding a driver is a module
 //! with a `Driver` implementation, one row here and one `conformance!`
@@ -59,6 +60,19 @@ impl Backend {
 /// Every driver of this build, in the order the automatic choice tries
 /// them.
 pub static BACKENDS: &[Backend] = &[
+    Backend {
+        name: "btrfs",
+        aliases: &[],
+        // Only where the store's root is on btrfs: elsewhere the table
+        // goes on to overlay2.
+        probe: crate::btrfs::probe,
+        open: |home, _| Ok(Box::new(crate::btrfs::Btrfs::new(home)?)),
+        capabilities: Capabilities {
+            native_diff: false,
+            check: true,
+            mounts: false,
+        },
+    },
     Backend {
         name: "overlay2",
         aliases: &["overlay"],
@@ -177,7 +191,7 @@ mod tests {
         assert_eq!(backend("vfs").unwrap().name, "vfs");
         let err = backend("aufs").unwrap_err();
         assert_eq!(err.kind(), ErrorKind::InvalidArgument, "{err}");
-        assert!(err.to_string().contains("known: overlay2"), "{err}");
+        assert!(err.to_string().contains("known: btrfs, overlay2"), "{err}");
     }
 
     #[test]

@@ -24,6 +24,7 @@ mod diffs;
 mod fixture;
 mod harness;
 mod lifecycle;
+mod loopfs;
 mod tree;
 
 pub use check::*;
@@ -32,6 +33,8 @@ pub use diffs::*;
 pub use fixture::random_bytes;
 pub use harness::{
     chain, is_mounted, mounts_under, open_backend, require, require_root, Factory, Harness,
+    MakeDriver, On,
 };
 pub use lifecycle::*;
+pub use loopfs::LoopFs;
 pub use tree::{all_xattrs, assert_same, manifest, Tree};

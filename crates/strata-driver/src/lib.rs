@@ -8,12 +8,14 @@
 //! better returns a [`NativeDiff`] from [`Driver::native_diff`], and the
 //! defaults use it for the layer/parent pairs it covers.
 //!
-//! Drivers: [`overlay2::Overlay2`] (kernel overlayfs), `fuse` (the same
-//! layout served by strata's FUSE union: [`fuse`], behind the `fuse`
+//! Drivers: [`btrfs::Btrfs`] (a subvolume per layer, a child a snapshot
+//! of its parent), [`overlay2::Overlay2`] (kernel overlayfs), `fuse` (the
+//! same layout served by strata's FUSE union: [`fuse`], behind the `fuse`
 //! cargo feature) and [`vfs::Vfs`] (a full copy per layer), each a row
 //! of one table, [`BACKENDS`]. [`open`] picks one the way Docker and
-//! Podman do: overlay2 if it mounts here, else fuse if FUSE can be used,
-//! else vfs, saying why it skipped each.
+//! Podman do: btrfs if the store is on btrfs, else overlay2 if it mounts
+//! here, else fuse if FUSE can be used, else vfs, saying why it skipped
+//! each.
 //!
 //! Mount reference counts live on disk ([`refs`]), under a lock file, so
 //! that a layer mounted by one `strata` process is known to the next.
@@ -26,6 +28,7 @@
 #![forbid(unsafe_code)]
 
 mod backends;
+pub mod btrfs;
 pub mod check;
 mod error;
 pub mod fuse;
