@@ -17,6 +17,7 @@
 //! | `diffs` | diff / apply_diff / changes / diff_size, within a driver and across two |
 //! | `check` | the check capability: layers listed, a healthy home clean |
 //! | `lifecycle` | get/put counts, cleanup, status, bad, duplicate and missing ids |
+//! | `quota` | size limits enforced (`EDQUOT`), or refused with the reason |
 
 mod check;
 mod content;
@@ -25,6 +26,7 @@ mod fixture;
 mod harness;
 mod lifecycle;
 mod loopfs;
+mod quota;
 mod tree;
 
 pub use check::*;
@@ -37,4 +39,5 @@ pub use harness::{
 };
 pub use lifecycle::*;
 pub use loopfs::LoopFs;
+pub use quota::*;
 pub use tree::{all_xattrs, assert_same, manifest, Tree};

@@ -24,7 +24,9 @@
 //!
 //! Besides [`NativeDiff`], a driver may offer [`Check`]: it checks and
 //! repairs its own on-disk layout for `strata check`, so that nothing
-//! outside the driver knows its directories.
+//! outside the driver knows its directories; and [`Quota`]: per-layer
+//! size limits (btrfs quota groups), refused with the reason by a driver
+//! that cannot enforce them.
 #![forbid(unsafe_code)]
 
 mod backends;
@@ -112,6 +114,19 @@ pub trait Driver: Send + Sync {
         None
     }
 
+    /// The driver's per-layer size limits (`--storage-opt size=`), or why
+    /// it has none: a driver or file system that cannot enforce a limit
+    /// refuses it with this error (`Unsupported`) rather than ignoring it.
+    fn quota(&self) -> Result<&dyn Quota> {
+        Err(Error::new(
+            ErrorKind::Unsupported,
+            format!(
+                "the {} storage driver cannot limit a container's size (--storage-opt size)",
+                self.name()
+            ),
+        ))
+    }
+
     /// The layer tar of `id` over `parent`.
     fn diff(&self, id: &str, parent: Option<&str>, out: &mut dyn Write) -> Result<DiffReport> {
         match self.native_diff() {
@@ -181,6 +196,19 @@ pub trait NativeDiff {
         record: Option<&mut dyn Write>,
     ) -> Result<ApplyReport>;
     fn diff_size(&self, id: &str, parent: Option<&str>) -> Result<u64>;
+}
+
+/// Per-layer size limits, as Docker's `--storage-opt size=`: the data a
+/// layer may hold (for a snapshot, its parent's shared data included, as
+/// btrfs quota groups count it). A write past the limit fails with
+/// `EDQUOT`; the other layers are unaffected.
+pub trait Quota {
+    /// Limits layer `id` to `bytes`, turning quota on in the file system
+    /// first when it is off.
+    fn set_size_limit(&self, id: &str, bytes: u64) -> Result<()>;
+
+    /// The limit on layer `id`, if it has one.
+    fn size_limit(&self, id: &str) -> Result<Option<u64>>;
 }
 
 /// What a layer is for, as the driver is told when it is made.

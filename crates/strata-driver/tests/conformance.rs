@@ -110,6 +110,7 @@ macro_rules! conformance {
                 get_of_missing_layer_is_not_found,
                 create_on_missing_parent_is_not_found,
                 check_lists_layers_and_finds_nothing_when_healthy,
+                size_limit_enforced_or_refused,
             }
         }
     };

@@ -20,12 +20,16 @@
 //!
 //! The kernel is reached through ioctls only ([`strata_sys::btrfs`]):
 //! `BTRFS_IOC_SUBVOL_CREATE`, `BTRFS_IOC_SNAP_CREATE_V2`,
-//! `BTRFS_IOC_SNAP_DESTROY`, the subvolume flags and tree search.
+//! `BTRFS_IOC_SNAP_DESTROY`, the subvolume flags, tree search and the
+//! quota ioctls.
+//!
+//! Size limits (`--storage-opt size=`) are quota groups (`quota`).
 //!
 //! The diff is the naive one (a snapshot shares its parent's extents, so
 //! comparing the two trees reads only metadata for unchanged files).
 
 mod check;
+mod quota;
 
 use std::ffi::OsStr;
 use std::fs;
@@ -278,12 +282,20 @@ impl Driver for Btrfs {
         let backing = crate::backing_fs(&self.home)
             .map(|(_, n)| n)
             .unwrap_or_else(|e| format!("unknown ({e})"));
+        let quota = match strata_sys::fs::open_dir(&self.home)
+            .and_then(|fd| sys::quota_enabled(fd.as_fd()))
+        {
+            Ok(true) => "on (size limits are quota groups)".to_owned(),
+            Ok(false) => "off (turned on by the first size limit)".to_owned(),
+            Err(e) => format!("unknown ({e})"),
+        };
         vec![
             ("Backing Filesystem".into(), backing),
             (
                 "Layers".into(),
                 format!("{layers} (subvolumes; a child is a snapshot of its parent)"),
             ),
+            ("Quota".into(), quota),
         ]
     }
 
@@ -294,6 +306,10 @@ impl Driver for Btrfs {
 
     fn checker(&self) -> Option<&dyn crate::Check> {
         Some(self)
+    }
+
+    fn quota(&self) -> Result<&dyn crate::Quota> {
+        Ok(self)
     }
 }
 
@@ -397,6 +413,53 @@ mod tests {
             .collect();
         assert_eq!(left, ["base"]);
         d.remove("base").unwrap();
+    }
+
+    /// A container limited to 16 MiB cannot write past it (EDQUOT),
+    /// while the image below it and another container are unaffected;
+    /// the limit reads back from the quota tree.
+    #[test]
+    fn size_limit_stops_writes_past_it() {
+        use std::io::Write;
+
+        use crate::Quota;
+        let Some((_fs, d)) = on_btrfs() else { return };
+        d.create("base", None, LayerKind::ReadOnly).unwrap();
+        fs::write(d.dir("base").join("lib"), vec![1u8; 1 << 20]).unwrap();
+        d.create("ctr", Some("base"), LayerKind::ReadWrite).unwrap();
+        d.create("free", Some("base"), LayerKind::ReadWrite)
+            .unwrap();
+        assert_eq!(d.size_limit("ctr").unwrap(), None);
+        d.set_size_limit("ctr", 16 << 20).unwrap();
+        assert_eq!(d.size_limit("ctr").unwrap(), Some(16 << 20));
+        assert_eq!(d.size_limit("free").unwrap(), None);
+        assert!(d
+            .status()
+            .iter()
+            .any(|(k, v)| k == "Quota" && v.starts_with("on")));
+
+        let chunk = vec![0xa5u8; 1 << 20];
+        let write_mib = |path: &Path, n: usize| -> io::Result<()> {
+            let mut f = fs::File::create(path)?;
+            for _ in 0..n {
+                f.write_all(&chunk)?;
+            }
+            f.sync_all()
+        };
+        let err = write_mib(&d.dir("ctr").join("big"), 64)
+            .expect_err("wrote 64 MiB under a 16 MiB limit");
+        assert_eq!(err.raw_os_error(), Some(122), "not EDQUOT: {err}");
+        write_mib(&d.dir("free").join("big"), 64).expect("the unlimited container");
+        fs::write(d.dir("base").join("more"), b"more").expect("the image's layer");
+        // Deleting frees the space again.
+        fs::remove_file(d.dir("ctr").join("big")).unwrap();
+        write_mib(&d.dir("ctr").join("small"), 4).expect("a write under the limit");
+        d.remove("ctr").unwrap();
+        d.remove("free").unwrap();
+        let err = d.set_size_limit("gone", 16 << 20).unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::NotFound, "{err}");
+        let err = d.set_size_limit("base", 1024).unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::InvalidArgument, "{err}");
     }
 
     /// A half-made layer left as a subvolume is debris the check's repair
