@@ -194,3 +194,89 @@ fn check_repairs_btrfs_debris() {
         "the container's layer survived the repair"
     );
 }
+
+/// `--storage-opt size=`: a container limited to 32 MiB cannot write
+/// 64 MiB (EDQUOT, "Disk quota exceeded"), the limit is in `inspect`,
+/// another container and the store are unaffected.
+#[test]
+fn storage_opt_size_limits_a_container() {
+    let Some((_fs, s)) = on_btrfs() else { return };
+    s.import_tree(&base(&s), "base:1");
+    s.ok(&[
+        "create",
+        "--name",
+        "small",
+        "--storage-opt",
+        "size=32m",
+        "base:1",
+    ]);
+    s.ok(&["create", "--name", "free", "base:1"]);
+    let inspect: Value = serde_json::from_str(&s.ok(&["inspect", "small"])).unwrap();
+    assert_eq!(
+        inspect[0]["Config"]["HostConfig"]["StorageOpt"]["size"], "32m",
+        "{inspect}"
+    );
+    let small = PathBuf::from(s.ok(&["mount", "small"]));
+    let free = PathBuf::from(s.ok(&["mount", "free"]));
+    let fill = |dir: &Path| {
+        Command::new("dd")
+            .arg("if=/dev/zero")
+            .arg(format!("of={}", dir.join("fill").display()))
+            .args(["bs=1M", "count=64", "conv=fsync"])
+            .output()
+            .unwrap()
+    };
+    let out = fill(&small);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !out.status.success() && err.contains("Disk quota exceeded"),
+        "64 MiB written under a 32 MiB limit: {err}"
+    );
+    let out = fill(&free);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    for c in ["small", "free"] {
+        s.ok(&["umount", c]);
+    }
+    assert_eq!(s.findings(&[]), []);
+    s.ok(&["rm", "small", "free"]);
+    s.ok(&["rmi", "base:1"]);
+}
+
+/// A driver that cannot enforce a size limit refuses the option, making
+/// nothing; an option strata does not know is refused too.
+#[test]
+fn storage_opt_size_is_refused_where_it_cannot_be_enforced() {
+    if !require_root() {
+        return;
+    }
+    for driver in ["vfs", "overlay2"] {
+        let s = Strata::new(driver);
+        s.import_tree(&base(&s), "base:1");
+        let err = s.err(&[
+            "create",
+            "--name",
+            "c",
+            "--storage-opt",
+            "size=1g",
+            "base:1",
+        ]);
+        assert!(
+            err.contains("cannot limit a container's size"),
+            "{driver}: {err}"
+        );
+        assert_eq!(
+            s.ok(&["ps", "-a", "--format", "json"]),
+            "[]",
+            "{driver}: a container was made"
+        );
+        assert_eq!(s.findings(&[]), [], "{driver}");
+    }
+    let s = Strata::new("vfs");
+    s.import_tree(&base(&s), "base:1");
+    let err = s.err(&["create", "--storage-opt", "dm.basesize=1g", "base:1"]);
+    assert!(err.contains("unknown storage option"), "{err}");
+}

@@ -78,7 +78,9 @@ use std::os::unix::fs::DirBuilderExt;
 use std::path::{Path, PathBuf};
 
 pub use check::{CheckOptions, Finding, FindingKind, Report};
-pub use container::{override_env, Container, ContainerSpec, HostConfig, RunConfig, NETWORK_MODES};
+pub use container::{
+    override_env, storage_size, Container, ContainerSpec, HostConfig, RunConfig, NETWORK_MODES,
+};
 pub use copy::CopyReport;
 pub use error::{Error, ErrorKind, Result};
 pub use ids::{short, CacheId, ContainerId, ContainerName, InvalidId, MountId};
