@@ -68,7 +68,7 @@ pub static BACKENDS: &[Backend] = &[
         probe: crate::btrfs::probe,
         open: |home, _| Ok(Box::new(crate::btrfs::Btrfs::new(home)?)),
         capabilities: Capabilities {
-            native_diff: false,
+            native_diff: true,
             check: true,
             mounts: false,
         },

@@ -429,7 +429,11 @@ mod naive {
     /// Sizes of the regular files added or modified: what moby's naive
     /// DiffSize counts.
     pub fn diff_size<D: Driver + ?Sized>(d: &D, id: &str, parent: Option<&str>) -> Result<u64> {
-        let changes = changes(d, id, parent)?;
+        size_of_changes(d, id, &changes(d, id, parent)?)
+    }
+
+    /// The bytes of the regular files `changes` adds or modifies in `id`.
+    pub fn size_of_changes<D: Driver + ?Sized>(d: &D, id: &str, changes: &[Change]) -> Result<u64> {
         let m = d.get(id, None)?;
         let mut total = 0;
         // Each inode once: hard links share their content.

@@ -54,13 +54,20 @@ macro_rules! behaviours {
 /// by `factory` instead. `on = EXPR` runs each test on the file system
 /// `EXPR` makes (an `Option<impl AsRef<Path>>` held for the test: a
 /// `suite::LoopFs`); by default, in the system's temporary directory.
+/// `also = [behaviour, ...]` adds behaviours only some drivers promise
+/// (`native_diff_agrees_with_naive`: a native diff that is the naive one,
+/// which overlay2's reading of its upper directory is not).
 macro_rules! conformance {
-    ($driver:ident, deep_chain = $depth:expr $(, on = $fs:expr)?) => {
+    (
+        $driver:ident, deep_chain = $depth:expr $(, on = $fs:expr)?
+        $(, also = [$($extra:ident),* $(,)?])?
+    ) => {
         conformance!(
             @module $driver,
             |home| suite::open_backend(stringify!($driver), home),
             $depth,
             conformance!(@on $($fs)?)
+            $(, [$($extra),*])?
         );
     };
     ($name:ident = $factory:path, deep_chain = $depth:expr) => {
@@ -72,7 +79,7 @@ macro_rules! conformance {
     (@on $fs:expr) => {
         $fs
     };
-    (@module $name:ident, $factory:expr, $depth:expr, $scratch:expr) => {
+    (@module $name:ident, $factory:expr, $depth:expr, $scratch:expr $(, [$($extra:ident),*])?) => {
         mod $name {
             use std::path::Path;
 
@@ -111,6 +118,7 @@ macro_rules! conformance {
                 create_on_missing_parent_is_not_found,
                 check_lists_layers_and_finds_nothing_when_healthy,
                 size_limit_enforced_or_refused,
+                $($($extra,)*)?
             }
         }
     };
@@ -126,7 +134,12 @@ conformance!(
 );
 conformance!(vfs, deep_chain = 50);
 // Each test on a btrfs of its own, loop-mounted from a file.
-conformance!(btrfs, deep_chain = 200, on = suite::LoopFs::btrfs());
+conformance!(
+    btrfs,
+    deep_chain = 200,
+    on = suite::LoopFs::btrfs(),
+    also = [native_diff_agrees_with_naive]
+);
 // One FUSE server thread pool and one open directory per branch: the
 // union has no stack limit of its own.
 #[cfg(feature = "fuse")]

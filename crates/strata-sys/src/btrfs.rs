@@ -17,6 +17,7 @@
 //! the call for its whole duration.
 #![allow(unsafe_code)]
 
+use std::collections::BTreeSet;
 use std::ffi::OsStr;
 use std::io;
 use std::os::fd::BorrowedFd;
@@ -121,6 +122,34 @@ struct QgroupLimitArgs {
     rsv_excl: u64,
 }
 
+/// `struct btrfs_ioctl_timespec` (padded to 16 bytes, as in C).
+#[repr(C)]
+#[derive(Clone, Copy)]
+struct Timespec {
+    sec: u64,
+    nsec: u32,
+}
+
+/// `struct btrfs_ioctl_get_subvol_info_args`.
+#[repr(C)]
+struct SubvolInfoArgs {
+    treeid: u64,
+    name: [u8; 256],
+    parent_id: u64,
+    dirid: u64,
+    generation: u64,
+    flags: u64,
+    uuid: [u8; 16],
+    parent_uuid: [u8; 16],
+    received_uuid: [u8; 16],
+    ctransid: u64,
+    otransid: u64,
+    stransid: u64,
+    rtransid: u64,
+    times: [Timespec; 4],
+    reserved: [u64; 8],
+}
+
 const SUBVOL_CREATE: Opcode = opcode::write::<VolArgs>(MAGIC, 14);
 const SNAP_DESTROY: Opcode = opcode::write::<VolArgs>(MAGIC, 15);
 const TREE_SEARCH: Opcode = opcode::read_write::<SearchArgs>(MAGIC, 17);
@@ -132,6 +161,12 @@ const QUOTA_CTL: Opcode = opcode::read_write::<QuotaCtlArgs>(MAGIC, 40);
 // `_IOR` in `linux/btrfs.h`, though the kernel only reads the argument.
 const QGROUP_LIMIT: Opcode = opcode::read::<QgroupLimitArgs>(MAGIC, 43);
 const QUOTA_RESCAN_WAIT: Opcode = opcode::none(MAGIC, 46);
+const GET_SUBVOL_INFO: Opcode = opcode::read::<SubvolInfoArgs>(MAGIC, 60);
+/// `BTRFS_INODE_REF_KEY` and `BTRFS_INODE_EXTREF_KEY`: an inode's names.
+const INODE_REF_KEY: u32 = 12;
+const INODE_EXTREF_KEY: u32 = 13;
+/// `BTRFS_LAST_FREE_OBJECTID`: the last inode number.
+const LAST_FREE_OBJECTID: u64 = -256i64 as u64;
 
 /// A subvolume name as the kernel takes it: one path component, NUL
 /// padded into `N` bytes with room for the terminating NUL.
@@ -237,44 +272,73 @@ pub fn subvol_id(fd: BorrowedFd<'_>) -> io::Result<u64> {
     Ok(ino_lookup(fd, 0, SUBVOL_ROOT_INO)?.0)
 }
 
-/// One item a tree search found: its key's objectid and offset, and its
-/// data.
-struct Item {
-    objectid: u64,
-    offset: u64,
-    data: Vec<u8>,
-}
-
 fn u64_at(b: &[u8], at: usize) -> u64 {
     let mut w = [0u8; 8];
     w.copy_from_slice(&b[at..at + 8]);
     u64::from_le_bytes(w)
 }
 
-/// `BTRFS_IOC_TREE_SEARCH`: every item of type `item_type` in `tree`
-/// whose key's objectid is `objectid`, over however many calls the buffer
-/// needs. The headers are the kernel's native endianness, the items'
-/// data the on-disk (little-endian) format.
+/// A key of a btrfs tree, ordered as the tree orders keys.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+struct Key {
+    objectid: u64,
+    item_type: u32,
+    offset: u64,
+}
+
+impl Key {
+    /// The least key after this one, or `None` after the last.
+    fn next(self) -> Option<Key> {
+        if self.offset < u64::MAX {
+            Some(Key {
+                offset: self.offset + 1,
+                ..self
+            })
+        } else if self.item_type < 255 {
+            Some(Key {
+                item_type: self.item_type + 1,
+                offset: 0,
+                ..self
+            })
+        } else if self.objectid < u64::MAX {
+            Some(Key {
+                objectid: self.objectid + 1,
+                item_type: 0,
+                offset: 0,
+            })
+        } else {
+            None
+        }
+    }
+}
+
+/// `BTRFS_IOC_TREE_SEARCH`: every item of `tree` whose key is within
+/// `[min, max]` and that sits in a tree block written in transaction
+/// `min_transid` or later (a block changed later holds items that did
+/// not change too), handed to `found` with its key and data, over however
+/// many calls the buffer needs. The headers are the kernel's native
+/// endianness, the items' data the on-disk (little-endian) format.
 fn tree_search(
     fd: BorrowedFd<'_>,
     tree: u64,
-    objectid: u64,
-    item_type: u32,
-) -> io::Result<Vec<Item>> {
-    let mut out = Vec::new();
-    let mut min_offset = 0u64;
+    min: Key,
+    max: Key,
+    min_transid: u64,
+    found: &mut dyn FnMut(Key, &[u8]),
+) -> io::Result<()> {
+    let mut from = min;
     loop {
         let mut args = SearchArgs {
             key: SearchKey {
                 tree_id: tree,
-                min_objectid: objectid,
-                max_objectid: objectid,
-                min_offset,
-                max_offset: u64::MAX,
-                min_transid: 0,
+                min_objectid: from.objectid,
+                max_objectid: max.objectid,
+                min_offset: from.offset,
+                max_offset: max.offset,
+                min_transid,
                 max_transid: u64::MAX,
-                min_type: item_type,
-                max_type: item_type,
+                min_type: from.item_type,
+                max_type: max.item_type,
                 nr_items: 4096,
                 ..SearchKey::default()
             },
@@ -286,31 +350,147 @@ fn tree_search(
         unsafe { ioctl(fd, Updater::<TREE_SEARCH, SearchArgs>::new(&mut args))? };
         let n = args.key.nr_items;
         if n == 0 {
-            return Ok(out);
+            return Ok(());
         }
-        let (mut at, mut last) = (0usize, 0u64);
+        let (mut at, mut last) = (0usize, from);
         for _ in 0..n {
-            let h = &args.buf[at..at + 32];
-            let hobj = u64::from_ne_bytes(h[8..16].try_into().expect("8 bytes"));
-            let hoff = u64::from_ne_bytes(h[16..24].try_into().expect("8 bytes"));
-            let htype = u32::from_ne_bytes(h[24..28].try_into().expect("4 bytes"));
+            let Some(h) = args.buf.get(at..at + 32) else {
+                break;
+            };
+            let word =
+                |r: std::ops::Range<usize>| u64::from_ne_bytes(h[r].try_into().expect("8 bytes"));
+            let key = Key {
+                objectid: word(8..16),
+                offset: word(16..24),
+                item_type: u32::from_ne_bytes(h[24..28].try_into().expect("4 bytes")),
+            };
             let len = u32::from_ne_bytes(h[28..32].try_into().expect("4 bytes")) as usize;
             at += 32;
-            if htype == item_type && hobj == objectid {
-                out.push(Item {
-                    objectid: hobj,
-                    offset: hoff,
-                    data: args.buf[at..at + len].to_vec(),
-                });
+            let Some(data) = args.buf.get(at..at + len) else {
+                break;
+            };
+            if min <= key && key <= max {
+                found(key, data);
             }
             at += len;
-            last = hoff;
+            last = key;
         }
-        if last == u64::MAX {
-            return Ok(out);
+        match last.next() {
+            Some(next) if next <= max => from = next,
+            _ => return Ok(()),
         }
-        min_offset = last + 1;
     }
+}
+
+/// The items of type `item_type` keyed under `objectid` in `tree`.
+fn items_of(
+    fd: BorrowedFd<'_>,
+    tree: u64,
+    objectid: u64,
+    item_type: u32,
+) -> io::Result<Vec<(u64, Vec<u8>)>> {
+    let mut out = Vec::new();
+    let min = Key {
+        objectid,
+        item_type,
+        offset: 0,
+    };
+    let max = Key {
+        offset: u64::MAX,
+        ..min
+    };
+    tree_search(fd, tree, min, max, 0, &mut |k, d| {
+        out.push((k.offset, d.to_vec()))
+    })?;
+    Ok(out)
+}
+
+/// What `BTRFS_IOC_GET_SUBVOL_INFO` says of a subvolume.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SubvolInfo {
+    pub id: u64,
+    pub uuid: [u8; 16],
+    /// The uuid of the subvolume this one is a snapshot of (zeros: none).
+    pub parent_uuid: [u8; 16],
+    /// The transaction of the tree's last change (as of the last commit).
+    pub generation: u64,
+    /// The transaction that made the subvolume.
+    pub otransid: u64,
+}
+
+/// `BTRFS_IOC_GET_SUBVOL_INFO` of the subvolume whose root `subvol` is.
+pub fn subvol_info(subvol: BorrowedFd<'_>) -> io::Result<SubvolInfo> {
+    // SAFETY: GET_SUBVOL_INFO fills a `struct
+    // btrfs_ioctl_get_subvol_info_args`, which the Getter owns.
+    let a = unsafe { ioctl(subvol, Getter::<GET_SUBVOL_INFO, SubvolInfoArgs>::new())? };
+    Ok(SubvolInfo {
+        id: a.treeid,
+        uuid: a.uuid,
+        parent_uuid: a.parent_uuid,
+        generation: a.generation,
+        otransid: a.otransid,
+    })
+}
+
+/// The inodes of the subvolume whose root `subvol` is that sit in tree
+/// blocks written after transaction `since` (btrfs-progs' `find-new`):
+/// every inode changed since then (its item, data, names or xattrs),
+/// and some that did not change but share a block with one that did.
+/// Changes not yet committed are seen once the file system is synced.
+pub fn inodes_changed_since(subvol: BorrowedFd<'_>, since: u64) -> io::Result<BTreeSet<u64>> {
+    let tree = subvol_id(subvol)?;
+    let min = Key {
+        objectid: SUBVOL_ROOT_INO,
+        item_type: 0,
+        offset: 0,
+    };
+    let max = Key {
+        objectid: LAST_FREE_OBJECTID,
+        item_type: 255,
+        offset: u64::MAX,
+    };
+    let mut out = BTreeSet::new();
+    tree_search(
+        subvol,
+        tree,
+        min,
+        max,
+        since.saturating_add(1),
+        &mut |k, _| {
+            out.insert(k.objectid);
+        },
+    )?;
+    Ok(out)
+}
+
+/// The directories holding a name of inode `ino` in the subvolume whose
+/// root `subvol` is (from its `INODE_REF` and `INODE_EXTREF` items);
+/// none for the root.
+pub fn inode_parents(subvol: BorrowedFd<'_>, ino: u64) -> io::Result<Vec<u64>> {
+    let tree = subvol_id(subvol)?;
+    let min = Key {
+        objectid: ino,
+        item_type: INODE_REF_KEY,
+        offset: 0,
+    };
+    let max = Key {
+        objectid: ino,
+        item_type: INODE_EXTREF_KEY,
+        offset: u64::MAX,
+    };
+    let mut out = Vec::new();
+    tree_search(subvol, tree, min, max, 0, &mut |k, d| {
+        match k.item_type {
+            // INODE_REF: keyed by the parent directory.
+            INODE_REF_KEY if k.offset != ino => out.push(k.offset),
+            // struct btrfs_inode_extref { __le64 parent_objectid; ... }
+            INODE_EXTREF_KEY if d.len() >= 8 => out.push(u64_at(d, 0)),
+            _ => {}
+        }
+    })?;
+    out.sort_unstable();
+    out.dedup();
+    Ok(out)
 }
 
 /// A subvolume inside another: its id and its path relative to the
@@ -327,10 +507,9 @@ pub struct ChildSubvol {
 pub fn child_subvols(subvol: BorrowedFd<'_>) -> io::Result<Vec<ChildSubvol>> {
     let id = subvol_id(subvol)?;
     let mut out = Vec::new();
-    for item in tree_search(subvol, ROOT_TREE, id, ROOT_REF_KEY)? {
+    for (child, d) in &items_of(subvol, ROOT_TREE, id, ROOT_REF_KEY)? {
         // struct btrfs_root_ref { __le64 dirid; __le64 sequence;
         // __le16 name_len; } __attribute__((packed)), then the name.
-        let d = &item.data;
         if d.len() < 18 {
             continue;
         }
@@ -339,12 +518,9 @@ pub fn child_subvols(subvol: BorrowedFd<'_>) -> io::Result<Vec<ChildSubvol>> {
         let Some(name) = d.get(18..18 + name_len) else {
             continue;
         };
-        let (_, mut path) = ino_lookup(subvol, item.objectid, dirid)?;
+        let (_, mut path) = ino_lookup(subvol, id, dirid)?;
         path.extend_from_slice(name);
-        out.push(ChildSubvol {
-            id: item.offset,
-            path,
-        });
+        out.push(ChildSubvol { id: *child, path });
     }
     Ok(out)
 }
@@ -373,7 +549,7 @@ pub fn quota_enable(fd: BorrowedFd<'_>) -> io::Result<()> {
 pub fn quota_enabled(fd: BorrowedFd<'_>) -> io::Result<bool> {
     // The quota tree's status item (BTRFS_QGROUP_STATUS_KEY 240) is
     // key (0, 240, 0).
-    match tree_search(fd, QUOTA_TREE, 0, 240) {
+    match items_of(fd, QUOTA_TREE, 0, 240) {
         Ok(items) => Ok(!items.is_empty()),
         Err(e) if e.raw_os_error() == Some(Errno::NOENT.raw_os_error()) => Ok(false),
         Err(e) => Err(e),
@@ -405,7 +581,7 @@ pub fn qgroup_limit(subvol: BorrowedFd<'_>, bytes: Option<u64>) -> io::Result<()
 /// (no limit, or quota off).
 pub fn qgroup_limit_of(subvol: BorrowedFd<'_>) -> io::Result<Option<u64>> {
     let id = subvol_id(subvol)?;
-    let items = match tree_search(subvol, QUOTA_TREE, 0, QGROUP_LIMIT_KEY) {
+    let items = match items_of(subvol, QUOTA_TREE, 0, QGROUP_LIMIT_KEY) {
         Ok(items) => items,
         Err(e) if e.raw_os_error() == Some(Errno::NOENT.raw_os_error()) => return Ok(None),
         Err(e) => return Err(e),
@@ -415,9 +591,9 @@ pub fn qgroup_limit_of(subvol: BorrowedFd<'_>) -> io::Result<Option<u64>> {
     // subvolume's.
     Ok(items
         .iter()
-        .find(|i| i.offset == id && i.data.len() >= 16)
-        .filter(|i| u64_at(&i.data, 0) & LIMIT_MAX_RFER != 0)
-        .map(|i| u64_at(&i.data, 8))
+        .find(|(qgroup, d)| *qgroup == id && d.len() >= 16)
+        .filter(|(_, d)| u64_at(d, 0) & LIMIT_MAX_RFER != 0)
+        .map(|(_, d)| u64_at(d, 8))
         .filter(|&b| b != u64::MAX))
 }
 
@@ -438,6 +614,7 @@ mod tests {
         assert_eq!(size_of::<SearchArgs>(), 4096);
         assert_eq!(size_of::<QuotaCtlArgs>(), 16);
         assert_eq!(size_of::<QgroupLimitArgs>(), 48);
+        assert_eq!(size_of::<SubvolInfoArgs>(), 504);
     }
 
     /// Opcodes as the C macros compute them (from `btrfs-progs`' ioctl.h).
@@ -453,6 +630,21 @@ mod tests {
         assert_eq!(SUBVOL_GETFLAGS as u64, 0x8008_9419);
         assert_eq!(SUBVOL_SETFLAGS as u64, 0x4008_941a);
         assert_eq!(QUOTA_RESCAN_WAIT as u64, 0x942e);
+        assert_eq!(GET_SUBVOL_INFO as u64, 0x81f8_943c);
+    }
+
+    #[test]
+    fn keys_follow_in_tree_order() {
+        let k = |objectid, item_type, offset| Key {
+            objectid,
+            item_type,
+            offset,
+        };
+        assert_eq!(k(1, 2, 3).next(), Some(k(1, 2, 4)));
+        assert_eq!(k(1, 2, u64::MAX).next(), Some(k(1, 3, 0)));
+        assert_eq!(k(1, 255, u64::MAX).next(), Some(k(2, 0, 0)));
+        assert_eq!(k(u64::MAX, 255, u64::MAX).next(), None);
+        assert!(k(1, 3, 0) > k(1, 2, u64::MAX));
     }
 
     #[test]

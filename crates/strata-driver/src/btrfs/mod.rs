@@ -25,10 +25,11 @@
 //!
 //! Size limits (`--storage-opt size=`) are quota groups (`quota`).
 //!
-//! The diff is the naive one (a snapshot shares its parent's extents, so
-//! comparing the two trees reads only metadata for unchanged files).
+//! The diff is the naive compare of a layer with its parent, walking only
+//! what changed since the snapshot (`diff`: btrfs's `find-new`).
 
 mod check;
+mod diff;
 mod quota;
 
 use std::ffi::OsStr;
@@ -308,6 +309,10 @@ impl Driver for Btrfs {
         Some(self)
     }
 
+    fn native_diff(&self) -> Option<&dyn crate::NativeDiff> {
+        Some(self)
+    }
+
     fn quota(&self) -> Result<&dyn crate::Quota> {
         Ok(self)
     }
@@ -460,6 +465,45 @@ mod tests {
         assert_eq!(err.kind(), ErrorKind::NotFound, "{err}");
         let err = d.set_size_limit("base", 1024).unwrap_err();
         assert_eq!(err.kind(), ErrorKind::InvalidArgument, "{err}");
+    }
+
+    /// The native diff reads what changed, not the tree: one file
+    /// changed among a thousand leaves a handful of inodes to look at,
+    /// and a snapshot of something else is not covered.
+    #[test]
+    fn native_diff_walks_only_what_changed() {
+        use crate::NativeDiff;
+        let Some((_fs, d)) = on_btrfs() else { return };
+        d.create("base", None, LayerKind::ReadOnly).unwrap();
+        for i in 0..1000 {
+            let dir = d.dir("base").join(format!("d{}", i % 20));
+            fs::create_dir_all(&dir).unwrap();
+            fs::write(dir.join(format!("f{i}")), format!("{i}")).unwrap();
+        }
+        d.create("other", None, LayerKind::ReadOnly).unwrap();
+        d.create("ctr", Some("base"), LayerKind::ReadWrite).unwrap();
+        fs::write(d.dir("ctr").join("d7/f7"), b"changed").unwrap();
+        assert!(d.covers("ctr", Some("base")));
+        assert!(!d.covers("ctr", Some("other")));
+        assert!(!d.covers("ctr", None));
+        let known = d.known("ctr", "base").unwrap();
+        assert!(
+            known.touched.len() < 100,
+            "{} inodes to look at for one changed file",
+            known.touched.len()
+        );
+        let changes: Vec<String> = NativeDiff::changes(&d, "ctr", Some("base"))
+            .unwrap()
+            .iter()
+            .map(ToString::to_string)
+            .collect();
+        let naive: Vec<String> = strata_archive::changes_trees(Some(&d.dir("base")), &d.dir("ctr"))
+            .unwrap()
+            .iter()
+            .map(ToString::to_string)
+            .collect();
+        assert_eq!(changes, naive);
+        assert!(changes.contains(&"C /d7/f7".to_owned()), "{changes:?}");
     }
 
     /// A half-made layer left as a subvolume is debris the check's repair
