@@ -8,6 +8,10 @@
 //! devices.
 
 mod common;
+#[path = "common/containers.rs"]
+mod containers;
+#[path = "common/fixtures.rs"]
+mod fixtures;
 
 use std::fs;
 use std::os::unix::fs::MetadataExt;
@@ -279,4 +283,38 @@ fn storage_opt_size_is_refused_where_it_cannot_be_enforced() {
     s.import_tree(&base(&s), "base:1");
     let err = s.err(&["create", "--storage-opt", "dm.basesize=1g", "base:1"]);
     assert!(err.contains("unknown storage option"), "{err}");
+}
+
+/// `run` on btrfs: a container's root is its subvolume; one run with
+/// `--storage-opt size=16m` cannot write 64 MiB (Disk quota exceeded)
+/// while one without a limit can, and nothing is left behind.
+#[test]
+fn run_with_a_size_limit_on_btrfs() {
+    let test = "run_with_a_size_limit_on_btrfs";
+    if !require_root()
+        || !containers::have_runtime(test)
+        || !fixtures::have_tools(test, &["busybox"])
+    {
+        return;
+    }
+    let Some((_fs, s)) = on_btrfs() else { return };
+    s.busybox();
+    assert_eq!(s.run_ok(&["busybox:test", "echo", "hello"]), "hello");
+    let fill = "dd if=/dev/zero of=/fill bs=1M count=64 conv=fsync 2>&1; echo rc=$?";
+    let out = s.run_ok(&[
+        "--storage-opt",
+        "size=16m",
+        "busybox:test",
+        "sh",
+        "-c",
+        fill,
+    ]);
+    assert!(
+        out.contains("Disk quota exceeded") && !out.ends_with("rc=0"),
+        "64 MiB written under a 16 MiB limit: {out}"
+    );
+    let out = s.run_ok(&["busybox:test", "sh", "-c", fill]);
+    assert!(out.ends_with("rc=0"), "without a limit: {out}");
+    assert_eq!(s.ok(&["ps", "-a", "--format", "json"]), "[]");
+    assert_eq!(s.findings(&[]), []);
 }
