@@ -200,8 +200,8 @@ fn check_repairs_btrfs_debris() {
 }
 
 /// `--storage-opt size=`: a container limited to 32 MiB cannot write
-/// 64 MiB (EDQUOT, "Disk quota exceeded"), the limit is in `inspect`,
-/// another container and the store are unaffected.
+/// 64 MiB (EDQUOT, "Disk quota exceeded"), the limit is in `inspect` and
+/// `system df`, another container and the store are unaffected.
 #[test]
 fn storage_opt_size_limits_a_container() {
     let Some((_fs, s)) = on_btrfs() else { return };
@@ -220,6 +220,17 @@ fn storage_opt_size_limits_a_container() {
         inspect[0]["Config"]["HostConfig"]["StorageOpt"]["size"], "32m",
         "{inspect}"
     );
+    let df: Value = serde_json::from_str(&s.ok(&["system", "df", "--format", "json"])).unwrap();
+    let limit_of = |name: &str| {
+        df["Containers"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|c| c["Name"] == name)
+            .map(|c| c["SizeLimit"].clone())
+    };
+    assert_eq!(limit_of("small"), Some(Value::from(32u64 << 20)), "{df}");
+    assert_eq!(limit_of("free"), Some(Value::Null), "{df}");
     let small = PathBuf::from(s.ok(&["mount", "small"]));
     let free = PathBuf::from(s.ok(&["mount", "free"]));
     let fill = |dir: &Path| {
