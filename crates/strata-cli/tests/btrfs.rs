@@ -75,6 +75,31 @@ fn a_store_on_btrfs_chooses_btrfs() {
     let elsewhere = tempfile::tempdir().unwrap();
     let info = info_choosing(&elsewhere.path().join("root"));
     assert_ne!(info["Storage Driver"], "btrfs", "{info}");
+
+    // Without root, subvolumes cannot be deleted: a rootless store on
+    // btrfs goes on to the next driver.
+    let home = s.path("nobody");
+    fs::create_dir(&home).unwrap();
+    std::os::unix::fs::chown(&home, Some(65534), Some(65534)).unwrap();
+    let exe = s.path("strata");
+    fs::copy(env!("CARGO_BIN_EXE_strata"), &exe).unwrap();
+    let out = Command::new("setpriv")
+        .args(["--reuid=65534", "--regid=65534", "--clear-groups"])
+        .args(["--inh-caps=-all"])
+        .arg(&exe)
+        .arg("--root")
+        .arg(home.join("root"))
+        .args(["info", "--format", "json"])
+        .env("HOME", &home)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "info as nobody: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let info: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_ne!(info["Storage Driver"], "btrfs", "{info}");
 }
 
 fn base(s: &Strata) -> PathBuf {

@@ -53,9 +53,23 @@ pub struct Btrfs {
     refs: Refs,
 }
 
-/// Whether the directory `dir` (or, when it does not exist yet, its
-/// nearest ancestor that does) is on btrfs: the table's probe.
+/// Whether the driver can work under `dir`: it must be on btrfs (`dir`,
+/// or when it does not exist yet its nearest ancestor that does), and we
+/// must be root, since deleting a subvolume and finding the subvolumes
+/// inside one need `CAP_SYS_ADMIN` (so a rootless store on a btrfs home
+/// goes on to the next driver). The table's probe.
 pub fn probe(dir: &Path) -> Result<()> {
+    if strata_sys::fs::euid() != 0 {
+        return Err(Error::new(
+            ErrorKind::Unsupported,
+            "the btrfs driver deletes subvolumes, which takes root (CAP_SYS_ADMIN)",
+        ));
+    }
+    require_btrfs(dir)
+}
+
+/// Whether `dir` (or its nearest existing ancestor) is on btrfs.
+fn require_btrfs(dir: &Path) -> Result<()> {
     let mut at = dir;
     while !at.exists() {
         match at.parent() {
@@ -81,7 +95,7 @@ impl Btrfs {
     /// Opens (making it if needed) the driver with its home at `home`,
     /// which must be on btrfs.
     pub fn new(home: &Path) -> Result<Self> {
-        probe(home)?;
+        require_btrfs(home)?;
         fs::DirBuilder::new()
             .recursive(true)
             .mode(0o700)
@@ -350,7 +364,7 @@ mod tests {
         if crate::backing_fs(t.path()).unwrap().0 == sys::SUPER_MAGIC {
             return;
         }
-        let err = probe(&t.path().join("not/yet")).unwrap_err();
+        let err = require_btrfs(&t.path().join("not/yet")).unwrap_err();
         assert_eq!(err.kind(), ErrorKind::Unsupported, "{err}");
         assert!(err.to_string().contains("not btrfs"), "{err}");
         let err = Btrfs::new(t.path()).err().expect("opened off btrfs");

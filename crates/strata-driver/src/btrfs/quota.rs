@@ -2,7 +2,9 @@
 //! quota group (`0/<subvolume id>`) gets a limit on the data it refers
 //! to (`max_rfer`), with quota turned on in the file system the first
 //! time one is asked for. The limit lives in the file system's quota
-//! tree, which is also where it is read back from.
+//! tree, which is also where it is read back from. When the subvolume is
+//! deleted, the kernel drops its quota group once the cleaner has freed
+//! it (older kernels leave an empty one behind, which limits nothing).
 
 use std::os::fd::AsFd;
 
