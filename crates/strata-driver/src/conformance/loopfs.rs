@@ -23,6 +23,11 @@ impl LoopFs {
     /// btrfs, `mkfs.btrfs` (btrfs-progs) is missing or loop devices
     /// cannot be had.
     pub fn btrfs() -> Option<LoopFs> {
+        LoopFs::btrfs_of(1 << 30)
+    }
+
+    /// [`LoopFs::btrfs`] of `size` bytes.
+    pub fn btrfs_of(size: u64) -> Option<LoopFs> {
         let has_btrfs = std::fs::read_to_string("/proc/filesystems")
             .map(|s| {
                 s.lines()
@@ -32,7 +37,7 @@ impl LoopFs {
         if !require("btrfs in the kernel (/proc/filesystems)", has_btrfs) {
             return None;
         }
-        LoopFs::make("btrfs", &["mkfs.btrfs", "-q", "-f"], 1 << 30)
+        LoopFs::make("btrfs", &["mkfs.btrfs", "-q", "-f"], size)
     }
 
     /// An image of `size` bytes made by `mkfs` (the command and its
