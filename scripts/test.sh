@@ -16,6 +16,8 @@
 # cases switch to the users nobody and tests, added here when missing).
 # The registry client's tests start Debian's docker-registry on 127.0.0.1,
 # with TLS from a CA made by openssl and htpasswd (apache2-utils) auth.
+# The btrfs driver's tests make a btrfs in a file with btrfs-progs'
+# mkfs.btrfs and loop-mount it (losetup: mount).
 # All are installed here when missing.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -24,7 +26,7 @@ need_cmds tar:tar gzip:gzip zstd:zstd getfattr:attr setfattr:attr unshare:util-l
     umoci:umoci skopeo:skopeo busybox:busybox-static dockerd:docker.io docker:docker.io \
     crun:crun runc:runc tini-static:tini script:bsdutils fusermount3:fuse3 setpriv:util-linux \
     pasta:passt slirp4netns:slirp4netns docker-registry:docker-registry htpasswd:apache2-utils \
-    openssl:openssl
+    openssl:openssl mkfs.btrfs:btrfs-progs losetup:mount
 if [ "$(id -u)" != 0 ]; then
     echo "warning: not root: privileged tests will say SKIPPED" >&2
 else

@@ -310,20 +310,60 @@ pub fn diff_trees<W: Write>(old: Option<&Path>, new: &Path, out: W) -> Result<(W
 
 /// Lists what changed from `old` (or nothing) to `new`, sorted by path.
 pub fn changes_trees(old: Option<&Path>, new: &Path) -> Result<Vec<Change>> {
+    changes_trees_known(old, new, &|_, _| false)
+}
+
+/// What a caller knows of two trees without reading them: given the
+/// `(st_dev, st_ino)` of a name in the old tree and in the new one, true
+/// when the object (and, for a directory, everything below it) is the
+/// same in both. A file system that tracks changes says it (btrfs: an
+/// inode a snapshot has not touched since it was made); the compare then
+/// skips it. Returning false is always correct.
+pub type Unchanged<'a> = &'a dyn Fn((u64, u64), (u64, u64)) -> bool;
+
+/// [`diff_trees`], skipping what `unchanged` vouches for: the same tar
+/// when `unchanged` is right.
+pub fn diff_trees_known<W: Write>(
+    old: Option<&Path>,
+    new: &Path,
+    out: W,
+    unchanged: Unchanged<'_>,
+) -> Result<(W, DiffReport)> {
+    let mut sink = TarSink(LayerWriter::new(out));
+    compare_roots_known(old, new, &mut sink, unchanged)?;
+    sink.0.finish()
+}
+
+/// [`changes_trees`], skipping what `unchanged` vouches for.
+pub fn changes_trees_known(
+    old: Option<&Path>,
+    new: &Path,
+    unchanged: Unchanged<'_>,
+) -> Result<Vec<Change>> {
     let mut sink = ChangeSink::default();
-    compare_roots(old, new, &mut sink)?;
+    compare_roots_known(old, new, &mut sink, unchanged)?;
     sink.0.sort();
     sink.0.dedup();
     Ok(sink.0)
 }
 
 fn compare_roots(old: Option<&Path>, new: &Path, sink: &mut dyn Sink) -> Result<()> {
+    compare_roots_known(old, new, sink, &|_, _| false)
+}
+
+fn compare_roots_known(
+    old: Option<&Path>,
+    new: &Path,
+    sink: &mut dyn Sink,
+    unchanged: Unchanged<'_>,
+) -> Result<()> {
     let new = open_root(new)?;
     let old = old.map(open_root).transpose()?;
     let mut w = Compare {
         sink,
         pending: Vec::new(),
         groups: BTreeMap::new(),
+        unchanged,
     };
     w.walk(old.as_ref(), &Rc::new(new), &[])?;
     w.relink_groups()
@@ -346,6 +386,7 @@ struct Compare<'s> {
     pending: Vec<Pending>,
     /// Names of multiply-linked files in the new tree, by inode.
     groups: BTreeMap<(u64, u64), LinkGroup>,
+    unchanged: Unchanged<'s>,
 }
 
 /// The names of one multiply-linked inode: those written (the first
@@ -422,6 +463,16 @@ impl Compare<'_> {
                 None => None,
             };
             let is_dir = kind(&nst) == FileType::Directory;
+            if let Some(o) = &ost {
+                let known = kind(o) == kind(&nst)
+                    && (self.unchanged)((o.st_dev, o.st_ino), (nst.st_dev, nst.st_ino));
+                if known {
+                    // What the compare below would find: nothing changed
+                    // (a multiply-linked file is still one of its group).
+                    self.note_link(&p, &nst, false);
+                    continue;
+                }
+            }
             match ost {
                 Some(ost) if kind(&ost) == kind(&nst) && is_dir => {
                     let changed =

@@ -35,7 +35,10 @@ mod writer;
 pub use apply::{apply, ApplyOptions, ApplyReport, Devices, Ownership};
 pub use compress::{decompress, Compression};
 pub use copy::{clean_path, PathInRoot};
-pub use diff::{changes_trees, changes_upper, diff_trees, diff_upper, Change, ChangeKind};
+pub use diff::{
+    changes_trees, changes_trees_known, changes_upper, diff_trees, diff_trees_known, diff_upper,
+    Change, ChangeKind, Unchanged,
+};
 pub use digest::{sha256, sha256_reader, Digest, DigestWriter};
 pub use error::{Error, ErrorKind, Result};
 pub use split::{apply_recording, reassemble, recorded_tar};

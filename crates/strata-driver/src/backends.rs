@@ -1,8 +1,9 @@
 //! The table of storage drivers: the one place a driver is registered.
 //!
 //! [`BACKENDS`] lists every driver this build has, in the order the
-//! automatic choice tries them (Docker's and Podman's order: the kernel
-//! union, then the FUSE union, then full copies). [`open`](crate::open),
+//! automatic choice tries them (Docker's and Podman's order: the file
+//! system's own snapshots when the store is on btrfs, the kernel union,
+//! then the FUSE union, then full copies). [`open`](crate::open),
 //! the automatic choice, the store's list of homes, `strata info` and the
 //! conformance suite's factories all read it. Adding a driver is a module
 //! with a `Driver` implementation, one row here and one `conformance!`
@@ -60,6 +61,19 @@ impl Backend {
 /// them.
 pub static BACKENDS: &[Backend] = &[
     Backend {
+        name: "btrfs",
+        aliases: &[],
+        // Only where the store's root is on btrfs: elsewhere the table
+        // goes on to overlay2.
+        probe: crate::btrfs::probe,
+        open: |home, _| Ok(Box::new(crate::btrfs::Btrfs::new(home)?)),
+        capabilities: Capabilities {
+            native_diff: true,
+            check: true,
+            mounts: false,
+        },
+    },
+    Backend {
         name: "overlay2",
         aliases: &["overlay"],
         // Whether overlayfs mounts here is found by mounting in the home
@@ -110,6 +124,27 @@ static NOT_BUILT: &[(&str, &str)] = &[
     ("fuse", "fuse"),
 ];
 
+/// Docker's drivers strata does not have, and why: what a user who asks
+/// for one is told (docs/ARCHITECTURE.md, README "Graph drivers").
+static NOT_OFFERED: &[(&str, &str)] = &[
+    (
+        "aufs",
+        "aufs never reached mainline kernels and Docker removed its driver in \
+         version 24; overlay2 does its job, and fuse where overlayfs cannot mount",
+    ),
+    (
+        "devicemapper",
+        "Docker deprecated its devicemapper driver and removed it in version 25, and \
+         these kernels have no device-mapper thin provisioning; btrfs gives \
+         block-level copy-on-write",
+    ),
+    (
+        "zfs",
+        "ZFS is not in mainline kernels (these machines have no zfs module); btrfs \
+         gives block-level copy-on-write",
+    ),
+];
+
 /// The row of the driver `name` (or one of its aliases).
 pub fn backend(name: &str) -> Result<&'static Backend> {
     if let Some(b) = BACKENDS.iter().find(|b| b.is(name)) {
@@ -125,6 +160,15 @@ pub fn backend(name: &str) -> Result<&'static Backend> {
         ));
     }
     let known: Vec<&str> = BACKENDS.iter().map(|b| b.name).collect();
+    if let Some((_, why)) = NOT_OFFERED.iter().find(|(n, _)| *n == name) {
+        return Err(Error::new(
+            ErrorKind::InvalidArgument,
+            format!(
+                "strata has no {name} storage driver: {why} (known: {})",
+                known.join(", ")
+            ),
+        ));
+    }
     Err(Error::new(
         ErrorKind::InvalidArgument,
         format!(
@@ -177,7 +221,23 @@ mod tests {
         assert_eq!(backend("vfs").unwrap().name, "vfs");
         let err = backend("aufs").unwrap_err();
         assert_eq!(err.kind(), ErrorKind::InvalidArgument, "{err}");
-        assert!(err.to_string().contains("known: overlay2"), "{err}");
+        assert!(err.to_string().contains("known: btrfs, overlay2"), "{err}");
+    }
+
+    /// Docker's drivers strata leaves out are named with the reason.
+    #[test]
+    fn drivers_not_offered_say_why() {
+        for (name, says) in [
+            ("devicemapper", "removed it in version 25"),
+            ("zfs", "no zfs module"),
+            ("aufs", "fuse"),
+        ] {
+            let err = backend(name).unwrap_err();
+            assert_eq!(err.kind(), ErrorKind::InvalidArgument, "{err}");
+            let msg = err.to_string();
+            assert!(msg.contains(says) && msg.contains("btrfs"), "{msg}");
+        }
+        assert!(backend("btrfs").is_ok());
     }
 
     #[test]

@@ -17,6 +17,7 @@
 //! | `diffs` | diff / apply_diff / changes / diff_size, within a driver and across two |
 //! | `check` | the check capability: layers listed, a healthy home clean |
 //! | `lifecycle` | get/put counts, cleanup, status, bad, duplicate and missing ids |
+//! | `quota` | size limits enforced (`EDQUOT`), or refused with the reason |
 
 mod check;
 mod content;
@@ -24,6 +25,8 @@ mod diffs;
 mod fixture;
 mod harness;
 mod lifecycle;
+mod loopfs;
+mod quota;
 mod tree;
 
 pub use check::*;
@@ -32,6 +35,9 @@ pub use diffs::*;
 pub use fixture::random_bytes;
 pub use harness::{
     chain, is_mounted, mounts_under, open_backend, require, require_root, Factory, Harness,
+    MakeDriver, On,
 };
 pub use lifecycle::*;
+pub use loopfs::LoopFs;
+pub use quota::*;
 pub use tree::{all_xattrs, assert_same, manifest, Tree};

@@ -8,12 +8,14 @@
 //! better returns a [`NativeDiff`] from [`Driver::native_diff`], and the
 //! defaults use it for the layer/parent pairs it covers.
 //!
-//! Drivers: [`overlay2::Overlay2`] (kernel overlayfs), `fuse` (the same
-//! layout served by strata's FUSE union: [`fuse`], behind the `fuse`
+//! Drivers: [`btrfs::Btrfs`] (a subvolume per layer, a child a snapshot
+//! of its parent), [`overlay2::Overlay2`] (kernel overlayfs), `fuse` (the
+//! same layout served by strata's FUSE union: [`fuse`], behind the `fuse`
 //! cargo feature) and [`vfs::Vfs`] (a full copy per layer), each a row
 //! of one table, [`BACKENDS`]. [`open`] picks one the way Docker and
-//! Podman do: overlay2 if it mounts here, else fuse if FUSE can be used,
-//! else vfs, saying why it skipped each.
+//! Podman do: btrfs if the store is on btrfs, else overlay2 if it mounts
+//! here, else fuse if FUSE can be used, else vfs, saying why it skipped
+//! each.
 //!
 //! Mount reference counts live on disk ([`refs`]), under a lock file, so
 //! that a layer mounted by one `strata` process is known to the next.
@@ -22,10 +24,13 @@
 //!
 //! Besides [`NativeDiff`], a driver may offer [`Check`]: it checks and
 //! repairs its own on-disk layout for `strata check`, so that nothing
-//! outside the driver knows its directories.
+//! outside the driver knows its directories; and [`Quota`]: per-layer
+//! size limits (btrfs quota groups), refused with the reason by a driver
+//! that cannot enforce them.
 #![forbid(unsafe_code)]
 
 mod backends;
+pub mod btrfs;
 pub mod check;
 mod error;
 pub mod fuse;
@@ -109,6 +114,19 @@ pub trait Driver: Send + Sync {
         None
     }
 
+    /// The driver's per-layer size limits (`--storage-opt size=`), or why
+    /// it has none: a driver or file system that cannot enforce a limit
+    /// refuses it with this error (`Unsupported`) rather than ignoring it.
+    fn quota(&self) -> Result<&dyn Quota> {
+        Err(Error::new(
+            ErrorKind::Unsupported,
+            format!(
+                "the {} storage driver cannot limit a container's size (--storage-opt size)",
+                self.name()
+            ),
+        ))
+    }
+
     /// The layer tar of `id` over `parent`.
     fn diff(&self, id: &str, parent: Option<&str>, out: &mut dyn Write) -> Result<DiffReport> {
         match self.native_diff() {
@@ -178,6 +196,19 @@ pub trait NativeDiff {
         record: Option<&mut dyn Write>,
     ) -> Result<ApplyReport>;
     fn diff_size(&self, id: &str, parent: Option<&str>) -> Result<u64>;
+}
+
+/// Per-layer size limits, as Docker's `--storage-opt size=`: the data a
+/// layer may hold (for a snapshot, its parent's shared data included, as
+/// btrfs quota groups count it). A write past the limit fails with
+/// `EDQUOT`; the other layers are unaffected.
+pub trait Quota {
+    /// Limits layer `id` to `bytes`, turning quota on in the file system
+    /// first when it is off.
+    fn set_size_limit(&self, id: &str, bytes: u64) -> Result<()>;
+
+    /// The limit on layer `id`, if it has one.
+    fn size_limit(&self, id: &str) -> Result<Option<u64>>;
 }
 
 /// What a layer is for, as the driver is told when it is made.
@@ -398,7 +429,11 @@ mod naive {
     /// Sizes of the regular files added or modified: what moby's naive
     /// DiffSize counts.
     pub fn diff_size<D: Driver + ?Sized>(d: &D, id: &str, parent: Option<&str>) -> Result<u64> {
-        let changes = changes(d, id, parent)?;
+        size_of_changes(d, id, &changes(d, id, parent)?)
+    }
+
+    /// The bytes of the regular files `changes` adds or modifies in `id`.
+    pub fn size_of_changes<D: Driver + ?Sized>(d: &D, id: &str, changes: &[Change]) -> Result<u64> {
         let m = d.get(id, None)?;
         let mut total = 0;
         // Each inode once: hard links share their content.

@@ -28,14 +28,21 @@ fn overlay2_mount_syscall(home: &Path) -> Box<dyn Driver> {
 
 /// One test per named behaviour, each calling the suite's function of
 /// the same name with the module's `factory` (and the extra arguments).
+/// `$scratch` gives the file system the harness works on (an
+/// `Option<impl AsRef<Path>>`, held for the test; `None` skips it, having
+/// said why).
 macro_rules! behaviours {
-    ($($name:ident $(($($arg:expr),*))?),* $(,)?) => {$(
+    ($scratch:expr; $($name:ident $(($($arg:expr),*))?),* $(,)?) => {$(
         #[test]
         fn $name() {
             if !suite::require_root() {
                 return;
             }
-            suite::$name(&factory $($(, $arg)*)?);
+            let Some(fs) = $scratch else {
+                return;
+            };
+            let on = suite::On { dir: fs.as_ref(), factory: &factory };
+            suite::$name(&on $($(, $arg)*)?);
         }
     )*};
 }
@@ -44,15 +51,35 @@ macro_rules! behaviours {
 /// with one test per behaviour of the suite, the driver opened through
 /// its row of the table (`strata_driver::BACKENDS`).
 /// `conformance!(name = factory, deep_chain = N)` tests a variant made
-/// by `factory` instead.
+/// by `factory` instead. `on = EXPR` runs each test on the file system
+/// `EXPR` makes (an `Option<impl AsRef<Path>>` held for the test: a
+/// `suite::LoopFs`); by default, in the system's temporary directory.
+/// `also = [behaviour, ...]` adds behaviours only some drivers promise
+/// (`native_diff_agrees_with_naive`: a native diff that is the naive one,
+/// which overlay2's reading of its upper directory is not).
 macro_rules! conformance {
-    ($driver:ident, deep_chain = $depth:expr) => {
-        conformance!(@module $driver, |home| suite::open_backend(stringify!($driver), home), $depth);
+    (
+        $driver:ident, deep_chain = $depth:expr $(, on = $fs:expr)?
+        $(, also = [$($extra:ident),* $(,)?])?
+    ) => {
+        conformance!(
+            @module $driver,
+            |home| suite::open_backend(stringify!($driver), home),
+            $depth,
+            conformance!(@on $($fs)?)
+            $(, [$($extra),*])?
+        );
     };
     ($name:ident = $factory:path, deep_chain = $depth:expr) => {
-        conformance!(@module $name, $factory, $depth);
+        conformance!(@module $name, $factory, $depth, conformance!(@on));
     };
-    (@module $name:ident, $factory:expr, $depth:expr) => {
+    (@on) => {
+        Some(std::env::temp_dir())
+    };
+    (@on $fs:expr) => {
+        $fs
+    };
+    (@module $name:ident, $factory:expr, $depth:expr, $scratch:expr $(, [$($extra:ident),*])?) => {
         mod $name {
             use std::path::Path;
 
@@ -64,6 +91,7 @@ macro_rules! conformance {
             }
 
             behaviours! {
+                $scratch;
                 create_empty,
                 remove_leaves_nothing_behind,
                 create_base_with_every_file_type,
@@ -89,6 +117,8 @@ macro_rules! conformance {
                 get_of_missing_layer_is_not_found,
                 create_on_missing_parent_is_not_found,
                 check_lists_layers_and_finds_nothing_when_healthy,
+                size_limit_enforced_or_refused,
+                $($($extra,)*)?
             }
         }
     };
@@ -103,6 +133,13 @@ conformance!(
     deep_chain = 120
 );
 conformance!(vfs, deep_chain = 50);
+// Each test on a btrfs of its own, loop-mounted from a file.
+conformance!(
+    btrfs,
+    deep_chain = 200,
+    on = suite::LoopFs::btrfs(),
+    also = [native_diff_agrees_with_naive]
+);
 // One FUSE server thread pool and one open directory per branch: the
 // union has no stack limit of its own.
 #[cfg(feature = "fuse")]

@@ -314,6 +314,7 @@ mod tests {
             nano_cpus: Some(1_500_000_000),
             pids_limit: Some(50),
             init: false,
+            ..HostConfig::default()
         };
         let controllers = controller("memory") && controller("cpu") && controller("pids");
         if !strata_test_support::require("memory, cpu and pids cgroup controllers", controllers) {

@@ -19,7 +19,7 @@ use crate::ids::{ContainerId, ContainerName, MountId};
 use crate::layer::chain_ids;
 use crate::layout::{self, record, Layout};
 use crate::mount::Mount;
-use crate::run_config::{command, ContainerSpec, RunConfig};
+use crate::run_config::{command, storage_size, ContainerSpec, RunConfig};
 use crate::staging;
 use crate::{atomic, random_hex, time, Store};
 use strata_image::diff_ids;
@@ -388,6 +388,13 @@ impl Store {
             None => ContainerName::parse(&format!("strata-{}", id.short()))
                 .expect("strata-<hex> is a name"),
         };
+        let size = storage_size(&spec.config.host_config.storage_opt)?;
+        // Refused before anything is made by a driver that cannot
+        // enforce a limit, never ignored.
+        let quota = size
+            .map(|_| self.driver.quota())
+            .transpose()
+            .map_err(|e| Error::driver("--storage-opt size", e))?;
         let plan = self.plan_mounts(&spec.volumes_from, &spec.volumes)?;
         let cmd = command(&config, &spec.cmd, spec.entrypoint.as_deref());
         let run_config = spec
@@ -416,6 +423,10 @@ impl Store {
             self.driver
                 .create(&c.mount_id, Some(&c.init_id()), LayerKind::ReadWrite)
                 .map_err(|e| Error::driver("creating the container layer", e))?;
+            if let (Some(q), Some(bytes)) = (quota, size) {
+                q.set_size_limit(&c.mount_id, bytes)
+                    .map_err(|e| Error::driver("limiting the container's size", e))?;
+            }
             self.make_mounts(&lock, &c.mount_id, plan)
         })();
         match made {

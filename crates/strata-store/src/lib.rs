@@ -87,7 +87,9 @@ pub use layout::Layout;
 pub use lock::Lock;
 pub use mount::{Mount, MountKind};
 pub use port::{PortMapping, Protocol};
-pub use run_config::{override_env, ContainerSpec, HostConfig, RunConfig, NETWORK_MODES};
+pub use run_config::{
+    override_env, storage_size, ContainerSpec, HostConfig, RunConfig, NETWORK_MODES,
+};
 pub use security::{Seccomp, Security};
 pub use start::{Started, State, Status};
 pub use strata_archive::{Change, ChangeKind, Digest};

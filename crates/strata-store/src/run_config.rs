@@ -2,6 +2,8 @@
 //! run configuration a container record keeps, merged at `create` with
 //! the image's.
 
+use std::collections::BTreeMap;
+
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
@@ -80,6 +82,54 @@ pub struct HostConfig {
     pub pids_limit: Option<i64>,
     /// `--init`: a small init (tini) runs the command as its child.
     pub init: bool,
+    /// `--storage-opt KEY=VALUE`, as given: `size` (Docker's one) limits
+    /// the container's layer, on a driver that can ([`storage_size`]).
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub storage_opt: BTreeMap<String, String>,
+}
+
+/// The size limit `--storage-opt` asks for, in bytes: `size=N` with an
+/// optional unit (`k`, `m`, `g`, `t`, powers of 1024, an `i` and `b`
+/// allowed after it: `10G`, `512MiB`), as Docker takes it. Other keys are
+/// refused.
+pub fn storage_size(opts: &BTreeMap<String, String>) -> Result<Option<u64>> {
+    let invalid = |why: String| Error::new(ErrorKind::InvalidArgument, why);
+    if let Some(k) = opts.keys().find(|k| k.as_str() != "size") {
+        return Err(invalid(format!(
+            "unknown storage option {k:?}: the one strata knows is size"
+        )));
+    }
+    let Some(v) = opts.get("size") else {
+        return Ok(None);
+    };
+    let lower = v.trim().to_ascii_lowercase();
+    let end = lower
+        .find(|c: char| !c.is_ascii_digit() && c != '.')
+        .unwrap_or(lower.len());
+    let (num, unit) = lower.split_at(end);
+    let unit = unit.trim_start();
+    let unit = unit.strip_suffix('b').unwrap_or(unit);
+    let unit = unit.strip_suffix('i').unwrap_or(unit);
+    let shift = match unit {
+        "" => 0,
+        "k" => 10,
+        "m" => 20,
+        "g" => 30,
+        "t" => 40,
+        _ => {
+            return Err(invalid(format!(
+                "invalid size {v:?}: a number with k, m, g or t"
+            )))
+        }
+    };
+    let n: f64 = num
+        .parse()
+        .map_err(|_| invalid(format!("invalid size {v:?}")))?;
+    let bytes = n * (1u64 << shift) as f64;
+    if !bytes.is_finite() || bytes < 1.0 || bytes >= u64::MAX as f64 {
+        return Err(invalid(format!("invalid size {v:?}")));
+    }
+    Ok(Some(bytes as u64))
 }
 
 /// Applies `-e` settings to `env` (`K=V` pairs): `K=V` replaces `K`;
@@ -271,6 +321,28 @@ pub(crate) fn command(config: &Value, args: &[String], entrypoint: Option<&str>)
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn storage_size_takes_dockers_units_and_only_size() {
+        let size = |v: &str| storage_size(&[("size".to_owned(), v.to_owned())].into());
+        for (v, want) in [
+            ("1024", 1024),
+            ("10G", 10 << 30),
+            ("512m", 512 << 20),
+            ("512MiB", 512 << 20),
+            ("1.5k", 1536),
+            ("2 GB", 2 << 30),
+        ] {
+            assert_eq!(size(v).unwrap(), Some(want), "{v}");
+        }
+        for bad in ["", "x", "10q", "-1", "0", "1..2g"] {
+            assert!(size(bad).is_err(), "{bad:?} taken");
+        }
+        assert_eq!(storage_size(&BTreeMap::new()).unwrap(), None);
+        let other = [("dm.basesize".to_owned(), "1g".to_owned())].into();
+        let err = storage_size(&other).unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::InvalidArgument, "{err}");
+    }
 
     fn network(mode: &str, publish: &[&str]) -> Result<String> {
         RunConfig {

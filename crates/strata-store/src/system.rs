@@ -56,6 +56,8 @@ pub struct ContainerUsage {
     pub id: String,
     pub name: String,
     pub size: u64,
+    /// The limit `--storage-opt size=` set, as the driver enforces it.
+    pub size_limit: Option<u64>,
 }
 
 /// A volume's share (`system df`).
@@ -163,10 +165,17 @@ impl Store {
                 .driver
                 .diff_size(&c.mount_id, Some(&c.init_id()))
                 .map_err(|e| Error::driver(format!("size of container {}", c.name), e))?;
+            let size_limit = match self.driver.quota() {
+                Ok(q) => q
+                    .size_limit(&c.mount_id)
+                    .map_err(|e| Error::driver(format!("size limit of container {}", c.name), e))?,
+                Err(_) => None,
+            };
             container_details.push(ContainerUsage {
                 id: c.id.to_string(),
                 name: c.name.to_string(),
                 size,
+                size_limit,
             });
         }
         let local = self.volumes.local()?;

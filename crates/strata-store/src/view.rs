@@ -267,6 +267,9 @@ pub struct ContainerUsage {
     pub id: String,
     pub name: String,
     pub size: u64,
+    /// `--storage-opt size=`, where the driver enforces one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub size_limit: Option<u64>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -337,6 +340,7 @@ impl DiskUsage {
                     id: c.id.clone(),
                     name: c.name.clone(),
                     size: c.size,
+                    size_limit: c.size_limit,
                 })
                 .collect(),
             images: du
@@ -464,6 +468,7 @@ mod tests {
                 id: "a".repeat(64),
                 name: "web".into(),
                 size: 5,
+                size_limit: None,
             }],
             volume_details: vec![crate::VolumeUsage {
                 name: "data".into(),

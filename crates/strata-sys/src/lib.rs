@@ -9,10 +9,12 @@
 //! `# Safety` paragraph saying why (today [`mount`], for
 //! `unshare(CLONE_FS)` on a thread of its own, [`netns`], for
 //! `unshare(CLONE_NEWNET)` on a thread of its own, and [`process`], for
-//! `prctl(PR_SET_PDEATHSIG)` between fork and exec).
+//! `prctl(PR_SET_PDEATHSIG)` between fork and exec, and [`btrfs`], for the
+//! file system's ioctls).
 #![deny(unsafe_code)]
 
 pub mod atomic;
+pub mod btrfs;
 pub mod fs;
 pub mod mount;
 pub mod netns;

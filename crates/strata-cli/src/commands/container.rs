@@ -85,6 +85,10 @@ pub struct RunFlags {
     /// Run an init (tini) that runs the command and reaps zombies.
     #[arg(long)]
     pub init: bool,
+    /// A storage driver option: size=SIZE limits the container's layer
+    /// (btrfs; refused by drivers that cannot enforce it).
+    #[arg(long, value_name = "KEY=VALUE")]
+    pub storage_opt: Vec<String>,
     #[command(flatten)]
     pub security: SecurityFlags,
 }
@@ -111,6 +115,7 @@ impl RunFlags {
                 .transpose()?
                 .flatten(),
             init: self.init,
+            storage_opt: storage_opts(&self.storage_opt)?,
         })
     }
 }
@@ -144,6 +149,24 @@ impl SecurityFlags {
             security_opt: self.security_opt,
         }
     }
+}
+
+/// `--storage-opt KEY=VALUE` flags as a map, each checked by the store.
+fn storage_opts(
+    flags: &[String],
+) -> Result<std::collections::BTreeMap<String, String>, strata_store::Error> {
+    let mut out = std::collections::BTreeMap::new();
+    for f in flags {
+        let Some((k, v)) = f.split_once('=') else {
+            return Err(strata_store::Error::new(
+                strata_store::ErrorKind::InvalidArgument,
+                format!("invalid storage option {f:?}: KEY=VALUE, as size=10G"),
+            ));
+        };
+        out.insert(k.trim().to_owned(), v.to_owned());
+    }
+    strata_store::storage_size(&out)?;
+    Ok(out)
 }
 
 impl Create {

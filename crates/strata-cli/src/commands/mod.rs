@@ -24,8 +24,9 @@ pub struct StoreArgs {
     /// $XDG_DATA_HOME/strata otherwise).
     #[arg(long, global = true, env = "STRATA_ROOT")]
     pub root: Option<PathBuf>,
-    /// Storage driver for a new store: overlay2, fuse or vfs (default:
-    /// the first that works here). Before the command only: after it,
+    /// Storage driver for a new store: btrfs, overlay2, fuse or vfs
+    /// (default: the first that works here; btrfs only when the root is
+    /// on btrfs). Before the command only: after it,
     /// `volume create --driver` names a volume driver.
     #[arg(long)]
     pub driver: Option<String>,

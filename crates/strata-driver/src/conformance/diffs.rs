@@ -365,3 +365,71 @@ pub fn tar_names(data: &[u8]) -> Vec<String> {
 fn show_entries(e: &[Entry]) -> Vec<String> {
     e.iter().map(|e| tree::show(&e.path)).collect()
 }
+
+/// A driver's own diff, where it covers a layer, is the naive one: the
+/// same changes and the same tar byte for byte as comparing the layer
+/// with its parent tree by tree (`strata_archive::changes_trees`,
+/// `diff_trees`), over every kind of change `changed_stack` makes plus a
+/// rename, a write deep in a directory nothing else touched, a
+/// same-size rewrite and a directory replaced by a file. For drivers
+/// that promise it (`also = [...]` in `conformance!`): the driver must
+/// have a native diff that covers both layers over their parents.
+pub fn native_diff_agrees_with_naive(f: Factory) {
+    let h = Harness::new(f);
+    changed_stack(&h);
+    h.with_layer("base", |p| {
+        write(p, "deep/a/b/c/file", b"deep", 0o644);
+        write(p, "deep/a/b/other", b"other", 0o644);
+        write(p, "quiet/x/y/z", b"quiet", 0o644);
+        write(p, "moved", b"moved", 0o644);
+        write(p, "same-size", &[1; 32], 0o644);
+        write(p, "dir-to-file/inner", b"inner", 0o644);
+    });
+    h.create("top", Some("upper"));
+    h.create_rw("ctr", Some("base"));
+    h.with_layer("ctr", |p| {
+        write(p, "deep/a/b/c/file", b"changed deep", 0o644);
+        std::fs::rename(p.join("moved"), p.join("deep/moved-here")).unwrap();
+        write(p, "same-size", &[2; 32], 0o644);
+        remove_all(p, "dir-to-file");
+        write(p, "dir-to-file", b"now a file", 0o644);
+        remove_file(p, "etc/gone");
+    });
+    let native = h
+        .driver()
+        .native_diff()
+        .expect("the driver has no native diff");
+    for (id, parent) in [("upper", "base"), ("ctr", "base")] {
+        assert!(
+            native.covers(id, Some(parent)),
+            "the native diff does not cover {id} over {parent}"
+        );
+        let (new, old) = (h.get(id), h.get(parent));
+        let want = strata_archive::changes_trees(Some(&old), &new)
+            .unwrap_or_else(|e| panic!("naive changes of {id}: {}", chain(&e)));
+        let mut want_tar = Vec::new();
+        strata_archive::diff_trees(Some(&old), &new, &mut want_tar)
+            .unwrap_or_else(|e| panic!("naive diff of {id}: {}", chain(&e)));
+        let got = native
+            .changes(id, Some(parent))
+            .unwrap_or_else(|e| panic!("native changes of {id}: {}", chain(&e)));
+        let mut got_tar = Vec::new();
+        native
+            .diff(id, Some(parent), &mut got_tar)
+            .unwrap_or_else(|e| panic!("native diff of {id}: {}", chain(&e)));
+        assert_eq!(
+            show_changes(&got),
+            show_changes(&want),
+            "{id}: the native changes are not the naive ones"
+        );
+        assert!(
+            got_tar == want_tar,
+            "{id}: the native diff is not the naive one:\nnative {:?}\nnaive  {:?}",
+            tar_names(&got_tar),
+            tar_names(&want_tar)
+        );
+        h.put(id);
+        h.put(parent);
+    }
+    h.finish();
+}

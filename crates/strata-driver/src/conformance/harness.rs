@@ -8,7 +8,44 @@ use crate::{Driver, ErrorKind, LayerKind, Result};
 
 /// Makes a driver whose home is the given directory. The suite calls it
 /// once per behaviour (twice where two instances share a home).
-pub type Factory<'a> = &'a dyn Fn(&Path) -> Box<dyn Driver>;
+pub type Factory<'a> = &'a dyn MakeDriver;
+
+/// What opens the driver under test. A plain `Fn(&Path) -> Box<dyn
+/// Driver>` is one, whose harness lives in the system's temporary
+/// directory; [`On`] puts the harness on a file system of the test's
+/// choosing (a loop-mounted btrfs for the btrfs driver).
+pub trait MakeDriver {
+    /// The driver with its home at `home`.
+    fn open(&self, home: &Path) -> Box<dyn Driver>;
+
+    /// Where the harness makes its temporary directory; `None`: the
+    /// system's.
+    fn scratch(&self) -> Option<&Path> {
+        None
+    }
+}
+
+impl<F: Fn(&Path) -> Box<dyn Driver>> MakeDriver for F {
+    fn open(&self, home: &Path) -> Box<dyn Driver> {
+        self(home)
+    }
+}
+
+/// `factory`, with the harness made under `dir`.
+pub struct On<'a> {
+    pub dir: &'a Path,
+    pub factory: &'a dyn Fn(&Path) -> Box<dyn Driver>,
+}
+
+impl MakeDriver for On<'_> {
+    fn open(&self, home: &Path) -> Box<dyn Driver> {
+        (self.factory)(home)
+    }
+
+    fn scratch(&self) -> Option<&Path> {
+        Some(self.dir)
+    }
+}
 
 /// The driver `name` of the table ([`crate::BACKENDS`]) opened on
 /// `home`, its fuse unions served by this process's threads: the factory
@@ -50,13 +87,16 @@ pub struct Harness {
 
 impl Harness {
     pub fn new(factory: Factory) -> Self {
-        let tmp = tempfile::Builder::new()
-            .prefix("strata-conformance-")
-            .tempdir()
-            .expect("creating a temporary directory");
+        let mut b = tempfile::Builder::new();
+        b.prefix("strata-conformance-");
+        let tmp = match factory.scratch() {
+            Some(dir) => b.tempdir_in(dir),
+            None => b.tempdir(),
+        }
+        .expect("creating a temporary directory");
         let home = tmp.path().join("home");
         std::fs::create_dir(&home).expect("creating the driver's home");
-        let driver = factory(&home);
+        let driver = factory.open(&home);
         Harness { driver, home, tmp }
     }
 
@@ -76,7 +116,7 @@ impl Harness {
     /// A second driver instance on the same home (another `strata`
     /// process, as far as the driver can tell).
     pub fn reopen(&self, factory: Factory) -> Box<dyn Driver> {
-        factory(&self.home)
+        factory.open(&self.home)
     }
 
     /// `get`, failing the test with the driver's error; the reference is

@@ -589,6 +589,22 @@ impl Driver for Overlay2 {
         self.native_diff.then_some(self as &dyn NativeDiff)
     }
 
+    /// Docker's overlay2 limits a container's size with xfs project
+    /// quotas (FS_IOC_FSSETXATTR project ids on the upper directory);
+    /// strata does not, and says so with the backing file system.
+    fn quota(&self) -> Result<&dyn crate::Quota> {
+        Err(Error::new(
+            ErrorKind::Unsupported,
+            format!(
+                "the {} storage driver cannot limit a container's size (--storage-opt size): \
+                 that takes xfs project quotas, which strata does not implement \
+                 (backing file system: {})",
+                self.name(),
+                self.backing_fs
+            ),
+        ))
+    }
+
     fn checker(&self) -> Option<&dyn Check> {
         Some(self)
     }
