@@ -29,6 +29,7 @@ use crate::compress::{self, ChunkReader, Compression};
 use crate::digest::Digest;
 use crate::error::{Error, Result};
 use crate::path::{self, Components};
+use crate::read::{Entry, ReadError, Reader};
 use crate::root::{DirHandle, Root};
 use crate::split::{FileData, Record, Tee};
 use crate::whiteout::{self, Name, OverlayXattrs, Target};
@@ -233,19 +234,23 @@ impl<'o> Applier<'o> {
     }
 
     fn run(&mut self, reader: impl Read) -> Result<()> {
-        let mut archive = tar::Archive::new(reader);
-        let entries = archive
-            .entries()
-            .map_err(|e| Error::stream("reading the tar archive", Some(e)))?;
-        for entry in entries {
-            let mut entry = entry.map_err(|e| Error::stream("reading a tar header", Some(e)))?;
-            self.entry(&mut entry)?;
+        let mut tar = Reader::new(reader);
+        loop {
+            let entry = match tar.next_entry() {
+                Ok(Some(entry)) => entry,
+                Ok(None) => break,
+                Err(ReadError::Stream(e)) => {
+                    return Err(Error::stream("reading a tar header", Some(e)))
+                }
+                Err(ReadError::Entry { path, reason }) => return Err(Error::entry(&path, reason)),
+            };
+            self.entry(&entry, &mut tar)?;
         }
         self.fix_directories()
     }
 
-    fn entry<R: Read>(&mut self, e: &mut tar::Entry<'_, R>) -> Result<()> {
-        let raw = e.path_bytes().into_owned();
+    fn entry<R: Read>(&mut self, e: &Entry, tar: &mut Reader<R>) -> Result<()> {
+        let raw = e.path_bytes().to_vec();
         let mut ty = e.header().entry_type();
         match ty {
             EntryType::XGlobalHeader => return Ok(()),
@@ -261,12 +266,12 @@ impl<'o> Applier<'o> {
                 .header()
                 .entry_size()
                 .map_err(|err| Error::entry(&raw, format!("bad size field: {err}")))?;
-            if header_size != 0 && header_size != e.size() {
+            if header_size != 0 && header_size != e.declared_size() {
                 return Err(Error::entry(
                     &raw,
                     format!(
                         "PAX size {} disagrees with the header size {header_size}",
-                        e.size()
+                        e.declared_size()
                     ),
                 ));
             }
@@ -301,27 +306,28 @@ impl<'o> Applier<'o> {
                     if let Some(parent) = self.root.resolved(parent) {
                         record.file_data(&FileData {
                             path: path::child(&parent, last),
-                            header: e.header(),
-                            file_pos: e.raw_file_position(),
+                            data_pos: e.data_pos(),
+                            stored: e.stored(),
                             size: e.size(),
+                            chunks: e.sparse().map(|s| &s.chunks[..]),
                         });
                     }
                 }
-                self.file(&raw, &dir, last, &meta, e, ty.is_gnu_sparse())?
+                self.file(&raw, &dir, last, &meta, e, tar)?
             }
             EntryType::Directory => self.directory(&raw, &comps, &dir, last, &meta)?,
             EntryType::Symlink => {
                 let target = e
                     .link_name_bytes()
                     .ok_or_else(|| Error::entry(&raw, "symlink without a target"))?
-                    .into_owned();
+                    .to_vec();
                 self.symlink(&raw, &dir, last, &target, &meta)?
             }
             EntryType::Link => {
                 let target = e
                     .link_name_bytes()
                     .ok_or_else(|| Error::entry(&raw, "hard link without a target"))?
-                    .into_owned();
+                    .to_vec();
                 if !self.hardlink(&raw, &comps, &dir, last, &target)? {
                     return Ok(());
                 }
@@ -346,12 +352,7 @@ impl<'o> Applier<'o> {
     /// `./` or `/`: the layer root's own attributes. Anything but a
     /// directory there would replace the root: refused (a symlink named
     /// `.` is CVE-2021-29136).
-    fn root_entry<R: Read>(
-        &mut self,
-        raw: &[u8],
-        ty: EntryType,
-        e: &mut tar::Entry<'_, R>,
-    ) -> Result<()> {
+    fn root_entry(&mut self, raw: &[u8], ty: EntryType, e: &Entry) -> Result<()> {
         if ty != EntryType::Directory {
             return Err(Error::entry(raw, "the entry would replace the layer root"));
         }
@@ -414,27 +415,47 @@ impl<'o> Applier<'o> {
         dir: &DirHandle,
         name: &[u8],
         meta: &Meta,
-        data: &mut tar::Entry<'_, R>,
-        sparse: bool,
+        e: &Entry,
+        tar: &mut Reader<R>,
     ) -> Result<()> {
-        let size = data.size();
+        let size = e.size();
         // Created with its final permission bits: when the umask keeps
         // them, no fchmod is needed (see `set_file_attrs`).
         let create = || fs::create_file_at(dir.as_fd(), fs::os(name), meta.mode & 0o777);
         let mut file = self
             .create_or_replace(raw, dir.as_fd(), name, create)
             .map_err(|e| Error::entry_io(raw, "creating the file", e))?;
-        let written = copy_data(data, &mut file, &mut self.buf, sparse)
-            .map_err(|e| Error::entry_io(raw, "writing the file's content", e))?;
-        if written != size {
-            return Err(Error::entry(
+        let truncated = |written: u64, of: u64| {
+            Error::entry(
                 raw,
-                format!("truncated: the stream ended after {written} of {size} bytes"),
-            ));
-        }
-        if sparse {
-            fs::ftruncate(file.as_fd(), size)
-                .map_err(|e| Error::entry_io(raw, "sizing the sparse file", e))?;
+                format!("truncated: the stream ended after {written} of {of} bytes"),
+            )
+        };
+        let write_err = |e| Error::entry_io(raw, "writing the file's content", e);
+        match e.sparse() {
+            None => {
+                let written = copy_data(&mut tar.data(), &mut file, &mut self.buf, size)
+                    .map_err(write_err)?;
+                if written != size {
+                    return Err(truncated(written, size));
+                }
+            }
+            // Only the stored chunks are written, each at its offset: the
+            // holes stay holes, and their size costs nothing.
+            Some(sparse) => {
+                let mut written = 0u64;
+                for &(offset, len) in &sparse.chunks {
+                    file.seek(SeekFrom::Start(offset)).map_err(write_err)?;
+                    let n = copy_data(&mut tar.data(), &mut file, &mut self.buf, len)
+                        .map_err(write_err)?;
+                    written += n;
+                    if n != len {
+                        return Err(truncated(written, e.stored()));
+                    }
+                }
+                fs::ftruncate(file.as_fd(), size)
+                    .map_err(|e| Error::entry_io(raw, "sizing the sparse file", e))?;
+            }
         }
         self.size += size;
         self.set_file_attrs(raw, file.as_fd(), dir, meta)?;
@@ -857,38 +878,27 @@ pub(crate) fn remove_all(dir: BorrowedFd<'_>, name: &[u8]) -> io::Result<()> {
     fs::rmdir_at(dir, name_os)
 }
 
-/// Copies an entry's content; for sparse entries, zero blocks become holes.
-fn copy_data(src: &mut impl Read, dst: &mut File, buf: &mut [u8], sparse: bool) -> io::Result<u64> {
+/// Copies up to `len` bytes of an entry's content at the file's offset;
+/// returns how many there were.
+fn copy_data(src: &mut impl Read, dst: &mut File, buf: &mut [u8], len: u64) -> io::Result<u64> {
     let mut total = 0u64;
-    loop {
-        let n = match src.read(buf) {
-            Ok(0) => return Ok(total),
+    while total < len {
+        let k = buf
+            .len()
+            .min(usize::try_from(len - total).unwrap_or(usize::MAX));
+        let n = match src.read(&mut buf[..k]) {
+            Ok(0) => break,
             Ok(n) => n,
             Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
             Err(e) => return Err(e),
         };
-        if sparse {
-            write_sparse(dst, &buf[..n])?;
-        } else {
-            dst.write_all(&buf[..n])?;
-        }
+        dst.write_all(&buf[..n])?;
         total += n as u64;
     }
+    Ok(total)
 }
 
-fn write_sparse(dst: &mut File, data: &[u8]) -> io::Result<()> {
-    const BLOCK: usize = 4096;
-    for block in data.chunks(BLOCK) {
-        if block.len() == BLOCK && block.iter().all(|b| *b == 0) {
-            dst.seek(SeekFrom::Current(BLOCK as i64))?;
-        } else {
-            dst.write_all(block)?;
-        }
-    }
-    Ok(())
-}
-
-fn device<R: Read>(e: &tar::Entry<'_, R>, raw: &[u8], ty: EntryType) -> Result<u64> {
+fn device(e: &Entry, raw: &[u8], ty: EntryType) -> Result<u64> {
     if ty == EntryType::Fifo {
         return Ok(0);
     }
@@ -911,7 +921,7 @@ fn device<R: Read>(e: &tar::Entry<'_, R>, raw: &[u8], ty: EntryType) -> Result<u
         .ok_or_else(|| bad(format!("device number {major}:{minor} out of range")))
 }
 
-fn read_meta<R: Read>(e: &mut tar::Entry<'_, R>, raw: &[u8]) -> Result<Meta> {
+fn read_meta(e: &Entry, raw: &[u8]) -> Result<Meta> {
     let h = e.header();
     let bad = |what: &str, err: io::Error| Error::entry(raw, format!("bad {what} field: {err}"));
     let old = h.as_old();
@@ -926,10 +936,7 @@ fn read_meta<R: Read>(e: &mut tar::Entry<'_, R>, raw: &[u8]) -> Result<Meta> {
         nsec: 0,
     };
     let mut xattrs = Vec::new();
-    if let Some(pax) = e
-        .pax_extensions()
-        .map_err(|err| Error::entry(raw, format!("bad PAX header: {err}")))?
-    {
+    if let Some(pax) = e.pax_extensions() {
         for rec in pax {
             let rec = rec.map_err(|err| Error::entry(raw, format!("bad PAX record: {err}")))?;
             let key = rec.key_bytes();
