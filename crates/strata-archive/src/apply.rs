@@ -600,14 +600,9 @@ impl<'o> Applier<'o> {
         let Some((tname, tparent)) = tcomps.split_last() else {
             return Err(Error::entry(raw, "hard link to the layer root"));
         };
-        let missing = || {
-            Error::entry(
-                raw,
-                format!(
-                    "hard link target {:?} does not exist in the layer",
-                    String::from_utf8_lossy(target)
-                ),
-            )
+        let missing = || Error::MissingLinkTarget {
+            entry: String::from_utf8_lossy(raw).into_owned(),
+            target: String::from_utf8_lossy(target).into_owned(),
         };
         let resolve = |root: &mut Root| -> Result<Option<(DirHandle, Option<strata_sys::Stat>)>> {
             let Some(tdir) = root
@@ -689,7 +684,8 @@ impl<'o> Applier<'o> {
                 let (mut src, _) =
                     fs::open_regular_at(ldir.as_fd(), n, Some(&st)).map_err(io_err)?;
                 let mut dst = fs::create_file_at(tdir, n, 0o600).map_err(io_err)?;
-                io::copy(&mut src, &mut dst).map_err(io_err)?;
+                // Content the layer now holds, as a diff size counts it.
+                self.size += io::copy(&mut src, &mut dst).map_err(io_err)?;
                 if self.opts.ownership == Ownership::Preserve {
                     fs::fchown(dst.as_fd(), st.st_uid, st.st_gid).map_err(io_err)?;
                 }
