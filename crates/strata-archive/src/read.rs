@@ -670,3 +670,63 @@ fn eof(e: io::Error) -> io::Error {
         e
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn map(size: u64, chunks: &[(u64, u64)]) -> Sparse {
+        Sparse {
+            size,
+            chunks: chunks.to_vec(),
+        }
+    }
+
+    #[test]
+    fn maps_are_checked_as_go_and_gnu_tar_check_them() {
+        // Good: holes anywhere, empty chunks, nothing stored at all.
+        assert!(check_map(&map(100, &[(0, 10), (50, 0), (90, 10)]), 20).is_ok());
+        assert!(check_map(&map(1 << 40, &[]), 0).is_ok());
+        assert!(check_map(&map(100, &[(0, 10), (10, 10)]), 20).is_ok());
+        let bad: [(&str, Sparse, u64, &str); 5] = [
+            ("past the end", map(100, &[(95, 10)]), 10, "past the file"),
+            ("overlap", map(100, &[(0, 10), (5, 10)]), 20, "overlaps"),
+            ("unsorted", map(100, &[(50, 1), (0, 1)]), 2, "precedes"),
+            (
+                "overflow",
+                map(u64::MAX, &[(u64::MAX - 1, 2)]),
+                2,
+                "overflows",
+            ),
+            ("short", map(100, &[(0, 10)]), 11, "the chunks hold 10"),
+        ];
+        for (what, m, stored, reason) in bad {
+            let e = check_map(&m, stored).expect_err(what);
+            assert!(e.contains(reason), "{what}: {e}");
+        }
+    }
+
+    #[test]
+    fn pax_1_0_map_lines() {
+        let mut l = MapLines {
+            buf: b"2\n0\n".to_vec(),
+            at: 0,
+        };
+        assert_eq!(l.take().ok().flatten(), Some(2));
+        assert_eq!(l.take().ok().flatten(), Some(0));
+        assert!(matches!(l.take(), Ok(None)), "no whole line left");
+        for bad in [
+            &b"x\n"[..],
+            b"-1\n",
+            b"+1\n",
+            b" 1\n",
+            b"99999999999999999999\n",
+        ] {
+            let mut l = MapLines {
+                buf: bad.to_vec(),
+                at: 0,
+            };
+            assert!(matches!(l.take(), Err(MapError::Bad(_))), "{bad:?}");
+        }
+    }
+}
