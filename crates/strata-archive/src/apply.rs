@@ -917,6 +917,7 @@ impl<'o> Applier<'o> {
                 }
             }
             Target::Overlay(_) => {
+                self.copy_up_dirs(raw, parent)?;
                 let dir = self
                     .root
                     .dir(parent, true)
@@ -945,6 +946,7 @@ impl<'o> Applier<'o> {
                 }
             }
             Target::Overlay(x) => {
+                self.copy_up_dirs(raw, dir_comps)?;
                 let dir = self
                     .root
                     .dir(dir_comps, true)

@@ -449,6 +449,9 @@ fn hard_links_to_a_lower_layers_file_apply_as_on_the_merged_view() {
         ("usr/bin/tool2", L, b"usr/bin/tool", 0o755),
         ("lib/x/y/data.link", L, b"lib/x/y/data", 0o600),
         ("top.link", L, b"lib/x/y/sym", 0o777),
+        // A whiteout whose directories the layer leaves out: those show
+        // as they did, too.
+        ("lib/x/y/.wh.sym", F, b"", 0o644),
     ]);
     let bad = layer_of(&[("again", L, b"lib/x/removed", 0o644)]);
     let removed_here = layer_of(&[
