@@ -19,7 +19,7 @@ use std::collections::HashSet;
 use std::fs::File;
 use std::io::{self, Read, Seek, SeekFrom, Write};
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use strata_sys::fs::{self, Time};
 use strata_sys::{xattr, Errno, FileType};
@@ -28,7 +28,9 @@ use tar::EntryType;
 use crate::compress::{self, ChunkReader, Compression};
 use crate::digest::Digest;
 use crate::error::{Error, Result};
+use crate::lower::Lowers;
 use crate::path::{self, Components};
+use crate::read::{Entry, ReadError, Reader};
 use crate::root::{DirHandle, Root};
 use crate::split::{FileData, Record, Tee};
 use crate::whiteout::{self, Name, OverlayXattrs, Target};
@@ -58,6 +60,12 @@ pub struct ApplyOptions {
     pub target: Target,
     pub ownership: Ownership,
     pub devices: Devices,
+    /// With an overlay target, the layers below it, topmost first (an
+    /// overlay mount's `lowerdir` order). A hard link whose target only
+    /// exists in them copies the target up into the layer first, as
+    /// applying the layer on the merged view would; without them such a
+    /// link is refused.
+    pub lowers: Vec<PathBuf>,
 }
 
 impl Default for ApplyOptions {
@@ -71,6 +79,7 @@ impl Default for ApplyOptions {
                 Ownership::Ignore
             },
             devices: Devices::Create,
+            lowers: Vec::new(),
         }
     }
 }
@@ -110,11 +119,25 @@ pub(crate) fn apply_at<R: Read + Send>(
     opts: &ApplyOptions,
     record: Option<&dyn Record>,
 ) -> Result<ApplyReport> {
+    let lowers = match opts.target {
+        Target::Overlay(x) if !opts.lowers.is_empty() => {
+            // The layer itself first: its whiteouts and opaque
+            // directories hide what is below.
+            let mut layers = vec![root
+                .try_clone()
+                .map_err(|e| Error::fs("opening", b"the layer root", e))?];
+            for l in &opts.lowers {
+                layers.push(open_root(l)?);
+            }
+            Some(Lowers::new(layers, x))
+        }
+        _ => None,
+    };
     std::thread::scope(|s| {
         let (tx, rx) = compress::channel();
         let producer = s.spawn(move || compress::produce(input, tx));
         let mut reader = ChunkReader::new(rx);
-        let mut applier = Applier::new(root, opts, record);
+        let mut applier = Applier::new(root, opts, record, lowers);
         let (parsed, drained) = match record {
             None => {
                 let parsed = applier.run(&mut reader);
@@ -182,6 +205,9 @@ struct Applier<'o> {
     /// lies below, never the layer's own entries (OCI layer.md).
     written: HashSet<Vec<u8>>,
     fixups: Vec<DirFixup>,
+    /// The layer and the layers below it, when hard links may name files
+    /// of the layers below.
+    lowers: Option<Lowers>,
     /// Unprivileged, a 0555 directory would stop us writing its children:
     /// its final mode waits for the end.
     defer_dir_modes: bool,
@@ -206,13 +232,19 @@ fn file_type(mode: u32) -> FileType {
 }
 
 impl<'o> Applier<'o> {
-    fn new(root: OwnedFd, opts: &'o ApplyOptions, record: Option<&'o dyn Record>) -> Self {
+    fn new(
+        root: OwnedFd,
+        opts: &'o ApplyOptions,
+        record: Option<&'o dyn Record>,
+        lowers: Option<Lowers>,
+    ) -> Self {
         Applier {
             root: Root::new(root),
             opts,
             record,
             written: HashSet::new(),
             fixups: Vec::new(),
+            lowers,
             defer_dir_modes: fs::euid() != 0,
             buf: vec![0u8; 256 * 1024],
             euid: fs::euid(),
@@ -233,19 +265,23 @@ impl<'o> Applier<'o> {
     }
 
     fn run(&mut self, reader: impl Read) -> Result<()> {
-        let mut archive = tar::Archive::new(reader);
-        let entries = archive
-            .entries()
-            .map_err(|e| Error::stream("reading the tar archive", Some(e)))?;
-        for entry in entries {
-            let mut entry = entry.map_err(|e| Error::stream("reading a tar header", Some(e)))?;
-            self.entry(&mut entry)?;
+        let mut tar = Reader::new(reader);
+        loop {
+            let entry = match tar.next_entry() {
+                Ok(Some(entry)) => entry,
+                Ok(None) => break,
+                Err(ReadError::Stream(e)) => {
+                    return Err(Error::stream("reading a tar header", Some(e)))
+                }
+                Err(ReadError::Entry { path, reason }) => return Err(Error::entry(&path, reason)),
+            };
+            self.entry(&entry, &mut tar)?;
         }
         self.fix_directories()
     }
 
-    fn entry<R: Read>(&mut self, e: &mut tar::Entry<'_, R>) -> Result<()> {
-        let raw = e.path_bytes().into_owned();
+    fn entry<R: Read>(&mut self, e: &Entry, tar: &mut Reader<R>) -> Result<()> {
+        let raw = e.path_bytes().to_vec();
         let mut ty = e.header().entry_type();
         match ty {
             EntryType::XGlobalHeader => return Ok(()),
@@ -261,12 +297,12 @@ impl<'o> Applier<'o> {
                 .header()
                 .entry_size()
                 .map_err(|err| Error::entry(&raw, format!("bad size field: {err}")))?;
-            if header_size != 0 && header_size != e.size() {
+            if header_size != 0 && header_size != e.declared_size() {
                 return Err(Error::entry(
                     &raw,
                     format!(
                         "PAX size {} disagrees with the header size {header_size}",
-                        e.size()
+                        e.declared_size()
                     ),
                 ));
             }
@@ -288,6 +324,7 @@ impl<'o> Applier<'o> {
             Name::Plain => {}
         }
         let meta = read_meta(e, &raw)?;
+        self.copy_up_dirs(&raw, parent)?;
         let dir = self
             .root
             .dir(parent, true)
@@ -301,27 +338,28 @@ impl<'o> Applier<'o> {
                     if let Some(parent) = self.root.resolved(parent) {
                         record.file_data(&FileData {
                             path: path::child(&parent, last),
-                            header: e.header(),
-                            file_pos: e.raw_file_position(),
+                            data_pos: e.data_pos(),
+                            stored: e.stored(),
                             size: e.size(),
+                            chunks: e.sparse().map(|s| &s.chunks[..]),
                         });
                     }
                 }
-                self.file(&raw, &dir, last, &meta, e, ty.is_gnu_sparse())?
+                self.file(&raw, &dir, last, &meta, e, tar)?
             }
             EntryType::Directory => self.directory(&raw, &comps, &dir, last, &meta)?,
             EntryType::Symlink => {
                 let target = e
                     .link_name_bytes()
                     .ok_or_else(|| Error::entry(&raw, "symlink without a target"))?
-                    .into_owned();
+                    .to_vec();
                 self.symlink(&raw, &dir, last, &target, &meta)?
             }
             EntryType::Link => {
                 let target = e
                     .link_name_bytes()
                     .ok_or_else(|| Error::entry(&raw, "hard link without a target"))?
-                    .into_owned();
+                    .to_vec();
                 if !self.hardlink(&raw, &comps, &dir, last, &target)? {
                     return Ok(());
                 }
@@ -346,12 +384,7 @@ impl<'o> Applier<'o> {
     /// `./` or `/`: the layer root's own attributes. Anything but a
     /// directory there would replace the root: refused (a symlink named
     /// `.` is CVE-2021-29136).
-    fn root_entry<R: Read>(
-        &mut self,
-        raw: &[u8],
-        ty: EntryType,
-        e: &mut tar::Entry<'_, R>,
-    ) -> Result<()> {
+    fn root_entry(&mut self, raw: &[u8], ty: EntryType, e: &Entry) -> Result<()> {
         if ty != EntryType::Directory {
             return Err(Error::entry(raw, "the entry would replace the layer root"));
         }
@@ -414,27 +447,47 @@ impl<'o> Applier<'o> {
         dir: &DirHandle,
         name: &[u8],
         meta: &Meta,
-        data: &mut tar::Entry<'_, R>,
-        sparse: bool,
+        e: &Entry,
+        tar: &mut Reader<R>,
     ) -> Result<()> {
-        let size = data.size();
+        let size = e.size();
         // Created with its final permission bits: when the umask keeps
         // them, no fchmod is needed (see `set_file_attrs`).
         let create = || fs::create_file_at(dir.as_fd(), fs::os(name), meta.mode & 0o777);
         let mut file = self
             .create_or_replace(raw, dir.as_fd(), name, create)
             .map_err(|e| Error::entry_io(raw, "creating the file", e))?;
-        let written = copy_data(data, &mut file, &mut self.buf, sparse)
-            .map_err(|e| Error::entry_io(raw, "writing the file's content", e))?;
-        if written != size {
-            return Err(Error::entry(
+        let truncated = |written: u64, of: u64| {
+            Error::entry(
                 raw,
-                format!("truncated: the stream ended after {written} of {size} bytes"),
-            ));
-        }
-        if sparse {
-            fs::ftruncate(file.as_fd(), size)
-                .map_err(|e| Error::entry_io(raw, "sizing the sparse file", e))?;
+                format!("truncated: the stream ended after {written} of {of} bytes"),
+            )
+        };
+        let write_err = |e| Error::entry_io(raw, "writing the file's content", e);
+        match e.sparse() {
+            None => {
+                let written = copy_data(&mut tar.data(), &mut file, &mut self.buf, size)
+                    .map_err(write_err)?;
+                if written != size {
+                    return Err(truncated(written, size));
+                }
+            }
+            // Only the stored chunks are written, each at its offset: the
+            // holes stay holes, and their size costs nothing.
+            Some(sparse) => {
+                let mut written = 0u64;
+                for &(offset, len) in &sparse.chunks {
+                    file.seek(SeekFrom::Start(offset)).map_err(write_err)?;
+                    let n = copy_data(&mut tar.data(), &mut file, &mut self.buf, len)
+                        .map_err(write_err)?;
+                    written += n;
+                    if n != len {
+                        return Err(truncated(written, e.stored()));
+                    }
+                }
+                fs::ftruncate(file.as_fd(), size)
+                    .map_err(|e| Error::entry_io(raw, "sizing the sparse file", e))?;
+            }
         }
         self.size += size;
         self.set_file_attrs(raw, file.as_fd(), dir, meta)?;
@@ -527,9 +580,10 @@ impl<'o> Applier<'o> {
     }
 
     /// A hard link to a name earlier in the layer (or, on a plain target,
-    /// below it), resolved inside the root; the link itself is never
-    /// followed (a hard link to a symlink links the symlink). Returns false
-    /// when the entry links a name to itself.
+    /// below it; on an overlay target given its lower layers, in them:
+    /// the target is copied up first), resolved inside the root; the link
+    /// itself is never followed (a hard link to a symlink links the
+    /// symlink). Returns false when the entry links a name to itself.
     fn hardlink(
         &mut self,
         raw: &[u8],
@@ -546,33 +600,172 @@ impl<'o> Applier<'o> {
         let Some((tname, tparent)) = tcomps.split_last() else {
             return Err(Error::entry(raw, "hard link to the layer root"));
         };
-        let missing = || {
-            Error::entry(
-                raw,
-                format!(
-                    "hard link target {:?} does not exist in the layer",
-                    String::from_utf8_lossy(target)
-                ),
-            )
+        let missing = || Error::MissingLinkTarget {
+            entry: String::from_utf8_lossy(raw).into_owned(),
+            target: String::from_utf8_lossy(target).into_owned(),
         };
-        let tdir = self
-            .root
-            .dir(tparent, false)
-            .map_err(|e| Error::entry_io(raw, "resolving the hard link target", e))?
-            .ok_or_else(missing)?;
-        match fs::lstat_at(tdir.as_fd(), fs::os(tname))
-            .map_err(|e| Error::entry_io(raw, "looking up the hard link target", e))?
-        {
-            None => return Err(missing()),
-            Some(st) if file_type(st.st_mode) == FileType::Directory => {
+        let resolve = |root: &mut Root| -> Result<Option<(DirHandle, Option<strata_sys::Stat>)>> {
+            let Some(tdir) = root
+                .dir(tparent, false)
+                .map_err(|e| Error::entry_io(raw, "resolving the hard link target", e))?
+            else {
+                return Ok(None);
+            };
+            let st = fs::lstat_at(tdir.as_fd(), fs::os(tname))
+                .map_err(|e| Error::entry_io(raw, "looking up the hard link target", e))?;
+            Ok(Some((tdir, st)))
+        };
+        let mut found = resolve(&mut self.root)?;
+        let absent = match &found {
+            None | Some((_, None)) => true,
+            // Over lower layers, the layer's own whiteout: the name is
+            // gone from the merged view.
+            Some((_, Some(st))) => self.lowers.is_some() && crate::lower::is_whiteout(st),
+        };
+        if absent {
+            if !self.copy_up(raw, &tcomps)? {
+                return Err(missing());
+            }
+            found = resolve(&mut self.root)?;
+        }
+        let tdir = match found {
+            None | Some((_, None)) => return Err(missing()),
+            Some((_, Some(st))) if file_type(st.st_mode) == FileType::Directory => {
                 return Err(Error::entry(raw, "hard link to a directory"))
             }
-            Some(_) => {}
-        }
+            Some((tdir, Some(_))) => tdir,
+        };
         let create = || fs::link_at(tdir.as_fd(), fs::os(tname), dir.as_fd(), fs::os(name));
         self.create_or_replace(raw, dir.as_fd(), name, create)
             .map_err(|e| Error::entry_io(raw, "creating the hard link", e))?;
         Ok(true)
+    }
+
+    /// Copies `comps`, which the layer does not have, up from the layers
+    /// below into the layer (its missing parent directories with their
+    /// owner, mode and times), as overlayfs does before a link. Returns
+    /// false when no layer below shows it.
+    fn copy_up(&mut self, raw: &[u8], comps: &[Vec<u8>]) -> Result<bool> {
+        let Some(lowers) = self.lowers.take() else {
+            return Ok(false);
+        };
+        let done = self.copy_up_from(&lowers, raw, comps);
+        self.lowers = Some(lowers);
+        done
+    }
+
+    fn copy_up_from(&mut self, lowers: &Lowers, raw: &[u8], comps: &[Vec<u8>]) -> Result<bool> {
+        let io_err = |e| Error::entry_io(raw, "copying the hard link target up", e);
+        let Some((layer, ldir, st)) = lowers.find(comps).map_err(io_err)? else {
+            return Ok(false);
+        };
+        if layer == 0 {
+            // In the layer itself (but not where the walk in the root led).
+            return Ok(false);
+        }
+        if file_type(st.st_mode) == FileType::Directory {
+            return Err(Error::entry(raw, "hard link to a directory"));
+        }
+        let (name, parent) = comps.split_last().expect("not the root");
+        self.copy_up_dirs_from(lowers, raw, parent)?;
+        let tdir = self
+            .root
+            .dir(parent, false)
+            .map_err(io_err)?
+            .ok_or_else(|| Error::entry(raw, "a copied-up directory vanished"))?;
+        let tdir = tdir.as_fd();
+        let n = fs::os(name);
+        // Whatever the layer has there (its whiteout) goes.
+        self.clear(raw, tdir, name, false)?;
+        let (atime, mtime) = times(&st);
+        let kind = file_type(st.st_mode);
+        match kind {
+            FileType::RegularFile => {
+                let (mut src, _) =
+                    fs::open_regular_at(ldir.as_fd(), n, Some(&st)).map_err(io_err)?;
+                let mut dst = fs::create_file_at(tdir, n, 0o600).map_err(io_err)?;
+                // Content the layer now holds, as a diff size counts it.
+                self.size += io::copy(&mut src, &mut dst).map_err(io_err)?;
+                if self.opts.ownership == Ownership::Preserve {
+                    fs::fchown(dst.as_fd(), st.st_uid, st.st_gid).map_err(io_err)?;
+                }
+                fs::fchmod(dst.as_fd(), st.st_mode & 0o7777).map_err(io_err)?;
+                let xattrs = xattr::all(src.as_fd(), false).map_err(io_err)?;
+                self.set_xattrs(raw, dst.as_fd(), false, &without_overlay(xattrs))?;
+                fs::futimes(dst.as_fd(), atime, mtime).map_err(io_err)?;
+            }
+            FileType::Symlink => {
+                let target = fs::readlink_at(ldir.as_fd(), n).map_err(io_err)?;
+                fs::symlink_at(fs::os(&target), tdir, n).map_err(io_err)?;
+                if self.opts.ownership == Ownership::Preserve {
+                    fs::lchown_at(tdir, n, st.st_uid, st.st_gid).map_err(io_err)?;
+                }
+                fs::lutimes_at(tdir, n, atime, mtime).map_err(io_err)?;
+            }
+            _ => {
+                fs::mknod_at(tdir, n, kind, 0o600, st.st_rdev).map_err(io_err)?;
+                if self.opts.ownership == Ownership::Preserve {
+                    fs::lchown_at(tdir, n, st.st_uid, st.st_gid).map_err(io_err)?;
+                }
+                let node = fs::open_path_at(tdir, n).map_err(io_err)?;
+                fs::chmod_node(node.as_fd(), st.st_mode & 0o7777).map_err(io_err)?;
+                fs::lutimes_at(tdir, n, atime, mtime).map_err(io_err)?;
+            }
+        }
+        Ok(true)
+    }
+
+    /// Creates the directories of `comps` the layer does not have but the
+    /// layers below show, with their owner, mode and times, as overlayfs
+    /// copies them up before writing in them: an entry whose parents the
+    /// layer leaves out does not change how they look in the merged view.
+    fn copy_up_dirs(&mut self, raw: &[u8], comps: &[Vec<u8>]) -> Result<()> {
+        let Some(lowers) = self.lowers.take() else {
+            return Ok(());
+        };
+        let done = self.copy_up_dirs_from(&lowers, raw, comps);
+        self.lowers = Some(lowers);
+        done
+    }
+
+    fn copy_up_dirs_from(&mut self, lowers: &Lowers, raw: &[u8], comps: &[Vec<u8>]) -> Result<()> {
+        let io_err = |e| Error::entry_io(raw, "copying a directory up", e);
+        let mut created = Vec::new();
+        for i in 1..=comps.len() {
+            let prefix = &comps[..i];
+            match self.root.dir(prefix, false) {
+                Ok(Some(_)) => continue,
+                Ok(None) => {}
+                // Not a directory in the layer: the usual walk says so.
+                Err(_) => break,
+            }
+            let Some((layer, ldir, st)) = lowers.find(prefix).map_err(io_err)? else {
+                break;
+            };
+            if layer == 0 || file_type(st.st_mode) != FileType::Directory {
+                break;
+            }
+            let (name, up) = prefix.split_last().expect("one component at least");
+            let Some(updir) = self.root.dir(up, false).map_err(io_err)? else {
+                break;
+            };
+            fs::mkdir_at(updir.as_fd(), fs::os(name), 0o700).map_err(io_err)?;
+            let fd = fs::open_dir_at(updir.as_fd(), fs::os(name)).map_err(io_err)?;
+            if self.opts.ownership == Ownership::Preserve {
+                fs::fchown(fd.as_fd(), st.st_uid, st.st_gid).map_err(io_err)?;
+            }
+            fs::fchmod(fd.as_fd(), st.st_mode & 0o7777).map_err(io_err)?;
+            let lower = fs::open_dir_at(ldir.as_fd(), fs::os(name)).map_err(io_err)?;
+            let xattrs = xattr::all(lower.as_fd(), false).map_err(io_err)?;
+            self.set_xattrs(raw, fd.as_fd(), false, &without_overlay(xattrs))?;
+            created.push((fd, st));
+        }
+        // Children first: making each directory changed its parent's time.
+        for (fd, st) in created.iter().rev() {
+            let (atime, mtime) = times(st);
+            fs::futimes(fd.as_fd(), atime, mtime).map_err(io_err)?;
+        }
+        Ok(())
     }
 
     /// Fifos and devices. Returns false when a device was skipped.
@@ -724,6 +917,7 @@ impl<'o> Applier<'o> {
                 }
             }
             Target::Overlay(_) => {
+                self.copy_up_dirs(raw, parent)?;
                 let dir = self
                     .root
                     .dir(parent, true)
@@ -752,6 +946,7 @@ impl<'o> Applier<'o> {
                 }
             }
             Target::Overlay(x) => {
+                self.copy_up_dirs(raw, dir_comps)?;
                 let dir = self
                     .root
                     .dir(dir_comps, true)
@@ -822,6 +1017,27 @@ impl<'o> Applier<'o> {
     }
 }
 
+/// A node's access and modification times.
+fn times(st: &strata_sys::Stat) -> (Time, Time) {
+    let t = |sec: i64, nsec: u64| Time {
+        sec,
+        nsec: nsec.min(999_999_999) as u32,
+    };
+    (
+        t(st.st_atime, st.st_atime_nsec),
+        t(st.st_mtime, st.st_mtime_nsec),
+    )
+}
+
+/// `xattrs` less the overlay-private ones (a lower layer's whiteout and
+/// opaque markers, or what overlayfs keeps on its own copies).
+fn without_overlay(xattrs: Vec<(Vec<u8>, Vec<u8>)>) -> Vec<(Vec<u8>, Vec<u8>)> {
+    xattrs
+        .into_iter()
+        .filter(|(k, _)| !whiteout::is_overlay_private(k))
+        .collect()
+}
+
 /// Removes the xattrs of `fd` that `keep` does not list, leaving
 /// overlay-private ones (the opaque marker of an overlay target) and
 /// `security.*` ones (set by the system, not by layers).
@@ -857,38 +1073,27 @@ pub(crate) fn remove_all(dir: BorrowedFd<'_>, name: &[u8]) -> io::Result<()> {
     fs::rmdir_at(dir, name_os)
 }
 
-/// Copies an entry's content; for sparse entries, zero blocks become holes.
-fn copy_data(src: &mut impl Read, dst: &mut File, buf: &mut [u8], sparse: bool) -> io::Result<u64> {
+/// Copies up to `len` bytes of an entry's content at the file's offset;
+/// returns how many there were.
+fn copy_data(src: &mut impl Read, dst: &mut File, buf: &mut [u8], len: u64) -> io::Result<u64> {
     let mut total = 0u64;
-    loop {
-        let n = match src.read(buf) {
-            Ok(0) => return Ok(total),
+    while total < len {
+        let k = buf
+            .len()
+            .min(usize::try_from(len - total).unwrap_or(usize::MAX));
+        let n = match src.read(&mut buf[..k]) {
+            Ok(0) => break,
             Ok(n) => n,
             Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
             Err(e) => return Err(e),
         };
-        if sparse {
-            write_sparse(dst, &buf[..n])?;
-        } else {
-            dst.write_all(&buf[..n])?;
-        }
+        dst.write_all(&buf[..n])?;
         total += n as u64;
     }
+    Ok(total)
 }
 
-fn write_sparse(dst: &mut File, data: &[u8]) -> io::Result<()> {
-    const BLOCK: usize = 4096;
-    for block in data.chunks(BLOCK) {
-        if block.len() == BLOCK && block.iter().all(|b| *b == 0) {
-            dst.seek(SeekFrom::Current(BLOCK as i64))?;
-        } else {
-            dst.write_all(block)?;
-        }
-    }
-    Ok(())
-}
-
-fn device<R: Read>(e: &tar::Entry<'_, R>, raw: &[u8], ty: EntryType) -> Result<u64> {
+fn device(e: &Entry, raw: &[u8], ty: EntryType) -> Result<u64> {
     if ty == EntryType::Fifo {
         return Ok(0);
     }
@@ -911,7 +1116,7 @@ fn device<R: Read>(e: &tar::Entry<'_, R>, raw: &[u8], ty: EntryType) -> Result<u
         .ok_or_else(|| bad(format!("device number {major}:{minor} out of range")))
 }
 
-fn read_meta<R: Read>(e: &mut tar::Entry<'_, R>, raw: &[u8]) -> Result<Meta> {
+fn read_meta(e: &Entry, raw: &[u8]) -> Result<Meta> {
     let h = e.header();
     let bad = |what: &str, err: io::Error| Error::entry(raw, format!("bad {what} field: {err}"));
     let old = h.as_old();
@@ -926,10 +1131,7 @@ fn read_meta<R: Read>(e: &mut tar::Entry<'_, R>, raw: &[u8]) -> Result<Meta> {
         nsec: 0,
     };
     let mut xattrs = Vec::new();
-    if let Some(pax) = e
-        .pax_extensions()
-        .map_err(|err| Error::entry(raw, format!("bad PAX header: {err}")))?
-    {
+    if let Some(pax) = e.pax_extensions() {
         for rec in pax {
             let rec = rec.map_err(|err| Error::entry(raw, format!("bad PAX record: {err}")))?;
             let key = rec.key_bytes();

@@ -23,6 +23,11 @@ pub enum Error {
     /// A tar entry was refused.
     #[error("layer entry {entry:?}: {reason}")]
     Entry { entry: String, reason: String },
+    /// A hard link names a file that neither the layer nor the lower
+    /// layers it was applied over (if any were given) has. Applying the
+    /// layer once its parents' content is in place may succeed.
+    #[error("layer entry {entry:?}: hard link target {target:?} does not exist in the layer")]
+    MissingLinkTarget { entry: String, target: String },
     /// A file-system operation on a tar entry failed.
     #[error("layer entry {entry:?}: {op}")]
     EntryIo {
@@ -69,7 +74,7 @@ pub enum Error {
 impl Error {
     pub fn kind(&self) -> ErrorKind {
         match self {
-            Error::Entry { .. } => ErrorKind::InvalidLayer,
+            Error::Entry { .. } | Error::MissingLinkTarget { .. } => ErrorKind::InvalidLayer,
             Error::Stream { .. } => ErrorKind::InvalidLayer,
             Error::Unsupported(_) => ErrorKind::Unsupported,
             Error::EntryIo { .. } | Error::Fs { .. } | Error::Write { .. } => ErrorKind::Io,

@@ -27,6 +27,7 @@ mod digest;
 mod error;
 mod lower;
 mod path;
+mod read;
 mod root;
 mod split;
 mod whiteout;

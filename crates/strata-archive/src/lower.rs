@@ -1,6 +1,7 @@
 //! Read-only lookups through a stack of overlay lower directories (upper
 //! format: char 0/0 whiteouts, opaque xattrs), used to tell "added" from
-//! "modified" when listing changes from an upper directory.
+//! "modified" when listing changes from an upper directory, and to find
+//! the file a layer's hard link names in the layers below it.
 
 use std::collections::BTreeSet;
 use std::io;
@@ -82,6 +83,31 @@ impl Lowers {
             }
         }
         Ok(false)
+    }
+
+    /// The entry `comps` names in the merged view, when a layer shows it:
+    /// the index of that layer, the directory holding the entry and its
+    /// attributes. A component that is not a directory hides what is
+    /// below (symlinks are not followed).
+    pub fn find(&self, comps: &[Vec<u8>]) -> io::Result<Option<(usize, OwnedFd, Stat)>> {
+        let Some((last, parent)) = comps.split_last() else {
+            return Ok(None);
+        };
+        for (i, layer) in self.layers.iter().enumerate() {
+            match self.dir_in(layer.as_fd(), parent)? {
+                Found::Hidden => return Ok(None),
+                Found::Missing => continue,
+                Found::Dir(fd, opaque) => {
+                    if let Some(st) = fs::lstat_at(fd.as_fd(), fs::os(last))? {
+                        return Ok((!is_whiteout(&st)).then_some((i, fd, st)));
+                    }
+                    if opaque {
+                        return Ok(None);
+                    }
+                }
+            }
+        }
+        Ok(None)
     }
 
     /// The names visible in the merged lower directory `comps`.

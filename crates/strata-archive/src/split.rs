@@ -6,7 +6,7 @@
 //! [`apply_recording`] applies a layer like [`crate::apply`] and, in the
 //! same pass, writes the record: every byte of the uncompressed tar that
 //! the parser reads (header blocks, PAX `x`/`g` and GNU `L`/`K` members,
-//! GNU sparse extension headers, padding, the end-of-archive blocks and
+//! GNU sparse extension headers, PAX 1.0 sparse maps, padding, the end-of-archive blocks and
 //! whatever follows them) goes into the record verbatim, in stream order,
 //! except the content of the regular files the apply wrote: for those the
 //! record holds the path the file can be read back from and its size.
@@ -26,7 +26,7 @@
 //! segment = 'R' len:uvarint bytes[len]                   raw tar bytes
 //!         | 'F' path size:uvarint crc:u32le              a file's content
 //!         | 'S' path size:uvarint n:uvarint (offset:uvarint length:uvarint){n} crc:u32le
-//!                                                        the stored chunks of a GNU sparse file
+//!                                                        the stored chunks of a sparse file
 //! end     = 'E' tar_size:uvarint dlen:uvarint diff_id[dlen]
 //! path    = plen:uvarint bytes[plen]
 //! ```
@@ -48,9 +48,7 @@
 //!
 //! A file whose content a later entry of the same layer replaced (the same
 //! name twice) can no longer be read back as the first entry had it:
-//! [`reassemble`] then fails naming the file (its CRC differs). A GNU
-//! sparse entry with over about 10,000 chunks keeps its content in the
-//! record verbatim.
+//! [`reassemble`] then fails naming the file (its CRC differs).
 
 use std::cell::RefCell;
 use std::io::{self, Read, Write};
@@ -60,7 +58,6 @@ use std::path::Path;
 
 use flate2::Crc;
 use strata_sys::fs;
-use tar::{GnuExtSparseHeader, GnuSparseHeader};
 
 use crate::apply::{apply_at, open_root, ApplyOptions, ApplyReport};
 use crate::digest::{Digest, DigestWriter};
@@ -73,12 +70,8 @@ const SPARSE: u8 = b'S';
 const END: u8 = b'E';
 /// Raw bytes held before they are written out as a segment.
 const FLUSH_AT: usize = 1 << 20;
-/// Raw bytes held back at such a flush: a GNU sparse entry's map is read
-/// from the extension headers just before its content.
-const KEEP: usize = 256 << 10;
 /// Longest path a reassembled record may name.
 const MAX_PATH: u64 = 1 << 20;
-const BLOCK: usize = 512;
 
 /// Applies the layer read from `input` to `root`, as [`crate::apply`]
 /// does, and writes its tar-split record to `record`, in the same pass.
@@ -117,12 +110,16 @@ fn write_err(source: io::Error) -> Error {
 pub(crate) struct FileData<'a> {
     /// Where the content is written, inside the root, no symlink in it.
     pub path: Vec<u8>,
-    pub header: &'a tar::Header,
-    /// `Entry::raw_file_position`: where the content starts in the stream
-    /// (for a GNU sparse entry, where its extension headers start).
-    pub file_pos: u64,
+    /// Where the content starts in the stream (for a sparse entry, after
+    /// its map: GNU extension headers or the PAX 1.0 map blocks, which
+    /// stay raw).
+    pub data_pos: u64,
+    /// Bytes of content in the stream.
+    pub stored: u64,
     /// The file's length.
     pub size: u64,
+    /// For a sparse entry, the (offset, length) of each stored chunk.
+    pub chunks: Option<&'a [(u64, u64)]>,
 }
 
 /// The applier's side of a record.
@@ -160,7 +157,7 @@ struct Span {
     crc: Crc,
     path: Vec<u8>,
     size: u64,
-    /// (offset, length) in the file of each stored chunk, for GNU sparse
+    /// (offset, length) in the file of each stored chunk, for sparse
     /// entries.
     chunks: Option<Vec<(u64, u64)>>,
 }
@@ -223,7 +220,7 @@ impl<W: Write> Recorder<W> {
                 self.pending.extend_from_slice(buf);
                 self.pos += buf.len() as u64;
                 if self.pending.len() >= FLUSH_AT {
-                    self.flush_raw(KEEP)?;
+                    self.flush_raw(0)?;
                 }
                 return Ok(());
             };
@@ -245,14 +242,10 @@ impl<W: Write> Recorder<W> {
         if self.span.is_some() {
             return Ok(());
         }
-        let (start, stored, chunks) = if f.header.entry_type().is_gnu_sparse() {
-            match self.sparse_map(f) {
-                Some((chunks, stored)) => (self.pos, stored, Some(chunks)),
-                None => return Ok(()),
-            }
-        } else {
-            (f.file_pos, f.size, None)
-        };
+        let (start, stored) = (f.data_pos, f.stored);
+        let chunks = f
+            .chunks
+            .map(|c| c.iter().copied().filter(|(_, len)| *len > 0).collect());
         // The parser reads nothing ahead: the content has not passed yet.
         // Were it otherwise, the bytes already recorded raw stay so.
         if self.pos != start {
@@ -271,50 +264,6 @@ impl<W: Write> Recorder<W> {
         }
         self.span = Some(span);
         Ok(())
-    }
-
-    /// The (offset, length) of each stored chunk of a GNU sparse entry,
-    /// and their total, from its header and the extension headers that
-    /// just passed (tar-rs parsed and checked them the same way).
-    fn sparse_map(&self, f: &FileData<'_>) -> Option<(Vec<(u64, u64)>, u64)> {
-        let gnu = f.header.as_gnu()?;
-        let ext_len = usize::try_from(self.pos.checked_sub(f.file_pos)?).ok()?;
-        if ext_len % BLOCK != 0 || ext_len > self.pending.len() {
-            return None;
-        }
-        let mut chunks = Vec::new();
-        let mut add = |b: &GnuSparseHeader| -> Option<()> {
-            if !b.is_empty() {
-                let (offset, len) = (b.offset().ok()?, b.length().ok()?);
-                if len > 0 {
-                    chunks.push((offset, len));
-                }
-            }
-            Some(())
-        };
-        for b in &gnu.sparse {
-            add(b)?;
-        }
-        let mut extended = gnu.is_extended();
-        for block in self.pending[self.pending.len() - ext_len..].chunks(BLOCK) {
-            if !extended {
-                return None;
-            }
-            let mut ext = GnuExtSparseHeader::new();
-            ext.as_mut_bytes().copy_from_slice(block);
-            for b in ext.sparse() {
-                add(b)?;
-            }
-            extended = ext.is_extended();
-        }
-        if extended {
-            return None;
-        }
-        let stored = f.header.entry_size().ok()?;
-        let total = chunks
-            .iter()
-            .try_fold(0u64, |acc, (_, len)| acc.checked_add(*len))?;
-        (total == stored).then_some((chunks, stored))
     }
 
     /// Writes all but the last `keep` raw bytes as a segment.

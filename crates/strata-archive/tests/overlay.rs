@@ -392,3 +392,139 @@ fn opaque_directory_reports_hidden_lower_names() {
     let md = fs::metadata(l.upper.join("lib")).unwrap();
     assert_eq!(md.permissions().mode() & 0o777, 0o755);
 }
+
+/// A ustar layer of `entries`: (name, type, content or link target, mode).
+fn layer_of(entries: &[(&str, tar::EntryType, &[u8], u32)]) -> Vec<u8> {
+    let mut b = tar::Builder::new(Vec::new());
+    for (path, kind, data, mode) in entries {
+        let mut h = tar::Header::new_ustar();
+        h.set_entry_type(*kind);
+        h.set_mode(*mode);
+        h.set_mtime(1_700_000_000);
+        h.set_path(path).unwrap();
+        let data: &[u8] = if matches!(kind, tar::EntryType::Link | tar::EntryType::Symlink) {
+            h.set_link_name(std::str::from_utf8(data).unwrap()).unwrap();
+            b""
+        } else {
+            data
+        };
+        h.set_size(data.len() as u64);
+        h.set_cksum();
+        b.append(&h, data).unwrap();
+    }
+    b.into_inner().unwrap()
+}
+
+/// A layer hard-linking files that only its parents have applies as on
+/// the merged view (containerd applies onto the mounted snapshot, GNU
+/// tar on the merged tree): the target is copied up, its parents with
+/// their attributes, then linked. A target a layer between removed is
+/// refused, as it is on the merged view; so is any such link when the
+/// lower layers are not given.
+#[test]
+fn hard_links_to_a_lower_layers_file_apply_as_on_the_merged_view() {
+    if !require_root() {
+        return;
+    }
+    use tar::EntryType::{Directory as D, Link as L, Regular as F, Symlink as S};
+    let l1 = layer_of(&[
+        ("usr/", D, b"", 0o755),
+        ("usr/bin/", D, b"", 0o755),
+        ("usr/bin/tool", F, b"#!/bin/sh\necho tool\n", 0o4755),
+        ("lib/", D, b"", 0o755),
+        ("lib/x/", D, b"", 0o711),
+        ("lib/x/y/", D, b"", 0o750),
+        ("lib/x/y/data", F, b"data", 0o600),
+        ("lib/x/y/sym", S, b"data", 0o777),
+        ("lib/x/removed", F, b"gone", 0o644),
+    ]);
+    let l2 = layer_of(&[
+        ("lib/", D, b"", 0o755),
+        ("lib/x/", D, b"", 0o711),
+        ("lib/x/.wh.removed", F, b"", 0o644),
+    ]);
+    let l3 = layer_of(&[
+        ("usr/", D, b"", 0o755),
+        ("usr/bin/", D, b"", 0o755),
+        ("usr/bin/tool2", L, b"usr/bin/tool", 0o755),
+        ("lib/x/y/data.link", L, b"lib/x/y/data", 0o600),
+        ("top.link", L, b"lib/x/y/sym", 0o777),
+        // A whiteout whose directories the layer leaves out: those show
+        // as they did, too.
+        ("lib/x/y/.wh.sym", F, b"", 0o644),
+    ]);
+    let bad = layer_of(&[("again", L, b"lib/x/removed", 0o644)]);
+    let removed_here = layer_of(&[
+        ("usr/", D, b"", 0o755),
+        ("usr/bin/", D, b"", 0o755),
+        ("usr/bin/.wh.tool", F, b"", 0o644),
+        ("tool", L, b"usr/bin/tool", 0o755),
+    ]);
+    for x in [OverlayXattrs::Trusted, OverlayXattrs::User] {
+        let t = tempfile::tempdir().unwrap();
+        let p = |n: &str| t.path().join(n);
+        for d in ["flat", "l1", "l2", "l3", "bad", "merged"] {
+            fs::create_dir(p(d)).unwrap();
+        }
+        let plain = ApplyOptions::default();
+        for l in [&l1, &l2, &l3] {
+            apply(Cursor::new(l), &p("flat"), &plain).unwrap();
+        }
+        let overlay = |lowers: &[&str]| ApplyOptions {
+            target: Target::Overlay(x),
+            lowers: lowers.iter().map(|l| p(l)).collect(),
+            ..ApplyOptions::default()
+        };
+        apply(Cursor::new(&l1), &p("l1"), &overlay(&[])).unwrap();
+        apply(Cursor::new(&l2), &p("l2"), &overlay(&["l1"])).unwrap();
+        let e = apply(Cursor::new(&l3), &p("l3"), &overlay(&[])).unwrap_err();
+        assert!(format!("{e:#}").contains("does not exist"), "{e:#}");
+        let e = apply(Cursor::new(&bad), &p("bad"), &overlay(&["l2", "l1"])).unwrap_err();
+        assert!(format!("{e:#}").contains("does not exist"), "{e:#}");
+        fs::create_dir(p("bad2")).unwrap();
+        let e = apply(
+            Cursor::new(&removed_here),
+            &p("bad2"),
+            &overlay(&["l2", "l1"]),
+        )
+        .unwrap_err();
+        assert!(format!("{e:#}").contains("does not exist"), "{e:#}");
+        fs::remove_dir_all(p("l3")).unwrap();
+        fs::create_dir(p("l3")).unwrap();
+        apply(Cursor::new(&l3), &p("l3"), &overlay(&["l2", "l1"])).unwrap();
+        // The lower layers are read, never changed.
+        assert_eq!(fs::metadata(p("l1/usr/bin/tool")).unwrap().nlink(), 1);
+        use std::os::unix::fs::MetadataExt;
+        let tool = fs::metadata(p("l3/usr/bin/tool")).unwrap();
+        assert_eq!(tool.nlink(), 2);
+        assert_eq!(tool.mode() & 0o7777, 0o4755);
+        assert_eq!(
+            fs::read(p("l3/usr/bin/tool2")).unwrap(),
+            b"#!/bin/sh\necho tool\n"
+        );
+        assert_eq!(
+            fs::metadata(p("l3/lib/x")).unwrap().mode() & 0o7777,
+            0o711,
+            "a copied-up parent keeps its mode"
+        );
+        // The copied-up target is no entry of the layer: it saves back as
+        // it came.
+        fs::create_dir(p("l3r")).unwrap();
+        let (record, _) = strata_archive::apply_recording(
+            Cursor::new(&l3),
+            &p("l3r"),
+            &overlay(&["l2", "l1"]),
+            Vec::new(),
+        )
+        .unwrap();
+        let mut saved = Vec::new();
+        strata_archive::reassemble(&record[..], &p("l3r"), &mut saved).unwrap();
+        assert!(saved == l3, "the layer saves back byte for byte");
+        let m = OverlayMount::new(&[&p("l3"), &p("l2"), &p("l1")], None, &p("merged"), "");
+        assert_same(
+            &manifest(&p("flat"), &ALL),
+            &manifest(&m.merged, &ALL),
+            "overlay of a layer linking its parents' files",
+        );
+    }
+}

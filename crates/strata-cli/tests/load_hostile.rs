@@ -1442,3 +1442,74 @@ fn refuses_missing_input() {
         &["no such file|not found|does not exist"],
     );
 }
+
+/// A ustar layer of `entries`: (name, kind, content or link target).
+fn layer_of(entries: &[(&str, tar::EntryType, &[u8])]) -> Vec<u8> {
+    let mut b = tar::Builder::new(Vec::new());
+    for (name, kind, data) in entries {
+        let linked = matches!(kind, tar::EntryType::Link | tar::EntryType::Symlink);
+        let link = if linked {
+            std::str::from_utf8(data).unwrap()
+        } else {
+            ""
+        };
+        let data: &[u8] = if linked { b"" } else { data };
+        let h = header(name, *kind, data.len() as u64, link);
+        b.append(&tar::Header::from_byte_slice(&h).clone(), data)
+            .unwrap();
+    }
+    b.into_inner().unwrap()
+}
+
+/// Not hostile: a second layer hard-linking a file only the first has
+/// (what a build step that runs `ln` writes). containerd and GNU tar on
+/// the merged tree accept it; so does load: the container shows both
+/// names as one file, and save gives back the very layers.
+#[test]
+fn loads_a_layer_hard_linking_its_parents_file() {
+    let Some(s) = store() else { return };
+    use tar::EntryType::{Directory as D, Link as L, Regular as F};
+    let image = Image::with_layers(vec![
+        layer_of(&[
+            ("usr/", D, b""),
+            ("usr/bin/", D, b""),
+            ("usr/bin/tool", F, b"#!/bin/sh\necho tool\n"),
+        ]),
+        layer_of(&[
+            ("usr/", D, b""),
+            ("usr/bin/", D, b""),
+            ("usr/bin/tool2", L, b"usr/bin/tool"),
+        ]),
+    ]);
+    let archive = image.docker().file(&s, "links.tar");
+    s.ok(&["load", "-i", archive.to_str().unwrap()]);
+    s.assert_check_clean();
+    let merged = s.mount_image("hostile:1");
+    use std::os::unix::fs::MetadataExt;
+    let md = |rel: &str| fs::metadata(merged.join(rel)).unwrap();
+    assert_eq!(
+        fs::read(merged.join("usr/bin/tool2")).unwrap(),
+        b"#!/bin/sh\necho tool\n"
+    );
+    assert_eq!(md("usr/bin/tool").ino(), md("usr/bin/tool2").ino());
+    assert_eq!(md("usr/bin/tool2").nlink(), 2);
+
+    let saved = s.path("saved.tar");
+    s.ok(&["save", "-o", saved.to_str().unwrap(), "hostile:1"]);
+    let mut files = BTreeMap::new();
+    let mut a = tar::Archive::new(fs::File::open(&saved).unwrap());
+    for e in a.entries().unwrap() {
+        let mut e = e.unwrap();
+        let name = e.path().unwrap().to_string_lossy().into_owned();
+        let mut data = Vec::new();
+        e.read_to_end(&mut data).unwrap();
+        files.insert(name, data);
+    }
+    let manifest: Value = serde_json::from_slice(&files["manifest.json"]).unwrap();
+    let layers = manifest[0]["Layers"].as_array().unwrap();
+    assert_eq!(layers.len(), 2);
+    for (n, want) in image.layers.iter().enumerate() {
+        let got = &files[layers[n].as_str().unwrap()];
+        assert!(got == want, "layer {n} saves back byte for byte");
+    }
+}

@@ -101,6 +101,7 @@ macro_rules! conformance {
                 rmdir_mkdir_in_child_gives_empty_dir,
                 deep_chain($depth),
                 diff_apply_round_trip,
+                apply_diff_links_a_parent_file,
                 changes_exact,
                 changes_agree_with_diff,
                 changes_list_each_path_once,

@@ -433,3 +433,38 @@ pub fn native_diff_agrees_with_naive(f: Factory) {
     }
     h.finish();
 }
+
+/// A layer whose hard link names a file only its parent has applies as on
+/// the merged view (containerd applies onto the mounted snapshot; GNU tar
+/// on the merged tree accepts it): both names show the parent's content,
+/// as one inode, and the parent is left as it was.
+pub fn apply_diff_links_a_parent_file(f: Factory) {
+    let h = Harness::new(f);
+    let d = h.driver();
+    h.create("base", None);
+    h.with_layer("base", |p| {
+        mkdir(p, "bin", 0o755);
+        write(p, "bin/tool", b"#!/bin/sh\necho tool\n", 0o755);
+    });
+    h.create("links", Some("base"));
+    let mut b = tar::Builder::new(Vec::new());
+    let mut link = tar::Header::new_ustar();
+    link.set_entry_type(tar::EntryType::Link);
+    link.set_mode(0o755);
+    link.set_size(0);
+    b.append_link(&mut link, "bin/tool2", "bin/tool")
+        .expect("building the layer");
+    let tar = b.into_inner().expect("building the layer");
+    d.apply_diff("links", Some("base"), &mut Cursor::new(&tar))
+        .unwrap_or_else(|e| panic!("apply_diff: {}", chain(&e)));
+    h.with_layer("links", |p| {
+        use std::os::unix::fs::MetadataExt;
+        assert_eq!(read(p, "bin/tool2"), b"#!/bin/sh\necho tool\n");
+        let ino = |rel: &str| std::fs::symlink_metadata(p.join(rel)).unwrap().ino();
+        assert_eq!(ino("bin/tool"), ino("bin/tool2"), "one inode, two names");
+    });
+    h.with_layer("base", |p| {
+        assert_absent(p, "bin/tool2", "the parent after its child's apply");
+    });
+    h.finish();
+}

@@ -649,6 +649,8 @@ impl NativeDiff for Overlay2 {
         self.require(id)?;
         let opts = ApplyOptions {
             target: Target::Overlay(self.xattrs),
+            // Hard links may name files of the layers below.
+            lowers: self.lower_dirs(id)?,
             ..ApplyOptions::default()
         };
         crate::apply_to(input, &self.dir(id).join("diff"), &opts, record)

@@ -155,12 +155,36 @@ impl Store {
     }
 
     /// Unpacks every job into a staged layer, in parallel when the driver
-    /// allows; on any error discards them all.
+    /// allows; on any error discards them all. A layer that hard-links a
+    /// file of a parent unpacked in the same load needs that parent's
+    /// content first: when the parallel unpack fails for want of a link
+    /// target, the jobs are unpacked again, in order.
     fn unpack(
         &self,
         src: &dyn Source,
         jobs: &[Job<'_>],
         progress: &dyn Progress,
+    ) -> Result<Vec<(Slot, Layer)>> {
+        if !self.driver.layers_independent() {
+            return self.unpack_jobs(src, jobs, progress, false);
+        }
+        match self.unpack_jobs(src, jobs, progress, true) {
+            Err(e)
+                if missing_link_target(&e)
+                    && jobs.iter().any(|j| matches!(j.parent, Parent::Job(_))) =>
+            {
+                self.unpack_jobs(src, jobs, progress, false)
+            }
+            r => r,
+        }
+    }
+
+    fn unpack_jobs(
+        &self,
+        src: &dyn Source,
+        jobs: &[Job<'_>],
+        progress: &dyn Progress,
+        parallel: bool,
     ) -> Result<Vec<(Slot, Layer)>> {
         let mut slots: Vec<Slot> = Vec::with_capacity(jobs.len());
         let discard = |slots: &[Slot]| {
@@ -176,7 +200,7 @@ impl Store {
             }
         };
         let mut layers = Vec::with_capacity(jobs.len());
-        if !self.driver.layers_independent() {
+        if !parallel {
             for job in jobs {
                 let pc = parent_cache(&slots, job);
                 let filled = self
@@ -390,4 +414,19 @@ impl Read for Counted<'_> {
         self.progress.advance(n as u64);
         Ok(n)
     }
+}
+
+/// Whether `e` comes from a hard link whose target was not there.
+fn missing_link_target(e: &Error) -> bool {
+    let mut src: Option<&(dyn std::error::Error + 'static)> = Some(e);
+    while let Some(cur) = src {
+        if matches!(
+            cur.downcast_ref::<strata_archive::Error>(),
+            Some(strata_archive::Error::MissingLinkTarget { .. })
+        ) {
+            return true;
+        }
+        src = cur.source();
+    }
+    false
 }
