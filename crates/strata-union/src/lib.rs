@@ -102,7 +102,10 @@
 //! Entries and attributes are cached by the kernel for one second (no
 //! invalidation notices are sent): all changes go through this process and
 //! the kernel drops what each request changes, so the branches must not be
-//! changed behind the union's back (as with overlayfs). Symlink targets
+//! changed behind the union's back (as with overlayfs). A rename moves the
+//! kernel's cached entries below the renamed directory along with it, so
+//! the inodes it holds there keep their numbers: a directory renamed by
+//! copying binds every known node below it to its copy at once. Symlink targets
 //! are cached by the kernel too (a symlink never changes; a new one gets a
 //! new inode number), lookups in one directory run in parallel, and
 //! closing a file costs no request (`flush` is answered `ENOSYS` once:
