@@ -112,6 +112,12 @@
 //! writes go straight to the backing file, so a close has nothing to
 //! report).
 //!
+//! The pages of a lower file opened here (not passed through) are kept by
+//! the kernel from one open to the next (`FOPEN_KEEP_CACHE`): a lower file
+//! never changes under the union, so a warm re-read costs no request. A
+//! copy-up has the same bytes; after it the file is an upper one, opened
+//! without the flag, and the kernel drops its pages at each such open.
+//!
 //! # FUSE passthrough
 //!
 //! When the kernel offers it (6.9+) and the union runs as root, file I/O

@@ -197,3 +197,66 @@ fn renamed_dirs_keep_their_inode_numbers() {
     }
 }
 
+/// How many bytes of `path` are in the page cache, by `fincore` (which
+/// opens the file: a union's open that drops the cache reads as 0).
+fn resident(path: &Path) -> u64 {
+    let out = Command::new("fincore")
+        .args(["--bytes", "--noheadings", "--output", "RES"])
+        .arg(path)
+        .output()
+        .expect("run fincore");
+    assert!(out.status.success(), "fincore {}: {out:?}", path.display());
+    let text = String::from_utf8_lossy(&out.stdout);
+    text.trim()
+        .parse()
+        .unwrap_or_else(|_| panic!("fincore printed {text:?}"))
+}
+
+/// A lower file read through the union stays in the page cache when it
+/// is opened again (a warm re-read costs no request); once written, every
+/// open reads what was written, through passthrough or not.
+#[test]
+fn lower_file_pages_stay_cached_across_opens() {
+    let test = "lower_file_pages_stay_cached_across_opens";
+    if !able(test) {
+        return;
+    }
+    if Command::new("fincore").arg("--version").output().is_err() {
+        skip(test, "fincore (util-linux) missing");
+        return;
+    }
+    let size = big_content().len() as u64;
+    for (upper, passthrough) in [(true, true), (true, false), (false, false)] {
+        let what = format!("upper {upper}, passthrough {passthrough}");
+        let layout = Layout {
+            upper,
+            ..Layout::two(Fmt::Overlay)
+        };
+        let Some(mut u) = Union::unmounted(test, layout, |l, _| standard_tree(&l[0])) else {
+            return;
+        };
+        u.passthrough = passthrough;
+        u.mount();
+        let big = u.p("big");
+        assert_eq!(fs::read(&big).unwrap(), big_content(), "{what}");
+        assert_eq!(resident(&big), size, "{what}: pages kept across opens");
+        if !upper {
+            continue;
+        }
+        // Copy-up, then writes through fresh opens: every read sees them.
+        let mut want = big_content();
+        fs::OpenOptions::new()
+            .append(true)
+            .open(&big)
+            .and_then(|mut f| std::io::Write::write_all(&mut f, b"!"))
+            .unwrap();
+        want.push(b'!');
+        assert_eq!(fs::read(&big).unwrap(), want, "{what}: after copy-up");
+        let f = fs::OpenOptions::new().write(true).open(&big).unwrap();
+        std::os::unix::fs::FileExt::write_all_at(&f, b"XYZ", 4096).unwrap();
+        drop(f);
+        want[4096..4099].copy_from_slice(b"XYZ");
+        assert_eq!(fs::read(&big).unwrap(), want, "{what}: after a write");
+        assert_eq!(fs::read(u.up("big")).unwrap(), want, "{what}: upper copy");
+    }
+}
