@@ -87,9 +87,10 @@
 //! are hidden from and refused to the union's users. The staging dir is
 //! emptied when the union is mounted.
 //!
-//! Without root, mounting goes through `fusermount3`; the overlay format
-//! then needs `userxattr` (`trusted.*` xattrs need `CAP_SYS_ADMIN`), and
-//! files keep the mounting user as owner.
+//! Without root, mounting goes through `fusermount3`, and files keep the
+//! mounting user as owner. Without root (or inside a user namespace) the
+//! overlay format's markers are `user.overlay.*` whether or not `userxattr`
+//! is given: `trusted.*` xattrs need `CAP_SYS_ADMIN` to be written or read.
 //!
 //! # Concurrency and caching
 //!

@@ -1,5 +1,6 @@
 //! The union served by a process of its own (what `strata union-mount`
-//! and the `fuse` driver start): unmounting waits for that process.
+//! and the `fuse` driver start): unmounting waits for that process, and a
+//! server without root writes the overlay format's markers where it may.
 //! This test binary is its own server: run with [`SERVE_ENV`] set, its
 //! `serve_from_env` serves the union those options describe. Needs root
 //! and /dev/fuse (SKIPPED loudly otherwise).
@@ -7,11 +8,13 @@
 mod common;
 
 use std::fs;
+use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::{Mutex, MutexGuard};
+use std::time::{Duration, Instant};
 
-use common::{able, is_mounted};
+use common::{able, is_mounted, skip, xattr};
 use strata_union::Options;
 use tempfile::TempDir;
 
@@ -148,4 +151,87 @@ fn unmount_returns_once_the_serving_threads_are_gone() {
             .unmount()
             .unwrap_or_else(|e| panic!("round {round}: unmount the branches' tmpfs: {e}"));
     }
+}
+
+/// Without root, `trusted.*` xattrs cannot be written: an overlay-style
+/// union mounted by a user without `userxattr` uses `user.overlay.*`
+/// markers all the same, so a directory made over a deleted one (which
+/// must be opaque) is made, not refused with EPERM.
+#[test]
+fn unprivileged_overlay_union_uses_user_xattrs() {
+    let test = "unprivileged_overlay_union_uses_user_xattrs";
+    if !able(test) {
+        return;
+    }
+    let _serial = one_at_a_time();
+    for tool in ["setpriv", "fusermount3"] {
+        if Command::new(tool).arg("--version").output().is_err() {
+            skip(test, &format!("{tool} missing"));
+            return;
+        }
+    }
+    let tmp = TempDir::new().unwrap();
+    fs::set_permissions(tmp.path(), fs::Permissions::from_mode(0o755)).unwrap();
+    let b = tmp.path();
+    for d in ["lower/d", "upper", "work", "mnt"] {
+        fs::create_dir_all(b.join(d)).unwrap();
+    }
+    fs::write(b.join("lower/d/x"), "x\n").unwrap();
+    let nobody = Some(rustix::fs::Uid::from_raw(65534));
+    let nogroup = Some(rustix::fs::Gid::from_raw(65534));
+    for d in ["lower/d", "lower/d/x", "upper", "work", "mnt"] {
+        rustix::fs::chown(b.join(d), nobody, nogroup).unwrap();
+    }
+    let mnt = b.join("mnt");
+    let opts = format!(
+        "lowerdir={0}/lower,upperdir={0}/upper,workdir={0}/work",
+        b.display()
+    );
+    // As nobody, through fusermount3. Root may not enter a user's FUSE
+    // mount (no allow_other): wait for it in the mount table.
+    let exe = std::env::current_exe().unwrap();
+    let mut child = Command::new("setpriv")
+        .args(["--reuid=65534", "--regid=65534", "--clear-groups", "--"])
+        .arg(&exe)
+        .args(["--exact", "serve_from_env", "--test-threads", "1"])
+        .env(SERVE_ENV, format!("{opts}\n{}", mnt.display()))
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !is_mounted(&mnt) {
+        if let Some(status) = child.try_wait().unwrap() {
+            panic!("the server exited: {status}");
+        }
+        assert!(Instant::now() < deadline, "the union never appeared");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let made = Command::new("setpriv")
+        .args([
+            "--reuid=65534",
+            "--regid=65534",
+            "--clear-groups",
+            "sh",
+            "-c",
+        ])
+        .arg(r#"rm -r "$1/d" && mkdir "$1/d" && touch "$1/d/new" && ls "$1/d""#)
+        .arg("sh")
+        .arg(&mnt)
+        .output()
+        .unwrap();
+    strata_union::unmount(&mnt).expect("unmount");
+    let status = child.wait().unwrap();
+    assert_eq!(
+        String::from_utf8_lossy(&made.stdout),
+        "new\n",
+        "rm -r d; mkdir d as nobody: {}",
+        String::from_utf8_lossy(&made.stderr)
+    );
+    assert!(status.success(), "the server: {status}");
+    assert_eq!(
+        xattr(&b.join("upper/d"), "user.overlay.opaque").as_deref(),
+        Some(&b"y"[..]),
+        "the new d is opaque, in the user namespace"
+    );
+    assert_eq!(xattr(&b.join("upper/d"), "trusted.overlay.opaque"), None);
 }
