@@ -197,6 +197,37 @@ fn renamed_dirs_keep_their_inode_numbers() {
     }
 }
 
+/// `RENAME_EXCHANGE` of two lower directories (each copied whole into the
+/// upper branch first) whose children were looked up: the children are
+/// reachable at their new paths at once, with their inode numbers.
+#[test]
+fn exchanged_dirs_keep_their_children_reachable() {
+    let test = "exchanged_dirs_keep_their_children_reachable";
+    for fmt in [Fmt::Aufs, Fmt::Overlay] {
+        let Some(u) = Union::build(test, Layout::two(fmt), |l| rename_tree(&l[0])) else {
+            return;
+        };
+        assert_eq!(read(&u.p("d/pop/b")), "b\n");
+        assert_eq!(read(&u.p("u/only")), "only\n");
+        let pop = lstat(&u.p("d/pop")).ino();
+        let only = lstat(&u.p("u/only")).ino();
+        rustix::fs::renameat_with(
+            rustix::fs::CWD,
+            u.p("d"),
+            rustix::fs::CWD,
+            u.p("u"),
+            rustix::fs::RenameFlags::EXCHANGE,
+        )
+        .expect("exchange d and u");
+        assert_eq!(read(&u.p("u/pop/b")), "b\n", "{fmt:?}");
+        assert_eq!(read(&u.p("d/only")), "only\n", "{fmt:?}");
+        fs::write(u.p("u/pop/new"), "new\n").expect("create in u/pop");
+        assert_eq!(list(&u.p("u/pop")), ["b", "new", "sub"], "{fmt:?}");
+        assert_eq!(lstat(&u.p("u/pop")).ino(), pop, "{fmt:?}: u/pop");
+        assert_eq!(lstat(&u.p("d/only")).ino(), only, "{fmt:?}: d/only");
+    }
+}
+
 /// How many bytes of `path` are in the page cache, by `fincore` (which
 /// opens the file: a union's open that drops the cache reads as 0).
 fn resident(path: &Path) -> u64 {
