@@ -163,13 +163,18 @@ const EXIT_TIMEOUT: Duration = Duration::from_secs(10);
 /// The kernel's number of the FUSE connection mounted on `mountpoint`
 /// (its device number, `MKDEV(0, minor)`, as `/sys/fs/fuse/connections/`
 /// and `/dev/fuse`'s fdinfo show it); `None` when it is not a FUSE mount
-/// or does not answer.
+/// (or not there). Asked without syncing: the device is the super
+/// block's, and a server that hangs is never asked.
 fn fuse_connection(mountpoint: &Path) -> Option<u64> {
-    let dev = std::fs::metadata(mountpoint).ok()?.dev();
-    // glibc's encoding of dev_t.
-    let major = ((dev >> 8) & 0xfff) | ((dev >> 32) & !0xfff);
-    let minor = (dev & 0xff) | ((dev >> 12) & !0xff);
-    (major == 0).then_some(minor)
+    use rustix::fs::{statx, AtFlags, StatxFlags, CWD};
+    let st = statx(
+        CWD,
+        mountpoint,
+        AtFlags::SYMLINK_NOFOLLOW | AtFlags::STATX_DONT_SYNC,
+        StatxFlags::empty(),
+    )
+    .ok()?;
+    (st.stx_dev_major == 0).then_some(u64::from(st.stx_dev_minor))
 }
 
 /// The processes holding FUSE connection `conn` open (its `/dev/fuse`
