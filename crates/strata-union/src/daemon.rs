@@ -86,16 +86,53 @@ pub fn spawn(mut command: Command, mountpoint: &Path) -> Result<u32> {
 }
 
 /// Unmounts the union (or any FUSE mount) on `mountpoint`, from any
-/// process: `umount2` as root (detached when busy), `fusermount3 -u -z`
-/// otherwise. Its server then exits.
+/// process: `umount2` as root, `fusermount3 -u` otherwise; a mount still
+/// in use (open files, a process's cwd) is detached instead (`MNT_DETACH`,
+/// `fusermount3 -u -z`) and served until released. Otherwise its server
+/// exits, and this returns once it has: once no process holds the mount's
+/// FUSE connection open, so the branches it served are no longer busy
+/// (an `umount` of a lower file system right after succeeds). That wait
+/// needs a kernel that names the connection in `/dev/fuse`'s fdinfo
+/// (`fuse_connection:`); without it this returns at once, as the server
+/// begins to exit.
 pub fn unmount(mountpoint: &Path) -> Result<()> {
-    if strata_sys::fs::euid() == 0 {
-        return strata_sys::mount::unmount(mountpoint, true)
-            .map_err(|e| Error::io(format!("unmounting {mountpoint:?}"), e));
+    // Found before unmounting: a server closes the device as it begins to
+    // exit, and it is gone only once it has exited.
+    let server = fuse_connection(mountpoint).map(|conn| (conn, connection_holders(conn)));
+    let detached = if strata_sys::fs::euid() == 0 {
+        match strata_sys::mount::unmount(mountpoint, false) {
+            Err(e) if e.raw_os_error() == Some(libc::EBUSY) => {
+                strata_sys::mount::unmount(mountpoint, true)
+                    .map_err(|e| Error::io(format!("unmounting {mountpoint:?}"), e))?;
+                true
+            }
+            r => {
+                r.map_err(|e| Error::io(format!("unmounting {mountpoint:?}"), e))?;
+                false
+            }
+        }
+    } else {
+        // fusermount3 says why it failed only in words: a failed plain
+        // unmount (busy, most likely) is tried again detached, whose
+        // error, if any, is the one reported.
+        fusermount_unmount(mountpoint, false).is_err() && {
+            fusermount_unmount(mountpoint, true)?;
+            true
+        }
+    };
+    match server {
+        Some((conn, holders)) if !detached => wait_for_server(conn, holders, mountpoint),
+        _ => Ok(()),
     }
-    let out = Command::new("fusermount3")
-        .arg("-u")
-        .arg("-z")
+}
+
+fn fusermount_unmount(mountpoint: &Path, lazy: bool) -> Result<()> {
+    let mut cmd = Command::new("fusermount3");
+    cmd.arg("-u");
+    if lazy {
+        cmd.arg("-z");
+    }
+    let out = cmd
         .arg("--")
         .arg(mountpoint)
         .stdin(Stdio::null())
@@ -116,6 +153,111 @@ pub fn unmount(mountpoint: &Path) -> Result<()> {
                 String::from_utf8_lossy(&out.stderr).trim()
             ),
         ))
+    }
+}
+
+/// How long [`unmount`] waits for the server of an unmounted union to
+/// exit.
+const EXIT_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// The kernel's number of the FUSE connection mounted on `mountpoint`
+/// (its device number, `MKDEV(0, minor)`, as `/sys/fs/fuse/connections/`
+/// and `/dev/fuse`'s fdinfo show it); `None` when it is not a FUSE mount
+/// (or not there). Asked without syncing: the device is the super
+/// block's, and a server that hangs is never asked.
+fn fuse_connection(mountpoint: &Path) -> Option<u64> {
+    use rustix::fs::{statx, AtFlags, StatxFlags, CWD};
+    let st = statx(
+        CWD,
+        mountpoint,
+        AtFlags::SYMLINK_NOFOLLOW | AtFlags::STATX_DONT_SYNC,
+        StatxFlags::empty(),
+    )
+    .ok()?;
+    (st.stx_dev_major == 0).then_some(u64::from(st.stx_dev_minor))
+}
+
+/// The processes holding FUSE connection `conn` open (its `/dev/fuse`
+/// files, one per serving thread that cloned the device): the union's
+/// server. Processes this one may not inspect are skipped.
+fn connection_holders(conn: u64) -> Vec<u32> {
+    let mut out = Vec::new();
+    let Ok(procs) = std::fs::read_dir("/proc") else {
+        return out;
+    };
+    for p in procs.flatten() {
+        let Some(pid) = p.file_name().to_str().and_then(|s| s.parse().ok()) else {
+            continue;
+        };
+        let Ok(fds) = std::fs::read_dir(p.path().join("fd")) else {
+            continue;
+        };
+        let holds = fds.flatten().any(|fd| {
+            std::fs::read_link(fd.path()).is_ok_and(|t| t == Path::new("/dev/fuse"))
+                && fdinfo_names(&p.path().join("fdinfo").join(fd.file_name()), conn)
+        });
+        if holds {
+            out.push(pid);
+        }
+    }
+    out
+}
+
+/// Whether the fdinfo file `info` is of an open `/dev/fuse` of
+/// connection `conn`.
+fn fdinfo_names(info: &Path, conn: u64) -> bool {
+    std::fs::read_to_string(info).is_ok_and(|text| {
+        text.lines().any(|l| {
+            l.strip_prefix("fuse_connection:")
+                .is_some_and(|n| n.trim().parse() == Ok(conn))
+        })
+    })
+}
+
+/// Whether process `pid` has exited (gone, or a zombie: past releasing
+/// its files). This process never has: it holds a connection only while
+/// its own threads serve it, and [`crate::Mounted`] joins them.
+fn has_exited(pid: u32) -> bool {
+    if pid == std::process::id() {
+        return true;
+    }
+    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        // PID (COMM) STATE ...; COMM may hold anything, `)` too.
+        Ok(stat) => stat.rsplit_once(')').is_some_and(|(_, rest)| {
+            matches!(rest.trim_start().as_bytes().first(), Some(b'Z' | b'X'))
+        }),
+        Err(_) => true,
+    }
+}
+
+/// Waits until `holders`, the processes that held FUSE connection `conn`
+/// open, have exited after its mount on `mountpoint` was unmounted: the union's
+/// server is gone, and with it every file it held open on the branches
+/// (closing a file is finished only once its process has exited, so a
+/// closed `/dev/fuse` alone would not do). A connection still mounted
+/// elsewhere (another mount namespace) goes on being served: nothing to
+/// wait for then.
+fn wait_for_server(conn: u64, mut holders: Vec<u32>, mountpoint: &Path) -> Result<()> {
+    if Path::new(&format!("/sys/fs/fuse/connections/{conn}")).exists() {
+        return Ok(());
+    }
+    let deadline = Instant::now() + EXIT_TIMEOUT;
+    loop {
+        holders.retain(|&pid| !has_exited(pid));
+        let Some(pid) = holders.first() else {
+            return Ok(());
+        };
+        if Instant::now() > deadline {
+            return Err(Error::new(
+                ErrorKind::Io,
+                format!(
+                    "the server of the union on {mountpoint:?} (pid {pid}) still runs {} s \
+                     after its unmount",
+                    EXIT_TIMEOUT.as_secs(),
+                ),
+            ));
+        }
+        std::thread::sleep(Duration::from_millis(1));
     }
 }
 

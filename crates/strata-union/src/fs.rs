@@ -158,7 +158,7 @@ impl Union {
     /// Opens the branches and the work dir.
     pub fn new(opts: &Options) -> Result<Union> {
         opts.validate()?;
-        let markers = Markers::new(opts.whiteout, opts.userxattr);
+        let markers = Markers::new(opts.whiteout, opts.userxattr || !may_use_trusted_xattrs());
         let mut roots = Vec::with_capacity(opts.branches.len());
         for (i, b) in opts.branches.iter().enumerate() {
             let dir =
@@ -605,6 +605,16 @@ impl Union {
         }
         Ok(())
     }
+}
+
+/// Whether this process may write (and read) `trusted.*` xattrs, which
+/// take `CAP_SYS_ADMIN` in the initial user namespace: root outside a user
+/// namespace. Without it the overlay format's markers are `user.overlay.*`
+/// (kernel overlayfs's `userxattr`), whether or not the options asked:
+/// `trusted.overlay.opaque` could be neither written (a directory made
+/// over a deleted one would fail with `EPERM`) nor read.
+fn may_use_trusted_xattrs() -> bool {
+    fs::euid() == 0 && !strata_sys::mount::in_user_namespace()
 }
 
 fn open_work(opts: &Options, upper: &Layer) -> Result<Work> {

@@ -87,9 +87,10 @@
 //! are hidden from and refused to the union's users. The staging dir is
 //! emptied when the union is mounted.
 //!
-//! Without root, mounting goes through `fusermount3`; the overlay format
-//! then needs `userxattr` (`trusted.*` xattrs need `CAP_SYS_ADMIN`), and
-//! files keep the mounting user as owner.
+//! Without root, mounting goes through `fusermount3`, and files keep the
+//! mounting user as owner. Without root (or inside a user namespace) the
+//! overlay format's markers are `user.overlay.*` whether or not `userxattr`
+//! is given: `trusted.*` xattrs need `CAP_SYS_ADMIN` to be written or read.
 //!
 //! # Concurrency and caching
 //!
@@ -102,12 +103,21 @@
 //! Entries and attributes are cached by the kernel for one second (no
 //! invalidation notices are sent): all changes go through this process and
 //! the kernel drops what each request changes, so the branches must not be
-//! changed behind the union's back (as with overlayfs). Symlink targets
+//! changed behind the union's back (as with overlayfs). A rename moves the
+//! kernel's cached entries below the renamed directory along with it, so
+//! the inodes it holds there keep their numbers: a directory renamed by
+//! copying binds every known node below it to its copy at once. Symlink targets
 //! are cached by the kernel too (a symlink never changes; a new one gets a
 //! new inode number), lookups in one directory run in parallel, and
 //! closing a file costs no request (`flush` is answered `ENOSYS` once:
 //! writes go straight to the backing file, so a close has nothing to
 //! report).
+//!
+//! The pages of a lower file opened here (not passed through) are kept by
+//! the kernel from one open to the next (`FOPEN_KEEP_CACHE`): a lower file
+//! never changes under the union, so a warm re-read costs no request. A
+//! copy-up has the same bytes; after it the file is an upper one, opened
+//! without the flag, and the kernel drops its pages at each such open.
 //!
 //! # FUSE passthrough
 //!

@@ -330,13 +330,10 @@ impl Union {
             n.parent = newparent;
             n.name = newname.to_vec();
             n.unlinked = false;
-            if src_dir && !pure_upper {
-                n.stale = true;
-            }
         }
         drop(t);
         if src_dir && !pure_upper {
-            self.mark_stale_below(src_ino, false);
+            self.rebind_below(src_ino, true);
         }
         Ok(())
     }
@@ -370,24 +367,41 @@ impl Union {
             return Err(io_err(e));
         }
         self.install(&tmp, pfd.as_fd(), name, true)?;
-        self.mark_stale_below(ino, true);
+        self.rebind_below(ino, true);
         Ok((ino, true))
     }
 
-    /// Marks the nodes below `ino` (and `ino` itself when `this`) for
-    /// resolving again.
-    fn mark_stale_below(&self, ino: u64, this: bool) {
-        let mut t = self.table();
-        let below: Vec<u64> = t
-            .nodes
-            .keys()
-            .copied()
-            .filter(|&i| (this || i != ino) && t.is_below(i, ino))
-            .collect();
-        for i in below {
-            if let Some(n) = t.nodes.get_mut(&i) {
-                n.stale = true;
+    /// Resolves again the nodes below `ino` (and `ino` itself when
+    /// `this`), parents first, and binds each number to its new backing
+    /// entry. A directory renamed (or exchanged) by copying it whole has
+    /// new backing entries everywhere below it, while the kernel keeps
+    /// the inodes it knows there: its entries moved with the rename. A
+    /// later request must find the same numbers, whether it names the
+    /// inode or looks a name up (which goes by the backing identity);
+    /// resolving lazily, on the next request naming the inode, would let
+    /// a lookup or a rename by name meanwhile allocate a new number for
+    /// the copy, and the inode the kernel holds would stay bound to the
+    /// old path (`ENOENT`) until its entry expired. Caller holds `ns`.
+    pub(crate) fn rebind_below(&self, ino: u64, this: bool) {
+        let below: Vec<u64> = {
+            let mut t = self.table();
+            let below: Vec<u64> = t
+                .nodes
+                .keys()
+                .copied()
+                .filter(|&i| (this || i != ino) && t.is_below(i, ino))
+                .collect();
+            for i in &below {
+                if let Some(n) = t.nodes.get_mut(i) {
+                    n.stale = true;
+                }
             }
+            below
+        };
+        for i in below {
+            // A node that no longer resolves is marked unlinked; one whose
+            // parent cannot be read stays stale and is tried again later.
+            let _ = self.node(i);
         }
     }
 

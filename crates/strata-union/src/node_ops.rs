@@ -142,11 +142,28 @@ impl Union {
                 file: Arc::new(file),
                 passthrough: backing.is_some(),
             });
-            Ok((fh, backing))
+            let lower = !(self.writable && layer.branch == UPPER);
+            Ok((fh, lower, backing))
         })();
         match r {
-            Ok((fh, Some(b))) => reply.opened_passthrough(FileHandle(fh), FopenFlags::empty(), &b),
-            Ok((fh, None)) => reply.opened(FileHandle(fh), FopenFlags::empty()),
+            Ok((fh, _, Some(b))) => {
+                reply.opened_passthrough(FileHandle(fh), FopenFlags::empty(), &b)
+            }
+            Ok((fh, lower, None)) => {
+                // A lower file's content never changes under the union:
+                // the kernel may keep its pages from one open to the next
+                // (a warm re-read never reaches this process). A copy-up
+                // has the same bytes, and after it the node is an upper
+                // file, opened without the flag: the kernel drops its
+                // pages at each such open, so what was written through a
+                // passthrough open (which bypasses those pages) is read.
+                let flags = if lower {
+                    FopenFlags::FOPEN_KEEP_CACHE
+                } else {
+                    FopenFlags::empty()
+                };
+                reply.opened(FileHandle(fh), flags)
+            }
             Err(e) => reply.error(e),
         }
     }

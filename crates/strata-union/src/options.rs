@@ -45,7 +45,9 @@ pub struct Options {
     /// `.wh.` name is; removed again at unmount).
     pub workdir: Option<PathBuf>,
     /// Use `user.overlay.*` xattrs instead of `trusted.overlay.*`
-    /// (Overlay format; unprivileged).
+    /// (Overlay format). A union mounted without root, or inside a user
+    /// namespace, uses them whatever this says: it may not use
+    /// `trusted.*` xattrs.
     pub userxattr: bool,
     /// Request threads.
     pub threads: usize,
