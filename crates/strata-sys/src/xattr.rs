@@ -165,24 +165,24 @@ pub fn get_at(dir: BorrowedFd<'_>, name: &[u8], key: &[u8]) -> io::Result<Option
 /// All xattrs of the open file `fd` (an `O_PATH` handle with `o_path`),
 /// sorted by name.
 pub fn all(fd: BorrowedFd<'_>, o_path: bool) -> io::Result<Vec<(Vec<u8>, Vec<u8>)>> {
-    let mut names = list(fd, o_path)?;
-    names.sort();
-    let mut out = Vec::with_capacity(names.len());
-    for n in names {
-        if let Some(v) = get(fd, o_path, &n)? {
-            out.push((n, v));
-        }
-    }
-    Ok(out)
+    values(list(fd, o_path)?, |n| get(fd, o_path, n))
 }
 
 /// All xattrs of `dir/name`, sorted by name.
 pub fn all_at(dir: BorrowedFd<'_>, name: &[u8]) -> io::Result<Vec<(Vec<u8>, Vec<u8>)>> {
-    let mut names = list_at(dir, name)?;
+    values(list_at(dir, name)?, |n| get_at(dir, name, n))
+}
+
+/// `names` sorted, each with its value (one removed since it was listed
+/// is left out).
+fn values(
+    mut names: Vec<Vec<u8>>,
+    get: impl Fn(&[u8]) -> io::Result<Option<Vec<u8>>>,
+) -> io::Result<Vec<(Vec<u8>, Vec<u8>)>> {
     names.sort();
     let mut out = Vec::with_capacity(names.len());
     for n in names {
-        if let Some(v) = get_at(dir, name, &n)? {
+        if let Some(v) = get(&n)? {
             out.push((n, v));
         }
     }

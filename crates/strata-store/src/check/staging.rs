@@ -2,7 +2,9 @@
 //! and temp files of atomic writes.
 use std::fs;
 
-use super::{chain_text, entries, is_temp, remove_path, Checker, FindingKind};
+use strata_types::error::chain;
+
+use super::{entries, is_temp, remove_path, Checker, FindingKind};
 use crate::error::Result;
 use crate::layout;
 use crate::staging;
@@ -41,7 +43,7 @@ impl Checker<'_> {
         // One cleanup, as `open` does it, covers them all.
         if self.opts.repair && !staged.is_empty() {
             if let Err(e) = store.clean_staging(self.lock) {
-                self.found(FindingKind::Note, "staging", chain_text(&e), None);
+                self.found(FindingKind::Note, "staging", chain(&e), None);
             }
             for (f, p) in self.report.findings[first..].iter_mut().zip(&staged) {
                 f.repaired = fs::symlink_metadata(p).is_err();

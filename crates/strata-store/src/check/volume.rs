@@ -4,9 +4,10 @@
 
 use std::fs;
 
+use strata_types::error::chain;
 use strata_volume::local::DRIVER;
 
-use super::{chain_text, entries, Checker, FindingKind};
+use super::{entries, Checker, FindingKind};
 use crate::error::Result;
 use crate::mount::MountKind;
 
@@ -38,7 +39,7 @@ impl Checker<'_> {
         if self.opts.repair && !debris.is_empty() {
             if let Err(e) = local.clean_staging() {
                 let e = crate::Error::from(e);
-                self.found(FindingKind::Note, "volumes", chain_text(&e), None);
+                self.found(FindingKind::Note, "volumes", chain(&e), None);
             }
             for (f, p) in self.report.findings[first..].iter_mut().zip(&debris) {
                 f.repaired = fs::symlink_metadata(p).is_err();
@@ -79,7 +80,7 @@ impl Checker<'_> {
             match local.meta(&name) {
                 Err(e) => {
                     let e = crate::Error::from(e);
-                    self.found(FindingKind::BadVolume, object, chain_text(&e), None);
+                    self.found(FindingKind::BadVolume, object, chain(&e), None);
                 }
                 Ok(m) if m.driver == DRIVER && !data.is_dir() => self.found(
                     FindingKind::BadVolume,
