@@ -27,24 +27,12 @@ impl Checker<'_> {
     /// left (open removes them, so these are the ones made since).
     fn volume_debris(&mut self, local: &strata_volume::local::Local) -> Result<()> {
         let debris = local.debris()?;
-        let first = self.report.findings.len();
-        for p in &debris {
-            self.found(
-                FindingKind::Debris,
-                p.display().to_string(),
-                "left by an interrupted volume create, remove or mount count",
-                None,
-            );
-        }
-        if self.opts.repair && !debris.is_empty() {
-            if let Err(e) = local.clean_staging() {
-                let e = crate::Error::from(e);
-                self.found(FindingKind::Note, "volumes", chain(&e), None);
-            }
-            for (f, p) in self.report.findings[first..].iter_mut().zip(&debris) {
-                f.repaired = fs::symlink_metadata(p).is_err();
-            }
-        }
+        self.debris_cleaned_at_once(
+            &debris,
+            "left by an interrupted volume create, remove or mount count",
+            "volumes",
+            || Ok(local.clean_staging().map(drop)?),
+        );
         Ok(())
     }
 
