@@ -15,7 +15,7 @@ use std::os::unix::fs::{FileTypeExt, MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-use common::{require_root, sh, skip, Strata};
+use common::{as_root, require_root, sh, skip, Strata};
 use containers::have_runtime;
 use fixtures::have_tools;
 
@@ -425,10 +425,7 @@ fn a_store_without_root_runs_on_the_fuse_driver() {
 /// next `strata mount`, with the container's changes.
 #[test]
 fn a_union_that_lost_its_server_is_mounted_again() {
-    if !require_root() {
-        return;
-    }
-    let s = Strata::new("fuse");
+    let Some(s) = as_root("fuse") else { return };
     let src = s.path("src");
     fs::create_dir_all(src.join("etc")).unwrap();
     fs::write(src.join("etc/motd"), "hello").unwrap();
