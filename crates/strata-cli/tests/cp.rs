@@ -15,7 +15,7 @@ use std::process::Command;
 
 use serde_json::Value;
 
-use common::{as_root, require_root, sh, Strata};
+use common::{as_root, name_and_number, require_root, sh, Strata};
 
 impl Strata {
     /// Imports a tarball of the tree `script` makes (run in an empty dir).
@@ -250,17 +250,7 @@ fn cp_symlinks_stay_inside_the_container_on_vfs() {
 
 /// Sizes of the layers, by diffID.
 fn layer_sizes(s: &Strata) -> Vec<(String, u64)> {
-    s.json(&["layers", "--format", "json"])
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|l| {
-            (
-                l["DiffID"].as_str().unwrap().to_owned(),
-                l["Size"].as_u64().unwrap(),
-            )
-        })
-        .collect()
+    name_and_number(&s.layers_json(), "DiffID", "Size")
 }
 
 fn df_row(df: &Value, ty: &str) -> (u64, u64, u64, u64) {

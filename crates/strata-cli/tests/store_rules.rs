@@ -14,7 +14,7 @@ use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 
-use common::{as_root, assert_success, require_root, Strata};
+use common::{as_root, assert_success, name_and_number, require_root, Strata};
 use serde_json::Value;
 
 /// A small tree with etc/ and bin/.
@@ -33,17 +33,7 @@ fn mode(p: &Path) -> u32 {
 
 /// The chainIDs of the store's layers, with their reference counts.
 fn refs(s: &Strata) -> Vec<(String, u64)> {
-    let v = s.json(&["layers", "--format", "json"]);
-    v.as_array()
-        .unwrap()
-        .iter()
-        .map(|l| {
-            (
-                l["ChainID"].as_str().unwrap().to_owned(),
-                l["Refs"].as_u64().unwrap(),
-            )
-        })
-        .collect()
+    name_and_number(&s.layers_json(), "ChainID", "Refs")
 }
 
 fn refs_of(s: &Strata, chain: &str) -> u64 {

@@ -778,13 +778,6 @@ impl Strata {
         self.ok(&args).lines().map(str::to_owned).collect()
     }
 
-    pub fn layers_json(&self) -> Vec<Value> {
-        self.json(&["layers", "--format", "json"])
-            .as_array()
-            .unwrap()
-            .clone()
-    }
-
     /// Asserts `image` is in the store as `want` declares it: its ID, its
     /// diffIDs in order, and each layer under the chainID computed from
     /// them.

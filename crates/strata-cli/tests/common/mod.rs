@@ -114,6 +114,14 @@ impl Strata {
         serde_json::from_str(&self.ok(args)).unwrap()
     }
 
+    /// `layers --format json`: one object per layer.
+    pub fn layers_json(&self) -> Vec<Value> {
+        self.json(&["layers", "--format", "json"])
+            .as_array()
+            .unwrap()
+            .clone()
+    }
+
     /// `images --format json`: one object per image.
     pub fn images(&self) -> Vec<Value> {
         match self.json(&["images", "--format", "json"]) {
@@ -193,6 +201,19 @@ impl Strata {
         });
         (report, out.status.success())
     }
+}
+
+/// Each of `items`' string field `name` with its number field `number`.
+pub fn name_and_number(items: &[Value], name: &str, number: &str) -> Vec<(String, u64)> {
+    items
+        .iter()
+        .map(|v| {
+            (
+                v[name].as_str().unwrap().to_owned(),
+                v[number].as_u64().unwrap(),
+            )
+        })
+        .collect()
 }
 
 /// Asserts that a run of the binary exited 0, showing its stderr if not.
