@@ -15,7 +15,7 @@ use std::process::Command;
 
 use serde_json::Value;
 
-use common::{as_root, name_and_number, require_root, sh, Strata};
+use common::{as_root, name_and_number, require_root, sh, write_files, Strata};
 
 impl Strata {
     /// Imports a tarball of the tree `script` makes (run in an empty dir).
@@ -114,9 +114,10 @@ fn copies_both_ways(driver: &'static str) {
     // Host to container.
     let host = s.path("host");
     fs::create_dir_all(host.join("hd/s")).unwrap();
-    fs::write(host.join("hf"), "from-host\n").unwrap();
-    fs::write(host.join("hd/a"), "a\n").unwrap();
-    fs::write(host.join("hd/s/b"), "b\n").unwrap();
+    write_files(
+        &host,
+        &[("hf", "from-host\n"), ("hd/a", "a\n"), ("hd/s/b", "b\n")],
+    );
     sh(&format!(
         "cd '{}' && chmod 0604 hf && chown 4321:8765 hf && chmod 0751 hd",
         host.display()

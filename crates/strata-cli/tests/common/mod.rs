@@ -216,6 +216,13 @@ pub fn name_and_number(items: &[Value], name: &str, number: &str) -> Vec<(String
         .collect()
 }
 
+/// Writes each (path under `base`, content) of `files`.
+pub fn write_files(base: &Path, files: &[(&str, &str)]) {
+    for (path, content) in files {
+        fs::write(base.join(path), content).unwrap();
+    }
+}
+
 /// Asserts that a run of the binary exited 0, showing its stderr if not.
 pub fn assert_success(out: &Output) {
     assert!(
