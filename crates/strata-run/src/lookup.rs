@@ -4,16 +4,17 @@
 //! `docker run`'s 126 and 127, which crun and runc cannot give: both exit
 //! 1 whatever went wrong).
 //!
-//! The walk is the kernel's, done by hand ([`strata_store::links`]): component by component, the
-//! longest mount destination that is a prefix of the path so far says
-//! which directory it is in (the mount's source, or the root file
-//! system), each component is looked at without following it, and a
-//! symlink's target is walked again from the container's `/` (absolute)
-//! or from its directory, `..` stopping at `/`. A directory missing from
-//! the root on the way to a mount point is one the runtime will make.
-//! Nothing is followed on the host: every open is relative to a directory
-//! handle and refuses symlinks, so a hostile image reads nothing outside
-//! its root or its mounts.
+//! The walk is the kernel's, done by hand (the symlink walk itself is
+//! [`strata_store::links`]'s): component by component, the longest mount
+//! destination that is a prefix of the path so far says which directory
+//! it is in (the mount's source, or the root file system), each component
+//! is looked at without following it, and a symlink's target is walked
+//! again from the container's `/` (absolute) or from its directory, `..`
+//! stopping at `/`. A directory missing from the root on the way to a
+//! mount point is one the runtime will make. Nothing is followed on the
+//! host: every open is relative to a directory handle and refuses
+//! symlinks, so a hostile image reads nothing outside its root or its
+//! mounts.
 
 use std::io;
 use std::os::fd::AsFd;
