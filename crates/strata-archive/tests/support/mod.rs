@@ -122,16 +122,11 @@ fn walk(
     out: &mut Manifest,
     inodes: &mut BTreeMap<(u64, u64), Vec<u8>>,
 ) {
-    let mut names: Vec<_> = fs::read_dir(dir)
-        .unwrap()
-        .map(|e| e.unwrap().file_name())
-        .collect();
-    names.sort();
-    for name in names {
+    for p in strata_test_support::sorted_entries(dir) {
+        let name = p.file_name().expect("a directory entry has a name");
         if name == "lost+found" && rel.is_empty() {
             continue;
         }
-        let p = dir.join(&name);
         let mut r = rel.to_vec();
         if !r.is_empty() {
             r.push(b'/');
