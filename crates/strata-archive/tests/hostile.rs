@@ -21,21 +21,11 @@ use strata_archive::{
     Target,
 };
 use strata_test_support::is_root;
+use strata_types::error::chain;
 use tar::EntryType;
 
 // ---------------------------------------------------------------------------
 // The harness.
-
-fn chain(e: &Error) -> String {
-    let mut s = e.to_string();
-    let mut src = std::error::Error::source(e);
-    while let Some(cause) = src {
-        s.push_str(": ");
-        s.push_str(&cause.to_string());
-        src = cause.source();
-    }
-    s
-}
 
 /// Applies `tar` into the sandbox's root and checks that nothing outside
 /// the root changed, whatever the outcome.

@@ -26,19 +26,37 @@ struct Layout {
     scratch: PathBuf,
 }
 
-fn layout() -> Layout {
+/// Directories for one overlay mount (and a scratch one), when root;
+/// `None` (SKIPPED) otherwise.
+fn layout() -> Option<Layout> {
+    if !require_root() {
+        return None;
+    }
     let t = tempfile::tempdir().unwrap();
     let p = t.path().to_owned();
     for d in ["lower", "upper", "work", "merged", "scratch"] {
         fs::create_dir(p.join(d)).unwrap();
     }
-    Layout {
+    Some(Layout {
         lower: p.join("lower"),
         upper: p.join("upper"),
         work: p.join("work"),
         merged: p.join("merged"),
         scratch: p.join("scratch"),
         _t: t,
+    })
+}
+
+impl Layout {
+    /// The lower and upper dirs mounted at `merged` with `options` for
+    /// as long as the guard lives.
+    fn mount(&self, options: &str) -> OverlayMount {
+        OverlayMount::new(
+            &[&self.lower],
+            Some((&self.upper, &self.work)),
+            &self.merged,
+            options,
+        )
     }
 }
 
@@ -66,20 +84,12 @@ fn sh(dir: &Path, script: &str) {
 /// changes list matches a naive comparison of lower and merged.
 #[test]
 fn native_diff_reproduces_the_merged_view() {
-    if !require_root() {
-        return;
-    }
-    let l = layout();
+    let Some(l) = layout() else { return };
     build_fixture(&l.lower);
     let merged_manifest;
     let naive_changes;
     {
-        let _m = OverlayMount::new(
-            &[&l.lower],
-            Some((&l.upper, &l.work)),
-            &l.merged,
-            "redirect_dir=off,index=off",
-        );
+        let _m = l.mount("redirect_dir=off,index=off");
         sh(
             &l.merged,
             "echo changed > etc/hosts
@@ -138,19 +148,11 @@ fn native_diff_reproduces_the_merged_view() {
 /// layer: the upper dir alone is not the change, and native diff says so.
 #[test]
 fn native_diff_refuses_redirected_directories() {
-    if !require_root() {
-        return;
-    }
-    let l = layout();
+    let Some(l) = layout() else { return };
     fs::create_dir_all(l.lower.join("olddir")).unwrap();
     fs::write(l.lower.join("olddir/f"), b"x").unwrap();
     {
-        let _m = OverlayMount::new(
-            &[&l.lower],
-            Some((&l.upper, &l.work)),
-            &l.merged,
-            "redirect_dir=on,index=off",
-        );
+        let _m = l.mount("redirect_dir=on,index=off");
         sh(&l.merged, "mv olddir newdir");
     }
     let err = diff_upper(&l.upper, Vec::new(), OverlayXattrs::Trusted).unwrap_err();
@@ -162,10 +164,7 @@ fn native_diff_refuses_redirected_directories() {
 /// added beside, or deleted.
 #[test]
 fn changes_match_moby_graphtest() {
-    if !require_root() {
-        return;
-    }
-    let l = layout();
+    let Some(l) = layout() else { return };
     fs::create_dir(l.lower.join("directory-0")).unwrap();
     for j in 0..20 {
         fs::write(
@@ -176,12 +175,7 @@ fn changes_match_moby_graphtest() {
     }
     let mut want = vec!["C /directory-0".to_owned()];
     {
-        let _m = OverlayMount::new(
-            &[&l.lower],
-            Some((&l.upper, &l.work)),
-            &l.merged,
-            "index=off",
-        );
+        let _m = l.mount("index=off");
         for j in 0..20u64 {
             let f = l.merged.join(format!("directory-0/file-{j}"));
             match j % 3 {
@@ -215,10 +209,7 @@ fn changes_match_moby_graphtest() {
 /// and apply reports the content size the diff carries.
 #[test]
 fn diff_apply_matches_moby_graphtest() {
-    if !require_root() {
-        return;
-    }
-    let l = layout();
+    let Some(l) = layout() else { return };
     fs::create_dir_all(l.lower.join("directory-0")).unwrap();
     fs::create_dir_all(l.lower.join("var/lib")).unwrap();
     fs::write(l.lower.join("file-remove.txt"), b"remove me").unwrap();
@@ -230,12 +221,7 @@ fn diff_apply_matches_moby_graphtest() {
         .unwrap();
     }
     {
-        let _m = OverlayMount::new(
-            &[&l.lower],
-            Some((&l.upper, &l.work)),
-            &l.merged,
-            "index=off",
-        );
+        let _m = l.mount("index=off");
         for i in 0..10 {
             fs::write(
                 l.merged.join(format!("directory-0/file-{i}")),
@@ -300,7 +286,12 @@ fn layers() -> (Vec<u8>, Vec<u8>) {
     (l1, l2)
 }
 
+/// Layers applied for the overlay target and mounted match the same
+/// layers applied plainly (root only; SKIPPED otherwise).
 fn overlay_apply_matches_plain(x: OverlayXattrs, mount_extra: &str) {
+    if !require_root() {
+        return;
+    }
     let (l1, l2) = layers();
     let t = tempfile::tempdir().unwrap();
     let flat = t.path().join("flat");
@@ -329,26 +320,16 @@ fn overlay_apply_matches_plain(x: OverlayXattrs, mount_extra: &str) {
     apply(Cursor::new(&l1), &d1, &overlay).unwrap();
     apply(Cursor::new(&l2), &d2, &overlay).unwrap();
     let _m = OverlayMount::new(&[&d2, &d1], None, &merged, mount_extra);
-    assert_same(
-        &manifest(&flat, &ALL),
-        &manifest(&merged, &ALL),
-        "overlay of applied layers",
-    );
+    assert_same_trees(&flat, &merged, &ALL, "overlay of applied layers");
 }
 
 #[test]
 fn overlay_target_mounts_like_plain_application() {
-    if !require_root() {
-        return;
-    }
     overlay_apply_matches_plain(OverlayXattrs::Trusted, "");
 }
 
 #[test]
 fn overlay_target_with_user_xattrs_mounts_with_userxattr() {
-    if !require_root() {
-        return;
-    }
     overlay_apply_matches_plain(OverlayXattrs::User, "userxattr");
 }
 
@@ -356,20 +337,12 @@ fn overlay_target_with_user_xattrs_mounts_with_userxattr() {
 /// upper dir; the changes list reports what it hid.
 #[test]
 fn opaque_directory_reports_hidden_lower_names() {
-    if !require_root() {
-        return;
-    }
-    let l = layout();
+    let Some(l) = layout() else { return };
     fs::create_dir_all(l.lower.join("lib")).unwrap();
     fs::write(l.lower.join("lib/hidden"), b"h").unwrap();
     fs::write(l.lower.join("lib/kept-name"), b"k").unwrap();
     {
-        let _m = OverlayMount::new(
-            &[&l.lower],
-            Some((&l.upper, &l.work)),
-            &l.merged,
-            "index=off",
-        );
+        let _m = l.mount("index=off");
         sh(
             &l.merged,
             "rm -rf lib && mkdir lib && echo again > lib/kept-name && echo n > lib/not-hidden",

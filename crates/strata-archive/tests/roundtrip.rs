@@ -20,49 +20,34 @@ fn diff_bytes(old: Option<&Path>, new: &Path) -> Vec<u8> {
 
 #[test]
 fn every_file_type_round_trips_with_its_metadata() {
-    if !require_root() {
-        return;
-    }
-    let t = tempfile::tempdir().unwrap();
-    let src = t.path().join("src");
-    fs::create_dir(&src).unwrap();
-    build_fixture(&src);
+    let Some(t) = Scratch::as_root() else { return };
+    let src = t.fixture("src");
     let tar = diff_bytes(None, &src);
-    let dst = t.path().join("dst");
-    fs::create_dir(&dst).unwrap();
+    let dst = t.dir("dst");
     let report = apply(Cursor::new(&tar), &dst, &ApplyOptions::default()).unwrap();
     assert!(report.skipped.is_empty(), "{:?}", report.skipped);
     assert_eq!(report.compression, Compression::None);
     assert_eq!(report.tar_size as usize, tar.len());
-    assert_same(
-        &manifest(&src, &ALL),
-        &manifest(&dst, &ALL),
-        "apply(diff(tree))",
-    );
+    assert_same_trees(&src, &dst, &ALL, "apply(diff(tree))");
 }
 
 #[test]
 fn sparse_entries_stay_sparse() {
-    if !require_root() {
-        return;
-    }
-    let t = tempfile::tempdir().unwrap();
-    let src = t.path().join("src");
-    fs::create_dir(&src).unwrap();
+    let Some(t) = Scratch::as_root() else { return };
+    let src = t.dir("src");
     let f = fs::File::create(src.join("holes")).unwrap();
     f.set_len(64 << 20).unwrap();
     use std::os::unix::fs::FileExt;
     f.write_all_at(b"x", 32 << 20).unwrap();
     // GNU tar writes the sparse map; apply must keep the holes.
-    let tarfile = t.path().join("sparse.tar");
+    let tarfile = t.path("sparse.tar");
     run(Command::new("tar")
         .args(["--sparse", "-C"])
         .arg(&src)
         .arg("-cf")
         .arg(&tarfile)
         .arg("."));
-    let dst = t.path().join("dst");
-    fs::create_dir(&dst).unwrap();
+    let dst = t.dir("dst");
     apply(
         fs::File::open(&tarfile).unwrap(),
         &dst,
@@ -77,24 +62,15 @@ fn sparse_entries_stay_sparse() {
         "{} blocks allocated",
         md.blocks()
     );
-    assert_same(
-        &manifest(&src, &NO_TIMES),
-        &manifest(&dst, &NO_TIMES),
-        "sparse",
-    );
+    assert_same_trees(&src, &dst, &NO_TIMES, "sparse");
 }
 
 #[test]
 fn gnu_tar_output_applies_to_the_same_tree() {
-    if !require_root() {
-        return;
-    }
-    let t = tempfile::tempdir().unwrap();
-    let src = t.path().join("src");
-    fs::create_dir(&src).unwrap();
-    build_fixture(&src);
+    let Some(t) = Scratch::as_root() else { return };
+    let src = t.fixture("src");
     for (fmt, extra) in [("posix", "--xattrs"), ("gnu", "--xattrs")] {
-        let tarfile = t.path().join(format!("{fmt}.tar"));
+        let tarfile = t.path(&format!("{fmt}.tar"));
         run(Command::new("tar")
             .args([
                 &format!("--format={fmt}"),
@@ -127,8 +103,7 @@ fn gnu_tar_output_applies_to_the_same_tree() {
                         .stdout
                 }
             };
-            let dst = t.path().join(format!("dst-{fmt}-{comp}"));
-            fs::create_dir(&dst).unwrap();
+            let dst = t.dir(&format!("dst-{fmt}-{comp}"));
             let report = apply(Cursor::new(input), &dst, &ApplyOptions::default()).unwrap();
             assert_eq!(report.compression.as_str(), comp);
             let want = strata_archive::sha256_reader(fs::File::open(&tarfile).unwrap())
@@ -139,28 +114,18 @@ fn gnu_tar_output_applies_to_the_same_tree() {
                 "the diffID is the uncompressed tar's sha256"
             );
             // GNU tar's `.` entry carries the root's attributes too.
-            assert_same(
-                &manifest(&src, &ALL),
-                &manifest(&dst, &ALL),
-                &format!("{fmt}/{comp}"),
-            );
+            assert_same_trees(&src, &dst, &ALL, &format!("{fmt}/{comp}"));
         }
     }
 }
 
 #[test]
 fn gnu_tar_extracts_our_output_to_the_same_tree() {
-    if !require_root() {
-        return;
-    }
-    let t = tempfile::tempdir().unwrap();
-    let src = t.path().join("src");
-    fs::create_dir(&src).unwrap();
-    build_fixture(&src);
-    let tarfile = t.path().join("ours.tar");
+    let Some(t) = Scratch::as_root() else { return };
+    let src = t.fixture("src");
+    let tarfile = t.path("ours.tar");
     fs::write(&tarfile, diff_bytes(None, &src)).unwrap();
-    let dst = t.path().join("dst");
-    fs::create_dir(&dst).unwrap();
+    let dst = t.dir("dst");
     run(Command::new("tar")
         .args(["--xattrs", "--xattrs-include=*", "--numeric-owner", "-xpf"])
         .arg(&tarfile)
@@ -168,47 +133,33 @@ fn gnu_tar_extracts_our_output_to_the_same_tree() {
         .arg(&dst));
     // GNU tar does not restore the mtime of directories it extracts
     // implicitly; files and links carry their own.
-    assert_same(
-        &manifest(&src, &NO_TIMES),
-        &manifest(&dst, &NO_TIMES),
-        "tar -x of our diff",
-    );
+    assert_same_trees(&src, &dst, &NO_TIMES, "tar -x of our diff");
 }
 
 #[test]
 fn diff_is_deterministic() {
-    if !require_root() {
-        return;
-    }
-    let t = tempfile::tempdir().unwrap();
-    let src = t.path().join("src");
-    fs::create_dir(&src).unwrap();
-    build_fixture(&src);
+    let Some(t) = Scratch::as_root() else { return };
+    let src = t.fixture("src");
     let a = diff_bytes(None, &src);
     let b = diff_bytes(None, &src);
     assert_eq!(a, b);
     // An identical copy made by applying gives the same bytes again.
-    let dst = t.path().join("dst");
-    fs::create_dir(&dst).unwrap();
+    let dst = t.dir("dst");
     apply(Cursor::new(&a), &dst, &ApplyOptions::default()).unwrap();
     assert_eq!(diff_bytes(None, &dst), a);
 }
 
 #[test]
 fn directory_mtime_is_set_after_its_children() {
-    if !require_root() {
-        return;
-    }
-    let t = tempfile::tempdir().unwrap();
-    let src = t.path().join("src");
+    let Some(t) = Scratch::as_root() else { return };
+    let src = t.path("src");
     fs::create_dir_all(src.join("d/e")).unwrap();
     fs::write(src.join("d/e/f"), b"x").unwrap();
     set_mtime(&src.join("d/e/f"), 1_000_000_000);
     set_mtime(&src.join("d/e"), 1_100_000_000);
     set_mtime(&src.join("d"), 1_200_000_000);
     let tar = diff_bytes(None, &src);
-    let dst = t.path().join("dst");
-    fs::create_dir(&dst).unwrap();
+    let dst = t.dir("dst");
     apply(Cursor::new(&tar), &dst, &ApplyOptions::default()).unwrap();
     use std::os::unix::fs::MetadataExt;
     assert_eq!(fs::metadata(dst.join("d")).unwrap().mtime(), 1_200_000_000);

@@ -6,7 +6,7 @@ mod support;
 
 use std::fs;
 use std::io::Cursor;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use strata_archive::{apply, changes_trees, diff_trees, ApplyOptions};
@@ -26,6 +26,9 @@ fn sh(dir: &Path, script: &str) {
 /// Runs stages of shell changes; after each, diff(previous, current)
 /// applied to a copy of previous must equal current.
 fn stages(base: &str, steps: &[&str]) {
+    if !require_root() {
+        return;
+    }
     let t = tempfile::tempdir().unwrap();
     let prev = t.path().join("prev");
     let cur = t.path().join("cur");
@@ -52,7 +55,7 @@ fn check(old: Option<&Path>, new: &Path, tmp: &Path, what: &str) {
         cp(old, &out);
     }
     apply(Cursor::new(&tar), &out, &ApplyOptions::default()).unwrap();
-    assert_same(&manifest(new, &NO_TIMES), &manifest(&out, &NO_TIMES), what);
+    assert_same_trees(new, &out, &NO_TIMES, what);
 }
 
 const BASE: &str = "mkdir -p etc usr/local/lib home/derek
@@ -62,9 +65,6 @@ const BASE: &str = "mkdir -p etc usr/local/lib home/derek
 
 #[test]
 fn fssuite_basic() {
-    if !require_root() {
-        return;
-    }
     stages(
         BASE,
         &[
@@ -79,9 +79,6 @@ fn fssuite_basic() {
 
 #[test]
 fn fssuite_deletion_and_type_changes() {
-    if !require_root() {
-        return;
-    }
     stages(
         "mkdir -p test/somedir lib; echo h > lib/hidden; echo x > test/somedir/x",
         &[
@@ -99,9 +96,6 @@ fn fssuite_deletion_and_type_changes() {
 
 #[test]
 fn fssuite_update_and_permissions() {
-    if !require_root() {
-        return;
-    }
     stages(
         "mkdir -p d1 d2 d3/sub; chmod 0700 d1; chmod 0751 d2; chmod 0777 d3
          echo 1 > f1; echo 2 > f2; echo 3 > f3; echo deep > d1/deep; echo deep > d3/sub/deep",
@@ -115,9 +109,6 @@ fn fssuite_update_and_permissions() {
 
 #[test]
 fn fssuite_hardlinks() {
-    if !require_root() {
-        return;
-    }
     stages(
         BASE,
         &[
@@ -137,23 +128,30 @@ fn names(old: &Path, new: &Path) -> Vec<String> {
         .collect()
 }
 
-fn pair(before: &str, change: &str) -> (tempfile::TempDir, std::path::PathBuf, std::path::PathBuf) {
-    let t = tempfile::tempdir().unwrap();
-    let (a, b) = (t.path().join("a"), t.path().join("b"));
-    fs::create_dir(&a).unwrap();
-    fs::create_dir(&b).unwrap();
+/// Trees `a` (made by `before`) and `b` (a copy of `a` changed by
+/// `change`), when root; `None` (SKIPPED) otherwise.
+fn pair(before: &str, change: &str) -> Option<(Scratch, PathBuf, PathBuf)> {
+    let t = Scratch::as_root()?;
+    let (a, b) = (t.dir("a"), t.dir("b"));
     sh(&a, before);
     cp(&a, &b);
     sh(&b, change);
-    (t, a, b)
+    Some((t, a, b))
+}
+
+/// Asserts the diff of [`pair`]`(before, change)` names `want`, in order.
+fn assert_diff_names(before: &str, change: &str, want: &[&str]) {
+    let Some((_t, a, b)) = pair(before, change) else {
+        return;
+    };
+    assert_eq!(names(&a, &b), want, "{before} / {change}");
 }
 
 #[test]
 fn identical_trees_give_an_empty_diff() {
-    if !require_root() {
+    let Some((_t, a, b)) = pair(BASE, "true") else {
         return;
-    }
-    let (_t, a, b) = pair(BASE, "true");
+    };
     assert!(names(&a, &b).is_empty());
     assert!(changes_trees(Some(&a), &b).unwrap().is_empty());
 }
@@ -162,14 +160,11 @@ fn identical_trees_give_an_empty_diff() {
 /// directories, parents first.
 #[test]
 fn parents_come_before_their_children() {
-    if !require_root() {
-        return;
-    }
-    let (_t, a, b) = pair(
+    assert_diff_names(
         "mkdir d2; chmod 0770 d2",
         "mkdir -p d1/d; chmod 0700 d1/d; echo ok > d2/f",
+        &["d1/", "d1/d/", "d2/", "d2/f"],
     );
-    assert_eq!(names(&a, &b), ["d1/", "d1/d/", "d2/", "d2/f"]);
 }
 
 /// containerd TestDiffTar/WhiteoutParentRemoval: a removed directory is
@@ -177,13 +172,12 @@ fn parents_come_before_their_children() {
 /// before the new siblings.
 #[test]
 fn removed_directory_is_one_whiteout() {
-    if !require_root() {
-        return;
-    }
-    let (_t, a, b) = pair(
+    let Some((_t, a, b)) = pair(
         "mkdir -p d1 d2/sub; echo x > d2/sub/f",
         "rm -rf d1 d2; mkdir d3",
-    );
+    ) else {
+        return;
+    };
     assert_eq!(names(&a, &b), [".wh.d1", ".wh.d2", "d3/"]);
     let changes: Vec<String> = changes_trees(Some(&a), &b)
         .unwrap()
@@ -196,10 +190,9 @@ fn removed_directory_is_one_whiteout() {
 /// containerd TestDiffTar/IgnoreSockets.
 #[test]
 fn sockets_are_left_out() {
-    if !require_root() {
+    let Some((_t, a, b)) = pair("true", "echo 2 > f2; echo 3 > f3") else {
         return;
-    }
-    let (_t, a, b) = pair("true", "echo 2 > f2; echo 3 > f3");
+    };
     let _sock = std::os::unix::net::UnixListener::bind(b.join("s0")).unwrap();
     assert_eq!(names(&a, &b), ["f2", "f3"]);
 }
@@ -208,12 +201,9 @@ fn sockets_are_left_out() {
 /// still found: content is compared when timestamps cannot tell.
 #[test]
 fn same_size_same_second_change_is_found_by_content() {
-    if !require_root() {
-        return;
-    }
-    let (_t, a, b) = pair(
+    assert_diff_names(
         "echo aaaa > f; touch -d @1600000000 f",
         "echo bbbb > f; touch -d @1600000000 f",
+        &["f"],
     );
-    assert_eq!(names(&a, &b), ["f"]);
 }

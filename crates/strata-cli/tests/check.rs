@@ -118,6 +118,18 @@ impl Fixture {
         self.home.join("l").join(short.trim())
     }
 
+    /// Container `c`'s init layer.
+    fn init(&self) -> String {
+        format!("{}-init", self.mount)
+    }
+
+    /// Removes the driver layer `id`; returns its `l/` link as shown.
+    fn remove_layer(&self, id: &str) -> String {
+        let link = display(&self.link(id));
+        fs::remove_dir_all(self.home.join(id)).unwrap();
+        link
+    }
+
     /// How check names container `c`.
     fn c(&self) -> String {
         format!("c ({})", self.container)
@@ -347,9 +359,8 @@ fn layer_whose_driver_layer_is_gone_is_reported_and_kept() {
     let Some(f) = Fixture::new("layer_whose_driver_layer_is_gone_is_reported_and_kept") else {
         return;
     };
-    let link = display(&f.link(&f.cache));
-    fs::remove_dir_all(f.home.join(&f.cache)).unwrap();
-    let init = format!("{}-init", f.mount);
+    let link = f.remove_layer(&f.cache);
+    let init = f.init();
     f.assert_check(
         &[],
         &[
@@ -465,8 +476,7 @@ fn container_whose_read_write_layer_is_gone_is_removed() {
     let Some(f) = Fixture::new("container_whose_read_write_layer_is_gone_is_removed") else {
         return;
     };
-    let link = display(&f.link(&f.mount));
-    fs::remove_dir_all(f.home.join(&f.mount)).unwrap();
+    let link = f.remove_layer(&f.mount);
     let c = f.c();
     f.assert_check(
         &[],
@@ -478,7 +488,7 @@ fn container_whose_read_write_layer_is_gone_is_removed() {
         ],
     );
     assert_eq!(f.s.ok(&["ps", "-a", "--format", "json"]), "[]");
-    assert!(!f.home.join(format!("{}-init", f.mount)).exists());
+    assert!(!f.home.join(f.init()).exists());
     assert!(!f
         .image_dir
         .join("layerdb/mounts")
@@ -497,9 +507,8 @@ fn container_whose_init_layer_is_gone_gets_a_new_one() {
     };
     f.write_motd();
     let changes = f.s.ok(&["diff", "c"]);
-    let init = format!("{}-init", f.mount);
-    let link = display(&f.link(&init));
-    fs::remove_dir_all(f.home.join(&init)).unwrap();
+    let init = f.init();
+    let link = f.remove_layer(&init);
     f.s.err(&["mount", "c"]);
     let c = f.c();
     f.assert_check(
@@ -529,7 +538,7 @@ fn lost_init_layer_and_image_link_are_repaired_in_one_run() {
         return;
     };
     f.write_motd();
-    let init = format!("{}-init", f.mount);
+    let init = f.init();
     fs::remove_dir_all(f.home.join(&init)).unwrap();
     fs::remove_file(f.link(&f.cache)).unwrap();
     let (clean, found) = f.check(&["--repair"]);
@@ -548,7 +557,7 @@ fn container_whose_init_layer_is_gone_is_kept_while_mounted() {
         return;
     };
     f.write_motd();
-    let init = format!("{}-init", f.mount);
+    let init = f.init();
     let link = display(&f.link(&init));
     f.s.ok(&["mount", "c"]);
     fs::remove_dir_all(f.home.join(&init)).unwrap();
@@ -619,7 +628,7 @@ fn mount_record_without_its_container_is_removed() {
         ],
     );
     assert!(!f.home.join(&f.mount).exists());
-    assert!(!f.home.join(format!("{}-init", f.mount)).exists());
+    assert!(!f.home.join(f.init()).exists());
     f.s.ok(&["image", "inspect", "busybox:test"]);
 }
 
@@ -854,7 +863,7 @@ fn missing_short_link_is_recreated() {
     };
     let link = f.link(&f.cache);
     fs::remove_file(&link).unwrap();
-    let init = format!("{}-init", f.mount);
+    let init = f.init();
     f.assert_check(
         &[],
         &[
@@ -928,8 +937,7 @@ fn lower_of_a_base_layer_is_removed() {
         return;
     };
     let lower = f.home.join(&f.cache).join("lower");
-    let init_lower =
-        fs::read_to_string(f.home.join(format!("{}-init", f.mount)).join("lower")).unwrap();
+    let init_lower = fs::read_to_string(f.home.join(f.init()).join("lower")).unwrap();
     fs::write(&lower, &init_lower).unwrap();
     f.assert_check(
         &[],

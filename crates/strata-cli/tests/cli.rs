@@ -9,7 +9,7 @@ use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use common::{require_root, sh, sha256_of, Strata};
+use common::{as_root, require_root, sh, sha256_of, Strata};
 
 impl Strata {
     /// A small root file system tarball: etc/, bin/, a file to delete.
@@ -234,10 +234,7 @@ fn store_flow_on_vfs() {
 
 #[test]
 fn a_store_keeps_its_driver() {
-    if !require_root() {
-        return;
-    }
-    let s = Strata::new("vfs");
+    let Some(s) = as_root("vfs") else { return };
     s.ok(&["images"]);
     let other = Strata {
         dir: tempfile::tempdir().unwrap(),
@@ -255,10 +252,7 @@ fn a_store_keeps_its_driver() {
 
 #[test]
 fn bad_input_leaves_the_store_as_it_was() {
-    if !require_root() {
-        return;
-    }
-    let s = Strata::new("overlay2");
+    let Some(s) = as_root("overlay2") else { return };
     let bad = s.dir.path().join("bad.tar");
     fs::write(
         &bad,
@@ -300,10 +294,7 @@ fn bad_input_leaves_the_store_as_it_was() {
 /// remove, nor leave it listed without its layers.
 #[test]
 fn rm_releases_stale_references() {
-    if !require_root() {
-        return;
-    }
-    let s = Strata::new("vfs");
+    let Some(s) = as_root("vfs") else { return };
     let tar = s.rootfs_tar();
     s.ok(&["import", tar.to_str().unwrap(), "base:1"]);
     s.ok(&["create", "--name", "c", "base:1"]);

@@ -71,21 +71,22 @@ fn rounds(driver: &'static str) {
     fs::hard_link(m.join("srv/x"), m.join("srv/y")).unwrap();
     std::os::unix::fs::symlink("x", m.join("srv/link")).unwrap();
     sh(&format!("mkfifo '{}'", m.join("srv/fifo").display()));
-    let diff = s.ok(&["diff", "one"]);
-    for line in [
-        "C /bin/tool",
-        "D /etc/delete-me",
-        "C /etc/os-release",
-        "C /opt/app",
-        "D /opt/app/a",
-        "D /opt/app/sub",
-        "A /opt/app/c",
-        "A /srv/fifo",
-        "A /srv/y",
-        "C /var/data/log",
-    ] {
-        assert!(diff.lines().any(|l| l == line), "{line:?} not in:\n{diff}");
-    }
+    assert_diff_lists(
+        &s,
+        "one",
+        &[
+            "C /bin/tool",
+            "D /etc/delete-me",
+            "C /etc/os-release",
+            "C /opt/app",
+            "D /opt/app/a",
+            "D /opt/app/sub",
+            "A /opt/app/c",
+            "A /srv/fifo",
+            "A /srv/y",
+            "C /var/data/log",
+        ],
+    );
     let want = listing(&m);
     // export is the same tree, as GNU tar unpacks it.
     let exported = s.path("one.tar");
@@ -115,15 +116,16 @@ fn rounds(driver: &'static str) {
     fs::write(m2.join("etc/os-release"), "ID=round-two\n").unwrap();
     fs::create_dir_all(m2.join("opt/app/sub")).unwrap();
     fs::write(m2.join("opt/app/sub/b"), "b again").unwrap();
-    let diff = s.ok(&["diff", "two"]);
-    for line in [
-        "D /srv/x",
-        "C /opt/app/c",
-        "D /var/data",
-        "A /opt/app/sub/b",
-    ] {
-        assert!(diff.lines().any(|l| l == line), "{line:?} not in:\n{diff}");
-    }
+    assert_diff_lists(
+        &s,
+        "two",
+        &[
+            "D /srv/x",
+            "C /opt/app/c",
+            "D /var/data",
+            "A /opt/app/sub/b",
+        ],
+    );
     let want = listing(&m2);
     s.ok(&["umount", "two"]);
     s.ok(&["commit", "two", "base:3"]);
@@ -141,6 +143,14 @@ fn rounds(driver: &'static str) {
         s.ok(&["rm", c]);
     }
     assert!(s.findings(&[]).is_empty());
+}
+
+/// Asserts `strata diff CONTAINER` lists each of `lines`.
+fn assert_diff_lists(s: &Strata, container: &str, lines: &[&str]) {
+    let diff = s.ok(&["diff", container]);
+    for line in lines {
+        assert!(diff.lines().any(|l| l == *line), "{line:?} not in:\n{diff}");
+    }
 }
 
 #[test]

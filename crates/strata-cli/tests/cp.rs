@@ -15,7 +15,7 @@ use std::process::Command;
 
 use serde_json::Value;
 
-use common::{require_root, sh, Strata};
+use common::{as_root, name_and_number, require_root, sh, write_files, Strata};
 
 impl Strata {
     /// Imports a tarball of the tree `script` makes (run in an empty dir).
@@ -114,9 +114,10 @@ fn copies_both_ways(driver: &'static str) {
     // Host to container.
     let host = s.path("host");
     fs::create_dir_all(host.join("hd/s")).unwrap();
-    fs::write(host.join("hf"), "from-host\n").unwrap();
-    fs::write(host.join("hd/a"), "a\n").unwrap();
-    fs::write(host.join("hd/s/b"), "b\n").unwrap();
+    write_files(
+        &host,
+        &[("hf", "from-host\n"), ("hd/a", "a\n"), ("hd/s/b", "b\n")],
+    );
     sh(&format!(
         "cd '{}' && chmod 0604 hf && chown 4321:8765 hf && chmod 0751 hd",
         host.display()
@@ -250,17 +251,7 @@ fn cp_symlinks_stay_inside_the_container_on_vfs() {
 
 /// Sizes of the layers, by diffID.
 fn layer_sizes(s: &Strata) -> Vec<(String, u64)> {
-    s.json(&["layers", "--format", "json"])
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|l| {
-            (
-                l["DiffID"].as_str().unwrap().to_owned(),
-                l["Size"].as_u64().unwrap(),
-            )
-        })
-        .collect()
+    name_and_number(&s.layers_json(), "DiffID", "Size")
 }
 
 fn df_row(df: &Value, ty: &str) -> (u64, u64, u64, u64) {
@@ -276,10 +267,7 @@ fn df_row(df: &Value, ty: &str) -> (u64, u64, u64, u64) {
 
 #[test]
 fn system_df_adds_up_and_prune_removes_only_what_it_should() {
-    if !require_root() {
-        return;
-    }
-    let s = Strata::new("overlay2");
+    let Some(s) = as_root("overlay2") else { return };
     let base = s.import(
         "base",
         "base:1",
@@ -379,13 +367,7 @@ fn system_df_adds_up_and_prune_removes_only_what_it_should() {
     assert!(out.contains(&format!("Deleted: {dangling}")), "{out}");
     assert!(!out.contains(&kept) && !out.contains(&base), "{out}");
     assert!(out.ends_with("Total reclaimed space: 0B"), "{out}");
-    assert_eq!(
-        s.json(&["images", "--format", "json"])
-            .as_array()
-            .unwrap()
-            .len(),
-        3
-    );
+    assert_eq!(s.images().len(), 3);
     // Nothing dangles any more.
     assert_eq!(s.ok(&["system", "prune"]), "Total reclaimed space: 0B");
 
@@ -411,9 +393,7 @@ fn system_df_adds_up_and_prune_removes_only_what_it_should() {
 /// volume at `/ro`; returns the host directory.
 fn volume_container(s: &Strata) -> PathBuf {
     s.import("rootfs", "base:1", ROOTFS);
-    let host = s.path("bound");
-    fs::create_dir(&host).unwrap();
-    fs::write(host.join("in-host"), "host-side\n").unwrap();
+    let host = s.host_dir("bound", &[("in-host", "host-side\n")]);
     let bind = format!("{}:/bind", host.display());
     s.ok(&[
         "create",
@@ -443,10 +423,7 @@ fn volume_data(s: &Strata, name: &str) -> PathBuf {
 /// container's read-write layer, so neither `diff` nor `commit` has it.
 #[test]
 fn cp_reads_and_writes_volumes_and_binds() {
-    if !require_root() {
-        return;
-    }
-    let s = Strata::new("overlay2");
+    let Some(s) = as_root("overlay2") else { return };
     let host = volume_container(&s);
     let anon = s.json(&["inspect", "v"])[0]["Mounts"][1]["Name"]
         .as_str()
@@ -540,10 +517,7 @@ fn cp_reads_and_writes_volumes_and_binds() {
 /// at the host's `/etc`, or climbing out with `..`, never reaches it.
 #[test]
 fn cp_symlinks_in_a_volume_stay_inside_it() {
-    if !require_root() {
-        return;
-    }
-    let s = Strata::new("overlay2");
+    let Some(s) = as_root("overlay2") else { return };
     volume_container(&s);
     let named = volume_data(&s, "named");
     let victim = s.path("victim");
@@ -605,26 +579,10 @@ fn cp_symlinks_in_a_volume_stay_inside_it() {
 /// so the copy lands on its device, and unmounted after it.
 #[test]
 fn cp_mounts_a_volume_with_options_for_the_copy() {
-    if !require_root() {
-        return;
-    }
-    let s = Strata::new("overlay2");
+    let Some(s) = as_root("overlay2") else { return };
     s.import("rootfs", "base:1", ROOTFS);
-    let device = s.path("device");
-    fs::create_dir(&device).unwrap();
-    fs::write(device.join("there"), "on the device\n").unwrap();
-    let opt = format!("device={}", device.display());
-    s.ok(&[
-        "volume",
-        "create",
-        "-o",
-        "type=none",
-        "-o",
-        &opt,
-        "-o",
-        "o=bind",
-        "bv",
-    ]);
+    let device = s.host_dir("device", &[("there", "on the device\n")]);
+    s.bind_volume("bv", &device);
     s.ok(&["create", "--name", "c", "-v", "bv:/bv", "base:1"]);
     let f = s.path("f");
     fs::write(&f, "copied\n").unwrap();

@@ -18,7 +18,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-use common::{require_root, Strata};
+use common::{findings_where, not_notes, require_root, Strata};
 
 /// xorshift64*: reproducible from the seed printed at the start.
 struct Rng(u64);
@@ -89,19 +89,8 @@ impl Strata {
 
     /// `strata check` (JSON); asserts it found no corruption.
     fn check_no_corruption(&self, when: &str) -> Value {
-        let out = self.run(&["check", "--format", "json"]);
-        let report: Value = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
-            panic!(
-                "{when}: check printed no report ({e}): {}",
-                String::from_utf8_lossy(&out.stderr)
-            )
-        });
-        let corrupt: Vec<&Value> = report["Findings"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .filter(|f| f["Corruption"] == true)
-            .collect();
+        let (report, _) = self.check_report(when);
+        let corrupt = findings_where(&report, |f| f["Corruption"] == true);
         assert!(corrupt.is_empty(), "{when}: corruption: {corrupt:#?}");
         report
     }
@@ -183,17 +172,6 @@ impl Strata {
         fs::remove_dir_all(&src).unwrap();
         tar
     }
-}
-
-/// The findings of a `strata check --format json` report that are more
-/// than notes.
-fn not_notes(report: &Value) -> Vec<&Value> {
-    report["Findings"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|f| f["Kind"] != "note")
-        .collect()
 }
 
 /// How long an uninterrupted run takes, in ms (at least 1).
@@ -357,13 +335,7 @@ fn concurrent(driver: &'static str) {
     let report = s.json(&["check", "--format", "json", "--verify-digests"]);
     let found = not_notes(&report);
     assert!(found.is_empty(), "after concurrent work: {found:#?}");
-    assert_eq!(
-        s.json(&["images", "--format", "json"])
-            .as_array()
-            .unwrap()
-            .len(),
-        1
-    );
+    assert_eq!(s.images().len(), 1);
     assert_eq!(
         s.json(&["layers", "--format", "json"])
             .as_array()

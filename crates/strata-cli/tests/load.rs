@@ -23,7 +23,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 
-use common::{require_root, sh, skip, Strata};
+use common::{assert_success, require_root, sh, skip, Strata};
 use containers::on_terminal;
 use fixtures::{
     assert_same_tree, have_tools, last_frame, on_path, shows, without_escapes, Busybox, Declared,
@@ -59,20 +59,24 @@ fn assert_mount_matches_umoci(s: &Strata, bb: &Busybox, image: &str) {
     assert_same_tree(image, &merged, &bb.rootfs("v2"), INIT_PATHS);
 }
 
+/// `image` is loaded as `want` declares it, the store checks clean, and
+/// its mount matches umoci's unpack.
+fn assert_loaded(s: &Strata, bb: &Busybox, image: &str, want: &Declared) {
+    s.assert_image(image, want);
+    s.assert_check_clean();
+    assert_mount_matches_umoci(s, bb, image);
+}
+
 #[test]
 fn loads_a_skopeo_docker_archive() {
     let Some((s, bb)) = setup("loads_a_skopeo_docker_archive") else {
         return;
     };
     let archive = bb.docker_archive("d.tar", "busybox:v2");
-    let want = Declared::by_skopeo(&format!("docker-archive:{}", archive.display()));
+    let want = Declared::of_docker_archive(&archive);
     assert_eq!(want, bb.declared(), "skopeo changed the image");
     let out = s.run(&["load", "-i", archive.to_str().unwrap()]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert_success(&out);
     // skopeo writes docker.io/library/busybox:v2; Docker shows busybox:v2.
     assert_eq!(
         String::from_utf8_lossy(&out.stdout),
@@ -112,9 +116,7 @@ fn loads_a_skopeo_oci_layout_directory() {
     let want = Declared::by_skopeo(&format!("oci:{}:busybox:v2", layout.path().display()));
     assert_eq!(want, layout.declared("busybox:v2"));
     assert_eq!(s.load(layout.path(), &[]), ["Loaded image: busybox:v2"]);
-    s.assert_image("busybox:v2", &want);
-    s.assert_check_clean();
-    assert_mount_matches_umoci(&s, &bb, "busybox:v2");
+    assert_loaded(&s, &bb, "busybox:v2", &want);
 }
 
 #[test]
@@ -130,9 +132,7 @@ fn loads_zstd_layers() {
     let want = layout.declared("busybox:zstd");
     assert_eq!(want, bb.declared());
     assert_eq!(s.load(layout.path(), &[]), ["Loaded image: busybox:zstd"]);
-    s.assert_image("busybox:zstd", &want);
-    s.assert_check_clean();
-    assert_mount_matches_umoci(&s, &bb, "busybox:zstd");
+    assert_loaded(&s, &bb, "busybox:zstd", &want);
 }
 
 /// zstd layers compressed by the `zstd` tool, whatever skopeo can do:
@@ -157,9 +157,7 @@ fn loads_zstd_layers_made_without_skopeo() {
         s.load(layout.path(), &[]),
         ["Loaded image: busybox:zstd-tool"]
     );
-    s.assert_image("busybox:zstd-tool", &want);
-    s.assert_check_clean();
-    assert_mount_matches_umoci(&s, &bb, "busybox:zstd-tool");
+    assert_loaded(&s, &bb, "busybox:zstd-tool", &want);
 }
 
 #[test]
@@ -321,13 +319,7 @@ fn loading_again_unpacks_nothing_new() {
     assert_eq!(s.layers_json(), layers, "the OCI load changed the layers");
     let id = bb.declared().id;
     assert_eq!(s.tags_of(&id), ["busybox:oci", "busybox:v2"]);
-    assert_eq!(
-        s.json(&["images", "--format", "json"])
-            .as_array()
-            .unwrap()
-            .len(),
-        1
-    );
+    assert_eq!(s.images().len(), 1);
     s.assert_check_clean();
 }
 
@@ -372,10 +364,7 @@ fn loads_a_legacy_docker_archive() {
     };
     let (archive, want) = bb.legacy_archive();
     // The hand-made archive is one skopeo reads as we mean it.
-    assert_eq!(
-        Declared::by_skopeo(&format!("docker-archive:{}", archive.display())),
-        want
-    );
+    assert_eq!(Declared::of_docker_archive(&archive), want);
     assert_eq!(s.load(&archive, &[]), ["Loaded image: busybox:legacy"]);
     s.assert_image("busybox:legacy", &want);
     assert_eq!(s.layers_json().len(), 3);
@@ -392,15 +381,10 @@ fn loads_a_docker25_archive() {
         return;
     };
     let (archive, want) = bb.moby25_archive();
-    assert_eq!(
-        Declared::by_skopeo(&format!("docker-archive:{}", archive.display())),
-        want
-    );
+    assert_eq!(Declared::of_docker_archive(&archive), want);
     assert_eq!(s.load(&archive, &[]), ["Loaded image: busybox:moby"]);
-    s.assert_image("busybox:moby", &want);
     assert_eq!(s.tags_of(&want.id), ["busybox:moby"]);
-    s.assert_check_clean();
-    assert_mount_matches_umoci(&s, &bb, "busybox:moby");
+    assert_loaded(&s, &bb, "busybox:moby", &want);
 }
 
 /// The Docker 25 archive with gzip layer blobs (Docker with the
@@ -412,10 +396,7 @@ fn loads_a_docker25_archive_with_gzip_layers() {
         return;
     };
     let (archive, want) = bb.moby25_gzip_archive();
-    assert_eq!(
-        Declared::by_skopeo(&format!("docker-archive:{}", archive.display())),
-        want
-    );
+    assert_eq!(Declared::of_docker_archive(&archive), want);
     let list = sh(&format!("tar -tf '{}'", archive.display()));
     for d in bb.layout.manifest("v2")["layers"].as_array().unwrap() {
         let name = format!(
@@ -425,10 +406,8 @@ fn loads_a_docker25_archive_with_gzip_layers() {
         assert!(list.lines().any(|l| l == name), "{name} not in {list}");
     }
     assert_eq!(s.load(&archive, &[]), ["Loaded image: busybox:moby-gzip"]);
-    s.assert_image("busybox:moby-gzip", &want);
     assert_eq!(s.tags_of(&want.id), ["busybox:moby-gzip"]);
-    s.assert_check_clean();
-    assert_mount_matches_umoci(&s, &bb, "busybox:moby-gzip");
+    assert_loaded(&s, &bb, "busybox:moby-gzip", &want);
 }
 
 /// On a terminal, load draws a bar of bytes and layers (ending at all
@@ -624,9 +603,7 @@ fn loads_what_docker_saves() {
     let saved = s.path("docker-saved.tar");
     docker.ok(&["save", "-o", saved.to_str().unwrap(), "busybox:v2"]);
     assert_eq!(s.load(&saved, &[]), ["Loaded image: busybox:v2"]);
-    s.assert_image("busybox:v2", &want);
-    s.assert_check_clean();
-    assert_mount_matches_umoci(&s, &bb, "busybox:v2");
+    assert_loaded(&s, &bb, "busybox:v2", &want);
 }
 
 /// What strata saves, Docker loads with the same ID and diffIDs, and

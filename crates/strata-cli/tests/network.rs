@@ -46,6 +46,18 @@ fn setup_with(test: &str, helper: &str) -> Option<Strata> {
     Some(s)
 }
 
+/// Runs `body` once for each helper that is installed (SKIPPED for one
+/// that is not), on a store of its own; `test` names the test and the
+/// helper.
+fn on_each_helper(name: &str, body: impl Fn(Strata, String, &str)) {
+    for helper in HELPERS {
+        let test = format!("{name} ({helper})");
+        if let Some(s) = setup_with(&test, helper) {
+            body(s, test, helper);
+        }
+    }
+}
+
 /// The interfaces `/proc/net/dev` lists in `out` (its two header lines
 /// first).
 fn interfaces(out: &str) -> Vec<String> {
@@ -109,120 +121,118 @@ fn run(s: &Strata, args: &[&str]) -> Done {
 
 #[test]
 fn by_default_a_container_has_its_own_network_and_not_the_hosts_loopback() {
-    for helper in HELPERS {
-        let test = format!("by_default_a_container_has_its_own_network ({helper})");
-        let Some(s) = setup_with(&test, helper) else {
-            continue;
-        };
-        let server = HostServer::start();
-        let port = server.port;
-        let mode: &[&str] = match *helper {
-            // pasta is what the default picks when it is installed.
-            "pasta" => &[],
-            _ => &["--network", "slirp4netns"],
-        };
-        let probe = format!(
-            "readlink /proc/self/ns/net; echo --; cat /proc/net/dev; echo --; \
+    on_each_helper(
+        "by_default_a_container_has_its_own_network",
+        |s, test, helper| {
+            let server = HostServer::start();
+            let port = server.port;
+            let mode: &[&str] = match helper {
+                // pasta is what the default picks when it is installed.
+                "pasta" => &[],
+                _ => &["--network", "slirp4netns"],
+            };
+            let probe = format!(
+                "readlink /proc/self/ns/net; echo --; cat /proc/net/dev; echo --; \
              cat /etc/resolv.conf; echo --; {}",
-            try_connect("127.0.0.1", port)
-        );
-        let mut args = mode.to_vec();
-        args.extend(["busybox:test", "sh", "-c", &probe]);
-        let d = run(&s, &args);
-        let out = d.expect(0, &test).out();
-        let parts: Vec<&str> = out.split("--\n").collect();
-        assert_eq!(parts.len(), 4, "{test}: {out}");
-        assert_ne!(
-            parts[0].trim(),
-            containers::host_ns("net"),
-            "{test}: the host's network namespace"
-        );
-        let ifaces = interfaces(parts[1]);
-        // pasta names its interface after the host's default one.
-        let tap = match *helper {
-            "pasta" => ifaces.iter().find(|i| *i != "lo").cloned(),
-            _ => Some("tap0".to_owned()),
-        };
-        assert_eq!(
-            ifaces,
-            ["lo".to_owned(), tap.unwrap_or_default()],
-            "{test}: {out}"
-        );
-        let ns = match *helper {
-            "pasta" => "nameserver 169.254.1.1",
-            _ => "nameserver 10.0.2.3",
-        };
-        let resolvers: Vec<&str> = parts[2]
-            .lines()
-            .filter(|l| l.starts_with("nameserver"))
-            .collect();
-        assert_eq!(resolvers, [ns], "{test}: resolv.conf: {out}");
-        assert_eq!(parts[3].trim(), "refused", "{test}: {out}");
-        assert!(
-            !server.was_reached(),
-            "{test}: the host's loopback was reached"
-        );
-        if *helper == "slirp4netns" {
-            // slirp's alias for the host is no way to its loopback.
-            let probe = try_connect("10.0.2.2", port);
-            let out = run(
-                &s,
-                &[
-                    "--network",
-                    "slirp4netns",
-                    "busybox:test",
-                    "sh",
-                    "-c",
-                    &probe,
-                ],
+                try_connect("127.0.0.1", port)
             );
-            assert_eq!(out.expect(0, &test).out(), "refused");
-            assert!(!server.was_reached(), "{test}: 10.0.2.2 reached the host");
-        }
-        s.assert_clean(&test, None);
-    }
+            let mut args = mode.to_vec();
+            args.extend(["busybox:test", "sh", "-c", &probe]);
+            let d = run(&s, &args);
+            let out = d.expect(0, &test).out();
+            let parts: Vec<&str> = out.split("--\n").collect();
+            assert_eq!(parts.len(), 4, "{test}: {out}");
+            assert_ne!(
+                parts[0].trim(),
+                containers::host_ns("net"),
+                "{test}: the host's network namespace"
+            );
+            let ifaces = interfaces(parts[1]);
+            // pasta names its interface after the host's default one.
+            let tap = match helper {
+                "pasta" => ifaces.iter().find(|i| *i != "lo").cloned(),
+                _ => Some("tap0".to_owned()),
+            };
+            assert_eq!(
+                ifaces,
+                ["lo".to_owned(), tap.unwrap_or_default()],
+                "{test}: {out}"
+            );
+            let ns = match helper {
+                "pasta" => "nameserver 169.254.1.1",
+                _ => "nameserver 10.0.2.3",
+            };
+            let resolvers: Vec<&str> = parts[2]
+                .lines()
+                .filter(|l| l.starts_with("nameserver"))
+                .collect();
+            assert_eq!(resolvers, [ns], "{test}: resolv.conf: {out}");
+            assert_eq!(parts[3].trim(), "refused", "{test}: {out}");
+            assert!(
+                !server.was_reached(),
+                "{test}: the host's loopback was reached"
+            );
+            if helper == "slirp4netns" {
+                // slirp's alias for the host is no way to its loopback.
+                let probe = try_connect("10.0.2.2", port);
+                let out = run(
+                    &s,
+                    &[
+                        "--network",
+                        "slirp4netns",
+                        "busybox:test",
+                        "sh",
+                        "-c",
+                        &probe,
+                    ],
+                );
+                assert_eq!(out.expect(0, &test).out(), "refused");
+                assert!(!server.was_reached(), "{test}: 10.0.2.2 reached the host");
+            }
+            s.assert_clean(&test, None);
+        },
+    );
 }
 
 #[test]
 fn a_published_port_is_reachable_from_the_host() {
-    for helper in HELPERS {
-        let test = format!("a_published_port_is_reachable_from_the_host ({helper})");
-        let Some(s) = setup_with(&test, helper) else {
-            continue;
-        };
-        let port = free_port();
-        let publish = format!("127.0.0.1:{port}:8080");
-        let mut bg = s.spawn(&[
-            "run",
-            "--rm",
-            "--network",
-            helper,
-            "-p",
-            &publish,
-            "busybox:test",
-            "sh",
-            "-c",
-            SERVER,
-        ]);
-        let got = read_from(&test, port);
-        assert_eq!(got, "hello\n", "{test}");
-        bg.signal("TERM");
-        bg.wait().expect(0, &test);
-        // A host port that is taken: the run fails and says why.
-        let taken = TcpListener::bind("127.0.0.1:0").unwrap();
-        let publish = format!("127.0.0.1:{}:80", taken.local_addr().unwrap().port());
-        let d = run(
-            &s,
-            &["--network", helper, "-p", &publish, "busybox:test", "true"],
-        );
-        d.expect(125, &test);
-        assert!(
-            d.stderr
-                .contains(&format!("{helper} did not set up the network")),
-            "{test}: {d:#?}"
-        );
-        s.assert_clean(&test, None);
-    }
+    on_each_helper(
+        "a_published_port_is_reachable_from_the_host",
+        |s, test, helper| {
+            let port = free_port();
+            let publish = format!("127.0.0.1:{port}:8080");
+            let mut bg = s.spawn(&[
+                "run",
+                "--rm",
+                "--network",
+                helper,
+                "-p",
+                &publish,
+                "busybox:test",
+                "sh",
+                "-c",
+                SERVER,
+            ]);
+            let got = read_from(&test, port);
+            assert_eq!(got, "hello\n", "{test}");
+            bg.signal("TERM");
+            bg.wait().expect(0, &test);
+            // A host port that is taken: the run fails and says why.
+            let taken = TcpListener::bind("127.0.0.1:0").unwrap();
+            let publish = format!("127.0.0.1:{}:80", taken.local_addr().unwrap().port());
+            let d = run(
+                &s,
+                &["--network", helper, "-p", &publish, "busybox:test", "true"],
+            );
+            d.expect(125, &test);
+            assert!(
+                d.stderr
+                    .contains(&format!("{helper} did not set up the network")),
+                "{test}: {d:#?}"
+            );
+            s.assert_clean(&test, None);
+        },
+    );
 }
 
 /// Connects to the host's 127.0.0.1:`port` until the server behind it
@@ -302,15 +312,7 @@ fn host_network_still_reaches_the_hosts_loopback() {
     );
     assert!(server.was_reached(), "{test}: no connection came");
     // Publishing needs a network of the container's own.
-    let d = run(
-        &s,
-        &["--network", "host", "-p", "8080:80", "busybox:test", "true"],
-    );
-    d.expect(125, test);
-    assert!(
-        d.stderr.contains("--network host has no ports to publish"),
-        "{d:#?}"
-    );
+    no_ports_to_publish(&s, test, "host");
     s.assert_clean(test, None);
 }
 
@@ -323,16 +325,27 @@ fn network_none_has_only_loopback() {
         &["--network", "none", "busybox:test", "cat", "/proc/net/dev"],
     );
     assert_eq!(interfaces(d.expect(0, test).out()), ["lo"]);
+    no_ports_to_publish(&s, test, "none");
+    s.assert_clean(test, None);
+}
+
+/// `-p` with `--network NETWORK`, which has no network of the
+/// container's own to publish on: refused before anything is made.
+fn no_ports_to_publish(s: &Strata, test: &str, network: &str) {
     let d = run(
-        &s,
-        &["--network", "none", "-p", "8080:80", "busybox:test", "true"],
+        s,
+        &[
+            "--network",
+            network,
+            "-p",
+            "8080:80",
+            "busybox:test",
+            "true",
+        ],
     );
     d.expect(125, test);
-    assert!(
-        d.stderr.contains("--network none has no ports to publish"),
-        "{d:#?}"
-    );
-    s.assert_clean(test, None);
+    let want = format!("--network {network} has no ports to publish");
+    assert!(d.stderr.contains(&want), "{d:#?}");
 }
 
 #[test]
@@ -491,67 +504,72 @@ fn still_there(pid: u32, start: &str) -> bool {
     stat(pid).is_some_and(|(_, s)| s == start)
 }
 
+/// `run ARGS --network HELPER` of a container that waits (up to 30 s)
+/// for `/v/go` in the volume `v` (at `v` on the host); returns once it
+/// is up, with its one helper process (pid and start time).
+fn run_until_go(
+    s: &Strata,
+    test: &str,
+    helper: &str,
+    args: &[&str],
+    v: &Path,
+) -> (containers::Bg, (u32, String)) {
+    let mut all = vec!["run"];
+    all.extend_from_slice(args);
+    all.extend_from_slice(&[
+        "--network",
+        helper,
+        "-v",
+        "v:/v",
+        "busybox:test",
+        "sh",
+        "-c",
+        "touch /v/up; i=0; while [ ! -e /v/go ] && [ $i -lt 300 ]; do sleep 0.1; i=$((i+1)); done",
+    ]);
+    let bg = s.spawn(&all);
+    wait_until(30, &format!("{test}: the container"), || {
+        v.join("up").exists()
+    });
+    let helpers = children_named(bg.pid(), helper);
+    assert_eq!(helpers.len(), 1, "{test}: {helpers:?}");
+    let found = helpers[0].clone();
+    (bg, found)
+}
+
 #[test]
 fn no_helper_is_left_after_the_container_ends() {
-    for helper in HELPERS {
-        let test = format!("no_helper_is_left_after_the_container_ends ({helper})");
-        let Some(s) = setup_with(&test, helper) else {
-            continue;
-        };
-        let v = s.volume("v");
-        let mut bg = s.spawn(&[
-            "run",
-            "--rm",
-            "--network",
-            helper,
-            "-v",
-            "v:/v",
-            "busybox:test",
-            "sh",
-            "-c",
-            "touch /v/up; i=0; while [ ! -e /v/go ] && [ $i -lt 300 ]; do sleep 0.1; i=$((i+1)); done",
-        ]);
-        wait_until(30, &format!("{test}: the container"), || {
-            v.join("up").exists()
-        });
-        let helpers = children_named(bg.pid(), helper);
-        assert_eq!(helpers.len(), 1, "{test}: {helpers:?}");
-        let (pid, start) = helpers[0].clone();
-        fs::write(v.join("go"), "").unwrap();
-        bg.wait().expect(0, &test);
-        assert!(
-            !still_there(pid, &start),
-            "{test}: {helper} {pid} still runs"
-        );
+    on_each_helper(
+        "no_helper_is_left_after_the_container_ends",
+        |s, test, helper| {
+            let v = s.volume("v");
+            let (mut bg, (pid, start)) = run_until_go(&s, &test, helper, &["--rm"], &v);
+            fs::write(v.join("go"), "").unwrap();
+            bg.wait().expect(0, &test);
+            assert!(
+                !still_there(pid, &start),
+                "{test}: {helper} {pid} still runs"
+            );
 
-        // And when strata itself is killed, the kernel ends the helper.
-        fs::remove_file(v.join("up")).unwrap();
-        fs::remove_file(v.join("go")).unwrap();
-        let mut bg = s.spawn(&[
-            "run", "--name", "k", "--network", helper, "-v", "v:/v", "busybox:test", "sh", "-c",
-            "touch /v/up; i=0; while [ ! -e /v/go ] && [ $i -lt 300 ]; do sleep 0.1; i=$((i+1)); done",
-        ]);
-        wait_until(30, &format!("{test}: the container"), || {
-            v.join("up").exists()
-        });
-        let helpers = children_named(bg.pid(), helper);
-        assert_eq!(helpers.len(), 1, "{test}: {helpers:?}");
-        let (pid, start) = helpers[0].clone();
-        bg.signal("KILL");
-        wait_until(10, &format!("{test}: {helper} to end with strata"), || {
-            !still_there(pid, &start)
-        });
-        // The container outlives its strata; it holds strata's output
-        // pipes until it ends.
-        fs::write(v.join("go"), "").unwrap();
-        bg.wait();
-        // It starts again, with a helper of its own (not fooled by what
-        // the killed strata left), which ends with it.
-        s.exec(&["start", "-a", "k"]).expect(0, &test);
-        let id = s.inspect("k")["Id"].as_str().unwrap().to_owned();
-        assert_eq!(processes_naming(&id), Vec::<u32>::new(), "{test}");
-        s.ok(&["rm", "-f", "k"]);
-        s.ok(&["volume", "rm", "v"]);
-        s.assert_clean(&test, None);
-    }
+            // And when strata itself is killed, the kernel ends the helper.
+            fs::remove_file(v.join("up")).unwrap();
+            fs::remove_file(v.join("go")).unwrap();
+            let (mut bg, (pid, start)) = run_until_go(&s, &test, helper, &["--name", "k"], &v);
+            bg.signal("KILL");
+            wait_until(10, &format!("{test}: {helper} to end with strata"), || {
+                !still_there(pid, &start)
+            });
+            // The container outlives its strata; it holds strata's output
+            // pipes until it ends.
+            fs::write(v.join("go"), "").unwrap();
+            bg.wait();
+            // It starts again, with a helper of its own (not fooled by what
+            // the killed strata left), which ends with it.
+            s.exec(&["start", "-a", "k"]).expect(0, &test);
+            let id = s.inspect("k")["Id"].as_str().unwrap().to_owned();
+            assert_eq!(processes_naming(&id), Vec::<u32>::new(), "{test}");
+            s.ok(&["rm", "-f", "k"]);
+            s.ok(&["volume", "rm", "v"]);
+            s.assert_clean(&test, None);
+        },
+    );
 }

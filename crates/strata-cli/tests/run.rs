@@ -26,7 +26,7 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 
-use common::sh;
+use common::{assert_success, sh};
 use containers::{
     debian_tar, finish, guard_host_file, host_mounts, host_ns, mounts_under, on_terminal,
     pids_with, setup, wait_until, Done, MountLine,
@@ -316,9 +316,7 @@ fn host_bind_is_written_through_and_ro_refuses() {
     let Some(s) = setup("host_bind_is_written_through_and_ro_refuses") else {
         return;
     };
-    let host = s.path("host");
-    fs::create_dir(&host).unwrap();
-    fs::write(host.join("from-host"), "hello from the host").unwrap();
+    let host = s.host_dir("host", &[("from-host", "hello from the host")]);
     let rw = format!("{}:/h", host.display());
     let out = s.run_ok(&[
         "-v",
@@ -418,20 +416,8 @@ fn local_volumes_with_options_are_mounted_for_the_run() {
     let Some(s) = setup("local_volumes_with_options_are_mounted_for_the_run") else {
         return;
     };
-    let host = s.path("device");
-    fs::create_dir(&host).unwrap();
-    let device = format!("device={}", host.display());
-    s.ok(&[
-        "volume",
-        "create",
-        "-o",
-        "type=none",
-        "-o",
-        &device,
-        "-o",
-        "o=bind",
-        "bv",
-    ]);
+    let host = s.host_dir("device", &[]);
+    s.bind_volume("bv", &host);
     s.ok(&[
         "volume",
         "create",
@@ -1398,11 +1384,7 @@ fn output_passes_through_unchanged() {
         .stdin(Stdio::null())
         .output()
         .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert_success(&out);
     let want = fs::read(sh("command -v busybox")).unwrap();
     assert!(
         out.stdout == want,

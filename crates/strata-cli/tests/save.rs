@@ -18,7 +18,9 @@ use std::path::{Path, PathBuf};
 
 use common::{require_root, sh, sha256_of, Strata};
 use containers::on_terminal;
-use fixtures::{assert_same_tree, have_tools, last_frame, shows, without_escapes, INIT_PATHS};
+use fixtures::{
+    assert_same_tree, have_tools, last_frame, shows, without_escapes, BUSYBOX_TREE, INIT_PATHS,
+};
 use serde_json::Value;
 
 /// A store holding `busybox:v2`, two layers: an imported busybox root
@@ -37,23 +39,7 @@ fn setup(test: &str) -> Option<Fixture> {
     }
     let s = Strata::new("overlay2");
     let src = s.path("rootfs");
-    sh(&format!(
-        r#"set -e
-        R='{}'
-        mkdir -p $R/bin $R/etc $R/usr/bin $R/var/old
-        cp "$(command -v busybox)" $R/bin/busybox
-        for a in sh ls cat; do ln -s busybox $R/bin/$a; done
-        ln -s /bin/busybox $R/usr/bin/env
-        ln $R/bin/busybox $R/usr/bin/busybox.hard
-        echo hello > $R/etc/motd
-        chmod 600 $R/etc/motd
-        echo gone > $R/etc/delete-me
-        echo old > $R/var/old/file
-        echo mine > $R/etc/owned
-        chown 1000:1000 $R/etc/owned
-        mkdir -m 1777 $R/tmp"#,
-        src.display()
-    ));
+    sh(&format!("set -e; R='{}'; {BUSYBOX_TREE}", src.display()));
     s.import_tree(&src, "busybox:base");
     let base_tar = src.with_extension("tar");
     s.ok(&["create", "--name", "work", "busybox:base"]);
@@ -75,6 +61,14 @@ impl Fixture {
         args.extend_from_slice(images);
         self.s.ok(&args);
         path
+    }
+
+    /// `strata save -o <dest> --format <format> images...`, which must
+    /// fail; returns its stderr.
+    fn save_err(&self, dest: &Path, format: &str, images: &[&str]) -> String {
+        let mut args = vec!["save", "-o", dest.to_str().unwrap(), "--format", format];
+        args.extend_from_slice(images);
+        self.s.err(&args)
     }
 
     /// The image ID and diffIDs `strata image inspect` reports.
@@ -242,12 +236,8 @@ fn docker_archive_is_what_docker_25_writes() {
 
     // Blobs first, then the documents that name them.
     let names = members(&tar);
-    let tail: Vec<&str> = names[names.len() - 4..]
-        .iter()
-        .map(String::as_str)
-        .collect();
     assert_eq!(
-        tail,
+        names[names.len() - 4..],
         ["index.json", "oci-layout", "manifest.json", "repositories"]
     );
     assert_eq!(&names[..2], ["blobs/", "blobs/sha256/"]);
@@ -300,11 +290,7 @@ fn oci_archive_is_read_by_skopeo() {
     };
     let tar = f.save("o.tar", "oci-archive", &["busybox:v2"]);
     let names = members(&tar);
-    let tail: Vec<&str> = names[names.len() - 2..]
-        .iter()
-        .map(String::as_str)
-        .collect();
-    assert_eq!(tail, ["index.json", "oci-layout"]);
+    assert_eq!(names[names.len() - 2..], ["index.json", "oci-layout"]);
     assert!(!names
         .iter()
         .any(|n| n == "manifest.json" || n == "repositories"));
@@ -551,15 +537,7 @@ fn a_failed_save_leaves_no_output_and_the_store_untouched() {
     let before = snapshot(&f.s.root());
     for format in ["docker-archive", "oci-archive", "oci-dir"] {
         let target = out.join("x");
-        let err = f.s.err(&[
-            "save",
-            "-o",
-            target.to_str().unwrap(),
-            "--format",
-            format,
-            "busybox:v2",
-            "nosuch:1",
-        ]);
+        let err = f.save_err(&target, format, &["busybox:v2", "nosuch:1"]);
         assert!(err.contains("no such image: nosuch:1"), "{format}: {err}");
         assert!(listing(&out).is_empty(), "{format}: {:?}", listing(&out));
     }
@@ -567,14 +545,7 @@ fn a_failed_save_leaves_no_output_and_the_store_untouched() {
 
     // A non-empty directory is refused for oci-dir, and left alone.
     fs::write(out.join("keep"), "keep").unwrap();
-    let err = f.s.err(&[
-        "save",
-        "-o",
-        out.to_str().unwrap(),
-        "--format",
-        "oci-dir",
-        "busybox:v2",
-    ]);
+    let err = f.save_err(&out, "oci-dir", &["busybox:v2"]);
     assert!(err.contains("is not empty"), "{err}");
     assert_eq!(listing(&out), ["keep"]);
     // An archive over a directory is refused.
@@ -613,14 +584,7 @@ fn a_failed_save_leaves_no_output_and_the_store_untouched() {
         } else {
             target.clone()
         };
-        let err = f.s.err(&[
-            "save",
-            "-o",
-            dest.to_str().unwrap(),
-            "--format",
-            format,
-            "busybox:v2",
-        ]);
+        let err = f.save_err(&dest, format, &["busybox:v2"]);
         assert!(err.contains(&chain.0), "{format}: {err}");
         assert_eq!(listing(&out), ["keep"], "{format}");
         assert_eq!(fs::read_to_string(&target).unwrap(), "keep");

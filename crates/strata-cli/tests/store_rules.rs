@@ -14,7 +14,7 @@ use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 
-use common::{require_root, Strata};
+use common::{as_root, assert_success, name_and_number, require_root, Strata};
 use serde_json::Value;
 
 /// A small tree with etc/ and bin/.
@@ -33,17 +33,7 @@ fn mode(p: &Path) -> u32 {
 
 /// The chainIDs of the store's layers, with their reference counts.
 fn refs(s: &Strata) -> Vec<(String, u64)> {
-    let v = s.json(&["layers", "--format", "json"]);
-    v.as_array()
-        .unwrap()
-        .iter()
-        .map(|l| {
-            (
-                l["ChainID"].as_str().unwrap().to_owned(),
-                l["Refs"].as_u64().unwrap(),
-            )
-        })
-        .collect()
+    name_and_number(&s.layers_json(), "ChainID", "Refs")
 }
 
 fn refs_of(s: &Strata, chain: &str) -> u64 {
@@ -56,10 +46,7 @@ fn refs_of(s: &Strata, chain: &str) -> u64 {
 
 #[test]
 fn init_layer_replaces_what_the_image_has() {
-    if !require_root() {
-        return;
-    }
-    let s = Strata::new("overlay2");
+    let Some(s) = as_root("overlay2") else { return };
     // A host file the image's symlinks point at: it must stay as it is.
     let secret = s.path("host-secret");
     fs::write(&secret, "host\n").unwrap();
@@ -129,10 +116,7 @@ fn init_layer_replaces_what_the_image_has() {
 
 #[test]
 fn rmi_keeps_parents_and_prunes_them_after() {
-    if !require_root() {
-        return;
-    }
-    let s = Strata::new("overlay2");
+    let Some(s) = as_root("overlay2") else { return };
     let base = s.import_tree(&base_tree(&s, "base"), "base:1");
     let base_chain = s.json(&["layers", "--format", "json"])[0]["ChainID"]
         .as_str()
@@ -166,13 +150,7 @@ fn rmi_keeps_parents_and_prunes_them_after() {
         let err = s.err(&args);
         assert!(err.contains("dependent child images"), "{err}");
     }
-    assert_eq!(
-        s.json(&["images", "--format", "json"])
-            .as_array()
-            .unwrap()
-            .len(),
-        2
-    );
+    assert_eq!(s.images().len(), 2);
     // By its last tag, it is only untagged.
     assert_eq!(s.ok(&["rmi", "base:1"]), "Untagged: base:1");
     let images = s.json(&["images", "--format", "json"]);
@@ -181,21 +159,14 @@ fn rmi_keeps_parents_and_prunes_them_after() {
     let out = s.ok(&["rmi", "child:1"]);
     assert!(out.contains(&format!("Deleted: {child}")), "{out}");
     assert!(out.contains(&format!("Deleted: {base}")), "{out}");
-    assert!(s
-        .json(&["images", "--format", "json"])
-        .as_array()
-        .unwrap()
-        .is_empty());
+    assert!(s.images().is_empty());
     assert!(refs(&s).is_empty());
     assert!(s.findings(&[]).is_empty());
 }
 
 #[test]
 fn a_tagged_parent_stays_when_its_child_goes() {
-    if !require_root() {
-        return;
-    }
-    let s = Strata::new("overlay2");
+    let Some(s) = as_root("overlay2") else { return };
     let base = s.import_tree(&base_tree(&s, "base"), "base:1");
     s.ok(&["create", "--name", "c", "base:1"]);
     let child = s.ok(&["commit", "c", "child:1"]);
@@ -210,10 +181,7 @@ fn a_tagged_parent_stays_when_its_child_goes() {
 
 #[test]
 fn store_directories_are_private_and_tightened_on_open() {
-    if !require_root() {
-        return;
-    }
-    let s = Strata::new("overlay2");
+    let Some(s) = as_root("overlay2") else { return };
     s.ok(&["images"]);
     let root = s.root();
     assert_eq!(mode(&root), 0o700);
@@ -267,10 +235,7 @@ fn store_directories_are_private_and_tightened_on_open() {
 
 #[test]
 fn listings_run_while_containers_are_removed() {
-    if !require_root() {
-        return;
-    }
-    let s = Strata::new("overlay2");
+    let Some(s) = as_root("overlay2") else { return };
     s.import_tree(&base_tree(&s, "base"), "base:1");
     const N: usize = 24;
     for i in 0..N {
@@ -320,10 +285,7 @@ fn listings_run_while_containers_are_removed() {
 
 #[test]
 fn names_prefixes_stdin_and_forced_removals() {
-    if !require_root() {
-        return;
-    }
-    let s = Strata::new("overlay2");
+    let Some(s) = as_root("overlay2") else { return };
     // import - reads the tarball from standard input.
     let src = base_tree(&s, "base");
     let tar = s.path("base.tar");
@@ -406,10 +368,7 @@ fn names_prefixes_stdin_and_forced_removals() {
 
 #[test]
 fn a_closed_pipe_ends_output_quietly() {
-    if !require_root() {
-        return;
-    }
-    let s = Strata::new("overlay2");
+    let Some(s) = as_root("overlay2") else { return };
     s.import_tree(&base_tree(&s, "base"), "base:1");
     for args in [
         &["images"][..],
@@ -445,11 +404,7 @@ fn a_closed_pipe_ends_output_quietly() {
         .stdout(writer)
         .output()
         .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert_success(&out);
     assert_eq!(s.ok(&["ps", "-a", "--format", "json"]), "[]");
 }
 
@@ -527,10 +482,7 @@ fn the_default_root() {
 
 #[test]
 fn prune_all_takes_chains_of_commits_and_images_of_several_names() {
-    if !require_root() {
-        return;
-    }
-    let s = Strata::new("overlay2");
+    let Some(s) = as_root("overlay2") else { return };
     s.import_tree(&base_tree(&s, "base"), "base:1");
     // base:1 <- P <- C, the tag app:latest moved from P to C.
     s.ok(&["create", "--name", "p", "base:1"]);
@@ -546,13 +498,8 @@ fn prune_all_takes_chains_of_commits_and_images_of_several_names() {
     let images = s.json(&["images", "--format", "json"]);
     assert_eq!(images.as_array().unwrap().len(), 4, "{images}");
     s.ok(&["system", "prune", "-a"]);
-    let images = s.json(&["images", "--format", "json"]);
-    let ids: Vec<&str> = images
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|i| i["ID"].as_str().unwrap())
-        .collect();
+    let images = s.images();
+    let ids: Vec<&str> = images.iter().map(|i| i["ID"].as_str().unwrap()).collect();
     assert_eq!(ids, [kept.as_str()]);
     assert!(s.findings(&[]).is_empty());
 }

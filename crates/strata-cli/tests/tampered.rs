@@ -15,6 +15,7 @@ use std::process::Output;
 
 use common::{require_root, Strata};
 use serde_json::Value;
+use strata_test_support::swap_for_link;
 
 /// A store with image `img:1` and container `c`, and canaries outside
 /// it: `<tmp>/victim` and `<tmp>/x` (and `<root>/x`, where `../x` from
@@ -44,6 +45,14 @@ impl Fixture {
 
     fn root(&self) -> PathBuf {
         self.s.root()
+    }
+
+    /// The container's mount ID (its driver layer).
+    fn mount_id(&self) -> String {
+        self.s.json(&["inspect", "c"])[0]["GraphDriver"]["Data"]["MountID"]
+            .as_str()
+            .unwrap()
+            .to_owned()
     }
 
     fn config(&self) -> PathBuf {
@@ -242,11 +251,6 @@ fn refused(rel: &str, why: &str, damage: impl FnOnce(&Path, &Path)) {
     f.assert_canaries();
 }
 
-fn swap_for_link(dir: &Path, outside: &Path) {
-    fs::rename(dir, dir.with_extension("moved")).unwrap();
-    std::os::unix::fs::symlink(outside, dir).unwrap();
-}
-
 fn chown_nobody(dir: &Path, _: &Path) {
     std::os::unix::fs::chown(dir, Some(65534), Some(65534)).unwrap();
 }
@@ -306,10 +310,7 @@ fn a_repositories_json_of_40_mb_is_refused() {
 #[test]
 fn a_lower_that_climbs_out_is_rebuilt_from_the_parents() {
     let Some(f) = Fixture::new() else { return };
-    let mount = f.s.json(&["inspect", "c"])[0]["GraphDriver"]["Data"]["MountID"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let mount = f.mount_id();
     let lower = f.root().join("overlay2").join(&mount).join("lower");
     let good = fs::read_to_string(&lower).unwrap();
     fs::write(&lower, "../../x").unwrap();
@@ -330,10 +331,7 @@ fn a_lower_that_climbs_out_is_rebuilt_from_the_parents() {
 #[test]
 fn a_link_that_climbs_out_is_not_removed_with_its_layer() {
     let Some(f) = Fixture::new() else { return };
-    let mount = f.s.json(&["inspect", "c"])[0]["GraphDriver"]["Data"]["MountID"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let mount = f.mount_id();
     // From `<root>/overlay2/l/`, this is `<root>/x/canary`.
     let link = f.root().join("overlay2").join(&mount).join("link");
     fs::write(&link, "../../x/canary").unwrap();

@@ -15,7 +15,7 @@ use std::os::unix::fs::{FileTypeExt, MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-use common::{require_root, sh, skip, Strata};
+use common::{as_root, require_root, sh, skip, write_files, Strata};
 use containers::have_runtime;
 use fixtures::have_tools;
 
@@ -76,6 +76,17 @@ impl Drop for Unmount {
     }
 }
 
+/// A temp dir holding the directories `names`, when root; `None`
+/// (SKIPPED) otherwise.
+fn root_dirs(names: &[&str]) -> Option<tempfile::TempDir> {
+    if !require_root() {
+        return None;
+    }
+    let t = tempfile::tempdir().unwrap();
+    dirs(t.path(), names);
+    Some(t)
+}
+
 fn dirs(base: &Path, names: &[&str]) {
     for n in names {
         fs::create_dir_all(base.join(n)).unwrap();
@@ -84,16 +95,19 @@ fn dirs(base: &Path, names: &[&str]) {
 
 #[test]
 fn branches_mount_in_the_background_and_umount_ends_the_server() {
-    if !require_root() {
+    let Some(t) = root_dirs(&["lo/d", "mid", "up", "mnt"]) else {
         return;
-    }
-    let t = tempfile::tempdir().unwrap();
+    };
     let b = t.path();
-    dirs(b, &["lo/d", "mid", "up", "mnt"]);
-    fs::write(b.join("lo/keep"), "lower").unwrap();
-    fs::write(b.join("lo/gone"), "x").unwrap();
-    fs::write(b.join("lo/d/f"), "in d").unwrap();
-    fs::write(b.join("mid/keep"), "middle").unwrap();
+    write_files(
+        b,
+        &[
+            ("lo/keep", "lower"),
+            ("lo/gone", "x"),
+            ("lo/d/f", "in d"),
+            ("mid/keep", "middle"),
+        ],
+    );
     let mnt = b.join("mnt");
     let _guard = Unmount(mnt.clone());
     let spec = |d: &str, p: &str| format!("{}={p}", b.join(d).display());
@@ -111,8 +125,7 @@ fn branches_mount_in_the_background_and_umount_ends_the_server() {
     assert_ne!(servers_under(b), "", "a server runs it");
     assert_eq!(fs::read_to_string(mnt.join("keep")).unwrap(), "middle");
     fs::remove_file(mnt.join("gone")).unwrap();
-    fs::write(mnt.join("d/f"), "changed").unwrap();
-    fs::write(mnt.join("new"), "new").unwrap();
+    write_files(&mnt, &[("d/f", "changed"), ("new", "new")]);
     // aufs style on disk: .wh. files, copies in the rw branch.
     assert!(b.join("up/.wh.gone").is_file());
     assert_eq!(fs::read_to_string(b.join("up/d/f")).unwrap(), "changed");
@@ -133,14 +146,11 @@ fn branches_mount_in_the_background_and_umount_ends_the_server() {
 
 #[test]
 fn overlay_options_keep_the_upper_mountable_by_the_kernel() {
-    if !require_root() {
+    let Some(t) = root_dirs(&["lo/etc", "up", "work", "mnt"]) else {
         return;
-    }
-    let t = tempfile::tempdir().unwrap();
+    };
     let b = t.path();
-    dirs(b, &["lo/etc", "up", "work", "mnt"]);
-    fs::write(b.join("lo/etc/a"), "a").unwrap();
-    fs::write(b.join("lo/etc/b"), "b").unwrap();
+    write_files(b, &[("lo/etc/a", "a"), ("lo/etc/b", "b")]);
     let mnt = b.join("mnt");
     let _guard = Unmount(mnt.clone());
     let opts = format!(
@@ -187,63 +197,29 @@ fn overlay_options_keep_the_upper_mountable_by_the_kernel() {
 
 #[test]
 fn bad_arguments_are_clear_errors_and_mount_nothing() {
-    if !require_root() {
+    let Some(t) = root_dirs(&["lo", "up", "mnt"]) else {
         return;
-    }
-    let t = tempfile::tempdir().unwrap();
+    };
     let b = t.path();
-    dirs(b, &["lo", "up", "mnt"]);
     let mnt = b.join("mnt");
     let m = mnt.to_str().unwrap();
-    let cases: Vec<(Vec<String>, &str)> = vec![
-        (vec![m.into()], "give the branches"),
+    // Each case's arguments, `B/` standing for the branches' directory.
+    let cases = [
+        ("MNT", "give the branches"),
+        ("--branch B/missing=rw MNT", "missing"),
+        ("--branch B/lo=xx MNT", "unknown permission"),
+        ("--branch B/lo=ro --branch B/up=rw MNT", "topmost"),
+        ("-o lowerdir=B/lo,bogus=1 MNT", "bogus"),
         (
-            vec![
-                "--branch".into(),
-                format!("{}/missing=rw", b.display()),
-                m.into(),
-            ],
-            "missing",
-        ),
-        (
-            vec![
-                "--branch".into(),
-                format!("{}/lo=xx", b.display()),
-                m.into(),
-            ],
-            "unknown permission",
-        ),
-        (
-            vec![
-                "--branch".into(),
-                format!("{}/lo=ro", b.display()),
-                "--branch".into(),
-                format!("{}/up=rw", b.display()),
-                m.into(),
-            ],
-            "topmost",
-        ),
-        (
-            vec![
-                "-o".into(),
-                format!("lowerdir={}/lo,bogus=1", b.display()),
-                m.into(),
-            ],
-            "bogus",
-        ),
-        (
-            vec![
-                "--branch".into(),
-                format!("{}/lo=ro", b.display()),
-                format!("{}/no-such-mountpoint", b.display()),
-            ],
+            "--branch B/lo=ro B/no-such-mountpoint",
             "no-such-mountpoint",
         ),
     ];
+    let dir = format!("{}/", b.display());
     for (args, needle) in cases {
-        let mut all = vec!["union-mount".to_owned()];
-        all.extend(args);
-        let all: Vec<&str> = all.iter().map(String::as_str).collect();
+        let args = args.replace("B/", &dir).replace("MNT", m);
+        let mut all = vec!["union-mount"];
+        all.extend(args.split_whitespace());
         let out = strata(&all);
         let err = String::from_utf8_lossy(&out.stderr);
         assert!(!out.status.success(), "{all:?} should fail");
@@ -361,9 +337,14 @@ fn a_store_without_root_runs_on_the_fuse_driver() {
     fs::set_permissions(b, fs::Permissions::from_mode(0o755)).unwrap();
     let src = b.join("rootfs");
     dirs(&src, &["etc", "bin"]);
-    fs::write(src.join("etc/motd"), "hello\n").unwrap();
-    fs::write(src.join("etc/gone"), "x").unwrap();
-    fs::write(src.join("bin/tool"), "#!/bin/sh\n").unwrap();
+    write_files(
+        &src,
+        &[
+            ("etc/motd", "hello\n"),
+            ("etc/gone", "x"),
+            ("bin/tool", "#!/bin/sh\n"),
+        ],
+    );
     sh(&format!(
         "tar --numeric-owner -C '{0}/rootfs' -cf '{0}/rootfs.tar' . && chown 65534:65534 '{0}'",
         b.display()
@@ -425,10 +406,7 @@ fn a_store_without_root_runs_on_the_fuse_driver() {
 /// next `strata mount`, with the container's changes.
 #[test]
 fn a_union_that_lost_its_server_is_mounted_again() {
-    if !require_root() {
-        return;
-    }
-    let s = Strata::new("fuse");
+    let Some(s) = as_root("fuse") else { return };
     let src = s.path("src");
     fs::create_dir_all(src.join("etc")).unwrap();
     fs::write(src.join("etc/motd"), "hello").unwrap();

@@ -8,7 +8,7 @@ use std::fs;
 use std::os::unix::fs::{symlink, MetadataExt};
 use std::path::PathBuf;
 
-use common::{require_root, sh, Strata};
+use common::{as_root, require_root, sh, Strata};
 use serde_json::Value;
 
 impl Strata {
@@ -44,10 +44,7 @@ impl Strata {
 
 #[test]
 fn volume_commands() {
-    if !require_root() {
-        return;
-    }
-    let s = Strata::new("vfs");
+    let Some(s) = as_root("vfs") else { return };
     assert_eq!(s.ok(&["volume", "create", "v1"]), "v1");
     let anon = s.ok(&["volume", "create"]);
     assert_eq!(anon.len(), 64, "{anon}");
@@ -90,11 +87,7 @@ fn volume_commands() {
 
 #[test]
 fn bad_names_and_options_create_nothing() {
-    if !require_root() {
-        return;
-    }
-    let s = Strata::new("vfs");
-    s.volume_image();
+    let Some(s) = store("vfs") else { return };
     for (bad, why) in [
         ("a/b", "invalid volume name"),
         ("..", "invalid volume name"),
@@ -131,11 +124,7 @@ fn bad_names_and_options_create_nothing() {
 
 #[test]
 fn named_volume_outlives_its_container_and_is_shared() {
-    if !require_root() {
-        return;
-    }
-    let s = Strata::new("vfs");
-    s.volume_image();
+    let Some(s) = store("vfs") else { return };
     s.ok(&["create", "--name", "c1", "-v", "shared:/data", "base:1"]);
     // Made on first use, and filled from the image.
     assert_eq!(s.volume_names(), ["shared"]);
@@ -188,15 +177,8 @@ fn named_volume_outlives_its_container_and_is_shared() {
 
 #[test]
 fn volumes_from_and_rm_v() {
-    if !require_root() {
-        return;
-    }
-    let s = Strata::new("vfs");
-    s.volume_image();
-    let host = s.path("host");
-    fs::create_dir(&host).unwrap();
-    fs::write(host.join("keep"), "host data").unwrap();
-    let bind = format!("{}:/h", host.display());
+    let Some(s) = store("vfs") else { return };
+    let (host, bind) = host_dir_at_h(&s);
     s.ok(&[
         "create", "--name", "a", "-v", "named:/n", "-v", "/anon", "-v", &bind, "base:1",
     ]);
@@ -257,13 +239,8 @@ fn volumes_from_and_rm_v() {
 /// mode`).
 #[test]
 fn volumes_from_rw_never_widens() {
-    if !require_root() {
-        return;
-    }
-    let s = Strata::new("vfs");
-    s.volume_image();
-    let host = s.path("host");
-    fs::create_dir(&host).unwrap();
+    let Some(s) = store("vfs") else { return };
+    let host = s.host_dir("host", &[]);
     let bind = format!("{}:/h:ro", host.display());
     s.ok(&[
         "create", "--name", "a", "-v", "x:/d:ro", "-v", &bind, "-v", "y:/w", "base:1",
@@ -304,15 +281,8 @@ fn volumes_from_rw_never_widens() {
 
 #[test]
 fn prune_rules() {
-    if !require_root() {
-        return;
-    }
-    let s = Strata::new("vfs");
-    s.volume_image();
-    let host = s.path("host");
-    fs::create_dir(&host).unwrap();
-    fs::write(host.join("keep"), "host data").unwrap();
-    let bind = format!("{}:/h", host.display());
+    let Some(s) = store("vfs") else { return };
+    let (host, bind) = host_dir_at_h(&s);
     s.ok(&[
         "create", "--name", "gone", "-v", "/a1", "-v", &bind, "base:1",
     ]);
@@ -346,11 +316,7 @@ fn prune_rules() {
 
 #[test]
 fn population_from_the_image_and_nocopy() {
-    if !require_root() {
-        return;
-    }
-    let s = Strata::new("overlay2");
-    s.volume_image();
+    let Some(s) = store("overlay2") else { return };
     s.ok(&[
         "create",
         "--name",
@@ -389,11 +355,7 @@ fn population_from_the_image_and_nocopy() {
 
 #[test]
 fn bad_specs_and_escapes_create_nothing() {
-    if !require_root() {
-        return;
-    }
-    let s = Strata::new("vfs");
-    s.volume_image();
+    let Some(s) = store("vfs") else { return };
     let missing = format!("{}:/x", s.path("no/such/dir").display());
     for (spec, why) in [
         ("", "empty part"),
@@ -433,11 +395,7 @@ fn bad_specs_and_escapes_create_nothing() {
 /// view; the runtime does, at run time).
 #[test]
 fn export_and_commit_leave_volume_content_out() {
-    if !require_root() {
-        return;
-    }
-    let s = Strata::new("overlay2");
-    s.volume_image();
+    let Some(s) = store("overlay2") else { return };
     s.ok(&["create", "--name", "c", "-v", "v:/data", "base:1"]);
     fs::write(s.data("v").join("secret"), "volume only").unwrap();
     assert_eq!(s.ok(&["diff", "c"]), "");
@@ -457,11 +415,7 @@ fn export_and_commit_leave_volume_content_out() {
 
 #[test]
 fn system_prune_takes_volumes_only_when_asked() {
-    if !require_root() {
-        return;
-    }
-    let s = Strata::new("vfs");
-    s.volume_image();
+    let Some(s) = store("vfs") else { return };
     s.ok(&["create", "--name", "gone", "-v", "/a1", "base:1"]);
     let a1 = s.mounts("gone")[0]["Name"].as_str().unwrap().to_owned();
     s.ok(&["rm", "gone"]);
@@ -479,10 +433,7 @@ fn system_prune_takes_volumes_only_when_asked() {
 
 #[test]
 fn open_removes_volume_staging_and_keeps_volumes() {
-    if !require_root() {
-        return;
-    }
-    let s = Strata::new("vfs");
+    let Some(s) = as_root("vfs") else { return };
     s.ok(&["volume", "create", "v"]);
     fs::write(s.data("v").join(".f.tmp"), "data").unwrap();
     let vols = s.root().join("volumes");
@@ -502,11 +453,7 @@ fn open_removes_volume_staging_and_keeps_volumes() {
 
 #[test]
 fn check_reports_volume_damage_and_repairs_what_loses_nothing() {
-    if !require_root() {
-        return;
-    }
-    let s = Strata::new("vfs");
-    s.volume_image();
+    let Some(s) = store("vfs") else { return };
     let id = s.ok(&["create", "--name", "c", "-v", "used:/data", "base:1"]);
     s.ok(&["volume", "create", "nodata"]);
     s.ok(&["volume", "create", "garbled"]);
@@ -651,4 +598,20 @@ fn a_set_user_id_file_in_a_volume_is_out_of_other_users_reach() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
+}
+
+/// A store on `driver` with the image `base:1` the volume tests start
+/// from, when root (SKIPPED otherwise).
+fn store(driver: &'static str) -> Option<Strata> {
+    let s = as_root(driver)?;
+    s.volume_image();
+    Some(s)
+}
+
+/// A host directory `host` holding `keep`, and the `-v` spec binding it
+/// at `/h`.
+fn host_dir_at_h(s: &Strata) -> (PathBuf, String) {
+    let host = s.host_dir("host", &[("keep", "host data")]);
+    let bind = format!("{}:/h", host.display());
+    (host, bind)
 }

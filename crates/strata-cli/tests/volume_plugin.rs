@@ -14,7 +14,7 @@ use std::fs;
 use std::path::Path;
 use std::process::Output;
 
-use common::{require_root, sh, Strata};
+use common::{as_root, require_root, sh, Strata};
 use containers::have_runtime;
 use serde_json::{json, Value};
 use strata_volume::testing::{FakePlugin, Reply, Request};
@@ -47,11 +47,13 @@ struct Fixture {
 }
 
 impl Fixture {
-    fn new(handler: impl Fn(&Request) -> Reply + Send + 'static) -> Self {
-        let s = Strata::new("vfs");
+    /// A vfs store and the fake plugin answering with `handler`, when
+    /// root; `None` (SKIPPED) otherwise.
+    fn new(handler: impl Fn(&Request) -> Reply + Send + 'static) -> Option<Self> {
+        let s = as_root("vfs")?;
         let plugins = tempfile::tempdir().unwrap();
         let plugin = FakePlugin::start(plugins.path(), "fakevol", handler);
-        Fixture { s, plugins, plugin }
+        Some(Fixture { s, plugins, plugin })
     }
 
     /// `args` with `--plugin-dir` given before them.
@@ -116,10 +118,9 @@ fn stderr(out: &Output) -> String {
 
 #[test]
 fn plugin_volume_lifecycle() {
-    if !require_root() {
+    let Some(f) = Fixture::new(fakevol) else {
         return;
-    }
-    let f = Fixture::new(fakevol);
+    };
     assert_eq!(
         f.ok(&["volume", "create", "--driver", "fakevol", "--opt", "size=1G", "v1"]),
         "v1"
@@ -204,13 +205,12 @@ fn plugin_volume_lifecycle() {
 
 #[test]
 fn plugin_error_on_create_leaves_nothing() {
-    if !require_root() {
-        return;
-    }
-    let f = Fixture::new(|r| match r.path.as_str() {
+    let Some(f) = Fixture::new(|r| match r.path.as_str() {
         "/VolumeDriver.Create" => Reply::err("disk full"),
         _ => fakevol(r),
-    });
+    }) else {
+        return;
+    };
     let out = f.run(&["volume", "create", "--driver", "fakevol", "v1"]);
     assert!(!out.status.success());
     let e = stderr(&out);
@@ -228,13 +228,12 @@ fn plugin_error_on_create_leaves_nothing() {
 
 #[test]
 fn plugin_error_on_remove_keeps_the_volume_unless_forced() {
-    if !require_root() {
-        return;
-    }
-    let f = Fixture::new(|r| match r.path.as_str() {
+    let Some(f) = Fixture::new(|r| match r.path.as_str() {
         "/VolumeDriver.Remove" => Reply::err("volume is busy"),
         _ => fakevol(r),
-    });
+    }) else {
+        return;
+    };
     f.ok(&["volume", "create", "--driver", "fakevol", "v1"]);
     let e = f.err(&["volume", "rm", "v1"]);
     assert!(e.contains("volume is busy"), "{e}");
@@ -247,10 +246,9 @@ fn plugin_error_on_remove_keeps_the_volume_unless_forced() {
 
 #[test]
 fn missing_plugin_is_not_found_naming_the_directories() {
-    if !require_root() {
+    let Some(f) = Fixture::new(fakevol) else {
         return;
-    }
-    let f = Fixture::new(fakevol);
+    };
     let e = f.err(&["volume", "create", "--driver", "nosuch", "v1"]);
     let dir = f.plugins.path().to_str().unwrap();
     assert!(e.contains("volume plugin nosuch not found"), "{e}");
@@ -282,16 +280,15 @@ fn missing_plugin_is_not_found_naming_the_directories() {
 
 #[test]
 fn plugin_dying_mid_call_is_a_clear_error() {
-    if !require_root() {
-        return;
-    }
-    let f = Fixture::new(|r| match r.path.as_str() {
+    let Some(f) = Fixture::new(|r| match r.path.as_str() {
         "/VolumeDriver.Create" if r.name() == Some("closed") => Reply::Close,
         "/VolumeDriver.Create" => {
             Reply::raw("HTTP/1.1 200 OK\r\nContent-Length: 20\r\n\r\n{\"Err\"")
         }
         _ => fakevol(r),
-    });
+    }) else {
+        return;
+    };
     for name in ["closed", "half"] {
         let e = f.err(&["volume", "create", "--driver", "fakevol", name]);
         assert!(
@@ -306,10 +303,9 @@ fn plugin_dying_mid_call_is_a_clear_error() {
 
 #[test]
 fn plugin_gone_after_create_keeps_ls_working() {
-    if !require_root() {
+    let Some(f) = Fixture::new(fakevol) else {
         return;
-    }
-    let f = Fixture::new(fakevol);
+    };
     f.ok(&["volume", "create", "--driver", "fakevol", "v1"]);
     let Fixture { s, plugins, plugin } = f;
     drop(plugin);
@@ -333,10 +329,9 @@ fn plugin_gone_after_create_keeps_ls_working() {
 
 #[test]
 fn container_on_a_plugin_volume_whose_plugin_is_gone_is_refused() {
-    if !require_root() {
+    let Some(f) = Fixture::new(fakevol) else {
         return;
-    }
-    let f = Fixture::new(fakevol);
+    };
     f.tiny_image();
     f.ok(&["volume", "create", "--driver", "fakevol", "v1"]);
     let Fixture { s, plugins, plugin } = f;
@@ -359,10 +354,9 @@ fn container_on_a_plugin_volume_whose_plugin_is_gone_is_refused() {
 
 #[test]
 fn plugin_volume_still_mounted_is_not_removed_from_the_plugin() {
-    if !require_root() {
+    let Some(f) = Fixture::new(fakevol) else {
         return;
-    }
-    let f = Fixture::new(fakevol);
+    };
     f.ok(&["volume", "create", "--driver", "fakevol", "v1"]);
     // A mount held by a caller (as a running container holds one).
     let mounts = f.s.root().join("volumes/v1/mounts");
@@ -381,13 +375,12 @@ fn plugin_volume_still_mounted_is_not_removed_from_the_plugin() {
 
 #[test]
 fn prune_goes_on_past_a_volume_its_plugin_will_not_remove() {
-    if !require_root() {
-        return;
-    }
-    let f = Fixture::new(|r| match r.path.as_str() {
+    let Some(f) = Fixture::new(|r| match r.path.as_str() {
         "/VolumeDriver.Remove" if r.name() == Some("a-stuck") => Reply::err("volume is busy"),
         _ => fakevol(r),
-    });
+    }) else {
+        return;
+    };
     for name in ["a-stuck", "b-fine"] {
         f.ok(&["volume", "create", "--driver", "fakevol", name]);
     }
@@ -422,10 +415,12 @@ fn run_mounts_a_plugin_volume_at_start_and_unmounts_it_at_exit() {
     // can be seen on the host.
     let data = tempfile::tempdir().unwrap();
     let at = data.path().to_str().unwrap().to_owned();
-    let f = Fixture::new(move |r| match r.path.as_str() {
+    let Some(f) = Fixture::new(move |r| match r.path.as_str() {
         "/VolumeDriver.Mount" => Reply::ok(json!({"Mountpoint": at, "Err": ""})),
         _ => fakevol(r),
-    });
+    }) else {
+        return;
+    };
     f.busybox_image();
     f.ok(&["volume", "create", "--driver", "fakevol", "pv"]);
     let out = f.run(&[
@@ -481,10 +476,12 @@ fn run_fails_cleanly_when_the_plugin_will_not_mount() {
     if !require_root() || !have_runtime("run_fails_cleanly_when_the_plugin_will_not_mount") {
         return;
     }
-    let f = Fixture::new(|r| match r.path.as_str() {
+    let Some(f) = Fixture::new(|r| match r.path.as_str() {
         "/VolumeDriver.Mount" => Reply::err("backend offline"),
         _ => fakevol(r),
-    });
+    }) else {
+        return;
+    };
     f.busybox_image();
     f.ok(&["volume", "create", "--driver", "fakevol", "pv"]);
     let out = f.run(&["run", "--rm", "-v", "pv:/data", "bb:1", "sh", "-c", "true"]);
@@ -518,7 +515,7 @@ fn cp_uses_the_plugins_path_or_refuses() {
     }
     let there = tempfile::tempdir().unwrap();
     let dir = there.path().to_str().unwrap().to_owned();
-    let f = Fixture::new(move |r| {
+    let Some(f) = Fixture::new(move |r| {
         let path = match r.name() {
             Some("mounted") => dir.clone(),
             _ => String::new(),
@@ -527,7 +524,9 @@ fn cp_uses_the_plugins_path_or_refuses() {
             "/VolumeDriver.Path" => Reply::ok(json!({"Mountpoint": path, "Err": ""})),
             _ => Reply::default_for(r),
         }
-    });
+    }) else {
+        return;
+    };
     f.tiny_image();
     f.ok(&["volume", "create", "--driver", "fakevol", "mounted"]);
     f.ok(&["volume", "create", "--driver", "fakevol", "unmounted"]);

@@ -4,28 +4,27 @@
 //! `docker run`'s 126 and 127, which crun and runc cannot give: both exit
 //! 1 whatever went wrong).
 //!
-//! The walk is the kernel's, done by hand: component by component, the
-//! longest mount destination that is a prefix of the path so far says
-//! which directory it is in (the mount's source, or the root file
-//! system), each component is looked at without following it, and a
-//! symlink's target is walked again from the container's `/` (absolute)
-//! or from its directory, `..` stopping at `/`. A directory missing from
-//! the root on the way to a mount point is one the runtime will make.
-//! Nothing is followed on the host: every open is relative to a directory
-//! handle and refuses symlinks, so a hostile image reads nothing outside
-//! its root or its mounts.
+//! The walk is the kernel's, done by hand (the symlink walk itself is
+//! [`strata_store::links`]'s): component by component, the longest mount
+//! destination that is a prefix of the path so far says which directory
+//! it is in (the mount's source, or the root file system), each component
+//! is looked at without following it, and a symlink's target is walked
+//! again from the container's `/` (absolute) or from its directory, `..`
+//! stopping at `/`. A directory missing from the root on the way to a
+//! mount point is one the runtime will make. Nothing is followed on the
+//! host: every open is relative to a directory handle and refuses
+//! symlinks, so a hostile image reads nothing outside its root or its
+//! mounts.
 
 use std::io;
 use std::os::fd::AsFd;
 use std::os::unix::fs::MetadataExt;
 use std::path::Path;
 
+use strata_store::links::{resolve_links, Step};
 use strata_store::Mount;
 use strata_sys::fs as sys;
 use strata_sys::Errno;
-
-/// Linux's own limit on symlinks followed in one lookup.
-const MAX_SYMLINKS: usize = 40;
 
 /// A node found at the end of a walk: its mode.
 pub(crate) type Mode = u32;
@@ -44,42 +43,30 @@ pub(crate) fn mode_in_container(
     mounts: &[Mount],
     path: &Path,
 ) -> io::Result<Option<Mode>> {
-    let mut done: Vec<Vec<u8>> = Vec::new();
-    let mut todo = components(path.as_os_str().as_encoded_bytes());
-    let mut links = 0;
-    while let Some(c) = todo.pop() {
-        match c.as_slice() {
-            b"" | b"." => continue,
-            b".." => {
-                done.pop();
-                continue;
-            }
-            _ => {}
-        }
-        done.push(c);
-        match node(rootfs, mounts, &done)? {
+    let below_a_mount = |done: &[Vec<u8>]| mounts.iter().any(|m| is_below(done, &m.destination));
+    let mut missing = false;
+    let components = path.as_os_str().as_encoded_bytes().split(|b| *b == b'/');
+    let resolved = resolve_links(components.map(<[u8]>::to_vec).collect(), |done, _| {
+        Ok::<_, io::Error>(match node(rootfs, mounts, done)? {
             // The runtime makes the directories a mount point needs.
-            Node::Missing if mounts.iter().any(|m| is_below(&done, &m.destination)) => {}
-            Node::Missing => return Ok(None),
-            Node::Other(_) => {}
-            Node::Link(target) => {
-                links += 1;
-                if links > MAX_SYMLINKS {
-                    return Err(io::Error::from_raw_os_error(Errno::LOOP.raw_os_error()));
-                }
-                done.pop();
-                if target.first() == Some(&b'/') {
-                    done.clear();
-                }
-                todo.extend(components(&target));
+            Node::Missing if below_a_mount(done) => Step::On,
+            Node::Missing => {
+                missing = true;
+                Step::Stop
             }
-        }
+            Node::Other(_) => Step::On,
+            Node::Link(target) => Step::Link(target),
+        })
+    })?;
+    if missing {
+        return Ok(None);
     }
+    let Some(done) = resolved else {
+        return Err(io::Error::from_raw_os_error(Errno::LOOP.raw_os_error()));
+    };
     match node(rootfs, mounts, &done)? {
         Node::Other(m) => Ok(Some(m)),
-        Node::Missing if mounts.iter().any(|m| is_below(&done, &m.destination)) => {
-            Ok(Some(0o040755))
-        }
+        Node::Missing if below_a_mount(&done) => Ok(Some(0o040755)),
         _ => Ok(None),
     }
 }
@@ -96,11 +83,6 @@ fn destination_components(destination: &str) -> Vec<Vec<u8>> {
         .filter(|c| !c.is_empty())
         .map(|c| c.as_bytes().to_vec())
         .collect()
-}
-
-/// `p`'s components, last first (to be popped in order).
-fn components(p: &[u8]) -> Vec<Vec<u8>> {
-    p.split(|b| *b == b'/').rev().map(<[u8]>::to_vec).collect()
 }
 
 fn sys_mode(p: &Path) -> io::Result<Option<Mode>> {

@@ -181,7 +181,7 @@ fn bind(source: &Path, destination: &str, rw: bool) -> Result<OciMount> {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use strata_store::{MountKind, RunConfig};
 
@@ -189,7 +189,7 @@ mod tests {
         crate::test_container(cmd, config)
     }
 
-    fn root_user() -> User {
+    pub(crate) fn root_user() -> User {
         User {
             uid: 0,
             gid: 0,
@@ -203,18 +203,25 @@ mod tests {
     }
 
     fn spec_with(c: &Container, mounts: &[Mount], network: NetNs<'_>) -> serde_json::Value {
-        let user = root_user();
-        let s = build(&Inputs {
+        serde_json::to_value(build_as_root(c, mounts, network).unwrap()).unwrap()
+    }
+
+    /// [`build`] for `c` run as root, its root file system at `/merged`
+    /// and its files in `/ctr`, with no terminal.
+    pub(crate) fn build_as_root(
+        c: &Container,
+        mounts: &[Mount],
+        network: NetNs<'_>,
+    ) -> Result<Spec> {
+        build(&Inputs {
             container: c,
             rootfs: Path::new("/merged"),
             mounts,
             files: Path::new("/ctr"),
-            user: &user,
+            user: &root_user(),
             terminal: false,
             network,
         })
-        .unwrap();
-        serde_json::to_value(s).unwrap()
     }
 
     fn namespaces(v: &serde_json::Value) -> Vec<String> {
@@ -335,17 +342,7 @@ mod tests {
     #[test]
     fn no_command_is_a_clear_error() {
         let c = container(&[], RunConfig::default());
-        let user = root_user();
-        let e = build(&Inputs {
-            container: &c,
-            rootfs: Path::new("/merged"),
-            mounts: &[],
-            files: Path::new("/ctr"),
-            user: &user,
-            terminal: false,
-            network: NetNs::New,
-        })
-        .unwrap_err();
+        let e = build_as_root(&c, &[], NetNs::New).unwrap_err();
         assert!(e.to_string().contains("no command specified"), "{e}");
     }
 }

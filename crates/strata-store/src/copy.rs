@@ -37,6 +37,7 @@ use strata_volume::VolumeDriver;
 
 use crate::container::Container;
 use crate::error::{Error, ErrorKind, IoContext, Result};
+use crate::links::{resolve_links, Step};
 use crate::mount::{Mount, MountKind};
 use crate::stream::{archive_err, stream, CopyReport};
 use crate::Store;
@@ -136,44 +137,22 @@ fn through_links(
     path: &[u8],
     follow: bool,
 ) -> strata_archive::Result<Vec<u8>> {
-    let mut done: Vec<Vec<u8>> = Vec::new();
-    let mut todo = clean_path(path);
-    todo.reverse();
-    let mut links = 0;
-    while let Some(c) = todo.pop() {
-        match c.as_slice() {
-            b"" | b"." => continue,
-            b".." => {
-                done.pop();
-                continue;
-            }
-            _ => {}
-        }
-        done.push(c);
+    let resolved = resolve_links(clean_path(path), |done, last| {
         let here = done.join(&b'/');
-        if mount_for(mounts, &here).is_some() || (todo.is_empty() && !follow) {
-            break;
+        if mount_for(mounts, &here).is_some() || (last && !follow) {
+            return Ok(Step::Stop);
         }
-        let Some(target) = PathInRoot::resolve(merged, &here, false)?
+        // Missing, or not a symlink: nothing to substitute here.
+        Ok(PathInRoot::resolve(merged, &here, false)?
             .map(|found| found.link_target())
             .transpose()?
             .flatten()
-        else {
-            // Missing, or not a symlink: nothing to substitute here.
-            continue;
-        };
-        links += 1;
-        if links > MAX_SYMLINKS {
-            // What the kernel says: ELOOP.
-            return Ok(path.to_vec());
-        }
-        done.pop();
-        if target.first() == Some(&b'/') {
-            done.clear();
-        }
-        todo.extend(target.split(|b| *b == b'/').rev().map(<[u8]>::to_vec));
-    }
-    done.extend(todo.into_iter().rev());
+            .map_or(Step::On, Step::Link))
+    })?;
+    let Some(done) = resolved else {
+        // What the kernel says: ELOOP.
+        return Ok(path.to_vec());
+    };
     let mut out = b"/".to_vec();
     out.extend(done.join(&b'/'));
     if path.ends_with(b"/") {
@@ -183,9 +162,6 @@ fn through_links(
     }
     Ok(out)
 }
-
-/// Linux's own limit on symlinks followed in one lookup.
-const MAX_SYMLINKS: usize = 40;
 
 /// A local volume mounted on its `_data` (`-o type=... device=...`) for
 /// the length of a copy; unmounted when dropped.

@@ -56,6 +56,7 @@ mod ids;
 mod image;
 mod layer;
 mod layout;
+pub mod links;
 mod lock;
 mod mount;
 mod port;

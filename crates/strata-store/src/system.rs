@@ -336,9 +336,22 @@ pub struct OnDisk {
 /// once; other file systems mounted below are not entered); 0 when
 /// `dir` does not exist.
 fn content_bytes(dir: &Path, dev: u64) -> Result<u64> {
+    let mut total = 0;
+    walk_device(dir, dev, |_, md| {
+        if md.is_file() {
+            total += md.len();
+        }
+    })?;
+    Ok(total)
+}
+
+/// Visits everything under `dir` (itself included) that is on the device
+/// `dev`, each inode once, never entering another file system mounted
+/// below (a mounted union view is counted where its layers live, not
+/// again through the mount). What is removed while walked is passed over.
+fn walk_device(dir: &Path, dev: u64, mut visit: impl FnMut(&Path, &fs::Metadata)) -> Result<()> {
     use std::os::unix::fs::MetadataExt;
     let mut seen = std::collections::HashSet::new();
-    let mut total = 0;
     let mut stack = vec![dir.to_owned()];
     while let Some(p) = stack.pop() {
         let md = match fs::symlink_metadata(&p) {
@@ -349,15 +362,14 @@ fn content_bytes(dir: &Path, dev: u64) -> Result<u64> {
         if md.dev() != dev || !seen.insert(md.ino()) {
             continue;
         }
-        if md.is_file() {
-            total += md.len();
-        } else if md.is_dir() {
+        visit(&p, &md);
+        if md.is_dir() {
             for e in fs::read_dir(&p).ctx(|| format!("listing {}", p.display()))? {
                 stack.push(e.ctx(|| format!("listing {}", p.display()))?.path());
             }
         }
     }
-    Ok(total)
+    Ok(())
 }
 
 impl Store {
@@ -376,22 +388,9 @@ impl Store {
         let _lock = self.lock()?;
         let root_dev = self.root_dev()?;
         let driver_home = self.driver.home().to_owned();
-        let mut seen = std::collections::HashSet::new();
         let mut out = OnDisk::default();
         let layout = &self.layout;
-        let mut stack = vec![layout.root().to_owned()];
-        while let Some(p) = stack.pop() {
-            let md = match fs::symlink_metadata(&p) {
-                Ok(md) => md,
-                // Removed while we walked: not ours to count.
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
-                Err(e) => return Err(Error::io(format!("looking up {}", p.display()), e)),
-            };
-            // A mounted union view (another device) is counted where its
-            // layers live, not again through the mount.
-            if md.dev() != root_dev || !seen.insert(md.ino()) {
-                continue;
-            }
+        walk_device(layout.root(), root_dev, |p, md| {
             let bytes = md.blocks() * 512;
             let bucket = if p.starts_with(&driver_home) {
                 &mut out.layer_content
@@ -406,12 +405,7 @@ impl Store {
             };
             *bucket += bytes;
             out.total += bytes;
-            if md.is_dir() {
-                for e in fs::read_dir(&p).ctx(|| format!("listing {}", p.display()))? {
-                    stack.push(e.ctx(|| format!("listing {}", p.display()))?.path());
-                }
-            }
-        }
+        })?;
         Ok(out)
     }
 }

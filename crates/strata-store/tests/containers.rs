@@ -3,7 +3,7 @@
 
 mod common;
 
-use common::{on_each_driver, Fixture};
+use common::{on_each_store, Fixture};
 use strata_store::{ContainerSpec, ErrorKind};
 
 fn named(name: &str) -> ContainerSpec {
@@ -15,8 +15,7 @@ fn named(name: &str) -> ContainerSpec {
 
 #[test]
 fn a_container_is_made_on_its_image_and_found_by_name_id_and_prefix() {
-    on_each_driver(|driver| {
-        let f = Fixture::new(driver);
+    on_each_store(|driver, f| {
         let image = f.import(1, "one:1");
         let c = f.store.create_container("one:1", &named("web")).unwrap();
         assert_eq!(c.image, image);
@@ -57,8 +56,7 @@ fn a_name_is_taken_once() {
 
 #[test]
 fn the_init_layer_holds_what_every_container_gets_and_diff_leaves_it_out() {
-    on_each_driver(|driver| {
-        let f = Fixture::new(driver);
+    on_each_store(|driver, f| {
         f.import(1, "one:1");
         let c = f.store.create_container("one:1", &named("c")).unwrap();
         let merged = f.store.mount(&c).unwrap();
@@ -90,8 +88,7 @@ fn the_init_layer_holds_what_every_container_gets_and_diff_leaves_it_out() {
 
 #[test]
 fn removing_a_container_removes_its_layers_records_and_name() {
-    on_each_driver(|driver| {
-        let f = Fixture::new(driver);
+    on_each_store(|driver, f| {
         f.import(1, "one:1");
         let c = f.store.create_container("one:1", &named("gone")).unwrap();
         f.store.remove_container(&c, false).unwrap();
@@ -112,8 +109,7 @@ fn removing_a_container_removes_its_layers_records_and_name() {
 
 #[test]
 fn a_mounted_container_is_removed_only_by_force() {
-    on_each_driver(|driver| {
-        let f = Fixture::new(driver);
+    on_each_store(|driver, f| {
         f.import(1, "one:1");
         let c = f.store.create_container("one:1", &named("busy")).unwrap();
         f.store.mount(&c).unwrap();

@@ -3,7 +3,7 @@
 
 mod common;
 
-use common::{on_each_driver, Fixture};
+use common::{on_each_store, Fixture};
 use strata_store::{ContainerSpec, ErrorKind, ImageRef};
 
 #[test]
@@ -72,8 +72,7 @@ fn rmi_of_one_of_two_tags_only_untags() {
 
 #[test]
 fn rmi_refuses_an_image_a_container_uses_unless_forced() {
-    on_each_driver(|driver| {
-        let f = Fixture::new(driver);
+    on_each_store(|driver, f| {
         let id = f.import(1, "one:1");
         let c = f
             .store

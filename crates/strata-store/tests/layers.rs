@@ -6,13 +6,12 @@ mod common;
 
 use std::io::Cursor;
 
-use common::{layer, on_each_driver, Fixture};
+use common::{layer, on_each_store, Fixture};
 use strata_store::{chain_id, ContainerSpec};
 
 #[test]
 fn an_imported_layer_is_recorded_under_its_chain_id() {
-    on_each_driver(|driver| {
-        let f = Fixture::new(driver);
+    on_each_store(|driver, f| {
         let id = f.import(1, "one:1");
         let layers = f.store.layer_store().layers().unwrap();
         assert_eq!(layers.len(), 1, "{driver}");
@@ -32,8 +31,7 @@ fn an_imported_layer_is_recorded_under_its_chain_id() {
 
 #[test]
 fn a_layer_imported_twice_is_kept_once() {
-    on_each_driver(|driver| {
-        let f = Fixture::new(driver);
+    on_each_store(|driver, f| {
         f.import(1, "one:1");
         f.import(1, "one:2");
         assert_eq!(f.store.layers().unwrap().len(), 1, "{driver}");
@@ -42,8 +40,7 @@ fn a_layer_imported_twice_is_kept_once() {
 
 #[test]
 fn a_layer_gives_back_the_tar_it_was_imported_from() {
-    on_each_driver(|driver| {
-        let f = Fixture::new(driver);
+    on_each_store(|driver, f| {
         f.import(3, "three:1");
         let l = f.store.layers().unwrap().remove(0);
         let mut out = Vec::new();
@@ -55,8 +52,7 @@ fn a_layer_gives_back_the_tar_it_was_imported_from() {
 
 #[test]
 fn removing_the_last_image_collects_its_layers() {
-    on_each_driver(|driver| {
-        let f = Fixture::new(driver);
+    on_each_store(|driver, f| {
         f.import(1, "one:1");
         f.import(2, "two:1");
         let layers = f.store.layers().unwrap();
@@ -76,8 +72,7 @@ fn removing_the_last_image_collects_its_layers() {
 
 #[test]
 fn a_committed_layer_lives_while_its_image_does_and_its_parent_longer() {
-    on_each_driver(|driver| {
-        let f = Fixture::new(driver);
+    on_each_store(|driver, f| {
         f.import(1, "base:1");
         let c = f
             .store

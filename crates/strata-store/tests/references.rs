@@ -2,23 +2,13 @@
 //! the image their familiar name tags, and a digest reference is
 //! understood (and said to be missing) rather than refused as malformed.
 
+mod common;
+
 use std::io::Cursor;
 
 use strata_store::{ErrorKind, Store};
 
-/// A one-file root file system as a tar.
-fn rootfs_tar() -> Vec<u8> {
-    let mut b = tar::Builder::new(Vec::new());
-    let mut h = tar::Header::new_ustar();
-    h.set_entry_type(tar::EntryType::Regular);
-    h.set_mode(0o644);
-    h.set_size(6);
-    h.set_mtime(0);
-    h.set_path("etc/motd").unwrap();
-    h.set_cksum();
-    b.append(&h, &b"hello\n"[..]).unwrap();
-    b.into_inner().unwrap()
-}
+use common::rootfs_tar;
 
 fn store_with(tag: &str) -> (tempfile::TempDir, Store) {
     let t = tempfile::tempdir().unwrap();

@@ -8,7 +8,7 @@ use std::fs;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-use common::{on_each_driver, Fixture};
+use common::{on_each_store, Fixture};
 use strata_store::{ContainerSpec, FindingKind, Store};
 
 fn debris(report: &strata_store::Report) -> Vec<(String, bool)> {
@@ -22,8 +22,7 @@ fn debris(report: &strata_store::Report) -> Vec<(String, bool)> {
 
 #[test]
 fn a_sound_store_checks_clean() {
-    on_each_driver(|driver| {
-        let f = Fixture::new(driver);
+    on_each_store(|driver, f| {
         f.import(1, "one:1");
         f.store
             .create_container("one:1", &ContainerSpec::default())
@@ -74,8 +73,7 @@ fn staging_removals_and_temp_files_are_debris_that_repair_removes() {
 
 #[test]
 fn opening_removes_staging_and_the_driver_layers_it_names() {
-    on_each_driver(|driver| {
-        let f = Fixture::new(driver);
+    on_each_store(|driver, f| {
         let root = f.store.root().to_owned();
         let staged = f.store.layout().layer_staging().join("fedcba9876543210");
         fs::create_dir(&staged).unwrap();

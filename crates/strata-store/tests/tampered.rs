@@ -4,6 +4,8 @@
 //! disk is used as a path (DESIGN §4): each record that fails is corrupt,
 //! and a canary outside the store stays whole whatever runs.
 
+mod common;
+
 use std::fs;
 use std::io::Cursor;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
@@ -12,21 +14,9 @@ use std::path::{Path, PathBuf};
 use serde_json::Value;
 use strata_store::{Container, ContainerSpec, ErrorKind, FindingKind, Store};
 
-use strata_test_support::require_root;
+use strata_test_support::{require_root, swap_for_link};
 
-/// A one-file root file system as a tar.
-fn rootfs_tar() -> Vec<u8> {
-    let mut b = tar::Builder::new(Vec::new());
-    let mut h = tar::Header::new_ustar();
-    h.set_entry_type(tar::EntryType::Regular);
-    h.set_mode(0o644);
-    h.set_size(6);
-    h.set_mtime(0);
-    h.set_path("etc/motd").unwrap();
-    h.set_cksum();
-    b.append(&h, &b"hello\n"[..]).unwrap();
-    b.into_inner().unwrap()
-}
+use common::rootfs_tar;
 
 /// A store in a temp dir (root `<tmp>/root`, vfs) with `img:1` and a
 /// container `c` of it, and a canary directory outside the store.
@@ -395,12 +385,6 @@ fn refused(rel: &str, why: &str, damage: impl FnOnce(&Path, &Path)) {
         "{rel}: strata wrote outside the store"
     );
     f.assert_canaries();
-}
-
-/// Moves `dir` away and puts a symlink to `outside` in its place.
-fn swap_for_link(dir: &Path, outside: &Path) {
-    fs::rename(dir, dir.with_extension("moved")).unwrap();
-    std::os::unix::fs::symlink(outside, dir).unwrap();
 }
 
 #[test]

@@ -36,14 +36,7 @@ fn a_named_volume_is_made_once_and_listed() {
         )
         .unwrap();
     assert_eq!(again.created_at, v.created_at);
-    let names: Vec<String> = f
-        .store
-        .volumes()
-        .unwrap()
-        .into_iter()
-        .map(|v| v.name)
-        .collect();
-    assert_eq!(names, ["data"]);
+    assert_eq!(f.volume_names(), ["data"]);
 }
 
 #[test]
@@ -76,14 +69,7 @@ fn a_volume_a_container_names_is_not_removed_and_its_anonymous_one_goes_with_rm_
     assert!(f.store.prune_volumes(true).unwrap().is_empty());
 
     f.store.remove_container_with(&c, false, true).unwrap();
-    let left: Vec<String> = f
-        .store
-        .volumes()
-        .unwrap()
-        .into_iter()
-        .map(|v| v.name)
-        .collect();
-    assert_eq!(left, ["named"], "rm -v keeps named volumes");
+    assert_eq!(f.volume_names(), ["named"], "rm -v keeps named volumes");
     f.store.remove_volume("named", false).unwrap();
     assert!(f.store.volumes().unwrap().is_empty());
     assert!(!f.store.layout().volume_data("named").exists());

@@ -29,68 +29,81 @@ fn split_names(buf: &[u8]) -> Vec<Vec<u8>> {
         .collect()
 }
 
-/// `flistxattr` or, for an `O_PATH` handle, `llistxattr` on its magic link.
-pub fn list(fd: BorrowedFd<'_>, o_path: bool) -> io::Result<Vec<Vec<u8>>> {
+/// The size-then-read dance of the xattr calls: `query` sizes the
+/// buffer and `read` fills it, asked again while the value grows between
+/// the two (`ERANGE`). `None` when `query` fails with one of `absent`, or
+/// `read` with an `absent` `ENODATA` (removed in between); empty when
+/// there is nothing to read.
+fn read_sized(
+    absent: &[Errno],
+    query: impl Fn() -> rustix::io::Result<usize>,
+    read: impl Fn(&mut [u8]) -> rustix::io::Result<usize>,
+) -> io::Result<Option<Vec<u8>>> {
     loop {
-        let size = if o_path {
-            rustix::fs::listxattr_query(proc_path(fd))
-        } else {
-            rustix::fs::flistxattr_query(fd)
-        };
-        let size = match size {
+        let size = match query() {
             Ok(n) => n,
-            Err(Errno::OPNOTSUPP) => return Ok(Vec::new()),
+            Err(e) if absent.contains(&e) => return Ok(None),
             Err(e) => return Err(e.into()),
         };
         if size == 0 {
-            return Ok(Vec::new());
+            return Ok(Some(Vec::new()));
         }
         let mut buf = vec![0u8; size];
-        let got = if o_path {
-            rustix::fs::listxattr(proc_path(fd), &mut buf[..])
-        } else {
-            rustix::fs::flistxattr(fd, &mut buf[..])
-        };
-        match got {
-            Ok(n) => return Ok(split_names(&buf[..n])),
-            // The list grew between the two calls: ask again.
+        match read(&mut buf) {
+            Ok(n) => {
+                buf.truncate(n);
+                return Ok(Some(buf));
+            }
             Err(Errno::RANGE) => continue,
+            Err(Errno::NODATA) if absent.contains(&Errno::NODATA) => return Ok(None),
             Err(e) => return Err(e.into()),
         }
     }
+}
+
+/// `flistxattr` or, for an `O_PATH` handle, `llistxattr` on its magic link.
+pub fn list(fd: BorrowedFd<'_>, o_path: bool) -> io::Result<Vec<Vec<u8>>> {
+    let buf = read_sized(
+        &[Errno::OPNOTSUPP],
+        || {
+            if o_path {
+                rustix::fs::listxattr_query(proc_path(fd))
+            } else {
+                rustix::fs::flistxattr_query(fd)
+            }
+        },
+        |buf| {
+            if o_path {
+                rustix::fs::listxattr(proc_path(fd), buf)
+            } else {
+                rustix::fs::flistxattr(fd, buf)
+            }
+        },
+    )?;
+    Ok(split_names(&buf.unwrap_or_default()))
 }
 
 /// `fgetxattr`, or `getxattr` on the magic link of an `O_PATH` handle.
 /// `None` when the attribute is absent.
 pub fn get(fd: BorrowedFd<'_>, o_path: bool, name: &[u8]) -> io::Result<Option<Vec<u8>>> {
     let name = crate::fs::os(name);
-    loop {
-        let size = if o_path {
-            rustix::fs::getxattr_query(proc_path(fd), name)
-        } else {
-            rustix::fs::fgetxattr_query(fd, name)
-        };
-        let size = match size {
-            Ok(n) => n,
-            Err(Errno::NODATA) | Err(Errno::OPNOTSUPP) => return Ok(None),
-            Err(e) => return Err(e.into()),
-        };
-        let mut buf = vec![0u8; size];
-        let got = if o_path {
-            rustix::fs::getxattr(proc_path(fd), name, &mut buf[..])
-        } else {
-            rustix::fs::fgetxattr(fd, name, &mut buf[..])
-        };
-        match got {
-            Ok(n) => {
-                buf.truncate(n);
-                return Ok(Some(buf));
+    read_sized(
+        &[Errno::NODATA, Errno::OPNOTSUPP],
+        || {
+            if o_path {
+                rustix::fs::getxattr_query(proc_path(fd), name)
+            } else {
+                rustix::fs::fgetxattr_query(fd, name)
             }
-            Err(Errno::RANGE) => continue,
-            Err(Errno::NODATA) => return Ok(None),
-            Err(e) => return Err(e.into()),
-        }
-    }
+        },
+        |buf| {
+            if o_path {
+                rustix::fs::getxattr(proc_path(fd), name, buf)
+            } else {
+                rustix::fs::fgetxattr(fd, name, buf)
+            }
+        },
+    )
 }
 
 /// `fsetxattr`, or `setxattr` on the magic link of an `O_PATH` handle.
@@ -121,68 +134,46 @@ fn at_path(dir: BorrowedFd<'_>, name: &[u8]) -> std::ffi::OsString {
 /// `llistxattr` on `dir/name` without opening it.
 pub fn list_at(dir: BorrowedFd<'_>, name: &[u8]) -> io::Result<Vec<Vec<u8>>> {
     let path = at_path(dir, name);
-    loop {
-        let size = match rustix::fs::llistxattr_query(&path) {
-            Ok(n) => n,
-            Err(Errno::OPNOTSUPP) => return Ok(Vec::new()),
-            Err(e) => return Err(e.into()),
-        };
-        if size == 0 {
-            return Ok(Vec::new());
-        }
-        let mut buf = vec![0u8; size];
-        match rustix::fs::llistxattr(&path, &mut buf[..]) {
-            Ok(n) => return Ok(split_names(&buf[..n])),
-            Err(Errno::RANGE) => continue,
-            Err(e) => return Err(e.into()),
-        }
-    }
+    let buf = read_sized(
+        &[Errno::OPNOTSUPP],
+        || rustix::fs::llistxattr_query(&path),
+        |buf| rustix::fs::llistxattr(&path, buf),
+    )?;
+    Ok(split_names(&buf.unwrap_or_default()))
 }
 
 /// `lgetxattr` on `dir/name` without opening it; `None` when absent.
 pub fn get_at(dir: BorrowedFd<'_>, name: &[u8], key: &[u8]) -> io::Result<Option<Vec<u8>>> {
     let path = at_path(dir, name);
     let key = crate::fs::os(key);
-    loop {
-        let size = match rustix::fs::lgetxattr_query(&path, key) {
-            Ok(n) => n,
-            Err(Errno::NODATA) | Err(Errno::OPNOTSUPP) => return Ok(None),
-            Err(e) => return Err(e.into()),
-        };
-        let mut buf = vec![0u8; size];
-        match rustix::fs::lgetxattr(&path, key, &mut buf[..]) {
-            Ok(n) => {
-                buf.truncate(n);
-                return Ok(Some(buf));
-            }
-            Err(Errno::RANGE) => continue,
-            Err(Errno::NODATA) => return Ok(None),
-            Err(e) => return Err(e.into()),
-        }
-    }
+    read_sized(
+        &[Errno::NODATA, Errno::OPNOTSUPP],
+        || rustix::fs::lgetxattr_query(&path, key),
+        |buf| rustix::fs::lgetxattr(&path, key, buf),
+    )
 }
 
 /// All xattrs of the open file `fd` (an `O_PATH` handle with `o_path`),
 /// sorted by name.
 pub fn all(fd: BorrowedFd<'_>, o_path: bool) -> io::Result<Vec<(Vec<u8>, Vec<u8>)>> {
-    let mut names = list(fd, o_path)?;
-    names.sort();
-    let mut out = Vec::with_capacity(names.len());
-    for n in names {
-        if let Some(v) = get(fd, o_path, &n)? {
-            out.push((n, v));
-        }
-    }
-    Ok(out)
+    values(list(fd, o_path)?, |n| get(fd, o_path, n))
 }
 
 /// All xattrs of `dir/name`, sorted by name.
 pub fn all_at(dir: BorrowedFd<'_>, name: &[u8]) -> io::Result<Vec<(Vec<u8>, Vec<u8>)>> {
-    let mut names = list_at(dir, name)?;
+    values(list_at(dir, name)?, |n| get_at(dir, name, n))
+}
+
+/// `names` sorted, each with its value (one removed since it was listed
+/// is left out).
+fn values(
+    mut names: Vec<Vec<u8>>,
+    get: impl Fn(&[u8]) -> io::Result<Option<Vec<u8>>>,
+) -> io::Result<Vec<(Vec<u8>, Vec<u8>)>> {
     names.sort();
     let mut out = Vec::with_capacity(names.len());
     for n in names {
-        if let Some(v) = get_at(dir, name, &n)? {
+        if let Some(v) = get(&n)? {
             out.push((n, v));
         }
     }

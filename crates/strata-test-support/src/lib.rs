@@ -60,6 +60,23 @@ pub fn skip(test: &str, why: &str) -> bool {
     false
 }
 
+/// The entries of the directory `dir`, sorted by name.
+pub fn sorted_entries(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let mut out: Vec<_> = fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    out.sort();
+    out
+}
+
+/// Moves `dir` away (to `dir.moved`) and puts a symlink to `outside` in
+/// its place: a store directory swapped for a link by an outside probe.
+pub fn swap_for_link(dir: &std::path::Path, outside: &std::path::Path) {
+    fs::rename(dir, dir.with_extension("moved")).unwrap();
+    std::os::unix::fs::symlink(outside, dir).unwrap();
+}
+
 /// `len` deterministic pseudo-random bytes from the xorshift state
 /// `state` (made odd): content that does not compress and that differs
 /// with the state, as moby's graphtest seeds its content.

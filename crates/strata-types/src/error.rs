@@ -48,6 +48,19 @@ impl IoKind for ErrorKind {
 /// A boxed error, as a source.
 pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
+/// `e` and its sources, joined by `: `: the whole chain, as a report or
+/// a test prints it.
+pub fn chain(e: &dyn std::error::Error) -> String {
+    let mut s = e.to_string();
+    let mut src = e.source();
+    while let Some(inner) = src {
+        s.push_str(": ");
+        s.push_str(&inner.to_string());
+        src = inner.source();
+    }
+    s
+}
+
 /// How a crate's `ErrorKind` classes an `io::Error`.
 pub trait IoKind: Copy {
     fn of_io(kind: io::ErrorKind) -> Self;

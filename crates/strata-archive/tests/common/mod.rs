@@ -235,12 +235,7 @@ fn walk_outside(base: &Path, path: &Path, root: &Path, victim: &Path, out: &mut 
         },
     );
     if k == 'd' {
-        let mut names: Vec<_> = fs::read_dir(path)
-            .unwrap()
-            .map(|e| e.unwrap().path())
-            .collect();
-        names.sort();
-        for p in names {
+        for p in strata_test_support::sorted_entries(path) {
             walk_outside(base, &p, root, victim, out);
         }
     }

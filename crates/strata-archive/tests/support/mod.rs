@@ -16,6 +16,39 @@ use std::process::Command;
 #[allow(unused_imports)] // Not every test file uses every check.
 pub use strata_test_support::{is_root, require, require_root};
 
+/// A test's temp dir; subdirectories are made on asking.
+pub struct Scratch(tempfile::TempDir);
+
+impl Scratch {
+    pub fn new() -> Scratch {
+        Scratch(tempfile::tempdir().unwrap())
+    }
+
+    /// A scratch dir when running as root; `None` (SKIPPED) otherwise.
+    pub fn as_root() -> Option<Scratch> {
+        require_root().then(Scratch::new)
+    }
+
+    /// `<tmp>/name`, not made.
+    pub fn path(&self, name: &str) -> PathBuf {
+        self.0.path().join(name)
+    }
+
+    /// `<tmp>/name`, made empty.
+    pub fn dir(&self, name: &str) -> PathBuf {
+        let d = self.path(name);
+        fs::create_dir(&d).unwrap();
+        d
+    }
+
+    /// `<tmp>/name` holding [`build_fixture`]'s tree.
+    pub fn fixture(&self, name: &str) -> PathBuf {
+        let d = self.dir(name);
+        build_fixture(&d);
+        d
+    }
+}
+
 pub fn run(cmd: &mut Command) {
     let out = cmd
         .output()
@@ -89,16 +122,11 @@ fn walk(
     out: &mut Manifest,
     inodes: &mut BTreeMap<(u64, u64), Vec<u8>>,
 ) {
-    let mut names: Vec<_> = fs::read_dir(dir)
-        .unwrap()
-        .map(|e| e.unwrap().file_name())
-        .collect();
-    names.sort();
-    for name in names {
+    for p in strata_test_support::sorted_entries(dir) {
+        let name = p.file_name().expect("a directory entry has a name");
         if name == "lost+found" && rel.is_empty() {
             continue;
         }
-        let p = dir.join(&name);
         let mut r = rel.to_vec();
         if !r.is_empty() {
             r.push(b'/');
@@ -192,6 +220,11 @@ pub fn setxattr(p: &Path, name: &str, value: &str) {
     run(Command::new("setfattr")
         .args(["-h", "-n", name, "-v", value])
         .arg(p));
+}
+
+/// Asserts the trees at `a` and `b` have the same manifest under `opts`.
+pub fn assert_same_trees(a: &Path, b: &Path, opts: &ManifestOptions, what: &str) {
+    assert_same(&manifest(a, opts), &manifest(b, opts), what);
 }
 
 /// Asserts two manifests are equal, printing the first differences.

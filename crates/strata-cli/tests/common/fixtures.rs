@@ -23,7 +23,7 @@ use std::process::Command;
 
 use serde_json::{json, Value};
 
-use crate::common::{sh, sha256_of, skip, Strata};
+use crate::common::{not_notes, sh, sha256_of, skip, Strata};
 
 pub const OCI_INDEX: &str = "application/vnd.oci.image.index.v1+json";
 pub const OCI_MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";
@@ -117,6 +117,11 @@ impl Declared {
             id: manifest["config"]["digest"].as_str().unwrap().to_owned(),
             diff_ids: diff_ids(&config),
         }
+    }
+
+    /// [`Declared::by_skopeo`] of the docker-archive tar at `archive`.
+    pub fn of_docker_archive(archive: &Path) -> Declared {
+        Declared::by_skopeo(&format!("docker-archive:{}", archive.display()))
     }
 
     /// chainID(n) = sha256(chainID(n-1) + " " + diffID(n)), computed
@@ -244,16 +249,10 @@ impl Layout {
     }
 }
 
-/// The umoci script: `base` is busybox with symlinks, a hard link, an
-/// absolute symlink, a file owned by 1000, a sticky directory and a
-/// private file; `v2` adds a file and a directory, deletes a file and a
-/// directory (whiteouts) and changes a mode, then gets a Cmd and Env
-/// (an empty-layer history entry).
-const BUILD: &str = r#"
-umoci init --layout L
-umoci new --image L:base
-umoci unpack --image L:base B
-R=B/rootfs
+/// The shell that makes the busybox root file system in `$R`: busybox
+/// with symlinks and a hard link to it, files of several modes and an
+/// owner, a file to delete, a directory tree to remove, a sticky `/tmp`.
+pub const BUSYBOX_TREE: &str = r#"
 mkdir -p $R/bin $R/etc $R/usr/bin $R/var/old/sub
 cp "$(command -v busybox)" $R/bin/busybox
 for a in sh ls cat; do ln -s busybox $R/bin/$a; done
@@ -266,6 +265,19 @@ echo old > $R/var/old/sub/file
 echo mine > $R/etc/owned
 chown 1000:1000 $R/etc/owned
 mkdir -m 1777 $R/tmp
+"#;
+
+/// The umoci script: `base` is busybox with symlinks, a hard link, an
+/// absolute symlink, a file owned by 1000, a sticky directory and a
+/// private file; `v2` adds a file and a directory, deletes a file and a
+/// directory (whiteouts) and changes a mode, then gets a Cmd and Env
+/// (an empty-layer history entry).
+const BUILD: &str = r#"
+umoci init --layout L
+umoci new --image L:base
+umoci unpack --image L:base B
+R=B/rootfs
+$BUSYBOX_TREE
 umoci repack --image L:base B
 umoci unpack --image L:base C
 R=C/rootfs
@@ -293,7 +305,8 @@ pub struct Busybox {
 impl Busybox {
     /// Builds the image in `dir` (which must exist).
     pub fn build(dir: &Path) -> Busybox {
-        sh(&format!("cd '{}' && set -e && {BUILD}", dir.display()));
+        let build = BUILD.replace("$BUSYBOX_TREE", BUSYBOX_TREE);
+        sh(&format!("cd '{}' && set -e && {build}", dir.display()));
         Busybox {
             dir: dir.to_owned(),
             layout: Layout(dir.join("L")),
@@ -765,13 +778,6 @@ impl Strata {
         self.ok(&args).lines().map(str::to_owned).collect()
     }
 
-    pub fn layers_json(&self) -> Vec<Value> {
-        self.json(&["layers", "--format", "json"])
-            .as_array()
-            .unwrap()
-            .clone()
-    }
-
     /// Asserts `image` is in the store as `want` declares it: its ID, its
     /// diffIDs in order, and each layer under the chainID computed from
     /// them.
@@ -816,23 +822,9 @@ impl Strata {
 
     /// Asserts `strata check` finds nothing but notes.
     pub fn assert_check_clean(&self) {
-        let out = self.run(&["check", "--format", "json"]);
-        let report: Value = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
-            panic!(
-                "check printed no report ({e}): {}",
-                String::from_utf8_lossy(&out.stderr)
-            )
-        });
-        let found: Vec<&Value> = report["Findings"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .filter(|f| f["Kind"] != "note")
-            .collect();
-        assert!(
-            found.is_empty() && out.status.success(),
-            "check: {found:#?}"
-        );
+        let (report, ok) = self.check_report("check");
+        let found = not_notes(&report);
+        assert!(found.is_empty() && ok, "check: {found:#?}");
     }
 
     /// Creates a container of `image` and mounts it; returns the merged

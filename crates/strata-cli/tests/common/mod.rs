@@ -17,6 +17,12 @@ use serde_json::Value;
 #[allow(unused_imports)] // Not every test file uses every check.
 pub use strata_test_support::{require_root, skip};
 
+/// A store on `driver` when running as root; `None` (SKIPPED, or a
+/// failure under CI) otherwise.
+pub fn as_root(driver: &'static str) -> Option<Strata> {
+    require_root().then(|| Strata::new(driver))
+}
+
 /// A store in a temp dir, driven through the binary; cleans up mounts.
 pub struct Strata {
     pub dir: tempfile::TempDir,
@@ -108,6 +114,22 @@ impl Strata {
         serde_json::from_str(&self.ok(args)).unwrap()
     }
 
+    /// `layers --format json`: one object per layer.
+    pub fn layers_json(&self) -> Vec<Value> {
+        self.json(&["layers", "--format", "json"])
+            .as_array()
+            .unwrap()
+            .clone()
+    }
+
+    /// `images --format json`: one object per image.
+    pub fn images(&self) -> Vec<Value> {
+        match self.json(&["images", "--format", "json"]) {
+            Value::Array(images) => images,
+            other => panic!("images printed no list: {other}"),
+        }
+    }
+
     /// `volume ls` names.
     pub fn volume_names(&self) -> Vec<String> {
         let v = self.json(&["volume", "ls", "--format", "json"]);
@@ -125,11 +147,8 @@ impl Strata {
         a.extend_from_slice(args);
         let out = self.run(&a);
         let report: Value = serde_json::from_slice(&out.stdout).unwrap();
-        report["Findings"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .filter(|f| f["Kind"] != "note")
+        not_notes(&report)
+            .into_iter()
             .map(|f| {
                 (
                     f["Kind"].as_str().unwrap().to_owned(),
@@ -139,6 +158,93 @@ impl Strata {
             })
             .collect()
     }
+}
+
+impl Strata {
+    /// A new directory `name` in the temp dir holding `files` (name,
+    /// content).
+    pub fn host_dir(&self, name: &str, files: &[(&str, &str)]) -> PathBuf {
+        let dir = self.path(name);
+        fs::create_dir(&dir).unwrap();
+        for (file, content) in files {
+            fs::write(dir.join(file), content).unwrap();
+        }
+        dir
+    }
+
+    /// `volume create` of a local volume `name` that binds the host
+    /// directory `dir` (`-o type=none -o device=DIR -o o=bind`).
+    pub fn bind_volume(&self, name: &str, dir: &Path) {
+        let device = format!("device={}", dir.display());
+        self.ok(&[
+            "volume",
+            "create",
+            "-o",
+            "type=none",
+            "-o",
+            &device,
+            "-o",
+            "o=bind",
+            name,
+        ]);
+    }
+
+    /// `check --format json`: its report (a panic naming `when` if it
+    /// printed none), and whether check exited 0.
+    pub fn check_report(&self, when: &str) -> (Value, bool) {
+        let out = self.run(&["check", "--format", "json"]);
+        let report = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
+            panic!(
+                "{when}: check printed no report ({e}): {}",
+                String::from_utf8_lossy(&out.stderr)
+            )
+        });
+        (report, out.status.success())
+    }
+}
+
+/// Each of `items`' string field `name` with its number field `number`.
+pub fn name_and_number(items: &[Value], name: &str, number: &str) -> Vec<(String, u64)> {
+    items
+        .iter()
+        .map(|v| {
+            (
+                v[name].as_str().unwrap().to_owned(),
+                v[number].as_u64().unwrap(),
+            )
+        })
+        .collect()
+}
+
+/// Writes each (path under `base`, content) of `files`.
+pub fn write_files(base: &Path, files: &[(&str, &str)]) {
+    for (path, content) in files {
+        fs::write(base.join(path), content).unwrap();
+    }
+}
+
+/// Asserts that a run of the binary exited 0, showing its stderr if not.
+pub fn assert_success(out: &Output) {
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// The findings of a `check --format json` report that `keep` keeps.
+pub fn findings_where(report: &Value, keep: impl Fn(&Value) -> bool) -> Vec<&Value> {
+    report["Findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|f| keep(f))
+        .collect()
+}
+
+/// The findings of a `check --format json` report that are not notes.
+pub fn not_notes(report: &Value) -> Vec<&Value> {
+    findings_where(report, |f| f["Kind"] != "note")
 }
 
 impl Drop for Strata {

@@ -2,8 +2,8 @@
 //! says for each choice.
 
 use super::*;
-use crate::spec::{build, Inputs};
-use crate::user::User;
+use crate::spec::tests::build_as_root;
+use crate::spec::NetNs;
 use strata_store::{Container, RunConfig};
 
 /// Every capability up to CHECKPOINT_RESTORE (40).
@@ -201,22 +201,7 @@ fn container(security: Security) -> Container {
 
 fn spec_for(security: Security) -> serde_json::Value {
     let c = container(security);
-    let user = User {
-        uid: 0,
-        gid: 0,
-        additional_gids: vec![0],
-        home: "/root".into(),
-    };
-    let s = build(&Inputs {
-        container: &c,
-        rootfs: Path::new("/merged"),
-        mounts: &[],
-        files: Path::new("/ctr"),
-        user: &user,
-        terminal: false,
-        network: crate::spec::NetNs::New,
-    })
-    .unwrap();
+    let s = build_as_root(&c, &[], NetNs::New).unwrap();
     serde_json::to_value(s).unwrap()
 }
 

@@ -4,8 +4,9 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::fs;
 
 use strata_archive::Digest;
+use strata_types::error::chain;
 
-use super::{chain_text, entries, read_config, remove_path, remove_record, Checker, FindingKind};
+use super::{entries, read_config, remove_path, remove_record, Checker, FindingKind};
 use crate::container::Container;
 use crate::error::{IoContext, Result};
 use crate::ids::{ContainerId, DriverLayer};
@@ -224,7 +225,7 @@ impl Checker<'_> {
                     self.found(
                         FindingKind::Note,
                         format!("name {name}"),
-                        format!("cannot be read: {}", chain_text(&e)),
+                        format!("cannot be read: {}", chain(&e)),
                         None,
                     );
                     continue;
@@ -233,7 +234,7 @@ impl Checker<'_> {
                     self.found(
                         FindingKind::Debris,
                         format!("name {name}"),
-                        format!("names no container: {}", chain_text(&e)),
+                        format!("names no container: {}", chain(&e)),
                         Some(&|| remove_path(&path)),
                     );
                     continue;

@@ -10,8 +10,9 @@ use std::path::Path;
 use strata_archive::Digest;
 use strata_driver::check::{self as driver, Parents};
 use strata_driver::Check;
+use strata_types::error::chain;
 
-use super::{chain_text, entries, Checker, FindingKind};
+use super::{entries, Checker, FindingKind};
 use crate::atomic;
 use crate::error::{ErrorKind, Result};
 use crate::ids::DriverLayer;
@@ -71,7 +72,7 @@ impl Checker<'_> {
         let fix = || {
             check
                 .repair(&f)
-                .map_err(|e| crate::Error::new(ErrorKind::Io, chain_text(&e)))
+                .map_err(|e| crate::Error::new(ErrorKind::Io, chain(&e)))
         };
         let fix: Option<&dyn Fn() -> Result<()>> = match &f.repair {
             Some(_) => Some(&fix),

@@ -5,8 +5,9 @@ use std::path::Path;
 
 use strata_archive::Digest;
 use strata_image::diff_ids;
+use strata_types::error::chain;
 
-use super::{chain_text, entries, remove_path, Checker, FindingKind};
+use super::{entries, remove_path, Checker, FindingKind};
 use crate::atomic;
 use crate::error::Result;
 use crate::layer::{chain_ids, Layer};
@@ -26,7 +27,7 @@ impl Checker<'_> {
             let config = match store.images.image_json(&id) {
                 Ok(v) => v,
                 Err(e) => {
-                    self.found(FindingKind::BadImage, id.as_str(), chain_text(&e), None);
+                    self.found(FindingKind::BadImage, id.as_str(), chain(&e), None);
                     continue;
                 }
             };
@@ -91,12 +92,7 @@ impl Checker<'_> {
         let repos = match store.repositories() {
             Ok(r) => r,
             Err(e) => {
-                self.found(
-                    FindingKind::BadImage,
-                    "repositories.json",
-                    chain_text(&e),
-                    None,
-                );
+                self.found(FindingKind::BadImage, "repositories.json", chain(&e), None);
                 return Ok(());
             }
         };

@@ -7,7 +7,9 @@ use std::path::Path;
 use strata_archive::Digest;
 use strata_image::diff_ids;
 
-use super::{chain_text, entries, is_temp, Checker, Finding, FindingKind};
+use strata_types::error::chain as error_chain;
+
+use super::{entries, is_temp, Checker, Finding, FindingKind};
 use crate::atomic;
 use crate::error::{ErrorKind, Result};
 use crate::ids::CacheId;
@@ -35,7 +37,9 @@ impl Checker<'_> {
                 }
                 Err(e) => match sizeless_layer(&path, &chain) {
                     Some(l) => sizeless.push(l),
-                    None => self.found(FindingKind::BadLayer, chain.as_str(), chain_text(&e), None),
+                    None => {
+                        self.found(FindingKind::BadLayer, chain.as_str(), error_chain(&e), None)
+                    }
                 },
             }
         }
@@ -130,7 +134,7 @@ impl Checker<'_> {
                 store
                     .driver
                     .diff_size(&l.cache_id, pc)
-                    .map_err(|e| format!("its content cannot be measured: {}", chain_text(&e)))
+                    .map_err(|e| format!("its content cannot be measured: {}", error_chain(&e)))
             });
             match size {
                 Ok(n) => {
@@ -226,7 +230,7 @@ impl Checker<'_> {
                     Err(e) => self.found(
                         FindingKind::DigestMismatch,
                         object,
-                        format!("its content no longer rebuilds: {}", chain_text(&e)),
+                        format!("its content no longer rebuilds: {}", error_chain(&e)),
                         None,
                     ),
                 }

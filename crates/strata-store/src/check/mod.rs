@@ -56,6 +56,7 @@ use crate::error::{IoContext, Result};
 use crate::layout::{self, record, Layout};
 use crate::lock::Lock;
 use crate::{atomic, Store};
+use strata_types::error::chain;
 
 mod containers;
 mod driver;
@@ -305,7 +306,7 @@ fn entries(dir: &Path) -> Result<Vec<(String, PathBuf)>> {
 /// through a symlink, every ID and name validated, its ID `name`.
 pub(crate) fn read_config(name: &str, dir: &Path) -> std::result::Result<Container, String> {
     let bytes = atomic::read_capped(&dir.join(record::CONFIG), atomic::RECORD_CAP)
-        .map_err(|e| chain_text(&e))?;
+        .map_err(|e| chain(&e))?;
     parse_config(name, &bytes)
 }
 
@@ -350,7 +351,7 @@ impl Checker<'_> {
         if let (true, Some(fix)) = (self.opts.repair, fix) {
             match fix() {
                 Ok(()) => repaired = true,
-                Err(e) => message = format!("{message}; repair failed: {}", chain_text(&e)),
+                Err(e) => message = format!("{message}; repair failed: {}", chain(&e)),
             }
         }
         self.report.findings.push(Finding {
@@ -382,16 +383,4 @@ impl Checker<'_> {
             .iter()
             .any(|f| f.kind.is_corruption() && !f.repaired)
     }
-}
-
-/// An error and its sources, `: `-joined.
-fn chain_text(e: &dyn std::error::Error) -> String {
-    let mut s = e.to_string();
-    let mut cur = e.source();
-    while let Some(c) = cur {
-        s.push_str(": ");
-        s.push_str(&c.to_string());
-        cur = c.source();
-    }
-    s
 }

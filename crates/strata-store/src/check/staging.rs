@@ -1,13 +1,40 @@
 //! Debris of interrupted work: staging directories, `-removing` renames
 //! and temp files of atomic writes.
 use std::fs;
+use std::path::PathBuf;
 
-use super::{chain_text, entries, is_temp, remove_path, Checker, FindingKind};
+use strata_types::error::chain;
+
+use super::{entries, is_temp, remove_path, Checker, FindingKind};
 use crate::error::Result;
 use crate::layout;
 use crate::staging;
 
 impl Checker<'_> {
+    /// Reports each of `paths` as debris (`why` says what left it); with
+    /// repair, runs `clean` once (its failure a note on `what`) and marks
+    /// repaired each path that is gone after it.
+    pub(super) fn debris_cleaned_at_once(
+        &mut self,
+        paths: &[PathBuf],
+        why: &str,
+        what: &str,
+        clean: impl FnOnce() -> Result<()>,
+    ) {
+        let first = self.report.findings.len();
+        for p in paths {
+            self.found(FindingKind::Debris, p.display().to_string(), why, None);
+        }
+        if self.opts.repair && !paths.is_empty() {
+            if let Err(e) = clean() {
+                self.found(FindingKind::Note, what, chain(&e), None);
+            }
+            for (f, p) in self.report.findings[first..].iter_mut().zip(paths) {
+                f.repaired = fs::symlink_metadata(p).is_err();
+            }
+        }
+    }
+
     /// Staging, `-removing` renames and temp files.
     pub(super) fn debris(&mut self) -> Result<()> {
         let store = self.store;
@@ -29,24 +56,11 @@ impl Checker<'_> {
                 }
             }
         }
-        let first = self.report.findings.len();
-        for p in &staged {
-            self.found(
-                FindingKind::Debris,
-                p.display().to_string(),
-                "left by interrupted work",
-                None,
-            );
-        }
         // One cleanup, as `open` does it, covers them all.
-        if self.opts.repair && !staged.is_empty() {
-            if let Err(e) = store.clean_staging(self.lock) {
-                self.found(FindingKind::Note, "staging", chain_text(&e), None);
-            }
-            for (f, p) in self.report.findings[first..].iter_mut().zip(&staged) {
-                f.repaired = fs::symlink_metadata(p).is_err();
-            }
-        }
+        let lock = self.lock;
+        self.debris_cleaned_at_once(&staged, "left by interrupted work", "staging", || {
+            store.clean_staging(lock)
+        });
         // Temp files of atomic writes, wherever metadata is written.
         let mut dirs = vec![layout.image_dir().to_owned(), layout.image_configs()];
         for parent in [

@@ -4,9 +4,10 @@
 
 use std::fs;
 
+use strata_types::error::chain;
 use strata_volume::local::DRIVER;
 
-use super::{chain_text, entries, Checker, FindingKind};
+use super::{entries, Checker, FindingKind};
 use crate::error::Result;
 use crate::mount::MountKind;
 
@@ -26,24 +27,12 @@ impl Checker<'_> {
     /// left (open removes them, so these are the ones made since).
     fn volume_debris(&mut self, local: &strata_volume::local::Local) -> Result<()> {
         let debris = local.debris()?;
-        let first = self.report.findings.len();
-        for p in &debris {
-            self.found(
-                FindingKind::Debris,
-                p.display().to_string(),
-                "left by an interrupted volume create, remove or mount count",
-                None,
-            );
-        }
-        if self.opts.repair && !debris.is_empty() {
-            if let Err(e) = local.clean_staging() {
-                let e = crate::Error::from(e);
-                self.found(FindingKind::Note, "volumes", chain_text(&e), None);
-            }
-            for (f, p) in self.report.findings[first..].iter_mut().zip(&debris) {
-                f.repaired = fs::symlink_metadata(p).is_err();
-            }
-        }
+        self.debris_cleaned_at_once(
+            &debris,
+            "left by an interrupted volume create, remove or mount count",
+            "volumes",
+            || Ok(local.clean_staging().map(drop)?),
+        );
         Ok(())
     }
 
@@ -79,7 +68,7 @@ impl Checker<'_> {
             match local.meta(&name) {
                 Err(e) => {
                     let e = crate::Error::from(e);
-                    self.found(FindingKind::BadVolume, object, chain_text(&e), None);
+                    self.found(FindingKind::BadVolume, object, chain(&e), None);
                 }
                 Ok(m) if m.driver == DRIVER && !data.is_dir() => self.found(
                     FindingKind::BadVolume,

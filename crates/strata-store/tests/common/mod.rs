@@ -22,6 +22,20 @@ pub fn layer(seed: u64) -> Vec<u8> {
     ])
 }
 
+/// A one-file root file system as a tar.
+pub fn rootfs_tar() -> Vec<u8> {
+    let mut b = tar::Builder::new(Vec::new());
+    let mut h = tar::Header::new_ustar();
+    h.set_entry_type(tar::EntryType::Regular);
+    h.set_mode(0o644);
+    h.set_size(6);
+    h.set_mtime(0);
+    h.set_path("etc/motd").unwrap();
+    h.set_cksum();
+    b.append(&h, &b"hello\n"[..]).unwrap();
+    b.into_inner().unwrap()
+}
+
 /// A store in a temp dir; the dir goes with it.
 pub struct Fixture {
     pub store: Store,
@@ -29,6 +43,16 @@ pub struct Fixture {
 }
 
 impl Fixture {
+    /// The names of the store's volumes.
+    pub fn volume_names(&self) -> Vec<String> {
+        self.store
+            .volumes()
+            .unwrap()
+            .into_iter()
+            .map(|v| v.name)
+            .collect()
+    }
+
     pub fn new(driver: &str) -> Fixture {
         let dir = tempfile::tempdir().unwrap();
         let store = Store::open(&dir.path().join("root"), Some(driver)).unwrap();
@@ -43,10 +67,11 @@ impl Fixture {
     }
 }
 
-/// Runs `test` on vfs, then on overlay2 when root (SKIPPED otherwise).
-pub fn on_each_driver(test: impl Fn(&str)) {
-    test("vfs");
+/// Runs `test` on a fresh store on vfs, then on overlay2 when root
+/// (SKIPPED otherwise).
+pub fn on_each_store(test: impl Fn(&str, Fixture)) {
+    test("vfs", Fixture::new("vfs"));
     if require_root() {
-        test("overlay2");
+        test("overlay2", Fixture::new("overlay2"));
     }
 }
