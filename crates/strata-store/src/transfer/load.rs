@@ -55,7 +55,7 @@ impl Store {
     /// Loads every image of the archive or layout at `input` (a tar file,
     /// plain or compressed, or a directory).
     pub fn load(&self, input: &Path, progress: &dyn Progress) -> Result<Vec<Loaded>> {
-        let source = Source::open(input, &self.layout.tmp())?;
+        let source = Source::open(input, &self.layout.tmp()).map_err(|e| named(input, e))?;
         self.load_from(&source, progress)
     }
 
@@ -67,7 +67,8 @@ impl Store {
         input: &mut dyn Read,
         progress: &dyn Progress,
     ) -> Result<Vec<Loaded>> {
-        let source = Source::spooled(input, &self.layout.tmp())?;
+        let source = Source::spooled(input, &self.layout.tmp())
+            .map_err(|e| named(Path::new("standard input"), e))?;
         self.load_from(&source, progress)
     }
 
@@ -352,5 +353,15 @@ impl Read for Counted<'_> {
         }
         self.progress.advance(n as u64);
         Ok(n)
+    }
+}
+
+/// An archive refused for what it holds, named as the user named it.
+fn named(input: &Path, e: strata_image::Error) -> Error {
+    match e.kind() {
+        strata_image::ErrorKind::InvalidArgument => {
+            Error::within(input.display().to_string(), e.into())
+        }
+        _ => e.into(),
     }
 }
