@@ -35,7 +35,9 @@
 //! (temp file, fsync, rename, fsync of the directory). A layer's or a
 //! container's metadata is assembled in `layerdb/tmp/` and renamed into
 //! place last: a crash leaves staging debris, never a half-made object
-//! under its real name. Removal renames to `*-removing` first.
+//! under its real name. Removal renames to `*-removing` first. A
+//! container is created without a flush: the first open after a crash
+//! makes it whole or removes it (`unflushed`).
 //!
 //! # Garbage collection
 //!
@@ -68,6 +70,7 @@ mod stream;
 mod system;
 mod time;
 mod transfer;
+mod unflushed;
 pub mod view;
 mod volume;
 
@@ -214,6 +217,7 @@ impl Store {
         };
         store.secure_dirs(root_fd.as_fd())?;
         store.clean_staging(&lock)?;
+        store.recover_unflushed(&lock)?;
         drop(lock);
         Ok(store)
     }
