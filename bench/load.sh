@@ -5,9 +5,11 @@
 #
 #   a. strata load of a docker-archive (layers uncompressed, as `docker save`
 #      writes them) vs GNU `tar -x` of the same five layer tars one after
-#      another (target <= 1.3x); also vs `tar -x` + `sync -f`, since load
-#      makes its layers durable before publishing them
+#      another followed by `sync -f`: load makes its layers durable before
+#      publishing them, so the reference is a durable tar (target <= 1.0x);
+#      bare `tar -x` is shown beside it
 #   b. the same image as a gzip OCI archive vs `tar -xzf` of its layer blobs
+#      followed by `sync -f` (target <= 1.0x), and bare `tar -xzf`
 #   c. `docker load` and `podman load` of the same archives vs strata load
 #      (target: strata >= 2x faster), each only when the tool is installed
 #      and starts; dockerd is started by this script on its own data root
@@ -325,10 +327,10 @@ for x in "$SD_DIR $IMAGE_ID" "$SO_DIR $OCI_ID"; do
         die "strata images in $d does not list $TAG as ${id:7:12}"
 done
 echo "  both stores list $TAG with the archive's image ID, $(( $("$STRATA" --root "$SD_DIR" layers | wc -l) - 1 )) layers"
-row "load docker-archive, 5 layers (vs tar -x)" "$(ms "$SD") ms" "$(ms "$TX") ms" "$(ratio "$SD" "$TX")x" "<= 1.3x" "$(verdict "$(ratio "$SD" "$TX")" 1.3)"
-row "  vs tar -x + sync -f" "$(ms "$SD") ms" "$(ms "$TXS") ms" "$(ratio "$SD" "$TXS")x" "" ""
-row "load oci-archive gzip (vs tar -xzf)" "$(ms "$SO") ms" "$(ms "$GX") ms" "$(ratio "$SO" "$GX")x" "<= 1.3x" "$(verdict "$(ratio "$SO" "$GX")" 1.3)"
-row "  vs tar -xzf + sync -f" "$(ms "$SO") ms" "$(ms "$GXS") ms" "$(ratio "$SO" "$GXS")x" "" ""
+row "load docker-archive (vs tar -x + sync -f)" "$(ms "$SD") ms" "$(ms "$TXS") ms" "$(ratio "$SD" "$TXS")x" "<= 1.0x" "$(verdict "$(ratio "$SD" "$TXS")" 1.0)"
+row "  vs tar -x (no flush)" "$(ms "$SD") ms" "$(ms "$TX") ms" "$(ratio "$SD" "$TX")x" "" ""
+row "load oci-archive gzip (vs tar -xzf + sync -f)" "$(ms "$SO") ms" "$(ms "$GXS") ms" "$(ratio "$SO" "$GXS")x" "<= 1.0x" "$(verdict "$(ratio "$SO" "$GXS")" 1.0)"
+row "  vs tar -xzf (no flush)" "$(ms "$SO") ms" "$(ms "$GX") ms" "$(ratio "$SO" "$GX")x" "" ""
 
 # ------------------------------------------------ c. docker and podman load
 

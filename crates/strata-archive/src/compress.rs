@@ -130,6 +130,13 @@ pub(crate) fn produce<R: Read>(input: R, tx: SyncSender<Chunk>) -> Result<Stream
             break;
         }
         buf.truncate(n);
+        if total == 0 && !starts_like_tar(&buf) {
+            let _ = tx.send(Err(io::Error::new(
+                io::ErrorKind::InvalidData,
+                "not a tar archive",
+            )));
+            return Err(Error::NotTar);
+        }
         hasher.update(&buf);
         total += n as u64;
         if tx.send(Ok(buf)).is_err() {
@@ -143,6 +150,36 @@ pub(crate) fn produce<R: Read>(input: R, tx: SyncSender<Chunk>) -> Result<Stream
         uncompressed: total,
         compression,
     })
+}
+
+/// Whether the first bytes of an uncompressed stream can begin a tar: a
+/// header block whose checksum holds, or the zero block that ends an
+/// empty archive. Checked once, so that a file that is
+/// not a tar at all is refused as that, not with the parser's complaint
+/// about a field, which quotes the file's bytes.
+fn starts_like_tar(head: &[u8]) -> bool {
+    // A stream that ends within its first block holds no tar header.
+    let Some(block) = head.get(..512) else {
+        return false;
+    };
+    if block.iter().all(|&b| b == 0) {
+        return true;
+    }
+    // POSIX ustar: the sum of the header's bytes, the checksum field
+    // (bytes 148..156) counted as spaces, in octal in that field. Old
+    // tars summed signed bytes: either sum is accepted, as GNU tar does.
+    let field = &block[148..156];
+    let digits = std::str::from_utf8(field)
+        .ok()
+        .map(|s| s.trim_matches(|c: char| c == ' ' || c == '\0'));
+    let Some(want) = digits.and_then(|d| u32::from_str_radix(d, 8).ok()) else {
+        return false;
+    };
+    let spaces = 8 * u32::from(b' ');
+    let (a, b) = (&block[..148], &block[156..]);
+    let unsigned: u32 = a.iter().chain(b).map(|&x| u32::from(x)).sum::<u32>() + spaces;
+    let signed: i64 = a.iter().chain(b).map(|&x| i64::from(x as i8)).sum::<i64>() + 256;
+    want == unsigned || i64::from(want) == signed
 }
 
 fn read_full(r: &mut dyn Read, buf: &mut [u8]) -> io::Result<usize> {

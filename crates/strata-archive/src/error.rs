@@ -44,6 +44,9 @@ pub enum Error {
         #[source]
         source: Option<io::Error>,
     },
+    /// The stream does not begin as a tar does: not an archive at all.
+    #[error("not a tar archive")]
+    NotTar,
     /// A file-system operation outside any tar entry failed.
     #[error("{op} {path:?}")]
     Fs {
@@ -75,7 +78,7 @@ impl Error {
     pub fn kind(&self) -> ErrorKind {
         match self {
             Error::Entry { .. } | Error::MissingLinkTarget { .. } => ErrorKind::InvalidLayer,
-            Error::Stream { .. } => ErrorKind::InvalidLayer,
+            Error::Stream { .. } | Error::NotTar => ErrorKind::InvalidLayer,
             Error::Unsupported(_) => ErrorKind::Unsupported,
             Error::EntryIo { .. } | Error::Fs { .. } | Error::Write { .. } => ErrorKind::Io,
             Error::Record { .. } => ErrorKind::Corrupt,

@@ -306,6 +306,101 @@ fn create_killed(driver: &'static str) {
     }
 }
 
+/// The boot ID no machine has: the boot a power cut ended.
+const EARLIER_BOOT: &str = "00000000-0000-4000-8000-000000000000";
+
+impl Strata {
+    /// Plays a power cut after containers were created without a flush:
+    /// what a journaling file system can give back is every name in its
+    /// order but not the bytes of files written without a flush, so each
+    /// file a marked container's `create` wrote (its records, its name,
+    /// its driver layers' `link` and `lower`) comes back empty or not at
+    /// random; the markers become an earlier boot's.
+    fn power_cut(&self, rng: &mut Rng) {
+        let root = self.root();
+        let unflushed = root.join("image/overlay2/layerdb/unflushed");
+        for boot in fs::read_dir(&unflushed).unwrap() {
+            let boot = boot.unwrap().path();
+            for m in fs::read_dir(&boot).unwrap() {
+                let name = m.unwrap().file_name().into_string().unwrap();
+                let (id, mount) = name.split_once('.').unwrap();
+                let mut written = vec![
+                    root.join("containers").join(id).join("config.json"),
+                    root.join("overlay2").join(mount).join("link"),
+                    root.join("overlay2").join(mount).join("lower"),
+                    root.join("overlay2").join(format!("{mount}-init/link")),
+                    root.join("overlay2").join(format!("{mount}-init/lower")),
+                ];
+                let record = root.join("image/overlay2/layerdb/mounts").join(id);
+                for f in ["mount-id", "init-id", "parent"] {
+                    written.push(record.join(f));
+                }
+                for n in fs::read_dir(root.join("names")).unwrap() {
+                    let n = n.unwrap().path();
+                    if fs::read_to_string(&n).is_ok_and(|s| s.trim() == id) {
+                        written.push(n);
+                    }
+                }
+                for f in written.iter().filter(|f| f.is_file()) {
+                    if rng.below(2) == 0 {
+                        fs::write(f, "").unwrap();
+                    }
+                }
+            }
+            fs::rename(&boot, boot.with_file_name(EARLIER_BOOT)).unwrap();
+        }
+    }
+}
+
+/// `create` killed at random moments, then the power cut that takes
+/// with it what `create` did not flush: once the store is opened, every
+/// container is whole (it mounts, with its init layer and its image) or
+/// absent, and `strata check` finds nothing at all.
+fn create_killed_then_power_cut() {
+    let s = Strata::new("overlay2");
+    let mut rng = Rng::seeded("create_killed_then_power_cut");
+    let tar = s.rootfs_tar(1, 40);
+    s.ok(&["import", tar.to_str().unwrap(), "base"]);
+    let full = timed(|| {
+        s.ok(&["create", "--name", "whole", "base"]);
+    });
+    let (mut whole, mut gone) = (0, 0);
+    for i in 0..KILLS {
+        let at = Duration::from_millis(rng.below(full * 13 / 10 + 1));
+        let name = format!("k{i}");
+        s.kill_after(&["create", "--name", &name, "base"], at);
+        s.power_cut(&mut rng);
+        let when = format!("create {i} killed after {at:?}, then the power cut");
+        // The first open after the crash.
+        let listed = s.json(&["ps", "-a", "--format", "json"]);
+        for c in listed.as_array().unwrap() {
+            let id = c["Id"].as_str().unwrap();
+            let merged = PathBuf::from(s.ok(&["mount", id]));
+            assert!(
+                merged.join("etc/hosts").exists(),
+                "{when}: {id}: no init layer"
+            );
+            assert!(
+                merged.join("usr").is_dir(),
+                "{when}: {id}: no image content"
+            );
+            s.ok(&["umount", id]);
+        }
+        let report = s.check_no_corruption(&when);
+        let left = not_notes(&report);
+        assert!(left.is_empty(), "{when}: {left:#?}");
+        // Gone is gone: the name is free again.
+        if s.run(&["inspect", &name]).status.success() {
+            whole += 1;
+        } else {
+            gone += 1;
+            s.ok(&["create", "--name", &name, "base"]);
+            s.ok(&["rm", &name]);
+        }
+    }
+    eprintln!("create killed, then power cut: {whole} whole, {gone} absent");
+}
+
 /// Four processes at a time, each looping create, mount, write, umount,
 /// commit, rm, rmi.
 fn concurrent(driver: &'static str) {
@@ -391,6 +486,13 @@ fn create_killed_overlay2() {
 fn create_killed_vfs() {
     if require_root() {
         create_killed("vfs");
+    }
+}
+
+#[test]
+fn create_killed_then_power_cut_overlay2() {
+    if require_root() {
+        create_killed_then_power_cut();
     }
 }
 

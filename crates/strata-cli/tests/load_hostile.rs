@@ -634,13 +634,37 @@ fn loads_an_image_130_layers_deep() {
     );
 }
 
-/// Past what one overlay mount stacks (500 layers): refused at load,
-/// naming the limit, rather than loaded and never mountable.
+/// Past what one overlay mount stacks (500 lower layers under the top
+/// layer's own): refused at load, naming the limit, rather than loaded
+/// and never mountable.
 #[test]
 fn refuses_an_image_deeper_than_overlay_mounts() {
     let Some(s) = store() else { return };
-    let image = deep(501);
+    let image = deep(502);
     refused(&s, &image.docker().file(&s, "too-deep.tar"), &["500"]);
+}
+
+/// The kernel stacks 500 lower layers under one upper, and a container's
+/// read-write layer is that upper over its init layer and the image's: a
+/// 499-layer image's container is exactly 500 lowers and mounts, showing
+/// every layer; a 500-layer image's container is refused, saying why.
+#[test]
+fn a_container_stacks_up_to_the_kernels_500_lower_layers() {
+    let Some(s) = store() else { return };
+    let at_limit = deep(499).docker().file(&s, "d499.tar");
+    s.ok(&["load", "-i", at_limit.to_str().unwrap()]);
+    s.ok(&["create", "--name", "c499", "hostile:1"]);
+    let merged = PathBuf::from(s.ok(&["mount", "c499"]).trim());
+    let layers = fs::read_dir(merged.join("opt")).unwrap().count();
+    s.ok(&["umount", "c499"]);
+    assert_eq!(layers, 499, "layers seen in the container");
+    s.ok(&["rm", "c499"]);
+    let past = deep(500).docker().file(&s, "d500.tar");
+    s.ok(&["load", "-i", past.to_str().unwrap()]);
+    let err = s.err(&["create", "--name", "c500", "hostile:1"]);
+    assert!(err.contains("501 lower layers"), "{err}");
+    assert!(err.contains("at most 500"), "{err}");
+    assert_eq!(s.ok(&["ps", "-a", "--format", "json"]).trim(), "[]");
 }
 
 // ---- paths that leave the archive -------------------------------------

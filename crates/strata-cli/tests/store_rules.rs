@@ -164,6 +164,24 @@ fn rmi_keeps_parents_and_prunes_them_after() {
     assert!(s.findings(&[]).is_empty());
 }
 
+/// `rmi NAME:TAG` of an image a container uses is refused, as Docker
+/// refuses it, also when a child image was committed from it.
+#[test]
+fn rmi_by_tag_refuses_an_image_a_container_uses_even_with_a_child() {
+    if !require_root() {
+        return;
+    }
+    let s = Strata::new("overlay2");
+    s.import_tree(&base_tree(&s, "base"), "base:1");
+    s.ok(&["create", "--name", "c", "base:1"]);
+    s.ok(&["commit", "c", "child:1"]);
+    let err = s.err(&["rmi", "base:1"]);
+    assert!(err.contains("used by container c"), "{err}");
+    let tags = s.ok(&["images"]);
+    assert!(tags.contains("base"), "{tags}");
+    assert_eq!(s.ok(&["rmi", "-f", "base:1"]), "Untagged: base:1");
+}
+
 #[test]
 fn a_tagged_parent_stays_when_its_child_goes() {
     let Some(s) = as_root("overlay2") else { return };
@@ -502,4 +520,103 @@ fn prune_all_takes_chains_of_commits_and_images_of_several_names() {
     let ids: Vec<&str> = images.iter().map(|i| i["ID"].as_str().unwrap()).collect();
     assert_eq!(ids, [kept.as_str()]);
     assert!(s.findings(&[]).is_empty());
+}
+
+/// Whether `s` holds a run of 64 hex digits (an internal ID).
+fn has_hex_id(s: &str) -> bool {
+    s.as_bytes()
+        .windows(64)
+        .any(|w| w.iter().all(u8::is_ascii_hexdigit))
+}
+
+/// `import` and `load` of a file that is no archive say so in one line,
+/// naming the user's file and what was expected: none of the file's
+/// bytes, no internal ID.
+#[test]
+fn a_file_that_is_not_an_archive_is_refused_in_one_line() {
+    let s = Strata::new("vfs");
+    let passwd = s.path("passwd");
+    fs::write(
+        &passwd,
+        "root:x:0:0:root:/root:/bin/bash\ndaemon:x:1:1:daemon:/usr/sbin:/usr/sbin/nologin\n",
+    )
+    .unwrap();
+    let short = s.path("short");
+    fs::write(&short, "a line\n").unwrap();
+    let (p, q) = (passwd.to_str().unwrap(), short.to_str().unwrap());
+    for (args, file, expected) in [
+        (vec!["import", p, "x:1"], p, "root file system"),
+        (vec!["import", q, "x:1"], q, "root file system"),
+        (vec!["load", "-i", p], p, "image archive"),
+    ] {
+        let err = s.err(&args);
+        let line = err.trim_end();
+        assert!(!line.contains('\n'), "{args:?}: more than one line: {err}");
+        assert!(line.starts_with("strata: error: "), "{args:?}: {err}");
+        assert!(
+            line.contains(&format!("{file}: not a tar archive")),
+            "{err}"
+        );
+        assert!(line.contains("not a tar archive"), "{args:?}: {err}");
+        assert!(line.contains(expected), "{args:?}: {err}");
+        assert!(
+            !line.contains("root:x") && !line.contains("a line"),
+            "{err}"
+        );
+        assert!(!has_hex_id(line), "{args:?}: names an internal ID: {err}");
+    }
+    for args in [vec!["import", "-", "x:1"], vec!["load"]] {
+        let out = s
+            .cmd(&args)
+            .stdin(fs::File::open(&passwd).unwrap())
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success());
+        assert!(err.trim_end().lines().count() == 1, "{err}");
+        assert!(err.contains("standard input: not a tar archive"), "{err}");
+        assert!(!err.contains("root:x") && !has_hex_id(&err), "{err}");
+    }
+    assert!(s.findings(&[]).is_empty());
+}
+
+/// `save -o` names the user's file in its errors, never the temp file
+/// it writes beside it, and never replaces what is not a regular file.
+#[test]
+fn save_errors_name_the_output_not_its_temp_file() {
+    let s = Strata::new("vfs");
+    let tarball = s.path("h.tar");
+    common::sh(&format!("tar -cf {} -C /etc hostname", tarball.display()));
+    s.ok(&["import", tarball.to_str().unwrap(), "x:1"]);
+    let missing = s.path("no-such-dir/x.tar");
+    let err = s.err(&["save", "-o", missing.to_str().unwrap(), "x:1"]);
+    assert_eq!(err.trim_end().lines().count(), 1, "{err}");
+    assert!(
+        err.contains(&format!("writing {}", missing.display())),
+        "{err}"
+    );
+    assert!(!err.contains("temp"), "{err}");
+    let fifo = s.path("fifo");
+    common::sh(&format!("mkfifo {}", fifo.display()));
+    let err = s.err(&["save", "-o", fifo.to_str().unwrap(), "x:1"]);
+    assert!(err.contains("not a regular file"), "{err}");
+    use std::os::unix::fs::FileTypeExt;
+    assert!(fs::symlink_metadata(&fifo).unwrap().file_type().is_fifo());
+}
+
+/// A store that cannot be opened leaves no directory behind.
+#[test]
+fn a_failed_driver_leaves_no_store_directory() {
+    let s = Strata::new("vfs");
+    let root = s.path("new/store");
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_strata"))
+        .arg("--root")
+        .arg(&root)
+        .args(["--driver", "aufs", "images"])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("aufs"), "{err}");
+    assert!(!s.path("new").exists(), "left {}", root.display());
 }

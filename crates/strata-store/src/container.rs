@@ -21,7 +21,7 @@ use crate::layout::{self, record, Layout};
 use crate::mount::Mount;
 use crate::run_config::{command, storage_size, ContainerSpec, RunConfig};
 use crate::staging;
-use crate::{atomic, random_hex, time, Store};
+use crate::{atomic, random_hex, time, unflushed, Store};
 use strata_image::diff_ids;
 
 /// A container, as `containers/<id>/config.json` records it.
@@ -435,6 +435,13 @@ impl Store {
                 let _ = self.driver.remove(&c.mount_id);
                 let _ = self.driver.remove(&c.init_id());
                 let _ = fs::remove_dir_all(&staging);
+                if e.kind() == ErrorKind::Unsupported {
+                    let why = format!(
+                        "image {image} has {} layers, and a container stacks its init and read-write layers on them",
+                        ids.len()
+                    );
+                    return Err(Error::within(why, e));
+                }
                 return Err(e);
             }
         }
@@ -445,10 +452,16 @@ impl Store {
         fs::create_dir(&cdir_staging).ctx(|| "staging the container".into())?;
         let cfg = serde_json::to_vec_pretty(&c).expect("serialising a container");
         atomic::write_staged(&cdir_staging.join(record::CONFIG), &cfg)?;
-        // Durable before published: one syncfs flushes the init layer and
-        // the staged records with a single cache flush (fsync-ing each of
-        // the dozen files costs a flush apiece: several times slower).
-        self.sync_driver()?;
+        // Not flushed: a container holds no user data yet, and a flush
+        // costs more than the rest of `create` (see `unflushed`). The
+        // marker, made before anything is published, has the first open
+        // after a crash make the container whole or remove it. Without a
+        // boot ID, or with a driver whose layers copy content (vfs), the
+        // container is flushed before it is published, as layers are.
+        match unflushed::boot_id().filter(|_| !copies_on_create(self.driver.as_ref())) {
+            Some(boot) => unflushed::mark(&self.layout, &boot, &c)?,
+            None => self.sync_driver()?,
+        }
         // Publish: config first, the mounts record last. A crash between
         // the two renames leaves staging that names the published
         // container: the next open finishes the job (`clean_staging`).
@@ -458,12 +471,6 @@ impl Store {
             .ctx(|| "publishing the container's name".into())?;
         fs::rename(&staging, self.layout.mount_record(&id))
             .ctx(|| "publishing the container".into())?;
-        // The renames are not flushed here: the container is whole on disk
-        // before any of them, so a crash can only lose all of it or leave
-        // staging the next open completes, never half a container. The
-        // file system's next commit (or any later strata flush) makes the
-        // creation durable; a second syncfs would cost as much as the rest
-        // of `create` (see README, "Durability").
         Ok(c)
     }
 
@@ -550,6 +557,7 @@ impl Store {
         for d in doomed {
             fs::remove_dir_all(&d).ctx(|| format!("removing container {}", c.name))?;
         }
+        unflushed::unmark(&self.layout, c);
         self.collect_layers(&lock)?;
         if volumes {
             self.remove_anonymous_volumes(&lock, c)?;
@@ -566,6 +574,12 @@ impl Store {
         self.unmount(c)?;
         result
     }
+}
+
+/// Whether `driver` copies its parent's content into a new layer (vfs):
+/// then a container's layers hold data at `create`, and are flushed.
+fn copies_on_create(driver: &dyn Driver) -> bool {
+    driver.name() == "vfs"
 }
 
 /// A name given to `create`, by Docker's container-name rule.

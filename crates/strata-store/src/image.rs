@@ -388,7 +388,16 @@ impl Store {
     ) -> Result<Digest> {
         let r = reference.map(ImageRef::parse).transpose()?;
         let lock = self.lock()?;
-        let layer = self.layers.register(&lock, None, input)?;
+        let layer = self.layers.register(&lock, None, input).map_err(|e| {
+            if is_not_tar(&e) {
+                Error::new(
+                    ErrorKind::InvalidArgument,
+                    "not a tar archive: expected a root file system as tar, tar.gz or tar.zst",
+                )
+            } else {
+                e
+            }
+        })?;
         let now = time::now_rfc3339();
         let config = json!({
             "architecture": strata_image::oci_arch(),
@@ -440,6 +449,15 @@ impl Store {
                 return Ok(vec![format!("Untagged: {r}")]);
             }
         }
+        // Read once: nothing changes them while the lock is held.
+        let containers = self.containers()?;
+        let used_by = |id: &Digest| containers.iter().find(|c| &c.image == id);
+        // Its last tag is not taken from an image a container uses, child
+        // images or not (Docker: "unable to remove repository reference
+        // (must force)"): the image would be left dangling under it.
+        if let (Some(r), Some(c), false) = (&by_tag, used_by(&id), force) {
+            return Err(in_use_by(&r.to_string(), c));
+        }
         // An image others were committed from stays while they do, as in
         // Docker: named by its last tag it is only untagged; named by ID
         // it is refused, even with -f.
@@ -477,27 +495,15 @@ impl Store {
                 ),
             ));
         }
-        // Read once: nothing changes them while the lock is held.
-        let containers = self.containers()?;
-        let used = |id: &Digest| containers.iter().any(|c| &c.image == id);
-        if let Some(c) = containers.iter().find(|c| c.image == id) {
-            if !force {
-                return Err(Error::new(
-                    ErrorKind::InUse,
-                    format!(
-                        "image {s} is used by container {} ({}): remove it first, or use -f",
-                        c.name,
-                        c.id.short()
-                    ),
-                ));
-            }
+        if let (Some(c), false) = (used_by(&id), force) {
+            return Err(in_use_by(s, c));
         }
         for t in &tags {
             untag(&mut repos, t);
             done.push(format!("Untagged: {t}"));
         }
         images.save_repositories(lock, &repos)?;
-        if used(&id) {
+        if used_by(&id).is_some() {
             return Ok(done);
         }
         images.delete(lock, &id)?;
@@ -509,7 +515,8 @@ impl Store {
             let Ok(img) = images.image_from(&p, &repos) else {
                 break;
             };
-            if !img.tags.is_empty() || !images.child_images(&p)?.is_empty() || used(&p) {
+            if !img.tags.is_empty() || !images.child_images(&p)?.is_empty() || used_by(&p).is_some()
+            {
                 break;
             }
             images.delete(lock, &p)?;
@@ -547,4 +554,32 @@ fn untag(repos: &mut Repositories, r: &ImageRef) {
             repos.remove(&r.name);
         }
     }
+}
+
+/// `rmi` of `what` refused: container `c` uses the image.
+fn in_use_by(what: &str, c: &crate::Container) -> Error {
+    Error::new(
+        ErrorKind::InUse,
+        format!(
+            "image {what} is used by container {} ({}): remove it first, or use -f",
+            c.name,
+            c.id.short()
+        ),
+    )
+}
+
+/// Whether `e` comes of a stream that is no tar at all (said in one line
+/// by the caller, without the layer it was being unpacked into).
+fn is_not_tar(e: &Error) -> bool {
+    let mut cur: Option<&(dyn std::error::Error + 'static)> = Some(e);
+    while let Some(err) = cur {
+        if matches!(
+            err.downcast_ref::<strata_archive::Error>(),
+            Some(strata_archive::Error::NotTar)
+        ) {
+            return true;
+        }
+        cur = err.source();
+    }
+    false
 }

@@ -64,6 +64,8 @@ const VOLUME_META: &str = "meta.json";
 ///     layerdb/sha256/<chain-hex>/{diff,size,cache-id,parent,tar-split.json.gz}
 ///     layerdb/mounts/<container-id>/{mount-id,init-id,parent}
 ///     layerdb/tmp/                          layers and containers being made
+///     layerdb/unflushed/<boot-id>/<container-id>.<mount-id>
+///                                           containers created unflushed in that boot
 ///     repositories.json                     tags -> image IDs
 ///   containers/<id>/config.json
 ///   containers/<id>/{state.json,bundle/,hosts,hostname,resolv.conf,runtime/}
@@ -129,6 +131,7 @@ impl Layout {
             "layerdb/sha256",
             "layerdb/mounts",
             "layerdb/tmp",
+            "layerdb/unflushed",
         ] {
             dirs.push(image.join(d));
         }
@@ -264,6 +267,12 @@ impl Layout {
     /// `volumes/<name>/_data`.
     pub fn volume_data(&self, name: &str) -> PathBuf {
         self.root.join(Layout::volume_data_rel(name))
+    }
+
+    /// `layerdb/unflushed/`: markers of containers created without a
+    /// flush, one directory per boot (see `unflushed`).
+    pub fn unflushed(&self) -> PathBuf {
+        self.image.join("layerdb/unflushed")
     }
 
     /// The staging directories emptied on open: `tmp/` and `layerdb/tmp/`.

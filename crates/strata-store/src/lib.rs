@@ -35,7 +35,9 @@
 //! (temp file, fsync, rename, fsync of the directory). A layer's or a
 //! container's metadata is assembled in `layerdb/tmp/` and renamed into
 //! place last: a crash leaves staging debris, never a half-made object
-//! under its real name. Removal renames to `*-removing` first.
+//! under its real name. Removal renames to `*-removing` first. A
+//! container is created without a flush: the first open after a crash
+//! makes it whole or removes it (`unflushed`).
 //!
 //! # Garbage collection
 //!
@@ -69,6 +71,7 @@ mod stream;
 mod system;
 mod time;
 mod transfer;
+mod unflushed;
 pub mod view;
 mod volume;
 
@@ -139,6 +142,22 @@ impl Store {
         driver: Option<&str>,
         server: strata_driver::fuse::Server,
     ) -> Result<Store> {
+        // A store that cannot be opened is not left behind as an empty
+        // directory (a mistyped --driver, a file system the driver
+        // refuses): what this call made, it takes back.
+        let made = first_missing(root);
+        let opened = Store::open_made(root, driver, server);
+        if let (Err(_), Some(made)) = (&opened, made) {
+            let _ = fs::remove_dir_all(made);
+        }
+        opened
+    }
+
+    fn open_made(
+        root: &Path,
+        driver: Option<&str>,
+        server: strata_driver::fuse::Server,
+    ) -> Result<Store> {
         fs::DirBuilder::new()
             .recursive(true)
             .mode(0o700)
@@ -203,6 +222,7 @@ impl Store {
         };
         store.secure_dirs(root_fd.as_fd())?;
         store.clean_staging(&lock)?;
+        store.recover_unflushed(&lock)?;
         drop(lock);
         Ok(store)
     }
@@ -302,6 +322,19 @@ impl Store {
         v.push(("Containers".into(), self.containers()?.len().to_string()));
         Ok(v)
     }
+}
+
+/// The outermost directory of `path` that does not exist (what
+/// creating it recursively makes first), if any.
+fn first_missing(path: &Path) -> Option<PathBuf> {
+    let mut missing = None;
+    for p in path.ancestors() {
+        if p.as_os_str().is_empty() || fs::symlink_metadata(p).is_ok() {
+            break;
+        }
+        missing = Some(p.to_owned());
+    }
+    missing
 }
 
 /// `n` random bytes as hex.

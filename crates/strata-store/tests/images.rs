@@ -89,6 +89,32 @@ fn rmi_refuses_an_image_a_container_uses_unless_forced() {
     });
 }
 
+/// The same rule when a child image was committed from it: its last tag
+/// is not taken from under a container (Docker refuses it too); forced,
+/// it is untagged and kept for the child and the container.
+#[test]
+fn rmi_by_tag_refuses_an_image_a_container_uses_with_a_child_too() {
+    let f = Fixture::new("vfs");
+    let id = f.import(1, "one:1");
+    let spec = ContainerSpec::default();
+    let c = f.store.create_container("one:1", &spec).unwrap();
+    f.store.commit(&c, Some("child:1"), "").unwrap();
+    let e = f.store.remove_image("one:1", false).unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::InUse, "{e}");
+    assert!(e.to_string().contains("used by container"), "{e}");
+    assert_eq!(f.store.image(&id).unwrap().tags.len(), 1, "untagged");
+    let done = f.store.remove_image("one:1", true).unwrap();
+    assert_eq!(done, ["Untagged: one:1"]);
+    assert!(f.store.image(&id).is_ok());
+    // With no container left, its last tag goes; the child keeps it.
+    f.store.tag(&id, "two:1").unwrap();
+    f.store.remove_container(&c, false).unwrap();
+    assert_eq!(
+        f.store.remove_image("two:1", false).unwrap(),
+        ["Untagged: two:1"]
+    );
+}
+
 #[test]
 fn an_image_config_reads_back_byte_exact_under_its_digest() {
     let f = Fixture::new("vfs");

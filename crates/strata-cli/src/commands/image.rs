@@ -6,7 +6,7 @@ use std::path::PathBuf;
 
 use anyhow::{Context, Result};
 use clap::Args;
-use strata_store::{view, Store};
+use strata_store::{view, ErrorKind, ImageRef, Store};
 
 use super::{human, short, Format};
 use crate::output::Out;
@@ -35,8 +35,24 @@ pub fn import(a: Import, store: &Store, out: &mut Out) -> Result<()> {
     };
     let id = store.import(&mut input, a.reference.as_deref(), &a.message);
     pb.finish_and_clear();
-    writeln!(out, "{}", id?);
+    let bad_reference = (a.reference.as_deref()).is_some_and(|r| ImageRef::parse(r).is_err());
+    let id = id.map_err(|e| match e.kind() {
+        // What the file holds was refused: say which file.
+        ErrorKind::InvalidArgument if !bad_reference => {
+            anyhow::Error::from(e).context(input_name(&a.file))
+        }
+        _ => e.into(),
+    })?;
+    writeln!(out, "{id}");
     Ok(())
+}
+
+/// The input as the user named it: a path, or standard input for `-`.
+pub(crate) fn input_name(p: &std::path::Path) -> String {
+    match p.as_os_str() == "-" {
+        true => "standard input".to_owned(),
+        false => p.display().to_string(),
+    }
 }
 
 #[derive(Args)]

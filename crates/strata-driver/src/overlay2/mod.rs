@@ -44,7 +44,7 @@ use crate::{check_id, Check, Driver, LayerKind, Mount, NativeDiff};
 /// mount(2) copies at most a page of options.
 const PAGE_SIZE: usize = 4096;
 
-/// overlayfs's own limit on lower layers (OVL_MAX_STACK).
+/// overlayfs's own limit on lower layers under one upper (OVL_MAX_STACK).
 pub const MAX_LAYERS: usize = 500;
 
 /// The statfs magic of overlayfs: no overlay on top of overlay.
@@ -389,14 +389,16 @@ fn is_short_name(s: &str) -> bool {
 }
 
 /// The `lower` file of layer `id` over `chain` (short paths, topmost
-/// first); refused past overlayfs's stacking limit.
+/// first); refused past overlayfs's stacking limit. Every layer mounts
+/// with its own `diff` as the upper directory, so the limit counts the
+/// lower layers alone: `chain` may hold [`MAX_LAYERS`] of them.
 fn lower_line(id: &str, chain: &[String]) -> Result<String> {
-    if chain.len() >= MAX_LAYERS {
+    if chain.len() > MAX_LAYERS {
         return Err(Error::new(
             ErrorKind::Unsupported,
             format!(
-                "layer {id} would stack {} layers: overlayfs mounts at most {MAX_LAYERS}",
-                chain.len() + 1
+                "layer {id} would stack {} lower layers: overlayfs mounts at most {MAX_LAYERS} under one upper",
+                chain.len()
             ),
         ));
     }
@@ -706,6 +708,20 @@ mod tests {
         assert_eq!(lower_for(home, "b", &["a"]).unwrap(), Some(lower("b")));
         assert_eq!(lower_for(home, "c", &["b", "a"]).unwrap(), Some(lower("c")));
         assert_eq!(lower_for(home, "a", &[]).unwrap(), None);
+    }
+
+    /// The kernel stacks 500 lower layers under one upper: a layer over
+    /// 500 is made, one over 501 is refused, saying how many it counted.
+    #[test]
+    fn the_stacking_limit_counts_lower_layers() {
+        let mut chain = vec![short_path("A"); MAX_LAYERS];
+        assert!(lower_line("top", &chain).is_ok());
+        chain.push(short_path("B"));
+        let err = lower_line("top", &chain).unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::Unsupported);
+        let msg = err.to_string();
+        assert!(msg.contains("501 lower layers"), "{msg}");
+        assert!(msg.contains("at most 500"), "{msg}");
     }
 
     /// Nothing is rebuilt from a parent that is gone or has lost its link.

@@ -52,7 +52,7 @@ impl TarSource {
             .read_to_end(&mut head)
             .ctx(|| format!("reading {}", path.display()))?;
         if head.is_empty() {
-            return Err(bad(format!("{} is empty", path.display())));
+            return Err(bad("the file is empty: not an archive"));
         }
         let compressed = !matches!(Compression::detect(&head), Ok(Compression::None));
         file.rewind()
@@ -140,12 +140,21 @@ impl Drop for TarSource {
     }
 }
 
+const NOT_AN_ARCHIVE: &str =
+    "not a tar archive: expected an image archive (docker save, OCI) or an OCI layout directory";
+
 /// The entries of a tar file by cleaned name.
 fn index_tar(file: &File) -> Result<HashMap<String, Entry>> {
     let len = file.metadata().ctx(|| "reading the archive".into())?.len();
     let mut entries: HashMap<String, Entry> = HashMap::new();
     let mut archive = tar::Archive::new(file);
-    let not_tar = |e: io::Error| Error::with(ErrorKind::InvalidArgument, "not a tar archive", e);
+    // What the parser says of a file that is no tar quotes the file's
+    // bytes: the error says what was expected instead. A read that
+    // failed keeps its cause.
+    let not_tar = |e: io::Error| match e.kind() {
+        io::ErrorKind::InvalidData | io::ErrorKind::Other => bad(NOT_AN_ARCHIVE),
+        _ => Error::io("reading the archive", e),
+    };
     for entry in archive.entries_with_seek().map_err(not_tar)? {
         let entry = entry.map_err(not_tar)?;
         let raw = entry.path_bytes();
@@ -189,7 +198,7 @@ fn index_tar(file: &File) -> Result<HashMap<String, Entry>> {
         entries.insert(name, value);
     }
     if entries.is_empty() {
-        return Err(bad("not a tar archive: no entries"));
+        return Err(bad(NOT_AN_ARCHIVE));
     }
     Ok(entries)
 }

@@ -55,7 +55,7 @@ impl Store {
     /// Loads every image of the archive or layout at `input` (a tar file,
     /// plain or compressed, or a directory).
     pub fn load(&self, input: &Path, progress: &dyn Progress) -> Result<Vec<Loaded>> {
-        let source = open_archive(input, &self.layout.tmp())?;
+        let source = open_archive(input, &self.layout.tmp()).map_err(|e| named(input, e))?;
         let plans = read_images(source.as_ref())?;
         self.load_from(source.as_ref(), &plans, progress)
     }
@@ -68,7 +68,8 @@ impl Store {
         input: &mut dyn Read,
         progress: &dyn Progress,
     ) -> Result<Vec<Loaded>> {
-        let source = TarSource::spooled(input, &self.layout.tmp())?;
+        let source = TarSource::spooled(input, &self.layout.tmp())
+            .map_err(|e| named(Path::new("standard input"), e))?;
         let plans = read_images(&source)?;
         self.load_from(&source, &plans, progress)
     }
@@ -429,4 +430,14 @@ fn missing_link_target(e: &Error) -> bool {
         src = cur.source();
     }
     false
+}
+
+/// An archive refused for what it holds, named as the user named it.
+fn named(input: &Path, e: strata_image::Error) -> Error {
+    match e.kind() {
+        strata_image::ErrorKind::InvalidArgument => {
+            Error::within(input.display().to_string(), e.into())
+        }
+        _ => e.into(),
+    }
 }

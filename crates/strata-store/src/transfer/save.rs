@@ -47,7 +47,7 @@
 use std::collections::BTreeMap;
 use std::fs::{self, File};
 use std::io::{self, BufWriter, Write};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use serde_json::Value;
 use strata_archive::Digest;
@@ -224,10 +224,10 @@ impl Writing<'_> {
     /// Writes the entries as a tar to a temp file beside `out`, then
     /// renames it over `out`.
     fn to_archive(&self, out: &Path) -> Result<()> {
-        let dir = archive_target(out)?;
-        let file = AtomicFile::create_unique(out, &random_hex(6)?)
-            .ctx(|| format!("creating a temp file in {}", dir.display()))?;
+        archive_target(out)?;
         let writing = || format!("writing {}", out.display());
+        // Errors name the user's file, never the temp file beside it.
+        let file = AtomicFile::create_unique(out, &random_hex(6)?).ctx(writing)?;
         let mut sink = TarSink::new(BufWriter::with_capacity(1 << 20, file));
         self.write_entries(&mut sink)?;
         let file = sink
@@ -305,9 +305,8 @@ impl Writing<'_> {
     }
 }
 
-/// Checks an archive can be written at `out`; returns the directory the
-/// temp file goes to.
-fn archive_target(out: &Path) -> Result<PathBuf> {
+/// Checks an archive can be written at `out`.
+fn archive_target(out: &Path) -> Result<()> {
     let bad = |why: &str| {
         Error::new(
             ErrorKind::InvalidArgument,
@@ -320,10 +319,12 @@ fn archive_target(out: &Path) -> Result<PathBuf> {
     if out.is_dir() {
         return Err(bad("it is a directory"));
     }
-    Ok(match out.parent() {
-        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
-        _ => PathBuf::from("."),
-    })
+    // The archive is renamed over `out`: a device or a pipe there would
+    // be replaced by a file, not written to.
+    if fs::metadata(out).is_ok_and(|m| !m.is_file()) {
+        return Err(bad("it is not a regular file"));
+    }
+    Ok(())
 }
 
 /// Checks an OCI layout can be written at `out`: a directory that does
