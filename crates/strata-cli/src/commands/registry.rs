@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use anyhow::{bail, Context, Result};
 use clap::Args;
 use strata_store::registry::{
-    self, api_host, AuthFile, Client, Credentials, Endpoint, Options, Reference, RegistriesConf,
+    self, api_host, AuthFile, Client, Credentials, Endpoint, Options, RegistriesConf,
 };
 use strata_store::{ImageRef, LayerCompression, Store};
 
@@ -96,10 +96,17 @@ pub struct Logout {
     pub authfile: Option<PathBuf>,
 }
 
-fn parse(reference: &str) -> Result<Reference> {
-    reference
-        .parse()
-        .with_context(|| format!("invalid reference {reference:?}"))
+/// A reference read as Docker reads it: the one parser strata has.
+fn parse(reference: &str) -> Result<ImageRef> {
+    Ok(ImageRef::parse(reference)?)
+}
+
+/// A registry given alone (`host[:port]`, `docker.io`), checked with the
+/// reference grammar, as the first component of a reference.
+fn parse_registry(registry: &str) -> Result<String> {
+    ImageRef::parse(&format!("{registry}/x"))
+        .with_context(|| format!("invalid registry {registry:?}: give HOST[:PORT]"))?;
+    Ok(registry.to_owned())
 }
 
 fn conf(t: &Transport) -> Result<RegistriesConf> {
@@ -111,8 +118,8 @@ fn conf(t: &Transport) -> Result<RegistriesConf> {
 }
 
 /// Where to pull `r` from: its mirrors, then itself.
-fn endpoints(r: &Reference, t: &Transport) -> Result<Vec<Endpoint>> {
-    Ok(conf(t)?.endpoints(r.registry(), r.repository())?)
+fn endpoints(r: &ImageRef, t: &Transport) -> Result<Vec<Endpoint>> {
+    Ok(conf(t)?.endpoints(r.registry(), &r.repository())?)
 }
 
 fn client(at: &Endpoint, t: &Transport) -> Result<Client> {
@@ -130,16 +137,15 @@ fn auth_file(given: Option<PathBuf>) -> Result<PathBuf> {
 }
 
 /// `name:tag` as the store names images (`debian:latest`).
-fn local_name(r: &Reference, tag: &str) -> Result<ImageRef> {
-    let full = format!("{}/{}:{tag}", r.registry(), r.repository());
-    Ok(ImageRef::parse(strata_store::familiar(&full))?)
+fn local_name(r: &ImageRef, tag: &str) -> Result<ImageRef> {
+    Ok(r.with_tag(tag)?)
 }
 
 pub fn pull(a: Pull, store: &Store, out: &mut Out) -> Result<()> {
     let r = parse(&a.reference)?;
     let at = endpoints(&r, &a.transport)?;
     if a.all_tags {
-        // oci-spec's parser fills in `latest`: the words decide.
+        // The parser fills in `latest`: the words decide.
         if a.reference.contains('@')
             || a.reference
                 .rsplit('/')
@@ -166,7 +172,7 @@ pub fn pull(a: Pull, store: &Store, out: &mut Out) -> Result<()> {
     // A digest pins the content and names no tag (as `docker pull
     // name@digest` does).
     match (r.digest(), r.tag()) {
-        (Some(d), _) => pull_one(&a, store, &at, &r, d.to_owned(), None, out),
+        (Some(d), _) => pull_one(&a, store, &at, &r, d.to_string(), None, out),
         (None, t) => {
             let t = t.unwrap_or("latest");
             pull_one(
@@ -188,7 +194,7 @@ fn pull_one(
     a: &Pull,
     store: &Store,
     endpoints: &[Endpoint],
-    r: &Reference,
+    r: &ImageRef,
     reference: String,
     tag: Option<ImageRef>,
     out: &mut Out,
@@ -229,7 +235,7 @@ fn pull_one(
     writeln!(out, "Digest: {}", pulled.digest);
     let name = match &tag {
         Some(t) => t.to_string(),
-        None => format!("{}@{}", r.repository(), pulled.digest),
+        None => r.with_digest(&pulled.digest).to_string(),
     };
     if pulled.image.layers_new == 0 {
         writeln!(out, "Status: Image is up to date for {name}");
@@ -290,14 +296,15 @@ pub fn login(a: Login, out: &mut Out) -> Result<()> {
         username: a.username,
         password,
     };
+    let registry = parse_registry(&a.registry)?;
     let marked = conf(&a.transport)?
-        .find(&a.registry, "")
+        .find(&registry, "")
         .is_some_and(|r| r.insecure);
     let opts = Options {
         insecure: !a.transport.tls_verify || marked,
-        ..Options::for_registry(&a.registry, Some(&file))?
+        ..Options::for_registry(&registry, Some(&file))?
     };
-    registry::login(&a.registry, &creds, opts, &file)?;
+    registry::login(&registry, &creds, opts, &file)?;
     writeln!(out, "Login Succeeded");
     Ok(())
 }
