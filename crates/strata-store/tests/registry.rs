@@ -164,6 +164,64 @@ fn pull_by_tag_then_again_finds_every_layer_present() {
 }
 
 #[test]
+fn a_repository_digest_names_the_image_in_inspect_lookups_and_rmi() {
+    let Some(f) = fixture() else { return };
+    let base = layer_tar("etc/motd", b"digests\n");
+    let (manifest, id) = push_image(
+        &f.client,
+        "test/app",
+        std::slice::from_ref(&base),
+        &[sha(&base)],
+        host_arch(),
+    );
+    let digest = f
+        .client
+        .put_manifest("test/app", "v1", OCI_MANIFEST, manifest.as_bytes())
+        .unwrap();
+    let tag = ImageRef::parse("test/app:v1").unwrap();
+    let pinned = format!("test/app@{digest}");
+    // Not known before it is recorded: the error says what is missing.
+    let pulled = f
+        .store
+        .pull(&f.client, "test/app", "v1", Some(&tag), None, &NoProgress)
+        .unwrap();
+    let e = f.store.resolve_image(&pinned).unwrap_err();
+    assert!(e.to_string().contains("repository digest"), "{e}");
+    f.store
+        .add_repo_digest(&pulled.image.id, &tag.with_digest(&pulled.digest))
+        .unwrap();
+    let image = f.store.image(&id).unwrap();
+    assert_eq!(image.tags, vec![tag.clone()]);
+    assert_eq!(image.repo_digests, vec![ImageRef::parse(&pinned).unwrap()]);
+    assert_eq!(f.store.resolve_image(&pinned).unwrap(), id);
+    // A tag beside the digest changes nothing: the digest decides.
+    assert_eq!(
+        f.store
+            .resolve_image(&format!("test/app:other@{digest}"))
+            .unwrap(),
+        id
+    );
+    // A tag is refused where a digest belongs.
+    assert!(f.store.add_repo_digest(&id, &tag).is_err());
+    // Another tag keeps the image when the digest is removed ...
+    f.store.tag(&id, "test/app:v2").unwrap();
+    assert_eq!(
+        f.store.remove_image(&pinned, false).unwrap(),
+        vec![format!("Untagged: {pinned}")]
+    );
+    assert!(f.store.image(&id).unwrap().repo_digests.is_empty());
+    // ... and, as in Docker, the repository's digests go with its last tag.
+    f.store.remove_image("test/app:v2", false).unwrap();
+    f.store
+        .add_repo_digest(&id, &tag.with_digest(&digest))
+        .unwrap();
+    let done = f.store.remove_image("test/app:v1", false).unwrap();
+    assert!(done.contains(&format!("Untagged: {pinned}")), "{done:?}");
+    assert!(done.contains(&format!("Deleted: {id}")), "{done:?}");
+    assert!(f.store.images().unwrap().is_empty());
+}
+
+#[test]
 fn pull_of_an_index_takes_this_machines_platform_or_the_one_asked_for() {
     let Some(f) = fixture() else { return };
     let ours = layer_tar("which", b"ours\n");

@@ -228,6 +228,9 @@ fn pull_one(
         }
     }
     let pulled = pulled.expect("the last endpoint is not a mirror");
+    // Where it came from, as Docker's RepoDigests say it, whichever
+    // mirror served it.
+    store.add_repo_digest(&pulled.image.id, &r.with_digest(&pulled.digest))?;
     if a.quiet {
         writeln!(out, "{}", pulled.image.id);
         return Ok(());
@@ -267,6 +270,18 @@ pub fn push(a: Push, store: &Store, out: &mut Out) -> Result<()> {
     let pushed = store.push(&c, &a.image, &at.repository, tag, compression, &bar);
     bar.pb.finish_and_clear();
     let pushed = pushed?;
+    // Recorded where Docker would have it: on an image tagged in that
+    // repository (Docker pushes only a local tag). A digest of a
+    // repository it has no tag in would keep the image when its last tag
+    // is removed.
+    if store
+        .image(&pushed.image)?
+        .tags
+        .iter()
+        .any(|t| t.name == r.name)
+    {
+        store.add_repo_digest(&pushed.image, &r.with_digest(&pushed.digest))?;
+    }
     writeln!(
         out,
         "{tag}: digest: {} ({} layers sent, {} already there)",

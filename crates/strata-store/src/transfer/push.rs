@@ -47,6 +47,8 @@ const CHUNK: usize = 8 << 20;
 /// What `push` did.
 #[derive(Debug, Clone)]
 pub struct Pushed {
+    /// The image pushed.
+    pub image: Digest,
     /// The digest of the manifest pushed: `repository@digest` names it.
     pub digest: Digest,
     /// Layers sent, and layers the repository already had.
@@ -67,10 +69,10 @@ impl Store {
         compression: LayerCompression,
         progress: &dyn Progress,
     ) -> Result<Pushed> {
-        let plan = {
+        let (id, plan) = {
             let _lock = self.lock()?;
             let id = self.resolve_image(image)?;
-            self.plan_image(id, image)?
+            (id.clone(), self.plan_image(id, image)?)
         };
         let what = format!(
             "pushing {image} to {}/{repository}:{tag}",
@@ -125,6 +127,7 @@ impl Store {
             .put_manifest(repository, tag, OCI_MANIFEST, &bytes)
             .map_err(|e| registry(&what, e))?;
         Ok(Pushed {
+            image: id,
             digest,
             layers_sent: sent,
             layers_present: present,
