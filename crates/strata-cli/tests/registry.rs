@@ -133,7 +133,17 @@ fn repository_digests_are_recorded_shown_and_resolved() {
     s.ok(&["rmi", &dest]);
     let err = s.err(&["create", &pinned]);
     assert!(err.contains("repository digest"), "{err}");
-    assert_eq!(s.ok(&["pull", "-q", "--tls-verify=false", &pinned]), id);
+    let err = s.err(&["pull", "--max-concurrent-downloads", "0", &pinned]);
+    assert!(err.contains("max-concurrent-downloads"), "{err}");
+    let out = s.ok(&[
+        "pull",
+        "-q",
+        "--max-concurrent-downloads",
+        "1",
+        "--tls-verify=false",
+        &pinned,
+    ]);
+    assert_eq!(out, id);
     let inspect = s.json(&["image", "inspect", &id]);
     assert_eq!(inspect[0]["RepoDigests"], serde_json::json!([pinned]));
     assert_eq!(inspect[0]["RepoTags"], serde_json::json!([]));

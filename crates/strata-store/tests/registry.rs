@@ -562,6 +562,52 @@ fn a_layer_cut_midway_is_resumed_and_the_pull_completes() {
         .any(|r| r.header("range") == Some("bytes=60-")));
 }
 
+/// The store lock is not held while blobs stream in: with a pull stalled
+/// mid-blob, another process opens the store (cleaning staging debris,
+/// but not the pull's live staging), takes the lock and lists images;
+/// the pull then completes.
+#[test]
+fn the_store_answers_while_a_pull_is_stalled_mid_blob() {
+    use std::time::{Duration, Instant};
+    let Some(f) = fixture() else { return };
+    let (_, id) = two_layer_image(&f);
+    let stall = Duration::from_secs(5);
+    let blobs = Arc::new(AtomicUsize::new(0));
+    let n = blobs.clone();
+    let proxy = Proxy::start(f.client.registry(), move |req| {
+        // The first blob is the config; the second a layer.
+        let first = req.is_blob_get() && req.header("range").is_none();
+        if first && n.fetch_add(1, Ordering::SeqCst) == 1 {
+            Action::Mangle(Fault::StallAfter(60, stall))
+        } else {
+            Action::Forward
+        }
+    });
+    let client = through(&proxy);
+    std::thread::scope(|s| {
+        let pull = s.spawn(|| {
+            f.store
+                .pull(&client, "test/app", "v1", None, None, &NoProgress)
+        });
+        while blobs.load(Ordering::SeqCst) < 2 {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        std::thread::sleep(Duration::from_millis(300));
+        let t = Instant::now();
+        let other = Store::open(f.store.root(), Some("vfs")).unwrap();
+        drop(other.lock().unwrap());
+        assert!(other.images().unwrap().is_empty());
+        assert!(
+            t.elapsed() < stall - Duration::from_secs(1),
+            "the store waited {:?} for a stalled pull",
+            t.elapsed()
+        );
+        let pulled = pull.join().unwrap().unwrap();
+        assert_eq!(pulled.image.id, id);
+    });
+    assert_eq!(f.store.image(&id).unwrap().diff_ids.len(), 2);
+}
+
 #[test]
 fn zstd_layers_push_and_pull_back() {
     let Some(f) = fixture() else { return };

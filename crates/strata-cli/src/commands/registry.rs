@@ -8,7 +8,7 @@ use clap::Args;
 use strata_store::registry::{
     self, api_host, AuthFile, Client, Credentials, Endpoint, Options, RegistriesConf,
 };
-use strata_store::{ImageRef, LayerCompression, Store};
+use strata_store::{ImageRef, LayerCompression, PullOptions, Store};
 
 use super::transfer::Bar;
 use crate::output::Out;
@@ -46,6 +46,10 @@ pub struct Pull {
     /// Every tag of the repository (the reference names no tag).
     #[arg(short, long)]
     pub all_tags: bool,
+    /// Layers downloaded at once.
+    #[arg(long, default_value_t = strata_store::MAX_CONCURRENT_DOWNLOADS as u16,
+          value_parser = clap::value_parser!(u16).range(1..))]
+    pub max_concurrent_downloads: u16,
     #[command(flatten)]
     pub transport: Transport,
 }
@@ -203,14 +207,12 @@ fn pull_one(
     for at in endpoints {
         let bar = Bar::new("pulling");
         let tried = client(at, &a.transport).and_then(|c| {
-            Ok(store.pull(
-                &c,
-                &at.repository,
-                &reference,
-                tag.as_ref(),
-                a.platform.as_deref(),
-                &bar,
-            )?)
+            let opts = PullOptions {
+                tag: tag.as_ref(),
+                platform: a.platform.as_deref(),
+                max_concurrent_downloads: a.max_concurrent_downloads.into(),
+            };
+            Ok(store.pull_with(&c, &at.repository, &reference, &opts, &bar)?)
         });
         bar.pb.finish_and_clear();
         match tried {

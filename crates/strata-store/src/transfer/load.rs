@@ -6,7 +6,7 @@
 //! has passed, so a bad archive leaves the store as it was.
 
 use std::io::{self, Read};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Mutex;
 
@@ -17,6 +17,7 @@ use strata_image::{open_archive, read_images, ImageDesc, ImageRef, LayerDesc, So
 use super::Progress;
 use crate::error::{Error, ErrorKind, Result};
 use crate::layer::{chain_ids, Layer};
+use crate::lock::Lock;
 use crate::Store;
 
 /// One image `load` put in the store.
@@ -45,10 +46,16 @@ enum Parent {
     Job(usize),
 }
 
-/// A begun layer: its staging directory and driver id.
-struct Slot {
-    staging: PathBuf,
-    cache_id: crate::ids::CacheId,
+/// A begun layer: its staging directory (locked while this lives, so an
+/// `open` meanwhile leaves it alone) and driver id.
+type Slot = crate::staging::LiveStaging;
+
+/// Layers unpacked at once by `load` (the archive is local: the disk and
+/// the decompressors set the pace).
+fn load_workers() -> usize {
+    std::thread::available_parallelism()
+        .map_or(2, |n| n.get())
+        .clamp(1, 4)
 }
 
 impl Store {
@@ -57,7 +64,7 @@ impl Store {
     pub fn load(&self, input: &Path, progress: &dyn Progress) -> Result<Vec<Loaded>> {
         let source = open_archive(input, &self.layout.tmp())?;
         let plans = read_images(source.as_ref())?;
-        self.load_from(source.as_ref(), &plans, progress)
+        self.load_from(source.as_ref(), &plans, load_workers(), progress)
     }
 
     /// [`Store::load`] from a stream (standard input): spooled to a file
@@ -70,18 +77,50 @@ impl Store {
     ) -> Result<Vec<Loaded>> {
         let source = TarSource::spooled(input, &self.layout.tmp())?;
         let plans = read_images(&source)?;
-        self.load_from(&source, &plans, progress)
+        self.load_from(&source, &plans, load_workers(), progress)
     }
 
     /// Puts the images `plans` describes into the store, their layers
-    /// read from `src`: the pipeline every image source shares (plan,
-    /// then unpack and verify, then publish).
+    /// read from `src`, up to `workers` at once: the pipeline every image
+    /// source shares (plan, then unpack and verify, then publish).
+    ///
+    /// The store lock is held to plan and begin the layers and again to
+    /// publish, never while blobs stream in: a slow registry or a large
+    /// archive makes no other command wait. Each begun layer's staging
+    /// directory is locked meanwhile, as `commit`'s is. What changed in
+    /// between is checked before publishing: a layer this load builds on
+    /// that was removed fails the load; a layer another command stored
+    /// meanwhile is taken as it is, and the load is planned again.
     pub(crate) fn load_from(
         &self,
         src: &dyn Source,
         plans: &[ImageDesc],
+        workers: usize,
         progress: &dyn Progress,
     ) -> Result<Vec<Loaded>> {
+        match self.load_once(src, plans, workers, progress)? {
+            Some(done) => Ok(done),
+            // Everything another command stored is present now.
+            None => self
+                .load_once(src, plans, workers, progress)?
+                .ok_or_else(|| {
+                    Error::new(
+                        ErrorKind::InUse,
+                        "the same layers are being stored by another command: try again",
+                    )
+                }),
+        }
+    }
+
+    /// One attempt of [`Store::load_from`]: `None` when another command
+    /// stored one of its layers meanwhile.
+    fn load_once(
+        &self,
+        src: &dyn Source,
+        plans: &[ImageDesc],
+        workers: usize,
+        progress: &dyn Progress,
+    ) -> Result<Option<Vec<Loaded>>> {
         let lock = self.lock()?;
         let mut jobs: Vec<Job<'_>> = Vec::new();
         let mut counts = Vec::new();
@@ -111,6 +150,21 @@ impl Store {
             }
             counts.push((new, present));
         }
+        // A driver whose layers copy their parent begins each after its
+        // parent is filled (`unpack`, under the lock again, briefly).
+        let mut slots = Vec::new();
+        if self.driver.layers_independent() {
+            for job in &jobs {
+                match self.begin_job(&lock, &slots, job) {
+                    Ok(s) => slots.push(s),
+                    Err(e) => {
+                        self.discard_slots(&slots);
+                        return Err(e);
+                    }
+                }
+            }
+        }
+        drop(lock);
         let total: u64 = jobs
             .iter()
             .map(|j| {
@@ -120,19 +174,27 @@ impl Store {
             })
             .sum();
         progress.start(total, jobs.len());
-        let layers = self.unpack(src, &jobs, progress)?;
+        let layers = self.unpack(src, &jobs, slots, workers, progress)?;
+        let lock = self.lock()?;
+        match self.still_to_publish(&lock, &jobs) {
+            Ok(true) => {}
+            other => {
+                self.discard_slots(layers.iter().map(|(s, _)| s));
+                return other.map(|_| None);
+            }
+        }
         // Everything checked: make it durable, then visible.
         let published = (|| {
             self.sync_driver()?;
             for (slot, layer) in &layers {
-                self.publish_layer(&lock, &slot.staging, &layer.chain_id)?;
+                self.publish_layer(&lock, &slot.path, &layer.chain_id)?;
             }
             self.sync_layerdb()
         })();
         if let Err(e) = published {
             for (slot, _) in layers.iter().rev() {
-                if slot.staging.exists() {
-                    self.discard_layer(&slot.staging, &slot.cache_id);
+                if slot.path.exists() {
+                    self.discard_layer(&slot.path, &slot.cache_id);
                 }
             }
             return Err(e);
@@ -151,75 +213,88 @@ impl Store {
                 layers_present: present,
             });
         }
-        Ok(out)
+        Ok(Some(out))
     }
 
-    /// Unpacks every job into a staged layer, in parallel when the driver
-    /// allows; on any error discards them all.
+    /// Whether what the load unpacked can still be published, the lock
+    /// held again: `false` when another command stored one of its layers
+    /// meanwhile (plan again), an error when a stored layer it builds on
+    /// is gone.
+    fn still_to_publish(&self, _: &Lock, jobs: &[Job<'_>]) -> Result<bool> {
+        for job in jobs {
+            if self.layer(&job.chain).is_ok() {
+                return Ok(false);
+            }
+            if let Parent::Stored(l) = &job.parent {
+                if self.layer(&l.chain_id).is_err() {
+                    return Err(Error::new(
+                        ErrorKind::NotFound,
+                        format!(
+                            "{}: layer {} it builds on was removed meanwhile: pull or load again",
+                            job.what, l.chain_id
+                        ),
+                    ));
+                }
+            }
+        }
+        Ok(true)
+    }
+
+    /// Begins `job`'s layer on its parent's, its staging held.
+    fn begin_job(&self, lock: &Lock, slots: &[Slot], job: &Job<'_>) -> Result<Slot> {
+        let pc = parent_cache(slots, job);
+        self.layers
+            .begin_live(lock, pc.as_deref())
+            .map_err(|e| within(&job.what, e))
+    }
+
+    fn discard_slots<'s>(&self, slots: impl IntoIterator<Item = &'s Slot>) {
+        let mut all: Vec<&Slot> = slots.into_iter().collect();
+        all.reverse();
+        for s in all {
+            self.discard_layer(&s.path, &s.cache_id);
+        }
+    }
+
+    /// Unpacks every job into a staged layer, up to `workers` at once
+    /// when the driver allows (`slots` then holds every job's begun
+    /// layer; else each is begun here, after its parent is filled); on
+    /// any error discards them all.
     fn unpack(
         &self,
         src: &dyn Source,
         jobs: &[Job<'_>],
+        mut slots: Vec<Slot>,
+        workers: usize,
         progress: &dyn Progress,
     ) -> Result<Vec<(Slot, Layer)>> {
-        let mut slots: Vec<Slot> = Vec::with_capacity(jobs.len());
-        let discard = |slots: &[Slot]| {
-            for s in slots.iter().rev() {
-                self.discard_layer(&s.staging, &s.cache_id);
-            }
-        };
-        let parent_cache = |slots: &[Slot], job: &Job<'_>| -> Option<crate::ids::CacheId> {
-            match &job.parent {
-                Parent::None => None,
-                Parent::Stored(l) => Some(l.cache_id.clone()),
-                Parent::Job(i) => Some(slots[*i].cache_id.clone()),
-            }
-        };
         let mut layers = Vec::with_capacity(jobs.len());
         if !self.driver.layers_independent() {
             for job in jobs {
-                let pc = parent_cache(&slots, job);
                 let filled = self
-                    .begin_layer(pc.as_deref())
-                    .and_then(|(staging, cache_id)| {
-                        slots.push(Slot { staging, cache_id });
-                        self.fill_job(
-                            src,
-                            job,
-                            slots.last().expect("pushed"),
-                            pc.as_deref(),
-                            jobs,
-                            progress,
-                        )
+                    .lock()
+                    .and_then(|lock| self.begin_job(&lock, &slots, job))
+                    .and_then(|slot| {
+                        slots.push(slot);
+                        let pc = parent_cache(&slots[..slots.len() - 1], job);
+                        let slot = slots.last().expect("pushed");
+                        self.fill_job(src, job, slot, pc.as_deref(), jobs, progress)
                     });
                 match filled {
                     Ok(l) => layers.push(l),
                     Err(e) => {
-                        discard(&slots);
+                        self.discard_slots(&slots);
                         return Err(e);
                     }
                 }
             }
             return Ok(slots.into_iter().zip(layers).collect());
         }
-        for job in jobs {
-            let pc = parent_cache(&slots, job);
-            match self.begin_layer(pc.as_deref()) {
-                Ok((staging, cache_id)) => slots.push(Slot { staging, cache_id }),
-                Err(e) => {
-                    discard(&slots);
-                    return Err(within(&job.what, e));
-                }
-            }
-        }
         let next = AtomicUsize::new(0);
         let failed = AtomicBool::new(false);
         let results: Mutex<Vec<Option<Result<Layer>>>> =
             Mutex::new((0..jobs.len()).map(|_| None).collect());
-        let workers = std::thread::available_parallelism()
-            .map_or(2, |n| n.get())
-            .clamp(1, 4)
-            .min(jobs.len());
+        let workers = workers.clamp(1, jobs.len().max(1));
         std::thread::scope(|s| {
             for _ in 0..workers {
                 s.spawn(|| loop {
@@ -248,7 +323,7 @@ impl Store {
             }
         }
         if let Some(e) = first_err {
-            discard(&slots);
+            self.discard_slots(&slots);
             return Err(e);
         }
         Ok(slots.into_iter().zip(layers).collect())
@@ -290,7 +365,7 @@ impl Store {
                 progress,
                 corrupt: false,
             };
-            let filled = self.fill_layer(&slot.staging, &slot.cache_id, parent_cache, &mut input);
+            let filled = self.fill_layer(&slot.path, &slot.cache_id, parent_cache, &mut input);
             // Whatever follows the tar's end is part of the blob too.
             let report = filled.and_then(|r| {
                 io::copy(&mut input, &mut io::sink())
@@ -348,11 +423,21 @@ impl Store {
                 size: report.size,
                 parent,
             };
-            self.stage_metadata(&slot.staging, &layer)?;
+            self.stage_metadata(&slot.path, &layer)?;
             Ok(layer)
         })();
         progress.layer_done();
         checked.map_err(|e| within(&job.what, e))
+    }
+}
+
+/// The driver layer `job`'s parent is: a stored layer's, or the one an
+/// earlier job of this load began (in `slots`, by job index).
+fn parent_cache(slots: &[Slot], job: &Job<'_>) -> Option<crate::ids::CacheId> {
+    match &job.parent {
+        Parent::None => None,
+        Parent::Stored(l) => Some(l.cache_id.clone()),
+        Parent::Job(i) => Some(slots[*i].cache_id.clone()),
     }
 }
 

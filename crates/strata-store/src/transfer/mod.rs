@@ -12,7 +12,7 @@ mod push;
 mod save;
 
 pub use load::Loaded;
-pub use pull::Pulled;
+pub use pull::{PullOptions, Pulled, MAX_CONCURRENT_DOWNLOADS};
 pub use push::{LayerCompression, Pushed};
 
 /// What long transfers report as they go; the CLI draws bars from it.

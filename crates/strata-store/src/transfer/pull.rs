@@ -26,6 +26,30 @@ pub struct Pulled {
     pub digest: Digest,
 }
 
+/// Layers `pull` downloads at once by default, as `docker pull`.
+pub const MAX_CONCURRENT_DOWNLOADS: usize = 3;
+
+/// How to pull.
+#[derive(Debug, Clone)]
+pub struct PullOptions<'a> {
+    /// The name to give the image.
+    pub tag: Option<&'a ImageRef>,
+    /// `os/arch[/variant]`; this machine's when `None`.
+    pub platform: Option<&'a str>,
+    /// Layers downloaded (and unpacked) at once.
+    pub max_concurrent_downloads: usize,
+}
+
+impl Default for PullOptions<'_> {
+    fn default() -> Self {
+        PullOptions {
+            tag: None,
+            platform: None,
+            max_concurrent_downloads: MAX_CONCURRENT_DOWNLOADS,
+        }
+    }
+}
+
 impl Store {
     /// Pulls `reference` (a tag or a `sha256:` digest) of `repository`
     /// from the registry `client` speaks to, for `platform`
@@ -40,6 +64,24 @@ impl Store {
         platform: Option<&str>,
         progress: &dyn Progress,
     ) -> Result<Pulled> {
+        let opts = PullOptions {
+            tag,
+            platform,
+            ..PullOptions::default()
+        };
+        self.pull_with(client, repository, reference, &opts, progress)
+    }
+
+    /// [`Store::pull`] with every option.
+    pub fn pull_with(
+        &self,
+        client: &Client,
+        repository: &str,
+        reference: &str,
+        opts: &PullOptions<'_>,
+        progress: &dyn Progress,
+    ) -> Result<Pulled> {
+        let (tag, platform) = (opts.tag, opts.platform);
         let platform = platform.map(parse_platform).transpose()?;
         let what = format!("{}/{repository}:{reference}", client.registry());
         let top = client
@@ -72,7 +114,12 @@ impl Store {
                 ),
             ));
         }
-        let mut loaded = self.load_from(&src, std::slice::from_ref(&plan), progress)?;
+        let mut loaded = self.load_from(
+            &src,
+            std::slice::from_ref(&plan),
+            opts.max_concurrent_downloads,
+            progress,
+        )?;
         let image = loaded.pop().expect("one image planned, one loaded");
         Ok(Pulled {
             image,
