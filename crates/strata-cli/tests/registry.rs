@@ -135,15 +135,20 @@ fn repository_digests_are_recorded_shown_and_resolved() {
     assert!(err.contains("repository digest"), "{err}");
     let err = s.err(&["pull", "--max-concurrent-downloads", "0", &pinned]);
     assert!(err.contains("max-concurrent-downloads"), "{err}");
-    let out = s.ok(&[
-        "pull",
-        "-q",
-        "--max-concurrent-downloads",
-        "1",
-        "--tls-verify=false",
-        &pinned,
-    ]);
-    assert_eq!(out, id);
+    // Off a terminal, a line per layer as it completes, on stderr.
+    let pull = |args: &[&str]| {
+        let out = s.run(&[&["pull", "--tls-verify=false"], args, &[pinned.as_str()]].concat());
+        assert!(out.status.success(), "{out:?}");
+        let stdout = String::from_utf8(out.stdout).unwrap();
+        assert!(stdout.trim().ends_with(&id), "{stdout}");
+        String::from_utf8(out.stderr).unwrap()
+    };
+    let lines = pull(&["--max-concurrent-downloads", "1"]);
+    assert_eq!(lines.lines().count(), 1, "{lines}");
+    assert!(lines.ends_with(": Pull complete\n"), "{lines}");
+    let lines = pull(&[]);
+    assert!(lines.ends_with(": Already exists\n"), "{lines}");
+    assert_eq!(pull(&["-q"]), "");
     let inspect = s.json(&["image", "inspect", &id]);
     assert_eq!(inspect[0]["RepoDigests"], serde_json::json!([pinned]));
     assert_eq!(inspect[0]["RepoTags"], serde_json::json!([]));

@@ -96,7 +96,7 @@ pub use strata_image::{familiar, ImageRef, SaveFormat};
 pub use stream::CopyReport;
 pub use system::{ContainerUsage, DiskUsage, ImageUsage, OnDisk, Pruned, Usage, VolumeUsage};
 pub use transfer::{
-    LayerCompression, Loaded, NoProgress, Progress, PullOptions, Pulled, Pushed,
+    LayerCompression, LayerStatus, Loaded, NoProgress, Progress, PullOptions, Pulled, Pushed,
     MAX_CONCURRENT_DOWNLOADS,
 };
 pub use volume::{Volume, VolumeStore, ANONYMOUS_LABEL};

@@ -12,7 +12,9 @@ use std::sync::Arc;
 use strata_registry::testing::proxy::{Action, Fault, Proxy};
 use strata_registry::testing::{self, Config, Registry};
 use strata_registry::{Client, Options};
-use strata_store::{Digest, ErrorKind, ImageRef, LayerCompression, NoProgress, Store};
+use strata_store::{
+    Digest, ErrorKind, ImageRef, LayerCompression, LayerStatus, NoProgress, Progress, Store,
+};
 use strata_test_support::Entry;
 
 const OCI_MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";
@@ -606,6 +608,90 @@ fn the_store_answers_while_a_pull_is_stalled_mid_blob() {
         assert_eq!(pulled.image.id, id);
     });
     assert_eq!(f.store.image(&id).unwrap().diff_ids.len(), 2);
+}
+
+/// What a pull reported, layer by layer.
+#[derive(Default)]
+struct Recorded(std::sync::Mutex<Vec<(Digest, LayerStatus)>>);
+
+impl Progress for Recorded {
+    fn layer(&self, id: &Digest, status: LayerStatus) {
+        self.0.lock().unwrap().push((id.clone(), status));
+    }
+}
+
+impl Recorded {
+    /// The statuses of `id` in order, consecutive repeats (download
+    /// steps) folded.
+    fn of(&self, id: &Digest) -> Vec<LayerStatus> {
+        let mut out: Vec<LayerStatus> = Vec::new();
+        for (d, st) in self.0.lock().unwrap().iter() {
+            let step = match st {
+                LayerStatus::Downloading { .. } => LayerStatus::Downloading {
+                    done: 0,
+                    total: None,
+                },
+                s => *s,
+            };
+            if d == id && out.last() != Some(&step) {
+                out.push(step);
+            }
+        }
+        out
+    }
+}
+
+#[test]
+fn each_layer_reports_waiting_downloading_verifying_applying_done() {
+    let Some(f) = fixture() else { return };
+    let tar = layer_tar("etc/motd", &[b'p'; 200_000]);
+    let gz = gzip(&tar);
+    let (manifest, _) = push_image(
+        &f.client,
+        "test/app",
+        std::slice::from_ref(&tar),
+        &[sha(&tar)],
+        host_arch(),
+    );
+    f.client
+        .put_manifest("test/app", "v1", OCI_MANIFEST, manifest.as_bytes())
+        .unwrap();
+    let blob = sha(&gz);
+    let rec = Recorded::default();
+    f.store
+        .pull(&f.client, "test/app", "v1", None, None, &rec)
+        .unwrap();
+    let any = LayerStatus::Downloading {
+        done: 0,
+        total: None,
+    };
+    assert_eq!(
+        rec.of(&blob),
+        [
+            LayerStatus::Waiting,
+            any,
+            LayerStatus::Verifying,
+            LayerStatus::Applying,
+            LayerStatus::Done
+        ]
+    );
+    let last = rec
+        .0
+        .lock()
+        .unwrap()
+        .iter()
+        .rev()
+        .find_map(|(_, s)| match s {
+            LayerStatus::Downloading { done, total } => Some((*done, *total)),
+            _ => None,
+        })
+        .unwrap();
+    assert_eq!(last, (gz.len() as u64, Some(gz.len() as u64)));
+    let again = Recorded::default();
+    f.store
+        .pull(&f.client, "test/app", "v1", None, None, &again)
+        .unwrap();
+    assert_eq!(again.of(&blob), [LayerStatus::AlreadyExists]);
 }
 
 #[test]

@@ -1,14 +1,19 @@
 //! `strata pull`, `push`, `login` and `logout`.
 
-use std::io::{self, BufRead};
+use std::collections::HashMap;
+use std::io::{self, BufRead, IsTerminal};
 use std::path::PathBuf;
+use std::sync::Mutex;
 
 use anyhow::{bail, Context, Result};
 use clap::Args;
+use indicatif::{MultiProgress, ProgressBar, ProgressStyle};
 use strata_store::registry::{
     self, api_host, AuthFile, Client, Credentials, Endpoint, Options, RegistriesConf,
 };
-use strata_store::{ImageRef, LayerCompression, PullOptions, Store};
+use strata_store::{
+    Digest, ImageRef, LayerCompression, LayerStatus, NoProgress, Progress, PullOptions, Store,
+};
 
 use super::transfer::Bar;
 use crate::output::Out;
@@ -205,16 +210,17 @@ fn pull_one(
 ) -> Result<()> {
     let mut pulled = None;
     for at in endpoints {
-        let bar = Bar::new("pulling");
+        let lines = LayerLines::new();
+        let bar: &dyn Progress = if a.quiet { &NoProgress } else { &lines };
         let tried = client(at, &a.transport).and_then(|c| {
             let opts = PullOptions {
                 tag: tag.as_ref(),
                 platform: a.platform.as_deref(),
                 max_concurrent_downloads: a.max_concurrent_downloads.into(),
             };
-            Ok(store.pull_with(&c, &at.repository, &reference, &opts, &bar)?)
+            Ok(store.pull_with(&c, &at.repository, &reference, &opts, bar)?)
         });
-        bar.pb.finish_and_clear();
+        lines.finish();
         match tried {
             Ok(p) => {
                 pulled = Some(p);
@@ -331,4 +337,87 @@ pub fn logout(a: Logout, out: &mut Out) -> Result<()> {
     registry::logout(&a.registry, &file)?;
     writeln!(out, "Removed login credentials for {}", a.registry);
     Ok(())
+}
+
+/// `docker pull`'s progress: on a terminal, a line per layer redrawn as
+/// it moves (waiting, downloading n/m, verifying, applying, done, already
+/// exists); off one, a line per layer as it completes.
+struct LayerLines {
+    tty: bool,
+    multi: MultiProgress,
+    bars: Mutex<HashMap<Digest, ProgressBar>>,
+}
+
+impl LayerLines {
+    fn new() -> LayerLines {
+        LayerLines {
+            tty: io::stderr().is_terminal(),
+            multi: MultiProgress::new(),
+            bars: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// Leaves the finished lines on the terminal.
+    fn finish(&self) {
+        for pb in self.bars.lock().expect("no panic holds it").values() {
+            pb.abandon();
+        }
+    }
+}
+
+/// Docker's words.
+fn status_word(s: LayerStatus) -> &'static str {
+    match s {
+        LayerStatus::Waiting => "Waiting",
+        LayerStatus::Downloading { .. } => "Downloading",
+        LayerStatus::Verifying => "Verifying Checksum",
+        LayerStatus::Applying => "Applying",
+        LayerStatus::Done => "Pull complete",
+        LayerStatus::AlreadyExists => "Already exists",
+    }
+}
+
+impl Progress for LayerLines {
+    fn layer(&self, id: &Digest, status: LayerStatus) {
+        let short = &id.hex()[..12];
+        if !self.tty {
+            if matches!(status, LayerStatus::Done | LayerStatus::AlreadyExists) {
+                eprintln!("{short}: {}", status_word(status));
+            }
+            return;
+        }
+        let mut bars = self.bars.lock().expect("no panic holds it");
+        let pb = bars.entry(id.clone()).or_insert_with(|| {
+            let pb = self.multi.add(ProgressBar::new(0));
+            pb.set_style(
+                ProgressStyle::with_template("{prefix}: {msg}").expect("a valid template"),
+            );
+            pb.set_prefix(short.to_owned());
+            pb
+        });
+        match status {
+            LayerStatus::Downloading { done, total } => {
+                if pb.message() != "Downloading" {
+                    pb.set_style(
+                        ProgressStyle::with_template(
+                            "{prefix}: {msg} [{bar:30}] {bytes}/{total_bytes}",
+                        )
+                        .expect("a valid template")
+                        .progress_chars("=> "),
+                    );
+                    pb.set_message("Downloading");
+                }
+                if let Some(t) = total {
+                    pb.set_length(t);
+                }
+                pb.set_position(done);
+            }
+            other => {
+                pb.set_style(
+                    ProgressStyle::with_template("{prefix}: {msg}").expect("a valid template"),
+                );
+                pb.set_message(status_word(other));
+            }
+        }
+    }
 }

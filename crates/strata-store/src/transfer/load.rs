@@ -14,7 +14,7 @@ use sha2::{Digest as _, Sha256};
 use strata_archive::Digest;
 use strata_image::{open_archive, read_images, ImageDesc, ImageRef, LayerDesc, Source, TarSource};
 
-use super::Progress;
+use super::{LayerStatus, Progress};
 use crate::error::{Error, ErrorKind, Result};
 use crate::layer::{chain_ids, Layer};
 use crate::lock::Lock;
@@ -131,8 +131,10 @@ impl Store {
             for (i, (lp, chain)) in plan.layers.iter().zip(&chains).enumerate() {
                 if self.layer(chain).is_ok() || jobs.iter().any(|j| &j.chain == chain) {
                     present += 1;
+                    progress.layer(layer_id(lp), LayerStatus::AlreadyExists);
                     continue;
                 }
+                progress.layer(layer_id(lp), LayerStatus::Waiting);
                 new += 1;
                 let parent = match i.checked_sub(1).map(|p| &chains[p]) {
                     None => Parent::None,
@@ -185,6 +187,9 @@ impl Store {
         }
         // Everything checked: make it durable, then visible.
         let published = (|| {
+            for job in &jobs {
+                progress.layer(layer_id(job.plan), LayerStatus::Applying);
+            }
             self.sync_driver()?;
             for (slot, layer) in &layers {
                 self.publish_layer(&lock, &slot.path, &layer.chain_id)?;
@@ -198,6 +203,9 @@ impl Store {
                 }
             }
             return Err(e);
+        }
+        for job in &jobs {
+            progress.layer(layer_id(job.plan), LayerStatus::Done);
         }
         let mut out = Vec::new();
         for (plan, (new, present)) in plans.iter().zip(counts) {
@@ -364,12 +372,23 @@ impl Store {
                 hasher: hash_blob.then(Sha256::new),
                 progress,
                 corrupt: false,
+                id: layer_id(job.plan),
+                done: 0,
+                total: Some(len),
             };
+            progress.layer(
+                input.id,
+                LayerStatus::Downloading {
+                    done: 0,
+                    total: Some(len),
+                },
+            );
             let filled = self.fill_layer(&slot.path, &slot.cache_id, parent_cache, &mut input);
             // Whatever follows the tar's end is part of the blob too.
             let report = filled.and_then(|r| {
                 io::copy(&mut input, &mut io::sink())
                     .map_err(|e| Error::io("reading the blob", e))?;
+                progress.layer(input.id, LayerStatus::Verifying);
                 Ok(r)
             });
             // A source that found its blob corrupt says so whatever the
@@ -431,6 +450,11 @@ impl Store {
     }
 }
 
+/// How progress names a layer: its blob's digest, else its diffID.
+fn layer_id(l: &LayerDesc) -> &Digest {
+    l.blob.as_ref().unwrap_or(&l.diff_id)
+}
+
 /// The driver layer `job`'s parent is: a stored layer's, or the one an
 /// earlier job of this load began (in `slots`, by job index).
 fn parent_cache(slots: &[Slot], job: &Job<'_>) -> Option<crate::ids::CacheId> {
@@ -458,6 +482,10 @@ struct Counted<'a> {
     /// The source said the blob's bytes are not the blob (an
     /// `InvalidData` error from a source that checks its blobs).
     corrupt: bool,
+    /// The layer, and how far into its blob.
+    id: &'a Digest,
+    done: u64,
+    total: Option<u64>,
 }
 
 impl Read for Counted<'_> {
@@ -473,6 +501,12 @@ impl Read for Counted<'_> {
             h.update(&buf[..n]);
         }
         self.progress.advance(n as u64);
+        if n > 0 {
+            self.done += n as u64;
+            let (done, total) = (self.done, self.total);
+            self.progress
+                .layer(self.id, LayerStatus::Downloading { done, total });
+        }
         Ok(n)
     }
 }
