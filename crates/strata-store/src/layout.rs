@@ -159,6 +159,13 @@ impl Layout {
         self.root.join("tmp")
     }
 
+    /// `partial/sha256/`: blobs a pull fetched part of, by digest, for
+    /// the next pull to resume (`transfer::partial`). Not under `tmp/`,
+    /// which every open empties.
+    pub fn partial_blobs(&self) -> PathBuf {
+        self.root.join("partial/sha256")
+    }
+
     /// `image/<driver>/`.
     pub fn image_dir(&self) -> &Path {
         &self.image

@@ -536,6 +536,9 @@ fn a_corrupt_layer_blob_leaves_the_store_as_it_was() {
     assert!(format!("{e:?}").contains("sha256"), "{e:?}");
     assert!(f.store.images().unwrap().is_empty());
     assert!(f.store.layers().unwrap().is_empty());
+    // Bytes that are not the blob are not kept to resume from.
+    let partials = f.store.root().join("partial/sha256");
+    assert_eq!(std::fs::read_dir(partials).map_or(0, |d| d.count()), 0);
 }
 
 #[test]
@@ -608,6 +611,82 @@ fn the_store_answers_while_a_pull_is_stalled_mid_blob() {
         assert_eq!(pulled.image.id, id);
     });
     assert_eq!(f.store.image(&id).unwrap().diff_ids.len(), 2);
+}
+
+/// A pull that dies mid-blob leaves the bytes it had in a partial file;
+/// the next pull unpacks from that file and asks the registry for the
+/// rest only, with a Range request.
+#[test]
+fn the_next_pull_resumes_a_blob_an_earlier_pull_left_partial() {
+    let Some(f) = fixture() else { return };
+    // Incompressible content: the blob is as large as the tar.
+    let mut noise = Vec::new();
+    let mut h = sha(b"seed");
+    while noise.len() < 300_000 {
+        noise.extend_from_slice(&hex_bytes(&h));
+        h = sha(h.as_str().as_bytes());
+    }
+    let tar = layer_tar("data/noise", &noise);
+    let gz = gzip(&tar);
+    let blob = sha(&gz);
+    let (manifest, id) = push_image(
+        &f.client,
+        "test/app",
+        std::slice::from_ref(&tar),
+        &[sha(&tar)],
+        host_arch(),
+    );
+    f.client
+        .put_manifest("test/app", "v1", OCI_MANIFEST, manifest.as_bytes())
+        .unwrap();
+    let cut = gz.len() * 6 / 10;
+    let is_layer = {
+        let blob = blob.to_string();
+        move |r: &strata_registry::testing::proxy::Request| {
+            r.is_blob_get() && r.path().ends_with(&blob)
+        }
+    };
+    let proxy = Proxy::start(f.client.registry(), move |req| {
+        if is_layer(req) && req.header("range").is_none() {
+            Action::Mangle(Fault::CutAfter(cut))
+        } else {
+            Action::Forward
+        }
+    });
+    let no_resume = Client::new(
+        &proxy.addr,
+        Options {
+            insecure: true,
+            blob_resumes: 0,
+            ..Options::default()
+        },
+    )
+    .unwrap();
+    f.store
+        .pull(&no_resume, "test/app", "v1", None, None, &NoProgress)
+        .unwrap_err();
+    assert!(f.store.images().unwrap().is_empty());
+    let partial = f.store.root().join("partial/sha256").join(blob.hex());
+    assert_eq!(std::fs::metadata(&partial).unwrap().len(), cut as u64);
+
+    let before = proxy.requests().len();
+    let pulled = f
+        .store
+        .pull(&through(&proxy), "test/app", "v1", None, None, &NoProgress)
+        .unwrap();
+    assert_eq!(pulled.image.id, id);
+    let ranges: Vec<Option<String>> = proxy.requests()[before..]
+        .iter()
+        .filter(|r| r.is_blob_get() && r.path().ends_with(blob.as_str()))
+        .map(|r| r.header("range").map(str::to_owned))
+        .collect();
+    assert_eq!(ranges, [Some(format!("bytes={cut}-"))]);
+    assert!(!partial.exists());
+    assert_eq!(f.store.image(&id).unwrap().diff_ids, vec![sha(&tar)]);
+}
+
+fn hex_bytes(d: &Digest) -> Vec<u8> {
+    d.hex().as_bytes().to_vec()
 }
 
 /// What a pull reported, layer by layer.

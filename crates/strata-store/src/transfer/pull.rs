@@ -90,6 +90,7 @@ impl Store {
         let src = RegistrySource {
             client,
             repo: repository.to_owned(),
+            partials: self.layout.partial_blobs(),
             manifests: Mutex::new(HashMap::from([(top.digest.clone(), top.bytes.clone())])),
         };
         let plan = read_image(
@@ -132,6 +133,8 @@ impl Store {
 struct RegistrySource<'c> {
     client: &'c Client,
     repo: String,
+    /// Where partly fetched blobs are kept ([`super::partial`]).
+    partials: std::path::PathBuf,
     /// Manifests and indexes already fetched, by digest.
     manifests: Mutex<HashMap<Digest, Vec<u8>>>,
 }
@@ -144,11 +147,8 @@ impl Source for RegistrySource<'_> {
                 format!("a registry has no file {key:?}"),
             ));
         };
-        let reader = self
-            .client
-            .open_blob_unsized(&self.repo, digest)
+        let (reader, size) = super::partial::open(self.client, &self.repo, digest, &self.partials)
             .map_err(to_image)?;
-        let size = reader.size();
         Ok(Blob {
             reader: Box::new(reader),
             size,
