@@ -166,6 +166,15 @@ impl Layout {
         self.root.join("partial/sha256")
     }
 
+    /// Where layer `diff_id`'s compressed blobs were pushed (digest,
+    /// repository, media type), as Docker's
+    /// `distribution/v2metadata-by-diffid/sha256/<diffid>` records it.
+    pub fn blob_records(&self, diff_id: &Digest) -> PathBuf {
+        self.image
+            .join("distribution/v2metadata-by-diffid/sha256")
+            .join(diff_id.hex())
+    }
+
     /// `image/<driver>/`.
     pub fn image_dir(&self) -> &Path {
         &self.image

@@ -383,6 +383,78 @@ fn a_pushed_image_pulls_back_with_the_same_id_and_diff_ids() {
     assert_eq!(again.digest, pushed.digest);
 }
 
+/// A layer pushed once is found again without compressing it: present
+/// in its repository (HEAD), mounted into another of the same registry
+/// (`POST ?mount=&from=`), and the pushed images are whole.
+#[test]
+fn a_layer_pushed_before_is_mounted_into_another_repository() {
+    let Some(f) = fixture() else { return };
+    let tar = layer_tar("etc/motd", b"mounted\n");
+    f.store
+        .import(&mut Cursor::new(tar.clone()), Some("img:1"), "")
+        .unwrap();
+    let id = f.store.resolve_image("img:1").unwrap();
+    let proxy = Proxy::start(f.client.registry(), |_| Action::Forward);
+    let c = through(&proxy);
+    let push = |repo: &str| {
+        f.store
+            .push(&c, "img:1", repo, "1", LayerCompression::Gzip, &NoProgress)
+            .unwrap()
+    };
+    let first = push("test/one");
+    assert_eq!(
+        (
+            first.layers_sent,
+            first.layers_mounted,
+            first.layers_present
+        ),
+        (1, 0, 0)
+    );
+    let before = proxy.requests().len();
+    let second = push("test/two");
+    assert_eq!(
+        (
+            second.layers_sent,
+            second.layers_mounted,
+            second.layers_present
+        ),
+        (0, 1, 0)
+    );
+    let requests = proxy.requests();
+    let mounts: Vec<&str> = requests[before..]
+        .iter()
+        .filter(|r| r.method == "POST" && r.target.contains("mount="))
+        .map(|r| r.target.as_str())
+        .collect();
+    // One mount, for the layer; the config (not in the second
+    // repository) is uploaded, the layer is not.
+    assert_eq!(mounts.len(), 1, "{mounts:?}");
+    assert!(
+        mounts[0].contains("mount=sha256") && mounts[0].contains("from=test%2Fone"),
+        "{mounts:?}"
+    );
+    assert!(
+        !requests[before..].iter().any(|r| r.method == "PATCH"),
+        "nothing is uploaded"
+    );
+    let third = push("test/two");
+    assert_eq!(
+        (
+            third.layers_sent,
+            third.layers_mounted,
+            third.layers_present
+        ),
+        (0, 0, 1)
+    );
+    assert_eq!(third.digest, second.digest);
+    let t = tempfile::tempdir().unwrap();
+    let other = Store::open(&t.path().join("root"), Some("vfs")).unwrap();
+    let pulled = other
+        .pull(&f.client, "test/two", "1", None, None, &NoProgress)
+        .unwrap();
+    assert_eq!(pulled.image.id, id);
+}
+
 /// skopeo (containers/image, what Podman pulls and pushes with) reads
 /// what strata pushed, and strata pulls what skopeo pushed: the same
 /// image ID and diffIDs either way.

@@ -292,8 +292,8 @@ pub fn push(a: Push, store: &Store, out: &mut Out) -> Result<()> {
     }
     writeln!(
         out,
-        "{tag}: digest: {} ({} layers sent, {} already there)",
-        pushed.digest, pushed.layers_sent, pushed.layers_present
+        "{tag}: digest: {} ({} layers sent, {} mounted, {} already there)",
+        pushed.digest, pushed.layers_sent, pushed.layers_mounted, pushed.layers_present
     );
     Ok(())
 }
