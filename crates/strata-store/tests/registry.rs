@@ -593,8 +593,11 @@ fn a_corrupt_layer_blob_leaves_the_store_as_it_was() {
     // but not the blob the manifest names.
     let blobs = Arc::new(AtomicUsize::new(0));
     let n = blobs.clone();
+    let mangled = Arc::new(std::sync::Mutex::new(String::new()));
+    let m = mangled.clone();
     let proxy = Proxy::start(f.client.registry(), move |req| {
         if req.is_blob_get() && n.fetch_add(1, Ordering::SeqCst) == 2 {
+            *m.lock().unwrap() = req.path().to_owned();
             Action::Mangle(Fault::FlipByte(4))
         } else {
             Action::Forward
@@ -609,8 +612,14 @@ fn a_corrupt_layer_blob_leaves_the_store_as_it_was() {
     assert!(f.store.images().unwrap().is_empty());
     assert!(f.store.layers().unwrap().is_empty());
     // Bytes that are not the blob are not kept to resume from.
-    let partials = f.store.root().join("partial/sha256");
-    assert_eq!(std::fs::read_dir(partials).map_or(0, |d| d.count()), 0);
+    let hex = mangled
+        .lock()
+        .unwrap()
+        .rsplit(':')
+        .next()
+        .unwrap()
+        .to_owned();
+    assert!(!f.store.root().join("partial/sha256").join(hex).exists());
 }
 
 #[test]
@@ -755,6 +764,64 @@ fn the_next_pull_resumes_a_blob_an_earlier_pull_left_partial() {
     assert_eq!(ranges, [Some(format!("bytes={cut}-"))]);
     assert!(!partial.exists());
     assert_eq!(f.store.image(&id).unwrap().diff_ids, vec![sha(&tar)]);
+}
+
+/// On vfs, where a layer's content is a copy of its parent's, layers are
+/// applied one at a time, but the later ones download meanwhile: with the
+/// first layer's transfer stalled, the others are already asked for.
+#[test]
+fn later_layers_download_while_the_first_is_applied_in_order() {
+    use std::time::Duration;
+    let Some(f) = fixture() else { return };
+    let tars: Vec<Vec<u8>> = (0..3)
+        .map(|i| layer_tar(&format!("etc/layer{i}"), &vec![b'0' + i as u8; 100_000]))
+        .collect();
+    let diffs: Vec<Digest> = tars.iter().map(|t| sha(t)).collect();
+    let (manifest, id) = push_image(&f.client, "test/three", &tars, &diffs, host_arch());
+    f.client
+        .put_manifest("test/three", "v1", OCI_MANIFEST, manifest.as_bytes())
+        .unwrap();
+    let blobs: Vec<String> = tars.iter().map(|t| sha(&gzip(t)).to_string()).collect();
+    let first = blobs[0].clone();
+    let proxy = Proxy::start(f.client.registry(), move |req| {
+        if req.is_blob_get() && req.path().ends_with(&first) && req.header("range").is_none() {
+            Action::Mangle(Fault::StallAfter(10, Duration::from_millis(1500)))
+        } else {
+            Action::Forward
+        }
+    });
+    let pulled = f
+        .store
+        .pull(
+            &through(&proxy),
+            "test/three",
+            "v1",
+            None,
+            None,
+            &NoProgress,
+        )
+        .unwrap();
+    assert_eq!(pulled.image.id, id);
+    assert_eq!(f.store.image(&id).unwrap().diff_ids, diffs);
+    let order: Vec<(usize, bool)> = proxy
+        .requests()
+        .iter()
+        .filter(|r| r.is_blob_get())
+        .filter_map(|r| {
+            let i = blobs.iter().position(|b| r.path().ends_with(b.as_str()))?;
+            Some((i, r.header("range").is_some()))
+        })
+        .collect();
+    let resumed_first = order
+        .iter()
+        .position(|&o| o == (0, true))
+        .expect("{order:?}");
+    for later in [1, 2] {
+        let asked = order.iter().position(|&(i, _)| i == later).unwrap();
+        assert!(asked < resumed_first, "layer {later} waited: {order:?}");
+    }
+    let partials = f.store.root().join("partial/sha256");
+    assert_eq!(std::fs::read_dir(partials).map_or(0, |d| d.count()), 0);
 }
 
 fn hex_bytes(d: &Digest) -> Vec<u8> {

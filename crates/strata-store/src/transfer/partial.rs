@@ -15,6 +15,7 @@ use std::fs::{self, File, OpenOptions};
 use std::io::{self, Read, Write};
 use std::os::fd::AsFd;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use sha2::{Digest as _, Sha256};
 use strata_archive::Digest;
@@ -24,10 +25,14 @@ use strata_registry::{BlobReader, Client};
 /// what the registry sends appended to the partial file.
 pub(crate) struct Resumable<'c> {
     prefix: Option<File>,
-    net: BlobReader<'c>,
+    /// The rest from the registry; `None` when the partial file is the
+    /// whole blob (fetched ahead, its digest checked).
+    net: Option<BlobReader<'c>>,
     /// The partial file, locked, appended to; `None` when another pull
     /// holds it or writing failed.
     sink: Option<(File, PathBuf)>,
+    /// Keep the file when the blob is whole (fetched ahead of its turn).
+    keep: bool,
 }
 
 /// Opens blob `digest` of `repo` through the partial files in `dir`: the
@@ -44,8 +49,9 @@ pub(crate) fn open<'c>(
         return Ok((
             Resumable {
                 prefix: None,
-                net,
+                net: Some(net),
                 sink: None,
+                keep: false,
             },
             size,
         ));
@@ -53,40 +59,89 @@ pub(crate) fn open<'c>(
     let have = sink.metadata().map_or(0, |m| m.len());
     if have > 0 {
         if let Some(size) = client.blob_exists(repo, digest)? {
-            if let Some((prefix, hasher)) = (have < size).then(|| hash(&path)).flatten() {
-                let net = client.resume_blob(repo, digest, size, have, hasher)?;
+            if let Some((prefix, hasher)) = (have <= size).then(|| hash(&path)).flatten() {
+                let net = if have < size {
+                    Some(client.resume_blob(repo, digest, size, have, hasher)?)
+                } else if &Digest::from_sha256(hasher) == digest {
+                    None
+                } else {
+                    return start_over(client, repo, digest, sink, path);
+                };
                 let reader = Resumable {
                     prefix: Some(prefix),
                     net,
                     sink: Some((sink, path)),
+                    keep: false,
                 };
                 return Ok((reader, size));
             }
         }
-        // Not resumable (as long as the blob, or unreadable): start over.
-        if sink.set_len(0).is_err() {
-            let net = client.open_blob_unsized(repo, digest)?;
-            let size = net.size();
-            return Ok((
-                Resumable {
-                    prefix: None,
-                    net,
-                    sink: None,
-                },
-                size,
-            ));
-        }
+        // Not resumable (longer than the blob, or unreadable).
+        return start_over(client, repo, digest, sink, path);
     }
     let net = client.open_blob_unsized(repo, digest)?;
     let size = net.size();
     Ok((
         Resumable {
             prefix: None,
-            net,
+            net: Some(net),
             sink: Some((sink, path)),
+            keep: false,
         },
         size,
     ))
+}
+
+/// The whole blob from the registry, the partial file emptied to take
+/// it (or left out when it cannot be).
+fn start_over<'c>(
+    client: &'c Client,
+    repo: &str,
+    digest: &Digest,
+    sink: File,
+    path: PathBuf,
+) -> strata_registry::Result<(Resumable<'c>, u64)> {
+    let sink = sink.set_len(0).is_ok().then_some((sink, path));
+    let net = client.open_blob_unsized(repo, digest)?;
+    let size = net.size();
+    Ok((
+        Resumable {
+            prefix: None,
+            net: Some(net),
+            sink,
+            keep: false,
+        },
+        size,
+    ))
+}
+
+/// Fetches blob `digest` into its partial file ahead of its turn (the
+/// file kept once whole, for [`open`] to serve), until `stop` is set.
+/// Best effort: what fails is fetched again, or resumed, when the blob's
+/// turn comes; but bytes that are not the blob are an answer, returned.
+pub(crate) fn fetch(
+    client: &Client,
+    repo: &str,
+    digest: &Digest,
+    dir: &Path,
+    stop: &AtomicBool,
+) -> Option<io::Error> {
+    let Ok((mut r, _)) = open(client, repo, digest, dir) else {
+        return None;
+    };
+    // None: another pull is fetching it.
+    r.sink.as_ref()?;
+    r.keep = true;
+    let mut buf = vec![0u8; 64 << 10];
+    while !stop.load(Ordering::Relaxed) {
+        match r.read(&mut buf) {
+            Ok(0) => return None,
+            Err(e) if e.kind() == io::ErrorKind::InvalidData => return Some(e),
+            Err(_) => return None,
+            Ok(_) => {}
+        }
+    }
+    None
 }
 
 /// The partial file of `digest`, opened for appending and locked; `None`
@@ -111,11 +166,18 @@ fn hash(path: &Path) -> Option<(File, Sha256)> {
     Some((File::open(path).ok()?, hasher))
 }
 
-impl Resumable<'_> {
-    fn forget(&mut self) {
-        if let Some((_, path)) = self.sink.take() {
-            let _ = fs::remove_file(path);
-        }
+/// The bytes are not the blob: the file goes.
+fn forget(sink: &mut Option<(File, PathBuf)>) {
+    if let Some((_, path)) = sink.take() {
+        let _ = fs::remove_file(path);
+    }
+}
+
+/// The blob is whole and checked: the file goes, unless it was fetched
+/// ahead for its turn.
+fn whole(sink: &mut Option<(File, PathBuf)>, keep: bool) {
+    if !keep {
+        forget(sink);
     }
 }
 
@@ -124,46 +186,56 @@ impl Read for Resumable<'_> {
         if buf.is_empty() {
             return Ok(0);
         }
-        if let Some(p) = &mut self.prefix {
+        let Resumable {
+            prefix,
+            net,
+            sink,
+            keep,
+        } = self;
+        if let Some(p) = prefix {
             match p.read(buf)? {
-                0 => self.prefix = None,
+                0 => *prefix = None,
                 n => return Ok(n),
             }
         }
-        match self.net.read(buf) {
+        let Some(net) = net else {
+            // The file was the whole blob, checked when opened.
+            whole(sink, *keep);
+            return Ok(0);
+        };
+        let n = match net.read(buf) {
             // The reader checked the digest before saying it ended.
             Ok(0) => {
-                self.forget();
-                Ok(0)
+                whole(sink, *keep);
+                return Ok(0);
             }
-            Ok(n) => {
-                if let Some((f, _)) = &mut self.sink {
-                    if f.write_all(&buf[..n]).is_err() {
-                        self.forget();
-                    }
-                }
-                // A reader that stops at the blob's size (a config read
-                // to its descriptor's length) never asks for the end:
-                // check the digest now, so the file goes either way.
-                if self.net.position() == self.net.size() {
-                    match self.net.read(&mut [0u8; 1]) {
-                        Ok(_) => self.forget(),
-                        Err(e) => {
-                            if e.kind() == io::ErrorKind::InvalidData {
-                                self.forget();
-                            }
-                            return Err(e);
-                        }
-                    }
-                }
-                Ok(n)
-            }
+            Ok(n) => n,
             Err(e) => {
                 if e.kind() == io::ErrorKind::InvalidData {
-                    self.forget();
+                    forget(sink);
                 }
-                Err(e)
+                return Err(e);
+            }
+        };
+        if let Some((f, _)) = sink {
+            if f.write_all(&buf[..n]).is_err() {
+                forget(sink);
             }
         }
+        // A reader that stops at the blob's size (a config read to its
+        // descriptor's length) never asks for the end: check the digest
+        // now, so the file goes either way.
+        if net.position() == net.size() {
+            match net.read(&mut [0u8; 1]) {
+                Ok(_) => whole(sink, *keep),
+                Err(e) => {
+                    if e.kind() == io::ErrorKind::InvalidData {
+                        forget(sink);
+                    }
+                    return Err(e);
+                }
+            }
+        }
+        Ok(n)
     }
 }

@@ -7,7 +7,8 @@
 //! never fetched.
 
 use std::collections::HashMap;
-use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Condvar, Mutex};
 
 use strata_archive::Digest;
 use strata_image::{parse_platform, read_image, Blob, BlobKey, ImageRef, Source};
@@ -92,6 +93,7 @@ impl Store {
             repo: repository.to_owned(),
             partials: self.layout.partial_blobs(),
             manifests: Mutex::new(HashMap::from([(top.digest.clone(), top.bytes.clone())])),
+            ahead: Ahead::default(),
         };
         let plan = read_image(
             &src,
@@ -115,17 +117,136 @@ impl Store {
                 ),
             ));
         }
-        let mut loaded = self.load_from(
-            &src,
-            std::slice::from_ref(&plan),
-            opts.max_concurrent_downloads,
-            progress,
-        )?;
+        // A driver whose layers copy their parent applies them one at a
+        // time; the downloads still overlap: the layers after the one
+        // being applied are fetched ahead into their partial files.
+        let ahead = if self.driver.layers_independent() {
+            Vec::new()
+        } else {
+            self.layers_to_fetch(&plan).into_iter().skip(1).collect()
+        };
+        src.ahead.queue(&ahead);
+        let fetchers = opts
+            .max_concurrent_downloads
+            .saturating_sub(1)
+            .min(ahead.len());
+        let mut loaded = std::thread::scope(|s| {
+            for _ in 0..fetchers {
+                s.spawn(|| src.fetch_ahead());
+            }
+            let loaded = self.load_from(
+                &src,
+                std::slice::from_ref(&plan),
+                opts.max_concurrent_downloads,
+                progress,
+            );
+            src.ahead.stop();
+            loaded
+        })?;
         let image = loaded.pop().expect("one image planned, one loaded");
         Ok(Pulled {
             image,
             digest: top.digest,
         })
+    }
+}
+
+impl Store {
+    /// The blobs of `plan`'s layers not in the store, bottom first.
+    fn layers_to_fetch(&self, plan: &strata_image::ImageDesc) -> Vec<Digest> {
+        let diffs: Vec<Digest> = plan.layers.iter().map(|l| l.diff_id.clone()).collect();
+        let chains = crate::layer::chain_ids(&diffs);
+        let mut out: Vec<Digest> = Vec::new();
+        for (l, chain) in plan.layers.iter().zip(&chains) {
+            if let (Some(blob), false) = (&l.blob, self.layer(chain).is_ok()) {
+                if !out.contains(blob) {
+                    out.push(blob.clone());
+                }
+            }
+        }
+        out
+    }
+}
+
+/// Blobs fetched ahead of their turn, and where each stands.
+#[derive(Default)]
+struct Ahead {
+    state: Mutex<Vec<(Digest, Fetch)>>,
+    changed: Condvar,
+    stop: AtomicBool,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Fetch {
+    Queued,
+    Running,
+    /// Fetched, or given up on: its turn opens it as usual.
+    Finished,
+    /// Its turn came first: streamed then, not fetched ahead.
+    Taken,
+    /// The registry sent bytes that are not the blob: its turn fails.
+    Corrupt(String),
+}
+
+impl Ahead {
+    fn queue(&self, blobs: &[Digest]) {
+        let mut st = self.state.lock().expect("no panic holds it");
+        st.extend(blobs.iter().map(|d| (d.clone(), Fetch::Queued)));
+    }
+
+    fn stop(&self) {
+        self.stop.store(true, Ordering::Relaxed);
+    }
+
+    /// The next blob to fetch ahead, marked running.
+    fn next(&self) -> Option<Digest> {
+        if self.stop.load(Ordering::Relaxed) {
+            return None;
+        }
+        let mut st = self.state.lock().expect("no panic holds it");
+        let (d, f) = st.iter_mut().find(|(_, f)| *f == Fetch::Queued)?;
+        *f = Fetch::Running;
+        Some(d.clone())
+    }
+
+    fn finished(&self, digest: &Digest, corrupt: Option<std::io::Error>) {
+        let mut st = self.state.lock().expect("no panic holds it");
+        for (d, f) in st.iter_mut() {
+            if d == digest {
+                *f = match &corrupt {
+                    Some(e) => Fetch::Corrupt(e.to_string()),
+                    None => Fetch::Finished,
+                };
+            }
+        }
+        self.changed.notify_all();
+    }
+
+    /// `digest`'s turn: waits while it is being fetched ahead; one not
+    /// yet begun is taken from the queue; one found corrupt fails.
+    fn turn(&self, digest: &Digest) -> strata_image::Result<()> {
+        let mut st = self.state.lock().expect("no panic holds it");
+        loop {
+            let Some((_, f)) = st.iter_mut().find(|(d, _)| d == digest) else {
+                return Ok(());
+            };
+            match f {
+                Fetch::Queued => {
+                    *f = Fetch::Taken;
+                    return Ok(());
+                }
+                Fetch::Running => {
+                    st = self.changed.wait(st).expect("no panic holds it");
+                }
+                Fetch::Finished | Fetch::Taken => return Ok(()),
+                Fetch::Corrupt(why) => {
+                    return Err(strata_image::Error::new(
+                        strata_image::ErrorKind::Corrupt,
+                        why.clone(),
+                    ))
+                }
+            }
+        }
     }
 }
 
@@ -137,6 +258,25 @@ struct RegistrySource<'c> {
     partials: std::path::PathBuf,
     /// Manifests and indexes already fetched, by digest.
     manifests: Mutex<HashMap<Digest, Vec<u8>>>,
+    /// Layer blobs fetched ahead of their turn.
+    ahead: Ahead,
+}
+
+impl RegistrySource<'_> {
+    /// Fetches queued blobs ahead into their partial files until none is
+    /// left or the pull ends.
+    fn fetch_ahead(&self) {
+        while let Some(d) = self.ahead.next() {
+            let corrupt = super::partial::fetch(
+                self.client,
+                &self.repo,
+                &d,
+                &self.partials,
+                &self.ahead.stop,
+            );
+            self.ahead.finished(&d, corrupt);
+        }
+    }
 }
 
 impl Source for RegistrySource<'_> {
@@ -147,6 +287,7 @@ impl Source for RegistrySource<'_> {
                 format!("a registry has no file {key:?}"),
             ));
         };
+        self.ahead.turn(digest)?;
         let (reader, size) = super::partial::open(self.client, &self.repo, digest, &self.partials)
             .map_err(to_image)?;
         Ok(Blob {
