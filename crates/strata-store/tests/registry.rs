@@ -455,6 +455,42 @@ fn a_layer_pushed_before_is_mounted_into_another_repository() {
     assert_eq!(pulled.image.id, id);
 }
 
+/// Layers that came by pull are mounted from the repository they came
+/// from when the image is pushed to another of the same registry.
+#[test]
+fn a_pulled_layer_is_mounted_from_where_it_came() {
+    let Some(f) = fixture() else { return };
+    let (_, id) = two_layer_image(&f);
+    f.store
+        .pull(&f.client, "test/app", "v1", None, None, &NoProgress)
+        .unwrap();
+    let pushed = f
+        .store
+        .push(
+            &f.client,
+            id.as_str(),
+            "test/copy",
+            "1",
+            LayerCompression::Gzip,
+            &NoProgress,
+        )
+        .unwrap();
+    assert_eq!(
+        (
+            pushed.layers_sent,
+            pushed.layers_mounted,
+            pushed.layers_present
+        ),
+        (0, 2, 0)
+    );
+    let t = tempfile::tempdir().unwrap();
+    let other = Store::open(&t.path().join("root"), Some("vfs")).unwrap();
+    let pulled = other
+        .pull(&f.client, "test/copy", "1", None, None, &NoProgress)
+        .unwrap();
+    assert_eq!(pulled.image.id, id);
+}
+
 /// skopeo (containers/image, what Podman pulls and pushes with) reads
 /// what strata pushed, and strata pulls what skopeo pushed: the same
 /// image ID and diffIDs either way.

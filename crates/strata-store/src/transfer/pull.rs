@@ -144,6 +144,14 @@ impl Store {
             loaded
         })?;
         let image = loaded.pop().expect("one image planned, one loaded");
+        // Where its layers came from, for a push to another repository
+        // of this registry to mount them.
+        let here = format!("{}/{repository}", client.registry());
+        for (diff_id, record) in src.blob_records(&plan, &here) {
+            if let Err(e) = self.add_blob_record(&diff_id, record) {
+                tracing::warn!("recording where layer {diff_id} came from: {e}");
+            }
+        }
         Ok(Pulled {
             image,
             digest: top.digest,
@@ -263,6 +271,47 @@ struct RegistrySource<'c> {
 }
 
 impl RegistrySource<'_> {
+    /// For each layer of `plan`, its blob as the manifests fetched
+    /// describe it (digest, media type, size), from repository `here`.
+    fn blob_records(
+        &self,
+        plan: &strata_image::ImageDesc,
+        here: &str,
+    ) -> Vec<(Digest, super::push::BlobRecord)> {
+        let manifests = self.manifests.lock().expect("no panic holds it");
+        let described: Vec<serde_json::Value> = manifests
+            .values()
+            .filter_map(|b| serde_json::from_slice::<serde_json::Value>(b).ok())
+            .filter_map(|m| m.get("layers").and_then(|l| l.as_array()).cloned())
+            .flatten()
+            .collect();
+        let mut out = Vec::new();
+        for l in &plan.layers {
+            let Some(blob) = &l.blob else { continue };
+            let found = described
+                .iter()
+                .find(|d| d.get("digest").and_then(|v| v.as_str()) == Some(blob.as_str()));
+            let (Some(media_type), Some(size)) = (
+                found
+                    .and_then(|d| d.get("mediaType"))
+                    .and_then(|v| v.as_str()),
+                found.and_then(|d| d.get("size")).and_then(|v| v.as_u64()),
+            ) else {
+                continue;
+            };
+            out.push((
+                l.diff_id.clone(),
+                super::push::BlobRecord {
+                    digest: blob.to_string(),
+                    source_repository: here.to_owned(),
+                    media_type: media_type.to_owned(),
+                    size,
+                },
+            ));
+        }
+        out
+    }
+
     /// Fetches queued blobs ahead into their partial files until none is
     /// left or the pull ends.
     fn fetch_ahead(&self) {

@@ -75,15 +75,24 @@ enum Reached {
     Mounted,
 }
 
-/// One place a layer's compressed blob was pushed to.
+/// One place a layer's compressed blob was pushed to or pulled from.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "PascalCase")]
-struct BlobRecord {
-    digest: String,
+pub(super) struct BlobRecord {
+    pub digest: String,
     /// `registry/repository`.
-    source_repository: String,
-    media_type: String,
-    size: u64,
+    pub source_repository: String,
+    pub media_type: String,
+    pub size: u64,
+}
+
+/// Whether a blob of `media_type` is what `compression` makes (Docker's
+/// and OCI's names for one format alike).
+fn same_format(media_type: &str, compression: LayerCompression) -> bool {
+    match compression {
+        LayerCompression::Gzip => media_type.ends_with("gzip"),
+        LayerCompression::Zstd => media_type.ends_with("zstd"),
+    }
 }
 
 impl Store {
@@ -208,7 +217,7 @@ impl Store {
         let mut known: Vec<(Digest, String, u64)> = self
             .blob_records(&layer.diff_id)
             .into_iter()
-            .filter(|r| r.media_type == compression.media_type())
+            .filter(|r| same_format(&r.media_type, compression))
             .filter_map(|r| {
                 let from = r.source_repository.strip_prefix(&prefix)?.to_owned();
                 Some((Digest::parse(&r.digest)?, from, r.size))
@@ -278,7 +287,7 @@ impl Store {
     }
 
     /// Adds `record` to `diff_id`'s, the store lock held.
-    fn add_blob_record(&self, diff_id: &Digest, record: BlobRecord) -> Result<()> {
+    pub(super) fn add_blob_record(&self, diff_id: &Digest, record: BlobRecord) -> Result<()> {
         /// Places kept per layer, the latest last.
         const KEPT: usize = 16;
         let _lock = self.lock()?;
