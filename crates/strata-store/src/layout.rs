@@ -64,7 +64,9 @@ const VOLUME_META: &str = "meta.json";
 ///     layerdb/sha256/<chain-hex>/{diff,size,cache-id,parent,tar-split.json.gz}
 ///     layerdb/mounts/<container-id>/{mount-id,init-id,parent}
 ///     layerdb/tmp/                          layers and containers being made
-///     repositories.json                     tags -> image IDs
+///     repositories.json                     tags and repository digests -> image IDs
+///     distribution/v2metadata-by-diffid/sha256/<diff-hex>
+///                                           where a layer's blobs were pushed or pulled
 ///   containers/<id>/config.json
 ///   containers/<id>/{state.json,bundle/,hosts,hostname,resolv.conf,runtime/}
 ///                                           a container's runs (see `start`)
@@ -72,6 +74,7 @@ const VOLUME_META: &str = "meta.json";
 ///                                           staging (`.<name>.creating`) is removed on open
 ///   names/<name>                            the container ID a name stands for
 ///   tmp/                                    staging (and `load`'s spooled archives); emptied on open
+///   partial/sha256/<hex>                    blobs a pull fetched part of, for the next to resume
 ///   lock                                    flock taken by every change
 /// ```
 ///
