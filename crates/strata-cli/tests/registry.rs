@@ -89,6 +89,76 @@ fn push_rmi_pull_keeps_the_image_id() {
     assert!(err.contains(&reg.addr), "{err}");
 }
 
+/// A pushed or pulled image records `name@sha256:<manifest digest>`:
+/// `image inspect` shows it, `images --digests` lists it, and `rmi`,
+/// `create` and `image inspect` take it as a name.
+#[test]
+fn repository_digests_are_recorded_shown_and_resolved() {
+    let Some((s, reg)) = setup() else { return };
+    let tree = s.path("tree");
+    sh(&format!(
+        "mkdir -p '{0}/etc' && echo digests > '{0}/etc/motd'",
+        tree.display()
+    ));
+    let repo = format!("{}/test/digests", reg.addr);
+    let dest = format!("{repo}:1");
+    let id = s.import_tree(&tree, &dest);
+    let out = s.ok(&["push", "--tls-verify=false", &dest]);
+    let digest = out
+        .split_whitespace()
+        .find(|w| w.starts_with("sha256:"))
+        .unwrap()
+        .to_owned();
+    let pinned = format!("{repo}@{digest}");
+    let inspect = s.json(&["image", "inspect", &pinned]);
+    assert_eq!(inspect[0]["Id"], serde_json::json!(id), "{inspect}");
+    assert_eq!(
+        inspect[0]["RepoDigests"],
+        serde_json::json!([pinned]),
+        "{inspect}"
+    );
+    let listed = s.ok(&["images", "--digests"]);
+    let header = listed.lines().next().unwrap();
+    assert!(header.contains("DIGEST"), "{listed}");
+    assert!(
+        listed
+            .lines()
+            .any(|l| l.starts_with(&repo) && l.contains(&digest)),
+        "{listed}"
+    );
+    assert!(!s.ok(&["images"]).contains("DIGEST"));
+
+    // Removed, then pulled back by digest: recorded again, and a
+    // container is created from the pinned name.
+    s.ok(&["rmi", &dest]);
+    let err = s.err(&["create", &pinned]);
+    assert!(err.contains("repository digest"), "{err}");
+    let err = s.err(&["pull", "--max-concurrent-downloads", "0", &pinned]);
+    assert!(err.contains("max-concurrent-downloads"), "{err}");
+    // Off a terminal, a line per layer as it completes, on stderr.
+    let pull = |args: &[&str]| {
+        let out = s.run(&[&["pull", "--tls-verify=false"], args, &[pinned.as_str()]].concat());
+        assert!(out.status.success(), "{out:?}");
+        let stdout = String::from_utf8(out.stdout).unwrap();
+        assert!(stdout.trim().ends_with(&id), "{stdout}");
+        String::from_utf8(out.stderr).unwrap()
+    };
+    let lines = pull(&["--max-concurrent-downloads", "1"]);
+    assert_eq!(lines.lines().count(), 1, "{lines}");
+    assert!(lines.ends_with(": Pull complete\n"), "{lines}");
+    let lines = pull(&[]);
+    assert!(lines.ends_with(": Already exists\n"), "{lines}");
+    assert_eq!(pull(&["-q"]), "");
+    let inspect = s.json(&["image", "inspect", &id]);
+    assert_eq!(inspect[0]["RepoDigests"], serde_json::json!([pinned]));
+    assert_eq!(inspect[0]["RepoTags"], serde_json::json!([]));
+    let c = s.ok(&["create", &pinned]);
+    s.ok(&["rm", &c]);
+    let out = s.ok(&["rmi", &pinned]);
+    assert!(out.contains(&format!("Untagged: {pinned}")), "{out}");
+    assert!(out.contains(&format!("Deleted: {id}")), "{out}");
+}
+
 #[test]
 fn login_keeps_credentials_and_logout_forgets_them() {
     let Some((s, reg)) = setup() else { return };

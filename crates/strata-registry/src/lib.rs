@@ -44,10 +44,6 @@ pub use client::{Client, Options};
 pub use config::{api_host, login, logout, CERTS_D};
 pub use error::{Error, ErrorKind, Result};
 pub use manifest::{Manifest, MANIFEST_MEDIA_TYPES, MAX_MANIFEST};
-/// An image reference as Docker and Podman read it
-/// (`[registry[:port]/]path[:tag][@digest]`, `debian` being
-/// `docker.io/library/debian:latest`): oci-spec's parser.
-pub use oci_spec::distribution::Reference;
 pub use push::{Mount, Upload};
 pub use registries_conf::{Endpoint, RegistriesConf};
 

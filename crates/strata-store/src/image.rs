@@ -1,5 +1,7 @@
-//! The image store: configs kept byte-exact under their sha256, tags in
-//! `repositories.json` (Docker's format), and image import.
+//! The image store: configs kept byte-exact under their sha256, tags and
+//! repository digests in `repositories.json` (Docker's format: its
+//! reference store keeps `name:tag` and `name@sha256:<manifest digest>`
+//! side by side, one map per repository), and image import.
 
 use std::collections::BTreeMap;
 use std::fs;
@@ -19,6 +21,9 @@ use crate::{atomic, time, ImageRef, Store};
 pub struct Image {
     pub id: Digest,
     pub tags: Vec<ImageRef>,
+    /// `name@sha256:<manifest digest>`: the manifests it was pulled as
+    /// or pushed as, per repository (Docker's `RepoDigests`).
+    pub repo_digests: Vec<ImageRef>,
     pub created: String,
     pub diff_ids: Vec<Digest>,
     pub parent: Option<Digest>,
@@ -102,13 +107,14 @@ impl ImageStore {
         let v = self.image_json(id)?;
         let diff_ids = strata_image::diff_ids(&v)
             .map_err(|why| Error::new(ErrorKind::Corrupt, format!("image {id}: {why}")))?;
-        let mut tags: Vec<ImageRef> = repos
+        let (mut repo_digests, mut tags): (Vec<ImageRef>, Vec<ImageRef>) = repos
             .values()
             .flat_map(|m| m.iter())
             .filter(|(_, v)| v.as_str() == id.as_str())
             .filter_map(|(k, _)| ImageRef::parse(k).ok())
-            .collect();
+            .partition(|r| r.digest.is_some());
         tags.sort();
+        repo_digests.sort();
         let parent = atomic::read(&self.layout.image_metadata(id).join(record::PARENT))
             .ok()
             .and_then(|p| Digest::parse(&p));
@@ -128,6 +134,7 @@ impl ImageStore {
         Ok(Image {
             id: id.clone(),
             tags,
+            repo_digests,
             created: v
                 .get("created")
                 .and_then(Value::as_str)
@@ -217,6 +224,11 @@ impl ImageStore {
             return Ok(id);
         }
         if let Ok(r) = ImageRef::parse(s) {
+            // A digest names the content whatever tag comes with it.
+            let r = match r.digest() {
+                Some(d) => r.with_digest(d),
+                None => r,
+            };
             if let Some(id) = self
                 .repositories()?
                 .get(&r.name)
@@ -316,6 +328,31 @@ impl ImageStore {
         self.save_repositories(lock, &repos)
     }
 
+    /// Records that `r` (`name@sha256:<manifest digest>`) is `id`: the
+    /// image was pulled from, or pushed to, repository `name` as the
+    /// manifest of that digest. Like a tag, it moves from any image it
+    /// named.
+    pub fn add_repo_digest(&self, lock: &Lock, id: &Digest, r: &ImageRef) -> Result<()> {
+        if r.digest.is_none() || r.tag().is_some() {
+            return Err(Error::new(
+                ErrorKind::InvalidArgument,
+                format!("a repository digest is NAME@sha256:HEX, not {r}"),
+            ));
+        }
+        if !self.image_exists(id) {
+            return Err(Error::new(
+                ErrorKind::NotFound,
+                format!("no such image: {id}"),
+            ));
+        }
+        let mut repos = self.repositories()?;
+        repos
+            .entry(r.name.clone())
+            .or_default()
+            .insert(r.to_string(), id.as_str().to_owned());
+        self.save_repositories(lock, &repos)
+    }
+
     /// Removes an image's config, then its metadata. The caller has
     /// checked nothing needs it; its layers go to
     /// [`Store::collect_layers`].
@@ -371,6 +408,12 @@ impl Store {
         let lock = self.lock()?;
         self.images.tag(&lock, id, &r)?;
         Ok(r)
+    }
+
+    /// [`ImageStore::add_repo_digest`].
+    pub fn add_repo_digest(&self, id: &Digest, r: &ImageRef) -> Result<()> {
+        let lock = self.lock()?;
+        self.images.add_repo_digest(&lock, id, r)
     }
 
     /// [`ImageStore::tag`], for a caller holding the lock.
@@ -436,14 +479,31 @@ impl Store {
         let id = images.resolve_image(s)?;
         let mut repos = images.repositories()?;
         let mut done = Vec::new();
-        let by_tag = ImageRef::parse(s).ok().filter(|r| {
+        let by_tag = ImageRef::parse(s).ok().map(|r| match r.digest() {
+            Some(d) => r.with_digest(d),
+            None => r,
+        });
+        let by_tag = by_tag.filter(|r| {
             repos
                 .get(&r.name)
                 .is_some_and(|m| m.contains_key(&r.to_string()))
         });
-        let Image { tags, parent, .. } = images.image_from(&id, &repos)?;
+        let Image {
+            mut tags,
+            repo_digests,
+            parent,
+            ..
+        } = images.image_from(&id, &repos)?;
+        // A repository digest is one more name for the image, as a tag is.
+        tags.extend(repo_digests);
         if let Some(r) = &by_tag {
-            if tags.len() > 1 {
+            // Docker's rule: a repository's digests go with its last tag.
+            let others = tags
+                .iter()
+                .filter(|t| *t != r)
+                .filter(|t| !(r.digest.is_none() && t.digest.is_some() && t.name == r.name))
+                .count();
+            if others > 0 {
                 untag(&mut repos, r);
                 images.save_repositories(lock, &repos)?;
                 return Ok(vec![format!("Untagged: {r}")]);
@@ -515,7 +575,10 @@ impl Store {
             let Ok(img) = images.image_from(&p, &repos) else {
                 break;
             };
-            if !img.tags.is_empty() || !images.child_images(&p)?.is_empty() || used_by(&p).is_some()
+            if !img.tags.is_empty()
+                || !img.repo_digests.is_empty()
+                || !images.child_images(&p)?.is_empty()
+                || used_by(&p).is_some()
             {
                 break;
             }

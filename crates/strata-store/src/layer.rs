@@ -373,10 +373,6 @@ impl Store {
         self.layers.tar_split_path(chain)
     }
 
-    pub(crate) fn begin_layer(&self, parent_cache: Option<&str>) -> Result<(PathBuf, CacheId)> {
-        self.layers.begin(parent_cache)
-    }
-
     pub(crate) fn fill_layer(
         &self,
         staging: &Path,

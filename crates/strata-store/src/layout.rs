@@ -66,7 +66,9 @@ const VOLUME_META: &str = "meta.json";
 ///     layerdb/tmp/                          layers and containers being made
 ///     layerdb/unflushed/<boot-id>/<container-id>.<mount-id>
 ///                                           containers created unflushed in that boot
-///     repositories.json                     tags -> image IDs
+///     repositories.json                     tags and repository digests -> image IDs
+///     distribution/v2metadata-by-diffid/sha256/<diff-hex>
+///                                           where a layer's blobs were pushed or pulled
 ///   containers/<id>/config.json
 ///   containers/<id>/{state.json,bundle/,hosts,hostname,resolv.conf,runtime/}
 ///                                           a container's runs (see `start`)
@@ -74,6 +76,7 @@ const VOLUME_META: &str = "meta.json";
 ///                                           staging (`.<name>.creating`) is removed on open
 ///   names/<name>                            the container ID a name stands for
 ///   tmp/                                    staging (and `load`'s spooled archives); emptied on open
+///   partial/sha256/<hex>                    blobs a pull fetched part of, for the next to resume
 ///   lock                                    flock taken by every change
 /// ```
 ///
@@ -160,6 +163,22 @@ impl Layout {
     /// `tmp/`: staging and `load`'s spooled archives.
     pub fn tmp(&self) -> PathBuf {
         self.root.join("tmp")
+    }
+
+    /// `partial/sha256/`: blobs a pull fetched part of, by digest, for
+    /// the next pull to resume (`transfer::partial`). Not under `tmp/`,
+    /// which every open empties.
+    pub fn partial_blobs(&self) -> PathBuf {
+        self.root.join("partial/sha256")
+    }
+
+    /// Where layer `diff_id`'s compressed blobs were pushed (digest,
+    /// repository, media type), as Docker's
+    /// `distribution/v2metadata-by-diffid/sha256/<diffid>` records it.
+    pub fn blob_records(&self, diff_id: &Digest) -> PathBuf {
+        self.image
+            .join("distribution/v2metadata-by-diffid/sha256")
+            .join(diff_id.hex())
     }
 
     /// `image/<driver>/`.

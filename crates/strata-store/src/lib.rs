@@ -101,7 +101,10 @@ use strata_driver::Driver;
 pub use strata_image::{familiar, ImageRef, SaveFormat};
 pub use stream::CopyReport;
 pub use system::{ContainerUsage, DiskUsage, ImageUsage, OnDisk, Pruned, Usage, VolumeUsage};
-pub use transfer::{LayerCompression, Loaded, NoProgress, Progress, Pulled, Pushed};
+pub use transfer::{
+    LayerCompression, LayerStatus, Loaded, NoProgress, Progress, PullOptions, Pulled, Pushed,
+    MAX_CONCURRENT_DOWNLOADS,
+};
 pub use volume::{Volume, VolumeStore, ANONYMOUS_LABEL};
 
 // The crates below the store that the `strata` command also drives on

@@ -87,6 +87,9 @@ pub struct Image {
     pub id: String,
     pub os: Option<serde_json::Value>,
     pub parent: Option<String>,
+    /// `name@sha256:<manifest digest>`, per repository it was pulled
+    /// from or pushed to.
+    pub repo_digests: Vec<String>,
     pub repo_tags: Vec<String>,
     #[serde(rename = "RootFS")]
     pub root_fs: RootFs,
@@ -114,6 +117,7 @@ impl Image {
             id: image.id.to_string(),
             os: config.get("os").cloned(),
             parent: image.parent.as_ref().map(ToString::to_string),
+            repo_digests: image.repo_digests.iter().map(ToString::to_string).collect(),
             repo_tags: tags(image),
             root_fs: RootFs {
                 layers: image.diff_ids.iter().map(ToString::to_string).collect(),
@@ -429,6 +433,7 @@ mod tests {
         crate::Image {
             id: digest("config"),
             tags: vec![ImageRef::parse("base:1").expect("a reference")],
+            repo_digests: Vec::new(),
             created: "2024-01-02T03:04:05Z".into(),
             diff_ids: vec![digest("layer 1"), digest("layer 2")],
             parent: None,
@@ -581,6 +586,7 @@ mod tests {
   "Id": "{}",
   "Os": "linux",
   "Parent": null,
+  "RepoDigests": [],
   "RepoTags": [
     "base:1"
   ],

@@ -12,7 +12,9 @@ use std::sync::Arc;
 use strata_registry::testing::proxy::{Action, Fault, Proxy};
 use strata_registry::testing::{self, Config, Registry};
 use strata_registry::{Client, Options};
-use strata_store::{Digest, ErrorKind, ImageRef, LayerCompression, NoProgress, Store};
+use strata_store::{
+    Digest, ErrorKind, ImageRef, LayerCompression, LayerStatus, NoProgress, Progress, Store,
+};
 use strata_test_support::Entry;
 
 const OCI_MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";
@@ -161,6 +163,64 @@ fn pull_by_tag_then_again_finds_every_layer_present() {
         .unwrap();
     assert_eq!(again.image.id, id);
     assert_eq!((again.image.layers_new, again.image.layers_present), (0, 2));
+}
+
+#[test]
+fn a_repository_digest_names_the_image_in_inspect_lookups_and_rmi() {
+    let Some(f) = fixture() else { return };
+    let base = layer_tar("etc/motd", b"digests\n");
+    let (manifest, id) = push_image(
+        &f.client,
+        "test/app",
+        std::slice::from_ref(&base),
+        &[sha(&base)],
+        host_arch(),
+    );
+    let digest = f
+        .client
+        .put_manifest("test/app", "v1", OCI_MANIFEST, manifest.as_bytes())
+        .unwrap();
+    let tag = ImageRef::parse("test/app:v1").unwrap();
+    let pinned = format!("test/app@{digest}");
+    // Not known before it is recorded: the error says what is missing.
+    let pulled = f
+        .store
+        .pull(&f.client, "test/app", "v1", Some(&tag), None, &NoProgress)
+        .unwrap();
+    let e = f.store.resolve_image(&pinned).unwrap_err();
+    assert!(e.to_string().contains("repository digest"), "{e}");
+    f.store
+        .add_repo_digest(&pulled.image.id, &tag.with_digest(&pulled.digest))
+        .unwrap();
+    let image = f.store.image(&id).unwrap();
+    assert_eq!(image.tags, vec![tag.clone()]);
+    assert_eq!(image.repo_digests, vec![ImageRef::parse(&pinned).unwrap()]);
+    assert_eq!(f.store.resolve_image(&pinned).unwrap(), id);
+    // A tag beside the digest changes nothing: the digest decides.
+    assert_eq!(
+        f.store
+            .resolve_image(&format!("test/app:other@{digest}"))
+            .unwrap(),
+        id
+    );
+    // A tag is refused where a digest belongs.
+    assert!(f.store.add_repo_digest(&id, &tag).is_err());
+    // Another tag keeps the image when the digest is removed ...
+    f.store.tag(&id, "test/app:v2").unwrap();
+    assert_eq!(
+        f.store.remove_image(&pinned, false).unwrap(),
+        vec![format!("Untagged: {pinned}")]
+    );
+    assert!(f.store.image(&id).unwrap().repo_digests.is_empty());
+    // ... and, as in Docker, the repository's digests go with its last tag.
+    f.store.remove_image("test/app:v2", false).unwrap();
+    f.store
+        .add_repo_digest(&id, &tag.with_digest(&digest))
+        .unwrap();
+    let done = f.store.remove_image("test/app:v1", false).unwrap();
+    assert!(done.contains(&format!("Untagged: {pinned}")), "{done:?}");
+    assert!(done.contains(&format!("Deleted: {id}")), "{done:?}");
+    assert!(f.store.images().unwrap().is_empty());
 }
 
 #[test]
@@ -323,6 +383,114 @@ fn a_pushed_image_pulls_back_with_the_same_id_and_diff_ids() {
     assert_eq!(again.digest, pushed.digest);
 }
 
+/// A layer pushed once is found again without compressing it: present
+/// in its repository (HEAD), mounted into another of the same registry
+/// (`POST ?mount=&from=`), and the pushed images are whole.
+#[test]
+fn a_layer_pushed_before_is_mounted_into_another_repository() {
+    let Some(f) = fixture() else { return };
+    let tar = layer_tar("etc/motd", b"mounted\n");
+    f.store
+        .import(&mut Cursor::new(tar.clone()), Some("img:1"), "")
+        .unwrap();
+    let id = f.store.resolve_image("img:1").unwrap();
+    let proxy = Proxy::start(f.client.registry(), |_| Action::Forward);
+    let c = through(&proxy);
+    let push = |repo: &str| {
+        f.store
+            .push(&c, "img:1", repo, "1", LayerCompression::Gzip, &NoProgress)
+            .unwrap()
+    };
+    let first = push("test/one");
+    assert_eq!(
+        (
+            first.layers_sent,
+            first.layers_mounted,
+            first.layers_present
+        ),
+        (1, 0, 0)
+    );
+    let before = proxy.requests().len();
+    let second = push("test/two");
+    assert_eq!(
+        (
+            second.layers_sent,
+            second.layers_mounted,
+            second.layers_present
+        ),
+        (0, 1, 0)
+    );
+    let requests = proxy.requests();
+    let mounts: Vec<&str> = requests[before..]
+        .iter()
+        .filter(|r| r.method == "POST" && r.target.contains("mount="))
+        .map(|r| r.target.as_str())
+        .collect();
+    // One mount, for the layer; the config (not in the second
+    // repository) is uploaded, the layer is not.
+    assert_eq!(mounts.len(), 1, "{mounts:?}");
+    assert!(
+        mounts[0].contains("mount=sha256") && mounts[0].contains("from=test%2Fone"),
+        "{mounts:?}"
+    );
+    assert!(
+        !requests[before..].iter().any(|r| r.method == "PATCH"),
+        "nothing is uploaded"
+    );
+    let third = push("test/two");
+    assert_eq!(
+        (
+            third.layers_sent,
+            third.layers_mounted,
+            third.layers_present
+        ),
+        (0, 0, 1)
+    );
+    assert_eq!(third.digest, second.digest);
+    let t = tempfile::tempdir().unwrap();
+    let other = Store::open(&t.path().join("root"), Some("vfs")).unwrap();
+    let pulled = other
+        .pull(&f.client, "test/two", "1", None, None, &NoProgress)
+        .unwrap();
+    assert_eq!(pulled.image.id, id);
+}
+
+/// Layers that came by pull are mounted from the repository they came
+/// from when the image is pushed to another of the same registry.
+#[test]
+fn a_pulled_layer_is_mounted_from_where_it_came() {
+    let Some(f) = fixture() else { return };
+    let (_, id) = two_layer_image(&f);
+    f.store
+        .pull(&f.client, "test/app", "v1", None, None, &NoProgress)
+        .unwrap();
+    let pushed = f
+        .store
+        .push(
+            &f.client,
+            id.as_str(),
+            "test/copy",
+            "1",
+            LayerCompression::Gzip,
+            &NoProgress,
+        )
+        .unwrap();
+    assert_eq!(
+        (
+            pushed.layers_sent,
+            pushed.layers_mounted,
+            pushed.layers_present
+        ),
+        (0, 2, 0)
+    );
+    let t = tempfile::tempdir().unwrap();
+    let other = Store::open(&t.path().join("root"), Some("vfs")).unwrap();
+    let pulled = other
+        .pull(&f.client, "test/copy", "1", None, None, &NoProgress)
+        .unwrap();
+    assert_eq!(pulled.image.id, id);
+}
+
 /// skopeo (containers/image, what Podman pulls and pushes with) reads
 /// what strata pushed, and strata pulls what skopeo pushed: the same
 /// image ID and diffIDs either way.
@@ -461,8 +629,11 @@ fn a_corrupt_layer_blob_leaves_the_store_as_it_was() {
     // but not the blob the manifest names.
     let blobs = Arc::new(AtomicUsize::new(0));
     let n = blobs.clone();
+    let mangled = Arc::new(std::sync::Mutex::new(String::new()));
+    let m = mangled.clone();
     let proxy = Proxy::start(f.client.registry(), move |req| {
         if req.is_blob_get() && n.fetch_add(1, Ordering::SeqCst) == 2 {
+            *m.lock().unwrap() = req.path().to_owned();
             Action::Mangle(Fault::FlipByte(4))
         } else {
             Action::Forward
@@ -476,6 +647,15 @@ fn a_corrupt_layer_blob_leaves_the_store_as_it_was() {
     assert!(format!("{e:?}").contains("sha256"), "{e:?}");
     assert!(f.store.images().unwrap().is_empty());
     assert!(f.store.layers().unwrap().is_empty());
+    // Bytes that are not the blob are not kept to resume from.
+    let hex = mangled
+        .lock()
+        .unwrap()
+        .rsplit(':')
+        .next()
+        .unwrap()
+        .to_owned();
+    assert!(!f.store.root().join("partial/sha256").join(hex).exists());
 }
 
 #[test]
@@ -502,6 +682,270 @@ fn a_layer_cut_midway_is_resumed_and_the_pull_completes() {
         .requests()
         .iter()
         .any(|r| r.header("range") == Some("bytes=60-")));
+}
+
+/// The store lock is not held while blobs stream in: with a pull stalled
+/// mid-blob, another process opens the store (cleaning staging debris,
+/// but not the pull's live staging), takes the lock and lists images;
+/// the pull then completes.
+#[test]
+fn the_store_answers_while_a_pull_is_stalled_mid_blob() {
+    use std::time::{Duration, Instant};
+    let Some(f) = fixture() else { return };
+    let (_, id) = two_layer_image(&f);
+    let stall = Duration::from_secs(5);
+    let blobs = Arc::new(AtomicUsize::new(0));
+    let n = blobs.clone();
+    let proxy = Proxy::start(f.client.registry(), move |req| {
+        // The first blob is the config; the second a layer.
+        let first = req.is_blob_get() && req.header("range").is_none();
+        if first && n.fetch_add(1, Ordering::SeqCst) == 1 {
+            Action::Mangle(Fault::StallAfter(60, stall))
+        } else {
+            Action::Forward
+        }
+    });
+    let client = through(&proxy);
+    std::thread::scope(|s| {
+        let pull = s.spawn(|| {
+            f.store
+                .pull(&client, "test/app", "v1", None, None, &NoProgress)
+        });
+        while blobs.load(Ordering::SeqCst) < 2 {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        std::thread::sleep(Duration::from_millis(300));
+        let t = Instant::now();
+        let other = Store::open(f.store.root(), Some("vfs")).unwrap();
+        drop(other.lock().unwrap());
+        assert!(other.images().unwrap().is_empty());
+        assert!(
+            t.elapsed() < stall - Duration::from_secs(1),
+            "the store waited {:?} for a stalled pull",
+            t.elapsed()
+        );
+        let pulled = pull.join().unwrap().unwrap();
+        assert_eq!(pulled.image.id, id);
+    });
+    assert_eq!(f.store.image(&id).unwrap().diff_ids.len(), 2);
+}
+
+/// A pull that dies mid-blob leaves the bytes it had in a partial file;
+/// the next pull unpacks from that file and asks the registry for the
+/// rest only, with a Range request.
+#[test]
+fn the_next_pull_resumes_a_blob_an_earlier_pull_left_partial() {
+    let Some(f) = fixture() else { return };
+    // Incompressible content: the blob is as large as the tar.
+    let mut noise = Vec::new();
+    let mut h = sha(b"seed");
+    while noise.len() < 300_000 {
+        noise.extend_from_slice(&hex_bytes(&h));
+        h = sha(h.as_str().as_bytes());
+    }
+    let tar = layer_tar("data/noise", &noise);
+    let gz = gzip(&tar);
+    let blob = sha(&gz);
+    let (manifest, id) = push_image(
+        &f.client,
+        "test/app",
+        std::slice::from_ref(&tar),
+        &[sha(&tar)],
+        host_arch(),
+    );
+    f.client
+        .put_manifest("test/app", "v1", OCI_MANIFEST, manifest.as_bytes())
+        .unwrap();
+    let cut = gz.len() * 6 / 10;
+    let is_layer = {
+        let blob = blob.to_string();
+        move |r: &strata_registry::testing::proxy::Request| {
+            r.is_blob_get() && r.path().ends_with(&blob)
+        }
+    };
+    let proxy = Proxy::start(f.client.registry(), move |req| {
+        if is_layer(req) && req.header("range").is_none() {
+            Action::Mangle(Fault::CutAfter(cut))
+        } else {
+            Action::Forward
+        }
+    });
+    let no_resume = Client::new(
+        &proxy.addr,
+        Options {
+            insecure: true,
+            blob_resumes: 0,
+            ..Options::default()
+        },
+    )
+    .unwrap();
+    f.store
+        .pull(&no_resume, "test/app", "v1", None, None, &NoProgress)
+        .unwrap_err();
+    assert!(f.store.images().unwrap().is_empty());
+    let partial = f.store.root().join("partial/sha256").join(blob.hex());
+    assert_eq!(std::fs::metadata(&partial).unwrap().len(), cut as u64);
+
+    let before = proxy.requests().len();
+    let pulled = f
+        .store
+        .pull(&through(&proxy), "test/app", "v1", None, None, &NoProgress)
+        .unwrap();
+    assert_eq!(pulled.image.id, id);
+    let ranges: Vec<Option<String>> = proxy.requests()[before..]
+        .iter()
+        .filter(|r| r.is_blob_get() && r.path().ends_with(blob.as_str()))
+        .map(|r| r.header("range").map(str::to_owned))
+        .collect();
+    assert_eq!(ranges, [Some(format!("bytes={cut}-"))]);
+    assert!(!partial.exists());
+    assert_eq!(f.store.image(&id).unwrap().diff_ids, vec![sha(&tar)]);
+}
+
+/// On vfs, where a layer's content is a copy of its parent's, layers are
+/// applied one at a time, but the later ones download meanwhile: with the
+/// first layer's transfer stalled, the others are already asked for.
+#[test]
+fn later_layers_download_while_the_first_is_applied_in_order() {
+    use std::time::Duration;
+    let Some(f) = fixture() else { return };
+    let tars: Vec<Vec<u8>> = (0..3)
+        .map(|i| layer_tar(&format!("etc/layer{i}"), &vec![b'0' + i as u8; 100_000]))
+        .collect();
+    let diffs: Vec<Digest> = tars.iter().map(|t| sha(t)).collect();
+    let (manifest, id) = push_image(&f.client, "test/three", &tars, &diffs, host_arch());
+    f.client
+        .put_manifest("test/three", "v1", OCI_MANIFEST, manifest.as_bytes())
+        .unwrap();
+    let blobs: Vec<String> = tars.iter().map(|t| sha(&gzip(t)).to_string()).collect();
+    let first = blobs[0].clone();
+    let proxy = Proxy::start(f.client.registry(), move |req| {
+        if req.is_blob_get() && req.path().ends_with(&first) && req.header("range").is_none() {
+            Action::Mangle(Fault::StallAfter(10, Duration::from_millis(1500)))
+        } else {
+            Action::Forward
+        }
+    });
+    let pulled = f
+        .store
+        .pull(
+            &through(&proxy),
+            "test/three",
+            "v1",
+            None,
+            None,
+            &NoProgress,
+        )
+        .unwrap();
+    assert_eq!(pulled.image.id, id);
+    assert_eq!(f.store.image(&id).unwrap().diff_ids, diffs);
+    let order: Vec<(usize, bool)> = proxy
+        .requests()
+        .iter()
+        .filter(|r| r.is_blob_get())
+        .filter_map(|r| {
+            let i = blobs.iter().position(|b| r.path().ends_with(b.as_str()))?;
+            Some((i, r.header("range").is_some()))
+        })
+        .collect();
+    let resumed_first = order
+        .iter()
+        .position(|&o| o == (0, true))
+        .expect("{order:?}");
+    for later in [1, 2] {
+        let asked = order.iter().position(|&(i, _)| i == later).unwrap();
+        assert!(asked < resumed_first, "layer {later} waited: {order:?}");
+    }
+    let partials = f.store.root().join("partial/sha256");
+    assert_eq!(std::fs::read_dir(partials).map_or(0, |d| d.count()), 0);
+}
+
+fn hex_bytes(d: &Digest) -> Vec<u8> {
+    d.hex().as_bytes().to_vec()
+}
+
+/// What a pull reported, layer by layer.
+#[derive(Default)]
+struct Recorded(std::sync::Mutex<Vec<(Digest, LayerStatus)>>);
+
+impl Progress for Recorded {
+    fn layer(&self, id: &Digest, status: LayerStatus) {
+        self.0.lock().unwrap().push((id.clone(), status));
+    }
+}
+
+impl Recorded {
+    /// The statuses of `id` in order, consecutive repeats (download
+    /// steps) folded.
+    fn of(&self, id: &Digest) -> Vec<LayerStatus> {
+        let mut out: Vec<LayerStatus> = Vec::new();
+        for (d, st) in self.0.lock().unwrap().iter() {
+            let step = match st {
+                LayerStatus::Downloading { .. } => LayerStatus::Downloading {
+                    done: 0,
+                    total: None,
+                },
+                s => *s,
+            };
+            if d == id && out.last() != Some(&step) {
+                out.push(step);
+            }
+        }
+        out
+    }
+}
+
+#[test]
+fn each_layer_reports_waiting_downloading_verifying_applying_done() {
+    let Some(f) = fixture() else { return };
+    let tar = layer_tar("etc/motd", &[b'p'; 200_000]);
+    let gz = gzip(&tar);
+    let (manifest, _) = push_image(
+        &f.client,
+        "test/app",
+        std::slice::from_ref(&tar),
+        &[sha(&tar)],
+        host_arch(),
+    );
+    f.client
+        .put_manifest("test/app", "v1", OCI_MANIFEST, manifest.as_bytes())
+        .unwrap();
+    let blob = sha(&gz);
+    let rec = Recorded::default();
+    f.store
+        .pull(&f.client, "test/app", "v1", None, None, &rec)
+        .unwrap();
+    let any = LayerStatus::Downloading {
+        done: 0,
+        total: None,
+    };
+    assert_eq!(
+        rec.of(&blob),
+        [
+            LayerStatus::Waiting,
+            any,
+            LayerStatus::Verifying,
+            LayerStatus::Applying,
+            LayerStatus::Done
+        ]
+    );
+    let last = rec
+        .0
+        .lock()
+        .unwrap()
+        .iter()
+        .rev()
+        .find_map(|(_, s)| match s {
+            LayerStatus::Downloading { done, total } => Some((*done, *total)),
+            _ => None,
+        })
+        .unwrap();
+    assert_eq!(last, (gz.len() as u64, Some(gz.len() as u64)));
+    let again = Recorded::default();
+    f.store
+        .pull(&f.client, "test/app", "v1", None, None, &again)
+        .unwrap();
+    assert_eq!(again.of(&blob), [LayerStatus::AlreadyExists]);
 }
 
 #[test]

@@ -90,6 +90,32 @@ impl ImageRef {
         }
     }
 
+    /// The tag the reference names: `None` when it is pinned by a digest
+    /// alone.
+    pub fn tag(&self) -> Option<&str> {
+        (!self.tag.is_empty()).then_some(self.tag.as_str())
+    }
+
+    /// The digest the reference pins its content to.
+    pub fn digest(&self) -> Option<&Digest> {
+        self.digest.as_ref()
+    }
+
+    /// The same repository under `tag`, pinned to nothing.
+    pub fn with_tag(&self, tag: &str) -> Result<Self, InvalidReference> {
+        ImageRef::parse(&format!("{}:{tag}", self.name))
+    }
+
+    /// The same repository pinned to `digest`, with no tag: how Docker
+    /// names a repository digest (`debian@sha256:...`).
+    pub fn with_digest(&self, digest: &Digest) -> Self {
+        ImageRef {
+            name: self.name.clone(),
+            tag: String::new(),
+            digest: Some(digest.clone()),
+        }
+    }
+
     /// The fully qualified reference:
     /// `docker.io/library/debian:latest`.
     pub fn full(&self) -> String {
@@ -365,7 +391,34 @@ mod tests {
         }
         let pinned = ImageRef::parse(&format!("debian@sha256:{HEX}")).unwrap();
         assert_eq!(pinned.tag, "");
+        assert_eq!(pinned.tag(), None);
+        assert_eq!(pinned.digest().unwrap().hex(), HEX);
         assert_eq!(pinned.digest.unwrap().hex(), HEX);
+    }
+
+    #[test]
+    fn accessors_give_the_parts_a_registry_client_needs() {
+        let r = ImageRef::parse("localhost:5000/a/b:v1").unwrap();
+        assert_eq!(r.registry(), "localhost:5000");
+        assert_eq!(r.repository(), "a/b");
+        assert_eq!(r.tag(), Some("v1"));
+        assert_eq!(r.digest(), None);
+        assert_eq!(
+            r.with_tag("v2").unwrap().to_string(),
+            "localhost:5000/a/b:v2"
+        );
+        assert!(r.with_tag("-bad").is_err());
+        let d = Digest::parse(&format!("sha256:{HEX}")).unwrap();
+        assert_eq!(
+            r.with_digest(&d).to_string(),
+            format!("localhost:5000/a/b@sha256:{HEX}")
+        );
+        let hub = ImageRef::parse("debian").unwrap();
+        assert_eq!((hub.registry(), hub.tag()), ("docker.io", Some("latest")));
+        assert_eq!(
+            hub.with_digest(&d).to_string(),
+            format!("debian@sha256:{HEX}")
+        );
     }
 
     #[test]

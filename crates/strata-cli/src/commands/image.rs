@@ -59,6 +59,9 @@ pub(crate) fn input_name(p: &std::path::Path) -> String {
 pub struct Images {
     #[arg(long, value_enum, default_value_t)]
     pub format: Format,
+    /// Show each repository's digest (a DIGEST column).
+    #[arg(long)]
+    pub digests: bool,
 }
 
 pub fn images(a: Images, store: &Store, out: &mut Out) -> Result<()> {
@@ -68,18 +71,49 @@ pub fn images(a: Images, store: &Store, out: &mut Out) -> Result<()> {
         let v: Vec<_> = images.iter().map(view::ImageSummary::from).collect();
         return Ok(out.json(&v)?);
     }
-    let row = |out: &mut Out, [repo, tag, id, created, size]: [&str; 5]| {
-        writeln!(out, "{repo:<30} {tag:<12} {id:<14} {created:<32} {size}");
+    let digests = a.digests;
+    let row = |out: &mut Out, [repo, tag, digest, id, created, size]: [&str; 6]| {
+        if digests {
+            writeln!(
+                out,
+                "{repo:<30} {tag:<12} {digest:<71} {id:<14} {created:<32} {size}"
+            );
+        } else {
+            writeln!(out, "{repo:<30} {tag:<12} {id:<14} {created:<32} {size}");
+        }
     };
-    row(out, ["REPOSITORY", "TAG", "IMAGE ID", "CREATED", "SIZE"]);
+    row(
+        out,
+        ["REPOSITORY", "TAG", "DIGEST", "IMAGE ID", "CREATED", "SIZE"],
+    );
     for i in &images {
         let created = i.created.get(..19).unwrap_or(&i.created).replace('T', " ");
         let (id, size) = (short(i.id.as_str()), human(i.size));
-        if i.tags.is_empty() {
-            row(out, ["<none>", "<none>", id, &created, &size]);
+        // A repository's digest on each of its tags' rows, as Docker
+        // shows it; a digest whose repository has no tag on a row of its own.
+        let digest_of = |name: &str| {
+            i.repo_digests
+                .iter()
+                .find(|d| d.name == name)
+                .and_then(|d| d.digest.as_ref())
+                .map_or("<none>", |d| d.as_str())
+        };
+        if i.tags.is_empty() && (!digests || i.repo_digests.is_empty()) {
+            row(out, ["<none>", "<none>", "<none>", id, &created, &size]);
         }
         for t in &i.tags {
-            row(out, [&t.name, &t.tag, id, &created, &size]);
+            row(
+                out,
+                [&t.name, &t.tag, digest_of(&t.name), id, &created, &size],
+            );
+        }
+        if digests {
+            for d in &i.repo_digests {
+                if !i.tags.iter().any(|t| t.name == d.name) {
+                    let digest = d.digest.as_ref().map_or("<none>", |d| d.as_str());
+                    row(out, [&d.name, "<none>", digest, id, &created, &size]);
+                }
+            }
         }
     }
     Ok(())

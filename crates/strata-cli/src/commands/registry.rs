@@ -1,14 +1,19 @@
 //! `strata pull`, `push`, `login` and `logout`.
 
-use std::io::{self, BufRead};
+use std::collections::HashMap;
+use std::io::{self, BufRead, IsTerminal};
 use std::path::PathBuf;
+use std::sync::Mutex;
 
 use anyhow::{bail, Context, Result};
 use clap::Args;
+use indicatif::{MultiProgress, ProgressBar, ProgressStyle};
 use strata_store::registry::{
-    self, api_host, AuthFile, Client, Credentials, Endpoint, Options, Reference, RegistriesConf,
+    self, api_host, AuthFile, Client, Credentials, Endpoint, Options, RegistriesConf,
 };
-use strata_store::{ImageRef, LayerCompression, Store};
+use strata_store::{
+    Digest, ImageRef, LayerCompression, LayerStatus, NoProgress, Progress, PullOptions, Store,
+};
 
 use super::transfer::Bar;
 use crate::output::Out;
@@ -46,6 +51,10 @@ pub struct Pull {
     /// Every tag of the repository (the reference names no tag).
     #[arg(short, long)]
     pub all_tags: bool,
+    /// Layers downloaded at once.
+    #[arg(long, default_value_t = strata_store::MAX_CONCURRENT_DOWNLOADS as u16,
+          value_parser = clap::value_parser!(u16).range(1..))]
+    pub max_concurrent_downloads: u16,
     #[command(flatten)]
     pub transport: Transport,
 }
@@ -96,10 +105,17 @@ pub struct Logout {
     pub authfile: Option<PathBuf>,
 }
 
-fn parse(reference: &str) -> Result<Reference> {
-    reference
-        .parse()
-        .with_context(|| format!("invalid reference {reference:?}"))
+/// A reference read as Docker reads it: the one parser strata has.
+fn parse(reference: &str) -> Result<ImageRef> {
+    Ok(ImageRef::parse(reference)?)
+}
+
+/// A registry given alone (`host[:port]`, `docker.io`), checked with the
+/// reference grammar, as the first component of a reference.
+fn parse_registry(registry: &str) -> Result<String> {
+    ImageRef::parse(&format!("{registry}/x"))
+        .with_context(|| format!("invalid registry {registry:?}: give HOST[:PORT]"))?;
+    Ok(registry.to_owned())
 }
 
 fn conf(t: &Transport) -> Result<RegistriesConf> {
@@ -111,8 +127,8 @@ fn conf(t: &Transport) -> Result<RegistriesConf> {
 }
 
 /// Where to pull `r` from: its mirrors, then itself.
-fn endpoints(r: &Reference, t: &Transport) -> Result<Vec<Endpoint>> {
-    Ok(conf(t)?.endpoints(r.registry(), r.repository())?)
+fn endpoints(r: &ImageRef, t: &Transport) -> Result<Vec<Endpoint>> {
+    Ok(conf(t)?.endpoints(r.registry(), &r.repository())?)
 }
 
 fn client(at: &Endpoint, t: &Transport) -> Result<Client> {
@@ -130,16 +146,15 @@ fn auth_file(given: Option<PathBuf>) -> Result<PathBuf> {
 }
 
 /// `name:tag` as the store names images (`debian:latest`).
-fn local_name(r: &Reference, tag: &str) -> Result<ImageRef> {
-    let full = format!("{}/{}:{tag}", r.registry(), r.repository());
-    Ok(ImageRef::parse(strata_store::familiar(&full))?)
+fn local_name(r: &ImageRef, tag: &str) -> Result<ImageRef> {
+    Ok(r.with_tag(tag)?)
 }
 
 pub fn pull(a: Pull, store: &Store, out: &mut Out) -> Result<()> {
     let r = parse(&a.reference)?;
     let at = endpoints(&r, &a.transport)?;
     if a.all_tags {
-        // oci-spec's parser fills in `latest`: the words decide.
+        // The parser fills in `latest`: the words decide.
         if a.reference.contains('@')
             || a.reference
                 .rsplit('/')
@@ -166,7 +181,7 @@ pub fn pull(a: Pull, store: &Store, out: &mut Out) -> Result<()> {
     // A digest pins the content and names no tag (as `docker pull
     // name@digest` does).
     match (r.digest(), r.tag()) {
-        (Some(d), _) => pull_one(&a, store, &at, &r, d.to_owned(), None, out),
+        (Some(d), _) => pull_one(&a, store, &at, &r, d.to_string(), None, out),
         (None, t) => {
             let t = t.unwrap_or("latest");
             pull_one(
@@ -188,25 +203,24 @@ fn pull_one(
     a: &Pull,
     store: &Store,
     endpoints: &[Endpoint],
-    r: &Reference,
+    r: &ImageRef,
     reference: String,
     tag: Option<ImageRef>,
     out: &mut Out,
 ) -> Result<()> {
     let mut pulled = None;
     for at in endpoints {
-        let bar = Bar::new("pulling");
+        let lines = LayerLines::new();
+        let bar: &dyn Progress = if a.quiet { &NoProgress } else { &lines };
         let tried = client(at, &a.transport).and_then(|c| {
-            Ok(store.pull(
-                &c,
-                &at.repository,
-                &reference,
-                tag.as_ref(),
-                a.platform.as_deref(),
-                &bar,
-            )?)
+            let opts = PullOptions {
+                tag: tag.as_ref(),
+                platform: a.platform.as_deref(),
+                max_concurrent_downloads: a.max_concurrent_downloads.into(),
+            };
+            Ok(store.pull_with(&c, &at.repository, &reference, &opts, bar)?)
         });
-        bar.pb.finish_and_clear();
+        lines.finish();
         match tried {
             Ok(p) => {
                 pulled = Some(p);
@@ -222,6 +236,9 @@ fn pull_one(
         }
     }
     let pulled = pulled.expect("the last endpoint is not a mirror");
+    // Where it came from, as Docker's RepoDigests say it, whichever
+    // mirror served it.
+    store.add_repo_digest(&pulled.image.id, &r.with_digest(&pulled.digest))?;
     if a.quiet {
         writeln!(out, "{}", pulled.image.id);
         return Ok(());
@@ -229,7 +246,7 @@ fn pull_one(
     writeln!(out, "Digest: {}", pulled.digest);
     let name = match &tag {
         Some(t) => t.to_string(),
-        None => format!("{}@{}", r.repository(), pulled.digest),
+        None => r.with_digest(&pulled.digest).to_string(),
     };
     if pulled.image.layers_new == 0 {
         writeln!(out, "Status: Image is up to date for {name}");
@@ -261,10 +278,22 @@ pub fn push(a: Push, store: &Store, out: &mut Out) -> Result<()> {
     let pushed = store.push(&c, &a.image, &at.repository, tag, compression, &bar);
     bar.pb.finish_and_clear();
     let pushed = pushed?;
+    // Recorded where Docker would have it: on an image tagged in that
+    // repository (Docker pushes only a local tag). A digest of a
+    // repository it has no tag in would keep the image when its last tag
+    // is removed.
+    if store
+        .image(&pushed.image)?
+        .tags
+        .iter()
+        .any(|t| t.name == r.name)
+    {
+        store.add_repo_digest(&pushed.image, &r.with_digest(&pushed.digest))?;
+    }
     writeln!(
         out,
-        "{tag}: digest: {} ({} layers sent, {} already there)",
-        pushed.digest, pushed.layers_sent, pushed.layers_present
+        "{tag}: digest: {} ({} layers sent, {} mounted, {} already there)",
+        pushed.digest, pushed.layers_sent, pushed.layers_mounted, pushed.layers_present
     );
     Ok(())
 }
@@ -290,14 +319,15 @@ pub fn login(a: Login, out: &mut Out) -> Result<()> {
         username: a.username,
         password,
     };
+    let registry = parse_registry(&a.registry)?;
     let marked = conf(&a.transport)?
-        .find(&a.registry, "")
+        .find(&registry, "")
         .is_some_and(|r| r.insecure);
     let opts = Options {
         insecure: !a.transport.tls_verify || marked,
-        ..Options::for_registry(&a.registry, Some(&file))?
+        ..Options::for_registry(&registry, Some(&file))?
     };
-    registry::login(&a.registry, &creds, opts, &file)?;
+    registry::login(&registry, &creds, opts, &file)?;
     writeln!(out, "Login Succeeded");
     Ok(())
 }
@@ -307,4 +337,87 @@ pub fn logout(a: Logout, out: &mut Out) -> Result<()> {
     registry::logout(&a.registry, &file)?;
     writeln!(out, "Removed login credentials for {}", a.registry);
     Ok(())
+}
+
+/// `docker pull`'s progress: on a terminal, a line per layer redrawn as
+/// it moves (waiting, downloading n/m, verifying, applying, done, already
+/// exists); off one, a line per layer as it completes.
+struct LayerLines {
+    tty: bool,
+    multi: MultiProgress,
+    bars: Mutex<HashMap<Digest, ProgressBar>>,
+}
+
+impl LayerLines {
+    fn new() -> LayerLines {
+        LayerLines {
+            tty: io::stderr().is_terminal(),
+            multi: MultiProgress::new(),
+            bars: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// Leaves the finished lines on the terminal.
+    fn finish(&self) {
+        for pb in self.bars.lock().expect("no panic holds it").values() {
+            pb.abandon();
+        }
+    }
+}
+
+/// Docker's words.
+fn status_word(s: LayerStatus) -> &'static str {
+    match s {
+        LayerStatus::Waiting => "Waiting",
+        LayerStatus::Downloading { .. } => "Downloading",
+        LayerStatus::Verifying => "Verifying Checksum",
+        LayerStatus::Applying => "Applying",
+        LayerStatus::Done => "Pull complete",
+        LayerStatus::AlreadyExists => "Already exists",
+    }
+}
+
+impl Progress for LayerLines {
+    fn layer(&self, id: &Digest, status: LayerStatus) {
+        let short = &id.hex()[..12];
+        if !self.tty {
+            if matches!(status, LayerStatus::Done | LayerStatus::AlreadyExists) {
+                eprintln!("{short}: {}", status_word(status));
+            }
+            return;
+        }
+        let mut bars = self.bars.lock().expect("no panic holds it");
+        let pb = bars.entry(id.clone()).or_insert_with(|| {
+            let pb = self.multi.add(ProgressBar::new(0));
+            pb.set_style(
+                ProgressStyle::with_template("{prefix}: {msg}").expect("a valid template"),
+            );
+            pb.set_prefix(short.to_owned());
+            pb
+        });
+        match status {
+            LayerStatus::Downloading { done, total } => {
+                if pb.message() != "Downloading" {
+                    pb.set_style(
+                        ProgressStyle::with_template(
+                            "{prefix}: {msg} [{bar:30}] {bytes}/{total_bytes}",
+                        )
+                        .expect("a valid template")
+                        .progress_chars("=> "),
+                    );
+                    pb.set_message("Downloading");
+                }
+                if let Some(t) = total {
+                    pb.set_length(t);
+                }
+                pb.set_position(done);
+            }
+            other => {
+                pb.set_style(
+                    ProgressStyle::with_template("{prefix}: {msg}").expect("a valid template"),
+                );
+                pb.set_message(status_word(other));
+            }
+        }
+    }
 }

@@ -6,7 +6,7 @@
 //! has passed, so a bad archive leaves the store as it was.
 
 use std::io::{self, Read};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Mutex;
 
@@ -14,9 +14,10 @@ use sha2::{Digest as _, Sha256};
 use strata_archive::Digest;
 use strata_image::{open_archive, read_images, ImageDesc, ImageRef, LayerDesc, Source, TarSource};
 
-use super::Progress;
+use super::{LayerStatus, Progress};
 use crate::error::{Error, ErrorKind, Result};
 use crate::layer::{chain_ids, Layer};
+use crate::lock::Lock;
 use crate::Store;
 
 /// One image `load` put in the store.
@@ -45,10 +46,16 @@ enum Parent {
     Job(usize),
 }
 
-/// A begun layer: its staging directory and driver id.
-struct Slot {
-    staging: PathBuf,
-    cache_id: crate::ids::CacheId,
+/// A begun layer: its staging directory (locked while this lives, so an
+/// `open` meanwhile leaves it alone) and driver id.
+type Slot = crate::staging::LiveStaging;
+
+/// Layers unpacked at once by `load` (the archive is local: the disk and
+/// the decompressors set the pace).
+fn load_workers() -> usize {
+    std::thread::available_parallelism()
+        .map_or(2, |n| n.get())
+        .clamp(1, 4)
 }
 
 impl Store {
@@ -57,7 +64,7 @@ impl Store {
     pub fn load(&self, input: &Path, progress: &dyn Progress) -> Result<Vec<Loaded>> {
         let source = open_archive(input, &self.layout.tmp()).map_err(|e| named(input, e))?;
         let plans = read_images(source.as_ref())?;
-        self.load_from(source.as_ref(), &plans, progress)
+        self.load_from(source.as_ref(), &plans, load_workers(), progress)
     }
 
     /// [`Store::load`] from a stream (standard input): spooled to a file
@@ -71,18 +78,50 @@ impl Store {
         let source = TarSource::spooled(input, &self.layout.tmp())
             .map_err(|e| named(Path::new("standard input"), e))?;
         let plans = read_images(&source)?;
-        self.load_from(&source, &plans, progress)
+        self.load_from(&source, &plans, load_workers(), progress)
     }
 
     /// Puts the images `plans` describes into the store, their layers
-    /// read from `src`: the pipeline every image source shares (plan,
-    /// then unpack and verify, then publish).
+    /// read from `src`, up to `workers` at once: the pipeline every image
+    /// source shares (plan, then unpack and verify, then publish).
+    ///
+    /// The store lock is held to plan and begin the layers and again to
+    /// publish, never while blobs stream in: a slow registry or a large
+    /// archive makes no other command wait. Each begun layer's staging
+    /// directory is locked meanwhile, as `commit`'s is. What changed in
+    /// between is checked before publishing: a layer this load builds on
+    /// that was removed fails the load; a layer another command stored
+    /// meanwhile is taken as it is, and the load is planned again.
     pub(crate) fn load_from(
         &self,
         src: &dyn Source,
         plans: &[ImageDesc],
+        workers: usize,
         progress: &dyn Progress,
     ) -> Result<Vec<Loaded>> {
+        match self.load_once(src, plans, workers, progress)? {
+            Some(done) => Ok(done),
+            // Everything another command stored is present now.
+            None => self
+                .load_once(src, plans, workers, progress)?
+                .ok_or_else(|| {
+                    Error::new(
+                        ErrorKind::InUse,
+                        "the same layers are being stored by another command: try again",
+                    )
+                }),
+        }
+    }
+
+    /// One attempt of [`Store::load_from`]: `None` when another command
+    /// stored one of its layers meanwhile.
+    fn load_once(
+        &self,
+        src: &dyn Source,
+        plans: &[ImageDesc],
+        workers: usize,
+        progress: &dyn Progress,
+    ) -> Result<Option<Vec<Loaded>>> {
         let lock = self.lock()?;
         let mut jobs: Vec<Job<'_>> = Vec::new();
         let mut counts = Vec::new();
@@ -93,8 +132,10 @@ impl Store {
             for (i, (lp, chain)) in plan.layers.iter().zip(&chains).enumerate() {
                 if self.layer(chain).is_ok() || jobs.iter().any(|j| &j.chain == chain) {
                     present += 1;
+                    progress.layer(layer_id(lp), LayerStatus::AlreadyExists);
                     continue;
                 }
+                progress.layer(layer_id(lp), LayerStatus::Waiting);
                 new += 1;
                 let parent = match i.checked_sub(1).map(|p| &chains[p]) {
                     None => Parent::None,
@@ -112,6 +153,21 @@ impl Store {
             }
             counts.push((new, present));
         }
+        // A driver whose layers copy their parent begins each after its
+        // parent is filled (`unpack`, under the lock again, briefly).
+        let mut slots = Vec::new();
+        if self.driver.layers_independent() {
+            for job in &jobs {
+                match self.begin_job(&lock, &slots, job) {
+                    Ok(s) => slots.push(s),
+                    Err(e) => {
+                        self.discard_slots(&slots);
+                        return Err(e);
+                    }
+                }
+            }
+        }
+        drop(lock);
         let total: u64 = jobs
             .iter()
             .map(|j| {
@@ -121,22 +177,36 @@ impl Store {
             })
             .sum();
         progress.start(total, jobs.len());
-        let layers = self.unpack(src, &jobs, progress)?;
+        let layers = self.unpack(src, &jobs, slots, workers, progress)?;
+        let lock = self.lock()?;
+        match self.still_to_publish(&lock, &jobs) {
+            Ok(true) => {}
+            other => {
+                self.discard_slots(layers.iter().map(|(s, _)| s));
+                return other.map(|_| None);
+            }
+        }
         // Everything checked: make it durable, then visible.
         let published = (|| {
+            for job in &jobs {
+                progress.layer(layer_id(job.plan), LayerStatus::Applying);
+            }
             self.sync_driver()?;
             for (slot, layer) in &layers {
-                self.publish_layer(&lock, &slot.staging, &layer.chain_id)?;
+                self.publish_layer(&lock, &slot.path, &layer.chain_id)?;
             }
             self.sync_layerdb()
         })();
         if let Err(e) = published {
             for (slot, _) in layers.iter().rev() {
-                if slot.staging.exists() {
-                    self.discard_layer(&slot.staging, &slot.cache_id);
+                if slot.path.exists() {
+                    self.discard_layer(&slot.path, &slot.cache_id);
                 }
             }
             return Err(e);
+        }
+        for job in &jobs {
+            progress.layer(layer_id(job.plan), LayerStatus::Done);
         }
         let mut out = Vec::new();
         for (plan, (new, present)) in plans.iter().zip(counts) {
@@ -152,99 +222,124 @@ impl Store {
                 layers_present: present,
             });
         }
-        Ok(out)
+        Ok(Some(out))
     }
 
-    /// Unpacks every job into a staged layer, in parallel when the driver
-    /// allows; on any error discards them all. A layer that hard-links a
-    /// file of a parent unpacked in the same load needs that parent's
-    /// content first: when the parallel unpack fails for want of a link
-    /// target, the jobs are unpacked again, in order.
+    /// Whether what the load unpacked can still be published, the lock
+    /// held again: `false` when another command stored one of its layers
+    /// meanwhile (plan again), an error when a stored layer it builds on
+    /// is gone.
+    fn still_to_publish(&self, _: &Lock, jobs: &[Job<'_>]) -> Result<bool> {
+        for job in jobs {
+            if self.layer(&job.chain).is_ok() {
+                return Ok(false);
+            }
+            if let Parent::Stored(l) = &job.parent {
+                if self.layer(&l.chain_id).is_err() {
+                    return Err(Error::new(
+                        ErrorKind::NotFound,
+                        format!(
+                            "{}: layer {} it builds on was removed meanwhile: pull or load again",
+                            job.what, l.chain_id
+                        ),
+                    ));
+                }
+            }
+        }
+        Ok(true)
+    }
+
+    /// Begins `job`'s layer on its parent's, its staging held.
+    fn begin_job(&self, lock: &Lock, slots: &[Slot], job: &Job<'_>) -> Result<Slot> {
+        let pc = parent_cache(slots, job);
+        self.layers
+            .begin_live(lock, pc.as_deref())
+            .map_err(|e| within(&job.what, e))
+    }
+
+    fn discard_slots<'s>(&self, slots: impl IntoIterator<Item = &'s Slot>) {
+        let mut all: Vec<&Slot> = slots.into_iter().collect();
+        all.reverse();
+        for s in all {
+            self.discard_layer(&s.path, &s.cache_id);
+        }
+    }
+
+    /// Unpacks every job into a staged layer, up to `workers` at once
+    /// when the driver allows (`slots` then holds every job's begun
+    /// layer; else each is begun here, after its parent is filled); on
+    /// any error discards them all. A layer that hard-links a file of a
+    /// parent unpacked in the same load needs that parent's content
+    /// first: when the parallel unpack fails for want of a link target,
+    /// the jobs are unpacked again, in order.
     fn unpack(
         &self,
         src: &dyn Source,
         jobs: &[Job<'_>],
+        slots: Vec<Slot>,
+        workers: usize,
         progress: &dyn Progress,
     ) -> Result<Vec<(Slot, Layer)>> {
         if !self.driver.layers_independent() {
-            return self.unpack_jobs(src, jobs, progress, false);
+            return self.unpack_in_order(src, jobs, progress);
         }
-        match self.unpack_jobs(src, jobs, progress, true) {
+        match self.unpack_parallel(src, jobs, slots, workers, progress) {
             Err(e)
                 if missing_link_target(&e)
                     && jobs.iter().any(|j| matches!(j.parent, Parent::Job(_))) =>
             {
-                self.unpack_jobs(src, jobs, progress, false)
+                self.unpack_in_order(src, jobs, progress)
             }
             r => r,
         }
     }
 
-    fn unpack_jobs(
+    /// Each job begun after its parent is filled, one at a time.
+    fn unpack_in_order(
         &self,
         src: &dyn Source,
         jobs: &[Job<'_>],
         progress: &dyn Progress,
-        parallel: bool,
     ) -> Result<Vec<(Slot, Layer)>> {
         let mut slots: Vec<Slot> = Vec::with_capacity(jobs.len());
-        let discard = |slots: &[Slot]| {
-            for s in slots.iter().rev() {
-                self.discard_layer(&s.staging, &s.cache_id);
-            }
-        };
-        let parent_cache = |slots: &[Slot], job: &Job<'_>| -> Option<crate::ids::CacheId> {
-            match &job.parent {
-                Parent::None => None,
-                Parent::Stored(l) => Some(l.cache_id.clone()),
-                Parent::Job(i) => Some(slots[*i].cache_id.clone()),
-            }
-        };
         let mut layers = Vec::with_capacity(jobs.len());
-        if !parallel {
-            for job in jobs {
-                let pc = parent_cache(&slots, job);
-                let filled = self
-                    .begin_layer(pc.as_deref())
-                    .and_then(|(staging, cache_id)| {
-                        slots.push(Slot { staging, cache_id });
-                        self.fill_job(
-                            src,
-                            job,
-                            slots.last().expect("pushed"),
-                            pc.as_deref(),
-                            jobs,
-                            progress,
-                        )
-                    });
-                match filled {
-                    Ok(l) => layers.push(l),
-                    Err(e) => {
-                        discard(&slots);
-                        return Err(e);
-                    }
-                }
-            }
-            return Ok(slots.into_iter().zip(layers).collect());
-        }
         for job in jobs {
-            let pc = parent_cache(&slots, job);
-            match self.begin_layer(pc.as_deref()) {
-                Ok((staging, cache_id)) => slots.push(Slot { staging, cache_id }),
+            let filled = self
+                .lock()
+                .and_then(|lock| self.begin_job(&lock, &slots, job))
+                .and_then(|slot| {
+                    slots.push(slot);
+                    let pc = parent_cache(&slots[..slots.len() - 1], job);
+                    let slot = slots.last().expect("pushed");
+                    self.fill_job(src, job, slot, pc.as_deref(), jobs, progress)
+                });
+            match filled {
+                Ok(l) => layers.push(l),
                 Err(e) => {
-                    discard(&slots);
-                    return Err(within(&job.what, e));
+                    self.discard_slots(&slots);
+                    return Err(e);
                 }
             }
         }
+        Ok(slots.into_iter().zip(layers).collect())
+    }
+
+    /// Every job filled into its begun layer (`slots`), up to `workers`
+    /// at once.
+    fn unpack_parallel(
+        &self,
+        src: &dyn Source,
+        jobs: &[Job<'_>],
+        slots: Vec<Slot>,
+        workers: usize,
+        progress: &dyn Progress,
+    ) -> Result<Vec<(Slot, Layer)>> {
+        let mut layers = Vec::with_capacity(jobs.len());
         let next = AtomicUsize::new(0);
         let failed = AtomicBool::new(false);
         let results: Mutex<Vec<Option<Result<Layer>>>> =
             Mutex::new((0..jobs.len()).map(|_| None).collect());
-        let workers = std::thread::available_parallelism()
-            .map_or(2, |n| n.get())
-            .clamp(1, 4)
-            .min(jobs.len());
+        let workers = workers.clamp(1, jobs.len().max(1));
         std::thread::scope(|s| {
             for _ in 0..workers {
                 s.spawn(|| loop {
@@ -273,7 +368,7 @@ impl Store {
             }
         }
         if let Some(e) = first_err {
-            discard(&slots);
+            self.discard_slots(&slots);
             return Err(e);
         }
         Ok(slots.into_iter().zip(layers).collect())
@@ -314,12 +409,23 @@ impl Store {
                 hasher: hash_blob.then(Sha256::new),
                 progress,
                 corrupt: false,
+                id: layer_id(job.plan),
+                done: 0,
+                total: Some(len),
             };
-            let filled = self.fill_layer(&slot.staging, &slot.cache_id, parent_cache, &mut input);
+            progress.layer(
+                input.id,
+                LayerStatus::Downloading {
+                    done: 0,
+                    total: Some(len),
+                },
+            );
+            let filled = self.fill_layer(&slot.path, &slot.cache_id, parent_cache, &mut input);
             // Whatever follows the tar's end is part of the blob too.
             let report = filled.and_then(|r| {
                 io::copy(&mut input, &mut io::sink())
                     .map_err(|e| Error::io("reading the blob", e))?;
+                progress.layer(input.id, LayerStatus::Verifying);
                 Ok(r)
             });
             // A source that found its blob corrupt says so whatever the
@@ -373,11 +479,26 @@ impl Store {
                 size: report.size,
                 parent,
             };
-            self.stage_metadata(&slot.staging, &layer)?;
+            self.stage_metadata(&slot.path, &layer)?;
             Ok(layer)
         })();
         progress.layer_done();
         checked.map_err(|e| within(&job.what, e))
+    }
+}
+
+/// How progress names a layer: its blob's digest, else its diffID.
+fn layer_id(l: &LayerDesc) -> &Digest {
+    l.blob.as_ref().unwrap_or(&l.diff_id)
+}
+
+/// The driver layer `job`'s parent is: a stored layer's, or the one an
+/// earlier job of this load began (in `slots`, by job index).
+fn parent_cache(slots: &[Slot], job: &Job<'_>) -> Option<crate::ids::CacheId> {
+    match &job.parent {
+        Parent::None => None,
+        Parent::Stored(l) => Some(l.cache_id.clone()),
+        Parent::Job(i) => Some(slots[*i].cache_id.clone()),
     }
 }
 
@@ -398,6 +519,10 @@ struct Counted<'a> {
     /// The source said the blob's bytes are not the blob (an
     /// `InvalidData` error from a source that checks its blobs).
     corrupt: bool,
+    /// The layer, and how far into its blob.
+    id: &'a Digest,
+    done: u64,
+    total: Option<u64>,
 }
 
 impl Read for Counted<'_> {
@@ -413,6 +538,12 @@ impl Read for Counted<'_> {
             h.update(&buf[..n]);
         }
         self.progress.advance(n as u64);
+        if n > 0 {
+            self.done += n as u64;
+            let (done, total) = (self.done, self.total);
+            self.progress
+                .layer(self.id, LayerStatus::Downloading { done, total });
+        }
         Ok(n)
     }
 }

@@ -7,12 +7,15 @@
 //! tar-split record so diffIDs and image IDs survive the round trip.
 
 mod load;
+mod partial;
 mod pull;
 mod push;
 mod save;
 
+use strata_archive::Digest;
+
 pub use load::Loaded;
-pub use pull::Pulled;
+pub use pull::{PullOptions, Pulled, MAX_CONCURRENT_DOWNLOADS};
 pub use push::{LayerCompression, Pushed};
 
 /// What long transfers report as they go; the CLI draws bars from it.
@@ -24,6 +27,26 @@ pub trait Progress: Sync {
     fn advance(&self, _n: u64) {}
     /// One more layer finished (or found already in the store).
     fn layer_done(&self) {}
+    /// Where layer `id` (its blob's digest, or its diffID when the
+    /// source declares no blob digest) stands.
+    fn layer(&self, _id: &Digest, _status: LayerStatus) {}
+}
+
+/// Where one layer of a load or pull stands, as `docker pull` shows it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LayerStatus {
+    /// To be fetched, after others.
+    Waiting,
+    /// Streaming in, and unpacked as it comes: `done` bytes of `total`.
+    Downloading { done: u64, total: Option<u64> },
+    /// Its last byte read: its digest and diffID being checked.
+    Verifying,
+    /// Checked; being made durable and published with the others.
+    Applying,
+    /// In the store.
+    Done,
+    /// In the store before this began (same chainID): not fetched.
+    AlreadyExists,
 }
 
 /// Reports nothing.

@@ -7,7 +7,8 @@
 //! never fetched.
 
 use std::collections::HashMap;
-use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Condvar, Mutex};
 
 use strata_archive::Digest;
 use strata_image::{parse_platform, read_image, Blob, BlobKey, ImageRef, Source};
@@ -26,6 +27,30 @@ pub struct Pulled {
     pub digest: Digest,
 }
 
+/// Layers `pull` downloads at once by default, as `docker pull`.
+pub const MAX_CONCURRENT_DOWNLOADS: usize = 3;
+
+/// How to pull.
+#[derive(Debug, Clone)]
+pub struct PullOptions<'a> {
+    /// The name to give the image.
+    pub tag: Option<&'a ImageRef>,
+    /// `os/arch[/variant]`; this machine's when `None`.
+    pub platform: Option<&'a str>,
+    /// Layers downloaded (and unpacked) at once.
+    pub max_concurrent_downloads: usize,
+}
+
+impl Default for PullOptions<'_> {
+    fn default() -> Self {
+        PullOptions {
+            tag: None,
+            platform: None,
+            max_concurrent_downloads: MAX_CONCURRENT_DOWNLOADS,
+        }
+    }
+}
+
 impl Store {
     /// Pulls `reference` (a tag or a `sha256:` digest) of `repository`
     /// from the registry `client` speaks to, for `platform`
@@ -40,6 +65,24 @@ impl Store {
         platform: Option<&str>,
         progress: &dyn Progress,
     ) -> Result<Pulled> {
+        let opts = PullOptions {
+            tag,
+            platform,
+            ..PullOptions::default()
+        };
+        self.pull_with(client, repository, reference, &opts, progress)
+    }
+
+    /// [`Store::pull`] with every option.
+    pub fn pull_with(
+        &self,
+        client: &Client,
+        repository: &str,
+        reference: &str,
+        opts: &PullOptions<'_>,
+        progress: &dyn Progress,
+    ) -> Result<Pulled> {
+        let (tag, platform) = (opts.tag, opts.platform);
         let platform = platform.map(parse_platform).transpose()?;
         let what = format!("{}/{repository}:{reference}", client.registry());
         let top = client
@@ -48,7 +91,9 @@ impl Store {
         let src = RegistrySource {
             client,
             repo: repository.to_owned(),
+            partials: self.layout.partial_blobs(),
             manifests: Mutex::new(HashMap::from([(top.digest.clone(), top.bytes.clone())])),
+            ahead: Ahead::default(),
         };
         let plan = read_image(
             &src,
@@ -72,8 +117,41 @@ impl Store {
                 ),
             ));
         }
-        let mut loaded = self.load_from(&src, std::slice::from_ref(&plan), progress)?;
+        // A driver whose layers copy their parent applies them one at a
+        // time; the downloads still overlap: the layers after the one
+        // being applied are fetched ahead into their partial files.
+        let ahead = if self.driver.layers_independent() {
+            Vec::new()
+        } else {
+            self.layers_to_fetch(&plan).into_iter().skip(1).collect()
+        };
+        src.ahead.queue(&ahead);
+        let fetchers = opts
+            .max_concurrent_downloads
+            .saturating_sub(1)
+            .min(ahead.len());
+        let mut loaded = std::thread::scope(|s| {
+            for _ in 0..fetchers {
+                s.spawn(|| src.fetch_ahead());
+            }
+            let loaded = self.load_from(
+                &src,
+                std::slice::from_ref(&plan),
+                opts.max_concurrent_downloads,
+                progress,
+            );
+            src.ahead.stop();
+            loaded
+        })?;
         let image = loaded.pop().expect("one image planned, one loaded");
+        // Where its layers came from, for a push to another repository
+        // of this registry to mount them.
+        let here = format!("{}/{repository}", client.registry());
+        for (diff_id, record) in src.blob_records(&plan, &here) {
+            if let Err(e) = self.add_blob_record(&diff_id, record) {
+                tracing::warn!("recording where layer {diff_id} came from: {e}");
+            }
+        }
         Ok(Pulled {
             image,
             digest: top.digest,
@@ -81,12 +159,173 @@ impl Store {
     }
 }
 
+impl Store {
+    /// The blobs of `plan`'s layers not in the store, bottom first.
+    fn layers_to_fetch(&self, plan: &strata_image::ImageDesc) -> Vec<Digest> {
+        let diffs: Vec<Digest> = plan.layers.iter().map(|l| l.diff_id.clone()).collect();
+        let chains = crate::layer::chain_ids(&diffs);
+        let mut out: Vec<Digest> = Vec::new();
+        for (l, chain) in plan.layers.iter().zip(&chains) {
+            if let (Some(blob), false) = (&l.blob, self.layer(chain).is_ok()) {
+                if !out.contains(blob) {
+                    out.push(blob.clone());
+                }
+            }
+        }
+        out
+    }
+}
+
+/// Blobs fetched ahead of their turn, and where each stands.
+#[derive(Default)]
+struct Ahead {
+    state: Mutex<Vec<(Digest, Fetch)>>,
+    changed: Condvar,
+    stop: AtomicBool,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Fetch {
+    Queued,
+    Running,
+    /// Fetched, or given up on: its turn opens it as usual.
+    Finished,
+    /// Its turn came first: streamed then, not fetched ahead.
+    Taken,
+    /// The registry sent bytes that are not the blob: its turn fails.
+    Corrupt(String),
+}
+
+impl Ahead {
+    fn queue(&self, blobs: &[Digest]) {
+        let mut st = self.state.lock().expect("no panic holds it");
+        st.extend(blobs.iter().map(|d| (d.clone(), Fetch::Queued)));
+    }
+
+    fn stop(&self) {
+        self.stop.store(true, Ordering::Relaxed);
+    }
+
+    /// The next blob to fetch ahead, marked running.
+    fn next(&self) -> Option<Digest> {
+        if self.stop.load(Ordering::Relaxed) {
+            return None;
+        }
+        let mut st = self.state.lock().expect("no panic holds it");
+        let (d, f) = st.iter_mut().find(|(_, f)| *f == Fetch::Queued)?;
+        *f = Fetch::Running;
+        Some(d.clone())
+    }
+
+    fn finished(&self, digest: &Digest, corrupt: Option<std::io::Error>) {
+        let mut st = self.state.lock().expect("no panic holds it");
+        for (d, f) in st.iter_mut() {
+            if d == digest {
+                *f = match &corrupt {
+                    Some(e) => Fetch::Corrupt(e.to_string()),
+                    None => Fetch::Finished,
+                };
+            }
+        }
+        self.changed.notify_all();
+    }
+
+    /// `digest`'s turn: waits while it is being fetched ahead; one not
+    /// yet begun is taken from the queue; one found corrupt fails.
+    fn turn(&self, digest: &Digest) -> strata_image::Result<()> {
+        let mut st = self.state.lock().expect("no panic holds it");
+        loop {
+            let Some((_, f)) = st.iter_mut().find(|(d, _)| d == digest) else {
+                return Ok(());
+            };
+            match f {
+                Fetch::Queued => {
+                    *f = Fetch::Taken;
+                    return Ok(());
+                }
+                Fetch::Running => {
+                    st = self.changed.wait(st).expect("no panic holds it");
+                }
+                Fetch::Finished | Fetch::Taken => return Ok(()),
+                Fetch::Corrupt(why) => {
+                    return Err(strata_image::Error::new(
+                        strata_image::ErrorKind::Corrupt,
+                        why.clone(),
+                    ))
+                }
+            }
+        }
+    }
+}
+
 /// A repository of a registry as an image source.
 struct RegistrySource<'c> {
     client: &'c Client,
     repo: String,
+    /// Where partly fetched blobs are kept ([`super::partial`]).
+    partials: std::path::PathBuf,
     /// Manifests and indexes already fetched, by digest.
     manifests: Mutex<HashMap<Digest, Vec<u8>>>,
+    /// Layer blobs fetched ahead of their turn.
+    ahead: Ahead,
+}
+
+impl RegistrySource<'_> {
+    /// For each layer of `plan`, its blob as the manifests fetched
+    /// describe it (digest, media type, size), from repository `here`.
+    fn blob_records(
+        &self,
+        plan: &strata_image::ImageDesc,
+        here: &str,
+    ) -> Vec<(Digest, super::push::BlobRecord)> {
+        let manifests = self.manifests.lock().expect("no panic holds it");
+        let described: Vec<serde_json::Value> = manifests
+            .values()
+            .filter_map(|b| serde_json::from_slice::<serde_json::Value>(b).ok())
+            .filter_map(|m| m.get("layers").and_then(|l| l.as_array()).cloned())
+            .flatten()
+            .collect();
+        let mut out = Vec::new();
+        for l in &plan.layers {
+            let Some(blob) = &l.blob else { continue };
+            let found = described
+                .iter()
+                .find(|d| d.get("digest").and_then(|v| v.as_str()) == Some(blob.as_str()));
+            let (Some(media_type), Some(size)) = (
+                found
+                    .and_then(|d| d.get("mediaType"))
+                    .and_then(|v| v.as_str()),
+                found.and_then(|d| d.get("size")).and_then(|v| v.as_u64()),
+            ) else {
+                continue;
+            };
+            out.push((
+                l.diff_id.clone(),
+                super::push::BlobRecord {
+                    digest: blob.to_string(),
+                    source_repository: here.to_owned(),
+                    media_type: media_type.to_owned(),
+                    size,
+                },
+            ));
+        }
+        out
+    }
+
+    /// Fetches queued blobs ahead into their partial files until none is
+    /// left or the pull ends.
+    fn fetch_ahead(&self) {
+        while let Some(d) = self.ahead.next() {
+            let corrupt = super::partial::fetch(
+                self.client,
+                &self.repo,
+                &d,
+                &self.partials,
+                &self.ahead.stop,
+            );
+            self.ahead.finished(&d, corrupt);
+        }
+    }
 }
 
 impl Source for RegistrySource<'_> {
@@ -97,11 +336,9 @@ impl Source for RegistrySource<'_> {
                 format!("a registry has no file {key:?}"),
             ));
         };
-        let reader = self
-            .client
-            .open_blob_unsized(&self.repo, digest)
+        self.ahead.turn(digest)?;
+        let (reader, size) = super::partial::open(self.client, &self.repo, digest, &self.partials)
             .map_err(to_image)?;
-        let size = reader.size();
         Ok(Blob {
             reader: Box::new(reader),
             size,
