@@ -58,3 +58,161 @@ build_and_lock() {
     exec {BENCH_LOCK}<"$WORK"
     flock -n "$BENCH_LOCK" || die "another benchmark is running on $WORK"
 }
+
+# ---------------------------------------------------------- bench images
+
+# A docker-archive as `docker save` (20.10) writes it: <v1id>/layer.tar,
+# <v1id>/json, <v1id>/VERSION per layer, <config>.json, manifest.json and
+# repositories, in name order (so the manifest comes after the layers).
+# Usage: docker_archive OUT TAG HISTORY-COMMENT LAYER.tar...
+docker_archive() {
+    python3 - "$@" <<'EOF'
+import hashlib, io, json, platform, sys, tarfile
+out, tag, what, layers = sys.argv[1], sys.argv[2], sys.argv[3], sys.argv[4:]
+arch = {"x86_64": "amd64", "aarch64": "arm64"}.get(platform.machine(), platform.machine())
+def sha(path):
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        while b := f.read(1 << 20):
+            h.update(b)
+    return h.hexdigest()
+diff_ids = [sha(l) for l in layers]
+created = "2024-01-01T00:00:00Z"
+config = json.dumps({
+    "architecture": arch, "os": "linux", "created": created,
+    "config": {"Env": ["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"],
+               "Cmd": ["/bin/bash"]},
+    "rootfs": {"type": "layers", "diff_ids": ["sha256:" + d for d in diff_ids]},
+    "history": [{"created": created, "created_by": f"{what} (layer {i + 1})"}
+                for i in range(len(layers))],
+}, separators=(",", ":")).encode()
+config_id = hashlib.sha256(config).hexdigest()
+members, v1 = {}, []
+parent = ""
+for i, (l, d) in enumerate(zip(layers, diff_ids)):
+    v1id = hashlib.sha256((parent + " " + d).encode()).hexdigest()
+    meta = {"id": v1id, "created": created, "os": "linux"}
+    if parent:
+        meta["parent"] = parent
+    members[f"{v1id}/"] = None
+    members[f"{v1id}/VERSION"] = b"1.0"
+    members[f"{v1id}/json"] = json.dumps(meta).encode()
+    members[f"{v1id}/layer.tar"] = l
+    v1.append(v1id)
+    parent = v1id
+members[f"{config_id}.json"] = config
+name, _, t = tag.rpartition(":")
+members["manifest.json"] = json.dumps([{"Config": f"{config_id}.json", "RepoTags": [tag],
+    "Layers": [f"{v}/layer.tar" for v in v1]}]).encode()
+members["repositories"] = json.dumps({name: {t: v1[-1]}}).encode()
+with tarfile.open(out, "w", format=tarfile.PAX_FORMAT) as tf:
+    for n in sorted(members):
+        v = members[n]
+        ti = tarfile.TarInfo(n.rstrip("/"))
+        ti.mtime = 1704067200
+        if v is None:
+            ti.type, ti.mode = tarfile.DIRTYPE, 0o755
+            tf.addfile(ti)
+        elif isinstance(v, bytes):
+            ti.size, ti.mode = len(v), 0o644
+            tf.addfile(ti, io.BytesIO(v))
+        else:
+            ti = tf.gettarinfo(v, n)
+            ti.uid = ti.gid = 0
+            ti.uname = ti.gname = ""
+            ti.mtime, ti.mode = 1704067200, 0o644
+            with open(v, "rb") as f:
+                tf.addfile(ti, f)
+print("sha256:" + config_id)
+EOF
+}
+
+# The top layer: /etc/motd changed, a file added, a file (/etc/issue.net)
+# and a directory (/usr/share/doc/apt) deleted (whiteouts), parents with
+# the metadata they have in the rootfs at $1.
+top_layer() { # rootfs out
+    python3 - "$1" "$2" <<'EOF'
+import io, os, sys, tarfile
+root, out = sys.argv[1], sys.argv[2]
+for p in ("etc/issue.net", "usr/share/doc/apt"):
+    assert os.path.lexists(os.path.join(root, p)), p
+with tarfile.open(out, "w", format=tarfile.GNU_FORMAT) as tf:
+    def parent(p):
+        ti = tf.gettarinfo(os.path.join(root, p), p)
+        ti.uname = ti.gname = ""
+        tf.addfile(ti)
+    def file(p, data, mode=0o644):
+        ti = tarfile.TarInfo(p)
+        ti.size, ti.mode, ti.mtime = len(data), mode, 1704067200
+        tf.addfile(ti, io.BytesIO(data))
+    parent("etc")
+    file("etc/.wh.issue.net", b"", 0)
+    file("etc/bench-release", b"strata load benchmark\n")
+    file("etc/motd", b"Loaded by bench/load.sh.\n")
+    for p in ("usr", "usr/share", "usr/share/doc"):
+        parent(p)
+    file("usr/share/doc/.wh.apt", b"", 0)
+EOF
+}
+
+# The Debian bookworm minbase rootfs ($WORK/debian-bookworm-minbase.tar,
+# made with debootstrap when missing) split by top-level directory into five
+# layers, built once and cached in $WORK/load-GEN: sets DEB_TAR, A (the
+# cache dir), LAYERS (the five layer tars), DARCH (a docker-archive of them,
+# uncompressed, named TAG), OCIDIR and OARCH (the same image as an OCI
+# layout and archive with gzip layers), GZ_LAYERS (their blobs), IMAGE_ID
+# and OCI_ID (the two images' IDs). Needs the caller's `log` and `die`.
+debian_five_layers() { # tag gen
+    local TAG=$1 GEN=$2 B t rest
+    DEB_TAR=$WORK/debian-bookworm-minbase.tar
+    if [[ ! -f $DEB_TAR ]]; then
+        debian_rootfs "$WORK/debian-rootfs"
+        tar --numeric-owner --xattrs --xattrs-include='*' -C "$WORK/debian-rootfs" -cf "$DEB_TAR.tmp" .
+        mv "$DEB_TAR.tmp" "$DEB_TAR"
+    fi
+    A=$WORK/load-$GEN
+    LAYERS=("$A/layers/1-usr-lib.tar" "$A/layers/2-usr.tar" "$A/layers/3-var-etc.tar"
+            "$A/layers/4-rest.tar" "$A/layers/5-top.tar")
+    DARCH=$A/debian-docker-archive.tar
+    OCIDIR=$A/debian-oci-gzip
+    OARCH=$A/debian-oci-gzip.tar
+    if [[ ! -f $OARCH || $DEB_TAR -nt $OARCH ]]; then
+        log "building the archives from $(basename "$DEB_TAR") (cached in $A)"
+        rm -rf "$A"
+        mkdir -p "$A/layers"
+        B=$WORK/load-build.tmp
+        rm -rf "$B"; mkdir -p "$B/rootfs"
+        tar -xf "$DEB_TAR" -C "$B/rootfs" --numeric-owner --xattrs --xattrs-include='*'
+        # Layers split by top-level directory, names without "./" as Docker's.
+        t=(tar --numeric-owner --xattrs --xattrs-include='*' --sort=name -C "$B/rootfs")
+        "${t[@]}" -cf "${LAYERS[0]}" --no-recursion usr --recursion usr/lib
+        "${t[@]}" -cf "${LAYERS[1]}" --anchored --exclude=usr/lib usr
+        "${t[@]}" -cf "${LAYERS[2]}" var etc
+        mapfile -t rest < <(ls -A "$B/rootfs" | grep -vxE 'usr|var|etc')
+        "${t[@]}" -cf "${LAYERS[3]}" "${rest[@]}"
+        top_layer "$B/rootfs" "${LAYERS[4]}"
+        rm -rf "$B"
+        docker_archive "$DARCH.tmp" "$TAG" "debian bookworm minbase" "${LAYERS[@]}" >"$A/image-id"
+        mv "$DARCH.tmp" "$DARCH"
+        # The same image as an OCI layout with gzip layers, and as an OCI archive.
+        skopeo copy -q --dest-compress-format gzip "docker-archive:$DARCH" "oci:$OCIDIR:$TAG"
+        skopeo copy -q "oci:$OCIDIR:$TAG" "oci-archive:$OARCH.tmp:$TAG"
+        mv "$OARCH.tmp" "$OARCH"
+    fi
+    # The gzip layer blobs in manifest order (for tar -xzf).
+    mapfile -t GZ_LAYERS < <(python3 - "$OCIDIR" <<'EOF'
+import json, sys
+d = sys.argv[1]
+blob = lambda digest: f"{d}/blobs/{digest.replace(':', '/')}"
+m = json.load(open(blob(json.load(open(f"{d}/index.json"))["manifests"][0]["digest"])))
+for l in m["layers"]:
+    assert "gzip" in l["mediaType"], l["mediaType"]
+    print(blob(l["digest"]))
+EOF
+    )
+    ((${#GZ_LAYERS[@]} == ${#LAYERS[@]})) || die "$OCIDIR: expected ${#LAYERS[@]} gzip layers"
+    IMAGE_ID=$(cat "$A/image-id")
+    # skopeo rewrites the config for OCI, so that image has an ID of its own.
+    OCI_ID=$(python3 -c 'import json, sys; d = sys.argv[1]; b = lambda x: json.load(open(d + "/blobs/" + x.replace(":", "/")))
+print(b(json.load(open(d + "/index.json"))["manifests"][0]["digest"])["config"]["digest"])' "$OCIDIR")
+}

@@ -15,7 +15,9 @@
 # file-system suite, from crates.io, built once under target/tools; its
 # cases switch to the users nobody and tests, added here when missing).
 # The registry client's tests start Debian's docker-registry on 127.0.0.1,
-# with TLS from a CA made by openssl and htpasswd (apache2-utils) auth.
+# with TLS from a CA made by openssl and htpasswd (apache2-utils) auth; what
+# strata pushes there is pulled back by skopeo, podman (its store in a temp
+# dir) and the private dockerd.
 # The btrfs driver's tests make a btrfs in a file with btrfs-progs'
 # mkfs.btrfs and loop-mount it (losetup: mount).
 # All are installed here when missing.
@@ -26,7 +28,7 @@ need_cmds tar:tar gzip:gzip zstd:zstd getfattr:attr setfattr:attr unshare:util-l
     umoci:umoci skopeo:skopeo busybox:busybox-static dockerd:docker.io docker:docker.io \
     crun:crun runc:runc tini-static:tini script:bsdutils fusermount3:fuse3 setpriv:util-linux \
     pasta:passt slirp4netns:slirp4netns docker-registry:docker-registry htpasswd:apache2-utils \
-    openssl:openssl mkfs.btrfs:btrfs-progs losetup:mount
+    openssl:openssl podman:podman mkfs.btrfs:btrfs-progs losetup:mount
 if [ "$(id -u)" != 0 ]; then
     echo "warning: not root: privileged tests will say SKIPPED" >&2
 else

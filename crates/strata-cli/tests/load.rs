@@ -13,20 +13,20 @@
 mod common;
 #[path = "common/containers.rs"]
 mod containers;
+#[path = "common/dockerd.rs"]
+mod dockerd;
 #[path = "common/fixtures.rs"]
 mod fixtures;
 
 use std::fs;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
-use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 
 use common::{assert_success, require_root, sh, skip, Strata};
 use containers::on_terminal;
+use dockerd::Dockerd;
 use fixtures::{
-    assert_same_tree, have_tools, last_frame, on_path, shows, without_escapes, Busybox, Declared,
+    assert_same_tree, have_tools, last_frame, shows, without_escapes, Busybox, Declared,
     CONTAINERD_NAME, INIT_PATHS, REF_NAME,
 };
 
@@ -452,137 +452,6 @@ fn load_shows_progress_on_a_terminal_only() {
         String::from_utf8_lossy(&out.stdout),
         "Loaded image: busybox:v2\n"
     );
-}
-
-/// A `dockerd` of our own: its data, exec root and socket in temp dirs,
-/// no networking; stopped (and its mounts undone) on drop.
-struct Dockerd {
-    child: Child,
-    dir: tempfile::TempDir,
-    log: PathBuf,
-}
-
-impl Dockerd {
-    /// Starts one, or says SKIPPED and why when it cannot run here.
-    fn start(test: &str) -> Option<Dockerd> {
-        if !on_path("dockerd") || !on_path("docker") {
-            // Not a failure under CI either: whether dockerd can run
-            // depends on the machine, not only on packages.
-            eprintln!("SKIPPED: {test}: dockerd or docker not installed (Debian's docker.io)");
-            return None;
-        }
-        // The exec root holds containerd's socket: keep its path short.
-        let dir = tempfile::Builder::new()
-            .prefix("dk")
-            .tempdir_in("/tmp")
-            .unwrap();
-        let d = dir.path();
-        fs::write(d.join("daemon.json"), "{}").unwrap();
-        let log = d.join("dockerd.log");
-        let child = Command::new("dockerd")
-            .arg("--config-file")
-            .arg(d.join("daemon.json"))
-            .arg("--data-root")
-            .arg(d.join("data"))
-            .arg("--exec-root")
-            .arg(d.join("x"))
-            .arg("--pidfile")
-            .arg(d.join("dockerd.pid"))
-            .arg("-H")
-            .arg(format!("unix://{}", d.join("sock").display()))
-            .args(["--iptables=false", "--ip6tables=false", "--bridge=none"])
-            .args(["--ip-forward=false", "--ip-masq=false", "--log-level=warn"])
-            .stdin(Stdio::null())
-            .stdout(fs::File::create(&log).unwrap())
-            .stderr(fs::File::create(&log).unwrap())
-            .spawn()
-            .unwrap();
-        let mut dockerd = Dockerd { child, dir, log };
-        let deadline = Instant::now() + Duration::from_secs(60);
-        loop {
-            if dockerd.docker(&["version"]).status.success() {
-                return Some(dockerd);
-            }
-            let exited = dockerd.child.try_wait().unwrap().is_some();
-            if exited || Instant::now() > deadline {
-                let log = fs::read_to_string(&dockerd.log).unwrap_or_default();
-                let tail: Vec<&str> = log.lines().rev().take(15).collect();
-                eprintln!(
-                    "SKIPPED: {test}: dockerd did not start here ({}):\n{}",
-                    if exited { "it exited" } else { "timed out" },
-                    tail.into_iter().rev().collect::<Vec<_>>().join("\n")
-                );
-                return None;
-            }
-            std::thread::sleep(Duration::from_millis(200));
-        }
-    }
-
-    fn docker(&self, args: &[&str]) -> Output {
-        Command::new("docker")
-            .env("DOCKER_CONFIG", self.dir.path().join("client"))
-            .arg("-H")
-            .arg(format!("unix://{}", self.dir.path().join("sock").display()))
-            .args(args)
-            .output()
-            .unwrap()
-    }
-
-    /// Runs docker; returns trimmed stdout, panics with stderr on failure.
-    fn ok(&self, args: &[&str]) -> String {
-        let out = self.docker(args);
-        assert!(
-            out.status.success(),
-            "docker {args:?}: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8(out.stdout).unwrap().trim().to_owned()
-    }
-
-    /// `docker image inspect`: the image ID and its diffIDs.
-    fn declared(&self, image: &str) -> Declared {
-        let v: Value = serde_json::from_str(&self.ok(&["image", "inspect", image])).unwrap();
-        Declared {
-            id: v[0]["Id"].as_str().unwrap().to_owned(),
-            diff_ids: v[0]["RootFS"]["Layers"]
-                .as_array()
-                .unwrap()
-                .iter()
-                .map(|d| d.as_str().unwrap().to_owned())
-                .collect(),
-        }
-    }
-}
-
-impl Drop for Dockerd {
-    fn drop(&mut self) {
-        let pid = self.child.id().to_string();
-        let _ = Command::new("kill").args(["-TERM", &pid]).status();
-        let deadline = Instant::now() + Duration::from_secs(30);
-        while self.child.try_wait().ok().flatten().is_none() {
-            if Instant::now() > deadline {
-                let _ = self.child.kill();
-                let _ = self.child.wait();
-                break;
-            }
-            std::thread::sleep(Duration::from_millis(100));
-        }
-        unmount_under(self.dir.path());
-    }
-}
-
-/// Lazily unmounts everything under `dir`, deepest first.
-fn unmount_under(dir: &Path) {
-    let mounts = fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
-    let mut mine: Vec<&str> = mounts
-        .lines()
-        .filter_map(|l| l.split(' ').nth(4))
-        .filter(|m| Path::new(m).starts_with(dir))
-        .collect();
-    mine.sort_by_key(|m| std::cmp::Reverse(m.len()));
-    for m in mine {
-        let _ = Command::new("umount").arg("-l").arg(m).status();
-    }
 }
 
 /// What Docker itself saves loads with the same ID and diffIDs.
