@@ -121,10 +121,6 @@ impl Btrfs {
         strata_sys::fs::open_dir(&p).ctx(|| format!("opening {}", p.display()))
     }
 
-    fn not_found(id: &str) -> Error {
-        Error::new(ErrorKind::NotFound, format!("layer {id} does not exist"))
-    }
-
     fn make(&self, id: &str, parent: Option<&str>) -> Result<()> {
         check_id(id)?;
         if let Some(p) = parent {
@@ -132,10 +128,7 @@ impl Btrfs {
         }
         let _lock = self.refs.lock()?;
         if self.dir(id).exists() {
-            return Err(Error::new(
-                ErrorKind::AlreadyExists,
-                format!("layer {id} already exists"),
-            ));
+            return Err(Error::layer_exists(id));
         }
         let subvols = self.open_subvolumes()?;
         let staging = format!("{id}-creating");
@@ -158,10 +151,7 @@ impl Btrfs {
                 let from = match strata_sys::fs::open_dir_at(subvols.as_fd(), OsStr::new(p)) {
                     Ok(fd) => fd,
                     Err(e) if e.kind() == io::ErrorKind::NotFound => {
-                        return Err(Error::new(
-                            ErrorKind::NotFound,
-                            format!("parent layer {p} does not exist"),
-                        ))
+                        return Err(Error::no_parent(p))
                     }
                     Err(e) => return Err(Error::io(format!("opening layer {p}"), e)),
                 };
@@ -226,13 +216,10 @@ impl Driver for Btrfs {
         check_id(id)?;
         let lock = self.refs.lock()?;
         if !self.dir(id).is_dir() {
-            return Err(Self::not_found(id));
+            return Err(Error::no_layer(id));
         }
         if self.refs.get(&lock, id)? > 0 {
-            return Err(Error::new(
-                ErrorKind::InUse,
-                format!("layer {id} is in use: put it first"),
-            ));
+            return Err(Error::layer_in_use(id));
         }
         let subvols = self.open_subvolumes()?;
         let doomed = format!("{id}-removing");
@@ -257,7 +244,7 @@ impl Driver for Btrfs {
         let lock = self.refs.lock()?;
         let dir = self.dir(id);
         if !dir.is_dir() {
-            return Err(Self::not_found(id));
+            return Err(Error::no_layer(id));
         }
         let n = self.refs.get(&lock, id)?;
         self.refs.set(&lock, id, n + 1)?;
@@ -285,7 +272,7 @@ impl Driver for Btrfs {
         check_id(id)?;
         let dir = self.dir(id);
         if !dir.is_dir() {
-            return Err(Self::not_found(id));
+            return Err(Error::no_layer(id));
         }
         Ok(dir)
     }

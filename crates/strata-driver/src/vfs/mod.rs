@@ -16,7 +16,7 @@ use std::os::unix::fs::DirBuilderExt;
 use std::path::{Path, PathBuf};
 
 use crate::check::{self, Check, Listing};
-use crate::error::{Error, ErrorKind, IoContext, Result};
+use crate::error::{Error, IoContext, Result};
 use crate::refs::Refs;
 use crate::{check_id, Driver, LayerKind, Mount};
 
@@ -51,10 +51,7 @@ impl Vfs {
         let _lock = self.refs.lock()?;
         let dir = self.dir(id);
         if dir.exists() {
-            return Err(Error::new(
-                ErrorKind::AlreadyExists,
-                format!("layer {id} already exists"),
-            ));
+            return Err(Error::layer_exists(id));
         }
         // Build under a staging name; the rename publishes a complete copy.
         let staging = self.home.join("dir").join(format!("{id}-creating"));
@@ -69,10 +66,7 @@ impl Vfs {
                 check_id(p)?;
                 let from = self.dir(p);
                 if !from.is_dir() {
-                    return Err(Error::new(
-                        ErrorKind::NotFound,
-                        format!("parent layer {p} does not exist"),
-                    ));
+                    return Err(Error::no_parent(p));
                 }
                 copy::copy_tree(&from, &staging).ctx(|| format!("copying layer {p} into {id}"))
             }
@@ -111,16 +105,10 @@ impl Driver for Vfs {
         let lock = self.refs.lock()?;
         let dir = self.dir(id);
         if !dir.exists() {
-            return Err(Error::new(
-                ErrorKind::NotFound,
-                format!("layer {id} does not exist"),
-            ));
+            return Err(Error::no_layer(id));
         }
         if self.refs.get(&lock, id)? > 0 {
-            return Err(Error::new(
-                ErrorKind::InUse,
-                format!("layer {id} is in use: put it first"),
-            ));
+            return Err(Error::layer_in_use(id));
         }
         let doomed = self.home.join("dir").join(format!("{id}-removing"));
         fs::rename(&dir, &doomed).ctx(|| format!("removing layer {id}"))?;
@@ -132,10 +120,7 @@ impl Driver for Vfs {
         let lock = self.refs.lock()?;
         let dir = self.dir(id);
         if !dir.is_dir() {
-            return Err(Error::new(
-                ErrorKind::NotFound,
-                format!("layer {id} does not exist"),
-            ));
+            return Err(Error::no_layer(id));
         }
         let n = self.refs.get(&lock, id)?;
         self.refs.set(&lock, id, n + 1)?;
@@ -159,10 +144,7 @@ impl Driver for Vfs {
         check_id(id)?;
         let dir = self.dir(id);
         if !dir.is_dir() {
-            return Err(Error::new(
-                ErrorKind::NotFound,
-                format!("layer {id} does not exist"),
-            ));
+            return Err(Error::no_layer(id));
         }
         Ok(dir)
     }
