@@ -126,10 +126,7 @@ impl Btrfs {
         if let Some(p) = parent {
             check_id(p)?;
         }
-        let _lock = self.refs.lock()?;
-        if self.dir(id).exists() {
-            return Err(Error::layer_exists(id));
-        }
+        let _lock = self.refs.lock_to_create(id, || self.dir(id).exists())?;
         let subvols = self.open_subvolumes()?;
         let staging = format!("{id}-creating");
         if self.subvolumes().join(&staging).exists() {
@@ -214,13 +211,7 @@ impl Driver for Btrfs {
 
     fn remove(&self, id: &str) -> Result<()> {
         check_id(id)?;
-        let lock = self.refs.lock()?;
-        if !self.dir(id).is_dir() {
-            return Err(Error::no_layer(id));
-        }
-        if self.refs.get(&lock, id)? > 0 {
-            return Err(Error::layer_in_use(id));
-        }
+        let _lock = self.refs.lock_to_remove(id, || self.dir(id).is_dir())?;
         let subvols = self.open_subvolumes()?;
         let doomed = format!("{id}-removing");
         if self.subvolumes().join(&doomed).exists() {
@@ -241,21 +232,14 @@ impl Driver for Btrfs {
 
     fn get(&self, id: &str, _mount_label: Option<&str>) -> Result<Mount<'_>> {
         check_id(id)?;
-        let lock = self.refs.lock()?;
         let dir = self.dir(id);
-        if !dir.is_dir() {
-            return Err(Error::no_layer(id));
-        }
-        let n = self.refs.get(&lock, id)?;
-        self.refs.set(&lock, id, n + 1)?;
+        self.refs.take_dir(id, &dir)?;
         Ok(Mount::new(self, id, dir))
     }
 
     fn put(&self, id: &str) -> Result<()> {
         check_id(id)?;
-        let lock = self.refs.lock()?;
-        let n = self.refs.get(&lock, id)?;
-        self.refs.set(&lock, id, n.saturating_sub(1))
+        self.refs.release(id)
     }
 
     fn exists(&self, id: &str) -> bool {
@@ -264,8 +248,7 @@ impl Driver for Btrfs {
 
     fn in_use(&self, id: &str) -> Result<bool> {
         check_id(id)?;
-        let lock = self.refs.lock()?;
-        Ok(self.refs.get(&lock, id)? > 0)
+        self.refs.held(id)
     }
 
     fn content_dir(&self, id: &str) -> Result<PathBuf> {

@@ -175,11 +175,8 @@ impl Overlay2 {
 
     fn make(&self, id: &str, parent: Option<&str>) -> Result<()> {
         check_id(id)?;
-        let _lock = self.refs.lock()?;
         let dir = self.dir(id);
-        if dir.exists() {
-            return Err(Error::layer_exists(id));
-        }
+        let _lock = self.refs.lock_to_create(id, || dir.exists())?;
         let lower = match parent {
             None => None,
             Some(p) => {
