@@ -322,6 +322,18 @@ impl Drop for OverlayMount {
 /// seeded content.
 pub use strata_test_support::seeded_bytes as random_bytes;
 
+/// GNU tar's `-c` of `src` with `args` into `out`, read back.
+pub fn gnu_tar(src: &Path, out: &Path, args: &[&str]) -> Vec<u8> {
+    run(Command::new("tar")
+        .args(args)
+        .args(["--numeric-owner", "-C"])
+        .arg(src)
+        .arg("-cf")
+        .arg(out)
+        .arg("."));
+    fs::read(out).unwrap()
+}
+
 /// A tree with every file type and the metadata a layer must keep.
 pub fn build_fixture(root: &Path) {
     use std::os::unix::fs::{symlink, DirBuilderExt};
