@@ -696,6 +696,7 @@ fn check_crc<R: Read>(rec: &mut RecordReader<R>, path: &[u8], crc: u32) -> Resul
 #[cfg(test)]
 mod tests {
     use super::*;
+    use strata_test_support::seeded_bytes;
 
     #[test]
     fn uvarint_round_trips() {
@@ -709,19 +710,6 @@ mod tests {
             inner: &[0xff; 11][..],
         };
         assert!(r.uvarint().is_err());
-    }
-
-    /// `n` bytes that do not repeat in short cycles.
-    fn pattern(seed: u64, n: usize) -> Vec<u8> {
-        let mut x = seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1;
-        (0..n)
-            .map(|_| {
-                x ^= x << 13;
-                x ^= x >> 7;
-                x ^= x << 17;
-                x as u8
-            })
-            .collect()
     }
 
     /// A layer with referenced files (one big), links, a directory, and
@@ -743,14 +731,19 @@ mod tests {
         add("d/", tar::EntryType::Directory, b"", None);
         add("d/small", tar::EntryType::Regular, b"small\n", None);
         add("d/empty", tar::EntryType::Regular, b"", None);
-        add("big", tar::EntryType::Regular, &pattern(1, 3 << 20), None);
-        add("odd", tar::EntryType::Regular, &pattern(2, 1001), None);
+        add(
+            "big",
+            tar::EntryType::Regular,
+            &seeded_bytes(1, 3 << 20),
+            None,
+        );
+        add("odd", tar::EntryType::Regular, &seeded_bytes(2, 1001), None);
         add("d/sym", tar::EntryType::Symlink, b"", Some("small"));
         add("d/hard", tar::EntryType::Link, b"", Some("d/small"));
         add(
             ".wh.gone",
             tar::EntryType::Regular,
-            &pattern(3, 2_500_000),
+            &seeded_bytes(3, 2_500_000),
             None,
         );
         b.into_inner().unwrap()

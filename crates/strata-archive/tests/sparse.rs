@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 
 use common::Tar;
 use strata_archive::{apply, apply_recording, reassemble, ApplyOptions, ErrorKind};
-use support::{random_bytes, require_root, run};
+use support::{gnu_tar, random_bytes, require_root, run};
 use tar::{EntryType, GnuExtSparseHeader, Header};
 
 const TIB: u64 = 1 << 40;
@@ -37,18 +37,6 @@ fn build_sparse_tree(src: &Path) {
     let f = fs::File::create(src.join("all-hole")).unwrap();
     f.set_len(4 << 20).unwrap();
     fs::write(src.join("dense"), random_bytes(9, 10_000)).unwrap();
-}
-
-/// GNU tar's `-c` of `src` with `args`.
-fn gnu_tar(src: &Path, out: &Path, args: &[&str]) -> Vec<u8> {
-    run(Command::new("tar")
-        .args(args)
-        .args(["--numeric-owner", "-C"])
-        .arg(src)
-        .arg("-cf")
-        .arg(out)
-        .arg("."));
-    fs::read(out).unwrap()
 }
 
 const FORMATS: [(&str, &[&str]); 4] = [

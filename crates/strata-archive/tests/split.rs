@@ -16,7 +16,7 @@ use strata_archive::{
     apply_recording, reassemble, sha256_reader, ApplyOptions, ApplyReport, Digest, ErrorKind,
     OverlayXattrs, Target,
 };
-use support::{random_bytes, require_root, run};
+use support::{gnu_tar, random_bytes, require_root, run};
 use tar::EntryType;
 
 const TARGETS: [Target; 2] = [Target::Plain, Target::Overlay(OverlayXattrs::Trusted)];
@@ -90,18 +90,6 @@ fn check_input(tar: &[u8], input: &[u8], what: &str) -> Vec<Vec<u8>> {
 
 fn check(tar: &[u8], what: &str) -> Vec<Vec<u8>> {
     check_input(tar, tar, what)
-}
-
-/// `tar -c` of `src` with `args`, read back.
-fn gnu_tar(src: &Path, out: &Path, args: &[&str]) -> Vec<u8> {
-    run(Command::new("tar")
-        .args(args)
-        .args(["--numeric-owner", "-C"])
-        .arg(src)
-        .arg("-cf")
-        .arg(out)
-        .arg("."));
-    fs::read(out).unwrap()
 }
 
 /// A tree every tar format can hold: no long names, no special files.

@@ -159,7 +159,7 @@ pub fn apply(repair: &Repair) -> Result<()> {
 
 /// Entries of `dir` as (name, path), sorted by name; none when `dir`
 /// does not exist.
-pub(crate) fn entries(dir: &Path) -> Result<Vec<(String, PathBuf)>> {
+pub fn entries(dir: &Path) -> Result<Vec<(String, PathBuf)>> {
     let rd = match fs::read_dir(dir) {
         Ok(rd) => rd,
         Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Vec::new()),
@@ -216,11 +216,13 @@ pub(crate) fn read_record(path: &Path, cap: u64) -> Option<String> {
 }
 
 /// Whether a name is a temp file of an atomic write (`.<name>.tmp`).
-pub(crate) fn is_temp(name: &str) -> bool {
+pub fn is_temp(name: &str) -> bool {
     name.starts_with('.') && name.ends_with(".tmp")
 }
 
-fn remove_path(p: &Path) -> Result<()> {
+/// Removes `p`, a file or a whole directory, not following a symlink;
+/// nothing there is no error.
+pub fn remove_path(p: &Path) -> Result<()> {
     let r = match fs::symlink_metadata(p) {
         Ok(md) if md.is_dir() => fs::remove_dir_all(p),
         Ok(_) => fs::remove_file(p),

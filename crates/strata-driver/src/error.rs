@@ -15,16 +15,36 @@ impl Error {
         };
         Error::with(kind, msg, err)
     }
+
+    /// NotFound: no layer `id`.
+    pub(crate) fn no_layer(id: &str) -> Self {
+        Error::new(ErrorKind::NotFound, format!("layer {id} does not exist"))
+    }
+
+    /// NotFound: no parent layer `p` to make a layer over.
+    pub(crate) fn no_parent(p: &str) -> Self {
+        Error::new(
+            ErrorKind::NotFound,
+            format!("parent layer {p} does not exist"),
+        )
+    }
+
+    /// AlreadyExists: a layer `id` is there.
+    pub(crate) fn layer_exists(id: &str) -> Self {
+        Error::new(
+            ErrorKind::AlreadyExists,
+            format!("layer {id} already exists"),
+        )
+    }
+
+    /// InUse: layer `id` is held by a `get`.
+    pub(crate) fn layer_in_use(id: &str) -> Self {
+        Error::new(
+            ErrorKind::InUse,
+            format!("layer {id} is in use: put it first"),
+        )
+    }
 }
 
 /// `e` and its sources, joined by `: `.
-pub fn chain(e: &dyn std::error::Error) -> String {
-    let mut s = e.to_string();
-    let mut src = e.source();
-    while let Some(inner) = src {
-        s.push_str(": ");
-        s.push_str(&inner.to_string());
-        src = inner.source();
-    }
-    s
-}
+pub use strata_types::error::chain;

@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 
 use strata_sys::fs as sysfs;
 
-use crate::error::{IoContext, Result};
+use crate::error::{Error, IoContext, Result};
 
 pub(crate) struct Refs {
     dir: PathBuf,
@@ -69,6 +69,56 @@ impl Refs {
             fs::rename(&tmp, &path)
         })()
         .ctx(|| format!("writing the mount count of {id}"))
+    }
+
+    /// The lock, taken to make layer `id`: AlreadyExists when `exists`,
+    /// asked under the lock, says it is there.
+    pub fn lock_to_create(&self, id: &str, exists: impl FnOnce() -> bool) -> Result<Locked> {
+        let lock = self.lock()?;
+        if exists() {
+            return Err(Error::layer_exists(id));
+        }
+        Ok(lock)
+    }
+
+    /// The lock, taken to remove layer `id` (which `exists`, asked under
+    /// the lock, says is there): NotFound when it is not, InUse while it
+    /// has references.
+    pub fn lock_to_remove(&self, id: &str, exists: impl FnOnce() -> bool) -> Result<Locked> {
+        let lock = self.lock()?;
+        if !exists() {
+            return Err(Error::no_layer(id));
+        }
+        if self.get(&lock, id)? > 0 {
+            return Err(Error::layer_in_use(id));
+        }
+        Ok(lock)
+    }
+
+    /// A `get` of a driver that mounts nothing (its layer's content is the
+    /// directory `dir`): counts one more reference to `id`; NotFound when
+    /// `dir` is not a directory.
+    pub fn take_dir(&self, id: &str, dir: &Path) -> Result<()> {
+        let lock = self.lock()?;
+        if !dir.is_dir() {
+            return Err(Error::no_layer(id));
+        }
+        let n = self.get(&lock, id)?;
+        self.set(&lock, id, n + 1)
+    }
+
+    /// A `put` of a driver that mounts nothing: one reference fewer (none
+    /// stays none).
+    pub fn release(&self, id: &str) -> Result<()> {
+        let lock = self.lock()?;
+        let n = self.get(&lock, id)?;
+        self.set(&lock, id, n.saturating_sub(1))
+    }
+
+    /// Whether `id` has references.
+    pub fn held(&self, id: &str) -> Result<bool> {
+        let lock = self.lock()?;
+        Ok(self.get(&lock, id)? > 0)
     }
 
     /// Forgets every count (after everything was unmounted).

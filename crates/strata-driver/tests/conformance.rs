@@ -393,16 +393,10 @@ mod rootless {
 
     /// Every xattr of `p` itself, as `getfattr -d -m - -h` prints them.
     fn getfattr(p: &Path) -> String {
-        let out = Command::new("getfattr")
-            .args(["-d", "-m", "-", "-h", "--absolute-names"])
-            .arg(p)
-            .output()
-            .expect("running getfattr (package attr)");
-        assert!(
-            out.status.success(),
-            "getfattr {}: {}",
-            p.display(),
-            String::from_utf8_lossy(&out.stderr)
+        let out = strata_test_support::run(
+            Command::new("getfattr")
+                .args(["-d", "-m", "-", "-h", "--absolute-names"])
+                .arg(p),
         );
         String::from_utf8_lossy(&out.stdout).into_owned()
     }

@@ -478,6 +478,7 @@ mod tests {
     use std::fs;
 
     use serde_json::json;
+    use strata_types::error::chain;
 
     use super::*;
 
@@ -571,18 +572,6 @@ mod tests {
                 Err(e) => panic!("{}", chain(&e)),
             }
         }
-    }
-
-    /// An error and its sources, as the CLI prints them.
-    fn chain(e: &(dyn std::error::Error + 'static)) -> String {
-        let mut out = e.to_string();
-        let mut cur = e.source();
-        while let Some(s) = cur {
-            out.push_str(": ");
-            out.push_str(&s.to_string());
-            cur = s.source();
-        }
-        out
     }
 
     /// This machine's platform as `os/arch[/variant]`.

@@ -507,16 +507,7 @@ fn skopeo_agrees_on_what_was_pushed() {
     let id = f.store.resolve_image("img:1").unwrap();
     let addr = f.client.registry().to_owned();
     let skopeo = |args: &[&str]| {
-        let out = std::process::Command::new("skopeo")
-            .args(args)
-            .output()
-            .expect("running skopeo");
-        assert!(
-            out.status.success(),
-            "skopeo {args:?}: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        out.stdout
+        strata_test_support::run(std::process::Command::new("skopeo").args(args)).stdout
     };
 
     // strata → skopeo.

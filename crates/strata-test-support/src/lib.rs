@@ -8,6 +8,7 @@
 #![forbid(unsafe_code)]
 
 use std::fs;
+use std::process::{Command, Output};
 
 /// Whether the tests run under CI, where no requirement may be missing.
 pub fn in_ci() -> bool {
@@ -60,6 +61,21 @@ pub fn skip(test: &str, why: &str) -> bool {
     false
 }
 
+/// Runs `cmd` to its end and returns its output; fails the test, naming
+/// the command and showing its stderr, when it cannot start or exits
+/// with an error.
+pub fn run(cmd: &mut Command) -> Output {
+    let out = cmd
+        .output()
+        .unwrap_or_else(|e| panic!("running {cmd:?}: {e}"));
+    assert!(
+        out.status.success(),
+        "{cmd:?} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
+}
+
 /// The entries of the directory `dir`, sorted by name.
 pub fn sorted_entries(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
     let mut out: Vec<_> = fs::read_dir(dir)
@@ -75,6 +91,13 @@ pub fn sorted_entries(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
 pub fn swap_for_link(dir: &std::path::Path, outside: &std::path::Path) {
     fs::rename(dir, dir.with_extension("moved")).unwrap();
     std::os::unix::fs::symlink(outside, dir).unwrap();
+}
+
+/// `len` deterministic pseudo-random bytes from `seed`, spread over the
+/// xorshift state (as moby's graphtest seeds its content): nearby seeds
+/// give unrelated bytes.
+pub fn seeded_bytes(seed: u64, len: usize) -> Vec<u8> {
+    xorshift_bytes(seed.wrapping_mul(0x9E37_79B9_7F4A_7C15), len)
 }
 
 /// `len` deterministic pseudo-random bytes from the xorshift state

@@ -5,7 +5,7 @@
 
 use std::ffi::OsStr;
 use std::fs::File;
-use std::os::fd::AsFd;
+use std::os::fd::{AsFd, BorrowedFd};
 use std::path::Path;
 
 use fuser::{Errno, FileAttr, RenameFlags, Request};
@@ -300,18 +300,7 @@ impl Union {
         } else {
             // A merged (or lower) directory: copy the whole merged subtree
             // to the new name, opaque, then remove the old one.
-            let work = self.work()?;
-            let tmp = work.temp_name();
-            let staged = copy_tree(&self.markers, &src.layers, &src.stat, work.fd(), &tmp)
-                .and_then(|()| {
-                    let node = fs::open_path_at(work.fd(), fs::os(&tmp))?;
-                    self.markers.mark_opaque(node.as_fd())
-                });
-            if let Err(e) = staged {
-                let _ = remove_tree(work.fd(), &tmp);
-                return Err(io_err(e));
-            }
-            self.install(&tmp, dpfd.as_fd(), newname, true)?;
+            self.copy_dir_opaque(&src, dpfd.as_fd(), newname)?;
             if src.layers[0].branch == UPPER {
                 self.remove_upper(spfd.as_fd(), name)?;
             }
@@ -355,6 +344,16 @@ impl Union {
             return Ok((ino, true));
         }
         let pfd = self.upper_dir(parent)?;
+        self.copy_dir_opaque(&found, pfd.as_fd(), name)?;
+        self.rebind_below(ino, true);
+        Ok((ino, true))
+    }
+
+    /// Copies the merged directory `found` whole to `dir/name`, opaque,
+    /// through a temporary name in the work directory (what renaming or
+    /// materializing a merged directory does); a failed copy leaves
+    /// nothing in the work directory.
+    fn copy_dir_opaque(&self, found: &Found, dir: BorrowedFd<'_>, name: &[u8]) -> R<()> {
         let work = self.work()?;
         let tmp = work.temp_name();
         let staged = copy_tree(&self.markers, &found.layers, &found.stat, work.fd(), &tmp)
@@ -366,9 +365,7 @@ impl Union {
             let _ = remove_tree(work.fd(), &tmp);
             return Err(io_err(e));
         }
-        self.install(&tmp, pfd.as_fd(), name, true)?;
-        self.rebind_below(ino, true);
-        Ok((ino, true))
+        self.install(&tmp, dir, name, true)
     }
 
     /// Resolves again the nodes below `ino` (and `ino` itself when

@@ -271,15 +271,18 @@ mod tests {
         s.iter().map(|s| s.to_string()).collect()
     }
 
+    /// The branches, topmost first, as (path, writable).
+    fn branches(o: &Options) -> Vec<(&str, bool)> {
+        o.branches
+            .iter()
+            .map(|b| (b.path.to_str().unwrap(), b.writable))
+            .collect()
+    }
+
     #[test]
     fn branches_topmost_first() {
         let o = Options::from_branches(&specs(&["/u=rw", "/l1=ro", "/l2"])).unwrap();
-        let got: Vec<_> = o
-            .branches
-            .iter()
-            .map(|b| (b.path.to_str().unwrap(), b.writable))
-            .collect();
-        assert_eq!(got, [("/u", true), ("/l1", false), ("/l2", false)]);
+        assert_eq!(branches(&o), [("/u", true), ("/l1", false), ("/l2", false)]);
         assert_eq!(o.whiteout, WhiteoutFormat::Aufs);
         assert_eq!(o.workdir, None);
         assert!(o.threads >= 1);
@@ -327,12 +330,7 @@ mod tests {
     fn overlay_full() {
         let o = Options::from_overlay_options("lowerdir=/l1:/l2,upperdir=/u,workdir=/w,userxattr")
             .unwrap();
-        let got: Vec<_> = o
-            .branches
-            .iter()
-            .map(|b| (b.path.to_str().unwrap(), b.writable))
-            .collect();
-        assert_eq!(got, [("/u", true), ("/l1", false), ("/l2", false)]);
+        assert_eq!(branches(&o), [("/u", true), ("/l1", false), ("/l2", false)]);
         assert_eq!(o.workdir.as_deref(), Some(Path::new("/w")));
         assert!(o.userxattr);
         assert_eq!(o.whiteout, WhiteoutFormat::Overlay);

@@ -14,7 +14,7 @@ use std::process::Command;
 use std::sync::{Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
-use common::{able, is_mounted, skip, xattr};
+use common::{able, is_mounted, nobody_output, skip, xattr};
 use strata_union::Options;
 use tempfile::TempDir;
 
@@ -103,6 +103,25 @@ fn branches(fs_dir: &Path) -> String {
 #[test]
 fn unmount_returns_once_the_server_process_is_gone() {
     let test = "unmount_returns_once_the_server_process_is_gone";
+    ten_rounds(test, |round, tmpfs, mnt| {
+        let opts = branches(&tmpfs.0);
+        let pid = strata_union::spawn(server(&opts, mnt), mnt).expect("spawn the server");
+        fs::write(mnt.join("new"), "new\n").unwrap();
+        assert_eq!(fs::read_to_string(mnt.join("file")).unwrap(), "lower\n");
+        strata_union::unmount(mnt).expect("unmount");
+        assert!(!is_mounted(mnt));
+        let state = fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+        assert!(
+            state.is_empty() || state.contains(") Z "),
+            "round {round}: the server still runs: {state}"
+        );
+    });
+}
+
+/// Runs `round` ten times (given the round, a fresh tmpfs for the
+/// branches and the mount point), one test at a time; after each round
+/// the tmpfs must unmount, not detached: nothing of the union holds it.
+fn ten_rounds(test: &str, mut round: impl FnMut(u32, &Tmpfs, &Path)) {
     if !able(test) {
         return;
     }
@@ -110,22 +129,12 @@ fn unmount_returns_once_the_server_process_is_gone() {
     let tmp = TempDir::new().unwrap();
     let mnt = tmp.path().join("mnt");
     fs::create_dir(&mnt).unwrap();
-    for round in 0..10 {
+    for i in 0..10 {
         let tmpfs = Tmpfs::mount(&tmp.path().join("fs"));
-        let opts = branches(&tmpfs.0);
-        let pid = strata_union::spawn(server(&opts, &mnt), &mnt).expect("spawn the server");
-        fs::write(mnt.join("new"), "new\n").unwrap();
-        assert_eq!(fs::read_to_string(mnt.join("file")).unwrap(), "lower\n");
-        strata_union::unmount(&mnt).expect("unmount");
-        assert!(!is_mounted(&mnt));
-        let state = fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-        assert!(
-            state.is_empty() || state.contains(") Z "),
-            "round {round}: the server still runs: {state}"
-        );
+        round(i, &tmpfs, &mnt);
         tmpfs
             .unmount()
-            .unwrap_or_else(|e| panic!("round {round}: unmount the branches' tmpfs: {e}"));
+            .unwrap_or_else(|e| panic!("round {i}: unmount the branches' tmpfs: {e}"));
     }
 }
 
@@ -134,23 +143,12 @@ fn unmount_returns_once_the_server_process_is_gone() {
 #[test]
 fn unmount_returns_once_the_serving_threads_are_gone() {
     let test = "unmount_returns_once_the_serving_threads_are_gone";
-    if !able(test) {
-        return;
-    }
-    let _serial = one_at_a_time();
-    let tmp = TempDir::new().unwrap();
-    let mnt = tmp.path().join("mnt");
-    fs::create_dir(&mnt).unwrap();
-    for round in 0..10 {
-        let tmpfs = Tmpfs::mount(&tmp.path().join("fs"));
+    ten_rounds(test, |_, tmpfs, mnt| {
         let opts = Options::from_overlay_options(&branches(&tmpfs.0)).unwrap();
-        let m = strata_union::mount(opts, &mnt).expect("mount");
+        let m = strata_union::mount(opts, mnt).expect("mount");
         fs::write(mnt.join("new"), "new\n").unwrap();
         m.unmount().expect("unmount");
-        tmpfs
-            .unmount()
-            .unwrap_or_else(|e| panic!("round {round}: unmount the branches' tmpfs: {e}"));
-    }
+    });
 }
 
 /// Without root, `trusted.*` xattrs cannot be written: an overlay-style
@@ -206,19 +204,10 @@ fn unprivileged_overlay_union_uses_user_xattrs() {
         assert!(Instant::now() < deadline, "the union never appeared");
         std::thread::sleep(Duration::from_millis(10));
     }
-    let made = Command::new("setpriv")
-        .args([
-            "--reuid=65534",
-            "--regid=65534",
-            "--clear-groups",
-            "sh",
-            "-c",
-        ])
-        .arg(r#"rm -r "$1/d" && mkdir "$1/d" && touch "$1/d/new" && ls "$1/d""#)
-        .arg("sh")
-        .arg(&mnt)
-        .output()
-        .unwrap();
+    let made = nobody_output(
+        r#"rm -r "$1/d" && mkdir "$1/d" && touch "$1/d/new" && ls "$1/d""#,
+        &[&mnt],
+    );
     strata_union::unmount(&mnt).expect("unmount");
     let status = child.wait().unwrap();
     assert_eq!(

@@ -14,7 +14,7 @@ use std::process::Command;
 /// The requirement checks every test crate shares: a loud SKIPPED line
 /// when one is not met here, a failure under CI.
 #[allow(unused_imports)] // Not every test file uses every check.
-pub use strata_test_support::{is_root, require, require_root};
+pub use strata_test_support::{is_root, require, require_root, run};
 
 /// A test's temp dir; subdirectories are made on asking.
 pub struct Scratch(tempfile::TempDir);
@@ -47,17 +47,6 @@ impl Scratch {
         build_fixture(&d);
         d
     }
-}
-
-pub fn run(cmd: &mut Command) {
-    let out = cmd
-        .output()
-        .unwrap_or_else(|e| panic!("running {cmd:?}: {e}"));
-    assert!(
-        out.status.success(),
-        "{cmd:?} failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
 }
 
 /// One object of a tree, as compared by the round-trip tests: type, mode,
@@ -331,8 +320,18 @@ impl Drop for OverlayMount {
 
 /// Deterministic pseudo-random bytes (xorshift), as moby's graphtest uses
 /// seeded content.
-pub fn random_bytes(seed: u64, len: usize) -> Vec<u8> {
-    strata_test_support::xorshift_bytes(seed.wrapping_mul(0x9E37_79B9_7F4A_7C15), len)
+pub use strata_test_support::seeded_bytes as random_bytes;
+
+/// GNU tar's `-c` of `src` with `args` into `out`, read back.
+pub fn gnu_tar(src: &Path, out: &Path, args: &[&str]) -> Vec<u8> {
+    run(Command::new("tar")
+        .args(args)
+        .args(["--numeric-owner", "-C"])
+        .arg(src)
+        .arg("-cf")
+        .arg(out)
+        .arg("."));
+    fs::read(out).unwrap()
 }
 
 /// A tree with every file type and the metadata a layer must keep.

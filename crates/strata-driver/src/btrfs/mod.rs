@@ -121,22 +121,12 @@ impl Btrfs {
         strata_sys::fs::open_dir(&p).ctx(|| format!("opening {}", p.display()))
     }
 
-    fn not_found(id: &str) -> Error {
-        Error::new(ErrorKind::NotFound, format!("layer {id} does not exist"))
-    }
-
     fn make(&self, id: &str, parent: Option<&str>) -> Result<()> {
         check_id(id)?;
         if let Some(p) = parent {
             check_id(p)?;
         }
-        let _lock = self.refs.lock()?;
-        if self.dir(id).exists() {
-            return Err(Error::new(
-                ErrorKind::AlreadyExists,
-                format!("layer {id} already exists"),
-            ));
-        }
+        let _lock = self.refs.lock_to_create(id, || self.dir(id).exists())?;
         let subvols = self.open_subvolumes()?;
         let staging = format!("{id}-creating");
         if self.subvolumes().join(&staging).exists() {
@@ -158,10 +148,7 @@ impl Btrfs {
                 let from = match strata_sys::fs::open_dir_at(subvols.as_fd(), OsStr::new(p)) {
                     Ok(fd) => fd,
                     Err(e) if e.kind() == io::ErrorKind::NotFound => {
-                        return Err(Error::new(
-                            ErrorKind::NotFound,
-                            format!("parent layer {p} does not exist"),
-                        ))
+                        return Err(Error::no_parent(p))
                     }
                     Err(e) => return Err(Error::io(format!("opening layer {p}"), e)),
                 };
@@ -224,16 +211,7 @@ impl Driver for Btrfs {
 
     fn remove(&self, id: &str) -> Result<()> {
         check_id(id)?;
-        let lock = self.refs.lock()?;
-        if !self.dir(id).is_dir() {
-            return Err(Self::not_found(id));
-        }
-        if self.refs.get(&lock, id)? > 0 {
-            return Err(Error::new(
-                ErrorKind::InUse,
-                format!("layer {id} is in use: put it first"),
-            ));
-        }
+        let _lock = self.refs.lock_to_remove(id, || self.dir(id).is_dir())?;
         let subvols = self.open_subvolumes()?;
         let doomed = format!("{id}-removing");
         if self.subvolumes().join(&doomed).exists() {
@@ -254,21 +232,14 @@ impl Driver for Btrfs {
 
     fn get(&self, id: &str, _mount_label: Option<&str>) -> Result<Mount<'_>> {
         check_id(id)?;
-        let lock = self.refs.lock()?;
         let dir = self.dir(id);
-        if !dir.is_dir() {
-            return Err(Self::not_found(id));
-        }
-        let n = self.refs.get(&lock, id)?;
-        self.refs.set(&lock, id, n + 1)?;
+        self.refs.take_dir(id, &dir)?;
         Ok(Mount::new(self, id, dir))
     }
 
     fn put(&self, id: &str) -> Result<()> {
         check_id(id)?;
-        let lock = self.refs.lock()?;
-        let n = self.refs.get(&lock, id)?;
-        self.refs.set(&lock, id, n.saturating_sub(1))
+        self.refs.release(id)
     }
 
     fn exists(&self, id: &str) -> bool {
@@ -277,15 +248,14 @@ impl Driver for Btrfs {
 
     fn in_use(&self, id: &str) -> Result<bool> {
         check_id(id)?;
-        let lock = self.refs.lock()?;
-        Ok(self.refs.get(&lock, id)? > 0)
+        self.refs.held(id)
     }
 
     fn content_dir(&self, id: &str) -> Result<PathBuf> {
         check_id(id)?;
         let dir = self.dir(id);
         if !dir.is_dir() {
-            return Err(Self::not_found(id));
+            return Err(Error::no_layer(id));
         }
         Ok(dir)
     }

@@ -29,7 +29,7 @@ impl Quota for Btrfs {
         }
         let dir = self.dir(id);
         let fd = strata_sys::fs::open_dir(&dir).map_err(|e| match e.kind() {
-            std::io::ErrorKind::NotFound => Self::not_found(id),
+            std::io::ErrorKind::NotFound => Error::no_layer(id),
             _ => Error::io(format!("opening layer {id}"), e),
         })?;
         let on = sys::quota_enabled(fd.as_fd()).ctx(|| "reading the quota status".into())?;
@@ -45,7 +45,7 @@ impl Quota for Btrfs {
     fn size_limit(&self, id: &str) -> Result<Option<u64>> {
         check_id(id)?;
         let fd = strata_sys::fs::open_dir(&self.dir(id)).map_err(|e| match e.kind() {
-            std::io::ErrorKind::NotFound => Self::not_found(id),
+            std::io::ErrorKind::NotFound => Error::no_layer(id),
             _ => Error::io(format!("opening layer {id}"), e),
         })?;
         sys::qgroup_limit_of(fd.as_fd()).ctx(|| format!("reading the size limit of layer {id}"))

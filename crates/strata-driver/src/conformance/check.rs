@@ -3,7 +3,6 @@
 
 use std::collections::BTreeMap;
 
-use super::fixture::*;
 use super::harness::{chain, Factory, Harness};
 use crate::check::Parents;
 
@@ -16,8 +15,7 @@ pub fn check_lists_layers_and_finds_nothing_when_healthy(f: Factory) {
         h.finish();
         return;
     };
-    h.create("base", None);
-    h.with_layer("base", |p| write(p, "file", b"base", 0o644));
+    h.create_base();
     h.create("mid", Some("base"));
     h.create_rw("ctr", Some("mid"));
     h.create("gone", Some("base"));

@@ -52,8 +52,7 @@ pub fn create_empty(f: Factory) {
 pub fn remove_leaves_nothing_behind(f: Factory) {
     let h = Harness::new(f);
     let before = home_listing(h.home());
-    h.create("base", None);
-    h.with_layer("base", |p| write(p, "file", b"base", 0o644));
+    h.create_base();
     h.create_rw("ctr", Some("base"));
     h.with_layer("ctr", |p| write(p, "file", b"ctr", 0o644));
     h.remove("ctr");

@@ -72,6 +72,12 @@ fn diff(h: &Harness, id: &str, parent: Option<&str>) -> Vec<u8> {
     out
 }
 
+fn changes(h: &Harness, id: &str, parent: Option<&str>) -> Vec<Change> {
+    h.driver()
+        .changes(id, parent)
+        .unwrap_or_else(|e| panic!("changes({id}, {parent:?}): {}", chain(&e)))
+}
+
 fn apply_diff(h: &Harness, id: &str, parent: Option<&str>, tar: &[u8]) {
     h.driver()
         .apply_diff(id, parent, &mut Cursor::new(tar))
@@ -203,10 +209,7 @@ pub fn changes_exact(f: Factory) {
         }
     });
     expected.sort();
-    let got = h
-        .driver()
-        .changes("upper", Some("base"))
-        .unwrap_or_else(|e| panic!("changes: {}", chain(&e)));
+    let got = changes(&h, "upper", Some("base"));
     let mut sorted = got.clone();
     sorted.sort();
     assert_eq!(
@@ -238,10 +241,7 @@ fn show_changes(c: &[Change]) -> Vec<String> {
 pub fn changes_list_each_path_once(f: Factory) {
     let h = Harness::new(f);
     changed_stack(&h);
-    let changes = h
-        .driver()
-        .changes("upper", Some("base"))
-        .unwrap_or_else(|e| panic!("changes: {}", chain(&e)));
+    let changes = changes(&h, "upper", Some("base"));
     let mut seen = BTreeSet::new();
     let twice: Vec<String> = changes
         .iter()
@@ -263,10 +263,7 @@ pub fn changes_list_each_path_once(f: Factory) {
 pub fn changes_agree_with_diff(f: Factory) {
     let h = Harness::new(f);
     changed_stack(&h);
-    let changes = h
-        .driver()
-        .changes("upper", Some("base"))
-        .unwrap_or_else(|e| panic!("changes: {}", chain(&e)));
+    let changes = changes(&h, "upper", Some("base"));
     let entries = tar_entries(&diff(&h, "upper", Some("base")));
     let names: BTreeSet<&[u8]> = entries.iter().map(|e| e.path.as_slice()).collect();
     let listed: BTreeSet<(&[u8], bool)> = changes

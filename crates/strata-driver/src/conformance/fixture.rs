@@ -13,17 +13,7 @@ use strata_sys::FileType;
 
 /// Deterministic pseudo-random bytes (xorshift64) from a seed, as moby's
 /// graphtest writes seeded content.
-pub fn random_bytes(seed: u64, len: usize) -> Vec<u8> {
-    let mut x = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
-    (0..len)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            x as u8
-        })
-        .collect()
-}
+pub use strata_test_support::seeded_bytes as random_bytes;
 
 /// Writes `data` to `root/rel` (creating parent directories) with
 /// exactly `mode`, whatever the umask.

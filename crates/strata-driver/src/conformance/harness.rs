@@ -159,6 +159,13 @@ impl Harness {
             .unwrap_or_else(|e| panic!("remove({id}): {}", chain(&e)));
     }
 
+    /// Layer `base` holding `file` (`base`): where most behaviours
+    /// start.
+    pub fn create_base(&self) {
+        self.create("base", None);
+        self.with_layer("base", |p| super::fixture::write(p, "file", b"base", 0o644));
+    }
+
     /// Runs `fill` on the mounted layer, then puts it back.
     pub fn with_layer<T>(&self, id: &str, fill: impl FnOnce(&Path) -> T) -> T {
         let p = self.get(id);

@@ -11,8 +11,7 @@ use crate::LayerKind;
 pub fn remove_refuses_mounted(f: Factory) {
     let h = Harness::new(f);
     let d = h.driver();
-    h.create("base", None);
-    h.with_layer("base", |p| write(p, "file", b"base", 0o644));
+    h.create_base();
     h.create_rw("ctr", Some("base"));
     let p = h.get("ctr");
     assert_kind(
@@ -39,8 +38,7 @@ pub fn remove_refuses_mounted(f: Factory) {
 pub fn get_put_refcount(f: Factory) {
     let h = Harness::new(f);
     let d = h.driver();
-    h.create("base", None);
-    h.with_layer("base", |p| write(p, "file", b"base", 0o644));
+    h.create_base();
     h.create_rw("ctr", Some("base"));
     let p = h.get("ctr");
     let mounted = is_mounted(&p);
@@ -154,8 +152,7 @@ pub fn refcount_shared_between_instances(f: Factory) {
 pub fn cleanup_unmounts_everything(f: Factory) {
     let h = Harness::new(f);
     let d = h.driver();
-    h.create("base", None);
-    h.with_layer("base", |p| write(p, "file", b"base", 0o644));
+    h.create_base();
     let ids = ["ctr-0", "ctr-1", "ctr-2", "ro"];
     for id in ids {
         if id == "ro" {

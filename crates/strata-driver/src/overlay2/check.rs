@@ -208,13 +208,12 @@ mod tests {
     #[test]
     fn lost_links_and_a_damaged_lower_are_repaired() {
         use crate::{Driver, LayerKind};
-        if !crate::conformance::require_root() {
+        let Some((_tmp, d)) = crate::overlay2::with_layers(&[
+            ("a", None, LayerKind::ReadOnly),
+            ("b", Some("a"), LayerKind::ReadWrite),
+        ]) else {
             return;
-        }
-        let t = tempfile::tempdir().unwrap();
-        let d = Overlay2::new(t.path()).unwrap();
-        d.create("a", None, LayerKind::ReadOnly).unwrap();
-        d.create("b", Some("a"), LayerKind::ReadWrite).unwrap();
+        };
         let home = d.home().to_owned();
         let lower = fs::read_to_string(home.join("b/lower")).unwrap();
         fs::remove_file(home.join(&lower)).unwrap();
@@ -249,13 +248,12 @@ mod tests {
     #[test]
     fn a_lower_is_not_rebuilt_without_the_parents() {
         use crate::{Driver, LayerKind};
-        if !crate::conformance::require_root() {
+        let Some((_tmp, d)) = crate::overlay2::with_layers(&[
+            ("a", None, LayerKind::ReadOnly),
+            ("b", Some("a"), LayerKind::ReadOnly),
+        ]) else {
             return;
-        }
-        let t = tempfile::tempdir().unwrap();
-        let d = Overlay2::new(t.path()).unwrap();
-        d.create("a", None, LayerKind::ReadOnly).unwrap();
-        d.create("b", Some("a"), LayerKind::ReadOnly).unwrap();
+        };
         fs::remove_file(d.home().join("b/lower")).unwrap();
         let why = Err("the records of layer x do not add up".to_owned());
         let parents: BTreeMap<String, Parents> = [("b".to_owned(), why)].into();

@@ -175,14 +175,8 @@ impl Overlay2 {
 
     fn make(&self, id: &str, parent: Option<&str>) -> Result<()> {
         check_id(id)?;
-        let _lock = self.refs.lock()?;
         let dir = self.dir(id);
-        if dir.exists() {
-            return Err(Error::new(
-                ErrorKind::AlreadyExists,
-                format!("layer {id} already exists"),
-            ));
-        }
+        let _lock = self.refs.lock_to_create(id, || dir.exists())?;
         let lower = match parent {
             None => None,
             Some(p) => {
@@ -348,10 +342,7 @@ fn require_in(home: &Path, id: &str) -> Result<()> {
     if home.join(id).join("diff").is_dir() {
         Ok(())
     } else {
-        Err(Error::new(
-            ErrorKind::NotFound,
-            format!("layer {id} does not exist"),
-        ))
+        Err(Error::no_layer(id))
     }
 }
 
@@ -478,10 +469,7 @@ impl Driver for Overlay2 {
         let lock = self.refs.lock()?;
         let dir = self.dir(id);
         if !dir.exists() {
-            return Err(Error::new(
-                ErrorKind::NotFound,
-                format!("layer {id} does not exist"),
-            ));
+            return Err(Error::no_layer(id));
         }
         if self.refs.get(&lock, id)? > 0 || self.mounted(&lock, id) {
             return Err(Error::new(
@@ -688,6 +676,24 @@ fn dir_size(dir: &Path) -> Result<u64> {
     Ok(total)
 }
 
+/// A driver in a new temporary directory (kept alive by the first
+/// value) holding `layers` (id, parent, kind), made in order; `None`
+/// (SKIPPED) when not root.
+#[cfg(test)]
+fn with_layers(
+    layers: &[(&str, Option<&str>, LayerKind)],
+) -> Option<(tempfile::TempDir, Overlay2)> {
+    if !crate::conformance::require_root() {
+        return None;
+    }
+    let home = tempfile::tempdir().unwrap();
+    let d = Overlay2::new(home.path()).unwrap();
+    for (id, parent, kind) in layers {
+        d.create(id, *parent, *kind).unwrap();
+    }
+    Some((home, d))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -695,14 +701,13 @@ mod tests {
     /// What `strata check` rebuilds a `lower` from is what `create` wrote.
     #[test]
     fn lower_for_gives_what_create_writes() {
-        if !crate::conformance::require_root() {
+        let Some((_tmp, d)) = with_layers(&[
+            ("a", None, LayerKind::ReadOnly),
+            ("b", Some("a"), LayerKind::ReadOnly),
+            ("c", Some("b"), LayerKind::ReadWrite),
+        ]) else {
             return;
-        }
-        let t = tempfile::tempdir().unwrap();
-        let d = Overlay2::new(t.path()).unwrap();
-        d.create("a", None, LayerKind::ReadOnly).unwrap();
-        d.create("b", Some("a"), LayerKind::ReadOnly).unwrap();
-        d.create("c", Some("b"), LayerKind::ReadWrite).unwrap();
+        };
         let home = d.home();
         let lower = |id: &str| fs::read_to_string(home.join(id).join("lower")).unwrap();
         assert_eq!(lower_for(home, "b", &["a"]).unwrap(), Some(lower("b")));
@@ -727,13 +732,12 @@ mod tests {
     /// Nothing is rebuilt from a parent that is gone or has lost its link.
     #[test]
     fn lower_for_refuses_a_parent_without_its_link() {
-        if !crate::conformance::require_root() {
+        let Some((_tmp, d)) = with_layers(&[
+            ("a", None, LayerKind::ReadOnly),
+            ("b", Some("a"), LayerKind::ReadOnly),
+        ]) else {
             return;
-        }
-        let t = tempfile::tempdir().unwrap();
-        let d = Overlay2::new(t.path()).unwrap();
-        d.create("a", None, LayerKind::ReadOnly).unwrap();
-        d.create("b", Some("a"), LayerKind::ReadOnly).unwrap();
+        };
         let home = d.home();
         let err = lower_for(home, "c", &["b", "gone"]).unwrap_err();
         assert_eq!(err.kind(), ErrorKind::NotFound, "{err}");

@@ -16,7 +16,7 @@ use std::os::unix::fs::DirBuilderExt;
 use std::path::{Path, PathBuf};
 
 use crate::check::{self, Check, Listing};
-use crate::error::{Error, ErrorKind, IoContext, Result};
+use crate::error::{Error, IoContext, Result};
 use crate::refs::Refs;
 use crate::{check_id, Driver, LayerKind, Mount};
 
@@ -48,14 +48,8 @@ impl Vfs {
 
     fn make(&self, id: &str, parent: Option<&str>) -> Result<()> {
         check_id(id)?;
-        let _lock = self.refs.lock()?;
         let dir = self.dir(id);
-        if dir.exists() {
-            return Err(Error::new(
-                ErrorKind::AlreadyExists,
-                format!("layer {id} already exists"),
-            ));
-        }
+        let _lock = self.refs.lock_to_create(id, || dir.exists())?;
         // Build under a staging name; the rename publishes a complete copy.
         let staging = self.home.join("dir").join(format!("{id}-creating"));
         let _ = fs::remove_dir_all(&staging);
@@ -69,10 +63,7 @@ impl Vfs {
                 check_id(p)?;
                 let from = self.dir(p);
                 if !from.is_dir() {
-                    return Err(Error::new(
-                        ErrorKind::NotFound,
-                        format!("parent layer {p} does not exist"),
-                    ));
+                    return Err(Error::no_parent(p));
                 }
                 copy::copy_tree(&from, &staging).ctx(|| format!("copying layer {p} into {id}"))
             }
@@ -108,20 +99,8 @@ impl Driver for Vfs {
 
     fn remove(&self, id: &str) -> Result<()> {
         check_id(id)?;
-        let lock = self.refs.lock()?;
         let dir = self.dir(id);
-        if !dir.exists() {
-            return Err(Error::new(
-                ErrorKind::NotFound,
-                format!("layer {id} does not exist"),
-            ));
-        }
-        if self.refs.get(&lock, id)? > 0 {
-            return Err(Error::new(
-                ErrorKind::InUse,
-                format!("layer {id} is in use: put it first"),
-            ));
-        }
+        let _lock = self.refs.lock_to_remove(id, || dir.exists())?;
         let doomed = self.home.join("dir").join(format!("{id}-removing"));
         fs::rename(&dir, &doomed).ctx(|| format!("removing layer {id}"))?;
         fs::remove_dir_all(&doomed).ctx(|| format!("removing layer {id}"))
@@ -129,40 +108,26 @@ impl Driver for Vfs {
 
     fn get(&self, id: &str, _mount_label: Option<&str>) -> Result<Mount<'_>> {
         check_id(id)?;
-        let lock = self.refs.lock()?;
         let dir = self.dir(id);
-        if !dir.is_dir() {
-            return Err(Error::new(
-                ErrorKind::NotFound,
-                format!("layer {id} does not exist"),
-            ));
-        }
-        let n = self.refs.get(&lock, id)?;
-        self.refs.set(&lock, id, n + 1)?;
+        self.refs.take_dir(id, &dir)?;
         Ok(Mount::new(self, id, dir))
     }
 
     fn put(&self, id: &str) -> Result<()> {
         check_id(id)?;
-        let lock = self.refs.lock()?;
-        let n = self.refs.get(&lock, id)?;
-        self.refs.set(&lock, id, n.saturating_sub(1))
+        self.refs.release(id)
     }
 
     fn in_use(&self, id: &str) -> Result<bool> {
         check_id(id)?;
-        let lock = self.refs.lock()?;
-        Ok(self.refs.get(&lock, id)? > 0)
+        self.refs.held(id)
     }
 
     fn content_dir(&self, id: &str) -> Result<PathBuf> {
         check_id(id)?;
         let dir = self.dir(id);
         if !dir.is_dir() {
-            return Err(Error::new(
-                ErrorKind::NotFound,
-                format!("layer {id} does not exist"),
-            ));
+            return Err(Error::no_layer(id));
         }
         Ok(dir)
     }

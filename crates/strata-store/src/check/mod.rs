@@ -48,7 +48,6 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fs;
-use std::io;
 use std::path::{Path, PathBuf};
 
 use crate::container::{parse_config, Container};
@@ -56,6 +55,9 @@ use crate::error::{IoContext, Result};
 use crate::layout::{self, record, Layout};
 use crate::lock::Lock;
 use crate::{atomic, Store};
+// `is_temp`: a temp file of `atomic::write` is named `.<name>.tmp`, as
+// the drivers' atomic writes name theirs.
+use strata_driver::check::is_temp;
 use strata_types::error::chain;
 
 mod containers;
@@ -286,20 +288,18 @@ struct Checker<'s> {
     report: Report,
 }
 
-/// Entries of a directory, by name (none when it does not exist).
+/// Entries of a directory, by name (none when it does not exist): the
+/// same listing the drivers' checks walk.
 fn entries(dir: &Path) -> Result<Vec<(String, PathBuf)>> {
-    let rd = match fs::read_dir(dir) {
-        Ok(rd) => rd,
-        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Vec::new()),
-        Err(e) => return Err(e).ctx(|| format!("listing {}", dir.display())),
-    };
-    let mut out = Vec::new();
-    for e in rd {
-        let e = e.ctx(|| format!("listing {}", dir.display()))?;
-        out.push((e.file_name().to_string_lossy().into_owned(), e.path()));
-    }
-    out.sort();
-    Ok(out)
+    strata_driver::check::entries(dir).map_err(from_driver)
+}
+
+/// A driver check helper's error as the store's, unchanged: the same
+/// kind, message and source.
+fn from_driver(e: strata_driver::Error) -> crate::Error {
+    let kind = e.kind();
+    let (msg, source) = e.into_parts();
+    crate::Error::from_parts(kind, msg, source)
 }
 
 /// A container's record, read as the store reads it: capped, not
@@ -310,19 +310,10 @@ pub(crate) fn read_config(name: &str, dir: &Path) -> std::result::Result<Contain
     parse_config(name, &bytes)
 }
 
-/// Whether a name is a temp file of [`atomic::write`].
-fn is_temp(name: &str) -> bool {
-    name.starts_with('.') && name.ends_with(".tmp")
-}
-
+/// Removes `p`, a file or a whole directory, not following a symlink;
+/// nothing there is no error.
 fn remove_path(p: &Path) -> Result<()> {
-    let r = match fs::symlink_metadata(p) {
-        Ok(md) if md.is_dir() => fs::remove_dir_all(p),
-        Ok(_) => fs::remove_file(p),
-        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
-        Err(e) => Err(e),
-    };
-    r.ctx(|| format!("removing {}", p.display()))
+    strata_driver::check::remove_path(p).map_err(from_driver)
 }
 
 /// Removes a record directory the way the store does: rename to

@@ -308,15 +308,12 @@ impl Union {
         if self.userxattr {
             opts += ",userxattr";
         }
-        let out = Command::new("mount")
-            .args(["-t", "overlay", "overlay", "-o", &opts])
-            .arg(&self.kmnt)
-            .output()
-            .expect("run mount");
-        assert!(
-            out.status.success(),
-            "kernel overlayfs refused the union's branches: {}",
-            String::from_utf8_lossy(&out.stderr)
+        // A failure shows mount's complaint: the kernel refused the
+        // union's branches.
+        strata_test_support::run(
+            Command::new("mount")
+                .args(["-t", "overlay", "overlay", "-o", &opts])
+                .arg(&self.kmnt),
         );
         Some(KernelOverlay {
             mnt: self.kmnt.clone(),
@@ -573,7 +570,12 @@ pub fn big_content() -> Vec<u8> {
 /// Runs `script` under `sh -c` as uid/gid 65534 with no groups, `args` as
 /// `$1`...; returns whether it exited 0.
 pub fn as_nobody(script: &str, args: &[&Path]) -> bool {
-    let out = Command::new("setpriv")
+    nobody_output(script, args).status.success()
+}
+
+/// [`as_nobody`], returning what the script printed and its status.
+pub fn nobody_output(script: &str, args: &[&Path]) -> std::process::Output {
+    Command::new("setpriv")
         .args([
             "--reuid=65534",
             "--regid=65534",
@@ -585,8 +587,7 @@ pub fn as_nobody(script: &str, args: &[&Path]) -> bool {
         ])
         .args(args)
         .output()
-        .expect("run setpriv");
-    out.status.success()
+        .expect("run setpriv")
 }
 
 /// `truncate(2)` by path (no open file), via perl; Ok or the errno.
