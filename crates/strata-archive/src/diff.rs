@@ -284,8 +284,13 @@ fn refuse_redirects(
         FileType::RegularFile => x.metacopy(),
         _ => return Ok(()),
     };
-    let found =
-        xattr::get_at(dir, name, key).map_err(|e| Error::fs("reading xattrs of", abs(path), e))?;
+    let found = match xattr::get_at(dir, name, key) {
+        Ok(found) => found,
+        // Gone since it was listed (a running container's layer): it
+        // carries nothing; reading it says it vanished.
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+        Err(e) => return Err(Error::fs("reading xattrs of", abs(path), e)),
+    };
     if found.is_some() {
         return Err(Error::Unsupported(format!(
             "{} carries {}: the upper directory does not hold the whole change; use the naive diff",
@@ -549,9 +554,13 @@ fn same_attrs(
         return Ok(false);
     }
     let Some(old) = old else { return Ok(false) };
-    let xo = xattr::all_at(old, name).map_err(|e| Error::fs("reading xattrs of", abs(path), e))?;
-    let xn = xattr::all_at(new, name).map_err(|e| Error::fs("reading xattrs of", abs(path), e))?;
-    Ok(xo == xn)
+    match (xattr::all_at(old, name), xattr::all_at(new, name)) {
+        (Ok(xo), Ok(xn)) => Ok(xo == xn),
+        // Gone since it was listed (a running container's layer): not the
+        // same; writing it says it vanished.
+        (Err(e), _) | (_, Err(e)) if e.kind() == std::io::ErrorKind::NotFound => Ok(false),
+        (Err(e), _) | (_, Err(e)) => Err(Error::fs("reading xattrs of", abs(path), e)),
+    }
 }
 
 /// Content, when the attributes cannot tell: symlink targets always;
