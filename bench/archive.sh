@@ -94,18 +94,9 @@ elapsed_us() {
 }
 
 median() { printf '%s\n' "$@" | sort -n | awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)] }'; }
-ms() { awk -v us="$1" 'BEGIN { printf "%.1f", us / 1000 }'; }
 ms2() { awk -v us="$1" 'BEGIN { printf "%.2f", us / 1000 }'; }
-ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", a / b }'; }
-le() { awk -v a="$1" -v b="$2" 'BEGIN { exit !(a <= b) }'; }
-mib() { awk -v b="$1" 'BEGIN { printf "%.0f", b / 1048576 }'; }
-
-# A new directory under $RUN, in $DIR.
-N=0
-newdir() { N=$((N + 1)); DIR=$RUN/$N-$1; mkdir -p "$DIR"; }
 warm() { cat "$@" >/dev/null; }
-
-SUMMARY=()
+# (ms, ratio, le, mib and newdir: bench/lib.sh.) Narrower labels here.
 row() { SUMMARY+=("$(printf '%-40s %12s %12s %8s  %-12s %s' "$@")"); }
 
 # apply vs tar -xf of one tar; both extract into fresh directories in

@@ -216,3 +216,67 @@ EOF
     OCI_ID=$(python3 -c 'import json, sys; d = sys.argv[1]; b = lambda x: json.load(open(d + "/blobs/" + x.replace(":", "/")))
 print(b(json.load(open(d + "/index.json"))["manifests"][0]["digest"])["config"]["digest"])' "$OCIDIR")
 }
+
+# Unmounts every mount point strictly under $1 (which ends in "/"), deepest
+# first. Refuses anything shorter than "/x/", so that an empty variable can
+# never make it unmount the machine's own mounts.
+unmount_under() {
+    local d=$1
+    [[ $d == /?*/ && -r /proc/self/mountinfo ]] || return 0
+    awk -v d="$d" 'index($5, d) == 1 { print $5 }' /proc/self/mountinfo | sort -r |
+        while read -r m; do umount -l "$m" 2>/dev/null || true; done
+}
+
+# Stops the private dockerd a script started ($DOCKERD_PID), and its own
+# containerd if it outlived it ($DOCKERD_KIDS).
+stop_dockerd() {
+    [[ -n $DOCKERD_PID ]] || return 0
+    kill -TERM "$DOCKERD_PID" 2>/dev/null || true
+    for _ in $(seq 100); do
+        kill -0 "$DOCKERD_PID" 2>/dev/null || break
+        sleep 0.2
+    done
+    kill -KILL "$DOCKERD_PID" 2>/dev/null || true
+    wait "$DOCKERD_PID" 2>/dev/null || true
+    for p in $DOCKERD_KIDS; do kill -TERM "$p" 2>/dev/null || true; done
+    DOCKERD_PID=
+}
+
+# The run's file system: a journaled ext4 in the sparse image $IMG,
+# loop-mounted on $RUN (LOOP), and SHORT, a short directory under /tmp
+# named after $1 (unix socket paths are limited to 108 bytes).
+make_run_fs() { # short-name
+    mkdir -p "$RUN"
+    truncate -s 24G "$IMG"
+    mkfs.ext4 -q -F -E lazy_itable_init=0,lazy_journal_init=0,nodiscard "$IMG"
+    LOOP=$(losetup -f --show "$IMG")
+    mount "$LOOP" "$RUN"
+    SHORT=$(mktemp -d "/tmp/$1.XXXXXX")
+}
+
+# Undoes make_run_fs, and what a run killed hard left (mounts below $RUN
+# and $SHORT, loop devices still attached to the image).
+remove_run_fs() {
+    unmount_under "$RUN/"
+    unmount_under "$SHORT/"
+    if mountpoint -q "$RUN" 2>/dev/null; then umount "$RUN" || umount -l "$RUN"; fi
+    [[ -n $LOOP ]] && losetup -d "$LOOP" 2>/dev/null
+    losetup -j "$IMG" 2>/dev/null | cut -d: -f1 | while read -r l; do losetup -d "$l"; done
+    rm -rf "$RUN" "$IMG" "$WORK/load-build.tmp"
+    [[ -n $SHORT ]] && rm -rf "$SHORT"
+    return 0
+}
+
+# Timings in microseconds: the best of several, as ms, ratios; the rows
+# of a run's summary (newdir: a fresh numbered directory under $RUN).
+best() { printf '%s\n' "$@" | sort -n | head -1; }
+ms() { awk -v us="$1" 'BEGIN { printf "%.1f", us / 1000 }'; }
+msl() { local o=() v; for v in "$@"; do o+=("$(ms "$v")"); done; echo "${o[*]}"; }
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", a / b }'; }
+le() { awk -v a="$1" -v b="$2" 'BEGIN { exit !(a <= b) }'; }
+mib() { awk -v b="$1" 'BEGIN { printf "%.0f", b / 1048576 }'; }
+N=0
+newdir() { N=$((N + 1)); DIR=$RUN/$N-$1; mkdir -p "$DIR"; }
+SUMMARY=()
+row() { SUMMARY+=("$(printf '%-46s %12s %12s %8s  %-10s %s' "$@")"); }
+verdict() { if le "$1" "$2"; then echo met; else echo MISSED; fi; } # value max

@@ -63,24 +63,6 @@ DOCKERD_PID=
 DOCKERD_KIDS=
 REG_PID=
 SHORT=
-unmount_under() {
-    local d=$1
-    [[ $d == /?*/ && -r /proc/self/mountinfo ]] || return 0
-    awk -v d="$d" 'index($5, d) == 1 { print $5 }' /proc/self/mountinfo | sort -r |
-        while read -r m; do umount -l "$m" 2>/dev/null || true; done
-}
-stop_dockerd() {
-    [[ -n $DOCKERD_PID ]] || return 0
-    kill -TERM "$DOCKERD_PID" 2>/dev/null || true
-    for _ in $(seq 100); do
-        kill -0 "$DOCKERD_PID" 2>/dev/null || break
-        sleep 0.2
-    done
-    kill -KILL "$DOCKERD_PID" 2>/dev/null || true
-    wait "$DOCKERD_PID" 2>/dev/null || true
-    for p in $DOCKERD_KIDS; do kill -TERM "$p" 2>/dev/null || true; done
-    DOCKERD_PID=
-}
 stop_registry() {
     [[ -n $REG_PID ]] || return 0
     kill -TERM "$REG_PID" 2>/dev/null || true
@@ -92,24 +74,12 @@ cleanup() {
     set +e
     stop_dockerd
     stop_registry
-    unmount_under "$RUN/"
-    unmount_under "$SHORT/"
-    if mountpoint -q "$RUN" 2>/dev/null; then umount "$RUN" || umount -l "$RUN"; fi
-    [[ -n $LOOP ]] && losetup -d "$LOOP" 2>/dev/null
-    losetup -j "$IMG" 2>/dev/null | cut -d: -f1 | while read -r l; do losetup -d "$l"; done
-    rm -rf "$RUN" "$IMG" "$WORK/load-build.tmp"
-    [[ -n $SHORT ]] && rm -rf "$SHORT"
-    return 0
+    remove_run_fs
 }
 trap cleanup EXIT
 trap 'exit 130' INT TERM HUP
 cleanup
-mkdir -p "$RUN"
-truncate -s 24G "$IMG"
-mkfs.ext4 -q -F -E lazy_itable_init=0,lazy_journal_init=0,nodiscard "$IMG"
-LOOP=$(losetup -f --show "$IMG")
-mount "$LOOP" "$RUN"
-SHORT=$(mktemp -d /tmp/strata-reg.XXXXXX)
+make_run_fs strata-reg
 
 # ---------------------------------------------------------------- helpers
 
@@ -121,17 +91,6 @@ elapsed_us() {
     t1=$(now_us)
     echo $((t1 - t0))
 }
-best() { printf '%s\n' "$@" | sort -n | head -1; }
-ms() { awk -v us="$1" 'BEGIN { printf "%.1f", us / 1000 }'; }
-msl() { local o=() v; for v in "$@"; do o+=("$(ms "$v")"); done; echo "${o[*]}"; }
-ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", a / b }'; }
-le() { awk -v a="$1" -v b="$2" 'BEGIN { exit !(a <= b) }'; }
-mib() { awk -v b="$1" 'BEGIN { printf "%.0f", b / 1048576 }'; }
-N=0
-newdir() { N=$((N + 1)); DIR=$RUN/$N-$1; mkdir -p "$DIR"; }
-SUMMARY=()
-row() { SUMMARY+=("$(printf '%-46s %12s %12s %8s  %-10s %s' "$@")"); }
-verdict() { if le "$1" "$2"; then echo met; else echo MISSED; fi; } # value max
 vs_row() { # label tool-us strata-us: "x faster" = tool/strata
     local f; f=$(ratio "$2" "$3")
     row "$1" "$(ms "$3") ms" "$(ms "$2") ms" "${f}x" ">= 2x" "$(le 2 "$f" && echo met || echo MISSED)"

@@ -60,15 +60,6 @@ PODMAN_STORE=
 # only) unless they were there before.
 podman_cgroups() { compgen -G /sys/fs/cgroup/libpod_parent; compgen -G '/sys/fs/cgroup/*/libpod_parent'; }
 CGROUPS_BEFORE=unknown
-# Unmounts every mount point strictly under $1 (which ends in "/"), deepest
-# first. Refuses anything shorter than "/x/", so that an empty variable can
-# never make it unmount the machine's own mounts.
-unmount_under() {
-    local d=$1
-    [[ $d == /?*/ && -r /proc/self/mountinfo ]] || return 0
-    awk -v d="$d" 'index($5, d) == 1 { print $5 }' /proc/self/mountinfo | sort -r |
-        while read -r m; do umount -l "$m" 2>/dev/null || true; done
-}
 mounts_under() { awk -v d="$1" 'index($5, d) == 1' /proc/self/mountinfo | wc -l; }
 cleanup() {
     local -
