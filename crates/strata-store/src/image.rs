@@ -314,18 +314,7 @@ impl ImageStore {
                 ),
             ));
         }
-        if !self.layout.image_config(id).exists() {
-            return Err(Error::new(
-                ErrorKind::NotFound,
-                format!("no such image: {id}"),
-            ));
-        }
-        let mut repos = self.repositories()?;
-        repos
-            .entry(r.name.clone())
-            .or_default()
-            .insert(r.to_string(), id.as_str().to_owned());
-        self.save_repositories(lock, &repos)
+        self.point(lock, id, r)
     }
 
     /// Records that `r` (`name@sha256:<manifest digest>`) is `id`: the
@@ -339,6 +328,13 @@ impl ImageStore {
                 format!("a repository digest is NAME@sha256:HEX, not {r}"),
             ));
         }
+        self.point(lock, id, r)
+    }
+
+    /// Points the reference `r` (a tag or a repository digest, checked
+    /// by the caller) at the existing image `id`, moving it from any
+    /// image it named.
+    fn point(&self, lock: &Lock, id: &Digest, r: &ImageRef) -> Result<()> {
         if !self.image_exists(id) {
             return Err(Error::new(
                 ErrorKind::NotFound,
