@@ -13,7 +13,8 @@ use strata_registry::testing::proxy::{Action, Fault, Proxy};
 use strata_registry::testing::{self, Config, Registry};
 use strata_registry::{Client, Options};
 use strata_store::{
-    Digest, ErrorKind, ImageRef, LayerCompression, LayerStatus, NoProgress, Progress, Store,
+    Digest, ErrorKind, ImageRef, LayerCompression, LayerStatus, NoProgress, Progress, Pulled,
+    Pushed, Store,
 };
 use strata_test_support::Entry;
 
@@ -355,10 +356,7 @@ fn a_pushed_image_pulls_back_with_the_same_id_and_diff_ids() {
 
     // Into a second store: the same image.
     let t = tempfile::tempdir().unwrap();
-    let other = Store::open(&t.path().join("root"), Some("vfs")).unwrap();
-    let pulled = other
-        .pull(&f.client, "test/pushed", "1", None, None, &NoProgress)
-        .unwrap();
+    let (other, pulled) = pull_into(&f, &t.path().join("root"), "test/pushed", "1");
     assert_eq!(pulled.image.id, id);
     assert_eq!(pulled.digest, pushed.digest);
     assert_eq!(
@@ -402,24 +400,10 @@ fn a_layer_pushed_before_is_mounted_into_another_repository() {
             .unwrap()
     };
     let first = push("test/one");
-    assert_eq!(
-        (
-            first.layers_sent,
-            first.layers_mounted,
-            first.layers_present
-        ),
-        (1, 0, 0)
-    );
+    assert_eq!(sent_mounted_present(&first), (1, 0, 0));
     let before = proxy.requests().len();
     let second = push("test/two");
-    assert_eq!(
-        (
-            second.layers_sent,
-            second.layers_mounted,
-            second.layers_present
-        ),
-        (0, 1, 0)
-    );
+    assert_eq!(sent_mounted_present(&second), (0, 1, 0));
     let requests = proxy.requests();
     let mounts: Vec<&str> = requests[before..]
         .iter()
@@ -438,20 +422,10 @@ fn a_layer_pushed_before_is_mounted_into_another_repository() {
         "nothing is uploaded"
     );
     let third = push("test/two");
-    assert_eq!(
-        (
-            third.layers_sent,
-            third.layers_mounted,
-            third.layers_present
-        ),
-        (0, 0, 1)
-    );
+    assert_eq!(sent_mounted_present(&third), (0, 0, 1));
     assert_eq!(third.digest, second.digest);
     let t = tempfile::tempdir().unwrap();
-    let other = Store::open(&t.path().join("root"), Some("vfs")).unwrap();
-    let pulled = other
-        .pull(&f.client, "test/two", "1", None, None, &NoProgress)
-        .unwrap();
+    let (_, pulled) = pull_into(&f, &t.path().join("root"), "test/two", "1");
     assert_eq!(pulled.image.id, id);
 }
 
@@ -475,19 +449,9 @@ fn a_pulled_layer_is_mounted_from_where_it_came() {
             &NoProgress,
         )
         .unwrap();
-    assert_eq!(
-        (
-            pushed.layers_sent,
-            pushed.layers_mounted,
-            pushed.layers_present
-        ),
-        (0, 2, 0)
-    );
+    assert_eq!(sent_mounted_present(&pushed), (0, 2, 0));
     let t = tempfile::tempdir().unwrap();
-    let other = Store::open(&t.path().join("root"), Some("vfs")).unwrap();
-    let pulled = other
-        .pull(&f.client, "test/copy", "1", None, None, &NoProgress)
-        .unwrap();
+    let (_, pulled) = pull_into(&f, &t.path().join("root"), "test/copy", "1");
     assert_eq!(pulled.image.id, id);
 }
 
@@ -546,10 +510,7 @@ fn skopeo_agrees_on_what_was_pushed() {
         &format!("docker-archive:{}", archive.display()),
         &format!("docker://{addr}/test/by-skopeo:1"),
     ]);
-    let other = Store::open(&t.path().join("root"), Some("vfs")).unwrap();
-    let pulled = other
-        .pull(&f.client, "test/by-skopeo", "1", None, None, &NoProgress)
-        .unwrap();
+    let (other, pulled) = pull_into(&f, &t.path().join("root"), "test/by-skopeo", "1");
     assert_eq!(pulled.image.id, id);
     assert_eq!(other.image(&id).unwrap().diff_ids, vec![sha(&tar)]);
 }
@@ -580,6 +541,21 @@ fn a_foreign_layer_is_refused_and_nothing_is_stored() {
     assert!(e.to_string().contains("foreign"), "{e}");
     assert!(f.store.images().unwrap().is_empty());
     assert!(f.store.layers().unwrap().is_empty());
+}
+
+/// `repo:tag` pulled into a store of its own at `root` (vfs).
+fn pull_into(f: &Fixture, root: &std::path::Path, repo: &str, tag: &str) -> (Store, Pulled) {
+    let other = Store::open(root, Some("vfs")).unwrap();
+    let pulled = other
+        .pull(&f.client, repo, tag, None, None, &NoProgress)
+        .unwrap();
+    (other, pulled)
+}
+
+/// How a push sent its layers: (sent, mounted from another repository,
+/// already there).
+fn sent_mounted_present(p: &Pushed) -> (usize, usize, usize) {
+    (p.layers_sent, p.layers_mounted, p.layers_present)
 }
 
 /// An image `test/app:v1` of two gzipped layers; (layer tars, image ID).
@@ -966,10 +942,7 @@ fn zstd_layers_push_and_pull_back() {
         "application/vnd.oci.image.layer.v1.tar+zstd"
     );
     let t = tempfile::tempdir().unwrap();
-    let other = Store::open(&t.path().join("root"), Some("vfs")).unwrap();
-    let pulled = other
-        .pull(&f.client, "test/zstd", "1", None, None, &NoProgress)
-        .unwrap();
+    let (other, pulled) = pull_into(&f, &t.path().join("root"), "test/zstd", "1");
     assert_eq!(pulled.image.id, id);
     assert_eq!(other.image(&id).unwrap().diff_ids, vec![sha(&tar)]);
 }
