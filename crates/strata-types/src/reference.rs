@@ -52,6 +52,9 @@ impl ImageRef {
                 "invalid reference format: repository name ({remote}) must be lowercase"
             )));
         }
+        if let Some(r) = plain(s) {
+            return Ok(r);
+        }
         let r = parse_bracketed(s).map_err(|e| bad(&reason(s, e)))?;
         if name_part(s).len() > 255 {
             return Err(bad("the name is longer than 255 bytes"));
@@ -150,6 +153,116 @@ impl std::str::FromStr for ImageRef {
     fn from_str(s: &str) -> Result<Self, InvalidReference> {
         ImageRef::parse(s)
     }
+}
+
+/// The common cases without the grammar: `[HOST[:PORT]/]PATH[:TAG]`
+/// with an optional `@sha256:HEX`. `None` sends anything else, valid or
+/// not, to the full parser: this accepts a subset of what the grammar
+/// does, and reads it the same way (a test holds it to that). It exists
+/// because the grammar is a regular expression compiled once per
+/// process, which cost a short command such as `strata create` about
+/// half of its CPU time.
+fn plain(s: &str) -> Option<ImageRef> {
+    let (s, digest) = match s.split_once('@') {
+        Some((rest, d)) => (rest, Some(Digest::parse(d)?)),
+        None => (s, None),
+    };
+    let (name, tag) = match s.rfind(':') {
+        Some(i) if !s[i..].contains('/') => (&s[..i], &s[i + 1..]),
+        _ => (s, ""),
+    };
+    if !tag.is_empty() && !tag_ok(tag) || s.ends_with(':') {
+        return None;
+    }
+    let comps: Vec<&str> = name.split('/').collect();
+    let (registry, path) = match comps.as_slice() {
+        [first, path @ ..] if !path.is_empty() && is_registry(first) => {
+            // Docker Hub's own names are normalised by the grammar.
+            if !host_and_port(first) || first.ends_with("docker.io") {
+                return None;
+            }
+            (*first, path)
+        }
+        all => (DOCKER_HUB, all),
+    };
+    if !path.iter().all(|c| path_component(c)) {
+        return None;
+    }
+    let repository = match path {
+        [one] if registry == DOCKER_HUB => format!("{OFFICIAL}{one}"),
+        _ => path.join("/"),
+    };
+    // The grammar's limit is on the repository (`library/` counted).
+    if repository.len() > 255 {
+        return None;
+    }
+    let tag = match (tag, &digest) {
+        ("", None) => "latest",
+        (t, _) => t,
+    };
+    Some(ImageRef {
+        name: familiar(registry, &repository),
+        tag: tag.to_owned(),
+        digest,
+    })
+}
+
+/// distribution's `domain`: labels of letters, digits and inner `-`,
+/// joined by `.`, and an optional `:PORT` (no bracketed IPv6 here).
+fn host_and_port(c: &str) -> bool {
+    let (host, port) = match c.split_once(':') {
+        Some((h, p)) => (h, Some(p)),
+        None => (c, None),
+    };
+    let label = |l: &str| {
+        !l.is_empty()
+            && !l.starts_with('-')
+            && !l.ends_with('-')
+            && l.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+    };
+    host.split('.').all(label)
+        && port.is_none_or(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()))
+}
+
+/// distribution's `path-component`:
+/// `[a-z0-9]+(?:(?:[._]|__|[-]+)[a-z0-9]+)*`.
+fn path_component(c: &str) -> bool {
+    let b = c.as_bytes();
+    let alnum = |x: u8| x.is_ascii_lowercase() || x.is_ascii_digit();
+    let mut i = 0;
+    loop {
+        // One run of [a-z0-9]+.
+        let start = i;
+        while i < b.len() && alnum(b[i]) {
+            i += 1;
+        }
+        if i == start {
+            return false;
+        }
+        if i == b.len() {
+            return true;
+        }
+        // One separator: `.`, `_`, `__` or `-`+.
+        match b[i] {
+            b'.' => i += 1,
+            b'_' if b.get(i + 1) == Some(&b'_') => i += 2,
+            b'_' => i += 1,
+            b'-' => {
+                while i < b.len() && b[i] == b'-' {
+                    i += 1;
+                }
+            }
+            _ => return false,
+        }
+    }
+}
+
+/// distribution's `tag`: `[\w][\w.-]{0,127}`.
+fn tag_ok(t: &str) -> bool {
+    t.len() <= 128
+        && t.starts_with(|c: char| c.is_ascii_alphanumeric() || c == '_')
+        && t.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'))
 }
 
 /// Whether the first of several components names a registry, as Docker
@@ -272,12 +385,6 @@ fn hint(s: &str) -> &'static str {
     if name.split('/').any(str::is_empty) {
         return "an empty name component (`//`, or `/` at an end)";
     }
-    let tag_ok = |t: &str| {
-        t.len() <= 128
-            && t.starts_with(|c: char| c.is_ascii_alphanumeric() || c == '_')
-            && t.bytes()
-                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'))
-    };
     if tag.is_some_and(|t| !tag_ok(t)) {
         return TAG_RULE;
     }
@@ -394,6 +501,97 @@ mod tests {
         assert_eq!(pinned.tag(), None);
         assert_eq!(pinned.digest().unwrap().hex(), HEX);
         assert_eq!(pinned.digest.unwrap().hex(), HEX);
+    }
+
+    /// The path without the grammar reads every name it takes as the
+    /// grammar does: names from the tables here, then every string of up
+    /// to five characters over an alphabet of the grammar's edges, then
+    /// longer ones drawn at random.
+    #[test]
+    fn plain_names_read_as_the_grammar_reads_them() {
+        let full = |s: &str| -> Option<ImageRef> {
+            let r = parse_bracketed(s).ok()?;
+            Some(ImageRef {
+                name: familiar(r.registry(), r.repository()),
+                tag: r.tag().unwrap_or_default().to_owned(),
+                digest: r.digest().map(|d| Digest::parse(d).expect("sha256")),
+            })
+        };
+        let mut checked = 0;
+        let mut check = |s: &str| {
+            if let Some(fast) = plain(s) {
+                assert_eq!(Some(&fast), full(s).as_ref(), "{s:?}");
+                checked += 1;
+            }
+        };
+        for s in [
+            "debian",
+            "debian:12",
+            "library/debian",
+            "library/foo:1",
+            "user/app:2",
+            "library/a/b",
+            "a.b__c--d_e:_tag",
+            "a-b---c/d_e/f.g:T.1-x",
+            &"a".repeat(247),
+            &"a".repeat(248),
+            &format!("a/{}", "b".repeat(253)),
+            &format!("a/{}", "b".repeat(254)),
+            "localhost:5000/app",
+            "localhost:5000/app:v1",
+            "localhost/a/b",
+            "Registry.Example.com/a/b:x",
+            "127.0.0.1:5000/x",
+            "quay.io/a/b",
+            "docker.io/library/foo:1",
+            "index.docker.io/library/foo",
+            "a.b-c_d/e",
+            "-a.b/c",
+            "localhost:5000",
+            &format!("debian@sha256:{HEX}"),
+            &format!("localhost:5000/app:v1@sha256:{HEX}"),
+            &format!("x@sha256:{}", &HEX[1..]),
+        ] {
+            check(s);
+        }
+        let alphabet = b"aZ0._-/:";
+        check(&format!("a.b:1/c@sha256:{HEX}"));
+        let mut word = Vec::new();
+        for len in 1..=5u32 {
+            for n in 0..alphabet.len().pow(len) {
+                word.clear();
+                let mut n = n;
+                for _ in 0..len {
+                    word.push(alphabet[n % alphabet.len()]);
+                    n /= alphabet.len();
+                }
+                check(std::str::from_utf8(&word).unwrap());
+            }
+        }
+        let wide = b"abz09._-/:_-.Lx";
+        let mut seed = 0x2545_f491_4f6c_dd1du64;
+        for _ in 0..50_000 {
+            word.clear();
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            for k in 0..(seed % 24) {
+                word.push(wide[((seed >> (k * 2 % 60)) % wide.len() as u64) as usize]);
+            }
+            let w = std::str::from_utf8(&word).unwrap();
+            check(w);
+            check(&format!("{w}@sha256:{HEX}"));
+        }
+        assert!(checked > 1000, "only {checked} names took the plain path");
+        assert_eq!(plain(&"a".repeat(248)), None);
+        for common in [
+            "debian",
+            "user/app:2",
+            "localhost:5000/app:v1",
+            &format!("debian@sha256:{HEX}"),
+        ] {
+            assert!(plain(common).is_some(), "{common:?} missed the plain path");
+        }
     }
 
     #[test]
