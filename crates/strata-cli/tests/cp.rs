@@ -388,6 +388,49 @@ fn system_df_adds_up_and_prune_removes_only_what_it_should() {
     });
 }
 
+/// Blobs an interrupted pull left for the next to resume go with
+/// `system prune`, except one a pull is using now (it holds a lock on it:
+/// here `flock` does, as a pull would).
+#[test]
+fn prune_removes_partial_downloads_no_pull_is_using() {
+    let Some(s) = as_root("overlay2") else { return };
+    s.import("other", "other:1", "head -c 500 /dev/zero > o");
+    let dir = s.root().join("partial/sha256");
+    fs::create_dir_all(&dir).unwrap();
+    let (left, busy) = ("a".repeat(64), "b".repeat(64));
+    fs::write(dir.join(&left), vec![1u8; 4000]).unwrap();
+    fs::write(dir.join(&busy), vec![2u8; 100]).unwrap();
+    // Not a name a pull writes: left for the operator.
+    fs::write(dir.join("notes"), "x").unwrap();
+    let mut holder = Command::new("flock")
+        .arg(dir.join(&busy))
+        .args(["sleep", "60"])
+        .spawn()
+        .expect("flock (util-linux)");
+    // The lock is taken once `flock` has started its child.
+    while !Command::new("flock")
+        .args(["-n", "-E", "9"])
+        .arg(dir.join(&busy))
+        .arg("true")
+        .status()
+        .is_ok_and(|st| st.code() == Some(9))
+    {
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    let out = s.ok(&["system", "prune"]);
+    let _ = holder.kill();
+    let _ = holder.wait();
+    assert!(
+        out.contains(&format!("Deleted partial download: sha256:{left}")),
+        "{out}"
+    );
+    assert!(!out.contains(&busy), "{out}");
+    assert!(out.ends_with("Total reclaimed space: 4kB"), "{out}");
+    assert!(!dir.join(&left).exists());
+    assert!(dir.join(&busy).exists() && dir.join("notes").exists());
+    assert_eq!(s.images().len(), 1);
+}
+
 /// The container `v` of `base:1`, with a named volume at `/vol`, an
 /// anonymous one at `/anon`, a host directory at `/bind`, a read-only
 /// volume at `/ro`; returns the host directory.

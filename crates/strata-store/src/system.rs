@@ -303,6 +303,14 @@ impl Store {
         for l in self.collect_layers(&lock)? {
             out.lines.push(format!("Deleted: {l}"));
         }
+        // Downloads an interrupted pull left for the next to resume.
+        for (digest, size) in crate::transfer::partial::prune(&self.layout.partial_blobs())
+            .map_err(|e| Error::io("removing partial downloads", e))?
+        {
+            out.lines
+                .push(format!("Deleted partial download: {digest}"));
+            out.reclaimed += size;
+        }
         let after: BTreeSet<Digest> = self.layers()?.into_iter().map(|l| l.chain_id).collect();
         out.reclaimed += before
             .iter()

@@ -7,7 +7,7 @@
 //! tar-split record so diffIDs and image IDs survive the round trip.
 
 mod load;
-mod partial;
+pub(crate) mod partial;
 mod pull;
 mod push;
 mod save;

@@ -159,6 +159,40 @@ fn lock_partial(dir: &Path, digest: &Digest) -> Option<(File, PathBuf)> {
         .then_some((file, path))
 }
 
+/// Removes the partial files no pull is using (`system prune`): their
+/// digests and bytes. A file a pull holds is locked and stays.
+pub(crate) fn prune(dir: &Path) -> io::Result<Vec<(Digest, u64)>> {
+    let entries = match fs::read_dir(dir) {
+        Ok(e) => e,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(e) => return Err(e),
+    };
+    let mut gone = Vec::new();
+    for entry in entries {
+        let entry = entry?;
+        let name = entry.file_name();
+        let Some(digest) = name
+            .to_str()
+            .and_then(|hex| Digest::parse(&format!("sha256:{hex}")))
+        else {
+            // Not a name a pull writes: left for the operator to see.
+            continue;
+        };
+        let path = entry.path();
+        let Ok(file) = OpenOptions::new().append(true).open(&path) else {
+            continue;
+        };
+        if !file.metadata()?.is_file() || !strata_sys::fs::try_lock_exclusive(file.as_fd())? {
+            continue;
+        }
+        let size = file.metadata()?.len();
+        fs::remove_file(&path)?;
+        gone.push((digest, size));
+    }
+    gone.sort();
+    Ok(gone)
+}
+
 /// The partial file at `path` opened for reading, and its bytes hashed.
 fn hash(path: &Path) -> Option<(File, Sha256)> {
     let mut hasher = Sha256::new();
