@@ -31,6 +31,12 @@ pub struct Capabilities {
     pub check: bool,
     /// `get` mounts a union (rather than handing out a directory).
     pub mounts: bool,
+    /// `create` copies the parent's content into the new layer (vfs), so
+    /// a container's layers hold data at `create` and the store flushes
+    /// them before it publishes the container; other drivers' new layers
+    /// are empty or a snapshot, and a container is created without a
+    /// flush (README, "Durability").
+    pub copies_on_create: bool,
 }
 
 /// One row of the table.
@@ -71,6 +77,7 @@ pub static BACKENDS: &[Backend] = &[
             native_diff: true,
             check: true,
             mounts: false,
+            copies_on_create: false,
         },
     },
     Backend {
@@ -84,6 +91,7 @@ pub static BACKENDS: &[Backend] = &[
             native_diff: true,
             check: true,
             mounts: true,
+            copies_on_create: false,
         },
     },
     #[cfg(feature = "fuse")]
@@ -101,6 +109,7 @@ pub static BACKENDS: &[Backend] = &[
             native_diff: true,
             check: true,
             mounts: true,
+            copies_on_create: false,
         },
     },
     Backend {
@@ -112,6 +121,7 @@ pub static BACKENDS: &[Backend] = &[
             native_diff: false,
             check: true,
             mounts: false,
+            copies_on_create: true,
         },
     },
 ];

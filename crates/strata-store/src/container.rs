@@ -576,10 +576,11 @@ impl Store {
     }
 }
 
-/// Whether `driver` copies its parent's content into a new layer (vfs):
-/// then a container's layers hold data at `create`, and are flushed.
+/// Whether `driver` copies its parent's content into a new layer (the
+/// table's `copies_on_create`): then a container's layers hold data at
+/// `create`, and are flushed.
 fn copies_on_create(driver: &dyn Driver) -> bool {
-    driver.name() == "vfs"
+    strata_driver::backend(driver.name()).map_or(true, |b| b.capabilities.copies_on_create)
 }
 
 /// A name given to `create`, by Docker's container-name rule.
