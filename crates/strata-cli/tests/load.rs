@@ -579,6 +579,85 @@ fn loads_what_docker_saves() {
     assert_loaded(&s, &bb, "busybox:v2", &want);
 }
 
+/// `strata` of the store `s` as shell words, for pipelines.
+fn strata_line(s: &Strata, args: &str) -> String {
+    format!(
+        "'{}' --root '{}' --driver {} {args}",
+        env!("CARGO_BIN_EXE_strata"),
+        s.root().display(),
+        s.driver
+    )
+}
+
+/// Docker and strata agree on streams: each loads what the other saves
+/// to a pipe (strata's layers gzip'd with `--compress gzip`), both load
+/// an archive compressed whole with xz and with bzip2 with the same
+/// image ID, and both refuse to save to a terminal in the same words.
+#[test]
+fn docker_agrees_on_streams_and_compressed_archives() {
+    let test = "docker_agrees_on_streams_and_compressed_archives";
+    let Some((s, bb)) = setup_with(
+        test,
+        &[
+            "umoci", "skopeo", "busybox", "gzip", "xz", "bzip2", "script",
+        ],
+    ) else {
+        return;
+    };
+    let Some(docker) = Dockerd::start(test) else {
+        return;
+    };
+    let want = bb.declared();
+    let archive = bb.docker_archive("d.tar", "busybox:v2");
+    for tool in ["xz", "bzip2"] {
+        let packed = bb.dir.join(format!("d.tar.{tool}"));
+        sh(&format!(
+            "{tool} -c '{}' > '{}'",
+            archive.display(),
+            packed.display()
+        ));
+        let loaded = docker.ok(&["load", "-i", packed.to_str().unwrap()]);
+        assert!(loaded.contains("busybox:v2"), "{tool}: {loaded}");
+        assert_eq!(docker.declared("busybox:v2"), want, "docker, {tool}");
+        docker.ok(&["rmi", "busybox:v2"]);
+        let s = Strata::new("overlay2");
+        assert_eq!(s.load(&packed, &[]), ["Loaded image: busybox:v2"], "{tool}");
+        s.assert_image("busybox:v2", &want);
+    }
+
+    s.load(&archive, &[]);
+    let loaded = sh(&format!(
+        "{} | {} load",
+        strata_line(&s, "save --compress gzip busybox:v2"),
+        docker.command_line()
+    ));
+    assert!(loaded.contains("busybox:v2"), "{loaded}");
+    assert_eq!(docker.declared("busybox:v2"), want);
+    let other = Strata::new("overlay2");
+    let loaded = sh(&format!(
+        "{} save busybox:v2 | {}",
+        docker.command_line(),
+        strata_line(&other, "load")
+    ));
+    assert_eq!(loaded, "Loaded image: busybox:v2");
+    other.assert_image("busybox:v2", &want);
+
+    let refusal = |line: String| {
+        let out = sh(&format!("script -qec \"{line}\" /dev/null || true"));
+        out.replace('\r', "")
+            .lines()
+            .find_map(|l| {
+                l.split_once("cowardly")
+                    .map(|(_, rest)| format!("cowardly{rest}"))
+            })
+            .unwrap_or_else(|| panic!("{line}: no refusal on the terminal: {out:?}"))
+    };
+    assert_eq!(
+        refusal(strata_line(&s, "save busybox:v2")),
+        refusal(format!("{} save busybox:v2", docker.command_line()))
+    );
+}
+
 /// What strata saves, Docker loads with the same ID and diffIDs, and
 /// runs (when it can run containers here).
 #[test]
