@@ -579,16 +579,6 @@ fn loads_what_docker_saves() {
     assert_loaded(&s, &bb, "busybox:v2", &want);
 }
 
-/// `strata` of the store `s` as shell words, for pipelines.
-fn strata_line(s: &Strata, args: &str) -> String {
-    format!(
-        "'{}' --root '{}' --driver {} {args}",
-        env!("CARGO_BIN_EXE_strata"),
-        s.root().display(),
-        s.driver
-    )
-}
-
 /// Docker and strata agree on streams: each loads what the other saves
 /// to a pipe (strata's layers gzip'd with `--compress gzip`), both load
 /// an archive compressed whole with xz and with bzip2 with the same
@@ -628,7 +618,7 @@ fn docker_agrees_on_streams_and_compressed_archives() {
     s.load(&archive, &[]);
     let loaded = sh(&format!(
         "{} | {} load",
-        strata_line(&s, "save --compress gzip busybox:v2"),
+        s.command_line(&["save", "--compress", "gzip", "busybox:v2"]),
         docker.command_line()
     ));
     assert!(loaded.contains("busybox:v2"), "{loaded}");
@@ -637,7 +627,7 @@ fn docker_agrees_on_streams_and_compressed_archives() {
     let loaded = sh(&format!(
         "{} save busybox:v2 | {}",
         docker.command_line(),
-        strata_line(&other, "load")
+        other.command_line(&["load"])
     ));
     assert_eq!(loaded, "Loaded image: busybox:v2");
     other.assert_image("busybox:v2", &want);
@@ -653,7 +643,7 @@ fn docker_agrees_on_streams_and_compressed_archives() {
             .unwrap_or_else(|| panic!("{line}: no refusal on the terminal: {out:?}"))
     };
     assert_eq!(
-        refusal(strata_line(&s, "save busybox:v2")),
+        refusal(s.command_line(&["save", "busybox:v2"])),
         refusal(format!("{} save busybox:v2", docker.command_line()))
     );
 }

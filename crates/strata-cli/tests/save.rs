@@ -591,16 +591,6 @@ fn a_failed_save_leaves_no_output_and_the_store_untouched() {
     }
 }
 
-/// `strata` of the store `s` as a shell word list, for pipelines.
-fn strata_line(s: &Strata, args: &str) -> String {
-    format!(
-        "'{}' --root '{}' --driver {} {args}",
-        env!("CARGO_BIN_EXE_strata"),
-        s.root().display(),
-        s.driver
-    )
-}
-
 /// Without `-o`, `save` and `export` write to standard output, the same
 /// bytes they write to a file; `save | load` through a shell pipe gives
 /// another store the image. `oci-dir` still needs a directory.
@@ -627,8 +617,8 @@ fn save_and_export_write_to_a_pipe() {
     let other = Strata::new("overlay2");
     let loaded = sh(&format!(
         "{} | {}",
-        strata_line(&f.s, "save busybox:v2"),
-        strata_line(&other, "load")
+        f.s.command_line(&["save", "busybox:v2"]),
+        other.command_line(&["load"])
     ));
     assert_eq!(loaded.trim(), "Loaded image: busybox:v2");
     assert_eq!(
