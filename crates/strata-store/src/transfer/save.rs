@@ -53,10 +53,12 @@
 //!
 //! An archive is written in one pass (a layer's length is known from its
 //! tar-split record before its content is rebuilt) to a temp file beside
-//! the target, renamed over it at the end, or to a stream. `oci-dir` writes into a
+//! the target, renamed over it at the end. `oci-dir` writes into a
 //! directory that must not exist or be empty: each blob goes to a temp
 //! name, is synced and renamed into place, and `index.json` comes last.
-//! Whatever fails, no half archive or half layout is left behind.
+//! Whatever fails, no half archive or half layout is left behind. An
+//! archive may go to a stream instead (standard output), where a failure
+//! leaves what was written, as `docker save` to a pipe does.
 
 use std::collections::BTreeMap;
 use std::fs::{self, File};
