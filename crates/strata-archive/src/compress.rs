@@ -1,5 +1,7 @@
 //! Compression detection (from magic bytes, never from a file name) and
-//! the decompress-and-hash stage that runs on its own thread.
+//! the decompress-and-hash stage that runs on its own thread. gzip and
+//! zstd are read and written; xz and bzip2 are read only, as
+//! `docker load` reads them.
 
 use std::io::{self, Read};
 use std::sync::mpsc::{sync_channel, Receiver, SyncSender};
@@ -9,32 +11,38 @@ use sha2::{Digest as _, Sha256};
 use crate::digest::Digest;
 use crate::error::{Error, Result};
 
-/// How a layer stream is compressed.
+/// How a stream (a layer, or a whole image archive) is compressed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Compression {
     None,
     Gzip,
     Zstd,
+    /// Read, as `docker load` reads it; never written.
+    Xz,
+    /// Read, as `docker load` reads it; never written.
+    Bzip2,
 }
 
+/// Bytes [`Compression::detect`] needs to tell every format apart.
+pub const MAGIC_LEN: usize = 10;
+
 impl Compression {
-    /// Tells the compression from the first bytes of a stream. Formats we
-    /// recognise but do not read (xz, bzip2) are refused by name.
-    pub fn detect(head: &[u8]) -> Result<Self> {
+    /// Tells the compression from the first bytes of a stream (at least
+    /// [`MAGIC_LEN`] of them when the stream is that long).
+    pub fn detect(head: &[u8]) -> Self {
         const GZIP: &[u8] = &[0x1f, 0x8b];
         const ZSTD: &[u8] = &[0x28, 0xb5, 0x2f, 0xfd];
         const XZ: &[u8] = &[0xfd, b'7', b'z', b'X', b'Z', 0x00];
-        const BZIP2: &[u8] = b"BZh";
         if head.starts_with(GZIP) {
-            Ok(Compression::Gzip)
+            Compression::Gzip
         } else if head.starts_with(ZSTD) {
-            Ok(Compression::Zstd)
+            Compression::Zstd
         } else if head.starts_with(XZ) {
-            Err(Error::Unsupported("xz-compressed layers".into()))
-        } else if head.starts_with(BZIP2) {
-            Err(Error::Unsupported("bzip2-compressed layers".into()))
+            Compression::Xz
+        } else if is_bzip2(head) {
+            Compression::Bzip2
         } else {
-            Ok(Compression::None)
+            Compression::None
         }
     }
 
@@ -43,29 +51,45 @@ impl Compression {
             Compression::None => "none",
             Compression::Gzip => "gzip",
             Compression::Zstd => "zstd",
+            Compression::Xz => "xz",
+            Compression::Bzip2 => "bzip2",
         }
     }
 }
 
-/// Wraps a stream in the decoder its magic bytes call for.
-pub fn decompress<'a, R: Read + 'a>(input: R) -> Result<(Compression, Box<dyn Read + 'a>)> {
-    let mut input = HeadReader::new(input);
-    let head = input
-        .peek(6)
-        .map_err(|e| Error::stream("reading the first bytes", Some(e)))?;
-    let kind = Compression::detect(&head)?;
-    let reader =
-        wrap(kind, input).map_err(|e| Error::stream("starting the zstd decoder", Some(e)))?;
-    Ok((kind, reader))
+/// `BZh`, a block size digit, then the magic of a first block (the
+/// digits of pi) or of the end of an empty stream (of sqrt(pi)): Docker
+/// looks at `BZh` alone, which a tar whose first name begins so would
+/// match too.
+fn is_bzip2(head: &[u8]) -> bool {
+    const BLOCK: &[u8] = &[0x31, 0x41, 0x59, 0x26, 0x53, 0x59];
+    const END: &[u8] = &[0x17, 0x72, 0x45, 0x38, 0x50, 0x90];
+    match head {
+        [b'B', b'Z', b'h', level, magic @ ..] if (b'1'..=b'9').contains(level) => {
+            magic.starts_with(BLOCK) || magic.starts_with(END)
+        }
+        _ => false,
+    }
 }
 
-fn wrap<'a, R: Read + 'a>(kind: Compression, input: R) -> io::Result<Box<dyn Read + 'a>> {
+/// Wraps a stream in the decoder its magic bytes call for. Errors are
+/// the stream's own: the caller says which stream it was.
+pub fn decompress<'a, R: Read + 'a>(input: R) -> io::Result<(Compression, Box<dyn Read + 'a>)> {
+    let mut input = HeadReader::new(input);
+    let kind = Compression::detect(&input.peek(MAGIC_LEN)?);
+    Ok((kind, decoder(kind, input)?))
+}
+
+fn decoder<'a, R: Read + 'a>(kind: Compression, input: R) -> io::Result<Box<dyn Read + 'a>> {
     Ok(match kind {
         Compression::None => Box::new(input),
         // Multi-member gzip is valid gzip (pigz and `cat a.gz b.gz` make it).
         Compression::Gzip => Box::new(flate2::read::MultiGzDecoder::new(input)),
         // The zstd decoder reads concatenated frames too.
         Compression::Zstd => Box::new(zstd::stream::read::Decoder::new(input)?),
+        // So do these two, as `xz -d` and `bzip2 -d` do.
+        Compression::Xz => Box::new(liblzma::read::XzDecoder::new_multi_decoder(input)),
+        Compression::Bzip2 => Box::new(bzip2::read::MultiBzDecoder::new(input)),
     })
 }
 
@@ -90,7 +114,7 @@ const DEPTH: usize = 16;
 pub(crate) fn produce<R: Read>(input: R, tx: SyncSender<Chunk>) -> Result<StreamSummary> {
     let mut input = HeadReader::new(input);
     let head = input
-        .peek(6)
+        .peek(MAGIC_LEN)
         .map_err(|e| Error::stream("reading the first bytes", Some(e)))?;
     if head.is_empty() {
         let err = Error::stream("the stream is empty: not a tar archive", None);
@@ -100,18 +124,13 @@ pub(crate) fn produce<R: Read>(input: R, tx: SyncSender<Chunk>) -> Result<Stream
         )));
         return Err(err);
     }
-    let compression = match Compression::detect(&head) {
-        Ok(c) => c,
-        Err(e) => {
-            let _ = tx.send(Err(io::Error::other(e.to_string())));
-            return Err(e);
-        }
-    };
-    let mut reader = match wrap(compression, input) {
+    let compression = Compression::detect(&head);
+    let mut reader = match decoder(compression, input) {
         Ok(r) => r,
         Err(e) => {
             let _ = tx.send(Err(io::Error::new(e.kind(), e.to_string())));
-            return Err(Error::stream("starting the zstd decoder", Some(e)));
+            let what = format!("starting the {} decoder", compression.as_str());
+            return Err(Error::stream(what, Some(e)));
         }
     };
     let mut hasher = Sha256::new();
@@ -300,20 +319,64 @@ impl<R: Read> Read for HeadReader<R> {
 
 #[cfg(test)]
 mod tests {
+    use std::io::Write;
+
     use super::*;
 
     #[test]
     fn detects_by_magic_not_by_name() {
-        assert_eq!(
-            Compression::detect(&[0x1f, 0x8b, 8]).unwrap(),
-            Compression::Gzip
-        );
-        assert_eq!(
-            Compression::detect(&[0x28, 0xb5, 0x2f, 0xfd]).unwrap(),
-            Compression::Zstd
-        );
-        assert_eq!(Compression::detect(b"etc/\0\0").unwrap(), Compression::None);
-        assert!(Compression::detect(&[0xfd, b'7', b'z', b'X', b'Z', 0]).is_err());
-        assert!(Compression::detect(b"BZh91AY").is_err());
+        for (head, want) in [
+            (&[0x1f, 0x8b, 8][..], Compression::Gzip),
+            (&[0x28, 0xb5, 0x2f, 0xfd], Compression::Zstd),
+            (&[0xfd, b'7', b'z', b'X', b'Z', 0], Compression::Xz),
+            (b"BZh91AY&SY", Compression::Bzip2),
+            (b"BZh1\x17\x72\x45\x38\x50\x90", Compression::Bzip2),
+            (b"etc/\0\0", Compression::None),
+            // A tar whose first name begins as bzip2's magic does.
+            (b"BZh9-notes", Compression::None),
+            (b"BZh", Compression::None),
+        ] {
+            assert_eq!(Compression::detect(head), want, "{head:?}");
+        }
+    }
+
+    /// Every format read decodes what its reference encoder wrote, and a
+    /// stream cut short is an error, never a short, silent end.
+    #[test]
+    fn reads_every_format_and_refuses_truncation() {
+        let plain: Vec<u8> = (0..200_000u32).map(|i| (i * 7 % 251) as u8).collect();
+        type Encode = fn(&[u8]) -> Vec<u8>;
+        let encoders: [(Compression, Encode); 4] = [
+            (Compression::Gzip, |d| {
+                let mut e = flate2::write::GzEncoder::new(Vec::new(), Default::default());
+                e.write_all(d).unwrap();
+                e.finish().unwrap()
+            }),
+            (Compression::Zstd, |d| zstd::encode_all(d, 3).unwrap()),
+            (Compression::Xz, |d| {
+                let mut e = liblzma::write::XzEncoder::new(Vec::new(), 6);
+                e.write_all(d).unwrap();
+                e.finish().unwrap()
+            }),
+            (Compression::Bzip2, |d| {
+                let mut e = bzip2::write::BzEncoder::new(Vec::new(), Default::default());
+                e.write_all(d).unwrap();
+                e.finish().unwrap()
+            }),
+        ];
+        for (kind, encode) in encoders {
+            let packed = encode(&plain);
+            let (got, mut r) = decompress(&packed[..]).unwrap();
+            assert_eq!(got, kind);
+            let mut out = Vec::new();
+            r.read_to_end(&mut out).unwrap();
+            assert!(out == plain, "{kind:?} round trip");
+            let cut = &packed[..packed.len() / 2];
+            let (_, mut r) = decompress(cut).unwrap();
+            assert!(
+                r.read_to_end(&mut Vec::new()).is_err(),
+                "{kind:?} cut in half read without an error"
+            );
+        }
     }
 }

@@ -32,9 +32,11 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Load images from a docker-archive or an OCI layout (dir or tar).
+    /// Load images from a docker-archive, an OCI layout (dir or tar) or a
+    /// skopeo dir: layout.
     Load(transfer::Load),
-    /// Save images as a docker-archive, an OCI archive or an OCI layout.
+    /// Save images as a docker-archive, an OCI archive or an OCI layout
+    /// (to standard output without -o).
     Save(transfer::Save),
     /// Pull an image from a registry.
     Pull(registry::Pull),
@@ -95,7 +97,8 @@ enum Command {
     Diff { container: String },
     /// Make an image of a container's changes; prints its ID.
     Commit(container::Commit),
-    /// Write a container's root file system as a tar.
+    /// Write a container's root file system as a tar (to standard output
+    /// without -o).
     Export(container::Export),
     /// Copy files between a container and the host.
     Cp(cp::Cp),

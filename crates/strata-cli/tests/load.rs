@@ -3,7 +3,9 @@
 //! a mode change), copied by skopeo to a docker-archive, an OCI archive,
 //! an OCI layout and zstd layers; the legacy docker-archive and the
 //! Docker 25 archive (plain and gzip layers) and zstd layers built by
-//! hand from its blobs; multi-platform and nested indexes. Every load
+//! hand from its blobs; multi-platform and nested indexes; skopeo's
+//! `dir:` layout and podman's `docker-dir`; whole archives compressed
+//! with gzip, zstd, xz and bzip2. Every load
 //! must give the image ID and diffIDs the source declares, the tags the
 //! source names, and a container whose tree is `umoci unpack`'s. On a
 //! terminal load draws a progress bar; elsewhere it prints only the
@@ -17,6 +19,8 @@ mod containers;
 mod dockerd;
 #[path = "common/fixtures.rs"]
 mod fixtures;
+#[path = "common/podman.rs"]
+mod podman;
 
 use std::fs;
 
@@ -29,6 +33,7 @@ use fixtures::{
     assert_same_tree, have_tools, last_frame, shows, without_escapes, Busybox, Declared,
     CONTAINERD_NAME, INIT_PATHS, REF_NAME,
 };
+use podman::Podman;
 
 /// A store (overlay2) and the busybox image built in its temp dir, when
 /// root and the tools are there.
@@ -268,10 +273,13 @@ fn quiet_prints_only_the_ids() {
     assert_eq!(s.tags_of(&bb.declared().id), ["busybox:v2"]);
 }
 
-/// From standard input, and compressed as a whole (`docker save | gzip`).
+/// From standard input, and compressed as a whole (`docker save | gzip`,
+/// and the xz and bzip2 that `docker load` reads too), from a file and
+/// from standard input.
 #[test]
 fn loads_from_standard_input_and_compressed() {
-    let Some((s, bb)) = setup("loads_from_standard_input_and_compressed") else {
+    let test = "loads_from_standard_input_and_compressed";
+    let Some((s, bb)) = setup(test) else {
         return;
     };
     let archive = bb.docker_archive("d.tar", "busybox:v2");
@@ -281,20 +289,116 @@ fn loads_from_standard_input_and_compressed() {
     );
     s.assert_image("busybox:v2", &bb.declared());
 
-    for (tool, ext) in [("gzip", "gz"), ("zstd", "zst")] {
-        if !have_tools("loads_from_standard_input_and_compressed", &[tool]) {
+    for (tool, ext) in [
+        ("gzip", "gz"),
+        ("zstd", "zst"),
+        ("xz", "xz"),
+        ("bzip2", "bz2"),
+    ] {
+        if !have_tools(test, &[tool]) {
             continue;
         }
-        let s = Strata::new("overlay2");
         let packed = bb.dir.join(format!("d.tar.{ext}"));
         sh(&format!(
             "{tool} -c '{}' > '{}'",
             archive.display(),
             packed.display()
         ));
+        let s = Strata::new("overlay2");
         assert_eq!(s.load(&packed, &[]), ["Loaded image: busybox:v2"], "{tool}");
         s.assert_image("busybox:v2", &bb.declared());
+        let s = Strata::new("overlay2");
+        assert_eq!(
+            s.ok_with_input(&["load"], &packed),
+            "Loaded image: busybox:v2",
+            "{tool} on standard input"
+        );
+        s.assert_check_clean();
+        assert_mount_matches_umoci(&s, &bb, "busybox:v2");
     }
+}
+
+/// skopeo's `dir:` layout, with the manifest it copies (OCI) and with a
+/// Docker schema 2 one (`--format v2s2`): each loads untagged (the
+/// layout names no image), with the image ID and diffIDs skopeo reads
+/// from it.
+#[test]
+fn loads_a_skopeo_dir_layout() {
+    // The first store holds the fixture.
+    let Some((_fixture, bb)) = setup("loads_a_skopeo_dir_layout") else {
+        return;
+    };
+    for (name, extra) in [("oci", ""), ("v2s2", "--format v2s2")] {
+        let dir = bb.dir.join(format!("skopeo-dir-{name}"));
+        sh(&format!(
+            "skopeo copy -q {extra} '{}' 'dir:{}'",
+            bb.source(),
+            dir.display()
+        ));
+        let want = Declared::by_skopeo(&format!("dir:{}", dir.display()));
+        assert_eq!(want, bb.declared(), "{name}");
+        let s = Strata::new("overlay2");
+        assert_eq!(s.load(&dir, &[]), [loaded_id(&want.id)], "{name}");
+        assert_loaded(&s, &bb, &want.id, &want);
+    }
+}
+
+/// The `dir:` layout of `skopeo copy --all` of a multi-platform image:
+/// `manifest.json` the list, each platform's manifest beside it as
+/// `<hex>.manifest.json`; the host's image loads.
+#[test]
+fn loads_the_hosts_image_of_a_dir_layout_list() {
+    let Some((s, bb)) = setup("loads_the_hosts_image_of_a_dir_layout_list") else {
+        return;
+    };
+    let (l, want) = bb.platform_layout("multi", false);
+    let dir = bb.dir.join("dir-list");
+    fs::create_dir(&dir).unwrap();
+    fs::write(dir.join("version"), "Directory Transport Version: 1.1\n").unwrap();
+    let mut list = l.index();
+    list["mediaType"] = json!(fixtures::OCI_INDEX);
+    fs::write(dir.join("manifest.json"), list.to_string()).unwrap();
+    for m in list["manifests"].as_array().unwrap() {
+        let d = m["digest"].as_str().unwrap();
+        fs::copy(
+            l.blob(d),
+            dir.join(format!("{}.manifest.json", fixtures::hex(d))),
+        )
+        .unwrap();
+    }
+    for blob in fs::read_dir(l.path().join("blobs/sha256")).unwrap() {
+        let blob = blob.unwrap();
+        fs::copy(blob.path(), dir.join(blob.file_name())).unwrap();
+    }
+    assert_eq!(s.load(&dir, &[]), [loaded_id(&want.id)]);
+    assert_loaded(&s, &bb, &want.id, &want);
+}
+
+/// `podman save --format docker-dir` (skopeo's `dir:` layout with a
+/// Docker schema 2 manifest), from a podman of the test's own: what
+/// podman holds, strata loads with the same image ID and diffIDs.
+#[test]
+fn loads_a_podman_docker_dir() {
+    let test = "loads_a_podman_docker_dir";
+    let Some((s, bb)) = setup_with(test, &["umoci", "skopeo", "busybox", "gzip", "podman"]) else {
+        return;
+    };
+    let podman = Podman::new();
+    let archive = bb.docker_archive("d.tar", "busybox:v2");
+    podman.ok(&["load", "-q", "-i", archive.to_str().unwrap()]);
+    let want = podman.declared("busybox:v2");
+    assert_eq!(want, bb.declared(), "podman changed the image");
+    let dir = s.path("podman-docker-dir");
+    podman.ok(&[
+        "save",
+        "--format",
+        "docker-dir",
+        "-o",
+        dir.to_str().unwrap(),
+        "busybox:v2",
+    ]);
+    assert_eq!(s.load(&dir, &[]), [loaded_id(&want.id)]);
+    assert_loaded(&s, &bb, &want.id, &want);
 }
 
 /// The same image again, from the same archive or another format: the
@@ -473,6 +577,75 @@ fn loads_what_docker_saves() {
     docker.ok(&["save", "-o", saved.to_str().unwrap(), "busybox:v2"]);
     assert_eq!(s.load(&saved, &[]), ["Loaded image: busybox:v2"]);
     assert_loaded(&s, &bb, "busybox:v2", &want);
+}
+
+/// Docker and strata agree on streams: each loads what the other saves
+/// to a pipe (strata's layers gzip'd with `--compress gzip`), both load
+/// an archive compressed whole with xz and with bzip2 with the same
+/// image ID, and both refuse to save to a terminal in the same words.
+#[test]
+fn docker_agrees_on_streams_and_compressed_archives() {
+    let test = "docker_agrees_on_streams_and_compressed_archives";
+    let Some((s, bb)) = setup_with(
+        test,
+        &[
+            "umoci", "skopeo", "busybox", "gzip", "xz", "bzip2", "script",
+        ],
+    ) else {
+        return;
+    };
+    let Some(docker) = Dockerd::start(test) else {
+        return;
+    };
+    let want = bb.declared();
+    let archive = bb.docker_archive("d.tar", "busybox:v2");
+    for tool in ["xz", "bzip2"] {
+        let packed = bb.dir.join(format!("d.tar.{tool}"));
+        sh(&format!(
+            "{tool} -c '{}' > '{}'",
+            archive.display(),
+            packed.display()
+        ));
+        let loaded = docker.ok(&["load", "-i", packed.to_str().unwrap()]);
+        assert!(loaded.contains("busybox:v2"), "{tool}: {loaded}");
+        assert_eq!(docker.declared("busybox:v2"), want, "docker, {tool}");
+        docker.ok(&["rmi", "busybox:v2"]);
+        let s = Strata::new("overlay2");
+        assert_eq!(s.load(&packed, &[]), ["Loaded image: busybox:v2"], "{tool}");
+        s.assert_image("busybox:v2", &want);
+    }
+
+    s.load(&archive, &[]);
+    let loaded = sh(&format!(
+        "{} | {} load",
+        s.command_line(&["save", "--compress", "gzip", "busybox:v2"]),
+        docker.command_line()
+    ));
+    assert!(loaded.contains("busybox:v2"), "{loaded}");
+    assert_eq!(docker.declared("busybox:v2"), want);
+    let other = Strata::new("overlay2");
+    let loaded = sh(&format!(
+        "{} save busybox:v2 | {}",
+        docker.command_line(),
+        other.command_line(&["load"])
+    ));
+    assert_eq!(loaded, "Loaded image: busybox:v2");
+    other.assert_image("busybox:v2", &want);
+
+    let refusal = |line: String| {
+        let out = sh(&format!("script -qec \"{line}\" /dev/null || true"));
+        out.replace('\r', "")
+            .lines()
+            .find_map(|l| {
+                l.split_once("cowardly")
+                    .map(|(_, rest)| format!("cowardly{rest}"))
+            })
+            .unwrap_or_else(|| panic!("{line}: no refusal on the terminal: {out:?}"))
+    };
+    assert_eq!(
+        refusal(s.command_line(&["save", "busybox:v2"])),
+        refusal(format!("{} save busybox:v2", docker.command_line()))
+    );
 }
 
 /// What strata saves, Docker loads with the same ID and diffIDs, and

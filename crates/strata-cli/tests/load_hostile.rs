@@ -354,6 +354,28 @@ impl Oci {
     }
 }
 
+impl Oci {
+    /// The same image as skopeo's `dir:` layout: `version`,
+    /// `manifest.json` the manifest itself, every other blob by its bare
+    /// hex.
+    fn dir_layout(&self) -> Archive {
+        let mut a = Archive::default();
+        a.set(
+            "version",
+            Body::File(b"Directory Transport Version: 1.1\n".to_vec()),
+        );
+        a.set_json("manifest.json", &self.manifest);
+        for (name, body) in &self.archive.entries {
+            if let (Some(hex), Body::File(_)) = (name.strip_prefix("blobs/sha256/"), body) {
+                if !hex.is_empty() && format!("sha256:{hex}") != self.manifest_digest() {
+                    a.set(hex, body.clone());
+                }
+            }
+        }
+        a
+    }
+}
+
 /// `data` compressed by the `zstd` tool, followed by a skippable frame
 /// (which decoders pass over, RFC 8878 section 3.1.2) holding `pad`.
 fn zstd(data: &[u8], pad: &[u8]) -> Vec<u8> {
@@ -545,7 +567,7 @@ fn bounded(mut cmd: Command) -> Output {
 /// Loads `input`, and asserts it is refused cleanly: an exit status of
 /// 1-ish (no panic, no signal), `strata: error:` with every keyword on
 /// stderr, and the store as it was.
-fn refused(s: &Strata, input: &Path, keywords: &[&str]) {
+fn refused(s: &Strata, input: &Path, keywords: &[&str]) -> String {
     let before = snapshot(s);
     let out = bounded(s.cmd(&["load", "-i", input.to_str().unwrap()]));
     let stdout = String::from_utf8_lossy(&out.stdout);
@@ -574,6 +596,7 @@ fn refused(s: &Strata, input: &Path, keywords: &[&str]) {
         "a refused load changed the store ({stderr})"
     );
     s.assert_check_clean();
+    stderr.into_owned()
 }
 
 /// `keep:1` still has its layer's content.
@@ -1535,5 +1558,167 @@ fn loads_a_layer_hard_linking_its_parents_file() {
     for (n, want) in image.layers.iter().enumerate() {
         let got = &files[layers[n].as_str().unwrap()];
         assert!(got == want, "layer {n} saves back byte for byte");
+    }
+}
+
+// ---- compressed archives and the dir: layout ---------------------------
+
+/// `data` through `tool` (`xz`, `bzip2`, `gzip`, `zstd`), when it is
+/// installed.
+fn packed(tool: &str, data: &[u8]) -> Option<Vec<u8>> {
+    if !fixtures::have_tools("packed", &[tool]) {
+        return None;
+    }
+    let tmp = tempfile::NamedTempFile::new().unwrap();
+    fs::write(tmp.path(), data).unwrap();
+    let out = Command::new(tool)
+        .arg("-c")
+        .arg(tmp.path())
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{tool} failed");
+    Some(out.stdout)
+}
+
+/// A whole archive compressed and cut in half, or with its middle
+/// overwritten: refused, the error naming the file and its compression
+/// (the archive's, not a layer's).
+#[test]
+fn refuses_truncated_or_corrupt_compressed_archives() {
+    let Some(s) = store() else { return };
+    let tar = Image::of(&[1, 2]).docker().tar().0;
+    for tool in ["xz", "bzip2", "gzip", "zstd"] {
+        let Some(whole) = packed(tool, &tar) else {
+            continue;
+        };
+        let mut corrupt = whole.clone();
+        let mid = corrupt.len() / 2;
+        corrupt[mid..mid + 64].fill(0x55);
+        for (how, bytes) in [
+            ("cut", &whole[..whole.len() / 2]),
+            ("corrupt", &corrupt[..]),
+        ] {
+            let name = format!("{how}.tar.{tool}");
+            let path = s.path(&name);
+            fs::write(&path, bytes).unwrap();
+            let err = refused(&s, &path, &[&name, tool]);
+            assert!(
+                !err.contains("layer"),
+                "{name}: the error blames a layer: {err}"
+            );
+        }
+    }
+}
+
+/// A `dir:` layout whose blobs are not what the manifest says, each the
+/// right length (so only the digest tells): a layer holding another
+/// layer's tar, the config with a byte changed; and a layer missing.
+#[test]
+fn refuses_dir_layout_blob_not_matching_its_digest() {
+    let Some(s) = store() else { return };
+    let img = Image::of(&[1, 2]);
+    let o = img.oci(false);
+    let good = o.dir_layout();
+    let other = layer(3);
+    assert_eq!(other.len(), img.layers[1].len());
+    let mut config = img.config.clone();
+    *config.last_mut().unwrap() = b' ';
+    for (n, (name, body)) in [
+        (fixtures::hex(&o.layer(1)).to_owned(), Some(other)),
+        (fixtures::hex(&o.config()).to_owned(), Some(config)),
+        (fixtures::hex(&o.layer(0)).to_owned(), None),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let mut a = good.clone();
+        match body {
+            Some(b) => a.set(&name, Body::File(b)),
+            None => a.remove(&name),
+        };
+        refused(
+            &s,
+            &a.dir(&s, &format!("d{n}")),
+            &[short(&format!("sha256:{name}"))],
+        );
+    }
+    // The untouched layout loads.
+    s.ok(&["load", "-i", good.dir(&s, "good").to_str().unwrap()]);
+}
+
+/// A `dir:` layout that reaches outside itself: a digest that climbs
+/// (`sha256:../../etc/passwd`), a blob that is a symlink to a file
+/// outside holding the right content (absolute, and climbing).
+#[test]
+fn refuses_dir_layout_escaping() {
+    let Some(s) = store() else { return };
+    let img = Image::of(&[1, 2]);
+    let o = img.oci(false);
+    let mut m = o.manifest.clone();
+    m["layers"][0]["digest"] = json!("sha256:../../../../etc/passwd");
+    let mut a = o.dir_layout();
+    a.set_json("manifest.json", &m);
+    refused(&s, &a.dir(&s, "climbing"), &["digest|etc/passwd"]);
+
+    let outside = s.path("outside-layer");
+    fs::write(&outside, &img.layers[1]).unwrap();
+    let hex = fixtures::hex(&o.layer(1)).to_owned();
+    for (n, target) in [
+        outside.to_str().unwrap().to_owned(),
+        format!(
+            "../{}",
+            "../".repeat(8) + outside.to_str().unwrap().trim_start_matches('/')
+        ),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let mut a = o.dir_layout();
+        a.set(&hex, Body::Symlink(target));
+        refused(
+            &s,
+            &a.dir(&s, &format!("link{n}")),
+            &[&hex[..12], "outside|not in the archive"],
+        );
+    }
+}
+
+/// What looks like a `dir:` layout but is not one strata reads: no
+/// `version`, another major version, a Docker schema 1 manifest, a
+/// manifest of another media type. Each error names the format.
+#[test]
+fn refuses_dir_layouts_it_cannot_read_naming_the_format() {
+    let Some(s) = store() else { return };
+    let o = Image::of(&[1]).oci(false);
+    let schema1 = json!({ "schemaVersion": 1, "name": "x", "tag": "1", "fsLayers": [] });
+    let mut other_type = o.manifest.clone();
+    other_type["mediaType"] = json!("application/vnd.example.thing");
+    let good = o.dir_layout();
+    let version_2 = b"Directory Transport Version: 2.0\n".to_vec();
+    let cases = [
+        (
+            "no-version",
+            good.clone().remove("version").clone(),
+            "dir: layout|version",
+        ),
+        (
+            "version-2",
+            good.clone().set("version", Body::File(version_2)).clone(),
+            "version",
+        ),
+        (
+            "schema1",
+            good.clone().set_json("manifest.json", &schema1).clone(),
+            "schema 1",
+        ),
+        (
+            "other-type",
+            good.clone().set_json("manifest.json", &other_type).clone(),
+            "application/vnd.example.thing",
+        ),
+    ];
+    for (name, a, says) in cases {
+        let err = refused(&s, &a.dir(&s, name), &[says]);
+        assert!(!err.contains("invalid type: map"), "{name}: {err}");
     }
 }

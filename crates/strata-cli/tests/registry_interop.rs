@@ -13,14 +13,17 @@ mod common;
 mod dockerd;
 #[path = "common/fixtures.rs"]
 mod fixtures;
+#[path = "common/podman.rs"]
+mod podman;
 
-use std::process::{Command, Output};
+use std::process::Command;
 
 use serde_json::Value;
 
 use common::{require_root, sh, Strata};
-use dockerd::{unmount_under, Dockerd};
+use dockerd::Dockerd;
 use fixtures::{assert_same_tree, have_tools, Busybox, Declared, Layout, INIT_PATHS};
+use podman::Podman;
 use strata_registry::testing::{self, Config, Registry};
 
 /// A store (overlay2), the busybox image and a plain-HTTP registry, when
@@ -187,67 +190,6 @@ fn skopeo_pulls_what_strata_pushes() {
         &bb.rootfs("v2"),
         &[],
     );
-}
-
-/// A podman whose store, run root and temporary files are in a temp dir:
-/// it never touches the machine's own store.
-struct Podman {
-    dir: tempfile::TempDir,
-}
-
-impl Podman {
-    fn new() -> Podman {
-        // The run root holds sockets and locks: keep its path short.
-        let dir = tempfile::Builder::new()
-            .prefix("pm")
-            .tempdir_in("/tmp")
-            .unwrap();
-        std::fs::create_dir(dir.path().join("tmp")).unwrap();
-        Podman { dir }
-    }
-
-    fn run(&self, args: &[&str]) -> Output {
-        let d = self.dir.path();
-        Command::new("podman")
-            .env("TMPDIR", d.join("tmp"))
-            .arg("--root")
-            .arg(d.join("root"))
-            .arg("--runroot")
-            .arg(d.join("run"))
-            .arg("--tmpdir")
-            .arg(d.join("libpod"))
-            .args(["--storage-driver", "vfs", "--events-backend", "file"])
-            .args(["--cgroup-manager", "cgroupfs"])
-            .args(args)
-            .output()
-            .unwrap()
-    }
-
-    fn ok(&self, args: &[&str]) -> String {
-        let out = self.run(args);
-        assert!(
-            out.status.success(),
-            "podman {args:?}: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8(out.stdout).unwrap().trim().to_owned()
-    }
-
-    /// `podman image inspect`: the image ID and its diffIDs.
-    fn declared(&self, image: &str) -> Declared {
-        let v: Value = serde_json::from_str(&self.ok(&["image", "inspect", image])).unwrap();
-        let id = v[0]["Id"].as_str().unwrap();
-        Declared {
-            id: format!("sha256:{}", id.trim_start_matches("sha256:")),
-            diff_ids: string_list(&v[0]["RootFS"]["Layers"]),
-        }
-    }
-}
-
-impl Drop for Podman {
-    fn drop(&mut self) {
-        unmount_under(self.dir.path());
-    }
 }
 
 /// What strata pushes, podman pulls (`--tls-verify=false`) with strata's

@@ -590,3 +590,164 @@ fn a_failed_save_leaves_no_output_and_the_store_untouched() {
         assert_eq!(fs::read_to_string(&target).unwrap(), "keep");
     }
 }
+
+/// Without `-o`, `save` and `export` write to standard output, the same
+/// bytes they write to a file; `save | load` through a shell pipe gives
+/// another store the image. `oci-dir` still needs a directory.
+#[test]
+fn save_and_export_write_to_a_pipe() {
+    let Some(f) = setup("save_and_export_write_to_a_pipe") else {
+        return;
+    };
+    for args in [&["save", "busybox:v2"][..], &["export", "work"]] {
+        let file = f.s.path(&format!("{}.tar", args[0]));
+        let mut with_o = args.to_vec();
+        with_o.extend(["-o", file.to_str().unwrap()]);
+        f.s.ok(&with_o);
+        for piped in [args.to_vec(), [args, &["-o", "-"]].concat()] {
+            let out = f.s.run(&piped);
+            assert!(out.status.success(), "{piped:?}: {out:?}");
+            assert!(
+                out.stdout == fs::read(&file).unwrap(),
+                "{piped:?}: standard output is not what -o writes"
+            );
+        }
+    }
+
+    let other = Strata::new("overlay2");
+    let loaded = sh(&format!(
+        "{} | {}",
+        f.s.command_line(&["save", "busybox:v2"]),
+        other.command_line(&["load"])
+    ));
+    assert_eq!(loaded.trim(), "Loaded image: busybox:v2");
+    assert_eq!(
+        other.json(&["image", "inspect", "busybox:v2"])[0]["Id"],
+        f.v2.as_str()
+    );
+    other.assert_check_clean();
+
+    let err = f.s.err(&["save", "--format", "oci-dir", "busybox:v2"]);
+    assert!(err.contains("oci-dir needs -o"), "{err}");
+}
+
+/// Without `-o` on a terminal, `save` and `export` refuse as Docker
+/// does, and write nothing there.
+#[test]
+fn save_and_export_refuse_a_terminal() {
+    let test = "save_and_export_refuse_a_terminal";
+    let Some(f) = setup(test) else {
+        return;
+    };
+    if !have_tools(test, &["script"]) {
+        return;
+    }
+    for args in [
+        &["save", "busybox:v2"][..],
+        &["save", "-o", "-", "busybox:v2"],
+        &["export", "work"],
+    ] {
+        let screen = on_terminal(&f.s, args);
+        assert_eq!(
+            screen.trim(),
+            "strata: error: cowardly refusing to save to a terminal. Use the -o flag or redirect",
+            "{args:?}"
+        );
+    }
+}
+
+/// `save --compress gzip|zstd` writes each layer compressed, its
+/// descriptor naming the compressed blob (Docker's docker-archive lists
+/// it in manifest.json too): every blob matches its digest, each layer
+/// decompresses to its diffID, skopeo reads and copies the archive with
+/// strata's image ID and diffIDs, a fresh store loads it, and the archive
+/// is smaller than the uncompressed one.
+#[test]
+fn compressed_layers_are_read_by_skopeo() {
+    let test = "compressed_layers_are_read_by_skopeo";
+    let Some(f) = setup(test) else {
+        return;
+    };
+    if !have_tools(test, &["gzip", "zstd"]) {
+        return;
+    }
+    let want = f.inspect("busybox:v2");
+    let plain = f.save("plain.tar", "oci-archive", &["busybox:v2"]);
+    for (format, compress, transport) in [
+        ("oci-archive", "gzip", "oci-archive"),
+        ("oci-archive", "zstd", "oci-archive"),
+        ("oci-dir", "gzip", "oci"),
+        ("docker-archive", "gzip", "docker-archive"),
+    ] {
+        let case = format!("{format} --compress {compress}");
+        let out = f.s.path(&format!("{format}-{compress}"));
+        f.s.ok(&[
+            "save",
+            "--format",
+            format,
+            "--compress",
+            compress,
+            "-o",
+            out.to_str().unwrap(),
+            "busybox:v2",
+        ]);
+        let layout = if format == "oci-dir" {
+            out.clone()
+        } else {
+            assert!(
+                fs::metadata(&out).unwrap().len() < fs::metadata(&plain).unwrap().len() * 3 / 4,
+                "{case}: not smaller than the uncompressed archive"
+            );
+            untar(&out)
+        };
+        checked_blobs(&layout);
+        let index = read_json(&layout.join("index.json"));
+        let manifest = read_json(
+            &layout
+                .join("blobs/sha256")
+                .join(&index["manifests"][0]["digest"].as_str().unwrap()[7..]),
+        );
+        let layers = manifest["layers"].as_array().unwrap();
+        for (l, diff_id) in layers.iter().zip(&want.1) {
+            assert_eq!(
+                l["mediaType"],
+                format!("application/vnd.oci.image.layer.v1.tar+{compress}"),
+                "{case}"
+            );
+            let blob = layout
+                .join("blobs/sha256")
+                .join(&l["digest"].as_str().unwrap()[7..]);
+            let unpacked = sh(&format!("{compress} -dc '{}' | sha256sum", blob.display()));
+            assert_eq!(
+                format!("sha256:{}", unpacked.split_whitespace().next().unwrap()),
+                *diff_id,
+                "{case}: a layer does not decompress to its diffID"
+            );
+        }
+        if format == "docker-archive" {
+            let listed: Vec<String> = layers
+                .iter()
+                .map(|l| format!("blobs/sha256/{}", &l["digest"].as_str().unwrap()[7..]))
+                .collect();
+            assert_eq!(
+                read_json(&layout.join("manifest.json"))[0]["Layers"],
+                serde_json::json!(listed)
+            );
+        }
+        let source = format!("{transport}:{}", out.display());
+        assert_eq!(skopeo(&source), want, "{case}");
+        let copy = f.s.path(&format!("copy-{format}-{compress}"));
+        sh(&format!(
+            "skopeo copy -q '{source}' 'oci:{}:c'",
+            copy.display()
+        ));
+        let again = Strata::new("overlay2");
+        again.ok(&["load", "-i", out.to_str().unwrap()]);
+        assert_eq!(
+            again.json(&["image", "inspect", "busybox:v2"])[0]["Id"],
+            want.0.as_str(),
+            "{case}"
+        );
+        again.assert_check_clean();
+    }
+}

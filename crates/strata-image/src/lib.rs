@@ -17,6 +17,7 @@
 //!   [`TarSink`] and [`DirSink`] write them.
 #![forbid(unsafe_code)]
 
+mod dir_layout;
 mod error;
 mod format;
 mod platform;
@@ -31,4 +32,4 @@ pub use platform::{parse as parse_platform, Platform};
 pub use read::{read_image, read_images, ImageDesc, LayerDesc};
 pub use reference::{ImageRef, InvalidReference};
 pub use source::{open_archive, Blob, BlobKey, DirSource, Source, TarSource};
-pub use write::{layout, Content, DirSink, Entry, SaveFormat, SaveImage, Sink, TarSink};
+pub use write::{layout, Content, DirSink, Entry, SaveFormat, SaveImage, SaveLayer, Sink, TarSink};

@@ -17,8 +17,8 @@ use crate::ImageRef;
 /// Index levels followed (index → index → manifest) before giving up.
 const MAX_NESTING: usize = 8;
 
-const DOCKER_MANIFEST: &str = "application/vnd.docker.distribution.manifest.v2+json";
-const DOCKER_LIST: &str = "application/vnd.docker.distribution.manifest.list.v2+json";
+pub(crate) const DOCKER_MANIFEST: &str = "application/vnd.docker.distribution.manifest.v2+json";
+pub(crate) const DOCKER_LIST: &str = "application/vnd.docker.distribution.manifest.list.v2+json";
 const DOCKER_LAYERS: &[&str] = &[
     "application/vnd.docker.image.rootfs.diff.tar",
     "application/vnd.docker.image.rootfs.diff.tar.gzip",
@@ -52,10 +52,16 @@ pub struct LayerDesc {
 }
 
 /// The images of the archive or layout `src`: a docker-archive when it
-/// has `manifest.json`, else an OCI layout.
+/// has `manifest.json` listing images, the `dir:` layout of skopeo (and
+/// of `podman save --format docker-dir`) when its `manifest.json` is one
+/// manifest, else an OCI layout.
 pub fn read_images(src: &dyn Source) -> Result<Vec<ImageDesc>> {
     if src.has(&path("manifest.json")) {
-        plan_docker(src)
+        let bytes = read_file(src, "manifest.json")?;
+        match serde_json::from_slice::<Value>(&bytes) {
+            Ok(Value::Object(m)) => crate::dir_layout::plan(src, &bytes, &m),
+            _ => plan_docker(src, &bytes),
+        }
     } else if src.has(&path("index.json")) {
         plan_oci(src)
     } else {
@@ -65,7 +71,7 @@ pub fn read_images(src: &dyn Source) -> Result<Vec<ImageDesc>> {
     }
 }
 
-fn bad(msg: impl Into<String>) -> Error {
+pub(crate) fn bad(msg: impl Into<String>) -> Error {
     Error::new(ErrorKind::InvalidArgument, msg)
 }
 
@@ -77,7 +83,7 @@ fn within(what: &str, e: Error) -> Error {
     Error::within(what, e)
 }
 
-fn path(name: &str) -> BlobKey {
+pub(crate) fn path(name: &str) -> BlobKey {
     BlobKey::Path(name.to_owned())
 }
 
@@ -119,9 +125,8 @@ fn tag(reference: &str, what: &str) -> Result<ImageRef> {
 }
 
 /// The images of a docker-archive's `manifest.json`.
-fn plan_docker(src: &dyn Source) -> Result<Vec<ImageDesc>> {
-    let manifests: Vec<DockerManifest> =
-        parse_json(&read_file(src, "manifest.json")?, "manifest.json")?;
+fn plan_docker(src: &dyn Source, manifest_json: &[u8]) -> Result<Vec<ImageDesc>> {
+    let manifests: Vec<DockerManifest> = parse_json(manifest_json, "manifest.json")?;
     if manifests.is_empty() {
         return Err(bad("manifest.json lists no image"));
     }

@@ -5,7 +5,8 @@
 //! ```text
 //! blobs/sha256/<image-id hex>     an image's config, byte-exact
 //! blobs/sha256/<diffID hex>       a layer, uncompressed; once, however
-//!                                 many images share it
+//!                                 many images share it (or, when saved
+//!                                 compressed, blobs/sha256/<blob hex>)
 //! blobs/sha256/<manifest hex>     an image's OCI manifest
 //! index.json                      one entry per tag; one without annotations
 //!                                 for an image saved untagged
@@ -32,7 +33,7 @@ use oci_spec::image::{
 };
 use serde::Serialize;
 use serde_json::Value;
-use strata_archive::{sha256, Digest};
+use strata_archive::{sha256, Compression, Digest};
 use strata_sys::atomic::AtomicFile;
 
 use crate::error::{Error, ErrorKind, IoContext, Result};
@@ -60,10 +61,42 @@ pub struct SaveImage {
     pub id: Digest,
     /// The config, byte-exact (its sha256 is `id`).
     pub config: Vec<u8>,
-    /// diffID and tar length of each layer, bottom to top.
-    pub layers: Vec<(Digest, u64)>,
+    /// Its layers, bottom to top.
+    pub layers: Vec<SaveLayer>,
     /// The tags the archive records; none for an image saved by ID.
     pub tags: Vec<ImageRef>,
+}
+
+/// A layer's blob as the archive holds it.
+#[derive(Debug, Clone)]
+pub struct SaveLayer {
+    pub diff_id: Digest,
+    /// The blob's digest and length: the diffID and the tar's length
+    /// when the blob is the tar itself.
+    pub blob: Digest,
+    pub size: u64,
+    /// How the blob is compressed: `None`, `Gzip` or `Zstd`.
+    pub compression: Compression,
+}
+
+impl SaveLayer {
+    /// A layer kept as its tar: its blob digest is its diffID.
+    pub fn uncompressed(diff_id: Digest, size: u64) -> SaveLayer {
+        SaveLayer {
+            blob: diff_id.clone(),
+            diff_id,
+            size,
+            compression: Compression::None,
+        }
+    }
+
+    fn media_type(&self) -> MediaType {
+        match self.compression {
+            Compression::Gzip => MediaType::ImageLayerGzip,
+            Compression::Zstd => MediaType::ImageLayerZstd,
+            _ => MediaType::ImageLayer,
+        }
+    }
 }
 
 /// A file of the layout: its path, `/`-separated, and its content.
@@ -75,7 +108,7 @@ pub struct Entry {
 
 pub enum Content {
     Bytes(Vec<u8>),
-    /// The layer with this diffID, which the caller writes.
+    /// The layer blob with this digest, which the caller writes.
     Layer(Digest),
 }
 
@@ -104,9 +137,9 @@ pub fn layout(images: &[SaveImage], format: SaveFormat) -> Result<Vec<Entry>> {
         let mut config = descriptor(MediaType::ImageConfig, &img.id, config_size);
         config.set_platform(platform.clone());
         let mut layers = Vec::new();
-        for (diff_id, size) in &img.layers {
-            blob(diff_id, *size, Content::Layer(diff_id.clone()));
-            layers.push(descriptor(MediaType::ImageLayer, diff_id, *size));
+        for l in &img.layers {
+            blob(&l.blob, l.size, Content::Layer(l.blob.clone()));
+            layers.push(descriptor(l.media_type(), &l.blob, l.size));
         }
         let manifest = ImageManifestBuilder::default()
             .schema_version(SCHEMA_VERSION)
@@ -133,7 +166,7 @@ pub fn layout(images: &[SaveImage], format: SaveFormat) -> Result<Vec<Entry>> {
                 (CONTAINERD_NAME.to_owned(), full.clone()),
             ])));
             index.push(tagged);
-            if let Some((top, _)) = img.layers.last() {
+            if let Some(SaveLayer { diff_id: top, .. }) = img.layers.last() {
                 repositories
                     .entry(familiar(&full_name(&t.name)).to_owned())
                     .or_default()
@@ -144,7 +177,7 @@ pub fn layout(images: &[SaveImage], format: SaveFormat) -> Result<Vec<Entry>> {
         docker.push(DockerManifest {
             config: blob_path(&img.id),
             repo_tags: (!repo_tags.is_empty()).then_some(repo_tags),
-            layers: img.layers.iter().map(|(d, _)| blob_path(d)).collect(),
+            layers: img.layers.iter().map(|l| blob_path(&l.blob)).collect(),
             layer_sources: None,
         });
     }

@@ -103,7 +103,7 @@ pub use stream::CopyReport;
 pub use system::{ContainerUsage, DiskUsage, ImageUsage, OnDisk, Pruned, Usage, VolumeUsage};
 pub use transfer::{
     LayerCompression, LayerStatus, Loaded, NoProgress, Progress, PullOptions, Pulled, Pushed,
-    MAX_CONCURRENT_DOWNLOADS,
+    SaveOptions, SaveTo, MAX_CONCURRENT_DOWNLOADS,
 };
 pub use volume::{Volume, VolumeStore, ANONYMOUS_LABEL};
 

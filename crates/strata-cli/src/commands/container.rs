@@ -439,8 +439,9 @@ pub fn commit(a: Commit, store: &Store, out: &mut Out) -> Result<()> {
 
 #[derive(Args)]
 pub struct Export {
+    /// The tar to write; standard output when absent (not a terminal).
     #[arg(short, long)]
-    pub output: PathBuf,
+    pub output: Option<PathBuf>,
     pub container: String,
     #[command(flatten)]
     pub pause: PauseFlag,
@@ -448,8 +449,12 @@ pub struct Export {
 
 pub fn export(a: Export, store: &Store) -> Result<()> {
     let c = store.resolve_container(&a.container)?;
-    let file =
-        File::create(&a.output).with_context(|| format!("creating {}", a.output.display()))?;
+    let file: Box<dyn Write> = match &a.output {
+        Some(p) if p.as_os_str() != "-" => {
+            Box::new(File::create(p).with_context(|| format!("creating {}", p.display()))?)
+        }
+        _ => Box::new(super::transfer::archive_stdout()?),
+    };
     let _paused = a.pause.freeze(store, &c)?;
     let pb = crate::progress::bar(&format!("exporting {}", c.name), None);
     let mut out = BufWriter::with_capacity(1 << 20, crate::progress::writer(&pb, file));

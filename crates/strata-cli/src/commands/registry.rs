@@ -79,6 +79,15 @@ pub enum Compression {
     Zstd,
 }
 
+impl From<Compression> for LayerCompression {
+    fn from(c: Compression) -> Self {
+        match c {
+            Compression::Gzip => LayerCompression::Gzip,
+            Compression::Zstd => LayerCompression::Zstd,
+        }
+    }
+}
+
 #[derive(Args)]
 pub struct Login {
     /// `host[:port]`.
@@ -271,10 +280,7 @@ pub fn push(a: Push, store: &Store, out: &mut Out) -> Result<()> {
         .expect("endpoints end with the registry");
     let c = client(&at, &a.transport)?;
     let bar = Bar::new("pushing");
-    let compression = match a.compression_format {
-        Compression::Gzip => LayerCompression::Gzip,
-        Compression::Zstd => LayerCompression::Zstd,
-    };
+    let compression = a.compression_format.into();
     let pushed = store.push(&c, &a.image, &at.repository, tag, compression, &bar);
     bar.pb.finish_and_clear();
     let pushed = pushed?;

@@ -6,14 +6,18 @@ use std::path::PathBuf;
 use anyhow::{bail, Result};
 use clap::{Args, ValueEnum};
 use indicatif::ProgressBar;
-use strata_store::{Progress, SaveFormat, Store};
+use strata_store::{Progress, SaveFormat, SaveOptions, SaveTo, Store};
+
+use super::registry::Compression;
 
 use crate::output::Out;
 
 #[derive(Args)]
 pub struct Load {
-    /// A docker-archive or OCI archive (tar, possibly compressed), or an
-    /// OCI layout directory; standard input when absent or `-`.
+    /// A docker-archive or OCI archive (tar, plain or compressed with
+    /// gzip, zstd, xz or bzip2), or a directory: an OCI layout, or the
+    /// `dir:` layout skopeo and `podman save --format docker-dir` write;
+    /// standard input when absent or `-`.
     #[arg(short, long)]
     pub input: Option<PathBuf>,
     /// Print only the loaded image IDs.
@@ -23,11 +27,17 @@ pub struct Load {
 
 #[derive(Args)]
 pub struct Save {
-    /// Where to write: a file, or a directory for oci-dir.
+    /// Where to write: a file, or a directory for oci-dir; standard
+    /// output when absent (not a terminal).
     #[arg(short, long)]
-    pub output: PathBuf,
+    pub output: Option<PathBuf>,
     #[arg(long, value_enum, default_value_t = Kind::DockerArchive)]
     pub format: Kind,
+    /// Compress each layer (gzip: every tool reads it; zstd: Docker 23
+    /// and later). Layers are written as their tars when absent, as
+    /// `docker save` writes them.
+    #[arg(long, value_enum)]
+    pub compress: Option<Compression>,
     /// Images: name[:tag], ID or unique ID prefix.
     #[arg(required = true)]
     pub images: Vec<String>,
@@ -125,8 +135,31 @@ pub fn save(a: Save, store: &Store) -> Result<()> {
         Kind::OciArchive => SaveFormat::OciArchive,
         Kind::OciDir => SaveFormat::OciDir,
     };
+    let opts = SaveOptions {
+        format,
+        compression: a.compress.map(Into::into),
+    };
+    let mut stdout;
+    let to = match &a.output {
+        Some(p) if p.as_os_str() != "-" => SaveTo::Path(p),
+        _ if format == SaveFormat::OciDir => bail!("--format oci-dir needs -o DIRECTORY"),
+        _ => {
+            stdout = archive_stdout()?;
+            SaveTo::Stream(&mut stdout)
+        }
+    };
     let bar = Bar::new("saving");
-    let done = store.save(&a.images, format, &a.output, &bar);
+    let done = store.save_to(&a.images, opts, to, &bar);
     bar.pb.finish_and_clear();
     Ok(done?)
+}
+
+/// Standard output, for an archive written without `-o`: refused on a
+/// terminal with Docker's words.
+pub(crate) fn archive_stdout() -> Result<io::StdoutLock<'static>> {
+    let out = io::stdout();
+    if out.is_terminal() {
+        bail!("cowardly refusing to save to a terminal. Use the -o flag or redirect");
+    }
+    Ok(out.lock())
 }

@@ -427,15 +427,7 @@ pub fn guard_host_file<T>(path: &str, f: impl FnOnce() -> T) -> T {
 /// and runc both put on a terminal they are given (seen with the
 /// runtimes alone).
 pub fn on_terminal(s: &Strata, args: &[&str]) -> String {
-    let mut line = format!(
-        "'{}' --root '{}' --driver {}",
-        env!("CARGO_BIN_EXE_strata"),
-        s.root().display(),
-        s.driver
-    );
-    for a in args {
-        line.push_str(&format!(" '{a}'"));
-    }
+    let line = s.command_line(args);
     let child = Command::new("script")
         .args(["-qec", &line, "/dev/null"])
         .stdin(Stdio::null())

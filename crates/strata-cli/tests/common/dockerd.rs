@@ -95,6 +95,16 @@ impl Dockerd {
             .unwrap()
     }
 
+    /// The docker command line for this daemon, as shell words, for
+    /// pipelines and terminals (`sh -c`, `script -c`).
+    pub fn command_line(&self) -> String {
+        format!(
+            "env DOCKER_CONFIG='{}' docker -H 'unix://{}'",
+            self.dir.path().join("client").display(),
+            self.dir.path().join("sock").display()
+        )
+    }
+
     /// Runs docker; returns trimmed stdout, panics with stderr on failure.
     pub fn ok(&self, args: &[&str]) -> String {
         let out = self.docker(args);

@@ -57,6 +57,21 @@ impl Strata {
         c
     }
 
+    /// The binary with `--root`, `--driver` and `args` as one shell line
+    /// (each argument single-quoted), for pipelines and terminals.
+    pub fn command_line(&self, args: &[&str]) -> String {
+        let mut line = format!(
+            "'{}' --root '{}' --driver {}",
+            env!("CARGO_BIN_EXE_strata"),
+            self.root().display(),
+            self.driver
+        );
+        for a in args {
+            line.push_str(&format!(" '{a}'"));
+        }
+        line
+    }
+
     pub fn run(&self, args: &[&str]) -> Output {
         self.cmd(args).output().unwrap()
     }

@@ -82,7 +82,7 @@ pub trait Source: Sync {
 }
 
 /// Opens the archive or layout at `path`: a directory, or a tar file
-/// (plain, gzip or zstd). A compressed file is spooled under `spool_dir`.
+/// (plain, or gzip, zstd, xz or bzip2). A compressed file is spooled under `spool_dir`.
 pub fn open_archive(path: &Path, spool_dir: &Path) -> Result<Box<dyn Source>> {
     let md = std::fs::metadata(path).ctx(|| format!("opening {}", path.display()))?;
     if md.is_dir() {

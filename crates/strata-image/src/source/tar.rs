@@ -6,12 +6,12 @@
 
 use std::collections::{HashMap, VecDeque};
 use std::fs::File;
-use std::io::{self, Read, Seek};
+use std::io::{self, Read, Seek, Write};
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use strata_archive::Compression;
+use strata_archive::{Compression, MAGIC_LEN};
 
 use super::{bad, clean, escapes, missing, Blob, BlobKey, Source};
 use crate::error::{Error, ErrorKind, IoContext, Result};
@@ -42,22 +42,22 @@ enum Entry {
 }
 
 impl TarSource {
-    /// Opens the tar file at `path` (plain, gzip or zstd). A compressed
-    /// file is spooled under `spool_dir`.
+    /// Opens the tar file at `path` (plain, or compressed with gzip,
+    /// zstd, xz or bzip2). A compressed file is spooled under
+    /// `spool_dir`.
     pub fn open(path: &Path, spool_dir: &Path) -> Result<TarSource> {
         let mut file = File::open(path).ctx(|| format!("opening {}", path.display()))?;
-        let mut head = Vec::with_capacity(8);
+        let mut head = Vec::with_capacity(MAGIC_LEN);
         (&mut file)
-            .take(8)
+            .take(MAGIC_LEN as u64)
             .read_to_end(&mut head)
             .ctx(|| format!("reading {}", path.display()))?;
         if head.is_empty() {
             return Err(bad("the file is empty: not an archive"));
         }
-        let compressed = !matches!(Compression::detect(&head), Ok(Compression::None));
         file.rewind()
             .ctx(|| format!("reading {}", path.display()))?;
-        if compressed {
+        if Compression::detect(&head) != Compression::None {
             return TarSource::spooled(&mut file, spool_dir);
         }
         TarSource::index(file, None)
@@ -73,15 +73,13 @@ impl TarSource {
         std::fs::create_dir(&dir).ctx(|| format!("creating {}", dir.display()))?;
         let path = dir.join("archive.tar");
         let copied = (|| {
-            let (_, mut plain) = strata_archive::decompress(input)
-                .map_err(|e| Error::with(ErrorKind::InvalidArgument, "reading the archive", e))?;
             let mut out = std::fs::OpenOptions::new()
                 .read(true)
                 .write(true)
                 .create_new(true)
                 .open(&path)
                 .ctx(|| format!("creating {}", path.display()))?;
-            io::copy(&mut plain, &mut out).ctx(|| "reading the archive".into())?;
+            spool(input, &mut out)?;
             Ok(out)
         })();
         let mut file = match copied {
@@ -137,6 +135,37 @@ impl Drop for TarSource {
         if let Some(dir) = &self.spool {
             let _ = std::fs::remove_dir_all(dir);
         }
+    }
+}
+
+/// Copies the archive `input`, decompressed, into `out`. A decoder's
+/// complaint is about the archive (its compression, cut short or
+/// corrupt), told apart from a failure to read or write at all.
+fn spool(input: &mut dyn Read, out: &mut File) -> Result<()> {
+    let reading = |e: io::Error| Error::io("reading the archive", e);
+    let (kind, mut plain) = strata_archive::decompress(input).map_err(reading)?;
+    let mut buf = vec![0u8; 1 << 20];
+    let mut total = 0u64;
+    loop {
+        let n = match plain.read(&mut buf) {
+            Ok(0) => return Ok(()),
+            Ok(n) => n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) if kind == Compression::None => return Err(reading(e)),
+            Err(e) => {
+                return Err(Error::with(
+                    ErrorKind::InvalidArgument,
+                    format!(
+                        "the archive is {}-compressed, and its stream is cut short or corrupt after {total} decompressed bytes",
+                        kind.as_str()
+                    ),
+                    e,
+                ))
+            }
+        };
+        out.write_all(&buf[..n])
+            .ctx(|| "writing a copy of the archive to unpack".into())?;
+        total += n as u64;
     }
 }
 

@@ -42,7 +42,7 @@ pub enum LayerCompression {
 }
 
 impl LayerCompression {
-    fn media_type(self) -> &'static str {
+    pub(super) fn media_type(self) -> &'static str {
         match self {
             LayerCompression::Gzip => "application/vnd.oci.image.layer.v1.tar+gzip",
             LayerCompression::Zstd => "application/vnd.oci.image.layer.v1.tar+zstd",
@@ -256,7 +256,7 @@ impl Store {
         compression: LayerCompression,
     ) -> Result<(Digest, u64, Reached)> {
         let what = format!("layer {}", layer.diff_id);
-        let mut hashing = HashWriter::default();
+        let mut hashing = HashWriter::<io::Sink>::default();
         self.compress_layer(layer, compression, &mut hashing)?;
         let (digest, size) = hashing.finish();
         if client
@@ -305,27 +305,38 @@ impl Store {
         crate::atomic::write(&path, &bytes)
     }
 
-    /// The layer's tar, rebuilt and compressed into `out`. Both encoders
-    /// give the same bytes for the same tar, which the two passes of
-    /// `push_layer` rely on.
-    fn compress_layer(
+    /// The layer's tar, rebuilt, checked against its diffID and
+    /// compressed into `out`. Both encoders give the same bytes for the
+    /// same tar, which the two passes of `push_layer` rely on.
+    pub(super) fn compress_layer(
         &self,
         layer: &Layer,
         compression: LayerCompression,
         out: &mut dyn Write,
     ) -> Result<()> {
         let failed = |e| Error::io(format!("compressing layer {}", layer.diff_id), e);
-        match compression {
+        let diff_id = match compression {
             LayerCompression::Gzip => {
                 let mut gz = GzEncoder::new(out, flate2::Compression::default());
-                self.layer_tar(layer, &mut gz)?;
+                let d = self.layer_tar(layer, &mut gz)?;
                 gz.finish().map_err(failed)?;
+                d
             }
             LayerCompression::Zstd => {
                 let mut z = zstd::stream::write::Encoder::new(out, 3).map_err(failed)?;
-                self.layer_tar(layer, &mut z)?;
+                let d = self.layer_tar(layer, &mut z)?;
                 z.finish().map_err(failed)?;
+                d
             }
+        };
+        if diff_id != layer.diff_id {
+            return Err(Error::new(
+                ErrorKind::Corrupt,
+                format!(
+                    "layer {}: its content hashes to {diff_id}, not its diffID {}",
+                    layer.chain_id, layer.diff_id
+                ),
+            ));
         }
         Ok(())
     }
@@ -343,27 +354,44 @@ fn registry(what: &str, e: strata_registry::Error) -> Error {
     Error::with(kind, what.to_owned(), e)
 }
 
-/// Counts and hashes what is written to it.
+/// Counts and hashes what is written to it, and passes it on to
+/// `inner`, if any.
 #[derive(Default)]
-struct HashWriter {
+pub(super) struct HashWriter<W = io::Sink> {
     hasher: Sha256,
     len: u64,
+    inner: Option<W>,
 }
 
-impl HashWriter {
-    fn finish(self) -> (Digest, u64) {
+impl<W> HashWriter<W> {
+    pub(super) fn to(inner: W) -> Self {
+        HashWriter {
+            hasher: Sha256::new(),
+            len: 0,
+            inner: Some(inner),
+        }
+    }
+
+    pub(super) fn finish(self) -> (Digest, u64) {
         (Digest::from_sha256(self.hasher), self.len)
     }
 }
 
-impl Write for HashWriter {
+impl<W: Write> Write for HashWriter<W> {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        self.hasher.update(buf);
-        self.len += buf.len() as u64;
-        Ok(buf.len())
+        let n = match &mut self.inner {
+            Some(w) => w.write(buf)?,
+            None => buf.len(),
+        };
+        self.hasher.update(&buf[..n]);
+        self.len += n as u64;
+        Ok(n)
     }
 
     fn flush(&mut self) -> io::Result<()> {
-        Ok(())
+        match &mut self.inner {
+            Some(w) => w.flush(),
+            None => Ok(()),
+        }
     }
 }

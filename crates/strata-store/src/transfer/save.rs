@@ -9,6 +9,8 @@
 //! blobs/sha256/<image-id hex>     an image's config, byte-exact
 //! blobs/sha256/<diffID hex>       a layer, uncompressed, byte for byte as it
 //!                                 came in; once, however many images share it
+//!                                 (with --compress: blobs/sha256/<blob hex>,
+//!                                 the tar gzip'd or zstd'd)
 //! blobs/sha256/<manifest hex>     an image's OCI manifest
 //! index.json                      one entry per tag; one without annotations
 //!                                 for an image saved untagged
@@ -35,6 +37,18 @@
 //! `strata` processes. A layer removed meanwhile fails the save (its
 //! record or content is gone, or no longer matches its diffID).
 //!
+//! # Compression
+//!
+//! Layers are written as their tars, as `docker save` writes them, unless
+//! [`SaveOptions::compression`] asks for gzip or zstd. The store keeps no
+//! compressed blob of what it loaded or pulled (that would be a second
+//! copy of every layer), so a compressed save compresses each layer
+//! afresh: the diffIDs and the image ID are kept, the blob digests are
+//! this encoder's. The manifests name the blobs' digests and a tar header
+//! their lengths, both known only once a layer is compressed: every
+//! layer is compressed into a spool directory under `tmp/` first, then
+//! streamed.
+//!
 //! # Output
 //!
 //! An archive is written in one pass (a layer's length is known from its
@@ -42,7 +56,9 @@
 //! the target, renamed over it at the end. `oci-dir` writes into a
 //! directory that must not exist or be empty: each blob goes to a temp
 //! name, is synced and renamed into place, and `index.json` comes last.
-//! Whatever fails, no half archive or half layout is left behind.
+//! Whatever fails, no half archive or half layout is left behind. An
+//! archive may go to a stream instead (standard output), where a failure
+//! leaves what was written, as `docker save` to a pipe does.
 
 use std::collections::BTreeMap;
 use std::fs::{self, File};
@@ -50,11 +66,14 @@ use std::io::{self, BufWriter, Write};
 use std::path::Path;
 
 use serde_json::Value;
-use strata_archive::Digest;
-use strata_image::{layout, Content, DirSink, Entry, SaveFormat, SaveImage, Sink, TarSink};
+use strata_archive::{Compression, Digest};
+use strata_image::{
+    layout, Content, DirSink, Entry, SaveFormat, SaveImage, SaveLayer, Sink, TarSink,
+};
 use strata_sys::atomic::AtomicFile;
 
-use super::Progress;
+use super::push::HashWriter;
+use super::{LayerCompression, Progress};
 use crate::error::{Error, ErrorKind, IoContext, Result};
 use crate::layer::{chain_ids, Layer};
 use crate::{atomic, random_hex, ImageRef, Store};
@@ -69,9 +88,28 @@ pub(super) struct Planned {
     tags: Vec<ImageRef>,
 }
 
+/// Where `save` writes.
+pub enum SaveTo<'a> {
+    /// A file (an archive) or a directory (`oci-dir`), made whole or not
+    /// at all.
+    Path(&'a Path),
+    /// A stream (standard output): an archive format only. A failure
+    /// part way leaves what was written.
+    Stream(&'a mut dyn Write),
+}
+
+/// How `save` writes.
+#[derive(Debug, Clone, Copy)]
+pub struct SaveOptions {
+    pub format: SaveFormat,
+    /// Layers compressed with this, else kept as their tars.
+    pub compression: Option<LayerCompression>,
+}
+
 impl Store {
     /// Writes `images` (each a name[:tag], an ID or a unique ID prefix) to
-    /// `out` in `format`; layers shared between them are written once.
+    /// `out` in `format`, layers uncompressed; layers shared between them
+    /// are written once.
     pub fn save(
         &self,
         images: &[String],
@@ -79,15 +117,41 @@ impl Store {
         out: &Path,
         progress: &dyn Progress,
     ) -> Result<()> {
+        let opts = SaveOptions {
+            format,
+            compression: None,
+        };
+        self.save_to(images, opts, SaveTo::Path(out), progress)
+    }
+
+    /// Writes `images` to `to` as `opts` says.
+    pub fn save_to(
+        &self,
+        images: &[String],
+        opts: SaveOptions,
+        to: SaveTo<'_>,
+        progress: &dyn Progress,
+    ) -> Result<()> {
+        let format = opts.format;
         let plan = self.plan_save(images)?;
-        let make_dir = match format {
-            SaveFormat::OciDir => oci_dir_target(out)?,
-            _ => {
+        let make_dir = match (&to, format) {
+            (SaveTo::Path(out), SaveFormat::OciDir) => oci_dir_target(out)?,
+            (SaveTo::Path(out), _) => {
                 archive_target(out)?;
                 false
             }
+            (SaveTo::Stream(_), SaveFormat::OciDir) => {
+                return Err(Error::new(
+                    ErrorKind::InvalidArgument,
+                    "an OCI layout directory cannot be written to a stream: name the directory",
+                ))
+            }
+            (SaveTo::Stream(_), _) => false,
         };
-        let sizes = self.layer_sizes(&plan)?;
+        let blobs = match opts.compression {
+            None => self.layer_sizes(&plan)?,
+            Some(c) => self.compress_for_save(&plan, c)?,
+        };
         let images: Vec<SaveImage> = plan
             .iter()
             .map(|p| SaveImage {
@@ -96,16 +160,22 @@ impl Store {
                 layers: p
                     .layers
                     .iter()
-                    .map(|l| (l.diff_id.clone(), sizes[&l.diff_id]))
+                    .map(|l| blobs.layers[&l.diff_id].clone())
                     .collect(),
                 tags: p.tags.clone(),
             })
             .collect();
         let entries = layout(&images, format)?;
-        let layers: BTreeMap<&Digest, &Layer> = plan
+        let layers: BTreeMap<Digest, LayerBlob<'_>> = plan
             .iter()
             .flat_map(|p| &p.layers)
-            .map(|l| (&l.diff_id, l))
+            .map(|l| {
+                let blob = blobs.layers[&l.diff_id].blob.clone();
+                match &blobs.spool {
+                    Some(spool) => (blob, LayerBlob::Spooled(spool.path.join(l.diff_id.hex()))),
+                    None => (blob, LayerBlob::Tar(l)),
+                }
+            })
             .collect();
         let count = entries
             .iter()
@@ -118,9 +188,10 @@ impl Store {
             layers: &layers,
             progress,
         };
-        match format {
-            SaveFormat::OciDir => w.to_dir(out, make_dir),
-            _ => w.to_archive(out),
+        match to {
+            SaveTo::Path(out) if format == SaveFormat::OciDir => w.to_dir(out, make_dir),
+            SaveTo::Path(out) => w.to_archive(out),
+            SaveTo::Stream(out) => w.to_stream(out),
         }
     }
 
@@ -179,12 +250,12 @@ impl Store {
         })
     }
 
-    /// The tar length of every layer, by diffID, from the end of its
-    /// tar-split record (no content read).
-    fn layer_sizes(&self, plan: &[Planned]) -> Result<BTreeMap<Digest, u64>> {
-        let mut sizes = BTreeMap::new();
+    /// Every layer as its tar: its length, by diffID, from the end of
+    /// its tar-split record (no content read).
+    fn layer_sizes(&self, plan: &[Planned]) -> Result<Blobs> {
+        let mut layers = BTreeMap::new();
         for l in plan.iter().flat_map(|p| &p.layers) {
-            if sizes.contains_key(&l.diff_id) {
+            if layers.contains_key(&l.diff_id) {
                 continue;
             }
             let record = File::open(self.tar_split_path(&l.chain_id))
@@ -205,18 +276,94 @@ impl Store {
                     ),
                 ));
             }
-            sizes.insert(l.diff_id.clone(), size);
+            layers.insert(l.diff_id.clone(), SaveLayer::uncompressed(diff_id, size));
         }
-        Ok(sizes)
+        Ok(Blobs {
+            layers,
+            spool: None,
+        })
     }
+
+    /// Every layer compressed into a file of a spool directory (named by
+    /// diffID), since the manifests, and so the archive's layout, need
+    /// the compressed blobs' digests and lengths before anything is
+    /// written.
+    fn compress_for_save(&self, plan: &[Planned], compression: LayerCompression) -> Result<Blobs> {
+        let path = self.layout.tmp().join(format!("save-{}", random_hex(8)?));
+        fs::create_dir(&path).ctx(|| format!("creating {}", path.display()))?;
+        // Held, so that another command's open does not take it for a
+        // crash's debris meanwhile.
+        let spool = match crate::staging::hold_staging(&path) {
+            Ok(held) => Spool { path, _held: held },
+            Err(e) => {
+                let _ = fs::remove_dir(&path);
+                return Err(e);
+            }
+        };
+        let mut layers = BTreeMap::new();
+        for l in plan.iter().flat_map(|p| &p.layers) {
+            if layers.contains_key(&l.diff_id) {
+                continue;
+            }
+            let dest = spool.path.join(l.diff_id.hex());
+            let writing = || format!("writing {}", dest.display());
+            let file = File::create(&dest).ctx(writing)?;
+            let mut out = HashWriter::to(BufWriter::with_capacity(1 << 20, file));
+            self.compress_layer(l, compression, &mut out)?;
+            out.flush().ctx(writing)?;
+            let (blob, size) = out.finish();
+            let kind = match compression {
+                LayerCompression::Gzip => Compression::Gzip,
+                LayerCompression::Zstd => Compression::Zstd,
+            };
+            let layer = SaveLayer {
+                diff_id: l.diff_id.clone(),
+                blob,
+                size,
+                compression: kind,
+            };
+            layers.insert(l.diff_id.clone(), layer);
+        }
+        Ok(Blobs {
+            layers,
+            spool: Some(spool),
+        })
+    }
+}
+
+/// How each layer of a save is written, by diffID, and the spool
+/// directory holding the compressed ones.
+struct Blobs {
+    layers: BTreeMap<Digest, SaveLayer>,
+    spool: Option<Spool>,
+}
+
+/// A directory of compressed layers, removed when the save ends.
+struct Spool {
+    path: std::path::PathBuf,
+    _held: File,
+}
+
+impl Drop for Spool {
+    fn drop(&mut self) {
+        let _ = fs::remove_dir_all(&self.path);
+    }
+}
+
+/// Where a layer blob's bytes come from.
+enum LayerBlob<'a> {
+    /// The layer's tar, rebuilt from its tar-split record.
+    Tar(&'a Layer),
+    /// A compressed copy in the spool.
+    Spooled(std::path::PathBuf),
 }
 
 /// One save's files on their way out.
 struct Writing<'a> {
     store: &'a Store,
     entries: &'a [Entry],
-    /// The layers the entries name, by diffID.
-    layers: &'a BTreeMap<&'a Digest, &'a Layer>,
+    /// The layer blobs the entries name, by digest.
+    layers: &'a BTreeMap<Digest, LayerBlob<'a>>,
     progress: &'a dyn Progress,
 }
 
@@ -235,6 +382,14 @@ impl Writing<'_> {
             .into_inner()
             .map_err(|e| Error::io(writing(), e.into_error()))?;
         file.commit().ctx(writing)
+    }
+
+    /// Writes the entries as a tar to `out` (standard output).
+    fn to_stream(&self, out: &mut dyn Write) -> Result<()> {
+        let mut sink = TarSink::new(BufWriter::with_capacity(1 << 20, out));
+        self.write_entries(&mut sink)?;
+        let mut w = sink.finish()?;
+        w.flush().ctx(|| "writing the archive".into())
     }
 
     /// Writes the entries into the directory `out`, making it first when
@@ -273,7 +428,7 @@ impl Writing<'_> {
             };
             match &e.content {
                 Content::Bytes(b) => w.write_all(b).ctx(|| format!("writing {}", e.path))?,
-                Content::Layer(diff_id) => self.write_layer(self.layers[diff_id], &mut w)?,
+                Content::Layer(digest) => self.write_layer(&self.layers[digest], &mut w)?,
             }
             if w.written != e.size {
                 return Err(Error::new(
@@ -289,8 +444,17 @@ impl Writing<'_> {
         Ok(())
     }
 
-    /// Rebuilds a layer's tar into `out`, checking it is the layer.
-    fn write_layer(&self, l: &Layer, out: &mut dyn Write) -> Result<()> {
+    /// Rebuilds a layer's tar into `out`, checking it is the layer, or
+    /// copies its compressed blob from the spool.
+    fn write_layer(&self, blob: &LayerBlob<'_>, out: &mut dyn Write) -> Result<()> {
+        let l = match blob {
+            LayerBlob::Tar(l) => l,
+            LayerBlob::Spooled(path) => {
+                let mut f = File::open(path).ctx(|| format!("opening {}", path.display()))?;
+                io::copy(&mut f, out).ctx(|| format!("copying {}", path.display()))?;
+                return Ok(());
+            }
+        };
         let got = self.store.layer_tar(l, out)?;
         if got != l.diff_id {
             return Err(Error::new(
