@@ -1,5 +1,11 @@
 //! `strata commit`: a container's changes become a layer on its image's,
 //! and a new image with that layer.
+//!
+//! What the container wrote in its volumes (the image's `VOLUME`s among
+//! them) is not among the changes: a volume is mounted over the path, so
+//! the read-write layer only ever holds the mount point, and `cp` writes
+//! into the volume too. The new image keeps the image's own content at
+//! that path, as Docker's commit does.
 
 use std::io::Write;
 
