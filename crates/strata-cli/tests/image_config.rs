@@ -233,11 +233,13 @@ fn commit_leaves_the_volume_contents_out_as_docker_does() {
     let write = "echo new > /data/new; rm /data/f; echo keep > /keep";
     s.exec(&["run", "--name", "w", IMAGE, "sh", "-c", write])
         .expect(0, "run");
-    s.ok(&["commit", "w", "busybox:committed"]);
+    s.ok(&["commit", "-m", "a message", "w", "busybox:committed"]);
     let ours = committed_view(|a| s.run_ok(a), "busybox:committed");
     // The image's `/data/f` is still there; what the container wrote
     // and removed there is not the image's.
     assert_eq!(ours, ".\n..\nf\nkeep");
+    let image = &s.json(&["image", "inspect", "busybox:committed"])[0];
+    assert_eq!(image["Comment"], "a message");
     let Some(docker) = Dockerd::start(test) else {
         return;
     };
@@ -254,7 +256,7 @@ fn commit_leaves_the_volume_contents_out_as_docker_does() {
         write,
     ];
     docker.ok(&run);
-    docker.ok(&["commit", "writer", "busybox:committed"]);
+    docker.ok(&["commit", "-m", "a message", "writer", "busybox:committed"]);
     let theirs = committed_view(
         |a| {
             let mut run = vec!["run", "--rm", "--network", "none"];
@@ -264,6 +266,11 @@ fn commit_leaves_the_volume_contents_out_as_docker_does() {
         "busybox:committed",
     );
     assert_eq!(ours, theirs, "strata and docker differ");
+    let comment = |v: String| serde_json::from_str::<Value>(&v).unwrap()[0]["Comment"].clone();
+    assert_eq!(
+        comment(s.ok(&["image", "inspect", "busybox:committed"])),
+        comment(docker.ok(&["image", "inspect", "busybox:committed"])),
+    );
 }
 
 /// The JSON type of `v`, for comparing shapes.

@@ -69,6 +69,13 @@ impl Store {
             .ok_or_else(|| Error::new(ErrorKind::Corrupt, "image config is not an object"))?;
         obj.insert("created".into(), json!(now));
         obj.insert("container".into(), json!(c.id));
+        // The image's own comment is the commit's message, as Docker
+        // writes it (`inspect` shows it as `Comment`); the parent's is
+        // not inherited.
+        obj.remove("comment");
+        if !comment.is_empty() {
+            obj.insert("comment".into(), json!(comment));
+        }
         let rootfs = obj
             .entry("rootfs")
             .or_insert_with(|| json!({"type": "layers", "diff_ids": []}));
