@@ -90,6 +90,15 @@ pub trait Driver: Send + Sync {
     /// What `strata info` shows, as ordered key/value pairs.
     fn status(&self) -> Vec<(String, String)>;
 
+    /// The layer's directories by Docker's names for them, as `inspect`
+    /// shows them under `GraphDriver.Data` (Docker's `GetMetadata`):
+    /// overlay2's `LowerDir`, `UpperDir`, `WorkDir`, `MergedDir`. None
+    /// for a driver Docker shows none for (vfs).
+    fn metadata(&self, id: &str) -> Result<std::collections::BTreeMap<String, String>> {
+        check_id(id)?;
+        Ok(std::collections::BTreeMap::new())
+    }
+
     /// Unmounts everything under the driver's home and forgets all
     /// references.
     fn cleanup(&self) -> Result<()>;

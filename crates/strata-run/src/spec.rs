@@ -12,7 +12,10 @@
 //!   one strata made and connected ([`crate::network`]), joined by path,
 //!   or a new one with only loopback (`--network none`, or no helper
 //!   installed), or the host's only with `--network host`;
-//! - Docker's masked and read-only `/proc` paths, the caller's rlimits;
+//! - Docker's masked and read-only `/proc` paths, the caller's rlimits:
+//!   `RLIMIT_NOFILE` written as the caller has it, soft and hard (Docker
+//!   passes on its daemon's limits; Podman raises the soft limit to the
+//!   hard one, which strata does not), the others inherited;
 //! - Docker's default capability set and a seccomp profile equal in
 //!   effect to Docker's default, `noNewPrivileges` off, all changed by
 //!   `--cap-add`, `--cap-drop`, `--security-opt` and `--privileged`
@@ -24,7 +27,8 @@ use std::path::{Path, PathBuf};
 
 use oci_spec::runtime::{
     LinuxBuilder, LinuxNamespaceBuilder, LinuxNamespaceType, Mount as OciMount, MountBuilder,
-    ProcessBuilder, RootBuilder, Spec, UserBuilder,
+    PosixRlimit, PosixRlimitBuilder, PosixRlimitType, ProcessBuilder, RootBuilder, Spec,
+    UserBuilder,
 };
 use strata_store::{Container, Error, ErrorKind, Mount, Result};
 
@@ -112,6 +116,7 @@ pub fn build(i: &Inputs<'_>) -> Result<Spec> {
         .args(c.cmd.clone())
         .env(environment(c, i.user, i.terminal))
         .cwd(cwd)
+        .rlimits(vec![nofile(strata_sys::process::nofile_limit())?])
         .build()
         .map_err(oci_error)?;
     let root = RootBuilder::default()
@@ -165,6 +170,18 @@ pub fn build(i: &Inputs<'_>) -> Result<Spec> {
     // Capabilities, seccomp, no_new_privileges, --privileged.
     crate::security::apply(&mut spec, &c.config.security)?;
     Ok(spec)
+}
+
+/// The process's `RLIMIT_NOFILE`: the caller's `(soft, hard)`, `None`
+/// for unlimited (`RLIM_INFINITY`). Left out, the spec library would
+/// write 1024 for both.
+fn nofile((soft, hard): (Option<u64>, Option<u64>)) -> Result<PosixRlimit> {
+    PosixRlimitBuilder::default()
+        .typ(PosixRlimitType::RlimitNofile)
+        .soft(soft.unwrap_or(u64::MAX))
+        .hard(hard.unwrap_or(u64::MAX))
+        .build()
+        .map_err(oci_error)
 }
 
 /// A recursive, private bind mount of `source` at `destination`.
@@ -337,6 +354,23 @@ pub(crate) mod tests {
                 "TERM=xterm".into(),
             ]
         );
+    }
+
+    #[test]
+    fn open_files_limit_is_the_callers() {
+        let c = container(&["true"], RunConfig::default());
+        let v = spec_of(&c, &[]);
+        let (soft, hard) = strata_sys::process::nofile_limit();
+        assert_eq!(
+            v["process"]["rlimits"],
+            serde_json::json!([{
+                "type": "RLIMIT_NOFILE",
+                "soft": soft.unwrap_or(u64::MAX),
+                "hard": hard.unwrap_or(u64::MAX),
+            }])
+        );
+        let unlimited = nofile((None, Some(4096))).unwrap();
+        assert_eq!((unlimited.soft(), unlimited.hard()), (u64::MAX, 4096));
     }
 
     #[test]

@@ -1,5 +1,11 @@
 //! `strata commit`: a container's changes become a layer on its image's,
 //! and a new image with that layer.
+//!
+//! What the container wrote in its volumes (the image's `VOLUME`s among
+//! them) is not among the changes: a volume is mounted over the path, so
+//! the read-write layer only ever holds the mount point, and `cp` writes
+//! into the volume too. The new image keeps the image's own content at
+//! that path, as Docker's commit does.
 
 use std::io::Write;
 
@@ -63,6 +69,13 @@ impl Store {
             .ok_or_else(|| Error::new(ErrorKind::Corrupt, "image config is not an object"))?;
         obj.insert("created".into(), json!(now));
         obj.insert("container".into(), json!(c.id));
+        // The image's own comment is the commit's message, as Docker
+        // writes it (`inspect` shows it as `Comment`); the parent's is
+        // not inherited.
+        obj.remove("comment");
+        if !comment.is_empty() {
+            obj.insert("comment".into(), json!(comment));
+        }
         let rootfs = obj
             .entry("rootfs")
             .or_insert_with(|| json!({"type": "layers", "diff_ids": []}));

@@ -395,11 +395,21 @@ impl Store {
             .map(|_| self.driver.quota())
             .transpose()
             .map_err(|e| Error::driver("--storage-opt size", e))?;
-        let plan = self.plan_mounts(&spec.volumes_from, &spec.volumes)?;
+        let mut plan = self.plan_mounts(&spec.volumes_from, &spec.volumes)?;
+        self.plan_image_volumes(&config, &spec.config.host_config.tmpfs, &mut plan)?;
         let cmd = command(&config, &spec.cmd, spec.entrypoint.as_deref());
-        let run_config = spec
+        let mut run_config = spec
             .config
             .merged(&config, &|k| std::env::var(k).ok(), &id)?;
+        run_config.host_config.binds = spec
+            .volumes
+            .iter()
+            .filter(|v| {
+                strata_volume::spec::parse(v)
+                    .is_ok_and(|s| !matches!(s.source, strata_volume::spec::Source::Anonymous))
+            })
+            .cloned()
+            .collect();
         let mut c = Container {
             id: id.clone(),
             name,

@@ -86,6 +86,11 @@ pub struct HostConfig {
     /// the container's layer, on a driver that can ([`storage_size`]).
     #[serde(skip_serializing_if = "BTreeMap::is_empty")]
     pub storage_opt: BTreeMap<String, String>,
+    /// The `-v` specs with a source (`NAME:PATH`, `/host:PATH`), as
+    /// given: Docker's `Binds`. Filled by `create`; anonymous volumes are
+    /// not among them (Docker keeps those in `Config.Volumes`).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub binds: Vec<String>,
 }
 
 /// The size limit `--storage-opt` asks for, in bytes: `size=N` with an

@@ -16,77 +16,242 @@ use serde::{Serialize, Serializer};
 
 use crate::{DiskUsage as Usages, Finding, OnDisk as Bytes, Report, State, Usage, Volume};
 
-/// A container, as `inspect` and `ps --format json` show it.
+/// A container, as `inspect` and `ps --format json` show it: Docker's
+/// keys (`Path`, `Args`, `State`, `Mounts`, `GraphDriver`, `Config`,
+/// `HostConfig`) with strata's own beside them (`Cmd`, `Driver`, the
+/// record's `Config` fields, `State.Runtime`).
 #[derive(Debug, Clone, Serialize)]
 #[serde(rename_all = "PascalCase")]
 pub struct Container {
+    pub args: Vec<String>,
     pub cmd: Vec<String>,
     #[serde(serialize_with = "sorted")]
-    pub config: crate::RunConfig,
+    pub config: ContainerConfig,
     pub created: String,
     pub driver: String,
     pub graph_driver: GraphDriver,
+    #[serde(serialize_with = "sorted")]
+    pub host_config: HostConfig,
     pub id: String,
     pub image: String,
     #[serde(serialize_with = "sorted")]
-    pub mounts: Vec<crate::Mount>,
+    pub mounts: Vec<Mount>,
     pub name: String,
+    pub path: String,
     #[serde(serialize_with = "sorted")]
+    pub state: ContainerState,
+}
+
+/// A container's `Config`: the record's run configuration, and what
+/// Docker shows there besides: the command split into the image's
+/// `Entrypoint` and the rest (`Cmd`), the image, its labels, and the
+/// container paths that are volumes.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct ContainerConfig {
+    pub cmd: Vec<String>,
+    pub entrypoint: Option<Vec<String>>,
+    pub image: String,
+    pub labels: Option<serde_json::Value>,
+    #[serde(flatten)]
+    pub run: crate::RunConfig,
+    /// Each path to `{}`, as Docker writes it; `null` when none.
+    pub volumes: Option<BTreeMap<String, serde_json::Map<String, serde_json::Value>>>,
+}
+
+/// A container's `HostConfig`: Docker's `Binds` and `NetworkMode`, and
+/// the record's host configuration.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct HostConfig {
+    /// `[]` when none (Docker writes `null`).
+    pub binds: Vec<String>,
+    /// Without its `binds`, which are the field above.
+    #[serde(flatten)]
+    pub host: crate::HostConfig,
+    pub network_mode: String,
+}
+
+/// A container's `State`: the record's, and the flags Docker shows.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct ContainerState {
+    pub dead: bool,
+    pub error: String,
+    #[serde(rename = "OOMKilled")]
+    pub oom_killed: bool,
+    pub paused: bool,
+    pub restarting: bool,
+    pub running: bool,
+    #[serde(flatten)]
     pub state: State,
 }
 
-/// The driver a container's layer is in, and the driver's names for it.
-#[derive(Debug, Clone, Serialize)]
-#[serde(rename_all = "PascalCase")]
-pub struct GraphDriver {
-    pub data: GraphDriverData,
-    pub name: String,
-}
-
-#[derive(Debug, Clone, Serialize)]
-pub struct GraphDriverData {
-    #[serde(rename = "InitID")]
-    pub init_id: String,
-    #[serde(rename = "MountID")]
-    pub mount_id: String,
-}
-
-impl Container {
-    /// `c` in the store whose driver is `driver`, now in `state`.
-    pub fn new(c: &crate::Container, driver: &str, state: State) -> Container {
-        Container {
-            cmd: c.cmd.clone(),
-            config: c.config.clone(),
-            created: c.created.clone(),
-            driver: c.driver.clone(),
-            graph_driver: GraphDriver {
-                data: GraphDriverData {
-                    init_id: c.init_id(),
-                    mount_id: c.mount_id.to_string(),
-                },
-                name: driver.to_owned(),
-            },
-            id: c.id.to_string(),
-            image: c.image.to_string(),
-            mounts: c.mounts.clone(),
-            name: c.name.to_string(),
+impl From<State> for ContainerState {
+    fn from(state: State) -> ContainerState {
+        ContainerState {
+            dead: false,
+            error: String::new(),
+            oom_killed: false,
+            paused: false,
+            restarting: false,
+            running: state.status == crate::Status::Running,
             state,
         }
     }
 }
 
-/// An image, as `inspect` and `image inspect` show it.
+/// A mount in `Mounts`: the record's, with Docker's `Propagation`
+/// (`rprivate` for a bind, as strata makes every bind; empty for a
+/// volume).
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct Mount {
+    #[serde(flatten)]
+    pub mount: crate::Mount,
+    pub propagation: &'static str,
+}
+
+impl From<&crate::Mount> for Mount {
+    fn from(m: &crate::Mount) -> Mount {
+        Mount {
+            mount: m.clone(),
+            propagation: match m.kind {
+                crate::MountKind::Bind => "rprivate",
+                crate::MountKind::Volume => "",
+            },
+        }
+    }
+}
+
+/// The driver a layer is in, and the driver's names for its directories
+/// (Docker's `GraphDriver`).
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct GraphDriver {
+    #[serde(serialize_with = "sorted")]
+    pub data: GraphDriverData,
+    pub name: String,
+}
+
+/// `GraphDriver.Data`: the driver's directories (overlay2's `LowerDir`,
+/// `UpperDir`, `WorkDir`, `MergedDir`), and for a container its layers'
+/// IDs.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct GraphDriverData {
+    #[serde(flatten)]
+    pub dirs: BTreeMap<String, String>,
+    #[serde(rename = "InitID", skip_serializing_if = "Option::is_none")]
+    pub init_id: Option<String>,
+    #[serde(rename = "MountID", skip_serializing_if = "Option::is_none")]
+    pub mount_id: Option<String>,
+}
+
+impl Container {
+    /// `c` in the store whose driver is `driver`, now in `state`. The
+    /// image's `Entrypoint` and `Labels`, the volumes and the driver's
+    /// directories come from [`Container::with_image`],
+    /// [`Container::with_volumes`] and [`Container::with_dirs`].
+    pub fn new(c: &crate::Container, driver: &str, state: State) -> Container {
+        Container {
+            args: c.cmd.iter().skip(1).cloned().collect(),
+            cmd: c.cmd.clone(),
+            config: ContainerConfig {
+                cmd: c.cmd.clone(),
+                entrypoint: None,
+                image: c.image.to_string(),
+                labels: None,
+                run: c.config.clone(),
+                volumes: None,
+            },
+            created: c.created.clone(),
+            driver: c.driver.clone(),
+            graph_driver: GraphDriver {
+                data: GraphDriverData {
+                    dirs: BTreeMap::new(),
+                    init_id: Some(c.init_id()),
+                    mount_id: Some(c.mount_id.to_string()),
+                },
+                name: driver.to_owned(),
+            },
+            host_config: HostConfig {
+                binds: c.config.host_config.binds.clone(),
+                host: crate::HostConfig {
+                    binds: Vec::new(),
+                    ..c.config.host_config.clone()
+                },
+                network_mode: c.config.network_mode.clone(),
+            },
+            id: c.id.to_string(),
+            image: c.image.to_string(),
+            mounts: c.mounts.iter().map(Mount::from).collect(),
+            name: c.name.to_string(),
+            path: c.cmd.first().cloned().unwrap_or_default(),
+            state: state.into(),
+        }
+    }
+
+    /// `Config.Entrypoint` and `Config.Cmd` as Docker splits the command:
+    /// the image's Entrypoint when the command begins with it; and the
+    /// image's `Labels`. `image` is the image config document.
+    pub fn with_image(mut self, image: &serde_json::Value) -> Container {
+        let entrypoint: Vec<String> = image
+            .pointer("/config/Entrypoint")
+            .and_then(|e| serde_json::from_value(e.clone()).ok())
+            .unwrap_or_default();
+        if !entrypoint.is_empty() && self.cmd.starts_with(&entrypoint) {
+            self.config.cmd = self.cmd[entrypoint.len()..].to_vec();
+            self.config.entrypoint = Some(entrypoint);
+        }
+        self.config.labels = image
+            .pointer("/config/Labels")
+            .filter(|l| l.is_object())
+            .cloned();
+        self
+    }
+
+    /// `Config.Volumes`: the container paths of its anonymous volumes
+    /// (the image's `VOLUME`s and `-v PATH`).
+    pub fn with_volumes(mut self, paths: impl IntoIterator<Item = String>) -> Container {
+        let v: BTreeMap<_, _> = paths
+            .into_iter()
+            .map(|p| (p, serde_json::Map::new()))
+            .collect();
+        self.config.volumes = (!v.is_empty()).then_some(v);
+        self
+    }
+
+    /// The driver's directories of the container's layer.
+    pub fn with_dirs(mut self, dirs: BTreeMap<String, String>) -> Container {
+        self.graph_driver.data.dirs = dirs;
+        self
+    }
+}
+
+/// An image, as `inspect` and `image inspect` show it: Docker's keys,
+/// and strata's `Driver`.
 #[derive(Debug, Clone, Serialize)]
 #[serde(rename_all = "PascalCase")]
 pub struct Image {
-    pub architecture: Option<serde_json::Value>,
+    pub architecture: String,
+    /// The image config's `author`.
+    pub author: String,
+    /// The image config's `comment` (`commit -m`).
+    pub comment: String,
     /// The image config's `config` (the run defaults), as the image has it.
     pub config: Option<serde_json::Value>,
+    /// The container a commit was made from, as the config says.
+    pub container: String,
     pub created: String,
+    pub docker_version: String,
     pub driver: String,
+    pub graph_driver: GraphDriver,
     pub id: String,
-    pub os: Option<serde_json::Value>,
-    pub parent: Option<String>,
+    #[serde(serialize_with = "sorted")]
+    pub metadata: Metadata,
+    pub os: String,
+    /// The image it was committed on; empty when none (Docker's).
+    pub parent: String,
     /// `name@sha256:<manifest digest>`, per repository it was pulled
     /// from or pushed to.
     pub repo_digests: Vec<String>,
@@ -94,6 +259,16 @@ pub struct Image {
     #[serde(rename = "RootFS")]
     pub root_fs: RootFs,
     pub size: u64,
+    /// Docker's older name for `Size`.
+    pub virtual_size: u64,
+}
+
+/// An image's `Metadata`. strata keeps no time of the last tag: Docker's
+/// zero time, as Docker shows for an image never tagged locally.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct Metadata {
+    pub last_tag_time: &'static str,
 }
 
 /// An image's layers, by diffID, bottom first.
@@ -107,16 +282,39 @@ pub struct RootFs {
 
 impl Image {
     /// `image` in a store whose driver is `driver`; `config` is its image
-    /// config document.
+    /// config document. The driver's directories of its top layer come
+    /// from [`Image::with_dirs`].
     pub fn new(image: &crate::Image, driver: &str, config: &serde_json::Value) -> Image {
+        let text = |k: &str| {
+            config
+                .get(k)
+                .and_then(serde_json::Value::as_str)
+                .unwrap_or_default()
+                .to_owned()
+        };
         Image {
-            architecture: config.get("architecture").cloned(),
+            architecture: text("architecture"),
+            author: text("author"),
+            comment: text("comment"),
             config: config.get("config").cloned(),
+            container: text("container"),
             created: image.created.clone(),
+            docker_version: text("docker_version"),
             driver: driver.to_owned(),
+            graph_driver: GraphDriver {
+                data: GraphDriverData::default(),
+                name: driver.to_owned(),
+            },
             id: image.id.to_string(),
-            os: config.get("os").cloned(),
-            parent: image.parent.as_ref().map(ToString::to_string),
+            metadata: Metadata {
+                last_tag_time: "0001-01-01T00:00:00Z",
+            },
+            os: text("os"),
+            parent: image
+                .parent
+                .as_ref()
+                .map(ToString::to_string)
+                .unwrap_or_default(),
             repo_digests: image.repo_digests.iter().map(ToString::to_string).collect(),
             repo_tags: tags(image),
             root_fs: RootFs {
@@ -124,7 +322,64 @@ impl Image {
                 kind: "layers",
             },
             size: image.size,
+            virtual_size: image.size,
         }
+    }
+
+    /// The driver's directories of the image's top layer.
+    pub fn with_dirs(mut self, dirs: BTreeMap<String, String>) -> Image {
+        self.graph_driver.data.dirs = dirs;
+        self
+    }
+}
+
+/// The views `inspect` shows, filled from every store they draw on.
+impl crate::Store {
+    /// Container `c` as `inspect` shows it: its image's entrypoint and
+    /// labels, its anonymous volumes' paths, its layer's directories.
+    pub fn container_view(&self, c: &crate::Container) -> crate::Result<Container> {
+        let state = self.container_state(c)?;
+        let image = self.images.image_json(&c.image).unwrap_or_else(|e| {
+            tracing::debug!("container {}: its image config: {e}", c.name);
+            serde_json::Value::Null
+        });
+        let anonymous = c
+            .mounts
+            .iter()
+            .filter(|m| {
+                m.local_volume()
+                    .is_some_and(|n| self.volume(n).is_ok_and(|v| v.is_anonymous()))
+            })
+            .map(|m| m.destination.clone());
+        Ok(Container::new(c, self.driver.name(), state)
+            .with_image(&image)
+            .with_volumes(anonymous)
+            .with_dirs(self.driver_dirs(&c.mount_id)))
+    }
+
+    /// Image `id` as `inspect` shows it, with its top layer's directories.
+    pub fn image_view(&self, id: &crate::Digest) -> crate::Result<Image> {
+        let image = self.image(id)?;
+        let config = self.images.image_json(id)?;
+        let top = crate::layer::chain_ids(&image.diff_ids).pop();
+        let dirs = match top.map(|chain| self.layer(&chain)).transpose() {
+            Ok(Some(l)) => self.driver_dirs(&l.cache_id),
+            Ok(None) => BTreeMap::new(),
+            Err(e) => {
+                tracing::debug!("image {id}: its top layer: {e}");
+                BTreeMap::new()
+            }
+        };
+        Ok(Image::new(&image, self.driver.name(), &config).with_dirs(dirs))
+    }
+
+    /// The driver's directories of layer `id`; none when it cannot say
+    /// (a damaged layer is `check`'s to report, not `inspect`'s).
+    fn driver_dirs(&self, id: &str) -> BTreeMap<String, String> {
+        self.driver.metadata(id).unwrap_or_else(|e| {
+            tracing::debug!("layer {id}: its directories: {e}");
+            BTreeMap::new()
+        })
     }
 }
 
@@ -563,7 +818,11 @@ mod tests {
             format!("{}-init", "b".repeat(64))
         );
         assert_eq!(v["State"]["Status"], "created");
+        assert_eq!(v["State"]["Running"], false);
         assert_eq!(v["Mounts"][0]["RW"], true);
+        assert_eq!(v["Mounts"][0]["Propagation"], "");
+        assert_eq!(v["HostConfig"]["Binds"], json!([]));
+        assert_eq!(v["HostConfig"]["NetworkMode"], "");
         // The record's own fields that are not part of the view.
         assert!(v.get("ParentLayer").is_none() && v.get("MountID").is_none());
         // `Mounts` keys sorted: Destination before Type.
@@ -575,17 +834,28 @@ mod tests {
     }
 
     #[test]
-    fn image_view_says_null_for_what_the_config_lacks() {
+    fn image_view_has_dockers_keys_and_types_for_what_the_config_lacks() {
         let v = Image::new(&image(), "vfs", &json!({"os": "linux"}));
         let expected = format!(
             r#"{{
-  "Architecture": null,
+  "Architecture": "",
+  "Author": "",
+  "Comment": "",
   "Config": null,
+  "Container": "",
   "Created": "2024-01-02T03:04:05Z",
+  "DockerVersion": "",
   "Driver": "vfs",
+  "GraphDriver": {{
+    "Data": {{}},
+    "Name": "vfs"
+  }},
   "Id": "{}",
+  "Metadata": {{
+    "LastTagTime": "0001-01-01T00:00:00Z"
+  }},
   "Os": "linux",
-  "Parent": null,
+  "Parent": "",
   "RepoDigests": [],
   "RepoTags": [
     "base:1"
@@ -597,13 +867,39 @@ mod tests {
     ],
     "Type": "layers"
   }},
-  "Size": 42
+  "Size": 42,
+  "VirtualSize": 42
 }}"#,
             digest("config"),
             digest("layer 1"),
             digest("layer 2")
         );
         assert_eq!(pretty(&v), expected);
+        let dirs = BTreeMap::from([("UpperDir".to_owned(), "/o/x/diff".to_owned())]);
+        let v = serde_json::to_value(v.with_dirs(dirs)).expect("a value");
+        assert_eq!(v["GraphDriver"]["Data"], json!({"UpperDir": "/o/x/diff"}));
+    }
+
+    #[test]
+    fn container_view_splits_the_command_as_docker_does() {
+        let image = json!({"config": {"Entrypoint": ["sh", "-c"], "Labels": {"a": "b"}}});
+        let v = Container::new(&container(), "vfs", State::default())
+            .with_image(&image)
+            .with_volumes(["/data".to_owned()]);
+        let v = serde_json::to_value(v).expect("a value");
+        assert_eq!(v["Path"], "sh");
+        assert_eq!(v["Args"], json!(["-c", "true"]));
+        assert_eq!(v["Config"]["Entrypoint"], json!(["sh", "-c"]));
+        assert_eq!(v["Config"]["Cmd"], json!(["true"]));
+        assert_eq!(v["Config"]["Labels"], json!({"a": "b"}));
+        assert_eq!(v["Config"]["Volumes"], json!({"/data": {}}));
+        // An entrypoint the command does not begin with (`--entrypoint`).
+        let other = json!({"config": {"Entrypoint": ["/init"]}});
+        let v = Container::new(&container(), "vfs", State::default()).with_image(&other);
+        let v = serde_json::to_value(v).expect("a value");
+        assert_eq!(v["Config"]["Entrypoint"], json!(null));
+        assert_eq!(v["Config"]["Cmd"], json!(["sh", "-c", "true"]));
+        assert_eq!(v["Config"]["Volumes"], json!(null));
     }
 
     #[test]

@@ -10,6 +10,13 @@
 //! anonymous volumes unless `--all` (Docker 23 and later). Named volumes
 //! and host paths are never removed by `rm`.
 //!
+//! A path the image declares a `VOLUME` gets an anonymous volume at
+//! `create` unless a `-v`, a `--volumes-from` mount or a `--tmpfs` is
+//! already there, filled from the image like any other: what the
+//! container writes there is the volume's, never its read-write layer's,
+//! so `commit` leaves it out, and `rm -v` or `run --rm` removes it
+//! (Docker's rules).
+//!
 //! Changes take the store lock, like every other change.
 
 use std::collections::BTreeMap;
@@ -17,6 +24,7 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
 use serde::Serialize;
+use serde_json::Value;
 use strata_archive::{clean_path, PathInRoot};
 use strata_volume::local::{self, Local, Meta};
 use strata_volume::VolumeDriver;
@@ -418,6 +426,38 @@ pub(crate) fn populate(found: &PathInRoot, data: &Path, dest: &str, volume: &str
         .ctx(|| format!("copying the mode of {shown}"))
 }
 
+/// The container paths an image config declares volumes at (its
+/// `config.Volumes` keys), each checked and cleaned as a `-v /path` is:
+/// absolute, without `..`, not `/`; sorted, each once. A config whose `Volumes` is neither
+/// an object nor null is refused.
+pub fn image_volumes(image: &Value) -> Result<Vec<String>> {
+    let declared = match image.pointer("/config/Volumes") {
+        None | Some(Value::Null) => return Ok(Vec::new()),
+        Some(Value::Object(m)) => m,
+        Some(_) => {
+            return Err(Error::new(
+                ErrorKind::InvalidArgument,
+                "the image config's Volumes is not an object",
+            ))
+        }
+    };
+    let mut out: Vec<String> = Vec::new();
+    for path in declared.keys() {
+        let spec = strata_volume::spec::parse(path)
+            .map_err(|e| Error::within(format!("the image's VOLUME {path:?}"), e.into()))?;
+        if !matches!(spec.source, strata_volume::spec::Source::Anonymous) {
+            return Err(Error::new(
+                ErrorKind::InvalidArgument,
+                format!("the image's VOLUME {path:?} is not a container path"),
+            ));
+        }
+        out.push(spec.destination);
+    }
+    out.sort();
+    out.dedup();
+    Ok(out)
+}
+
 /// A mount as `create` was asked for it, before its volume exists.
 pub(crate) struct Planned {
     mount: Mount,
@@ -538,6 +578,43 @@ impl Store {
         Ok(out)
     }
 
+    /// Adds to `plan` an anonymous volume for each `VOLUME` of the image
+    /// config `image` that no planned mount nor `--tmpfs` (`tmpfs`, as
+    /// given) covers, then orders the mounts parents first, so a mount
+    /// inside another's path is made on top of it (as Docker sorts them).
+    pub(crate) fn plan_image_volumes(
+        &self,
+        image: &Value,
+        tmpfs: &[String],
+        plan: &mut Vec<Planned>,
+    ) -> Result<()> {
+        for dest in image_volumes(image)? {
+            let tmpfs_there = tmpfs.iter().any(|t| {
+                clean_path(t.split(':').next().unwrap_or_default().as_bytes())
+                    == clean_path(dest.as_bytes())
+            });
+            if tmpfs_there || plan.iter().any(|p| p.mount.destination == dest) {
+                continue;
+            }
+            plan.push(Planned {
+                mount: Mount {
+                    kind: MountKind::Volume,
+                    name: None,
+                    source: PathBuf::new(),
+                    destination: dest,
+                    driver: Some(local::DRIVER.to_owned()),
+                    // Docker's for an image's volume: no mode given.
+                    mode: String::new(),
+                    rw: true,
+                },
+                anonymous: true,
+                nocopy: false,
+            });
+        }
+        plan.sort_by_key(|p| p.mount.destination.matches('/').count());
+        Ok(())
+    }
+
     /// Makes the planned volumes and fills new or empty local ones from
     /// the image at their container paths, seen in the container layer
     /// `mount_id`. On error, removes the volumes it made.
@@ -623,5 +700,43 @@ impl Store {
             }
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    #[test]
+    fn image_volumes_are_checked_and_cleaned_as_a_dash_v_path() {
+        for (volumes, want) in [
+            (json!(null), vec![]),
+            (json!({}), vec![]),
+            (json!({"/data": {}}), vec!["/data"]),
+            (
+                json!({"/data/": {}, "//data": {}, "/a/./b": {}}),
+                vec!["/a/b", "/data"],
+            ),
+        ] {
+            let image = json!({"config": {"Volumes": volumes}});
+            assert_eq!(image_volumes(&image).unwrap(), want, "{volumes}");
+        }
+        assert!(image_volumes(&json!({})).unwrap().is_empty());
+        for bad in [
+            json!({"/": {}}),
+            json!({"data": {}}),
+            json!({"/a/../etc": {}}),
+            json!({"/a\u{0}b": {}}),
+            json!({"name:/data": {}}),
+            json!({"/etc:/data": {}}),
+            json!(["/data"]),
+            json!("/data"),
+        ] {
+            let image = json!({"config": {"Volumes": bad}});
+            let e = image_volumes(&image).unwrap_err();
+            assert_eq!(e.kind(), ErrorKind::InvalidArgument, "{bad}: {e}");
+        }
     }
 }

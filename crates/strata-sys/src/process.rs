@@ -17,6 +17,13 @@ use std::process::Command;
 
 use rustix::process::{Pid, Signal};
 
+/// `getrlimit(RLIMIT_NOFILE)`: this process's (soft, hard) limits on
+/// open files, `None` for unlimited. See getrlimit(2).
+pub fn nofile_limit() -> (Option<u64>, Option<u64>) {
+    let l = rustix::process::getrlimit(rustix::process::Resource::Nofile);
+    (l.current, l.maximum)
+}
+
 /// Whether process `pid` exists (`kill(pid, 0)`; a process of another
 /// user counts as existing).
 pub fn alive(pid: u32) -> bool {

@@ -116,6 +116,8 @@ impl RunFlags {
                 .flatten(),
             init: self.init,
             storage_opt: storage_opts(&self.storage_opt)?,
+            // Filled by `create` from the `-v` specs.
+            binds: Vec::new(),
         })
     }
 }
@@ -374,8 +376,7 @@ pub fn ps(a: Ps, store: &Store, out: &mut Out) -> Result<()> {
 
 /// `c` as `inspect` shows it.
 pub fn view(c: &strata_store::Container, store: &Store) -> Result<view::Container> {
-    let state = store.container_state(c)?;
-    Ok(view::Container::new(c, store.driver().name(), state))
+    Ok(store.container_view(c)?)
 }
 
 pub fn diff(name: &str, store: &Store, out: &mut Out) -> Result<()> {

@@ -128,12 +128,7 @@ pub fn inspect(name: &str, store: &Store, out: &mut Out) -> Result<()> {
 /// The image `name` names, as `inspect` shows it.
 pub fn view(name: &str, store: &Store) -> Result<view::Image> {
     let id = store.resolve_image(name)?;
-    let image = store.image(&id)?;
-    Ok(view::Image::new(
-        &image,
-        store.driver().name(),
-        &config(&id, store)?,
-    ))
+    Ok(store.image_view(&id)?)
 }
 
 /// The image config of `id`, parsed.

@@ -531,6 +531,26 @@ impl Driver for Overlay2 {
         Ok(self.dir(id).join("diff"))
     }
 
+    fn metadata(&self, id: &str) -> Result<std::collections::BTreeMap<String, String>> {
+        self.require(id)?;
+        let dir = self.dir(id);
+        let shown = |sub: &str| dir.join(sub).to_string_lossy().into_owned();
+        let mut m = std::collections::BTreeMap::from([
+            ("MergedDir".to_owned(), shown("merged")),
+            ("UpperDir".to_owned(), shown("diff")),
+            ("WorkDir".to_owned(), shown("work")),
+        ]);
+        let lowers = self.lower_dirs(id)?;
+        if !lowers.is_empty() {
+            let lowers: Vec<String> = lowers
+                .iter()
+                .map(|l| l.to_string_lossy().into_owned())
+                .collect();
+            m.insert("LowerDir".to_owned(), lowers.join(":"));
+        }
+        Ok(m)
+    }
+
     fn exists(&self, id: &str) -> bool {
         check_id(id).is_ok() && self.dir(id).join("diff").is_dir()
     }
