@@ -23,6 +23,7 @@ mod fixtures;
 mod podman;
 
 use std::fs;
+use std::io::Write;
 
 use serde_json::{json, Value};
 
@@ -316,6 +317,54 @@ fn loads_from_standard_input_and_compressed() {
         s.assert_check_clean();
         assert_mount_matches_umoci(&s, &bb, "busybox:v2");
     }
+}
+
+/// A load reading a pipe spools the archive under `tmp/`; a command that
+/// opens the store meanwhile (and clears `tmp/` of debris) leaves the
+/// spool of the live load alone, and the load completes.
+#[test]
+fn a_store_opened_during_a_load_leaves_its_spool_alone() {
+    let Some((s, bb)) = setup("a_store_opened_during_a_load_leaves_its_spool_alone") else {
+        return;
+    };
+    let archive = fs::read(bb.docker_archive("d.tar", "busybox:v2")).unwrap();
+    let mut load = s
+        .cmd(&["load"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut input = load.stdin.take().unwrap();
+    input.write_all(&archive[..archive.len() / 2]).unwrap();
+    let tmp = s.root().join("tmp");
+    let spools = || -> Vec<String> {
+        fs::read_dir(&tmp)
+            .map(|d| {
+                d.filter_map(|e| e.ok())
+                    .map(|e| e.file_name().to_string_lossy().into_owned())
+                    .filter(|n| n.starts_with("load-"))
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while spools().is_empty() {
+        assert!(std::time::Instant::now() < deadline, "no spool appeared");
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    let before = spools();
+    s.ok(&["images"]);
+    assert_eq!(spools(), before, "the live load's spool was cleared");
+    input.write_all(&archive[archive.len() / 2..]).unwrap();
+    drop(input);
+    let out = load.wait_with_output().unwrap();
+    assert!(out.status.success(), "{out:?}");
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout).trim(),
+        "Loaded image: busybox:v2"
+    );
+    assert!(spools().is_empty(), "the spool stayed after the load");
+    s.assert_check_clean();
 }
 
 /// skopeo's `dir:` layout, with the manifest it copies (OCI) and with a

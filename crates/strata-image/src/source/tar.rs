@@ -23,8 +23,10 @@ const MAX_HOPS: usize = 40;
 pub struct TarSource {
     file: Arc<File>,
     entries: HashMap<String, Entry>,
-    /// A spooled copy, removed on drop.
-    spool: Option<PathBuf>,
+    /// A spooled copy's directory, removed on drop, and the directory
+    /// held open and flocked meanwhile: a store opened while this load
+    /// runs sees live work there, not debris to clear.
+    spool: Option<(PathBuf, File)>,
 }
 
 #[derive(Debug, Clone)]
@@ -71,6 +73,16 @@ impl TarSource {
         let hex: String = rand.iter().map(|b| format!("{b:02x}")).collect();
         let dir = spool_dir.join(format!("load-{hex}"));
         std::fs::create_dir(&dir).ctx(|| format!("creating {}", dir.display()))?;
+        let held = File::open(&dir)
+            .and_then(|d| strata_sys::fs::lock_exclusive(std::os::fd::AsFd::as_fd(&d)).map(|()| d))
+            .ctx(|| format!("locking {}", dir.display()));
+        let held = match held {
+            Ok(d) => d,
+            Err(e) => {
+                let _ = std::fs::remove_dir_all(&dir);
+                return Err(e);
+            }
+        };
         let path = dir.join("archive.tar");
         let copied = (|| {
             let mut out = std::fs::OpenOptions::new()
@@ -93,12 +105,12 @@ impl TarSource {
             let _ = std::fs::remove_dir_all(&dir);
             return Err(Error::io("reading the spooled archive", e));
         }
-        TarSource::index(file, Some(dir))
+        TarSource::index(file, Some((dir, held)))
     }
 
     /// Reads every header of the tar in `file`, skipping content; takes
     /// over the spool directory, if any.
-    fn index(file: File, spool: Option<PathBuf>) -> Result<TarSource> {
+    fn index(file: File, spool: Option<(PathBuf, File)>) -> Result<TarSource> {
         match index_tar(&file) {
             Ok(entries) => Ok(TarSource {
                 file: Arc::new(file),
@@ -106,7 +118,7 @@ impl TarSource {
                 spool,
             }),
             Err(e) => {
-                if let Some(dir) = spool {
+                if let Some((dir, _held)) = spool {
                     let _ = std::fs::remove_dir_all(dir);
                 }
                 Err(e)
@@ -132,7 +144,7 @@ impl Source for TarSource {
 
 impl Drop for TarSource {
     fn drop(&mut self) {
-        if let Some(dir) = &self.spool {
+        if let Some((dir, _)) = &self.spool {
             let _ = std::fs::remove_dir_all(dir);
         }
     }
