@@ -9,6 +9,7 @@ use std::os::unix::fs::{DirEntryExt, FileTypeExt, MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
+use strata_test_support::{append, sorted_names};
 use strata_union::{mount, Branch, Mounted, Options, WhiteoutFormat};
 use tempfile::TempDir;
 
@@ -197,15 +198,6 @@ impl Drop for Fixture {
     }
 }
 
-fn names(dir: &Path) -> Vec<String> {
-    let mut v: Vec<String> = fs::read_dir(dir)
-        .unwrap()
-        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-        .collect();
-    v.sort();
-    v
-}
-
 fn errno<T: std::fmt::Debug>(r: std::io::Result<T>) -> i32 {
     r.expect_err("expected an error").raw_os_error().unwrap()
 }
@@ -233,9 +225,13 @@ fn read_only_union_merges_branches_and_refuses_writes() {
         write(&f.lower.join("f"), "file hides dir");
         std::os::unix::fs::symlink("a", f.lower.join("s")).unwrap();
         f.mount(false);
-        assert_eq!(names(&f.mnt), ["a", "b", "d", "f", "s"], "{format:?}");
+        assert_eq!(
+            sorted_names(&f.mnt),
+            ["a", "b", "d", "f", "s"],
+            "{format:?}"
+        );
         assert_eq!(fs::read_to_string(f.u("a")).unwrap(), "top");
-        assert_eq!(names(&f.u("d")), ["x", "y"]);
+        assert_eq!(sorted_names(&f.u("d")), ["x", "y"]);
         assert!(f.u("f").metadata().unwrap().is_file());
         assert_eq!(fs::read_link(f.u("s")).unwrap(), Path::new("a"));
         assert_eq!(fs::read_to_string(f.u("s")).unwrap(), "top");
@@ -285,10 +281,10 @@ fn whiteouts_and_opaque_dirs_hide_lower_entries() {
             }
         }
         f.mount(true);
-        assert_eq!(names(&f.mnt), ["kept", "od"], "{format:?}");
+        assert_eq!(sorted_names(&f.mnt), ["kept", "od"], "{format:?}");
         assert_eq!(errno(fs::metadata(f.u("gone"))), libc::ENOENT);
         assert_eq!(errno(fs::metadata(f.u("deep"))), libc::ENOENT);
-        assert_eq!(names(&f.u("od")), ["upperfile"]);
+        assert_eq!(sorted_names(&f.u("od")), ["upperfile"]);
         assert_eq!(errno(fs::metadata(f.u("od/lowerfile"))), libc::ENOENT);
         f.unmount();
     }
@@ -320,12 +316,7 @@ fn copy_up_keeps_data_metadata_xattrs_and_inode() {
         f.mount(true);
         let ino = fs::metadata(f.u("dir/sub/file")).unwrap().ino();
         let dev = fs::metadata(f.u("dir/sub/file")).unwrap().dev();
-        let mut file = fs::OpenOptions::new()
-            .append(true)
-            .open(f.u("dir/sub/file"))
-            .unwrap();
-        file.write_all(b" world").unwrap();
-        drop(file);
+        append(&f.u("dir/sub/file"), b" world");
         let m = fs::metadata(f.u("dir/sub/file")).unwrap();
         assert_eq!(m.ino(), ino, "{format:?}: inode stable across copy-up");
         assert_eq!(m.dev(), dev);
@@ -389,7 +380,7 @@ fn copy_up_keeps_data_metadata_xattrs_and_inode() {
         // unmount, so the upper branch holds only the layer's content.
         match format {
             WhiteoutFormat::Aufs => assert!(!f.upper.join(".wh..wh.orph").exists()),
-            WhiteoutFormat::Overlay => assert!(names(&f.work.join("work")).is_empty()),
+            WhiteoutFormat::Overlay => assert!(sorted_names(&f.work.join("work")).is_empty()),
         }
     }
 }
@@ -421,7 +412,7 @@ fn create_unlink_rmdir_write_whiteouts_and_opaque_dirs() {
         fs::remove_file(f.u("file")).unwrap();
         assert!(f.upper_whiteout("file"), "{format:?}");
         assert_eq!(errno(fs::metadata(f.u("file"))), libc::ENOENT);
-        assert!(!names(&f.mnt).contains(&"file".to_string()));
+        assert!(!sorted_names(&f.mnt).contains(&"file".to_string()));
         // Create over a whiteout: the whiteout goes.
         write(&f.u("file"), "again");
         assert_eq!(fs::read_to_string(f.u("file")).unwrap(), "again");
@@ -435,7 +426,7 @@ fn create_unlink_rmdir_write_whiteouts_and_opaque_dirs() {
         // mkdir over a whiteout: opaque.
         fs::create_dir(f.u("dir")).unwrap();
         assert!(f.upper_opaque("dir"), "{format:?}");
-        assert!(names(&f.u("dir")).is_empty());
+        assert!(sorted_names(&f.u("dir")).is_empty());
         fs::remove_dir(f.u("empty")).unwrap();
         assert!(f.upper_whiteout("empty"));
         assert_eq!(errno(fs::create_dir(f.u("dir"))), libc::EEXIST);
@@ -495,7 +486,7 @@ fn rename_files_and_directories() {
         // A merged directory: never EXDEV.
         fs::write(f.u("d/new"), "n").unwrap();
         fs::rename(f.u("d"), f.u("e")).unwrap();
-        assert_eq!(names(&f.u("e")), ["new", "sub", "x"], "{format:?}");
+        assert_eq!(sorted_names(&f.u("e")), ["new", "sub", "x"], "{format:?}");
         assert_eq!(fs::read_to_string(f.u("e/sub/y")).unwrap(), "y");
         assert_eq!(errno(fs::metadata(f.u("d"))), libc::ENOENT);
         assert!(f.upper_opaque("e"));
@@ -553,8 +544,8 @@ fn rename_files_and_directories() {
             libc::RENAME_EXCHANGE,
         )
         .unwrap();
-        assert_eq!(names(&f.u("m1")), ["two"], "{format:?}");
-        assert_eq!(names(&f.u("m2")), ["one"]);
+        assert_eq!(sorted_names(&f.u("m1")), ["two"], "{format:?}");
+        assert_eq!(sorted_names(&f.u("m2")), ["one"]);
         assert!(f.upper_opaque("m1") && f.upper_opaque("m2"));
         let r = strata_sys::fs::rename_at(
             mnt,
@@ -725,7 +716,7 @@ fn concurrent_requests() {
         }
     });
     for j in 0..16 {
-        assert_eq!(names(&f.u(&format!("d{j}"))).len(), 9);
+        assert_eq!(sorted_names(&f.u(&format!("d{j}"))).len(), 9);
         assert_eq!(
             fs::read_to_string(f.u(&format!("d{j}/f"))).unwrap(),
             "lower"
@@ -823,12 +814,7 @@ fn lower_hard_links_follow_a_copy_up_within_the_mount() {
         fs::hard_link(f.lower.join("a"), f.lower.join("a-link")).unwrap();
         f.mount(true);
         let ino = fs::metadata(f.u("a")).unwrap().ino();
-        fs::OpenOptions::new()
-            .append(true)
-            .open(f.u("a"))
-            .unwrap()
-            .write_all(b"+new")
-            .unwrap();
+        append(&f.u("a"), b"+new");
         assert_eq!(
             fs::read_to_string(f.u("a-link")).unwrap(),
             "old+new",
@@ -871,12 +857,7 @@ fn passthrough_and_served_opens_of_one_file_mix() {
     // Upper file: several opens at once, reading and appending.
     let mut r1 = fs::File::open(f.u("f")).unwrap();
     let mut r2 = fs::File::open(f.u("f")).unwrap();
-    fs::OpenOptions::new()
-        .append(true)
-        .open(f.u("f"))
-        .unwrap()
-        .write_all(b"+more")
-        .unwrap();
+    append(&f.u("f"), b"+more");
     let (mut s1, mut s2) = (String::new(), String::new());
     r1.read_to_string(&mut s1).unwrap();
     r2.read_to_string(&mut s2).unwrap();
@@ -1010,7 +991,7 @@ fn concurrent_renames_lookups_and_listings() {
         });
         let mut want: Vec<String> = (0..8).map(|i| format!("d{i}")).collect();
         want.sort();
-        assert_eq!(names(&f.mnt), want, "{format:?}");
+        assert_eq!(sorted_names(&f.mnt), want, "{format:?}");
         f.unmount();
     }
 }
