@@ -123,10 +123,7 @@ impl Fixture {
     fn upper_whiteout(&self, rel: &str) -> bool {
         let p = self.upper.join(rel);
         match self.format {
-            WhiteoutFormat::Aufs => {
-                let name = p.file_name().unwrap().to_str().unwrap().to_string();
-                p.with_file_name(format!(".wh.{name}")).exists()
-            }
+            WhiteoutFormat::Aufs => aufs_whiteout(&p).exists(),
             WhiteoutFormat::Overlay => fs::symlink_metadata(&p)
                 .is_ok_and(|m| m.file_type().is_char_device() && m.rdev() == 0),
         }
@@ -155,8 +152,7 @@ impl Fixture {
         let p = self.upper.join(rel);
         match self.format {
             WhiteoutFormat::Aufs => {
-                let name = p.file_name().unwrap().to_str().unwrap().to_string();
-                fs::write(p.with_file_name(format!(".wh.{name}")), b"").unwrap();
+                fs::write(aufs_whiteout(&p), b"").unwrap();
             }
             WhiteoutFormat::Overlay => {
                 let parent = strata_sys::fs::open_dir(p.parent().unwrap()).unwrap();
@@ -198,6 +194,22 @@ impl Drop for Fixture {
     }
 }
 
+/// The aufs whiteout of `p`: `.wh.NAME` beside it.
+fn aufs_whiteout(p: &Path) -> PathBuf {
+    let name = p.file_name().unwrap().to_str().unwrap();
+    p.with_file_name(format!(".wh.{name}"))
+}
+
+/// A fresh fixture of each whiteout format, with the format; none
+/// (after saying SKIPPED) where unions cannot run.
+fn each_format(test: &str) -> impl Iterator<Item = (WhiteoutFormat, Fixture)> {
+    let run = can_run(test);
+    FORMATS
+        .into_iter()
+        .filter(move |_| run)
+        .map(|format| (format, Fixture::new(format)))
+}
+
 fn errno<T: std::fmt::Debug>(r: std::io::Result<T>) -> i32 {
     r.expect_err("expected an error").raw_os_error().unwrap()
 }
@@ -211,11 +223,7 @@ fn write(p: &Path, data: &str) {
 
 #[test]
 fn read_only_union_merges_branches_and_refuses_writes() {
-    if !can_run("read_only_union_merges_branches_and_refuses_writes") {
-        return;
-    }
-    for format in FORMATS {
-        let mut f = Fixture::new(format);
+    for (format, mut f) in each_format("read_only_union_merges_branches_and_refuses_writes") {
         write(&f.lower.join("a"), "top");
         write(&f.lower2.join("a"), "bottom");
         write(&f.lower2.join("b"), "b");
@@ -251,11 +259,7 @@ fn read_only_union_merges_branches_and_refuses_writes() {
 
 #[test]
 fn whiteouts_and_opaque_dirs_hide_lower_entries() {
-    if !can_run("whiteouts_and_opaque_dirs_hide_lower_entries") {
-        return;
-    }
-    for format in FORMATS {
-        let mut f = Fixture::new(format);
+    for (format, mut f) in each_format("whiteouts_and_opaque_dirs_hide_lower_entries") {
         write(&f.lower.join("gone"), "x");
         write(&f.lower.join("kept"), "x");
         write(&f.lower.join("od/lowerfile"), "x");
@@ -292,11 +296,7 @@ fn whiteouts_and_opaque_dirs_hide_lower_entries() {
 
 #[test]
 fn copy_up_keeps_data_metadata_xattrs_and_inode() {
-    if !can_run("copy_up_keeps_data_metadata_xattrs_and_inode") {
-        return;
-    }
-    for format in FORMATS {
-        let mut f = Fixture::new(format);
+    for (format, mut f) in each_format("copy_up_keeps_data_metadata_xattrs_and_inode") {
         write(&f.lower.join("dir/sub/file"), "hello");
         fs::set_permissions(f.lower.join("dir/sub"), fs::Permissions::from_mode(0o750)).unwrap();
         fs::set_permissions(
@@ -387,11 +387,7 @@ fn copy_up_keeps_data_metadata_xattrs_and_inode() {
 
 #[test]
 fn create_unlink_rmdir_write_whiteouts_and_opaque_dirs() {
-    if !can_run("create_unlink_rmdir_write_whiteouts_and_opaque_dirs") {
-        return;
-    }
-    for format in FORMATS {
-        let mut f = Fixture::new(format);
+    for (format, mut f) in each_format("create_unlink_rmdir_write_whiteouts_and_opaque_dirs") {
         write(&f.lower.join("file"), "lower");
         write(&f.lower.join("dir/inner"), "x");
         fs::create_dir(f.lower.join("empty")).unwrap();
@@ -462,11 +458,7 @@ fn create_unlink_rmdir_write_whiteouts_and_opaque_dirs() {
 
 #[test]
 fn rename_files_and_directories() {
-    if !can_run("rename_files_and_directories") {
-        return;
-    }
-    for format in FORMATS {
-        let mut f = Fixture::new(format);
+    for (format, mut f) in each_format("rename_files_and_directories") {
         write(&f.lower.join("a"), "a");
         write(&f.lower.join("b"), "b");
         write(&f.lower.join("d/x"), "x");
@@ -501,59 +493,22 @@ fn rename_files_and_directories() {
         // Flags.
         let mnt_fd = strata_sys::fs::open_dir(&f.mnt).unwrap();
         let mnt = std::os::fd::AsFd::as_fd(&mnt_fd);
-        let r = strata_sys::fs::rename_at(
-            mnt,
-            "b".as_ref(),
-            mnt,
-            "up2".as_ref(),
-            libc::RENAME_NOREPLACE,
-        );
+        let rename = |from: &str, to: &str, flags| {
+            strata_sys::fs::rename_at(mnt, from.as_ref(), mnt, to.as_ref(), flags)
+        };
+        let r = rename("b", "up2", libc::RENAME_NOREPLACE);
         assert_eq!(errno(r), libc::EEXIST);
-        strata_sys::fs::rename_at(
-            mnt,
-            "b".as_ref(),
-            mnt,
-            "b3".as_ref(),
-            libc::RENAME_NOREPLACE,
-        )
-        .unwrap();
+        rename("b", "b3", libc::RENAME_NOREPLACE).unwrap();
         // Exchange a copied-up file with an upper dir, then two merged dirs.
-        strata_sys::fs::rename_at(
-            mnt,
-            "b3".as_ref(),
-            mnt,
-            "up2".as_ref(),
-            libc::RENAME_EXCHANGE,
-        )
-        .unwrap();
+        rename("b3", "up2", libc::RENAME_EXCHANGE).unwrap();
         assert_eq!(fs::read_to_string(f.u("up2")).unwrap(), "a");
         assert_eq!(fs::read_to_string(f.u("b3/f")).unwrap(), "f");
-        strata_sys::fs::rename_at(
-            mnt,
-            "b3".as_ref(),
-            mnt,
-            "up2".as_ref(),
-            libc::RENAME_EXCHANGE,
-        )
-        .unwrap();
-        strata_sys::fs::rename_at(
-            mnt,
-            "m1".as_ref(),
-            mnt,
-            "m2".as_ref(),
-            libc::RENAME_EXCHANGE,
-        )
-        .unwrap();
+        rename("b3", "up2", libc::RENAME_EXCHANGE).unwrap();
+        rename("m1", "m2", libc::RENAME_EXCHANGE).unwrap();
         assert_eq!(sorted_names(&f.u("m1")), ["two"], "{format:?}");
         assert_eq!(sorted_names(&f.u("m2")), ["one"]);
         assert!(f.upper_opaque("m1") && f.upper_opaque("m2"));
-        let r = strata_sys::fs::rename_at(
-            mnt,
-            "nope".as_ref(),
-            mnt,
-            "m2".as_ref(),
-            libc::RENAME_EXCHANGE,
-        );
+        let r = rename("nope", "m2", libc::RENAME_EXCHANGE);
         assert_eq!(errno(r), libc::ENOENT);
         fs::create_dir(f.u("full")).unwrap();
         fs::write(f.u("full/x"), "").unwrap();
@@ -566,11 +521,7 @@ fn rename_files_and_directories() {
 
 #[test]
 fn links_inode_numbers_and_unlinked_open_files() {
-    if !can_run("links_inode_numbers_and_unlinked_open_files") {
-        return;
-    }
-    for format in FORMATS {
-        let mut f = Fixture::new(format);
+    for (format, mut f) in each_format("links_inode_numbers_and_unlinked_open_files") {
         write(&f.lower.join("a"), "a");
         fs::hard_link(f.lower.join("a"), f.lower.join("a-link")).unwrap();
         write(&f.lower.join("victim"), "v");
@@ -634,11 +585,7 @@ fn links_inode_numbers_and_unlinked_open_files() {
 
 #[test]
 fn long_names_and_long_paths() {
-    if !can_run("long_names_and_long_paths") {
-        return;
-    }
-    for format in FORMATS {
-        let mut f = Fixture::new(format);
+    for (_, mut f) in each_format("long_names_and_long_paths") {
         write(&f.lower.join("f"), "f");
         fs::create_dir(f.lower.join("d")).unwrap();
         f.mount(true);
@@ -805,11 +752,7 @@ fn overlay_format_upper_mounts_with_kernel_overlayfs() {
 
 #[test]
 fn lower_hard_links_follow_a_copy_up_within_the_mount() {
-    if !can_run("lower_hard_links_follow_a_copy_up_within_the_mount") {
-        return;
-    }
-    for format in FORMATS {
-        let mut f = Fixture::new(format);
+    for (format, mut f) in each_format("lower_hard_links_follow_a_copy_up_within_the_mount") {
         write(&f.lower.join("a"), "old");
         fs::hard_link(f.lower.join("a"), f.lower.join("a-link")).unwrap();
         f.mount(true);
@@ -955,11 +898,7 @@ fn serve_runs_until_unmounted() {
 
 #[test]
 fn concurrent_renames_lookups_and_listings() {
-    if !can_run("concurrent_renames_lookups_and_listings") {
-        return;
-    }
-    for format in FORMATS {
-        let mut f = Fixture::new(format);
+    for (format, mut f) in each_format("concurrent_renames_lookups_and_listings") {
         for i in 0..8 {
             write(&f.lower.join(format!("d{i}/sub/f")), &format!("{i}"));
         }
