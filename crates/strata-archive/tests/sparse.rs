@@ -9,13 +9,13 @@ mod support;
 
 use std::fs;
 use std::os::unix::fs::{FileExt, MetadataExt};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
 use common::Tar;
 use strata_archive::{apply, apply_recording, reassemble, ApplyOptions, ErrorKind};
-use support::{gnu_tar, random_bytes, require_root, run};
+use support::{gnu_tar, random_bytes, run, Scratch};
 use tar::{EntryType, GnuExtSparseHeader, Header};
 
 const TIB: u64 = 1 << 40;
@@ -79,28 +79,31 @@ fn files(root: &Path) -> Vec<(String, u64, strata_archive::Digest, u64)> {
     out
 }
 
+/// A root-only scratch dir holding [`build_sparse_tree`] at `src`.
+fn sparse_source() -> Option<(Scratch, PathBuf)> {
+    let t = Scratch::as_root()?;
+    let src = t.path("src");
+    build_sparse_tree(&src);
+    Some((t, src))
+}
+
 #[test]
 fn gnu_tar_sparse_formats_apply_as_gnu_tar_extracts_them() {
-    if !require_root() {
+    let Some((t, src)) = sparse_source() else {
         return;
-    }
-    let t = tempfile::tempdir().unwrap();
-    let src = t.path().join("src");
-    build_sparse_tree(&src);
+    };
     let want = files(&src);
     for (name, args) in FORMATS {
-        let tarfile = t.path().join(format!("{name}.tar"));
+        let tarfile = t.path(&format!("{name}.tar"));
         let tar = gnu_tar(&src, &tarfile, args);
         // What GNU tar itself makes of it.
-        let by_gnu = t.path().join(format!("{name}.gnu"));
-        fs::create_dir(&by_gnu).unwrap();
+        let by_gnu = t.dir(&format!("{name}.gnu"));
         run(Command::new("tar")
             .arg("-C")
             .arg(&by_gnu)
             .arg("-xf")
             .arg(&tarfile));
-        let dst = t.path().join(name);
-        fs::create_dir(&dst).unwrap();
+        let dst = t.dir(name);
         let report = apply(&tar[..], &dst, &ApplyOptions::default())
             .unwrap_or_else(|e| panic!("{name}: {e:#}"));
         assert_eq!(report.tar_size, tar.len() as u64);
@@ -129,16 +132,12 @@ fn gnu_tar_sparse_formats_apply_as_gnu_tar_extracts_them() {
 
 #[test]
 fn gnu_tar_sparse_formats_reassemble_byte_for_byte() {
-    if !require_root() {
+    let Some((t, src)) = sparse_source() else {
         return;
-    }
-    let t = tempfile::tempdir().unwrap();
-    let src = t.path().join("src");
-    build_sparse_tree(&src);
+    };
     for (name, args) in FORMATS {
-        let tar = gnu_tar(&src, &t.path().join(format!("{name}.tar")), args);
-        let root = t.path().join(name);
-        fs::create_dir(&root).unwrap();
+        let tar = gnu_tar(&src, &t.path(&format!("{name}.tar")), args);
+        let root = t.dir(name);
         let (record, report) =
             apply_recording(&tar[..], &root, &ApplyOptions::default(), Vec::new())
                 .unwrap_or_else(|e| panic!("{name}: {e:#}"));
@@ -294,36 +293,16 @@ fn end(mut members: Vec<u8>) -> Vec<u8> {
 #[test]
 fn a_terabyte_of_holes_costs_nothing() {
     let tail = b"the end";
+    // 5 bytes at the start, 7 at the end, holes between.
+    let content = [b"start".as_slice(), tail].concat();
+    let map = [(0, 5), (TIB - 7, 7)];
     let members = [
-        (
-            "old GNU",
-            old_gnu(
-                "huge",
-                TIB,
-                &[(0, 5), (TIB - 7, 7)],
-                None,
-                &[b"start".as_slice(), tail].concat(),
-            ),
-        ),
+        ("old GNU", old_gnu("huge", TIB, &map, None, &content)),
         (
             "PAX 1.0",
-            pax_1_0(
-                "huge",
-                TIB,
-                &format!("2\n0\n5\n{}\n7\n", TIB - 7),
-                &[b"start".as_slice(), tail].concat(),
-            ),
+            pax_1_0("huge", TIB, &format!("2\n0\n5\n{}\n7\n", TIB - 7), &content),
         ),
-        (
-            "PAX 0.1",
-            pax_0_x(
-                "huge",
-                TIB,
-                &[(0, 5), (TIB - 7, 7)],
-                true,
-                &[b"start".as_slice(), tail].concat(),
-            ),
-        ),
+        ("PAX 0.1", pax_0_x("huge", TIB, &map, true, &content)),
     ];
     for (what, member) in members {
         let tar = end(member);

@@ -16,7 +16,7 @@ use strata_archive::{
     apply_recording, reassemble, sha256_reader, ApplyOptions, ApplyReport, Digest, ErrorKind,
     OverlayXattrs, Target,
 };
-use support::{gnu_tar, random_bytes, require_root, run};
+use support::{gnu_tar, random_bytes, require_root, run, Scratch};
 use tar::EntryType;
 
 const TARGETS: [Target; 2] = [Target::Plain, Target::Overlay(OverlayXattrs::Trusted)];
@@ -72,9 +72,8 @@ fn check_input(tar: &[u8], input: &[u8], what: &str) -> Vec<Vec<u8>> {
     let mut records = Vec::new();
     for target in TARGETS {
         let what = format!("{what} ({target:?})");
-        let t = tempfile::tempdir().unwrap();
-        let root = t.path().join("root");
-        fs::create_dir(&root).unwrap();
+        let t = Scratch::new();
+        let root = t.dir("root");
         let (record, report) = apply_rec(input, &root, target);
         assert_eq!(report.diff_id, sha256(tar), "{what}: diffID");
         assert_eq!(report.tar_size, tar.len() as u64, "{what}: tar size");
@@ -106,15 +105,11 @@ fn build_plain_tree(root: &Path) {
 
 #[test]
 fn gnu_tar_formats_reassemble_byte_for_byte() {
-    if !require_root() {
+    let Some(t) = Scratch::as_root() else {
         return;
-    }
-    let t = tempfile::tempdir().unwrap();
-    let full = t.path().join("full");
-    fs::create_dir(&full).unwrap();
-    support::build_fixture(&full);
-    let plain = t.path().join("plain");
-    fs::create_dir(&plain).unwrap();
+    };
+    let full = t.fixture("full");
+    let plain = t.dir("plain");
     build_plain_tree(&plain);
     let cases: [(&str, &Path, &[&str]); 5] = [
         ("gnu", &full, &["--format=gnu"]),
@@ -128,7 +123,7 @@ fn gnu_tar_formats_reassemble_byte_for_byte() {
         ("oldgnu", &plain, &["--format=oldgnu"]),
     ];
     for (name, src, args) in cases {
-        let tar = gnu_tar(src, &t.path().join(format!("{name}.tar")), args);
+        let tar = gnu_tar(src, &t.path(&format!("{name}.tar")), args);
         let records = check(&tar, name);
         // File content is referenced, not stored: the 3 MiB file (and the
         // fixture's megabyte sparse file) are not in the record.
@@ -145,12 +140,10 @@ fn gnu_tar_formats_reassemble_byte_for_byte() {
 
 #[test]
 fn gnu_sparse_entries_reassemble() {
-    if !require_root() {
+    let Some(t) = Scratch::as_root() else {
         return;
-    }
-    let t = tempfile::tempdir().unwrap();
-    let src = t.path().join("src");
-    fs::create_dir(&src).unwrap();
+    };
+    let src = t.dir("src");
     use std::os::unix::fs::FileExt;
     // Three chunks fit the main header; forty need extension headers.
     for (name, chunks) in [("few", 3u64), ("many", 40)] {
@@ -165,7 +158,7 @@ fn gnu_sparse_entries_reassemble() {
     for fmt in ["gnu", "posix"] {
         let tar = gnu_tar(
             &src,
-            &t.path().join(format!("{fmt}.tar")),
+            &t.path(&format!("{fmt}.tar")),
             &["--sparse", &format!("--format={fmt}")],
         );
         let records = check(&tar, &format!("sparse {fmt}"));
@@ -305,10 +298,9 @@ fn a_trickling_input_records_the_same() {
         return;
     }
     let tar = every_entry_type();
-    let t = tempfile::tempdir().unwrap();
+    let t = Scratch::new();
     for (i, n) in [1usize, 7, 513].into_iter().enumerate() {
-        let root = t.path().join(format!("r{i}"));
-        fs::create_dir(&root).unwrap();
+        let root = t.dir(&format!("r{i}"));
         let input = common::Trickle { inner: &tar[..], n };
         let (record, _) =
             apply_recording(input, &root, &ApplyOptions::default(), Vec::new()).unwrap();
@@ -349,12 +341,11 @@ fn apply_recording_applies_what_apply_applies() {
     }
 }
 
-/// Applies the entry-type layer (a small one); returns the tempdir, root
+/// Applies the entry-type layer (a small one); returns the scratch dir, root
 /// and record.
-fn applied() -> (tempfile::TempDir, std::path::PathBuf, Vec<u8>) {
-    let t = tempfile::tempdir().unwrap();
-    let root = t.path().join("root");
-    fs::create_dir(&root).unwrap();
+fn applied() -> (Scratch, std::path::PathBuf, Vec<u8>) {
+    let t = Scratch::new();
+    let root = t.dir("root");
     let (record, _) = apply_rec(&entry_types_with_big(70_000), &root, Target::Plain);
     (t, root, record)
 }

@@ -63,6 +63,14 @@ impl Backend {
     }
 }
 
+/// overlay2's, whether the kernel's overlayfs or the FUSE union mounts.
+const OVERLAY: Capabilities = Capabilities {
+    native_diff: true,
+    check: true,
+    mounts: true,
+    copies_on_create: false,
+};
+
 /// Every driver of this build, in the order the automatic choice tries
 /// them.
 pub static BACKENDS: &[Backend] = &[
@@ -87,12 +95,7 @@ pub static BACKENDS: &[Backend] = &[
         // (`Overlay2::new` probes and caches the answer).
         probe: |_| Ok(()),
         open: |home, _| Ok(Box::new(crate::overlay2::Overlay2::new(home)?)),
-        capabilities: Capabilities {
-            native_diff: true,
-            check: true,
-            mounts: true,
-            copies_on_create: false,
-        },
+        capabilities: OVERLAY,
     },
     #[cfg(feature = "fuse")]
     Backend {
@@ -105,12 +108,7 @@ pub static BACKENDS: &[Backend] = &[
                 opts.fuse_server.clone(),
             )?))
         },
-        capabilities: Capabilities {
-            native_diff: true,
-            check: true,
-            mounts: true,
-            copies_on_create: false,
-        },
+        capabilities: OVERLAY,
     },
     Backend {
         name: "vfs",

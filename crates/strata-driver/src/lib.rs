@@ -317,6 +317,26 @@ impl Drop for Mount<'_> {
     }
 }
 
+/// Makes a driver's home, with its subdirectory `sub` of mode `mode`,
+/// where they are missing; the home's canonical path.
+pub(crate) fn make_home(home: &Path, sub: &str, mode: u32) -> Result<PathBuf> {
+    use std::os::unix::fs::DirBuilderExt;
+
+    use crate::error::IoContext;
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(mode)
+        .create(home.join(sub))
+        .ctx(|| format!("creating {}", home.display()))?;
+    std::fs::canonicalize(home).ctx(|| format!("resolving {}", home.display()))
+}
+
+/// How many entries `dir` holds (0 when it cannot be read): the layer
+/// count the drivers' `status` shows.
+pub(crate) fn count_entries(dir: &Path) -> usize {
+    std::fs::read_dir(dir).map(|d| d.count()).unwrap_or(0)
+}
+
 /// statfs magic and a name for the file system holding `dir`.
 pub(crate) fn backing_fs(dir: &Path) -> Result<(i64, String)> {
     use std::os::fd::AsFd;

@@ -43,7 +43,7 @@ impl Client {
     /// the registry's `Content-Length` is taken for it (the digest is
     /// still checked at the end).
     pub fn open_blob_unsized(&self, repo: &str, digest: &Digest) -> Result<BlobReader<'_>> {
-        let mut r = self.blob_reader(repo, digest, u64::MAX, 0, Sha256::new())?;
+        let mut r = self.blob_reader(repo, digest, u64::MAX)?;
         r.size_from_registry = true;
         r.connect()?;
         Ok(r)
@@ -60,35 +60,30 @@ impl Client {
         offset: u64,
         prefix: Sha256,
     ) -> Result<BlobReader<'_>> {
-        let mut r = self.blob_reader(repo, digest, size, offset, prefix)?;
-        r.connect()?;
-        Ok(r)
-    }
-
-    /// The reader, not yet connected.
-    fn blob_reader(
-        &self,
-        repo: &str,
-        digest: &Digest,
-        size: u64,
-        offset: u64,
-        prefix: Sha256,
-    ) -> Result<BlobReader<'_>> {
-        check_repo(repo)?;
+        let mut r = self.blob_reader(repo, digest, size)?;
         if offset > size {
             return Err(Error::new(
                 ErrorKind::Refused,
                 format!("blob {digest}: offset {offset} is past its {size} bytes"),
             ));
         }
+        r.pos = offset;
+        r.hasher = prefix;
+        r.connect()?;
+        Ok(r)
+    }
+
+    /// The reader from the start, not yet connected.
+    fn blob_reader(&self, repo: &str, digest: &Digest, size: u64) -> Result<BlobReader<'_>> {
+        check_repo(repo)?;
         Ok(BlobReader {
             client: self,
             repo: repo.to_owned(),
             digest: digest.clone(),
             size,
             size_from_registry: false,
-            pos: offset,
-            hasher: prefix,
+            pos: 0,
+            hasher: Sha256::new(),
             body: None,
             resumes_left: self.opts.blob_resumes,
             done: false,

@@ -17,6 +17,20 @@ use strata_registry::testing::{self, Config, Registry, PASSWORD, USER};
 
 const OCI_MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";
 
+/// A registry over TLS from a private CA, with htpasswd auth.
+const SECURED: Config = Config {
+    tls: true,
+    htpasswd: true,
+};
+
+/// The test user's credentials, with `password`.
+fn user(password: &str) -> Credentials {
+    Credentials {
+        username: USER.into(),
+        password: password.into(),
+    }
+}
+
 /// A registry, or `None` after saying SKIPPED.
 fn registry(cfg: Config) -> Option<Registry> {
     match Registry::start(cfg) {
@@ -93,6 +107,75 @@ fn push_image(c: &Client, repo: &str, tag: &str, layer_len: usize) -> Pushed {
     }
 }
 
+/// A plain registry and a client to it; `None` after saying SKIPPED.
+fn with_client() -> Option<(Registry, Client)> {
+    let reg = registry(Config::default())?;
+    let c = Client::new(&reg.addr, local()).unwrap();
+    Some((reg, c))
+}
+
+/// A client to `addr` with the test user's credentials.
+fn logged_in(addr: &str) -> Client {
+    let creds = user(PASSWORD);
+    let opts = Options {
+        credentials: Some(creds),
+        ..local()
+    };
+    Client::new(addr, opts).unwrap()
+}
+
+/// The registry with `test/app:v1` pushed (a layer of `layer_len` bytes)
+/// and a client straight to it; `None` after saying SKIPPED.
+fn with_pushed(layer_len: usize) -> Option<(Registry, Client, Pushed)> {
+    let (reg, c) = with_client()?;
+    let p = push_image(&c, "test/app", "v1", layer_len);
+    Some((reg, c, p))
+}
+
+/// A proxy in front of `upstream` answering the requests `wanted` picks
+/// as `act` says, and forwarding the rest.
+fn proxy_on(
+    upstream: &str,
+    wanted: fn(&Request) -> bool,
+    act: impl Fn(&Request) -> Action + Send + Sync + 'static,
+) -> Proxy {
+    Proxy::start(upstream, move |req| {
+        if wanted(req) {
+            act(req)
+        } else {
+            Action::Forward
+        }
+    })
+}
+
+/// [`proxy_on`] acting on the first `times` requests `wanted` picks and
+/// forwarding the later ones; with the count of all those it picked.
+fn proxy_on_first(
+    upstream: &str,
+    wanted: fn(&Request) -> bool,
+    times: usize,
+    act: impl Fn() -> Action + Send + Sync + 'static,
+) -> (Proxy, Arc<AtomicUsize>) {
+    let picked = Arc::new(AtomicUsize::new(0));
+    let n = picked.clone();
+    let proxy = proxy_on(upstream, wanted, move |_| {
+        if n.fetch_add(1, Ordering::SeqCst) < times {
+            act()
+        } else {
+            Action::Forward
+        }
+    });
+    (proxy, picked)
+}
+
+/// `c` reads back the layer pushed as `p`, whole.
+fn assert_reads_layer(c: &Client, p: &Pushed) {
+    let blob = c
+        .open_blob("test/app", &p.layer_digest, p.layer.len() as u64)
+        .unwrap();
+    assert_eq!(read_all(blob).unwrap(), p.layer);
+}
+
 fn read_all(mut r: impl Read) -> std::io::Result<Vec<u8>> {
     let mut out = Vec::new();
     r.read_to_end(&mut out)?;
@@ -108,10 +191,9 @@ fn kind_of(e: &std::io::Error) -> ErrorKind {
 
 #[test]
 fn push_then_pull_back_by_tag_and_digest() {
-    let Some(reg) = registry(Config::default()) else {
+    let Some((_reg, c)) = with_client() else {
         return;
     };
-    let c = Client::new(&reg.addr, local()).unwrap();
     c.ping().unwrap();
     let p = push_image(&c, "test/app", "v1", 300_000);
     assert_eq!(
@@ -125,10 +207,7 @@ fn push_then_pull_back_by_tag_and_digest() {
         .get_manifest("test/app", &p.manifest_digest.to_string())
         .unwrap();
     assert_eq!(by_digest.bytes, by_tag.bytes);
-    let blob = c
-        .open_blob("test/app", &p.layer_digest, p.layer.len() as u64)
-        .unwrap();
-    assert_eq!(read_all(blob).unwrap(), p.layer);
+    assert_reads_layer(&c, &p);
     // Without a descriptor's size: the registry's length, still checked
     // against the digest.
     let blob = c.open_blob_unsized("test/app", &p.layer_digest).unwrap();
@@ -141,10 +220,9 @@ fn push_then_pull_back_by_tag_and_digest() {
 
 #[test]
 fn blob_from_another_repository_is_mounted_not_sent() {
-    let Some(reg) = registry(Config::default()) else {
+    let Some((_reg, c)) = with_client() else {
         return;
     };
-    let c = Client::new(&reg.addr, local()).unwrap();
     let p = push_image(&c, "test/base", "v1", 10_000);
     assert_eq!(
         c.blob_exists("test/derived", &p.layer_digest).unwrap(),
@@ -168,10 +246,9 @@ fn blob_from_another_repository_is_mounted_not_sent() {
 
 #[test]
 fn blob_bytes_must_match_the_digest_the_registry_is_told() {
-    let Some(reg) = registry(Config::default()) else {
+    let Some((_reg, c)) = with_client() else {
         return;
     };
-    let c = Client::new(&reg.addr, local()).unwrap();
     let lie = sha(b"something else");
     let e = c
         .upload_blob("test/app", &lie, 5, &mut &b"hello"[..])
@@ -182,10 +259,7 @@ fn blob_bytes_must_match_the_digest_the_registry_is_told() {
 
 #[test]
 fn tls_with_a_private_ca_and_htpasswd() {
-    let Some(reg) = registry(Config {
-        tls: true,
-        htpasswd: true,
-    }) else {
+    let Some(reg) = registry(SECURED) else {
         return;
     };
     let certs_d = reg.certs_d.clone();
@@ -213,14 +287,7 @@ fn tls_with_a_private_ca_and_htpasswd() {
     assert_eq!(e.kind(), ErrorKind::Unauthorized, "{e}");
     assert!(e.to_string().contains("strata login"), "{e}");
 
-    let wrong = Client::new(
-        &reg.addr,
-        opts(Some(Credentials {
-            username: USER.into(),
-            password: "not-the-password".into(),
-        })),
-    )
-    .unwrap();
+    let wrong = Client::new(&reg.addr, opts(Some(user("not-the-password")))).unwrap();
     let e = wrong.get_manifest("test/app", "v1").unwrap_err();
     assert_eq!(e.kind(), ErrorKind::Unauthorized, "{e}");
     assert!(!format!("{e:?}").contains("not-the-password"), "{e:?}");
@@ -228,13 +295,7 @@ fn tls_with_a_private_ca_and_htpasswd() {
     // Credentials as `strata login` will keep them.
     let file = reg.dir.path().join("auth.json");
     let mut auth = AuthFile::open(&file).unwrap();
-    auth.set(
-        &reg.addr,
-        &Credentials {
-            username: USER.into(),
-            password: PASSWORD.into(),
-        },
-    );
+    auth.set(&reg.addr, &user(PASSWORD));
     auth.save().unwrap();
     let creds = AuthFile::open(&file).unwrap().get(&reg.addr).unwrap();
     let c = Client::new(&reg.addr, opts(creds)).unwrap();
@@ -242,10 +303,7 @@ fn tls_with_a_private_ca_and_htpasswd() {
     let p = push_image(&c, "test/app", "v1", 50_000);
     let m = c.get_manifest("test/app", "v1").unwrap();
     assert_eq!(m.digest, p.manifest_digest);
-    let blob = c
-        .open_blob("test/app", &p.layer_digest, p.layer.len() as u64)
-        .unwrap();
-    assert_eq!(read_all(blob).unwrap(), p.layer);
+    assert_reads_layer(&c, &p);
 }
 
 /// A plain-HTTP registry is reached only when marked insecure.
@@ -307,11 +365,9 @@ fn base64_encode(s: &str) -> String {
 
 #[test]
 fn bearer_token_dance() {
-    let Some(reg) = registry(Config::default()) else {
+    let Some((reg, _, p)) = with_pushed(20_000) else {
         return;
     };
-    let direct = Client::new(&reg.addr, local()).unwrap();
-    let p = push_image(&direct, "test/app", "v1", 20_000);
     let tokens = Arc::new(std::sync::Mutex::new(Vec::new()));
     let gate = bearer_gate(&reg.addr, tokens.clone());
 
@@ -319,23 +375,10 @@ fn bearer_token_dance() {
     let e = anonymous.get_manifest("test/app", "v1").unwrap_err();
     assert_eq!(e.kind(), ErrorKind::Unauthorized, "{e}");
 
-    let c = Client::new(
-        &gate.addr,
-        Options {
-            credentials: Some(Credentials {
-                username: USER.into(),
-                password: PASSWORD.into(),
-            }),
-            ..local()
-        },
-    )
-    .unwrap();
+    let c = logged_in(&gate.addr);
     let m = c.get_manifest("test/app", "v1").unwrap();
     assert_eq!(m.digest, p.manifest_digest);
-    let blob = c
-        .open_blob("test/app", &p.layer_digest, p.layer.len() as u64)
-        .unwrap();
-    assert_eq!(read_all(blob).unwrap(), p.layer);
+    assert_reads_layer(&c, &p);
     let seen = tokens.lock().unwrap().clone();
     let last = seen.last().expect("a token was asked for");
     assert!(
@@ -351,25 +394,14 @@ fn bearer_token_dance() {
 
 #[test]
 fn blob_cut_midway_resumes_with_a_range_request() {
-    let Some(reg) = registry(Config::default()) else {
+    let Some((reg, _, p)) = with_pushed(200_000) else {
         return;
     };
-    let direct = Client::new(&reg.addr, local()).unwrap();
-    let p = push_image(&direct, "test/app", "v1", 200_000);
-    let cuts = Arc::new(AtomicUsize::new(0));
-    let n = cuts.clone();
-    let proxy = Proxy::start(&reg.addr, move |req| {
-        if req.is_blob_get() && n.fetch_add(1, Ordering::SeqCst) < 2 {
-            Action::Mangle(Fault::CutAfter(70_000))
-        } else {
-            Action::Forward
-        }
+    let (proxy, _) = proxy_on_first(&reg.addr, Request::is_blob_get, 2, || {
+        Action::Mangle(Fault::CutAfter(70_000))
     });
     let c = Client::new(&proxy.addr, local()).unwrap();
-    let blob = c
-        .open_blob("test/app", &p.layer_digest, p.layer.len() as u64)
-        .unwrap();
-    assert_eq!(read_all(blob).unwrap(), p.layer);
+    assert_reads_layer(&c, &p);
     let ranges: Vec<String> = proxy
         .requests()
         .iter()
@@ -381,50 +413,35 @@ fn blob_cut_midway_resumes_with_a_range_request() {
 
 #[test]
 fn a_partly_fetched_blob_resumes_from_its_offset() {
-    let Some(reg) = registry(Config::default()) else {
+    let Some((_reg, c, p)) = with_pushed(100_000) else {
         return;
     };
-    let c = Client::new(&reg.addr, local()).unwrap();
-    let p = push_image(&c, "test/app", "v1", 100_000);
-    let prefix = Sha256::new_with_prefix(&p.layer[..40_000]);
-    let rest = c
-        .resume_blob(
+    // From byte 40,000 on, the bytes before it hashed into `prefix`.
+    let resume = |prefix| {
+        c.resume_blob(
             "test/app",
             &p.layer_digest,
             p.layer.len() as u64,
             40_000,
             prefix,
         )
-        .unwrap();
+        .unwrap()
+    };
+    let rest = resume(Sha256::new_with_prefix(&p.layer[..40_000]));
     assert_eq!(read_all(rest).unwrap(), &p.layer[40_000..]);
     // A wrong prefix: the end of the stream says so.
-    let wrong = Sha256::new_with_prefix(&p.layer[1..40_001]);
-    let rest = c
-        .resume_blob(
-            "test/app",
-            &p.layer_digest,
-            p.layer.len() as u64,
-            40_000,
-            wrong,
-        )
-        .unwrap();
+    let rest = resume(Sha256::new_with_prefix(&p.layer[1..40_001]));
     let e = read_all(rest).unwrap_err();
     assert_eq!(kind_of(&e), ErrorKind::Corrupt, "{e}");
 }
 
 #[test]
 fn a_corrupt_byte_fails_the_blob_at_its_end() {
-    let Some(reg) = registry(Config::default()) else {
+    let Some((reg, _, p)) = with_pushed(50_000) else {
         return;
     };
-    let direct = Client::new(&reg.addr, local()).unwrap();
-    let p = push_image(&direct, "test/app", "v1", 50_000);
-    let proxy = Proxy::start(&reg.addr, |req| {
-        if req.is_blob_get() {
-            Action::Mangle(Fault::FlipByte(12_345))
-        } else {
-            Action::Forward
-        }
+    let proxy = proxy_on(&reg.addr, Request::is_blob_get, |_| {
+        Action::Mangle(Fault::FlipByte(12_345))
     });
     let c = Client::new(&proxy.addr, local()).unwrap();
     let mut blob = c
@@ -447,20 +464,11 @@ fn a_corrupt_byte_fails_the_blob_at_its_end() {
 
 #[test]
 fn a_stalled_server_times_out() {
-    let Some(reg) = registry(Config::default()) else {
+    let Some((reg, _, p)) = with_pushed(50_000) else {
         return;
     };
-    let direct = Client::new(&reg.addr, local()).unwrap();
-    let p = push_image(&direct, "test/app", "v1", 50_000);
-    let stalls = Arc::new(AtomicUsize::new(0));
-    let n = stalls.clone();
-    let proxy = Proxy::start(&reg.addr, move |req| {
-        if req.is_blob_get() {
-            n.fetch_add(1, Ordering::SeqCst);
-            Action::Mangle(Fault::StallAfter(1000, Duration::from_secs(8)))
-        } else {
-            Action::Forward
-        }
+    let (proxy, stalls) = proxy_on_first(&reg.addr, Request::is_blob_get, usize::MAX, || {
+        Action::Mangle(Fault::StallAfter(1000, Duration::from_secs(8)))
     });
     let c = Client::new(
         &proxy.addr,
@@ -488,40 +496,25 @@ fn a_stalled_server_times_out() {
 
 #[test]
 fn a_blob_redirected_to_another_host_is_fetched_without_credentials() {
-    let Some(reg) = registry(Config::default()) else {
+    let Some((reg, _, p)) = with_pushed(30_000) else {
         return;
     };
-    let direct = Client::new(&reg.addr, local()).unwrap();
-    let p = push_image(&direct, "test/app", "v1", 30_000);
     // The "storage host": forwards to the registry, logs what it saw.
     let storage = Proxy::start(&reg.addr, |_| Action::Forward);
     let storage_addr = storage.addr.clone();
     let tokens = Arc::new(std::sync::Mutex::new(Vec::new()));
     let gate = bearer_gate(&reg.addr, tokens);
     // In front of the gate: blob GETs answered with a 307 elsewhere.
-    let front = Proxy::start(&gate.addr, move |req| {
-        if req.is_blob_get() && req.header("authorization").is_some() {
+    let front = proxy_on(&gate.addr, Request::is_blob_get, move |req| {
+        if req.header("authorization").is_some() {
             let loc = format!("http://{storage_addr}{}", req.target);
             Action::Respond(307, vec![("Location".into(), loc)], Vec::new())
         } else {
             Action::Forward
         }
     });
-    let c = Client::new(
-        &front.addr,
-        Options {
-            credentials: Some(Credentials {
-                username: USER.into(),
-                password: PASSWORD.into(),
-            }),
-            ..local()
-        },
-    )
-    .unwrap();
-    let blob = c
-        .open_blob("test/app", &p.layer_digest, p.layer.len() as u64)
-        .unwrap();
-    assert_eq!(read_all(blob).unwrap(), p.layer);
+    let c = logged_in(&front.addr);
+    assert_reads_layer(&c, &p);
     let at_storage = storage.requests();
     assert_eq!(at_storage.len(), 1, "{at_storage:?}");
     assert_eq!(at_storage[0].header("authorization"), None);
@@ -529,21 +522,15 @@ fn a_blob_redirected_to_another_host_is_fetched_without_credentials() {
 
 #[test]
 fn a_redirect_loop_is_cut_short() {
-    let Some(reg) = registry(Config::default()) else {
+    let Some((reg, _, p)) = with_pushed(1_000) else {
         return;
     };
-    let direct = Client::new(&reg.addr, local()).unwrap();
-    let p = push_image(&direct, "test/app", "v1", 1_000);
-    let proxy = Proxy::start(&reg.addr, |req| {
-        if req.is_blob_get() {
-            Action::Respond(
-                302,
-                vec![("Location".into(), req.target.clone())],
-                Vec::new(),
-            )
-        } else {
-            Action::Forward
-        }
+    let proxy = proxy_on(&reg.addr, Request::is_blob_get, |req| {
+        Action::Respond(
+            302,
+            vec![("Location".into(), req.target.clone())],
+            Vec::new(),
+        )
     });
     let c = Client::new(&proxy.addr, local()).unwrap();
     let e = c
@@ -558,20 +545,12 @@ fn a_redirect_loop_is_cut_short() {
 
 #[test]
 fn busy_and_failing_registries_are_retried_a_bounded_number_of_times() {
-    let Some(reg) = registry(Config::default()) else {
+    let Some((reg, _, p)) = with_pushed(1_000) else {
         return;
     };
-    let direct = Client::new(&reg.addr, local()).unwrap();
-    let p = push_image(&direct, "test/app", "v1", 1_000);
-    let count = Arc::new(AtomicUsize::new(0));
-    let n = count.clone();
     // Two 503s, then the real answer.
-    let flaky = Proxy::start(&reg.addr, move |req| {
-        if req.is_manifest_get() && n.fetch_add(1, Ordering::SeqCst) < 2 {
-            Action::Respond(503, vec![], Vec::new())
-        } else {
-            Action::Forward
-        }
+    let (flaky, count) = proxy_on_first(&reg.addr, Request::is_manifest_get, 2, || {
+        Action::Respond(503, vec![], Vec::new())
     });
     let c = Client::new(&flaky.addr, local()).unwrap();
     assert_eq!(
@@ -581,12 +560,8 @@ fn busy_and_failing_registries_are_retried_a_bounded_number_of_times() {
     assert_eq!(count.load(Ordering::SeqCst), 3);
 
     // 429 every time: given up after the retries.
-    let busy = Proxy::start(&reg.addr, |req| {
-        if req.is_manifest_get() {
-            Action::Respond(429, vec![("Retry-After".into(), "0".into())], Vec::new())
-        } else {
-            Action::Forward
-        }
+    let busy = proxy_on(&reg.addr, Request::is_manifest_get, |_| {
+        Action::Respond(429, vec![("Retry-After".into(), "0".into())], Vec::new())
     });
     let c = Client::new(&busy.addr, local()).unwrap();
     let e = c.get_manifest("test/app", "v1").unwrap_err();
@@ -599,48 +574,40 @@ fn busy_and_failing_registries_are_retried_a_bounded_number_of_times() {
     assert_eq!(tries, local().retries as usize + 1);
 }
 
+/// How getting `test/app:v1` fails through a proxy answering manifest
+/// GETs as `act` says.
+fn manifest_error(upstream: &str, act: impl Fn() -> Action + Send + Sync + 'static) -> Error {
+    let proxy = proxy_on(upstream, Request::is_manifest_get, move |_| act());
+    let c = Client::new(&proxy.addr, local()).unwrap();
+    c.get_manifest("test/app", "v1").unwrap_err()
+}
+
+fn oci_manifest_type() -> Vec<(String, String)> {
+    vec![("Content-Type".into(), OCI_MANIFEST.into())]
+}
+
 #[test]
 fn manifests_are_capped_and_their_digest_checked() {
-    let Some(reg) = registry(Config::default()) else {
+    let Some((reg, _, p)) = with_pushed(1_000) else {
         return;
     };
-    let direct = Client::new(&reg.addr, local()).unwrap();
-    let p = push_image(&direct, "test/app", "v1", 1_000);
     let huge = vec![b' '; (4 << 20) + 1];
     let big = huge.clone();
-    let declared = Proxy::start(&reg.addr, move |req| {
-        if req.is_manifest_get() {
-            let h = vec![("Content-Type".into(), OCI_MANIFEST.into())];
-            Action::Respond(200, h, big.clone())
-        } else {
-            Action::Forward
-        }
+    let e = manifest_error(&reg.addr, move || {
+        Action::Respond(200, oci_manifest_type(), big.clone())
     });
-    let c = Client::new(&declared.addr, local()).unwrap();
-    let e = c.get_manifest("test/app", "v1").unwrap_err();
     assert_eq!(e.kind(), ErrorKind::Corrupt, "{e}");
     assert!(e.to_string().contains("4 MiB"), "{e}");
 
-    let unframed = Proxy::start(&reg.addr, move |req| {
-        if req.is_manifest_get() {
-            let h = vec![("Content-Type".into(), OCI_MANIFEST.into())];
-            Action::RespondUnframed(200, h, huge.clone())
-        } else {
-            Action::Forward
-        }
+    let e = manifest_error(&reg.addr, move || {
+        Action::RespondUnframed(200, oci_manifest_type(), huge.clone())
     });
-    let c = Client::new(&unframed.addr, local()).unwrap();
-    let e = c.get_manifest("test/app", "v1").unwrap_err();
     assert_eq!(e.kind(), ErrorKind::Corrupt, "{e}");
 
     // One byte changed on the way: by digest, the pin catches it; by
     // tag, the registry's Docker-Content-Digest does.
-    let corrupt = Proxy::start(&reg.addr, |req| {
-        if req.is_manifest_get() {
-            Action::Mangle(Fault::FlipByte(5))
-        } else {
-            Action::Forward
-        }
+    let corrupt = proxy_on(&reg.addr, Request::is_manifest_get, |_| {
+        Action::Mangle(Fault::FlipByte(5))
     });
     let c = Client::new(&corrupt.addr, local()).unwrap();
     for reference in [p.manifest_digest.to_string(), "v1".to_owned()] {
@@ -652,10 +619,9 @@ fn manifests_are_capped_and_their_digest_checked() {
 #[test]
 fn a_blob_written_as_it_is_made_is_uploaded_in_chunks() {
     use std::io::Write;
-    let Some(reg) = registry(Config::default()) else {
+    let Some((_reg, c)) = with_client() else {
         return;
     };
-    let c = Client::new(&reg.addr, local()).unwrap();
     let data = noise(100_000, 7);
     let mut up = c.begin_upload("test/app", 16 << 10).unwrap();
     for piece in data.chunks(777) {
@@ -679,10 +645,7 @@ fn a_blob_written_as_it_is_made_is_uploaded_in_chunks() {
 #[test]
 fn login_keeps_only_credentials_the_registry_takes() {
     use std::os::unix::fs::PermissionsExt;
-    let Some(reg) = registry(Config {
-        tls: true,
-        htpasswd: true,
-    }) else {
+    let Some(reg) = registry(SECURED) else {
         return;
     };
     let file = reg.dir.path().join("containers/auth.json");
@@ -690,18 +653,12 @@ fn login_keeps_only_credentials_the_registry_takes() {
         certs_d: reg.certs_d.clone(),
         ..Options::default()
     };
-    let wrong = Credentials {
-        username: USER.into(),
-        password: "wrong".into(),
-    };
+    let wrong = user("wrong");
     let e = strata_registry::login(&reg.addr, &wrong, opts(), &file).unwrap_err();
     assert_eq!(e.kind(), ErrorKind::Unauthorized, "{e}");
     assert!(!file.exists());
 
-    let right = Credentials {
-        username: USER.into(),
-        password: PASSWORD.into(),
-    };
+    let right = user(PASSWORD);
     strata_registry::login(&reg.addr, &right, opts(), &file).unwrap();
     let mode = std::fs::metadata(&file).unwrap().permissions().mode() & 0o777;
     assert_eq!(mode, 0o600);
@@ -725,10 +682,9 @@ fn login_keeps_only_credentials_the_registry_takes() {
 
 #[test]
 fn tags_are_listed() {
-    let Some(reg) = registry(Config::default()) else {
+    let Some((_reg, c)) = with_client() else {
         return;
     };
-    let c = Client::new(&reg.addr, local()).unwrap();
     for tag in ["v1", "v2", "latest"] {
         push_image(&c, "test/app", tag, 1_000);
     }

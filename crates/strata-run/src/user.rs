@@ -348,127 +348,88 @@ wheel:x:10:root,alice
     }
 
     #[test]
-    fn empty_spec_is_root_with_its_home_and_groups() {
-        assert_eq!(standard().resolve(""), Ok(user(0, 0, &[0, 10], "/root")));
+    fn specs_resolve_with_and_without_passwd_and_group_files() {
+        type Case = (&'static str, Result<User, String>);
+        let with_files: &[Case] = &[
+            // The empty spec: root, with its home and groups.
+            ("", Ok(user(0, 0, &[0, 10], "/root"))),
+            // A name: its uid, gid, home, and member groups in file order.
+            (
+                "alice",
+                Ok(user(1000, 1000, &[1000, 100, 50, 10], "/home/alice")),
+            ),
+            // A uid with an entry: that entry.
+            ("1001", Ok(user(1001, 100, &[100, 50], "/home/bob"))),
+            // A uid without one: gid 0, home /.
+            ("4000", Ok(user(4000, 0, &[0], "/"))),
+            // An empty home in the entry is /.
+            ("nohome", Ok(user(1002, 1002, &[1002], "/"))),
+            // name:group takes the group, without supplementary ones.
+            ("alice:staff", Ok(user(1000, 50, &[50], "/home/alice"))),
+            // uid:gid needs no entries.
+            ("4000:4001", Ok(user(4000, 4001, &[4001], "/"))),
+            // name:gid without a group entry.
+            ("bob:777", Ok(user(1001, 777, &[777], "/home/bob"))),
+            // uid:group name.
+            ("4000:wheel", Ok(user(4000, 10, &[10], "/"))),
+            // An unknown name is an error.
+            (
+                "nobody2",
+                Err("unable to find user nobody2: no matching entries in passwd file".into()),
+            ),
+            // An unknown group is an error.
+            (
+                "alice:staff2",
+                Err("unable to find group staff2: no matching entries in group file".into()),
+            ),
+        ];
+        let without_files: &[Case] = &[
+            // The empty spec without files: root at /.
+            ("", Ok(user(0, 0, &[0], "/"))),
+            // A uid without a passwd file is fine.
+            ("33", Ok(user(33, 0, &[0], "/"))),
+            // A name without a passwd file is an error.
+            (
+                "alice",
+                Err("unable to find user alice: no matching entries in passwd file".into()),
+            ),
+        ];
+        for (f, cases) in [(standard(), with_files), (Fixture::new(), without_files)] {
+            for (spec, want) in cases {
+                assert_eq!(&f.resolve(spec), want, "{spec:?}");
+            }
+        }
     }
 
     #[test]
-    fn empty_spec_without_files_is_root_at_slash() {
-        assert_eq!(Fixture::new().resolve(""), Ok(user(0, 0, &[0], "/")));
-    }
-
-    #[test]
-    fn name_gives_uid_gid_home_and_member_groups_in_file_order() {
-        assert_eq!(
-            standard().resolve("alice"),
-            Ok(user(1000, 1000, &[1000, 100, 50, 10], "/home/alice"))
-        );
-    }
-
-    #[test]
-    fn uid_with_entry_is_that_entry() {
-        assert_eq!(
-            standard().resolve("1001"),
-            Ok(user(1001, 100, &[100, 50], "/home/bob"))
-        );
-    }
-
-    #[test]
-    fn uid_without_entry_runs_as_gid_zero_at_slash() {
-        assert_eq!(standard().resolve("4000"), Ok(user(4000, 0, &[0], "/")));
-    }
-
-    #[test]
-    fn uid_without_passwd_file_is_fine() {
-        assert_eq!(Fixture::new().resolve("33"), Ok(user(33, 0, &[0], "/")));
-    }
-
-    #[test]
-    fn number_is_always_an_id_not_a_name() {
-        let f = Fixture::with_files("1234:x:5:5::/n:/bin/sh\n", "");
-        assert_eq!(f.resolve("1234"), Ok(user(1234, 0, &[0], "/")));
-    }
-
-    #[test]
-    fn empty_home_in_entry_is_slash() {
-        assert_eq!(
-            standard().resolve("nohome"),
-            Ok(user(1002, 1002, &[1002], "/"))
-        );
-    }
-
-    #[test]
-    fn first_matching_entry_wins() {
-        let f = Fixture::with_files(
-            "dup:x:10:10::/first:/bin/sh\ndup:x:11:11::/second:/bin/sh\n",
-            "",
-        );
-        assert_eq!(f.resolve("dup"), Ok(user(10, 10, &[10], "/first")));
-    }
-
-    #[test]
-    fn name_and_group_name_take_the_group_without_supplementary() {
-        assert_eq!(
-            standard().resolve("alice:staff"),
-            Ok(user(1000, 50, &[50], "/home/alice"))
-        );
-    }
-
-    #[test]
-    fn uid_and_gid_need_no_entries() {
-        assert_eq!(
-            standard().resolve("4000:4001"),
-            Ok(user(4000, 4001, &[4001], "/"))
-        );
-    }
-
-    #[test]
-    fn name_and_gid_without_group_entry() {
-        assert_eq!(
-            standard().resolve("bob:777"),
-            Ok(user(1001, 777, &[777], "/home/bob"))
-        );
-    }
-
-    #[test]
-    fn uid_and_group_name() {
-        assert_eq!(
-            standard().resolve("4000:wheel"),
-            Ok(user(4000, 10, &[10], "/"))
-        );
-    }
-
-    #[test]
-    fn supplementary_groups_are_deduplicated() {
-        let f = Fixture::with_files(
-            "carol:x:7:7::/c:/bin/sh\n",
-            "a:x:20:carol\nb:x:20:carol\nprimary:x:7:carol\nc:x:21:dave,carol\n",
-        );
-        assert_eq!(f.resolve("carol"), Ok(user(7, 7, &[7, 20, 21], "/c")));
-    }
-
-    #[test]
-    fn unknown_name_is_an_error() {
-        assert_eq!(
-            standard().resolve("nobody2"),
-            Err("unable to find user nobody2: no matching entries in passwd file".into())
-        );
-    }
-
-    #[test]
-    fn name_without_passwd_file_is_an_error() {
-        assert_eq!(
-            Fixture::new().resolve("alice"),
-            Err("unable to find user alice: no matching entries in passwd file".into())
-        );
-    }
-
-    #[test]
-    fn unknown_group_is_an_error() {
-        assert_eq!(
-            standard().resolve("alice:staff2"),
-            Err("unable to find group staff2: no matching entries in group file".into())
-        );
+    fn specs_against_small_files() {
+        let cases: [(&str, &str, &str, User); 3] = [
+            // A number is always an id, never a name.
+            (
+                "1234:x:5:5::/n:/bin/sh\n",
+                "",
+                "1234",
+                user(1234, 0, &[0], "/"),
+            ),
+            // The first matching entry wins.
+            (
+                "dup:x:10:10::/first:/bin/sh\ndup:x:11:11::/second:/bin/sh\n",
+                "",
+                "dup",
+                user(10, 10, &[10], "/first"),
+            ),
+            // Supplementary groups are deduplicated.
+            (
+                "carol:x:7:7::/c:/bin/sh\n",
+                "a:x:20:carol\nb:x:20:carol\nprimary:x:7:carol\nc:x:21:dave,carol\n",
+                "carol",
+                user(7, 7, &[7, 20, 21], "/c"),
+            ),
+        ];
+        for (passwd, group, spec, want) in cases {
+            let f = Fixture::with_files(passwd, group);
+            assert_eq!(f.resolve(spec), Ok(want), "{spec}");
+        }
     }
 
     #[test]

@@ -185,13 +185,21 @@ fn name_field<const N: usize>(name: &OsStr) -> io::Result<[u8; N]> {
 
 /// `BTRFS_IOC_SUBVOL_CREATE`: a new, empty subvolume `name` in `dir`.
 pub fn subvol_create(dir: BorrowedFd<'_>, name: &OsStr) -> io::Result<()> {
+    vol_args_ioctl::<SUBVOL_CREATE>(dir, name)
+}
+
+/// An ioctl on `dir` whose argument is a `struct btrfs_ioctl_vol_args`
+/// naming `name`: `OPCODE` is [`SUBVOL_CREATE`] or [`SNAP_DESTROY`], the
+/// two that read that struct.
+fn vol_args_ioctl<const OPCODE: Opcode>(dir: BorrowedFd<'_>, name: &OsStr) -> io::Result<()> {
     let args = VolArgs {
         fd: 0,
         name: name_field(name)?,
     };
     // SAFETY: `VolArgs` is `struct btrfs_ioctl_vol_args`, the argument
-    // SUBVOL_CREATE reads (see the module's Safety section).
-    unsafe { ioctl(dir, Setter::<SUBVOL_CREATE, VolArgs>::new(args))? };
+    // SUBVOL_CREATE and SNAP_DESTROY read (see the module's Safety
+    // section), and they are the only opcodes the callers pass.
+    unsafe { ioctl(dir, Setter::<OPCODE, VolArgs>::new(args))? };
     Ok(())
 }
 
@@ -223,14 +231,7 @@ pub fn snapshot(
 /// `ENOTEMPTY` while subvolumes sit inside it (delete those first: see
 /// [`child_subvols`]); works on read-only subvolumes.
 pub fn subvol_destroy(dir: BorrowedFd<'_>, name: &OsStr) -> io::Result<()> {
-    let args = VolArgs {
-        fd: 0,
-        name: name_field(name)?,
-    };
-    // SAFETY: `VolArgs` is `struct btrfs_ioctl_vol_args`, the argument
-    // SNAP_DESTROY reads.
-    unsafe { ioctl(dir, Setter::<SNAP_DESTROY, VolArgs>::new(args))? };
-    Ok(())
+    vol_args_ioctl::<SNAP_DESTROY>(dir, name)
 }
 
 /// `BTRFS_IOC_SUBVOL_GETFLAGS`: whether the subvolume whose root `subvol`

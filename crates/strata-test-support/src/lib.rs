@@ -86,6 +86,28 @@ pub fn sorted_entries(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
     out
 }
 
+/// Appends `data` to the file at `path` (one `O_APPEND` open, closed
+/// again).
+pub fn append(path: &std::path::Path, data: &[u8]) {
+    use std::io::Write;
+    fs::OpenOptions::new()
+        .append(true)
+        .open(path)
+        .unwrap()
+        .write_all(data)
+        .unwrap();
+}
+
+/// The names in the directory `dir`, sorted.
+pub fn sorted_names(dir: &std::path::Path) -> Vec<String> {
+    let mut out: Vec<String> = fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    out.sort();
+    out
+}
+
 /// Moves `dir` away (to `dir.moved`) and puts a symlink to `outside` in
 /// its place: a store directory swapped for a link by an outside probe.
 pub fn swap_for_link(dir: &std::path::Path, outside: &std::path::Path) {

@@ -190,18 +190,7 @@ impl Union {
                 break;
             }
         }
-        let root = Node {
-            parent: ROOT,
-            name: Vec::new(),
-            kind: FileType::Directory,
-            layers: root_layers,
-            nlookup: 1,
-            open: 0,
-            passthrough_opens: 0,
-            backing: None,
-            unlinked: false,
-            stale: false,
-        };
+        let root = Node::new(ROOT, Vec::new(), FileType::Directory, root_layers);
         Ok(Union {
             markers,
             roots,
@@ -326,21 +315,8 @@ impl Union {
                 n.stale = false;
             }
             None => {
-                t.nodes.insert(
-                    ino,
-                    Node {
-                        parent,
-                        name: name.to_vec(),
-                        kind: found.kind(),
-                        layers: found.layers,
-                        nlookup: 1,
-                        open: 0,
-                        passthrough_opens: 0,
-                        backing: None,
-                        unlinked: false,
-                        stale: false,
-                    },
-                );
+                let node = Node::new(parent, name.to_vec(), found.kind(), found.layers);
+                t.nodes.insert(ino, node);
             }
         }
         ino
@@ -379,39 +355,20 @@ impl Union {
         if ino == ROOT {
             return Err(Errno::EROFS);
         }
-        let parent_fd = self.upper_dir(node.parent)?;
-        let work = self.work()?;
-        let tmp = work.temp_name();
-        let st = fs::fstat(node.layers[0].fd()).map_err(io_err)?;
-        let staged = (|| {
-            fs::mkdir_at(work.fd(), fs::os(&tmp), 0o700)?;
-            copy_meta(&self.markers, node.layers[0].fd(), &st, work.fd(), &tmp)?;
-            fs::rename_at(
-                work.fd(),
-                fs::os(&tmp),
-                parent_fd.as_fd(),
-                fs::os(&node.name),
-                libc::RENAME_NOREPLACE,
-            )
-        })();
-        if let Err(e) = staged {
-            let _ = crate::copyup::remove_tree(work.fd(), &tmp);
-            return Err(io_err(e));
-        }
-        let fd = Arc::new(fs::open_path_at(parent_fd.as_fd(), fs::os(&node.name)).map_err(io_err)?);
-        let ust = fs::fstat(fd.as_fd()).map_err(io_err)?;
-        let mut t = self.table();
-        t.bind(key_of(&ust), ino);
-        if let Some(n) = t.nodes.get_mut(&ino) {
-            n.layers.insert(
-                0,
-                Layer {
-                    branch: UPPER,
-                    fd: fd.clone(),
-                },
-            );
-        }
-        Ok(fd)
+        let layer = self.publish_up(
+            ino,
+            &node,
+            |work, tmp, st| {
+                fs::mkdir_at(work.fd(), fs::os(tmp), 0o700)?;
+                copy_meta(&self.markers, node.layers[0].fd(), st, work.fd(), tmp)
+            },
+            |work, tmp| {
+                let _ = crate::copyup::remove_tree(work.fd(), tmp);
+            },
+            // The lower directories still show through the upper one.
+            |n, layer| n.layers.insert(0, layer),
+        )?;
+        Ok(layer.fd)
     }
 
     /// Copies node `ino` up (data, metadata, xattrs; parents first) unless
@@ -428,22 +385,46 @@ impl Union {
         if node.unlinked {
             return Err(Errno::ENOENT);
         }
+        self.publish_up(
+            ino,
+            &node,
+            |work, tmp, st| copy_node(&self.markers, &node.layers[0], st, work.fd(), tmp),
+            |work, tmp| {
+                let _ = fs::unlink_at(work.fd(), fs::os(tmp));
+            },
+            |n, layer| n.layers = vec![layer],
+        )
+    }
+
+    /// The end of a copy-up of node `ino`: `stage` makes the copy under a
+    /// temporary name in the work dir (given the dir, the name and the
+    /// node's `fstat`), which then moves to the node's name in its
+    /// parent's upper directory (`discard` removes it when either step
+    /// fails); the upper inode is bound to `ino` and `add` puts its layer
+    /// into the node. Caller holds `ns`.
+    fn publish_up(
+        &self,
+        ino: u64,
+        node: &Node,
+        stage: impl FnOnce(&Work, &[u8], &Stat) -> io::Result<()>,
+        discard: impl FnOnce(&Work, &[u8]),
+        add: impl FnOnce(&mut Node, Layer),
+    ) -> R<Layer> {
         let parent_fd = self.upper_dir(node.parent)?;
         let work = self.work()?;
         let tmp = work.temp_name();
         let st = fs::fstat(node.layers[0].fd()).map_err(io_err)?;
-        let staged =
-            copy_node(&self.markers, &node.layers[0], &st, work.fd(), &tmp).and_then(|()| {
-                fs::rename_at(
-                    work.fd(),
-                    fs::os(&tmp),
-                    parent_fd.as_fd(),
-                    fs::os(&node.name),
-                    libc::RENAME_NOREPLACE,
-                )
-            });
+        let staged = stage(work, &tmp, &st).and_then(|()| {
+            fs::rename_at(
+                work.fd(),
+                fs::os(&tmp),
+                parent_fd.as_fd(),
+                fs::os(&node.name),
+                libc::RENAME_NOREPLACE,
+            )
+        });
         if let Err(e) = staged {
-            let _ = fs::unlink_at(work.fd(), fs::os(&tmp));
+            discard(work, &tmp);
             return Err(io_err(e));
         }
         let fd = Arc::new(fs::open_path_at(parent_fd.as_fd(), fs::os(&node.name)).map_err(io_err)?);
@@ -452,7 +433,7 @@ impl Union {
         let mut t = self.table();
         t.bind(key_of(&ust), ino);
         if let Some(n) = t.nodes.get_mut(&ino) {
-            n.layers = vec![layer.clone()];
+            add(n, layer.clone());
         }
         Ok(layer)
     }

@@ -69,10 +69,7 @@ impl Union {
         if self.markers.is_reserved(name) {
             return Err(Errno::EPERM);
         }
-        let p = self.dir_node(parent)?;
-        if self.resolve(&p, name)?.is_some() {
-            return Err(Errno::EEXIST);
-        }
+        self.name_free(parent, name)?;
         let pfd = self.upper_dir(parent)?;
         let p = self.dir_node(parent)?;
         let opaque = self.lower_has(&p, name)?;
@@ -145,16 +142,7 @@ impl Union {
         let _ns = self.write_ns()?;
         let p = self.dir_node(parent)?;
         let found = self.resolve(&p, name)?.ok_or(Errno::ENOENT)?;
-        match (dir, is_dir(&found.stat)) {
-            (false, true) => return Err(Errno::EISDIR),
-            (true, false) => return Err(Errno::ENOTDIR),
-            (true, true) => {
-                if !self.markers.list(&found.layers).map_err(io_err)?.is_empty() {
-                    return Err(Errno::ENOTEMPTY);
-                }
-            }
-            (false, false) => {}
-        }
+        self.may_replace(dir, &found)?;
         let pfd = self.upper_dir(parent)?;
         let p = self.dir_node(parent)?;
         let whiteout = self.lower_has(&p, name)?;
@@ -179,6 +167,30 @@ impl Union {
     /// Records that a name resolving to `found` was removed (unlinked,
     /// or replaced by a rename): once no name is left, the node reports
     /// `nlink` 0, and the identity of a freed upper inode is forgotten.
+    /// `EEXIST` when directory `parent` shows `name`.
+    fn name_free(&self, parent: u64, name: &[u8]) -> R<()> {
+        let p = self.dir_node(parent)?;
+        match self.resolve(&p, name)? {
+            Some(_) => Err(Errno::EEXIST),
+            None => Ok(()),
+        }
+    }
+
+    /// Whether a directory (`dir`) or a non-directory may take the place
+    /// of `found`, removing it or being renamed over it: the kinds must
+    /// match (`EISDIR`, `ENOTDIR`) and a directory must be empty in the
+    /// union (`ENOTEMPTY`).
+    fn may_replace(&self, dir: bool, found: &Found) -> R<()> {
+        match (dir, is_dir(&found.stat)) {
+            (false, true) => Err(Errno::EISDIR),
+            (true, false) => Err(Errno::ENOTDIR),
+            (true, true) if !self.markers.list(&found.layers).map_err(io_err)?.is_empty() => {
+                Err(Errno::ENOTEMPTY)
+            }
+            _ => Ok(()),
+        }
+    }
+
     fn name_removed(&self, found: &Found, in_upper: bool) {
         let key = key_of(&found.stat);
         let gone = if is_dir(&found.stat) {
@@ -237,16 +249,7 @@ impl Union {
             if key_of(&d.stat) == key_of(&src.stat) {
                 return Ok(());
             }
-            match (src_dir, is_dir(&d.stat)) {
-                (true, false) => return Err(Errno::ENOTDIR),
-                (false, true) => return Err(Errno::EISDIR),
-                (true, true) => {
-                    if !self.markers.list(&d.layers).map_err(io_err)?.is_empty() {
-                        return Err(Errno::ENOTEMPTY);
-                    }
-                }
-                (false, false) => {}
-            }
+            self.may_replace(src_dir, d)?;
         }
         let src_ino = self.table().ino_for(key_of(&src.stat));
         let old_whiteout = self.lower_has(&p, name)?;
@@ -447,10 +450,7 @@ impl Union {
         if node.kind == FileType::Directory {
             return Err(Errno::EPERM);
         }
-        let np = self.dir_node(newparent)?;
-        if self.resolve(&np, newname)?.is_some() {
-            return Err(Errno::EEXIST);
-        }
+        self.name_free(newparent, newname)?;
         let layer = self.copy_up(ino)?;
         let dpfd = self.upper_dir(newparent)?;
         let work = self.work()?;

@@ -52,6 +52,24 @@ pub(crate) struct Node {
     pub stale: bool,
 }
 
+impl Node {
+    /// A node just looked up (once), neither open nor unlinked.
+    pub fn new(parent: u64, name: Vec<u8>, kind: FileType, layers: Vec<Layer>) -> Node {
+        Node {
+            parent,
+            name,
+            kind,
+            layers,
+            nlookup: 1,
+            open: 0,
+            passthrough_opens: 0,
+            backing: None,
+            unlinked: false,
+            stale: false,
+        }
+    }
+}
+
 #[derive(Default)]
 pub(crate) struct Table {
     pub nodes: HashMap<u64, Node>,

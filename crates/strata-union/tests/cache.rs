@@ -43,13 +43,18 @@ fn rename_tree(l: &Path) {
     fs::write(l.join("u/only"), "only\n").expect("lower file");
 }
 
+/// The union over [`rename_tree`] in format `fmt`, or `None` (SKIPPED).
+fn rename_union(test: &str, fmt: Fmt) -> Option<Union> {
+    Union::build(test, Layout::two(fmt), |l| rename_tree(&l[0]))
+}
+
 /// Runs `script` on the union in both formats and on the kernel's
 /// overlayfs, each over a fresh copy of [`rename_tree`]; every one must
 /// succeed and print `want`.
 fn same_everywhere(test: &str, script: &str, want: &str) {
     let want = format!("{want}--- stderr:\n--- exit status: 0");
     for fmt in [Fmt::Aufs, Fmt::Overlay] {
-        let Some(u) = Union::build(test, Layout::two(fmt), |l| rename_tree(&l[0])) else {
+        let Some(u) = rename_union(test, fmt) else {
             return;
         };
         assert_eq!(run(&u.mnt, script), want, "{fmt:?} union:\n{script}");
@@ -177,9 +182,8 @@ fn dir_renamed_over_a_looked_up_dir() {
 /// renamed, so what the kernel holds stays the same file.
 #[test]
 fn renamed_dirs_keep_their_inode_numbers() {
-    let test = "renamed_dirs_keep_their_inode_numbers";
     for fmt in [Fmt::Aufs, Fmt::Overlay] {
-        let Some(u) = Union::build(test, Layout::two(fmt), |l| rename_tree(&l[0])) else {
+        let Some(u) = rename_union("renamed_dirs_keep_their_inode_numbers", fmt) else {
             return;
         };
         let pop = lstat(&u.p("d/pop")).ino();
@@ -202,9 +206,8 @@ fn renamed_dirs_keep_their_inode_numbers() {
 /// reachable at their new paths at once, with their inode numbers.
 #[test]
 fn exchanged_dirs_keep_their_children_reachable() {
-    let test = "exchanged_dirs_keep_their_children_reachable";
     for fmt in [Fmt::Aufs, Fmt::Overlay] {
-        let Some(u) = Union::build(test, Layout::two(fmt), |l| rename_tree(&l[0])) else {
+        let Some(u) = rename_union("exchanged_dirs_keep_their_children_reachable", fmt) else {
             return;
         };
         assert_eq!(read(&u.p("d/pop/b")), "b\n");

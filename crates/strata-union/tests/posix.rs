@@ -29,6 +29,7 @@ use rustix::fs::{
     UTIME_OMIT,
 };
 use rustix::io::Errno;
+use strata_test_support::append;
 
 /// Runs one check once per whiteout format, as `<name>_aufs` and
 /// `<name>_overlay`.
@@ -367,12 +368,7 @@ fn symlink_chains_resolve_and_copy_up_the_end() {
     };
     std::os::unix::fs::symlink("link", u.p("sym2")).unwrap();
     assert_eq!(read(&u.p("sym2")), "lower file\n");
-    OpenOptions::new()
-        .append(true)
-        .open(u.p("sym2"))
-        .unwrap()
-        .write_all(b"2")
-        .unwrap();
+    append(&u.p("sym2"), b"2");
     assert_eq!(read(&u.p("file")), "lower file\n2");
     assert!(lstat(&u.p("link")).file_type().is_symlink());
     assert_eq!(fs::read_link(u.p("link")).unwrap(), Path::new("file"));
@@ -420,12 +416,7 @@ fn writing_through_a_symlink_copies_up_the_target() {
     else {
         return;
     };
-    OpenOptions::new()
-        .append(true)
-        .open(u.p("link"))
-        .unwrap()
-        .write_all(b"+\n")
-        .unwrap();
+    append(&u.p("link"), b"+\n");
     assert_eq!(read(&u.p("file")), "lower file\n+\n");
     assert_eq!(read(&u.up("file")), "lower file\n+\n");
     assert!(lstat(&u.p("link")).file_type().is_symlink());
@@ -1043,12 +1034,7 @@ fn writes_and_truncates_drop_privileges_without_passthrough() {
     };
     // A lower set-user-ID file written by root keeps the bit (copied up
     // with it); one written by nobody loses it.
-    fs::OpenOptions::new()
-        .append(true)
-        .open(u.p("suid"))
-        .unwrap()
-        .write_all(b"root\n")
-        .unwrap();
+    append(&u.p("suid"), b"root\n");
     assert_eq!(lstat(&u.p("suid")).mode() & 0o7777, 0o4755);
     fs::set_permissions(u.p("suid"), fs::Permissions::from_mode(0o4777)).unwrap();
     assert!(as_nobody("echo w >> \"$1\"", &[&u.p("suid")]));
@@ -1869,12 +1855,7 @@ fn hardlink_of_lower_file_copies_up() {
         "both names keep the file's st_ino"
     );
     assert_eq!(read(&u.p("dir/flink")), "lower file\n");
-    OpenOptions::new()
-        .append(true)
-        .open(u.p("dir/flink"))
-        .unwrap()
-        .write_all(b"+")
-        .unwrap();
+    append(&u.p("dir/flink"), b"+");
     assert_eq!(read(&u.p("file")), "lower file\n+");
     assert_eq!(lstat(&u.up("file")).ino(), lstat(&u.up("dir/flink")).ino());
 }
@@ -1992,12 +1973,7 @@ fn data_is_there_after_every_close() {
         assert_eq!(read(&name), body);
     }
     // A lower file written through one open, closed, read through another.
-    let mut f = fs::OpenOptions::new()
-        .append(true)
-        .open(u.p("file"))
-        .unwrap();
-    f.write_all(b"more\n").unwrap();
-    drop(f);
+    append(&u.p("file"), b"more\n");
     assert_eq!(read(&u.p("file")), "lower file\nmore\n");
 }
 
@@ -2327,12 +2303,7 @@ fn st_ino_is_stable_across_copy_up(fmt: Fmt, test: &str) {
         AtFlags::SYMLINK_NOFOLLOW,
     )
     .unwrap();
-    OpenOptions::new()
-        .append(true)
-        .open(u.p("owned"))
-        .unwrap()
-        .write_all(b"+")
-        .unwrap();
+    append(&u.p("owned"), b"+");
     fs::write(u.p("dir/sub/new"), "").unwrap(); // copies up dir and dir/sub
     rustix::fs::setxattr(u.p("dir/sub/deep"), "user.x", b"", XattrFlags::empty()).unwrap();
     let after: Vec<u64> = names.iter().map(|n| lstat(&u.p(n)).ino()).collect();
@@ -2932,12 +2903,7 @@ fn mutate(m: &Path, dir_rename: bool) {
         AtFlags::SYMLINK_NOFOLLOW,
     )
     .unwrap();
-    OpenOptions::new()
-        .append(true)
-        .open(p("owned"))
-        .unwrap()
-        .write_all(b"appended\n")
-        .unwrap();
+    append(&p("owned"), b"appended\n");
     fs::write(p("created"), "created\n").unwrap();
     fs::hard_link(p("created"), p("sticky/created2")).unwrap();
     std::os::unix::fs::symlink("created", p("newlink")).unwrap();

@@ -9,6 +9,7 @@ use std::os::unix::fs::{DirEntryExt, FileTypeExt, MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
+use strata_test_support::{append, sorted_names};
 use strata_union::{mount, Branch, Mounted, Options, WhiteoutFormat};
 use tempfile::TempDir;
 
@@ -122,10 +123,7 @@ impl Fixture {
     fn upper_whiteout(&self, rel: &str) -> bool {
         let p = self.upper.join(rel);
         match self.format {
-            WhiteoutFormat::Aufs => {
-                let name = p.file_name().unwrap().to_str().unwrap().to_string();
-                p.with_file_name(format!(".wh.{name}")).exists()
-            }
+            WhiteoutFormat::Aufs => aufs_whiteout(&p).exists(),
             WhiteoutFormat::Overlay => fs::symlink_metadata(&p)
                 .is_ok_and(|m| m.file_type().is_char_device() && m.rdev() == 0),
         }
@@ -154,8 +152,7 @@ impl Fixture {
         let p = self.upper.join(rel);
         match self.format {
             WhiteoutFormat::Aufs => {
-                let name = p.file_name().unwrap().to_str().unwrap().to_string();
-                fs::write(p.with_file_name(format!(".wh.{name}")), b"").unwrap();
+                fs::write(aufs_whiteout(&p), b"").unwrap();
             }
             WhiteoutFormat::Overlay => {
                 let parent = strata_sys::fs::open_dir(p.parent().unwrap()).unwrap();
@@ -197,13 +194,20 @@ impl Drop for Fixture {
     }
 }
 
-fn names(dir: &Path) -> Vec<String> {
-    let mut v: Vec<String> = fs::read_dir(dir)
-        .unwrap()
-        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-        .collect();
-    v.sort();
-    v
+/// The aufs whiteout of `p`: `.wh.NAME` beside it.
+fn aufs_whiteout(p: &Path) -> PathBuf {
+    let name = p.file_name().unwrap().to_str().unwrap();
+    p.with_file_name(format!(".wh.{name}"))
+}
+
+/// A fresh fixture of each whiteout format, with the format; none
+/// (after saying SKIPPED) where unions cannot run.
+fn each_format(test: &str) -> impl Iterator<Item = (WhiteoutFormat, Fixture)> {
+    let run = can_run(test);
+    FORMATS
+        .into_iter()
+        .filter(move |_| run)
+        .map(|format| (format, Fixture::new(format)))
 }
 
 fn errno<T: std::fmt::Debug>(r: std::io::Result<T>) -> i32 {
@@ -219,11 +223,7 @@ fn write(p: &Path, data: &str) {
 
 #[test]
 fn read_only_union_merges_branches_and_refuses_writes() {
-    if !can_run("read_only_union_merges_branches_and_refuses_writes") {
-        return;
-    }
-    for format in FORMATS {
-        let mut f = Fixture::new(format);
+    for (format, mut f) in each_format("read_only_union_merges_branches_and_refuses_writes") {
         write(&f.lower.join("a"), "top");
         write(&f.lower2.join("a"), "bottom");
         write(&f.lower2.join("b"), "b");
@@ -233,9 +233,13 @@ fn read_only_union_merges_branches_and_refuses_writes() {
         write(&f.lower.join("f"), "file hides dir");
         std::os::unix::fs::symlink("a", f.lower.join("s")).unwrap();
         f.mount(false);
-        assert_eq!(names(&f.mnt), ["a", "b", "d", "f", "s"], "{format:?}");
+        assert_eq!(
+            sorted_names(&f.mnt),
+            ["a", "b", "d", "f", "s"],
+            "{format:?}"
+        );
         assert_eq!(fs::read_to_string(f.u("a")).unwrap(), "top");
-        assert_eq!(names(&f.u("d")), ["x", "y"]);
+        assert_eq!(sorted_names(&f.u("d")), ["x", "y"]);
         assert!(f.u("f").metadata().unwrap().is_file());
         assert_eq!(fs::read_link(f.u("s")).unwrap(), Path::new("a"));
         assert_eq!(fs::read_to_string(f.u("s")).unwrap(), "top");
@@ -255,11 +259,7 @@ fn read_only_union_merges_branches_and_refuses_writes() {
 
 #[test]
 fn whiteouts_and_opaque_dirs_hide_lower_entries() {
-    if !can_run("whiteouts_and_opaque_dirs_hide_lower_entries") {
-        return;
-    }
-    for format in FORMATS {
-        let mut f = Fixture::new(format);
+    for (format, mut f) in each_format("whiteouts_and_opaque_dirs_hide_lower_entries") {
         write(&f.lower.join("gone"), "x");
         write(&f.lower.join("kept"), "x");
         write(&f.lower.join("od/lowerfile"), "x");
@@ -285,10 +285,10 @@ fn whiteouts_and_opaque_dirs_hide_lower_entries() {
             }
         }
         f.mount(true);
-        assert_eq!(names(&f.mnt), ["kept", "od"], "{format:?}");
+        assert_eq!(sorted_names(&f.mnt), ["kept", "od"], "{format:?}");
         assert_eq!(errno(fs::metadata(f.u("gone"))), libc::ENOENT);
         assert_eq!(errno(fs::metadata(f.u("deep"))), libc::ENOENT);
-        assert_eq!(names(&f.u("od")), ["upperfile"]);
+        assert_eq!(sorted_names(&f.u("od")), ["upperfile"]);
         assert_eq!(errno(fs::metadata(f.u("od/lowerfile"))), libc::ENOENT);
         f.unmount();
     }
@@ -296,11 +296,7 @@ fn whiteouts_and_opaque_dirs_hide_lower_entries() {
 
 #[test]
 fn copy_up_keeps_data_metadata_xattrs_and_inode() {
-    if !can_run("copy_up_keeps_data_metadata_xattrs_and_inode") {
-        return;
-    }
-    for format in FORMATS {
-        let mut f = Fixture::new(format);
+    for (format, mut f) in each_format("copy_up_keeps_data_metadata_xattrs_and_inode") {
         write(&f.lower.join("dir/sub/file"), "hello");
         fs::set_permissions(f.lower.join("dir/sub"), fs::Permissions::from_mode(0o750)).unwrap();
         fs::set_permissions(
@@ -320,12 +316,7 @@ fn copy_up_keeps_data_metadata_xattrs_and_inode() {
         f.mount(true);
         let ino = fs::metadata(f.u("dir/sub/file")).unwrap().ino();
         let dev = fs::metadata(f.u("dir/sub/file")).unwrap().dev();
-        let mut file = fs::OpenOptions::new()
-            .append(true)
-            .open(f.u("dir/sub/file"))
-            .unwrap();
-        file.write_all(b" world").unwrap();
-        drop(file);
+        append(&f.u("dir/sub/file"), b" world");
         let m = fs::metadata(f.u("dir/sub/file")).unwrap();
         assert_eq!(m.ino(), ino, "{format:?}: inode stable across copy-up");
         assert_eq!(m.dev(), dev);
@@ -389,18 +380,14 @@ fn copy_up_keeps_data_metadata_xattrs_and_inode() {
         // unmount, so the upper branch holds only the layer's content.
         match format {
             WhiteoutFormat::Aufs => assert!(!f.upper.join(".wh..wh.orph").exists()),
-            WhiteoutFormat::Overlay => assert!(names(&f.work.join("work")).is_empty()),
+            WhiteoutFormat::Overlay => assert!(sorted_names(&f.work.join("work")).is_empty()),
         }
     }
 }
 
 #[test]
 fn create_unlink_rmdir_write_whiteouts_and_opaque_dirs() {
-    if !can_run("create_unlink_rmdir_write_whiteouts_and_opaque_dirs") {
-        return;
-    }
-    for format in FORMATS {
-        let mut f = Fixture::new(format);
+    for (format, mut f) in each_format("create_unlink_rmdir_write_whiteouts_and_opaque_dirs") {
         write(&f.lower.join("file"), "lower");
         write(&f.lower.join("dir/inner"), "x");
         fs::create_dir(f.lower.join("empty")).unwrap();
@@ -421,7 +408,7 @@ fn create_unlink_rmdir_write_whiteouts_and_opaque_dirs() {
         fs::remove_file(f.u("file")).unwrap();
         assert!(f.upper_whiteout("file"), "{format:?}");
         assert_eq!(errno(fs::metadata(f.u("file"))), libc::ENOENT);
-        assert!(!names(&f.mnt).contains(&"file".to_string()));
+        assert!(!sorted_names(&f.mnt).contains(&"file".to_string()));
         // Create over a whiteout: the whiteout goes.
         write(&f.u("file"), "again");
         assert_eq!(fs::read_to_string(f.u("file")).unwrap(), "again");
@@ -435,7 +422,7 @@ fn create_unlink_rmdir_write_whiteouts_and_opaque_dirs() {
         // mkdir over a whiteout: opaque.
         fs::create_dir(f.u("dir")).unwrap();
         assert!(f.upper_opaque("dir"), "{format:?}");
-        assert!(names(&f.u("dir")).is_empty());
+        assert!(sorted_names(&f.u("dir")).is_empty());
         fs::remove_dir(f.u("empty")).unwrap();
         assert!(f.upper_whiteout("empty"));
         assert_eq!(errno(fs::create_dir(f.u("dir"))), libc::EEXIST);
@@ -471,11 +458,7 @@ fn create_unlink_rmdir_write_whiteouts_and_opaque_dirs() {
 
 #[test]
 fn rename_files_and_directories() {
-    if !can_run("rename_files_and_directories") {
-        return;
-    }
-    for format in FORMATS {
-        let mut f = Fixture::new(format);
+    for (format, mut f) in each_format("rename_files_and_directories") {
         write(&f.lower.join("a"), "a");
         write(&f.lower.join("b"), "b");
         write(&f.lower.join("d/x"), "x");
@@ -495,7 +478,7 @@ fn rename_files_and_directories() {
         // A merged directory: never EXDEV.
         fs::write(f.u("d/new"), "n").unwrap();
         fs::rename(f.u("d"), f.u("e")).unwrap();
-        assert_eq!(names(&f.u("e")), ["new", "sub", "x"], "{format:?}");
+        assert_eq!(sorted_names(&f.u("e")), ["new", "sub", "x"], "{format:?}");
         assert_eq!(fs::read_to_string(f.u("e/sub/y")).unwrap(), "y");
         assert_eq!(errno(fs::metadata(f.u("d"))), libc::ENOENT);
         assert!(f.upper_opaque("e"));
@@ -510,59 +493,22 @@ fn rename_files_and_directories() {
         // Flags.
         let mnt_fd = strata_sys::fs::open_dir(&f.mnt).unwrap();
         let mnt = std::os::fd::AsFd::as_fd(&mnt_fd);
-        let r = strata_sys::fs::rename_at(
-            mnt,
-            "b".as_ref(),
-            mnt,
-            "up2".as_ref(),
-            libc::RENAME_NOREPLACE,
-        );
+        let rename = |from: &str, to: &str, flags| {
+            strata_sys::fs::rename_at(mnt, from.as_ref(), mnt, to.as_ref(), flags)
+        };
+        let r = rename("b", "up2", libc::RENAME_NOREPLACE);
         assert_eq!(errno(r), libc::EEXIST);
-        strata_sys::fs::rename_at(
-            mnt,
-            "b".as_ref(),
-            mnt,
-            "b3".as_ref(),
-            libc::RENAME_NOREPLACE,
-        )
-        .unwrap();
+        rename("b", "b3", libc::RENAME_NOREPLACE).unwrap();
         // Exchange a copied-up file with an upper dir, then two merged dirs.
-        strata_sys::fs::rename_at(
-            mnt,
-            "b3".as_ref(),
-            mnt,
-            "up2".as_ref(),
-            libc::RENAME_EXCHANGE,
-        )
-        .unwrap();
+        rename("b3", "up2", libc::RENAME_EXCHANGE).unwrap();
         assert_eq!(fs::read_to_string(f.u("up2")).unwrap(), "a");
         assert_eq!(fs::read_to_string(f.u("b3/f")).unwrap(), "f");
-        strata_sys::fs::rename_at(
-            mnt,
-            "b3".as_ref(),
-            mnt,
-            "up2".as_ref(),
-            libc::RENAME_EXCHANGE,
-        )
-        .unwrap();
-        strata_sys::fs::rename_at(
-            mnt,
-            "m1".as_ref(),
-            mnt,
-            "m2".as_ref(),
-            libc::RENAME_EXCHANGE,
-        )
-        .unwrap();
-        assert_eq!(names(&f.u("m1")), ["two"], "{format:?}");
-        assert_eq!(names(&f.u("m2")), ["one"]);
+        rename("b3", "up2", libc::RENAME_EXCHANGE).unwrap();
+        rename("m1", "m2", libc::RENAME_EXCHANGE).unwrap();
+        assert_eq!(sorted_names(&f.u("m1")), ["two"], "{format:?}");
+        assert_eq!(sorted_names(&f.u("m2")), ["one"]);
         assert!(f.upper_opaque("m1") && f.upper_opaque("m2"));
-        let r = strata_sys::fs::rename_at(
-            mnt,
-            "nope".as_ref(),
-            mnt,
-            "m2".as_ref(),
-            libc::RENAME_EXCHANGE,
-        );
+        let r = rename("nope", "m2", libc::RENAME_EXCHANGE);
         assert_eq!(errno(r), libc::ENOENT);
         fs::create_dir(f.u("full")).unwrap();
         fs::write(f.u("full/x"), "").unwrap();
@@ -575,11 +521,7 @@ fn rename_files_and_directories() {
 
 #[test]
 fn links_inode_numbers_and_unlinked_open_files() {
-    if !can_run("links_inode_numbers_and_unlinked_open_files") {
-        return;
-    }
-    for format in FORMATS {
-        let mut f = Fixture::new(format);
+    for (format, mut f) in each_format("links_inode_numbers_and_unlinked_open_files") {
         write(&f.lower.join("a"), "a");
         fs::hard_link(f.lower.join("a"), f.lower.join("a-link")).unwrap();
         write(&f.lower.join("victim"), "v");
@@ -643,11 +585,7 @@ fn links_inode_numbers_and_unlinked_open_files() {
 
 #[test]
 fn long_names_and_long_paths() {
-    if !can_run("long_names_and_long_paths") {
-        return;
-    }
-    for format in FORMATS {
-        let mut f = Fixture::new(format);
+    for (_, mut f) in each_format("long_names_and_long_paths") {
         write(&f.lower.join("f"), "f");
         fs::create_dir(f.lower.join("d")).unwrap();
         f.mount(true);
@@ -725,7 +663,7 @@ fn concurrent_requests() {
         }
     });
     for j in 0..16 {
-        assert_eq!(names(&f.u(&format!("d{j}"))).len(), 9);
+        assert_eq!(sorted_names(&f.u(&format!("d{j}"))).len(), 9);
         assert_eq!(
             fs::read_to_string(f.u(&format!("d{j}/f"))).unwrap(),
             "lower"
@@ -814,21 +752,12 @@ fn overlay_format_upper_mounts_with_kernel_overlayfs() {
 
 #[test]
 fn lower_hard_links_follow_a_copy_up_within_the_mount() {
-    if !can_run("lower_hard_links_follow_a_copy_up_within_the_mount") {
-        return;
-    }
-    for format in FORMATS {
-        let mut f = Fixture::new(format);
+    for (format, mut f) in each_format("lower_hard_links_follow_a_copy_up_within_the_mount") {
         write(&f.lower.join("a"), "old");
         fs::hard_link(f.lower.join("a"), f.lower.join("a-link")).unwrap();
         f.mount(true);
         let ino = fs::metadata(f.u("a")).unwrap().ino();
-        fs::OpenOptions::new()
-            .append(true)
-            .open(f.u("a"))
-            .unwrap()
-            .write_all(b"+new")
-            .unwrap();
+        append(&f.u("a"), b"+new");
         assert_eq!(
             fs::read_to_string(f.u("a-link")).unwrap(),
             "old+new",
@@ -871,12 +800,7 @@ fn passthrough_and_served_opens_of_one_file_mix() {
     // Upper file: several opens at once, reading and appending.
     let mut r1 = fs::File::open(f.u("f")).unwrap();
     let mut r2 = fs::File::open(f.u("f")).unwrap();
-    fs::OpenOptions::new()
-        .append(true)
-        .open(f.u("f"))
-        .unwrap()
-        .write_all(b"+more")
-        .unwrap();
+    append(&f.u("f"), b"+more");
     let (mut s1, mut s2) = (String::new(), String::new());
     r1.read_to_string(&mut s1).unwrap();
     r2.read_to_string(&mut s2).unwrap();
@@ -974,11 +898,7 @@ fn serve_runs_until_unmounted() {
 
 #[test]
 fn concurrent_renames_lookups_and_listings() {
-    if !can_run("concurrent_renames_lookups_and_listings") {
-        return;
-    }
-    for format in FORMATS {
-        let mut f = Fixture::new(format);
+    for (format, mut f) in each_format("concurrent_renames_lookups_and_listings") {
         for i in 0..8 {
             write(&f.lower.join(format!("d{i}/sub/f")), &format!("{i}"));
         }
@@ -1010,7 +930,7 @@ fn concurrent_renames_lookups_and_listings() {
         });
         let mut want: Vec<String> = (0..8).map(|i| format!("d{i}")).collect();
         want.sort();
-        assert_eq!(names(&f.mnt), want, "{format:?}");
+        assert_eq!(sorted_names(&f.mnt), want, "{format:?}");
         f.unmount();
     }
 }

@@ -36,7 +36,6 @@ use std::ffi::OsStr;
 use std::fs;
 use std::io;
 use std::os::fd::{AsFd, BorrowedFd};
-use std::os::unix::fs::DirBuilderExt;
 use std::path::{Path, PathBuf};
 
 use strata_sys::btrfs as sys;
@@ -96,12 +95,7 @@ impl Btrfs {
     /// which must be on btrfs.
     pub fn new(home: &Path) -> Result<Self> {
         require_btrfs(home)?;
-        fs::DirBuilder::new()
-            .recursive(true)
-            .mode(0o700)
-            .create(home.join("subvolumes"))
-            .ctx(|| format!("creating {}", home.display()))?;
-        let home = fs::canonicalize(home).ctx(|| format!("resolving {}", home.display()))?;
+        let home = crate::make_home(home, "subvolumes", 0o700)?;
         Ok(Btrfs {
             refs: Refs::new(&home.join("refs"), &home.join("lock"))?,
             home,
@@ -121,18 +115,31 @@ impl Btrfs {
         strata_sys::fs::open_dir(&p).ctx(|| format!("opening {}", p.display()))
     }
 
+    /// The subvolumes directory and `id-state`, the name layer `id` has
+    /// while an `action` works on it, after deleting the subvolume an
+    /// interrupted earlier one left under that name.
+    fn clear_debris(
+        &self,
+        id: &str,
+        state: &str,
+        action: &str,
+    ) -> Result<(std::os::fd::OwnedFd, String)> {
+        let subvols = self.open_subvolumes()?;
+        let name = format!("{id}-{state}");
+        if self.subvolumes().join(&name).exists() {
+            destroy(subvols.as_fd(), OsStr::new(&name))
+                .ctx(|| format!("removing the debris of an earlier {action} of {id}"))?;
+        }
+        Ok((subvols, name))
+    }
+
     fn make(&self, id: &str, parent: Option<&str>) -> Result<()> {
         check_id(id)?;
         if let Some(p) = parent {
             check_id(p)?;
         }
         let _lock = self.refs.lock_to_create(id, || self.dir(id).exists())?;
-        let subvols = self.open_subvolumes()?;
-        let staging = format!("{id}-creating");
-        if self.subvolumes().join(&staging).exists() {
-            destroy(subvols.as_fd(), OsStr::new(&staging))
-                .ctx(|| format!("removing the debris of an earlier create of {id}"))?;
-        }
+        let (subvols, staging) = self.clear_debris(id, "creating", "create")?;
         match parent {
             None => sys::subvol_create(subvols.as_fd(), OsStr::new(&staging))
                 .and_then(|()| {
@@ -212,12 +219,7 @@ impl Driver for Btrfs {
     fn remove(&self, id: &str) -> Result<()> {
         check_id(id)?;
         let _lock = self.refs.lock_to_remove(id, || self.dir(id).is_dir())?;
-        let subvols = self.open_subvolumes()?;
-        let doomed = format!("{id}-removing");
-        if self.subvolumes().join(&doomed).exists() {
-            destroy(subvols.as_fd(), OsStr::new(&doomed))
-                .ctx(|| format!("removing the debris of an earlier remove of {id}"))?;
-        }
+        let (subvols, doomed) = self.clear_debris(id, "removing", "remove")?;
         strata_sys::fs::rename_at(
             subvols.as_fd(),
             OsStr::new(id),
@@ -261,9 +263,7 @@ impl Driver for Btrfs {
     }
 
     fn status(&self) -> Vec<(String, String)> {
-        let layers = fs::read_dir(self.subvolumes())
-            .map(|d| d.count())
-            .unwrap_or(0);
+        let layers = crate::count_entries(&self.subvolumes());
         let backing = crate::backing_fs(&self.home)
             .map(|(_, n)| n)
             .unwrap_or_else(|e| format!("unknown ({e})"));

@@ -78,32 +78,39 @@ pub fn create_base_with_every_file_type(f: Factory) {
         check_every_file_type(p, "as written");
         manifest(p)
     });
-    h.with_layer("base", |p| {
-        check_every_file_type(p, "after put and get");
-        assert_same(&written, &manifest(p), "after put and get", true);
-    });
+    assert_shows_every_file_type(&h, "base", &written, "after put and get");
     h.finish();
+}
+
+/// Layer `id` shows [`every_file_type`]'s tree as it should be, and
+/// exactly `tree` (times too).
+fn assert_shows_every_file_type(h: &Harness, id: &str, tree: &tree::Tree, what: &str) {
+    h.with_layer(id, |p| {
+        check_every_file_type(p, what);
+        assert_same(tree, &manifest(p), what, true);
+    });
+}
+
+/// Layer `base` holding [`every_file_type`]'s tree and what `fill`
+/// adds; its manifest.
+fn base_of_every_file_type(h: &Harness, fill: impl FnOnce(&Path)) -> tree::Tree {
+    h.create("base", None);
+    h.with_layer("base", |p| {
+        every_file_type(p);
+        fill(p);
+        manifest(p)
+    })
 }
 
 /// moby DriverTestCreateSnap: a layer created on a parent shows the
 /// parent's content exactly, and so does a read-write layer on that.
 pub fn child_sees_parent_content(f: Factory) {
     let h = Harness::new(f);
-    h.create("base", None);
-    let base = h.with_layer("base", |p| {
-        every_file_type(p);
-        manifest(p)
-    });
+    let base = base_of_every_file_type(&h, |_| {});
     h.create("snap", Some("base"));
-    h.with_layer("snap", |p| {
-        check_every_file_type(p, "snap on base");
-        assert_same(&base, &manifest(p), "snap on base", true);
-    });
+    assert_shows_every_file_type(&h, "snap", &base, "snap on base");
     h.create_rw("ctr", Some("snap"));
-    h.with_layer("ctr", |p| {
-        check_every_file_type(p, "container layer on snap");
-        assert_same(&base, &manifest(p), "container layer on snap", true);
-    });
+    assert_shows_every_file_type(&h, "ctr", &base, "container layer on snap");
     h.finish();
 }
 
@@ -112,14 +119,11 @@ pub fn child_sees_parent_content(f: Factory) {
 /// show the original tree.
 pub fn write_in_child_leaves_parent_untouched(f: Factory) {
     let h = Harness::new(f);
-    h.create("base", None);
-    let base = h.with_layer("base", |p| {
-        every_file_type(p);
+    let base = base_of_every_file_type(&h, |p| {
         write(p, "data/file", &random_bytes(10, 5000), 0o644);
         write(p, "data/meta", b"meta", 0o644);
         write(p, "data/append", b"head", 0o640);
         mkdir(p, "data/dir", 0o750);
-        manifest(p)
     });
     h.create_rw("ctr", Some("base"));
     let check_child = |p: &Path, what: &str| {

@@ -174,22 +174,35 @@ pub fn check_every_file_type(root: &Path, what: &str) {
         ],
         "{what}: entries of the root"
     );
-    let d = md("a subdir");
-    assert!(d.is_dir(), "{what}: /a subdir is not a directory");
-    assert_eq!(
-        d.mode() & 0o7777,
-        0o1705,
-        "{what}: mode of /a subdir (0705 and sticky)"
-    );
-    assert_eq!((d.uid(), d.gid()), (1, 2), "{what}: owner of /a subdir");
-    let f = md("a file");
-    assert!(f.is_file(), "{what}: /a file is not a regular file");
-    assert_eq!(
-        f.mode() & 0o7777,
-        0o4222,
-        "{what}: mode of /a file (0222 and setuid)"
-    );
-    assert_eq!((f.uid(), f.gid()), (0, 0), "{what}: owner of /a file");
+    let is_dir: fn(&fs::Metadata) -> bool = fs::Metadata::is_dir;
+    let modes = [
+        (
+            "a subdir",
+            is_dir,
+            "a directory",
+            0o1705,
+            "0705 and sticky",
+            (1, 2),
+        ),
+        (
+            "a file",
+            fs::Metadata::is_file,
+            "a regular file",
+            0o4222,
+            "0222 and setuid",
+            (0, 0),
+        ),
+    ];
+    for (rel, is_kind, kind, mode, mode_is, owner) in modes {
+        let m = md(rel);
+        assert!(is_kind(&m), "{what}: /{rel} is not {kind}");
+        assert_eq!(
+            m.mode() & 0o7777,
+            mode,
+            "{what}: mode of /{rel} ({mode_is})"
+        );
+        assert_eq!((m.uid(), m.gid()), owner, "{what}: owner of /{rel}");
+    }
     assert_eq!(
         read(root, "a file"),
         b"Some data",

@@ -166,6 +166,14 @@ impl Harness {
         self.with_layer("base", |p| super::fixture::write(p, "file", b"base", 0o644));
     }
 
+    /// [`Harness::create_base`], then a read-write layer `ctr` on it,
+    /// mounted (`get`); where it is mounted.
+    pub fn mounted_container(&self) -> PathBuf {
+        self.create_base();
+        self.create_rw("ctr", Some("base"));
+        self.get("ctr")
+    }
+
     /// Runs `fill` on the mounted layer, then puts it back.
     pub fn with_layer<T>(&self, id: &str, fill: impl FnOnce(&Path) -> T) -> T {
         let p = self.get(id);

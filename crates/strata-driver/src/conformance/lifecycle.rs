@@ -11,9 +11,7 @@ use crate::LayerKind;
 pub fn remove_refuses_mounted(f: Factory) {
     let h = Harness::new(f);
     let d = h.driver();
-    h.create_base();
-    h.create_rw("ctr", Some("base"));
-    let p = h.get("ctr");
+    let p = h.mounted_container();
     assert_kind(
         d.remove("ctr"),
         ErrorKind::InUse,
@@ -38,9 +36,7 @@ pub fn remove_refuses_mounted(f: Factory) {
 pub fn get_put_refcount(f: Factory) {
     let h = Harness::new(f);
     let d = h.driver();
-    h.create_base();
-    h.create_rw("ctr", Some("base"));
-    let p = h.get("ctr");
+    let p = h.mounted_container();
     let mounted = is_mounted(&p);
     if d.name() == "overlay2" {
         assert!(

@@ -202,16 +202,19 @@ mod tests {
         out
     }
 
+    /// A driver holding layer `a` and, over it, `b` of `kind`.
+    fn a_and_b(kind: crate::LayerKind) -> Option<(tempfile::TempDir, Overlay2)> {
+        use crate::LayerKind;
+        crate::overlay2::with_layers(&[("a", None, LayerKind::ReadOnly), ("b", Some("a"), kind)])
+    }
+
     /// A lost `l/` link and a `lower` that names a path are found and
     /// repaired, the `lower` through the link repaired before it; a link
     /// to nothing is removed; after that the check is clean.
     #[test]
     fn lost_links_and_a_damaged_lower_are_repaired() {
         use crate::{Driver, LayerKind};
-        let Some((_tmp, d)) = crate::overlay2::with_layers(&[
-            ("a", None, LayerKind::ReadOnly),
-            ("b", Some("a"), LayerKind::ReadWrite),
-        ]) else {
+        let Some((_tmp, d)) = a_and_b(LayerKind::ReadWrite) else {
             return;
         };
         let home = d.home().to_owned();
@@ -248,10 +251,7 @@ mod tests {
     #[test]
     fn a_lower_is_not_rebuilt_without_the_parents() {
         use crate::{Driver, LayerKind};
-        let Some((_tmp, d)) = crate::overlay2::with_layers(&[
-            ("a", None, LayerKind::ReadOnly),
-            ("b", Some("a"), LayerKind::ReadOnly),
-        ]) else {
+        let Some((_tmp, d)) = a_and_b(LayerKind::ReadOnly) else {
             return;
         };
         fs::remove_file(d.home().join("b/lower")).unwrap();

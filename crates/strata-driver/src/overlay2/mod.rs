@@ -399,12 +399,7 @@ fn lower_line(id: &str, chain: &[String]) -> Result<String> {
 /// Makes the home (with its `l/`) if needed; its canonical path and the
 /// file system it is on.
 fn open_home(home: &Path) -> Result<(PathBuf, (i64, String))> {
-    fs::DirBuilder::new()
-        .recursive(true)
-        .mode(0o710)
-        .create(home.join("l"))
-        .ctx(|| format!("creating {}", home.display()))?;
-    let home = fs::canonicalize(home).ctx(|| format!("resolving {}", home.display()))?;
+    let home = crate::make_home(home, "l", 0o710)?;
     let backing = crate::backing_fs(&home)?;
     Ok((home, backing))
 }
@@ -556,9 +551,7 @@ impl Driver for Overlay2 {
     }
 
     fn status(&self) -> Vec<(String, String)> {
-        let layers = fs::read_dir(self.home.join("l"))
-            .map(|d| d.count())
-            .unwrap_or(0);
+        let layers = crate::count_entries(&self.home.join("l"));
         vec![
             ("Backing Filesystem".into(), self.backing_fs.clone()),
             ("Supports d_type".into(), "true".into()),

@@ -28,12 +28,7 @@ pub struct Vfs {
 
 impl Vfs {
     pub fn new(home: &Path) -> Result<Self> {
-        fs::DirBuilder::new()
-            .recursive(true)
-            .mode(0o710)
-            .create(home.join("dir"))
-            .ctx(|| format!("creating {}", home.display()))?;
-        let home = fs::canonicalize(home).ctx(|| format!("resolving {}", home.display()))?;
+        let home = crate::make_home(home, "dir", 0o710)?;
         let backing_fs = crate::backing_fs(&home)?.1;
         Ok(Vfs {
             refs: Refs::new(&home.join("refs"), &home.join("lock"))?,
@@ -137,9 +132,7 @@ impl Driver for Vfs {
     }
 
     fn status(&self) -> Vec<(String, String)> {
-        let layers = fs::read_dir(self.home.join("dir"))
-            .map(|d| d.count())
-            .unwrap_or(0);
+        let layers = crate::count_entries(&self.home.join("dir"));
         vec![
             ("Backing Filesystem".into(), self.backing_fs.clone()),
             (

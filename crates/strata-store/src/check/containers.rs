@@ -209,17 +209,17 @@ impl Checker<'_> {
         for (name, path) in entries(&store.layout.names())? {
             // What the file holds is a container ID, or the name names
             // no container: never a path to follow.
-            let id = match atomic::read(&path).map(|s| ContainerId::parse(&s)) {
-                Ok(Ok(id)) => id,
-                Ok(Err(e)) => {
-                    self.found(
-                        FindingKind::Debris,
-                        format!("name {name}"),
-                        format!("names no container: {e}"),
-                        Some(&|| remove_path(&path)),
-                    );
-                    continue;
+            let stray = match atomic::read(&path).map(|s| ContainerId::parse(&s)) {
+                Ok(Ok(id)) => {
+                    let live = match store.containers.container(&id) {
+                        Ok(c) => c.name == name,
+                        // A container whose config is damaged is reported
+                        // as broken; its name stays with it.
+                        Err(_) => store.layout.container(&id).is_dir(),
+                    };
+                    (!live).then(|| "names no container".to_owned())
                 }
+                Ok(Err(e)) => Some(format!("names no container: {e}")),
                 // Unreadable now (EIO, EACCES): said, never removed.
                 Err(e) if e.kind() == crate::ErrorKind::Io => {
                     self.found(
@@ -228,29 +228,15 @@ impl Checker<'_> {
                         format!("cannot be read: {}", chain(&e)),
                         None,
                     );
-                    continue;
+                    None
                 }
-                Err(e) => {
-                    self.found(
-                        FindingKind::Debris,
-                        format!("name {name}"),
-                        format!("names no container: {}", chain(&e)),
-                        Some(&|| remove_path(&path)),
-                    );
-                    continue;
-                }
+                Err(e) => Some(format!("names no container: {}", chain(&e))),
             };
-            let live = match store.containers.container(&id) {
-                Ok(c) => c.name == name,
-                // A container whose config is damaged is reported as
-                // broken; its name stays with it.
-                Err(_) => store.layout.container(&id).is_dir(),
-            };
-            if !live {
+            if let Some(why) = stray {
                 self.found(
                     FindingKind::Debris,
                     format!("name {name}"),
-                    "names no container",
+                    why,
                     Some(&|| remove_path(&path)),
                 );
             }
