@@ -1,23 +1,26 @@
 //! `push`: an image of the store to a registry. Each layer's tar is
 //! rebuilt from its tar-split record (so its diffID is the one the
-//! config names) and compressed on the fly (gzip, or zstd); a layer the
-//! repository already has is not sent, and one another repository of the
-//! same registry has is mounted from it.
+//! config names) and compressed on the fly (gzip on several threads, or
+//! zstd); a layer the repository already has is not sent, and one another
+//! repository of the same registry has is mounted from it.
 //!
 //! Where each layer's compressed blob went is recorded per diffID
 //! (digest, repository, media type, size: Docker's
-//! `v2metadata-by-diffid`), so a layer pushed before needs no compression
-//! pass to be found: a HEAD in this repository, else a cross-repository
-//! mount from one it was pushed to. A layer never pushed has its digest
-//! learnt by compressing once into a hasher, asked for with HEAD, and is
-//! compressed again only when missing, into a chunked upload that must
-//! come to the same digest. The manifest is an OCI image manifest; the
-//! image config is the stored one, byte for byte, so the image ID
-//! survives the trip.
+//! `v2metadata-by-diffid`), by push and by pull alike, so a layer pushed
+//! or pulled before is found with no compression at all: a HEAD in this
+//! repository, else a cross-repository mount from one it was in. A layer
+//! no record serves is compressed once, straight into a chunked upload
+//! that hashes what it sends; the digest is named in the closing `PUT`
+//! (what containers/image and Docker do: the registry checks it). Several
+//! layers go at once, and the manifest lists them in the image's order
+//! once every layer's digest and size are known. The manifest is an OCI
+//! image manifest; the image config is the stored one, byte for byte, so
+//! the image ID survives the trip.
 
-use std::io::{self, Write};
+use std::io::Write;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::Mutex;
 
-use flate2::write::GzEncoder;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 use sha2::{Digest as _, Sha256};
@@ -53,6 +56,33 @@ impl LayerCompression {
 /// Bytes held in memory per upload chunk.
 const CHUNK: usize = 8 << 20;
 
+/// Layers compressed and sent at once unless told otherwise (Docker's
+/// `max-concurrent-uploads` default).
+pub const MAX_CONCURRENT_UPLOADS: usize = 5;
+
+/// gzip's level: deflate's default, what Docker and containers/image use.
+const GZIP_LEVEL: u32 = 6;
+/// zstd's level: the library's default, what containers/image uses.
+const ZSTD_LEVEL: i32 = 3;
+
+/// How `push_with` pushes.
+#[derive(Debug, Clone, Copy)]
+pub struct PushOptions {
+    /// How layers are compressed.
+    pub compression: LayerCompression,
+    /// Layers compressed and sent at once (at least one).
+    pub max_concurrent_uploads: usize,
+}
+
+impl Default for PushOptions {
+    fn default() -> Self {
+        PushOptions {
+            compression: LayerCompression::default(),
+            max_concurrent_uploads: MAX_CONCURRENT_UPLOADS,
+        }
+    }
+}
+
 /// What `push` did.
 #[derive(Debug, Clone)]
 pub struct Pushed {
@@ -66,6 +96,10 @@ pub struct Pushed {
     pub layers_present: usize,
     pub layers_mounted: usize,
 }
+
+/// Where a layer's blob is: its digest, compressed size, and how it
+/// got there.
+type LayerPushed = (Digest, u64, Reached);
 
 /// How a layer reached the repository.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -108,6 +142,24 @@ impl Store {
         compression: LayerCompression,
         progress: &dyn Progress,
     ) -> Result<Pushed> {
+        let opts = PushOptions {
+            compression,
+            ..PushOptions::default()
+        };
+        self.push_with(client, image, repository, tag, &opts, progress)
+    }
+
+    /// [`Store::push`] with every option.
+    pub fn push_with(
+        &self,
+        client: &Client,
+        image: &str,
+        repository: &str,
+        tag: &str,
+        opts: &PushOptions,
+        progress: &dyn Progress,
+    ) -> Result<Pushed> {
+        let compression = opts.compression;
         let (id, plan) = {
             let _lock = self.lock()?;
             let id = self.resolve_image(image)?;
@@ -119,13 +171,13 @@ impl Store {
         );
         let ctx = |e: Error| Error::with(e.kind(), what.clone(), e);
         progress.start(0, plan.layers.len());
+        let reached = self
+            .push_layers(client, repository, &plan.layers, opts, progress)
+            .map_err(ctx)?;
         let (mut sent, mut present, mut mounted) = (0, 0, 0);
         let mut descriptors = Vec::new();
-        for layer in &plan.layers {
-            let (digest, size, reached) = self
-                .push_layer(client, repository, layer, compression)
-                .map_err(ctx)?;
-            match reached {
+        for (digest, size, how) in reached {
+            match how {
                 Reached::Sent => sent += 1,
                 Reached::Present => present += 1,
                 Reached::Mounted => mounted += 1,
@@ -135,7 +187,6 @@ impl Store {
                 "digest": digest.to_string(),
                 "size": size,
             }));
-            progress.layer_done();
         }
         let config_digest = Digest::from_sha256(Sha256::new_with_prefix(&plan.config));
         let has_config = client
@@ -174,6 +225,56 @@ impl Store {
         })
     }
 
+    /// Every layer of `layers`, `max_concurrent_uploads` at a time:
+    /// where each went, in the order given. A failure stops the layers not
+    /// yet begun; the first in the image's order is the one returned.
+    fn push_layers(
+        &self,
+        client: &Client,
+        repo: &str,
+        layers: &[Layer],
+        opts: &PushOptions,
+        progress: &dyn Progress,
+    ) -> Result<Vec<LayerPushed>> {
+        let next = AtomicUsize::new(0);
+        let failed = AtomicBool::new(false);
+        let done: Mutex<Vec<Option<Result<LayerPushed>>>> =
+            Mutex::new(layers.iter().map(|_| None).collect());
+        let workers = opts.max_concurrent_uploads.clamp(1, layers.len().max(1));
+        std::thread::scope(|s| {
+            for _ in 0..workers {
+                s.spawn(|| loop {
+                    if failed.load(Ordering::Relaxed) {
+                        return;
+                    }
+                    let i = next.fetch_add(1, Ordering::Relaxed);
+                    let Some(layer) = layers.get(i) else { return };
+                    let got = self.push_layer(client, repo, layer, opts.compression);
+                    if got.is_err() {
+                        failed.store(true, Ordering::Relaxed);
+                    } else {
+                        progress.layer_done();
+                    }
+                    done.lock().unwrap_or_else(|p| p.into_inner())[i] = Some(got);
+                });
+            }
+        });
+        let done = done.into_inner().unwrap_or_else(|p| p.into_inner());
+        let (mut reached, mut first_err) = (Vec::with_capacity(layers.len()), None);
+        for got in done.into_iter().flatten() {
+            match got {
+                Ok(r) => reached.push(r),
+                Err(e) => {
+                    first_err.get_or_insert(e);
+                }
+            }
+        }
+        match first_err {
+            Some(e) => Err(e),
+            None => Ok(reached),
+        }
+    }
+
     /// Sends `layer` compressed unless the repository has it or can
     /// mount it: its digest, compressed size, and how it got there.
     fn push_layer(
@@ -182,7 +283,7 @@ impl Store {
         repo: &str,
         layer: &Layer,
         compression: LayerCompression,
-    ) -> Result<(Digest, u64, Reached)> {
+    ) -> Result<LayerPushed> {
         let what = format!("layer {}", layer.diff_id);
         let here = format!("{}/{repo}", client.registry());
         let reached = self.push_known(client, repo, layer, compression, &here)?;
@@ -211,7 +312,7 @@ impl Store {
         layer: &Layer,
         compression: LayerCompression,
         here: &str,
-    ) -> Result<Option<(Digest, u64, Reached)>> {
+    ) -> Result<Option<LayerPushed>> {
         let what = format!("layer {}", layer.diff_id);
         let prefix = format!("{}/", client.registry());
         let mut known: Vec<(Digest, String, u64)> = self
@@ -245,34 +346,21 @@ impl Store {
         Ok(None)
     }
 
-    /// `layer` never pushed with `compression` (or not found where it
-    /// was): its digest learnt by compressing into a hasher, then sent
-    /// unless the repository has it.
+    /// `layer` no record serves: compressed once, into an upload that
+    /// hashes what it sends and names that digest when it ends.
     fn push_unknown(
         &self,
         client: &Client,
         repo: &str,
         layer: &Layer,
         compression: LayerCompression,
-    ) -> Result<(Digest, u64, Reached)> {
+    ) -> Result<LayerPushed> {
         let what = format!("layer {}", layer.diff_id);
-        let mut hashing = HashWriter::default();
-        self.compress_layer(layer, compression, &mut hashing)?;
-        let (digest, size) = hashing.finish();
-        if client
-            .blob_exists(repo, &digest)
-            .map_err(|e| registry(&what, e))?
-            .is_some()
-        {
-            return Ok((digest, size, Reached::Present));
-        }
         let mut upload = client
             .begin_upload(repo, CHUNK)
             .map_err(|e| registry(&what, e))?;
         self.compress_layer(layer, compression, &mut upload)?;
-        upload
-            .finish(Some(&digest))
-            .map_err(|e| registry(&what, e))?;
+        let (digest, size) = upload.finish(None).map_err(|e| registry(&what, e))?;
         Ok((digest, size, Reached::Sent))
     }
 
@@ -305,9 +393,9 @@ impl Store {
         crate::atomic::write(&path, &bytes)
     }
 
-    /// The layer's tar, rebuilt and compressed into `out`. Both encoders
-    /// give the same bytes for the same tar, which the two passes of
-    /// `push_layer` rely on.
+    /// The layer's tar, rebuilt and compressed into `out`; gzip deflates
+    /// on every core (the same bytes for the same tar whatever their
+    /// number).
     fn compress_layer(
         &self,
         layer: &Layer,
@@ -317,12 +405,13 @@ impl Store {
         let failed = |e| Error::io(format!("compressing layer {}", layer.diff_id), e);
         match compression {
             LayerCompression::Gzip => {
-                let mut gz = GzEncoder::new(out, flate2::Compression::default());
+                let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+                let mut gz = strata_archive::ParallelGzip::new(out, GZIP_LEVEL, threads);
                 self.layer_tar(layer, &mut gz)?;
                 gz.finish().map_err(failed)?;
             }
             LayerCompression::Zstd => {
-                let mut z = zstd::stream::write::Encoder::new(out, 3).map_err(failed)?;
+                let mut z = zstd::stream::write::Encoder::new(out, ZSTD_LEVEL).map_err(failed)?;
                 self.layer_tar(layer, &mut z)?;
                 z.finish().map_err(failed)?;
             }
@@ -341,29 +430,4 @@ fn registry(what: &str, e: strata_registry::Error) -> Error {
         _ => ErrorKind::Io,
     };
     Error::with(kind, what.to_owned(), e)
-}
-
-/// Counts and hashes what is written to it.
-#[derive(Default)]
-struct HashWriter {
-    hasher: Sha256,
-    len: u64,
-}
-
-impl HashWriter {
-    fn finish(self) -> (Digest, u64) {
-        (Digest::from_sha256(self.hasher), self.len)
-    }
-}
-
-impl Write for HashWriter {
-    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        self.hasher.update(buf);
-        self.len += buf.len() as u64;
-        Ok(buf.len())
-    }
-
-    fn flush(&mut self) -> io::Result<()> {
-        Ok(())
-    }
 }
