@@ -14,14 +14,16 @@
 #      rounds; dockerd is started by this script on its own data root
 #   c. strata push of the same images vs `skopeo copy` of the same image
 #      from its docker-archive (both gzip the layers), each round to a fresh,
-#      empty registry (target <= 1x)
+#      empty registry (target <= 1x); also the CPU time (user + sys) of
+#      each, which other work on the machine disturbs less than wall time
 #   d. peak RSS of strata pull, an image with one ~280 MiB layer and one
 #      with a ~1 GiB layer of random data (target < 64 MiB, and flat)
 #
 # Usage (as root): bash bench/registry.sh
 # Env: STRATA_BENCH_WORK (default bench/work; images are cached there,
 #      shared with bench/load.sh), STRATA_BENCH_RUNS (runs per
-#      measurement, best kept; default 3)
+#      measurement, best kept; default 3), STRATA_BENCH_PARTS (which of
+#      a, b, c, d to run, e.g. "c" for push only; default abcd)
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 . scripts/lib.sh
@@ -31,6 +33,9 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 REPO=$PWD
 WORK=${STRATA_BENCH_WORK:-bench/work}
 RUNS=${STRATA_BENCH_RUNS:-3}
+PARTS=${STRATA_BENCH_PARTS:-abcd}
+[[ $PARTS =~ ^[abcd]+$ ]] || { echo "STRATA_BENCH_PARTS: letters of abcd, not '$PARTS'" >&2; exit 1; }
+part() { [[ $PARTS == *[$1]* ]]; } # any of the letters $1 asked for
 # bench/load.sh's images (the same cache).
 LOAD_GEN=v1
 LOAD_TAG=bench/debian:load
@@ -173,7 +178,7 @@ if [[ ! -f $DARCH1 || $DEB_TAR -nt $DARCH1 ]]; then
     mv "$DARCH1.tmp" "$DARCH1"
 fi
 # Images with one big layer, for peak RSS (bench/load.sh's).
-for big in 1 4; do
+part d && for big in 1 4; do
     L=$WORK/layer-$big-x256m-v1.tar
     RA=$A/rss-$big.tar
     if [[ ! -f $RA ]]; then
@@ -189,7 +194,10 @@ done
 # Every image as an OCI layout with gzip layers, compressed once: what is
 # pushed to the registry the pulls read from.
 declare -A SRC=([debian:1]=$DARCH1 [debian:5]=$DARCH [rss:1]=$A/rss-1.tar [rss:4]=$A/rss-4.tar)
-for k in "${!SRC[@]}"; do
+PULLED=(debian:1 debian:5)
+part d && PULLED+=(rss:1 rss:4)
+part abd || PULLED=()
+for k in "${PULLED[@]}"; do
     O=$R/oci-${k/:/-}
     [[ -d $O && ! ${SRC[$k]} -nt $O ]] && continue
     log "compressing $k with gzip (cached in $O)"
@@ -198,13 +206,15 @@ for k in "${!SRC[@]}"; do
     mv "$O.tmp" "$O"
 done
 
+declare -A WANT
+if part abd; then
 log "starting the registry (storage on the run's ext4) and pushing the images with skopeo"
 start_registry "$RUN/registry"
-for k in debian:1 debian:5 rss:1 rss:4; do
+for k in "${PULLED[@]}"; do
     skopeo copy -q --dest-tls-verify=false "oci:$R/oci-${k/:/-}:bench/$k" "docker://$REG/bench/$k"
 done
-declare -A WANT
-for k in debian:1 debian:5 rss:1 rss:4; do
+fi
+for k in "${PULLED[@]}"; do
     WANT[$k]=$(registry_id "$REG/bench/$k")
     mapfile -t urls < <(layer_urls "bench/$k")
     echo "  $REG/bench/$k: ${#urls[@]} gzip layer(s), $(mib "$(layers_size "bench/$k")") MiB, image ${WANT[$k]}"
@@ -214,6 +224,7 @@ warm_registry() { find "$RUN/registry/data" -type f -exec cat {} + >/dev/null; }
 # ------------------------------------------- a. strata pull vs curl | tar -xz
 
 declare -A SP
+if part a; then
 log "a. strata pull vs curl | tar -xz + sync -f (best of $RUNS)"
 warm_registry
 for k in debian:1 debian:5; do
@@ -234,7 +245,14 @@ for k in debian:1 debian:5; do
     row "pull debian, $n gzip layer(s) (vs curl|tar)" "$(ms "${SP[$k]}") ms" "$(ms "$CT") ms" "$(ratio "${SP[$k]}" "$CT")x" "<= 1.1x" "$(verdict "$(ratio "${SP[$k]}" "$CT")" 1.1)"
 done
 
+fi
+
 # ------------------------------------------------ b. docker and podman pull
+
+if part b && ! part a; then
+    skipped "docker and podman pull (their ratio is against part a's strata pull: STRATA_BENCH_PARTS=ab)"
+fi
+if part a && part b; then
 
 log "b. docker pull (best of $RUNS)"
 if ! command -v dockerd >/dev/null || ! command -v docker >/dev/null; then
@@ -321,7 +339,11 @@ else
     done
 fi
 
+fi
+
 # ---------------------------------------------- c. strata push vs skopeo copy
+
+if part c; then
 
 log "c. strata push vs skopeo copy from the docker-archive, each to a fresh registry (best of $RUNS)"
 stop_registry
@@ -331,27 +353,40 @@ PUSH_STORE=$RUN/push-store
 declare -A LOCAL=([debian:1]=bench/debian:one [debian:5]=$LOAD_TAG) ARCH=([debian:1]=$DARCH1 [debian:5]=$DARCH)
 strata_push() { "$STRATA" --root "$PUSH_STORE" push --tls-verify=false "$1" "$2"; }
 skopeo_push() { skopeo copy -q --dest-tls-verify=false --dest-compress-format gzip "docker-archive:$1" "docker://$2"; }
+# "$@" timed: its wall time in us on stdout, its CPU time (user + sys,
+# its children included) in us in $RUN/cpu.
+cpu_timed() {
+    elapsed_us /usr/bin/time -o "$RUN/cpu.time" -f '%U %S' "$@"
+    awk '{ printf "%d\n", ($1 + $2) * 1e6 }' "$RUN/cpu.time" >"$RUN/cpu"
+}
 cat "$DARCH" "$DARCH1" >/dev/null
 for k in debian:1 debian:5; do
-    su=(); ku=()
+    su=(); ku=(); sc=(); kc=()
     for ((i = 1; i <= RUNS; i++)); do
         newdir registry; start_registry "$DIR"; sync
-        ku+=("$(elapsed_us skopeo_push "${ARCH[$k]}" "$REG/bench/$k")")
+        ku+=("$(cpu_timed skopeo_push "${ARCH[$k]}" "$REG/bench/$k")"); kc+=("$(cat "$RUN/cpu")")
         kid=$(registry_id "$REG/bench/$k")
         stop_registry; rm -rf "$DIR"
         newdir registry; start_registry "$DIR"; sync
-        su+=("$(elapsed_us strata_push "${LOCAL[$k]}" "$REG/bench/$k")")
+        su+=("$(cpu_timed strata_push "${LOCAL[$k]}" "$REG/bench/$k")"); sc+=("$(cat "$RUN/cpu")")
         sid=$(registry_id "$REG/bench/$k")
         stop_registry; rm -rf "$DIR"
         [[ $sid == "$kid" ]] || echo "  WARNING: strata pushed image $sid, skopeo $kid"
-        echo "  $k run $i: skopeo copy $(ms "${ku[-1]}") ms, strata push $(ms "${su[-1]}") ms (image $sid)"
+        echo "  $k run $i: skopeo copy $(ms "${ku[-1]}") ms ($(ms "${kc[-1]}") ms CPU)," \
+            "strata push $(ms "${su[-1]}") ms ($(ms "${sc[-1]}") ms CPU) (image $sid)"
     done
     SU=$(best "${su[@]}"); KU=$(best "${ku[@]}")
+    SC=$(best "${sc[@]}"); KC=$(best "${kc[@]}")
     row "push debian, ${k#debian:} layer(s) (vs skopeo copy)" "$(ms "$SU") ms" "$(ms "$KU") ms" "$(ratio "$SU" "$KU")x" "<= 1x" "$(verdict "$(ratio "$SU" "$KU")" 1)"
+    row "  CPU user+sys (vs skopeo copy)" "$(ms "$SC") ms" "$(ms "$KC") ms" "$(ratio "$SC" "$KC")x" "" ""
 done
 rm -rf "$PUSH_STORE"
+fi
 
 # -------------------------------------------------------------- d. peak RSS
+
+if part d; then
+stop_registry
 
 log "d. peak RSS of strata pull (highest of $RUNS runs; time: best)"
 start_registry "$RUN/registry"
@@ -392,6 +427,7 @@ done
 growth=$(ratio "${RSS[1]}" "${RSS[0]}")
 row "peak RSS growth, 280 MiB -> 1 GiB layer" "${growth}x" "" "" "flat" "$(verdict "$growth" 1.25)"
 stop_registry
+fi
 
 # ---------------------------------------------------------------- summary
 
