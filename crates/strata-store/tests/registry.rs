@@ -1157,6 +1157,7 @@ fn five_layers_upload_at_once_and_the_manifest_keeps_their_order() {
     let opts = PushOptions {
         compression: LayerCompression::Gzip,
         max_concurrent_uploads: 5,
+        compression_level: None,
     };
     let pushed = f
         .store
@@ -1249,5 +1250,47 @@ fn a_push_cut_mid_upload_publishes_nothing_and_the_next_completes() {
     assert_eq!(sent_mounted_present(&pushed), (1, 0, 0));
     let t = tempfile::tempdir().unwrap();
     let (_, pulled) = pull_into(&f, &t.path().join("root"), "test/cut", "1");
+    assert_eq!(pulled.image.id, id);
+}
+
+/// A compression level is the format's: one out of its range is refused
+/// before the registry is asked anything; one in it gives an image that
+/// pulls back the same.
+#[test]
+fn a_compression_level_out_of_range_is_refused_before_anything_is_sent() {
+    let Some(f) = fixture() else { return };
+    let tar = layer_tar("etc/motd", &noise("level", 100_000));
+    f.store
+        .import(&mut Cursor::new(tar.clone()), Some("img:1"), "")
+        .unwrap();
+    let id = f.store.resolve_image("img:1").unwrap();
+    let proxy = Proxy::start(f.client.registry(), |_| Action::Forward);
+    let c = through(&proxy);
+    for (compression, level) in [(LayerCompression::Gzip, 10), (LayerCompression::Zstd, 0)] {
+        let opts = PushOptions {
+            compression,
+            compression_level: Some(level),
+            ..PushOptions::default()
+        };
+        let e = f
+            .store
+            .push_with(&c, "img:1", "test/level", "1", &opts, &NoProgress)
+            .unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::InvalidArgument, "{e}");
+        assert!(e.to_string().contains(&format!("level {level}")), "{e}");
+    }
+    assert!(proxy.requests().is_empty(), "nothing asked of the registry");
+
+    let opts = PushOptions {
+        compression_level: Some(1),
+        ..PushOptions::default()
+    };
+    let pushed = f
+        .store
+        .push_with(&c, "img:1", "test/level", "1", &opts, &NoProgress)
+        .unwrap();
+    assert_eq!(sent_mounted_present(&pushed), (1, 0, 0));
+    let t = tempfile::tempdir().unwrap();
+    let (_, pulled) = pull_into(&f, &t.path().join("root"), "test/level", "1");
     assert_eq!(pulled.image.id, id);
 }

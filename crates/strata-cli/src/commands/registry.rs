@@ -70,6 +70,10 @@ pub struct Push {
     /// How layers are compressed: gzip (every client pulls it) or zstd.
     #[arg(long, value_enum, default_value_t = Compression::Gzip)]
     pub compression_format: Compression,
+    /// The compression level of the layers compressed: gzip 0-9 (default
+    /// 6), zstd 1-22 (default 3).
+    #[arg(long)]
+    pub compression_level: Option<i32>,
     /// Layers compressed and uploaded at once.
     #[arg(long, default_value_t = strata_store::MAX_CONCURRENT_UPLOADS as u16,
           value_parser = clap::value_parser!(u16).range(1..))]
@@ -283,6 +287,7 @@ pub fn push(a: Push, store: &Store, out: &mut Out) -> Result<()> {
     let opts = PushOptions {
         compression,
         max_concurrent_uploads: a.max_concurrent_uploads.into(),
+        compression_level: a.compression_level,
     };
     let pushed = store.push_with(&c, &a.image, &at.repository, tag, &opts, &bar);
     bar.pb.finish_and_clear();

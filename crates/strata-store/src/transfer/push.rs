@@ -17,8 +17,9 @@
 //! image manifest; the image config is the stored one, byte for byte, so
 //! the image ID survives the trip.
 
-use std::io::Write;
+use std::io::{self, Write};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::mpsc::{sync_channel, SyncSender};
 use std::sync::Mutex;
 
 use serde::{Deserialize, Serialize};
@@ -45,6 +46,13 @@ pub enum LayerCompression {
 }
 
 impl LayerCompression {
+    fn name(self) -> &'static str {
+        match self {
+            LayerCompression::Gzip => "gzip",
+            LayerCompression::Zstd => "zstd",
+        }
+    }
+
     fn media_type(self) -> &'static str {
         match self {
             LayerCompression::Gzip => "application/vnd.oci.image.layer.v1.tar+gzip",
@@ -56,12 +64,17 @@ impl LayerCompression {
 /// Bytes held in memory per upload chunk.
 const CHUNK: usize = 8 << 20;
 
+/// Compressed bytes handed to the upload thread at a time, and how many
+/// may wait: a chunk's worth, compressed while the one before is sent.
+const PIPE_PIECE: usize = 512 << 10;
+const PIPE_DEPTH: usize = CHUNK / PIPE_PIECE;
+
 /// Layers compressed and sent at once unless told otherwise (Docker's
 /// `max-concurrent-uploads` default).
 pub const MAX_CONCURRENT_UPLOADS: usize = 5;
 
-/// gzip's level: deflate's default, what Docker and containers/image use.
-const GZIP_LEVEL: u32 = 6;
+/// gzip's level: deflate's default (Go's and zlib's).
+const GZIP_LEVEL: i32 = 6;
 /// zstd's level: the library's default, what containers/image uses.
 const ZSTD_LEVEL: i32 = 3;
 
@@ -72,6 +85,9 @@ pub struct PushOptions {
     pub compression: LayerCompression,
     /// Layers compressed and sent at once (at least one).
     pub max_concurrent_uploads: usize,
+    /// The compression level: gzip 0-9 (default 6), zstd 1-22 (default
+    /// 3). Only layers compressed by this push are made at it.
+    pub compression_level: Option<i32>,
 }
 
 impl Default for PushOptions {
@@ -79,6 +95,31 @@ impl Default for PushOptions {
         PushOptions {
             compression: LayerCompression::default(),
             max_concurrent_uploads: MAX_CONCURRENT_UPLOADS,
+            compression_level: None,
+        }
+    }
+}
+
+impl PushOptions {
+    /// The level asked for, or the format's default; one out of the
+    /// format's range is refused.
+    fn level(&self) -> Result<i32> {
+        let (range, default) = match self.compression {
+            LayerCompression::Gzip => (0..=9, GZIP_LEVEL),
+            LayerCompression::Zstd => (1..=22, ZSTD_LEVEL),
+        };
+        match self.compression_level {
+            None => Ok(default),
+            Some(l) if range.contains(&l) => Ok(l),
+            Some(l) => Err(Error::new(
+                ErrorKind::InvalidArgument,
+                format!(
+                    "compression level {l}: {} takes {} to {}",
+                    self.compression.name(),
+                    range.start(),
+                    range.end()
+                ),
+            )),
         }
     }
 }
@@ -160,6 +201,7 @@ impl Store {
         progress: &dyn Progress,
     ) -> Result<Pushed> {
         let compression = opts.compression;
+        opts.level()?;
         let (id, plan) = {
             let _lock = self.lock()?;
             let id = self.resolve_image(image)?;
@@ -249,7 +291,7 @@ impl Store {
                     }
                     let i = next.fetch_add(1, Ordering::Relaxed);
                     let Some(layer) = layers.get(i) else { return };
-                    let got = self.push_layer(client, repo, layer, opts.compression);
+                    let got = self.push_layer(client, repo, layer, opts);
                     if got.is_err() {
                         failed.store(true, Ordering::Relaxed);
                     } else {
@@ -282,14 +324,15 @@ impl Store {
         client: &Client,
         repo: &str,
         layer: &Layer,
-        compression: LayerCompression,
+        opts: &PushOptions,
     ) -> Result<LayerPushed> {
         let what = format!("layer {}", layer.diff_id);
         let here = format!("{}/{repo}", client.registry());
+        let compression = opts.compression;
         let reached = self.push_known(client, repo, layer, compression, &here)?;
         let (digest, size, how) = match reached {
             Some(r) => r,
-            None => self.push_unknown(client, repo, layer, compression)?,
+            None => self.push_unknown(client, repo, layer, opts)?,
         };
         let record = BlobRecord {
             digest: digest.to_string(),
@@ -347,21 +390,57 @@ impl Store {
     }
 
     /// `layer` no record serves: compressed once, into an upload that
-    /// hashes what it sends and names that digest when it ends.
+    /// hashes what it sends and names that digest when it ends. The
+    /// upload runs on a thread of its own, so that compression goes on
+    /// while a chunk is on its way.
     fn push_unknown(
         &self,
         client: &Client,
         repo: &str,
         layer: &Layer,
-        compression: LayerCompression,
+        opts: &PushOptions,
     ) -> Result<LayerPushed> {
         let what = format!("layer {}", layer.diff_id);
         let mut upload = client
             .begin_upload(repo, CHUNK)
             .map_err(|e| registry(&what, e))?;
-        self.compress_layer(layer, compression, &mut upload)?;
-        let (digest, size) = upload.finish(None).map_err(|e| registry(&what, e))?;
-        Ok((digest, size, Reached::Sent))
+        let (tx, rx) = sync_channel::<Piece>(PIPE_DEPTH);
+        std::thread::scope(|s| {
+            let sender = s.spawn(move || -> Result<Option<(Digest, u64)>> {
+                for piece in rx {
+                    match piece {
+                        Piece::Bytes(b) => upload
+                            .write_all(&b)
+                            .map_err(|e| Error::io(format!("uploading {what}"), e))?,
+                        Piece::End => {
+                            return upload
+                                .finish(None)
+                                .map(Some)
+                                .map_err(|e| registry(&what, e))
+                        }
+                    }
+                }
+                // The compression failed: the blob is left unfinished.
+                Ok(None)
+            });
+            let mut pipe = Pipe {
+                tx: Some(tx),
+                buf: Vec::with_capacity(PIPE_PIECE),
+            };
+            let compressed = self
+                .compress_layer(layer, opts, &mut pipe)
+                .and_then(|()| pipe.end());
+            drop(pipe);
+            let sent = sender.join().expect("the upload thread does not panic");
+            // The upload's own failure says more than the compression's
+            // "the upload stopped".
+            let (digest, size) = match (sent, compressed) {
+                (Err(e), _) | (Ok(_), Err(e)) => return Err(e),
+                (Ok(Some(d)), Ok(())) => d,
+                (Ok(None), Ok(())) => unreachable!("the end was sent"),
+            };
+            Ok((digest, size, Reached::Sent))
+        })
     }
 
     /// Where `diff_id`'s blobs were pushed; none when the record is
@@ -396,22 +475,18 @@ impl Store {
     /// The layer's tar, rebuilt and compressed into `out`; gzip deflates
     /// on every core (the same bytes for the same tar whatever their
     /// number).
-    fn compress_layer(
-        &self,
-        layer: &Layer,
-        compression: LayerCompression,
-        out: &mut dyn Write,
-    ) -> Result<()> {
+    fn compress_layer(&self, layer: &Layer, opts: &PushOptions, out: &mut dyn Write) -> Result<()> {
         let failed = |e| Error::io(format!("compressing layer {}", layer.diff_id), e);
-        match compression {
+        let level = opts.level()?;
+        match opts.compression {
             LayerCompression::Gzip => {
                 let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
-                let mut gz = strata_archive::ParallelGzip::new(out, GZIP_LEVEL, threads);
+                let mut gz = strata_archive::ParallelGzip::new(out, level as u32, threads);
                 self.layer_tar(layer, &mut gz)?;
                 gz.finish().map_err(failed)?;
             }
             LayerCompression::Zstd => {
-                let mut z = zstd::stream::write::Encoder::new(out, ZSTD_LEVEL).map_err(failed)?;
+                let mut z = zstd::stream::write::Encoder::new(out, level).map_err(failed)?;
                 self.layer_tar(layer, &mut z)?;
                 z.finish().map_err(failed)?;
             }
@@ -430,4 +505,54 @@ fn registry(what: &str, e: strata_registry::Error) -> Error {
         _ => ErrorKind::Io,
     };
     Error::with(kind, what.to_owned(), e)
+}
+
+/// What the compressor hands the upload thread.
+enum Piece {
+    Bytes(Vec<u8>),
+    /// The blob is whole: finish the upload.
+    End,
+}
+
+/// The compressor's end of the pipe to the upload thread.
+struct Pipe {
+    tx: Option<SyncSender<Piece>>,
+    buf: Vec<u8>,
+}
+
+impl Pipe {
+    fn send(&mut self, piece: Piece) -> io::Result<()> {
+        self.tx
+            .as_ref()
+            .and_then(|tx| tx.send(piece).ok())
+            .ok_or_else(|| io::Error::new(io::ErrorKind::BrokenPipe, "the upload stopped"))
+    }
+
+    /// Sends the rest and says the blob is whole.
+    fn end(&mut self) -> Result<()> {
+        let failed = |e| Error::io("ending the upload".to_owned(), e);
+        let rest = std::mem::take(&mut self.buf);
+        if !rest.is_empty() {
+            self.send(Piece::Bytes(rest)).map_err(failed)?;
+        }
+        self.send(Piece::End).map_err(failed)?;
+        self.tx = None;
+        Ok(())
+    }
+}
+
+impl Write for Pipe {
+    fn write(&mut self, data: &[u8]) -> io::Result<usize> {
+        let n = data.len().min(PIPE_PIECE - self.buf.len());
+        self.buf.extend_from_slice(&data[..n]);
+        if self.buf.len() == PIPE_PIECE {
+            let full = std::mem::replace(&mut self.buf, Vec::with_capacity(PIPE_PIECE));
+            self.send(Piece::Bytes(full))?;
+        }
+        Ok(n)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
 }
