@@ -19,7 +19,7 @@
 
 use std::io::{self, Write};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::mpsc::{sync_channel, SyncSender};
+use std::sync::mpsc::{sync_channel, Receiver, SyncSender};
 use std::sync::Mutex;
 
 use serde::{Deserialize, Serialize};
@@ -61,13 +61,10 @@ impl LayerCompression {
     }
 }
 
-/// Bytes held in memory per upload chunk.
-const CHUNK: usize = 8 << 20;
-
 /// Compressed bytes handed to the upload thread at a time, and how many
-/// may wait: a chunk's worth, compressed while the one before is sent.
-const PIPE_PIECE: usize = 512 << 10;
-const PIPE_DEPTH: usize = CHUNK / PIPE_PIECE;
+/// may wait to be sent.
+const PIPE_PIECE: usize = 256 << 10;
+const PIPE_DEPTH: usize = 16;
 
 /// Layers compressed and sent at once unless told otherwise (Docker's
 /// `max-concurrent-uploads` default).
@@ -392,7 +389,7 @@ impl Store {
     /// `layer` no record serves: compressed once, into an upload that
     /// hashes what it sends and names that digest when it ends. The
     /// upload runs on a thread of its own, so that compression goes on
-    /// while a chunk is on its way.
+    /// while the bytes before are on their way.
     fn push_unknown(
         &self,
         client: &Client,
@@ -401,43 +398,36 @@ impl Store {
         opts: &PushOptions,
     ) -> Result<LayerPushed> {
         let what = format!("layer {}", layer.diff_id);
-        let mut upload = client
-            .begin_upload(repo, CHUNK)
-            .map_err(|e| registry(&what, e))?;
         let (tx, rx) = sync_channel::<Piece>(PIPE_DEPTH);
         std::thread::scope(|s| {
-            let sender = s.spawn(move || -> Result<Option<(Digest, u64)>> {
-                for piece in rx {
-                    match piece {
-                        Piece::Bytes(b) => upload
-                            .write_all(&b)
-                            .map_err(|e| Error::io(format!("uploading {what}"), e))?,
-                        Piece::End => {
-                            return upload
-                                .finish(None)
-                                .map(Some)
-                                .map_err(|e| registry(&what, e))
-                        }
-                    }
-                }
-                // The compression failed: the blob is left unfinished.
-                Ok(None)
+            let sender = s.spawn(|| {
+                let mut reader = PipeReader {
+                    rx,
+                    cur: Vec::new(),
+                    pos: 0,
+                };
+                client
+                    .upload_stream(repo, &mut reader)
+                    .map_err(|e| registry(&what, e))
             });
             let mut pipe = Pipe {
                 tx: Some(tx),
                 buf: Vec::with_capacity(PIPE_PIECE),
+                broken: false,
             };
             let compressed = self
                 .compress_layer(layer, opts, &mut pipe)
                 .and_then(|()| pipe.end());
+            let broken = pipe.broken;
+            // Hangs up: an upload not yet ended fails rather than
+            // closing on part of a blob.
             drop(pipe);
             let sent = sender.join().expect("the upload thread does not panic");
-            // The upload's own failure says more than the compression's
-            // "the upload stopped".
             let (digest, size) = match (sent, compressed) {
-                (Err(e), _) | (Ok(_), Err(e)) => return Err(e),
-                (Ok(Some(d)), Ok(())) => d,
-                (Ok(None), Ok(())) => unreachable!("the end was sent"),
+                // The upload's failure, unless compression failed first.
+                (Err(e), _) if broken => return Err(e),
+                (_, Err(e)) | (Err(e), Ok(())) => return Err(e),
+                (Ok(d), Ok(())) => d,
             };
             Ok((digest, size, Reached::Sent))
         })
@@ -518,14 +508,21 @@ enum Piece {
 struct Pipe {
     tx: Option<SyncSender<Piece>>,
     buf: Vec<u8>,
+    /// The upload thread hung up.
+    broken: bool,
 }
 
 impl Pipe {
     fn send(&mut self, piece: Piece) -> io::Result<()> {
-        self.tx
-            .as_ref()
-            .and_then(|tx| tx.send(piece).ok())
-            .ok_or_else(|| io::Error::new(io::ErrorKind::BrokenPipe, "the upload stopped"))
+        let sent = self.tx.as_ref().and_then(|tx| tx.send(piece).ok());
+        if sent.is_none() {
+            self.broken = true;
+            return Err(io::Error::new(
+                io::ErrorKind::BrokenPipe,
+                "the upload stopped",
+            ));
+        }
+        Ok(())
     }
 
     /// Sends the rest and says the blob is whole.
@@ -554,5 +551,32 @@ impl Write for Pipe {
 
     fn flush(&mut self) -> io::Result<()> {
         Ok(())
+    }
+}
+
+/// The upload thread's end of the pipe: the blob's bytes, then its end;
+/// an error when the compressor hangs up without ending it.
+struct PipeReader {
+    rx: Receiver<Piece>,
+    cur: Vec<u8>,
+    pos: usize,
+}
+
+impl io::Read for PipeReader {
+    fn read(&mut self, out: &mut [u8]) -> io::Result<usize> {
+        while self.pos == self.cur.len() {
+            match self.rx.recv() {
+                Ok(Piece::Bytes(b)) => {
+                    self.cur = b;
+                    self.pos = 0;
+                }
+                Ok(Piece::End) => return Ok(0),
+                Err(_) => return Err(io::Error::other("the layer's compression failed")),
+            }
+        }
+        let n = out.len().min(self.cur.len() - self.pos);
+        out[..n].copy_from_slice(&self.cur[self.pos..self.pos + n]);
+        self.pos += n;
+        Ok(n)
     }
 }
