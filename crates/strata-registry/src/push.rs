@@ -2,9 +2,11 @@
 //! (<https://github.com/opencontainers/distribution-spec/blob/main/spec.md#pushing-blobs>):
 //! a blob the registry has is found with HEAD, one another repository of
 //! the same registry has is mounted, the rest are uploaded whole
-//! (POST, then PUT `?digest=`) or in chunks (POST, PATCHes, PUT). An
-//! [`Upload`] is the chunked form as a `Write`, hashing as it goes, for
-//! a blob made while it is sent (a layer compressed on the fly).
+//! (POST, then PUT `?digest=`) or in chunks (POST, PATCHes, PUT). For a
+//! blob made while it is sent (a layer compressed on the fly),
+//! [`Client::upload_stream`] reads it into one streamed PATCH and an
+//! [`Upload`] is the chunked form as a `Write`; both hash as they go and
+//! name the digest in the closing PUT.
 
 use std::io::{self, Read, Write};
 
