@@ -72,7 +72,7 @@ pub const MAX_CONCURRENT_UPLOADS: usize = 5;
 
 /// gzip's level: deflate's default (Go's and zlib's).
 const GZIP_LEVEL: i32 = 6;
-/// zstd's level: the library's default, what containers/image uses.
+/// zstd's level: the library's default.
 const ZSTD_LEVEL: i32 = 3;
 
 /// How `push_with` pushes.
