@@ -14,14 +14,18 @@
 #      rounds; dockerd is started by this script on its own data root
 #   c. strata push of the same images vs `skopeo copy` of the same image
 #      from its docker-archive (both gzip the layers), each round to a fresh,
-#      empty registry (target <= 1x)
+#      empty registry (target <= 1x); also the CPU time (user + sys) of
+#      each, which other work on the machine disturbs less than wall time,
+#      and strata push at --compression-level 3, whose blobs are the size
+#      of skopeo's (the default, 6, makes them some 2% smaller)
 #   d. peak RSS of strata pull, an image with one ~280 MiB layer and one
 #      with a ~1 GiB layer of random data (target < 64 MiB, and flat)
 #
 # Usage (as root): bash bench/registry.sh
 # Env: STRATA_BENCH_WORK (default bench/work; images are cached there,
 #      shared with bench/load.sh), STRATA_BENCH_RUNS (runs per
-#      measurement, best kept; default 3)
+#      measurement, best kept; default 3), STRATA_BENCH_PARTS (which of
+#      a, b, c, d to run, e.g. "c" for push only; default abcd)
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 . scripts/lib.sh
@@ -31,6 +35,9 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 REPO=$PWD
 WORK=${STRATA_BENCH_WORK:-bench/work}
 RUNS=${STRATA_BENCH_RUNS:-3}
+PARTS=${STRATA_BENCH_PARTS:-abcd}
+[[ $PARTS =~ ^[abcd]+$ ]] || { echo "STRATA_BENCH_PARTS: letters of abcd, not '$PARTS'" >&2; exit 1; }
+part() { [[ $PARTS == *[$1]* ]]; } # any of the letters $1 asked for
 # bench/load.sh's images (the same cache).
 LOAD_GEN=v1
 LOAD_TAG=bench/debian:load
@@ -173,7 +180,7 @@ if [[ ! -f $DARCH1 || $DEB_TAR -nt $DARCH1 ]]; then
     mv "$DARCH1.tmp" "$DARCH1"
 fi
 # Images with one big layer, for peak RSS (bench/load.sh's).
-for big in 1 4; do
+part d && for big in 1 4; do
     L=$WORK/layer-$big-x256m-v1.tar
     RA=$A/rss-$big.tar
     if [[ ! -f $RA ]]; then
@@ -189,7 +196,10 @@ done
 # Every image as an OCI layout with gzip layers, compressed once: what is
 # pushed to the registry the pulls read from.
 declare -A SRC=([debian:1]=$DARCH1 [debian:5]=$DARCH [rss:1]=$A/rss-1.tar [rss:4]=$A/rss-4.tar)
-for k in "${!SRC[@]}"; do
+PULLED=(debian:1 debian:5)
+part d && PULLED+=(rss:1 rss:4)
+part abd || PULLED=()
+for k in "${PULLED[@]}"; do
     O=$R/oci-${k/:/-}
     [[ -d $O && ! ${SRC[$k]} -nt $O ]] && continue
     log "compressing $k with gzip (cached in $O)"
@@ -198,13 +208,15 @@ for k in "${!SRC[@]}"; do
     mv "$O.tmp" "$O"
 done
 
+declare -A WANT
+if part abd; then
 log "starting the registry (storage on the run's ext4) and pushing the images with skopeo"
 start_registry "$RUN/registry"
-for k in debian:1 debian:5 rss:1 rss:4; do
+for k in "${PULLED[@]}"; do
     skopeo copy -q --dest-tls-verify=false "oci:$R/oci-${k/:/-}:bench/$k" "docker://$REG/bench/$k"
 done
-declare -A WANT
-for k in debian:1 debian:5 rss:1 rss:4; do
+fi
+for k in "${PULLED[@]}"; do
     WANT[$k]=$(registry_id "$REG/bench/$k")
     mapfile -t urls < <(layer_urls "bench/$k")
     echo "  $REG/bench/$k: ${#urls[@]} gzip layer(s), $(mib "$(layers_size "bench/$k")") MiB, image ${WANT[$k]}"
@@ -214,6 +226,7 @@ warm_registry() { find "$RUN/registry/data" -type f -exec cat {} + >/dev/null; }
 # ------------------------------------------- a. strata pull vs curl | tar -xz
 
 declare -A SP
+if part a; then
 log "a. strata pull vs curl | tar -xz + sync -f (best of $RUNS)"
 warm_registry
 for k in debian:1 debian:5; do
@@ -234,7 +247,14 @@ for k in debian:1 debian:5; do
     row "pull debian, $n gzip layer(s) (vs curl|tar)" "$(ms "${SP[$k]}") ms" "$(ms "$CT") ms" "$(ratio "${SP[$k]}" "$CT")x" "<= 1.1x" "$(verdict "$(ratio "${SP[$k]}" "$CT")" 1.1)"
 done
 
+fi
+
 # ------------------------------------------------ b. docker and podman pull
+
+if part b && ! part a; then
+    skipped "docker and podman pull (their ratio is against part a's strata pull: STRATA_BENCH_PARTS=ab)"
+fi
+if part a && part b; then
 
 log "b. docker pull (best of $RUNS)"
 if ! command -v dockerd >/dev/null || ! command -v docker >/dev/null; then
@@ -321,7 +341,11 @@ else
     done
 fi
 
+fi
+
 # ---------------------------------------------- c. strata push vs skopeo copy
+
+if part c; then
 
 log "c. strata push vs skopeo copy from the docker-archive, each to a fresh registry (best of $RUNS)"
 stop_registry
@@ -329,29 +353,56 @@ PUSH_STORE=$RUN/push-store
 "$STRATA" --root "$PUSH_STORE" load -q -i "$DARCH1" >/dev/null
 "$STRATA" --root "$PUSH_STORE" load -q -i "$DARCH" >/dev/null
 declare -A LOCAL=([debian:1]=bench/debian:one [debian:5]=$LOAD_TAG) ARCH=([debian:1]=$DARCH1 [debian:5]=$DARCH)
-strata_push() { "$STRATA" --root "$PUSH_STORE" push --tls-verify=false "$1" "$2"; }
-skopeo_push() { skopeo copy -q --dest-tls-verify=false --dest-compress-format gzip "docker-archive:$1" "docker://$2"; }
+# Commands, not functions: /usr/bin/time runs them.
+strata_push=("$STRATA" --root "$PUSH_STORE" push --tls-verify=false)
+skopeo_push=(skopeo copy -q --dest-tls-verify=false --dest-compress-format gzip)
+# "$@" (a command) timed: its wall time in us on stdout, its CPU time
+# (user + sys, its children included) in us in $RUN/cpu.
+cpu_timed() {
+    elapsed_us /usr/bin/time -o "$RUN/cpu.time" -f '%U %S' "$@"
+    awk '{ printf "%d\n", ($1 + $2) * 1e6 }' "$RUN/cpu.time" >"$RUN/cpu"
+}
+# One push of $k to a fresh registry by "$@" (a command, the source and
+# destination appended): its wall and CPU time in $T and $C, the image
+# ID and layer bytes the registry then holds in $ID and $BYTES.
+push_once() { # k command...
+    local k=$1 src; shift
+    newdir registry; start_registry "$DIR"; sync
+    if [[ $1 == skopeo ]]; then src=docker-archive:${ARCH[$k]}; else src=${LOCAL[$k]}; fi
+    T=$(cpu_timed "$@" "$src" "$([[ $1 == skopeo ]] && echo docker://)$REG/bench/$k")
+    C=$(cat "$RUN/cpu")
+    ID=$(registry_id "$REG/bench/$k")
+    BYTES=$(layers_size "bench/$k")
+    stop_registry; rm -rf "$DIR"
+}
 cat "$DARCH" "$DARCH1" >/dev/null
 for k in debian:1 debian:5; do
-    su=(); ku=()
+    su=(); ku=(); sc=(); kc=(); s3=(); c3=()
     for ((i = 1; i <= RUNS; i++)); do
-        newdir registry; start_registry "$DIR"; sync
-        ku+=("$(elapsed_us skopeo_push "${ARCH[$k]}" "$REG/bench/$k")")
-        kid=$(registry_id "$REG/bench/$k")
-        stop_registry; rm -rf "$DIR"
-        newdir registry; start_registry "$DIR"; sync
-        su+=("$(elapsed_us strata_push "${LOCAL[$k]}" "$REG/bench/$k")")
-        sid=$(registry_id "$REG/bench/$k")
-        stop_registry; rm -rf "$DIR"
+        push_once "$k" "${skopeo_push[@]}"; ku+=("$T"); kc+=("$C"); kid=$ID; kb=$BYTES
+        push_once "$k" "${strata_push[@]}"; su+=("$T"); sc+=("$C"); sid=$ID; sb=$BYTES
         [[ $sid == "$kid" ]] || echo "  WARNING: strata pushed image $sid, skopeo $kid"
-        echo "  $k run $i: skopeo copy $(ms "${ku[-1]}") ms, strata push $(ms "${su[-1]}") ms (image $sid)"
+        push_once "$k" "${strata_push[@]}" --compression-level 3; s3+=("$T"); c3+=("$C"); sb3=$BYTES
+        echo "  $k run $i: skopeo copy $(ms "${ku[-1]}") ms ($(ms "${kc[-1]}") ms CPU, $kb bytes of layers)," \
+            "strata push $(ms "${su[-1]}") ms ($(ms "${sc[-1]}") ms CPU, $sb bytes)," \
+            "at level 3 $(ms "${s3[-1]}") ms ($(ms "${c3[-1]}") ms CPU, $sb3 bytes) (image $sid)"
     done
-    SU=$(best "${su[@]}"); KU=$(best "${ku[@]}")
-    row "push debian, ${k#debian:} layer(s) (vs skopeo copy)" "$(ms "$SU") ms" "$(ms "$KU") ms" "$(ratio "$SU" "$KU")x" "<= 1x" "$(verdict "$(ratio "$SU" "$KU")" 1)"
+    SU=$(best "${su[@]}"); KU=$(best "${ku[@]}"); S3=$(best "${s3[@]}")
+    SC=$(best "${sc[@]}"); KC=$(best "${kc[@]}"); C3=$(best "${c3[@]}")
+    n=${k#debian:}
+    row "push debian, $n layer(s) (vs skopeo copy)" "$(ms "$SU") ms" "$(ms "$KU") ms" "$(ratio "$SU" "$KU")x" "<= 1x" "$(verdict "$(ratio "$SU" "$KU")" 1)"
+    row "  CPU user+sys (vs skopeo copy)" "$(ms "$SC") ms" "$(ms "$KC") ms" "$(ratio "$SC" "$KC")x" "" ""
+    row "push debian, $n, --compression-level 3" "$(ms "$S3") ms" "$(ms "$KU") ms" "$(ratio "$S3" "$KU")x" "<= 1x" "$(verdict "$(ratio "$S3" "$KU")" 1)"
+    row "  CPU user+sys (vs skopeo copy)" "$(ms "$C3") ms" "$(ms "$KC") ms" "$(ratio "$C3" "$KC")x" "" ""
+    row "  layer bytes: level 6, level 3 / skopeo's" "$(mib "$sb") MiB" "$(mib "$kb") MiB" "$(ratio "$sb" "$kb")x" "" "level 3: $(ratio "$sb3" "$kb")x"
 done
 rm -rf "$PUSH_STORE"
+fi
 
 # -------------------------------------------------------------- d. peak RSS
+
+if part d; then
+stop_registry
 
 log "d. peak RSS of strata pull (highest of $RUNS runs; time: best)"
 start_registry "$RUN/registry"
@@ -392,6 +443,7 @@ done
 growth=$(ratio "${RSS[1]}" "${RSS[0]}")
 row "peak RSS growth, 280 MiB -> 1 GiB layer" "${growth}x" "" "" "flat" "$(verdict "$growth" 1.25)"
 stop_registry
+fi
 
 # ---------------------------------------------------------------- summary
 

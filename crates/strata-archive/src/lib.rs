@@ -25,6 +25,7 @@ mod copy;
 mod diff;
 mod digest;
 mod error;
+mod gzip;
 mod lower;
 mod path;
 mod read;
@@ -42,6 +43,7 @@ pub use diff::{
 };
 pub use digest::{sha256, sha256_reader, Digest, DigestWriter};
 pub use error::{Error, ErrorKind, Result};
+pub use gzip::ParallelGzip;
 pub use split::{apply_recording, reassemble, recorded_tar};
 pub use whiteout::{OverlayXattrs, Target};
 pub use writer::DiffReport;

@@ -89,6 +89,64 @@ fn push_rmi_pull_keeps_the_image_id() {
     assert!(err.contains(&reg.addr), "{err}");
 }
 
+/// push's options: the upload concurrency and the compression level,
+/// refused out of range with the option named; in range, the image
+/// pulls back the same.
+#[test]
+fn push_takes_upload_concurrency_and_a_compression_level() {
+    let Some((s, reg)) = setup() else { return };
+    let tree = s.path("tree");
+    sh(&format!(
+        "mkdir -p '{0}/etc' && echo level > '{0}/etc/motd'",
+        tree.display()
+    ));
+    let id = s.import_tree(&tree, "img:1");
+    let dest = format!("{}/test/opts:1", reg.addr);
+    let err = s.err(&[
+        "push",
+        "--tls-verify=false",
+        "--max-concurrent-uploads",
+        "0",
+        "img:1",
+        &dest,
+    ]);
+    assert!(err.contains("max-concurrent-uploads"), "{err}");
+    let err = s.err(&[
+        "push",
+        "--tls-verify=false",
+        "--compression-level",
+        "10",
+        "img:1",
+        &dest,
+    ]);
+    assert!(err.contains("compression level 10"), "{err}");
+    let err = s.err(&[
+        "push",
+        "--tls-verify=false",
+        "--compression-format",
+        "zstd",
+        "--compression-level",
+        "23",
+        "img:1",
+        &dest,
+    ]);
+    assert!(err.contains("compression level 23"), "{err}");
+
+    let out = s.ok(&[
+        "push",
+        "--tls-verify=false",
+        "--max-concurrent-uploads",
+        "1",
+        "--compression-level",
+        "1",
+        "img:1",
+        &dest,
+    ]);
+    assert!(out.contains("1 layers sent"), "{out}");
+    s.ok(&["rmi", "img:1"]);
+    assert_eq!(s.ok(&["pull", "-q", "--tls-verify=false", &dest]), id);
+}
+
 /// A pushed or pulled image records `name@sha256:<manifest digest>`:
 /// `image inspect` shows it, `images --digests` lists it, and `rmi`,
 /// `create` and `image inspect` take it as a name.

@@ -85,6 +85,8 @@ pub(crate) enum Payload<'a> {
     Empty,
     Bytes(&'a [u8]),
     Stream(&'a mut dyn Read, u64),
+    /// Of a length not known ahead: sent chunked.
+    Unsized(&'a mut dyn Read),
 }
 
 /// A request, before auth and redirects.
@@ -119,7 +121,7 @@ impl<'a> Req<'a> {
     }
 
     fn replayable(&self) -> bool {
-        !matches!(self.body, Payload::Stream(..))
+        !matches!(self.body, Payload::Stream(..) | Payload::Unsized(_))
     }
 }
 
@@ -315,6 +317,7 @@ impl Client {
                 let b = b.header("content-length", len.to_string());
                 self.agent.run(b.body(SendBody::from_reader(*reader))?)
             }
+            Payload::Unsized(reader) => self.agent.run(b.body(SendBody::from_reader(*reader))?),
         }
     }
 

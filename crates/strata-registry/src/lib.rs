@@ -15,7 +15,8 @@
 //! * The push half: [`Client::blob_exists`], [`Client::mount_blob`],
 //!   [`Client::upload_blob`], [`Client::upload_blob_chunked`],
 //!   [`Client::begin_upload`] (an [`Upload`] written to as the blob is
-//!   made), [`Client::put_manifest`].
+//!   made), [`Client::upload_stream`] (a blob of unknown length read as it
+//!   is made, in one streamed PATCH), [`Client::put_manifest`].
 //! * [`auth_file`] reads and writes Docker's and Podman's credential file;
 //!   [`Options::for_registry`] takes a registry's credentials and CAs from
 //!   where Docker and Podman keep them; [`login`] checks credentials

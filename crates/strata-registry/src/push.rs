@@ -2,9 +2,11 @@
 //! (<https://github.com/opencontainers/distribution-spec/blob/main/spec.md#pushing-blobs>):
 //! a blob the registry has is found with HEAD, one another repository of
 //! the same registry has is mounted, the rest are uploaded whole
-//! (POST, then PUT `?digest=`) or in chunks (POST, PATCHes, PUT). An
-//! [`Upload`] is the chunked form as a `Write`, hashing as it goes, for
-//! a blob made while it is sent (a layer compressed on the fly).
+//! (POST, then PUT `?digest=`) or in chunks (POST, PATCHes, PUT). For a
+//! blob made while it is sent (a layer compressed on the fly),
+//! [`Client::upload_stream`] reads it into one streamed PATCH and an
+//! [`Upload`] is the chunked form as a `Write`; both hash as they go and
+//! name the digest in the closing PUT.
 
 use std::io::{self, Read, Write};
 
@@ -123,6 +125,32 @@ impl Client {
             offset += n as u64;
         }
         self.end_upload(repo, &loc, digest, &what)
+    }
+
+    /// Uploads the blob `reader` yields, of a length not known ahead, in
+    /// one streamed PATCH (chunked transfer encoding, as Docker and
+    /// containers/image send it), hashing it as it goes, and names its
+    /// digest in the closing PUT: the blob's digest and size. A reader
+    /// that fails leaves the upload unfinished.
+    pub fn upload_stream(&self, repo: &str, reader: &mut dyn Read) -> Result<(Digest, u64)> {
+        let what = format!("uploading a blob to {repo}");
+        let loc = self.start_upload(repo, &what)?;
+        let mut hashing = Hashing {
+            inner: reader,
+            hasher: Sha256::new(),
+            len: 0,
+        };
+        let req = Req::new(Method::PATCH, loc, vec![push_scope(repo)])
+            .header("content-type", "application/octet-stream")
+            .body(Payload::Unsized(&mut hashing));
+        let resp = self.send(req)?;
+        let loc = match resp.status().as_u16() {
+            202 => self.location(&resp, &what)?,
+            _ => return Err(self.refusal(resp, &what)),
+        };
+        let digest = Digest::from_sha256(hashing.hasher);
+        self.end_upload(repo, &loc, &digest, &what)?;
+        Ok((digest, hashing.len))
     }
 
     /// Starts a chunked upload to `repo` that is written to, `chunk`
@@ -302,4 +330,20 @@ fn read_full(r: &mut dyn Read, buf: &mut [u8]) -> std::io::Result<usize> {
         }
     }
     Ok(n)
+}
+
+/// Hashes and counts what is read through it.
+struct Hashing<'r> {
+    inner: &'r mut dyn Read,
+    hasher: Sha256,
+    len: u64,
+}
+
+impl Read for Hashing<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.hasher.update(&buf[..n]);
+        self.len += n as u64;
+        Ok(n)
+    }
 }

@@ -642,6 +642,52 @@ fn a_blob_written_as_it_is_made_is_uploaded_in_chunks() {
     assert_eq!(c.blob_exists("test/app", &sha(&other)).unwrap(), None);
 }
 
+/// A blob of unknown length goes in one streamed PATCH and is committed
+/// under the digest of what was read; a reader that fails midway leaves
+/// nothing committed.
+#[test]
+fn a_blob_read_as_it_is_made_is_uploaded_in_one_stream() {
+    let Some(reg) = registry(Config::default()) else {
+        return;
+    };
+    let c = Client::new(&reg.addr, local()).unwrap();
+    let data = noise(300_000, 9);
+    let (digest, size) = c.upload_stream("test/app", &mut &data[..]).unwrap();
+    assert_eq!((digest.clone(), size), (sha(&data), data.len() as u64));
+    assert_eq!(c.blob_exists("test/app", &digest).unwrap(), Some(size));
+    let blob = c.open_blob("test/app", &digest, size).unwrap();
+    assert_eq!(read_all(blob).unwrap(), data);
+
+    /// Yields `left` bytes, then fails.
+    struct Failing<'a> {
+        data: &'a [u8],
+        left: usize,
+    }
+    impl std::io::Read for Failing<'_> {
+        fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+            if self.left == 0 {
+                return Err(std::io::Error::other("the compressor died"));
+            }
+            let n = buf.len().min(self.left).min(self.data.len());
+            buf[..n].copy_from_slice(&self.data[..n]);
+            self.data = &self.data[n..];
+            self.left -= n;
+            Ok(n)
+        }
+    }
+    let other = noise(200_000, 10);
+    let mut failing = Failing {
+        data: &other,
+        left: 100_000,
+    };
+    assert!(c.upload_stream("test/app", &mut failing).is_err());
+    assert_eq!(c.blob_exists("test/app", &sha(&other)).unwrap(), None);
+    assert_eq!(
+        c.blob_exists("test/app", &sha(&other[..100_000])).unwrap(),
+        None
+    );
+}
+
 #[test]
 fn login_keeps_only_credentials_the_registry_takes() {
     use std::os::unix::fs::PermissionsExt;

@@ -102,8 +102,8 @@ pub use strata_image::{familiar, ImageRef, SaveFormat};
 pub use stream::CopyReport;
 pub use system::{ContainerUsage, DiskUsage, ImageUsage, OnDisk, Pruned, Usage, VolumeUsage};
 pub use transfer::{
-    LayerCompression, LayerStatus, Loaded, NoProgress, Progress, PullOptions, Pulled, Pushed,
-    SaveOptions, SaveTo, MAX_CONCURRENT_DOWNLOADS,
+    LayerCompression, LayerStatus, Loaded, NoProgress, Progress, PullOptions, Pulled, PushOptions,
+    Pushed, SaveOptions, SaveTo, MAX_CONCURRENT_DOWNLOADS, MAX_CONCURRENT_UPLOADS,
 };
 pub use volume::{Volume, VolumeStore, ANONYMOUS_LABEL};
 

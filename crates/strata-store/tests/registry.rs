@@ -14,7 +14,7 @@ use strata_registry::testing::{self, Config, Registry};
 use strata_registry::{Client, Options};
 use strata_store::{
     Digest, ErrorKind, ImageRef, LayerCompression, LayerStatus, NoProgress, Progress, Pulled,
-    Pushed, Store,
+    PushOptions, Pushed, Store,
 };
 use strata_test_support::Entry;
 
@@ -945,4 +945,356 @@ fn zstd_layers_push_and_pull_back() {
     let (other, pulled) = pull_into(&f, &t.path().join("root"), "test/zstd", "1");
     assert_eq!(pulled.image.id, id);
     assert_eq!(other.image(&id).unwrap().diff_ids, vec![sha(&tar)]);
+}
+
+/// `len` bytes gzip cannot shrink, the same for the same `seed`.
+fn noise(seed: &str, len: usize) -> Vec<u8> {
+    let mut out = Vec::with_capacity(len + 32);
+    let mut block = Sha256::digest(seed.as_bytes());
+    while out.len() < len {
+        out.extend_from_slice(&block);
+        block = Sha256::digest(block);
+    }
+    out.truncate(len);
+    out
+}
+
+/// What the push's blob uploads carried: (PATCH requests, body bytes of
+/// every request to `/blobs/uploads/`).
+fn upload_traffic(requests: &[strata_registry::testing::proxy::Request]) -> (usize, usize) {
+    let uploads = requests
+        .iter()
+        .filter(|r| r.path().contains("/blobs/uploads/"));
+    let patches = uploads.clone().filter(|r| r.method == "PATCH").count();
+    (patches, uploads.map(|r| r.body.len()).sum())
+}
+
+/// An image pulled from a registry is pushed back to it, to its own
+/// repository and to another, with no layer compressed or sent: the
+/// pull's records name each layer's blob.
+#[test]
+fn a_second_push_of_a_pulled_image_sends_no_layer_bytes() {
+    let Some(f) = fixture() else { return };
+    let a = layer_tar("usr/lib/a.so", &noise("a", 300_000));
+    let b = layer_tar("usr/lib/b.so", &noise("b", 300_000));
+    let (manifest, id) = push_image(
+        &f.client,
+        "test/src",
+        &[a.clone(), b.clone()],
+        &[sha(&a), sha(&b)],
+        host_arch(),
+    );
+    f.client
+        .put_manifest("test/src", "1", OCI_MANIFEST, manifest.as_bytes())
+        .unwrap();
+    // Records name the registry by its address: pulled through the
+    // proxy that the pushes go through.
+    let proxy = Proxy::start(f.client.registry(), |_| Action::Forward);
+    let c = through(&proxy);
+    f.store
+        .pull(&c, "test/src", "1", None, None, &NoProgress)
+        .unwrap();
+    let before = proxy.requests().len();
+    let push = |repo: &str| {
+        f.store
+            .push(
+                &c,
+                id.as_str(),
+                repo,
+                "2",
+                LayerCompression::Gzip,
+                &NoProgress,
+            )
+            .unwrap()
+    };
+
+    let same = push("test/src");
+    assert_eq!(sent_mounted_present(&same), (0, 0, 2));
+    // Nothing uploaded at all: the config is there too.
+    assert_eq!(upload_traffic(&proxy.requests()[before..]), (0, 0));
+
+    let before = proxy.requests().len();
+    let other = push("test/dst");
+    assert_eq!(sent_mounted_present(&other), (0, 2, 0));
+    let (patches, bytes) = upload_traffic(&proxy.requests()[before..]);
+    // The config (a few hundred bytes) is all that went.
+    assert_eq!(patches, 0);
+    assert!(bytes < 4096, "{bytes} bytes uploaded");
+
+    let t = tempfile::tempdir().unwrap();
+    let (back, pulled) = pull_into(&f, &t.path().join("root"), "test/dst", "2");
+    assert_eq!(pulled.image.id, id);
+    assert_eq!(back.image(&id).unwrap().diff_ids, vec![sha(&a), sha(&b)]);
+}
+
+/// A record naming a blob the registry no longer has (deleted, garbage
+/// collected, or never there) costs a HEAD and a refused mount; the
+/// layer is then compressed and sent, and the record set right.
+#[test]
+fn a_stale_recorded_digest_falls_back_to_upload() {
+    let Some(f) = fixture() else { return };
+    let tar = layer_tar("etc/motd", &noise("stale", 100_000));
+    f.store
+        .import(&mut Cursor::new(tar.clone()), Some("img:1"), "")
+        .unwrap();
+    let id = f.store.resolve_image("img:1").unwrap();
+    // Records name the registry by its address: every push goes
+    // through the proxy.
+    let proxy = Proxy::start(f.client.registry(), |_| Action::Forward);
+    let c = through(&proxy);
+    let first = f
+        .store
+        .push(
+            &c,
+            "img:1",
+            "test/a",
+            "1",
+            LayerCompression::Gzip,
+            &NoProgress,
+        )
+        .unwrap();
+    assert_eq!(sent_mounted_present(&first), (1, 0, 0));
+
+    // The records now name blobs nobody has: one in the repository
+    // pushed to, one in another.
+    let records =
+        f._t.path()
+            .join("root/image/vfs/distribution/v2metadata-by-diffid/sha256")
+            .join(sha(&tar).hex());
+    assert!(records.is_file(), "{} was written", records.display());
+    let reg = c.registry();
+    let gone = |s: &str| sha(s.as_bytes()).to_string();
+    let stale = format!(
+        r#"[{{"Digest":"{}","SourceRepository":"{reg}/test/b","MediaType":"{OCI_LAYER_GZIP}","Size":10}},
+            {{"Digest":"{}","SourceRepository":"{reg}/test/c","MediaType":"{OCI_LAYER_GZIP}","Size":10}}]"#,
+        gone("one"),
+        gone("two"),
+    );
+    std::fs::write(&records, stale).unwrap();
+
+    let before = proxy.requests().len();
+    let again = f
+        .store
+        .push(
+            &c,
+            "img:1",
+            "test/c",
+            "1",
+            LayerCompression::Gzip,
+            &NoProgress,
+        )
+        .unwrap();
+    assert_eq!(sent_mounted_present(&again), (1, 0, 0));
+    let requests = proxy.requests()[before..].to_vec();
+    let heads = requests.iter().filter(|r| r.method == "HEAD").count();
+    let mounts = requests
+        .iter()
+        .filter(|r| r.target.contains("mount="))
+        .count();
+    // Both records tried (the one of test/c by HEAD only), then the
+    // config's HEAD.
+    assert_eq!((heads, mounts), (3, 1), "{requests:#?}");
+    let (patches, _) = upload_traffic(&requests);
+    assert!(patches >= 1);
+    let t = tempfile::tempdir().unwrap();
+    let (_, pulled) = pull_into(&f, &t.path().join("root"), "test/c", "1");
+    assert_eq!(pulled.image.id, id);
+
+    // The blob now in test/c is what the record names.
+    let kept = std::fs::read_to_string(&records).unwrap();
+    let m = f.client.get_manifest("test/c", "1").unwrap();
+    let v: serde_json::Value = serde_json::from_slice(&m.bytes).unwrap();
+    let digest = v["layers"][0]["digest"].as_str().unwrap();
+    assert!(kept.contains(digest), "{kept}");
+}
+
+/// Five layers that no record serves are compressed and uploaded at
+/// once (every upload begins before any ends), and the manifest lists
+/// them in the image's order: pulled back, the same image and diffIDs.
+#[test]
+fn five_layers_upload_at_once_and_the_manifest_keeps_their_order() {
+    let Some(f) = fixture() else { return };
+    let tars: Vec<Vec<u8>> = (0..5)
+        .map(|i| {
+            layer_tar(
+                &format!("layer/{i}"),
+                &noise(&i.to_string(), 150_000 * (5 - i)),
+            )
+        })
+        .collect();
+    let diffs: Vec<Digest> = tars.iter().map(|t| sha(t)).collect();
+    let (manifest, id) = push_image(&f.client, "test/five", &tars, &diffs, host_arch());
+    f.client
+        .put_manifest("test/five", "1", OCI_MANIFEST, manifest.as_bytes())
+        .unwrap();
+    f.store
+        .pull(&f.client, "test/five", "1", None, None, &NoProgress)
+        .unwrap();
+
+    // Another registry: the pull's records are of the first, so every
+    // layer is compressed and sent.
+    let other = match Registry::start(Config::default()) {
+        Ok(r) => r,
+        Err(why) => panic!("a second registry: {why}"),
+    };
+    // An upload's closing PUT waits (up to 10 s) until five uploads
+    // have begun: only pushes that overlap get there without the wait.
+    let begun = Arc::new(AtomicUsize::new(0));
+    let seen = begun.clone();
+    let proxy = Proxy::start(&other.addr, move |r| {
+        if r.method == "POST" && r.path().ends_with("/blobs/uploads/") {
+            seen.fetch_add(1, Ordering::SeqCst);
+        }
+        if r.method == "PUT" && r.target.contains("digest=") && r.body.is_empty() {
+            let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+            while seen.load(Ordering::SeqCst) < 5 && std::time::Instant::now() < deadline {
+                std::thread::sleep(std::time::Duration::from_millis(10));
+            }
+        }
+        Action::Forward
+    });
+    let c = through(&proxy);
+    let opts = PushOptions {
+        compression: LayerCompression::Gzip,
+        max_concurrent_uploads: 5,
+        compression_level: None,
+    };
+    let pushed = f
+        .store
+        .push_with(&c, id.as_str(), "test/five", "1", &opts, &NoProgress)
+        .unwrap();
+    assert_eq!(sent_mounted_present(&pushed), (5, 0, 0));
+    let requests = proxy.requests();
+    let first_end = requests
+        .iter()
+        .position(|r| r.method == "PUT" && r.target.contains("digest="))
+        .unwrap();
+    let started = requests[..first_end]
+        .iter()
+        .filter(|r| r.method == "POST" && r.path().ends_with("/blobs/uploads/"))
+        .count();
+    assert_eq!(started, 5, "uploads begun before the first ended");
+
+    let direct = Client::new(
+        &other.addr,
+        Options {
+            insecure: true,
+            ..Options::default()
+        },
+    )
+    .unwrap();
+    let t = tempfile::tempdir().unwrap();
+    let back = Store::open(&t.path().join("root"), Some("vfs")).unwrap();
+    let pulled = back
+        .pull(&direct, "test/five", "1", None, None, &NoProgress)
+        .unwrap();
+    assert_eq!(pulled.image.id, id);
+    assert_eq!(pulled.digest, pushed.digest);
+    assert_eq!(back.image(&id).unwrap().diff_ids, diffs);
+}
+
+/// A push that breaks mid-layer (the upload is begun, then the
+/// registry fails the bytes sent to it) fails, leaves no manifest in the
+/// repository and no record in the store, and the next push completes.
+#[test]
+fn a_push_failed_mid_upload_publishes_nothing_and_the_next_completes() {
+    let Some(f) = fixture() else { return };
+    // Bytes gzip cannot shrink: several megabytes on the wire.
+    let tar = layer_tar("usr/lib/big.so", &noise("cut", 10 << 20));
+    f.store
+        .import(&mut Cursor::new(tar.clone()), Some("img:1"), "")
+        .unwrap();
+    let id = f.store.resolve_image("img:1").unwrap();
+    let patches = Arc::new(AtomicUsize::new(0));
+    let n = patches.clone();
+    let proxy = Proxy::start(f.client.registry(), move |r| {
+        if r.method == "PATCH" {
+            n.fetch_add(1, Ordering::SeqCst);
+            Action::Respond(500, Vec::new(), b"disk on fire".to_vec())
+        } else {
+            Action::Forward
+        }
+    });
+    let e = f
+        .store
+        .push(
+            &through(&proxy),
+            "img:1",
+            "test/cut",
+            "1",
+            LayerCompression::Gzip,
+            &NoProgress,
+        )
+        .unwrap_err();
+    assert!(e.to_string().contains("test/cut"), "{e}");
+    assert_eq!(
+        patches.load(Ordering::SeqCst),
+        1,
+        "a streamed body is not sent twice"
+    );
+    assert!(f.client.get_manifest("test/cut", "1").is_err());
+    let records =
+        f._t.path()
+            .join("root/image/vfs/distribution/v2metadata-by-diffid/sha256")
+            .join(sha(&tar).hex());
+    assert!(!records.exists(), "no record of a blob that did not arrive");
+    assert!(f.store.image(&id).unwrap().repo_digests.is_empty());
+
+    let pushed = f
+        .store
+        .push(
+            &f.client,
+            "img:1",
+            "test/cut",
+            "1",
+            LayerCompression::Gzip,
+            &NoProgress,
+        )
+        .unwrap();
+    assert_eq!(sent_mounted_present(&pushed), (1, 0, 0));
+    let t = tempfile::tempdir().unwrap();
+    let (_, pulled) = pull_into(&f, &t.path().join("root"), "test/cut", "1");
+    assert_eq!(pulled.image.id, id);
+}
+
+/// A compression level is the format's: one out of its range is refused
+/// before the registry is asked anything; one in it gives an image that
+/// pulls back the same.
+#[test]
+fn a_compression_level_out_of_range_is_refused_before_anything_is_sent() {
+    let Some(f) = fixture() else { return };
+    let tar = layer_tar("etc/motd", &noise("level", 100_000));
+    f.store
+        .import(&mut Cursor::new(tar.clone()), Some("img:1"), "")
+        .unwrap();
+    let id = f.store.resolve_image("img:1").unwrap();
+    let proxy = Proxy::start(f.client.registry(), |_| Action::Forward);
+    let c = through(&proxy);
+    for (compression, level) in [(LayerCompression::Gzip, 10), (LayerCompression::Zstd, 0)] {
+        let opts = PushOptions {
+            compression,
+            compression_level: Some(level),
+            ..PushOptions::default()
+        };
+        let e = f
+            .store
+            .push_with(&c, "img:1", "test/level", "1", &opts, &NoProgress)
+            .unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::InvalidArgument, "{e}");
+        assert!(e.to_string().contains(&format!("level {level}")), "{e}");
+    }
+    assert!(proxy.requests().is_empty(), "nothing asked of the registry");
+
+    let opts = PushOptions {
+        compression_level: Some(1),
+        ..PushOptions::default()
+    };
+    let pushed = f
+        .store
+        .push_with(&c, "img:1", "test/level", "1", &opts, &NoProgress)
+        .unwrap();
+    assert_eq!(sent_mounted_present(&pushed), (1, 0, 0));
+    let t = tempfile::tempdir().unwrap();
+    let (_, pulled) = pull_into(&f, &t.path().join("root"), "test/level", "1");
+    assert_eq!(pulled.image.id, id);
 }

@@ -12,7 +12,8 @@ use strata_store::registry::{
     self, api_host, AuthFile, Client, Credentials, Endpoint, Options, RegistriesConf,
 };
 use strata_store::{
-    Digest, ImageRef, LayerCompression, LayerStatus, NoProgress, Progress, PullOptions, Store,
+    Digest, ImageRef, LayerCompression, LayerStatus, NoProgress, Progress, PullOptions,
+    PushOptions, Store,
 };
 
 use super::transfer::Bar;
@@ -69,6 +70,14 @@ pub struct Push {
     /// How layers are compressed: gzip (every client pulls it) or zstd.
     #[arg(long, value_enum, default_value_t = Compression::Gzip)]
     pub compression_format: Compression,
+    /// The compression level of the layers compressed: gzip 0-9 (default
+    /// 6), zstd 1-22 (default 3).
+    #[arg(long)]
+    pub compression_level: Option<i32>,
+    /// Layers compressed and uploaded at once.
+    #[arg(long, default_value_t = strata_store::MAX_CONCURRENT_UPLOADS as u16,
+          value_parser = clap::value_parser!(u16).range(1..))]
+    pub max_concurrent_uploads: u16,
     #[command(flatten)]
     pub transport: Transport,
 }
@@ -280,8 +289,12 @@ pub fn push(a: Push, store: &Store, out: &mut Out) -> Result<()> {
         .expect("endpoints end with the registry");
     let c = client(&at, &a.transport)?;
     let bar = Bar::new("pushing");
-    let compression = a.compression_format.into();
-    let pushed = store.push(&c, &a.image, &at.repository, tag, compression, &bar);
+    let opts = PushOptions {
+        compression: a.compression_format.into(),
+        max_concurrent_uploads: a.max_concurrent_uploads.into(),
+        compression_level: a.compression_level,
+    };
+    let pushed = store.push_with(&c, &a.image, &at.repository, tag, &opts, &bar);
     bar.pb.finish_and_clear();
     let pushed = pushed?;
     // Recorded where Docker would have it: on an image tagged in that

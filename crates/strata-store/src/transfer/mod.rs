@@ -16,7 +16,7 @@ use strata_archive::Digest;
 
 pub use load::Loaded;
 pub use pull::{PullOptions, Pulled, MAX_CONCURRENT_DOWNLOADS};
-pub use push::{LayerCompression, Pushed};
+pub use push::{LayerCompression, PushOptions, Pushed, MAX_CONCURRENT_UPLOADS};
 pub use save::{SaveOptions, SaveTo};
 
 /// What long transfers report as they go; the CLI draws bars from it.

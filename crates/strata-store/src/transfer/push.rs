@@ -1,23 +1,27 @@
 //! `push`: an image of the store to a registry. Each layer's tar is
 //! rebuilt from its tar-split record (so its diffID is the one the
-//! config names) and compressed on the fly (gzip, or zstd); a layer the
-//! repository already has is not sent, and one another repository of the
-//! same registry has is mounted from it.
+//! config names) and compressed on the fly (gzip on several threads, or
+//! zstd); a layer the repository already has is not sent, and one another
+//! repository of the same registry has is mounted from it.
 //!
 //! Where each layer's compressed blob went is recorded per diffID
 //! (digest, repository, media type, size: Docker's
-//! `v2metadata-by-diffid`), so a layer pushed before needs no compression
-//! pass to be found: a HEAD in this repository, else a cross-repository
-//! mount from one it was pushed to. A layer never pushed has its digest
-//! learnt by compressing once into a hasher, asked for with HEAD, and is
-//! compressed again only when missing, into a chunked upload that must
-//! come to the same digest. The manifest is an OCI image manifest; the
-//! image config is the stored one, byte for byte, so the image ID
-//! survives the trip.
+//! `v2metadata-by-diffid`), by push and by pull alike, so a layer pushed
+//! or pulled before is found with no compression at all: a HEAD in this
+//! repository, else a cross-repository mount from one it was in. A layer
+//! no record serves is compressed once, straight into a chunked upload
+//! that hashes what it sends; the digest is named in the closing `PUT`
+//! (what containers/image and Docker do: the registry checks it). Several
+//! layers go at once, and the manifest lists them in the image's order
+//! once every layer's digest and size are known. The manifest is an OCI
+//! image manifest; the image config is the stored one, byte for byte, so
+//! the image ID survives the trip.
 
 use std::io::{self, Write};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::mpsc::{sync_channel, Receiver, SyncSender};
+use std::sync::Mutex;
 
-use flate2::write::GzEncoder;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 use sha2::{Digest as _, Sha256};
@@ -42,6 +46,21 @@ pub enum LayerCompression {
 }
 
 impl LayerCompression {
+    fn name(self) -> &'static str {
+        match self {
+            LayerCompression::Gzip => "gzip",
+            LayerCompression::Zstd => "zstd",
+        }
+    }
+
+    /// The level layers are compressed at unless one is asked for.
+    pub(super) fn default_level(self) -> i32 {
+        match self {
+            LayerCompression::Gzip => GZIP_LEVEL,
+            LayerCompression::Zstd => ZSTD_LEVEL,
+        }
+    }
+
     pub(super) fn media_type(self) -> &'static str {
         match self {
             LayerCompression::Gzip => "application/vnd.oci.image.layer.v1.tar+gzip",
@@ -50,8 +69,65 @@ impl LayerCompression {
     }
 }
 
-/// Bytes held in memory per upload chunk.
-const CHUNK: usize = 8 << 20;
+/// Compressed bytes handed to the upload thread at a time, and how many
+/// may wait to be sent.
+const PIPE_PIECE: usize = 256 << 10;
+const PIPE_DEPTH: usize = 16;
+
+/// Layers compressed and sent at once unless told otherwise (Docker's
+/// `max-concurrent-uploads` default).
+pub const MAX_CONCURRENT_UPLOADS: usize = 5;
+
+/// gzip's level: deflate's default (Go's and zlib's).
+const GZIP_LEVEL: i32 = 6;
+/// zstd's level: the library's default.
+const ZSTD_LEVEL: i32 = 3;
+
+/// How `push_with` pushes.
+#[derive(Debug, Clone, Copy)]
+pub struct PushOptions {
+    /// How layers are compressed.
+    pub compression: LayerCompression,
+    /// Layers compressed and sent at once (at least one).
+    pub max_concurrent_uploads: usize,
+    /// The compression level: gzip 0-9 (default 6), zstd 1-22 (default
+    /// 3). Only layers compressed by this push are made at it.
+    pub compression_level: Option<i32>,
+}
+
+impl Default for PushOptions {
+    fn default() -> Self {
+        PushOptions {
+            compression: LayerCompression::default(),
+            max_concurrent_uploads: MAX_CONCURRENT_UPLOADS,
+            compression_level: None,
+        }
+    }
+}
+
+impl PushOptions {
+    /// The level asked for, or the format's default; one out of the
+    /// format's range is refused.
+    fn level(&self) -> Result<i32> {
+        let (range, default) = match self.compression {
+            LayerCompression::Gzip => (0..=9, GZIP_LEVEL),
+            LayerCompression::Zstd => (1..=22, ZSTD_LEVEL),
+        };
+        match self.compression_level {
+            None => Ok(default),
+            Some(l) if range.contains(&l) => Ok(l),
+            Some(l) => Err(Error::new(
+                ErrorKind::InvalidArgument,
+                format!(
+                    "compression level {l}: {} takes {} to {}",
+                    self.compression.name(),
+                    range.start(),
+                    range.end()
+                ),
+            )),
+        }
+    }
+}
 
 /// What `push` did.
 #[derive(Debug, Clone)]
@@ -66,6 +142,10 @@ pub struct Pushed {
     pub layers_present: usize,
     pub layers_mounted: usize,
 }
+
+/// Where a layer's blob is: its digest, compressed size, and how it
+/// got there.
+type LayerPushed = (Digest, u64, Reached);
 
 /// How a layer reached the repository.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -108,6 +188,25 @@ impl Store {
         compression: LayerCompression,
         progress: &dyn Progress,
     ) -> Result<Pushed> {
+        let opts = PushOptions {
+            compression,
+            ..PushOptions::default()
+        };
+        self.push_with(client, image, repository, tag, &opts, progress)
+    }
+
+    /// [`Store::push`] with every option.
+    pub fn push_with(
+        &self,
+        client: &Client,
+        image: &str,
+        repository: &str,
+        tag: &str,
+        opts: &PushOptions,
+        progress: &dyn Progress,
+    ) -> Result<Pushed> {
+        let compression = opts.compression;
+        opts.level()?;
         let (id, plan) = {
             let _lock = self.lock()?;
             let id = self.resolve_image(image)?;
@@ -119,13 +218,13 @@ impl Store {
         );
         let ctx = |e: Error| Error::with(e.kind(), what.clone(), e);
         progress.start(0, plan.layers.len());
+        let reached = self
+            .push_layers(client, repository, &plan.layers, opts, progress)
+            .map_err(ctx)?;
         let (mut sent, mut present, mut mounted) = (0, 0, 0);
         let mut descriptors = Vec::new();
-        for layer in &plan.layers {
-            let (digest, size, reached) = self
-                .push_layer(client, repository, layer, compression)
-                .map_err(ctx)?;
-            match reached {
+        for (digest, size, how) in reached {
+            match how {
                 Reached::Sent => sent += 1,
                 Reached::Present => present += 1,
                 Reached::Mounted => mounted += 1,
@@ -135,7 +234,6 @@ impl Store {
                 "digest": digest.to_string(),
                 "size": size,
             }));
-            progress.layer_done();
         }
         let config_digest = Digest::from_sha256(Sha256::new_with_prefix(&plan.config));
         let has_config = client
@@ -174,6 +272,56 @@ impl Store {
         })
     }
 
+    /// Every layer of `layers`, `max_concurrent_uploads` at a time:
+    /// where each went, in the order given. A failure stops the layers not
+    /// yet begun; the first in the image's order is the one returned.
+    fn push_layers(
+        &self,
+        client: &Client,
+        repo: &str,
+        layers: &[Layer],
+        opts: &PushOptions,
+        progress: &dyn Progress,
+    ) -> Result<Vec<LayerPushed>> {
+        let next = AtomicUsize::new(0);
+        let failed = AtomicBool::new(false);
+        let done: Mutex<Vec<Option<Result<LayerPushed>>>> =
+            Mutex::new(layers.iter().map(|_| None).collect());
+        let workers = opts.max_concurrent_uploads.clamp(1, layers.len().max(1));
+        std::thread::scope(|s| {
+            for _ in 0..workers {
+                s.spawn(|| loop {
+                    if failed.load(Ordering::Relaxed) {
+                        return;
+                    }
+                    let i = next.fetch_add(1, Ordering::Relaxed);
+                    let Some(layer) = layers.get(i) else { return };
+                    let got = self.push_layer(client, repo, layer, opts);
+                    if got.is_err() {
+                        failed.store(true, Ordering::Relaxed);
+                    } else {
+                        progress.layer_done();
+                    }
+                    done.lock().unwrap_or_else(|p| p.into_inner())[i] = Some(got);
+                });
+            }
+        });
+        let done = done.into_inner().unwrap_or_else(|p| p.into_inner());
+        let (mut reached, mut first_err) = (Vec::with_capacity(layers.len()), None);
+        for got in done.into_iter().flatten() {
+            match got {
+                Ok(r) => reached.push(r),
+                Err(e) => {
+                    first_err.get_or_insert(e);
+                }
+            }
+        }
+        match first_err {
+            Some(e) => Err(e),
+            None => Ok(reached),
+        }
+    }
+
     /// Sends `layer` compressed unless the repository has it or can
     /// mount it: its digest, compressed size, and how it got there.
     fn push_layer(
@@ -181,14 +329,15 @@ impl Store {
         client: &Client,
         repo: &str,
         layer: &Layer,
-        compression: LayerCompression,
-    ) -> Result<(Digest, u64, Reached)> {
+        opts: &PushOptions,
+    ) -> Result<LayerPushed> {
         let what = format!("layer {}", layer.diff_id);
         let here = format!("{}/{repo}", client.registry());
+        let compression = opts.compression;
         let reached = self.push_known(client, repo, layer, compression, &here)?;
         let (digest, size, how) = match reached {
             Some(r) => r,
-            None => self.push_unknown(client, repo, layer, compression)?,
+            None => self.push_unknown(client, repo, layer, opts)?,
         };
         let record = BlobRecord {
             digest: digest.to_string(),
@@ -211,7 +360,7 @@ impl Store {
         layer: &Layer,
         compression: LayerCompression,
         here: &str,
-    ) -> Result<Option<(Digest, u64, Reached)>> {
+    ) -> Result<Option<LayerPushed>> {
         let what = format!("layer {}", layer.diff_id);
         let prefix = format!("{}/", client.registry());
         let mut known: Vec<(Digest, String, u64)> = self
@@ -245,35 +394,52 @@ impl Store {
         Ok(None)
     }
 
-    /// `layer` never pushed with `compression` (or not found where it
-    /// was): its digest learnt by compressing into a hasher, then sent
-    /// unless the repository has it.
+    /// `layer` no record serves: compressed once, into an upload that
+    /// hashes what it sends and names that digest when it ends. The
+    /// upload runs on a thread of its own, so that compression goes on
+    /// while the bytes before are on their way.
     fn push_unknown(
         &self,
         client: &Client,
         repo: &str,
         layer: &Layer,
-        compression: LayerCompression,
-    ) -> Result<(Digest, u64, Reached)> {
+        opts: &PushOptions,
+    ) -> Result<LayerPushed> {
         let what = format!("layer {}", layer.diff_id);
-        let mut hashing = HashWriter::<io::Sink>::default();
-        self.compress_layer(layer, compression, &mut hashing)?;
-        let (digest, size) = hashing.finish();
-        if client
-            .blob_exists(repo, &digest)
-            .map_err(|e| registry(&what, e))?
-            .is_some()
-        {
-            return Ok((digest, size, Reached::Present));
-        }
-        let mut upload = client
-            .begin_upload(repo, CHUNK)
-            .map_err(|e| registry(&what, e))?;
-        self.compress_layer(layer, compression, &mut upload)?;
-        upload
-            .finish(Some(&digest))
-            .map_err(|e| registry(&what, e))?;
-        Ok((digest, size, Reached::Sent))
+        let level = opts.level()?;
+        let (tx, rx) = sync_channel::<Piece>(PIPE_DEPTH);
+        std::thread::scope(|s| {
+            let sender = s.spawn(|| {
+                let mut reader = PipeReader {
+                    rx,
+                    cur: Vec::new(),
+                    pos: 0,
+                };
+                client
+                    .upload_stream(repo, &mut reader)
+                    .map_err(|e| registry(&what, e))
+            });
+            let mut pipe = Pipe {
+                tx: Some(tx),
+                buf: Vec::with_capacity(PIPE_PIECE),
+                broken: false,
+            };
+            let compressed = self
+                .compress_layer(layer, opts.compression, level, &mut pipe)
+                .and_then(|()| pipe.end());
+            let broken = pipe.broken;
+            // Hangs up: an upload not yet ended fails rather than
+            // closing on part of a blob.
+            drop(pipe);
+            let sent = sender.join().expect("the upload thread does not panic");
+            let (digest, size) = match (sent, compressed) {
+                // The upload's failure, unless compression failed first.
+                (Err(e), _) if broken => return Err(e),
+                (_, Err(e)) | (Err(e), Ok(())) => return Err(e),
+                (Ok(d), Ok(())) => d,
+            };
+            Ok((digest, size, Reached::Sent))
+        })
     }
 
     /// Where `diff_id`'s blobs were pushed; none when the record is
@@ -306,24 +472,26 @@ impl Store {
     }
 
     /// The layer's tar, rebuilt, checked against its diffID and
-    /// compressed into `out`. Both encoders give the same bytes for the
-    /// same tar, which the two passes of `push_layer` rely on.
+    /// compressed into `out` at `level`; gzip deflates on every core (the
+    /// same bytes for the same tar whatever their number).
     pub(super) fn compress_layer(
         &self,
         layer: &Layer,
         compression: LayerCompression,
+        level: i32,
         out: &mut dyn Write,
     ) -> Result<()> {
         let failed = |e| Error::io(format!("compressing layer {}", layer.diff_id), e);
         let diff_id = match compression {
             LayerCompression::Gzip => {
-                let mut gz = GzEncoder::new(out, flate2::Compression::default());
+                let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+                let mut gz = strata_archive::ParallelGzip::new(out, level as u32, threads);
                 let d = self.layer_tar(layer, &mut gz)?;
                 gz.finish().map_err(failed)?;
                 d
             }
             LayerCompression::Zstd => {
-                let mut z = zstd::stream::write::Encoder::new(out, 3).map_err(failed)?;
+                let mut z = zstd::stream::write::Encoder::new(out, level).map_err(failed)?;
                 let d = self.layer_tar(layer, &mut z)?;
                 z.finish().map_err(failed)?;
                 d
@@ -393,5 +561,89 @@ impl<W: Write> Write for HashWriter<W> {
             Some(w) => w.flush(),
             None => Ok(()),
         }
+    }
+}
+
+/// What the compressor hands the upload thread.
+enum Piece {
+    Bytes(Vec<u8>),
+    /// The blob is whole: finish the upload.
+    End,
+}
+
+/// The compressor's end of the pipe to the upload thread.
+struct Pipe {
+    tx: Option<SyncSender<Piece>>,
+    buf: Vec<u8>,
+    /// The upload thread hung up.
+    broken: bool,
+}
+
+impl Pipe {
+    fn send(&mut self, piece: Piece) -> io::Result<()> {
+        let sent = self.tx.as_ref().and_then(|tx| tx.send(piece).ok());
+        if sent.is_none() {
+            self.broken = true;
+            return Err(io::Error::new(
+                io::ErrorKind::BrokenPipe,
+                "the upload stopped",
+            ));
+        }
+        Ok(())
+    }
+
+    /// Sends the rest and says the blob is whole.
+    fn end(&mut self) -> Result<()> {
+        let failed = |e| Error::io("ending the upload".to_owned(), e);
+        let rest = std::mem::take(&mut self.buf);
+        if !rest.is_empty() {
+            self.send(Piece::Bytes(rest)).map_err(failed)?;
+        }
+        self.send(Piece::End).map_err(failed)?;
+        self.tx = None;
+        Ok(())
+    }
+}
+
+impl Write for Pipe {
+    fn write(&mut self, data: &[u8]) -> io::Result<usize> {
+        let n = data.len().min(PIPE_PIECE - self.buf.len());
+        self.buf.extend_from_slice(&data[..n]);
+        if self.buf.len() == PIPE_PIECE {
+            let full = std::mem::replace(&mut self.buf, Vec::with_capacity(PIPE_PIECE));
+            self.send(Piece::Bytes(full))?;
+        }
+        Ok(n)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+/// The upload thread's end of the pipe: the blob's bytes, then its end;
+/// an error when the compressor hangs up without ending it.
+struct PipeReader {
+    rx: Receiver<Piece>,
+    cur: Vec<u8>,
+    pos: usize,
+}
+
+impl io::Read for PipeReader {
+    fn read(&mut self, out: &mut [u8]) -> io::Result<usize> {
+        while self.pos == self.cur.len() {
+            match self.rx.recv() {
+                Ok(Piece::Bytes(b)) => {
+                    self.cur = b;
+                    self.pos = 0;
+                }
+                Ok(Piece::End) => return Ok(0),
+                Err(_) => return Err(io::Error::other("the layer's compression failed")),
+            }
+        }
+        let n = out.len().min(self.cur.len() - self.pos);
+        out[..n].copy_from_slice(&self.cur[self.pos..self.pos + n]);
+        self.pos += n;
+        Ok(n)
     }
 }

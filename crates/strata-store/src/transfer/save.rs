@@ -309,7 +309,7 @@ impl Store {
             let writing = || format!("writing {}", dest.display());
             let file = File::create(&dest).ctx(writing)?;
             let mut out = HashWriter::to(BufWriter::with_capacity(1 << 20, file));
-            self.compress_layer(l, compression, &mut out)?;
+            self.compress_layer(l, compression, compression.default_level(), &mut out)?;
             out.flush().ctx(writing)?;
             let (blob, size) = out.finish();
             let kind = match compression {
