@@ -7,7 +7,7 @@
 
 use std::fs;
 use std::io::Write;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
@@ -195,7 +195,7 @@ impl ContainerStore {
         for e in fs::read_dir(&dir).ctx(|| format!("listing {}", dir.display()))? {
             let e = e.ctx(|| format!("listing {}", dir.display()))?;
             let name = e.file_name().to_string_lossy().into_owned();
-            if layout::is_removing(&name) {
+            if layout::is_removing(&name) || is_dockers(&e.path()) {
                 continue;
             }
             match self.container(&name) {
@@ -590,4 +590,13 @@ fn parse_name(n: &str) -> Result<ContainerName> {
             format!("invalid container name {n:?}: [a-zA-Z0-9][a-zA-Z0-9_.-]*"),
         )
     })
+}
+
+/// Whether the container directory `dir` is one of Docker's (the store
+/// is a copy of Docker's data root): Docker's record, `config.v2.json`,
+/// and none of strata's. strata neither lists nor runs such a container;
+/// `check` notes it and keeps its layers.
+pub(crate) fn is_dockers(dir: &Path) -> bool {
+    let has = |f: &str| fs::symlink_metadata(dir.join(f)).is_ok();
+    has(record::DOCKER_CONFIG) && !has(record::CONFIG)
 }

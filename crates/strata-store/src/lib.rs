@@ -50,6 +50,7 @@
 mod atomic;
 mod check;
 mod commit;
+mod compat;
 mod container;
 mod copy;
 mod error;
@@ -82,6 +83,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 pub use check::{CheckOptions, Finding, FindingKind, Report};
+pub use compat::DOCKER_MAX_DEPTH;
 pub use container::{Container, ContainerStore};
 pub use error::{Error, ErrorKind, Result};
 pub use ids::{short, CacheId, ContainerId, ContainerName, InvalidId, MountId};
@@ -127,6 +129,8 @@ pub struct Store {
     images: ImageStore,
     containers: ContainerStore,
     volumes: VolumeStore,
+    /// Opened to change the store, or only to read it.
+    access: secure::Access,
 }
 
 impl Store {
@@ -149,31 +153,59 @@ impl Store {
         // directory (a mistyped --driver, a file system the driver
         // refuses): what this call made, it takes back.
         let made = first_missing(root);
-        let opened = Store::open_made(root, driver, server);
+        let opened = Store::open_made(root, driver, server, secure::Access::Write);
         if let (Err(_), Some(made)) = (&opened, made) {
             let _ = fs::remove_dir_all(made);
         }
         opened
     }
 
-    fn open_made(
+    /// Opens an existing store for a command that only reads it
+    /// (`images`, `ps`, `inspect`, `layers`, `check` without repair):
+    /// nothing on disk is made, re-moded, cleaned or recovered, so a
+    /// copy of another tool's data root (Docker's) stays as it was.
+    /// Staging debris and containers a crash left half-made stay for the
+    /// next command that changes the store. A root that is not a store
+    /// yet is made, as [`Store::open_with`] makes it. The store refuses
+    /// [`Store::lock`], so nothing can change it by mistake.
+    pub fn open_read_only(
         root: &Path,
         driver: Option<&str>,
         server: strata_driver::fuse::Server,
     ) -> Result<Store> {
-        fs::DirBuilder::new()
-            .recursive(true)
-            .mode(0o700)
-            .create(root)
-            .ctx(|| format!("creating the store at {}", root.display()))?;
+        let is_store = strata_driver::names().any(|d| Layout::image_of(root, d).is_dir());
+        if !is_store {
+            return Store::open_with(root, driver, server);
+        }
+        Store::open_made(root, driver, server, secure::Access::ReadOnly)
+    }
+
+    fn open_made(
+        root: &Path,
+        driver: Option<&str>,
+        server: strata_driver::fuse::Server,
+        access: secure::Access,
+    ) -> Result<Store> {
+        let write = access == secure::Access::Write;
+        if write {
+            fs::DirBuilder::new()
+                .recursive(true)
+                .mode(0o700)
+                .create(root)
+                .ctx(|| format!("creating the store at {}", root.display()))?;
+        }
         // A root that is a symlink is followed, once, here (the operator's
         // choice, as Docker's --data-root); every directory below is
         // checked without following any (see `secure`).
         let root = fs::canonicalize(root).ctx(|| format!("resolving {}", root.display()))?;
-        let root_fd = secure::open_root(&root)?;
+        let root_fd = secure::open_root(&root, access)?;
         // Held from before the driver is chosen until staging is clean: two
         // first opens of one root must not make it with two drivers.
-        let lock = lock::lock_at(&root)?;
+        let lock = if write {
+            Some(lock::lock_at(&root)?)
+        } else {
+            None
+        };
         // Before a driver opens (or makes) its home, and before `image/`
         // says which driver the store has.
         // Drivers a store may have been made with, in the order `open` looks.
@@ -184,6 +216,7 @@ impl Store {
                 Path::new(d),
                 secure::HOME_MAX,
                 false,
+                access,
             )?;
         }
         secure::store_dir(
@@ -192,6 +225,7 @@ impl Store {
             Layout::images_rel(),
             secure::DIR_MAX,
             false,
+            access,
         )?;
         let existing = strata_driver::names().find(|d| Layout::image_of(&root, d).is_dir());
         let is_have = |have: &str, want: &str| {
@@ -210,7 +244,13 @@ impl Store {
             (Some(have), _) => Some(have),
             (None, want) => want,
         };
-        let driver: Arc<dyn Driver> = strata_driver::open_with(&root, name, server)
+        let driver = match (access, name) {
+            (secure::Access::ReadOnly, Some(name)) => {
+                strata_driver::open_read_only(&root, name, server)
+            }
+            _ => strata_driver::open_with(&root, name, server),
+        };
+        let driver: Arc<dyn Driver> = driver
             .map_err(|e| Error::driver("opening the storage driver", e))?
             .into();
         let layout = Layout::new(&root, driver.name());
@@ -222,11 +262,13 @@ impl Store {
             layers,
             layout,
             driver,
+            access,
         };
         store.secure_dirs(root_fd.as_fd())?;
-        store.clean_staging(&lock)?;
-        store.recover_unflushed(&lock)?;
-        drop(lock);
+        if let Some(lock) = lock {
+            store.clean_staging(&lock)?;
+            store.recover_unflushed(&lock)?;
+        }
         Ok(store)
     }
 
@@ -252,9 +294,9 @@ impl Store {
         // Made by the first volume: checked when there.
         dirs.push((Layout::volumes_rel().to_owned(), secure::VOLUMES_MAX, false));
         for (rel, max, create) in dirs {
-            secure::store_dir(root_fd, root, &rel, max, create)?;
+            secure::store_dir(root_fd, root, &rel, max, create, self.access)?;
         }
-        if self.layout.volumes().is_dir() {
+        if self.access == secure::Access::Write && self.layout.volumes().is_dir() {
             for (dir, mode) in self.volumes.local()?.tighten_modes()? {
                 tracing::warn!(
                     "{} was mode {mode:o}: now {:o}, so that other users cannot reach volumes",
@@ -306,9 +348,28 @@ impl Store {
     }
 
     /// Takes the store lock, waiting for other processes. Functions that
-    /// change the store take the [`Lock`] as proof that it is held.
+    /// change the store take the [`Lock`] as proof that it is held; a
+    /// store opened read-only refuses it.
     pub fn lock(&self) -> Result<Lock> {
+        if self.access == secure::Access::ReadOnly {
+            return Err(Error::new(
+                ErrorKind::InvalidArgument,
+                format!(
+                    "the store at {} was opened to be read, not changed",
+                    self.root().display()
+                ),
+            ));
+        }
         lock::lock_at(self.layout.root())
+    }
+
+    /// The store lock for a walk that changes nothing: on a store opened
+    /// read-only, taken without making the lock file.
+    pub(crate) fn read_lock(&self) -> Result<Lock> {
+        match self.access {
+            secure::Access::Write => self.lock(),
+            secure::Access::ReadOnly => lock::lock_existing(self.layout.root()),
+        }
     }
 
     /// What `strata info` shows.

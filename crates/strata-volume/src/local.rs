@@ -47,6 +47,11 @@ use crate::{atomic, check_name, Error, ErrorKind, Result, Scope, VolumeDriver, V
 /// The driver's name.
 pub const DRIVER: &str = "local";
 
+/// Docker's record of its volumes, in a copy of its data root.
+const DOCKER_METADATA: &str = "metadata.db";
+/// Docker's local driver's mount options of a volume, in its directory.
+const DOCKER_OPTS: &str = "opts.json";
+
 /// The options the local driver takes, and which others each one needs
 /// (moby's `validOpts` and `mandatoryOpts`).
 const OPTIONS: &[(&str, &[&str])] = &[
@@ -113,14 +118,33 @@ impl Local {
         self.volume_dir(name).join("_data")
     }
 
-    /// Whether a volume of any driver is recorded under `name`.
+    /// Whether a volume of any driver is recorded under `name` (by
+    /// strata, or by Docker in a copy of its data root).
     pub fn exists(&self, name: &str) -> bool {
-        check_name(name).is_ok() && self.volume_dir(name).join("meta.json").is_file()
+        check_name(name).is_ok()
+            && (self.volume_dir(name).join("meta.json").is_file() || self.is_dockers(name))
     }
 
-    /// The volume's record.
+    /// Whether `name` is a local volume Docker made (the store is a copy
+    /// of Docker's data root): its `_data` and no `meta.json`, beside
+    /// Docker's own record of every volume, `volumes/metadata.db` (a
+    /// bolt database strata does not read).
+    pub fn is_dockers(&self, name: &str) -> bool {
+        self.dir.join(DOCKER_METADATA).is_file()
+            && fs::symlink_metadata(self.volume_dir(name).join("meta.json")).is_err()
+            && fs::symlink_metadata(self.data_path(name)).is_ok_and(|m| m.is_dir())
+    }
+
+    /// The volume's record. A volume Docker made is a local volume
+    /// without options or labels (Docker keeps those in its database),
+    /// made when its directory was; one Docker mounts with options
+    /// (`opts.json`: tmpfs, nfs, a device) is refused, since strata
+    /// would use its empty `_data` instead.
     pub fn meta(&self, name: &str) -> Result<Meta> {
         check_name(name)?;
+        if self.is_dockers(name) {
+            return self.docker_meta(name);
+        }
         let p = self.volume_dir(name).join("meta.json");
         let bytes = match fs::read(&p) {
             Ok(b) => b,
@@ -133,6 +157,29 @@ impl Local {
                 format!("volume {name}: bad {}", p.display()),
                 e,
             )
+        })
+    }
+
+    fn docker_meta(&self, name: &str) -> Result<Meta> {
+        let dir = self.volume_dir(name);
+        if fs::symlink_metadata(dir.join(DOCKER_OPTS)).is_ok() {
+            return Err(Error::new(
+                ErrorKind::InvalidArgument,
+                format!(
+                    "volume {name} was made by Docker with mount options ({}), \
+                     which strata does not read",
+                    dir.join(DOCKER_OPTS).display()
+                ),
+            ));
+        }
+        let made = fs::symlink_metadata(&dir)
+            .and_then(|m| m.modified())
+            .ctx(|| format!("reading {}", dir.display()))?;
+        Ok(Meta {
+            driver: DRIVER.to_owned(),
+            options: BTreeMap::new(),
+            created_at: humantime::format_rfc3339_seconds(made).to_string(),
+            labels: BTreeMap::new(),
         })
     }
 

@@ -95,15 +95,28 @@ impl Btrfs {
     /// Opens (making it if needed) the driver with its home at `home`,
     /// which must be on btrfs.
     pub fn new(home: &Path) -> Result<Self> {
+        Btrfs::open(home, false)
+    }
+
+    /// [`Btrfs::new`], or with `read_only` an existing home opened
+    /// without writing to it.
+    pub fn open(home: &Path, read_only: bool) -> Result<Self> {
         require_btrfs(home)?;
-        fs::DirBuilder::new()
-            .recursive(true)
-            .mode(0o700)
-            .create(home.join("subvolumes"))
-            .ctx(|| format!("creating {}", home.display()))?;
+        if !read_only {
+            fs::DirBuilder::new()
+                .recursive(true)
+                .mode(0o700)
+                .create(home.join("subvolumes"))
+                .ctx(|| format!("creating {}", home.display()))?;
+        }
         let home = fs::canonicalize(home).ctx(|| format!("resolving {}", home.display()))?;
+        let (dir, lock) = (home.join("refs"), home.join("lock"));
         Ok(Btrfs {
-            refs: Refs::new(&home.join("refs"), &home.join("lock"))?,
+            refs: if read_only {
+                Refs::existing(&dir, &lock)
+            } else {
+                Refs::new(&dir, &lock)?
+            },
             home,
         })
     }

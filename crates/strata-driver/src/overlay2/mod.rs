@@ -58,6 +58,9 @@ pub struct Overlay2 {
     union: Union,
     native_diff: bool,
     backing_fs: String,
+    /// Opened without writing (no probe ran): sizes are counted in the
+    /// upper directory rather than by mounting.
+    read_only: bool,
 }
 
 /// What mounts the union: kernel overlayfs, or strata's FUSE union (the
@@ -75,7 +78,15 @@ impl Overlay2 {
     /// cannot be mounted here, when the backing file system is itself
     /// overlay, or when it lacks d_type.
     pub fn new(home: &Path) -> Result<Self> {
-        let (home, backing) = open_home(home)?;
+        Overlay2::open(home, false)
+    }
+
+    /// [`Overlay2::new`], or with `read_only` an existing home opened
+    /// without writing to it: nothing made, no probe mounted or recorded
+    /// (the recorded answer is used; without one, the old mount API and
+    /// no native diff, which are always correct).
+    pub fn open(home: &Path, read_only: bool) -> Result<Self> {
+        let (home, backing) = open_home(home, read_only)?;
         if backing.0 == OVERLAY_MAGIC {
             return Err(Error::new(
                 ErrorKind::Unsupported,
@@ -92,9 +103,16 @@ impl Overlay2 {
             OverlayXattrs::Trusted
         };
         let options = mount_options(userns);
-        let found = probe::cached(&home, &options, xattrs)?;
+        let found = if read_only {
+            probe::recorded(&home, &options).unwrap_or(probe::Probed {
+                new_mount_api: false,
+                native_diff: false,
+            })
+        } else {
+            probe::cached(&home, &options, xattrs)?
+        };
         Ok(Overlay2 {
-            refs: Refs::new(&home.join("refs"), &home.join("lock"))?,
+            refs: refs(&home, read_only)?,
             home,
             xattrs,
             userns,
@@ -103,6 +121,7 @@ impl Overlay2 {
             },
             native_diff: found.native_diff,
             backing_fs: backing.1,
+            read_only,
         })
     }
 
@@ -111,11 +130,18 @@ impl Overlay2 {
     /// Fails when FUSE cannot be used here.
     #[cfg(feature = "fuse")]
     pub fn fuse(home: &Path, server: crate::fuse::Server) -> Result<Self> {
+        Overlay2::fuse_open(home, server, false)
+    }
+
+    /// [`Overlay2::fuse`], or with `read_only` an existing home opened
+    /// without writing to it.
+    #[cfg(feature = "fuse")]
+    pub fn fuse_open(home: &Path, server: crate::fuse::Server, read_only: bool) -> Result<Self> {
         let mounter = crate::fuse::Mounter::new(server)?;
-        let (home, backing) = open_home(home)?;
+        let (home, backing) = open_home(home, read_only)?;
         let userns = mounter.userxattr();
         Ok(Overlay2 {
-            refs: Refs::new(&home.join("refs"), &home.join("lock"))?,
+            refs: refs(&home, read_only)?,
             home,
             xattrs: if userns {
                 OverlayXattrs::User
@@ -128,6 +154,7 @@ impl Overlay2 {
             // upper directory is always its whole change.
             native_diff: true,
             backing_fs: backing.1,
+            read_only,
         })
     }
 
@@ -220,6 +247,14 @@ impl Overlay2 {
     fn mount(&self, id: &str, lower: &[String], label: Option<&str>) -> Result<PathBuf> {
         let dir = self.dir(id);
         let merged = dir.join("merged");
+        // Docker makes `merged` as it mounts a layer and removes it as it
+        // unmounts: a layer of a copy of its data root may have none.
+        match fs::DirBuilder::new().mode(0o700).create(&merged) {
+            Err(e) if e.kind() != std::io::ErrorKind::AlreadyExists => {
+                return Err(e).ctx(|| format!("creating {}", merged.display()))
+            }
+            _ => {}
+        }
         let new_mount_api = match &self.union {
             Union::Kernel { new_mount_api } => *new_mount_api,
             #[cfg(feature = "fuse")]
@@ -396,17 +431,30 @@ fn lower_line(id: &str, chain: &[String]) -> Result<String> {
     Ok(chain.join(":"))
 }
 
-/// Makes the home (with its `l/`) if needed; its canonical path and the
-/// file system it is on.
-fn open_home(home: &Path) -> Result<(PathBuf, (i64, String))> {
-    fs::DirBuilder::new()
-        .recursive(true)
-        .mode(0o710)
-        .create(home.join("l"))
-        .ctx(|| format!("creating {}", home.display()))?;
+/// Makes the home (with its `l/`) if needed, unless `read_only`; its
+/// canonical path and the file system it is on.
+fn open_home(home: &Path, read_only: bool) -> Result<(PathBuf, (i64, String))> {
+    if !read_only {
+        fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o710)
+            .create(home.join("l"))
+            .ctx(|| format!("creating {}", home.display()))?;
+    }
     let home = fs::canonicalize(home).ctx(|| format!("resolving {}", home.display()))?;
     let backing = crate::backing_fs(&home)?;
     Ok((home, backing))
+}
+
+/// The mount reference counts in `<home>/refs`, made when missing
+/// unless `read_only`.
+fn refs(home: &Path, read_only: bool) -> Result<Refs> {
+    let (dir, lock) = (home.join("refs"), home.join("lock"));
+    if read_only {
+        Ok(Refs::existing(&dir, &lock))
+    } else {
+        Refs::new(&dir, &lock)
+    }
 }
 
 fn mount_options(userns: bool) -> Vec<String> {
@@ -579,6 +627,27 @@ impl Driver for Overlay2 {
         self.native_diff.then_some(self as &dyn NativeDiff)
     }
 
+    /// Without the probe's answer (a read-only open), a layer over its
+    /// real parent is measured in its upper directory rather than by
+    /// mounting: with redirect_dir and metacopy off, that directory
+    /// holds every file the layer adds or changes, and an image layer's
+    /// is exactly what its tar unpacked.
+    fn diff_size(&self, id: &str, parent: Option<&str>) -> Result<u64> {
+        let upper = self.native_diff || self.read_only;
+        if upper && NativeDiff::covers(self, id, parent) {
+            return NativeDiff::diff_size(self, id, parent);
+        }
+        crate::naive::diff_size(self, id, parent)
+    }
+
+    /// Docker's overlay2 records the size of the diff directory it
+    /// unpacked a layer into (moby `directory.Size`): regular files and
+    /// symbolic links, each inode once.
+    fn docker_size(&self, id: &str) -> Result<Option<u64>> {
+        self.require(id)?;
+        dir_size(&self.dir(id).join("diff"), true).map(Some)
+    }
+
     /// Docker's overlay2 limits a container's size with xfs project
     /// quotas (FS_IOC_FSSETXATTR project ids on the upper directory);
     /// strata does not, and says so with the backing file system.
@@ -649,12 +718,13 @@ impl NativeDiff for Overlay2 {
 
     fn diff_size(&self, id: &str, _parent: Option<&str>) -> Result<u64> {
         self.require(id)?;
-        dir_size(&self.dir(id).join("diff"))
+        dir_size(&self.dir(id).join("diff"), false)
     }
 }
 
-/// Bytes of regular-file content under `dir` (each inode once).
-fn dir_size(dir: &Path) -> Result<u64> {
+/// Bytes of regular-file content under `dir` (each inode once); with
+/// `symlinks`, each symbolic link's length too, as Docker counts.
+fn dir_size(dir: &Path, symlinks: bool) -> Result<u64> {
     use std::collections::HashSet;
     use std::os::unix::fs::MetadataExt;
     let mut seen = HashSet::new();
@@ -668,7 +738,9 @@ fn dir_size(dir: &Path) -> Result<u64> {
                 .ctx(|| format!("looking up {}", e.path().display()))?;
             if md.is_dir() {
                 stack.push(e.path());
-            } else if md.is_file() && seen.insert((md.dev(), md.ino())) {
+            } else if (md.is_file() || (symlinks && md.is_symlink()))
+                && seen.insert((md.dev(), md.ino()))
+            {
                 total += md.len();
             }
         }

@@ -28,15 +28,28 @@ pub struct Vfs {
 
 impl Vfs {
     pub fn new(home: &Path) -> Result<Self> {
-        fs::DirBuilder::new()
-            .recursive(true)
-            .mode(0o710)
-            .create(home.join("dir"))
-            .ctx(|| format!("creating {}", home.display()))?;
+        Vfs::open(home, false)
+    }
+
+    /// [`Vfs::new`], or with `read_only` an existing home opened without
+    /// writing to it.
+    pub fn open(home: &Path, read_only: bool) -> Result<Self> {
+        if !read_only {
+            fs::DirBuilder::new()
+                .recursive(true)
+                .mode(0o710)
+                .create(home.join("dir"))
+                .ctx(|| format!("creating {}", home.display()))?;
+        }
         let home = fs::canonicalize(home).ctx(|| format!("resolving {}", home.display()))?;
         let backing_fs = crate::backing_fs(&home)?.1;
+        let (dir, lock) = (home.join("refs"), home.join("lock"));
         Ok(Vfs {
-            refs: Refs::new(&home.join("refs"), &home.join("lock"))?,
+            refs: if read_only {
+                Refs::existing(&dir, &lock)
+            } else {
+                Refs::new(&dir, &lock)?
+            },
             home,
             backing_fs,
         })
