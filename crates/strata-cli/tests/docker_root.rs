@@ -251,9 +251,16 @@ fn a_copy_of_dockers_data_root_is_a_store() {
 }
 
 /// On a store of strata's own, with Docker's mode on `containers/` and
-/// no lock file, the readers change nothing either (no dockerd needed).
+/// no lock file, the readers change nothing either (no dockerd needed);
+/// nor on one without `volumes/` (made by the first volume).
 #[test]
 fn reading_a_store_changes_nothing() {
+    let s = Strata::new("vfs");
+    let tree = s.host_dir("tree", &[("f", "content\n")]);
+    s.import_tree(&tree, "img:1");
+    assert!(!s.root().join("volumes").exists());
+    readers_change_nothing(&s, &["img:1"], &[]);
+
     let s = Strata::new("vfs");
     let tree = s.host_dir("tree", &[("f", "content\n")]);
     s.import_tree(&tree, "img:1");

@@ -572,7 +572,8 @@ fn a_set_user_id_file_in_a_volume_is_out_of_other_users_reach() {
     assert_eq!(mode(s.root().join("volumes")), 0o700);
     assert_eq!(mode(s.root().join("volumes/v")), 0o700);
 
-    // Docker's modes: reachable, until the next strata command.
+    // Docker's modes: reachable, until the next strata command that
+    // changes the store (one that only reads changes no mode).
     sh(&format!(
         "chmod 0701 '{0}/volumes' && chmod 0755 '{0}/volumes/v'",
         s.root().display()
@@ -581,7 +582,9 @@ fn a_set_user_id_file_in_a_volume_is_out_of_other_users_reach() {
         as_nobody("exec", &suid),
         "the probe: Docker's modes let nobody in"
     );
-    let out = s.run(&["volume", "ls"]);
+    assert!(s.run(&["volume", "ls"]).status.success());
+    assert_eq!(mode(s.root().join("volumes/v")), 0o755);
+    let out = s.run(&["volume", "create", "w"]);
     assert!(out.status.success());
     let warned = String::from_utf8_lossy(&out.stderr);
     assert!(

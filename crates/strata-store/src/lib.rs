@@ -164,17 +164,27 @@ impl Store {
     /// (`images`, `ps`, `inspect`, `layers`, `check` without repair):
     /// nothing on disk is made, re-moded, cleaned or recovered, so a
     /// copy of another tool's data root (Docker's) stays as it was.
-    /// Staging debris and containers a crash left half-made stay for the
-    /// next command that changes the store. A root that is not a store
-    /// yet is made, as [`Store::open_with`] makes it. The store refuses
-    /// [`Store::lock`], so nothing can change it by mistake.
+    /// Staging debris stays for the next command that changes the store.
+    /// The store refuses [`Store::lock`], so nothing can change it by
+    /// mistake.
+    ///
+    /// Two cases open it as [`Store::open_with`] does: a root that is not
+    /// a store yet (made), and a store where an earlier boot left
+    /// containers created unflushed (a crash): those are made whole or
+    /// removed first, or a listing could show a container half there.
     pub fn open_read_only(
         root: &Path,
         driver: Option<&str>,
         server: strata_driver::fuse::Server,
     ) -> Result<Store> {
-        let is_store = strata_driver::names().any(|d| Layout::image_of(root, d).is_dir());
-        if !is_store {
+        let made: Vec<Layout> = strata_driver::names()
+            .map(|d| Layout::new(root, d))
+            .filter(|l| l.image_dir().is_dir())
+            .collect();
+        let crashed = made
+            .iter()
+            .any(|l| unflushed::earlier_boot_left(&l.unflushed()));
+        if made.is_empty() || crashed {
             return Store::open_with(root, driver, server);
         }
         Store::open_made(root, driver, server, secure::Access::ReadOnly)
@@ -258,7 +268,14 @@ impl Store {
         let store = Store {
             images: ImageStore::new(layout.clone(), layers.clone()),
             containers: ContainerStore::new(layout.clone(), driver.clone()),
-            volumes: VolumeStore::new(layout.clone(), strata_volume::plugin::default_dirs()),
+            volumes: {
+                let v = VolumeStore::new(layout.clone(), strata_volume::plugin::default_dirs());
+                if write {
+                    v
+                } else {
+                    v.read_only()
+                }
+            },
             layers,
             layout,
             driver,

@@ -96,6 +96,14 @@ impl Local {
         })
     }
 
+    /// The driver over `dir`, not made when missing (a store opened to
+    /// be read): a missing `dir` holds no volumes.
+    pub fn existing(dir: &Path) -> Local {
+        Local {
+            dir: dir.to_owned(),
+        }
+    }
+
     fn lock(&self) -> Result<Locked> {
         let path = self.dir.join(".lock");
         let file = OpenOptions::new()
@@ -186,7 +194,11 @@ impl Local {
     /// Every recorded volume's name, whatever its driver, sorted.
     pub fn names(&self) -> Result<Vec<String>> {
         let mut out = Vec::new();
-        for e in fs::read_dir(&self.dir).ctx(|| format!("listing {}", self.dir.display()))? {
+        let entries = match fs::read_dir(&self.dir) {
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(out),
+            r => r.ctx(|| format!("listing {}", self.dir.display()))?,
+        };
+        for e in entries {
             let e = e.ctx(|| format!("listing {}", self.dir.display()))?;
             let name = e.file_name().to_string_lossy().into_owned();
             if !name.starts_with('.') && self.exists(&name) {
