@@ -442,7 +442,12 @@ fn open_removes_volume_staging_and_keeps_volumes() {
     fs::write(vols.join(".w.creating/_data/f"), "x").unwrap();
     fs::create_dir_all(vols.join(".x.removing/_data")).unwrap();
     fs::write(vols.join("v/.meta.json.tmp"), "{").unwrap();
+    // `volume ls` only reads: the staging stays for the next command
+    // that changes the store, which removes it as it opens the store.
     assert_eq!(s.volume_names(), ["v"]);
+    assert!(vols.join(".w.creating").exists());
+    s.ok(&["volume", "create", "other"]);
+    assert_eq!(s.volume_names(), ["other", "v"]);
     for gone in [".w.creating", ".x.removing", "v/.meta.json.tmp"] {
         assert!(!vols.join(gone).exists(), "{gone} is still there");
     }

@@ -58,9 +58,12 @@ pub struct Overlay2 {
     union: Union,
     native_diff: bool,
     backing_fs: String,
-    /// Opened without writing (no probe ran): sizes are counted in the
-    /// upper directory rather than by mounting.
+    /// Opened without writing: sizes are counted in the upper directory
+    /// rather than by mounting.
     read_only: bool,
+    /// Whether the probe's answer is known (a read-only open of a home
+    /// that never recorded one does not probe).
+    probed: bool,
 }
 
 /// What mounts the union: kernel overlayfs, or strata's FUSE union (the
@@ -103,13 +106,19 @@ impl Overlay2 {
             OverlayXattrs::Trusted
         };
         let options = mount_options(userns);
-        let found = if read_only {
-            probe::recorded(&home, &options).unwrap_or(probe::Probed {
-                new_mount_api: false,
-                native_diff: false,
-            })
+        let (found, probed) = if read_only {
+            match probe::recorded(&home, &options) {
+                Some(found) => (found, true),
+                None => (
+                    probe::Probed {
+                        new_mount_api: false,
+                        native_diff: false,
+                    },
+                    false,
+                ),
+            }
         } else {
-            probe::cached(&home, &options, xattrs)?
+            (probe::cached(&home, &options, xattrs)?, true)
         };
         Ok(Overlay2 {
             refs: refs(&home, read_only)?,
@@ -122,6 +131,7 @@ impl Overlay2 {
             native_diff: found.native_diff,
             backing_fs: backing.1,
             read_only,
+            probed,
         })
     }
 
@@ -155,6 +165,7 @@ impl Overlay2 {
             native_diff: true,
             backing_fs: backing.1,
             read_only,
+            probed: true,
         })
     }
 
@@ -587,10 +598,20 @@ impl Driver for Overlay2 {
         let layers = fs::read_dir(self.home.join("l"))
             .map(|d| d.count())
             .unwrap_or(0);
+        let probed = |v: String| {
+            if self.probed {
+                v
+            } else {
+                "not probed (the store was opened to be read)".to_owned()
+            }
+        };
         vec![
             ("Backing Filesystem".into(), self.backing_fs.clone()),
-            ("Supports d_type".into(), "true".into()),
-            ("Native Overlay Diff".into(), self.native_diff.to_string()),
+            ("Supports d_type".into(), probed("true".into())),
+            (
+                "Native Overlay Diff".into(),
+                probed(self.native_diff.to_string()),
+            ),
             ("userxattr".into(), self.userns.to_string()),
             (
                 "Mount API".into(),
@@ -600,7 +621,7 @@ impl Driver for Overlay2 {
                     } => format!("fsconfig lowerdir+ (up to {MAX_LAYERS} layers)"),
                     Union::Kernel {
                         new_mount_api: false,
-                    } => "mount(2) option string".into(),
+                    } => probed("mount(2) option string".into()),
                     #[cfg(feature = "fuse")]
                     Union::Fuse(m) => m.describe(),
                 },

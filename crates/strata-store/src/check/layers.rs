@@ -183,6 +183,7 @@ impl Checker<'_> {
         for c in self.container_configs()? {
             roots.extend(c.parent_layer);
         }
+        roots.extend(store.docker_container_parents()?);
         let mut live = BTreeSet::new();
         for r in roots {
             let mut cur = Some(r);
