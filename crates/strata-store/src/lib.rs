@@ -18,10 +18,11 @@
 //! file and every directory above are real directories (opened without
 //! following symlinks) that the caller owns and other users cannot
 //! write to (`secure`; looser modes on the caller's own directories are
-//! tightened, with a warning). Nothing read from it is trusted as a path
-//! or an ID: every ID and name in a record is parsed into a validated
-//! type (`ids`: [`ContainerId`], [`MountId`], [`CacheId`],
-//! [`ContainerName`], and [`Digest`]) before it names a file, a
+//! tightened, with a warning, when the store is opened to be changed).
+//! Nothing read from it is trusted as a path or an ID: every ID and
+//! name in a record is parsed into a validated type (`ids`:
+//! [`ContainerId`], [`MountId`], [`CacheId`], [`ContainerName`], and
+//! [`Digest`]) before it names a file, a
 //! container's ID must be the name of its directory, and records are
 //! read through one capped, no-follow reader (`atomic::read_capped`). A
 //! record that fails is corrupt: `strata check` reports it, and nothing
@@ -215,6 +216,14 @@ impl Store {
             Some(lock::lock_at(&root)?)
         } else {
             None
+        };
+        // A reader waits, as a writer does, for a change in progress to
+        // finish (a container and its anonymous volumes go in one locked
+        // step), through the lock file if there is one: none is made.
+        let _read = if write {
+            None
+        } else {
+            Some(lock::lock_existing(&root)?)
         };
         // Before a driver opens (or makes) its home, and before `image/`
         // says which driver the store has.

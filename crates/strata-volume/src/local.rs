@@ -666,6 +666,27 @@ impl VolumeDriver for Local {
 mod tests {
     use super::*;
 
+    /// A copy of Docker's data root: `_data` without `meta.json`, beside
+    /// Docker's `metadata.db`, is a local volume without labels; with
+    /// `opts.json` (mounted with options by Docker) it is refused.
+    #[test]
+    fn a_volume_docker_made_is_a_local_volume() {
+        let t = tempfile::tempdir().unwrap();
+        let dir = t.path().join("volumes");
+        fs::create_dir_all(dir.join("dv/_data")).unwrap();
+        let local = Local::open(&dir).unwrap();
+        assert!(!local.exists("dv"), "no metadata.db: not Docker's");
+        fs::write(dir.join(DOCKER_METADATA), b"bolt").unwrap();
+        assert!(local.exists("dv"));
+        let m = local.meta("dv").unwrap();
+        assert_eq!(m.driver, DRIVER);
+        assert!(m.labels.is_empty() && m.options.is_empty());
+        assert_eq!(local.names().unwrap(), ["dv"]);
+        fs::write(dir.join("dv").join(DOCKER_OPTS), b"{}").unwrap();
+        let err = local.meta("dv").unwrap_err();
+        assert!(err.to_string().contains("mount options"), "{err}");
+    }
+
     fn opts(kv: &[(&str, &str)]) -> BTreeMap<String, String> {
         kv.iter()
             .map(|(k, v)| (k.to_string(), v.to_string()))
