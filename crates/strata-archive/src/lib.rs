@@ -24,6 +24,7 @@ mod compress;
 mod copy;
 mod diff;
 mod digest;
+mod docker_split;
 mod error;
 mod gzip;
 mod lower;
@@ -44,6 +45,6 @@ pub use diff::{
 pub use digest::{sha256, sha256_reader, Digest, DigestWriter};
 pub use error::{Error, ErrorKind, Result};
 pub use gzip::ParallelGzip;
-pub use split::{apply_recording, reassemble, recorded_tar};
+pub use split::{apply_recording, reassemble, recorded_tar, recorded_tar_size};
 pub use whiteout::{OverlayXattrs, Target};
 pub use writer::DiffReport;

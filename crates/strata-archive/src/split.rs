@@ -335,11 +335,16 @@ fn put_uvarint(out: &mut Vec<u8>, mut v: u64) {
 /// an error naming it. The digest and length are checked against the
 /// record's end: any error means what was written to `out` is not the
 /// layer, and must be thrown away.
+///
+/// A record Docker wrote (tar-split's JSON, in a copy of Docker's data
+/// root) is read as well: see `docker_split`.
 pub fn reassemble(record: impl Read, root: &Path, out: impl Write) -> Result<Digest> {
+    let mut inner = io::BufReader::new(flate2::read::GzDecoder::new(record));
+    if crate::docker_split::is_docker(&mut inner)? {
+        return crate::docker_split::reassemble(inner, root, out);
+    }
     let root = open_root(root)?;
-    let mut rec = RecordReader {
-        inner: flate2::read::GzDecoder::new(record),
-    };
+    let mut rec = RecordReader { inner };
     let mut magic = [0u8; MAGIC.len()];
     rec.exact(&mut magic)?;
     if magic != MAGIC {
@@ -389,6 +394,18 @@ pub fn reassemble(record: impl Read, root: &Path, out: impl Write) -> Result<Dig
     }
 }
 
+/// The length of the tar a record describes and, for strata's own
+/// records, the diffID it claims ([`recorded_tar`]); a record Docker
+/// wrote names no digest (`None`): the rebuilt tar is what shows it.
+pub fn recorded_tar_size(record: impl Read) -> Result<(Option<Digest>, u64)> {
+    let mut inner = io::BufReader::new(flate2::read::GzDecoder::new(record));
+    if crate::docker_split::is_docker(&mut inner)? {
+        return Ok((None, crate::docker_split::recorded_size(inner)?));
+    }
+    let (digest, size) = recorded_tar_of(RecordReader { inner })?;
+    Ok((Some(digest), size))
+}
+
 /// The diffID and length of the tar a record describes, as its end
 /// segment says, without reassembling it: raw bytes are skipped and file
 /// references only parsed, so no file of the layer is opened. What `save`
@@ -399,10 +416,14 @@ pub fn reassemble(record: impl Read, root: &Path, out: impl Write) -> Result<Dig
 /// what the record claims: [`reassemble`] is what checks it against the
 /// bytes.
 pub fn recorded_tar(record: impl Read) -> Result<(Digest, u64)> {
-    // A reference, so that `rec.bytes` is ours and not `Read::bytes`.
-    let rec = &mut RecordReader {
+    recorded_tar_of(RecordReader {
         inner: flate2::read::GzDecoder::new(record),
-    };
+    })
+}
+
+fn recorded_tar_of<R: Read>(mut rec: RecordReader<R>) -> Result<(Digest, u64)> {
+    // A reference, so that `rec.bytes` is ours and not `Read::bytes`.
+    let rec = &mut rec;
     let mut magic = [0u8; MAGIC.len()];
     rec.exact(&mut magic)?;
     if magic != MAGIC {
@@ -483,7 +504,7 @@ fn out_err(source: io::Error) -> Error {
     }
 }
 
-fn ref_err(path: &[u8], what: &str, source: Option<io::Error>) -> Error {
+pub(crate) fn ref_err(path: &[u8], what: &str, source: Option<io::Error>) -> Error {
     Error::record(
         format!("file {:?}: {what}", String::from_utf8_lossy(path)),
         source,
@@ -631,7 +652,7 @@ fn open_ref<R: Read>(
 /// name, every directory opened `O_NOFOLLOW` from the one before, the
 /// file itself checked to be regular through an `O_PATH` handle before it
 /// is opened (a fifo would block the open).
-fn open_in_root(root: BorrowedFd<'_>, path: &[u8]) -> Result<std::fs::File> {
+pub(crate) fn open_in_root(root: BorrowedFd<'_>, path: &[u8]) -> Result<std::fs::File> {
     let comps: Vec<&[u8]> = path.split(|b| *b == b'/').collect();
     if comps
         .iter()

@@ -66,6 +66,9 @@ enum Command {
     },
     /// List layers.
     Layers(image::Layers),
+    /// Copy an image as one layer (its whole root file system, same
+    /// config): for images deeper than Docker's and Podman's 125 layers.
+    Flatten(image::Flatten),
     /// Create a container; prints its ID.
     Create(container::Create),
     /// Create a container and run its command (through crun or runc).
@@ -153,6 +156,9 @@ fn run(cli: Cli, out: &mut Out) -> anyhow::Result<ExitCode> {
     // Opened by the commands that use a store (`archive`, `union-mount`
     // and the umount of a union need none).
     let store = || args.open();
+    // The commands that only read: they open the store without changing
+    // anything on disk (a copy of Docker's data root stays as it was).
+    let reader = || args.open_read_only();
     match cli.command {
         Command::Load(a) => transfer::load(a, &store()?, out),
         Command::Save(a) => transfer::save(a, &store()?),
@@ -161,14 +167,15 @@ fn run(cli: Cli, out: &mut Out) -> anyhow::Result<ExitCode> {
         Command::Login(a) => registry::login(a, out),
         Command::Logout(a) => registry::logout(a, out),
         Command::Import(a) => image::import(a, &store()?, out),
-        Command::Images(a) => image::images(a, &store()?, out),
-        Command::Image(ImageCmd::Inspect { image }) => image::inspect(&image, &store()?, out),
+        Command::Images(a) => image::images(a, &reader()?, out),
+        Command::Image(ImageCmd::Inspect { image }) => image::inspect(&image, &reader()?, out),
         Command::Image(ImageCmd::History { image }) | Command::History { image } => {
-            image::history(&image, &store()?, out)
+            image::history(&image, &reader()?, out)
         }
         Command::Tag { source, target } => image::tag(&source, &target, &store()?),
         Command::Rmi { force, images } => image::rmi(&images, force, &store()?, out),
-        Command::Layers(a) => image::layers(a, &store()?, out),
+        Command::Layers(a) => image::layers(a, &reader()?, out),
+        Command::Flatten(a) => image::flatten(a, &store()?, out),
         Command::Create(a) => container::create(a, &store()?, out),
         Command::Run(a) => return Ok(exit_status(container::run(a, &store()?, &args, out))),
         Command::Start(a) => return Ok(exit_status(container::start(a, &store()?, &args, out))),
@@ -180,7 +187,7 @@ fn run(cli: Cli, out: &mut Out) -> anyhow::Result<ExitCode> {
         Command::Logs(a) => lifecycle::logs(a, &store()?, out),
         Command::Mount { container } => container::mount(&container, &store()?, out),
         Command::Umount { container } => container::umount(&container, store),
-        Command::Ps(a) => container::ps(a, &store()?, out),
+        Command::Ps(a) => container::ps(a, &reader()?, out),
         Command::Diff { container } => container::diff(&container, &store()?, out),
         Command::Commit(a) => container::commit(a, &store()?, out),
         Command::Export(a) => container::export(a, &store()?),
@@ -190,11 +197,13 @@ fn run(cli: Cli, out: &mut Out) -> anyhow::Result<ExitCode> {
             volumes,
             containers,
         } => container::rm(&containers, force, volumes, &store()?, out),
+        Command::Volume(cmd) if cmd.reads_only() => volume::run(cmd, &reader()?, out),
         Command::Volume(cmd) => volume::run(cmd, &store()?, out),
-        Command::Inspect { names } => system::inspect(&names, &store()?, out),
-        Command::Info { format } => system::info(format, &store()?, out),
+        Command::Inspect { names } => system::inspect(&names, &reader()?, out),
+        Command::Info { format } => system::info(format, &reader()?, out),
         Command::System(cmd) => system::run(cmd, &store()?, out),
-        Command::Check(a) => check::run(a, &store()?, out),
+        Command::Check(a) if a.repair => check::run(a, &store()?, out),
+        Command::Check(a) => check::run(a, &reader()?, out),
         Command::Archive(a) => archive::run(a, out),
         Command::UnionMount(a) => union::union_mount(a),
     }?;

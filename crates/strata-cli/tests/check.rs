@@ -759,6 +759,14 @@ fn leftovers_of_interrupted_work_are_removed_on_open() {
     }
     fs::write(leftovers[0].join("cache-id"), "1".repeat(64)).unwrap();
     fs::write(leftovers[2].join("cache-id"), "2".repeat(64)).unwrap();
+    // `check` only reads: it reports them and leaves them in place.
+    let (ok, found) = f.check(&[]);
+    assert!(!ok && !found.is_empty(), "{found:?}");
+    for p in leftovers.iter().chain([&staged, &removing]) {
+        assert!(p.exists(), "check removed {}", p.display());
+    }
+    // The next command that changes the store removes them as it opens it.
+    f.s.ok(&["tag", "busybox:test", "busybox:again"]);
     assert_eq!(f.check(&[]), (true, vec![]));
     for p in leftovers.iter().chain([&staged, &removing]) {
         assert!(!p.exists(), "{} is still there", p.display());

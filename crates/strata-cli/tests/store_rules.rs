@@ -207,16 +207,30 @@ fn store_directories_are_private_and_tightened_on_open() {
     assert_eq!(mode(&root.join("containers")), 0o700);
     assert_eq!(mode(&root.join("image")), 0o700);
     // A store made looser by hand (or a root made with mkdir) is
-    // tightened by the next command, with a warning.
-    for (d, m) in [
+    // tightened by the next command that changes the store, with a
+    // warning; a command that only reads changes no mode, and warns
+    // only of what others could write to.
+    let loose = [
         ("", 0o755),
         ("overlay2", 0o775),
         ("containers", 0o755),
         ("image", 0o751),
-    ] {
+    ];
+    for (d, m) in loose {
         fs::set_permissions(root.join(d), fs::Permissions::from_mode(m)).unwrap();
     }
     let out = s.run(&["images"]);
+    assert!(out.status.success());
+    let warned = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        warned.contains("overlay2 is mode 775, which lets other users change it")
+            && !warned.contains("containers is mode"),
+        "{warned}"
+    );
+    for (d, m) in loose {
+        assert_eq!(mode(&root.join(d)), m, "`images` changed the mode of {d:?}");
+    }
+    let out = s.run(&["volume", "create", "v"]);
     assert!(out.status.success());
     let warned = String::from_utf8_lossy(&out.stderr);
     assert!(

@@ -275,8 +275,9 @@ fn a_store_directory_another_user_owns_is_refused() {
 }
 
 /// A directory of the caller's that is open to all is closed (with a
-/// warning), as before; a record another user put there meanwhile is
-/// not the store's.
+/// warning) by the next command that changes the store; one that only
+/// reads warns and changes nothing. A record another user put there
+/// meanwhile is not the store's.
 #[test]
 fn a_store_directory_open_to_all_is_tightened() {
     let Some(f) = Fixture::new() else { return };
@@ -287,10 +288,16 @@ fn a_store_directory_open_to_all_is_tightened() {
     let out = f.try_run(&["ps", "-a"]);
     assert!(out.status.success());
     let warned = String::from_utf8_lossy(&out.stderr);
-    assert!(warned.contains("other users cannot reach"), "{warned}");
+    assert!(warned.contains("lets other users change it"), "{warned}");
+    assert_eq!(fs::metadata(&names).unwrap().mode() & 0o777, 0o777);
+    let out = f.try_run(&["rm", "planted"]);
+    let said = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !out.status.success() && said.contains("other users cannot reach"),
+        "{said}"
+    );
     assert_eq!(fs::metadata(&names).unwrap().mode() & 0o777, 0o700);
-    let err = f.s.err(&["rm", "planted"]);
-    assert!(err.contains("owned by uid 65534"), "{err}");
+    assert!(said.contains("owned by uid 65534"), "{said}");
     f.s.ok(&["rm", "c"]);
 }
 

@@ -442,7 +442,12 @@ fn open_removes_volume_staging_and_keeps_volumes() {
     fs::write(vols.join(".w.creating/_data/f"), "x").unwrap();
     fs::create_dir_all(vols.join(".x.removing/_data")).unwrap();
     fs::write(vols.join("v/.meta.json.tmp"), "{").unwrap();
+    // `volume ls` only reads: the staging stays for the next command
+    // that changes the store, which removes it as it opens the store.
     assert_eq!(s.volume_names(), ["v"]);
+    assert!(vols.join(".w.creating").exists());
+    s.ok(&["volume", "create", "other"]);
+    assert_eq!(s.volume_names(), ["other", "v"]);
     for gone in [".w.creating", ".x.removing", "v/.meta.json.tmp"] {
         assert!(!vols.join(gone).exists(), "{gone} is still there");
     }
@@ -572,7 +577,8 @@ fn a_set_user_id_file_in_a_volume_is_out_of_other_users_reach() {
     assert_eq!(mode(s.root().join("volumes")), 0o700);
     assert_eq!(mode(s.root().join("volumes/v")), 0o700);
 
-    // Docker's modes: reachable, until the next strata command.
+    // Docker's modes: reachable, until the next strata command that
+    // changes the store (one that only reads changes no mode).
     sh(&format!(
         "chmod 0701 '{0}/volumes' && chmod 0755 '{0}/volumes/v'",
         s.root().display()
@@ -581,7 +587,9 @@ fn a_set_user_id_file_in_a_volume_is_out_of_other_users_reach() {
         as_nobody("exec", &suid),
         "the probe: Docker's modes let nobody in"
     );
-    let out = s.run(&["volume", "ls"]);
+    assert!(s.run(&["volume", "ls"]).status.success());
+    assert_eq!(mode(s.root().join("volumes/v")), 0o755);
+    let out = s.run(&["volume", "create", "w"]);
     assert!(out.status.success());
     let warned = String::from_utf8_lossy(&out.stderr);
     assert!(

@@ -19,6 +19,11 @@ use crate::{fuse, Driver};
 pub struct Options {
     /// Who serves the `fuse` driver's unions.
     pub fuse_server: fuse::Server,
+    /// Open an existing home without writing to it: nothing is made,
+    /// probed or recorded (for commands that only read the store). The
+    /// mount probe's recorded answer is used when there is one; without
+    /// it the driver assumes the old mount API and no native diff.
+    pub read_only: bool,
 }
 
 /// What a driver can do beyond the core trait, as the table says it.
@@ -80,7 +85,7 @@ pub static BACKENDS: &[Backend] = &[
         // Only where the store's root is on btrfs: elsewhere the table
         // goes on to overlay2.
         probe: crate::btrfs::probe,
-        open: |home, _| Ok(Box::new(crate::btrfs::Btrfs::new(home)?)),
+        open: |home, opts| Ok(Box::new(crate::btrfs::Btrfs::open(home, opts.read_only)?)),
         capabilities: Capabilities {
             native_diff: true,
             check: true,
@@ -94,7 +99,12 @@ pub static BACKENDS: &[Backend] = &[
         // Whether overlayfs mounts here is found by mounting in the home
         // (`Overlay2::new` probes and caches the answer).
         probe: |_| Ok(()),
-        open: |home, _| Ok(Box::new(crate::overlay2::Overlay2::new(home)?)),
+        open: |home, opts| {
+            Ok(Box::new(crate::overlay2::Overlay2::open(
+                home,
+                opts.read_only,
+            )?))
+        },
         capabilities: OVERLAY,
     },
     #[cfg(feature = "fuse")]
@@ -103,9 +113,10 @@ pub static BACKENDS: &[Backend] = &[
         aliases: &[],
         probe: |_| fuse::usable(),
         open: |home, opts| {
-            Ok(Box::new(crate::overlay2::Overlay2::fuse(
+            Ok(Box::new(crate::overlay2::Overlay2::fuse_open(
                 home,
                 opts.fuse_server.clone(),
+                opts.read_only,
             )?))
         },
         capabilities: OVERLAY,
@@ -114,7 +125,7 @@ pub static BACKENDS: &[Backend] = &[
         name: "vfs",
         aliases: &[],
         probe: |_| Ok(()),
-        open: |home, _| Ok(Box::new(crate::vfs::Vfs::new(home)?)),
+        open: |home, opts| Ok(Box::new(crate::vfs::Vfs::open(home, opts.read_only)?)),
         capabilities: Capabilities {
             native_diff: false,
             check: true,

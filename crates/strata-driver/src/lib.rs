@@ -186,6 +186,14 @@ pub trait Driver: Send + Sync {
             _ => naive::diff_size(self, id, parent),
         }
     }
+
+    /// The size Docker's driver of the same name records for layer `id`
+    /// when it unpacks it, where that differs from [`Driver::diff_size`]'s
+    /// count: a store that is a copy of Docker's data root holds sizes
+    /// counted so. `None` when the driver counts as Docker does.
+    fn docker_size(&self, _id: &str) -> Result<Option<u64>> {
+        Ok(None)
+    }
 }
 
 /// A diff straight from a driver's own record of a layer's changes (the
@@ -318,16 +326,19 @@ impl Drop for Mount<'_> {
 }
 
 /// Makes a driver's home, with its subdirectory `sub` of mode `mode`,
-/// where they are missing; the home's canonical path.
-pub(crate) fn make_home(home: &Path, sub: &str, mode: u32) -> Result<PathBuf> {
+/// where they are missing (unless `read_only`: then nothing is made);
+/// the home's canonical path.
+pub(crate) fn make_home(home: &Path, sub: &str, mode: u32, read_only: bool) -> Result<PathBuf> {
     use std::os::unix::fs::DirBuilderExt;
 
     use crate::error::IoContext;
-    std::fs::DirBuilder::new()
-        .recursive(true)
-        .mode(mode)
-        .create(home.join(sub))
-        .ctx(|| format!("creating {}", home.display()))?;
+    if !read_only {
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(mode)
+            .create(home.join(sub))
+            .ctx(|| format!("creating {}", home.display()))?;
+    }
     std::fs::canonicalize(home).ctx(|| format!("resolving {}", home.display()))
 }
 
@@ -411,12 +422,27 @@ pub fn open_with(root: &Path, name: Option<&str>, server: fuse::Server) -> Resul
         name,
         &Options {
             fuse_server: server,
+            read_only: false,
+        },
+    )
+}
+
+/// Opens the existing driver `name` with its home under `root/<name>`
+/// without writing anything there (see [`Options::read_only`]): for
+/// commands that only read the store.
+pub fn open_read_only(root: &Path, name: &str, server: fuse::Server) -> Result<Box<dyn Driver>> {
+    backends::open(
+        root,
+        Some(name),
+        &Options {
+            fuse_server: server,
+            read_only: true,
         },
     )
 }
 
 /// The defaults of the diff side: mount and compare.
-mod naive {
+pub(crate) mod naive {
     use super::*;
 
     pub fn diff<D: Driver + ?Sized>(

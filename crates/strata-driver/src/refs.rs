@@ -10,16 +10,19 @@ use std::path::{Path, PathBuf};
 
 use strata_sys::fs as sysfs;
 
-use crate::error::{Error, IoContext, Result};
+use crate::error::{Error, ErrorKind, IoContext, Result};
 
 pub(crate) struct Refs {
     dir: PathBuf,
     lock: PathBuf,
+    /// Opened read-only: nothing is written (see [`Refs::existing`]).
+    read_only: bool,
 }
 
-/// Holds the driver-wide lock until dropped.
+/// Holds the driver-wide lock until dropped (nothing, when a read-only
+/// open found no lock file: no strata has counted anything there).
 pub(crate) struct Locked {
-    _file: File,
+    _file: Option<File>,
 }
 
 impl Refs {
@@ -29,11 +32,36 @@ impl Refs {
         Ok(Refs {
             dir: dir.to_owned(),
             lock: lock.to_owned(),
+            read_only: false,
         })
+    }
+
+    /// Counts under `dir`, read and never written (a read-only open): a
+    /// missing `dir` counts every layer as unused; the lock file is not
+    /// made; a directory driver's `get` is not counted (a command that
+    /// only reads holds its layers for moments, and a removal meanwhile
+    /// makes its read fail, never the store wrong); changing a count is
+    /// an error, so nothing is mounted uncounted.
+    pub fn existing(dir: &Path, lock: &Path) -> Self {
+        Refs {
+            dir: dir.to_owned(),
+            lock: lock.to_owned(),
+            read_only: true,
+        }
     }
 
     /// Takes the driver-wide lock (blocking).
     pub fn lock(&self) -> Result<Locked> {
+        if self.read_only {
+            let file = match File::open(&self.lock) {
+                Ok(f) => f,
+                Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Locked { _file: None }),
+                Err(e) => return Err(e).ctx(|| format!("opening {}", self.lock.display())),
+            };
+            sysfs::lock_exclusive(file.as_fd())
+                .ctx(|| format!("locking {}", self.lock.display()))?;
+            return Ok(Locked { _file: Some(file) });
+        }
         let file = OpenOptions::new()
             .create(true)
             .truncate(false)
@@ -41,7 +69,7 @@ impl Refs {
             .open(&self.lock)
             .ctx(|| format!("opening {}", self.lock.display()))?;
         sysfs::lock_exclusive(file.as_fd()).ctx(|| format!("locking {}", self.lock.display()))?;
-        Ok(Locked { _file: file })
+        Ok(Locked { _file: Some(file) })
     }
 
     pub fn get(&self, _: &Locked, id: &str) -> Result<u64> {
@@ -53,6 +81,12 @@ impl Refs {
     }
 
     pub fn set(&self, _: &Locked, id: &str, n: u64) -> Result<()> {
+        if self.read_only {
+            return Err(Error::new(
+                ErrorKind::InvalidArgument,
+                format!("the mount count of {id} cannot change: the driver was opened read-only"),
+            ));
+        }
         let path = self.dir.join(id);
         if n == 0 {
             return match fs::remove_file(&path) {
@@ -103,6 +137,9 @@ impl Refs {
         if !dir.is_dir() {
             return Err(Error::no_layer(id));
         }
+        if self.read_only {
+            return Ok(());
+        }
         let n = self.get(&lock, id)?;
         self.set(&lock, id, n + 1)
     }
@@ -110,6 +147,9 @@ impl Refs {
     /// A `put` of a driver that mounts nothing: one reference fewer (none
     /// stays none).
     pub fn release(&self, id: &str) -> Result<()> {
+        if self.read_only {
+            return Ok(());
+        }
         let lock = self.lock()?;
         let n = self.get(&lock, id)?;
         self.set(&lock, id, n.saturating_sub(1))

@@ -162,7 +162,7 @@ impl Store {
 }
 
 /// Whether an error comes from writing to a pipe whose reader went away.
-fn is_broken_pipe(e: &Error) -> bool {
+pub(crate) fn is_broken_pipe(e: &Error) -> bool {
     let mut cur: Option<&(dyn std::error::Error + 'static)> = Some(e);
     while let Some(err) = cur {
         if err

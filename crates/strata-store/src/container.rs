@@ -7,7 +7,7 @@
 
 use std::fs;
 use std::io::Write;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
@@ -195,7 +195,7 @@ impl ContainerStore {
         for e in fs::read_dir(&dir).ctx(|| format!("listing {}", dir.display()))? {
             let e = e.ctx(|| format!("listing {}", dir.display()))?;
             let name = e.file_name().to_string_lossy().into_owned();
-            if layout::is_removing(&name) {
+            if layout::is_removing(&name) || is_dockers(&e.path()) {
                 continue;
             }
             match self.container(&name) {
@@ -601,4 +601,40 @@ fn parse_name(n: &str) -> Result<ContainerName> {
             format!("invalid container name {n:?}: [a-zA-Z0-9][a-zA-Z0-9_.-]*"),
         )
     })
+}
+
+impl Store {
+    /// The image layers Docker's containers are made on (the store is a
+    /// copy of Docker's data root), from their mount records'
+    /// `parent`: what garbage collection keeps for them, since strata
+    /// does not read their records.
+    pub(crate) fn docker_container_parents(&self) -> Result<Vec<Digest>> {
+        let dir = self.layout.containers();
+        let mut out = Vec::new();
+        let entries = match fs::read_dir(&dir) {
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(out),
+            r => r.ctx(|| format!("listing {}", dir.display()))?,
+        };
+        for e in entries {
+            let e = e.ctx(|| format!("listing {}", dir.display()))?;
+            let name = e.file_name().to_string_lossy().into_owned();
+            if ContainerId::parse(&name).is_err() || !is_dockers(&e.path()) {
+                continue;
+            }
+            let parent = self.layout.mount_record(&name).join(record::PARENT);
+            if let Some(d) = atomic::read(&parent).ok().and_then(|p| Digest::parse(&p)) {
+                out.push(d);
+            }
+        }
+        Ok(out)
+    }
+}
+
+/// Whether the container directory `dir` is one of Docker's (the store
+/// is a copy of Docker's data root): Docker's record, `config.v2.json`,
+/// and none of strata's. strata neither lists nor runs such a container;
+/// `check` notes it and keeps its layers.
+pub(crate) fn is_dockers(dir: &Path) -> bool {
+    let has = |f: &str| fs::symlink_metadata(dir.join(f)).is_ok();
+    has(record::DOCKER_CONFIG) && !has(record::CONFIG)
 }

@@ -29,7 +29,8 @@ impl Store {
             .into_iter()
             .filter_map(|img| chain_ids(&img.diff_ids).pop())
             .chain(layers.iter().filter_map(|l| l.parent.clone()))
-            .chain(containers.into_iter().filter_map(|c| c.parent_layer));
+            .chain(containers.into_iter().filter_map(|c| c.parent_layer))
+            .chain(self.docker_container_parents()?);
         for chain in held {
             if let Some(n) = refs.get_mut(&chain) {
                 *n += 1;
@@ -53,6 +54,7 @@ impl Store {
         for c in self.containers()? {
             roots.extend(c.parent_layer.clone());
         }
+        roots.extend(self.docker_container_parents()?);
         for r in roots {
             let mut cur = Some(r);
             while let Some(c) = cur {

@@ -35,6 +35,9 @@ pub(crate) mod record {
     pub const CONFIG: &str = "config.json";
     /// A container's runs.
     pub const STATE: &str = "state.json";
+    /// The record of a container Docker made, in a store that is a copy
+    /// of its data root (`containers/<id>/config.v2.json`).
+    pub const DOCKER_CONFIG: &str = "config.v2.json";
     /// In an image's metadata: when it was stored.
     pub const LAST_UPDATED: &str = "lastUpdated";
     /// The driver record files of a staging or `-removing` directory,

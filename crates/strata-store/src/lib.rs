@@ -18,10 +18,11 @@
 //! file and every directory above are real directories (opened without
 //! following symlinks) that the caller owns and other users cannot
 //! write to (`secure`; looser modes on the caller's own directories are
-//! tightened, with a warning). Nothing read from it is trusted as a path
-//! or an ID: every ID and name in a record is parsed into a validated
-//! type (`ids`: [`ContainerId`], [`MountId`], [`CacheId`],
-//! [`ContainerName`], and [`Digest`]) before it names a file, a
+//! tightened, with a warning, when the store is opened to be changed).
+//! Nothing read from it is trusted as a path or an ID: every ID and
+//! name in a record is parsed into a validated type (`ids`:
+//! [`ContainerId`], [`MountId`], [`CacheId`], [`ContainerName`], and
+//! [`Digest`]) before it names a file, a
 //! container's ID must be the name of its directory, and records are
 //! read through one capped, no-follow reader (`atomic::read_capped`). A
 //! record that fails is corrupt: `strata check` reports it, and nothing
@@ -50,6 +51,7 @@
 mod atomic;
 mod check;
 mod commit;
+mod compat;
 mod container;
 mod copy;
 mod error;
@@ -82,6 +84,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 pub use check::{CheckOptions, Finding, FindingKind, Report};
+pub use compat::DOCKER_MAX_DEPTH;
 pub use container::{Container, ContainerStore};
 pub use error::{Error, ErrorKind, Result};
 pub use ids::{short, CacheId, ContainerId, ContainerName, InvalidId, MountId};
@@ -127,6 +130,8 @@ pub struct Store {
     images: ImageStore,
     containers: ContainerStore,
     volumes: VolumeStore,
+    /// Opened to change the store, or only to read it.
+    access: secure::Access,
 }
 
 impl Store {
@@ -149,31 +154,77 @@ impl Store {
         // directory (a mistyped --driver, a file system the driver
         // refuses): what this call made, it takes back.
         let made = first_missing(root);
-        let opened = Store::open_made(root, driver, server);
+        let opened = Store::open_made(root, driver, server, secure::Access::Write);
         if let (Err(_), Some(made)) = (&opened, made) {
             let _ = fs::remove_dir_all(made);
         }
         opened
     }
 
-    fn open_made(
+    /// Opens an existing store for a command that only reads it
+    /// (`images`, `ps`, `inspect`, `layers`, `check` without repair):
+    /// nothing on disk is made, re-moded, cleaned or recovered, so a
+    /// copy of another tool's data root (Docker's) stays as it was.
+    /// Staging debris stays for the next command that changes the store.
+    /// The store refuses [`Store::lock`], so nothing can change it by
+    /// mistake.
+    ///
+    /// Two cases open it as [`Store::open_with`] does: a root that is not
+    /// a store yet (made), and a store where an earlier boot left
+    /// containers created unflushed (a crash): those are made whole or
+    /// removed first, or a listing could show a container half there.
+    pub fn open_read_only(
         root: &Path,
         driver: Option<&str>,
         server: strata_driver::fuse::Server,
     ) -> Result<Store> {
-        fs::DirBuilder::new()
-            .recursive(true)
-            .mode(0o700)
-            .create(root)
-            .ctx(|| format!("creating the store at {}", root.display()))?;
+        let made: Vec<Layout> = strata_driver::names()
+            .map(|d| Layout::new(root, d))
+            .filter(|l| l.image_dir().is_dir())
+            .collect();
+        let crashed = made
+            .iter()
+            .any(|l| unflushed::earlier_boot_left(&l.unflushed()));
+        if made.is_empty() || crashed {
+            return Store::open_with(root, driver, server);
+        }
+        Store::open_made(root, driver, server, secure::Access::ReadOnly)
+    }
+
+    fn open_made(
+        root: &Path,
+        driver: Option<&str>,
+        server: strata_driver::fuse::Server,
+        access: secure::Access,
+    ) -> Result<Store> {
+        let write = access == secure::Access::Write;
+        if write {
+            fs::DirBuilder::new()
+                .recursive(true)
+                .mode(0o700)
+                .create(root)
+                .ctx(|| format!("creating the store at {}", root.display()))?;
+        }
         // A root that is a symlink is followed, once, here (the operator's
         // choice, as Docker's --data-root); every directory below is
         // checked without following any (see `secure`).
         let root = fs::canonicalize(root).ctx(|| format!("resolving {}", root.display()))?;
-        let root_fd = secure::open_root(&root)?;
+        let root_fd = secure::open_root(&root, access)?;
         // Held from before the driver is chosen until staging is clean: two
         // first opens of one root must not make it with two drivers.
-        let lock = lock::lock_at(&root)?;
+        let lock = if write {
+            Some(lock::lock_at(&root)?)
+        } else {
+            None
+        };
+        // A reader waits, as a writer does, for a change in progress to
+        // finish (a container and its anonymous volumes go in one locked
+        // step), through the lock file if there is one: none is made.
+        let _read = if write {
+            None
+        } else {
+            Some(lock::lock_existing(&root)?)
+        };
         // Before a driver opens (or makes) its home, and before `image/`
         // says which driver the store has.
         // Drivers a store may have been made with, in the order `open` looks.
@@ -184,6 +235,7 @@ impl Store {
                 Path::new(d),
                 secure::HOME_MAX,
                 false,
+                access,
             )?;
         }
         secure::store_dir(
@@ -192,6 +244,7 @@ impl Store {
             Layout::images_rel(),
             secure::DIR_MAX,
             false,
+            access,
         )?;
         let existing = strata_driver::names().find(|d| Layout::image_of(&root, d).is_dir());
         let is_have = |have: &str, want: &str| {
@@ -210,7 +263,13 @@ impl Store {
             (Some(have), _) => Some(have),
             (None, want) => want,
         };
-        let driver: Arc<dyn Driver> = strata_driver::open_with(&root, name, server)
+        let driver = match (access, name) {
+            (secure::Access::ReadOnly, Some(name)) => {
+                strata_driver::open_read_only(&root, name, server)
+            }
+            _ => strata_driver::open_with(&root, name, server),
+        };
+        let driver: Arc<dyn Driver> = driver
             .map_err(|e| Error::driver("opening the storage driver", e))?
             .into();
         let layout = Layout::new(&root, driver.name());
@@ -218,15 +277,24 @@ impl Store {
         let store = Store {
             images: ImageStore::new(layout.clone(), layers.clone()),
             containers: ContainerStore::new(layout.clone(), driver.clone()),
-            volumes: VolumeStore::new(layout.clone(), strata_volume::plugin::default_dirs()),
+            volumes: {
+                let v = VolumeStore::new(layout.clone(), strata_volume::plugin::default_dirs());
+                if write {
+                    v
+                } else {
+                    v.read_only()
+                }
+            },
             layers,
             layout,
             driver,
+            access,
         };
         store.secure_dirs(root_fd.as_fd())?;
-        store.clean_staging(&lock)?;
-        store.recover_unflushed(&lock)?;
-        drop(lock);
+        if let Some(lock) = lock {
+            store.clean_staging(&lock)?;
+            store.recover_unflushed(&lock)?;
+        }
         Ok(store)
     }
 
@@ -252,9 +320,9 @@ impl Store {
         // Made by the first volume: checked when there.
         dirs.push((Layout::volumes_rel().to_owned(), secure::VOLUMES_MAX, false));
         for (rel, max, create) in dirs {
-            secure::store_dir(root_fd, root, &rel, max, create)?;
+            secure::store_dir(root_fd, root, &rel, max, create, self.access)?;
         }
-        if self.layout.volumes().is_dir() {
+        if self.access == secure::Access::Write && self.layout.volumes().is_dir() {
             for (dir, mode) in self.volumes.local()?.tighten_modes()? {
                 tracing::warn!(
                     "{} was mode {mode:o}: now {:o}, so that other users cannot reach volumes",
@@ -306,9 +374,28 @@ impl Store {
     }
 
     /// Takes the store lock, waiting for other processes. Functions that
-    /// change the store take the [`Lock`] as proof that it is held.
+    /// change the store take the [`Lock`] as proof that it is held; a
+    /// store opened read-only refuses it.
     pub fn lock(&self) -> Result<Lock> {
+        if self.access == secure::Access::ReadOnly {
+            return Err(Error::new(
+                ErrorKind::InvalidArgument,
+                format!(
+                    "the store at {} was opened to be read, not changed",
+                    self.root().display()
+                ),
+            ));
+        }
         lock::lock_at(self.layout.root())
+    }
+
+    /// The store lock for a walk that changes nothing: on a store opened
+    /// read-only, taken without making the lock file.
+    pub(crate) fn read_lock(&self) -> Result<Lock> {
+        match self.access {
+            secure::Access::Write => self.lock(),
+            secure::Access::ReadOnly => lock::lock_existing(self.layout.root()),
+        }
     }
 
     /// What `strata info` shows.

@@ -19,6 +19,11 @@
 //! - the lock file is a regular file the caller owns, opened without
 //!   following a symlink.
 //!
+//! A store opened read-only (`Store::open_read_only`) is checked the
+//! same way but never changed: nothing is made or tightened, and a
+//! directory other users can write to is only warned about, since a
+//! command that only reads writes nowhere they could choose.
+//!
 //! The root itself may be a symlink, as Docker's `--data-root` may: it is
 //! the operator's choice, resolved once at open, and the directory it
 //! leads to is what is checked. The root's parents are the operator's
@@ -43,26 +48,37 @@ pub(crate) const VOLUMES_MAX: u32 = 0o701;
 /// Every other store directory.
 pub(crate) const DIR_MAX: u32 = 0o700;
 
+/// How the store is opened: to change it (directories made and
+/// tightened as needed) or only to read it (nothing on disk changed).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Access {
+    Write,
+    ReadOnly,
+}
+
 /// Opens the store's root (following a symlink at the root itself) and
 /// checks it as every store directory is checked.
-pub(crate) fn open_root(root: &Path) -> Result<OwnedFd> {
+pub(crate) fn open_root(root: &Path, access: Access) -> Result<OwnedFd> {
     let fd = sys::open_dir(root).ctx(|| format!("opening the store at {}", root.display()))?;
-    vet(fd.as_fd(), root, ROOT_MAX)?;
+    vet(fd.as_fd(), root, ROOT_MAX, access)?;
     Ok(fd)
 }
 
 /// The store directory `rel` under the root `root_fd` (shown as
 /// `root`): each component opened without following a symlink, made
-/// (0700) when missing and `create` says so, and checked ([`vet`]) with
-/// `max` for the last component and [`DIR_MAX`] for those before it.
-/// `None` when it is missing and not to be made.
+/// (0700) when missing and `create` says so (never when `access` is
+/// read-only), and checked ([`vet`]) with `max` for the last component
+/// and [`DIR_MAX`] for those before it. `None` when it is missing and
+/// not to be made.
 pub(crate) fn store_dir(
     root_fd: BorrowedFd<'_>,
     root: &Path,
     rel: &Path,
     max: u32,
     create: bool,
+    access: Access,
 ) -> Result<Option<OwnedFd>> {
+    let create = create && access == Access::Write;
     let names: Vec<&OsStr> = rel
         .components()
         .map(|c| match c {
@@ -91,7 +107,7 @@ pub(crate) fn store_dir(
             None => return Ok(None),
         };
         let last = i + 1 == names.len();
-        vet(fd.as_fd(), &shown, if last { max } else { DIR_MAX })?;
+        vet(fd.as_fd(), &shown, if last { max } else { DIR_MAX }, access)?;
         cur = Some(fd);
     }
     Ok(cur)
@@ -134,7 +150,10 @@ fn open_child(dir: BorrowedFd<'_>, name: &OsStr, shown: &Path) -> Result<Option<
 /// A store directory must belong to the caller, and group and others may
 /// have at most `max`'s bits: a looser one is tightened (with a
 /// warning) through `fd`, so a swapped name is never changed instead.
-fn vet(fd: BorrowedFd<'_>, shown: &Path, max: u32) -> Result<()> {
+/// Read-only, nothing is changed: a directory others can write to is
+/// warned about, one they can only read or traverse (Docker makes its
+/// `containers/` 0710) is left as it is.
+fn vet(fd: BorrowedFd<'_>, shown: &Path, max: u32, access: Access) -> Result<()> {
     let st = sys::fstat(fd).ctx(|| format!("reading {}", shown.display()))?;
     let me = sys::euid();
     let mode = st.st_mode & 0o7777;
@@ -154,6 +173,16 @@ fn vet(fd: BorrowedFd<'_>, shown: &Path, max: u32) -> Result<()> {
         return Ok(());
     }
     let tight = mode & !(0o077 & !max);
+    if access == Access::ReadOnly {
+        if mode & 0o022 != 0 {
+            tracing::warn!(
+                "{} is mode {mode:o}, which lets other users change it: a command that \
+                 changes the store makes it {tight:o}",
+                shown.display()
+            );
+        }
+        return Ok(());
+    }
     sys::fchmod(fd, tight).map_err(|e| {
         Error::with(
             ErrorKind::PermissionDenied,
@@ -177,6 +206,45 @@ fn refused(shown: &Path, why: String) -> Error {
         ErrorKind::PermissionDenied,
         format!("refusing the store: {}: {why}", shown.display()),
     )
+}
+
+/// The store's lock file, `<root>/lock`, when there is one: opened
+/// read-only without following a symlink and not changed (for a store
+/// opened read-only). `None` when no strata has changed the store yet.
+pub(crate) fn existing_lock(root: &Path) -> Result<Option<File>> {
+    let shown = Layout::lock_of(root);
+    let dir = sys::open_dir(root).ctx(|| format!("opening {}", root.display()))?;
+    let name = OsStr::new(layout::LOCK);
+    // Looked at before it is opened: a fifo planted there would block
+    // the open.
+    let st = sys::lstat_at(dir.as_fd(), name).ctx(|| format!("reading {}", shown.display()))?;
+    match st.map(|s| strata_sys::FileType::from_raw_mode(s.st_mode)) {
+        None => return Ok(None),
+        Some(strata_sys::FileType::RegularFile) => {}
+        Some(_) => {
+            return Err(refused(
+                &shown,
+                "it is not a regular file: remove it and strata makes the lock file".into(),
+            ))
+        }
+    }
+    let file =
+        sys::open_file_at(dir.as_fd(), name).ctx(|| format!("opening {}", shown.display()))?;
+    let st = sys::fstat(file.as_fd()).ctx(|| format!("reading {}", shown.display()))?;
+    if strata_sys::FileType::from_raw_mode(st.st_mode) != strata_sys::FileType::RegularFile {
+        return Err(refused(&shown, "it is not a regular file".into()));
+    }
+    if st.st_uid != sys::euid() {
+        return Err(refused(
+            &shown,
+            format!(
+                "it is owned by uid {}, not by uid {}",
+                st.st_uid,
+                sys::euid()
+            ),
+        ));
+    }
+    Ok(Some(file))
 }
 
 /// The store's lock file, `<root>/lock`: opened (made 0600 when

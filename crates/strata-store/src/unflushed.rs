@@ -86,6 +86,20 @@ pub(crate) fn unmark(layout: &Layout, c: &Container) {
     }
 }
 
+/// Whether `dir` (a store's `layerdb/unflushed/`) holds anything but
+/// this boot's markers: a crash may have left containers half there,
+/// which the next open must make whole or remove.
+pub(crate) fn earlier_boot_left(dir: &Path) -> bool {
+    let now = boot_id();
+    fs::read_dir(dir).is_ok_and(|mut entries| {
+        entries.any(|e| {
+            e.map_or(true, |e| {
+                now.as_deref() != Some(e.file_name().to_string_lossy().as_ref())
+            })
+        })
+    })
+}
+
 /// The IDs a marker's name holds, parsed; `None` for a name that is not
 /// a marker's.
 fn parse_marker(name: &str) -> Option<(ContainerId, MountId)> {

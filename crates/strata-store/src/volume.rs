@@ -85,6 +85,8 @@ pub struct VolumeStore {
     layout: Layout,
     /// Where volume plugins are looked for.
     plugin_dirs: Vec<PathBuf>,
+    /// The store was opened to be read: `volumes/` is not made.
+    read_only: bool,
 }
 
 impl VolumeStore {
@@ -92,7 +94,14 @@ impl VolumeStore {
         VolumeStore {
             layout,
             plugin_dirs,
+            read_only: false,
         }
+    }
+
+    /// Never makes `volumes/` (a store opened to be read).
+    pub(crate) fn read_only(mut self) -> VolumeStore {
+        self.read_only = true;
+        self
     }
 
     pub(crate) fn set_plugin_dirs(&mut self, dirs: Vec<PathBuf>) {
@@ -101,6 +110,9 @@ impl VolumeStore {
 
     /// The local driver over `<root>/volumes`.
     pub(crate) fn local(&self) -> Result<Local> {
+        if self.read_only {
+            return Ok(Local::existing(&self.layout.volumes()));
+        }
         Ok(Local::open(&self.layout.volumes())?)
     }
 

@@ -47,6 +47,11 @@ use crate::{atomic, check_name, Error, ErrorKind, Result, Scope, VolumeDriver, V
 /// The driver's name.
 pub const DRIVER: &str = "local";
 
+/// Docker's record of its volumes, in a copy of its data root.
+const DOCKER_METADATA: &str = "metadata.db";
+/// Docker's local driver's mount options of a volume, in its directory.
+const DOCKER_OPTS: &str = "opts.json";
+
 /// The options the local driver takes, and which others each one needs
 /// (moby's `validOpts` and `mandatoryOpts`).
 const OPTIONS: &[(&str, &[&str])] = &[
@@ -91,6 +96,14 @@ impl Local {
         })
     }
 
+    /// The driver over `dir`, not made when missing (a store opened to
+    /// be read): a missing `dir` holds no volumes.
+    pub fn existing(dir: &Path) -> Local {
+        Local {
+            dir: dir.to_owned(),
+        }
+    }
+
     fn lock(&self) -> Result<Locked> {
         let path = self.dir.join(".lock");
         let file = OpenOptions::new()
@@ -113,14 +126,33 @@ impl Local {
         self.volume_dir(name).join("_data")
     }
 
-    /// Whether a volume of any driver is recorded under `name`.
+    /// Whether a volume of any driver is recorded under `name` (by
+    /// strata, or by Docker in a copy of its data root).
     pub fn exists(&self, name: &str) -> bool {
-        check_name(name).is_ok() && self.volume_dir(name).join("meta.json").is_file()
+        check_name(name).is_ok()
+            && (self.volume_dir(name).join("meta.json").is_file() || self.is_dockers(name))
     }
 
-    /// The volume's record.
+    /// Whether `name` is a local volume Docker made (the store is a copy
+    /// of Docker's data root): its `_data` and no `meta.json`, beside
+    /// Docker's own record of every volume, `volumes/metadata.db` (a
+    /// bolt database strata does not read).
+    pub fn is_dockers(&self, name: &str) -> bool {
+        self.dir.join(DOCKER_METADATA).is_file()
+            && fs::symlink_metadata(self.volume_dir(name).join("meta.json")).is_err()
+            && fs::symlink_metadata(self.data_path(name)).is_ok_and(|m| m.is_dir())
+    }
+
+    /// The volume's record. A volume Docker made is a local volume
+    /// without options or labels (Docker keeps those in its database),
+    /// made when its directory was; one Docker mounts with options
+    /// (`opts.json`: tmpfs, nfs, a device) is refused, since strata
+    /// would use its empty `_data` instead.
     pub fn meta(&self, name: &str) -> Result<Meta> {
         check_name(name)?;
+        if self.is_dockers(name) {
+            return self.docker_meta(name);
+        }
         let p = self.volume_dir(name).join("meta.json");
         let bytes = match fs::read(&p) {
             Ok(b) => b,
@@ -136,10 +168,37 @@ impl Local {
         })
     }
 
+    fn docker_meta(&self, name: &str) -> Result<Meta> {
+        let dir = self.volume_dir(name);
+        if fs::symlink_metadata(dir.join(DOCKER_OPTS)).is_ok() {
+            return Err(Error::new(
+                ErrorKind::InvalidArgument,
+                format!(
+                    "volume {name} was made by Docker with mount options ({}), \
+                     which strata does not read",
+                    dir.join(DOCKER_OPTS).display()
+                ),
+            ));
+        }
+        let made = fs::symlink_metadata(&dir)
+            .and_then(|m| m.modified())
+            .ctx(|| format!("reading {}", dir.display()))?;
+        Ok(Meta {
+            driver: DRIVER.to_owned(),
+            options: BTreeMap::new(),
+            created_at: humantime::format_rfc3339_seconds(made).to_string(),
+            labels: BTreeMap::new(),
+        })
+    }
+
     /// Every recorded volume's name, whatever its driver, sorted.
     pub fn names(&self) -> Result<Vec<String>> {
         let mut out = Vec::new();
-        for e in fs::read_dir(&self.dir).ctx(|| format!("listing {}", self.dir.display()))? {
+        let entries = match fs::read_dir(&self.dir) {
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(out),
+            r => r.ctx(|| format!("listing {}", self.dir.display()))?,
+        };
+        for e in entries {
             let e = e.ctx(|| format!("listing {}", self.dir.display()))?;
             let name = e.file_name().to_string_lossy().into_owned();
             if !name.starts_with('.') && self.exists(&name) {
@@ -606,6 +665,27 @@ impl VolumeDriver for Local {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A copy of Docker's data root: `_data` without `meta.json`, beside
+    /// Docker's `metadata.db`, is a local volume without labels; with
+    /// `opts.json` (mounted with options by Docker) it is refused.
+    #[test]
+    fn a_volume_docker_made_is_a_local_volume() {
+        let t = tempfile::tempdir().unwrap();
+        let dir = t.path().join("volumes");
+        fs::create_dir_all(dir.join("dv/_data")).unwrap();
+        let local = Local::open(&dir).unwrap();
+        assert!(!local.exists("dv"), "no metadata.db: not Docker's");
+        fs::write(dir.join(DOCKER_METADATA), b"bolt").unwrap();
+        assert!(local.exists("dv"));
+        let m = local.meta("dv").unwrap();
+        assert_eq!(m.driver, DRIVER);
+        assert!(m.labels.is_empty() && m.options.is_empty());
+        assert_eq!(local.names().unwrap(), ["dv"]);
+        fs::write(dir.join("dv").join(DOCKER_OPTS), b"{}").unwrap();
+        let err = local.meta("dv").unwrap_err();
+        assert!(err.to_string().contains("mount options"), "{err}");
+    }
 
     fn opts(kv: &[(&str, &str)]) -> BTreeMap<String, String> {
         kv.iter()

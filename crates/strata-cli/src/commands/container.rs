@@ -202,6 +202,7 @@ impl Create {
 
 pub fn create(a: Create, store: &Store, out: &mut Out) -> Result<()> {
     let (image, spec) = a.spec()?;
+    super::warn_platform(store, &image);
     let c = store.create_container(&image, &spec)?;
     writeln!(out, "{}", c.id);
     Ok(())
@@ -231,6 +232,7 @@ pub fn run(
     out: &mut Out,
 ) -> Result<i32, strata_run::Failure> {
     let (image, spec) = a.create.spec()?;
+    super::warn_platform(store, &image);
     if a.detach {
         let c = store.create_container(&image, &spec)?;
         let again = super::lifecycle::keeper(store, args, &c.id, a.runtime.as_deref(), a.rm)?;
@@ -423,6 +425,10 @@ pub struct Commit {
     pub reference: Option<String>,
     #[arg(short, long, default_value = "")]
     pub message: String,
+    /// Make an image of one layer: the container's whole root file
+    /// system (as Podman's `commit --squash`).
+    #[arg(long)]
+    pub squash: bool,
     #[command(flatten)]
     pub pause: PauseFlag,
 }
@@ -431,10 +437,16 @@ pub fn commit(a: Commit, store: &Store, out: &mut Out) -> Result<()> {
     let c = store.resolve_container(&a.container)?;
     let paused = a.pause.freeze(store, &c)?;
     let pb = crate::progress::bar(&format!("committing {}", c.name), None);
-    let id = store.commit(&c, a.reference.as_deref(), &a.message);
+    let id = if a.squash {
+        store.commit_squashed(&c, a.reference.as_deref(), &a.message)
+    } else {
+        store.commit(&c, a.reference.as_deref(), &a.message)
+    };
     pb.finish_and_clear();
     drop(paused);
-    writeln!(out, "{}", id?);
+    let id = id?;
+    super::warn_depth(store, &id);
+    writeln!(out, "{id}");
     Ok(())
 }
 

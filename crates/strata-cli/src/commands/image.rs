@@ -214,3 +214,19 @@ pub fn layers(a: Layers, store: &Store, out: &mut Out) -> Result<()> {
     }
     Ok(())
 }
+
+/// `strata flatten IMAGE [NEWNAME]`: a one-layer copy of an image.
+#[derive(Args)]
+pub struct Flatten {
+    pub image: String,
+    /// The copy's name (default: untagged, by ID).
+    pub reference: Option<String>,
+}
+
+pub fn flatten(a: Flatten, store: &Store, out: &mut Out) -> Result<()> {
+    let pb = crate::progress::bar(&format!("flattening {}", a.image), None);
+    let id = store.flatten(&a.image, a.reference.as_deref());
+    pb.finish_and_clear();
+    writeln!(out, "{}", id?);
+    Ok(())
+}

@@ -44,6 +44,16 @@ pub struct StoreArgs {
 
 impl StoreArgs {
     pub fn open(&self) -> Result<Store> {
+        self.open_as(false)
+    }
+
+    /// The store for a command that only reads it: nothing on disk
+    /// changes (see `Store::open_read_only`).
+    pub fn open_read_only(&self) -> Result<Store> {
+        self.open_as(true)
+    }
+
+    fn open_as(&self, read_only: bool) -> Result<Store> {
         let root = match &self.root {
             Some(r) => r.clone(),
             None => default_root(),
@@ -56,7 +66,12 @@ impl StoreArgs {
                 .into(),
             "union-mount".into(),
         ]);
-        let mut store = Store::open_with(&root, self.driver.as_deref(), server)?;
+        let driver = self.driver.as_deref();
+        let mut store = if read_only {
+            Store::open_read_only(&root, driver, server)?
+        } else {
+            Store::open_with(&root, driver, server)?
+        };
         if !self.plugin_dirs.is_empty() {
             store.set_plugin_dirs(self.plugin_dirs.clone());
         }
@@ -108,6 +123,26 @@ pub fn each_container(
         writeln!(out, "{n}");
     }
     Ok(())
+}
+
+/// A warning on standard error, as every command prints one.
+pub fn warn(msg: &str) {
+    eprintln!("strata: warning: {msg}");
+}
+
+/// Warns when image `id` is deeper than Docker and Podman run.
+pub fn warn_depth(store: &Store, id: &strata_store::Digest) {
+    if let Ok(Some(w)) = store.depth_warning(id) {
+        warn(&w);
+    }
+}
+
+/// Warns, as `docker run` does, when `image`'s platform is not the
+/// host's.
+pub fn warn_platform(store: &Store, image: &str) {
+    if let Ok(Some(w)) = store.platform_warning(image) {
+        warn(&w);
+    }
 }
 
 /// Warns about each record a listing could not read: `what` says what

@@ -116,6 +116,7 @@ pub fn load(a: Load, store: &Store, out: &mut Out) -> Result<()> {
     };
     bar.pb.finish_and_clear();
     for img in loaded? {
+        super::warn_depth(store, &img.id);
         if a.quiet {
             writeln!(out, "{}", img.id);
         } else if img.tags.is_empty() {

@@ -53,6 +53,13 @@ pub enum Cmd {
     },
 }
 
+impl Cmd {
+    /// Whether the command only reads the store (it opens it so).
+    pub fn reads_only(&self) -> bool {
+        matches!(self, Cmd::Ls { .. } | Cmd::Inspect { .. })
+    }
+}
+
 /// `K=V` pairs into a map.
 fn pairs(what: &str, kv: &[String]) -> Result<BTreeMap<String, String>> {
     let mut out = BTreeMap::new();

@@ -116,6 +116,53 @@ impl Dockerd {
         String::from_utf8(out.stdout).unwrap().trim().to_owned()
     }
 
+    /// `docker build -t tag dir` with the classic builder (BuildKit needs
+    /// the buildx plugin and, for `FROM` an image, a registry); returns
+    /// the image ID.
+    pub fn build(&self, tag: &str, dir: &Path) -> String {
+        let out = Command::new("docker")
+            .env("DOCKER_CONFIG", self.dir.path().join("client"))
+            .env("DOCKER_BUILDKIT", "0")
+            .arg("-H")
+            .arg(format!("unix://{}", self.dir.path().join("sock").display()))
+            .args(["build", "-q", "-t", tag])
+            .arg(dir)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "docker build {tag}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).unwrap().trim().to_owned()
+    }
+
+    /// The daemon's `--data-root`: what `/var/lib/docker` is to a
+    /// host's dockerd. Copy it only after [`Dockerd::stop`].
+    pub fn data_root(&self) -> PathBuf {
+        self.dir.path().join("data")
+    }
+
+    /// Stops the daemon (SIGTERM, then SIGKILL after 30 s) and undoes its
+    /// mounts, leaving its data root in place until drop.
+    pub fn stop(&mut self) {
+        // Not signalled once reaped: its pid may be another process's.
+        if self.child.try_wait().ok().flatten().is_none() {
+            let pid = self.child.id().to_string();
+            let _ = Command::new("kill").args(["-TERM", &pid]).status();
+        }
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while self.child.try_wait().ok().flatten().is_none() {
+            if Instant::now() > deadline {
+                let _ = self.child.kill();
+                let _ = self.child.wait();
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        unmount_under(self.dir.path());
+    }
+
     /// `docker image inspect`: the image ID and its diffIDs.
     pub fn declared(&self, image: &str) -> Declared {
         let v: Value = serde_json::from_str(&self.ok(&["image", "inspect", image])).unwrap();
@@ -133,18 +180,7 @@ impl Dockerd {
 
 impl Drop for Dockerd {
     fn drop(&mut self) {
-        let pid = self.child.id().to_string();
-        let _ = Command::new("kill").args(["-TERM", &pid]).status();
-        let deadline = Instant::now() + Duration::from_secs(30);
-        while self.child.try_wait().ok().flatten().is_none() {
-            if Instant::now() > deadline {
-                let _ = self.child.kill();
-                let _ = self.child.wait();
-                break;
-            }
-            std::thread::sleep(Duration::from_millis(100));
-        }
-        unmount_under(self.dir.path());
+        self.stop();
     }
 }
 

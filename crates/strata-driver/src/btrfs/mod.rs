@@ -94,10 +94,21 @@ impl Btrfs {
     /// Opens (making it if needed) the driver with its home at `home`,
     /// which must be on btrfs.
     pub fn new(home: &Path) -> Result<Self> {
+        Btrfs::open(home, false)
+    }
+
+    /// [`Btrfs::new`], or with `read_only` an existing home opened
+    /// without writing to it.
+    pub fn open(home: &Path, read_only: bool) -> Result<Self> {
         require_btrfs(home)?;
-        let home = crate::make_home(home, "subvolumes", 0o700)?;
+        let home = crate::make_home(home, "subvolumes", 0o700, read_only)?;
+        let (dir, lock) = (home.join("refs"), home.join("lock"));
         Ok(Btrfs {
-            refs: Refs::new(&home.join("refs"), &home.join("lock"))?,
+            refs: if read_only {
+                Refs::existing(&dir, &lock)
+            } else {
+                Refs::new(&dir, &lock)?
+            },
             home,
         })
     }

@@ -58,6 +58,12 @@ pub struct Overlay2 {
     union: Union,
     native_diff: bool,
     backing_fs: String,
+    /// Opened without writing: sizes are counted in the upper directory
+    /// rather than by mounting.
+    read_only: bool,
+    /// Whether the probe's answer is known (a read-only open of a home
+    /// that never recorded one does not probe).
+    probed: bool,
 }
 
 /// What mounts the union: kernel overlayfs, or strata's FUSE union (the
@@ -75,7 +81,15 @@ impl Overlay2 {
     /// cannot be mounted here, when the backing file system is itself
     /// overlay, or when it lacks d_type.
     pub fn new(home: &Path) -> Result<Self> {
-        let (home, backing) = open_home(home)?;
+        Overlay2::open(home, false)
+    }
+
+    /// [`Overlay2::new`], or with `read_only` an existing home opened
+    /// without writing to it: nothing made, no probe mounted or recorded
+    /// (the recorded answer is used; without one, the old mount API and
+    /// no native diff, which are always correct).
+    pub fn open(home: &Path, read_only: bool) -> Result<Self> {
+        let (home, backing) = open_home(home, read_only)?;
         if backing.0 == OVERLAY_MAGIC {
             return Err(Error::new(
                 ErrorKind::Unsupported,
@@ -92,9 +106,22 @@ impl Overlay2 {
             OverlayXattrs::Trusted
         };
         let options = mount_options(userns);
-        let found = probe::cached(&home, &options, xattrs)?;
+        let (found, probed) = if read_only {
+            match probe::recorded(&home, &options) {
+                Some(found) => (found, true),
+                None => (
+                    probe::Probed {
+                        new_mount_api: false,
+                        native_diff: false,
+                    },
+                    false,
+                ),
+            }
+        } else {
+            (probe::cached(&home, &options, xattrs)?, true)
+        };
         Ok(Overlay2 {
-            refs: Refs::new(&home.join("refs"), &home.join("lock"))?,
+            refs: refs(&home, read_only)?,
             home,
             xattrs,
             userns,
@@ -103,6 +130,8 @@ impl Overlay2 {
             },
             native_diff: found.native_diff,
             backing_fs: backing.1,
+            read_only,
+            probed,
         })
     }
 
@@ -111,11 +140,18 @@ impl Overlay2 {
     /// Fails when FUSE cannot be used here.
     #[cfg(feature = "fuse")]
     pub fn fuse(home: &Path, server: crate::fuse::Server) -> Result<Self> {
+        Overlay2::fuse_open(home, server, false)
+    }
+
+    /// [`Overlay2::fuse`], or with `read_only` an existing home opened
+    /// without writing to it.
+    #[cfg(feature = "fuse")]
+    pub fn fuse_open(home: &Path, server: crate::fuse::Server, read_only: bool) -> Result<Self> {
         let mounter = crate::fuse::Mounter::new(server)?;
-        let (home, backing) = open_home(home)?;
+        let (home, backing) = open_home(home, read_only)?;
         let userns = mounter.userxattr();
         Ok(Overlay2 {
-            refs: Refs::new(&home.join("refs"), &home.join("lock"))?,
+            refs: refs(&home, read_only)?,
             home,
             xattrs: if userns {
                 OverlayXattrs::User
@@ -128,6 +164,8 @@ impl Overlay2 {
             // upper directory is always its whole change.
             native_diff: true,
             backing_fs: backing.1,
+            read_only,
+            probed: true,
         })
     }
 
@@ -220,6 +258,14 @@ impl Overlay2 {
     fn mount(&self, id: &str, lower: &[String], label: Option<&str>) -> Result<PathBuf> {
         let dir = self.dir(id);
         let merged = dir.join("merged");
+        // Docker makes `merged` as it mounts a layer and removes it as it
+        // unmounts: a layer of a copy of its data root may have none.
+        match fs::DirBuilder::new().mode(0o700).create(&merged) {
+            Err(e) if e.kind() != std::io::ErrorKind::AlreadyExists => {
+                return Err(e).ctx(|| format!("creating {}", merged.display()))
+            }
+            _ => {}
+        }
         let new_mount_api = match &self.union {
             Union::Kernel { new_mount_api } => *new_mount_api,
             #[cfg(feature = "fuse")]
@@ -396,12 +442,23 @@ fn lower_line(id: &str, chain: &[String]) -> Result<String> {
     Ok(chain.join(":"))
 }
 
-/// Makes the home (with its `l/`) if needed; its canonical path and the
-/// file system it is on.
-fn open_home(home: &Path) -> Result<(PathBuf, (i64, String))> {
-    let home = crate::make_home(home, "l", 0o710)?;
+/// Makes the home (with its `l/`) if needed, unless `read_only`; its
+/// canonical path and the file system it is on.
+fn open_home(home: &Path, read_only: bool) -> Result<(PathBuf, (i64, String))> {
+    let home = crate::make_home(home, "l", 0o710, read_only)?;
     let backing = crate::backing_fs(&home)?;
     Ok((home, backing))
+}
+
+/// The mount reference counts in `<home>/refs`, made when missing
+/// unless `read_only`.
+fn refs(home: &Path, read_only: bool) -> Result<Refs> {
+    let (dir, lock) = (home.join("refs"), home.join("lock"));
+    if read_only {
+        Ok(Refs::existing(&dir, &lock))
+    } else {
+        Refs::new(&dir, &lock)
+    }
 }
 
 fn mount_options(userns: bool) -> Vec<String> {
@@ -552,10 +609,20 @@ impl Driver for Overlay2 {
 
     fn status(&self) -> Vec<(String, String)> {
         let layers = crate::count_entries(&self.home.join("l"));
+        let probed = |v: String| {
+            if self.probed {
+                v
+            } else {
+                "not probed (the store was opened to be read)".to_owned()
+            }
+        };
         vec![
             ("Backing Filesystem".into(), self.backing_fs.clone()),
-            ("Supports d_type".into(), "true".into()),
-            ("Native Overlay Diff".into(), self.native_diff.to_string()),
+            ("Supports d_type".into(), probed("true".into())),
+            (
+                "Native Overlay Diff".into(),
+                probed(self.native_diff.to_string()),
+            ),
             ("userxattr".into(), self.userns.to_string()),
             (
                 "Mount API".into(),
@@ -565,7 +632,7 @@ impl Driver for Overlay2 {
                     } => format!("fsconfig lowerdir+ (up to {MAX_LAYERS} layers)"),
                     Union::Kernel {
                         new_mount_api: false,
-                    } => "mount(2) option string".into(),
+                    } => probed("mount(2) option string".into()),
                     #[cfg(feature = "fuse")]
                     Union::Fuse(m) => m.describe(),
                 },
@@ -590,6 +657,27 @@ impl Driver for Overlay2 {
 
     fn native_diff(&self) -> Option<&dyn NativeDiff> {
         self.native_diff.then_some(self as &dyn NativeDiff)
+    }
+
+    /// Without the probe's answer (a read-only open), a layer over its
+    /// real parent is measured in its upper directory rather than by
+    /// mounting: with redirect_dir and metacopy off, that directory
+    /// holds every file the layer adds or changes, and an image layer's
+    /// is exactly what its tar unpacked.
+    fn diff_size(&self, id: &str, parent: Option<&str>) -> Result<u64> {
+        let upper = self.native_diff || self.read_only;
+        if upper && NativeDiff::covers(self, id, parent) {
+            return NativeDiff::diff_size(self, id, parent);
+        }
+        crate::naive::diff_size(self, id, parent)
+    }
+
+    /// Docker's overlay2 records the size of the diff directory it
+    /// unpacked a layer into (moby `directory.Size`): regular files and
+    /// symbolic links, each inode once.
+    fn docker_size(&self, id: &str) -> Result<Option<u64>> {
+        self.require(id)?;
+        dir_size(&self.dir(id).join("diff"), true).map(Some)
     }
 
     /// Docker's overlay2 limits a container's size with xfs project
@@ -662,12 +750,13 @@ impl NativeDiff for Overlay2 {
 
     fn diff_size(&self, id: &str, _parent: Option<&str>) -> Result<u64> {
         self.require(id)?;
-        dir_size(&self.dir(id).join("diff"))
+        dir_size(&self.dir(id).join("diff"), false)
     }
 }
 
-/// Bytes of regular-file content under `dir` (each inode once).
-fn dir_size(dir: &Path) -> Result<u64> {
+/// Bytes of regular-file content under `dir` (each inode once); with
+/// `symlinks`, each symbolic link's length too, as Docker counts.
+fn dir_size(dir: &Path, symlinks: bool) -> Result<u64> {
     use std::collections::HashSet;
     use std::os::unix::fs::MetadataExt;
     let mut seen = HashSet::new();
@@ -681,7 +770,9 @@ fn dir_size(dir: &Path) -> Result<u64> {
                 .ctx(|| format!("looking up {}", e.path().display()))?;
             if md.is_dir() {
                 stack.push(e.path());
-            } else if md.is_file() && seen.insert((md.dev(), md.ino())) {
+            } else if (md.is_file() || (symlinks && md.is_symlink()))
+                && seen.insert((md.dev(), md.ino()))
+            {
                 total += md.len();
             }
         }

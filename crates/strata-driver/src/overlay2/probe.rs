@@ -35,19 +35,11 @@ pub fn require_d_type(home: &Path) -> Result<()> {
 /// release and the mount options stay the same: every `strata` command
 /// opens the driver, and a probe is a mount and an unmount.
 pub fn cached(home: &Path, options: &[String], x: OverlayXattrs) -> Result<Probed> {
-    let kernel = fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default();
-    let key = format!("kernel={} options={}", kernel.trim(), options.join(","));
-    let path = home.join("probe");
-    if let Ok(text) = fs::read_to_string(&path) {
-        let mut lines = text.lines();
-        if lines.next() == Some(key.as_str()) {
-            let flag = |name: &str| text.lines().any(|l| l == format!("{name}=true"));
-            return Ok(Probed {
-                new_mount_api: flag("new_mount_api"),
-                native_diff: flag("native_diff"),
-            });
-        }
+    if let Some(found) = recorded(home, options) {
+        return Ok(found);
     }
+    let key = probe_key(options);
+    let path = home.join("probe");
     require_d_type(home)?;
     let found = probe(home, options, x)?;
     let text = format!(
@@ -59,6 +51,26 @@ pub fn cached(home: &Path, options: &[String], x: OverlayXattrs) -> Result<Probe
         .and_then(|()| fs::rename(&tmp, &path))
         .ctx(|| format!("recording the probe in {}", path.display()))?;
     Ok(found)
+}
+
+/// What `<home>/probe` records for this kernel and `options`, if it
+/// records anything for them.
+pub fn recorded(home: &Path, options: &[String]) -> Option<Probed> {
+    let text = fs::read_to_string(home.join("probe")).ok()?;
+    if text.lines().next() != Some(probe_key(options).as_str()) {
+        return None;
+    }
+    let flag = |name: &str| text.lines().any(|l| l == format!("{name}=true"));
+    Some(Probed {
+        new_mount_api: flag("new_mount_api"),
+        native_diff: flag("native_diff"),
+    })
+}
+
+/// The first line of `<home>/probe`: what the answer depends on.
+fn probe_key(options: &[String]) -> String {
+    let kernel = fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default();
+    format!("kernel={} options={}", kernel.trim(), options.join(","))
 }
 
 pub struct Probed {

@@ -28,10 +28,21 @@ pub struct Vfs {
 
 impl Vfs {
     pub fn new(home: &Path) -> Result<Self> {
-        let home = crate::make_home(home, "dir", 0o710)?;
+        Vfs::open(home, false)
+    }
+
+    /// [`Vfs::new`], or with `read_only` an existing home opened without
+    /// writing to it.
+    pub fn open(home: &Path, read_only: bool) -> Result<Self> {
+        let home = crate::make_home(home, "dir", 0o710, read_only)?;
         let backing_fs = crate::backing_fs(&home)?.1;
+        let (dir, lock) = (home.join("refs"), home.join("lock"));
         Ok(Vfs {
-            refs: Refs::new(&home.join("refs"), &home.join("lock"))?,
+            refs: if read_only {
+                Refs::existing(&dir, &lock)
+            } else {
+                Refs::new(&dir, &lock)?
+            },
             home,
             backing_fs,
         })

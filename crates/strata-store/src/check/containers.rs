@@ -27,6 +27,14 @@ impl Checker<'_> {
             if layout::is_removing(&name) {
                 continue;
             }
+            if crate::container::is_dockers(&dir) {
+                self.note(
+                    format!("container {name}"),
+                    "a container of Docker's (config.v2.json): strata does not list or run it, \
+                     and keeps its layers",
+                );
+                continue;
+            }
             // Parsed and validated as everywhere else: an ID that is not
             // its directory's name, or any malformed ID or name in it,
             // makes the record broken, and nothing in it is used.

@@ -89,6 +89,9 @@ impl Checker<'_> {
             let parent_cache = parent.map(|p| p.cache_id.as_str());
             match store.driver.diff_size(&l.cache_id, parent_cache) {
                 Ok(n) if n == l.size => {}
+                // A layer Docker unpacked (the store is a copy of its
+                // data root) holds the size Docker counted.
+                Ok(_) if self.counted_by_docker(&l.cache_id, l.size) => {}
                 Ok(n) => {
                     let size_file = self.layout().layer(&l.chain_id).join(record::SIZE);
                     self.found(
@@ -102,6 +105,12 @@ impl Checker<'_> {
             }
         }
         Ok(layers)
+    }
+
+    /// Whether `size` is what Docker's driver records for driver layer
+    /// `cache_id` (see `Driver::docker_size`).
+    fn counted_by_docker(&self, cache_id: &str, size: u64) -> bool {
+        matches!(self.store.driver.docker_size(cache_id), Ok(Some(n)) if n == size)
     }
 
     /// Layers whose only fault is their `size` (see [`sizeless_layer`]):
@@ -174,6 +183,7 @@ impl Checker<'_> {
         for c in self.container_configs()? {
             roots.extend(c.parent_layer);
         }
+        roots.extend(store.docker_container_parents()?);
         let mut live = BTreeSet::new();
         for r in roots {
             let mut cur = Some(r);

@@ -225,7 +225,11 @@ impl Store {
     /// findings, marked repaired when a later pass fixed them or no longer
     /// found them, then what later passes found anew.
     pub fn check_with(&self, opts: CheckOptions) -> Result<Report> {
-        let lock = self.lock()?;
+        let lock = if opts.repair {
+            self.lock()?
+        } else {
+            self.read_lock()?
+        };
         let mut report = self.check_pass(&lock, opts)?;
         let mut last = report.clone();
         for _ in 1..REPAIR_PASSES {

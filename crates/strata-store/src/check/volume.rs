@@ -53,6 +53,16 @@ impl Checker<'_> {
             }
             let data = local.data_path(&name);
             let meta = self.store.layout.volume_meta(&name);
+            if local.is_dockers(&name) {
+                let message = match local.meta(&name) {
+                    Ok(_) => "a volume of Docker's: used as a local volume; its labels \
+                              (in Docker's volumes/metadata.db) are not read"
+                        .to_owned(),
+                    Err(e) => format!("a volume of Docker's that strata cannot use: {e}"),
+                };
+                self.note(object, message);
+                continue;
+            }
             if fs::symlink_metadata(&meta).is_err() {
                 let has_data = data.is_dir();
                 let message = if has_data {

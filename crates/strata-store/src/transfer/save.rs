@@ -260,13 +260,16 @@ impl Store {
             }
             let record = File::open(self.tar_split_path(&l.chain_id))
                 .ctx(|| format!("layer {} has no tar-split record", l.chain_id))?;
-            let (diff_id, size) = strata_archive::recorded_tar(record).map_err(|e| {
+            let (diff_id, size) = strata_archive::recorded_tar_size(record).map_err(|e| {
                 Error::with(
                     ErrorKind::Corrupt,
                     format!("reading the tar-split record of layer {}", l.chain_id),
                     e,
                 )
             })?;
+            // A record Docker wrote names no digest: the rebuilt tar is
+            // checked against the diffID as it is written.
+            let diff_id = diff_id.unwrap_or_else(|| l.diff_id.clone());
             if diff_id != l.diff_id {
                 return Err(Error::new(
                     ErrorKind::Corrupt,
