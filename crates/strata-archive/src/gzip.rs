@@ -1,234 +1,45 @@
-//! A gzip encoder that deflates on several threads, as pigz does
-//! (<https://zlib.net/pigz/pigz.c>): the input is cut into blocks, each
-//! deflated on a worker with the 32 KiB before it as its dictionary and
-//! ended with a sync flush (an empty stored block, so the next starts on
-//! a byte boundary), and the blocks are written in order as one gzip
-//! member. The CRC-32 is taken on the writer's thread.
-//!
-//! The output is one ordinary gzip stream that every reader takes; the
-//! same input, level and block size always give the same bytes.
-//! Compressed sizes are within a fraction of a percent of a one-thread
-//! deflate at the same level (the dictionary carries matches across
-//! block boundaries; only the sync markers, 5 bytes a block, are added).
+//! gzip deflated on several threads, as pigz does, through the `gzp`
+//! crate: the input is cut into blocks, each deflated on a worker with
+//! the 32 KiB before it as its dictionary, and the blocks are written in
+//! order as one gzip member. Every gzip reader takes it; the same input,
+//! level and block size give the same bytes whatever the thread count;
+//! sizes are within a fraction of a percent of a one-thread deflate.
 
-use std::collections::VecDeque;
 use std::io::{self, Write};
-use std::sync::mpsc::{sync_channel, Receiver, SyncSender};
-use std::sync::{Arc, Mutex};
-use std::thread::JoinHandle;
 
-use flate2::{Compress, Compression, FlushCompress, Status};
+use gzp::deflate::Gzip;
+use gzp::par::compress::{Compression, ParCompressBuilder};
+use gzp::ZWriter;
 
-/// Input per block: large enough that the sync markers cost nothing,
+/// Input per block: large enough that the block markers cost nothing,
 /// small enough that a block is a fraction of a second of CPU.
 const BLOCK: usize = 512 * 1024;
-/// Deflate's window: what each block takes from the one before it.
-const WINDOW: usize = 32 * 1024;
 
-type Reply = io::Result<Vec<u8>>;
-
-struct Job {
-    input: Vec<u8>,
-    dict: Vec<u8>,
-    last: bool,
-    reply: SyncSender<Reply>,
-}
-
-/// Writes a gzip stream of what it is given to `W`, deflating on
-/// `threads` threads. [`ParallelGzip::finish`] ends the stream.
-pub struct ParallelGzip<W: Write> {
-    out: Option<W>,
+/// Writes to `out` a gzip stream of what `fill` writes, deflated at
+/// `level` (0-9) on `threads` threads (at least one). The stream is
+/// ended whatever `fill` returns; what it returns is returned once the
+/// stream is written, or the error that stopped the writing.
+pub fn parallel_gzip<T>(
+    out: &mut (dyn Write + Send),
     level: u32,
-    block: Vec<u8>,
-    /// The end of the previous block: the next one's dictionary.
-    dict: Vec<u8>,
-    crc: flate2::Crc,
-    jobs: Option<SyncSender<Job>>,
-    /// Replies in the order their blocks go out.
-    pending: VecDeque<Receiver<Reply>>,
-    max_pending: usize,
-    workers: Vec<JoinHandle<()>>,
-    /// The header is written.
-    started: bool,
-}
-
-impl<W: Write> ParallelGzip<W> {
-    /// An encoder at deflate `level` (0-9) on `threads` threads (at least
-    /// one); the gzip header is written with the first block.
-    pub fn new(out: W, level: u32, threads: usize) -> Self {
-        let threads = threads.max(1);
-        let (tx, rx) = sync_channel::<Job>(threads);
-        let rx = Arc::new(Mutex::new(rx));
-        let level = level.min(9);
-        let workers = (0..threads)
-            .map(|_| {
-                let rx = rx.clone();
-                std::thread::spawn(move || work(&rx, level))
-            })
-            .collect();
-        ParallelGzip {
-            out: Some(out),
-            level,
-            block: Vec::with_capacity(BLOCK),
-            dict: Vec::new(),
-            crc: flate2::Crc::new(),
-            jobs: Some(tx),
-            pending: VecDeque::new(),
-            max_pending: 2 * threads,
-            workers,
-            started: false,
-        }
-    }
-
-    fn out(&mut self) -> &mut W {
-        self.out.as_mut().expect("written to after finish")
-    }
-
-    /// Hands the buffered block to a worker, writing out finished
-    /// blocks while too many are in flight.
-    fn dispatch(&mut self, last: bool) -> io::Result<()> {
-        if !self.started {
-            self.started = true;
-            let header = self.header();
-            self.out().write_all(&header)?;
-        }
-        let input = std::mem::replace(&mut self.block, Vec::with_capacity(BLOCK));
-        self.crc.update(&input);
-        let tail = input.len().saturating_sub(WINDOW);
-        // Every block but the last is whole, so its end is a full window.
-        let dict = std::mem::replace(&mut self.dict, input[tail..].to_vec());
-        let (reply, answer) = sync_channel(1);
-        let job = Job {
-            input,
-            dict,
-            last,
-            reply,
-        };
-        self.jobs
-            .as_ref()
-            .expect("jobs are open until finish")
-            .send(job)
-            .map_err(|_| io::Error::other("a deflate worker stopped"))?;
-        self.pending.push_back(answer);
-        while self.pending.len() > self.max_pending {
-            self.write_one()?;
-        }
-        Ok(())
-    }
-
-    /// Writes the oldest block in flight.
-    fn write_one(&mut self) -> io::Result<()> {
-        let Some(answer) = self.pending.pop_front() else {
-            return Ok(());
-        };
-        let bytes = answer
-            .recv()
-            .map_err(|_| io::Error::other("a deflate worker stopped"))??;
-        self.out().write_all(&bytes)
-    }
-
-    fn header(&self) -> [u8; 10] {
-        // No name, no mtime (so the bytes depend on the input only);
-        // XFL as RFC 1952 says; OS 255, unknown, as flate2 writes.
-        let xfl = match self.level {
-            9 => 2,
-            0 | 1 => 4,
-            _ => 0,
-        };
-        [0x1f, 0x8b, 8, 0, 0, 0, 0, 0, xfl, 255]
-    }
-
-    /// Deflates the rest, writes the trailer, and hands back the writer.
-    pub fn finish(mut self) -> io::Result<W> {
-        self.dispatch(true)?;
-        while !self.pending.is_empty() {
-            self.write_one()?;
-        }
-        let mut trailer = [0u8; 8];
-        trailer[..4].copy_from_slice(&self.crc.sum().to_le_bytes());
-        trailer[4..].copy_from_slice(&self.crc.amount().to_le_bytes());
-        self.out().write_all(&trailer)?;
-        self.stop();
-        Ok(self.out.take().expect("finished once"))
-    }
-
-    fn stop(&mut self) {
-        self.jobs = None;
-        self.pending.clear();
-        for w in self.workers.drain(..) {
-            let _ = w.join();
-        }
-    }
-}
-
-impl<W: Write> Write for ParallelGzip<W> {
-    fn write(&mut self, data: &[u8]) -> io::Result<usize> {
-        let n = data.len().min(BLOCK - self.block.len());
-        self.block.extend_from_slice(&data[..n]);
-        if self.block.len() == BLOCK {
-            self.dispatch(false)?;
-        }
-        Ok(n)
-    }
-
-    /// Blocks are written as they are done; nothing is forced out early
-    /// (that would change the bytes).
-    fn flush(&mut self) -> io::Result<()> {
-        Ok(())
-    }
-}
-
-impl<W: Write> Drop for ParallelGzip<W> {
-    fn drop(&mut self) {
-        self.stop();
-    }
-}
-
-/// A worker: deflates blocks until the encoder hangs up.
-fn work(jobs: &Mutex<Receiver<Job>>, level: u32) {
-    let mut z = Compress::new(Compression::new(level), false);
-    loop {
-        let job = match jobs.lock() {
-            Ok(rx) => rx.recv(),
-            Err(_) => return,
-        };
-        let Ok(job) = job else { return };
-        let _ = job.reply.send(deflate(&mut z, &job));
-    }
-}
-
-/// One block as raw deflate: ended with a sync flush, or as the final
-/// block of the stream when it is the last.
-fn deflate(z: &mut Compress, job: &Job) -> Reply {
-    z.reset();
-    if !job.dict.is_empty() {
-        z.set_dictionary(&job.dict).map_err(io::Error::other)?;
-    }
-    let flush = if job.last {
-        FlushCompress::Finish
-    } else {
-        FlushCompress::Sync
-    };
-    let input = &job.input[..];
-    let mut out = Vec::with_capacity(input.len() / 2 + 1024);
-    let mut pos = 0;
-    loop {
-        if out.capacity() - out.len() < 1024 {
-            out.reserve(out.capacity().max(64 * 1024));
-        }
-        let before = z.total_in();
-        let status = z
-            .compress_vec(&input[pos..], &mut out, flush)
-            .map_err(io::Error::other)?;
-        pos += (z.total_in() - before) as usize;
-        match status {
-            Status::StreamEnd => break,
-            // A flush is complete once a call leaves output room unused.
-            _ if !job.last && pos == input.len() && out.len() < out.capacity() => break,
-            _ => {}
-        }
-    }
-    Ok(out)
+    threads: usize,
+    fill: impl FnOnce(&mut dyn Write) -> T,
+) -> io::Result<T> {
+    let builder = ParCompressBuilder::<Gzip>::new()
+        .num_threads(threads.max(1))
+        .and_then(|b| b.buffer_size(BLOCK))
+        .map_err(io::Error::other)?
+        .compression_level(Compression::new(level.min(9)));
+    std::thread::scope(|scope| {
+        let mut gz = builder.from_borrowed_writer(out, scope);
+        let filled = fill(&mut gz);
+        // Always finished here: gzp's drop would panic on a failure.
+        gz.finish().map_err(|e| match e {
+            gzp::GzpError::Io(e) => e,
+            other => io::Error::other(other),
+        })?;
+        Ok(filled)
+    })
 }
 
 #[cfg(test)]
@@ -236,6 +47,9 @@ mod tests {
     use std::io::Read;
 
     use super::*;
+
+    /// Deflate's window, the dictionary each block takes.
+    const WINDOW: usize = 32 * 1024;
 
     fn gunzip(gz: &[u8]) -> Vec<u8> {
         let mut d = flate2::read::GzDecoder::new(gz);
@@ -267,11 +81,14 @@ mod tests {
     }
 
     fn encode(data: &[u8], threads: usize, piece: usize) -> Vec<u8> {
-        let mut g = ParallelGzip::new(Vec::new(), 6, threads);
-        for c in data.chunks(piece.max(1)) {
-            g.write_all(c).unwrap();
-        }
-        g.finish().unwrap()
+        let mut out = Vec::new();
+        parallel_gzip(&mut out, 6, threads, |g| {
+            for c in data.chunks(piece.max(1)) {
+                g.write_all(c).unwrap();
+            }
+        })
+        .unwrap();
+        out
     }
 
     #[test]
@@ -304,7 +121,7 @@ mod tests {
     #[test]
     fn size_is_close_to_one_thread_deflate() {
         let data = sample(6 * BLOCK);
-        let mut e = flate2::write::GzEncoder::new(Vec::new(), Compression::new(6));
+        let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::new(6));
         e.write_all(&data).unwrap();
         let serial = e.finish().unwrap().len();
         let parallel = encode(&data, 2, 1 << 16).len();
@@ -325,9 +142,8 @@ mod tests {
                 Ok(())
             }
         }
-        let mut g = ParallelGzip::new(Full, 6, 2);
         let data = sample(4 * BLOCK);
-        let wrote = g.write_all(&data).and_then(|_| g.finish().map(|_| ()));
-        assert!(wrote.is_err());
+        let wrote = parallel_gzip(&mut Full, 6, 2, |g| g.write_all(&data));
+        assert!(!matches!(wrote, Ok(Ok(()))), "{wrote:?}");
     }
 }

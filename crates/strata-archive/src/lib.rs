@@ -44,7 +44,7 @@ pub use diff::{
 };
 pub use digest::{sha256, sha256_reader, Digest, DigestWriter};
 pub use error::{Error, ErrorKind, Result};
-pub use gzip::ParallelGzip;
+pub use gzip::parallel_gzip;
 pub use split::{apply_recording, reassemble, recorded_tar, recorded_tar_size};
 pub use whiteout::{OverlayXattrs, Target};
 pub use writer::DiffReport;

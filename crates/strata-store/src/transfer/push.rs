@@ -479,16 +479,15 @@ impl Store {
         layer: &Layer,
         compression: LayerCompression,
         level: i32,
-        out: &mut dyn Write,
+        out: &mut (dyn Write + Send),
     ) -> Result<()> {
         let failed = |e| Error::io(format!("compressing layer {}", layer.diff_id), e);
         let diff_id = match compression {
             LayerCompression::Gzip => {
                 let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
-                let mut gz = strata_archive::ParallelGzip::new(out, level as u32, threads);
-                let d = self.layer_tar(layer, &mut gz)?;
-                gz.finish().map_err(failed)?;
-                d
+                let level = u32::try_from(level).unwrap_or(0);
+                strata_archive::parallel_gzip(out, level, threads, |gz| self.layer_tar(layer, gz))
+                    .map_err(failed)??
             }
             LayerCompression::Zstd => {
                 let mut z = zstd::stream::write::Encoder::new(out, level).map_err(failed)?;
