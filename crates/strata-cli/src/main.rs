@@ -7,6 +7,7 @@ use clap::{Parser, Subcommand};
 mod commands;
 mod output;
 mod progress;
+mod template;
 
 use commands::{
     archive, check, container, cp, image, lifecycle, registry, system, transfer, union, volume,
@@ -52,16 +53,14 @@ enum Command {
     #[command(subcommand)]
     Image(ImageCmd),
     /// An image's history (as `image history`).
-    History { image: String },
+    History(image::History),
+    /// Container subcommands (`container ls` is `ps`, ...).
+    #[command(subcommand)]
+    Container(ContainerCmd),
     /// Give an image another name.
     Tag { source: String, target: String },
     /// Remove images (untag, then delete what nothing uses).
-    Rmi {
-        #[arg(short, long)]
-        force: bool,
-        #[arg(required = true)]
-        images: Vec<String>,
-    },
+    Rmi(image::Rmi),
     /// List layers.
     Layers(image::Layers),
     /// Create a container; prints its ID.
@@ -100,24 +99,12 @@ enum Command {
     /// Copy files between a container and the host.
     Cp(cp::Cp),
     /// Remove containers.
-    Rm {
-        #[arg(short, long)]
-        force: bool,
-        /// Also remove the containers' anonymous volumes no other
-        /// container uses.
-        #[arg(short, long)]
-        volumes: bool,
-        #[arg(required = true)]
-        containers: Vec<String>,
-    },
+    Rm(container::Rm),
     /// Volume subcommands.
     #[command(subcommand)]
     Volume(volume::Cmd),
     /// Containers, images or volumes as JSON.
-    Inspect {
-        #[arg(required = true)]
-        names: Vec<String>,
-    },
+    Inspect(system::Inspect),
     /// The store, its driver and what it holds.
     Info {
         #[arg(long, value_enum, default_value_t)]
@@ -137,10 +124,36 @@ enum Command {
 
 #[derive(Subcommand)]
 enum ImageCmd {
+    /// List images (as `images`).
+    #[command(alias = "list")]
+    Ls(image::Images),
     /// An image as JSON.
     Inspect { image: String },
     /// An image's history.
-    History { image: String },
+    History(image::History),
+    /// Remove images (as `rmi`).
+    #[command(alias = "remove")]
+    Rm(image::Rmi),
+    /// Remove dangling images (as `system prune`).
+    Prune(system::Prune),
+}
+
+#[derive(Subcommand)]
+enum ContainerCmd {
+    /// List containers (as `ps`).
+    #[command(alias = "list", alias = "ps")]
+    Ls(container::Ps),
+    /// Remove containers (as `rm`).
+    #[command(alias = "remove")]
+    Rm(container::Rm),
+    /// Containers as JSON.
+    Inspect(system::Inspect),
+    /// Remove every container that is not running.
+    Prune {
+        /// Accepted for Docker's sake: strata never asks.
+        #[arg(short, long)]
+        force: bool,
+    },
 }
 
 /// Runs the command; `run`, `start` and `exec` exit with the status of
@@ -158,13 +171,14 @@ fn run(cli: Cli, out: &mut Out) -> anyhow::Result<ExitCode> {
         Command::Login(a) => registry::login(a, out),
         Command::Logout(a) => registry::logout(a, out),
         Command::Import(a) => image::import(a, &store()?, out),
-        Command::Images(a) => image::images(a, &store()?, out),
+        Command::Images(a) | Command::Image(ImageCmd::Ls(a)) => image::images(a, &store()?, out),
         Command::Image(ImageCmd::Inspect { image }) => image::inspect(&image, &store()?, out),
-        Command::Image(ImageCmd::History { image }) | Command::History { image } => {
-            image::history(&image, &store()?, out)
+        Command::Image(ImageCmd::History(a)) | Command::History(a) => {
+            image::history(a, &store()?, out)
         }
+        Command::Image(ImageCmd::Prune(a)) => system::prune(a, &store()?, out),
         Command::Tag { source, target } => image::tag(&source, &target, &store()?),
-        Command::Rmi { force, images } => image::rmi(&images, force, &store()?, out),
+        Command::Rmi(a) | Command::Image(ImageCmd::Rm(a)) => image::rmi(a, &store()?, out),
         Command::Layers(a) => image::layers(a, &store()?, out),
         Command::Create(a) => container::create(a, &store()?, out),
         Command::Run(a) => return Ok(exit_status(container::run(a, &store()?, &args, out))),
@@ -177,18 +191,21 @@ fn run(cli: Cli, out: &mut Out) -> anyhow::Result<ExitCode> {
         Command::Logs(a) => lifecycle::logs(a, &store()?, out),
         Command::Mount { container } => container::mount(&container, &store()?, out),
         Command::Umount { container } => container::umount(&container, store),
-        Command::Ps(a) => container::ps(a, &store()?, out),
+        Command::Ps(a) | Command::Container(ContainerCmd::Ls(a)) => {
+            container::ps(a, &store()?, out)
+        }
+        Command::Container(ContainerCmd::Prune { force: _ }) => container::prune(&store()?, out),
         Command::Diff { container } => container::diff(&container, &store()?, out),
         Command::Commit(a) => container::commit(a, &store()?, out),
         Command::Export(a) => container::export(a, &store()?),
         Command::Cp(a) => cp::run(a, &store()?),
-        Command::Rm {
-            force,
-            volumes,
-            containers,
-        } => container::rm(&containers, force, volumes, &store()?, out),
+        Command::Rm(a) | Command::Container(ContainerCmd::Rm(a)) => {
+            container::rm(a, &store()?, out)
+        }
         Command::Volume(cmd) => volume::run(cmd, &store()?, out),
-        Command::Inspect { names } => system::inspect(&names, &store()?, out),
+        Command::Inspect(a) | Command::Container(ContainerCmd::Inspect(a)) => {
+            system::inspect(&a.names, &store()?, out)
+        }
         Command::Info { format } => system::info(format, &store()?, out),
         Command::System(cmd) => system::run(cmd, &store()?, out),
         Command::Check(a) => check::run(a, &store()?, out),
