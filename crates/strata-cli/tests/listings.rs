@@ -92,21 +92,21 @@ fn short(id: &str) -> String {
 /// now; returns the IDs of foo, old and the untagged one.
 fn images_store(s: &Strata) -> (String, String, String) {
     let old = s.labeled("old:1", "2024-01-02T03:04:05Z", json!({ "tier": "db" }));
-    let foo = s.labeled(
+    let web = s.labeled(
         "foo:1",
         "2024-02-02T03:04:05Z",
         json!({ "tier": "web", "team": "a" }),
     );
     s.ok(&["tag", "foo:1", "bar:2"]);
     let none = s.ok(&["import", one_file_tar(s, "none", "none").to_str().unwrap()]);
-    (foo, old, none)
+    (web, old, none)
 }
 
 #[test]
 fn images_quiet_filters_and_templates() {
     let Some(s) = as_root("vfs") else { return };
-    let (foo, old, none) = images_store(&s);
-    let (f, o, n) = (short(&foo), short(&old), short(&none));
+    let (web, old, none) = images_store(&s);
+    let (f, o, n) = (short(&web), short(&old), short(&none));
     let cases: Vec<(&[&str], Vec<String>)> = vec![
         (
             &["images", "-q"],
@@ -121,7 +121,7 @@ fn images_quiet_filters_and_templates() {
                 "-f",
                 "reference=foo",
             ],
-            vec![foo.clone()],
+            vec![web.clone()],
         ),
         (
             &["images", "-q", "--filter", "dangling=true"],
@@ -253,7 +253,7 @@ fn images_quiet_filters_and_templates() {
 #[test]
 fn ps_quiet_filters_and_the_name_it_was_created_from() {
     let Some(s) = as_root("vfs") else { return };
-    let (foo, old, _) = images_store(&s);
+    let (web_image, old, _) = images_store(&s);
     let id = |name: &str| s.ok(&["create", "--name", name, "foo:1", "true"]);
     let web = id("web-1");
     let db = s.ok(&["create", "--name", "db", &short(&old), "sh"]);
@@ -325,7 +325,7 @@ fn ps_quiet_filters_and_the_name_it_was_created_from() {
     // Once foo:1 names another image, IMAGE says the container's by ID.
     s.ok(&["tag", "old:1", "foo:1"]);
     let image = s.ok(&["ps", "-a", "-f", "name=web", "--format", "{{.Image}}"]);
-    assert_eq!(image, short(&foo));
+    assert_eq!(image, short(&web_image));
     let image = s.ok(&[
         "ps",
         "-a",
@@ -335,7 +335,7 @@ fn ps_quiet_filters_and_the_name_it_was_created_from() {
         "--format",
         "{{.Image}}",
     ]);
-    assert_eq!(image, foo);
+    assert_eq!(image, web_image);
     // container rm|inspect|prune as rm, inspect and a prune of what is stopped.
     let inspected = s.json(&["container", "inspect", "web-1"]);
     assert_eq!(inspected[0]["Id"], web.as_str());
