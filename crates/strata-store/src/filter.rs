@@ -231,8 +231,8 @@ impl crate::Store {
     }
 
     /// The containers `ps` lists: the running ones, or all with `all`
-    /// (or with a status filter), that `filters` keep, oldest first,
-    /// with their states; and the error of each that does not read back.
+    /// (or with a status filter), that `filters` keep, newest first as
+    /// Docker lists them, with their states; and the error of each that does not read back.
     /// A container's labels are its image's (strata records none of its
     /// own).
     pub fn filtered_containers(
@@ -266,6 +266,7 @@ impl crate::Store {
             }
             out.push((c, state));
         }
+        out.reverse();
         Ok((out, bad))
     }
 
