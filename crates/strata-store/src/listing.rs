@@ -399,29 +399,43 @@ impl crate::Store {
         Ok(steps)
     }
 
-    /// What `ps` shows in IMAGE: the name the container was created
-    /// from while it still names the same image, else the image's ID (12
-    /// digits with `trunc`), as Docker shows it. `tags` maps each tag of
-    /// the store to its image (one read of the tags for the whole list).
-    pub fn container_image_name(
-        c: &Container,
-        tags: &std::collections::HashMap<String, Digest>,
+    /// What `ps` shows in IMAGE for each of `containers`: the name it
+    /// was created from while that still names the same image, else the
+    /// image's ID (12 digits with `trunc`), as Docker shows it. Reads the
+    /// tags once for the whole list.
+    pub fn container_image_names(
+        &self,
+        containers: &[&Container],
         trunc: bool,
-    ) -> String {
-        let by_id = || id(c.image.as_str(), trunc);
-        let Some(name) = &c.image_name else {
-            return by_id();
+    ) -> crate::Result<Vec<String>> {
+        let repos = self.repositories()?;
+        // As `resolve_image` looks a name up: a digest names the content
+        // whatever tag comes with it.
+        let tagged = |r: ImageRef| -> Option<&str> {
+            let r = match r.digest() {
+                Some(d) => r.with_digest(d),
+                None => r,
+            };
+            repos.get(&r.name)?.get(&r.to_string()).map(String::as_str)
         };
-        let hex = name.strip_prefix("sha256:").unwrap_or(name);
-        let names_it = match ImageRef::parse(name) {
-            _ if !hex.is_empty() && c.image.hex().starts_with(hex) => return by_id(),
-            Ok(r) => tags.get(&r.to_string()) == Some(&c.image),
-            Err(_) => false,
-        };
-        match names_it {
-            true => name.clone(),
-            false => by_id(),
-        }
+        Ok(containers
+            .iter()
+            .map(|c| {
+                let by_id = || id(c.image.as_str(), trunc);
+                let Some(name) = &c.image_name else {
+                    return by_id();
+                };
+                let hex = name.strip_prefix("sha256:").unwrap_or(name);
+                if !hex.is_empty() && c.image.hex().starts_with(hex) {
+                    return by_id();
+                }
+                let names_it = ImageRef::parse(name).ok().and_then(tagged);
+                match names_it == Some(c.image.as_str()) {
+                    true => name.clone(),
+                    false => by_id(),
+                }
+            })
+            .collect())
     }
 }
 

@@ -1,7 +1,6 @@
 //! Container commands: create, run, start, mount, umount, ps, diff,
 //! commit, export, rm.
 
-use std::collections::HashMap;
 use std::fs::File;
 use std::io::{BufWriter, Write};
 use std::path::PathBuf;
@@ -342,20 +341,13 @@ pub fn ps(a: Ps, store: &Store, out: &mut Out) -> Result<()> {
             .collect();
         return Ok(out.json(&v)?);
     }
-    // The store's tags, read once for every row's IMAGE.
-    let tags: HashMap<String, strata_store::Digest> = (store.readable_images()?.0.into_iter())
-        .flat_map(|i| {
-            i.tags
-                .into_iter()
-                .map(move |t| (t.to_string(), i.id.clone()))
-        })
-        .collect();
+    let images = store.container_image_names(
+        &shown.iter().map(|(c, _)| c).collect::<Vec<_>>(),
+        a.list.trunc(),
+    )?;
     let now = std::time::SystemTime::now();
-    let rows: Vec<ContainerRow> = (shown.iter())
-        .map(|(c, s)| {
-            let image = Store::container_image_name(c, &tags, a.list.trunc());
-            ContainerRow::new(c, s, image, a.list.trunc(), now)
-        })
+    let rows: Vec<ContainerRow> = (shown.iter().zip(images))
+        .map(|((c, s), image)| ContainerRow::new(c, s, image, a.list.trunc(), now))
         .collect();
     template.print(&rows, ContainerRow::HEADERS, out)
 }
