@@ -134,8 +134,15 @@ enum ImageCmd {
     /// Remove images (as `rmi`).
     #[command(alias = "remove")]
     Rm(image::Rmi),
-    /// Remove dangling images (as `system prune`).
-    Prune(system::Prune),
+    /// Remove dangling images (-a: every image no container uses), as
+    /// `system prune` without --volumes.
+    Prune {
+        #[arg(short, long)]
+        all: bool,
+        /// Accepted for Docker's sake: strata never asks.
+        #[arg(short, long)]
+        force: bool,
+    },
 }
 
 #[derive(Subcommand)]
@@ -176,7 +183,14 @@ fn run(cli: Cli, out: &mut Out) -> anyhow::Result<ExitCode> {
         Command::Image(ImageCmd::History(a)) | Command::History(a) => {
             image::history(a, &store()?, out)
         }
-        Command::Image(ImageCmd::Prune(a)) => system::prune(a, &store()?, out),
+        Command::Image(ImageCmd::Prune { all, force }) => {
+            let a = system::Prune {
+                all,
+                volumes: false,
+                force,
+            };
+            system::prune(a, &store()?, out)
+        }
         Command::Tag { source, target } => image::tag(&source, &target, &store()?),
         Command::Rmi(a) | Command::Image(ImageCmd::Rm(a)) => image::rmi(a, &store()?, out),
         Command::Layers(a) => image::layers(a, &store()?, out),
