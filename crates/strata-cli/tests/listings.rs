@@ -248,6 +248,11 @@ fn images_quiet_filters_and_templates() {
     assert!(s
         .ok(&["images", "--digests"])
         .starts_with("REPOSITORY   TAG       DIGEST"));
+    // image rm and image prune, as rmi and system prune.
+    assert_eq!(s.ok(&["image", "rm", "bar:2"]), "Untagged: bar:2");
+    let pruned = s.ok(&["image", "prune", "-f"]);
+    assert!(pruned.contains(&format!("Deleted: {none}")), "{pruned}");
+    assert_eq!(s.lines(&["images", "-q"]), sorted(&format!("{f}\n{o}")));
 }
 
 #[test]
