@@ -7,6 +7,7 @@ use clap::{Parser, Subcommand};
 mod commands;
 mod output;
 mod progress;
+mod template;
 
 use commands::{
     archive, check, container, cp, image, lifecycle, registry, system, transfer, union, volume,
@@ -54,16 +55,14 @@ enum Command {
     #[command(subcommand)]
     Image(ImageCmd),
     /// An image's history (as `image history`).
-    History { image: String },
+    History(image::History),
+    /// Container subcommands (`container ls` is `ps`, ...).
+    #[command(subcommand)]
+    Container(ContainerCmd),
     /// Give an image another name.
     Tag { source: String, target: String },
     /// Remove images (untag, then delete what nothing uses).
-    Rmi {
-        #[arg(short, long)]
-        force: bool,
-        #[arg(required = true)]
-        images: Vec<String>,
-    },
+    Rmi(image::Rmi),
     /// List layers.
     Layers(image::Layers),
     /// Copy an image as one layer (its whole root file system, same
@@ -106,24 +105,12 @@ enum Command {
     /// Copy files between a container and the host.
     Cp(cp::Cp),
     /// Remove containers.
-    Rm {
-        #[arg(short, long)]
-        force: bool,
-        /// Also remove the containers' anonymous volumes no other
-        /// container uses.
-        #[arg(short, long)]
-        volumes: bool,
-        #[arg(required = true)]
-        containers: Vec<String>,
-    },
+    Rm(container::Rm),
     /// Volume subcommands.
     #[command(subcommand)]
     Volume(volume::Cmd),
     /// Containers, images or volumes as JSON.
-    Inspect {
-        #[arg(required = true)]
-        names: Vec<String>,
-    },
+    Inspect(system::Inspect),
     /// The store, its driver and what it holds.
     Info {
         #[arg(long, value_enum, default_value_t)]
@@ -143,10 +130,43 @@ enum Command {
 
 #[derive(Subcommand)]
 enum ImageCmd {
+    /// List images (as `images`).
+    #[command(alias = "list")]
+    Ls(image::Images),
     /// An image as JSON.
     Inspect { image: String },
     /// An image's history.
-    History { image: String },
+    History(image::History),
+    /// Remove images (as `rmi`).
+    #[command(alias = "remove")]
+    Rm(image::Rmi),
+    /// Remove dangling images (-a: every image no container uses), as
+    /// `system prune` without --volumes.
+    Prune {
+        #[arg(short, long)]
+        all: bool,
+        /// Accepted for Docker's sake: strata never asks.
+        #[arg(short, long)]
+        force: bool,
+    },
+}
+
+#[derive(Subcommand)]
+enum ContainerCmd {
+    /// List containers (as `ps`).
+    #[command(alias = "list", alias = "ps")]
+    Ls(container::Ps),
+    /// Remove containers (as `rm`).
+    #[command(alias = "remove")]
+    Rm(container::Rm),
+    /// Containers as JSON.
+    Inspect(system::Inspect),
+    /// Remove every container that is not running.
+    Prune {
+        /// Accepted for Docker's sake: strata never asks.
+        #[arg(short, long)]
+        force: bool,
+    },
 }
 
 /// Runs the command; `run`, `start` and `exec` exit with the status of
@@ -167,13 +187,21 @@ fn run(cli: Cli, out: &mut Out) -> anyhow::Result<ExitCode> {
         Command::Login(a) => registry::login(a, out),
         Command::Logout(a) => registry::logout(a, out),
         Command::Import(a) => image::import(a, &store()?, out),
-        Command::Images(a) => image::images(a, &reader()?, out),
+        Command::Images(a) | Command::Image(ImageCmd::Ls(a)) => image::images(a, &reader()?, out),
         Command::Image(ImageCmd::Inspect { image }) => image::inspect(&image, &reader()?, out),
-        Command::Image(ImageCmd::History { image }) | Command::History { image } => {
-            image::history(&image, &reader()?, out)
+        Command::Image(ImageCmd::History(a)) | Command::History(a) => {
+            image::history(a, &reader()?, out)
+        }
+        Command::Image(ImageCmd::Prune { all, force }) => {
+            let a = system::Prune {
+                all,
+                volumes: false,
+                force,
+            };
+            system::prune(a, &store()?, out)
         }
         Command::Tag { source, target } => image::tag(&source, &target, &store()?),
-        Command::Rmi { force, images } => image::rmi(&images, force, &store()?, out),
+        Command::Rmi(a) | Command::Image(ImageCmd::Rm(a)) => image::rmi(a, &store()?, out),
         Command::Layers(a) => image::layers(a, &reader()?, out),
         Command::Flatten(a) => image::flatten(a, &store()?, out),
         Command::Create(a) => container::create(a, &store()?, out),
@@ -187,19 +215,22 @@ fn run(cli: Cli, out: &mut Out) -> anyhow::Result<ExitCode> {
         Command::Logs(a) => lifecycle::logs(a, &store()?, out),
         Command::Mount { container } => container::mount(&container, &store()?, out),
         Command::Umount { container } => container::umount(&container, store),
-        Command::Ps(a) => container::ps(a, &reader()?, out),
+        Command::Ps(a) | Command::Container(ContainerCmd::Ls(a)) => {
+            container::ps(a, &reader()?, out)
+        }
+        Command::Container(ContainerCmd::Prune { force: _ }) => container::prune(&store()?, out),
         Command::Diff { container } => container::diff(&container, &store()?, out),
         Command::Commit(a) => container::commit(a, &store()?, out),
         Command::Export(a) => container::export(a, &store()?),
         Command::Cp(a) => cp::run(a, &store()?),
-        Command::Rm {
-            force,
-            volumes,
-            containers,
-        } => container::rm(&containers, force, volumes, &store()?, out),
+        Command::Rm(a) | Command::Container(ContainerCmd::Rm(a)) => {
+            container::rm(a, &store()?, out)
+        }
         Command::Volume(cmd) if cmd.reads_only() => volume::run(cmd, &reader()?, out),
         Command::Volume(cmd) => volume::run(cmd, &store()?, out),
-        Command::Inspect { names } => system::inspect(&names, &reader()?, out),
+        Command::Inspect(a) | Command::Container(ContainerCmd::Inspect(a)) => {
+            system::inspect(&a.names, &reader()?, out)
+        }
         Command::Info { format } => system::info(format, &reader()?, out),
         Command::System(cmd) => system::run(cmd, &store()?, out),
         Command::Check(a) if a.repair => check::run(a, &store()?, out),

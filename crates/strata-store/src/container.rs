@@ -33,6 +33,11 @@ pub struct Container {
     pub name: ContainerName,
     #[serde(with = "digest_json")]
     pub image: Digest,
+    /// The image as `create` was given it (a reference or an ID), as
+    /// `ps` shows it while it still names the same image. Records made
+    /// before it was kept have none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub image_name: Option<String>,
     pub created: String,
     pub cmd: Vec<String>,
     pub driver: String,
@@ -414,6 +419,7 @@ impl Store {
             id: id.clone(),
             name,
             image: image_id,
+            image_name: Some(image.to_owned()),
             created: time::now_rfc3339(),
             cmd,
             driver: self.driver.name().to_owned(),

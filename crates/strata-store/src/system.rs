@@ -241,6 +241,31 @@ impl Store {
         })
     }
 
+    /// `container prune`: removes every container that is not running
+    /// (and the image layers nothing else uses then); returns their IDs
+    /// and the bytes their layers held. A container that starts
+    /// meanwhile is left.
+    pub fn prune_containers(&self) -> Result<(Vec<String>, u64)> {
+        let sizes: BTreeMap<String, u64> = (self.disk_usage()?.container_details.into_iter())
+            .map(|c| (c.id, c.size))
+            .collect();
+        let (mut removed, mut reclaimed) = (Vec::new(), 0);
+        for c in self.containers()? {
+            if self.container_state(&c)?.status == crate::Status::Running {
+                continue;
+            }
+            match self.remove_container(&c, false) {
+                Ok(()) => {
+                    reclaimed += sizes.get(c.id.as_str()).copied().unwrap_or(0);
+                    removed.push(c.id.to_string());
+                }
+                Err(e) if e.kind() == crate::ErrorKind::InUse => {}
+                Err(e) => return Err(e),
+            }
+        }
+        Ok((removed, reclaimed))
+    }
+
     /// `strata system prune`: removes dangling images (no tag, no
     /// container, no image committed from them), or with `all` every
     /// image no container uses, then any layer nothing reaches.

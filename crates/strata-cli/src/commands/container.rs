@@ -7,9 +7,11 @@ use std::path::PathBuf;
 
 use anyhow::{Context, Result};
 use clap::Args;
-use strata_store::{view, ContainerSpec, HostConfig, RunConfig, Status, Store};
+use strata_store::filter::{Filters, Listing};
+use strata_store::listing::ContainerRow;
+use strata_store::{view, ContainerSpec, HostConfig, RunConfig, Store};
 
-use super::{short, Format, StoreArgs};
+use super::{ListFlags, StoreArgs};
 use crate::output::Out;
 
 #[derive(Args)]
@@ -317,21 +319,25 @@ pub struct Ps {
     /// All containers (without -a: the running ones).
     #[arg(short, long)]
     pub all: bool,
-    #[arg(long, value_enum, default_value_t)]
-    pub format: Format,
+    #[command(flatten)]
+    pub list: ListFlags,
+    /// Only containers that match: status=STATUS (created, running,
+    /// exited, ...; lists stopped ones without -a), name=NAME,
+    /// ancestor=IMAGE (and images made from it), label=KEY[=VALUE].
+    #[arg(short, long = "filter", value_name = "KEY=VALUE")]
+    pub filter: Vec<String>,
 }
 
+/// Docker's `ps` table.
+const PS: &str =
+    "table {{.ID}}\t{{.Image}}\t{{.Command}}\t{{.RunningFor}}\t{{.Status}}\t{{.Ports}}\t{{.Names}}";
+
 pub fn ps(a: Ps, store: &Store, out: &mut Out) -> Result<()> {
-    let mut shown = Vec::new();
-    let (containers, bad) = store.readable_containers()?;
+    let filters = Filters::parse(Listing::Containers, &a.filter)?;
+    let template = a.list.template(PS, "ID")?;
+    let (shown, bad) = store.filtered_containers(a.all, &filters)?;
     super::warn_unreadable(&bad, "not listed");
-    for c in containers {
-        let state = store.container_state(&c)?;
-        if a.all || state.status == Status::Running {
-            shown.push((c, state));
-        }
-    }
-    if a.format == Format::Json {
+    if a.list.json() {
         let driver = store.driver().name();
         let v: Vec<_> = shown
             .into_iter()
@@ -339,41 +345,15 @@ pub fn ps(a: Ps, store: &Store, out: &mut Out) -> Result<()> {
             .collect();
         return Ok(out.json(&v)?);
     }
-    let row = |out: &mut Out, [id, image, command, created, status, name]: [&str; 6]| {
-        writeln!(
-            out,
-            "{id:<14} {image:<14} {command:<32} {created:<20} {status:<12} {name}"
-        );
-    };
-    row(
-        out,
-        [
-            "CONTAINER ID",
-            "IMAGE",
-            "COMMAND",
-            "CREATED",
-            "STATUS",
-            "NAMES",
-        ],
-    );
-    for (c, state) in &shown {
-        let image = store
-            .image(&c.image)
-            .ok()
-            .and_then(|i| i.tags.first().map(|t| t.to_string()))
-            .unwrap_or_else(|| short(c.image.as_str()).to_owned());
-        let created = c.created.get(..19).unwrap_or(&c.created).replace('T', " ");
-        let status = match state.status {
-            Status::Exited => format!("exited ({})", state.exit_code),
-            s => s.as_str().to_owned(),
-        };
-        let command = format!("{:?}", c.cmd.join(" "));
-        row(
-            out,
-            [short(&c.id), &image, &command, &created, &status, &c.name],
-        );
-    }
-    Ok(())
+    let images = store.container_image_names(
+        &shown.iter().map(|(c, _)| c).collect::<Vec<_>>(),
+        a.list.trunc(),
+    )?;
+    let now = std::time::SystemTime::now();
+    let rows: Vec<ContainerRow> = (shown.iter().zip(images))
+        .map(|((c, s), image)| ContainerRow::new(c, s, image, a.list.trunc(), now))
+        .collect();
+    template.print(&rows, ContainerRow::HEADERS, out)
 }
 
 /// `c` as `inspect` shows it.
@@ -479,17 +459,38 @@ pub fn export(a: Export, store: &Store) -> Result<()> {
     result
 }
 
-pub fn rm(
-    names: &[String],
-    force: bool,
-    volumes: bool,
-    store: &Store,
-    out: &mut Out,
-) -> Result<()> {
-    super::each_container(names, store, out, |c| {
+#[derive(Args)]
+pub struct Rm {
+    #[arg(short, long)]
+    pub force: bool,
+    /// Also remove the containers' anonymous volumes no other
+    /// container uses.
+    #[arg(short, long)]
+    pub volumes: bool,
+    #[arg(required = true)]
+    pub containers: Vec<String>,
+}
+
+pub fn rm(a: Rm, store: &Store, out: &mut Out) -> Result<()> {
+    let (force, volumes) = (a.force, a.volumes);
+    super::each_container(&a.containers, store, out, |c| {
         if force {
             strata_run::kill(store, c, std::time::Duration::from_secs(10))?;
         }
         Ok(store.remove_container_with(c, force, volumes)?)
     })
+}
+
+/// `container prune`: prints what went, as Docker does.
+pub fn prune(store: &Store, out: &mut Out) -> Result<()> {
+    let (removed, reclaimed) = store.prune_containers()?;
+    if !removed.is_empty() {
+        writeln!(out, "Deleted Containers:");
+        for id in &removed {
+            writeln!(out, "{id}");
+        }
+        writeln!(out);
+    }
+    writeln!(out, "Total reclaimed space: {}", super::human(reclaimed));
+    Ok(())
 }

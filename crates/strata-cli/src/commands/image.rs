@@ -6,9 +6,11 @@ use std::path::PathBuf;
 
 use anyhow::{Context, Result};
 use clap::Args;
+use strata_store::filter::{Filters, Listing};
+use strata_store::listing::{HistoryRow, ImageRow, LayerRow};
 use strata_store::{view, ErrorKind, ImageRef, Store};
 
-use super::{human, short, Format};
+use super::ListFlags;
 use crate::output::Out;
 
 #[derive(Args)]
@@ -57,66 +59,39 @@ pub(crate) fn input_name(p: &std::path::Path) -> String {
 
 #[derive(Args)]
 pub struct Images {
-    #[arg(long, value_enum, default_value_t)]
-    pub format: Format,
+    #[command(flatten)]
+    pub list: ListFlags,
     /// Show each repository's digest (a DIGEST column).
     #[arg(long)]
     pub digests: bool,
+    /// Only images that match: dangling=true|false, reference=PATTERN,
+    /// label=KEY[=VALUE], before=IMAGE, since=IMAGE (repeat a key for
+    /// either of its values).
+    #[arg(short, long = "filter", value_name = "KEY=VALUE")]
+    pub filter: Vec<String>,
 }
 
+/// Docker's `images` table, and with `--digests`.
+const IMAGES: &str = "table {{.Repository}}\t{{.Tag}}\t{{.ID}}\t{{.CreatedSince}}\t{{.Size}}";
+const IMAGES_DIGESTS: &str =
+    "table {{.Repository}}\t{{.Tag}}\t{{.Digest}}\t{{.ID}}\t{{.CreatedSince}}\t{{.Size}}";
+
 pub fn images(a: Images, store: &Store, out: &mut Out) -> Result<()> {
-    let (images, bad) = store.readable_images()?;
+    let filters = Filters::parse(Listing::Images, &a.filter)?;
+    let default = if a.digests { IMAGES_DIGESTS } else { IMAGES };
+    let template = a.list.template(default, "ID")?;
+    let (images, bad) = store.filtered_images(&filters)?;
     super::warn_unreadable(&bad, "not listed");
-    if a.format == Format::Json {
+    if a.list.json() {
         let v: Vec<_> = images.iter().map(view::ImageSummary::from).collect();
         return Ok(out.json(&v)?);
     }
-    let digests = a.digests;
-    let row = |out: &mut Out, [repo, tag, digest, id, created, size]: [&str; 6]| {
-        if digests {
-            writeln!(
-                out,
-                "{repo:<30} {tag:<12} {digest:<71} {id:<14} {created:<32} {size}"
-            );
-        } else {
-            writeln!(out, "{repo:<30} {tag:<12} {id:<14} {created:<32} {size}");
-        }
-    };
-    row(
-        out,
-        ["REPOSITORY", "TAG", "DIGEST", "IMAGE ID", "CREATED", "SIZE"],
-    );
-    for i in &images {
-        let created = i.created.get(..19).unwrap_or(&i.created).replace('T', " ");
-        let (id, size) = (short(i.id.as_str()), human(i.size));
-        // A repository's digest on each of its tags' rows, as Docker
-        // shows it; a digest whose repository has no tag on a row of its own.
-        let digest_of = |name: &str| {
-            i.repo_digests
-                .iter()
-                .find(|d| d.name == name)
-                .and_then(|d| d.digest.as_ref())
-                .map_or("<none>", |d| d.as_str())
-        };
-        if i.tags.is_empty() && (!digests || i.repo_digests.is_empty()) {
-            row(out, ["<none>", "<none>", "<none>", id, &created, &size]);
-        }
-        for t in &i.tags {
-            row(
-                out,
-                [&t.name, &t.tag, digest_of(&t.name), id, &created, &size],
-            );
-        }
-        if digests {
-            for d in &i.repo_digests {
-                if !i.tags.iter().any(|t| t.name == d.name) {
-                    let digest = d.digest.as_ref().map_or("<none>", |d| d.as_str());
-                    row(out, [&d.name, "<none>", digest, id, &created, &size]);
-                }
-            }
-        }
-    }
-    Ok(())
+    let digests = a.digests || template.uses("Digest");
+    let now = std::time::SystemTime::now();
+    let rows: Vec<ImageRow> = (images.iter())
+        .flat_map(|i| ImageRow::of(i, digests, a.list.trunc(), now))
+        .collect();
+    template.print(&rows, ImageRow::HEADERS, out)
 }
 
 /// `strata image inspect`.
@@ -131,28 +106,28 @@ pub fn view(name: &str, store: &Store) -> Result<view::Image> {
     Ok(store.image_view(&id)?)
 }
 
-/// The image config of `id`, parsed.
-fn config(id: &strata_store::Digest, store: &Store) -> Result<serde_json::Value> {
-    Ok(serde_json::from_slice(&store.image_config(id)?)?)
+#[derive(Args)]
+pub struct History {
+    pub image: String,
+    #[command(flatten)]
+    pub list: ListFlags,
 }
 
-pub fn history(name: &str, store: &Store, out: &mut Out) -> Result<()> {
-    let id = store.resolve_image(name)?;
-    let config = config(&id, store)?;
-    let row = |out: &mut Out, [created, created_by, comment]: [&str; 3]| {
-        writeln!(out, "{created:<32} {created_by:<40} {comment}");
-    };
-    row(out, ["CREATED", "CREATED BY", "COMMENT"]);
-    let history = config
-        .get("history")
-        .and_then(|h| h.as_array())
-        .cloned()
-        .unwrap_or_default();
-    for h in history.iter().rev() {
-        let s = |k: &str| h.get(k).and_then(|v| v.as_str()).unwrap_or("");
-        row(out, [s("created"), s("created_by"), s("comment")]);
+/// Docker's `history` table.
+const HISTORY: &str = "table {{.ID}}\t{{.CreatedSince}}\t{{.CreatedBy}}\t{{.Size}}\t{{.Comment}}";
+
+pub fn history(a: History, store: &Store, out: &mut Out) -> Result<()> {
+    let template = a.list.template(HISTORY, "ID")?;
+    let id = store.resolve_image(&a.image)?;
+    let steps = store.history(&id)?;
+    let now = std::time::SystemTime::now();
+    let rows: Vec<HistoryRow> = (steps.iter())
+        .map(|s| HistoryRow::new(s, a.list.trunc(), now))
+        .collect();
+    if a.list.json() {
+        return Ok(out.json(&rows)?);
     }
-    Ok(())
+    template.print(&rows, HistoryRow::HEADERS, out)
 }
 
 pub fn tag(src: &str, dst: &str, store: &Store) -> Result<()> {
@@ -161,9 +136,17 @@ pub fn tag(src: &str, dst: &str, store: &Store) -> Result<()> {
     Ok(())
 }
 
-pub fn rmi(names: &[String], force: bool, store: &Store, out: &mut Out) -> Result<()> {
-    for n in names {
-        for line in store.remove_image(n, force)? {
+#[derive(Args)]
+pub struct Rmi {
+    #[arg(short, long)]
+    pub force: bool,
+    #[arg(required = true)]
+    pub images: Vec<String>,
+}
+
+pub fn rmi(a: Rmi, store: &Store, out: &mut Out) -> Result<()> {
+    for n in &a.images {
+        for line in store.remove_image(n, a.force)? {
             writeln!(out, "{line}");
         }
     }
@@ -172,47 +155,30 @@ pub fn rmi(names: &[String], force: bool, store: &Store, out: &mut Out) -> Resul
 
 #[derive(Args)]
 pub struct Layers {
-    #[arg(long, value_enum, default_value_t)]
-    pub format: Format,
+    #[command(flatten)]
+    pub list: ListFlags,
 }
 
+const LAYERS: &str =
+    "table {{.ChainID}}\t{{.DiffID}}\t{{.CacheID}}\t{{.Size}}\t{{.Parent}}\t{{.Refs}}";
+
 pub fn layers(a: Layers, store: &Store, out: &mut Out) -> Result<()> {
+    let template = a.list.template(LAYERS, "ChainID")?;
     let layers = store.layers()?;
     let (refs, bad) = store.layer_refs(&layers)?;
     super::warn_unreadable(&bad, "its layers' REFS leave it out");
     let refs_of = |l: &strata_store::Layer| refs.get(&l.chain_id).copied().unwrap_or(0);
-    if a.format == Format::Json {
+    if a.list.json() {
         let v: Vec<_> = layers
             .iter()
             .map(|l| view::Layer::new(l, refs_of(l)))
             .collect();
         return Ok(out.json(&v)?);
     }
-    let row = |out: &mut Out, [chain, diff, cache, size, parent, refs]: [&str; 6]| {
-        writeln!(
-            out,
-            "{chain:<14} {diff:<14} {cache:<14} {size:>10} {parent:<14} {refs}"
-        );
-    };
-    row(
-        out,
-        ["CHAIN ID", "DIFF ID", "CACHE ID", "SIZE", "PARENT", "REFS"],
-    );
-    for l in &layers {
-        let parent = l.parent.as_ref().map_or("", |p| short(p.as_str()));
-        row(
-            out,
-            [
-                short(l.chain_id.as_str()),
-                short(l.diff_id.as_str()),
-                short(&l.cache_id),
-                &human(l.size),
-                parent,
-                &refs_of(l).to_string(),
-            ],
-        );
-    }
-    Ok(())
+    let rows: Vec<LayerRow> = (layers.iter())
+        .map(|l| LayerRow::new(l, refs_of(l), a.list.trunc()))
+        .collect();
+    template.print(&rows, LayerRow::HEADERS, out)
 }
 
 /// `strata flatten IMAGE [NEWNAME]`: a one-layer copy of an image.

@@ -16,6 +16,7 @@ use anyhow::{Context, Result};
 use strata_store::Store;
 
 use crate::output::Out;
+use crate::template::{ListFormat, Template};
 
 /// Where the store lives and which driver a new one gets.
 #[derive(clap::Args, Clone)]
@@ -110,6 +111,49 @@ pub enum Format {
     Json,
 }
 
+/// `-q`, `--format` and `--no-trunc`, as every listing takes them.
+#[derive(clap::Args)]
+pub struct ListFlags {
+    /// Only IDs (volume names for `volume ls`), one a line.
+    #[arg(short, long)]
+    pub quiet: bool,
+    /// table (the default), json, or a Go template as Docker takes it:
+    /// '{{.ID}}\t{{.Size}}', 'table {{.ID}}\t{{.Size}}', '{{json .}}'
+    /// (the subset strata supports: docs/FORMAT.md).
+    #[arg(long, default_value = "table", value_name = "FORMAT")]
+    pub format: ListFormat,
+    /// Whole IDs, and commands and history lines not cut short.
+    #[arg(long)]
+    pub no_trunc: bool,
+}
+
+impl ListFlags {
+    /// Whether the listing's JSON array was asked for (not with -q).
+    pub fn json(&self) -> bool {
+        self.format == ListFormat::Json && !self.quiet
+    }
+
+    /// The template to print with: the user's, `{{.<quiet>}}` with -q,
+    /// else the listing's `default` table.
+    pub fn template(&self, default: &str, quiet: &str) -> Result<Template> {
+        let source = match &self.format {
+            _ if self.quiet => {
+                if self.format.is_custom() {
+                    eprintln!("strata: warning: --format is ignored with --quiet");
+                }
+                format!("{{{{.{quiet}}}}}")
+            }
+            ListFormat::Template(t) => return Ok(t.clone()),
+            _ => default.to_owned(),
+        };
+        Template::parse(&source).map_err(anyhow::Error::msg)
+    }
+
+    pub fn trunc(&self) -> bool {
+        !self.no_trunc
+    }
+}
+
 /// Does `act` to each container named, in order, printing each name as it
 /// is done (as Docker does); stops at the first that fails.
 pub fn each_container(
@@ -151,12 +195,6 @@ pub fn warn_unreadable(bad: &[strata_store::Error], what: &str) {
     for e in bad {
         eprintln!("strata: warning: {e:#} ({what}; see `strata check`)");
     }
-}
-
-/// The first 12 hex digits of an ID, as Docker prints them (never a
-/// slice inside a character, whatever the string holds).
-pub fn short(id: &str) -> &str {
-    strata_store::short(id)
 }
 
 /// Bytes in Docker's units (kB = 1000).

@@ -19,19 +19,31 @@ pub enum Cmd {
     },
     /// Remove dangling images (-a: every image no container uses) and
     /// layers nothing uses.
-    Prune {
-        #[arg(short, long)]
-        all: bool,
-        /// Also remove anonymous volumes no container uses.
-        #[arg(long)]
-        volumes: bool,
-    },
+    Prune(Prune),
+}
+
+#[derive(clap::Args)]
+pub struct Prune {
+    #[arg(short, long)]
+    pub all: bool,
+    /// Also remove anonymous volumes no container uses.
+    #[arg(long)]
+    pub volumes: bool,
+    /// Accepted for Docker's sake: strata never asks.
+    #[arg(short, long)]
+    pub force: bool,
+}
+
+#[derive(clap::Args)]
+pub struct Inspect {
+    #[arg(required = true)]
+    pub names: Vec<String>,
 }
 
 pub fn run(cmd: Cmd, store: &Store, out: &mut Out) -> Result<()> {
     match cmd {
         Cmd::Df { format } => df(format, store, out),
-        Cmd::Prune { all, volumes } => prune(all, volumes, store, out),
+        Cmd::Prune(a) => prune(a, store, out),
     }
 }
 
@@ -114,8 +126,8 @@ fn reclaimable(u: &Usage) -> String {
     format!("{} ({pct}%)", human(u.reclaimable))
 }
 
-fn prune(all: bool, volumes: bool, store: &Store, out: &mut Out) -> Result<()> {
-    let pruned = store.prune_with(all, volumes)?;
+pub fn prune(a: Prune, store: &Store, out: &mut Out) -> Result<()> {
+    let pruned = store.prune_with(a.all, a.volumes)?;
     if !pruned.volumes.is_empty() {
         writeln!(out, "Deleted Volumes:");
         for v in &pruned.volumes {

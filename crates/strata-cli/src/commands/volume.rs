@@ -4,9 +4,11 @@ use std::collections::BTreeMap;
 
 use anyhow::{bail, Result};
 use clap::Subcommand;
+use strata_store::filter::{Filters, Listing};
+use strata_store::listing::VolumeRow;
 use strata_store::Store;
 
-use super::Format;
+use super::ListFlags;
 use crate::output::Out;
 
 #[derive(Subcommand)]
@@ -26,9 +28,14 @@ pub enum Cmd {
         name: Option<String>,
     },
     /// List volumes.
+    #[command(alias = "list")]
     Ls {
-        #[arg(long, value_enum, default_value_t)]
-        format: Format,
+        #[command(flatten)]
+        list: ListFlags,
+        /// Only volumes that match: dangling=true|false (no container
+        /// uses it), name=NAME, label=KEY[=VALUE], driver=DRIVER.
+        #[arg(short, long = "filter", value_name = "KEY=VALUE")]
+        filter: Vec<String>,
     },
     /// Volumes as JSON.
     Inspect {
@@ -74,6 +81,20 @@ fn pairs(what: &str, kv: &[String]) -> Result<BTreeMap<String, String>> {
     Ok(out)
 }
 
+/// Docker's `volume ls` table.
+const VOLUMES: &str = "table {{.Driver}}\\t{{.Name}}";
+
+fn ls(list: &ListFlags, filter: &[String], store: &Store, out: &mut Out) -> Result<()> {
+    let filters = Filters::parse(Listing::Volumes, filter)?;
+    let template = list.template(VOLUMES, "Name")?;
+    let vs = store.filtered_volumes(&filters)?;
+    if list.json() {
+        return Ok(out.json(&vs)?);
+    }
+    let rows: Vec<VolumeRow> = vs.iter().map(VolumeRow::from).collect();
+    template.print(&rows, VolumeRow::HEADERS, out)
+}
+
 pub fn run(cmd: Cmd, store: &Store, out: &mut Out) -> Result<()> {
     match cmd {
         Cmd::Create {
@@ -90,17 +111,7 @@ pub fn run(cmd: Cmd, store: &Store, out: &mut Out) -> Result<()> {
             )?;
             writeln!(out, "{}", v.name);
         }
-        Cmd::Ls { format } => {
-            let vs = store.volumes()?;
-            if format == Format::Json {
-                out.json(&vs)?;
-            } else {
-                writeln!(out, "{:<16} VOLUME NAME", "DRIVER");
-                for v in vs {
-                    writeln!(out, "{:<16} {}", v.driver, v.name);
-                }
-            }
-        }
+        Cmd::Ls { list, filter } => ls(&list, &filter, store, out)?,
         Cmd::Inspect { names } => {
             let vs = names
                 .iter()

@@ -1,0 +1,217 @@
+#!/usr/bin/env bash
+# Listings with many images and containers, each a ratio against Docker's
+# and Podman's listing of the same count in the same run:
+#
+#   a. `strata images` (the table, and -q) with N distinct one-layer
+#      images vs `docker images` and `podman images` on the same images
+#      (one docker-archive of N images, loaded into each)
+#   b. `strata ps -a` (the table, and -q) with N created containers vs
+#      `docker ps -a` and `podman ps -a` with N containers of one image
+#
+# A listing reads one record per image or container: no process and no
+# mount per row. What is timed is the whole command, as a script runs it
+# (exec, the daemon's answer for docker). Lower is better; there is no
+# target: the ratio shows the listing grows as the others' do.
+# docker and podman are each measured only when installed and working
+# (SKIPPED otherwise); dockerd is started by this script on its own data
+# root.
+#
+# Usage (as root): bash bench/listings.sh
+# Env: STRATA_BENCH_WORK (default bench/work), STRATA_BENCH_N (images and
+#      containers, default 1000), STRATA_BENCH_RUNS (best of, default 5)
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+. scripts/lib.sh
+. bench/lib.sh
+[[ $(id -u) -eq 0 ]] || { echo "run as root" >&2; exit 1; }
+[[ ${BASH_VERSINFO[0]} -ge 5 ]] || { echo "needs bash >= 5 (EPOCHREALTIME)" >&2; exit 1; }
+REPO=$PWD
+WORK=${STRATA_BENCH_WORK:-bench/work}
+N=${STRATA_BENCH_N:-1000}
+RUNS=${STRATA_BENCH_RUNS:-5}
+
+die() { echo "listings.sh: $*" >&2; exit 1; }
+log() { printf '\n== %s\n' "$*"; }
+skipped() { printf '\n!!!!! SKIPPED: %s\n\n' "$*" >&2; SKIPS+=("SKIPPED: $*"); }
+SKIPS=()
+
+need_cmds mkfs.ext4:e2fsprogs losetup:mount python3:python3
+need_cmds dockerd:docker.io docker:docker.io || true
+need_cmds podman:podman || true
+
+build_and_lock
+
+RUN=$WORK/listings-run
+IMG=$WORK/listings-run.img
+LOOP=
+DOCKERD_PID=
+DOCKERD_KIDS=
+SHORT=
+cleanup() {
+    local -
+    set +e
+    stop_dockerd
+    remove_run_fs
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM HUP
+cleanup
+make_run_fs strata-listings
+
+now_us() { echo "${EPOCHREALTIME/[.,]/}"; }
+# The best of $RUNS runs of "$@" (stdout discarded), in microseconds;
+# of 2 when a run takes over 2 s (podman images with 1,000 images takes
+# 12 s or more), to keep the whole run short.
+best_of() {
+    local t0 t1 ts=() i
+    for ((i = 0; i < RUNS; i++)); do
+        t0=$(now_us)
+        "$@" >/dev/null || die "failed: $*"
+        t1=$(now_us)
+        ts+=($((t1 - t0)))
+        ((i < 1 || t1 - t0 < 2000000)) || break
+    done
+    best "${ts[@]}"
+}
+# Asserts that "$@" lists $want lines.
+count() { # want command...
+    local want=$1 got; shift
+    got=$("$@" | wc -l)
+    [[ $got == "$want" ]] || die "$* listed $got, not $want"
+}
+vs() { # label peer-us strata-us
+    row "$1" "$(ms "$3") ms" "$(ms "$2") ms" "$(ratio "$3" "$2")x" "-" ""
+}
+
+# ---------------------------------------------------------------- the data
+
+# One docker-archive of $N images, each one layer of one small file of its
+# own (so N distinct image IDs), tagged bench/list:0 .. N-1.
+ARCH=$RUN/images.tar
+log "making a docker-archive of $N images"
+python3 - "$ARCH" "$N" <<'EOF'
+import hashlib, io, json, platform, sys, tarfile
+out, n = sys.argv[1], int(sys.argv[2])
+arch = {"x86_64": "amd64", "aarch64": "arm64"}.get(platform.machine(), platform.machine())
+def member(tf, name, data):
+    ti = tarfile.TarInfo(name)
+    ti.size, ti.mode, ti.mtime = len(data), 0o644, 1704067200
+    tf.addfile(ti, io.BytesIO(data))
+manifest = []
+with tarfile.open(out, "w", format=tarfile.PAX_FORMAT) as tf:
+    for i in range(n):
+        layer = io.BytesIO()
+        with tarfile.open(fileobj=layer, mode="w", format=tarfile.GNU_FORMAT) as lt:
+            member(lt, "etc/image", f"image {i}\n".encode())
+        layer = layer.getvalue()
+        diff = hashlib.sha256(layer).hexdigest()
+        created = f"2024-01-01T00:{i // 60 % 60:02}:{i % 60:02}Z"
+        config = json.dumps({
+            "architecture": arch, "os": "linux", "created": created,
+            "config": {"Cmd": ["/bin/true"], "Labels": {"n": str(i)}},
+            "rootfs": {"type": "layers", "diff_ids": ["sha256:" + diff]},
+            "history": [{"created": created, "created_by": f"image {i}"}],
+        }, separators=(",", ":")).encode()
+        cid = hashlib.sha256(config).hexdigest()
+        member(tf, f"{diff}/layer.tar", layer)
+        member(tf, f"{cid}.json", config)
+        manifest.append({"Config": f"{cid}.json", "RepoTags": [f"bench/list:{i}"],
+                         "Layers": [f"{diff}/layer.tar"]})
+    member(tf, "manifest.json", json.dumps(manifest).encode())
+EOF
+
+S=$RUN/strata
+st() { "$STRATA" --root "$S" --driver overlay2 "$@"; }
+log "strata: load $N images, create $N containers"
+st load -i "$ARCH" >/dev/null
+count "$N" st images -q
+seq 0 $((N - 1)) | xargs -P 4 -I{} "$STRATA" --root "$S" create --name c{} bench/list:0 >/dev/null
+count "$N" st ps -a -q
+
+log "a. images, b. ps -a (best of $RUNS)"
+SI=$(best_of st images)
+SIQ=$(best_of st images -q)
+SP=$(best_of st ps -a)
+SPQ=$(best_of st ps -a -q)
+echo "  strata: images $(ms "$SI") ms, images -q $(ms "$SIQ") ms, ps -a $(ms "$SP") ms, ps -a -q $(ms "$SPQ") ms"
+
+# ------------------------------------------------------------------ docker
+
+log "docker"
+if ! command -v dockerd >/dev/null || ! command -v docker >/dev/null; then
+    skipped "docker images / ps (dockerd or docker not installed, and apt-get could not install docker.io)"
+else
+    mkdir -p "$RUN/docker" "$SHORT/exec"
+    SOCK=unix://$SHORT/docker.sock
+    dockerd --iptables=false --bridge=none --ip-masq=false --storage-driver overlay2 \
+        --data-root "$RUN/docker" --exec-root "$SHORT/exec" --pidfile "$SHORT/docker.pid" \
+        -H "$SOCK" >"$SHORT/dockerd.log" 2>&1 {BENCH_LOCK}<&- &
+    DOCKERD_PID=$!
+    up=0
+    for _ in $(seq 150); do
+        kill -0 "$DOCKERD_PID" 2>/dev/null || break
+        if docker -H "$SOCK" version >/dev/null 2>&1; then up=1; break; fi
+        sleep 0.2
+    done
+    if ((up == 0)); then
+        why=$(grep -iE 'level=(error|fatal)' "$SHORT/dockerd.log" | tail -1 | cut -c1-200)
+        stop_dockerd
+        skipped "docker images / ps (dockerd did not start: ${why:-no answer in 30 s})"
+    else
+        DOCKERD_KIDS=$(ps -o pid= --ppid "$DOCKERD_PID" || true)
+        dk() { docker -H "$SOCK" "$@"; }
+        echo "dockerd $(dk version -f '{{.Server.Version}}'): load $N images, create $N containers"
+        dk load -q -i "$ARCH" >/dev/null
+        count "$N" dk images -q
+        seq 0 $((N - 1)) | xargs -P 4 -I{} docker -H "$SOCK" create --name c{} bench/list:0 >/dev/null
+        count "$N" dk ps -a -q
+        DI=$(best_of dk images)
+        DIQ=$(best_of dk images -q)
+        DP=$(best_of dk ps -a)
+        DPQ=$(best_of dk ps -a -q)
+        echo "  docker: images $(ms "$DI") ms, images -q $(ms "$DIQ") ms, ps -a $(ms "$DP") ms, ps -a -q $(ms "$DPQ") ms"
+        vs "images, $N images (strata/docker)" "$DI" "$SI"
+        vs "images -q, $N images (strata/docker)" "$DIQ" "$SIQ"
+        vs "ps -a, $N containers (strata/docker)" "$DP" "$SP"
+        vs "ps -a -q, $N containers (strata/docker)" "$DPQ" "$SPQ"
+        stop_dockerd
+    fi
+fi
+
+# ------------------------------------------------------------------ podman
+
+log "podman"
+if ! command -v podman >/dev/null; then
+    skipped "podman images / ps (podman not installed, and apt-get could not install it)"
+else
+    P=$RUN/podman
+    mkdir -p "$P/tmp" "$SHORT/podman"
+    PM=(env "TMPDIR=$P/tmp" podman --root "$P/root" --runroot "$SHORT/podman" --tmpdir "$P/libpod"
+        --storage-driver overlay --events-backend file --cgroup-manager cgroupfs)
+    pm() { "${PM[@]}" "$@"; }
+    if ! pm load -q -i "$ARCH" >/dev/null 2>"$RUN/podman.err"; then
+        skipped "podman images / ps (podman load failed: $(tail -1 "$RUN/podman.err" | cut -c1-160))"
+    else
+        echo "podman $(pm version -f '{{.Client.Version}}'): loaded $N images, creating $N containers"
+        count "$N" pm images -q
+        seq 0 $((N - 1)) | xargs -P 4 -I{} "${PM[@]}" create -q --name c{} bench/list:0 >/dev/null
+        count "$N" pm ps -a -q
+        PI=$(best_of pm images)
+        PIQ=$(best_of pm images -q)
+        PP=$(best_of pm ps -a)
+        PPQ=$(best_of pm ps -a -q)
+        echo "  podman: images $(ms "$PI") ms, images -q $(ms "$PIQ") ms, ps -a $(ms "$PP") ms, ps -a -q $(ms "$PPQ") ms"
+        vs "images, $N images (strata/podman)" "$PI" "$SI"
+        vs "images -q, $N images (strata/podman)" "$PIQ" "$SIQ"
+        vs "ps -a, $N containers (strata/podman)" "$PP" "$SP"
+        vs "ps -a -q, $N containers (strata/podman)" "$PPQ" "$SPQ"
+    fi
+    unmount_under "$P/"
+fi
+
+# ----------------------------------------------------------------- summary
+
+log "summary (best of $RUNS; ratio = strata / peer, lower is better)"
+printf '%-46s %12s %12s %8s\n' "" "strata" "peer" "ratio"
+printf '%s\n' "${SUMMARY[@]}"
+for s in "${SKIPS[@]}"; do echo "$s"; done
