@@ -159,7 +159,10 @@ impl Container {
             config: ContainerConfig {
                 cmd: c.cmd.clone(),
                 entrypoint: None,
-                image: c.image.to_string(),
+                // Docker's: the name the container was created from (its
+                // ID at the top level); the ID when it was made by ID or
+                // before names were recorded.
+                image: c.image_name.clone().unwrap_or_else(|| c.image.to_string()),
                 labels: None,
                 run: c.config.clone(),
                 volumes: None,
@@ -811,6 +814,15 @@ mod tests {
             .expect("a value");
         assert_eq!(v["Id"], "a".repeat(64));
         assert_eq!(v["Image"], digest("image").to_string());
+        assert_eq!(v["Config"]["Image"], digest("image").to_string());
+        let mut named = container();
+        named.image_name = Some("base:1".into());
+        let n = serde_json::to_value(Container::new(&named, "overlay2", State::default()))
+            .expect("a value");
+        assert_eq!(
+            (&n["Image"], &n["Config"]["Image"]),
+            (&v["Image"], &json!("base:1"))
+        );
         assert_eq!(v["GraphDriver"]["Name"], "overlay2");
         assert_eq!(v["GraphDriver"]["Data"]["MountID"], "b".repeat(64));
         assert_eq!(
