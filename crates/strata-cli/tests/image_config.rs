@@ -458,6 +458,14 @@ fn inspect_has_dockers_keys_and_types() {
         }
     }
     assert_eq!(c["HostConfig"]["Binds"], theirs["HostConfig"]["Binds"]);
+    // Every HostConfig key strata writes, Docker writes with that type;
+    // the name is Docker's, with its `/`.
+    let theirs_host = all_keys(&theirs["HostConfig"]);
+    for (k, t) in all_keys(&c["HostConfig"]) {
+        assert_eq!(theirs_host.get(&k), Some(&t), "HostConfig.{k}");
+    }
+    assert_eq!(c["Name"], "/c");
+    assert_eq!(theirs["Name"], "/ctr");
     assert_eq!(
         c["Config"]["Volumes"]
             .as_object()

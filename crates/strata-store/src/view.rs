@@ -59,17 +59,57 @@ pub struct ContainerConfig {
     pub volumes: Option<BTreeMap<String, serde_json::Map<String, serde_json::Value>>>,
 }
 
-/// A container's `HostConfig`: Docker's `Binds` and `NetworkMode`, and
-/// the record's host configuration.
+/// A container's `HostConfig` under Docker's names and types (strata's
+/// own record is `Config.HostConfig`): what is unset is `null`, `0` or
+/// left out as Docker writes it, so `jq` recipes read the same.
 #[derive(Debug, Clone, Serialize)]
 #[serde(rename_all = "PascalCase")]
 pub struct HostConfig {
-    /// `[]` when none (Docker writes `null`).
-    pub binds: Vec<String>,
-    /// Without its `binds`, which are the field above.
-    #[serde(flatten)]
-    pub host: crate::HostConfig,
+    /// The `-v` specs with a source; `null` when none.
+    pub binds: Option<Vec<String>>,
+    /// `--init`; left out without it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub init: Option<bool>,
+    /// `--memory` in bytes; 0 without a limit.
+    pub memory: u64,
+    /// `--cpus` in billionths of a CPU; 0 without a limit.
+    pub nano_cpus: u64,
     pub network_mode: String,
+    /// `--pids-limit`; `null` without one.
+    pub pids_limit: Option<i64>,
+    pub readonly_rootfs: bool,
+    /// `--storage-opt`; left out when none.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub storage_opt: Option<BTreeMap<String, String>>,
+    /// `--tmpfs` as path to options; left out when none.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tmpfs: Option<BTreeMap<String, String>>,
+}
+
+impl From<&crate::Container> for HostConfig {
+    fn from(c: &crate::Container) -> HostConfig {
+        let h = &c.config.host_config;
+        let some = |b: bool| b.then_some(());
+        HostConfig {
+            binds: some(!h.binds.is_empty()).map(|()| h.binds.clone()),
+            init: some(h.init).map(|()| true),
+            memory: h.memory.unwrap_or(0),
+            nano_cpus: h.nano_cpus.unwrap_or(0),
+            network_mode: c.config.network_mode.clone(),
+            pids_limit: h.pids_limit,
+            readonly_rootfs: h.read_only_rootfs,
+            storage_opt: some(!h.storage_opt.is_empty()).map(|()| h.storage_opt.clone()),
+            tmpfs: some(!h.tmpfs.is_empty()).map(|()| {
+                h.tmpfs
+                    .iter()
+                    .map(|t| match t.split_once(':') {
+                        Some((path, opts)) => (path.to_owned(), opts.to_owned()),
+                        None => (t.clone(), String::new()),
+                    })
+                    .collect()
+            }),
+        }
+    }
 }
 
 /// A container's `State`: the record's, and the flags Docker shows.
@@ -177,18 +217,12 @@ impl Container {
                 },
                 name: driver.to_owned(),
             },
-            host_config: HostConfig {
-                binds: c.config.host_config.binds.clone(),
-                host: crate::HostConfig {
-                    binds: Vec::new(),
-                    ..c.config.host_config.clone()
-                },
-                network_mode: c.config.network_mode.clone(),
-            },
+            host_config: HostConfig::from(c),
             id: c.id.to_string(),
             image: c.image.to_string(),
             mounts: c.mounts.iter().map(Mount::from).collect(),
-            name: c.name.to_string(),
+            // Docker's: the name with a leading `/`.
+            name: format!("/{}", c.name),
             path: c.cmd.first().cloned().unwrap_or_default(),
             state: state.into(),
         }
@@ -833,8 +867,32 @@ mod tests {
         assert_eq!(v["State"]["Running"], false);
         assert_eq!(v["Mounts"][0]["RW"], true);
         assert_eq!(v["Mounts"][0]["Propagation"], "");
-        assert_eq!(v["HostConfig"]["Binds"], json!([]));
-        assert_eq!(v["HostConfig"]["NetworkMode"], "");
+        assert_eq!(v["Name"], "/web");
+        assert_eq!(
+            v["HostConfig"],
+            json!({
+                "Binds": null, "Memory": 0, "NanoCpus": 0, "NetworkMode": "",
+                "PidsLimit": null, "ReadonlyRootfs": false,
+            })
+        );
+        let mut limited = container();
+        let h = &mut limited.config.host_config;
+        h.binds = vec!["data:/data".into()];
+        h.tmpfs = vec!["/run:size=1m,noexec".into(), "/tmp".into()];
+        (h.memory, h.nano_cpus, h.pids_limit) = (Some(1 << 20), Some(500_000_000), Some(9));
+        (h.init, h.read_only_rootfs) = (true, true);
+        h.storage_opt.insert("size".into(), "1G".into());
+        let l = serde_json::to_value(Container::new(&limited, "overlay2", State::default()))
+            .expect("a value");
+        assert_eq!(
+            l["HostConfig"],
+            json!({
+                "Binds": ["data:/data"], "Init": true, "Memory": 1 << 20,
+                "NanoCpus": 500_000_000, "NetworkMode": "", "PidsLimit": 9,
+                "ReadonlyRootfs": true, "StorageOpt": {"size": "1G"},
+                "Tmpfs": {"/run": "size=1m,noexec", "/tmp": ""},
+            })
+        );
         // The record's own fields that are not part of the view.
         assert!(v.get("ParentLayer").is_none() && v.get("MountID").is_none());
         // `Mounts` keys sorted: Destination before Type.
