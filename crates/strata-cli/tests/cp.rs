@@ -378,7 +378,7 @@ fn system_df_adds_up_and_prune_removes_only_what_it_should() {
     assert!(!out.contains(&format!("Deleted: {base}")), "{out}");
     // 1000 + 500 bytes of layer content.
     assert_eq!(unique_total - base_size, 1500);
-    assert!(out.ends_with("Total reclaimed space: 1.500kB"), "{out}");
+    assert!(out.ends_with("Total reclaimed space: 1.5kB"), "{out}");
     assert_eq!(layer_sizes(&s).len(), 1);
     let df = s.json(&["system", "df", "--format", "json"]);
     assert_eq!(df_row(&df, "Images"), (1, 1, base_size, 0));

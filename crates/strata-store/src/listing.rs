@@ -440,8 +440,19 @@ impl crate::Store {
 }
 
 /// Bytes as Docker's listings show them: three significant digits, in
-/// powers of 1000 (`74.8MB`, `512B`, `1.5kB`), Go's `%.3g`.
+/// powers of 1000 (`74.8MB`, `512B`, `1.5kB`), Go's `%.3g`
+/// (`units.HumanSizeWithPrecision(n, 3)`).
 pub fn size(n: u64) -> String {
+    size_with_precision(n, 3)
+}
+
+/// Bytes as Docker's totals show them (`system df`, "Total reclaimed
+/// space"): four significant digits (`units.HumanSize`, Go's `%.4g`).
+pub fn total_size(n: u64) -> String {
+    size_with_precision(n, 4)
+}
+
+fn size_with_precision(n: u64, digits: i32) -> String {
     const UNITS: [&str; 7] = ["B", "kB", "MB", "GB", "TB", "PB", "EB"];
     let mut v = n as f64;
     let mut i = 0;
@@ -449,25 +460,25 @@ pub fn size(n: u64) -> String {
         v /= 1000.0;
         i += 1;
     }
-    format!("{}{}", g3(v), UNITS[i])
+    format!("{}{}", g(v, digits), UNITS[i])
 }
 
-/// Go's `%.3g` for a value in [0, 1000).
-fn g3(v: f64) -> String {
+/// Go's `%.{digits}g` for a value in [0, 1000).
+fn g(v: f64, digits: i32) -> String {
     if v == 0.0 {
         return "0".into();
     }
     let exp = v.abs().log10().floor() as i32;
     let rounded = {
-        let scale = 10f64.powi(2 - exp);
+        let scale = 10f64.powi(digits - 1 - exp);
         (v * scale).round() / scale
     };
-    // 999.5 rounds to 1000: Go writes that as 1e+03.
-    if rounded >= 1000.0 {
+    // With three digits 999.5 rounds to 1000: Go writes that as 1e+03.
+    if rounded >= 10f64.powi(digits) {
         return "1e+03".into();
     }
     let exp = rounded.abs().log10().floor() as i32;
-    let decimals = (2 - exp).max(0) as usize;
+    let decimals = (digits - 1 - exp).max(0) as usize;
     let s = format!("{rounded:.decimals$}");
     match s.contains('.') {
         true => s.trim_end_matches('0').trim_end_matches('.').to_owned(),
@@ -552,6 +563,17 @@ mod tests {
         ];
         for (n, want) in cases {
             assert_eq!(size(n), want, "{n}");
+        }
+        // Totals: four digits (Go's %.4g).
+        for (n, want) in [
+            (0, "0B"),
+            (1500, "1.5kB"),
+            (4096, "4.096kB"),
+            (116_474_624, "116.5MB"),
+            (999_960, "1000kB"),
+            (1_000_000, "1MB"),
+        ] {
+            assert_eq!(total_size(n), want, "{n}");
         }
     }
 

@@ -197,18 +197,7 @@ pub fn warn_unreadable(bad: &[strata_store::Error], what: &str) {
     }
 }
 
-/// Bytes in Docker's units (kB = 1000).
+/// Bytes as Docker's totals show them (kB = 1000, four digits).
 pub fn human(n: u64) -> String {
-    let units = ["B", "kB", "MB", "GB", "TB"];
-    let mut v = n as f64;
-    let mut i = 0;
-    while v >= 1000.0 && i < units.len() - 1 {
-        v /= 1000.0;
-        i += 1;
-    }
-    if i == 0 {
-        format!("{n}B")
-    } else {
-        format!("{v:.3}{}", units[i]).replace(".000", "")
-    }
+    strata_store::listing::total_size(n)
 }
