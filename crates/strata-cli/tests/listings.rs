@@ -558,19 +558,26 @@ fn listings_match_dockers_on_the_same_images() {
         "bar:2",
     ]);
     s.ok(&["load", "-i", archive.to_str().unwrap()]);
-    for (name, image, volume) in [
-        ("c1", "foo:1", None),
-        ("c2", "old:1", Some("v2:/data")),
-        ("c3", "bar:2", None),
+    for (name, image, volume, labels) in [
+        ("c1", "foo:1", None, &[][..]),
+        ("c2", "old:1", Some("v2:/data"), &[]),
+        // Over the image's tier=web: the container's wins.
+        ("c3", "bar:2", None, &["--label", "tier=app", "-l", "extra"]),
     ] {
         let mut args = vec!["create", "--name", name];
         if let Some(v) = volume {
             args.extend(["-v", v]);
         }
+        args.extend(labels);
         args.extend([image, "true"]);
         s.ok(&args);
         d.ok(&args);
     }
+    // The image's labels under the container's, as Docker merges them.
+    let labels = |v: &serde_json::Value| v[0]["Config"]["Labels"].clone();
+    let theirs: serde_json::Value = serde_json::from_str(&d.ok(&["inspect", "c3"])).unwrap();
+    assert_eq!(labels(&s.json(&["inspect", "c3"])), labels(&theirs));
+    assert_eq!(labels(&theirs)["tier"], "app");
     for args in [
         &["volume", "create", "--label", "a=1", "v1"][..],
         &["volume", "create", "v3"],
@@ -644,6 +651,9 @@ fn listings_match_dockers_on_the_same_images() {
             "{{.Names}} {{.State}}",
         ],
         &["ps", "-a", "-f", "label=tier=web", "--format", "{{.Names}}"],
+        &["ps", "-a", "-f", "label=tier=app", "--format", "{{.Names}}"],
+        &["ps", "-a", "-f", "label=extra=", "--format", "{{.Names}}"],
+        &["ps", "-a", "-f", "label=team=a", "--format", "{{.Names}}"],
         &["ps", "-f", "status=exited", "-q"],
         &[
             "volume",

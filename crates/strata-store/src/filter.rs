@@ -218,23 +218,17 @@ impl crate::Store {
 
     /// The `Labels` of image `id`'s config (none when it has none).
     pub fn image_labels(&self, id: &Digest) -> Result<BTreeMap<String, String>> {
-        let config = self.images.image_json(id)?;
-        Ok(config
-            .pointer("/config/Labels")
-            .and_then(|l| l.as_object())
-            .map(|m| {
-                m.iter()
-                    .map(|(k, v)| (k.clone(), v.as_str().unwrap_or_default().to_owned()))
-                    .collect()
-            })
-            .unwrap_or_default())
+        Ok(crate::run_config::image_labels(
+            &self.images.image_json(id)?,
+        ))
     }
 
     /// The containers `ps` lists: the running ones, or all with `all`
     /// (or with a status filter), that `filters` keep, newest first as
     /// Docker lists them, with their states; and the error of each that does not read back.
-    /// A container's labels are its image's (strata records none of its
-    /// own).
+    /// A container's labels are those `create` recorded (its image's and
+    /// `--label`'s); a record from before labels were kept has its
+    /// image's.
     pub fn filtered_containers(
         &self,
         all: bool,
@@ -254,7 +248,11 @@ impl crate::Store {
             {
                 continue;
             }
-            if filters.wants_labels() {
+            if filters.wants_labels() && !c.config.labels.is_empty() {
+                if !filters.labels_match(&c.config.labels) {
+                    continue;
+                }
+            } else if filters.wants_labels() {
                 if !labels.contains_key(&c.image) {
                     // An image removed under a container has no labels.
                     let l = self.image_labels(&c.image).unwrap_or_default();

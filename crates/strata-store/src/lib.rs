@@ -97,7 +97,7 @@ pub use lock::Lock;
 pub use mount::{Mount, MountKind};
 pub use port::{PortMapping, Protocol};
 pub use run_config::{
-    override_env, storage_size, ContainerSpec, HostConfig, RunConfig, NETWORK_MODES,
+    override_env, parse_label, storage_size, ContainerSpec, HostConfig, RunConfig, NETWORK_MODES,
 };
 pub use security::{Seccomp, Security};
 pub use start::{Started, State, Status};

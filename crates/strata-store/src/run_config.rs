@@ -62,6 +62,36 @@ pub struct RunConfig {
     /// only).
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub publish: Vec<PortMapping>,
+    /// `--label`: the image's labels, then those given (a later key wins),
+    /// as Docker merges them at `create`.
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub labels: BTreeMap<String, String>,
+}
+
+/// The string labels of the image config `image` (`config.Labels`).
+pub(crate) fn image_labels(image: &Value) -> BTreeMap<String, String> {
+    image
+        .pointer("/config/Labels")
+        .and_then(Value::as_object)
+        .map(|m| {
+            m.iter()
+                .filter_map(|(k, v)| Some((k.clone(), v.as_str()?.to_owned())))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// `--label KEY=VALUE` (or `KEY`, an empty value) as Docker reads it; an
+/// empty key is refused.
+pub fn parse_label(s: &str) -> Result<(String, String)> {
+    let (k, v) = s.split_once('=').unwrap_or((s, ""));
+    if k.trim().is_empty() {
+        return Err(Error::new(
+            ErrorKind::InvalidArgument,
+            format!("invalid label {s:?}: KEY=VALUE with a key"),
+        ));
+    }
+    Ok((k.to_owned(), v.to_owned()))
 }
 
 /// What Docker keeps in a container's `HostConfig` besides its mounts
@@ -229,6 +259,10 @@ impl RunConfig {
             host_config: self.host_config.clone(),
             security: self.security.clone(),
             publish: self.publish.clone(),
+            labels: image_labels(image)
+                .into_iter()
+                .chain(self.labels.clone())
+                .collect(),
         })
     }
 
@@ -326,6 +360,38 @@ pub(crate) fn command(config: &Value, args: &[String], entrypoint: Option<&str>)
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn labels_are_the_images_then_the_given_ones() {
+        for (given, want) in [
+            ("a=1", ("a", "1")),
+            ("a", ("a", "")),
+            ("a=", ("a", "")),
+            ("a=b=c", ("a", "b=c")),
+        ] {
+            let (k, v) = parse_label(given).unwrap();
+            assert_eq!((k.as_str(), v.as_str()), want, "{given}");
+        }
+        for bad in ["", "=1", " =1"] {
+            assert_eq!(
+                parse_label(bad).unwrap_err().kind(),
+                ErrorKind::InvalidArgument
+            );
+        }
+        let image = serde_json::json!({"config": {"Labels": {"tier": "web", "team": "a", "n": 1}}});
+        let asked = RunConfig {
+            labels: [("tier".to_owned(), "app".to_owned())].into(),
+            ..RunConfig::default()
+        };
+        let id = ContainerId::parse(&"a".repeat(64)).unwrap();
+        let merged = asked.merged(&image, &|_| None, &id).unwrap();
+        assert_eq!(
+            merged.labels,
+            [("team", "a"), ("tier", "app")]
+                .map(|(k, v)| (k.to_owned(), v.to_owned()))
+                .into()
+        );
+    }
 
     #[test]
     fn storage_size_takes_dockers_units_and_only_size() {

@@ -203,8 +203,14 @@ impl Container {
                 // ID at the top level); the ID when it was made by ID or
                 // before names were recorded.
                 image: c.image_name.clone().unwrap_or_else(|| c.image.to_string()),
-                labels: None,
-                run: c.config.clone(),
+                // The record's (the image's and `--label`'s, merged at
+                // `create`), or the image's for an older record
+                // ([`Container::with_image`]); shown once, as `Labels`.
+                labels: (!c.config.labels.is_empty()).then(|| serde_json::json!(c.config.labels)),
+                run: crate::RunConfig {
+                    labels: BTreeMap::new(),
+                    ..c.config.clone()
+                },
                 volumes: None,
             },
             created: c.created.clone(),
@@ -240,10 +246,12 @@ impl Container {
             self.config.cmd = self.cmd[entrypoint.len()..].to_vec();
             self.config.entrypoint = Some(entrypoint);
         }
-        self.config.labels = image
-            .pointer("/config/Labels")
-            .filter(|l| l.is_object())
-            .cloned();
+        if self.config.labels.is_none() {
+            self.config.labels = image
+                .pointer("/config/Labels")
+                .filter(|l| l.is_object())
+                .cloned();
+        }
         self
     }
 

@@ -91,6 +91,9 @@ pub struct RunFlags {
     /// (btrfs; refused by drivers that cannot enforce it).
     #[arg(long, value_name = "KEY=VALUE")]
     pub storage_opt: Vec<String>,
+    /// A label on the container, over the image's (`ps --filter label=`).
+    #[arg(short, long = "label", value_name = "KEY=VALUE")]
+    pub label: Vec<String>,
     #[command(flatten)]
     pub security: SecurityFlags,
 }
@@ -196,6 +199,11 @@ impl Create {
                 host_config,
                 security,
                 publish: r.publish,
+                labels: r
+                    .label
+                    .iter()
+                    .map(|l| strata_store::parse_label(l))
+                    .collect::<Result<_, _>>()?,
             },
         };
         Ok((self.image, spec))
