@@ -574,7 +574,14 @@ impl Store {
             fs::remove_dir_all(&d).ctx(|| format!("removing container {}", c.name))?;
         }
         unflushed::unmark(&self.layout, c);
-        self.collect_layers(&lock)?;
+        // The container held its own layers (gone above) and its image's
+        // top layer; while the image is there its chain stays, so nothing
+        // else can have become unreachable and the walk over every image
+        // and layer is skipped. Without the image (removed while this
+        // container used it), the layers it left are collected.
+        if !self.images.image_exists(&c.image) {
+            self.collect_layers(&lock)?;
+        }
         if volumes {
             self.remove_anonymous_volumes(&lock, c)?;
         }
