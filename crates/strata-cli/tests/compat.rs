@@ -1,5 +1,5 @@
 //! What Docker and Podman cannot take from strata, said as warnings:
-//! an image deeper than 125 layers (on `load` and `commit`; `flatten`
+//! an image deeper than 125 layers (on `load`, `pull` and `commit`; `flatten`
 //! and `commit --squash` make a one-layer copy), and an image whose
 //! platform is not the host's (on `create`/`run`, Docker's words). Where
 //! a dockerd can start, the same archives show what Docker does.
@@ -17,6 +17,7 @@ use common::{sh, sha256_of, Strata};
 use dockerd::Dockerd;
 use fixtures::{host_arch, other_arch};
 use serde_json::json;
+use strata_registry::testing::{self, Config, Registry};
 use strata_test_support::{layer_tar, Entry};
 
 /// A docker-archive in `dir` of an image `tag` for `linux/arch` with
@@ -140,6 +141,32 @@ fn images_deeper_than_125_layers_warn_and_flatten() {
     assert!(
         !out.status.success() && said.contains("max depth exceeded"),
         "docker load of 126 layers: {said}"
+    );
+}
+
+/// A pull of an image deeper than 125 layers warns as a load does.
+#[test]
+fn a_pulled_image_deeper_than_125_layers_warns() {
+    if !common::require_root() {
+        return;
+    }
+    let reg = match Registry::start(Config::default()) {
+        Ok(r) => r,
+        Err(why) => return testing::skip(&why),
+    };
+    let s = Strata::new("vfs");
+    let work = tempfile::tempdir().unwrap();
+    let deep = archive(work.path(), "deep:1", 126, host_arch());
+    s.ok(&["load", "-i", deep.to_str().unwrap()]);
+    let dest = format!("{}/test/deep:1", reg.addr);
+    s.ok(&["push", "--tls-verify=false", "deep:1", &dest]);
+    s.ok(&["rmi", "deep:1"]);
+    let (_, err) = both(&s, &["pull", "-q", "--tls-verify=false", &dest]);
+    assert!(
+        err.contains(&format!(
+            "strata: warning: image {dest} has 126 layers: {TOO_DEEP}"
+        )),
+        "{err}"
     );
 }
 

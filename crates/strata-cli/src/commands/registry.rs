@@ -257,6 +257,7 @@ fn pull_one(
     // Where it came from, as Docker's RepoDigests say it, whichever
     // mirror served it.
     store.add_repo_digest(&pulled.image.id, &r.with_digest(&pulled.digest))?;
+    super::warn_depth(store, &pulled.image.id);
     if a.quiet {
         writeln!(out, "{}", pulled.image.id);
         return Ok(());
