@@ -360,11 +360,18 @@ rm -rf B"#,
         self.json(args).as_array().unwrap().clone()
     }
 
+    /// The names `ps` lists (`Name` is Docker's `/NAME`).
     pub fn names(&self, all: bool) -> Vec<String> {
         let mut n: Vec<String> = self
             .ps(all)
             .iter()
-            .map(|c| c["Name"].as_str().unwrap().to_owned())
+            .map(|c| {
+                c["Name"]
+                    .as_str()
+                    .unwrap()
+                    .trim_start_matches('/')
+                    .to_owned()
+            })
             .collect();
         n.sort();
         n
