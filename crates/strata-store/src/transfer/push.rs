@@ -486,13 +486,8 @@ impl Store {
             }
         };
         if diff_id != layer.diff_id {
-            return Err(Error::new(
-                ErrorKind::Corrupt,
-                format!(
-                    "layer {}: its content hashes to {diff_id}, not its diffID {}",
-                    layer.chain_id, layer.diff_id
-                ),
-            ));
+            let found = format!("its content hashes to {diff_id}");
+            return Err(super::not_its_diff_id(layer, &found));
         }
         Ok(())
     }
