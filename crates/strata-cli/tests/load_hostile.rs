@@ -632,11 +632,7 @@ fn loads_an_image_130_layers_deep() {
         image.docker().file(&s, "deep.tar").to_str().unwrap(),
     ]);
     let merged = s.mount_image("hostile:1");
-    let mut names: Vec<String> = fs::read_dir(merged.join("opt"))
-        .unwrap()
-        .map(|e| e.unwrap().file_name().into_string().unwrap())
-        .collect();
-    names.sort();
+    let names = common::listing(&merged.join("opt"));
     let mut want: Vec<String> = (0..130).map(|n| format!("layer-{n}")).collect();
     want.sort();
     assert_eq!(names, want);

@@ -16,10 +16,11 @@ use std::collections::BTreeSet;
 use std::fs;
 use std::path::{Path, PathBuf};
 
-use common::{require_root, sh, sha256_of, Strata};
+use common::{listing, require_root, sh, sha256_of, Strata};
 use containers::on_terminal;
 use fixtures::{
-    assert_same_tree, have_tools, last_frame, shows, without_escapes, BUSYBOX_TREE, INIT_PATHS,
+    assert_same_tree, have_tools, last_frame, shows, strings, without_escapes, BUSYBOX_TREE,
+    INIT_PATHS,
 };
 use serde_json::Value;
 
@@ -94,14 +95,6 @@ impl Fixture {
         let c = self.s.ok(&["create", image]);
         PathBuf::from(self.s.ok(&["mount", &c]))
     }
-}
-
-fn strings(v: &Value) -> Vec<String> {
-    v.as_array()
-        .unwrap_or_else(|| panic!("not an array: {v}"))
-        .iter()
-        .map(|s| s.as_str().unwrap().to_owned())
-        .collect()
 }
 
 /// skopeo's view of an image: (config digest, diffIDs from the config).
@@ -306,12 +299,7 @@ fn oci_dir_unpacks_to_the_containers_tree() {
         return;
     };
     let layout = f.save("layout", "oci-dir", &["busybox:v2"]);
-    let mut top: Vec<String> = fs::read_dir(&layout)
-        .unwrap()
-        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-        .collect();
-    top.sort();
-    assert_eq!(top, ["blobs", "index.json", "oci-layout"]);
+    assert_eq!(listing(&layout), ["blobs", "index.json", "oci-layout"]);
     check_oci(&f, &layout);
     assert_eq!(
         skopeo(&format!("oci:{}:v2", layout.display())),
@@ -515,16 +503,6 @@ fn snapshot(root: &Path) -> String {
         "cd '{}' && find . ! -name lock -printf '%p %y %s %T@\\n' | sort",
         root.display()
     ))
-}
-
-/// The names in a directory.
-fn listing(dir: &Path) -> Vec<String> {
-    let mut v: Vec<String> = fs::read_dir(dir)
-        .unwrap()
-        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-        .collect();
-    v.sort();
-    v
 }
 
 #[test]
