@@ -90,6 +90,24 @@ struct Fixture {
     store: Store,
 }
 
+/// `image` pushed through `client` as `repository:tag`, with gzip layers.
+fn push_gzip(
+    store: &Store,
+    client: &Client,
+    image: &str,
+    repository: &str,
+    tag: &str,
+) -> strata_store::Result<Pushed> {
+    store.push(
+        client,
+        image,
+        repository,
+        tag,
+        LayerCompression::Gzip,
+        &NoProgress,
+    )
+}
+
 fn fixture() -> Option<Fixture> {
     if !strata_test_support::require_root() {
         return None;
@@ -339,17 +357,7 @@ fn a_pushed_image_pulls_back_with_the_same_id_and_diff_ids() {
         .import(&mut Cursor::new(tar.clone()), Some("img:1"), "")
         .unwrap();
     let id = f.store.resolve_image("img:1").unwrap();
-    let pushed = f
-        .store
-        .push(
-            &f.client,
-            "img:1",
-            "test/pushed",
-            "1",
-            LayerCompression::Gzip,
-            &NoProgress,
-        )
-        .unwrap();
+    let pushed = push_gzip(&f.store, &f.client, "img:1", "test/pushed", "1").unwrap();
     assert_eq!((pushed.layers_sent, pushed.layers_present), (1, 0));
     let m = f.client.get_manifest("test/pushed", "1").unwrap();
     assert_eq!(m.digest, pushed.digest);
@@ -366,17 +374,7 @@ fn a_pushed_image_pulls_back_with_the_same_id_and_diff_ids() {
     assert_eq!(other.image(&id).unwrap().diff_ids, vec![sha(&tar)]);
 
     // Again: the registry has the layer; the manifest is the same.
-    let again = f
-        .store
-        .push(
-            &f.client,
-            "img:1",
-            "test/pushed",
-            "1",
-            LayerCompression::Gzip,
-            &NoProgress,
-        )
-        .unwrap();
+    let again = push_gzip(&f.store, &f.client, "img:1", "test/pushed", "1").unwrap();
     assert_eq!((again.layers_sent, again.layers_present), (0, 1));
     assert_eq!(again.digest, pushed.digest);
 }
@@ -394,11 +392,7 @@ fn a_layer_pushed_before_is_mounted_into_another_repository() {
     let id = f.store.resolve_image("img:1").unwrap();
     let proxy = Proxy::start(f.client.registry(), |_| Action::Forward);
     let c = through(&proxy);
-    let push = |repo: &str| {
-        f.store
-            .push(&c, "img:1", repo, "1", LayerCompression::Gzip, &NoProgress)
-            .unwrap()
-    };
+    let push = |repo: &str| push_gzip(&f.store, &c, "img:1", repo, "1").unwrap();
     let first = push("test/one");
     assert_eq!(sent_mounted_present(&first), (1, 0, 0));
     let before = proxy.requests().len();
@@ -438,17 +432,7 @@ fn a_pulled_layer_is_mounted_from_where_it_came() {
     f.store
         .pull(&f.client, "test/app", "v1", None, None, &NoProgress)
         .unwrap();
-    let pushed = f
-        .store
-        .push(
-            &f.client,
-            id.as_str(),
-            "test/copy",
-            "1",
-            LayerCompression::Gzip,
-            &NoProgress,
-        )
-        .unwrap();
+    let pushed = push_gzip(&f.store, &f.client, id.as_str(), "test/copy", "1").unwrap();
     assert_eq!(sent_mounted_present(&pushed), (0, 2, 0));
     let t = tempfile::tempdir().unwrap();
     let (_, pulled) = pull_into(&f, &t.path().join("root"), "test/copy", "1");
@@ -475,17 +459,7 @@ fn skopeo_agrees_on_what_was_pushed() {
     };
 
     // strata → skopeo.
-    let pushed = f
-        .store
-        .push(
-            &f.client,
-            "img:1",
-            "test/by-strata",
-            "1",
-            LayerCompression::Gzip,
-            &NoProgress,
-        )
-        .unwrap();
+    let pushed = push_gzip(&f.store, &f.client, "img:1", "test/by-strata", "1").unwrap();
     let at = format!("docker://{addr}/test/by-strata:1");
     let config = skopeo(&["inspect", "--tls-verify=false", "--config", "--raw", &at]);
     assert_eq!(sha(&config), id);
@@ -995,18 +969,7 @@ fn a_second_push_of_a_pulled_image_sends_no_layer_bytes() {
         .pull(&c, "test/src", "1", None, None, &NoProgress)
         .unwrap();
     let before = proxy.requests().len();
-    let push = |repo: &str| {
-        f.store
-            .push(
-                &c,
-                id.as_str(),
-                repo,
-                "2",
-                LayerCompression::Gzip,
-                &NoProgress,
-            )
-            .unwrap()
-    };
+    let push = |repo: &str| push_gzip(&f.store, &c, id.as_str(), repo, "2").unwrap();
 
     let same = push("test/src");
     assert_eq!(sent_mounted_present(&same), (0, 0, 2));
@@ -1042,17 +1005,7 @@ fn a_stale_recorded_digest_falls_back_to_upload() {
     // through the proxy.
     let proxy = Proxy::start(f.client.registry(), |_| Action::Forward);
     let c = through(&proxy);
-    let first = f
-        .store
-        .push(
-            &c,
-            "img:1",
-            "test/a",
-            "1",
-            LayerCompression::Gzip,
-            &NoProgress,
-        )
-        .unwrap();
+    let first = push_gzip(&f.store, &c, "img:1", "test/a", "1").unwrap();
     assert_eq!(sent_mounted_present(&first), (1, 0, 0));
 
     // The records now name blobs nobody has: one in the repository
@@ -1073,17 +1026,7 @@ fn a_stale_recorded_digest_falls_back_to_upload() {
     std::fs::write(&records, stale).unwrap();
 
     let before = proxy.requests().len();
-    let again = f
-        .store
-        .push(
-            &c,
-            "img:1",
-            "test/c",
-            "1",
-            LayerCompression::Gzip,
-            &NoProgress,
-        )
-        .unwrap();
+    let again = push_gzip(&f.store, &c, "img:1", "test/c", "1").unwrap();
     assert_eq!(sent_mounted_present(&again), (1, 0, 0));
     let requests = proxy.requests()[before..].to_vec();
     let heads = requests.iter().filter(|r| r.method == "HEAD").count();
@@ -1215,17 +1158,7 @@ fn a_push_failed_mid_upload_publishes_nothing_and_the_next_completes() {
             Action::Forward
         }
     });
-    let e = f
-        .store
-        .push(
-            &through(&proxy),
-            "img:1",
-            "test/cut",
-            "1",
-            LayerCompression::Gzip,
-            &NoProgress,
-        )
-        .unwrap_err();
+    let e = push_gzip(&f.store, &through(&proxy), "img:1", "test/cut", "1").unwrap_err();
     assert!(e.to_string().contains("test/cut"), "{e}");
     assert_eq!(
         patches.load(Ordering::SeqCst),
@@ -1240,17 +1173,7 @@ fn a_push_failed_mid_upload_publishes_nothing_and_the_next_completes() {
     assert!(!records.exists(), "no record of a blob that did not arrive");
     assert!(f.store.image(&id).unwrap().repo_digests.is_empty());
 
-    let pushed = f
-        .store
-        .push(
-            &f.client,
-            "img:1",
-            "test/cut",
-            "1",
-            LayerCompression::Gzip,
-            &NoProgress,
-        )
-        .unwrap();
+    let pushed = push_gzip(&f.store, &f.client, "img:1", "test/cut", "1").unwrap();
     assert_eq!(sent_mounted_present(&pushed), (1, 0, 0));
     let t = tempfile::tempdir().unwrap();
     let (_, pulled) = pull_into(&f, &t.path().join("root"), "test/cut", "1");
