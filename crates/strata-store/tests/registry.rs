@@ -418,9 +418,7 @@ fn a_layer_pushed_before_is_mounted_into_another_repository() {
     let third = push("test/two");
     assert_eq!(sent_mounted_present(&third), (0, 0, 1));
     assert_eq!(third.digest, second.digest);
-    let t = tempfile::tempdir().unwrap();
-    let (_, pulled) = pull_into(&f, &t.path().join("root"), "test/two", "1");
-    assert_eq!(pulled.image.id, id);
+    assert_pulls_back(&f, "test/two", "1", &id);
 }
 
 /// Layers that came by pull are mounted from the repository they came
@@ -434,9 +432,7 @@ fn a_pulled_layer_is_mounted_from_where_it_came() {
         .unwrap();
     let pushed = push_gzip(&f.store, &f.client, id.as_str(), "test/copy", "1").unwrap();
     assert_eq!(sent_mounted_present(&pushed), (0, 2, 0));
-    let t = tempfile::tempdir().unwrap();
-    let (_, pulled) = pull_into(&f, &t.path().join("root"), "test/copy", "1");
-    assert_eq!(pulled.image.id, id);
+    assert_pulls_back(&f, "test/copy", "1", &id);
 }
 
 /// skopeo (containers/image, what Podman pulls and pushes with) reads
@@ -524,6 +520,13 @@ fn pull_into(f: &Fixture, root: &std::path::Path, repo: &str, tag: &str) -> (Sto
         .pull(&f.client, repo, tag, None, None, &NoProgress)
         .unwrap();
     (other, pulled)
+}
+
+/// `repo:tag`, pulled into a store of its own, is image `id`.
+fn assert_pulls_back(f: &Fixture, repo: &str, tag: &str, id: &Digest) {
+    let t = tempfile::tempdir().unwrap();
+    let (_, pulled) = pull_into(f, &t.path().join("root"), repo, tag);
+    assert_eq!(&pulled.image.id, id, "{repo}:{tag}");
 }
 
 /// How a push sent its layers: (sent, mounted from another repository,
@@ -1039,9 +1042,7 @@ fn a_stale_recorded_digest_falls_back_to_upload() {
     assert_eq!((heads, mounts), (3, 1), "{requests:#?}");
     let (patches, _) = upload_traffic(&requests);
     assert!(patches >= 1);
-    let t = tempfile::tempdir().unwrap();
-    let (_, pulled) = pull_into(&f, &t.path().join("root"), "test/c", "1");
-    assert_eq!(pulled.image.id, id);
+    assert_pulls_back(&f, "test/c", "1", &id);
 
     // The blob now in test/c is what the record names.
     let kept = std::fs::read_to_string(&records).unwrap();
@@ -1175,9 +1176,7 @@ fn a_push_failed_mid_upload_publishes_nothing_and_the_next_completes() {
 
     let pushed = push_gzip(&f.store, &f.client, "img:1", "test/cut", "1").unwrap();
     assert_eq!(sent_mounted_present(&pushed), (1, 0, 0));
-    let t = tempfile::tempdir().unwrap();
-    let (_, pulled) = pull_into(&f, &t.path().join("root"), "test/cut", "1");
-    assert_eq!(pulled.image.id, id);
+    assert_pulls_back(&f, "test/cut", "1", &id);
 }
 
 /// A compression level is the format's: one out of its range is refused
@@ -1217,7 +1216,5 @@ fn a_compression_level_out_of_range_is_refused_before_anything_is_sent() {
         .push_with(&c, "img:1", "test/level", "1", &opts, &NoProgress)
         .unwrap();
     assert_eq!(sent_mounted_present(&pushed), (1, 0, 0));
-    let t = tempfile::tempdir().unwrap();
-    let (_, pulled) = pull_into(&f, &t.path().join("root"), "test/level", "1");
-    assert_eq!(pulled.image.id, id);
+    assert_pulls_back(&f, "test/level", "1", &id);
 }
