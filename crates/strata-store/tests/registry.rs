@@ -353,10 +353,7 @@ fn a_layer_that_is_not_what_the_config_says_leaves_the_store_as_it_was() {
 fn a_pushed_image_pulls_back_with_the_same_id_and_diff_ids() {
     let Some(f) = fixture() else { return };
     let tar = layer_tar("etc/motd", b"committed\n");
-    f.store
-        .import(&mut Cursor::new(tar.clone()), Some("img:1"), "")
-        .unwrap();
-    let id = f.store.resolve_image("img:1").unwrap();
+    let id = import_img(&f, &tar);
     let pushed = push_gzip(&f.store, &f.client, "img:1", "test/pushed", "1").unwrap();
     assert_eq!((pushed.layers_sent, pushed.layers_present), (1, 0));
     let m = f.client.get_manifest("test/pushed", "1").unwrap();
@@ -386,10 +383,7 @@ fn a_pushed_image_pulls_back_with_the_same_id_and_diff_ids() {
 fn a_layer_pushed_before_is_mounted_into_another_repository() {
     let Some(f) = fixture() else { return };
     let tar = layer_tar("etc/motd", b"mounted\n");
-    f.store
-        .import(&mut Cursor::new(tar.clone()), Some("img:1"), "")
-        .unwrap();
-    let id = f.store.resolve_image("img:1").unwrap();
+    let id = import_img(&f, &tar);
     let proxy = Proxy::start(f.client.registry(), |_| Action::Forward);
     let c = through(&proxy);
     let push = |repo: &str| push_gzip(&f.store, &c, "img:1", repo, "1").unwrap();
@@ -445,10 +439,7 @@ fn skopeo_agrees_on_what_was_pushed() {
         return;
     }
     let tar = layer_tar("etc/motd", b"interop\n");
-    f.store
-        .import(&mut Cursor::new(tar.clone()), Some("img:1"), "")
-        .unwrap();
-    let id = f.store.resolve_image("img:1").unwrap();
+    let id = import_img(&f, &tar);
     let addr = f.client.registry().to_owned();
     let skopeo = |args: &[&str]| {
         strata_test_support::run(std::process::Command::new("skopeo").args(args)).stdout
@@ -520,6 +511,14 @@ fn pull_into(f: &Fixture, root: &std::path::Path, repo: &str, tag: &str) -> (Sto
         .pull(&f.client, repo, tag, None, None, &NoProgress)
         .unwrap();
     (other, pulled)
+}
+
+/// The one-layer image of `tar`, imported as `img:1`: its ID.
+fn import_img(f: &Fixture, tar: &[u8]) -> Digest {
+    f.store
+        .import(&mut Cursor::new(tar.to_vec()), Some("img:1"), "")
+        .unwrap();
+    f.store.resolve_image("img:1").unwrap()
 }
 
 /// `repo:tag`, pulled into a store of its own, is image `id`.
@@ -896,10 +895,7 @@ fn each_layer_reports_waiting_downloading_verifying_applying_done() {
 fn zstd_layers_push_and_pull_back() {
     let Some(f) = fixture() else { return };
     let tar = layer_tar("etc/motd", &[b'z'; 100_000]);
-    f.store
-        .import(&mut Cursor::new(tar.clone()), Some("img:1"), "")
-        .unwrap();
-    let id = f.store.resolve_image("img:1").unwrap();
+    let id = import_img(&f, &tar);
     let pushed = f
         .store
         .push(
@@ -1000,10 +996,7 @@ fn a_second_push_of_a_pulled_image_sends_no_layer_bytes() {
 fn a_stale_recorded_digest_falls_back_to_upload() {
     let Some(f) = fixture() else { return };
     let tar = layer_tar("etc/motd", &noise("stale", 100_000));
-    f.store
-        .import(&mut Cursor::new(tar.clone()), Some("img:1"), "")
-        .unwrap();
-    let id = f.store.resolve_image("img:1").unwrap();
+    let id = import_img(&f, &tar);
     // Records name the registry by its address: every push goes
     // through the proxy.
     let proxy = Proxy::start(f.client.registry(), |_| Action::Forward);
@@ -1145,10 +1138,7 @@ fn a_push_failed_mid_upload_publishes_nothing_and_the_next_completes() {
     let Some(f) = fixture() else { return };
     // Bytes gzip cannot shrink: several megabytes on the wire.
     let tar = layer_tar("usr/lib/big.so", &noise("cut", 10 << 20));
-    f.store
-        .import(&mut Cursor::new(tar.clone()), Some("img:1"), "")
-        .unwrap();
-    let id = f.store.resolve_image("img:1").unwrap();
+    let id = import_img(&f, &tar);
     let patches = Arc::new(AtomicUsize::new(0));
     let n = patches.clone();
     let proxy = Proxy::start(f.client.registry(), move |r| {
@@ -1186,10 +1176,7 @@ fn a_push_failed_mid_upload_publishes_nothing_and_the_next_completes() {
 fn a_compression_level_out_of_range_is_refused_before_anything_is_sent() {
     let Some(f) = fixture() else { return };
     let tar = layer_tar("etc/motd", &noise("level", 100_000));
-    f.store
-        .import(&mut Cursor::new(tar.clone()), Some("img:1"), "")
-        .unwrap();
-    let id = f.store.resolve_image("img:1").unwrap();
+    let id = import_img(&f, &tar);
     let proxy = Proxy::start(f.client.registry(), |_| Action::Forward);
     let c = through(&proxy);
     for (compression, level) in [(LayerCompression::Gzip, 10), (LayerCompression::Zstd, 0)] {
