@@ -142,17 +142,7 @@ fn pull_by_tag_then_again_finds_every_layer_present() {
     let Some(f) = fixture() else { return };
     let base = layer_tar("etc/motd", b"hello\n");
     let top = layer_tar("app/run", b"#!/bin/sh\n");
-    let (manifest, id) = push_image(
-        &f.client,
-        "test/app",
-        &[base.clone(), top.clone()],
-        &[sha(&base), sha(&top)],
-        host_arch(),
-    );
-    let digest = f
-        .client
-        .put_manifest("test/app", "v1", OCI_MANIFEST, manifest.as_bytes())
-        .unwrap();
+    let (digest, id) = serve_app(&f.client, &[base.clone(), top.clone()]);
     let tag = ImageRef::parse("test/app:v1").unwrap();
     let pulled = f
         .store
@@ -188,17 +178,7 @@ fn pull_by_tag_then_again_finds_every_layer_present() {
 fn a_repository_digest_names_the_image_in_inspect_lookups_and_rmi() {
     let Some(f) = fixture() else { return };
     let base = layer_tar("etc/motd", b"digests\n");
-    let (manifest, id) = push_image(
-        &f.client,
-        "test/app",
-        std::slice::from_ref(&base),
-        &[sha(&base)],
-        host_arch(),
-    );
-    let digest = f
-        .client
-        .put_manifest("test/app", "v1", OCI_MANIFEST, manifest.as_bytes())
-        .unwrap();
+    let (digest, id) = serve_app(&f.client, std::slice::from_ref(&base));
     let tag = ImageRef::parse("test/app:v1").unwrap();
     let pinned = format!("test/app@{digest}");
     // Not known before it is recorded: the error says what is missing.
@@ -534,20 +514,23 @@ fn sent_mounted_present(p: &Pushed) -> (usize, usize, usize) {
     (p.layers_sent, p.layers_mounted, p.layers_present)
 }
 
+/// `layers` pushed as the image `test/app:v1` for this machine's
+/// architecture, each layer's diffID its tar's digest: (manifest digest,
+/// image ID).
+fn serve_app(c: &Client, layers: &[Vec<u8>]) -> (Digest, Digest) {
+    let diff_ids: Vec<Digest> = layers.iter().map(|l| sha(l)).collect();
+    let (manifest, id) = push_image(c, "test/app", layers, &diff_ids, host_arch());
+    let digest = c
+        .put_manifest("test/app", "v1", OCI_MANIFEST, manifest.as_bytes())
+        .unwrap();
+    (digest, id)
+}
+
 /// An image `test/app:v1` of two gzipped layers; (layer tars, image ID).
 fn two_layer_image(f: &Fixture) -> (Vec<Vec<u8>>, Digest) {
     let a = layer_tar("etc/motd", &[b'a'; 50_000]);
     let b = layer_tar("etc/issue", &[b'b'; 50_000]);
-    let (manifest, id) = push_image(
-        &f.client,
-        "test/app",
-        &[a.clone(), b.clone()],
-        &[sha(&a), sha(&b)],
-        host_arch(),
-    );
-    f.client
-        .put_manifest("test/app", "v1", OCI_MANIFEST, manifest.as_bytes())
-        .unwrap();
+    let (_, id) = serve_app(&f.client, &[a.clone(), b.clone()]);
     (vec![a, b], id)
 }
 
@@ -689,16 +672,7 @@ fn the_next_pull_resumes_a_blob_an_earlier_pull_left_partial() {
     let tar = layer_tar("data/noise", &noise);
     let gz = gzip(&tar);
     let blob = sha(&gz);
-    let (manifest, id) = push_image(
-        &f.client,
-        "test/app",
-        std::slice::from_ref(&tar),
-        &[sha(&tar)],
-        host_arch(),
-    );
-    f.client
-        .put_manifest("test/app", "v1", OCI_MANIFEST, manifest.as_bytes())
-        .unwrap();
+    let (_, id) = serve_app(&f.client, std::slice::from_ref(&tar));
     let cut = gz.len() * 6 / 10;
     let is_layer = {
         let blob = blob.to_string();
@@ -843,16 +817,7 @@ fn each_layer_reports_waiting_downloading_verifying_applying_done() {
     let Some(f) = fixture() else { return };
     let tar = layer_tar("etc/motd", &[b'p'; 200_000]);
     let gz = gzip(&tar);
-    let (manifest, _) = push_image(
-        &f.client,
-        "test/app",
-        std::slice::from_ref(&tar),
-        &[sha(&tar)],
-        host_arch(),
-    );
-    f.client
-        .put_manifest("test/app", "v1", OCI_MANIFEST, manifest.as_bytes())
-        .unwrap();
+    serve_app(&f.client, std::slice::from_ref(&tar));
     let blob = sha(&gz);
     let rec = Recorded::default();
     f.store
