@@ -108,6 +108,18 @@ fn push_gzip(
     )
 }
 
+/// A client of the registry at `addr`, over plain HTTP.
+fn plain_http(addr: &str) -> Client {
+    Client::new(
+        addr,
+        Options {
+            insecure: true,
+            ..Options::default()
+        },
+    )
+    .unwrap()
+}
+
 fn fixture() -> Option<Fixture> {
     if !strata_test_support::require_root() {
         return None;
@@ -119,14 +131,7 @@ fn fixture() -> Option<Fixture> {
             return None;
         }
     };
-    let client = Client::new(
-        &reg.addr,
-        Options {
-            insecure: true,
-            ..Options::default()
-        },
-    )
-    .unwrap();
+    let client = plain_http(&reg.addr);
     let t = tempfile::tempdir().unwrap();
     let store = Store::open(&t.path().join("root"), Some("vfs")).unwrap();
     Some(Fixture {
@@ -1077,14 +1082,7 @@ fn five_layers_upload_at_once_and_the_manifest_keeps_their_order() {
         .count();
     assert_eq!(started, 5, "uploads begun before the first ended");
 
-    let direct = Client::new(
-        &other.addr,
-        Options {
-            insecure: true,
-            ..Options::default()
-        },
-    )
-    .unwrap();
+    let direct = plain_http(&other.addr);
     let t = tempfile::tempdir().unwrap();
     let back = Store::open(&t.path().join("root"), Some("vfs")).unwrap();
     let pulled = back
