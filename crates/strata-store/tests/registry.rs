@@ -406,9 +406,7 @@ fn a_layer_pushed_before_is_mounted_into_another_repository() {
 fn a_pulled_layer_is_mounted_from_where_it_came() {
     let Some(f) = fixture() else { return };
     let (_, id) = two_layer_image(&f);
-    f.store
-        .pull(&f.client, "test/app", "v1", None, None, &NoProgress)
-        .unwrap();
+    pull_app(&f, &f.client).unwrap();
     let pushed = push_gzip(&f.store, &f.client, id.as_str(), "test/copy", "1").unwrap();
     assert_eq!(sent_mounted_present(&pushed), (0, 2, 0));
     assert_pulls_back(&f, "test/copy", "1", &id);
@@ -506,6 +504,12 @@ fn import_img(f: &Fixture, tar: &[u8]) -> Digest {
     f.store.resolve_image("img:1").unwrap()
 }
 
+/// `test/app:v1` pulled through `client` into the fixture's store.
+fn pull_app(f: &Fixture, client: &Client) -> strata_store::Result<Pulled> {
+    f.store
+        .pull(client, "test/app", "v1", None, None, &NoProgress)
+}
+
 /// `repo:tag`, pulled into a store of its own, is image `id`.
 fn assert_pulls_back(f: &Fixture, repo: &str, tag: &str, id: &Digest) {
     let t = tempfile::tempdir().unwrap();
@@ -570,10 +574,7 @@ fn a_corrupt_layer_blob_leaves_the_store_as_it_was() {
             Action::Forward
         }
     });
-    let e = f
-        .store
-        .pull(&through(&proxy), "test/app", "v1", None, None, &NoProgress)
-        .unwrap_err();
+    let e = pull_app(&f, &through(&proxy)).unwrap_err();
     assert_eq!(e.kind(), ErrorKind::Corrupt, "{e:?}");
     assert!(format!("{e:?}").contains("sha256"), "{e:?}");
     assert!(f.store.images().unwrap().is_empty());
@@ -604,10 +605,7 @@ fn a_layer_cut_midway_is_resumed_and_the_pull_completes() {
             Action::Forward
         }
     });
-    let pulled = f
-        .store
-        .pull(&through(&proxy), "test/app", "v1", None, None, &NoProgress)
-        .unwrap();
+    let pulled = pull_app(&f, &through(&proxy)).unwrap();
     assert_eq!(pulled.image.id, id);
     assert!(proxy
         .requests()
@@ -638,10 +636,7 @@ fn the_store_answers_while_a_pull_is_stalled_mid_blob() {
     });
     let client = through(&proxy);
     std::thread::scope(|s| {
-        let pull = s.spawn(|| {
-            f.store
-                .pull(&client, "test/app", "v1", None, None, &NoProgress)
-        });
+        let pull = s.spawn(|| pull_app(&f, &client));
         while blobs.load(Ordering::SeqCst) < 2 {
             std::thread::sleep(Duration::from_millis(20));
         }
@@ -701,18 +696,13 @@ fn the_next_pull_resumes_a_blob_an_earlier_pull_left_partial() {
         },
     )
     .unwrap();
-    f.store
-        .pull(&no_resume, "test/app", "v1", None, None, &NoProgress)
-        .unwrap_err();
+    pull_app(&f, &no_resume).unwrap_err();
     assert!(f.store.images().unwrap().is_empty());
     let partial = f.store.root().join("partial/sha256").join(blob.hex());
     assert_eq!(std::fs::metadata(&partial).unwrap().len(), cut as u64);
 
     let before = proxy.requests().len();
-    let pulled = f
-        .store
-        .pull(&through(&proxy), "test/app", "v1", None, None, &NoProgress)
-        .unwrap();
+    let pulled = pull_app(&f, &through(&proxy)).unwrap();
     assert_eq!(pulled.image.id, id);
     let ranges: Vec<Option<String>> = proxy.requests()[before..]
         .iter()
