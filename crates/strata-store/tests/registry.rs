@@ -369,8 +369,7 @@ fn a_layer_pushed_before_is_mounted_into_another_repository() {
     let Some(f) = fixture() else { return };
     let tar = layer_tar("etc/motd", b"mounted\n");
     let id = import_img(&f, &tar);
-    let proxy = Proxy::start(f.client.registry(), |_| Action::Forward);
-    let c = through(&proxy);
+    let (proxy, c) = forwarding(&f);
     let push = |repo: &str| push_gzip(&f.store, &c, "img:1", repo, "1").unwrap();
     let first = push("test/one");
     assert_eq!(sent_mounted_present(&first), (1, 0, 0));
@@ -541,6 +540,14 @@ fn two_layer_image(f: &Fixture) -> (Vec<Vec<u8>>, Digest) {
     let b = layer_tar("etc/issue", &[b'b'; 50_000]);
     let (_, id) = serve_app(&f.client, &[a.clone(), b.clone()]);
     (vec![a, b], id)
+}
+
+/// A proxy that forwards every request to the fixture's registry, and a
+/// client through it (to count what a push or pull asks).
+fn forwarding(f: &Fixture) -> (Proxy, Client) {
+    let proxy = Proxy::start(f.client.registry(), |_| Action::Forward);
+    let c = through(&proxy);
+    (proxy, c)
 }
 
 fn through(proxy: &Proxy) -> Client {
@@ -922,8 +929,7 @@ fn a_second_push_of_a_pulled_image_sends_no_layer_bytes() {
         .unwrap();
     // Records name the registry by its address: pulled through the
     // proxy that the pushes go through.
-    let proxy = Proxy::start(f.client.registry(), |_| Action::Forward);
-    let c = through(&proxy);
+    let (proxy, c) = forwarding(&f);
     f.store
         .pull(&c, "test/src", "1", None, None, &NoProgress)
         .unwrap();
@@ -959,8 +965,7 @@ fn a_stale_recorded_digest_falls_back_to_upload() {
     let id = import_img(&f, &tar);
     // Records name the registry by its address: every push goes
     // through the proxy.
-    let proxy = Proxy::start(f.client.registry(), |_| Action::Forward);
-    let c = through(&proxy);
+    let (proxy, c) = forwarding(&f);
     let first = push_gzip(&f.store, &c, "img:1", "test/a", "1").unwrap();
     assert_eq!(sent_mounted_present(&first), (1, 0, 0));
 
@@ -1130,8 +1135,7 @@ fn a_compression_level_out_of_range_is_refused_before_anything_is_sent() {
     let Some(f) = fixture() else { return };
     let tar = layer_tar("etc/motd", &noise("level", 100_000));
     let id = import_img(&f, &tar);
-    let proxy = Proxy::start(f.client.registry(), |_| Action::Forward);
-    let c = through(&proxy);
+    let (proxy, c) = forwarding(&f);
     for (compression, level) in [(LayerCompression::Gzip, 10), (LayerCompression::Zstd, 0)] {
         let opts = PushOptions {
             compression,
