@@ -274,10 +274,7 @@ fn pull_of_an_index_takes_this_machines_platform_or_the_one_asked_for() {
     f.client
         .put_manifest("test/multi", "latest", OCI_INDEX, index.as_bytes())
         .unwrap();
-    let pulled = f
-        .store
-        .pull(&f.client, "test/multi", "latest", None, None, &NoProgress)
-        .unwrap();
+    let pulled = pull_ref(&f, &f.client, "test/multi", "latest").unwrap();
     assert_eq!(pulled.image.id, id_ours);
     assert_eq!(pulled.digest, sha(index.as_bytes()));
 
@@ -316,21 +313,13 @@ fn a_layer_that_is_not_what_the_config_says_leaves_the_store_as_it_was() {
     let real = layer_tar("etc/motd", b"hello\n");
     let claimed = sha(b"some other tar");
     let (manifest, _) = push_image(&f.client, "test/bad", &[real], &[claimed], host_arch());
-    f.client
-        .put_manifest("test/bad", "v1", OCI_MANIFEST, manifest.as_bytes())
-        .unwrap();
-    let e = f
-        .store
-        .pull(&f.client, "test/bad", "v1", None, None, &NoProgress)
-        .unwrap_err();
+    put_manifest(&f, "test/bad", "v1", &manifest);
+    let e = pull_ref(&f, &f.client, "test/bad", "v1").unwrap_err();
     assert_eq!(e.kind(), ErrorKind::Corrupt, "{e}");
     assert!(f.store.images().unwrap().is_empty());
     assert!(f.store.layers().unwrap().is_empty());
 
-    let e = f
-        .store
-        .pull(&f.client, "test/none", "v1", None, None, &NoProgress)
-        .unwrap_err();
+    let e = pull_ref(&f, &f.client, "test/none", "v1").unwrap_err();
     assert_eq!(e.kind(), ErrorKind::NotFound, "{e}");
 }
 
@@ -473,13 +462,8 @@ fn a_foreign_layer_is_refused_and_nothing_is_stored() {
         OCI_LAYER_GZIP,
         "application/vnd.oci.image.layer.nondistributable.v1.tar+gzip",
     );
-    f.client
-        .put_manifest("test/foreign", "1", OCI_MANIFEST, manifest.as_bytes())
-        .unwrap();
-    let e = f
-        .store
-        .pull(&f.client, "test/foreign", "1", None, None, &NoProgress)
-        .unwrap_err();
+    put_manifest(&f, "test/foreign", "1", &manifest);
+    let e = pull_ref(&f, &f.client, "test/foreign", "1").unwrap_err();
     assert_eq!(e.kind(), ErrorKind::Unsupported, "{e}");
     assert!(e.to_string().contains("foreign"), "{e}");
     assert!(f.store.images().unwrap().is_empty());
@@ -505,8 +489,20 @@ fn import_img(f: &Fixture, tar: &[u8]) -> Digest {
 
 /// `test/app:v1` pulled through `client` into the fixture's store.
 fn pull_app(f: &Fixture, client: &Client) -> strata_store::Result<Pulled> {
-    f.store
-        .pull(client, "test/app", "v1", None, None, &NoProgress)
+    pull_ref(f, client, "test/app", "v1")
+}
+
+/// `repo:tag` pulled through `client` into the fixture's store, with no
+/// tag to set, no platform and no progress.
+fn pull_ref(f: &Fixture, client: &Client, repo: &str, tag: &str) -> strata_store::Result<Pulled> {
+    f.store.pull(client, repo, tag, None, None, &NoProgress)
+}
+
+/// `manifest` put as `repo:tag` in the fixture's registry: its digest.
+fn put_manifest(f: &Fixture, repo: &str, tag: &str, manifest: &str) -> Digest {
+    f.client
+        .put_manifest(repo, tag, OCI_MANIFEST, manifest.as_bytes())
+        .unwrap()
 }
 
 /// `repo:tag`, pulled into a store of its own, is image `id`.
@@ -733,9 +729,7 @@ fn later_layers_download_while_the_first_is_applied_in_order() {
         .collect();
     let diffs: Vec<Digest> = tars.iter().map(|t| sha(t)).collect();
     let (manifest, id) = push_image(&f.client, "test/three", &tars, &diffs, host_arch());
-    f.client
-        .put_manifest("test/three", "v1", OCI_MANIFEST, manifest.as_bytes())
-        .unwrap();
+    put_manifest(&f, "test/three", "v1", &manifest);
     let blobs: Vec<String> = tars.iter().map(|t| sha(&gzip(t)).to_string()).collect();
     let first = blobs[0].clone();
     let proxy = Proxy::start(f.client.registry(), move |req| {
@@ -924,15 +918,11 @@ fn a_second_push_of_a_pulled_image_sends_no_layer_bytes() {
         &[sha(&a), sha(&b)],
         host_arch(),
     );
-    f.client
-        .put_manifest("test/src", "1", OCI_MANIFEST, manifest.as_bytes())
-        .unwrap();
+    put_manifest(&f, "test/src", "1", &manifest);
     // Records name the registry by its address: pulled through the
     // proxy that the pushes go through.
     let (proxy, c) = forwarding(&f);
-    f.store
-        .pull(&c, "test/src", "1", None, None, &NoProgress)
-        .unwrap();
+    pull_ref(&f, &c, "test/src", "1").unwrap();
     let before = proxy.requests().len();
     let push = |repo: &str| push_gzip(&f.store, &c, id.as_str(), repo, "2").unwrap();
 
@@ -1026,12 +1016,8 @@ fn five_layers_upload_at_once_and_the_manifest_keeps_their_order() {
         .collect();
     let diffs: Vec<Digest> = tars.iter().map(|t| sha(t)).collect();
     let (manifest, id) = push_image(&f.client, "test/five", &tars, &diffs, host_arch());
-    f.client
-        .put_manifest("test/five", "1", OCI_MANIFEST, manifest.as_bytes())
-        .unwrap();
-    f.store
-        .pull(&f.client, "test/five", "1", None, None, &NoProgress)
-        .unwrap();
+    put_manifest(&f, "test/five", "1", &manifest);
+    pull_ref(&f, &f.client, "test/five", "1").unwrap();
 
     // Another registry: the pull's records are of the first, so every
     // layer is compressed and sent.
