@@ -1254,10 +1254,9 @@ fn runtime_is_crun_then_runc_or_the_one_named() {
 #[test]
 fn entrypoint_workdir_and_user_from_the_image() {
     let test = "entrypoint_workdir_and_user_from_the_image";
-    let Some(s) = setup(test) else { return };
-    if !s.configured_images(test) {
+    let Some(s) = setup(test).filter(|s| s.configured_images(test)) else {
         return;
-    }
+    };
     assert_eq!(s.run_ok(&["busybox:ep"]), "ep default");
     // Arguments replace the Cmd and follow the Entrypoint.
     assert_eq!(s.run_ok(&["busybox:ep", "given"]), "ep given");
@@ -1286,10 +1285,9 @@ fn entrypoint_workdir_and_user_from_the_image() {
 #[test]
 fn image_workdir_and_user_are_defaults() {
     let test = "image_workdir_and_user_are_defaults";
-    let Some(s) = setup(test) else { return };
-    if !s.configured_images(test) {
+    let Some(s) = setup(test).filter(|s| s.configured_images(test)) else {
         return;
-    }
+    };
     assert_eq!(s.run_ok(&["busybox:wd"]), "/srv\n1000");
     assert_eq!(
         s.run_ok(&["-u", "root", "-w", "/tmp", "busybox:wd"]),
