@@ -24,6 +24,7 @@ mod podman;
 
 use std::fs;
 use std::io::Write;
+use std::path::Path;
 
 use serde_json::{json, Value};
 
@@ -73,6 +74,15 @@ fn assert_loaded(s: &Strata, bb: &Busybox, image: &str, want: &Declared) {
     assert_mount_matches_umoci(s, bb, image);
 }
 
+/// A docker-archive fixture `archive` that skopeo reads as `want` (so
+/// the hand-made archive is what we mean) loads as `name`, and the image
+/// is `want` ([`assert_loaded`]).
+fn assert_loads_as(s: &Strata, bb: &Busybox, archive: &Path, name: &str, want: &Declared) {
+    assert_eq!(&Declared::of_docker_archive(archive), want);
+    assert_eq!(s.load(archive, &[]), [format!("Loaded image: {name}")]);
+    assert_loaded(s, bb, name, want);
+}
+
 #[test]
 fn loads_a_skopeo_docker_archive() {
     let Some((s, bb)) = setup("loads_a_skopeo_docker_archive") else {
@@ -90,13 +100,11 @@ fn loads_a_skopeo_docker_archive() {
     );
     // Not on a terminal: no progress bar, nothing on stderr.
     assert_eq!(String::from_utf8_lossy(&out.stderr), "");
-    s.assert_image("busybox:v2", &want);
+    assert_loaded(&s, &bb, "busybox:v2", &want);
     assert_eq!(s.tags_of(&want.id), ["busybox:v2"]);
     assert_eq!(s.layers_json().len(), 2);
     let img = &s.json(&["image", "inspect", "busybox:v2"])[0];
     assert_eq!(img["Config"]["Cmd"], json!(["/bin/sh"]), "{img:#}");
-    s.assert_check_clean();
-    assert_mount_matches_umoci(&s, &bb, "busybox:v2");
 }
 
 #[test]
@@ -517,14 +525,10 @@ fn loads_a_legacy_docker_archive() {
         return;
     };
     let (archive, want) = bb.legacy_archive();
-    // The hand-made archive is one skopeo reads as we mean it.
-    assert_eq!(Declared::of_docker_archive(&archive), want);
-    assert_eq!(s.load(&archive, &[]), ["Loaded image: busybox:legacy"]);
-    s.assert_image("busybox:legacy", &want);
+    // The top layer applied twice changes nothing more: the mount is
+    // umoci's unpack.
+    assert_loads_as(&s, &bb, &archive, "busybox:legacy", &want);
     assert_eq!(s.layers_json().len(), 3);
-    s.assert_check_clean();
-    // The top layer applied twice changes nothing more.
-    assert_mount_matches_umoci(&s, &bb, "busybox:legacy");
 }
 
 /// The archive Docker 25 and later write (an OCI layout and a
@@ -535,10 +539,8 @@ fn loads_a_docker25_archive() {
         return;
     };
     let (archive, want) = bb.moby25_archive();
-    assert_eq!(Declared::of_docker_archive(&archive), want);
-    assert_eq!(s.load(&archive, &[]), ["Loaded image: busybox:moby"]);
+    assert_loads_as(&s, &bb, &archive, "busybox:moby", &want);
     assert_eq!(s.tags_of(&want.id), ["busybox:moby"]);
-    assert_loaded(&s, &bb, "busybox:moby", &want);
 }
 
 /// The Docker 25 archive with gzip layer blobs (Docker with the
@@ -550,7 +552,6 @@ fn loads_a_docker25_archive_with_gzip_layers() {
         return;
     };
     let (archive, want) = bb.moby25_gzip_archive();
-    assert_eq!(Declared::of_docker_archive(&archive), want);
     let list = sh(&format!("tar -tf '{}'", archive.display()));
     for d in bb.layout.manifest("v2")["layers"].as_array().unwrap() {
         let name = format!(
@@ -559,9 +560,8 @@ fn loads_a_docker25_archive_with_gzip_layers() {
         );
         assert!(list.lines().any(|l| l == name), "{name} not in {list}");
     }
-    assert_eq!(s.load(&archive, &[]), ["Loaded image: busybox:moby-gzip"]);
+    assert_loads_as(&s, &bb, &archive, "busybox:moby-gzip", &want);
     assert_eq!(s.tags_of(&want.id), ["busybox:moby-gzip"]);
-    assert_loaded(&s, &bb, "busybox:moby-gzip", &want);
 }
 
 /// On a terminal, load draws a bar of bytes and layers (ending at all
