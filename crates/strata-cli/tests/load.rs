@@ -754,22 +754,7 @@ fn load_save_load_keeps_the_image_byte_for_byte() {
         ("oci-dir", "saved-dir"),
     ] {
         let out = s.path(name);
-        s.ok(&[
-            "save",
-            "--format",
-            format,
-            "-o",
-            out.to_str().unwrap(),
-            "busybox:v2",
-        ]);
-        let blobs = if format == "oci-dir" {
-            out.clone()
-        } else {
-            let dir = s.path(&format!("{name}.x"));
-            fs::create_dir(&dir).unwrap();
-            sh(&format!("tar -xf {} -C {}", out.display(), dir.display()));
-            dir
-        };
+        let blobs = common::save_unpacked(&s, "busybox:v2", format, &[], &out);
         for (tar, diff) in layers.iter().zip(&want.diff_ids) {
             let blob = blobs.join("blobs/sha256").join(fixtures::hex(diff));
             assert!(

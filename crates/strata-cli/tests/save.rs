@@ -16,7 +16,7 @@ use std::collections::BTreeSet;
 use std::fs;
 use std::path::{Path, PathBuf};
 
-use common::{listing, require_root, sh, sha256_of, Strata};
+use common::{listing, require_root, save_unpacked, sh, sha256_of, untar, Strata};
 use containers::on_terminal;
 use fixtures::{
     assert_same_tree, have_tools, last_frame, shows, strings, without_escapes, BUSYBOX_TREE,
@@ -107,18 +107,6 @@ fn skopeo(source: &str) -> (String, Vec<String>) {
         manifest["config"]["digest"].as_str().unwrap().to_owned(),
         strings(&config["rootfs"]["diff_ids"]),
     )
-}
-
-/// Unpacks a tar with GNU tar into a new directory `<tar>.d`.
-fn untar(tar: &Path) -> PathBuf {
-    let dir = tar.with_extension("d");
-    fs::create_dir(&dir).unwrap();
-    sh(&format!(
-        "tar -C '{}' -xf '{}'",
-        dir.display(),
-        tar.display()
-    ));
-    dir
 }
 
 /// The member names of a tar, in order.
@@ -659,25 +647,13 @@ fn compressed_layers_are_read_by_skopeo() {
     ] {
         let case = format!("{format} --compress {compress}");
         let out = f.s.path(&format!("{format}-{compress}"));
-        f.s.ok(&[
-            "save",
-            "--format",
-            format,
-            "--compress",
-            compress,
-            "-o",
-            out.to_str().unwrap(),
-            "busybox:v2",
-        ]);
-        let layout = if format == "oci-dir" {
-            out.clone()
-        } else {
+        let layout = save_unpacked(&f.s, "busybox:v2", format, &["--compress", compress], &out);
+        if format != "oci-dir" {
             assert!(
                 fs::metadata(&out).unwrap().len() < fs::metadata(&plain).unwrap().len() * 3 / 4,
                 "{case}: not smaller than the uncompressed archive"
             );
-            untar(&out)
-        };
+        }
         checked_blobs(&layout);
         let index = read_json(&layout.join("index.json"));
         let manifest = read_json(

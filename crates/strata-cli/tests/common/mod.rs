@@ -369,3 +369,29 @@ pub fn listing(dir: &Path) -> Vec<String> {
     v.sort();
     v
 }
+
+/// Unpacks a tar with GNU tar into a new directory `<tar>.d`.
+pub fn untar(tar: &Path) -> PathBuf {
+    let dir = tar.with_extension("d");
+    fs::create_dir(&dir).unwrap();
+    sh(&format!(
+        "tar -C '{}' -xf '{}'",
+        dir.display(),
+        tar.display()
+    ));
+    dir
+}
+
+/// `image` saved as `format` (with `opts`) to `out`: the layout to read
+/// from it, `out` itself for `oci-dir`, else the archive unpacked beside
+/// it ([`untar`]).
+pub fn save_unpacked(s: &Strata, image: &str, format: &str, opts: &[&str], out: &Path) -> PathBuf {
+    let out_arg = out.to_str().unwrap();
+    let args = [&["save", "--format", format], opts, &["-o", out_arg, image]].concat();
+    s.ok(&args);
+    if format == "oci-dir" {
+        out.to_path_buf()
+    } else {
+        untar(out)
+    }
+}
