@@ -442,12 +442,9 @@ fn content_bytes(tar: &Path) -> u64 {
 #[test]
 fn save_shows_progress_on_a_terminal_only() {
     let test = "save_shows_progress_on_a_terminal_only";
-    let Some(f) = setup(test) else {
+    let Some(f) = setup(test).filter(|_| have_tools(test, &["script"])) else {
         return;
     };
-    if !have_tools(test, &["script"]) {
-        return;
-    }
     let tty = f.s.path("tty.tar");
     let screen = on_terminal(&f.s, &["save", "-o", tty.to_str().unwrap(), "busybox:v2"]);
     let frame = last_frame(&screen, "saving");
@@ -602,12 +599,9 @@ fn save_and_export_write_to_a_pipe() {
 #[test]
 fn save_and_export_refuse_a_terminal() {
     let test = "save_and_export_refuse_a_terminal";
-    let Some(f) = setup(test) else {
+    let Some(f) = setup(test).filter(|_| have_tools(test, &["script"])) else {
         return;
     };
-    if !have_tools(test, &["script"]) {
-        return;
-    }
     for args in [
         &["save", "busybox:v2"][..],
         &["save", "-o", "-", "busybox:v2"],
@@ -631,12 +625,9 @@ fn save_and_export_refuse_a_terminal() {
 #[test]
 fn compressed_layers_are_read_by_skopeo() {
     let test = "compressed_layers_are_read_by_skopeo";
-    let Some(f) = setup(test) else {
+    let Some(f) = setup(test).filter(|_| have_tools(test, &["gzip", "zstd"])) else {
         return;
     };
-    if !have_tools(test, &["gzip", "zstd"]) {
-        return;
-    }
     let want = f.inspect("busybox:v2");
     let plain = f.save("plain.tar", "oci-archive", &["busybox:v2"]);
     for (format, compress, transport) in [
