@@ -40,7 +40,18 @@ use podman::Podman;
 /// A store (overlay2) and the busybox image built in its temp dir, when
 /// root and the tools are there.
 fn setup(test: &str) -> Option<(Strata, Busybox)> {
-    setup_with(test, &["umoci", "skopeo", "busybox", "gzip"])
+    setup_with(test, TOOLS)
+}
+
+/// What [`setup`] needs.
+const TOOLS: &[&str] = &["umoci", "skopeo", "busybox", "gzip"];
+
+/// [`setup_with`], and a private dockerd to compare with (SKIPPED when
+/// it cannot run here).
+fn setup_with_docker(test: &str, tools: &[&str]) -> Option<(Strata, Busybox, Dockerd)> {
+    let (s, bb) = setup_with(test, tools)?;
+    let docker = Dockerd::start(test)?;
+    Some((s, bb, docker))
 }
 
 /// The same, needing `tools`.
@@ -485,6 +496,15 @@ fn loading_again_unpacks_nothing_new() {
     s.assert_check_clean();
 }
 
+/// `reference` is `want` and the store's only image, and the store
+/// checks clean.
+fn assert_only_image(s: &Strata, reference: &str, want: &Declared) {
+    s.assert_image(reference, want);
+    let images = s.images();
+    assert_eq!(images.len(), 1, "{images:#?}");
+    s.assert_check_clean();
+}
+
 /// A multi-platform index: this machine's manifest is the one loaded,
 /// though another platform's comes first.
 #[test]
@@ -494,12 +514,9 @@ fn multi_platform_index_picks_the_host() {
     };
     let (layout, want) = bb.platform_layout("platforms", false);
     assert_eq!(s.load(layout.path(), &[]), [loaded_id(&want.id)]);
-    s.assert_image(&want.id, &want);
-    let images = s.json(&["images", "--format", "json"]);
-    assert_eq!(images.as_array().unwrap().len(), 1, "{images:#}");
     let img = &s.json(&["image", "inspect", &want.id])[0];
     assert_eq!(img["Architecture"], fixtures::host_arch());
-    s.assert_check_clean();
+    assert_only_image(&s, &want.id, &want);
 }
 
 /// index.json -> index -> index -> manifests by platform: followed, the
@@ -511,10 +528,7 @@ fn nested_index_is_followed() {
     };
     let (layout, want) = bb.platform_layout("nested", true);
     assert_eq!(s.load(layout.path(), &[]), ["Loaded image: busybox:nested"]);
-    s.assert_image("busybox:nested", &want);
-    let images = s.json(&["images", "--format", "json"]);
-    assert_eq!(images.as_array().unwrap().len(), 1, "{images:#}");
-    s.assert_check_clean();
+    assert_only_image(&s, "busybox:nested", &want);
 }
 
 /// The docker-archive of Docker before 25, with its repeated layer
@@ -612,10 +626,7 @@ fn load_shows_progress_on_a_terminal_only() {
 #[test]
 fn loads_what_docker_saves() {
     let test = "loads_what_docker_saves";
-    let Some((s, bb)) = setup(test) else {
-        return;
-    };
-    let Some(docker) = Dockerd::start(test) else {
+    let Some((s, bb, docker)) = setup_with_docker(test, TOOLS) else {
         return;
     };
     let archive = bb.docker_archive("d.tar", "busybox:v2");
@@ -636,15 +647,10 @@ fn loads_what_docker_saves() {
 #[test]
 fn docker_agrees_on_streams_and_compressed_archives() {
     let test = "docker_agrees_on_streams_and_compressed_archives";
-    let Some((s, bb)) = setup_with(
-        test,
-        &[
-            "umoci", "skopeo", "busybox", "gzip", "xz", "bzip2", "script",
-        ],
-    ) else {
-        return;
-    };
-    let Some(docker) = Dockerd::start(test) else {
+    let tools = [
+        "umoci", "skopeo", "busybox", "gzip", "xz", "bzip2", "script",
+    ];
+    let Some((s, bb, docker)) = setup_with_docker(test, &tools) else {
         return;
     };
     let want = bb.declared();
@@ -703,10 +709,7 @@ fn docker_agrees_on_streams_and_compressed_archives() {
 #[test]
 fn docker_loads_what_strata_saves() {
     let test = "docker_loads_what_strata_saves";
-    let Some((s, bb)) = setup(test) else {
-        return;
-    };
-    let Some(docker) = Dockerd::start(test) else {
+    let Some((s, bb, docker)) = setup_with_docker(test, TOOLS) else {
         return;
     };
     let archive = bb.docker_archive("d.tar", "busybox:v2");
