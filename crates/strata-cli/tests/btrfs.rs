@@ -18,7 +18,7 @@ use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use common::{require_root, sh, Strata};
+use common::{require_root, sh, succeeded, Strata};
 use serde_json::Value;
 use strata_driver::conformance::LoopFs;
 
@@ -47,12 +47,7 @@ fn info_choosing(root: &Path) -> Value {
         .args(["info", "--format", "json"])
         .output()
         .unwrap();
-    assert!(
-        out.status.success(),
-        "info: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    serde_json::from_slice(&out.stdout).unwrap()
+    serde_json::from_str(&succeeded("info", out)).unwrap()
 }
 
 fn is_subvolume(p: &Path) -> bool {
@@ -93,12 +88,7 @@ fn a_store_on_btrfs_chooses_btrfs() {
         .env("HOME", &home)
         .output()
         .unwrap();
-    assert!(
-        out.status.success(),
-        "info as nobody: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let info: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let info: Value = serde_json::from_str(&succeeded("info as nobody", out)).unwrap();
     assert_ne!(info["Storage Driver"], "btrfs", "{info}");
 }
 
@@ -129,21 +119,9 @@ fn store_flow_on_btrfs() {
         "a container's root is its subvolume, not a mount: {}",
         m1.display()
     );
-    fs::write(m1.join("etc/os-release"), "ID=changed\n").unwrap();
-    fs::remove_file(m1.join("etc/delete-me")).unwrap();
-    fs::create_dir(m1.join("srv")).unwrap();
-    fs::write(m1.join("srv/new"), "new").unwrap();
+    common::change_base(&m1);
     let diff = s.ok(&["diff", "one"]);
-    assert_eq!(
-        diff.lines().collect::<Vec<_>>(),
-        [
-            "C /etc",
-            "D /etc/delete-me",
-            "C /etc/os-release",
-            "A /srv",
-            "A /srv/new"
-        ]
-    );
+    assert_eq!(diff.lines().collect::<Vec<_>>(), common::BASE_CHANGES);
 
     // export is the container's tree.
     let exported = s.path("one.tar");
@@ -158,12 +136,7 @@ fn store_flow_on_btrfs() {
     let committed = s.ok(&["commit", "one", "base:2"]);
     s.ok(&["create", "--name", "two", "base:2"]);
     let m2 = PathBuf::from(s.ok(&["mount", "two"]));
-    assert_eq!(
-        fs::read_to_string(m2.join("etc/os-release")).unwrap(),
-        "ID=changed\n"
-    );
-    assert!(!m2.join("etc/delete-me").exists());
-    assert_eq!(fs::read_to_string(m2.join("srv/new")).unwrap(), "new");
+    common::assert_base_changed(&m2);
     s.ok(&["umount", "two"]);
 
     // save, remove, load: the same image ID back.

@@ -63,10 +63,7 @@ fn flow(driver: &'static str) -> String {
     s.ok(&["create", "--name", "two", "base:1"]);
     let m1 = PathBuf::from(s.ok(&["mount", "one"]));
     let m2 = PathBuf::from(s.ok(&["mount", "two"]));
-    fs::write(m1.join("etc/os-release"), "ID=changed\n").unwrap();
-    fs::remove_file(m1.join("etc/delete-me")).unwrap();
-    fs::create_dir(m1.join("srv")).unwrap();
-    fs::write(m1.join("srv/new"), "new").unwrap();
+    common::change_base(&m1);
     assert_eq!(
         fs::read_to_string(m2.join("etc/os-release")).unwrap(),
         "ID=strata-test\n"
@@ -79,16 +76,7 @@ fn flow(driver: &'static str) -> String {
         Path::new("/proc/mounts")
     );
     let diff = s.ok(&["diff", "one"]);
-    assert_eq!(
-        diff.lines().collect::<Vec<_>>(),
-        [
-            "C /etc",
-            "D /etc/delete-me",
-            "C /etc/os-release",
-            "A /srv",
-            "A /srv/new"
-        ]
-    );
+    assert_eq!(diff.lines().collect::<Vec<_>>(), common::BASE_CHANGES);
 
     // export equals the merged view (tars carry whole seconds: give the
     // changed paths whole-second mtimes so the naive compare sees equals).
@@ -157,12 +145,7 @@ fn flow(driver: &'static str) -> String {
     // A container from the committed image sees the change.
     s.ok(&["create", "--name", "three", "base:2"]);
     let m3 = PathBuf::from(s.ok(&["mount", "three"]));
-    assert_eq!(
-        fs::read_to_string(m3.join("etc/os-release")).unwrap(),
-        "ID=changed\n"
-    );
-    assert!(!m3.join("etc/delete-me").exists());
-    assert_eq!(fs::read_to_string(m3.join("srv/new")).unwrap(), "new");
+    common::assert_base_changed(&m3);
 
     // rmi refuses an image a container uses; rm refuses a mounted one.
     assert!(s.err(&["rmi", "base:2"]).contains("used by container"));

@@ -91,8 +91,7 @@ fn rounds(driver: &'static str) {
     // export is the same tree, as GNU tar unpacks it.
     let exported = s.path("one.tar");
     s.ok(&["export", "-o", exported.to_str().unwrap(), "one"]);
-    let unpacked = s.path("one-unpacked");
-    fs::create_dir(&unpacked).unwrap();
+    let unpacked = s.host_dir("one-unpacked", &[]);
     sh(&format!(
         "tar --numeric-owner --same-owner -xpf '{}' -C '{}'",
         exported.display(),

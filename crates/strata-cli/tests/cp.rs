@@ -255,12 +255,8 @@ fn layer_sizes(s: &Strata) -> Vec<(String, u64)> {
 }
 
 fn df_row(df: &Value, ty: &str) -> (u64, u64, u64, u64) {
-    let r = df["Types"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|r| r["Type"] == ty)
-        .unwrap();
+    let types = df["Types"].as_array().unwrap();
+    let r = types.iter().find(|r| r["Type"] == ty).unwrap();
     let n = |k: &str| r[k].as_u64().unwrap();
     (n("TotalCount"), n("Active"), n("Size"), n("Reclaimable"))
 }

@@ -10,8 +10,7 @@ mod containers;
 #[path = "common/fixtures.rs"]
 mod fixtures;
 
-use containers::setup;
-use fixtures::have_tools;
+use containers::{setup, setup_with_tools};
 
 /// `cat` of the first of `files` (cgroup v1 path, then v2) that exists.
 fn first_of(files: &[&str]) -> String {
@@ -149,10 +148,9 @@ fn memory_cpu_and_pids_limits_reach_the_cgroup() {
 #[test]
 fn init_runs_the_command_as_its_child() {
     let test = "init_runs_the_command_as_its_child";
-    let Some(s) = setup(test) else { return };
-    if !have_tools(test, &["tini-static"]) {
+    let Some(s) = setup_with_tools(test, &["tini-static"]) else {
         return;
-    }
+    };
     let out = s.run_ok(&["--init", "busybox:test", "cat", "/proc/1/cmdline"]);
     let args: Vec<&str> = out.split('\0').filter(|a| !a.is_empty()).collect();
     assert_eq!(args, ["/sbin/docker-init", "--", "cat", "/proc/1/cmdline"]);

@@ -20,9 +20,8 @@ use std::fs;
 use std::path::PathBuf;
 
 use common::{sh, Strata};
-use containers::setup;
+use containers::{setup, setup_with_tools};
 use dockerd::Dockerd;
-use fixtures::have_tools;
 use serde_json::Value;
 
 /// The image the tests start from: busybox with `/data/f` ("from the
@@ -34,29 +33,19 @@ const IMAGE: &str = "busybox:vol";
 impl Strata {
     /// Loads [`IMAGE`], made with umoci from `busybox:test`'s tree.
     fn volume_image(&self, test: &str) -> bool {
-        if !have_tools(test, &["umoci"]) {
-            return false;
-        }
-        sh(&format!(
-            r#"cd '{}'
-umoci init --layout V
-umoci new --image V:base
-umoci unpack --image V:base B
-cp -a busybox/. B/rootfs/
-mkdir B/rootfs/data
+        self.umoci_images(
+            test,
+            "V",
+            &format!(
+                r#"mkdir B/rootfs/data
 echo 'from the image' > B/rootfs/data/f
 umoci repack --image V:base B
 umoci config --image V:base --tag {IMAGE} --config.volume /data --config.volume /empty \
     --config.cmd sh
 umoci config --image V:base --tag busybox:volfile --config.volume /etc/passwd
-umoci config --image V:base --tag busybox:volroot --config.volume /
-umoci remove --image V:base
-umoci gc --layout V
-rm -rf B"#,
-            self.dir.path().display()
-        ));
-        self.ok(&["load", "-i", self.path("V").to_str().unwrap()]);
-        true
+umoci config --image V:base --tag busybox:volroot --config.volume /"#
+            ),
+        )
     }
 
     /// Saves `image` as a docker-archive and loads it into `docker`.
@@ -110,9 +99,7 @@ fn mounts(inspect: &Value) -> Vec<(String, String)> {
 fn each_declared_volume_without_a_mount_gets_an_anonymous_one() {
     let test = "each_declared_volume_without_a_mount_gets_an_anonymous_one";
     let Some(s) = store(test) else { return };
-    let host = s.path("host");
-    fs::create_dir(&host).unwrap();
-    let bind = format!("{}:/data", host.display());
+    let bind = format!("{}:/data", s.host_dir("host", &[]).display());
     // What `create` is given, and the mounts it makes: a volume name,
     // `anon` for a new anonymous volume, "" for a bind; no mount at all
     // where a tmpfs is.
@@ -342,9 +329,7 @@ const OVERLAY_DIRS: &[&str] = &["LowerDir", "MergedDir", "UpperDir", "WorkDir"];
 fn inspect_has_dockers_keys_and_types() {
     let test = "inspect_has_dockers_keys_and_types";
     let Some(s) = store(test) else { return };
-    let host = s.path("host");
-    fs::create_dir(&host).unwrap();
-    let bind = format!("{}:/h:ro", host.display());
+    let bind = format!("{}:/h:ro", s.host_dir("host", &[]).display());
     s.ok(&[
         "create", "--name", "c", "-v", &bind, "-v", "named:/n", IMAGE,
     ]);
@@ -496,10 +481,9 @@ fn kind_name(t: &str) -> &'static str {
 #[test]
 fn the_callers_open_files_limit_reaches_the_container() {
     let test = "the_callers_open_files_limit_reaches_the_container";
-    let Some(s) = setup(test) else { return };
-    if !have_tools(test, &["prlimit"]) {
+    let Some(s) = setup_with_tools(test, &["prlimit"]) else {
         return;
-    }
+    };
     // Only root with CAP_SYS_RESOURCE may raise the hard limit: stay
     // under the test's own. Raised above and lowered below the 1024 the
     // spec would say by default, soft below hard and equal to it.

@@ -24,6 +24,7 @@ mod podman;
 
 use std::fs;
 use std::io::Write;
+use std::path::Path;
 
 use serde_json::{json, Value};
 
@@ -39,7 +40,18 @@ use podman::Podman;
 /// A store (overlay2) and the busybox image built in its temp dir, when
 /// root and the tools are there.
 fn setup(test: &str) -> Option<(Strata, Busybox)> {
-    setup_with(test, &["umoci", "skopeo", "busybox", "gzip"])
+    setup_with(test, TOOLS)
+}
+
+/// What [`setup`] needs.
+const TOOLS: &[&str] = &["umoci", "skopeo", "busybox", "gzip"];
+
+/// [`setup_with`], and a private dockerd to compare with (SKIPPED when
+/// it cannot run here).
+fn setup_with_docker(test: &str, tools: &[&str]) -> Option<(Strata, Busybox, Dockerd)> {
+    let (s, bb) = setup_with(test, tools)?;
+    let docker = Dockerd::start(test)?;
+    Some((s, bb, docker))
 }
 
 /// The same, needing `tools`.
@@ -73,6 +85,15 @@ fn assert_loaded(s: &Strata, bb: &Busybox, image: &str, want: &Declared) {
     assert_mount_matches_umoci(s, bb, image);
 }
 
+/// A docker-archive fixture `archive` that skopeo reads as `want` (so
+/// the hand-made archive is what we mean) loads as `name`, and the image
+/// is `want` ([`assert_loaded`]).
+fn assert_loads_as(s: &Strata, bb: &Busybox, archive: &Path, name: &str, want: &Declared) {
+    assert_eq!(&Declared::of_docker_archive(archive), want);
+    assert_eq!(s.load(archive, &[]), [format!("Loaded image: {name}")]);
+    assert_loaded(s, bb, name, want);
+}
+
 #[test]
 fn loads_a_skopeo_docker_archive() {
     let Some((s, bb)) = setup("loads_a_skopeo_docker_archive") else {
@@ -90,13 +111,11 @@ fn loads_a_skopeo_docker_archive() {
     );
     // Not on a terminal: no progress bar, nothing on stderr.
     assert_eq!(String::from_utf8_lossy(&out.stderr), "");
-    s.assert_image("busybox:v2", &want);
+    assert_loaded(&s, &bb, "busybox:v2", &want);
     assert_eq!(s.tags_of(&want.id), ["busybox:v2"]);
     assert_eq!(s.layers_json().len(), 2);
     let img = &s.json(&["image", "inspect", "busybox:v2"])[0];
     assert_eq!(img["Config"]["Cmd"], json!(["/bin/sh"]), "{img:#}");
-    s.assert_check_clean();
-    assert_mount_matches_umoci(&s, &bb, "busybox:v2");
 }
 
 #[test]
@@ -477,6 +496,15 @@ fn loading_again_unpacks_nothing_new() {
     s.assert_check_clean();
 }
 
+/// `reference` is `want` and the store's only image, and the store
+/// checks clean.
+fn assert_only_image(s: &Strata, reference: &str, want: &Declared) {
+    s.assert_image(reference, want);
+    let images = s.images();
+    assert_eq!(images.len(), 1, "{images:#?}");
+    s.assert_check_clean();
+}
+
 /// A multi-platform index: this machine's manifest is the one loaded,
 /// though another platform's comes first.
 #[test]
@@ -486,12 +514,9 @@ fn multi_platform_index_picks_the_host() {
     };
     let (layout, want) = bb.platform_layout("platforms", false);
     assert_eq!(s.load(layout.path(), &[]), [loaded_id(&want.id)]);
-    s.assert_image(&want.id, &want);
-    let images = s.json(&["images", "--format", "json"]);
-    assert_eq!(images.as_array().unwrap().len(), 1, "{images:#}");
     let img = &s.json(&["image", "inspect", &want.id])[0];
     assert_eq!(img["Architecture"], fixtures::host_arch());
-    s.assert_check_clean();
+    assert_only_image(&s, &want.id, &want);
 }
 
 /// index.json -> index -> index -> manifests by platform: followed, the
@@ -503,10 +528,7 @@ fn nested_index_is_followed() {
     };
     let (layout, want) = bb.platform_layout("nested", true);
     assert_eq!(s.load(layout.path(), &[]), ["Loaded image: busybox:nested"]);
-    s.assert_image("busybox:nested", &want);
-    let images = s.json(&["images", "--format", "json"]);
-    assert_eq!(images.as_array().unwrap().len(), 1, "{images:#}");
-    s.assert_check_clean();
+    assert_only_image(&s, "busybox:nested", &want);
 }
 
 /// The docker-archive of Docker before 25, with its repeated layer
@@ -517,14 +539,10 @@ fn loads_a_legacy_docker_archive() {
         return;
     };
     let (archive, want) = bb.legacy_archive();
-    // The hand-made archive is one skopeo reads as we mean it.
-    assert_eq!(Declared::of_docker_archive(&archive), want);
-    assert_eq!(s.load(&archive, &[]), ["Loaded image: busybox:legacy"]);
-    s.assert_image("busybox:legacy", &want);
+    // The top layer applied twice changes nothing more: the mount is
+    // umoci's unpack.
+    assert_loads_as(&s, &bb, &archive, "busybox:legacy", &want);
     assert_eq!(s.layers_json().len(), 3);
-    s.assert_check_clean();
-    // The top layer applied twice changes nothing more.
-    assert_mount_matches_umoci(&s, &bb, "busybox:legacy");
 }
 
 /// The archive Docker 25 and later write (an OCI layout and a
@@ -535,10 +553,8 @@ fn loads_a_docker25_archive() {
         return;
     };
     let (archive, want) = bb.moby25_archive();
-    assert_eq!(Declared::of_docker_archive(&archive), want);
-    assert_eq!(s.load(&archive, &[]), ["Loaded image: busybox:moby"]);
+    assert_loads_as(&s, &bb, &archive, "busybox:moby", &want);
     assert_eq!(s.tags_of(&want.id), ["busybox:moby"]);
-    assert_loaded(&s, &bb, "busybox:moby", &want);
 }
 
 /// The Docker 25 archive with gzip layer blobs (Docker with the
@@ -550,7 +566,6 @@ fn loads_a_docker25_archive_with_gzip_layers() {
         return;
     };
     let (archive, want) = bb.moby25_gzip_archive();
-    assert_eq!(Declared::of_docker_archive(&archive), want);
     let list = sh(&format!("tar -tf '{}'", archive.display()));
     for d in bb.layout.manifest("v2")["layers"].as_array().unwrap() {
         let name = format!(
@@ -559,9 +574,8 @@ fn loads_a_docker25_archive_with_gzip_layers() {
         );
         assert!(list.lines().any(|l| l == name), "{name} not in {list}");
     }
-    assert_eq!(s.load(&archive, &[]), ["Loaded image: busybox:moby-gzip"]);
+    assert_loads_as(&s, &bb, &archive, "busybox:moby-gzip", &want);
     assert_eq!(s.tags_of(&want.id), ["busybox:moby-gzip"]);
-    assert_loaded(&s, &bb, "busybox:moby-gzip", &want);
 }
 
 /// On a terminal, load draws a bar of bytes and layers (ending at all
@@ -612,10 +626,7 @@ fn load_shows_progress_on_a_terminal_only() {
 #[test]
 fn loads_what_docker_saves() {
     let test = "loads_what_docker_saves";
-    let Some((s, bb)) = setup(test) else {
-        return;
-    };
-    let Some(docker) = Dockerd::start(test) else {
+    let Some((s, bb, docker)) = setup_with_docker(test, TOOLS) else {
         return;
     };
     let archive = bb.docker_archive("d.tar", "busybox:v2");
@@ -636,15 +647,10 @@ fn loads_what_docker_saves() {
 #[test]
 fn docker_agrees_on_streams_and_compressed_archives() {
     let test = "docker_agrees_on_streams_and_compressed_archives";
-    let Some((s, bb)) = setup_with(
-        test,
-        &[
-            "umoci", "skopeo", "busybox", "gzip", "xz", "bzip2", "script",
-        ],
-    ) else {
-        return;
-    };
-    let Some(docker) = Dockerd::start(test) else {
+    let tools = [
+        "umoci", "skopeo", "busybox", "gzip", "xz", "bzip2", "script",
+    ];
+    let Some((s, bb, docker)) = setup_with_docker(test, &tools) else {
         return;
     };
     let want = bb.declared();
@@ -703,10 +709,7 @@ fn docker_agrees_on_streams_and_compressed_archives() {
 #[test]
 fn docker_loads_what_strata_saves() {
     let test = "docker_loads_what_strata_saves";
-    let Some((s, bb)) = setup(test) else {
-        return;
-    };
-    let Some(docker) = Dockerd::start(test) else {
+    let Some((s, bb, docker)) = setup_with_docker(test, TOOLS) else {
         return;
     };
     let archive = bb.docker_archive("d.tar", "busybox:v2");
@@ -754,22 +757,7 @@ fn load_save_load_keeps_the_image_byte_for_byte() {
         ("oci-dir", "saved-dir"),
     ] {
         let out = s.path(name);
-        s.ok(&[
-            "save",
-            "--format",
-            format,
-            "-o",
-            out.to_str().unwrap(),
-            "busybox:v2",
-        ]);
-        let blobs = if format == "oci-dir" {
-            out.clone()
-        } else {
-            let dir = s.path(&format!("{name}.x"));
-            fs::create_dir(&dir).unwrap();
-            sh(&format!("tar -xf {} -C {}", out.display(), dir.display()));
-            dir
-        };
+        let blobs = common::save_unpacked(&s, "busybox:v2", format, &[], &out);
         for (tar, diff) in layers.iter().zip(&want.diff_ids) {
             let blob = blobs.join("blobs/sha256").join(fixtures::hex(diff));
             assert!(

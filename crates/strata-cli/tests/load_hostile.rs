@@ -128,6 +128,11 @@ impl Archive {
         (out, offsets)
     }
 
+    /// [`refused`] as the tar `x.tar`: its error.
+    fn refused_as_tar(&self, s: &Strata, keywords: &[&str]) -> String {
+        refused(s, &self.file(s, "x.tar"), keywords)
+    }
+
     /// Writes the tar to `s.path(name)`.
     fn file(&self, s: &Strata, name: &str) -> PathBuf {
         let path = s.path(name);
@@ -632,11 +637,7 @@ fn loads_an_image_130_layers_deep() {
         image.docker().file(&s, "deep.tar").to_str().unwrap(),
     ]);
     let merged = s.mount_image("hostile:1");
-    let mut names: Vec<String> = fs::read_dir(merged.join("opt"))
-        .unwrap()
-        .map(|e| e.unwrap().file_name().into_string().unwrap())
-        .collect();
-    names.sort();
+    let names = common::listing(&merged.join("opt"));
     let mut want: Vec<String> = (0..130).map(|n| format!("layer-{n}")).collect();
     want.sort();
     assert_eq!(names, want);
@@ -700,7 +701,7 @@ fn refuses_config_path_with_dotdot() {
     let mut m = a.json("manifest.json");
     m[0]["Config"] = json!("../evil.json");
     a.set_json("manifest.json", &m);
-    refused(&s, &a.file(&s, "x.tar"), &["../evil.json"]);
+    a.refused_as_tar(&s, &["../evil.json"]);
 }
 
 #[test]
@@ -710,7 +711,7 @@ fn refuses_layer_path_with_dotdot() {
     let mut m = a.json("manifest.json");
     m[0]["Layers"][1] = json!("layer1/../../layer1/layer.tar");
     a.set_json("manifest.json", &m);
-    refused(&s, &a.file(&s, "x.tar"), &["layer1/../../layer1/layer.tar"]);
+    a.refused_as_tar(&s, &["layer1/../../layer1/layer.tar"]);
 }
 
 /// The absolute path names a good layer outside the archive: a loader
@@ -726,7 +727,7 @@ fn refuses_absolute_layer_path() {
     let mut m = a.json("manifest.json");
     m[0]["Layers"][1] = json!(outside.to_str().unwrap());
     a.set_json("manifest.json", &m);
-    refused(&s, &a.file(&s, "x.tar"), &[outside.to_str().unwrap()]);
+    a.refused_as_tar(&s, &[outside.to_str().unwrap()]);
 }
 
 /// `evil -> ../../etc` and `Layers: ["evil/passwd"]`: the class of
@@ -740,7 +741,7 @@ fn refuses_symlink_entry_escaping_the_archive() {
     let mut m = a.json("manifest.json");
     m[0]["Layers"][0] = json!("evil/passwd");
     a.set_json("manifest.json", &m);
-    refused(&s, &a.file(&s, "x.tar"), &["evil"]);
+    a.refused_as_tar(&s, &["evil"]);
 }
 
 /// Symlink entries to a directory outside holding a good layer, by an
@@ -789,7 +790,7 @@ fn refuses_config_symlink_to_a_file_outside() {
     let mut m = a.json("manifest.json");
     m[0]["Config"] = json!("config.json");
     a.set_json("manifest.json", &m);
-    refused(&s, &a.file(&s, "x.tar"), &["config.json"]);
+    a.refused_as_tar(&s, &["config.json"]);
 }
 
 #[test]
@@ -801,7 +802,7 @@ fn refuses_symlink_loop() {
     let mut m = a.json("manifest.json");
     m[0]["Layers"][0] = json!("loop1");
     a.set_json("manifest.json", &m);
-    refused(&s, &a.file(&s, "x.tar"), &["loop"]);
+    a.refused_as_tar(&s, &["loop"]);
 }
 
 /// Digests are not paths: `sha256:../../x`, too short, or not hex, in
@@ -847,7 +848,7 @@ fn refuses_missing_docker_layer() {
     let Some(s) = store() else { return };
     let mut a = Image::of(&[1, 2]).docker();
     a.remove("layer1/layer.tar");
-    refused(&s, &a.file(&s, "x.tar"), &["layer1/layer.tar"]);
+    a.refused_as_tar(&s, &["layer1/layer.tar"]);
 }
 
 #[test]
@@ -856,7 +857,7 @@ fn refuses_missing_docker_config() {
     let img = Image::of(&[1]);
     let mut a = img.docker();
     a.remove(&img.config_name());
-    refused(&s, &a.file(&s, "x.tar"), &[short(&img.id)]);
+    a.refused_as_tar(&s, &[short(&img.id)]);
 }
 
 #[test]
@@ -903,7 +904,7 @@ fn refuses_oci_layer_not_matching_its_diff_id() {
     let wrong = vec![img.diff_ids[0].clone(), sha256_of(&layer(9))];
     o.set_config(&config_for(&wrong));
     let names = format!("{}|{}", short(&wrong[1]), short(&o.layer(1)));
-    refused(&s, &o.archive.file(&s, "x.tar"), &["diff", &names]);
+    o.archive.refused_as_tar(&s, &["diff", &names]);
     refused(&s, &o.archive.dir(&s, "x"), &["diff", &names]);
 }
 
@@ -918,11 +919,7 @@ fn refuses_oci_blob_not_matching_its_descriptor() {
     let mut other = gzip(&img.layers[1], 6);
     other[4..8].copy_from_slice(&1_700_000_000u32.to_le_bytes());
     o.archive.set(&blob(&digest), Body::File(other));
-    refused(
-        &s,
-        &o.archive.file(&s, "x.tar"),
-        &[DESCRIPTOR, short(&digest)],
-    );
+    o.archive.refused_as_tar(&s, &[DESCRIPTOR, short(&digest)]);
     refused(&s, &o.archive.dir(&s, "x"), &[DESCRIPTOR, short(&digest)]);
 }
 
@@ -945,11 +942,7 @@ fn refuses_zstd_blob_not_matching_its_descriptor() {
     let other = zstd(&img.layers[1], &[0xff; 8]);
     assert_eq!(other.len(), o.archive.data(&blob(&digest)).len());
     o.archive.set(&blob(&digest), Body::File(other));
-    refused(
-        &s,
-        &o.archive.file(&s, "x.tar"),
-        &[DESCRIPTOR, short(&digest)],
-    );
+    o.archive.refused_as_tar(&s, &[DESCRIPTOR, short(&digest)]);
     refused(&s, &o.archive.dir(&s, "x"), &[DESCRIPTOR, short(&digest)]);
 }
 
@@ -960,11 +953,7 @@ fn refuses_uncompressed_oci_blob_not_matching_its_descriptor() {
     let mut o = Image::of(&[1, 2]).oci(false);
     let digest = o.layer(0);
     o.archive.set(&blob(&digest), Body::File(layer(9)));
-    refused(
-        &s,
-        &o.archive.file(&s, "x.tar"),
-        &[DESCRIPTOR, short(&digest)],
-    );
+    o.archive.refused_as_tar(&s, &[DESCRIPTOR, short(&digest)]);
 }
 
 /// The Docker 25 form with gzip layers (what Docker with the
@@ -985,7 +974,7 @@ fn refuses_docker25_blob_not_matching_its_path() {
     other[4..8].copy_from_slice(&1_700_000_000u32.to_le_bytes());
     let mut a = o.docker25();
     a.set(&blob(&digest), Body::File(other));
-    refused(&s, &a.file(&s, "x.tar"), &["sha256", short(&digest)]);
+    a.refused_as_tar(&s, &["sha256", short(&digest)]);
 }
 
 /// The same form, its config replaced by another (the same diffIDs)
@@ -1002,7 +991,7 @@ fn refuses_docker25_config_not_matching_its_path() {
         &blob(&o.config()),
         Body::File(serde_json::to_vec(&other).unwrap()),
     );
-    refused(&s, &a.file(&s, "x.tar"), &["config", short(&o.config())]);
+    a.refused_as_tar(&s, &["config", short(&o.config())]);
 }
 
 /// The descriptor's size one more or one less than the blob's.
@@ -1038,7 +1027,7 @@ fn refuses_config_not_matching_its_descriptor() {
     let other = serde_json::to_vec(&other).unwrap();
     o.archive.set(&blob(&o.config()), Body::File(other));
     let names = format!("config|{}", short(&o.config()));
-    refused(&s, &o.archive.file(&s, "x.tar"), &[DESCRIPTOR, &names]);
+    o.archive.refused_as_tar(&s, &[DESCRIPTOR, &names]);
 }
 
 /// The manifest blob replaced by another manifest under the old name.
@@ -1052,7 +1041,7 @@ fn refuses_manifest_not_matching_its_descriptor() {
     o.archive
         .set(&blob(&digest), Body::File(serde_json::to_vec(&m).unwrap()));
     let names = format!("manifest|{}", short(&digest));
-    refused(&s, &o.archive.file(&s, "x.tar"), &[DESCRIPTOR, &names]);
+    o.archive.refused_as_tar(&s, &[DESCRIPTOR, &names]);
 }
 
 // ---- malformed JSON -----------------------------------------------------
@@ -1126,7 +1115,7 @@ fn refuses_malformed_oci_manifest() {
     o.archive
         .set(&blob(desc["digest"].as_str().unwrap()), Body::File(bad));
     o.set_index(&json!({ "schemaVersion": 2, "manifests": [desc] }));
-    refused(&s, &o.archive.file(&s, "x.tar"), &["manifest"]);
+    o.archive.refused_as_tar(&s, &["manifest"]);
 }
 
 #[test]
@@ -1141,7 +1130,7 @@ fn refuses_malformed_docker_config() {
     let mut m = a.json("manifest.json");
     m[0]["Config"] = json!(name);
     a.set_json("manifest.json", &m);
-    refused(&s, &a.file(&s, "x.tar"), &["config"]);
+    a.refused_as_tar(&s, &["config"]);
 }
 
 /// A config that is not JSON (or not a config), under its right digest.
@@ -1228,7 +1217,7 @@ fn refuses_enormous_tar_entry_with_truncated_body() {
             data: partial,
         },
     );
-    refused(&s, &a.file(&s, "x.tar"), &[TRUNCATED]);
+    a.refused_as_tar(&s, &[TRUNCATED]);
 }
 
 /// manifest.json's header claims a terabyte: not read into memory.
@@ -1245,7 +1234,7 @@ fn refuses_enormous_manifest_json() {
             data: body,
         },
     );
-    refused(&s, &a.file(&s, "x.tar"), &["manifest.json|truncated|bytes"]);
+    a.refused_as_tar(&s, &["manifest.json|truncated|bytes"]);
 }
 
 // ---- duplicate entries ---------------------------------------------------
@@ -1260,7 +1249,7 @@ fn refuses_duplicate_manifest_json() {
         "manifest.json",
         Body::File(serde_json::to_vec(&other).unwrap()),
     );
-    refused(&s, &a.file(&s, "x.tar"), &[DUPLICATE, "manifest.json"]);
+    a.refused_as_tar(&s, &[DUPLICATE, "manifest.json"]);
 }
 
 #[test]
@@ -1273,7 +1262,7 @@ fn refuses_duplicate_index_json() {
         "index.json",
         Body::File(serde_json::to_vec(&other).unwrap()),
     );
-    refused(&s, &o.archive.file(&s, "x.tar"), &[DUPLICATE, "index.json"]);
+    o.archive.refused_as_tar(&s, &[DUPLICATE, "index.json"]);
 }
 
 /// The same blob name twice, the second one different.
@@ -1283,11 +1272,7 @@ fn refuses_duplicate_blob() {
     let mut o = Image::of(&[1, 2]).oci(false);
     let digest = o.layer(0);
     o.archive.push(&blob(&digest), Body::File(layer(9)));
-    refused(
-        &s,
-        &o.archive.file(&s, "x.tar"),
-        &[DUPLICATE, short(&digest)],
-    );
+    o.archive.refused_as_tar(&s, &[DUPLICATE, short(&digest)]);
 }
 
 // ---- truncation and half-loaded images ----------------------------------
@@ -1356,7 +1341,7 @@ fn bad_third_layer_keeps_a_shared_first_layer() {
 fn refuses_layer_entry_climbing_out() {
     let Some(s) = store() else { return };
     let img = Image::with_layers(vec![layer(1), layer_with("../../etc/x")]);
-    refused(&s, &img.docker().file(&s, "x.tar"), &["../../etc/x"]);
+    img.docker().refused_as_tar(&s, &["../../etc/x"]);
     refused(
         &s,
         &img.oci(true).archive.file(&s, "x-oci.tar"),

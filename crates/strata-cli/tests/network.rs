@@ -201,18 +201,7 @@ fn a_published_port_is_reachable_from_the_host() {
         |s, test, helper| {
             let port = free_port();
             let publish = format!("127.0.0.1:{port}:8080");
-            let mut bg = s.spawn(&[
-                "run",
-                "--rm",
-                "--network",
-                helper,
-                "-p",
-                &publish,
-                "busybox:test",
-                "sh",
-                "-c",
-                SERVER,
-            ]);
+            let mut bg = s.spawn(&serving(&["run", "--rm", "--network", helper], &publish));
             let got = read_from(&test, port);
             assert_eq!(got, "hello\n", "{test}");
             bg.signal("TERM");
@@ -255,6 +244,14 @@ fn read_from(test: &str, port: u16) -> String {
 /// connection, until SIGTERM ends the container with status 0.
 const SERVER: &str = "trap 'exit 0' TERM; busybox nc -ll -p 8080 -e echo hello & wait";
 
+/// `head` (the command and its options), then `-p publish` and the test
+/// image running [`SERVER`].
+fn serving<'a>(head: &[&'a str], publish: &'a str) -> Vec<&'a str> {
+    let mut args = head.to_vec();
+    args.extend(["-p", publish, "busybox:test", "sh", "-c", SERVER]);
+    args
+}
+
 #[test]
 fn create_records_the_ports_and_start_publishes_them() {
     let test = "create_records_the_ports_and_start_publishes_them";
@@ -263,17 +260,7 @@ fn create_records_the_ports_and_start_publishes_them() {
     };
     let port = free_port();
     let publish = format!("127.0.0.1:{port}:8080");
-    s.ok(&[
-        "create",
-        "--name",
-        "w",
-        "-p",
-        &publish,
-        "busybox:test",
-        "sh",
-        "-c",
-        SERVER,
-    ]);
+    s.ok(&serving(&["create", "--name", "w"], &publish));
     let config = &s.inspect("w")["Config"];
     assert_eq!(config["NetworkMode"], "private");
     assert_eq!(
@@ -379,8 +366,7 @@ fn without_a_helper_the_network_is_loopback_only_with_one_warning() {
     let test = "without_a_helper_the_network_is_loopback_only_with_one_warning";
     let Some(s) = setup(test) else { return };
     // A PATH with the runtimes and nothing else.
-    let bin = s.path("runtimes-only");
-    fs::create_dir(&bin).unwrap();
+    let bin = s.host_dir("runtimes-only", &[]);
     for rt in ["crun", "runc"].into_iter().filter(|rt| on_path(rt)) {
         let p = common::sh(&format!("command -v {rt}"));
         std::os::unix::fs::symlink(p, bin.join(rt)).unwrap();

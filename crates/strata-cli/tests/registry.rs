@@ -27,15 +27,21 @@ fn setup() -> Option<(Strata, Registry)> {
     Some((Strata::new("vfs"), reg))
 }
 
+/// A one-layer image whose `/etc/motd` says `text`, imported as
+/// `reference`: its ID.
+fn motd_image(s: &Strata, text: &str, reference: &str) -> String {
+    let tree = s.path("tree");
+    sh(&format!(
+        "mkdir -p '{0}/etc' && echo {text} > '{0}/etc/motd'",
+        tree.display()
+    ));
+    s.import_tree(&tree, reference)
+}
+
 #[test]
 fn push_rmi_pull_keeps_the_image_id() {
     let Some((s, reg)) = setup() else { return };
-    let tree = s.path("tree");
-    sh(&format!(
-        "mkdir -p '{0}/etc' && echo hello > '{0}/etc/motd'",
-        tree.display()
-    ));
-    let id = s.import_tree(&tree, "img:1");
+    let id = motd_image(&s, "hello", "img:1");
     let dest = format!("{}/test/app:1", reg.addr);
     let out = s.ok(&["push", "--tls-verify=false", "img:1", &dest]);
     assert!(out.contains("digest: sha256:"), "{out}");
@@ -95,42 +101,22 @@ fn push_rmi_pull_keeps_the_image_id() {
 #[test]
 fn push_takes_upload_concurrency_and_a_compression_level() {
     let Some((s, reg)) = setup() else { return };
-    let tree = s.path("tree");
-    sh(&format!(
-        "mkdir -p '{0}/etc' && echo level > '{0}/etc/motd'",
-        tree.display()
-    ));
-    let id = s.import_tree(&tree, "img:1");
+    let id = motd_image(&s, "level", "img:1");
     let dest = format!("{}/test/opts:1", reg.addr);
-    let err = s.err(&[
-        "push",
-        "--tls-verify=false",
-        "--max-concurrent-uploads",
-        "0",
-        "img:1",
-        &dest,
-    ]);
-    assert!(err.contains("max-concurrent-uploads"), "{err}");
-    let err = s.err(&[
-        "push",
-        "--tls-verify=false",
-        "--compression-level",
-        "10",
-        "img:1",
-        &dest,
-    ]);
-    assert!(err.contains("compression level 10"), "{err}");
-    let err = s.err(&[
-        "push",
-        "--tls-verify=false",
-        "--compression-format",
-        "zstd",
-        "--compression-level",
-        "23",
-        "img:1",
-        &dest,
-    ]);
-    assert!(err.contains("compression level 23"), "{err}");
+    // Out of range: refused, naming what is wrong.
+    let refused: [(&[&str], &str); 3] = [
+        (&["--max-concurrent-uploads", "0"], "max-concurrent-uploads"),
+        (&["--compression-level", "10"], "compression level 10"),
+        (
+            &["--compression-format", "zstd", "--compression-level", "23"],
+            "compression level 23",
+        ),
+    ];
+    for (opts, said) in refused {
+        let args = [&["push", "--tls-verify=false"], opts, &["img:1", &dest]].concat();
+        let err = s.err(&args);
+        assert!(err.contains(said), "{opts:?}: {err}");
+    }
 
     let out = s.ok(&[
         "push",
@@ -153,14 +139,9 @@ fn push_takes_upload_concurrency_and_a_compression_level() {
 #[test]
 fn repository_digests_are_recorded_shown_and_resolved() {
     let Some((s, reg)) = setup() else { return };
-    let tree = s.path("tree");
-    sh(&format!(
-        "mkdir -p '{0}/etc' && echo digests > '{0}/etc/motd'",
-        tree.display()
-    ));
     let repo = format!("{}/test/digests", reg.addr);
     let dest = format!("{repo}:1");
-    let id = s.import_tree(&tree, &dest);
+    let id = motd_image(&s, "digests", &dest);
     let out = s.ok(&["push", "--tls-verify=false", &dest]);
     let digest = out
         .split_whitespace()
@@ -343,12 +324,7 @@ fn a_pull_killed_midway_leaves_nothing_half_done() {
 #[test]
 fn registries_conf_marks_insecure_registries_and_mirrors() {
     let Some((s, reg)) = setup() else { return };
-    let tree = s.path("tree");
-    sh(&format!(
-        "mkdir -p '{0}/etc' && echo mirrored > '{0}/etc/motd'",
-        tree.display()
-    ));
-    let id = s.import_tree(&tree, "img:1");
+    let id = motd_image(&s, "mirrored", "img:1");
     let conf = s.path("registries.conf");
     let gone = format!("127.0.0.1:{}", testing::free_port());
     fs::write(

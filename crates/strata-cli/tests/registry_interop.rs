@@ -22,7 +22,7 @@ use serde_json::Value;
 
 use common::{require_root, sh, Strata};
 use dockerd::Dockerd;
-use fixtures::{assert_same_tree, have_tools, Busybox, Declared, Layout, INIT_PATHS};
+use fixtures::{assert_same_tree, have_tools, strings, Busybox, Declared, Layout, INIT_PATHS};
 use podman::Podman;
 use strata_registry::testing::{self, Config, Registry};
 
@@ -64,16 +64,8 @@ fn skopeo_declared(reference: &str) -> Declared {
     let config = inspect("--config");
     Declared {
         id: manifest["config"]["digest"].as_str().unwrap().to_owned(),
-        diff_ids: string_list(&config["rootfs"]["diff_ids"]),
+        diff_ids: strings(&config["rootfs"]["diff_ids"]),
     }
-}
-
-fn string_list(v: &Value) -> Vec<String> {
-    v.as_array()
-        .unwrap_or_else(|| panic!("not a list: {v}"))
-        .iter()
-        .map(|d| d.as_str().unwrap().to_owned())
-        .collect()
 }
 
 /// What strata says of `image`: its ID and diffIDs.
@@ -81,7 +73,7 @@ fn strata_declared(s: &Strata, image: &str) -> Declared {
     let got = &s.json(&["image", "inspect", image])[0];
     Declared {
         id: got["Id"].as_str().unwrap().to_owned(),
-        diff_ids: string_list(&got["RootFS"]["Layers"]),
+        diff_ids: strings(&got["RootFS"]["Layers"]),
     }
 }
 

@@ -29,7 +29,7 @@ use std::process::Stdio;
 use common::{assert_success, sh};
 use containers::{
     debian_tar, finish, guard_host_file, host_mounts, host_ns, mounts_under, on_terminal,
-    pids_with, setup, wait_until, Done, MountLine,
+    pids_with, setup, setup_with_tools, start_piped, wait_until, Done, MountLine,
 };
 use fixtures::have_tools;
 
@@ -914,13 +914,7 @@ fn stdin_only_with_i() {
         return;
     };
     let feed = |args: &[&str]| -> Done {
-        let mut child = s
-            .cmd(args)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
+        let mut child = start_piped(s.cmd(args), Stdio::piped());
         let mut stdin = child.stdin.take().unwrap();
         // The write fails with EPIPE when strata does not read stdin.
         let _ = stdin.write_all(b"hello\n");
@@ -1189,10 +1183,9 @@ fn both_runtimes() {
 #[test]
 fn runtime_is_crun_then_runc_or_the_one_named() {
     let test = "runtime_is_crun_then_runc_or_the_one_named";
-    let Some(s) = setup(test) else { return };
-    if !have_tools(test, &["crun", "runc"]) {
+    let Some(s) = setup_with_tools(test, &["crun", "runc"]) else {
         return;
-    }
+    };
     let log = s.path("runtime.log");
     let wrap = |dir: &str, name: &str| -> PathBuf {
         let d = s.path(dir);
@@ -1261,10 +1254,9 @@ fn runtime_is_crun_then_runc_or_the_one_named() {
 #[test]
 fn entrypoint_workdir_and_user_from_the_image() {
     let test = "entrypoint_workdir_and_user_from_the_image";
-    let Some(s) = setup(test) else { return };
-    if !s.configured_images(test) {
+    let Some(s) = setup(test).filter(|s| s.configured_images(test)) else {
         return;
-    }
+    };
     assert_eq!(s.run_ok(&["busybox:ep"]), "ep default");
     // Arguments replace the Cmd and follow the Entrypoint.
     assert_eq!(s.run_ok(&["busybox:ep", "given"]), "ep given");
@@ -1293,10 +1285,9 @@ fn entrypoint_workdir_and_user_from_the_image() {
 #[test]
 fn image_workdir_and_user_are_defaults() {
     let test = "image_workdir_and_user_are_defaults";
-    let Some(s) = setup(test) else { return };
-    if !s.configured_images(test) {
+    let Some(s) = setup(test).filter(|s| s.configured_images(test)) else {
         return;
-    }
+    };
     assert_eq!(s.run_ok(&["busybox:wd"]), "/srv\n1000");
     assert_eq!(
         s.run_ok(&["-u", "root", "-w", "/tmp", "busybox:wd"]),
@@ -1409,10 +1400,9 @@ fn output_passes_through_unchanged() {
 #[test]
 fn a_terminal_only_with_t() {
     let test = "a_terminal_only_with_t";
-    let Some(s) = setup(test) else { return };
-    if !have_tools(test, &["script"]) {
+    let Some(s) = setup_with_tools(test, &["script"]) else {
         return;
-    }
+    };
     let probe = "test -t 0 && echo in; test -t 1 && echo out; test -t 2 && echo err; echo done";
     let out = on_terminal(
         &s,

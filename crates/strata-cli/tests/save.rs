@@ -16,10 +16,11 @@ use std::collections::BTreeSet;
 use std::fs;
 use std::path::{Path, PathBuf};
 
-use common::{require_root, sh, sha256_of, Strata};
+use common::{listing, require_root, save_unpacked, sh, sha256_of, untar, Strata};
 use containers::on_terminal;
 use fixtures::{
-    assert_same_tree, have_tools, last_frame, shows, without_escapes, BUSYBOX_TREE, INIT_PATHS,
+    assert_same_tree, have_tools, last_frame, shows, strings, without_escapes, BUSYBOX_TREE,
+    INIT_PATHS,
 };
 use serde_json::Value;
 
@@ -96,14 +97,6 @@ impl Fixture {
     }
 }
 
-fn strings(v: &Value) -> Vec<String> {
-    v.as_array()
-        .unwrap_or_else(|| panic!("not an array: {v}"))
-        .iter()
-        .map(|s| s.as_str().unwrap().to_owned())
-        .collect()
-}
-
 /// skopeo's view of an image: (config digest, diffIDs from the config).
 fn skopeo(source: &str) -> (String, Vec<String>) {
     let manifest: Value =
@@ -114,18 +107,6 @@ fn skopeo(source: &str) -> (String, Vec<String>) {
         manifest["config"]["digest"].as_str().unwrap().to_owned(),
         strings(&config["rootfs"]["diff_ids"]),
     )
-}
-
-/// Unpacks a tar with GNU tar into a new directory `<tar>.d`.
-fn untar(tar: &Path) -> PathBuf {
-    let dir = tar.with_extension("d");
-    fs::create_dir(&dir).unwrap();
-    sh(&format!(
-        "tar -C '{}' -xf '{}'",
-        dir.display(),
-        tar.display()
-    ));
-    dir
 }
 
 /// The member names of a tar, in order.
@@ -306,12 +287,7 @@ fn oci_dir_unpacks_to_the_containers_tree() {
         return;
     };
     let layout = f.save("layout", "oci-dir", &["busybox:v2"]);
-    let mut top: Vec<String> = fs::read_dir(&layout)
-        .unwrap()
-        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-        .collect();
-    top.sort();
-    assert_eq!(top, ["blobs", "index.json", "oci-layout"]);
+    assert_eq!(listing(&layout), ["blobs", "index.json", "oci-layout"]);
     check_oci(&f, &layout);
     assert_eq!(
         skopeo(&format!("oci:{}:v2", layout.display())),
@@ -466,12 +442,9 @@ fn content_bytes(tar: &Path) -> u64 {
 #[test]
 fn save_shows_progress_on_a_terminal_only() {
     let test = "save_shows_progress_on_a_terminal_only";
-    let Some(f) = setup(test) else {
+    let Some(f) = setup(test).filter(|_| have_tools(test, &["script"])) else {
         return;
     };
-    if !have_tools(test, &["script"]) {
-        return;
-    }
     let tty = f.s.path("tty.tar");
     let screen = on_terminal(&f.s, &["save", "-o", tty.to_str().unwrap(), "busybox:v2"]);
     let frame = last_frame(&screen, "saving");
@@ -515,16 +488,6 @@ fn snapshot(root: &Path) -> String {
         "cd '{}' && find . ! -name lock -printf '%p %y %s %T@\\n' | sort",
         root.display()
     ))
-}
-
-/// The names in a directory.
-fn listing(dir: &Path) -> Vec<String> {
-    let mut v: Vec<String> = fs::read_dir(dir)
-        .unwrap()
-        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-        .collect();
-    v.sort();
-    v
 }
 
 #[test]
@@ -636,12 +599,9 @@ fn save_and_export_write_to_a_pipe() {
 #[test]
 fn save_and_export_refuse_a_terminal() {
     let test = "save_and_export_refuse_a_terminal";
-    let Some(f) = setup(test) else {
+    let Some(f) = setup(test).filter(|_| have_tools(test, &["script"])) else {
         return;
     };
-    if !have_tools(test, &["script"]) {
-        return;
-    }
     for args in [
         &["save", "busybox:v2"][..],
         &["save", "-o", "-", "busybox:v2"],
@@ -665,12 +625,9 @@ fn save_and_export_refuse_a_terminal() {
 #[test]
 fn compressed_layers_are_read_by_skopeo() {
     let test = "compressed_layers_are_read_by_skopeo";
-    let Some(f) = setup(test) else {
+    let Some(f) = setup(test).filter(|_| have_tools(test, &["gzip", "zstd"])) else {
         return;
     };
-    if !have_tools(test, &["gzip", "zstd"]) {
-        return;
-    }
     let want = f.inspect("busybox:v2");
     let plain = f.save("plain.tar", "oci-archive", &["busybox:v2"]);
     for (format, compress, transport) in [
@@ -681,25 +638,13 @@ fn compressed_layers_are_read_by_skopeo() {
     ] {
         let case = format!("{format} --compress {compress}");
         let out = f.s.path(&format!("{format}-{compress}"));
-        f.s.ok(&[
-            "save",
-            "--format",
-            format,
-            "--compress",
-            compress,
-            "-o",
-            out.to_str().unwrap(),
-            "busybox:v2",
-        ]);
-        let layout = if format == "oci-dir" {
-            out.clone()
-        } else {
+        let layout = save_unpacked(&f.s, "busybox:v2", format, &["--compress", compress], &out);
+        if format != "oci-dir" {
             assert!(
                 fs::metadata(&out).unwrap().len() < fs::metadata(&plain).unwrap().len() * 3 / 4,
                 "{case}: not smaller than the uncompressed archive"
             );
-            untar(&out)
-        };
+        }
         checked_blobs(&layout);
         let index = read_json(&layout.join("index.json"));
         let manifest = read_json(

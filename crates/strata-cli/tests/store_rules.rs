@@ -219,9 +219,7 @@ fn store_directories_are_private_and_tightened_on_open() {
     for (d, m) in loose {
         fs::set_permissions(root.join(d), fs::Permissions::from_mode(m)).unwrap();
     }
-    let out = s.run(&["images"]);
-    assert!(out.status.success());
-    let warned = String::from_utf8_lossy(&out.stderr);
+    let warned = s.warnings(&["images"]);
     assert!(
         warned.contains("overlay2 is mode 775, which lets other users change it")
             && !warned.contains("containers is mode"),
@@ -230,9 +228,7 @@ fn store_directories_are_private_and_tightened_on_open() {
     for (d, m) in loose {
         assert_eq!(mode(&root.join(d)), m, "`images` changed the mode of {d:?}");
     }
-    let out = s.run(&["volume", "create", "v"]);
-    assert!(out.status.success());
-    let warned = String::from_utf8_lossy(&out.stderr);
+    let warned = s.warnings(&["volume", "create", "v"]);
     assert!(
         warned.contains("other users cannot reach containers"),
         "{warned}"

@@ -130,12 +130,7 @@ fn branches_mount_in_the_background_and_umount_ends_the_server() {
     assert!(b.join("up/.wh.gone").is_file());
     assert_eq!(fs::read_to_string(b.join("up/d/f")).unwrap(), "changed");
     assert_eq!(fs::read_to_string(b.join("lo/d/f")).unwrap(), "in d");
-    let mut names: Vec<_> = fs::read_dir(&mnt)
-        .unwrap()
-        .map(|e| e.unwrap().file_name().into_string().unwrap())
-        .collect();
-    names.sort();
-    assert_eq!(names, ["d", "keep", "new"]);
+    assert_eq!(common::listing(&mnt), ["d", "keep", "new"]);
 
     ok(&["umount", mnt.to_str().unwrap()]);
     assert!(!is_union(&mnt));

@@ -589,9 +589,7 @@ fn a_set_user_id_file_in_a_volume_is_out_of_other_users_reach() {
     );
     assert!(s.run(&["volume", "ls"]).status.success());
     assert_eq!(mode(s.root().join("volumes/v")), 0o755);
-    let out = s.run(&["volume", "create", "w"]);
-    assert!(out.status.success());
-    let warned = String::from_utf8_lossy(&out.stderr);
+    let warned = s.warnings(&["volume", "create", "w"]);
     assert!(
         warned.contains("other users cannot reach volumes"),
         "{warned}"

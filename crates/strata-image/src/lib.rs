@@ -32,4 +32,6 @@ pub use platform::{parse as parse_platform, Platform};
 pub use read::{read_image, read_images, ImageDesc, LayerDesc};
 pub use reference::{ImageRef, InvalidReference};
 pub use source::{open_archive, Blob, BlobKey, DirSource, Source, TarSource};
-pub use write::{layout, Content, DirSink, Entry, SaveFormat, SaveImage, SaveLayer, Sink, TarSink};
+pub use write::{
+    layout, tar_header, Content, DirSink, Entry, SaveFormat, SaveImage, SaveLayer, Sink, TarSink,
+};

@@ -305,7 +305,9 @@ impl<W: Write> TarSink<W> {
     }
 }
 
-fn tar_header(kind: tar::EntryType, mode: u32, size: u64) -> tar::Header {
+/// A ustar header owned by root with time zero, for the entries strata
+/// writes itself (the same bytes on every run).
+pub fn tar_header(kind: tar::EntryType, mode: u32, size: u64) -> tar::Header {
     let mut h = tar::Header::new_ustar();
     h.set_entry_type(kind);
     h.set_mode(mode);

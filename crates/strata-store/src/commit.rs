@@ -45,13 +45,9 @@ impl Store {
         let parent_cache = parent.as_ref().map(|p| p.cache_id.as_str());
         let filled = self.fill_from_container(c, &staged, parent_cache);
         let lock = self.lock()?;
-        let report = match filled {
-            Ok(r) => r,
-            Err(e) => {
-                self.layers.discard(&staged.path, &staged.cache_id);
-                return Err(e);
-            }
-        };
+        let report = self
+            .layers
+            .kept_or_discarded(&staged.path, &staged.cache_id, filled)?;
         if let Err(e) = self.still_there(&lock, c, parent.as_ref()) {
             self.layers.discard(&staged.path, &staged.cache_id);
             return Err(e);

@@ -127,13 +127,9 @@ impl Store {
             ),
         };
         let lock = self.lock()?;
-        let report = match filled {
-            Ok(r) => r,
-            Err(e) => {
-                self.layers.discard(&staged.path, &staged.cache_id);
-                return Err(e);
-            }
-        };
+        let report = self
+            .layers
+            .kept_or_discarded(&staged.path, &staged.cache_id, filled)?;
         if let Some(top) = &top {
             if let Err(e) = self.layer(&top.chain_id) {
                 self.layers.discard(&staged.path, &staged.cache_id);

@@ -137,13 +137,7 @@ pub(crate) fn parse_config(dir_name: &str, bytes: &[u8]) -> std::result::Result<
 fn init_layer_tar() -> Vec<u8> {
     let mut b = tar::Builder::new(Vec::new());
     let mut add = |path: &str, kind: tar::EntryType, mode: u32, link: Option<&str>| {
-        let mut h = tar::Header::new_ustar();
-        h.set_entry_type(kind);
-        h.set_mode(mode);
-        h.set_uid(0);
-        h.set_gid(0);
-        h.set_mtime(0);
-        h.set_size(0);
+        let mut h = strata_image::tar_header(kind, mode, 0);
         h.set_path(path).expect("fixed short paths");
         if let Some(l) = link {
             h.set_link_name(l).expect("fixed short link");

@@ -268,6 +268,19 @@ impl LayerStore {
         let _ = fs::remove_dir_all(staging);
     }
 
+    /// `filled`'s value; on its error the begun layer is thrown away first.
+    pub(crate) fn kept_or_discarded<T>(
+        &self,
+        staging: &Path,
+        cache_id: &str,
+        filled: Result<T>,
+    ) -> Result<T> {
+        if filled.is_err() {
+            self.discard(staging, cache_id);
+        }
+        filled
+    }
+
     /// Writes a filled layer's metadata into its staging directory.
     pub(crate) fn stage_metadata(&self, staging: &Path, layer: &Layer) -> Result<()> {
         atomic::write_staged(
@@ -371,16 +384,6 @@ impl Store {
 
     pub(crate) fn tar_split_path(&self, chain: &Digest) -> PathBuf {
         self.layers.tar_split_path(chain)
-    }
-
-    pub(crate) fn fill_layer(
-        &self,
-        staging: &Path,
-        cache_id: &str,
-        parent_cache: Option<&str>,
-        input: &mut (dyn Read + Send),
-    ) -> Result<strata_driver::ApplyReport> {
-        self.layers.fill(staging, cache_id, parent_cache, input)
     }
 
     pub(crate) fn discard_layer(&self, staging: &Path, cache_id: &str) {

@@ -90,6 +90,36 @@ struct Fixture {
     store: Store,
 }
 
+/// `image` pushed through `client` as `repository:tag`, with gzip layers.
+fn push_gzip(
+    store: &Store,
+    client: &Client,
+    image: &str,
+    repository: &str,
+    tag: &str,
+) -> strata_store::Result<Pushed> {
+    store.push(
+        client,
+        image,
+        repository,
+        tag,
+        LayerCompression::Gzip,
+        &NoProgress,
+    )
+}
+
+/// A client of the registry at `addr`, over plain HTTP.
+fn plain_http(addr: &str) -> Client {
+    Client::new(
+        addr,
+        Options {
+            insecure: true,
+            ..Options::default()
+        },
+    )
+    .unwrap()
+}
+
 fn fixture() -> Option<Fixture> {
     if !strata_test_support::require_root() {
         return None;
@@ -101,14 +131,7 @@ fn fixture() -> Option<Fixture> {
             return None;
         }
     };
-    let client = Client::new(
-        &reg.addr,
-        Options {
-            insecure: true,
-            ..Options::default()
-        },
-    )
-    .unwrap();
+    let client = plain_http(&reg.addr);
     let t = tempfile::tempdir().unwrap();
     let store = Store::open(&t.path().join("root"), Some("vfs")).unwrap();
     Some(Fixture {
@@ -124,17 +147,7 @@ fn pull_by_tag_then_again_finds_every_layer_present() {
     let Some(f) = fixture() else { return };
     let base = layer_tar("etc/motd", b"hello\n");
     let top = layer_tar("app/run", b"#!/bin/sh\n");
-    let (manifest, id) = push_image(
-        &f.client,
-        "test/app",
-        &[base.clone(), top.clone()],
-        &[sha(&base), sha(&top)],
-        host_arch(),
-    );
-    let digest = f
-        .client
-        .put_manifest("test/app", "v1", OCI_MANIFEST, manifest.as_bytes())
-        .unwrap();
+    let (digest, id) = serve_app(&f.client, &[base.clone(), top.clone()]);
     let tag = ImageRef::parse("test/app:v1").unwrap();
     let pulled = f
         .store
@@ -170,17 +183,7 @@ fn pull_by_tag_then_again_finds_every_layer_present() {
 fn a_repository_digest_names_the_image_in_inspect_lookups_and_rmi() {
     let Some(f) = fixture() else { return };
     let base = layer_tar("etc/motd", b"digests\n");
-    let (manifest, id) = push_image(
-        &f.client,
-        "test/app",
-        std::slice::from_ref(&base),
-        &[sha(&base)],
-        host_arch(),
-    );
-    let digest = f
-        .client
-        .put_manifest("test/app", "v1", OCI_MANIFEST, manifest.as_bytes())
-        .unwrap();
+    let (digest, id) = serve_app(&f.client, std::slice::from_ref(&base));
     let tag = ImageRef::parse("test/app:v1").unwrap();
     let pinned = format!("test/app@{digest}");
     // Not known before it is recorded: the error says what is missing.
@@ -271,10 +274,7 @@ fn pull_of_an_index_takes_this_machines_platform_or_the_one_asked_for() {
     f.client
         .put_manifest("test/multi", "latest", OCI_INDEX, index.as_bytes())
         .unwrap();
-    let pulled = f
-        .store
-        .pull(&f.client, "test/multi", "latest", None, None, &NoProgress)
-        .unwrap();
+    let pulled = pull_ref(&f, &f.client, "test/multi", "latest").unwrap();
     assert_eq!(pulled.image.id, id_ours);
     assert_eq!(pulled.digest, sha(index.as_bytes()));
 
@@ -313,21 +313,13 @@ fn a_layer_that_is_not_what_the_config_says_leaves_the_store_as_it_was() {
     let real = layer_tar("etc/motd", b"hello\n");
     let claimed = sha(b"some other tar");
     let (manifest, _) = push_image(&f.client, "test/bad", &[real], &[claimed], host_arch());
-    f.client
-        .put_manifest("test/bad", "v1", OCI_MANIFEST, manifest.as_bytes())
-        .unwrap();
-    let e = f
-        .store
-        .pull(&f.client, "test/bad", "v1", None, None, &NoProgress)
-        .unwrap_err();
+    put_manifest(&f, "test/bad", "v1", &manifest);
+    let e = pull_ref(&f, &f.client, "test/bad", "v1").unwrap_err();
     assert_eq!(e.kind(), ErrorKind::Corrupt, "{e}");
     assert!(f.store.images().unwrap().is_empty());
     assert!(f.store.layers().unwrap().is_empty());
 
-    let e = f
-        .store
-        .pull(&f.client, "test/none", "v1", None, None, &NoProgress)
-        .unwrap_err();
+    let e = pull_ref(&f, &f.client, "test/none", "v1").unwrap_err();
     assert_eq!(e.kind(), ErrorKind::NotFound, "{e}");
 }
 
@@ -335,21 +327,8 @@ fn a_layer_that_is_not_what_the_config_says_leaves_the_store_as_it_was() {
 fn a_pushed_image_pulls_back_with_the_same_id_and_diff_ids() {
     let Some(f) = fixture() else { return };
     let tar = layer_tar("etc/motd", b"committed\n");
-    f.store
-        .import(&mut Cursor::new(tar.clone()), Some("img:1"), "")
-        .unwrap();
-    let id = f.store.resolve_image("img:1").unwrap();
-    let pushed = f
-        .store
-        .push(
-            &f.client,
-            "img:1",
-            "test/pushed",
-            "1",
-            LayerCompression::Gzip,
-            &NoProgress,
-        )
-        .unwrap();
+    let id = import_img(&f, &tar);
+    let pushed = push_gzip(&f.store, &f.client, "img:1", "test/pushed", "1").unwrap();
     assert_eq!((pushed.layers_sent, pushed.layers_present), (1, 0));
     let m = f.client.get_manifest("test/pushed", "1").unwrap();
     assert_eq!(m.digest, pushed.digest);
@@ -366,17 +345,7 @@ fn a_pushed_image_pulls_back_with_the_same_id_and_diff_ids() {
     assert_eq!(other.image(&id).unwrap().diff_ids, vec![sha(&tar)]);
 
     // Again: the registry has the layer; the manifest is the same.
-    let again = f
-        .store
-        .push(
-            &f.client,
-            "img:1",
-            "test/pushed",
-            "1",
-            LayerCompression::Gzip,
-            &NoProgress,
-        )
-        .unwrap();
+    let again = push_gzip(&f.store, &f.client, "img:1", "test/pushed", "1").unwrap();
     assert_eq!((again.layers_sent, again.layers_present), (0, 1));
     assert_eq!(again.digest, pushed.digest);
 }
@@ -388,17 +357,9 @@ fn a_pushed_image_pulls_back_with_the_same_id_and_diff_ids() {
 fn a_layer_pushed_before_is_mounted_into_another_repository() {
     let Some(f) = fixture() else { return };
     let tar = layer_tar("etc/motd", b"mounted\n");
-    f.store
-        .import(&mut Cursor::new(tar.clone()), Some("img:1"), "")
-        .unwrap();
-    let id = f.store.resolve_image("img:1").unwrap();
-    let proxy = Proxy::start(f.client.registry(), |_| Action::Forward);
-    let c = through(&proxy);
-    let push = |repo: &str| {
-        f.store
-            .push(&c, "img:1", repo, "1", LayerCompression::Gzip, &NoProgress)
-            .unwrap()
-    };
+    let id = import_img(&f, &tar);
+    let (proxy, c) = forwarding(&f);
+    let push = |repo: &str| push_gzip(&f.store, &c, "img:1", repo, "1").unwrap();
     let first = push("test/one");
     assert_eq!(sent_mounted_present(&first), (1, 0, 0));
     let before = proxy.requests().len();
@@ -424,9 +385,7 @@ fn a_layer_pushed_before_is_mounted_into_another_repository() {
     let third = push("test/two");
     assert_eq!(sent_mounted_present(&third), (0, 0, 1));
     assert_eq!(third.digest, second.digest);
-    let t = tempfile::tempdir().unwrap();
-    let (_, pulled) = pull_into(&f, &t.path().join("root"), "test/two", "1");
-    assert_eq!(pulled.image.id, id);
+    assert_pulls_back(&f, "test/two", "1", &id);
 }
 
 /// Layers that came by pull are mounted from the repository they came
@@ -435,24 +394,10 @@ fn a_layer_pushed_before_is_mounted_into_another_repository() {
 fn a_pulled_layer_is_mounted_from_where_it_came() {
     let Some(f) = fixture() else { return };
     let (_, id) = two_layer_image(&f);
-    f.store
-        .pull(&f.client, "test/app", "v1", None, None, &NoProgress)
-        .unwrap();
-    let pushed = f
-        .store
-        .push(
-            &f.client,
-            id.as_str(),
-            "test/copy",
-            "1",
-            LayerCompression::Gzip,
-            &NoProgress,
-        )
-        .unwrap();
+    pull_app(&f, &f.client).unwrap();
+    let pushed = push_gzip(&f.store, &f.client, id.as_str(), "test/copy", "1").unwrap();
     assert_eq!(sent_mounted_present(&pushed), (0, 2, 0));
-    let t = tempfile::tempdir().unwrap();
-    let (_, pulled) = pull_into(&f, &t.path().join("root"), "test/copy", "1");
-    assert_eq!(pulled.image.id, id);
+    assert_pulls_back(&f, "test/copy", "1", &id);
 }
 
 /// skopeo (containers/image, what Podman pulls and pushes with) reads
@@ -465,27 +410,14 @@ fn skopeo_agrees_on_what_was_pushed() {
         return;
     }
     let tar = layer_tar("etc/motd", b"interop\n");
-    f.store
-        .import(&mut Cursor::new(tar.clone()), Some("img:1"), "")
-        .unwrap();
-    let id = f.store.resolve_image("img:1").unwrap();
+    let id = import_img(&f, &tar);
     let addr = f.client.registry().to_owned();
     let skopeo = |args: &[&str]| {
         strata_test_support::run(std::process::Command::new("skopeo").args(args)).stdout
     };
 
     // strata → skopeo.
-    let pushed = f
-        .store
-        .push(
-            &f.client,
-            "img:1",
-            "test/by-strata",
-            "1",
-            LayerCompression::Gzip,
-            &NoProgress,
-        )
-        .unwrap();
+    let pushed = push_gzip(&f.store, &f.client, "img:1", "test/by-strata", "1").unwrap();
     let at = format!("docker://{addr}/test/by-strata:1");
     let config = skopeo(&["inspect", "--tls-verify=false", "--config", "--raw", &at]);
     assert_eq!(sha(&config), id);
@@ -530,13 +462,8 @@ fn a_foreign_layer_is_refused_and_nothing_is_stored() {
         OCI_LAYER_GZIP,
         "application/vnd.oci.image.layer.nondistributable.v1.tar+gzip",
     );
-    f.client
-        .put_manifest("test/foreign", "1", OCI_MANIFEST, manifest.as_bytes())
-        .unwrap();
-    let e = f
-        .store
-        .pull(&f.client, "test/foreign", "1", None, None, &NoProgress)
-        .unwrap_err();
+    put_manifest(&f, "test/foreign", "1", &manifest);
+    let e = pull_ref(&f, &f.client, "test/foreign", "1").unwrap_err();
     assert_eq!(e.kind(), ErrorKind::Unsupported, "{e}");
     assert!(e.to_string().contains("foreign"), "{e}");
     assert!(f.store.images().unwrap().is_empty());
@@ -552,27 +479,71 @@ fn pull_into(f: &Fixture, root: &std::path::Path, repo: &str, tag: &str) -> (Sto
     (other, pulled)
 }
 
+/// The one-layer image of `tar`, imported as `img:1`: its ID.
+fn import_img(f: &Fixture, tar: &[u8]) -> Digest {
+    f.store
+        .import(&mut Cursor::new(tar.to_vec()), Some("img:1"), "")
+        .unwrap();
+    f.store.resolve_image("img:1").unwrap()
+}
+
+/// `test/app:v1` pulled through `client` into the fixture's store.
+fn pull_app(f: &Fixture, client: &Client) -> strata_store::Result<Pulled> {
+    pull_ref(f, client, "test/app", "v1")
+}
+
+/// `repo:tag` pulled through `client` into the fixture's store, with no
+/// tag to set, no platform and no progress.
+fn pull_ref(f: &Fixture, client: &Client, repo: &str, tag: &str) -> strata_store::Result<Pulled> {
+    f.store.pull(client, repo, tag, None, None, &NoProgress)
+}
+
+/// `manifest` put as `repo:tag` in the fixture's registry: its digest.
+fn put_manifest(f: &Fixture, repo: &str, tag: &str, manifest: &str) -> Digest {
+    f.client
+        .put_manifest(repo, tag, OCI_MANIFEST, manifest.as_bytes())
+        .unwrap()
+}
+
+/// `repo:tag`, pulled into a store of its own, is image `id`.
+fn assert_pulls_back(f: &Fixture, repo: &str, tag: &str, id: &Digest) {
+    let t = tempfile::tempdir().unwrap();
+    let (_, pulled) = pull_into(f, &t.path().join("root"), repo, tag);
+    assert_eq!(&pulled.image.id, id, "{repo}:{tag}");
+}
+
 /// How a push sent its layers: (sent, mounted from another repository,
 /// already there).
 fn sent_mounted_present(p: &Pushed) -> (usize, usize, usize) {
     (p.layers_sent, p.layers_mounted, p.layers_present)
 }
 
+/// `layers` pushed as the image `test/app:v1` for this machine's
+/// architecture, each layer's diffID its tar's digest: (manifest digest,
+/// image ID).
+fn serve_app(c: &Client, layers: &[Vec<u8>]) -> (Digest, Digest) {
+    let diff_ids: Vec<Digest> = layers.iter().map(|l| sha(l)).collect();
+    let (manifest, id) = push_image(c, "test/app", layers, &diff_ids, host_arch());
+    let digest = c
+        .put_manifest("test/app", "v1", OCI_MANIFEST, manifest.as_bytes())
+        .unwrap();
+    (digest, id)
+}
+
 /// An image `test/app:v1` of two gzipped layers; (layer tars, image ID).
 fn two_layer_image(f: &Fixture) -> (Vec<Vec<u8>>, Digest) {
     let a = layer_tar("etc/motd", &[b'a'; 50_000]);
     let b = layer_tar("etc/issue", &[b'b'; 50_000]);
-    let (manifest, id) = push_image(
-        &f.client,
-        "test/app",
-        &[a.clone(), b.clone()],
-        &[sha(&a), sha(&b)],
-        host_arch(),
-    );
-    f.client
-        .put_manifest("test/app", "v1", OCI_MANIFEST, manifest.as_bytes())
-        .unwrap();
+    let (_, id) = serve_app(&f.client, &[a.clone(), b.clone()]);
     (vec![a, b], id)
+}
+
+/// A proxy that forwards every request to the fixture's registry, and a
+/// client through it (to count what a push or pull asks).
+fn forwarding(f: &Fixture) -> (Proxy, Client) {
+    let proxy = Proxy::start(f.client.registry(), |_| Action::Forward);
+    let c = through(&proxy);
+    (proxy, c)
 }
 
 fn through(proxy: &Proxy) -> Client {
@@ -606,10 +577,7 @@ fn a_corrupt_layer_blob_leaves_the_store_as_it_was() {
             Action::Forward
         }
     });
-    let e = f
-        .store
-        .pull(&through(&proxy), "test/app", "v1", None, None, &NoProgress)
-        .unwrap_err();
+    let e = pull_app(&f, &through(&proxy)).unwrap_err();
     assert_eq!(e.kind(), ErrorKind::Corrupt, "{e:?}");
     assert!(format!("{e:?}").contains("sha256"), "{e:?}");
     assert!(f.store.images().unwrap().is_empty());
@@ -640,10 +608,7 @@ fn a_layer_cut_midway_is_resumed_and_the_pull_completes() {
             Action::Forward
         }
     });
-    let pulled = f
-        .store
-        .pull(&through(&proxy), "test/app", "v1", None, None, &NoProgress)
-        .unwrap();
+    let pulled = pull_app(&f, &through(&proxy)).unwrap();
     assert_eq!(pulled.image.id, id);
     assert!(proxy
         .requests()
@@ -674,10 +639,7 @@ fn the_store_answers_while_a_pull_is_stalled_mid_blob() {
     });
     let client = through(&proxy);
     std::thread::scope(|s| {
-        let pull = s.spawn(|| {
-            f.store
-                .pull(&client, "test/app", "v1", None, None, &NoProgress)
-        });
+        let pull = s.spawn(|| pull_app(&f, &client));
         while blobs.load(Ordering::SeqCst) < 2 {
             std::thread::sleep(Duration::from_millis(20));
         }
@@ -713,16 +675,7 @@ fn the_next_pull_resumes_a_blob_an_earlier_pull_left_partial() {
     let tar = layer_tar("data/noise", &noise);
     let gz = gzip(&tar);
     let blob = sha(&gz);
-    let (manifest, id) = push_image(
-        &f.client,
-        "test/app",
-        std::slice::from_ref(&tar),
-        &[sha(&tar)],
-        host_arch(),
-    );
-    f.client
-        .put_manifest("test/app", "v1", OCI_MANIFEST, manifest.as_bytes())
-        .unwrap();
+    let (_, id) = serve_app(&f.client, std::slice::from_ref(&tar));
     let cut = gz.len() * 6 / 10;
     let is_layer = {
         let blob = blob.to_string();
@@ -746,18 +699,13 @@ fn the_next_pull_resumes_a_blob_an_earlier_pull_left_partial() {
         },
     )
     .unwrap();
-    f.store
-        .pull(&no_resume, "test/app", "v1", None, None, &NoProgress)
-        .unwrap_err();
+    pull_app(&f, &no_resume).unwrap_err();
     assert!(f.store.images().unwrap().is_empty());
     let partial = f.store.root().join("partial/sha256").join(blob.hex());
     assert_eq!(std::fs::metadata(&partial).unwrap().len(), cut as u64);
 
     let before = proxy.requests().len();
-    let pulled = f
-        .store
-        .pull(&through(&proxy), "test/app", "v1", None, None, &NoProgress)
-        .unwrap();
+    let pulled = pull_app(&f, &through(&proxy)).unwrap();
     assert_eq!(pulled.image.id, id);
     let ranges: Vec<Option<String>> = proxy.requests()[before..]
         .iter()
@@ -781,9 +729,7 @@ fn later_layers_download_while_the_first_is_applied_in_order() {
         .collect();
     let diffs: Vec<Digest> = tars.iter().map(|t| sha(t)).collect();
     let (manifest, id) = push_image(&f.client, "test/three", &tars, &diffs, host_arch());
-    f.client
-        .put_manifest("test/three", "v1", OCI_MANIFEST, manifest.as_bytes())
-        .unwrap();
+    put_manifest(&f, "test/three", "v1", &manifest);
     let blobs: Vec<String> = tars.iter().map(|t| sha(&gzip(t)).to_string()).collect();
     let first = blobs[0].clone();
     let proxy = Proxy::start(f.client.registry(), move |req| {
@@ -867,16 +813,7 @@ fn each_layer_reports_waiting_downloading_verifying_applying_done() {
     let Some(f) = fixture() else { return };
     let tar = layer_tar("etc/motd", &[b'p'; 200_000]);
     let gz = gzip(&tar);
-    let (manifest, _) = push_image(
-        &f.client,
-        "test/app",
-        std::slice::from_ref(&tar),
-        &[sha(&tar)],
-        host_arch(),
-    );
-    f.client
-        .put_manifest("test/app", "v1", OCI_MANIFEST, manifest.as_bytes())
-        .unwrap();
+    serve_app(&f.client, std::slice::from_ref(&tar));
     let blob = sha(&gz);
     let rec = Recorded::default();
     f.store
@@ -919,10 +856,7 @@ fn each_layer_reports_waiting_downloading_verifying_applying_done() {
 fn zstd_layers_push_and_pull_back() {
     let Some(f) = fixture() else { return };
     let tar = layer_tar("etc/motd", &[b'z'; 100_000]);
-    f.store
-        .import(&mut Cursor::new(tar.clone()), Some("img:1"), "")
-        .unwrap();
-    let id = f.store.resolve_image("img:1").unwrap();
+    let id = import_img(&f, &tar);
     let pushed = f
         .store
         .push(
@@ -984,29 +918,13 @@ fn a_second_push_of_a_pulled_image_sends_no_layer_bytes() {
         &[sha(&a), sha(&b)],
         host_arch(),
     );
-    f.client
-        .put_manifest("test/src", "1", OCI_MANIFEST, manifest.as_bytes())
-        .unwrap();
+    put_manifest(&f, "test/src", "1", &manifest);
     // Records name the registry by its address: pulled through the
     // proxy that the pushes go through.
-    let proxy = Proxy::start(f.client.registry(), |_| Action::Forward);
-    let c = through(&proxy);
-    f.store
-        .pull(&c, "test/src", "1", None, None, &NoProgress)
-        .unwrap();
+    let (proxy, c) = forwarding(&f);
+    pull_ref(&f, &c, "test/src", "1").unwrap();
     let before = proxy.requests().len();
-    let push = |repo: &str| {
-        f.store
-            .push(
-                &c,
-                id.as_str(),
-                repo,
-                "2",
-                LayerCompression::Gzip,
-                &NoProgress,
-            )
-            .unwrap()
-    };
+    let push = |repo: &str| push_gzip(&f.store, &c, id.as_str(), repo, "2").unwrap();
 
     let same = push("test/src");
     assert_eq!(sent_mounted_present(&same), (0, 0, 2));
@@ -1034,25 +952,11 @@ fn a_second_push_of_a_pulled_image_sends_no_layer_bytes() {
 fn a_stale_recorded_digest_falls_back_to_upload() {
     let Some(f) = fixture() else { return };
     let tar = layer_tar("etc/motd", &noise("stale", 100_000));
-    f.store
-        .import(&mut Cursor::new(tar.clone()), Some("img:1"), "")
-        .unwrap();
-    let id = f.store.resolve_image("img:1").unwrap();
+    let id = import_img(&f, &tar);
     // Records name the registry by its address: every push goes
     // through the proxy.
-    let proxy = Proxy::start(f.client.registry(), |_| Action::Forward);
-    let c = through(&proxy);
-    let first = f
-        .store
-        .push(
-            &c,
-            "img:1",
-            "test/a",
-            "1",
-            LayerCompression::Gzip,
-            &NoProgress,
-        )
-        .unwrap();
+    let (proxy, c) = forwarding(&f);
+    let first = push_gzip(&f.store, &c, "img:1", "test/a", "1").unwrap();
     assert_eq!(sent_mounted_present(&first), (1, 0, 0));
 
     // The records now name blobs nobody has: one in the repository
@@ -1073,17 +977,7 @@ fn a_stale_recorded_digest_falls_back_to_upload() {
     std::fs::write(&records, stale).unwrap();
 
     let before = proxy.requests().len();
-    let again = f
-        .store
-        .push(
-            &c,
-            "img:1",
-            "test/c",
-            "1",
-            LayerCompression::Gzip,
-            &NoProgress,
-        )
-        .unwrap();
+    let again = push_gzip(&f.store, &c, "img:1", "test/c", "1").unwrap();
     assert_eq!(sent_mounted_present(&again), (1, 0, 0));
     let requests = proxy.requests()[before..].to_vec();
     let heads = requests.iter().filter(|r| r.method == "HEAD").count();
@@ -1096,9 +990,7 @@ fn a_stale_recorded_digest_falls_back_to_upload() {
     assert_eq!((heads, mounts), (3, 1), "{requests:#?}");
     let (patches, _) = upload_traffic(&requests);
     assert!(patches >= 1);
-    let t = tempfile::tempdir().unwrap();
-    let (_, pulled) = pull_into(&f, &t.path().join("root"), "test/c", "1");
-    assert_eq!(pulled.image.id, id);
+    assert_pulls_back(&f, "test/c", "1", &id);
 
     // The blob now in test/c is what the record names.
     let kept = std::fs::read_to_string(&records).unwrap();
@@ -1124,12 +1016,8 @@ fn five_layers_upload_at_once_and_the_manifest_keeps_their_order() {
         .collect();
     let diffs: Vec<Digest> = tars.iter().map(|t| sha(t)).collect();
     let (manifest, id) = push_image(&f.client, "test/five", &tars, &diffs, host_arch());
-    f.client
-        .put_manifest("test/five", "1", OCI_MANIFEST, manifest.as_bytes())
-        .unwrap();
-    f.store
-        .pull(&f.client, "test/five", "1", None, None, &NoProgress)
-        .unwrap();
+    put_manifest(&f, "test/five", "1", &manifest);
+    pull_ref(&f, &f.client, "test/five", "1").unwrap();
 
     // Another registry: the pull's records are of the first, so every
     // layer is compressed and sent.
@@ -1175,14 +1063,7 @@ fn five_layers_upload_at_once_and_the_manifest_keeps_their_order() {
         .count();
     assert_eq!(started, 5, "uploads begun before the first ended");
 
-    let direct = Client::new(
-        &other.addr,
-        Options {
-            insecure: true,
-            ..Options::default()
-        },
-    )
-    .unwrap();
+    let direct = plain_http(&other.addr);
     let t = tempfile::tempdir().unwrap();
     let back = Store::open(&t.path().join("root"), Some("vfs")).unwrap();
     let pulled = back
@@ -1201,10 +1082,7 @@ fn a_push_failed_mid_upload_publishes_nothing_and_the_next_completes() {
     let Some(f) = fixture() else { return };
     // Bytes gzip cannot shrink: several megabytes on the wire.
     let tar = layer_tar("usr/lib/big.so", &noise("cut", 10 << 20));
-    f.store
-        .import(&mut Cursor::new(tar.clone()), Some("img:1"), "")
-        .unwrap();
-    let id = f.store.resolve_image("img:1").unwrap();
+    let id = import_img(&f, &tar);
     let patches = Arc::new(AtomicUsize::new(0));
     let n = patches.clone();
     let proxy = Proxy::start(f.client.registry(), move |r| {
@@ -1215,17 +1093,7 @@ fn a_push_failed_mid_upload_publishes_nothing_and_the_next_completes() {
             Action::Forward
         }
     });
-    let e = f
-        .store
-        .push(
-            &through(&proxy),
-            "img:1",
-            "test/cut",
-            "1",
-            LayerCompression::Gzip,
-            &NoProgress,
-        )
-        .unwrap_err();
+    let e = push_gzip(&f.store, &through(&proxy), "img:1", "test/cut", "1").unwrap_err();
     assert!(e.to_string().contains("test/cut"), "{e}");
     assert_eq!(
         patches.load(Ordering::SeqCst),
@@ -1240,21 +1108,9 @@ fn a_push_failed_mid_upload_publishes_nothing_and_the_next_completes() {
     assert!(!records.exists(), "no record of a blob that did not arrive");
     assert!(f.store.image(&id).unwrap().repo_digests.is_empty());
 
-    let pushed = f
-        .store
-        .push(
-            &f.client,
-            "img:1",
-            "test/cut",
-            "1",
-            LayerCompression::Gzip,
-            &NoProgress,
-        )
-        .unwrap();
+    let pushed = push_gzip(&f.store, &f.client, "img:1", "test/cut", "1").unwrap();
     assert_eq!(sent_mounted_present(&pushed), (1, 0, 0));
-    let t = tempfile::tempdir().unwrap();
-    let (_, pulled) = pull_into(&f, &t.path().join("root"), "test/cut", "1");
-    assert_eq!(pulled.image.id, id);
+    assert_pulls_back(&f, "test/cut", "1", &id);
 }
 
 /// A compression level is the format's: one out of its range is refused
@@ -1264,12 +1120,8 @@ fn a_push_failed_mid_upload_publishes_nothing_and_the_next_completes() {
 fn a_compression_level_out_of_range_is_refused_before_anything_is_sent() {
     let Some(f) = fixture() else { return };
     let tar = layer_tar("etc/motd", &noise("level", 100_000));
-    f.store
-        .import(&mut Cursor::new(tar.clone()), Some("img:1"), "")
-        .unwrap();
-    let id = f.store.resolve_image("img:1").unwrap();
-    let proxy = Proxy::start(f.client.registry(), |_| Action::Forward);
-    let c = through(&proxy);
+    let id = import_img(&f, &tar);
+    let (proxy, c) = forwarding(&f);
     for (compression, level) in [(LayerCompression::Gzip, 10), (LayerCompression::Zstd, 0)] {
         let opts = PushOptions {
             compression,
@@ -1294,7 +1146,5 @@ fn a_compression_level_out_of_range_is_refused_before_anything_is_sent() {
         .push_with(&c, "img:1", "test/level", "1", &opts, &NoProgress)
         .unwrap();
     assert_eq!(sent_mounted_present(&pushed), (1, 0, 0));
-    let t = tempfile::tempdir().unwrap();
-    let (_, pulled) = pull_into(&f, &t.path().join("root"), "test/level", "1");
-    assert_eq!(pulled.image.id, id);
+    assert_pulls_back(&f, "test/level", "1", &id);
 }

@@ -49,6 +49,21 @@ pub fn setup(test: &str) -> Option<Strata> {
     Some(s)
 }
 
+/// `cmd` started with `stdin`, its stdout and stderr piped.
+pub fn start_piped(mut cmd: Command, stdin: Stdio) -> Child {
+    cmd.stdin(stdin)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap()
+}
+
+/// [`setup`], for a test that also needs `tools` (SKIPPED without them).
+pub fn setup_with_tools(test: &str, tools: &[&str]) -> Option<Strata> {
+    let s = setup(test)?;
+    have_tools(test, tools).then_some(s)
+}
+
 /// The Debian minbase tarball `scripts/test.sh` builds, or SKIPPED (a
 /// failure under CI) when it did not run.
 pub fn debian_tar(test: &str) -> Option<PathBuf> {
@@ -278,16 +293,10 @@ impl Strata {
     /// Entrypoint `echo ep` and Cmd `default`; `busybox:wd` with
     /// WorkingDir `/srv`, User `app` and Cmd `sh -c 'pwd; id -u'`.
     pub fn configured_images(&self, test: &str) -> bool {
-        if !have_tools(test, &["umoci"]) {
-            return false;
-        }
-        sh(&format!(
-            r#"cd '{}'
-umoci init --layout L
-umoci new --image L:base
-umoci unpack --image L:base B
-cp -a busybox/. B/rootfs/
-mkdir B/rootfs/srv
+        self.umoci_images(
+            test,
+            "L",
+            r#"mkdir B/rootfs/srv
 umoci repack --image L:base B
 umoci config --image L:base --tag busybox:cmd --config.cmd sh --config.cmd -c \
     --config.cmd 'echo default $GREETING' \
@@ -296,13 +305,30 @@ umoci config --image L:base --tag busybox:ep \
     --config.entrypoint echo --config.entrypoint ep --config.cmd default
 umoci config --image L:base --tag busybox:wd --config.workingdir /srv --config.user app \
     --config.cmd sh --config.cmd -c --config.cmd 'pwd; id -u'
-umoci remove --image L:base
-umoci gc --layout L
+"#,
+        )
+    }
+
+    /// Loads the images `script` tags in the OCI layout `layout`: umoci
+    /// runs it with `busybox:test`'s tree unpacked from `{layout}:base`
+    /// into `B/rootfs`, to change and repack. False (SKIPPED) without umoci.
+    pub fn umoci_images(&self, test: &str, layout: &str, script: &str) -> bool {
+        if !have_tools(test, &["umoci"]) {
+            return false;
+        }
+        sh(&format!(
+            r#"cd '{}'
+umoci init --layout {layout}
+umoci new --image {layout}:base
+umoci unpack --image {layout}:base B
+cp -a busybox/. B/rootfs/
+{script}
+umoci remove --image {layout}:base
+umoci gc --layout {layout}
 rm -rf B"#,
             self.dir.path().display()
         ));
-        let layout = self.path("L");
-        self.ok(&["load", "-i", layout.to_str().unwrap()]);
+        self.ok(&["load", "-i", self.path(layout).to_str().unwrap()]);
         true
     }
 
@@ -318,14 +344,8 @@ rm -rf B"#,
     }
 
     /// Runs a prepared command (`cmd`, for changing its environment).
-    pub fn exec_with(&self, mut cmd: Command, args: &[&str]) -> Done {
-        let child = cmd
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        finish(child, &format!("strata {args:?}"))
+    pub fn exec_with(&self, cmd: Command, args: &[&str]) -> Done {
+        finish(start_piped(cmd, Stdio::null()), &format!("strata {args:?}"))
     }
 
     /// `strata run --rm IMAGE CMD...` that must succeed; its trimmed stdout.
@@ -337,13 +357,7 @@ rm -rf B"#,
 
     /// Starts `strata args` in the background, stdin from /dev/null.
     pub fn spawn(&self, args: &[&str]) -> Bg {
-        let child = self
-            .cmd(args)
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
+        let child = start_piped(self.cmd(args), Stdio::null());
         Bg {
             child: Some(child),
             what: format!("strata {args:?}"),

@@ -12,7 +12,8 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-use crate::fixtures::{on_path, Declared};
+use crate::common::succeeded;
+use crate::fixtures::{on_path, strings, Declared};
 
 /// A `dockerd` of our own: its data, exec root and socket in temp dirs,
 /// no networking; stopped (and its mounts undone) on drop.
@@ -107,13 +108,7 @@ impl Dockerd {
 
     /// Runs docker; returns trimmed stdout, panics with stderr on failure.
     pub fn ok(&self, args: &[&str]) -> String {
-        let out = self.docker(args);
-        assert!(
-            out.status.success(),
-            "docker {args:?}: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8(out.stdout).unwrap().trim().to_owned()
+        succeeded(&format!("docker {args:?}"), self.docker(args))
     }
 
     /// `docker build -t tag dir` with the classic builder (BuildKit needs
@@ -129,12 +124,7 @@ impl Dockerd {
             .arg(dir)
             .output()
             .unwrap();
-        assert!(
-            out.status.success(),
-            "docker build {tag}: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8(out.stdout).unwrap().trim().to_owned()
+        succeeded(&format!("docker build {tag}"), out)
     }
 
     /// The daemon's `--data-root`: what `/var/lib/docker` is to a
@@ -168,12 +158,7 @@ impl Dockerd {
         let v: Value = serde_json::from_str(&self.ok(&["image", "inspect", image])).unwrap();
         Declared {
             id: v[0]["Id"].as_str().unwrap().to_owned(),
-            diff_ids: v[0]["RootFS"]["Layers"]
-                .as_array()
-                .unwrap()
-                .iter()
-                .map(|d| d.as_str().unwrap().to_owned())
-                .collect(),
+            diff_ids: strings(&v[0]["RootFS"]["Layers"]),
         }
     }
 }

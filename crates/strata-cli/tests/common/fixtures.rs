@@ -140,12 +140,7 @@ impl Declared {
 }
 
 fn diff_ids(config: &Value) -> Vec<String> {
-    config["rootfs"]["diff_ids"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|d| d.as_str().unwrap().to_owned())
-        .collect()
+    strings(&config["rootfs"]["diff_ids"])
 }
 
 /// An OCI image layout directory.
@@ -810,12 +805,7 @@ impl Strata {
             .iter()
             .find(|i| i["ID"] == id)
             .unwrap_or_else(|| panic!("no image {id} in {images:#}"));
-        let mut tags: Vec<String> = image["RepoTags"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|t| t.as_str().unwrap().to_owned())
-            .collect();
+        let mut tags = strings(&image["RepoTags"]);
         tags.sort();
         tags
     }
@@ -833,4 +823,13 @@ impl Strata {
         let c = self.ok(&["create", image]);
         PathBuf::from(self.ok(&["mount", &c]))
     }
+}
+
+/// A JSON array of strings (diffIDs, tags), in order.
+pub fn strings(v: &Value) -> Vec<String> {
+    v.as_array()
+        .unwrap_or_else(|| panic!("not an array: {v}"))
+        .iter()
+        .map(|s| s.as_str().unwrap().to_owned())
+        .collect()
 }

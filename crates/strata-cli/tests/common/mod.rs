@@ -105,6 +105,13 @@ impl Strata {
         String::from_utf8(out.stdout).unwrap().trim().to_owned()
     }
 
+    /// Runs, asserts it succeeded, and returns stderr (its warnings).
+    pub fn warnings(&self, args: &[&str]) -> String {
+        let out = self.run(args);
+        assert!(out.status.success(), "strata {args:?} failed");
+        String::from_utf8_lossy(&out.stderr).into_owned()
+    }
+
     /// Runs, asserts it failed, and returns stderr.
     pub fn err(&self, args: &[&str]) -> String {
         let out = self.run(args);
@@ -247,6 +254,17 @@ pub fn assert_success(out: &Output) {
     );
 }
 
+/// A command's trimmed stdout; panics with its stderr, after `what`,
+/// when it failed.
+pub fn succeeded(what: &str, out: Output) -> String {
+    assert!(
+        out.status.success(),
+        "{what}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap().trim().to_owned()
+}
+
 /// The findings of a `check --format json` report that `keep` keeps.
 pub fn findings_where(report: &Value, keep: impl Fn(&Value) -> bool) -> Vec<&Value> {
     report["Findings"]
@@ -311,4 +329,69 @@ pub fn sha256_of(bytes: &[u8]) -> String {
     fs::write(tmp.path(), bytes).unwrap();
     let s = sh(&format!("sha256sum '{}'", tmp.path().display()));
     format!("sha256:{}", &s[..64])
+}
+
+/// The changes the diff tests make in a container of their base image
+/// (`etc/os-release`, `etc/delete-me`), and the `diff` they give.
+pub fn change_base(root: &Path) {
+    fs::write(root.join("etc/os-release"), "ID=changed\n").unwrap();
+    fs::remove_file(root.join("etc/delete-me")).unwrap();
+    fs::create_dir(root.join("srv")).unwrap();
+    fs::write(root.join("srv/new"), "new").unwrap();
+}
+
+/// That `root` (a container of the base committed after
+/// [`change_base`]) has the changes.
+pub fn assert_base_changed(root: &Path) {
+    assert_eq!(
+        fs::read_to_string(root.join("etc/os-release")).unwrap(),
+        "ID=changed\n"
+    );
+    assert!(!root.join("etc/delete-me").exists());
+    assert_eq!(fs::read_to_string(root.join("srv/new")).unwrap(), "new");
+}
+
+/// What `diff` says after [`change_base`].
+pub const BASE_CHANGES: [&str; 5] = [
+    "C /etc",
+    "D /etc/delete-me",
+    "C /etc/os-release",
+    "A /srv",
+    "A /srv/new",
+];
+
+/// The names in a directory, sorted.
+pub fn listing(dir: &Path) -> Vec<String> {
+    let mut v: Vec<String> = fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    v.sort();
+    v
+}
+
+/// Unpacks a tar with GNU tar into a new directory `<tar>.d`.
+pub fn untar(tar: &Path) -> PathBuf {
+    let dir = tar.with_extension("d");
+    fs::create_dir(&dir).unwrap();
+    sh(&format!(
+        "tar -C '{}' -xf '{}'",
+        dir.display(),
+        tar.display()
+    ));
+    dir
+}
+
+/// `image` saved as `format` (with `opts`) to `out`: the layout to read
+/// from it, `out` itself for `oci-dir`, else the archive unpacked beside
+/// it ([`untar`]).
+pub fn save_unpacked(s: &Strata, image: &str, format: &str, opts: &[&str], out: &Path) -> PathBuf {
+    let out_arg = out.to_str().unwrap();
+    let args = [&["save", "--format", format], opts, &["-o", out_arg, image]].concat();
+    s.ok(&args);
+    if format == "oci-dir" {
+        out.to_path_buf()
+    } else {
+        untar(out)
+    }
 }

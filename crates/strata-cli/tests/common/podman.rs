@@ -8,8 +8,9 @@ use std::process::{Command, Output};
 
 use serde_json::Value;
 
+use crate::common::succeeded;
 use crate::dockerd::unmount_under;
-use crate::fixtures::Declared;
+use crate::fixtures::{strings, Declared};
 
 /// A podman whose store, run root and temporary files are in a temp dir:
 /// it never touches the machine's own store.
@@ -30,15 +31,16 @@ impl Podman {
 
     pub fn run(&self, args: &[&str]) -> Output {
         let d = self.dir.path();
-        Command::new("podman")
-            .env("TMPDIR", d.join("tmp"))
-            .arg("--root")
-            .arg(d.join("root"))
-            .arg("--runroot")
-            .arg(d.join("run"))
-            .arg("--tmpdir")
-            .arg(d.join("libpod"))
-            .args(["--storage-driver", "vfs", "--events-backend", "file"])
+        let mut cmd = Command::new("podman");
+        cmd.env("TMPDIR", d.join("tmp"));
+        for (flag, sub) in [
+            ("--root", "root"),
+            ("--runroot", "run"),
+            ("--tmpdir", "libpod"),
+        ] {
+            cmd.arg(flag).arg(d.join(sub));
+        }
+        cmd.args(["--storage-driver", "vfs", "--events-backend", "file"])
             .args(["--cgroup-manager", "cgroupfs"])
             .args(args)
             .output()
@@ -46,13 +48,7 @@ impl Podman {
     }
 
     pub fn ok(&self, args: &[&str]) -> String {
-        let out = self.run(args);
-        assert!(
-            out.status.success(),
-            "podman {args:?}: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8(out.stdout).unwrap().trim().to_owned()
+        succeeded(&format!("podman {args:?}"), self.run(args))
     }
 
     /// `podman image inspect`: the image ID and its diffIDs.
@@ -61,12 +57,7 @@ impl Podman {
         let id = v[0]["Id"].as_str().unwrap();
         Declared {
             id: format!("sha256:{}", id.trim_start_matches("sha256:")),
-            diff_ids: v[0]["RootFS"]["Layers"]
-                .as_array()
-                .unwrap_or_else(|| panic!("no RootFS.Layers: {v}"))
-                .iter()
-                .map(|d| d.as_str().unwrap().to_owned())
-                .collect(),
+            diff_ids: strings(&v[0]["RootFS"]["Layers"]),
         }
     }
 }

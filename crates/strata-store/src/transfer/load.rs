@@ -283,14 +283,15 @@ impl Store {
         if !self.driver.layers_independent() {
             return self.unpack_in_order(src, jobs, progress);
         }
-        match self.unpack_parallel(src, jobs, slots, workers, progress) {
+        match self.fill_parallel(src, jobs, &slots, workers, progress) {
             Err(e)
                 if missing_link_target(&e)
                     && jobs.iter().any(|j| matches!(j.parent, Parent::Job(_))) =>
             {
+                self.discard_slots(&slots);
                 self.unpack_in_order(src, jobs, progress)
             }
-            r => r,
+            layers => self.pair_slots(slots, layers),
         }
     }
 
@@ -302,39 +303,48 @@ impl Store {
         progress: &dyn Progress,
     ) -> Result<Vec<(Slot, Layer)>> {
         let mut slots: Vec<Slot> = Vec::with_capacity(jobs.len());
-        let mut layers = Vec::with_capacity(jobs.len());
-        for job in jobs {
-            let filled = self
-                .lock()
-                .and_then(|lock| self.begin_job(&lock, &slots, job))
-                .and_then(|slot| {
-                    slots.push(slot);
-                    let pc = parent_cache(&slots[..slots.len() - 1], job);
-                    let slot = slots.last().expect("pushed");
-                    self.fill_job(src, job, slot, pc.as_deref(), jobs, progress)
-                });
-            match filled {
-                Ok(l) => layers.push(l),
-                Err(e) => {
-                    self.discard_slots(&slots);
-                    return Err(e);
-                }
+        let layers = jobs
+            .iter()
+            .map(|job| {
+                self.lock()
+                    .and_then(|lock| self.begin_job(&lock, &slots, job))
+                    .and_then(|slot| {
+                        slots.push(slot);
+                        let pc = parent_cache(&slots[..slots.len() - 1], job);
+                        let slot = slots.last().expect("pushed");
+                        self.fill_job(src, job, slot, pc.as_deref(), jobs, progress)
+                    })
+            })
+            .collect();
+        self.pair_slots(slots, layers)
+    }
+
+    /// Each slot with its filled layer; on an error every slot is
+    /// discarded, children first.
+    fn pair_slots(
+        &self,
+        slots: Vec<Slot>,
+        layers: Result<Vec<Layer>>,
+    ) -> Result<Vec<(Slot, Layer)>> {
+        match layers {
+            Ok(layers) => Ok(slots.into_iter().zip(layers).collect()),
+            Err(e) => {
+                self.discard_slots(&slots);
+                Err(e)
             }
         }
-        Ok(slots.into_iter().zip(layers).collect())
     }
 
     /// Every job filled into its begun layer (`slots`), up to `workers`
-    /// at once.
-    fn unpack_parallel(
+    /// at once: their layers, or the first error in job order.
+    fn fill_parallel(
         &self,
         src: &dyn Source,
         jobs: &[Job<'_>],
-        slots: Vec<Slot>,
+        slots: &[Slot],
         workers: usize,
         progress: &dyn Progress,
-    ) -> Result<Vec<(Slot, Layer)>> {
-        let mut layers = Vec::with_capacity(jobs.len());
+    ) -> Result<Vec<Layer>> {
         let next = AtomicUsize::new(0);
         let failed = AtomicBool::new(false);
         let results: Mutex<Vec<Option<Result<Layer>>>> =
@@ -347,7 +357,7 @@ impl Store {
                     if i >= jobs.len() || failed.load(Ordering::Relaxed) {
                         break;
                     }
-                    let pc = parent_cache(&slots, &jobs[i]);
+                    let pc = parent_cache(slots, &jobs[i]);
                     let r = self.fill_job(src, &jobs[i], &slots[i], pc.as_deref(), jobs, progress);
                     if r.is_err() {
                         failed.store(true, Ordering::Relaxed);
@@ -356,22 +366,9 @@ impl Store {
                 });
             }
         });
+        // A job no worker reached is left out only when one failed.
         let results = results.into_inner().expect("no worker panicked");
-        let mut first_err = None;
-        for r in results {
-            match r {
-                Some(Ok(l)) => layers.push(l),
-                Some(Err(e)) => {
-                    first_err.get_or_insert(e);
-                }
-                None => {}
-            }
-        }
-        if let Some(e) = first_err {
-            self.discard_slots(&slots);
-            return Err(e);
-        }
-        Ok(slots.into_iter().zip(layers).collect())
+        results.into_iter().flatten().collect()
     }
 
     /// Unpacks one layer's blob into its begun layer and checks it: the
@@ -420,7 +417,9 @@ impl Store {
                     total: Some(len),
                 },
             );
-            let filled = self.fill_layer(&slot.path, &slot.cache_id, parent_cache, &mut input);
+            let filled = self
+                .layers
+                .fill(&slot.path, &slot.cache_id, parent_cache, &mut input);
             // Whatever follows the tar's end is part of the blob too.
             let report = filled.and_then(|r| {
                 io::copy(&mut input, &mut io::sink())

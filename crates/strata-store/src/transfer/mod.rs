@@ -54,3 +54,14 @@ pub enum LayerStatus {
 pub struct NoProgress;
 
 impl Progress for NoProgress {}
+
+/// `layer`'s content, as `found` names it, is not what its diffID says.
+fn not_its_diff_id(layer: &crate::layer::Layer, found: &str) -> crate::Error {
+    crate::Error::new(
+        crate::ErrorKind::Corrupt,
+        format!(
+            "layer {}: {found}, not its diffID {}",
+            layer.chain_id, layer.diff_id
+        ),
+    )
+}

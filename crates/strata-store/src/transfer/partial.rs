@@ -44,17 +44,7 @@ pub(crate) fn open<'c>(
     dir: &Path,
 ) -> strata_registry::Result<(Resumable<'c>, u64)> {
     let Some((sink, path)) = lock_partial(dir, digest) else {
-        let net = client.open_blob_unsized(repo, digest)?;
-        let size = net.size();
-        return Ok((
-            Resumable {
-                prefix: None,
-                net: Some(net),
-                sink: None,
-                keep: false,
-            },
-            size,
-        ));
+        return from_start(client, repo, digest, None);
     };
     let have = sink.metadata().map_or(0, |m| m.len());
     if have > 0 {
@@ -79,17 +69,7 @@ pub(crate) fn open<'c>(
         // Not resumable (longer than the blob, or unreadable).
         return start_over(client, repo, digest, sink, path);
     }
-    let net = client.open_blob_unsized(repo, digest)?;
-    let size = net.size();
-    Ok((
-        Resumable {
-            prefix: None,
-            net: Some(net),
-            sink: Some((sink, path)),
-            keep: false,
-        },
-        size,
-    ))
+    from_start(client, repo, digest, Some((sink, path)))
 }
 
 /// The whole blob from the registry, the partial file emptied to take
@@ -102,6 +82,16 @@ fn start_over<'c>(
     path: PathBuf,
 ) -> strata_registry::Result<(Resumable<'c>, u64)> {
     let sink = sink.set_len(0).is_ok().then_some((sink, path));
+    from_start(client, repo, digest, sink)
+}
+
+/// The whole blob from the registry, appended to `sink` when there is one.
+fn from_start<'c>(
+    client: &'c Client,
+    repo: &str,
+    digest: &Digest,
+    sink: Option<(File, PathBuf)>,
+) -> strata_registry::Result<(Resumable<'c>, u64)> {
     let net = client.open_blob_unsized(repo, digest)?;
     let size = net.size();
     Ok((

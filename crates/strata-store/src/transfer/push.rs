@@ -307,19 +307,8 @@ impl Store {
             }
         });
         let done = done.into_inner().unwrap_or_else(|p| p.into_inner());
-        let (mut reached, mut first_err) = (Vec::with_capacity(layers.len()), None);
-        for got in done.into_iter().flatten() {
-            match got {
-                Ok(r) => reached.push(r),
-                Err(e) => {
-                    first_err.get_or_insert(e);
-                }
-            }
-        }
-        match first_err {
-            Some(e) => Err(e),
-            None => Ok(reached),
-        }
+        // The first error in layer order, else every layer's.
+        done.into_iter().flatten().collect()
     }
 
     /// Sends `layer` compressed unless the repository has it or can
@@ -337,7 +326,7 @@ impl Store {
         let reached = self.push_known(client, repo, layer, compression, &here)?;
         let (digest, size, how) = match reached {
             Some(r) => r,
-            None => self.push_unknown(client, repo, layer, opts)?,
+            None => self.push_unknown(&what, client, repo, layer, opts)?,
         };
         let record = BlobRecord {
             digest: digest.to_string(),
@@ -400,12 +389,12 @@ impl Store {
     /// while the bytes before are on their way.
     fn push_unknown(
         &self,
+        what: &str,
         client: &Client,
         repo: &str,
         layer: &Layer,
         opts: &PushOptions,
     ) -> Result<LayerPushed> {
-        let what = format!("layer {}", layer.diff_id);
         let level = opts.level()?;
         let (tx, rx) = sync_channel::<Piece>(PIPE_DEPTH);
         std::thread::scope(|s| {
@@ -417,7 +406,7 @@ impl Store {
                 };
                 client
                     .upload_stream(repo, &mut reader)
-                    .map_err(|e| registry(&what, e))
+                    .map_err(|e| registry(what, e))
             });
             let mut pipe = Pipe {
                 tx: Some(tx),
@@ -497,13 +486,8 @@ impl Store {
             }
         };
         if diff_id != layer.diff_id {
-            return Err(Error::new(
-                ErrorKind::Corrupt,
-                format!(
-                    "layer {}: its content hashes to {diff_id}, not its diffID {}",
-                    layer.chain_id, layer.diff_id
-                ),
-            ));
+            let found = format!("its content hashes to {diff_id}");
+            return Err(super::not_its_diff_id(layer, &found));
         }
         Ok(())
     }

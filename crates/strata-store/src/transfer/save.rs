@@ -271,13 +271,8 @@ impl Store {
             // checked against the diffID as it is written.
             let diff_id = diff_id.unwrap_or_else(|| l.diff_id.clone());
             if diff_id != l.diff_id {
-                return Err(Error::new(
-                    ErrorKind::Corrupt,
-                    format!(
-                        "layer {}: its tar-split record describes {diff_id}, not its diffID {}",
-                        l.chain_id, l.diff_id
-                    ),
-                ));
+                let found = format!("its tar-split record describes {diff_id}");
+                return Err(super::not_its_diff_id(l, &found));
             }
             layers.insert(l.diff_id.clone(), SaveLayer::uncompressed(diff_id, size));
         }
@@ -460,13 +455,8 @@ impl Writing<'_> {
         };
         let got = self.store.layer_tar(l, out)?;
         if got != l.diff_id {
-            return Err(Error::new(
-                ErrorKind::Corrupt,
-                format!(
-                    "layer {}: its content hashes to {got}, not its diffID {}",
-                    l.chain_id, l.diff_id
-                ),
-            ));
+            let found = format!("its content hashes to {got}");
+            return Err(super::not_its_diff_id(l, &found));
         }
         Ok(())
     }
