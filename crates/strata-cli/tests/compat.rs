@@ -78,10 +78,9 @@ const TOO_DEEP: &str = "Docker and Podman cannot run an image deeper than 125 la
 
 #[test]
 fn images_deeper_than_125_layers_warn_and_flatten() {
-    let s = Strata::new("vfs");
-    let work = tempfile::tempdir().unwrap();
-    let deep = archive(work.path(), "deep:1", 126, host_arch());
-    let fits = archive(work.path(), "fits:1", 125, host_arch());
+    let (s, work) = (Strata::new("vfs"), tempfile::tempdir().unwrap());
+    let [deep, fits] =
+        [("deep:1", 126), ("fits:1", 125)].map(|(t, n)| archive(work.path(), t, n, host_arch()));
 
     let (_, err) = both(&s, &["load", "-i", fits.to_str().unwrap()]);
     assert!(!err.contains("warning"), "125 layers warned: {err}");
@@ -154,8 +153,7 @@ fn a_pulled_image_deeper_than_125_layers_warns() {
         Ok(r) => r,
         Err(why) => return testing::skip(&why),
     };
-    let s = Strata::new("vfs");
-    let work = tempfile::tempdir().unwrap();
+    let (s, work) = (Strata::new("vfs"), tempfile::tempdir().unwrap());
     let deep = archive(work.path(), "deep:1", 126, host_arch());
     s.ok(&["load", "-i", deep.to_str().unwrap()]);
     let dest = format!("{}/test/deep:1", reg.addr);
@@ -172,10 +170,9 @@ fn a_pulled_image_deeper_than_125_layers_warns() {
 
 #[test]
 fn another_platform_warns_as_docker_does() {
-    let s = Strata::new("vfs");
-    let work = tempfile::tempdir().unwrap();
-    let other = archive(work.path(), "other:1", 1, other_arch());
-    let native = archive(work.path(), "native:1", 1, host_arch());
+    let (s, work) = (Strata::new("vfs"), tempfile::tempdir().unwrap());
+    let [other, native] = [("other:1", other_arch()), ("native:1", host_arch())]
+        .map(|(t, arch)| archive(work.path(), t, 1, arch));
     s.ok(&["load", "-i", other.to_str().unwrap()]);
     s.ok(&["load", "-i", native.to_str().unwrap()]);
     let (_, err) = both(&s, &["create", "native:1"]);

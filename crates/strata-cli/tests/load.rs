@@ -532,10 +532,12 @@ fn nested_index_is_followed() {
 }
 
 /// The docker-archive of Docker before 25, with its repeated layer
-/// stored once behind a symlink inside the archive.
+/// stored once behind a symlink inside the archive; and the archive
+/// Docker 25 and later write (an OCI layout and a manifest.json in one
+/// tar): one image, named once. Each into a store of its own.
 #[test]
-fn loads_a_legacy_docker_archive() {
-    let Some((s, bb)) = setup("loads_a_legacy_docker_archive") else {
+fn loads_the_archives_of_docker_before_and_since_25() {
+    let Some((s, bb)) = setup("loads_the_archives_of_docker_before_and_since_25") else {
         return;
     };
     let (archive, want) = bb.legacy_archive();
@@ -543,15 +545,8 @@ fn loads_a_legacy_docker_archive() {
     // umoci's unpack.
     assert_loads_as(&s, &bb, &archive, "busybox:legacy", &want);
     assert_eq!(s.layers_json().len(), 3);
-}
 
-/// The archive Docker 25 and later write (an OCI layout and a
-/// manifest.json in one tar): one image, named once.
-#[test]
-fn loads_a_docker25_archive() {
-    let Some((s, bb)) = setup("loads_a_docker25_archive") else {
-        return;
-    };
+    let s = Strata::new("overlay2");
     let (archive, want) = bb.moby25_archive();
     assert_loads_as(&s, &bb, &archive, "busybox:moby", &want);
     assert_eq!(s.tags_of(&want.id), ["busybox:moby"]);

@@ -49,6 +49,12 @@ fn put_blob(c: &Client, repo: &str, bytes: &[u8]) -> Digest {
     d
 }
 
+/// Pushes a one-layer image of `tar` (gzipped) for `arch`; returns
+/// (manifest JSON, image ID).
+fn push_one(c: &Client, repo: &str, tar: &[u8], arch: &str) -> (String, Digest) {
+    push_image(c, repo, &[tar.to_vec()], &[sha(tar)], arch)
+}
+
 /// Pushes an image of `layers` (each gzipped) whose config says
 /// `diff_ids`, for `arch`; returns (manifest JSON, image ID).
 fn push_image(
@@ -237,20 +243,8 @@ fn pull_of_an_index_takes_this_machines_platform_or_the_one_asked_for() {
     } else {
         "s390x"
     };
-    let (m1, id_ours) = push_image(
-        &f.client,
-        "test/multi",
-        std::slice::from_ref(&ours),
-        &[sha(&ours)],
-        host_arch(),
-    );
-    let (m2, id_theirs) = push_image(
-        &f.client,
-        "test/multi",
-        std::slice::from_ref(&theirs),
-        &[sha(&theirs)],
-        other_arch,
-    );
+    let (m1, id_ours) = push_one(&f.client, "test/multi", &ours, host_arch());
+    let (m2, id_theirs) = push_one(&f.client, "test/multi", &theirs, other_arch);
     let mut entries = Vec::new();
     for (m, arch) in [(&m2, other_arch), (&m1, host_arch())] {
         let d = f
@@ -279,30 +273,19 @@ fn pull_of_an_index_takes_this_machines_platform_or_the_one_asked_for() {
     assert_eq!(pulled.digest, sha(index.as_bytes()));
 
     // Asked for the other platform: that one.
-    let theirs_platform = format!("linux/{other_arch}");
-    let pulled = f
-        .store
-        .pull(
+    let multi_for = |platform: &str| {
+        f.store.pull(
             &f.client,
             "test/multi",
             "latest",
             None,
-            Some(&theirs_platform),
+            Some(platform),
             &NoProgress,
         )
-        .unwrap();
+    };
+    let pulled = multi_for(&format!("linux/{other_arch}")).unwrap();
     assert_eq!(pulled.image.id, id_theirs);
-    let e = f
-        .store
-        .pull(
-            &f.client,
-            "test/multi",
-            "latest",
-            None,
-            Some("linux/mips64le"),
-            &NoProgress,
-        )
-        .unwrap_err();
+    let e = multi_for("linux/mips64le").unwrap_err();
     assert_eq!(e.kind(), ErrorKind::NotFound, "{e}");
     assert!(e.to_string().contains("linux/mips64le"), "{e}");
 }
@@ -451,13 +434,7 @@ fn skopeo_agrees_on_what_was_pushed() {
 fn a_foreign_layer_is_refused_and_nothing_is_stored() {
     let Some(f) = fixture() else { return };
     let tar = layer_tar("etc/motd", b"foreign\n");
-    let (manifest, _) = push_image(
-        &f.client,
-        "test/foreign",
-        std::slice::from_ref(&tar),
-        &[sha(&tar)],
-        host_arch(),
-    );
+    let (manifest, _) = push_one(&f.client, "test/foreign", &tar, host_arch());
     let manifest = manifest.replace(
         OCI_LAYER_GZIP,
         "application/vnd.oci.image.layer.nondistributable.v1.tar+gzip",
@@ -540,6 +517,15 @@ fn two_layer_image(f: &Fixture) -> (Vec<Vec<u8>>, Digest) {
 
 /// A proxy that forwards every request to the fixture's registry, and a
 /// client through it (to count what a push or pull asks).
+/// `img:1`, one layer of 100 kB of `seed`'s noise at `etc/motd`, and a
+/// forwarding proxy with a client through it.
+fn noisy_img_via_proxy(f: &Fixture, seed: &str) -> (Digest, Proxy, Client) {
+    let tar = layer_tar("etc/motd", &noise(seed, 100_000));
+    let id = import_img(f, &tar);
+    let (proxy, c) = forwarding(f);
+    (id, proxy, c)
+}
+
 fn forwarding(f: &Fixture) -> (Proxy, Client) {
     let proxy = Proxy::start(f.client.registry(), |_| Action::Forward);
     let c = through(&proxy);
@@ -951,11 +937,9 @@ fn a_second_push_of_a_pulled_image_sends_no_layer_bytes() {
 #[test]
 fn a_stale_recorded_digest_falls_back_to_upload() {
     let Some(f) = fixture() else { return };
-    let tar = layer_tar("etc/motd", &noise("stale", 100_000));
-    let id = import_img(&f, &tar);
     // Records name the registry by its address: every push goes
     // through the proxy.
-    let (proxy, c) = forwarding(&f);
+    let (id, proxy, c) = noisy_img_via_proxy(&f, "stale");
     let first = push_gzip(&f.store, &c, "img:1", "test/a", "1").unwrap();
     assert_eq!(sent_mounted_present(&first), (1, 0, 0));
 
@@ -964,7 +948,7 @@ fn a_stale_recorded_digest_falls_back_to_upload() {
     let records =
         f._t.path()
             .join("root/image/vfs/distribution/v2metadata-by-diffid/sha256")
-            .join(sha(&tar).hex());
+            .join(f.store.image(&id).unwrap().diff_ids[0].hex());
     assert!(records.is_file(), "{} was written", records.display());
     let reg = c.registry();
     let gone = |s: &str| sha(s.as_bytes()).to_string();
@@ -1119,9 +1103,7 @@ fn a_push_failed_mid_upload_publishes_nothing_and_the_next_completes() {
 #[test]
 fn a_compression_level_out_of_range_is_refused_before_anything_is_sent() {
     let Some(f) = fixture() else { return };
-    let tar = layer_tar("etc/motd", &noise("level", 100_000));
-    let id = import_img(&f, &tar);
-    let (proxy, c) = forwarding(&f);
+    let (id, proxy, c) = noisy_img_via_proxy(&f, "level");
     for (compression, level) in [(LayerCompression::Gzip, 10), (LayerCompression::Zstd, 0)] {
         let opts = PushOptions {
             compression,
