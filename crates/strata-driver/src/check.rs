@@ -125,7 +125,9 @@ pub trait Check {
     }
 
     /// Each layer's own records, against `parents` (the layers the store
-    /// names; others are checked only for what needs no parents).
+    /// has published). Others are work a crash interrupted or orphans,
+    /// reported as such by the store: their records may be half written,
+    /// and are not corruption.
     fn check_layers(
         &self,
         parents: &BTreeMap<String, Parents>,

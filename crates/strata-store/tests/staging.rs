@@ -91,6 +91,40 @@ fn opening_removes_staging_and_the_driver_layers_it_names() {
     });
 }
 
+/// A layer a killed `create` or import was making may have its overlay2
+/// `link` file made and not yet written: the staging that names it is
+/// debris (the next change clears it), never a corruption that would
+/// hold back repairs.
+#[test]
+fn a_half_made_layer_of_staged_work_is_debris_not_corruption() {
+    let f = Fixture::new("overlay2");
+    f.import(1, "one:1");
+    let staged = f.store.layout().layer_staging().join("fedcba9876543210");
+    fs::create_dir(&staged).unwrap();
+    let cache_id = "c".repeat(64);
+    f.store
+        .driver()
+        .create(&cache_id, None, strata_store::driver::LayerKind::ReadOnly)
+        .unwrap();
+    fs::write(staged.join("cache-id"), &cache_id).unwrap();
+    let link = f.store.root().join("overlay2").join(&cache_id).join("link");
+    fs::write(&link, "").unwrap();
+    let report = f.store.check(false).unwrap();
+    let corrupt: Vec<_> = report
+        .findings
+        .iter()
+        .filter(|f| f.kind.is_corruption())
+        .collect();
+    assert!(corrupt.is_empty(), "{corrupt:?}");
+    assert!(
+        debris(&report)
+            .iter()
+            .any(|(o, _)| o == &staged.display().to_string()),
+        "{:?}",
+        report.findings
+    );
+}
+
 #[test]
 fn a_change_waits_for_the_lock_another_store_holds() {
     let f = Fixture::new("vfs");

@@ -53,7 +53,9 @@ impl Check for Overlay2 {
         found: &mut dyn FnMut(Finding),
     ) -> Result<()> {
         let layers = self.list()?.layers;
-        for l in &layers {
+        // Only published layers: one a killed `create` was making (or an
+        // orphan) may hold a link file not yet written.
+        for l in layers.iter().filter(|l| parents.contains_key(&l.id)) {
             if let Some(f) = self.check_link(l) {
                 found(f);
             }
