@@ -31,15 +31,52 @@ pub fn parallel_gzip<T>(
         .map_err(io::Error::other)?
         .compression_level(Compression::new(level.min(9)));
     std::thread::scope(|scope| {
-        let mut gz = builder.from_borrowed_writer(out, scope);
+        let mut gz = Watched {
+            inner: builder.from_borrowed_writer(out, scope),
+            failed: None,
+        };
         let filled = fill(&mut gz);
-        // Always finished here: gzp's drop would panic on a failure.
-        gz.finish().map_err(|e| match e {
+        // A failed write has torn gzp's pipeline down (its writer thread
+        // joined, its channels dropped): finishing it then would panic,
+        // and dropping it does nothing more.
+        if let Some((kind, why)) = gz.failed {
+            return Err(io::Error::new(kind, why));
+        }
+        // Otherwise always finished here: gzp's drop would panic on a
+        // failure.
+        gz.inner.finish().map_err(|e| match e {
             gzp::GzpError::Io(e) => e,
             other => io::Error::other(other),
         })?;
         Ok(filled)
     })
+}
+
+/// A writer that remembers the first error it passed on.
+struct Watched<W> {
+    inner: W,
+    failed: Option<(io::ErrorKind, String)>,
+}
+
+impl<W: Write> Watched<W> {
+    fn watch<T>(&mut self, r: io::Result<T>) -> io::Result<T> {
+        if let (Err(e), None) = (&r, &self.failed) {
+            self.failed = Some((e.kind(), e.to_string()));
+        }
+        r
+    }
+}
+
+impl<W: Write> Write for Watched<W> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        let r = self.inner.write(buf);
+        self.watch(r)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        let r = self.inner.flush();
+        self.watch(r)
+    }
 }
 
 #[cfg(test)]
