@@ -72,3 +72,27 @@ fn a_stale_mount_count_does_not_keep_the_layer_mounted() {
     assert!(!mounted(), "one get, one put: the layer must be unmounted");
     d.remove("c").unwrap();
 }
+
+/// A layer whose `link` record was lost (emptied by a power cut before it
+/// was flushed) still takes its `l/` entry with it when removed, so no
+/// link is left dangling.
+#[test]
+fn removing_a_layer_whose_link_record_is_lost_leaves_no_dangling_link() {
+    use strata_driver::{Driver, LayerKind};
+    if !require_root() {
+        return;
+    }
+    let t = tempfile::tempdir().unwrap();
+    let d = Overlay2::new(t.path()).unwrap();
+    d.create("base", None, LayerKind::ReadOnly).unwrap();
+    d.create("c", Some("base"), LayerKind::ReadWrite).unwrap();
+    let links = || fs::read_dir(t.path().join("l")).unwrap().count();
+    assert_eq!(links(), 2);
+    fs::write(t.path().join("c/link"), "").unwrap();
+    d.remove("c").unwrap();
+    assert_eq!(links(), 1, "the entry for c is gone, base's stays");
+    assert!(fs::read_dir(t.path().join("l"))
+        .unwrap()
+        .flatten()
+        .all(|e| e.path().join(".").exists()));
+}

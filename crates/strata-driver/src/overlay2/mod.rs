@@ -207,6 +207,20 @@ impl Overlay2 {
         link_in(&self.home, id)
     }
 
+    /// Removes the entries of `l/` that lead to layer `id`'s `diff`.
+    fn unlink_links_to(&self, id: &str) {
+        let l = self.home.join("l");
+        let want = PathBuf::from(format!("../{id}/diff"));
+        let Ok(entries) = fs::read_dir(&l) else {
+            return;
+        };
+        for e in entries.flatten() {
+            if fs::read_link(e.path()).is_ok_and(|t| t == want) {
+                let _ = fs::remove_file(e.path());
+            }
+        }
+    }
+
     fn require(&self, id: &str) -> Result<()> {
         require_in(&self.home, id)
     }
@@ -529,8 +543,14 @@ impl Driver for Overlay2 {
                 format!("layer {id} is mounted: unmount it first"),
             ));
         }
-        if let Ok(short) = self.link_of(id) {
-            let _ = fs::remove_file(self.home.join("l").join(short));
+        match self.link_of(id) {
+            Ok(short) => {
+                let _ = fs::remove_file(self.home.join("l").join(short));
+            }
+            // Its `link` record lost (a power cut after a create that
+            // flushed nothing): the entry of `l/` that leads to it is
+            // found by its target, or it would be left dangling.
+            Err(_) => self.unlink_links_to(id),
         }
         // Rename first: a crash mid-way leaves `-removing` debris, never a
         // half-deleted layer under its own name.
