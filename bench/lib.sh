@@ -242,6 +242,32 @@ stop_dockerd() {
     DOCKERD_PID=
 }
 
+# Starts a private dockerd for the run, with any more dockerd arguments
+# given: its data root on the run's file system ($RUN/docker), its exec
+# root and socket under $SHORT. Sets SOCK, DOCKERD_PID and DOCKERD_KIDS
+# (the containerd it starts). When it does not answer in 30 s it is
+# stopped, WHY says why, and the call fails.
+start_dockerd() {
+    mkdir -p "$RUN/docker" "$SHORT/exec"
+    SOCK=unix://$SHORT/docker.sock
+    dockerd --iptables=false --bridge=none --ip-masq=false --storage-driver overlay2 "$@" \
+        --data-root "$RUN/docker" --exec-root "$SHORT/exec" --pidfile "$SHORT/docker.pid" \
+        -H "$SOCK" >"$SHORT/dockerd.log" 2>&1 {BENCH_LOCK}<&- &
+    DOCKERD_PID=$!
+    for _ in $(seq 150); do
+        kill -0 "$DOCKERD_PID" 2>/dev/null || break
+        if docker -H "$SOCK" version >/dev/null 2>&1; then
+            DOCKERD_KIDS=$(ps -o pid= --ppid "$DOCKERD_PID" || true)
+            return 0
+        fi
+        sleep 0.2
+    done
+    WHY=$(grep -iE 'level=(error|fatal)' "$SHORT/dockerd.log" | tail -1 | cut -c1-200)
+    WHY=${WHY:-no answer in 30 s}
+    stop_dockerd
+    return 1
+}
+
 # The run's file system: a journaled ext4 in the sparse image $IMG,
 # loop-mounted on $RUN (LOOP), and SHORT, a short directory under /tmp
 # named after $1 (unix socket paths are limited to 108 bytes).

@@ -140,42 +140,25 @@ echo "  strata: images $(ms "$SI") ms, images -q $(ms "$SIQ") ms, ps -a $(ms "$S
 log "docker"
 if ! command -v dockerd >/dev/null || ! command -v docker >/dev/null; then
     skipped "docker images / ps (dockerd or docker not installed, and apt-get could not install docker.io)"
+elif ! start_dockerd; then
+    skipped "docker images / ps (dockerd did not start: $WHY)"
 else
-    mkdir -p "$RUN/docker" "$SHORT/exec"
-    SOCK=unix://$SHORT/docker.sock
-    dockerd --iptables=false --bridge=none --ip-masq=false --storage-driver overlay2 \
-        --data-root "$RUN/docker" --exec-root "$SHORT/exec" --pidfile "$SHORT/docker.pid" \
-        -H "$SOCK" >"$SHORT/dockerd.log" 2>&1 {BENCH_LOCK}<&- &
-    DOCKERD_PID=$!
-    up=0
-    for _ in $(seq 150); do
-        kill -0 "$DOCKERD_PID" 2>/dev/null || break
-        if docker -H "$SOCK" version >/dev/null 2>&1; then up=1; break; fi
-        sleep 0.2
-    done
-    if ((up == 0)); then
-        why=$(grep -iE 'level=(error|fatal)' "$SHORT/dockerd.log" | tail -1 | cut -c1-200)
-        stop_dockerd
-        skipped "docker images / ps (dockerd did not start: ${why:-no answer in 30 s})"
-    else
-        DOCKERD_KIDS=$(ps -o pid= --ppid "$DOCKERD_PID" || true)
-        dk() { docker -H "$SOCK" "$@"; }
-        echo "dockerd $(dk version -f '{{.Server.Version}}'): load $N images, create $N containers"
-        dk load -q -i "$ARCH" >/dev/null
-        count "$N" dk images -q
-        seq 0 $((N - 1)) | xargs -P 4 -I{} docker -H "$SOCK" create --name c{} bench/list:0 >/dev/null
-        count "$N" dk ps -a -q
-        DI=$(best_of dk images)
-        DIQ=$(best_of dk images -q)
-        DP=$(best_of dk ps -a)
-        DPQ=$(best_of dk ps -a -q)
-        echo "  docker: images $(ms "$DI") ms, images -q $(ms "$DIQ") ms, ps -a $(ms "$DP") ms, ps -a -q $(ms "$DPQ") ms"
-        vs "images, $N images (strata/docker)" "$DI" "$SI"
-        vs "images -q, $N images (strata/docker)" "$DIQ" "$SIQ"
-        vs "ps -a, $N containers (strata/docker)" "$DP" "$SP"
-        vs "ps -a -q, $N containers (strata/docker)" "$DPQ" "$SPQ"
-        stop_dockerd
-    fi
+    dk() { docker -H "$SOCK" "$@"; }
+    echo "dockerd $(dk version -f '{{.Server.Version}}'): load $N images, create $N containers"
+    dk load -q -i "$ARCH" >/dev/null
+    count "$N" dk images -q
+    seq 0 $((N - 1)) | xargs -P 4 -I{} docker -H "$SOCK" create --name c{} bench/list:0 >/dev/null
+    count "$N" dk ps -a -q
+    DI=$(best_of dk images)
+    DIQ=$(best_of dk images -q)
+    DP=$(best_of dk ps -a)
+    DPQ=$(best_of dk ps -a -q)
+    echo "  docker: images $(ms "$DI") ms, images -q $(ms "$DIQ") ms, ps -a $(ms "$DP") ms, ps -a -q $(ms "$DPQ") ms"
+    vs "images, $N images (strata/docker)" "$DI" "$SI"
+    vs "images -q, $N images (strata/docker)" "$DIQ" "$SIQ"
+    vs "ps -a, $N containers (strata/docker)" "$DP" "$SP"
+    vs "ps -a -q, $N containers (strata/docker)" "$DPQ" "$SPQ"
+    stop_dockerd
 fi
 
 # ------------------------------------------------------------------ podman

@@ -151,65 +151,48 @@ vs_row() { # label tool-us strata-us
 log "c. docker load (best of $RUNS)"
 if ! command -v dockerd >/dev/null || ! command -v docker >/dev/null; then
     skipped "docker load (dockerd or docker not installed, and apt-get could not install docker.io)"
+elif ! start_dockerd; then
+    skipped "docker load (dockerd did not start: $WHY)"
 else
-    mkdir -p "$RUN/docker" "$SHORT/exec"
-    SOCK=unix://$SHORT/docker.sock
-    dockerd --iptables=false --bridge=none --ip-masq=false --storage-driver overlay2 \
-        --data-root "$RUN/docker" --exec-root "$SHORT/exec" --pidfile "$SHORT/docker.pid" \
-        -H "$SOCK" >"$SHORT/dockerd.log" 2>&1 {BENCH_LOCK}<&- &
-    DOCKERD_PID=$!
-    up=0
-    for _ in $(seq 150); do
-        kill -0 "$DOCKERD_PID" 2>/dev/null || break
-        if docker -H "$SOCK" version >/dev/null 2>&1; then up=1; break; fi
-        sleep 0.2
+    echo "dockerd $(docker -H "$SOCK" version -f '{{.Server.Version}}'), storage driver" \
+        "$(docker -H "$SOCK" info -f '{{.Driver}}'), data root on the run's ext4"
+    dl=()
+    for ((i = 1; i <= RUNS; i++)); do
+        sync
+        if ! t=$(elapsed_us docker -H "$SOCK" load -i "$DARCH"); then dl=(); break; fi
+        dl+=("$t")
+        did=$(docker -H "$SOCK" image inspect -f '{{.Id}}' "$TAG")
+        # Clean-up, not counted: remove the image and its layers.
+        docker -H "$SOCK" rmi -f "$TAG" >/dev/null
+        echo "  run $i: docker load $(ms "$t") ms (image $did)"
     done
-    if ((up == 0)); then
-        why=$(grep -iE 'level=(error|fatal)' "$SHORT/dockerd.log" | tail -1 | cut -c1-200)
-        stop_dockerd
-        skipped "docker load (dockerd did not start: ${why:-no answer in 30 s})"
+    if ((${#dl[@]})); then
+        [[ $did == "$IMAGE_ID" ]] || echo "  WARNING: docker's image ID $did, the archive's $IMAGE_ID"
+        DL=$(best "${dl[@]}")
+        vs_row "docker load docker-archive (docker/strata)" "$DL" "$SD"
     else
-        DOCKERD_KIDS=$(ps -o pid= --ppid "$DOCKERD_PID" || true)
-        echo "dockerd $(docker -H "$SOCK" version -f '{{.Server.Version}}'), storage driver" \
-            "$(docker -H "$SOCK" info -f '{{.Driver}}'), data root on the run's ext4"
-        dl=()
+        skipped "docker load (docker load failed: see above)"
+    fi
+    # Docker 20.10 loads no OCI archives (Docker >= 25 does): try once.
+    if docker -H "$SOCK" load -i "$OARCH" >/dev/null 2>"$SHORT/oci.err"; then
+        dlo=()
+        docker -H "$SOCK" rmi -f "$TAG" >/dev/null
         for ((i = 1; i <= RUNS; i++)); do
             sync
-            if ! t=$(elapsed_us docker -H "$SOCK" load -i "$DARCH"); then dl=(); break; fi
-            dl+=("$t")
-            did=$(docker -H "$SOCK" image inspect -f '{{.Id}}' "$TAG")
-            # Clean-up, not counted: remove the image and its layers.
+            dlo+=("$(elapsed_us docker -H "$SOCK" load -i "$OARCH")")
             docker -H "$SOCK" rmi -f "$TAG" >/dev/null
-            echo "  run $i: docker load $(ms "$t") ms (image $did)"
         done
-        if ((${#dl[@]})); then
-            [[ $did == "$IMAGE_ID" ]] || echo "  WARNING: docker's image ID $did, the archive's $IMAGE_ID"
-            DL=$(best "${dl[@]}")
-            vs_row "docker load docker-archive (docker/strata)" "$DL" "$SD"
+        echo "  docker load oci-archive: $(msl "${dlo[@]}") ms"
+        vs_row "docker load oci-archive gzip (docker/strata)" "$(best "${dlo[@]}")" "$SO"
+    else
+        v=$(docker -H "$SOCK" version -f '{{.Server.Version}}')
+        if ((${v%%.*} < 25)); then
+            skipped "docker load of the OCI archive (dockerd $v loads no OCI archives; Docker >= 25 does)"
         else
-            skipped "docker load (docker load failed: see above)"
+            skipped "docker load of the OCI archive (failed: $(tail -1 "$SHORT/oci.err" | cut -c1-160))"
         fi
-        # Docker 20.10 loads no OCI archives (Docker >= 25 does): try once.
-        if docker -H "$SOCK" load -i "$OARCH" >/dev/null 2>"$SHORT/oci.err"; then
-            dlo=()
-            docker -H "$SOCK" rmi -f "$TAG" >/dev/null
-            for ((i = 1; i <= RUNS; i++)); do
-                sync
-                dlo+=("$(elapsed_us docker -H "$SOCK" load -i "$OARCH")")
-                docker -H "$SOCK" rmi -f "$TAG" >/dev/null
-            done
-            echo "  docker load oci-archive: $(msl "${dlo[@]}") ms"
-            vs_row "docker load oci-archive gzip (docker/strata)" "$(best "${dlo[@]}")" "$SO"
-        else
-            v=$(docker -H "$SOCK" version -f '{{.Server.Version}}')
-            if ((${v%%.*} < 25)); then
-                skipped "docker load of the OCI archive (dockerd $v loads no OCI archives; Docker >= 25 does)"
-            else
-                skipped "docker load of the OCI archive (failed: $(tail -1 "$SHORT/oci.err" | cut -c1-160))"
-            fi
-        fi
-        stop_dockerd
     fi
+    stop_dockerd
 fi
 
 log "c. podman load (best of $RUNS)"

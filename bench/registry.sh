@@ -257,55 +257,38 @@ fi
 if part a && part b; then
 
 log "b. docker pull (best of $RUNS)"
+mkdir -p "$SHORT/docker-config"
+export DOCKER_CONFIG=$SHORT/docker-config
 if ! command -v dockerd >/dev/null || ! command -v docker >/dev/null; then
     skipped "docker pull (dockerd or docker not installed, and apt-get could not install docker.io)"
+# 127.0.0.0/8 is insecure by default in dockerd; said anyway.
+elif ! start_dockerd --insecure-registry "$REG"; then
+    skipped "docker pull (dockerd did not start: $WHY)"
 else
-    mkdir -p "$RUN/docker" "$SHORT/exec" "$SHORT/docker-config"
-    SOCK=unix://$SHORT/docker.sock
-    export DOCKER_CONFIG=$SHORT/docker-config
-    # 127.0.0.0/8 is insecure by default in dockerd; said anyway.
-    dockerd --iptables=false --bridge=none --ip-masq=false --storage-driver overlay2 \
-        --insecure-registry "$REG" \
-        --data-root "$RUN/docker" --exec-root "$SHORT/exec" --pidfile "$SHORT/docker.pid" \
-        -H "$SOCK" >"$SHORT/dockerd.log" 2>&1 {BENCH_LOCK}<&- &
-    DOCKERD_PID=$!
-    up=0
-    for _ in $(seq 150); do
-        kill -0 "$DOCKERD_PID" 2>/dev/null || break
-        if docker -H "$SOCK" version >/dev/null 2>&1; then up=1; break; fi
-        sleep 0.2
-    done
-    if ((up == 0)); then
-        why=$(grep -iE 'level=(error|fatal)' "$SHORT/dockerd.log" | tail -1 | cut -c1-200)
-        stop_dockerd
-        skipped "docker pull (dockerd did not start: ${why:-no answer in 30 s})"
-    else
-        DOCKERD_KIDS=$(ps -o pid= --ppid "$DOCKERD_PID" || true)
-        echo "dockerd $(docker -H "$SOCK" version -f '{{.Server.Version}}'), storage driver" \
-            "$(docker -H "$SOCK" info -f '{{.Driver}}'), data root on the run's ext4"
-        for k in debian:1 debian:5; do
-            ref=$REG/bench/$k
-            dp=()
-            for ((i = 1; i <= RUNS; i++)); do
-                sync
-                if ! t=$(elapsed_us docker -H "$SOCK" pull -q "$ref"); then dp=(); break; fi
-                dp+=("$t")
-                did=$(docker -H "$SOCK" image inspect -f '{{.Id}}' "$ref")
-                # Clean-up, not counted: remove the image and its layers.
-                docker -H "$SOCK" rmi -f "$ref" >/dev/null
-                echo "  $k run $i: docker pull $(ms "$t") ms (image $did)"
-            done
-            if ((${#dp[@]})); then
-                [[ $did == "${WANT[$k]}" ]] || echo "  WARNING: docker's image ID $did, the registry's ${WANT[$k]}"
-                vs_row "docker pull debian:${k#debian:} (docker/strata)" "$(best "${dp[@]}")" "${SP[$k]}"
-            else
-                skipped "docker pull of $k (failed: see above)"
-            fi
+    echo "dockerd $(docker -H "$SOCK" version -f '{{.Server.Version}}'), storage driver" \
+        "$(docker -H "$SOCK" info -f '{{.Driver}}'), data root on the run's ext4"
+    for k in debian:1 debian:5; do
+        ref=$REG/bench/$k
+        dp=()
+        for ((i = 1; i <= RUNS; i++)); do
+            sync
+            if ! t=$(elapsed_us docker -H "$SOCK" pull -q "$ref"); then dp=(); break; fi
+            dp+=("$t")
+            did=$(docker -H "$SOCK" image inspect -f '{{.Id}}' "$ref")
+            # Clean-up, not counted: remove the image and its layers.
+            docker -H "$SOCK" rmi -f "$ref" >/dev/null
+            echo "  $k run $i: docker pull $(ms "$t") ms (image $did)"
         done
-        stop_dockerd
-        unset DOCKER_CONFIG
-    fi
+        if ((${#dp[@]})); then
+            [[ $did == "${WANT[$k]}" ]] || echo "  WARNING: docker's image ID $did, the registry's ${WANT[$k]}"
+            vs_row "docker pull debian:${k#debian:} (docker/strata)" "$(best "${dp[@]}")" "${SP[$k]}"
+        else
+            skipped "docker pull of $k (failed: see above)"
+        fi
+    done
+    stop_dockerd
 fi
+unset DOCKER_CONFIG
 
 log "b. podman pull (best of $RUNS)"
 if ! command -v podman >/dev/null; then
