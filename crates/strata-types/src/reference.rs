@@ -214,14 +214,20 @@ fn host_and_port(c: &str) -> bool {
         Some((h, p)) => (h, Some(p)),
         None => (c, None),
     };
-    let label = |l: &str| {
-        !l.is_empty()
-            && !l.starts_with('-')
-            && !l.ends_with('-')
-            && l.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
-    };
-    host.split('.').all(label)
-        && port.is_none_or(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()))
+    host.split('.').all(host_label) && port.is_none_or(port_ok)
+}
+
+/// One label of a registry's host: letters, digits and inner `-`.
+fn host_label(l: &str) -> bool {
+    !l.is_empty()
+        && !l.starts_with('-')
+        && !l.ends_with('-')
+        && l.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+}
+
+/// A registry's port: digits.
+fn port_ok(p: &str) -> bool {
+    !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit())
 }
 
 /// distribution's `path-component`:
@@ -410,16 +416,10 @@ fn registry_hint(c: &str) -> Option<&'static str> {
         Some((h, p)) if !h.ends_with(']') || c.starts_with('[') => (h, Some(p)),
         _ => (c, None),
     };
-    if port.is_some_and(|p| p.is_empty() || !p.bytes().all(|b| b.is_ascii_digit())) {
+    if port.is_some_and(|p| !port_ok(p)) {
         return Some("a registry's port is digits (HOST:PORT/NAME)");
     }
-    let label_ok = |l: &str| {
-        !l.is_empty()
-            && !l.starts_with('-')
-            && !l.ends_with('-')
-            && l.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
-    };
-    if !host.starts_with('[') && !host.split('.').all(label_ok) {
+    if !host.starts_with('[') && !host.split('.').all(host_label) {
         return Some("a registry is HOST[:PORT] with a host of letters, digits, . and -");
     }
     None
