@@ -92,7 +92,7 @@ fn opening_removes_staging_and_the_driver_layers_it_names() {
 }
 
 /// A layer a killed `create` or import was making may have its overlay2
-/// `link` file made and not yet written: the staging that names it is
+/// `link` and `lower` files made and not yet written: the staging that names it is
 /// debris (the next change clears it), never a corruption that would
 /// hold back repairs.
 #[test]
@@ -107,8 +107,9 @@ fn a_half_made_layer_of_staged_work_is_debris_not_corruption() {
         .create(&cache_id, None, strata_store::driver::LayerKind::ReadOnly)
         .unwrap();
     fs::write(staged.join("cache-id"), &cache_id).unwrap();
-    let link = f.store.root().join("overlay2").join(&cache_id).join("link");
-    fs::write(&link, "").unwrap();
+    let layer = f.store.root().join("overlay2").join(&cache_id);
+    fs::write(layer.join("link"), "").unwrap();
+    fs::write(layer.join("lower"), "").unwrap();
     let report = f.store.check(false).unwrap();
     let corrupt: Vec<_> = report
         .findings

@@ -52,10 +52,15 @@ impl Check for Overlay2 {
         parents: &BTreeMap<String, Parents>,
         found: &mut dyn FnMut(Finding),
     ) -> Result<()> {
-        let layers = self.list()?.layers;
         // Only published layers: one a killed `create` was making (or an
-        // orphan) may hold a link file not yet written.
-        for l in layers.iter().filter(|l| parents.contains_key(&l.id)) {
+        // orphan) may hold a `link` or `lower` file not yet written.
+        let layers: Vec<LayerDir> = self
+            .list()?
+            .layers
+            .into_iter()
+            .filter(|l| parents.contains_key(&l.id))
+            .collect();
+        for l in &layers {
             if let Some(f) = self.check_link(l) {
                 found(f);
             }
@@ -134,8 +139,8 @@ impl Overlay2 {
         });
         let has_work = || dir.join("work").is_dir();
         let needs_lower = match &want {
-            // Not the store's (staged work, an orphan): only its names
-            // are checked.
+            // Not the store's: `check_layers` passes published layers
+            // only, so this is never asked of one.
             None => false,
             Some(Ok(w)) => w.is_some(),
             // A layer made on a parent has a work directory.
