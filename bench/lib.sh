@@ -44,6 +44,21 @@ with tarfile.open(out, "w", format=tarfile.GNU_FORMAT) as tf:
 EOF
 }
 
+# What a benchmark script starts with, once it has sourced scripts/lib.sh
+# and this file: root and bash 5 (EPOCHREALTIME) required, REPO and WORK
+# (STRATA_BENCH_WORK, default bench/work) set; `die` (naming the script),
+# `log`, and `skipped` (a loud line, kept in SKIPS for the summary).
+bench_init() {
+    [[ $(id -u) -eq 0 ]] || { echo "run as root" >&2; exit 1; }
+    [[ ${BASH_VERSINFO[0]} -ge 5 ]] || { echo "needs bash >= 5 (EPOCHREALTIME)" >&2; exit 1; }
+    REPO=$PWD
+    WORK=${STRATA_BENCH_WORK:-bench/work}
+    SKIPS=()
+}
+die() { echo "${0##*/}: $*" >&2; exit 1; }
+log() { printf '\n== %s\n' "$*"; }
+skipped() { printf '\n!!!!! SKIPPED: %s\n\n' "$*" >&2; SKIPS+=("SKIPPED: $*"); }
+
 # Makes $WORK absolute, builds the release binary (its path in $STRATA;
 # $REPO is the repo's root) and takes the work dir's lock: one benchmark
 # at a time per work dir (a second would unmount the first's file system
@@ -291,6 +306,18 @@ remove_run_fs() {
     rm -rf "$RUN" "$IMG" "$WORK/load-build.tmp"
     [[ -n $SHORT ]] && rm -rf "$SHORT"
     return 0
+}
+
+# Now in microseconds, and "$@" timed: stdout discarded, the elapsed
+# microseconds printed; fails (printing the command's stderr, kept in
+# $RUN/elapsed.err) when the command does.
+now_us() { echo "${EPOCHREALTIME/[.,]/}"; }
+elapsed_us() {
+    local t0 t1 err=$RUN/elapsed.err
+    t0=$(now_us)
+    "$@" >/dev/null 2>"$err" || { cat "$err" >&2; return 1; }
+    t1=$(now_us)
+    echo $((t1 - t0))
 }
 
 # Timings in microseconds: the best of several, as ms, ratios; the rows

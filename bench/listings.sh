@@ -23,17 +23,10 @@ set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 . scripts/lib.sh
 . bench/lib.sh
-[[ $(id -u) -eq 0 ]] || { echo "run as root" >&2; exit 1; }
-[[ ${BASH_VERSINFO[0]} -ge 5 ]] || { echo "needs bash >= 5 (EPOCHREALTIME)" >&2; exit 1; }
-REPO=$PWD
-WORK=${STRATA_BENCH_WORK:-bench/work}
+bench_init
 N=${STRATA_BENCH_N:-1000}
 RUNS=${STRATA_BENCH_RUNS:-5}
 
-die() { echo "listings.sh: $*" >&2; exit 1; }
-log() { printf '\n== %s\n' "$*"; }
-skipped() { printf '\n!!!!! SKIPPED: %s\n\n' "$*" >&2; SKIPS+=("SKIPPED: $*"); }
-SKIPS=()
 
 need_cmds mkfs.ext4:e2fsprogs losetup:mount python3:python3
 need_cmds dockerd:docker.io docker:docker.io || true

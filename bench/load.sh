@@ -23,19 +23,12 @@ set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 . scripts/lib.sh
 . bench/lib.sh
-[[ $(id -u) -eq 0 ]] || { echo "run as root" >&2; exit 1; }
-[[ ${BASH_VERSINFO[0]} -ge 5 ]] || { echo "needs bash >= 5 (EPOCHREALTIME)" >&2; exit 1; }
-REPO=$PWD
-WORK=${STRATA_BENCH_WORK:-bench/work}
+bench_init
 RUNS=${STRATA_BENCH_RUNS:-3}
 # Bump when the archive builders change, so cached archives are rebuilt.
 GEN=v1
 TAG=bench/debian:load
 
-die() { echo "load.sh: $*" >&2; exit 1; }
-log() { printf '\n== %s\n' "$*"; }
-skipped() { printf '\n!!!!! SKIPPED: %s\n\n' "$*" >&2; SKIPS+=("SKIPPED: $*"); }
-SKIPS=()
 
 need_cmds mkfs.ext4:e2fsprogs losetup:mount /usr/bin/time:time python3:python3 skopeo:skopeo
 # Optional: measured when present (installed here if missing), skipped otherwise.
@@ -69,16 +62,6 @@ make_run_fs strata-load
 
 # ---------------------------------------------------------------- helpers
 
-now_us() { echo "${EPOCHREALTIME/[.,]/}"; }
-# Runs "$@" with stdout discarded; prints the elapsed microseconds.
-# Fails (printing the command's stderr) when the command does.
-elapsed_us() {
-    local t0 t1 err=$RUN/elapsed.err
-    t0=$(now_us)
-    "$@" >/dev/null 2>"$err" || { cat "$err" >&2; return 1; }
-    t1=$(now_us)
-    echo $((t1 - t0))
-}
 warm() { cat "$@" >/dev/null; }
 
 # Extracts the tars "$@" one after another into $1.

@@ -28,17 +28,10 @@ set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 . scripts/lib.sh
 . bench/lib.sh
-[[ $(id -u) -eq 0 ]] || { echo "run as root" >&2; exit 1; }
-[[ ${BASH_VERSINFO[0]} -ge 5 ]] || { echo "needs bash >= 5 (EPOCHREALTIME)" >&2; exit 1; }
-REPO=$PWD
-WORK=${STRATA_BENCH_WORK:-bench/work}
+bench_init
 N=${RUN_N:-50}
 [[ $N =~ ^[1-9][0-9]*$ ]] || { echo "RUN_N must be a positive integer" >&2; exit 1; }
 
-die() { echo "run.sh: $*" >&2; exit 1; }
-log() { printf '\n== %s\n' "$*"; }
-skipped() { printf '\n!!!!! SKIPPED: %s\n\n' "$*" >&2; SKIPS+=("SKIPPED: $*"); }
-SKIPS=()
 
 need_cmds busybox:busybox-static crun:crun python3:python3
 # Optional: measured when present (installed here if missing), skipped otherwise.

@@ -75,3 +75,16 @@ debian_tar() {
     tar --numeric-owner --xattrs --xattrs-include='*' -C "$dir" -cf "$file.partial" .
     mv "$file.partial" "$file"
 }
+
+# The system user strata-rootless with a subordinate id range of 65536 in
+# /etc/subuid and /etc/subgid (added when missing, as root): the user the
+# rootless tests and bench/rootless.sh run strata as.
+rootless_user() {
+    if ! getent passwd strata-rootless >/dev/null; then
+        useradd --system --user-group --no-create-home --shell /usr/sbin/nologin strata-rootless
+    fi
+    if ! grep -q '^strata-rootless:' /etc/subuid 2>/dev/null; then
+        usermod --add-subuids 1100000000-1100065535 --add-subgids 1100000000-1100065535 \
+            strata-rootless
+    fi
+}

@@ -20,6 +20,9 @@
 # dir) and the private dockerd.
 # The btrfs driver's tests make a btrfs in a file with btrfs-progs'
 # mkfs.btrfs and loop-mount it (losetup: mount).
+# The rootless tests run strata as the system user strata-rootless, added
+# here with a subordinate id range in /etc/subuid and /etc/subgid, through
+# newuidmap/newgidmap (uidmap), and as nobody, who has no range.
 # All are installed here when missing.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -28,13 +31,16 @@ need_cmds tar:tar gzip:gzip zstd:zstd getfattr:attr setfattr:attr unshare:util-l
     umoci:umoci skopeo:skopeo busybox:busybox-static dockerd:docker.io docker:docker.io \
     crun:crun runc:runc tini-static:tini script:bsdutils fusermount3:fuse3 setpriv:util-linux \
     pasta:passt slirp4netns:slirp4netns docker-registry:docker-registry htpasswd:apache2-utils \
-    openssl:openssl podman:podman mkfs.btrfs:btrfs-progs losetup:mount
+    openssl:openssl podman:podman mkfs.btrfs:btrfs-progs losetup:mount newuidmap:uidmap
 if [ "$(id -u)" != 0 ]; then
     echo "warning: not root: privileged tests will say SKIPPED" >&2
 else
     # Debian's udev rules make /dev/fuse 0666 (fusermount3 opens it as
     # the user); a container's /dev may hold it 0600.
     [ ! -c /dev/fuse ] || chmod 0666 /dev/fuse
+    # The same for /dev/net/tun, which pasta opens for a rootless
+    # container's network.
+    [ ! -c /dev/net/tun ] || chmod 0666 /dev/net/tun
     data=$PWD/target/test-data
     debian_tar "$data/debian-bookworm-minbase.tar" "$data/debian-rootfs"
     export STRATA_TEST_DEBIAN_TAR="$data/debian-bookworm-minbase.tar"
@@ -50,5 +56,6 @@ else
         if getent group tests >/dev/null; then group=(--gid tests); else group=(--user-group); fi
         useradd --system "${group[@]}" --no-create-home --shell /usr/sbin/nologin tests
     fi
+    rootless_user
 fi
 cargo test --workspace --all-targets "$@"

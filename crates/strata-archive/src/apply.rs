@@ -219,6 +219,7 @@ struct Applier<'o> {
     size: u64,
     entries: u64,
     skipped: Vec<String>,
+    unmapped_owners: u64,
 }
 
 const MAX_SKIPPED_NOTES: usize = 100;
@@ -254,6 +255,21 @@ impl<'o> Applier<'o> {
             size: 0,
             entries: 0,
             skipped: Vec::new(),
+            unmapped_owners: 0,
+        }
+    }
+
+    /// The result of setting an entry's owner. `EINVAL` means the owner
+    /// is not mapped in this user namespace (a rootless store mapping only
+    /// the caller): the entry keeps the caller as its owner, and the count
+    /// is reported once at the end, never silently.
+    fn owned(&mut self, raw: &[u8], r: io::Result<()>) -> Result<()> {
+        match r {
+            Err(e) if errno(&e) == Some(Errno::INVAL) => {
+                self.unmapped_owners += 1;
+                Ok(())
+            }
+            r => r.map_err(|e| Error::entry_io(raw, "setting the owner", e)),
         }
     }
 
@@ -276,6 +292,14 @@ impl<'o> Applier<'o> {
                 Err(ReadError::Entry { path, reason }) => return Err(Error::entry(&path, reason)),
             };
             self.entry(&entry, &mut tar)?;
+        }
+        if self.unmapped_owners > 0 {
+            self.skip(format!(
+                "{} entries keep the caller as their owner: the uid or gid the layer gives \
+                 them is not mapped in this user namespace (add subordinate ids to \
+                 /etc/subuid and /etc/subgid)",
+                self.unmapped_owners
+            ));
         }
         self.fix_directories()
     }
@@ -567,8 +591,8 @@ impl<'o> Applier<'o> {
         self.create_or_replace(raw, dir.as_fd(), name, create)
             .map_err(|e| Error::entry_io(raw, "creating the symlink", e))?;
         if self.opts.ownership == Ownership::Preserve {
-            fs::lchown_at(dir.as_fd(), fs::os(name), meta.uid, meta.gid)
-                .map_err(|e| Error::entry_io(raw, "setting the owner", e))?;
+            let r = fs::lchown_at(dir.as_fd(), fs::os(name), meta.uid, meta.gid);
+            self.owned(raw, r)?;
         }
         if !meta.xattrs.is_empty() {
             let node = fs::open_path_at(dir.as_fd(), fs::os(name))
@@ -801,8 +825,8 @@ impl<'o> Applier<'o> {
         let node = fs::open_path_at(dir.as_fd(), fs::os(name))
             .map_err(|e| Error::entry_io(raw, "opening the node", e))?;
         if self.opts.ownership == Ownership::Preserve {
-            fs::lchown_at(dir.as_fd(), fs::os(name), meta.uid, meta.gid)
-                .map_err(|e| Error::entry_io(raw, "setting the owner", e))?;
+            let r = fs::lchown_at(dir.as_fd(), fs::os(name), meta.uid, meta.gid);
+            self.owned(raw, r)?;
         }
         fs::chmod_node(node.as_fd(), meta.mode)
             .map_err(|e| Error::entry_io(raw, "setting the mode", e))?;
@@ -827,8 +851,8 @@ impl<'o> Applier<'o> {
     ) -> Result<()> {
         let owned = meta.uid == self.euid && meta.gid == self.egid && !self.setgid_dir(dir);
         if self.opts.ownership == Ownership::Preserve && !owned {
-            fs::fchown(fd, meta.uid, meta.gid)
-                .map_err(|e| Error::entry_io(raw, "setting the owner", e))?;
+            let r = fs::fchown(fd, meta.uid, meta.gid);
+            self.owned(raw, r)?;
         }
         let kept = self
             .umask
@@ -862,8 +886,8 @@ impl<'o> Applier<'o> {
         meta: &Meta,
     ) -> Result<()> {
         if self.opts.ownership == Ownership::Preserve {
-            fs::fchown(fd, meta.uid, meta.gid)
-                .map_err(|e| Error::entry_io(raw, "setting the owner", e))?;
+            let r = fs::fchown(fd, meta.uid, meta.gid);
+            self.owned(raw, r)?;
         }
         fs::fchmod(fd, meta.mode).map_err(|e| Error::entry_io(raw, "setting the mode", e))?;
         self.set_xattrs(raw, fd, o_path, &meta.xattrs)

@@ -122,6 +122,10 @@ enum Command {
     /// Report what in the store does not add up; --repair fixes what it can.
     Check(check::Check),
     /// Layer changesets: apply a layer tar, diff a directory, list changes.
+    /// Run a command in the store's user namespace (without root: as
+    /// root of it, where the store's files have the owners the images
+    /// give them and its mounts are seen); `--stop` ends the namespace.
+    Unshare(system::Unshare),
     #[command(subcommand)]
     Archive(archive::Args),
     /// Mount a union of directories (strata's FUSE union file system).
@@ -213,7 +217,7 @@ fn run(cli: Cli, out: &mut Out) -> anyhow::Result<ExitCode> {
         Command::Restart(a) => lifecycle::restart(a, &store()?, &args, out),
         Command::Exec(a) => return Ok(exit_status(lifecycle::exec(a, &store()?))),
         Command::Logs(a) => lifecycle::logs(a, &store()?, out),
-        Command::Mount { container } => container::mount(&container, &store()?, out),
+        Command::Mount { container } => container::mount(&container, &args, out),
         Command::Umount { container } => container::umount(&container, store),
         Command::Ps(a) | Command::Container(ContainerCmd::Ls(a)) => {
             container::ps(a, &reader()?, out)
@@ -232,9 +236,10 @@ fn run(cli: Cli, out: &mut Out) -> anyhow::Result<ExitCode> {
             system::inspect(&a.names, &reader()?, out)
         }
         Command::Info { format } => system::info(format, &reader()?, out),
-        Command::System(cmd) => system::run(cmd, &store()?, out),
+        Command::System(cmd) => system::run(cmd, &args, out),
         Command::Check(a) if a.repair => check::run(a, &store()?, out),
         Command::Check(a) => check::run(a, &reader()?, out),
+        Command::Unshare(a) => return system::unshare(a, &args, out),
         Command::Archive(a) => archive::run(a, out),
         Command::UnionMount(a) => union::union_mount(a),
     }?;
@@ -254,6 +259,10 @@ fn exit_status(r: Result<i32, strata_run::Failure>) -> ExitCode {
 }
 
 fn main() -> ExitCode {
+    // The process that holds a rootless store's namespaces.
+    if strata_run::userns::is_keeper() {
+        strata_run::userns::keep();
+    }
     // Usage errors exit 125, as Docker's CLI does (2 is a status commands
     // commonly return, so `run` must not use it for its own).
     let cli = match Cli::try_parse() {

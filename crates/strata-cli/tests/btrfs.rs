@@ -72,24 +72,33 @@ fn a_store_on_btrfs_chooses_btrfs() {
     assert_ne!(info["Storage Driver"], "btrfs", "{info}");
 
     // Without root, subvolumes cannot be deleted: a rootless store on
-    // btrfs goes on to the next driver.
+    // btrfs goes on to the next driver, in its user namespace or not.
     let home = s.path("nobody");
     fs::create_dir(&home).unwrap();
     std::os::unix::fs::chown(&home, Some(65534), Some(65534)).unwrap();
     let exe = s.path("strata");
     fs::copy(env!("CARGO_BIN_EXE_strata"), &exe).unwrap();
-    let out = Command::new("setpriv")
-        .args(["--reuid=65534", "--regid=65534", "--clear-groups"])
-        .args(["--inh-caps=-all"])
-        .arg(&exe)
-        .arg("--root")
-        .arg(home.join("root"))
-        .args(["info", "--format", "json"])
-        .env("HOME", &home)
-        .output()
-        .unwrap();
-    let info: Value = serde_json::from_str(&succeeded("info as nobody", out)).unwrap();
-    assert_ne!(info["Storage Driver"], "btrfs", "{info}");
+    let as_nobody = |userns: &str, args: &[&str]| {
+        let out = Command::new("setpriv")
+            .args(["--reuid=65534", "--regid=65534", "--clear-groups"])
+            .args(["--inh-caps=-all"])
+            .arg(&exe)
+            .arg("--root")
+            .arg(home.join(format!("root-{userns}")))
+            .args(args)
+            .env("HOME", &home)
+            .env("XDG_RUNTIME_DIR", home.join("run"))
+            .env("STRATA_USERNS", userns)
+            .output()
+            .unwrap();
+        succeeded("strata as nobody", out)
+    };
+    for userns in ["auto", "host"] {
+        let info: Value =
+            serde_json::from_str(&as_nobody(userns, &["info", "--format", "json"])).unwrap();
+        assert_ne!(info["Storage Driver"], "btrfs", "{userns}: {info}");
+    }
+    as_nobody("auto", &["unshare", "--stop"]);
 }
 
 fn base(s: &Strata) -> PathBuf {

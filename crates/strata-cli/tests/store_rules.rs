@@ -490,6 +490,8 @@ fn the_default_root() {
         ])
         .arg(&copy)
         .args(["--driver", "vfs", "info", "--format", "json"])
+        // The default root, not the user namespace (tests/rootless.rs).
+        .env("STRATA_USERNS", "host")
         .env_remove("XDG_DATA_HOME");
         for (k, v) in env {
             cmd.env(k, v);

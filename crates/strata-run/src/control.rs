@@ -167,6 +167,39 @@ fn exited_within(store: &Store, c: &Container, timeout: Duration) -> Result<bool
     }
 }
 
+/// `strata system reset`, as Podman's: every container stopped and
+/// removed (with its anonymous volumes), every image, layer and volume
+/// removed through the store (so each driver removes its own layers, btrfs
+/// subvolumes included), then the store's root itself. Refused, with
+/// nothing more removed, when anything is still mounted under the root:
+/// removing files through a mount would reach outside the store. In a
+/// rootless store's user namespace this removes files owned by the
+/// subordinate ids, which the caller cannot remove outside it.
+pub fn reset(store: Store) -> Result<PathBuf> {
+    for c in store.containers()? {
+        crate::kill(&store, &c, Duration::from_secs(10))?;
+        store.remove_container_with(&c, true, true)?;
+    }
+    store.prune_with(true, true)?;
+    store.prune_volumes(true)?;
+    let root = store.root().to_owned();
+    drop(store);
+    let mounted = strata_sys::mount::mounts_under(&root)
+        .map_err(|e| Error::io(format!("reading the mounts under {}", root.display()), e))?;
+    if let Some(m) = mounted.first() {
+        return Err(Error::new(
+            ErrorKind::InUse,
+            format!(
+                "{} is still mounted: unmount it, then run system reset again",
+                m.display()
+            ),
+        ));
+    }
+    std::fs::remove_dir_all(&root)
+        .map_err(|e| Error::io(format!("removing {}", root.display()), e))?;
+    Ok(root)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

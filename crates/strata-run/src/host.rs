@@ -159,7 +159,50 @@ fn controller(name: &str) -> bool {
     }
 }
 
+/// Where a rootless container's limits would go: this process's own
+/// cgroup v2 (`0::PATH` in `/proc/self/cgroup`), when the caller owns it
+/// (a subtree the system delegated to the user, as systemd does for a
+/// login session) and it offers controller `name`.
+fn delegated(name: &str) -> std::result::Result<(), String> {
+    if cgroup_version() != "2" {
+        return Err(format!(
+            "they need cgroup v2 with a subtree delegated to the user; this host has cgroup v{}",
+            cgroup_version()
+        ));
+    }
+    let own = std::fs::read_to_string("/proc/self/cgroup")
+        .ok()
+        .and_then(|t| {
+            t.lines()
+                .find_map(|l| l.strip_prefix("0::").map(str::to_owned))
+        })
+        .ok_or("this process is in no cgroup v2")?;
+    let dir = Path::new("/sys/fs/cgroup").join(own.trim_start_matches('/'));
+    let owner = std::os::unix::fs::MetadataExt::uid(
+        &std::fs::metadata(&dir).map_err(|e| format!("{}: {e}", dir.display()))?,
+    );
+    if owner != strata_sys::fs::euid() {
+        return Err(format!("{} is not delegated to the user", dir.display()));
+    }
+    let list = std::fs::read_to_string(dir.join("cgroup.controllers")).unwrap_or_default();
+    if !list.split_whitespace().any(|c| c == name) {
+        return Err(format!(
+            "the delegated {} has no {name} controller",
+            dir.display()
+        ));
+    }
+    Ok(())
+}
+
 fn need(name: &str, flag: &str) -> Result<()> {
+    if crate::userns::rootless() {
+        return delegated(name).map_err(|why| {
+            Error::new(
+                ErrorKind::Unsupported,
+                format!("{flag}: a container run without root takes resource limits only through the user's own cgroup, and {why}"),
+            )
+        });
+    }
     if controller(name) {
         Ok(())
     } else {

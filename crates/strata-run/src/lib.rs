@@ -48,6 +48,7 @@ pub mod seccomp;
 pub mod security;
 pub mod spec;
 pub mod user;
+pub mod userns;
 
 use std::fmt;
 use std::io::IsTerminal;

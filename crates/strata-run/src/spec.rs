@@ -153,6 +153,11 @@ pub fn build(i: &Inputs<'_>) -> Result<Spec> {
         .build()
         .map_err(oci_error)?;
     let mut mounts = oci_spec::runtime::get_default_mounts();
+    if crate::userns::rootless() {
+        let gids = strata_sys::userns::own_gid_map()
+            .map_err(|e| Error::io("reading this process's gid map", e))?;
+        rootless_mounts(&mut mounts, &gids, i.network == NetNs::Host)?;
+    }
     for f in ETC_FILES {
         mounts.push(bind(&i.files.join(f), &format!("/etc/{f}"), true)?);
     }
@@ -184,6 +189,44 @@ fn nofile((soft, hard): (Option<u64>, Option<u64>)) -> Result<PosixRlimit> {
         .map_err(oci_error)
 }
 
+/// What a user namespace allows, as Podman's rootless containers have it:
+/// `/dev/pts` without `gid=5` when gid 5 (tty) is not mapped (the kernel
+/// refuses the option then), and the host's `/sys` bound read-only in
+/// place of a new sysfs when the container shares the host's network (a
+/// sysfs mount needs a network namespace the user namespace owns).
+fn rootless_mounts(
+    mounts: &mut [OciMount],
+    gids: &[strata_sys::userns::IdRange],
+    host_network: bool,
+) -> Result<()> {
+    let tty_mapped = gids
+        .iter()
+        .any(|r| r.inside <= 5 && u64::from(r.inside) + u64::from(r.count) > 5);
+    for m in mounts.iter_mut() {
+        match m.typ().as_deref() {
+            Some("devpts") if !tty_mapped => {
+                let options = m.options().clone().unwrap_or_default();
+                m.set_options(Some(options.into_iter().filter(|o| o != "gid=5").collect()));
+            }
+            Some("sysfs") if host_network => {
+                *m = MountBuilder::default()
+                    .destination(m.destination().clone())
+                    .typ("bind")
+                    .source("/sys")
+                    .options(
+                        ["rbind", "rprivate", "nosuid", "noexec", "nodev", "ro"]
+                            .map(String::from)
+                            .to_vec(),
+                    )
+                    .build()
+                    .map_err(oci_error)?;
+            }
+            _ => {}
+        }
+    }
+    Ok(())
+}
+
 /// A recursive, private bind mount of `source` at `destination`.
 fn bind(source: &Path, destination: &str, rw: bool) -> Result<OciMount> {
     let mut options = vec!["rbind".to_owned(), "rprivate".to_owned()];
@@ -204,6 +247,45 @@ pub(crate) mod tests {
 
     fn container(cmd: &[&str], config: RunConfig) -> Container {
         crate::test_container(cmd, config)
+    }
+
+    /// In a user namespace: `/dev/pts` loses `gid=5` only when gid 5 is
+    /// not mapped; `/sys` is the host's, bound, only on the host's network.
+    #[test]
+    fn a_user_namespace_changes_devpts_and_sysfs_as_podman_does() {
+        use strata_sys::userns::IdRange;
+        let only_caller = [IdRange {
+            inside: 0,
+            outside: 1000,
+            count: 1,
+        }];
+        let with_range = [
+            only_caller[0],
+            IdRange {
+                inside: 1,
+                outside: 100_000,
+                count: 65536,
+            },
+        ];
+        let of = |mounts: &[OciMount], dest: &str| {
+            mounts
+                .iter()
+                .find(|m| m.destination() == Path::new(dest))
+                .cloned()
+                .unwrap()
+        };
+        let gid5 = |m: &OciMount| m.options().as_ref().unwrap().iter().any(|o| o == "gid=5");
+        let mut m = oci_spec::runtime::get_default_mounts();
+        assert!(gid5(&of(&m, "/dev/pts")));
+        rootless_mounts(&mut m, &with_range, false).unwrap();
+        assert!(gid5(&of(&m, "/dev/pts")), "gid 5 is mapped");
+        assert_eq!(of(&m, "/sys").typ().as_deref(), Some("sysfs"));
+        rootless_mounts(&mut m, &only_caller, true).unwrap();
+        assert!(!gid5(&of(&m, "/dev/pts")));
+        let sys = of(&m, "/sys");
+        assert_eq!(sys.typ().as_deref(), Some("bind"));
+        assert_eq!(sys.source().as_deref(), Some(Path::new("/sys")));
+        assert!(sys.options().as_ref().unwrap().contains(&"ro".to_owned()));
     }
 
     pub(crate) fn root_user() -> User {

@@ -9,8 +9,9 @@
 //! `# Safety` paragraph saying why (today [`mount`], for
 //! `unshare(CLONE_FS)` on a thread of its own, [`netns`], for
 //! `unshare(CLONE_NEWNET)` on a thread of its own, and [`process`], for
-//! `prctl(PR_SET_PDEATHSIG)` between fork and exec, and [`btrfs`], for the
-//! file system's ioctls).
+//! `prctl(PR_SET_PDEATHSIG)` between fork and exec, [`btrfs`], for the
+//! file system's ioctls, and [`userns`], for `setsid` and
+//! `unshare(CLONE_NEWUSER)` between fork and exec).
 #![deny(unsafe_code)]
 
 pub mod atomic;
@@ -19,6 +20,7 @@ pub mod fs;
 pub mod mount;
 pub mod netns;
 pub mod process;
+pub mod userns;
 pub mod xattr;
 
 pub use rustix::fs::{Dev, FileType, Mode, Stat, Timespec};

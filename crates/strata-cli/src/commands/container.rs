@@ -304,9 +304,19 @@ pub fn start(
     Ok(0)
 }
 
-pub fn mount(name: &str, store: &Store, out: &mut Out) -> Result<()> {
+/// `strata mount`. Without root the mount is made in the store's
+/// namespace, which the caller is outside of unless it runs in `strata
+/// unshare` (Podman's rule for `podman mount`): said on stderr.
+pub fn mount(name: &str, args: &super::StoreArgs, out: &mut Out) -> Result<()> {
+    let ns = args.enter_namespace()?;
+    let store = args.open()?;
     let c = store.resolve_container(name)?;
     writeln!(out, "{}", store.mount(&c)?.display());
+    if let strata_run::userns::Namespace::Rootless { joined: true, .. } = ns {
+        eprintln!(
+            "strata: the mount is in the store's user namespace: see it with `strata unshare`"
+        );
+    }
     Ok(())
 }
 

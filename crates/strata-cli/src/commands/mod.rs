@@ -13,6 +13,7 @@ pub mod volume;
 use std::path::PathBuf;
 
 use anyhow::{Context, Result};
+use strata_run::userns::Namespace;
 use strata_store::Store;
 
 use crate::output::Out;
@@ -54,11 +55,25 @@ impl StoreArgs {
         self.open_as(true)
     }
 
-    fn open_as(&self, read_only: bool) -> Result<Store> {
-        let root = match &self.root {
+    /// The store's root: `--root`, `STRATA_ROOT` or the default.
+    pub fn root(&self) -> PathBuf {
+        match &self.root {
             Some(r) => r.clone(),
             None => default_root(),
-        };
+        }
+    }
+
+    /// Without root, moves this process into the store's user namespace
+    /// (see `strata_run::userns`); as root, nothing.
+    pub fn enter_namespace(&self) -> Result<Namespace> {
+        let exe = std::env::current_exe().context("finding the strata executable")?;
+        Ok(strata_run::userns::enter(&exe)?)
+    }
+
+    fn open_as(&self, read_only: bool) -> Result<Store> {
+        // The root is chosen before entering: inside, the caller is root.
+        let root = self.root();
+        self.enter_namespace()?;
         // fuse unions are served by `strata union-mount` processes, which
         // outlive this command as a kernel mount would.
         let server = strata_store::driver::fuse::Server::Command(vec![
@@ -81,7 +96,9 @@ impl StoreArgs {
 }
 
 fn default_root() -> PathBuf {
-    if rustix_free_euid_is_root() {
+    // Root of a user namespace (inside `strata unshare`) is the user whose
+    // namespace it is: its store is the user's.
+    if strata_run::userns::machine_root() {
         return PathBuf::from("/var/lib/strata");
     }
     match std::env::var_os("XDG_DATA_HOME") {
@@ -89,18 +106,6 @@ fn default_root() -> PathBuf {
         None => PathBuf::from(std::env::var_os("HOME").unwrap_or_else(|| ".".into()))
             .join(".local/share/strata"),
     }
-}
-
-/// Whether we run as root, from /proc (the CLI makes no syscalls itself).
-fn rustix_free_euid_is_root() -> bool {
-    std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("Uid:"))
-                .and_then(|l| l.split_whitespace().nth(2).map(|u| u == "0"))
-        })
-        .unwrap_or(false)
 }
 
 /// Text or JSON output.

@@ -1,12 +1,15 @@
 //! `strata info`, `strata inspect`, `strata system df` and `strata
 //! system prune`.
 
-use anyhow::{bail, Result};
+use std::process::ExitCode;
+
+use anyhow::{bail, Context, Result};
 use clap::Subcommand;
+use strata_run::userns::Namespace;
 use strata_store::view::{self, Inspected};
 use strata_store::{Store, Usage};
 
-use super::{human, Format};
+use super::{human, Format, StoreArgs};
 use crate::output::Out;
 
 #[derive(Subcommand)]
@@ -20,6 +23,15 @@ pub enum Cmd {
     /// Remove dangling images (-a: every image no container uses) and
     /// layers nothing uses.
     Prune(Prune),
+    /// Remove everything: containers (stopped first), images, layers,
+    /// volumes, and the store's root. Without root this runs in the
+    /// store's user namespace, where the files images gave to other users
+    /// can be removed.
+    Reset {
+        /// Required: the store cannot be had back.
+        #[arg(short, long)]
+        force: bool,
+    },
 }
 
 #[derive(clap::Args)]
@@ -40,10 +52,67 @@ pub struct Inspect {
     pub names: Vec<String>,
 }
 
-pub fn run(cmd: Cmd, store: &Store, out: &mut Out) -> Result<()> {
+#[derive(clap::Args)]
+pub struct Unshare {
+    /// End the store's user namespace instead (its keeper process, and
+    /// every mount made in it).
+    #[arg(long, conflicts_with = "command")]
+    pub stop: bool,
+    /// The command and its arguments (default: $SHELL, else /bin/sh).
+    #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+    pub command: Vec<std::ffi::OsString>,
+}
+
+/// `strata unshare`: runs the command in the store's user namespace, with
+/// `STRATA_ROOT` set to the store's root (as `podman unshare` sets
+/// `CONTAINERS_GRAPHROOT`); its exit status is the command's.
+pub fn unshare(a: Unshare, args: &StoreArgs, out: &mut Out) -> Result<ExitCode> {
+    if a.stop {
+        match strata_run::userns::stop()? {
+            Some(pid) => writeln!(out, "stopped the user namespace's keeper (PID {pid})"),
+            None => writeln!(out, "no user namespace is running"),
+        }
+        return Ok(ExitCode::SUCCESS);
+    }
+    let root = args.root();
+    if let Namespace::Host(why) = args.enter_namespace()? {
+        bail!("no user namespace to enter: {why}");
+    }
+    let mut words = a.command.into_iter();
+    let program = words
+        .next()
+        .or_else(|| std::env::var_os("SHELL"))
+        .unwrap_or_else(|| "/bin/sh".into());
+    let status = std::process::Command::new(&program)
+        .args(words)
+        .env("STRATA_ROOT", &root)
+        .status()
+        .with_context(|| format!("running {}", program.to_string_lossy()))?;
+    Ok(match status.code() {
+        Some(c) => ExitCode::from(u8::try_from(c).unwrap_or(255)),
+        // Killed by a signal: 128 + its number, as a shell says.
+        None => ExitCode::from(
+            128 + std::os::unix::process::ExitStatusExt::signal(&status)
+                .and_then(|s| u8::try_from(s).ok())
+                .unwrap_or(0),
+        ),
+    })
+}
+
+pub fn run(cmd: Cmd, args: &StoreArgs, out: &mut Out) -> Result<()> {
     match cmd {
-        Cmd::Df { format } => df(format, store, out),
-        Cmd::Prune(a) => prune(a, store, out),
+        Cmd::Df { format } => df(format, &args.open()?, out),
+        Cmd::Prune(a) => prune(a, &args.open()?, out),
+        Cmd::Reset { force: false } => bail!(
+            "system reset removes every container, image, layer and volume in {}: \
+             give --force to do it",
+            args.root().display()
+        ),
+        Cmd::Reset { force: true } => {
+            let root = strata_run::control::reset(args.open()?)?;
+            writeln!(out, "removed {}", root.display());
+            Ok(())
+        }
     }
 }
 
@@ -53,6 +122,20 @@ pub fn info(format: Format, store: &Store, out: &mut Out) -> Result<()> {
         "Cgroup Version".into(),
         strata_run::host::cgroup_version().into(),
     ));
+    let (rootless, mapping) = match strata_run::userns::current() {
+        Namespace::Root => ("false".to_owned(), None),
+        Namespace::Rootless { mapping, .. } => ("true".to_owned(), Some(mapping)),
+        Namespace::Host(why) => (format!("true, without a user namespace ({why})"), None),
+    };
+    info.push(("Rootless".into(), rootless));
+    if let Some(m) = mapping {
+        let single = if m.single() {
+            " (the caller alone: no subordinate ids)"
+        } else {
+            ""
+        };
+        info.push(("ID Mappings".into(), format!("{m}{single}")));
+    }
     if format == Format::Json {
         out.json(&info.into_iter().collect::<view::Info>())?;
         return Ok(());

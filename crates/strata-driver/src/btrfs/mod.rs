@@ -58,10 +58,12 @@ pub struct Btrfs {
 /// inside one need `CAP_SYS_ADMIN` (so a rootless store on a btrfs home
 /// goes on to the next driver). The table's probe.
 pub fn probe(dir: &Path) -> Result<()> {
-    if strata_sys::fs::euid() != 0 {
+    if strata_sys::fs::euid() != 0 || strata_sys::mount::in_user_namespace() {
         return Err(Error::new(
             ErrorKind::Unsupported,
-            "the btrfs driver deletes subvolumes, which takes root (CAP_SYS_ADMIN)",
+            "the btrfs driver deletes subvolumes, which takes root of the machine \
+             (CAP_SYS_ADMIN; in a user namespace only on a btrfs mounted with \
+             user_subvol_rm_allowed)",
         ));
     }
     require_btrfs(dir)
