@@ -18,16 +18,14 @@ mod containers;
 mod fixtures;
 
 use std::fs;
-use std::io::{BufRead, BufReader};
-use std::net::{TcpListener, TcpStream};
+use std::net::TcpListener;
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
-use std::time::Duration;
 
 use common::{skip, Strata};
-use containers::{setup, wait_until, Done};
+use containers::{free_port, read_from, setup, wait_until, Done};
 use fixtures::on_path;
 
 /// The helpers, as `--network` names them, and the commands they run as.
@@ -95,15 +93,6 @@ impl HostServer {
     fn was_reached(&self) -> bool {
         self.reached.load(Ordering::SeqCst) > 0
     }
-}
-
-/// A port free on the host's 127.0.0.1 now.
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 /// The shell line that says whether `addr port` takes a connection.
@@ -222,22 +211,6 @@ fn a_published_port_is_reachable_from_the_host() {
             s.assert_clean(&test, None);
         },
     );
-}
-
-/// Connects to the host's 127.0.0.1:`port` until the server behind it
-/// answers (until it listens, the helper takes a connection and closes
-/// it empty); returns what it said.
-fn read_from(test: &str, port: u16) -> String {
-    let mut got = String::new();
-    wait_until(30, &format!("{test}: the server inside"), || {
-        got.clear();
-        if let Ok(c) = TcpStream::connect(("127.0.0.1", port)) {
-            c.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
-            let _ = BufReader::new(c).read_line(&mut got);
-        }
-        !got.is_empty()
-    });
-    got
 }
 
 /// A server on the container's port 8080 that says `hello` to every

@@ -490,11 +490,13 @@ fn mounts_live_in_the_namespace_and_unshare_sees_them() {
     u.ok(&["umount", "c"]);
 }
 
-/// Containers in the background, run by the user: exec, logs, stop; a
-/// resource limit without a delegated cgroup is refused in words.
+/// Containers in the background, run by the user: exec, logs, stop, a
+/// port published on the host's loopback through pasta; a resource limit
+/// without a delegated cgroup is refused in words.
 #[test]
 fn rootless_containers_run_in_the_background() {
-    let Some((_root_store, u)) = loaded("rootless_containers_run_in_the_background") else {
+    let test = "rootless_containers_run_in_the_background";
+    let Some((_root_store, u)) = loaded(test) else {
         return;
     };
     u.ok(&[
@@ -514,6 +516,23 @@ fn rootless_containers_run_in_the_background() {
     containers::wait_until(20, "the log line", || {
         u.ok(&["logs", "bg"]).contains("started")
     });
+    // A published port: the host reaches a server in the container.
+    let port = containers::free_port();
+    let publish = format!("127.0.0.1:{port}:8080");
+    u.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "srv",
+        "-p",
+        &publish,
+        "owned:1",
+        "sh",
+        "-c",
+        "trap 'exit 0' TERM; busybox nc -ll -p 8080 -e echo hello & wait",
+    ]);
+    assert_eq!(containers::read_from(test, port), "hello\n");
+    u.ok(&["rm", "-f", "srv"]);
     u.ok(&["stop", "-t", "1", "bg"]);
     assert!(u
         .ok(&["ps", "-a", "--format", "{{.Status}}"])

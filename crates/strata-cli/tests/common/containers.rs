@@ -459,3 +459,28 @@ pub fn on_terminal(s: &Strata, args: &[&str]) -> String {
     let d = finish(child, &line);
     d.stdout.replace('\r', "").replace("^@", "")
 }
+
+/// A port free on the host's 127.0.0.1 now.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// Connects to the host's 127.0.0.1:`port` until the server behind it
+/// answers (until it listens, the helper takes a connection and closes
+/// it empty); returns what it said.
+pub fn read_from(test: &str, port: u16) -> String {
+    let mut got = String::new();
+    wait_until(30, &format!("{test}: the server inside"), || {
+        got.clear();
+        if let Ok(c) = std::net::TcpStream::connect(("127.0.0.1", port)) {
+            c.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+            let _ = std::io::BufRead::read_line(&mut std::io::BufReader::new(c), &mut got);
+        }
+        !got.is_empty()
+    });
+    got
+}
