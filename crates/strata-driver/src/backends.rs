@@ -215,12 +215,24 @@ pub(crate) fn open(root: &Path, name: Option<&str>, opts: &Options) -> Result<Bo
         let b = backend(name)?;
         return (b.open)(&root.join(b.name), opts);
     }
+    choose(root, opts).map(|(d, _)| d)
+}
+
+/// A driver the automatic choice passed over, and why.
+pub type Skipped = (&'static str, String);
+
+/// The automatic choice: the first driver in the table whose probe and
+/// open succeed here, with the ones skipped before it and why (what
+/// `strata info` reports for a store made this way).
+pub(crate) fn choose(root: &Path, opts: &Options) -> Result<(Box<dyn Driver>, Vec<Skipped>)> {
+    let mut skipped = Vec::new();
     let mut last = None;
     for b in BACKENDS {
         match (b.probe)(root).and_then(|()| (b.open)(&root.join(b.name), opts)) {
-            Ok(d) => return Ok(d),
+            Ok(d) => return Ok((d, skipped)),
             Err(e) => {
                 tracing::info!("storage driver {} skipped: {e}", b.name);
+                skipped.push((b.name, e.to_string()));
                 last = Some(e);
             }
         }

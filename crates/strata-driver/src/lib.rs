@@ -44,7 +44,7 @@ pub mod conformance;
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 
-pub use backends::{backend, names, Backend, Capabilities, Options, BACKENDS};
+pub use backends::{backend, names, Backend, Capabilities, Options, Skipped, BACKENDS};
 pub use check::Check;
 pub use error::{Error, ErrorKind, Result};
 pub use strata_archive::{ApplyReport, Change, ChangeKind, DiffReport};
@@ -416,6 +416,19 @@ pub fn open(root: &Path, name: Option<&str>) -> Result<Box<dyn Driver>> {
 }
 
 /// [`open`], with the fuse driver's unions served as `server` says.
+/// Opens the first driver of the table that works here, with its home
+/// under `root/<name>`, and says which drivers it skipped before it, and
+/// why (the automatic choice of a new store).
+pub fn open_choosing(root: &Path, server: fuse::Server) -> Result<(Box<dyn Driver>, Vec<Skipped>)> {
+    backends::choose(
+        root,
+        &Options {
+            fuse_server: server,
+            read_only: false,
+        },
+    )
+}
+
 pub fn open_with(root: &Path, name: Option<&str>, server: fuse::Server) -> Result<Box<dyn Driver>> {
     backends::open(
         root,

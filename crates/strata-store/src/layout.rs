@@ -189,6 +189,12 @@ impl Layout {
         &self.image
     }
 
+    /// `image/<driver>/driver-choice`: the drivers the automatic choice
+    /// skipped when it made the store, and why, one `NAME: REASON` a line.
+    pub fn driver_choice(&self) -> PathBuf {
+        self.image.join("driver-choice")
+    }
+
     /// `imagedb/content/sha256/`: image configs.
     pub fn image_configs(&self) -> PathBuf {
         self.image.join("imagedb/content/sha256")

@@ -267,13 +267,14 @@ impl Store {
         };
         let driver = match (access, name) {
             (secure::Access::ReadOnly, Some(name)) => {
-                strata_driver::open_read_only(&root, name, server)
+                strata_driver::open_read_only(&root, name, server).map(|d| (d, Vec::new()))
             }
-            _ => strata_driver::open_with(&root, name, server),
+            (_, None) => strata_driver::open_choosing(&root, server),
+            (_, name) => strata_driver::open_with(&root, name, server).map(|d| (d, Vec::new())),
         };
-        let driver: Arc<dyn Driver> = driver
-            .map_err(|e| Error::driver("opening the storage driver", e))?
-            .into();
+        let (driver, skipped) =
+            driver.map_err(|e| Error::driver("opening the storage driver", e))?;
+        let driver: Arc<dyn Driver> = driver.into();
         let layout = Layout::new(&root, driver.name());
         let layers = LayerStore::new(layout.clone(), driver.clone());
         let store = Store {
@@ -293,6 +294,13 @@ impl Store {
             access,
         };
         store.secure_dirs(root_fd.as_fd())?;
+        if !skipped.is_empty() {
+            let text: String = skipped
+                .iter()
+                .map(|(name, why)| format!("{name}: {}\n", why.replace('\n', " ")))
+                .collect();
+            atomic::write(&store.layout.driver_choice(), text.as_bytes())?;
+        }
         if let Some(lock) = lock {
             store.clean_staging(&lock)?;
             store.recover_unflushed(&lock)?;
@@ -407,6 +415,14 @@ impl Store {
             ("Storage Driver".to_owned(), self.driver.name().to_owned()),
         ];
         v.extend(self.driver.status());
+        // What the automatic choice passed over when it made the store.
+        if let Ok(bytes) = atomic::read_capped(&self.layout.driver_choice(), 64 << 10) {
+            let text = String::from_utf8_lossy(&bytes);
+            let skipped: Vec<&str> = text.lines().take(8).collect();
+            if !skipped.is_empty() {
+                v.push(("Drivers Skipped".to_owned(), skipped.join("; ")));
+            }
+        }
         let built: Vec<&str> = strata_driver::BACKENDS.iter().map(|b| b.name).collect();
         v.push(("Drivers Built".to_owned(), built.join(", ")));
         v.push(("Images".into(), self.images()?.len().to_string()));
