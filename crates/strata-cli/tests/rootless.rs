@@ -301,6 +301,26 @@ fn rootless_flow(test: &str, driver: Option<&'static str>) {
     let shadow = on_disk("shadow");
     assert_eq!((shadow.uid(), shadow.gid()), (u.uid, start + 41));
 
+    // An imported root file system keeps its owners too.
+    let tree = root_store.path("imported");
+    fs::create_dir(&tree).unwrap();
+    fs::write(tree.join("f"), "imported\n").unwrap();
+    std::os::unix::fs::chown(tree.join("f"), Some(100), Some(42)).unwrap();
+    let tar = root_store.path("imported.tar");
+    sh(&format!(
+        "tar --numeric-owner -C '{}' -cf '{}' . && chmod 644 '{1}'",
+        tree.display(),
+        tar.display()
+    ));
+    u.ok(&["import", tar.to_str().unwrap(), "imported:1"]);
+    u.ok(&["create", "--name", "imp", "imported:1"]);
+    let m = u.ok(&["mount", "imp"]);
+    assert_eq!(
+        u.ok(&["unshare", "stat", "-c", "%u:%g", &format!("{m}/f")]),
+        "100:42"
+    );
+    u.ok(&["rm", "-f", "imp"]);
+
     // The second layer's whiteout and opaque directory, seen through the
     // rootless overlay mount.
     assert_eq!(
