@@ -84,6 +84,7 @@ rootless_user() {
         useradd --system --user-group --no-create-home --shell /usr/sbin/nologin strata-rootless
     fi
     if ! grep -q '^strata-rootless:' /etc/subuid 2>/dev/null; then
+        touch /etc/subuid /etc/subgid
         usermod --add-subuids 1100000000-1100065535 --add-subgids 1100000000-1100065535 \
             strata-rootless
     fi
