@@ -51,7 +51,6 @@ trap 'exit 130' INT TERM HUP
 cleanup
 make_run_fs strata-listings
 
-now_us() { echo "${EPOCHREALTIME/[.,]/}"; }
 # The best of $RUNS runs of "$@" (stdout discarded), in microseconds;
 # of 2 when a run takes over 2 s (podman images with 1,000 images takes
 # 12 s or more), to keep the whole run short.
@@ -74,6 +73,24 @@ count() { # want command...
 }
 vs() { # label peer-us strata-us
     row "$1" "$(ms "$3") ms" "$(ms "$2") ms" "$(ratio "$3" "$2")x" "-" ""
+}
+# Times the four listings through "$@" (a function running strata or a
+# peer), prints them as $who's line and leaves them in IMAGES, IMAGES_Q,
+# PS and PS_Q.
+listings() { # who command...
+    local who=$1; shift
+    IMAGES=$(best_of "$@" images)
+    IMAGES_Q=$(best_of "$@" images -q)
+    PS=$(best_of "$@" ps -a)
+    PS_Q=$(best_of "$@" ps -a -q)
+    echo "  $who: images $(ms "$IMAGES") ms, images -q $(ms "$IMAGES_Q") ms, ps -a $(ms "$PS") ms, ps -a -q $(ms "$PS_Q") ms"
+}
+# The rows setting the peer's listings, just timed, against strata's.
+against_strata() { # peer
+    vs "images, $N images (strata/$1)" "$IMAGES" "$SI"
+    vs "images -q, $N images (strata/$1)" "$IMAGES_Q" "$SIQ"
+    vs "ps -a, $N containers (strata/$1)" "$PS" "$SP"
+    vs "ps -a -q, $N containers (strata/$1)" "$PS_Q" "$SPQ"
 }
 
 # ---------------------------------------------------------------- the data
@@ -122,11 +139,8 @@ seq 0 $((N - 1)) | xargs -P 4 -I{} "$STRATA" --root "$S" create --name c{} bench
 count "$N" st ps -a -q
 
 log "a. images, b. ps -a (best of $RUNS)"
-SI=$(best_of st images)
-SIQ=$(best_of st images -q)
-SP=$(best_of st ps -a)
-SPQ=$(best_of st ps -a -q)
-echo "  strata: images $(ms "$SI") ms, images -q $(ms "$SIQ") ms, ps -a $(ms "$SP") ms, ps -a -q $(ms "$SPQ") ms"
+listings strata st
+SI=$IMAGES SIQ=$IMAGES_Q SP=$PS SPQ=$PS_Q
 
 # ------------------------------------------------------------------ docker
 
@@ -142,15 +156,8 @@ else
     count "$N" dk images -q
     seq 0 $((N - 1)) | xargs -P 4 -I{} docker -H "$SOCK" create --name c{} bench/list:0 >/dev/null
     count "$N" dk ps -a -q
-    DI=$(best_of dk images)
-    DIQ=$(best_of dk images -q)
-    DP=$(best_of dk ps -a)
-    DPQ=$(best_of dk ps -a -q)
-    echo "  docker: images $(ms "$DI") ms, images -q $(ms "$DIQ") ms, ps -a $(ms "$DP") ms, ps -a -q $(ms "$DPQ") ms"
-    vs "images, $N images (strata/docker)" "$DI" "$SI"
-    vs "images -q, $N images (strata/docker)" "$DIQ" "$SIQ"
-    vs "ps -a, $N containers (strata/docker)" "$DP" "$SP"
-    vs "ps -a -q, $N containers (strata/docker)" "$DPQ" "$SPQ"
+    listings docker dk
+    against_strata docker
     stop_dockerd
 fi
 
@@ -172,15 +179,8 @@ else
         count "$N" pm images -q
         seq 0 $((N - 1)) | xargs -P 4 -I{} "${PM[@]}" create -q --name c{} bench/list:0 >/dev/null
         count "$N" pm ps -a -q
-        PI=$(best_of pm images)
-        PIQ=$(best_of pm images -q)
-        PP=$(best_of pm ps -a)
-        PPQ=$(best_of pm ps -a -q)
-        echo "  podman: images $(ms "$PI") ms, images -q $(ms "$PIQ") ms, ps -a $(ms "$PP") ms, ps -a -q $(ms "$PPQ") ms"
-        vs "images, $N images (strata/podman)" "$PI" "$SI"
-        vs "images -q, $N images (strata/podman)" "$PIQ" "$SIQ"
-        vs "ps -a, $N containers (strata/podman)" "$PP" "$SP"
-        vs "ps -a -q, $N containers (strata/podman)" "$PPQ" "$SPQ"
+        listings podman pm
+        against_strata podman
     fi
     unmount_under "$P/"
 fi

@@ -52,17 +52,20 @@ impl fmt::Display for Change {
     }
 }
 
+/// An object a walk includes: `name` in `dir`, at `path` in the tree,
+/// with whether it existed below.
+struct Found<'a> {
+    dir: BorrowedFd<'a>,
+    name: &'a [u8],
+    path: &'a [u8],
+    st: &'a Stat,
+    existed: bool,
+}
+
 /// Where the walks send what they find.
 trait Sink {
-    /// An object to include, with whether it existed below.
-    fn entry(
-        &mut self,
-        dir: BorrowedFd<'_>,
-        name: &[u8],
-        path: &[u8],
-        st: &Stat,
-        existed: bool,
-    ) -> Result<()>;
+    /// An object to include.
+    fn entry(&mut self, found: Found<'_>) -> Result<()>;
     /// `path` was deleted.
     fn whiteout(&mut self, dir_path: &[u8], name: &[u8]) -> Result<()>;
     /// Nothing from below shows through `dir_path`.
@@ -76,15 +79,8 @@ trait Sink {
 struct TarSink<W: Write>(LayerWriter<W>);
 
 impl<W: Write> Sink for TarSink<W> {
-    fn entry(
-        &mut self,
-        dir: BorrowedFd<'_>,
-        name: &[u8],
-        path: &[u8],
-        st: &Stat,
-        _: bool,
-    ) -> Result<()> {
-        self.0.entry(dir, name, path, st)
+    fn entry(&mut self, f: Found<'_>) -> Result<()> {
+        self.0.entry(f.dir, f.name, f.path, f.st)
     }
     fn whiteout(&mut self, dir_path: &[u8], name: &[u8]) -> Result<()> {
         let mut marker = PREFIX.to_vec();
@@ -111,24 +107,17 @@ fn abs(path: &[u8]) -> Vec<u8> {
 }
 
 impl Sink for ChangeSink {
-    fn entry(
-        &mut self,
-        _: BorrowedFd<'_>,
-        _: &[u8],
-        path: &[u8],
-        st: &Stat,
-        existed: bool,
-    ) -> Result<()> {
-        if FileType::from_raw_mode(st.st_mode) == FileType::Socket {
+    fn entry(&mut self, f: Found<'_>) -> Result<()> {
+        if FileType::from_raw_mode(f.st.st_mode) == FileType::Socket {
             return Ok(());
         }
-        let kind = if existed {
+        let kind = if f.existed {
             ChangeKind::Modified
         } else {
             ChangeKind::Added
         };
         self.0.push(Change {
-            path: abs(path),
+            path: abs(f.path),
             kind,
         });
         Ok(())
@@ -262,7 +251,13 @@ fn walk_upper(
                 .map_err(|e| Error::fs("reading the lower layers at", abs(p), e))?,
             None => false,
         };
-        sink.entry(dir, n, p, st, existed)?;
+        sink.entry(Found {
+            dir,
+            name: n,
+            path: p,
+            st,
+            existed,
+        })?;
         if kind(st) == FileType::Directory {
             let sub = open_sub(dir, n, p)?;
             walk_upper(sub.as_fd(), p, comps, sink, lowers, x)?;
@@ -386,6 +381,30 @@ struct Pending {
     written: bool,
 }
 
+impl Pending {
+    /// `name` in `parent`, not written yet.
+    fn new(parent: &Rc<OwnedFd>, name: &[u8], path: &[u8], st: Stat, existed: bool) -> Pending {
+        Pending {
+            parent: parent.clone(),
+            name: name.to_vec(),
+            path: path.to_vec(),
+            st,
+            existed,
+            written: false,
+        }
+    }
+
+    fn found(&self) -> Found<'_> {
+        Found {
+            dir: self.parent.as_fd(),
+            name: &self.name,
+            path: &self.path,
+            st: &self.st,
+            existed: self.existed,
+        }
+    }
+}
+
 struct Compare<'s> {
     sink: &'s mut dyn Sink,
     pending: Vec<Pending>,
@@ -430,8 +449,7 @@ impl Compare<'_> {
             };
             for (path, parent, st) in &g.unchanged {
                 if let Some(p) = parent {
-                    self.sink
-                        .entry(p.parent.as_fd(), &p.name, &p.path, &p.st, p.existed)?;
+                    self.sink.entry(p.found())?;
                 }
                 self.sink.relink(path, first, st)?;
             }
@@ -441,8 +459,7 @@ impl Compare<'_> {
 
     fn flush(&mut self) -> Result<()> {
         for p in self.pending.iter_mut().filter(|p| !p.written) {
-            self.sink
-                .entry(p.parent.as_fd(), &p.name, &p.path, &p.st, p.existed)?;
+            self.sink.entry(p.found())?;
             p.written = true;
         }
         Ok(())
@@ -468,6 +485,21 @@ impl Compare<'_> {
                 None => None,
             };
             let is_dir = kind(&nst) == FileType::Directory;
+            let in_both = |old, o| Both {
+                old,
+                new: new.as_fd(),
+                name: n,
+                path: &p,
+                o,
+                n: &nst,
+            };
+            let found = |existed| Found {
+                dir: new.as_fd(),
+                name: n,
+                path: &p,
+                st: &nst,
+                existed,
+            };
             if let Some(o) = &ost {
                 let known = kind(o) == kind(&nst)
                     && (self.unchanged)((o.st_dev, o.st_ino), (nst.st_dev, nst.st_ino));
@@ -480,48 +512,36 @@ impl Compare<'_> {
             }
             match ost {
                 Some(ost) if kind(&ost) == kind(&nst) && is_dir => {
-                    let changed =
-                        !same_attrs(old.map(|o| o.as_fd()), new.as_fd(), n, &p, &ost, &nst)?;
-                    self.pending.push(Pending {
-                        parent: new.clone(),
-                        name: n.clone(),
-                        path: p.clone(),
-                        st: nst,
-                        existed: true,
-                        written: false,
-                    });
+                    let old = old.expect("old exists");
+                    let changed = !in_both(old.as_fd(), &ost).same_attrs()?;
+                    self.pending.push(Pending::new(new, n, &p, nst, true));
                     if changed {
                         self.flush()?;
                     }
-                    let osub = open_sub(old.expect("old exists").as_fd(), n, &p)?;
+                    let osub = open_sub(old.as_fd(), n, &p)?;
                     let nsub = Rc::new(open_sub(new.as_fd(), n, &p)?);
                     self.walk(Some(&osub), &nsub, &p)?;
                     self.pending.pop();
                 }
                 Some(ost) if kind(&ost) == kind(&nst) => {
-                    let old = old.expect("old exists").as_fd();
-                    let changed = !same_attrs(Some(old), new.as_fd(), n, &p, &ost, &nst)?
-                        || !same_content(old, new.as_fd(), n, &p, &ost, &nst)?;
+                    let pair = in_both(old.expect("old exists").as_fd(), &ost);
+                    let changed = !pair.same_attrs()? || !pair.same_content()?;
                     if changed {
                         self.flush()?;
-                        self.sink.entry(new.as_fd(), n, &p, &nst, true)?;
+                        self.sink.entry(found(true))?;
                     }
                     self.note_link(&p, &nst, changed);
                 }
                 ost => {
                     self.flush()?;
-                    self.sink.entry(new.as_fd(), n, &p, &nst, ost.is_some())?;
+                    self.sink.entry(found(ost.is_some()))?;
                     self.note_link(&p, &nst, true);
                     if is_dir {
                         let nsub = Rc::new(open_sub(new.as_fd(), n, &p)?);
-                        self.pending.push(Pending {
-                            parent: new.clone(),
-                            name: n.clone(),
-                            path: p.clone(),
-                            st: nst,
-                            existed: false,
-                            written: true,
-                        });
+                        // Written just above.
+                        let mut dir = Pending::new(new, n, &p, nst, false);
+                        dir.written = true;
+                        self.pending.push(dir);
                         self.walk(None, &nsub, &p)?;
                         self.pending.pop();
                     }
@@ -532,65 +552,68 @@ impl Compare<'_> {
     }
 }
 
-/// Type, mode, owner, device number, mtime, size (not for directories:
-/// it says nothing about change), xattrs.
-fn same_attrs(
-    old: Option<BorrowedFd<'_>>,
-    new: BorrowedFd<'_>,
-    name: &[u8],
-    path: &[u8],
-    o: &Stat,
-    n: &Stat,
-) -> Result<bool> {
-    let dir = kind(n) == FileType::Directory;
-    let same = o.st_mode == n.st_mode
-        && o.st_uid == n.st_uid
-        && o.st_gid == n.st_gid
-        && o.st_rdev == n.st_rdev
-        && o.st_mtime == n.st_mtime
-        && o.st_mtime_nsec == n.st_mtime_nsec
-        && (dir || o.st_size == n.st_size);
-    if !same {
-        return Ok(false);
-    }
-    let Some(old) = old else { return Ok(false) };
-    match (xattr::all_at(old, name), xattr::all_at(new, name)) {
-        (Ok(xo), Ok(xn)) => Ok(xo == xn),
-        // Gone since it was listed (a running container's layer): not the
-        // same; writing it says it vanished.
-        (Err(e), _) | (_, Err(e)) if e.kind() == std::io::ErrorKind::NotFound => Ok(false),
-        (Err(e), _) | (_, Err(e)) => Err(Error::fs("reading xattrs of", abs(path), e)),
-    }
+/// A name in both trees: `name` in `old` and in `new`, at `path`, with
+/// its old and new stats.
+struct Both<'a> {
+    old: BorrowedFd<'a>,
+    new: BorrowedFd<'a>,
+    name: &'a [u8],
+    path: &'a [u8],
+    o: &'a Stat,
+    n: &'a Stat,
 }
 
-/// Content, when the attributes cannot tell: symlink targets always;
-/// regular files when [`in_doubt`], byte for byte.
-fn same_content(
-    old: BorrowedFd<'_>,
-    new: BorrowedFd<'_>,
-    name: &[u8],
-    path: &[u8],
-    o: &Stat,
-    n: &Stat,
-) -> Result<bool> {
-    match kind(n) {
-        FileType::Symlink => {
-            let a = fs::readlink_at(old, fs::os(name))
-                .map_err(|e| Error::fs("reading", abs(path), e))?;
-            let b = fs::readlink_at(new, fs::os(name))
-                .map_err(|e| Error::fs("reading", abs(path), e))?;
-            Ok(a == b)
+impl Both<'_> {
+    /// Type, mode, owner, device number, mtime, size (not for directories:
+    /// it says nothing about change), xattrs.
+    fn same_attrs(&self) -> Result<bool> {
+        let (o, n) = (self.o, self.n);
+        let dir = kind(n) == FileType::Directory;
+        let same = o.st_mode == n.st_mode
+            && o.st_uid == n.st_uid
+            && o.st_gid == n.st_gid
+            && o.st_rdev == n.st_rdev
+            && o.st_mtime == n.st_mtime
+            && o.st_mtime_nsec == n.st_mtime_nsec
+            && (dir || o.st_size == n.st_size);
+        if !same {
+            return Ok(false);
         }
-        FileType::RegularFile if in_doubt(o, n) => {
-            // Either tree may be a running container's: read only the
-            // inodes compared (never a device or fifo swapped in since).
-            let (a, _) = fs::open_regular_at(old, fs::os(name), Some(o))
-                .map_err(|e| Error::fs("opening", abs(path), e))?;
-            let (b, _) = fs::open_regular_at(new, fs::os(name), Some(n))
-                .map_err(|e| Error::fs("opening", abs(path), e))?;
-            equal_readers(a, b).map_err(|e| Error::fs("reading", abs(path), e))
+        match (
+            xattr::all_at(self.old, self.name),
+            xattr::all_at(self.new, self.name),
+        ) {
+            (Ok(xo), Ok(xn)) => Ok(xo == xn),
+            // Gone since it was listed (a running container's layer): not the
+            // same; writing it says it vanished.
+            (Err(e), _) | (_, Err(e)) if e.kind() == std::io::ErrorKind::NotFound => Ok(false),
+            (Err(e), _) | (_, Err(e)) => Err(Error::fs("reading xattrs of", abs(self.path), e)),
         }
-        _ => Ok(true),
+    }
+
+    /// Content, when the attributes cannot tell: symlink targets always;
+    /// regular files when [`in_doubt`], byte for byte.
+    fn same_content(&self) -> Result<bool> {
+        let (o, n) = (self.o, self.n);
+        match kind(n) {
+            FileType::Symlink => {
+                let a = fs::readlink_at(self.old, fs::os(self.name))
+                    .map_err(|e| Error::fs("reading", abs(self.path), e))?;
+                let b = fs::readlink_at(self.new, fs::os(self.name))
+                    .map_err(|e| Error::fs("reading", abs(self.path), e))?;
+                Ok(a == b)
+            }
+            FileType::RegularFile if in_doubt(o, n) => {
+                // Either tree may be a running container's: read only the
+                // inodes compared (never a device or fifo swapped in since).
+                let (a, _) = fs::open_regular_at(self.old, fs::os(self.name), Some(o))
+                    .map_err(|e| Error::fs("opening", abs(self.path), e))?;
+                let (b, _) = fs::open_regular_at(self.new, fs::os(self.name), Some(n))
+                    .map_err(|e| Error::fs("opening", abs(self.path), e))?;
+                equal_readers(a, b).map_err(|e| Error::fs("reading", abs(self.path), e))
+            }
+            _ => Ok(true),
+        }
     }
 }
 

@@ -5,7 +5,7 @@ use std::process::Command;
 
 use strata_driver::conformance::require_root;
 use strata_driver::overlay2::Overlay2;
-use strata_driver::ErrorKind;
+use strata_driver::{Driver, ErrorKind, LayerKind};
 
 /// overlayfs cannot use an overlay mount as its upper layer's file
 /// system: the driver says so up front (Docker: "backing file system is
@@ -43,18 +43,26 @@ fn overlay2_refuses_an_overlay_backing_filesystem() {
     assert!(err.to_string().contains("overlayfs"), "{err}");
 }
 
-/// A mount count left on disk by a mount that is gone (a reboot, a killed
-/// process) must not keep the next mount alive: after get, put unmounts.
-#[test]
-fn a_stale_mount_count_does_not_keep_the_layer_mounted() {
-    use strata_driver::{Driver, LayerKind};
+/// As root, a driver in a temp home holding a read-only layer `base` and
+/// a container layer `c` on it; `None` (SKIPPED) otherwise.
+fn base_and_container() -> Option<(tempfile::TempDir, Overlay2)> {
     if !require_root() {
-        return;
+        return None;
     }
     let t = tempfile::tempdir().unwrap();
     let d = Overlay2::new(t.path()).unwrap();
     d.create("base", None, LayerKind::ReadOnly).unwrap();
     d.create("c", Some("base"), LayerKind::ReadWrite).unwrap();
+    Some((t, d))
+}
+
+/// A mount count left on disk by a mount that is gone (a reboot, a killed
+/// process) must not keep the next mount alive: after get, put unmounts.
+#[test]
+fn a_stale_mount_count_does_not_keep_the_layer_mounted() {
+    let Some((_t, d)) = base_and_container() else {
+        return;
+    };
     // Counts are kept on disk: the references outlive the guards, as
     // those of a killed process would.
     let merged = d.get("c", None).unwrap().keep();
@@ -78,14 +86,9 @@ fn a_stale_mount_count_does_not_keep_the_layer_mounted() {
 /// link is left dangling.
 #[test]
 fn removing_a_layer_whose_link_record_is_lost_leaves_no_dangling_link() {
-    use strata_driver::{Driver, LayerKind};
-    if !require_root() {
+    let Some((t, d)) = base_and_container() else {
         return;
-    }
-    let t = tempfile::tempdir().unwrap();
-    let d = Overlay2::new(t.path()).unwrap();
-    d.create("base", None, LayerKind::ReadOnly).unwrap();
-    d.create("c", Some("base"), LayerKind::ReadWrite).unwrap();
+    };
     let links = || fs::read_dir(t.path().join("l")).unwrap().count();
     assert_eq!(links(), 2);
     fs::write(t.path().join("c/link"), "").unwrap();

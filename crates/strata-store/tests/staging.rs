@@ -5,6 +5,7 @@
 mod common;
 
 use std::fs;
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
@@ -71,19 +72,25 @@ fn staging_removals_and_temp_files_are_debris_that_repair_removes() {
     assert!(f.store.resolve_container(c.id.as_str()).is_ok());
 }
 
+/// The staging of a layer a crashed import had begun, naming the driver
+/// layer it made: the staging directory and that layer's cache ID.
+fn stage_a_driver_layer(f: &Fixture) -> (PathBuf, String) {
+    let staged = f.store.layout().layer_staging().join("fedcba9876543210");
+    fs::create_dir(&staged).unwrap();
+    let cache_id = "c".repeat(64);
+    f.store
+        .driver()
+        .create(&cache_id, None, strata_store::driver::LayerKind::ReadOnly)
+        .unwrap();
+    fs::write(staged.join("cache-id"), &cache_id).unwrap();
+    (staged, cache_id)
+}
+
 #[test]
 fn opening_removes_staging_and_the_driver_layers_it_names() {
     on_each_store(|driver, f| {
         let root = f.store.root().to_owned();
-        let staged = f.store.layout().layer_staging().join("fedcba9876543210");
-        fs::create_dir(&staged).unwrap();
-        // A layer a crashed import had begun: its driver layer exists.
-        let cache_id = "c".repeat(64);
-        f.store
-            .driver()
-            .create(&cache_id, None, strata_store::driver::LayerKind::ReadOnly)
-            .unwrap();
-        fs::write(staged.join("cache-id"), &cache_id).unwrap();
+        let (staged, cache_id) = stage_a_driver_layer(&f);
         drop(f.store);
         let store = Store::open(&root, Some(driver)).unwrap();
         assert!(!staged.exists(), "{driver}");
@@ -99,14 +106,7 @@ fn opening_removes_staging_and_the_driver_layers_it_names() {
 fn a_half_made_layer_of_staged_work_is_debris_not_corruption() {
     let f = Fixture::new("overlay2");
     f.import(1, "one:1");
-    let staged = f.store.layout().layer_staging().join("fedcba9876543210");
-    fs::create_dir(&staged).unwrap();
-    let cache_id = "c".repeat(64);
-    f.store
-        .driver()
-        .create(&cache_id, None, strata_store::driver::LayerKind::ReadOnly)
-        .unwrap();
-    fs::write(staged.join("cache-id"), &cache_id).unwrap();
+    let (staged, cache_id) = stage_a_driver_layer(&f);
     let layer = f.store.root().join("overlay2").join(&cache_id);
     fs::write(layer.join("link"), "").unwrap();
     fs::write(layer.join("lower"), "").unwrap();

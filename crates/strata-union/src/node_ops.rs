@@ -36,25 +36,26 @@ pub(crate) fn backing_flags(flags: i32) -> i32 {
     flags & (libc::O_ACCMODE | libc::O_SYNC | libc::O_DSYNC)
 }
 
+/// What a `setattr` asks to change (`None`: leave as it is), and the
+/// handle it came through, if any.
+pub(crate) struct SetAttr {
+    pub(crate) mode: Option<u32>,
+    pub(crate) uid: Option<u32>,
+    pub(crate) gid: Option<u32>,
+    pub(crate) size: Option<u64>,
+    pub(crate) atime: Option<TimeOrNow>,
+    pub(crate) mtime: Option<TimeOrNow>,
+    pub(crate) fh: Option<FileHandle>,
+}
+
 impl Union {
-    #[allow(clippy::too_many_arguments)]
-    pub(crate) fn do_setattr(
-        &self,
-        ino: u64,
-        mode: Option<u32>,
-        uid: Option<u32>,
-        gid: Option<u32>,
-        size: Option<u64>,
-        atime: Option<TimeOrNow>,
-        mtime: Option<TimeOrNow>,
-        fh: Option<FileHandle>,
-    ) -> R<FileAttr> {
-        if mode.is_none()
-            && uid.is_none()
-            && gid.is_none()
-            && size.is_none()
-            && atime.is_none()
-            && mtime.is_none()
+    pub(crate) fn do_setattr(&self, ino: u64, set: SetAttr) -> R<FileAttr> {
+        if set.mode.is_none()
+            && set.uid.is_none()
+            && set.gid.is_none()
+            && set.size.is_none()
+            && set.atime.is_none()
+            && set.mtime.is_none()
         {
             return self.attr(ino);
         }
@@ -81,19 +82,19 @@ impl Union {
         }
         let fd = layer.fd();
         let kind = node.kind;
-        if uid.is_some() || gid.is_some() {
-            fs::chown_node(fd, uid, gid).map_err(io_err)?;
+        if set.uid.is_some() || set.gid.is_some() {
+            fs::chown_node(fd, set.uid, set.gid).map_err(io_err)?;
         }
-        if let Some(mode) = mode {
+        if let Some(mode) = set.mode {
             if kind != FileType::Symlink {
                 fs::chmod_node(fd, mode & 0o7777).map_err(io_err)?;
             }
         }
-        if let Some(size) = size {
+        if let Some(size) = set.size {
             if kind == FileType::Directory {
                 return Err(Errno::EISDIR);
             }
-            let handle_file = fh.and_then(|fh| match self.handles().get(&fh.0) {
+            let handle_file = set.fh.and_then(|fh| match self.handles().get(&fh.0) {
                 Some(Handle::File { file, .. }) => Some(file.clone()),
                 _ => None,
             });
@@ -108,8 +109,8 @@ impl Union {
             };
             r.map_err(io_err)?;
         }
-        if atime.is_some() || mtime.is_some() {
-            fs::set_times_node(fd, set_time(atime), set_time(mtime)).map_err(io_err)?;
+        if set.atime.is_some() || set.mtime.is_some() {
+            fs::set_times_node(fd, set_time(set.atime), set_time(set.mtime)).map_err(io_err)?;
         }
         let st = fs::fstat(fd).map_err(io_err)?;
         let node = self.node(ino)?;

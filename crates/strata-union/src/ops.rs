@@ -20,6 +20,7 @@ use strata_sys::{fs, FileType};
 
 use crate::fs::{attr_of, fuse_kind, io_err, name_bytes, Handle, Union, R, TTL};
 use crate::namespace::Make;
+use crate::node_ops::SetAttr;
 use crate::options::WhiteoutFormat;
 
 const GEN: Generation = Generation(0);
@@ -145,7 +146,16 @@ impl Filesystem for Union {
         _flags: Option<fuser::BsdFileFlags>,
         reply: ReplyAttr,
     ) {
-        match self.do_setattr(ino.0, mode, uid, gid, size, atime, mtime, fh) {
+        let set = SetAttr {
+            mode,
+            uid,
+            gid,
+            size,
+            atime,
+            mtime,
+            fh,
+        };
+        match self.do_setattr(ino.0, set) {
             Ok(a) => reply.attr(&TTL, &a),
             Err(e) => reply.error(e),
         }
