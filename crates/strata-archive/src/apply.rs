@@ -180,6 +180,7 @@ pub(crate) fn apply_at<R: Read + Send>(
 }
 
 /// Attributes every entry carries.
+#[derive(Clone)]
 struct Meta {
     mode: u32,
     uid: u32,
@@ -263,13 +264,33 @@ impl<'o> Applier<'o> {
     /// is not mapped in this user namespace (a rootless store mapping only
     /// the caller): the entry keeps the caller as its owner, and the count
     /// is reported once at the end, never silently.
-    fn owned(&mut self, raw: &[u8], r: io::Result<()>) -> Result<()> {
+    /// Returns whether the owner was set; an entry whose owner was not
+    /// loses its set-user-ID and set-group-ID bits and file capabilities
+    /// ([`Applier::unowned`]): they would be the caller's privileges.
+    fn owned(&mut self, raw: &[u8], r: io::Result<()>) -> Result<bool> {
         match r {
             Err(e) if errno(&e) == Some(Errno::INVAL) => {
                 self.unmapped_owners += 1;
-                Ok(())
+                Ok(false)
             }
-            r => r.map_err(|e| Error::entry_io(raw, "setting the owner", e)),
+            r => r
+                .map(|()| true)
+                .map_err(|e| Error::entry_io(raw, "setting the owner", e)),
+        }
+    }
+
+    /// `meta` for an entry that kept the caller as its owner: no set-ID
+    /// bits, no `security.capability`.
+    fn unowned(meta: &Meta) -> Meta {
+        Meta {
+            mode: meta.mode & !0o6000,
+            xattrs: meta
+                .xattrs
+                .iter()
+                .filter(|(k, _)| k.as_slice() != b"security.capability")
+                .cloned()
+                .collect(),
+            ..meta.clone()
         }
     }
 
@@ -295,9 +316,10 @@ impl<'o> Applier<'o> {
         }
         if self.unmapped_owners > 0 {
             self.skip(format!(
-                "{} entries keep the caller as their owner: the uid or gid the layer gives \
-                 them is not mapped in this user namespace (add subordinate ids to \
-                 /etc/subuid and /etc/subgid)",
+                "{} entries keep the caller as their owner, without set-user-ID, \
+                 set-group-ID bits or file capabilities: the uid or gid the layer gives \
+                 them is not mapped in this user namespace (subordinate ids in \
+                 /etc/subuid and /etc/subgid map more)",
                 self.unmapped_owners
             ));
         }
@@ -824,9 +846,14 @@ impl<'o> Applier<'o> {
         }
         let node = fs::open_path_at(dir.as_fd(), fs::os(name))
             .map_err(|e| Error::entry_io(raw, "opening the node", e))?;
+        let unowned;
+        let mut meta = meta;
         if self.opts.ownership == Ownership::Preserve {
             let r = fs::lchown_at(dir.as_fd(), fs::os(name), meta.uid, meta.gid);
-            self.owned(raw, r)?;
+            if !self.owned(raw, r)? {
+                unowned = Self::unowned(meta);
+                meta = &unowned;
+            }
         }
         fs::chmod_node(node.as_fd(), meta.mode)
             .map_err(|e| Error::entry_io(raw, "setting the mode", e))?;
@@ -850,9 +877,14 @@ impl<'o> Applier<'o> {
         meta: &Meta,
     ) -> Result<()> {
         let owned = meta.uid == self.euid && meta.gid == self.egid && !self.setgid_dir(dir);
+        let unowned;
+        let mut meta = meta;
         if self.opts.ownership == Ownership::Preserve && !owned {
             let r = fs::fchown(fd, meta.uid, meta.gid);
-            self.owned(raw, r)?;
+            if !self.owned(raw, r)? {
+                unowned = Self::unowned(meta);
+                meta = &unowned;
+            }
         }
         let kept = self
             .umask
@@ -885,9 +917,14 @@ impl<'o> Applier<'o> {
         o_path: bool,
         meta: &Meta,
     ) -> Result<()> {
+        let unowned;
+        let mut meta = meta;
         if self.opts.ownership == Ownership::Preserve {
             let r = fs::fchown(fd, meta.uid, meta.gid);
-            self.owned(raw, r)?;
+            if !self.owned(raw, r)? {
+                unowned = Self::unowned(meta);
+                meta = &unowned;
+            }
         }
         fs::fchmod(fd, meta.mode).map_err(|e| Error::entry_io(raw, "setting the mode", e))?;
         self.set_xattrs(raw, fd, o_path, &meta.xattrs)

@@ -121,11 +121,11 @@ enum Command {
     System(system::Cmd),
     /// Report what in the store does not add up; --repair fixes what it can.
     Check(check::Check),
-    /// Layer changesets: apply a layer tar, diff a directory, list changes.
     /// Run a command in the store's user namespace (without root: as
     /// root of it, where the store's files have the owners the images
     /// give them and its mounts are seen); `--stop` ends the namespace.
     Unshare(system::Unshare),
+    /// Layer changesets: apply a layer tar, diff a directory, list changes.
     #[command(subcommand)]
     Archive(archive::Args),
     /// Mount a union of directories (strata's FUSE union file system).

@@ -136,9 +136,9 @@ impl Rootless {
             .collect()
     }
 
-    /// The keeper's PID, from its record.
+    /// The keeper's PID, from its record in the store's root.
     fn keeper(&self) -> Option<u32> {
-        let text = fs::read_to_string(self.path("run/strata/userns.pid")).ok()?;
+        let text = fs::read_to_string(self.root().join("userns.pid")).ok()?;
         text.split_whitespace().next()?.parse().ok()
     }
 }
@@ -166,7 +166,8 @@ fn sub_start(user: &str) -> u32 {
 }
 
 /// A root store with `owned:1`: busybox, `/srv/hundred` owned 100:100,
-/// `/srv/shadow` root:42 mode 0640, `/srv/gone`; and `owned:2`, a second
+/// `/srv/shadow` root:42 mode 0640, `/srv/suid` 100:100 mode 4755,
+/// `/srv/gone`; and `owned:2`, a second
 /// layer deleting `/srv/gone` and making `/opq` opaque. Saved as a
 /// docker-archive `owned.tar` in the store's temp dir.
 fn owned_images(test: &str) -> Option<(Strata, PathBuf)> {
@@ -179,6 +180,7 @@ ln -s busybox B/rootfs/bin/stat && ln -s busybox B/rootfs/bin/chown
 echo hundred > B/rootfs/srv/hundred && chown 100:100 B/rootfs/srv/hundred
 echo secret > B/rootfs/srv/shadow && chown 0:42 B/rootfs/srv/shadow && chmod 0640 B/rootfs/srv/shadow
 echo gone > B/rootfs/srv/gone && echo old > B/rootfs/opq/old
+cp B/rootfs/bin/busybox B/rootfs/srv/suid && chown 100:100 B/rootfs/srv/suid && chmod 4755 B/rootfs/srv/suid
 umoci repack --image L:base B
 umoci config --image L:base --tag owned:1 --config.cmd sh
 umoci tag --image L:owned:1 owned:2
@@ -289,6 +291,11 @@ fn rootless_flow(test: &str, driver: Option<&'static str>) {
         seen,
         "100:100 /srv/hundred\n0:42 /srv/shadow\n0:0 /bin/busybox"
     );
+    assert_eq!(
+        u.ok(&["run", "--rm", "owned:1", "stat", "-c", "%u %a", "/srv/suid"]),
+        "100 4755",
+        "a mapped owner keeps its set-user-ID bit"
+    );
     let on_disk = |name: &str| {
         let found = sh(&format!(
             "find '{}' -path '*/diff/srv/{name}' | head -n1",
@@ -325,7 +332,7 @@ fn rootless_flow(test: &str, driver: Option<&'static str>) {
     // rootless overlay mount.
     assert_eq!(
         u.ok(&["run", "--rm", "owned:2", "sh", "-c", "ls /srv /opq"]),
-        "/opq:\nnew\n\n/srv:\nhundred\nshadow"
+        "/opq:\nnew\n\n/srv:\nhundred\nshadow\nsuid"
     );
 
     // A container's changes: a file owned 123:456, a deletion, an opaque
@@ -449,11 +456,13 @@ fn without_subordinate_ids_the_caller_owns_everything_and_is_told() {
             "owned:1",
             "stat",
             "-c",
-            "%u:%g",
+            "%u:%g %a",
             "/srv/hundred",
-            "/srv/shadow"
+            "/srv/shadow",
+            "/srv/suid"
         ]),
-        "0:0\n0:0"
+        "0:0 644\n0:0 640\n0:0 755",
+        "an owner kept as the caller loses set-user-ID"
     );
 }
 
@@ -493,10 +502,24 @@ fn mounts_live_in_the_namespace_and_unshare_sees_them() {
         u.ok(&["unshare", "sh", "-c", &nested]),
         format!("Root: {}", u.root().display())
     );
-    // The command's status is unshare's.
+    // The command's status is unshare's: strata execs it.
     assert_eq!(
         u.run(&["unshare", "sh", "-c", "exit 7"]).status.code(),
         Some(7)
+    );
+    assert_eq!(
+        u.run(&["unshare", "no-such-command"]).status.code(),
+        Some(127)
+    );
+    // A relative path from the caller's directory reaches the mount.
+    let relative = Path::new(&m).strip_prefix(u.dir.path()).unwrap();
+    assert_eq!(
+        u.ok(&[
+            "unshare",
+            "cat",
+            &format!("{}/srv/hundred", relative.display())
+        ]),
+        "hundred"
     );
 
     let keeper = u.keeper().expect("a keeper");
@@ -513,6 +536,52 @@ fn mounts_live_in_the_namespace_and_unshare_sees_them() {
     );
     assert_ne!(u.keeper(), Some(keeper), "a new keeper");
     u.ok(&["umount", "c"]);
+
+    // A keeper killed behind strata's back (a zombie until reaped, where
+    // nothing reaps) is replaced by the next command.
+    let keeper = u.keeper().expect("a keeper");
+    sh(&format!("kill -9 {keeper}"));
+    containers::wait_until(10, "the keeper's end", || {
+        fs::read_to_string(format!("/proc/{keeper}/stat")).map_or(true, |s| s.contains(") Z "))
+    });
+    assert_eq!(u.ok(&["images", "-q"]).lines().count(), 2);
+    assert_ne!(u.keeper(), Some(keeper), "a new keeper");
+}
+
+/// `system reset` removes a store and nothing else: a directory that is
+/// no store is refused, and so is a store's root holding files strata did
+/// not make, with nothing removed.
+#[test]
+fn system_reset_removes_only_a_store() {
+    let Some((_root_store, u)) = loaded("system_reset_removes_only_a_store") else {
+        return;
+    };
+    let mine = u.path("home/docs");
+    fs::create_dir(&mine).unwrap();
+    fs::write(mine.join("thesis.txt"), "years of work").unwrap();
+    std::os::unix::fs::chown(&mine, Some(u.uid), Some(u.gid)).unwrap();
+    let refused = u.err(&[
+        "--root",
+        mine.to_str().unwrap(),
+        "system",
+        "reset",
+        "--force",
+    ]);
+    assert!(refused.contains("no strata store"), "{refused}");
+    assert!(mine.join("thesis.txt").exists());
+
+    fs::write(u.root().join("notes.txt"), "mine").unwrap();
+    let refused = u.err(&["system", "reset", "--force"]);
+    assert!(refused.contains("notes.txt"), "{refused}");
+    assert_eq!(
+        u.ok(&["images", "-q"]).lines().count(),
+        2,
+        "nothing removed"
+    );
+    fs::remove_file(u.root().join("notes.txt")).unwrap();
+    u.ok(&["system", "reset", "--force"]);
+    assert!(!u.root().exists());
+    assert_eq!(u.keeper(), None);
 }
 
 /// Containers in the background, run by the user: exec, logs, stop, a
@@ -558,6 +627,9 @@ fn rootless_containers_run_in_the_background() {
     ]);
     assert_eq!(containers::read_from(test, port), "hello\n");
     u.ok(&["rm", "-f", "srv"]);
+    // The namespace is not ended under a running container.
+    let refused = u.err(&["unshare", "--stop"]);
+    assert!(refused.contains("still run"), "{refused}");
     u.ok(&["stop", "-t", "1", "bg"]);
     assert!(u
         .ok(&["ps", "-a", "--format", "{{.Status}}"])

@@ -469,6 +469,22 @@ fn the_default_root() {
             "mount -t tmpfs strata-test /var/lib; '{exe}' --driver vfs info --format json"
         ));
     assert_eq!(root_of(cmd), "/var/lib/strata");
+    // Root of a user namespace that is not a store's (a container's root,
+    // as in LXC or systemd-nspawn -U) is root: the same store.
+    let mut cmd = std::process::Command::new("unshare");
+    cmd.args([
+        "--user",
+        "--map-root-user",
+        "--mount",
+        "--propagation",
+        "private",
+    ])
+    .args(["sh", "-ec"])
+    .arg(format!(
+        "mount -t tmpfs strata-test /var/lib; '{exe}' --driver vfs info --format json"
+    ))
+    .env("HOME", "/nonexistent");
+    assert_eq!(root_of(cmd), "/var/lib/strata");
 
     // Another user: $XDG_DATA_HOME/strata, else ~/.local/share/strata.
     let t = tempfile::tempdir().unwrap();

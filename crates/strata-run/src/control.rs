@@ -170,19 +170,49 @@ fn exited_within(store: &Store, c: &Container, timeout: Duration) -> Result<bool
 /// `strata system reset`, as Podman's: every container stopped and
 /// removed (with its anonymous volumes), every image, layer and volume
 /// removed through the store (so each driver removes its own layers, btrfs
-/// subvolumes included), then the store's root itself. Refused, with
-/// nothing more removed, when anything is still mounted under the root:
-/// removing files through a mount would reach outside the store. In a
-/// rootless store's user namespace this removes files owned by the
-/// subordinate ids, which the caller cannot remove outside it.
-pub fn reset(store: Store) -> Result<PathBuf> {
+/// subvolumes included), then the store's own entries under its root.
+/// Refused with nothing removed when the root holds anything that is not
+/// the store's (a mistyped `--root` must not empty a user's directory),
+/// and before any file is removed when anything is still mounted under the
+/// root (removing through a mount would reach outside the store). A
+/// rootless store's namespace record is left for [`remove_root`], once
+/// the namespace has been stopped. In a rootless store's user namespace
+/// this removes files owned by the subordinate ids, which the caller
+/// cannot remove outside it.
+pub fn reset(store: Store) -> Result<()> {
+    let root = store.root().to_owned();
+    let kept = [crate::userns::RECORD, crate::userns::RECORD_LOCK];
+    let own = Store::own_entries(&kept);
+    let mut entries = Vec::new();
+    for e in
+        std::fs::read_dir(&root).map_err(|e| Error::io(format!("listing {}", root.display()), e))?
+    {
+        let name = e
+            .map_err(|e| Error::io(format!("listing {}", root.display()), e))?
+            .file_name();
+        entries.push(name);
+    }
+    let foreign: Vec<String> = entries
+        .iter()
+        .filter(|n| !n.to_str().is_some_and(|n| own.contains(&n)))
+        .map(|n| n.to_string_lossy().into_owned())
+        .collect();
+    if !foreign.is_empty() {
+        return Err(Error::new(
+            ErrorKind::InvalidArgument,
+            format!(
+                "{} holds {} as well, which strata did not make: nothing removed",
+                root.display(),
+                foreign.join(", ")
+            ),
+        ));
+    }
     for c in store.containers()? {
         crate::kill(&store, &c, Duration::from_secs(10))?;
         store.remove_container_with(&c, true, true)?;
     }
     store.prune_with(true, true)?;
     store.prune_volumes(true)?;
-    let root = store.root().to_owned();
     drop(store);
     let mounted = strata_sys::mount::mounts_under(&root)
         .map_err(|e| Error::io(format!("reading the mounts under {}", root.display()), e))?;
@@ -195,9 +225,48 @@ pub fn reset(store: Store) -> Result<PathBuf> {
             ),
         ));
     }
-    std::fs::remove_dir_all(&root)
-        .map_err(|e| Error::io(format!("removing {}", root.display()), e))?;
-    Ok(root)
+    // Listed again: the removals above may have made entries (volumes/).
+    let mut entries = Vec::new();
+    for e in
+        std::fs::read_dir(&root).map_err(|e| Error::io(format!("listing {}", root.display()), e))?
+    {
+        entries.push(
+            e.map_err(|e| Error::io(format!("listing {}", root.display()), e))?
+                .file_name(),
+        );
+    }
+    for name in entries {
+        if kept.iter().any(|k| name == *k) || !name.to_str().is_some_and(|n| own.contains(&n)) {
+            continue;
+        }
+        let p = root.join(&name);
+        let gone = if p.symlink_metadata().is_ok_and(|m| m.is_dir()) {
+            std::fs::remove_dir_all(&p)
+        } else {
+            std::fs::remove_file(&p)
+        };
+        match gone {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                return Err(Error::io(format!("removing {}", p.display()), e))
+            }
+            _ => {}
+        }
+    }
+    Ok(())
+}
+
+/// The end of a reset: a rootless store's namespace record, then the
+/// root itself, now empty.
+pub fn remove_root(root: &std::path::Path) -> Result<()> {
+    for f in [crate::userns::RECORD, crate::userns::RECORD_LOCK] {
+        match std::fs::remove_file(root.join(f)) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                return Err(Error::io(format!("removing {}", root.join(f).display()), e))
+            }
+            _ => {}
+        }
+    }
+    std::fs::remove_dir(root).map_err(|e| Error::io(format!("removing {}", root.display()), e))
 }
 
 #[cfg(test)]

@@ -4,18 +4,19 @@
 //! namespace built from the caller's subordinate id ranges (`/etc/subuid`,
 //! `/etc/subgid`, set by the setuid `newuidmap`/`newgidmap` of Debian's
 //! `uidmap` package): the caller is root in it, and the image's uids and
-//! gids 1..N are the caller's range `START..START+N-1` outside. Files keep
-//! the owners the image gives them (seen from inside), so layers saved back
+//! gids from 1 on are the caller's ranges, in file order. Files keep the
+//! owners the image gives them (seen from inside), so layers saved back
 //! keep their diffIDs and commits record in-container owners.
 //!
 //! A keeper process, started by the first command that needs it, holds
 //! the user namespace and a mount namespace of its own; every later
 //! command joins both ([`enter`]), so a container mounted by one command
-//! is there for the next, as with Podman's pause process. Its PID is
-//! recorded in `$XDG_RUNTIME_DIR/strata/userns.pid` (or a private
-//! `strata-run-UID` directory under the temporary directory). `strata
-//! unshare` runs a command inside; `strata unshare --stop` ends the keeper
-//! (mounts held in its namespace go with it).
+//! is there for the next, as with Podman's pause process. The keeper
+//! belongs to the store: its record (`userns.pid`: PID, start time and
+//! boot ID, under `userns.lock`) is in the store's root, so one store is
+//! never mounted from two namespaces whatever the environment of the
+//! commands. `strata unshare` runs a command inside; `strata unshare
+//! --stop` ends the keeper once nothing else runs in its namespace.
 //!
 //! Without subordinate ranges the namespace maps the caller alone, with a
 //! warning: files the image gives to other users then belong to the
@@ -26,8 +27,8 @@
 
 use std::fmt;
 use std::io::{self, ErrorKind as IoErrorKind};
-use std::os::unix::fs::{DirBuilderExt, MetadataExt, PermissionsExt};
-use std::path::{Path, PathBuf};
+use std::os::unix::fs::DirBuilderExt;
+use std::path::Path;
 use std::process::{Command, Stdio};
 
 use strata_store::{Error, ErrorKind};
@@ -35,19 +36,22 @@ use strata_sys::userns::{self as sys, IdRange};
 
 /// The environment variable that makes the strata executable a keeper.
 pub const KEEPER_ENV: &str = "_STRATA_USERNS_KEEPER";
+/// Set by [`enter`] once this process is in a store's namespace, and so
+/// in every process it starts: root there is a user's store's root, not
+/// root of the machine (or of someone else's container, which is root).
+pub const CONFIGURED_ENV: &str = "_STRATA_USERNS_CONFIGURED";
 /// `STRATA_USERNS=host` keeps a command in the caller's own namespace;
 /// unset, or any other value (`auto`), a command without root enters the
 /// store's.
 pub const USERNS_ENV: &str = "STRATA_USERNS";
-
-/// The largest range the namespace gets from the subordinate ids (what
-/// Podman maps by default: 65536 ids, uid 0 being the caller).
-const MAX_SUBORDINATE: u64 = 65536;
+/// The keeper's record and its lock, in the store's root.
+pub const RECORD: &str = "userns.pid";
+pub const RECORD_LOCK: &str = "userns.lock";
 
 /// Where a command runs, as [`enter`] left it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Namespace {
-    /// Root in the machine's own user namespace: nothing to do.
+    /// Root: nothing to do.
     Root,
     /// Inside a store's user namespace, with this mapping; `joined` when
     /// this call moved the process in (its caller is outside, and sees
@@ -99,22 +103,33 @@ pub fn is_keeper() -> bool {
     std::env::var_os(KEEPER_ENV).is_some()
 }
 
-/// A keeper's life: hold the namespaces it was started in until killed.
+/// A keeper's life: let go of every descriptor it was started with (the
+/// first caller's locks and pipes must not live as long as the
+/// namespace), then hold the namespaces until killed.
 pub fn keep() -> ! {
+    sys::close_inherited_fds();
     loop {
         std::thread::park();
     }
 }
 
-/// Puts this process into the store's user namespace when it runs
-/// without root: joins the keeper's namespaces, starting the keeper first
-/// if there is none. Must be called while the process is single-threaded
-/// (setns(2) refuses a user namespace to a multithreaded process).
-/// `program` is the executable to start as a keeper (strata itself, which
-/// calls [`keep`] when [`is_keeper`]).
-pub fn enter(program: &Path) -> Result<Namespace, Error> {
+/// Whether this process is in a store's user namespace, as root of it
+/// ([`enter`] put it there, or a process that did started it).
+fn in_store_namespace() -> bool {
+    strata_sys::fs::euid() == 0
+        && strata_sys::mount::in_user_namespace()
+        && std::env::var_os(CONFIGURED_ENV).is_some()
+}
+
+/// Puts this process into the user namespace of the store at `root` when
+/// it runs without root: joins the keeper's namespaces, starting the
+/// keeper first if there is none. Must be called while the process is
+/// single-threaded (setns(2) refuses a user namespace to a multithreaded
+/// process; this is checked). `program` is the executable to start as a
+/// keeper (strata itself, which calls [`keep`] when [`is_keeper`]).
+pub fn enter(program: &Path, root: &Path) -> Result<Namespace, Error> {
     if strata_sys::fs::euid() == 0 {
-        if strata_sys::mount::in_user_namespace() {
+        if in_store_namespace() {
             return Ok(Namespace::Rootless {
                 mapping: current_mapping()?,
                 joined: false,
@@ -122,22 +137,29 @@ pub fn enter(program: &Path) -> Result<Namespace, Error> {
         }
         return Ok(Namespace::Root);
     }
+    let record = root.join(RECORD);
     if std::env::var(USERNS_ENV).as_deref() == Ok("host") {
+        if record.exists() {
+            return Err(Error::new(
+                ErrorKind::InvalidArgument,
+                format!(
+                    "the store at {} lives in its user namespace (its files belong to \
+                     subordinate ids): unset {USERNS_ENV} to use it",
+                    root.display()
+                ),
+            ));
+        }
         return Ok(Namespace::Host(format!("{USERNS_ENV}=host")));
     }
-    let dir = runtime_dir()?;
-    let lock = std::fs::File::options()
-        .create(true)
-        .truncate(false)
-        .write(true)
-        .open(dir.join("userns.lock"))
-        .map_err(|e| Error::io(format!("opening {}", dir.join("userns.lock").display()), e))?;
-    strata_sys::fs::lock_exclusive(std::os::fd::AsFd::as_fd(&lock))
-        .map_err(|e| Error::io("locking the user namespace's record", e))?;
-    let pid_file = dir.join("userns.pid");
-    let pid = match live_keeper(&pid_file) {
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(root)
+        .map_err(|e| Error::io(format!("making {}", root.display()), e))?;
+    let _lock = lock_record(root)?;
+    let pid = match live_keeper(&record) {
         Some(pid) => pid,
-        None => match start_keeper(program, &pid_file)? {
+        None => match start_keeper(program, &record)? {
             Ok(pid) => pid,
             Err(why) => {
                 tracing::warn!("{why}: running without a user namespace, so files keep the caller as their owner");
@@ -145,23 +167,47 @@ pub fn enter(program: &Path) -> Result<Namespace, Error> {
             }
         },
     };
+    let threads = strata_sys::process::thread_count()
+        .map_err(|e| Error::io("counting this process's threads", e))?;
+    if threads != 1 {
+        return Err(Error::new(
+            ErrorKind::Io,
+            format!("cannot join the store's user namespace from a process with {threads} threads"),
+        ));
+    }
     sys::join(pid).map_err(|e| {
         Error::io(
             format!("joining the store's user namespace (keeper PID {pid})"),
             e,
         )
     })?;
-    drop(lock);
+    // Single-threaded still (checked above): nothing reads the
+    // environment concurrently.
+    std::env::set_var(CONFIGURED_ENV, "1");
     Ok(Namespace::Rootless {
         mapping: current_mapping()?,
         joined: true,
     })
 }
 
-/// Whether this process is root of the machine's own user namespace
-/// (not root of a user namespace, as inside `strata unshare`).
+fn lock_record(root: &Path) -> Result<std::fs::File, Error> {
+    let path = root.join(RECORD_LOCK);
+    let lock = std::fs::File::options()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&path)
+        .map_err(|e| Error::io(format!("opening {}", path.display()), e))?;
+    strata_sys::fs::lock_exclusive(std::os::fd::AsFd::as_fd(&lock))
+        .map_err(|e| Error::io("locking the user namespace's record", e))?;
+    Ok(lock)
+}
+
+/// Whether this process is root of the machine's own user namespace, or
+/// of a user namespace that is not a store's (a container's root is
+/// root): the default store is then `/var/lib/strata`.
 pub fn machine_root() -> bool {
-    strata_sys::fs::euid() == 0 && !strata_sys::mount::in_user_namespace()
+    strata_sys::fs::euid() == 0 && !in_store_namespace()
 }
 
 /// Whether this process is root of a user namespace (a rootless store's,
@@ -178,7 +224,7 @@ pub fn current() -> Namespace {
         return Namespace::Host("not in the store's user namespace".into());
     }
     match Mapping::current() {
-        Ok(mapping) if rootless() => Namespace::Rootless {
+        Ok(mapping) if in_store_namespace() => Namespace::Rootless {
             mapping,
             joined: false,
         },
@@ -190,76 +236,79 @@ fn current_mapping() -> Result<Mapping, Error> {
     Mapping::current().map_err(|e| Error::io("reading this process's id maps", e))
 }
 
-/// Ends the keeper, if one runs: the namespaces go with it (and every
-/// mount made in them). Returns its PID.
-pub fn stop() -> Result<Option<u32>, Error> {
-    let pid_file = runtime_dir()?.join("userns.pid");
-    let Some(pid) = live_keeper(&pid_file) else {
+/// Ends the keeper of the store at `root`, if one runs: its namespaces
+/// go with it. Refused while another process (a container, its runtime or
+/// supervisor, a union's server) still runs in the namespace: it would
+/// keep the namespace and its mounts alive unseen, and the next command
+/// would make a second one. Returns the keeper's PID.
+pub fn stop(root: &Path) -> Result<Option<u32>, Error> {
+    let record = root.join(RECORD);
+    if !record.exists() {
+        return Ok(None);
+    }
+    let _lock = lock_record(root)?;
+    let Some(pid) = live_keeper(&record) else {
+        let _ = std::fs::remove_file(&record);
         return Ok(None);
     };
-    strata_sys::process::kill(pid, 9)
-        .map_err(|e| Error::io(format!("stopping the keeper (PID {pid})"), e))?;
-    let _ = std::fs::remove_file(&pid_file);
-    Ok(Some(pid))
-}
-
-/// The directory of the keeper's record: `$XDG_RUNTIME_DIR/strata`, or
-/// `strata-run-UID` in the temporary directory; made 0700, and refused
-/// when another user owns it.
-pub fn runtime_dir() -> Result<PathBuf, Error> {
-    let uid = sys::uid();
-    let dir = match std::env::var_os("XDG_RUNTIME_DIR").filter(|d| !d.is_empty()) {
-        Some(d) => PathBuf::from(d).join("strata"),
-        None => std::env::temp_dir().join(format!("strata-run-{uid}")),
-    };
-    match std::fs::DirBuilder::new()
-        .recursive(true)
-        .mode(0o700)
-        .create(&dir)
-    {
-        Ok(()) => {}
-        Err(e) if e.kind() == IoErrorKind::AlreadyExists => {}
-        Err(e) => return Err(Error::io(format!("making {}", dir.display()), e)),
-    }
-    let meta = std::fs::symlink_metadata(&dir)
-        .map_err(|e| Error::io(format!("reading {}", dir.display()), e))?;
-    if !meta.is_dir() || meta.uid() != uid || meta.permissions().mode() & 0o022 != 0 {
+    let ns = sys::namespace_id(&pid.to_string(), "user")
+        .map_err(|e| Error::io(format!("reading the keeper's namespace (PID {pid})"), e))?;
+    let me = std::process::id();
+    let others: Vec<String> = sys::processes_in(ns)
+        .map_err(|e| Error::io("listing the processes in the namespace", e))?
+        .into_iter()
+        // Zombies hold no namespace: they only wait to be reaped.
+        .filter(|(p, _)| {
+            *p != pid && *p != me && !strata_sys::process::is_zombie(*p).unwrap_or(true)
+        })
+        .map(|(p, name)| format!("{p} ({name})"))
+        .collect();
+    if !others.is_empty() {
         return Err(Error::new(
-            ErrorKind::PermissionDenied,
+            ErrorKind::InUse,
             format!(
-                "{} is not a directory of this user's that only it can write: \
-                 remove it or set XDG_RUNTIME_DIR",
-                dir.display()
+                "processes still run in the store's user namespace: {}; stop its containers \
+                 (and unmount what is mounted) first",
+                others.join(", ")
             ),
         ));
     }
-    Ok(dir)
+    strata_sys::process::kill(pid, 9)
+        .map_err(|e| Error::io(format!("stopping the keeper (PID {pid})"), e))?;
+    let _ = std::fs::remove_file(&record);
+    Ok(Some(pid))
 }
 
-/// The keeper the record names, if it still runs (same PID and start
-/// time: a reused PID is another process).
-fn live_keeper(pid_file: &Path) -> Option<u32> {
-    let text = std::fs::read_to_string(pid_file).ok()?;
+/// The keeper the record names, if it still runs: same PID, start time
+/// and boot (a reused PID is another process), not a zombie, and a keeper.
+fn live_keeper(record: &Path) -> Option<u32> {
+    let text = std::fs::read_to_string(record).ok()?;
     let mut f = text.split_whitespace();
     let pid: u32 = f.next()?.parse().ok()?;
     let start: u64 = f.next()?.parse().ok()?;
-    (strata_sys::process::start_time(pid).ok()? == start).then_some(pid)
+    let boot = f.next()?;
+    if strata_sys::process::boot_id().ok()? != boot
+        || strata_sys::process::start_time(pid).ok()? != start
+        || strata_sys::process::is_zombie(pid).unwrap_or(true)
+    {
+        return None;
+    }
+    Some(pid)
 }
 
 /// Starts a keeper in new namespaces and maps its ids. `Ok(Err(why))`
 /// when this machine makes no user namespace for the caller.
-fn start_keeper(program: &Path, pid_file: &Path) -> Result<Result<u32, String>, Error> {
+fn start_keeper(program: &Path, record: &Path) -> Result<Result<u32, String>, Error> {
     let uid = sys::uid();
     let gid = strata_sys::fs::egid();
     let user = user_name(uid);
+    // Both files are keyed by the user (subuid(5), subgid(5)): newgidmap
+    // checks the ranges against the user, not the primary group.
     let sub_uids = subordinate("/etc/subuid", uid, user.as_deref())?;
-    let sub_gids = subordinate(
-        "/etc/subgid",
-        gid,
-        group_name(gid).as_deref().or(user.as_deref()),
-    )?;
+    let sub_gids = subordinate("/etc/subgid", uid, user.as_deref())?;
     let mut cmd = Command::new(program);
-    cmd.env(KEEPER_ENV, "1")
+    cmd.env_clear()
+        .env(KEEPER_ENV, "1")
         .current_dir("/")
         .stdin(Stdio::null())
         .stdout(Stdio::null())
@@ -292,27 +341,28 @@ fn start_keeper(program: &Path, pid_file: &Path) -> Result<Result<u32, String>, 
     }
     let start = strata_sys::process::start_time(pid)
         .map_err(|e| Error::io("reading the keeper's start time", e))?;
-    strata_sys::atomic::write(pid_file, format!("{pid} {start}\n").as_bytes())
-        .map_err(|e| Error::io(format!("writing {}", pid_file.display()), e))?;
-    // The keeper outlives this command; nothing waits for it.
+    let boot = strata_sys::process::boot_id().map_err(|e| Error::io("reading the boot ID", e))?;
+    strata_sys::atomic::write(record, format!("{pid} {start} {boot}\n").as_bytes())
+        .map_err(|e| Error::io(format!("writing {}", record.display()), e))?;
+    // The keeper outlives this command; nothing waits for it (a dead one
+    // is told from its zombie by `live_keeper`).
     std::mem::forget(child);
     Ok(Ok(pid))
 }
 
 /// Runs `newuidmap`/`newgidmap PID 0 ID 1 1 START COUNT ...`: the caller
-/// as 0, the subordinate ranges from 1 on.
+/// as 0, every subordinate range from 1 on, in file order (as Podman maps
+/// them), within the 32-bit id space.
 fn new_map(tool: &str, pid: u32, own: u32, ranges: &[(u32, u32)]) -> Result<(), Error> {
     let mut args = vec![pid.to_string(), "0".into(), own.to_string(), "1".into()];
     let mut next: u64 = 1;
-    let mut left = MAX_SUBORDINATE;
     for &(start, count) in ranges {
-        let count = u64::from(count).min(left);
+        let count = u64::from(count).min(u64::from(u32::MAX) - next);
         if count == 0 {
             break;
         }
         args.extend([next.to_string(), start.to_string(), count.to_string()]);
         next += count;
-        left -= count;
     }
     let path = strata_sys::process::on_path(tool).ok_or_else(|| {
         Error::new(
@@ -336,6 +386,43 @@ fn new_map(tool: &str, pid: u32, own: u32, ranges: &[(u32, u32)]) -> Result<(), 
         ));
     }
     Ok(())
+}
+
+/// Replaces this process with `program` (found on `PATH` when it has no
+/// `/`) and `args`, with `env` added, as `strata unshare` runs its
+/// command: its exit status and signals are then its own. Returns only
+/// when it cannot run, with a shell's status for that (127: not found,
+/// 126: found but not runnable) and the error.
+pub fn exec(
+    program: &std::ffi::OsStr,
+    args: impl IntoIterator<Item = std::ffi::OsString>,
+    env: &[(&str, &std::ffi::OsStr)],
+) -> (u8, io::Error) {
+    use std::os::unix::process::CommandExt;
+    let bare = !program.as_encoded_bytes().contains(&b'/');
+    if bare
+        && program
+            .to_str()
+            .and_then(strata_sys::process::on_path)
+            .is_none()
+    {
+        return (
+            127,
+            io::Error::new(IoErrorKind::NotFound, "command not found on PATH"),
+        );
+    }
+    let mut cmd = Command::new(program);
+    cmd.args(args);
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    let err = cmd.exec();
+    let code = if err.kind() == IoErrorKind::NotFound {
+        127
+    } else {
+        126
+    };
+    (code, err)
 }
 
 /// The ranges `/etc/subuid` (or `subgid`) gives to `id` or `name`, in file
@@ -366,21 +453,13 @@ fn parse_subordinate(text: &str, id: u32, name: Option<&str>) -> Vec<(u32, u32)>
         .collect()
 }
 
-/// The name `/etc/passwd` gives to `uid`.
+/// The name `/etc/passwd` gives to `uid` (subordinate ids are found by
+/// the uid too, for users from other name services).
 fn user_name(uid: u32) -> Option<String> {
-    name_in("/etc/passwd", uid)
-}
-
-/// The name `/etc/group` gives to `gid`.
-fn group_name(gid: u32) -> Option<String> {
-    name_in("/etc/group", gid)
-}
-
-fn name_in(file: &str, id: u32) -> Option<String> {
-    let text = std::fs::read_to_string(file).ok()?;
+    let text = std::fs::read_to_string("/etc/passwd").ok()?;
     text.lines().find_map(|l| {
         let f: Vec<&str> = l.splitn(4, ':').collect();
-        (f.len() >= 3 && f[2].parse() == Ok(id)).then(|| f[0].to_owned())
+        (f.len() >= 3 && f[2].parse() == Ok(uid)).then(|| f[0].to_owned())
     })
 }
 

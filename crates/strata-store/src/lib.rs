@@ -408,6 +408,31 @@ impl Store {
         }
     }
 
+    /// Whether `root` holds a store: its lock file and its `image/`
+    /// directory are there.
+    pub fn is_store(root: &Path) -> bool {
+        Layout::lock_of(root).is_file() && root.join(Layout::images_rel()).is_dir()
+    }
+
+    /// The names a store's root may hold: its own directories and files,
+    /// every driver's home, and `extra` (records others keep there, such
+    /// as a rootless store's namespace record). Anything else is not the
+    /// store's.
+    pub fn own_entries(extra: &[&'static str]) -> Vec<&'static str> {
+        let mut names = vec![
+            layout::LOCK,
+            "image",
+            "containers",
+            "names",
+            "tmp",
+            "volumes",
+            "partial",
+        ];
+        names.extend(strata_driver::names());
+        names.extend_from_slice(extra);
+        names
+    }
+
     /// What `strata info` shows.
     pub fn info(&self) -> Result<Vec<(String, String)>> {
         let mut v = vec![

@@ -93,6 +93,14 @@ pub fn boot_id() -> io::Result<String> {
 /// `/proc/PID/stat`, see proc_pid_stat(5)): with the PID, it names one
 /// process of one boot even after the PID is reused.
 pub fn start_time(pid: u32) -> io::Result<u64> {
+    stat_fields(pid)?
+        .get(19)
+        .and_then(|f| f.parse().ok())
+        .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidData, "malformed stat"))
+}
+
+/// The fields of `/proc/PID/stat` after the command name (state first).
+fn stat_fields(pid: u32) -> io::Result<Vec<String>> {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"))?;
     // The command name (field 2) is in parentheses and may hold spaces
     // and parentheses itself: count fields after its last `)`.
@@ -100,10 +108,22 @@ pub fn start_time(pid: u32) -> io::Result<u64> {
         .rsplit_once(')')
         .map(|(_, r)| r)
         .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidData, "malformed stat"))?;
-    rest.split_ascii_whitespace()
-        .nth(19)
-        .and_then(|f| f.parse().ok())
-        .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidData, "malformed stat"))
+    Ok(rest.split_ascii_whitespace().map(str::to_owned).collect())
+}
+
+/// Whether process `pid` has ended and waits to be reaped (state `Z`).
+pub fn is_zombie(pid: u32) -> io::Result<bool> {
+    Ok(stat_fields(pid)?.first().map(String::as_str) == Some("Z"))
+}
+
+/// How many threads this process has (`Threads:` in /proc/self/status).
+pub fn thread_count() -> io::Result<usize> {
+    let status = std::fs::read_to_string("/proc/self/status")?;
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("Threads:"))
+        .and_then(|n| n.trim().parse().ok())
+        .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidData, "no Threads line"))
 }
 
 #[cfg(test)]
@@ -118,5 +138,7 @@ mod tests {
         assert!(start_time(1).unwrap() <= t);
         let id = boot_id().unwrap();
         assert_eq!(id.len(), 36, "{id}");
+        assert!(!is_zombie(me).unwrap());
+        assert!(thread_count().unwrap() >= 1);
     }
 }

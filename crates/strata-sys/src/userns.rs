@@ -9,11 +9,14 @@
 //!
 //! # Safety
 //!
-//! [`spawn_in_new_namespaces`] is the one unsafe call: `CommandExt::pre_exec`
+//! Two calls are unsafe. [`spawn_in_new_namespaces`]: `CommandExt::pre_exec`
 //! runs a closure between fork and exec, where only async-signal-safe
 //! calls are allowed. The closure makes raw syscalls only (`setsid`,
 //! `unshare`) and allocates nothing; the child is single-threaded there,
-//! as `unshare(CLONE_NEWUSER)` requires.
+//! as `unshare(CLONE_NEWUSER)` requires. [`close_inherited_fds`] closes
+//! raw descriptor numbers: it is for the start of a process (the keeper)
+//! before it has opened anything, when every descriptor above 2 was
+//! inherited and no Rust value owns it.
 #![allow(unsafe_code)]
 
 use std::fs::File;
@@ -111,9 +114,11 @@ pub fn namespace_id(pid: &str, kind: &str) -> io::Result<(u64, u64)> {
 
 /// Moves this process into the user, then the mount namespace of process
 /// `pid` (setns(2)), keeping its working directory: joining a mount
-/// namespace resets it to the namespace's root, so the directory is held
-/// open across the move and entered again. The process must be
-/// single-threaded, and own the user namespace or hold CAP_SYS_ADMIN in it.
+/// namespace resets it to the namespace's root, so the directory is
+/// entered again by its path, as the namespace sees it (where its mounts
+/// are), or through a handle held across the move when the path is not
+/// there. The process must be single-threaded, and own the user namespace
+/// or hold CAP_SYS_ADMIN in it.
 pub fn join(pid: u32) -> io::Result<()> {
     let open = |kind: &str| {
         rustix::fs::open(
@@ -124,6 +129,7 @@ pub fn join(pid: u32) -> io::Result<()> {
     };
     let user = open("user")?;
     let mnt = open("mnt")?;
+    let path = std::env::current_dir().ok();
     let cwd = rustix::fs::open(
         ".",
         OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC,
@@ -132,12 +138,67 @@ pub fn join(pid: u32) -> io::Result<()> {
     .ok();
     rustix::thread::move_into_link_name_space(user.as_fd(), Some(LinkNameSpaceType::User))?;
     rustix::thread::move_into_link_name_space(mnt.as_fd(), Some(LinkNameSpaceType::Mount))?;
+    if path.is_some_and(|p| std::env::set_current_dir(p).is_ok()) {
+        return Ok(());
+    }
     if let Some(cwd) = cwd {
         // A directory the namespace cannot reach leaves the process at
         // its root, as a `cd` into a vanished directory would.
         let _ = rustix::process::fchdir(cwd.as_fd());
     }
     Ok(())
+}
+
+/// The processes in the user namespace `ns` (as [`namespace_id`] gives
+/// it), with their command names: every `/proc/PID` whose `ns/user` is
+/// it. Processes that end while this looks, or that it may not inspect,
+/// are left out.
+pub fn processes_in(ns: (u64, u64)) -> io::Result<Vec<(u32, String)>> {
+    let mut found = Vec::new();
+    for entry in std::fs::read_dir("/proc")? {
+        let Some(pid) = entry?
+            .file_name()
+            .to_str()
+            .and_then(|n| n.parse::<u32>().ok())
+        else {
+            continue;
+        };
+        if namespace_id(&pid.to_string(), "user").ok() == Some(ns) {
+            let name = std::fs::read_to_string(format!("/proc/{pid}/comm")).unwrap_or_default();
+            found.push((pid, name.trim().to_owned()));
+        }
+    }
+    Ok(found)
+}
+
+/// Closes every descriptor above standard error that this process was
+/// started with (a long-lived helper must not keep its starter's locks
+/// and pipes open). For a process that has opened nothing of its own yet.
+pub fn close_inherited_fds() {
+    use std::os::fd::AsRawFd;
+    let Ok(dir_fd) = rustix::fs::open(
+        "/proc/self/fd",
+        OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC,
+        Mode::empty(),
+    ) else {
+        return;
+    };
+    // The listing owns this one descriptor (no duplicate), left out below.
+    let own = dir_fd.as_raw_fd();
+    let Ok(dir) = rustix::fs::Dir::new(dir_fd) else {
+        return;
+    };
+    let fds: Vec<i32> = dir
+        .filter_map(|e| e.ok()?.file_name().to_str().ok()?.parse().ok())
+        .filter(|&fd| fd > 2 && fd != own)
+        .collect();
+    for fd in fds {
+        // SAFETY: called at the start of a process that owns no
+        // descriptors above 2 of its own but the listing's, which is left
+        // out (module Safety section): none of these is held by an
+        // `OwnedFd` or a `File` of this process, and each is open.
+        unsafe { rustix::io::close(fd) };
+    }
 }
 
 /// The real user id of this process.

@@ -67,7 +67,7 @@ impl StoreArgs {
     /// (see `strata_run::userns`); as root, nothing.
     pub fn enter_namespace(&self) -> Result<Namespace> {
         let exe = std::env::current_exe().context("finding the strata executable")?;
-        Ok(strata_run::userns::enter(&exe)?)
+        Ok(strata_run::userns::enter(&exe, &self.root())?)
     }
 
     fn open_as(&self, read_only: bool) -> Result<Store> {

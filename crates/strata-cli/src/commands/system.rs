@@ -3,7 +3,7 @@
 
 use std::process::ExitCode;
 
-use anyhow::{bail, Context, Result};
+use anyhow::{bail, Result};
 use clap::Subcommand;
 use strata_run::userns::Namespace;
 use strata_store::view::{self, Inspected};
@@ -65,38 +65,38 @@ pub struct Unshare {
 
 /// `strata unshare`: runs the command in the store's user namespace, with
 /// `STRATA_ROOT` set to the store's root (as `podman unshare` sets
-/// `CONTAINERS_GRAPHROOT`); its exit status is the command's.
+/// `CONTAINERS_GRAPHROOT`). strata execs it, so its exit status and the
+/// signals sent to it are its own (126 and 127 when it cannot run or is
+/// not found, as a shell says). Root has no store namespace: refused, as
+/// Podman refuses.
 pub fn unshare(a: Unshare, args: &StoreArgs, out: &mut Out) -> Result<ExitCode> {
+    let root = args.root();
     if a.stop {
-        match strata_run::userns::stop()? {
+        match strata_run::userns::stop(&root)? {
             Some(pid) => writeln!(out, "stopped the user namespace's keeper (PID {pid})"),
-            None => writeln!(out, "no user namespace is running"),
+            None => writeln!(out, "no user namespace is running for {}", root.display()),
         }
         return Ok(ExitCode::SUCCESS);
     }
-    let root = args.root();
-    if let Namespace::Host(why) = args.enter_namespace()? {
-        bail!("no user namespace to enter: {why}");
+    match args.enter_namespace()? {
+        Namespace::Host(why) => bail!("no user namespace to enter: {why}"),
+        Namespace::Root => bail!(
+            "unshare is for a store without root: as root there is no user namespace to enter"
+        ),
+        Namespace::Rootless { .. } => {}
     }
     let mut words = a.command.into_iter();
     let program = words
         .next()
         .or_else(|| std::env::var_os("SHELL"))
         .unwrap_or_else(|| "/bin/sh".into());
-    let status = std::process::Command::new(&program)
-        .args(words)
-        .env("STRATA_ROOT", &root)
-        .status()
-        .with_context(|| format!("running {}", program.to_string_lossy()))?;
-    Ok(match status.code() {
-        Some(c) => ExitCode::from(u8::try_from(c).unwrap_or(255)),
-        // Killed by a signal: 128 + its number, as a shell says.
-        None => ExitCode::from(
-            128 + std::os::unix::process::ExitStatusExt::signal(&status)
-                .and_then(|s| u8::try_from(s).ok())
-                .unwrap_or(0),
-        ),
-    })
+    let (code, err) =
+        strata_run::userns::exec(&program, words, &[("STRATA_ROOT", root.as_os_str())]);
+    eprintln!(
+        "strata: error: running {}: {err}",
+        program.to_string_lossy()
+    );
+    Ok(ExitCode::from(code))
 }
 
 pub fn run(cmd: Cmd, args: &StoreArgs, out: &mut Out) -> Result<()> {
@@ -109,7 +109,17 @@ pub fn run(cmd: Cmd, args: &StoreArgs, out: &mut Out) -> Result<()> {
             args.root().display()
         ),
         Cmd::Reset { force: true } => {
-            let root = strata_run::control::reset(args.open()?)?;
+            let root = args.root();
+            if !strata_store::Store::is_store(&root) {
+                bail!(
+                    "there is no strata store at {}: nothing reset",
+                    root.display()
+                );
+            }
+            strata_run::control::reset(args.open()?)?;
+            // The store's namespace goes last (this process is in it).
+            strata_run::userns::stop(&root)?;
+            strata_run::control::remove_root(&root)?;
             writeln!(out, "removed {}", root.display());
             Ok(())
         }
