@@ -71,7 +71,7 @@ pub struct Push {
     #[arg(long, value_enum, default_value_t = Compression::Gzip)]
     pub compression_format: Compression,
     /// The compression level of the layers compressed: gzip 0-9 (default
-    /// 6), zstd 1-22 (default 3).
+    /// 3, the size Podman's make; 6 for Docker's), zstd 1-22 (default 3).
     #[arg(long)]
     pub compression_level: Option<i32>,
     /// Layers compressed and uploaded at once.
