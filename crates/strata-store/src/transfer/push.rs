@@ -82,10 +82,10 @@ pub const MAX_CONCURRENT_UPLOADS: usize = 5;
 /// the bytes it makes. containers/image deflates with pgzip at Go's
 /// `DefaultCompression`, which klauspost/compress takes as its level 5,
 /// one of the greedy hash-table encoders it uses for 1-6 (no lazy
-/// matching, no hash chains): Debian's minbase tar comes out within
-/// 0.02% of the size zlib's level 3 makes of it, 1.7% above level 6.
-/// Docker (Go's compress/gzip at 6, one thread) makes blobs 2% smaller
-/// for about 30% more CPU; `--compression-level 6` asks for that.
+/// matching, no hash chains): its blob of Debian's minbase tar is within
+/// 0.01% of the size zlib's level 3 makes of it. Level 6, Docker's (Go's
+/// compress/gzip default, on one thread), makes blobs 2% smaller for
+/// about a quarter more CPU; `--compression-level 6` asks for that.
 const GZIP_LEVEL: i32 = 3;
 /// zstd's level: the library's default.
 const ZSTD_LEVEL: i32 = 3;
