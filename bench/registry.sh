@@ -16,8 +16,8 @@
 #      from its docker-archive (both gzip the layers), each round to a fresh,
 #      empty registry (target <= 1x); also the CPU time (user + sys) of
 #      each, which other work on the machine disturbs less than wall time,
-#      and strata push at --compression-level 3, whose blobs are the size
-#      of skopeo's (the default, 6, makes them some 2% smaller)
+#      and strata push at --compression-level 6, Docker's level (the
+#      default, 3, makes blobs the size of skopeo's; 6 some 2% smaller)
 #   d. peak RSS of strata pull, an image with one ~280 MiB layer and one
 #      with a ~1 GiB layer of random data (target < 64 MiB, and flat)
 #
@@ -360,24 +360,26 @@ push_once() { # k command...
 }
 cat "$DARCH" "$DARCH1" >/dev/null
 for k in debian:1 debian:5; do
-    su=(); ku=(); sc=(); kc=(); s3=(); c3=()
+    su=(); ku=(); sc=(); kc=(); s6=(); c6=()
     for ((i = 1; i <= RUNS; i++)); do
         push_once "$k" "${skopeo_push[@]}"; ku+=("$T"); kc+=("$C"); kid=$ID; kb=$BYTES
         push_once "$k" "${strata_push[@]}"; su+=("$T"); sc+=("$C"); sid=$ID; sb=$BYTES
         [[ $sid == "$kid" ]] || echo "  WARNING: strata pushed image $sid, skopeo $kid"
-        push_once "$k" "${strata_push[@]}" --compression-level 3; s3+=("$T"); c3+=("$C"); sb3=$BYTES
+        push_once "$k" "${strata_push[@]}" --compression-level 6; s6+=("$T"); c6+=("$C"); sb6=$BYTES
         echo "  $k run $i: skopeo copy $(ms "${ku[-1]}") ms ($(ms "${kc[-1]}") ms CPU, $kb bytes of layers)," \
             "strata push $(ms "${su[-1]}") ms ($(ms "${sc[-1]}") ms CPU, $sb bytes)," \
-            "at level 3 $(ms "${s3[-1]}") ms ($(ms "${c3[-1]}") ms CPU, $sb3 bytes) (image $sid)"
+            "at level 6 $(ms "${s6[-1]}") ms ($(ms "${c6[-1]}") ms CPU, $sb6 bytes) (image $sid)"
     done
-    SU=$(best "${su[@]}"); KU=$(best "${ku[@]}"); S3=$(best "${s3[@]}")
-    SC=$(best "${sc[@]}"); KC=$(best "${kc[@]}"); C3=$(best "${c3[@]}")
+    SU=$(best "${su[@]}"); KU=$(best "${ku[@]}"); S6=$(best "${s6[@]}")
+    SC=$(best "${sc[@]}"); KC=$(best "${kc[@]}"); C6=$(best "${c6[@]}")
     n=${k#debian:}
     row "push debian, $n layer(s) (vs skopeo copy)" "$(ms "$SU") ms" "$(ms "$KU") ms" "$(ratio "$SU" "$KU")x" "<= 1x" "$(verdict "$(ratio "$SU" "$KU")" 1)"
     row "  CPU user+sys (vs skopeo copy)" "$(ms "$SC") ms" "$(ms "$KC") ms" "$(ratio "$SC" "$KC")x" "" ""
-    row "push debian, $n, --compression-level 3" "$(ms "$S3") ms" "$(ms "$KU") ms" "$(ratio "$S3" "$KU")x" "<= 1x" "$(verdict "$(ratio "$S3" "$KU")" 1)"
-    row "  CPU user+sys (vs skopeo copy)" "$(ms "$C3") ms" "$(ms "$KC") ms" "$(ratio "$C3" "$KC")x" "" ""
-    row "  layer bytes: level 6, level 3 / skopeo's" "$(mib "$sb") MiB" "$(mib "$kb") MiB" "$(ratio "$sb" "$kb")x" "" "level 3: $(ratio "$sb3" "$kb")x"
+    row "push debian, $n, --compression-level 6" "$(ms "$S6") ms" "$(ms "$KU") ms" "$(ratio "$S6" "$KU")x" "" ""
+    row "  CPU user+sys (vs skopeo copy)" "$(ms "$C6") ms" "$(ms "$KC") ms" "$(ratio "$C6" "$KC")x" "" ""
+    # To 0.01%: the default's blobs are within that of skopeo's.
+    bytes_ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.4f", a / b }'; }
+    row "  layer bytes: default, level 6 / skopeo's" "$(mib "$sb") MiB" "$(mib "$kb") MiB" "$(bytes_ratio "$sb" "$kb")x" "" "level 6: $(bytes_ratio "$sb6" "$kb")x"
 done
 rm -rf "$PUSH_STORE"
 fi

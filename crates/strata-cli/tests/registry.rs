@@ -4,6 +4,10 @@
 //! ID; credentials are checked, kept 0600 and forgotten.
 
 mod common;
+#[path = "common/containers.rs"]
+mod containers;
+#[path = "common/fixtures.rs"]
+mod fixtures;
 
 use std::fs;
 use std::io::Write;
@@ -11,6 +15,8 @@ use std::os::unix::fs::PermissionsExt;
 use std::process::Stdio;
 
 use common::{require_root, sh, Strata};
+use containers::on_terminal;
+use fixtures::{have_tools, without_escapes, Busybox};
 use strata_registry::testing::{self, Config, Registry};
 
 fn setup() -> Option<(Strata, Registry)> {
@@ -369,4 +375,118 @@ blocked = true
     assert_eq!(out, id);
     let err = s.err(&["pull", "--registries-conf", conf, "blocked.example/x:1"]);
     assert!(err.contains("blocked"), "{err}");
+}
+
+/// The first 12 hex digits of each digest in `v` (a JSON array of
+/// `sha256:…` strings): what the progress lines name layers by.
+fn shorts(v: &serde_json::Value) -> Vec<String> {
+    v.as_array()
+        .unwrap()
+        .iter()
+        .map(|d| fixtures::hex(d.as_str().unwrap())[..12].to_owned())
+        .collect()
+}
+
+/// Whether `layer`'s line says `word` when last drawn on `screen` (the
+/// lines are redrawn in place, padded to the terminal's width).
+fn says(screen: &str, layer: &str, word: &str) -> bool {
+    let shown = without_escapes(screen);
+    let head = format!("{layer}: ");
+    shown.rfind(&head).is_some_and(|at| {
+        let rest = &shown[at + head.len()..];
+        rest.starts_with(word) && rest[word.len()..].starts_with([' ', '\n'])
+    })
+}
+
+/// On a terminal, push and pull draw a line per layer, each ending in
+/// Docker's word for what became of it (pushed, mounted, already there;
+/// pull complete); off one, push says the same once per layer on stderr.
+#[test]
+fn push_and_pull_draw_a_line_per_layer_on_a_terminal() {
+    let test = "push_and_pull_draw_a_line_per_layer_on_a_terminal";
+    let Some((s, reg)) = setup() else { return };
+    if !have_tools(test, &["script", "umoci", "skopeo", "busybox", "gzip"]) {
+        return;
+    }
+    let work = s.path("fixture");
+    fs::create_dir(&work).unwrap();
+    let bb = Busybox::build(&work);
+    let archive = bb.docker_archive("d.tar", "busybox:v2");
+    s.ok(&["load", "-q", "-i", archive.to_str().unwrap()]);
+    let inspect = s.json(&["image", "inspect", "busybox:v2"]);
+    let layers = shorts(&inspect[0]["RootFS"]["Layers"]);
+    assert_eq!(layers.len(), 2, "{inspect}");
+
+    let push = |repo: &str| {
+        let dest = format!("{}/{repo}", reg.addr);
+        let screen = on_terminal(&s, &["push", "--tls-verify=false", "busybox:v2", &dest]);
+        assert!(screen.contains("digest: sha256:"), "{screen:?}");
+        screen
+    };
+    let screen = push("test/bb:1");
+    for l in &layers {
+        assert!(says(&screen, l, "Pushed"), "{l}: {screen:?}");
+    }
+    let screen = push("test/other:1");
+    for l in &layers {
+        assert!(says(&screen, l, "Mounted"), "{l}: {screen:?}");
+    }
+    // Off a terminal: the same words, a line each, once the layer is in.
+    let out = s.run(&[
+        "push",
+        "--tls-verify=false",
+        "busybox:v2",
+        &format!("{}/test/bb:2", reg.addr),
+    ]);
+    assert!(out.status.success(), "{out:?}");
+    let mut said: Vec<String> = String::from_utf8(out.stderr)
+        .unwrap()
+        .lines()
+        .map(str::to_owned)
+        .collect();
+    said.sort();
+    let mut want: Vec<String> = layers
+        .iter()
+        .map(|l| format!("{l}: Layer already exists"))
+        .collect();
+    want.sort();
+    assert_eq!(said, want);
+
+    // Pulled into a store of its own, named by the blobs' digests.
+    let manifest = sh(&format!(
+        "skopeo inspect --raw --tls-verify=false docker://{}/test/bb:1",
+        reg.addr
+    ));
+    let manifest: serde_json::Value = serde_json::from_str(&manifest).unwrap();
+    let blobs: Vec<serde_json::Value> = manifest["layers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|l| l["digest"].clone())
+        .collect();
+    let blobs = shorts(&serde_json::Value::Array(blobs));
+    let fresh = Strata::new("vfs");
+    let screen = on_terminal(
+        &fresh,
+        &[
+            "pull",
+            "--tls-verify=false",
+            &format!("{}/test/bb:1", reg.addr),
+        ],
+    );
+    assert!(screen.contains("Downloaded newer image"), "{screen:?}");
+    for b in &blobs {
+        assert!(says(&screen, b, "Pull complete"), "{b}: {screen:?}");
+    }
+    let screen = on_terminal(
+        &fresh,
+        &[
+            "pull",
+            "--tls-verify=false",
+            &format!("{}/test/other:1", reg.addr),
+        ],
+    );
+    for b in &blobs {
+        assert!(says(&screen, b, "Already exists"), "{b}: {screen:?}");
+    }
 }

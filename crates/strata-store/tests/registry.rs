@@ -1130,3 +1130,92 @@ fn a_compression_level_out_of_range_is_refused_before_anything_is_sent() {
     assert_eq!(sent_mounted_present(&pushed), (1, 0, 0));
     assert_pulls_back(&f, "test/level", "1", &id);
 }
+
+/// Where a layer's blob went is recorded per registry, by host and
+/// port. Two registries on 127.0.0.1 (different random ports) serve the
+/// same repository name: what the first has is never taken for the
+/// second's (not even asked about there), each gets its own record, and
+/// a record of the registry spoken to is still checked with HEAD: its
+/// blob gone from the repository, the layer is sent again.
+#[test]
+fn blob_records_are_kept_per_registry_host_and_port() {
+    let Some(f) = fixture() else { return };
+    let tar = layer_tar("etc/motd", &noise("keyed", 100_000));
+    let id = import_img(&f, &tar);
+    let second = match Registry::start(Config::default()) {
+        Ok(r) => r,
+        Err(why) => panic!("a second registry: {why}"),
+    };
+    let (a, b) = (f.client.registry().to_owned(), second.addr.clone());
+    assert_ne!(a, b);
+    let b_proxy = Proxy::start(&b, |_| Action::Forward);
+    let to_b = through(&b_proxy);
+    let records_file =
+        f._t.path()
+            .join("root/image/vfs/distribution/v2metadata-by-diffid/sha256")
+            .join(f.store.image(&id).unwrap().diff_ids[0].hex());
+    // (where, digest) of each record.
+    let records = || -> Vec<(String, String)> {
+        let v: Vec<serde_json::Value> =
+            serde_json::from_slice(&std::fs::read(&records_file).unwrap()).unwrap();
+        let text = |v: &serde_json::Value| v.as_str().unwrap().to_owned();
+        v.iter()
+            .map(|r| (text(&r["SourceRepository"]), text(&r["Digest"])))
+            .collect()
+    };
+
+    let first = push_gzip(&f.store, &f.client, "img:1", "test/same", "1").unwrap();
+    assert_eq!(sent_mounted_present(&first), (1, 0, 0));
+    let kept = records();
+    assert_eq!(kept.len(), 1, "{kept:?}");
+    assert_eq!(kept[0].0, format!("{a}/test/same"));
+    let blob = kept[0].1.clone();
+
+    // The other port: the first registry's record is not tried there.
+    let pushed = push_gzip(&f.store, &to_b, "img:1", "test/same", "1").unwrap();
+    assert_eq!(sent_mounted_present(&pushed), (1, 0, 0));
+    let asked = b_proxy.requests();
+    let about_blob: Vec<_> = asked
+        .iter()
+        .filter(|r| r.method == "HEAD" || r.target.contains("mount="))
+        .filter(|r| r.target.contains(blob.as_str()))
+        .collect();
+    assert!(about_blob.is_empty(), "{about_blob:#?}");
+    let kept = records();
+    let places: Vec<&str> = kept.iter().map(|(from, _)| from.as_str()).collect();
+    let b_place = format!("{}/test/same", to_b.registry());
+    assert!(
+        places.contains(&format!("{a}/test/same").as_str()) && places.contains(&b_place.as_str()),
+        "{kept:?}"
+    );
+
+    // The blob is gone from the second registry's repository: its record
+    // is checked with HEAD, found stale, and the layer is sent again.
+    let link = second
+        .dir
+        .path()
+        .join("data/docker/registry/v2/repositories/test/same/_layers/sha256")
+        .join(blob.strip_prefix("sha256:").unwrap());
+    std::fs::remove_dir_all(&link).unwrap();
+    let before = b_proxy.requests().len();
+    let again = push_gzip(&f.store, &to_b, "img:1", "test/same", "2").unwrap();
+    assert_eq!(sent_mounted_present(&again), (1, 0, 0));
+    let asked = b_proxy.requests()[before..].to_vec();
+    let heads = asked
+        .iter()
+        .filter(|r| r.method == "HEAD" && r.target.contains(blob.as_str()))
+        .count();
+    assert_eq!(heads, 1, "{asked:#?}");
+    assert!(
+        !asked.iter().any(|r| r.target.contains("mount=")),
+        "{asked:#?}"
+    );
+
+    // The first registry still has it: found there by HEAD, and mounted
+    // from there into another of its repositories.
+    let present = push_gzip(&f.store, &f.client, "img:1", "test/same", "2").unwrap();
+    assert_eq!(sent_mounted_present(&present), (0, 0, 1));
+    let mounted = push_gzip(&f.store, &f.client, "img:1", "test/next", "1").unwrap();
+    assert_eq!(sent_mounted_present(&mounted), (0, 1, 0));
+    assert_pulls_back(&f, "test/next", "1", &id);
+}

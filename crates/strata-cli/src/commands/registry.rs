@@ -16,7 +16,6 @@ use strata_store::{
     PushOptions, Store,
 };
 
-use super::transfer::Bar;
 use crate::output::Out;
 
 /// How to reach a registry.
@@ -71,7 +70,7 @@ pub struct Push {
     #[arg(long, value_enum, default_value_t = Compression::Gzip)]
     pub compression_format: Compression,
     /// The compression level of the layers compressed: gzip 0-9 (default
-    /// 6), zstd 1-22 (default 3).
+    /// 3, the size Podman's make; 6 for Docker's), zstd 1-22 (default 3).
     #[arg(long)]
     pub compression_level: Option<i32>,
     /// Layers compressed and uploaded at once.
@@ -289,14 +288,14 @@ pub fn push(a: Push, store: &Store, out: &mut Out) -> Result<()> {
         .pop()
         .expect("endpoints end with the registry");
     let c = client(&at, &a.transport)?;
-    let bar = Bar::new("pushing");
+    let lines = LayerLines::new();
     let opts = PushOptions {
         compression: a.compression_format.into(),
         max_concurrent_uploads: a.max_concurrent_uploads.into(),
         compression_level: a.compression_level,
     };
-    let pushed = store.push_with(&c, &a.image, &at.repository, tag, &opts, &bar);
-    bar.pb.finish_and_clear();
+    let pushed = store.push_with(&c, &a.image, &at.repository, tag, &opts, &lines);
+    lines.finish();
     let pushed = pushed?;
     // Recorded where Docker would have it: on an image tagged in that
     // repository (Docker pushes only a local tag). A digest of a
@@ -359,9 +358,10 @@ pub fn logout(a: Logout, out: &mut Out) -> Result<()> {
     Ok(())
 }
 
-/// `docker pull`'s progress: on a terminal, a line per layer redrawn as
-/// it moves (waiting, downloading n/m, verifying, applying, done, already
-/// exists); off one, a line per layer as it completes.
+/// `docker pull`'s and `docker push`'s progress: on a terminal, a line
+/// per layer redrawn as it moves (waiting, downloading n/m, verifying,
+/// applying, done, already exists; pushing n, pushed, mounted, layer
+/// already exists); off one, a line per layer as it completes.
 struct LayerLines {
     tty: bool,
     multi: MultiProgress,
@@ -394,14 +394,30 @@ fn status_word(s: LayerStatus) -> &'static str {
         LayerStatus::Applying => "Applying",
         LayerStatus::Done => "Pull complete",
         LayerStatus::AlreadyExists => "Already exists",
+        LayerStatus::Pushing { .. } => "Pushing",
+        LayerStatus::Pushed => "Pushed",
+        LayerStatus::Mounted => "Mounted",
+        LayerStatus::LayerExists => "Layer already exists",
     }
+}
+
+/// Whether a layer is at its end (what is said of it off a terminal).
+fn finished(s: LayerStatus) -> bool {
+    matches!(
+        s,
+        LayerStatus::Done
+            | LayerStatus::AlreadyExists
+            | LayerStatus::Pushed
+            | LayerStatus::Mounted
+            | LayerStatus::LayerExists
+    )
 }
 
 impl Progress for LayerLines {
     fn layer(&self, id: &Digest, status: LayerStatus) {
         let short = &id.hex()[..12];
         if !self.tty {
-            if matches!(status, LayerStatus::Done | LayerStatus::AlreadyExists) {
+            if finished(status) {
                 eprintln!("{short}: {}", status_word(status));
             }
             return;
@@ -429,6 +445,17 @@ impl Progress for LayerLines {
                 }
                 if let Some(t) = total {
                     pb.set_length(t);
+                }
+                pb.set_position(done);
+            }
+            LayerStatus::Pushing { done } => {
+                // Compressed as it goes: no total to show.
+                if pb.message() != "Pushing" {
+                    pb.set_style(
+                        ProgressStyle::with_template("{prefix}: {msg} {bytes}")
+                            .expect("a valid template"),
+                    );
+                    pb.set_message("Pushing");
                 }
                 pb.set_position(done);
             }

@@ -33,7 +33,8 @@ pub trait Progress: Sync {
     fn layer(&self, _id: &Digest, _status: LayerStatus) {}
 }
 
-/// Where one layer of a load or pull stands, as `docker pull` shows it.
+/// Where one layer of a load, pull or push stands, as `docker pull` and
+/// `docker push` show it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum LayerStatus {
     /// To be fetched, after others.
@@ -48,6 +49,14 @@ pub enum LayerStatus {
     Done,
     /// In the store before this began (same chainID): not fetched.
     AlreadyExists,
+    /// Pushed: being compressed and sent, `done` compressed bytes so far.
+    Pushing { done: u64 },
+    /// Pushed: sent, and the registry took it.
+    Pushed,
+    /// Pushed: mounted from another repository of the registry, not sent.
+    Mounted,
+    /// Pushed: the repository had it already, not sent.
+    LayerExists,
 }
 
 /// Reports nothing.
