@@ -280,13 +280,6 @@ if command -v zstd >/dev/null && [[ ! -f $WORK/layer-4-x256m-$GEN.tar.zst ]]; th
     zstd -q -1 -T0 "$WORK/layer-4-x256m-$GEN.tar" -o "$WORK/layer-4-x256m-$GEN.tar.zst"
 fi
 
-# Prints "max RSS in KiB" and "elapsed seconds" of "$@".
-peak() {
-    local v
-    v=$(/usr/bin/time -v "$@" 2>&1 >/dev/null) || { echo "$v" >&2; die "failed: $*"; }
-    echo "$(awk -F': ' '/Maximum resident set size/ { print $2 }' <<<"$v")" \
-        "$(awk -F': ' '/Elapsed \(wall clock\)/ { n = split($2, p, ":"); s = 0; for (i = 1; i <= n; i++) s = s * 60 + p[i]; print s }' <<<"$v")"
-}
 
 RSS=()
 for L in "$WORK/layer-1-x256m-$GEN.tar" "$WORK/layer-4-x256m-$GEN.tar" "$WORK/layer-4-x256m-$GEN.tar.zst"; do

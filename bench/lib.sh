@@ -320,6 +320,17 @@ elapsed_us() {
     echo $((t1 - t0))
 }
 
+# Peak RSS and time of "$@": prints "max RSS in KiB" and "elapsed
+# seconds" (GNU time's); dies, with its output, when the command fails.
+peak() {
+    local v
+    v=$(/usr/bin/time -v "$@" 2>&1 >/dev/null) || { echo "$v" >&2; die "failed: $*"; }
+    echo "$(awk -F': ' '/Maximum resident set size/ { print $2 }' <<<"$v")" \
+        "$(awk -F': ' '/Elapsed \(wall clock\)/ { n = split($2, p, ":"); s = 0; for (i = 1; i <= n; i++) s = s * 60 + p[i]; print s }' <<<"$v")"
+}
+maxf() { printf '%s\n' "$@" | sort -g | tail -1; }
+minf() { printf '%s\n' "$@" | sort -g | head -1; }
+
 # Timings in microseconds: the best of several, as ms, ratios; the rows
 # of a run's summary (newdir: a fresh numbered directory under $RUN).
 best() { printf '%s\n' "$@" | sort -n | head -1; }
@@ -333,3 +344,9 @@ newdir() { N=$((N + 1)); DIR=$RUN/$N-$1; mkdir -p "$DIR"; }
 SUMMARY=()
 row() { SUMMARY+=("$(printf '%-46s %12s %12s %8s  %-10s %s' "$@")"); }
 verdict() { if le "$1" "$2"; then echo met; else echo MISSED; fi; } # value max
+# A summary row for a peer against strata: "x faster" = the peer's time /
+# strata's, target 2x.
+vs_row() { # label tool-us strata-us
+    local f; f=$(ratio "$2" "$3")
+    row "$1" "$(ms "$3") ms" "$(ms "$2") ms" "${f}x" ">= 2x" "$(le 2 "$f" && echo met || echo MISSED)"
+}

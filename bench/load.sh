@@ -126,11 +126,6 @@ row "  vs tar -xzf (no flush)" "$(ms "$SO") ms" "$(ms "$GX") ms" "$(ratio "$SO" 
 # ------------------------------------------------ c. docker and podman load
 
 # A row of another tool's best time against strata's: "x faster" = tool/strata.
-vs_row() { # label tool-us strata-us
-    local f; f=$(ratio "$2" "$3")
-    row "$1" "$(ms "$3") ms" "$(ms "$2") ms" "${f}x" ">= 2x" "$(le 2 "$f" && echo met || echo MISSED)"
-}
-
 log "c. docker load (best of $RUNS)"
 if ! command -v dockerd >/dev/null || ! command -v docker >/dev/null; then
     skipped "docker load (dockerd or docker not installed, and apt-get could not install docker.io)"
@@ -216,16 +211,7 @@ fi
 # -------------------------------------------------------------- d. peak RSS
 
 log "d. peak RSS of strata load (highest of $RUNS runs; time: best)"
-# Prints "max RSS in KiB" and "elapsed seconds" of "$@".
-peak() {
-    local v
-    v=$(/usr/bin/time -v "$@" 2>&1 >/dev/null) || { echo "$v" >&2; die "failed: $*"; }
-    echo "$(awk -F': ' '/Maximum resident set size/ { print $2 }' <<<"$v")" \
-        "$(awk -F': ' '/Elapsed \(wall clock\)/ { n = split($2, p, ":"); s = 0; for (i = 1; i <= n; i++) s = s * 60 + p[i]; print s }' <<<"$v")"
-}
 RSS=()
-maxf() { printf '%s\n' "$@" | sort -g | tail -1; }
-minf() { printf '%s\n' "$@" | sort -g | head -1; }
 for big in 1 4; do
     R=$A/rss-$big.tar
     L=$WORK/layer-$big-x256m-v1.tar

@@ -30,10 +30,7 @@ set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 . scripts/lib.sh
 . bench/lib.sh
-[[ $(id -u) -eq 0 ]] || { echo "run as root" >&2; exit 1; }
-[[ ${BASH_VERSINFO[0]} -ge 5 ]] || { echo "needs bash >= 5 (EPOCHREALTIME)" >&2; exit 1; }
-REPO=$PWD
-WORK=${STRATA_BENCH_WORK:-bench/work}
+bench_init
 RUNS=${STRATA_BENCH_RUNS:-3}
 PARTS=${STRATA_BENCH_PARTS:-abcd}
 [[ $PARTS =~ ^[abcd]+$ ]] || { echo "STRATA_BENCH_PARTS: letters of abcd, not '$PARTS'" >&2; exit 1; }
@@ -44,10 +41,6 @@ LOAD_TAG=bench/debian:load
 # Bump when this script's image builders change.
 GEN=v1
 
-die() { echo "registry.sh: $*" >&2; exit 1; }
-log() { printf '\n== %s\n' "$*"; }
-skipped() { printf '\n!!!!! SKIPPED: %s\n\n' "$*" >&2; SKIPS+=("SKIPPED: $*"); }
-SKIPS=()
 
 need_cmds mkfs.ext4:e2fsprogs losetup:mount /usr/bin/time:time python3:python3 skopeo:skopeo \
     curl:curl docker-registry:docker-registry
@@ -89,19 +82,6 @@ cleanup
 make_run_fs strata-reg
 
 # ---------------------------------------------------------------- helpers
-
-now_us() { echo "${EPOCHREALTIME/[.,]/}"; }
-elapsed_us() {
-    local t0 t1 err=$RUN/elapsed.err
-    t0=$(now_us)
-    "$@" >/dev/null 2>"$err" || { cat "$err" >&2; return 1; }
-    t1=$(now_us)
-    echo $((t1 - t0))
-}
-vs_row() { # label tool-us strata-us: "x faster" = tool/strata
-    local f; f=$(ratio "$2" "$3")
-    row "$1" "$(ms "$3") ms" "$(ms "$2") ms" "${f}x" ">= 2x" "$(le 2 "$f" && echo met || echo MISSED)"
-}
 
 # Starts a docker-registry with its storage in $1; its address in $REG.
 # One at a time (REG_PID).
@@ -392,16 +372,7 @@ stop_registry
 log "d. peak RSS of strata pull (highest of $RUNS runs; time: best)"
 start_registry "$RUN/registry"
 warm_registry
-# Prints "max RSS in KiB" and "elapsed seconds" of "$@".
-peak() {
-    local v
-    v=$(/usr/bin/time -v "$@" 2>&1 >/dev/null) || { echo "$v" >&2; die "failed: $*"; }
-    echo "$(awk -F': ' '/Maximum resident set size/ { print $2 }' <<<"$v")" \
-        "$(awk -F': ' '/Elapsed \(wall clock\)/ { n = split($2, p, ":"); s = 0; for (i = 1; i <= n; i++) s = s * 60 + p[i]; print s }' <<<"$v")"
-}
 RSS=()
-maxf() { printf '%s\n' "$@" | sort -g | tail -1; }
-minf() { printf '%s\n' "$@" | sort -g | head -1; }
 for big in 1 4; do
     ref=$REG/bench/rss:$big
     mapfile -t urls < <(layer_urls "bench/rss:$big")

@@ -129,7 +129,7 @@ else
         pid=$(podman_user "$DIR" image inspect -f '{{.Id}}' "$TAG" 2>/dev/null || true)
         echo "  rootless podman load: $(msl "${pl[@]}") ms (image sha256:${pid#sha256:})"
         PL=$(best "${pl[@]}")
-        row "rootless podman load / rootless strata load" "$(ms "$RL") ms" "$(ms "$PL") ms" "$(ratio "$PL" "$RL")x faster" ">= 2x" "$(if le 2 "$(ratio "$PL" "$RL")"; then echo met; else echo MISSED; fi)"
+        vs_row "rootless podman load (podman/strata)" "$PL" "$RL"
     else
         skipped "rootless podman load (it failed: see above)"
     fi

@@ -80,7 +80,6 @@ SHORT=$(mktemp -d /tmp/strata-run.XXXXXX)
 
 # ---------------------------------------------------------------- helpers
 
-now_us() { echo "${EPOCHREALTIME/[.,]/}"; }
 # Runs "$@" with stdin from /dev/null and stdout discarded; prints the
 # elapsed microseconds. Fails (printing the command's stderr) when the
 # command does.
