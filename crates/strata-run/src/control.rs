@@ -213,7 +213,9 @@ pub fn reset(store: Store) -> Result<()> {
     }
     store.prune_with(true, true)?;
     store.prune_volumes(true)?;
-    drop(store);
+    // The rest under the store's lock: a command started meanwhile waits,
+    // then finds no store, rather than mounting into one being removed.
+    let lock = store.lock()?;
     let mounted = strata_sys::mount::mounts_under(&root)
         .map_err(|e| Error::io(format!("reading the mounts under {}", root.display()), e))?;
     if let Some(m) = mounted.first() {
@@ -236,7 +238,10 @@ pub fn reset(store: Store) -> Result<()> {
         );
     }
     for name in entries {
-        if kept.iter().any(|k| name == *k) || !name.to_str().is_some_and(|n| own.contains(&n)) {
+        if kept.iter().any(|k| name == *k)
+            || name == "lock"
+            || !name.to_str().is_some_and(|n| own.contains(&n))
+        {
             continue;
         }
         let p = root.join(&name);
@@ -252,7 +257,14 @@ pub fn reset(store: Store) -> Result<()> {
             _ => {}
         }
     }
-    Ok(())
+    drop(lock);
+    drop(store);
+    match std::fs::remove_file(root.join("lock")) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+            Err(Error::io(format!("removing {}", root.join("lock").display()), e))
+        }
+        _ => Ok(()),
+    }
 }
 
 /// The end of a reset: a rootless store's namespace record, then the

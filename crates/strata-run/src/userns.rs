@@ -184,8 +184,20 @@ pub fn enter(program: &Path, root: &Path) -> Result<Namespace, Error> {
     // Single-threaded still (checked above): nothing reads the
     // environment concurrently.
     std::env::set_var(CONFIGURED_ENV, "1");
+    let mapping = current_mapping()?;
+    if mapping.single() {
+        // Ranges added since the namespace was made do not reach it.
+        let uid = sys::uid();
+        if !subordinate("/etc/subuid", uid, user_name(uid).as_deref())?.is_empty() {
+            tracing::warn!(
+                "the store's user namespace maps only the caller, but /etc/subuid now has \
+                 ranges for uid {uid}: `strata unshare --stop` (with no container running) \
+                 lets the next command make it anew with them"
+            );
+        }
+    }
     Ok(Namespace::Rootless {
-        mapping: current_mapping()?,
+        mapping,
         joined: true,
     })
 }
