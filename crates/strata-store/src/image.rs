@@ -33,6 +33,13 @@ pub struct Image {
 
 pub(crate) type Repositories = BTreeMap<String, BTreeMap<String, String>>;
 
+/// `repositories.json`.
+#[derive(serde::Deserialize)]
+struct RepositoriesFile {
+    #[serde(rename = "Repositories", default)]
+    repositories: Repositories,
+}
+
 /// The images of a store: configs under `imagedb`, tags in
 /// `repositories.json`, over the layers their configs name.
 #[derive(Clone)]
@@ -54,6 +61,12 @@ impl ImageStore {
             Err(e) if e.kind() == ErrorKind::NotFound => return Ok(Repositories::new()),
             Err(e) => return Err(e),
         };
+        // Straight into the map: read on every command that names an
+        // image, it grows with the tags. What does not parse so is read
+        // again below, for the error that says why.
+        if let Ok(f) = serde_json::from_slice::<RepositoriesFile>(&bytes) {
+            return Ok(familiar(f.repositories));
+        }
         let v: Value = serde_json::from_slice(&bytes).map_err(|e| {
             Error::with(
                 ErrorKind::Corrupt,
@@ -75,8 +88,16 @@ impl ImageStore {
     }
 
     pub(crate) fn save_repositories(&self, _: &Lock, repos: &Repositories) -> Result<()> {
-        let v = json!({ "Repositories": repos });
-        atomic::write(&self.layout.repositories(), v.to_string().as_bytes())
+        #[derive(serde::Serialize)]
+        struct Out<'a> {
+            #[serde(rename = "Repositories")]
+            repositories: &'a Repositories,
+        }
+        let bytes = serde_json::to_vec(&Out {
+            repositories: repos,
+        })
+        .expect("serialising JSON");
+        atomic::write(&self.layout.repositories(), &bytes)
     }
 
     /// The config bytes of an image, verified against its ID.
@@ -199,6 +220,12 @@ impl ImageStore {
     /// 64 hex digits alone), then by `name[:tag]`, then by a unique
     /// prefix of the ID's hex.
     pub fn resolve_image(&self, s: &str) -> Result<Digest> {
+        self.resolve_in(s, None)
+    }
+
+    /// [`ImageStore::resolve_image`] with the tags already read, if they
+    /// are (read when a name needs them, otherwise).
+    fn resolve_in(&self, s: &str, repos: Option<&Repositories>) -> Result<Digest> {
         let full = Digest::parse(s).or_else(|| Digest::parse(&format!("sha256:{s}")));
         if let Some(id) = full.filter(|id| self.image_exists(id)) {
             return Ok(id);
@@ -209,11 +236,15 @@ impl ImageStore {
                 Some(d) => r.with_digest(d),
                 None => r,
             };
-            if let Some(id) = self
-                .repositories()?
-                .get(&r.name)
-                .and_then(|m| m.get(&r.to_string()))
-            {
+            let read;
+            let repos = match repos {
+                Some(r) => r,
+                None => {
+                    read = self.repositories()?;
+                    &read
+                }
+            };
+            if let Some(id) = repos.get(&r.name).and_then(|m| m.get(&r.to_string())) {
                 return Digest::parse(id).ok_or_else(|| {
                     Error::new(ErrorKind::Corrupt, format!("tag {r} names {id:?}"))
                 });
@@ -476,8 +507,8 @@ impl Store {
         force: bool,
     ) -> Result<Vec<String>> {
         let images = &self.images;
-        let id = images.resolve_image(s)?;
         let mut repos = images.repositories()?;
+        let id = images.resolve_in(s, Some(&repos))?;
         let mut done = Vec::new();
         let by_tag = ImageRef::parse(s).ok().map(|r| match r.digest() {
             Some(d) => r.with_digest(d),
