@@ -23,10 +23,7 @@ set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 . scripts/lib.sh
 . bench/lib.sh
-[[ $(id -u) -eq 0 ]] || { echo "run as root" >&2; exit 1; }
-[[ ${BASH_VERSINFO[0]} -ge 5 ]] || { echo "needs bash >= 5 (EPOCHREALTIME)" >&2; exit 1; }
-REPO=$PWD
-WORK=${STRATA_BENCH_WORK:-bench/work}
+bench_start
 RUNS=${STRATA_BENCH_RUNS:-3}
 # Bump when the archive builders change, so cached archives are rebuilt.
 GEN=v1

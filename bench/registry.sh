@@ -30,10 +30,7 @@ set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 . scripts/lib.sh
 . bench/lib.sh
-[[ $(id -u) -eq 0 ]] || { echo "run as root" >&2; exit 1; }
-[[ ${BASH_VERSINFO[0]} -ge 5 ]] || { echo "needs bash >= 5 (EPOCHREALTIME)" >&2; exit 1; }
-REPO=$PWD
-WORK=${STRATA_BENCH_WORK:-bench/work}
+bench_start
 RUNS=${STRATA_BENCH_RUNS:-3}
 PARTS=${STRATA_BENCH_PARTS:-abcd}
 [[ $PARTS =~ ^[abcd]+$ ]] || { echo "STRATA_BENCH_PARTS: letters of abcd, not '$PARTS'" >&2; exit 1; }
