@@ -117,6 +117,17 @@ fn add(layout: &Layout, _: &Lock, dir: &Path, name: &str) -> Result<()> {
     if !indexed(layout) {
         return Ok(());
     }
+    // Never through a symlink planted in the index: each directory on the
+    // way is a real one, or not there yet.
+    for d in [dir.parent().and_then(Path::parent), dir.parent(), Some(dir)]
+        .into_iter()
+        .flatten()
+    {
+        match fs::symlink_metadata(d) {
+            Ok(md) if !md.is_dir() => return Err(damaged(d, Some("is not a directory"))),
+            _ => {}
+        }
+    }
     if !dir.is_dir() {
         let parent = dir.parent().expect("an index directory has a parent");
         fs::DirBuilder::new()

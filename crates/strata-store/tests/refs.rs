@@ -292,3 +292,57 @@ fn a_hostile_index_record_is_refused_and_the_store_left_as_it_was() {
         assert_index_right(&f.store, what);
     }
 }
+
+/// Lower in the chain, collection reads a layer's record only after the
+/// image is gone: a damaged one there keeps the layer (what it names may
+/// hold it) rather than failing half-way; `check` reports it, and
+/// `check --repair` collects the layer and rebuilds the index.
+#[test]
+fn a_damaged_record_lower_down_keeps_its_layer() {
+    let f = Fixture::new("vfs");
+    let [_, child, grandchild] = three_generations(&f);
+    let l = f.store.layout();
+    let child_top = top(&f.store, &child);
+    // Untagged only: it has a child. It goes with the grandchild.
+    f.store.remove_image("child:1", false).unwrap();
+    fs::write(l.layer_refs(&child_top).join("garbage"), "").unwrap();
+    let done = f.store.remove_image("grandchild:1", false).unwrap();
+    assert!(done.contains(&format!("Deleted: {child}")), "{done:?}");
+    assert!(done.contains(&format!("Deleted: {grandchild}")), "{done:?}");
+    assert!(f.store.layer(&child_top).is_ok(), "{done:?}");
+    assert_eq!(f.store.layers().unwrap().len(), 2);
+    let r = f.store.check(false).unwrap();
+    let kinds: Vec<FindingKind> = r.remaining().map(|f| f.kind).collect();
+    assert!(kinds.contains(&FindingKind::BadIndex), "{:?}", r.findings);
+    assert!(
+        kinds.contains(&FindingKind::UnreferencedLayer),
+        "{:?}",
+        r.findings
+    );
+    f.store.check(true).unwrap();
+    assert_eq!(f.store.layers().unwrap().len(), 1);
+    assert_index_right(&f.store, "after repair");
+}
+
+/// An index directory that is a symlink is never written through.
+#[test]
+fn an_index_directory_that_is_a_symlink_is_not_followed() {
+    let f = Fixture::new("vfs");
+    f.import(1, "one:1");
+    let tar = common::layer(2);
+    let chain = strata_store::archive::sha256(&tar);
+    let outside = f.dir.path().join("outside");
+    fs::create_dir(&outside).unwrap();
+    let dir = f.store.layout().layer_refs(&chain);
+    std::os::unix::fs::symlink(&outside, &dir).unwrap();
+    let e = f
+        .store
+        .import(&mut std::io::Cursor::new(tar), Some("two:1"), "")
+        .unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::Corrupt, "{e}");
+    assert!(
+        sorted_names(&outside).is_empty(),
+        "written through the link"
+    );
+    assert!(f.store.resolve_image("two:1").is_err());
+}
