@@ -312,6 +312,7 @@ impl ImageStore {
             time::now_rfc3339().as_bytes(),
         )?;
         atomic::write(&self.layout.image_config(&id), config)?;
+        refs::stamp(&self.layout, lock)?;
         Ok(id)
     }
 
@@ -383,7 +384,8 @@ impl ImageStore {
             top: top.as_ref(),
             parent: parent.as_ref(),
         };
-        edges.remove(&self.layout, lock)
+        edges.remove(&self.layout, lock)?;
+        refs::stamp(&self.layout, lock)
     }
 
     /// The image `id` was committed from, as its metadata records it.

@@ -311,7 +311,9 @@ impl LayerStore {
         if let Some(p) = parent {
             refs::add_layer(&self.layout, lock, chain, p)?;
         }
-        fs::rename(staging, self.layout.layer(chain)).ctx(|| format!("publishing layer {chain}"))
+        fs::rename(staging, self.layout.layer(chain))
+            .ctx(|| format!("publishing layer {chain}"))?;
+        refs::stamp(&self.layout, lock)
     }
 
     pub(crate) fn sync_layerdb(&self) -> Result<()> {
@@ -372,6 +374,7 @@ impl LayerStore {
             refs::remove_layer(&self.layout, lock, &l.chain_id, l.parent.as_ref())?;
             removed.push(l.chain_id.clone());
         }
+        refs::stamp(&self.layout, lock)?;
         Ok(removed)
     }
 }

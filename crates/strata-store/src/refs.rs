@@ -47,7 +47,9 @@
 //! A new store is indexed from the start. A store made before the index
 //! (no `complete`) is indexed by the first command that needs it (one
 //! walk); until then, changes leave it alone. A store opened read-only
-//! (a copy of Docker's data root) never gets one.
+//! (a copy of Docker's data root) never gets one. Every change stamps
+//! `complete` after it: a store changed since by a strata from before
+//! the index (which writes no entries) is indexed again ([`covers`]).
 
 use std::collections::BTreeSet;
 use std::fs;
@@ -107,9 +109,45 @@ fn parse_hex(hex: &str) -> Option<Digest> {
     Digest::parse(&format!("sha256:{hex}"))
 }
 
-/// Whether the store has an index that covers it.
+/// Whether the store has an index (kept by every change from now on).
 pub(crate) fn indexed(layout: &Layout) -> bool {
     layout.refs().join(COMPLETE).is_file()
+}
+
+/// Marks the index as following the store as it is now, after a change
+/// to the directories [`covers`] compares: `complete`'s mtime is set to
+/// the time of day, which is never behind the kernel's coarser clock
+/// that dated the change. Lost in a crash, it only makes the next
+/// reader rebuild.
+pub(crate) fn stamp(layout: &Layout, _: &Lock) -> Result<()> {
+    if !indexed(layout) {
+        return Ok(());
+    }
+    let p = layout.refs().join(COMPLETE);
+    fs::File::options()
+        .write(true)
+        .open(&p)
+        .and_then(|f| f.set_modified(std::time::SystemTime::now()))
+        .ctx(|| format!("stamping {}", p.display()))
+}
+
+/// Whether the index still covers the store: no layer, image config or
+/// image metadata came or went since it was last stamped. A change made
+/// without it (by a strata from before the index, on a store a newer one
+/// had indexed) dates those directories after `complete`: then it is
+/// rebuilt before anything trusts it.
+fn covers(layout: &Layout) -> bool {
+    let mtime = |p: &Path| fs::metadata(p).and_then(|m| m.modified()).ok();
+    let Some(stamped) = mtime(&layout.refs().join(COMPLETE)) else {
+        return false;
+    };
+    [
+        layout.layers(),
+        layout.image_configs(),
+        layout.image_metadata_dir(),
+    ]
+    .iter()
+    .all(|d| mtime(d).is_some_and(|t| t <= stamped))
 }
 
 /// Makes the entry `name` in `dir`, durably, when the store is indexed.
@@ -435,9 +473,9 @@ impl Store {
     }
 
     /// Indexes a store made before the index, once, on the first command
-    /// that needs it.
+    /// that needs it; and again a store changed without it since.
     pub(crate) fn ensure_refs(&self, lock: &Lock) -> Result<()> {
-        if indexed(&self.layout) {
+        if indexed(&self.layout) && covers(&self.layout) {
             return Ok(());
         }
         self.rebuild_refs(lock)

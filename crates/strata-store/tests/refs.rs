@@ -122,6 +122,31 @@ fn a_store_without_an_index_is_indexed_on_first_need() {
     assert_index_right(&f.store, "after indexing");
 }
 
+/// A store indexed here, then changed by a strata from before the index
+/// (which writes no entries): the change dates the store's directories
+/// after the index's stamp, so the index is rebuilt before it is
+/// trusted, and the parent is kept for the child it did not record.
+#[test]
+fn a_store_changed_without_the_index_is_indexed_again() {
+    let f = Fixture::new("vfs");
+    let [base, child, _] = three_generations(&f);
+    let l = f.store.layout();
+    // What the older strata would have left: the commit's entries
+    // missing, the index stamped before the commit.
+    fs::remove_file(l.image_children(&base).join(child.hex())).unwrap();
+    let stamp = fs::File::options()
+        .write(true)
+        .open(l.refs().join("complete"))
+        .unwrap();
+    stamp
+        .set_modified(std::time::SystemTime::UNIX_EPOCH + std::time::Duration::from_secs(1))
+        .unwrap();
+    let e = f.store.remove_image(base.as_str(), false).unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::InUse, "{e}");
+    assert_eq!(sorted_names(&l.image_children(&base)), [child.hex()]);
+    assert_index_right(&f.store, "after indexing again");
+}
+
 /// An entry too many (what a crash between two steps leaves: the entry
 /// of a layer or an image not published, or of one removed) keeps
 /// nothing: what it names is not there. `check` calls it stale and
