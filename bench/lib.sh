@@ -62,7 +62,7 @@ skipped() { printf '\n!!!!! SKIPPED: %s\n\n' "$*" >&2; SKIPS+=("SKIPPED: $*"); }
 # Makes $WORK absolute, builds the release binary (its path in $STRATA;
 # $REPO is the repo's root) and takes the work dir's lock: one benchmark
 # at a time per work dir (a second would unmount the first's file system
-# or spoil its timings). Needs the caller's `log` and `die`.
+# or spoil its timings).
 build_and_lock() {
     mkdir -p "$WORK"
     WORK=$(cd "$WORK" && pwd)
@@ -139,6 +139,53 @@ with tarfile.open(out, "w", format=tarfile.PAX_FORMAT) as tf:
             with open(v, "rb") as f:
                 tf.addfile(ti, f)
 print("sha256:" + config_id)
+EOF
+}
+
+# A docker-archive of N images tagged REPO:0 .. REPO:N-1, each with a
+# small layer of its own (one file, so N distinct image IDs). With BASE 1
+# they all stand on one shared base layer too, which an image tagged
+# REPO:base has alone.
+# Usage: many_images OUT N REPO BASE
+many_images() {
+    python3 - "$@" <<'EOF'
+import hashlib, io, json, platform, sys, tarfile
+out, n, repo, shared = sys.argv[1], int(sys.argv[2]), sys.argv[3], sys.argv[4] == "1"
+arch = {"x86_64": "amd64", "aarch64": "arm64"}.get(platform.machine(), platform.machine())
+def member(tf, name, data):
+    ti = tarfile.TarInfo(name)
+    ti.size, ti.mode, ti.mtime = len(data), 0o644, 1704067200
+    tf.addfile(ti, io.BytesIO(data))
+def layer(tf, files):
+    b = io.BytesIO()
+    with tarfile.open(fileobj=b, mode="w", format=tarfile.GNU_FORMAT) as lt:
+        for name, data in files:
+            member(lt, name, data)
+    diff = hashlib.sha256(b.getvalue()).hexdigest()
+    member(tf, f"{diff}/layer.tar", b.getvalue())
+    return diff
+manifest = []
+def image(tf, diffs, i, label, tag):
+    created = f"2024-01-01T00:{i // 60 % 60:02}:{i % 60:02}Z"
+    config = json.dumps({
+        "architecture": arch, "os": "linux", "created": created,
+        "config": {"Cmd": ["/bin/true"], "Labels": {"n": label}},
+        "rootfs": {"type": "layers", "diff_ids": ["sha256:" + d for d in diffs]},
+        "history": [{"created": created, "created_by": f"image {label}"} for _ in diffs],
+    }, separators=(",", ":")).encode()
+    cid = hashlib.sha256(config).hexdigest()
+    member(tf, f"{cid}.json", config)
+    manifest.append({"Config": f"{cid}.json", "RepoTags": [tag],
+                     "Layers": [f"{d}/layer.tar" for d in diffs]})
+with tarfile.open(out, "w", format=tarfile.PAX_FORMAT) as tf:
+    base = []
+    if shared:
+        base = [layer(tf, [("etc/os-release", b"base\n"), ("bin/true", b"#!/bin/sh\n")])]
+        image(tf, base, 0, "base", f"{repo}:base")
+    for i in range(n):
+        own = layer(tf, [("etc/image", f"image {i}\n".encode())])
+        image(tf, base + [own], i, str(i), f"{repo}:{i}")
+    member(tf, "manifest.json", json.dumps(manifest).encode())
 EOF
 }
 

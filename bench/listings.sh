@@ -99,36 +99,7 @@ against_strata() { # peer
 # own (so N distinct image IDs), tagged bench/list:0 .. N-1.
 ARCH=$RUN/images.tar
 log "making a docker-archive of $N images"
-python3 - "$ARCH" "$N" <<'EOF'
-import hashlib, io, json, platform, sys, tarfile
-out, n = sys.argv[1], int(sys.argv[2])
-arch = {"x86_64": "amd64", "aarch64": "arm64"}.get(platform.machine(), platform.machine())
-def member(tf, name, data):
-    ti = tarfile.TarInfo(name)
-    ti.size, ti.mode, ti.mtime = len(data), 0o644, 1704067200
-    tf.addfile(ti, io.BytesIO(data))
-manifest = []
-with tarfile.open(out, "w", format=tarfile.PAX_FORMAT) as tf:
-    for i in range(n):
-        layer = io.BytesIO()
-        with tarfile.open(fileobj=layer, mode="w", format=tarfile.GNU_FORMAT) as lt:
-            member(lt, "etc/image", f"image {i}\n".encode())
-        layer = layer.getvalue()
-        diff = hashlib.sha256(layer).hexdigest()
-        created = f"2024-01-01T00:{i // 60 % 60:02}:{i % 60:02}Z"
-        config = json.dumps({
-            "architecture": arch, "os": "linux", "created": created,
-            "config": {"Cmd": ["/bin/true"], "Labels": {"n": str(i)}},
-            "rootfs": {"type": "layers", "diff_ids": ["sha256:" + diff]},
-            "history": [{"created": created, "created_by": f"image {i}"}],
-        }, separators=(",", ":")).encode()
-        cid = hashlib.sha256(config).hexdigest()
-        member(tf, f"{diff}/layer.tar", layer)
-        member(tf, f"{cid}.json", config)
-        manifest.append({"Config": f"{cid}.json", "RepoTags": [f"bench/list:{i}"],
-                         "Layers": [f"{diff}/layer.tar"]})
-    member(tf, "manifest.json", json.dumps(manifest).encode())
-EOF
+many_images "$ARCH" "$N" bench/list 0
 
 S=$RUN/strata
 st() { "$STRATA" --root "$S" --driver overlay2 "$@"; }

@@ -1,6 +1,7 @@
 //! Crash and concurrency tests through the built `strata` binary, on
-//! overlay2 and vfs: `strata import` and `strata commit` killed (SIGKILL)
-//! at random moments leave nothing `strata check` calls corruption, only
+//! overlay2 and vfs: `strata import`, `strata commit`, `strata rmi` and
+//! `strata create` killed (SIGKILL) at random moments leave nothing
+//! `strata check` calls corruption, only
 //! debris that `check --repair` removes, and every image left works;
 //! several processes creating, committing and removing at once leave the
 //! store consistent.
@@ -268,6 +269,64 @@ fn commit_killed(driver: &'static str) {
     }
 }
 
+/// `rmi` killed at random moments, among images committed from one
+/// another (so each removal touches the reference index: the image on
+/// its top layer, under its parent, and its layer under the one below):
+/// what a kill leaves is at most entries too many (`stale-index`,
+/// debris), never an entry too few; the images left keep working, and
+/// removing the rest removes every layer.
+fn rmi_killed(driver: &'static str) {
+    let s = Strata::new(driver);
+    let mut rng = Rng::seeded(&format!("rmi_killed({driver})"));
+    let tar = s.rootfs_tar(1, 20);
+    s.ok(&["import", tar.to_str().unwrap(), "base"]);
+    // crash:0 on base, then pairs: crash:2k+1 on crash:2k, crash:2k+2
+    // on crash:2k (a parent with two children).
+    let commit = |i: usize, from: &str| {
+        let c = s.ok(&["create", from]);
+        let merged = PathBuf::from(s.ok(&["mount", &c]));
+        fs::write(merged.join(format!("c{i}")), data(i as u64, 4096)).unwrap();
+        s.ok(&["umount", &c]);
+        s.ok(&["commit", &c, &format!("crash:{i}")]);
+        s.ok(&["rm", &c]);
+    };
+    commit(0, "base");
+    for i in 1..=KILLS {
+        commit(i, &format!("crash:{}", (i - 1) / 2 * 2));
+    }
+    commit(KILLS + 1, "base");
+    let full = timed(|| {
+        s.ok(&["rmi", &format!("crash:{}", KILLS + 1)]);
+    });
+    let mut finished = 0;
+    // Children first, by tag: each removal can take untagged parents and
+    // their layers with it.
+    for i in (1..=KILLS).rev() {
+        let at = Duration::from_millis(rng.below(full * 13 / 10));
+        if s.kill_after(&["rmi", &format!("crash:{i}")], at) {
+            finished += 1;
+        }
+        s.check_no_corruption(&format!("rmi crash:{i} killed after {at:?}"));
+    }
+    eprintln!("rmi ({driver}, {full} ms whole): {finished} of {KILLS} finished before the kill");
+    s.repair_then_clean();
+    s.images_work();
+    // What the kills left is removed by the next rmi of each.
+    for i in (0..=KILLS).rev() {
+        let tag = format!("crash:{i}");
+        if s.run(&["image", "inspect", &tag]).status.success() {
+            s.ok(&["rmi", &tag]);
+        }
+    }
+    s.ok(&["rmi", "base"]);
+    // An image a killed rmi had untagged, while it still had a child,
+    // and whose child went in a later kill, is left dangling: prune.
+    s.ok(&["system", "prune", "-a"]);
+    let layers = s.json(&["layers", "--format", "json"]);
+    assert_eq!(layers.as_array().unwrap().len(), 0, "{layers:#}");
+    s.repair_then_clean();
+}
+
 /// `create` killed at random moments: every container that survives has
 /// its init and read-write layers and mounts; every name either names a
 /// working container or is free again.
@@ -472,6 +531,20 @@ fn commit_killed_overlay2() {
 fn commit_killed_vfs() {
     if require_root() {
         commit_killed("vfs");
+    }
+}
+
+#[test]
+fn rmi_killed_overlay2() {
+    if require_root() {
+        rmi_killed("overlay2");
+    }
+}
+
+#[test]
+fn rmi_killed_vfs() {
+    if require_root() {
+        rmi_killed("vfs");
     }
 }
 

@@ -572,9 +572,10 @@ impl Store {
         // top layer; while the image is there its chain stays, so nothing
         // else can have become unreachable and the walk over every image
         // and layer is skipped. Without the image (removed while this
-        // container used it), the layers it left are collected.
+        // container used it), the layers it left are collected, down from
+        // its image's top layer.
         if !self.images.image_exists(&c.image) {
-            self.collect_layers(&lock)?;
+            self.collect_from(&lock, c.parent_layer.iter().cloned().collect())?;
         }
         if volumes {
             self.remove_anonymous_volumes(&lock, c)?;

@@ -1,7 +1,10 @@
 //! Garbage collection of layers: a layer lives while an image's chain or
-//! a container's parent chain reaches it. Layers carry no reference
-//! counts that could drift; [`Store::remove_image`] and
-//! [`Store::remove_container`] remove the layers nothing reaches any more.
+//! a container's parent chain reaches it. [`Store::remove_image`] and
+//! [`Store::remove_container`] remove the layers nothing reaches any more,
+//! walking down from what they removed with the reference index (`refs`):
+//! what they touch, not the whole store. `system prune` and `check
+//! --repair` walk the whole store ([`Store::collect_layers`]), which also
+//! finds layers an interrupted command left unreachable.
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -10,7 +13,7 @@ use strata_archive::Digest;
 use crate::error::{Error, Result};
 use crate::layer::{chain_ids, Layer};
 use crate::lock::Lock;
-use crate::Store;
+use crate::{refs, Store};
 
 impl Store {
     /// How many things hold each of `layers` (from [`Store::layers`])
@@ -39,7 +42,49 @@ impl Store {
         Ok((refs, bad))
     }
 
-    /// Removes the layers no image and no container reaches.
+    /// Removes the layers that nothing holds any more, from each of `tops`
+    /// (layers that lost a holder) down their chains, with the reference
+    /// index: a layer is kept while an image or a layer recorded as
+    /// holding it is there, or a container is made on it. Layers that do
+    /// not read back, or whose index record is damaged, are kept for
+    /// `check`.
+    pub(crate) fn collect_from(&self, lock: &Lock, tops: Vec<Digest>) -> Result<Vec<Digest>> {
+        if tops.is_empty() {
+            return Ok(Vec::new());
+        }
+        self.ensure_refs(lock)?;
+        let held: BTreeSet<Digest> = self
+            .containers()?
+            .into_iter()
+            .filter_map(|c| c.parent_layer)
+            .chain(self.docker_container_parents()?)
+            .collect();
+        let mut removed = Vec::new();
+        let mut work = tops;
+        while let Some(chain) = work.pop() {
+            if held.contains(&chain) {
+                continue;
+            }
+            match refs::is_held(&self.layout, &chain) {
+                Ok(false) => {}
+                Ok(true) => continue,
+                // Kept: what the damaged record names may hold it.
+                Err(e) => {
+                    tracing::warn!("layer {chain} kept: {}", strata_types::error::chain(&e));
+                    continue;
+                }
+            }
+            let Ok(layer) = self.layers.layer(&chain) else {
+                continue;
+            };
+            removed.extend(self.layers.remove(lock, &[&layer])?);
+            work.extend(layer.parent);
+        }
+        Ok(removed)
+    }
+
+    /// Removes the layers no image and no container reaches, walking the
+    /// whole store.
     pub(crate) fn collect_layers(&self, lock: &Lock) -> Result<Vec<Digest>> {
         let layers: BTreeMap<Digest, Layer> = self
             .layers()?

@@ -14,7 +14,7 @@ use crate::error::{Error, ErrorKind, IoContext, Result};
 use crate::layer::{chain_ids, LayerStore};
 use crate::layout::{record, Layout};
 use crate::lock::Lock;
-use crate::{atomic, time, ImageRef, Store};
+use crate::{atomic, refs, time, ImageRef, Store};
 
 /// What the store knows of an image.
 #[derive(Debug, Clone)]
@@ -32,6 +32,13 @@ pub struct Image {
 }
 
 pub(crate) type Repositories = BTreeMap<String, BTreeMap<String, String>>;
+
+/// `repositories.json`.
+#[derive(serde::Deserialize)]
+struct RepositoriesFile {
+    #[serde(rename = "Repositories", default)]
+    repositories: Repositories,
+}
 
 /// The images of a store: configs under `imagedb`, tags in
 /// `repositories.json`, over the layers their configs name.
@@ -54,6 +61,12 @@ impl ImageStore {
             Err(e) if e.kind() == ErrorKind::NotFound => return Ok(Repositories::new()),
             Err(e) => return Err(e),
         };
+        // Straight into the map: read on every command that names an
+        // image, it grows with the tags. What does not parse so is read
+        // again below, for the error that says why.
+        if let Ok(f) = serde_json::from_slice::<RepositoriesFile>(&bytes) {
+            return Ok(familiar(f.repositories));
+        }
         let v: Value = serde_json::from_slice(&bytes).map_err(|e| {
             Error::with(
                 ErrorKind::Corrupt,
@@ -75,8 +88,16 @@ impl ImageStore {
     }
 
     pub(crate) fn save_repositories(&self, _: &Lock, repos: &Repositories) -> Result<()> {
-        let v = json!({ "Repositories": repos });
-        atomic::write(&self.layout.repositories(), v.to_string().as_bytes())
+        #[derive(serde::Serialize)]
+        struct Out<'a> {
+            #[serde(rename = "Repositories")]
+            repositories: &'a Repositories,
+        }
+        let bytes = serde_json::to_vec(&Out {
+            repositories: repos,
+        })
+        .expect("serialising JSON");
+        atomic::write(&self.layout.repositories(), &bytes)
     }
 
     /// The config bytes of an image, verified against its ID.
@@ -115,9 +136,7 @@ impl ImageStore {
             .partition(|r| r.digest.is_some());
         tags.sort();
         repo_digests.sort();
-        let parent = atomic::read(&self.layout.image_metadata(id).join(record::PARENT))
-            .ok()
-            .and_then(|p| Digest::parse(&p));
+        let parent = self.parent(id);
         let size = match chain_ids(&diff_ids).last() {
             Some(top) => {
                 let mut total = 0;
@@ -187,28 +206,10 @@ impl ImageStore {
     }
 
     /// The images whose recorded parent is `id` (made by `commit` from a
-    /// container of it).
+    /// container of it), from the reference index (which the caller has
+    /// made sure of: [`Store::ensure_refs`]).
     pub(crate) fn child_images(&self, id: &Digest) -> Result<Vec<Digest>> {
-        let dir = self.layout.image_metadata_dir();
-        let entries = match fs::read_dir(&dir) {
-            Ok(it) => it,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
-            Err(e) => return Err(Error::io(format!("listing {}", dir.display()), e)),
-        };
-        let mut out = Vec::new();
-        for e in entries {
-            let e = e.ctx(|| format!("listing {}", dir.display()))?;
-            let Some(child) = Digest::parse(&format!("sha256:{}", e.file_name().to_string_lossy()))
-            else {
-                continue;
-            };
-            let parent = atomic::read(&e.path().join(record::PARENT)).ok();
-            if parent.as_deref() == Some(id.as_str()) && self.image_exists(&child) {
-                out.push(child);
-            }
-        }
-        out.sort();
-        Ok(out)
+        refs::children(&self.layout, id)
     }
 
     pub fn image(&self, id: &Digest) -> Result<Image> {
@@ -219,6 +220,12 @@ impl ImageStore {
     /// 64 hex digits alone), then by `name[:tag]`, then by a unique
     /// prefix of the ID's hex.
     pub fn resolve_image(&self, s: &str) -> Result<Digest> {
+        self.resolve_in(s, None)
+    }
+
+    /// [`ImageStore::resolve_image`] with the tags already read, if they
+    /// are (read when a name needs them, otherwise).
+    fn resolve_in(&self, s: &str, repos: Option<&Repositories>) -> Result<Digest> {
         let full = Digest::parse(s).or_else(|| Digest::parse(&format!("sha256:{s}")));
         if let Some(id) = full.filter(|id| self.image_exists(id)) {
             return Ok(id);
@@ -229,11 +236,15 @@ impl ImageStore {
                 Some(d) => r.with_digest(d),
                 None => r,
             };
-            if let Some(id) = self
-                .repositories()?
-                .get(&r.name)
-                .and_then(|m| m.get(&r.to_string()))
-            {
+            let read;
+            let repos = match repos {
+                Some(r) => r,
+                None => {
+                    read = self.repositories()?;
+                    &read
+                }
+            };
+            if let Some(id) = repos.get(&r.name).and_then(|m| m.get(&r.to_string())) {
                 return Digest::parse(id).ok_or_else(|| {
                     Error::new(ErrorKind::Corrupt, format!("tag {r} names {id:?}"))
                 });
@@ -279,9 +290,18 @@ impl ImageStore {
         ))
     }
 
-    /// Stores a config and returns its ID.
-    pub fn put(&self, _: &Lock, config: &[u8], parent: Option<&Digest>) -> Result<Digest> {
+    /// Stores a config and returns its ID. The reference index records
+    /// it (on its top layer, under its parent) before the config is
+    /// written.
+    pub fn put(&self, lock: &Lock, config: &[u8], parent: Option<&Digest>) -> Result<Digest> {
         let id = strata_archive::sha256(config);
+        let top = top_layer(&id, config)?;
+        let edges = refs::ImageEdges {
+            id: &id,
+            top: top.as_ref(),
+            parent,
+        };
+        edges.add(&self.layout, lock)?;
         let meta = self.layout.image_metadata(&id);
         fs::create_dir_all(&meta).ctx(|| format!("creating {}", meta.display()))?;
         if let Some(p) = parent {
@@ -292,6 +312,7 @@ impl ImageStore {
             time::now_rfc3339().as_bytes(),
         )?;
         atomic::write(&self.layout.image_config(&id), config)?;
+        refs::stamp(&self.layout, lock)?;
         Ok(id)
     }
 
@@ -352,10 +373,26 @@ impl ImageStore {
     /// Removes an image's config, then its metadata. The caller has
     /// checked nothing needs it; its layers go to
     /// [`Store::collect_layers`].
-    pub(crate) fn delete(&self, _: &Lock, id: &Digest) -> Result<()> {
+    /// Its entries in the reference index go last.
+    pub(crate) fn delete(&self, lock: &Lock, id: &Digest) -> Result<()> {
+        let top = top_layer(id, &self.image_config(id)?)?;
+        let parent = self.parent(id);
         fs::remove_file(self.layout.image_config(id)).ctx(|| format!("removing image {id}"))?;
         let _ = fs::remove_dir_all(self.layout.image_metadata(id));
-        Ok(())
+        let edges = refs::ImageEdges {
+            id,
+            top: top.as_ref(),
+            parent: parent.as_ref(),
+        };
+        edges.remove(&self.layout, lock)?;
+        refs::stamp(&self.layout, lock)
+    }
+
+    /// The image `id` was committed from, as its metadata records it.
+    fn parent(&self, id: &Digest) -> Option<Digest> {
+        atomic::read(&self.layout.image_metadata(id).join(record::PARENT))
+            .ok()
+            .and_then(|p| Digest::parse(&p))
     }
 }
 
@@ -472,8 +509,8 @@ impl Store {
         force: bool,
     ) -> Result<Vec<String>> {
         let images = &self.images;
-        let id = images.resolve_image(s)?;
         let mut repos = images.repositories()?;
+        let id = images.resolve_in(s, Some(&repos))?;
         let mut done = Vec::new();
         let by_tag = ImageRef::parse(s).ok().map(|r| match r.digest() {
             Some(d) => r.with_digest(d),
@@ -488,8 +525,18 @@ impl Store {
             mut tags,
             repo_digests,
             parent,
+            diff_ids,
             ..
         } = images.image_from(&id, &repos)?;
+        // What the index says of this image and of its top layer is read
+        // before anything changes: a damaged record refuses the command
+        // here. (Lower down, collection keeps a layer whose record is
+        // damaged.)
+        self.ensure_refs(lock)?;
+        let chain = chain_ids(&diff_ids);
+        if let Some(top) = chain.last() {
+            refs::holders(&self.layout, top)?;
+        }
         // A repository digest is one more name for the image, as a tag is.
         tags.extend(repo_digests);
         if let Some(r) = &by_tag {
@@ -566,6 +613,7 @@ impl Store {
         done.push(format!("Deleted: {id}"));
         // Then the untagged parents nothing else needs, as `docker rmi`
         // does (without --no-prune).
+        let mut tops: Vec<Digest> = chain.last().cloned().into_iter().collect();
         let mut next = parent;
         while let Some(p) = next.take() {
             let Ok(img) = images.image_from(&p, &repos) else {
@@ -580,13 +628,24 @@ impl Store {
             }
             images.delete(lock, &p)?;
             done.push(format!("Deleted: {p}"));
+            tops.extend(chain_ids(&img.diff_ids).pop());
             next = img.parent;
         }
-        for l in self.collect_layers(lock)? {
+        for l in self.collect_from(lock, tops)? {
             done.push(format!("Deleted: {l}"));
         }
         Ok(done)
     }
+}
+
+/// The chainID of image `id`'s top layer, from its config (none for an
+/// image of no layers).
+fn top_layer(id: &Digest, config: &[u8]) -> Result<Option<Digest>> {
+    let v: Value = serde_json::from_slice(config)
+        .map_err(|e| Error::with(ErrorKind::Corrupt, format!("image {id}: bad config"), e))?;
+    let diff_ids = strata_image::diff_ids(&v)
+        .map_err(|why| Error::new(ErrorKind::Corrupt, format!("image {id}: {why}")))?;
+    Ok(chain_ids(&diff_ids).pop())
 }
 
 /// Tags under their familiar names, as Docker keeps them: a tag an older

@@ -15,7 +15,7 @@ use crate::ids::CacheId;
 use crate::layout::{self, record, Layout};
 use crate::lock::Lock;
 use crate::staging::{self, LiveStaging};
-use crate::{atomic, random_hex, Store};
+use crate::{atomic, random_hex, refs, Store};
 
 pub(crate) use crate::layout::record::TAR_SPLIT;
 
@@ -193,7 +193,7 @@ impl LayerStore {
         };
         self.stage_metadata(staging, &layer)?;
         self.sync_driver()?;
-        self.publish(lock, staging, &layer.chain_id)?;
+        self.publish(lock, staging, &layer.chain_id, layer.parent.as_ref())?;
         self.sync_layerdb()?;
         Ok(layer)
     }
@@ -297,11 +297,23 @@ impl LayerStore {
         Ok(())
     }
 
-    /// Moves a staged layer into `layerdb` under its chainID. The caller
-    /// made its content durable first ([`LayerStore::sync_driver`]) and
-    /// makes the rename durable after ([`LayerStore::sync_layerdb`]).
-    pub(crate) fn publish(&self, _: &Lock, staging: &Path, chain: &Digest) -> Result<()> {
-        fs::rename(staging, self.layout.layer(chain)).ctx(|| format!("publishing layer {chain}"))
+    /// Moves a staged layer into `layerdb` under its chainID, recorded in
+    /// the reference index as made on `parent` first. The caller made its
+    /// content durable first ([`LayerStore::sync_driver`]) and makes the
+    /// rename durable after ([`LayerStore::sync_layerdb`]).
+    pub(crate) fn publish(
+        &self,
+        lock: &Lock,
+        staging: &Path,
+        chain: &Digest,
+        parent: Option<&Digest>,
+    ) -> Result<()> {
+        if let Some(p) = parent {
+            refs::add_layer(&self.layout, lock, chain, p)?;
+        }
+        fs::rename(staging, self.layout.layer(chain))
+            .ctx(|| format!("publishing layer {chain}"))?;
+        refs::stamp(&self.layout, lock)
     }
 
     pub(crate) fn sync_layerdb(&self) -> Result<()> {
@@ -341,8 +353,8 @@ impl LayerStore {
 
     /// Removes the layers of `dead`, children before parents: each
     /// record is renamed `-removing` first, then its driver layer goes,
-    /// then the record.
-    pub(crate) fn remove(&self, _: &Lock, dead: &[&Layer]) -> Result<Vec<Digest>> {
+    /// then the record, then its entries in the reference index.
+    pub(crate) fn remove(&self, lock: &Lock, dead: &[&Layer]) -> Result<Vec<Digest>> {
         let mut removed = Vec::new();
         for l in dead {
             let dir = self.layout.layer(&l.chain_id);
@@ -359,8 +371,10 @@ impl LayerStore {
                 }
             }
             fs::remove_dir_all(&doomed).ctx(|| format!("removing layer {}", l.chain_id))?;
+            refs::remove_layer(&self.layout, lock, &l.chain_id, l.parent.as_ref())?;
             removed.push(l.chain_id.clone());
         }
+        refs::stamp(&self.layout, lock)?;
         Ok(removed)
     }
 }
@@ -394,8 +408,9 @@ impl Store {
         self.layers.stage_metadata(staging, layer)
     }
 
-    pub(crate) fn publish_layer(&self, lock: &Lock, staging: &Path, chain: &Digest) -> Result<()> {
-        self.layers.publish(lock, staging, chain)
+    pub(crate) fn publish_layer(&self, lock: &Lock, staging: &Path, layer: &Layer) -> Result<()> {
+        self.layers
+            .publish(lock, staging, &layer.chain_id, layer.parent.as_ref())
     }
 
     pub(crate) fn sync_layerdb(&self) -> Result<()> {

@@ -70,6 +70,11 @@ const VOLUME_META: &str = "meta.json";
 ///     layerdb/unflushed/<boot-id>/<container-id>.<mount-id>
 ///                                           containers created unflushed in that boot
 ///     repositories.json                     tags and repository digests -> image IDs
+///     refs/                                 the reference index (see `refs`):
+///       complete                            written last: the index covers the store
+///       layers/<chain-hex>/image-<hex>      image <hex>'s top layer is this layer
+///       layers/<chain-hex>/layer-<hex>      layer <hex> is made on this layer
+///       images/<hex>/<child-hex>            image <child-hex> was committed from image <hex>
 ///     distribution/v2metadata-by-diffid/sha256/<diff-hex>
 ///                                           where a layer's blobs were pushed or pulled
 ///   containers/<id>/config.json
@@ -218,6 +223,21 @@ impl Layout {
     /// `repositories.json`: tags.
     pub fn repositories(&self) -> PathBuf {
         self.image.join("repositories.json")
+    }
+
+    /// `refs/`: the reference index (`refs`).
+    pub fn refs(&self) -> PathBuf {
+        self.image.join("refs")
+    }
+
+    /// `refs/layers/<chain-hex>/`: what holds a layer.
+    pub fn layer_refs(&self, chain: &Digest) -> PathBuf {
+        self.refs().join("layers").join(chain.hex())
+    }
+
+    /// `refs/images/<hex>/`: the images committed from an image.
+    pub fn image_children(&self, id: &Digest) -> PathBuf {
+        self.refs().join("images").join(id.hex())
     }
 
     /// `layerdb/sha256/`: layers by chainID.

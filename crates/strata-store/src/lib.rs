@@ -42,10 +42,14 @@
 //!
 //! # Garbage collection
 //!
-//! Layers carry no reference counts that could drift: a layer lives while
-//! an image's chain or a container's parent chain reaches it, and
-//! [`Store::remove_image`] and [`Store::remove_container`] remove the
-//! layers nothing reaches any more.
+//! A layer lives while an image's chain or a container's parent chain
+//! reaches it, and [`Store::remove_image`] and [`Store::remove_container`]
+//! remove the layers nothing reaches any more. They find them with the
+//! reference index (`refs`: what holds each layer, which images were
+//! committed from each image), kept under the lock beside the records it
+//! describes, so that their cost follows what they touch rather than the
+//! size of the store; `check` compares it with a walk and `check
+//! --repair` rebuilds it.
 #![forbid(unsafe_code)]
 
 mod atomic;
@@ -66,6 +70,7 @@ pub mod listing;
 mod lock;
 mod mount;
 mod port;
+mod refs;
 mod run_config;
 mod secure;
 mod security;
@@ -302,6 +307,10 @@ impl Store {
             atomic::write(&store.layout.driver_choice(), text.as_bytes())?;
         }
         if let Some(lock) = lock {
+            // A new store is indexed from the start (`refs`).
+            if existing.is_none() {
+                store.rebuild_refs(&lock)?;
+            }
             store.clean_staging(&lock)?;
             store.recover_unflushed(&lock)?;
         }

@@ -212,8 +212,9 @@ impl Create {
 
 pub fn create(a: Create, store: &Store, out: &mut Out) -> Result<()> {
     let (image, spec) = a.spec()?;
-    super::warn_platform(store, &image);
     let c = store.create_container(&image, &spec)?;
+    // By the ID the name resolved to: the tags are not read again.
+    super::warn_platform(store, c.image.as_str());
     writeln!(out, "{}", c.id);
     Ok(())
 }

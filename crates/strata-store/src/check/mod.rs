@@ -8,7 +8,8 @@
 //!   layers nothing names, layers no image or container reaches, image
 //!   metadata without its config, mount records without a container,
 //!   overlay2 `l/` links to nothing, volumes half-made or half-removed
-//!   (`volumes/.<name>.creating`, `.removing`). Repair removes it.
+//!   (`volumes/.<name>.creating`, `.removing`), entries of the reference
+//!   index too many. Repair removes it (the index: rebuilt from the walk).
 //! - **corruption**, which no crash of ours should leave: layer metadata
 //!   that does not add up, missing driver layers or parents, image configs
 //!   that fail their digest, images whose chain reaches a missing layer
@@ -16,7 +17,8 @@
 //!   broken containers, wrong sizes, content that no longer rebuilds to
 //!   its diffID, volume directories without a readable `meta.json` or
 //!   (local ones) without `_data`, containers whose mounts name a volume
-//!   that is gone. Repair fixes the kinds that lose nothing: it drops
+//!   that is gone, a reference index that misses an entry or holds a
+//!   malformed one. Repair fixes the kinds that lose nothing: it drops
 //!   dangling tags and parent pointers to missing images, rewrites a
 //!   wrong size and measures a lost one again, recreates a mount record
 //!   or an `l/` link from what names it, rebuilds an overlay2 `lower`
@@ -64,6 +66,7 @@ mod containers;
 mod driver;
 mod images;
 mod layers;
+mod refs;
 mod staging;
 mod volume;
 
@@ -126,6 +129,12 @@ pub enum FindingKind {
     BadVolume,
     /// A container whose mounts name a volume the store does not have.
     MissingVolume,
+    /// Entries of the reference index (`refs/`) that name what no longer
+    /// holds: what a crash between two steps of a change leaves.
+    StaleIndex,
+    /// The reference index misses what holds a layer or an image, or has
+    /// an entry that is malformed.
+    BadIndex,
     /// Worth knowing; not a problem.
     Note,
 }
@@ -154,6 +163,8 @@ impl FindingKind {
             FindingKind::DigestMismatch => "digest-mismatch",
             FindingKind::BadVolume => "bad-volume",
             FindingKind::MissingVolume => "missing-volume",
+            FindingKind::StaleIndex => "stale-index",
+            FindingKind::BadIndex => "bad-index",
             FindingKind::Note => "note",
         }
     }
@@ -169,6 +180,7 @@ impl FindingKind {
                 | FindingKind::OrphanImageMetadata
                 | FindingKind::OrphanMountRecord
                 | FindingKind::DanglingLink
+                | FindingKind::StaleIndex
                 | FindingKind::Note
         )
     }
@@ -274,6 +286,7 @@ impl Store {
         c.unreferenced_layers(&layers)?;
         c.driver_layers()?;
         c.driver_records(&layers)?;
+        c.refs()?;
         // After the layers: no volume finding keeps a layer from being
         // collected.
         c.volumes()?;

@@ -193,7 +193,7 @@ impl Store {
             }
             self.sync_driver()?;
             for (slot, layer) in &layers {
-                self.publish_layer(&lock, &slot.path, &layer.chain_id)?;
+                self.publish_layer(&lock, &slot.path, layer)?;
             }
             self.sync_layerdb()
         })();
