@@ -1,6 +1,6 @@
 //! EROFS images written straight from a layer's tar stream.
 //!
-//! [`write_layer`] turns one layer (a tar, plain, gzip or zstd) into one
+//! [`write_layer`] turns one layer (a tar, plain or compressed) into one
 //! EROFS image in a single pass, with no directory of loose files in
 //! between: file content goes into the image as it arrives, and only the
 //! metadata (and each file's last partial block) waits in memory until

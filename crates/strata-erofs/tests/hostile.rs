@@ -139,3 +139,53 @@ fn errors_name_the_entry() {
     assert_eq!(err.kind(), ErrorKind::InvalidLayer);
     assert!(err.to_string().contains("the-link"), "{err}");
 }
+
+/// gzip and zstd layers give the image the plain tar gives, and the
+/// diffID of the uncompressed stream; the same tar always gives the same
+/// bytes.
+#[test]
+fn compressed_layers_give_the_same_image() {
+    use sha2::{Digest, Sha256};
+    use std::io::Write;
+    use std::process::{Command, Stdio};
+    let tar = build_tar(&[
+        Ent::dir("d"),
+        Ent::file("d/f", strata_test_support::seeded_bytes(9, 70_000)),
+    ]);
+    let tmp = tempfile::tempdir().unwrap();
+    let plain = tmp.path().join("plain");
+    let r = write_image(tar.as_slice(), &plain, &Options::default()).unwrap();
+    assert_eq!(
+        r.diff_id.as_str(),
+        format!("sha256:{:x}", Sha256::digest(&tar))
+    );
+    assert_eq!(r.tar_size, tar.len() as u64);
+    assert_eq!(r.size, 70_000);
+    let again = tmp.path().join("again");
+    write_image(tar.as_slice(), &again, &Options::default()).unwrap();
+    assert_eq!(
+        std::fs::read(&plain).unwrap(),
+        std::fs::read(&again).unwrap()
+    );
+    for tool in ["gzip", "zstd"] {
+        if !strata_test_support::require(tool, have(tool)) {
+            continue;
+        }
+        let mut child = Command::new(tool)
+            .arg("-c")
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut stdin = child.stdin.take().unwrap();
+        let input = tar.clone();
+        let feeder = std::thread::spawn(move || stdin.write_all(&input).unwrap());
+        let out = child.wait_with_output().unwrap();
+        feeder.join().unwrap();
+        let img = tmp.path().join(tool);
+        let rc = write_image(out.stdout.as_slice(), &img, &Options::default()).unwrap();
+        assert_eq!(rc.diff_id, r.diff_id, "{tool}");
+        assert_eq!(rc.compression.as_str(), tool, "{tool}");
+        assert_eq!(std::fs::read(&plain).unwrap(), std::fs::read(&img).unwrap());
+    }
+}

@@ -5,7 +5,6 @@
 #![allow(dead_code)]
 
 use std::collections::BTreeMap;
-use std::ffi::OsStr;
 use std::fs;
 use std::io::Read;
 use std::os::unix::ffi::OsStrExt;
@@ -132,8 +131,8 @@ pub fn build_tar(entries: &[Ent]) -> Vec<u8> {
         h.set_uid(e.uid);
         h.set_gid(e.gid);
         h.set_mtime(e.mtime);
-        let path = Path::new(OsStr::from_bytes(&e.path));
         let mut data: &[u8] = &[];
+        let mut link: Option<&[u8]> = None;
         match &e.kind {
             Kind::Dir => h.set_entry_type(tar::EntryType::Directory),
             Kind::File(d) => {
@@ -150,20 +149,39 @@ pub fn build_tar(entries: &[Ent]) -> Vec<u8> {
                 h.set_device_major(*ma).unwrap();
                 h.set_device_minor(*mi).unwrap();
             }
-            Kind::Symlink(t) | Kind::Link(t) => {
-                h.set_entry_type(if matches!(e.kind, Kind::Symlink(_)) {
-                    tar::EntryType::Symlink
-                } else {
-                    tar::EntryType::Link
-                });
-                h.set_size(0);
-                b.append_link(&mut h, path, Path::new(OsStr::from_bytes(t)))
-                    .unwrap();
-                continue;
+            Kind::Symlink(t) => {
+                h.set_entry_type(tar::EntryType::Symlink);
+                link = Some(t);
+            }
+            Kind::Link(t) => {
+                h.set_entry_type(tar::EntryType::Link);
+                link = Some(t);
             }
         }
+        // Names as raw bytes (tar-rs wants UTF-8 to truncate a long one),
+        // GNU long-name members for those over 100 bytes.
+        let mut long = |ty: u8, v: &[u8], field: &mut [u8; 100]| {
+            let n = v.len().min(100);
+            field[..n].copy_from_slice(&v[..n]);
+            if v.len() >= 100 {
+                let mut l = tar::Header::new_gnu();
+                l.as_old_mut().name[..13].copy_from_slice(b"././@LongLink");
+                l.set_entry_type(tar::EntryType::new(ty));
+                l.set_mode(0o644);
+                l.set_size(v.len() as u64 + 1);
+                l.set_cksum();
+                let mut d = v.to_vec();
+                d.push(0);
+                b.append(&l, d.as_slice()).unwrap();
+            }
+        };
+        long(b'L', &e.path, &mut h.as_old_mut().name);
+        if let Some(t) = link {
+            long(b'K', t, &mut h.as_old_mut().linkname);
+        }
         h.set_size(data.len() as u64);
-        b.append_data(&mut h, path, data).unwrap();
+        h.set_cksum();
+        b.append(&h, data).unwrap();
     }
     b.into_inner().unwrap()
 }
