@@ -217,3 +217,63 @@ fn attrs(e: &crate::read::Entry, raw: &[u8]) -> Result<Attrs> {
         xattrs: m.xattrs,
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use strata_test_support::{layer_tar, Entry};
+
+    #[test]
+    fn entries_come_normalised_and_classified() {
+        let tar = layer_tar(&[
+            ("./etc/", Entry::Dir),
+            ("etc//hostname", Entry::File(b"box\n".to_vec())),
+            ("etc/./mtab", Entry::Symlink("/proc/mounts".into())),
+            ("etc/.wh.passwd", Entry::File(Vec::new())),
+            ("etc/.wh..wh..opq", Entry::File(Vec::new())),
+        ]);
+        let mut entries = Entries::new(tar.as_slice());
+        let mut got = Vec::new();
+        while let Some(e) = entries.next_entry().unwrap() {
+            if let EntryKind::File { .. } = e.kind {
+                let mut s = Vec::new();
+                entries.data().read_to_end(&mut s).unwrap();
+                assert_eq!(s, b"box\n");
+            }
+            got.push((e.path, e.kind));
+        }
+        let etc = vec![b"etc".to_vec()];
+        assert_eq!(
+            got,
+            vec![
+                (etc.clone(), EntryKind::Dir),
+                (
+                    vec![b"etc".to_vec(), b"hostname".to_vec()],
+                    EntryKind::File {
+                        size: 4,
+                        chunks: None
+                    }
+                ),
+                (
+                    vec![b"etc".to_vec(), b"mtab".to_vec()],
+                    EntryKind::Symlink(b"/proc/mounts".to_vec())
+                ),
+                (etc.clone(), EntryKind::Whiteout(b"passwd".to_vec())),
+                (etc, EntryKind::Opaque),
+            ]
+        );
+    }
+
+    #[test]
+    fn hostile_entries_are_refused_as_apply_refuses_them() {
+        let tar = layer_tar(&[("a/.wh.b/c", Entry::File(Vec::new()))]);
+        let err = Entries::new(tar.as_slice()).next_entry().unwrap_err();
+        assert!(
+            err.to_string().contains("reserved whiteout prefix"),
+            "{err}"
+        );
+        let tar = layer_tar(&[(".", Entry::Symlink("x".into()))]);
+        let err = Entries::new(tar.as_slice()).next_entry().unwrap_err();
+        assert!(err.to_string().contains("layer root"), "{err}");
+    }
+}

@@ -189,3 +189,40 @@ fn compressed_layers_give_the_same_image() {
         assert_eq!(std::fs::read(&plain).unwrap(), std::fs::read(&img).unwrap());
     }
 }
+
+/// Sparse members (GNU tar's `-S`) are refused for now, clearly: their
+/// holes would be written as zeros.
+#[test]
+fn sparse_files_are_refused_for_now() {
+    use std::process::Command;
+    if !strata_test_support::require("tar (GNU)", have("tar")) {
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let src = tmp.path().join("src");
+    std::fs::create_dir(&src).unwrap();
+    let f = std::fs::File::create(src.join("holes")).unwrap();
+    f.set_len(1 << 30).unwrap();
+    std::os::unix::fs::FileExt::write_all_at(&f, b"data", 1 << 20).unwrap();
+    let tar = tmp.path().join("sparse.tar");
+    strata_test_support::run(
+        Command::new("tar")
+            .args(["-S", "-cf"])
+            .arg(&tar)
+            .arg("-C")
+            .arg(&src)
+            .arg("holes"),
+    );
+    let out = tmp.path().join("out");
+    std::fs::create_dir(&out).unwrap();
+    let img = out.join("layer.erofs");
+    let err = write_image(
+        std::fs::File::open(&tar).unwrap(),
+        &img,
+        &Options::default(),
+    )
+    .unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Unsupported, "{err}");
+    assert!(err.to_string().contains("holes"), "{err}");
+    assert_eq!(std::fs::read_dir(&out).unwrap().count(), 0);
+}
