@@ -207,3 +207,58 @@ fn debian_minbase_root_file_system() {
     let tmp = tempfile::tempdir().unwrap();
     assert_same_as_gnu_tar(&tar, tmp.path());
 }
+
+/// Two layer images as the lowers of a kernel overlay mount: the upper
+/// layer's whiteouts hide, and its opaque directory hides, what the lower
+/// layer has, as on overlay2.
+#[test]
+fn an_overlay_of_two_images_honours_whiteouts_and_opaque_dirs() {
+    if !require_mount_tools() {
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let base = build_tar(&[
+        Ent::dir("etc"),
+        Ent::file("etc/passwd", "root:x:0:0"),
+        Ent::file("etc/hosts", "127.0.0.1"),
+        Ent::dir("opq"),
+        Ent::file("opq/old", "old"),
+        Ent::dir("gone"),
+        Ent::file("gone/f", "f"),
+    ]);
+    let top = build_tar(&[
+        Ent::dir("etc"),
+        Ent::file("etc/.wh.passwd", ""),
+        Ent::dir("opq"),
+        Ent::file("opq/.wh..wh..opq", ""),
+        Ent::file("opq/new", "new"),
+        Ent::file(".wh.gone", ""),
+    ]);
+    let mut mounts = Vec::new();
+    for (name, tar) in [("base", &base), ("top", &top)] {
+        let dir = tmp.path().join(name);
+        std::fs::create_dir(&dir).unwrap();
+        let (img, _) = image(&dir, tar, &Options::default());
+        mounts.push(Mount::new(&img, &dir.join("mnt")));
+    }
+    let merged = tmp.path().join("merged");
+    fs::create_dir(&merged).unwrap();
+    let lower = format!(
+        "lowerdir={}:{}",
+        mounts[1].dir.display(),
+        mounts[0].dir.display()
+    );
+    strata_test_support::run(
+        Command::new("mount")
+            .args(["-t", "overlay", "overlay", "-o", &lower])
+            .arg(&merged),
+    );
+    let overlay = Mount { dir: merged };
+    let m = &overlay.dir;
+    assert!(fs::symlink_metadata(m.join("etc/passwd")).is_err());
+    assert_eq!(fs::read(m.join("etc/hosts")).unwrap(), b"127.0.0.1");
+    assert_eq!(strata_test_support::sorted_names(&m.join("opq")), ["new"]);
+    assert!(fs::symlink_metadata(m.join("gone")).is_err());
+    // Unmounted before the layers below it.
+    drop(overlay);
+}
