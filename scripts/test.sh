@@ -23,6 +23,7 @@
 # The rootless tests run strata as the system user strata-rootless, added
 # here with a subordinate id range in /etc/subuid and /etc/subgid, through
 # newuidmap/newgidmap (uidmap), and as nobody, who has no range.
+# The EROFS writer's tests check its images with fsck.erofs (erofs-utils).
 # All are installed here when missing.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -31,7 +32,8 @@ need_cmds tar:tar gzip:gzip zstd:zstd getfattr:attr setfattr:attr unshare:util-l
     umoci:umoci skopeo:skopeo busybox:busybox-static dockerd:docker.io docker:docker.io \
     crun:crun runc:runc tini-static:tini script:bsdutils fusermount3:fuse3 setpriv:util-linux \
     pasta:passt slirp4netns:slirp4netns docker-registry:docker-registry htpasswd:apache2-utils \
-    openssl:openssl podman:podman mkfs.btrfs:btrfs-progs losetup:mount newuidmap:uidmap
+    openssl:openssl podman:podman mkfs.btrfs:btrfs-progs losetup:mount newuidmap:uidmap \
+    fsck.erofs:erofs-utils
 if [ "$(id -u)" != 0 ]; then
     echo "warning: not root: privileged tests will say SKIPPED" >&2
 else

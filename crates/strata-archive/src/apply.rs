@@ -181,12 +181,12 @@ pub(crate) fn apply_at<R: Read + Send>(
 
 /// Attributes every entry carries.
 #[derive(Clone)]
-struct Meta {
-    mode: u32,
-    uid: u32,
-    gid: u32,
-    mtime: Time,
-    xattrs: Vec<(Vec<u8>, Vec<u8>)>,
+pub(crate) struct Meta {
+    pub mode: u32,
+    pub uid: u32,
+    pub gid: u32,
+    pub mtime: Time,
+    pub xattrs: Vec<(Vec<u8>, Vec<u8>)>,
 }
 
 /// A directory whose mode and mtime are set after its children.
@@ -328,31 +328,9 @@ impl<'o> Applier<'o> {
 
     fn entry<R: Read>(&mut self, e: &Entry, tar: &mut Reader<R>) -> Result<()> {
         let raw = e.path_bytes().to_vec();
-        let mut ty = e.header().entry_type();
-        match ty {
-            EntryType::XGlobalHeader => return Ok(()),
-            // A V7 "regular file" whose name ends in `/` is a directory.
-            EntryType::Regular if raw.ends_with(b"/") => ty = EntryType::Directory,
-            _ => {}
-        }
-        if !ty.is_gnu_sparse() {
-            // RUSTSEC-2026-0068 ("TARmageddon"): a PAX `size` that
-            // disagrees with the header makes readers see different
-            // files. Refuse the ambiguity instead of picking a side.
-            let header_size = e
-                .header()
-                .entry_size()
-                .map_err(|err| Error::entry(&raw, format!("bad size field: {err}")))?;
-            if header_size != 0 && header_size != e.declared_size() {
-                return Err(Error::entry(
-                    &raw,
-                    format!(
-                        "PAX size {} disagrees with the header size {header_size}",
-                        e.declared_size()
-                    ),
-                ));
-            }
-        }
+        let Some(ty) = entry_type(e, &raw)? else {
+            return Ok(());
+        };
         let comps = path::normalize(&raw).map_err(|r| Error::entry(&raw, r))?;
         self.entries += 1;
         let Some((last, parent)) = comps.split_last() else {
@@ -1078,6 +1056,37 @@ impl<'o> Applier<'o> {
     }
 }
 
+/// The type an entry is applied as, `None` for a member that carries no
+/// file (a PAX global header); refuses a member whose sizes disagree.
+pub(crate) fn entry_type(e: &Entry, raw: &[u8]) -> Result<Option<EntryType>> {
+    let mut ty = e.header().entry_type();
+    match ty {
+        EntryType::XGlobalHeader => return Ok(None),
+        // A V7 "regular file" whose name ends in `/` is a directory.
+        EntryType::Regular if raw.ends_with(b"/") => ty = EntryType::Directory,
+        _ => {}
+    }
+    if !ty.is_gnu_sparse() {
+        // RUSTSEC-2026-0068 ("TARmageddon"): a PAX `size` that
+        // disagrees with the header makes readers see different
+        // files. Refuse the ambiguity instead of picking a side.
+        let header_size = e
+            .header()
+            .entry_size()
+            .map_err(|err| Error::entry(raw, format!("bad size field: {err}")))?;
+        if header_size != 0 && header_size != e.declared_size() {
+            return Err(Error::entry(
+                raw,
+                format!(
+                    "PAX size {} disagrees with the header size {header_size}",
+                    e.declared_size()
+                ),
+            ));
+        }
+    }
+    Ok(Some(ty))
+}
+
 /// A node's access and modification times.
 fn times(st: &strata_sys::Stat) -> (Time, Time) {
     let t = |sec: i64, nsec: u64| Time {
@@ -1154,7 +1163,7 @@ fn copy_data(src: &mut impl Read, dst: &mut File, buf: &mut [u8], len: u64) -> i
     Ok(total)
 }
 
-fn device(e: &Entry, raw: &[u8], ty: EntryType) -> Result<u64> {
+pub(crate) fn device(e: &Entry, raw: &[u8], ty: EntryType) -> Result<u64> {
     if ty == EntryType::Fifo {
         return Ok(0);
     }
@@ -1177,7 +1186,7 @@ fn device(e: &Entry, raw: &[u8], ty: EntryType) -> Result<u64> {
         .ok_or_else(|| bad(format!("device number {major}:{minor} out of range")))
 }
 
-fn read_meta(e: &Entry, raw: &[u8]) -> Result<Meta> {
+pub(crate) fn read_meta(e: &Entry, raw: &[u8]) -> Result<Meta> {
     let h = e.header();
     let bad = |what: &str, err: io::Error| Error::entry(raw, format!("bad {what} field: {err}"));
     let old = h.as_old();

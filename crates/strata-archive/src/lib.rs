@@ -14,6 +14,9 @@
 //!   [`reassemble`] writes the original tar again from the record and the
 //!   applied directory, byte for byte; [`recorded_tar`] reads the tar's
 //!   diffID and length from the record alone.
+//! * [`Entries`] reads a layer's entries checked and classified as
+//!   [`apply`] reads them, for writers of other formats (file-system
+//!   images).
 //!
 //! Whiteout rules follow the OCI image spec, "Representing Changes"
 //! (<https://github.com/opencontainers/image-spec/blob/main/layer.md>).
@@ -25,6 +28,7 @@ mod copy;
 mod diff;
 mod digest;
 mod docker_split;
+mod entries;
 mod error;
 mod gzip;
 mod lower;
@@ -43,6 +47,7 @@ pub use diff::{
     Change, ChangeKind, Unchanged,
 };
 pub use digest::{sha256, sha256_reader, Digest, DigestWriter};
+pub use entries::{Attrs, Entries, EntryKind, LayerEntry};
 pub use error::{Error, ErrorKind, Result};
 pub use gzip::parallel_gzip;
 pub use split::{apply_recording, reassemble, recorded_tar, recorded_tar_size};

@@ -520,6 +520,11 @@ impl<R: Read> Reader<R> {
         Ok(n)
     }
 
+    /// The underlying reader, positioned after the bytes consumed.
+    pub fn into_inner(self) -> R {
+        self.inner
+    }
+
     /// The stored bytes of the current member, as a reader.
     pub fn data(&mut self) -> Data<'_, R> {
         Data { reader: self }

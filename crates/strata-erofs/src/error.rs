@@ -1,0 +1,44 @@
+/// The class of a failure to write an image.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum ErrorKind {
+    /// The layer stream is malformed or hostile, or holds an entry an
+    /// image cannot (a name over 255 bytes, an xattr value over 64 KiB):
+    /// refused.
+    InvalidLayer,
+    /// Something the layer holds that this writer does not write yet
+    /// (sparse files).
+    Unsupported,
+    /// Reading the stream or writing the image failed.
+    Io,
+}
+
+// An image error: a kind, a message naming the entry, and the source.
+strata_types::error_type!(ErrorKind, io: []);
+
+impl From<strata_archive::Error> for Error {
+    fn from(e: strata_archive::Error) -> Self {
+        let kind = match e.kind() {
+            strata_archive::ErrorKind::InvalidLayer => ErrorKind::InvalidLayer,
+            strata_archive::ErrorKind::Unsupported => ErrorKind::Unsupported,
+            _ => ErrorKind::Io,
+        };
+        // The whole chain in the message: the archive's errors are
+        // shaped for display, not for matching on.
+        let mut msg = e.to_string();
+        let mut source = std::error::Error::source(&e);
+        while let Some(s) = source {
+            msg += &format!(": {s}");
+            source = s.source();
+        }
+        Error::new(kind, msg)
+    }
+}
+
+/// A refused entry, named.
+pub(crate) fn entry(raw: &[u8], reason: impl std::fmt::Display) -> Error {
+    Error::new(
+        ErrorKind::InvalidLayer,
+        format!("layer entry {:?}: {reason}", String::from_utf8_lossy(raw)),
+    )
+}

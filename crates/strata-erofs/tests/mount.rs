@@ -1,0 +1,264 @@
+//! Images written from tars, checked by `fsck.erofs` and mounted by the
+//! kernel: the mount must show exactly what GNU tar extracts from the
+//! same tar.
+
+mod common;
+
+use std::fs;
+use std::os::unix::fs::{FileTypeExt, MetadataExt};
+use std::process::Command;
+
+use common::*;
+use strata_archive::OverlayXattrs;
+use strata_erofs::Options;
+use strata_test_support::{seeded_bytes, skip};
+
+#[test]
+fn edge_sizes_special_files_owners_times_and_xattrs() {
+    if !require_mount_tools() {
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let tar = build_tar(&[
+        Ent::dir("d")
+            .mode(0o750)
+            .owner(1000, 1001)
+            .nsec(123_456_789),
+        Ent::file("d/empty", ""),
+        Ent::file("d/4096", seeded_bytes(1, 4096)),
+        Ent::file("d/4097", seeded_bytes(2, 4097)),
+        Ent::file("d/4095", seeded_bytes(3, 4095)),
+        Ent::file("d/small", "hello\n").mode(0o4755).owner(7, 8),
+        Ent::file("d/tailonly-xattrs", seeded_bytes(4, 3000))
+            .xattr("user.note", b"value")
+            .xattr("trusted.t", b"secret")
+            .xattr(
+                "security.capability",
+                &[
+                    1, 0, 0, 2, 0, 0x20, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+                ],
+            ),
+        // A tail that cannot sit beside its inode: big xattrs.
+        Ent::file("d/big-xattr", seeded_bytes(5, 8192 + 4000)).xattr("user.big", &[7u8; 3000]),
+        Ent::symlink("d/link", "../big"),
+        Ent::symlink("d/abs", "/etc/passwd"),
+        Ent::link("d/hard", "d/small"),
+        // GNU tar sets a directory's time once it leaves it: entries stay
+        // grouped by directory, as real layers have them.
+        Ent::file("big", seeded_bytes(6, 10 << 20)).nsec(999_999_999),
+        Ent::link("hard2", "d/small"),
+        Ent::new("fifo", Kind::Fifo).mode(0o600),
+        Ent::new("null", Kind::Char(1, 3)).mode(0o666),
+        Ent::new("sda", Kind::Block(8, 0)).mode(0o660).owner(0, 6),
+        Ent::new("bigdev", Kind::Char(300, 70000)),
+        Ent::dir("sticky").mode(0o1777),
+    ]);
+    assert_same_as_gnu_tar(&tar, tmp.path());
+}
+
+#[test]
+fn a_directory_of_5000_entries_long_names_and_deep_paths() {
+    if !require_mount_tools() {
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let mut ents = vec![Ent::dir("many")];
+    for i in 0..5000 {
+        ents.push(Ent::file(
+            format!("many/file-{i:05}-{}", "x".repeat(i % 40)),
+            format!("{i}"),
+        ));
+    }
+    // Names sorting before and after `.` and `..`, and one not UTF-8.
+    ents.push(Ent::file("many/!bang", "b"));
+    ents.push(Ent::file("many/-dash", "d"));
+    ents.push(Ent::file(b"many/caf\xe9-latin1", "not utf-8"));
+    let long = "n".repeat(255);
+    ents.push(Ent::dir(&long));
+    ents.push(Ent::file(format!("{long}/{}", "m".repeat(255)), "long"));
+    ents.push(Ent::symlink(format!("{long}/sym"), "t".repeat(3000)));
+    let mut deep = String::new();
+    for i in 0..60 {
+        deep += &format!("level{i}/");
+        ents.push(Ent::dir(&deep));
+    }
+    ents.push(Ent::file(format!("{deep}leaf"), "deep"));
+    let tar = build_tar(&ents);
+    assert_same_as_gnu_tar(&tar, tmp.path());
+}
+
+/// Replacing is checked on the mount, not against GNU tar: GNU tar
+/// refuses to put a file over a directory it extracted, which applying a
+/// layer does (the OCI rule: a later entry replaces an earlier one).
+#[test]
+fn later_entries_replace_earlier_ones() {
+    if !require_mount_tools() {
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let tar = build_tar(&[
+        Ent::dir("a"),
+        Ent::file("a/f", "first"),
+        Ent::file("a/f", "second, longer"),
+        Ent::dir("a/sub"),
+        Ent::file("a/sub/x", "x"),
+        // A file over a directory replaces it, children and all.
+        Ent::file("a/sub", "now a file"),
+        Ent::file("a/d", "a file first"),
+        Ent::dir("a/d").mode(0o700),
+        Ent::file("a/d/in", "in"),
+        // A directory over a directory merges: new attributes, old
+        // children.
+        Ent::dir("a").mode(0o711).xattr("user.k", b"v"),
+        Ent::symlink("a/s", "f"),
+        Ent::file("a/s", "file over symlink"),
+        Ent::file("a/h", "linked"),
+        Ent::link("a/h2", "a/h"),
+        Ent::file("a/h", "replaced: the link keeps the old content"),
+    ]);
+    let (img, _) = image(tmp.path(), &tar, &Options::default());
+    let mnt = Mount::new(&img, &tmp.path().join("mnt"));
+    let m = &mnt.dir;
+    assert_eq!(fs::read(m.join("a/f")).unwrap(), b"second, longer");
+    assert_eq!(fs::read(m.join("a/sub")).unwrap(), b"now a file");
+    assert_eq!(fs::read(m.join("a/d/in")).unwrap(), b"in");
+    assert_eq!(fs::read(m.join("a/s")).unwrap(), b"file over symlink");
+    assert!(fs::symlink_metadata(m.join("a/s")).unwrap().is_file());
+    let a = fs::symlink_metadata(m.join("a")).unwrap();
+    assert_eq!(a.mode() & 0o7777, 0o711);
+    assert_eq!(fs::read(m.join("a/h2")).unwrap(), b"linked");
+    assert_eq!(fs::symlink_metadata(m.join("a/h2")).unwrap().nlink(), 1);
+    assert_eq!(fs::symlink_metadata(m.join("a/h")).unwrap().nlink(), 1);
+    let x = xattrs(m);
+    assert_eq!(x.get(&b"/a"[..]), Some(&vec!["user.k=0x76".to_string()]));
+}
+
+#[test]
+fn whiteouts_and_opaque_directories_as_overlay_stores_them() {
+    if !require_mount_tools() {
+        return;
+    }
+    for (opts, xattr) in [
+        (Options::default(), "trusted.overlay.opaque"),
+        (
+            Options {
+                opaque_xattr: OverlayXattrs::User,
+            },
+            "user.overlay.opaque",
+        ),
+    ] {
+        let tmp = tempfile::tempdir().unwrap();
+        let tar = build_tar(&[
+            Ent::dir("etc"),
+            Ent::file("etc/.wh.passwd", ""),
+            Ent::dir("opq"),
+            Ent::file("opq/.wh..wh..opq", ""),
+            Ent::file("opq/kept", "k"),
+            // Parents the tar leaves out are made.
+            Ent::file("missing/parent/.wh.gone", ""),
+            // The layer's own entry is not hidden by its whiteout.
+            Ent::file("etc/mine", "m"),
+            Ent::file("etc/.wh.mine", ""),
+            // A directory replacing a whiteout is opaque.
+            Ent::file("etc/.wh.replaced", ""),
+            Ent::dir("etc/replaced"),
+        ]);
+        let (img, _) = image(tmp.path(), &tar, &opts);
+        let mnt = Mount::new(&img, &tmp.path().join("mnt"));
+        let m = &mnt.dir;
+        for wh in ["etc/passwd", "missing/parent/gone"] {
+            let md = fs::symlink_metadata(m.join(wh)).unwrap();
+            assert!(md.file_type().is_char_device(), "{wh} is a whiteout");
+            assert_eq!(md.rdev(), 0, "{wh}");
+        }
+        assert!(fs::symlink_metadata(m.join("etc/.wh.passwd")).is_err());
+        assert_eq!(fs::read(m.join("etc/mine")).unwrap(), b"m");
+        let md = fs::symlink_metadata(m.join("missing/parent")).unwrap();
+        assert_eq!((md.mode() & 0o7777, md.uid(), md.gid()), (0o755, 0, 0));
+        let get = |p: &str| {
+            let out = Command::new("getfattr")
+                .args(["-h", "--only-values", "-n", xattr])
+                .arg(m.join(p))
+                .output()
+                .unwrap();
+            out.status.success().then_some(out.stdout)
+        };
+        assert_eq!(get("opq"), Some(b"y".to_vec()));
+        assert_eq!(get("etc/replaced"), Some(b"y".to_vec()));
+        assert_eq!(get("etc"), None);
+        assert_eq!(fs::read(m.join("opq/kept")).unwrap(), b"k");
+        assert!(fs::symlink_metadata(m.join("opq/.wh..wh..opq")).is_err());
+    }
+}
+
+#[test]
+fn debian_minbase_root_file_system() {
+    let Some(path) = std::env::var_os("STRATA_TEST_DEBIAN_TAR") else {
+        skip(
+            "debian_minbase_root_file_system",
+            "STRATA_TEST_DEBIAN_TAR names no Debian root tar",
+        );
+        return;
+    };
+    if !require_mount_tools() {
+        return;
+    }
+    let tar = fs::read(path).unwrap();
+    let tmp = tempfile::tempdir().unwrap();
+    assert_same_as_gnu_tar(&tar, tmp.path());
+}
+
+/// Two layer images as the lowers of a kernel overlay mount: the upper
+/// layer's whiteouts hide, and its opaque directory hides, what the lower
+/// layer has, as on overlay2.
+#[test]
+fn an_overlay_of_two_images_honours_whiteouts_and_opaque_dirs() {
+    if !require_mount_tools() {
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let base = build_tar(&[
+        Ent::dir("etc"),
+        Ent::file("etc/passwd", "root:x:0:0"),
+        Ent::file("etc/hosts", "127.0.0.1"),
+        Ent::dir("opq"),
+        Ent::file("opq/old", "old"),
+        Ent::dir("gone"),
+        Ent::file("gone/f", "f"),
+    ]);
+    let top = build_tar(&[
+        Ent::dir("etc"),
+        Ent::file("etc/.wh.passwd", ""),
+        Ent::dir("opq"),
+        Ent::file("opq/.wh..wh..opq", ""),
+        Ent::file("opq/new", "new"),
+        Ent::file(".wh.gone", ""),
+    ]);
+    let mut mounts = Vec::new();
+    for (name, tar) in [("base", &base), ("top", &top)] {
+        let dir = tmp.path().join(name);
+        std::fs::create_dir(&dir).unwrap();
+        let (img, _) = image(&dir, tar, &Options::default());
+        mounts.push(Mount::new(&img, &dir.join("mnt")));
+    }
+    let merged = tmp.path().join("merged");
+    fs::create_dir(&merged).unwrap();
+    let lower = format!(
+        "lowerdir={}:{}",
+        mounts[1].dir.display(),
+        mounts[0].dir.display()
+    );
+    strata_test_support::run(
+        Command::new("mount")
+            .args(["-t", "overlay", "overlay", "-o", &lower])
+            .arg(&merged),
+    );
+    let overlay = Mount { dir: merged };
+    let m = &overlay.dir;
+    assert!(fs::symlink_metadata(m.join("etc/passwd")).is_err());
+    assert_eq!(fs::read(m.join("etc/hosts")).unwrap(), b"127.0.0.1");
+    assert_eq!(strata_test_support::sorted_names(&m.join("opq")), ["new"]);
+    assert!(fs::symlink_metadata(m.join("gone")).is_err());
+    // Unmounted before the layers below it.
+    drop(overlay);
+}
