@@ -260,9 +260,10 @@ pub fn reset(store: Store) -> Result<()> {
     drop(lock);
     drop(store);
     match std::fs::remove_file(root.join("lock")) {
-        Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
-            Err(Error::io(format!("removing {}", root.join("lock").display()), e))
-        }
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(Error::io(
+            format!("removing {}", root.join("lock").display()),
+            e,
+        )),
         _ => Ok(()),
     }
 }
