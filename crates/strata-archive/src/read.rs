@@ -18,7 +18,7 @@
 
 use std::io::{self, Read};
 
-use tar::{GnuExtSparseHeader, GnuSparseHeader, Header, PaxExtensions};
+use tar::{GnuExtSparseHeader, GnuSparseHeader, Header};
 
 const BLOCK: u64 = 512;
 /// Largest GNU long name, long link or PAX record member read into
@@ -86,8 +86,8 @@ impl Entry {
     }
 
     /// The PAX records that describe this member.
-    pub fn pax_extensions(&self) -> Option<PaxExtensions<'_>> {
-        self.pax.as_deref().map(PaxExtensions::new)
+    pub fn pax_extensions(&self) -> Option<PaxRecords<'_>> {
+        self.pax.as_deref().map(PaxRecords::new)
     }
 
     /// The file's length (for a sparse file, holes included).
@@ -218,7 +218,7 @@ impl<R: Read> Reader<R> {
     ) -> Result<Option<Entry>, ReadError> {
         let pax_value = |key: &[u8]| -> Option<Vec<u8>> {
             let p = pax.as_deref()?;
-            PaxExtensions::new(p)
+            PaxRecords::new(p)
                 .filter_map(|r| r.ok())
                 .find(|r| r.key_bytes() == key)
                 .map(|r| r.value_bytes().to_vec())
@@ -348,7 +348,7 @@ impl<R: Read> Reader<R> {
         let mut numblocks = None;
         let mut map: Vec<u64> = Vec::new();
         let mut has_map = false;
-        for rec in PaxExtensions::new(pax) {
+        for rec in PaxRecords::new(pax) {
             let Ok(rec) = rec else { continue };
             let value = rec.value_bytes();
             let number = || -> Result<u64, MapError> {
@@ -655,10 +655,80 @@ fn parse_u64(v: &[u8]) -> Option<u64> {
 
 /// A PAX number record, when it parses (tar-rs ignores one that does not).
 fn pax_number(pax: &[u8], key: &[u8]) -> Option<u64> {
-    let rec = PaxExtensions::new(pax)
+    let rec = PaxRecords::new(pax)
         .filter_map(|r| r.ok())
         .find(|r| r.key_bytes() == key)?;
     std::str::from_utf8(rec.value_bytes()).ok()?.parse().ok()
+}
+
+/// The records of a PAX extended header (POSIX.1-2001 pax, "extended
+/// header"): `LENGTH KEY=VALUE\n`, LENGTH counting the whole record in
+/// decimal. A record is cut by its length, so a value may hold any byte,
+/// newlines included (binary xattrs such as `security.capability` do):
+/// tar-rs's `PaxExtensions` splits at newlines instead, and refuses such
+/// a record. A record whose length or layout is wrong is an error, and
+/// ends the walk.
+pub struct PaxRecords<'a> {
+    data: &'a [u8],
+}
+
+/// One record of [`PaxRecords`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PaxRecord<'a> {
+    key: &'a [u8],
+    value: &'a [u8],
+}
+
+impl<'a> PaxRecord<'a> {
+    pub fn key_bytes(&self) -> &'a [u8] {
+        self.key
+    }
+
+    pub fn value_bytes(&self) -> &'a [u8] {
+        self.value
+    }
+}
+
+impl<'a> PaxRecords<'a> {
+    pub fn new(data: &'a [u8]) -> Self {
+        PaxRecords { data }
+    }
+}
+
+impl<'a> Iterator for PaxRecords<'a> {
+    type Item = std::io::Result<PaxRecord<'a>>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        // Padding after the last record (NULs, as some writers leave).
+        if self.data.iter().all(|&b| b == 0) {
+            return None;
+        }
+        let bad = |why: &str| {
+            std::io::Error::new(
+                std::io::ErrorKind::InvalidData,
+                format!("malformed PAX record: {why}"),
+            )
+        };
+        let data = std::mem::take(&mut self.data);
+        let Some(space) = data.iter().take(20).position(|&b| b == b' ') else {
+            return Some(Err(bad("no length")));
+        };
+        let Some(len) = parse_u64(&data[..space]).and_then(|l| usize::try_from(l).ok()) else {
+            return Some(Err(bad("the length is not a number")));
+        };
+        if len <= space + 1 || len > data.len() || data[len - 1] != b'\n' {
+            return Some(Err(bad("its length does not end it at a newline")));
+        }
+        let body = &data[space + 1..len - 1];
+        let Some(eq) = body.iter().position(|&b| b == b'=') else {
+            return Some(Err(bad("no '='")));
+        };
+        self.data = &data[len..];
+        Some(Ok(PaxRecord {
+            key: &body[..eq],
+            value: &body[eq + 1..],
+        }))
+    }
 }
 
 fn strip_nul(mut v: Vec<u8>) -> Vec<u8> {
@@ -679,6 +749,54 @@ fn eof(e: io::Error) -> io::Error {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Records are cut by their length: a value may hold newlines and
+    /// '='; a wrong length, a missing '=' or a missing length is refused.
+    #[test]
+    fn pax_records_are_cut_by_length() {
+        fn record(k: &[u8], v: &[u8]) -> Vec<u8> {
+            let body = [k, b"=", v, b"\n"].concat();
+            let mut len = body.len() + 2;
+            while format!("{len} ").len() + body.len() != len {
+                len += 1;
+            }
+            [format!("{len} ").into_bytes(), body].concat()
+        }
+        let data = [
+            record(b"SCHILY.xattr.security.capability", b"\x01\n\x02=\n"),
+            record(b"path", b"a\nb"),
+            vec![0; 7],
+        ]
+        .concat();
+        let recs: Vec<(Vec<u8>, Vec<u8>)> = PaxRecords::new(&data)
+            .map(|r| r.unwrap())
+            .map(|r| (r.key_bytes().to_vec(), r.value_bytes().to_vec()))
+            .collect();
+        assert_eq!(
+            recs,
+            [
+                (
+                    b"SCHILY.xattr.security.capability".to_vec(),
+                    b"\x01\n\x02=\n".to_vec()
+                ),
+                (b"path".to_vec(), b"a\nb".to_vec())
+            ]
+        );
+        for bad in [
+            &b"7 path=x\n"[..],
+            b"x path=x\n",
+            b"8 pathx\n",
+            b"99 path=x\n",
+            b"path=x\n",
+        ] {
+            let r: Vec<_> = PaxRecords::new(bad).collect();
+            assert!(
+                r.len() == 1 && r[0].is_err(),
+                "{:?}",
+                String::from_utf8_lossy(bad)
+            );
+        }
+    }
 
     fn map(size: u64, chunks: &[(u64, u64)]) -> Sparse {
         Sparse {

@@ -31,6 +31,42 @@ fn every_file_type_round_trips_with_its_metadata() {
     assert_same_trees(&src, &dst, &ALL, "apply(diff(tree))");
 }
 
+/// An xattr whose value holds newline bytes (a binary
+/// `security.capability` can: 0x0a is CAP_DAC_OVERRIDE | CAP_FOWNER)
+/// goes through diff and apply whole, and GNU tar reads the same layer.
+#[test]
+fn an_xattr_value_with_a_newline_round_trips() {
+    let Some(t) = Scratch::as_root() else { return };
+    let src = t.dir("src");
+    fs::write(src.join("f"), "x").unwrap();
+    let value: &[u8] = b"line one\nline=two\n\x00\x0a";
+    run(Command::new("setfattr")
+        .args(["-n", "user.bin", "-v"])
+        .arg(format!(
+            "0x{}",
+            value.iter().map(|b| format!("{b:02x}")).collect::<String>()
+        ))
+        .arg(src.join("f")));
+    let tar = diff_bytes(None, &src);
+    let dst = t.dir("dst");
+    apply(Cursor::new(&tar), &dst, &ApplyOptions::default()).unwrap();
+    assert_same_trees(
+        &src,
+        &dst,
+        &ALL,
+        "apply(diff(tree)) with a newline in an xattr",
+    );
+    let tarfile = t.path("layer.tar");
+    fs::write(&tarfile, &tar).unwrap();
+    let gnu = t.dir("gnu");
+    run(Command::new("tar")
+        .args(["--xattrs", "--xattrs-include=*", "-xpf"])
+        .arg(&tarfile)
+        .arg("-C")
+        .arg(&gnu));
+    assert_same_trees(&src, &gnu, &ALL, "GNU tar of the same layer");
+}
+
 #[test]
 fn sparse_entries_stay_sparse() {
     let Some(t) = Scratch::as_root() else { return };
