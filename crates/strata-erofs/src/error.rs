@@ -25,13 +25,7 @@ impl From<strata_archive::Error> for Error {
         };
         // The whole chain in the message: the archive's errors are
         // shaped for display, not for matching on.
-        let mut msg = e.to_string();
-        let mut source = std::error::Error::source(&e);
-        while let Some(s) = source {
-            msg += &format!(": {s}");
-            source = s.source();
-        }
-        Error::new(kind, msg)
+        Error::new(kind, strata_types::error::chain(&e))
     }
 }
 
