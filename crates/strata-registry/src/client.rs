@@ -23,8 +23,11 @@ pub(crate) use crate::url::{encode, Origin};
 /// How a [`Client`] behaves; the defaults suit a remote registry.
 #[derive(Debug, Clone)]
 pub struct Options {
-    /// Plain HTTP instead of TLS. Only for a registry the user marked
-    /// insecure: credentials then travel in clear text.
+    /// A registry the user marked insecure (`--tls-verify=false`, or
+    /// `insecure = true` in registries.conf), as containers/image treats
+    /// one: TLS without verifying the certificate, or plain HTTP when the
+    /// registry does not speak TLS at all. Credentials may then reach an
+    /// impostor, or travel in clear text.
     pub insecure: bool,
     /// Docker's `certs.d`: CAs for `<registry>` are read from
     /// `<certs_d>/<registry>/*.crt`, trusted besides the system roots.
@@ -140,27 +143,49 @@ impl Client {
                 format!("{registry:?} is not a registry host[:port]"),
             ));
         }
-        let scheme = if opts.insecure { "http" } else { "https" };
-        let origin = Origin::parse(&format!("{scheme}://{registry}/")).ok_or_else(|| {
-            Error::new(
-                ErrorKind::Refused,
-                format!("{registry:?} is not a registry host[:port]"),
-            )
-        })?;
-        let roots = crate::tls::roots(opts.certs_d.as_deref(), registry)?;
-        let tls = TlsConfig::builder()
-            .root_certs(RootCerts::new_with_certs(&roots))
-            .build();
-        let agent: Agent = Agent::config_builder()
-            .http_status_as_error(false)
-            .max_redirects(0)
-            .timeout_connect(Some(opts.connect_timeout))
-            .timeout_per_read(Some(opts.read_timeout))
-            .timeout_per_write(Some(opts.read_timeout))
-            .tls_config(tls)
-            .user_agent(concat!("strata/", env!("CARGO_PKG_VERSION")))
-            .build()
-            .into();
+        let origin_of = |scheme: &str| {
+            Origin::parse(&format!("{scheme}://{registry}/")).ok_or_else(|| {
+                Error::new(
+                    ErrorKind::Refused,
+                    format!("{registry:?} is not a registry host[:port]"),
+                )
+            })
+        };
+        let agent_with = |tls: TlsConfig| -> Agent {
+            Agent::config_builder()
+                .http_status_as_error(false)
+                .max_redirects(0)
+                .timeout_connect(Some(opts.connect_timeout))
+                .timeout_per_read(Some(opts.read_timeout))
+                .timeout_per_write(Some(opts.read_timeout))
+                .tls_config(tls)
+                .user_agent(concat!("strata/", env!("CARGO_PKG_VERSION")))
+                .build()
+                .into()
+        };
+        let (origin, agent) = if opts.insecure {
+            // As containers/image does for an insecure registry: HTTPS
+            // whatever its certificate, and plain HTTP when the registry
+            // does not answer over TLS at all.
+            let agent = agent_with(TlsConfig::builder().disable_verification(true).build());
+            let https = origin_of("https")?;
+            let probe = Request::get(format!("{}/v2/", https.base()))
+                .body(())
+                .map_err(|e| Error::with(ErrorKind::Refused, "building a request", e))?;
+            match agent.run(probe) {
+                Ok(_) => (https, agent),
+                Err(e) => {
+                    tracing::debug!("{registry}: no TLS ({e}): plain HTTP, as marked insecure");
+                    (origin_of("http")?, agent)
+                }
+            }
+        } else {
+            let roots = crate::tls::roots(opts.certs_d.as_deref(), registry)?;
+            let tls = TlsConfig::builder()
+                .root_certs(RootCerts::new_with_certs(&roots))
+                .build();
+            (origin_of("https")?, agent_with(tls))
+        };
         Ok(Client {
             registry: registry.to_owned(),
             origin,
@@ -173,6 +198,12 @@ impl Client {
     /// The registry's `host[:port]`.
     pub fn registry(&self) -> &str {
         &self.registry
+    }
+
+    /// `<scheme>://<registry>`: `http` only for a registry marked
+    /// insecure that does not speak TLS.
+    pub fn base_url(&self) -> String {
+        self.origin.base().to_string()
     }
 
     /// `<scheme>://<registry>/v2/<path>`.

@@ -5,7 +5,8 @@
 //!
 //! * [`Client`] talks to one registry: TLS verified against the system
 //!   roots plus the registry's own CAs from a `certs.d/<host:port>/`
-//!   directory, plain HTTP only for a registry marked insecure; bearer
+//!   directory; unverified TLS, or plain HTTP, only for a registry marked
+//!   insecure; bearer
 //!   token and basic auth; redirects followed without carrying
 //!   credentials to another host; bounded retries with backoff.
 //! * [`Client::get_manifest`] fetches a manifest or an index under a size

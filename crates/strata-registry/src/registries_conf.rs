@@ -1,7 +1,8 @@
 //! `registries.conf` as Podman, Buildah and skopeo read it
 //! (containers-registries.conf(5), version 2): per registry or
-//! repository prefix, whether it is `insecure` (plain HTTP), `blocked`,
-//! served from another `location`, and which mirrors to try first.
+//! repository prefix, whether it is `insecure` (TLS unverified, or plain
+//! HTTP), `blocked`, served from another `location`, and which mirrors to
+//! try first.
 //!
 //! ```toml
 //! [[registry]]

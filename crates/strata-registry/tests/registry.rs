@@ -111,6 +111,8 @@ fn push_image(c: &Client, repo: &str, tag: &str, layer_len: usize) -> Pushed {
 fn with_client() -> Option<(Registry, Client)> {
     let reg = registry(Config::default())?;
     let c = Client::new(&reg.addr, local()).unwrap();
+    // Marked insecure and speaking no TLS: plain HTTP.
+    assert_eq!(c.base_url(), format!("http://{}", reg.addr));
     Some((reg, c))
 }
 
@@ -281,6 +283,31 @@ fn tls_with_a_private_ca_and_htpasswd() {
     .unwrap();
     let e = untrusted.ping().unwrap_err();
     assert_eq!(e.kind(), ErrorKind::Network, "{e}");
+    // Marked insecure (`--tls-verify=false`): TLS without verifying the
+    // certificate, as Podman does, not plain HTTP to a TLS port; the
+    // registry then asks for credentials over that TLS.
+    let unverified = Client::new(
+        &reg.addr,
+        Options {
+            certs_d: None,
+            insecure: true,
+            ..opts(None)
+        },
+    )
+    .unwrap();
+    assert_eq!(unverified.base_url(), format!("https://{}", reg.addr));
+    let e = unverified.ping().unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::Unauthorized, "{e}");
+    let unverified = Client::new(
+        &reg.addr,
+        Options {
+            certs_d: None,
+            insecure: true,
+            ..opts(Some(user(PASSWORD)))
+        },
+    )
+    .unwrap();
+    unverified.ping().unwrap();
 
     let anonymous = Client::new(&reg.addr, opts(None)).unwrap();
     let e = anonymous.ping().unwrap_err();

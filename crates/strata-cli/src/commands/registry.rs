@@ -21,8 +21,9 @@ use crate::output::Out;
 /// How to reach a registry.
 #[derive(Args)]
 pub struct Transport {
-    /// `false`: speak plain HTTP to this registry (TLS without
-    /// verification is not offered).
+    /// `false`: treat this registry as insecure, as Podman does: TLS
+    /// without verifying its certificate, or plain HTTP when it does not
+    /// speak TLS.
     #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
     pub tls_verify: bool,
     /// The credential file (default: $REGISTRY_AUTH_FILE, Podman's
