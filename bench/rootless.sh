@@ -13,9 +13,10 @@
 #      that image, as the user vs as root (target <= 1.2x); each side is
 #      one shell loop run as its user, every command a process of its own
 #
-# Both sides start their namespace before timing (strata's keeper,
-# podman's pause process): what is timed is a command in a running
-# session, as a user meets it after the first.
+# podman's pause process is started before timing; strata's namespace
+# belongs to the store, so each rootless load into a fresh store starts
+# its keeper inside the timed command (the create+mount loop reuses one
+# store, its keeper started by the first command).
 #
 # Usage (as root): bash bench/rootless.sh
 # Env: STRATA_BENCH_WORK (default bench/work; archives are cached there),
@@ -50,9 +51,11 @@ cleanup() {
     set +e
     # The user's namespaces (strata's keeper, podman's pause process) and
     # whatever they hold mounted go first.
-    [[ -n ${UHOME:-} ]] && as_user "$STRATA" unshare --stop >/dev/null 2>&1
+    # Every store's keeper (userns.pid) and podman's pause processes.
     local p
-    for p in $(find "$RUN" -name pause.pid 2>/dev/null); do kill -9 "$(cat "$p")"; done
+    for p in $(find "$RUN" \( -name userns.pid -o -name pause.pid \) 2>/dev/null); do
+        kill -9 "$(cut -d' ' -f1 "$p")"
+    done
     remove_run_fs
 }
 trap cleanup EXIT
@@ -81,8 +84,7 @@ S=$RUN/strata
 ARCH=$RUN/image.tar
 echo "docker-archive: $(mib "$(stat -c %s "$ARCH")") MiB, ${#LAYERS[@]} layers, image $IMAGE_ID"
 
-# The user's namespace, started before anything is timed.
-as_user "$S" --root "$UHOME/warm" unshare true
+# What a rootless store is here.
 as_user "$S" --root "$UHOME/warm" info | grep -E '^(Storage Driver|Rootless|ID Mappings):' | sed 's/^/  /'
 
 # ----------------------------------------------------------------- a. load
