@@ -55,6 +55,23 @@ pub(crate) fn staged_driver_layers(dir: &Path) -> Vec<ids::DriverLayer> {
     out
 }
 
+/// The staging directory of container `id` whose publishing a crash cut
+/// between its renames (its config is published, its mounts record is
+/// still staged), if there is one: the next open under the lock finishes
+/// it ([`Store::clean_staging`]), so it is not damage.
+pub(crate) fn unfinished_container(layout: &Layout, id: &ContainerId) -> Option<PathBuf> {
+    fs::read_dir(layout.layer_staging())
+        .ok()?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .find(|dir| {
+            !dir.join(record::CONTAINER).exists()
+                && atomic::read(&dir.join(record::CONTAINER_ID))
+                    .ok()
+                    .and_then(|got| ContainerId::parse(&got).ok())
+                    .is_some_and(|got| &got == id)
+        })
+}
+
 impl Store {
     /// Removes what crashed or interrupted work left: staging directories
     /// (but those a live process holds, see [`is_live`]) and `-removing`

@@ -126,6 +126,48 @@ fn a_half_made_layer_of_staged_work_is_debris_not_corruption() {
     );
 }
 
+/// A `create` killed between publishing a container's config and its
+/// mounts record leaves that record staged: `check` (which changes
+/// nothing) says so in a note, not as corruption, and the next open
+/// finishes the container, which then mounts.
+#[test]
+fn a_container_cut_between_its_renames_is_finished_not_corrupt() {
+    on_each_store(|driver, f| {
+        f.import(1, "one:1");
+        let c = f
+            .store
+            .create_container("one:1", &ContainerSpec::default())
+            .unwrap();
+        let layout = f.store.layout();
+        let staged = layout.layer_staging().join("cut");
+        fs::rename(layout.mount_record(c.id.as_str()), &staged).unwrap();
+        // Cut before the name's rename, too: its name is staged with it.
+        fs::rename(layout.name(&c.name), staged.join("name")).unwrap();
+        let report = f.store.check(false).unwrap();
+        let corrupt: Vec<_> = report
+            .findings
+            .iter()
+            .filter(|f| f.kind.is_corruption())
+            .collect();
+        assert!(corrupt.is_empty(), "{driver}: {corrupt:?}");
+        assert!(
+            report
+                .findings
+                .iter()
+                .any(|f| f.kind == FindingKind::Note && f.message.contains("cut short")),
+            "{driver}: {:?}",
+            report.findings
+        );
+        let again = Store::open(f.store.root(), Some(driver)).unwrap();
+        assert!(!staged.exists(), "{driver}: staging left");
+        let report = again.check(false).unwrap();
+        assert!(report.is_clean(), "{driver}: {:?}", report.findings);
+        let c = again.resolve_container(&c.name).unwrap();
+        again.mount(&c).unwrap();
+        again.unmount(&c).unwrap();
+    });
+}
+
 #[test]
 fn a_change_waits_for_the_lock_another_store_holds() {
     let f = Fixture::new("vfs");

@@ -53,6 +53,19 @@ impl Checker<'_> {
                 }
             };
             let mounts = store.layout.mount_record(&c.id);
+            if !mounts.exists() {
+                if let Some(dir) = staging::unfinished_container(&store.layout, &c.id) {
+                    self.note(
+                        format!("{} ({})", c.name, c.id),
+                        format!(
+                            "its publishing was cut short between its records' renames; its mount \
+                             record is staged in {}, and the next change to the store finishes it",
+                            dir.display()
+                        ),
+                    );
+                    continue;
+                }
+            }
             let mut why = Vec::new();
             let mut record_ok = true;
             for (file, want) in [
@@ -251,7 +264,8 @@ impl Checker<'_> {
         }
         for c in self.container_configs()? {
             let path = store.layout.name(&c.name);
-            if !path.exists() {
+            // A publishing cut short: said once, by `containers`.
+            if !path.exists() && staging::unfinished_container(&store.layout, &c.id).is_none() {
                 let id = c.id.clone();
                 self.found(
                     FindingKind::BrokenContainer,
