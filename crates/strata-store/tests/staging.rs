@@ -21,6 +21,15 @@ fn debris(report: &strata_store::Report) -> Vec<(String, bool)> {
         .collect()
 }
 
+fn assert_no_corruption(report: &strata_store::Report, driver: &str) {
+    let corrupt: Vec<_> = report
+        .findings
+        .iter()
+        .filter(|f| f.kind.is_corruption())
+        .collect();
+    assert!(corrupt.is_empty(), "{driver}: {corrupt:?}");
+}
+
 #[test]
 fn a_sound_store_checks_clean() {
     on_each_store(|driver, f| {
@@ -111,12 +120,7 @@ fn a_half_made_layer_of_staged_work_is_debris_not_corruption() {
     fs::write(layer.join("link"), "").unwrap();
     fs::write(layer.join("lower"), "").unwrap();
     let report = f.store.check(false).unwrap();
-    let corrupt: Vec<_> = report
-        .findings
-        .iter()
-        .filter(|f| f.kind.is_corruption())
-        .collect();
-    assert!(corrupt.is_empty(), "{corrupt:?}");
+    assert_no_corruption(&report, "overlay2");
     assert!(
         debris(&report)
             .iter()
@@ -144,12 +148,7 @@ fn a_container_cut_between_its_renames_is_finished_not_corrupt() {
         // Cut before the name's rename, too: its name is staged with it.
         fs::rename(layout.name(&c.name), staged.join("name")).unwrap();
         let report = f.store.check(false).unwrap();
-        let corrupt: Vec<_> = report
-            .findings
-            .iter()
-            .filter(|f| f.kind.is_corruption())
-            .collect();
-        assert!(corrupt.is_empty(), "{driver}: {corrupt:?}");
+        assert_no_corruption(&report, driver);
         assert!(
             report
                 .findings
