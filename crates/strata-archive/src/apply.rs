@@ -15,6 +15,7 @@
 //! On error the target holds whatever was written so far: callers apply
 //! into staging and remove it (the store never shows a half-applied layer).
 
+use std::borrow::Cow;
 use std::collections::HashSet;
 use std::fs::File;
 use std::io::{self, Read, Seek, SeekFrom, Write};
@@ -260,37 +261,38 @@ impl<'o> Applier<'o> {
         }
     }
 
-    /// The result of setting an entry's owner. `EINVAL` means the owner
-    /// is not mapped in this user namespace (a rootless store mapping only
-    /// the caller): the entry keeps the caller as its owner, and the count
-    /// is reported once at the end, never silently.
-    /// Returns whether the owner was set; an entry whose owner was not
-    /// loses its set-user-ID and set-group-ID bits and file capabilities
-    /// ([`Applier::unowned`]): they would be the caller's privileges.
-    fn owned(&mut self, raw: &[u8], r: io::Result<()>) -> Result<bool> {
-        match r {
+    /// Sets an entry's owner through `chown(uid, gid)` when ownership is
+    /// preserved, and returns the attributes to give it next. `EINVAL`
+    /// means the owner is not mapped in this user namespace (a rootless
+    /// store mapping only the caller): the entry keeps the caller as its
+    /// owner, counted and reported once at the end (never silently), and
+    /// loses its set-user-ID and set-group-ID bits and
+    /// `security.capability`, which would be the caller's privileges.
+    fn own<'m>(
+        &mut self,
+        raw: &[u8],
+        meta: &'m Meta,
+        chown: impl FnOnce(u32, u32) -> io::Result<()>,
+    ) -> Result<Cow<'m, Meta>> {
+        if self.opts.ownership != Ownership::Preserve {
+            return Ok(Cow::Borrowed(meta));
+        }
+        match chown(meta.uid, meta.gid) {
+            Ok(()) => Ok(Cow::Borrowed(meta)),
             Err(e) if errno(&e) == Some(Errno::INVAL) => {
                 self.unmapped_owners += 1;
-                Ok(false)
+                Ok(Cow::Owned(Meta {
+                    mode: meta.mode & !0o6000,
+                    xattrs: meta
+                        .xattrs
+                        .iter()
+                        .filter(|(k, _)| k.as_slice() != b"security.capability")
+                        .cloned()
+                        .collect(),
+                    ..meta.clone()
+                }))
             }
-            r => r
-                .map(|()| true)
-                .map_err(|e| Error::entry_io(raw, "setting the owner", e)),
-        }
-    }
-
-    /// `meta` for an entry that kept the caller as its owner: no set-ID
-    /// bits, no `security.capability`.
-    fn unowned(meta: &Meta) -> Meta {
-        Meta {
-            mode: meta.mode & !0o6000,
-            xattrs: meta
-                .xattrs
-                .iter()
-                .filter(|(k, _)| k.as_slice() != b"security.capability")
-                .cloned()
-                .collect(),
-            ..meta.clone()
+            Err(e) => Err(Error::entry_io(raw, "setting the owner", e)),
         }
     }
 
@@ -590,10 +592,10 @@ impl<'o> Applier<'o> {
         let create = || fs::symlink_at(fs::os(target), dir.as_fd(), fs::os(name));
         self.create_or_replace(raw, dir.as_fd(), name, create)
             .map_err(|e| Error::entry_io(raw, "creating the symlink", e))?;
-        if self.opts.ownership == Ownership::Preserve {
-            let r = fs::lchown_at(dir.as_fd(), fs::os(name), meta.uid, meta.gid);
-            self.owned(raw, r)?;
-        }
+        // A symlink's mode is not its own, nor are its set-ID bits.
+        self.own(raw, meta, |u, g| {
+            fs::lchown_at(dir.as_fd(), fs::os(name), u, g)
+        })?;
         if !meta.xattrs.is_empty() {
             let node = fs::open_path_at(dir.as_fd(), fs::os(name))
                 .map_err(|e| Error::entry_io(raw, "opening the symlink", e))?;
@@ -824,15 +826,9 @@ impl<'o> Applier<'o> {
         }
         let node = fs::open_path_at(dir.as_fd(), fs::os(name))
             .map_err(|e| Error::entry_io(raw, "opening the node", e))?;
-        let unowned;
-        let mut meta = meta;
-        if self.opts.ownership == Ownership::Preserve {
-            let r = fs::lchown_at(dir.as_fd(), fs::os(name), meta.uid, meta.gid);
-            if !self.owned(raw, r)? {
-                unowned = Self::unowned(meta);
-                meta = &unowned;
-            }
-        }
+        let meta = self.own(raw, meta, |u, g| {
+            fs::lchown_at(dir.as_fd(), fs::os(name), u, g)
+        })?;
         fs::chmod_node(node.as_fd(), meta.mode)
             .map_err(|e| Error::entry_io(raw, "setting the mode", e))?;
         self.set_xattrs(raw, node.as_fd(), true, &meta.xattrs)?;
@@ -855,15 +851,11 @@ impl<'o> Applier<'o> {
         meta: &Meta,
     ) -> Result<()> {
         let owned = meta.uid == self.euid && meta.gid == self.egid && !self.setgid_dir(dir);
-        let unowned;
-        let mut meta = meta;
-        if self.opts.ownership == Ownership::Preserve && !owned {
-            let r = fs::fchown(fd, meta.uid, meta.gid);
-            if !self.owned(raw, r)? {
-                unowned = Self::unowned(meta);
-                meta = &unowned;
-            }
-        }
+        let meta = if owned {
+            Cow::Borrowed(meta)
+        } else {
+            self.own(raw, meta, |u, g| fs::fchown(fd, u, g))?
+        };
         let kept = self
             .umask
             .is_some_and(|u| meta.mode & 0o7000 == 0 && meta.mode & u == 0);
@@ -895,15 +887,7 @@ impl<'o> Applier<'o> {
         o_path: bool,
         meta: &Meta,
     ) -> Result<()> {
-        let unowned;
-        let mut meta = meta;
-        if self.opts.ownership == Ownership::Preserve {
-            let r = fs::fchown(fd, meta.uid, meta.gid);
-            if !self.owned(raw, r)? {
-                unowned = Self::unowned(meta);
-                meta = &unowned;
-            }
-        }
+        let meta = self.own(raw, meta, |u, g| fs::fchown(fd, u, g))?;
         fs::fchmod(fd, meta.mode).map_err(|e| Error::entry_io(raw, "setting the mode", e))?;
         self.set_xattrs(raw, fd, o_path, &meta.xattrs)
     }
