@@ -183,18 +183,10 @@ pub fn reset(store: Store) -> Result<()> {
     let root = store.root().to_owned();
     let kept = [crate::userns::RECORD, crate::userns::RECORD_LOCK];
     let own = Store::own_entries(&kept);
-    let mut entries = Vec::new();
-    for e in
-        std::fs::read_dir(&root).map_err(|e| Error::io(format!("listing {}", root.display()), e))?
-    {
-        let name = e
-            .map_err(|e| Error::io(format!("listing {}", root.display()), e))?
-            .file_name();
-        entries.push(name);
-    }
-    let foreign: Vec<String> = entries
+    let is_own = |n: &std::ffi::OsStr| n.to_str().is_some_and(|n| own.contains(&n));
+    let foreign: Vec<String> = names_in(&root)?
         .iter()
-        .filter(|n| !n.to_str().is_some_and(|n| own.contains(&n)))
+        .filter(|n| !is_own(n))
         .map(|n| n.to_string_lossy().into_owned())
         .collect();
     if !foreign.is_empty() {
@@ -228,20 +220,8 @@ pub fn reset(store: Store) -> Result<()> {
         ));
     }
     // Listed again: the removals above may have made entries (volumes/).
-    let mut entries = Vec::new();
-    for e in
-        std::fs::read_dir(&root).map_err(|e| Error::io(format!("listing {}", root.display()), e))?
-    {
-        entries.push(
-            e.map_err(|e| Error::io(format!("listing {}", root.display()), e))?
-                .file_name(),
-        );
-    }
-    for name in entries {
-        if kept.iter().any(|k| name == *k)
-            || name == "lock"
-            || !name.to_str().is_some_and(|n| own.contains(&n))
-        {
+    for name in names_in(&root)? {
+        if kept.iter().any(|k| name == *k) || name == "lock" || !is_own(&name) {
             continue;
         }
         let p = root.join(&name);
@@ -266,6 +246,15 @@ pub fn reset(store: Store) -> Result<()> {
         )),
         _ => Ok(()),
     }
+}
+
+/// The names in directory `dir`.
+fn names_in(dir: &std::path::Path) -> Result<Vec<std::ffi::OsString>> {
+    let listing = |e| Error::io(format!("listing {}", dir.display()), e);
+    std::fs::read_dir(dir)
+        .map_err(listing)?
+        .map(|e| e.map(|e| e.file_name()).map_err(listing))
+        .collect()
 }
 
 /// The end of a reset: a rootless store's namespace record, then the

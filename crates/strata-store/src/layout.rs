@@ -47,6 +47,17 @@ pub(crate) mod record {
 
 /// The lock file's name, in the root.
 pub(crate) const LOCK: &str = "lock";
+/// The root's directories.
+const IMAGES: &str = "image";
+const TMP: &str = "tmp";
+const CONTAINERS: &str = "containers";
+const NAMES: &str = "names";
+const VOLUMES: &str = "volumes";
+const PARTIAL: &str = "partial";
+
+/// Every name the store itself makes in its root (besides its driver's
+/// home): what `system reset` may remove there.
+pub(crate) const ROOT_ENTRIES: [&str; 7] = [LOCK, IMAGES, CONTAINERS, NAMES, TMP, VOLUMES, PARTIAL];
 
 /// A local volume's data directory, in its directory (strata_volume's
 /// local driver makes it).
@@ -111,7 +122,7 @@ impl Layout {
     /// `image/`, relative to the root: one directory per driver a store
     /// was made with (it has one).
     pub(crate) fn images_rel() -> &'static Path {
-        Path::new("image")
+        Path::new(IMAGES)
     }
 
     /// `image/`: the image and layer metadata of every driver.
@@ -132,10 +143,7 @@ impl Layout {
             .image
             .strip_prefix(&self.root)
             .expect("image/ is below the root");
-        let mut dirs: Vec<PathBuf> = ["tmp", "containers", "names"]
-            .iter()
-            .map(PathBuf::from)
-            .collect();
+        let mut dirs: Vec<PathBuf> = [TMP, CONTAINERS, NAMES].iter().map(PathBuf::from).collect();
         for d in [
             "imagedb/content/sha256",
             "imagedb/metadata/sha256",
@@ -151,7 +159,7 @@ impl Layout {
 
     /// `volumes/`, relative to the root.
     pub(crate) fn volumes_rel() -> &'static Path {
-        Path::new("volumes")
+        Path::new(VOLUMES)
     }
 
     pub fn root(&self) -> &Path {
@@ -170,14 +178,14 @@ impl Layout {
 
     /// `tmp/`: staging and `load`'s spooled archives.
     pub fn tmp(&self) -> PathBuf {
-        self.root.join("tmp")
+        self.root.join(TMP)
     }
 
     /// `partial/sha256/`: blobs a pull fetched part of, by digest, for
     /// the next pull to resume (`transfer::partial`). Not under `tmp/`,
     /// which every open empties.
     pub fn partial_blobs(&self) -> PathBuf {
-        self.root.join("partial/sha256")
+        self.root.join(PARTIAL).join("sha256")
     }
 
     /// Where layer `diff_id`'s compressed blobs were pushed (digest,
@@ -267,7 +275,7 @@ impl Layout {
 
     /// `containers/`.
     pub fn containers(&self) -> PathBuf {
-        self.root.join("containers")
+        self.root.join(CONTAINERS)
     }
 
     /// `containers/<id>/`.
@@ -287,7 +295,7 @@ impl Layout {
 
     /// `names/`.
     pub fn names(&self) -> PathBuf {
-        self.root.join("names")
+        self.root.join(NAMES)
     }
 
     /// `names/<name>`: the container ID a name stands for.

@@ -428,15 +428,7 @@ impl Store {
     /// as a rootless store's namespace record). Anything else is not the
     /// store's.
     pub fn own_entries(extra: &[&'static str]) -> Vec<&'static str> {
-        let mut names = vec![
-            layout::LOCK,
-            "image",
-            "containers",
-            "names",
-            "tmp",
-            "volumes",
-            "partial",
-        ];
+        let mut names = layout::ROOT_ENTRIES.to_vec();
         names.extend(strata_driver::names());
         names.extend_from_slice(extra);
         names
