@@ -754,14 +754,7 @@ mod tests {
     /// '='; a wrong length, a missing '=' or a missing length is refused.
     #[test]
     fn pax_records_are_cut_by_length() {
-        fn record(k: &[u8], v: &[u8]) -> Vec<u8> {
-            let body = [k, b"=", v, b"\n"].concat();
-            let mut len = body.len() + 2;
-            while format!("{len} ").len() + body.len() != len {
-                len += 1;
-            }
-            [format!("{len} ").into_bytes(), body].concat()
-        }
+        use strata_test_support::pax_record as record;
         let data = [
             record(b"SCHILY.xattr.security.capability", b"\x01\n\x02=\n"),
             record(b"path", b"a\nb"),

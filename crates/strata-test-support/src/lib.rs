@@ -148,6 +148,22 @@ pub enum Entry {
     Symlink(String),
 }
 
+/// One PAX extended-header record, `"<len> key=value\n"`, where len
+/// counts the whole record (its own digits included).
+pub fn pax_record(key: &[u8], value: &[u8]) -> Vec<u8> {
+    let body = key.len() + value.len() + 3; // ' ', '=', '\n'
+    let mut len = body + 1;
+    while len != body + len.to_string().len() {
+        len = body + len.to_string().len();
+    }
+    let mut out = format!("{len} ").into_bytes();
+    out.extend_from_slice(key);
+    out.push(b'=');
+    out.extend_from_slice(value);
+    out.push(b'\n');
+    out
+}
+
 /// A layer (or root file system) tar of `entries`, in order, owned by
 /// root, with a fixed mtime: the same bytes every time.
 pub fn layer_tar(entries: &[(&str, Entry)]) -> Vec<u8> {

@@ -440,7 +440,7 @@ impl Tar {
     pub fn pax_global(self, name: impl AsRef<[u8]>, records: &[(&str, &[u8])]) -> Self {
         let mut data = Vec::new();
         for (k, v) in records {
-            data.extend_from_slice(&pax_record(k.as_bytes(), v));
+            data.extend_from_slice(&strata_test_support::pax_record(k.as_bytes(), v));
         }
         let h = header(
             EntryType::XGlobalHeader,
@@ -456,21 +456,6 @@ impl Tar {
     pub fn finish(self) -> Vec<u8> {
         self.b.into_inner().unwrap()
     }
-}
-
-/// `"<len> key=value\n"`, where len counts the whole record.
-fn pax_record(k: &[u8], v: &[u8]) -> Vec<u8> {
-    let body = k.len() + v.len() + 3; // ' ', '=', '\n'
-    let mut len = body + 1;
-    while len != body + len.to_string().len() {
-        len = body + len.to_string().len();
-    }
-    let mut out = format!("{len} ").into_bytes();
-    out.extend_from_slice(k);
-    out.push(b'=');
-    out.extend_from_slice(v);
-    out.push(b'\n');
-    out
 }
 
 pub fn gzip(data: &[u8]) -> Vec<u8> {

@@ -90,18 +90,6 @@ impl Ent {
     }
 }
 
-fn pax_record(key: &str, value: &[u8]) -> Vec<u8> {
-    let body = 1 + key.len() + 1 + value.len() + 1;
-    let mut len = body + 1;
-    while len != body + len.to_string().len() {
-        len = body + len.to_string().len();
-    }
-    let mut r = format!("{len} {key}=").into_bytes();
-    r.extend_from_slice(value);
-    r.push(b'\n');
-    r
-}
-
 /// A GNU-format tar of `entries`, in order; long names and link targets
 /// as GNU long-name members, nanosecond times and xattrs as PAX records.
 pub fn build_tar(entries: &[Ent]) -> Vec<u8> {
@@ -109,13 +97,16 @@ pub fn build_tar(entries: &[Ent]) -> Vec<u8> {
     for e in entries {
         let mut pax = Vec::new();
         if let Some(n) = e.nsec {
-            pax.extend(pax_record(
-                "mtime",
+            pax.extend(strata_test_support::pax_record(
+                b"mtime",
                 format!("{}.{n:09}", e.mtime).as_bytes(),
             ));
         }
         for (k, v) in &e.xattrs {
-            pax.extend(pax_record(&format!("SCHILY.xattr.{k}"), v));
+            pax.extend(strata_test_support::pax_record(
+                format!("SCHILY.xattr.{k}").as_bytes(),
+                v,
+            ));
         }
         if !pax.is_empty() {
             let mut h = tar::Header::new_ustar();
