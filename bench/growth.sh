@@ -31,19 +31,7 @@ R=${STRATA_BENCH_ROUNDS:-21}
 need_cmds mkfs.ext4:e2fsprogs losetup:mount python3:python3
 build_and_lock
 
-RUN=$WORK/growth-run
-IMG=$WORK/growth-run.img
-LOOP=
-SHORT=
-cleanup() {
-    local -
-    set +e
-    remove_run_fs
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM HUP
-cleanup
-make_run_fs strata-growth
+run_fs growth
 
 now_us() { echo "${EPOCHREALTIME/[.,]/}"; }
 median() { printf '%s\n' "$@" | sort -n | awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)] }'; }

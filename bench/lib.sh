@@ -342,6 +342,32 @@ make_run_fs() { # short-name
     SHORT=$(mktemp -d "/tmp/$1.XXXXXX")
 }
 
+# The run's file system and its clean-up, as every script that makes one
+# wants it: RUN and IMG under $WORK named after $1, made by make_run_fs
+# (its short directory strata-$2, default strata-$1), and undone at exit
+# or interrupt, and first of all before the run (what a killed run left):
+# the script's own `before_cleanup` when it defines one (servers,
+# namespaces), then a dockerd start_dockerd started, then the file system.
+run_fs() { # name [short-name]
+    RUN=$WORK/$1-run
+    IMG=$WORK/$1-run.img
+    LOOP=
+    SHORT=
+    DOCKERD_PID=
+    DOCKERD_KIDS=
+    trap run_fs_cleanup EXIT
+    trap 'exit 130' INT TERM HUP
+    run_fs_cleanup
+    make_run_fs "strata-${2:-$1}"
+}
+run_fs_cleanup() {
+    local -
+    set +e
+    if declare -F before_cleanup >/dev/null; then before_cleanup; fi
+    stop_dockerd
+    remove_run_fs
+}
+
 # Undoes make_run_fs, and what a run killed hard left (mounts below $RUN
 # and $SHORT, loop devices still attached to the image).
 remove_run_fs() {

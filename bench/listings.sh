@@ -34,22 +34,7 @@ need_cmds podman:podman || true
 
 build_and_lock
 
-RUN=$WORK/listings-run
-IMG=$WORK/listings-run.img
-LOOP=
-DOCKERD_PID=
-DOCKERD_KIDS=
-SHORT=
-cleanup() {
-    local -
-    set +e
-    stop_dockerd
-    remove_run_fs
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM HUP
-cleanup
-make_run_fs strata-listings
+run_fs listings
 
 # The best of $RUNS runs of "$@" (stdout discarded), in microseconds;
 # of 2 when a run takes over 2 s (podman images with 1,000 images takes

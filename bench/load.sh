@@ -43,22 +43,7 @@ build_and_lock
 # sparse image, loop-mounted): see BENCHMARKS.md, "File system". dockerd's
 # exec root and socket live in a short directory under /tmp (unix socket
 # paths are limited to 108 bytes).
-RUN=$WORK/load-run
-IMG=$WORK/load-run.img
-LOOP=
-DOCKERD_PID=
-DOCKERD_KIDS=
-SHORT=
-cleanup() {
-    local -
-    set +e
-    stop_dockerd
-    remove_run_fs
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM HUP
-cleanup
-make_run_fs strata-load
+run_fs load
 
 # ---------------------------------------------------------------- helpers
 

@@ -56,30 +56,15 @@ build_and_lock
 # store) goes to a journaled ext4 made for the run, as in bench/load.sh.
 # dockerd's exec root and socket and podman's run roots live in a short
 # directory under /tmp (unix socket paths are limited to 108 bytes).
-RUN=$WORK/registry-run
-IMG=$WORK/registry-run.img
-LOOP=
-DOCKERD_PID=
-DOCKERD_KIDS=
 REG_PID=
-SHORT=
 stop_registry() {
     [[ -n $REG_PID ]] || return 0
     kill -TERM "$REG_PID" 2>/dev/null || true
     wait "$REG_PID" 2>/dev/null || true
     REG_PID=
 }
-cleanup() {
-    local -
-    set +e
-    stop_dockerd
-    stop_registry
-    remove_run_fs
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM HUP
-cleanup
-make_run_fs strata-reg
+before_cleanup() { stop_registry; }
+run_fs registry reg
 
 # ---------------------------------------------------------------- helpers
 

@@ -42,26 +42,15 @@ U_GID=$(id -g strata-rootless)
 
 build_and_lock
 
-RUN=$WORK/rootless-run
-IMG=$WORK/rootless-run.img
-LOOP=
-SHORT=
-cleanup() {
-    local -
-    set +e
-    # The user's namespaces (strata's keeper, podman's pause process) and
-    # whatever they hold mounted go first.
-    # Every store's keeper (userns.pid) and podman's pause processes.
+# The user's namespaces go first, with what they hold mounted: every
+# store's keeper (userns.pid) and podman's pause processes.
+before_cleanup() {
     local p
     for p in $(find "$RUN" \( -name userns.pid -o -name pause.pid \) 2>/dev/null); do
         kill -9 "$(cut -d' ' -f1 "$p")"
     done
-    remove_run_fs
 }
-trap cleanup EXIT
-trap 'exit 130' INT TERM HUP
-cleanup
-make_run_fs strata-rootless
+run_fs rootless
 chmod 755 "$RUN"
 
 # The user's HOME and runtime directory, on the run's file system.
