@@ -23,7 +23,8 @@
 # The rootless tests run strata as the system user strata-rootless, added
 # here with a subordinate id range in /etc/subuid and /etc/subgid, through
 # newuidmap/newgidmap (uidmap), and as nobody, who has no range.
-# The EROFS writer's tests check its images with fsck.erofs (erofs-utils).
+# The EROFS writer's tests check its images with fsck.erofs (erofs-utils);
+# the erofs driver's tests mount its images from their files (Linux >= 6.12).
 # All are installed here when missing.
 set -euo pipefail
 cd "$(dirname "$0")/.."

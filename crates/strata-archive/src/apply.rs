@@ -100,6 +100,12 @@ pub struct ApplyReport {
     /// Entries or attributes left out, and why (devices without
     /// privilege, xattrs the file system refused).
     pub skipped: Vec<String>,
+    /// Whether the layer looked in the layers below
+    /// ([`ApplyOptions::lowers`]) for a parent it leaves out or a hard
+    /// link's target: its result then depends on what they held at that
+    /// moment (a load that unpacks layers at once applies such a layer
+    /// again once those below are complete).
+    pub consulted_lowers: bool,
 }
 
 /// Applies the layer read from `input` to the directory `root`.
@@ -176,6 +182,7 @@ pub(crate) fn apply_at<R: Read + Send>(
             size: applier.size,
             entries: applier.entries,
             skipped: applier.skipped,
+            consulted_lowers: applier.consulted_lowers,
         })
     })
 }
@@ -210,6 +217,8 @@ struct Applier<'o> {
     /// The layer and the layers below it, when hard links may name files
     /// of the layers below.
     lowers: Option<Lowers>,
+    /// Whether `lowers` were looked in.
+    consulted_lowers: bool,
     /// Unprivileged, a 0555 directory would stop us writing its children:
     /// its final mode waits for the end.
     defer_dir_modes: bool,
@@ -248,6 +257,7 @@ impl<'o> Applier<'o> {
             written: HashSet::new(),
             fixups: Vec::new(),
             lowers,
+            consulted_lowers: false,
             defer_dir_modes: fs::euid() != 0,
             buf: vec![0u8; 256 * 1024],
             euid: fs::euid(),
@@ -682,6 +692,7 @@ impl<'o> Applier<'o> {
 
     fn copy_up_from(&mut self, lowers: &Lowers, raw: &[u8], comps: &[Vec<u8>]) -> Result<bool> {
         let io_err = |e| Error::entry_io(raw, "copying the hard link target up", e);
+        self.consulted_lowers = true;
         let Some((layer, ldir, st)) = lowers.find(comps).map_err(io_err)? else {
             return Ok(false);
         };
@@ -765,6 +776,7 @@ impl<'o> Applier<'o> {
                 // Not a directory in the layer: the usual walk says so.
                 Err(_) => break,
             }
+            self.consulted_lowers = true;
             let Some((layer, ldir, st)) = lowers.find(prefix).map_err(io_err)? else {
                 break;
             };

@@ -81,12 +81,16 @@ pub struct LayerEntry {
 /// The entries of a layer tar (uncompressed), one after the other.
 pub struct Entries<R> {
     tar: Reader<R>,
+    /// Where the last entry's content starts in the stream, and its
+    /// stored length.
+    span: (u64, u64),
 }
 
 impl<R: Read> Entries<R> {
     pub fn new(input: R) -> Self {
         Entries {
             tar: Reader::new(input),
+            span: (0, 0),
         }
     }
 
@@ -103,6 +107,7 @@ impl<R: Read> Entries<R> {
                 Err(ReadError::Entry { path, reason }) => return Err(Error::entry(&path, reason)),
             };
             let raw = e.path_bytes().to_vec();
+            self.span = (e.data_pos(), e.stored());
             let Some(ty) = entry_type(&e, &raw)? else {
                 continue;
             };
@@ -193,6 +198,13 @@ impl<R: Read> Entries<R> {
                 attrs,
             }));
         }
+    }
+
+    /// Where the content of the entry last returned starts in the
+    /// (uncompressed) stream, and how many bytes of it are stored: what
+    /// a [`SplitRecorder`](crate::SplitRecorder) is told of a file.
+    pub fn content_span(&self) -> (u64, u64) {
+        self.span
     }
 
     /// The stored content of the entry last returned.

@@ -50,6 +50,9 @@ pub use digest::{sha256, sha256_reader, Digest, DigestWriter};
 pub use entries::{Attrs, Entries, EntryKind, LayerEntry};
 pub use error::{Error, ErrorKind, Result};
 pub use gzip::parallel_gzip;
-pub use split::{apply_recording, reassemble, recorded_tar, recorded_tar_size};
+pub use lower::{LowerEntry, LowerKind, Lowers};
+pub use split::{
+    apply_recording, reassemble, recorded_tar, recorded_tar_size, SplitRecorder, SplitTee,
+};
 pub use whiteout::{OverlayXattrs, Target};
 pub use writer::DiffReport;

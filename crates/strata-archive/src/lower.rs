@@ -13,10 +13,39 @@ use strata_sys::{xattr, FileType};
 
 use crate::whiteout::OverlayXattrs;
 
-pub(crate) struct Lowers {
+/// A stack of overlay lower directories, read as overlayfs shows them
+/// merged: for writers that build a layer over them and must copy up
+/// what a layer's entries name below it.
+pub struct Lowers {
     /// Topmost first.
     layers: Vec<OwnedFd>,
     xattrs: OverlayXattrs,
+}
+
+/// An entry of the merged lower view, as [`Lowers::lookup`] finds it.
+#[derive(Debug)]
+pub struct LowerEntry {
+    /// Its attributes, overlay-private xattrs left out.
+    pub attrs: crate::Attrs,
+    pub kind: LowerKind,
+}
+
+#[derive(Debug)]
+pub enum LowerKind {
+    Dir,
+    /// A regular file, opened for reading, and its length.
+    File(std::fs::File, u64),
+    Symlink(Vec<u8>),
+    Char {
+        major: u32,
+        minor: u32,
+    },
+    Block {
+        major: u32,
+        minor: u32,
+    },
+    /// A fifo or a socket.
+    Fifo,
 }
 
 pub(crate) fn is_whiteout(st: &Stat) -> bool {
@@ -37,8 +66,66 @@ enum Found {
 }
 
 impl Lowers {
-    pub fn new(layers: Vec<OwnedFd>, xattrs: OverlayXattrs) -> Self {
+    pub(crate) fn new(layers: Vec<OwnedFd>, xattrs: OverlayXattrs) -> Self {
         Lowers { layers, xattrs }
+    }
+
+    /// The directories `dirs` (topmost first), whose whiteouts and opaque
+    /// directories are marked as `xattrs` says.
+    pub fn open(dirs: &[std::path::PathBuf], xattrs: OverlayXattrs) -> io::Result<Self> {
+        let layers = dirs
+            .iter()
+            .map(|d| fs::open_dir(d))
+            .collect::<io::Result<Vec<_>>>()?;
+        Ok(Lowers { layers, xattrs })
+    }
+
+    /// What `comps` names in the merged view, if anything; symlinks on
+    /// the way are not followed (a symlink in a parent hides what is
+    /// below it, as a file would).
+    pub fn lookup(&self, comps: &[Vec<u8>]) -> io::Result<Option<LowerEntry>> {
+        let Some((_, dir, st)) = self.find(comps)? else {
+            return Ok(None);
+        };
+        let name = fs::os(comps.last().expect("find names no root"));
+        let ty = FileType::from_raw_mode(st.st_mode);
+        let (kind, xattrs) = match ty {
+            FileType::Directory => {
+                let fd = fs::open_dir_at(dir.as_fd(), name)?;
+                (LowerKind::Dir, xattr::all(fd.as_fd(), false)?)
+            }
+            FileType::RegularFile => {
+                let (f, _) = fs::open_regular_at(dir.as_fd(), name, Some(&st))?;
+                let x = xattr::all(f.as_fd(), false)?;
+                (LowerKind::File(f, st.st_size as u64), x)
+            }
+            FileType::Symlink => (
+                LowerKind::Symlink(fs::readlink_at(dir.as_fd(), name)?),
+                Vec::new(),
+            ),
+            FileType::CharacterDevice | FileType::BlockDevice => {
+                let (major, minor) = fs::major_minor(st.st_rdev);
+                let kind = if ty == FileType::CharacterDevice {
+                    LowerKind::Char { major, minor }
+                } else {
+                    LowerKind::Block { major, minor }
+                };
+                (kind, Vec::new())
+            }
+            _ => (LowerKind::Fifo, Vec::new()),
+        };
+        let attrs = crate::Attrs {
+            mode: st.st_mode & 0o7777,
+            uid: st.st_uid,
+            gid: st.st_gid,
+            mtime_sec: st.st_mtime,
+            mtime_nsec: st.st_mtime_nsec.min(999_999_999) as u32,
+            xattrs: xattrs
+                .into_iter()
+                .filter(|(k, _)| !crate::whiteout::is_overlay_private(k))
+                .collect(),
+        };
+        Ok(Some(LowerEntry { attrs, kind }))
     }
 
     /// Walks `comps` in one layer; the bool says whether this layer has an

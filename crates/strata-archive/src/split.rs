@@ -95,8 +95,70 @@ pub fn apply_recording<R: Read + Send, W: Write>(
         return Err(write_err(e));
     }
     let report = applied?;
-    let out = recorder.finish(&report)?;
+    let out = recorder.finish(&report.diff_id, report.tar_size)?;
     Ok((out, report))
+}
+
+/// A tar-split record written by a writer that reads the layer through
+/// [`Entries`](crate::Entries) and stores file content somewhere other
+/// than a directory it applies to (a file-system image), as
+/// [`apply_recording`] writes one for a directory.
+///
+/// The writer reads the uncompressed layer through [`SplitRecorder::tee`],
+/// tells the recorder where each file's content can be read back from
+/// ([`SplitRecorder::file`], right after the entry's header was read),
+/// and ends with [`SplitRecorder::finish`]. [`reassemble`] then needs a
+/// directory showing the written tree (the image, mounted).
+pub struct SplitRecorder<W: Write> {
+    inner: RefCell<Recorder<W>>,
+}
+
+impl<W: Write> SplitRecorder<W> {
+    pub fn new(out: W) -> Result<Self> {
+        Ok(SplitRecorder {
+            inner: RefCell::new(Recorder::new(out).map_err(write_err)?),
+        })
+    }
+
+    /// `input` (the uncompressed layer), every byte read from it passed
+    /// to the record.
+    pub fn tee<R: Read>(&self, input: R) -> SplitTee<'_, R> {
+        SplitTee(Tee::new(input, &self.inner))
+    }
+
+    /// The entry whose header was just read is a regular file of `size`
+    /// bytes whose content can be read back from `path` (relative to the
+    /// written tree's root, no symlink in it); its `stored` bytes start
+    /// at `data_pos` in the stream ([`Entries::content_span`](crate::Entries::content_span)).
+    pub fn file(&self, path: &[u8], (data_pos, stored): (u64, u64), size: u64) {
+        self.inner.file_data(&FileData {
+            path: path.to_vec(),
+            data_pos,
+            stored,
+            size,
+            chunks: None,
+        });
+    }
+
+    /// Ends the record with the layer's diffID and uncompressed length
+    /// (every byte of which must have passed); the writer, its gzip
+    /// stream finished. A write that failed on the way is reported here.
+    pub fn finish(self, diff_id: &Digest, tar_size: u64) -> Result<W> {
+        let mut r = self.inner.into_inner();
+        if let Some(e) = r.failed.take() {
+            return Err(write_err(e));
+        }
+        r.finish(diff_id, tar_size)
+    }
+}
+
+/// A layer stream read through a [`SplitRecorder`].
+pub struct SplitTee<'a, R>(Tee<'a, R>);
+
+impl<R: Read> Read for SplitTee<'_, R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        self.0.read(buf)
+    }
 }
 
 fn write_err(source: io::Error) -> Error {
@@ -296,20 +358,17 @@ impl<W: Write> Recorder<W> {
         self.out.write_all(&seg)
     }
 
-    fn finish(mut self, report: &ApplyReport) -> Result<W> {
-        if self.span.is_some() || self.pos != report.tar_size {
+    fn finish(mut self, diff_id: &Digest, tar_size: u64) -> Result<W> {
+        if self.span.is_some() || self.pos != tar_size {
             return Err(Error::record(
-                format!(
-                    "saw {} of the {} bytes of the tar",
-                    self.pos, report.tar_size
-                ),
+                format!("saw {} of the {} bytes of the tar", self.pos, tar_size),
                 None,
             ));
         }
         self.flush_raw(0).map_err(write_err)?;
-        let digest = report.diff_id.as_str().as_bytes();
+        let digest = diff_id.as_str().as_bytes();
         let mut end = vec![END];
-        put_uvarint(&mut end, report.tar_size);
+        put_uvarint(&mut end, tar_size);
         put_uvarint(&mut end, digest.len() as u64);
         end.extend_from_slice(digest);
         self.out.write_all(&end).map_err(write_err)?;

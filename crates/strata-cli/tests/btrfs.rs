@@ -101,24 +101,12 @@ fn a_store_on_btrfs_chooses_btrfs() {
     as_nobody("auto", &["unshare", "--stop"]);
 }
 
-fn base(s: &Strata) -> PathBuf {
-    let src = s.path("base");
-    for d in ["etc", "bin", "var/data"] {
-        fs::create_dir_all(src.join(d)).unwrap();
-    }
-    fs::write(src.join("etc/os-release"), "ID=strata-test\n").unwrap();
-    fs::write(src.join("etc/delete-me"), "x").unwrap();
-    fs::write(src.join("bin/tool"), "#!/bin/sh\necho tool\n").unwrap();
-    fs::write(src.join("var/data/big"), vec![7u8; 4 << 20]).unwrap();
-    src
-}
-
 /// import, create, change, diff, commit, a container of the commit,
 /// export, save, rmi and load back, check: all on btrfs subvolumes.
 #[test]
 fn store_flow_on_btrfs() {
     let Some((_fs, s)) = on_btrfs() else { return };
-    s.import_tree(&base(&s), "base:1");
+    s.import_tree(&common::base_tree(&s), "base:1");
     let subvols = s.root().join("btrfs/subvolumes");
 
     s.ok(&["create", "--name", "one", "base:1"]);
@@ -128,18 +116,7 @@ fn store_flow_on_btrfs() {
         "a container's root is its subvolume, not a mount: {}",
         m1.display()
     );
-    common::change_base(&m1);
-    let diff = s.ok(&["diff", "one"]);
-    assert_eq!(diff.lines().collect::<Vec<_>>(), common::BASE_CHANGES);
-
-    // export is the container's tree.
-    let exported = s.path("one.tar");
-    s.ok(&["export", "-o", exported.to_str().unwrap(), "one"]);
-    let listed = sh(&format!("tar -tf '{}' | sort", exported.display()));
-    for want in ["srv/new", "etc/os-release", "var/data/big"] {
-        assert!(listed.lines().any(|l| l == want), "{want} not in {listed}");
-    }
-    assert!(!listed.contains("delete-me"), "{listed}");
+    s.change_and_export(&m1, "one");
 
     s.ok(&["umount", "one"]);
     let committed = s.ok(&["commit", "one", "base:2"]);
@@ -175,7 +152,7 @@ fn store_flow_on_btrfs() {
 #[test]
 fn check_repairs_btrfs_debris() {
     let Some((_fs, s)) = on_btrfs() else { return };
-    s.import_tree(&base(&s), "base:1");
+    s.import_tree(&common::base_tree(&s), "base:1");
     s.ok(&["create", "--name", "one", "base:1"]);
     let subvols = s.root().join("btrfs/subvolumes");
     let one = PathBuf::from(s.ok(&["mount", "one"]));
@@ -212,7 +189,7 @@ fn check_repairs_btrfs_debris() {
 #[test]
 fn storage_opt_size_limits_a_container() {
     let Some((_fs, s)) = on_btrfs() else { return };
-    s.import_tree(&base(&s), "base:1");
+    s.import_tree(&common::base_tree(&s), "base:1");
     s.ok(&[
         "create",
         "--name",
@@ -277,7 +254,7 @@ fn storage_opt_size_is_refused_where_it_cannot_be_enforced() {
     }
     for driver in ["vfs", "overlay2"] {
         let s = Strata::new(driver);
-        s.import_tree(&base(&s), "base:1");
+        s.import_tree(&common::base_tree(&s), "base:1");
         let err = s.err(&[
             "create",
             "--name",
@@ -298,7 +275,7 @@ fn storage_opt_size_is_refused_where_it_cannot_be_enforced() {
         assert_eq!(s.findings(&[]), [], "{driver}");
     }
     let s = Strata::new("vfs");
-    s.import_tree(&base(&s), "base:1");
+    s.import_tree(&common::base_tree(&s), "base:1");
     let err = s.err(&["create", "--storage-opt", "dm.basesize=1g", "base:1"]);
     assert!(err.contains("unknown storage option"), "{err}");
 }

@@ -563,6 +563,34 @@ fn create_killed_vfs() {
 }
 
 #[test]
+fn import_killed_erofs() {
+    if require_root() {
+        import_killed("erofs");
+    }
+}
+
+#[test]
+fn commit_killed_erofs() {
+    if require_root() {
+        commit_killed("erofs");
+    }
+}
+
+#[test]
+fn rmi_killed_erofs() {
+    if require_root() {
+        rmi_killed("erofs");
+    }
+}
+
+#[test]
+fn create_killed_erofs() {
+    if require_root() {
+        create_killed("erofs");
+    }
+}
+
+#[test]
 fn create_killed_then_power_cut_overlay2() {
     if require_root() {
         create_killed_then_power_cut();

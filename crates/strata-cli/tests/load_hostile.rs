@@ -1546,6 +1546,52 @@ fn loads_a_layer_hard_linking_its_parents_file() {
     }
 }
 
+/// Not hostile either: a second layer writing into a directory only the
+/// first has, without an entry for it. Its directory looks as the first
+/// layer made it (overlayfs copies it up so), however the two layers'
+/// unpacking overlaps: the first layer holds much before the directory,
+/// so a second layer unpacked beside it looks below before the
+/// directory is there, and is unpacked again once it is.
+#[test]
+fn loads_a_layer_leaving_out_a_directory_of_its_parent() {
+    let Some(s) = store() else { return };
+    let entry = |name: &str, kind: tar::EntryType, mode: u32, data: &[u8]| {
+        let mut h = tar::Header::new_ustar();
+        h.set_path(name).unwrap();
+        h.set_entry_type(kind);
+        h.set_size(data.len() as u64);
+        h.set_mode(mode);
+        h.set_uid(5);
+        h.set_gid(6);
+        h.set_mtime(1_600_000_000);
+        h.set_cksum();
+        (h, data.to_vec())
+    };
+    let tar_of = |entries: Vec<(tar::Header, Vec<u8>)>| {
+        let mut b = tar::Builder::new(Vec::new());
+        for (h, d) in entries {
+            b.append(&h, d.as_slice()).unwrap();
+        }
+        b.into_inner().unwrap()
+    };
+    use tar::EntryType::{Directory as D, Regular as F};
+    let image = Image::with_layers(vec![
+        tar_of(vec![
+            entry("big", F, 0o644, &noise(1, 48 << 20)),
+            entry("srv/", D, 0o710, b""),
+        ]),
+        tar_of(vec![entry("srv/new", F, 0o644, b"new")]),
+    ]);
+    let archive = image.docker().file(&s, "parents.tar");
+    s.ok(&["load", "-i", archive.to_str().unwrap()]);
+    s.assert_check_clean();
+    let merged = s.mount_image("hostile:1");
+    use std::os::unix::fs::MetadataExt;
+    let srv = fs::metadata(merged.join("srv")).unwrap();
+    assert_eq!((srv.mode() & 0o7777, srv.uid(), srv.gid()), (0o710, 5, 6));
+    assert_eq!(fs::read(merged.join("srv/new")).unwrap(), b"new");
+}
+
 // ---- compressed archives and the dir: layout ---------------------------
 
 /// `data` through `tool` (`xz`, `bzip2`, `gzip`, `zstd`), when it is

@@ -24,6 +24,19 @@ pub struct Options {
     /// mount probe's recorded answer is used when there is one; without
     /// it the driver assumes the old mount API and no native diff.
     pub read_only: bool,
+    /// Driver options (`--storage-opt KEY=VALUE` before the command, as
+    /// dockerd's `--storage-opt`), each a key the driver's row lists in
+    /// [`Backend::storage_opts`]; anything else is refused by name.
+    pub storage_opts: Vec<(String, String)>,
+}
+
+impl From<fuse::Server> for Options {
+    fn from(fuse_server: fuse::Server) -> Self {
+        Options {
+            fuse_server,
+            ..Options::default()
+        }
+    }
 }
 
 /// What a driver can do beyond the core trait, as the table says it.
@@ -59,6 +72,8 @@ pub struct Backend {
     /// Opens (making it if needed) the driver with its home at `home`.
     pub open: fn(home: &Path, opts: &Options) -> Result<Box<dyn Driver>>,
     pub capabilities: Capabilities,
+    /// The storage options (`--storage-opt`) the driver takes.
+    pub storage_opts: &'static [&'static str],
 }
 
 impl Backend {
@@ -92,6 +107,7 @@ pub static BACKENDS: &[Backend] = &[
             mounts: false,
             copies_on_create: false,
         },
+        storage_opts: &[],
     },
     Backend {
         name: "overlay2",
@@ -106,6 +122,7 @@ pub static BACKENDS: &[Backend] = &[
             )?))
         },
         capabilities: OVERLAY,
+        storage_opts: &[],
     },
     #[cfg(feature = "fuse")]
     Backend {
@@ -120,6 +137,22 @@ pub static BACKENDS: &[Backend] = &[
             )?))
         },
         capabilities: OVERLAY,
+        storage_opts: &[],
+    },
+    Backend {
+        name: "erofs",
+        aliases: &[],
+        // Chosen by name only, for now: the layer-as-image path is new,
+        // and overlay2 stays the default where the kernel union mounts.
+        probe: |_| {
+            Err(Error::new(
+                ErrorKind::Unsupported,
+                "chosen only by name (--driver erofs)",
+            ))
+        },
+        open: |home, opts| Ok(Box::new(crate::overlay2::Overlay2::erofs_open(home, opts)?)),
+        capabilities: OVERLAY,
+        storage_opts: &["erofs.verity"],
     },
     Backend {
         name: "vfs",
@@ -132,6 +165,7 @@ pub static BACKENDS: &[Backend] = &[
             mounts: false,
             copies_on_create: true,
         },
+        storage_opts: &[],
     },
 ];
 
@@ -213,9 +247,36 @@ pub fn names() -> impl Iterator<Item = &'static str> {
 pub(crate) fn open(root: &Path, name: Option<&str>, opts: &Options) -> Result<Box<dyn Driver>> {
     if let Some(name) = name {
         let b = backend(name)?;
+        b.takes(&opts.storage_opts)?;
         return (b.open)(&root.join(b.name), opts);
     }
     choose(root, opts).map(|(d, _)| d)
+}
+
+impl Backend {
+    /// Refuses, by name, a storage option the driver does not take.
+    pub fn takes(&self, storage_opts: &[(String, String)]) -> Result<()> {
+        match storage_opts
+            .iter()
+            .find(|(k, _)| !self.storage_opts.contains(&k.as_str()))
+        {
+            None => Ok(()),
+            Some((k, _)) => Err(Error::new(
+                ErrorKind::InvalidArgument,
+                match self.storage_opts {
+                    [] => format!(
+                        "the {} storage driver takes no storage option ({k})",
+                        self.name
+                    ),
+                    keys => format!(
+                        "the {} storage driver has no storage option {k} (it has: {})",
+                        self.name,
+                        keys.join(", ")
+                    ),
+                },
+            )),
+        }
+    }
 }
 
 /// A driver the automatic choice passed over, and why.
@@ -228,7 +289,10 @@ pub(crate) fn choose(root: &Path, opts: &Options) -> Result<(Box<dyn Driver>, Ve
     let mut skipped = Vec::new();
     let mut last = None;
     for b in BACKENDS {
-        match (b.probe)(root).and_then(|()| (b.open)(&root.join(b.name), opts)) {
+        let opened = (b.probe)(root)
+            .and_then(|()| b.takes(&opts.storage_opts))
+            .and_then(|()| (b.open)(&root.join(b.name), opts));
+        match opened {
             Ok(d) => return Ok((d, skipped)),
             Err(e) => {
                 tracing::info!("storage driver {} skipped: {e}", b.name);

@@ -35,6 +35,9 @@ pub enum FindingKind {
     /// A layer whose record of the layers below it is missing, names
     /// something that is not there, or is not what its parents give.
     BrokenLower,
+    /// A layer whose stored content is not what was written (an erofs
+    /// image changed on disk): not repairable in place.
+    Damaged,
     /// Worth knowing; not a problem.
     Note,
 }

@@ -87,6 +87,14 @@ pub trait Driver: Send + Sync {
     /// `diff/`, a vfs layer's whole tree), for reading without a mount.
     fn content_dir(&self, id: &str) -> Result<PathBuf>;
 
+    /// The layer's own files, readable while the guard lives: the
+    /// [`Driver::content_dir`] of a driver that keeps them in a
+    /// directory; the erofs driver mounts the layer's image for as long
+    /// as the guard lives.
+    fn content(&self, id: &str) -> Result<Content<'_>> {
+        Ok(Content::dir(self.content_dir(id)?))
+    }
+
     /// What `strata info` shows, as ordered key/value pairs.
     fn status(&self) -> Vec<(String, String)>;
 
@@ -173,10 +181,7 @@ pub trait Driver: Send + Sync {
         input: &mut (dyn Read + Send),
         record: Option<&mut dyn Write>,
     ) -> Result<ApplyReport> {
-        match self.native_diff() {
-            Some(n) if n.covers(id, parent) => n.apply_diff(id, parent, input, record),
-            _ => naive::apply_diff(self, id, input, record),
-        }
+        apply_routed(self, id, parent, input, record)
     }
 
     /// Bytes of file content `id` adds over `parent`.
@@ -325,6 +330,53 @@ impl Drop for Mount<'_> {
     }
 }
 
+/// A layer's own files ([`Driver::content`]): derefs to the directory
+/// showing them, which stays readable while the guard lives.
+pub struct Content<'d> {
+    path: PathBuf,
+    release: Option<Box<dyn FnOnce() + 'd>>,
+}
+
+impl<'d> Content<'d> {
+    /// A directory that needs nothing given back.
+    pub fn dir(path: PathBuf) -> Self {
+        Content {
+            path,
+            release: None,
+        }
+    }
+
+    /// A directory readable until `release` runs (when the guard drops).
+    pub fn with_release(path: PathBuf, release: impl FnOnce() + 'd) -> Self {
+        Content {
+            path,
+            release: Some(Box::new(release)),
+        }
+    }
+}
+
+impl std::ops::Deref for Content<'_> {
+    type Target = Path;
+
+    fn deref(&self) -> &Path {
+        &self.path
+    }
+}
+
+impl AsRef<Path> for Content<'_> {
+    fn as_ref(&self) -> &Path {
+        &self.path
+    }
+}
+
+impl Drop for Content<'_> {
+    fn drop(&mut self) {
+        if let Some(r) = self.release.take() {
+            r();
+        }
+    }
+}
+
 /// Makes a driver's home, with its subdirectory `sub` of mode `mode`,
 /// where they are missing (unless `read_only`: then nothing is made);
 /// the home's canonical path.
@@ -369,6 +421,22 @@ pub(crate) fn backing_fs(dir: &Path) -> Result<(i64, String)> {
     Ok((magic, format!("{name} (0x{magic:x})")))
 }
 
+/// [`Driver::apply_diff_recording`] as the trait gives it: the native
+/// apply for a layer over its real parent, else the naive one (for a
+/// driver that routes some layers elsewhere first).
+pub(crate) fn apply_routed<D: Driver + ?Sized>(
+    d: &D,
+    id: &str,
+    parent: Option<&str>,
+    input: &mut (dyn Read + Send),
+    record: Option<&mut dyn Write>,
+) -> Result<ApplyReport> {
+    match d.native_diff() {
+        Some(n) if n.covers(id, parent) => n.apply_diff(id, parent, input, record),
+        _ => naive::apply_diff(d, id, input, record),
+    }
+}
+
 /// `strata_archive::apply`, or `apply_recording` when a record is asked for.
 pub(crate) fn apply_to(
     input: &mut (dyn Read + Send),
@@ -384,7 +452,16 @@ pub(crate) fn apply_to(
 
 /// Names a layer may not have: the driver's own files and directories
 /// live beside the layers.
-const RESERVED: &[&str] = &["l", "dir", "refs", "lock", "probe"];
+const RESERVED: &[&str] = &[
+    "l",
+    "dir",
+    "refs",
+    "lock",
+    "probe",
+    "image-refs",
+    "erofs-probe",
+    "verity",
+];
 
 /// Refuses ids that are not a single plain path component (or that would
 /// collide with the driver's own entries).
@@ -415,43 +492,48 @@ pub fn open(root: &Path, name: Option<&str>) -> Result<Box<dyn Driver>> {
     open_with(root, name, fuse::Server::Threads)
 }
 
-/// [`open`], with the fuse driver's unions served as `server` says.
 /// Opens the first driver of the table that works here, with its home
 /// under `root/<name>`, and says which drivers it skipped before it, and
 /// why (the automatic choice of a new store).
-pub fn open_choosing(root: &Path, server: fuse::Server) -> Result<(Box<dyn Driver>, Vec<Skipped>)> {
-    backends::choose(
-        root,
-        &Options {
-            fuse_server: server,
-            read_only: false,
-        },
-    )
+pub fn open_choosing(
+    root: &Path,
+    opts: impl Into<Options>,
+) -> Result<(Box<dyn Driver>, Vec<Skipped>)> {
+    let opts = Options {
+        read_only: false,
+        ..opts.into()
+    };
+    backends::choose(root, &opts)
 }
 
-pub fn open_with(root: &Path, name: Option<&str>, server: fuse::Server) -> Result<Box<dyn Driver>> {
-    backends::open(
-        root,
-        name,
-        &Options {
-            fuse_server: server,
-            read_only: false,
-        },
-    )
+/// [`open`], with the fuse driver's unions served and the driver's
+/// storage options given as `opts` says (a [`fuse::Server`] alone is
+/// options with nothing else set).
+pub fn open_with(
+    root: &Path,
+    name: Option<&str>,
+    opts: impl Into<Options>,
+) -> Result<Box<dyn Driver>> {
+    let opts = Options {
+        read_only: false,
+        ..opts.into()
+    };
+    backends::open(root, name, &opts)
 }
 
 /// Opens the existing driver `name` with its home under `root/<name>`
 /// without writing anything there (see [`Options::read_only`]): for
 /// commands that only read the store.
-pub fn open_read_only(root: &Path, name: &str, server: fuse::Server) -> Result<Box<dyn Driver>> {
-    backends::open(
-        root,
-        Some(name),
-        &Options {
-            fuse_server: server,
-            read_only: true,
-        },
-    )
+pub fn open_read_only(
+    root: &Path,
+    name: &str,
+    opts: impl Into<Options>,
+) -> Result<Box<dyn Driver>> {
+    let opts = Options {
+        read_only: true,
+        ..opts.into()
+    };
+    backends::open(root, Some(name), &opts)
 }
 
 /// The defaults of the diff side: mount and compare.

@@ -135,6 +135,8 @@ conformance!(
     deep_chain = 120
 );
 conformance!(vfs, deep_chain = 50);
+
+conformance!(erofs, deep_chain = 120);
 // Each test on a btrfs of its own, loop-mounted from a file.
 conformance!(
     btrfs,

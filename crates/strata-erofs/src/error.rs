@@ -36,3 +36,12 @@ pub(crate) fn entry(raw: &[u8], reason: impl std::fmt::Display) -> Error {
         format!("layer entry {:?}: {reason}", String::from_utf8_lossy(raw)),
     )
 }
+
+/// An I/O failure while writing an entry, named.
+pub(crate) fn entry_io(raw: &[u8], op: &str, source: std::io::Error) -> Error {
+    Error::with(
+        ErrorKind::Io,
+        format!("layer entry {:?}: {op}", String::from_utf8_lossy(raw)),
+        source,
+    )
+}

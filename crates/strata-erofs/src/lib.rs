@@ -72,4 +72,7 @@ mod tree;
 mod writer;
 
 pub use error::{Error, ErrorKind, Result};
-pub use writer::{write_image, write_layer, Options, Report};
+pub use writer::{
+    metadata_digest, write_image, write_layer, write_layer_over, write_layer_recording, Options,
+    Report,
+};

@@ -56,6 +56,9 @@ impl WalkError {
     }
 }
 
+/// A directory's node and the plain path (no symlink on it) it has.
+pub type Resolved = (usize, Vec<Vec<u8>>);
+
 pub struct Tree {
     /// Every node made; unreachable ones (replaced) are left out of the
     /// image. Index 0 is the root.
@@ -105,7 +108,18 @@ impl Tree {
     /// absolute target starts again at the root, `..` stops at it), as a
     /// chroot would; missing directories made when `create`.
     pub fn dir(&mut self, comps: &[Vec<u8>], create: bool) -> Result<Option<usize>, WalkError> {
+        Ok(self.dir_path(comps, create)?.map(|(id, _)| id))
+    }
+
+    /// [`Tree::dir`], with the path it resolved to: the names from the
+    /// root with no symlink among them.
+    pub fn dir_path(
+        &mut self,
+        comps: &[Vec<u8>],
+        create: bool,
+    ) -> Result<Option<Resolved>, WalkError> {
         let mut stack = vec![0usize];
+        let mut names: Vec<Vec<u8>> = Vec::new();
         let mut todo: Vec<Vec<u8>> = comps.iter().rev().cloned().collect();
         let mut links = 0;
         while let Some(c) = todo.pop() {
@@ -114,6 +128,7 @@ impl Tree {
                 b".." => {
                     if stack.len() > 1 {
                         stack.pop();
+                        names.pop();
                     }
                     continue;
                 }
@@ -131,12 +146,16 @@ impl Tree {
                     },
                     attrs: implied_dir_attrs(),
                 });
-                self.children_mut(cur).insert(c, id);
+                self.children_mut(cur).insert(c.clone(), id);
                 stack.push(id);
+                names.push(c);
                 continue;
             };
             match &self.nodes[child].kind {
-                Kind::Dir { .. } => stack.push(child),
+                Kind::Dir { .. } => {
+                    stack.push(child);
+                    names.push(c);
+                }
                 Kind::Symlink(target) => {
                     links += 1;
                     if links > MAX_SYMLINKS {
@@ -144,6 +163,7 @@ impl Tree {
                     }
                     if target.first() == Some(&b'/') {
                         stack.truncate(1);
+                        names.clear();
                     }
                     for part in target.split(|b| *b == b'/').rev() {
                         todo.push(part.to_vec());
@@ -152,7 +172,28 @@ impl Tree {
                 _ => return Err(WalkError::NotDir),
             }
         }
-        Ok(Some(*stack.last().expect("the stack holds the root")))
+        Ok(Some((
+            *stack.last().expect("the stack holds the root"),
+            names,
+        )))
+    }
+
+    /// Whether a directory on the plain path `comps` (no symlink in it)
+    /// is opaque, or a name on it is whited out: what lies below in the
+    /// lower layers is hidden there.
+    pub fn hides_below(&self, comps: &[Vec<u8>]) -> bool {
+        let mut cur = 0usize;
+        for c in comps {
+            if let Kind::Dir { opaque: true, .. } = self.nodes[cur].kind {
+                return true;
+            }
+            match self.children(cur).get(c) {
+                Some(&id) if matches!(self.nodes[id].kind, Kind::Dir { .. }) => cur = id,
+                Some(_) => return true,
+                None => return false,
+            }
+        }
+        matches!(self.nodes[cur].kind, Kind::Dir { opaque: true, .. })
     }
 
     pub fn add(&mut self, node: Node) -> usize {

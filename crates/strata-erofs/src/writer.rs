@@ -4,10 +4,13 @@
 use std::fs::{File, OpenOptions};
 use std::io::{self, BufWriter, Read, Seek, SeekFrom, Write};
 use std::os::unix::fs::FileExt;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use sha2::{Digest as _, Sha256};
-use strata_archive::{Attrs, Compression, Digest, Entries, EntryKind, LayerEntry, OverlayXattrs};
+use strata_archive::{
+    Attrs, Compression, Digest, Entries, EntryKind, LayerEntry, LowerKind, Lowers, OverlayXattrs,
+    SplitRecorder,
+};
 
 use crate::error::{self, Error, ErrorKind, Result};
 use crate::format::{self, Inode, Super, BLOCK, INODE_SIZE, SLOT};
@@ -40,12 +43,22 @@ pub struct Options {
     /// for overlay mounts by root, `user.overlay.opaque` for mounts with
     /// `userxattr` (in a user namespace).
     pub opaque_xattr: OverlayXattrs,
+    /// The layers below, as directories showing each one's own tree
+    /// (whiteouts and opaque markers as [`Options::opaque_xattr`] says),
+    /// topmost first: what applying over an overlay's lowers consults. A
+    /// directory the layer's entries imply but leave out takes the
+    /// attributes it has below (overlayfs copies it up so), and a hard
+    /// link to a file only below copies that file into the image, then
+    /// links it. Empty: implied directories get 0755, root's, time 0, and
+    /// such a link is refused.
+    pub lowers: Vec<PathBuf>,
 }
 
 impl Default for Options {
     fn default() -> Self {
         Options {
             opaque_xattr: OverlayXattrs::Trusted,
+            lowers: Vec::new(),
         }
     }
 }
@@ -68,6 +81,43 @@ pub struct Report {
     pub image_size: u64,
     /// Attributes left out, and why.
     pub skipped: Vec<String>,
+    /// Where the file data ends in the image (a multiple of the block
+    /// size): the superblock's block and everything from here on is what
+    /// the kernel parses (directories, inodes, xattrs, inline tails);
+    /// the blocks in between are file content, never parsed.
+    pub data_end: u64,
+}
+
+/// The sha256 of what the kernel parses in an image whose file data ends
+/// at `data_end` ([`Report::data_end`]): its first block and everything
+/// from `data_end` on. Recorded when the image is written and compared
+/// before it is mounted, it keeps an image changed on disk since from
+/// reaching the kernel's parser, at the cost of reading the metadata
+/// alone.
+pub fn metadata_digest(image: &File, data_end: u64) -> Result<Digest> {
+    let len = image
+        .metadata()
+        .map_err(io_err("reading the image's length"))?
+        .len();
+    if data_end < BLOCK || data_end > len || !data_end.is_multiple_of(BLOCK) {
+        return Err(Error::new(
+            ErrorKind::InvalidLayer,
+            format!("the image's data cannot end at byte {data_end} of {len}"),
+        ));
+    }
+    let mut h = Sha256::new();
+    let mut buf = vec![0u8; 1 << 16];
+    for (mut at, end) in [(0, BLOCK), (data_end, len)] {
+        while at < end {
+            let k = buf.len().min((end - at) as usize);
+            image
+                .read_exact_at(&mut buf[..k], at)
+                .map_err(io_err("reading the image"))?;
+            h.update(&buf[..k]);
+            at += k as u64;
+        }
+    }
+    Ok(Digest::from_sha256(h))
 }
 
 /// Writes the layer read from `input` as an EROFS image into `out`
@@ -76,10 +126,76 @@ pub struct Report {
 /// On error the content of `out` is unspecified: the caller owns the file
 /// and removes it (or use [`write_image`], which does).
 pub fn write_layer(input: impl Read, out: &mut File, opts: &Options) -> Result<Report> {
+    write_layer_recording(input, out, opts, None)
+}
+
+/// [`write_layer`], also writing to `record` the layer's tar-split record
+/// ([`strata_archive::reassemble`] rebuilds the tar from it and the
+/// mounted image, byte for byte).
+pub fn write_layer_recording(
+    input: impl Read,
+    out: &mut File,
+    opts: &Options,
+    record: Option<&mut dyn Write>,
+) -> Result<Report> {
     let (compression, reader) =
         strata_archive::decompress(input).map_err(|e| stream_err("the start", e))?;
+    let lowers = opts.lowers.clone();
+    let mut below = move || Ok(lowers.clone());
+    write_from(compression, reader, out, opts, record, &mut below)
+}
+
+/// [`write_layer_recording`], with the layers below given by `below`
+/// (instead of [`Options::lowers`]) when the layer first needs them: a
+/// layer that copies nothing up from below (most do not) never calls it,
+/// so the caller prepares them (mounts them) only when they are used.
+pub fn write_layer_over(
+    input: impl Read,
+    out: &mut File,
+    opts: &Options,
+    record: Option<&mut dyn Write>,
+    below: &mut dyn FnMut() -> io::Result<Vec<PathBuf>>,
+) -> Result<Report> {
+    let (compression, reader) =
+        strata_archive::decompress(input).map_err(|e| stream_err("the start", e))?;
+    write_from(compression, reader, out, opts, record, below)
+}
+
+fn write_from(
+    compression: Compression,
+    reader: impl Read,
+    out: &mut File,
+    opts: &Options,
+    record: Option<&mut dyn Write>,
+    below: &mut dyn FnMut() -> io::Result<Vec<PathBuf>>,
+) -> Result<Report> {
+    let Some(record) = record else {
+        return write_pass(compression, reader, out, opts, None, below);
+    };
+    let recorder = SplitRecorder::new(record)?;
+    let report = write_pass(
+        compression,
+        recorder.tee(reader),
+        out,
+        opts,
+        Some(&recorder),
+        below,
+    )?;
+    recorder.finish(&report.diff_id, report.tar_size)?;
+    Ok(report)
+}
+
+/// The pass itself, over the uncompressed stream.
+fn write_pass(
+    compression: Compression,
+    input: impl Read,
+    out: &mut File,
+    opts: &Options,
+    recorder: Option<&SplitRecorder<&mut dyn Write>>,
+    below: &mut dyn FnMut() -> io::Result<Vec<PathBuf>>,
+) -> Result<Report> {
     let hashing = Hashing {
-        inner: reader,
+        inner: input,
         hasher: Sha256::new(),
         len: 0,
     };
@@ -92,6 +208,9 @@ pub fn write_layer(input: impl Read, out: &mut File, opts: &Options) -> Result<R
         tree: Tree::new(),
         buf: vec![0u8; 256 * 1024],
         opts,
+        lowers: None,
+        below: Some(below),
+        record: recorder,
         entries: 0,
         size: 0,
         skipped: Vec::new(),
@@ -107,6 +226,7 @@ pub fn write_layer(input: impl Read, out: &mut File, opts: &Options) -> Result<R
     let mut hashing = entries.into_inner();
     io::copy(&mut hashing, &mut io::sink())
         .map_err(|e| stream_err("past the end of the archive", e))?;
+    let data_end = w.next_block * BLOCK;
     let (inodes, total_blocks) = w.finish()?;
     let Writer {
         out: bw,
@@ -115,6 +235,8 @@ pub fn write_layer(input: impl Read, out: &mut File, opts: &Options) -> Result<R
         skipped,
         ..
     } = w;
+    let Hashing { hasher, len, .. } = hashing;
+    let diff_id = Digest::from_sha256(hasher);
     let file = bw
         .into_inner()
         .map_err(|e| Error::io("writing the image", e.into_error()))?;
@@ -123,14 +245,15 @@ pub fn write_layer(input: impl Read, out: &mut File, opts: &Options) -> Result<R
         .map_err(io_err("sizing the image"))?;
     file.sync_all().map_err(io_err("syncing the image"))?;
     Ok(Report {
-        diff_id: Digest::from_sha256(hashing.hasher),
+        diff_id,
         compression,
-        tar_size: hashing.len,
+        tar_size: len,
         entries,
         size,
         inodes,
         image_size,
         skipped,
+        data_end,
     })
 }
 
@@ -186,13 +309,18 @@ impl<R: Read> Read for Hashing<R> {
     }
 }
 
-struct Writer<'o> {
+struct Writer<'o, 'r> {
     out: BufWriter<&'o mut File>,
     /// The block the next data written lands in.
     next_block: u64,
     tree: Tree,
     buf: Vec<u8>,
     opts: &'o Options,
+    /// The layers below, once opened.
+    lowers: Option<Lowers>,
+    /// Where they come from, until they are opened (taken then).
+    below: Option<&'o mut dyn FnMut() -> io::Result<Vec<PathBuf>>>,
+    record: Option<&'o SplitRecorder<&'r mut dyn Write>>,
     entries: u64,
     size: u64,
     skipped: Vec<String>,
@@ -208,7 +336,7 @@ struct Placed {
     inline_len: u64,
 }
 
-impl Writer<'_> {
+impl Writer<'_, '_> {
     fn write(&mut self, bytes: &[u8], op: &'static str) -> Result<()> {
         self.out.write_all(bytes).map_err(io_err(op))
     }
@@ -222,8 +350,8 @@ impl Writer<'_> {
     fn entry<R: Read>(&mut self, e: LayerEntry, entries: &mut Entries<R>) -> Result<()> {
         self.entries += 1;
         let raw = e.raw.clone();
-        let walk = |tree: &mut Tree, comps: &[Vec<u8>]| -> Result<usize> {
-            tree.dir(comps, true)
+        let walk = |tree: &mut Tree, comps: &[Vec<u8>]| -> Result<(usize, Vec<Vec<u8>>)> {
+            tree.dir_path(comps, true)
                 .map_err(|w| error::entry(&raw, w.reason()))
                 .map(|d| d.expect("created when missing"))
         };
@@ -235,7 +363,8 @@ impl Writer<'_> {
         }
         match e.kind {
             EntryKind::Opaque => {
-                let d = walk(&mut self.tree, &e.path)?;
+                self.copy_up_dirs(&raw, &e.path)?;
+                let (d, _) = walk(&mut self.tree, &e.path)?;
                 set_opaque(&mut self.tree.nodes[d]);
                 return Ok(());
             }
@@ -248,7 +377,8 @@ impl Writer<'_> {
                     // whiteouts.
                     return Ok(());
                 }
-                let d = walk(&mut self.tree, &e.path)?;
+                self.copy_up_dirs(&raw, &e.path)?;
+                let (d, _) = walk(&mut self.tree, &e.path)?;
                 let id = self.tree.add(Node {
                     // Mode 0, root's, time 0, as overlayfs makes them.
                     kind: Kind::Char(0, 0),
@@ -265,7 +395,8 @@ impl Writer<'_> {
             merge_dir(&mut self.tree.nodes[0], attrs);
             return Ok(());
         };
-        let d = walk(&mut self.tree, parent)?;
+        self.copy_up_dirs(&raw, parent)?;
+        let (d, dpath) = walk(&mut self.tree, parent)?;
         let existing = self.tree.get(d, last);
         let kind = match e.kind {
             EntryKind::Dir => {
@@ -294,7 +425,17 @@ impl Writer<'_> {
                         ),
                     ));
                 }
-                let data = self.file(&raw, size, &attrs, entries)?;
+                if let Some(r) = self.record {
+                    // Read back from where the name leads, no symlink
+                    // on the way.
+                    let mut path = dpath.join(&b'/');
+                    if !path.is_empty() {
+                        path.push(b'/');
+                    }
+                    path.extend_from_slice(last);
+                    r.file(&path, entries.content_span(), size);
+                }
+                let data = self.file(&raw, size, &attrs, &mut entries.data())?;
                 self.size += size;
                 Kind::File { size, data }
             }
@@ -322,9 +463,12 @@ impl Writer<'_> {
                 let tdir = self
                     .tree
                     .dir(tparent, false)
-                    .map_err(|w| error::entry(&raw, format!("hard link target: {}", w.reason())))?
-                    .ok_or_else(missing)?;
-                let id = self.tree.get(tdir, tname).ok_or_else(missing)?;
+                    .map_err(|w| error::entry(&raw, format!("hard link target: {}", w.reason())))?;
+                let found = tdir.and_then(|t| self.tree.get(t, tname));
+                let id = match found {
+                    Some(id) => id,
+                    None => self.copy_up(&raw, &target)?.ok_or_else(missing)?,
+                };
                 if matches!(self.tree.nodes[id].kind, Kind::Dir { .. }) {
                     return Err(error::entry(&raw, "hard link to a directory"));
                 }
@@ -341,6 +485,129 @@ impl Writer<'_> {
         self.tree.put(d, last, id);
         self.tree.mark_written(&e.path);
         Ok(())
+    }
+
+    /// Makes the directories of `comps` the layer leaves out but the
+    /// layers below show, with their attributes, as overlayfs copies them
+    /// up before writing in them (what applying to an overlay upper
+    /// directory does): an entry whose parents the layer leaves out does
+    /// not change how they look in the merged view.
+    fn copy_up_dirs(&mut self, raw: &[u8], comps: &[Vec<u8>]) -> Result<()> {
+        // Nothing to look up while the layer has every parent.
+        if matches!(self.tree.dir(comps, false), Ok(Some(_)) | Err(_)) {
+            return Ok(());
+        }
+        let Some(lowers) = self.take_lowers(raw)? else {
+            return Ok(());
+        };
+        let done = self.copy_up_dirs_from(&lowers, raw, comps);
+        self.lowers = Some(lowers);
+        done
+    }
+
+    /// The layers below, opened on first use (none when there are none);
+    /// put back with `self.lowers = Some(..)` after use.
+    fn take_lowers(&mut self, raw: &[u8]) -> Result<Option<Lowers>> {
+        if let Some(below) = self.below.take() {
+            let dirs =
+                below().map_err(|e| error::entry_io(raw, "preparing the layers below", e))?;
+            if !dirs.is_empty() {
+                let l = Lowers::open(&dirs, self.opts.opaque_xattr)
+                    .map_err(|e| error::entry_io(raw, "opening the layers below", e))?;
+                self.lowers = Some(l);
+            }
+        }
+        Ok(self.lowers.take())
+    }
+
+    fn copy_up_dirs_from(&mut self, lowers: &Lowers, raw: &[u8], comps: &[Vec<u8>]) -> Result<()> {
+        for i in 1..=comps.len() {
+            match self.tree.dir(&comps[..i], false) {
+                Ok(Some(_)) => continue,
+                Ok(None) => {}
+                // Not a directory in the layer: the usual walk says so.
+                Err(_) => return Ok(()),
+            }
+            let (name, up) = comps[..i].split_last().expect("one component at least");
+            let Ok(Some((updir, mut path))) = self.tree.dir_path(up, false) else {
+                return Ok(());
+            };
+            path.push(name.clone());
+            if self.tree.hides_below(&path) {
+                return Ok(());
+            }
+            let found = lowers
+                .lookup(&path)
+                .map_err(|e| error::entry_io(raw, "copying a directory up", e))?;
+            let Some(found) = found.filter(|f| matches!(f.kind, LowerKind::Dir)) else {
+                return Ok(());
+            };
+            let attrs = Attrs {
+                xattrs: self.xattrs(raw, found.attrs.xattrs.clone())?,
+                ..found.attrs
+            };
+            let id = self.tree.add(Node {
+                kind: Kind::Dir {
+                    children: Default::default(),
+                    opaque: false,
+                },
+                attrs,
+            });
+            self.tree.put(updir, name, id);
+        }
+        Ok(())
+    }
+
+    /// The node for `target` copied up from the layers below, for a hard
+    /// link to it: put at `target` in the layer (replacing a whiteout
+    /// there), its parents copied up first. None when no layer below
+    /// shows it.
+    fn copy_up(&mut self, raw: &[u8], target: &[Vec<u8>]) -> Result<Option<usize>> {
+        let Some(lowers) = self.take_lowers(raw)? else {
+            return Ok(None);
+        };
+        let done = self.copy_up_from(&lowers, raw, target);
+        self.lowers = Some(lowers);
+        done
+    }
+
+    fn copy_up_from(
+        &mut self,
+        lowers: &Lowers,
+        raw: &[u8],
+        target: &[Vec<u8>],
+    ) -> Result<Option<usize>> {
+        let io_err = |e| error::entry_io(raw, "copying the hard link target up", e);
+        let (name, parent) = target.split_last().expect("never the root");
+        self.copy_up_dirs_from(lowers, raw, parent)?;
+        let Ok(Some((dir, mut path))) = self.tree.dir_path(parent, false) else {
+            return Ok(None);
+        };
+        path.push(name.clone());
+        if self.tree.hides_below(&path[..path.len() - 1]) {
+            return Ok(None);
+        }
+        let Some(found) = lowers.lookup(&path).map_err(io_err)? else {
+            return Ok(None);
+        };
+        let mut attrs = found.attrs;
+        attrs.xattrs = self.xattrs(raw, std::mem::take(&mut attrs.xattrs))?;
+        let kind = match found.kind {
+            LowerKind::Dir => return Err(error::entry(raw, "hard link to a directory")),
+            LowerKind::File(f, size) => {
+                let mut content = f.take(size);
+                let data = self.file(raw, size, &attrs, &mut content)?;
+                self.size += size;
+                Kind::File { size, data }
+            }
+            LowerKind::Symlink(t) => Kind::Symlink(t),
+            LowerKind::Char { major, minor } => Kind::Char(major, minor),
+            LowerKind::Block { major, minor } => Kind::Block(major, minor),
+            LowerKind::Fifo => Kind::Fifo,
+        };
+        let id = self.tree.add(Node { kind, attrs });
+        self.tree.put(dir, name, id);
+        Ok(Some(id))
     }
 
     /// The xattrs an inode gets: overlay-private names and names EROFS
@@ -389,19 +656,18 @@ impl Writer<'_> {
 
     /// Streams a file's full blocks into the image; keeps its tail for
     /// the inode when it fits there, else writes it as a last block.
-    fn file<R: Read>(
+    fn file(
         &mut self,
         raw: &[u8],
         size: u64,
         attrs: &Attrs,
-        entries: &mut Entries<R>,
+        data: &mut dyn Read,
     ) -> Result<FileData> {
         let full = size / BLOCK;
         let tail = (size % BLOCK) as usize;
         let xlen = format::xattr_body(&attrs.xattrs).len() as u64;
         let inline = tail > 0 && INODE_SIZE + xlen + tail as u64 <= BLOCK;
         let start = self.next_block;
-        let mut data = entries.data();
         let mut left = full * BLOCK;
         let truncated = |written: u64| {
             error::entry(
@@ -435,7 +701,6 @@ impl Writer<'_> {
                 Err(e) => return Err(stream_err("a file's content", e)),
             }
         }
-        drop(data);
         let mut blocks = full;
         if tail > 0 && !inline {
             last.resize(BLOCK as usize, 0);

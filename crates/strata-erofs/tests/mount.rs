@@ -143,6 +143,7 @@ fn whiteouts_and_opaque_directories_as_overlay_stores_them() {
         (
             Options {
                 opaque_xattr: OverlayXattrs::User,
+                ..Options::default()
             },
             "user.overlay.opaque",
         ),
@@ -261,4 +262,130 @@ fn an_overlay_of_two_images_honours_whiteouts_and_opaque_dirs() {
     assert!(fs::symlink_metadata(m.join("gone")).is_err());
     // Unmounted before the layers below it.
     drop(overlay);
+}
+
+/// Over layers below (`Options::lowers`): a parent the layer leaves out
+/// takes the attributes it has below (as overlayfs copies it up), and a
+/// hard link to a file only below copies that file into the image, as
+/// applying to an overlay upper directory does.
+#[test]
+fn a_layer_over_lowers_copies_up_parents_and_link_targets() {
+    if !require_mount_tools() {
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let base = build_tar(&[
+        Ent::dir("srv").mode(0o710).owner(5, 6).nsec(7),
+        Ent::file("srv/data", "below").mode(0o640).owner(5, 6),
+    ]);
+    let dir = tmp.path().join("base");
+    fs::create_dir(&dir).unwrap();
+    let (img, _) = image(&dir, &base, &Options::default());
+    let lower = Mount::new(&img, &dir.join("mnt"));
+    let top = build_tar(&[
+        Ent::file("srv/new", "new"),
+        Ent::link("srv/again", "srv/data"),
+    ]);
+    let opts = Options {
+        lowers: vec![lower.dir.clone()],
+        ..Options::default()
+    };
+    let dir = tmp.path().join("top");
+    fs::create_dir(&dir).unwrap();
+    let (img, report) = image(&dir, &top, &opts);
+    assert_eq!(report.size, 3 + 5, "the copied-up file counts");
+    let m = Mount::new(&img, &dir.join("mnt"));
+    let srv = fs::metadata(m.dir.join("srv")).unwrap();
+    assert_eq!(
+        (srv.mode() & 0o7777, srv.uid(), srv.gid(), srv.mtime_nsec()),
+        (0o710, 5, 6, 7)
+    );
+    let data = fs::metadata(m.dir.join("srv/data")).unwrap();
+    let again = fs::metadata(m.dir.join("srv/again")).unwrap();
+    assert_eq!(data.ino(), again.ino(), "one file, two names");
+    assert_eq!(data.nlink(), 2);
+    assert_eq!((data.mode() & 0o7777, data.uid()), (0o640, 5));
+    assert_eq!(fs::read(m.dir.join("srv/again")).unwrap(), b"below");
+    drop(m);
+    drop(lower);
+}
+
+/// The tar-split record written with an image gives back the tar, byte
+/// for byte, from the mounted image, a file reached through a symlinked
+/// parent included.
+#[test]
+fn the_record_rebuilds_the_tar_from_the_mounted_image() {
+    if !require_mount_tools() {
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let tar = build_tar(&[
+        Ent::dir("usr"),
+        Ent::dir("usr/lib"),
+        Ent::symlink("lib", "usr/lib"),
+        Ent::file("lib/libc.so", seeded_bytes(9, 70_000)),
+        Ent::file("usr/lib/tail", "x"),
+        Ent::link("hard", "lib/libc.so"),
+        Ent::file("empty", ""),
+    ]);
+    let img = tmp.path().join("img");
+    let mut file = fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .open(&img)
+        .unwrap();
+    let mut record = Vec::new();
+    let report = strata_erofs::write_layer_recording(
+        tar.as_slice(),
+        &mut file,
+        &Options::default(),
+        Some(&mut record),
+    )
+    .unwrap();
+    let m = Mount::new(&img, &tmp.path().join("mnt"));
+    let mut out = Vec::new();
+    let digest = strata_archive::reassemble(record.as_slice(), &m.dir, &mut out).unwrap();
+    assert_eq!(digest, report.diff_id);
+    assert!(out == tar, "the rebuilt tar differs from the layer");
+    let (id, len) = strata_archive::recorded_tar(record.as_slice()).unwrap();
+    assert_eq!((id, len), (report.diff_id, tar.len() as u64));
+}
+
+/// The metadata digest covers what the kernel parses, and not the file
+/// data: a changed byte of an inode changes it, a changed byte of file
+/// content does not.
+#[test]
+fn the_metadata_digest_covers_the_metadata_only() {
+    let tmp = tempfile::tempdir().unwrap();
+    let tar = build_tar(&[Ent::file("big", seeded_bytes(3, 3 * 4096))]);
+    let (img, report) = image(tmp.path(), &tar, &Options::default());
+    assert_eq!(report.data_end, 4 * 4096, "block 0, then three of data");
+    let digest = |img: &std::path::Path| {
+        let f = fs::File::open(img).unwrap();
+        strata_erofs::metadata_digest(&f, report.data_end).unwrap()
+    };
+    let before = digest(&img);
+    let flip = |at: u64| {
+        use std::os::unix::fs::FileExt;
+        let f = fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open(&img)
+            .unwrap();
+        let mut b = [0u8; 1];
+        f.read_exact_at(&mut b, at).unwrap();
+        f.write_all_at(&[b[0] ^ 1], at).unwrap();
+    };
+    flip(4096 + 100);
+    assert_eq!(digest(&img), before, "file content is not metadata");
+    flip(report.data_end + 10);
+    assert_ne!(digest(&img), before);
+    flip(report.data_end + 10);
+    flip(1024 + 8);
+    assert_ne!(digest(&img), before, "the superblock is covered");
+    let f = fs::File::open(&img).unwrap();
+    assert!(strata_erofs::metadata_digest(&f, 100).is_err());
+    assert!(strata_erofs::metadata_digest(&f, report.image_size + 4096).is_err());
 }

@@ -137,7 +137,7 @@ impl LayerStore {
             .ctx(|| format!("layer {} has no tar-split record", layer.chain_id))?;
         let content = self
             .driver
-            .content_dir(&layer.cache_id)
+            .content(&layer.cache_id)
             .map_err(|e| Error::driver(format!("layer {}", layer.chain_id), e))?;
         strata_archive::reassemble(record, &content, out).map_err(|e| {
             Error::with(

@@ -149,19 +149,23 @@ impl Store {
         Store::open_with(root, driver, strata_driver::fuse::Server::Threads)
     }
 
-    /// [`Store::open`], with the `fuse` driver's unions served as `server`
-    /// says (the CLI: by `strata union-mount` processes, so that mounts
-    /// outlive the command).
+    /// [`Store::open`], with the `fuse` driver's unions served and the
+    /// driver's storage options given as `opts` says (the CLI: unions
+    /// served by `strata union-mount` processes, so that mounts outlive
+    /// the command; `--storage-opt` before the command). A
+    /// [`strata_driver::fuse::Server`] alone is options with nothing else
+    /// set.
     pub fn open_with(
         root: &Path,
         driver: Option<&str>,
-        server: strata_driver::fuse::Server,
+        opts: impl Into<strata_driver::Options>,
     ) -> Result<Store> {
+        let opts = opts.into();
         // A store that cannot be opened is not left behind as an empty
         // directory (a mistyped --driver, a file system the driver
         // refuses): what this call made, it takes back.
         let made = first_missing(root);
-        let opened = Store::open_made(root, driver, server, secure::Access::Write);
+        let opened = Store::open_made(root, driver, opts, secure::Access::Write);
         if let (Err(_), Some(made)) = (&opened, made) {
             let _ = fs::remove_dir_all(made);
         }
@@ -183,8 +187,9 @@ impl Store {
     pub fn open_read_only(
         root: &Path,
         driver: Option<&str>,
-        server: strata_driver::fuse::Server,
+        opts: impl Into<strata_driver::Options>,
     ) -> Result<Store> {
+        let opts = opts.into();
         let made: Vec<Layout> = strata_driver::names()
             .map(|d| Layout::new(root, d))
             .filter(|l| l.image_dir().is_dir())
@@ -193,15 +198,15 @@ impl Store {
             .iter()
             .any(|l| unflushed::earlier_boot_left(&l.unflushed()));
         if made.is_empty() || crashed {
-            return Store::open_with(root, driver, server);
+            return Store::open_with(root, driver, opts);
         }
-        Store::open_made(root, driver, server, secure::Access::ReadOnly)
+        Store::open_made(root, driver, opts, secure::Access::ReadOnly)
     }
 
     fn open_made(
         root: &Path,
         driver: Option<&str>,
-        server: strata_driver::fuse::Server,
+        opts: strata_driver::Options,
         access: secure::Access,
     ) -> Result<Store> {
         let write = access == secure::Access::Write;
@@ -272,10 +277,10 @@ impl Store {
         };
         let driver = match (access, name) {
             (secure::Access::ReadOnly, Some(name)) => {
-                strata_driver::open_read_only(&root, name, server).map(|d| (d, Vec::new()))
+                strata_driver::open_read_only(&root, name, opts).map(|d| (d, Vec::new()))
             }
-            (_, None) => strata_driver::open_choosing(&root, server),
-            (_, name) => strata_driver::open_with(&root, name, server).map(|d| (d, Vec::new())),
+            (_, None) => strata_driver::open_choosing(&root, opts),
+            (_, name) => strata_driver::open_with(&root, name, opts).map(|d| (d, Vec::new())),
         };
         let (driver, skipped) =
             driver.map_err(|e| Error::driver("opening the storage driver", e))?;

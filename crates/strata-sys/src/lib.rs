@@ -10,8 +10,9 @@
 //! `unshare(CLONE_FS)` on a thread of its own, [`netns`], for
 //! `unshare(CLONE_NEWNET)` on a thread of its own, and [`process`], for
 //! `prctl(PR_SET_PDEATHSIG)` between fork and exec, [`btrfs`], for the
-//! file system's ioctls, and [`userns`], for `setsid` and
-//! `unshare(CLONE_NEWUSER)` between fork and exec).
+//! file system's ioctls, [`verity`], for the fs-verity ioctls, and
+//! [`userns`], for `setsid` and `unshare(CLONE_NEWUSER)` between fork
+//! and exec).
 #![deny(unsafe_code)]
 
 pub mod atomic;
@@ -21,6 +22,7 @@ pub mod mount;
 pub mod netns;
 pub mod process;
 pub mod userns;
+pub mod verity;
 pub mod xattr;
 
 pub use rustix::fs::{Dev, FileType, Mode, Stat, Timespec};

@@ -75,12 +75,14 @@ pub fn mount_overlay_fsconfig(ov: &Overlay, target: &Path) -> io::Result<()> {
             None => rustix::mount::fsconfig_set_flag(fs.as_fd(), opt.as_str())?,
         }
     }
-    fsconfig_create(fs.as_fd())?;
-    let mnt = fsmount(
-        fs.as_fd(),
-        FsMountFlags::FSMOUNT_CLOEXEC,
-        MountAttrFlags::empty(),
-    )?;
+    attach(fs.as_fd(), MountAttrFlags::empty(), target)
+}
+
+/// Creates the file system configured on `fs` and attaches it at
+/// `target` with the mount attributes `attrs`.
+fn attach(fs: std::os::fd::BorrowedFd<'_>, attrs: MountAttrFlags, target: &Path) -> io::Result<()> {
+    fsconfig_create(fs)?;
+    let mnt = fsmount(fs, FsMountFlags::FSMOUNT_CLOEXEC, attrs)?;
     move_mount(
         mnt.as_fd(),
         "",
@@ -89,6 +91,16 @@ pub fn mount_overlay_fsconfig(ov: &Overlay, target: &Path) -> io::Result<()> {
         MoveMountFlags::MOVE_MOUNT_F_EMPTY_PATH,
     )?;
     Ok(())
+}
+
+/// Mounts the EROFS image in the regular file `image` at `target`,
+/// read-only, straight from the file (Linux ≥ 6.12: no loop device):
+/// fsopen("erofs") with the file as its `source`.
+pub fn mount_erofs_file(image: &Path, target: &Path) -> io::Result<()> {
+    let fs = fsopen("erofs", FsOpenFlags::FSOPEN_CLOEXEC)?;
+    fsconfig_set_string(fs.as_fd(), "source", image)?;
+    rustix::mount::fsconfig_set_flag(fs.as_fd(), "ro")?;
+    attach(fs.as_fd(), MountAttrFlags::MOUNT_ATTR_RDONLY, target)
 }
 
 /// Mounts with mount(2) and the option string `data`, whose relative

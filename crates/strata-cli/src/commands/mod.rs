@@ -26,12 +26,18 @@ pub struct StoreArgs {
     /// $XDG_DATA_HOME/strata otherwise).
     #[arg(long, global = true, env = "STRATA_ROOT")]
     pub root: Option<PathBuf>,
-    /// Storage driver for a new store: btrfs, overlay2, fuse or vfs
+    /// Storage driver for a new store: btrfs, overlay2, fuse, erofs or vfs
     /// (default: the first that works here; btrfs only when the root is
     /// on btrfs). Before the command only: after it,
     /// `volume create --driver` names a volume driver.
     #[arg(long)]
     pub driver: Option<String>,
+    /// A storage driver's option, KEY=VALUE (dockerd's --storage-opt):
+    /// `erofs.verity=on|off` for the erofs driver. Before the command
+    /// only (after `create`/`run` it sets a container's size); the store
+    /// keeps it for later commands.
+    #[arg(long = "storage-opt", value_name = "KEY=VALUE")]
+    pub storage_opts: Vec<String>,
     /// Directories to look for volume plugins in (NAME.sock, NAME.spec,
     /// NAME.json), instead of /run/strata/plugins, /etc/strata/plugins and
     /// Docker's plugin directories.
@@ -83,10 +89,22 @@ impl StoreArgs {
             "union-mount".into(),
         ]);
         let driver = self.driver.as_deref();
+        let opts = strata_store::driver::Options {
+            fuse_server: server,
+            storage_opts: self
+                .storage_opts
+                .iter()
+                .map(|o| match o.split_once('=') {
+                    Some((k, v)) if !k.is_empty() => Ok((k.to_owned(), v.to_owned())),
+                    _ => anyhow::bail!("--storage-opt {o:?}: want KEY=VALUE"),
+                })
+                .collect::<Result<_>>()?,
+            ..Default::default()
+        };
         let mut store = if read_only {
-            Store::open_read_only(&root, driver, server)?
+            Store::open_read_only(&root, driver, opts)?
         } else {
-            Store::open_with(&root, driver, server)?
+            Store::open_with(&root, driver, opts)?
         };
         if !self.plugin_dirs.is_empty() {
             store.set_plugin_dirs(self.plugin_dirs.clone());

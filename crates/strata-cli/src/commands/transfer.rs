@@ -87,6 +87,8 @@ impl Progress for Bar {
         }
         self.total
             .store(layers, std::sync::atomic::Ordering::Relaxed);
+        self.layers.store(0, std::sync::atomic::Ordering::Relaxed);
+        self.pb.set_position(0);
         self.pb.set_length(bytes);
         self.pb.set_style(crate::progress::bytes_style());
         self.message();

@@ -333,6 +333,38 @@ pub fn sha256_of(bytes: &[u8]) -> String {
 
 /// The changes the diff tests make in a container of their base image
 /// (`etc/os-release`, `etc/delete-me`), and the `diff` they give.
+impl Strata {
+    /// [`change_base`] in `container` (mounted at `root`): `diff` lists
+    /// the changes, and `export` is the changed tree.
+    pub fn change_and_export(&self, root: &Path, container: &str) {
+        change_base(root);
+        let diff = self.ok(&["diff", container]);
+        assert_eq!(diff.lines().collect::<Vec<_>>(), BASE_CHANGES);
+        let exported = self.path(&format!("{container}.tar"));
+        self.ok(&["export", "-o", exported.to_str().unwrap(), container]);
+        let listed = sh(&format!("tar -tf '{}' | sort", exported.display()));
+        for want in ["srv/new", "etc/os-release", "var/data/big"] {
+            assert!(listed.lines().any(|l| l == want), "{want} not in {listed}");
+        }
+        assert!(!listed.contains("delete-me"), "{listed}");
+    }
+}
+
+/// A small base tree in the test's directory (`base`): `etc/os-release`,
+/// `etc/delete-me`, `bin/tool` and a 4 MiB `var/data/big` of sevens, for
+/// [`change_base`] to change.
+pub fn base_tree(s: &Strata) -> PathBuf {
+    let src = s.path("base");
+    for d in ["etc", "bin", "var/data"] {
+        fs::create_dir_all(src.join(d)).unwrap();
+    }
+    fs::write(src.join("etc/os-release"), "ID=strata-test\n").unwrap();
+    fs::write(src.join("etc/delete-me"), "x").unwrap();
+    fs::write(src.join("bin/tool"), "#!/bin/sh\necho tool\n").unwrap();
+    fs::write(src.join("var/data/big"), vec![7u8; 4 << 20]).unwrap();
+    src
+}
+
 pub fn change_base(root: &Path) {
     fs::write(root.join("etc/os-release"), "ID=changed\n").unwrap();
     fs::remove_file(root.join("etc/delete-me")).unwrap();

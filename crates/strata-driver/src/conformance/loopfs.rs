@@ -40,6 +40,29 @@ impl LoopFs {
         LoopFs::make("btrfs", &["mkfs.btrfs", "-q", "-f"], size)
     }
 
+    /// A fresh 512 MiB ext4 with the `verity` feature (fs-verity), 4 KiB
+    /// blocks. `None`, saying SKIPPED (or failing under CI), when
+    /// `mkfs.ext4` (e2fsprogs) is missing or loop devices cannot be had.
+    pub fn ext4_verity() -> Option<LoopFs> {
+        LoopFs::make(
+            "ext4",
+            &["mkfs.ext4", "-q", "-F", "-b", "4096", "-O", "verity"],
+            512 << 20,
+        )
+    }
+
+    /// The file the file system lives in (changed behind the file
+    /// system's back by tests of damaged blocks).
+    pub fn image(&self) -> PathBuf {
+        let fstype = std::fs::read_dir(self.tmp.path())
+            .expect("listing the loop file system's directory")
+            .flatten()
+            .map(|e| e.path())
+            .find(|p| p.extension().is_some_and(|x| x == "img"))
+            .expect("the image is there");
+        fstype
+    }
+
     /// An image of `size` bytes made by `mkfs` (the command and its
     /// arguments, the image's path appended), loop-mounted as `fstype`.
     fn make(fstype: &str, mkfs: &[&str], size: u64) -> Option<LoopFs> {

@@ -22,7 +22,7 @@ const LINK_CAP: u64 = 4 << 10;
 const LOWER_CAP: u64 = 64 << 10;
 
 /// The driver's own entries beside the layers.
-const OWN: &[&str] = &["l", "refs", "lock"];
+const OWN: &[&str] = &["l", "refs", "lock", "image-refs", "erofs-probe", "verity"];
 
 impl Check for Overlay2 {
     fn list(&self) -> Result<Listing> {
@@ -70,11 +70,42 @@ impl Check for Overlay2 {
                 found(f);
             }
         }
+        if self.images.is_some() {
+            for l in &layers {
+                if let Some(f) = self.check_image(l) {
+                    found(f);
+                }
+            }
+        }
         Ok(())
     }
 }
 
 impl Overlay2 {
+    /// An erofs layer's image: what the kernel would parse in it is what
+    /// was written (its recorded metadata digest), and a half-written
+    /// one is debris. A damaged image cannot be repaired here: the image
+    /// that holds the layer is pulled or loaded again.
+    fn check_image(&self, l: &LayerDir) -> Option<Finding> {
+        let id = l.id.as_str();
+        let partial = l.path.join(format!(".{}.partial", super::erofs::IMAGE));
+        if partial.exists() {
+            return Some(
+                Finding::new(
+                    FindingKind::Debris,
+                    partial.display().to_string(),
+                    "an image left half-written",
+                )
+                .with_repair(Repair::Remove(partial)),
+            );
+        }
+        if !self.image_path(id).exists() {
+            return None;
+        }
+        let e = self.verify_image(id).err()?;
+        Some(Finding::new(FindingKind::Damaged, id, chain(&e)))
+    }
+
     /// The layer's `link` names a short link, and `l/<short>` leads to
     /// its `diff`.
     fn check_link(&self, l: &LayerDir) -> Option<Finding> {

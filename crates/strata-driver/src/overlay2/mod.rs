@@ -27,6 +27,7 @@
 //! mount uses `userxattr` and the markers are `user.overlay.*`.
 
 mod check;
+mod erofs;
 mod probe;
 
 use std::fs;
@@ -64,6 +65,8 @@ pub struct Overlay2 {
     /// Whether the probe's answer is known (a read-only open of a home
     /// that never recorded one does not probe).
     probed: bool,
+    /// The `erofs` driver: image layers are EROFS images ([`erofs`]).
+    images: Option<erofs::Images>,
 }
 
 /// What mounts the union: kernel overlayfs, or strata's FUSE union (the
@@ -132,7 +135,19 @@ impl Overlay2 {
             backing_fs: backing.1,
             read_only,
             probed,
+            images: None,
         })
+    }
+
+    /// Opens (creating if needed) a home for the `erofs` driver: this
+    /// layout and kernel overlay mounts, each image layer kept as one
+    /// EROFS image ([`erofs`]). Fails where overlay2 would, or when the
+    /// kernel cannot mount an EROFS image from a file.
+    pub fn erofs_open(home: &Path, opts: &crate::Options) -> Result<Self> {
+        let mut d = Overlay2::open(home, opts.read_only)?;
+        erofs::probe(&d.home, opts.read_only)?;
+        d.images = Some(erofs::Images::open(&d.home, opts)?);
+        Ok(d)
     }
 
     /// Opens (creating if needed) a home for the `fuse` driver: this
@@ -166,6 +181,7 @@ impl Overlay2 {
             backing_fs: backing.1,
             read_only,
             probed: true,
+            images: None,
         })
     }
 
@@ -293,19 +309,30 @@ impl Overlay2 {
         if let Some(label) = label {
             options.push(format!("context=\"{label}\""));
         }
+        // An erofs image layer is read-only: its image is the top lower
+        // of a mount with no upper directory.
+        let image = self.images.is_some() && self.image_path(id).exists();
         let result = if new_mount_api {
+            let own = image.then(|| dir.join("diff"));
             let ov = Overlay {
-                lower: lower.iter().map(|l| self.home.join(l)).collect(),
-                upper: Some(dir.join("diff")),
-                work: Some(dir.join("work")),
+                lower: own
+                    .into_iter()
+                    .chain(lower.iter().map(|l| self.home.join(l)))
+                    .collect(),
+                upper: (!image).then(|| dir.join("diff")),
+                work: (!image).then(|| dir.join("work")),
                 options,
             };
             mount::mount_overlay_fsconfig(&ov, &merged)
         } else {
+            let own = image.then(|| PathBuf::from(id).join("diff"));
             let ov = Overlay {
-                lower: lower.iter().map(PathBuf::from).collect(),
-                upper: Some(PathBuf::from(id).join("diff")),
-                work: Some(PathBuf::from(id).join("work")),
+                lower: own
+                    .into_iter()
+                    .chain(lower.iter().map(PathBuf::from))
+                    .collect(),
+                upper: (!image).then(|| PathBuf::from(id).join("diff")),
+                work: (!image).then(|| PathBuf::from(id).join("work")),
                 options,
             };
             let data = ov.data();
@@ -510,6 +537,7 @@ fn short_id() -> Result<String> {
 impl Driver for Overlay2 {
     fn name(&self) -> &'static str {
         match self.union {
+            Union::Kernel { .. } if self.images.is_some() => "erofs",
             Union::Kernel { .. } => "overlay2",
             #[cfg(feature = "fuse")]
             Union::Fuse(_) => "fuse",
@@ -537,7 +565,11 @@ impl Driver for Overlay2 {
         if !dir.exists() {
             return Err(Error::no_layer(id));
         }
-        if self.refs.get(&lock, id)? > 0 || self.mounted(&lock, id) {
+        let image_held = match self.images {
+            Some(_) => self.image_in_use(&lock, id)?,
+            None => false,
+        };
+        if self.refs.get(&lock, id)? > 0 || self.mounted(&lock, id) || image_held {
             return Err(Error::new(
                 ErrorKind::InUse,
                 format!("layer {id} is mounted: unmount it first"),
@@ -557,6 +589,9 @@ impl Driver for Overlay2 {
         let doomed = self.home.join(format!("{id}-removing"));
         fs::rename(&dir, &doomed).ctx(|| format!("removing layer {id}"))?;
         fs::remove_dir_all(&doomed).ctx(|| format!("removing layer {id}"))?;
+        if self.images.is_some() {
+            self.forget_image(&lock, id)?;
+        }
         self.refs.set(&lock, id, 0)
     }
 
@@ -564,6 +599,9 @@ impl Driver for Overlay2 {
         let lock = self.refs.lock()?;
         self.require(id)?;
         let count = self.refs.get(&lock, id)?;
+        if self.images.is_some() {
+            return self.get_over_images(&lock, id, count, mount_label);
+        }
         let (path, count) = match self.lower_of(id)? {
             // A base layer is its diff directory: nothing to mount.
             None => (self.dir(id).join("diff"), count),
@@ -588,6 +626,9 @@ impl Driver for Overlay2 {
             return self.refs.set(&lock, id, count - 1);
         }
         self.unmount(id)?;
+        if self.images.is_some() && count == 1 {
+            self.release_images(&lock, &self.image_chain(id, true)?)?;
+        }
         self.refs.set(&lock, id, 0)
     }
 
@@ -601,6 +642,27 @@ impl Driver for Overlay2 {
     fn content_dir(&self, id: &str) -> Result<PathBuf> {
         self.require(id)?;
         Ok(self.dir(id).join("diff"))
+    }
+
+    fn content(&self, id: &str) -> Result<crate::Content<'_>> {
+        match self.images {
+            Some(_) => self.image_content(id),
+            None => Ok(crate::Content::dir(self.content_dir(id)?)),
+        }
+    }
+
+    fn apply_diff_recording(
+        &self,
+        id: &str,
+        parent: Option<&str>,
+        input: &mut (dyn Read + Send),
+        record: Option<&mut dyn Write>,
+    ) -> Result<ApplyReport> {
+        if self.images.is_some() {
+            // Always into the layer's image, whatever parent is named.
+            return self.write_image(id, input, record);
+        }
+        crate::apply_routed(self, id, parent, input, record)
     }
 
     fn metadata(&self, id: &str) -> Result<std::collections::BTreeMap<String, String>> {
@@ -659,6 +721,29 @@ impl Driver for Overlay2 {
             ),
             ("Layers".into(), layers.to_string()),
         ]
+        .into_iter()
+        .chain(self.images.iter().flat_map(|i| {
+            [
+                (
+                    "Layer Images".into(),
+                    "EROFS, one file per image layer, mounted from the file".into(),
+                ),
+                (
+                    "fs-verity".into(),
+                    match &i.verity {
+                        erofs::Verity::On => "on: new images sealed (SHA-256, 4 KiB blocks)".into(),
+                        erofs::Verity::Off => {
+                            "off: images checked by their metadata digest before each mount".into()
+                        }
+                        erofs::Verity::Unavailable(why) => format!(
+                            "asked for, not available: {why}; images checked by their \
+                             metadata digest before each mount"
+                        ),
+                    },
+                ),
+            ]
+        }))
+        .collect()
     }
 
     fn cleanup(&self) -> Result<()> {
@@ -671,6 +756,9 @@ impl Driver for Overlay2 {
                     mount::unmount(&m, true).ctx(|| format!("unmounting {}", m.display()))?
                 }
             }
+        }
+        if let Some(images) = &self.images {
+            images.clear_all(&lock)?;
         }
         self.refs.clear_all(&lock)
     }
@@ -697,7 +785,8 @@ impl Driver for Overlay2 {
     /// symbolic links, each inode once.
     fn docker_size(&self, id: &str) -> Result<Option<u64>> {
         self.require(id)?;
-        dir_size(&self.dir(id).join("diff"), true).map(Some)
+        let content = self.content(id)?;
+        dir_size(&content, true).map(Some)
     }
 
     /// Docker's overlay2 limits a container's size with xfs project
@@ -737,8 +826,10 @@ impl NativeDiff for Overlay2 {
 
     fn diff(&self, id: &str, _parent: Option<&str>, out: &mut dyn Write) -> Result<DiffReport> {
         self.require(id)?;
-        let (_, report) = strata_archive::diff_upper(&self.dir(id).join("diff"), out, self.xattrs)
-            .map_err(|e| Error::archive(format!("diff of layer {id}"), e))?;
+        let (_, report) = self.with_images(id, true, || {
+            strata_archive::diff_upper(&self.dir(id).join("diff"), out, self.xattrs)
+                .map_err(|e| Error::archive(format!("diff of layer {id}"), e))
+        })?;
         Ok(report)
     }
 
@@ -746,8 +837,10 @@ impl NativeDiff for Overlay2 {
         self.require(id)?;
         let lowers = self.lower_dirs(id)?;
         let lowers: Vec<&Path> = lowers.iter().map(PathBuf::as_path).collect();
-        strata_archive::changes_upper(&self.dir(id).join("diff"), &lowers, self.xattrs)
-            .map_err(|e| Error::archive(format!("changes of layer {id}"), e))
+        self.with_images(id, true, || {
+            strata_archive::changes_upper(&self.dir(id).join("diff"), &lowers, self.xattrs)
+                .map_err(|e| Error::archive(format!("changes of layer {id}"), e))
+        })
     }
 
     fn apply_diff(
@@ -770,6 +863,11 @@ impl NativeDiff for Overlay2 {
 
     fn diff_size(&self, id: &str, _parent: Option<&str>) -> Result<u64> {
         self.require(id)?;
+        if self.images.is_some() {
+            if let Some(n) = self.image_size(id)? {
+                return Ok(n);
+            }
+        }
         dir_size(&self.dir(id).join("diff"), false)
     }
 }

@@ -63,6 +63,7 @@ impl Checker<'_> {
             driver::FindingKind::DanglingLink => FindingKind::DanglingLink,
             driver::FindingKind::MissingLink => FindingKind::MissingLink,
             driver::FindingKind::BrokenLower => FindingKind::BrokenLower,
+            driver::FindingKind::Damaged => FindingKind::BadLayer,
             _ => FindingKind::Note,
         };
         let mut message = f.message.clone();

@@ -177,7 +177,7 @@ impl Store {
             })
             .sum();
         progress.start(total, jobs.len());
-        let layers = self.unpack(src, &jobs, slots, workers, progress)?;
+        let layers = self.unpack(src, &jobs, slots, workers, progress, total)?;
         let lock = self.lock()?;
         match self.still_to_publish(&lock, &jobs) {
             Ok(true) => {}
@@ -279,19 +279,32 @@ impl Store {
         slots: Vec<Slot>,
         workers: usize,
         progress: &dyn Progress,
+        total: u64,
     ) -> Result<Vec<(Slot, Layer)>> {
         if !self.driver.layers_independent() {
             return self.unpack_in_order(src, jobs, progress);
         }
+        let in_load = |j: &Job<'_>| matches!(j.parent, Parent::Job(_));
         match self.fill_parallel(src, jobs, &slots, workers, progress) {
-            Err(e)
-                if missing_link_target(&e)
-                    && jobs.iter().any(|j| matches!(j.parent, Parent::Job(_))) =>
-            {
+            Err(e) if missing_link_target(&e) && jobs.iter().any(in_load) => {
                 self.discard_slots(&slots);
+                progress.start(total, jobs.len());
                 self.unpack_in_order(src, jobs, progress)
             }
-            layers => self.pair_slots(slots, layers),
+            // A layer that looked below itself (a parent it leaves out, a
+            // hard link's target) while a layer below was still being
+            // unpacked may have seen it half-made.
+            Ok(filled)
+                if filled
+                    .iter()
+                    .zip(jobs)
+                    .any(|((_, consulted), j)| *consulted && in_load(j)) =>
+            {
+                self.discard_slots(&slots);
+                progress.start(total, jobs.len());
+                self.unpack_in_order(src, jobs, progress)
+            }
+            layers => self.pair_slots(slots, without_flags(layers)),
         }
     }
 
@@ -313,6 +326,7 @@ impl Store {
                         let pc = parent_cache(&slots[..slots.len() - 1], job);
                         let slot = slots.last().expect("pushed");
                         self.fill_job(src, job, slot, pc.as_deref(), jobs, progress)
+                            .map(|(layer, _)| layer)
                     })
             })
             .collect();
@@ -336,7 +350,8 @@ impl Store {
     }
 
     /// Every job filled into its begun layer (`slots`), up to `workers`
-    /// at once: their layers, or the first error in job order.
+    /// at once: their layers, each with whether it looked in the layers
+    /// below it, or the first error in job order.
     fn fill_parallel(
         &self,
         src: &dyn Source,
@@ -344,10 +359,10 @@ impl Store {
         slots: &[Slot],
         workers: usize,
         progress: &dyn Progress,
-    ) -> Result<Vec<Layer>> {
+    ) -> Result<Vec<Filled>> {
         let next = AtomicUsize::new(0);
         let failed = AtomicBool::new(false);
-        let results: Mutex<Vec<Option<Result<Layer>>>> =
+        let results: Mutex<Vec<Option<Result<Filled>>>> =
             Mutex::new((0..jobs.len()).map(|_| None).collect());
         let workers = workers.clamp(1, jobs.len().max(1));
         std::thread::scope(|s| {
@@ -372,7 +387,8 @@ impl Store {
     }
 
     /// Unpacks one layer's blob into its begun layer and checks it: the
-    /// blob against its descriptor, the content against the diffID.
+    /// blob against its descriptor, the content against the diffID. With
+    /// the layer, whether it looked in the layers below it.
     fn fill_job(
         &self,
         src: &dyn Source,
@@ -381,7 +397,7 @@ impl Store {
         parent_cache: Option<&str>,
         jobs: &[Job<'_>],
         progress: &dyn Progress,
-    ) -> Result<Layer> {
+    ) -> Result<Filled> {
         let checked = (|| {
             let strata_image::Blob {
                 reader,
@@ -479,11 +495,19 @@ impl Store {
                 parent,
             };
             self.stage_metadata(&slot.path, &layer)?;
-            Ok(layer)
+            Ok((layer, report.consulted_lowers))
         })();
         progress.layer_done();
         checked.map_err(|e| within(&job.what, e))
     }
+}
+
+/// A filled layer, and whether it looked in the layers below it.
+type Filled = (Layer, bool);
+
+/// The layers of a fill, without whether each looked below itself.
+fn without_flags(filled: Result<Vec<Filled>>) -> Result<Vec<Layer>> {
+    filled.map(|f| f.into_iter().map(|(l, _)| l).collect())
 }
 
 /// How progress names a layer: its blob's digest, else its diffID.

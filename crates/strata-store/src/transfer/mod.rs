@@ -22,7 +22,10 @@ pub use save::{SaveOptions, SaveTo};
 /// What long transfers report as they go; the CLI draws bars from it.
 /// Every method may be called from several threads.
 pub trait Progress: Sync {
-    /// The work is known: this many bytes in this many layers.
+    /// The work is known: this many bytes in this many layers. Called
+    /// again when the work starts over (a load that unpacked its layers
+    /// at once, and unpacks them again in order): what was counted
+    /// before is forgotten.
     fn start(&self, _bytes: u64, _layers: usize) {}
     /// `n` more bytes read or written.
     fn advance(&self, _n: u64) {}

@@ -1,0 +1,137 @@
+#!/usr/bin/env bash
+# The erofs driver against overlay2, same data, same disk, same run (a
+# journaled ext4 made for the run), each row a ratio erofs / overlay2:
+#
+#   a. import of the Debian bookworm minbase rootfs tar (target <= 0.85x):
+#      one EROFS image and one fsync against a directory of loose files
+#   b. rmi of that image, its one layer removed (target <= 0.1x): one
+#      unlink against a recursive delete
+#   c. create + mount per container, N containers of the image
+#      (target <= 1.2x)
+#   d. cold `find` of a container's root, caches dropped (target <= 1.2x)
+#   e. cold `tar -c` of a container's root, caches dropped (target <= 1.2x)
+#   f. disk used by the imported image (information: the composefs mode
+#      that shares files between images is not written yet)
+#
+# Each of a, b, d, e is R rounds, the two drivers in turn within a round
+# (so both share what else the machine is doing); the best and the
+# median are printed, every round shown.
+#
+# Usage (as root): bash bench/erofs.sh
+# Env: STRATA_BENCH_WORK (default bench/work), STRATA_BENCH_ROUNDS (5),
+#      STRATA_BENCH_N (containers in c, 50)
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+. scripts/lib.sh
+. bench/lib.sh
+bench_init
+R=${STRATA_BENCH_ROUNDS:-5}
+C=${STRATA_BENCH_N:-50}
+
+need_cmds mkfs.ext4:e2fsprogs losetup:mount
+build_and_lock
+grep -qw erofs /proc/filesystems || die "this kernel has no EROFS"
+
+tarball=$WORK/debian-bookworm-minbase.tar
+if [[ ! -f $tarball ]]; then
+    debian_rootfs "$WORK/debian-rootfs"
+    tar --numeric-owner --xattrs --xattrs-include='*' -C "$WORK/debian-rootfs" -cf "$tarball" .
+fi
+
+run_fs erofs
+median() { printf '%s\n' "$@" | sort -n | awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)] }'; }
+drop_caches() { sync; echo 3 >/proc/sys/vm/drop_caches; }
+st() { # driver round args...
+    local d=$1 r=$2
+    shift 2
+    "$STRATA" --root "$RUN/$d-$r" --driver "$d" "$@"
+}
+DRIVERS=(erofs overlay2)
+declare -A T
+
+cat "$tarball" >/dev/null
+log "a, b. import and rmi, $R rounds"
+for ((i = 0; i < R; i++)); do
+    for d in "${DRIVERS[@]}"; do
+        sync
+        T[import-$d]+=" $(elapsed_us st "$d" "$i" import "$tarball" debian:bench)"
+    done
+done
+declare -A DU
+for d in "${DRIVERS[@]}"; do
+    DU[$d]=$(du -sk "$RUN/$d-0/$d" | cut -f1)
+done
+for ((i = 0; i < R; i++)); do
+    for d in "${DRIVERS[@]}"; do
+        sync
+        T[rmi-$d]+=" $(elapsed_us st "$d" "$i" rmi debian:bench)"
+    done
+done
+
+log "c. create + mount x $C"
+for d in "${DRIVERS[@]}"; do
+    st "$d" c import "$tarball" debian:bench >/dev/null
+done
+for d in "${DRIVERS[@]}"; do
+    sync
+    t0=$(now_us)
+    for ((j = 0; j < C; j++)); do
+        st "$d" c create --name "n$j" debian:bench >/dev/null
+        st "$d" c mount "n$j" >/dev/null
+    done
+    t1=$(now_us)
+    T[create-$d]=$(((t1 - t0) / C))
+done
+
+log "d, e. cold find and tar -c of a container's root, $R rounds"
+declare -A M
+for d in "${DRIVERS[@]}"; do
+    M[$d]=$(st "$d" c mount n0)
+done
+for ((i = 0; i < R; i++)); do
+    for d in "${DRIVERS[@]}"; do
+        drop_caches
+        T[find-$d]+=" $(elapsed_us find "${M[$d]}")"
+        drop_caches
+        t0=$(now_us)
+        tar -C "${M[$d]}" -cf - . | cat >/dev/null
+        t1=$(now_us)
+        T[tar-$d]+=" $((t1 - t0))"
+    done
+done
+for d in "${DRIVERS[@]}"; do
+    for ((j = 0; j < C; j++)); do st "$d" c umount "n$j" >/dev/null; done
+    left=$(grep -c " $RUN/$d-c/" /proc/self/mountinfo || true)
+    [[ $left == 0 ]] || die "$d left $left mounts under its store"
+done
+
+printf '\n== rounds (ms)\n'
+for k in import rmi find tar; do
+    for d in "${DRIVERS[@]}"; do
+        # shellcheck disable=SC2086
+        printf '%-8s %-9s %s\n' "$k" "$d" "$(msl ${T[$k-$d]})"
+    done
+done
+
+printf '\n== summary (%s cores, kernel %s; best of %s, median in brackets)\n' "$(nproc)" "$(uname -r)" "$R"
+printf '%-46s %12s %12s %8s  %-10s %s\n' benchmark erofs overlay2 ratio target ""
+line() { # label key target
+    # shellcheck disable=SC2086
+    local e b em bm
+    e=$(best ${T[$2-erofs]})
+    b=$(best ${T[$2-overlay2]})
+    em=$(median ${T[$2-erofs]})
+    bm=$(median ${T[$2-overlay2]})
+    printf '%-46s %12s %12s %8s  %-10s %s\n' "$1" "$(ms "$e") ms" "$(ms "$b") ms" \
+        "$(ratio "$e" "$b")x" "<= ${3}x" "$(verdict "$(ratio "$e" "$b")" "$3") [median $(ratio "$em" "$bm")x]"
+}
+line "a. import Debian rootfs" import 0.85
+line "b. rmi (the one layer removed)" rmi 0.1
+printf '%-46s %12s %12s %8s  %-10s %s\n' "c. create + mount per container ($C)" \
+    "$(ms "${T[create-erofs]}") ms" "$(ms "${T[create-overlay2]}") ms" \
+    "$(ratio "${T[create-erofs]}" "${T[create-overlay2]}")x" "<= 1.2x" \
+    "$(verdict "$(ratio "${T[create-erofs]}" "${T[create-overlay2]}")" 1.2)"
+line "d. cold find of a container's root" find 1.2
+line "e. cold tar -c of a container's root" tar 1.2
+printf '%-46s %9s MiB %8s MiB %8s  %s\n' "f. disk used by the image (information)" \
+    "$((DU[erofs] / 1024))" "$((DU[overlay2] / 1024))" "$(ratio "${DU[erofs]}" "${DU[overlay2]}")x" ""

@@ -1,0 +1,661 @@
+//! The `erofs` driver: overlay2's layout and mounts, with each image
+//! layer kept as one EROFS image file instead of a directory of loose
+//! files.
+//!
+//! ```text
+//! <home>/                        e.g. <root>/erofs
+//!   <id>/
+//!     layer.erofs                the layer's files: one EROFS image, written
+//!                                straight from the layer's tar (image layers)
+//!     layer.erofs.meta           `<data_end> sha256:<hex> <size> <verity>`: what
+//!                                the kernel parses in the image (checked before
+//!                                each mount), the bytes of file content, and
+//!                                the image's fs-verity digest (or `-`)
+//!     diff/                      where the image is mounted while a layer
+//!                                above is (image layers); a container's
+//!                                upper directory (read-write layers)
+//!     link, lower, work/, merged/   as overlay2's
+//!   image-refs/<id>              how many mounted layers hold the image mounted
+//!   l/, refs/, probe, lock       as overlay2's
+//!   erofs-probe                  the kernel release file-backed EROFS mounts were found to work on
+//!   verity                       `on` or `off`: `--storage-opt erofs.verity`, as last given
+//! ```
+//!
+//! A layer's image is written in one pass from its tar
+//! (`strata_erofs::write_layer_recording`): no loose files, one `fsync`,
+//! and its tar-split record in the same pass. It is mounted (file-backed,
+//! read-only) on its `diff/` while a layer stacked on it is mounted, so
+//! the overlay mounts, the `l/` short links, the native diff of a
+//! container's upper directory and `strata check` are overlay2's own.
+//! Removing a layer is one unlink of its image (and its small files).
+//!
+//! Before an image is mounted, the sha256 of what the kernel parses in
+//! it (the superblock's block, directories, inodes, xattrs and inline
+//! data: everything but the blocks of file content) is compared with the
+//! one recorded when it was written: an image changed on disk behind
+//! strata's back never reaches the kernel's EROFS parser.
+//!
+//! With `--storage-opt erofs.verity=on`, on a file system with fs-verity
+//! (ext4 with the `verity` feature, btrfs), each new image is sealed with
+//! fs-verity once written and its digest recorded: the kernel then checks
+//! every block read from it, file content included, and a mount compares
+//! the digest (O(1)) instead of hashing the metadata. Where the file
+//! system cannot, `info` says so and images are written as without it.
+
+use std::fs;
+use std::io::{Read, Write};
+use std::path::{Path, PathBuf};
+
+use strata_archive::ApplyReport;
+use strata_sys::mount;
+
+use super::Overlay2;
+use crate::error::{chain, Error, ErrorKind, IoContext, Result};
+use crate::refs::{Locked, Refs};
+
+/// A layer's image file, in its directory.
+pub(crate) const IMAGE: &str = "layer.erofs";
+/// What the image's metadata digest is, beside it.
+pub(crate) const IMAGE_META: &str = "layer.erofs.meta";
+/// Longest `layer.erofs.meta` read.
+const META_CAP: u64 = 4 << 10;
+
+/// The erofs side of an [`Overlay2`]: the image mounts' counts, and
+/// whether new images get fs-verity.
+pub(crate) struct Images {
+    refs: Refs,
+    pub verity: Verity,
+}
+
+/// fs-verity for new images (`--storage-opt erofs.verity=on`, kept in
+/// the home's `verity` file).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Verity {
+    Off,
+    On,
+    /// Asked for, and the file system cannot: why.
+    Unavailable(String),
+}
+
+impl Images {
+    /// Counts in `<home>/image-refs`, changed under the driver's lock;
+    /// the verity setting from `opts` (recorded) or the home's record.
+    pub fn open(home: &Path, opts: &crate::Options) -> Result<Self> {
+        let (dir, lock) = (home.join("image-refs"), home.join("lock"));
+        Ok(Images {
+            refs: if opts.read_only {
+                Refs::existing(&dir, &lock)
+            } else {
+                Refs::new(&dir, &lock)?
+            },
+            verity: verity_setting(home, opts)?,
+        })
+    }
+
+    pub fn clear_all(&self, lock: &Locked) -> Result<()> {
+        self.refs.clear_all(lock)
+    }
+}
+
+/// The home's record of `erofs.verity`, changed first by the option when
+/// it is given; when on, whether the file system can (a file made and
+/// sealed in the home).
+fn verity_setting(home: &Path, opts: &crate::Options) -> Result<Verity> {
+    let record = home.join("verity");
+    let asked = match opts.storage_opts.iter().find(|(k, _)| k == "erofs.verity") {
+        None => None,
+        Some((_, v)) => Some(match v.as_str() {
+            "on" | "true" | "1" => true,
+            "off" | "false" | "0" => false,
+            _ => {
+                return Err(Error::new(
+                    ErrorKind::InvalidArgument,
+                    format!("--storage-opt erofs.verity={v}: want on or off"),
+                ))
+            }
+        }),
+    };
+    if let (Some(on), false) = (asked, opts.read_only) {
+        strata_sys::atomic::write(&record, if on { b"on\n" } else { b"off\n" })
+            .ctx(|| format!("recording {}", record.display()))?;
+    }
+    let on = asked.unwrap_or_else(|| read_capped(&record).is_ok_and(|r| r.trim() == "on"));
+    if !on {
+        return Ok(Verity::Off);
+    }
+    if opts.read_only {
+        return Ok(Verity::On);
+    }
+    let probe = home.join(".verity-probe");
+    let _ = fs::remove_file(&probe);
+    let tried = fs::write(&probe, [0u8; 4096])
+        .and_then(|()| fs::File::open(&probe))
+        .and_then(|f| strata_sys::verity::enable(std::os::fd::AsFd::as_fd(&f)));
+    let _ = fs::remove_file(&probe);
+    Ok(match tried {
+        Ok(()) => Verity::On,
+        Err(e) => Verity::Unavailable(format!(
+            "the file system of {} cannot ({e}): fs-verity needs a kernel built with \
+             CONFIG_FS_VERITY, and on ext4 the verity feature",
+            home.display()
+        )),
+    })
+}
+
+/// Whether file-backed EROFS mounts work here: an empty image is written
+/// and mounted in the home, once per kernel release (remembered in
+/// `erofs-probe`).
+pub(crate) fn probe(home: &Path, read_only: bool) -> Result<()> {
+    let release = fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default();
+    let record = home.join("erofs-probe");
+    if fs::read_to_string(&record).is_ok_and(|r| r == release) {
+        return Ok(());
+    }
+    if read_only {
+        // Nothing is mounted or written by a command that only reads.
+        return Ok(());
+    }
+    let refused = |why: String| {
+        Error::new(
+            ErrorKind::Unsupported,
+            format!("EROFS images cannot be mounted from files here: {why}"),
+        )
+    };
+    let img = home.join(".erofs-probe.img");
+    let mnt = home.join(".erofs-probe.mnt");
+    let _ = fs::remove_dir(&mnt);
+    strata_erofs::write_image(&[0u8; 1024][..], &img, &strata_erofs::Options::default())
+        .map_err(|e| refused(format!("writing a probe image: {e}")))?;
+    let tried = fs::create_dir(&mnt)
+        .map_err(|e| refused(format!("making {}: {e}", mnt.display())))
+        .and_then(|()| {
+            mount::mount_erofs_file(&img, &mnt).map_err(|e| {
+                refused(format!(
+                    "{e} (file-backed EROFS needs Linux 6.12 with CONFIG_EROFS_FS_BACKED_BY_FILE)"
+                ))
+            })
+        });
+    if tried.is_ok() {
+        let _ = mount::unmount(&mnt, true);
+    }
+    let _ = fs::remove_dir(&mnt);
+    let _ = fs::remove_file(&img);
+    tried?;
+    let tmp = home.join(".erofs-probe.tmp");
+    fs::write(&tmp, &release)
+        .and_then(|()| fs::rename(&tmp, &record))
+        .ctx(|| format!("recording the probe in {}", record.display()))
+}
+
+impl Overlay2 {
+    fn images(&self) -> &Images {
+        self.images
+            .as_ref()
+            .expect("called on the erofs driver only")
+    }
+
+    pub(crate) fn image_path(&self, id: &str) -> PathBuf {
+        self.dir(id).join(IMAGE)
+    }
+
+    /// Writes layer `id`'s image from `input` (and its tar-split record to
+    /// `record`), the layers below consulted where the layer copies up
+    /// from them.
+    pub(crate) fn write_image(
+        &self,
+        id: &str,
+        input: &mut (dyn Read + Send),
+        record: Option<&mut dyn Write>,
+    ) -> Result<ApplyReport> {
+        self.require(id)?;
+        let path = self.image_path(id);
+        if path.exists() || !dir_is_empty(&self.dir(id).join("diff"))? {
+            return Err(Error::new(
+                ErrorKind::InvalidArgument,
+                format!("layer {id} already holds files: a layer is applied to once"),
+            ));
+        }
+        // The layers below are mounted only if the layer needs them (a
+        // hard link to a file only they have, a parent it leaves out),
+        // and for as long as the image is being written.
+        let below = self.image_chain(id, false)?;
+        let held = std::cell::Cell::new(false);
+        let mut prepare = || -> std::io::Result<Vec<PathBuf>> {
+            let lock = self.refs.lock().map_err(std::io::Error::other)?;
+            self.hold_images(&lock, &below)
+                .map_err(std::io::Error::other)?;
+            held.set(true);
+            self.lower_dirs(id).map_err(std::io::Error::other)
+        };
+        let written = self.write_image_over(id, &path, input, record, &mut prepare);
+        let released = match held.get() {
+            true => self
+                .refs
+                .lock()
+                .and_then(|lock| self.release_images(&lock, &below)),
+            false => Ok(()),
+        };
+        let mut report = written?;
+        released?;
+        // The writer asks for the layers below only to look in them.
+        report.consulted_lowers = held.get();
+        Ok(report)
+    }
+
+    fn write_image_over(
+        &self,
+        id: &str,
+        path: &Path,
+        input: &mut (dyn Read + Send),
+        record: Option<&mut dyn Write>,
+        below: &mut dyn FnMut() -> std::io::Result<Vec<PathBuf>>,
+    ) -> Result<ApplyReport> {
+        let opts = strata_erofs::Options {
+            opaque_xattr: self.xattrs,
+            lowers: Vec::new(),
+        };
+        let tmp = self.dir(id).join(format!(".{IMAGE}.partial"));
+        let made = (|| {
+            let mut file = fs::OpenOptions::new()
+                .read(true)
+                .write(true)
+                .create(true)
+                .truncate(true)
+                .open(&tmp)
+                .ctx(|| format!("creating the image of layer {id}"))?;
+            let report = strata_erofs::write_layer_over(input, &mut file, &opts, record, below)
+                .map_err(|e| image_err(id, e))?;
+            let digest = strata_erofs::metadata_digest(&file, report.data_end)
+                .map_err(|e| image_err(id, e))?;
+            // Sealed by a read-only handle, with no writer left.
+            drop(file);
+            let verity = match self.images().verity {
+                Verity::On => {
+                    let f = fs::File::open(&tmp)
+                        .ctx(|| format!("reopening the image of layer {id}"))?;
+                    let fd = std::os::fd::AsFd::as_fd(&f);
+                    strata_sys::verity::enable(fd)
+                        .ctx(|| format!("turning fs-verity on for the image of layer {id}"))?;
+                    let d = strata_sys::verity::measure(fd)
+                        .ctx(|| format!("measuring the image of layer {id}"))?
+                        .ok_or_else(|| {
+                            Error::new(
+                                ErrorKind::Io,
+                                format!("the image of layer {id} has no fs-verity digest"),
+                            )
+                        })?;
+                    hex(&d)
+                }
+                _ => "-".to_owned(),
+            };
+            strata_sys::atomic::write(
+                &self.dir(id).join(IMAGE_META),
+                format!("{} {digest} {} {verity}\n", report.data_end, report.size).as_bytes(),
+            )
+            .ctx(|| format!("recording the image digest of layer {id}"))?;
+            fs::rename(&tmp, path).ctx(|| format!("putting the image of layer {id} in place"))?;
+            Ok(report)
+        })();
+        match made {
+            Ok(r) => Ok(ApplyReport {
+                diff_id: r.diff_id,
+                compression: r.compression,
+                tar_size: r.tar_size,
+                size: r.size,
+                entries: r.entries,
+                skipped: r.skipped,
+                consulted_lowers: false,
+            }),
+            Err(e) => {
+                let _ = fs::remove_file(&tmp);
+                let _ = fs::remove_file(self.dir(id).join(IMAGE_META));
+                Err(e)
+            }
+        }
+    }
+
+    /// The layers whose images a mount of `id` stacks: the layers below
+    /// (from its `lower`), and `id` itself when `with_self`. Each by id.
+    pub(crate) fn image_chain(&self, id: &str, with_self: bool) -> Result<Vec<String>> {
+        let mut out = Vec::new();
+        if with_self {
+            out.push(id.to_owned());
+        }
+        for short in self.lower_of(id)?.unwrap_or_default() {
+            out.push(self.layer_of_short(&short)?);
+        }
+        Ok(out)
+    }
+
+    /// The layer an `l/<short>` entry of a `lower` leads to.
+    fn layer_of_short(&self, short: &str) -> Result<String> {
+        let target =
+            fs::read_link(self.home.join(short)).ctx(|| format!("reading the link {short}"))?;
+        let id = target
+            .to_str()
+            .and_then(|t| t.strip_prefix("../"))
+            .and_then(|t| t.strip_suffix("/diff"))
+            .filter(|t| crate::check_id(t).is_ok())
+            .ok_or_else(|| {
+                Error::new(
+                    ErrorKind::Corrupt,
+                    format!("{short} links to {}, not a layer", target.display()),
+                )
+            })?;
+        Ok(id.to_owned())
+    }
+
+    /// [`Driver::get`](crate::Driver::get) for the erofs driver: the
+    /// first reference mounts the images the layer stacks (its own and
+    /// those below), then the overlay over them; later ones count.
+    pub(crate) fn get_over_images(
+        &self,
+        lock: &Locked,
+        id: &str,
+        count: u64,
+        label: Option<&str>,
+    ) -> Result<crate::Mount<'_>> {
+        let lower = self.lower_of(id)?;
+        let diff = self.dir(id).join("diff");
+        let mounted = match &lower {
+            None => {
+                count > 0
+                    && (!self.image_path(id).exists()
+                        || mount::is_mountpoint(&diff).unwrap_or(false))
+            }
+            Some(_) => self.mounted(lock, id),
+        };
+        if mounted {
+            self.refs.set(lock, id, count + 1)?;
+            let path = if lower.is_some() {
+                self.dir(id).join("merged")
+            } else {
+                diff
+            };
+            return Ok(crate::Mount::new(self, id, path));
+        }
+        // Not mounted: whatever count is on disk is stale; this mount
+        // starts from zero.
+        let chain = self.image_chain(id, true)?;
+        self.hold_images(lock, &chain)?;
+        let path = match &lower {
+            None => Ok(diff),
+            Some(lower) => self.mount(id, lower, label),
+        };
+        let path = match path.and_then(|p| self.refs.set(lock, id, 1).map(|()| p)) {
+            Ok(p) => p,
+            Err(e) => {
+                let _ = self.unmount(id);
+                let _ = self.release_images(lock, &chain);
+                return Err(e);
+            }
+        };
+        Ok(crate::Mount::new(self, id, path))
+    }
+
+    /// Mounts the image of each layer of `ids` that has one (checked
+    /// first) and counts a hold on it.
+    pub(crate) fn hold_images(&self, lock: &Locked, ids: &[String]) -> Result<()> {
+        for (i, id) in ids.iter().enumerate() {
+            if let Err(e) = self.hold_image(lock, id) {
+                let _ = self.release_images(lock, &ids[..i]);
+                return Err(e);
+            }
+        }
+        Ok(())
+    }
+
+    fn hold_image(&self, lock: &Locked, id: &str) -> Result<()> {
+        let image = self.image_path(id);
+        if !image.exists() {
+            // An image layer never applied to, or a read-write layer:
+            // its `diff` is a plain directory.
+            return Ok(());
+        }
+        let refs = &self.images().refs;
+        let diff = self.dir(id).join("diff");
+        let mounted = mount::is_mountpoint(&diff).unwrap_or(false);
+        if refs.is_read_only() {
+            // A command that only reads counts nothing: it mounts what is
+            // not mounted for the moment it reads, and its release takes
+            // the mount down unless a counted hold came meanwhile.
+            if !mounted {
+                self.verify_image(id)?;
+                mount::mount_erofs_file(&image, &diff)
+                    .ctx(|| format!("mounting the image of layer {id}"))?;
+            }
+            return Ok(());
+        }
+        let count = if mounted {
+            refs.get(lock, id)?
+        } else {
+            self.verify_image(id)?;
+            mount::mount_erofs_file(&image, &diff)
+                .ctx(|| format!("mounting the image of layer {id}"))?;
+            // Not mounted: whatever count is on disk is stale.
+            0
+        };
+        refs.set(lock, id, count + 1)
+    }
+
+    /// Gives back a hold on the image of each layer of `ids`; the last
+    /// one unmounts it.
+    pub(crate) fn release_images(&self, lock: &Locked, ids: &[String]) -> Result<()> {
+        let refs = &self.images().refs;
+        let mut first = Ok(());
+        for id in ids {
+            if !self.image_path(id).exists() {
+                continue;
+            }
+            let count = refs.get(lock, id)?;
+            let done = if refs.is_read_only() {
+                match count {
+                    0 => self.unmount_image(id),
+                    _ => Ok(()),
+                }
+            } else if count > 1 {
+                refs.set(lock, id, count - 1)
+            } else {
+                self.unmount_image(id).and_then(|()| refs.set(lock, id, 0))
+            };
+            if first.is_ok() {
+                first = done;
+            }
+        }
+        first
+    }
+
+    fn unmount_image(&self, id: &str) -> Result<()> {
+        let diff = self.dir(id).join("diff");
+        if mount::is_mountpoint(&diff).unwrap_or(false) {
+            mount::unmount(&diff, false).ctx(|| format!("unmounting the image of layer {id}"))?;
+        }
+        Ok(())
+    }
+
+    /// Whether layer `id`'s image is mounted and held by a mounted layer
+    /// (so it cannot be removed); a mount nothing holds (a killed
+    /// process's) is taken down.
+    pub(crate) fn image_in_use(&self, lock: &Locked, id: &str) -> Result<bool> {
+        let diff = self.dir(id).join("diff");
+        if !self.image_path(id).exists() || !mount::is_mountpoint(&diff).unwrap_or(false) {
+            return Ok(false);
+        }
+        if self.images().refs.get(lock, id)? > 0 {
+            return Ok(true);
+        }
+        self.unmount_image(id)?;
+        Ok(false)
+    }
+
+    pub(crate) fn forget_image(&self, lock: &Locked, id: &str) -> Result<()> {
+        self.images().refs.set(lock, id, 0)
+    }
+
+    /// What `layer.erofs.meta` records.
+    fn image_meta(&self, id: &str) -> Result<ImageMeta> {
+        let recorded = read_capped(&self.dir(id).join(IMAGE_META))
+            .ctx(|| format!("reading the image record of layer {id}"))?;
+        let mut parts = recorded.split_whitespace();
+        let parsed = (|| {
+            let data_end = parts.next()?.parse::<u64>().ok()?;
+            let digest = parts.next()?.to_owned();
+            let size = parts.next()?.parse::<u64>().ok()?;
+            let verity = match parts.next()? {
+                "-" => None,
+                v if v.len() == 64 && v.bytes().all(|b| b.is_ascii_hexdigit()) => {
+                    Some(v.to_ascii_lowercase())
+                }
+                _ => return None,
+            };
+            parts.next().is_none().then_some(ImageMeta {
+                data_end,
+                digest,
+                size,
+                verity,
+            })
+        })();
+        parsed.ok_or_else(|| {
+            Error::new(
+                ErrorKind::Corrupt,
+                format!("the image record of layer {id} holds {recorded:?}"),
+            )
+        })
+    }
+
+    /// The bytes of file content layer `id`'s image holds, as recorded
+    /// when it was written (no mount); None for a layer with no image.
+    pub(crate) fn image_size(&self, id: &str) -> Result<Option<u64>> {
+        if !self.image_path(id).exists() {
+            return Ok(None);
+        }
+        Ok(Some(self.image_meta(id)?.size))
+    }
+
+    /// Refuses an image whose metadata is not what was written.
+    pub(crate) fn verify_image(&self, id: &str) -> Result<()> {
+        let dir = self.dir(id);
+        let damaged = |why: String| {
+            Error::new(
+                ErrorKind::Corrupt,
+                format!("the image of layer {id} is damaged: {why}; it is not mounted"),
+            )
+        };
+        let meta = self.image_meta(id).map_err(|e| damaged(chain(&e)))?;
+        let file =
+            fs::File::open(dir.join(IMAGE)).ctx(|| format!("opening the image of layer {id}"))?;
+        if let Some(want) = &meta.verity {
+            // The kernel checks every block as it is read: the digest is
+            // all there is to compare.
+            let got = strata_sys::verity::measure(std::os::fd::AsFd::as_fd(&file))
+                .ctx(|| format!("measuring the image of layer {id}"))?;
+            return match got.map(|d| hex(&d)) {
+                Some(got) if &got == want => Ok(()),
+                Some(got) => Err(damaged(format!(
+                    "its fs-verity digest is {got}, not {want} as written"
+                ))),
+                None => Err(damaged(
+                    "fs-verity is off on it, though it was sealed".into(),
+                )),
+            };
+        }
+        let want = meta.digest.as_str();
+        let got = strata_erofs::metadata_digest(&file, meta.data_end)
+            .map_err(|e| damaged(e.to_string()))?;
+        if got.as_str() != want {
+            return Err(damaged(format!(
+                "its metadata hashes to {got}, not {want} as written"
+            )));
+        }
+        Ok(())
+    }
+
+    /// Layer `id`'s own files, its image mounted while the guard lives.
+    pub(crate) fn image_content(&self, id: &str) -> Result<crate::Content<'_>> {
+        self.require(id)?;
+        let ids = vec![id.to_owned()];
+        {
+            let lock = self.refs.lock()?;
+            self.hold_images(&lock, &ids)?;
+        }
+        Ok(crate::Content::with_release(
+            self.dir(id).join("diff"),
+            move || {
+                let released = self
+                    .refs
+                    .lock()
+                    .and_then(|lock| self.release_images(&lock, &ids));
+                if let Err(e) = released {
+                    tracing::warn!("releasing the image of layer {}: {e}", ids[0]);
+                }
+            },
+        ))
+    }
+
+    /// Runs `f` with the images of `id` (when `with_self`) and of the
+    /// layers below it mounted.
+    pub(crate) fn with_images<T>(
+        &self,
+        id: &str,
+        with_self: bool,
+        f: impl FnOnce() -> Result<T>,
+    ) -> Result<T> {
+        if self.images.is_none() {
+            return f();
+        }
+        let ids = self.image_chain(id, with_self)?;
+        {
+            let lock = self.refs.lock()?;
+            self.hold_images(&lock, &ids)?;
+        }
+        let out = f();
+        let lock = self.refs.lock()?;
+        let released = self.release_images(&lock, &ids);
+        let out = out?;
+        released?;
+        Ok(out)
+    }
+}
+
+/// What `layer.erofs.meta` holds: `<data_end> <metadata digest> <size>
+/// <fs-verity digest in hex, or ->`.
+struct ImageMeta {
+    data_end: u64,
+    digest: String,
+    size: u64,
+    verity: Option<String>,
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+fn image_err(id: &str, e: strata_erofs::Error) -> Error {
+    let kind = match e.kind() {
+        strata_erofs::ErrorKind::InvalidLayer => ErrorKind::InvalidArgument,
+        strata_erofs::ErrorKind::Unsupported => ErrorKind::Unsupported,
+        _ => ErrorKind::Io,
+    };
+    Error::new(
+        kind,
+        format!(
+            "writing the image of layer {id}: {}",
+            strata_types::error::chain(&e)
+        ),
+    )
+}
+
+fn dir_is_empty(dir: &Path) -> Result<bool> {
+    Ok(fs::read_dir(dir)
+        .ctx(|| format!("listing {}", dir.display()))?
+        .next()
+        .is_none())
+}
+
+fn read_capped(path: &Path) -> std::io::Result<String> {
+    let mut s = String::new();
+    fs::File::open(path)?
+        .take(META_CAP)
+        .read_to_string(&mut s)?;
+    Ok(s)
+}
