@@ -69,6 +69,7 @@ for ((i = 0; i < R; i++)); do
 done
 
 log "c. create + mount x $C"
+declare -A M
 for d in "${DRIVERS[@]}"; do
     st "$d" c import "$tarball" debian:bench >/dev/null
 done
@@ -77,17 +78,14 @@ for d in "${DRIVERS[@]}"; do
     t0=$(now_us)
     for ((j = 0; j < C; j++)); do
         st "$d" c create --name "n$j" debian:bench >/dev/null
-        st "$d" c mount "n$j" >/dev/null
+        m=$(st "$d" c mount "n$j")
+        [[ $j -gt 0 ]] || M[$d]=$m
     done
     t1=$(now_us)
     T[create-$d]=$(((t1 - t0) / C))
 done
 
 log "d, e. cold find and tar -c of a container's root, $R rounds"
-declare -A M
-for d in "${DRIVERS[@]}"; do
-    M[$d]=$(st "$d" c mount n0)
-done
 for ((i = 0; i < R; i++)); do
     for d in "${DRIVERS[@]}"; do
         drop_caches

@@ -171,6 +171,65 @@ pub(crate) fn produce<R: Read>(input: R, tx: SyncSender<Chunk>) -> Result<Stream
     })
 }
 
+/// What [`read_threaded`] found of the stream it read.
+#[derive(Debug, Clone)]
+pub struct Stream {
+    /// sha256 of the uncompressed stream: a layer's diffID.
+    pub diff_id: Digest,
+    /// Length of the uncompressed stream.
+    pub tar_size: u64,
+    pub compression: Compression,
+}
+
+/// The uncompressed stream, as [`read_threaded`] hands it over.
+pub struct ThreadedReader(ChunkReader);
+
+impl Read for ThreadedReader {
+    fn read(&mut self, out: &mut [u8]) -> io::Result<usize> {
+        self.0.read(out)
+    }
+}
+
+/// Runs `consume` on the layer read from `input` (plain, gzip, zstd, xz
+/// or bzip2, told apart by their magic bytes), uncompressed, while
+/// another thread reads, decompresses and hashes it, as [`crate::apply`]
+/// does: the hash and the decompression cost no time of the consumer's.
+/// `consume` reads what it needs; the rest of the stream is read (and
+/// hashed) after it returns. Returns `consume`'s value and the stream's
+/// [`Stream`]; when both failed, the stream's error explains the other.
+pub fn read_threaded<R, T, E>(
+    input: R,
+    consume: impl FnOnce(&mut ThreadedReader) -> std::result::Result<T, E>,
+) -> (std::result::Result<T, E>, Result<Stream>)
+where
+    R: Read + Send,
+{
+    std::thread::scope(|s| {
+        let (tx, rx) = channel();
+        let producer = s.spawn(move || produce(input, tx));
+        let mut reader = ThreadedReader(ChunkReader::new(rx));
+        let consumed = consume(&mut reader);
+        let drained = match consumed {
+            Ok(_) => reader.0.drain(),
+            Err(_) => Ok(()),
+        };
+        // Hang up, so a producer blocked on a full channel returns.
+        drop(reader);
+        let summary = producer
+            .join()
+            .expect("the decompression thread does not panic");
+        let stream = summary.and_then(|s| {
+            drained.map_err(|e| Error::stream("reading past the end of the archive", Some(e)))?;
+            Ok(Stream {
+                diff_id: s.diff_id,
+                tar_size: s.uncompressed,
+                compression: s.compression,
+            })
+        });
+        (consumed, stream)
+    })
+}
+
 /// Whether the first bytes of an uncompressed stream can begin a tar: a
 /// header block whose checksum holds, or the zero block that ends an
 /// empty archive. Checked once, so that a file that is

@@ -40,7 +40,7 @@ mod whiteout;
 mod writer;
 
 pub use apply::{apply, ApplyOptions, ApplyReport, Devices, Ownership};
-pub use compress::{decompress, Compression, MAGIC_LEN};
+pub use compress::{decompress, read_threaded, Compression, Stream, ThreadedReader, MAGIC_LEN};
 pub use copy::{clean_path, PathInRoot};
 pub use diff::{
     changes_trees, changes_trees_known, changes_upper, diff_trees, diff_trees_known, diff_upper,

@@ -236,9 +236,13 @@ pub trait Quota {
 /// What a layer is for, as the driver is told when it is made.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum LayerKind {
-    /// An image's layer, or a container's init layer: written once, then
-    /// only read and stacked on.
+    /// An image's layer: written once, then only read and stacked on.
     ReadOnly,
+    /// A container's init layer: read-only as an image's layer is, and
+    /// small (the few files strata writes for every container); a driver
+    /// may keep it as it keeps a read-write layer's files (the erofs
+    /// driver does: one image to mount per container is saved).
+    Init,
     /// A container's read-write layer.
     ReadWrite,
 }

@@ -52,6 +52,10 @@ pub struct Options {
     /// links it. Empty: implied directories get 0755, root's, time 0, and
     /// such a link is refused.
     pub lowers: Vec<PathBuf>,
+    /// `fsync` the image once written (the default). A caller that makes
+    /// the file durable itself (a store that flushes its file system
+    /// before it publishes a layer) turns it off.
+    pub sync: bool,
 }
 
 impl Default for Options {
@@ -59,6 +63,7 @@ impl Default for Options {
         Options {
             opaque_xattr: OverlayXattrs::Trusted,
             lowers: Vec::new(),
+            sync: true,
         }
     }
 }
@@ -86,6 +91,9 @@ pub struct Report {
     /// the kernel parses (directories, inodes, xattrs, inline tails);
     /// the blocks in between are file content, never parsed.
     pub data_end: u64,
+    /// Whether the layers below were looked in (a parent the layer
+    /// leaves out, a hard link's target).
+    pub consulted_lowers: bool,
 }
 
 /// The sha256 of what the kernel parses in an image whose file data ends
@@ -125,7 +133,7 @@ pub fn metadata_digest(image: &File, data_end: u64) -> Result<Digest> {
 ///
 /// On error the content of `out` is unspecified: the caller owns the file
 /// and removes it (or use [`write_image`], which does).
-pub fn write_layer(input: impl Read, out: &mut File, opts: &Options) -> Result<Report> {
+pub fn write_layer(input: impl Read + Send, out: &mut File, opts: &Options) -> Result<Report> {
     write_layer_recording(input, out, opts, None)
 }
 
@@ -133,72 +141,74 @@ pub fn write_layer(input: impl Read, out: &mut File, opts: &Options) -> Result<R
 /// ([`strata_archive::reassemble`] rebuilds the tar from it and the
 /// mounted image, byte for byte).
 pub fn write_layer_recording(
-    input: impl Read,
+    input: impl Read + Send,
     out: &mut File,
     opts: &Options,
     record: Option<&mut dyn Write>,
 ) -> Result<Report> {
-    let (compression, reader) =
-        strata_archive::decompress(input).map_err(|e| stream_err("the start", e))?;
     let lowers = opts.lowers.clone();
     let mut below = move || Ok(lowers.clone());
-    write_from(compression, reader, out, opts, record, &mut below)
+    write_layer_over(input, out, opts, record, &mut below)
 }
 
 /// [`write_layer_recording`], with the layers below given by `below`
 /// (instead of [`Options::lowers`]) when the layer first needs them: a
 /// layer that copies nothing up from below (most do not) never calls it,
 /// so the caller prepares them (mounts them) only when they are used.
+///
+/// The stream is read, decompressed and hashed on a thread of its own
+/// ([`strata_archive::read_threaded`]) while this one writes the image.
 pub fn write_layer_over(
-    input: impl Read,
+    input: impl Read + Send,
     out: &mut File,
     opts: &Options,
     record: Option<&mut dyn Write>,
     below: &mut dyn FnMut() -> io::Result<Vec<PathBuf>>,
 ) -> Result<Report> {
-    let (compression, reader) =
-        strata_archive::decompress(input).map_err(|e| stream_err("the start", e))?;
-    write_from(compression, reader, out, opts, record, below)
+    let recorder = record.map(SplitRecorder::new).transpose()?;
+    let (written, stream) = strata_archive::read_threaded(input, |reader| match &recorder {
+        Some(r) => write_pass(r.tee(reader), out, opts, Some(r), below),
+        None => write_pass(reader, out, opts, None, below),
+    });
+    // A broken stream explains the parse error it caused: reported first.
+    let stream = stream?;
+    let w = written?;
+    if let Some(r) = recorder {
+        r.finish(&stream.diff_id, stream.tar_size)?;
+    }
+    Ok(Report {
+        diff_id: stream.diff_id,
+        compression: stream.compression,
+        tar_size: stream.tar_size,
+        entries: w.entries,
+        size: w.size,
+        inodes: w.inodes,
+        image_size: w.image_size,
+        skipped: w.skipped,
+        data_end: w.data_end,
+        consulted_lowers: w.consulted_lowers,
+    })
 }
 
-fn write_from(
-    compression: Compression,
-    reader: impl Read,
-    out: &mut File,
-    opts: &Options,
-    record: Option<&mut dyn Write>,
-    below: &mut dyn FnMut() -> io::Result<Vec<PathBuf>>,
-) -> Result<Report> {
-    let Some(record) = record else {
-        return write_pass(compression, reader, out, opts, None, below);
-    };
-    let recorder = SplitRecorder::new(record)?;
-    let report = write_pass(
-        compression,
-        recorder.tee(reader),
-        out,
-        opts,
-        Some(&recorder),
-        below,
-    )?;
-    recorder.finish(&report.diff_id, report.tar_size)?;
-    Ok(report)
+/// What the pass wrote; the stream's side comes from its thread.
+struct Written {
+    entries: u64,
+    size: u64,
+    inodes: u64,
+    image_size: u64,
+    skipped: Vec<String>,
+    data_end: u64,
+    consulted_lowers: bool,
 }
 
 /// The pass itself, over the uncompressed stream.
 fn write_pass(
-    compression: Compression,
     input: impl Read,
     out: &mut File,
     opts: &Options,
     recorder: Option<&SplitRecorder<&mut dyn Write>>,
     below: &mut dyn FnMut() -> io::Result<Vec<PathBuf>>,
-) -> Result<Report> {
-    let hashing = Hashing {
-        inner: input,
-        hasher: Sha256::new(),
-        len: 0,
-    };
+) -> Result<Written> {
     out.set_len(0).map_err(io_err("truncating the image"))?;
     out.seek(SeekFrom::Start(0))
         .map_err(io_err("truncating the image"))?;
@@ -218,16 +228,18 @@ fn write_pass(
     // Block 0: the superblock's, written at the end.
     w.write(&[0u8; BLOCK as usize], "writing the image")?;
     w.next_block = 1;
-    let mut entries = Entries::new(hashing);
+    let mut entries = Entries::new(input);
     while let Some(e) = entries.next_entry()? {
         w.entry(e, &mut entries)?;
     }
-    // Whatever follows the end-of-archive blocks is part of the diffID.
-    let mut hashing = entries.into_inner();
-    io::copy(&mut hashing, &mut io::sink())
+    // Whatever follows the end-of-archive blocks is part of the diffID
+    // (and of the record).
+    let mut rest = entries.into_inner();
+    io::copy(&mut rest, &mut io::sink())
         .map_err(|e| stream_err("past the end of the archive", e))?;
     let data_end = w.next_block * BLOCK;
     let (inodes, total_blocks) = w.finish()?;
+    let consulted_lowers = w.below.is_none();
     let Writer {
         out: bw,
         entries,
@@ -235,25 +247,23 @@ fn write_pass(
         skipped,
         ..
     } = w;
-    let Hashing { hasher, len, .. } = hashing;
-    let diff_id = Digest::from_sha256(hasher);
     let file = bw
         .into_inner()
         .map_err(|e| Error::io("writing the image", e.into_error()))?;
     let image_size = total_blocks * BLOCK;
     file.set_len(image_size)
         .map_err(io_err("sizing the image"))?;
-    file.sync_all().map_err(io_err("syncing the image"))?;
-    Ok(Report {
-        diff_id,
-        compression,
-        tar_size: len,
+    if opts.sync {
+        file.sync_all().map_err(io_err("syncing the image"))?;
+    }
+    Ok(Written {
         entries,
         size,
         inodes,
         image_size,
         skipped,
         data_end,
+        consulted_lowers,
     })
 }
 
@@ -261,7 +271,7 @@ fn write_pass(
 /// file beside it, renamed into place once complete and synced (the
 /// directory synced too). On error nothing is left at `path` or beside
 /// it.
-pub fn write_image(input: impl Read, path: &Path, opts: &Options) -> Result<Report> {
+pub fn write_image(input: impl Read + Send, path: &Path, opts: &Options) -> Result<Report> {
     let name = path.file_name().ok_or_else(|| {
         Error::new(
             ErrorKind::Io,
@@ -291,22 +301,6 @@ pub fn write_image(input: impl Read, path: &Path, opts: &Options) -> Result<Repo
         let _ = std::fs::remove_file(&tmp);
     }
     done
-}
-
-/// Hashes and counts what the tar parser reads.
-struct Hashing<R> {
-    inner: R,
-    hasher: Sha256,
-    len: u64,
-}
-
-impl<R: Read> Read for Hashing<R> {
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        let n = self.inner.read(buf)?;
-        self.hasher.update(&buf[..n]);
-        self.len += n as u64;
-        Ok(n)
-    }
 }
 
 struct Writer<'o, 'r> {

@@ -325,7 +325,7 @@ impl ContainerStore {
     /// --repair` makes again when it is lost.
     pub(crate) fn make_init_layer(&self, c: &Container, parent_cache: Option<&str>) -> Result<()> {
         self.driver
-            .create(&c.init_id(), parent_cache, LayerKind::ReadOnly)
+            .create(&c.init_id(), parent_cache, LayerKind::Init)
             .map_err(|e| Error::driver("creating the init layer", e))?;
         self.driver
             .apply_diff(

@@ -99,8 +99,17 @@ impl Overlay2 {
                 .with_repair(Repair::Remove(partial)),
             );
         }
+        let recorded = l.path.join(super::erofs::IMAGE_META).exists();
         if !self.image_path(id).exists() {
-            return None;
+            // No image: a layer never applied to, or a read-write one;
+            // with the image's record there, one a crash cut short.
+            return recorded.then(|| {
+                Finding::new(
+                    FindingKind::Damaged,
+                    id,
+                    "its image is missing, though its record is there",
+                )
+            });
         }
         let e = self.verify_image(id).err()?;
         Some(Finding::new(FindingKind::Damaged, id, chain(&e)))

@@ -14,6 +14,9 @@
 //!     diff/                      where the image is mounted while a layer
 //!                                above is (image layers); a container's
 //!                                upper directory (read-write layers)
+//!     files                      (empty) a layer that keeps its files in diff/, as
+//!                                overlay2's do: a container's init and
+//!                                read-write layers
 //!     link, lower, work/, merged/   as overlay2's
 //!   image-refs/<id>              how many mounted layers hold the image mounted
 //!   l/, refs/, probe, lock       as overlay2's
@@ -55,6 +58,9 @@ use crate::refs::{Locked, Refs};
 
 /// A layer's image file, in its directory.
 pub(crate) const IMAGE: &str = "layer.erofs";
+/// Marks a layer that keeps its files in `diff/` as overlay2's do (a
+/// container's init and read-write layers): it gets no image.
+pub(crate) const FILES: &str = "files";
 /// What the image's metadata digest is, beside it.
 pub(crate) const IMAGE_META: &str = "layer.erofs.meta";
 /// Longest `layer.erofs.meta` read.
@@ -250,9 +256,14 @@ impl Overlay2 {
         record: Option<&mut dyn Write>,
         below: &mut dyn FnMut() -> std::io::Result<Vec<PathBuf>>,
     ) -> Result<ApplyReport> {
+        // Made durable as overlay2's layers are: by the store's flush of
+        // its file system before it publishes the layer (a container's
+        // init layer, by its check after a crash: see README,
+        // "Durability").
         let opts = strata_erofs::Options {
             opaque_xattr: self.xattrs,
             lowers: Vec::new(),
+            sync: false,
         };
         let tmp = self.dir(id).join(format!(".{IMAGE}.partial"));
         let made = (|| {

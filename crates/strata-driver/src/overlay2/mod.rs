@@ -548,8 +548,16 @@ impl Driver for Overlay2 {
         &self.home
     }
 
-    fn create(&self, id: &str, parent: Option<&str>, _kind: LayerKind) -> Result<()> {
-        self.make(id, parent)
+    fn create(&self, id: &str, parent: Option<&str>, kind: LayerKind) -> Result<()> {
+        self.make(id, parent)?;
+        if self.images.is_some() && kind != LayerKind::ReadOnly {
+            // Its files stay in `diff/`, as overlay2's do.
+            if let Err(e) = write_file(&self.dir(id).join(erofs::FILES), "") {
+                let _ = self.remove(id);
+                return Err(e);
+            }
+        }
+        Ok(())
     }
 
     fn layers_independent(&self) -> bool {
@@ -658,8 +666,8 @@ impl Driver for Overlay2 {
         input: &mut (dyn Read + Send),
         record: Option<&mut dyn Write>,
     ) -> Result<ApplyReport> {
-        if self.images.is_some() {
-            // Always into the layer's image, whatever parent is named.
+        if self.images.is_some() && !self.dir(id).join(erofs::FILES).exists() {
+            // Into the layer's image, whatever parent is named.
             return self.write_image(id, input, record);
         }
         crate::apply_routed(self, id, parent, input, record)
