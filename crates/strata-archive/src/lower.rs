@@ -33,8 +33,14 @@ pub struct LowerEntry {
 #[derive(Debug)]
 pub enum LowerKind {
     Dir,
-    /// A regular file, opened for reading, and its length.
-    File(std::fs::File, u64),
+    /// A regular file, opened for reading, and its length; with the
+    /// object that holds its content when it is an overlay metacopy file
+    /// redirected into a data-only layer (`/ab/cdef…`, as sha256 hex).
+    File {
+        file: std::fs::File,
+        size: u64,
+        object: Option<String>,
+    },
     Symlink(Vec<u8>),
     Char {
         major: u32,
@@ -46,6 +52,16 @@ pub enum LowerKind {
     },
     /// A fifo or a socket.
     Fifo,
+}
+
+/// The object a metacopy file's redirect names, `/ab/<62 hex>`, as the
+/// 64 hex digits of its sha256.
+fn object_of_redirect(v: &[u8]) -> Option<String> {
+    let s = std::str::from_utf8(v).ok()?;
+    let (a, b) = s.strip_prefix('/')?.split_once('/')?;
+    let hex = format!("{a}{b}");
+    (a.len() == 2 && hex.len() == 64 && hex.bytes().all(|c| matches!(c, b'0'..=b'9' | b'a'..=b'f')))
+        .then_some(hex)
 }
 
 pub(crate) fn is_whiteout(st: &Stat) -> bool {
@@ -97,7 +113,16 @@ impl Lowers {
             FileType::RegularFile => {
                 let (f, _) = fs::open_regular_at(dir.as_fd(), name, Some(&st))?;
                 let x = xattr::all(f.as_fd(), false)?;
-                (LowerKind::File(f, st.st_size as u64), x)
+                let object = x
+                    .iter()
+                    .find(|(k, _)| k.as_slice() == self.xattrs.redirect())
+                    .and_then(|(_, v)| object_of_redirect(v));
+                let kind = LowerKind::File {
+                    file: f,
+                    size: st.st_size as u64,
+                    object,
+                };
+                (kind, x)
             }
             FileType::Symlink => (
                 LowerKind::Symlink(fs::readlink_at(dir.as_fd(), name)?),

@@ -372,3 +372,105 @@ fn verity_asked_for_without_support_says_so_and_carries_on() {
     let err = s.err(&["--storage-opt", "erofs.other=1", "info"]);
     assert!(err.contains("no storage option erofs.other"), "{err}");
 }
+
+/// The objects of the object store, by name.
+fn objects(s: &Strata) -> Vec<String> {
+    let dir = s.root().join("erofs/objects");
+    let mut out = Vec::new();
+    for sub in fs::read_dir(&dir).unwrap().flatten() {
+        if !sub.file_type().unwrap().is_dir() {
+            continue;
+        }
+        for o in fs::read_dir(sub.path()).unwrap().flatten() {
+            out.push(format!(
+                "{}{}",
+                sub.file_name().to_string_lossy(),
+                o.file_name().to_string_lossy()
+            ));
+        }
+    }
+    out.sort();
+    out
+}
+
+/// Object mode (`--storage-opt erofs.objects=on`): file content goes to
+/// the object store once, whatever layer or image holds it; the images
+/// hold metadata. Containers read, change and commit as before; save
+/// gives back the layers byte for byte (another store loads them with
+/// the same IDs); removing an image removes the objects nothing else
+/// names; check finds and removes an object nothing names.
+#[test]
+fn object_mode_stores_shared_content_once() {
+    let Some(s) = on_erofs("object_mode_stores_shared_content_once") else {
+        return;
+    };
+    let info = s.ok(&["--storage-opt", "erofs.objects=on", "info"]);
+    assert!(info.contains("Objects: on"), "{info}");
+    let base = common::base_tree(&s);
+    s.import_tree(&base, "a:1");
+    fs::write(base.join("etc/extra"), "e".repeat(1000)).unwrap();
+    let b_id = s.import_tree(&base, "b:1");
+    // The 4 MiB file is one object for both images; `extra` another;
+    // files of 64 bytes or less stay in their images.
+    let stored = objects(&s);
+    assert_eq!(stored.len(), 2, "{stored:?}");
+    for img in images(&s) {
+        assert!(
+            fs::metadata(&img).unwrap().len() < 64 << 10,
+            "{} holds content",
+            img.display()
+        );
+    }
+
+    s.ok(&["create", "--name", "one", "b:1"]);
+    let m = PathBuf::from(s.ok(&["mount", "one"]));
+    assert_eq!(
+        fs::read(m.join("var/data/big")).unwrap(),
+        vec![7u8; 4 << 20]
+    );
+    assert_eq!(fs::read(m.join("etc/extra")).unwrap(), vec![b'e'; 1000]);
+    s.change_and_export(&m, "one");
+    // A change to a file whose content is an object: a whole copy up.
+    fs::write(m.join("var/data/big"), "short now").unwrap();
+    s.ok(&["umount", "one"]);
+    s.ok(&["commit", "one", "b:2"]);
+    s.ok(&["create", "--name", "two", "b:2"]);
+    let m2 = PathBuf::from(s.ok(&["mount", "two"]));
+    common::assert_base_changed(&m2);
+    assert_eq!(fs::read(m2.join("var/data/big")).unwrap(), b"short now");
+    s.ok(&["umount", "two"]);
+    assert_eq!(s.findings(&[]), []);
+
+    // Saved from the object store, loaded by an overlay2 store: the
+    // same image.
+    let saved = s.path("b.tar");
+    s.ok(&["save", "-o", saved.to_str().unwrap(), "b:1"]);
+    let other = Strata::new("overlay2");
+    other.ok(&["load", "-i", saved.to_str().unwrap()]);
+    let img: Value = serde_json::from_str(&other.ok(&["image", "inspect", "b:1"])).unwrap();
+    assert_eq!(img[0]["Id"], b_id.as_str(), "{img}");
+
+    // An object nothing names (what a cut write leaves), found and
+    // removed by check.
+    let stray = s.root().join("erofs/objects/00");
+    fs::create_dir_all(&stray).unwrap();
+    fs::write(stray.join("a".repeat(62)), "stray").unwrap();
+    let found = s.findings(&[]);
+    assert!(
+        found
+            .iter()
+            .any(|(k, o, _)| k == "debris" && o.contains(&"a".repeat(62))),
+        "{found:?}"
+    );
+    s.findings(&["--repair"]);
+    assert_eq!(s.findings(&[]), []);
+
+    // Removing a:1 keeps what b:1 names; removing everything leaves no
+    // object.
+    s.ok(&["rmi", "a:1"]);
+    assert_eq!(objects(&s), stored);
+    s.ok(&["rm", "-f", "one", "two"]);
+    s.ok(&["rmi", "b:2", "b:1"]);
+    assert_eq!(objects(&s), Vec::<String>::new());
+    assert_eq!(mounts_under(&s.root()), Vec::<String>::new());
+}

@@ -132,6 +132,7 @@ fn create_mount(work: &Path, depth: usize, n: usize) -> (f64, f64) {
         }
         let ov = Overlay {
             lower: lowers.clone(),
+            data: Vec::new(),
             upper: Some(b.join("upper")),
             work: Some(b.join("work")),
             options: vec!["index=off".into()],

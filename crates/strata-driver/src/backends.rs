@@ -152,7 +152,7 @@ pub static BACKENDS: &[Backend] = &[
         },
         open: |home, opts| Ok(Box::new(crate::overlay2::Overlay2::erofs_open(home, opts)?)),
         capabilities: OVERLAY,
-        storage_opts: &["erofs.verity"],
+        storage_opts: &["erofs.verity", "erofs.objects"],
     },
     Backend {
         name: "vfs",

@@ -465,6 +465,9 @@ const RESERVED: &[&str] = &[
     "image-refs",
     "erofs-probe",
     "verity",
+    "objects",
+    "objects-mode",
+    "objects.lock",
 ];
 
 /// Refuses ids that are not a single plain path component (or that would

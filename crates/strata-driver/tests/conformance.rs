@@ -137,6 +137,25 @@ conformance!(
 conformance!(vfs, deep_chain = 50);
 
 conformance!(erofs, deep_chain = 120);
+
+/// erofs in object mode: file content in the object store, the images
+/// metadata only.
+fn erofs_objects_driver(home: &Path) -> Box<dyn Driver> {
+    let opts = strata_driver::Options {
+        storage_opts: vec![("erofs.objects".into(), "on".into())],
+        ..Default::default()
+    };
+    match Overlay2::erofs_open(home, &opts) {
+        Ok(d) => Box::new(d),
+        Err(e) => panic!(
+            "opening erofs (objects) on {}: {}",
+            home.display(),
+            suite::chain(&e)
+        ),
+    }
+}
+
+conformance!(erofs_objects = crate::erofs_objects_driver, deep_chain = 60);
 // Each test on a btrfs of its own, loop-mounted from a file.
 conformance!(
     btrfs,

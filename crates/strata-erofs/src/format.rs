@@ -24,6 +24,21 @@ pub const FLAT_PLAIN: u16 = 0;
 /// inode and its xattrs, in the same block.
 pub const FLAT_INLINE: u16 = 2;
 
+/// `EROFS_INODE_CHUNK_BASED`: the data in chunks, found through a table
+/// after the inode and its xattrs (here one null chunk: the file's
+/// content is elsewhere, an overlay data-only layer's object).
+pub const CHUNK_BASED: u16 = 4;
+/// `i_u` of such a file: one chunk of 2^(12+31) bytes (8 TiB), the
+/// table's entries 4-byte block addresses (`EROFS_CHUNK_FORMAT_INDEXES`
+/// clear).
+pub const CHUNK_FORMAT_ONE: u32 = 31;
+/// Longest file one chunk covers.
+pub const CHUNK_MAX: u64 = 1 << (12 + CHUNK_FORMAT_ONE);
+/// The table of one null chunk (`EROFS_NULL_ADDR`): a hole.
+pub const NULL_CHUNK: [u8; 4] = [0xff; 4];
+/// `EROFS_FEATURE_INCOMPAT_CHUNKED_FILE`.
+pub const INCOMPAT_CHUNKED_FILE: u32 = 0x4;
+
 /// `EROFS_FT_*`, a directory entry's file type.
 pub const FT_REG: u8 = 1;
 pub const FT_DIR: u8 = 2;
@@ -45,6 +60,9 @@ pub struct Super {
     pub inos: u64,
     pub blocks: u32,
     pub meta_blkaddr: u32,
+    /// `feature_incompat`: [`INCOMPAT_CHUNKED_FILE`] when a file is
+    /// chunk-based, else nothing.
+    pub incompat: u32,
 }
 
 impl Super {
@@ -59,6 +77,7 @@ impl Super {
         b[16..24].copy_from_slice(&self.inos.to_le_bytes());
         b[36..40].copy_from_slice(&self.blocks.to_le_bytes());
         b[40..44].copy_from_slice(&self.meta_blkaddr.to_le_bytes());
+        b[80..84].copy_from_slice(&self.incompat.to_le_bytes());
         b
     }
 }
@@ -219,9 +238,12 @@ mod tests {
             inos: 1,
             blocks: 2,
             meta_blkaddr: 1,
+            incompat: INCOMPAT_CHUNKED_FILE,
         }
         .encode();
         assert_eq!(&sb[..4], &[0xe2, 0xe1, 0xf5, 0xe0]);
+        // feature_incompat, after the uuid and the volume name.
+        assert_eq!(&sb[80..84], &[4, 0, 0, 0]);
     }
 
     #[test]

@@ -17,6 +17,9 @@ pub struct FileData {
     /// The last `size % 4096` bytes, kept to be stored inline after the
     /// inode; empty when the tail went into the last block.
     pub inline_tail: Vec<u8>,
+    /// In object mode, the object (sha256 hex) holding the content: the
+    /// image stores none of it.
+    pub object: Option<String>,
 }
 
 #[derive(Debug, Clone)]

@@ -56,7 +56,20 @@ pub struct Options {
     /// the file durable itself (a store that flushes its file system
     /// before it publishes a layer) turns it off.
     pub sync: bool,
+    /// Object mode (composefs's layout): the content of each regular
+    /// file over [`INLINE_MAX`] bytes goes to this directory, named by
+    /// its sha256 (`ab/cdef…`), where a file of the same content already
+    /// stored by any layer is shared, not written again; the image holds
+    /// the file's metadata alone (a chunk-based inode with no data, and
+    /// the overlay `metacopy` and `redirect` xattrs naming the object),
+    /// to be mounted under an overlay with this directory as a data-only
+    /// layer (`datadir+`, Linux ≥ 6.16 with `metacopy=off`).
+    pub objects: Option<PathBuf>,
 }
+
+/// Files up to this size stay in the image in object mode (as
+/// composefs keeps them): an object would cost more than the bytes.
+pub const INLINE_MAX: u64 = 64;
 
 impl Default for Options {
     fn default() -> Self {
@@ -64,6 +77,7 @@ impl Default for Options {
             opaque_xattr: OverlayXattrs::Trusted,
             lowers: Vec::new(),
             sync: true,
+            objects: None,
         }
     }
 }
@@ -94,6 +108,9 @@ pub struct Report {
     /// Whether the layers below were looked in (a parent the layer
     /// leaves out, a hard link's target).
     pub consulted_lowers: bool,
+    /// In object mode, the objects the image names (sha256 hex), each
+    /// once, sorted.
+    pub objects: Vec<String>,
 }
 
 /// The sha256 of what the kernel parses in an image whose file data ends
@@ -187,6 +204,7 @@ pub fn write_layer_over(
         skipped: w.skipped,
         data_end: w.data_end,
         consulted_lowers: w.consulted_lowers,
+        objects: w.objects,
     })
 }
 
@@ -199,6 +217,7 @@ struct Written {
     skipped: Vec<String>,
     data_end: u64,
     consulted_lowers: bool,
+    objects: Vec<String>,
 }
 
 /// The pass itself, over the uncompressed stream.
@@ -221,6 +240,7 @@ fn write_pass(
         lowers: None,
         below: Some(below),
         record: recorder,
+        objects: Default::default(),
         entries: 0,
         size: 0,
         skipped: Vec::new(),
@@ -245,6 +265,7 @@ fn write_pass(
         entries,
         size,
         skipped,
+        objects,
         ..
     } = w;
     let file = bw
@@ -264,6 +285,7 @@ fn write_pass(
         skipped,
         data_end,
         consulted_lowers,
+        objects: objects.into_iter().collect(),
     })
 }
 
@@ -315,6 +337,8 @@ struct Writer<'o, 'r> {
     /// Where they come from, until they are opened (taken then).
     below: Option<&'o mut dyn FnMut() -> io::Result<Vec<PathBuf>>>,
     record: Option<&'o SplitRecorder<&'r mut dyn Write>>,
+    /// The objects the image names (object mode).
+    objects: std::collections::BTreeSet<String>,
     entries: u64,
     size: u64,
     skipped: Vec<String>,
@@ -429,7 +453,13 @@ impl Writer<'_, '_> {
                     path.extend_from_slice(last);
                     r.file(&path, entries.content_span(), size);
                 }
-                let data = self.file(&raw, size, &attrs, &mut entries.data())?;
+                let data = match &self.opts.objects {
+                    Some(dir) if size > INLINE_MAX && size < format::CHUNK_MAX => {
+                        let dir = dir.clone();
+                        self.object(&raw, &dir, size, &mut entries.data())?
+                    }
+                    _ => self.file(&raw, size, &attrs, &mut entries.data())?,
+                };
                 self.size += size;
                 Kind::File { size, data }
             }
@@ -588,8 +618,33 @@ impl Writer<'_, '_> {
         attrs.xattrs = self.xattrs(raw, std::mem::take(&mut attrs.xattrs))?;
         let kind = match found.kind {
             LowerKind::Dir => return Err(error::entry(raw, "hard link to a directory")),
-            LowerKind::File(f, size) => {
-                let mut content = f.take(size);
+            LowerKind::File {
+                file,
+                size,
+                object: Some(object),
+            } if self.opts.objects.is_some() => {
+                // The same object: nothing to copy.
+                drop(file);
+                self.size += size;
+                self.objects.insert(object.clone());
+                Kind::File {
+                    size,
+                    data: FileData {
+                        object: Some(object),
+                        ..FileData::default()
+                    },
+                }
+            }
+            LowerKind::File {
+                object: Some(_), ..
+            } => {
+                return Err(error::entry(
+                    raw,
+                    "hard link to a file below whose content is an object, outside object mode",
+                ))
+            }
+            LowerKind::File { file, size, .. } => {
+                let mut content = file.take(size);
                 let data = self.file(raw, size, &attrs, &mut content)?;
                 self.size += size;
                 Kind::File { size, data }
@@ -646,6 +701,90 @@ impl Writer<'_, '_> {
             return Err(error::entry(raw, "more xattrs than an inode holds"));
         }
         Ok(out)
+    }
+
+    /// Object mode: streams a file's content into the objects directory
+    /// `dir`, named by its sha256 (kept as it is when an object of that
+    /// name is there: the same content), and returns the image's side of
+    /// the file: no data, the object's name.
+    fn object(
+        &mut self,
+        raw: &[u8],
+        dir: &Path,
+        size: u64,
+        data: &mut dyn Read,
+    ) -> Result<FileData> {
+        let io_err = |op: &'static str| {
+            let raw = raw.to_vec();
+            move |e| error::entry_io(&raw, op, e)
+        };
+        static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+        let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let tmp = dir.join(format!(".incoming-{}-{n}", std::process::id()));
+        let mut f = OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(&tmp)
+            .map_err(io_err("creating an object"))?;
+        let written = (|| {
+            let mut h = Sha256::new();
+            let mut left = size;
+            while left > 0 {
+                let k = self
+                    .buf
+                    .len()
+                    .min(usize::try_from(left).unwrap_or(usize::MAX));
+                let n = match data.read(&mut self.buf[..k]) {
+                    Ok(0) => {
+                        return Err(error::entry(
+                            raw,
+                            format!(
+                                "truncated: the stream ended after {} of {size} bytes",
+                                size - left
+                            ),
+                        ))
+                    }
+                    Ok(n) => n,
+                    Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                    Err(e) => return Err(stream_err("a file's content", e)),
+                };
+                h.update(&self.buf[..n]);
+                f.write_all(&self.buf[..n])
+                    .map_err(io_err("writing an object"))?;
+                left -= n as u64;
+            }
+            if self.opts.sync {
+                f.sync_all().map_err(io_err("syncing an object"))?;
+            }
+            let hex: String = h.finalize().iter().map(|b| format!("{b:02x}")).collect();
+            let sub = dir.join(&hex[..2]);
+            match std::fs::create_dir(&sub) {
+                Err(e) if e.kind() != io::ErrorKind::AlreadyExists => {
+                    return Err(error::entry_io(raw, "making an objects directory", e))
+                }
+                _ => {}
+            }
+            let path = sub.join(&hex[2..]);
+            if path.exists() {
+                // Stored already, by this layer or another.
+                let _ = std::fs::remove_file(&tmp);
+            } else {
+                std::fs::rename(&tmp, &path).map_err(io_err("putting an object in place"))?;
+            }
+            Ok(hex)
+        })();
+        let hex = match written {
+            Ok(h) => h,
+            Err(e) => {
+                let _ = std::fs::remove_file(&tmp);
+                return Err(e);
+            }
+        };
+        self.objects.insert(hex.clone());
+        Ok(FileData {
+            object: Some(hex),
+            ..FileData::default()
+        })
     }
 
     /// Streams a file's full blocks into the image; keeps its tail for
@@ -709,6 +848,7 @@ impl Writer<'_, '_> {
         Ok(FileData {
             start: if blocks > 0 { start as u32 } else { 0 },
             inline_tail: last,
+            object: None,
         })
     }
 
@@ -740,6 +880,7 @@ impl Writer<'_, '_> {
             let node = &self.tree.nodes[id];
             let xattrs = format::xattr_body(&self.node_xattrs(id));
             let inline_len = match &node.kind {
+                Kind::File { data, .. } if data.object.is_some() => format::NULL_CHUNK.len() as u64,
                 Kind::File { data, .. } => data.inline_tail.len() as u64,
                 Kind::Symlink(t) if INODE_SIZE + xattrs.len() as u64 + t.len() as u64 <= BLOCK => {
                     t.len() as u64
@@ -792,6 +933,7 @@ impl Writer<'_, '_> {
         }
         let meta_blkaddr = self.block_addr()?;
         // The metadata area.
+        let mut chunked = false;
         let mut at = 0u64;
         let mut buf = Vec::with_capacity(2 * BLOCK as usize);
         for (ino, p) in placed.iter().enumerate() {
@@ -807,6 +949,16 @@ impl Writer<'_, '_> {
                     start[p.node],
                     Vec::new(),
                 ),
+                Kind::File { size, data } if data.object.is_some() => {
+                    chunked = true;
+                    (
+                        format::S_IFREG,
+                        format::CHUNK_BASED,
+                        *size,
+                        format::CHUNK_FORMAT_ONE,
+                        format::NULL_CHUNK.to_vec(),
+                    )
+                }
                 Kind::File { size, data } => {
                     let tail = std::mem::take(&mut data.inline_tail);
                     let layout = if tail.is_empty() {
@@ -873,6 +1025,11 @@ impl Writer<'_, '_> {
             inos: order.len() as u64,
             blocks,
             meta_blkaddr,
+            incompat: if chunked {
+                format::INCOMPAT_CHUNKED_FILE
+            } else {
+                0
+            },
         }
         .encode();
         self.out.flush().map_err(io_err("writing the image"))?;
@@ -917,8 +1074,21 @@ impl Writer<'_, '_> {
     fn node_xattrs(&self, id: usize) -> Vec<(Vec<u8>, Vec<u8>)> {
         let node = &self.tree.nodes[id];
         let mut x = node.attrs.xattrs.clone();
-        if let Kind::Dir { opaque: true, .. } = node.kind {
-            x.push((self.opts.opaque_xattr.opaque().to_vec(), b"y".to_vec()));
+        match &node.kind {
+            Kind::Dir { opaque: true, .. } => {
+                x.push((self.opts.opaque_xattr.opaque().to_vec(), b"y".to_vec()));
+            }
+            Kind::File { data, .. } => {
+                if let Some(o) = &data.object {
+                    let x_ = self.opts.opaque_xattr;
+                    x.push((x_.metacopy().to_vec(), Vec::new()));
+                    x.push((
+                        x_.redirect().to_vec(),
+                        format!("/{}/{}", &o[..2], &o[2..]).into_bytes(),
+                    ));
+                }
+            }
+            _ => {}
         }
         x
     }

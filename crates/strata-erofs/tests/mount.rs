@@ -389,3 +389,85 @@ fn the_metadata_digest_covers_the_metadata_only() {
     assert!(strata_erofs::metadata_digest(&f, 100).is_err());
     assert!(strata_erofs::metadata_digest(&f, report.image_size + 4096).is_err());
 }
+
+/// Object mode: file content goes to the objects directory, once per
+/// content; the image holds metadata only, and an overlay with the
+/// objects as its data-only layer shows the files whole. The same
+/// content in two layers is one object.
+#[test]
+fn object_mode_keeps_content_once_and_an_overlay_shows_it() {
+    if !require_mount_tools() {
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let objects = tmp.path().join("objects");
+    fs::create_dir(&objects).unwrap();
+    let big = seeded_bytes(11, 100_000);
+    let opts = Options {
+        objects: Some(objects.clone()),
+        ..Options::default()
+    };
+    let mut imgs = Vec::new();
+    for (name, extra, seed) in [("one", "a", 12), ("two", "b", 13)] {
+        let tar = build_tar(&[
+            Ent::dir("usr"),
+            Ent::file("usr/big", big.clone()).mode(0o755).owner(3, 4),
+            Ent::file("usr/tiny", "small stays inline"),
+            Ent::file("usr/empty", ""),
+            Ent::link("usr/again", "usr/big"),
+            Ent::file(format!("only-{extra}"), seeded_bytes(seed, 5000)),
+        ]);
+        let dir = tmp.path().join(name);
+        fs::create_dir(&dir).unwrap();
+        let (img, report) = image(&dir, &tar, &opts);
+        assert_eq!(report.objects.len(), 2, "{:?}", report.objects);
+        imgs.push((dir, img));
+    }
+    let stored: Vec<_> = walk_files(&objects);
+    assert_eq!(stored.len(), 3, "big once, each only-file once: {stored:?}");
+    let (dir, img) = &imgs[0];
+    assert!(
+        fs::metadata(img).unwrap().len() < 16 * 4096,
+        "the image holds no content"
+    );
+    let lower = Mount::new(img, &dir.join("mnt"));
+    let merged = tmp.path().join("merged");
+    fs::create_dir(&merged).unwrap();
+    let opt = format!(
+        "lowerdir={}::{},metacopy=off,redirect_dir=off",
+        lower.dir.display(),
+        objects.display()
+    );
+    strata_test_support::run(
+        Command::new("mount")
+            .args(["-t", "overlay", "overlay", "-o", &opt])
+            .arg(&merged),
+    );
+    let overlay = Mount { dir: merged };
+    let m = &overlay.dir;
+    assert_eq!(fs::read(m.join("usr/big")).unwrap(), big);
+    assert_eq!(fs::read(m.join("usr/again")).unwrap(), big);
+    let md = fs::metadata(m.join("usr/big")).unwrap();
+    assert_eq!(
+        (md.len(), md.mode() & 0o7777, md.uid()),
+        (100_000, 0o755, 3)
+    );
+    assert_eq!(md.ino(), fs::metadata(m.join("usr/again")).unwrap().ino());
+    assert_eq!(fs::read(m.join("usr/tiny")).unwrap(), b"small stays inline");
+    assert_eq!(fs::read(m.join("usr/empty")).unwrap(), b"");
+    assert_eq!(fs::read(m.join("only-a")).unwrap(), seeded_bytes(12, 5000));
+    drop(overlay);
+    drop(lower);
+}
+
+fn walk_files(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let mut out = Vec::new();
+    for e in fs::read_dir(dir).unwrap().flatten() {
+        if e.file_type().unwrap().is_dir() {
+            out.extend(walk_files(&e.path()));
+        } else {
+            out.push(e.path());
+        }
+    }
+    out
+}

@@ -404,6 +404,14 @@ pub fn lock_exclusive(fd: BorrowedFd<'_>) -> io::Result<()> {
     )?)
 }
 
+/// `flock(fd, LOCK_SH)`: blocks until no process holds the lock alone.
+pub fn lock_shared(fd: BorrowedFd<'_>) -> io::Result<()> {
+    Ok(rustix::fs::flock(
+        fd,
+        rustix::fs::FlockOperation::LockShared,
+    )?)
+}
+
 /// `flock(fd, LOCK_EX|LOCK_NB)`: true when this process now holds the
 /// lock, false when another holds it.
 pub fn try_lock_exclusive(fd: BorrowedFd<'_>) -> io::Result<bool> {

@@ -35,6 +35,9 @@ use rustix::mount::{
 #[derive(Debug, Clone, Default)]
 pub struct Overlay {
     pub lower: Vec<PathBuf>,
+    /// Data-only lower layers (`datadir+`, `::` in the option string):
+    /// where a lower's metacopy files are redirected for their content.
+    pub data: Vec<PathBuf>,
     pub upper: Option<PathBuf>,
     pub work: Option<PathBuf>,
     /// Further `key=value` or flag options (`index=off`, `userxattr`, ...).
@@ -45,7 +48,11 @@ impl Overlay {
     /// The mount(2) option string, with the layer paths as given.
     pub fn data(&self) -> String {
         let lower: Vec<String> = self.lower.iter().map(|p| p.display().to_string()).collect();
-        let mut parts = vec![format!("lowerdir={}", lower.join(":"))];
+        let mut lowerdir = lower.join(":");
+        for d in &self.data {
+            lowerdir.push_str(&format!("::{}", d.display()));
+        }
+        let mut parts = vec![format!("lowerdir={lowerdir}")];
         if let (Some(u), Some(w)) = (&self.upper, &self.work) {
             parts.push(format!("upperdir={}", u.display()));
             parts.push(format!("workdir={}", w.display()));
@@ -64,6 +71,9 @@ pub fn mount_overlay_fsconfig(ov: &Overlay, target: &Path) -> io::Result<()> {
     fsconfig_set_string(fs.as_fd(), "source", "overlay")?;
     for l in &ov.lower {
         fsconfig_set_string(fs.as_fd(), "lowerdir+", l.as_path())?;
+    }
+    for d in &ov.data {
+        fsconfig_set_string(fs.as_fd(), "datadir+", d.as_path())?;
     }
     if let (Some(u), Some(w)) = (&ov.upper, &ov.work) {
         fsconfig_set_string(fs.as_fd(), "upperdir", u.as_path())?;
@@ -359,6 +369,7 @@ mod tests {
     fn overlay_data_lists_lowers_topmost_first() {
         let ov = Overlay {
             lower: vec!["l/B".into(), "l/A".into()],
+            data: Vec::new(),
             upper: Some("u".into()),
             work: Some("w".into()),
             options: vec!["index=off".into()],

@@ -22,15 +22,28 @@ const LINK_CAP: u64 = 4 << 10;
 const LOWER_CAP: u64 = 64 << 10;
 
 /// The driver's own entries beside the layers.
-const OWN: &[&str] = &["l", "refs", "lock", "image-refs", "erofs-probe", "verity"];
+const OWN: &[&str] = &[
+    "l",
+    "refs",
+    "lock",
+    "image-refs",
+    "erofs-probe",
+    "verity",
+    "objects",
+    "objects-mode",
+    "objects.lock",
+];
 
 impl Check for Overlay2 {
     fn list(&self) -> Result<Listing> {
         check::list_layers(&self.home, OWN)
     }
 
-    /// `l/` links to nothing.
+    /// `l/` links to nothing; objects no image names.
     fn check_shared(&self, found: &mut dyn FnMut(Finding)) -> Result<()> {
+        if self.images.is_some() {
+            self.check_objects(found)?;
+        }
         for (name, path) in check::entries(&self.home.join("l"))? {
             let object = path.display().to_string();
             if fs::metadata(&path).is_err() {
@@ -82,6 +95,48 @@ impl Check for Overlay2 {
 }
 
 impl Overlay2 {
+    /// The object store: objects no layer's image names (left by a
+    /// removal that could not take them, or by a write cut short), and
+    /// files that are no object. Skipped, with a note, while an image is
+    /// being written: what it is about to name is not listed yet.
+    fn check_objects(&self, found: &mut dyn FnMut(Finding)) -> Result<()> {
+        let Some(dir) = self.objects_dir().filter(|d| d.is_dir()) else {
+            return Ok(());
+        };
+        let Some(_lock) = self.objects_busy()? else {
+            found(Finding::new(
+                FindingKind::Note,
+                dir.display().to_string(),
+                "not checked: an image is being written",
+            ));
+            return Ok(());
+        };
+        let live = self.live_objects()?;
+        for (name, path) in check::entries(&dir)? {
+            let sub = path.is_dir() && name.len() == 2;
+            let entries = if sub {
+                check::entries(&path)?
+            } else {
+                vec![(name.clone(), path.clone())]
+            };
+            for (rest, p) in entries {
+                let object = format!("{name}{rest}");
+                let message = if !sub || !super::erofs::is_object_name(&object) {
+                    "not an object (a write cut short leaves one)"
+                } else if !live.contains(&object) {
+                    "an object no image names"
+                } else {
+                    continue;
+                };
+                found(
+                    Finding::new(FindingKind::Debris, p.display().to_string(), message)
+                        .with_repair(Repair::Remove(p)),
+                );
+            }
+        }
+        Ok(())
+    }
+
     /// An erofs layer's image: what the kernel would parse in it is what
     /// was written (its recorded metadata digest), and a half-written
     /// one is debris. A damaged image cannot be repaired here: the image

@@ -58,6 +58,14 @@ use crate::refs::{Locked, Refs};
 
 /// A layer's image file, in its directory.
 pub(crate) const IMAGE: &str = "layer.erofs";
+/// The object store (object mode), in the home.
+pub(crate) const OBJECTS: &str = "objects";
+/// The objects a layer's image names, one sha256 hex per line, beside it.
+pub(crate) const IMAGE_OBJECTS: &str = "layer.erofs.objects";
+/// Held shared while an image is written, exclusive while objects are
+/// removed: an object a new image is about to name is never removed.
+const OBJECTS_LOCK: &str = "objects.lock";
+
 /// Marks a layer that keeps its files in `diff/` as overlay2's do (a
 /// container's init and read-write layers): it gets no image.
 pub(crate) const FILES: &str = "files";
@@ -71,6 +79,9 @@ const META_CAP: u64 = 4 << 10;
 pub(crate) struct Images {
     refs: Refs,
     pub verity: Verity,
+    /// Object mode (`--storage-opt erofs.objects=on`): new images keep
+    /// their files' content in the object store.
+    pub objects: bool,
 }
 
 /// fs-verity for new images (`--storage-opt erofs.verity=on`, kept in
@@ -95,6 +106,7 @@ impl Images {
                 Refs::new(&dir, &lock)?
             },
             verity: verity_setting(home, opts)?,
+            objects: objects_setting(home, opts)?,
         })
     }
 
@@ -103,12 +115,12 @@ impl Images {
     }
 }
 
-/// The home's record of `erofs.verity`, changed first by the option when
-/// it is given; when on, whether the file system can (a file made and
-/// sealed in the home).
-fn verity_setting(home: &Path, opts: &crate::Options) -> Result<Verity> {
-    let record = home.join("verity");
-    let asked = match opts.storage_opts.iter().find(|(k, _)| k == "erofs.verity") {
+/// An `on`/`off` driver option `key` (`--storage-opt`), recorded in the
+/// home's file `record` when given (unless read-only); the record's
+/// value when not.
+fn switch(home: &Path, opts: &crate::Options, key: &str, record: &str) -> Result<bool> {
+    let record = home.join(record);
+    let asked = match opts.storage_opts.iter().find(|(k, _)| k == key) {
         None => None,
         Some((_, v)) => Some(match v.as_str() {
             "on" | "true" | "1" => true,
@@ -116,7 +128,7 @@ fn verity_setting(home: &Path, opts: &crate::Options) -> Result<Verity> {
             _ => {
                 return Err(Error::new(
                     ErrorKind::InvalidArgument,
-                    format!("--storage-opt erofs.verity={v}: want on or off"),
+                    format!("--storage-opt {key}={v}: want on or off"),
                 ))
             }
         }),
@@ -125,7 +137,48 @@ fn verity_setting(home: &Path, opts: &crate::Options) -> Result<Verity> {
         strata_sys::atomic::write(&record, if on { b"on\n" } else { b"off\n" })
             .ctx(|| format!("recording {}", record.display()))?;
     }
-    let on = asked.unwrap_or_else(|| read_capped(&record).is_ok_and(|r| r.trim() == "on"));
+    Ok(asked.unwrap_or_else(|| read_capped(&record).is_ok_and(|r| r.trim() == "on")))
+}
+
+/// Object mode, `erofs.objects`: overlay follows a lower's metacopy
+/// redirect into a data-only layer without `metacopy=on` (which would
+/// make a container's upper directory hold metadata-only copies) since
+/// Linux 6.16.
+fn objects_setting(home: &Path, opts: &crate::Options) -> Result<bool> {
+    let on = switch(home, opts, "erofs.objects", "objects-mode")?;
+    if on && !opts.read_only {
+        let release = fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default();
+        let mut v = release
+            .trim()
+            .split(['.', '-'])
+            .map(|p| p.parse::<u32>().unwrap_or(0));
+        let (major, minor) = (v.next().unwrap_or(0), v.next().unwrap_or(0));
+        if (major, minor) < (6, 16) {
+            return Err(Error::new(
+                ErrorKind::Unsupported,
+                format!(
+                    "erofs.objects needs Linux 6.16 or later (overlay data-only layers \
+                     without metacopy); this is {}",
+                    release.trim()
+                ),
+            ));
+        }
+        let dir = home.join(OBJECTS);
+        match fs::create_dir(&dir) {
+            Err(e) if e.kind() != std::io::ErrorKind::AlreadyExists => {
+                return Err(e).ctx(|| format!("creating {}", dir.display()))
+            }
+            _ => {}
+        }
+    }
+    Ok(on)
+}
+
+/// The home's record of `erofs.verity`, changed first by the option when
+/// it is given; when on, whether the file system can (a file made and
+/// sealed in the home).
+fn verity_setting(home: &Path, opts: &crate::Options) -> Result<Verity> {
+    let on = switch(home, opts, "erofs.verity", "verity")?;
     if !on {
         return Ok(Verity::Off);
     }
@@ -264,6 +317,12 @@ impl Overlay2 {
             opaque_xattr: self.xattrs,
             lowers: Vec::new(),
             sync: false,
+            objects: self.images().objects.then(|| self.home.join(OBJECTS)),
+        };
+        // Objects this image is about to name are not removed meanwhile.
+        let _shared = match opts.objects {
+            Some(_) => Some(self.objects_lock(false)?),
+            None => None,
         };
         let tmp = self.dir(id).join(format!(".{IMAGE}.partial"));
         let made = (|| {
@@ -299,10 +358,21 @@ impl Overlay2 {
                 }
                 _ => "-".to_owned(),
             };
-            strata_sys::atomic::write(
-                &self.dir(id).join(IMAGE_META),
-                format!("{} {digest} {} {verity}\n", report.data_end, report.size).as_bytes(),
+            if !report.objects.is_empty() {
+                // Named before the image is in place: what names an
+                // object is always listed.
+                let list = self.dir(id).join(IMAGE_OBJECTS);
+                let mut text = report.objects.join("\n");
+                text.push('\n');
+                fs::write(&list, text).ctx(|| format!("listing the objects of layer {id}"))?;
+            }
+            let meta = self.dir(id).join(IMAGE_META);
+            let meta_tmp = self.dir(id).join(format!(".{IMAGE_META}.tmp"));
+            fs::write(
+                &meta_tmp,
+                format!("{} {digest} {} {verity}\n", report.data_end, report.size),
             )
+            .and_then(|()| fs::rename(&meta_tmp, &meta))
             .ctx(|| format!("recording the image digest of layer {id}"))?;
             fs::rename(&tmp, path).ctx(|| format!("putting the image of layer {id} in place"))?;
             Ok(report)
@@ -320,6 +390,7 @@ impl Overlay2 {
             Err(e) => {
                 let _ = fs::remove_file(&tmp);
                 let _ = fs::remove_file(self.dir(id).join(IMAGE_META));
+                let _ = fs::remove_file(self.dir(id).join(IMAGE_OBJECTS));
                 Err(e)
             }
         }
@@ -368,17 +439,20 @@ impl Overlay2 {
     ) -> Result<crate::Mount<'_>> {
         let lower = self.lower_of(id)?;
         let diff = self.dir(id).join("diff");
-        let mounted = match &lower {
-            None => {
+        // An image whose files keep their content in the object store is
+        // seen through an overlay even alone.
+        let view = lower.is_some() || (self.uses_objects(id) && self.image_path(id).exists());
+        let mounted = match view {
+            false => {
                 count > 0
                     && (!self.image_path(id).exists()
                         || mount::is_mountpoint(&diff).unwrap_or(false))
             }
-            Some(_) => self.mounted(lock, id),
+            true => self.mounted(lock, id),
         };
         if mounted {
             self.refs.set(lock, id, count + 1)?;
-            let path = if lower.is_some() {
+            let path = if view {
                 self.dir(id).join("merged")
             } else {
                 diff
@@ -389,9 +463,10 @@ impl Overlay2 {
         // starts from zero.
         let chain = self.image_chain(id, true)?;
         self.hold_images(lock, &chain)?;
-        let path = match &lower {
-            None => Ok(diff),
-            Some(lower) => self.mount(id, lower, label),
+        let path = match (&lower, view) {
+            (None, false) => Ok(diff),
+            (None, true) => self.mount(id, &[], label),
+            (Some(lower), _) => self.mount(id, lower, label),
         };
         let path = match path.and_then(|p| self.refs.set(lock, id, 1).map(|()| p)) {
             Ok(p) => p,
@@ -581,7 +656,9 @@ impl Overlay2 {
         Ok(())
     }
 
-    /// Layer `id`'s own files, its image mounted while the guard lives.
+    /// Layer `id`'s own files, its image mounted while the guard lives
+    /// (under an overlay with the object store, at `content/`, when its
+    /// files keep their content there).
     pub(crate) fn image_content(&self, id: &str) -> Result<crate::Content<'_>> {
         self.require(id)?;
         let ids = vec![id.to_owned()];
@@ -589,18 +666,134 @@ impl Overlay2 {
             let lock = self.refs.lock()?;
             self.hold_images(&lock, &ids)?;
         }
-        Ok(crate::Content::with_release(
-            self.dir(id).join("diff"),
-            move || {
-                let released = self
-                    .refs
-                    .lock()
-                    .and_then(|lock| self.release_images(&lock, &ids));
-                if let Err(e) = released {
-                    tracing::warn!("releasing the image of layer {}: {e}", ids[0]);
+        let release_images = move || {
+            let released = self
+                .refs
+                .lock()
+                .and_then(|lock| self.release_images(&lock, &ids));
+            if let Err(e) = released {
+                tracing::warn!("releasing the image of layer {}: {e}", ids[0]);
+            }
+        };
+        let diff = self.dir(id).join("diff");
+        if !(self.uses_objects(id) && self.image_path(id).exists()) {
+            return Ok(crate::Content::with_release(diff, release_images));
+        }
+        let view = self.dir(id).join("content");
+        let mounted = (|| {
+            match fs::create_dir(&view) {
+                Err(e) if e.kind() != std::io::ErrorKind::AlreadyExists => {
+                    return Err(e).ctx(|| format!("creating {}", view.display()))
                 }
-            },
-        ))
+                _ => {}
+            }
+            let ov = mount::Overlay {
+                lower: vec![diff],
+                data: vec![self.home.join(OBJECTS)],
+                upper: None,
+                work: None,
+                options: super::mount_options(self.userns),
+            };
+            mount::mount_overlay_fsconfig(&ov, &view)
+                .ctx(|| format!("mounting the files of layer {id}"))
+        })();
+        if let Err(e) = mounted {
+            release_images();
+            return Err(e);
+        }
+        let unmount = view.clone();
+        Ok(crate::Content::with_release(view, move || {
+            if let Err(e) = mount::unmount(&unmount, true) {
+                tracing::warn!("unmounting {}: {e}", unmount.display());
+            }
+            release_images();
+        }))
+    }
+
+    /// The object store, when the driver is erofs.
+    pub(crate) fn objects_dir(&self) -> Option<PathBuf> {
+        self.images.as_ref().map(|_| self.home.join(OBJECTS))
+    }
+
+    /// Whether layer `id`'s image keeps file content in the object store.
+    pub(crate) fn uses_objects(&self, id: &str) -> bool {
+        self.dir(id).join(IMAGE_OBJECTS).exists()
+    }
+
+    /// The objects lock, shared (writing an image) or exclusive and
+    /// without waiting (removing objects: None when an image is being
+    /// written, and the removal is left to a later one or to `check`).
+    fn objects_lock(&self, exclusive: bool) -> Result<fs::File> {
+        let path = self.home.join(OBJECTS_LOCK);
+        let f = fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&path)
+            .ctx(|| format!("opening {}", path.display()))?;
+        let fd = std::os::fd::AsFd::as_fd(&f);
+        if exclusive {
+            if !strata_sys::fs::try_lock_exclusive(fd).ctx(|| "locking the objects".into())? {
+                return Err(Error::new(ErrorKind::InUse, "an image is being written"));
+            }
+        } else {
+            strata_sys::fs::lock_shared(fd).ctx(|| "locking the objects".into())?;
+        }
+        Ok(f)
+    }
+
+    /// The objects lock held exclusively (inside: nothing to hold when
+    /// there is no lock file, which only an image write makes), or None
+    /// while an image is being written.
+    pub(crate) fn objects_busy(&self) -> Result<Option<Option<fs::File>>> {
+        if !self.home.join(OBJECTS_LOCK).exists() {
+            return Ok(Some(None));
+        }
+        match self.objects_lock(true) {
+            Ok(f) => Ok(Some(Some(f))),
+            Err(e) if e.kind() == ErrorKind::InUse => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// The objects a layer's image names, as its list says.
+    pub(crate) fn objects_of(dir: &Path) -> Vec<String> {
+        read_capped_any(&dir.join(IMAGE_OBJECTS))
+            .map(|t| {
+                t.lines()
+                    .filter(|l| is_object_name(l))
+                    .map(str::to_owned)
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
+    /// Removes the objects of `gone` (a removed layer's list) that no
+    /// other layer's image names; left for later when an image is being
+    /// written meanwhile.
+    pub(crate) fn drop_objects(&self, gone: &[String]) -> Result<()> {
+        if gone.is_empty() {
+            return Ok(());
+        }
+        let Some(_lock) = self.objects_busy()? else {
+            return Ok(());
+        };
+        let live = self.live_objects()?;
+        let objects = self.home.join(OBJECTS);
+        for o in gone.iter().filter(|o| !live.contains(*o)) {
+            let _ = fs::remove_file(objects.join(&o[..2]).join(&o[2..]));
+        }
+        Ok(())
+    }
+
+    /// Every object a layer's image names.
+    pub(crate) fn live_objects(&self) -> Result<std::collections::HashSet<String>> {
+        let mut live = std::collections::HashSet::new();
+        for e in fs::read_dir(&self.home).ctx(|| format!("listing {}", self.home.display()))? {
+            let e = e.ctx(|| format!("listing {}", self.home.display()))?;
+            live.extend(Overlay2::objects_of(&e.path()));
+        }
+        Ok(live)
     }
 
     /// Runs `f` with the images of `id` (when `with_self`) and of the
@@ -661,6 +854,20 @@ fn dir_is_empty(dir: &Path) -> Result<bool> {
         .ctx(|| format!("listing {}", dir.display()))?
         .next()
         .is_none())
+}
+
+/// Whether `s` is an object's name: 64 lowercase hex digits.
+pub(crate) fn is_object_name(s: &str) -> bool {
+    s.len() == 64 && s.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
+}
+
+/// A layer's object list: as long as a store's objects can be (64 MiB).
+fn read_capped_any(path: &Path) -> std::io::Result<String> {
+    let mut s = String::new();
+    fs::File::open(path)?
+        .take(64 << 20)
+        .read_to_string(&mut s)?;
+    Ok(s)
 }
 
 fn read_capped(path: &Path) -> std::io::Result<String> {

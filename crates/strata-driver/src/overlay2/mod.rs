@@ -312,6 +312,9 @@ impl Overlay2 {
         // An erofs image layer is read-only: its image is the top lower
         // of a mount with no upper directory.
         let image = self.images.is_some() && self.image_path(id).exists();
+        // The object store, where layer images' files keep their content
+        // (erofs object mode): a data-only layer.
+        let objects = self.objects_dir().filter(|o| o.is_dir());
         let result = if new_mount_api {
             let own = image.then(|| dir.join("diff"));
             let ov = Overlay {
@@ -319,6 +322,7 @@ impl Overlay2 {
                     .into_iter()
                     .chain(lower.iter().map(|l| self.home.join(l)))
                     .collect(),
+                data: objects.into_iter().collect(),
                 upper: (!image).then(|| dir.join("diff")),
                 work: (!image).then(|| dir.join("work")),
                 options,
@@ -330,6 +334,10 @@ impl Overlay2 {
                 lower: own
                     .into_iter()
                     .chain(lower.iter().map(PathBuf::from))
+                    .collect(),
+                data: objects
+                    .map(|_| PathBuf::from(erofs::OBJECTS))
+                    .into_iter()
                     .collect(),
                 upper: (!image).then(|| PathBuf::from(id).join("diff")),
                 work: (!image).then(|| PathBuf::from(id).join("work")),
@@ -592,6 +600,10 @@ impl Driver for Overlay2 {
             // found by its target, or it would be left dangling.
             Err(_) => self.unlink_links_to(id),
         }
+        let objects = match self.images {
+            Some(_) => Overlay2::objects_of(&dir),
+            None => Vec::new(),
+        };
         // Rename first: a crash mid-way leaves `-removing` debris, never a
         // half-deleted layer under its own name.
         let doomed = self.home.join(format!("{id}-removing"));
@@ -599,6 +611,8 @@ impl Driver for Overlay2 {
         fs::remove_dir_all(&doomed).ctx(|| format!("removing layer {id}"))?;
         if self.images.is_some() {
             self.forget_image(&lock, id)?;
+            // Its objects no image names any more: one unlink each.
+            self.drop_objects(&objects)?;
         }
         self.refs.set(&lock, id, 0)
     }
@@ -737,6 +751,16 @@ impl Driver for Overlay2 {
                     "EROFS, one file per image layer, mounted from the file".into(),
                 ),
                 (
+                    "Objects".into(),
+                    match i.objects {
+                        true => format!(
+                            "on: file content kept once in {}, shared by every layer",
+                            self.home.join(erofs::OBJECTS).display()
+                        ),
+                        false => "off: each image holds its files' content".into(),
+                    },
+                ),
+                (
                     "fs-verity".into(),
                     match &i.verity {
                         erofs::Verity::On => "on: new images sealed (SHA-256, 4 KiB blocks)".into(),
@@ -820,6 +844,12 @@ impl Driver for Overlay2 {
 
 impl NativeDiff for Overlay2 {
     fn covers(&self, id: &str, parent: Option<&str>) -> bool {
+        // An image whose files keep their content in the object store
+        // shows it only under an overlay, where its own whiteouts are
+        // not seen: its diff is the naive one, between views.
+        if self.images.is_some() && self.uses_objects(id) {
+            return false;
+        }
         let Ok(lower) = self.lower_of(id) else {
             return false;
         };

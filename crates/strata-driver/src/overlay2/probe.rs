@@ -104,6 +104,7 @@ fn probe_in(t: &Path, options: &[String], x: OverlayXattrs) -> Result<Probed> {
         .ctx(|| "marking a probe directory opaque".into())?;
     let ov = Overlay {
         lower: vec![t.join("l2"), t.join("l1")],
+        data: Vec::new(),
         upper: Some(t.join("upper")),
         work: Some(t.join("work")),
         options: options.to_vec(),
