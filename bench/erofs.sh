@@ -10,8 +10,16 @@
 #      (target <= 1.2x)
 #   d. cold `find` of a container's root, caches dropped (target <= 1.2x)
 #   e. cold `tar -c` of a container's root, caches dropped (target <= 1.2x)
-#   f. disk used by the imported image (information: the composefs mode
-#      that shares files between images is not written yet)
+#   f. disk used by the imported image (information)
+#   h. import while the disk holds other data not yet written back
+#      (STRATA_BENCH_DIRTY_MB, 300, written unsynced before each import):
+#      the erofs driver fsyncs its image and the store's records of it,
+#      overlay2's import flushes the whole file system (target <= 1.0x)
+#   g. disk used by 10 images of the Debian rootfs, each with a file of
+#      its own (10 different layers sharing all but one file), object
+#      mode (--storage-opt erofs.objects=on) against overlay2
+#      (target <= 0.4x); and the import of the first one in object mode
+#      against overlay2's (information)
 #
 # Each of a, b, d, e is R rounds, the two drivers in turn within a round
 # (so both share what else the machine is doing); the best and the
@@ -26,6 +34,7 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 . bench/lib.sh
 bench_init
 R=${STRATA_BENCH_ROUNDS:-5}
+DIRTY_MB=${STRATA_BENCH_DIRTY_MB:-300}
 C=${STRATA_BENCH_N:-50}
 
 need_cmds mkfs.ext4:e2fsprogs losetup:mount
@@ -103,8 +112,39 @@ for d in "${DRIVERS[@]}"; do
     [[ $left == 0 ]] || die "$d left $left mounts under its store"
 done
 
+log "h. import with $DIRTY_MB MB of other data not written back, 3 rounds"
+for ((i = 0; i < 3; i++)); do
+    for d in "${DRIVERS[@]}"; do
+        sync
+        dd if=/dev/urandom of="$RUN/dirty-$d-$i" bs=1M count="$DIRTY_MB" status=none
+        T[dirty-$d]+=" $(elapsed_us st "$d" "h$i" import "$tarball" debian:bench)"
+    done
+done
+
+log "g. 10 images sharing most files, object mode"
+variant=$RUN/variant
+mkdir -p "$variant/etc"
+for ((i = 0; i < 10; i++)); do
+    cp "$tarball" "$RUN/v.tar"
+    echo "variant $i" >"$variant/etc/bench-variant"
+    tar -rf "$RUN/v.tar" -C "$variant" etc/bench-variant
+    sync
+    t=$(elapsed_us "$STRATA" --root "$RUN/g-overlay2" --driver overlay2 import "$RUN/v.tar" "bench/v:$i")
+    [[ $i -gt 0 ]] || T[gimport-overlay2]=$t
+    sync
+    t=$(elapsed_us "$STRATA" --root "$RUN/g-erofs" --driver erofs --storage-opt erofs.objects=on \
+        import "$RUN/v.tar" "bench/v:$i")
+    [[ $i -gt 0 ]] || T[gimport-erofs]=$t
+done
+for d in "${DRIVERS[@]}"; do
+    DU[g-$d]=$(du -sk "$RUN/g-$d/$d" | cut -f1)
+    n=$("$STRATA" --root "$RUN/g-$d" images -q | wc -l)
+    [[ $n == 10 ]] || die "$d holds $n images, not 10"
+done
+report=$("$STRATA" --root "$RUN/g-erofs" check) || die "check of the object store: $report"
+
 printf '\n== rounds (ms)\n'
-for k in import rmi find tar; do
+for k in import rmi find tar dirty; do
     for d in "${DRIVERS[@]}"; do
         # shellcheck disable=SC2086
         printf '%-8s %-9s %s\n' "$k" "$d" "$(msl ${T[$k-$d]})"
@@ -133,3 +173,10 @@ line "d. cold find of a container's root" find 1.2
 line "e. cold tar -c of a container's root" tar 1.2
 printf '%-46s %9s MiB %8s MiB %8s  %s\n' "f. disk used by the image (information)" \
     "$((DU[erofs] / 1024))" "$((DU[overlay2] / 1024))" "$(ratio "${DU[erofs]}" "${DU[overlay2]}")x" ""
+line "h. import, other data not written back" dirty 1.0
+gr=$(ratio "${DU[g-erofs]}" "${DU[g-overlay2]}")
+printf '%-46s %9s MiB %8s MiB %8s  %-10s %s\n' "g. disk used by 10 images, object mode" \
+    "$((DU[g-erofs] / 1024))" "$((DU[g-overlay2] / 1024))" "${gr}x" "<= 0.4x" "$(verdict "$gr" 0.4)"
+printf '%-46s %12s %12s %8s  %s\n' "   import of the first, object mode (information)" \
+    "$(ms "${T[gimport-erofs]}") ms" "$(ms "${T[gimport-overlay2]}") ms" \
+    "$(ratio "${T[gimport-erofs]}" "${T[gimport-overlay2]}")x" ""

@@ -119,6 +119,14 @@ pub trait Driver: Send + Sync {
         false
     }
 
+    /// Whether [`Driver::apply_diff`] makes the layer's content durable
+    /// itself (the erofs driver fsyncs the one image a layer is), so that
+    /// the store need not flush its whole file system before it publishes
+    /// the layer: it flushes its own records of it instead.
+    fn flushes_layers(&self) -> bool {
+        false
+    }
+
     /// The driver's own diff, when it has one.
     fn native_diff(&self) -> Option<&dyn NativeDiff> {
         None

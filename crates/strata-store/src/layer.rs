@@ -192,7 +192,7 @@ impl LayerStore {
             parent: parent.map(|p| p.chain_id.clone()),
         };
         self.stage_metadata(staging, &layer)?;
-        self.sync_driver()?;
+        self.flush_staged(&[staging])?;
         self.publish(lock, staging, &layer.chain_id, layer.parent.as_ref())?;
         self.sync_layerdb()?;
         Ok(layer)
@@ -318,6 +318,29 @@ impl LayerStore {
 
     pub(crate) fn sync_layerdb(&self) -> Result<()> {
         atomic::sync_dir(&self.layout.layers()).ctx(|| "syncing layerdb".into())
+    }
+
+    /// Makes staged layers durable before they are published: their
+    /// records (each file of each staging directory, and the directory)
+    /// when the driver made their content durable itself
+    /// ([`Driver::flushes_layers`]), else everything
+    /// ([`LayerStore::sync_driver`]).
+    pub(crate) fn flush_staged(&self, staging: &[&Path]) -> Result<()> {
+        if !self.driver.flushes_layers() {
+            return self.sync_driver();
+        }
+        for dir in staging {
+            for e in fs::read_dir(dir).ctx(|| format!("listing {}", dir.display()))? {
+                let e = e.ctx(|| format!("listing {}", dir.display()))?;
+                if e.file_type().is_ok_and(|t| t.is_file()) {
+                    fs::File::open(e.path())
+                        .and_then(|f| f.sync_all())
+                        .ctx(|| format!("syncing {}", e.path().display()))?;
+                }
+            }
+            atomic::sync_dir(dir).ctx(|| format!("syncing {}", dir.display()))?;
+        }
+        Ok(())
     }
 
     /// Makes the driver's content durable before the metadata that names

@@ -309,14 +309,14 @@ impl Overlay2 {
         record: Option<&mut dyn Write>,
         below: &mut dyn FnMut() -> std::io::Result<Vec<PathBuf>>,
     ) -> Result<ApplyReport> {
-        // Made durable as overlay2's layers are: by the store's flush of
-        // its file system before it publishes the layer (a container's
-        // init layer, by its check after a crash: see README,
-        // "Durability").
+        // Full images are made durable here, one fsync each (see
+        // `flushes_layers`); object mode leaves it to the store's flush of
+        // its file system before it publishes the layer.
+        let flush = crate::Driver::flushes_layers(self);
         let opts = strata_erofs::Options {
             opaque_xattr: self.xattrs,
             lowers: Vec::new(),
-            sync: false,
+            sync: flush,
             objects: self.images().objects.then(|| self.home.join(OBJECTS)),
         };
         // Objects this image is about to name are not removed meanwhile.
@@ -368,13 +368,21 @@ impl Overlay2 {
             }
             let meta = self.dir(id).join(IMAGE_META);
             let meta_tmp = self.dir(id).join(format!(".{IMAGE_META}.tmp"));
-            fs::write(
-                &meta_tmp,
-                format!("{} {digest} {} {verity}\n", report.data_end, report.size),
-            )
-            .and_then(|()| fs::rename(&meta_tmp, &meta))
-            .ctx(|| format!("recording the image digest of layer {id}"))?;
+            let text = format!("{} {digest} {} {verity}\n", report.data_end, report.size);
+            fs::File::create(&meta_tmp)
+                .and_then(|mut f| {
+                    f.write_all(text.as_bytes())?;
+                    if flush {
+                        f.sync_all()?;
+                    }
+                    Ok(())
+                })
+                .and_then(|()| fs::rename(&meta_tmp, &meta))
+                .ctx(|| format!("recording the image digest of layer {id}"))?;
             fs::rename(&tmp, path).ctx(|| format!("putting the image of layer {id} in place"))?;
+            if flush {
+                self.sync_layer_records(id)?;
+            }
             Ok(report)
         })();
         match made {
@@ -708,6 +716,25 @@ impl Overlay2 {
             }
             release_images();
         }))
+    }
+
+    /// Makes what `create` wrote of layer `id` durable, as the store's
+    /// flush would have: its `link` and `lower`, its directory (with the
+    /// image's name in it), its entry in the home, its `l/` link.
+    fn sync_layer_records(&self, id: &str) -> Result<()> {
+        let dir = self.dir(id);
+        for f in ["link", "lower"] {
+            match fs::File::open(dir.join(f)) {
+                Ok(file) => file.sync_all(),
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+                Err(e) => Err(e),
+            }
+            .ctx(|| format!("syncing the {f} of layer {id}"))?;
+        }
+        for d in [dir, self.home.clone(), self.home.join("l")] {
+            strata_sys::atomic::sync_dir(&d).ctx(|| format!("syncing {}", d.display()))?;
+        }
+        Ok(())
     }
 
     /// The object store, when the driver is erofs.

@@ -799,6 +799,13 @@ impl Driver for Overlay2 {
         self.native_diff.then_some(self as &dyn NativeDiff)
     }
 
+    /// erofs with full images: one fsync of the image (and of its record
+    /// and directory) makes a layer durable. Object mode leaves it to the
+    /// store's flush: a layer is hundreds of object files.
+    fn flushes_layers(&self) -> bool {
+        self.images.as_ref().is_some_and(|i| !i.objects)
+    }
+
     /// Without the probe's answer (a read-only open), a layer over its
     /// real parent is measured in its upper directory rather than by
     /// mounting: with redirect_dir and metacopy off, that directory

@@ -191,7 +191,9 @@ impl Store {
             for job in &jobs {
                 progress.layer(layer_id(job.plan), LayerStatus::Applying);
             }
-            self.sync_driver()?;
+            let staged: Vec<&std::path::Path> =
+                layers.iter().map(|(s, _)| s.path.as_path()).collect();
+            self.layers.flush_staged(&staged)?;
             for (slot, layer) in &layers {
                 self.publish_layer(&lock, &slot.path, layer)?;
             }
