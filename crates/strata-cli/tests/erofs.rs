@@ -474,3 +474,19 @@ fn object_mode_stores_shared_content_once() {
     assert_eq!(objects(&s), Vec::<String>::new());
     assert_eq!(mounts_under(&s.root()), Vec::<String>::new());
 }
+
+/// A driver option given to a command that only reads the store is kept
+/// all the same (the command opens the store to write it), and later
+/// commands go by it.
+#[test]
+fn an_option_given_to_a_reading_command_is_kept() {
+    let Some(s) = on_erofs("an_option_given_to_a_reading_command_is_kept") else {
+        return;
+    };
+    s.import_tree(&common::base_tree(&s), "a:1");
+    assert!(s.ok(&["info"]).contains("Objects: off"));
+    s.ok(&["--storage-opt", "erofs.objects=on", "images"]);
+    assert!(s.ok(&["info"]).contains("Objects: on"));
+    s.ok(&["--storage-opt", "erofs.objects=off", "images"]);
+    assert!(s.ok(&["info"]).contains("Objects: off"));
+}

@@ -35,7 +35,8 @@ pub struct StoreArgs {
     /// A storage driver's option, KEY=VALUE (dockerd's --storage-opt):
     /// `erofs.verity=on|off` for the erofs driver. Before the command
     /// only (after `create`/`run` it sets a container's size); the store
-    /// keeps it for later commands.
+    /// keeps it for later commands (a command that only reads the store
+    /// opens it to write, to record the option).
     #[arg(long = "storage-opt", value_name = "KEY=VALUE")]
     pub storage_opts: Vec<String>,
     /// Directories to look for volume plugins in (NAME.sock, NAME.spec,
@@ -101,7 +102,9 @@ impl StoreArgs {
                 .collect::<Result<_>>()?,
             ..Default::default()
         };
-        let mut store = if read_only {
+        // Options given are recorded by the driver: even a command that
+        // only reads then opens the store to write that.
+        let mut store = if read_only && opts.storage_opts.is_empty() {
             Store::open_read_only(&root, driver, opts)?
         } else {
             Store::open_with(&root, driver, opts)?
