@@ -50,11 +50,6 @@ impl Refs {
         }
     }
 
-    /// Whether counts are only read ([`Refs::existing`]).
-    pub fn is_read_only(&self) -> bool {
-        self.read_only
-    }
-
     /// Takes the driver-wide lock (blocking).
     pub fn lock(&self) -> Result<Locked> {
         if self.read_only {

@@ -23,9 +23,10 @@ impl From<strata_archive::Error> for Error {
             strata_archive::ErrorKind::Unsupported => ErrorKind::Unsupported,
             _ => ErrorKind::Io,
         };
-        // The whole chain in the message: the archive's errors are
-        // shaped for display, not for matching on.
-        Error::new(kind, strata_types::error::chain(&e))
+        // The archive's error stays the source, so that a caller can tell
+        // what it was (a hard link to a file the layers below lack is one
+        // a load retries in order).
+        Error::with(kind, "reading the layer", e)
     }
 }
 

@@ -456,6 +456,13 @@ impl Writer<'_, '_> {
                 let data = match &self.opts.objects {
                     Some(dir) if size > INLINE_MAX && size < format::CHUNK_MAX => {
                         let dir = dir.clone();
+                        // The overlay xattrs naming the object must fit
+                        // beside the file's own.
+                        let mut all = attrs.xattrs.clone();
+                        all.extend(self.object_xattrs(&"0".repeat(64)));
+                        if format::xattr_icount(format::xattr_body(&all).len()).is_none() {
+                            return Err(error::entry(&raw, "more xattrs than an inode holds"));
+                        }
                         self.object(&raw, &dir, size, &mut entries.data())?
                     }
                     _ => self.file(&raw, size, &attrs, &mut entries.data())?,
@@ -721,11 +728,17 @@ impl Writer<'_, '_> {
         static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
         let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let tmp = dir.join(format!(".incoming-{}-{n}", std::process::id()));
-        let mut f = OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .open(&tmp)
-            .map_err(io_err("creating an object"))?;
+        let create = || OpenOptions::new().write(true).create_new(true).open(&tmp);
+        let mut f = match create() {
+            // A process of the same id left it (ids are reused after a
+            // reboot): no live process writes it.
+            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
+                let _ = std::fs::remove_file(&tmp);
+                create()
+            }
+            other => other,
+        }
+        .map_err(io_err("creating an object"))?;
         let written = (|| {
             let mut h = Sha256::new();
             let mut left = size;
@@ -765,8 +778,10 @@ impl Writer<'_, '_> {
                 _ => {}
             }
             let path = sub.join(&hex[2..]);
-            if path.exists() {
-                // Stored already, by this layer or another.
+            // Stored already, by this layer or another; one of another
+            // length (a crash cut it short before it was flushed) is
+            // replaced.
+            if std::fs::metadata(&path).is_ok_and(|m| m.is_file() && m.len() == size) {
                 let _ = std::fs::remove_file(&tmp);
             } else {
                 std::fs::rename(&tmp, &path).map_err(io_err("putting an object in place"))?;
@@ -1070,6 +1085,19 @@ impl Writer<'_, '_> {
         (order, parent)
     }
 
+    /// The overlay xattrs of a file whose content is object `o`: an empty
+    /// `metacopy` and the `redirect` into the data-only layer.
+    fn object_xattrs(&self, o: &str) -> [(Vec<u8>, Vec<u8>); 2] {
+        let x = self.opts.opaque_xattr;
+        [
+            (x.metacopy().to_vec(), Vec::new()),
+            (
+                x.redirect().to_vec(),
+                format!("/{}/{}", &o[..2], &o[2..]).into_bytes(),
+            ),
+        ]
+    }
+
     /// An inode's xattrs, the opaque marker included.
     fn node_xattrs(&self, id: usize) -> Vec<(Vec<u8>, Vec<u8>)> {
         let node = &self.tree.nodes[id];
@@ -1080,12 +1108,7 @@ impl Writer<'_, '_> {
             }
             Kind::File { data, .. } => {
                 if let Some(o) = &data.object {
-                    let x_ = self.opts.opaque_xattr;
-                    x.push((x_.metacopy().to_vec(), Vec::new()));
-                    x.push((
-                        x_.redirect().to_vec(),
-                        format!("/{}/{}", &o[..2], &o[2..]).into_bytes(),
-                    ));
+                    x.extend(self.object_xattrs(o));
                 }
             }
             _ => {}

@@ -12,7 +12,7 @@ fn refused(tar: &[u8], expect: &str) {
     let tmp = tempfile::tempdir().unwrap();
     let img = tmp.path().join("layer.erofs");
     let err = write_image(tar, &img, &Options::default()).expect_err("the layer is refused");
-    let msg = format!("{err}: {:?}", std::error::Error::source(&err));
+    let msg = strata_types::error::chain(&err);
     assert_eq!(err.kind(), ErrorKind::InvalidLayer);
     assert!(msg.contains(expect), "{msg:?} does not say {expect:?}");
     let left: Vec<_> = std::fs::read_dir(tmp.path()).unwrap().collect();
@@ -138,7 +138,8 @@ fn errors_name_the_entry() {
     let tar = build_tar(&[Ent::link("the-link", "gone")]);
     let err = write_image(tar.as_slice(), &tmp.path().join("i"), &Options::default()).unwrap_err();
     assert_eq!(err.kind(), ErrorKind::InvalidLayer);
-    assert!(err.to_string().contains("the-link"), "{err}");
+    let msg = strata_types::error::chain(&err);
+    assert!(msg.contains("the-link"), "{msg}");
 }
 
 /// gzip and zstd layers give the image the plain tar gives, and the

@@ -100,7 +100,9 @@ impl Images {
     pub fn open(home: &Path, opts: &crate::Options) -> Result<Self> {
         let (dir, lock) = (home.join("image-refs"), home.join("lock"));
         Ok(Images {
-            refs: if opts.read_only {
+            // Counted even by a command that only reads: an image it
+            // mounts must not be unmounted under it by another's release.
+            refs: if opts.read_only && !dir.is_dir() {
                 Refs::existing(&dir, &lock)
             } else {
                 Refs::new(&dir, &lock)?
@@ -170,6 +172,13 @@ fn objects_setting(home: &Path, opts: &crate::Options) -> Result<bool> {
             }
             _ => {}
         }
+        let lock = home.join(OBJECTS_LOCK);
+        fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&lock)
+            .ctx(|| format!("creating {}", lock.display()))?;
     }
     Ok(on)
 }
@@ -185,7 +194,7 @@ fn verity_setting(home: &Path, opts: &crate::Options) -> Result<Verity> {
     if opts.read_only {
         return Ok(Verity::On);
     }
-    let probe = home.join(".verity-probe");
+    let probe = home.join(format!(".verity-probe.{}", std::process::id()));
     let _ = fs::remove_file(&probe);
     let tried = fs::write(&probe, [0u8; 4096])
         .and_then(|()| fs::File::open(&probe))
@@ -220,8 +229,9 @@ pub(crate) fn probe(home: &Path, read_only: bool) -> Result<()> {
             format!("EROFS images cannot be mounted from files here: {why}"),
         )
     };
-    let img = home.join(".erofs-probe.img");
-    let mnt = home.join(".erofs-probe.mnt");
+    let pid = std::process::id();
+    let img = home.join(format!(".erofs-probe.{pid}.img"));
+    let mnt = home.join(format!(".erofs-probe.{pid}.mnt"));
     let _ = fs::remove_dir(&mnt);
     strata_erofs::write_image(&[0u8; 1024][..], &img, &strata_erofs::Options::default())
         .map_err(|e| refused(format!("writing a probe image: {e}")))?;
@@ -240,7 +250,7 @@ pub(crate) fn probe(home: &Path, read_only: bool) -> Result<()> {
     let _ = fs::remove_dir(&mnt);
     let _ = fs::remove_file(&img);
     tried?;
-    let tmp = home.join(".erofs-probe.tmp");
+    let tmp = home.join(format!(".erofs-probe.{pid}.tmp"));
     fs::write(&tmp, &release)
         .and_then(|()| fs::rename(&tmp, &record))
         .ctx(|| format!("recording the probe in {}", record.display()))
@@ -435,9 +445,19 @@ impl Overlay2 {
         Ok(id.to_owned())
     }
 
-    /// [`Driver::get`](crate::Driver::get) for the erofs driver: the
-    /// first reference mounts the images the layer stacks (its own and
-    /// those below), then the overlay over them; later ones count.
+    /// Whether layer `id` is seen through an overlay: it has layers
+    /// below, or its image's files keep their content in the object
+    /// store. Else its view is its `diff/` itself (its image, mounted,
+    /// or a plain directory).
+    fn through_overlay(&self, id: &str, lower: &Option<Vec<String>>) -> bool {
+        lower.is_some() || (self.uses_objects(id) && self.image_path(id).exists())
+    }
+
+    /// [`Driver::get`](crate::Driver::get) for the erofs driver. A layer
+    /// seen through an overlay: the first reference mounts the images it
+    /// stacks (its own and those below), then the overlay, and holds the
+    /// images until the last reference goes; later ones count. A layer
+    /// that is its own `diff/`: every reference holds its image.
     pub(crate) fn get_over_images(
         &self,
         lock: &Locked,
@@ -446,36 +466,24 @@ impl Overlay2 {
         label: Option<&str>,
     ) -> Result<crate::Mount<'_>> {
         let lower = self.lower_of(id)?;
-        let diff = self.dir(id).join("diff");
-        // An image whose files keep their content in the object store is
-        // seen through an overlay even alone.
-        let view = lower.is_some() || (self.uses_objects(id) && self.image_path(id).exists());
-        let mounted = match view {
-            false => {
-                count > 0
-                    && (!self.image_path(id).exists()
-                        || mount::is_mountpoint(&diff).unwrap_or(false))
+        if !self.through_overlay(id, &lower) {
+            let own = [id.to_owned()];
+            self.hold_images(lock, &own)?;
+            if let Err(e) = self.refs.set(lock, id, count + 1) {
+                let _ = self.release_images(lock, &own);
+                return Err(e);
             }
-            true => self.mounted(lock, id),
-        };
-        if mounted {
+            return Ok(crate::Mount::new(self, id, self.dir(id).join("diff")));
+        }
+        if self.mounted(lock, id) {
             self.refs.set(lock, id, count + 1)?;
-            let path = if view {
-                self.dir(id).join("merged")
-            } else {
-                diff
-            };
-            return Ok(crate::Mount::new(self, id, path));
+            return Ok(crate::Mount::new(self, id, self.dir(id).join("merged")));
         }
         // Not mounted: whatever count is on disk is stale; this mount
         // starts from zero.
         let chain = self.image_chain(id, true)?;
         self.hold_images(lock, &chain)?;
-        let path = match (&lower, view) {
-            (None, false) => Ok(diff),
-            (None, true) => self.mount(id, &[], label),
-            (Some(lower), _) => self.mount(id, lower, label),
-        };
+        let path = self.mount(id, lower.as_deref().unwrap_or_default(), label);
         let path = match path.and_then(|p| self.refs.set(lock, id, 1).map(|()| p)) {
             Ok(p) => p,
             Err(e) => {
@@ -485,6 +493,33 @@ impl Overlay2 {
             }
         };
         Ok(crate::Mount::new(self, id, path))
+    }
+
+    /// [`Driver::put`](crate::Driver::put) for the erofs driver, the
+    /// layer's count `count` (see [`Overlay2::get_over_images`]). The
+    /// images an overlay held are given back with its last reference
+    /// whether or not its unmount succeeded.
+    pub(crate) fn put_over_images(&self, lock: &Locked, id: &str, count: u64) -> Result<()> {
+        let lower = self.lower_of(id)?;
+        if !self.through_overlay(id, &lower) {
+            if count == 0 {
+                return Ok(());
+            }
+            let released = self.release_images(lock, &[id.to_owned()]);
+            self.refs.set(lock, id, count - 1)?;
+            return released;
+        }
+        if count > 1 {
+            return self.refs.set(lock, id, count - 1);
+        }
+        let chain = self.image_chain(id, true)?;
+        let unmounted = self.unmount(id);
+        let released = match count {
+            1 => self.release_images(lock, &chain),
+            _ => Ok(()),
+        };
+        self.refs.set(lock, id, 0)?;
+        unmounted.and(released)
     }
 
     /// Mounts the image of each layer of `ids` that has one (checked
@@ -500,40 +535,43 @@ impl Overlay2 {
     }
 
     fn hold_image(&self, lock: &Locked, id: &str) -> Result<()> {
-        let image = self.image_path(id);
-        if !image.exists() {
-            // An image layer never applied to, or a read-write layer:
-            // its `diff` is a plain directory.
+        if !self.image_path(id).exists() {
+            // An image layer never applied to, or one that keeps its
+            // files in `diff/`: nothing to mount.
             return Ok(());
         }
         let refs = &self.images().refs;
         let diff = self.dir(id).join("diff");
-        let mounted = mount::is_mountpoint(&diff).unwrap_or(false);
-        if refs.is_read_only() {
-            // A command that only reads counts nothing: it mounts what is
-            // not mounted for the moment it reads, and its release takes
-            // the mount down unless a counted hold came meanwhile.
-            if !mounted {
-                self.verify_image(id)?;
-                mount::mount_erofs_file(&image, &diff)
-                    .ctx(|| format!("mounting the image of layer {id}"))?;
-            }
-            return Ok(());
-        }
-        let count = if mounted {
+        let count = if mount::is_mountpoint(&diff).unwrap_or(false) {
             refs.get(lock, id)?
         } else {
-            self.verify_image(id)?;
-            mount::mount_erofs_file(&image, &diff)
-                .ctx(|| format!("mounting the image of layer {id}"))?;
+            self.mount_image(id, &diff)?;
             // Not mounted: whatever count is on disk is stale.
             0
         };
-        refs.set(lock, id, count + 1)
+        if let Err(e) = refs.set(lock, id, count + 1) {
+            if count == 0 {
+                let _ = self.unmount_image(id);
+            }
+            return Err(e);
+        }
+        Ok(())
+    }
+
+    /// Checks layer `id`'s image and mounts it at `at`: the file checked
+    /// is the file mounted (through its descriptor), whatever happens to
+    /// the path meanwhile.
+    fn mount_image(&self, id: &str, at: &Path) -> Result<()> {
+        use std::os::fd::AsRawFd;
+        let file = fs::File::open(self.image_path(id))
+            .ctx(|| format!("opening the image of layer {id}"))?;
+        self.verify_image_file(id, &file)?;
+        let by_fd = PathBuf::from(format!("/proc/self/fd/{}", file.as_raw_fd()));
+        mount::mount_erofs_file(&by_fd, at).ctx(|| format!("mounting the image of layer {id}"))
     }
 
     /// Gives back a hold on the image of each layer of `ids`; the last
-    /// one unmounts it.
+    /// one unmounts it (lazily: what still uses it keeps it).
     pub(crate) fn release_images(&self, lock: &Locked, ids: &[String]) -> Result<()> {
         let refs = &self.images().refs;
         let mut first = Ok(());
@@ -541,17 +579,14 @@ impl Overlay2 {
             if !self.image_path(id).exists() {
                 continue;
             }
-            let count = refs.get(lock, id)?;
-            let done = if refs.is_read_only() {
-                match count {
-                    0 => self.unmount_image(id),
-                    _ => Ok(()),
+            let done = refs.get(lock, id).and_then(|count| {
+                if count > 1 {
+                    refs.set(lock, id, count - 1)
+                } else {
+                    let unmounted = self.unmount_image(id);
+                    refs.set(lock, id, 0).and(unmounted)
                 }
-            } else if count > 1 {
-                refs.set(lock, id, count - 1)
-            } else {
-                self.unmount_image(id).and_then(|()| refs.set(lock, id, 0))
-            };
+            });
             if first.is_ok() {
                 first = done;
             }
@@ -562,7 +597,7 @@ impl Overlay2 {
     fn unmount_image(&self, id: &str) -> Result<()> {
         let diff = self.dir(id).join("diff");
         if mount::is_mountpoint(&diff).unwrap_or(false) {
-            mount::unmount(&diff, false).ctx(|| format!("unmounting the image of layer {id}"))?;
+            mount::unmount(&diff, true).ctx(|| format!("unmounting the image of layer {id}"))?;
         }
         Ok(())
     }
@@ -628,7 +663,13 @@ impl Overlay2 {
 
     /// Refuses an image whose metadata is not what was written.
     pub(crate) fn verify_image(&self, id: &str) -> Result<()> {
-        let dir = self.dir(id);
+        let file = fs::File::open(self.image_path(id))
+            .ctx(|| format!("opening the image of layer {id}"))?;
+        self.verify_image_file(id, &file)
+    }
+
+    /// [`Overlay2::verify_image`] of the image opened as `file`.
+    fn verify_image_file(&self, id: &str, file: &fs::File) -> Result<()> {
         let damaged = |why: String| {
             Error::new(
                 ErrorKind::Corrupt,
@@ -636,12 +677,10 @@ impl Overlay2 {
             )
         };
         let meta = self.image_meta(id).map_err(|e| damaged(chain(&e)))?;
-        let file =
-            fs::File::open(dir.join(IMAGE)).ctx(|| format!("opening the image of layer {id}"))?;
         if let Some(want) = &meta.verity {
             // The kernel checks every block as it is read: the digest is
             // all there is to compare.
-            let got = strata_sys::verity::measure(std::os::fd::AsFd::as_fd(&file))
+            let got = strata_sys::verity::measure(std::os::fd::AsFd::as_fd(file))
                 .ctx(|| format!("measuring the image of layer {id}"))?;
             return match got.map(|d| hex(&d)) {
                 Some(got) if &got == want => Ok(()),
@@ -654,7 +693,7 @@ impl Overlay2 {
             };
         }
         let want = meta.digest.as_str();
-        let got = strata_erofs::metadata_digest(&file, meta.data_end)
+        let got = strata_erofs::metadata_digest(file, meta.data_end)
             .map_err(|e| damaged(e.to_string()))?;
         if got.as_str() != want {
             return Err(damaged(format!(
@@ -687,7 +726,12 @@ impl Overlay2 {
         if !(self.uses_objects(id) && self.image_path(id).exists()) {
             return Ok(crate::Content::with_release(diff, release_images));
         }
-        let view = self.dir(id).join("content");
+        static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+        let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        // Each guard its own view: one's release never takes another's.
+        let view = self
+            .dir(id)
+            .join(format!("content.{}.{n}", std::process::id()));
         let mounted = (|| {
             match fs::create_dir(&view) {
                 Err(e) if e.kind() != std::io::ErrorKind::AlreadyExists => {
@@ -706,6 +750,7 @@ impl Overlay2 {
                 .ctx(|| format!("mounting the files of layer {id}"))
         })();
         if let Err(e) = mounted {
+            let _ = fs::remove_dir(&view);
             release_images();
             return Err(e);
         }
@@ -714,6 +759,7 @@ impl Overlay2 {
             if let Err(e) = mount::unmount(&unmount, true) {
                 tracing::warn!("unmounting {}: {e}", unmount.display());
             }
+            let _ = fs::remove_dir(&unmount);
             release_images();
         }))
     }
@@ -740,6 +786,18 @@ impl Overlay2 {
     /// The object store, when the driver is erofs.
     pub(crate) fn objects_dir(&self) -> Option<PathBuf> {
         self.images.as_ref().map(|_| self.home.join(OBJECTS))
+    }
+
+    /// Whether layer `id` or a layer of `lower` (its `lower` names)
+    /// keeps file content in the object store: its mounts then take the
+    /// store as a data-only layer (which kernels before 6.16 refuse
+    /// without metacopy, so it is added only where it is used).
+    pub(crate) fn chain_uses_objects(&self, id: &str, lower: &[String]) -> bool {
+        self.uses_objects(id)
+            || lower.iter().any(|short| {
+                self.layer_of_short(short)
+                    .is_ok_and(|l| self.uses_objects(&l))
+            })
     }
 
     /// Whether layer `id`'s image keeps file content in the object store.
@@ -783,16 +841,21 @@ impl Overlay2 {
         }
     }
 
-    /// The objects a layer's image names, as its list says.
-    pub(crate) fn objects_of(dir: &Path) -> Vec<String> {
-        read_capped_any(&dir.join(IMAGE_OBJECTS))
-            .map(|t| {
-                t.lines()
-                    .filter(|l| is_object_name(l))
-                    .map(str::to_owned)
-                    .collect()
-            })
-            .unwrap_or_default()
+    /// The objects a layer's image names, as its list says (none when
+    /// it has no list). An unreadable list is an error: taken for empty,
+    /// it would let live objects go.
+    pub(crate) fn objects_of(dir: &Path) -> Result<Vec<String>> {
+        let path = dir.join(IMAGE_OBJECTS);
+        let text = match read_capped_any(&path) {
+            Ok(t) => t,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+            Err(e) => return Err(e).ctx(|| format!("reading {}", path.display())),
+        };
+        Ok(text
+            .lines()
+            .filter(|l| is_object_name(l))
+            .map(str::to_owned)
+            .collect())
     }
 
     /// Removes the objects of `gone` (a removed layer's list) that no
@@ -807,7 +870,10 @@ impl Overlay2 {
         };
         let live = self.live_objects()?;
         let objects = self.home.join(OBJECTS);
-        for o in gone.iter().filter(|o| !live.contains(*o)) {
+        for o in gone
+            .iter()
+            .filter(|o| !live.contains(*o) && is_object_name(o))
+        {
             let _ = fs::remove_file(objects.join(&o[..2]).join(&o[2..]));
         }
         Ok(())
@@ -818,7 +884,9 @@ impl Overlay2 {
         let mut live = std::collections::HashSet::new();
         for e in fs::read_dir(&self.home).ctx(|| format!("listing {}", self.home.display()))? {
             let e = e.ctx(|| format!("listing {}", self.home.display()))?;
-            live.extend(Overlay2::objects_of(&e.path()));
+            if e.file_type().is_ok_and(|t| t.is_dir()) {
+                live.extend(Overlay2::objects_of(&e.path())?);
+            }
         }
         Ok(live)
     }
@@ -867,13 +935,7 @@ fn image_err(id: &str, e: strata_erofs::Error) -> Error {
         strata_erofs::ErrorKind::Unsupported => ErrorKind::Unsupported,
         _ => ErrorKind::Io,
     };
-    Error::new(
-        kind,
-        format!(
-            "writing the image of layer {id}: {}",
-            strata_types::error::chain(&e)
-        ),
-    )
+    Error::with(kind, format!("writing the image of layer {id}"), e)
 }
 
 fn dir_is_empty(dir: &Path) -> Result<bool> {
@@ -888,12 +950,19 @@ pub(crate) fn is_object_name(s: &str) -> bool {
     s.len() == 64 && s.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
 }
 
-/// A layer's object list: as long as a store's objects can be (64 MiB).
+/// Longest object list read: a million objects.
+const LIST_CAP: u64 = 65 << 20;
+
+/// A layer's object list, refused past [`LIST_CAP`] (cut short, it would
+/// leave objects out).
 fn read_capped_any(path: &Path) -> std::io::Result<String> {
     let mut s = String::new();
     fs::File::open(path)?
-        .take(64 << 20)
+        .take(LIST_CAP + 1)
         .read_to_string(&mut s)?;
+    if s.len() as u64 > LIST_CAP {
+        return Err(std::io::Error::other("longer than any object list"));
+    }
     Ok(s)
 }
 

@@ -314,7 +314,9 @@ impl Overlay2 {
         let image = self.images.is_some() && self.image_path(id).exists();
         // The object store, where layer images' files keep their content
         // (erofs object mode): a data-only layer.
-        let objects = self.objects_dir().filter(|o| o.is_dir());
+        let objects = self
+            .objects_dir()
+            .filter(|_| self.chain_uses_objects(id, lower));
         let result = if new_mount_api {
             let own = image.then(|| dir.join("diff"));
             let ov = Overlay {
@@ -601,8 +603,14 @@ impl Driver for Overlay2 {
             Err(_) => self.unlink_links_to(id),
         }
         let objects = match self.images {
-            Some(_) => Overlay2::objects_of(&dir),
-            None => Vec::new(),
+            Some(_) => {
+                // Views a killed process left mounted inside it go first.
+                for m in mount::mounts_under(&dir).unwrap_or_default() {
+                    let _ = mount::unmount(&m, true);
+                }
+                Overlay2::objects_of(&dir)
+            }
+            None => Ok(Vec::new()),
         };
         // Rename first: a crash mid-way leaves `-removing` debris, never a
         // half-deleted layer under its own name.
@@ -610,9 +618,15 @@ impl Driver for Overlay2 {
         fs::rename(&dir, &doomed).ctx(|| format!("removing layer {id}"))?;
         fs::remove_dir_all(&doomed).ctx(|| format!("removing layer {id}"))?;
         if self.images.is_some() {
-            self.forget_image(&lock, id)?;
-            // Its objects no image names any more: one unlink each.
-            self.drop_objects(&objects)?;
+            // The layer is gone: what follows is tidying, reported, not
+            // failed on (check finds objects nothing names).
+            let tidied = self.forget_image(&lock, id).and_then(|()| {
+                // Its objects no image names any more: one unlink each.
+                objects.and_then(|o| self.drop_objects(&o))
+            });
+            if let Err(e) = tidied {
+                tracing::warn!("removing layer {id}: {e}");
+            }
         }
         self.refs.set(&lock, id, 0)
     }
@@ -644,13 +658,13 @@ impl Driver for Overlay2 {
             return Ok(());
         }
         let count = self.refs.get(&lock, id)?;
+        if self.images.is_some() {
+            return self.put_over_images(&lock, id, count);
+        }
         if count > 1 {
             return self.refs.set(&lock, id, count - 1);
         }
         self.unmount(id)?;
-        if self.images.is_some() && count == 1 {
-            self.release_images(&lock, &self.image_chain(id, true)?)?;
-        }
         self.refs.set(&lock, id, 0)
     }
 
@@ -684,7 +698,11 @@ impl Driver for Overlay2 {
             // Into the layer's image, whatever parent is named.
             return self.write_image(id, input, record);
         }
-        crate::apply_routed(self, id, parent, input, record)
+        // A layer that keeps its files in `diff/` over images: those
+        // are mounted while it is applied, as copy-up looks in them.
+        self.with_images(id, false, || {
+            crate::apply_routed(self, id, parent, input, record)
+        })
     }
 
     fn metadata(&self, id: &str) -> Result<std::collections::BTreeMap<String, String>> {
