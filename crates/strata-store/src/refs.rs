@@ -150,7 +150,8 @@ fn covers(layout: &Layout) -> bool {
     .all(|d| mtime(d).is_some_and(|t| t <= stamped))
 }
 
-/// Makes the entry `name` in `dir`, durably, when the store is indexed.
+/// Makes the entry `name` in `dir`, durably, when the store is indexed
+/// (one fsync, of `dir`: [`strata_sys::atomic::create_empty`]).
 fn add(layout: &Layout, _: &Lock, dir: &Path, name: &str) -> Result<()> {
     if !indexed(layout) {
         return Ok(());
@@ -175,7 +176,8 @@ fn add(layout: &Layout, _: &Lock, dir: &Path, name: &str) -> Result<()> {
             .ctx(|| format!("creating {}", dir.display()))?;
         atomic::sync_dir(parent).ctx(|| format!("syncing {}", parent.display()))?;
     }
-    atomic::write(&dir.join(name), b"")
+    let path = dir.join(name);
+    strata_sys::atomic::create_empty(&path).ctx(|| format!("writing {}", path.display()))
 }
 
 /// Removes the entry `name` from `dir`. Not flushed: an entry a crash

@@ -15,6 +15,17 @@ pub fn write(path: &Path, data: &[u8]) -> io::Result<()> {
     f.commit()
 }
 
+/// Makes `path` an empty regular file, durably: an empty file has no
+/// content to tear, so it is made in place (`O_CREAT|O_NOFOLLOW`: a
+/// symlink at the name is refused, never followed; an empty file already
+/// there is kept) and its name made durable by the fsync of its
+/// directory, one fsync where a replacement takes two and a rename.
+pub fn create_empty(path: &Path) -> io::Result<()> {
+    crate::fs::write_nofollow(path, b"")?;
+    let dir = path.parent().filter(|p| !p.as_os_str().is_empty());
+    sync_dir(dir.unwrap_or(Path::new(".")))
+}
+
 /// fsync of a directory: makes renames and creations in it durable.
 pub fn sync_dir(dir: &Path) -> io::Result<()> {
     File::open(dir)?.sync_all()
