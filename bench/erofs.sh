@@ -8,6 +8,9 @@
 #      unlink against a recursive delete
 #   c. create + mount per container, N containers of the image
 #      (target <= 1.2x)
+#   c2. create + mount of a lone container: the image not mounted by
+#      any other, as for `strata run` of one container (target <= 1.2x);
+#      then umount and rm, untimed
 #   d. cold `find` of a container's root, caches dropped (target <= 1.2x)
 #   e. cold `tar -c` of a container's root, caches dropped (target <= 1.2x)
 #   f. disk used by the imported image (information)
@@ -94,6 +97,23 @@ for d in "${DRIVERS[@]}"; do
     T[create-$d]=$(((t1 - t0) / C))
 done
 
+log "c2. create + mount of a lone container, $R rounds"
+for d in "${DRIVERS[@]}"; do
+    st "$d" c2 import "$tarball" debian:bench >/dev/null
+done
+for ((i = 0; i < R; i++)); do
+    for d in "${DRIVERS[@]}"; do
+        sync
+        t0=$(now_us)
+        st "$d" c2 create --name "lone$i" debian:bench >/dev/null
+        st "$d" c2 mount "lone$i" >/dev/null
+        t1=$(now_us)
+        T[lone-$d]+=" $((t1 - t0))"
+        st "$d" c2 umount "lone$i" >/dev/null
+        st "$d" c2 rm "lone$i" >/dev/null
+    done
+done
+
 log "d, e. cold find and tar -c of a container's root, $R rounds"
 for ((i = 0; i < R; i++)); do
     for d in "${DRIVERS[@]}"; do
@@ -144,7 +164,7 @@ done
 report=$("$STRATA" --root "$RUN/g-erofs" check) || die "check of the object store: $report"
 
 printf '\n== rounds (ms)\n'
-for k in import rmi find tar dirty; do
+for k in import rmi lone find tar dirty; do
     for d in "${DRIVERS[@]}"; do
         # shellcheck disable=SC2086
         printf '%-8s %-9s %s\n' "$k" "$d" "$(msl ${T[$k-$d]})"
@@ -169,6 +189,7 @@ printf '%-46s %12s %12s %8s  %-10s %s\n' "c. create + mount per container ($C)" 
     "$(ms "${T[create-erofs]}") ms" "$(ms "${T[create-overlay2]}") ms" \
     "$(ratio "${T[create-erofs]}" "${T[create-overlay2]}")x" "<= 1.2x" \
     "$(verdict "$(ratio "${T[create-erofs]}" "${T[create-overlay2]}")" 1.2)"
+line "c2. create + mount of a lone container" lone 1.2
 line "d. cold find of a container's root" find 1.2
 line "e. cold tar -c of a container's root" tar 1.2
 printf '%-46s %9s MiB %8s MiB %8s  %s\n' "f. disk used by the image (information)" \

@@ -183,9 +183,10 @@ fn runs_a_container() {
     assert_eq!(mounts_under(&s.root()), Vec::<String>::new());
 }
 
-/// A byte of an image's metadata changed on disk: the image is not
-/// mounted (the kernel never parses it), the error says which layer,
-/// and `check` reports the layer as bad.
+/// A byte of an image's metadata changed on disk, after it was checked
+/// and mounted once: the image is not mounted again (the kernel never
+/// parses it), the error says which layer, and `check` reports the layer
+/// as bad.
 #[test]
 fn a_changed_image_is_refused_before_the_kernel_sees_it() {
     let Some(s) = on_erofs("a_changed_image_is_refused_before_the_kernel_sees_it") else {
@@ -202,6 +203,16 @@ fn a_changed_image_is_refused_before_the_kernel_sees_it() {
         .to_str()
         .unwrap()
         .to_owned();
+    // A mount checks it once per boot: the check is recorded beside it
+    // (at import, which hashed what it wrote; again by a mount), and a
+    // change made afterwards is still seen.
+    let stamp = img.with_file_name("layer.erofs.checked");
+    assert!(stamp.is_file(), "no {}", stamp.display());
+    s.ok(&["create", "--name", "zero", "base:1"]);
+    s.ok(&["mount", "zero"]);
+    s.ok(&["umount", "zero"]);
+    s.ok(&["rm", "zero"]);
+    assert!(stamp.is_file(), "no {}", stamp.display());
     // The last block holds inodes: flip a byte of it.
     let f = fs::OpenOptions::new()
         .read(true)

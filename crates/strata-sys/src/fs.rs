@@ -319,6 +319,32 @@ pub fn ftruncate(fd: BorrowedFd<'_>, len: u64) -> io::Result<()> {
     Ok(rustix::fs::ftruncate(fd, len)?)
 }
 
+/// `open(path, O_WRONLY|O_CREAT|O_TRUNC|O_NOFOLLOW, 0600)`, then `data`
+/// written: a file (re)written in place, never through a symlink at its
+/// name. Not flushed.
+pub fn write_nofollow(path: &Path, data: &[u8]) -> io::Result<()> {
+    use std::io::Write;
+    let fd = rustix::fs::open(
+        path,
+        OFlags::WRONLY | OFlags::CREATE | OFlags::TRUNC | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+        Mode::from_raw_mode(0o600),
+    )?;
+    File::from(fd).write_all(data)
+}
+
+/// `posix_fadvise(fd, offset, len, POSIX_FADV_DONTNEED)`: drops the
+/// file's clean cached pages in the range (dirty ones are only queued
+/// for writeback). A hint: the kernel may keep some.
+pub fn drop_cached(fd: BorrowedFd<'_>, offset: u64, len: u64) -> io::Result<()> {
+    let len = std::num::NonZeroU64::new(len);
+    Ok(rustix::fs::fadvise(
+        fd,
+        offset,
+        len,
+        rustix::fs::Advice::DontNeed,
+    )?)
+}
+
 /// `syncfs(fd)`: flushes the whole file system holding `fd`.
 pub fn syncfs(fd: BorrowedFd<'_>) -> io::Result<()> {
     Ok(rustix::fs::syncfs(fd)?)

@@ -73,6 +73,9 @@ pub(crate) const FILES: &str = "files";
 pub(crate) const IMAGE_META: &str = "layer.erofs.meta";
 /// Longest `layer.erofs.meta` read.
 const META_CAP: u64 = 4 << 10;
+/// That the image, as it is now, was checked since the machine booted,
+/// beside it (see [`Overlay2::checked_before`]).
+pub(crate) const IMAGE_CHECKED: &str = "layer.erofs.checked";
 
 /// The erofs side of an [`Overlay2`]: the image mounts' counts, and
 /// whether new images get fs-verity.
@@ -347,6 +350,20 @@ impl Overlay2 {
                 .map_err(|e| image_err(id, e))?;
             let digest = strata_erofs::metadata_digest(&file, report.data_end)
                 .map_err(|e| image_err(id, e))?;
+            if flush {
+                // The file data just written, now on disk, leaves the page
+                // cache: a container reads it through its mount's own
+                // cache, and pages left here would be dropped one by one
+                // by the unlink that removes the layer. The metadata
+                // (after the data) stays, for the check at each mount.
+                let block = strata_erofs::BLOCK_SIZE;
+                let data = report.data_end.saturating_sub(block);
+                if let Err(e) =
+                    strata_sys::fs::drop_cached(std::os::fd::AsFd::as_fd(&file), block, data)
+                {
+                    tracing::debug!("layer {id}: dropping the image's cached data: {e}");
+                }
+            }
             // Sealed by a read-only handle, with no writer left.
             drop(file);
             let verity = match self.images().verity {
@@ -390,6 +407,9 @@ impl Overlay2 {
                 .and_then(|()| fs::rename(&meta_tmp, &meta))
                 .ctx(|| format!("recording the image digest of layer {id}"))?;
             fs::rename(&tmp, path).ctx(|| format!("putting the image of layer {id} in place"))?;
+            // Its metadata was hashed as written: the first mount need not
+            // hash it again (stamped after the rename, which dates it).
+            self.stamp_checked(id);
             if flush {
                 self.sync_layer_records(id)?;
             }
@@ -565,7 +585,13 @@ impl Overlay2 {
         use std::os::fd::AsRawFd;
         let file = fs::File::open(self.image_path(id))
             .ctx(|| format!("opening the image of layer {id}"))?;
-        self.verify_image_file(id, &file)?;
+        let stamp = self.check_stamp(id, &file);
+        if !self.checked_before(id, stamp.as_deref()) {
+            self.verify_image_file(id, &file)?;
+            if let Some(stamp) = &stamp {
+                self.write_stamp(id, stamp);
+            }
+        }
         let by_fd = PathBuf::from(format!("/proc/self/fd/{}", file.as_raw_fd()));
         mount::mount_erofs_file(&by_fd, at).ctx(|| format!("mounting the image of layer {id}"))
     }
@@ -659,6 +685,59 @@ impl Overlay2 {
             return Ok(None);
         }
         Ok(Some(self.image_meta(id)?.size))
+    }
+
+    /// What names the image open as `file` as it is now, in this boot:
+    /// the boot ID, its device, inode, change time and size, and the
+    /// metadata digest recorded for it. None when a part cannot be read.
+    fn check_stamp(&self, id: &str, file: &fs::File) -> Option<String> {
+        use std::os::unix::fs::MetadataExt;
+        let boot = strata_sys::process::boot_id().ok()?;
+        let md = file.metadata().ok()?;
+        let meta = self.image_meta(id).ok()?;
+        Some(format!(
+            "{boot} {} {} {}.{} {} {}\n",
+            md.dev(),
+            md.ino(),
+            md.ctime(),
+            md.ctime_nsec(),
+            md.size(),
+            meta.digest
+        ))
+    }
+
+    /// Records that layer `id`'s image, as it is now, was checked.
+    fn stamp_checked(&self, id: &str) {
+        if let Some(stamp) = fs::File::open(self.image_path(id))
+            .ok()
+            .and_then(|f| self.check_stamp(id, &f))
+        {
+            self.write_stamp(id, &stamp);
+        }
+    }
+
+    /// Writes the stamp. Not flushed: lost, it only costs the next mount
+    /// the hashing. Never written through a link planted at the name.
+    fn write_stamp(&self, id: &str, stamp: &str) {
+        let path = self.dir(id).join(IMAGE_CHECKED);
+        if let Err(e) = strata_sys::fs::write_nofollow(&path, stamp.as_bytes()) {
+            tracing::debug!("layer {id}: recording that its image was checked: {e}");
+        }
+    }
+
+    /// Whether layer `id`'s image was checked before a mount since the
+    /// machine booted and has not changed since: its stamp
+    /// (`layer.erofs.checked`) is `stamp`. Any write to the file (or a
+    /// new file at its name) changes its change time, which no one but
+    /// the kernel sets, so a second mount of the same image skips
+    /// hashing its metadata again (15 MB for a Debian base image); a new
+    /// boot checks again, and `strata check` always does.
+    fn checked_before(&self, id: &str, stamp: Option<&str>) -> bool {
+        let Some(stamp) = stamp else {
+            return false;
+        };
+        let path = self.dir(id).join(IMAGE_CHECKED);
+        crate::check::read_record(&path, META_CAP).is_some_and(|s| s == stamp.trim())
     }
 
     /// Refuses an image whose metadata is not what was written.
