@@ -16,8 +16,9 @@ use crate::container::Container;
 use crate::error::{Error, ErrorKind, IoContext, Result};
 use crate::layer::Layer;
 use crate::lock::Lock;
+use crate::publish::{Filled, NewImage};
 use crate::staging::LiveStaging;
-use crate::{time, ImageRef, Store};
+use crate::{ImageRef, Store};
 
 impl Store {
     /// `strata commit`: the container's changes become a layer on its
@@ -52,50 +53,45 @@ impl Store {
             self.layers.discard(&staged.path, &staged.cache_id);
             return Err(e);
         }
-        let layer = self.layers.finish(
+        let (_, id) = self.publish_image(
             &lock,
-            &staged.path,
-            staged.cache_id.clone(),
-            parent.as_ref(),
-            &report,
+            Filled::live(&staged, parent.as_ref(), &report),
+            NewImage {
+                parent: Some(&c.image),
+                tag: r.as_ref(),
+            },
+            |layer| {
+                let (now, obj) = crate::publish::dated(&mut config)?;
+                obj.insert("container".into(), json!(c.id));
+                // The image's own comment is the commit's message, as
+                // Docker writes it (`inspect` shows it as `Comment`); the
+                // parent's is not inherited.
+                obj.remove("comment");
+                if !comment.is_empty() {
+                    obj.insert("comment".into(), json!(comment));
+                }
+                let rootfs = obj
+                    .entry("rootfs")
+                    .or_insert_with(|| json!({"type": "layers", "diff_ids": []}));
+                match rootfs.get_mut("diff_ids").and_then(Value::as_array_mut) {
+                    Some(ids) => ids.push(json!(layer.diff_id.as_str())),
+                    None => {
+                        return Err(Error::new(
+                            ErrorKind::Corrupt,
+                            "image config has no rootfs.diff_ids",
+                        ))
+                    }
+                }
+                let entry = json!({ "created": now, "created_by": format!("strata commit {}", c.name), "comment": comment });
+                match obj.get_mut("history").and_then(Value::as_array_mut) {
+                    Some(h) => h.push(entry),
+                    None => {
+                        obj.insert("history".into(), json!([entry]));
+                    }
+                }
+                Ok(serde_json::to_vec(&config).expect("serialising JSON"))
+            },
         )?;
-        let now = time::now_rfc3339();
-        let obj = config
-            .as_object_mut()
-            .ok_or_else(|| Error::new(ErrorKind::Corrupt, "image config is not an object"))?;
-        obj.insert("created".into(), json!(now));
-        obj.insert("container".into(), json!(c.id));
-        // The image's own comment is the commit's message, as Docker
-        // writes it (`inspect` shows it as `Comment`); the parent's is
-        // not inherited.
-        obj.remove("comment");
-        if !comment.is_empty() {
-            obj.insert("comment".into(), json!(comment));
-        }
-        let rootfs = obj
-            .entry("rootfs")
-            .or_insert_with(|| json!({"type": "layers", "diff_ids": []}));
-        match rootfs.get_mut("diff_ids").and_then(Value::as_array_mut) {
-            Some(ids) => ids.push(json!(layer.diff_id.as_str())),
-            None => {
-                return Err(Error::new(
-                    ErrorKind::Corrupt,
-                    "image config has no rootfs.diff_ids",
-                ))
-            }
-        }
-        let entry = json!({ "created": now, "created_by": format!("strata commit {}", c.name), "comment": comment });
-        match obj.get_mut("history").and_then(Value::as_array_mut) {
-            Some(h) => h.push(entry),
-            None => {
-                obj.insert("history".into(), json!([entry]));
-            }
-        }
-        let bytes = serde_json::to_vec(&config).expect("serialising JSON");
-        let id = self.images.put(&lock, &bytes, Some(&c.image))?;
-        if let Some(r) = r {
-            self.images.tag(&lock, &id, &r)?;
-        }
         Ok(id)
     }
 

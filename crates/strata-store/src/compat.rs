@@ -19,8 +19,9 @@ use strata_archive::Digest;
 
 use crate::container::Container;
 use crate::error::{Error, ErrorKind, IoContext, Result};
+use crate::publish::{Filled, NewImage};
 use crate::staging::LiveStaging;
-use crate::{time, ImageRef, Store};
+use crate::{ImageRef, Store};
 
 /// The deepest image Docker runs.
 pub const DOCKER_MAX_DEPTH: usize = 125;
@@ -140,27 +141,27 @@ impl Store {
                 ));
             }
         }
-        let layer =
-            self.layers
-                .finish(&lock, &staged.path, staged.cache_id.clone(), None, &report)?;
-        let now = time::now_rfc3339();
-        let obj = config
-            .as_object_mut()
-            .ok_or_else(|| Error::new(ErrorKind::Corrupt, "image config is not an object"))?;
-        obj.insert("created".into(), json!(now));
-        obj.insert(
-            "rootfs".into(),
-            json!({ "type": "layers", "diff_ids": [layer.diff_id.as_str()] }),
-        );
-        obj.insert(
-            "history".into(),
-            json!([{ "created": now, "created_by": created_by, "comment": format!("flattened from {id}") }]),
-        );
-        let bytes = serde_json::to_vec(&config).expect("serialising JSON");
-        let new = self.images.put(&lock, &bytes, None)?;
-        if let Some(r) = r {
-            self.images.tag(&lock, &new, &r)?;
-        }
+        let flat = NewImage {
+            parent: None,
+            tag: r.as_ref(),
+        };
+        let (_, new) = self.publish_image(
+            &lock,
+            Filled::live(&staged, None, &report),
+            flat,
+            |layer| {
+                let (now, obj) = crate::publish::dated(&mut config)?;
+                obj.insert(
+                    "rootfs".into(),
+                    json!({ "type": "layers", "diff_ids": [layer.diff_id.as_str()] }),
+                );
+                obj.insert(
+                    "history".into(),
+                    json!([{ "created": now, "created_by": created_by, "comment": format!("flattened from {id}") }]),
+                );
+                Ok(serde_json::to_vec(&config).expect("serialising JSON"))
+            },
+        )?;
         Ok(new)
     }
 

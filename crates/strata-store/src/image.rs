@@ -6,9 +6,11 @@
 use std::collections::BTreeMap;
 use std::fs;
 use std::io::Read;
+use std::path::Path;
 
 use serde_json::{json, Value};
 use strata_archive::Digest;
+use strata_sys::atomic::Batch;
 
 use crate::error::{Error, ErrorKind, IoContext, Result};
 use crate::layer::{chain_ids, LayerStore};
@@ -88,16 +90,7 @@ impl ImageStore {
     }
 
     pub(crate) fn save_repositories(&self, _: &Lock, repos: &Repositories) -> Result<()> {
-        #[derive(serde::Serialize)]
-        struct Out<'a> {
-            #[serde(rename = "Repositories")]
-            repositories: &'a Repositories,
-        }
-        let bytes = serde_json::to_vec(&Out {
-            repositories: repos,
-        })
-        .expect("serialising JSON");
-        atomic::write(&self.layout.repositories(), &bytes)
+        atomic::write(&self.layout.repositories(), &repositories_json(repos))
     }
 
     /// The config bytes of an image, verified against its ID.
@@ -294,6 +287,30 @@ impl ImageStore {
     /// it (on its top layer, under its parent) before the config is
     /// written.
     pub fn put(&self, lock: &Lock, config: &[u8], parent: Option<&Digest>) -> Result<Digest> {
+        let mut batch = Batch::new();
+        let id = self.put_in(lock, config, parent, &mut batch)?;
+        // The index entries and the records durable, then in place: the
+        // config comes last, and is durable before this returns.
+        batch
+            .sync_files()
+            .ctx(|| format!("syncing the records of image {id}"))?;
+        batch
+            .publish()
+            .ctx(|| format!("putting the records of image {id} in place"))?;
+        refs::stamp(&self.layout, lock)?;
+        Ok(id)
+    }
+
+    /// [`ImageStore::put`] as part of `batch`: the index entries made now
+    /// (flushed with the batch), the records written beside their names
+    /// and put in place in the batch's current step, the config last.
+    pub(crate) fn put_in(
+        &self,
+        lock: &Lock,
+        config: &[u8],
+        parent: Option<&Digest>,
+        batch: &mut Batch,
+    ) -> Result<Digest> {
         let id = strata_archive::sha256(config);
         let top = top_layer(&id, config)?;
         let edges = refs::ImageEdges {
@@ -301,41 +318,54 @@ impl ImageStore {
             top: top.as_ref(),
             parent,
         };
-        edges.add(&self.layout, lock)?;
+        edges.add_in(&self.layout, lock, batch)?;
         let meta = self.layout.image_metadata(&id);
-        fs::create_dir_all(&meta).ctx(|| format!("creating {}", meta.display()))?;
-        if let Some(p) = parent {
-            atomic::write(&meta.join(record::PARENT), p.as_str().as_bytes())?;
+        if !meta.is_dir() {
+            fs::create_dir_all(&meta).ctx(|| format!("creating {}", meta.display()))?;
+            batch.touched(&meta);
         }
-        atomic::write(
+        let mut replace = |path: &Path, data: &[u8]| {
+            batch
+                .replace(path, data)
+                .ctx(|| format!("writing {}", path.display()))
+        };
+        if let Some(p) = parent {
+            replace(&meta.join(record::PARENT), p.as_str().as_bytes())?;
+        }
+        replace(
             &meta.join(record::LAST_UPDATED),
             time::now_rfc3339().as_bytes(),
         )?;
-        atomic::write(&self.layout.image_config(&id), config)?;
-        refs::stamp(&self.layout, lock)?;
+        replace(&self.layout.image_config(&id), config)?;
         Ok(id)
     }
 
     /// Points `r` at `id`, moving it from any image it named.
     pub fn tag(&self, lock: &Lock, id: &Digest, r: &ImageRef) -> Result<()> {
-        if r.digest.is_some() {
-            return Err(Error::new(
-                ErrorKind::InvalidArgument,
-                format!("refusing to create a tag with a digest reference: {r}"),
-            ));
-        }
-        // Docker's rule: such a name could never be looked up, since a
-        // full ID matches first.
-        if Digest::parse(&format!("sha256:{}", r.name)).is_some() {
-            return Err(Error::new(
-                ErrorKind::InvalidArgument,
-                format!(
-                    "invalid repository name {:?}: it cannot be 64 hexadecimal digits",
-                    r.name
-                ),
-            ));
-        }
+        check_tag(r)?;
         self.point(lock, id, r)
+    }
+
+    /// [`ImageStore::tag`] as part of `batch`, for the image `id` the
+    /// batch publishes in an earlier step: `repositories.json` is
+    /// written beside its name, and put in place in the current step.
+    pub(crate) fn tag_in(
+        &self,
+        _: &Lock,
+        id: &Digest,
+        r: &ImageRef,
+        batch: &mut Batch,
+    ) -> Result<()> {
+        check_tag(r)?;
+        let mut repos = self.repositories()?;
+        repos
+            .entry(r.name.clone())
+            .or_default()
+            .insert(r.to_string(), id.as_str().to_owned());
+        let path = self.layout.repositories();
+        batch
+            .replace(&path, &repositories_json(&repos))
+            .ctx(|| format!("writing {}", path.display()))
     }
 
     /// Records that `r` (`name@sha256:<manifest digest>`) is `id`: the
@@ -464,31 +494,43 @@ impl Store {
     ) -> Result<Digest> {
         let r = reference.map(ImageRef::parse).transpose()?;
         let lock = self.lock()?;
-        let layer = self.layers.register(&lock, None, input).map_err(|e| {
-            if is_not_tar(&e) {
-                Error::new(
-                    ErrorKind::InvalidArgument,
-                    "not a tar archive: expected a root file system as tar, tar.gz or tar.zst",
-                )
-            } else {
-                e
+        let (staging, cache_id) = self.layers.begin(None)?;
+        let report = match self.layers.fill(&staging, &cache_id, None, input) {
+            Ok(r) => r,
+            Err(e) => {
+                self.layers.discard(&staging, &cache_id);
+                return Err(if is_not_tar(&e) {
+                    Error::new(
+                        ErrorKind::InvalidArgument,
+                        "not a tar archive: expected a root file system as tar, tar.gz or tar.zst",
+                    )
+                } else {
+                    e
+                });
             }
+        };
+        let filled = crate::publish::Filled {
+            staging: &staging,
+            cache_id,
+            parent: None,
+            report: &report,
+        };
+        let image = crate::publish::NewImage {
+            parent: None,
+            tag: r.as_ref(),
+        };
+        let (_, id) = self.publish_image(&lock, filled, image, |layer| {
+            let now = time::now_rfc3339();
+            let config = json!({
+                "architecture": strata_image::oci_arch(),
+                "os": "linux",
+                "created": now,
+                "config": {},
+                "rootfs": { "type": "layers", "diff_ids": [layer.diff_id.as_str()] },
+                "history": [{ "created": now, "created_by": "strata import", "comment": comment }],
+            });
+            Ok(config.to_string().into_bytes())
         })?;
-        let now = time::now_rfc3339();
-        let config = json!({
-            "architecture": strata_image::oci_arch(),
-            "os": "linux",
-            "created": now,
-            "config": {},
-            "rootfs": { "type": "layers", "diff_ids": [layer.diff_id.as_str()] },
-            "history": [{ "created": now, "created_by": "strata import", "comment": comment }],
-        });
-        let id = self
-            .images
-            .put(&lock, config.to_string().as_bytes(), None)?;
-        if let Some(r) = r {
-            self.images.tag(&lock, &id, &r)?;
-        }
         Ok(id)
     }
 
@@ -646,6 +688,41 @@ fn top_layer(id: &Digest, config: &[u8]) -> Result<Option<Digest>> {
     let diff_ids = strata_image::diff_ids(&v)
         .map_err(|why| Error::new(ErrorKind::Corrupt, format!("image {id}: {why}")))?;
     Ok(chain_ids(&diff_ids).pop())
+}
+
+/// `repositories.json` as Docker writes it.
+fn repositories_json(repos: &Repositories) -> Vec<u8> {
+    #[derive(serde::Serialize)]
+    struct Out<'a> {
+        #[serde(rename = "Repositories")]
+        repositories: &'a Repositories,
+    }
+    serde_json::to_vec(&Out {
+        repositories: repos,
+    })
+    .expect("serialising JSON")
+}
+
+/// Refuses a tag no image may have.
+fn check_tag(r: &ImageRef) -> Result<()> {
+    if r.digest.is_some() {
+        return Err(Error::new(
+            ErrorKind::InvalidArgument,
+            format!("refusing to create a tag with a digest reference: {r}"),
+        ));
+    }
+    // Docker's rule: such a name could never be looked up, since a
+    // full ID matches first.
+    if Digest::parse(&format!("sha256:{}", r.name)).is_some() {
+        return Err(Error::new(
+            ErrorKind::InvalidArgument,
+            format!(
+                "invalid repository name {:?}: it cannot be 64 hexadecimal digits",
+                r.name
+            ),
+        ));
+    }
+    Ok(())
 }
 
 /// Tags under their familiar names, as Docker keeps them: a tag an older

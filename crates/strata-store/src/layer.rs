@@ -31,6 +31,24 @@ pub struct Layer {
     pub parent: Option<Digest>,
 }
 
+impl Layer {
+    /// The layer that driver layer `cache_id`, filled on `parent` as
+    /// `report` says, is.
+    pub(crate) fn filled(
+        parent: Option<&Layer>,
+        report: &strata_driver::ApplyReport,
+        cache_id: CacheId,
+    ) -> Layer {
+        Layer {
+            chain_id: chain_id(parent.map(|p| &p.chain_id), &report.diff_id),
+            diff_id: report.diff_id.clone(),
+            cache_id,
+            size: report.size,
+            parent: parent.map(|p| p.chain_id.clone()),
+        }
+    }
+}
+
 /// chainID(1) = diffID(1); chainID(n) = sha256(chainID(n-1) + " " + diffID(n)).
 pub fn chain_id(parent: Option<&Digest>, diff_id: &Digest) -> Digest {
     match parent {
@@ -179,18 +197,11 @@ impl LayerStore {
         parent: Option<&Layer>,
         report: &strata_driver::ApplyReport,
     ) -> Result<Layer> {
-        let chain = chain_id(parent.map(|p| &p.chain_id), &report.diff_id);
-        if let Ok(existing) = self.layer(&chain) {
-            self.discard(staging, &cache_id);
+        let layer = Layer::filled(parent, report, cache_id);
+        if let Ok(existing) = self.layer(&layer.chain_id) {
+            self.discard(staging, &layer.cache_id);
             return Ok(existing);
         }
-        let layer = Layer {
-            chain_id: chain,
-            diff_id: report.diff_id.clone(),
-            cache_id,
-            size: report.size,
-            parent: parent.map(|p| p.chain_id.clone()),
-        };
         self.stage_metadata(staging, &layer)?;
         self.flush_staged(&[staging])?;
         self.publish(lock, staging, &layer.chain_id, layer.parent.as_ref())?;

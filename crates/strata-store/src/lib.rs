@@ -70,6 +70,7 @@ pub mod listing;
 mod lock;
 mod mount;
 mod port;
+mod publish;
 mod refs;
 mod run_config;
 mod secure;

@@ -57,6 +57,7 @@ use std::os::unix::fs::{DirBuilderExt, MetadataExt};
 use std::path::{Path, PathBuf};
 
 use strata_archive::Digest;
+use strata_sys::atomic::Batch;
 
 use crate::error::{Error, ErrorKind, IoContext, Result};
 use crate::layer::chain_ids;
@@ -152,7 +153,19 @@ fn covers(layout: &Layout) -> bool {
 
 /// Makes the entry `name` in `dir`, durably, when the store is indexed
 /// (one fsync, of `dir`: [`strata_sys::atomic::create_empty`]).
-fn add(layout: &Layout, _: &Lock, dir: &Path, name: &str) -> Result<()> {
+fn add(layout: &Layout, lock: &Lock, dir: &Path, name: &str) -> Result<()> {
+    add_with(layout, lock, dir, name, None)
+}
+
+/// [`add`], or with `batch`: made, not flushed, and noted in the batch,
+/// whose flush makes it durable before anything the batch publishes.
+fn add_with(
+    layout: &Layout,
+    _: &Lock,
+    dir: &Path,
+    name: &str,
+    batch: Option<&mut Batch>,
+) -> Result<()> {
     if !indexed(layout) {
         return Ok(());
     }
@@ -167,17 +180,33 @@ fn add(layout: &Layout, _: &Lock, dir: &Path, name: &str) -> Result<()> {
             _ => {}
         }
     }
-    if !dir.is_dir() {
-        let parent = dir.parent().expect("an index directory has a parent");
+    let parent = dir.parent().expect("an index directory has a parent");
+    let made = !dir.is_dir();
+    if made {
         fs::DirBuilder::new()
             .recursive(true)
             .mode(0o700)
             .create(dir)
             .ctx(|| format!("creating {}", dir.display()))?;
-        atomic::sync_dir(parent).ctx(|| format!("syncing {}", parent.display()))?;
     }
     let path = dir.join(name);
-    strata_sys::atomic::create_empty(&path).ctx(|| format!("writing {}", path.display()))
+    match batch {
+        Some(batch) => {
+            strata_sys::fs::write_nofollow(&path, b"")
+                .ctx(|| format!("writing {}", path.display()))?;
+            if made {
+                batch.touched(parent);
+            }
+            batch.touched(dir);
+            Ok(())
+        }
+        None => {
+            if made {
+                atomic::sync_dir(parent).ctx(|| format!("syncing {}", parent.display()))?;
+            }
+            strata_sys::atomic::create_empty(&path).ctx(|| format!("writing {}", path.display()))
+        }
+    }
 }
 
 /// Removes the entry `name` from `dir`. Not flushed: an entry a crash
@@ -221,6 +250,23 @@ pub(crate) fn add_layer(
     )
 }
 
+/// [`add_layer`] as part of `batch` (see [`add_with`]).
+pub(crate) fn add_layer_in(
+    layout: &Layout,
+    lock: &Lock,
+    chain: &Digest,
+    parent: &Digest,
+    batch: &mut Batch,
+) -> Result<()> {
+    add_with(
+        layout,
+        lock,
+        &layout.layer_refs(parent),
+        &Holder::Layer(chain.clone()).entry(),
+        Some(batch),
+    )
+}
+
 /// Forgets layer `chain` (made on `parent`, if any): after it is gone.
 pub(crate) fn remove_layer(
     layout: &Layout,
@@ -259,10 +305,11 @@ impl ImageEdges<'_> {
         on_top.into_iter().chain(under_parent).collect()
     }
 
-    /// Records the image: before its config is written.
-    pub(crate) fn add(&self, layout: &Layout, lock: &Lock) -> Result<()> {
+    /// Records the image, as part of `batch` (see [`add_with`]): before
+    /// its config is written.
+    pub(crate) fn add_in(&self, layout: &Layout, lock: &Lock, batch: &mut Batch) -> Result<()> {
         for (dir, name) in self.entries(layout) {
-            add(layout, lock, &dir, &name)?;
+            add_with(layout, lock, &dir, &name, Some(batch))?;
         }
         Ok(())
     }

@@ -122,6 +122,123 @@ impl Drop for AtomicFile {
     }
 }
 
+/// Records of one change published together: each file is written now
+/// under its temp name (not flushed), the caller makes them durable (a
+/// syncfs of their file system that it pays anyway, or
+/// [`Batch::sync_files`]), then [`Batch::publish`] puts them in place,
+/// step by step: every rename of a step, then one fsync of each directory
+/// the step renamed into. A later step is never durable before an
+/// earlier one. Dropped unpublished, the temp files are removed.
+///
+/// Where each record written alone costs an fsync of the file, a rename
+/// and an fsync of its directory, a batch costs one fsync per directory
+/// per step, after the one flush.
+#[derive(Debug, Default)]
+pub struct Batch {
+    /// Renames of each step: from, to, and whether `from` is a temp file
+    /// of this batch (removed if never published).
+    steps: Vec<Vec<(PathBuf, PathBuf, bool)>>,
+    /// Directories made, or given new entries in place, whose entries a
+    /// flush by [`Batch::sync_files`] must make durable.
+    touched: Vec<PathBuf>,
+}
+
+impl Batch {
+    pub fn new() -> Batch {
+        Batch {
+            steps: vec![Vec::new()],
+            touched: Vec::new(),
+        }
+    }
+
+    /// Writes `data` at `dest`'s temp name (`.<name>.tmp`, what a dead
+    /// writer left there replaced), to be renamed over `dest` in the
+    /// current step.
+    pub fn replace(&mut self, dest: &Path, data: &[u8]) -> io::Result<()> {
+        let mut f = AtomicFile::create(dest)?;
+        f.write_all(data)?;
+        let file = f.file.take().expect("an uncommitted file is open");
+        drop(file);
+        let tmp = std::mem::take(&mut f.tmp);
+        self.step().push((tmp, dest.to_owned(), true));
+        Ok(())
+    }
+
+    /// Renames `from` (made by the caller, say a staging directory) over
+    /// `to` in the current step.
+    pub fn rename(&mut self, from: &Path, to: &Path) {
+        self.step().push((from.to_owned(), to.to_owned(), false));
+    }
+
+    /// Notes that `dir` was made, or given an entry in place, for this
+    /// change: [`Batch::sync_files`] makes its entry (or entries) durable.
+    pub fn touched(&mut self, dir: &Path) {
+        if !self.touched.iter().any(|d| d == dir) {
+            self.touched.push(dir.to_owned());
+        }
+    }
+
+    /// Ends the current step: what comes after is durable only after it.
+    pub fn barrier(&mut self) {
+        if !self.step().is_empty() {
+            self.steps.push(Vec::new());
+        }
+    }
+
+    /// Makes the temp files and what [`Batch::touched`] names durable,
+    /// for a caller that flushes no whole file system: an fsync of each
+    /// temp file, then of each touched directory and its parent.
+    pub fn sync_files(&self) -> io::Result<()> {
+        for (from, _, _) in self.steps.iter().flatten().filter(|(_, _, tmp)| *tmp) {
+            File::open(from)?.sync_all()?;
+        }
+        let mut dirs: Vec<&Path> = Vec::new();
+        for d in &self.touched {
+            for d in [d.as_path(), parent(d)] {
+                if !dirs.contains(&d) {
+                    dirs.push(d);
+                }
+            }
+        }
+        dirs.into_iter().try_for_each(sync_dir)
+    }
+
+    /// Puts everything in place, step by step. The caller made it all
+    /// durable first. On an error, what was renamed stays.
+    pub fn publish(mut self) -> io::Result<()> {
+        for step in std::mem::take(&mut self.steps) {
+            let mut dirs: Vec<PathBuf> = Vec::new();
+            for (i, (from, to, _)) in step.iter().enumerate() {
+                if let Err(e) = fs::rename(from, to) {
+                    // What is left of the batch is removed by Drop.
+                    self.steps = vec![step[i..].to_vec()];
+                    return Err(e);
+                }
+                let dir = parent(to).to_owned();
+                if !dirs.contains(&dir) {
+                    dirs.push(dir);
+                }
+            }
+            dirs.iter().try_for_each(|d| sync_dir(d))?;
+        }
+        Ok(())
+    }
+
+    fn step(&mut self) -> &mut Vec<(PathBuf, PathBuf, bool)> {
+        self.steps.last_mut().expect("a batch has a step")
+    }
+}
+
+impl Drop for Batch {
+    fn drop(&mut self) {
+        for (from, _, tmp) in self.steps.iter().flatten() {
+            if *tmp {
+                let _ = fs::remove_file(from);
+            }
+        }
+    }
+}
+
 /// The directory `path` is in (`.` for a bare name).
 fn parent(path: &Path) -> &Path {
     match path.parent() {
@@ -158,6 +275,57 @@ mod tests {
         let _ = fs::remove_dir_all(&d);
         fs::create_dir(&d).unwrap();
         d
+    }
+
+    #[test]
+    fn a_batch_puts_its_files_in_place_only_when_published() {
+        let d = tempdir("batch");
+        let (a, b, moved) = (d.join("a"), d.join("b"), d.join("moved"));
+        fs::write(&a, b"old").unwrap();
+        let staged = d.join("staged");
+        fs::create_dir(&staged).unwrap();
+        let mut batch = Batch::new();
+        batch.rename(&staged, &moved);
+        batch.barrier();
+        batch.replace(&a, b"new").unwrap();
+        batch.replace(&b, b"bee").unwrap();
+        batch.touched(&d);
+        // Written, not yet in place.
+        assert_eq!(fs::read(&a).unwrap(), b"old");
+        assert!(!b.exists() && !moved.exists());
+        batch.sync_files().unwrap();
+        batch.publish().unwrap();
+        assert_eq!(fs::read(&a).unwrap(), b"new");
+        assert_eq!(fs::read(&b).unwrap(), b"bee");
+        assert!(moved.is_dir() && !staged.exists());
+        let mut names: Vec<_> = fs::read_dir(&d)
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        names.sort();
+        assert_eq!(names, ["a", "b", "moved"]);
+        fs::remove_dir_all(&d).unwrap();
+    }
+
+    #[test]
+    fn a_batch_dropped_unpublished_leaves_only_what_was_there() {
+        let d = tempdir("batch-drop");
+        let a = d.join("a");
+        fs::write(&a, b"old").unwrap();
+        let mut batch = Batch::new();
+        batch.replace(&a, b"new").unwrap();
+        batch.replace(&d.join("b"), b"bee").unwrap();
+        drop(batch);
+        assert_eq!(fs::read(&a).unwrap(), b"old");
+        assert_eq!(fs::read_dir(&d).unwrap().count(), 1);
+        // A rename that fails stops the publication; the rest is removed.
+        let mut batch = Batch::new();
+        batch.rename(&d.join("missing"), &d.join("there"));
+        batch.replace(&a, b"new").unwrap();
+        assert!(batch.publish().is_err());
+        assert_eq!(fs::read(&a).unwrap(), b"old");
+        assert_eq!(fs::read_dir(&d).unwrap().count(), 1);
+        fs::remove_dir_all(&d).unwrap();
     }
 
     #[test]
