@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Cost as the store grows: `create`, `rm` and `rmi` with N images in the
-# store against the same commands with 10, in the same run, as ratios.
+# Cost as the store grows: `create`, `commit`, `rm` and `rmi` with N
+# images in the store against the same commands with 10, in the same run,
+# as ratios.
 #
 # Two stores on one file system, each loaded from a docker-archive whose
 # images all stand on one shared base layer (`many_images`: a base image,
@@ -8,12 +9,16 @@
 # store holds 10
 # images besides the R images the rounds use, the large one N. Each round
 # times, in each store in turn (so both share what else the machine is
-# doing), `create --name cI bench/grow:I`, `rm cI` and `rmi bench/grow:I`
-# (which removes the image and its own layer, and keeps the base layer
-# that the others hold). The median of R rounds is kept.
+# doing), `create --name cI bench/grow:I`, `commit cI bench/commit:I`
+# (a layer and an image, with the index entries and the tag), `rm cI`,
+# `rmi bench/commit:I` (the committed image and its layer collected:
+# "rmi, committed") and `rmi bench/grow:I` (which removes the image and
+# its own layer, and keeps the base layer that the others hold). The
+# median of R rounds is kept.
 #
 # Target (issue 18): each of create, rm, rmi with 1,000 images in the
-# store <= 1.5x its time with 10 images.
+# store <= 1.5x its time with 10 images; commit and the collection of a
+# committed image are held to the same.
 #
 # Usage (as root): bash bench/growth.sh
 # Env: STRATA_BENCH_WORK (default bench/work), STRATA_BENCH_N (images in
@@ -53,13 +58,16 @@ done
 
 declare -A T
 
-log "$R rounds of create, rm, rmi in each store"
+OPS=(create commit rm rmi-committed rmi)
+log "$R rounds of ${OPS[*]} in each store"
 for ((i = 0; i < R; i++)); do
-    for op in create rm rmi; do
+    for op in "${OPS[@]}"; do
         for size in "$SMALL" "$N"; do
             case $op in
                 create) args=(create --name "c$i" "bench/grow:$i") ;;
+                commit) args=(commit "c$i" "bench/commit:$i") ;;
                 rm) args=(rm "c$i") ;;
+                rmi-committed) args=(rmi "bench/commit:$i") ;;
                 rmi) args=(rmi "bench/grow:$i") ;;
             esac
             t0=$(now_us)
@@ -77,7 +85,7 @@ done
 
 log "summary (median of $R; ratio = $N images / $SMALL images)"
 printf '%-40s %12s %12s %8s  %-10s %s\n' "" "$N images" "$SMALL images" "ratio" "target" ""
-for op in create rm rmi; do
+for op in "${OPS[@]}"; do
     # shellcheck disable=SC2086
     big=$(median ${T[$op-$N]})
     # shellcheck disable=SC2086

@@ -214,3 +214,49 @@ fn import_commit_and_export_show_progress_on_a_terminal_only() {
     }
     s.ok(&["rm", "c"]);
 }
+
+/// A commit or an import whose tag no image may have (a name of 64
+/// hexadecimal digits, as Docker refuses it) is refused before anything
+/// is written: no image, no layer, nothing for `check` to find, on a
+/// driver the store flushes and on one that flushes its own layers.
+#[test]
+fn a_commit_or_import_refused_for_its_tag_leaves_the_store_as_it_was() {
+    if !require_root() {
+        return;
+    }
+    for driver in ["overlay2", "erofs"] {
+        if driver == "erofs"
+            && !fs::read_to_string("/proc/filesystems")
+                .unwrap_or_default()
+                .lines()
+                .any(|l| l.trim_end().ends_with("erofs"))
+        {
+            common::skip(
+                "a_commit_or_import_refused_for_its_tag_leaves_the_store_as_it_was",
+                "the kernel has no EROFS",
+            );
+            continue;
+        }
+        let s = Strata::new(driver);
+        let tar = base(&s).with_extension("tar");
+        s.import_tree(&base(&s), "base:1");
+        let m = container(&s, "one", "base:1");
+        fs::write(m.join("etc/motd"), "changed\n").unwrap();
+        let before = (
+            s.ok(&["images", "-q", "--no-trunc"]),
+            s.ok(&["layers"]),
+        );
+        let bad = format!("{}:1", "a".repeat(64));
+        let err = s.err(&["commit", "one", &bad]);
+        assert!(err.contains("64 hexadecimal digits"), "{driver}: {err}");
+        let err = s.err(&["import", tar.to_str().unwrap(), &bad]);
+        assert!(err.contains("64 hexadecimal digits"), "{driver}: {err}");
+        let after = (
+            s.ok(&["images", "-q", "--no-trunc"]),
+            s.ok(&["layers"]),
+        );
+        assert_eq!(before, after, "{driver}");
+        s.ok(&["umount", "one"]);
+        assert_eq!(s.findings(&[]), [], "{driver}");
+    }
+}

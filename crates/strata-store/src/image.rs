@@ -320,10 +320,9 @@ impl ImageStore {
         };
         edges.add_in(&self.layout, lock, batch)?;
         let meta = self.layout.image_metadata(&id);
-        if !meta.is_dir() {
-            fs::create_dir_all(&meta).ctx(|| format!("creating {}", meta.display()))?;
-            batch.touched(&meta);
-        }
+        batch
+            .make_dir(&meta)
+            .ctx(|| format!("creating {}", meta.display()))?;
         let mut replace = |path: &Path, data: &[u8]| {
             batch
                 .replace(path, data)
@@ -704,7 +703,7 @@ fn repositories_json(repos: &Repositories) -> Vec<u8> {
 }
 
 /// Refuses a tag no image may have.
-fn check_tag(r: &ImageRef) -> Result<()> {
+pub(crate) fn check_tag(r: &ImageRef) -> Result<()> {
     if r.digest.is_some() {
         return Err(Error::new(
             ErrorKind::InvalidArgument,

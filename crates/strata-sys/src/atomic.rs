@@ -141,6 +141,10 @@ pub struct Batch {
     /// Directories made, or given new entries in place, whose entries a
     /// flush by [`Batch::sync_files`] must make durable.
     touched: Vec<PathBuf>,
+    /// Directories [`Batch::make_dir`] made: removed, if empty, when the
+    /// batch is dropped unpublished.
+    made: Vec<PathBuf>,
+    published: bool,
 }
 
 impl Batch {
@@ -148,6 +152,23 @@ impl Batch {
         Batch {
             steps: vec![Vec::new()],
             touched: Vec::new(),
+            made: Vec::new(),
+            published: false,
+        }
+    }
+
+    /// Makes the directory `dir` (its parent exists) for records of the
+    /// batch, unless it is there: flushed with the batch, and removed
+    /// again if the batch is dropped unpublished and it is still empty.
+    pub fn make_dir(&mut self, dir: &Path) -> io::Result<()> {
+        match fs::create_dir(dir) {
+            Ok(()) => {
+                self.made.push(dir.to_owned());
+                self.touched(dir);
+                Ok(())
+            }
+            Err(e) if e.kind() == io::ErrorKind::AlreadyExists && dir.is_dir() => Ok(()),
+            Err(e) => Err(e),
         }
     }
 
@@ -206,6 +227,7 @@ impl Batch {
     /// Puts everything in place, step by step. The caller made it all
     /// durable first. On an error, what was renamed stays.
     pub fn publish(mut self) -> io::Result<()> {
+        self.published = true;
         for step in std::mem::take(&mut self.steps) {
             let mut dirs: Vec<PathBuf> = Vec::new();
             for (i, (from, to, _)) in step.iter().enumerate() {
@@ -234,6 +256,12 @@ impl Drop for Batch {
         for (from, _, tmp) in self.steps.iter().flatten() {
             if *tmp {
                 let _ = fs::remove_file(from);
+            }
+        }
+        if !self.published {
+            for d in self.made.iter().rev() {
+                // Only if empty: what others put there stays.
+                let _ = fs::remove_dir(d);
             }
         }
     }
@@ -315,6 +343,9 @@ mod tests {
         let mut batch = Batch::new();
         batch.replace(&a, b"new").unwrap();
         batch.replace(&d.join("b"), b"bee").unwrap();
+        let made = d.join("made");
+        batch.make_dir(&made).unwrap();
+        batch.replace(&made.join("c"), b"sea").unwrap();
         drop(batch);
         assert_eq!(fs::read(&a).unwrap(), b"old");
         assert_eq!(fs::read_dir(&d).unwrap().count(), 1);
