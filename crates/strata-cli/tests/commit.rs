@@ -242,19 +242,13 @@ fn a_commit_or_import_refused_for_its_tag_leaves_the_store_as_it_was() {
         s.import_tree(&base(&s), "base:1");
         let m = container(&s, "one", "base:1");
         fs::write(m.join("etc/motd"), "changed\n").unwrap();
-        let before = (
-            s.ok(&["images", "-q", "--no-trunc"]),
-            s.ok(&["layers"]),
-        );
+        let before = (s.ok(&["images", "-q", "--no-trunc"]), s.ok(&["layers"]));
         let bad = format!("{}:1", "a".repeat(64));
         let err = s.err(&["commit", "one", &bad]);
         assert!(err.contains("64 hexadecimal digits"), "{driver}: {err}");
         let err = s.err(&["import", tar.to_str().unwrap(), &bad]);
         assert!(err.contains("64 hexadecimal digits"), "{driver}: {err}");
-        let after = (
-            s.ok(&["images", "-q", "--no-trunc"]),
-            s.ok(&["layers"]),
-        );
+        let after = (s.ok(&["images", "-q", "--no-trunc"]), s.ok(&["layers"]));
         assert_eq!(before, after, "{driver}");
         s.ok(&["umount", "one"]);
         assert_eq!(s.findings(&[]), [], "{driver}");

@@ -238,6 +238,67 @@ fn a_changed_image_is_refused_before_the_kernel_sees_it() {
     );
 }
 
+/// A byte of an image's metadata changed beneath the file system, on
+/// the device, after the image was checked: its change time stays, so a
+/// mount in the same boot would skip the hash; `check` always hashes,
+/// reports the layer and drops the record of the check, so the next
+/// mount hashes again and refuses it.
+#[test]
+fn a_change_beneath_the_file_system_is_found_by_check_then_refused() {
+    let test = "a_change_beneath_the_file_system_is_found_by_check_then_refused";
+    if on_erofs(test).is_none() || !have_tools(test, &["filefrag", "mkfs.ext4"]) {
+        return;
+    }
+    let Some(fs) = strata_driver::conformance::LoopFs::ext4() else {
+        return;
+    };
+    let s = Strata {
+        dir: tempfile::tempdir_in(fs.path()).unwrap(),
+        driver: "erofs",
+    };
+    s.import_tree(&common::base_tree(&s), "base:1");
+    let img = images(&s).remove(0);
+    let id = img
+        .parent()
+        .unwrap()
+        .file_name()
+        .unwrap()
+        .to_str()
+        .unwrap()
+        .to_owned();
+    let stamp = img.with_file_name("layer.erofs.checked");
+    assert!(stamp.is_file(), "no {}", stamp.display());
+    // The last block holds inodes: flip a byte of it on the device.
+    let len = fs::metadata(&img).unwrap().len();
+    let at = physical_offset(&img, len - 4096 + 64);
+    let dev = fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(fs.image())
+        .unwrap();
+    let mut b = [0u8; 1];
+    dev.read_exact_at(&mut b, at).unwrap();
+    dev.write_all_at(&[b[0] ^ 0x5a], at).unwrap();
+    dev.sync_all().unwrap();
+    drop(dev);
+    fs::write("/proc/sys/vm/drop_caches", "3").unwrap();
+
+    let found = s.findings(&[]);
+    assert!(
+        found
+            .iter()
+            .any(|(kind, object, _)| kind == "bad-layer" && object == &id),
+        "{found:?}"
+    );
+    assert!(
+        !stamp.exists(),
+        "the record of the check outlived the damage"
+    );
+    let err = s.err(&["create", "--name", "one", "base:1"]);
+    assert!(err.contains("damaged") && err.contains(&id), "{err}");
+    assert_eq!(mounts_under(&s.root()), Vec::<String>::new());
+}
+
 /// The physical byte offset of byte `at` of `file` on its file system's
 /// device (`filefrag -v`, 4 KiB blocks).
 fn physical_offset(file: &Path, at: u64) -> u64 {

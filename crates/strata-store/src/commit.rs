@@ -34,6 +34,8 @@ impl Store {
     /// the container and its image layer are still there.
     pub fn commit(&self, c: &Container, reference: Option<&str>, comment: &str) -> Result<Digest> {
         let r = reference.map(ImageRef::parse).transpose()?;
+        // Refused before any work, not after the layer is written.
+        r.as_ref().map(crate::image::check_tag).transpose()?;
         let (mut config, parent, staged) = {
             let lock = self.lock()?;
             let config = self.images.image_json(&c.image)?;

@@ -303,7 +303,7 @@ impl ImageStore {
 
     /// [`ImageStore::put`] as part of `batch`: the index entries made now
     /// (flushed with the batch), the records written beside their names
-    /// and put in place in the batch's current step, the config last.
+    /// and put in place in two steps, the metadata and then the config.
     pub(crate) fn put_in(
         &self,
         lock: &Lock,
@@ -323,19 +323,23 @@ impl ImageStore {
         batch
             .make_dir(&meta)
             .ctx(|| format!("creating {}", meta.display()))?;
-        let mut replace = |path: &Path, data: &[u8]| {
+        let replace = |batch: &mut Batch, path: &Path, data: &[u8]| {
             batch
                 .replace(path, data)
                 .ctx(|| format!("writing {}", path.display()))
         };
         if let Some(p) = parent {
-            replace(&meta.join(record::PARENT), p.as_str().as_bytes())?;
+            replace(batch, &meta.join(record::PARENT), p.as_str().as_bytes())?;
         }
         replace(
+            batch,
             &meta.join(record::LAST_UPDATED),
             time::now_rfc3339().as_bytes(),
         )?;
-        replace(&self.layout.image_config(&id), config)?;
+        // The config, which makes the image, only once its metadata is
+        // durable (another directory: no fsync more).
+        batch.barrier();
+        replace(batch, &self.layout.image_config(&id), config)?;
         Ok(id)
     }
 
@@ -492,6 +496,8 @@ impl Store {
         comment: &str,
     ) -> Result<Digest> {
         let r = reference.map(ImageRef::parse).transpose()?;
+        // Refused before any work, not after the layer is written.
+        r.as_ref().map(crate::image::check_tag).transpose()?;
         let lock = self.lock()?;
         let (staging, cache_id) = self.layers.begin(None)?;
         let report = match self.layers.fill(&staging, &cache_id, None, input) {

@@ -8,11 +8,11 @@
 //! written first, not flushed; the one flush that makes the layer
 //! durable makes them durable too (the store's `syncfs`; a driver that
 //! flushes its own layers gets an fsync per record instead); then they
-//! are put in place in three steps, each made durable by one fsync per
+//! are put in place in steps, each made durable by one fsync per
 //! directory it renamed into before the next begins:
 //!
 //! 1. the layer, under its chainID in `layerdb`;
-//! 2. the image: its metadata, then its config;
+//! 2. the image's metadata, then (a step of its own) its config;
 //! 3. `repositories.json`, with the tag.
 //!
 //! So a crash leaves what the records written one by one would: the
@@ -144,9 +144,17 @@ impl Store {
         // Nothing is in place yet: the layer goes (its index entries stay,
         // one too many, as readers allow), the batch's files with it.
         let (batch, id) = written.inspect_err(|_| self.layers.discard(staging, &layer.cache_id))?;
-        batch
-            .publish()
-            .ctx(|| format!("publishing layer {} and image {id}", layer.chain_id))?;
+        batch.publish().map_err(|e| {
+            // The layer not put in place is removed now, not left to the
+            // next open.
+            if staging.exists() {
+                self.layers.discard(staging, &layer.cache_id);
+            }
+            crate::error::Error::io(
+                format!("publishing layer {} and image {id}", layer.chain_id),
+                e,
+            )
+        })?;
         refs::stamp(&self.layout, lock)?;
         Ok((layer, id))
     }

@@ -13,8 +13,9 @@
 //!   images/<hex>/<child-hex>         image <child-hex> was committed from image <hex>
 //! ```
 //!
-//! Each entry is an empty file, one per edge: adding one is one atomic
-//! write, removing one an unlink, and no record grows with its siblings
+//! Each entry is an empty file, one per edge: adding one is creating it
+//! (made durable by an fsync of its directory, or by the flush of the
+//! change it is part of), removing one an unlink, and no record grows with its siblings
 //! to be rewritten (a base layer under a thousand images has a thousand
 //! entries, each touched only with its own layer). Adding is idempotent,
 //! so an interrupted change can simply be made again.

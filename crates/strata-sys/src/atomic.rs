@@ -142,8 +142,9 @@ pub struct Batch {
     /// flush by [`Batch::sync_files`] must make durable.
     touched: Vec<PathBuf>,
     /// Directories [`Batch::make_dir`] made: removed, if empty, when the
-    /// batch is dropped unpublished.
+    /// batch is dropped before anything of it was put in place.
     made: Vec<PathBuf>,
+    /// Whether a step was put in place.
     published: bool,
 }
 
@@ -227,20 +228,22 @@ impl Batch {
     /// Puts everything in place, step by step. The caller made it all
     /// durable first. On an error, what was renamed stays.
     pub fn publish(mut self) -> io::Result<()> {
-        self.published = true;
-        for step in std::mem::take(&mut self.steps) {
+        while !self.steps.is_empty() {
             let mut dirs: Vec<PathBuf> = Vec::new();
-            for (i, (from, to, _)) in step.iter().enumerate() {
-                if let Err(e) = fs::rename(from, to) {
-                    // What is left of the batch is removed by Drop.
-                    self.steps = vec![step[i..].to_vec()];
-                    return Err(e);
-                }
+            while let Some((from, to, _)) = self.steps[0].first() {
+                // Left in the batch until renamed: on an error, Drop
+                // removes what was not (this step's and the later ones').
+                fs::rename(from, to)?;
                 let dir = parent(to).to_owned();
                 if !dirs.contains(&dir) {
                     dirs.push(dir);
                 }
+                self.steps[0].remove(0);
             }
+            self.steps.remove(0);
+            // Something of the batch is in place: the directories it
+            // made are no longer its own to remove.
+            self.published = true;
             dirs.iter().try_for_each(|d| sync_dir(d))?;
         }
         Ok(())
@@ -349,10 +352,14 @@ mod tests {
         drop(batch);
         assert_eq!(fs::read(&a).unwrap(), b"old");
         assert_eq!(fs::read_dir(&d).unwrap().count(), 1);
-        // A rename that fails stops the publication; the rest is removed.
+        // A rename that fails stops the publication; the rest, later
+        // steps too, is removed.
         let mut batch = Batch::new();
         batch.rename(&d.join("missing"), &d.join("there"));
         batch.replace(&a, b"new").unwrap();
+        batch.barrier();
+        batch.make_dir(&made).unwrap();
+        batch.replace(&made.join("c"), b"sea").unwrap();
         assert!(batch.publish().is_err());
         assert_eq!(fs::read(&a).unwrap(), b"old");
         assert_eq!(fs::read_dir(&d).unwrap().count(), 1);

@@ -319,16 +319,28 @@ pub fn ftruncate(fd: BorrowedFd<'_>, len: u64) -> io::Result<()> {
     Ok(rustix::fs::ftruncate(fd, len)?)
 }
 
-/// `open(path, O_WRONLY|O_CREAT|O_TRUNC|O_NOFOLLOW, 0600)`, then `data`
-/// written: a file (re)written in place, never through a symlink at its
-/// name. Not flushed.
+/// `open(path, O_WRONLY|O_CREAT|O_TRUNC|O_NOFOLLOW|O_NONBLOCK, 0600)`,
+/// then `data` written: a file (re)written in place, never through a
+/// symlink at its name, nor waiting on a fifo planted there; anything
+/// but a regular file at the name is refused. Not flushed.
 pub fn write_nofollow(path: &Path, data: &[u8]) -> io::Result<()> {
     use std::io::Write;
     let fd = rustix::fs::open(
         path,
-        OFlags::WRONLY | OFlags::CREATE | OFlags::TRUNC | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+        OFlags::WRONLY
+            | OFlags::CREATE
+            | OFlags::TRUNC
+            | OFlags::NOFOLLOW
+            | OFlags::NONBLOCK
+            | OFlags::CLOEXEC,
         Mode::from_raw_mode(0o600),
     )?;
+    if FileType::from_raw_mode(rustix::fs::fstat(&fd)?.st_mode) != FileType::RegularFile {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            format!("{} is not a regular file", path.display()),
+        ));
+    }
     File::from(fd).write_all(data)
 }
 

@@ -40,6 +40,13 @@ impl LoopFs {
         LoopFs::make("btrfs", &["mkfs.btrfs", "-q", "-f"], size)
     }
 
+    /// A fresh 512 MiB ext4, 4 KiB blocks. `None`, saying SKIPPED (or
+    /// failing under CI), when `mkfs.ext4` (e2fsprogs) is missing or loop
+    /// devices cannot be had.
+    pub fn ext4() -> Option<LoopFs> {
+        LoopFs::make("ext4", &["mkfs.ext4", "-q", "-F", "-b", "4096"], 512 << 20)
+    }
+
     /// A fresh 512 MiB ext4 with the `verity` feature (fs-verity), 4 KiB
     /// blocks. `None`, saying SKIPPED (or failing under CI), when
     /// `mkfs.ext4` (e2fsprogs) is missing or loop devices cannot be had.

@@ -350,20 +350,10 @@ impl Overlay2 {
                 .map_err(|e| image_err(id, e))?;
             let digest = strata_erofs::metadata_digest(&file, report.data_end)
                 .map_err(|e| image_err(id, e))?;
-            if flush {
-                // The file data just written, now on disk, leaves the page
-                // cache: a container reads it through its mount's own
-                // cache, and pages left here would be dropped one by one
-                // by the unlink that removes the layer. The metadata
-                // (after the data) stays, for the check at each mount.
-                let block = strata_erofs::BLOCK_SIZE;
-                let data = report.data_end.saturating_sub(block);
-                if let Err(e) =
-                    strata_sys::fs::drop_cached(std::os::fd::AsFd::as_fd(&file), block, data)
-                {
-                    tracing::debug!("layer {id}: dropping the image's cached data: {e}");
-                }
-            }
+            // What is stamped as checked is this file, the one hashed
+            // (a read-only handle on it: verity wants no writer).
+            let hashed = strata_sys::fs::reopen(std::os::fd::AsFd::as_fd(&file), 0)
+                .ctx(|| format!("reopening the image of layer {id}"))?;
             // Sealed by a read-only handle, with no writer left.
             drop(file);
             let verity = match self.images().verity {
@@ -409,7 +399,25 @@ impl Overlay2 {
             fs::rename(&tmp, path).ctx(|| format!("putting the image of layer {id} in place"))?;
             // Its metadata was hashed as written: the first mount need not
             // hash it again (stamped after the rename, which dates it).
-            self.stamp_checked(id);
+            if let Some(stamp) = self.check_stamp(id, &hashed) {
+                self.write_stamp(id, &stamp);
+            }
+            if flush && report.data_end > strata_erofs::BLOCK_SIZE {
+                // The file content just written, now on disk (and read for
+                // fs-verity), leaves the page cache: pages left here would
+                // be dropped one by one by the unlink that removes the
+                // layer. A mount reads the file through this cache again
+                // (file-backed EROFS reads are buffered), so what
+                // containers read comes back. The metadata (after the
+                // content) stays, for the check at a mount.
+                let block = strata_erofs::BLOCK_SIZE;
+                let data = report.data_end - block;
+                if let Err(e) =
+                    strata_sys::fs::drop_cached(std::os::fd::AsFd::as_fd(&hashed), block, data)
+                {
+                    tracing::debug!("layer {id}: dropping the image's cached data: {e}");
+                }
+            }
             if flush {
                 self.sync_layer_records(id)?;
             }
@@ -706,16 +714,6 @@ impl Overlay2 {
         ))
     }
 
-    /// Records that layer `id`'s image, as it is now, was checked.
-    fn stamp_checked(&self, id: &str) {
-        if let Some(stamp) = fs::File::open(self.image_path(id))
-            .ok()
-            .and_then(|f| self.check_stamp(id, &f))
-        {
-            self.write_stamp(id, &stamp);
-        }
-    }
-
     /// Writes the stamp. Not flushed: lost, it only costs the next mount
     /// the hashing. Never written through a link planted at the name.
     fn write_stamp(&self, id: &str, stamp: &str) {
@@ -749,6 +747,15 @@ impl Overlay2 {
 
     /// [`Overlay2::verify_image`] of the image opened as `file`.
     fn verify_image_file(&self, id: &str, file: &fs::File) -> Result<()> {
+        let checked = self.hash_image_file(id, file);
+        if checked.is_err() {
+            // Found damaged (by `check` too): no mount may skip the hash.
+            let _ = fs::remove_file(self.dir(id).join(IMAGE_CHECKED));
+        }
+        checked
+    }
+
+    fn hash_image_file(&self, id: &str, file: &fs::File) -> Result<()> {
         let damaged = |why: String| {
             Error::new(
                 ErrorKind::Corrupt,
