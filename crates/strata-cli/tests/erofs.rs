@@ -192,17 +192,8 @@ fn a_changed_image_is_refused_before_the_kernel_sees_it() {
     let Some(s) = on_erofs("a_changed_image_is_refused_before_the_kernel_sees_it") else {
         return;
     };
-    s.import_tree(&common::base_tree(&s), "base:1");
+    let (img, id) = import_base(&s);
     assert_eq!(s.findings(&[]), []);
-    let img = images(&s).remove(0);
-    let id = img
-        .parent()
-        .unwrap()
-        .file_name()
-        .unwrap()
-        .to_str()
-        .unwrap()
-        .to_owned();
     // A mount checks it once per boot: the check is recorded beside it
     // (at import, which hashed what it wrote; again by a mount), and a
     // change made afterwards is still seen.
@@ -214,16 +205,8 @@ fn a_changed_image_is_refused_before_the_kernel_sees_it() {
     s.ok(&["rm", "zero"]);
     assert!(stamp.is_file(), "no {}", stamp.display());
     // The last block holds inodes: flip a byte of it.
-    let f = fs::OpenOptions::new()
-        .read(true)
-        .write(true)
-        .open(&img)
-        .unwrap();
-    let at = f.metadata().unwrap().len() - 4096 + 64;
-    let mut b = [0u8; 1];
-    f.read_exact_at(&mut b, at).unwrap();
-    f.write_all_at(&[b[0] ^ 0x5a], at).unwrap();
-    drop(f);
+    let at = fs::metadata(&img).unwrap().len() - 4096 + 64;
+    flip_byte(&img, at);
 
     // The container's init layer is written over the image: refused.
     let err = s.err(&["create", "--name", "one", "base:1"]);
@@ -256,31 +239,12 @@ fn a_change_beneath_the_file_system_is_found_by_check_then_refused() {
         dir: tempfile::tempdir_in(fs.path()).unwrap(),
         driver: "erofs",
     };
-    s.import_tree(&common::base_tree(&s), "base:1");
-    let img = images(&s).remove(0);
-    let id = img
-        .parent()
-        .unwrap()
-        .file_name()
-        .unwrap()
-        .to_str()
-        .unwrap()
-        .to_owned();
+    let (img, id) = import_base(&s);
     let stamp = img.with_file_name("layer.erofs.checked");
     assert!(stamp.is_file(), "no {}", stamp.display());
     // The last block holds inodes: flip a byte of it on the device.
     let len = fs::metadata(&img).unwrap().len();
-    let at = physical_offset(&img, len - 4096 + 64);
-    let dev = fs::OpenOptions::new()
-        .read(true)
-        .write(true)
-        .open(fs.image())
-        .unwrap();
-    let mut b = [0u8; 1];
-    dev.read_exact_at(&mut b, at).unwrap();
-    dev.write_all_at(&[b[0] ^ 0x5a], at).unwrap();
-    dev.sync_all().unwrap();
-    drop(dev);
+    flip_byte(&fs.image(), physical_offset(&img, len - 4096 + 64));
     fs::write("/proc/sys/vm/drop_caches", "3").unwrap();
 
     let found = s.findings(&[]);
@@ -297,6 +261,36 @@ fn a_change_beneath_the_file_system_is_found_by_check_then_refused() {
     let err = s.err(&["create", "--name", "one", "base:1"]);
     assert!(err.contains("damaged") && err.contains(&id), "{err}");
     assert_eq!(mounts_under(&s.root()), Vec::<String>::new());
+}
+
+/// Imports the base tree as `base:1`: its one image file, and the id of
+/// the layer that holds it.
+fn import_base(s: &Strata) -> (PathBuf, String) {
+    s.import_tree(&common::base_tree(s), "base:1");
+    let img = images(s).remove(0);
+    let id = img
+        .parent()
+        .unwrap()
+        .file_name()
+        .unwrap()
+        .to_str()
+        .unwrap()
+        .to_owned();
+    (img, id)
+}
+
+/// Flips the bits of byte `at` of `file` (an image, or the device a file
+/// system lives on), durably.
+fn flip_byte(file: &Path, at: u64) {
+    let f = fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(file)
+        .unwrap();
+    let mut b = [0u8; 1];
+    f.read_exact_at(&mut b, at).unwrap();
+    f.write_all_at(&[b[0] ^ 0x5a], at).unwrap();
+    f.sync_all().unwrap();
 }
 
 /// The physical byte offset of byte `at` of `file` on its file system's

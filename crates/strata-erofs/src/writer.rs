@@ -325,6 +325,33 @@ pub fn write_image(input: impl Read + Send, path: &Path, opts: &Options) -> Resu
     done
 }
 
+/// One read of an entry's content into `buf`, at most `left` bytes of
+/// it: how many were read (at least one). The stream ending first is the
+/// entry truncated after `done` of its `size` bytes.
+fn read_content(
+    data: &mut dyn Read,
+    buf: &mut [u8],
+    left: u64,
+    raw: &[u8],
+    done: u64,
+    size: u64,
+) -> Result<usize> {
+    let k = buf.len().min(usize::try_from(left).unwrap_or(usize::MAX));
+    loop {
+        match data.read(&mut buf[..k]) {
+            Ok(0) => {
+                return Err(error::entry(
+                    raw,
+                    format!("truncated: the stream ended after {done} of {size} bytes"),
+                ))
+            }
+            Ok(n) => return Ok(n),
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(stream_err("a file's content", e)),
+        }
+    }
+}
+
 struct Writer<'o, 'r> {
     out: BufWriter<&'o mut File>,
     /// The block the next data written lands in.
@@ -743,24 +770,7 @@ impl Writer<'_, '_> {
             let mut h = Sha256::new();
             let mut left = size;
             while left > 0 {
-                let k = self
-                    .buf
-                    .len()
-                    .min(usize::try_from(left).unwrap_or(usize::MAX));
-                let n = match data.read(&mut self.buf[..k]) {
-                    Ok(0) => {
-                        return Err(error::entry(
-                            raw,
-                            format!(
-                                "truncated: the stream ended after {} of {size} bytes",
-                                size - left
-                            ),
-                        ))
-                    }
-                    Ok(n) => n,
-                    Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                    Err(e) => return Err(stream_err("a file's content", e)),
-                };
+                let n = read_content(data, &mut self.buf, left, raw, size - left, size)?;
                 h.update(&self.buf[..n]);
                 f.write_all(&self.buf[..n])
                     .map_err(io_err("writing an object"))?;
@@ -817,23 +827,8 @@ impl Writer<'_, '_> {
         let inline = tail > 0 && INODE_SIZE + xlen + tail as u64 <= BLOCK;
         let start = self.next_block;
         let mut left = full * BLOCK;
-        let truncated = |written: u64| {
-            error::entry(
-                raw,
-                format!("truncated: the stream ended after {written} of {size} bytes"),
-            )
-        };
         while left > 0 {
-            let k = self
-                .buf
-                .len()
-                .min(usize::try_from(left).unwrap_or(usize::MAX));
-            let n = match data.read(&mut self.buf[..k]) {
-                Ok(0) => return Err(truncated(full * BLOCK - left)),
-                Ok(n) => n,
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                Err(e) => return Err(stream_err("a file's content", e)),
-            };
+            let n = read_content(data, &mut self.buf, left, raw, full * BLOCK - left, size)?;
             self.out
                 .write_all(&self.buf[..n])
                 .map_err(io_err("writing the image"))?;
@@ -842,12 +837,8 @@ impl Writer<'_, '_> {
         let mut last = vec![0u8; tail];
         let mut got = 0;
         while got < tail {
-            match data.read(&mut last[got..]) {
-                Ok(0) => return Err(truncated(full * BLOCK + got as u64)),
-                Ok(n) => got += n,
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(e) => return Err(stream_err("a file's content", e)),
-            }
+            let done = full * BLOCK + got as u64;
+            got += read_content(data, &mut last[got..], (tail - got) as u64, raw, done, size)?;
         }
         let mut blocks = full;
         if tail > 0 && !inline {

@@ -100,12 +100,9 @@ impl Store {
             parent,
             report,
         } = filled;
+        // The callers refused a tag no image may have before they filled
+        // the layer (and `tag_in` refuses it before anything is flushed).
         let layer = Layer::filled(parent, report, cache_id);
-        // A tag no image may have is refused before anything is written.
-        if let Err(e) = image.tag.map(crate::image::check_tag).transpose() {
-            self.layers.discard(staging, &layer.cache_id);
-            return Err(e);
-        }
         if let Ok(existing) = self.layer(&layer.chain_id) {
             self.layers.discard(staging, &layer.cache_id);
             let bytes = config(&existing)?;
