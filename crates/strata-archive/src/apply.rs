@@ -140,51 +140,69 @@ pub(crate) fn apply_at<R: Read + Send>(
         }
         _ => None,
     };
-    std::thread::scope(|s| {
-        let (tx, rx) = compress::channel();
-        let producer = s.spawn(move || compress::produce(input, tx));
-        let mut reader = ChunkReader::new(rx);
-        let mut applier = Applier::new(root, opts, record, lowers);
-        let (parsed, drained) = match record {
-            None => {
-                let parsed = applier.run(&mut reader);
-                let drained = match parsed {
-                    Ok(()) => reader.drain(),
-                    Err(_) => Ok(()),
-                };
-                (parsed, drained)
-            }
-            Some(record) => {
-                let mut tee = Tee::new(&mut reader, record);
-                let parsed = applier.run(&mut tee);
-                let drained = match parsed {
-                    // Through the tee: trailing bytes belong in the record.
-                    Ok(()) => io::copy(&mut tee, &mut io::sink()).map(|_| ()),
-                    Err(_) => Ok(()),
-                };
-                (parsed, drained)
-            }
-        };
-        // Hang up, so a producer blocked on a full channel returns.
-        drop(reader);
-        let summary = producer
-            .join()
-            .expect("the decompression thread does not panic");
-        // A broken stream explains the parse error it caused: report it
-        // first.
-        let summary = summary?;
-        parsed?;
-        drained.map_err(|e| Error::stream("reading past the end of the archive", Some(e)))?;
-        Ok(ApplyReport {
-            diff_id: summary.diff_id,
-            compression: summary.compression,
-            tar_size: summary.uncompressed,
-            size: applier.size,
-            entries: applier.entries,
-            skipped: applier.skipped,
-            consulted_lowers: applier.consulted_lowers,
-        })
+    let (tx, rx) = compress::channel();
+    let reader = ChunkReader::new(rx);
+    let mut applier = Applier::new(root, opts, record, lowers);
+    let (summary, parsed, drained) = match compress::take_small(input) {
+        compress::Input::Small(bytes) => {
+            // One chunk: produced whole into the channel, then parsed.
+            let summary = compress::produce(&bytes[..], tx);
+            let (parsed, drained) = parse(&mut applier, reader, record);
+            (summary, parsed, drained)
+        }
+        compress::Input::Stream(input) => std::thread::scope(|s| {
+            let producer = s.spawn(move || compress::produce(input, tx));
+            let (parsed, drained) = parse(&mut applier, reader, record);
+            let summary = producer
+                .join()
+                .expect("the decompression thread does not panic");
+            (summary, parsed, drained)
+        }),
+    };
+    // A broken stream explains the parse error it caused: report it
+    // first.
+    let summary = summary?;
+    parsed?;
+    drained.map_err(|e| Error::stream("reading past the end of the archive", Some(e)))?;
+    Ok(ApplyReport {
+        diff_id: summary.diff_id,
+        compression: summary.compression,
+        tar_size: summary.uncompressed,
+        size: applier.size,
+        entries: applier.entries,
+        skipped: applier.skipped,
+        consulted_lowers: applier.consulted_lowers,
     })
+}
+
+/// Parses the layer from `reader` (through the record's tee when there
+/// is one) and reads on to the end of the stream, then hangs up, so that
+/// a producer blocked on a full channel returns.
+fn parse(
+    applier: &mut Applier<'_>,
+    mut reader: ChunkReader,
+    record: Option<&dyn Record>,
+) -> (Result<()>, io::Result<()>) {
+    match record {
+        None => {
+            let parsed = applier.run(&mut reader);
+            let drained = match parsed {
+                Ok(()) => reader.drain(),
+                Err(_) => Ok(()),
+            };
+            (parsed, drained)
+        }
+        Some(record) => {
+            let mut tee = Tee::new(&mut reader, record);
+            let parsed = applier.run(&mut tee);
+            let drained = match parsed {
+                // Through the tee: trailing bytes belong in the record.
+                Ok(()) => io::copy(&mut tee, &mut io::sink()).map(|_| ()),
+                Err(_) => Ok(()),
+            };
+            (parsed, drained)
+        }
+    }
 }
 
 /// Attributes every entry carries.

@@ -1,5 +1,6 @@
 //! Compression detection (from magic bytes, never from a file name) and
-//! the decompress-and-hash stage that runs on its own thread. gzip and
+//! the decompress-and-hash stage that runs on its own thread (but for a
+//! small uncompressed stream, read whole first on the caller's). gzip and
 //! zstd are read and written; xz and bzip2 are read only, as
 //! `docker load` reads them.
 
@@ -193,8 +194,9 @@ impl Read for ThreadedReader {
 /// Runs `consume` on the layer read from `input` (plain, gzip, zstd, xz
 /// or bzip2, told apart by their magic bytes), uncompressed, while
 /// another thread reads, decompresses and hashes it, as [`crate::apply`]
-/// does: the hash and the decompression cost no time of the consumer's.
-/// `consume` reads what it needs; the rest of the stream is read (and
+/// does: the hash and the decompression cost no time of the consumer's
+/// (a small uncompressed layer, one chunk, is read whole first and needs
+/// no other thread). `consume` reads what it needs; the rest of the stream is read (and
 /// hashed) after it returns. Returns `consume`'s value and the stream's
 /// [`Stream`]; when both failed, the stream's error explains the other.
 pub fn read_threaded<R, T, E>(
@@ -204,30 +206,45 @@ pub fn read_threaded<R, T, E>(
 where
     R: Read + Send,
 {
-    std::thread::scope(|s| {
-        let (tx, rx) = channel();
-        let producer = s.spawn(move || produce(input, tx));
-        let mut reader = ThreadedReader(ChunkReader::new(rx));
-        let consumed = consume(&mut reader);
+    let (tx, rx) = channel();
+    let finish = |mut reader: ThreadedReader, consumed: &std::result::Result<T, E>| {
         let drained = match consumed {
             Ok(_) => reader.0.drain(),
             Err(_) => Ok(()),
         };
         // Hang up, so a producer blocked on a full channel returns.
         drop(reader);
-        let summary = producer
-            .join()
-            .expect("the decompression thread does not panic");
-        let stream = summary.and_then(|s| {
-            drained.map_err(|e| Error::stream("reading past the end of the archive", Some(e)))?;
-            Ok(Stream {
-                diff_id: s.diff_id,
-                tar_size: s.uncompressed,
-                compression: s.compression,
-            })
-        });
-        (consumed, stream)
-    })
+        drained
+    };
+    let (consumed, drained, summary) = match take_small(input) {
+        Input::Small(bytes) => {
+            // One chunk: produced whole into the channel, then read.
+            let summary = produce(&bytes[..], tx);
+            let mut reader = ThreadedReader(ChunkReader::new(rx));
+            let consumed = consume(&mut reader);
+            let drained = finish(reader, &consumed);
+            (consumed, drained, summary)
+        }
+        Input::Stream(input) => std::thread::scope(|s| {
+            let producer = s.spawn(move || produce(input, tx));
+            let mut reader = ThreadedReader(ChunkReader::new(rx));
+            let consumed = consume(&mut reader);
+            let drained = finish(reader, &consumed);
+            let summary = producer
+                .join()
+                .expect("the decompression thread does not panic");
+            (consumed, drained, summary)
+        }),
+    };
+    let stream = summary.and_then(|s| {
+        drained.map_err(|e| Error::stream("reading past the end of the archive", Some(e)))?;
+        Ok(Stream {
+            diff_id: s.diff_id,
+            tar_size: s.uncompressed,
+            compression: s.compression,
+        })
+    });
+    (consumed, stream)
 }
 
 /// Whether the first bytes of an uncompressed stream can begin a tar: a
@@ -271,6 +288,47 @@ fn read_full(r: &mut dyn Read, buf: &mut [u8]) -> io::Result<usize> {
         }
     }
     Ok(n)
+}
+
+/// An input [`take_small`] looked at: read whole, or a stream to read
+/// on its own thread (what was read of it first, then the rest).
+pub(crate) enum Input<R> {
+    /// Uncompressed and at most one chunk: all of it.
+    Small(Vec<u8>),
+    Stream(io::Chain<io::Cursor<Vec<u8>>, Rest<R>>),
+}
+
+/// Reads up to one chunk of `input`: a small uncompressed stream (an
+/// init layer, a commit of a few files) is then whole, and parsed with
+/// no second thread to start; anything else is read on as it was, an
+/// error met in that first read coming where it was met.
+pub(crate) fn take_small<R: Read>(mut input: R) -> Input<R> {
+    let mut head = Vec::new();
+    match (&mut input).take(CHUNK as u64 + 1).read_to_end(&mut head) {
+        Ok(n) if n <= CHUNK && Compression::detect(&head) == Compression::None => {
+            Input::Small(head)
+        }
+        r => Input::Stream(io::Cursor::new(head).chain(Rest {
+            err: r.err(),
+            input,
+        })),
+    }
+}
+
+/// The rest of an input after [`take_small`]'s first read: the error that
+/// read met, if any, then the input.
+pub(crate) struct Rest<R> {
+    err: Option<io::Error>,
+    input: R,
+}
+
+impl<R: Read> Read for Rest<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        match self.err.take() {
+            Some(e) => Err(e),
+            None => self.input.read(buf),
+        }
+    }
 }
 
 pub(crate) fn channel() -> (SyncSender<Chunk>, Receiver<Chunk>) {

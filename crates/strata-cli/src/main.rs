@@ -5,6 +5,7 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 
 mod commands;
+mod lazy;
 mod output;
 mod progress;
 mod template;
@@ -13,6 +14,7 @@ use commands::{
     archive, check, container, cp, image, lifecycle, registry, system, transfer, union, volume,
 };
 use commands::{Format, StoreArgs};
+use lazy::Lazy;
 use output::Out;
 
 #[derive(Parser)]
@@ -35,82 +37,82 @@ struct Cli {
 enum Command {
     /// Load images from a docker-archive, an OCI layout (dir or tar) or a
     /// skopeo dir: layout.
-    Load(transfer::Load),
+    Load(Lazy<transfer::Load>),
     /// Save images as a docker-archive, an OCI archive or an OCI layout
     /// (to standard output without -o).
-    Save(transfer::Save),
+    Save(Lazy<transfer::Save>),
     /// Pull an image from a registry.
-    Pull(registry::Pull),
+    Pull(Lazy<registry::Pull>),
     /// Push an image to a registry; prints its manifest digest.
-    Push(registry::Push),
+    Push(Lazy<registry::Push>),
     /// Check credentials for a registry and keep them.
-    Login(registry::Login),
+    Login(Lazy<registry::Login>),
     /// Forget a registry's credentials.
-    Logout(registry::Logout),
+    Logout(Lazy<registry::Logout>),
     /// Import a root file-system tarball as a one-layer image; prints its ID.
-    Import(image::Import),
+    Import(Lazy<image::Import>),
     /// List images.
-    Images(image::Images),
+    Images(Lazy<image::Images>),
     /// Image subcommands.
     #[command(subcommand)]
-    Image(ImageCmd),
+    Image(Lazy<ImageCmd>),
     /// An image's history (as `image history`).
-    History(image::History),
+    History(Lazy<image::History>),
     /// Container subcommands (`container ls` is `ps`, ...).
     #[command(subcommand)]
-    Container(ContainerCmd),
+    Container(Lazy<ContainerCmd>),
     /// Give an image another name.
     Tag { source: String, target: String },
     /// Remove images (untag, then delete what nothing uses).
-    Rmi(image::Rmi),
+    Rmi(Lazy<image::Rmi>),
     /// List layers.
-    Layers(image::Layers),
+    Layers(Lazy<image::Layers>),
     /// Copy an image as one layer (its whole root file system, same
     /// config): for images deeper than Docker's and Podman's 125 layers.
-    Flatten(image::Flatten),
+    Flatten(Lazy<image::Flatten>),
     /// Create a container; prints its ID.
-    Create(container::Create),
+    Create(Lazy<container::Create>),
     /// Create a container and run its command (through crun or runc).
-    Run(container::Run),
+    Run(Lazy<container::Run>),
     /// Run a created container's command again, in the foreground.
-    Start(container::Start),
+    Start(Lazy<container::Start>),
     /// Stop running containers: SIGTERM, then SIGKILL after -t seconds.
-    Stop(lifecycle::Stop),
+    Stop(Lazy<lifecycle::Stop>),
     /// Send a signal to running containers (default KILL).
-    Kill(lifecycle::Kill),
+    Kill(Lazy<lifecycle::Kill>),
     /// Wait for containers to stop; prints each one's exit code.
     Wait {
         #[arg(required = true)]
         containers: Vec<String>,
     },
     /// Stop containers, then start them again in the background.
-    Restart(lifecycle::Restart),
+    Restart(Lazy<lifecycle::Restart>),
     /// Run a command in a running container; exits with its status.
-    Exec(lifecycle::Exec),
+    Exec(Lazy<lifecycle::Exec>),
     /// A background container's output (its json-file log).
-    Logs(lifecycle::Logs),
+    Logs(Lazy<lifecycle::Logs>),
     /// Mount a container's root file system; prints the path.
     Mount { container: String },
     /// Unmount a container's root file system (or a union-mount by path).
     Umount { container: String },
     /// List containers.
-    Ps(container::Ps),
+    Ps(Lazy<container::Ps>),
     /// Changes in a container: A, C or D and the path.
     Diff { container: String },
     /// Make an image of a container's changes; prints its ID.
-    Commit(container::Commit),
+    Commit(Lazy<container::Commit>),
     /// Write a container's root file system as a tar (to standard output
     /// without -o).
-    Export(container::Export),
+    Export(Lazy<container::Export>),
     /// Copy files between a container and the host.
-    Cp(cp::Cp),
+    Cp(Lazy<cp::Cp>),
     /// Remove containers.
-    Rm(container::Rm),
+    Rm(Lazy<container::Rm>),
     /// Volume subcommands.
     #[command(subcommand)]
-    Volume(volume::Cmd),
+    Volume(Lazy<volume::Cmd>),
     /// Containers, images or volumes as JSON.
-    Inspect(system::Inspect),
+    Inspect(Lazy<system::Inspect>),
     /// The store, its driver and what it holds.
     Info {
         #[arg(long, value_enum, default_value_t)]
@@ -118,18 +120,18 @@ enum Command {
     },
     /// Disk usage (df) and clean-up (prune).
     #[command(subcommand)]
-    System(system::Cmd),
+    System(Lazy<system::Cmd>),
     /// Report what in the store does not add up; --repair fixes what it can.
-    Check(check::Check),
+    Check(Lazy<check::Check>),
     /// Run a command in the store's user namespace (without root: as
     /// root of it, where the store's files have the owners the images
     /// give them and its mounts are seen); `--stop` ends the namespace.
-    Unshare(system::Unshare),
+    Unshare(Lazy<system::Unshare>),
     /// Layer changesets: apply a layer tar, diff a directory, list changes.
     #[command(subcommand)]
-    Archive(archive::Args),
+    Archive(Lazy<archive::Args>),
     /// Mount a union of directories (strata's FUSE union file system).
-    UnionMount(union::UnionMount),
+    UnionMount(Lazy<union::UnionMount>),
 }
 
 #[derive(Subcommand)]
@@ -184,19 +186,23 @@ fn run(cli: Cli, out: &mut Out) -> anyhow::Result<ExitCode> {
     // anything on disk (a copy of Docker's data root stays as it was).
     let reader = || args.open_read_only();
     match cli.command {
-        Command::Load(a) => transfer::load(a, &store()?, out),
-        Command::Save(a) => transfer::save(a, &store()?),
-        Command::Pull(a) => registry::pull(a, &store()?, out),
-        Command::Push(a) => registry::push(a, &store()?, out),
-        Command::Login(a) => registry::login(a, out),
-        Command::Logout(a) => registry::logout(a, out),
-        Command::Import(a) => image::import(a, &store()?, out),
-        Command::Images(a) | Command::Image(ImageCmd::Ls(a)) => image::images(a, &reader()?, out),
-        Command::Image(ImageCmd::Inspect { image }) => image::inspect(&image, &reader()?, out),
-        Command::Image(ImageCmd::History(a)) | Command::History(a) => {
+        Command::Load(Lazy(a)) => transfer::load(a, &store()?, out),
+        Command::Save(Lazy(a)) => transfer::save(a, &store()?),
+        Command::Pull(Lazy(a)) => registry::pull(a, &store()?, out),
+        Command::Push(Lazy(a)) => registry::push(a, &store()?, out),
+        Command::Login(Lazy(a)) => registry::login(a, out),
+        Command::Logout(Lazy(a)) => registry::logout(a, out),
+        Command::Import(Lazy(a)) => image::import(a, &store()?, out),
+        Command::Images(Lazy(a)) | Command::Image(Lazy(ImageCmd::Ls(a))) => {
+            image::images(a, &reader()?, out)
+        }
+        Command::Image(Lazy(ImageCmd::Inspect { image })) => {
+            image::inspect(&image, &reader()?, out)
+        }
+        Command::Image(Lazy(ImageCmd::History(a))) | Command::History(Lazy(a)) => {
             image::history(a, &reader()?, out)
         }
-        Command::Image(ImageCmd::Prune { all, force }) => {
+        Command::Image(Lazy(ImageCmd::Prune { all, force })) => {
             let a = system::Prune {
                 all,
                 volumes: false,
@@ -205,43 +211,49 @@ fn run(cli: Cli, out: &mut Out) -> anyhow::Result<ExitCode> {
             system::prune(a, &store()?, out)
         }
         Command::Tag { source, target } => image::tag(&source, &target, &store()?),
-        Command::Rmi(a) | Command::Image(ImageCmd::Rm(a)) => image::rmi(a, &store()?, out),
-        Command::Layers(a) => image::layers(a, &reader()?, out),
-        Command::Flatten(a) => image::flatten(a, &store()?, out),
-        Command::Create(a) => container::create(a, &store()?, out),
-        Command::Run(a) => return Ok(exit_status(container::run(a, &store()?, &args, out))),
-        Command::Start(a) => return Ok(exit_status(container::start(a, &store()?, &args, out))),
-        Command::Stop(a) => lifecycle::stop(a, &store()?, out),
-        Command::Kill(a) => lifecycle::kill(a, &store()?, out),
+        Command::Rmi(Lazy(a)) | Command::Image(Lazy(ImageCmd::Rm(a))) => {
+            image::rmi(a, &store()?, out)
+        }
+        Command::Layers(Lazy(a)) => image::layers(a, &reader()?, out),
+        Command::Flatten(Lazy(a)) => image::flatten(a, &store()?, out),
+        Command::Create(Lazy(a)) => container::create(a, &store()?, out),
+        Command::Run(Lazy(a)) => return Ok(exit_status(container::run(a, &store()?, &args, out))),
+        Command::Start(Lazy(a)) => {
+            return Ok(exit_status(container::start(a, &store()?, &args, out)))
+        }
+        Command::Stop(Lazy(a)) => lifecycle::stop(a, &store()?, out),
+        Command::Kill(Lazy(a)) => lifecycle::kill(a, &store()?, out),
         Command::Wait { containers } => lifecycle::wait(&containers, &store()?, out),
-        Command::Restart(a) => lifecycle::restart(a, &store()?, &args, out),
-        Command::Exec(a) => return Ok(exit_status(lifecycle::exec(a, &store()?))),
-        Command::Logs(a) => lifecycle::logs(a, &store()?, out),
+        Command::Restart(Lazy(a)) => lifecycle::restart(a, &store()?, &args, out),
+        Command::Exec(Lazy(a)) => return Ok(exit_status(lifecycle::exec(a, &store()?))),
+        Command::Logs(Lazy(a)) => lifecycle::logs(a, &store()?, out),
         Command::Mount { container } => container::mount(&container, &args, out),
         Command::Umount { container } => container::umount(&container, store),
-        Command::Ps(a) | Command::Container(ContainerCmd::Ls(a)) => {
+        Command::Ps(Lazy(a)) | Command::Container(Lazy(ContainerCmd::Ls(a))) => {
             container::ps(a, &reader()?, out)
         }
-        Command::Container(ContainerCmd::Prune { force: _ }) => container::prune(&store()?, out),
+        Command::Container(Lazy(ContainerCmd::Prune { force: _ })) => {
+            container::prune(&store()?, out)
+        }
         Command::Diff { container } => container::diff(&container, &store()?, out),
-        Command::Commit(a) => container::commit(a, &store()?, out),
-        Command::Export(a) => container::export(a, &store()?),
-        Command::Cp(a) => cp::run(a, &store()?),
-        Command::Rm(a) | Command::Container(ContainerCmd::Rm(a)) => {
+        Command::Commit(Lazy(a)) => container::commit(a, &store()?, out),
+        Command::Export(Lazy(a)) => container::export(a, &store()?),
+        Command::Cp(Lazy(a)) => cp::run(a, &store()?),
+        Command::Rm(Lazy(a)) | Command::Container(Lazy(ContainerCmd::Rm(a))) => {
             container::rm(a, &store()?, out)
         }
-        Command::Volume(cmd) if cmd.reads_only() => volume::run(cmd, &reader()?, out),
-        Command::Volume(cmd) => volume::run(cmd, &store()?, out),
-        Command::Inspect(a) | Command::Container(ContainerCmd::Inspect(a)) => {
+        Command::Volume(Lazy(cmd)) if cmd.reads_only() => volume::run(cmd, &reader()?, out),
+        Command::Volume(Lazy(cmd)) => volume::run(cmd, &store()?, out),
+        Command::Inspect(Lazy(a)) | Command::Container(Lazy(ContainerCmd::Inspect(a))) => {
             system::inspect(&a.names, &reader()?, out)
         }
         Command::Info { format } => system::info(format, &reader()?, out),
-        Command::System(cmd) => system::run(cmd, &args, out),
-        Command::Check(a) if a.repair => check::run(a, &store()?, out),
-        Command::Check(a) => check::run(a, &reader()?, out),
-        Command::Unshare(a) => return system::unshare(a, &args, out),
-        Command::Archive(a) => archive::run(a, out),
-        Command::UnionMount(a) => union::union_mount(a),
+        Command::System(Lazy(cmd)) => system::run(cmd, &args, out),
+        Command::Check(Lazy(a)) if a.repair => check::run(a, &store()?, out),
+        Command::Check(Lazy(a)) => check::run(a, &reader()?, out),
+        Command::Unshare(Lazy(a)) => return system::unshare(a, &args, out),
+        Command::Archive(Lazy(a)) => archive::run(a, out),
+        Command::UnionMount(Lazy(a)) => union::union_mount(a),
     }?;
     Ok(ExitCode::SUCCESS)
 }
@@ -276,11 +288,20 @@ fn main() -> ExitCode {
             return ExitCode::SUCCESS;
         }
     };
-    tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::new(&cli.log_level))
+    let logs = tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
-        .without_time()
-        .init();
+        .without_time();
+    // A plain level needs no filter of directives (whose setup is a
+    // good part of a short command's start); anything else is one.
+    match cli
+        .log_level
+        .parse::<tracing_subscriber::filter::LevelFilter>()
+    {
+        Ok(level) => logs.with_max_level(level).init(),
+        Err(_) => logs
+            .with_env_filter(tracing_subscriber::EnvFilter::new(&cli.log_level))
+            .init(),
+    }
     let mut out = Out::stdout();
     match run(cli, &mut out) {
         Ok(_) if out.failed() => ExitCode::FAILURE,

@@ -738,7 +738,8 @@ fn layer_whose_parent_is_gone_is_reported_and_kept() {
 }
 
 /// Interrupted work leaves staging in `tmp/` and `layerdb/tmp/`, and
-/// `-removing` renames; every open removes them, with the driver layers
+/// `-removing` renames with the marker a removal makes first
+/// (`layerdb/removing`); every open removes them, with the driver layers
 /// they name, before check even looks.
 #[test]
 fn leftovers_of_interrupted_work_are_removed_on_open() {
@@ -765,6 +766,7 @@ fn leftovers_of_interrupted_work_are_removed_on_open() {
     }
     fs::write(leftovers[0].join("cache-id"), "1".repeat(64)).unwrap();
     fs::write(leftovers[2].join("cache-id"), "2".repeat(64)).unwrap();
+    fs::write(f.image_dir.join("layerdb/removing"), "").unwrap();
     // `check` only reads: it reports them and leaves them in place.
     let (ok, found) = f.check(&[]);
     assert!(!ok && !found.is_empty(), "{found:?}");

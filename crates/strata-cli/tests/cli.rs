@@ -215,6 +215,54 @@ fn store_flow_on_vfs() {
     }
 }
 
+/// Each subcommand's arguments are built only when it is the one parsed
+/// (`Command::defer`): its help still says what the subcommand's own doc
+/// says, never the doc of the arguments' struct, and a mistyped command
+/// is still told apart.
+#[test]
+fn help_and_usage_errors_survive_deferred_arguments() {
+    let strata = |args: &[&str]| {
+        Command::new(env!("CARGO_BIN_EXE_strata"))
+            .args(args)
+            .output()
+            .unwrap()
+    };
+    for (args, first) in [
+        (
+            &["create", "--help"][..],
+            "Create a container; prints its ID",
+        ),
+        (
+            &["run", "--help"],
+            "Create a container and run its command (through crun or runc)",
+        ),
+        (&["image", "ls", "--help"], "List images (as `images`)"),
+        (
+            &["commit", "--help"],
+            "Make an image of a container's changes; prints its ID",
+        ),
+    ] {
+        let out = strata(args);
+        assert!(out.status.success(), "{args:?}");
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert_eq!(text.lines().next(), Some(first), "{args:?}:\n{text}");
+        assert!(text.contains("Usage: strata "), "{args:?}:\n{text}");
+    }
+    let create = String::from_utf8_lossy(&strata(&["create", "--help"]).stdout).into_owned();
+    for flag in ["--name", "--volume", "--env"] {
+        assert!(
+            create.contains(flag),
+            "create --help lacks {flag}:\n{create}"
+        );
+    }
+    let typo = strata(&["creat"]);
+    assert_eq!(typo.status.code(), Some(125));
+    assert!(String::from_utf8_lossy(&typo.stderr).contains("'create'"));
+    let bad = strata(&["create", "--bogus", "x"]);
+    assert_eq!(bad.status.code(), Some(125));
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("--bogus"));
+}
+
 #[test]
 fn a_store_keeps_its_driver() {
     let Some(s) = as_root("vfs") else { return };

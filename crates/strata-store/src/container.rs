@@ -549,6 +549,7 @@ impl Store {
         // layers to remove: a crash or a failure from here on is finished
         // by the next open, never left as a listed container without its
         // layers.
+        let removals = crate::staging::Removals::begin(&self.layout, &lock)?;
         let mut doomed = Vec::new();
         for dir in [
             self.layout.mount_record(&c.id),
@@ -567,6 +568,7 @@ impl Store {
         for d in doomed {
             fs::remove_dir_all(&d).ctx(|| format!("removing container {}", c.name))?;
         }
+        removals.done();
         unflushed::unmark(&self.layout, c);
         // The container held its own layers (gone above) and its image's
         // top layer; while the image is there its chain stays, so nothing

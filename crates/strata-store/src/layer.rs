@@ -390,6 +390,9 @@ impl LayerStore {
     /// then the record, then its entries in the reference index.
     pub(crate) fn remove(&self, lock: &Lock, dead: &[&Layer]) -> Result<Vec<Digest>> {
         let mut removed = Vec::new();
+        let removals = (!dead.is_empty())
+            .then(|| crate::staging::Removals::begin(&self.layout, lock))
+            .transpose()?;
         for l in dead {
             let dir = self.layout.layer(&l.chain_id);
             let doomed = layout::removing(&dir);
@@ -407,6 +410,9 @@ impl LayerStore {
             fs::remove_dir_all(&doomed).ctx(|| format!("removing layer {}", l.chain_id))?;
             refs::remove_layer(&self.layout, lock, &l.chain_id, l.parent.as_ref())?;
             removed.push(l.chain_id.clone());
+        }
+        if let Some(r) = removals {
+            r.done();
         }
         refs::stamp(&self.layout, lock)?;
         Ok(removed)

@@ -80,6 +80,8 @@ const VOLUME_META: &str = "meta.json";
 ///     layerdb/tmp/                          layers and containers being made
 ///     layerdb/unflushed/<boot-id>/<container-id>.<mount-id>
 ///                                           containers created unflushed in that boot
+///     layerdb/removing                      there while a removal may leave `-removing` names
+///     layerdb/swept                         the boot of the last open that looked for them all
 ///     repositories.json                     tags and repository digests -> image IDs
 ///     refs/                                 the reference index (see `refs`):
 ///       complete                            written last: the index covers the store
@@ -329,6 +331,18 @@ impl Layout {
     /// flush, one directory per boot (see `unflushed`).
     pub fn unflushed(&self) -> PathBuf {
         self.image.join("layerdb/unflushed")
+    }
+
+    /// `layerdb/removing`: there while a removal may have left
+    /// `-removing` names (see `staging::Removals`).
+    pub(crate) fn removals(&self) -> PathBuf {
+        self.image.join("layerdb/removing")
+    }
+
+    /// `layerdb/swept`: the boot in which an open last looked for
+    /// `-removing` names in every [`Layout::removal_dirs`].
+    pub(crate) fn swept(&self) -> PathBuf {
+        self.image.join("layerdb/swept")
     }
 
     /// The staging directories emptied on open: `tmp/` and `layerdb/tmp/`.

@@ -241,24 +241,11 @@ impl Store {
         // Before a driver opens (or makes) its home, and before `image/`
         // says which driver the store has.
         // Drivers a store may have been made with, in the order `open` looks.
+        let mut dirs = secure::Dirs::new(root_fd.as_fd(), &root, access);
         for d in strata_driver::names() {
-            secure::store_dir(
-                root_fd.as_fd(),
-                &root,
-                Path::new(d),
-                secure::HOME_MAX,
-                false,
-                access,
-            )?;
+            dirs.check(Path::new(d), secure::HOME_MAX, false)?;
         }
-        secure::store_dir(
-            root_fd.as_fd(),
-            &root,
-            Layout::images_rel(),
-            secure::DIR_MAX,
-            false,
-            access,
-        )?;
+        dirs.check(Layout::images_rel(), secure::DIR_MAX, false)?;
         let existing = strata_driver::names().find(|d| Layout::image_of(&root, d).is_dir());
         let is_have = |have: &str, want: &str| {
             have == want || strata_driver::backend(want).is_ok_and(|b| b.name == have)
@@ -304,7 +291,7 @@ impl Store {
             driver,
             access,
         };
-        store.secure_dirs(root_fd.as_fd())?;
+        store.secure_dirs(&mut dirs)?;
         if !skipped.is_empty() {
             let text: String = skipped
                 .iter()
@@ -317,7 +304,7 @@ impl Store {
             if existing.is_none() {
                 store.rebuild_refs(&lock)?;
             }
-            store.clean_staging(&lock)?;
+            store.clean_staging(&lock, false)?;
             store.recover_unflushed(&lock)?;
         }
         Ok(store)
@@ -326,7 +313,7 @@ impl Store {
     /// Makes the store's directories that are missing and checks every
     /// one (see `secure`): real directories of the caller's, closed to
     /// other users, or the store is not opened.
-    fn secure_dirs(&self, root_fd: std::os::fd::BorrowedFd<'_>) -> Result<()> {
+    fn secure_dirs(&self, dirs: &mut secure::Dirs<'_>) -> Result<()> {
         let root = self.layout.root();
         let home = self
             .driver
@@ -335,17 +322,17 @@ impl Store {
             .ok()
             .filter(|h| h.components().count() == 1)
             .map(Path::to_owned);
-        let mut dirs: Vec<(PathBuf, u32, bool)> = Vec::new();
+        let mut wanted: Vec<(PathBuf, u32, bool)> = Vec::new();
         if let Some(h) = home {
-            dirs.push((h, secure::HOME_MAX, false));
+            wanted.push((h, secure::HOME_MAX, false));
         }
         for d in self.layout.made_dirs() {
-            dirs.push((d, secure::DIR_MAX, true));
+            wanted.push((d, secure::DIR_MAX, true));
         }
         // Made by the first volume: checked when there.
-        dirs.push((Layout::volumes_rel().to_owned(), secure::VOLUMES_MAX, false));
-        for (rel, max, create) in dirs {
-            secure::store_dir(root_fd, root, &rel, max, create, self.access)?;
+        wanted.push((Layout::volumes_rel().to_owned(), secure::VOLUMES_MAX, false));
+        for (rel, max, create) in wanted {
+            dirs.check(&rel, max, create)?;
         }
         if self.access == secure::Access::Write && self.layout.volumes().is_dir() {
             for (dir, mode) in self.volumes.local()?.tighten_modes()? {

@@ -32,7 +32,7 @@
 use std::ffi::OsStr;
 use std::fs::File;
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
-use std::path::{Component, Path};
+use std::path::{Component, Path, PathBuf};
 
 use strata_sys::fs as sys;
 
@@ -64,53 +64,85 @@ pub(crate) fn open_root(root: &Path, access: Access) -> Result<OwnedFd> {
     Ok(fd)
 }
 
-/// The store directory `rel` under the root `root_fd` (shown as
-/// `root`): each component opened without following a symlink, made
-/// (0700) when missing and `create` says so (never when `access` is
-/// read-only), and checked ([`vet`]) with `max` for the last component
-/// and [`DIR_MAX`] for those before it. `None` when it is missing and
-/// not to be made.
-pub(crate) fn store_dir(
-    root_fd: BorrowedFd<'_>,
-    root: &Path,
-    rel: &Path,
-    max: u32,
-    create: bool,
+/// The store's directories, checked in one walk from the root: each
+/// component opened without following a symlink, made (0700) when
+/// missing and the caller says so (never when `access` is read-only), and
+/// checked ([`vet`]). A directory several paths share (`image/<driver>/`)
+/// is opened and checked once, and again only against a tighter cap.
+pub(crate) struct Dirs<'r> {
+    root_fd: BorrowedFd<'r>,
+    root: &'r Path,
     access: Access,
-) -> Result<Option<OwnedFd>> {
-    let create = create && access == Access::Write;
-    let names: Vec<&OsStr> = rel
-        .components()
-        .map(|c| match c {
-            Component::Normal(n) => n,
-            _ => panic!("store directories are relative names: {}", rel.display()),
-        })
-        .collect();
-    let mut shown = root.to_owned();
-    let mut cur: Option<OwnedFd> = None;
-    for (i, name) in names.iter().enumerate() {
-        shown.push(name);
-        let parent = cur.as_ref().map_or(root_fd, |f| f.as_fd());
-        let fd = match open_child(parent, name, &shown)? {
-            Some(fd) => fd,
-            None if create => {
-                match sys::mkdir_at(parent, name, 0o700) {
-                    Ok(()) => {}
-                    // Made meanwhile by another strata: checked below.
-                    Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
-                    Err(e) => return Err(Error::io(format!("creating {}", shown.display()), e)),
-                }
-                open_child(parent, name, &shown)?.ok_or_else(|| {
-                    Error::new(ErrorKind::Io, format!("{} vanished", shown.display()))
-                })?
-            }
-            None => return Ok(None),
-        };
-        let last = i + 1 == names.len();
-        vet(fd.as_fd(), &shown, if last { max } else { DIR_MAX }, access)?;
-        cur = Some(fd);
+    /// Checked so far: path below the root, its descriptor, the cap it
+    /// was checked against.
+    seen: Vec<(PathBuf, OwnedFd, u32)>,
+}
+
+impl<'r> Dirs<'r> {
+    /// A walk from the root `root_fd` (shown as `root`).
+    pub(crate) fn new(root_fd: BorrowedFd<'r>, root: &'r Path, access: Access) -> Self {
+        Dirs {
+            root_fd,
+            root,
+            access,
+            seen: Vec::new(),
+        }
     }
-    Ok(cur)
+
+    /// Checks the store directory `rel`: [`DIR_MAX`] for the components
+    /// before its last, `max` for the last, made when missing if `create`
+    /// says so. Whether it is there (a missing one not to be made is no
+    /// error).
+    pub(crate) fn check(&mut self, rel: &Path, max: u32, create: bool) -> Result<bool> {
+        let create = create && self.access == Access::Write;
+        let names: Vec<&OsStr> = rel
+            .components()
+            .map(|c| match c {
+                Component::Normal(n) => n,
+                _ => panic!("store directories are relative names: {}", rel.display()),
+            })
+            .collect();
+        let mut prefix = PathBuf::new();
+        let mut parent: Option<usize> = None;
+        for (i, name) in names.iter().enumerate() {
+            prefix.push(name);
+            let shown = self.root.join(&prefix);
+            let cap = if i + 1 == names.len() { max } else { DIR_MAX };
+            if let Some(k) = self.seen.iter().position(|(p, _, _)| *p == prefix) {
+                let (_, fd, had) = &mut self.seen[k];
+                if *had & !cap & 0o077 != 0 {
+                    vet(fd.as_fd(), &shown, cap, self.access)?;
+                    *had = cap;
+                }
+                parent = Some(k);
+                continue;
+            }
+            let fd = {
+                let dir = parent.map_or(self.root_fd, |k| self.seen[k].1.as_fd());
+                match open_child(dir, name, &shown)? {
+                    Some(fd) => fd,
+                    None if create => {
+                        match sys::mkdir_at(dir, name, 0o700) {
+                            Ok(()) => {}
+                            // Made meanwhile by another strata: checked below.
+                            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
+                            Err(e) => {
+                                return Err(Error::io(format!("creating {}", shown.display()), e))
+                            }
+                        }
+                        open_child(dir, name, &shown)?.ok_or_else(|| {
+                            Error::new(ErrorKind::Io, format!("{} vanished", shown.display()))
+                        })?
+                    }
+                    None => return Ok(false),
+                }
+            };
+            vet(fd.as_fd(), &shown, cap, self.access)?;
+            self.seen.push((prefix.clone(), fd, cap));
+            parent = Some(self.seen.len() - 1);
+        }
+        Ok(true)
+    }
 }
 
 /// `name` in `dir`, a directory opened without following a symlink;

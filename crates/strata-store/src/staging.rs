@@ -3,6 +3,22 @@
 //! never a half-made object under its real name; removal renames to
 //! `*-removing` first. The next open (under the store lock) removes the
 //! debris, or finishes what a crash interrupted.
+//!
+//! Looking for `-removing` names means listing `containers/`,
+//! `layerdb/mounts` and `layerdb/sha256`, which costs what the store
+//! holds (ext4 hashes every name of a large directory to list it): a
+//! command on a store of a few hundred containers spent more on that
+//! than on the rest of its open. So an open lists them only when a
+//! removal may have left such a name:
+//!
+//! - a removal makes `layerdb/removing` before its first rename
+//!   ([`Removals`]) and deletes it once its `-removing` names are gone:
+//!   a removal cut short (a killed process, an error) leaves it;
+//! - the first open of a boot looks everywhere, and writes the boot's
+//!   ID to `layerdb/swept`: a power cut may lose the file made before a
+//!   rename that reached the disk, but it is followed by a new boot.
+//!
+//! `check` always looks everywhere.
 
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -72,13 +88,73 @@ pub(crate) fn unfinished_container(layout: &Layout, id: &ContainerId) -> Option<
         })
 }
 
+/// Says that removals are under way: `layerdb/removing` is there from
+/// before a removal's first `-removing` rename until [`Removals::done`],
+/// so that the next open looks for what a removal cut short left.
+pub(crate) struct Removals {
+    marker: PathBuf,
+}
+
+impl Removals {
+    /// Makes the marker (the store lock, held, keeps other removals and
+    /// the open that deletes it out).
+    pub(crate) fn begin(layout: &Layout, _: &Lock) -> Result<Removals> {
+        let marker = layout.removals();
+        strata_sys::fs::write_nofollow(&marker, b"")
+            .ctx(|| format!("creating {}", marker.display()))?;
+        Ok(Removals { marker })
+    }
+
+    /// Every `-removing` name the removal made is gone: drops the marker.
+    /// A removal that returns early never calls this, and its marker
+    /// stays for the next open.
+    pub(crate) fn done(self) {
+        let _ = fs::remove_file(&self.marker);
+    }
+}
+
+/// Removes a record directory as every removal does: renamed to its
+/// `-removing` name (with [`Removals`] begun first), then deleted, not
+/// following a symlink at its name. Nothing there is no error.
+pub(crate) fn remove_record(layout: &Layout, lock: &Lock, dir: &Path) -> Result<()> {
+    let Ok(md) = fs::symlink_metadata(dir) else {
+        return Ok(());
+    };
+    let removals = Removals::begin(layout, lock)?;
+    let doomed = layout::removing(dir);
+    fs::rename(dir, &doomed).ctx(|| format!("removing {}", dir.display()))?;
+    if md.is_dir() {
+        fs::remove_dir_all(&doomed)
+    } else {
+        fs::remove_file(&doomed)
+    }
+    .ctx(|| format!("removing {}", dir.display()))?;
+    removals.done();
+    Ok(())
+}
+
+/// Whether the removal directories are to be looked through: a removal
+/// may have been cut short ([`Removals`]), or no open has looked in this
+/// boot (or the boot cannot be told).
+fn must_sweep(layout: &Layout) -> bool {
+    if fs::symlink_metadata(layout.removals()).is_ok() {
+        return true;
+    }
+    let swept = atomic::read(&layout.swept()).unwrap_or_default();
+    crate::unflushed::boot_id().is_none_or(|boot| swept != boot)
+}
+
 impl Store {
     /// Removes what crashed or interrupted work left: staging directories
     /// (but those a live process holds, see [`is_live`]) and `-removing`
     /// debris, with the driver layers they had made, and
     /// the volumes' staging (`volumes/.<name>.creating`, `.removing`) and
     /// temp files.
-    pub(crate) fn clean_staging(&self, lock: &Lock) -> Result<()> {
+    ///
+    /// The removal directories are looked through when `everywhere` says
+    /// so (`check`), or a removal may have left something there (see the
+    /// module's text).
+    pub(crate) fn clean_staging(&self, lock: &Lock, everywhere: bool) -> Result<()> {
         for dir in self.layout.staging_dirs() {
             for e in fs::read_dir(&dir).ctx(|| format!("listing {}", dir.display()))? {
                 let e = e.ctx(|| format!("listing {}", dir.display()))?;
@@ -96,6 +172,23 @@ impl Store {
                 let _ = fs::remove_dir_all(e.path());
             }
         }
+        if everywhere || must_sweep(&self.layout) {
+            self.sweep_removals(lock)?;
+        }
+        // A volume half-made or half-removed, and temp files of its
+        // records; never anything under a published volume's `_data`.
+        if self.layout.volumes().is_dir() {
+            self.volumes.local()?.clean_staging()?;
+        }
+        Ok(())
+    }
+
+    /// Finishes the removals a crash or an error cut short (their
+    /// `-removing` names), then says so: the marker goes, and this boot
+    /// is recorded as swept (not flushed: a lost record means one more
+    /// sweep).
+    fn sweep_removals(&self, _: &Lock) -> Result<()> {
+        let mut left = false;
         for dir in self.layout.removal_dirs() {
             for e in fs::read_dir(&dir).ctx(|| format!("listing {}", dir.display()))? {
                 let e = e.ctx(|| format!("listing {}", dir.display()))?;
@@ -105,14 +198,16 @@ impl Store {
                     for id in staged_driver_layers(&e.path()) {
                         self.layers.remove_stale(&id.driver_id())?;
                     }
-                    let _ = fs::remove_dir_all(e.path());
+                    left |= fs::remove_dir_all(e.path()).is_err();
                 }
             }
         }
-        // A volume half-made or half-removed, and temp files of its
-        // records; never anything under a published volume's `_data`.
-        if self.layout.volumes().is_dir() {
-            self.volumes.local()?.clean_staging()?;
+        if left {
+            return Ok(());
+        }
+        let _ = fs::remove_file(self.layout.removals());
+        if let Some(boot) = crate::unflushed::boot_id() {
+            let _ = strata_sys::fs::write_nofollow(&self.layout.swept(), boot.as_bytes());
         }
         Ok(())
     }

@@ -38,7 +38,7 @@ use strata_driver::check::FindingKind;
 
 use crate::error::{IoContext, Result};
 use crate::ids::{ContainerId, MountId};
-use crate::layout::{self, record, Layout};
+use crate::layout::{record, Layout};
 use crate::lock::Lock;
 use crate::{atomic, Container, Store};
 
@@ -162,7 +162,7 @@ impl Store {
             },
             _ => tracing::warn!("container {id} was half made when the system stopped: removed"),
         }
-        self.remove_half(id, mount)
+        self.remove_half(lock, id, mount)
     }
 
     /// Writes again what `c`'s config says its other records hold, makes
@@ -248,9 +248,9 @@ impl Store {
 
     /// Removes every trace of container `id` whose read-write layer is
     /// `mount`: records, name, driver layers.
-    fn remove_half(&self, id: &ContainerId, mount: &MountId) -> Result<()> {
+    fn remove_half(&self, lock: &Lock, id: &ContainerId, mount: &MountId) -> Result<()> {
         for dir in [self.layout.container(id), self.layout.mount_record(id)] {
-            remove_dir(&dir)?;
+            crate::staging::remove_record(&self.layout, lock, &dir)?;
         }
         let names = self.layout.names();
         for e in fs::read_dir(&names).ctx(|| format!("listing {}", names.display()))? {
@@ -281,14 +281,4 @@ impl Store {
         }
         Ok(())
     }
-}
-
-/// Removes `dir` by way of its `-removing` name, as every removal does.
-fn remove_dir(dir: &Path) -> Result<()> {
-    if fs::symlink_metadata(dir).is_err() {
-        return Ok(());
-    }
-    let doomed = layout::removing(dir);
-    fs::rename(dir, &doomed).ctx(|| format!("removing {}", dir.display()))?;
-    fs::remove_dir_all(&doomed).ctx(|| format!("removing {}", dir.display()))
 }

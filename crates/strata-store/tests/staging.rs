@@ -81,6 +81,90 @@ fn staging_removals_and_temp_files_are_debris_that_repair_removes() {
     assert!(f.store.resolve_container(c.id.as_str()).is_ok());
 }
 
+/// What `rm` leaves when it is killed between its renames and its
+/// deletes: the marker it made first, and its records under their
+/// `-removing` names, the mount record naming the container's driver
+/// layers.
+fn cut_a_removal_short(f: &Fixture) -> (PathBuf, Vec<PathBuf>, String) {
+    let c = f
+        .store
+        .create_container("one:1", &ContainerSpec::default())
+        .unwrap();
+    let layout = f.store.layout();
+    let marker = layout.image_dir().join("layerdb/removing");
+    fs::write(&marker, "").unwrap();
+    fs::remove_file(layout.name(&c.name)).unwrap();
+    let mut doomed = Vec::new();
+    for dir in [layout.mount_record(&c.id), layout.container(&c.id)] {
+        let d = dir.with_file_name(format!("{}-removing", c.id));
+        fs::rename(&dir, &d).unwrap();
+        doomed.push(d);
+    }
+    (marker, doomed, c.mount_id.to_string())
+}
+
+#[test]
+fn a_removal_cut_short_is_finished_by_the_next_open() {
+    on_each_store(|driver, f| {
+        f.import(1, "one:1");
+        let root = f.store.root().to_owned();
+        let (marker, doomed, mount_id) = cut_a_removal_short(&f);
+        drop(f.store);
+        let store = Store::open(&root, Some(driver)).unwrap();
+        assert!(doomed.iter().all(|d| !d.exists()), "{driver}");
+        assert!(!marker.exists(), "{driver}");
+        assert!(!store.driver().exists(&mount_id), "{driver}");
+        assert!(store.check(false).unwrap().is_clean(), "{driver}");
+    });
+}
+
+/// Without the marker, an open looks through the removal directories
+/// once a boot (they grow with the store): a `-removing` name that came
+/// some other way in a boot already looked through stays for `check`,
+/// which finds it and whose repair removes it, or for the next boot's
+/// first open.
+#[test]
+fn removal_directories_are_looked_through_once_a_boot_or_after_a_removal() {
+    let f = Fixture::new("vfs");
+    f.import(1, "one:1");
+    let root = f.store.root().to_owned();
+    let swept = f.store.layout().image_dir().join("layerdb/swept");
+    assert!(swept.is_file(), "the first open records its boot");
+    let (marker, doomed, _) = cut_a_removal_short(&f);
+    fs::remove_file(&marker).unwrap();
+    let Fixture { store, dir } = f;
+    drop(store);
+    let store = Store::open(&root, None).unwrap();
+    assert!(doomed.iter().all(|d| d.exists()), "looked through again");
+    let found = debris(&store.check(false).unwrap());
+    for d in &doomed {
+        assert!(
+            found.contains(&(d.display().to_string(), false)),
+            "{} not reported: {found:?}",
+            d.display()
+        );
+    }
+    assert!(store
+        .check(true)
+        .unwrap()
+        .findings
+        .iter()
+        .all(|f| f.repaired));
+    assert!(doomed.iter().all(|d| !d.exists()));
+    assert!(store.check(false).unwrap().is_clean());
+
+    // Another boot's record: the first open of this boot looks again.
+    let f = Fixture { store, dir };
+    let (marker, doomed, _) = cut_a_removal_short(&f);
+    fs::remove_file(&marker).unwrap();
+    fs::write(&swept, "00000000-0000-0000-0000-000000000000").unwrap();
+    let Fixture { store, dir: _dir } = f;
+    drop(store);
+    let store = Store::open(&root, None).unwrap();
+    assert!(doomed.iter().all(|d| !d.exists()));
+    assert!(store.check(false).unwrap().is_clean());
+}
+
 /// The staging of a layer a crashed import had begun, naming the driver
 /// layer it made: the staging directory and that layer's cache ID.
 fn stage_a_driver_layer(f: &Fixture) -> (PathBuf, String) {

@@ -325,14 +325,37 @@ pub fn ftruncate(fd: BorrowedFd<'_>, len: u64) -> io::Result<()> {
 /// but a regular file at the name is refused. Not flushed.
 pub fn write_nofollow(path: &Path, data: &[u8]) -> io::Result<()> {
     use std::io::Write;
+    File::from(open_to_write(path, OFlags::TRUNC)?).write_all(data)
+}
+
+/// `open(path, O_WRONLY|O_CREAT|O_NOFOLLOW|O_NONBLOCK, 0600)`, then
+/// `data` written at offset 0 in one `pwrite`, without truncating: a
+/// record of fixed width is replaced in place (no new inode, no rename),
+/// and a reader never sees it empty. As [`write_nofollow`], never
+/// through a symlink or a fifo; not flushed.
+pub fn overwrite_nofollow(path: &Path, data: &[u8]) -> io::Result<()> {
+    let fd = open_to_write(path, OFlags::empty())?;
+    if rustix::io::pwrite(&fd, data, 0)? != data.len() {
+        return Err(io::Error::new(
+            io::ErrorKind::WriteZero,
+            format!("{}: short write", path.display()),
+        ));
+    }
+    Ok(())
+}
+
+/// `path` opened write-only (made 0600 when missing) with `extra` flags,
+/// not following a symlink nor blocking on a fifo: a regular file, or
+/// refused.
+fn open_to_write(path: &Path, extra: OFlags) -> io::Result<OwnedFd> {
     let fd = rustix::fs::open(
         path,
         OFlags::WRONLY
             | OFlags::CREATE
-            | OFlags::TRUNC
             | OFlags::NOFOLLOW
             | OFlags::NONBLOCK
-            | OFlags::CLOEXEC,
+            | OFlags::CLOEXEC
+            | extra,
         Mode::from_raw_mode(0o600),
     )?;
     if FileType::from_raw_mode(rustix::fs::fstat(&fd)?.st_mode) != FileType::RegularFile {
@@ -341,7 +364,7 @@ pub fn write_nofollow(path: &Path, data: &[u8]) -> io::Result<()> {
             format!("{} is not a regular file", path.display()),
         ));
     }
-    File::from(fd).write_all(data)
+    Ok(fd)
 }
 
 /// `posix_fadvise(fd, offset, len, POSIX_FADV_DONTNEED)`: drops the
@@ -392,11 +415,15 @@ pub fn egid() -> u32 {
 }
 
 /// This process's umask, read from /proc (reading it with umask(2) would
-/// mean changing it, under other threads' feet); `None` when unknown.
+/// mean changing it, under other threads' feet) once: nothing here
+/// changes it; `None` when unknown.
 pub fn umask() -> Option<u32> {
-    let status = std::fs::read_to_string("/proc/self/status").ok()?;
-    let line = status.lines().find(|l| l.starts_with("Umask:"))?;
-    u32::from_str_radix(line.split_whitespace().nth(1)?, 8).ok()
+    static UMASK: std::sync::OnceLock<Option<u32>> = std::sync::OnceLock::new();
+    *UMASK.get_or_init(|| {
+        let status = std::fs::read_to_string("/proc/self/status").ok()?;
+        let line = status.lines().find(|l| l.starts_with("Umask:"))?;
+        u32::from_str_radix(line.split_whitespace().nth(1)?, 8).ok()
+    })
 }
 
 /// The effective user id of this process.

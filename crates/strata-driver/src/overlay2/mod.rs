@@ -392,8 +392,19 @@ impl Overlay2 {
         chain
             .iter()
             .map(|l| {
-                fs::canonicalize(self.home.join(l))
-                    .ctx(|| format!("resolving {l} below layer {id}"))
+                // `l/<short>` is `../<layer>/diff` as `create` made it:
+                // one readlink resolves it. Anything else is resolved in
+                // full.
+                let link = self.home.join(l);
+                match fs::read_link(&link).ok().and_then(|t| {
+                    let t = t.to_str()?.strip_prefix("../")?.strip_suffix("/diff")?;
+                    check_id(t).is_ok().then(|| self.home.join(t).join("diff"))
+                }) {
+                    Some(dir) => Ok(dir),
+                    None => {
+                        fs::canonicalize(&link).ctx(|| format!("resolving {l} below layer {id}"))
+                    }
+                }
             })
             .collect()
     }

@@ -6,7 +6,7 @@ use std::fs;
 use strata_archive::Digest;
 use strata_types::error::chain;
 
-use super::{entries, read_config, remove_path, remove_record, Checker, FindingKind};
+use super::{entries, read_config, remove_path, Checker, FindingKind};
 use crate::container::Container;
 use crate::error::{IoContext, Result};
 use crate::ids::{ContainerId, DriverLayer};
@@ -22,6 +22,7 @@ impl Checker<'_> {
         images: &BTreeSet<Digest>,
     ) -> Result<()> {
         let store = self.store;
+        let lock = self.lock;
         let driver = store.driver.as_ref();
         for (name, dir) in entries(&store.layout.containers())? {
             if layout::is_removing(&name) {
@@ -133,8 +134,8 @@ impl Checker<'_> {
                         .remove(&c.init_id())
                         .map_err(|e| crate::Error::driver("removing the init layer", e))?;
                 }
-                remove_record(&mounts)?;
-                remove_record(&cdir)
+                staging::remove_record(&store.layout, lock, &mounts)?;
+                staging::remove_record(&store.layout, lock, &cdir)
             };
             let rewrite_record = || {
                 let staging = staging::new_staging(&store.layout)?;
@@ -143,7 +144,7 @@ impl Checker<'_> {
                 if let Some(p) = &c.parent_layer {
                     atomic::write(&staging.join(record::PARENT), p.as_str().as_bytes())?;
                 }
-                remove_record(&mounts)?;
+                staging::remove_record(&store.layout, lock, &mounts)?;
                 fs::rename(&staging, &mounts)
                     .ctx(|| format!("writing the mount record of {}", c.id))
             };
@@ -194,6 +195,7 @@ impl Checker<'_> {
     /// Mount records whose container is gone.
     pub(super) fn mount_records(&mut self) -> Result<()> {
         let store = self.store;
+        let lock = self.lock;
         for (name, dir) in entries(&store.layout.mounts())? {
             if layout::is_removing(&name) || store.layout.container(&name).is_dir() {
                 continue;
@@ -210,7 +212,7 @@ impl Checker<'_> {
                         store.layers.remove_stale(&id.driver_id())?;
                     }
                 }
-                remove_record(&dir)
+                staging::remove_record(&store.layout, lock, &dir)
             };
             self.found(
                 FindingKind::OrphanMountRecord,

@@ -49,12 +49,11 @@
 //! whatever else is half-made is debris of a process that died.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::fs;
 use std::path::{Path, PathBuf};
 
 use crate::container::{parse_config, Container};
-use crate::error::{IoContext, Result};
-use crate::layout::{self, record, Layout};
+use crate::error::Result;
+use crate::layout::{record, Layout};
 use crate::lock::Lock;
 use crate::{atomic, Store};
 // `is_temp`: a temp file of `atomic::write` is named `.<name>.tmp`, as
@@ -331,17 +330,6 @@ pub(crate) fn read_config(name: &str, dir: &Path) -> std::result::Result<Contain
 /// nothing there is no error.
 fn remove_path(p: &Path) -> Result<()> {
     strata_driver::check::remove_path(p).map_err(from_driver)
-}
-
-/// Removes a record directory the way the store does: rename to
-/// `-removing`, then delete.
-fn remove_record(dir: &Path) -> Result<()> {
-    if !dir.exists() {
-        return Ok(());
-    }
-    let doomed = layout::removing(dir);
-    fs::rename(dir, &doomed).ctx(|| format!("removing {}", dir.display()))?;
-    remove_path(&doomed)
 }
 
 impl Checker<'_> {

@@ -59,7 +59,7 @@ impl Checker<'_> {
         // One cleanup, as `open` does it, covers them all.
         let lock = self.lock;
         self.debris_cleaned_at_once(&staged, "left by interrupted work", "staging", || {
-            store.clean_staging(lock)
+            store.clean_staging(lock, true)
         });
         // Temp files of atomic writes, wherever metadata is written.
         let mut dirs = vec![layout.image_dir().to_owned(), layout.image_configs()];
