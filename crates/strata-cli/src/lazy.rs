@@ -3,10 +3,11 @@
 //! clap's derive builds the whole command tree before it parses: every
 //! argument of every subcommand. That was half of the half millisecond
 //! a `strata mount` spent on its command line here, paid twice per
-//! container by a script running `create` and `mount`. [`Lazy`] wraps a subcommand's arguments (or its own
-//! subcommands) so that they are added through `Command::defer`: only
-//! the subcommand named on the command line is built. Help, errors and
-//! the parsed values are the same.
+//! container by a script running `create` and `mount`. [`Lazy`] wraps a
+//! subcommand's arguments (or its own subcommands) so that they are
+//! added through `Command::defer`: only the subcommand named on the
+//! command line is built. Help, errors and the parsed values are the
+//! same.
 
 use clap::{ArgMatches, Args, Command, Error, FromArgMatches, Subcommand};
 
