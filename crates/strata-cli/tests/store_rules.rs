@@ -2,8 +2,9 @@
 //! real overlay mounts: the init layer replaces what the image has at its
 //! paths, `rmi` keeps the parents of committed images (and prunes them
 //! after, as `docker rmi` does), `layers` counts references, `history`,
-//! the store's directory modes (CVE-2021-41091), and listings that run
-//! while another process removes containers.
+//! the store's directory modes (CVE-2021-41091), listings that run
+//! while another process removes containers, and the automatic choice of
+//! a driver keeping no home of the drivers it skipped.
 
 mod common;
 #[path = "common/fixtures.rs"]
@@ -647,4 +648,57 @@ fn a_failed_driver_leaves_no_store_directory() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("aufs"), "{err}");
     assert!(!s.path("new").exists(), "left {}", root.display());
+}
+
+/// A store on overlayfs, where overlay2 cannot stack: the automatic
+/// choice goes on to the next driver, and the store keeps the home of the
+/// driver it has, not of the one it tried and skipped.
+#[test]
+fn a_driver_the_automatic_choice_skips_leaves_no_home() {
+    if !require_root() {
+        return;
+    }
+    struct Unmount(PathBuf);
+    impl Drop for Unmount {
+        fn drop(&mut self) {
+            let _ = std::process::Command::new("umount")
+                .arg("-l")
+                .arg(&self.0)
+                .status();
+        }
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let p = |s: &str| dir.path().join(s);
+    for d in ["lower", "upper", "work", "merged"] {
+        fs::create_dir(p(d)).unwrap();
+    }
+    let options = format!(
+        "lowerdir={},upperdir={},workdir={}",
+        p("lower").display(),
+        p("upper").display(),
+        p("work").display()
+    );
+    let mount = std::process::Command::new("mount")
+        .args(["-t", "overlay", "overlay", "-o", &options])
+        .arg(p("merged"))
+        .output()
+        .unwrap();
+    assert_success(&mount);
+    let _mounted = Unmount(p("merged"));
+    let root = p("merged/root");
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_strata"))
+        .arg("--root")
+        .arg(&root)
+        .args(["info", "--format", "json"])
+        .output()
+        .unwrap();
+    assert_success(&out);
+    let info: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let chosen = info["Storage Driver"].as_str().unwrap().to_owned();
+    assert_ne!(chosen, "overlay2", "{info}");
+    let homes: Vec<&str> = ["btrfs", "overlay2", "fuse", "erofs", "vfs"]
+        .into_iter()
+        .filter(|d| root.join(d).exists())
+        .collect();
+    assert_eq!(homes, [chosen.as_str()], "{info}");
 }

@@ -289,12 +289,17 @@ pub(crate) fn choose(root: &Path, opts: &Options) -> Result<(Box<dyn Driver>, Ve
     let mut skipped = Vec::new();
     let mut last = None;
     for b in BACKENDS {
+        let home = root.join(b.name);
+        let had_home = std::fs::symlink_metadata(&home).is_ok();
         let opened = (b.probe)(root)
             .and_then(|()| b.takes(&opts.storage_opts))
-            .and_then(|()| (b.open)(&root.join(b.name), opts));
+            .and_then(|()| (b.open)(&home, opts));
         match opened {
             Ok(d) => return Ok((d, skipped)),
             Err(e) => {
+                if !had_home {
+                    forget_home(&home);
+                }
                 tracing::info!("storage driver {} skipped: {e}", b.name);
                 skipped.push((b.name, e.to_string()));
                 last = Some(e);
@@ -303,6 +308,24 @@ pub(crate) fn choose(root: &Path, opts: &Options) -> Result<(Box<dyn Driver>, Ve
     }
     Err(last
         .unwrap_or_else(|| Error::new(ErrorKind::Unsupported, "this build has no storage driver")))
+}
+
+/// Removes the home a driver made before it was skipped, so that a store
+/// keeps the home of the driver it has and not of those it tried
+/// (overlay2's on a store on overlayfs, btrfs's without root). Left,
+/// with a warning, when anything is mounted below it.
+fn forget_home(home: &Path) {
+    if std::fs::symlink_metadata(home).is_err() {
+        return;
+    }
+    match strata_sys::mount::mounts_under(home) {
+        Ok(m) if m.is_empty() => {
+            if let Err(e) = std::fs::remove_dir_all(home) {
+                tracing::warn!("{}: not removed: {e}", home.display());
+            }
+        }
+        _ => tracing::warn!("{}: left, as something is mounted below it", home.display()),
+    }
 }
 
 #[cfg(test)]
