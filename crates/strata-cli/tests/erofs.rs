@@ -229,15 +229,8 @@ fn a_changed_image_is_refused_before_the_kernel_sees_it() {
 #[test]
 fn a_change_beneath_the_file_system_is_found_by_check_then_refused() {
     let test = "a_change_beneath_the_file_system_is_found_by_check_then_refused";
-    if on_erofs(test).is_none() || !have_tools(test, &["filefrag", "mkfs.ext4"]) {
+    let Some((fs, s)) = on_loop_fs(test, strata_driver::conformance::LoopFs::ext4) else {
         return;
-    }
-    let Some(fs) = strata_driver::conformance::LoopFs::ext4() else {
-        return;
-    };
-    let s = Strata {
-        dir: tempfile::tempdir_in(fs.path()).unwrap(),
-        driver: "erofs",
     };
     let (img, id) = import_base(&s);
     let stamp = img.with_file_name("layer.erofs.checked");
@@ -261,6 +254,24 @@ fn a_change_beneath_the_file_system_is_found_by_check_then_refused() {
     let err = s.err(&["create", "--name", "one", "base:1"]);
     assert!(err.contains("damaged") && err.contains(&id), "{err}");
     assert_eq!(mounts_under(&s.root()), Vec::<String>::new());
+}
+
+/// An erofs store on a loop-mounted ext4 that `make` makes, for tests
+/// that reach the image files' blocks on its device (`filefrag`); `None`
+/// (SKIPPED) where that cannot be had.
+fn on_loop_fs(
+    test: &str,
+    make: fn() -> Option<strata_driver::conformance::LoopFs>,
+) -> Option<(strata_driver::conformance::LoopFs, Strata)> {
+    if on_erofs(test).is_none() || !have_tools(test, &["filefrag", "mkfs.ext4"]) {
+        return None;
+    }
+    let fs = make()?;
+    let s = Strata {
+        dir: tempfile::tempdir_in(fs.path()).unwrap(),
+        driver: "erofs",
+    };
+    Some((fs, s))
 }
 
 /// Imports the base tree as `base:1`: its one image file, and the id of
@@ -340,19 +351,12 @@ fn physical_offset(file: &Path, at: u64) -> u64 {
 #[ignore = "needs a kernel built with CONFIG_FS_VERITY"]
 fn verity_seals_images_and_a_changed_block_cannot_be_read() {
     let test = "verity_seals_images_and_a_changed_block_cannot_be_read";
-    if on_erofs(test).is_none() || !have_tools(test, &["filefrag", "mkfs.ext4"]) {
-        return;
-    }
     if !kernel_has_verity() {
         skip(test, "the kernel has no fs-verity (CONFIG_FS_VERITY)");
         return;
     }
-    let Some(fs) = strata_driver::conformance::LoopFs::ext4_verity() else {
+    let Some((fs, s)) = on_loop_fs(test, strata_driver::conformance::LoopFs::ext4_verity) else {
         return;
-    };
-    let s = Strata {
-        dir: tempfile::tempdir_in(fs.path()).unwrap(),
-        driver: "erofs",
     };
     let info = s.ok(&["--storage-opt", "erofs.verity=on", "info"]);
     assert!(info.contains("fs-verity: on"), "{info}");

@@ -18,7 +18,7 @@ use crate::layer::Layer;
 use crate::lock::Lock;
 use crate::publish::{Filled, NewImage};
 use crate::staging::LiveStaging;
-use crate::{ImageRef, Store};
+use crate::Store;
 
 impl Store {
     /// `strata commit`: the container's changes become a layer on its
@@ -33,9 +33,7 @@ impl Store {
     /// alone); the lock is taken again to publish, after checking that
     /// the container and its image layer are still there.
     pub fn commit(&self, c: &Container, reference: Option<&str>, comment: &str) -> Result<Digest> {
-        let r = reference.map(ImageRef::parse).transpose()?;
-        // Refused before any work, not after the layer is written.
-        r.as_ref().map(crate::image::check_tag).transpose()?;
+        let r = crate::image::new_tag(reference)?;
         let (mut config, parent, staged) = {
             let lock = self.lock()?;
             let config = self.images.image_json(&c.image)?;

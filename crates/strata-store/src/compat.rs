@@ -106,9 +106,7 @@ impl Store {
     }
 
     fn flatten_as(&self, image: &str, reference: Option<&str>, created_by: &str) -> Result<Digest> {
-        let r = reference.map(ImageRef::parse).transpose()?;
-        // Refused before any work, not after the layer is written.
-        r.as_ref().map(crate::image::check_tag).transpose()?;
+        let r = crate::image::new_tag(reference)?;
         let (id, mut config, top, staged) = {
             let lock = self.lock()?;
             let id = self.resolve_image(image)?;

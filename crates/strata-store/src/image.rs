@@ -360,11 +360,7 @@ impl ImageStore {
         batch: &mut Batch,
     ) -> Result<()> {
         check_tag(r)?;
-        let mut repos = self.repositories()?;
-        repos
-            .entry(r.name.clone())
-            .or_default()
-            .insert(r.to_string(), id.as_str().to_owned());
+        let repos = self.repositories_with(id, r)?;
         let path = self.layout.repositories();
         batch
             .replace(&path, &repositories_json(&repos))
@@ -395,12 +391,17 @@ impl ImageStore {
                 format!("no such image: {id}"),
             ));
         }
+        self.save_repositories(lock, &self.repositories_with(id, r)?)
+    }
+
+    /// The tags, with `r` pointing at `id` (moved from any image it named).
+    fn repositories_with(&self, id: &Digest, r: &ImageRef) -> Result<Repositories> {
         let mut repos = self.repositories()?;
         repos
             .entry(r.name.clone())
             .or_default()
             .insert(r.to_string(), id.as_str().to_owned());
-        self.save_repositories(lock, &repos)
+        Ok(repos)
     }
 
     /// Removes an image's config, then its metadata. The caller has
@@ -495,9 +496,7 @@ impl Store {
         reference: Option<&str>,
         comment: &str,
     ) -> Result<Digest> {
-        let r = reference.map(ImageRef::parse).transpose()?;
-        // Refused before any work, not after the layer is written.
-        r.as_ref().map(crate::image::check_tag).transpose()?;
+        let r = new_tag(reference)?;
         let lock = self.lock()?;
         let (staging, cache_id) = self.layers.begin(None)?;
         let report = match self.layers.fill(&staging, &cache_id, None, input) {
@@ -708,8 +707,16 @@ fn repositories_json(repos: &Repositories) -> Vec<u8> {
     .expect("serialising JSON")
 }
 
+/// The tag a new image is to get, parsed and checked before any work
+/// is done for it (not refused after its layer is written).
+pub(crate) fn new_tag(reference: Option<&str>) -> Result<Option<ImageRef>> {
+    let r = reference.map(ImageRef::parse).transpose()?;
+    r.as_ref().map(check_tag).transpose()?;
+    Ok(r)
+}
+
 /// Refuses a tag no image may have.
-pub(crate) fn check_tag(r: &ImageRef) -> Result<()> {
+fn check_tag(r: &ImageRef) -> Result<()> {
     if r.digest.is_some() {
         return Err(Error::new(
             ErrorKind::InvalidArgument,

@@ -320,7 +320,7 @@ impl LayerStore {
         parent: Option<&Digest>,
     ) -> Result<()> {
         if let Some(p) = parent {
-            refs::add_layer(&self.layout, lock, chain, p)?;
+            refs::add_layer(&self.layout, lock, chain, p, None)?;
         }
         fs::rename(staging, self.layout.layer(chain))
             .ctx(|| format!("publishing layer {chain}"))?;

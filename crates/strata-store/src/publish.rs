@@ -117,7 +117,7 @@ impl Store {
             self.layers.stage_metadata(staging, &layer)?;
             let mut batch = Batch::new();
             if let Some(p) = &layer.parent {
-                refs::add_layer_in(&self.layout, lock, &layer.chain_id, p, &mut batch)?;
+                refs::add_layer(&self.layout, lock, &layer.chain_id, p, Some(&mut batch))?;
             }
             batch.rename(staging, &self.layout.layer(&layer.chain_id));
             batch.barrier();

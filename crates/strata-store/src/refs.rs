@@ -152,21 +152,11 @@ fn covers(layout: &Layout) -> bool {
     .all(|d| mtime(d).is_some_and(|t| t <= stamped))
 }
 
-/// Makes the entry `name` in `dir`, durably, when the store is indexed
-/// (one fsync, of `dir`: [`strata_sys::atomic::create_empty`]).
-fn add(layout: &Layout, lock: &Lock, dir: &Path, name: &str) -> Result<()> {
-    add_with(layout, lock, dir, name, None)
-}
-
-/// [`add`], or with `batch`: made, not flushed, and noted in the batch,
-/// whose flush makes it durable before anything the batch publishes.
-fn add_with(
-    layout: &Layout,
-    _: &Lock,
-    dir: &Path,
-    name: &str,
-    batch: Option<&mut Batch>,
-) -> Result<()> {
+/// Makes the entry `name` in `dir` when the store is indexed: durably
+/// (one fsync, of `dir`: [`strata_sys::atomic::create_empty`]), or with
+/// `batch`, made, not flushed, and noted in the batch, whose flush makes
+/// it durable before anything the batch publishes.
+fn add(layout: &Layout, _: &Lock, dir: &Path, name: &str, batch: Option<&mut Batch>) -> Result<()> {
     if !indexed(layout) {
         return Ok(());
     }
@@ -236,35 +226,21 @@ fn remove_dir(dir: &Path) -> Result<()> {
     }
 }
 
-/// Records that layer `chain` is made on `parent`: before it is published.
+/// Records that layer `chain` is made on `parent`: before it is
+/// published, alone or as part of `batch` (see [`add`]).
 pub(crate) fn add_layer(
     layout: &Layout,
     lock: &Lock,
     chain: &Digest,
     parent: &Digest,
+    batch: Option<&mut Batch>,
 ) -> Result<()> {
     add(
         layout,
         lock,
         &layout.layer_refs(parent),
         &Holder::Layer(chain.clone()).entry(),
-    )
-}
-
-/// [`add_layer`] as part of `batch` (see [`add_with`]).
-pub(crate) fn add_layer_in(
-    layout: &Layout,
-    lock: &Lock,
-    chain: &Digest,
-    parent: &Digest,
-    batch: &mut Batch,
-) -> Result<()> {
-    add_with(
-        layout,
-        lock,
-        &layout.layer_refs(parent),
-        &Holder::Layer(chain.clone()).entry(),
-        Some(batch),
+        batch,
     )
 }
 
@@ -306,11 +282,11 @@ impl ImageEdges<'_> {
         on_top.into_iter().chain(under_parent).collect()
     }
 
-    /// Records the image, as part of `batch` (see [`add_with`]): before
+    /// Records the image, as part of `batch` (see [`add`]): before
     /// its config is written.
     pub(crate) fn add_in(&self, layout: &Layout, lock: &Lock, batch: &mut Batch) -> Result<()> {
         for (dir, name) in self.entries(layout) {
-            add_with(layout, lock, &dir, &name, Some(batch))?;
+            add(layout, lock, &dir, &name, Some(batch))?;
         }
         Ok(())
     }

@@ -44,10 +44,16 @@ use crate::{atomic, Container, Store};
 
 /// The running boot's ID, or `None` when it cannot be read (then
 /// `create` flushes, as there is no telling a crash from a marker).
+/// Read once: an open and a `create` ask several times, and it does not
+/// change while the process lives.
 pub(crate) fn boot_id() -> Option<String> {
-    strata_sys::process::boot_id()
-        .ok()
-        .filter(|b| is_boot_id(b))
+    static BOOT: std::sync::OnceLock<Option<String>> = std::sync::OnceLock::new();
+    BOOT.get_or_init(|| {
+        strata_sys::process::boot_id()
+            .ok()
+            .filter(|b| is_boot_id(b))
+    })
+    .clone()
 }
 
 /// Whether `s` is a boot ID as the kernel writes it (a UUID): what a

@@ -455,24 +455,6 @@ impl Overlay2 {
         Ok(out)
     }
 
-    /// The layer an `l/<short>` entry of a `lower` leads to.
-    fn layer_of_short(&self, short: &str) -> Result<String> {
-        let target =
-            fs::read_link(self.home.join(short)).ctx(|| format!("reading the link {short}"))?;
-        let id = target
-            .to_str()
-            .and_then(|t| t.strip_prefix("../"))
-            .and_then(|t| t.strip_suffix("/diff"))
-            .filter(|t| crate::check_id(t).is_ok())
-            .ok_or_else(|| {
-                Error::new(
-                    ErrorKind::Corrupt,
-                    format!("{short} links to {}, not a layer", target.display()),
-                )
-            })?;
-        Ok(id.to_owned())
-    }
-
     /// Whether layer `id` is seen through an overlay: it has layers
     /// below, or its image's files keep their content in the object
     /// store. Else its view is its `diff/` itself (its image, mounted,

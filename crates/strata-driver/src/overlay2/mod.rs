@@ -219,6 +219,24 @@ impl Overlay2 {
         }
     }
 
+    /// The layer an `l/<short>` entry of a `lower` leads to.
+    fn layer_of_short(&self, short: &str) -> Result<String> {
+        let target =
+            fs::read_link(self.home.join(short)).ctx(|| format!("reading the link {short}"))?;
+        let id = target
+            .to_str()
+            .and_then(|t| t.strip_prefix("../"))
+            .and_then(|t| t.strip_suffix("/diff"))
+            .filter(|t| crate::check_id(t).is_ok())
+            .ok_or_else(|| {
+                Error::new(
+                    ErrorKind::Corrupt,
+                    format!("{short} links to {}, not a layer", target.display()),
+                )
+            })?;
+        Ok(id.to_owned())
+    }
+
     fn link_of(&self, id: &str) -> Result<String> {
         link_in(&self.home, id)
     }
@@ -395,15 +413,10 @@ impl Overlay2 {
                 // `l/<short>` is `../<layer>/diff` as `create` made it:
                 // one readlink resolves it. Anything else is resolved in
                 // full.
-                let link = self.home.join(l);
-                match fs::read_link(&link).ok().and_then(|t| {
-                    let t = t.to_str()?.strip_prefix("../")?.strip_suffix("/diff")?;
-                    check_id(t).is_ok().then(|| self.home.join(t).join("diff"))
-                }) {
-                    Some(dir) => Ok(dir),
-                    None => {
-                        fs::canonicalize(&link).ctx(|| format!("resolving {l} below layer {id}"))
-                    }
+                match self.layer_of_short(l) {
+                    Ok(layer) => Ok(self.dir(&layer).join("diff")),
+                    Err(_) => fs::canonicalize(self.home.join(l))
+                        .ctx(|| format!("resolving {l} below layer {id}")),
                 }
             })
             .collect()
