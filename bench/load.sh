@@ -79,7 +79,7 @@ done
 
 # --------------------------------------------- a, b. strata load vs tar -x
 
-strata_load() { "$STRATA" --root "$1" load -q -i "$2"; }
+strata_load() { "$STRATA" --root "$1" --driver overlay2 load -q -i "$2"; }
 
 log "a, b. strata load vs tar -x of the same layers (best of $RUNS)"
 warm "$DARCH" "$OARCH" "${LAYERS[@]}" "${GZ_LAYERS[@]}"
@@ -205,7 +205,7 @@ for big in 1 4; do
     srss=(); st=(); trss=(); tt=()
     for ((i = 1; i <= RUNS; i++)); do
         newdir rss-strata; sync
-        read -r r t < <(peak "$STRATA" --root "$DIR" load -q -i "$R")
+        read -r r t < <(peak "$STRATA" --root "$DIR" --driver overlay2 load -q -i "$R")
         srss+=("$r"); st+=("$t")
         newdir rss-tar; sync
         read -r r t < <(peak tar -xf "$L" -C "$DIR")

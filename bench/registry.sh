@@ -130,7 +130,7 @@ curl_tar() { # dir url...
     for u in "$@"; do curl -fsS "$u" | tar -xz -C "$d"; done
     sync -f "$d"
 }
-strata_pull() { "$STRATA" --root "$1" pull -q --tls-verify=false "$2"; }
+strata_pull() { "$STRATA" --root "$1" --driver overlay2 pull -q --tls-verify=false "$2"; }
 
 # ------------------------------------------------------------- the images
 
@@ -298,7 +298,7 @@ if part c; then
 log "c. strata push vs skopeo copy from the docker-archive, each to a fresh registry (best of $RUNS)"
 stop_registry
 PUSH_STORE=$RUN/push-store
-"$STRATA" --root "$PUSH_STORE" load -q -i "$DARCH1" >/dev/null
+"$STRATA" --root "$PUSH_STORE" --driver overlay2 load -q -i "$DARCH1" >/dev/null
 "$STRATA" --root "$PUSH_STORE" load -q -i "$DARCH" >/dev/null
 declare -A LOCAL=([debian:1]=bench/debian:one [debian:5]=$LOAD_TAG) ARCH=([debian:1]=$DARCH1 [debian:5]=$DARCH)
 # Commands, not functions: /usr/bin/time runs them.
@@ -365,7 +365,7 @@ for big in 1 4; do
     srss=(); st=(); tt=()
     for ((i = 1; i <= RUNS; i++)); do
         newdir rss-strata; sync
-        read -r r t < <(peak "$STRATA" --root "$DIR" pull -q --tls-verify=false "$ref")
+        read -r r t < <(peak "$STRATA" --root "$DIR" --driver overlay2 pull -q --tls-verify=false "$ref")
         srss+=("$r"); st+=("$t")
         unmount_under "$DIR/"; rm -rf "$DIR"
         newdir rss-curl; sync

@@ -85,7 +85,7 @@ for ((i = 1; i <= RUNS; i++)); do
     userdir rootless; RL_DIR=$DIR; sync
     rl+=("$(elapsed_us as_user "$S" --root "$DIR/store" load -q -i "$ARCH")")
     newdir root; RT_DIR=$DIR; sync
-    rt+=("$(elapsed_us "$S" --root "$DIR/store" load -q -i "$ARCH")")
+    rt+=("$(elapsed_us "$S" --root "$DIR/store" --driver overlay2 load -q -i "$ARCH")")
     echo "  run $i: as the user $(ms "${rl[-1]}") ms, as root $(ms "${rt[-1]}") ms"
 done
 RL=$(best "${rl[@]}"); RT=$(best "${rt[@]}")

@@ -109,7 +109,7 @@ TARBALL=$RUN/rootfs.tar
 tar --numeric-owner --owner=0 --group=0 -C "$ROOTFS" -cf "$TARBALL" .
 echo "rootfs: $(busybox | head -1 | cut -d' ' -f1-2), $(find "$ROOTFS" | wc -l) entries," \
     "$(($(stat -c %s "$TARBALL") / 1024)) KiB tar"
-"$STRATA" --root "$S" import "$TARBALL" bb >/dev/null
+"$STRATA" --root "$S" --driver overlay2 import "$TARBALL" bb >/dev/null
 # The container `strata start -a` runs again and again.
 "$STRATA" --root "$S" create --name steady bb sh -c true >/dev/null
 

@@ -69,14 +69,14 @@ for i in 1 2 3; do
     # like-for-like reference is tar -x followed by a sync of the file system.
     t0=$(now); tar -xf "$tarball" -C "$RUN/x-tar-sync-$i"; sync -f "$RUN/x-tar-sync-$i"; t1=$(now); refs+=("$(ms "$t0" "$t1")")
     sync
-    t0=$(now); "$strata" --root "$RUN/import-$i" import "$tarball" debian:bench >/dev/null; t1=$(now); imp+=("$(ms "$t0" "$t1")")
+    t0=$(now); "$strata" --root "$RUN/import-$i" --driver overlay2 import "$tarball" debian:bench >/dev/null; t1=$(now); imp+=("$(ms "$t0" "$t1")")
 done
 imp_ms=$(printf '%s\n' "${imp[@]}" | median); ref_ms=$(printf '%s\n' "${ref[@]}" | median)
 refs_ms=$(printf '%s\n' "${refs[@]}" | median)
 echo "   strata import ${imp[*]} ms; tar -x ${ref[*]} ms; tar -x + sync -f ${refs[*]} ms"
 
 echo "== b. commit of a one-file change vs tar -c of the rootfs"
-"$strata" --root "$S" import "$tarball" debian:bench >/dev/null
+"$strata" --root "$S" --driver overlay2 import "$tarball" debian:bench >/dev/null
 "$strata" --root "$S" create --name c debian:bench >/dev/null
 m=$("$strata" --root "$S" mount c)
 echo "one change" >"$m/etc/motd"

@@ -225,12 +225,7 @@ fn a_commit_or_import_refused_for_its_tag_leaves_the_store_as_it_was() {
         return;
     }
     for driver in ["overlay2", "erofs"] {
-        if driver == "erofs"
-            && !fs::read_to_string("/proc/filesystems")
-                .unwrap_or_default()
-                .lines()
-                .any(|l| l.trim_end().ends_with("erofs"))
-        {
+        if driver == "erofs" && !common::kernel_has("erofs") {
             common::skip(
                 "a_commit_or_import_refused_for_its_tag_leaves_the_store_as_it_was",
                 "the kernel has no EROFS",

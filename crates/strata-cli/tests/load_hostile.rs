@@ -680,7 +680,47 @@ fn refuses_an_image_deeper_than_overlay_mounts() {
 #[test]
 fn a_container_stacks_up_to_the_kernels_500_lower_layers() {
     let Some(s) = store() else { return };
-    let at_limit = deep(499).docker().file(&s, "d499.tar");
+    stacks_up_to_500_lower_layers(&s, false);
+}
+
+/// [`a_container_stacks_up_to_the_kernels_500_lower_layers`] on erofs,
+/// where each of the 499 layers is an image of its own, mounted (file
+/// backed) under the container's overlay. Each layer carries `opt/`, as
+/// a layer `docker build` makes carries the directories above what it
+/// adds: one that leaves them out has the layers below mounted while its
+/// image is written, to copy them up from, which at this depth is
+/// 125,000 mounts.
+#[test]
+fn a_container_stacks_up_to_the_kernels_500_lower_layers_on_erofs() {
+    if !common::kernel_has("erofs") {
+        common::skip(
+            "a_container_stacks_up_to_the_kernels_500_lower_layers_on_erofs",
+            "the kernel has no EROFS",
+        );
+        return;
+    }
+    let Some(s) = store_on("erofs") else { return };
+    stacks_up_to_500_lower_layers(&s, true);
+}
+
+/// Loads a 499-layer image (each layer with its `opt/` entry when
+/// `parents`) and a 500-layer one into `s`: a container of the first
+/// shows every layer; one of the second is refused.
+fn stacks_up_to_500_lower_layers(s: &Strata, parents: bool) {
+    let deep = |n| match parents {
+        false => deep(n),
+        true => Image::with_layers(
+            (0..n)
+                .map(|n| {
+                    let mut a = Archive::default();
+                    a.set("opt/", Body::Dir);
+                    a.set(&format!("opt/layer-{n}"), Body::File(b"x\n".to_vec()));
+                    a.tar().0
+                })
+                .collect(),
+        ),
+    };
+    let at_limit = deep(499).docker().file(s, "d499.tar");
     s.ok(&["load", "-i", at_limit.to_str().unwrap()]);
     s.ok(&["create", "--name", "c499", "hostile:1"]);
     let merged = PathBuf::from(s.ok(&["mount", "c499"]).trim());
@@ -688,7 +728,7 @@ fn a_container_stacks_up_to_the_kernels_500_lower_layers() {
     s.ok(&["umount", "c499"]);
     assert_eq!(layers, 499, "layers seen in the container");
     s.ok(&["rm", "c499"]);
-    let past = deep(500).docker().file(&s, "d500.tar");
+    let past = deep(500).docker().file(s, "d500.tar");
     s.ok(&["load", "-i", past.to_str().unwrap()]);
     let err = s.err(&["create", "--name", "c500", "hostile:1"]);
     assert!(err.contains("501 lower layers"), "{err}");

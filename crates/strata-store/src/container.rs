@@ -1,9 +1,8 @@
 //! Containers: a read-write layer on an init layer on the image's top
-//! layer. The init layer (`<mount-id>-init`) holds what every container
-//! gets whatever its image has there: `/etc/hosts`, `/etc/resolv.conf`,
-//! `/etc/hostname`, the mount points `/proc`, `/sys`, `/dev`, `/dev/pts`,
-//! `/dev/shm`, and `/etc/mtab -> /proc/mounts`. `commit` and `diff` look
-//! at the read-write layer over the init layer, so they never include it.
+//! layer. The init layer (`<mount-id>-init`, see `init_layer`) holds
+//! what every container gets whatever its image has there. `commit` and
+//! `diff` look at the read-write layer over the init layer, so they never
+//! include it.
 
 use std::fs;
 use std::io::Write;
@@ -131,34 +130,6 @@ pub(crate) fn parse_config(dir_name: &str, bytes: &[u8]) -> std::result::Result<
         serde_json::from_slice(bytes).map_err(|e| format!("bad config.json: {e}"))?;
     c.validate(&dir)?;
     Ok(c)
-}
-
-/// The init layer's content, as a tar.
-fn init_layer_tar() -> Vec<u8> {
-    let mut b = tar::Builder::new(Vec::new());
-    let mut add = |path: &str, kind: tar::EntryType, mode: u32, link: Option<&str>| {
-        let mut h = strata_image::tar_header(kind, mode, 0);
-        h.set_path(path).expect("fixed short paths");
-        if let Some(l) = link {
-            h.set_link_name(l).expect("fixed short link");
-        }
-        h.set_cksum();
-        b.append(&h, std::io::empty()).expect("writing to memory");
-    };
-    use tar::EntryType::{Directory, Regular, Symlink};
-    for d in ["dev/", "dev/pts/", "dev/shm/", "etc/", "proc/", "sys/"] {
-        add(d, Directory, 0o755, None);
-    }
-    for f in [
-        "etc/hosts",
-        "etc/hostname",
-        "etc/resolv.conf",
-        "dev/console",
-    ] {
-        add(f, Regular, 0o755, None);
-    }
-    add("etc/mtab", Symlink, 0o777, Some("/proc/mounts"));
-    b.into_inner().expect("writing to memory")
 }
 
 /// The containers of a store: their records (`containers/<id>/`, the
@@ -327,14 +298,7 @@ impl ContainerStore {
         self.driver
             .create(&c.init_id(), parent_cache, LayerKind::Init)
             .map_err(|e| Error::driver("creating the init layer", e))?;
-        self.driver
-            .apply_diff(
-                &c.init_id(),
-                parent_cache,
-                &mut std::io::Cursor::new(init_layer_tar()),
-            )
-            .map_err(|e| Error::driver("writing the init layer", e))?;
-        Ok(())
+        crate::init_layer::write(self.driver.as_ref(), &c.init_id(), parent_cache)
     }
 
     /// `strata diff`: the read-write layer's changes over the init layer.

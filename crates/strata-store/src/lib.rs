@@ -63,6 +63,7 @@ pub mod filter;
 mod gc;
 mod ids;
 mod image;
+mod init_layer;
 mod layer;
 mod layout;
 pub mod links;

@@ -61,6 +61,14 @@ pub fn skip(test: &str, why: &str) -> bool {
     false
 }
 
+/// Whether the kernel has the file system `fs` (`/proc/filesystems`).
+pub fn kernel_has(fs_type: &str) -> bool {
+    fs::read_to_string("/proc/filesystems")
+        .unwrap_or_default()
+        .lines()
+        .any(|l| l.split_whitespace().last() == Some(fs_type))
+}
+
 /// Runs `cmd` to its end and returns its output; fails the test, naming
 /// the command and showing its stderr, when it cannot start or exits
 /// with an error.

@@ -290,15 +290,18 @@ impl Overlay2 {
         mk(&dir.join("diff"), 0o755)?;
         // The union view's root is 0755 whatever the umask (moby's
         // DriverTestCreateEmpty checks it).
-        set_mode(&dir.join("diff"), 0o755)?;
+        if strata_sys::fs::umask().is_none_or(|u| u & 0o755 != 0) {
+            set_mode(&dir.join("diff"), 0o755)?;
+        }
         let short = short_id()?;
         symlink(format!("../{id}/diff"), self.home.join("l").join(&short))
             .ctx(|| format!("linking l/{short} for layer {id}"))?;
         write_file(&dir.join("link"), &short)?;
         if let Some(lower) = lower {
             write_file(&dir.join("lower"), lower)?;
+            // `merged` is made by the first mount, as Docker makes it: a
+            // container's init layer, only ever a lower, never has one.
             mk(&dir.join("work"), 0o700)?;
-            mk(&dir.join("merged"), 0o700)?;
         }
         Ok(())
     }
