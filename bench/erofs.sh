@@ -18,6 +18,10 @@
 #      (STRATA_BENCH_DIRTY_MB, 300, written unsynced before each import):
 #      the erofs driver fsyncs its image and the store's records of it,
 #      overlay2's import flushes the whole file system (target <= 1.0x)
+#   i. load of a 499-layer image (a file per layer, each layer leaving
+#      out the directory above it, which a layer written over the ones
+#      below then copies up from them), as `docker load` gives it
+#      (information: the number of layers a default driver must carry)
 #   g. disk used by 10 images of the Debian rootfs, each with a file of
 #      its own (10 different layers sharing all but one file), object
 #      mode (--storage-opt erofs.objects=on) against overlay2
@@ -141,6 +145,25 @@ for ((i = 0; i < 3; i++)); do
     done
 done
 
+log "i. load of a 499-layer image"
+deep=$RUN/deep
+mkdir -p "$deep/opt"
+layers=()
+for ((i = 0; i < 499; i++)); do
+    echo "layer $i" >"$deep/opt/layer-$i"
+    tar -cf "$deep/$i.tar" -C "$deep" "opt/layer-$i"
+    layers+=("$deep/$i.tar")
+done
+docker_archive "$deep/image.tar" bench/deep:1 "499 layers" "${layers[@]}" >/dev/null
+for d in "${DRIVERS[@]}"; do
+    sync
+    T[deep-$d]=$(elapsed_us st "$d" deep load -q -i "$deep/image.tar")
+    st "$d" deep create --name c bench/deep:1 >/dev/null
+    n=$(find "$(st "$d" deep mount c)/opt" -mindepth 1 | wc -l)
+    st "$d" deep umount c >/dev/null
+    [[ $n == 499 ]] || die "$d: a container of the deep image shows $n layers' files, not 499"
+done
+
 log "g. 10 images sharing most files, object mode"
 variant=$RUN/variant
 mkdir -p "$variant/etc"
@@ -195,6 +218,9 @@ line "e. cold tar -c of a container's root" tar 1.2
 printf '%-46s %9s MiB %8s MiB %8s  %s\n' "f. disk used by the image (information)" \
     "$((DU[erofs] / 1024))" "$((DU[overlay2] / 1024))" "$(ratio "${DU[erofs]}" "${DU[overlay2]}")x" ""
 line "h. import, other data not written back" dirty 1.0
+printf '%-46s %12s %12s %8s  %s\n' "i. load of a 499-layer image (information)" \
+    "$(ms "${T[deep-erofs]}") ms" "$(ms "${T[deep-overlay2]}") ms" \
+    "$(ratio "${T[deep-erofs]}" "${T[deep-overlay2]}")x" ""
 gr=$(ratio "${DU[g-erofs]}" "${DU[g-overlay2]}")
 printf '%-46s %9s MiB %8s MiB %8s  %-10s %s\n' "g. disk used by 10 images, object mode" \
     "$((DU[g-erofs] / 1024))" "$((DU[g-overlay2] / 1024))" "${gr}x" "<= 0.4x" "$(verdict "$gr" 0.4)"

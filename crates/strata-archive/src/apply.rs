@@ -130,13 +130,10 @@ pub(crate) fn apply_at<R: Read + Send>(
         Target::Overlay(x) if !opts.lowers.is_empty() => {
             // The layer itself first: its whiteouts and opaque
             // directories hide what is below.
-            let mut layers = vec![root
+            let own = root
                 .try_clone()
-                .map_err(|e| Error::fs("opening", b"the layer root", e))?];
-            for l in &opts.lowers {
-                layers.push(open_root(l)?);
-            }
-            Some(Lowers::new(layers, x))
+                .map_err(|e| Error::fs("opening", b"the layer root", e))?;
+            Some(Lowers::open(vec![own], &opts.lowers, x))
         }
         _ => None,
     };
@@ -234,7 +231,7 @@ struct Applier<'o> {
     fixups: Vec<DirFixup>,
     /// The layer and the layers below it, when hard links may name files
     /// of the layers below.
-    lowers: Option<Lowers>,
+    lowers: Option<Lowers<'static>>,
     /// Whether `lowers` were looked in.
     consulted_lowers: bool,
     /// Unprivileged, a 0555 directory would stop us writing its children:
@@ -266,7 +263,7 @@ impl<'o> Applier<'o> {
         root: OwnedFd,
         opts: &'o ApplyOptions,
         record: Option<&'o dyn Record>,
-        lowers: Option<Lowers>,
+        lowers: Option<Lowers<'static>>,
     ) -> Self {
         Applier {
             root: Root::new(root),

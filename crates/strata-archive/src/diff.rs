@@ -194,7 +194,7 @@ pub fn changes_upper(upper: &Path, lowers: &[&Path], x: OverlayXattrs) -> Result
         .iter()
         .map(|p| open_root(p))
         .collect::<Result<Vec<_>>>()?;
-    let lowers = Lowers::new(layers, x);
+    let lowers = Lowers::open(layers, &[], x);
     let mut sink = ChangeSink::default();
     walk_upper(
         root.as_fd(),
@@ -214,7 +214,7 @@ fn walk_upper(
     path: &[u8],
     comps: &mut Vec<Vec<u8>>,
     sink: &mut dyn Sink,
-    lowers: Option<&Lowers>,
+    lowers: Option<&Lowers<'_>>,
     x: OverlayXattrs,
 ) -> Result<()> {
     let names = sorted_children(dir, path)?;

@@ -6,6 +6,7 @@
 use std::collections::BTreeSet;
 use std::io;
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+use std::sync::{Mutex, OnceLock};
 
 use strata_sys::fs;
 use strata_sys::Stat;
@@ -16,11 +17,21 @@ use crate::whiteout::OverlayXattrs;
 /// A stack of overlay lower directories, read as overlayfs shows them
 /// merged: for writers that build a layer over them and must copy up
 /// what a layer's entries name below it.
-pub struct Lowers {
-    /// Topmost first.
-    layers: Vec<OwnedFd>,
+///
+/// Each directory is opened the first time a lookup reaches it, so a
+/// lookup answered by the top layers never opens (or, for a driver that
+/// mounts layers to show them, mounts) the ones below: a parent a layer
+/// leaves out is nearly always in the layer just below.
+pub struct Lowers<'a> {
+    /// Topmost first, each set when first reached.
+    layers: Vec<OnceLock<OwnedFd>>,
+    /// Opens layer `i` (topmost first).
+    open: Mutex<OpenLayer<'a>>,
     xattrs: OverlayXattrs,
 }
+
+/// What opens lower layer `i` (topmost first) for [`Lowers::lazy`].
+pub type OpenLayer<'a> = Box<dyn FnMut(usize) -> io::Result<OwnedFd> + Send + 'a>;
 
 /// An entry of the merged lower view, as [`Lowers::lookup`] finds it.
 #[derive(Debug)]
@@ -81,19 +92,60 @@ enum Found {
     Hidden,
 }
 
-impl Lowers {
-    pub(crate) fn new(layers: Vec<OwnedFd>, xattrs: OverlayXattrs) -> Self {
-        Lowers { layers, xattrs }
+impl Lowers<'static> {
+    /// The directories `first` (already open) then `dirs`, topmost first,
+    /// whose whiteouts and opaque directories are marked as `xattrs`
+    /// says.
+    pub fn open(
+        first: Vec<OwnedFd>,
+        dirs: &[std::path::PathBuf],
+        xattrs: OverlayXattrs,
+    ) -> Lowers<'static> {
+        let skip = first.len();
+        let dirs = dirs.to_vec();
+        let mut l = Lowers::lazy(
+            skip + dirs.len(),
+            xattrs,
+            Box::new(move |i| fs::open_dir(&dirs[i - skip])),
+        );
+        for (cell, fd) in l.layers.iter_mut().zip(first) {
+            let _ = cell.set(fd);
+        }
+        l
+    }
+}
+
+impl<'a> Lowers<'a> {
+    /// `count` layers, layer `i` opened by `open(i)` when a lookup first
+    /// reaches it.
+    pub fn lazy(count: usize, xattrs: OverlayXattrs, open: OpenLayer<'a>) -> Lowers<'a> {
+        Lowers {
+            layers: (0..count).map(|_| OnceLock::new()).collect(),
+            open: Mutex::new(open),
+            xattrs,
+        }
     }
 
-    /// The directories `dirs` (topmost first), whose whiteouts and opaque
-    /// directories are marked as `xattrs` says.
-    pub fn open(dirs: &[std::path::PathBuf], xattrs: OverlayXattrs) -> io::Result<Self> {
-        let layers = dirs
-            .iter()
-            .map(|d| fs::open_dir(d))
-            .collect::<io::Result<Vec<_>>>()?;
-        Ok(Lowers { layers, xattrs })
+    /// How many layers there are.
+    pub fn len(&self) -> usize {
+        self.layers.len()
+    }
+
+    /// Whether there are none.
+    pub fn is_empty(&self) -> bool {
+        self.layers.is_empty()
+    }
+
+    /// Layer `i`, opened now if not yet.
+    fn layer(&self, i: usize) -> io::Result<BorrowedFd<'_>> {
+        let cell = &self.layers[i];
+        if cell.get().is_none() {
+            let mut open = self.open.lock().unwrap_or_else(|e| e.into_inner());
+            if cell.get().is_none() {
+                let _ = cell.set(open(i)?);
+            }
+        }
+        Ok(cell.get().expect("set above").as_fd())
     }
 
     /// What `comps` names in the merged view, if anything; symlinks on
@@ -180,8 +232,8 @@ impl Lowers {
         let Some((last, parent)) = comps.split_last() else {
             return Ok(true);
         };
-        for layer in &self.layers {
-            match self.dir_in(layer.as_fd(), parent)? {
+        for i in 0..self.layers.len() {
+            match self.dir_in(self.layer(i)?, parent)? {
                 Found::Hidden => return Ok(false),
                 Found::Missing => continue,
                 Found::Dir(fd, opaque) => {
@@ -205,8 +257,8 @@ impl Lowers {
         let Some((last, parent)) = comps.split_last() else {
             return Ok(None);
         };
-        for (i, layer) in self.layers.iter().enumerate() {
-            match self.dir_in(layer.as_fd(), parent)? {
+        for i in 0..self.layers.len() {
+            match self.dir_in(self.layer(i)?, parent)? {
                 Found::Hidden => return Ok(None),
                 Found::Missing => continue,
                 Found::Dir(fd, opaque) => {
@@ -226,8 +278,8 @@ impl Lowers {
     pub fn children(&self, comps: &[Vec<u8>]) -> io::Result<BTreeSet<Vec<u8>>> {
         let mut seen = BTreeSet::new();
         let mut hidden = BTreeSet::new();
-        for layer in &self.layers {
-            match self.dir_in(layer.as_fd(), comps)? {
+        for i in 0..self.layers.len() {
+            match self.dir_in(self.layer(i)?, comps)? {
                 Found::Hidden => break,
                 Found::Missing => continue,
                 Found::Dir(fd, opaque) => {
@@ -249,5 +301,56 @@ impl Lowers {
             }
         }
         Ok(seen)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::{Arc, Mutex};
+
+    /// A lookup opens the layers from the top only as far as it has to:
+    /// a name the top layer shows opens nothing below it; one only the
+    /// bottom layer shows opens every layer, each once.
+    #[test]
+    fn layers_are_opened_only_as_far_as_a_lookup_reaches() {
+        let t = tempfile::tempdir().unwrap();
+        let dirs: Vec<_> = (0..4).map(|i| t.path().join(format!("l{i}"))).collect();
+        for d in &dirs {
+            std::fs::create_dir_all(d.join("opt")).unwrap();
+        }
+        std::fs::create_dir(dirs[3].join("deep")).unwrap();
+        let opened = Arc::new(Mutex::new(Vec::new()));
+        let (log, paths) = (opened.clone(), dirs.clone());
+        let lowers = Lowers::lazy(
+            dirs.len(),
+            OverlayXattrs::Trusted,
+            Box::new(move |i| {
+                log.lock().unwrap().push(i);
+                fs::open_dir(&paths[i])
+            }),
+        );
+        let comps = |p: &str| -> Vec<Vec<u8>> { vec![p.as_bytes().to_vec()] };
+        assert!(matches!(
+            lowers.lookup(&comps("opt")).unwrap().map(|e| e.kind),
+            Some(LowerKind::Dir)
+        ));
+        assert_eq!(*opened.lock().unwrap(), [0]);
+        assert!(lowers.exists(&comps("deep")).unwrap());
+        assert!(!lowers.exists(&comps("none")).unwrap());
+        assert_eq!(*opened.lock().unwrap(), [0, 1, 2, 3]);
+    }
+
+    /// A layer that cannot be opened fails the lookup that reaches it,
+    /// and only that one.
+    #[test]
+    fn a_layer_that_cannot_be_opened_fails_the_lookup_that_reaches_it() {
+        let t = tempfile::tempdir().unwrap();
+        std::fs::create_dir(t.path().join("opt")).unwrap();
+        let top = fs::open_dir(t.path()).unwrap();
+        let lowers = Lowers::open(vec![top], &[t.path().join("gone")], OverlayXattrs::Trusted);
+        let comps = |p: &str| -> Vec<Vec<u8>> { vec![p.as_bytes().to_vec()] };
+        assert!(lowers.exists(&comps("opt")).unwrap());
+        assert!(lowers.exists(&comps("none")).is_err());
     }
 }

@@ -75,6 +75,6 @@ pub use error::{Error, ErrorKind, Result};
 /// The block size of the images written here, in bytes.
 pub const BLOCK_SIZE: u64 = format::BLOCK;
 pub use writer::{
-    metadata_digest, write_image, write_layer, write_layer_over, write_layer_recording, Options,
-    Report,
+    metadata_digest, write_image, write_layer, write_layer_over, write_layer_recording, Below,
+    Options, Report,
 };

@@ -163,24 +163,25 @@ pub fn write_layer_recording(
     opts: &Options,
     record: Option<&mut dyn Write>,
 ) -> Result<Report> {
-    let lowers = opts.lowers.clone();
-    let mut below = move || Ok(lowers.clone());
+    let (lowers, x) = (opts.lowers.clone(), opts.opaque_xattr);
+    let mut below = move || Ok(Lowers::open(Vec::new(), &lowers, x));
     write_layer_over(input, out, opts, record, &mut below)
 }
 
 /// [`write_layer_recording`], with the layers below given by `below`
 /// (instead of [`Options::lowers`]) when the layer first needs them: a
 /// layer that copies nothing up from below (most do not) never calls it,
-/// so the caller prepares them (mounts them) only when they are used.
+/// and a [`Lowers::lazy`] opens each layer only when a lookup reaches
+/// it, so the caller prepares (mounts) only the layers that are used.
 ///
 /// The stream is read, decompressed and hashed on a thread of its own
 /// ([`strata_archive::read_threaded`]) while this one writes the image.
-pub fn write_layer_over(
+pub fn write_layer_over<'b>(
     input: impl Read + Send,
     out: &mut File,
     opts: &Options,
     record: Option<&mut dyn Write>,
-    below: &mut dyn FnMut() -> io::Result<Vec<PathBuf>>,
+    below: &mut Below<'b>,
 ) -> Result<Report> {
     let recorder = record.map(SplitRecorder::new).transpose()?;
     let (written, stream) = strata_archive::read_threaded(input, |reader| match &recorder {
@@ -208,6 +209,9 @@ pub fn write_layer_over(
     })
 }
 
+/// What gives the layers below, when a layer first needs them.
+pub type Below<'b> = dyn FnMut() -> io::Result<Lowers<'b>> + 'b;
+
 /// What the pass wrote; the stream's side comes from its thread.
 struct Written {
     entries: u64,
@@ -221,12 +225,12 @@ struct Written {
 }
 
 /// The pass itself, over the uncompressed stream.
-fn write_pass(
+fn write_pass<'b>(
     input: impl Read,
     out: &mut File,
     opts: &Options,
     recorder: Option<&SplitRecorder<&mut dyn Write>>,
-    below: &mut dyn FnMut() -> io::Result<Vec<PathBuf>>,
+    below: &mut Below<'b>,
 ) -> Result<Written> {
     out.set_len(0).map_err(io_err("truncating the image"))?;
     out.seek(SeekFrom::Start(0))
@@ -352,17 +356,17 @@ fn read_content(
     }
 }
 
-struct Writer<'o, 'r> {
+struct Writer<'o, 'r, 'b> {
     out: BufWriter<&'o mut File>,
     /// The block the next data written lands in.
     next_block: u64,
     tree: Tree,
     buf: Vec<u8>,
     opts: &'o Options,
-    /// The layers below, once opened.
-    lowers: Option<Lowers>,
-    /// Where they come from, until they are opened (taken then).
-    below: Option<&'o mut dyn FnMut() -> io::Result<Vec<PathBuf>>>,
+    /// The layers below, once asked for.
+    lowers: Option<Lowers<'b>>,
+    /// Where they come from, until they are asked for (taken then).
+    below: Option<&'o mut Below<'b>>,
     record: Option<&'o SplitRecorder<&'r mut dyn Write>>,
     /// The objects the image names (object mode).
     objects: std::collections::BTreeSet<String>,
@@ -381,7 +385,7 @@ struct Placed {
     inline_len: u64,
 }
 
-impl Writer<'_, '_> {
+impl<'b> Writer<'_, '_, 'b> {
     fn write(&mut self, bytes: &[u8], op: &'static str) -> Result<()> {
         self.out.write_all(bytes).map_err(io_err(op))
     }
@@ -565,13 +569,10 @@ impl Writer<'_, '_> {
 
     /// The layers below, opened on first use (none when there are none);
     /// put back with `self.lowers = Some(..)` after use.
-    fn take_lowers(&mut self, raw: &[u8]) -> Result<Option<Lowers>> {
+    fn take_lowers(&mut self, raw: &[u8]) -> Result<Option<Lowers<'b>>> {
         if let Some(below) = self.below.take() {
-            let dirs =
-                below().map_err(|e| error::entry_io(raw, "preparing the layers below", e))?;
-            if !dirs.is_empty() {
-                let l = Lowers::open(&dirs, self.opts.opaque_xattr)
-                    .map_err(|e| error::entry_io(raw, "opening the layers below", e))?;
+            let l = below().map_err(|e| error::entry_io(raw, "preparing the layers below", e))?;
+            if !l.is_empty() {
                 self.lowers = Some(l);
             }
         }

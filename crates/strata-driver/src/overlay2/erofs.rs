@@ -289,28 +289,44 @@ impl Overlay2 {
         }
         // The layers below are mounted only if the layer needs them (a
         // hard link to a file only they have, a parent it leaves out),
-        // and for as long as the image is being written.
+        // each when a lookup first reaches it (a parent left out is
+        // found in the layer just below: one mount, not one per layer
+        // below), and for as long as the image is being written.
         let below = self.image_chain(id, false)?;
-        let held = std::cell::Cell::new(false);
-        let mut prepare = || -> std::io::Result<Vec<PathBuf>> {
-            let lock = self.refs.lock().map_err(std::io::Error::other)?;
-            self.hold_images(&lock, &below)
-                .map_err(std::io::Error::other)?;
-            held.set(true);
-            self.lower_dirs(id).map_err(std::io::Error::other)
+        let held = std::sync::Mutex::new(Vec::new());
+        let asked = std::cell::Cell::new(false);
+        let mut prepare = || -> std::io::Result<strata_archive::Lowers<'_>> {
+            asked.set(true);
+            let (below, held) = (&below, &held);
+            let open = move |i: usize| -> std::io::Result<std::os::fd::OwnedFd> {
+                let layer: &String = &below[i];
+                let lock = self.refs.lock().map_err(std::io::Error::other)?;
+                self.hold_images(&lock, std::slice::from_ref(layer))
+                    .map_err(std::io::Error::other)?;
+                held.lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .push(layer.clone());
+                strata_sys::fs::open_dir(&self.dir(layer).join("diff"))
+            };
+            Ok(strata_archive::Lowers::lazy(
+                below.len(),
+                self.xattrs,
+                Box::new(open),
+            ))
         };
         let written = self.write_image_over(id, &path, input, record, &mut prepare);
-        let released = match held.get() {
-            true => self
+        let held = held.into_inner().unwrap_or_else(|e| e.into_inner());
+        let released = match held.is_empty() {
+            false => self
                 .refs
                 .lock()
-                .and_then(|lock| self.release_images(&lock, &below)),
-            false => Ok(()),
+                .and_then(|lock| self.release_images(&lock, &held)),
+            true => Ok(()),
         };
         let mut report = written?;
         released?;
         // The writer asks for the layers below only to look in them.
-        report.consulted_lowers = held.get();
+        report.consulted_lowers = asked.get();
         Ok(report)
     }
 
@@ -320,7 +336,7 @@ impl Overlay2 {
         path: &Path,
         input: &mut (dyn Read + Send),
         record: Option<&mut dyn Write>,
-        below: &mut dyn FnMut() -> std::io::Result<Vec<PathBuf>>,
+        below: &mut strata_erofs::Below<'_>,
     ) -> Result<ApplyReport> {
         // Full images are made durable here, one fsync each (see
         // `flushes_layers`); object mode leaves it to the store's flush of
