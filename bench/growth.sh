@@ -20,9 +20,15 @@
 # store <= 1.5x its time with 10 images; commit and the collection of a
 # committed image are held to the same.
 #
+# Then depth: a chain of CHAIN commits (each image a commit of a
+# container of the one before, 440 by default, as the issue measured),
+# and `rm -f` of a fresh container of its top image against one of its
+# base image, in turn, median of R (held to the same 1.5x).
+#
 # Usage (as root): bash bench/growth.sh
 # Env: STRATA_BENCH_WORK (default bench/work), STRATA_BENCH_N (images in
-#      the large store, default 1000), STRATA_BENCH_ROUNDS (default 21)
+#      the large store, default 1000), STRATA_BENCH_ROUNDS (default 21),
+#      STRATA_BENCH_CHAIN (commits in the chain, default 440)
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 . scripts/lib.sh
@@ -31,6 +37,7 @@ bench_init
 N=${STRATA_BENCH_N:-1000}
 SMALL=10
 R=${STRATA_BENCH_ROUNDS:-21}
+CHAIN=${STRATA_BENCH_CHAIN:-440}
 
 
 need_cmds mkfs.ext4:e2fsprogs losetup:mount python3:python3
@@ -83,6 +90,27 @@ for size in "$SMALL" "$N"; do
     report=$(st "$size" check) || die "check of the store of $size: $report"
 done
 
+log "a chain of $CHAIN commits, and rm -f of a container at its top and at its base"
+CS=$RUN/store-chain
+mkdir -p "$RUN/chain/etc"
+echo base >"$RUN/chain/etc/motd"
+tar -cf "$RUN/chain.tar" -C "$RUN/chain" .
+"$STRATA" --root "$CS" --driver overlay2 import "$RUN/chain.tar" bench/chain:0 >/dev/null
+for ((i = 1; i <= CHAIN; i++)); do
+    "$STRATA" --root "$CS" create --name "k$i" "bench/chain:$((i - 1))" >/dev/null
+    "$STRATA" --root "$CS" commit "k$i" "bench/chain:$i" >/dev/null 2>&1
+    "$STRATA" --root "$CS" rm "k$i" >/dev/null
+done
+for ((i = 0; i < R; i++)); do
+    for at in "$CHAIN" 0; do
+        "$STRATA" --root "$CS" create --name "f$i-$at" "bench/chain:$at" >/dev/null 2>&1
+        t0=$(now_us)
+        "$STRATA" --root "$CS" rm -f "f$i-$at" >/dev/null || die "rm -f at depth $at"
+        t1=$(now_us)
+        T[chain-$at]+=" $((t1 - t0))"
+    done
+done
+
 log "summary (median of $R; ratio = $N images / $SMALL images)"
 printf '%-40s %12s %12s %8s  %-10s %s\n' "" "$N images" "$SMALL images" "ratio" "target" ""
 for op in "${OPS[@]}"; do
@@ -94,3 +122,10 @@ for op in "${OPS[@]}"; do
     printf '%-40s %12s %12s %8s  %-10s %s\n' "$op" "$(ms "$big") ms" "$(ms "$small") ms" "${r}x" "<= 1.5x" \
         "$(verdict "$r" 1.5)"
 done
+# shellcheck disable=SC2086
+top=$(median ${T[chain-$CHAIN]})
+# shellcheck disable=SC2086
+base=$(median ${T[chain-0]})
+r=$(ratio "$top" "$base")
+printf '%-40s %12s %12s %8s  %-10s %s\n' "rm -f, $CHAIN-commit chain (top / base)" "$(ms "$top") ms" \
+    "$(ms "$base") ms" "${r}x" "<= 1.5x" "$(verdict "$r" 1.5)"

@@ -181,6 +181,36 @@ fn run_d_rm_removes_the_container_when_it_exits() {
     s.assert_clean("after run -d --rm", Some(&id));
 }
 
+/// `rmi NAME:TAG` of the image a running container uses, by its only
+/// tag, is refused, as Docker refuses it, whether or not a child image
+/// was committed from it; another tag of it is simply untagged; `rmi -f`
+/// only untags it, and the container runs on.
+#[test]
+fn rmi_by_tag_refuses_the_image_of_a_running_container() {
+    let Some(s) = setup("rmi_by_tag_refuses_the_image_of_a_running_container") else {
+        return;
+    };
+    let id = s.ok(&["run", "-d", "--name", "up", "busybox:test", "sleep", "30"]);
+    assert_eq!(status(&s, "up"), "running");
+    let err = s.err(&["rmi", "busybox:test"]);
+    assert!(err.contains("used by container up"), "{err}");
+    s.ok(&["commit", "up", "child:1"]);
+    let err = s.err(&["rmi", "busybox:test"]);
+    assert!(err.contains("used by container up"), "{err}");
+    // Another of the image's tags goes as Docker lets it: the image keeps
+    // its name.
+    s.ok(&["tag", "busybox:test", "bb:1"]);
+    assert_eq!(s.ok(&["rmi", "bb:1"]), "Untagged: bb:1");
+    assert_eq!(
+        s.ok(&["rmi", "-f", "busybox:test"]),
+        "Untagged: busybox:test"
+    );
+    assert_eq!(status(&s, "up"), "running");
+    s.ok(&["stop", "-t", "1", "up"]);
+    s.ok(&["rm", "up"]);
+    s.assert_clean("after rmi of a running container's image", Some(&id));
+}
+
 /// A container recorded as running reads as exited once the strata
 /// process keeping it is gone — also after a reboot (another boot ID),
 /// and when its PID now names another process (another start time).

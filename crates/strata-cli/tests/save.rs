@@ -696,3 +696,62 @@ fn compressed_layers_are_read_by_skopeo() {
         again.assert_check_clean();
     }
 }
+
+/// A sparse file as GNU tar writes one (`--sparse`, in PAX format: 1 TiB
+/// apparent, data at its start and in its middle, the rest holes):
+/// `import` makes it a sparse file in the layer (its holes not written:
+/// a container sees the terabyte, the disk holds a few blocks), and
+/// `save` gives the imported tar back byte for byte.
+#[test]
+fn a_terabyte_sparse_file_imports_as_holes_and_saves_byte_for_byte() {
+    use std::os::unix::fs::{FileExt, MetadataExt};
+    let test = "a_terabyte_sparse_file_imports_as_holes_and_saves_byte_for_byte";
+    if !require_root() || !fixtures::have_tools(test, &["tar"]) {
+        return;
+    }
+    const TIB: u64 = 1 << 40;
+    let s = Strata::new("overlay2");
+    let src = s.path("src");
+    fs::create_dir(&src).unwrap();
+    let big = fs::File::create(src.join("big")).unwrap();
+    big.set_len(TIB).unwrap();
+    big.write_all_at(b"head", 0).unwrap();
+    big.write_all_at(b"middle", TIB / 2).unwrap();
+    drop(big);
+    let tar = s.path("sparse.tar");
+    sh(&format!(
+        "tar --sparse --format=pax -cf '{}' -C '{}' big",
+        tar.display(),
+        src.display()
+    ));
+    let bytes = fs::read(&tar).unwrap();
+    assert!(
+        bytes.len() < 1 << 20,
+        "the tar holds the data, not the holes"
+    );
+    s.ok(&["import", tar.to_str().unwrap(), "sparse:1"]);
+
+    s.ok(&["create", "--name", "c", "sparse:1"]);
+    let merged = PathBuf::from(s.ok(&["mount", "c"]).trim());
+    let m = fs::metadata(merged.join("big")).unwrap();
+    let f = fs::File::open(merged.join("big")).unwrap();
+    let mut buf = [0u8; 6];
+    f.read_exact_at(&mut buf, TIB / 2).unwrap();
+    drop(f);
+    s.ok(&["umount", "c"]);
+    assert_eq!(m.len(), TIB);
+    assert!(
+        m.blocks() * 512 < 1 << 20,
+        "{} bytes allocated",
+        m.blocks() * 512
+    );
+    assert_eq!(&buf, b"middle");
+
+    let blobs = save_unpacked(&s, "sparse:1", "oci-dir", &[], &s.path("saved"));
+    let digest = sha256_of(&bytes);
+    let blob = blobs.join("blobs/sha256").join(&digest["sha256:".len()..]);
+    assert!(
+        fs::read(&blob).unwrap() == bytes,
+        "the saved layer is not the imported tar"
+    );
+}
