@@ -364,6 +364,11 @@ impl Store {
     ) -> Result<Vec<Filled>> {
         let next = AtomicUsize::new(0);
         let failed = AtomicBool::new(false);
+        // A layer of this load looked below itself while the layers below
+        // were being filled: `unpack` does them all again in order, so no
+        // more are begun here (a deep image whose every layer leaves out
+        // a parent directory would otherwise be unpacked twice).
+        let raced = AtomicBool::new(false);
         let results: Mutex<Vec<Option<Result<Filled>>>> =
             Mutex::new((0..jobs.len()).map(|_| None).collect());
         let workers = workers.clamp(1, jobs.len().max(1));
@@ -371,19 +376,27 @@ impl Store {
             for _ in 0..workers {
                 s.spawn(|| loop {
                     let i = next.fetch_add(1, Ordering::Relaxed);
-                    if i >= jobs.len() || failed.load(Ordering::Relaxed) {
+                    if i >= jobs.len()
+                        || failed.load(Ordering::Relaxed)
+                        || raced.load(Ordering::Relaxed)
+                    {
                         break;
                     }
                     let pc = parent_cache(slots, &jobs[i]);
                     let r = self.fill_job(src, &jobs[i], &slots[i], pc.as_deref(), jobs, progress);
-                    if r.is_err() {
-                        failed.store(true, Ordering::Relaxed);
+                    match &r {
+                        Err(_) => failed.store(true, Ordering::Relaxed),
+                        Ok((_, true)) if matches!(jobs[i].parent, Parent::Job(_)) => {
+                            raced.store(true, Ordering::Relaxed)
+                        }
+                        Ok(_) => {}
                     }
                     results.lock().expect("no worker panics holding it")[i] = Some(r);
                 });
             }
         });
-        // A job no worker reached is left out only when one failed.
+        // A job no worker reached is left out only when one failed or
+        // raced; jobs are taken in order, so those left out come last.
         let results = results.into_inner().expect("no worker panicked");
         results.into_iter().flatten().collect()
     }
