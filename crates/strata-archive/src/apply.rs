@@ -26,7 +26,7 @@ use strata_sys::fs::{self, Time};
 use strata_sys::{xattr, Errno, FileType};
 use tar::EntryType;
 
-use crate::compress::{self, ChunkReader, Compression};
+use crate::compress::{self, Compression};
 use crate::digest::Digest;
 use crate::error::{Error, Result};
 use crate::lower::Lowers;
@@ -137,69 +137,31 @@ pub(crate) fn apply_at<R: Read + Send>(
         }
         _ => None,
     };
-    let (tx, rx) = compress::channel();
-    let reader = ChunkReader::new(rx);
     let mut applier = Applier::new(root, opts, record, lowers);
-    let (summary, parsed, drained) = match compress::take_small(input) {
-        compress::Input::Small(bytes) => {
-            // One chunk: produced whole into the channel, then parsed.
-            let summary = compress::produce(&bytes[..], tx);
-            let (parsed, drained) = parse(&mut applier, reader, record);
-            (summary, parsed, drained)
+    let (parsed, stream) = compress::read_threaded(input, |reader| match record {
+        None => applier.run(reader),
+        Some(record) => {
+            let mut tee = Tee::new(reader, record);
+            applier.run(&mut tee)?;
+            // Through the tee: trailing bytes belong in the record.
+            io::copy(&mut tee, &mut io::sink())
+                .map(|_| ())
+                .map_err(|e| Error::stream("reading past the end of the archive", Some(e)))
         }
-        compress::Input::Stream(input) => std::thread::scope(|s| {
-            let producer = s.spawn(move || compress::produce(input, tx));
-            let (parsed, drained) = parse(&mut applier, reader, record);
-            let summary = producer
-                .join()
-                .expect("the decompression thread does not panic");
-            (summary, parsed, drained)
-        }),
-    };
+    });
     // A broken stream explains the parse error it caused: report it
     // first.
-    let summary = summary?;
+    let stream = stream?;
     parsed?;
-    drained.map_err(|e| Error::stream("reading past the end of the archive", Some(e)))?;
     Ok(ApplyReport {
-        diff_id: summary.diff_id,
-        compression: summary.compression,
-        tar_size: summary.uncompressed,
+        diff_id: stream.diff_id,
+        compression: stream.compression,
+        tar_size: stream.tar_size,
         size: applier.size,
         entries: applier.entries,
         skipped: applier.skipped,
         consulted_lowers: applier.consulted_lowers,
     })
-}
-
-/// Parses the layer from `reader` (through the record's tee when there
-/// is one) and reads on to the end of the stream, then hangs up, so that
-/// a producer blocked on a full channel returns.
-fn parse(
-    applier: &mut Applier<'_>,
-    mut reader: ChunkReader,
-    record: Option<&dyn Record>,
-) -> (Result<()>, io::Result<()>) {
-    match record {
-        None => {
-            let parsed = applier.run(&mut reader);
-            let drained = match parsed {
-                Ok(()) => reader.drain(),
-                Err(_) => Ok(()),
-            };
-            (parsed, drained)
-        }
-        Some(record) => {
-            let mut tee = Tee::new(&mut reader, record);
-            let parsed = applier.run(&mut tee);
-            let drained = match parsed {
-                // Through the tee: trailing bytes belong in the record.
-                Ok(()) => io::copy(&mut tee, &mut io::sink()).map(|_| ()),
-                Err(_) => Ok(()),
-            };
-            (parsed, drained)
-        }
-    }
 }
 
 /// Attributes every entry carries.
@@ -240,7 +202,6 @@ struct Applier<'o> {
     buf: Vec<u8>,
     euid: u32,
     egid: u32,
-    umask: Option<u32>,
     last_dir: Option<(DirHandle, bool)>,
     size: u64,
     entries: u64,
@@ -277,7 +238,6 @@ impl<'o> Applier<'o> {
             buf: vec![0u8; 256 * 1024],
             euid: fs::euid(),
             egid: fs::egid(),
-            umask: fs::umask(),
             last_dir: None,
             size: 0,
             entries: 0,
@@ -883,9 +843,7 @@ impl<'o> Applier<'o> {
         } else {
             self.own(raw, meta, |u, g| fs::fchown(fd, u, g))?
         };
-        let kept = self
-            .umask
-            .is_some_and(|u| meta.mode & 0o7000 == 0 && meta.mode & u == 0);
+        let kept = meta.mode & 0o7000 == 0 && fs::umask_keeps(meta.mode);
         if !kept {
             fs::fchmod(fd, meta.mode).map_err(|e| Error::entry_io(raw, "setting the mode", e))?;
         }

@@ -193,12 +193,13 @@ impl Read for ThreadedReader {
 
 /// Runs `consume` on the layer read from `input` (plain, gzip, zstd, xz
 /// or bzip2, told apart by their magic bytes), uncompressed, while
-/// another thread reads, decompresses and hashes it, as [`crate::apply`]
-/// does: the hash and the decompression cost no time of the consumer's
+/// another thread reads, decompresses and hashes it (what [`crate::apply`]
+/// runs on): the hash and the decompression cost no time of the consumer's
 /// (a small uncompressed layer, one chunk, is read whole first and needs
-/// no other thread). `consume` reads what it needs; the rest of the stream is read (and
-/// hashed) after it returns. Returns `consume`'s value and the stream's
-/// [`Stream`]; when both failed, the stream's error explains the other.
+/// no other thread). `consume` reads what it needs; the rest of the
+/// stream is read (and hashed) after it returns. Returns `consume`'s
+/// value and the stream's [`Stream`]; when both failed, the stream's
+/// error explains the other.
 pub fn read_threaded<R, T, E>(
     input: R,
     consume: impl FnOnce(&mut ThreadedReader) -> std::result::Result<T, E>,
@@ -292,7 +293,7 @@ fn read_full(r: &mut dyn Read, buf: &mut [u8]) -> io::Result<usize> {
 
 /// An input [`take_small`] looked at: read whole, or a stream to read
 /// on its own thread (what was read of it first, then the rest).
-pub(crate) enum Input<R> {
+enum Input<R> {
     /// Uncompressed and at most one chunk: all of it.
     Small(Vec<u8>),
     Stream(io::Chain<io::Cursor<Vec<u8>>, Rest<R>>),
@@ -302,7 +303,7 @@ pub(crate) enum Input<R> {
 /// init layer, a commit of a few files) is then whole, and parsed with
 /// no second thread to start; anything else is read on as it was, an
 /// error met in that first read coming where it was met.
-pub(crate) fn take_small<R: Read>(mut input: R) -> Input<R> {
+fn take_small<R: Read>(mut input: R) -> Input<R> {
     let mut head = Vec::new();
     match (&mut input).take(CHUNK as u64 + 1).read_to_end(&mut head) {
         Ok(n) if n <= CHUNK && Compression::detect(&head) == Compression::None => {
@@ -317,7 +318,7 @@ pub(crate) fn take_small<R: Read>(mut input: R) -> Input<R> {
 
 /// The rest of an input after [`take_small`]'s first read: the error that
 /// read met, if any, then the input.
-pub(crate) struct Rest<R> {
+struct Rest<R> {
     err: Option<io::Error>,
     input: R,
 }

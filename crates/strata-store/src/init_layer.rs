@@ -97,8 +97,7 @@ fn fd_of<'a>(open: &'a [(&str, OwnedFd)], root: &'a OwnedFd, parent: &str) -> Bo
 /// a set-group-id `dir`, a umask that takes bits of 0755): the apply,
 /// which sets both, is used then.
 fn write_direct(dir: &Path) -> io::Result<bool> {
-    let umask_keeps = sys::umask().is_some_and(|u| u & MODE == 0);
-    if sys::euid() != 0 || sys::egid() != 0 || !umask_keeps {
+    if sys::euid() != 0 || sys::egid() != 0 || !sys::umask_keeps(MODE) {
         return Ok(false);
     }
     let root = sys::open_dir(dir)?;
@@ -175,10 +174,7 @@ mod tests {
     /// entry (as root: otherwise the direct write is not taken).
     #[test]
     fn the_direct_write_leaves_what_the_tar_leaves() {
-        if sys::euid() != 0 {
-            eprintln!(
-                "SKIPPED the_direct_write_leaves_what_the_tar_leaves: needs root (as non-root the tar is always applied)"
-            );
+        if !strata_test_support::require_root() {
             return;
         }
         let t = tempfile::tempdir().unwrap();

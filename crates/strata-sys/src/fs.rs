@@ -426,6 +426,12 @@ pub fn umask() -> Option<u32> {
     })
 }
 
+/// Whether a file or directory made with `mode` gets all of its
+/// permission bits: the umask is known and takes none of them.
+pub fn umask_keeps(mode: u32) -> bool {
+    umask().is_some_and(|u| mode & u == 0)
+}
+
 /// The effective user id of this process.
 pub fn euid() -> u32 {
     rustix::process::geteuid().as_raw()

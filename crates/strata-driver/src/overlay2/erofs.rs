@@ -294,9 +294,7 @@ impl Overlay2 {
         // below), and for as long as the image is being written.
         let below = self.image_chain(id, false)?;
         let held = std::sync::Mutex::new(Vec::new());
-        let asked = std::cell::Cell::new(false);
         let mut prepare = || -> std::io::Result<strata_archive::Lowers<'_>> {
-            asked.set(true);
             let (below, held) = (&below, &held);
             let open = move |i: usize| -> std::io::Result<std::os::fd::OwnedFd> {
                 let layer: &String = &below[i];
@@ -316,17 +314,15 @@ impl Overlay2 {
         };
         let written = self.write_image_over(id, &path, input, record, &mut prepare);
         let held = held.into_inner().unwrap_or_else(|e| e.into_inner());
-        let released = match held.is_empty() {
-            false => self
-                .refs
+        let released = if held.is_empty() {
+            Ok(())
+        } else {
+            self.refs
                 .lock()
-                .and_then(|lock| self.release_images(&lock, &held)),
-            true => Ok(()),
+                .and_then(|lock| self.release_images(&lock, &held))
         };
-        let mut report = written?;
+        let report = written?;
         released?;
-        // The writer asks for the layers below only to look in them.
-        report.consulted_lowers = asked.get();
         Ok(report)
     }
 
@@ -447,7 +443,7 @@ impl Overlay2 {
                 size: r.size,
                 entries: r.entries,
                 skipped: r.skipped,
-                consulted_lowers: false,
+                consulted_lowers: r.consulted_lowers,
             }),
             Err(e) => {
                 let _ = fs::remove_file(&tmp);

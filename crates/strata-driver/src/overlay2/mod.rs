@@ -290,7 +290,7 @@ impl Overlay2 {
         mk(&dir.join("diff"), 0o755)?;
         // The union view's root is 0755 whatever the umask (moby's
         // DriverTestCreateEmpty checks it).
-        if strata_sys::fs::umask().is_none_or(|u| u & 0o755 != 0) {
+        if !strata_sys::fs::umask_keeps(0o755) {
             set_mode(&dir.join("diff"), 0o755)?;
         }
         let short = short_id()?;
