@@ -129,14 +129,22 @@ impl<W: Write> SplitRecorder<W> {
     /// The entry whose header was just read is a regular file of `size`
     /// bytes whose content can be read back from `path` (relative to the
     /// written tree's root, no symlink in it); its `stored` bytes start
-    /// at `data_pos` in the stream ([`Entries::content_span`](crate::Entries::content_span)).
-    pub fn file(&self, path: &[u8], (data_pos, stored): (u64, u64), size: u64) {
+    /// at `data_pos` in the stream ([`Entries::content_span`](crate::Entries::content_span)),
+    /// all of the content or, for a sparse file, its `chunks` (offset,
+    /// length) one after the other.
+    pub fn file(
+        &self,
+        path: &[u8],
+        (data_pos, stored): (u64, u64),
+        size: u64,
+        chunks: Option<&[(u64, u64)]>,
+    ) {
         self.inner.file_data(&FileData {
             path: path.to_vec(),
             data_pos,
             stored,
             size,
-            chunks: None,
+            chunks,
         });
     }
 

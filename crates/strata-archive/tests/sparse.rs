@@ -15,8 +15,8 @@ use std::time::{Duration, Instant};
 
 use common::Tar;
 use strata_archive::{apply, apply_recording, reassemble, ApplyOptions, ErrorKind};
+use strata_test_support::gnu_sparse_member;
 use support::{gnu_tar, random_bytes, run, Scratch};
-use tar::{EntryType, GnuExtSparseHeader, Header};
 
 const TIB: u64 = 1 << 40;
 
@@ -158,76 +158,6 @@ fn gnu_tar_sparse_formats_reassemble_byte_for_byte() {
 // ---------------------------------------------------------------------------
 // Hand-built members.
 
-fn octal(field: &mut [u8], v: u64) {
-    let s = format!("{:0w$o}", v, w = field.len() - 1);
-    assert!(s.len() < field.len(), "{v} does not fit in octal");
-    field.fill(0);
-    field[..s.len()].copy_from_slice(s.as_bytes());
-}
-
-/// GNU's base-256 number form, for values octal cannot hold.
-fn base256(field: &mut [u8], v: u64) {
-    field.fill(0);
-    field[0] = 0x80;
-    let n = field.len();
-    field[n - 8..].copy_from_slice(&v.to_be_bytes());
-}
-
-fn number(field: &mut [u8], v: u64) {
-    if v < 1 << 33 {
-        octal(field, v)
-    } else {
-        base256(field, v)
-    }
-}
-
-/// An old GNU sparse member (`S`) named `name`, of `real` bytes, storing
-/// `chunks` (filled with `data` in order), the map spilling into
-/// extension headers past four chunks; the stored size is `stored`, or
-/// the sum of the chunks.
-fn old_gnu(
-    name: &str,
-    real: u64,
-    chunks: &[(u64, u64)],
-    stored: Option<u64>,
-    data: &[u8],
-) -> Vec<u8> {
-    let stored = stored.unwrap_or_else(|| chunks.iter().map(|c| c.1).sum());
-    let mut h = Header::new_gnu();
-    h.set_path(name).unwrap();
-    h.set_entry_type(EntryType::GNUSparse);
-    h.set_mode(0o644);
-    h.set_mtime(1_700_000_000);
-    h.set_uid(0);
-    h.set_gid(0);
-    h.set_size(stored);
-    let (head, rest) = chunks.split_at(chunks.len().min(4));
-    {
-        let g = h.as_gnu_mut().unwrap();
-        for (slot, &(offset, len)) in g.sparse.iter_mut().zip(head) {
-            number(&mut slot.offset, offset);
-            number(&mut slot.numbytes, len);
-        }
-        number(&mut g.realsize, real);
-        g.isextended[0] = u8::from(!rest.is_empty());
-    }
-    h.set_cksum();
-    let mut out = h.as_bytes().to_vec();
-    let blocks: Vec<&[(u64, u64)]> = rest.chunks(21).collect();
-    for (i, block) in blocks.iter().enumerate() {
-        let mut ext = GnuExtSparseHeader::new();
-        for (slot, &(offset, len)) in ext.sparse.iter_mut().zip(block.iter()) {
-            number(&mut slot.offset, offset);
-            number(&mut slot.numbytes, len);
-        }
-        ext.isextended[0] = u8::from(i + 1 < blocks.len());
-        out.extend_from_slice(ext.as_bytes());
-    }
-    out.extend_from_slice(data);
-    out.resize(out.len().div_ceil(512) * 512, 0);
-    out
-}
-
 /// A PAX 1.0 sparse member: records, then a regular file header whose
 /// content is the map (padded to a block) and the chunks.
 fn pax_1_0(name: &str, real: u64, map: &str, data: &[u8]) -> Vec<u8> {
@@ -297,7 +227,10 @@ fn a_terabyte_of_holes_costs_nothing() {
     let content = [b"start".as_slice(), tail].concat();
     let map = [(0, 5), (TIB - 7, 7)];
     let members = [
-        ("old GNU", old_gnu("huge", TIB, &map, None, &content)),
+        (
+            "old GNU",
+            gnu_sparse_member("huge", TIB, &map, None, &content),
+        ),
         (
             "PAX 1.0",
             pax_1_0("huge", TIB, &format!("2\n0\n5\n{}\n7\n", TIB - 7), &content),
@@ -352,32 +285,32 @@ fn malformed_sparse_maps_are_refused_before_anything_is_written() {
     let cases: Vec<(&str, Vec<u8>, &str)> = vec![
         (
             "old GNU: chunk past the real size",
-            old_gnu("f", 100, &[(90, 20)], None, &d(20)),
+            gnu_sparse_member("f", 100, &[(90, 20)], None, &d(20)),
             "past the file",
         ),
         (
             "old GNU: overlapping chunks",
-            old_gnu("f", 100, &[(0, 20), (10, 20)], None, &d(40)),
+            gnu_sparse_member("f", 100, &[(0, 20), (10, 20)], None, &d(40)),
             "overlaps",
         ),
         (
             "old GNU: unsorted chunks",
-            old_gnu("f", 100, &[(50, 10), (0, 10)], None, &d(20)),
+            gnu_sparse_member("f", 100, &[(50, 10), (0, 10)], None, &d(20)),
             "overlaps or precedes",
         ),
         (
             "old GNU: offset + length overflows",
-            old_gnu("f", max, &[(max - 5, 10)], None, &d(10)),
+            gnu_sparse_member("f", max, &[(max - 5, 10)], None, &d(10)),
             "overflows",
         ),
         (
             "old GNU: chunks and stored size disagree",
-            old_gnu("f", 100, &[(0, 10)], Some(20), &d(20)),
+            gnu_sparse_member("f", 100, &[(0, 10)], Some(20), &d(20)),
             "the chunks hold 10 bytes",
         ),
         (
             "old GNU: overlap in an extension header",
-            old_gnu(
+            gnu_sparse_member(
                 "f",
                 1000,
                 &[(0, 1), (10, 1), (20, 1), (30, 1), (40, 1), (35, 1)],
@@ -457,7 +390,7 @@ fn malformed_sparse_maps_are_refused_before_anything_is_written() {
 /// truncated layer, not a file with a hole.
 #[test]
 fn truncated_sparse_content_is_refused() {
-    let member = old_gnu(
+    let member = gnu_sparse_member(
         "f",
         1 << 20,
         &[(0, 1000), (5000, 1000)],

@@ -6,8 +6,8 @@ pub enum ErrorKind {
     /// image cannot (a name over 255 bytes, an xattr value over 64 KiB):
     /// refused.
     InvalidLayer,
-    /// Something the layer holds that this writer does not write yet
-    /// (sparse files).
+    /// Something the layer holds that the reader of tar streams does not
+    /// take (as `strata_archive` reports it).
     Unsupported,
     /// Reading the stream or writing the image failed.
     Io,

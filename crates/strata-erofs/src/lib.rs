@@ -61,9 +61,12 @@
 //! The same tar gives the same image, byte for byte: nothing depends on
 //! the time or the machine. Content replaced by a later entry of the
 //! same path stays in the image's data area, unreachable (tars rarely
-//! carry duplicates). Sparse files are refused for now: writing their
-//! holes as zeros would let a small tar claim any amount of disk, and the
-//! chunk-based layout that stores holes is not written yet.
+//! carry duplicates). A sparse file (GNU or PAX sparse member) is
+//! `FLAT_PLAIN` with its stored chunks written at their offsets and its
+//! holes left as holes of the image file: the kernel reads zeros there,
+//! and a small tar cannot claim more disk than it carries (a terabyte of
+//! holes is a terabyte of the image's length, not of its blocks). In
+//! object mode it stays in the image too.
 #![forbid(unsafe_code)]
 
 mod error;

@@ -465,15 +465,6 @@ impl<'b> Writer<'_, '_, 'b> {
                 }
             }
             EntryKind::File { size, chunks } => {
-                if chunks.is_some() {
-                    return Err(Error::new(
-                        ErrorKind::Unsupported,
-                        format!(
-                            "layer entry {:?}: sparse files are not written in EROFS images yet",
-                            String::from_utf8_lossy(&raw)
-                        ),
-                    ));
-                }
                 if let Some(r) = self.record {
                     // Read back from where the name leads, no symlink
                     // on the way.
@@ -482,9 +473,15 @@ impl<'b> Writer<'_, '_, 'b> {
                         path.push(b'/');
                     }
                     path.extend_from_slice(last);
-                    r.file(&path, entries.content_span(), size);
+                    r.file(&path, entries.content_span(), size, chunks.as_deref());
                 }
                 let data = match &self.opts.objects {
+                    // A sparse file stays in the image, its holes as
+                    // holes in the image file.
+                    _ if chunks.is_some() => {
+                        let chunks = chunks.as_deref().unwrap_or_default();
+                        self.sparse_file(&raw, size, chunks, &mut entries.data())?
+                    }
                     Some(dir) if size > INLINE_MAX && size < format::CHUNK_MAX => {
                         let dir = dir.clone();
                         // The overlay xattrs naming the object must fit
@@ -830,9 +827,7 @@ impl<'b> Writer<'_, '_, 'b> {
         let mut left = full * BLOCK;
         while left > 0 {
             let n = read_content(data, &mut self.buf, left, raw, full * BLOCK - left, size)?;
-            self.out
-                .write_all(&self.buf[..n])
-                .map_err(io_err("writing the image"))?;
+            self.write_at_cursor(n)?;
             left -= n as u64;
         }
         let mut last = vec![0u8; tail];
@@ -857,6 +852,57 @@ impl<'b> Writer<'_, '_, 'b> {
             inline_tail: last,
             object: None,
         })
+    }
+
+    /// Writes a sparse file's stored chunks, each at its offset in the
+    /// file's blocks, and seeks over the holes: they stay holes in the
+    /// image file, so they cost no disk (the file system gives zeros for
+    /// them, as the kernel's EROFS reads them). No tail kept inline.
+    fn sparse_file(
+        &mut self,
+        raw: &[u8],
+        size: u64,
+        chunks: &[(u64, u64)],
+        data: &mut dyn Read,
+    ) -> Result<FileData> {
+        let blocks = size.div_ceil(BLOCK);
+        let start = self.next_block;
+        if start + blocks > u64::from(u32::MAX) {
+            return Err(error::entry(raw, "the image would exceed 16 TiB"));
+        }
+        let stored: u64 = chunks.iter().map(|c| c.1).sum();
+        let mut done = 0u64;
+        for &(offset, len) in chunks {
+            if offset.checked_add(len).is_none_or(|end| end > size) {
+                return Err(error::entry(raw, "a sparse chunk past the end of the file"));
+            }
+            self.out
+                .seek(SeekFrom::Start(start * BLOCK + offset))
+                .map_err(io_err("writing the image"))?;
+            let mut left = len;
+            while left > 0 {
+                let n = read_content(data, &mut self.buf, left, raw, done, stored)?;
+                self.write_at_cursor(n)?;
+                left -= n as u64;
+                done += n as u64;
+            }
+        }
+        self.next_block += blocks;
+        self.out
+            .seek(SeekFrom::Start(self.next_block * BLOCK))
+            .map_err(io_err("writing the image"))?;
+        Ok(FileData {
+            start: if blocks > 0 { start as u32 } else { 0 },
+            inline_tail: Vec::new(),
+            object: None,
+        })
+    }
+
+    /// Writes the first `n` bytes of the read buffer.
+    fn write_at_cursor(&mut self, n: usize) -> Result<()> {
+        self.out
+            .write_all(&self.buf[..n])
+            .map_err(io_err("writing the image"))
     }
 
     /// Lays out and writes directories, inodes and the superblock's

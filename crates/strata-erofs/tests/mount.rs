@@ -5,7 +5,7 @@
 mod common;
 
 use std::fs;
-use std::os::unix::fs::{FileTypeExt, MetadataExt};
+use std::os::unix::fs::{FileExt, FileTypeExt, MetadataExt};
 use std::process::Command;
 
 use common::*;
@@ -329,21 +329,7 @@ fn the_record_rebuilds_the_tar_from_the_mounted_image() {
         Ent::file("empty", ""),
     ]);
     let img = tmp.path().join("img");
-    let mut file = fs::OpenOptions::new()
-        .read(true)
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .open(&img)
-        .unwrap();
-    let mut record = Vec::new();
-    let report = strata_erofs::write_layer_recording(
-        tar.as_slice(),
-        &mut file,
-        &Options::default(),
-        Some(&mut record),
-    )
-    .unwrap();
+    let (report, record) = write_recording(&tar, &img);
     let m = Mount::new(&img, &tmp.path().join("mnt"));
     let mut out = Vec::new();
     let digest = strata_archive::reassemble(record.as_slice(), &m.dir, &mut out).unwrap();
@@ -470,4 +456,121 @@ fn walk_files(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
         }
     }
     out
+}
+
+/// Sparse files (GNU tar's `-S`, in the old GNU and the PAX 1.0 formats)
+/// keep their holes as holes of the image file: the mount shows what the
+/// source had, the image costs the stored bytes and not the length, and
+/// the record rebuilds the tar byte for byte.
+#[test]
+fn sparse_files_keep_their_holes_in_the_image() {
+    if !require_mount_tools() || !strata_test_support::require("tar (GNU)", have("tar")) {
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let src = tmp.path().join("src");
+    fs::create_dir(&src).unwrap();
+    let f = fs::File::create(src.join("holes")).unwrap();
+    f.write_all_at(&seeded_bytes(1, 5000), 1 << 20).unwrap();
+    f.write_all_at(&seeded_bytes(2, 4096), 8 << 20).unwrap();
+    f.set_len(256 << 20).unwrap();
+    let f = fs::File::create(src.join("ends-in-data")).unwrap();
+    f.write_all_at(&seeded_bytes(3, 7), (3 << 20) + 5).unwrap();
+    fs::File::create(src.join("all-hole"))
+        .unwrap()
+        .set_len(4 << 20)
+        .unwrap();
+    fs::write(src.join("dense"), seeded_bytes(4, 10_000)).unwrap();
+    for format in ["gnu", "posix"] {
+        let dir = tmp.path().join(format);
+        fs::create_dir(&dir).unwrap();
+        let tar_path = dir.join("layer.tar");
+        strata_test_support::run(
+            Command::new("tar")
+                .args([
+                    "--sparse",
+                    "--sparse-version=1.0",
+                    "--format",
+                    format,
+                    "-cf",
+                ])
+                .arg(&tar_path)
+                .arg("-C")
+                .arg(&src)
+                .args(["holes", "ends-in-data", "all-hole", "dense"]),
+        );
+        let tar = fs::read(&tar_path).unwrap();
+        let img = dir.join("layer.erofs");
+        let (report, record) = write_recording(&tar, &img);
+        let allocated = fs::metadata(&img).unwrap().blocks() * 512;
+        assert!(allocated < 1 << 20, "{format}: {allocated} bytes allocated");
+        let fsck = Command::new("fsck.erofs").arg(&img).output().unwrap();
+        assert!(fsck.status.success(), "{format}: {fsck:?}");
+        let m = Mount::new(&img, &dir.join("mnt"));
+        for name in ["holes", "ends-in-data", "all-hole", "dense"] {
+            assert!(
+                fs::read(m.dir.join(name)).unwrap() == fs::read(src.join(name)).unwrap(),
+                "{format}: {name} differs"
+            );
+        }
+        let mut out = Vec::new();
+        let digest = strata_archive::reassemble(record.as_slice(), &m.dir, &mut out).unwrap();
+        assert_eq!(digest, report.diff_id, "{format}");
+        assert!(out == tar, "{format}: the rebuilt tar differs");
+    }
+}
+
+/// A terabyte of holes costs the image its length and not its blocks,
+/// and the kernel reads the data at the far end.
+#[test]
+fn a_terabyte_sparse_file_is_a_sparse_image() {
+    if !require_mount_tools() {
+        return;
+    }
+    const TIB: u64 = 1 << 40;
+    let mut tar = strata_test_support::gnu_sparse_member(
+        "tera",
+        TIB,
+        &[(0, 4), (TIB - 4, 4)],
+        None,
+        b"headtail",
+    );
+    tar.resize(tar.len() + 1024, 0);
+    let tmp = tempfile::tempdir().unwrap();
+    let img = tmp.path().join("layer.erofs");
+    let report = strata_erofs::write_image(tar.as_slice(), &img, &Options::default()).unwrap();
+    assert_eq!(report.size, TIB);
+    let md = fs::metadata(&img).unwrap();
+    assert!(md.len() > TIB, "{}", md.len());
+    assert!(
+        md.blocks() * 512 < 1 << 20,
+        "{} bytes allocated",
+        md.blocks() * 512
+    );
+    let m = Mount::new(&img, &tmp.path().join("mnt"));
+    let f = fs::File::open(m.dir.join("tera")).unwrap();
+    assert_eq!(f.metadata().unwrap().len(), TIB);
+    let mut four = [0u8; 4];
+    f.read_exact_at(&mut four, 0).unwrap();
+    assert_eq!(&four, b"head");
+    f.read_exact_at(&mut four, TIB - 4).unwrap();
+    assert_eq!(&four, b"tail");
+    f.read_exact_at(&mut four, TIB / 2).unwrap();
+    assert_eq!(four, [0; 4]);
+}
+
+/// `tar` written as an image at `img` with its tar-split record: the
+/// report and the record.
+fn write_recording(tar: &[u8], img: &std::path::Path) -> (strata_erofs::Report, Vec<u8>) {
+    let mut file = fs::File::options()
+        .read(true)
+        .write(true)
+        .create_new(true)
+        .open(img)
+        .unwrap();
+    let mut record = Vec::new();
+    let report =
+        strata_erofs::write_layer_recording(tar, &mut file, &Options::default(), Some(&mut record))
+            .unwrap();
+    (report, record)
 }

@@ -172,6 +172,76 @@ pub fn pax_record(key: &[u8], value: &[u8]) -> Vec<u8> {
     out
 }
 
+fn octal(field: &mut [u8], v: u64) {
+    let s = format!("{:0w$o}", v, w = field.len() - 1);
+    assert!(s.len() < field.len(), "{v} does not fit in octal");
+    field.fill(0);
+    field[..s.len()].copy_from_slice(s.as_bytes());
+}
+
+/// GNU's base-256 number form, for values octal cannot hold.
+fn base256(field: &mut [u8], v: u64) {
+    field.fill(0);
+    field[0] = 0x80;
+    let n = field.len();
+    field[n - 8..].copy_from_slice(&v.to_be_bytes());
+}
+
+fn number(field: &mut [u8], v: u64) {
+    if v < 1 << 33 {
+        octal(field, v)
+    } else {
+        base256(field, v)
+    }
+}
+
+/// A hand-built old GNU sparse member (`S`) named `name`, of `real` bytes, storing
+/// `chunks` (filled with `data` in order), the map spilling into
+/// extension headers past four chunks; the stored size is `stored`, or
+/// the sum of the chunks.
+pub fn gnu_sparse_member(
+    name: &str,
+    real: u64,
+    chunks: &[(u64, u64)],
+    stored: Option<u64>,
+    data: &[u8],
+) -> Vec<u8> {
+    let stored = stored.unwrap_or_else(|| chunks.iter().map(|c| c.1).sum());
+    let mut h = tar::Header::new_gnu();
+    h.set_path(name).unwrap();
+    h.set_entry_type(tar::EntryType::GNUSparse);
+    h.set_mode(0o644);
+    h.set_mtime(1_700_000_000);
+    h.set_uid(0);
+    h.set_gid(0);
+    h.set_size(stored);
+    let (head, rest) = chunks.split_at(chunks.len().min(4));
+    {
+        let g = h.as_gnu_mut().unwrap();
+        for (slot, &(offset, len)) in g.sparse.iter_mut().zip(head) {
+            number(&mut slot.offset, offset);
+            number(&mut slot.numbytes, len);
+        }
+        number(&mut g.realsize, real);
+        g.isextended[0] = u8::from(!rest.is_empty());
+    }
+    h.set_cksum();
+    let mut out = h.as_bytes().to_vec();
+    let blocks: Vec<&[(u64, u64)]> = rest.chunks(21).collect();
+    for (i, block) in blocks.iter().enumerate() {
+        let mut ext = tar::GnuExtSparseHeader::new();
+        for (slot, &(offset, len)) in ext.sparse.iter_mut().zip(block.iter()) {
+            number(&mut slot.offset, offset);
+            number(&mut slot.numbytes, len);
+        }
+        ext.isextended[0] = u8::from(i + 1 < blocks.len());
+        out.extend_from_slice(ext.as_bytes());
+    }
+    out.extend_from_slice(data);
+    out.resize(out.len().div_ceil(512) * 512, 0);
+    out
+}
+
 /// A layer (or root file system) tar of `entries`, in order, owned by
 /// root, with a fixed mtime: the same bytes every time.
 pub fn layer_tar(entries: &[(&str, Entry)]) -> Vec<u8> {
