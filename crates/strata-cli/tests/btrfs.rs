@@ -18,7 +18,7 @@ use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use common::{require_root, sh, succeeded, Strata};
+use common::{info_choosing, require_root, sh, succeeded, Strata};
 use serde_json::Value;
 use strata_driver::conformance::LoopFs;
 
@@ -36,18 +36,6 @@ fn on_btrfs() -> Option<(LoopFs, Strata)> {
         driver: "btrfs",
     };
     Some((fs, s))
-}
-
-/// `strata --root ROOT info --format json`, letting the store choose its
-/// driver.
-fn info_choosing(root: &Path) -> Value {
-    let out = Command::new(env!("CARGO_BIN_EXE_strata"))
-        .arg("--root")
-        .arg(root)
-        .args(["info", "--format", "json"])
-        .output()
-        .unwrap();
-    serde_json::from_str(&succeeded("info", out)).unwrap()
 }
 
 fn is_subvolume(p: &Path) -> bool {
@@ -120,17 +108,12 @@ fn store_flow_on_btrfs() {
 
     s.ok(&["umount", "one"]);
     let committed = s.ok(&["commit", "one", "base:2"]);
-    s.ok(&["create", "--name", "two", "base:2"]);
-    let m2 = PathBuf::from(s.ok(&["mount", "two"]));
-    common::assert_base_changed(&m2);
+    s.mount_changed("base:2", "two");
     s.ok(&["umount", "two"]);
 
     // save, remove, load: the same image ID back.
     let saved = s.path("saved.tar");
-    s.ok(&["save", "-o", saved.to_str().unwrap(), "base:2"]);
-    s.ok(&["rm", "-f", "one", "two"]);
-    s.ok(&["rmi", "base:2", "base:1"]);
-    assert_eq!(s.ok(&["layers", "--format", "json"]), "[]");
+    s.save_then_remove("base:2", &saved, &["one", "two"], &["base:2", "base:1"]);
     let left: Vec<_> = fs::read_dir(&subvols).unwrap().collect();
     assert!(left.is_empty(), "subvolumes left: {left:?}");
     s.ok(&["load", "-i", saved.to_str().unwrap()]);

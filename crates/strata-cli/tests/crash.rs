@@ -1,8 +1,8 @@
 //! Crash and concurrency tests through the built `strata` binary, on
-//! overlay2 and vfs: `strata import`, `strata commit`, `strata rmi` and
-//! `strata create` killed (SIGKILL) at random moments leave nothing
-//! `strata check` calls corruption, only
-//! debris that `check --repair` removes, and every image left works;
+//! overlay2, vfs and erofs: `strata import`, `strata load`, `strata
+//! commit`, `strata rmi` and `strata create` killed (SIGKILL) at random
+//! moments leave nothing `strata check` calls corruption, only debris
+//! that `check --repair` removes, and every image left works;
 //! several processes creating, committing and removing at once leave the
 //! store consistent.
 //!
@@ -222,6 +222,53 @@ fn import_killed_with(driver: &'static str, options: &[&str]) {
     assert!(tags
         .iter()
         .any(|t| t == "crash:whole:latest" || t == "crash:whole"));
+}
+
+/// `load` of a ten-layer image killed at random moments. A load of that
+/// many layers is made durable by one flush of the file system before
+/// anything is published, on erofs too (whose import fsyncs its image).
+fn load_killed(driver: &'static str) {
+    let s = Strata::new(driver);
+    let mut rng = Rng::seeded(&format!("load_killed({driver})"));
+    let tar = s.rootfs_tar(2, 100);
+    s.ok(&["import", tar.to_str().unwrap(), "crash:0"]);
+    for i in 1..10u64 {
+        let c = s.ok(&["create", &format!("crash:{}", i - 1)]);
+        let merged = PathBuf::from(s.ok(&["mount", &c]));
+        fs::write(
+            merged.join(format!("usr/share/doc/layer{i}")),
+            data(i, 64 << 10),
+        )
+        .unwrap();
+        s.ok(&["umount", &c]);
+        s.ok(&["commit", &c, &format!("crash:{i}")]);
+        s.ok(&["rm", &c]);
+    }
+    let archive = s.dir.path().join("ten-layers.tar");
+    let archive = archive.to_str().unwrap();
+    s.ok(&["save", "-o", archive, "crash:9"]);
+    let all: Vec<String> = (0..10).rev().map(|i| format!("crash:{i}")).collect();
+    let mut rmi = vec!["rmi"];
+    rmi.extend(all.iter().map(String::as_str));
+    s.ok(&rmi);
+    let full = timed(|| {
+        s.ok(&["load", "-i", archive]);
+    });
+    s.ok(&["rmi", "crash:9"]);
+    let mut finished = 0;
+    for i in 0..KILLS {
+        let at = Duration::from_millis(rng.below(full * 13 / 10));
+        if s.kill_after(&["load", "-i", archive], at) {
+            finished += 1;
+            s.ok(&["rmi", "crash:9"]);
+        }
+        s.check_no_corruption(&format!("load {i} killed after {at:?}"));
+    }
+    eprintln!("load ({driver}, {full} ms whole): {finished} of {KILLS} finished before the kill");
+    s.repair_then_clean();
+    s.ok(&["load", "-i", archive]);
+    let tags = s.images_work();
+    assert!(tags.iter().any(|t| t == "crash:9"), "{tags:?}");
 }
 
 fn commit_killed(driver: &'static str) {
@@ -586,6 +633,20 @@ fn import_killed_erofs() {
 fn import_killed_erofs_objects() {
     if require_root() {
         import_killed_with("erofs", &["--storage-opt", "erofs.objects=on"]);
+    }
+}
+
+#[test]
+fn load_killed_overlay2() {
+    if require_root() {
+        load_killed("overlay2");
+    }
+}
+
+#[test]
+fn load_killed_erofs() {
+    if require_root() {
+        load_killed("erofs");
     }
 }
 

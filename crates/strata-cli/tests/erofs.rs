@@ -56,6 +56,34 @@ fn mounts_under(root: &Path) -> Vec<String> {
         .collect()
 }
 
+/// A store made as root without `--driver`, where the kernel mounts
+/// EROFS images from files, is an erofs store: btrfs (the root is not on
+/// btrfs) is the only driver skipped, an import writes the layer's image,
+/// and the store keeps the driver.
+#[test]
+fn a_root_store_picks_erofs_by_itself() {
+    let test = "a_root_store_picks_erofs_by_itself";
+    let Some(s) = on_erofs(test) else { return };
+    let root = s.root();
+    let info = common::info_choosing(&root);
+    assert_eq!(info["Storage Driver"], "erofs", "{info}");
+    let skipped = info["Drivers Skipped"].as_str().unwrap_or_default();
+    assert!(
+        skipped.starts_with("btrfs: ") && !skipped.contains("erofs"),
+        "{info}"
+    );
+    let homes: Vec<String> = fs::read_dir(&root)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .filter(|n| ["btrfs", "overlay2", "fuse", "erofs", "vfs"].contains(&n.as_str()))
+        .collect();
+    assert_eq!(homes, ["erofs"]);
+    let (img, _) = import_base(&s);
+    assert!(img.is_file(), "{}", img.display());
+    let info = common::info_choosing(&root);
+    assert_eq!(info["Storage Driver"], "erofs", "{info}");
+}
+
 /// import, create, change, diff, commit, a container of the commit,
 /// export, save, rmi and load back, check: image layers as image files,
 /// nothing mounted once nothing is in use.
@@ -95,23 +123,16 @@ fn store_flow_on_erofs() {
         2,
         "the base and the commit are images (a container's init layer keeps its few files in a directory)"
     );
-    s.ok(&["create", "--name", "two", "base:2"]);
-    let m2 = PathBuf::from(s.ok(&["mount", "two"]));
-    common::assert_base_changed(&m2);
+    s.mount_changed("base:2", "two");
     s.ok(&["umount", "two"]);
 
     let saved = s.path("saved.tar");
-    s.ok(&["save", "-o", saved.to_str().unwrap(), "base:2"]);
-    s.ok(&["rm", "-f", "one", "two"]);
-    s.ok(&["rmi", "base:2", "base:1"]);
-    assert_eq!(s.ok(&["layers", "--format", "json"]), "[]");
+    s.save_then_remove("base:2", &saved, &["one", "two"], &["base:2", "base:1"]);
     assert_eq!(images(&s), Vec::<PathBuf>::new());
     s.ok(&["load", "-i", saved.to_str().unwrap()]);
     let img: Value = serde_json::from_str(&s.ok(&["image", "inspect", "base:2"])).unwrap();
     assert_eq!(img[0]["Id"], committed.as_str(), "{img}");
-    s.ok(&["create", "--name", "three", "base:2"]);
-    let m3 = PathBuf::from(s.ok(&["mount", "three"]));
-    common::assert_base_changed(&m3);
+    s.mount_changed("base:2", "three");
     s.ok(&["umount", "three"]);
     assert_eq!(s.findings(&[]), []);
     assert_eq!(mounts_under(&s.root()), Vec::<String>::new());
@@ -213,13 +234,7 @@ fn a_changed_image_is_refused_before_the_kernel_sees_it() {
     let err = s.err(&["mount", "one"]);
     assert!(err.contains("damaged") && err.contains(&id), "{err}");
     assert_eq!(mounts_under(&s.root()), Vec::<String>::new());
-    let found = s.findings(&[]);
-    assert!(
-        found
-            .iter()
-            .any(|(kind, object, _)| kind == "bad-layer" && object == &id),
-        "{found:?}"
-    );
+    assert_bad_layer(&s, &id);
 }
 
 /// A byte of an image's metadata changed beneath the file system, on
@@ -241,13 +256,7 @@ fn a_change_beneath_the_file_system_is_found_by_check_then_refused() {
     flip_byte(&fs.image(), physical_offset(&img, len - 4096 + 64));
     fs::write("/proc/sys/vm/drop_caches", "3").unwrap();
 
-    let found = s.findings(&[]);
-    assert!(
-        found
-            .iter()
-            .any(|(kind, object, _)| kind == "bad-layer" && object == &id),
-        "{found:?}"
-    );
+    assert_bad_layer(&s, &id);
     assert!(
         !stamp.exists(),
         "the record of the check outlived the damage"
@@ -290,6 +299,17 @@ fn import_base(s: &Strata) -> (PathBuf, String) {
         .unwrap()
         .to_owned();
     (img, id)
+}
+
+/// `check` reports layer `id` as bad.
+fn assert_bad_layer(s: &Strata, id: &str) {
+    let found = s.findings(&[]);
+    assert!(
+        found
+            .iter()
+            .any(|(kind, object, _)| kind == "bad-layer" && object == id),
+        "{found:?}"
+    );
 }
 
 /// Flips the bits of byte `at` of `file` (an image, or the device a file
@@ -506,9 +526,7 @@ fn object_mode_stores_shared_content_once() {
     fs::write(m.join("var/data/big"), "short now").unwrap();
     s.ok(&["umount", "one"]);
     s.ok(&["commit", "one", "b:2"]);
-    s.ok(&["create", "--name", "two", "b:2"]);
-    let m2 = PathBuf::from(s.ok(&["mount", "two"]));
-    common::assert_base_changed(&m2);
+    let m2 = s.mount_changed("b:2", "two");
     assert_eq!(fs::read(m2.join("var/data/big")).unwrap(), b"short now");
     s.ok(&["umount", "two"]);
     assert_eq!(s.findings(&[]), []);

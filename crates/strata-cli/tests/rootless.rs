@@ -247,10 +247,12 @@ fn rootless_flow(test: &str, driver: Option<&'static str>) {
         None => {
             assert_eq!(info["Storage Driver"], "overlay2", "{info:?}");
             assert_eq!(info["userxattr"], "true", "{info:?}");
-            // Why not btrfs (the store is not on btrfs), and nothing
-            // before overlay2 but btrfs.
+            // Why not btrfs (the store is not on btrfs) nor erofs (a
+            // user namespace cannot mount EROFS images), and nothing
+            // before overlay2 but those.
             let skipped = &info["Drivers Skipped"];
             assert!(skipped.starts_with("btrfs: "), "{skipped}");
+            assert!(skipped.contains("; erofs: "), "{skipped}");
             assert!(!skipped.contains("overlay2:"), "{skipped}");
         }
         Some(d) => assert_eq!(info["Storage Driver"], d, "{info:?}"),

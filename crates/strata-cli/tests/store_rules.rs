@@ -686,14 +686,7 @@ fn a_driver_the_automatic_choice_skips_leaves_no_home() {
     assert_success(&mount);
     let _mounted = Unmount(p("merged"));
     let root = p("merged/root");
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_strata"))
-        .arg("--root")
-        .arg(&root)
-        .args(["info", "--format", "json"])
-        .output()
-        .unwrap();
-    assert_success(&out);
-    let info: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let info = common::info_choosing(&root);
     let chosen = info["Storage Driver"].as_str().unwrap().to_owned();
     assert_ne!(chosen, "overlay2", "{info}");
     let homes: Vec<&str> = ["btrfs", "overlay2", "fuse", "erofs", "vfs"]

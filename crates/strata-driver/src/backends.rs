@@ -1,9 +1,11 @@
 //! The table of storage drivers: the one place a driver is registered.
 //!
 //! [`BACKENDS`] lists every driver this build has, in the order the
-//! automatic choice tries them (Docker's and Podman's order: the file
-//! system's own snapshots when the store is on btrfs, the kernel union,
-//! then the FUSE union, then full copies). [`open`](crate::open),
+//! automatic choice tries them: the file system's own snapshots when the
+//! store is on btrfs (as Docker and Podman do), then a layer as one EROFS
+//! image under the kernel union where the kernel mounts images from
+//! files, then the kernel union over directories (Docker's and Podman's
+//! default), then the FUSE union, then full copies. [`open`](crate::open),
 //! the automatic choice, the store's list of homes, `strata info` and the
 //! conformance suite's factories all read it. Adding a driver is a module
 //! with a `Driver` implementation, one row here and one `conformance!`
@@ -110,6 +112,18 @@ pub static BACKENDS: &[Backend] = &[
         storage_opts: &[],
     },
     Backend {
+        name: "erofs",
+        aliases: &[],
+        // Where the kernel mounts an EROFS image from a file (Linux >=
+        // 6.12, as root): `erofs_open` mounts a tiny image to find out,
+        // and the table goes on to overlay2 where it cannot (older
+        // kernels, user namespaces).
+        probe: |_| Ok(()),
+        open: |home, opts| Ok(Box::new(crate::overlay2::Overlay2::erofs_open(home, opts)?)),
+        capabilities: OVERLAY,
+        storage_opts: &["erofs.verity", "erofs.objects"],
+    },
+    Backend {
         name: "overlay2",
         aliases: &["overlay"],
         // Whether overlayfs mounts here is found by mounting in the home
@@ -138,21 +152,6 @@ pub static BACKENDS: &[Backend] = &[
         },
         capabilities: OVERLAY,
         storage_opts: &[],
-    },
-    Backend {
-        name: "erofs",
-        aliases: &[],
-        // Chosen by name only, for now: the layer-as-image path is new,
-        // and overlay2 stays the default where the kernel union mounts.
-        probe: |_| {
-            Err(Error::new(
-                ErrorKind::Unsupported,
-                "chosen only by name (--driver erofs)",
-            ))
-        },
-        open: |home, opts| Ok(Box::new(crate::overlay2::Overlay2::erofs_open(home, opts)?)),
-        capabilities: OVERLAY,
-        storage_opts: &["erofs.verity", "erofs.objects"],
     },
     Backend {
         name: "vfs",
@@ -339,7 +338,10 @@ mod tests {
         assert_eq!(backend("vfs").unwrap().name, "vfs");
         let err = backend("aufs").unwrap_err();
         assert_eq!(err.kind(), ErrorKind::InvalidArgument, "{err}");
-        assert!(err.to_string().contains("known: btrfs, overlay2"), "{err}");
+        assert!(
+            err.to_string().contains("known: btrfs, erofs, overlay2"),
+            "{err}"
+        );
     }
 
     /// Docker's drivers strata leaves out are named with the reason.

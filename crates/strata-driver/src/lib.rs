@@ -176,18 +176,19 @@ pub trait Driver: Send + Sync {
         parent: Option<&str>,
         input: &mut (dyn Read + Send),
     ) -> Result<ApplyReport> {
-        self.apply_diff_recording(id, parent, input, None)
+        self.apply_diff_recording(id, parent, input, None, Flush::Driver)
     }
 
     /// [`Driver::apply_diff`], also writing to `record` the tar-split
     /// record that [`strata_archive::reassemble`] turns back into the
-    /// exact tar.
+    /// exact tar, the content made durable as `flush` says.
     fn apply_diff_recording(
         &self,
         id: &str,
         parent: Option<&str>,
         input: &mut (dyn Read + Send),
         record: Option<&mut dyn Write>,
+        _flush: Flush,
     ) -> Result<ApplyReport> {
         apply_routed(self, id, parent, input, record)
     }
@@ -431,6 +432,20 @@ pub(crate) fn backing_fs(dir: &Path) -> Result<(i64, String)> {
         _ => "unknown",
     };
     Ok((magic, format!("{name} (0x{magic:x})")))
+}
+
+/// Who makes an applied layer's content durable before the caller
+/// publishes it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Flush {
+    /// The driver, one layer at a time, where it
+    /// [flushes its layers](Driver::flushes_layers); else the caller's
+    /// flush of the file system (`syncfs`).
+    Driver,
+    /// The caller's one flush of the file system for all the layers it
+    /// publishes together, even on a driver that flushes its layers
+    /// itself: a load of many small layers flushes once, not once a layer.
+    Caller,
 }
 
 /// [`Driver::apply_diff_recording`] as the trait gives it: the native

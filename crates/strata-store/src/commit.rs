@@ -11,6 +11,7 @@ use std::io::Write;
 
 use serde_json::{json, Value};
 use strata_archive::Digest;
+use strata_driver::Flush;
 
 use crate::container::Container;
 use crate::error::{Error, ErrorKind, IoContext, Result};
@@ -137,9 +138,13 @@ impl Store {
                 r.map_err(|e| Error::driver(format!("diff of container {}", c.name), e))
                     .and_then(|rep| flushed.map(|()| rep).ctx(|| "writing the diff".into()))
             });
-            let filled =
-                self.layers
-                    .fill(&staged.path, &staged.cache_id, parent_cache, &mut reader);
+            let filled = self.layers.fill(
+                &staged.path,
+                &staged.cache_id,
+                parent_cache,
+                &mut reader,
+                Flush::Driver,
+            );
             drop(reader);
             let diffed = diff.join().expect("the diff thread does not panic");
             // When the layer side fails first, the diff only sees the pipe

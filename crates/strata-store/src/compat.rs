@@ -16,6 +16,7 @@ use std::io::Write;
 
 use serde_json::{json, Value};
 use strata_archive::Digest;
+use strata_driver::Flush;
 
 use crate::container::Container;
 use crate::error::{Error, ErrorKind, IoContext, Result};
@@ -125,6 +126,7 @@ impl Store {
                 &staged.cache_id,
                 None,
                 &mut std::io::Cursor::new(vec![0u8; 1024]),
+                Flush::Driver,
             ),
         };
         let lock = self.lock()?;
@@ -177,9 +179,13 @@ impl Store {
                 r.map_err(|e| Error::driver(format!("reading layer {top}"), e))
                     .and_then(|rep| flushed.map(|()| rep).ctx(|| "writing the tree".into()))
             });
-            let filled = self
-                .layers
-                .fill(&staged.path, &staged.cache_id, None, &mut reader);
+            let filled = self.layers.fill(
+                &staged.path,
+                &staged.cache_id,
+                None,
+                &mut reader,
+                Flush::Driver,
+            );
             drop(reader);
             let read = diff.join().expect("the reading thread does not panic");
             match (read, filled) {

@@ -10,6 +10,7 @@ use std::path::Path;
 
 use serde_json::{json, Value};
 use strata_archive::Digest;
+use strata_driver::Flush;
 use strata_sys::atomic::Batch;
 
 use crate::error::{Error, ErrorKind, IoContext, Result};
@@ -499,7 +500,10 @@ impl Store {
         let r = new_tag(reference)?;
         let lock = self.lock()?;
         let (staging, cache_id) = self.layers.begin(None)?;
-        let report = match self.layers.fill(&staging, &cache_id, None, input) {
+        let report = match self
+            .layers
+            .fill(&staging, &cache_id, None, input, Flush::Driver)
+        {
             Ok(r) => r,
             Err(e) => {
                 self.layers.discard(&staging, &cache_id);

@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use strata_archive::Digest;
-use strata_driver::Driver;
+use strata_driver::{Driver, Flush};
 
 use crate::error::{Error, ErrorKind, IoContext, Result};
 use crate::ids::CacheId;
@@ -177,7 +177,7 @@ impl LayerStore {
     ) -> Result<Layer> {
         let parent_cache = parent.map(|p| p.cache_id.as_str());
         let (staging, cache_id) = self.begin(parent_cache)?;
-        let report = match self.fill(&staging, &cache_id, parent_cache, input) {
+        let report = match self.fill(&staging, &cache_id, parent_cache, input, Flush::Driver) {
             Ok(r) => r,
             Err(e) => {
                 self.discard(&staging, &cache_id);
@@ -203,7 +203,7 @@ impl LayerStore {
             return Ok(existing);
         }
         self.stage_metadata(staging, &layer)?;
-        self.flush_staged(&[staging])?;
+        self.flush_staged(&[staging], Flush::Driver)?;
         self.publish(lock, staging, &layer.chain_id, layer.parent.as_ref())?;
         self.sync_layerdb()?;
         Ok(layer)
@@ -248,14 +248,16 @@ impl LayerStore {
     }
 
     /// Unpacks a layer tar into a begun layer, with its tar-split record
-    /// beside it in the staging directory. On error the caller discards
-    /// the layer.
+    /// beside it in the staging directory, the content made durable as
+    /// `flush` says (pass the same to [`LayerStore::flush_staged`]). On
+    /// error the caller discards the layer.
     pub(crate) fn fill(
         &self,
         staging: &Path,
         cache_id: &str,
         parent_cache: Option<&str>,
         input: &mut (dyn Read + Send),
+        flush: Flush,
     ) -> Result<strata_driver::ApplyReport> {
         let record_path = staging.join(TAR_SPLIT);
         // What extraction throws away, so `save` can give back the exact
@@ -264,7 +266,7 @@ impl LayerStore {
         let mut record = std::io::BufWriter::new(file);
         let report = self
             .driver
-            .apply_diff_recording(cache_id, parent_cache, input, Some(&mut record))
+            .apply_diff_recording(cache_id, parent_cache, input, Some(&mut record), flush)
             .map_err(|e| Error::driver("unpacking a layer", e))?;
         // Made durable with the content by the syncfs before publishing.
         record
@@ -334,10 +336,10 @@ impl LayerStore {
     /// Makes staged layers durable before they are published: their
     /// records (each file of each staging directory, and the directory)
     /// when the driver made their content durable itself
-    /// ([`Driver::flushes_layers`]), else everything
-    /// ([`LayerStore::sync_driver`]).
-    pub(crate) fn flush_staged(&self, staging: &[&Path]) -> Result<()> {
-        if !self.driver.flushes_layers() {
+    /// ([`Driver::flushes_layers`], filled with [`Flush::Driver`]),
+    /// else everything ([`LayerStore::sync_driver`]).
+    pub(crate) fn flush_staged(&self, staging: &[&Path], flush: Flush) -> Result<()> {
+        if flush == Flush::Caller || !self.driver.flushes_layers() {
             return self.sync_driver();
         }
         for dir in staging {

@@ -129,7 +129,8 @@ impl Store {
             // The one flush: the layer's content and records, and the
             // batch's.
             if self.driver.flushes_layers() {
-                self.layers.flush_staged(&[staging])?;
+                self.layers
+                    .flush_staged(&[staging], strata_driver::Flush::Driver)?;
                 batch
                     .sync_files()
                     .ctx(|| "syncing the image's records".into())?;

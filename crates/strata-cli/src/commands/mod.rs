@@ -26,14 +26,16 @@ pub struct StoreArgs {
     /// $XDG_DATA_HOME/strata otherwise).
     #[arg(long, global = true, env = "STRATA_ROOT")]
     pub root: Option<PathBuf>,
-    /// Storage driver for a new store: btrfs, overlay2, fuse, erofs or vfs
-    /// (default: the first that works here; btrfs only when the root is
-    /// on btrfs). Before the command only: after it,
+    /// Storage driver for a new store: btrfs, erofs, overlay2, fuse or vfs
+    /// (default: the first that works here, in that order; btrfs only
+    /// when the root is on btrfs, erofs where the kernel mounts EROFS
+    /// images from files). Before the command only: after it,
     /// `volume create --driver` names a volume driver.
     #[arg(long)]
     pub driver: Option<String>,
     /// A storage driver's option, KEY=VALUE (dockerd's --storage-opt):
-    /// `erofs.verity=on|off` for the erofs driver. Before the command
+    /// `erofs.verity=on|off` and `erofs.objects=on|off` for the erofs
+    /// driver. Before the command
     /// only (after `create`/`run` it sets a container's size); the store
     /// keeps it for later commands (a command that only reads the store
     /// opens it to write, to record the option).

@@ -265,6 +265,18 @@ pub fn succeeded(what: &str, out: Output) -> String {
     String::from_utf8(out.stdout).unwrap().trim().to_owned()
 }
 
+/// `strata --root ROOT info --format json`, letting the store choose its
+/// driver.
+pub fn info_choosing(root: &Path) -> Value {
+    let out = Command::new(env!("CARGO_BIN_EXE_strata"))
+        .arg("--root")
+        .arg(root)
+        .args(["info", "--format", "json"])
+        .output()
+        .unwrap();
+    serde_json::from_str(&succeeded("info", out)).unwrap()
+}
+
 /// The findings of a `check --format json` report that `keep` keeps.
 pub fn findings_where(report: &Value, keep: impl Fn(&Value) -> bool) -> Vec<&Value> {
     report["Findings"]
@@ -347,6 +359,34 @@ impl Strata {
             assert!(listed.lines().any(|l| l == want), "{want} not in {listed}");
         }
         assert!(!listed.contains("delete-me"), "{listed}");
+    }
+
+    /// A container `name` of `image` (committed after [`change_base`])
+    /// shows the change; left mounted, at the returned root.
+    pub fn mount_changed(&self, image: &str, name: &str) -> PathBuf {
+        self.ok(&["create", "--name", name, image]);
+        let root = PathBuf::from(self.ok(&["mount", name]));
+        assert_base_changed(&root);
+        root
+    }
+
+    /// Saves `image` to `saved`, then removes the containers and images
+    /// named: the store holds no layer after.
+    pub fn save_then_remove(
+        &self,
+        image: &str,
+        saved: &Path,
+        containers: &[&str],
+        images: &[&str],
+    ) {
+        self.ok(&["save", "-o", saved.to_str().unwrap(), image]);
+        let mut rm = vec!["rm", "-f"];
+        rm.extend(containers);
+        self.ok(&rm);
+        let mut rmi = vec!["rmi"];
+        rmi.extend(images);
+        self.ok(&rmi);
+        assert_eq!(self.ok(&["layers", "--format", "json"]), "[]");
     }
 }
 

@@ -272,12 +272,14 @@ impl Overlay2 {
 
     /// Writes layer `id`'s image from `input` (and its tar-split record to
     /// `record`), the layers below consulted where the layer copies up
-    /// from them.
+    /// from them; made durable here when `flush` (else by the caller's
+    /// flush of the file system).
     pub(crate) fn write_image(
         &self,
         id: &str,
         input: &mut (dyn Read + Send),
         record: Option<&mut dyn Write>,
+        flush: bool,
     ) -> Result<ApplyReport> {
         self.require(id)?;
         let path = self.image_path(id);
@@ -292,19 +294,22 @@ impl Overlay2 {
         // each when a lookup first reaches it (a parent left out is
         // found in the layer just below: one mount, not one per layer
         // below), and for as long as the image is being written.
-        let below = self.image_chain(id, false)?;
+        // Each lower's link is read when that layer is first reached too:
+        // a deep chain's layers are mostly never looked at.
+        let below = self.lower_of(id)?.unwrap_or_default();
         let held = std::sync::Mutex::new(Vec::new());
         let mut prepare = || -> std::io::Result<strata_archive::Lowers<'_>> {
             let (below, held) = (&below, &held);
             let open = move |i: usize| -> std::io::Result<std::os::fd::OwnedFd> {
-                let layer: &String = &below[i];
-                let lock = self.refs.lock().map_err(std::io::Error::other)?;
-                self.hold_images(&lock, std::slice::from_ref(layer))
+                let layer = self
+                    .layer_of_short(&below[i])
                     .map_err(std::io::Error::other)?;
-                held.lock()
-                    .unwrap_or_else(|e| e.into_inner())
-                    .push(layer.clone());
-                strata_sys::fs::open_dir(&self.dir(layer).join("diff"))
+                let lock = self.refs.lock().map_err(std::io::Error::other)?;
+                self.hold_images(&lock, std::slice::from_ref(&layer))
+                    .map_err(std::io::Error::other)?;
+                let dir = self.dir(&layer).join("diff");
+                held.lock().unwrap_or_else(|e| e.into_inner()).push(layer);
+                strata_sys::fs::open_dir(&dir)
             };
             Ok(strata_archive::Lowers::lazy(
                 below.len(),
@@ -312,7 +317,7 @@ impl Overlay2 {
                 Box::new(open),
             ))
         };
-        let written = self.write_image_over(id, &path, input, record, &mut prepare);
+        let written = self.write_image_over(id, &path, input, record, &mut prepare, flush);
         let held = held.into_inner().unwrap_or_else(|e| e.into_inner());
         let released = if held.is_empty() {
             Ok(())
@@ -333,11 +338,12 @@ impl Overlay2 {
         input: &mut (dyn Read + Send),
         record: Option<&mut dyn Write>,
         below: &mut strata_erofs::Below<'_>,
+        flush: bool,
     ) -> Result<ApplyReport> {
         // Full images are made durable here, one fsync each (see
-        // `flushes_layers`); object mode leaves it to the store's flush of
-        // its file system before it publishes the layer.
-        let flush = crate::Driver::flushes_layers(self);
+        // `flushes_layers`), unless the caller flushes the file system
+        // (`apply_diff_unflushed`); object mode leaves it to the store's
+        // flush of its file system before it publishes the layer.
         let opts = strata_erofs::Options {
             opaque_xattr: self.xattrs,
             lowers: Vec::new(),

@@ -720,10 +720,12 @@ impl Driver for Overlay2 {
         parent: Option<&str>,
         input: &mut (dyn Read + Send),
         record: Option<&mut dyn Write>,
+        flush: crate::Flush,
     ) -> Result<ApplyReport> {
         if self.images.is_some() && !self.dir(id).join(erofs::FILES).exists() {
             // Into the layer's image, whatever parent is named.
-            return self.write_image(id, input, record);
+            let here = flush == crate::Flush::Driver && self.flushes_layers();
+            return self.write_image(id, input, record, here);
         }
         // A layer that keeps its files in `diff/` over images: those
         // are mounted while it is applied, as copy-up looks in them.

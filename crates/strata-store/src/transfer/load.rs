@@ -12,6 +12,7 @@ use std::sync::Mutex;
 
 use sha2::{Digest as _, Sha256};
 use strata_archive::Digest;
+use strata_driver::Flush;
 use strata_image::{open_archive, read_images, ImageDesc, ImageRef, LayerDesc, Source, TarSource};
 
 use super::{LayerStatus, Progress};
@@ -37,6 +38,8 @@ struct Job<'a> {
     chain: Digest,
     parent: Parent,
     what: String,
+    /// Who makes the layer durable: the same for every job of a load.
+    flush: Flush,
 }
 
 enum Parent {
@@ -49,6 +52,15 @@ enum Parent {
 /// A begun layer: its staging directory (locked while this lives, so an
 /// `open` meanwhile leaves it alone) and driver id.
 type Slot = crate::staging::LiveStaging;
+
+/// From this many new layers on, a load on a driver that flushes each
+/// layer itself (erofs: an fsync of the image and of its records, each a
+/// journal commit) leaves that to one flush of the store's file system
+/// before publishing, as on overlay2: a flush per layer would cost more
+/// than the other dirty data a `syncfs` also writes. Below it, each layer
+/// is flushed alone, and a load of a few large layers never waits for
+/// unrelated writes.
+const ONE_FLUSH_FROM: usize = 8;
 
 /// Layers unpacked at once by `load` (the archive is local: the disk and
 /// the decompressors set the pace).
@@ -149,9 +161,15 @@ impl Store {
                     chain: chain.clone(),
                     parent,
                     what: format!("layer {} of {} ({})", i + 1, plan.what, lp.name),
+                    flush: Flush::Driver,
                 });
             }
             counts.push((new, present));
+        }
+        if jobs.len() >= ONE_FLUSH_FROM {
+            for j in &mut jobs {
+                j.flush = Flush::Caller;
+            }
         }
         // A driver whose layers copy their parent begins each after its
         // parent is filled (`unpack`, under the lock again, briefly).
@@ -193,7 +211,8 @@ impl Store {
             }
             let staged: Vec<&std::path::Path> =
                 layers.iter().map(|(s, _)| s.path.as_path()).collect();
-            self.layers.flush_staged(&staged)?;
+            let flush = jobs.first().map_or(Flush::Driver, |j| j.flush);
+            self.layers.flush_staged(&staged, flush)?;
             for (slot, layer) in &layers {
                 self.publish_layer(&lock, &slot.path, layer)?;
             }
@@ -448,9 +467,13 @@ impl Store {
                     total: Some(len),
                 },
             );
-            let filled = self
-                .layers
-                .fill(&slot.path, &slot.cache_id, parent_cache, &mut input);
+            let filled = self.layers.fill(
+                &slot.path,
+                &slot.cache_id,
+                parent_cache,
+                &mut input,
+                job.flush,
+            );
             // Whatever follows the tar's end is part of the blob too.
             let report = filled.and_then(|r| {
                 io::copy(&mut input, &mut io::sink())
