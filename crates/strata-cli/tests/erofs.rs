@@ -84,6 +84,30 @@ fn a_root_store_picks_erofs_by_itself() {
     assert_eq!(info["Storage Driver"], "erofs", "{info}");
 }
 
+/// A store on tmpfs, whose files the kernel cannot mount EROFS images
+/// from: the automatic choice says why and goes on to overlay2.
+#[test]
+fn a_store_on_tmpfs_goes_on_to_overlay2() {
+    let test = "a_store_on_tmpfs_goes_on_to_overlay2";
+    let Some(s) = on_erofs(test) else { return };
+    let dir = s.path("tmpfs");
+    fs::create_dir(&dir).unwrap();
+    sh(&format!("mount -t tmpfs tmpfs '{}'", dir.display()));
+    let _mounted = common::Unmount(dir.clone());
+    let root = dir.join("root");
+    let info = common::info_choosing(&root);
+    assert_eq!(info["Storage Driver"], "overlay2", "{info}");
+    let skipped = info["Drivers Skipped"].as_str().unwrap_or_default();
+    assert!(
+        skipped.contains("; erofs: ") && skipped.contains("not tmpfs"),
+        "{info}"
+    );
+    assert!(
+        !root.join("erofs").exists(),
+        "the skipped driver left its home"
+    );
+}
+
 /// import, create, change, diff, commit, a container of the commit,
 /// export, save, rmi and load back, check: image layers as image files,
 /// nothing mounted once nothing is in use.

@@ -658,15 +658,6 @@ fn a_driver_the_automatic_choice_skips_leaves_no_home() {
     if !require_root() {
         return;
     }
-    struct Unmount(PathBuf);
-    impl Drop for Unmount {
-        fn drop(&mut self) {
-            let _ = std::process::Command::new("umount")
-                .arg("-l")
-                .arg(&self.0)
-                .status();
-        }
-    }
     let dir = tempfile::tempdir().unwrap();
     let p = |s: &str| dir.path().join(s);
     for d in ["lower", "upper", "work", "merged"] {
@@ -684,7 +675,7 @@ fn a_driver_the_automatic_choice_skips_leaves_no_home() {
         .output()
         .unwrap();
     assert_success(&mount);
-    let _mounted = Unmount(p("merged"));
+    let _mounted = common::Unmount(p("merged"));
     let root = p("merged/root");
     let info = common::info_choosing(&root);
     let chosen = info["Storage Driver"].as_str().unwrap().to_owned();

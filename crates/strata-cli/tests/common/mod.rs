@@ -265,6 +265,15 @@ pub fn succeeded(what: &str, out: Output) -> String {
     String::from_utf8(out.stdout).unwrap().trim().to_owned()
 }
 
+/// A mount a test made, taken down (lazily) when dropped.
+pub struct Unmount(pub PathBuf);
+
+impl Drop for Unmount {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg("-l").arg(&self.0).status();
+    }
+}
+
 /// `strata --root ROOT info --format json`, letting the store choose its
 /// driver.
 pub fn info_choosing(root: &Path) -> Value {

@@ -243,7 +243,9 @@ pub(crate) fn probe(home: &Path, read_only: bool) -> Result<()> {
         .and_then(|()| {
             mount::mount_erofs_file(&img, &mnt).map_err(|e| {
                 refused(format!(
-                    "{e} (file-backed EROFS needs Linux 6.12 with CONFIG_EROFS_FS_BACKED_BY_FILE)"
+                    "{e} (file-backed EROFS needs Linux 6.12 with \
+                     CONFIG_EROFS_FS_BACKED_BY_FILE, and image files on a file system \
+                     the kernel reads pages of directly: not tmpfs)"
                 ))
             })
         });
