@@ -224,12 +224,9 @@ fn a_commit_or_import_refused_for_its_tag_leaves_the_store_as_it_was() {
     if !require_root() {
         return;
     }
+    let test = "a_commit_or_import_refused_for_its_tag_leaves_the_store_as_it_was";
     for driver in ["overlay2", "erofs"] {
-        if driver == "erofs" && !common::kernel_has("erofs") {
-            common::skip(
-                "a_commit_or_import_refused_for_its_tag_leaves_the_store_as_it_was",
-                "the kernel has no EROFS",
-            );
+        if driver == "erofs" && !common::require_kernel_fs(test, "erofs") {
             continue;
         }
         let s = Strata::new(driver);

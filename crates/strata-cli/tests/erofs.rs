@@ -26,8 +26,7 @@ fn on_erofs(test: &str) -> Option<Strata> {
     if !require_root() {
         return None;
     }
-    if !common::kernel_has("erofs") {
-        skip(test, "the kernel has no EROFS");
+    if !common::require_kernel_fs(test, "erofs") {
         return None;
     }
     Some(Strata::new("erofs"))

@@ -691,11 +691,8 @@ fn a_container_stacks_up_to_the_kernels_500_lower_layers() {
 /// loading this image 125,000 mounts and a minute and a half).
 #[test]
 fn a_container_stacks_up_to_the_kernels_500_lower_layers_on_erofs() {
-    if !common::kernel_has("erofs") {
-        common::skip(
-            "a_container_stacks_up_to_the_kernels_500_lower_layers_on_erofs",
-            "the kernel has no EROFS",
-        );
+    let test = "a_container_stacks_up_to_the_kernels_500_lower_layers_on_erofs";
+    if !common::require_kernel_fs(test, "erofs") {
         return;
     }
     let Some(s) = store_on("erofs") else { return };

@@ -16,7 +16,7 @@ use std::collections::BTreeSet;
 use std::fs;
 use std::path::{Path, PathBuf};
 
-use common::{listing, require_root, save_unpacked, sh, sha256_of, skip, untar, Strata};
+use common::{listing, require_root, save_unpacked, sh, sha256_of, untar, Strata};
 use containers::on_terminal;
 use fixtures::{
     assert_same_tree, have_tools, last_frame, shows, strings, without_escapes, BUSYBOX_TREE,
@@ -710,8 +710,7 @@ fn a_terabyte_sparse_file_imports_as_holes_and_saves_byte_for_byte() {
         return;
     }
     for driver in ["overlay2", "erofs"] {
-        if driver == "erofs" && !common::kernel_has("erofs") {
-            skip(test, "erofs: the kernel has no EROFS");
+        if driver == "erofs" && !common::require_kernel_fs(test, "erofs") {
             continue;
         }
         sparse_terabyte_on(driver);

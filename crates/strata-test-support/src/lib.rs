@@ -69,6 +69,12 @@ pub fn kernel_has(fs_type: &str) -> bool {
         .any(|l| l.split_whitespace().last() == Some(fs_type))
 }
 
+/// Whether `test` can run on a kernel file system `fs_type` here: true,
+/// or a loud SKIPPED (a failure under CI) saying the kernel lacks it.
+pub fn require_kernel_fs(test: &str, fs_type: &str) -> bool {
+    kernel_has(fs_type) || skip(test, &format!("the kernel has no {fs_type}"))
+}
+
 /// Runs `cmd` to its end and returns its output; fails the test, naming
 /// the command and showing its stderr, when it cannot start or exits
 /// with an error.

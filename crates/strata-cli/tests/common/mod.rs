@@ -15,7 +15,7 @@ use serde_json::Value;
 /// The requirement checks every test crate shares: a loud SKIPPED line
 /// when one is not met here, a failure under CI.
 #[allow(unused_imports)] // Not every test file uses every check.
-pub use strata_test_support::{kernel_has, require_root, skip};
+pub use strata_test_support::{require_kernel_fs, require_root, skip};
 
 /// A store on `driver` when running as root; `None` (SKIPPED, or a
 /// failure under CI) otherwise.
