@@ -45,7 +45,13 @@ impl Store {
             (config, parent, staged)
         };
         let parent_cache = parent.as_ref().map(|p| p.cache_id.as_str());
-        let filled = self.fill_from_container(c, &staged, parent_cache);
+        let init = c.init_id();
+        let filled = self.fill_from_diff(
+            &staged,
+            parent_cache,
+            (&c.mount_id, Some(&init)),
+            &format!("diff of container {}", c.name),
+        );
         let lock = self.lock()?;
         let report = self
             .layers
@@ -121,22 +127,24 @@ impl Store {
         Ok(())
     }
 
-    /// Streams the container's diff into a begun layer through a pipe:
-    /// the change is never held whole, on disk or in memory.
-    fn fill_from_container(
+    /// Streams the driver's diff of layer `id` against `from` into a
+    /// begun layer through a pipe: the change is never held whole, on
+    /// disk or in memory. `what` names the diff in errors.
+    pub(crate) fn fill_from_diff(
         &self,
-        c: &Container,
         staged: &LiveStaging,
         parent_cache: Option<&str>,
+        (id, from): (&str, Option<&str>),
+        what: &str,
     ) -> Result<strata_driver::ApplyReport> {
         let (mut reader, writer) = std::io::pipe().ctx(|| "making a pipe".into())?;
         std::thread::scope(|s| {
             let diff = s.spawn(move || {
                 let mut w = std::io::BufWriter::with_capacity(1 << 20, writer);
-                let r = self.driver.diff(&c.mount_id, Some(&c.init_id()), &mut w);
+                let r = self.driver.diff(id, from, &mut w);
                 let flushed = w.flush();
-                r.map_err(|e| Error::driver(format!("diff of container {}", c.name), e))
-                    .and_then(|rep| flushed.map(|()| rep).ctx(|| "writing the diff".into()))
+                r.map_err(|e| Error::driver(what, e))
+                    .and_then(|rep| flushed.map(|()| rep).ctx(|| format!("writing the {what}")))
             });
             let filled = self.layers.fill(
                 &staged.path,
@@ -159,7 +167,7 @@ impl Store {
 }
 
 /// Whether an error comes from writing to a pipe whose reader went away.
-pub(crate) fn is_broken_pipe(e: &Error) -> bool {
+fn is_broken_pipe(e: &Error) -> bool {
     let mut cur: Option<&(dyn std::error::Error + 'static)> = Some(e);
     while let Some(err) = cur {
         if err

@@ -12,16 +12,13 @@
 //!   is not the host's and none was asked for (moby
 //!   `daemon/create.go`); strata says the same.
 
-use std::io::Write;
-
 use serde_json::{json, Value};
 use strata_archive::Digest;
 use strata_driver::Flush;
 
 use crate::container::Container;
-use crate::error::{Error, ErrorKind, IoContext, Result};
+use crate::error::{Error, ErrorKind, Result};
 use crate::publish::{Filled, NewImage};
-use crate::staging::LiveStaging;
 use crate::{ImageRef, Store};
 
 /// The deepest image Docker runs.
@@ -119,7 +116,12 @@ impl Store {
             (id, config, top, staged)
         };
         let filled = match &top {
-            Some(top) => self.fill_flat(&top.cache_id, &staged),
+            Some(top) => self.fill_from_diff(
+                &staged,
+                None,
+                (&top.cache_id, None),
+                &format!("tree of layer {}", top.cache_id),
+            ),
             // An image without layers flattens to one empty layer.
             None => self.layers.fill(
                 &staged.path,
@@ -165,34 +167,5 @@ impl Store {
             },
         )?;
         Ok(new)
-    }
-
-    /// Streams the whole tree of driver layer `top` (its diff against
-    /// nothing) into a begun layer through a pipe.
-    fn fill_flat(&self, top: &str, staged: &LiveStaging) -> Result<strata_driver::ApplyReport> {
-        let (mut reader, writer) = std::io::pipe().ctx(|| "making a pipe".into())?;
-        std::thread::scope(|s| {
-            let diff = s.spawn(move || {
-                let mut w = std::io::BufWriter::with_capacity(1 << 20, writer);
-                let r = self.driver.diff(top, None, &mut w);
-                let flushed = w.flush();
-                r.map_err(|e| Error::driver(format!("reading layer {top}"), e))
-                    .and_then(|rep| flushed.map(|()| rep).ctx(|| "writing the tree".into()))
-            });
-            let filled = self.layers.fill(
-                &staged.path,
-                &staged.cache_id,
-                None,
-                &mut reader,
-                Flush::Driver,
-            );
-            drop(reader);
-            let read = diff.join().expect("the reading thread does not panic");
-            match (read, filled) {
-                (Ok(_), filled) => filled,
-                (Err(d), Err(l)) if crate::commit::is_broken_pipe(&d) => Err(l),
-                (Err(d), _) => Err(d),
-            }
-        })
     }
 }
