@@ -175,6 +175,15 @@ pub(super) struct BlobRecord {
 
 /// Whether a blob of `media_type` is what `compression` makes (Docker's
 /// and OCI's names for one format alike).
+/// Where a push sends layers, and how.
+#[derive(Clone, Copy)]
+struct Dest<'a> {
+    client: &'a Client,
+    repo: &'a str,
+    opts: &'a PushOptions,
+    progress: &'a dyn Progress,
+}
+
 fn same_format(media_type: &str, compression: LayerCompression) -> bool {
     match compression {
         LayerCompression::Gzip => media_type.ends_with("gzip"),
@@ -225,9 +234,13 @@ impl Store {
         );
         let ctx = |e: Error| Error::with(e.kind(), what.clone(), e);
         progress.start(0, plan.layers.len());
-        let reached = self
-            .push_layers(client, repository, &plan.layers, opts, progress)
-            .map_err(ctx)?;
+        let to = Dest {
+            client,
+            repo: repository,
+            opts,
+            progress,
+        };
+        let reached = self.push_layers(&to, &plan.layers).map_err(ctx)?;
         let (mut sent, mut present, mut mounted) = (0, 0, 0);
         let mut descriptors = Vec::new();
         for (digest, size, how) in reached {
@@ -282,14 +295,8 @@ impl Store {
     /// Every layer of `layers`, `max_concurrent_uploads` at a time:
     /// where each went, in the order given. A failure stops the layers not
     /// yet begun; the first in the image's order is the one returned.
-    fn push_layers(
-        &self,
-        client: &Client,
-        repo: &str,
-        layers: &[Layer],
-        opts: &PushOptions,
-        progress: &dyn Progress,
-    ) -> Result<Vec<LayerPushed>> {
+    fn push_layers(&self, to: &Dest<'_>, layers: &[Layer]) -> Result<Vec<LayerPushed>> {
+        let (opts, progress) = (to.opts, to.progress);
         let next = AtomicUsize::new(0);
         let failed = AtomicBool::new(false);
         let done: Mutex<Vec<Option<Result<LayerPushed>>>> =
@@ -306,7 +313,7 @@ impl Store {
                     }
                     let i = next.fetch_add(1, Ordering::Relaxed);
                     let Some(layer) = layers.get(i) else { return };
-                    let got = self.push_layer(client, repo, layer, opts, progress);
+                    let got = self.push_layer(to, layer);
                     match &got {
                         Err(_) => failed.store(true, Ordering::Relaxed),
                         Ok((_, _, how)) => {
@@ -330,21 +337,13 @@ impl Store {
 
     /// Sends `layer` compressed unless the repository has it or can
     /// mount it: its digest, compressed size, and how it got there.
-    fn push_layer(
-        &self,
-        client: &Client,
-        repo: &str,
-        layer: &Layer,
-        opts: &PushOptions,
-        progress: &dyn Progress,
-    ) -> Result<LayerPushed> {
+    fn push_layer(&self, to: &Dest<'_>, layer: &Layer) -> Result<LayerPushed> {
         let what = format!("layer {}", layer.diff_id);
-        let here = format!("{}/{repo}", client.registry());
-        let compression = opts.compression;
-        let reached = self.push_known(client, repo, layer, compression, &here)?;
-        let (digest, size, how) = match reached {
+        let here = format!("{}/{}", to.client.registry(), to.repo);
+        let compression = to.opts.compression;
+        let (digest, size, how) = match self.push_known(to, layer, &here)? {
             Some(r) => r,
-            None => self.push_unknown(&what, client, repo, layer, opts, progress)?,
+            None => self.push_unknown(&what, to, layer)?,
         };
         let record = BlobRecord {
             digest: digest.to_string(),
@@ -360,14 +359,8 @@ impl Store {
     /// `layer` by where its blob was pushed before, with no compression
     /// pass: present in `repo`, or mounted from another repository of
     /// the registry; `None` when no record serves.
-    fn push_known(
-        &self,
-        client: &Client,
-        repo: &str,
-        layer: &Layer,
-        compression: LayerCompression,
-        here: &str,
-    ) -> Result<Option<LayerPushed>> {
+    fn push_known(&self, to: &Dest<'_>, layer: &Layer, here: &str) -> Result<Option<LayerPushed>> {
+        let (client, repo, compression) = (to.client, to.repo, to.opts.compression);
         let what = format!("layer {}", layer.diff_id);
         let prefix = format!("{}/", client.registry());
         let mut known: Vec<(Digest, String, u64)> = self
@@ -405,15 +398,13 @@ impl Store {
     /// hashes what it sends and names that digest when it ends. The
     /// upload runs on a thread of its own, so that compression goes on
     /// while the bytes before are on their way.
-    fn push_unknown(
-        &self,
-        what: &str,
-        client: &Client,
-        repo: &str,
-        layer: &Layer,
-        opts: &PushOptions,
-        progress: &dyn Progress,
-    ) -> Result<LayerPushed> {
+    fn push_unknown(&self, what: &str, to: &Dest<'_>, layer: &Layer) -> Result<LayerPushed> {
+        let Dest {
+            client,
+            repo,
+            opts,
+            progress,
+        } = *to;
         let level = opts.level()?;
         progress.layer(&layer.diff_id, LayerStatus::Pushing { done: 0 });
         let (tx, rx) = sync_channel::<Piece>(PIPE_DEPTH);
