@@ -261,18 +261,12 @@ impl Runtime {
             .stdin(Stdio::null())
             .output()
             .map_err(|e| Error::io(format!("running {}", self.path.display()), e))?;
-        if out.status.success() {
-            Ok(())
-        } else {
-            Err(Error::new(
+        match strata_sys::process::failure(&out) {
+            None => Ok(()),
+            Some(why) => Err(Error::new(
                 ErrorKind::Io,
-                format!(
-                    "{} {}: {}",
-                    self.path.display(),
-                    args.join(" "),
-                    String::from_utf8_lossy(&out.stderr).trim()
-                ),
-            ))
+                format!("{} {}: {why}", self.path.display(), args.join(" ")),
+            )),
         }
     }
 

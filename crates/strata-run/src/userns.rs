@@ -387,17 +387,13 @@ fn new_map(tool: &str, pid: u32, own: u32, ranges: &[(u32, u32)]) -> Result<(), 
         .stdin(Stdio::null())
         .output()
         .map_err(|e| Error::io(format!("running {tool}"), e))?;
-    if !out.status.success() {
-        return Err(Error::new(
+    match strata_sys::process::failure(&out) {
+        None => Ok(()),
+        Some(why) => Err(Error::new(
             ErrorKind::PermissionDenied,
-            format!(
-                "{tool} {} failed: {}",
-                args.join(" "),
-                String::from_utf8_lossy(&out.stderr).trim()
-            ),
-        ));
+            format!("{tool} {} failed: {why}", args.join(" ")),
+        )),
     }
-    Ok(())
 }
 
 /// Replaces this process with `program` (found on `PATH` when it has no

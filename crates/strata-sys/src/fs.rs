@@ -12,7 +12,7 @@ use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
 
-use rustix::fs::{AtFlags, FileType, Mode, OFlags, Stat, Timespec, Timestamps, CWD};
+use rustix::fs::{AtFlags, FileType, Mode, OFlags, ResolveFlags, Stat, Timespec, Timestamps, CWD};
 use rustix::process::{Gid, Uid};
 
 /// `open(path, O_DIRECTORY)`: opens a directory the caller names by path
@@ -75,14 +75,40 @@ pub fn open_file_at(dir: BorrowedFd<'_>, name: &OsStr) -> io::Result<File> {
 /// reads a file named by a relative path that may cross symlinks, as long
 /// as every step stays under `dir` (`EXDEV` when one would leave it).
 pub fn open_beneath(dir: BorrowedFd<'_>, path: &Path) -> io::Result<File> {
-    let fd = rustix::fs::openat2(
+    let fd = openat2(
         dir,
         path,
         OFlags::RDONLY | OFlags::CLOEXEC | OFlags::NOCTTY,
-        Mode::empty(),
-        rustix::fs::ResolveFlags::BENEATH | rustix::fs::ResolveFlags::NO_MAGICLINKS,
+        ResolveFlags::BENEATH,
     )?;
     Ok(File::from(fd))
+}
+
+/// `openat2(dir, path, flags, resolve|RESOLVE_NO_MAGICLINKS)`, again
+/// while it says `EAGAIN`: with `RESOLVE_BENEATH` or `RESOLVE_IN_ROOT`,
+/// the kernel gives up on a path through `..` when a rename or a mount
+/// happened anywhere on the system meanwhile, and asks the caller to
+/// retry (openat2(2)). A busy machine makes that common; it is not
+/// refused. Bounded, so a machine renaming without pause still answers.
+fn openat2(
+    dir: BorrowedFd<'_>,
+    path: &Path,
+    flags: OFlags,
+    resolve: ResolveFlags,
+) -> io::Result<OwnedFd> {
+    let mut tries = 0;
+    loop {
+        match rustix::fs::openat2(
+            dir,
+            path,
+            flags,
+            Mode::empty(),
+            resolve | ResolveFlags::NO_MAGICLINKS,
+        ) {
+            Err(rustix::io::Errno::AGAIN) if tries < 1000 => tries += 1,
+            other => return Ok(other?),
+        }
+    }
 }
 
 /// [`open_beneath`] for a file that must be a regular one: `openat2` with
@@ -91,12 +117,11 @@ pub fn open_beneath(dir: BorrowedFd<'_>, path: &Path) -> io::Result<File> {
 /// (a watchdog arms, a tape rewinds), so a node planted at `path` is never
 /// opened.
 pub fn open_regular_beneath(dir: BorrowedFd<'_>, path: &Path) -> io::Result<File> {
-    let node = rustix::fs::openat2(
+    let node = openat2(
         dir,
         path,
         OFlags::PATH | OFlags::CLOEXEC,
-        Mode::empty(),
-        rustix::fs::ResolveFlags::BENEATH | rustix::fs::ResolveFlags::NO_MAGICLINKS,
+        ResolveFlags::BENEATH,
     )?;
     Ok(read_regular_node(node.as_fd(), None)?.0)
 }
@@ -506,12 +531,11 @@ pub fn random_bytes(buf: &mut [u8]) -> io::Result<()> {
 /// `fstat`: what `path` is when `dir` is taken as `/` (absolute symlinks
 /// and `..` stay inside), as a process chrooted there would see it.
 pub fn stat_in_root(dir: BorrowedFd<'_>, path: &Path) -> io::Result<Stat> {
-    let fd = rustix::fs::openat2(
+    let fd = openat2(
         dir,
         path,
         OFlags::PATH | OFlags::CLOEXEC,
-        Mode::empty(),
-        rustix::fs::ResolveFlags::IN_ROOT | rustix::fs::ResolveFlags::NO_MAGICLINKS,
+        ResolveFlags::IN_ROOT,
     )?;
     Ok(rustix::fs::fstat(&fd)?)
 }

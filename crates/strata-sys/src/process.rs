@@ -24,6 +24,12 @@ pub fn nofile_limit() -> (Option<u64>, Option<u64>) {
     (l.current, l.maximum)
 }
 
+/// What a finished command said on stderr (trimmed), when it failed
+/// (exited other than 0 or was killed); `None` when it succeeded.
+pub fn failure(out: &std::process::Output) -> Option<String> {
+    (!out.status.success()).then(|| String::from_utf8_lossy(&out.stderr).trim().to_owned())
+}
+
 /// Whether process `pid` exists (`kill(pid, 0)`; a process of another
 /// user counts as existing).
 pub fn alive(pid: u32) -> bool {

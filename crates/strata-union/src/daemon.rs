@@ -143,16 +143,12 @@ fn fusermount_unmount(mountpoint: &Path, lazy: bool) -> Result<()> {
                 e,
             )
         })?;
-    if out.status.success() {
-        Ok(())
-    } else {
-        Err(Error::new(
+    match strata_sys::process::failure(&out) {
+        None => Ok(()),
+        Some(why) => Err(Error::new(
             ErrorKind::Io,
-            format!(
-                "fusermount3 -u {mountpoint:?}: {}",
-                String::from_utf8_lossy(&out.stderr).trim()
-            ),
-        ))
+            format!("fusermount3 -u {mountpoint:?}: {why}"),
+        )),
     }
 }
 
