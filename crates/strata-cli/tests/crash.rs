@@ -435,7 +435,9 @@ impl Strata {
     /// random; the markers become an earlier boot's.
     fn power_cut(&self, rng: &mut Rng) {
         let root = self.root();
-        let unflushed = root.join("image/overlay2/layerdb/unflushed");
+        let image = root.join("image").join(self.driver);
+        let home = root.join(self.driver);
+        let unflushed = image.join("layerdb/unflushed");
         for boot in fs::read_dir(&unflushed).unwrap() {
             let boot = boot.unwrap().path();
             for m in fs::read_dir(&boot).unwrap() {
@@ -443,12 +445,12 @@ impl Strata {
                 let (id, mount) = name.split_once('.').unwrap();
                 let mut written = vec![
                     root.join("containers").join(id).join("config.json"),
-                    root.join("overlay2").join(mount).join("link"),
-                    root.join("overlay2").join(mount).join("lower"),
-                    root.join("overlay2").join(format!("{mount}-init/link")),
-                    root.join("overlay2").join(format!("{mount}-init/lower")),
+                    home.join(mount).join("link"),
+                    home.join(mount).join("lower"),
+                    home.join(format!("{mount}-init/link")),
+                    home.join(format!("{mount}-init/lower")),
                 ];
-                let record = root.join("image/overlay2/layerdb/mounts").join(id);
+                let record = image.join("layerdb/mounts").join(id);
                 for f in ["mount-id", "init-id", "parent"] {
                     written.push(record.join(f));
                 }
@@ -473,9 +475,9 @@ impl Strata {
 /// with it what `create` did not flush: once the store is opened, every
 /// container is whole (it mounts, with its init layer and its image) or
 /// absent, and `strata check` finds nothing at all.
-fn create_killed_then_power_cut() {
-    let s = Strata::new("overlay2");
-    let mut rng = Rng::seeded("create_killed_then_power_cut");
+fn create_killed_then_power_cut(driver: &'static str) {
+    let s = Strata::new(driver);
+    let mut rng = Rng::seeded(&format!("create_killed_then_power_cut({driver})"));
     let tar = s.rootfs_tar(1, 40);
     s.ok(&["import", tar.to_str().unwrap(), "base"]);
     let full = timed(|| {
@@ -674,7 +676,14 @@ fn create_killed_erofs() {
 #[test]
 fn create_killed_then_power_cut_overlay2() {
     if require_root() {
-        create_killed_then_power_cut();
+        create_killed_then_power_cut("overlay2");
+    }
+}
+
+#[test]
+fn create_killed_then_power_cut_erofs() {
+    if require_root() && common::require_kernel_fs("create_killed_then_power_cut_erofs", "erofs") {
+        create_killed_then_power_cut("erofs");
     }
 }
 
