@@ -385,17 +385,24 @@ fn rmi_killed(driver: &'static str) {
     s.repair_then_clean();
 }
 
-/// `create` killed at random moments: every container that survives has
-/// its init and read-write layers and mounts; every name either names a
-/// working container or is free again.
-fn create_killed(driver: &'static str) {
+/// A store on `driver` with an image `base`, the generator for `test`,
+/// and how long an uninterrupted `create` of it takes (ms).
+fn base_to_create_on(driver: &'static str, test: &str) -> (Strata, Rng, u64) {
     let s = Strata::new(driver);
-    let mut rng = Rng::seeded(&format!("create_killed({driver})"));
+    let rng = Rng::seeded(&format!("{test}({driver})"));
     let tar = s.rootfs_tar(1, 40);
     s.ok(&["import", tar.to_str().unwrap(), "base"]);
     let full = timed(|| {
         s.ok(&["create", "--name", "whole", "base"]);
     });
+    (s, rng, full)
+}
+
+/// `create` killed at random moments: every container that survives has
+/// its init and read-write layers and mounts; every name either names a
+/// working container or is free again.
+fn create_killed(driver: &'static str) {
+    let (s, mut rng, full) = base_to_create_on(driver, "create_killed");
     let mut finished = 0;
     for i in 0..KILLS {
         let at = Duration::from_millis(rng.below(full * 13 / 10 + 1));
@@ -476,13 +483,7 @@ impl Strata {
 /// container is whole (it mounts, with its init layer and its image) or
 /// absent, and `strata check` finds nothing at all.
 fn create_killed_then_power_cut(driver: &'static str) {
-    let s = Strata::new(driver);
-    let mut rng = Rng::seeded(&format!("create_killed_then_power_cut({driver})"));
-    let tar = s.rootfs_tar(1, 40);
-    s.ok(&["import", tar.to_str().unwrap(), "base"]);
-    let full = timed(|| {
-        s.ok(&["create", "--name", "whole", "base"]);
-    });
+    let (s, mut rng, full) = base_to_create_on(driver, "create_killed_then_power_cut");
     let (mut whole, mut gone) = (0, 0);
     for i in 0..KILLS {
         let at = Duration::from_millis(rng.below(full * 13 / 10 + 1));

@@ -21,22 +21,19 @@ const LINK_CAP: u64 = 4 << 10;
 /// 500 layers of `l/<26>:` fit in 16 KiB.
 const LOWER_CAP: u64 = 64 << 10;
 
-/// The driver's own entries beside the layers.
-const OWN: &[&str] = &[
-    "l",
-    "refs",
-    "lock",
-    "image-refs",
-    "erofs-probe",
-    "verity",
-    "objects",
-    "objects-mode",
-    "objects.lock",
-];
+/// The driver's own entries beside the layers: the names no layer may
+/// have ([`crate::RESERVED`]), but vfs's `dir`.
+fn own() -> Vec<&'static str> {
+    crate::RESERVED
+        .iter()
+        .copied()
+        .filter(|n| *n != "dir")
+        .collect()
+}
 
 impl Check for Overlay2 {
     fn list(&self) -> Result<Listing> {
-        check::list_layers(&self.home, OWN)
+        check::list_layers(&self.home, &own())
     }
 
     /// `l/` links to nothing; objects no image names.
@@ -372,7 +369,7 @@ mod tests {
 
     #[test]
     fn check_id_reserves_the_entries_the_check_skips() {
-        for own in OWN {
+        for own in own() {
             assert!(crate::check_id(own).is_err(), "{own} is a valid layer id");
         }
     }
