@@ -64,8 +64,7 @@ fn a_store_on_btrfs_chooses_btrfs() {
     let home = s.path("nobody");
     fs::create_dir(&home).unwrap();
     std::os::unix::fs::chown(&home, Some(65534), Some(65534)).unwrap();
-    let exe = s.path("strata");
-    fs::copy(env!("CARGO_BIN_EXE_strata"), &exe).unwrap();
+    let exe = common::copy_of_strata(&s.path("strata"));
     let as_nobody = |userns: &str, args: &[&str]| {
         let out = Command::new("setpriv")
             .args(["--reuid=65534", "--regid=65534", "--clear-groups"])

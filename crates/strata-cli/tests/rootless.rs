@@ -58,8 +58,7 @@ impl Rootless {
             std::os::unix::fs::chown(&p, Some(uid), Some(gid)).unwrap();
         }
         // A copy the user may run (the build tree may be closed to it).
-        let exe = dir.path().join("strata");
-        fs::copy(env!("CARGO_BIN_EXE_strata"), &exe).unwrap();
+        let exe = common::copy_of_strata(&dir.path().join("strata"));
         Some(Rootless {
             dir,
             uid,

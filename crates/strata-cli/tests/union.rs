@@ -287,8 +287,7 @@ fn an_unprivileged_user_mounts_and_unmounts_a_union() {
     fs::set_permissions(b, fs::Permissions::from_mode(0o755)).unwrap();
     dirs(b, &["lo/sub", "up", "mnt"]);
     fs::write(b.join("lo/sub/file"), "lower").unwrap();
-    let exe = b.join("strata");
-    fs::copy(env!("CARGO_BIN_EXE_strata"), &exe).unwrap();
+    let exe = common::copy_of_strata(&b.join("strata"));
     sh(&format!(
         "chown -R 65534:65534 '{0}/up' '{0}/mnt' '{0}/lo'",
         b.display()
@@ -348,8 +347,7 @@ fn a_store_without_root_runs_on_the_fuse_driver() {
         "tar --numeric-owner -C '{0}/rootfs' -cf '{0}/rootfs.tar' . && chown 65534:65534 '{0}'",
         b.display()
     ));
-    let exe = b.join("strata");
-    fs::copy(env!("CARGO_BIN_EXE_strata"), &exe).unwrap();
+    let exe = common::copy_of_strata(&b.join("strata"));
     let lines = as_nobody(
         b,
         &format!(

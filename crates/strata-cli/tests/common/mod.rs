@@ -265,6 +265,21 @@ pub fn succeeded(what: &str, out: Output) -> String {
     String::from_utf8(out.stdout).unwrap().trim().to_owned()
 }
 
+/// A copy of the strata binary at `to`, for a user the build tree may be
+/// closed to. Copied by `cp`, not in this process: a file this
+/// multithreaded process held open for writing while another test
+/// forked would stay open in the child until it execs, and running the
+/// copy meanwhile fails with ETXTBSY ("Text file busy").
+pub fn copy_of_strata(to: &Path) -> PathBuf {
+    let out = Command::new("cp")
+        .arg(env!("CARGO_BIN_EXE_strata"))
+        .arg(to)
+        .output()
+        .unwrap();
+    assert_success(&out);
+    to.to_path_buf()
+}
+
 /// A mount a test made, taken down (lazily) when dropped.
 pub struct Unmount(pub PathBuf);
 
