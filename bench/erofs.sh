@@ -11,6 +11,8 @@
 #   c2. create + mount of a lone container: the image not mounted by
 #      any other, as for `strata run` of one container (target <= 1.2x);
 #      then umount and rm, untimed
+#   j. commit of a one-file change (`/etc/motd`) in a container of the
+#      image (information: erofs writes the commit as an image)
 #   d. cold `find` of a container's root, caches dropped (target <= 1.2x)
 #   e. cold `tar -c` of a container's root, caches dropped (target <= 1.2x)
 #   f. disk used by the imported image (information)
@@ -118,6 +120,18 @@ for ((i = 0; i < R; i++)); do
     done
 done
 
+log "j. commit of a one-file change, $R rounds"
+for ((i = 0; i < R; i++)); do
+    for d in "${DRIVERS[@]}"; do
+        st "$d" c2 create --name "j$i" debian:bench >/dev/null
+        echo "round $i" >"$(st "$d" c2 mount "j$i")/etc/motd"
+        st "$d" c2 umount "j$i" >/dev/null
+        sync
+        T[commit-$d]+=" $(elapsed_us st "$d" c2 commit "j$i" "bench/j:$i")"
+        st "$d" c2 rm "j$i" >/dev/null
+    done
+done
+
 log "d, e. cold find and tar -c of a container's root, $R rounds"
 for ((i = 0; i < R; i++)); do
     for d in "${DRIVERS[@]}"; do
@@ -187,7 +201,7 @@ done
 report=$("$STRATA" --root "$RUN/g-erofs" check) || die "check of the object store: $report"
 
 printf '\n== rounds (ms)\n'
-for k in import rmi lone find tar dirty; do
+for k in import rmi lone commit find tar dirty; do
     for d in "${DRIVERS[@]}"; do
         # shellcheck disable=SC2086
         printf '%-8s %-9s %s\n' "$k" "$d" "$(msl ${T[$k-$d]})"
@@ -213,6 +227,11 @@ printf '%-46s %12s %12s %8s  %-10s %s\n' "c. create + mount per container ($C)" 
     "$(ratio "${T[create-erofs]}" "${T[create-overlay2]}")x" "<= 1.2x" \
     "$(verdict "$(ratio "${T[create-erofs]}" "${T[create-overlay2]}")" 1.2)"
 line "c2. create + mount of a lone container" lone 1.2
+# shellcheck disable=SC2086
+printf '%-46s %12s %12s %8s  %s\n' "j. commit of a one-file change (information)" \
+    "$(ms "$(best ${T[commit-erofs]})") ms" "$(ms "$(best ${T[commit-overlay2]})") ms" \
+    "$(ratio "$(best ${T[commit-erofs]})" "$(best ${T[commit-overlay2]})")x" \
+    "[median $(ratio "$(median ${T[commit-erofs]})" "$(median ${T[commit-overlay2]})")x]"
 line "d. cold find of a container's root" find 1.2
 line "e. cold tar -c of a container's root" tar 1.2
 printf '%-46s %9s MiB %8s MiB %8s  %s\n' "f. disk used by the image (information)" \

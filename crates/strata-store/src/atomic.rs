@@ -24,7 +24,7 @@ pub fn write_staged(path: &Path, data: &[u8]) -> Result<()> {
     fs::write(path, data).ctx(|| format!("writing {}", path.display()))
 }
 
-pub use strata_sys::atomic::sync_dir;
+pub use strata_sys::atomic::{sync_dir, sync_paths};
 
 /// The most a one-value record (`cache-id`, `parent`, `mount-id`,
 /// `names/<name>`, `size`, ...) may hold.

@@ -342,18 +342,17 @@ impl LayerStore {
         if flush == Flush::Caller || !self.driver.flushes_layers() {
             return self.sync_driver();
         }
+        let mut all: Vec<PathBuf> = Vec::new();
         for dir in staging {
             for e in fs::read_dir(dir).ctx(|| format!("listing {}", dir.display()))? {
                 let e = e.ctx(|| format!("listing {}", dir.display()))?;
                 if e.file_type().is_ok_and(|t| t.is_file()) {
-                    fs::File::open(e.path())
-                        .and_then(|f| f.sync_all())
-                        .ctx(|| format!("syncing {}", e.path().display()))?;
+                    all.push(e.path());
                 }
             }
-            atomic::sync_dir(dir).ctx(|| format!("syncing {}", dir.display()))?;
+            all.push(dir.to_path_buf());
         }
-        Ok(())
+        atomic::sync_paths(&all).ctx(|| "syncing the staged layers".into())
     }
 
     /// Makes the driver's content durable before the metadata that names

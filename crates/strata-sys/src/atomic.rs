@@ -31,6 +31,37 @@ pub fn sync_dir(dir: &Path) -> io::Result<()> {
     File::open(dir)?.sync_all()
 }
 
+/// fsync of every path (files and directories), the calls made at once,
+/// each on a thread of its own: a journaling file system (ext4's jbd2,
+/// xfs's log) then commits the changes together, where one call after
+/// another would wait for a journal commit each. Every path is synced;
+/// the first error is returned, naming its path.
+pub fn sync_paths<P: AsRef<Path> + Sync>(paths: &[P]) -> io::Result<()> {
+    let one = |p: &Path| {
+        File::open(p)
+            .and_then(|f| f.sync_all())
+            .map_err(|e| io::Error::new(e.kind(), format!("syncing {}: {e}", p.display())))
+    };
+    match paths {
+        [] => Ok(()),
+        [p] => one(p.as_ref()),
+        _ => std::thread::scope(|s| {
+            let calls: Vec<_> = paths
+                .iter()
+                .map(|p| s.spawn(move || one(p.as_ref())))
+                .collect();
+            calls
+                .into_iter()
+                .map(|c| {
+                    c.join()
+                        .unwrap_or_else(|_| Err(io::Error::other("an fsync thread panicked")))
+                })
+                .collect::<io::Result<Vec<()>>>()
+                .map(|_| ())
+        }),
+    }
+}
+
 /// A file being written under a temp name beside `dest`: [`commit`]
 /// makes it `dest`, durably; dropped uncommitted, it is removed.
 ///
@@ -209,20 +240,20 @@ impl Batch {
 
     /// Makes the temp files and what [`Batch::touched`] names durable,
     /// for a caller that flushes no whole file system: an fsync of each
-    /// temp file, then of each touched directory and its parent.
+    /// temp file and of each touched directory and its parent, all at
+    /// once ([`sync_paths`]; nothing is published before they all end).
     pub fn sync_files(&self) -> io::Result<()> {
-        for (from, _, _) in self.steps.iter().flatten().filter(|(_, _, tmp)| *tmp) {
-            File::open(from)?.sync_all()?;
-        }
-        let mut dirs: Vec<&Path> = Vec::new();
+        let mut all: Vec<&Path> = Vec::new();
+        let files = self.steps.iter().flatten().filter(|(_, _, tmp)| *tmp);
+        all.extend(files.map(|(from, _, _)| from.as_path()));
         for d in &self.touched {
             for d in [d.as_path(), parent(d)] {
-                if !dirs.contains(&d) {
-                    dirs.push(d);
+                if !all.contains(&d) {
+                    all.push(d);
                 }
             }
         }
-        dirs.into_iter().try_for_each(sync_dir)
+        sync_paths(&all)
     }
 
     /// Puts everything in place, step by step. The caller made it all

@@ -349,7 +349,8 @@ impl Overlay2 {
         let opts = strata_erofs::Options {
             opaque_xattr: self.xattrs,
             lowers: Vec::new(),
-            sync: flush,
+            // Synced below with its records, all at once.
+            sync: false,
             objects: self.images().objects.then(|| self.home.join(OBJECTS)),
         };
         // Objects this image is about to name are not removed meanwhile.
@@ -406,15 +407,25 @@ impl Overlay2 {
             let meta = self.dir(id).join(IMAGE_META);
             let meta_tmp = self.dir(id).join(format!(".{IMAGE_META}.tmp"));
             let text = format!("{} {digest} {} {verity}\n", report.data_end, report.size);
-            fs::File::create(&meta_tmp)
-                .and_then(|mut f| {
-                    f.write_all(text.as_bytes())?;
-                    if flush {
-                        f.sync_all()?;
-                    }
-                    Ok(())
-                })
-                .and_then(|()| fs::rename(&meta_tmp, &meta))
+            fs::write(&meta_tmp, text.as_bytes())
+                .ctx(|| format!("recording the image digest of layer {id}"))?;
+            if flush {
+                // The image, its digest record, and the records `create`
+                // wrote (its `link`, `lower`, the layer's directory and
+                // the home's entries for it), at once: then the renames.
+                let dir = self.dir(id);
+                let (home, l) = (self.home.clone(), self.home.join("l"));
+                let mut all = vec![tmp.clone(), meta_tmp.clone(), dir.clone(), home, l];
+                all.extend(
+                    ["link", "lower"]
+                        .map(|f| dir.join(f))
+                        .into_iter()
+                        .filter(|p| p.exists()),
+                );
+                strata_sys::atomic::sync_paths(&all)
+                    .ctx(|| format!("syncing the image of layer {id}"))?;
+            }
+            fs::rename(&meta_tmp, &meta)
                 .ctx(|| format!("recording the image digest of layer {id}"))?;
             fs::rename(&tmp, path).ctx(|| format!("putting the image of layer {id} in place"))?;
             // Its metadata was hashed as written: the first mount need not
@@ -439,7 +450,9 @@ impl Overlay2 {
                 }
             }
             if flush {
-                self.sync_layer_records(id)?;
+                // The two renames.
+                strata_sys::atomic::sync_dir(&self.dir(id))
+                    .ctx(|| format!("syncing the directory of layer {id}"))?;
             }
             Ok(report)
         })();
@@ -850,25 +863,6 @@ impl Overlay2 {
             let _ = fs::remove_dir(&unmount);
             release_images();
         }))
-    }
-
-    /// Makes what `create` wrote of layer `id` durable, as the store's
-    /// flush would have: its `link` and `lower`, its directory (with the
-    /// image's name in it), its entry in the home, its `l/` link.
-    fn sync_layer_records(&self, id: &str) -> Result<()> {
-        let dir = self.dir(id);
-        for f in ["link", "lower"] {
-            match fs::File::open(dir.join(f)) {
-                Ok(file) => file.sync_all(),
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
-                Err(e) => Err(e),
-            }
-            .ctx(|| format!("syncing the {f} of layer {id}"))?;
-        }
-        for d in [dir, self.home.clone(), self.home.join("l")] {
-            strata_sys::atomic::sync_dir(&d).ctx(|| format!("syncing {}", d.display()))?;
-        }
-        Ok(())
     }
 
     /// The object store, when the driver is erofs.
