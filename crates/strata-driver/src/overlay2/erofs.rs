@@ -984,14 +984,26 @@ impl Overlay2 {
         if self.images.is_none() {
             return f();
         }
-        let ids = self.image_chain(id, with_self)?;
+        self.with_images_of(&self.image_chain(id, with_self)?, f)
+    }
+
+    /// Runs `f` with the images of the layers `ids` mounted (those that
+    /// have one).
+    pub(crate) fn with_images_of<T>(
+        &self,
+        ids: &[String],
+        f: impl FnOnce() -> Result<T>,
+    ) -> Result<T> {
+        if self.images.is_none() {
+            return f();
+        }
         {
             let lock = self.refs.lock()?;
-            self.hold_images(&lock, &ids)?;
+            self.hold_images(&lock, ids)?;
         }
         let out = f();
         let lock = self.refs.lock()?;
-        let released = self.release_images(&lock, &ids);
+        let released = self.release_images(&lock, ids);
         let out = out?;
         released?;
         Ok(out)

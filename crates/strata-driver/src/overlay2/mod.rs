@@ -918,7 +918,9 @@ impl NativeDiff for Overlay2 {
 
     fn diff(&self, id: &str, _parent: Option<&str>, out: &mut dyn Write) -> Result<DiffReport> {
         self.require(id)?;
-        let (_, report) = self.with_images(id, true, || {
+        // The upper directory alone is read: an image layer's own image
+        // is mounted on it, the layers below are not looked at.
+        let (_, report) = self.with_images_of(&[id.to_owned()], || {
             strata_archive::diff_upper(&self.dir(id).join("diff"), out, self.xattrs)
                 .map_err(|e| Error::archive(format!("diff of layer {id}"), e))
         })?;
