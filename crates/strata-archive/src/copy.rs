@@ -22,11 +22,9 @@ use crate::apply::open_root;
 use crate::error::{Error, Result};
 use crate::path::{child, join, Components};
 use crate::root::Root;
+use crate::walk::MAX_SYMLINKS;
 use crate::whiteout::PREFIX;
 use crate::writer::{DiffReport, LayerWriter};
-
-/// Linux's own limit on symlinks followed in one lookup.
-const MAX_SYMLINKS: usize = 40;
 
 /// An object found inside a root by [`PathInRoot::resolve`].
 pub struct PathInRoot {

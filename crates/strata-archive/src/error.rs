@@ -15,6 +15,14 @@ pub enum ErrorKind {
     Corrupt,
 }
 
+/// An `io::Error` is an [`ErrorKind::Io`] (for crates that take this kind
+/// as theirs, as `strata-erofs` does).
+impl strata_types::IoKind for ErrorKind {
+    fn of_io(_: io::ErrorKind) -> Self {
+        ErrorKind::Io
+    }
+}
+
 /// Errors of this crate. Messages name the tar entry or the path and the
 /// reason; the underlying error, if any, is the `source`.
 #[derive(Debug, thiserror::Error)]

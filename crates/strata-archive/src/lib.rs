@@ -36,6 +36,7 @@ mod path;
 mod read;
 mod root;
 mod split;
+mod walk;
 mod whiteout;
 mod writer;
 
@@ -54,5 +55,6 @@ pub use lower::{LowerEntry, LowerKind, Lowers};
 pub use split::{
     apply_recording, reassemble, recorded_tar, recorded_tar_size, SplitRecorder, SplitTee,
 };
+pub use walk::{TooManyLinks, Walk, MAX_SYMLINKS};
 pub use whiteout::{OverlayXattrs, Target};
 pub use writer::DiffReport;

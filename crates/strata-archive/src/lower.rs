@@ -229,24 +229,7 @@ impl<'a> Lowers<'a> {
 
     /// Whether `comps` is visible in the merged lower view.
     pub fn exists(&self, comps: &[Vec<u8>]) -> io::Result<bool> {
-        let Some((last, parent)) = comps.split_last() else {
-            return Ok(true);
-        };
-        for i in 0..self.layers.len() {
-            match self.dir_in(self.layer(i)?, parent)? {
-                Found::Hidden => return Ok(false),
-                Found::Missing => continue,
-                Found::Dir(fd, opaque) => {
-                    if let Some(st) = fs::lstat_at(fd.as_fd(), fs::os(last))? {
-                        return Ok(!is_whiteout(&st));
-                    }
-                    if opaque {
-                        return Ok(false);
-                    }
-                }
-            }
-        }
-        Ok(false)
+        Ok(comps.is_empty() || self.find(comps)?.is_some())
     }
 
     /// The entry `comps` names in the merged view, when a layer shows it:

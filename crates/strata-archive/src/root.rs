@@ -22,9 +22,8 @@ use std::rc::Rc;
 use strata_sys::{fs, Errno, FileType};
 
 use crate::path::join;
+use crate::walk::Walk;
 
-/// Linux's own limit on symlinks followed in one lookup.
-const MAX_SYMLINKS: usize = 40;
 /// Directory handles kept between entries.
 const CACHE_MAX: usize = 64;
 
@@ -108,32 +107,13 @@ impl Root {
 
     /// The directory and the names leading to it from the root.
     fn walk(&self, comps: &[Vec<u8>], create: bool) -> io::Result<Option<(DirHandle, Vec<u8>)>> {
-        let mut stack: Vec<DirHandle> = vec![self.fd.clone()];
-        // The name of each directory of `stack` but the root.
-        let mut names: Vec<Vec<u8>> = Vec::new();
-        let mut todo: Vec<Vec<u8>> = comps.iter().rev().cloned().collect();
-        let mut links = 0;
-        while let Some(c) = todo.pop() {
-            match c.as_slice() {
-                b"" | b"." => continue,
-                b".." => {
-                    if stack.len() > 1 {
-                        stack.pop();
-                        names.pop();
-                    }
-                    continue;
-                }
-                _ => {}
-            }
-            let cur = stack
-                .last()
-                .expect("the stack always holds the root")
-                .clone();
+        let mut walk = Walk::new(self.fd.clone(), comps);
+        while let Some(c) = walk.next_name() {
+            let cur = walk.dir().clone();
             let name = fs::os(&c);
             match fs::open_dir_at(cur.as_fd(), name) {
                 Ok(fd) => {
-                    stack.push(Rc::new(fd));
-                    names.push(c);
+                    walk.enter(Rc::new(fd), c);
                     continue;
                 }
                 Err(e) if matches!(errno(&e), Some(Errno::NOENT)) => {
@@ -145,11 +125,10 @@ impl Root {
                             let fd = fs::open_dir_at(cur.as_fd(), name)?;
                             // Implied parents are 0755 whatever the umask.
                             fs::fchmod(fd.as_fd(), 0o755)?;
-                            stack.push(Rc::new(fd));
-                            names.push(c);
+                            walk.enter(Rc::new(fd), c);
                         }
                         // Raced with someone: look again.
-                        Err(e) if matches!(errno(&e), Some(Errno::EXIST)) => todo.push(c),
+                        Err(e) if matches!(errno(&e), Some(Errno::EXIST)) => walk.again(c),
                         Err(e) => return Err(e),
                     }
                     continue;
@@ -164,20 +143,11 @@ impl Root {
             if FileType::from_raw_mode(st.st_mode) != FileType::Symlink {
                 return Err(io::Error::from_raw_os_error(Errno::NOTDIR.raw_os_error()));
             }
-            links += 1;
-            if links > MAX_SYMLINKS {
-                return Err(io::Error::from_raw_os_error(Errno::LOOP.raw_os_error()));
-            }
             let target = fs::readlink_at(cur.as_fd(), name)?;
-            if target.first() == Some(&b'/') {
-                stack.truncate(1);
-                names.clear();
-            }
-            for part in target.split(|b| *b == b'/').rev() {
-                todo.push(part.to_vec());
-            }
+            walk.follow(&target)
+                .map_err(|_| io::Error::from_raw_os_error(Errno::LOOP.raw_os_error()))?;
         }
-        let fd = stack.pop().expect("the stack always holds the root");
+        let (fd, names) = walk.finish();
         Ok(Some((fd, join(&names))))
     }
 }

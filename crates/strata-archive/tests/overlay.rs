@@ -50,8 +50,8 @@ fn layout() -> Option<Layout> {
 impl Layout {
     /// The lower and upper dirs mounted at `merged` with `options` for
     /// as long as the guard lives.
-    fn mount(&self, options: &str) -> OverlayMount {
-        OverlayMount::new(
+    fn mount(&self, options: &str) -> Unmount {
+        overlay_mount(
             &[&self.lower],
             Some((&self.upper, &self.work)),
             &self.merged,
@@ -319,7 +319,7 @@ fn overlay_apply_matches_plain(x: OverlayXattrs, mount_extra: &str) {
     };
     apply(Cursor::new(&l1), &d1, &overlay).unwrap();
     apply(Cursor::new(&l2), &d2, &overlay).unwrap();
-    let _m = OverlayMount::new(&[&d2, &d1], None, &merged, mount_extra);
+    let _m = overlay_mount(&[&d2, &d1], None, &merged, mount_extra);
     assert_same_trees(&flat, &merged, &ALL, "overlay of applied layers");
 }
 
@@ -493,10 +493,10 @@ fn hard_links_to_a_lower_layers_file_apply_as_on_the_merged_view() {
         let mut saved = Vec::new();
         strata_archive::reassemble(&record[..], &p("l3r"), &mut saved).unwrap();
         assert!(saved == l3, "the layer saves back byte for byte");
-        let m = OverlayMount::new(&[&p("l3"), &p("l2"), &p("l1")], None, &p("merged"), "");
+        let m = overlay_mount(&[&p("l3"), &p("l2"), &p("l1")], None, &p("merged"), "");
         assert_same(
             &manifest(&p("flat"), &ALL),
-            &manifest(&m.merged, &ALL),
+            &manifest(&m.0, &ALL),
             "overlay of a layer linking its parents' files",
         );
     }

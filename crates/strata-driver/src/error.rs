@@ -7,13 +7,15 @@ pub use strata_types::ErrorKind;
 strata_types::error_type!(ErrorKind);
 
 impl Error {
+    /// A failure reading or applying a layer stream.
     pub(crate) fn archive(msg: impl Into<String>, err: strata_archive::Error) -> Self {
-        let kind = match err.kind() {
-            strata_archive::ErrorKind::Unsupported => ErrorKind::Unsupported,
-            strata_archive::ErrorKind::InvalidLayer => ErrorKind::InvalidArgument,
-            _ => ErrorKind::Io,
-        };
-        Error::with(kind, msg, err)
+        Error::with(of_stream(err.kind()), msg, err)
+    }
+
+    /// A failure writing a layer's image from its stream (the archive's
+    /// kinds).
+    pub(crate) fn image(msg: impl Into<String>, err: strata_erofs::Error) -> Self {
+        Error::with(of_stream(err.kind()), msg, err)
     }
 
     /// NotFound: no layer `id`.
@@ -48,3 +50,13 @@ impl Error {
 
 /// `e` and its sources, joined by `: `.
 pub use strata_types::error::chain;
+
+/// The driver's kind of a layer stream's failure: a refused stream is an
+/// invalid argument.
+fn of_stream(kind: strata_archive::ErrorKind) -> ErrorKind {
+    match kind {
+        strata_archive::ErrorKind::Unsupported => ErrorKind::Unsupported,
+        strata_archive::ErrorKind::InvalidLayer => ErrorKind::InvalidArgument,
+        _ => ErrorKind::Io,
+    }
+}

@@ -308,19 +308,26 @@ impl<'d> Mount<'d> {
     }
 }
 
-impl std::ops::Deref for Mount<'_> {
-    type Target = Path;
+/// A guard derefs to the path it keeps usable.
+macro_rules! path_guard {
+    ($($guard:ident),*) => {$(
+        impl std::ops::Deref for $guard<'_> {
+            type Target = Path;
 
-    fn deref(&self) -> &Path {
-        &self.path
-    }
+            fn deref(&self) -> &Path {
+                &self.path
+            }
+        }
+
+        impl AsRef<Path> for $guard<'_> {
+            fn as_ref(&self) -> &Path {
+                &self.path
+            }
+        }
+    )*};
 }
 
-impl AsRef<Path> for Mount<'_> {
-    fn as_ref(&self) -> &Path {
-        &self.path
-    }
-}
+path_guard!(Mount, Content);
 
 impl std::fmt::Debug for Mount<'_> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -365,20 +372,6 @@ impl<'d> Content<'d> {
             path,
             release: Some(Box::new(release)),
         }
-    }
-}
-
-impl std::ops::Deref for Content<'_> {
-    type Target = Path;
-
-    fn deref(&self) -> &Path {
-        &self.path
-    }
-}
-
-impl AsRef<Path> for Content<'_> {
-    fn as_ref(&self) -> &Path {
-        &self.path
     }
 }
 

@@ -1,32 +1,18 @@
-/// The class of a failure to write an image.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[non_exhaustive]
-pub enum ErrorKind {
-    /// The layer stream is malformed or hostile, or holds an entry an
-    /// image cannot (a name over 255 bytes, an xattr value over 64 KiB):
-    /// refused.
-    InvalidLayer,
-    /// Something the layer holds that the reader of tar streams does not
-    /// take (as `strata_archive` reports it).
-    Unsupported,
-    /// Reading the stream or writing the image failed.
-    Io,
-}
+/// The class of a failure to write an image: the archive's, since an
+/// image is written from a layer stream. `InvalidLayer` also covers an
+/// entry an image cannot hold (a name over 255 bytes, an xattr value over
+/// 64 KiB); `Io` a failure reading the stream or writing the image.
+pub use strata_archive::ErrorKind;
 
 // An image error: a kind, a message naming the entry, and the source.
-strata_types::error_type!(ErrorKind, io: []);
+strata_types::error_type!(ErrorKind);
 
 impl From<strata_archive::Error> for Error {
     fn from(e: strata_archive::Error) -> Self {
-        let kind = match e.kind() {
-            strata_archive::ErrorKind::InvalidLayer => ErrorKind::InvalidLayer,
-            strata_archive::ErrorKind::Unsupported => ErrorKind::Unsupported,
-            _ => ErrorKind::Io,
-        };
         // The archive's error stays the source, so that a caller can tell
         // what it was (a hard link to a file the layers below lack is one
         // a load retries in order).
-        Error::with(kind, "reading the layer", e)
+        Error::with(e.kind(), "reading the layer", e)
     }
 }
 

@@ -4,10 +4,7 @@
 
 use std::collections::{BTreeMap, HashSet};
 
-use strata_archive::Attrs;
-
-/// Symlinks followed while resolving one parent path (Linux's limit).
-const MAX_SYMLINKS: usize = 40;
+use strata_archive::{Attrs, Walk};
 
 /// Where a regular file's content is.
 #[derive(Debug, Clone, Default)]
@@ -121,23 +118,9 @@ impl Tree {
         comps: &[Vec<u8>],
         create: bool,
     ) -> Result<Option<Resolved>, WalkError> {
-        let mut stack = vec![0usize];
-        let mut names: Vec<Vec<u8>> = Vec::new();
-        let mut todo: Vec<Vec<u8>> = comps.iter().rev().cloned().collect();
-        let mut links = 0;
-        while let Some(c) = todo.pop() {
-            match c.as_slice() {
-                b"" | b"." => continue,
-                b".." => {
-                    if stack.len() > 1 {
-                        stack.pop();
-                        names.pop();
-                    }
-                    continue;
-                }
-                _ => {}
-            }
-            let cur = *stack.last().expect("the stack holds the root");
+        let mut walk = Walk::new(0usize, comps);
+        while let Some(c) = walk.next_name() {
+            let cur = *walk.dir();
             let Some(&child) = self.children(cur).get(&c) else {
                 if !create {
                     return Ok(None);
@@ -150,35 +133,16 @@ impl Tree {
                     attrs: implied_dir_attrs(),
                 });
                 self.children_mut(cur).insert(c.clone(), id);
-                stack.push(id);
-                names.push(c);
+                walk.enter(id, c);
                 continue;
             };
             match &self.nodes[child].kind {
-                Kind::Dir { .. } => {
-                    stack.push(child);
-                    names.push(c);
-                }
-                Kind::Symlink(target) => {
-                    links += 1;
-                    if links > MAX_SYMLINKS {
-                        return Err(WalkError::Loop);
-                    }
-                    if target.first() == Some(&b'/') {
-                        stack.truncate(1);
-                        names.clear();
-                    }
-                    for part in target.split(|b| *b == b'/').rev() {
-                        todo.push(part.to_vec());
-                    }
-                }
+                Kind::Dir { .. } => walk.enter(child, c),
+                Kind::Symlink(target) => walk.follow(target).map_err(|_| WalkError::Loop)?,
                 _ => return Err(WalkError::NotDir),
             }
         }
-        Ok(Some((
-            *stack.last().expect("the stack holds the root"),
-            names,
-        )))
+        Ok(Some(walk.finish()))
     }
 
     /// Whether a directory on the plain path `comps` (no symlink in it)

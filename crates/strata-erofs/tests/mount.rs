@@ -11,7 +11,7 @@ use std::process::Command;
 use common::*;
 use strata_archive::OverlayXattrs;
 use strata_erofs::Options;
-use strata_test_support::{seeded_bytes, skip};
+use strata_test_support::{seeded_bytes, skip, Unmount};
 
 #[test]
 fn edge_sizes_special_files_owners_times_and_xattrs() {
@@ -117,8 +117,8 @@ fn later_entries_replace_earlier_ones() {
         Ent::file("a/h", "replaced: the link keeps the old content"),
     ]);
     let (img, _) = image(tmp.path(), &tar, &Options::default());
-    let mnt = Mount::new(&img, &tmp.path().join("mnt"));
-    let m = &mnt.dir;
+    let mnt = mount_image(&img, &tmp.path().join("mnt"));
+    let m = &mnt.0;
     assert_eq!(fs::read(m.join("a/f")).unwrap(), b"second, longer");
     assert_eq!(fs::read(m.join("a/sub")).unwrap(), b"now a file");
     assert_eq!(fs::read(m.join("a/d/in")).unwrap(), b"in");
@@ -165,8 +165,8 @@ fn whiteouts_and_opaque_directories_as_overlay_stores_them() {
             Ent::dir("etc/replaced"),
         ]);
         let (img, _) = image(tmp.path(), &tar, &opts);
-        let mnt = Mount::new(&img, &tmp.path().join("mnt"));
-        let m = &mnt.dir;
+        let mnt = mount_image(&img, &tmp.path().join("mnt"));
+        let m = &mnt.0;
         for wh in ["etc/passwd", "missing/parent/gone"] {
             let md = fs::symlink_metadata(m.join(wh)).unwrap();
             assert!(md.file_type().is_char_device(), "{wh} is a whiteout");
@@ -240,22 +240,22 @@ fn an_overlay_of_two_images_honours_whiteouts_and_opaque_dirs() {
         let dir = tmp.path().join(name);
         std::fs::create_dir(&dir).unwrap();
         let (img, _) = image(&dir, tar, &Options::default());
-        mounts.push(Mount::new(&img, &dir.join("mnt")));
+        mounts.push(mount_image(&img, &dir.join("mnt")));
     }
     let merged = tmp.path().join("merged");
     fs::create_dir(&merged).unwrap();
     let lower = format!(
         "lowerdir={}:{}",
-        mounts[1].dir.display(),
-        mounts[0].dir.display()
+        mounts[1].0.display(),
+        mounts[0].0.display()
     );
     strata_test_support::run(
         Command::new("mount")
             .args(["-t", "overlay", "overlay", "-o", &lower])
             .arg(&merged),
     );
-    let overlay = Mount { dir: merged };
-    let m = &overlay.dir;
+    let overlay = Unmount(merged);
+    let m = &overlay.0;
     assert!(fs::symlink_metadata(m.join("etc/passwd")).is_err());
     assert_eq!(fs::read(m.join("etc/hosts")).unwrap(), b"127.0.0.1");
     assert_eq!(strata_test_support::sorted_names(&m.join("opq")), ["new"]);
@@ -281,31 +281,31 @@ fn a_layer_over_lowers_copies_up_parents_and_link_targets() {
     let dir = tmp.path().join("base");
     fs::create_dir(&dir).unwrap();
     let (img, _) = image(&dir, &base, &Options::default());
-    let lower = Mount::new(&img, &dir.join("mnt"));
+    let lower = mount_image(&img, &dir.join("mnt"));
     let top = build_tar(&[
         Ent::file("srv/new", "new"),
         Ent::link("srv/again", "srv/data"),
     ]);
     let opts = Options {
-        lowers: vec![lower.dir.clone()],
+        lowers: vec![lower.0.clone()],
         ..Options::default()
     };
     let dir = tmp.path().join("top");
     fs::create_dir(&dir).unwrap();
     let (img, report) = image(&dir, &top, &opts);
     assert_eq!(report.size, 3 + 5, "the copied-up file counts");
-    let m = Mount::new(&img, &dir.join("mnt"));
-    let srv = fs::metadata(m.dir.join("srv")).unwrap();
+    let m = mount_image(&img, &dir.join("mnt"));
+    let srv = fs::metadata(m.0.join("srv")).unwrap();
     assert_eq!(
         (srv.mode() & 0o7777, srv.uid(), srv.gid(), srv.mtime_nsec()),
         (0o710, 5, 6, 7)
     );
-    let data = fs::metadata(m.dir.join("srv/data")).unwrap();
-    let again = fs::metadata(m.dir.join("srv/again")).unwrap();
+    let data = fs::metadata(m.0.join("srv/data")).unwrap();
+    let again = fs::metadata(m.0.join("srv/again")).unwrap();
     assert_eq!(data.ino(), again.ino(), "one file, two names");
     assert_eq!(data.nlink(), 2);
     assert_eq!((data.mode() & 0o7777, data.uid()), (0o640, 5));
-    assert_eq!(fs::read(m.dir.join("srv/again")).unwrap(), b"below");
+    assert_eq!(fs::read(m.0.join("srv/again")).unwrap(), b"below");
     drop(m);
     drop(lower);
 }
@@ -330,9 +330,9 @@ fn the_record_rebuilds_the_tar_from_the_mounted_image() {
     ]);
     let img = tmp.path().join("img");
     let (report, record) = write_recording(&tar, &img);
-    let m = Mount::new(&img, &tmp.path().join("mnt"));
+    let m = mount_image(&img, &tmp.path().join("mnt"));
     let mut out = Vec::new();
-    let digest = strata_archive::reassemble(record.as_slice(), &m.dir, &mut out).unwrap();
+    let digest = strata_archive::reassemble(record.as_slice(), &m.0, &mut out).unwrap();
     assert_eq!(digest, report.diff_id);
     assert!(out == tar, "the rebuilt tar differs from the layer");
     let (id, len) = strata_archive::recorded_tar(record.as_slice()).unwrap();
@@ -416,12 +416,12 @@ fn object_mode_keeps_content_once_and_an_overlay_shows_it() {
         fs::metadata(img).unwrap().len() < 16 * 4096,
         "the image holds no content"
     );
-    let lower = Mount::new(img, &dir.join("mnt"));
+    let lower = mount_image(img, &dir.join("mnt"));
     let merged = tmp.path().join("merged");
     fs::create_dir(&merged).unwrap();
     let opt = format!(
         "lowerdir={}::{},metacopy=off,redirect_dir=off",
-        lower.dir.display(),
+        lower.0.display(),
         objects.display()
     );
     strata_test_support::run(
@@ -429,8 +429,8 @@ fn object_mode_keeps_content_once_and_an_overlay_shows_it() {
             .args(["-t", "overlay", "overlay", "-o", &opt])
             .arg(&merged),
     );
-    let overlay = Mount { dir: merged };
-    let m = &overlay.dir;
+    let overlay = Unmount(merged);
+    let m = &overlay.0;
     assert_eq!(fs::read(m.join("usr/big")).unwrap(), big);
     assert_eq!(fs::read(m.join("usr/again")).unwrap(), big);
     let md = fs::metadata(m.join("usr/big")).unwrap();
@@ -506,15 +506,15 @@ fn sparse_files_keep_their_holes_in_the_image() {
         assert!(allocated < 1 << 20, "{format}: {allocated} bytes allocated");
         let fsck = Command::new("fsck.erofs").arg(&img).output().unwrap();
         assert!(fsck.status.success(), "{format}: {fsck:?}");
-        let m = Mount::new(&img, &dir.join("mnt"));
+        let m = mount_image(&img, &dir.join("mnt"));
         for name in ["holes", "ends-in-data", "all-hole", "dense"] {
             assert!(
-                fs::read(m.dir.join(name)).unwrap() == fs::read(src.join(name)).unwrap(),
+                fs::read(m.0.join(name)).unwrap() == fs::read(src.join(name)).unwrap(),
                 "{format}: {name} differs"
             );
         }
         let mut out = Vec::new();
-        let digest = strata_archive::reassemble(record.as_slice(), &m.dir, &mut out).unwrap();
+        let digest = strata_archive::reassemble(record.as_slice(), &m.0, &mut out).unwrap();
         assert_eq!(digest, report.diff_id, "{format}");
         assert!(out == tar, "{format}: the rebuilt tar differs");
     }
@@ -547,8 +547,8 @@ fn a_terabyte_sparse_file_is_a_sparse_image() {
         "{} bytes allocated",
         md.blocks() * 512
     );
-    let m = Mount::new(&img, &tmp.path().join("mnt"));
-    let f = fs::File::open(m.dir.join("tera")).unwrap();
+    let m = mount_image(&img, &tmp.path().join("mnt"));
+    let f = fs::File::open(m.0.join("tera")).unwrap();
     assert_eq!(f.metadata().unwrap().len(), TIB);
     let mut four = [0u8; 4];
     f.read_exact_at(&mut four, 0).unwrap();

@@ -29,16 +29,17 @@ pub enum Mount {
     NotMounted,
 }
 
+impl Req<'_> {
+    /// A request that needs push access to `repo`.
+    fn push(method: Method, url: String, repo: &str) -> Self {
+        Req::new(method, url, vec![push_scope(repo)])
+    }
+}
+
 impl Client {
     /// The size of blob `digest` when `repo` has it.
     pub fn blob_exists(&self, repo: &str, digest: &Digest) -> Result<Option<u64>> {
-        check_repo(repo)?;
-        let req = Req::new(
-            Method::HEAD,
-            self.url(&format!("{repo}/blobs/{digest}")),
-            vec![push_scope(repo)],
-        );
-        let resp = self.send(req)?;
+        let resp = self.send_push(Method::HEAD, repo, &format!("blobs/{digest}"))?;
         match resp.status().as_u16() {
             200 => Ok(Some(
                 header(&resp, "content-length")
@@ -68,7 +69,7 @@ impl Client {
             202 => {
                 // An upload was started instead: cancel it, best effort.
                 if let Ok(loc) = self.location(&resp, &what) {
-                    let _ = self.send(Req::new(Method::DELETE, loc, vec![push_scope(repo)]));
+                    let _ = self.send(Req::push(Method::DELETE, loc, repo));
                 }
                 Ok(Mount::NotMounted)
             }
@@ -88,10 +89,10 @@ impl Client {
         let what = format!("uploading blob {digest} to {repo}");
         let loc = self.start_upload(repo, &what)?;
         let mut limited = reader.take(size);
-        let req = Req::new(
+        let req = Req::push(
             Method::PUT,
             with_query(&loc, &format!("digest={}", encode(&digest.to_string()))),
-            vec![push_scope(repo)],
+            repo,
         )
         .header("content-type", "application/octet-stream")
         .body(Payload::Stream(&mut limited, size));
@@ -140,7 +141,7 @@ impl Client {
             hasher: Sha256::new(),
             len: 0,
         };
-        let req = Req::new(Method::PATCH, loc, vec![push_scope(repo)])
+        let req = Req::push(Method::PATCH, loc, repo)
             .header("content-type", "application/octet-stream")
             .body(Payload::Unsized(&mut hashing));
         let resp = self.send(req)?;
@@ -179,7 +180,7 @@ impl Client {
         bytes: &[u8],
         what: &str,
     ) -> Result<String> {
-        let req = Req::new(Method::PATCH, loc.to_owned(), vec![push_scope(repo)])
+        let req = Req::push(Method::PATCH, loc.to_owned(), repo)
             .header("content-type", "application/octet-stream")
             .header(
                 "content-range",
@@ -195,10 +196,10 @@ impl Client {
 
     /// PUTs the end of the upload at `loc`, naming its digest.
     fn end_upload(&self, repo: &str, loc: &str, digest: &Digest, what: &str) -> Result<()> {
-        let req = Req::new(
+        let req = Req::push(
             Method::PUT,
             with_query(loc, &format!("digest={}", encode(&digest.to_string()))),
-            vec![push_scope(repo)],
+            repo,
         );
         let resp = self.send(req)?;
         match resp.status().as_u16() {
@@ -207,15 +208,15 @@ impl Client {
         }
     }
 
+    /// A bodiless request for `<repo>/<path>`, with push access.
+    fn send_push(&self, method: Method, repo: &str, path: &str) -> Result<Response<Body>> {
+        check_repo(repo)?;
+        self.send(Req::push(method, self.url(&format!("{repo}/{path}")), repo))
+    }
+
     /// POST `uploads/`: the URL to send the blob to.
     fn start_upload(&self, repo: &str, what: &str) -> Result<String> {
-        check_repo(repo)?;
-        let req = Req::new(
-            Method::POST,
-            self.url(&format!("{repo}/blobs/uploads/")),
-            vec![push_scope(repo)],
-        );
-        let resp = self.send(req)?;
+        let resp = self.send_push(Method::POST, repo, "blobs/uploads/")?;
         match resp.status().as_u16() {
             202 => self.location(&resp, what),
             _ => Err(self.refusal(resp, what)),

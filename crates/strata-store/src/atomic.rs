@@ -26,6 +26,17 @@ pub fn write_staged(path: &Path, data: &[u8]) -> Result<()> {
 
 pub use strata_sys::atomic::{sync_dir, sync_paths};
 
+/// Makes directory `path` and the missing ones above it, private to the
+/// store's owner (0700, as every directory of the store).
+pub fn make_dirs(path: &Path) -> Result<()> {
+    use std::os::unix::fs::DirBuilderExt;
+    fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(path)
+        .ctx(|| format!("creating {}", path.display()))
+}
+
 /// The most a one-value record (`cache-id`, `parent`, `mount-id`,
 /// `names/<name>`, `size`, ...) may hold.
 pub const VALUE_CAP: u64 = 4 << 10;

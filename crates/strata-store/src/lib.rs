@@ -88,7 +88,6 @@ mod volume;
 
 use std::fs;
 use std::os::fd::AsFd;
-use std::os::unix::fs::DirBuilderExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -111,6 +110,7 @@ pub use start::{Started, State, Status};
 pub use strata_archive::{Change, ChangeKind, Digest};
 use strata_driver::Driver;
 pub use strata_image::{familiar, ImageRef, SaveFormat};
+pub use strata_types::parse_size;
 pub use stream::CopyReport;
 pub use system::{ContainerUsage, DiskUsage, ImageUsage, OnDisk, Pruned, Usage, VolumeUsage};
 pub use transfer::{
@@ -213,11 +213,7 @@ impl Store {
     ) -> Result<Store> {
         let write = access == secure::Access::Write;
         if write {
-            fs::DirBuilder::new()
-                .recursive(true)
-                .mode(0o700)
-                .create(root)
-                .ctx(|| format!("creating the store at {}", root.display()))?;
+            atomic::make_dirs(root)?;
         }
         // A root that is a symlink is followed, once, here (the operator's
         // choice, as Docker's --data-root); every directory below is

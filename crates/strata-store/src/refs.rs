@@ -54,7 +54,7 @@
 
 use std::collections::BTreeSet;
 use std::fs;
-use std::os::unix::fs::{DirBuilderExt, MetadataExt};
+use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
 use strata_archive::Digest;
@@ -174,11 +174,7 @@ fn add(layout: &Layout, _: &Lock, dir: &Path, name: &str, batch: Option<&mut Bat
     let parent = dir.parent().expect("an index directory has a parent");
     let made = !dir.is_dir();
     if made {
-        fs::DirBuilder::new()
-            .recursive(true)
-            .mode(0o700)
-            .create(dir)
-            .ctx(|| format!("creating {}", dir.display()))?;
+        atomic::make_dirs(dir)?;
     }
     let path = dir.join(name);
     match batch {
@@ -517,17 +513,10 @@ impl Store {
         let old = refs.with_file_name("refs.old");
         remove_dir(&new)?;
         remove_dir(&old)?;
-        let mk = |d: &Path| {
-            fs::DirBuilder::new()
-                .recursive(true)
-                .mode(0o700)
-                .create(d)
-                .ctx(|| format!("creating {}", d.display()))
-        };
-        mk(&new)?;
+        atomic::make_dirs(&new)?;
         for e in &want {
             let p = new.join(e);
-            mk(p.parent().expect("an entry is in a directory"))?;
+            atomic::make_dirs(p.parent().expect("an entry is in a directory"))?;
             atomic::write_staged(&p, b"")?;
         }
         atomic::write_staged(&new.join(COMPLETE), b"")?;

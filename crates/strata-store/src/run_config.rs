@@ -137,34 +137,11 @@ pub fn storage_size(opts: &BTreeMap<String, String>) -> Result<Option<u64>> {
     let Some(v) = opts.get("size") else {
         return Ok(None);
     };
-    let lower = v.trim().to_ascii_lowercase();
-    let end = lower
-        .find(|c: char| !c.is_ascii_digit() && c != '.')
-        .unwrap_or(lower.len());
-    let (num, unit) = lower.split_at(end);
-    let unit = unit.trim_start();
-    let unit = unit.strip_suffix('b').unwrap_or(unit);
-    let unit = unit.strip_suffix('i').unwrap_or(unit);
-    let shift = match unit {
-        "" => 0,
-        "k" => 10,
-        "m" => 20,
-        "g" => 30,
-        "t" => 40,
-        _ => {
-            return Err(invalid(format!(
-                "invalid size {v:?}: a number with k, m, g or t"
-            )))
-        }
-    };
-    let n: f64 = num
-        .parse()
-        .map_err(|_| invalid(format!("invalid size {v:?}")))?;
-    let bytes = n * (1u64 << shift) as f64;
-    if !bytes.is_finite() || bytes < 1.0 || bytes >= u64::MAX as f64 {
-        return Err(invalid(format!("invalid size {v:?}")));
+    match strata_types::parse_size(v.trim()) {
+        Ok(0) => Err(invalid(format!("invalid size {v:?}: at least one byte"))),
+        Ok(n) => Ok(Some(n)),
+        Err(e) => Err(invalid(e.to_string())),
     }
-    Ok(Some(bytes as u64))
 }
 
 /// Applies `-e` settings to `env` (`K=V` pairs): `K=V` replaces `K`;

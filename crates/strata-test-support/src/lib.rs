@@ -90,6 +90,15 @@ pub fn run(cmd: &mut Command) -> Output {
     out
 }
 
+/// A mount a test made, taken down (lazily) when dropped.
+pub struct Unmount(pub std::path::PathBuf);
+
+impl Drop for Unmount {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg("-l").arg(&self.0).status();
+    }
+}
+
 /// The entries of the directory `dir`, sorted by name.
 pub fn sorted_entries(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
     let mut out: Vec<_> = fs::read_dir(dir)

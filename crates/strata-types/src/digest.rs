@@ -3,7 +3,6 @@
 
 use std::fmt;
 
-use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use sha2::{Digest as _, Sha256};
 
 /// A content digest in OCI form, `sha256:<64 hex digits>`.
@@ -45,20 +44,8 @@ impl fmt::Display for Digest {
     }
 }
 
-impl Serialize for Digest {
-    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        s.serialize_str(&self.0)
-    }
-}
-
-/// Deserialising validates: a record holding a malformed digest does not
-/// read back.
-impl<'de> Deserialize<'de> for Digest {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        let s = String::deserialize(d)?;
-        Digest::parse(&s).ok_or_else(|| serde::de::Error::custom(format!("bad digest {s:?}")))
-    }
-}
+string_serde!(Digest, |s: &str| Digest::parse(s)
+    .ok_or_else(|| format!("bad digest {s:?}")));
 
 #[cfg(test)]
 mod tests {

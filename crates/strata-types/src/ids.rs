@@ -27,8 +27,6 @@ use std::fmt;
 use std::ops::Deref;
 use std::path::Path;
 
-use serde::{Deserialize, Deserializer, Serialize, Serializer};
-
 /// Why a string is not an identifier of the kind asked for.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct InvalidId {
@@ -166,20 +164,7 @@ macro_rules! validated {
             }
         }
 
-        impl Serialize for $name {
-            fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-                s.serialize_str(&self.0)
-            }
-        }
-
-        /// Deserialising validates: a record holding a malformed value
-        /// does not read back.
-        impl<'de> Deserialize<'de> for $name {
-            fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-                let s = String::deserialize(d)?;
-                $name::parse(&s).map_err(serde::de::Error::custom)
-            }
-        }
+        string_serde!($name, $name::parse);
     };
 }
 

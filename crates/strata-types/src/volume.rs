@@ -3,8 +3,6 @@
 use std::fmt;
 use std::ops::Deref;
 
-use serde::{Deserialize, Deserializer, Serialize, Serializer};
-
 /// A volume's name: Docker's `[a-zA-Z0-9][a-zA-Z0-9_.-]*` (so never `/`,
 /// `..`, NUL or empty), and at most [`VolumeName::MAX`] bytes.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -97,19 +95,8 @@ impl From<VolumeName> for String {
     }
 }
 
-impl Serialize for VolumeName {
-    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        s.serialize_str(&self.0)
-    }
-}
-
-/// Deserialising validates (as a recorded name).
-impl<'de> Deserialize<'de> for VolumeName {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        let s = String::deserialize(d)?;
-        VolumeName::parse_recorded(&s).map_err(serde::de::Error::custom)
-    }
-}
+// Deserialising validates as a recorded name.
+string_serde!(VolumeName, VolumeName::parse_recorded);
 
 #[cfg(test)]
 mod tests {

@@ -14,7 +14,7 @@ use std::process::Command;
 /// The requirement checks every test crate shares: a loud SKIPPED line
 /// when one is not met here, a failure under CI.
 #[allow(unused_imports)] // Not every test file uses every check.
-pub use strata_test_support::{is_root, require, require_root, run};
+pub use strata_test_support::{is_root, require, require_root, run, Unmount};
 
 /// A test's temp dir; subdirectories are made on asking.
 pub struct Scratch(tempfile::TempDir);
@@ -273,49 +273,35 @@ pub fn set_mtime(p: &Path, secs: i64) {
         .arg(p));
 }
 
-/// A real overlay mount, unmounted on drop.
-pub struct OverlayMount {
-    pub merged: PathBuf,
-}
-
-impl OverlayMount {
-    /// `lowers` topmost first.
-    pub fn new(
-        lowers: &[&Path],
-        upper: Option<(&Path, &Path)>,
-        merged: &Path,
-        extra: &str,
-    ) -> Self {
-        let lower = lowers
-            .iter()
-            .map(|p| p.to_str().unwrap().to_owned())
-            .collect::<Vec<_>>()
-            .join(":");
-        let mut opts = format!("lowerdir={lower}");
-        if let Some((u, w)) = upper {
-            opts.push_str(&format!(
-                ",upperdir={},workdir={}",
-                u.display(),
-                w.display()
-            ));
-        }
-        if !extra.is_empty() {
-            opts.push(',');
-            opts.push_str(extra);
-        }
-        run(Command::new("mount")
-            .args(["-t", "overlay", "overlay", "-o", &opts])
-            .arg(merged));
-        OverlayMount {
-            merged: merged.to_owned(),
-        }
+/// A real overlay mount at `merged` (`lowers` topmost first), unmounted
+/// on drop.
+pub fn overlay_mount(
+    lowers: &[&Path],
+    upper: Option<(&Path, &Path)>,
+    merged: &Path,
+    extra: &str,
+) -> Unmount {
+    let lower = lowers
+        .iter()
+        .map(|p| p.to_str().unwrap().to_owned())
+        .collect::<Vec<_>>()
+        .join(":");
+    let mut opts = format!("lowerdir={lower}");
+    if let Some((u, w)) = upper {
+        opts.push_str(&format!(
+            ",upperdir={},workdir={}",
+            u.display(),
+            w.display()
+        ));
     }
-}
-
-impl Drop for OverlayMount {
-    fn drop(&mut self) {
-        let _ = Command::new("umount").arg(&self.merged).status();
+    if !extra.is_empty() {
+        opts.push(',');
+        opts.push_str(extra);
     }
+    run(Command::new("mount")
+        .args(["-t", "overlay", "overlay", "-o", &opts])
+        .arg(merged));
+    Unmount(merged.to_owned())
 }
 
 /// Deterministic pseudo-random bytes (xorshift), as moby's graphtest uses

@@ -280,14 +280,8 @@ pub fn copy_of_strata(to: &Path) -> PathBuf {
     to.to_path_buf()
 }
 
-/// A mount a test made, taken down (lazily) when dropped.
-pub struct Unmount(pub PathBuf);
-
-impl Drop for Unmount {
-    fn drop(&mut self) {
-        let _ = Command::new("umount").arg("-l").arg(&self.0).status();
-    }
-}
+#[allow(unused_imports)] // Not every test file makes mounts.
+pub use strata_test_support::Unmount;
 
 /// `strata --root ROOT info --format json`, letting the store choose its
 /// driver.

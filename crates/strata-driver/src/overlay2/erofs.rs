@@ -1024,12 +1024,7 @@ fn hex(bytes: &[u8]) -> String {
 }
 
 fn image_err(id: &str, e: strata_erofs::Error) -> Error {
-    let kind = match e.kind() {
-        strata_erofs::ErrorKind::InvalidLayer => ErrorKind::InvalidArgument,
-        strata_erofs::ErrorKind::Unsupported => ErrorKind::Unsupported,
-        _ => ErrorKind::Io,
-    };
-    Error::with(kind, format!("writing the image of layer {id}"), e)
+    Error::image(format!("writing the image of layer {id}"), e)
 }
 
 fn dir_is_empty(dir: &Path) -> Result<bool> {

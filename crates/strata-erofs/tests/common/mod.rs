@@ -14,7 +14,7 @@ use std::process::Command;
 
 use sha2::{Digest, Sha256};
 use strata_erofs::{write_image, Options, Report};
-use strata_test_support::{require, require_root, run};
+use strata_test_support::{require, require_root, run, Unmount};
 
 /// What a tar entry is.
 #[derive(Debug, Clone)]
@@ -207,28 +207,15 @@ pub fn image(dir: &Path, tar: &[u8], opts: &Options) -> (PathBuf, Report) {
     (img, report)
 }
 
-/// A read-only kernel mount of an image file, unmounted on drop.
-pub struct Mount {
-    pub dir: PathBuf,
-}
-
-impl Mount {
-    pub fn new(img: &Path, dir: &Path) -> Self {
-        fs::create_dir_all(dir).unwrap();
-        run(Command::new("mount")
-            .args(["-t", "erofs", "-o", "ro"])
-            .arg(img)
-            .arg(dir));
-        Mount {
-            dir: dir.to_path_buf(),
-        }
-    }
-}
-
-impl Drop for Mount {
-    fn drop(&mut self) {
-        let _ = Command::new("umount").arg(&self.dir).status();
-    }
+/// A read-only kernel mount of an image file at `dir`, unmounted on
+/// drop.
+pub fn mount_image(img: &Path, dir: &Path) -> Unmount {
+    fs::create_dir_all(dir).unwrap();
+    run(Command::new("mount")
+        .args(["-t", "erofs", "-o", "ro"])
+        .arg(img)
+        .arg(dir));
+    Unmount(dir.to_path_buf())
 }
 
 /// GNU tar's extraction of `tar` into `dir`, owners, modes, times and
@@ -374,10 +361,10 @@ pub fn describe(root: &Path) -> (BTreeMap<Vec<u8>, String>, Vec<LinkGroup>) {
 pub fn assert_same_as_gnu_tar(tar: &[u8], tmp: &Path) {
     let (img, report) = image(tmp, tar, &Options::default());
     assert_eq!(report.tar_size, tar.len() as u64);
-    let mnt = Mount::new(&img, &tmp.join("mnt"));
+    let mnt = mount_image(&img, &tmp.join("mnt"));
     let ext = tmp.join("extracted");
     gnu_extract(tar, &ext);
-    let (a, ha) = describe(&mnt.dir);
+    let (a, ha) = describe(&mnt.0);
     let (b, hb) = describe(&ext);
     let diff: Vec<_> = a
         .iter()
