@@ -185,12 +185,12 @@ pub trait Driver: Send + Sync {
     fn apply_diff_recording(
         &self,
         id: &str,
-        parent: Option<&str>,
+        _parent: Option<&str>,
         input: &mut (dyn Read + Send),
         record: Option<&mut dyn Write>,
         _flush: Flush,
     ) -> Result<ApplyReport> {
-        apply_routed(self, id, parent, input, record)
+        naive::apply_diff(self, id, input, record)
     }
 
     /// Bytes of file content `id` adds over `parent`.
@@ -218,14 +218,6 @@ pub trait NativeDiff {
     fn covers(&self, id: &str, parent: Option<&str>) -> bool;
     fn diff(&self, id: &str, parent: Option<&str>, out: &mut dyn Write) -> Result<DiffReport>;
     fn changes(&self, id: &str, parent: Option<&str>) -> Result<Vec<Change>>;
-    /// Unpacks into the layer, writing the tar-split record when asked.
-    fn apply_diff(
-        &self,
-        id: &str,
-        parent: Option<&str>,
-        input: &mut (dyn Read + Send),
-        record: Option<&mut dyn Write>,
-    ) -> Result<ApplyReport>;
     fn diff_size(&self, id: &str, parent: Option<&str>) -> Result<u64>;
 }
 
@@ -439,22 +431,6 @@ pub enum Flush {
     /// publishes together, even on a driver that flushes its layers
     /// itself: a load of many small layers flushes once, not once a layer.
     Caller,
-}
-
-/// [`Driver::apply_diff_recording`] as the trait gives it: the native
-/// apply for a layer over its real parent, else the naive one (for a
-/// driver that routes some layers elsewhere first).
-pub(crate) fn apply_routed<D: Driver + ?Sized>(
-    d: &D,
-    id: &str,
-    parent: Option<&str>,
-    input: &mut (dyn Read + Send),
-    record: Option<&mut dyn Write>,
-) -> Result<ApplyReport> {
-    match d.native_diff() {
-        Some(n) if n.covers(id, parent) => n.apply_diff(id, parent, input, record),
-        _ => naive::apply_diff(d, id, input, record),
-    }
 }
 
 /// `strata_archive::apply`, or `apply_recording` when a record is asked for.

@@ -272,42 +272,26 @@ fn tls_with_a_private_ca_and_htpasswd() {
         backoff: Duration::from_millis(20),
         ..Options::default()
     };
-    // No CA for it: the certificate is not trusted.
-    let untrusted = Client::new(
-        &reg.addr,
-        Options {
+    // Without our CA, marked insecure or not.
+    let without_ca = |insecure: bool, creds: Option<Credentials>| {
+        let opts = Options {
             certs_d: None,
-            ..opts(None)
-        },
-    )
-    .unwrap();
-    let e = untrusted.ping().unwrap_err();
+            insecure,
+            ..opts(creds)
+        };
+        Client::new(&reg.addr, opts).unwrap()
+    };
+    // No CA for it: the certificate is not trusted.
+    let e = without_ca(false, None).ping().unwrap_err();
     assert_eq!(e.kind(), ErrorKind::Network, "{e}");
     // Marked insecure (`--tls-verify=false`): TLS without verifying the
     // certificate, as Podman does, not plain HTTP to a TLS port; the
     // registry then asks for credentials over that TLS.
-    let unverified = Client::new(
-        &reg.addr,
-        Options {
-            certs_d: None,
-            insecure: true,
-            ..opts(None)
-        },
-    )
-    .unwrap();
+    let unverified = without_ca(true, None);
     assert_eq!(unverified.base_url(), format!("https://{}", reg.addr));
     let e = unverified.ping().unwrap_err();
     assert_eq!(e.kind(), ErrorKind::Unauthorized, "{e}");
-    let unverified = Client::new(
-        &reg.addr,
-        Options {
-            certs_d: None,
-            insecure: true,
-            ..opts(Some(user(PASSWORD)))
-        },
-    )
-    .unwrap();
-    unverified.ping().unwrap();
+    without_ca(true, Some(user(PASSWORD))).ping().unwrap();
 
     let anonymous = Client::new(&reg.addr, opts(None)).unwrap();
     let e = anonymous.ping().unwrap_err();

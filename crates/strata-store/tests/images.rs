@@ -74,10 +74,7 @@ fn rmi_of_one_of_two_tags_only_untags() {
 fn rmi_refuses_an_image_a_container_uses_unless_forced() {
     on_each_store(|driver, f| {
         let id = f.import(1, "one:1");
-        let c = f
-            .store
-            .create_container("one:1", &ContainerSpec::default())
-            .unwrap();
+        let c = f.container("one:1");
         let e = f.store.remove_image("one:1", false).unwrap_err();
         assert_eq!(e.kind(), ErrorKind::InUse, "{driver}: {e}");
         // Forced: untagged, but kept while the container stands on it.

@@ -7,7 +7,7 @@ mod common;
 use std::io::Cursor;
 
 use common::{layer, on_each_store, Fixture};
-use strata_store::{chain_id, ContainerSpec};
+use strata_store::chain_id;
 
 #[test]
 fn an_imported_layer_is_recorded_under_its_chain_id() {
@@ -74,10 +74,7 @@ fn removing_the_last_image_collects_its_layers() {
 fn a_committed_layer_lives_while_its_image_does_and_its_parent_longer() {
     on_each_store(|driver, f| {
         f.import(1, "base:1");
-        let c = f
-            .store
-            .create_container("base:1", &ContainerSpec::default())
-            .unwrap();
+        let c = f.container("base:1");
         let merged = f.store.mount(&c).unwrap();
         std::fs::write(merged.join("etc/added"), "new\n").unwrap();
         f.store.unmount(&c).unwrap();

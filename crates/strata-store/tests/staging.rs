@@ -10,7 +10,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use common::{on_each_store, Fixture};
-use strata_store::{ContainerSpec, FindingKind, Store};
+use strata_store::{FindingKind, Store};
 
 fn debris(report: &strata_store::Report) -> Vec<(String, bool)> {
     report
@@ -34,9 +34,7 @@ fn assert_no_corruption(report: &strata_store::Report, driver: &str) {
 fn a_sound_store_checks_clean() {
     on_each_store(|driver, f| {
         f.import(1, "one:1");
-        f.store
-            .create_container("one:1", &ContainerSpec::default())
-            .unwrap();
+        f.container("one:1");
         let report = f.store.check(false).unwrap();
         assert!(report.is_clean(), "{driver}: {:?}", report.findings);
     });
@@ -46,10 +44,7 @@ fn a_sound_store_checks_clean() {
 fn staging_removals_and_temp_files_are_debris_that_repair_removes() {
     let f = Fixture::new("vfs");
     f.import(1, "one:1");
-    let c = f
-        .store
-        .create_container("one:1", &ContainerSpec::default())
-        .unwrap();
+    let c = f.container("one:1");
     let layout = f.store.layout().clone();
     let staged = layout.layer_staging().join("0123456789abcdef");
     fs::create_dir(&staged).unwrap();
@@ -86,10 +81,7 @@ fn staging_removals_and_temp_files_are_debris_that_repair_removes() {
 /// `-removing` names, the mount record naming the container's driver
 /// layers.
 fn cut_a_removal_short(f: &Fixture) -> (PathBuf, Vec<PathBuf>, String) {
-    let c = f
-        .store
-        .create_container("one:1", &ContainerSpec::default())
-        .unwrap();
+    let c = f.container("one:1");
     let layout = f.store.layout();
     let marker = layout.image_dir().join("layerdb/removing");
     fs::write(&marker, "").unwrap();
@@ -222,10 +214,7 @@ fn a_half_made_layer_of_staged_work_is_debris_not_corruption() {
 fn a_container_cut_between_its_renames_is_finished_not_corrupt() {
     on_each_store(|driver, f| {
         f.import(1, "one:1");
-        let c = f
-            .store
-            .create_container("one:1", &ContainerSpec::default())
-            .unwrap();
+        let c = f.container("one:1");
         let layout = f.store.layout();
         let staged = layout.layer_staging().join("cut");
         fs::rename(layout.mount_record(c.id.as_str()), &staged).unwrap();

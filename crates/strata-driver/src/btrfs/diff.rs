@@ -14,14 +14,14 @@
 //! result equal to the naive diff.
 
 use std::collections::BTreeSet;
-use std::io::{Read, Write};
+use std::io::Write;
 use std::os::fd::{AsFd, BorrowedFd};
 
 use strata_sys::btrfs as sys;
 
 use super::Btrfs;
 use crate::error::{Error, IoContext, Result};
-use crate::{ApplyReport, Change, DiffReport, Driver, NativeDiff};
+use crate::{Change, DiffReport, Driver, NativeDiff};
 
 /// What btrfs knows of a layer against the layer it is a snapshot of.
 pub(super) struct Known {
@@ -138,16 +138,6 @@ impl NativeDiff for Btrfs {
         let (new, old) = (self.get(id, None)?, self.get(p, None)?);
         strata_archive::changes_trees_known(Some(&old), &new, &|o, n| known.unchanged(o, n))
             .map_err(|e| Error::archive(format!("changes of layer {id}"), e))
-    }
-
-    fn apply_diff(
-        &self,
-        id: &str,
-        _parent: Option<&str>,
-        input: &mut (dyn Read + Send),
-        record: Option<&mut dyn Write>,
-    ) -> Result<ApplyReport> {
-        crate::naive::apply_diff(self, id, input, record)
     }
 
     fn diff_size(&self, id: &str, parent: Option<&str>) -> Result<u64> {

@@ -424,6 +424,25 @@ impl Overlay2 {
             })
             .collect()
     }
+
+    /// Unpacks a layer over its real parent straight into its upper
+    /// directory, as the kernel would write it (whiteouts as overlay's).
+    fn apply_upper(
+        &self,
+        id: &str,
+        input: &mut (dyn Read + Send),
+        record: Option<&mut dyn Write>,
+    ) -> Result<ApplyReport> {
+        self.require(id)?;
+        let opts = ApplyOptions {
+            target: Target::Overlay(self.xattrs),
+            // Hard links may name files of the layers below.
+            lowers: self.lower_dirs(id)?,
+            ..ApplyOptions::default()
+        };
+        crate::apply_to(input, &self.dir(id).join("diff"), &opts, record)
+            .map_err(|e| Error::archive(format!("applying a layer to {id}"), e))
+    }
 }
 
 /// The `lower` file that `create` writes for layer `id` on `parents`
@@ -730,7 +749,11 @@ impl Driver for Overlay2 {
         // A layer that keeps its files in `diff/` over images: those
         // are mounted while it is applied, as copy-up looks in them.
         self.with_images(id, false, || {
-            crate::apply_routed(self, id, parent, input, record)
+            if self.covers(id, parent) {
+                self.apply_upper(id, input, record)
+            } else {
+                crate::naive::apply_diff(self, id, input, record)
+            }
         })
     }
 
@@ -935,24 +958,6 @@ impl NativeDiff for Overlay2 {
             strata_archive::changes_upper(&self.dir(id).join("diff"), &lowers, self.xattrs)
                 .map_err(|e| Error::archive(format!("changes of layer {id}"), e))
         })
-    }
-
-    fn apply_diff(
-        &self,
-        id: &str,
-        _parent: Option<&str>,
-        input: &mut (dyn Read + Send),
-        record: Option<&mut dyn Write>,
-    ) -> Result<ApplyReport> {
-        self.require(id)?;
-        let opts = ApplyOptions {
-            target: Target::Overlay(self.xattrs),
-            // Hard links may name files of the layers below.
-            lowers: self.lower_dirs(id)?,
-            ..ApplyOptions::default()
-        };
-        crate::apply_to(input, &self.dir(id).join("diff"), &opts, record)
-            .map_err(|e| Error::archive(format!("applying a layer to {id}"), e))
     }
 
     fn diff_size(&self, id: &str, _parent: Option<&str>) -> Result<u64> {

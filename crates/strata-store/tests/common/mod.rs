@@ -4,7 +4,7 @@
 
 use std::io::Cursor;
 
-use strata_store::{Digest, Store};
+use strata_store::{Container, ContainerSpec, Digest, Store};
 use strata_test_support::{layer_tar, require_root, xorshift_bytes, Entry};
 
 /// A one-directory layer with a file whose content differs with `seed`.
@@ -57,6 +57,13 @@ impl Fixture {
         let dir = tempfile::tempdir().unwrap();
         let store = Store::open(&dir.path().join("root"), Some(driver)).unwrap();
         Fixture { store, dir }
+    }
+
+    /// A container of `image`, made as `strata create IMAGE` makes one.
+    pub fn container(&self, image: &str) -> Container {
+        self.store
+            .create_container(image, &ContainerSpec::default())
+            .unwrap()
     }
 
     /// Imports [`layer`]`(seed)` as an image tagged `reference`.
