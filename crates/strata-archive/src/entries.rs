@@ -34,6 +34,21 @@ pub struct Attrs {
     pub xattrs: Vec<(Vec<u8>, Vec<u8>)>,
 }
 
+/// A file that is neither a regular file, a directory nor a link.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Special {
+    Char {
+        major: u32,
+        minor: u32,
+    },
+    Block {
+        major: u32,
+        minor: u32,
+    },
+    /// A fifo (or, found in a lower layer, a socket).
+    Fifo,
+}
+
 /// What an entry is.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum EntryKind {
@@ -49,15 +64,8 @@ pub enum EntryKind {
     Symlink(Vec<u8>),
     /// A hard link to the (normalised) path, never the layer root.
     Link(Vec<Vec<u8>>),
-    Char {
-        major: u32,
-        minor: u32,
-    },
-    Block {
-        major: u32,
-        minor: u32,
-    },
-    Fifo,
+    /// A device or a fifo.
+    Special(Special),
     /// `.wh.NAME`: NAME in the entry's directory is deleted.
     Whiteout(Vec<u8>),
     /// `.wh..wh..opq`: the entry's directory hides what lies below it.
@@ -177,13 +185,13 @@ impl<R: Read> Entries<R> {
                 }
                 EntryType::Char | EntryType::Block => {
                     let (major, minor) = fs::major_minor(device(&e, &raw, ty)?);
-                    if ty == EntryType::Char {
-                        EntryKind::Char { major, minor }
+                    EntryKind::Special(if ty == EntryType::Char {
+                        Special::Char { major, minor }
                     } else {
-                        EntryKind::Block { major, minor }
-                    }
+                        Special::Block { major, minor }
+                    })
                 }
-                EntryType::Fifo => EntryKind::Fifo,
+                EntryType::Fifo => EntryKind::Special(Special::Fifo),
                 other => {
                     return Err(Error::entry(
                         &raw,

@@ -48,7 +48,7 @@ pub use diff::{
     Change, ChangeKind, Unchanged,
 };
 pub use digest::{sha256, sha256_reader, Digest, DigestWriter};
-pub use entries::{Attrs, Entries, EntryKind, LayerEntry};
+pub use entries::{Attrs, Entries, EntryKind, LayerEntry, Special};
 pub use error::{Error, ErrorKind, Result};
 pub use gzip::parallel_gzip;
 pub use lower::{LowerEntry, LowerKind, Lowers};

@@ -53,16 +53,8 @@ pub enum LowerKind {
         object: Option<String>,
     },
     Symlink(Vec<u8>),
-    Char {
-        major: u32,
-        minor: u32,
-    },
-    Block {
-        major: u32,
-        minor: u32,
-    },
-    /// A fifo or a socket.
-    Fifo,
+    /// A device, a fifo or a socket.
+    Special(crate::Special),
 }
 
 /// The object a metacopy file's redirect names, `/ab/<62 hex>`, as the
@@ -182,14 +174,14 @@ impl<'a> Lowers<'a> {
             ),
             FileType::CharacterDevice | FileType::BlockDevice => {
                 let (major, minor) = fs::major_minor(st.st_rdev);
-                let kind = if ty == FileType::CharacterDevice {
-                    LowerKind::Char { major, minor }
+                let dev = if ty == FileType::CharacterDevice {
+                    crate::Special::Char { major, minor }
                 } else {
-                    LowerKind::Block { major, minor }
+                    crate::Special::Block { major, minor }
                 };
-                (kind, Vec::new())
+                (LowerKind::Special(dev), Vec::new())
             }
-            _ => (LowerKind::Fifo, Vec::new()),
+            _ => (LowerKind::Special(crate::Special::Fifo), Vec::new()),
         };
         let attrs = crate::Attrs {
             mode: st.st_mode & 0o7777,

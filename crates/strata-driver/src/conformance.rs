@@ -27,7 +27,7 @@ mod harness;
 mod lifecycle;
 mod loopfs;
 mod quota;
-mod tree;
+use strata_test_support::tree;
 
 pub use check::*;
 pub use content::*;

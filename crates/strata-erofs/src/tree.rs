@@ -4,7 +4,7 @@
 
 use std::collections::{BTreeMap, HashSet};
 
-use strata_archive::{Attrs, Walk};
+use strata_archive::{Attrs, Special, Walk};
 
 /// Where a regular file's content is.
 #[derive(Debug, Clone, Default)]
@@ -33,6 +33,16 @@ pub enum Kind {
     Char(u32, u32),
     Block(u32, u32),
     Fifo,
+}
+
+impl Kind {
+    pub fn special(s: Special) -> Kind {
+        match s {
+            Special::Char { major, minor } => Kind::Char(major, minor),
+            Special::Block { major, minor } => Kind::Block(major, minor),
+            Special::Fifo => Kind::Fifo,
+        }
+    }
 }
 
 #[derive(Debug, Clone)]

@@ -535,9 +535,7 @@ impl<'b> Writer<'_, '_, 'b> {
                 self.tree.mark_written(&e.path);
                 return Ok(());
             }
-            EntryKind::Char { major, minor } => Kind::Char(major, minor),
-            EntryKind::Block { major, minor } => Kind::Block(major, minor),
-            EntryKind::Fifo => Kind::Fifo,
+            EntryKind::Special(s) => Kind::special(s),
             EntryKind::Opaque | EntryKind::Whiteout(_) => unreachable!("handled above"),
         };
         let id = self.tree.add(Node { kind, attrs });
@@ -682,9 +680,7 @@ impl<'b> Writer<'_, '_, 'b> {
                 Kind::File { size, data }
             }
             LowerKind::Symlink(t) => Kind::Symlink(t),
-            LowerKind::Char { major, minor } => Kind::Char(major, minor),
-            LowerKind::Block { major, minor } => Kind::Block(major, minor),
-            LowerKind::Fifo => Kind::Fifo,
+            LowerKind::Special(s) => Kind::special(s),
         };
         let id = self.tree.add(Node { kind, attrs });
         self.tree.put(dir, name, id);

@@ -13,10 +13,4 @@ pub enum ErrorKind {
 
 // A format error: a kind, a message naming the document, the blob or the
 // path, and the source.
-strata_types::error_type!(ErrorKind, io: [NotFound]);
-
-impl From<strata_types::InvalidReference> for Error {
-    fn from(e: strata_types::InvalidReference) -> Self {
-        Error::new(ErrorKind::InvalidArgument, e.to_string())
-    }
-}
+strata_types::error_type!(ErrorKind, io: [NotFound], invalid: [strata_types::InvalidReference]);

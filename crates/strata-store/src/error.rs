@@ -3,7 +3,10 @@
 pub use strata_types::ErrorKind;
 
 // A store error: a kind, a message naming the object, and the source.
-strata_types::error_type!(ErrorKind);
+strata_types::error_type!(
+    ErrorKind,
+    invalid: [strata_types::InvalidReference, strata_types::InvalidSize]
+);
 
 impl Error {
     pub(crate) fn driver(msg: impl Into<String>, err: strata_driver::Error) -> Self {
@@ -22,11 +25,5 @@ impl From<strata_image::Error> for Error {
         };
         let (msg, source) = e.into_parts();
         Error::from_parts(kind, msg, source)
-    }
-}
-
-impl From<strata_types::InvalidReference> for Error {
-    fn from(e: strata_types::InvalidReference) -> Self {
-        Error::new(ErrorKind::InvalidArgument, e.to_string())
     }
 }

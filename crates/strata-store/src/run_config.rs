@@ -137,10 +137,9 @@ pub fn storage_size(opts: &BTreeMap<String, String>) -> Result<Option<u64>> {
     let Some(v) = opts.get("size") else {
         return Ok(None);
     };
-    match strata_types::parse_size(v.trim()) {
-        Ok(0) => Err(invalid(format!("invalid size {v:?}: at least one byte"))),
-        Ok(n) => Ok(Some(n)),
-        Err(e) => Err(invalid(e.to_string())),
+    match strata_types::parse_size(v.trim())? {
+        0 => Err(invalid(format!("invalid size {v:?}: at least one byte"))),
+        n => Ok(Some(n)),
     }
 }
 

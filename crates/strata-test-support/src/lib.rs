@@ -1,11 +1,13 @@
 //! What the workspace's tests share (a dev-dependency only): requirement
-//! checks and small fixtures.
+//! checks, small fixtures and tree manifests ([`tree`]).
 //!
 //! A test that needs what the machine lacks (root, a tool, a file
 //! system) says so: it prints a loud `SKIPPED` line and passes, except
 //! under CI (`CI` set in the environment), where every requirement must
 //! be met and a missing one fails the test.
 #![forbid(unsafe_code)]
+
+pub mod tree;
 
 use std::fs;
 use std::process::{Command, Output};

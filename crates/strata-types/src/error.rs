@@ -70,11 +70,13 @@ pub trait IoKind: Copy {
 /// `ErrorKind`, which must implement [`IoKind`]; or, given a list of
 /// `io::ErrorKind`s (`io: [NotFound, PermissionDenied]`), implements it
 /// too: those map to the kinds of the same names, any other to `Io`.
+/// Given `invalid: [InvalidReference, ...]`, a value that failed its
+/// parse converts into an `InvalidArgument` error saying why.
 ///
 /// The error is made with `thiserror`, so the calling crate depends on it.
 #[macro_export]
 macro_rules! error_type {
-    ($kind:ident, io: [$($io:ident),* $(,)?]) => {
+    ($kind:ident, io: [$($io:ident),* $(,)?] $(, invalid: [$($invalid:path),* $(,)?])?) => {
         impl $crate::error::IoKind for $kind {
             fn of_io(kind: ::std::io::ErrorKind) -> Self {
                 match kind {
@@ -83,6 +85,16 @@ macro_rules! error_type {
                 }
             }
         }
+        $crate::error_type!($kind $(, invalid: [$($invalid),*])?);
+    };
+    ($kind:ident, invalid: [$($invalid:path),* $(,)?]) => {
+        $(
+            impl ::std::convert::From<$invalid> for Error {
+                fn from(e: $invalid) -> Self {
+                    Error::new($kind::InvalidArgument, e.to_string())
+                }
+            }
+        )*
         $crate::error_type!($kind);
     };
     ($kind:ident) => {
@@ -192,10 +204,18 @@ mod tests {
     #[derive(Debug, Clone, Copy, PartialEq, Eq)]
     pub enum ErrorKind {
         NotFound,
+        InvalidArgument,
         Io,
     }
 
-    crate::error_type!(ErrorKind, io: [NotFound]);
+    crate::error_type!(ErrorKind, io: [NotFound], invalid: [crate::InvalidSize]);
+
+    #[test]
+    fn a_failed_parse_is_an_invalid_argument_saying_why() {
+        let e = Error::from(crate::parse_size("lots").unwrap_err());
+        assert_eq!(e.kind(), ErrorKind::InvalidArgument);
+        assert!(e.to_string().contains("\"lots\""), "{e}");
+    }
 
     #[test]
     fn the_message_is_the_display_and_the_cause_the_source() {

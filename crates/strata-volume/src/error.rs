@@ -16,10 +16,4 @@ pub enum ErrorKind {
 
 // A volume error: a kind, a message naming the volume or the plugin, and
 // the source.
-strata_types::error_type!(ErrorKind, io: [NotFound]);
-
-impl From<strata_types::InvalidVolumeName> for Error {
-    fn from(e: strata_types::InvalidVolumeName) -> Self {
-        Error::new(ErrorKind::InvalidArgument, e.to_string())
-    }
-}
+strata_types::error_type!(ErrorKind, io: [NotFound], invalid: [strata_types::InvalidVolumeName]);

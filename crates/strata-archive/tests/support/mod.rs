@@ -2,12 +2,10 @@
 //! overlay mounts cleaned up on drop, and loud requirement checks.
 #![allow(dead_code)]
 
-use std::collections::BTreeMap;
 use std::ffi::OsStr;
 use std::fs;
-use std::io::Read;
 use std::os::unix::ffi::OsStrExt;
-use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
@@ -49,23 +47,10 @@ impl Scratch {
     }
 }
 
-/// One object of a tree, as compared by the round-trip tests: type, mode,
-/// owner, size and content digest, link target, device number, xattrs
-/// (overlay-private ones excluded), mtime seconds and hard-link group.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Node {
-    pub kind: &'static str,
-    pub mode: u32,
-    pub uid: u32,
-    pub gid: u32,
-    pub content: Vec<u8>,
-    pub rdev: u64,
-    pub xattrs: Vec<(Vec<u8>, Vec<u8>)>,
-    pub mtime: Option<i64>,
-    pub link_group: Option<Vec<u8>>,
-}
-
-pub type Manifest = BTreeMap<Vec<u8>, Node>;
+/// What the round-trip tests compare of a tree: per path, type, mode,
+/// owner, content, link target, device number, xattrs (overlay-private
+/// ones excluded), mtime and hard-link group.
+pub use strata_test_support::tree::Tree as Manifest;
 
 pub struct ManifestOptions {
     /// Compare directory mtimes too.
@@ -84,125 +69,21 @@ pub const NO_TIMES: ManifestOptions = ManifestOptions {
     mtimes: false,
 };
 
+/// The tree below `root` (the root itself left out), mtimes in whole
+/// seconds where `opts` compares them (a tar keeps no more) and zero
+/// elsewhere.
 pub fn manifest(root: &Path, opts: &ManifestOptions) -> Manifest {
-    let mut out = Manifest::new();
-    let mut inodes: BTreeMap<(u64, u64), Vec<u8>> = BTreeMap::new();
-    walk(root, b"", opts, &mut out, &mut inodes);
-    // A group of one is no group (overlay reports the lower inode's link
-    // count even when the other names are whited out).
-    let mut sizes: BTreeMap<Vec<u8>, usize> = BTreeMap::new();
-    for n in out.values() {
-        if let Some(g) = &n.link_group {
-            *sizes.entry(g.clone()).or_default() += 1;
-        }
-    }
-    for n in out.values_mut() {
-        if n.link_group.as_ref().is_some_and(|g| sizes[g] < 2) {
-            n.link_group = None;
-        }
-    }
-    out
-}
-
-fn walk(
-    dir: &Path,
-    rel: &[u8],
-    opts: &ManifestOptions,
-    out: &mut Manifest,
-    inodes: &mut BTreeMap<(u64, u64), Vec<u8>>,
-) {
-    for p in strata_test_support::sorted_entries(dir) {
-        let name = p.file_name().expect("a directory entry has a name");
-        if name == "lost+found" && rel.is_empty() {
-            continue;
-        }
-        let mut r = rel.to_vec();
-        if !r.is_empty() {
-            r.push(b'/');
-        }
-        r.extend_from_slice(name.as_bytes());
-        let md = fs::symlink_metadata(&p).unwrap();
-        let ft = md.file_type();
-        use std::os::unix::fs::FileTypeExt;
-        let (kind, content) = if ft.is_dir() {
-            ("dir", Vec::new())
-        } else if ft.is_symlink() {
-            (
-                "symlink",
-                fs::read_link(&p).unwrap().as_os_str().as_bytes().to_vec(),
-            )
-        } else if ft.is_file() {
-            let mut data = Vec::new();
-            fs::File::open(&p).unwrap().read_to_end(&mut data).unwrap();
-            ("file", data)
-        } else if ft.is_fifo() {
-            ("fifo", Vec::new())
-        } else if ft.is_char_device() {
-            ("char", Vec::new())
-        } else if ft.is_block_device() {
-            ("block", Vec::new())
+    let mut m = strata_test_support::tree::manifest(root);
+    m.remove(&Vec::new());
+    for n in m.values_mut() {
+        let compared = if n.kind == "dir" {
+            opts.dir_mtimes
         } else {
-            ("socket", Vec::new())
+            opts.mtimes
         };
-        let link_group = if !ft.is_dir() && md.nlink() > 1 {
-            let key = (md.dev(), md.ino());
-            Some(inodes.entry(key).or_insert_with(|| r.clone()).clone())
-        } else {
-            None
-        };
-        let mtime = if (ft.is_dir() && opts.dir_mtimes) || (!ft.is_dir() && opts.mtimes) {
-            Some(md.mtime())
-        } else {
-            None
-        };
-        out.insert(
-            r.clone(),
-            Node {
-                kind,
-                mode: md.permissions().mode() & 0o7777,
-                uid: md.uid(),
-                gid: md.gid(),
-                content,
-                rdev: if ft.is_dir() || ft.is_file() || ft.is_symlink() {
-                    0
-                } else {
-                    md.rdev()
-                },
-                xattrs: xattrs(&p),
-                mtime,
-                link_group,
-            },
-        );
-        if ft.is_dir() {
-            walk(&p, &r, opts, out, inodes);
-        }
+        n.mtime = (if compared { n.mtime.0 } else { 0 }, 0);
     }
-}
-
-/// xattrs of a path (not following a final symlink), overlay-private and
-/// security.selinux excluded, read with getfattr (package `attr`).
-pub fn xattrs(p: &Path) -> Vec<(Vec<u8>, Vec<u8>)> {
-    let out = Command::new("getfattr")
-        .args(["-h", "-d", "-m", "-", "-e", "hex", "--absolute-names"])
-        .arg(p)
-        .output();
-    let Ok(out) = out else { return Vec::new() };
-    let mut v = Vec::new();
-    for line in out.stdout.split(|b| *b == b'\n') {
-        let Some(eq) = line.iter().position(|b| *b == b'=') else {
-            continue;
-        };
-        let (k, val) = (&line[..eq], &line[eq + 1..]);
-        if k.starts_with(b"trusted.overlay.")
-            || k.starts_with(b"user.overlay.")
-            || k == b"security.selinux"
-        {
-            continue;
-        }
-        v.push((k.to_vec(), val.to_vec()));
-    }
-    v.sort();
-    v
+    m
 }
 
 pub fn setxattr(p: &Path, name: &str, value: &str) {
@@ -216,48 +97,10 @@ pub fn assert_same_trees(a: &Path, b: &Path, opts: &ManifestOptions, what: &str)
     assert_same(&manifest(a, opts), &manifest(b, opts), what);
 }
 
-/// Asserts two manifests are equal, printing the first differences.
+/// Asserts two manifests are equal (times as their options kept them),
+/// printing the first differences.
 pub fn assert_same(a: &Manifest, b: &Manifest, what: &str) {
-    if a == b {
-        return;
-    }
-    let mut diffs = Vec::new();
-    for (k, v) in a {
-        match b.get(k) {
-            None => diffs.push(format!("only in left: {}", String::from_utf8_lossy(k))),
-            Some(w) if w != v => diffs.push(format!(
-                "differs: {}\n  left:  {:?}\n  right: {:?}",
-                String::from_utf8_lossy(k),
-                short(v),
-                short(w)
-            )),
-            _ => {}
-        }
-    }
-    for k in b.keys() {
-        if !a.contains_key(k) {
-            diffs.push(format!("only in right: {}", String::from_utf8_lossy(k)));
-        }
-    }
-    diffs.truncate(20);
-    panic!("{what}: trees differ:\n{}", diffs.join("\n"));
-}
-
-fn short(n: &Node) -> String {
-    format!(
-        "{} mode={:o} {}:{} len={} rdev={} x={} mtime={:?} link={:?}",
-        n.kind,
-        n.mode,
-        n.uid,
-        n.gid,
-        n.content.len(),
-        n.rdev,
-        n.xattrs.len(),
-        n.mtime,
-        n.link_group
-            .as_ref()
-            .map(|l| String::from_utf8_lossy(l).into_owned())
-    )
+    strata_test_support::tree::assert_same(a, b, what, true);
 }
 
 pub fn os(b: &[u8]) -> &OsStr {

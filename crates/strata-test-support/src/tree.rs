@@ -1,8 +1,8 @@
-//! What the suite compares about a layer's view: for each path, the type,
-//! mode, owner, content, link target, device number, xattrs (overlay's
-//! private ones excluded), hard-link group and modification time, like
-//! continuity's manifests (which leave out times; [`assert_same`] checks
-//! them only when asked).
+//! What tests compare about a tree (a layer's view, an extracted or
+//! mounted layer): for each path, the type, mode, owner, content, link
+//! target, device number, xattrs (overlay's private ones excluded),
+//! hard-link group and modification time, like continuity's manifests
+//! (which leave out times; [`assert_same`] checks them only when asked).
 
 use std::collections::BTreeMap;
 use std::fs::{self, File};
