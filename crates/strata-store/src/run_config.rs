@@ -284,24 +284,20 @@ impl RunConfig {
 
 /// RFC 1123 host names, as Docker checks `--hostname`.
 fn check_hostname(h: &str) -> Result<()> {
-    let ok = h.len() <= 253
-        && h.split('.').all(|label| {
-            !label.is_empty()
-                && label.len() <= 63
-                && !label.starts_with('-')
-                && !label.ends_with('-')
-                && label
-                    .bytes()
-                    .all(|b| b.is_ascii_alphanumeric() || b == b'-')
-        });
-    if ok {
-        Ok(())
-    } else {
-        Err(Error::new(
+    // 1 to 63 letters, digits and hyphens, not starting or ending with one.
+    let label = |l: &str| {
+        (1..=63).contains(&l.len())
+            && !l.starts_with('-')
+            && !l.ends_with('-')
+            && l.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+    };
+    if h.len() > 253 || !h.split('.').all(label) {
+        return Err(Error::new(
             ErrorKind::InvalidArgument,
             format!("invalid hostname {h:?}"),
-        ))
+        ));
     }
+    Ok(())
 }
 
 /// The command a container runs, as Docker builds it: the image's
@@ -389,6 +385,37 @@ mod tests {
         let other = [("dm.basesize".to_owned(), "1g".to_owned())].into();
         let err = storage_size(&other).unwrap_err();
         assert_eq!(err.kind(), ErrorKind::InvalidArgument, "{err}");
+    }
+
+    #[test]
+    fn hostnames_are_rfc_1123() {
+        let long_label = "a".repeat(63);
+        let long_name = ["abc"; 63].join(".");
+        for ok in [
+            "web",
+            "web-1.example.com",
+            "1x",
+            long_label.as_str(),
+            &long_name,
+        ] {
+            check_hostname(ok).unwrap();
+        }
+        let too_long = format!("{long_name}.xyz");
+        let label_too_long = "a".repeat(64);
+        for bad in [
+            "",
+            "-web",
+            "web-",
+            "a..b",
+            "a_b",
+            "a b",
+            "ä",
+            too_long.as_str(),
+            &label_too_long,
+        ] {
+            let e = check_hostname(bad).unwrap_err();
+            assert_eq!(e.kind(), ErrorKind::InvalidArgument, "{bad:?}");
+        }
     }
 
     fn network(mode: &str, publish: &[&str]) -> Result<String> {
