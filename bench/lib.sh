@@ -305,15 +305,18 @@ stop_dockerd() {
 }
 
 # Starts a private dockerd for the run, with any more dockerd arguments
-# given: its data root on the run's file system ($RUN/docker), its exec
+# given: its data root on the run's file system ($RUN/docker, or
+# $DOCKER_ROOT), its storage driver overlay2 (or $DOCKER_DRIVER), its exec
 # root and socket under $SHORT. Sets SOCK, DOCKERD_PID and DOCKERD_KIDS
 # (the containerd it starts). When it does not answer in 30 s it is
 # stopped, WHY says why, and the call fails.
 start_dockerd() {
-    mkdir -p "$RUN/docker" "$SHORT/exec"
+    local root=${DOCKER_ROOT:-$RUN/docker}
+    mkdir -p "$root" "$SHORT/exec"
     SOCK=unix://$SHORT/docker.sock
-    dockerd --iptables=false --bridge=none --ip-masq=false --storage-driver overlay2 "$@" \
-        --data-root "$RUN/docker" --exec-root "$SHORT/exec" --pidfile "$SHORT/docker.pid" \
+    dockerd --iptables=false --bridge=none --ip-masq=false \
+        --storage-driver "${DOCKER_DRIVER:-overlay2}" "$@" \
+        --data-root "$root" --exec-root "$SHORT/exec" --pidfile "$SHORT/docker.pid" \
         -H "$SOCK" >"$SHORT/dockerd.log" 2>&1 {BENCH_LOCK}<&- &
     DOCKERD_PID=$!
     for _ in $(seq 150); do
