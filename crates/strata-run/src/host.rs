@@ -32,12 +32,11 @@ fn invalid(msg: String) -> Error {
     Error::new(ErrorKind::InvalidArgument, msg)
 }
 
-/// `--memory 512m`: bytes, with Docker's suffixes `b k m g t` (powers of
-/// 1024, case-insensitive, an optional trailing `b`); at least 6 MiB, as
-/// Docker requires.
+/// `--memory 512m`: bytes, a size as Docker writes one
+/// ([`strata_store::parse_size`]); at least 6 MiB, as Docker requires.
 pub fn parse_memory(s: &str) -> Result<u64> {
-    let bytes = strata_store::parse_size(s.trim())
-        .map_err(|e| invalid(format!("invalid memory size: {e}")))?;
+    let bytes =
+        strata_store::parse_size(s.trim()).map_err(|e| invalid(format!("memory limit: {e}")))?;
     if bytes < 6 << 20 {
         return Err(invalid(format!("memory limit {s:?}: the minimum is 6 MiB")));
     }

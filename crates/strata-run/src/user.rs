@@ -326,7 +326,6 @@ wheel:x:10:root,alice
             resolve(&self.root(), spec)
         }
 
-        /// Puts a host passwd file with an `evil` user beside the root.
         /// Makes `rel` `len` bytes long, sparse.
         fn grow(&self, rel: &str, len: u64) {
             let file = fs::OpenOptions::new()
@@ -336,6 +335,7 @@ wheel:x:10:root,alice
             file.set_len(len).expect("grow sparse");
         }
 
+        /// Puts a host passwd file with an `evil` user beside the root.
         fn host_passwd(&self) -> PathBuf {
             let path = self.host().join("passwd");
             fs::write(&path, "evil:x:4242:4242::/evil:/bin/sh\n").expect("write host");

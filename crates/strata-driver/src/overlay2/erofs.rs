@@ -344,7 +344,7 @@ impl Overlay2 {
     ) -> Result<ApplyReport> {
         // Full images are made durable here, one fsync each (see
         // `flushes_layers`), unless the caller flushes the file system
-        // (`apply_diff_unflushed`); object mode leaves it to the store's
+        // (`Flush::Caller`); object mode leaves it to the store's
         // flush of its file system before it publishes the layer.
         let opts = strata_erofs::Options {
             opaque_xattr: self.xattrs,

@@ -38,8 +38,6 @@ struct Job<'a> {
     chain: Digest,
     parent: Parent,
     what: String,
-    /// Who makes the layer durable: the same for every job of a load.
-    flush: Flush,
 }
 
 enum Parent {
@@ -61,6 +59,15 @@ type Slot = crate::staging::LiveStaging;
 /// is flushed alone, and a load of a few large layers never waits for
 /// unrelated writes.
 const ONE_FLUSH_FROM: usize = 8;
+
+/// Who makes the layers of a load of `new` layers durable.
+fn flush_of(new: usize) -> Flush {
+    if new >= ONE_FLUSH_FROM {
+        Flush::Caller
+    } else {
+        Flush::Driver
+    }
+}
 
 /// Layers unpacked at once by `load` (the archive is local: the disk and
 /// the decompressors set the pace).
@@ -161,15 +168,9 @@ impl Store {
                     chain: chain.clone(),
                     parent,
                     what: format!("layer {} of {} ({})", i + 1, plan.what, lp.name),
-                    flush: Flush::Driver,
                 });
             }
             counts.push((new, present));
-        }
-        if jobs.len() >= ONE_FLUSH_FROM {
-            for j in &mut jobs {
-                j.flush = Flush::Caller;
-            }
         }
         // A driver whose layers copy their parent begins each after its
         // parent is filled (`unpack`, under the lock again, briefly).
@@ -211,8 +212,7 @@ impl Store {
             }
             let staged: Vec<&std::path::Path> =
                 layers.iter().map(|(s, _)| s.path.as_path()).collect();
-            let flush = jobs.first().map_or(Flush::Driver, |j| j.flush);
-            self.layers.flush_staged(&staged, flush)?;
+            self.layers.flush_staged(&staged, flush_of(jobs.len()))?;
             for (slot, layer) in &layers {
                 self.publish_layer(&lock, &slot.path, layer)?;
             }
@@ -472,7 +472,7 @@ impl Store {
                 &slot.cache_id,
                 parent_cache,
                 &mut input,
-                job.flush,
+                flush_of(jobs.len()),
             );
             // Whatever follows the tar's end is part of the blob too.
             let report = filled.and_then(|r| {

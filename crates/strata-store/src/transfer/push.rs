@@ -173,8 +173,6 @@ pub(super) struct BlobRecord {
     pub size: u64,
 }
 
-/// Whether a blob of `media_type` is what `compression` makes (Docker's
-/// and OCI's names for one format alike).
 /// Where a push sends layers, and how.
 #[derive(Clone, Copy)]
 struct Dest<'a> {
@@ -184,6 +182,8 @@ struct Dest<'a> {
     progress: &'a dyn Progress,
 }
 
+/// Whether a blob of `media_type` is what `compression` makes (Docker's
+/// and OCI's names for one format alike).
 fn same_format(media_type: &str, compression: LayerCompression) -> bool {
     match compression {
         LayerCompression::Gzip => media_type.ends_with("gzip"),
